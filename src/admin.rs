@@ -1,0 +1,65 @@
+//! The admin listener: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::telemetry::Metrics;
+
+/// What `/readyz` reports: the broker answered recently and every sink has partitions.
+#[derive(Default)]
+pub struct Health {
+    pub broker_reachable: AtomicBool,
+    /// Sinks that currently hold no assignment.
+    pub sinks_unassigned: AtomicUsize,
+}
+
+impl Health {
+    pub fn ready(&self) -> bool {
+        self.broker_reachable.load(Ordering::Relaxed)
+            && self.sinks_unassigned.load(Ordering::Relaxed) == 0
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+/// The admin router.
+pub fn app(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(AdminState { metrics, health })
+}
+
+async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
+    if !s.health.broker_reachable.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "broker unreachable");
+    }
+    if s.health.sinks_unassigned.load(Ordering::Relaxed) > 0 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for partition assignment",
+        );
+    }
+    (StatusCode::OK, "ready")
+}

@@ -1,0 +1,123 @@
+//! `hookbridge check`: a human summary of the validated configuration. Secrets appear
+//! only as their reference (`${NAME}`, `file:/path`) or `<redacted>`, never as values.
+
+use std::fmt::Write;
+
+use crate::config::load::Loaded;
+use crate::config::units::format_size;
+use crate::connectors::sink::Ordering;
+use crate::connectors::{Connectors, Sink, Source};
+
+/// Renders the summary printed by `check` (and logged by `run` at debug level).
+pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
+    let s = &loaded.settings;
+    let mut out = String::new();
+    let _ = writeln!(out, "settings: {}", loaded.file_label());
+    let _ = writeln!(out, "  kafka.brokers: {}", s.kafka.brokers);
+    for (k, v) in &s.kafka.properties {
+        let shown = if v.is_literal() && !looks_secret(k) {
+            "<set>".to_owned()
+        } else {
+            v.describe()
+        };
+        let _ = writeln!(out, "  kafka.properties.{k}: {shown}");
+    }
+    let _ = writeln!(
+        out,
+        "  http.listen: {}   admin.listen: {}",
+        s.http.listen, s.admin.listen
+    );
+    let _ = writeln!(
+        out,
+        "  connectors_dir: {}",
+        loaded.connectors_dir().display()
+    );
+    let _ = writeln!(out, "sources: {}", connectors.sources.len());
+    for src in &connectors.sources {
+        source_line(&mut out, src);
+    }
+    let _ = writeln!(out, "sinks: {}", connectors.sinks.len());
+    for sink in &connectors.sinks {
+        sink_line(&mut out, sink);
+    }
+    for (file, key) in &connectors.literal_secrets {
+        let _ = writeln!(
+            out,
+            "warning: {file}: key `{key}` holds a literal secret; use \"${{ENV_VAR}}\" or \"file:/path\" outside local development"
+        );
+    }
+    out
+}
+
+fn looks_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "key", "token", "jaas"]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+fn source_line(out: &mut String, s: &Source) {
+    let _ = writeln!(out, "  - {} ({})", s.name, s.file);
+    let _ = writeln!(
+        out,
+        "      POST {} → topic {}   verify: {}",
+        s.path, s.topic, s.scheme
+    );
+    let _ = writeln!(
+        out,
+        "      key: {:?}   max_body: {}   rate_limit: {}",
+        s.key,
+        format_size(s.max_body as u64),
+        s.rate_limit.map_or("none".to_owned(), |r| format!(
+            "{}/s burst {}",
+            r.per_second,
+            r.burst.unwrap_or(r.per_second)
+        ))
+    );
+    if !s.forward_headers.is_empty() {
+        let names: Vec<&str> = s.forward_headers.iter().map(|h| h.as_str()).collect();
+        let _ = writeln!(out, "      forward_headers: {}", names.join(", "));
+    }
+}
+
+fn sink_line(out: &mut String, s: &Sink) {
+    let mut url = s.url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("redacted"));
+    }
+    let _ = writeln!(out, "  - {} ({})", s.name, s.file);
+    let _ = writeln!(
+        out,
+        "      {} → {} {}   group: {}",
+        s.topics.join(", "),
+        s.method,
+        url,
+        s.group_id
+    );
+    let ordering = match s.ordering {
+        Ordering::Key => "key",
+        Ordering::Partition => "partition",
+        Ordering::None => "none",
+    };
+    let _ = writeln!(
+        out,
+        "      ordering: {ordering}   concurrency: {}   timeout: {:?}   retry: {} attempts, {:?}..{:?}",
+        s.concurrency, s.timeout, s.retry.max_attempts, s.retry.initial, s.retry.max
+    );
+    let _ = writeln!(
+        out,
+        "      dlq: {}   signing: {}",
+        s.dlq_topic
+            .as_deref()
+            .unwrap_or("none (failing records retry forever)"),
+        if s.signing_key.is_some() {
+            "standard-webhooks <redacted>"
+        } else {
+            "off"
+        }
+    );
+    if !s.headers.is_empty() {
+        let names: Vec<&str> = s.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let _ = writeln!(out, "      headers: {} (values redacted)", names.join(", "));
+    }
+}

@@ -1,0 +1,97 @@
+//! The process settings in `hookbridge.toml`: Kafka, the webhook listener, the admin
+//! listener, logging and shutdown. Connectors live in their own files (`connectors/`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::units::HumanDuration;
+use super::{ConfigError, SecretRef};
+
+/// Everything in `hookbridge.toml` after layering defaults, file and environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Directory holding one connector file (`*.toml`) per source or sink. Relative
+    /// paths are resolved against the directory of the config file.
+    pub connectors_dir: PathBuf,
+    pub kafka: KafkaSettings,
+    pub http: HttpSettings,
+    pub admin: AdminSettings,
+    pub log: LogSettings,
+    pub shutdown: ShutdownSettings,
+}
+
+/// How hookbridge reaches the Kafka cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    /// Any librdkafka property (TLS, SASL, …). Values may be `${ENV}` or `file:` references.
+    pub properties: BTreeMap<String, SecretRef>,
+    /// Ingress: how long a webhook may wait for the broker's acknowledgement before it is
+    /// answered 503 (the sender retries; the record is never acknowledged falsely).
+    pub produce_timeout: HumanDuration,
+    /// Egress: how often the finished watermark of each partition is committed.
+    pub commit_interval: HumanDuration,
+}
+
+impl KafkaSettings {
+    /// Resolves property values. Names only in errors, never the value.
+    pub fn resolved_properties(&self, file: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        self.properties
+            .iter()
+            .map(|(k, v)| {
+                v.resolve()
+                    .map(|s| (k.clone(), s.expose().to_owned()))
+                    .map_err(|e| {
+                        ConfigError::new(file, format!("kafka.properties.{k}"), e.to_string())
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The webhook listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    /// Requests handled at once; more get 503 + Retry-After instead of queueing unbounded.
+    pub max_in_flight: usize,
+}
+
+/// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+}
+
+/// Log output.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `hookbridge=debug,rdkafka=warn`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// One deadline for the whole drain on SIGTERM: in-flight webhooks, in-flight
+    /// deliveries, the final commit and the producer flush.
+    pub drain_timeout: HumanDuration,
+}

@@ -1,0 +1,154 @@
+//! Connector files: one source or sink per `*.toml` file in the connectors directory,
+//! parsed strictly (unknown keys are errors) and validated into typed definitions.
+
+pub mod rate_limit;
+pub mod sink;
+pub mod source;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+pub use sink::{Sink, SinkConfig};
+pub use source::{Source, SourceConfig};
+
+/// The raw shape of one connector file: exactly one of `[source]` or `[sink]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectorFile {
+    source: Option<SourceConfig>,
+    sink: Option<SinkConfig>,
+}
+
+/// Every connector of the process, validated, each with the file it came from.
+#[derive(Debug, Default)]
+pub struct Connectors {
+    pub sources: Vec<Source>,
+    pub sinks: Vec<Sink>,
+    /// Literal secrets found (file, key): accepted for local development, warned by `check`.
+    pub literal_secrets: Vec<(String, String)>,
+}
+
+impl Connectors {
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name.as_ref() == name)
+    }
+
+    pub fn sink(&self, name: &str) -> Option<&Sink> {
+        self.sinks.iter().find(|s| s.name.as_ref() == name)
+    }
+}
+
+/// Loads and validates every `*.toml` in `dir`, in file-name order.
+pub fn load_dir(dir: &Path) -> Result<Connectors, ConfigError> {
+    let label = dir.display().to_string();
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigError::new(&label, "", format!("cannot read connectors directory: {e}"))
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+
+    let mut out = Connectors::default();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                path.display().to_string(),
+                "",
+                format!("cannot read file: {e}"),
+            )
+        })?;
+        load_file(&path.display().to_string(), &text, &mut out)?;
+    }
+    check_unique(&out)?;
+    Ok(out)
+}
+
+/// Parses one connector file's text and adds the validated connector to `out`.
+pub fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), ConfigError> {
+    let raw: ConnectorFile = parse_toml(file, text)?;
+    match (raw.source, raw.sink) {
+        (Some(src), None) => {
+            for (key, r) in src.secret_refs() {
+                if r.is_literal() {
+                    out.literal_secrets.push((file.to_owned(), key));
+                }
+            }
+            out.sources.push(src.validate(file)?);
+        }
+        (None, Some(sink)) => {
+            for (key, r) in sink.secret_refs() {
+                if r.is_literal() {
+                    out.literal_secrets.push((file.to_owned(), key));
+                }
+            }
+            out.sinks.push(sink.validate(file)?);
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                file,
+                "",
+                "a connector file holds either [source] or [sink], not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                file,
+                "",
+                "expected a [source] or [sink] table",
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Deserializes TOML, reporting the dotted key path of the first problem.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::new(file, "", one_line(&e.to_string())))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        ConfigError::new(file, key, one_line(&e.inner().to_string()))
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn check_unique(c: &Connectors) -> Result<(), ConfigError> {
+    let mut names = HashSet::new();
+    let named = c
+        .sources
+        .iter()
+        .map(|s| (&s.file, &s.name))
+        .chain(c.sinks.iter().map(|s| (&s.file, &s.name)));
+    for (file, name) in named {
+        if !names.insert(name.clone()) {
+            return Err(ConfigError::new(
+                file.as_str(),
+                "name",
+                format!("connector name {name:?} is used by another file; names must be unique"),
+            ));
+        }
+    }
+    let mut paths = HashSet::new();
+    for s in &c.sources {
+        if !paths.insert(s.path.clone()) {
+            return Err(ConfigError::new(
+                s.file.as_str(),
+                "source.path",
+                format!("path {:?} is used by another source", s.path),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! A sink connector: Kafka topics consumed by one group and POSTed to one HTTP
+//! destination with its own retry policy, rate limit, signing and dead-letter topic.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, Method};
+use serde::Deserialize;
+
+use super::rate_limit::RateLimitConfig;
+use crate::config::units::HumanDuration;
+use crate::config::{ConfigError, Secret, SecretRef};
+
+/// `[sink]` in a connector file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Connector name: in metrics, logs, DLQ headers and the default group id.
+    pub name: String,
+    /// Topics consumed.
+    pub topics: Vec<String>,
+    /// Consumer group (default `hookbridge-<name>`).
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Destination URL.
+    pub url: String,
+    /// HTTP method (default POST).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Extra request headers; values may be `${ENV}` / `file:` references (e.g. a bearer token).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, SecretRef>,
+    /// Content-Type when the record carries no `content-type` header (default application/json).
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Record headers sent along as HTTP headers.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// Per-attempt timeout (default 10s).
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    /// Requests in flight at once for this sink (default 64).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// `key` (default): per-key order; `partition`: one at a time per partition; `none`.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Records held per partition before it is paused (default 1000).
+    #[serde(default)]
+    pub buffer: Option<usize>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    #[serde(default)]
+    pub dlq: Option<DlqConfig>,
+    #[serde(default)]
+    pub sign: Option<SignConfig>,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+/// Which records must be delivered in order.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    #[default]
+    Key,
+    Partition,
+    None,
+}
+
+/// `retry = { max_attempts = 12, initial = "500ms", max = "5m", honor_retry_after = true }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts before dead-lettering (0 = unlimited).
+    pub max_attempts: u32,
+    /// Give up (dead-letter) once this much time passed since the first attempt.
+    pub max_elapsed: Option<HumanDuration>,
+    /// First backoff.
+    pub initial: HumanDuration,
+    /// Backoff ceiling, also the cap on a destination's `Retry-After`.
+    pub max: HumanDuration,
+    /// Wait as long as the destination's `Retry-After` says (capped by `max`).
+    pub honor_retry_after: bool,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 12,
+            max_elapsed: None,
+            initial: HumanDuration(Duration::from_millis(500)),
+            max: HumanDuration(Duration::from_secs(300)),
+            honor_retry_after: true,
+        }
+    }
+}
+
+/// `dlq = { topic = "orders.dlq" }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlqConfig {
+    pub topic: String,
+}
+
+/// `sign = { scheme = "standard-webhooks", secret = "${WHSEC}" }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignConfig {
+    pub scheme: SignScheme,
+    pub secret: SecretRef,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignScheme {
+    StandardWebhooks,
+}
+
+/// `breaker = { failures = 20, cooldown = "30s" }`: after `failures` consecutive retryable
+/// failures the sink pauses its partitions; after `cooldown` one probe is let through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Consecutive retryable failures that open the breaker (0 = never).
+    pub failures: u32,
+    pub cooldown: HumanDuration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: 20,
+            cooldown: HumanDuration(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// A validated sink.
+#[derive(Debug)]
+pub struct Sink {
+    pub file: String,
+    pub name: Arc<str>,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    pub url: url::Url,
+    pub method: Method,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub content_type: HeaderValue,
+    pub forward_headers: Vec<String>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub ordering: Ordering,
+    pub buffer: usize,
+    pub retry: RetryConfig,
+    pub rate_limit: Option<RateLimitConfig>,
+    pub dlq_topic: Option<String>,
+    /// Standard Webhooks signing key (the bytes after `whsec_`, base64-decoded).
+    pub signing_key: Option<Secret>,
+    pub breaker: BreakerConfig,
+}
+
+impl SinkConfig {
+    /// Every secret reference with its key, for `check`'s literal-secret warning. Plain
+    /// header values are not secrets; only a `sign` secret is.
+    pub fn secret_refs(&self) -> Vec<(String, &SecretRef)> {
+        self.sign
+            .iter()
+            .map(|s| ("sink.sign.secret".to_owned(), &s.secret))
+            .collect()
+    }
+
+    /// Checks every value and resolves secrets. Errors name `file` and the key.
+    pub fn validate(self, file: &str) -> Result<Sink, ConfigError> {
+        let err = |key: &str, reason: String| ConfigError::new(file, format!("sink.{key}"), reason);
+        if self.name.trim().is_empty() {
+            return Err(err("name", "must not be empty".into()));
+        }
+        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(err("topics", "list at least one non-empty topic".into()));
+        }
+        let url = url::Url::parse(&self.url)
+            .map_err(|e| err("url", format!("{:?} is not a URL: {e}", self.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(err("url", "must be an http:// or https:// URL".into()));
+        }
+        let method = match &self.method {
+            None => Method::POST,
+            Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| err("method", format!("{m:?} is not an HTTP method")))?,
+        };
+        let headers = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let key = format!("headers.{k}");
+                let name = HeaderName::try_from(k.as_str())
+                    .map_err(|_| err(&key, "not a valid header name".into()))?;
+                let value = v.resolve().map_err(|e| err(&key, e.to_string()))?;
+                let mut value = HeaderValue::from_str(value.expose())
+                    .map_err(|_| err(&key, "value is not a valid header value".into()))?;
+                value.set_sensitive(!matches!(v, SecretRef::Literal(_)));
+                Ok((name, value))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let content_type =
+            HeaderValue::from_str(self.content_type.as_deref().unwrap_or("application/json"))
+                .map_err(|_| err("content_type", "not a valid header value".into()))?;
+        let timeout = self.timeout.map_or(Duration::from_secs(10), |t| t.0);
+        if timeout.is_zero() {
+            return Err(err("timeout", "must be greater than zero".into()));
+        }
+        let concurrency = self.concurrency.unwrap_or(64);
+        if !(1..=10_000).contains(&concurrency) {
+            return Err(err("concurrency", "must be between 1 and 10000".into()));
+        }
+        let buffer = self.buffer.unwrap_or(1000);
+        if buffer == 0 {
+            return Err(err("buffer", "must be at least 1".into()));
+        }
+        if self.retry.initial.0.is_zero() || self.retry.initial > self.retry.max {
+            return Err(err(
+                "retry.initial",
+                "must be greater than zero and at most retry.max".into(),
+            ));
+        }
+        let dlq_topic = match self.dlq {
+            Some(d) if d.topic.trim().is_empty() => {
+                return Err(err("dlq.topic", "must not be empty".into()))
+            }
+            Some(d) if self.topics.contains(&d.topic) => {
+                return Err(err(
+                    "dlq.topic",
+                    "must differ from the consumed topics".into(),
+                ))
+            }
+            Some(d) => Some(d.topic),
+            None => None,
+        };
+        let signing_key = match &self.sign {
+            None => None,
+            Some(s) => Some(standard_webhooks_key(&s.secret).map_err(|r| err("sign.secret", r))?),
+        };
+        let group_id = self
+            .group_id
+            .unwrap_or_else(|| format!("hookbridge-{}", self.name));
+        Ok(Sink {
+            file: file.to_owned(),
+            name: self.name.into(),
+            topics: self.topics,
+            group_id,
+            url,
+            method,
+            headers,
+            content_type,
+            forward_headers: self.forward_headers,
+            timeout,
+            concurrency,
+            ordering: self.ordering,
+            buffer,
+            retry: self.retry,
+            rate_limit: self.rate_limit,
+            dlq_topic,
+            signing_key,
+            breaker: self.breaker,
+        })
+    }
+}
+
+/// Checks a `whsec_…` secret decodes; keeps the whole string (the signer decodes it).
+fn standard_webhooks_key(secret: &SecretRef) -> Result<Secret, String> {
+    use base64::Engine;
+    let s = secret.resolve().map_err(|e| e.to_string())?;
+    let b64 = s.expose().strip_prefix("whsec_").unwrap_or(s.expose());
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| "must be a Standard Webhooks secret: whsec_ followed by base64".to_owned())?;
+    Ok(s)
+}
+
+/// Attempt ceiling as an option: `None` = unlimited.
+pub fn max_attempts(retry: &RetryConfig) -> Option<NonZeroU32> {
+    NonZeroU32::new(retry.max_attempts)
+}

@@ -1,0 +1,134 @@
+//! A per-sink circuit breaker. After `failures` consecutive retryable failures the
+//! destination is considered down: deliveries wait (their attempt counters do not run,
+//! so nothing floods the DLQ), buffers fill and partitions pause. After `cooldown` one
+//! probe goes through; its success closes the breaker, its failure re-opens it.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use prometheus::IntGauge;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen,
+}
+
+/// Shared by every delivery of one sink.
+pub struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<State>,
+    gauge: IntGauge,
+}
+
+impl Breaker {
+    /// `threshold = 0` disables the breaker.
+    pub fn new(threshold: u32, cooldown: Duration, gauge: IntGauge) -> Self {
+        gauge.set(0);
+        Self {
+            threshold,
+            cooldown,
+            state: Mutex::new(State::Closed { failures: 0 }),
+            gauge,
+        }
+    }
+
+    fn set(&self, state: &mut State, next: State, connector: &str) {
+        let code = match next {
+            State::Closed { .. } => 0,
+            State::Open { .. } => 1,
+            State::HalfOpen => 2,
+        };
+        if std::mem::discriminant(state) != std::mem::discriminant(&next) {
+            tracing::warn!(
+                connector,
+                state = ["closed", "open", "half-open"][code as usize],
+                "circuit breaker changed state"
+            );
+        }
+        *state = next;
+        self.gauge.set(code);
+    }
+
+    /// Waits until an attempt may be made. False when cancelled while waiting.
+    pub async fn admit(&self, cancel: &CancellationToken, connector: &str) -> bool {
+        loop {
+            let wait = {
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                match *state {
+                    State::Closed { .. } => return true,
+                    State::Open { until } if Instant::now() >= until => {
+                        self.set(&mut state, State::HalfOpen, connector);
+                        return true;
+                    }
+                    State::Open { until } => until - Instant::now(),
+                    // One probe is out; everyone else checks back shortly.
+                    State::HalfOpen => Duration::from_millis(100),
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return false,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Reports an attempt's result: `Some(true)` success, `Some(false)` retryable failure,
+    /// `None` for results that say nothing about the destination's health.
+    pub fn record(&self, healthy: Option<bool>, connector: &str) {
+        if self.threshold == 0 {
+            return;
+        }
+        let Some(ok) = healthy else { return };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let next = match (*state, ok) {
+            (_, true) => State::Closed { failures: 0 },
+            (State::Closed { failures }, false) if failures + 1 >= self.threshold => State::Open {
+                until: Instant::now() + self.cooldown,
+            },
+            (State::Closed { failures }, false) => State::Closed {
+                failures: failures + 1,
+            },
+            (State::HalfOpen, false) => State::Open {
+                until: Instant::now() + self.cooldown,
+            },
+            (open @ State::Open { .. }, false) => open,
+        };
+        self.set(&mut state, next, connector);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_after_threshold_and_closes_on_probe_success() {
+        let g = IntGauge::new("g", "g").unwrap();
+        let b = Breaker::new(3, Duration::from_millis(50), g.clone());
+        let cancel = CancellationToken::new();
+        for _ in 0..3 {
+            assert!(b.admit(&cancel, "t").await);
+            b.record(Some(false), "t");
+        }
+        assert_eq!(g.get(), 1);
+        let started = Instant::now();
+        assert!(b.admit(&cancel, "t").await);
+        assert!(started.elapsed() >= Duration::from_millis(40));
+        assert_eq!(g.get(), 2);
+        b.record(Some(true), "t");
+        assert_eq!(g.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn cancel_interrupts_the_wait() {
+        let b = Breaker::new(1, Duration::from_secs(60), IntGauge::new("g", "g").unwrap());
+        b.record(Some(false), "t");
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        assert!(!b.admit(&cancel, "t").await);
+    }
+}

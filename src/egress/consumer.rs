@@ -1,0 +1,216 @@
+//! The sink's Kafka consumer: a dedicated poll thread (so a rebalance callback may block
+//! while in-flight deliveries drain) and the context that commits the drained watermark
+//! synchronously before partitions are handed to another member.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::dispatcher::{Event, Offsets, PartitionControl};
+use super::record::{Record, TopicPartition};
+use crate::admin::Health;
+
+/// Callbacks of one sink's consumer.
+pub struct SinkContext {
+    name: Arc<str>,
+    events: UnboundedSender<Event>,
+    drain_timeout: Duration,
+    assigned: AtomicBool,
+    health: Arc<Health>,
+}
+
+impl SinkContext {
+    pub fn new(
+        name: Arc<str>,
+        events: UnboundedSender<Event>,
+        drain_timeout: Duration,
+        health: Arc<Health>,
+    ) -> Self {
+        health.sinks_unassigned.fetch_add(1, Ordering::Relaxed);
+        Self {
+            name,
+            events,
+            drain_timeout,
+            assigned: AtomicBool::new(false),
+            health,
+        }
+    }
+
+    /// Asks the dispatcher to drain `partitions` and waits for its offsets.
+    fn drain(&self, partitions: Vec<TopicPartition>, shutdown: bool) -> Option<Offsets> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let event = if shutdown {
+            Event::Shutdown { reply }
+        } else {
+            Event::Revoke { partitions, reply }
+        };
+        self.events.send(event).ok()?;
+        answer
+            .recv_timeout(self.drain_timeout + Duration::from_secs(2))
+            .ok()
+    }
+
+    fn set_assigned(&self, assigned: bool) {
+        if self.assigned.swap(assigned, Ordering::Relaxed) != assigned {
+            if assigned {
+                self.health.sinks_unassigned.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                self.health.sinks_unassigned.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements()
+        .iter()
+        .map(|e| TopicPartition {
+            topic: e.topic().into(),
+            partition: e.partition(),
+        })
+        .collect()
+}
+
+fn to_tpl(offsets: &Offsets) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+    for (tp, o) in offsets {
+        let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*o));
+    }
+    tpl
+}
+
+/// Synchronous commit, used on revoke and shutdown.
+fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &Offsets, name: &str) {
+    if offsets.is_empty() {
+        return;
+    }
+    match consumer.commit(&to_tpl(offsets), CommitMode::Sync) {
+        Ok(()) => tracing::info!(
+            connector = name,
+            partitions = offsets.len(),
+            "committed drained offsets"
+        ),
+        Err(e) => {
+            tracing::warn!(connector = name, error = %e, "final commit failed; records after the last commit will be redelivered")
+        }
+    }
+}
+
+impl ClientContext for SinkContext {}
+
+impl ConsumerContext for SinkContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let partitions = partitions_of(tpl);
+            tracing::info!(connector = %self.name, partitions = partitions.len(), "partitions revoked; draining");
+            match self.drain(partitions, false) {
+                Some(offsets) => commit_sync(consumer, &offsets, &self.name),
+                None => {
+                    tracing::debug!(connector = %self.name, "dispatcher already stopped; nothing to commit")
+                }
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(connector = %self.name, partitions = tpl.count(), "partitions assigned");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => {
+                tracing::warn!(connector = %self.name, error = %e, "rebalance error")
+            }
+        }
+        let held = consumer
+            .assignment()
+            .map(|a| a.count() > 0)
+            .unwrap_or(false);
+        self.set_assigned(held);
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(connector = %self.name, error = %e, partitions = offsets.count(), "offset commit failed; it is retried at the next interval");
+        }
+    }
+}
+
+/// The consumer as the dispatcher sees it.
+pub struct Control(pub Arc<BaseConsumer<SinkContext>>);
+
+impl PartitionControl for Control {
+    fn pause(&self, tp: &TopicPartition) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&tp.topic, tp.partition);
+        if let Err(e) = self.0.pause(&tpl) {
+            tracing::warn!(error = %e, "pause failed");
+        }
+    }
+
+    fn resume(&self, tp: &TopicPartition) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&tp.topic, tp.partition);
+        if let Err(e) = self.0.resume(&tpl) {
+            tracing::warn!(error = %e, "resume failed");
+        }
+    }
+
+    fn commit_async(&self, offsets: &Offsets) {
+        if let Err(e) = self.0.commit(&to_tpl(offsets), CommitMode::Async) {
+            tracing::warn!(error = %e, "offset commit could not be queued");
+        }
+    }
+}
+
+/// Polls until `stop`, forwarding records to the dispatcher; then drains, commits
+/// synchronously and closes the consumer (leaving the group at once).
+pub fn poll_thread(
+    consumer: Arc<BaseConsumer<SinkContext>>,
+    events: UnboundedSender<Event>,
+    stop: CancellationToken,
+) {
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    while !stop.is_cancelled() {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Ok(msg)) => {
+                let topic = match topics.get(msg.topic()) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t: Arc<str> = msg.topic().into();
+                        topics.insert(msg.topic().to_owned(), t.clone());
+                        t
+                    }
+                };
+                use rdkafka::message::Message;
+                if events
+                    .send(Event::Record(Record::from_message(&msg, topic)))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(connector = %consumer.context().name, error = %e, "consumer error")
+            }
+        }
+    }
+    let ctx = consumer.context();
+    match ctx.drain(Vec::new(), true) {
+        Some(offsets) => commit_sync(&consumer, &offsets, &ctx.name),
+        None => {
+            tracing::warn!(connector = %ctx.name, "shutdown drain did not answer; committing nothing")
+        }
+    }
+    ctx.set_assigned(false);
+    // Closing serves one last revoke; the dispatcher is gone by then, so it commits nothing.
+    consumer.unsubscribe();
+}

@@ -1,0 +1,104 @@
+//! Egress: Kafka records POSTed to HTTP destinations, at least once. An offset is
+//! committed only when every record before it was delivered (2xx) or dead-lettered with
+//! the broker's acknowledgement: the contiguous watermark, per partition.
+
+pub mod breaker;
+pub mod consumer;
+pub mod delivery;
+pub mod dispatcher;
+pub mod dlq;
+pub mod outcome;
+pub mod record;
+pub mod retry;
+pub mod sign;
+pub mod watermark;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::Health;
+use crate::connectors::Sink;
+use crate::telemetry::Metrics;
+use consumer::{Control, SinkContext};
+use delivery::Destination;
+use dispatcher::Dispatcher;
+
+/// Why a sink could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("sink {0}: cannot create consumer: {1}")]
+    Consumer(String, rdkafka::error::KafkaError),
+    #[error("sink {0}: cannot create HTTP client: {1}")]
+    Client(String, reqwest::Error),
+}
+
+/// Timing shared by every sink.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub commit_interval: Duration,
+    pub drain_timeout: Duration,
+}
+
+/// Runs one sink until `stop`, then drains, commits and returns.
+pub async fn run_sink(
+    sink: Sink,
+    mut consumer_cfg: ClientConfig,
+    producer: FutureProducer,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    timing: Timing,
+    stop: CancellationToken,
+) -> Result<(), SinkError> {
+    let name = sink.name.clone();
+    let topics = sink.topics.clone();
+    consumer_cfg.set("group.id", &sink.group_id);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let context = SinkContext::new(name.clone(), tx.clone(), timing.drain_timeout, health);
+    let consumer: BaseConsumer<SinkContext> = consumer_cfg
+        .create_with_context(context)
+        .map_err(|e| SinkError::Consumer(name.to_string(), e))?;
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topic_refs)
+        .map_err(|e| SinkError::Consumer(name.to_string(), e))?;
+    let consumer = Arc::new(consumer);
+
+    let destination = Arc::new(
+        Destination::new(sink, producer, metrics)
+            .map_err(|e| SinkError::Client(name.to_string(), e))?,
+    );
+    let dispatcher = Dispatcher::new(
+        destination,
+        Arc::new(Control(consumer.clone())),
+        tx.clone(),
+        timing.commit_interval,
+        timing.drain_timeout,
+    );
+    let dispatching = tokio::spawn(dispatcher.run(rx));
+    let poller = {
+        let consumer = consumer.clone();
+        std::thread::Builder::new()
+            .name(format!("poll-{name}"))
+            .spawn(move || consumer::poll_thread(consumer, tx, stop))
+            .map_err(|e| {
+                SinkError::Consumer(
+                    name.to_string(),
+                    rdkafka::error::KafkaError::ClientCreation(e.to_string()),
+                )
+            })?
+    };
+    tracing::info!(connector = %name, topics = ?topics, "sink started");
+    let _ = dispatching.await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = poller.join();
+        drop(consumer);
+    })
+    .await;
+    tracing::info!(connector = %name, "sink stopped");
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Ingress: webhooks in, verified over their raw bytes, produced to Kafka, and answered
+//! 2xx only after the broker acknowledged the record.
+
+pub mod handler;
+pub mod key;
+pub mod response;
+pub mod server;
+pub mod trace;
+
+pub use handler::{app, Ingress};

@@ -1,0 +1,22 @@
+//! hookbridge: a Kafka ⇄ webhook bridge.
+//!
+//! * [`ingress`]: webhooks in, verified ([`verify`]) and produced to Kafka; answered 2xx
+//!   only after the broker acknowledged the record.
+//! * [`egress`]: Kafka records out to HTTP destinations; offsets committed only up to the
+//!   contiguous watermark of finished (delivered or dead-lettered) records.
+//!
+//! The binary (`src/main.rs`) wires these together from [`config`] and [`connectors`].
+
+pub mod admin;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod connectors;
+pub mod egress;
+pub mod ingress;
+pub mod kafka;
+pub mod run;
+pub mod send;
+pub mod shutdown;
+pub mod telemetry;
+pub mod verify;

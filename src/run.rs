@@ -1,0 +1,138 @@
+//! `hookbridge run`: start the admin listener, the webhook listener and every sink; on
+//! SIGTERM stop in order — stop accepting webhooks, finish in-flight produces, drain
+//! deliveries, commit, flush the producer — within one deadline.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::producer::{FutureProducer, Producer};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::{self, Health};
+use crate::config::load::Loaded;
+use crate::connectors::Connectors;
+use crate::egress::{self, Timing};
+use crate::ingress::{self, Ingress};
+use crate::kafka;
+use crate::telemetry::Metrics;
+
+/// Runs until a shutdown signal (or `stop` is cancelled) and everything has drained.
+pub async fn run(
+    loaded: Loaded,
+    connectors: Connectors,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let s = &loaded.settings;
+    let props = s.kafka.resolved_properties(&loaded.file_label())?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+
+    let producer_cfg = kafka::client_config(&s.kafka, &kafka::for_producer(&props), &[]);
+    let producer = kafka::producer::build(producer_cfg, s.kafka.produce_timeout.0)
+        .context("creating the Kafka producer")?;
+
+    let admin_listener = tokio::net::TcpListener::bind(s.admin.listen)
+        .await
+        .with_context(|| format!("binding admin listener {}", s.admin.listen))?;
+    let http_listener = ingress::server::bind(s.http.listen)
+        .await
+        .with_context(|| format!("binding webhook listener {}", s.http.listen))?;
+    tracing::info!(webhooks = %s.http.listen, admin = %s.admin.listen, sources = connectors.sources.len(), sinks = connectors.sinks.len(), "hookbridge started");
+
+    let tasks = TaskTracker::new();
+    let admin_stop = CancellationToken::new();
+    {
+        let app = admin::app(metrics.clone(), health.clone());
+        let admin_stop = admin_stop.clone();
+        tasks.spawn(async move {
+            let _ = axum::serve(admin_listener, app)
+                .with_graceful_shutdown(admin_stop.cancelled_owned())
+                .await;
+        });
+    }
+    tasks.spawn(watch_broker(
+        producer.clone(),
+        health.clone(),
+        admin_stop.clone(),
+    ));
+
+    let ingress = Arc::new(Ingress::new(
+        connectors.sources,
+        producer.clone(),
+        s.kafka.produce_timeout.0,
+        s.http.max_in_flight,
+        metrics.clone(),
+    ));
+    for (path, name) in ingress.paths() {
+        tracing::info!(source = name, path, "source ready");
+    }
+    let http = tokio::spawn(ingress::server::serve(http_listener, ingress, stop.clone()));
+
+    let timing = Timing {
+        commit_interval: s.kafka.commit_interval.0,
+        drain_timeout: s.shutdown.drain_timeout.0,
+    };
+    let mut sinks = Vec::new();
+    for sink in connectors.sinks {
+        let cfg = kafka::client_config(&s.kafka, &props, kafka::CONSUMER_DEFAULTS);
+        sinks.push(tokio::spawn(egress::run_sink(
+            sink,
+            cfg,
+            producer.clone(),
+            metrics.clone(),
+            health.clone(),
+            timing,
+            stop.clone(),
+        )));
+    }
+
+    stop.cancelled().await;
+    let deadline = tokio::time::Instant::now() + s.shutdown.drain_timeout.0;
+    // 1. The listener stops accepting; in-flight webhooks still wait for their acks.
+    match tokio::time::timeout_at(deadline, http).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "webhook listener error"),
+        Err(_) => tracing::warn!("webhook requests still in flight at the drain deadline"),
+        _ => {}
+    }
+    // 2. Sinks drain in-flight deliveries and commit their watermarks.
+    for sink in sinks {
+        match sink.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "sink failed"),
+            Err(e) => tracing::error!(error = %e, "sink task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    // 3. Flush anything still queued in the producer (DLQ writes, late produces).
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(Duration::from_secs(1));
+    let flushing = producer.clone();
+    let _ = tokio::task::spawn_blocking(move || flushing.flush(left)).await;
+    admin_stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!("hookbridge stopped");
+    Ok(())
+}
+
+/// Keeps `/readyz` honest: asks the broker for metadata every few seconds.
+async fn watch_broker(producer: FutureProducer, health: Arc<Health>, stop: CancellationToken) {
+    loop {
+        let p = producer.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            p.client()
+                .fetch_metadata(None, Duration::from_secs(3))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        health.broker_reachable.store(ok, Ordering::Relaxed);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })) => {}
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! `hookbridge send`: POST a webhook signed exactly as the source's provider would sign
+//! it, and print the response — local testing without the provider.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context};
+
+use crate::connectors::Connectors;
+
+/// Signs and sends; exit code 0 on a 2xx.
+pub async fn send(
+    connectors: &Connectors,
+    name: &str,
+    body: Option<&Path>,
+    base: &str,
+) -> anyhow::Result<ExitCode> {
+    let source = connectors
+        .source(name)
+        .ok_or_else(|| anyhow!("no source connector named {name:?}"))?;
+    let body: Vec<u8> = match body {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => source.verifier.sample_body().to_vec(),
+    };
+    let url = format!("{}{}", base.trim_end_matches('/'), source.path);
+    let signed_url = source.public_url.clone().unwrap_or_else(|| url.clone());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
+    let mut headers = source
+        .verifier
+        .sign(&body, &signed_url, now)
+        .unwrap_or_default();
+    if !headers.contains_key(reqwest::header::CONTENT_TYPE) {
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static(source.verifier.sample_content_type()),
+        );
+    }
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    println!("{} {}", status.as_u16(), text);
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

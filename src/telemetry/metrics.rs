@@ -1,0 +1,164 @@
+//! Every metric hookbridge exports, with fixed label sets. One `Metrics` per process,
+//! shared by reference; label values are connector names and small closed sets, never
+//! anything taken from a request.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Ingress requests by connector and HTTP status.
+    pub ingress_requests: IntCounterVec,
+    /// Signature failures by connector and reason.
+    pub signature_failures: IntCounterVec,
+    /// Time from handing a record to the producer to the broker's acknowledgement.
+    pub produce_latency: HistogramVec,
+    /// Finished records by connector and outcome (delivered, dead_lettered).
+    pub deliveries: IntCounterVec,
+    /// HTTP attempts by connector and result class (2xx, 4xx, 5xx, timeout, connect, …).
+    pub attempts: IntCounterVec,
+    /// Attempts that were retried, by connector.
+    pub retries: IntCounterVec,
+    /// Dead-letter writes by connector and reason.
+    pub dlq_writes: IntCounterVec,
+    /// Duration of one HTTP attempt to a destination.
+    pub delivery_latency: HistogramVec,
+    /// Records in flight (started, not finished) by connector.
+    pub in_flight: IntGaugeVec,
+    /// Records held (received, not finished) by connector.
+    pub buffered: IntGaugeVec,
+    /// Partitions paused for back-pressure or an open breaker, by connector.
+    pub paused_partitions: IntGaugeVec,
+    /// Committed-watermark lag: high watermark minus committed offset, per partition.
+    pub consumer_lag: IntGaugeVec,
+    /// Breaker state by connector: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: IntGaugeVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let buckets = vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .expect("valid metric definition");
+    r.register(Box::new(h.clone()))
+        .expect("metric registered once");
+    h
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        Self {
+            ingress_requests: counter(
+                &r,
+                "hookbridge_ingress_requests_total",
+                "Webhook requests by connector and HTTP status.",
+                &["connector", "status"],
+            ),
+            signature_failures: counter(
+                &r,
+                "hookbridge_signature_failures_total",
+                "Rejected webhook signatures by connector and reason.",
+                &["connector", "reason"],
+            ),
+            produce_latency: histogram(
+                &r,
+                "hookbridge_produce_latency_seconds",
+                "Time from produce to broker acknowledgement.",
+                &["connector"],
+            ),
+            deliveries: counter(
+                &r,
+                "hookbridge_deliveries_total",
+                "Finished records by connector and outcome.",
+                &["connector", "outcome"],
+            ),
+            attempts: counter(
+                &r,
+                "hookbridge_delivery_attempts_total",
+                "HTTP delivery attempts by connector and result.",
+                &["connector", "result"],
+            ),
+            retries: counter(
+                &r,
+                "hookbridge_delivery_retries_total",
+                "Delivery attempts that will be retried.",
+                &["connector"],
+            ),
+            dlq_writes: counter(
+                &r,
+                "hookbridge_dlq_writes_total",
+                "Records written to the dead-letter topic.",
+                &["connector", "reason"],
+            ),
+            delivery_latency: histogram(
+                &r,
+                "hookbridge_delivery_latency_seconds",
+                "Duration of one HTTP delivery attempt.",
+                &["connector"],
+            ),
+            in_flight: gauge(
+                &r,
+                "hookbridge_deliveries_in_flight",
+                "Records being delivered now.",
+                &["connector"],
+            ),
+            buffered: gauge(
+                &r,
+                "hookbridge_buffered_records",
+                "Records received and not yet finished.",
+                &["connector"],
+            ),
+            paused_partitions: gauge(
+                &r,
+                "hookbridge_paused_partitions",
+                "Partitions paused by back-pressure or an open breaker.",
+                &["connector"],
+            ),
+            consumer_lag: gauge(
+                &r,
+                "hookbridge_consumer_lag",
+                "High watermark minus committed offset.",
+                &["connector", "topic", "partition"],
+            ),
+            breaker_state: gauge(
+                &r,
+                "hookbridge_breaker_state",
+                "Circuit breaker: 0 closed, 1 open, 2 half-open.",
+                &["connector"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
