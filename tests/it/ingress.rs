@@ -1,0 +1,255 @@
+//! Ingress end to end: signed webhooks in, records read back with confluent-kafka.
+
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::support::broker::Broker;
+use crate::support::hookbridge::{metric, Config, Hookbridge};
+use crate::support::kafka;
+use crate::support::unique;
+
+const SECRET: &str = "gh-secret-value-1f9c2e";
+
+fn github_sig(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn github_source(topic: &str, extra: &str) -> String {
+    format!(
+        r#"[source]
+name = "github"
+path = "/webhooks/github"
+topic = "{topic}"
+verify = {{ scheme = "github", secrets = ["${{GH_SECRET}}"] }}
+key = "header:X-GitHub-Delivery"
+forward_headers = ["X-GitHub-Event", "X-GitHub-Delivery"]
+{extra}
+"#
+    )
+}
+
+async fn start(broker: &Broker, topic: &str, extra: &str) -> Hookbridge {
+    broker.create_topic(topic, 3);
+    let cfg = Config::new(&broker.addr())
+        .connector("github.toml", &github_source(topic, extra))
+        .env("GH_SECRET", SECRET);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    hb
+}
+
+async fn post(
+    hb: &Hookbridge,
+    body: &[u8],
+    sig: Option<&str>,
+    delivery: &str,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(hb.url("/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", delivery)
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(body.to_vec());
+    if let Some(s) = sig {
+        req = req.header("X-Hub-Signature-256", s);
+    }
+    req.send().await.expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhook_lands_byte_identical_with_key_and_headers() {
+    let broker = Broker::start();
+    let topic = unique("gh");
+    let hb = start(&broker, &topic, "").await;
+    // CRLF, non-UTF-8 bytes and trailing whitespace must survive untouched.
+    let body: &[u8] = b"{\"ref\":\"refs/heads/main\"}\r\n\xff\xfe\x00 ";
+    let resp = post(&hb, body, Some(&github_sig(SECRET, body)), "d-123").await;
+    assert_eq!(resp.status(), 200);
+
+    let records = kafka::read(&broker.addr(), &topic, Some(1), 15.0).await;
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r.value, body);
+    assert_eq!(r.key.as_deref(), Some(&b"d-123"[..]));
+    assert_eq!(r.header("X-GitHub-Event").as_deref(), Some("push"));
+    assert_eq!(r.header("hookbridge-source").as_deref(), Some("github"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(
+        r.header("traceparent").as_deref(),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    );
+    let received_at = r
+        .header("hookbridge-received-at")
+        .expect("received-at header");
+    assert!(
+        humantime::parse_rfc3339(&received_at).is_ok(),
+        "{received_at}"
+    );
+    assert!(!hb.logs().contains(SECRET), "secret leaked into logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_signatures_get_401_and_produce_nothing() {
+    let broker = Broker::start();
+    let topic = unique("gh-bad");
+    let hb = start(&broker, &topic, "").await;
+    let body = br#"{"zen":"hi"}"#;
+    let bad = [
+        Some(github_sig("wrong-secret", body)),
+        Some(github_sig(SECRET, b"another body")),
+        Some("sha256=zz".to_owned()),
+        None,
+    ];
+    for sig in &bad {
+        let resp = post(&hb, body, sig.as_deref(), "bad").await;
+        assert_eq!(resp.status(), 401, "{sig:?}");
+    }
+    // A valid marker after the bad ones: the topic must hold exactly this one record.
+    let marker = br#"{"marker":true}"#;
+    assert_eq!(
+        post(&hb, marker, Some(&github_sig(SECRET, marker)), "m")
+            .await
+            .status(),
+        200
+    );
+    let records = kafka::read(&broker.addr(), &topic, None, 4.0).await;
+    assert_eq!(records.len(), 1, "only the valid webhook is in Kafka");
+    assert_eq!(records[0].value, marker);
+
+    let m = hb.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hookbridge_signature_failures_total",
+            &[("connector", "github")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hookbridge_ingress_requests_total",
+            &[("status", "401")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hookbridge_ingress_requests_total",
+            &[("status", "200")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_gets_503_within_the_deadline_never_2xx() {
+    let mut broker = Broker::start();
+    let topic = unique("gh-down");
+    let hb = start(&broker, &topic, "").await;
+    let body = br#"{"n":1}"#;
+    assert_eq!(
+        post(&hb, body, Some(&github_sig(SECRET, body)), "up")
+            .await
+            .status(),
+        200
+    );
+    broker.stop();
+    for i in 0..3 {
+        let body = format!("{{\"n\":{i}}}");
+        let started = Instant::now();
+        let resp = post(
+            &hb,
+            body.as_bytes(),
+            Some(&github_sig(SECRET, body.as_bytes())),
+            "down",
+        )
+        .await;
+        let took = started.elapsed();
+        assert_eq!(
+            resp.status(),
+            503,
+            "a record that is not in Kafka never gets a 2xx"
+        );
+        assert!(resp.headers().contains_key("retry-after"));
+        // produce_timeout is 3s in the test config; the answer comes within it (+ slack).
+        assert!(took < Duration::from_secs(6), "answered after {took:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statuses_for_path_method_size_rate_and_key() {
+    let broker = Broker::start();
+    let topic = unique("gh-limits");
+    let hb = start(
+        &broker,
+        &topic,
+        "max_body = \"1KiB\"\nrate_limit = { per_second = 1, burst = 3 }",
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    let r = client
+        .post(hb.url("/webhooks/nope"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client.get(hb.url("/webhooks/github")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+
+    let big = vec![b'a'; 2048];
+    let r = post(&hb, &big, Some(&github_sig(SECRET, &big)), "big").await;
+    assert_eq!(r.status(), 413);
+
+    // Missing key header: verified, but the configured key cannot be extracted.
+    let body = br#"{"k":1}"#;
+    let r = client
+        .post(hb.url("/webhooks/github"))
+        .header("X-Hub-Signature-256", github_sig(SECRET, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Burst of 3 was partly used above (413 and 400 count as requests); keep posting
+    // until the limiter answers 429.
+    let mut limited = None;
+    for i in 0..10 {
+        let body = format!("{{\"i\":{i}}}");
+        let r = post(
+            &hb,
+            body.as_bytes(),
+            Some(&github_sig(SECRET, body.as_bytes())),
+            "rl",
+        )
+        .await;
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let r = limited.expect("rate limit reached within 10 requests");
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+}

@@ -1,0 +1,7 @@
+//! hookbridge's integration tests: the real binary against a real Kafka-protocol broker
+//! (Tansu) and real loopback HTTP servers, checked with an independent Kafka client.
+
+mod check;
+mod egress;
+mod ingress;
+mod support;

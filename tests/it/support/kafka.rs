@@ -1,0 +1,153 @@
+//! Reads and writes Kafka through an independent client (Python confluent-kafka), so a
+//! test never checks hookbridge's Kafka code with itself.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+const TOOL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/kafka_tool.py");
+
+/// One record as read back.
+#[derive(Debug, Clone)]
+pub struct Read {
+    #[allow(dead_code)]
+    pub partition: i32,
+    #[allow(dead_code)]
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Read {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+fn b64(v: &Value) -> Option<Vec<u8>> {
+    v.as_str()
+        .map(|s| STANDARD.decode(s).expect("base64 from kafka_tool"))
+}
+
+/// Reads `topic` from the beginning until `expect` records or `timeout_s` seconds.
+pub async fn read(brokers: &str, topic: &str, expect: Option<usize>, timeout_s: f64) -> Vec<Read> {
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        TOOL,
+        "read",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--timeout",
+        &timeout_s.to_string(),
+    ]);
+    if let Some(n) = expect {
+        cmd.args(["--expect", &n.to_string()]);
+    }
+    let out = cmd.output().await.expect("run kafka_tool read");
+    assert!(
+        out.status.success(),
+        "kafka_tool read: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json line");
+            Read {
+                partition: v["partition"].as_i64().unwrap_or(-1) as i32,
+                offset: v["offset"].as_i64().unwrap_or(-1),
+                key: b64(&v["key"]),
+                value: b64(&v["value"]).unwrap_or_default(),
+                headers: v["headers"]
+                    .as_array()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                (
+                                    h[0].as_str().unwrap_or("").to_owned(),
+                                    b64(&h[1]).unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Produces records given as JSON objects `{"key", "value", "headers", "partition"?}`.
+pub async fn produce(brokers: &str, topic: &str, records: &[Value]) {
+    let mut child = Command::new("python3")
+        .args([TOOL, "produce", "--brokers", brokers, "--topic", topic])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kafka_tool produce");
+    let mut input = String::new();
+    for r in records {
+        input.push_str(&r.to_string());
+        input.push('\n');
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(input.as_bytes())
+        .await
+        .expect("write records");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("produce finished");
+    assert!(
+        out.status.success(),
+        "kafka_tool produce: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Committed offset and high watermark per partition for `group` on `topic`.
+pub async fn committed(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32, (i64, i64)> {
+    let out = Command::new("python3")
+        .args([
+            TOOL,
+            "committed",
+            "--brokers",
+            brokers,
+            "--group",
+            group,
+            "--topic",
+            topic,
+        ])
+        .output()
+        .await
+        .expect("run kafka_tool committed");
+    assert!(
+        out.status.success(),
+        "kafka_tool committed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    v.as_object()
+        .expect("object")
+        .iter()
+        .map(|(p, pair)| {
+            (
+                p.parse().expect("partition"),
+                (
+                    pair[0].as_i64().unwrap_or(-1),
+                    pair[1].as_i64().unwrap_or(-1),
+                ),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,28 @@
+//! Test fixtures: a real Tansu broker on a free port, the real `hookbridge` binary, an
+//! independent Kafka client (Python confluent-kafka) and loopback HTTP receivers.
+
+pub mod broker;
+pub mod hookbridge;
+pub mod kafka;
+pub mod receiver;
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A topic name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,155 @@
+//! A loopback HTTP destination that records every request and answers as scripted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+/// One request the destination saw.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+    /// 1 for the first request with this `webhook-id`, 2 for the second, …
+    pub nth: usize,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+/// What to answer: status, extra headers, delay before answering.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Self {
+        Answer {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+type Script = dyn Fn(&Received) -> Answer + Send + Sync;
+
+#[derive(Clone)]
+struct State {
+    seen: Arc<Mutex<Vec<Received>>>,
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+    script: Arc<Script>,
+}
+
+pub struct Receiver {
+    pub url: String,
+    seen: Arc<Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts on a free loopback port; `script` decides each answer.
+    pub async fn start(script: impl Fn(&Received) -> Answer + Send + Sync + 'static) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = State {
+            seen: seen.clone(),
+            counts: Arc::new(Mutex::new(HashMap::new())),
+            script: Arc::new(script),
+        };
+        let app = Router::new().fallback(handle).with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver { url, seen, task }
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Received> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    /// Waits until `pred` holds for the requests seen, or panics after `timeout`.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&[Received]) -> bool,
+    ) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if pred(&self.seen()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; saw {} requests",
+                self.seen().len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(
+    axum::extract::State(s): axum::extract::State<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let nth = {
+        let mut counts = s.counts.lock().expect("lock");
+        let n = counts.entry(id).or_default();
+        *n += 1;
+        *n
+    };
+    let r = Received {
+        headers,
+        body,
+        at: Instant::now(),
+        nth,
+    };
+    let answer = (s.script)(&r);
+    s.seen.lock().expect("lock").push(r);
+    if !answer.delay.is_zero() {
+        tokio::time::sleep(answer.delay).await;
+    }
+    let mut resp = (
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
+        "answer",
+    )
+        .into_response();
+    for (k, v) in answer.headers {
+        if let Ok(v) = v.parse() {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
+}

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""An independent Kafka client for hookbridge's tests (confluent-kafka, not rdkafka-rs).
+
+  read      --brokers B --topic T [--expect N] [--timeout S]   JSON line per record
+  produce   --brokers B --topic T < records.jsonl               {"key","value","headers"} per line
+  committed --brokers B --group G --topic T                     {"partition": [committed, high]}
+"""
+import argparse
+import base64
+import json
+import sys
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+
+
+def b64(data):
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def partitions(client, topic, timeout=10.0):
+    md = client.list_topics(topic, timeout=timeout)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return []
+    return sorted(t.partitions.keys())
+
+
+def cmd_read(a):
+    c = Consumer({"bootstrap.servers": a.brokers, "group.id": "kafka-tool-reader",
+                  "enable.auto.commit": False, "enable.partition.eof": False})
+    parts = partitions(c, a.topic)
+    c.assign([TopicPartition(a.topic, p, OFFSET_BEGINNING) for p in parts])
+    out = []
+    deadline = time.time() + a.timeout
+    while time.time() < deadline and (a.expect is None or len(out) < a.expect):
+        m = c.poll(0.2)
+        if m is None or m.error():
+            continue
+        out.append({
+            "partition": m.partition(), "offset": m.offset(),
+            "key": b64(m.key()), "value": b64(m.value()),
+            "headers": [[k, b64(v)] for k, v in (m.headers() or [])],
+        })
+    c.close()
+    for r in out:
+        print(json.dumps(r))
+
+
+def cmd_produce(a):
+    p = Producer({"bootstrap.servers": a.brokers, "acks": "all", "enable.idempotence": True,
+                  "linger.ms": 5})
+    errors = []
+
+    def cb(err, _msg):
+        if err is not None:
+            errors.append(str(err))
+
+    n = 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        key = r.get("key")
+        headers = [(k, v.encode()) for k, v in (r.get("headers") or {}).items()]
+        kwargs = {"key": key.encode() if key is not None else None,
+                  "value": r["value"].encode(), "headers": headers, "callback": cb}
+        if "partition" in r:
+            kwargs["partition"] = r["partition"]
+        while True:
+            try:
+                p.produce(a.topic, **kwargs)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+        n += 1
+    left = p.flush(30)
+    if errors or left:
+        print(json.dumps({"errors": errors[:5], "unflushed": left}), file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps({"produced": n}))
+
+
+def high_watermarks(brokers, topic, parts, timeout=5.0):
+    """High watermarks as seen by a fetch. (Tansu 0.6 answers ListOffsets "latest" with
+    the last batch's base offset + 1, so the cached value from a fetch is the reliable one.)"""
+    c = Consumer({"bootstrap.servers": brokers, "group.id": "kafka-tool-watermarks",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    pending = set(parts)
+    deadline = time.time() + timeout
+    while pending and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            pending.discard(m.partition())
+    out = {}
+    for p in parts:
+        _low, high = c.get_watermark_offsets(TopicPartition(topic, p), cached=True)
+        out[p] = max(high, 0) if p not in pending else 0
+    c.close()
+    return out
+
+
+def cmd_committed(a):
+    c = Consumer({"bootstrap.servers": a.brokers, "group.id": a.group, "enable.auto.commit": False})
+    parts = partitions(c, a.topic)
+    tps = c.committed([TopicPartition(a.topic, p) for p in parts], timeout=10)
+    c.close()
+    highs = high_watermarks(a.brokers, a.topic, parts)
+    print(json.dumps({str(tp.partition): [tp.offset, highs[tp.partition]] for tp in tps}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("read")
+    r.add_argument("--brokers", required=True)
+    r.add_argument("--topic", required=True)
+    r.add_argument("--expect", type=int)
+    r.add_argument("--timeout", type=float, default=10.0)
+    p = sub.add_parser("produce")
+    p.add_argument("--brokers", required=True)
+    p.add_argument("--topic", required=True)
+    c = sub.add_parser("committed")
+    c.add_argument("--brokers", required=True)
+    c.add_argument("--group", required=True)
+    c.add_argument("--topic", required=True)
+    a = ap.parse_args()
+    {"read": cmd_read, "produce": cmd_produce, "committed": cmd_committed}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
