@@ -37,4 +37,37 @@ pub enum Command {
         #[arg(long, env = "HOOKBRIDGE_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
     },
+    /// Dead-letter topic operations.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Move a sink's consumer group back in time so records are delivered again.
+    Replay {
+        /// Sink connector name.
+        #[arg(long, env = "HOOKBRIDGE_CONNECTOR")]
+        connector: String,
+        /// RFC 3339 time (2026-11-22T08:00:00Z) or a duration ago (2h).
+        #[arg(long)]
+        from: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Re-deliver dead-lettered records of a sink.
+    Redrive {
+        /// Sink connector name.
+        #[arg(long, env = "HOOKBRIDGE_CONNECTOR")]
+        connector: String,
+        /// `destination`: POST now with the sink's policy; `source`: back onto the original topic.
+        #[arg(long, value_enum, default_value = "destination")]
+        to: crate::ops::redrive::Target,
+        /// Redrive at most this many records.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// List what would be redriven; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

@@ -15,6 +15,7 @@ pub mod connectors;
 pub mod egress;
 pub mod ingress;
 pub mod kafka;
+pub mod ops;
 pub mod run;
 pub mod send;
 pub mod shutdown;

@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hookbridge::cli::{Cli, Command};
+use hookbridge::cli::{Cli, Command, DlqCommand};
 use hookbridge::config::load::{load_settings, Loaded};
 use hookbridge::connectors::{self, Connectors};
+use hookbridge::ops::{redrive, replay};
 use hookbridge::{check, run, send, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +14,28 @@ fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     let loaded = load_settings(cli.config.as_deref()).map_err(|e| e.to_string())?;
     let connectors = connectors::load_dir(&loaded.connectors_dir()).map_err(|e| e.to_string())?;
     Ok((loaded, connectors))
+}
+
+/// Runs an operator command on a small runtime; errors print with their causes.
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -34,25 +57,30 @@ fn main() -> ExitCode {
             connector,
             body,
             url,
-        } => {
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
+        } => block_on(async { send::send(&connectors, &connector, body.as_deref(), &url).await }),
+        Command::Replay { connector, from } => block_on(async {
+            let from = replay::parse_from(&from)?;
+            replay::replay(&loaded, &connectors, &connector, from)?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Dlq {
+            command:
+                DlqCommand::Redrive {
+                    connector,
+                    to,
+                    limit,
+                    dry_run,
+                },
+        } => block_on(async {
+            let opts = redrive::Redrive {
+                connector: &connector,
+                to,
+                limit,
+                dry_run,
             };
-            match runtime.block_on(send::send(&connectors, &connector, body.as_deref(), &url)) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+            redrive::redrive(&loaded, &connectors, opts).await?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Run => {
             telemetry::logging::init(&loaded.settings.log);
             let runtime = match tokio::runtime::Runtime::new() {

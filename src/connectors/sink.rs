@@ -140,7 +140,7 @@ impl Default for BreakerConfig {
 }
 
 /// A validated sink.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Sink {
     pub file: String,
     pub name: Arc<str>,

@@ -4,4 +4,5 @@
 mod check;
 mod egress;
 mod ingress;
+mod ops;
 mod support;

@@ -202,6 +202,25 @@ impl Hookbridge {
         }
     }
 
+    /// Runs another hookbridge command (`check`, `send`, `dlq redrive`, …) with this
+    /// process's config and environment; returns success and stdout+stderr.
+    pub async fn command(&self, args: &[&str]) -> (bool, String) {
+        let mut cmd = tokio::process::Command::new(bin());
+        cmd.args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("hookbridge.toml"));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await.expect("run hookbridge command");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// The Prometheus text from `/metrics`.
     pub async fn metrics(&self) -> String {
         reqwest::get(self.admin_url("/metrics"))
