@@ -61,7 +61,9 @@ fn source_line(out: &mut String, s: &Source) {
     let _ = writeln!(
         out,
         "      POST {} → topic {}   verify: {}",
-        s.path, s.topic, s.scheme
+        s.path,
+        s.topic,
+        s.verifier.scheme_name()
     );
     let _ = writeln!(
         out,

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Context};
 
 use crate::connectors::Connectors;
+use crate::verify::{twilio, Verifier};
 
 /// Signs and sends; exit code 0 on a 2xx.
 pub async fn send(
@@ -19,13 +20,20 @@ pub async fn send(
     let source = connectors
         .source(name)
         .ok_or_else(|| anyhow!("no source connector named {name:?}"))?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
     let body: Vec<u8> = match body {
         Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        None => source.verifier.sample_body().to_vec(),
+        None => source.verifier.sample_body_at(now).to_vec(),
     };
-    let url = format!("{}{}", base.trim_end_matches('/'), source.path);
-    let signed_url = source.public_url.clone().unwrap_or_else(|| url.clone());
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
+    let mut url = format!("{}{}", base.trim_end_matches('/'), source.path);
+    let mut signed_url = source.public_url.clone().unwrap_or_else(|| url.clone());
+    // Twilio signs a JSON body through a `bodySHA256` query parameter on the URL.
+    if matches!(source.verifier, Verifier::Twilio(_))
+        && body.first().is_some_and(|b| matches!(b, b'{' | b'['))
+    {
+        url = twilio::url_with_body_sha256(&url, &body);
+        signed_url = twilio::url_with_body_sha256(&signed_url, &body);
+    }
     let mut headers = source
         .verifier
         .sign(&body, &signed_url, now)

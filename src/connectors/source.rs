@@ -40,10 +40,6 @@ pub struct SourceConfig {
     /// Requests per second accepted for this source; more get 429 + Retry-After.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
-    /// The URL the provider was told to call, when hookbridge sits behind a proxy that
-    /// rewrites scheme, host or path (Twilio and Square sign the full URL).
-    #[serde(default)]
-    pub public_url: Option<String>,
 }
 
 /// A validated source, ready to serve.
@@ -53,13 +49,14 @@ pub struct Source {
     pub name: Arc<str>,
     pub path: String,
     pub topic: String,
-    pub scheme: &'static str,
     pub verifier: Verifier,
     pub key: KeyRule,
     pub forward_headers: Vec<HeaderName>,
     pub max_body: usize,
     pub limiter: Option<DefaultDirectRateLimiter>,
     pub rate_limit: Option<RateLimitConfig>,
+    /// The URL the provider signs (Twilio, Square, generic `{url}`) when hookbridge is
+    /// behind a proxy that rewrites scheme, host or path; from `verify.public_url`.
     pub public_url: Option<String>,
 }
 
@@ -107,10 +104,6 @@ impl SourceConfig {
         if max_body == 0 || max_body > MAX_MAX_BODY {
             return Err(err("max_body", "must be between 1B and 64MiB".into()));
         }
-        if let Some(u) = &self.public_url {
-            url::Url::parse(u)
-                .map_err(|e| err("public_url", format!("{u:?} is not a URL: {e}")))?;
-        }
         let verifier = self
             .verify
             .build()
@@ -120,14 +113,13 @@ impl SourceConfig {
             name: self.name.into(),
             path: self.path,
             topic: self.topic,
-            scheme: self.verify.scheme_name(),
             verifier,
             key,
             forward_headers,
             max_body: max_body as usize,
             limiter: self.rate_limit.map(|r| r.limiter()),
             rate_limit: self.rate_limit,
-            public_url: self.public_url,
+            public_url: self.verify.public_url().map(str::to_owned),
         })
     }
 }

@@ -1,64 +1,342 @@
-//! TEMPORARY STUB — replaced by the real verifiers.
-use crate::config::SecretRef;
-use serde::Deserialize;
+//! Webhook signature verification: one [`Verifier`] per source, built from the
+//! connector file's `verify = { scheme = "…", … }` table ([`VerifyConfig`]).
+//!
+//! Every scheme verifies the raw body bytes in constant time, accepts any of several
+//! configured secrets (rotation), and — where the provider signs a timestamp — rejects
+//! requests outside a tolerance window in both directions (replay protection). The set
+//! of providers is closed, so dispatch is a `match` over an enum rather than `dyn`.
 
+pub mod config;
+pub mod crypto;
+pub mod generic;
+pub mod github;
+pub mod gitlab;
+pub mod linear;
+pub mod paddle;
+pub mod shopify;
+pub mod slack;
+pub mod square;
+pub mod standard;
+pub mod stripe;
+pub mod twilio;
+pub mod twitch;
+pub mod zoom;
+
+pub use config::VerifyConfig;
+
+/// What a verifier sees of one HTTP request. Body is the raw bytes, unparsed.
+#[derive(Clone, Copy)]
 pub struct WebhookRequest<'a> {
+    /// The request headers as received.
     pub headers: &'a http::HeaderMap,
+    /// The raw body bytes, exactly as received.
     pub body: &'a [u8],
+    /// The full URL the sender signed (scheme://host[:port]/path?query). The HTTP handler
+    /// builds it (from a configured public URL when behind a proxy). Only Twilio and
+    /// Square (and a generic template using `{url}`) use it.
     pub url: &'a str,
+    /// Unix seconds, now. Injected so tests are deterministic.
     pub now: i64,
 }
+
+impl std::fmt::Debug for WebhookRequest<'_> {
+    /// Header names only: some schemes carry a secret in a header value (GitLab's token).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRequest")
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("body_len", &self.body.len())
+            .field("url", &self.url)
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
+/// Why a request was rejected. Each variant maps to a short static [`reason`](Self::reason)
+/// for metrics labels; none carries request data or secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// A header the scheme needs is absent.
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    /// A header is present but not in the provider's format.
+    #[error("malformed header {0}")]
+    MalformedHeader(&'static str),
+    /// The signed timestamp is too old or too far in the future.
+    #[error("timestamp outside tolerance")]
+    StaleTimestamp,
+    /// No configured secret produces any of the signatures sent.
     #[error("signature does not match")]
     Mismatch,
+    /// Twilio: the signature is valid but the body does not hash to the URL's `bodySHA256`.
+    #[error("body does not match the signed body digest")]
+    BodyDigestMismatch,
+    /// A field the scheme reads from the body (Linear's `webhookTimestamp`) is missing
+    /// or not in the expected form.
+    #[error("malformed body field {0}")]
+    MalformedBody(&'static str),
+    /// Twilio: a non-form body without a `bodySHA256` URL parameter would not be covered
+    /// by the signature at all.
+    #[error("request body is not covered by the signature")]
+    UnsignedBody,
 }
+
 impl VerifyError {
+    /// A short, stable label for metrics (`hookbridge_verify_failures_total{reason=…}`).
     pub fn reason(&self) -> &'static str {
-        "mismatch"
+        match self {
+            VerifyError::MissingHeader(_) => "missing_header",
+            VerifyError::MalformedHeader(_) => "malformed_header",
+            VerifyError::StaleTimestamp => "stale_timestamp",
+            VerifyError::Mismatch => "mismatch",
+            VerifyError::BodyDigestMismatch => "body_digest_mismatch",
+            VerifyError::MalformedBody(_) => "malformed_body",
+            VerifyError::UnsignedBody => "unsigned_body",
+        }
     }
 }
-#[derive(Debug, Deserialize)]
-#[serde(tag = "scheme", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum VerifyConfig {
-    None {},
-    Github { secrets: Vec<SecretRef> },
-}
-impl VerifyConfig {
-    pub fn build(&self) -> Result<Verifier, (String, String)> {
-        Ok(Verifier::None)
-    }
-    pub fn secret_refs(&self) -> Vec<&SecretRef> {
-        vec![]
-    }
-    pub fn scheme_name(&self) -> &'static str {
-        "none"
-    }
-}
-#[derive(Debug, Clone)]
-pub enum Verifier {
-    None,
-}
-#[derive(Debug)]
+
+/// A response the HTTP handler must send instead of producing the request to Kafka
+/// (a provider's endpoint-ownership challenge).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
+    /// HTTP status code.
     pub status: u16,
+    /// Value of the `Content-Type` response header.
     pub content_type: &'static str,
+    /// Response body.
     pub body: bytes::Bytes,
 }
-impl Verifier {
-    pub fn verify(&self, _r: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        Ok(())
+
+impl Handshake {
+    fn text(challenge: String) -> Self {
+        Handshake {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            body: bytes::Bytes::from(challenge),
+        }
     }
-    pub fn handshake(&self, _r: &WebhookRequest<'_>) -> Option<Handshake> {
-        None
+
+    fn json(value: &serde_json::Value) -> Option<Self> {
+        Some(Handshake {
+            status: 200,
+            content_type: "application/json",
+            body: bytes::Bytes::from(serde_json::to_vec(value).ok()?),
+        })
     }
-    pub fn sign(&self, _b: &[u8], _u: &str, _n: i64) -> Option<http::HeaderMap> {
-        None
-    }
-    pub fn sample_body(&self) -> &'static [u8] {
-        b"{}"
-    }
-    pub fn sample_content_type(&self) -> &'static str {
-        "application/json"
+
+    /// The request is a handshake but lacks the field to answer with: refuse it rather
+    /// than forward a control message to Kafka.
+    fn bad_request(what: &'static str) -> Self {
+        Handshake {
+            status: 400,
+            content_type: "text/plain; charset=utf-8",
+            body: bytes::Bytes::from_static(what.as_bytes()),
+        }
     }
 }
+
+/// A built, ready-to-use verifier. `Debug` never shows secrets.
+#[derive(Debug, Clone)]
+pub enum Verifier {
+    /// GitHub `X-Hub-Signature-256`.
+    Github(github::Github),
+    /// Stripe `Stripe-Signature`.
+    Stripe(stripe::Stripe),
+    /// Slack `X-Slack-Signature`.
+    Slack(slack::Slack),
+    /// Shopify `X-Shopify-Hmac-Sha256`.
+    Shopify(shopify::Shopify),
+    /// Standard Webhooks / Svix `webhook-signature`.
+    StandardWebhooks(standard::StandardWebhooks),
+    /// GitLab `X-Gitlab-Token`.
+    Gitlab(gitlab::Gitlab),
+    /// Twilio `X-Twilio-Signature`.
+    Twilio(twilio::Twilio),
+    /// Paddle Billing `Paddle-Signature`.
+    Paddle(paddle::Paddle),
+    /// Square `x-square-hmacsha256-signature`.
+    Square(square::Square),
+    /// Zoom `x-zm-signature`.
+    Zoom(zoom::Zoom),
+    /// Linear `Linear-Signature`.
+    Linear(linear::Linear),
+    /// Twitch EventSub `Twitch-Eventsub-Message-Signature`.
+    Twitch(twitch::Twitch),
+    /// Configurable HMAC (`scheme = "hmac"`).
+    Hmac(generic::GenericHmac),
+    /// No verification (`scheme = "none"`), for trusted internal senders.
+    None,
+}
+
+impl Verifier {
+    /// Constant-time verification over the raw bytes. Tries every configured secret
+    /// (rotation).
+    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
+        match self {
+            Verifier::Github(v) => v.verify(req),
+            Verifier::Stripe(v) => v.verify(req),
+            Verifier::Slack(v) => v.verify(req),
+            Verifier::Shopify(v) => v.verify(req),
+            Verifier::StandardWebhooks(v) => v.verify(req),
+            Verifier::Gitlab(v) => v.verify(req),
+            Verifier::Twilio(v) => v.verify(req),
+            Verifier::Paddle(v) => v.verify(req),
+            Verifier::Square(v) => v.verify(req),
+            Verifier::Zoom(v) => v.verify(req),
+            Verifier::Linear(v) => v.verify(req),
+            Verifier::Twitch(v) => v.verify(req),
+            Verifier::Hmac(v) => v.verify(req),
+            Verifier::None => Ok(()),
+        }
+    }
+
+    /// Called only after [`verify`](Self::verify) succeeded: a provider handshake that
+    /// must be answered instead of producing to Kafka (Slack `url_verification`, Zoom
+    /// `endpoint.url_validation`, Twitch `webhook_callback_verification`).
+    pub fn handshake(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
+        match self {
+            Verifier::Slack(v) => v.handshake(req),
+            Verifier::Zoom(v) => v.handshake(req),
+            Verifier::Twitch(v) => v.handshake(req),
+            _ => None,
+        }
+    }
+
+    /// Signs `body` exactly as the provider would, with the FIRST secret, at time `now`,
+    /// returning the headers to send (used by `hookbridge send` and by tests). `url` is
+    /// the URL to sign for Twilio, Square and a generic template using `{url}`. For
+    /// Twilio the returned headers include the `Content-Type` the signature depends on;
+    /// the caller must not override it. Returns `None` for `none`.
+    pub fn sign(&self, body: &[u8], url: &str, now: i64) -> Option<http::HeaderMap> {
+        match self {
+            Verifier::Github(v) => v.sign(body),
+            Verifier::Stripe(v) => v.sign(body, now),
+            Verifier::Slack(v) => v.sign(body, now),
+            Verifier::Shopify(v) => v.sign(body),
+            Verifier::StandardWebhooks(v) => v.sign(body, now),
+            Verifier::Gitlab(v) => v.sign(),
+            Verifier::Twilio(v) => v.sign(body, url),
+            Verifier::Paddle(v) => v.sign(body, now),
+            Verifier::Square(v) => v.sign(body, url),
+            Verifier::Zoom(v) => v.sign(body, now),
+            Verifier::Linear(v) => v.sign(body),
+            Verifier::Twitch(v) => v.sign(body, now),
+            Verifier::Hmac(v) => v.sign(body, url, now),
+            Verifier::None => None,
+        }
+    }
+
+    /// A realistic sample body for this provider, used by `hookbridge send` when no body
+    /// is given. Linear's contains a fixed `webhookTimestamp`; use
+    /// [`sample_body_at`](Self::sample_body_at) for one that verifies now.
+    pub fn sample_body(&self) -> &'static [u8] {
+        match self {
+            Verifier::Github(_) => github::SAMPLE_BODY,
+            Verifier::Stripe(_) => stripe::SAMPLE_BODY,
+            Verifier::Slack(_) => slack::SAMPLE_BODY,
+            Verifier::Shopify(_) => shopify::SAMPLE_BODY,
+            Verifier::StandardWebhooks(_) => standard::SAMPLE_BODY,
+            Verifier::Gitlab(_) => gitlab::SAMPLE_BODY,
+            Verifier::Twilio(_) => twilio::SAMPLE_BODY,
+            Verifier::Paddle(_) => paddle::SAMPLE_BODY,
+            Verifier::Square(_) => square::SAMPLE_BODY,
+            Verifier::Zoom(_) => zoom::SAMPLE_BODY,
+            Verifier::Linear(_) => linear::SAMPLE_BODY,
+            Verifier::Twitch(_) => twitch::SAMPLE_BODY,
+            Verifier::Hmac(_) | Verifier::None => generic::SAMPLE_BODY,
+        }
+    }
+
+    /// The sample body as it would be sent at `now`: identical to
+    /// [`sample_body`](Self::sample_body) except for Linear, whose signed
+    /// `webhookTimestamp` lives in the body and must be current to verify.
+    pub fn sample_body_at(&self, now: i64) -> bytes::Bytes {
+        match self {
+            Verifier::Linear(_) => linear::sample_body_at(now),
+            other => bytes::Bytes::from_static(other.sample_body()),
+        }
+    }
+
+    /// Content-Type of [`sample_body`](Self::sample_body).
+    pub fn sample_content_type(&self) -> &'static str {
+        match self {
+            Verifier::Twilio(_) => "application/x-www-form-urlencoded",
+            _ => "application/json",
+        }
+    }
+
+    /// The scheme name as written in config, e.g. `"github"` (also a metrics label).
+    pub fn scheme_name(&self) -> &'static str {
+        match self {
+            Verifier::Github(_) => "github",
+            Verifier::Stripe(_) => "stripe",
+            Verifier::Slack(_) => "slack",
+            Verifier::Shopify(_) => "shopify",
+            Verifier::StandardWebhooks(_) => "standard-webhooks",
+            Verifier::Gitlab(_) => "gitlab",
+            Verifier::Twilio(_) => "twilio",
+            Verifier::Paddle(_) => "paddle",
+            Verifier::Square(_) => "square",
+            Verifier::Zoom(_) => "zoom",
+            Verifier::Linear(_) => "linear",
+            Verifier::Twitch(_) => "twitch",
+            Verifier::Hmac(_) => "hmac",
+            Verifier::None => "none",
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Helpers shared by the scheme tests.
+
+    use super::crypto::Key;
+    use super::WebhookRequest;
+
+    /// Keys from literal secrets.
+    pub fn keys(secrets: &[&str]) -> Vec<Key> {
+        secrets.iter().map(|s| Key::new(s.as_bytes())).collect()
+    }
+
+    /// A request with no URL.
+    pub fn req<'a>(headers: &'a http::HeaderMap, body: &'a [u8], now: i64) -> WebhookRequest<'a> {
+        WebhookRequest {
+            headers,
+            body,
+            url: "",
+            now,
+        }
+    }
+
+    /// Headers from (name, value) pairs.
+    pub fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                http::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    /// A copy of `map` with `name` set to `value`.
+    pub fn with_header(map: &http::HeaderMap, name: &str, value: &str) -> http::HeaderMap {
+        let mut map = map.clone();
+        map.insert(
+            http::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+        map
+    }
+
+    /// A copy of `map` without `name`.
+    pub fn without_header(map: &http::HeaderMap, name: &str) -> http::HeaderMap {
+        let mut map = map.clone();
+        map.remove(name);
+        map
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,687 @@
+//! The `verify = { scheme = "…", … }` table of a connector file, and its validation into a
+//! ready [`Verifier`].
+//!
+//! Each scheme's table is its own struct with `deny_unknown_fields`, so a key that does
+//! not apply to the chosen scheme (e.g. `tolerance` for GitHub, which signs no timestamp)
+//! is a parse error rather than silently ignored. Values that need more than serde can
+//! check — secret references, durations, header names, templates, URLs — are validated
+//! in [`VerifyConfig::build`], which reports `(key, reason)` with the key relative to the
+//! `verify` table and never a secret value.
+
+use std::time::Duration;
+
+use http::header::HeaderName;
+use serde::Deserialize;
+
+use super::crypto::{Algorithm, Key};
+use super::generic::{Encoding, GenericHmac, Template};
+use super::{
+    github, gitlab, linear, paddle, shopify, slack, square, standard, stripe, twilio, twitch, zoom,
+    Verifier,
+};
+use crate::config::secret::{Secret, SecretRef};
+
+/// Largest accepted `tolerance`: beyond an hour replay protection means little.
+const MAX_TOLERANCE: Duration = Duration::from_secs(3600);
+
+/// A build error: (config key relative to `verify`, human-readable reason).
+type BuildError = (String, String);
+
+fn err(key: impl Into<String>, reason: impl Into<String>) -> BuildError {
+    (key.into(), reason.into())
+}
+
+/// The serde form in a connector file:
+/// `verify = { scheme = "github", secrets = ["${GITHUB_SECRET}"] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "scheme", rename_all = "kebab-case")]
+pub enum VerifyConfig {
+    /// `scheme = "github"`: secrets, `allow_sha1`.
+    Github(GithubConfig),
+    /// `scheme = "stripe"`: secrets, `tolerance` (default 5m).
+    Stripe(TimedConfig),
+    /// `scheme = "slack"`: secrets, `tolerance` (default 5m).
+    Slack(TimedConfig),
+    /// `scheme = "shopify"`: secrets.
+    Shopify(SecretsConfig),
+    /// `scheme = "standard-webhooks"` (alias `"svix"`): secrets, `tolerance` (default 5m).
+    #[serde(alias = "svix")]
+    StandardWebhooks(TimedConfig),
+    /// `scheme = "gitlab"`: secrets (the secret tokens).
+    Gitlab(SecretsConfig),
+    /// `scheme = "twilio"`: secrets (auth tokens), `public_url`.
+    Twilio(UrlConfig),
+    /// `scheme = "paddle"`: secrets, `tolerance` (default 5s).
+    Paddle(TimedConfig),
+    /// `scheme = "square"`: secrets (signature keys), `public_url`.
+    Square(UrlConfig),
+    /// `scheme = "zoom"`: secrets (secret tokens), `tolerance` (default 5m).
+    Zoom(TimedConfig),
+    /// `scheme = "linear"`: secrets, `tolerance` (default 1m).
+    Linear(TimedConfig),
+    /// `scheme = "twitch"`: secrets, `tolerance` (default 10m).
+    Twitch(TimedConfig),
+    /// `scheme = "hmac"`: configurable HMAC.
+    Hmac(HmacConfig),
+    /// `scheme = "none"`: no verification, for trusted internal senders.
+    None(NoneConfig),
+}
+
+/// `secret = "…"` or `secrets = ["…", …]` (rotation: any one valid is valid).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// A single secret reference.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Several secret references.
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretRef>>,
+}
+
+/// Secrets plus a replay-protection window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimedConfig {
+    /// A single secret reference.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Several secret references.
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretRef>>,
+    /// How far the signed timestamp may be from now, either way (humantime, e.g. "5m").
+    #[serde(default)]
+    pub tolerance: Option<String>,
+}
+
+/// GitHub's table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// A single secret reference.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Several secret references.
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretRef>>,
+    /// Accept the legacy `X-Hub-Signature: sha1=…` when the SHA-256 header is absent.
+    #[serde(default)]
+    pub allow_sha1: bool,
+}
+
+/// Secrets plus the public URL the sender signs (Twilio, Square).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlConfig {
+    /// A single secret reference.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Several secret references.
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretRef>>,
+    /// The URL as configured at the provider, when hookbridge sits behind a proxy. Used
+    /// by the HTTP handler to build `WebhookRequest::url`; validated here.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// The generic HMAC table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacConfig {
+    /// A single secret reference.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Several secret references.
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretRef>>,
+    /// The header carrying the signature (required).
+    pub header: String,
+    /// Text before the encoded MAC, e.g. `"sha256="` (default empty).
+    #[serde(default)]
+    pub prefix: String,
+    /// `sha1`, `sha256` (default) or `sha512`.
+    #[serde(default = "default_algorithm")]
+    pub algorithm: Algorithm,
+    /// `hex` (default) or `base64`.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Header carrying a Unix-seconds timestamp that the template signs.
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
+    /// Signed content (default `"{body}"`; required with `timestamp_header`).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Replay window (default 5m; only with `timestamp_header`).
+    #[serde(default)]
+    pub tolerance: Option<String>,
+    /// The URL the sender signs, for `{url}` behind a proxy.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+fn default_algorithm() -> Algorithm {
+    Algorithm::Sha256
+}
+
+/// `scheme = "none"` takes no other keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoneConfig {}
+
+/// Resolves `secret`/`secrets` into values, naming the failing key.
+fn resolve_secrets(
+    secret: &Option<SecretRef>,
+    secrets: &Option<Vec<SecretRef>>,
+) -> Result<Vec<Secret>, BuildError> {
+    match (secret, secrets) {
+        (Some(_), Some(_)) => Err(err("secret", "set either secret or secrets, not both")),
+        (None, None) => Err(err("secrets", "at least one secret is required")),
+        (Some(one), None) => Ok(vec![one
+            .resolve()
+            .map_err(|e| err("secret", e.to_string()))?]),
+        (None, Some(list)) if list.is_empty() => {
+            Err(err("secrets", "must list at least one secret"))
+        }
+        (None, Some(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.resolve()
+                    .map_err(|e| err(format!("secrets[{i}]"), e.to_string()))
+            })
+            .collect(),
+    }
+}
+
+/// The secrets' text as MAC keys.
+fn text_keys(
+    secret: &Option<SecretRef>,
+    secrets: &Option<Vec<SecretRef>>,
+) -> Result<Vec<Key>, BuildError> {
+    Ok(resolve_secrets(secret, secrets)?
+        .iter()
+        .map(Key::from_secret)
+        .collect())
+}
+
+/// Standard Webhooks keys: each secret base64-decoded after `whsec_`.
+fn standard_keys(
+    secret: &Option<SecretRef>,
+    secrets: &Option<Vec<SecretRef>>,
+) -> Result<Vec<Key>, BuildError> {
+    let values = resolve_secrets(secret, secrets)?;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            standard::decode_secret(value.expose()).ok_or_else(|| {
+                let key = if secret.is_some() {
+                    "secret".to_owned()
+                } else {
+                    format!("secrets[{i}]")
+                };
+                err(
+                    key,
+                    "is not a Standard Webhooks secret (expected whsec_ followed by base64)",
+                )
+            })
+        })
+        .collect()
+}
+
+/// Parses `tolerance`, or returns the scheme's default.
+fn tolerance(raw: &Option<String>, default: Duration) -> Result<Duration, BuildError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    let value = humantime::parse_duration(raw.trim())
+        .map_err(|e| err("tolerance", format!("not a duration like \"5m\": {e}")))?;
+    if value < Duration::from_secs(1) {
+        return Err(err("tolerance", "must be at least 1s"));
+    }
+    if value > MAX_TOLERANCE {
+        return Err(err("tolerance", "must be at most 1h"));
+    }
+    Ok(value)
+}
+
+fn check_public_url(raw: &Option<String>) -> Result<(), BuildError> {
+    let Some(raw) = raw else {
+        return Ok(());
+    };
+    match url::Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        _ => Err(err("public_url", "must be an absolute http(s) URL")),
+    }
+}
+
+fn header_name(key: &str, raw: &str) -> Result<HeaderName, BuildError> {
+    HeaderName::from_bytes(raw.trim().as_bytes())
+        .map_err(|_| err(key, "is not a valid HTTP header name"))
+}
+
+fn build_hmac(c: &HmacConfig) -> Result<Verifier, BuildError> {
+    let keys = text_keys(&c.secret, &c.secrets)?;
+    let header = header_name("header", &c.header)?;
+    if !c.prefix.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(err("prefix", "must be printable ASCII"));
+    }
+    check_public_url(&c.public_url)?;
+    let timestamp_header = match &c.timestamp_header {
+        Some(raw) => Some(header_name("timestamp_header", raw)?),
+        None => None,
+    };
+    let template = match (&c.template, &timestamp_header) {
+        (Some(raw), _) => Template::parse(raw).map_err(|e| err("template", e.to_string()))?,
+        (None, None) => Template::parse("{body}").map_err(|e| err("template", e.to_string()))?,
+        (None, Some(_)) => {
+            return Err(err(
+                "template",
+                "is required with timestamp_header, e.g. \"{timestamp}.{body}\"",
+            ))
+        }
+    };
+    if template.headers().any(|h| *h == header) {
+        return Err(err("template", "cannot sign the signature header itself"));
+    }
+    let timestamp = match timestamp_header {
+        Some(ts_header) => {
+            if ts_header == header {
+                return Err(err("timestamp_header", "must differ from header"));
+            }
+            if !template.uses_timestamp() {
+                return Err(err(
+                    "template",
+                    "must contain {timestamp} when timestamp_header is set, or the timestamp is not signed",
+                ));
+            }
+            Some((
+                ts_header,
+                tolerance(&c.tolerance, super::generic::DEFAULT_TOLERANCE)?,
+            ))
+        }
+        None => {
+            if template.uses_timestamp() {
+                return Err(err(
+                    "template",
+                    "uses {timestamp} but timestamp_header is not set",
+                ));
+            }
+            if c.tolerance.is_some() {
+                return Err(err("tolerance", "only applies with timestamp_header"));
+            }
+            None
+        }
+    };
+    Ok(Verifier::Hmac(GenericHmac::new(
+        keys,
+        header,
+        c.prefix.clone(),
+        c.algorithm,
+        c.encoding,
+        timestamp,
+        template,
+    )))
+}
+
+impl VerifyConfig {
+    /// Resolves secret references and validates; on error returns (key, reason) where key
+    /// is the config key relative to `verify`, e.g. `("secrets[1]", "environment variable
+    /// X is not set")` or `("tolerance", "must be at most 1h")`. Never puts a secret value
+    /// in the reason.
+    pub fn build(&self) -> Result<Verifier, (String, String)> {
+        Ok(match self {
+            VerifyConfig::Github(c) => Verifier::Github(github::Github::new(
+                text_keys(&c.secret, &c.secrets)?,
+                c.allow_sha1,
+            )),
+            VerifyConfig::Stripe(c) => Verifier::Stripe(stripe::Stripe::new(
+                text_keys(&c.secret, &c.secrets)?,
+                tolerance(&c.tolerance, stripe::DEFAULT_TOLERANCE)?,
+            )),
+            VerifyConfig::Slack(c) => Verifier::Slack(slack::Slack::new(
+                text_keys(&c.secret, &c.secrets)?,
+                tolerance(&c.tolerance, slack::DEFAULT_TOLERANCE)?,
+            )),
+            VerifyConfig::Shopify(c) => {
+                Verifier::Shopify(shopify::Shopify::new(text_keys(&c.secret, &c.secrets)?))
+            }
+            VerifyConfig::StandardWebhooks(c) => {
+                Verifier::StandardWebhooks(standard::StandardWebhooks::new(
+                    standard_keys(&c.secret, &c.secrets)?,
+                    tolerance(&c.tolerance, standard::DEFAULT_TOLERANCE)?,
+                ))
+            }
+            VerifyConfig::Gitlab(c) => {
+                Verifier::Gitlab(gitlab::Gitlab::new(text_keys(&c.secret, &c.secrets)?))
+            }
+            VerifyConfig::Twilio(c) => {
+                check_public_url(&c.public_url)?;
+                Verifier::Twilio(twilio::Twilio::new(text_keys(&c.secret, &c.secrets)?))
+            }
+            VerifyConfig::Paddle(c) => Verifier::Paddle(paddle::Paddle::new(
+                text_keys(&c.secret, &c.secrets)?,
+                tolerance(&c.tolerance, paddle::DEFAULT_TOLERANCE)?,
+            )),
+            VerifyConfig::Square(c) => {
+                check_public_url(&c.public_url)?;
+                Verifier::Square(square::Square::new(text_keys(&c.secret, &c.secrets)?))
+            }
+            VerifyConfig::Zoom(c) => Verifier::Zoom(zoom::Zoom::new(
+                text_keys(&c.secret, &c.secrets)?,
+                tolerance(&c.tolerance, zoom::DEFAULT_TOLERANCE)?,
+            )),
+            VerifyConfig::Linear(c) => Verifier::Linear(linear::Linear::new(
+                text_keys(&c.secret, &c.secrets)?,
+                tolerance(&c.tolerance, linear::DEFAULT_TOLERANCE)?,
+            )),
+            VerifyConfig::Twitch(c) => Verifier::Twitch(twitch::Twitch::new(
+                text_keys(&c.secret, &c.secrets)?,
+                tolerance(&c.tolerance, twitch::DEFAULT_TOLERANCE)?,
+            )),
+            VerifyConfig::Hmac(c) => build_hmac(c)?,
+            VerifyConfig::None(_) => Verifier::None,
+        })
+    }
+
+    /// Config-level secret refs, so `check` can warn about literal secrets.
+    pub fn secret_refs(&self) -> Vec<&SecretRef> {
+        let (secret, secrets) = match self {
+            VerifyConfig::Github(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Shopify(c) | VerifyConfig::Gitlab(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Stripe(c)
+            | VerifyConfig::Slack(c)
+            | VerifyConfig::StandardWebhooks(c)
+            | VerifyConfig::Paddle(c)
+            | VerifyConfig::Zoom(c)
+            | VerifyConfig::Linear(c)
+            | VerifyConfig::Twitch(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Hmac(c) => (&c.secret, &c.secrets),
+            VerifyConfig::None(_) => return Vec::new(),
+        };
+        secret.iter().chain(secrets.iter().flatten()).collect()
+    }
+
+    /// Scheme name as written in config, e.g. `"github"` (`svix` reads back as
+    /// `"standard-webhooks"`).
+    pub fn scheme_name(&self) -> &'static str {
+        match self {
+            VerifyConfig::Github(_) => "github",
+            VerifyConfig::Stripe(_) => "stripe",
+            VerifyConfig::Slack(_) => "slack",
+            VerifyConfig::Shopify(_) => "shopify",
+            VerifyConfig::StandardWebhooks(_) => "standard-webhooks",
+            VerifyConfig::Gitlab(_) => "gitlab",
+            VerifyConfig::Twilio(_) => "twilio",
+            VerifyConfig::Paddle(_) => "paddle",
+            VerifyConfig::Square(_) => "square",
+            VerifyConfig::Zoom(_) => "zoom",
+            VerifyConfig::Linear(_) => "linear",
+            VerifyConfig::Twitch(_) => "twitch",
+            VerifyConfig::Hmac(_) => "hmac",
+            VerifyConfig::None(_) => "none",
+        }
+    }
+
+    /// The configured `public_url` (Twilio, Square, hmac), for the HTTP handler to build
+    /// `WebhookRequest::url` from when behind a proxy.
+    pub fn public_url(&self) -> Option<&str> {
+        match self {
+            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => c.public_url.as_deref(),
+            VerifyConfig::Hmac(c) => c.public_url.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Source {
+        verify: VerifyConfig,
+    }
+
+    fn parse(toml_text: &str) -> Result<VerifyConfig, String> {
+        toml::from_str::<Source>(toml_text)
+            .map(|s| s.verify)
+            .map_err(|e| e.to_string())
+    }
+
+    fn build(toml_text: &str) -> Result<Verifier, (String, String)> {
+        parse(toml_text).unwrap().build()
+    }
+
+    const WHSEC: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    #[test]
+    fn every_scheme_parses_and_builds() {
+        let cases = [
+            (
+                r#"verify = { scheme = "github", secrets = ["a", "b"], allow_sha1 = true }"#,
+                "github",
+            ),
+            (
+                r#"verify = { scheme = "stripe", secret = "whsec_x", tolerance = "10m" }"#,
+                "stripe",
+            ),
+            (r#"verify = { scheme = "slack", secrets = ["s"] }"#, "slack"),
+            (
+                r#"verify = { scheme = "shopify", secret = "s" }"#,
+                "shopify",
+            ),
+            (
+                &format!(r#"verify = {{ scheme = "standard-webhooks", secret = "{WHSEC}" }}"#),
+                "standard-webhooks",
+            ),
+            (
+                &format!(
+                    r#"verify = {{ scheme = "svix", secrets = ["{WHSEC}"], tolerance = "2m" }}"#
+                ),
+                "standard-webhooks",
+            ),
+            (
+                r#"verify = { scheme = "gitlab", secret = "tok" }"#,
+                "gitlab",
+            ),
+            (
+                r#"verify = { scheme = "twilio", secret = "tok", public_url = "https://hooks.example.com/twilio" }"#,
+                "twilio",
+            ),
+            (
+                r#"verify = { scheme = "paddle", secret = "pdl_ntfset_x", tolerance = "30s" }"#,
+                "paddle",
+            ),
+            (r#"verify = { scheme = "square", secret = "k" }"#, "square"),
+            (r#"verify = { scheme = "zoom", secret = "z" }"#, "zoom"),
+            (r#"verify = { scheme = "linear", secret = "l" }"#, "linear"),
+            (
+                r#"verify = { scheme = "twitch", secret = "t", tolerance = "10m" }"#,
+                "twitch",
+            ),
+            (
+                r#"verify = { scheme = "hmac", secret = "h", header = "X-Sig" }"#,
+                "hmac",
+            ),
+            (
+                r#"
+                [verify]
+                scheme = "hmac"
+                secrets = ["h"]
+                header = "X-Signature"
+                prefix = "v1="
+                algorithm = "sha512"
+                encoding = "base64"
+                timestamp_header = "X-Timestamp"
+                template = "{timestamp}.{header:X-Request-Id}.{body}"
+                tolerance = "1m"
+                "#,
+                "hmac",
+            ),
+            (r#"verify = { scheme = "none" }"#, "none"),
+        ];
+        for (text, scheme) in cases {
+            let config = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(config.scheme_name(), scheme);
+            let verifier = config.build().unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            assert_eq!(verifier.scheme_name(), scheme);
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_schemes_are_rejected() {
+        for text in [
+            r#"verify = { scheme = "github", secret = "a", tolerance = "5m" }"#,
+            r#"verify = { scheme = "stripe", secret = "a", tolerence = "5m" }"#,
+            r#"verify = { scheme = "none", secret = "a" }"#,
+            r#"verify = { scheme = "shopify", secret = "a", allow_sha1 = true }"#,
+            r#"verify = { scheme = "hmac", secret = "a", header = "X", algorithm = "md5" }"#,
+            r#"verify = { scheme = "hmac", secret = "a", header = "X", encoding = "base32" }"#,
+            r#"verify = { scheme = "hmac", secret = "a" }"#,
+            r#"verify = { scheme = "github-enterprise", secret = "a" }"#,
+            r#"verify = { secret = "a" }"#,
+        ] {
+            assert!(parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn missing_env_secret_names_key_and_variable_without_value() {
+        let text =
+            r#"verify = { scheme = "github", secrets = ["${HOOKBRIDGE_TEST_UNSET_VAR_1B7F}"] }"#;
+        let (key, reason) = build(text).unwrap_err();
+        assert_eq!(key, "secrets[0]");
+        assert!(
+            reason.contains("HOOKBRIDGE_TEST_UNSET_VAR_1B7F"),
+            "{reason}"
+        );
+        let text = r#"verify = { scheme = "slack", secrets = ["literal-ok", "${HOOKBRIDGE_TEST_UNSET_VAR_1B7F}"] }"#;
+        assert_eq!(build(text).unwrap_err().0, "secrets[1]");
+        let text = r#"verify = { scheme = "zoom", secret = "${HOOKBRIDGE_TEST_UNSET_VAR_1B7F}" }"#;
+        assert_eq!(build(text).unwrap_err().0, "secret");
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_errors_or_debug() {
+        let text =
+            r#"verify = { scheme = "standard-webhooks", secret = "whsec_hunter2-not-base64!" }"#;
+        let (key, reason) = build(text).unwrap_err();
+        assert_eq!(key, "secret");
+        assert!(!reason.contains("hunter2"), "{reason}");
+        let config = parse(r#"verify = { scheme = "github", secrets = ["hunter2"] }"#).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let verifier = config.build().unwrap();
+        assert!(!format!("{verifier:?}").contains("hunter2"));
+        let verifier = build(&format!(
+            r#"verify = {{ scheme = "svix", secret = "{WHSEC}" }}"#
+        ))
+        .unwrap();
+        assert!(!format!("{verifier:?}").contains("C2FVsBQ"));
+    }
+
+    #[test]
+    fn secret_file_references_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("github-secret");
+        std::fs::write(&path, "It's a Secret to Everybody\n").unwrap();
+        let text = format!(
+            r#"verify = {{ scheme = "github", secret = "file:{}" }}"#,
+            path.display()
+        );
+        let verifier = build(&text).unwrap();
+        let headers = verifier.sign(b"Hello, World!", "", 0).unwrap();
+        assert_eq!(
+            headers.get("x-hub-signature-256").unwrap(),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+        let missing = format!(
+            r#"verify = {{ scheme = "github", secret = "file:{}/nope" }}"#,
+            dir.path().display()
+        );
+        assert_eq!(build(&missing).unwrap_err().0, "secret");
+    }
+
+    #[test]
+    fn secret_and_secrets_rules() {
+        let both = r#"verify = { scheme = "github", secret = "a", secrets = ["b"] }"#;
+        assert_eq!(build(both).unwrap_err().0, "secret");
+        let neither = r#"verify = { scheme = "github" }"#;
+        assert_eq!(build(neither).unwrap_err().0, "secrets");
+        let empty = r#"verify = { scheme = "github", secrets = [] }"#;
+        assert_eq!(build(empty).unwrap_err().0, "secrets");
+        let empty_value = r#"verify = { scheme = "github", secrets = ["a", ""] }"#;
+        assert_eq!(build(empty_value).unwrap_err().0, "secrets[1]");
+    }
+
+    #[test]
+    fn tolerance_validation() {
+        let with = |t: &str| {
+            format!(r#"verify = {{ scheme = "stripe", secret = "s", tolerance = "{t}" }}"#)
+        };
+        assert!(build(&with("30s")).is_ok());
+        assert!(build(&with("1h")).is_ok());
+        assert_eq!(
+            build(&with("2h")).unwrap_err(),
+            ("tolerance".into(), "must be at most 1h".into())
+        );
+        assert_eq!(build(&with("500ms")).unwrap_err().0, "tolerance");
+        assert_eq!(build(&with("0s")).unwrap_err().0, "tolerance");
+        assert_eq!(build(&with("soon")).unwrap_err().0, "tolerance");
+    }
+
+    #[test]
+    fn public_url_validation() {
+        let bad = r#"verify = { scheme = "twilio", secret = "t", public_url = "/relative" }"#;
+        assert_eq!(build(bad).unwrap_err().0, "public_url");
+        let bad = r#"verify = { scheme = "square", secret = "t", public_url = "ftp://x.com/" }"#;
+        assert_eq!(build(bad).unwrap_err().0, "public_url");
+        let good = parse(
+            r#"verify = { scheme = "square", secret = "t", public_url = "https://x.com/sq" }"#,
+        )
+        .unwrap();
+        assert_eq!(good.public_url(), Some("https://x.com/sq"));
+    }
+
+    #[test]
+    fn hmac_validation() {
+        let base = r#"scheme = "hmac"
+secret = "s"
+"#;
+        let cases = [
+            ("header = \"bad header\"", "header"),
+            ("header = \"X-Sig\"\nprefix = \"caf\u{e9}\"", "prefix"),
+            ("header = \"X-Sig\"\ntemplate = \"{body\"", "template"),
+            ("header = \"X-Sig\"\ntemplate = \"{timestamp}.{body}\"", "template"),
+            ("header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"", "template"),
+            ("header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\ntemplate = \"{body}\"", "template"),
+            ("header = \"X-Sig\"\ntimestamp_header = \"X-Sig\"\ntemplate = \"{timestamp}{body}\"", "timestamp_header"),
+            ("header = \"X-Sig\"\ntimestamp_header = \"bad name\"\ntemplate = \"{timestamp}{body}\"", "timestamp_header"),
+            ("header = \"X-Sig\"\ntolerance = \"1m\"", "tolerance"),
+            ("header = \"X-Sig\"\ntemplate = \"{header:X-Sig}{body}\"", "template"),
+            ("header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\ntemplate = \"{timestamp}{body}\"\ntolerance = \"3h\"", "tolerance"),
+            ("header = \"X-Sig\"\npublic_url = \"nope\"", "public_url"),
+        ];
+        for (extra, key) in cases {
+            let text = format!("[verify]\n{base}{extra}\n");
+            assert_eq!(build(&text).unwrap_err().0, key, "{extra}");
+        }
+    }
+
+    #[test]
+    fn secret_refs_lists_every_reference() {
+        let config =
+            parse(r#"verify = { scheme = "twitch", secrets = ["${A}", "file:/b", "c"] }"#).unwrap();
+        let refs = config.secret_refs();
+        assert_eq!(refs.len(), 3);
+        assert_eq!(refs.iter().filter(|r| r.is_literal()).count(), 1);
+        let single = parse(r#"verify = { scheme = "gitlab", secret = "${A}" }"#).unwrap();
+        assert_eq!(single.secret_refs().len(), 1);
+        assert!(parse(r#"verify = { scheme = "none" }"#)
+            .unwrap()
+            .secret_refs()
+            .is_empty());
+    }
+}

@@ -1,0 +1,428 @@
+//! Shared primitives for every verifier: HMAC computed incrementally over pieces (so the
+//! body is never copied), fixed-size MAC tags, constant-time comparison, hex/base64
+//! signature decoding, header access that never panics, and the timestamp tolerance
+//! check applied in both directions.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use http::header::{HeaderName, HeaderValue};
+use http::HeaderMap;
+use serde::Deserialize;
+use sha1::Sha1;
+use sha2::{Sha256, Sha512};
+use subtle::{Choice, ConstantTimeEq};
+
+use super::VerifyError;
+use crate::config::secret::Secret;
+
+/// Standard base64 that encodes with padding but accepts signatures with or without it:
+/// senders disagree on padding and it carries no information.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Largest MAC output we produce (SHA-512).
+const MAX_TAG_LEN: usize = 64;
+
+/// The hash function under an HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// HMAC-SHA1 (Twilio, GitHub's legacy header).
+    Sha1,
+    /// HMAC-SHA256 (almost everyone).
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+impl Algorithm {
+    /// Length in bytes of this algorithm's MAC.
+    pub fn output_len(self) -> usize {
+        match self {
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
+        }
+    }
+}
+
+/// A MAC key. Its `Debug` never shows the bytes.
+#[derive(Clone)]
+pub struct Key(Arc<[u8]>);
+
+impl Key {
+    /// Wraps raw key bytes.
+    pub fn new(bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The secret's text used as the key bytes, which is what nearly every provider does.
+    pub fn from_secret(secret: &Secret) -> Self {
+        Self(Arc::from(secret.expose().as_bytes()))
+    }
+
+    /// The key bytes, for the MAC.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A MAC output or a decoded signature: fixed capacity so neither computing nor
+/// decoding one allocates.
+#[derive(Clone, Copy)]
+pub struct Tag {
+    bytes: [u8; MAX_TAG_LEN],
+    len: usize,
+}
+
+impl Tag {
+    fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let mut tag = Tag {
+            bytes: [0; MAX_TAG_LEN],
+            len: bytes.len(),
+        };
+        tag.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(tag)
+    }
+
+    /// The tag's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+
+    /// Decodes a hex signature (either case) of exactly `alg`'s output length.
+    pub fn from_hex(text: &str, alg: Algorithm) -> Option<Self> {
+        let len = alg.output_len();
+        if text.len() != len * 2 {
+            return None;
+        }
+        let mut tag = Tag {
+            bytes: [0; MAX_TAG_LEN],
+            len,
+        };
+        hex::decode_to_slice(text, tag.bytes.get_mut(..len)?).ok()?;
+        Some(tag)
+    }
+
+    /// Decodes a standard-alphabet base64 signature of exactly `alg`'s output length.
+    pub fn from_base64(text: &str, alg: Algorithm) -> Option<Self> {
+        // One spare byte so an over-long signature fails the length check instead of
+        // being silently truncated by the decoder.
+        let mut buf = [0u8; MAX_TAG_LEN + 3];
+        let n = BASE64.decode_slice(text, &mut buf).ok()?;
+        if n != alg.output_len() {
+            return None;
+        }
+        Tag::from_slice(buf.get(..n)?)
+    }
+
+    /// Lowercase hex, as providers that use hex send it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.as_bytes())
+    }
+
+    /// Padded standard base64.
+    pub fn to_base64(&self) -> String {
+        BASE64.encode(self.as_bytes())
+    }
+}
+
+impl fmt::Debug for Tag {
+    // A tag is a signature, not a secret: showing it helps debugging mismatches.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tag({})", self.to_hex())
+    }
+}
+
+/// HMAC of the concatenation of `parts`, fed piece by piece so no joined copy is made.
+/// `None` only if the MAC refuses the key, which HMAC never does; callers treat it as
+/// "no match" rather than panicking.
+pub fn hmac(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Option<Tag> {
+    match alg {
+        Algorithm::Sha1 => hmac_with::<Hmac<Sha1>>(key, parts),
+        Algorithm::Sha256 => hmac_with::<Hmac<Sha256>>(key, parts),
+        Algorithm::Sha512 => hmac_with::<Hmac<Sha512>>(key, parts),
+    }
+}
+
+fn hmac_with<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Option<Tag> {
+    let mut mac = <M as KeyInit>::new_from_slice(key).ok()?;
+    for part in parts {
+        mac.update(part);
+    }
+    Tag::from_slice(&mac.finalize().into_bytes())
+}
+
+/// Constant-time equality (length is not secret: every signature has a public length).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// Succeeds if any candidate signature equals the MAC of `parts` under any key.
+/// Every (key, candidate) pair is compared, without an early exit, so timing reveals
+/// neither which secret nor which candidate matched.
+pub fn verify_any(
+    keys: &[Key],
+    alg: Algorithm,
+    parts: &[&[u8]],
+    candidates: &[Tag],
+) -> Result<(), VerifyError> {
+    let mut matched = Choice::from(0);
+    for key in keys {
+        let Some(expected) = hmac(alg, key.as_bytes(), parts) else {
+            continue;
+        };
+        for candidate in candidates {
+            matched |= expected.as_bytes().ct_eq(candidate.as_bytes());
+        }
+    }
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
+}
+
+/// The index of the first key whose MAC of `parts` equals `candidate`, for handshakes
+/// that must answer with the secret the sender actually used.
+pub fn matching_key(
+    keys: &[Key],
+    alg: Algorithm,
+    parts: &[&[u8]],
+    candidate: &Tag,
+) -> Option<usize> {
+    keys.iter().position(|key| {
+        hmac(alg, key.as_bytes(), parts)
+            .is_some_and(|expected| ct_eq(expected.as_bytes(), candidate.as_bytes()))
+    })
+}
+
+/// A header's value as trimmed text. Missing → `MissingHeader`; not visible ASCII →
+/// `MalformedHeader`.
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, VerifyError> {
+    let value = headers.get(name).ok_or(VerifyError::MissingHeader(name))?;
+    value
+        .to_str()
+        .map(str::trim)
+        .map_err(|_| VerifyError::MalformedHeader(name))
+}
+
+/// Parses a Unix timestamp written as plain decimal digits (no sign, no spaces).
+pub fn parse_unix(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Replay protection: the signed timestamp (seconds) must be within `tolerance` of `now`
+/// in either direction — too old is a replay, too new is a forged or skewed clock.
+pub fn check_tolerance(timestamp: i64, now: i64, tolerance: Duration) -> Result<(), VerifyError> {
+    if now.abs_diff(timestamp) > tolerance.as_secs() {
+        Err(VerifyError::StaleTimestamp)
+    } else {
+        Ok(())
+    }
+}
+
+/// As [`check_tolerance`], for a timestamp in milliseconds.
+pub fn check_tolerance_ms(
+    timestamp_ms: i64,
+    now: i64,
+    tolerance: Duration,
+) -> Result<(), VerifyError> {
+    let tolerance_ms = u64::try_from(tolerance.as_millis()).unwrap_or(u64::MAX);
+    if now.saturating_mul(1000).abs_diff(timestamp_ms) > tolerance_ms {
+        Err(VerifyError::StaleTimestamp)
+    } else {
+        Ok(())
+    }
+}
+
+/// A signature header of the form `<ts_key>=<unix seconds><sep><sig_key>=<hex><sep>…`
+/// (Stripe, Paddle), parsed.
+#[derive(Debug, Clone)]
+pub struct TimestampedSignatures<'a> {
+    /// The timestamp exactly as sent, because that text is what was signed.
+    pub timestamp_text: &'a str,
+    /// The timestamp as a number, for the tolerance check.
+    pub timestamp: i64,
+    /// Every well-formed signature with the expected key; there may be several while the
+    /// sender rotates secrets. Undecodable ones are skipped: they cannot match anyway.
+    pub signatures: Vec<Tag>,
+}
+
+/// Parses a `ts_key=…<sep>sig_key=…` list. `None` when the timestamp is missing,
+/// repeated or not a Unix timestamp; unknown keys and items without `=` are ignored
+/// (providers add new schemes over time).
+pub fn parse_timestamped_signatures<'a>(
+    value: &'a str,
+    sep: char,
+    ts_key: &str,
+    sig_key: &str,
+    alg: Algorithm,
+) -> Option<TimestampedSignatures<'a>> {
+    let mut timestamp: Option<(&'a str, i64)> = None;
+    let mut signatures = Vec::new();
+    for item in value.split(sep) {
+        let Some((key, val)) = item.trim().split_once('=') else {
+            continue;
+        };
+        if key == ts_key {
+            if timestamp.is_some() {
+                return None;
+            }
+            timestamp = Some((val, parse_unix(val)?));
+        } else if key == sig_key {
+            if let Some(tag) = Tag::from_hex(val, alg) {
+                signatures.push(tag);
+            }
+        }
+    }
+    let (timestamp_text, timestamp) = timestamp?;
+    Some(TimestampedSignatures {
+        timestamp_text,
+        timestamp,
+        signatures,
+    })
+}
+
+/// Adds a header when signing; `None` if the name or value is not valid HTTP.
+pub fn insert_header(headers: &mut HeaderMap, name: &str, value: &str) -> Option<()> {
+    let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+    let value = HeaderValue::from_str(value).ok()?;
+    headers.insert(name, value);
+    Some(())
+}
+
+/// A message id for `sign`: unique per process and call, so repeated `hookbridge send`
+/// runs are not deduplicated downstream.
+pub fn message_id(now: i64) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("msg_{now:x}{:x}{n:x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_over_pieces_equals_hmac_over_whole() {
+        let whole = hmac(Algorithm::Sha256, b"k", &[b"hello world"]).unwrap();
+        let pieces = hmac(Algorithm::Sha256, b"k", &[b"hello", b" ", b"world"]).unwrap();
+        assert!(ct_eq(whole.as_bytes(), pieces.as_bytes()));
+    }
+
+    #[test]
+    fn rfc4231_case_2_sha256_and_sha512() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        let data: &[u8] = b"what do ya want for nothing?";
+        let t256 = hmac(Algorithm::Sha256, b"Jefe", &[data]).unwrap();
+        assert_eq!(
+            t256.to_hex(),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let t512 = hmac(Algorithm::Sha512, b"Jefe", &[data]).unwrap();
+        assert_eq!(
+            t512.to_hex(),
+            "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"
+        );
+    }
+
+    #[test]
+    fn rfc2202_case_2_sha1() {
+        let t = hmac(Algorithm::Sha1, b"Jefe", &[b"what do ya want for nothing?"]).unwrap();
+        assert_eq!(t.to_hex(), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+    }
+
+    #[test]
+    fn decoders_reject_wrong_lengths_and_garbage() {
+        assert!(Tag::from_hex("abcd", Algorithm::Sha256).is_none());
+        assert!(Tag::from_hex(&"zz".repeat(32), Algorithm::Sha256).is_none());
+        assert!(Tag::from_hex(&"AB".repeat(32), Algorithm::Sha256).is_some());
+        assert!(Tag::from_base64("not base64!", Algorithm::Sha256).is_none());
+        assert!(Tag::from_base64(&BASE64.encode([0u8; 31]), Algorithm::Sha256).is_none());
+        assert!(Tag::from_base64(&BASE64.encode([0u8; 200]), Algorithm::Sha256).is_none());
+        let unpadded = BASE64.encode([7u8; 32]).trim_end_matches('=').to_owned();
+        assert!(Tag::from_base64(&unpadded, Algorithm::Sha256).is_some());
+    }
+
+    #[test]
+    fn verify_any_accepts_any_key_and_any_candidate() {
+        let keys = [Key::new(&b"old"[..]), Key::new(&b"new"[..])];
+        let good = hmac(Algorithm::Sha256, b"new", &[b"body"]).unwrap();
+        let bad = hmac(Algorithm::Sha256, b"other", &[b"body"]).unwrap();
+        assert!(verify_any(&keys, Algorithm::Sha256, &[b"body"], &[bad, good]).is_ok());
+        assert_eq!(
+            verify_any(&keys, Algorithm::Sha256, &[b"body"], &[bad]),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify_any(&keys, Algorithm::Sha256, &[b"body"], &[]),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            matching_key(&keys, Algorithm::Sha256, &[b"body"], &good),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn tolerance_is_checked_both_ways() {
+        let t = Duration::from_secs(300);
+        assert!(check_tolerance(1000, 1300, t).is_ok());
+        assert!(check_tolerance(1300, 1000, t).is_ok());
+        assert_eq!(
+            check_tolerance(1000, 1301, t),
+            Err(VerifyError::StaleTimestamp)
+        );
+        assert_eq!(
+            check_tolerance(1301, 1000, t),
+            Err(VerifyError::StaleTimestamp)
+        );
+        assert_eq!(
+            check_tolerance(i64::MIN, i64::MAX, t),
+            Err(VerifyError::StaleTimestamp)
+        );
+        assert!(check_tolerance_ms(1_000_000, 1000, Duration::from_secs(1)).is_ok());
+        assert_eq!(
+            check_tolerance_ms(1_001_001, 1000, Duration::from_secs(1)),
+            Err(VerifyError::StaleTimestamp)
+        );
+        assert_eq!(
+            check_tolerance_ms(i64::MIN, i64::MAX, t),
+            Err(VerifyError::StaleTimestamp)
+        );
+    }
+
+    #[test]
+    fn parse_unix_accepts_only_digits() {
+        assert_eq!(parse_unix("1531420618"), Some(1_531_420_618));
+        for bad in ["", "-1", "+1", " 1", "1.5", "abc", "99999999999999999999"] {
+            assert_eq!(parse_unix(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn key_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Key::new(&b"hunter2"[..])), "<redacted>");
+    }
+}

@@ -1,0 +1,173 @@
+//! GitHub webhooks: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
+//!
+//! Rule (GitHub Docs, "Validating webhook deliveries",
+//! <https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries>):
+//! the HMAC-SHA256 hex digest of the raw payload keyed with the webhook secret, prefixed
+//! `sha256=`, compared in constant time. The legacy `X-Hub-Signature: sha1=<hex>` header
+//! is accepted only with `allow_sha1 = true`, and only when the SHA-256 header is absent
+//! (never as a fallback after a SHA-256 mismatch, which would be a downgrade). GitHub
+//! signs no timestamp, so there is no replay window to check.
+
+use http::HeaderMap;
+
+use super::crypto::{self, Algorithm, Key, Tag};
+use super::{VerifyError, WebhookRequest};
+
+/// The SHA-256 signature header.
+pub const SIGNATURE_256: &str = "X-Hub-Signature-256";
+/// The legacy SHA-1 signature header.
+pub const SIGNATURE_SHA1: &str = "X-Hub-Signature";
+
+/// A `ping` event, the first delivery GitHub sends to a new hook.
+pub const SAMPLE_BODY: &[u8] = br#"{"zen":"Keep it logically awesome.","hook_id":123456789,"hook":{"type":"Repository","id":123456789,"name":"web","active":true,"events":["push","pull_request"],"config":{"content_type":"json","insecure_ssl":"0","url":"https://hooks.example.com/github"}},"repository":{"id":1296269,"name":"Hello-World","full_name":"octocat/Hello-World","private":false},"sender":{"login":"octocat","id":1,"type":"User"}}"#;
+
+/// Verifies GitHub deliveries.
+#[derive(Debug, Clone)]
+pub struct Github {
+    keys: Vec<Key>,
+    allow_sha1: bool,
+}
+
+impl Github {
+    /// A verifier over `keys` (any may match); `allow_sha1` enables the legacy header.
+    pub fn new(keys: Vec<Key>, allow_sha1: bool) -> Self {
+        Github { keys, allow_sha1 }
+    }
+
+    /// Checks the SHA-256 header, or the SHA-1 header when allowed and SHA-256 is absent.
+    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
+        let (header, prefix, alg) = if req.headers.contains_key(SIGNATURE_256) {
+            (SIGNATURE_256, "sha256=", Algorithm::Sha256)
+        } else if self.allow_sha1 && req.headers.contains_key(SIGNATURE_SHA1) {
+            (SIGNATURE_SHA1, "sha1=", Algorithm::Sha1)
+        } else {
+            return Err(VerifyError::MissingHeader(SIGNATURE_256));
+        };
+        let value = crypto::header_str(req.headers, header)?;
+        let tag = value
+            .strip_prefix(prefix)
+            .and_then(|hex| Tag::from_hex(hex, alg))
+            .ok_or(VerifyError::MalformedHeader(header))?;
+        crypto::verify_any(&self.keys, alg, &[req.body], &[tag])
+    }
+
+    /// The headers GitHub sends: SHA-256 always, SHA-1 too when it is allowed.
+    pub fn sign(&self, body: &[u8]) -> Option<HeaderMap> {
+        let key = self.keys.first()?;
+        let mut headers = HeaderMap::new();
+        let tag = crypto::hmac(Algorithm::Sha256, key.as_bytes(), &[body])?;
+        crypto::insert_header(
+            &mut headers,
+            SIGNATURE_256,
+            &format!("sha256={}", tag.to_hex()),
+        )?;
+        if self.allow_sha1 {
+            let tag = crypto::hmac(Algorithm::Sha1, key.as_bytes(), &[body])?;
+            crypto::insert_header(
+                &mut headers,
+                SIGNATURE_SHA1,
+                &format!("sha1={}", tag.to_hex()),
+            )?;
+        }
+        Some(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::testutil::{headers, keys, req, with_header, without_header};
+
+    fn github(secrets: &[&str]) -> Github {
+        Github::new(keys(secrets), false)
+    }
+
+    #[test]
+    fn github_docs_known_answer() {
+        // GitHub Docs, "Testing the webhook payload validation".
+        let h = headers(&[(
+            SIGNATURE_256,
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+        )]);
+        let v = github(&["It's a Secret to Everybody"]);
+        assert_eq!(v.verify(&req(&h, b"Hello, World!", 0)), Ok(()));
+        let signed = v.sign(b"Hello, World!").unwrap();
+        assert_eq!(signed.get(SIGNATURE_256), h.get(SIGNATURE_256));
+    }
+
+    #[test]
+    fn uppercase_hex_is_accepted() {
+        let h = headers(&[(
+            SIGNATURE_256,
+            "sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17",
+        )]);
+        let v = github(&["It's a Secret to Everybody"]);
+        assert_eq!(v.verify(&req(&h, b"Hello, World!", 0)), Ok(()));
+    }
+
+    #[test]
+    fn rotated_second_secret_is_valid() {
+        let h = github(&["new"]).sign(b"{}").unwrap();
+        assert_eq!(github(&["old", "new"]).verify(&req(&h, b"{}", 0)), Ok(()));
+    }
+
+    #[test]
+    fn rejects_tampering_wrong_secret_and_bad_headers() {
+        let v = github(&["s3cret"]);
+        let h = v.sign(b"{\"a\":1}").unwrap();
+        assert_eq!(
+            v.verify(&req(&h, b"{\"a\":2}", 0)),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            github(&["other"]).verify(&req(&h, b"{\"a\":1}", 0)),
+            Err(VerifyError::Mismatch)
+        );
+        let other_body = v.sign(b"something else").unwrap();
+        assert_eq!(
+            v.verify(&req(&other_body, b"{\"a\":1}", 0)),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            v.verify(&req(&without_header(&h, SIGNATURE_256), b"{\"a\":1}", 0)),
+            Err(VerifyError::MissingHeader(SIGNATURE_256))
+        );
+        for bad in [
+            "sha256=",
+            "sha256=xyz",
+            "md5=abcd",
+            "757107ea",
+            "sha256= 7571",
+        ] {
+            let h = with_header(&h, SIGNATURE_256, bad);
+            assert_eq!(
+                v.verify(&req(&h, b"{\"a\":1}", 0)),
+                Err(VerifyError::MalformedHeader(SIGNATURE_256)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn sha1_only_when_allowed_and_never_as_downgrade() {
+        let legacy = Github::new(keys(&["s"]), true);
+        let signed = legacy.sign(b"body").unwrap();
+        let sha1_only = without_header(&signed, SIGNATURE_256);
+        assert_eq!(legacy.verify(&req(&sha1_only, b"body", 0)), Ok(()));
+        // Default config: the SHA-1 header alone is not enough.
+        assert_eq!(
+            github(&["s"]).verify(&req(&sha1_only, b"body", 0)),
+            Err(VerifyError::MissingHeader(SIGNATURE_256))
+        );
+        // A bad SHA-256 next to a good SHA-1 must fail.
+        let bad256 = with_header(
+            &signed,
+            SIGNATURE_256,
+            &format!("sha256={}", "0".repeat(64)),
+        );
+        assert_eq!(
+            legacy.verify(&req(&bad256, b"body", 0)),
+            Err(VerifyError::Mismatch)
+        );
+    }
+}

@@ -1,0 +1,402 @@
+//! Twilio webhooks: `X-Twilio-Signature: base64(HMAC-SHA1(auth_token, url + params))`.
+//!
+//! Rule (Twilio Docs, "Webhooks security — Validating signatures from Twilio",
+//! <https://www.twilio.com/docs/usage/webhooks/webhooks-security>, and "Security",
+//! <https://www.twilio.com/docs/usage/security#validating-requests>): take the full URL
+//! Twilio requested (scheme, host, path and query, exactly as configured); for an
+//! `application/x-www-form-urlencoded` POST, sort the decoded parameters by name (Unicode
+//! code point order) and append each name immediately followed by its value; HMAC-SHA1
+//! that string with the account auth token and base64-encode it. For other bodies (JSON)
+//! Twilio adds `bodySHA256=<hex SHA-256 of the body>` to the URL's query string and signs
+//! the URL alone; the body must then hash to that value. Like Twilio's own helper
+//! libraries, the URL is also tried with the default port added (or removed), since
+//! proxies disagree about keeping `:443`. Twilio signs no timestamp, so there is no
+//! replay window to check. A non-form body without `bodySHA256` is rejected: nothing
+//! would authenticate it.
+//!
+//! Form parameters are decoded and sorted in a small vector of borrowed-or-decoded
+//! strings; the MAC itself is fed piece by piece, never from a joined copy.
+
+use std::borrow::Cow;
+
+use http::header::CONTENT_TYPE;
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+use super::crypto::{self, Algorithm, Key, Tag};
+use super::{VerifyError, WebhookRequest};
+
+/// The signature header.
+pub const HEADER: &str = "X-Twilio-Signature";
+/// The query parameter carrying the body digest for non-form bodies.
+pub const BODY_SHA256_PARAM: &str = "bodySHA256";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// An incoming-SMS webhook, form-encoded as Twilio sends it.
+pub const SAMPLE_BODY: &[u8] = b"ToCountry=US&ToState=CA&SmsMessageSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&NumMedia=0&ToCity=SAN+FRANCISCO&FromZip=94105&SmsSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&FromState=CA&SmsStatus=received&FromCity=SAN+FRANCISCO&Body=Hello+from+Twilio&FromCountry=US&To=%2B14155550199&ToZip=94105&NumSegments=1&MessageSid=SM1f0e8ae6ade43cb3c0ce4525424e404f&AccountSid=AC00000000000000000000000000000000&From=%2B14155550100&ApiVersion=2010-04-01";
+
+/// Verifies Twilio webhooks.
+#[derive(Debug, Clone)]
+pub struct Twilio {
+    keys: Vec<Key>,
+}
+
+type Params<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// The form parameters sorted as Twilio sorts them: by name, then by value for repeated
+/// names.
+fn sorted_params(body: &[u8]) -> Params<'_> {
+    let mut params: Params<'_> = form_urlencoded::parse(body).collect();
+    params.sort();
+    params
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.split_once(';').map_or(ct, |(media, _)| media))
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case(FORM))
+}
+
+/// The `bodySHA256` value from the URL's query string, if any.
+fn body_sha256_param(url: &str) -> Option<Cow<'_, str>> {
+    let (_, query) = url.split_once('?')?;
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == BODY_SHA256_PARAM)
+        .map(|(_, value)| value)
+}
+
+/// `url` with `bodySHA256=<hex SHA-256 of body>` appended, as Twilio requests JSON
+/// webhooks; `hookbridge send` uses it to build the URL before [`Twilio::sign`].
+pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!(
+        "{url}{sep}{BODY_SHA256_PARAM}={}",
+        hex::encode(Sha256::digest(body))
+    )
+}
+
+/// The same URL with the scheme's default port removed if present, or added if absent;
+/// `None` for a non-default port or a URL that is not http(s).
+fn alternate_port_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => "443",
+        "http" => "80",
+        _ => return None,
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at_checked(authority_end)?;
+    let host_start = authority.rfind('@').map_or(0, |at| at + 1);
+    let (userinfo, host_port) = authority.split_at_checked(host_start)?;
+    // A ':' inside an IPv6 literal's brackets is not a port separator.
+    let port_colon = host_port
+        .rfind(':')
+        .filter(|&colon| host_port.rfind(']').is_none_or(|bracket| colon > bracket));
+    match port_colon {
+        Some(colon) => {
+            let (host, port) = host_port.split_at_checked(colon)?;
+            (port.get(1..)? == default_port).then(|| format!("{scheme}://{userinfo}{host}{tail}"))
+        }
+        None => Some(format!(
+            "{scheme}://{userinfo}{host_port}:{default_port}{tail}"
+        )),
+    }
+}
+
+fn signed_parts<'a>(url: &'a str, params: &'a Params<'_>) -> Vec<&'a [u8]> {
+    let mut parts = Vec::with_capacity(1 + 2 * params.len());
+    parts.push(url.as_bytes());
+    for (name, value) in params {
+        parts.push(name.as_bytes());
+        parts.push(value.as_bytes());
+    }
+    parts
+}
+
+fn check_body_digest(expected_hex: &str, body: &[u8]) -> Result<(), VerifyError> {
+    let mut expected = [0u8; 32];
+    hex::decode_to_slice(expected_hex, &mut expected)
+        .map_err(|_| VerifyError::BodyDigestMismatch)?;
+    if crypto::ct_eq(&expected, &Sha256::digest(body)) {
+        Ok(())
+    } else {
+        Err(VerifyError::BodyDigestMismatch)
+    }
+}
+
+impl Twilio {
+    /// A verifier over auth tokens `keys` (primary and secondary during rotation).
+    pub fn new(keys: Vec<Key>) -> Self {
+        Twilio { keys }
+    }
+
+    fn verify_url(&self, url: &str, params: &Params<'_>, tag: &Tag) -> Result<(), VerifyError> {
+        let alternate = alternate_port_url(url);
+        for candidate in std::iter::once(url).chain(alternate.as_deref()) {
+            let parts = signed_parts(candidate, params);
+            if crypto::verify_any(
+                &self.keys,
+                Algorithm::Sha1,
+                &parts,
+                std::slice::from_ref(tag),
+            )
+            .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        Err(VerifyError::Mismatch)
+    }
+
+    /// Checks the signature over `req.url` (+ form params), and the body digest when the
+    /// URL carries one.
+    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
+        let value = crypto::header_str(req.headers, HEADER)?;
+        let tag =
+            Tag::from_base64(value, Algorithm::Sha1).ok_or(VerifyError::MalformedHeader(HEADER))?;
+        if let Some(expected) = body_sha256_param(req.url) {
+            self.verify_url(req.url, &Vec::new(), &tag)?;
+            return check_body_digest(&expected, req.body);
+        }
+        if is_form(req.headers) {
+            return self.verify_url(req.url, &sorted_params(req.body), &tag);
+        }
+        if req.body.is_empty() {
+            return self.verify_url(req.url, &Vec::new(), &tag);
+        }
+        Err(VerifyError::UnsignedBody)
+    }
+
+    /// Signs as Twilio would: a URL carrying `bodySHA256` (see [`url_with_body_sha256`])
+    /// is signed alone with `Content-Type: application/json`; an empty body signs the URL
+    /// alone; any other body is treated as form parameters with the form Content-Type.
+    pub fn sign(&self, body: &[u8], url: &str) -> Option<HeaderMap> {
+        let key = self.keys.first()?;
+        let mut headers = HeaderMap::new();
+        let params = if body_sha256_param(url).is_some() {
+            crypto::insert_header(&mut headers, CONTENT_TYPE.as_str(), "application/json")?;
+            Vec::new()
+        } else if body.is_empty() {
+            Vec::new()
+        } else {
+            crypto::insert_header(&mut headers, CONTENT_TYPE.as_str(), FORM)?;
+            sorted_params(body)
+        };
+        let tag = crypto::hmac(Algorithm::Sha1, key.as_bytes(), &signed_parts(url, &params))?;
+        crypto::insert_header(&mut headers, HEADER, &tag.to_base64())?;
+        Some(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::testutil::{headers, keys};
+    use crate::verify::WebhookRequest;
+
+    const TOKEN: &str = "12345";
+    const URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    /// The docs' parameters, deliberately not in sorted order.
+    const FORM_BODY: &[u8] =
+        b"To=%2B18005551212&Digits=1234&From=%2B12349013030&CallSid=CA1234567890ABCDE&Caller=%2B12349013030";
+
+    fn twilio(secrets: &[&str]) -> Twilio {
+        Twilio::new(keys(secrets))
+    }
+
+    fn form_headers(signature: &str) -> HeaderMap {
+        headers(&[
+            (HEADER, signature),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            ),
+        ])
+    }
+
+    fn req<'a>(headers: &'a HeaderMap, body: &'a [u8], url: &'a str) -> WebhookRequest<'a> {
+        WebhookRequest {
+            headers,
+            body,
+            url,
+            now: 0,
+        }
+    }
+
+    #[test]
+    fn twilio_docs_known_answer() {
+        // Twilio Docs, "Security — Validating requests" example (auth token 12345).
+        let h = form_headers("0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+        assert_eq!(twilio(&[TOKEN]).verify(&req(&h, FORM_BODY, URL)), Ok(()));
+        let signed = twilio(&[TOKEN]).sign(FORM_BODY, URL).unwrap();
+        assert_eq!(signed.get(HEADER), h.get(HEADER));
+    }
+
+    #[test]
+    fn helper_library_known_answers() {
+        // The vectors in Twilio's helper libraries' test suites (same token and URL).
+        let body = b"CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212";
+        let h = form_headers("RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+        assert_eq!(twilio(&[TOKEN]).verify(&req(&h, body, URL)), Ok(()));
+
+        let json = br#"{"property": "value", "boolean": true}"#;
+        let url = format!(
+            "{URL}&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
+        );
+        assert_eq!(url, url_with_body_sha256(URL, json));
+        let h = headers(&[
+            (HEADER, "a9nBmqA0ju/hNViExpshrM61xv4="),
+            ("Content-Type", "application/json"),
+        ]);
+        assert_eq!(twilio(&[TOKEN]).verify(&req(&h, json, &url)), Ok(()));
+        assert_eq!(
+            twilio(&[TOKEN]).verify(&req(&h, br#"{"property": "evil"}"#, &url)),
+            Err(VerifyError::BodyDigestMismatch)
+        );
+    }
+
+    #[test]
+    fn default_port_is_added_or_removed() {
+        let v = twilio(&[TOKEN]);
+        let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
+        let h = form_headers("0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+        assert_eq!(v.verify(&req(&h, FORM_BODY, with_port)), Ok(()));
+        let signed_with_port = v.sign(FORM_BODY, with_port).unwrap();
+        assert_eq!(v.verify(&req(&signed_with_port, FORM_BODY, URL)), Ok(()));
+        // A non-default port is never dropped.
+        let other_port = "https://mycompany.com:8443/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            v.verify(&req(&h, FORM_BODY, other_port)),
+            Err(VerifyError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn alternate_port_url_cases() {
+        assert_eq!(
+            alternate_port_url("https://a.com/x").as_deref(),
+            Some("https://a.com:443/x")
+        );
+        assert_eq!(
+            alternate_port_url("http://a.com").as_deref(),
+            Some("http://a.com:80")
+        );
+        assert_eq!(
+            alternate_port_url("https://a.com:443?q=1").as_deref(),
+            Some("https://a.com?q=1")
+        );
+        assert_eq!(
+            alternate_port_url("https://u:p@a.com:443/").as_deref(),
+            Some("https://u:p@a.com/")
+        );
+        assert_eq!(
+            alternate_port_url("https://[::1]/x").as_deref(),
+            Some("https://[::1]:443/x")
+        );
+        assert_eq!(
+            alternate_port_url("https://[::1]:443/x").as_deref(),
+            Some("https://[::1]/x")
+        );
+        assert_eq!(alternate_port_url("https://a.com:8443/x"), None);
+        assert_eq!(alternate_port_url("ftp://a.com/x"), None);
+        assert_eq!(alternate_port_url("not a url"), None);
+        assert_eq!(
+            alternate_port_url("https://é.com:443/ü").as_deref(),
+            Some("https://é.com/ü")
+        );
+    }
+
+    #[test]
+    fn rotated_second_secret_is_valid() {
+        let h = twilio(&["new"]).sign(FORM_BODY, URL).unwrap();
+        assert_eq!(
+            twilio(&["old", "new"]).verify(&req(&h, FORM_BODY, URL)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejects_tampering_wrong_secret_url_missing_and_malformed() {
+        let v = twilio(&[TOKEN]);
+        let h = v.sign(FORM_BODY, URL).unwrap();
+        let tampered = b"To=%2B18005551212&Digits=9999&From=%2B12349013030&CallSid=CA1234567890ABCDE&Caller=%2B12349013030";
+        assert_eq!(
+            v.verify(&req(&h, tampered, URL)),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            twilio(&["other"]).verify(&req(&h, FORM_BODY, URL)),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            v.verify(&req(&h, FORM_BODY, "https://mycompany.com/other.php")),
+            Err(VerifyError::Mismatch)
+        );
+        let other = v.sign(b"Body=hi", URL).unwrap();
+        assert_eq!(
+            v.verify(&req(&other, FORM_BODY, URL)),
+            Err(VerifyError::Mismatch)
+        );
+        let mut missing = h.clone();
+        missing.remove(HEADER);
+        assert_eq!(
+            v.verify(&req(&missing, FORM_BODY, URL)),
+            Err(VerifyError::MissingHeader(HEADER))
+        );
+        let malformed = form_headers("not-base64!");
+        assert_eq!(
+            v.verify(&req(&malformed, FORM_BODY, URL)),
+            Err(VerifyError::MalformedHeader(HEADER))
+        );
+    }
+
+    #[test]
+    fn json_without_body_digest_is_unsigned() {
+        let v = twilio(&[TOKEN]);
+        let h = headers(&[
+            (HEADER, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+            ("Content-Type", "application/json"),
+        ]);
+        assert_eq!(
+            v.verify(&req(&h, b"{}", URL)),
+            Err(VerifyError::UnsignedBody)
+        );
+    }
+
+    #[test]
+    fn json_round_trip_and_url_tampering() {
+        let v = twilio(&[TOKEN]);
+        let body = br#"{"event":"call.completed"}"#;
+        let url = url_with_body_sha256("https://hooks.example.com/twilio", body);
+        let h = v.sign(body, &url).unwrap();
+        assert_eq!(h.get(CONTENT_TYPE).unwrap(), "application/json");
+        assert_eq!(v.verify(&req(&h, body, &url)), Ok(()));
+        let forged_url = url_with_body_sha256("https://hooks.example.com/twilio", b"{}");
+        assert_eq!(
+            v.verify(&req(&h, b"{}", &forged_url)),
+            Err(VerifyError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn empty_body_signs_url_alone() {
+        let v = twilio(&[TOKEN]);
+        let h = v.sign(b"", URL).unwrap();
+        assert!(h.get(CONTENT_TYPE).is_none());
+        assert_eq!(v.verify(&req(&h, b"", URL)), Ok(()));
+    }
+
+    #[test]
+    fn repeated_and_encoded_params_sort_and_decode() {
+        // Values are compared decoded: `+` and `%20` are the same space.
+        let v = twilio(&[TOKEN]);
+        let h = v.sign(b"b=2&a=z&a=y&msg=hello+world", URL).unwrap();
+        assert_eq!(
+            v.verify(&req(&h, b"a=y&msg=hello%20world&b=2&a=z", URL)),
+            Ok(())
+        );
+    }
+}
