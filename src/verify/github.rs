@@ -61,6 +61,10 @@ impl Github {
             SIGNATURE_256,
             &format!("sha256={}", tag.to_hex()),
         )?;
+        // The headers every real delivery carries, so a source keyed or routed on them
+        // accepts a test delivery too.
+        crypto::insert_header(&mut headers, "X-GitHub-Event", "ping")?;
+        crypto::insert_header(&mut headers, "X-GitHub-Delivery", &crypto::message_id(0))?;
         if self.allow_sha1 {
             let tag = crypto::hmac(Algorithm::Sha1, key.as_bytes(), &[body])?;
             crypto::insert_header(

@@ -5,4 +5,5 @@ mod check;
 mod egress;
 mod ingress;
 mod ops;
+mod send;
 mod support;
