@@ -16,6 +16,19 @@ enum State {
     HalfOpen,
 }
 
+/// What [`Breaker::admit`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The breaker is closed: a normal attempt.
+    Attempt,
+    /// The breaker was open: this attempt probes the destination. Its failure says the
+    /// destination is still down, not that the record is bad, so it is not counted
+    /// against the record's attempts.
+    Probe,
+    /// Cancelled while waiting.
+    Cancelled,
+}
+
 /// Shared by every delivery of one sink.
 pub struct Breaker {
     threshold: u32,
@@ -53,16 +66,16 @@ impl Breaker {
         self.gauge.set(code);
     }
 
-    /// Waits until an attempt may be made. False when cancelled while waiting.
-    pub async fn admit(&self, cancel: &CancellationToken, connector: &str) -> bool {
+    /// Waits until an attempt may be made.
+    pub async fn admit(&self, cancel: &CancellationToken, connector: &str) -> Admission {
         loop {
             let wait = {
                 let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 match *state {
-                    State::Closed { .. } => return true,
+                    State::Closed { .. } => return Admission::Attempt,
                     State::Open { until } if Instant::now() >= until => {
                         self.set(&mut state, State::HalfOpen, connector);
-                        return true;
+                        return Admission::Probe;
                     }
                     State::Open { until } => until - Instant::now(),
                     // One probe is out; everyone else checks back shortly.
@@ -70,7 +83,7 @@ impl Breaker {
                 }
             };
             tokio::select! {
-                _ = cancel.cancelled() => return false,
+                _ = cancel.cancelled() => return Admission::Cancelled,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -111,12 +124,12 @@ mod tests {
         let b = Breaker::new(3, Duration::from_millis(50), g.clone());
         let cancel = CancellationToken::new();
         for _ in 0..3 {
-            assert!(b.admit(&cancel, "t").await);
+            assert_eq!(b.admit(&cancel, "t").await, Admission::Attempt);
             b.record(Some(false), "t");
         }
         assert_eq!(g.get(), 1);
         let started = Instant::now();
-        assert!(b.admit(&cancel, "t").await);
+        assert_eq!(b.admit(&cancel, "t").await, Admission::Probe);
         assert!(started.elapsed() >= Duration::from_millis(40));
         assert_eq!(g.get(), 2);
         b.record(Some(true), "t");
@@ -129,6 +142,6 @@ mod tests {
         b.record(Some(false), "t");
         let cancel = CancellationToken::new();
         cancel.cancel();
-        assert!(!b.admit(&cancel, "t").await);
+        assert_eq!(b.admit(&cancel, "t").await, Admission::Cancelled);
     }
 }

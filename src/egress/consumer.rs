@@ -24,6 +24,7 @@ pub struct SinkContext {
     drain_timeout: Duration,
     assigned: AtomicBool,
     health: Arc<Health>,
+    lag: prometheus::IntGaugeVec,
 }
 
 impl SinkContext {
@@ -32,9 +33,11 @@ impl SinkContext {
         events: UnboundedSender<Event>,
         drain_timeout: Duration,
         health: Arc<Health>,
+        lag: prometheus::IntGaugeVec,
     ) -> Self {
         health.sinks_unassigned.fetch_add(1, Ordering::Relaxed);
         Self {
+            lag,
             name,
             events,
             drain_timeout,
@@ -103,7 +106,29 @@ fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &Offsets
     }
 }
 
-impl ClientContext for SinkContext {}
+impl ClientContext for SinkContext {
+    /// librdkafka statistics (every `statistics.interval.ms`): the committed-offset lag
+    /// per partition, i.e. records not yet finished by this group.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for topic in stats.topics.values() {
+            for p in topic.partitions.values() {
+                // -1 is librdkafka's internal "unassigned" partition; negative offsets
+                // mean not known yet.
+                if p.partition < 0 || p.hi_offset < 0 {
+                    continue;
+                }
+                let committed = p.committed_offset.max(0);
+                self.lag
+                    .with_label_values(&[
+                        self.name.as_ref(),
+                        topic.topic.as_str(),
+                        &p.partition.to_string(),
+                    ])
+                    .set((p.hi_offset - committed).max(0));
+            }
+        }
+    }
+}
 
 impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

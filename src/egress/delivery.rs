@@ -13,7 +13,7 @@ use rdkafka::producer::FutureProducer;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::breaker::Breaker;
+use super::breaker::{Admission, Breaker};
 use super::dlq::{self, DeadLetter};
 use super::outcome::{self, Outcome};
 use super::record::Record;
@@ -139,7 +139,11 @@ impl Destination {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
-            if cancel.is_cancelled() || !self.breaker.admit(cancel, self.name()).await {
+            if cancel.is_cancelled() {
+                return Finish::Abandoned;
+            }
+            let admission = self.breaker.admit(cancel, self.name()).await;
+            if admission == Admission::Cancelled {
                 return Finish::Abandoned;
             }
             if let Some(limiter) = &self.limiter {

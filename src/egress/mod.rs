@@ -58,7 +58,13 @@ pub async fn run_sink(
     let topics = sink.topics.clone();
     consumer_cfg.set("group.id", &sink.group_id);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let context = SinkContext::new(name.clone(), tx.clone(), timing.drain_timeout, health);
+    let context = SinkContext::new(
+        name.clone(),
+        tx.clone(),
+        timing.drain_timeout,
+        health,
+        metrics.consumer_lag.clone(),
+    );
     let consumer: BaseConsumer<SinkContext> = consumer_cfg
         .create_with_context(context)
         .map_err(|e| SinkError::Consumer(name.to_string(), e))?;

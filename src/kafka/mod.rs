@@ -36,6 +36,8 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("session.timeout.ms", "10000"),
     ("heartbeat.interval.ms", "1000"),
     ("enable.partition.eof", "false"),
+    // Feeds hookbridge_consumer_lag.
+    ("statistics.interval.ms", "5000"),
 ];
 
 /// Properties that only make sense for one client kind are dropped from the other so

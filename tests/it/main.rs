@@ -4,6 +4,7 @@
 mod check;
 mod egress;
 mod ingress;
+mod operate;
 mod ops;
 mod send;
 mod support;

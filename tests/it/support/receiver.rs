@@ -17,6 +17,8 @@ pub struct Received {
     pub at: Instant,
     /// 1 for the first request with this `webhook-id`, 2 for the second, …
     pub nth: usize,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 impl Received {
@@ -130,13 +132,15 @@ async fn handle(
         *n += 1;
         *n
     };
-    let r = Received {
+    let mut r = Received {
         headers,
         body,
         at: Instant::now(),
         nth,
+        status: 0,
     };
     let answer = (s.script)(&r);
+    r.status = answer.status;
     s.seen.lock().expect("lock").push(r);
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
