@@ -69,7 +69,16 @@ pub async fn run(
     for (path, name) in ingress.paths() {
         tracing::info!(source = name, path, "source ready");
     }
-    let http = tokio::spawn(ingress::server::serve(http_listener, ingress, stop.clone()));
+    let limits = ingress::server::Limits {
+        header_timeout: s.http.header_timeout.0,
+        max_header_bytes: s.http.max_header_bytes.0 as usize,
+    };
+    let http = tokio::spawn(ingress::server::serve(
+        http_listener,
+        ingress,
+        limits,
+        stop.clone(),
+    ));
 
     let timing = Timing {
         commit_interval: s.kafka.commit_interval.0,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::units::HumanDuration;
+use super::units::{ByteSize, HumanDuration};
 use super::{ConfigError, SecretRef};
 
 /// Everything in `hookbridge.toml` after layering defaults, file and environment.
@@ -62,6 +62,11 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Requests handled at once; more get 503 + Retry-After instead of queueing unbounded.
     pub max_in_flight: usize,
+    /// Time a client gets to send a request's headers, and the longest an idle
+    /// keep-alive connection is kept (slow-loris protection).
+    pub header_timeout: HumanDuration,
+    /// Largest request header section accepted; larger requests get 431.
+    pub max_header_bytes: ByteSize,
 }
 
 /// The admin listener: `/metrics`, `/healthz`, `/readyz`.

@@ -253,3 +253,54 @@ async fn statuses_for_path_method_size_rate_and_key() {
         .unwrap();
     assert!((1..=2).contains(&retry_after), "{retry_after}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_oversized_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = Broker::start();
+    let topic = unique("gh-loris");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr())
+        .connector("github.toml", &github_source(&topic, ""))
+        .env("GH_SECRET", SECRET)
+        .env("HOOKBRIDGE__HTTP__HEADER_TIMEOUT", "1s")
+        .env("HOOKBRIDGE__HTTP__MAX_HEADER_BYTES", "8KiB");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+
+    // A client that never finishes its headers is disconnected after header_timeout.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", hb.http))
+        .await
+        .unwrap();
+    s.write_all(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+    assert!(read.is_ok(), "connection still open after 5s");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Oversized headers: 431.
+    let body = br#"{"k":1}"#;
+    let resp = reqwest::Client::new()
+        .post(hb.url("/webhooks/github"))
+        .header("X-Hub-Signature-256", github_sig(SECRET, body))
+        .header("X-Big", "a".repeat(20_000))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 431);
+    // The listener still serves well-behaved senders.
+    assert_eq!(
+        post(&hb, body, Some(&github_sig(SECRET, body)), "ok")
+            .await
+            .status(),
+        200
+    );
+}
