@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An independent Kafka client for hookbridge's tests (confluent-kafka, not rdkafka-rs).
 
-  read      --brokers B --topic T [--expect N] [--timeout S]   JSON line per record
+  read      --brokers B --topic T [--expect N] [--timeout S] [--idle S]   JSON line per record
   produce   --brokers B --topic T < records.jsonl               {"key","value","headers"} per line
   committed --brokers B --group G --topic T                     {"partition": [committed, high]}
 """
@@ -33,10 +33,14 @@ def cmd_read(a):
     c.assign([TopicPartition(a.topic, p, OFFSET_BEGINNING) for p in parts])
     out = []
     deadline = time.time() + a.timeout
+    last = time.time()
     while time.time() < deadline and (a.expect is None or len(out) < a.expect):
+        if a.idle is not None and out and time.time() - last > a.idle:
+            break
         m = c.poll(0.2)
         if m is None or m.error():
             continue
+        last = time.time()
         out.append({
             "partition": m.partition(), "offset": m.offset(),
             "key": b64(m.key()), "value": b64(m.value()),
@@ -119,6 +123,7 @@ def main():
     r.add_argument("--topic", required=True)
     r.add_argument("--expect", type=int)
     r.add_argument("--timeout", type=float, default=10.0)
+    r.add_argument("--idle", type=float, help="stop once nothing new arrived for this long")
     p = sub.add_parser("produce")
     p.add_argument("--brokers", required=True)
     p.add_argument("--topic", required=True)

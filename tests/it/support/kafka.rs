@@ -40,6 +40,21 @@ fn b64(v: &Value) -> Option<Vec<u8>> {
 
 /// Reads `topic` from the beginning until `expect` records or `timeout_s` seconds.
 pub async fn read(brokers: &str, topic: &str, expect: Option<usize>, timeout_s: f64) -> Vec<Read> {
+    read_with(brokers, topic, expect, timeout_s, None).await
+}
+
+/// Reads everything in `topic`: stops once nothing new arrived for `idle_s` seconds.
+pub async fn read_all(brokers: &str, topic: &str, timeout_s: f64, idle_s: f64) -> Vec<Read> {
+    read_with(brokers, topic, None, timeout_s, Some(idle_s)).await
+}
+
+async fn read_with(
+    brokers: &str,
+    topic: &str,
+    expect: Option<usize>,
+    timeout_s: f64,
+    idle_s: Option<f64>,
+) -> Vec<Read> {
     let mut cmd = Command::new("python3");
     cmd.args([
         TOOL,
@@ -51,6 +66,9 @@ pub async fn read(brokers: &str, topic: &str, expect: Option<usize>, timeout_s: 
         "--timeout",
         &timeout_s.to_string(),
     ]);
+    if let Some(idle) = idle_s {
+        cmd.args(["--idle".to_owned(), idle.to_string()]);
+    }
     if let Some(n) = expect {
         cmd.args(["--expect", &n.to_string()]);
     }
