@@ -152,3 +152,38 @@ fn check_unique(c: &Connectors) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Any text, TOML or not, gives a value or a located error: never a panic.
+        #[test]
+        fn connector_files_never_panic(text in ".{0,400}") {
+            let mut out = Connectors::default();
+            let _ = load_file("fuzz.toml", &text, &mut out);
+        }
+
+        #[test]
+        fn near_valid_sources_never_panic(
+            path in ".{0,20}", key in ".{0,30}", body in ".{0,12}", rate in 0u32..5,
+        ) {
+            let text = format!(
+                "[source]\nname = \"x\"\npath = {path:?}\ntopic = \"t\"\nverify = {{ scheme = \"none\" }}\nkey = {key:?}\nmax_body = {body:?}\nrate_limit = {{ per_second = {rate} }}\n"
+            );
+            let mut out = Connectors::default();
+            let _ = load_file("fuzz.toml", &text, &mut out);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        let mut out = Connectors::default();
+        let err = load_file("s.toml", "[sink]\nname = \"a\"\ntopics = [\"t\"]\nurl = \"http://x\"\nretry = { max_attemps = 3 }\n", &mut out)
+            .unwrap_err();
+        assert_eq!(err.file, "s.toml");
+        assert!(err.key.as_deref().unwrap_or("").contains("retry"), "{err}");
+        assert!(err.reason.contains("max_attemps"), "{err}");
+    }
+}

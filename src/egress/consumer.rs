@@ -13,7 +13,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatcher::{Event, Offsets, PartitionControl};
+use super::dispatcher::{Event, Offsets, PartitionControl, Rewind};
 use super::record::{Record, TopicPartition};
 use crate::admin::Health;
 
@@ -168,29 +168,72 @@ impl ConsumerContext for SinkContext {
     }
 }
 
-/// The consumer as the dispatcher sees it.
-pub struct Control(pub Arc<BaseConsumer<SinkContext>>);
+/// A flow change for the poll thread, which applies them in order between polls.
+pub enum Flow {
+    Pause(TopicPartition),
+    Resume(TopicPartition, Option<Rewind>),
+}
+
+/// The consumer as the dispatcher sees it: commits go straight to librdkafka; pause and
+/// resume go through the poll thread so they apply in order with the records it stamps.
+pub struct Control {
+    pub consumer: Arc<BaseConsumer<SinkContext>>,
+    pub flow: std::sync::mpsc::Sender<Flow>,
+}
 
 impl PartitionControl for Control {
     fn pause(&self, tp: &TopicPartition) {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&tp.topic, tp.partition);
-        if let Err(e) = self.0.pause(&tpl) {
-            tracing::warn!(error = %e, "pause failed");
-        }
+        let _ = self.flow.send(Flow::Pause(tp.clone()));
     }
 
-    fn resume(&self, tp: &TopicPartition) {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&tp.topic, tp.partition);
-        if let Err(e) = self.0.resume(&tpl) {
-            tracing::warn!(error = %e, "resume failed");
-        }
+    fn resume(&self, tp: &TopicPartition, rewind: Option<Rewind>) {
+        let _ = self.flow.send(Flow::Resume(tp.clone(), rewind));
     }
 
     fn commit_async(&self, offsets: &Offsets) {
-        if let Err(e) = self.0.commit(&to_tpl(offsets), CommitMode::Async) {
+        if let Err(e) = self.consumer.commit(&to_tpl(offsets), CommitMode::Async) {
             tracing::warn!(error = %e, "offset commit could not be queued");
+        }
+    }
+}
+
+fn one(tp: &TopicPartition) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&tp.topic, tp.partition);
+    tpl
+}
+
+/// Applies one flow change. A rewind seeks before resuming and bumps the epoch that
+/// later records are stamped with.
+fn apply(
+    consumer: &BaseConsumer<SinkContext>,
+    flow: Flow,
+    epochs: &mut HashMap<TopicPartition, u64>,
+) {
+    let name = &consumer.context().name;
+    match flow {
+        Flow::Pause(tp) => {
+            tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, "partition paused: buffer full");
+            if let Err(e) = consumer.pause(&one(&tp)) {
+                tracing::warn!(connector = %name, error = %e, "pause failed");
+            }
+        }
+        Flow::Resume(tp, rewind) => {
+            tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, rewind = ?rewind, "partition resumed");
+            if let Some(r) = rewind {
+                if let Err(e) = consumer.seek(
+                    &tp.topic,
+                    tp.partition,
+                    Offset::Offset(r.offset),
+                    Duration::from_secs(5),
+                ) {
+                    tracing::warn!(connector = %name, error = %e, "seek for resume failed");
+                }
+                epochs.insert(tp.clone(), r.epoch);
+            }
+            if let Err(e) = consumer.resume(&one(&tp)) {
+                tracing::warn!(connector = %name, error = %e, "resume failed");
+            }
         }
     }
 }
@@ -200,11 +243,16 @@ impl PartitionControl for Control {
 pub fn poll_thread(
     consumer: Arc<BaseConsumer<SinkContext>>,
     events: UnboundedSender<Event>,
+    flow: std::sync::mpsc::Receiver<Flow>,
     stop: CancellationToken,
 ) {
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut epochs: HashMap<TopicPartition, u64> = HashMap::new();
     while !stop.is_cancelled() {
-        match consumer.poll(Duration::from_millis(100)) {
+        while let Ok(change) = flow.try_recv() {
+            apply(&consumer, change, &mut epochs);
+        }
+        match consumer.poll(Duration::from_millis(50)) {
             None => {}
             Some(Ok(msg)) => {
                 let topic = match topics.get(msg.topic()) {
@@ -216,10 +264,9 @@ pub fn poll_thread(
                     }
                 };
                 use rdkafka::message::Message;
-                if events
-                    .send(Event::Record(Record::from_message(&msg, topic)))
-                    .is_err()
-                {
+                let mut record = Record::from_message(&msg, topic);
+                record.epoch = epochs.get(&record.tp).copied().unwrap_or(0);
+                if events.send(Event::Record(record)).is_err() {
                     break;
                 }
             }

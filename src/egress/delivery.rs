@@ -157,7 +157,9 @@ impl Destination {
                 p = self.permits.acquire() => p,
             };
             attempts += 1;
+            self.gauges.in_flight.inc();
             let (outcome, response) = self.attempt(record).await;
+            self.gauges.in_flight.dec();
             drop(permit);
             self.metrics
                 .attempts

@@ -21,6 +21,13 @@ use crate::connectors::sink::Ordering;
 /// Offsets to commit: the next offset to read, per partition.
 pub type Offsets = Vec<(TopicPartition, i64)>;
 
+/// Where to re-read a partition from after records were dropped while it was paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewind {
+    pub offset: i64,
+    pub epoch: u64,
+}
+
 /// What the dispatcher reacts to.
 pub enum Event {
     /// A record polled from Kafka.
@@ -45,9 +52,12 @@ pub enum Event {
 }
 
 /// Consumer operations the dispatcher needs (the real consumer, or a test double).
+/// Pause and resume are applied in the order they are requested.
 pub trait PartitionControl: Send + Sync {
     fn pause(&self, tp: &TopicPartition);
-    fn resume(&self, tp: &TopicPartition);
+    /// Resumes fetching; with `rewind`, first seeks back to that offset and stamps
+    /// records polled from then on with that epoch.
+    fn resume(&self, tp: &TopicPartition, rewind: Option<Rewind>);
     /// Commits without waiting (the periodic commit); failures are logged by the consumer.
     fn commit_async(&self, offsets: &Offsets);
 }
@@ -58,6 +68,12 @@ struct Partition {
     lanes: HashMap<Bytes, VecDeque<Record>>,
     in_flight: usize,
     paused: bool,
+    /// Records polled after the partition filled up are not held (that is what keeps
+    /// memory bounded): the first such offset, to re-read from on resume.
+    dropped_from: Option<i64>,
+    /// Rewinds so far; records from earlier epochs were polled before the latest
+    /// rewind and are ignored.
+    epoch: u64,
     /// Cancelled when the partition is revoked: its deliveries stop at the next wait.
     cancel: CancellationToken,
     committed: Option<i64>,
@@ -70,6 +86,8 @@ impl Partition {
             lanes: HashMap::new(),
             in_flight: 0,
             paused: false,
+            dropped_from: None,
+            epoch: 0,
             cancel: CancellationToken::new(),
             committed: None,
         }
@@ -178,8 +196,18 @@ impl Dispatcher {
             .partitions
             .entry(record.tp.clone())
             .or_insert_with(Partition::new);
-        if p.cancel.is_cancelled() {
-            return; // a late record of a partition being drained: never started, never finished
+        if p.cancel.is_cancelled() || record.epoch < p.epoch {
+            // A late record of a partition being drained, or one polled before the last
+            // rewind: never tracked, so the watermark cannot pass it.
+            return;
+        }
+        if p.paused {
+            // Already polled when the pause took effect. Not held: re-read on resume.
+            p.dropped_from = Some(
+                p.dropped_from
+                    .map_or(record.offset, |d| d.min(record.offset)),
+            );
+            return;
         }
         p.watermark.track(record.offset);
         self.destination.gauges().buffered.inc();
@@ -207,7 +235,6 @@ impl Dispatcher {
             return;
         };
         p.in_flight += 1;
-        self.destination.gauges().in_flight.inc();
         let cancel = p.cancel.clone();
         let destination = self.destination.clone();
         let events = self.events.clone();
@@ -236,7 +263,14 @@ impl Dispatcher {
         self.destination.count_finish(finish);
         if p.paused && p.watermark.outstanding() <= self.buffer / 2 {
             p.paused = false;
-            self.control.resume(&tp);
+            let rewind = p.dropped_from.take().map(|offset| {
+                p.epoch += 1;
+                Rewind {
+                    offset,
+                    epoch: p.epoch,
+                }
+            });
+            self.control.resume(&tp, rewind);
             self.destination.gauges().paused.dec();
         }
         if p.cancel.is_cancelled() {

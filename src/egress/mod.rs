@@ -78,9 +78,14 @@ pub async fn run_sink(
         Destination::new(sink, producer, metrics)
             .map_err(|e| SinkError::Client(name.to_string(), e))?,
     );
+    let (flow_tx, flow_rx) = std::sync::mpsc::channel();
+    let control = Control {
+        consumer: consumer.clone(),
+        flow: flow_tx,
+    };
     let dispatcher = Dispatcher::new(
         destination,
-        Arc::new(Control(consumer.clone())),
+        Arc::new(control),
         tx.clone(),
         timing.commit_interval,
         timing.drain_timeout,
@@ -90,7 +95,7 @@ pub async fn run_sink(
         let consumer = consumer.clone();
         std::thread::Builder::new()
             .name(format!("poll-{name}"))
-            .spawn(move || consumer::poll_thread(consumer, tx, stop))
+            .spawn(move || consumer::poll_thread(consumer, tx, flow_rx, stop))
             .map_err(|e| {
                 SinkError::Consumer(
                     name.to_string(),

@@ -21,6 +21,9 @@ pub struct Record {
     pub key: Option<Bytes>,
     pub value: Bytes,
     pub headers: Vec<(String, Bytes)>,
+    /// The partition's rewind count when this record was polled; records polled before
+    /// the latest rewind are stale and ignored (see `dispatcher`).
+    pub epoch: u64,
 }
 
 impl Record {
@@ -51,6 +54,7 @@ impl Record {
                 .map(Bytes::copy_from_slice)
                 .unwrap_or_default(),
             headers,
+            epoch: 0,
         }
     }
 

@@ -38,6 +38,9 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.partition.eof", "false"),
     // Feeds hookbridge_consumer_lag.
     ("statistics.interval.ms", "5000"),
+    // librdkafka's prefetch queue (default 64 MiB) sits in front of the per-partition
+    // buffers; 16 MiB keeps a stalled sink's memory bounded without starving a fast one.
+    ("queued.max.messages.kbytes", "16384"),
 ];
 
 /// Properties that only make sense for one client kind are dropped from the other so

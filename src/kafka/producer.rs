@@ -8,19 +8,30 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
 /// Builds the acknowledged producer. `delivery_timeout` bounds how long librdkafka keeps
-/// trying one record; ingress answers 503 when it expires.
+/// trying one record; ingress answers 503 when it expires. A property the user set in
+/// `kafka.properties` wins over these defaults.
 pub fn build(
     mut cfg: ClientConfig,
     delivery_timeout: Duration,
 ) -> Result<FutureProducer, KafkaError> {
     let ms = delivery_timeout.as_millis().max(1).to_string();
-    cfg.set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("message.timeout.ms", &ms)
+    let defaults = [
+        ("acks", "all"),
+        ("enable.idempotence", "true"),
+        ("message.timeout.ms", ms.as_str()),
         // A short linger batches concurrent webhooks into one request; each sender still
         // waits for its own record's acknowledgement, so batching never weakens the promise.
-        .set("linger.ms", "2")
-        .set("socket.connection.setup.timeout.ms", "3000");
+        ("linger.ms", "2"),
+        ("socket.connection.setup.timeout.ms", "3000"),
+    ];
+    for (k, v) in defaults {
+        if cfg.get(k).is_none() {
+            cfg.set(k, v);
+        }
+    }
+    if cfg.get("acks").is_some_and(|a| a != "all" && a != "-1") {
+        tracing::warn!("kafka.properties sets acks other than all: a 2xx no longer means every in-sync replica has the record");
+    }
     cfg.create()
 }
 

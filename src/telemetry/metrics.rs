@@ -25,7 +25,7 @@ pub struct Metrics {
     pub dlq_writes: IntCounterVec,
     /// Duration of one HTTP attempt to a destination.
     pub delivery_latency: HistogramVec,
-    /// Records in flight (started, not finished) by connector.
+    /// HTTP requests to the destination in progress, by connector.
     pub in_flight: IntGaugeVec,
     /// Records held (received, not finished) by connector.
     pub buffered: IntGaugeVec,
@@ -123,7 +123,7 @@ impl Metrics {
             in_flight: gauge(
                 &r,
                 "hookbridge_deliveries_in_flight",
-                "Records being delivered now.",
+                "HTTP requests to the destination in progress.",
                 &["connector"],
             ),
             buffered: gauge(

@@ -282,3 +282,79 @@ async fn sigterm_under_load_loses_no_accepted_webhook_and_leaves_nothing_uncommi
         "records finished before SIGTERM were committed"
     );
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
+    let broker = Broker::start();
+    let topic = unique("stall");
+    broker.create_topic(&topic, 2);
+    // The destination accepts connections and never answers within the test.
+    let rx = Receiver::start(|_| Answer {
+        status: 200,
+        headers: vec![],
+        delay: Duration::from_secs(120),
+    })
+    .await;
+    let sink = format!(
+        "[sink]\nname = \"stalled\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"60s\"\nconcurrency = 8\nbuffer = 100\n",
+        rx.url
+    );
+    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("s.toml", &sink));
+    hb.ready(Duration::from_secs(40)).await;
+    let idle_rss = rss_kib(hb.pid());
+    let value = "x".repeat(2048);
+    let recs: Vec<_> = (0..8000)
+        .map(|i| json!({"key": format!("k{i}"), "value": value}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &recs).await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut m;
+    loop {
+        m = hb.metrics().await;
+        if metric(
+            &m,
+            "hookbridge_paused_partitions",
+            &[("connector", "stalled")],
+        ) == 2.0
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "partitions never paused:\n{m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    m = hb.metrics().await;
+    let buffered = metric(
+        &m,
+        "hookbridge_buffered_records",
+        &[("connector", "stalled")],
+    );
+    let in_flight = metric(
+        &m,
+        "hookbridge_deliveries_in_flight",
+        &[("connector", "stalled")],
+    );
+    let rss = rss_kib(hb.pid());
+    eprintln!("stalled destination: buffered {buffered}, in flight {in_flight}, RSS {idle_rss} KiB idle → {rss} KiB");
+    assert!(
+        buffered <= 2.0 * 100.0 + 50.0,
+        "buffer limit not enforced: {buffered}"
+    );
+    assert_eq!(in_flight, 8.0, "concurrency bounds the requests in flight");
+    assert_eq!(rx.seen().len(), 8);
+    // 8000 × 2 KiB = 16 MiB were produced; a bounded sink holds a fraction of that.
+    assert!(
+        rss < idle_rss + 64 * 1024,
+        "RSS grew from {idle_rss} KiB to {rss} KiB"
+    );
+}

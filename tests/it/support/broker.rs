@@ -11,6 +11,8 @@ pub struct Broker {
     pub port: u16,
     tansu: PathBuf,
     log: PathBuf,
+    /// With durable storage: the directory holding the sqlite file.
+    durable: Option<tempfile::TempDir>,
 }
 
 /// The Tansu binary: `$TANSU_BIN`, else what `scripts/ensure-tools.sh` installs.
@@ -40,6 +42,38 @@ impl Broker {
             port,
             tansu: tansu_path(),
             log,
+            durable: None,
+        };
+        b.restart();
+        b
+    }
+
+    /// A broker whose data survives [`stop`](Self::stop) + [`restart`](Self::restart):
+    /// Tansu with sqlite storage (`scripts/ensure-durable-tansu.sh`).
+    pub fn start_durable() -> Self {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/ensure-durable-tansu.sh"
+        );
+        let out = Command::new("bash")
+            .arg(script)
+            .output()
+            .expect("run ensure-durable-tansu.sh");
+        assert!(
+            out.status.success(),
+            "ensure-durable-tansu.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tansu = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("tansu-{port}.log"));
+        let dir = tempfile::tempdir().expect("broker data dir");
+        let mut b = Broker {
+            child: None,
+            port,
+            tansu,
+            log,
+            durable: Some(dir),
         };
         b.restart();
         b
@@ -50,18 +84,27 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Starts (again) on the same port. In-memory storage: a restart starts empty.
+    /// Starts (again) on the same port. In memory unless durable: then data survives.
     pub fn restart(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::File::create(&self.log).expect("broker log file");
-        let child = Command::new(&self.tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("broker log file");
+        let mut cmd = Command::new(&self.tansu);
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ]);
+        if let Some(dir) = &self.durable {
+            cmd.args(["--storage-engine", "sqlite://tansu.db"])
+                .current_dir(dir.path());
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

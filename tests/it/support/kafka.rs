@@ -44,6 +44,7 @@ pub async fn read(brokers: &str, topic: &str, expect: Option<usize>, timeout_s: 
 }
 
 /// Reads everything in `topic`: stops once nothing new arrived for `idle_s` seconds.
+#[allow(dead_code)] // used by the chaos suite, which shares these fixtures
 pub async fn read_all(brokers: &str, topic: &str, timeout_s: f64, idle_s: f64) -> Vec<Read> {
     read_with(brokers, topic, None, timeout_s, Some(idle_s)).await
 }
