@@ -50,6 +50,7 @@ impl Broker {
 
     /// A broker whose data survives [`stop`](Self::stop) + [`restart`](Self::restart):
     /// Tansu with sqlite storage (`scripts/ensure-durable-tansu.sh`).
+    #[allow(dead_code)] // used by the chaos suite, which shares these fixtures
     pub fn start_durable() -> Self {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
