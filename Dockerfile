@@ -22,8 +22,9 @@ WORKDIR /build
 # Dependencies first, against a dummy crate, so this (slow: librdkafka) layer is reused
 # until Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+RUN mkdir src benches \
  && echo 'fn main() {}' > src/main.rs \
+ && echo 'fn main() {}' > benches/throughput.rs \
  && touch src/lib.rs \
  && cargo build --release --locked \
  && rm -rf src \
@@ -33,6 +34,7 @@ RUN mkdir src \
 
 # The real sources (the removed fingerprints force hookbridge itself to be rebuilt).
 COPY src ./src
+COPY benches ./benches
 RUN cargo build --release --locked \
  && install -m 0755 target/release/hookbridge /usr/local/bin/hookbridge
 

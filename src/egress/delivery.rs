@@ -177,6 +177,10 @@ impl Destination {
                     ..
                 } => {
                     self.breaker.record(Some(false), self.name());
+                    if admission == Admission::Probe {
+                        // The destination is still down; the record is not at fault.
+                        attempts -= 1;
+                    }
                     (*reason, *retry_after, false)
                 }
                 Outcome::Permanent { reason, .. } => (*reason, None, true),

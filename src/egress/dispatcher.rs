@@ -250,7 +250,6 @@ impl Dispatcher {
     }
 
     fn done(&mut self, tp: TopicPartition, offset: i64, lane: Option<Bytes>, finish: Finish) {
-        self.destination.gauges().in_flight.dec();
         let Some(p) = self.partitions.get_mut(&tp) else {
             return;
         };

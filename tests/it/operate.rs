@@ -155,7 +155,15 @@ async fn trace_context_and_bytes_flow_from_webhook_through_kafka_to_the_destinat
     );
     assert_ne!(out, tp, "a new span for the outgoing POST");
 
-    let m = hb.metrics().await;
+    // The scrape waits for the delivery's outcome to be counted, not just sent.
+    let mut m = hb.metrics().await;
+    for _ in 0..50 {
+        if metric(&m, "hookbridge_deliveries_total", &[("connector", "out")]) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        m = hb.metrics().await;
+    }
     assert_eq!(
         metric(
             &m,
@@ -195,6 +203,18 @@ async fn trace_context_and_bytes_flow_from_webhook_through_kafka_to_the_destinat
             &[("connector", "out")]
         ),
         1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hookbridge_deliveries_in_flight",
+            &[("connector", "out")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(&m, "hookbridge_buffered_records", &[("connector", "out")]),
+        0.0
     );
 }
 

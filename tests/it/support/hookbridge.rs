@@ -252,5 +252,14 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 impl Drop for Hookbridge {
     fn drop(&mut self) {
         self.kill9();
+        // A failing test shows what the process said; its temp dir is gone afterwards.
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(60).collect();
+            eprintln!("--- last hookbridge log lines ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
