@@ -69,9 +69,17 @@ pub async fn run(
     for (path, name) in ingress.paths() {
         tracing::info!(source = name, path, "source ready");
     }
+    let tls = match &s.http.tls {
+        Some(t) => Some(
+            ingress::tls::Tls::from_files(&t.cert, &t.key)
+                .context("loading the webhook listener's TLS certificate")?,
+        ),
+        None => None,
+    };
     let limits = ingress::server::Limits {
         header_timeout: s.http.header_timeout.0,
         max_header_bytes: s.http.max_header_bytes.0 as usize,
+        tls,
     };
     let http = tokio::spawn(ingress::server::serve(
         http_listener,

@@ -67,6 +67,19 @@ pub struct HttpSettings {
     pub header_timeout: HumanDuration,
     /// Largest request header section accepted; larger requests get 431.
     pub max_header_bytes: ByteSize,
+    /// Serve HTTPS: `[http.tls] cert = "/etc/tls/chain.pem", key = "/etc/tls/key.pem"`.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+/// PEM files for the webhook listener's TLS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key of the leaf certificate.
+    pub key: PathBuf,
 }
 
 /// The admin listener: `/metrics`, `/healthz`, `/readyz`.

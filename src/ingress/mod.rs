@@ -5,6 +5,7 @@ pub mod handler;
 pub mod key;
 pub mod response;
 pub mod server;
+pub mod tls;
 pub mod trace;
 
 pub use handler::{app, Ingress};

@@ -304,3 +304,73 @@ async fn slow_and_oversized_headers_are_cut_off() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_listener_serves_https_with_the_configured_certificate() {
+    let broker = Broker::start();
+    let topic = unique("gh-tls");
+    broker.create_topic(&topic, 1);
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl CLI");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("github.toml", &github_source(&topic, ""))
+        .env("GH_SECRET", SECRET)
+        .env("HOOKBRIDGE__HTTP__TLS__CERT", cert.to_str().unwrap())
+        .env("HOOKBRIDGE__HTTP__TLS__KEY", key.to_str().unwrap());
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let body = br#"{"over":"tls"}"#;
+    let url = format!("https://localhost:{}/webhooks/github", hb.http);
+    let resp = client
+        .post(&url)
+        .header("X-Hub-Signature-256", github_sig(SECRET, body))
+        .header("X-GitHub-Delivery", "tls-1")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("https request");
+    assert_eq!(resp.status(), 200);
+    let records = kafka::read(&broker.addr(), &topic, Some(1), 15.0).await;
+    assert_eq!(records[0].value, body);
+    // Plain HTTP to the TLS port gets no webhook through.
+    let plain = reqwest::Client::new()
+        .post(hb.url("/webhooks/github"))
+        .body(body.to_vec())
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}
