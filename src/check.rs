@@ -27,6 +27,14 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
         "  http.listen: {}   admin.listen: {}",
         s.http.listen, s.admin.listen
     );
+    if let Some(tls) = &s.http.tls {
+        let _ = writeln!(
+            out,
+            "  http.tls: cert {} key {}",
+            tls.cert.display(),
+            tls.key.display()
+        );
+    }
     let _ = writeln!(
         out,
         "  connectors_dir: {}",
