@@ -11,9 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 
 use support::broker::Broker;
 use support::hookbridge::{Config, Hookbridge};
@@ -27,12 +25,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("hmac");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -64,7 +56,7 @@ async fn ingress(broker: &Broker, n: usize, concurrency: usize) {
                 let mut latencies = Vec::with_capacity(per_worker);
                 for i in 0..per_worker {
                     let body = format!("{{\"id\":\"w{w}-{i}\",\"pad\":\"{pad}\"}}");
-                    let sig = sign(body.as_bytes());
+                    let sig = support::github_sig(SECRET, body.as_bytes());
                     let t0 = Instant::now();
                     let r = client
                         .post(&url)

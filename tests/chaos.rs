@@ -3,7 +3,7 @@
 //! fails on any loss or reordering.
 //!
 //! `cargo test --test chaos` runs the bounded configuration CI uses;
-//! `HOOKBRIDGE_CHAOS=full cargo test --release --test chaos -- --test-threads 1 --nocapture`
+//! `HOOKBRIDGE_CHAOS=full cargo test --test chaos -- --test-threads 1 --nocapture`
 //! runs the full one (50 000 records, 6 kills, …). Loopback only, bounded in time.
 
 #[path = "it/support/mod.rs"]
@@ -15,16 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::json;
-use sha2::Sha256;
 
 use support::broker::Broker;
 use support::hookbridge::{Config, Hookbridge};
 use support::kafka;
 use support::receiver::{Answer, Received, Receiver};
-use support::unique;
+use support::{github_sig, unique};
 
 /// Sizes of one run.
 struct Scale {
@@ -225,12 +223,6 @@ async fn egress_survives_a_hostile_destination_and_repeated_kill_9() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
-}
-
-fn github_sig(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 const SECRET: &str = "chaos-github-secret";

@@ -35,6 +35,8 @@ pub enum Event {
     /// A delivery task ended.
     Done {
         tp: TopicPartition,
+        /// The partition state the delivery was started for (see `Partition::generation`).
+        generation: u64,
         offset: i64,
         lane: Option<Bytes>,
         finish: Finish,
@@ -77,11 +79,15 @@ struct Partition {
     /// Cancelled when the partition is revoked: its deliveries stop at the next wait.
     cancel: CancellationToken,
     committed: Option<i64>,
+    /// Distinguishes this state from an earlier one of the same partition (revoked and
+    /// assigned again), so a late outcome never lands on the wrong state.
+    generation: u64,
 }
 
 impl Partition {
-    fn new() -> Self {
+    fn new(generation: u64) -> Self {
         Self {
+            generation,
             watermark: Watermark::default(),
             lanes: HashMap::new(),
             in_flight: 0,
@@ -114,6 +120,7 @@ pub struct Dispatcher {
     drain_timeout: Duration,
     drain: Option<Drain>,
     name: Arc<str>,
+    generations: u64,
 }
 
 impl Dispatcher {
@@ -137,6 +144,7 @@ impl Dispatcher {
             commit_interval,
             drain_timeout,
             drain: None,
+            generations: 0,
         }
     }
 
@@ -169,10 +177,11 @@ impl Dispatcher {
             Event::Record(r) => self.receive(r),
             Event::Done {
                 tp,
+                generation,
                 offset,
                 lane,
                 finish,
-            } => self.done(tp, offset, lane, finish),
+            } => self.done(tp, generation, offset, lane, finish),
             Event::Revoke { partitions, reply } => self.start_drain(partitions, reply, false),
             Event::Shutdown { reply } => {
                 let all = self.partitions.keys().cloned().collect();
@@ -192,10 +201,11 @@ impl Dispatcher {
 
     fn receive(&mut self, record: Record) {
         let lane = self.lane(&record);
-        let p = self
-            .partitions
-            .entry(record.tp.clone())
-            .or_insert_with(Partition::new);
+        let generations = &mut self.generations;
+        let p = self.partitions.entry(record.tp.clone()).or_insert_with(|| {
+            *generations += 1;
+            Partition::new(*generations)
+        });
         if p.cancel.is_cancelled() || record.epoch < p.epoch {
             // A late record of a partition being drained, or one polled before the last
             // rewind: never tracked, so the watermark cannot pass it.
@@ -236,12 +246,14 @@ impl Dispatcher {
         };
         p.in_flight += 1;
         let cancel = p.cancel.clone();
+        let generation = p.generation;
         let destination = self.destination.clone();
         let events = self.events.clone();
         self.tasks.spawn(async move {
             let finish = destination.deliver(&record, &cancel).await;
             let _ = events.send(Event::Done {
                 tp: record.tp,
+                generation,
                 offset: record.offset,
                 lane,
                 finish,
@@ -249,8 +261,21 @@ impl Dispatcher {
         });
     }
 
-    fn done(&mut self, tp: TopicPartition, offset: i64, lane: Option<Bytes>, finish: Finish) {
-        let Some(p) = self.partitions.get_mut(&tp) else {
+    fn done(
+        &mut self,
+        tp: TopicPartition,
+        generation: u64,
+        offset: i64,
+        lane: Option<Bytes>,
+        finish: Finish,
+    ) {
+        let Some(p) = self
+            .partitions
+            .get_mut(&tp)
+            .filter(|p| p.generation == generation)
+        else {
+            // A delivery that outlived its partition's drain deadline: the partition was
+            // handed on (and may be back with fresh state); this outcome is not ours.
             return;
         };
         p.in_flight = p.in_flight.saturating_sub(1);

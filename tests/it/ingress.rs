@@ -2,21 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::support::broker::Broker;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
-use crate::support::unique;
+use crate::support::{github_sig, unique};
 
 const SECRET: &str = "gh-secret-value-1f9c2e";
-
-fn github_sig(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 fn github_source(topic: &str, extra: &str) -> String {
     format!(

@@ -5,15 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 
 use crate::support::broker::Broker;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
-use crate::support::unique;
+use crate::support::{github_sig, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaker_opens_during_an_outage_keeps_the_dlq_empty_and_recovers_in_order() {
@@ -101,12 +99,6 @@ async fn breaker_opens_during_an_outage_keeps_the_dlq_empty_and_recovers_in_orde
     assert!(kafka::read(&broker.addr(), &dlq, None, 2.0)
         .await
         .is_empty());
-}
-
-fn github_sig(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// One process with a GitHub source and a sink reading the source's topic.

@@ -17,6 +17,15 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// `X-Hub-Signature-256` for `body`, computed here rather than by hookbridge's signer.
+pub fn github_sig(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 /// A topic name no other test uses.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
