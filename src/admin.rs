@@ -11,11 +11,12 @@ use axum::Router;
 
 use crate::telemetry::Metrics;
 
-/// What `/readyz` reports: the broker answered recently and every sink has partitions.
+/// What `/readyz` reports: the broker answered recently and every sink has joined its
+/// consumer group (holds an assignment, possibly empty).
 #[derive(Default)]
 pub struct Health {
     pub broker_reachable: AtomicBool,
-    /// Sinks that currently hold no assignment.
+    /// Sinks that are between assignments (starting, or in a rebalance).
     pub sinks_unassigned: AtomicUsize,
 }
 

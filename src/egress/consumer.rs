@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
+use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
@@ -101,7 +102,7 @@ fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &Offsets
             "committed drained offsets"
         ),
         Err(e) => {
-            tracing::warn!(connector = name, error = %e, "final commit failed; records after the last commit will be redelivered")
+            tracing::warn!(connector = name, error = %e, "commit of drained offsets failed; records after the last commit will be redelivered")
         }
     }
 }
@@ -144,21 +145,20 @@ impl ConsumerContext for SinkContext {
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // Ready once the group has given this member its share, even an empty one: a
+        // replica beyond the partition count still serves webhooks and must not hold up
+        // a rollout.
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(connector = %self.name, partitions = tpl.count(), "partitions assigned");
+                self.set_assigned(true);
             }
-            Rebalance::Revoke(_) => {}
+            Rebalance::Revoke(_) => self.set_assigned(false),
             Rebalance::Error(e) => {
                 tracing::warn!(connector = %self.name, error = %e, "rebalance error")
             }
         }
-        let held = consumer
-            .assignment()
-            .map(|a| a.count() > 0)
-            .unwrap_or(false);
-        self.set_assigned(held);
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
@@ -263,7 +263,6 @@ pub fn poll_thread(
                         t
                     }
                 };
-                use rdkafka::message::Message;
                 let mut record = Record::from_message(&msg, topic);
                 record.epoch = epochs.get(&record.tp).copied().unwrap_or(0);
                 if events.send(Event::Record(record)).is_err() {

@@ -446,3 +446,21 @@ async fn sigterm_finishes_in_flight_deliveries_commits_and_exits_0() {
     assert_eq!(committed.values().map(|(c, _)| c).sum::<i64>(), 12);
     assert_eq!(rx.seen().len(), 12, "nothing delivered twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_partitions_is_still_ready() {
+    let broker = Broker::start();
+    let topic = unique("spare");
+    broker.create_topic(&topic, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let a = start_sink(&broker, &topic, &rx.url, "", "").await;
+    // The second member gets no partition of a 1-partition topic; it must still report
+    // ready, or a rollout with more replicas than partitions would never finish.
+    let b = start_sink(&broker, &topic, &rx.url, "", "").await;
+    kafka::produce(&broker.addr(), &topic, &records(10, 10)).await;
+    rx.wait_for(Duration::from_secs(30), "10 deliveries", |s| {
+        distinct_ids(s) >= 10
+    })
+    .await;
+    drop((a, b));
+}

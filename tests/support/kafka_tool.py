@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An independent Kafka client for hookbridge's tests (confluent-kafka, not rdkafka-rs).
 
-  read      --brokers B --topic T [--expect N] [--timeout S] [--idle S]   JSON line per record
+  read      --brokers B --topic T [--expect N] [--timeout S] [--to-end]   JSON line per record
   produce   --brokers B --topic T < records.jsonl               {"key","value","headers"} per line
   committed --brokers B --group G --topic T                     {"partition": [committed, high]}
 """
@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, OFFSET_BEGINNING
 
 
 def b64(data):
@@ -28,19 +28,25 @@ def partitions(client, topic, timeout=10.0):
 
 def cmd_read(a):
     c = Consumer({"bootstrap.servers": a.brokers, "group.id": "kafka-tool-reader",
-                  "enable.auto.commit": False, "enable.partition.eof": False})
+                  "enable.auto.commit": False, "enable.partition.eof": a.to_end})
     parts = partitions(c, a.topic)
     c.assign([TopicPartition(a.topic, p, OFFSET_BEGINNING) for p in parts])
     out = []
+    # With --to-end: done once every partition's latest event is "reached the end"
+    # (the high watermark of a fetch response, not ListOffsets; see high_watermarks).
+    at_end = set()
     deadline = time.time() + a.timeout
-    last = time.time()
     while time.time() < deadline and (a.expect is None or len(out) < a.expect):
-        if a.idle is not None and out and time.time() - last > a.idle:
+        if a.to_end and parts and at_end == set(parts):
             break
         m = c.poll(0.2)
-        if m is None or m.error():
+        if m is None:
             continue
-        last = time.time()
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add(m.partition())
+            continue
+        at_end.discard(m.partition())
         out.append({
             "partition": m.partition(), "offset": m.offset(),
             "key": b64(m.key()), "value": b64(m.value()),
@@ -123,7 +129,7 @@ def main():
     r.add_argument("--topic", required=True)
     r.add_argument("--expect", type=int)
     r.add_argument("--timeout", type=float, default=10.0)
-    r.add_argument("--idle", type=float, help="stop once nothing new arrived for this long")
+    r.add_argument("--to-end", action="store_true", help="stop once every partition is read to its end")
     p = sub.add_parser("produce")
     p.add_argument("--brokers", required=True)
     p.add_argument("--topic", required=True)

@@ -251,6 +251,20 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 impl Drop for Hookbridge {
     fn drop(&mut self) {
+        // HOOKBRIDGE_TEST_BACKTRACE=1: a failing test also shows every thread's stack.
+        if std::thread::panicking() && std::env::var_os("HOOKBRIDGE_TEST_BACKTRACE").is_some() {
+            if let Some(c) = &self.child {
+                let _ = Command::new("gdb")
+                    .args([
+                        "-p",
+                        &c.id().to_string(),
+                        "-batch",
+                        "-ex",
+                        "thread apply all bt 12",
+                    ])
+                    .status();
+            }
+        }
         self.kill9();
         // A failing test shows what the process said; its temp dir is gone afterwards.
         if std::thread::panicking() {

@@ -40,13 +40,13 @@ fn b64(v: &Value) -> Option<Vec<u8>> {
 
 /// Reads `topic` from the beginning until `expect` records or `timeout_s` seconds.
 pub async fn read(brokers: &str, topic: &str, expect: Option<usize>, timeout_s: f64) -> Vec<Read> {
-    read_with(brokers, topic, expect, timeout_s, None).await
+    read_with(brokers, topic, expect, timeout_s, false).await
 }
 
-/// Reads everything in `topic`: stops once nothing new arrived for `idle_s` seconds.
+/// Reads everything in `topic`: stops once every partition was read to its end.
 #[allow(dead_code)] // used by the chaos suite, which shares these fixtures
-pub async fn read_all(brokers: &str, topic: &str, timeout_s: f64, idle_s: f64) -> Vec<Read> {
-    read_with(brokers, topic, None, timeout_s, Some(idle_s)).await
+pub async fn read_all(brokers: &str, topic: &str, timeout_s: f64) -> Vec<Read> {
+    read_with(brokers, topic, None, timeout_s, true).await
 }
 
 async fn read_with(
@@ -54,7 +54,7 @@ async fn read_with(
     topic: &str,
     expect: Option<usize>,
     timeout_s: f64,
-    idle_s: Option<f64>,
+    to_end: bool,
 ) -> Vec<Read> {
     let mut cmd = Command::new("python3");
     cmd.args([
@@ -67,8 +67,8 @@ async fn read_with(
         "--timeout",
         &timeout_s.to_string(),
     ]);
-    if let Some(idle) = idle_s {
-        cmd.args(["--idle".to_owned(), idle.to_string()]);
+    if to_end {
+        cmd.arg("--to-end");
     }
     if let Some(n) = expect {
         cmd.args(["--expect", &n.to_string()]);
