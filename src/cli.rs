@@ -31,7 +31,7 @@ pub enum Command {
         #[arg(long, env = "HOOKBRIDGE_CONNECTOR")]
         connector: String,
         /// Body file (default: a sample payload for the provider).
-        #[arg(long)]
+        #[arg(long, env = "HOOKBRIDGE_BODY")]
         body: Option<PathBuf>,
         /// Base URL of the hookbridge webhook listener.
         #[arg(long, env = "HOOKBRIDGE_URL", default_value = "http://127.0.0.1:8080")]
@@ -48,7 +48,7 @@ pub enum Command {
         #[arg(long, env = "HOOKBRIDGE_CONNECTOR")]
         connector: String,
         /// RFC 3339 time (2026-11-22T08:00:00Z) or a duration ago (2h).
-        #[arg(long)]
+        #[arg(long, env = "HOOKBRIDGE_REPLAY_FROM")]
         from: String,
     },
 }
@@ -61,13 +61,18 @@ pub enum DlqCommand {
         #[arg(long, env = "HOOKBRIDGE_CONNECTOR")]
         connector: String,
         /// `destination`: POST now with the sink's policy; `source`: back onto the original topic.
-        #[arg(long, value_enum, default_value = "destination")]
+        #[arg(
+            long,
+            value_enum,
+            default_value = "destination",
+            env = "HOOKBRIDGE_REDRIVE_TO"
+        )]
         to: crate::ops::redrive::Target,
         /// Redrive at most this many records.
-        #[arg(long)]
+        #[arg(long, env = "HOOKBRIDGE_REDRIVE_LIMIT")]
         limit: Option<usize>,
         /// List what would be redriven; change nothing.
-        #[arg(long)]
+        #[arg(long, env = "HOOKBRIDGE_DRY_RUN")]
         dry_run: bool,
     },
 }
