@@ -365,3 +365,41 @@ async fn tls_listener_serves_https_with_the_configured_certificate() {
         .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_max_in_flight_get_503_at_once() {
+    let mut broker = Broker::start();
+    let topic = unique("gh-cap");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr())
+        .connector("github.toml", &github_source(&topic, ""))
+        .env("GH_SECRET", SECRET)
+        .env("HOOKBRIDGE__HTTP__MAX_IN_FLIGHT", "1");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    // With the broker gone, the first request holds the only slot until produce_timeout.
+    broker.stop();
+    let body = br#"{"slow":1}"#;
+    let sig = github_sig(SECRET, body);
+    let first = post(&hb, body, Some(&sig), "first");
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        let r = post(&hb, body, Some(&sig), "second").await;
+        (
+            r.status(),
+            r.headers().contains_key("retry-after"),
+            r.text().await.unwrap_or_default(),
+            started.elapsed(),
+        )
+    };
+    let (first, (status, retry_after, text, took)) = tokio::join!(first, second);
+    assert_eq!(first.status(), 503);
+    assert_eq!(status, 503);
+    assert!(retry_after);
+    assert!(text.contains("too many requests in flight"), "{text}");
+    assert!(
+        took < Duration::from_secs(1),
+        "answered at once, took {took:?}"
+    );
+}
