@@ -73,8 +73,8 @@ struct Partition {
     /// Records polled after the partition filled up are not held (that is what keeps
     /// memory bounded): the first such offset, to re-read from on resume.
     dropped_from: Option<i64>,
-    /// Rewinds so far; records from earlier epochs were polled before the latest
-    /// rewind and are ignored.
+    /// Epoch of the latest rewind; records stamped with an earlier epoch were polled
+    /// before it and are ignored.
     epoch: u64,
     /// Cancelled when the partition is revoked: its deliveries stop at the next wait.
     cancel: CancellationToken,
@@ -120,6 +120,7 @@ pub struct Dispatcher {
     drain_timeout: Duration,
     drain: Option<Drain>,
     name: Arc<str>,
+    /// Source of partition generations and rewind epochs: strictly increasing.
     generations: u64,
 }
 
@@ -287,13 +288,19 @@ impl Dispatcher {
         self.destination.count_finish(finish);
         if p.paused && p.watermark.outstanding() <= self.buffer / 2 {
             p.paused = false;
-            let rewind = p.dropped_from.take().map(|offset| {
-                p.epoch += 1;
-                Rewind {
-                    offset,
-                    epoch: p.epoch,
+            // Epochs come from the dispatcher-wide counter, so they only grow for a
+            // partition even across revoke and reassignment.
+            let rewind = match p.dropped_from.take() {
+                Some(offset) => {
+                    self.generations += 1;
+                    p.epoch = self.generations;
+                    Some(Rewind {
+                        offset,
+                        epoch: p.epoch,
+                    })
                 }
-            });
+                None => None,
+            };
             self.control.resume(&tp, rewind);
             self.destination.gauges().paused.dec();
         }
