@@ -49,6 +49,9 @@ pub struct Destination {
     producer: FutureProducer,
     metrics: Arc<Metrics>,
     gauges: Gauges,
+    /// Fired on shutdown: a failed attempt is not retried (the record stays unfinished
+    /// and is delivered after the restart).
+    no_retry: CancellationToken,
 }
 
 /// This sink's gauges, resolved once instead of per record.
@@ -97,6 +100,7 @@ impl Destination {
             paused: metrics.paused_partitions.with_label_values(&[&sink.name]),
         };
         Ok(Self {
+            no_retry: CancellationToken::new(),
             gauges,
             limiter: sink.rate_limit.map(|r| r.limiter()),
             permits: Semaphore::new(sink.concurrency),
@@ -109,6 +113,12 @@ impl Destination {
             metrics,
             sink,
         })
+    }
+
+    /// From now on, failed attempts end the delivery as abandoned instead of waiting
+    /// to retry (graceful shutdown).
+    pub fn stop_retrying(&self) {
+        self.no_retry.cancel();
     }
 
     pub fn gauges(&self) -> &Gauges {
@@ -207,10 +217,14 @@ impl Destination {
             } else {
                 retry::backoff(&self.sink.retry, attempts, retry_after)
             };
+            if self.no_retry.is_cancelled() {
+                return Finish::Abandoned;
+            }
             self.metrics.retries.with_label_values(&[self.name()]).inc();
             tracing::debug!(connector = self.name(), id = %record.webhook_id(), error, attempts, ?wait, "retrying delivery");
             tokio::select! {
                 _ = cancel.cancelled() => return Finish::Abandoned,
+                _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -319,6 +333,7 @@ impl Destination {
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Finish::Abandoned,
+                _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = (wait * 2).min(Duration::from_secs(30));

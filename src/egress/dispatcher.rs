@@ -281,6 +281,10 @@ impl Dispatcher {
         };
         p.in_flight = p.in_flight.saturating_sub(1);
         if finish == Finish::Abandoned {
+            // The rest of its lane must not overtake it: those records stay unfinished too.
+            if let Some(l) = &lane {
+                p.lanes.remove(l);
+            }
             return;
         }
         p.watermark.finish(offset);
@@ -344,11 +348,19 @@ impl Dispatcher {
         reply: std::sync::mpsc::Sender<Offsets>,
         exit: bool,
     ) {
-        for tp in &partitions {
-            if let Some(p) = self.partitions.get_mut(tp) {
-                p.cancel.cancel();
-                // Records not yet started stay unfinished: the watermark holds below them.
-                p.lanes.clear();
+        if exit {
+            // Shutdown: no new records arrive (the poll loop has stopped), but what is
+            // buffered is still delivered, each record getting one more attempt at most,
+            // so everything delivered before the exit can be committed.
+            self.destination.stop_retrying();
+        } else {
+            // Revoke: the partitions belong to another member now. In-flight attempts
+            // finish; records not yet started stay unfinished below the watermark.
+            for tp in &partitions {
+                if let Some(p) = self.partitions.get_mut(tp) {
+                    p.cancel.cancel();
+                    p.lanes.clear();
+                }
             }
         }
         self.drain = Some(Drain {
@@ -375,6 +387,7 @@ impl Dispatcher {
         let mut offsets = Offsets::new();
         for tp in &drain.partitions {
             if let Some(p) = self.partitions.remove(tp) {
+                p.cancel.cancel(); // stragglers past the deadline stop at their next wait
                 self.destination
                     .gauges()
                     .buffered
