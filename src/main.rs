@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     let loaded = load_settings(cli.config.as_deref()).map_err(|e| e.to_string())?;
     let connectors = connectors::load_dir(&loaded.connectors_dir()).map_err(|e| e.to_string())?;
+    connectors::check_against(&loaded.settings, &connectors).map_err(|e| e.to_string())?;
     Ok((loaded, connectors))
 }
 

@@ -120,6 +120,28 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Rules that involve both the settings and a connector.
+pub fn check_against(
+    settings: &crate::config::Settings,
+    connectors: &Connectors,
+) -> Result<(), ConfigError> {
+    let drain = settings.shutdown.drain_timeout.0;
+    for sink in &connectors.sinks {
+        if sink.timeout >= drain {
+            return Err(ConfigError::new(
+                sink.file.as_str(),
+                "sink.timeout",
+                format!(
+                    "{} must be shorter than shutdown.drain_timeout ({}), so an attempt in flight always ends within a drain",
+                    humantime::format_duration(sink.timeout),
+                    humantime::format_duration(drain)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

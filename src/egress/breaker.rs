@@ -89,6 +89,20 @@ impl Breaker {
         }
     }
 
+    /// The probe was abandoned before it could report: let the next delivery probe.
+    pub fn release_probe(&self, connector: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if *state == State::HalfOpen {
+            self.set(
+                &mut state,
+                State::Open {
+                    until: Instant::now(),
+                },
+                connector,
+            );
+        }
+    }
+
     /// Reports an attempt's result: `Some(true)` success, `Some(false)` retryable failure,
     /// `None` for results that say nothing about the destination's health.
     pub fn record(&self, healthy: Option<bool>, connector: &str) {
@@ -143,5 +157,24 @@ mod tests {
         let cancel = CancellationToken::new();
         cancel.cancel();
         assert_eq!(b.admit(&cancel, "t").await, Admission::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_probe_lets_the_next_delivery_probe() {
+        let b = Breaker::new(
+            1,
+            Duration::from_millis(10),
+            IntGauge::new("g", "g").unwrap(),
+        );
+        b.record(Some(false), "t");
+        let cancel = CancellationToken::new();
+        assert_eq!(b.admit(&cancel, "t").await, Admission::Probe);
+        b.release_probe("t");
+        let second = tokio::time::timeout(Duration::from_secs(1), b.admit(&cancel, "t")).await;
+        assert_eq!(
+            second.ok(),
+            Some(Admission::Probe),
+            "the breaker did not stay half-open"
+        );
     }
 }

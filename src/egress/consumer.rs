@@ -221,13 +221,24 @@ fn apply(
         Flow::Resume(tp, rewind) => {
             tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, rewind = ?rewind, "partition resumed");
             if let Some(r) = rewind {
-                if let Err(e) = consumer.seek(
-                    &tp.topic,
-                    tp.partition,
-                    Offset::Offset(r.offset),
-                    Duration::from_secs(5),
-                ) {
-                    tracing::warn!(connector = %name, error = %e, "seek for resume failed");
+                let mut at = TopicPartitionList::new();
+                let _ = at.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(r.offset));
+                let sought = consumer
+                    .seek_partitions(at, Duration::from_secs(5))
+                    .map_err(|e| e.to_string())
+                    .and_then(
+                        |tpl| match tpl.elements().iter().find_map(|e| e.error().err()) {
+                            Some(e) => Err(e.to_string()),
+                            None => Ok(()),
+                        },
+                    );
+                if let Err(e) = sought {
+                    // Resuming without the seek would skip the records dropped while
+                    // paused; staying paused loses nothing (they are re-read after the
+                    // next rebalance or restart).
+                    tracing::error!(connector = %name, topic = %tp.topic, partition = tp.partition, error = %e,
+                        "seek back for resume failed; the partition stays paused");
+                    return;
                 }
                 epochs.insert(tp.clone(), r.epoch);
             }

@@ -156,15 +156,12 @@ impl Destination {
             if admission == Admission::Cancelled {
                 return Finish::Abandoned;
             }
-            if let Some(limiter) = &self.limiter {
-                tokio::select! {
-                    _ = cancel.cancelled() => return Finish::Abandoned,
-                    _ = limiter.until_ready() => {}
+            let Some(permit) = self.slot(cancel).await else {
+                if admission == Admission::Probe {
+                    // Nobody else may probe while this one is out: hand the turn back.
+                    self.breaker.release_probe(self.name());
                 }
-            }
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => return Finish::Abandoned,
-                p = self.permits.acquire() => p,
+                return Finish::Abandoned;
             };
             attempts += 1;
             self.gauges.in_flight.inc();
@@ -193,7 +190,11 @@ impl Destination {
                     }
                     (*reason, *retry_after, false)
                 }
-                Outcome::Permanent { reason, .. } => (*reason, None, true),
+                Outcome::Permanent { reason, .. } => {
+                    // An answer, even a refusal, means the destination is reachable.
+                    self.breaker.record(Some(true), self.name());
+                    (*reason, None, true)
+                }
             };
             let exhausted = permanent || self.exhausted(attempts, started);
             if exhausted && self.sink.dlq_topic.is_some() {
@@ -227,6 +228,20 @@ impl Destination {
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+
+    /// Waits for the rate limiter and a concurrency permit; `None` when cancelled.
+    async fn slot(&self, cancel: &CancellationToken) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if let Some(limiter) = &self.limiter {
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = limiter.until_ready() => {}
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => None,
+            p = self.permits.acquire() => p.ok(),
         }
     }
 

@@ -122,6 +122,8 @@ pub struct Dispatcher {
     name: Arc<str>,
     /// Source of partition generations and rewind epochs: strictly increasing.
     generations: u64,
+    /// Commit intervals so far.
+    ticks: u64,
 }
 
 impl Dispatcher {
@@ -146,6 +148,7 @@ impl Dispatcher {
             drain_timeout,
             drain: None,
             generations: 0,
+            ticks: 0,
         }
     }
 
@@ -290,6 +293,9 @@ impl Dispatcher {
         p.watermark.finish(offset);
         self.destination.gauges().buffered.dec();
         self.destination.count_finish(finish);
+        if p.cancel.is_cancelled() {
+            return; // being revoked: no resume, no rewind, nothing new started
+        }
         if p.paused && p.watermark.outstanding() <= self.buffer / 2 {
             p.paused = false;
             // Epochs come from the dispatcher-wide counter, so they only grow for a
@@ -308,9 +314,6 @@ impl Dispatcher {
             self.control.resume(&tp, rewind);
             self.destination.gauges().paused.dec();
         }
-        if p.cancel.is_cancelled() {
-            return;
-        }
         let next = lane.as_ref().and_then(|l| match p.lanes.get_mut(l) {
             Some(waiting) if !waiting.is_empty() => waiting.pop_front(),
             _ => {
@@ -325,13 +328,17 @@ impl Dispatcher {
 
     /// Periodic commit of every partition whose watermark moved.
     fn commit_progress(&mut self) {
+        // Every so often, commit unchanged watermarks too: an async commit that failed
+        // (coordinator moved) is then repaired even on a partition that went idle.
+        self.ticks += 1;
+        let refresh = self.ticks % 10 == 0;
         let mut offsets = Offsets::new();
         for (tp, p) in &mut self.partitions {
             if p.cancel.is_cancelled() {
                 continue;
             }
             if let Some(o) = p.watermark.committable() {
-                if p.committed != Some(o) {
+                if refresh || p.committed != Some(o) {
                     p.committed = Some(o);
                     offsets.push((tp.clone(), o));
                 }
@@ -395,6 +402,9 @@ impl Dispatcher {
                 if p.paused {
                     self.destination.gauges().paused.dec();
                 }
+                // librdkafka keeps an application pause across unassign and reassign:
+                // clear it, or the partition would never be fetched again if it comes back.
+                self.control.resume(tp, None);
                 if let Some(o) = p.watermark.committable() {
                     offsets.push((tp.clone(), o));
                 }

@@ -103,3 +103,27 @@ fn literal_secret_is_accepted_with_a_warning_and_never_printed() {
     );
     assert!(!text.contains("literal-secret-do-not-print"), "{text}");
 }
+
+#[test]
+fn sink_timeout_must_fit_inside_the_drain_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("connectors")).unwrap();
+    std::fs::write(
+        dir.path().join("hookbridge.toml"),
+        "[shutdown]\ndrain_timeout = \"20s\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("connectors/slow.toml"),
+        "[sink]\nname = \"slow\"\ntopics = [\"t\"]\nurl = \"http://127.0.0.1:1/hook\"\ntimeout = \"30s\"\n",
+    )
+    .unwrap();
+    let (ok, text) = check(&dir.path().join("hookbridge.toml"));
+    assert!(!ok);
+    assert!(
+        text.contains("slow.toml")
+            && text.contains("sink.timeout")
+            && text.contains("drain_timeout"),
+        "{text}"
+    );
+}

@@ -317,7 +317,7 @@ async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
     })
     .await;
     let sink = format!(
-        "[sink]\nname = \"stalled\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"60s\"\nconcurrency = 8\nbuffer = 100\n",
+        "[sink]\nname = \"stalled\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"15s\"\nconcurrency = 8\nbuffer = 100\n",
         rx.url
     );
     let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("s.toml", &sink));

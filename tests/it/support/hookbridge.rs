@@ -57,7 +57,7 @@ impl Config {
             std::fs::write(dir.path().join("connectors").join(name), text).expect("connector file");
         }
         let settings = format!(
-            "[kafka]\nbrokers = \"{}\"\nproduce_timeout = \"3s\"\ncommit_interval = \"200ms\"\n[kafka.properties]\n{}[http]\nlisten = \"127.0.0.1:{http}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\nformat = \"json\"\nlevel = \"info,hookbridge=debug\"\n[shutdown]\ndrain_timeout = \"10s\"\n{}",
+            "[kafka]\nbrokers = \"{}\"\nproduce_timeout = \"3s\"\ncommit_interval = \"200ms\"\n[kafka.properties]\n{}[http]\nlisten = \"127.0.0.1:{http}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\nformat = \"json\"\nlevel = \"info,hookbridge=debug\"\n[shutdown]\ndrain_timeout = \"20s\"\n{}",
             self.brokers,
             self.props.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect::<String>(),
             self.extra
