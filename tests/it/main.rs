@@ -6,5 +6,6 @@ mod egress;
 mod ingress;
 mod operate;
 mod ops;
+mod redelivery;
 mod send;
 mod support;
