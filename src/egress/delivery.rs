@@ -139,7 +139,7 @@ impl Destination {
         let mut first_attempt = None;
         // Time spent attempting and backing off: waiting for the breaker, a concurrency
         // permit or a rate-limit token is not the record's fault and does not count
-        // against `retry.max_elapsed`.
+        // against `retry.max_elapsed`, nor does a probe that failed without counting.
         let mut spent = Duration::ZERO;
         let mut attempts = 0u32;
         loop {
@@ -164,7 +164,7 @@ impl Destination {
             let (outcome, response) = self.attempt(record, &id).await;
             self.telemetry.in_flight.dec();
             drop(permit);
-            spent += started.elapsed();
+            let took = started.elapsed();
             AttemptEnded {
                 result: outcome.label(),
                 seconds: started.elapsed().as_secs_f64(),
@@ -182,20 +182,26 @@ impl Destination {
                     ..
                 } => {
                     match admission {
-                        Admission::Probe { counts } => {
+                        Admission::Probe { counts: false } => {
+                            // The destination is still down; the record is not at fault.
                             self.breaker.failed(Some(&key));
-                            if !counts {
-                                // The destination is still down; the record is not at fault.
-                                attempts -= 1;
-                            }
+                            attempts -= 1;
                         }
-                        _ => self.breaker.failed(None),
+                        Admission::Probe { counts: true } => {
+                            self.breaker.failed(Some(&key));
+                            spent += took;
+                        }
+                        _ => {
+                            self.breaker.failed(None);
+                            spent += took;
+                        }
                     }
                     (*reason, *retry_after, false)
                 }
                 Outcome::Permanent { reason, .. } => {
                     // An answer, even a refusal, means the destination is reachable.
                     self.breaker.healthy();
+                    spent += took;
                     (*reason, None, true)
                 }
             };
@@ -240,7 +246,9 @@ impl Destination {
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
             }
-            spent += wait;
+            if admission != (Admission::Probe { counts: false }) {
+                spent += wait;
+            }
         }
     }
 

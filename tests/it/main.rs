@@ -6,6 +6,7 @@ mod egress;
 mod ingress;
 mod operate;
 mod ops;
+mod pacing;
 mod redelivery;
 mod send;
 mod support;
