@@ -3,21 +3,22 @@
 use axum::http::HeaderMap;
 use rand::Rng;
 
-/// True for a well-formed version-00 `traceparent` with non-zero ids.
+/// True for a well-formed version-00 `traceparent` with non-zero ids. Checked without
+/// allocating: it runs for every webhook and every delivery attempt.
 pub fn is_valid(tp: &str) -> bool {
-    let parts: Vec<&str> = tp.split('-').collect();
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    parts.len() == 4
-        && parts[0] == "00"
-        && hex(parts[1], 32)
-        && parts[1] != "0".repeat(32)
-        && hex(parts[2], 16)
-        && parts[2] != "0".repeat(16)
-        && hex(parts[3], 2)
+    let b = tp.as_bytes();
+    let hex = |s: &[u8]| s.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    let nonzero = |s: &[u8]| s.iter().any(|c| *c != b'0');
+    // 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>
+    b.len() == 55
+        && &b[..3] == b"00-"
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(&b[3..35])
+        && nonzero(&b[3..35])
+        && hex(&b[36..52])
+        && nonzero(&b[36..52])
+        && hex(&b[53..55])
 }
 
 /// The request's `traceparent` if valid, else a fresh sampled one.
@@ -40,13 +41,11 @@ pub fn new_traceparent() -> String {
 
 /// A child of `parent`: same trace id, new span id (for the outgoing POST).
 pub fn child_of(parent: &str) -> String {
-    match parent.split('-').nth(1) {
-        Some(trace) if is_valid(parent) => {
-            let span: u64 = rand::rng().random::<u64>() | 1;
-            format!("00-{trace}-{span:016x}-01")
-        }
-        _ => new_traceparent(),
+    if !is_valid(parent) {
+        return new_traceparent();
     }
+    let span: u64 = rand::rng().random::<u64>() | 1;
+    format!("00-{}-{span:016x}-01", &parent[3..35])
 }
 
 #[cfg(test)]
@@ -64,5 +63,16 @@ mod tests {
         assert!(is_valid(&traceparent(&h)));
         assert!(child_of(tp).starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(is_valid(&new_traceparent()));
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47é-00f067aa0ba902b7-01",
+        ] {
+            assert!(!is_valid(bad), "{bad}");
+        }
     }
 }
