@@ -134,10 +134,14 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// and that value may be a secret written in the wrong place.
 pub fn scrub_quoted(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
+    let mut chars = text.chars().peekable();
+    let mut prev = None;
     while let Some(c) = chars.next() {
         out.push(c);
-        if c != '"' {
+        // A quote shown as a character (`"`) is the parser naming a token, not a value.
+        let literal_quote = prev == Some('`') && chars.peek() == Some(&'`');
+        prev = Some(c);
+        if c != '"' || literal_quote {
             continue;
         }
         out.push_str("…\"");
@@ -149,6 +153,7 @@ pub fn scrub_quoted(text: &str) -> String {
                 _ => escaped = false,
             }
         }
+        prev = Some('"');
     }
     out
 }
@@ -250,6 +255,7 @@ mod tests {
             r#"invalid type: string "…", expected u32"#
         );
         assert_eq!(scrub_quoted("no quotes `k`"), "no quotes `k`");
+        assert_eq!(scrub_quoted("expected `\"`"), "expected `\"`");
         assert_eq!(scrub_quoted("open \"abc"), "open \"…\"");
         assert_eq!(line_column("a\nbc\nd", 4), (2, 3));
     }

@@ -47,13 +47,14 @@ fn property_reason(err: &KafkaError, value: &str) -> String {
     }
 }
 
-/// `text` with every occurrence of `value` replaced, and quoted segments elided: short
-/// values are replaced only where they stand alone, so a "1" does not mangle a range.
+/// `text` with the value taken out: its quoted form always, anywhere when it is long
+/// enough to be unambiguous, and as a whole word otherwise, so a "1" does not mangle a
+/// range like "0..1000".
 fn scrub(text: &str, value: &str) -> String {
-    let text = crate::config::load::scrub_quoted(text);
     if value.is_empty() {
-        return text;
+        return text.to_owned();
     }
+    let text = text.replace(&format!("\"{value}\""), "\"<value>\"");
     if value.len() >= 4 {
         return text.replace(value, "<value>");
     }
@@ -157,6 +158,10 @@ mod tests {
         assert_eq!(
             scrub("value 1 not in 0..10", "1"),
             "value <value> not in 0..10"
+        );
+        assert_eq!(
+            scrub("Invalid value \"ab\" for", "ab"),
+            "Invalid value \"<value>\" for"
         );
     }
 }
