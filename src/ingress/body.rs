@@ -160,16 +160,35 @@ pub async fn read(
         .try_reserve_exact(initial)
         .map_err(|_| BodyError::OverBudget)?;
     let mut body = body;
+    // One timer, moved forward only when it fires: re-arming it for every chunk would
+    // make a stream of 1-byte chunks cost a timer operation per byte.
+    let cut_off_at = |received: usize| {
+        started
+            .checked_add(rate_allowance(received, limits.min_rate))
+            .map_or(deadline, |t| t.min(deadline))
+    };
+    let timer = tokio::time::sleep_until(cut_off_at(0));
+    tokio::pin!(timer);
     loop {
-        let cut_off = started
-            .checked_add(rate_allowance(collector.buf.len(), limits.min_rate))
-            .map_or(deadline, |t| t.min(deadline));
-        let frame = match tokio::time::timeout_at(cut_off, body.frame()).await {
-            Err(_) if cut_off >= deadline => return Err(BodyError::Deadline),
-            Err(_) => return Err(BodyError::TooSlow),
-            Ok(None) => break,
-            Ok(Some(Err(_))) => return Err(BodyError::Broken),
-            Ok(Some(Ok(frame))) => frame,
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            () = &mut timer => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(BodyError::Deadline);
+                }
+                let next = cut_off_at(collector.buf.len());
+                if next <= now {
+                    return Err(BodyError::TooSlow);
+                }
+                timer.as_mut().reset(next);
+                continue;
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Err(_)) => return Err(BodyError::Broken),
+            Some(Ok(frame)) => frame,
         };
         if let Ok(data) = frame.into_data() {
             collector.push(&data)?;
