@@ -343,3 +343,106 @@ async fn produce(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The router without a socket: every reply decided before the producer is reached.
+    //! The producer points at a closed port and is never asked to send.
+
+    use std::num::NonZeroU32;
+
+    use axum::http::{Request, StatusCode};
+    use rdkafka::ClientConfig;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::connectors::{self, Connectors};
+
+    const SECRET: &str = "router-test-secret";
+
+    fn ingress() -> Router {
+        let mut out = Connectors::default();
+        connectors::load_file(
+            "gh.toml",
+            &format!(
+                "[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"t\"\nmax_body = \"1KiB\"\nverify = {{ scheme = \"github\", secrets = [\"{SECRET}\"] }}\n"
+            ),
+            &mut out,
+        )
+        .unwrap();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .create()
+            .unwrap();
+        let protection = Protection {
+            max_in_flight: 8,
+            body_timeout: Duration::from_secs(5),
+            min_body_rate: 1024,
+            max_body_bytes_in_flight: 1 << 20,
+            unverified_rate_limit: Some(RateLimitConfig {
+                per_second: NonZeroU32::new(1).unwrap(),
+                burst: NonZeroU32::new(2),
+            }),
+        };
+        let ing = Ingress::new(
+            out.sources,
+            producer,
+            Duration::from_secs(1),
+            &protection,
+            Arc::new(Metrics::new()),
+        );
+        app(Arc::new(ing))
+    }
+
+    async fn send(
+        app: &Router,
+        method: &str,
+        path: &str,
+        body: &'static str,
+        sig: &str,
+    ) -> Response {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-hub-signature-256", sig)
+            .body(Body::from(body))
+            .unwrap();
+        app.clone().oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn replies_decided_before_the_producer() {
+        let app = ingress();
+        assert_eq!(
+            send(&app, "POST", "/nope", "{}", "").await.status(),
+            StatusCode::NOT_FOUND
+        );
+        let r = send(&app, "GET", "/gh", "", "").await;
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let big: &'static str = Box::leak("x".repeat(2048).into_boxed_str());
+        let r = send(&app, "POST", "/gh", big, "").await;
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn failed_signatures_spend_the_address_budget_then_get_429() {
+        let app = ingress();
+        // Burst 2: two failures are 401, the third goes over and is 429 …
+        for _ in 0..2 {
+            let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+        // … and the address is refused before its body is read, signed or not.
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(b"{}");
+        let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let r = send(&app, "POST", "/gh", "{}", &sig).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+}
