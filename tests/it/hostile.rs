@@ -249,7 +249,10 @@ async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
         "hookbridge_ingress_requests_total",
         &[("status", "408")],
     );
-    println!("1,100 stalled bodies: {cut} stalled requests cut off with 408");
+    println!(
+        "1,100 stalled bodies: {} stalled requests cut off with 408",
+        cut as u64
+    );
     assert!(cut >= 1100.0, "stalled bodies were not cut off: {cut}");
     report_memory(&hb, "1,100 stalled bodies", 256.0);
 }
@@ -319,7 +322,10 @@ async fn chunk_bombs_cost_memory_by_bytes_not_chunks() {
         "hookbridge_ingress_requests_total",
         &[("status", "408")],
     );
-    println!("chunk bombs: {cut} cut off with 408 (body_timeout 40s)");
+    println!(
+        "chunk bombs: {} cut off with 408 (body_timeout 40s)",
+        cut as u64
+    );
     assert_served(&broker, &topic, &sent, "16 chunk bombs").await;
     report_memory(&hb, "16 chunk bombs", 128.0);
 }
