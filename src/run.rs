@@ -93,6 +93,7 @@ pub async fn run(
     let timing = Timing {
         commit_interval: s.kafka.commit_interval.0,
         drain_timeout: s.shutdown.drain_timeout.0,
+        commit_metadata_budget: s.kafka.commit_metadata_max_bytes,
     };
     let mut sinks = Vec::new();
     for sink in connectors.sinks {

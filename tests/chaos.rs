@@ -507,3 +507,106 @@ async fn broker_outage_answers_no_2xx_and_both_directions_resume() {
     );
     assert!(after > 0, "ingress resumed after the outage");
 }
+
+/// A destination that refuses one key in a hundred for `stuck_for`, and 3% of requests
+/// with 503 and 1% with 429 throughout.
+async fn stuck_key_receiver(stuck_for: Duration) -> Receiver {
+    let until = Instant::now() + stuck_for;
+    Receiver::start(move |r| {
+        let key: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let k = key["k"].as_str().unwrap_or("");
+        let stuck = k
+            .trim_start_matches('k')
+            .parse::<usize>()
+            .is_ok_and(|n| n % 100 == 7);
+        if stuck && Instant::now() < until {
+            return Answer::status(503);
+        }
+        match rand::rng().random_range(0..100) {
+            0..=2 => Answer::status(503),
+            3 => Answer {
+                status: 429,
+                headers: vec![("retry-after", "1".into())],
+                delay: Duration::ZERO,
+            },
+            _ => Answer::status(200),
+        }
+    })
+    .await
+}
+
+/// Stuck keys hold their partitions' watermarks while everything behind them finishes;
+/// kill -9 then must cost only what was unfinished or finished within about one commit
+/// interval, thanks to the finished-offset maps in the commit metadata. Runs on
+/// librdkafka's Kafka-protocol cluster: Tansu drops commit metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_keys_and_kill_9_redeliver_only_unfinished_work() {
+    let sc = scale();
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("Kafka-protocol cluster");
+    let brokers = cluster.bootstrap_servers();
+    let topic = unique("chaos-stuck");
+    cluster
+        .create_topic(&topic, sc.partitions as i32, 1)
+        .expect("topic");
+    let concurrency = 64;
+    let commit_interval = Duration::from_millis(200); // the test harness's setting
+    let stuck_for = Duration::from_secs(if sc.outage_scenario { 60 } else { 15 });
+    let rx = stuck_key_receiver(stuck_for).await;
+    let started = Instant::now();
+    let sink = format!(
+        "[sink]\nname = \"chaos\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"1s\"\nconcurrency = {concurrency}\nretry = {{ max_attempts = 0, initial = \"50ms\", max = \"500ms\" }}\nbreaker = {{ failures = 0 }}\n",
+        rx.url
+    );
+    let mut hb = Hookbridge::start(&Config::new(&brokers).connector("chaos.toml", &sink));
+    hb.ready(Duration::from_secs(40)).await;
+    let keys = sc.keys.max(100);
+    kafka::produce(&brokers, &topic, &records(0, sc.records, keys)).await;
+
+    let mut allowance = 0;
+    for kill in 0..sc.kills {
+        let wait = Duration::from_millis(rand::rng().random_range(1500..3500));
+        tokio::time::sleep(wait).await;
+        hb.kill9();
+        let at = Instant::now();
+        // What a crash may cost: the deliveries in flight, and those finished in the last
+        // commit intervals (an async commit lands a little after its interval).
+        let recent = rx
+            .seen()
+            .iter()
+            .filter(|r| r.status == 200 && at.duration_since(r.at) <= commit_interval * 3)
+            .count();
+        allowance += concurrency + recent;
+        eprintln!(
+            "kill -9 #{} after {:.1}s: {} delivered so far, {recent} in the last commit intervals",
+            kill + 1,
+            started.elapsed().as_secs_f64(),
+            delivered_count(&rx.seen())
+        );
+        hb.spawn();
+        hb.ready(Duration::from_secs(60)).await;
+    }
+    rx.wait_for(Duration::from_secs(600), "every record delivered", |s| {
+        delivered_count(s) >= sc.records
+    })
+    .await;
+    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), sc.records);
+    let summary = Summary {
+        scenario: "egress: stuck keys + kill -9 (finished maps)",
+        sent: sc.records,
+        acknowledged: sc.records,
+        delivered,
+        duplicates,
+        lost,
+        reordered,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    summary.assert_nothing_lost();
+    eprintln!(
+        "duplicates {duplicates} of {} records after {} kills; bound (in flight + finished within the last commit intervals, per kill): {allowance}",
+        sc.records, sc.kills
+    );
+    assert!(
+        duplicates <= allowance,
+        "{duplicates} duplicate deliveries, more than the {allowance} in flight or recently finished at the kills"
+    );
+}

@@ -1,11 +1,13 @@
 //! The sink's Kafka consumer: a dedicated poll thread (so a rebalance callback may block
 //! while in-flight deliveries drain) and the context that commits the drained watermark
-//! synchronously before partitions are handed to another member.
+//! synchronously before partitions are handed to another member. Every commit names its
+//! partitions explicitly and carries the finished-offset map as metadata; on assignment
+//! the committed maps are read back so finished records are not delivered again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
@@ -14,7 +16,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatcher::{Event, Offsets, PartitionControl, Rewind};
+use super::dispatcher::{Commit, Event, PartitionControl};
+use super::finished::{self, FinishedMap};
+use super::partition::Rewind;
 use super::record::{Record, TopicPartition};
 use crate::admin::Health;
 
@@ -26,6 +30,10 @@ pub struct SinkContext {
     assigned: AtomicBool,
     health: Arc<Health>,
     lag: prometheus::IntGaugeVec,
+    /// Records polled and not yet handed to the dispatcher. A rebalance callback flushes
+    /// it before announcing the rebalance, so the dispatcher sees records and rebalances
+    /// in exactly the order they were polled.
+    batch: std::sync::Mutex<Vec<Record>>,
 }
 
 impl SinkContext {
@@ -44,21 +52,75 @@ impl SinkContext {
             drain_timeout,
             assigned: AtomicBool::new(false),
             health,
+            batch: std::sync::Mutex::new(Vec::with_capacity(POLL_BATCH)),
         }
     }
 
-    /// Asks the dispatcher to drain `partitions` and waits for its offsets.
-    fn drain(&self, partitions: Vec<TopicPartition>, shutdown: bool) -> Option<Offsets> {
+    fn push(&self, record: Record) -> usize {
+        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        batch.push(record);
+        batch.len()
+    }
+
+    /// Hands the polled records to the dispatcher; false when it is gone.
+    fn flush(&self) -> bool {
+        let records = {
+            let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+            if batch.is_empty() {
+                return true;
+            }
+            std::mem::replace(&mut *batch, Vec::with_capacity(POLL_BATCH))
+        };
+        self.events.send(Event::Records(records)).is_ok()
+    }
+
+    /// Asks the dispatcher to drain `partitions` and waits for its commits. Both sides
+    /// measure the drain from one deadline, set here, so a dispatcher that picks the
+    /// request up late drains for less, not longer than this side waits.
+    fn drain(&self, partitions: Vec<TopicPartition>, shutdown: bool) -> Option<Vec<Commit>> {
+        self.flush();
         let (reply, answer) = std::sync::mpsc::channel();
+        let deadline = Instant::now() + self.drain_timeout;
         let event = if shutdown {
-            Event::Shutdown { reply }
+            Event::Shutdown { reply, deadline }
         } else {
-            Event::Revoke { partitions, reply }
+            Event::Revoke {
+                partitions,
+                reply,
+                deadline,
+            }
         };
         self.events.send(event).ok()?;
-        answer
-            .recv_timeout(self.drain_timeout + Duration::from_secs(2))
-            .ok()
+        answer.recv_timeout(self.drain_timeout + DRAIN_GRACE).ok()
+    }
+
+    /// Reads the committed offsets and finished-offset maps of newly assigned partitions
+    /// and hands them to the dispatcher before any of their records is polled.
+    fn announce_assignment(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        self.flush();
+        let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_LOOKUP_TIMEOUT) {
+            Ok(c) => read_committed(&c),
+            Err(e) => {
+                tracing::warn!(connector = %self.name, error = %e,
+                    "could not read committed metadata; records finished above the committed offsets will be delivered again");
+                HashMap::new()
+            }
+        };
+        let partitions = partitions_of(tpl)
+            .into_iter()
+            .map(|tp| {
+                let resumed = committed.get(&tp).and_then(|(offset, metadata)| {
+                    let map = finished::decode(metadata, *offset);
+                    if map.is_none() && !metadata.is_empty() {
+                        tracing::info!(connector = %self.name, topic = %tp.topic, partition = tp.partition,
+                            "commit metadata is not a finished-offset map of this offset; replaying from the committed offset");
+                    }
+                    map
+                });
+                (tp, resumed)
+            })
+            .collect::<Vec<(TopicPartition, Option<FinishedMap>)>>();
+        let _ = self.events.send(Event::Assigned(partitions));
     }
 
     fn set_assigned(&self, assigned: bool) {
@@ -82,16 +144,69 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
         .collect()
 }
 
-fn to_tpl(offsets: &Offsets) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::with_capacity(offsets.len());
-    for (tp, o) in offsets {
-        let _ = tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*o));
+/// How long the dispatcher's reply to a drain is awaited beyond the drain deadline.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+const COMMITTED_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The commit as librdkafka takes it: every partition named, with its metadata (a commit
+/// without an explicit list would drop the metadata).
+fn to_tpl(commits: &[Commit]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(commits.len());
+    for c in commits {
+        if let Ok(mut e) = tpl
+            .add_partition_offset(&c.tp.topic, c.tp.partition, Offset::Offset(c.offset))
+            .map(|()| tpl.find_partition(&c.tp.topic, c.tp.partition))
+        {
+            if let Some(e) = e.as_mut() {
+                e.set_metadata(&c.metadata);
+            }
+        }
     }
     tpl
 }
 
+/// Committed offset and raw metadata per partition. Read from librdkafka's list
+/// directly: the safe accessor panics on metadata that is not UTF-8, which any other
+/// client may have written.
+fn read_committed(tpl: &TopicPartitionList) -> HashMap<TopicPartition, (i64, Vec<u8>)> {
+    let mut out = HashMap::new();
+    let raw = tpl.ptr();
+    if raw.is_null() {
+        return out;
+    }
+    // SAFETY: `raw` is the live list owned by `tpl`, borrowed for this function; librdkafka
+    // guarantees `elems` holds `cnt` initialised elements, each with a NUL-terminated topic
+    // and `metadata_size` readable bytes at `metadata` when it is not null.
+    let elems = unsafe {
+        let list = &*raw;
+        if list.elems.is_null() || list.cnt <= 0 {
+            return out;
+        }
+        std::slice::from_raw_parts(list.elems, list.cnt as usize)
+    };
+    for e in elems {
+        if e.topic.is_null() || e.offset < 0 {
+            continue;
+        }
+        let topic = unsafe { std::ffi::CStr::from_ptr(e.topic) }.to_string_lossy();
+        let metadata = if e.metadata.is_null() || e.metadata_size == 0 {
+            Vec::new()
+        } else {
+            unsafe { std::slice::from_raw_parts(e.metadata as *const u8, e.metadata_size) }.to_vec()
+        };
+        out.insert(
+            TopicPartition {
+                topic: topic.as_ref().into(),
+                partition: e.partition,
+            },
+            (e.offset, metadata),
+        );
+    }
+    out
+}
+
 /// Synchronous commit, used on revoke and shutdown.
-fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &Offsets, name: &str) {
+fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &[Commit], name: &str) {
     if offsets.is_empty() {
         return;
     }
@@ -145,13 +260,14 @@ impl ConsumerContext for SinkContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         // Ready once the group has given this member its share, even an empty one: a
         // replica beyond the partition count still serves webhooks and must not hold up
         // a rollout.
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(connector = %self.name, partitions = tpl.count(), "partitions assigned");
+                self.announce_assignment(consumer, tpl);
                 self.set_assigned(true);
             }
             Rebalance::Revoke(_) => self.set_assigned(false),
@@ -190,8 +306,8 @@ impl PartitionControl for Control {
         let _ = self.flow.send(Flow::Resume(tp.clone(), rewind));
     }
 
-    fn commit_async(&self, offsets: &Offsets) {
-        if let Err(e) = self.consumer.commit(&to_tpl(offsets), CommitMode::Async) {
+    fn commit_async(&self, commits: &[Commit]) {
+        if let Err(e) = self.consumer.commit(&to_tpl(commits), CommitMode::Async) {
             tracing::warn!(error = %e, "offset commit could not be queued");
         }
     }
@@ -203,91 +319,175 @@ fn one(tp: &TopicPartition) -> TopicPartitionList {
     tpl
 }
 
-/// Applies one flow change. A rewind seeks before resuming and bumps the epoch that
-/// later records are stamped with.
-fn apply(
+/// A rewind whose seek failed: retried until it succeeds or the partition is drained.
+struct PendingSeek {
+    rewind: Rewind,
+    next_try: Instant,
+}
+
+const SEEK_RETRY: Duration = Duration::from_secs(1);
+/// Records handed to the dispatcher per batch: one channel message and one wakeup for
+/// up to this many.
+const POLL_BATCH: usize = 256;
+
+/// Seeks `tp` back to the rewind; the error text when it failed.
+fn seek(
     consumer: &BaseConsumer<SinkContext>,
-    flow: Flow,
-    epochs: &mut HashMap<TopicPartition, u64>,
-) {
-    let name = &consumer.context().name;
-    match flow {
-        Flow::Pause(tp) => {
-            tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, "partition paused: buffer full");
-            if let Err(e) = consumer.pause(&one(&tp)) {
-                tracing::warn!(connector = %name, error = %e, "pause failed");
-            }
-        }
-        Flow::Resume(tp, rewind) => {
-            tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, rewind = ?rewind, "partition resumed");
-            if let Some(r) = rewind {
-                let mut at = TopicPartitionList::new();
-                let _ = at.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(r.offset));
-                let sought = consumer
-                    .seek_partitions(at, Duration::from_secs(5))
-                    .map_err(|e| e.to_string())
-                    .and_then(
-                        |tpl| match tpl.elements().iter().find_map(|e| e.error().err()) {
-                            Some(e) => Err(e.to_string()),
-                            None => Ok(()),
-                        },
-                    );
-                if let Err(e) = sought {
-                    // Resuming without the seek would skip the records dropped while
-                    // paused; staying paused loses nothing (they are re-read after the
-                    // next rebalance or restart).
-                    tracing::error!(connector = %name, topic = %tp.topic, partition = tp.partition, error = %e,
-                        "seek back for resume failed; the partition stays paused");
-                    return;
+    tp: &TopicPartition,
+    r: Rewind,
+) -> Result<(), String> {
+    let mut at = TopicPartitionList::new();
+    let _ = at.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(r.offset));
+    consumer
+        .seek_partitions(at, Duration::from_secs(5))
+        .map_err(|e| e.to_string())
+        .and_then(
+            |tpl| match tpl.elements().iter().find_map(|e| e.error().err()) {
+                Some(e) => Err(e.to_string()),
+                None => Ok(()),
+            },
+        )
+}
+
+/// The poll thread's view of partition flow: epochs stamped on records, and seeks to retry.
+#[derive(Default)]
+struct FlowState {
+    epochs: HashMap<TopicPartition, u64>,
+    pending: HashMap<TopicPartition, PendingSeek>,
+}
+
+impl FlowState {
+    /// Applies one flow change. A rewind seeks before resuming and bumps the epoch that
+    /// later records are stamped with; a failed seek keeps the partition paused and is
+    /// retried (resuming without it would skip the records dropped while paused).
+    fn apply(&mut self, consumer: &BaseConsumer<SinkContext>, flow: Flow) {
+        let name = &consumer.context().name;
+        match flow {
+            Flow::Pause(tp) => {
+                tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, "partition paused");
+                if let Err(e) = consumer.pause(&one(&tp)) {
+                    tracing::warn!(connector = %name, error = %e, "pause failed");
                 }
-                epochs.insert(tp.clone(), r.epoch);
             }
-            if let Err(e) = consumer.resume(&one(&tp)) {
-                tracing::warn!(connector = %name, error = %e, "resume failed");
+            Flow::Resume(tp, rewind) => {
+                // A plain resume comes from a drain: any seek still owed is moot.
+                self.pending.remove(&tp);
+                match rewind {
+                    Some(r) => self.rewind(consumer, tp, r),
+                    None => resume(consumer, &tp),
+                }
             }
         }
     }
+
+    fn rewind(&mut self, consumer: &BaseConsumer<SinkContext>, tp: TopicPartition, r: Rewind) {
+        let name = &consumer.context().name;
+        match seek(consumer, &tp, r) {
+            Ok(()) => {
+                self.epochs.insert(tp.clone(), r.epoch);
+                tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, offset = r.offset, "partition rewound and resumed");
+                resume(consumer, &tp);
+            }
+            Err(e) => {
+                tracing::error!(connector = %name, topic = %tp.topic, partition = tp.partition, error = %e,
+                    "seek back for resume failed; the partition stays paused and the seek is retried");
+                self.pending.insert(
+                    tp,
+                    PendingSeek {
+                        rewind: r,
+                        next_try: Instant::now() + SEEK_RETRY,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Retries the seeks that are due.
+    fn retry_seeks(&mut self, consumer: &BaseConsumer<SinkContext>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let due: Vec<TopicPartition> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.next_try <= now)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in due {
+            if let Some(p) = self.pending.remove(&tp) {
+                self.rewind(consumer, tp, p.rewind);
+            }
+        }
+    }
+
+    fn epoch(&self, tp: &TopicPartition) -> u64 {
+        self.epochs.get(tp).copied().unwrap_or(0)
+    }
 }
 
-/// Polls until `stop`, forwarding records to the dispatcher; then drains, commits
-/// synchronously and closes the consumer (leaving the group at once).
+fn resume(consumer: &BaseConsumer<SinkContext>, tp: &TopicPartition) {
+    if let Err(e) = consumer.resume(&one(tp)) {
+        tracing::warn!(connector = %consumer.context().name, error = %e, "resume failed");
+    }
+}
+
+/// Interns topic names: one `Arc<str>` per topic, shared by its records.
+#[derive(Default)]
+struct Topics(HashMap<String, Arc<str>>);
+
+impl Topics {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(t) = self.0.get(name) {
+            return t.clone();
+        }
+        let t: Arc<str> = name.into();
+        self.0.insert(name.to_owned(), t.clone());
+        t
+    }
+}
+
+/// Polls until `stop`, forwarding records to the dispatcher in batches; then drains,
+/// commits synchronously and closes the consumer (leaving the group at once).
 pub fn poll_thread(
     consumer: Arc<BaseConsumer<SinkContext>>,
-    events: UnboundedSender<Event>,
     flow: std::sync::mpsc::Receiver<Flow>,
     stop: CancellationToken,
 ) {
-    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
-    let mut epochs: HashMap<TopicPartition, u64> = HashMap::new();
-    while !stop.is_cancelled() {
+    let mut topics = Topics::default();
+    let mut state = FlowState::default();
+    'polling: while !stop.is_cancelled() {
         while let Ok(change) = flow.try_recv() {
-            apply(&consumer, change, &mut epochs);
+            state.apply(&consumer, change);
         }
-        match consumer.poll(Duration::from_millis(50)) {
-            None => {}
-            Some(Ok(msg)) => {
-                let topic = match topics.get(msg.topic()) {
-                    Some(t) => t.clone(),
-                    None => {
-                        let t: Arc<str> = msg.topic().into();
-                        topics.insert(msg.topic().to_owned(), t.clone());
-                        t
+        state.retry_seeks(&consumer);
+        let ctx = consumer.context();
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match consumer.poll(wait) {
+                None => break,
+                Some(Ok(msg)) => {
+                    let mut record = Record::from_message(&msg, topics.get(msg.topic()));
+                    record.epoch = state.epoch(&record.tp);
+                    if ctx.push(record) >= POLL_BATCH {
+                        break;
                     }
-                };
-                let mut record = Record::from_message(&msg, topic);
-                record.epoch = epochs.get(&record.tp).copied().unwrap_or(0);
-                if events.send(Event::Record(record)).is_err() {
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(connector = %ctx.name, error = %e, "consumer error");
                     break;
                 }
             }
-            Some(Err(e)) => {
-                tracing::warn!(connector = %consumer.context().name, error = %e, "consumer error")
-            }
+            // Take what is already fetched without waiting again.
+            wait = Duration::ZERO;
+        }
+        if !ctx.flush() {
+            break 'polling;
         }
     }
     let ctx = consumer.context();
     match ctx.drain(Vec::new(), true) {
-        Some(offsets) => commit_sync(&consumer, &offsets, &ctx.name),
+        Some(commits) => commit_sync(&consumer, &commits, &ctx.name),
         None => {
             tracing::warn!(connector = %ctx.name, "shutdown drain did not answer; committing nothing")
         }

@@ -8,12 +8,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::{Bytes, BytesMut};
 use governor::DefaultDirectRateLimiter;
-use prometheus::IntGauge;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::breaker::{Admission, Breaker};
+use super::breaker::{Admission, Breaker, RecordKey};
 use super::dlq::{self, DeadLetter};
 use super::outcome::{self, Outcome};
 use super::record::Record;
@@ -21,7 +20,10 @@ use super::retry;
 use super::sign::Signer;
 use crate::connectors::Sink;
 use crate::ingress::trace;
-use crate::telemetry::Metrics;
+use crate::telemetry::sink::{
+    AttemptEnded, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled, SinkTelemetry,
+    UndeliverableWithoutDlq,
+};
 
 /// How a record's delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,7 @@ pub struct Destination {
     pub sink: Sink,
     /// One pooled client per sink.
     client: reqwest::Client,
+    url: reqwest::Url,
     /// Content-Type default and configured headers, built once.
     base_headers: HeaderMap,
     forward: Vec<(String, HeaderName)>,
@@ -47,25 +50,17 @@ pub struct Destination {
     permits: Semaphore,
     breaker: Breaker,
     producer: FutureProducer,
-    metrics: Arc<Metrics>,
-    gauges: Gauges,
+    telemetry: Arc<SinkTelemetry>,
     /// Fired on shutdown: a failed attempt is not retried (the record stays unfinished
     /// and is delivered after the restart).
     no_retry: CancellationToken,
-}
-
-/// This sink's gauges, resolved once instead of per record.
-pub struct Gauges {
-    pub buffered: IntGauge,
-    pub in_flight: IntGauge,
-    pub paused: IntGauge,
 }
 
 impl Destination {
     pub fn new(
         sink: Sink,
         producer: FutureProducer,
-        metrics: Arc<Metrics>,
+        telemetry: Arc<SinkTelemetry>,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(sink.timeout)
@@ -74,6 +69,7 @@ impl Destination {
             .pool_max_idle_per_host(sink.concurrency)
             .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let url = sink.url.clone();
         let mut base_headers = HeaderMap::new();
         base_headers.insert(axum::http::header::CONTENT_TYPE, sink.content_type.clone());
         for (k, v) in &sink.headers {
@@ -92,25 +88,21 @@ impl Destination {
         let breaker = Breaker::new(
             sink.breaker.failures,
             sink.breaker.cooldown.0,
-            metrics.breaker_state.with_label_values(&[&sink.name]),
+            telemetry.breaker.clone(),
+            telemetry.name.clone(),
         );
-        let gauges = Gauges {
-            buffered: metrics.buffered.with_label_values(&[&sink.name]),
-            in_flight: metrics.in_flight.with_label_values(&[&sink.name]),
-            paused: metrics.paused_partitions.with_label_values(&[&sink.name]),
-        };
         Ok(Self {
             no_retry: CancellationToken::new(),
-            gauges,
             limiter: sink.rate_limit.map(|r| r.limiter()),
             permits: Semaphore::new(sink.concurrency),
             client,
+            url,
             base_headers,
             forward,
             signer,
             breaker,
             producer,
-            metrics,
+            telemetry,
             sink,
         })
     }
@@ -121,21 +113,8 @@ impl Destination {
         self.no_retry.cancel();
     }
 
-    pub fn gauges(&self) -> &Gauges {
-        &self.gauges
-    }
-
-    /// Counts a finished record by outcome.
-    pub fn count_finish(&self, finish: Finish) {
-        let outcome = match finish {
-            Finish::Delivered => "delivered",
-            Finish::DeadLettered => "dead_lettered",
-            Finish::Abandoned => return,
-        };
-        self.metrics
-            .deliveries
-            .with_label_values(&[self.name(), outcome])
-            .inc();
+    pub fn telemetry(&self) -> &Arc<SinkTelemetry> {
+        &self.telemetry
     }
 
     fn name(&self) -> &str {
@@ -145,37 +124,56 @@ impl Destination {
     /// Delivers `record`, retrying as the policy says. Returns only when the record is
     /// finished or `cancel` fired.
     pub async fn deliver(&self, record: &Record, cancel: &CancellationToken) -> Finish {
-        let first_attempt = SystemTime::now();
-        let started = Instant::now();
+        let finish = self.attempts(record, cancel).await;
+        match finish {
+            Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
+            Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
+            Finish::Abandoned => {}
+        }
+        finish
+    }
+
+    async fn attempts(&self, record: &Record, cancel: &CancellationToken) -> Finish {
+        let id = record.webhook_id();
+        let key: RecordKey = (record.tp.topic.clone(), record.tp.partition, record.offset);
+        let mut first_attempt = None;
+        // Time spent attempting and backing off: waiting for the breaker, a concurrency
+        // permit or a rate-limit token is not the record's fault and does not count
+        // against `retry.max_elapsed`, nor does a probe that failed without counting.
+        let mut spent = Duration::ZERO;
         let mut attempts = 0u32;
         loop {
             if cancel.is_cancelled() {
                 return Finish::Abandoned;
             }
-            let admission = self.breaker.admit(cancel, self.name()).await;
+            let admission = self.breaker.admit(cancel, &key).await;
             if admission == Admission::Cancelled {
                 return Finish::Abandoned;
             }
             let Some(permit) = self.slot(cancel).await else {
-                if admission == Admission::Probe {
+                if matches!(admission, Admission::Probe { .. }) {
                     // Nobody else may probe while this one is out: hand the turn back.
-                    self.breaker.release_probe(self.name());
+                    self.breaker.release_probe();
                 }
                 return Finish::Abandoned;
             };
             attempts += 1;
-            self.gauges.in_flight.inc();
-            let (outcome, response) = self.attempt(record).await;
-            self.gauges.in_flight.dec();
+            first_attempt.get_or_insert_with(SystemTime::now);
+            let started = Instant::now();
+            self.telemetry.in_flight.inc();
+            let (outcome, response) = self.attempt(record, &id).await;
+            self.telemetry.in_flight.dec();
             drop(permit);
-            self.metrics
-                .attempts
-                .with_label_values(&[self.name(), outcome.label()])
-                .inc();
+            let took = started.elapsed();
+            AttemptEnded {
+                result: outcome.label(),
+                seconds: started.elapsed().as_secs_f64(),
+            }
+            .emit(&self.telemetry);
 
             let (error, retry_after, permanent) = match &outcome {
                 Outcome::Delivered => {
-                    self.breaker.record(Some(true), self.name());
+                    self.breaker.healthy();
                     return Finish::Delivered;
                 }
                 Outcome::Retryable {
@@ -183,37 +181,52 @@ impl Destination {
                     retry_after,
                     ..
                 } => {
-                    self.breaker.record(Some(false), self.name());
-                    if admission == Admission::Probe {
-                        // The destination is still down; the record is not at fault.
-                        attempts -= 1;
+                    match admission {
+                        Admission::Probe { counts: false } => {
+                            // The destination is still down; the record is not at fault.
+                            self.breaker.failed(Some(&key));
+                            attempts -= 1;
+                        }
+                        Admission::Probe { counts: true } => {
+                            self.breaker.failed(Some(&key));
+                            spent += took;
+                        }
+                        _ => {
+                            self.breaker.failed(None);
+                            spent += took;
+                        }
                     }
                     (*reason, *retry_after, false)
                 }
                 Outcome::Permanent { reason, .. } => {
                     // An answer, even a refusal, means the destination is reachable.
-                    self.breaker.record(Some(true), self.name());
+                    self.breaker.healthy();
+                    spent += took;
                     (*reason, None, true)
                 }
             };
-            let exhausted = permanent || self.exhausted(attempts, started);
+            let exhausted = permanent || self.exhausted(attempts, spent);
             if exhausted && self.sink.dlq_topic.is_some() {
                 let dl = DeadLetter {
                     reason: if permanent { "permanent" } else { "exhausted" },
                     status: outcome.status(),
                     error,
                     attempts,
-                    first_attempt,
+                    first_attempt: first_attempt.unwrap_or_else(SystemTime::now),
                     last_attempt: SystemTime::now(),
                     response,
                 };
-                return self.dead_letter(record, &dl, cancel).await;
+                return self.dead_letter(record, &id, &dl, cancel).await;
             }
             let wait = if exhausted {
                 // No DLQ: never drop, never skip. Keep trying at the slowest pace; only
                 // this key (or partition) waits.
-                tracing::error!(connector = self.name(), id = %record.webhook_id(), error, attempts,
-                    "record cannot be delivered and no dlq is configured; retrying at the maximum backoff");
+                UndeliverableWithoutDlq {
+                    id: &id,
+                    error,
+                    attempts,
+                }
+                .emit(&self.telemetry);
                 self.sink.retry.max.0
             } else {
                 retry::backoff(&self.sink.retry, attempts, retry_after)
@@ -221,50 +234,55 @@ impl Destination {
             if self.no_retry.is_cancelled() {
                 return Finish::Abandoned;
             }
-            self.metrics.retries.with_label_values(&[self.name()]).inc();
-            tracing::debug!(connector = self.name(), id = %record.webhook_id(), error, attempts, ?wait, "retrying delivery");
+            RetryScheduled {
+                id: &id,
+                error,
+                attempts,
+                wait,
+            }
+            .emit(&self.telemetry);
             tokio::select! {
                 _ = cancel.cancelled() => return Finish::Abandoned,
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
             }
+            if admission != (Admission::Probe { counts: false }) {
+                spent += wait;
+            }
         }
     }
 
-    /// Waits for the rate limiter and a concurrency permit; `None` when cancelled.
+    /// Waits for a concurrency permit, then a rate-limit token, so at most `concurrency`
+    /// deliveries ever wait on the limiter and a burst never exceeds it; `None` when
+    /// cancelled.
     async fn slot(&self, cancel: &CancellationToken) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            p = self.permits.acquire() => p.ok()?,
+        };
         if let Some(limiter) = &self.limiter {
             tokio::select! {
                 _ = cancel.cancelled() => return None,
                 _ = limiter.until_ready() => {}
             }
         }
-        tokio::select! {
-            _ = cancel.cancelled() => None,
-            p = self.permits.acquire() => p.ok(),
-        }
+        Some(permit)
     }
 
-    fn exhausted(&self, attempts: u32, started: Instant) -> bool {
+    fn exhausted(&self, attempts: u32, spent: Duration) -> bool {
         let retry = &self.sink.retry;
         (retry.max_attempts > 0 && attempts >= retry.max_attempts)
-            || retry.max_elapsed.is_some_and(|m| started.elapsed() >= m.0)
+            || retry.max_elapsed.is_some_and(|m| spent >= m.0)
     }
 
     /// One HTTP attempt: the outcome and, for failures, the start of the response body.
-    async fn attempt(&self, record: &Record) -> (Outcome, Bytes) {
-        let started = Instant::now();
+    async fn attempt(&self, record: &Record, id: &str) -> (Outcome, Bytes) {
         let request = self
             .client
-            .request(self.sink.method.clone(), self.sink.url.clone())
-            .headers(self.request_headers(record))
+            .request(self.sink.method.clone(), self.url.clone())
+            .headers(self.request_headers(record, id))
             .body(record.value.clone());
-        let result = request.send().await;
-        self.metrics
-            .delivery_latency
-            .with_label_values(&[self.name()])
-            .observe(started.elapsed().as_secs_f64());
-        match result {
+        match request.send().await {
             Err(e) => (outcome::from_error(&e), Bytes::new()),
             Ok(mut resp) => {
                 let outcome =
@@ -279,34 +297,36 @@ impl Destination {
         }
     }
 
-    fn request_headers(&self, record: &Record) -> HeaderMap {
-        let mut h = self.base_headers.clone();
+    fn request_headers(&self, record: &Record, id: &str) -> HeaderMap {
+        let mut h = HeaderMap::with_capacity(self.base_headers.len() + self.forward.len() + 5);
+        for (k, v) in &self.base_headers {
+            h.insert(k.clone(), v.clone());
+        }
         if let Some(ct) = record
             .header(crate::kafka::headers::CONTENT_TYPE)
-            .and_then(|v| HeaderValue::from_bytes(v).ok())
+            .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
         {
             h.insert(axum::http::header::CONTENT_TYPE, ct);
         }
         for (key, name) in &self.forward {
             if let Some(v) = record
                 .header(key)
-                .and_then(|v| HeaderValue::from_bytes(v).ok())
+                .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
             {
                 h.insert(name.clone(), v);
             }
         }
-        let id = record.webhook_id();
         if let Some(signer) = &self.signer {
             let ts = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            let sig = signer.sign(&id, ts, &record.value);
+            let sig = signer.sign(id, ts, &record.value);
             h.insert("webhook-timestamp", HeaderValue::from(ts));
             if let Ok(v) = HeaderValue::from_str(&sig) {
                 h.insert("webhook-signature", v);
             }
         }
-        if let Ok(v) = HeaderValue::from_str(&id) {
+        if let Ok(v) = HeaderValue::from_str(id) {
             h.insert("webhook-id", v);
         }
         let parent = record
@@ -323,6 +343,7 @@ impl Destination {
     async fn dead_letter(
         &self,
         record: &Record,
+        id: &str,
         dl: &DeadLetter,
         cancel: &CancellationToken,
     ) -> Finish {
@@ -333,18 +354,22 @@ impl Destination {
         loop {
             match dlq::write(&self.producer, topic, record, dl, self.name()).await {
                 Ok(_) => {
-                    self.metrics
-                        .dlq_writes
-                        .with_label_values(&[self.name(), dl.reason])
-                        .inc();
-                    tracing::warn!(connector = self.name(), id = %record.webhook_id(), reason = dl.reason,
-                        status = ?dl.status, attempts = dl.attempts, dlq = %topic, "record dead-lettered");
+                    DeadLettered {
+                        id,
+                        reason: dl.reason,
+                        status: dl.status,
+                        attempts: dl.attempts,
+                        dlq: topic,
+                    }
+                    .emit(&self.telemetry);
                     return Finish::DeadLettered;
                 }
-                Err(e) => {
-                    tracing::error!(connector = self.name(), id = %record.webhook_id(), dlq = %topic, error = %e,
-                        "dead-letter write failed; the record stays unfinished and will be retried");
+                Err(e) => DeadLetterFailed {
+                    id,
+                    dlq: topic,
+                    error: &e,
                 }
+                .emit(&self.telemetry),
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Finish::Abandoned,

@@ -1,55 +1,55 @@
-//! The dispatcher of one sink: the only owner of its partitions' state. It receives
-//! records from the poll thread and outcomes from delivery tasks, keeps per-key (or
-//! per-partition) order, pauses partitions whose buffer is full, commits the contiguous
-//! watermark on an interval, and drains partitions on revoke and shutdown.
+//! The dispatcher of one sink: the async shell around the pure partition core
+//! ([`super::partition`]). It owns every assigned partition's state, takes polled records
+//! in batches, runs the deliveries the core starts (as futures it polls itself: no task or
+//! channel hop per record), carries out pause and resume, commits each partition's
+//! watermark with its finished-offset map on an interval, and drains partitions on revoke
+//! and shutdown.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tokio::time::Instant;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::delivery::{Destination, Finish};
+use super::finished::{self, FinishedMap};
+use super::partition::{Admitted, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
-use super::watermark::Watermark;
 use crate::connectors::sink::Ordering;
+use crate::telemetry::sink::{Committed, SkippedOnResume};
 
-/// Offsets to commit: the next offset to read, per partition.
-pub type Offsets = Vec<(TopicPartition, i64)>;
-
-/// Where to re-read a partition from after records were dropped while it was paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rewind {
+/// One partition's commit: the watermark and the finished-offset map above it, taken from
+/// one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub tp: TopicPartition,
     pub offset: i64,
-    pub epoch: u64,
+    pub metadata: String,
 }
 
 /// What the dispatcher reacts to.
 pub enum Event {
-    /// A record polled from Kafka.
-    Record(Record),
-    /// A delivery task ended.
-    Done {
-        tp: TopicPartition,
-        /// The partition state the delivery was started for (see `Partition::generation`).
-        generation: u64,
-        offset: i64,
-        lane: Option<Bytes>,
-        finish: Finish,
-    },
+    /// Records polled from Kafka, in poll order.
+    Records(Vec<Record>),
+    /// Partitions given to this member, with what their commit metadata says was
+    /// finished already (`None`: nothing known).
+    Assigned(Vec<(TopicPartition, Option<FinishedMap>)>),
     /// Partitions are being revoked: stop starting their records, let in-flight ones
-    /// finish within the drain deadline, then reply with the offsets to commit.
+    /// finish until `deadline`, then reply with the commits to make.
     Revoke {
         partitions: Vec<TopicPartition>,
-        reply: std::sync::mpsc::Sender<Offsets>,
+        reply: std::sync::mpsc::Sender<Vec<Commit>>,
+        deadline: Instant,
     },
-    /// The process is stopping: drain everything, reply with the final offsets, exit.
+    /// The process is stopping: drain everything by `deadline`, reply, exit.
     Shutdown {
-        reply: std::sync::mpsc::Sender<Offsets>,
+        reply: std::sync::mpsc::Sender<Vec<Commit>>,
+        deadline: Instant,
     },
 }
 
@@ -61,48 +61,40 @@ pub trait PartitionControl: Send + Sync {
     /// records polled from then on with that epoch.
     fn resume(&self, tp: &TopicPartition, rewind: Option<Rewind>);
     /// Commits without waiting (the periodic commit); failures are logged by the consumer.
-    fn commit_async(&self, offsets: &Offsets);
+    fn commit_async(&self, commits: &[Commit]);
 }
 
-struct Partition {
-    watermark: Watermark,
-    /// Records waiting behind the in-flight head of their lane (a key or the partition).
-    lanes: HashMap<Bytes, VecDeque<Record>>,
-    in_flight: usize,
-    paused: bool,
-    /// Records polled after the partition filled up are not held (that is what keeps
-    /// memory bounded): the first such offset, to re-read from on resume.
-    dropped_from: Option<i64>,
-    /// Epoch of the latest rewind; records stamped with an earlier epoch were polled
-    /// before it and are ignored.
-    epoch: u64,
+/// Commit timing and the metadata budget.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitPolicy {
+    pub interval: Duration,
+    /// Largest finished-offset map written per partition, in bytes.
+    pub metadata_budget: usize,
+}
+
+/// A delivery's result, tagged with the partition state it was started for.
+struct Done {
+    tp: TopicPartition,
+    generation: u64,
+    offset: i64,
+    lane: Option<Bytes>,
+    finish: Finish,
+}
+
+type Deliveries = FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>>;
+
+/// An assigned partition: the pure core plus what cancels its deliveries.
+struct Assigned {
+    core: Partition<Record>,
     /// Cancelled when the partition is revoked: its deliveries stop at the next wait.
     cancel: CancellationToken,
-    committed: Option<i64>,
-    /// Distinguishes this state from an earlier one of the same partition (revoked and
-    /// assigned again), so a late outcome never lands on the wrong state.
-    generation: u64,
-}
-
-impl Partition {
-    fn new(generation: u64) -> Self {
-        Self {
-            generation,
-            watermark: Watermark::default(),
-            lanes: HashMap::new(),
-            in_flight: 0,
-            paused: false,
-            dropped_from: None,
-            epoch: 0,
-            cancel: CancellationToken::new(),
-            committed: None,
-        }
-    }
 }
 
 struct Drain {
-    partitions: Vec<TopicPartition>,
-    reply: std::sync::mpsc::Sender<Offsets>,
+    /// Partition states to drain: a state of the same partition created later (revoked
+    /// and assigned back) is not this drain's to forget.
+    partitions: Vec<(TopicPartition, u64)>,
+    reply: std::sync::mpsc::Sender<Vec<Commit>>,
     deadline: Instant,
     exit: bool,
 }
@@ -111,17 +103,14 @@ struct Drain {
 pub struct Dispatcher {
     destination: Arc<Destination>,
     control: Arc<dyn PartitionControl>,
-    events: UnboundedSender<Event>,
-    partitions: HashMap<TopicPartition, Partition>,
-    tasks: TaskTracker,
+    partitions: HashMap<TopicPartition, Assigned>,
     ordering: Ordering,
     buffer: usize,
-    commit_interval: Duration,
-    drain_timeout: Duration,
-    drain: Option<Drain>,
-    name: Arc<str>,
-    /// Source of partition generations and rewind epochs: strictly increasing.
-    generations: u64,
+    policy: CommitPolicy,
+    drains: Vec<Drain>,
+    seq: Sequence,
+    /// Steps returned by the core, reused between calls.
+    steps: Vec<Step<Record>>,
     /// Commit intervals so far.
     ticks: u64,
 }
@@ -130,67 +119,86 @@ impl Dispatcher {
     pub fn new(
         destination: Arc<Destination>,
         control: Arc<dyn PartitionControl>,
-        events: UnboundedSender<Event>,
-        commit_interval: Duration,
-        drain_timeout: Duration,
+        policy: CommitPolicy,
     ) -> Self {
         let sink = &destination.sink;
         Self {
             ordering: sink.ordering,
             buffer: sink.buffer,
-            name: sink.name.clone(),
             destination: destination.clone(),
             control,
-            events,
             partitions: HashMap::new(),
-            tasks: TaskTracker::new(),
-            commit_interval,
-            drain_timeout,
-            drain: None,
-            generations: 0,
+            policy,
+            drains: Vec::new(),
+            seq: Sequence::default(),
+            steps: Vec::new(),
             ticks: 0,
         }
     }
 
-    /// Runs until a `Shutdown` event has been fully handled.
+    /// Runs until a `Shutdown` event has been fully handled (or the poll side is gone).
     pub async fn run(mut self, mut events: UnboundedReceiver<Event>) {
-        let mut tick = tokio::time::interval(self.commit_interval);
+        let mut deliveries = Deliveries::new();
+        let mut tick = tokio::time::interval(self.policy.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(64);
         loop {
-            let deadline = self.drain.as_ref().map(|d| d.deadline);
+            let deadline = self.drains.iter().map(|d| d.deadline).min();
             tokio::select! {
-                ev = events.recv() => match ev {
-                    Some(ev) => self.handle(ev),
-                    None => break,
-                },
-                _ = tick.tick() => self.commit_progress(),
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    tracing::warn!(connector = %self.name, "drain deadline passed; unfinished records stay uncommitted");
-                    if self.finish_drain() { break; }
+                Some(done) = deliveries.next(), if !deliveries.is_empty() => {
+                    self.done(done, &mut deliveries);
+                }
+                n = events.recv_many(&mut batch, 64) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for ev in batch.drain(..) {
+                        self.handle(ev, &mut deliveries);
+                    }
+                }
+                _ = tick.tick() => self.commit_progress(&mut deliveries),
+                _ = tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, Into::into)), if deadline.is_some() => {
+                    tracing::warn!(connector = %self.destination.sink.name, "drain deadline passed; unfinished records stay uncommitted");
                 }
             }
-            if self.drain.is_some() && self.drain_complete() && self.finish_drain() {
+            if self.finish_drains() {
                 break;
             }
         }
-        self.tasks.close();
     }
 
-    fn handle(&mut self, ev: Event) {
+    fn handle(&mut self, ev: Event, deliveries: &mut Deliveries) {
         match ev {
-            Event::Record(r) => self.receive(r),
-            Event::Done {
-                tp,
-                generation,
-                offset,
-                lane,
-                finish,
-            } => self.done(tp, generation, offset, lane, finish),
-            Event::Revoke { partitions, reply } => self.start_drain(partitions, reply, false),
-            Event::Shutdown { reply } => {
+            Event::Records(records) => self.receive(records, deliveries),
+            Event::Assigned(partitions) => self.assign(partitions),
+            Event::Revoke {
+                partitions,
+                reply,
+                deadline,
+            } => self.start_drain(partitions, reply, deadline, false),
+            Event::Shutdown { reply, deadline } => {
                 let all = self.partitions.keys().cloned().collect();
-                self.start_drain(all, reply, true);
+                self.start_drain(all, reply, deadline, true);
             }
+        }
+    }
+
+    fn assign(&mut self, partitions: Vec<(TopicPartition, Option<FinishedMap>)>) {
+        for (tp, resumed) in partitions {
+            let generation = self.seq.advance();
+            // A state left from an earlier assignment is replaced: its late outcomes
+            // carry the old generation and are ignored.
+            if let Some(old) = self.partitions.remove(&tp) {
+                old.cancel.cancel();
+                self.forget(&old);
+            }
+            self.partitions.insert(
+                tp,
+                Assigned {
+                    core: Partition::new(generation, self.buffer, resumed),
+                    cancel: CancellationToken::new(),
+                },
+            );
         }
     }
 
@@ -203,156 +211,142 @@ impl Dispatcher {
         }
     }
 
-    fn receive(&mut self, record: Record) {
-        let lane = self.lane(&record);
-        let generations = &mut self.generations;
-        let p = self.partitions.entry(record.tp.clone()).or_insert_with(|| {
-            *generations += 1;
-            Partition::new(*generations)
-        });
-        if p.cancel.is_cancelled() || record.epoch < p.epoch {
-            // A late record of a partition being drained, or one polled before the last
-            // rewind: never tracked, so the watermark cannot pass it.
+    fn receive(&mut self, records: Vec<Record>, deliveries: &mut Deliveries) {
+        let telemetry = self.destination.telemetry().clone();
+        let mut skipped = 0u64;
+        for record in records {
+            let lane = self.lane(&record);
+            let Some(p) = self.partitions.get_mut(&record.tp) else {
+                // Not (or no longer) assigned here: never tracked, never committed.
+                continue;
+            };
+            let (offset, epoch, tp) = (record.offset, record.epoch, record.tp.clone());
+            match p.core.admit(offset, epoch, lane, record, &mut self.steps) {
+                Admitted::Tracked => telemetry.buffered.inc(),
+                Admitted::Skipped => skipped += 1,
+                Admitted::Dropped | Admitted::Ignored => {}
+            }
+            self.carry_out(&tp, deliveries);
+        }
+        if skipped > 0 {
+            SkippedOnResume { records: skipped }.emit(&telemetry);
+        }
+    }
+
+    /// Carries out the steps the core returned for partition `tp`.
+    fn carry_out(&mut self, tp: &TopicPartition, deliveries: &mut Deliveries) {
+        if self.steps.is_empty() {
             return;
         }
-        if p.paused {
-            // Already polled when the pause took effect. Not held: re-read on resume.
-            p.dropped_from = Some(
-                p.dropped_from
-                    .map_or(record.offset, |d| d.min(record.offset)),
-            );
+        let Some(p) = self.partitions.get(tp) else {
+            self.steps.clear();
             return;
-        }
-        p.watermark.track(record.offset);
-        self.destination.gauges().buffered.inc();
-        if !p.paused && p.watermark.outstanding() >= self.buffer {
-            p.paused = true;
-            self.control.pause(&record.tp);
-            self.destination.gauges().paused.inc();
-        }
-        if let Some(lane) = &lane {
-            match p.lanes.get_mut(lane) {
-                Some(waiting) => {
-                    waiting.push_back(record);
-                    return;
+        };
+        let telemetry = self.destination.telemetry();
+        for step in self.steps.drain(..) {
+            match step {
+                Step::Start { offset, lane, item } => {
+                    let destination = self.destination.clone();
+                    let cancel = p.cancel.clone();
+                    let generation = p.core.generation();
+                    deliveries.push(Box::pin(async move {
+                        let finish = destination.deliver(&item, &cancel).await;
+                        Done {
+                            tp: item.tp,
+                            generation,
+                            offset,
+                            lane,
+                            finish,
+                        }
+                    }));
                 }
-                None => {
-                    p.lanes.insert(lane.clone(), VecDeque::new());
+                Step::Pause => {
+                    self.control.pause(tp);
+                    telemetry.paused.inc();
+                }
+                Step::Resume(rewind) => {
+                    self.control.resume(tp, rewind);
+                    telemetry.paused.dec();
                 }
             }
         }
-        self.start(record, lane);
     }
 
-    fn start(&mut self, record: Record, lane: Option<Bytes>) {
-        let Some(p) = self.partitions.get_mut(&record.tp) else {
-            return;
-        };
-        p.in_flight += 1;
-        let cancel = p.cancel.clone();
-        let generation = p.generation;
-        let destination = self.destination.clone();
-        let events = self.events.clone();
-        self.tasks.spawn(async move {
-            let finish = destination.deliver(&record, &cancel).await;
-            let _ = events.send(Event::Done {
-                tp: record.tp,
-                generation,
-                offset: record.offset,
-                lane,
-                finish,
-            });
-        });
-    }
-
-    fn done(
-        &mut self,
-        tp: TopicPartition,
-        generation: u64,
-        offset: i64,
-        lane: Option<Bytes>,
-        finish: Finish,
-    ) {
+    fn done(&mut self, done: Done, deliveries: &mut Deliveries) {
         let Some(p) = self
             .partitions
-            .get_mut(&tp)
-            .filter(|p| p.generation == generation)
+            .get_mut(&done.tp)
+            .filter(|p| p.core.generation() == done.generation)
         else {
-            // A delivery that outlived its partition's drain deadline: the partition was
-            // handed on (and may be back with fresh state); this outcome is not ours.
+            // A delivery that outlived its partition's drain: the partition was handed
+            // on (and may be back with fresh state); this outcome is not ours.
             return;
         };
-        p.in_flight = p.in_flight.saturating_sub(1);
-        if finish == Finish::Abandoned {
-            // The rest of its lane must not overtake it: those records stay unfinished too.
-            if let Some(l) = &lane {
-                p.lanes.remove(l);
-            }
+        if done.finish == Finish::Abandoned {
+            p.core.abandon(done.lane);
             return;
         }
-        p.watermark.finish(offset);
-        self.destination.gauges().buffered.dec();
-        self.destination.count_finish(finish);
-        if p.cancel.is_cancelled() {
-            return; // being revoked: no resume, no rewind, nothing new started
-        }
-        if p.paused && p.watermark.outstanding() <= self.buffer / 2 {
-            p.paused = false;
-            // Epochs come from the dispatcher-wide counter, so they only grow for a
-            // partition even across revoke and reassignment.
-            let rewind = match p.dropped_from.take() {
-                Some(offset) => {
-                    self.generations += 1;
-                    p.epoch = self.generations;
-                    Some(Rewind {
-                        offset,
-                        epoch: p.epoch,
-                    })
-                }
-                None => None,
-            };
-            self.control.resume(&tp, rewind);
-            self.destination.gauges().paused.dec();
-        }
-        let next = lane.as_ref().and_then(|l| match p.lanes.get_mut(l) {
-            Some(waiting) if !waiting.is_empty() => waiting.pop_front(),
-            _ => {
-                p.lanes.remove(l);
-                None
-            }
-        });
-        if let Some(next) = next {
-            self.start(next, lane);
-        }
+        p.core
+            .finish(done.offset, done.lane, &mut self.seq, &mut self.steps);
+        self.destination.telemetry().buffered.dec();
+        self.carry_out(&done.tp, deliveries);
     }
 
-    /// Periodic commit of every partition whose watermark moved.
-    fn commit_progress(&mut self) {
-        // Every so often, commit unchanged watermarks too: an async commit that failed
+    /// Periodic commit of every partition whose position or map changed.
+    fn commit_progress(&mut self, deliveries: &mut Deliveries) {
+        // Every so often, commit unchanged positions too: an async commit that failed
         // (coordinator moved) is then repaired even on a partition that went idle.
         self.ticks += 1;
         let refresh = self.ticks % 10 == 0;
-        let mut offsets = Offsets::new();
+        let budget = self.policy.metadata_budget;
+        let mut commits = Vec::new();
+        let mut stats = Committed {
+            finished_above: 0,
+            metadata_bytes: 0,
+            truncated: 0,
+        };
+        let mut pressure = Vec::new();
         for (tp, p) in &mut self.partitions {
-            if p.cancel.is_cancelled() {
+            if p.core.is_revoked() {
                 continue;
             }
-            if let Some(o) = p.watermark.committable() {
-                if refresh || p.committed != Some(o) {
-                    p.committed = Some(o);
-                    offsets.push((tp.clone(), o));
-                }
+            let Some(snap) = p.core.commit_snapshot(refresh) else {
+                continue;
+            };
+            let encoded = finished::encode(&snap, budget);
+            stats.finished_above += snap.finished_above();
+            stats.metadata_bytes = stats.metadata_bytes.max(encoded.text.len());
+            stats.truncated += usize::from(encoded.truncated);
+            // Back-pressure before the map outgrows the budget: pause at three quarters,
+            // resume below half.
+            if encoded.full_len > budget / 4 * 3 {
+                pressure.push((tp.clone(), true));
+            } else if encoded.full_len < budget / 2 {
+                pressure.push((tp.clone(), false));
             }
+            commits.push(Commit {
+                tp: tp.clone(),
+                offset: snap.base,
+                metadata: encoded.text,
+            });
         }
-        if !offsets.is_empty() {
-            self.control.commit_async(&offsets);
+        for (tp, full) in pressure {
+            if let Some(p) = self.partitions.get_mut(&tp) {
+                p.core.set_map_full(full, &mut self.seq, &mut self.steps);
+            }
+            self.carry_out(&tp, deliveries);
+        }
+        if !commits.is_empty() {
+            self.control.commit_async(&commits);
+            stats.emit(self.destination.telemetry());
         }
     }
 
     fn start_drain(
         &mut self,
         partitions: Vec<TopicPartition>,
-        reply: std::sync::mpsc::Sender<Offsets>,
+        reply: std::sync::mpsc::Sender<Vec<Commit>>,
+        deadline: Instant,
         exit: bool,
     ) {
         if exit {
@@ -360,58 +354,90 @@ impl Dispatcher {
             // buffered is still delivered, each record getting one more attempt at most,
             // so everything delivered before the exit can be committed.
             self.destination.stop_retrying();
-        } else {
-            // Revoke: the partitions belong to another member now. In-flight attempts
-            // finish; records not yet started stay unfinished below the watermark.
-            for tp in &partitions {
-                if let Some(p) = self.partitions.get_mut(tp) {
+        }
+        let mut states = Vec::with_capacity(partitions.len());
+        for tp in partitions {
+            if let Some(p) = self.partitions.get_mut(&tp) {
+                if !exit {
+                    // Revoke: the partition belongs to another member now. In-flight
+                    // attempts finish; records not started stay unfinished.
                     p.cancel.cancel();
-                    p.lanes.clear();
+                    p.core.revoke();
                 }
+                states.push((tp, p.core.generation()));
             }
         }
-        self.drain = Some(Drain {
-            partitions,
+        self.drains.push(Drain {
+            partitions: states,
             reply,
-            deadline: Instant::now() + self.drain_timeout,
+            deadline,
             exit,
         });
     }
 
-    fn drain_complete(&self) -> bool {
-        self.drain.as_ref().is_some_and(|d| {
-            d.partitions
-                .iter()
-                .all(|tp| self.partitions.get(tp).is_none_or(|p| p.in_flight == 0))
-        })
-    }
-
-    /// Replies with the drained partitions' offsets and forgets them. True = exit now.
-    fn finish_drain(&mut self) -> bool {
-        let Some(drain) = self.drain.take() else {
-            return false;
-        };
-        let mut offsets = Offsets::new();
-        for tp in &drain.partitions {
-            if let Some(p) = self.partitions.remove(tp) {
-                p.cancel.cancel(); // stragglers past the deadline stop at their next wait
-                self.destination
-                    .gauges()
-                    .buffered
-                    .sub(p.watermark.outstanding() as i64);
-                if p.paused {
-                    self.destination.gauges().paused.dec();
-                }
-                // librdkafka keeps an application pause across unassign and reassign:
-                // clear it, or the partition would never be fetched again if it comes back.
-                self.control.resume(tp, None);
-                if let Some(o) = p.watermark.committable() {
-                    offsets.push((tp.clone(), o));
-                }
+    /// Replies to every drain that is complete or past its deadline. True = exit now.
+    fn finish_drains(&mut self) -> bool {
+        let now = Instant::now();
+        let mut exit = false;
+        let mut i = 0;
+        while i < self.drains.len() {
+            let d = &self.drains[i];
+            let complete = d.partitions.iter().all(|(tp, generation)| {
+                self.partitions
+                    .get(tp)
+                    .is_none_or(|p| p.core.generation() != *generation || p.core.in_flight() == 0)
+            });
+            if complete || now >= d.deadline {
+                let d = self.drains.swap_remove(i);
+                exit |= self.finish_drain(d);
+            } else {
+                i += 1;
             }
         }
-        tracing::info!(connector = %self.name, partitions = offsets.len(), "partitions drained");
-        let _ = drain.reply.send(offsets);
+        exit
+    }
+
+    /// Replies with the drained partitions' commits and forgets them. True = exit now.
+    fn finish_drain(&mut self, drain: Drain) -> bool {
+        let mut commits = Vec::new();
+        for (tp, generation) in &drain.partitions {
+            let ours = self
+                .partitions
+                .get(tp)
+                .is_some_and(|p| p.core.generation() == *generation);
+            if !ours {
+                continue;
+            }
+            let Some(p) = self.partitions.remove(tp) else {
+                continue;
+            };
+            p.cancel.cancel(); // stragglers past the deadline stop at their next wait
+            self.forget(&p);
+            // librdkafka keeps an application pause across unassign and reassign:
+            // clear it, or the partition would never be fetched again if it comes back.
+            self.control.resume(tp, None);
+            if let Some(snap) = p.core.final_snapshot() {
+                commits.push(Commit {
+                    tp: tp.clone(),
+                    offset: snap.base,
+                    metadata: finished::encode(&snap, self.policy.metadata_budget).text,
+                });
+            }
+        }
+        tracing::info!(connector = %self.destination.sink.name, partitions = commits.len(), "partitions drained");
+        let _ = drain.reply.send(commits);
         drain.exit
     }
+
+    /// Takes a partition state out of the gauges.
+    fn forget(&self, p: &Assigned) {
+        let telemetry = self.destination.telemetry();
+        telemetry.buffered.sub(p.core.outstanding() as i64);
+        if p.core.is_paused() {
+            telemetry.paused.dec();
+        }
+    }
 }
+
+#[cfg(test)]
+mod tests;

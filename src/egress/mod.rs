@@ -7,7 +7,9 @@ pub mod consumer;
 pub mod delivery;
 pub mod dispatcher;
 pub mod dlq;
+pub mod finished;
 pub mod outcome;
+pub mod partition;
 pub mod record;
 pub mod retry;
 pub mod sign;
@@ -23,10 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::Health;
 use crate::connectors::Sink;
+use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Metrics;
 use consumer::{Control, SinkContext};
 use delivery::Destination;
-use dispatcher::Dispatcher;
+use dispatcher::{CommitPolicy, Dispatcher};
 
 /// Why a sink could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,8 @@ pub enum SinkError {
 pub struct Timing {
     pub commit_interval: Duration,
     pub drain_timeout: Duration,
+    /// Largest finished-offset map written with each partition's commit.
+    pub commit_metadata_budget: usize,
 }
 
 /// Runs one sink until `stop`, then drains, commits and returns.
@@ -74,8 +79,9 @@ pub async fn run_sink(
         .map_err(|e| SinkError::Consumer(name.to_string(), e))?;
     let consumer = Arc::new(consumer);
 
+    let telemetry = Arc::new(SinkTelemetry::new(name.clone(), metrics));
     let destination = Arc::new(
-        Destination::new(sink, producer, metrics)
+        Destination::new(sink, producer, telemetry)
             .map_err(|e| SinkError::Client(name.to_string(), e))?,
     );
     let (flow_tx, flow_rx) = std::sync::mpsc::channel();
@@ -86,16 +92,17 @@ pub async fn run_sink(
     let dispatcher = Dispatcher::new(
         destination,
         Arc::new(control),
-        tx.clone(),
-        timing.commit_interval,
-        timing.drain_timeout,
+        CommitPolicy {
+            interval: timing.commit_interval,
+            metadata_budget: timing.commit_metadata_budget,
+        },
     );
     let dispatching = tokio::spawn(dispatcher.run(rx));
     let poller = {
         let consumer = consumer.clone();
         std::thread::Builder::new()
             .name(format!("poll-{name}"))
-            .spawn(move || consumer::poll_thread(consumer, tx, flow_rx, stop))
+            .spawn(move || consumer::poll_thread(consumer, flow_rx, stop))
             .map_err(|e| {
                 SinkError::Consumer(
                     name.to_string(),

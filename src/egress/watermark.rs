@@ -3,6 +3,9 @@
 //! It never passes an unfinished record, whatever order records finish in.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
+
+use super::finished::Snapshot;
 
 /// Finished-prefix tracker for one partition.
 #[derive(Debug, Default, Clone)]
@@ -35,6 +38,23 @@ impl Watermark {
     /// Records received and not finished.
     pub fn outstanding(&self) -> usize {
         self.unfinished.len()
+    }
+
+    /// The unfinished records from `base` (the committable offset) up to the highest
+    /// received, as ranges: taken from this one state, so offset and map always agree.
+    pub fn snapshot(&self, base: i64) -> Snapshot {
+        let mut unfinished: Vec<Range<i64>> = Vec::new();
+        for &o in self.unfinished.range(base..) {
+            match unfinished.last_mut() {
+                Some(r) if r.end == o => r.end = o + 1,
+                _ => unfinished.push(o..o + 1),
+            }
+        }
+        Snapshot {
+            base,
+            end: self.next.unwrap_or(base).max(base),
+            unfinished,
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use crate::connectors::Connectors;
 use crate::egress::delivery::{Destination, Finish};
 use crate::egress::record::{Record, TopicPartition};
 use crate::kafka::{self, headers::DLQ_PREFIX, producer};
+use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Metrics;
 
 /// Where redriven records go.
@@ -124,7 +125,10 @@ pub async fn redrive(
         Target::Destination => Some(Destination::new(
             sink.clone(),
             producer.clone(),
-            Arc::new(Metrics::new()),
+            Arc::new(SinkTelemetry::new(
+                sink.name.clone(),
+                Arc::new(Metrics::new()),
+            )),
         )?),
         Target::Source => None,
     };

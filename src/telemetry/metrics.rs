@@ -35,6 +35,13 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// Breaker state by connector: 0 closed, 1 open, 2 half-open.
     pub breaker_state: IntGaugeVec,
+    /// Finished records above the committed watermark, carried in the commit metadata.
+    pub finished_above_watermark: IntGaugeVec,
+    /// Size of the largest finished-offset map in the last commit, in bytes.
+    pub commit_metadata_bytes: IntGaugeVec,
+    /// Records skipped after an assignment because the commit metadata says they were
+    /// finished already.
+    pub skipped_on_resume: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -148,6 +155,24 @@ impl Metrics {
                 &r,
                 "hookbridge_breaker_state",
                 "Circuit breaker: 0 closed, 1 open, 2 half-open.",
+                &["connector"],
+            ),
+            finished_above_watermark: gauge(
+                &r,
+                "hookbridge_finished_above_watermark",
+                "Finished records above the committed offset, kept in the commit metadata.",
+                &["connector"],
+            ),
+            commit_metadata_bytes: gauge(
+                &r,
+                "hookbridge_commit_metadata_bytes",
+                "Largest finished-offset map written with the last commit.",
+                &["connector"],
+            ),
+            skipped_on_resume: counter(
+                &r,
+                "hookbridge_skipped_on_resume_total",
+                "Records not delivered again after an assignment: finished per the commit metadata.",
                 &["connector"],
             ),
             registry: r,

@@ -7,5 +7,7 @@ mod hostile;
 mod ingress;
 mod operate;
 mod ops;
+mod pacing;
+mod redelivery;
 mod send;
 mod support;

@@ -1,0 +1,33 @@
+//! Baseline (a) of `scripts/bench`: the plainest axum server that reads each request body
+//! and answers 200. It is the HTTP ceiling the ingress rows are compared with: whatever
+//! the bridges add on top of this is Kafka, verification and bookkeeping.
+//!
+//! `baseline-http200 --listen 127.0.0.1:PORT`
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// Address to accept webhooks on.
+    #[arg(long, env = "BASELINE_LISTEN")]
+    listen: SocketAddr,
+}
+
+/// Taking the body as `Bytes` makes the server read all of it, as a bridge must.
+async fn accept(_body: Bytes) -> StatusCode {
+    StatusCode::OK
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let app = Router::new().fallback(post(accept));
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    axum::serve(listener, app).await
+}

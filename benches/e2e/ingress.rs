@@ -1,0 +1,72 @@
+//! One ingress target under wrk: a warm-up, the saturating run (req/s, latency, CPU per
+//! 10k webhooks), and optionally the fixed-rate run at half the rate just measured.
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::process::Process;
+use crate::wrk::{self, Load, Summary, Webhook};
+
+/// Seconds of the pacing calibration run before the fixed-rate run.
+const CALIBRATION_SECONDS: u64 = 4;
+
+pub struct Measured {
+    pub max: Summary,
+    pub cpu_per_10k: f64,
+    pub peak_rss_mib: f64,
+    pub half: Option<HalfRate>,
+}
+
+/// The fixed-rate run: what rate was asked for and what wrk saw.
+pub struct HalfRate {
+    pub target: f64,
+    pub run: Summary,
+}
+
+pub async fn measure(
+    process: &mut Process,
+    url: &str,
+    load: Load,
+    warmup: Load,
+    webhook: &Webhook<'_>,
+    half_rate: bool,
+) -> Result<Measured> {
+    // Connections, producer metadata and allocator pools are set up before measuring.
+    wrk::run(url, warmup, webhook, None).await?;
+    process.alive()?;
+    let cpu_before = process.cpu_seconds()?;
+    let max = wrk::run(url, load, webhook, None).await?;
+    let cpu = process.cpu_seconds()? - cpu_before;
+    process.alive()?;
+    let half = if half_rate {
+        Some(fixed_rate(url, load, webhook, max.rate() / 2.0).await?)
+    } else {
+        None
+    };
+    Ok(Measured {
+        max,
+        cpu_per_10k: cpu / max.requests.max(1) as f64 * 10_000.0,
+        peak_rss_mib: process.peak_rss_mib()?,
+        half,
+    })
+}
+
+/// wrk is closed-loop: each connection waits `delay` after every answer. The rate is
+/// then connections / (delay + time per request), so a short calibration run measures
+/// the time per request at this load and the delay is shortened by it.
+async fn fixed_rate(url: &str, load: Load, webhook: &Webhook<'_>, target: f64) -> Result<HalfRate> {
+    let connections = f64::from(load.connections);
+    let cycle_ms = connections * 1000.0 / target.max(1.0);
+    let calibration = Load {
+        seconds: CALIBRATION_SECONDS.min(load.seconds),
+        ..load
+    };
+    let probe = wrk::run(url, calibration, webhook, Some(cycle_ms)).await?;
+    let per_request_ms = (connections * 1000.0 / probe.rate().max(1.0) - cycle_ms).max(0.0);
+    let delay = (cycle_ms - per_request_ms).max(0.0);
+    let run = wrk::run(url, load, webhook, Some(delay)).await?;
+    Ok(HalfRate { target, run })
+}
+
+/// How long to give a process to start listening.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,162 @@
+//! The processes under test: started with their output in a log file, measured through
+//! `/proc/PID` (CPU time and peak RSS, which cover every thread), killed when dropped so
+//! a failed run leaves nothing behind.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{BenchError, Result};
+
+/// A free loopback port (bound then released: racy in theory, fine on a dev machine).
+pub fn free_addr() -> Result<SocketAddr> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(BenchError::io("finding a free port"))?;
+    listener
+        .local_addr()
+        .map_err(BenchError::io("finding a free port"))
+}
+
+/// Clock ticks per second, the unit of utime and stime in `/proc/PID/stat`.
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+pub struct Process {
+    pub name: String,
+    child: Child,
+    log: PathBuf,
+    ticks: f64,
+}
+
+impl Process {
+    /// Starts `program args` with `envs`, stdout and stderr appended to `log_dir/name.log`.
+    pub fn start(
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log_dir: &Path,
+    ) -> Result<Self> {
+        let log = log_dir.join(format!("{name}.log"));
+        let out =
+            File::create(&log).map_err(BenchError::io(format!("creating {}", log.display())))?;
+        let err = out.try_clone().map_err(BenchError::io("log file"))?;
+        let child = Command::new(program)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(BenchError::io(format!("starting {}", program.display())))?;
+        Ok(Process {
+            name: name.to_string(),
+            child,
+            log,
+            ticks: clock_ticks(),
+        })
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Fails when the process has exited (it should run until killed).
+    pub fn alive(&mut self) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            _ => Err(BenchError::Exited {
+                name: self.name.clone(),
+                log: self.log.clone(),
+            }),
+        }
+    }
+
+    /// Waits until something accepts connections on `addr`.
+    pub async fn wait_port(&mut self, addr: SocketAddr, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while TcpStream::connect(addr).is_err() {
+            self.alive()?;
+            self.check_deadline(deadline, timeout)?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Waits until `GET url` answers 200 (hookbridge's `/readyz`).
+    pub async fn wait_ready(&mut self, url: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            self.alive()?;
+            self.check_deadline(deadline, timeout)?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn check_deadline(&self, deadline: Instant, timeout: Duration) -> Result<()> {
+        if Instant::now() < deadline {
+            return Ok(());
+        }
+        Err(BenchError::NotReady {
+            name: self.name.clone(),
+            seconds: timeout.as_secs(),
+            log: self.log.clone(),
+        })
+    }
+
+    fn proc_file(&self, file: &str) -> Result<String> {
+        let path = format!("/proc/{}/{file}", self.child.id());
+        std::fs::read_to_string(&path).map_err(BenchError::io(format!("reading {path}")))
+    }
+
+    /// User + system CPU seconds used so far, all threads.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        let stat = self.proc_file("stat")?;
+        // The command name (field 2) may contain spaces; fields after it are plain.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime are fields 14 and 15; `fields` starts at field 3.
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        match (ticks(11), ticks(12)) {
+            (Some(user), Some(system)) => Ok((user + system) / self.ticks),
+            _ => Err(BenchError::Tool(format!(
+                "unexpected /proc/{}/stat format",
+                self.child.id()
+            ))),
+        }
+    }
+
+    /// Peak resident set size (VmHWM) in MiB.
+    pub fn peak_rss_mib(&self) -> Result<f64> {
+        let status = self.proc_file("status")?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+            .ok_or_else(|| {
+                BenchError::Tool(format!("no VmHWM in /proc/{}/status", self.child.id()))
+            })
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

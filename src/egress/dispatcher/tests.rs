@@ -1,0 +1,212 @@
+//! The dispatcher shell against a real loopback destination and a recording consumer
+//! double: drains, generations and commits.
+
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Mutex;
+
+use super::*;
+use crate::connectors::{load_file, Connectors};
+use crate::telemetry::sink::SinkTelemetry;
+use crate::telemetry::Metrics;
+
+/// Records every commit the dispatcher hands to the consumer.
+#[derive(Default)]
+struct Recorded {
+    commits: Mutex<Vec<Commit>>,
+}
+
+impl PartitionControl for Recorded {
+    fn pause(&self, _tp: &TopicPartition) {}
+    fn resume(&self, _tp: &TopicPartition, _rewind: Option<Rewind>) {}
+    fn commit_async(&self, commits: &[Commit]) {
+        self.commits.lock().unwrap().extend_from_slice(commits);
+    }
+}
+
+impl Recorded {
+    fn last_commit(&self, tp: &TopicPartition) -> Option<i64> {
+        let commits = self.commits.lock().unwrap();
+        commits.iter().rev().find(|c| &c.tp == tp).map(|c| c.offset)
+    }
+}
+
+/// A destination that answers 200, or holds every request while `hold` is set.
+async fn destination(hold: Arc<AtomicBool>) -> String {
+    let app = axum::Router::new().fallback(move || {
+        let hold = hold.clone();
+        async move {
+            while hold.load(AtomicOrdering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn tp(partition: i32) -> TopicPartition {
+    TopicPartition {
+        topic: "orders".into(),
+        partition,
+    }
+}
+
+fn record(partition: i32, offset: i64) -> Record {
+    Record {
+        tp: tp(partition),
+        offset,
+        key: Some(Bytes::from(format!("k{offset}"))),
+        value: Bytes::from_static(b"{}"),
+        headers: Vec::new(),
+        epoch: 0,
+    }
+}
+
+struct Harness {
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+    control: Arc<Recorded>,
+    hold: Arc<AtomicBool>,
+}
+
+async fn start() -> Harness {
+    let hold = Arc::new(AtomicBool::new(false));
+    let url = destination(hold.clone()).await;
+    let mut c = Connectors::default();
+    let text = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\ntimeout = \"5s\"\n"
+    );
+    load_file("orders.toml", &text, &mut c).unwrap();
+    let sink = c.sinks.remove(0);
+    // Created offline: only a dead-letter write would use it.
+    let producer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", "127.0.0.1:1")
+        .create()
+        .unwrap();
+    let telemetry = Arc::new(SinkTelemetry::new(
+        sink.name.clone(),
+        Arc::new(Metrics::new()),
+    ));
+    let destination = Arc::new(Destination::new(sink, producer, telemetry).unwrap());
+    let control = Arc::new(Recorded::default());
+    let (events, rx) = tokio::sync::mpsc::unbounded_channel();
+    let policy = CommitPolicy {
+        interval: Duration::from_millis(20),
+        metadata_budget: 4000,
+    };
+    tokio::spawn(Dispatcher::new(destination, control.clone(), policy).run(rx));
+    Harness {
+        events,
+        control,
+        hold,
+    }
+}
+
+impl Harness {
+    fn send(&self, ev: Event) {
+        self.events.send(ev).unwrap();
+    }
+
+    fn revoke(
+        &self,
+        partitions: Vec<TopicPartition>,
+        deadline: Instant,
+    ) -> std::sync::mpsc::Receiver<Vec<Commit>> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.send(Event::Revoke {
+            partitions,
+            reply,
+            deadline,
+        });
+        answer
+    }
+
+    async fn committed(&self, tp: &TopicPartition, offset: i64) {
+        for _ in 0..300 {
+            if self.control.last_commit(tp) == Some(offset) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "{tp:?} never committed {offset}: last {:?}",
+            self.control.last_commit(tp)
+        );
+    }
+}
+
+async fn answer(rx: std::sync::mpsc::Receiver<Vec<Commit>>) -> Option<Vec<Commit>> {
+    tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5)).ok())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_pending_drains_are_both_answered() {
+    let h = start().await;
+    h.send(Event::Assigned(vec![(tp(0), None), (tp(1), None)]));
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    h.send(Event::Records(vec![record(0, 0), record(1, 0)]));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let first = h.revoke(vec![tp(0)], Instant::now() + Duration::from_secs(3));
+    let second = h.revoke(vec![tp(1)], Instant::now() + Duration::from_secs(3));
+    h.hold.store(false, AtomicOrdering::SeqCst);
+    let (first, second) = (answer(first).await, answer(second).await);
+    assert_eq!(
+        first.map(|c| c[0].offset),
+        Some(1),
+        "first drain unanswered"
+    );
+    assert_eq!(
+        second.map(|c| c[0].offset),
+        Some(1),
+        "second drain unanswered"
+    );
+}
+
+#[tokio::test]
+async fn a_late_revoke_never_costs_the_reassigned_partition_its_records() {
+    let h = start().await;
+    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Records(vec![record(0, 0)]));
+    h.committed(&tp(0), 1).await;
+    // The consumer gave up on this drain long ago and the partition came back.
+    let stale = h.revoke(vec![tp(0)], Instant::now() - Duration::from_secs(1));
+    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Records((1..20).map(|o| record(0, o)).collect()));
+    let _ = answer(stale).await;
+    h.committed(&tp(0), 20).await;
+}
+
+#[tokio::test]
+async fn a_late_outcome_of_an_earlier_assignment_is_ignored() {
+    let h = start().await;
+    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    h.send(Event::Records(vec![record(0, 5)]));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Drained past its deadline with the delivery still out, then assigned again from 0.
+    let drained = h.revoke(vec![tp(0)], Instant::now());
+    assert_eq!(answer(drained).await.map(|c| c[0].offset), Some(5));
+    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Records(vec![record(0, 0)]));
+    h.hold.store(false, AtomicOrdering::SeqCst);
+    h.committed(&tp(0), 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        h.control.last_commit(&tp(0)),
+        Some(1),
+        "the old delivery moved the new state"
+    );
+}
+
+#[tokio::test]
+async fn records_of_partitions_not_assigned_here_are_never_committed() {
+    let h = start().await;
+    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Records(vec![record(3, 7), record(0, 0)]));
+    h.committed(&tp(0), 1).await;
+    assert_eq!(h.control.last_commit(&tp(3)), None);
+}

@@ -1,0 +1,178 @@
+use super::*;
+use proptest::prelude::*;
+
+fn snap(base: i64, end: i64, unfinished: &[(i64, i64)]) -> Snapshot {
+    Snapshot {
+        base,
+        end,
+        unfinished: unfinished.iter().map(|&(a, b)| a..b).collect(),
+    }
+}
+
+fn truly_finished(s: &Snapshot, o: i64) -> bool {
+    o >= s.base && o < s.end && !s.unfinished.iter().any(|r| r.contains(&o))
+}
+
+#[test]
+fn run_length_round_trip() {
+    let s = snap(100, 110, &[(100, 101), (104, 106)]);
+    let e = encode(&s, 4000);
+    assert_eq!(e.text, "hb1:R:100:1.3.2.4");
+    let m = decode(e.text.as_bytes(), 100).unwrap();
+    let finished: Vec<i64> = (95..115).filter(|&o| m.is_finished(o)).collect();
+    assert_eq!(finished, vec![101, 102, 103, 106, 107, 108, 109]);
+    assert_eq!(m.finished_count(), 7);
+}
+
+#[test]
+fn a_map_starting_with_finished_records_has_an_empty_first_run() {
+    let s = snap(10, 20, &[(15, 16)]);
+    let e = encode(&s, 4000);
+    assert_eq!(e.text, "hb1:R:10:0.5.1.4");
+    let m = decode(e.text.as_bytes(), 10).unwrap();
+    assert!(m.is_finished(10) && !m.is_finished(15) && m.is_finished(19));
+}
+
+#[test]
+fn nothing_above_the_watermark_is_an_empty_string() {
+    assert_eq!(encode(&snap(5, 5, &[]), 4000).text, "");
+    assert_eq!(decode(b"", 5), None);
+}
+
+#[test]
+fn scattered_offsets_fall_back_to_the_bitmap() {
+    let unfinished: Vec<(i64, i64)> = (0..200).map(|i| (i * 2, i * 2 + 1)).collect();
+    let s = snap(0, 400, &unfinished);
+    assert!(
+        encode(&s, 4000).text.starts_with("hb1:R:0:"),
+        "run-length while it fits"
+    );
+    let e = encode(&s, 300);
+    assert!(e.text.starts_with("hb1:B:0:"), "{}", e.text);
+    let m = decode(e.text.as_bytes(), 0).unwrap();
+    for o in 0..400 {
+        assert_eq!(m.is_finished(o), o % 2 == 1, "offset {o}");
+    }
+}
+
+#[test]
+fn metadata_for_another_offset_or_foreign_is_ignored() {
+    let e = encode(&snap(100, 110, &[(100, 101)]), 4000);
+    assert_eq!(decode(e.text.as_bytes(), 99), None, "other snapshot");
+    for foreign in [
+        &b"some other consumer's notes"[..],
+        b"hb2:R:100:1.3",
+        b"hb1:R:100:1.-3",
+        b"hb1:R:100:1..3",
+        b"hb1:R:100:zzzzzzzzzzzzzzzzz",
+        b"hb1:B:100:8:AA:extra",
+        b"hb1:B:100:9:AA",
+        b"hb1:X:100:1",
+        b"\xff\xfe\x00",
+        b"hb1:R:100:",
+    ] {
+        assert_eq!(
+            decode(foreign, 100),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(foreign)
+        );
+    }
+}
+
+#[test]
+fn an_oversized_map_is_cut_to_the_budget_and_never_claims_more() {
+    let unfinished: Vec<(i64, i64)> = (0..3000).map(|i| (i * 7, i * 7 + 3)).collect();
+    let s = snap(0, 21_000, &unfinished);
+    let e = encode(&s, 200);
+    assert!(e.truncated && e.text.len() <= 200 && e.full_len > 200);
+    let m = decode(e.text.as_bytes(), 0).unwrap();
+    assert!(m.end() < 21_000);
+    for o in 0..21_000 {
+        if m.is_finished(o) {
+            assert!(truly_finished(&s, o));
+        }
+    }
+}
+
+#[test]
+fn extending_keeps_what_an_earlier_map_knew_beyond_the_new_end() {
+    let earlier = decode(
+        encode(&snap(100, 200, &[(100, 101), (150, 151)]), 4000)
+            .text
+            .as_bytes(),
+        100,
+    )
+    .unwrap();
+    // The restarted member has re-seen records up to 120; 100 is still in flight.
+    let mut now = snap(100, 120, &[(100, 101)]);
+    now.extend_with(&earlier);
+    assert_eq!(now.end, 200);
+    assert_eq!(now.unfinished, vec![100..101, 150..151]);
+    // A snapshot that starts before the earlier map learns nothing from it.
+    let mut before = snap(50, 60, &[(50, 51)]);
+    before.extend_with(&earlier);
+    assert_eq!(before.end, 60);
+}
+
+fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
+    (
+        0i64..1_000_000,
+        proptest::collection::vec((0i64..40, 1i64..40), 0..60),
+        0i64..50,
+    )
+        .prop_map(|(base, gaps, tail)| {
+            let mut at = base;
+            let mut unfinished = Vec::new();
+            for (i, (finished, unf)) in gaps.into_iter().enumerate() {
+                // The watermark's own snapshots start unfinished; merged ones may not.
+                at += if i == 0 {
+                    finished % 2
+                } else {
+                    finished.max(1)
+                };
+                unfinished.push(at..at + unf);
+                at += unf;
+            }
+            Snapshot {
+                base,
+                end: at + tail,
+                unfinished,
+            }
+        })
+}
+
+proptest! {
+    #[test]
+    fn round_trip_is_exact(s in arb_snapshot()) {
+        let e = encode(&s, usize::MAX);
+        prop_assert!(!e.truncated);
+        if s.end == s.base {
+            prop_assert_eq!(e.text, "");
+        } else {
+            let m = decode(e.text.as_bytes(), s.base).expect("own encoding decodes");
+            for o in (s.base - 2)..(s.end + 2) {
+                prop_assert_eq!(m.is_finished(o), truly_finished(&s, o), "offset {}", o);
+            }
+        }
+    }
+
+    #[test]
+    fn a_budgeted_map_fits_and_never_claims_an_unfinished_record(s in arb_snapshot(), budget in 0usize..120) {
+        let e = encode(&s, budget);
+        prop_assert!(e.text.len() <= budget);
+        if let Some(m) = decode(e.text.as_bytes(), s.base) {
+            for o in (s.base - 2)..(s.end + 2) {
+                if m.is_finished(o) { prop_assert!(truly_finished(&s, o), "offset {}", o); }
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), base in any::<i64>()) {
+        let _ = decode(&bytes, base);
+        let mut text = b"hb1:R:".to_vec();
+        text.extend_from_slice(&bytes);
+        let _ = decode(&text, base);
+    }
+}

@@ -1,0 +1,217 @@
+//! One sink's telemetry handle: every metric of the sink resolved once, at start, so the
+//! delivery path bumps plain atomics instead of looking labels up per record; and the
+//! typed events the egress path emits, each of which logs one line and counts itself.
+
+use std::sync::Arc;
+
+use prometheus::{Histogram, IntCounter, IntGauge};
+
+use super::Metrics;
+
+/// Result classes of an HTTP attempt that have a pre-resolved counter.
+const ATTEMPT_RESULTS: [&str; 10] = [
+    "2xx",
+    "3xx",
+    "4xx",
+    "408",
+    "425",
+    "429",
+    "5xx",
+    "timeout",
+    "connect",
+    "transport",
+];
+
+/// The metrics of one sink, labels resolved.
+pub struct SinkTelemetry {
+    pub name: Arc<str>,
+    metrics: Arc<Metrics>,
+    delivered: IntCounter,
+    dead_lettered: IntCounter,
+    attempts: [IntCounter; ATTEMPT_RESULTS.len()],
+    retries: IntCounter,
+    dlq_permanent: IntCounter,
+    dlq_exhausted: IntCounter,
+    latency: Histogram,
+    pub in_flight: IntGauge,
+    pub buffered: IntGauge,
+    pub paused: IntGauge,
+    pub breaker: IntGauge,
+    pub finished_above: IntGauge,
+    pub metadata_bytes: IntGauge,
+    skipped_on_resume: IntCounter,
+}
+
+impl SinkTelemetry {
+    pub fn new(name: Arc<str>, metrics: Arc<Metrics>) -> Self {
+        let n: &str = &name;
+        let m = &metrics;
+        Self {
+            delivered: m.deliveries.with_label_values(&[n, "delivered"]),
+            dead_lettered: m.deliveries.with_label_values(&[n, "dead_lettered"]),
+            attempts: ATTEMPT_RESULTS.map(|r| m.attempts.with_label_values(&[n, r])),
+            retries: m.retries.with_label_values(&[n]),
+            dlq_permanent: m.dlq_writes.with_label_values(&[n, "permanent"]),
+            dlq_exhausted: m.dlq_writes.with_label_values(&[n, "exhausted"]),
+            latency: m.delivery_latency.with_label_values(&[n]),
+            in_flight: m.in_flight.with_label_values(&[n]),
+            buffered: m.buffered.with_label_values(&[n]),
+            paused: m.paused_partitions.with_label_values(&[n]),
+            breaker: m.breaker_state.with_label_values(&[n]),
+            finished_above: m.finished_above_watermark.with_label_values(&[n]),
+            metadata_bytes: m.commit_metadata_bytes.with_label_values(&[n]),
+            skipped_on_resume: m.skipped_on_resume.with_label_values(&[n]),
+            metrics: metrics.clone(),
+            name,
+        }
+    }
+
+    /// The process-wide metrics (consumer lag is labelled per partition).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    fn attempt_counter(&self, result: &str) -> Option<&IntCounter> {
+        ATTEMPT_RESULTS
+            .iter()
+            .position(|r| *r == result)
+            .map(|i| &self.attempts[i])
+    }
+}
+
+/// One HTTP attempt ended.
+pub struct AttemptEnded {
+    pub result: &'static str,
+    pub seconds: f64,
+}
+
+impl AttemptEnded {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.latency.observe(self.seconds);
+        match t.attempt_counter(self.result) {
+            Some(c) => c.inc(),
+            None => t
+                .metrics
+                .attempts
+                .with_label_values(&[&t.name, self.result])
+                .inc(),
+        }
+    }
+}
+
+/// A record reached its end: delivered, or dead-lettered with the broker's ack.
+pub enum RecordFinished {
+    Delivered,
+    DeadLettered,
+}
+
+impl RecordFinished {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        match self {
+            RecordFinished::Delivered => t.delivered.inc(),
+            RecordFinished::DeadLettered => t.dead_lettered.inc(),
+        }
+    }
+}
+
+/// A failed attempt will be tried again after `wait`.
+pub struct RetryScheduled<'a> {
+    pub id: &'a str,
+    pub error: &'static str,
+    pub attempts: u32,
+    pub wait: std::time::Duration,
+}
+
+impl RetryScheduled<'_> {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.retries.inc();
+        tracing::debug!(connector = %t.name, id = self.id, error = self.error, attempts = self.attempts,
+            wait = ?self.wait, "retrying delivery");
+    }
+}
+
+/// A record could not be delivered and there is no DLQ: it keeps retrying at the
+/// slowest pace, blocking only its lane.
+pub struct UndeliverableWithoutDlq<'a> {
+    pub id: &'a str,
+    pub error: &'static str,
+    pub attempts: u32,
+}
+
+impl UndeliverableWithoutDlq<'_> {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        tracing::error!(connector = %t.name, id = self.id, error = self.error, attempts = self.attempts,
+            "record cannot be delivered and no dlq is configured; retrying at the maximum backoff");
+    }
+}
+
+/// A record was written to the DLQ and the broker acknowledged it.
+pub struct DeadLettered<'a> {
+    pub id: &'a str,
+    pub reason: &'static str,
+    pub status: Option<u16>,
+    pub attempts: u32,
+    pub dlq: &'a str,
+}
+
+impl DeadLettered<'_> {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        match self.reason {
+            "permanent" => t.dlq_permanent.inc(),
+            "exhausted" => t.dlq_exhausted.inc(),
+            other => t
+                .metrics
+                .dlq_writes
+                .with_label_values(&[&t.name, other])
+                .inc(),
+        }
+        tracing::warn!(connector = %t.name, id = self.id, reason = self.reason, status = ?self.status,
+            attempts = self.attempts, dlq = self.dlq, "record dead-lettered");
+    }
+}
+
+/// The DLQ write failed; the record stays unfinished and the write is retried.
+pub struct DeadLetterFailed<'a> {
+    pub id: &'a str,
+    pub dlq: &'a str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl DeadLetterFailed<'_> {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error,
+            "dead-letter write failed; the record stays unfinished and will be retried");
+    }
+}
+
+/// After an assignment, records the commit metadata marks finished were not delivered again.
+pub struct SkippedOnResume {
+    pub records: u64,
+}
+
+impl SkippedOnResume {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.skipped_on_resume.inc_by(self.records);
+    }
+}
+
+/// A periodic commit was handed to the consumer.
+pub struct Committed {
+    /// Finished records above the committed offsets, over all partitions.
+    pub finished_above: i64,
+    /// Largest metadata map written.
+    pub metadata_bytes: usize,
+    /// Partitions whose map had to be cut to the budget.
+    pub truncated: usize,
+}
+
+impl Committed {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.finished_above.set(self.finished_above);
+        t.metadata_bytes.set(self.metadata_bytes as i64);
+        if self.truncated > 0 {
+            tracing::debug!(connector = %t.name, partitions = self.truncated,
+                "finished-offset map cut to the metadata budget; records above the cut are redelivered after a crash");
+        }
+    }
+}
