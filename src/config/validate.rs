@@ -62,6 +62,14 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
     let sizes = [
+        // Below a few dozen bytes no map fits, and every partition would stay paused
+        // waiting for its map to shrink.
+        (
+            "kafka.commit_metadata_max_bytes",
+            s.kafka.commit_metadata_max_bytes as u64,
+            64,
+            MIB,
+        ),
         ("http.max_header_bytes", s.http.max_header_bytes.0, KIB, MIB),
         ("http.min_body_rate", s.http.min_body_rate.0, 0, GIB),
         (
@@ -283,6 +291,10 @@ mod tests {
                 "kafka.produce_timeout",
             ),
             ("[kafka]\nbrokers = \" \"\n", "kafka.brokers"),
+            (
+                "[kafka]\ncommit_metadata_max_bytes = 0\n",
+                "kafka.commit_metadata_max_bytes",
+            ),
             ("[http]\nmax_in_flight = 0\n", "http.max_in_flight"),
             ("[http]\nmax_connections = 0\n", "http.max_connections"),
             ("[http]\nheader_timeout = \"0s\"\n", "http.header_timeout"),
