@@ -239,6 +239,23 @@ mod tests {
     }
 
     #[test]
+    fn yaml_errors_never_print_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookbridge.yaml");
+        std::fs::write(
+            &path,
+            "kafka:\n  properties:\n    sasl.password: \"hunter2-literal\n",
+        )
+        .unwrap();
+        let err = load_settings(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("hookbridge.yaml") && err.contains("line 3"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
     fn type_errors_name_the_key_not_the_value() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hookbridge.toml");
