@@ -9,6 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::config::Settings;
+use crate::ingress::server::Limits;
 use crate::telemetry::Metrics;
 
 /// What `/readyz` reports: the broker answered recently and every sink has joined its
@@ -31,6 +33,17 @@ impl Health {
 struct AdminState {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+}
+
+/// The admin listener's connection limits: the webhook listener's header timeout and
+/// size, its own connection cap, and never TLS (it is meant for the internal network).
+pub fn limits(settings: &Settings) -> Limits {
+    Limits {
+        header_timeout: settings.http.header_timeout.0,
+        max_header_bytes: settings.http.max_header_bytes.0 as usize,
+        max_connections: settings.admin.max_connections,
+        tls: None,
+    }
 }
 
 /// The admin router.

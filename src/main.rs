@@ -7,13 +7,16 @@ use hookbridge::cli::{Cli, Command, DlqCommand};
 use hookbridge::config::load::{load_settings, Loaded};
 use hookbridge::connectors::{self, Connectors};
 use hookbridge::ops::{redrive, replay};
-use hookbridge::{check, run, send, shutdown, telemetry};
+use hookbridge::{check, kafka, run, send, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     let loaded = load_settings(cli.config.as_deref()).map_err(|e| e.to_string())?;
     let connectors = connectors::load_dir(&loaded.connectors_dir()).map_err(|e| e.to_string())?;
     connectors::check_against(&loaded.settings, &connectors).map_err(|e| e.to_string())?;
+    hookbridge::config::validate::sources_fit(&loaded.settings, &connectors.sources)
+        .and_then(|()| kafka::checked_properties(&loaded.settings.kafka, &loaded.file_label()))
+        .map_err(|e| e.to_string())?;
     Ok((loaded, connectors))
 }
 

@@ -46,12 +46,13 @@ pub async fn run(
     let admin_stop = CancellationToken::new();
     {
         let app = admin::app(metrics.clone(), health.clone());
-        let admin_stop = admin_stop.clone();
-        tasks.spawn(async move {
-            let _ = axum::serve(admin_listener, app)
-                .with_graceful_shutdown(admin_stop.cancelled_owned())
-                .await;
-        });
+        let limits = admin::limits(s);
+        tasks.spawn(ingress::server::serve_router(
+            admin_listener,
+            app,
+            limits,
+            admin_stop.clone(),
+        ));
     }
     tasks.spawn(watch_broker(
         producer.clone(),
@@ -63,7 +64,7 @@ pub async fn run(
         connectors.sources,
         producer.clone(),
         s.kafka.produce_timeout.0,
-        s.http.max_in_flight,
+        &ingress::Protection::from_settings(&s.http),
         metrics.clone(),
     ));
     for (path, name) in ingress.paths() {
@@ -79,6 +80,7 @@ pub async fn run(
     let limits = ingress::server::Limits {
         header_timeout: s.http.header_timeout.0,
         max_header_bytes: s.http.max_header_bytes.0 as usize,
+        max_connections: s.http.max_connections,
         tls,
     };
     let http = tokio::spawn(ingress::server::serve(

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
 
+use super::validate::validate;
 use super::{ConfigError, Settings};
 
 const DEFAULTS: &str = include_str!("defaults.toml");
@@ -62,6 +63,7 @@ pub fn load_settings(path: Option<&Path>) -> Result<Loaded, ConfigError> {
 
     let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
     if let Some(p) = &file {
+        check_toml_syntax(p, &label)?;
         builder = builder.add_source(File::from(p.as_path()).required(true));
     }
     builder = builder.add_source(
@@ -74,12 +76,128 @@ pub fn load_settings(path: Option<&Path>) -> Result<Loaded, ConfigError> {
         .build()
         .and_then(|c| c.try_deserialize::<Settings>())
         .map_err(|e| from_config_error(&label, e))?;
+    validate(&settings, &label)?;
     Ok(Loaded { settings, file })
 }
 
+/// The built-in defaults under `text` (TOML), without files or environment; validation
+/// is left to the caller. For tests of settings.
+pub fn parse_settings(text: &str) -> Result<Settings, ConfigError> {
+    Config::builder()
+        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+        .add_source(File::from_str(text, FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize::<Settings>())
+        .map_err(|e| from_config_error("<text>", e))
+}
+
+/// A TOML syntax error is reported here, by line and column, before the `config` crate
+/// would print the offending line — which may hold a literal secret.
+fn check_toml_syntax(path: &Path, label: &str) -> Result<(), ConfigError> {
+    let is_toml = path
+        .extension()
+        .is_none_or(|x| x.eq_ignore_ascii_case("toml"));
+    if !is_toml {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(label, "", format!("cannot read file: {}", e.kind())))?;
+    match text.parse::<toml::Table>() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(toml_error(label, &text, "", &e)),
+    }
+}
+
+/// A TOML error as file, key, line/column and reason — never the text of the line,
+/// and quoted values in the reason are elided.
+pub fn toml_error(file: &str, text: &str, key: &str, err: &toml::de::Error) -> ConfigError {
+    let message = scrub_quoted(&one_line(err.message()));
+    let reason = match err.span() {
+        Some(span) => {
+            let (line, column) = line_column(text, span.start);
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    };
+    ConfigError::new(file, key, reason)
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Replaces every double-quoted segment with `"…"`: parsers quote the offending value,
+/// and that value may be a secret written in the wrong place.
+pub fn scrub_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut prev = None;
+    while let Some(c) = chars.next() {
+        out.push(c);
+        // A quote shown as a character (`"`) is the parser naming a token, not a value.
+        let literal_quote = prev == Some('`') && chars.peek() == Some(&'`');
+        prev = Some(c);
+        if c != '"' || literal_quote {
+            continue;
+        }
+        out.push_str("…\"");
+        let mut escaped = false;
+        for q in chars.by_ref() {
+            match (escaped, q) {
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                _ => escaped = false,
+            }
+        }
+        prev = Some('"');
+    }
+    out
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Describes a `config` crate error by key and reason, never by value: its own messages
+/// quote the offending value (`invalid type: string "…"`) or the file's line.
 fn from_config_error(label: &str, err: config::ConfigError) -> ConfigError {
-    // `config` already names the key in its message ("... for key `kafka.brokers`").
-    ConfigError::new(label, "", err.to_string())
+    use config::ConfigError as E;
+    match err {
+        E::At { error, key, .. } => {
+            let inner = from_config_error(label, *error);
+            let key = inner.key.or(key).unwrap_or_default();
+            ConfigError::new(label, key, inner.reason)
+        }
+        E::Type {
+            unexpected,
+            expected,
+            key,
+            ..
+        } => ConfigError::new(
+            label,
+            key.unwrap_or_default(),
+            format!("expected {expected}, found a {}", kind(&unexpected)),
+        ),
+        E::FileParse { cause, .. } => {
+            let first = cause.to_string();
+            let first = first.lines().next().unwrap_or("");
+            ConfigError::new(label, "", format!("cannot parse: {}", scrub_quoted(first)))
+        }
+        E::NotFound(key) => ConfigError::new(label, key, "missing"),
+        other => ConfigError::new(label, "", scrub_quoted(&one_line(&other.to_string()))),
+    }
+}
+
+/// The kind of a value found where another was expected (`string`, `boolean`, …),
+/// without the value that `config` appends to it.
+fn kind(unexpected: &impl std::fmt::Display) -> String {
+    let text = unexpected.to_string();
+    let cut = text.find(['"', '`']).unwrap_or(text.len());
+    text[..cut].trim().to_owned()
 }
 
 #[cfg(test)]
@@ -101,6 +219,62 @@ mod tests {
         let err = load_settings(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("hookbridge.toml"), "{err}");
         assert!(err.contains("brokerz"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_line_but_never_prints_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookbridge.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nbrokers = \"x:1\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2-literal\n",
+        )
+        .unwrap();
+        let err = load_settings(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("hookbridge.toml") && err.contains("line 4"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn yaml_errors_never_print_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookbridge.yaml");
+        std::fs::write(
+            &path,
+            "kafka:\n  properties:\n    sasl.password: \"hunter2-literal\n",
+        )
+        .unwrap();
+        let err = load_settings(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("hookbridge.yaml") && err.contains("line 3"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_not_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookbridge.toml");
+        std::fs::write(&path, "[http]\nmax_in_flight = \"hunter2-literal\"\n").unwrap();
+        let err = load_settings(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("max_in_flight"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn scrubs_quoted_values() {
+        assert_eq!(
+            scrub_quoted(r#"invalid type: string "a\"b", expected u32"#),
+            r#"invalid type: string "…", expected u32"#
+        );
+        assert_eq!(scrub_quoted("no quotes `k`"), "no quotes `k`");
+        assert_eq!(scrub_quoted("expected `\"`"), "expected `\"`");
+        assert_eq!(scrub_quoted("open \"abc"), "open \"…\"");
+        assert_eq!(line_column("a\nbc\nd", 4), (2, 3));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod load;
 pub mod secret;
 pub mod settings;
 pub mod units;
+pub mod validate;
 
 use std::fmt;
 

@@ -80,6 +80,8 @@ pub enum SecretError {
     EmptyFile(String),
     #[error("secret is empty")]
     EmptyLiteral,
+    #[error("the value looks like a mistyped reference ({0}); write \"${{NAME}}\" for an environment variable or \"file:/path\" for a file (a literal secret cannot have this form)")]
+    MistypedReference(&'static str),
 }
 
 impl SecretRef {
@@ -104,7 +106,23 @@ impl SecretRef {
                 Ok(Secret::new(value))
             }
             SecretRef::Literal(s) if s.expose().is_empty() => Err(SecretError::EmptyLiteral),
-            SecretRef::Literal(s) => Ok(s.clone()),
+            SecretRef::Literal(s) => {
+                self.check_form()?;
+                Ok(s.clone())
+            }
+        }
+    }
+
+    /// Refuses a literal that was almost certainly meant as a reference (`$VAR`,
+    /// `{VAR}`, `$(VAR)`, `${VAR` …): used as is, it would become the secret silently.
+    /// Pure: looks at the text only; the reason never contains it.
+    pub fn check_form(&self) -> Result<(), SecretError> {
+        match self {
+            SecretRef::Literal(s) => match mistyped_reference(s.expose()) {
+                Some(what) => Err(SecretError::MistypedReference(what)),
+                None => Ok(()),
+            },
+            _ => Ok(()),
         }
     }
 
@@ -122,6 +140,39 @@ impl SecretRef {
             SecretRef::Literal(_) => "<literal>".to_owned(),
         }
     }
+}
+
+/// What kind of mistyped reference `text` looks like, if any.
+fn mistyped_reference(text: &str) -> Option<&'static str> {
+    let trimmed = text.trim();
+    let is_reference = |t: &str| {
+        matches!(
+            SecretRef::from(t.to_owned()),
+            SecretRef::Env(_) | SecretRef::File(_)
+        )
+    };
+    if trimmed != text && is_reference(trimmed) {
+        return Some("a reference with spaces around it");
+    }
+    if trimmed.starts_with("${") || trimmed.contains("${") {
+        return Some("an unterminated or embedded ${...}");
+    }
+    if trimmed.starts_with("$(") {
+        return Some("$(...)");
+    }
+    if trimmed.starts_with('$') {
+        return Some("$NAME");
+    }
+    if trimmed.starts_with('{') && trimmed.ends_with('}') {
+        return Some("{NAME}");
+    }
+    if trimmed.len() > 5
+        && trimmed[..5].eq_ignore_ascii_case("file:")
+        && !trimmed.starts_with("file:")
+    {
+        return Some("a file: reference with the wrong case");
+    }
+    None
 }
 
 #[cfg(test)]
@@ -156,6 +207,26 @@ mod tests {
         std::fs::write(&p, "abc\n").unwrap();
         let r = SecretRef::File(p.to_string_lossy().into_owned());
         assert_eq!(r.resolve().unwrap().expose(), "abc");
+    }
+
+    #[test]
+    fn mistyped_references_are_refused_without_printing_them() {
+        for text in [
+            "$KAFKA_PASSWORD",
+            "{KAFKA_PASSWORD}",
+            "$(KAFKA_PASSWORD)",
+            "${KAFKA_PASSWORD",
+            "prefix${KAFKA_PASSWORD}",
+            " ${KAFKA_PASSWORD}",
+            "FILE:/run/secret",
+        ] {
+            let err = SecretRef::from(text.to_owned()).resolve().unwrap_err();
+            assert!(matches!(err, SecretError::MistypedReference(_)), "{text}");
+            assert!(!err.to_string().contains("KAFKA_PASSWORD"), "{err}");
+        }
+        for fine in ["hunter2", "whsec_abc", "a$b", "pa{ss}word"] {
+            assert!(SecretRef::from(fine.to_owned()).resolve().is_ok(), "{fine}");
+        }
     }
 
     #[test]

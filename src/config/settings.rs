@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::units::{ByteSize, HumanDuration};
 use super::{ConfigError, SecretRef};
+use crate::connectors::rate_limit::RateLimitConfig;
 
 /// Everything in `hookbridge.toml` after layering defaults, file and environment.
 #[derive(Debug, Deserialize)]
@@ -71,6 +72,20 @@ pub struct HttpSettings {
     pub header_timeout: HumanDuration,
     /// Largest request header section accepted; larger requests get 431.
     pub max_header_bytes: ByteSize,
+    /// Open connections at once; past it, new connections are accepted and closed.
+    pub max_connections: usize,
+    /// Longest time a request body may take to arrive after its headers; slower
+    /// requests get 408 and the connection is closed.
+    pub body_timeout: HumanDuration,
+    /// Bytes per second a request body must keep up (with one second of credit), so a
+    /// stalled sender is cut off long before `body_timeout`.
+    pub min_body_rate: ByteSize,
+    /// Request body bytes held in memory by all requests together; past it, new
+    /// requests get 503 + Retry-After at once. Must be at least every source's max_body.
+    pub max_body_bytes_in_flight: ByteSize,
+    /// Failed signature checks allowed per client address (IPv6: per /64); past it,
+    /// that address gets 429 + Retry-After. Verified requests never spend it.
+    pub unverified_rate_limit: RateLimitConfig,
     /// Serve HTTPS: `[http.tls] cert = "/etc/tls/chain.pem", key = "/etc/tls/key.pem"`.
     #[serde(default)]
     pub tls: Option<TlsSettings>,
@@ -91,6 +106,8 @@ pub struct TlsSettings {
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
+    /// Open connections at once; the header timeout is `http.header_timeout`.
+    pub max_connections: usize,
 }
 
 /// Log output.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::config::load::toml_error;
 use crate::config::ConfigError;
 pub use sink::{Sink, SinkConfig};
 pub use source::{Source, SourceConfig};
@@ -111,12 +112,12 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, ConfigError> {
-    let de = toml::Deserializer::parse(text)
-        .map_err(|e| ConfigError::new(file, "", one_line(&e.to_string())))?;
+    // Errors give line and column, never the line itself: it may hold a literal secret.
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, "", &e))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
-        ConfigError::new(file, key, one_line(&e.inner().to_string()))
+        toml_error(file, text, &key, e.inner())
     })
 }
 
@@ -140,10 +141,6 @@ pub fn check_against(
         }
     }
     Ok(())
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn check_unique(c: &Connectors) -> Result<(), ConfigError> {

@@ -1,14 +1,17 @@
-//! The webhook handler: route → method → capacity → rate limit → body limit → verify →
-//! handshake → key → produce and await the acknowledgement. Each step either passes the
-//! request on or decides the reply; the record reaches Kafka only after `verify`.
+//! The webhook handler: route → method → client budget → body budget → body (deadline,
+//! rate, size) → in-flight cap → verify → source rate limit → handshake → key → produce
+//! and await the acknowledgement. Each step either passes the request on or decides the
+//! reply; the record reaches Kafka only after `verify`, and only verified requests are
+//! charged to a source's rate limit.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
@@ -16,12 +19,45 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Semaphore;
 
+use super::body::{self, BodyBudget, BodyError, BodyLimits};
+use super::client_limit::UnverifiedLimit;
 use super::response::Reply;
+use super::server::ClientAddr;
 use super::trace;
+use crate::config::settings::HttpSettings;
+use crate::connectors::rate_limit::RateLimitConfig;
 use crate::connectors::Source;
 use crate::kafka::{headers as kh, producer};
 use crate::telemetry::Metrics;
 use crate::verify::WebhookRequest;
+
+/// What bounds the work and memory unauthenticated clients can cause.
+#[derive(Debug, Clone)]
+pub struct Protection {
+    /// Requests past their body at once (verifying or waiting for the broker).
+    pub max_in_flight: usize,
+    /// Longest time a body may take to arrive.
+    pub body_timeout: Duration,
+    /// Bytes per second a body must keep up (0 = no rate check).
+    pub min_body_rate: u64,
+    /// Request body bytes held in memory by all requests together.
+    pub max_body_bytes_in_flight: usize,
+    /// Failed verifications allowed per client address.
+    pub unverified_rate_limit: Option<RateLimitConfig>,
+}
+
+impl Protection {
+    pub fn from_settings(http: &HttpSettings) -> Self {
+        Self {
+            max_in_flight: http.max_in_flight,
+            body_timeout: http.body_timeout.0,
+            min_body_rate: http.min_body_rate.0,
+            max_body_bytes_in_flight: usize::try_from(http.max_body_bytes_in_flight.0)
+                .unwrap_or(usize::MAX),
+            unverified_rate_limit: Some(http.unverified_rate_limit),
+        }
+    }
+}
 
 /// Everything the webhook listener needs, shared by all requests.
 pub struct Ingress {
@@ -29,6 +65,10 @@ pub struct Ingress {
     producer: FutureProducer,
     produce_timeout: Duration,
     in_flight: Semaphore,
+    body_timeout: Duration,
+    min_body_rate: u64,
+    budget: BodyBudget,
+    unverified: Option<UnverifiedLimit>,
     metrics: Arc<Metrics>,
 }
 
@@ -37,7 +77,7 @@ impl Ingress {
         sources: impl IntoIterator<Item = Source>,
         producer: FutureProducer,
         produce_timeout: Duration,
-        max_in_flight: usize,
+        protection: &Protection,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
@@ -47,7 +87,14 @@ impl Ingress {
                 .collect(),
             producer,
             produce_timeout,
-            in_flight: Semaphore::new(max_in_flight.max(1)),
+            in_flight: Semaphore::new(protection.max_in_flight.max(1)),
+            body_timeout: protection.body_timeout,
+            min_body_rate: protection.min_body_rate,
+            budget: BodyBudget::new(protection.max_body_bytes_in_flight),
+            unverified: protection
+                .unverified_rate_limit
+                .as_ref()
+                .map(UnverifiedLimit::new),
             metrics,
         }
     }
@@ -70,12 +117,20 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
     let Some(source) = ing.sources.get(uri.path()).cloned() else {
         return Reply::NotFound.into_response();
     };
-    let reply = receive(&ing, &source, &method, &uri, &headers, body).await;
+    let client = client_ip(&extensions);
+    let request = Incoming {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        client,
+    };
+    let reply = receive(&ing, &source, request, body).await;
     ing.metrics
         .ingress_requests
         .with_label_values(&[&source.name, reply.status().as_str()])
@@ -83,20 +138,56 @@ async fn handle(
     reply.into_response()
 }
 
-async fn receive(
-    ing: &Ingress,
-    source: &Source,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Body,
-) -> Reply {
-    if method != Method::POST {
+/// The parts of a request the steps below look at.
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    client: IpAddr,
+}
+
+/// The client's address; requests that did not come through the listener (router tests)
+/// share the unspecified address.
+fn client_ip(extensions: &Extensions) -> IpAddr {
+    extensions
+        .get::<ClientAddr>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip())
+}
+
+async fn receive(ing: &Ingress, source: &Source, req: Incoming<'_>, body: Body) -> Reply {
+    if req.method != Method::POST {
         return Reply::MethodNotAllowed;
     }
+    if let Some(wait) = ing.unverified.as_ref().and_then(|u| u.blocked(req.client)) {
+        return Reply::RateLimited(wait);
+    }
+    // The reservation lives until the reply: the body's memory is counted while held.
+    let Some(mut reservation) = ing.budget.start() else {
+        return Reply::Unavailable("too many request bytes in flight");
+    };
+    let limits = BodyLimits {
+        max_body: source.max_body,
+        deadline: ing.body_timeout,
+        min_rate: ing.min_body_rate,
+    };
+    let body = match body::read(body, content_length(req.headers), limits, &mut reservation).await {
+        Ok(b) => b,
+        Err(e) => return body_reply(e),
+    };
     let Ok(_permit) = ing.in_flight.try_acquire() else {
         return Reply::Unavailable("too many requests in flight");
     };
+    let url = signed_url(source, req.uri, req.headers);
+    let request = WebhookRequest {
+        headers: req.headers,
+        body: &body,
+        url: &url,
+        now: unix_now(),
+    };
+    if let Err(reply) = verify(ing, source, req.client, &request) {
+        return reply;
+    }
     if let Some(limiter) = &source.limiter {
         if let Err(not_until) = limiter.check() {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -105,54 +196,51 @@ async fn receive(
             return Reply::RateLimited(wait);
         }
     }
-    let body = match read_body(headers, body, source.max_body).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let url = signed_url(source, uri, headers);
-    let request = WebhookRequest {
-        headers,
-        body: &body,
-        url: &url,
-        now: unix_now(),
-    };
-    if let Err(e) = source.verifier.verify(&request) {
-        ing.metrics
-            .signature_failures
-            .with_label_values(&[&source.name, e.reason()])
-            .inc();
-        tracing::info!(source = %source.name, reason = e.reason(), "webhook signature rejected");
-        return Reply::Unauthorized("invalid signature");
-    }
     if let Some(h) = source.verifier.handshake(&request) {
         return Reply::Handshake(h);
     }
-    let key = match source.key.extract(headers, &body) {
+    let key = match source.key.extract(req.headers, &body) {
         Ok(k) => k,
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
-    produce(ing, source, headers, key.as_deref(), &body).await
+    produce(ing, source, req.headers, key.as_deref(), &body).await
 }
 
-/// Reads the body, stopping as soon as it exceeds `limit` (it is never fully buffered).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Reply> {
-    let declared = headers
+/// Checks the signature; a failure is charged to the client's address.
+fn verify(
+    ing: &Ingress,
+    source: &Source,
+    client: IpAddr,
+    request: &WebhookRequest<'_>,
+) -> Result<(), Reply> {
+    let Err(e) = source.verifier.verify(request) else {
+        return Ok(());
+    };
+    ing.metrics
+        .signature_failures
+        .with_label_values(&[&source.name, e.reason()])
+        .inc();
+    tracing::info!(source = %source.name, reason = e.reason(), client = %client, "webhook signature rejected");
+    if let Some(wait) = ing.unverified.as_ref().and_then(|u| u.failed(client)) {
+        return Err(Reply::RateLimited(wait));
+    }
+    Err(Reply::Unauthorized("invalid signature"))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Reply::PayloadTooLarge(limit));
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+fn body_reply(e: BodyError) -> Reply {
+    match e {
+        BodyError::TooLarge(limit) => Reply::PayloadTooLarge(limit),
+        BodyError::Deadline | BodyError::TooSlow => Reply::RequestTimeout,
+        BodyError::OverBudget => Reply::Unavailable("too many request bytes in flight"),
+        BodyError::Broken => Reply::BadRequest("could not read the request body".into()),
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            Reply::PayloadTooLarge(limit)
-        } else {
-            Reply::BadRequest("could not read the request body".into())
-        }
-    })
 }
 
 /// The URL the sender signed: the configured public URL (behind a proxy) or the one this
@@ -253,5 +341,108 @@ async fn produce(
             tracing::warn!(source = %source.name, topic = %source.topic, "Kafka acknowledgement timed out");
             Reply::Unavailable("Kafka did not acknowledge the record in time; retry later")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The router without a socket: every reply decided before the producer is reached.
+    //! The producer points at a closed port and is never asked to send.
+
+    use std::num::NonZeroU32;
+
+    use axum::http::{Request, StatusCode};
+    use rdkafka::ClientConfig;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::connectors::{self, Connectors};
+
+    const SECRET: &str = "router-test-secret";
+
+    fn ingress() -> Router {
+        let mut out = Connectors::default();
+        connectors::load_file(
+            "gh.toml",
+            &format!(
+                "[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"t\"\nmax_body = \"1KiB\"\nverify = {{ scheme = \"github\", secrets = [\"{SECRET}\"] }}\n"
+            ),
+            &mut out,
+        )
+        .unwrap();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .create()
+            .unwrap();
+        let protection = Protection {
+            max_in_flight: 8,
+            body_timeout: Duration::from_secs(5),
+            min_body_rate: 1024,
+            max_body_bytes_in_flight: 1 << 20,
+            unverified_rate_limit: Some(RateLimitConfig {
+                per_second: NonZeroU32::new(1).unwrap(),
+                burst: NonZeroU32::new(2),
+            }),
+        };
+        let ing = Ingress::new(
+            out.sources,
+            producer,
+            Duration::from_secs(1),
+            &protection,
+            Arc::new(Metrics::new()),
+        );
+        app(Arc::new(ing))
+    }
+
+    async fn send(
+        app: &Router,
+        method: &str,
+        path: &str,
+        body: &'static str,
+        sig: &str,
+    ) -> Response {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-hub-signature-256", sig)
+            .body(Body::from(body))
+            .unwrap();
+        app.clone().oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn replies_decided_before_the_producer() {
+        let app = ingress();
+        assert_eq!(
+            send(&app, "POST", "/nope", "{}", "").await.status(),
+            StatusCode::NOT_FOUND
+        );
+        let r = send(&app, "GET", "/gh", "", "").await;
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let big: &'static str = Box::leak("x".repeat(2048).into_boxed_str());
+        let r = send(&app, "POST", "/gh", big, "").await;
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn failed_signatures_spend_the_address_budget_then_get_429() {
+        let app = ingress();
+        // Burst 2: two failures are 401, the third goes over and is 429 …
+        for _ in 0..2 {
+            let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+        let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+        // … and the address is refused before its body is read, signed or not.
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(b"{}");
+        let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let r = send(&app, "POST", "/gh", "{}", &sig).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 }

@@ -1,6 +1,8 @@
 //! Ingress: webhooks in, verified over their raw bytes, produced to Kafka, and answered
 //! 2xx only after the broker acknowledged the record.
 
+pub mod body;
+pub mod client_limit;
 pub mod handler;
 pub mod key;
 pub mod response;
@@ -8,4 +10,4 @@ pub mod server;
 pub mod tls;
 pub mod trace;
 
-pub use handler::{app, Ingress};
+pub use handler::{app, Ingress, Protection};

@@ -22,8 +22,11 @@ pub enum Reply {
     /// The configured key is not in the request.
     BadRequest(String),
     PayloadTooLarge(usize),
+    /// The body did not arrive within the deadline or at the minimum rate.
+    RequestTimeout,
     RateLimited(Duration),
-    /// Kafka did not acknowledge in time, or too many requests are in flight.
+    /// Kafka did not acknowledge in time, or too many requests (or request bytes) are in
+    /// flight.
     Unavailable(&'static str),
 }
 
@@ -37,6 +40,7 @@ impl Reply {
             Reply::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Reply::BadRequest(_) => StatusCode::BAD_REQUEST,
             Reply::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Reply::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Reply::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Reply::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -76,6 +80,13 @@ impl IntoResponse for Reply {
             Reply::BadRequest(reason) => json_error(status, &reason),
             Reply::PayloadTooLarge(limit) => {
                 json_error(status, &format!("body exceeds {limit} bytes"))
+            }
+            Reply::RequestTimeout => {
+                // The rest of the body may never come: the connection is not reused.
+                let mut r = json_error(status, "request body too slow");
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                r
             }
             Reply::RateLimited(wait) => {
                 let mut r = json_error(status, "rate limit exceeded");

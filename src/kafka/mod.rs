@@ -4,9 +4,65 @@
 pub mod headers;
 pub mod producer;
 
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaConfRes;
 use rdkafka::ClientConfig;
 
 use crate::config::settings::KafkaSettings;
+use crate::config::ConfigError;
+
+/// Resolves `kafka.properties` and has librdkafka check each one on its own, so an error
+/// names the property (file and key) and a reason — never the value. librdkafka's own
+/// message quotes the value (`Invalid value "…" for configuration property …`), and
+/// rust-rdkafka appends it again, so neither is passed through as is.
+pub fn checked_properties(
+    kafka: &KafkaSettings,
+    file: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let props = kafka.resolved_properties(file)?;
+    for (name, value) in &props {
+        let mut one = ClientConfig::new();
+        one.set(name, value);
+        if let Err(e) = one.create_native_config() {
+            return Err(ConfigError::new(
+                file,
+                format!("kafka.properties.{name}"),
+                property_reason(&e, value),
+            ));
+        }
+    }
+    Ok(props)
+}
+
+/// Why librdkafka refused a property, with the value taken out of its message.
+fn property_reason(err: &KafkaError, value: &str) -> String {
+    match err {
+        KafkaError::ClientConfig(RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN, ..) => {
+            "librdkafka has no such property (misspelt?)".to_owned()
+        }
+        KafkaError::ClientConfig(_, desc, ..) => {
+            format!("librdkafka refuses the value: {}", scrub(desc, value))
+        }
+        _ => "librdkafka refuses this property".to_owned(),
+    }
+}
+
+/// `text` with the value taken out: its quoted form always, anywhere when it is long
+/// enough to be unambiguous, and as a whole word otherwise, so a "1" does not mangle a
+/// range like "0..1000".
+fn scrub(text: &str, value: &str) -> String {
+    if value.is_empty() {
+        return text.to_owned();
+    }
+    let text = text.replace(&format!("\"{value}\""), "\"<value>\"");
+    if value.len() >= 4 {
+        return text.replace(value, "<value>");
+    }
+    text.split(' ')
+        .map(|word| if word == value { "<value>" } else { word })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// Base client config: brokers, then every passthrough property (TLS, SASL, …), which
 /// override hookbridge's defaults.
@@ -65,4 +121,47 @@ pub fn for_producer(properties: &[(String, String)]) -> Vec<(String, String)> {
         .filter(|(k, _)| !CONSUMER_ONLY.contains(&k.as_str()))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load::parse_settings;
+
+    fn check(props: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        let s = parse_settings(&format!("[kafka.properties]\n{props}\n")).unwrap();
+        checked_properties(&s.kafka, "hookbridge.toml")
+    }
+
+    #[test]
+    fn misspelt_and_invalid_properties_name_the_key_never_the_value() {
+        let e = check("\"sasl.pasword\" = \"hunter2-secret\"").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("kafka.properties.sasl.pasword"));
+        assert!(e.reason.contains("no such property"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+
+        let e = check("\"security.protocol\" = \"hunter2-secret\"").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("kafka.properties.security.protocol"));
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+
+        let e = check("\"linger.ms\" = \"99999999\"").unwrap_err();
+        assert!(!e.to_string().contains("99999999"), "{e}");
+        assert!(check("\"linger.ms\" = \"5\"").is_ok());
+    }
+
+    #[test]
+    fn scrub_replaces_the_value() {
+        assert_eq!(
+            scrub("value 12345 out of range", "12345"),
+            "value <value> out of range"
+        );
+        assert_eq!(
+            scrub("value 1 not in 0..10", "1"),
+            "value <value> not in 0..10"
+        );
+        assert_eq!(
+            scrub("Invalid value \"ab\" for", "ab"),
+            "Invalid value \"<value>\" for"
+        );
+    }
 }

@@ -127,3 +127,175 @@ fn sink_timeout_must_fit_inside_the_drain_deadline() {
         "{text}"
     );
 }
+
+/// `hookbridge COMMAND --config DIR/hookbridge.toml` with `env`; exit code and output.
+fn run_in(dir: &std::path::Path, command: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args([command, "--config"])
+        .arg(dir.join("hookbridge.toml"))
+        .env_remove("KAFKA_PASSWORD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run hookbridge");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// A config dir with `settings` as hookbridge.toml and `connector` (if any) in connectors/.
+fn config_dir(settings: &str, connector: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("connectors")).unwrap();
+    std::fs::write(dir.path().join("hookbridge.toml"), settings).unwrap();
+    if let Some(text) = connector {
+        std::fs::write(dir.path().join("connectors/gh.toml"), text).unwrap();
+    }
+    dir
+}
+
+const KAFKA_PASSWORD: &str = "kafka-pw-must-not-leak-31e7";
+
+#[test]
+fn misspelt_or_refused_secret_property_names_file_and_key_never_the_value() {
+    let cases = [
+        ("sasl.pasword", "${KAFKA_PASSWORD}"),
+        ("security.protocol", "${KAFKA_PASSWORD}"),
+        ("sasl.pasword", KAFKA_PASSWORD),
+    ];
+    for (key, value) in cases {
+        let dir = config_dir(
+            &format!("[kafka.properties]\n\"{key}\" = \"{value}\"\n"),
+            None,
+        );
+        for command in ["check", "run"] {
+            let (code, text) = run_in(dir.path(), command, &[("KAFKA_PASSWORD", KAFKA_PASSWORD)]);
+            assert_eq!(code, Some(2), "{command} {key}: {text}");
+            assert!(
+                text.contains("hookbridge.toml")
+                    && text.contains(&format!("kafka.properties.{key}")),
+                "{command} {key}: {text}"
+            );
+            assert!(!text.contains(KAFKA_PASSWORD), "secret leaked:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn toml_error_on_a_line_with_a_literal_secret_never_prints_the_line() {
+    let broken_settings = format!(
+        "[kafka]\nbrokers = \"127.0.0.1:9092\"\n[kafka.properties]\n\"sasl.password\" = \"{KAFKA_PASSWORD}\n"
+    );
+    let dir = config_dir(&broken_settings, None);
+    let (code, text) = run_in(dir.path(), "check", &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("hookbridge.toml") && text.contains("line 4"),
+        "{text}"
+    );
+    assert!(!text.contains(KAFKA_PASSWORD), "secret leaked:\n{text}");
+
+    // A connector file: a syntax error, then a type error on the secret's own line.
+    for verify in [
+        format!("verify = {{ scheme = \"github\", secrets = [\"{KAFKA_PASSWORD}\" }}"),
+        format!("verify = {{ scheme = \"github\", secrets = \"{KAFKA_PASSWORD}\" }}"),
+    ] {
+        let connector =
+            format!("[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"t\"\n{verify}\n");
+        let dir = config_dir("", Some(&connector));
+        let (code, text) = run_in(dir.path(), "check", &[]);
+        assert_eq!(code, Some(2), "{text}");
+        assert!(
+            text.contains("gh.toml") && text.contains("line 5"),
+            "{text}"
+        );
+        assert!(!text.contains(KAFKA_PASSWORD), "secret leaked:\n{text}");
+    }
+}
+
+#[test]
+fn mistyped_secret_references_are_refused() {
+    let dir = config_dir(
+        "[kafka.properties]\n\"sasl.password\" = \"$KAFKA_PASSWORD\"\n",
+        None,
+    );
+    let (code, text) = run_in(dir.path(), "check", &[("KAFKA_PASSWORD", KAFKA_PASSWORD)]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("kafka.properties.sasl.password") && text.contains("mistyped"),
+        "{text}"
+    );
+
+    let connector = "[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"t\"\nverify = { scheme = \"github\", secrets = [\"{GITHUB_SECRET}\"] }\n";
+    let dir = config_dir("", Some(connector));
+    let (code, text) = run_in(dir.path(), "check", &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("gh.toml") && text.contains("source.verify.secrets[0]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn settings_that_break_the_commit_promise_or_are_out_of_range_are_refused() {
+    let cases = [
+        (
+            "[kafka]\ncommit_interval = \"0s\"\n",
+            "kafka.commit_interval",
+        ),
+        (
+            "[kafka.properties]\n\"enable.auto.commit\" = \"true\"\n",
+            "kafka.properties.enable.auto.commit",
+        ),
+        (
+            "[kafka.properties]\n\"enable.auto.offset.store\" = \"true\"\n",
+            "kafka.properties.enable.auto.offset.store",
+        ),
+        (
+            "[kafka.properties]\n\"auto.offset.reset\" = \"latest\"\n",
+            "kafka.properties.auto.offset.reset",
+        ),
+        (
+            "[kafka.properties]\n\"isolation.level\" = \"read_uncommitted\"\n",
+            "kafka.properties.isolation.level",
+        ),
+        (
+            "[kafka.properties]\n\"group.id\" = \"everyone\"\n",
+            "kafka.properties.group.id",
+        ),
+        (
+            "[kafka.properties]\n\"acks\" = \"1\"\n",
+            "kafka.properties.acks",
+        ),
+        ("[http]\nmax_in_flight = 0\n", "http.max_in_flight"),
+        ("[http]\nbody_timeout = \"0s\"\n", "http.body_timeout"),
+        (
+            "[http]\nmax_header_bytes = \"10GiB\"\n",
+            "http.max_header_bytes",
+        ),
+    ];
+    for (settings, key) in cases {
+        let dir = config_dir(settings, None);
+        let (code, text) = run_in(dir.path(), "check", &[]);
+        assert_eq!(code, Some(2), "{settings}: {text}");
+        assert!(
+            text.contains("hookbridge.toml") && text.contains(key),
+            "{settings}: {text}"
+        );
+    }
+    // A source whose max_body cannot fit the process-wide body budget.
+    let connector = "[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"t\"\nverify = { scheme = \"none\" }\nmax_body = \"8MiB\"\n";
+    let dir = config_dir(
+        "[http]\nmax_body_bytes_in_flight = \"4MiB\"\n",
+        Some(connector),
+    );
+    let (code, text) = run_in(dir.path(), "check", &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("gh.toml") && text.contains("max_body_bytes_in_flight"),
+        "{text}"
+    );
+}

@@ -218,8 +218,8 @@ async fn statuses_for_path_method_size_rate_and_key() {
         .unwrap();
     assert_eq!(r.status(), 400);
 
-    // Burst of 3 was partly used above (413 and 400 count as requests); keep posting
-    // until the limiter answers 429.
+    // Only verified requests are charged to the source's budget: the 400 above used one
+    // of the burst of 3, the 404/405/413 none. Keep posting until the limiter answers 429.
     let mut limited = None;
     for i in 0..10 {
         let body = format!("{{\"i\":{i}}}");

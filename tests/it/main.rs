@@ -3,6 +3,7 @@
 
 mod check;
 mod egress;
+mod hostile;
 mod ingress;
 mod operate;
 mod ops;

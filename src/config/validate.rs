@@ -1,0 +1,373 @@
+//! Pure validation of the process settings as a whole: every duration, size and count in
+//! range, settings that must agree with each other, and no `kafka.properties` entry that
+//! would weaken the commit promise. No environment, files or clients are touched — only
+//! the values — so it runs first, for every command, and building (resolving secrets,
+//! creating Kafka clients) happens after it.
+
+use std::time::Duration;
+
+use super::settings::{KafkaSettings, Settings};
+use super::units::format_size;
+use super::{ConfigError, SecretRef};
+use crate::connectors::Source;
+
+/// Checks `settings` read from `file`; the first problem is named with its key.
+pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
+    let err = |key: &str, reason: String| ConfigError::new(file, key, reason);
+    let s = settings;
+    if s.connectors_dir.as_os_str().is_empty() {
+        return Err(err("connectors_dir", "must not be empty".into()));
+    }
+    if s.kafka.brokers.trim().is_empty() {
+        return Err(err("kafka.brokers", "must not be empty".into()));
+    }
+    let ms = Duration::from_millis;
+    let secs = Duration::from_secs;
+    let durations = [
+        (
+            "kafka.produce_timeout",
+            s.kafka.produce_timeout.0,
+            ms(100),
+            secs(300),
+        ),
+        (
+            "kafka.commit_interval",
+            s.kafka.commit_interval.0,
+            ms(10),
+            secs(600),
+        ),
+        (
+            "http.header_timeout",
+            s.http.header_timeout.0,
+            ms(100),
+            secs(300),
+        ),
+        (
+            "http.body_timeout",
+            s.http.body_timeout.0,
+            ms(100),
+            secs(3600),
+        ),
+        (
+            "shutdown.drain_timeout",
+            s.shutdown.drain_timeout.0,
+            secs(1),
+            secs(3600),
+        ),
+    ];
+    for (key, value, min, max) in durations {
+        in_range_duration(value, min, max).map_err(|r| err(key, r))?;
+    }
+    const KIB: u64 = 1 << 10;
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+    let sizes = [
+        // Below a few dozen bytes no map fits, and every partition would stay paused
+        // waiting for its map to shrink.
+        (
+            "kafka.commit_metadata_max_bytes",
+            s.kafka.commit_metadata_max_bytes as u64,
+            64,
+            MIB,
+        ),
+        ("http.max_header_bytes", s.http.max_header_bytes.0, KIB, MIB),
+        ("http.min_body_rate", s.http.min_body_rate.0, 0, GIB),
+        (
+            "http.max_body_bytes_in_flight",
+            s.http.max_body_bytes_in_flight.0,
+            MIB,
+            64 * GIB,
+        ),
+    ];
+    for (key, value, min, max) in sizes {
+        in_range_size(value, min, max).map_err(|r| err(key, r))?;
+    }
+    let counts = [
+        ("http.max_in_flight", s.http.max_in_flight, 1, 1_000_000),
+        ("http.max_connections", s.http.max_connections, 1, 1_000_000),
+        ("admin.max_connections", s.admin.max_connections, 1, 100_000),
+        (
+            "http.unverified_rate_limit.per_second",
+            s.http.unverified_rate_limit.per_second.get() as usize,
+            1,
+            1_000_000,
+        ),
+    ];
+    for (key, value, min, max) in counts {
+        if !(min..=max).contains(&value) {
+            return Err(err(key, format!("{value} is out of range {min}..={max}")));
+        }
+    }
+    if s.kafka.produce_timeout.0 >= s.shutdown.drain_timeout.0 {
+        return Err(err(
+            "kafka.produce_timeout",
+            "must be shorter than shutdown.drain_timeout, so a webhook waiting for its ack is answered within a drain".into(),
+        ));
+    }
+    if s.http.listen == s.admin.listen {
+        return Err(err(
+            "admin.listen",
+            format!("{} is also http.listen; use another port", s.admin.listen),
+        ));
+    }
+    check_properties(&s.kafka, file)
+}
+
+/// Every source's `max_body` must fit the process-wide body budget, or such a webhook
+/// would be answered 503 — and retried by its sender — forever.
+pub fn sources_fit(settings: &Settings, sources: &[Source]) -> Result<(), ConfigError> {
+    let budget = settings.http.max_body_bytes_in_flight.0;
+    for source in sources {
+        if source.max_body as u64 > budget {
+            return Err(ConfigError::new(
+                source.file.as_str(),
+                "source.max_body",
+                format!(
+                    "{} is more than http.max_body_bytes_in_flight ({}); such a webhook could never be accepted",
+                    format_size(source.max_body as u64),
+                    format_size(budget)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn in_range_duration(value: Duration, min: Duration, max: Duration) -> Result<(), String> {
+    if value < min || value > max {
+        return Err(format!(
+            "{} is out of range {}..={}",
+            humantime::format_duration(value),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(())
+}
+
+fn in_range_size(value: u64, min: u64, max: u64) -> Result<(), String> {
+    if value < min || value > max {
+        return Err(format!(
+            "{} is out of range {}..={}",
+            format_size(value),
+            format_size(min),
+            format_size(max)
+        ));
+    }
+    Ok(())
+}
+
+/// A librdkafka property hookbridge sets itself because its promises depend on it.
+struct Guarded {
+    name: &'static str,
+    /// Values that keep the promise (compared case-insensitively); empty = set by
+    /// hookbridge only.
+    allowed: &'static [&'static str],
+    why: &'static str,
+}
+
+const AUTO_COMMIT: &str = "hookbridge commits each partition's contiguous watermark of finished records itself; automatic commits would commit records that were never delivered";
+const ACKS: &str = "a 2xx promises the record is in every in-sync replica, which needs acks=all";
+
+const GUARDED: &[Guarded] = &[
+    Guarded {
+        name: "enable.auto.commit",
+        allowed: &["false"],
+        why: AUTO_COMMIT,
+    },
+    Guarded {
+        name: "auto.commit.enable",
+        allowed: &["false"],
+        why: AUTO_COMMIT,
+    },
+    Guarded {
+        name: "enable.auto.offset.store",
+        allowed: &["false"],
+        why: AUTO_COMMIT,
+    },
+    Guarded {
+        name: "auto.offset.reset",
+        allowed: &["earliest", "smallest", "beginning"],
+        why: "a new consumer group, or an offset that is out of range, must start at the earliest record; any other reset skips records silently",
+    },
+    Guarded {
+        name: "isolation.level",
+        allowed: &["read_committed"],
+        why: "read_uncommitted delivers records of aborted transactions",
+    },
+    Guarded {
+        name: "offset.store.method",
+        allowed: &["broker"],
+        why: "committed offsets must live in Kafka, the only state hookbridge has",
+    },
+    Guarded {
+        name: "group.id",
+        allowed: &[],
+        why: "each sink is its own consumer group (`group_id` in the sink's file, default its name); one group for every sink would mix their offsets",
+    },
+    Guarded {
+        name: "group.instance.id",
+        allowed: &[],
+        why: "one static member id shared by every sink and replica makes the members fence each other out of their groups",
+    },
+    Guarded {
+        name: "acks",
+        allowed: &["all", "-1"],
+        why: ACKS,
+    },
+    Guarded {
+        name: "request.required.acks",
+        allowed: &["all", "-1"],
+        why: ACKS,
+    },
+    Guarded {
+        name: "transactional.id",
+        allowed: &[],
+        why: "hookbridge's producer is idempotent, not transactional; a transactional id makes every produce fail",
+    },
+];
+
+/// Refuses properties that would weaken the commit promise, and literal values that
+/// look like mistyped secret references.
+fn check_properties(kafka: &KafkaSettings, file: &str) -> Result<(), ConfigError> {
+    for (name, value) in &kafka.properties {
+        let key = format!("kafka.properties.{name}");
+        value
+            .check_form()
+            .map_err(|e| ConfigError::new(file, key.as_str(), e.to_string()))?;
+        let Some(guard) = GUARDED.iter().find(|g| g.name.eq_ignore_ascii_case(name)) else {
+            continue;
+        };
+        let kept = match value {
+            SecretRef::Literal(v) => guard
+                .allowed
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(v.expose().trim())),
+            SecretRef::Env(_) | SecretRef::File(_) => false,
+        };
+        if !kept {
+            let reason = if guard.allowed.is_empty() {
+                format!(
+                    "cannot be set in kafka.properties; hookbridge sets it: {}",
+                    guard.why
+                )
+            } else {
+                format!(
+                    "may only be {} (hookbridge's own setting): {}",
+                    guard.allowed.join(" or "),
+                    guard.why
+                )
+            };
+            return Err(ConfigError::new(file, key, reason));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load::parse_settings;
+
+    fn settings(extra: &str) -> Result<(), ConfigError> {
+        let s = parse_settings(extra).expect("parses");
+        validate(&s, "hookbridge.toml")
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        settings("").unwrap();
+    }
+
+    #[test]
+    fn zero_and_absurd_values_name_their_key() {
+        let cases = [
+            (
+                "[kafka]\ncommit_interval = \"0s\"\n",
+                "kafka.commit_interval",
+            ),
+            (
+                "[kafka]\nproduce_timeout = \"0s\"\n",
+                "kafka.produce_timeout",
+            ),
+            ("[kafka]\nbrokers = \" \"\n", "kafka.brokers"),
+            (
+                "[kafka]\ncommit_metadata_max_bytes = 0\n",
+                "kafka.commit_metadata_max_bytes",
+            ),
+            ("[http]\nmax_in_flight = 0\n", "http.max_in_flight"),
+            ("[http]\nmax_connections = 0\n", "http.max_connections"),
+            ("[http]\nheader_timeout = \"0s\"\n", "http.header_timeout"),
+            ("[http]\nbody_timeout = \"0s\"\n", "http.body_timeout"),
+            (
+                "[http]\nmax_header_bytes = \"1GiB\"\n",
+                "http.max_header_bytes",
+            ),
+            (
+                "[http]\nmax_body_bytes_in_flight = 0\n",
+                "http.max_body_bytes_in_flight",
+            ),
+            ("[admin]\nmax_connections = 0\n", "admin.max_connections"),
+            (
+                "[shutdown]\ndrain_timeout = \"0s\"\n",
+                "shutdown.drain_timeout",
+            ),
+            (
+                "[kafka]\nproduce_timeout = \"30s\"\n",
+                "kafka.produce_timeout",
+            ),
+            ("[admin]\nlisten = \"0.0.0.0:8080\"\n", "admin.listen"),
+        ];
+        for (text, key) in cases {
+            let e = settings(text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+            assert_eq!(e.file, "hookbridge.toml");
+        }
+    }
+
+    #[test]
+    fn properties_that_weaken_commits_are_refused() {
+        let refused = [
+            "\"enable.auto.commit\" = \"true\"",
+            "\"enable.auto.offset.store\" = \"true\"",
+            "\"auto.offset.reset\" = \"latest\"",
+            "\"isolation.level\" = \"read_uncommitted\"",
+            "\"group.id\" = \"shared\"",
+            "\"acks\" = \"1\"",
+            "\"request.required.acks\" = \"0\"",
+            "\"auto.commit.enable\" = \"true\"",
+            "\"transactional.id\" = \"x\"",
+            "\"ENABLE.AUTO.COMMIT\" = \"true\"",
+            "\"enable.auto.commit\" = \"${AUTO}\"",
+        ];
+        for line in refused {
+            let e = settings(&format!("[kafka.properties]\n{line}\n")).unwrap_err();
+            assert!(
+                e.key
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("kafka.properties."),
+                "{line}: {e}"
+            );
+            assert!(e.reason.contains("hookbridge"), "{line}: {e}");
+        }
+        let kept = [
+            "\"enable.auto.commit\" = \"false\"",
+            "\"auto.offset.reset\" = \"earliest\"",
+            "\"acks\" = \"all\"",
+            "\"enable.partition.eof\" = \"true\"",
+            "\"enable.idempotence\" = \"false\"",
+        ];
+        for line in kept {
+            settings(&format!("[kafka.properties]\n{line}\n")).unwrap();
+        }
+    }
+
+    #[test]
+    fn mistyped_property_reference_is_refused_without_its_value() {
+        let e =
+            settings("[kafka.properties]\n\"sasl.password\" = \"$KAFKA_PASSWORD\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("kafka.properties.sasl.password"));
+        assert!(!e.to_string().contains("KAFKA_PASSWORD"), "{e}");
+    }
+}

@@ -1,0 +1,295 @@
+//! Reading a webhook body under the limits an unauthenticated client must not be able to
+//! exceed: a deadline for the whole body, a minimum data rate (so a stalled sender is cut
+//! off within about a second, not at the deadline), `max_body`, and a process-wide budget
+//! of body bytes held in memory. Memory follows the bytes received — the body is copied
+//! into one growing buffer, never kept as a list of the client's (possibly 1-byte) chunks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// The first allocation of a body buffer; it grows by doubling as bytes arrive, so a
+/// client that declares a large `Content-Length` and sends little costs little.
+const INITIAL_CAPACITY: usize = 16 << 10;
+
+/// How a body must arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// The largest body accepted (the source's `max_body`).
+    pub max_body: usize,
+    /// The whole body must have arrived within this time after the headers.
+    pub deadline: Duration,
+    /// Bytes per second the body must keep up, with one second of credit: a client that
+    /// sent `n` bytes is cut off `(n + rate) / rate` seconds after its headers.
+    pub min_rate: u64,
+}
+
+/// Why a body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("body exceeds {0} bytes")]
+    TooLarge(usize),
+    #[error("body not received within the deadline")]
+    Deadline,
+    #[error("body arrived slower than the minimum rate")]
+    TooSlow,
+    #[error("too many request bytes in flight")]
+    OverBudget,
+    #[error("could not read the request body")]
+    Broken,
+}
+
+/// The process-wide budget of request body bytes held in memory.
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    bytes: Arc<Semaphore>,
+}
+
+/// Budget held by one request; returned when the request is answered.
+#[derive(Debug)]
+pub struct Reservation {
+    budget: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> Self {
+        Self {
+            bytes: Arc::new(Semaphore::new(bytes.clamp(1, Semaphore::MAX_PERMITS))),
+        }
+    }
+
+    /// A reservation for a new request, or `None` when the budget is spent: the request
+    /// is answered 503 at once instead of queueing behind slow bodies.
+    pub fn start(&self) -> Option<Reservation> {
+        let mut r = Reservation {
+            budget: self.bytes.clone(),
+            held: None,
+        };
+        r.grow_to(1).ok()?;
+        Some(r)
+    }
+
+    /// Bytes not reserved by any request right now.
+    pub fn available(&self) -> usize {
+        self.bytes.available_permits()
+    }
+}
+
+impl Reservation {
+    fn held(&self) -> usize {
+        self.held.as_ref().map_or(0, |p| p.num_permits())
+    }
+
+    /// Holds at least `bytes` of the budget in total.
+    fn grow_to(&mut self, bytes: usize) -> Result<(), BodyError> {
+        let more = bytes.saturating_sub(self.held());
+        if more == 0 {
+            return Ok(());
+        }
+        let more = u32::try_from(more).map_err(|_| BodyError::OverBudget)?;
+        let permit = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(more)
+            .map_err(|_| BodyError::OverBudget)?;
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// The bytes received so far, in one buffer whose capacity is reserved from the budget.
+struct Collector<'a> {
+    buf: Vec<u8>,
+    limit: usize,
+    reservation: &'a mut Reservation,
+}
+
+impl Collector<'_> {
+    fn push(&mut self, data: &[u8]) -> Result<(), BodyError> {
+        let needed = self.buf.len() + data.len();
+        if needed > self.limit {
+            return Err(BodyError::TooLarge(self.limit));
+        }
+        if needed > self.buf.capacity() {
+            // Doubling keeps copies amortised; capping at the limit keeps the buffer
+            // within max_body. Capacity is what costs memory, so that is what is reserved.
+            let capacity = needed.max(self.buf.capacity() * 2).min(self.limit);
+            self.reservation.grow_to(capacity)?;
+            self.buf
+                .try_reserve_exact(capacity - self.buf.len())
+                .map_err(|_| BodyError::OverBudget)?;
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+/// Reads `body` under `limits`, holding its memory in `reservation`.
+pub async fn read(
+    body: Body,
+    declared: Option<u64>,
+    limits: BodyLimits,
+    reservation: &mut Reservation,
+) -> Result<Bytes, BodyError> {
+    if declared.is_some_and(|n| n > limits.max_body as u64) {
+        return Err(BodyError::TooLarge(limits.max_body));
+    }
+    let started = Instant::now();
+    let deadline = started + limits.deadline;
+    let initial = declared
+        .map_or(INITIAL_CAPACITY, |n| n as usize)
+        .min(INITIAL_CAPACITY)
+        .min(limits.max_body);
+    reservation.grow_to(initial)?;
+    let mut collector = Collector {
+        buf: Vec::new(),
+        limit: limits.max_body,
+        reservation,
+    };
+    collector
+        .buf
+        .try_reserve_exact(initial)
+        .map_err(|_| BodyError::OverBudget)?;
+    let mut body = body;
+    // One timer, moved forward only when it fires: re-arming it for every chunk would
+    // make a stream of 1-byte chunks cost a timer operation per byte.
+    let cut_off_at = |received: usize| {
+        started
+            .checked_add(rate_allowance(received, limits.min_rate))
+            .map_or(deadline, |t| t.min(deadline))
+    };
+    let timer = tokio::time::sleep_until(cut_off_at(0));
+    tokio::pin!(timer);
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            () = &mut timer => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(BodyError::Deadline);
+                }
+                let next = cut_off_at(collector.buf.len());
+                if next <= now {
+                    return Err(BodyError::TooSlow);
+                }
+                timer.as_mut().reset(next);
+                continue;
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Err(_)) => return Err(BodyError::Broken),
+            Some(Ok(frame)) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            collector.push(&data)?;
+        }
+    }
+    Ok(Bytes::from(collector.buf))
+}
+
+/// How long after the headers a client that sent `received` bytes may take for more.
+fn rate_allowance(received: usize, min_rate: u64) -> Duration {
+    if min_rate == 0 {
+        return Duration::MAX;
+    }
+    let secs = (received as f64 + min_rate as f64) / min_rate as f64;
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::stream;
+
+    fn limits(max_body: usize) -> BodyLimits {
+        BodyLimits {
+            max_body,
+            deadline: Duration::from_secs(5),
+            min_rate: 1024,
+        }
+    }
+
+    fn chunked(chunks: usize, size: usize) -> Body {
+        let items = (0..chunks).map(move |_| Ok::<_, std::io::Error>(Bytes::from(vec![7u8; size])));
+        Body::from_stream(stream::iter(items))
+    }
+
+    #[tokio::test]
+    async fn tiny_chunks_cost_the_bytes_received_not_the_chunk_count() {
+        let budget = BodyBudget::new(1 << 20);
+        let mut r = budget.start().unwrap();
+        let body = read(chunked(100_000, 1), None, limits(1 << 20), &mut r)
+            .await
+            .unwrap();
+        assert_eq!(body.len(), 100_000);
+        // Capacity is at most twice the bytes received.
+        assert!(r.held() <= 200_000, "{}", r.held());
+        drop(r);
+        assert_eq!(budget.available(), 1 << 20);
+    }
+
+    #[tokio::test]
+    async fn over_max_body_is_too_large_declared_or_not() {
+        let budget = BodyBudget::new(1 << 20);
+        let mut r = budget.start().unwrap();
+        let err = read(chunked(10, 100), None, limits(500), &mut r).await;
+        assert_eq!(err, Err(BodyError::TooLarge(500)));
+        let mut r = budget.start().unwrap();
+        let err = read(chunked(1, 1), Some(501), limits(500), &mut r).await;
+        assert_eq!(err, Err(BodyError::TooLarge(500)));
+    }
+
+    #[tokio::test]
+    async fn the_budget_is_shared_and_refuses_when_spent() {
+        let budget = BodyBudget::new(64 << 10);
+        let mut first = budget.start().unwrap();
+        read(chunked(1, 60 << 10), None, limits(1 << 20), &mut first)
+            .await
+            .unwrap();
+        let mut second = budget.start().unwrap();
+        let err = read(chunked(1, 60 << 10), None, limits(1 << 20), &mut second).await;
+        assert_eq!(err, Err(BodyError::OverBudget));
+        drop((first, second));
+        assert!(budget.start().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_is_cut_off_for_rate_then_deadline() {
+        let budget = BodyBudget::new(1 << 20);
+        let stalled = || {
+            let first = stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"x"))]);
+            Body::from_stream(first.chain(stream::pending()))
+        };
+        use futures::StreamExt;
+        let mut r = budget.start().unwrap();
+        let started = Instant::now();
+        let err = read(stalled(), Some(100), limits(1000), &mut r).await;
+        assert_eq!(err, Err(BodyError::TooSlow));
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        let slow_limits = BodyLimits {
+            min_rate: 0,
+            deadline: Duration::from_millis(200),
+            ..limits(1000)
+        };
+        let err = read(stalled(), Some(100), slow_limits, &mut r).await;
+        assert_eq!(err, Err(BodyError::Deadline));
+    }
+
+    #[test]
+    fn rate_allowance_grows_with_bytes() {
+        assert_eq!(rate_allowance(0, 1000), Duration::from_secs(1));
+        assert_eq!(rate_allowance(4000, 1000), Duration::from_secs(5));
+        assert_eq!(rate_allowance(1, 0), Duration::MAX);
+    }
+}
