@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::broker::Broker;
-use crate::support::hookbridge::{Config, Hookbridge};
+use crate::support::hookbridge::{bin, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::unique;
@@ -144,5 +144,285 @@ async fn replay_from_a_time_redelivers_only_later_records() {
             .and_then(|o| o.parse::<i64>().ok())
             .is_some_and(|o| o >= 5)),
         "{again:?}"
+    );
+}
+
+/// Runs a hookbridge operator command with `hb`'s config and `env`; `None` if it has not
+/// ended within `limit` (it is then killed).
+async fn command_within(
+    hb: &Hookbridge,
+    env: &[(&str, &str)],
+    args: &[&str],
+    limit: Duration,
+) -> Option<(bool, String)> {
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.envs(env.iter().copied())
+        .args(args)
+        .arg("--config")
+        .arg(hb.dir.path().join("hookbridge.toml"))
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(limit, cmd.output()).await.ok()?;
+    let out = out.expect("run hookbridge command");
+    Some((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+const ORDERS_WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn ids(seen: &[crate::support::receiver::Received]) -> Vec<String> {
+    let mut ids: Vec<String> = seen.iter().map(|r| r.header("webhook-id")).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_leaves_records_dead_lettered_again_for_the_next_redrive() {
+    let broker = Broker::start();
+    let topic = unique("redrive-again");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let accept = Arc::new(AtomicBool::new(false));
+    let flag = accept.clone();
+    let rx = Receiver::start(move |_| {
+        Answer::status(if flag.load(Ordering::SeqCst) {
+            200
+        } else {
+            400
+        })
+    })
+    .await;
+    let cfg = Config::new(&broker.addr()).connector(
+        "orders.toml",
+        &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
+    );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let recs: Vec<_> = (0..3)
+        .map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"n\":{i}}}")}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &recs).await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(3), 20.0).await.len(),
+        3
+    );
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+
+    // The destination still refuses: each record is dead-lettered again, after the
+    // redrive started. Those copies are the next redrive's work, not skipped.
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders"])
+        .await;
+    assert!(ok, "{out}");
+    assert!(out.contains("redriven: 0; dead-lettered again: 3"), "{out}");
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(6), 20.0).await.len(),
+        6
+    );
+
+    accept.store(true, Ordering::SeqCst);
+    let before = rx.seen().len();
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders"])
+        .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("redriven: 3;"),
+        "the copies are redriven: {out}"
+    );
+    let redriven: Vec<_> = rx.seen().into_iter().skip(before).collect();
+    assert_eq!(
+        ids(&redriven),
+        (0..3).map(|o| format!("{topic}-0-{o}")).collect::<Vec<_>>(),
+        "still the original webhook-ids"
+    );
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders"])
+        .await;
+    assert!(ok && out.contains("redriven: 0;"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_on_a_shared_dlq_sends_only_its_own_records_and_ends_while_others_keep_dead_lettering(
+) {
+    let broker = Broker::start();
+    let orders = unique("shared-orders");
+    let billing = unique("shared-billing");
+    let dlq = unique("shared.dlq");
+    broker.create_topic(&orders, 1);
+    broker.create_topic(&billing, 1);
+    broker.create_topic(&dlq, 2);
+    // Orders' destination refuses each record once, then takes it: its records are
+    // dead-lettered by the sink and delivered by the redrive.
+    let orders_rx = Receiver::start(|r| Answer::status(if r.nth == 1 { 400 } else { 200 })).await;
+    let billing_ok = Arc::new(AtomicBool::new(false));
+    let flag = billing_ok.clone();
+    let billing_rx = Receiver::start(move |_| {
+        Answer::status(if flag.load(Ordering::SeqCst) {
+            200
+        } else {
+            400
+        })
+    })
+    .await;
+    let dlq_line = format!("dlq = {{ topic = \"{dlq}\" }}");
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&orders, &orders_rx.url, &format!(
+            "{dlq_line}\nsign = {{ scheme = \"standard-webhooks\", secret = \"${{ORDERS_WHSEC}}\" }}"
+        )))
+        .connector(
+            "billing.toml",
+            &sink(&billing, &billing_rx.url, &dlq_line).replace("name = \"orders\"", "name = \"billing\""),
+        )
+        .env("ORDERS_WHSEC", ORDERS_WHSEC);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let batch = |n: usize, tag: &str| -> Vec<serde_json::Value> {
+        (0..n)
+            .map(|i| json!({"key": format!("{tag}{i}"), "value": format!("{{\"{tag}\":{i}}}")}))
+            .collect()
+    };
+    kafka::produce(&broker.addr(), &orders, &batch(3, "o")).await;
+    kafka::produce(&broker.addr(), &billing, &batch(3, "b")).await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(6), 20.0).await.len(),
+        6
+    );
+
+    // Billing keeps dead-lettering into the shared DLQ for as long as the redrive runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let (stop, addr, billing) = (stop.clone(), broker.addr(), billing.clone());
+        tokio::spawn(async move {
+            let mut n = 100;
+            while !stop.load(Ordering::SeqCst) {
+                kafka::produce(&addr, &billing, &batch(1, &format!("b{n}-"))).await;
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = orders_rx.seen().len();
+    let ran = command_within(
+        &hb,
+        &[("ORDERS_WHSEC", ORDERS_WHSEC)],
+        &["dlq", "redrive", "--connector", "orders"],
+        Duration::from_secs(90),
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let _ = feeder.await;
+    let (ok, out) = ran.expect("the redrive ends while billing keeps dead-lettering");
+    assert!(ok, "{out}");
+    assert!(out.contains("redriven: 3;"), "{out}");
+    let redriven: Vec<_> = orders_rx.seen().into_iter().skip(before).collect();
+    assert_eq!(
+        ids(&redriven),
+        (0..3)
+            .map(|o| format!("{orders}-0-{o}"))
+            .collect::<Vec<_>>(),
+        "only orders' own records reach orders' destination"
+    );
+    assert!(redriven
+        .iter()
+        .all(|r| !r.header("webhook-signature").is_empty()));
+
+    // Billing's records were passed over by orders' redrive group, not consumed away.
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    let dead_billing = kafka::read_all(&broker.addr(), &dlq, 20.0)
+        .await
+        .into_iter()
+        .filter(|r| r.header("hookbridge-dlq-connector").as_deref() == Some("billing"))
+        .count();
+    assert!(
+        dead_billing > 3,
+        "billing kept dead-lettering: {dead_billing}"
+    );
+    billing_ok.store(true, Ordering::SeqCst);
+    let before = billing_rx.seen().len();
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "billing"])
+        .await;
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("redriven: {dead_billing};")), "{out}");
+    let redriven = billing_rx
+        .seen()
+        .into_iter()
+        .skip(before)
+        .collect::<Vec<_>>();
+    assert!(
+        redriven
+            .iter()
+            .all(|r| r.header("webhook-id").starts_with(&format!("{billing}-0-"))),
+        "{:?}",
+        ids(&redriven)
+    );
+    assert!(orders_rx
+        .seen()
+        .iter()
+        .all(|r| r.header("webhook-id").starts_with(&format!("{orders}-0-"))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_refuses_to_move_a_group_forward_past_undelivered_records() {
+    let broker = Broker::start();
+    let topic = unique("replay-fwd");
+    let group = format!("g-{topic}");
+    broker.create_topic(&topic, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = Config::new(&broker.addr()).connector("orders.toml", &sink(&topic, &rx.url, ""));
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let batch = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"n\":{i}}}")}))
+            .collect::<Vec<_>>()
+    };
+    let at_start = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    kafka::produce(&broker.addr(), &topic, &batch(0, 5)).await;
+    rx.wait_for(Duration::from_secs(20), "first batch", |s| s.len() >= 5)
+        .await;
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    assert_eq!(
+        kafka::committed(&broker.addr(), &group, &topic).await[&0].0,
+        5
+    );
+
+    // Offsets 5..8 arrive while the sink is stopped, then 8..10 after `later`.
+    kafka::produce(&broker.addr(), &topic, &batch(5, 3)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    kafka::produce(&broker.addr(), &topic, &batch(8, 2)).await;
+
+    let (ok, out) = hb
+        .command(&["replay", "--connector", "orders", "--from", &later])
+        .await;
+    assert!(!ok, "moving forward would skip offsets 5..8: {out}");
+    assert!(
+        out.contains("only moves group") && out.contains("3 undelivered record(s)"),
+        "{out}"
+    );
+    assert_eq!(
+        kafka::committed(&broker.addr(), &group, &topic).await[&0].0,
+        5,
+        "nothing changed"
+    );
+
+    let (ok, out) = hb
+        .command(&["replay", "--connector", "orders", "--from", &at_start])
+        .await;
+    assert!(ok, "moving back is allowed: {out}");
+    assert_eq!(
+        kafka::committed(&broker.addr(), &group, &topic).await[&0].0,
+        0
     );
 }
