@@ -464,3 +464,47 @@ async fn a_replica_without_partitions_is_still_ready() {
     .await;
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_token_or_missing_route_is_retried_until_fixed_not_dead_lettered() {
+    let broker = Broker::start();
+    let topic = unique("auth-retry");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // A rotated token (401/403) or a route not deployed yet (404) for the first two
+    // attempts of each record, then fixed.
+    let rx = Receiver::start(|r| {
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        let refused = match body.chars().rev().find(char::is_ascii_digit) {
+            Some('0') => 401,
+            Some('1') => 403,
+            _ => 404,
+        };
+        Answer::status(if r.nth <= 2 { refused } else { 200 })
+    })
+    .await;
+    let hb = start_sink(
+        &broker,
+        &topic,
+        &rx.url,
+        &format!("dlq = {{ topic = \"{dlq}\" }}"),
+        "",
+    )
+    .await;
+    kafka::produce(&broker.addr(), &topic, &records(3, 3)).await;
+    rx.wait_for(Duration::from_secs(30), "every record delivered", |s| {
+        s.iter().filter(|r| r.status == 200).count() >= 3
+    })
+    .await;
+    let statuses: HashSet<u16> = rx.seen().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, HashSet::from([200, 401, 403, 404]));
+    wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    assert!(
+        kafka::read(&broker.addr(), &dlq, None, 3.0)
+            .await
+            .is_empty(),
+        "nothing dead-lettered"
+    );
+    drop(hb);
+}
