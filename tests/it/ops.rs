@@ -426,3 +426,85 @@ async fn replay_refuses_to_move_a_group_forward_past_undelivered_records() {
         0
     );
 }
+
+/// Produces `{"key", "value", "headers", "timestamp"}` records with their own
+/// timestamps through confluent-kafka, in one batch where the client allows.
+async fn produce_at(brokers: &str, topic: &str, records: &[serde_json::Value]) {
+    const SCRIPT: &str = r#"
+import json, sys
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1], "acks": "all", "linger.ms": 50})
+for line in sys.stdin:
+    r = json.loads(line)
+    p.produce(sys.argv[2], key=r["key"].encode(), value=r["value"].encode(),
+              headers=[(k, v.encode()) for k, v in r["headers"].items()], timestamp=r["timestamp"])
+sys.exit(1 if p.flush(30) else 0)
+"#;
+    let input: String = records.iter().map(|r| format!("{r}\n")).collect();
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", SCRIPT, brokers, topic])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, input.as_bytes())
+        .await
+        .expect("write records");
+    drop(stdin);
+    assert!(child.wait().await.expect("produced").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_handles_every_record_present_at_its_start_whatever_its_timestamp() {
+    let broker = Broker::start();
+    let topic = unique("redrive-ts");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = Config::new(&broker.addr()).connector(
+        "orders.toml",
+        &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
+    );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let dead = |connector: &str, offset: i64, ts: i64| {
+        json!({"key": format!("k{offset}"), "value": format!("{{\"n\":{offset}}}"), "timestamp": ts,
+            "headers": {"hookbridge-dlq-connector": connector, "hookbridge-dlq-topic": topic,
+                "hookbridge-dlq-partition": "0", "hookbridge-dlq-offset": offset.to_string(),
+                "hookbridge-dlq-reason": "permanent", "hookbridge-dlq-status": "400"}})
+    };
+    produce_at(
+        &broker.addr(),
+        &dlq,
+        &[
+            // Dead-lettered by a replica whose clock runs an hour ahead.
+            dead("orders", 7, now_ms + 3_600_000),
+            dead("billing", 3, now_ms),
+            json!({"key": "x", "value": "{}", "timestamp": now_ms, "headers": {"origin": "elsewhere"}}),
+            dead("orders", 8, now_ms),
+        ],
+    )
+    .await;
+
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders"])
+        .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("redriven: 2; dead-lettered again: 0; other sinks' records left for their own redrive: 1; unreadable: 1"),
+        "{out}"
+    );
+    assert_eq!(
+        ids(&rx.seen()),
+        vec![format!("{topic}-0-7"), format!("{topic}-0-8")]
+    );
+    let committed = kafka::committed(&broker.addr(), &format!("g-{topic}-redrive"), &dlq).await;
+    assert_eq!(committed[&0].0, 4, "{committed:?}");
+}
