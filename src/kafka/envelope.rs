@@ -6,7 +6,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 
 use super::headers;
 
@@ -176,18 +176,6 @@ pub fn original_headers(headers: &[(String, Bytes)]) -> Vec<(String, Bytes)> {
         .collect()
 }
 
-/// A polled record's headers as owned pairs, the shape the envelope reads.
-pub fn owned_pairs(hs: &impl Headers) -> Vec<(String, Bytes)> {
-    hs.iter()
-        .map(|h| {
-            (
-                h.key.to_owned(),
-                h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
 fn header<'a>(headers: &'a [(String, Bytes)], name: &str) -> Option<&'a Bytes> {
     headers
         .iter()
@@ -284,7 +272,21 @@ impl IngressHeaders<'_> {
 mod tests {
     use std::time::Duration;
 
+    use rdkafka::message::Headers;
+
     use super::*;
+
+    /// Written headers as a consumer reads them back.
+    fn owned_pairs(hs: &OwnedHeaders) -> Vec<(String, Bytes)> {
+        hs.iter()
+            .map(|h| {
+                (
+                    h.key.to_owned(),
+                    h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
 
     fn envelope() -> DeadLetterEnvelope {
         let at = |ms| UNIX_EPOCH + Duration::from_millis(ms);

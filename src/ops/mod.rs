@@ -3,7 +3,7 @@
 pub mod redrive;
 pub mod replay;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -93,4 +93,10 @@ pub fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, OpsE
         });
     }
     Ok(t.partitions().iter().map(|p| p.id()).collect())
+}
+
+/// Milliseconds since the Unix epoch, the unit of Kafka timestamps.
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -196,7 +196,7 @@ struct Bounds {
 
 impl Bounds {
     fn at_start(consumer: &BaseConsumer, dlq: &str) -> Result<Self, OpsError> {
-        let started_ms = unix_ms(SystemTime::now());
+        let started_ms = super::unix_ms(SystemTime::now());
         let mut listed = HashMap::new();
         for p in super::partitions(consumer, dlq)? {
             let (_, high) = consumer
@@ -445,9 +445,4 @@ impl Tally {
             self.redriven, self.failed, self.other_sinks, self.unreadable
         )
     }
-}
-
-fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -5,7 +5,7 @@
 //! refused and nothing changes. Also refused while the group has live members, whose
 //! commits would overwrite it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -108,9 +108,7 @@ fn refuse_live_members(consumer: &BaseConsumer, sink: &Sink) -> Result<(), OpsEr
 
 /// Each partition's resume point and the offset `from` points at.
 fn plan(consumer: &BaseConsumer, sink: &Sink, from: SystemTime) -> Result<Vec<Move>, OpsError> {
-    let ms = from
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let ms = super::unix_ms(from);
     let mut query = TopicPartitionList::new();
     for topic in &sink.topics {
         for p in super::partitions(consumer, topic)? {

@@ -18,23 +18,46 @@ fn sink(topic: &str, url: &str, extra: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
-    let broker = Broker::start();
-    let topic = unique("redrive");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
-    let accept = Arc::new(AtomicBool::new(false));
-    let flag = accept.clone();
-    let rx = Receiver::start(move |_| {
-        Answer::status(if flag.load(Ordering::SeqCst) {
+/// A stopped sink `orders` whose three records were dead-lettered: its destination
+/// answers 400 until `accept` is set.
+struct DeadLettered {
+    broker: Broker,
+    topic: String,
+    dlq: String,
+    accept: Arc<AtomicBool>,
+    rx: Receiver,
+    hb: Hookbridge,
+}
+
+/// Runs `dlq redrive` for `connector`; it must succeed. Returns what it printed.
+async fn redrive_ok(hb: &Hookbridge, connector: &str) -> String {
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", connector])
+        .await;
+    assert!(ok, "{out}");
+    out
+}
+
+/// A destination that answers 400 until `accept` is set, then 200.
+async fn refusing_until(accept: Arc<AtomicBool>) -> Receiver {
+    Receiver::start(move |_| {
+        Answer::status(if accept.load(Ordering::SeqCst) {
             200
         } else {
             400
         })
     })
-    .await;
+    .await
+}
+
+async fn three_dead_lettered(prefix: &str) -> DeadLettered {
+    let broker = Broker::start();
+    let topic = unique(prefix);
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let accept = Arc::new(AtomicBool::new(false));
+    let rx = refusing_until(accept.clone()).await;
     let cfg = Config::new(&broker.addr()).connector(
         "orders.toml",
         &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
@@ -50,6 +73,26 @@ async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
         3
     );
     assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    DeadLettered {
+        broker,
+        topic,
+        dlq,
+        accept,
+        rx,
+        hb,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
+    let DeadLettered {
+        broker: _broker,
+        topic,
+        accept,
+        rx,
+        hb,
+        ..
+    } = three_dead_lettered("redrive").await;
     let before = rx.seen().len();
 
     for _ in 0..2 {
@@ -62,10 +105,7 @@ async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
     assert_eq!(rx.seen().len(), before, "a dry run sends nothing");
 
     accept.store(true, Ordering::SeqCst);
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders"])
-        .await;
-    assert!(ok, "{out}");
+    let out = redrive_ok(&hb, "orders").await;
     assert!(out.contains("redriven: 3"), "{out}");
     let redriven: Vec<_> = rx.seen().into_iter().skip(before).collect();
     assert_eq!(redriven.len(), 3);
@@ -77,10 +117,7 @@ async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
         "same webhook-id as the first try"
     );
 
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders"])
-        .await;
-    assert!(ok, "{out}");
+    let out = redrive_ok(&hb, "orders").await;
     assert!(
         out.contains("redriven: 0"),
         "a redrive is not repeated: {out}"
@@ -183,43 +220,18 @@ fn ids(seen: &[crate::support::receiver::Received]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_redrive_leaves_records_dead_lettered_again_for_the_next_redrive() {
-    let broker = Broker::start();
-    let topic = unique("redrive-again");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
-    let accept = Arc::new(AtomicBool::new(false));
-    let flag = accept.clone();
-    let rx = Receiver::start(move |_| {
-        Answer::status(if flag.load(Ordering::SeqCst) {
-            200
-        } else {
-            400
-        })
-    })
-    .await;
-    let cfg = Config::new(&broker.addr()).connector(
-        "orders.toml",
-        &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
-    );
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(40)).await;
-    let recs: Vec<_> = (0..3)
-        .map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"n\":{i}}}")}))
-        .collect();
-    kafka::produce(&broker.addr(), &topic, &recs).await;
-    assert_eq!(
-        kafka::read(&broker.addr(), &dlq, Some(3), 20.0).await.len(),
-        3
-    );
-    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    let DeadLettered {
+        broker,
+        topic,
+        dlq,
+        accept,
+        rx,
+        hb,
+    } = three_dead_lettered("redrive-again").await;
 
     // The destination still refuses: each record is dead-lettered again, after the
     // redrive started. Those copies are the next redrive's work, not skipped.
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders"])
-        .await;
-    assert!(ok, "{out}");
+    let out = redrive_ok(&hb, "orders").await;
     assert!(out.contains("redriven: 0; dead-lettered again: 3"), "{out}");
     assert_eq!(
         kafka::read(&broker.addr(), &dlq, Some(6), 20.0).await.len(),
@@ -228,10 +240,7 @@ async fn dlq_redrive_leaves_records_dead_lettered_again_for_the_next_redrive() {
 
     accept.store(true, Ordering::SeqCst);
     let before = rx.seen().len();
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders"])
-        .await;
-    assert!(ok, "{out}");
+    let out = redrive_ok(&hb, "orders").await;
     assert!(
         out.contains("redriven: 3;"),
         "the copies are redriven: {out}"
@@ -242,10 +251,8 @@ async fn dlq_redrive_leaves_records_dead_lettered_again_for_the_next_redrive() {
         (0..3).map(|o| format!("{topic}-0-{o}")).collect::<Vec<_>>(),
         "still the original webhook-ids"
     );
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders"])
-        .await;
-    assert!(ok && out.contains("redriven: 0;"), "{out}");
+    let out = redrive_ok(&hb, "orders").await;
+    assert!(out.contains("redriven: 0;"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,15 +269,7 @@ async fn dlq_redrive_on_a_shared_dlq_sends_only_its_own_records_and_ends_while_o
     // dead-lettered by the sink and delivered by the redrive.
     let orders_rx = Receiver::start(|r| Answer::status(if r.nth == 1 { 400 } else { 200 })).await;
     let billing_ok = Arc::new(AtomicBool::new(false));
-    let flag = billing_ok.clone();
-    let billing_rx = Receiver::start(move |_| {
-        Answer::status(if flag.load(Ordering::SeqCst) {
-            200
-        } else {
-            400
-        })
-    })
-    .await;
+    let billing_rx = refusing_until(billing_ok.clone()).await;
     let dlq_line = format!("dlq = {{ topic = \"{dlq}\" }}");
     let cfg = Config::new(&broker.addr())
         .connector("orders.toml", &sink(&orders, &orders_rx.url, &format!(
@@ -347,10 +346,7 @@ async fn dlq_redrive_on_a_shared_dlq_sends_only_its_own_records_and_ends_while_o
     );
     billing_ok.store(true, Ordering::SeqCst);
     let before = billing_rx.seen().len();
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "billing"])
-        .await;
-    assert!(ok, "{out}");
+    let out = redrive_ok(&hb, "billing").await;
     assert!(out.contains(&format!("redriven: {dead_billing};")), "{out}");
     let redriven = billing_rx
         .seen()
@@ -493,10 +489,7 @@ async fn dlq_redrive_handles_every_record_present_at_its_start_whatever_its_time
     )
     .await;
 
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders"])
-        .await;
-    assert!(ok, "{out}");
+    let out = redrive_ok(&hb, "orders").await;
     assert!(
         out.contains("redriven: 2; dead-lettered again: 0; other sinks' records left for their own redrive: 1; unreadable: 1"),
         "{out}"
