@@ -222,6 +222,24 @@ impl StatusPolicy {
     }
 }
 
+/// The policy in config syntax: `retry = [401, "5xx"], dead_letter = ["4xx"]`.
+impl std::fmt::Display for StatusPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |ms: &[StatusMatch]| {
+            ms.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(
+            f,
+            "retry = [{}], dead_letter = [{}]",
+            list(&self.retry),
+            list(&self.dead_letter)
+        )
+    }
+}
+
 /// The metric and DLQ label of a status: the codes with a meaning of their own, else
 /// the class.
 fn status_label(code: u16) -> &'static str {
@@ -376,5 +394,9 @@ mod tests {
             "the default list gives way"
         );
         assert_eq!(retry_4xx.action(301), Action::DeadLetter);
+        assert_eq!(
+            StatusPolicy::default().to_string(),
+            r#"retry = [401, 403, 404, 408, 425, 429, "5xx"], dead_letter = ["3xx", "4xx"]"#
+        );
     }
 }
