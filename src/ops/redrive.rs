@@ -103,33 +103,7 @@ pub async fn redrive(
         if !bounds.admits(&msg) {
             continue;
         }
-        let sent = match Entry::read(&msg, &sink.name) {
-            Entry::Mine(mine) => {
-                let (record, env) = *mine;
-                let line = describe(&msg, &record, &env);
-                if opts.dry_run {
-                    println!("would redrive {line}");
-                    tally.redriven += 1;
-                } else {
-                    let delivered = sender.send(&record, &line).await?;
-                    tally.count(delivered);
-                }
-                true
-            }
-            Entry::OtherSink => {
-                tally.other_sinks += 1;
-                false
-            }
-            Entry::Unreadable(e) => {
-                println!(
-                    "dlq offset {} [{}]: not a hookbridge dead-letter record ({e}); passed over",
-                    msg.offset(),
-                    msg.partition()
-                );
-                tally.unreadable += 1;
-                false
-            }
-        };
+        let sent = handle(&msg, &sink.name, &opts, &sender, &mut tally).await?;
         progress.done(msg.partition(), msg.offset());
         if sent || progress.due() {
             progress.flush(&consumer)?;
@@ -138,6 +112,44 @@ pub async fn redrive(
     progress.flush(&consumer)?;
     println!("{}", tally.summary(opts.dry_run));
     Ok(())
+}
+
+/// Handles one DLQ record that was there at the start. `true` when it was this sink's
+/// and was sent (or listed, in a dry run), so its progress is committed right away.
+async fn handle(
+    msg: &BorrowedMessage<'_>,
+    connector: &str,
+    opts: &Redrive<'_>,
+    sender: &Sender,
+    tally: &mut Tally,
+) -> Result<bool, OpsError> {
+    match Entry::read(msg, connector) {
+        Entry::Mine(mine) => {
+            let (record, env) = *mine;
+            let line = describe(msg, &record, &env);
+            if opts.dry_run {
+                println!("would redrive {line}");
+                tally.redriven += 1;
+            } else {
+                let delivered = sender.send(&record, &line).await?;
+                tally.count(delivered);
+            }
+            Ok(true)
+        }
+        Entry::OtherSink => {
+            tally.other_sinks += 1;
+            Ok(false)
+        }
+        Entry::Unreadable(e) => {
+            println!(
+                "dlq offset {} [{}]: not a hookbridge dead-letter record ({e}); passed over",
+                msg.offset(),
+                msg.partition()
+            );
+            tally.unreadable += 1;
+            Ok(false)
+        }
+    }
 }
 
 /// The redrive group of `sink`. It must be the sink's alone: a group shared by two sinks
