@@ -69,7 +69,9 @@ fn encoding(c: &mut Criterion) {
     let busy = Snapshot {
         base: 1_000_000,
         end: 1_002_000,
-        unfinished: (0..64).map(|i| 1_000_000 + i * 31..1_000_000 + i * 31 + 1).collect(),
+        unfinished: (0..64)
+            .map(|i| 1_000_000 + i * 31..1_000_000 + i * 31 + 1)
+            .collect(),
     };
     // Every other record unfinished: the bitmap fallback.
     let scattered = Snapshot {
@@ -78,7 +80,9 @@ fn encoding(c: &mut Criterion) {
         unfinished: (0..4_000).map(|i| i * 2..i * 2 + 1).collect(),
     };
     for (name, snap) in [("busy", &busy), ("scattered", &scattered)] {
-        group.bench_function(name, |b| b.iter(|| black_box(encode(black_box(snap), 4000))));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(encode(black_box(snap), 4000)))
+        });
     }
     group.finish();
 }

@@ -126,6 +126,7 @@ fn sink_line(out: &mut String, s: &Sink) {
             "off"
         }
     );
+    let _ = writeln!(out, "      status: {}", s.status);
     if !s.headers.is_empty() {
         let names: Vec<&str> = s.headers.iter().map(|(n, _)| n.as_str()).collect();
         let _ = writeln!(out, "      headers: {} (values redacted)", names.join(", "));

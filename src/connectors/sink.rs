@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::rate_limit::RateLimitConfig;
 use crate::config::units::HumanDuration;
 use crate::config::{ConfigError, Secret, SecretRef};
+use crate::egress::outcome::{self, StatusMatch, StatusPolicy};
 
 /// `[sink]` in a connector file.
 #[derive(Debug, Deserialize)]
@@ -59,6 +60,55 @@ pub struct SinkConfig {
     pub sign: Option<SignConfig>,
     #[serde(default)]
     pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub status: StatusConfig,
+}
+
+/// `status = { retry = [401, 403, 404, 408, 425, 429, "5xx"], dead_letter = ["3xx", "4xx"] }`:
+/// which non-2xx answers are retried and which dead-letter the record at once. A list
+/// that is set replaces its default; see [`StatusPolicy`] for how a status is matched.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    /// Statuses retried with backoff (default `[401, 403, 404, 408, 425, 429, "5xx"]`).
+    #[serde(default)]
+    pub retry: Option<Vec<StatusEntry>>,
+    /// Statuses dead-lettered at once (default `["3xx", "4xx"]`).
+    #[serde(default)]
+    pub dead_letter: Option<Vec<StatusEntry>>,
+}
+
+/// A status code (`404`) or a class (`"4xx"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StatusEntry {
+    Code(u16),
+    Class(String),
+}
+
+impl StatusConfig {
+    /// The policy; errors name the list (`retry`, `dead_letter`) and the entry.
+    fn policy(&self) -> Result<StatusPolicy, (&'static str, outcome::PolicyError)> {
+        let list = |key: &'static str, entries: &Option<Vec<StatusEntry>>| {
+            entries
+                .as_ref()
+                .map(|es| {
+                    es.iter()
+                        .map(|e| match e {
+                            StatusEntry::Code(c) => StatusMatch::code(*c),
+                            StatusEntry::Class(c) => StatusMatch::class(c),
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| (key, e))
+                })
+                .transpose()
+        };
+        StatusPolicy::from_lists(
+            list("retry", &self.retry)?,
+            list("dead_letter", &self.dead_letter)?,
+        )
+        .map_err(|e| ("retry", e))
+    }
 }
 
 /// Which records must be delivered in order.
@@ -161,6 +211,8 @@ pub struct Sink {
     /// Standard Webhooks signing key (the bytes after `whsec_`, base64-decoded).
     pub signing_key: Option<Secret>,
     pub breaker: BreakerConfig,
+    /// Which non-2xx answers retry and which dead-letter.
+    pub status: StatusPolicy,
 }
 
 impl SinkConfig {
@@ -244,6 +296,10 @@ impl SinkConfig {
             None => None,
             Some(s) => Some(standard_webhooks_key(&s.secret).map_err(|r| err("sign.secret", r))?),
         };
+        let status = self
+            .status
+            .policy()
+            .map_err(|(key, e)| err(&format!("status.{key}"), e.to_string()))?;
         let group_id = self
             .group_id
             .unwrap_or_else(|| format!("hookbridge-{}", self.name));
@@ -266,6 +322,7 @@ impl SinkConfig {
             dlq_topic,
             signing_key,
             breaker: self.breaker,
+            status,
         })
     }
 }
@@ -284,4 +341,65 @@ fn standard_webhooks_key(secret: &SecretRef) -> Result<Secret, String> {
 /// Attempt ceiling as an option: `None` = unlimited.
 pub fn max_attempts(retry: &RetryConfig) -> Option<NonZeroU32> {
     NonZeroU32::new(retry.max_attempts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::outcome::Action;
+
+    fn sink(extra: &str) -> Result<Sink, ConfigError> {
+        let text = format!(
+            "name = \"orders\"\ntopics = [\"orders\"]\nurl = \"http://127.0.0.1:9/hook\"\n{extra}"
+        );
+        let cfg: SinkConfig = toml::from_str(&text).expect("parses");
+        cfg.validate("orders.toml")
+    }
+
+    #[test]
+    fn default_status_policy_retries_auth_and_not_found() {
+        let s = sink("").unwrap();
+        assert_eq!(s.status, StatusPolicy::default());
+        for code in [401, 403, 404, 429, 503] {
+            assert_eq!(s.status.action(code), Action::Retry, "{code}");
+        }
+        for code in [400, 410, 422, 301] {
+            assert_eq!(s.status.action(code), Action::DeadLetter, "{code}");
+        }
+    }
+
+    #[test]
+    fn status_lists_replace_their_defaults() {
+        let s = sink("status = { retry = [\"5xx\", 429], dead_letter = [\"4xx\", 503] }").unwrap();
+        assert_eq!(s.status.action(401), Action::DeadLetter);
+        assert_eq!(s.status.action(503), Action::DeadLetter);
+        assert_eq!(s.status.action(502), Action::Retry);
+        let only_retry = sink("status = { retry = [\"4xx\", \"5xx\"] }").unwrap();
+        assert_eq!(only_retry.status.action(400), Action::Retry);
+        assert_eq!(only_retry.status.action(301), Action::DeadLetter);
+    }
+
+    #[test]
+    fn bad_status_entries_name_the_key() {
+        for (extra, key) in [
+            ("status = { retry = [200] }", "sink.status.retry"),
+            (
+                "status = { dead_letter = [\"6xx\"] }",
+                "sink.status.dead_letter",
+            ),
+            (
+                "status = { retry = [404], dead_letter = [404] }",
+                "sink.status.retry",
+            ),
+        ] {
+            let e = sink(extra).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{extra}: {e}");
+        }
+        let text =
+            "name = \"o\"\ntopics = [\"o\"]\nurl = \"http://x/\"\nstatus = { retries = [500] }";
+        assert!(
+            toml::from_str::<SinkConfig>(text).is_err(),
+            "unknown keys are errors"
+        );
+    }
 }

@@ -20,10 +20,17 @@ use super::retry;
 use super::sign::Signer;
 use crate::connectors::Sink;
 use crate::ingress::trace;
+use crate::kafka::envelope;
 use crate::telemetry::sink::{
     AttemptEnded, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled, SinkTelemetry,
     UndeliverableWithoutDlq,
 };
+
+/// Standard Webhooks header names, parsed once.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static(envelope::WEBHOOK_ID);
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_TIMESTAMP);
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// How a record's delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +293,9 @@ impl Destination {
             Err(e) => (outcome::from_error(&e), Bytes::new()),
             Ok(mut resp) => {
                 let outcome =
-                    outcome::from_response(resp.status(), resp.headers(), SystemTime::now());
+                    self.sink
+                        .status
+                        .classify(resp.status(), resp.headers(), SystemTime::now());
                 let excerpt = if outcome == Outcome::Delivered {
                     Bytes::new()
                 } else {
@@ -321,20 +330,20 @@ impl Destination {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
             let sig = signer.sign(id, ts, &record.value);
-            h.insert("webhook-timestamp", HeaderValue::from(ts));
+            h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
             if let Ok(v) = HeaderValue::from_str(&sig) {
-                h.insert("webhook-signature", v);
+                h.insert(WEBHOOK_SIGNATURE, v);
             }
         }
         if let Ok(v) = HeaderValue::from_str(id) {
-            h.insert("webhook-id", v);
+            h.insert(WEBHOOK_ID, v);
         }
         let parent = record
             .header(crate::kafka::headers::TRACEPARENT)
             .and_then(|v| std::str::from_utf8(v).ok())
             .unwrap_or("");
         if let Ok(v) = HeaderValue::from_str(&trace::child_of(parent)) {
-            h.insert("traceparent", v);
+            h.insert(TRACEPARENT, v);
         }
         h
     }

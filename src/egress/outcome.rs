@@ -1,6 +1,8 @@
 //! The one place an HTTP attempt's result is classified: delivered, retryable (with the
-//! destination's `Retry-After`), or permanent.
+//! destination's `Retry-After`), or permanent. Which non-2xx statuses retry and which
+//! dead-letter is each sink's [`StatusPolicy`].
 
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderMap, StatusCode};
@@ -10,13 +12,13 @@ use axum::http::{HeaderMap, StatusCode};
 pub enum Outcome {
     /// 2xx: the destination has it.
     Delivered,
-    /// 408, 425, 429, 5xx, connect errors, timeouts: try again later.
+    /// A status the policy retries, connect errors, timeouts: try again later.
     Retryable {
         reason: &'static str,
         status: Option<u16>,
         retry_after: Option<Duration>,
     },
-    /// Any other status (other 4xx incl. 410, 3xx): the destination will never take it.
+    /// A status the policy dead-letters: the destination will not take it.
     Permanent { reason: &'static str, status: u16 },
 }
 
@@ -38,31 +40,224 @@ impl Outcome {
     }
 }
 
-/// Classifies a response.
-pub fn from_response(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Outcome {
-    let code = status.as_u16();
-    if status.is_success() {
-        return Outcome::Delivered;
+/// What to do after a non-2xx answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Retry,
+    DeadLetter,
+}
+
+/// One entry of a status list: an exact code (`404`) or a class (`"4xx"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatch {
+    Code(u16),
+    /// The hundreds digit: `4` for `4xx`.
+    Class(u16),
+}
+
+/// Why a status list entry is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{0} is not a status between 300 and 599 (2xx is always delivered)")]
+    Code(u16),
+    #[error("{0:?} is not a status class; use \"3xx\", \"4xx\" or \"5xx\"")]
+    Class(String),
+    #[error("{0} is listed in both retry and dead_letter")]
+    Both(String),
+}
+
+impl StatusMatch {
+    pub fn code(code: u16) -> Result<Self, PolicyError> {
+        if (300..=599).contains(&code) {
+            Ok(StatusMatch::Code(code))
+        } else {
+            Err(PolicyError::Code(code))
+        }
     }
-    let retryable = |reason| Outcome::Retryable {
-        reason,
-        status: Some(code),
-        retry_after: retry_after(headers, now),
-    };
+
+    /// `"3xx"`, `"4xx"` or `"5xx"` (any case).
+    pub fn class(text: &str) -> Result<Self, PolicyError> {
+        match text.to_ascii_lowercase().as_str() {
+            "3xx" => Ok(StatusMatch::Class(3)),
+            "4xx" => Ok(StatusMatch::Class(4)),
+            "5xx" => Ok(StatusMatch::Class(5)),
+            _ => Err(PolicyError::Class(text.to_owned())),
+        }
+    }
+
+    fn exact(&self, code: u16) -> bool {
+        *self == StatusMatch::Code(code)
+    }
+
+    fn in_class(&self, code: u16) -> bool {
+        *self == StatusMatch::Class(code / 100)
+    }
+}
+
+impl std::fmt::Display for StatusMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusMatch::Code(c) => write!(f, "{c}"),
+            StatusMatch::Class(c) => write!(f, "\"{c}xx\""),
+        }
+    }
+}
+
+/// Which non-2xx statuses a sink retries and which it dead-letters. An exact code wins
+/// over a class, so `retry = [404]` with `dead_letter = ["4xx"]` retries only 404. A
+/// status in neither list is dead-lettered: a destination that answers something
+/// unexpected is not hammered with retries.
+///
+/// The default retries what a destination says will pass later (408, 425, 429, 5xx) and
+/// what an operator fixes without touching the records: 401 and 403 (a rotated or
+/// revoked token) and 404 (a wrong or not yet deployed URL). Dead-lettering those would
+/// empty the whole stream into the DLQ at line rate; retried, they open the circuit
+/// breaker and the sink waits until the fix. Every other 4xx (400, 410, 413, 422, …) and
+/// 3xx (redirects are not followed) is about the record itself and is dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPolicy {
+    retry: Vec<StatusMatch>,
+    dead_letter: Vec<StatusMatch>,
+}
+
+/// `retry = [401, 403, 404, 408, 425, 429, "5xx"]`.
+pub const DEFAULT_RETRY: [StatusMatch; 7] = [
+    StatusMatch::Code(401),
+    StatusMatch::Code(403),
+    StatusMatch::Code(404),
+    StatusMatch::Code(408),
+    StatusMatch::Code(425),
+    StatusMatch::Code(429),
+    StatusMatch::Class(5),
+];
+
+/// `dead_letter = ["3xx", "4xx"]`.
+pub const DEFAULT_DEAD_LETTER: [StatusMatch; 2] = [StatusMatch::Class(3), StatusMatch::Class(4)];
+
+static DEFAULT_POLICY: LazyLock<StatusPolicy> = LazyLock::new(StatusPolicy::default);
+
+impl Default for StatusPolicy {
+    fn default() -> Self {
+        StatusPolicy {
+            retry: DEFAULT_RETRY.to_vec(),
+            dead_letter: DEFAULT_DEAD_LETTER.to_vec(),
+        }
+    }
+}
+
+impl StatusPolicy {
+    /// A policy from the configured lists; `None` keeps a list's default. An entry may
+    /// not be in both lists, except that a list left at its default gives way to the
+    /// one that was set (`retry = ["4xx"]` alone retries every 4xx).
+    pub fn from_lists(
+        retry: Option<Vec<StatusMatch>>,
+        dead_letter: Option<Vec<StatusMatch>>,
+    ) -> Result<Self, PolicyError> {
+        let without = |default: &[StatusMatch], set: &[StatusMatch]| -> Vec<StatusMatch> {
+            default
+                .iter()
+                .filter(|m| !set.contains(m))
+                .copied()
+                .collect()
+        };
+        let (retry, dead_letter) = match (retry, dead_letter) {
+            (Some(r), None) => {
+                let d = without(&DEFAULT_DEAD_LETTER, &r);
+                (r, d)
+            }
+            (None, Some(d)) => (without(&DEFAULT_RETRY, &d), d),
+            (r, d) => (
+                r.unwrap_or_else(|| DEFAULT_RETRY.to_vec()),
+                d.unwrap_or_else(|| DEFAULT_DEAD_LETTER.to_vec()),
+            ),
+        };
+        if let Some(both) = retry.iter().find(|m| dead_letter.contains(m)) {
+            return Err(PolicyError::Both(both.to_string()));
+        }
+        Ok(StatusPolicy { retry, dead_letter })
+    }
+
+    pub fn retry(&self) -> &[StatusMatch] {
+        &self.retry
+    }
+
+    pub fn dead_letter(&self) -> &[StatusMatch] {
+        &self.dead_letter
+    }
+
+    /// What to do after a non-2xx `code`.
+    pub fn action(&self, code: u16) -> Action {
+        let listed = |pick: fn(&StatusMatch, u16) -> bool| {
+            if self.retry.iter().any(|m| pick(m, code)) {
+                Some(Action::Retry)
+            } else if self.dead_letter.iter().any(|m| pick(m, code)) {
+                Some(Action::DeadLetter)
+            } else {
+                None
+            }
+        };
+        listed(StatusMatch::exact)
+            .or_else(|| listed(StatusMatch::in_class))
+            .unwrap_or(Action::DeadLetter)
+    }
+
+    /// Classifies a response.
+    pub fn classify(&self, status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Outcome {
+        if status.is_success() {
+            return Outcome::Delivered;
+        }
+        let code = status.as_u16();
+        let reason = status_label(code);
+        match self.action(code) {
+            Action::Retry => Outcome::Retryable {
+                reason,
+                status: Some(code),
+                retry_after: retry_after(headers, now),
+            },
+            Action::DeadLetter => Outcome::Permanent {
+                reason,
+                status: code,
+            },
+        }
+    }
+}
+
+/// The policy in config syntax: `retry = [401, "5xx"], dead_letter = ["4xx"]`.
+impl std::fmt::Display for StatusPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |ms: &[StatusMatch]| {
+            ms.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(
+            f,
+            "retry = [{}], dead_letter = [{}]",
+            list(&self.retry),
+            list(&self.dead_letter)
+        )
+    }
+}
+
+/// The metric and DLQ label of a status: the codes with a meaning of their own, else
+/// the class.
+fn status_label(code: u16) -> &'static str {
     match code {
-        408 => retryable("408"),
-        425 => retryable("425"),
-        429 => retryable("429"),
-        500..=599 => retryable("5xx"),
-        300..=399 => Outcome::Permanent {
-            reason: "3xx",
-            status: code,
-        },
-        _ => Outcome::Permanent {
-            reason: "4xx",
-            status: code,
-        },
+        408 => "408",
+        425 => "425",
+        429 => "429",
+        100..=199 => "1xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
     }
+}
+
+/// Classifies a response with the default [`StatusPolicy`].
+pub fn from_response(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Outcome {
+    DEFAULT_POLICY.classify(status, headers, now)
 }
 
 /// Classifies a transport error: every one is retryable.
@@ -107,13 +302,13 @@ mod tests {
     fn classifies_every_class() {
         assert_eq!(outcome(200, None), Outcome::Delivered);
         assert_eq!(outcome(204, None), Outcome::Delivered);
-        for code in [408, 425, 429, 500, 502, 503, 504] {
+        for code in [401, 403, 404, 408, 425, 429, 500, 502, 503, 504] {
             assert!(
                 matches!(outcome(code, None), Outcome::Retryable { .. }),
                 "{code}"
             );
         }
-        for code in [400, 401, 403, 404, 410, 413, 422, 301] {
+        for code in [400, 402, 405, 409, 410, 413, 422, 301, 302, 600] {
             assert!(
                 matches!(outcome(code, None), Outcome::Permanent { .. }),
                 "{code}"
@@ -141,5 +336,67 @@ mod tests {
         );
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn a_configured_policy_prefers_exact_codes_and_dead_letters_the_unlisted() {
+        let p = StatusPolicy::from_lists(
+            Some(vec![
+                StatusMatch::Code(404),
+                StatusMatch::class("5xx").unwrap(),
+            ]),
+            Some(vec![
+                StatusMatch::class("4xx").unwrap(),
+                StatusMatch::Code(503),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(p.action(404), Action::Retry, "exact beats class");
+        assert_eq!(p.action(401), Action::DeadLetter);
+        assert_eq!(p.action(503), Action::DeadLetter, "exact beats class");
+        assert_eq!(p.action(500), Action::Retry);
+        assert_eq!(p.action(302), Action::DeadLetter, "unlisted");
+        let h = HeaderMap::new();
+        assert_eq!(
+            p.classify(StatusCode::NOT_FOUND, &h, SystemTime::now()),
+            Outcome::Retryable {
+                reason: "4xx",
+                status: Some(404),
+                retry_after: None
+            }
+        );
+        assert_eq!(
+            p.classify(StatusCode::SERVICE_UNAVAILABLE, &h, SystemTime::now()),
+            Outcome::Permanent {
+                reason: "5xx",
+                status: 503
+            }
+        );
+    }
+
+    #[test]
+    fn policy_entries_are_checked() {
+        assert_eq!(StatusMatch::code(200), Err(PolicyError::Code(200)));
+        assert_eq!(StatusMatch::code(600), Err(PolicyError::Code(600)));
+        assert!(StatusMatch::class("2xx").is_err());
+        assert_eq!(StatusMatch::class("5XX"), Ok(StatusMatch::Class(5)));
+        assert_eq!(
+            StatusPolicy::from_lists(
+                Some(vec![StatusMatch::Code(429)]),
+                Some(vec![StatusMatch::Code(429)])
+            ),
+            Err(PolicyError::Both("429".into()))
+        );
+        let retry_4xx = StatusPolicy::from_lists(Some(vec![StatusMatch::Class(4)]), None).unwrap();
+        assert_eq!(
+            retry_4xx.action(400),
+            Action::Retry,
+            "the default list gives way"
+        );
+        assert_eq!(retry_4xx.action(301), Action::DeadLetter);
+        assert_eq!(
+            StatusPolicy::default().to_string(),
+            r#"retry = [401, 403, 404, 408, 425, 429, "5xx"], dead_letter = ["3xx", "4xx"]"#
+        );
     }
 }

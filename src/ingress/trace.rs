@@ -7,7 +7,10 @@ use rand::Rng;
 /// allocating: it runs for every webhook and every delivery attempt.
 pub fn is_valid(tp: &str) -> bool {
     let b = tp.as_bytes();
-    let hex = |s: &[u8]| s.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    let hex = |s: &[u8]| {
+        s.iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
     let nonzero = |s: &[u8]| s.iter().any(|c| *c != b'0');
     // 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>
     b.len() == 55

@@ -1,6 +1,7 @@
 //! Kafka clients: the acknowledged producer shared by ingress and the dead-letter path,
 //! and the consumer configuration each sink reads with.
 
+pub mod envelope;
 pub mod headers;
 pub mod producer;
 

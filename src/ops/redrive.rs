@@ -1,24 +1,40 @@
-//! `hookbridge dlq redrive`: re-delivers dead-lettered records, either straight to the
-//! sink's destination (same `webhook-id` as the first try, full retry policy; a record
-//! that fails again is dead-lettered again with fresh headers) or back onto its original
-//! topic. Progress is committed in the group `<sink group>-redrive`, so a redrive is
-//! never repeated; records dead-lettered after the redrive started are left for the next.
+//! `hookbridge dlq redrive`: re-delivers a sink's dead-lettered records, either straight to
+//! the sink's destination (same `webhook-id` as the first try, full retry policy; a record
+//! that fails again is dead-lettered again with a fresh envelope) or back onto its original
+//! topic.
+//!
+//! Three rules keep a redrive from losing or misrouting records:
+//! * **Bounded.** Each DLQ partition is read up to where it ended when the redrive
+//!   started; whatever is dead-lettered meanwhile (by the running sink, or by this redrive)
+//!   is left, uncommitted, for the next redrive. So the command ends even while the sink
+//!   keeps dead-lettering.
+//! * **Only this sink's records.** A DLQ topic may be shared by several sinks. A record
+//!   whose `hookbridge-dlq-connector` names another sink is never sent to this sink's
+//!   destination (nor signed with its secret).
+//! * **Commits only what it handled or was not its own.** Progress is committed in the
+//!   sink's own redrive group, `<sink group>-redrive`, after each record. Another sink's
+//!   records are passed over in this group only: every sink's redrive has its own group
+//!   and offsets, so the other sink's redrive still finds them. Nothing at or after the
+//!   first record it did not reach is ever committed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{anyhow, bail, Context};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
-use crate::connectors::Connectors;
+use crate::connectors::{Connectors, Sink};
 use crate::egress::delivery::{Destination, Finish};
 use crate::egress::record::{Record, TopicPartition};
-use crate::kafka::{self, headers::DLQ_PREFIX, producer};
+use crate::kafka::envelope::{self, DeadLetterEnvelope, EnvelopeError};
+use crate::kafka::{self, producer};
 use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Metrics;
 
@@ -39,158 +55,313 @@ pub struct Redrive<'a> {
     pub dry_run: bool,
 }
 
-/// The record as it was before dead-lettering: coordinates from the DLQ headers.
-fn original(msg: &BorrowedMessage<'_>) -> Record {
-    let dlq_topic: Arc<str> = msg.topic().into();
-    let mut r = Record::from_message(msg, dlq_topic);
-    let text = |name: &str| {
-        r.header(name)
-            .and_then(|v| std::str::from_utf8(v).ok().map(str::to_owned))
-    };
-    if let (Some(t), Some(p), Some(o)) = (
-        text("hookbridge-dlq-topic"),
-        text("hookbridge-dlq-partition").and_then(|p| p.parse().ok()),
-        text("hookbridge-dlq-offset").and_then(|o| o.parse().ok()),
-    ) {
-        r.tp = TopicPartition {
-            topic: t.into(),
-            partition: p,
-        };
-        r.offset = o;
-    }
-    r.headers.retain(|(k, _)| !k.starts_with(DLQ_PREFIX));
-    r
-}
+/// With partition EOF events the redrive knows when it has caught up; this only guards
+/// against a broker that stops answering.
+const IDLE_LIMIT: Duration = Duration::from_secs(30);
 
-fn describe(msg: &BorrowedMessage<'_>, r: &Record) -> String {
-    let reason = msg
-        .headers()
-        .and_then(|hs| {
-            use rdkafka::message::Headers;
-            hs.iter()
-                .find(|h| h.key == "hookbridge-dlq-reason" || h.key == "hookbridge-dlq-status")
-                .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
-        })
-        .unwrap_or_default();
-    format!(
-        "dlq offset {} [{}] → {} ({reason})",
-        msg.offset(),
-        msg.partition(),
-        r.webhook_id()
-    )
-}
+/// Passed-over records (other sinks', unreadable) are committed in batches of this size,
+/// so a long run of them neither costs one commit each nor is re-read from the start.
+const COMMIT_EVERY: usize = 500;
 
 /// Runs the redrive and prints a line per record and a summary.
 pub async fn redrive(
     loaded: &Loaded,
     connectors: &Connectors,
     opts: Redrive<'_>,
-) -> anyhow::Result<()> {
-    let sink = connectors
-        .sink(opts.connector)
-        .ok_or_else(|| anyhow!("no sink connector named {:?}", opts.connector))?;
-    let Some(dlq) = sink.dlq_topic.clone() else {
-        bail!("sink {:?} has no dlq configured", opts.connector);
-    };
-    let group = format!("{}-redrive", sink.group_id);
-    let consumer = super::consumer(loaded, &group)?;
+) -> Result<(), OpsError> {
+    let sink = super::sink(connectors, opts.connector)?;
+    let dlq = sink
+        .dlq_topic
+        .clone()
+        .ok_or_else(|| OpsError::NoDlq(opts.connector.to_owned()))?;
+    let group = redrive_group(connectors, sink)?;
+    let consumer = super::consumer(loaded, &group, &[("enable.partition.eof", "true")])?;
+    let mut bounds = Bounds::at_start(&consumer, &dlq)?;
+    assign_from_committed(&consumer, &dlq, bounds.partitions())?;
+    let sender = Sender::new(loaded, sink, opts.to)?;
+    let mut progress = Progress::new(&dlq, &group, opts.dry_run);
+    let mut tally = Tally::default();
+    let mut idle_since = Instant::now();
+    while !bounds.all_reached() && opts.limit.is_none_or(|l| tally.handled() < l) {
+        let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
+            if idle_since.elapsed() > IDLE_LIMIT {
+                progress.flush(&consumer)?;
+                return Err(OpsError::Refused(format!(
+                    "the broker sent nothing from {dlq} for {IDLE_LIMIT:?}; progress so far is committed, run the redrive again"
+                )));
+            }
+            continue;
+        };
+        idle_since = Instant::now();
+        let msg = match polled {
+            Ok(msg) => msg,
+            Err(KafkaError::PartitionEOF(p)) => {
+                bounds.reached(p);
+                continue;
+            }
+            Err(e) => return Err(e).doing(|| format!("reading {dlq}")),
+        };
+        if !bounds.admits(&msg) {
+            continue;
+        }
+        let sent = handle(&msg, &sink.name, &opts, &sender, &mut tally).await?;
+        progress.done(msg.partition(), msg.offset());
+        if sent || progress.due() {
+            progress.flush(&consumer)?;
+        }
+    }
+    progress.flush(&consumer)?;
+    println!("{}", tally.summary(opts.dry_run));
+    Ok(())
+}
+
+/// Handles one DLQ record that was there at the start. `true` when it was this sink's
+/// and was sent (or listed, in a dry run), so its progress is committed right away.
+async fn handle(
+    msg: &BorrowedMessage<'_>,
+    connector: &str,
+    opts: &Redrive<'_>,
+    sender: &Sender,
+    tally: &mut Tally,
+) -> Result<bool, OpsError> {
+    match Entry::read(msg, connector) {
+        Entry::Mine(mine) => {
+            let (record, env) = *mine;
+            let line = describe(msg, &record, &env);
+            if opts.dry_run {
+                println!("would redrive {line}");
+                tally.redriven += 1;
+            } else {
+                let delivered = sender.send(&record, &line).await?;
+                tally.count(delivered);
+            }
+            Ok(true)
+        }
+        Entry::OtherSink => {
+            tally.other_sinks += 1;
+            Ok(false)
+        }
+        Entry::Unreadable(e) => {
+            println!(
+                "dlq offset {} [{}]: not a hookbridge dead-letter record ({e}); passed over",
+                msg.offset(),
+                msg.partition()
+            );
+            tally.unreadable += 1;
+            Ok(false)
+        }
+    }
+}
+
+/// The redrive group of `sink`. It must be the sink's alone: a group shared by two sinks
+/// would let one sink's redrive commit past the other's records.
+fn redrive_group(connectors: &Connectors, sink: &Sink) -> Result<String, OpsError> {
+    if let Some(other) = connectors
+        .sinks
+        .iter()
+        .find(|s| s.name != sink.name && s.group_id == sink.group_id)
+    {
+        return Err(OpsError::Refused(format!(
+            "sinks {:?} and {:?} share the consumer group {:?}; give each sink its own group_id before redriving",
+            sink.name, other.name, sink.group_id
+        )));
+    }
+    Ok(format!("{}-redrive", sink.group_id))
+}
+
+/// Starts every DLQ partition where the redrive group stopped last time.
+fn assign_from_committed(
+    consumer: &BaseConsumer,
+    dlq: &str,
+    partitions: impl Iterator<Item = i32>,
+) -> Result<(), OpsError> {
     let mut tpl = TopicPartitionList::new();
-    for p in super::partitions(&consumer, &dlq)? {
-        tpl.add_partition(&dlq, p);
+    for p in partitions {
+        tpl.add_partition(dlq, p);
     }
     let committed = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
-        .context("reading the redrive group's offsets")?;
+        .doing(|| "reading the redrive group's offsets".into())?;
     let mut start = TopicPartitionList::new();
     for e in committed.elements() {
         let at = match e.offset() {
             Offset::Offset(o) => Offset::Offset(o),
             _ => Offset::Beginning,
         };
-        start.add_partition_offset(e.topic(), e.partition(), at)?;
+        start
+            .add_partition_offset(e.topic(), e.partition(), at)
+            .doing(|| "building the assignment".into())?;
     }
     consumer
         .assign(&start)
-        .context("assigning the dlq partitions")?;
-
-    let props = loaded
-        .settings
-        .kafka
-        .resolved_properties(&loaded.file_label())?;
-    let producer = producer::build(
-        kafka::client_config(&loaded.settings.kafka, &kafka::for_producer(&props), &[]),
-        Duration::from_secs(30),
-    )?;
-    let destination = match opts.to {
-        Target::Destination => Some(Destination::new(
-            sink.clone(),
-            producer.clone(),
-            Arc::new(SinkTelemetry::new(
-                sink.name.clone(),
-                Arc::new(Metrics::new()),
-            )),
-        )?),
-        Target::Source => None,
-    };
-    let started_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-    let cancel = CancellationToken::new();
-    let (mut done, mut failed) = (0usize, 0usize);
-    let mut idle_since = Instant::now();
-    while opts.limit.is_none_or(|l| done + failed < l)
-        && idle_since.elapsed() < Duration::from_secs(3)
-    {
-        let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let msg = polled.context("reading the dlq")?;
-        idle_since = Instant::now();
-        if msg.timestamp().to_millis().is_some_and(|t| t >= started_ms) {
-            continue; // dead-lettered during this redrive: left for the next one
-        }
-        let record = original(&msg);
-        let line = describe(&msg, &record);
-        if opts.dry_run {
-            println!("would redrive {line}");
-            done += 1;
-            continue;
-        }
-        let ok = match &destination {
-            Some(dest) => {
-                let finish = dest.deliver(&record, &cancel).await;
-                println!("{line}: {finish:?}");
-                finish == Finish::Delivered
-            }
-            None => {
-                to_source(&producer, &record).await?;
-                println!("{line}: produced to {}", record.tp.topic);
-                true
-            }
-        };
-        if ok {
-            done += 1
-        } else {
-            failed += 1
-        }
-        let mut next = TopicPartitionList::new();
-        next.add_partition_offset(
-            msg.topic(),
-            msg.partition(),
-            Offset::Offset(msg.offset() + 1),
-        )?;
-        consumer
-            .commit(&next, CommitMode::Sync)
-            .context("committing redrive progress")?;
-    }
-    let verb = if opts.dry_run {
-        "would redrive"
-    } else {
-        "redriven"
-    };
-    println!("{verb}: {done}; dead-lettered again: {failed}");
-    Ok(())
+        .doing(|| "assigning the dlq partitions".into())
 }
 
-async fn to_source(producer: &rdkafka::producer::FutureProducer, r: &Record) -> anyhow::Result<()> {
+/// Where each DLQ partition ended when the redrive started, and which partitions were
+/// read up to there.
+struct Bounds {
+    /// End offset per partition as the broker listed it at the start.
+    listed: HashMap<i32, i64>,
+    /// Partitions finished: caught up, or past the start.
+    reached: HashMap<i32, bool>,
+    started_ms: i64,
+}
+
+impl Bounds {
+    fn at_start(consumer: &BaseConsumer, dlq: &str) -> Result<Self, OpsError> {
+        let started_ms = super::unix_ms(SystemTime::now());
+        let mut listed = HashMap::new();
+        for p in super::partitions(consumer, dlq)? {
+            let (_, high) = consumer
+                .fetch_watermarks(dlq, p, Duration::from_secs(10))
+                .doing(|| format!("reading the end of {dlq} [{p}]"))?;
+            listed.insert(p, high);
+        }
+        let reached = listed.keys().map(|p| (*p, false)).collect();
+        Ok(Bounds {
+            listed,
+            reached,
+            started_ms,
+        })
+    }
+
+    fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.listed.keys().copied()
+    }
+
+    fn reached(&mut self, partition: i32) {
+        self.reached.insert(partition, true);
+    }
+
+    fn all_reached(&self) -> bool {
+        self.reached.values().all(|r| *r)
+    }
+
+    /// Whether `msg` was in the DLQ when the redrive started. The first record that was
+    /// not ends its partition: neither it nor anything after it is handled or committed.
+    ///
+    /// Below the listed end offset a record is certainly old. At or above it, its
+    /// timestamp decides: some brokers list the end as the last batch's base offset + 1
+    /// (Tansu), so the rest of that batch is still old, while whatever was dead-lettered
+    /// after the start carries a later timestamp.
+    fn admits(&mut self, msg: &BorrowedMessage<'_>) -> bool {
+        let p = msg.partition();
+        if self.reached.get(&p).copied().unwrap_or(true) {
+            return false;
+        }
+        let below_end = self.listed.get(&p).is_some_and(|end| msg.offset() < *end);
+        let older = msg
+            .timestamp()
+            .to_millis()
+            .is_some_and(|t| t < self.started_ms);
+        if below_end || older {
+            return true;
+        }
+        self.reached(p);
+        false
+    }
+}
+
+/// A DLQ record, as far as this sink is concerned.
+enum Entry {
+    /// Dead-lettered by this sink: the original record and its envelope.
+    Mine(Box<(Record, DeadLetterEnvelope)>),
+    /// Another sink's: left for that sink's redrive.
+    OtherSink,
+    /// No readable envelope: no sink can redrive it.
+    Unreadable(EnvelopeError),
+}
+
+impl Entry {
+    fn read(msg: &BorrowedMessage<'_>, connector: &str) -> Entry {
+        let mut record = Record::from_message(msg, msg.topic().into());
+        match envelope::connector(&record.headers) {
+            Ok(c) if c != connector => return Entry::OtherSink,
+            Ok(_) => {}
+            Err(e) => return Entry::Unreadable(e),
+        }
+        let env = match DeadLetterEnvelope::read(&record.headers) {
+            Ok(env) => env,
+            Err(e) => return Entry::Unreadable(e),
+        };
+        record.tp = TopicPartition {
+            topic: env.origin.topic.as_str().into(),
+            partition: env.origin.partition,
+        };
+        record.offset = env.origin.offset;
+        record.headers = envelope::original_headers(&record.headers);
+        Entry::Mine(Box::new((record, env)))
+    }
+}
+
+fn describe(msg: &BorrowedMessage<'_>, r: &Record, env: &DeadLetterEnvelope) -> String {
+    let status = env.status.map(|s| format!(" {s}")).unwrap_or_default();
+    format!(
+        "dlq offset {} [{}] → {} ({}{status})",
+        msg.offset(),
+        msg.partition(),
+        r.webhook_id(),
+        env.reason
+    )
+}
+
+/// Sends a redriven record where the operator asked.
+struct Sender {
+    producer: FutureProducer,
+    destination: Option<Destination>,
+    cancel: CancellationToken,
+}
+
+impl Sender {
+    fn new(loaded: &Loaded, sink: &Sink, to: Target) -> Result<Self, OpsError> {
+        let props = loaded
+            .settings
+            .kafka
+            .resolved_properties(&loaded.file_label())?;
+        let producer = producer::build(
+            kafka::client_config(&loaded.settings.kafka, &kafka::for_producer(&props), &[]),
+            Duration::from_secs(30),
+        )
+        .doing(|| "creating a Kafka producer".into())?;
+        let destination = match to {
+            Target::Destination => Some(Destination::new(
+                sink.clone(),
+                producer.clone(),
+                Arc::new(SinkTelemetry::new(
+                    sink.name.clone(),
+                    Arc::new(Metrics::new()),
+                )),
+            )?),
+            Target::Source => None,
+        };
+        Ok(Sender {
+            producer,
+            destination,
+            cancel: CancellationToken::new(),
+        })
+    }
+
+    /// `true` when delivered (or produced back), `false` when dead-lettered again. A
+    /// record left unfinished is an error: its offset must not be committed.
+    async fn send(&self, record: &Record, line: &str) -> Result<bool, OpsError> {
+        let Some(dest) = &self.destination else {
+            to_source(&self.producer, record).await?;
+            println!("{line}: produced to {}", record.tp.topic);
+            return Ok(true);
+        };
+        let finish = dest.deliver(record, &self.cancel).await;
+        println!("{line}: {finish:?}");
+        match finish {
+            Finish::Delivered => Ok(true),
+            Finish::DeadLettered => Ok(false),
+            Finish::Abandoned => Err(OpsError::Refused(format!(
+                "{line}: delivery did not finish; progress up to the record before it is committed"
+            ))),
+        }
+    }
+}
+
+async fn to_source(producer: &FutureProducer, r: &Record) -> Result<(), OpsError> {
     let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
     for (k, v) in &r.headers {
         headers = headers.insert(Header {
@@ -207,5 +378,87 @@ async fn to_source(producer: &rdkafka::producer::FutureProducer, r: &Record) -> 
     producer::send_acked(producer, fr, Duration::from_secs(10))
         .await
         .map(|_| ())
-        .with_context(|| format!("producing to {}", r.tp.topic))
+        .doing(|| format!("producing to {}", r.tp.topic))
+}
+
+/// The redrive group's next offsets, committed after each handled record, every
+/// [`COMMIT_EVERY`] passed-over ones and at the end. A dry run commits nothing.
+struct Progress {
+    topic: String,
+    group: String,
+    next: HashMap<i32, i64>,
+    since_flush: usize,
+    dry_run: bool,
+}
+
+impl Progress {
+    fn new(topic: &str, group: &str, dry_run: bool) -> Self {
+        Progress {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            next: HashMap::new(),
+            since_flush: 0,
+            dry_run,
+        }
+    }
+
+    /// The record at `offset` needs no more work from this sink.
+    fn done(&mut self, partition: i32, offset: i64) {
+        if !self.dry_run {
+            self.next.insert(partition, offset + 1);
+            self.since_flush += 1;
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.since_flush >= COMMIT_EVERY
+    }
+
+    fn flush(&mut self, consumer: &BaseConsumer) -> Result<(), OpsError> {
+        if self.next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in self.next.drain() {
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(o))
+                .doing(|| "building the commit".into())?;
+        }
+        self.since_flush = 0;
+        let group = &self.group;
+        consumer
+            .commit(&tpl, CommitMode::Sync)
+            .doing(|| format!("committing redrive progress in group {group}"))
+    }
+}
+
+/// What the redrive did, for the summary line.
+#[derive(Debug, Default)]
+struct Tally {
+    redriven: usize,
+    failed: usize,
+    other_sinks: usize,
+    unreadable: usize,
+}
+
+impl Tally {
+    fn count(&mut self, delivered: bool) {
+        if delivered {
+            self.redriven += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+
+    /// Records of this sink taken care of, for `--limit`.
+    fn handled(&self) -> usize {
+        self.redriven + self.failed
+    }
+
+    fn summary(&self, dry_run: bool) -> String {
+        let verb = if dry_run { "would redrive" } else { "redriven" };
+        format!(
+            "{verb}: {}; dead-lettered again: {}; other sinks' records left for their own redrive: {}; unreadable: {}",
+            self.redriven, self.failed, self.other_sinks, self.unreadable
+        )
+    }
 }

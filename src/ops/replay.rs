@@ -1,27 +1,51 @@
 //! `hookbridge replay --connector NAME --from TIME`: moves a sink's consumer group back to
 //! the first offset at or after TIME on every partition, so those records are delivered
-//! again. Refuses while the group has live members, whose commits would overwrite it.
+//! again. It only ever moves a group back (or leaves it): a target past where the group
+//! would resume would skip records that were never delivered, so the whole replay is
+//! refused and nothing changes. Also refused while the group has live members, whose
+//! commits would overwrite it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use anyhow::{anyhow, bail, Context};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
-use crate::connectors::Connectors;
+use crate::connectors::{Connectors, Sink};
 
 /// `--from`: an RFC 3339 time (`2026-11-22T08:00:00Z`) or a duration ago (`2h`).
-pub fn parse_from(text: &str) -> anyhow::Result<SystemTime> {
+pub fn parse_from(text: &str) -> Result<SystemTime, OpsError> {
     if let Ok(t) = humantime::parse_rfc3339_weak(text) {
         return Ok(t);
     }
     let ago = humantime::parse_duration(text).map_err(|_| {
-        anyhow!("--from {text:?}: expected an RFC 3339 time or a duration such as 2h")
+        OpsError::Refused(format!(
+            "--from {text:?}: expected an RFC 3339 time or a duration such as 2h"
+        ))
     })?;
     SystemTime::now()
         .checked_sub(ago)
-        .ok_or_else(|| anyhow!("--from {text:?} is too far back"))
+        .ok_or_else(|| OpsError::Refused(format!("--from {text:?} is too far back")))
+}
+
+/// One partition's move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Move {
+    topic: String,
+    partition: i32,
+    /// Where the group resumes today: its committed offset, or the log start when it has
+    /// none (or the committed records were deleted by retention).
+    resume: i64,
+    /// First offset at or after `--from`; `None` when no record is that recent.
+    target: Option<i64>,
+}
+
+impl Move {
+    /// Undelivered records this move would skip.
+    fn skipped(&self) -> i64 {
+        self.target.map_or(0, |t| (t - self.resume).max(0))
+    }
 }
 
 /// Rewinds the sink's group. Prints one line per partition.
@@ -30,51 +54,34 @@ pub fn replay(
     connectors: &Connectors,
     name: &str,
     from: SystemTime,
-) -> anyhow::Result<()> {
-    let sink = connectors
-        .sink(name)
-        .ok_or_else(|| anyhow!("no sink connector named {name:?}"))?;
-    let consumer = super::consumer(loaded, &sink.group_id)?;
-    let groups = consumer
-        .fetch_group_list(Some(&sink.group_id), Duration::from_secs(10))
-        .context("listing the consumer group")?;
-    if let Some(g) = groups.groups().iter().find(|g| !g.members().is_empty()) {
-        bail!(
-            "consumer group {} has {} live member(s); stop the hookbridge processes running sink {name:?} (scale to 0), then replay",
-            g.name(),
-            g.members().len()
-        );
-    }
-    let ms = from
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let mut query = TopicPartitionList::new();
-    for topic in &sink.topics {
-        for p in super::partitions(&consumer, topic)? {
-            query.add_partition_offset(topic, p, Offset::Offset(ms))?;
-        }
-    }
-    let found = consumer
-        .offsets_for_times(query, Duration::from_secs(10))
-        .context("looking up offsets for the time")?;
+) -> Result<(), OpsError> {
+    let sink = super::sink(connectors, name)?;
+    let consumer = super::consumer(loaded, &sink.group_id, &[])?;
+    refuse_live_members(&consumer, sink)?;
+    let moves = plan(&consumer, sink, from)?;
+    refuse_forward(&moves, &sink.group_id)?;
     let mut commit = TopicPartitionList::new();
-    for e in found.elements() {
-        match e.offset() {
-            Offset::Offset(o) => {
-                println!("{} [{}] → offset {o}", e.topic(), e.partition());
-                commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o))?;
+    for m in &moves {
+        match m.target {
+            Some(o) => {
+                println!(
+                    "{} [{}] → offset {o} (was {})",
+                    m.topic, m.partition, m.resume
+                );
+                commit
+                    .add_partition_offset(&m.topic, m.partition, Offset::Offset(o))
+                    .doing(|| "building the commit".into())?;
             }
-            _ => println!(
+            None => println!(
                 "{} [{}] has no record after that time; unchanged",
-                e.topic(),
-                e.partition()
+                m.topic, m.partition
             ),
         }
     }
     if commit.count() > 0 {
         consumer
             .commit(&commit, CommitMode::Sync)
-            .context("committing the rewound offsets")?;
+            .doing(|| "committing the rewound offsets".into())?;
     }
     println!(
         "group {} rewound on {} partition(s); start the sink to re-deliver",
@@ -82,4 +89,113 @@ pub fn replay(
         commit.count()
     );
     Ok(())
+}
+
+fn refuse_live_members(consumer: &BaseConsumer, sink: &Sink) -> Result<(), OpsError> {
+    let groups = consumer
+        .fetch_group_list(Some(&sink.group_id), Duration::from_secs(10))
+        .doing(|| "listing the consumer group".into())?;
+    match groups.groups().iter().find(|g| !g.members().is_empty()) {
+        Some(g) => Err(OpsError::Refused(format!(
+            "consumer group {} has {} live member(s); stop the hookbridge processes running sink {:?} (scale to 0), then replay",
+            g.name(),
+            g.members().len(),
+            sink.name
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Each partition's resume point and the offset `from` points at.
+fn plan(consumer: &BaseConsumer, sink: &Sink, from: SystemTime) -> Result<Vec<Move>, OpsError> {
+    let ms = super::unix_ms(from);
+    let mut query = TopicPartitionList::new();
+    for topic in &sink.topics {
+        for p in super::partitions(consumer, topic)? {
+            query
+                .add_partition_offset(topic, p, Offset::Offset(ms))
+                .doing(|| "building the time query".into())?;
+        }
+    }
+    let found = consumer
+        .offsets_for_times(query.clone(), Duration::from_secs(10))
+        .doing(|| "looking up offsets for the time".into())?;
+    let committed = consumer
+        .committed_offsets(query, Duration::from_secs(10))
+        .doing(|| "reading the group's committed offsets".into())?;
+    found
+        .elements()
+        .iter()
+        .map(|e| {
+            let (topic, partition) = (e.topic(), e.partition());
+            let (low, _) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .doing(|| format!("reading the start of {topic} [{partition}]"))?;
+            let committed =
+                committed
+                    .find_partition(topic, partition)
+                    .and_then(|c| match c.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+            Ok(Move {
+                topic: topic.to_owned(),
+                partition,
+                resume: committed.map_or(low, |c| c.max(low)),
+                target: match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Refuses the whole replay when any partition would move forward.
+fn refuse_forward(moves: &[Move], group: &str) -> Result<(), OpsError> {
+    let forward: Vec<String> = moves
+        .iter()
+        .filter(|m| m.skipped() > 0)
+        .map(|m| {
+            format!(
+                "{} [{}]: resumes at offset {}, --from points at {} ({} undelivered record(s) would be skipped)",
+                m.topic,
+                m.partition,
+                m.resume,
+                m.target.unwrap_or_default(),
+                m.skipped()
+            )
+        })
+        .collect();
+    if forward.is_empty() {
+        return Ok(());
+    }
+    Err(OpsError::Refused(format!(
+        "replay only moves group {group} back, and --from is past records it has not delivered yet: {}. Nothing was changed; choose an earlier --from",
+        forward.join("; ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mv(resume: i64, target: Option<i64>) -> Move {
+        Move {
+            topic: "orders".into(),
+            partition: 0,
+            resume,
+            target,
+        }
+    }
+
+    #[test]
+    fn only_backward_or_equal_moves_pass() {
+        assert!(refuse_forward(&[mv(5, Some(2)), mv(5, Some(5)), mv(5, None)], "g").is_ok());
+        let err = refuse_forward(&[mv(5, Some(2)), mv(5, Some(8))], "g")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("3 undelivered record(s)"), "{err}");
+        assert!(err.contains("Nothing was changed"), "{err}");
+    }
 }

@@ -464,3 +464,95 @@ async fn a_replica_without_partitions_is_still_ready() {
     .await;
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_token_or_missing_route_is_retried_until_fixed_not_dead_lettered() {
+    let broker = Broker::start();
+    let topic = unique("auth-retry");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // A rotated token (401/403) or a route not deployed yet (404) for the first two
+    // attempts of each record, then fixed.
+    let rx = Receiver::start(|r| {
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        let refused = match body.chars().rev().find(char::is_ascii_digit) {
+            Some('0') => 401,
+            Some('1') => 403,
+            _ => 404,
+        };
+        Answer::status(if r.nth <= 2 { refused } else { 200 })
+    })
+    .await;
+    let hb = start_sink(
+        &broker,
+        &topic,
+        &rx.url,
+        &format!("dlq = {{ topic = \"{dlq}\" }}"),
+        "",
+    )
+    .await;
+    kafka::produce(&broker.addr(), &topic, &records(3, 3)).await;
+    rx.wait_for(Duration::from_secs(30), "every record delivered", |s| {
+        s.iter().filter(|r| r.status == 200).count() >= 3
+    })
+    .await;
+    let statuses: HashSet<u16> = rx.seen().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, HashSet::from([200, 401, 403, 404]));
+    wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    assert!(
+        kafka::read(&broker.addr(), &dlq, None, 3.0)
+            .await
+            .is_empty(),
+        "nothing dead-lettered"
+    );
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_status_policy_decides_what_retries_and_what_dead_letters() {
+    let broker = Broker::start();
+    let topic = unique("status-policy");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // seq 0: 422 once, then accepted. seq 1: 503 every time.
+    let rx = Receiver::start(|r| {
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        Answer::status(match body.chars().rev().find(char::is_ascii_digit) {
+            Some('0') if r.nth == 1 => 422,
+            Some('0') => 200,
+            _ => 503,
+        })
+    })
+    .await;
+    let hb = start_sink(
+        &broker,
+        &topic,
+        &rx.url,
+        &format!(
+            "dlq = {{ topic = \"{dlq}\" }}\nstatus = {{ retry = [422], dead_letter = [503] }}"
+        ),
+        "",
+    )
+    .await;
+    kafka::produce(&broker.addr(), &topic, &records(2, 2)).await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 20.0).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-status").as_deref(),
+        Some("503")
+    );
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-attempts").as_deref(),
+        Some("1")
+    );
+    rx.wait_for(
+        Duration::from_secs(20),
+        "seq 0 delivered after a retry",
+        |s| s.iter().any(|r| r.status == 200),
+    )
+    .await;
+    wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    drop(hb);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::broker::Broker;
-use crate::support::hookbridge::{Config, Hookbridge};
+use crate::support::hookbridge::{bin, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::unique;
@@ -18,23 +18,46 @@ fn sink(topic: &str, url: &str, extra: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
-    let broker = Broker::start();
-    let topic = unique("redrive");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
-    let accept = Arc::new(AtomicBool::new(false));
-    let flag = accept.clone();
-    let rx = Receiver::start(move |_| {
-        Answer::status(if flag.load(Ordering::SeqCst) {
+/// A stopped sink `orders` whose three records were dead-lettered: its destination
+/// answers 400 until `accept` is set.
+struct DeadLettered {
+    broker: Broker,
+    topic: String,
+    dlq: String,
+    accept: Arc<AtomicBool>,
+    rx: Receiver,
+    hb: Hookbridge,
+}
+
+/// Runs `dlq redrive` for `connector`; it must succeed. Returns what it printed.
+async fn redrive_ok(hb: &Hookbridge, connector: &str) -> String {
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", connector])
+        .await;
+    assert!(ok, "{out}");
+    out
+}
+
+/// A destination that answers 400 until `accept` is set, then 200.
+async fn refusing_until(accept: Arc<AtomicBool>) -> Receiver {
+    Receiver::start(move |_| {
+        Answer::status(if accept.load(Ordering::SeqCst) {
             200
         } else {
             400
         })
     })
-    .await;
+    .await
+}
+
+async fn three_dead_lettered(prefix: &str) -> DeadLettered {
+    let broker = Broker::start();
+    let topic = unique(prefix);
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let accept = Arc::new(AtomicBool::new(false));
+    let rx = refusing_until(accept.clone()).await;
     let cfg = Config::new(&broker.addr()).connector(
         "orders.toml",
         &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
@@ -50,6 +73,26 @@ async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
         3
     );
     assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    DeadLettered {
+        broker,
+        topic,
+        dlq,
+        accept,
+        rx,
+        hb,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
+    let DeadLettered {
+        broker: _broker,
+        topic,
+        accept,
+        rx,
+        hb,
+        ..
+    } = three_dead_lettered("redrive").await;
     let before = rx.seen().len();
 
     for _ in 0..2 {
@@ -62,10 +105,7 @@ async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
     assert_eq!(rx.seen().len(), before, "a dry run sends nothing");
 
     accept.store(true, Ordering::SeqCst);
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders"])
-        .await;
-    assert!(ok, "{out}");
+    let out = redrive_ok(&hb, "orders").await;
     assert!(out.contains("redriven: 3"), "{out}");
     let redriven: Vec<_> = rx.seen().into_iter().skip(before).collect();
     assert_eq!(redriven.len(), 3);
@@ -77,10 +117,7 @@ async fn dlq_redrive_dry_run_changes_nothing_and_redrive_delivers_once() {
         "same webhook-id as the first try"
     );
 
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders"])
-        .await;
-    assert!(ok, "{out}");
+    let out = redrive_ok(&hb, "orders").await;
     assert!(
         out.contains("redriven: 0"),
         "a redrive is not repeated: {out}"
@@ -145,4 +182,322 @@ async fn replay_from_a_time_redelivers_only_later_records() {
             .is_some_and(|o| o >= 5)),
         "{again:?}"
     );
+}
+
+/// Runs a hookbridge operator command with `hb`'s config and `env`; `None` if it has not
+/// ended within `limit` (it is then killed).
+async fn command_within(
+    hb: &Hookbridge,
+    env: &[(&str, &str)],
+    args: &[&str],
+    limit: Duration,
+) -> Option<(bool, String)> {
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.envs(env.iter().copied())
+        .args(args)
+        .arg("--config")
+        .arg(hb.dir.path().join("hookbridge.toml"))
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(limit, cmd.output()).await.ok()?;
+    let out = out.expect("run hookbridge command");
+    Some((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+const ORDERS_WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn ids(seen: &[crate::support::receiver::Received]) -> Vec<String> {
+    let mut ids: Vec<String> = seen.iter().map(|r| r.header("webhook-id")).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_leaves_records_dead_lettered_again_for_the_next_redrive() {
+    let DeadLettered {
+        broker,
+        topic,
+        dlq,
+        accept,
+        rx,
+        hb,
+    } = three_dead_lettered("redrive-again").await;
+
+    // The destination still refuses: each record is dead-lettered again, after the
+    // redrive started. Those copies are the next redrive's work, not skipped.
+    let out = redrive_ok(&hb, "orders").await;
+    assert!(out.contains("redriven: 0; dead-lettered again: 3"), "{out}");
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(6), 20.0).await.len(),
+        6
+    );
+
+    accept.store(true, Ordering::SeqCst);
+    let before = rx.seen().len();
+    let out = redrive_ok(&hb, "orders").await;
+    assert!(
+        out.contains("redriven: 3;"),
+        "the copies are redriven: {out}"
+    );
+    let redriven: Vec<_> = rx.seen().into_iter().skip(before).collect();
+    assert_eq!(
+        ids(&redriven),
+        (0..3).map(|o| format!("{topic}-0-{o}")).collect::<Vec<_>>(),
+        "still the original webhook-ids"
+    );
+    let out = redrive_ok(&hb, "orders").await;
+    assert!(out.contains("redriven: 0;"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_on_a_shared_dlq_sends_only_its_own_records_and_ends_while_others_keep_dead_lettering(
+) {
+    let broker = Broker::start();
+    let orders = unique("shared-orders");
+    let billing = unique("shared-billing");
+    let dlq = unique("shared.dlq");
+    broker.create_topic(&orders, 1);
+    broker.create_topic(&billing, 1);
+    broker.create_topic(&dlq, 2);
+    // Orders' destination refuses each record once, then takes it: its records are
+    // dead-lettered by the sink and delivered by the redrive.
+    let orders_rx = Receiver::start(|r| Answer::status(if r.nth == 1 { 400 } else { 200 })).await;
+    let billing_ok = Arc::new(AtomicBool::new(false));
+    let billing_rx = refusing_until(billing_ok.clone()).await;
+    let dlq_line = format!("dlq = {{ topic = \"{dlq}\" }}");
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&orders, &orders_rx.url, &format!(
+            "{dlq_line}\nsign = {{ scheme = \"standard-webhooks\", secret = \"${{ORDERS_WHSEC}}\" }}"
+        )))
+        .connector(
+            "billing.toml",
+            &sink(&billing, &billing_rx.url, &dlq_line).replace("name = \"orders\"", "name = \"billing\""),
+        )
+        .env("ORDERS_WHSEC", ORDERS_WHSEC);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let batch = |n: usize, tag: &str| -> Vec<serde_json::Value> {
+        (0..n)
+            .map(|i| json!({"key": format!("{tag}{i}"), "value": format!("{{\"{tag}\":{i}}}")}))
+            .collect()
+    };
+    kafka::produce(&broker.addr(), &orders, &batch(3, "o")).await;
+    kafka::produce(&broker.addr(), &billing, &batch(3, "b")).await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(6), 20.0).await.len(),
+        6
+    );
+
+    // Billing keeps dead-lettering into the shared DLQ for as long as the redrive runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let (stop, addr, billing) = (stop.clone(), broker.addr(), billing.clone());
+        tokio::spawn(async move {
+            let mut n = 100;
+            while !stop.load(Ordering::SeqCst) {
+                kafka::produce(&addr, &billing, &batch(1, &format!("b{n}-"))).await;
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = orders_rx.seen().len();
+    let ran = command_within(
+        &hb,
+        &[("ORDERS_WHSEC", ORDERS_WHSEC)],
+        &["dlq", "redrive", "--connector", "orders"],
+        Duration::from_secs(90),
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let _ = feeder.await;
+    let (ok, out) = ran.expect("the redrive ends while billing keeps dead-lettering");
+    assert!(ok, "{out}");
+    assert!(out.contains("redriven: 3;"), "{out}");
+    let redriven: Vec<_> = orders_rx.seen().into_iter().skip(before).collect();
+    assert_eq!(
+        ids(&redriven),
+        (0..3)
+            .map(|o| format!("{orders}-0-{o}"))
+            .collect::<Vec<_>>(),
+        "only orders' own records reach orders' destination"
+    );
+    assert!(redriven
+        .iter()
+        .all(|r| !r.header("webhook-signature").is_empty()));
+
+    // Billing's records were passed over by orders' redrive group, not consumed away.
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    let dead_billing = kafka::read_all(&broker.addr(), &dlq, 20.0)
+        .await
+        .into_iter()
+        .filter(|r| r.header("hookbridge-dlq-connector").as_deref() == Some("billing"))
+        .count();
+    assert!(
+        dead_billing > 3,
+        "billing kept dead-lettering: {dead_billing}"
+    );
+    billing_ok.store(true, Ordering::SeqCst);
+    let before = billing_rx.seen().len();
+    let out = redrive_ok(&hb, "billing").await;
+    assert!(out.contains(&format!("redriven: {dead_billing};")), "{out}");
+    let redriven = billing_rx
+        .seen()
+        .into_iter()
+        .skip(before)
+        .collect::<Vec<_>>();
+    assert!(
+        redriven
+            .iter()
+            .all(|r| r.header("webhook-id").starts_with(&format!("{billing}-0-"))),
+        "{:?}",
+        ids(&redriven)
+    );
+    assert!(orders_rx
+        .seen()
+        .iter()
+        .all(|r| r.header("webhook-id").starts_with(&format!("{orders}-0-"))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_refuses_to_move_a_group_forward_past_undelivered_records() {
+    let broker = Broker::start();
+    let topic = unique("replay-fwd");
+    let group = format!("g-{topic}");
+    broker.create_topic(&topic, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = Config::new(&broker.addr()).connector("orders.toml", &sink(&topic, &rx.url, ""));
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let batch = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"n\":{i}}}")}))
+            .collect::<Vec<_>>()
+    };
+    let at_start = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    kafka::produce(&broker.addr(), &topic, &batch(0, 5)).await;
+    rx.wait_for(Duration::from_secs(20), "first batch", |s| s.len() >= 5)
+        .await;
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    assert_eq!(
+        kafka::committed(&broker.addr(), &group, &topic).await[&0].0,
+        5
+    );
+
+    // Offsets 5..8 arrive while the sink is stopped, then 8..10 after `later`.
+    kafka::produce(&broker.addr(), &topic, &batch(5, 3)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    kafka::produce(&broker.addr(), &topic, &batch(8, 2)).await;
+
+    let (ok, out) = hb
+        .command(&["replay", "--connector", "orders", "--from", &later])
+        .await;
+    assert!(!ok, "moving forward would skip offsets 5..8: {out}");
+    assert!(
+        out.contains("only moves group") && out.contains("3 undelivered record(s)"),
+        "{out}"
+    );
+    assert_eq!(
+        kafka::committed(&broker.addr(), &group, &topic).await[&0].0,
+        5,
+        "nothing changed"
+    );
+
+    let (ok, out) = hb
+        .command(&["replay", "--connector", "orders", "--from", &at_start])
+        .await;
+    assert!(ok, "moving back is allowed: {out}");
+    assert_eq!(
+        kafka::committed(&broker.addr(), &group, &topic).await[&0].0,
+        0
+    );
+}
+
+/// Produces `{"key", "value", "headers", "timestamp"}` records with their own
+/// timestamps through confluent-kafka, in one batch where the client allows.
+async fn produce_at(brokers: &str, topic: &str, records: &[serde_json::Value]) {
+    const SCRIPT: &str = r#"
+import json, sys
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1], "acks": "all", "linger.ms": 50})
+for line in sys.stdin:
+    r = json.loads(line)
+    p.produce(sys.argv[2], key=r["key"].encode(), value=r["value"].encode(),
+              headers=[(k, v.encode()) for k, v in r["headers"].items()], timestamp=r["timestamp"])
+sys.exit(1 if p.flush(30) else 0)
+"#;
+    let input: String = records.iter().map(|r| format!("{r}\n")).collect();
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", SCRIPT, brokers, topic])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, input.as_bytes())
+        .await
+        .expect("write records");
+    drop(stdin);
+    assert!(child.wait().await.expect("produced").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_handles_every_record_present_at_its_start_whatever_its_timestamp() {
+    let broker = Broker::start();
+    let topic = unique("redrive-ts");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = Config::new(&broker.addr()).connector(
+        "orders.toml",
+        &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
+    );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let dead = |connector: &str, offset: i64, ts: i64| {
+        json!({"key": format!("k{offset}"), "value": format!("{{\"n\":{offset}}}"), "timestamp": ts,
+            "headers": {"hookbridge-dlq-connector": connector, "hookbridge-dlq-topic": topic,
+                "hookbridge-dlq-partition": "0", "hookbridge-dlq-offset": offset.to_string(),
+                "hookbridge-dlq-reason": "permanent", "hookbridge-dlq-status": "400"}})
+    };
+    produce_at(
+        &broker.addr(),
+        &dlq,
+        &[
+            // Dead-lettered by a replica whose clock runs an hour ahead.
+            dead("orders", 7, now_ms + 3_600_000),
+            dead("billing", 3, now_ms),
+            json!({"key": "x", "value": "{}", "timestamp": now_ms, "headers": {"origin": "elsewhere"}}),
+            dead("orders", 8, now_ms),
+        ],
+    )
+    .await;
+
+    let out = redrive_ok(&hb, "orders").await;
+    assert!(
+        out.contains("redriven: 2; dead-lettered again: 0; other sinks' records left for their own redrive: 1; unreadable: 1"),
+        "{out}"
+    );
+    assert_eq!(
+        ids(&rx.seen()),
+        vec![format!("{topic}-0-7"), format!("{topic}-0-8")]
+    );
+    let committed = kafka::committed(&broker.addr(), &format!("g-{topic}-redrive"), &dlq).await;
+    assert_eq!(committed[&0].0, 4, "{committed:?}");
 }

@@ -1,0 +1,405 @@
+//! The wire formats hookbridge puts into Kafka records, each written and read by one piece
+//! of code: the headers of an ingested webhook record, the dead-letter envelope
+//! (`hookbridge-dlq-*`, written by egress and read back by `dlq redrive`) and the names of
+//! the Standard Webhooks headers of an outgoing request.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rdkafka::message::{Header, OwnedHeaders};
+
+use super::headers;
+
+/// Outgoing request: `<topic>-<partition>-<offset>`, stable across redeliveries.
+pub const WEBHOOK_ID: &str = "webhook-id";
+/// Outgoing request: unix seconds the signature was made at.
+pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+/// Outgoing request: `v1,<base64>` Standard Webhooks signature.
+pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+
+/// Names of the dead-letter headers. Each starts with [`headers::DLQ_PREFIX`], which is
+/// how stale ones are recognised and stripped.
+pub mod dlq {
+    /// `permanent` or `exhausted`.
+    pub const REASON: &str = "hookbridge-dlq-reason";
+    /// Last failure class (`4xx`, `5xx`, `timeout`, …).
+    pub const ERROR: &str = "hookbridge-dlq-error";
+    /// Last HTTP status; empty when there was none.
+    pub const STATUS: &str = "hookbridge-dlq-status";
+    pub const ATTEMPTS: &str = "hookbridge-dlq-attempts";
+    pub const FIRST_ATTEMPT: &str = "hookbridge-dlq-first-attempt";
+    pub const LAST_ATTEMPT: &str = "hookbridge-dlq-last-attempt";
+    /// Where the record came from.
+    pub const TOPIC: &str = "hookbridge-dlq-topic";
+    pub const PARTITION: &str = "hookbridge-dlq-partition";
+    pub const OFFSET: &str = "hookbridge-dlq-offset";
+    /// The sink that dead-lettered it: a DLQ topic may be shared by several sinks.
+    pub const CONNECTOR: &str = "hookbridge-dlq-connector";
+    /// The start of the destination's answer.
+    pub const RESPONSE: &str = "hookbridge-dlq-response";
+
+    /// Every dead-letter header, in the order they are written.
+    pub const ALL: [&str; 11] = [
+        REASON,
+        ERROR,
+        STATUS,
+        ATTEMPTS,
+        FIRST_ATTEMPT,
+        LAST_ATTEMPT,
+        TOPIC,
+        PARTITION,
+        OFFSET,
+        CONNECTOR,
+        RESPONSE,
+    ];
+}
+
+/// Largest slice of the destination's response body kept in a dead-letter record.
+pub const RESPONSE_EXCERPT: usize = 1024;
+
+/// Why a dead-letter record cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("header {0} is missing")]
+    Missing(&'static str),
+    #[error("header {0} is not valid")]
+    Malformed(&'static str),
+}
+
+/// A record's place in Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The `hookbridge-dlq-*` headers of a dead-letter record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterEnvelope {
+    /// The sink that dead-lettered the record.
+    pub connector: String,
+    /// Where the record was consumed from.
+    pub origin: Origin,
+    /// `permanent` (the status policy says so) or `exhausted` (attempts or time used up).
+    pub reason: String,
+    /// Last failure class (`4xx`, `5xx`, `timeout`, …).
+    pub error: String,
+    pub status: Option<u16>,
+    pub attempts: u32,
+    pub first_attempt: SystemTime,
+    pub last_attempt: SystemTime,
+    /// Start of the destination's response body; cut to [`RESPONSE_EXCERPT`] when written.
+    pub response: Bytes,
+}
+
+impl DeadLetterEnvelope {
+    /// The dead-letter record's headers: the original ones, minus dead-letter headers of
+    /// an earlier round (a redriven record that fails again gets fresh ones), then ours.
+    pub fn to_headers(&self, original: &[(String, Bytes)]) -> OwnedHeaders {
+        let kept = original_headers(original);
+        let ours = self.header_values();
+        let mut out = OwnedHeaders::new_with_capacity(kept.len() + ours.len());
+        for (k, v) in kept.iter().map(|(k, v)| (k.as_str(), v.as_ref())) {
+            out = out.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        for (k, v) in &ours {
+            out = out.insert(Header {
+                key: k,
+                value: Some(v.as_ref()),
+            });
+        }
+        out
+    }
+
+    fn header_values(&self) -> [(&'static str, Bytes); 11] {
+        let text = |s: String| Bytes::from(s.into_bytes());
+        let excerpt = self
+            .response
+            .slice(..self.response.len().min(RESPONSE_EXCERPT));
+        [
+            (dlq::REASON, text(self.reason.clone())),
+            (dlq::ERROR, text(self.error.clone())),
+            (
+                dlq::STATUS,
+                text(self.status.map(|s| s.to_string()).unwrap_or_default()),
+            ),
+            (dlq::ATTEMPTS, text(self.attempts.to_string())),
+            (dlq::FIRST_ATTEMPT, text(rfc3339(self.first_attempt))),
+            (dlq::LAST_ATTEMPT, text(rfc3339(self.last_attempt))),
+            (dlq::TOPIC, text(self.origin.topic.clone())),
+            (dlq::PARTITION, text(self.origin.partition.to_string())),
+            (dlq::OFFSET, text(self.origin.offset.to_string())),
+            (dlq::CONNECTOR, text(self.connector.clone())),
+            (dlq::RESPONSE, excerpt),
+        ]
+    }
+
+    /// Reads the envelope back from a dead-letter record's headers. The connector and the
+    /// origin are required: without them the record cannot be redriven correctly. The
+    /// descriptive fields only inform the operator, so a missing one reads as empty.
+    pub fn read(headers: &[(String, Bytes)]) -> Result<Self, EnvelopeError> {
+        Ok(DeadLetterEnvelope {
+            connector: connector(headers)?.to_owned(),
+            origin: Origin {
+                topic: required(headers, dlq::TOPIC)?.to_owned(),
+                partition: parsed(headers, dlq::PARTITION)?,
+                offset: parsed(headers, dlq::OFFSET)?,
+            },
+            reason: text(headers, dlq::REASON).unwrap_or_default().to_owned(),
+            error: text(headers, dlq::ERROR).unwrap_or_default().to_owned(),
+            status: text(headers, dlq::STATUS).and_then(|s| s.parse().ok()),
+            attempts: text(headers, dlq::ATTEMPTS)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+            first_attempt: time(headers, dlq::FIRST_ATTEMPT),
+            last_attempt: time(headers, dlq::LAST_ATTEMPT),
+            response: header(headers, dlq::RESPONSE).cloned().unwrap_or_default(),
+        })
+    }
+}
+
+/// The sink that dead-lettered a record (`hookbridge-dlq-connector`).
+pub fn connector(headers: &[(String, Bytes)]) -> Result<&str, EnvelopeError> {
+    required(headers, dlq::CONNECTOR)
+}
+
+/// The headers the record had before it was dead-lettered.
+pub fn original_headers(headers: &[(String, Bytes)]) -> Vec<(String, Bytes)> {
+    headers
+        .iter()
+        .filter(|(k, _)| !k.starts_with(headers::DLQ_PREFIX))
+        .cloned()
+        .collect()
+}
+
+fn header<'a>(headers: &'a [(String, Bytes)], name: &str) -> Option<&'a Bytes> {
+    headers
+        .iter()
+        .rev() // the last one wins, as when a header is set twice
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+fn text<'a>(headers: &'a [(String, Bytes)], name: &str) -> Option<&'a str> {
+    header(headers, name).and_then(|v| std::str::from_utf8(v).ok())
+}
+
+fn required<'a>(
+    headers: &'a [(String, Bytes)],
+    name: &'static str,
+) -> Result<&'a str, EnvelopeError> {
+    let value = header(headers, name).ok_or(EnvelopeError::Missing(name))?;
+    std::str::from_utf8(value)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .ok_or(EnvelopeError::Malformed(name))
+}
+
+fn parsed<T: std::str::FromStr>(
+    headers: &[(String, Bytes)],
+    name: &'static str,
+) -> Result<T, EnvelopeError> {
+    required(headers, name)?
+        .parse()
+        .map_err(|_| EnvelopeError::Malformed(name))
+}
+
+fn time(headers: &[(String, Bytes)], name: &str) -> SystemTime {
+    text(headers, name)
+        .and_then(|s| humantime::parse_rfc3339(s).ok())
+        .unwrap_or(UNIX_EPOCH)
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// What hookbridge adds to the record of an ingested webhook.
+#[derive(Debug, Clone, Copy)]
+pub struct IngressHeaders<'a> {
+    /// The source connector's name (`hookbridge-source`).
+    pub source: &'a str,
+    pub received_at: SystemTime,
+    /// W3C trace context to carry to the outgoing POST.
+    pub traceparent: &'a str,
+    /// The webhook's Content-Type, which sinks reuse for the outgoing request.
+    pub content_type: Option<&'a [u8]>,
+}
+
+impl IngressHeaders<'_> {
+    /// The record headers: the forwarded HTTP headers (name, value) in the order given,
+    /// then hookbridge's own.
+    pub fn build<'f>(
+        &self,
+        forwarded: impl IntoIterator<Item = (&'f str, &'f [u8])>,
+    ) -> OwnedHeaders {
+        let mut out = OwnedHeaders::new();
+        for (key, value) in forwarded {
+            out = out.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let received_at = rfc3339(self.received_at);
+        out = out
+            .insert(Header {
+                key: headers::SOURCE,
+                value: Some(self.source.as_bytes()),
+            })
+            .insert(Header {
+                key: headers::RECEIVED_AT,
+                value: Some(received_at.as_bytes()),
+            })
+            .insert(Header {
+                key: headers::TRACEPARENT,
+                value: Some(self.traceparent.as_bytes()),
+            });
+        if let Some(ct) = self.content_type {
+            out = out.insert(Header {
+                key: headers::CONTENT_TYPE,
+                value: Some(ct),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rdkafka::message::Headers;
+
+    use super::*;
+
+    /// Written headers as a consumer reads them back.
+    fn owned_pairs(hs: &OwnedHeaders) -> Vec<(String, Bytes)> {
+        hs.iter()
+            .map(|h| {
+                (
+                    h.key.to_owned(),
+                    h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn envelope() -> DeadLetterEnvelope {
+        let at = |ms| UNIX_EPOCH + Duration::from_millis(ms);
+        DeadLetterEnvelope {
+            connector: "orders".into(),
+            origin: Origin {
+                topic: "orders.v1".into(),
+                partition: 3,
+                offset: 42,
+            },
+            reason: "permanent".into(),
+            error: "4xx".into(),
+            status: Some(422),
+            attempts: 2,
+            first_attempt: at(1_764_600_000_123),
+            last_attempt: at(1_764_600_001_456),
+            response: Bytes::from_static(b"{\"error\":\"bad sku\"}"),
+        }
+    }
+
+    fn original() -> Vec<(String, Bytes)> {
+        vec![
+            (
+                "content-type".into(),
+                Bytes::from_static(b"application/json"),
+            ),
+            (dlq::REASON.into(), Bytes::from_static(b"stale round")),
+            ("x-trace".into(), Bytes::from_static(b"abc")),
+        ]
+    }
+
+    #[test]
+    fn dead_letter_headers_round_trip() {
+        let written = envelope().to_headers(&original());
+        let pairs = owned_pairs(&written);
+        assert_eq!(DeadLetterEnvelope::read(&pairs), Ok(envelope()));
+        assert_eq!(
+            original_headers(&pairs),
+            vec![
+                (
+                    "content-type".to_owned(),
+                    Bytes::from_static(b"application/json")
+                ),
+                ("x-trace".to_owned(), Bytes::from_static(b"abc")),
+            ],
+            "original headers kept in order, the earlier round's dlq header dropped"
+        );
+        assert_eq!(connector(&pairs), Ok("orders"));
+    }
+
+    #[test]
+    fn no_status_and_long_response_round_trip() {
+        let mut e = envelope();
+        e.status = None;
+        e.response = Bytes::from(vec![b'x'; RESPONSE_EXCERPT * 3]);
+        let read = DeadLetterEnvelope::read(&owned_pairs(&e.to_headers(&[]))).unwrap();
+        assert_eq!(read.status, None);
+        assert_eq!(read.response.len(), RESPONSE_EXCERPT);
+    }
+
+    #[test]
+    fn every_dlq_header_has_the_prefix_and_is_written() {
+        let pairs = owned_pairs(&envelope().to_headers(&[]));
+        let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, dlq::ALL);
+        assert!(dlq::ALL.iter().all(|n| n.starts_with(headers::DLQ_PREFIX)));
+    }
+
+    #[test]
+    fn reading_needs_connector_and_origin() {
+        let pairs = owned_pairs(&envelope().to_headers(&[]));
+        for name in [dlq::CONNECTOR, dlq::TOPIC, dlq::PARTITION, dlq::OFFSET] {
+            let without: Vec<_> = pairs.iter().filter(|(k, _)| k != name).cloned().collect();
+            assert_eq!(
+                DeadLetterEnvelope::read(&without),
+                Err(EnvelopeError::Missing(name))
+            );
+        }
+        let mut bad = pairs.clone();
+        bad.push((dlq::OFFSET.into(), Bytes::from_static(b"forty-two")));
+        assert_eq!(
+            DeadLetterEnvelope::read(&bad),
+            Err(EnvelopeError::Malformed(dlq::OFFSET))
+        );
+        assert_eq!(
+            DeadLetterEnvelope::read(&original()),
+            Err(EnvelopeError::Missing(dlq::CONNECTOR)),
+            "a record that was never dead-lettered by hookbridge"
+        );
+    }
+
+    #[test]
+    fn ingress_headers_carry_what_sinks_read() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_764_600_000_000);
+        let built = IngressHeaders {
+            source: "github",
+            received_at: at,
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            content_type: Some(b"application/json"),
+        }
+        .build([("X-GitHub-Event", &b"push"[..])]);
+        let pairs = owned_pairs(&built);
+        let get = |n: &str| header(&pairs, n).map(|v| v.as_ref().to_vec());
+        assert_eq!(pairs[0].0, "X-GitHub-Event");
+        assert_eq!(get(headers::SOURCE), Some(b"github".to_vec()));
+        assert_eq!(
+            get(headers::RECEIVED_AT),
+            Some(b"2025-12-01T14:40:00.000Z".to_vec())
+        );
+        assert_eq!(
+            get(headers::CONTENT_TYPE),
+            Some(b"application/json".to_vec())
+        );
+        assert!(get(headers::TRACEPARENT).is_some());
+    }
+}
