@@ -340,25 +340,19 @@ fn prepare(settings: Settings, dir: &Path) -> Result<(PathBuf, String, String)> 
     Ok((body_file, format!("sha256={}", tag.to_hex()), secret))
 }
 
-async fn run(settings: Settings, bin: Binaries) -> Result<Report> {
-    let tmp = tempfile::Builder::new()
-        .prefix("hookbridge-bench-")
-        .tempdir()
-        .map_err(BenchError::io("creating a temp dir"))?;
-    // Kept after the run: the process logs are the first thing to read when a row fails.
-    let dir = tmp.keep();
-    let (body_file, signature, secret) = prepare(settings, &dir)?;
-    let broker = Broker::start(&bin.tansu, &dir).await?;
+async fn run(settings: Settings, bin: Binaries, dir: &Path) -> Result<Report> {
+    let (body_file, signature, secret) = prepare(settings, dir)?;
+    let broker = Broker::start(&bin.tansu, dir).await?;
     let bench = Bench {
         settings,
         bin,
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         broker,
         body_file,
         signature,
         secret,
     };
-    let mut report = Report::new(settings, dir);
+    let mut report = Report::new(settings);
     if settings.ingress {
         bench.run_ingress(&mut report).await;
     }
@@ -379,20 +373,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(settings, bin).await {
-        Ok(report) => {
-            print!("{}", report.markdown());
-            if report.failed() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+    let tmp = match tempfile::Builder::new()
+        .prefix("hookbridge-bench-")
+        .tempdir()
+    {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!("bench: {e}");
-            ExitCode::FAILURE
+            eprintln!("bench: creating a temp dir: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    let result = run(settings, bin, tmp.path()).await;
+    let failed = result.as_ref().map_or(true, Report::failed);
+    match result {
+        Ok(report) => print!("{}", report.markdown()),
+        Err(e) => eprintln!("bench: {e}"),
     }
+    if !failed {
+        return ExitCode::SUCCESS;
+    }
+    // The process logs are the first thing to read when a row failed.
+    eprintln!("bench: logs kept in {}", tmp.keep().display());
+    ExitCode::FAILURE
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! same job: (b) for ingress, (d) for egress.
 
 use std::fmt::Write;
-use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::{egress, ingress, Settings};
@@ -37,7 +36,7 @@ impl EgressRow {
 
 pub struct Report {
     settings: Settings,
-    logs: PathBuf,
+    commit: String,
     cores: usize,
     load_average: String,
     pub ingress: Vec<IngressRow>,
@@ -57,10 +56,10 @@ fn ratio(value: f64, baseline: Option<f64>) -> String {
 }
 
 impl Report {
-    pub fn new(settings: Settings, logs: PathBuf) -> Self {
+    pub fn new(settings: Settings) -> Self {
         Report {
             settings,
-            logs,
+            commit: std::env::var("BENCH_COMMIT").unwrap_or_else(|_| "unknown".into()),
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             load_average: std::fs::read_to_string("/proc/loadavg")
                 .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -91,10 +90,8 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n## hookbridge bench\n\n{} cores, load average at start {}; logs in {}\n",
-            self.cores,
-            self.load_average,
-            self.logs.display()
+            "\n## hookbridge bench\n\ncommit {}, {} cores, load average at start {}\n",
+            self.commit, self.cores, self.load_average,
         );
         if !self.ingress.is_empty() {
             self.ingress_tables(&mut out);
