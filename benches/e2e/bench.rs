@@ -173,41 +173,34 @@ impl Bench {
         .await
     }
 
-    async fn plain(&self) -> Result<ingress::Measured> {
+    /// Starts the baseline example `name` listening on a free port (plus `args`) and
+    /// measures it.
+    async fn baseline_server(
+        &self,
+        name: &str,
+        args: &[&str],
+        half_rate: bool,
+    ) -> Result<ingress::Measured> {
         let addr = process::free_addr()?;
-        let mut p = Process::start(
-            "baseline-http200",
-            &self.bin.example("baseline-http200"),
-            &["--listen", &addr.to_string()],
-            &[],
-            &self.dir,
-        )?;
+        let listen = addr.to_string();
+        let mut all_args = vec!["--listen", listen.as_str()];
+        all_args.extend_from_slice(args);
+        let mut p = Process::start(name, &self.bin.example(name), &all_args, &[], &self.dir)?;
         p.wait_port(addr, ingress::START_TIMEOUT).await?;
-        self.ingress_target(p, &format!("http://{addr}/"), false)
+        self.ingress_target(p, &format!("http://{addr}/"), half_rate)
             .await
+    }
+
+    async fn plain(&self) -> Result<ingress::Measured> {
+        self.baseline_server("baseline-http200", &[], false).await
     }
 
     async fn bridge(&self) -> Result<ingress::Measured> {
         let topic = "bench-ingress-baseline";
         self.broker.create_topic(topic, self.settings.partitions)?;
-        let addr = process::free_addr()?;
-        let mut p = Process::start(
-            "baseline-bridge",
-            &self.bin.example("baseline-bridge"),
-            &[
-                "--listen",
-                &addr.to_string(),
-                "--brokers",
-                &self.broker.addr(),
-                "--topic",
-                topic,
-            ],
-            &[],
-            &self.dir,
-        )?;
-        p.wait_port(addr, ingress::START_TIMEOUT).await?;
-        self.ingress_target(p, &format!("http://{addr}/"), true)
-            .await
+        let brokers = self.broker.addr();
+        let args = ["--brokers", brokers.as_str(), "--topic", topic];
+        self.baseline_server("baseline-bridge", &args, true).await
     }
 
     async fn hookbridge_ingress(&self) -> Result<ingress::Measured> {
