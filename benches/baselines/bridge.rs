@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Router;
 use clap::Parser;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -62,7 +63,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         topic: args.topic,
     });
     let app = Router::new().fallback(post(accept)).with_state(bridge);
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    // TCP_NODELAY as hookbridge's listener sets it, so both answer without Nagle's delay.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await?
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
     axum::serve(listener, app).await?;
     Ok(())
 }

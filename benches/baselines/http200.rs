@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Router;
 use clap::Parser;
 
@@ -28,6 +29,11 @@ async fn accept(_body: Bytes) -> StatusCode {
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let app = Router::new().fallback(post(accept));
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    // TCP_NODELAY as hookbridge's listener sets it, so both answer without Nagle's delay.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await?
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
     axum::serve(listener, app).await
 }

@@ -173,41 +173,34 @@ impl Bench {
         .await
     }
 
-    async fn plain(&self) -> Result<ingress::Measured> {
+    /// Starts the baseline example `name` listening on a free port (plus `args`) and
+    /// measures it.
+    async fn baseline_server(
+        &self,
+        name: &str,
+        args: &[&str],
+        half_rate: bool,
+    ) -> Result<ingress::Measured> {
         let addr = process::free_addr()?;
-        let mut p = Process::start(
-            "baseline-http200",
-            &self.bin.example("baseline-http200"),
-            &["--listen", &addr.to_string()],
-            &[],
-            &self.dir,
-        )?;
+        let listen = addr.to_string();
+        let mut all_args = vec!["--listen", listen.as_str()];
+        all_args.extend_from_slice(args);
+        let mut p = Process::start(name, &self.bin.example(name), &all_args, &[], &self.dir)?;
         p.wait_port(addr, ingress::START_TIMEOUT).await?;
-        self.ingress_target(p, &format!("http://{addr}/"), false)
+        self.ingress_target(p, &format!("http://{addr}/"), half_rate)
             .await
+    }
+
+    async fn plain(&self) -> Result<ingress::Measured> {
+        self.baseline_server("baseline-http200", &[], false).await
     }
 
     async fn bridge(&self) -> Result<ingress::Measured> {
         let topic = "bench-ingress-baseline";
         self.broker.create_topic(topic, self.settings.partitions)?;
-        let addr = process::free_addr()?;
-        let mut p = Process::start(
-            "baseline-bridge",
-            &self.bin.example("baseline-bridge"),
-            &[
-                "--listen",
-                &addr.to_string(),
-                "--brokers",
-                &self.broker.addr(),
-                "--topic",
-                topic,
-            ],
-            &[],
-            &self.dir,
-        )?;
-        p.wait_port(addr, ingress::START_TIMEOUT).await?;
-        self.ingress_target(p, &format!("http://{addr}/"), true)
-            .await
+        let brokers = self.broker.addr();
+        let args = ["--brokers", brokers.as_str(), "--topic", topic];
+        self.baseline_server("baseline-bridge", &args, true).await
     }
 
     async fn hookbridge_ingress(&self) -> Result<ingress::Measured> {
@@ -340,25 +333,19 @@ fn prepare(settings: Settings, dir: &Path) -> Result<(PathBuf, String, String)> 
     Ok((body_file, format!("sha256={}", tag.to_hex()), secret))
 }
 
-async fn run(settings: Settings, bin: Binaries) -> Result<Report> {
-    let tmp = tempfile::Builder::new()
-        .prefix("hookbridge-bench-")
-        .tempdir()
-        .map_err(BenchError::io("creating a temp dir"))?;
-    // Kept after the run: the process logs are the first thing to read when a row fails.
-    let dir = tmp.keep();
-    let (body_file, signature, secret) = prepare(settings, &dir)?;
-    let broker = Broker::start(&bin.tansu, &dir).await?;
+async fn run(settings: Settings, bin: Binaries, dir: &Path) -> Result<Report> {
+    let (body_file, signature, secret) = prepare(settings, dir)?;
+    let broker = Broker::start(&bin.tansu, dir).await?;
     let bench = Bench {
         settings,
         bin,
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         broker,
         body_file,
         signature,
         secret,
     };
-    let mut report = Report::new(settings, dir);
+    let mut report = Report::new(settings);
     if settings.ingress {
         bench.run_ingress(&mut report).await;
     }
@@ -379,20 +366,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(settings, bin).await {
-        Ok(report) => {
-            print!("{}", report.markdown());
-            if report.failed() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+    let tmp = match tempfile::Builder::new()
+        .prefix("hookbridge-bench-")
+        .tempdir()
+    {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!("bench: {e}");
-            ExitCode::FAILURE
+            eprintln!("bench: creating a temp dir: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    let result = run(settings, bin, tmp.path()).await;
+    let failed = result.as_ref().map_or(true, Report::failed);
+    match result {
+        Ok(report) => print!("{}", report.markdown()),
+        Err(e) => eprintln!("bench: {e}"),
     }
+    if !failed {
+        return ExitCode::SUCCESS;
+    }
+    // The process logs are the first thing to read when a row failed.
+    eprintln!("bench: logs kept in {}", tmp.keep().display());
+    ExitCode::FAILURE
 }
 
 #[cfg(test)]

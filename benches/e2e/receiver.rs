@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Router;
 
 use crate::error::{BenchError, Result};
@@ -65,6 +66,10 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(BenchError::io("binding the receiver"))?;
+        // As hookbridge's own listener does: answers are not held back by Nagle's algorithm.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Receiver {
             url: format!("http://{addr}/hook"),

@@ -2,42 +2,50 @@
 //! same job: (b) for ingress, (d) for egress.
 
 use std::fmt::Write;
-use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::{egress, ingress, Settings};
 
-pub struct IngressRow {
+/// One target's line: what was measured, or why it could not be.
+pub struct Row<T> {
     label: String,
-    result: std::result::Result<ingress::Measured, String>,
+    result: std::result::Result<T, String>,
 }
 
-impl IngressRow {
-    pub fn new(label: &str, result: Result<ingress::Measured>) -> Self {
-        IngressRow {
+impl<T> Row<T> {
+    pub fn new(label: &str, result: Result<T>) -> Self {
+        Row {
             label: label.to_string(),
             result: result.map_err(|e| e.to_string()),
         }
     }
 }
 
-pub struct EgressRow {
-    label: String,
-    result: std::result::Result<egress::Measured, String>,
-}
+pub type IngressRow = Row<ingress::Measured>;
+pub type EgressRow = Row<egress::Measured>;
 
-impl EgressRow {
-    pub fn new(label: &str, result: Result<egress::Measured>) -> Self {
-        EgressRow {
-            label: label.to_string(),
-            result: result.map_err(|e| e.to_string()),
-        }
-    }
+/// Table rows: the label, then `cells(measured, baseline)`, or the failure.
+fn rows<T>(
+    rows: &[Row<T>],
+    baseline: usize,
+    cells: impl Fn(&T, Option<&T>) -> Vec<String>,
+) -> Vec<Vec<String>> {
+    let base = rows.get(baseline).and_then(|r| r.result.as_ref().ok());
+    rows.iter()
+        .map(|row| {
+            let mut line = vec![row.label.clone()];
+            match &row.result {
+                Ok(m) => line.extend(cells(m, base)),
+                Err(e) => line.push(format!("failed: {e}")),
+            }
+            line
+        })
+        .collect()
 }
 
 pub struct Report {
     settings: Settings,
-    logs: PathBuf,
+    commit: String,
     cores: usize,
     load_average: String,
     pub ingress: Vec<IngressRow>,
@@ -57,10 +65,10 @@ fn ratio(value: f64, baseline: Option<f64>) -> String {
 }
 
 impl Report {
-    pub fn new(settings: Settings, logs: PathBuf) -> Self {
+    pub fn new(settings: Settings) -> Self {
         Report {
             settings,
-            logs,
+            commit: std::env::var("BENCH_COMMIT").unwrap_or_else(|_| "unknown".into()),
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             load_average: std::fs::read_to_string("/proc/loadavg")
                 .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -91,10 +99,8 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n## hookbridge bench\n\n{} cores, load average at start {}; logs in {}\n",
-            self.cores,
-            self.load_average,
-            self.logs.display()
+            "\n## hookbridge bench\n\ncommit {}, {} cores, load average at start {}\n",
+            self.commit, self.cores, self.load_average,
         );
         if !self.ingress.is_empty() {
             self.ingress_tables(&mut out);
@@ -120,39 +126,50 @@ impl Report {
             "### Ingress: wrk -t{} -c{} -d{}s, the same {} B JSON webhook with its GitHub signature on every request\n",
             s.threads, s.connections, s.seconds, s.body_bytes
         );
-        let _ = writeln!(out, "| target | req/s | p50 ms | p99 ms | p99.9 ms | failed requests | CPU s / 10k | peak RSS MiB | req/s vs (b) | CPU vs (b) |");
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
-        let base = self
-            .ingress
-            .get(INGRESS_BASELINE)
-            .and_then(|r| r.result.as_ref().ok());
-        for row in &self.ingress {
-            match &row.result {
-                Ok(m) => {
-                    let _ = writeln!(
-                        out,
-                        "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.3} | {:.1} | {} | {} |",
-                        row.label,
-                        m.max.rate(),
-                        m.max.p50_ms,
-                        m.max.p99_ms,
-                        m.max.p999_ms,
-                        m.max.failures(),
-                        m.cpu_per_10k,
-                        m.peak_rss_mib,
-                        ratio(m.max.rate(), base.map(|b| b.max.rate())),
-                        ratio(m.cpu_per_10k, base.map(|b| b.cpu_per_10k)),
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(out, "| {} | failed: {e} | | | | | | | | |", row.label);
-                }
-            }
-        }
-        let halves: Vec<_> = self
+        let lines = rows(&self.ingress, INGRESS_BASELINE, |m, base| {
+            vec![
+                format!("{:.0}", m.max.rate()),
+                format!("{:.2}", m.max.p50_ms),
+                format!("{:.2}", m.max.p99_ms),
+                format!("{:.2}", m.max.p999_ms),
+                m.max.failures().to_string(),
+                format!("{:.3}", m.cpu_per_10k),
+                format!("{:.1}", m.peak_rss_mib),
+                ratio(m.max.rate(), base.map(|b| b.max.rate())),
+                ratio(m.cpu_per_10k, base.map(|b| b.cpu_per_10k)),
+            ]
+        });
+        table(
+            out,
+            &[
+                "target",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "failed requests",
+                "CPU s / 10k",
+                "peak RSS MiB",
+                "req/s vs (b)",
+                "CPU vs (b)",
+            ],
+            &lines,
+        );
+        let halves: Vec<Vec<String>> = self
             .ingress
             .iter()
             .filter_map(|r| Some((&r.label, r.result.as_ref().ok()?.half.as_ref()?)))
+            .map(|(label, h)| {
+                vec![
+                    label.clone(),
+                    format!("{:.0}", h.target),
+                    format!("{:.0}", h.run.rate()),
+                    format!("{:.2}", h.run.p50_ms),
+                    format!("{:.2}", h.run.p99_ms),
+                    format!("{:.2}", h.run.p999_ms),
+                    h.run.failures().to_string(),
+                ]
+            })
             .collect();
         if halves.is_empty() {
             return;
@@ -161,54 +178,85 @@ impl Report {
             out,
             "\n### Ingress latency at half of each target's maximum rate (wrk, each connection paced by the script's delay())\n"
         );
-        let _ = writeln!(out, "| target | asked req/s | achieved req/s | p50 ms | p99 ms | p99.9 ms | failed requests |");
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-        for (label, h) in halves {
-            let _ = writeln!(
-                out,
-                "| {label} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
-                h.target,
-                h.run.rate(),
-                h.run.p50_ms,
-                h.run.p99_ms,
-                h.run.p999_ms,
-                h.run.failures()
-            );
-        }
+        table(
+            out,
+            &[
+                "target",
+                "asked req/s",
+                "achieved req/s",
+                "p50 ms",
+                "p99 ms",
+                "p99.9 ms",
+                "failed requests",
+            ],
+            &halves,
+        );
         let _ = writeln!(out);
     }
 
     fn egress_table(&self, out: &mut String) {
-        let _ = writeln!(out, "| target | deliveries/s | delivered | seconds | CPU s / 10k | peak RSS MiB | deliveries/s vs (d) | CPU vs (d) |");
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-        let base = self
-            .egress
-            .get(EGRESS_BASELINE)
-            .and_then(|r| r.result.as_ref().ok());
-        for row in &self.egress {
-            match &row.result {
-                Ok(m) => {
-                    let delivered = if m.complete {
-                        m.delivered.to_string()
-                    } else {
-                        format!("{} of {} (timed out)", m.delivered, self.settings.records)
-                    };
-                    let _ = writeln!(
-                        out,
-                        "| {} | {:.0} | {delivered} | {:.2} | {:.3} | {:.1} | {} | {} |",
-                        row.label,
-                        m.rate(),
-                        m.seconds,
-                        m.cpu_per_10k,
-                        m.peak_rss_mib,
-                        ratio(m.rate(), base.map(egress::Measured::rate)),
-                        ratio(m.cpu_per_10k, base.map(|b| b.cpu_per_10k)),
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(out, "| {} | failed: {e} | | | | | | |", row.label);
-                }
-            }
-        }
+        let records = self.settings.records;
+        let lines = rows(&self.egress, EGRESS_BASELINE, |m, base| {
+            vec![
+                format!("{:.0}", m.rate()),
+                if m.complete {
+                    m.delivered.to_string()
+                } else {
+                    format!("{} of {records} (timed out)", m.delivered)
+                },
+                format!("{:.2}", m.seconds),
+                format!("{:.3}", m.cpu_per_10k),
+                format!("{:.1}", m.peak_rss_mib),
+                ratio(m.rate(), base.map(egress::Measured::rate)),
+                ratio(m.cpu_per_10k, base.map(|b| b.cpu_per_10k)),
+            ]
+        });
+        table(
+            out,
+            &[
+                "target",
+                "deliveries/s",
+                "delivered",
+                "seconds",
+                "CPU s / 10k",
+                "peak RSS MiB",
+                "deliveries/s vs (d)",
+                "CPU vs (d)",
+            ],
+            &lines,
+        );
+    }
+}
+
+/// A markdown table; short rows are padded with empty cells.
+fn table(out: &mut String, columns: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", columns.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(columns.len()));
+    for row in rows {
+        let mut cells = row.clone();
+        cells.resize(columns.len(), String::new());
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_rows_are_padded_and_ratios_need_a_baseline() {
+        let mut out = String::new();
+        table(
+            &mut out,
+            &["target", "req/s", "CPU"],
+            &[vec!["(c)".into(), "failed: exited".into()]],
+        );
+        assert_eq!(
+            out,
+            "| target | req/s | CPU |\n|---|---|---|\n| (c) | failed: exited |  |\n"
+        );
+        assert_eq!(ratio(8.0, Some(10.0)), "0.80×");
+        assert_eq!(ratio(8.0, Some(0.0)), "-");
+        assert_eq!(ratio(8.0, None), "-");
     }
 }
