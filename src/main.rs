@@ -10,6 +10,10 @@ use hookbridge::ops::{redrive, replay};
 use hookbridge::{check, kafka, run, send, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: records, futures and request parts are allocated and freed at line rate.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     let loaded = load_settings(cli.config.as_deref()).map_err(|e| e.to_string())?;
     let connectors = connectors::load_dir(&loaded.connectors_dir()).map_err(|e| e.to_string())?;
