@@ -245,6 +245,10 @@ async fn produce(
                 .observe(started.elapsed().as_secs_f64());
             Reply::Accepted
         }
+        Ok(Err(e)) if producer::is_too_large(&e) => {
+            tracing::error!(source = %source.name, topic = %source.topic, bytes = body.len(), error = %e, "Kafka refused the webhook as too large: raise the broker's message.max.bytes and the topic's max.message.bytes (see `hookbridge check`), or lower max_body");
+            Reply::RecordTooLarge
+        }
         Ok(Err(e)) => {
             tracing::warn!(source = %source.name, topic = %source.topic, error = %e, "Kafka did not acknowledge the webhook");
             Reply::Unavailable("Kafka did not acknowledge the record; retry later")

@@ -22,6 +22,8 @@ pub enum Reply {
     /// The configured key is not in the request.
     BadRequest(String),
     PayloadTooLarge(usize),
+    /// Kafka refused the record for its size: retrying can never succeed.
+    RecordTooLarge,
     RateLimited(Duration),
     /// Kafka did not acknowledge in time, or too many requests are in flight.
     Unavailable(&'static str),
@@ -36,7 +38,7 @@ impl Reply {
             Reply::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reply::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Reply::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Reply::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Reply::PayloadTooLarge(_) | Reply::RecordTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reply::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Reply::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -77,6 +79,10 @@ impl IntoResponse for Reply {
             Reply::PayloadTooLarge(limit) => {
                 json_error(status, &format!("body exceeds {limit} bytes"))
             }
+            Reply::RecordTooLarge => json_error(
+                status,
+                "the record is larger than Kafka accepts for this topic; it will never be accepted",
+            ),
             Reply::RateLimited(wait) => {
                 let mut r = json_error(status, "rate limit exceeded");
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

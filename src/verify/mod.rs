@@ -78,6 +78,12 @@ pub enum VerifyError {
     /// by the signature at all.
     #[error("request body is not covered by the signature")]
     UnsignedBody,
+    /// Twilio: the form has more parameters than any Twilio webhook carries.
+    #[error("too many form parameters")]
+    TooManyParameters,
+    /// Twilio: one form parameter is larger than any Twilio webhook sends.
+    #[error("form parameter too large")]
+    ParameterTooLarge,
 }
 
 impl VerifyError {
@@ -91,6 +97,8 @@ impl VerifyError {
             VerifyError::BodyDigestMismatch => "body_digest_mismatch",
             VerifyError::MalformedBody(_) => "malformed_body",
             VerifyError::UnsignedBody => "unsigned_body",
+            VerifyError::TooManyParameters => "too_many_parameters",
+            VerifyError::ParameterTooLarge => "parameter_too_large",
         }
     }
 }

@@ -14,10 +14,15 @@
 //! replay window to check. A non-form body without `bodySHA256` is rejected: nothing
 //! would authenticate it.
 //!
-//! Form parameters are decoded and sorted in a small vector of borrowed-or-decoded
-//! strings; the MAC itself is fed piece by piece, never from a joined copy.
+//! The form is the one part of a webhook whose parsing cost an unauthenticated sender
+//! controls, so it is bounded before any MAC: at most [`MAX_PARAMS`] parameters of at
+//! most [`MAX_PARAM_BYTES`] each (a 500k-parameter body is refused after reading the
+//! first thousand). Canonicalisation borrows every parameter from the body, sorts the
+//! borrowed slices by their decoded bytes (decoding on the fly), and decodes them once
+//! into a single buffer the MAC reads: two allocations per request, none per parameter.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use http::header::CONTENT_TYPE;
 use http::HeaderMap;
@@ -41,14 +46,99 @@ pub struct Twilio {
     keys: Vec<Key>,
 }
 
-type Params<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+/// Most form parameters accepted. Twilio's richest webhooks carry a few dozen; anything
+/// near this is an attempt to make canonicalisation expensive.
+pub const MAX_PARAMS: usize = 1000;
+/// Largest accepted `name=value` pair, still percent-encoded. A 1,600-character SMS body
+/// percent-encodes to under 20 KiB; Conversations attributes are at most 16 KiB decoded.
+pub const MAX_PARAM_BYTES: usize = 64 << 10;
 
-/// The form parameters sorted as Twilio sorts them: by name, then by value for repeated
-/// names.
-fn sorted_params(body: &[u8]) -> Params<'_> {
-    let mut params: Params<'_> = form_urlencoded::parse(body).collect();
-    params.sort();
-    params
+/// One `name=value` pair of a form body, still percent-encoded, borrowed from the body.
+#[derive(Clone, Copy)]
+struct RawParam<'a> {
+    name: &'a [u8],
+    value: &'a [u8],
+}
+
+/// The bytes `encoded` stands for in `application/x-www-form-urlencoded`: `+` is a space,
+/// `%XX` one byte, anything else (including a malformed `%`) itself — as the
+/// `form_urlencoded` crate and Twilio's helper libraries decode.
+fn decoded(encoded: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let mut rest = encoded;
+    std::iter::from_fn(move || {
+        let (&first, tail) = rest.split_first()?;
+        rest = tail;
+        Some(match first {
+            b'+' => b' ',
+            b'%' => match percent_byte(rest) {
+                Some(byte) => {
+                    rest = rest.get(2..).unwrap_or_default();
+                    byte
+                }
+                None => b'%',
+            },
+            other => other,
+        })
+    })
+}
+
+fn percent_byte(hex_digits: &[u8]) -> Option<u8> {
+    let digit = |b: u8| (b as char).to_digit(16);
+    let (&hi, &lo) = (hex_digits.first()?, hex_digits.get(1)?);
+    Some((digit(hi)? * 16 + digit(lo)?) as u8)
+}
+
+/// Order by decoded name, then decoded value (repeated names), which for UTF-8 text is
+/// Twilio's code-point order.
+fn canonical_order(a: &RawParam<'_>, b: &RawParam<'_>) -> Ordering {
+    decoded(a.name)
+        .cmp(decoded(b.name))
+        .then_with(|| decoded(a.value).cmp(decoded(b.value)))
+}
+
+/// The form's parameters in canonical order, refusing bodies over the caps as soon as
+/// they are seen (nothing after the offending parameter is looked at).
+fn sorted_params(body: &[u8]) -> Result<Vec<RawParam<'_>>, VerifyError> {
+    let mut params = Vec::new();
+    for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        if params.len() == MAX_PARAMS {
+            return Err(VerifyError::TooManyParameters);
+        }
+        if pair.len() > MAX_PARAM_BYTES {
+            return Err(VerifyError::ParameterTooLarge);
+        }
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &[][..]),
+        };
+        params.push(RawParam { name, value });
+    }
+    params.sort_unstable_by(canonical_order);
+    Ok(params)
+}
+
+/// Appends `encoded`'s decoded text to `out`. Invalid UTF-8 becomes U+FFFD, as the
+/// helper libraries' string decoding does; only that rare case allocates.
+fn push_decoded(out: &mut Vec<u8>, encoded: &[u8]) {
+    let start = out.len();
+    out.extend(decoded(encoded));
+    if std::str::from_utf8(&out[start..]).is_err() {
+        let text = String::from_utf8_lossy(&out[start..]).into_owned();
+        out.truncate(start);
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// What Twilio appends to the URL for a form body: every name immediately followed by
+/// its value, in canonical order, decoded.
+fn canonical_form(body: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    let params = sorted_params(body)?;
+    let mut out = Vec::with_capacity(body.len());
+    for param in &params {
+        push_decoded(&mut out, param.name);
+        push_decoded(&mut out, param.value);
+    }
+    Ok(out)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -106,16 +196,6 @@ fn alternate_port_url(url: &str) -> Option<String> {
     }
 }
 
-fn signed_parts<'a>(url: &'a str, params: &'a Params<'_>) -> Vec<&'a [u8]> {
-    let mut parts = Vec::with_capacity(1 + 2 * params.len());
-    parts.push(url.as_bytes());
-    for (name, value) in params {
-        parts.push(name.as_bytes());
-        parts.push(value.as_bytes());
-    }
-    parts
-}
-
 fn check_body_digest(expected_hex: &str, body: &[u8]) -> Result<(), VerifyError> {
     let mut expected = [0u8; 32];
     hex::decode_to_slice(expected_hex, &mut expected)
@@ -133,14 +213,13 @@ impl Twilio {
         Twilio { keys }
     }
 
-    fn verify_url(&self, url: &str, params: &Params<'_>, tag: &Tag) -> Result<(), VerifyError> {
+    fn verify_url(&self, url: &str, form: &[u8], tag: &Tag) -> Result<(), VerifyError> {
         let alternate = alternate_port_url(url);
         for candidate in std::iter::once(url).chain(alternate.as_deref()) {
-            let parts = signed_parts(candidate, params);
             if crypto::verify_any(
                 &self.keys,
                 Algorithm::Sha1,
-                &parts,
+                &[candidate.as_bytes(), form],
                 std::slice::from_ref(tag),
             )
             .is_ok()
@@ -158,14 +237,14 @@ impl Twilio {
         let tag =
             Tag::from_base64(value, Algorithm::Sha1).ok_or(VerifyError::MalformedHeader(HEADER))?;
         if let Some(expected) = body_sha256_param(req.url) {
-            self.verify_url(req.url, &Vec::new(), &tag)?;
+            self.verify_url(req.url, b"", &tag)?;
             return check_body_digest(&expected, req.body);
         }
         if is_form(req.headers) {
-            return self.verify_url(req.url, &sorted_params(req.body), &tag);
+            return self.verify_url(req.url, &canonical_form(req.body)?, &tag);
         }
         if req.body.is_empty() {
-            return self.verify_url(req.url, &Vec::new(), &tag);
+            return self.verify_url(req.url, b"", &tag);
         }
         Err(VerifyError::UnsignedBody)
     }
@@ -176,16 +255,16 @@ impl Twilio {
     pub fn sign(&self, body: &[u8], url: &str) -> Option<HeaderMap> {
         let key = self.keys.first()?;
         let mut headers = HeaderMap::new();
-        let params = if body_sha256_param(url).is_some() {
+        let form = if body_sha256_param(url).is_some() {
             crypto::insert_header(&mut headers, CONTENT_TYPE.as_str(), "application/json")?;
             Vec::new()
         } else if body.is_empty() {
             Vec::new()
         } else {
             crypto::insert_header(&mut headers, CONTENT_TYPE.as_str(), FORM)?;
-            sorted_params(body)
+            canonical_form(body).ok()?
         };
-        let tag = crypto::hmac(Algorithm::Sha1, key.as_bytes(), &signed_parts(url, &params))?;
+        let tag = crypto::hmac(Algorithm::Sha1, key.as_bytes(), &[url.as_bytes(), &form])?;
         crypto::insert_header(&mut headers, HEADER, &tag.to_base64())?;
         Some(headers)
     }
@@ -387,6 +466,49 @@ mod tests {
         let h = v.sign(b"", URL).unwrap();
         assert!(h.get(CONTENT_TYPE).is_none());
         assert_eq!(v.verify(&req(&h, b"", URL)), Ok(()));
+    }
+
+    #[test]
+    fn canonical_form_decodes_like_form_urlencoded() {
+        for body in [
+            &b"b=2&a=z&a=y&msg=hello+world"[..],
+            b"x=%E2%9C%93&%zz=1&bad=%C3&tail=%4&&=v&k&k=",
+            b"name=%2B1%20415&name=%2b1+415",
+        ] {
+            let mut expected: Vec<(String, String)> = form_urlencoded::parse(body)
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            expected.sort();
+            let joined: String = expected.iter().map(|(n, v)| format!("{n}{v}")).collect();
+            assert_eq!(
+                String::from_utf8(canonical_form(body).unwrap()).unwrap(),
+                joined,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_forms_are_refused_before_any_mac() {
+        let v = twilio(&[TOKEN]);
+        let h = form_headers("0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+        let flood = "a=1&".repeat(500_000);
+        assert_eq!(
+            v.verify(&req(&h, flood.as_bytes(), URL)),
+            Err(VerifyError::TooManyParameters)
+        );
+        let at_cap = "a=1&".repeat(MAX_PARAMS);
+        assert_eq!(
+            v.verify(&req(&h, at_cap.as_bytes(), URL)),
+            Err(VerifyError::Mismatch)
+        );
+        let big = format!("Body={}", "x".repeat(MAX_PARAM_BYTES));
+        assert_eq!(
+            v.verify(&req(&h, big.as_bytes(), URL)),
+            Err(VerifyError::ParameterTooLarge)
+        );
+        assert!(v.sign(flood.as_bytes(), URL).is_none());
     }
 
     #[test]

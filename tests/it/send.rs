@@ -64,3 +64,85 @@ async fn send_gets_2xx_from_every_provider_source() {
         assert!(!hb.logs().contains(secret), "a secret reached the logs");
     }
 }
+
+/// A GitHub source with `max_body`, its secret in `LARGE_SECRET`.
+fn large_body_config(broker: &Broker, topic: &str, max_body: &str) -> Config {
+    Config::new(&broker.addr())
+        .connector(
+            "github.toml",
+            &format!(
+                "[source]\nname = \"github\"\npath = \"/hooks/github\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"github\", secrets = [\"${{LARGE_SECRET}}\"] }}\nmax_body = \"{max_body}\"\n"
+            ),
+        )
+        .env("LARGE_SECRET", "large-body-secret")
+}
+
+/// A JSON body of exactly `len` bytes.
+fn json_body(len: usize) -> Vec<u8> {
+    let mut body = br#"{"padding":""#.to_vec();
+    body.resize(len - 2, b'x');
+    body.extend_from_slice(br#""}"#);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_1mib_webhook_is_accepted_and_in_kafka() {
+    let broker = Broker::start();
+    let topic = unique("large");
+    broker.create_topic(&topic, 1);
+    let mut hb = Hookbridge::start(&large_body_config(&broker, &topic, "2MiB"));
+    hb.ready(Duration::from_secs(30)).await;
+    let body = json_body(1 << 20);
+    let file = hb.dir.path().join("body.json");
+    std::fs::write(&file, &body).unwrap();
+    let (ok, out) = hb
+        .command(&[
+            "send",
+            "--connector",
+            "github",
+            "--url",
+            &hb.url(""),
+            "--body",
+            file.to_str().unwrap(),
+        ])
+        .await;
+    assert!(ok && out.starts_with("200"), "{out}");
+    let records = kafka::read(&broker.addr(), &topic, Some(1), 20.0).await;
+    assert_eq!(records.len(), 1);
+    assert!(records[0].value == body, "the record is not the body");
+    let (ok, out) = hb.command(&["check"]).await;
+    assert!(ok && out.contains("raise them"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_kafka_refuses_as_too_large_is_413_not_503() {
+    let broker = Broker::start();
+    let topic = unique("too-large");
+    broker.create_topic(&topic, 1);
+    // The user's own message.max.bytes wins over the one max_body needs, so Kafka's
+    // client refuses this record for its size: a permanent answer, not "retry later".
+    let cfg = large_body_config(&broker, &topic, "1MiB").prop("message.max.bytes", "100000");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    let file = hb.dir.path().join("body.json");
+    std::fs::write(&file, json_body(200_000)).unwrap();
+    let (ok, out) = hb
+        .command(&[
+            "send",
+            "--connector",
+            "github",
+            "--url",
+            &hb.url(""),
+            "--body",
+            file.to_str().unwrap(),
+        ])
+        .await;
+    assert!(!ok && out.starts_with("413"), "{out}");
+    assert!(hb.logs().contains("too large"), "no clear log line");
+    let (ok, out) = hb.command(&["check"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("message.max.bytes") && out.contains("max.message.bytes"),
+        "check does not name the limits to raise: {out}"
+    );
+}
