@@ -3,14 +3,15 @@
 //! request on or decides the reply; the record reaches Kafka only after `verify`.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::{Extension, Router};
 use bytes::Bytes;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -21,6 +22,7 @@ use super::trace;
 use crate::connectors::Source;
 use crate::kafka::{headers as kh, producer};
 use crate::telemetry::Metrics;
+use crate::verify::url::UrlError;
 use crate::verify::WebhookRequest;
 
 /// Everything the webhook listener needs, shared by all requests.
@@ -70,12 +72,14 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Body,
 ) -> Response {
     let Some(source) = ing.sources.get(uri.path()).cloned() else {
         return Reply::NotFound.into_response();
     };
-    let reply = receive(&ing, &source, &method, &uri, &headers, body).await;
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let reply = receive(&ing, &source, &method, (&uri, peer), &headers, body).await;
     ing.metrics
         .ingress_requests
         .with_label_values(&[&source.name, reply.status().as_str()])
@@ -87,7 +91,7 @@ async fn receive(
     ing: &Ingress,
     source: &Source,
     method: &Method,
-    uri: &Uri,
+    (uri, peer): (&Uri, Option<IpAddr>),
     headers: &HeaderMap,
     body: Body,
 ) -> Reply {
@@ -109,7 +113,13 @@ async fn receive(
         Ok(b) => b,
         Err(reply) => return reply,
     };
-    let url = signed_url(source, uri, headers);
+    let url = match signed_url(source, uri, headers, peer) {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::info!(source = %source.name, reason = %e, "webhook rejected: no trusted signed URL");
+            return Reply::Unauthorized("invalid signature");
+        }
+    };
     let request = WebhookRequest {
         headers,
         body: &body,
@@ -155,22 +165,14 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     })
 }
 
-/// The URL the sender signed: the configured public URL (behind a proxy) or the one this
-/// request was made to.
-fn signed_url(source: &Source, uri: &Uri, headers: &HeaderMap) -> String {
-    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-    if let Some(public) = &source.public_url {
-        return format!("{public}{query}");
-    }
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("http");
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("{proto}://{host}{}{query}", uri.path())
+/// The URL the sender signed, as the source's `verify` table says to find it.
+fn signed_url(
+    source: &Source,
+    uri: &Uri,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> Result<String, UrlError> {
+    (source.signed_url).resolve(uri.path(), uri.query(), headers, peer)
 }
 
 fn unix_now() -> i64 {

@@ -40,7 +40,7 @@ pub async fn serve(
     limits: Limits,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let service = TowerToHyperService::new(app(ingress));
+    let router = app(ingress);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -56,7 +56,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Typically EMFILE: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -64,10 +64,13 @@ pub async fn serve(
                 continue;
             }
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
+        // The peer address decides whether forwarded headers are trusted (verify::url).
+        let peer = axum::Extension(axum::extract::ConnectInfo(peer));
         let (builder, service, watcher, tls) = (
             builder.clone(),
-            service.clone(),
+            TowerToHyperService::new(router.clone().layer(peer)),
             graceful.watcher(),
             tls.clone(),
         );

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::crypto::{Algorithm, Key};
 use super::generic::{Encoding, GenericHmac, Template};
+use super::url::{Network, SignedUrl};
 use super::{
     github, gitlab, linear, paddle, shopify, slack, square, standard, stripe, twilio, twitch, zoom,
     Verifier,
@@ -119,10 +120,14 @@ pub struct UrlConfig {
     /// Several secret references.
     #[serde(default)]
     pub secrets: Option<Vec<SecretRef>>,
-    /// The URL as configured at the provider, when hookbridge sits behind a proxy. Used
-    /// by the HTTP handler to build `WebhookRequest::url`; validated here.
+    /// The URL as configured at the provider, e.g. `"https://hooks.example.com/twilio"`.
+    /// Required unless `trust_forwarded_from` is set.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-Proto`/`X-Forwarded-Host`
+    /// give the signed URL instead of `public_url`; requests from anywhere else fail.
+    #[serde(default)]
+    pub trust_forwarded_from: Option<Vec<String>>,
 }
 
 /// The generic HMAC table.
@@ -155,9 +160,12 @@ pub struct HmacConfig {
     /// Replay window (default 5m; only with `timestamp_header`).
     #[serde(default)]
     pub tolerance: Option<String>,
-    /// The URL the sender signs, for `{url}` behind a proxy.
+    /// The URL the sender signs, for a template using `{url}`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Proxies whose forwarded headers give the URL for `{url}` instead of `public_url`.
+    #[serde(default)]
+    pub trust_forwarded_from: Option<Vec<String>>,
 }
 
 fn default_algorithm() -> Algorithm {
@@ -246,13 +254,52 @@ fn tolerance(raw: &Option<String>, default: Duration) -> Result<Duration, BuildE
     Ok(value)
 }
 
-fn check_public_url(raw: &Option<String>) -> Result<(), BuildError> {
-    let Some(raw) = raw else {
-        return Ok(());
-    };
-    match url::Url::parse(raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
-        _ => Err(err("public_url", "must be an absolute http(s) URL")),
+/// Where a URL-signing scheme learns the URL it checks: `public_url`, or forwarded
+/// headers from the named proxies — never from what any client says (see [`SignedUrl`]).
+/// `signs_url` is false for a scheme or template that signs no URL; setting either key
+/// then is a mistake worth reporting.
+fn signed_url(
+    public_url: &Option<String>,
+    trust_forwarded_from: &Option<Vec<String>>,
+    signs_url: bool,
+) -> Result<SignedUrl, BuildError> {
+    match (public_url, trust_forwarded_from) {
+        (Some(_), Some(_)) => Err(err(
+            "trust_forwarded_from",
+            "set either public_url or trust_forwarded_from, not both",
+        )),
+        _ if !signs_url && (public_url.is_some() || trust_forwarded_from.is_some()) => Err(err(
+            if public_url.is_some() { "public_url" } else { "trust_forwarded_from" },
+            "only applies when the template signs {url}",
+        )),
+        (Some(raw), None) => match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
+                Ok(SignedUrl::Public(raw.clone()))
+            }
+            _ => Err(err("public_url", "must be an absolute http(s) URL")),
+        },
+        (None, Some(list)) if list.is_empty() => Err(err(
+            "trust_forwarded_from",
+            "must name at least one proxy address or network",
+        )),
+        (None, Some(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                Network::parse(text).ok_or_else(|| {
+                    err(
+                        format!("trust_forwarded_from[{i}]"),
+                        format!("{text:?} is not an IP address or CIDR network"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(SignedUrl::Forwarded),
+        (None, None) if signs_url => Err(err(
+            "public_url",
+            "is required: the provider signs the URL it calls, which hookbridge must not take from the request; set public_url = \"https://…\" exactly as configured at the provider, or trust_forwarded_from = [\"proxy address or CIDR\"] to read X-Forwarded-Proto/Host from those proxies only",
+        )),
+        (None, None) => Ok(SignedUrl::NotSigned),
     }
 }
 
@@ -267,7 +314,6 @@ fn build_hmac(c: &HmacConfig) -> Result<Verifier, BuildError> {
     if !c.prefix.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(err("prefix", "must be printable ASCII"));
     }
-    check_public_url(&c.public_url)?;
     let timestamp_header = match &c.timestamp_header {
         Some(raw) => Some(header_name("timestamp_header", raw)?),
         None => None,
@@ -331,6 +377,7 @@ impl VerifyConfig {
     /// X is not set")` or `("tolerance", "must be at most 1h")`. Never puts a secret value
     /// in the reason.
     pub fn build(&self) -> Result<Verifier, (String, String)> {
+        self.signed_url()?;
         Ok(match self {
             VerifyConfig::Github(c) => Verifier::Github(github::Github::new(
                 text_keys(&c.secret, &c.secrets)?,
@@ -357,7 +404,6 @@ impl VerifyConfig {
                 Verifier::Gitlab(gitlab::Gitlab::new(text_keys(&c.secret, &c.secrets)?))
             }
             VerifyConfig::Twilio(c) => {
-                check_public_url(&c.public_url)?;
                 Verifier::Twilio(twilio::Twilio::new(text_keys(&c.secret, &c.secrets)?))
             }
             VerifyConfig::Paddle(c) => Verifier::Paddle(paddle::Paddle::new(
@@ -365,7 +411,6 @@ impl VerifyConfig {
                 tolerance(&c.tolerance, paddle::DEFAULT_TOLERANCE)?,
             )),
             VerifyConfig::Square(c) => {
-                check_public_url(&c.public_url)?;
                 Verifier::Square(square::Square::new(text_keys(&c.secret, &c.secrets)?))
             }
             VerifyConfig::Zoom(c) => Verifier::Zoom(zoom::Zoom::new(
@@ -425,13 +470,22 @@ impl VerifyConfig {
         }
     }
 
-    /// The configured `public_url` (Twilio, Square, hmac), for the HTTP handler to build
-    /// `WebhookRequest::url` from when behind a proxy.
-    pub fn public_url(&self) -> Option<&str> {
+    /// Where the HTTP handler takes the signed URL from (Twilio, Square, a generic
+    /// template with `{url}`); errors as [`build`](Self::build) reports them.
+    pub fn signed_url(&self) -> Result<SignedUrl, BuildError> {
         match self {
-            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => c.public_url.as_deref(),
-            VerifyConfig::Hmac(c) => c.public_url.as_deref(),
-            _ => None,
+            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => {
+                signed_url(&c.public_url, &c.trust_forwarded_from, true)
+            }
+            VerifyConfig::Hmac(c) => {
+                let signs_url = c
+                    .template
+                    .as_deref()
+                    .and_then(|t| Template::parse(t).ok())
+                    .is_some_and(|t| t.uses_url());
+                signed_url(&c.public_url, &c.trust_forwarded_from, signs_url)
+            }
+            _ => Ok(SignedUrl::NotSigned),
         }
     }
 }
@@ -495,7 +549,10 @@ mod tests {
                 r#"verify = { scheme = "paddle", secret = "pdl_ntfset_x", tolerance = "30s" }"#,
                 "paddle",
             ),
-            (r#"verify = { scheme = "square", secret = "k" }"#, "square"),
+            (
+                r#"verify = { scheme = "square", secret = "k", trust_forwarded_from = ["10.0.0.0/8", "::1"] }"#,
+                "square",
+            ),
             (r#"verify = { scheme = "zoom", secret = "z" }"#, "zoom"),
             (r#"verify = { scheme = "linear", secret = "l" }"#, "linear"),
             (
@@ -642,7 +699,52 @@ mod tests {
             r#"verify = { scheme = "square", secret = "t", public_url = "https://x.com/sq" }"#,
         )
         .unwrap();
-        assert_eq!(good.public_url(), Some("https://x.com/sq"));
+        assert_eq!(
+            good.signed_url().unwrap().public(),
+            Some("https://x.com/sq")
+        );
+        assert_eq!(
+            parse(r#"verify = { scheme = "github", secret = "t" }"#)
+                .unwrap()
+                .signed_url(),
+            Ok(SignedUrl::NotSigned)
+        );
+    }
+
+    #[test]
+    fn url_signing_schemes_need_a_url_they_can_trust() {
+        for text in [
+            r#"verify = { scheme = "twilio", secret = "t" }"#,
+            r#"verify = { scheme = "square", secret = "t" }"#,
+            r#"verify = { scheme = "hmac", secret = "t", header = "X-Sig", template = "{url}{body}" }"#,
+        ] {
+            let (key, reason) = build(text).unwrap_err();
+            assert_eq!(key, "public_url", "{text}");
+            assert!(reason.contains("trust_forwarded_from"), "{reason}");
+        }
+        let cases = [
+            (
+                r#"public_url = "https://a.com/t", trust_forwarded_from = ["10.0.0.1"]"#,
+                "trust_forwarded_from",
+            ),
+            ("trust_forwarded_from = []", "trust_forwarded_from"),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1", "proxy.internal"]"#,
+                "trust_forwarded_from[1]",
+            ),
+        ];
+        for (extra, key) in cases {
+            let text = format!(r#"verify = {{ scheme = "twilio", secret = "t", {extra} }}"#);
+            assert_eq!(build(&text).unwrap_err().0, key, "{extra}");
+        }
+        let trusted = parse(
+            r#"verify = { scheme = "twilio", secret = "t", trust_forwarded_from = ["10.0.0.1"] }"#,
+        )
+        .unwrap();
+        assert!(matches!(trusted.signed_url(), Ok(SignedUrl::Forwarded(n)) if n.len() == 1));
+        // Without {url} in the template the keys would do nothing: say so.
+        let unused = r#"verify = { scheme = "hmac", secret = "t", header = "X-Sig", public_url = "https://a.com/" }"#;
+        assert_eq!(build(unused).unwrap_err().0, "public_url");
     }
 
     #[test]
@@ -662,7 +764,7 @@ secret = "s"
             ("header = \"X-Sig\"\ntolerance = \"1m\"", "tolerance"),
             ("header = \"X-Sig\"\ntemplate = \"{header:X-Sig}{body}\"", "template"),
             ("header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\ntemplate = \"{timestamp}{body}\"\ntolerance = \"3h\"", "tolerance"),
-            ("header = \"X-Sig\"\npublic_url = \"nope\"", "public_url"),
+            ("header = \"X-Sig\"\ntemplate = \"{url}{body}\"\npublic_url = \"nope\"", "public_url"),
         ];
         for (extra, key) in cases {
             let text = format!("[verify]\n{base}{extra}\n");

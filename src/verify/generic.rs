@@ -146,6 +146,11 @@ impl Template {
         self.parts.contains(&Part::Timestamp)
     }
 
+    /// Whether the template uses `{url}`.
+    pub fn uses_url(&self) -> bool {
+        self.parts.contains(&Part::Url)
+    }
+
     /// The headers named by `{header:…}` placeholders.
     pub fn headers(&self) -> impl Iterator<Item = &HeaderName> {
         self.parts.iter().filter_map(|p| match p {

@@ -20,9 +20,11 @@ pub mod standard;
 pub mod stripe;
 pub mod twilio;
 pub mod twitch;
+pub mod url;
 pub mod zoom;
 
 pub use config::VerifyConfig;
+pub use url::SignedUrl;
 
 /// What a verifier sees of one HTTP request. Body is the raw bytes, unparsed.
 #[derive(Clone, Copy)]

@@ -17,14 +17,14 @@ fn all_schemes() -> Vec<(&'static str, Verifier)> {
         r#"scheme = "slack""#.to_owned(),
         r#"scheme = "shopify""#.to_owned(),
         r#"scheme = "gitlab""#.to_owned(),
-        r#"scheme = "twilio""#.to_owned(),
+        format!("scheme = \"twilio\"\npublic_url = \"{URL}\""),
         r#"scheme = "paddle""#.to_owned(),
-        r#"scheme = "square""#.to_owned(),
+        "scheme = \"square\"\ntrust_forwarded_from = [\"10.0.0.1\"]".to_owned(),
         r#"scheme = "zoom""#.to_owned(),
         r#"scheme = "linear""#.to_owned(),
         r#"scheme = "twitch""#.to_owned(),
         "scheme = \"hmac\"\nheader = \"X-Signature\"\nprefix = \"sha256=\"".to_owned(),
-        "scheme = \"hmac\"\nheader = \"X-Sig\"\nalgorithm = \"sha1\"\nencoding = \"base64\"\ntimestamp_header = \"X-Ts\"\ntemplate = \"{timestamp}|{url}|{header:X-Id}|{body}\"".to_owned(),
+        "scheme = \"hmac\"\nheader = \"X-Sig\"\nalgorithm = \"sha1\"\nencoding = \"base64\"\ntimestamp_header = \"X-Ts\"\ntemplate = \"{timestamp}|{url}|{header:X-Id}|{body}\"\npublic_url = \"https://hooks.example.com/in/source?tenant=a\"".to_owned(),
     ];
     let mut out: Vec<(&'static str, Verifier)> = tables
         .iter()
@@ -74,6 +74,12 @@ fn request<'a>(headers: &'a http::HeaderMap, body: &'a [u8], url: &'a str) -> We
 fn sign_then_verify_round_trips_for_every_scheme_and_body() {
     for (scheme, verifier) in all_schemes() {
         for (label, raw) in awkward_bodies() {
+            // A 1 MiB form parameter is over Twilio's cap (large Twilio bodies are JSON,
+            // signed through bodySHA256: see the test below).
+            if scheme == "twilio" && label == "1MiB" {
+                assert!(verifier.sign(&raw, URL, NOW).is_none());
+                continue;
+            }
             let body = if scheme == "linear" {
                 linear_body(&raw)
             } else {
@@ -168,6 +174,9 @@ fn toml_for(scheme: &str, verifier: &Verifier) -> String {
             // Both generic configs share the same shape requirements for this test: use
             // a template-free one, which rejects the other's signatures anyway.
             "scheme = \"hmac\"\nheader = \"X-Signature\"\nprefix = \"sha256=\"".to_owned()
+        }
+        Verifier::Twilio(_) | Verifier::Square(_) => {
+            format!("scheme = \"{scheme}\"\npublic_url = \"{URL}\"")
         }
         _ => format!("scheme = \"{scheme}\""),
     }

@@ -17,9 +17,17 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ("standard-webhooks", "", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
     ("svix", "", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
     ("gitlab", "", "gitlab-token"),
-    ("twilio", "", "twilio-auth-token"),
+    (
+        "twilio",
+        ", public_url = \"https://hooks.example.com/twilio\"",
+        "twilio-auth-token",
+    ),
     ("paddle", "", "pdl_ntfset_secret"),
-    ("square", "", "square-signature-key"),
+    (
+        "square",
+        ", trust_forwarded_from = [\"127.0.0.1\"]",
+        "square-signature-key",
+    ),
     ("zoom", "", "zoom-secret-token"),
     ("linear", "", "lin_wh_secret"),
     ("twitch", "", "twitch-secret-0123"),
@@ -144,5 +152,68 @@ async fn record_kafka_refuses_as_too_large_is_413_not_503() {
     assert!(
         out.contains("message.max.bytes") && out.contains("max.message.bytes"),
         "check does not name the limits to raise: {out}"
+    );
+}
+
+/// A Twilio source whose signed URL comes from forwarded headers of `proxies`.
+fn forwarded_twilio(broker: &Broker, topic: &str, proxies: &str) -> Config {
+    Config::new(&broker.addr())
+        .connector(
+            "twilio.toml",
+            &format!(
+                "[source]\nname = \"twilio\"\npath = \"/hooks/twilio\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"twilio\", secrets = [\"${{TWILIO_TOKEN}}\"], trust_forwarded_from = [{proxies}] }}\n"
+            ),
+        )
+        .env("TWILIO_TOKEN", "twilio-forwarded-token")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_are_trusted_only_from_named_proxies() {
+    let broker = Broker::start();
+    let topic = unique("forwarded");
+    broker.create_topic(&topic, 1);
+    // `send` adds the X-Forwarded-Proto/Host a proxy would; from 127.0.0.1 they count.
+    let mut trusted = Hookbridge::start(&forwarded_twilio(&broker, &topic, "\"127.0.0.1\""));
+    trusted.ready(Duration::from_secs(30)).await;
+    let (ok, out) = trusted
+        .command(&["send", "--connector", "twilio", "--url", &trusted.url("")])
+        .await;
+    assert!(ok && out.starts_with("200"), "{out}");
+    // The same signed request from an address that is not a named proxy is refused.
+    let mut other = Hookbridge::start(&forwarded_twilio(&broker, &topic, "\"10.0.0.1\""));
+    other.ready(Duration::from_secs(30)).await;
+    let (ok, out) = other
+        .command(&["send", "--connector", "twilio", "--url", &other.url("")])
+        .await;
+    assert!(!ok && out.starts_with("401"), "{out}");
+    assert_eq!(
+        kafka::read(&broker.addr(), &topic, Some(2), 5.0)
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_refuses_url_signing_without_a_trusted_url() {
+    let broker = Broker::start();
+    let cfg = Config::new(&broker.addr()).connector(
+        "square.toml",
+        "[source]\nname = \"square\"\npath = \"/hooks/square\"\ntopic = \"t\"\nverify = { scheme = \"square\", secret = \"k\" }\n",
+    );
+    let dir = cfg.write(1, 2);
+    let out = std::process::Command::new(crate::support::hookbridge::bin())
+        .args(["check", "--config"])
+        .arg(dir.path().join("hookbridge.toml"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("square.toml")
+            && text.contains("source.verify.public_url")
+            && text.contains("trust_forwarded_from"),
+        "{text}"
     );
 }
