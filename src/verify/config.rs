@@ -213,6 +213,43 @@ fn text_keys(
         .collect())
 }
 
+/// GitLab: `whsec_…` secrets are signing tokens (Standard Webhooks keys), the others
+/// plain secret tokens.
+fn gitlab_verifier(c: &SecretsConfig) -> Result<Verifier, BuildError> {
+    let values = resolve_secrets(&c.secret, &c.secrets)?;
+    let (mut tokens, mut signing) = (Vec::new(), Vec::new());
+    for (i, value) in values.iter().enumerate() {
+        if value.expose().starts_with("whsec_") {
+            signing.push(standard_key(value, c.secret.is_some(), i)?);
+        } else {
+            tokens.push(Key::from_secret(value));
+        }
+    }
+    let signs_first = values
+        .first()
+        .is_some_and(|v| v.expose().starts_with("whsec_"));
+    Ok(Verifier::Gitlab(gitlab::Gitlab::new(
+        tokens,
+        signing,
+        signs_first,
+    )))
+}
+
+/// One `whsec_…` secret decoded, or an error naming its key.
+fn standard_key(value: &Secret, single: bool, index: usize) -> Result<Key, BuildError> {
+    standard::decode_secret(value.expose()).ok_or_else(|| {
+        let key = if single {
+            "secret".to_owned()
+        } else {
+            format!("secrets[{index}]")
+        };
+        err(
+            key,
+            "is not a Standard Webhooks secret (expected whsec_ followed by base64)",
+        )
+    })
+}
+
 /// Standard Webhooks keys: each secret base64-decoded after `whsec_`.
 fn standard_keys(
     secret: &Option<SecretRef>,
@@ -222,19 +259,7 @@ fn standard_keys(
     values
         .iter()
         .enumerate()
-        .map(|(i, value)| {
-            standard::decode_secret(value.expose()).ok_or_else(|| {
-                let key = if secret.is_some() {
-                    "secret".to_owned()
-                } else {
-                    format!("secrets[{i}]")
-                };
-                err(
-                    key,
-                    "is not a Standard Webhooks secret (expected whsec_ followed by base64)",
-                )
-            })
-        })
+        .map(|(i, value)| standard_key(value, secret.is_some(), i))
         .collect()
 }
 
@@ -400,9 +425,7 @@ impl VerifyConfig {
                     tolerance(&c.tolerance, standard::DEFAULT_TOLERANCE)?,
                 ))
             }
-            VerifyConfig::Gitlab(c) => {
-                Verifier::Gitlab(gitlab::Gitlab::new(text_keys(&c.secret, &c.secrets)?))
-            }
+            VerifyConfig::Gitlab(c) => gitlab_verifier(c)?,
             VerifyConfig::Twilio(c) => {
                 Verifier::Twilio(twilio::Twilio::new(text_keys(&c.secret, &c.secrets)?))
             }

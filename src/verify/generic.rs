@@ -36,10 +36,11 @@ const TEMPLATE_LABEL: &str = "(header named in template)";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
-    /// Hex, either case accepted, lowercase produced.
+    /// Hex, either case accepted (unlike the provider schemes: no SDK to agree with),
+    /// lowercase produced.
     #[default]
     Hex,
-    /// Standard base64, padding optional.
+    /// Standard base64, padding optional (the provider schemes require it).
     Base64,
 }
 
@@ -236,8 +237,8 @@ impl GenericHmac {
 
     fn decode(&self, text: &str) -> Option<Tag> {
         match self.encoding {
-            Encoding::Hex => Tag::from_hex(text, self.algorithm),
-            Encoding::Base64 => Tag::from_base64(text, self.algorithm),
+            Encoding::Hex => Tag::from_hex_any_case(text, self.algorithm),
+            Encoding::Base64 => Tag::from_base64_any_padding(text, self.algorithm),
         }
     }
 

@@ -224,7 +224,7 @@ impl Verifier {
             Verifier::Slack(v) => v.sign(body, now),
             Verifier::Shopify(v) => v.sign(body),
             Verifier::StandardWebhooks(v) => v.sign(body, now),
-            Verifier::Gitlab(v) => v.sign(),
+            Verifier::Gitlab(v) => v.sign(body, now),
             Verifier::Twilio(v) => v.sign(body, url),
             Verifier::Paddle(v) => v.sign(body, now),
             Verifier::Square(v) => v.sign(body, url),

@@ -13,6 +13,8 @@ use super::{VerifyError, WebhookRequest};
 
 /// The signature header.
 pub const HEADER: &str = "X-Shopify-Hmac-Sha256";
+/// The same header as Shopify's newer deliveries name it, without the `X-` prefix.
+pub const UNPREFIXED_HEADER: &str = "shopify-hmac-sha256";
 
 /// An `orders/create` payload (trimmed).
 pub const SAMPLE_BODY: &[u8] = br##"{"id":820982911946154508,"admin_graphql_api_id":"gid://shopify/Order/820982911946154508","email":"jon@example.com","created_at":"2024-06-01T12:00:00-04:00","currency":"USD","total_price":"403.00","financial_status":"paid","name":"#9999","line_items":[{"id":866550311766439020,"title":"Aviator sunglasses","quantity":1,"price":"89.99","sku":"SKU2006-001"}]}"##;
@@ -31,9 +33,16 @@ impl Shopify {
 
     /// Checks the base64 HMAC of the body.
     pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let value = crypto::header_str(req.headers, HEADER)?;
-        let tag = Tag::from_base64(value, Algorithm::Sha256)
-            .ok_or(VerifyError::MalformedHeader(HEADER))?;
+        let name = if req.headers.contains_key(HEADER) {
+            HEADER
+        } else if req.headers.contains_key(UNPREFIXED_HEADER) {
+            UNPREFIXED_HEADER
+        } else {
+            return Err(VerifyError::MissingHeader(HEADER));
+        };
+        let value = crypto::header_str(req.headers, name)?;
+        let tag =
+            Tag::from_base64(value, Algorithm::Sha256).ok_or(VerifyError::MalformedHeader(name))?;
         crypto::verify_any(&self.keys, Algorithm::Sha256, &[req.body], &[tag])
     }
 
@@ -53,6 +62,16 @@ mod tests {
 
     fn shopify(secrets: &[&str]) -> Shopify {
         Shopify::new(keys(secrets))
+    }
+
+    #[test]
+    fn unprefixed_header_is_accepted() {
+        let v = shopify(&["s"]);
+        let signed = v.sign(b"{}").unwrap();
+        let value = signed.get(HEADER).unwrap().to_str().unwrap();
+        let h = headers(&[(UNPREFIXED_HEADER, value)]);
+        assert_eq!(v.verify(&req(&h, b"{}", 0)), Ok(()));
+        assert_eq!(v.verify(&req(&h, b"{ }", 0)), Err(VerifyError::Mismatch));
     }
 
     #[test]

@@ -61,8 +61,9 @@ pub struct StandardWebhooks {
 /// not base64 or decodes to nothing.
 pub fn decode_secret(secret: &str) -> Option<Key> {
     let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
+    // The libraries pad the secret before decoding, so an unpadded one is valid too.
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded.trim_end_matches('='))
         .ok()?;
     if bytes.is_empty() {
         return None;
@@ -79,26 +80,24 @@ pub enum SignatureList {
     Parsed(Vec<Tag>),
 }
 
-/// Parses a space-delimited `v1,<base64>` list.
+/// Parses a space-delimited `v1,<base64>` list as the standardwebhooks libraries do:
+/// split on single spaces, every entry exactly `<version>,<signature>` (anything else —
+/// a doubled space, an entry without or with two commas — fails the whole header there,
+/// so it is malformed here), entries of other versions (`v1a`) skipped.
 pub fn parse_signatures(value: &str) -> SignatureList {
-    let mut saw_entry = false;
     let mut tags = Vec::new();
-    for entry in value.split_ascii_whitespace() {
-        let Some((version, sig)) = entry.split_once(',') else {
-            continue;
+    for entry in value.split(' ') {
+        let mut fields = entry.split(',');
+        let (Some(version), Some(sig), None) = (fields.next(), fields.next(), fields.next()) else {
+            return SignatureList::Malformed;
         };
-        saw_entry = true;
         if version == "v1" {
             if let Some(tag) = Tag::from_base64(sig, Algorithm::Sha256) {
                 tags.push(tag);
             }
         }
     }
-    if saw_entry {
-        SignatureList::Parsed(tags)
-    } else {
-        SignatureList::Malformed
-    }
+    SignatureList::Parsed(tags)
 }
 
 impl StandardWebhooks {

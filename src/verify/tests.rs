@@ -305,3 +305,74 @@ fn garbage_header_values_never_panic() {
         }
     }
 }
+
+/// A copy of `headers` with `name`'s value rewritten by `f`.
+fn rewritten(headers: &http::HeaderMap, name: &str, f: impl Fn(&str) -> String) -> http::HeaderMap {
+    let mut out = headers.clone();
+    let value = headers.get(name).unwrap().to_str().unwrap();
+    out.insert(
+        http::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+        http::HeaderValue::from_str(&f(value)).unwrap(),
+    );
+    out
+}
+
+#[test]
+fn non_canonical_signatures_are_rejected_as_the_sdks_do() {
+    // Each SDK compares the signature text (or decodes base64 with padding required), so
+    // a signature that is the same bytes written differently is not valid there.
+    let upper_hex = |v: &str| match v.rsplit_once('=') {
+        Some((head, hex)) => format!("{head}={}", hex.to_ascii_uppercase()),
+        None => v.to_ascii_uppercase(),
+    };
+    let unpadded = |v: &str| v.trim_end_matches('=').to_owned();
+    type Rewrite<'a> = &'a dyn Fn(&str) -> String;
+    let cases: [(&str, &str, Rewrite<'_>); 12] = [
+        ("github", "x-hub-signature-256", &upper_hex),
+        ("stripe", "stripe-signature", &upper_hex),
+        ("stripe", "stripe-signature", &|v: &str| {
+            v.replace(',', ", ")
+        }),
+        ("slack", "x-slack-signature", &upper_hex),
+        ("paddle", "paddle-signature", &upper_hex),
+        ("zoom", "x-zm-signature", &upper_hex),
+        ("linear", "linear-signature", &upper_hex),
+        ("twitch", "twitch-eventsub-message-signature", &upper_hex),
+        ("shopify", "x-shopify-hmac-sha256", &unpadded),
+        ("square", "x-square-hmacsha256-signature", &unpadded),
+        ("twilio", "x-twilio-signature", &unpadded),
+        ("standard-webhooks", "webhook-signature", &unpadded),
+    ];
+    let schemes = all_schemes();
+    for (scheme, header, rewrite) in cases {
+        let (_, verifier) = schemes.iter().find(|(s, _)| *s == scheme).unwrap();
+        let body = if scheme == "linear" {
+            linear_body(b"{}")
+        } else {
+            b"{}".to_vec()
+        };
+        let mut headers = verifier.sign(&body, URL, NOW).unwrap();
+        if scheme == "twilio" {
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+        }
+        assert_eq!(
+            verifier.verify(&request(&headers, &body, URL)),
+            Ok(()),
+            "{scheme}"
+        );
+        let changed = rewritten(&headers, header, rewrite);
+        assert_ne!(
+            changed.get(header),
+            headers.get(header),
+            "{scheme}: nothing rewritten"
+        );
+        assert!(
+            verifier.verify(&request(&changed, &body, URL)).is_err(),
+            "{scheme} accepted {:?}",
+            changed.get(header)
+        );
+    }
+}

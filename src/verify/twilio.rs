@@ -33,6 +33,9 @@ use super::{VerifyError, WebhookRequest};
 
 /// The signature header.
 pub const HEADER: &str = "X-Twilio-Signature";
+/// Present on webhooks signed with a SharedKey instead of the account auth token:
+/// `key=<shared key id>,algorithm=HMAC_SHA256`. The secret is then the SharedKey's.
+pub const SETTINGS_HEADER: &str = "X-Twilio-Webhooks-Signature-Settings";
 /// The query parameter carrying the body digest for non-form bodies.
 pub const BODY_SHA256_PARAM: &str = "bodySHA256";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -114,6 +117,8 @@ fn sorted_params(body: &[u8]) -> Result<Vec<RawParam<'_>>, VerifyError> {
         params.push(RawParam { name, value });
     }
     params.sort_unstable_by(canonical_order);
+    // twilio-python signs each distinct value of a name once (`sorted(set(values))`).
+    params.dedup_by(|a, b| canonical_order(a, b) == Ordering::Equal);
     Ok(params)
 }
 
@@ -196,6 +201,28 @@ fn alternate_port_url(url: &str) -> Option<String> {
     }
 }
 
+/// The MAC named by [`SETTINGS_HEADER`], read as twilio-python reads it: the first
+/// non-empty `algorithm=` item, case-insensitive; absent means the auth token's SHA-1.
+fn signature_algorithm(headers: &HeaderMap) -> Result<Algorithm, VerifyError> {
+    let Some(settings) = headers.get(SETTINGS_HEADER) else {
+        return Ok(Algorithm::Sha1);
+    };
+    let settings = settings
+        .to_str()
+        .map_err(|_| VerifyError::MalformedHeader(SETTINGS_HEADER))?;
+    let named = settings
+        .split(',')
+        .filter_map(|item| item.split_once('='))
+        .find(|(name, value)| name.trim() == "algorithm" && !value.trim().is_empty())
+        .map(|(_, value)| value.trim());
+    match named {
+        None => Ok(Algorithm::Sha1),
+        Some(a) if a.eq_ignore_ascii_case("HMAC_SHA1") => Ok(Algorithm::Sha1),
+        Some(a) if a.eq_ignore_ascii_case("HMAC_SHA256") => Ok(Algorithm::Sha256),
+        Some(_) => Err(VerifyError::MalformedHeader(SETTINGS_HEADER)),
+    }
+}
+
 fn check_body_digest(expected_hex: &str, body: &[u8]) -> Result<(), VerifyError> {
     let mut expected = [0u8; 32];
     hex::decode_to_slice(expected_hex, &mut expected)
@@ -213,12 +240,17 @@ impl Twilio {
         Twilio { keys }
     }
 
-    fn verify_url(&self, url: &str, form: &[u8], tag: &Tag) -> Result<(), VerifyError> {
+    fn verify_url(
+        &self,
+        (url, form): (&str, &[u8]),
+        alg: Algorithm,
+        tag: &Tag,
+    ) -> Result<(), VerifyError> {
         let alternate = alternate_port_url(url);
         for candidate in std::iter::once(url).chain(alternate.as_deref()) {
             if crypto::verify_any(
                 &self.keys,
-                Algorithm::Sha1,
+                alg,
                 &[candidate.as_bytes(), form],
                 std::slice::from_ref(tag),
             )
@@ -234,17 +266,17 @@ impl Twilio {
     /// URL carries one.
     pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
         let value = crypto::header_str(req.headers, HEADER)?;
-        let tag =
-            Tag::from_base64(value, Algorithm::Sha1).ok_or(VerifyError::MalformedHeader(HEADER))?;
+        let alg = signature_algorithm(req.headers)?;
+        let tag = Tag::from_base64(value, alg).ok_or(VerifyError::MalformedHeader(HEADER))?;
         if let Some(expected) = body_sha256_param(req.url) {
-            self.verify_url(req.url, b"", &tag)?;
+            self.verify_url((req.url, b""), alg, &tag)?;
             return check_body_digest(&expected, req.body);
         }
         if is_form(req.headers) {
-            return self.verify_url(req.url, &canonical_form(req.body)?, &tag);
+            return self.verify_url((req.url, &canonical_form(req.body)?), alg, &tag);
         }
         if req.body.is_empty() {
-            return self.verify_url(req.url, b"", &tag);
+            return self.verify_url((req.url, b""), alg, &tag);
         }
         Err(VerifyError::UnsignedBody)
     }
@@ -479,6 +511,7 @@ mod tests {
                 .map(|(n, v)| (n.into_owned(), v.into_owned()))
                 .collect();
             expected.sort();
+            expected.dedup();
             let joined: String = expected.iter().map(|(n, v)| format!("{n}{v}")).collect();
             assert_eq!(
                 String::from_utf8(canonical_form(body).unwrap()).unwrap(),
@@ -487,6 +520,50 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn shared_key_mode_uses_the_named_algorithm() {
+        let v = twilio(&["shared-key-secret"]);
+        let form = b"Body=hi&From=%2B1555";
+        let mac = crypto::hmac(
+            Algorithm::Sha256,
+            b"shared-key-secret",
+            &[URL.as_bytes(), b"BodyhiFrom+1555"],
+        )
+        .unwrap();
+        let mut h = form_headers(&mac.to_base64());
+        h.insert(
+            SETTINGS_HEADER,
+            "key=webhooks_sharedkey_1, algorithm = hmac_sha256"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(v.verify(&req(&h, form, URL)), Ok(()));
+        h.insert(
+            SETTINGS_HEADER,
+            "key=k,algorithm=HMAC_SHA1".parse().unwrap(),
+        );
+        assert_eq!(
+            v.verify(&req(&h, form, URL)),
+            Err(VerifyError::MalformedHeader(HEADER))
+        );
+        h.insert(SETTINGS_HEADER, "key=k,algorithm=HMAC_MD5".parse().unwrap());
+        assert_eq!(
+            v.verify(&req(&h, form, URL)),
+            Err(VerifyError::MalformedHeader(SETTINGS_HEADER))
+        );
+    }
+
+    #[test]
+    fn repeated_identical_pairs_count_once_as_in_twilio_python() {
+        let v = twilio(&[TOKEN]);
+        let h = v.sign(b"a=1&b=2", URL).unwrap();
+        assert_eq!(v.verify(&req(&h, b"b=2&a=1&a=1", URL)), Ok(()));
+        assert_eq!(
+            v.verify(&req(&h, b"b=2&a=1&a=3", URL)),
+            Err(VerifyError::Mismatch)
+        );
     }
 
     #[test]
