@@ -23,7 +23,7 @@ use crate::connectors::Source;
 use crate::kafka::{headers as kh, producer};
 use crate::telemetry::Metrics;
 use crate::verify::url::UrlError;
-use crate::verify::WebhookRequest;
+use crate::verify::{Verified, WebhookRequest};
 
 /// Everything the webhook listener needs, shared by all requests.
 pub struct Ingress {
@@ -126,14 +126,17 @@ async fn receive(
         url: &url,
         now: unix_now(),
     };
-    if let Err(e) = source.verifier.verify(&request) {
-        ing.metrics
-            .signature_failures
-            .with_label_values(&[&source.name, e.reason()])
-            .inc();
-        tracing::info!(source = %source.name, reason = e.reason(), "webhook signature rejected");
-        return Reply::Unauthorized("invalid signature");
-    }
+    let verified = match source.verifier.verify(&request) {
+        Ok(verified) => verified,
+        Err(e) => {
+            ing.metrics
+                .signature_failures
+                .with_label_values(&[&source.name, e.reason()])
+                .inc();
+            tracing::info!(source = %source.name, reason = e.reason(), "webhook signature rejected");
+            return Reply::Unauthorized("invalid signature");
+        }
+    };
     if let Some(h) = source.verifier.handshake(&request) {
         return Reply::Handshake(h);
     }
@@ -141,7 +144,7 @@ async fn receive(
         Ok(k) => k,
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
-    produce(ing, source, headers, key.as_deref(), &body).await
+    produce(ing, source, headers, key.as_deref(), verified).await
 }
 
 /// Reads the body, stopping as soon as it exceeds `limit` (it is never fully buffered).
@@ -221,10 +224,11 @@ async fn produce(
     source: &Source,
     headers: &HeaderMap,
     key: Option<&[u8]>,
-    body: &Bytes,
+    verified: Verified<'_>,
 ) -> Reply {
+    let body = verified.body();
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&source.topic)
-        .payload(body.as_ref())
+        .payload(body)
         .headers(record_headers(source, headers));
     if let Some(k) = key {
         record = record.key(k);
