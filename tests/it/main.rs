@@ -6,5 +6,6 @@ mod egress;
 mod ingress;
 mod operate;
 mod ops;
+mod providers;
 mod send;
 mod support;
