@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Writes the differential test vectors (tests/vectors/generate.py) to $1, signed and
-# judged by the providers' own libraries at pinned versions. The libraries live in a
-# virtualenv under tests/vectors/.venv (gitignored), created on first use and reused.
+# judged by the providers' own libraries at pinned versions: PyPI packages in a
+# virtualenv under tests/vectors/.venv, npm packages (tests/vectors/package-lock.json)
+# under tests/vectors/node_modules; both gitignored, installed on first use and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/sdk-vectors.sh OUT.json}
 VENV=tests/vectors/.venv
+# Tests generate vectors concurrently: one installs, the others wait for it.
+exec 9>tests/vectors/.install.lock
+flock 9
 PINS="stripe==16.1.0 standardwebhooks==1.1.0 slack-sdk==3.47.0 twilio==9.13.0"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PINS" ]; then
   ${PYTHON:-python3} -m venv "$VENV" >&2
@@ -13,4 +17,11 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PINS
   "$VENV/bin/pip" install --quiet --disable-pip-version-check $PINS >&2
   echo "$PINS" > "$VENV/.pins"
 fi
+LOCK=$(sha256sum tests/vectors/package-lock.json | cut -d' ' -f1)
+if [ "$(cat tests/vectors/node_modules/.lock-sha256 2>/dev/null)" != "$LOCK" ]; then
+  npm ci --prefix tests/vectors --no-audit --no-fund --loglevel=error >&2
+  echo "$LOCK" > tests/vectors/node_modules/.lock-sha256
+fi
+flock -u 9
 "$VENV/bin/python" tests/vectors/generate.py "$OUT"
+node tests/vectors/generate-node.mjs "$OUT"
