@@ -416,10 +416,10 @@ impl VerifyConfig {
                 text_keys(&c.secret, &c.secrets)?,
                 c.allow_sha1,
             ))?,
-            VerifyConfig::Stripe(c) => Verifier::Stripe(stripe::Stripe::new(
+            VerifyConfig::Stripe(c) => recipe(stripe::build(
                 text_keys(&c.secret, &c.secrets)?,
                 tolerance(&c.tolerance, stripe::DEFAULT_TOLERANCE)?,
-            )),
+            ))?,
             VerifyConfig::Slack(c) => recipe(slack::build(
                 text_keys(&c.secret, &c.secrets)?,
                 tolerance(&c.tolerance, slack::DEFAULT_TOLERANCE)?,
@@ -435,10 +435,10 @@ impl VerifyConfig {
             VerifyConfig::Twilio(c) => {
                 Verifier::Twilio(twilio::Twilio::new(text_keys(&c.secret, &c.secrets)?))
             }
-            VerifyConfig::Paddle(c) => Verifier::Paddle(paddle::Paddle::new(
+            VerifyConfig::Paddle(c) => recipe(paddle::build(
                 text_keys(&c.secret, &c.secrets)?,
                 tolerance(&c.tolerance, paddle::DEFAULT_TOLERANCE)?,
-            )),
+            ))?,
             VerifyConfig::Square(c) => recipe(square::build(text_keys(&c.secret, &c.secrets)?))?,
             VerifyConfig::Zoom(c) => recipe(zoom::build(
                 text_keys(&c.secret, &c.secrets)?,

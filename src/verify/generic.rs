@@ -224,6 +224,25 @@ pub enum Fill {
     MessageId,
 }
 
+/// A signature header that carries the timestamp too, as `t=…,v1=…,v1=…` (Stripe) or
+/// `ts=…;h1=…` (Paddle): several signatures may be listed while a secret rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyedList {
+    /// Between items.
+    pub separator: char,
+    /// The key of the (single) timestamp item.
+    pub timestamp_key: &'static str,
+    /// The key of each signature item.
+    pub signature_key: &'static str,
+}
+
+/// Where a recipe's timestamp is: its own header (name, label, tolerance), or inside a
+/// keyed-list signature header (with its tolerance).
+pub type TimestampSources = (
+    Option<(HeaderName, &'static str, Duration)>,
+    Option<(KeyedList, Duration)>,
+);
+
 /// How signature text is decoded. Provider recipes are as strict as their SDKs, which
 /// compare the text; the configurable scheme has no SDK to agree with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +267,9 @@ pub struct GenericHmac {
     strictness: Strictness,
     /// With its label and tolerance; `None` means the sender signs no timestamp.
     timestamp: Option<(HeaderName, &'static str, Duration)>,
+    /// When the signature header is a keyed list holding the timestamp, with its
+    /// tolerance.
+    list: Option<(KeyedList, Duration)>,
     template: Template,
     /// Headers `send` adds so a test delivery looks like a real one.
     extra: &'static [(&'static str, Fill)],
@@ -280,6 +302,7 @@ impl GenericHmac {
             encoding,
             strictness: Strictness::Lenient,
             timestamp: timestamp.map(|(name, tolerance)| (name, TIMESTAMP_LABEL, tolerance)),
+            list: None,
             template,
             extra: &[],
             handshake: None,
@@ -294,7 +317,7 @@ impl GenericHmac {
         keys: Vec<Key>,
         signatures: Vec<SignatureHeader>,
         encoding: Encoding,
-        timestamp: Option<(HeaderName, &'static str, Duration)>,
+        (timestamp, list): TimestampSources,
         template: Template,
         extra: &'static [(&'static str, Fill)],
         handshake: Option<super::recipe::HandshakeFn>,
@@ -307,6 +330,7 @@ impl GenericHmac {
             encoding,
             strictness: Strictness::Sdk,
             timestamp,
+            list,
             template,
             extra,
             handshake,
@@ -402,14 +426,46 @@ impl GenericHmac {
     /// As [`verify`](Self::verify), returning the secret that signed the request (a
     /// handshake answers with it, so validation works mid-rotation).
     pub fn matching_key(&self, req: &WebhookRequest<'_>) -> Result<&Key, VerifyError> {
-        let (tag, alg) = self.signature(req.headers)?;
-        let timestamp = self.timestamp(req)?;
+        let (tags, alg, timestamp) = match &self.list {
+            Some((list, tolerance)) => self.listed(req, list, *tolerance)?,
+            None => {
+                let (tag, alg) = self.signature(req.headers)?;
+                (vec![tag], alg, self.timestamp(req)?)
+            }
+        };
         let pieces = self
             .template
             .pieces(req.body, timestamp.as_bytes(), req.url, req.headers)?;
-        crypto::matching_key(&self.keys, alg, &pieces, &tag)
+        (tags.iter())
+            .find_map(|tag| crypto::matching_key(&self.keys, alg, &pieces, tag))
             .and_then(|i| self.keys.get(i))
             .ok_or(VerifyError::Mismatch)
+    }
+
+    /// The signatures and timestamp of a keyed-list header, the timestamp checked.
+    fn listed<'a>(
+        &self,
+        req: &WebhookRequest<'a>,
+        list: &KeyedList,
+        tolerance: Duration,
+    ) -> Result<(Vec<Tag>, Algorithm, &'a str), VerifyError> {
+        let header = self.signatures.first().ok_or(VerifyError::Mismatch)?;
+        let value = req
+            .headers
+            .get(&header.name)
+            .ok_or(VerifyError::MissingHeader(header.label))?
+            .to_str()
+            .map_err(|_| VerifyError::MalformedHeader(header.label))?;
+        let parsed = crypto::parse_timestamped_signatures(
+            value,
+            list.separator,
+            list.timestamp_key,
+            list.signature_key,
+            header.algorithm,
+        )
+        .ok_or(VerifyError::MalformedHeader(header.label))?;
+        crypto::check_tolerance(parsed.timestamp, req.now, tolerance)?;
+        Ok((parsed.signatures, header.algorithm, parsed.timestamp_text))
     }
 
     /// The recipe's handshake, called only after the request verified.
@@ -442,10 +498,15 @@ impl GenericHmac {
         let mut signed = Vec::new();
         for header in self.signatures.iter().filter(|h| h.sent) {
             let tag = crypto::hmac(header.algorithm, key.as_bytes(), &pieces)?;
-            signed.push((
-                &header.name,
-                format!("{}{}", header.prefix, self.encode(&tag)),
-            ));
+            let encoded = self.encode(&tag);
+            let value = match &self.list {
+                Some((list, _)) => format!(
+                    "{}={ts}{}{}={encoded}",
+                    list.timestamp_key, list.separator, list.signature_key
+                ),
+                None => format!("{}{encoded}", header.prefix),
+            };
+            signed.push((&header.name, value));
         }
         for (name, value) in signed {
             crypto::insert_header(&mut headers, name.as_str(), &value)?;

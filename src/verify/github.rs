@@ -32,6 +32,7 @@ pub const RECIPE: Recipe = Recipe {
     encoding: Encoding::Hex,
     template: "{body}",
     timestamp_header: None,
+    list: None,
     default_tolerance: std::time::Duration::ZERO,
     // The headers every real delivery carries, so a source keyed or routed on them
     // accepts a test delivery too.

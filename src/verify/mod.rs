@@ -164,22 +164,18 @@ impl Handshake {
 /// A built, ready-to-use verifier. `Debug` never shows secrets.
 #[derive(Debug, Clone)]
 pub enum Verifier {
-    /// Stripe `Stripe-Signature`.
-    Stripe(stripe::Stripe),
     /// Standard Webhooks / Svix `webhook-signature`.
     StandardWebhooks(standard::StandardWebhooks),
     /// GitLab `X-Gitlab-Token`.
     Gitlab(gitlab::Gitlab),
     /// Twilio `X-Twilio-Signature`.
     Twilio(twilio::Twilio),
-    /// Paddle Billing `Paddle-Signature`.
-    Paddle(paddle::Paddle),
     /// Linear `Linear-Signature`.
     Linear(linear::Linear),
     /// Twitch EventSub `Twitch-Eventsub-Message-Signature`.
     Twitch(twitch::Twitch),
-    /// One HMAC over a template: a provider recipe (GitHub, Slack, Shopify, Square,
-    /// Zoom) or the configurable `scheme = "hmac"`.
+    /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
+    /// Paddle, Square, Zoom) or the configurable `scheme = "hmac"`.
     Hmac(generic::GenericHmac),
     /// No verification (`scheme = "none"`), for trusted internal senders.
     None,
@@ -195,11 +191,9 @@ impl Verifier {
 
     fn check(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
         match self {
-            Verifier::Stripe(v) => v.verify(req),
             Verifier::StandardWebhooks(v) => v.verify(req),
             Verifier::Gitlab(v) => v.verify(req),
             Verifier::Twilio(v) => v.verify(req),
-            Verifier::Paddle(v) => v.verify(req),
             Verifier::Linear(v) => v.verify(req),
             Verifier::Twitch(v) => v.verify(req),
             Verifier::Hmac(v) => v.verify(req),
@@ -225,11 +219,9 @@ impl Verifier {
     /// the caller must not override it. Returns `None` for `none`.
     pub fn sign(&self, body: &[u8], url: &str, now: i64) -> Option<http::HeaderMap> {
         match self {
-            Verifier::Stripe(v) => v.sign(body, now),
             Verifier::StandardWebhooks(v) => v.sign(body, now),
             Verifier::Gitlab(v) => v.sign(body, now),
             Verifier::Twilio(v) => v.sign(body, url),
-            Verifier::Paddle(v) => v.sign(body, now),
             Verifier::Linear(v) => v.sign(body),
             Verifier::Twitch(v) => v.sign(body, now),
             Verifier::Hmac(v) => v.sign(body, url, now),
@@ -242,11 +234,9 @@ impl Verifier {
     /// [`sample_body_at`](Self::sample_body_at) for one that verifies now.
     pub fn sample_body(&self) -> &'static [u8] {
         match self {
-            Verifier::Stripe(_) => stripe::SAMPLE_BODY,
             Verifier::StandardWebhooks(_) => standard::SAMPLE_BODY,
             Verifier::Gitlab(_) => gitlab::SAMPLE_BODY,
             Verifier::Twilio(_) => twilio::SAMPLE_BODY,
-            Verifier::Paddle(_) => paddle::SAMPLE_BODY,
             Verifier::Linear(_) => linear::SAMPLE_BODY,
             Verifier::Twitch(_) => twitch::SAMPLE_BODY,
             Verifier::Hmac(v) => v.sample_body(),
@@ -275,11 +265,9 @@ impl Verifier {
     /// The scheme name as written in config, e.g. `"github"` (also a metrics label).
     pub fn scheme_name(&self) -> &'static str {
         match self {
-            Verifier::Stripe(_) => "stripe",
             Verifier::StandardWebhooks(_) => "standard-webhooks",
             Verifier::Gitlab(_) => "gitlab",
             Verifier::Twilio(_) => "twilio",
-            Verifier::Paddle(_) => "paddle",
             Verifier::Linear(_) => "linear",
             Verifier::Twitch(_) => "twitch",
             Verifier::Hmac(v) => v.name(),

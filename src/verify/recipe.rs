@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::header::HeaderName;
 
 use super::crypto::{Algorithm, Key};
-use super::generic::{Encoding, Fill, GenericHmac, SignatureHeader, Template};
+use super::generic::{Encoding, Fill, GenericHmac, KeyedList, SignatureHeader, Template};
 use super::{Handshake, WebhookRequest};
 
 /// Answers a provider's handshake for a verified request, given the secret that
@@ -45,6 +45,8 @@ pub struct Recipe {
     pub template: &'static str,
     /// The header carrying the signed Unix-seconds timestamp, if the provider signs one.
     pub timestamp_header: Option<&'static str>,
+    /// When the signature header is a keyed list that also carries the timestamp.
+    pub list: Option<KeyedList>,
     /// The provider's own replay window.
     pub default_tolerance: Duration,
     /// Headers `send` adds so a test delivery looks real.
@@ -91,21 +93,19 @@ impl Recipe {
                 })
             })
             .collect::<Result<Vec<_>, RecipeError>>()?;
+        let tolerance = tolerance.unwrap_or(self.default_tolerance);
         let timestamp = match self.timestamp_header {
-            Some(name) => Some((
-                header(name)?,
-                name,
-                tolerance.unwrap_or(self.default_tolerance),
-            )),
+            Some(name) => Some((header(name)?, name, tolerance)),
             None => None,
         };
+        let list = self.list.map(|list| (list, tolerance));
         let template = Template::parse(self.template).map_err(|e| fail(e.to_string()))?;
         Ok(GenericHmac::from_parts(
             self.name,
             keys,
             signatures,
             self.encoding,
-            timestamp,
+            (timestamp, list),
             template,
             self.extra,
             self.handshake,
@@ -116,13 +116,15 @@ impl Recipe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{github, shopify, slack, square, zoom};
+    use super::super::{github, paddle, shopify, slack, square, stripe, zoom};
     use super::*;
 
     #[test]
     fn every_recipe_builds() {
         for recipe in [
             &github::RECIPE,
+            &stripe::RECIPE,
+            &paddle::RECIPE,
             &shopify::RECIPE,
             &slack::RECIPE,
             &square::RECIPE,

@@ -38,6 +38,7 @@ pub const RECIPE: Recipe = Recipe {
     encoding: Encoding::Base64,
     template: "{body}",
     timestamp_header: None,
+    list: None,
     default_tolerance: std::time::Duration::ZERO,
     extra: &[],
     handshake: None,

@@ -31,6 +31,7 @@ pub const RECIPE: Recipe = Recipe {
     encoding: Encoding::Base64,
     template: "{url}{body}",
     timestamp_header: None,
+    list: None,
     default_tolerance: std::time::Duration::ZERO,
     extra: &[],
     handshake: None,

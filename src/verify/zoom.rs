@@ -41,6 +41,7 @@ pub const RECIPE: Recipe = Recipe {
     encoding: Encoding::Hex,
     template: "v0:{timestamp}:{body}",
     timestamp_header: Some(TIMESTAMP),
+    list: None,
     default_tolerance: DEFAULT_TOLERANCE,
     extra: &[],
     handshake: Some(handshake),
