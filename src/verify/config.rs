@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::crypto::{Algorithm, Key};
 use super::generic::{Encoding, GenericHmac, Template};
 use super::recipe::RecipeError;
+use super::token::SharedToken;
 use super::url::{Network, SignedUrl};
 use super::{
     github, gitlab, linear, paddle, shopify, slack, square, standard, stripe, twilio, twitch, zoom,
@@ -65,6 +66,12 @@ pub enum VerifyConfig {
     Twitch(TimedConfig),
     /// `scheme = "hmac"`: configurable HMAC.
     Hmac(HmacConfig),
+    /// `scheme = "token"`: `header` must equal a secret.
+    Token(TokenConfig),
+    /// `scheme = "bearer"`: `Authorization: Bearer <secret>`.
+    Bearer(SecretsConfig),
+    /// `scheme = "basic"`: `Authorization: Basic base64(<user:password>)`.
+    Basic(SecretsConfig),
     /// `scheme = "none"`: no verification, for trusted internal senders.
     None(NoneConfig),
 }
@@ -171,6 +178,20 @@ pub struct HmacConfig {
 
 fn default_algorithm() -> Algorithm {
     Algorithm::Sha256
+}
+
+/// A shared-secret header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A single secret reference.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Several secret references.
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretRef>>,
+    /// The header carrying the secret (required).
+    pub header: String,
 }
 
 /// `scheme = "none"` takes no other keys.
@@ -453,6 +474,27 @@ impl VerifyConfig {
                 tolerance(&c.tolerance, twitch::DEFAULT_TOLERANCE)?,
             )),
             VerifyConfig::Hmac(c) => build_hmac(c)?,
+            VerifyConfig::Token(c) => Verifier::Token(SharedToken::token(
+                "token",
+                header_name("header", &c.header)?,
+                None,
+                &text_keys(&c.secret, &c.secrets)?,
+            )),
+            VerifyConfig::Bearer(c) => {
+                Verifier::Token(SharedToken::bearer(&text_keys(&c.secret, &c.secrets)?))
+            }
+            VerifyConfig::Basic(c) => {
+                let keys = text_keys(&c.secret, &c.secrets)?;
+                if let Some(i) = keys.iter().position(|k| !k.as_bytes().contains(&b':')) {
+                    let key = if c.secret.is_some() {
+                        "secret".to_owned()
+                    } else {
+                        format!("secrets[{i}]")
+                    };
+                    return Err(err(key, "must be user:password"));
+                }
+                Verifier::Token(SharedToken::basic(&keys))
+            }
             VerifyConfig::None(_) => Verifier::None,
         })
     }
@@ -461,7 +503,11 @@ impl VerifyConfig {
     pub fn secret_refs(&self) -> Vec<&SecretRef> {
         let (secret, secrets) = match self {
             VerifyConfig::Github(c) => (&c.secret, &c.secrets),
-            VerifyConfig::Shopify(c) | VerifyConfig::Gitlab(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Shopify(c)
+            | VerifyConfig::Gitlab(c)
+            | VerifyConfig::Bearer(c)
+            | VerifyConfig::Basic(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Token(c) => (&c.secret, &c.secrets),
             VerifyConfig::Stripe(c)
             | VerifyConfig::Slack(c)
             | VerifyConfig::StandardWebhooks(c)
@@ -493,6 +539,9 @@ impl VerifyConfig {
             VerifyConfig::Linear(_) => "linear",
             VerifyConfig::Twitch(_) => "twitch",
             VerifyConfig::Hmac(_) => "hmac",
+            VerifyConfig::Token(_) => "token",
+            VerifyConfig::Bearer(_) => "bearer",
+            VerifyConfig::Basic(_) => "basic",
             VerifyConfig::None(_) => "none",
         }
     }
@@ -604,6 +653,18 @@ mod tests {
                 tolerance = "1m"
                 "#,
                 "hmac",
+            ),
+            (
+                r#"verify = { scheme = "token", secret = "t", header = "X-Webhook-Token" }"#,
+                "token",
+            ),
+            (
+                r#"verify = { scheme = "bearer", secrets = ["t"] }"#,
+                "bearer",
+            ),
+            (
+                r#"verify = { scheme = "basic", secret = "user:pw" }"#,
+                "basic",
             ),
             (r#"verify = { scheme = "none" }"#, "none"),
         ];
@@ -797,6 +858,15 @@ secret = "s"
             let text = format!("[verify]\n{base}{extra}\n");
             assert_eq!(build(&text).unwrap_err().0, key, "{extra}");
         }
+    }
+
+    #[test]
+    fn basic_needs_user_and_password() {
+        let bad = r#"verify = { scheme = "basic", secrets = ["user:pw", "no-colon"] }"#;
+        assert_eq!(build(bad).unwrap_err().0, "secrets[1]");
+        let bad = r#"verify = { scheme = "token", secret = "t", header = "bad header" }"#;
+        assert_eq!(build(bad).unwrap_err().0, "header");
+        assert!(parse(r#"verify = { scheme = "token", secret = "t" }"#).is_err());
     }
 
     #[test]

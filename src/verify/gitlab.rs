@@ -14,11 +14,12 @@
 //! signing token; a request carrying `webhook-signature` is checked against those only
 //! (with the Standard Webhooks 5-minute window), any other against the plain tokens.
 
+use http::header::HeaderName;
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
 
-use super::crypto::{self, Key};
+use super::crypto::Key;
 use super::standard::{self, StandardWebhooks};
+use super::token::SharedToken;
 use super::{VerifyError, WebhookRequest};
 
 /// The token header.
@@ -30,7 +31,7 @@ pub const SAMPLE_BODY: &[u8] = br#"{"object_kind":"push","event_name":"push","be
 /// Verifies GitLab webhooks.
 #[derive(Debug, Clone)]
 pub struct Gitlab {
-    keys: Vec<Key>,
+    token: SharedToken,
     /// The signing tokens (`whsec_…`), when any is configured.
     signing: Option<StandardWebhooks>,
     /// Whether the first configured secret is a signing token, so `send` signs with it.
@@ -43,8 +44,14 @@ impl Gitlab {
     pub fn new(keys: Vec<Key>, signing_keys: Vec<Key>, signs_first: bool) -> Self {
         let signing = (!signing_keys.is_empty())
             .then(|| StandardWebhooks::new(signing_keys, standard::DEFAULT_TOLERANCE));
+        let token = SharedToken::token(
+            "gitlab",
+            HeaderName::from_static("x-gitlab-token"),
+            Some(HEADER),
+            &keys,
+        );
         Gitlab {
-            keys,
+            token,
             signing,
             signs_first,
         }
@@ -62,26 +69,7 @@ impl Gitlab {
                 None => Err(VerifyError::Mismatch),
             };
         }
-        self.verify_token(req)
-    }
-
-    /// Compares the token header with every configured token.
-    fn verify_token(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let header = req
-            .headers
-            .get(HEADER)
-            .ok_or(VerifyError::MissingHeader(HEADER))?;
-        let sent = Sha256::digest(header.as_bytes());
-        let mut matched = subtle::Choice::from(0);
-        for key in &self.keys {
-            let expected = Sha256::digest(key.as_bytes());
-            matched |= subtle::ConstantTimeEq::ct_eq(sent.as_slice(), expected.as_slice());
-        }
-        if bool::from(matched) {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        self.token.verify(req)
     }
 
     /// As GitLab sends with the first configured secret: the Standard Webhooks headers
@@ -91,10 +79,7 @@ impl Gitlab {
         if self.signs_first {
             return self.signing.as_ref()?.sign(body, now);
         }
-        let token = std::str::from_utf8(self.keys.first()?.as_bytes()).ok()?;
-        let mut headers = HeaderMap::new();
-        crypto::insert_header(&mut headers, HEADER, token)?;
-        Some(headers)
+        self.token.sign()
     }
 }
 

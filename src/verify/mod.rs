@@ -19,6 +19,7 @@ pub mod slack;
 pub mod square;
 pub mod standard;
 pub mod stripe;
+pub mod token;
 pub mod twilio;
 pub mod twitch;
 pub mod url;
@@ -177,6 +178,8 @@ pub enum Verifier {
     /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
     /// Paddle, Square, Zoom) or the configurable `scheme = "hmac"`.
     Hmac(generic::GenericHmac),
+    /// A header equal to a shared secret (`token`, `bearer`, `basic`).
+    Token(token::SharedToken),
     /// No verification (`scheme = "none"`), for trusted internal senders.
     None,
 }
@@ -197,6 +200,7 @@ impl Verifier {
             Verifier::Linear(v) => v.verify(req),
             Verifier::Twitch(v) => v.verify(req),
             Verifier::Hmac(v) => v.verify(req),
+            Verifier::Token(v) => v.verify(req),
             Verifier::None => Ok(()),
         }
     }
@@ -225,6 +229,7 @@ impl Verifier {
             Verifier::Linear(v) => v.sign(body),
             Verifier::Twitch(v) => v.sign(body, now),
             Verifier::Hmac(v) => v.sign(body, url, now),
+            Verifier::Token(v) => v.sign(),
             Verifier::None => None,
         }
     }
@@ -240,7 +245,7 @@ impl Verifier {
             Verifier::Linear(_) => linear::SAMPLE_BODY,
             Verifier::Twitch(_) => twitch::SAMPLE_BODY,
             Verifier::Hmac(v) => v.sample_body(),
-            Verifier::None => generic::SAMPLE_BODY,
+            Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
         }
     }
 
@@ -271,6 +276,7 @@ impl Verifier {
             Verifier::Linear(_) => "linear",
             Verifier::Twitch(_) => "twitch",
             Verifier::Hmac(v) => v.name(),
+            Verifier::Token(v) => v.name(),
             Verifier::None => "none",
         }
     }

@@ -31,6 +31,9 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ("zoom", "", "zoom-secret-token"),
     ("linear", "", "lin_wh_secret"),
     ("twitch", "", "twitch-secret-0123"),
+    ("token", ", header = \"X-Webhook-Token\"", "shared-token-value"),
+    ("bearer", "", "bearer-token-value"),
+    ("basic", "", "hook:basic-password"),
     (
         "hmac",
         ", header = \"X-Signature\", prefix = \"sha512=\", algorithm = \"sha512\", encoding = \"base64\", timestamp_header = \"X-Timestamp\", template = \"{timestamp}.{body}\"",
