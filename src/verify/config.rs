@@ -14,13 +14,14 @@ use http::header::HeaderName;
 use serde::Deserialize;
 
 use super::crypto::{Algorithm, Key};
+use super::ed25519::PublicKey;
 use super::generic::{Encoding, GenericHmac, Template};
 use super::recipe::RecipeError;
 use super::token::SharedToken;
 use super::url::{Network, SignedUrl};
 use super::{
-    github, gitlab, linear, paddle, shopify, slack, square, standard, stripe, twilio, twitch, zoom,
-    Verifier,
+    discord, github, gitlab, linear, paddle, shopify, slack, square, standard, stripe, twilio,
+    twitch, zoom, Verifier,
 };
 use crate::config::secret::{Secret, SecretRef};
 
@@ -66,6 +67,8 @@ pub enum VerifyConfig {
     Twitch(TimedConfig),
     /// `scheme = "hmac"`: configurable HMAC.
     Hmac(HmacConfig),
+    /// `scheme = "discord"`: `public_keys` (hex), `tolerance` (default 5m).
+    Discord(DiscordConfig),
     /// `scheme = "token"`: `header` must equal a secret.
     Token(TokenConfig),
     /// `scheme = "bearer"`: `Authorization: Bearer <secret>`.
@@ -180,6 +183,17 @@ fn default_algorithm() -> Algorithm {
     Algorithm::Sha256
 }
 
+/// Discord's table: public keys are not secrets, so they are plain strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The application's public key(s), hex, as shown in the developer portal.
+    pub public_keys: Vec<String>,
+    /// How far the signed timestamp may be from now, either way.
+    #[serde(default)]
+    pub tolerance: Option<String>,
+}
+
 /// A shared-secret header.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -283,6 +297,27 @@ fn standard_keys(
         .enumerate()
         .map(|(i, value)| standard_key(value, secret.is_some(), i))
         .collect()
+}
+
+/// Discord: every public key must be 32 bytes of hex.
+fn discord_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
+    if c.public_keys.is_empty() {
+        return Err(err("public_keys", "must list at least one public key"));
+    }
+    let keys = (c.public_keys.iter().enumerate())
+        .map(|(i, text)| {
+            PublicKey::from_hex(text).ok_or_else(|| {
+                err(
+                    format!("public_keys[{i}]"),
+                    "is not an Ed25519 public key (64 hex digits)",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Verifier::Discord(discord::Discord::new(
+        keys,
+        tolerance(&c.tolerance, discord::DEFAULT_TOLERANCE)?,
+    )))
 }
 
 /// A provider recipe's engine; a recipe that does not build is a bug, reported as such.
@@ -474,6 +509,7 @@ impl VerifyConfig {
                 tolerance(&c.tolerance, twitch::DEFAULT_TOLERANCE)?,
             )),
             VerifyConfig::Hmac(c) => build_hmac(c)?,
+            VerifyConfig::Discord(c) => discord_verifier(c)?,
             VerifyConfig::Token(c) => Verifier::Token(SharedToken::token(
                 "token",
                 header_name("header", &c.header)?,
@@ -517,7 +553,7 @@ impl VerifyConfig {
             | VerifyConfig::Twitch(c) => (&c.secret, &c.secrets),
             VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => (&c.secret, &c.secrets),
             VerifyConfig::Hmac(c) => (&c.secret, &c.secrets),
-            VerifyConfig::None(_) => return Vec::new(),
+            VerifyConfig::Discord(_) | VerifyConfig::None(_) => return Vec::new(),
         };
         secret.iter().chain(secrets.iter().flatten()).collect()
     }
@@ -539,6 +575,7 @@ impl VerifyConfig {
             VerifyConfig::Linear(_) => "linear",
             VerifyConfig::Twitch(_) => "twitch",
             VerifyConfig::Hmac(_) => "hmac",
+            VerifyConfig::Discord(_) => "discord",
             VerifyConfig::Token(_) => "token",
             VerifyConfig::Bearer(_) => "bearer",
             VerifyConfig::Basic(_) => "basic",
@@ -661,6 +698,10 @@ mod tests {
             (
                 r#"verify = { scheme = "bearer", secrets = ["t"] }"#,
                 "bearer",
+            ),
+            (
+                r#"verify = { scheme = "discord", public_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"] }"#,
+                "discord",
             ),
             (
                 r#"verify = { scheme = "basic", secret = "user:pw" }"#,

@@ -8,6 +8,8 @@
 
 pub mod config;
 pub mod crypto;
+pub mod discord;
+pub mod ed25519;
 pub mod generic;
 pub mod github;
 pub mod gitlab;
@@ -178,6 +180,8 @@ pub enum Verifier {
     /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
     /// Paddle, Square, Zoom) or the configurable `scheme = "hmac"`.
     Hmac(generic::GenericHmac),
+    /// Discord interactions (Ed25519).
+    Discord(discord::Discord),
     /// A header equal to a shared secret (`token`, `bearer`, `basic`).
     Token(token::SharedToken),
     /// No verification (`scheme = "none"`), for trusted internal senders.
@@ -201,6 +205,7 @@ impl Verifier {
             Verifier::Twitch(v) => v.verify(req),
             Verifier::Hmac(v) => v.verify(req),
             Verifier::Token(v) => v.verify(req),
+            Verifier::Discord(v) => v.verify(req),
             Verifier::None => Ok(()),
         }
     }
@@ -212,6 +217,7 @@ impl Verifier {
         match self {
             Verifier::Twitch(v) => v.handshake(req),
             Verifier::Hmac(v) => v.handshake(req),
+            Verifier::Discord(v) => v.handshake(req),
             _ => None,
         }
     }
@@ -230,7 +236,7 @@ impl Verifier {
             Verifier::Twitch(v) => v.sign(body, now),
             Verifier::Hmac(v) => v.sign(body, url, now),
             Verifier::Token(v) => v.sign(),
-            Verifier::None => None,
+            Verifier::Discord(_) | Verifier::None => None,
         }
     }
 
@@ -245,6 +251,7 @@ impl Verifier {
             Verifier::Linear(_) => linear::SAMPLE_BODY,
             Verifier::Twitch(_) => twitch::SAMPLE_BODY,
             Verifier::Hmac(v) => v.sample_body(),
+            Verifier::Discord(_) => discord::SAMPLE_BODY,
             Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
         }
     }
@@ -277,6 +284,7 @@ impl Verifier {
             Verifier::Twitch(_) => "twitch",
             Verifier::Hmac(v) => v.name(),
             Verifier::Token(v) => v.name(),
+            Verifier::Discord(_) => "discord",
             Verifier::None => "none",
         }
     }
