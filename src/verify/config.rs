@@ -249,6 +249,41 @@ fn text_keys(
         .collect())
 }
 
+/// Standard Webhooks: `whsec_…` secrets verify `v1` signatures, `whpk_…` public keys
+/// `v1a` (Ed25519) ones.
+fn standard_verifier(c: &TimedConfig) -> Result<Verifier, BuildError> {
+    let values = resolve_secrets(&c.secret, &c.secrets)?;
+    let (mut keys, mut public_keys) = (Vec::new(), Vec::new());
+    for (i, value) in values.iter().enumerate() {
+        if value.expose().starts_with("whpk_") {
+            let key = standard::decode_public_key(value.expose()).ok_or_else(|| {
+                err(
+                    secret_key_name(c.secret.is_some(), i),
+                    "is not a Standard Webhooks public key (whpk_ followed by base64 of 32 bytes)",
+                )
+            })?;
+            public_keys.push(key);
+        } else {
+            keys.push(standard_key(value, c.secret.is_some(), i)?);
+        }
+    }
+    let verifier = standard::StandardWebhooks::new(
+        keys,
+        tolerance(&c.tolerance, standard::DEFAULT_TOLERANCE)?,
+    )
+    .with_public_keys(public_keys);
+    Ok(Verifier::StandardWebhooks(verifier))
+}
+
+/// `secret` or `secrets[i]`, for errors about one resolved value.
+fn secret_key_name(single: bool, index: usize) -> String {
+    if single {
+        "secret".to_owned()
+    } else {
+        format!("secrets[{index}]")
+    }
+}
+
 /// GitLab: `whsec_…` secrets are signing tokens (Standard Webhooks keys), the others
 /// plain secret tokens.
 fn gitlab_verifier(c: &SecretsConfig) -> Result<Verifier, BuildError> {
@@ -274,29 +309,11 @@ fn gitlab_verifier(c: &SecretsConfig) -> Result<Verifier, BuildError> {
 /// One `whsec_…` secret decoded, or an error naming its key.
 fn standard_key(value: &Secret, single: bool, index: usize) -> Result<Key, BuildError> {
     standard::decode_secret(value.expose()).ok_or_else(|| {
-        let key = if single {
-            "secret".to_owned()
-        } else {
-            format!("secrets[{index}]")
-        };
         err(
-            key,
+            secret_key_name(single, index),
             "is not a Standard Webhooks secret (expected whsec_ followed by base64)",
         )
     })
-}
-
-/// Standard Webhooks keys: each secret base64-decoded after `whsec_`.
-fn standard_keys(
-    secret: &Option<SecretRef>,
-    secrets: &Option<Vec<SecretRef>>,
-) -> Result<Vec<Key>, BuildError> {
-    let values = resolve_secrets(secret, secrets)?;
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| standard_key(value, secret.is_some(), i))
-        .collect()
 }
 
 /// Discord: every public key must be 32 bytes of hex.
@@ -481,12 +498,7 @@ impl VerifyConfig {
                 tolerance(&c.tolerance, slack::DEFAULT_TOLERANCE)?,
             ))?,
             VerifyConfig::Shopify(c) => recipe(shopify::build(text_keys(&c.secret, &c.secrets)?))?,
-            VerifyConfig::StandardWebhooks(c) => {
-                Verifier::StandardWebhooks(standard::StandardWebhooks::new(
-                    standard_keys(&c.secret, &c.secrets)?,
-                    tolerance(&c.tolerance, standard::DEFAULT_TOLERANCE)?,
-                ))
-            }
+            VerifyConfig::StandardWebhooks(c) => standard_verifier(c)?,
             VerifyConfig::Gitlab(c) => gitlab_verifier(c)?,
             VerifyConfig::Twilio(c) => {
                 Verifier::Twilio(twilio::Twilio::new(text_keys(&c.secret, &c.secrets)?))

@@ -1,4 +1,4 @@
-//! Ed25519 signatures (Discord interactions; Standard Webhooks `v1a` could reuse it),
+//! Ed25519 signatures (Discord interactions, Standard Webhooks `v1a`),
 //! verified with OpenSSL, which hookbridge already links for TLS.
 //!
 //! Ed25519 signs the whole message at once (no streaming), so the signed pieces are
@@ -23,7 +23,15 @@ impl PublicKey {
     pub fn from_hex(text: &str) -> Option<Self> {
         let mut raw = [0u8; 32];
         hex::decode_to_slice(text.trim(), &mut raw).ok()?;
-        PKey::public_key_from_raw_bytes(&raw, Id::ED25519)
+        Self::from_raw(&raw)
+    }
+
+    /// From its 32 raw bytes.
+    pub fn from_raw(raw: &[u8]) -> Option<Self> {
+        if raw.len() != 32 {
+            return None;
+        }
+        PKey::public_key_from_raw_bytes(raw, Id::ED25519)
             .ok()
             .map(PublicKey)
     }
