@@ -20,8 +20,8 @@ use super::recipe::RecipeError;
 use super::token::SharedToken;
 use super::url::{Network, SignedUrl};
 use super::{
-    discord, github, gitlab, linear, paddle, shopify, slack, square, standard, stripe, twilio,
-    twitch, zoom, Verifier,
+    discord, github, gitlab, linear, paddle, sendgrid, shopify, slack, square, standard, stripe,
+    twilio, twitch, zoom, Verifier,
 };
 use crate::config::secret::{Secret, SecretRef};
 
@@ -69,6 +69,8 @@ pub enum VerifyConfig {
     Hmac(HmacConfig),
     /// `scheme = "discord"`: `public_keys` (hex), `tolerance` (default 5m).
     Discord(DiscordConfig),
+    /// `scheme = "sendgrid"`: `public_keys` (base64 DER), optional `tolerance`.
+    Sendgrid(DiscordConfig),
     /// `scheme = "token"`: `header` must equal a secret.
     Token(TokenConfig),
     /// `scheme = "bearer"`: `Authorization: Bearer <secret>`.
@@ -183,11 +185,12 @@ fn default_algorithm() -> Algorithm {
     Algorithm::Sha256
 }
 
-/// Discord's table: public keys are not secrets, so they are plain strings.
+/// Discord's and SendGrid's table: public keys are not secrets, so they are plain
+/// strings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscordConfig {
-    /// The application's public key(s), hex, as shown in the developer portal.
+    /// The public key(s) as the provider shows them (Discord: hex; SendGrid: base64 DER).
     pub public_keys: Vec<String>,
     /// How far the signed timestamp may be from now, either way.
     #[serde(default)]
@@ -335,6 +338,31 @@ fn discord_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
         keys,
         tolerance(&c.tolerance, discord::DEFAULT_TOLERANCE)?,
     )))
+}
+
+/// SendGrid: every key must be an EC public key; no window unless `tolerance` is set.
+fn sendgrid_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
+    if c.public_keys.is_empty() {
+        return Err(err(
+            "public_keys",
+            "must list at least one verification key",
+        ));
+    }
+    let keys = (c.public_keys.iter().enumerate())
+        .map(|(i, text)| {
+            sendgrid::VerificationKey::from_base64(text).ok_or_else(|| {
+                err(
+                    format!("public_keys[{i}]"),
+                    "is not an ECDSA verification key (base64 of DER SubjectPublicKeyInfo)",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let window = match &c.tolerance {
+        Some(_) => Some(tolerance(&c.tolerance, MAX_TOLERANCE)?),
+        None => None,
+    };
+    Ok(Verifier::Sendgrid(sendgrid::Sendgrid::new(keys, window)))
 }
 
 /// A provider recipe's engine; a recipe that does not build is a bug, reported as such.
@@ -522,6 +550,7 @@ impl VerifyConfig {
             )),
             VerifyConfig::Hmac(c) => build_hmac(c)?,
             VerifyConfig::Discord(c) => discord_verifier(c)?,
+            VerifyConfig::Sendgrid(c) => sendgrid_verifier(c)?,
             VerifyConfig::Token(c) => Verifier::Token(SharedToken::token(
                 "token",
                 header_name("header", &c.header)?,
@@ -565,7 +594,9 @@ impl VerifyConfig {
             | VerifyConfig::Twitch(c) => (&c.secret, &c.secrets),
             VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => (&c.secret, &c.secrets),
             VerifyConfig::Hmac(c) => (&c.secret, &c.secrets),
-            VerifyConfig::Discord(_) | VerifyConfig::None(_) => return Vec::new(),
+            VerifyConfig::Discord(_) | VerifyConfig::Sendgrid(_) | VerifyConfig::None(_) => {
+                return Vec::new()
+            }
         };
         secret.iter().chain(secrets.iter().flatten()).collect()
     }
@@ -588,6 +619,7 @@ impl VerifyConfig {
             VerifyConfig::Twitch(_) => "twitch",
             VerifyConfig::Hmac(_) => "hmac",
             VerifyConfig::Discord(_) => "discord",
+            VerifyConfig::Sendgrid(_) => "sendgrid",
             VerifyConfig::Token(_) => "token",
             VerifyConfig::Bearer(_) => "bearer",
             VerifyConfig::Basic(_) => "basic",
@@ -911,6 +943,16 @@ secret = "s"
             let text = format!("[verify]\n{base}{extra}\n");
             assert_eq!(build(&text).unwrap_err().0, key, "{extra}");
         }
+    }
+
+    #[test]
+    fn public_key_schemes_name_the_bad_key() {
+        let bad = r#"verify = { scheme = "discord", public_keys = ["zz"] }"#;
+        assert_eq!(build(bad).unwrap_err().0, "public_keys[0]");
+        let bad = r#"verify = { scheme = "sendgrid", public_keys = ["AAAA"] }"#;
+        assert_eq!(build(bad).unwrap_err().0, "public_keys[0]");
+        let none = r#"verify = { scheme = "sendgrid", public_keys = [] }"#;
+        assert_eq!(build(none).unwrap_err().0, "public_keys");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod gitlab;
 pub mod linear;
 pub mod paddle;
 pub mod recipe;
+pub mod sendgrid;
 pub mod shopify;
 pub mod slack;
 pub mod square;
@@ -182,6 +183,8 @@ pub enum Verifier {
     Hmac(generic::GenericHmac),
     /// Discord interactions (Ed25519).
     Discord(discord::Discord),
+    /// SendGrid Event Webhook (ECDSA P-256).
+    Sendgrid(sendgrid::Sendgrid),
     /// A header equal to a shared secret (`token`, `bearer`, `basic`).
     Token(token::SharedToken),
     /// No verification (`scheme = "none"`), for trusted internal senders.
@@ -206,6 +209,7 @@ impl Verifier {
             Verifier::Hmac(v) => v.verify(req),
             Verifier::Token(v) => v.verify(req),
             Verifier::Discord(v) => v.verify(req),
+            Verifier::Sendgrid(v) => v.verify(req),
             Verifier::None => Ok(()),
         }
     }
@@ -236,7 +240,7 @@ impl Verifier {
             Verifier::Twitch(v) => v.sign(body, now),
             Verifier::Hmac(v) => v.sign(body, url, now),
             Verifier::Token(v) => v.sign(),
-            Verifier::Discord(_) | Verifier::None => None,
+            Verifier::Discord(_) | Verifier::Sendgrid(_) | Verifier::None => None,
         }
     }
 
@@ -252,6 +256,7 @@ impl Verifier {
             Verifier::Twitch(_) => twitch::SAMPLE_BODY,
             Verifier::Hmac(v) => v.sample_body(),
             Verifier::Discord(_) => discord::SAMPLE_BODY,
+            Verifier::Sendgrid(_) => sendgrid::SAMPLE_BODY,
             Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
         }
     }
@@ -285,6 +290,7 @@ impl Verifier {
             Verifier::Hmac(v) => v.name(),
             Verifier::Token(v) => v.name(),
             Verifier::Discord(_) => "discord",
+            Verifier::Sendgrid(_) => "sendgrid",
             Verifier::None => "none",
         }
     }
