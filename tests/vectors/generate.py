@@ -16,10 +16,15 @@ from datetime import datetime, timezone
 from hashlib import sha256
 from urllib.parse import parse_qsl, urlencode
 
+import discord_interactions
+import nacl.signing
 import slack_sdk.signature
 import standardwebhooks
 import stripe
 import twilio.request_validator as twilio_rv
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sendgrid.helpers.eventwebhook import EventWebhook
 
 NOW = int(time.time())
 MIB = 1 << 20
@@ -304,11 +309,118 @@ def twilio_cases():
         add("twilio", case, cfg, headers, b, twilio_sdk(secrets, headers, b, url), url)
 
 
+# ---------------------------------------------------------------- Discord (Ed25519)
+def discord_cases():
+    signer = nacl.signing.SigningKey(bytes(range(32)))
+    other = nacl.signing.SigningKey(bytes(range(1, 33)))
+    public = signer.verify_key.encode().hex()
+    other_public = other.verify_key.encode().hex()
+    config = 'scheme = "discord", public_keys = ["%s", "%s"]' % (other_public, public)
+    one = 'scheme = "discord", public_keys = ["%s"]' % other_public
+
+    def signed(body, ts=NOW, key=signer):
+        sig = key.sign(str(ts).encode() + body).signature.hex()
+        return {"X-Signature-Ed25519": sig, "X-Signature-Timestamp": str(ts)}
+
+    def sdk(keys, headers, body):
+        return any(
+            judged(
+                lambda k=k: discord_interactions.verify_key(
+                    body,
+                    headers.get("X-Signature-Ed25519", ""),
+                    headers.get("X-Signature-Timestamp", ""),
+                    k,
+                )
+            )
+            for k in keys
+        )
+
+    body = b'{"type":2,"data":{"name":"hello"}}'
+    good = signed(body)
+    cases = [
+        ("valid", config, good, body),
+        ("tampered", config, good, body.replace(b"hello", b"bye")),
+        ("stale", config, signed(body, NOW - 600), body),
+        ("malformed", config, dict(good, **{"X-Signature-Ed25519": "zz"}), body),
+        ("missing", config, {"X-Signature-Timestamp": str(NOW)}, body),
+        ("rotated-secret", config, signed(body, key=other), body),
+        ("unknown-secret", one, signed(body), body),
+        ("empty-body", config, signed(b""), b""),
+        ("1MiB-body", config, signed(big_json(MIB)), big_json(MIB)),
+        (
+            "uppercase-hex",
+            config,
+            dict(good, **{"X-Signature-Ed25519": good["X-Signature-Ed25519"].upper()}),
+            body,
+        ),
+    ]
+    for case, cfg, headers, b in cases:
+        keys = [other_public, public] if cfg == config else [other_public]
+        add("discord", case, cfg, headers, b, sdk(keys, headers, b))
+
+
+# ---------------------------------------------------------------- SendGrid (ECDSA P-256)
+def sendgrid_cases():
+    signer = ec.generate_private_key(ec.SECP256R1())
+    other = ec.generate_private_key(ec.SECP256R1())
+
+    def b64_public(key):
+        der = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(der).decode()
+
+    public, other_public = b64_public(signer), b64_public(other)
+    config = 'scheme = "sendgrid", public_keys = ["%s", "%s"]' % (other_public, public)
+    one = 'scheme = "sendgrid", public_keys = ["%s"]' % other_public
+
+    def signed(body, ts=NOW, key=signer):
+        sig = key.sign(str(ts).encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(sig).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": str(ts),
+        }
+
+    def sdk(keys, headers, body):
+        hook = EventWebhook()
+        return any(
+            judged(
+                lambda k=k: hook.verify_signature(
+                    body.decode(),
+                    headers.get("X-Twilio-Email-Event-Webhook-Signature", ""),
+                    headers.get("X-Twilio-Email-Event-Webhook-Timestamp", ""),
+                    hook.convert_public_key_to_ecdsa(k),
+                )
+            )
+            for k in keys
+        )
+
+    body = b'[{"email":"a@example.com","event":"delivered","sg_event_id":"e1"}]'
+    good = signed(body)
+    sig_header = "X-Twilio-Email-Event-Webhook-Signature"
+    cases = [
+        ("valid", config, good, body),
+        ("tampered", config, good, body.replace(b"e1", b"e2")),
+        ("old-timestamp", config, signed(body, NOW - 600), body),
+        ("malformed", config, dict(good, **{sig_header: "###"}), body),
+        ("missing", config, {"X-Twilio-Email-Event-Webhook-Timestamp": str(NOW)}, body),
+        ("rotated-secret", config, signed(body, key=other), body),
+        ("unknown-secret", one, signed(body), body),
+        ("empty-body", config, signed(b""), b""),
+        ("1MiB-body", config, signed(big_json(MIB)), big_json(MIB)),
+    ]
+    for case, cfg, headers, b in cases:
+        keys = [other_public, public] if cfg == config else [other_public]
+        add("sendgrid", case, cfg, headers, b, sdk(keys, headers, b))
+
+
 if __name__ == "__main__":
     stripe_cases()
     standard_cases()
     slack_cases()
     twilio_cases()
+    discord_cases()
+    sendgrid_cases()
     with open(sys.argv[1], "w") as out:
         json.dump(VECTORS, out)
     print("%d vectors" % len(VECTORS))
