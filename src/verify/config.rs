@@ -20,8 +20,8 @@ use super::recipe::RecipeError;
 use super::token::SharedToken;
 use super::url::{Network, SignedUrl};
 use super::{
-    discord, github, gitlab, linear, paddle, sendgrid, shopify, slack, square, standard, stripe,
-    twilio, twitch, zoom, Verifier,
+    discord, github, gitlab, hubspot, linear, paddle, sendgrid, shopify, slack, square, standard,
+    stripe, twilio, twitch, zoom, Verifier,
 };
 use crate::config::secret::{Secret, SecretRef};
 
@@ -59,6 +59,8 @@ pub enum VerifyConfig {
     Paddle(TimedConfig),
     /// `scheme = "square"`: secrets (signature keys), `public_url`.
     Square(UrlConfig),
+    /// `scheme = "hubspot"`: secrets (app client secrets), `public_url`.
+    Hubspot(UrlConfig),
     /// `scheme = "zoom"`: secrets (secret tokens), `tolerance` (default 5m).
     Zoom(TimedConfig),
     /// `scheme = "linear"`: secrets, `tolerance` (default 1m).
@@ -536,6 +538,7 @@ impl VerifyConfig {
                 tolerance(&c.tolerance, paddle::DEFAULT_TOLERANCE)?,
             ))?,
             VerifyConfig::Square(c) => recipe(square::build(text_keys(&c.secret, &c.secrets)?))?,
+            VerifyConfig::Hubspot(c) => recipe(hubspot::build(text_keys(&c.secret, &c.secrets)?))?,
             VerifyConfig::Zoom(c) => recipe(zoom::build(
                 text_keys(&c.secret, &c.secrets)?,
                 tolerance(&c.tolerance, zoom::DEFAULT_TOLERANCE)?,
@@ -592,7 +595,9 @@ impl VerifyConfig {
             | VerifyConfig::Zoom(c)
             | VerifyConfig::Linear(c)
             | VerifyConfig::Twitch(c) => (&c.secret, &c.secrets),
-            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) | VerifyConfig::Hubspot(c) => {
+                (&c.secret, &c.secrets)
+            }
             VerifyConfig::Hmac(c) => (&c.secret, &c.secrets),
             VerifyConfig::Discord(_) | VerifyConfig::Sendgrid(_) | VerifyConfig::None(_) => {
                 return Vec::new()
@@ -614,6 +619,7 @@ impl VerifyConfig {
             VerifyConfig::Twilio(_) => "twilio",
             VerifyConfig::Paddle(_) => "paddle",
             VerifyConfig::Square(_) => "square",
+            VerifyConfig::Hubspot(_) => "hubspot",
             VerifyConfig::Zoom(_) => "zoom",
             VerifyConfig::Linear(_) => "linear",
             VerifyConfig::Twitch(_) => "twitch",
@@ -631,7 +637,7 @@ impl VerifyConfig {
     /// template with `{url}`); errors as [`build`](Self::build) reports them.
     pub fn signed_url(&self) -> Result<SignedUrl, BuildError> {
         match self {
-            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => {
+            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) | VerifyConfig::Hubspot(c) => {
                 signed_url(&c.public_url, &c.trust_forwarded_from, true)
             }
             VerifyConfig::Hmac(c) => {

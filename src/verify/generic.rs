@@ -270,6 +270,8 @@ pub struct GenericHmac {
     /// When the signature header is a keyed list holding the timestamp, with its
     /// tolerance.
     list: Option<(KeyedList, Duration)>,
+    /// The timestamp header counts milliseconds, not seconds (HubSpot).
+    millis: bool,
     template: Template,
     /// Headers `send` adds so a test delivery looks like a real one.
     extra: &'static [(&'static str, Fill)],
@@ -303,6 +305,7 @@ impl GenericHmac {
             strictness: Strictness::Lenient,
             timestamp: timestamp.map(|(name, tolerance)| (name, TIMESTAMP_LABEL, tolerance)),
             list: None,
+            millis: false,
             template,
             extra: &[],
             handshake: None,
@@ -331,11 +334,18 @@ impl GenericHmac {
             strictness: Strictness::Sdk,
             timestamp,
             list,
+            millis: false,
             template,
             extra,
             handshake,
             sample_body,
         }
+    }
+
+    /// Reads the timestamp header as Unix milliseconds (and writes it so).
+    pub(super) fn in_millis(mut self) -> Self {
+        self.millis = true;
+        self
     }
 
     /// The scheme name as written in config.
@@ -414,7 +424,11 @@ impl GenericHmac {
             Strictness::Lenient => text.trim(),
         };
         let ts = crypto::parse_unix(text).ok_or(VerifyError::MalformedHeader(label))?;
-        crypto::check_tolerance(ts, req.now, *tolerance)?;
+        if self.millis {
+            crypto::check_tolerance_ms(ts, req.now, *tolerance)?;
+        } else {
+            crypto::check_tolerance(ts, req.now, *tolerance)?;
+        }
         Ok(text)
     }
 
@@ -482,7 +496,11 @@ impl GenericHmac {
     pub fn sign(&self, body: &[u8], url: &str, now: i64) -> Option<HeaderMap> {
         let key = self.keys.first()?;
         let mut headers = HeaderMap::new();
-        let ts = now.to_string();
+        let ts = if self.millis {
+            now.saturating_mul(1000).to_string()
+        } else {
+            now.to_string()
+        };
         if let Some((name, _, _)) = &self.timestamp {
             crypto::insert_header(&mut headers, name.as_str(), &ts)?;
         }

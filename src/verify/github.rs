@@ -33,6 +33,7 @@ pub const RECIPE: Recipe = Recipe {
     template: "{body}",
     timestamp_header: None,
     list: None,
+    timestamp_millis: false,
     default_tolerance: std::time::Duration::ZERO,
     // The headers every real delivery carries, so a source keyed or routed on them
     // accepts a test delivery too.

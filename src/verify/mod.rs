@@ -13,6 +13,7 @@ pub mod ed25519;
 pub mod generic;
 pub mod github;
 pub mod gitlab;
+pub mod hubspot;
 pub mod linear;
 pub mod paddle;
 pub mod recipe;
@@ -179,7 +180,7 @@ pub enum Verifier {
     /// Twitch EventSub `Twitch-Eventsub-Message-Signature`.
     Twitch(twitch::Twitch),
     /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
-    /// Paddle, Square, Zoom) or the configurable `scheme = "hmac"`.
+    /// Paddle, Square, Zoom, HubSpot) or the configurable `scheme = "hmac"`.
     Hmac(generic::GenericHmac),
     /// Discord interactions (Ed25519).
     Discord(discord::Discord),

@@ -44,6 +44,7 @@ pub const RECIPE: Recipe = Recipe {
     template: "{timestamp}:{body}",
     timestamp_header: None,
     list: Some(LIST),
+    timestamp_millis: false,
     default_tolerance: DEFAULT_TOLERANCE,
     extra: &[],
     handshake: None,

@@ -47,6 +47,8 @@ pub struct Recipe {
     pub timestamp_header: Option<&'static str>,
     /// When the signature header is a keyed list that also carries the timestamp.
     pub list: Option<KeyedList>,
+    /// The timestamp header counts milliseconds rather than seconds.
+    pub timestamp_millis: bool,
     /// The provider's own replay window.
     pub default_tolerance: Duration,
     /// Headers `send` adds so a test delivery looks real.
@@ -100,7 +102,7 @@ impl Recipe {
         };
         let list = self.list.map(|list| (list, tolerance));
         let template = Template::parse(self.template).map_err(|e| fail(e.to_string()))?;
-        Ok(GenericHmac::from_parts(
+        let engine = GenericHmac::from_parts(
             self.name,
             keys,
             signatures,
@@ -110,13 +112,18 @@ impl Recipe {
             self.extra,
             self.handshake,
             self.sample_body,
-        ))
+        );
+        Ok(if self.timestamp_millis {
+            engine.in_millis()
+        } else {
+            engine
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{github, paddle, shopify, slack, square, stripe, zoom};
+    use super::super::{github, hubspot, paddle, shopify, slack, square, stripe, zoom};
     use super::*;
 
     #[test]
@@ -125,6 +132,7 @@ mod tests {
             &github::RECIPE,
             &stripe::RECIPE,
             &paddle::RECIPE,
+            &hubspot::RECIPE,
             &shopify::RECIPE,
             &slack::RECIPE,
             &square::RECIPE,

@@ -42,6 +42,7 @@ pub const RECIPE: Recipe = Recipe {
     template: "v0:{timestamp}:{body}",
     timestamp_header: Some(TIMESTAMP),
     list: None,
+    timestamp_millis: false,
     default_tolerance: DEFAULT_TOLERANCE,
     extra: &[],
     handshake: Some(handshake),

@@ -32,6 +32,7 @@ pub const RECIPE: Recipe = Recipe {
     template: "{url}{body}",
     timestamp_header: None,
     list: None,
+    timestamp_millis: false,
     default_tolerance: std::time::Duration::ZERO,
     extra: &[],
     handshake: None,

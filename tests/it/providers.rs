@@ -33,6 +33,12 @@ const DELIBERATE: &[(&str, &str, bool, &str)] = &[
         "Paddle's SDK rejects only old timestamps; the same reason",
     ),
     (
+        "hubspot",
+        "future",
+        false,
+        "hubspot-api-client rejects only old timestamps; the same reason as Stripe's",
+    ),
+    (
         "discord",
         "stale",
         false,

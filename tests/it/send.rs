@@ -31,6 +31,11 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ("zoom", "", "zoom-secret-token"),
     ("linear", "", "lin_wh_secret"),
     ("twitch", "", "twitch-secret-0123"),
+    (
+        "hubspot",
+        ", public_url = \"https://hooks.example.com/hubspot\"",
+        "hubspot-client-secret",
+    ),
     ("token", ", header = \"X-Webhook-Token\"", "shared-token-value"),
     ("bearer", "", "bearer-token-value"),
     ("basic", "", "hook:basic-password"),

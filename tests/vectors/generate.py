@@ -24,6 +24,7 @@ import stripe
 import twilio.request_validator as twilio_rv
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hubspot.utils.signature import Signature as HubspotSignature
 from sendgrid.helpers.eventwebhook import EventWebhook
 
 NOW = int(time.time())
@@ -414,6 +415,67 @@ def sendgrid_cases():
         add("sendgrid", case, cfg, headers, b, sdk(keys, headers, b))
 
 
+# ---------------------------------------------------------------- HubSpot (v3)
+HUBSPOT = ["hubspot-client-secret-a", "hubspot-client-secret-b"]
+HUBSPOT_URL = "https://hooks.example.com/hubspot"
+
+
+def hubspot_cases():
+    url = HUBSPOT_URL + "?portal=62515"
+    config = 'scheme = "hubspot", secrets = ["%s", "%s"], public_url = "%s"' % (
+        HUBSPOT[0],
+        HUBSPOT[1],
+        HUBSPOT_URL,
+    )
+    one = 'scheme = "hubspot", secrets = ["%s"], public_url = "%s"' % (HUBSPOT[0], HUBSPOT_URL)
+
+    def signed(body, ms=NOW * 1000, secret=HUBSPOT[0], at=url):
+        sig = HubspotSignature.get_signature(secret, body.decode(), "v3", at, "POST", str(ms))
+        return {"X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": str(ms)}
+
+    def sdk(secrets, headers, body, at):
+        return any(
+            judged(
+                lambda s=s: HubspotSignature.is_valid(
+                    headers.get("X-HubSpot-Signature-v3", ""),
+                    s,
+                    body.decode(),
+                    at,
+                    "POST",
+                    "v3",
+                    headers.get("X-HubSpot-Request-Timestamp"),
+                )
+            )
+            for s in secrets
+        )
+
+    body = b'[{"eventId":1,"subscriptionType":"contact.creation","objectId":123}]'
+    good = signed(body)
+    cases = [
+        ("valid", config, good, body, url),
+        ("tampered", config, good, body.replace(b"123", b"124"), url),
+        ("other-url", config, good, body, url.replace("62515", "1")),
+        ("stale", config, signed(body, (NOW - 600) * 1000), body, url),
+        ("future", config, signed(body, (NOW + 600) * 1000), body, url),
+        ("malformed", config, dict(good, **{"X-HubSpot-Signature-v3": "###"}), body, url),
+        ("missing", config, {"X-HubSpot-Request-Timestamp": str(NOW * 1000)}, body, url),
+        ("rotated-secret", config, signed(body, secret=HUBSPOT[1]), body, url),
+        ("unknown-secret", one, signed(body, secret=HUBSPOT[1]), body, url),
+        ("empty-body", config, signed(b""), b"", url),
+        ("1MiB-body", config, signed(big_json(MIB)), big_json(MIB), url),
+        (
+            "unpadded-base64",
+            config,
+            dict(good, **{"X-HubSpot-Signature-v3": good["X-HubSpot-Signature-v3"].rstrip("=")}),
+            body,
+            url,
+        ),
+    ]
+    for case, cfg, headers, b, at in cases:
+        secrets = HUBSPOT if cfg == config else HUBSPOT[:1]
+        add("hubspot", case, cfg, headers, b, sdk(secrets, headers, b, at), at)
+
+
 if __name__ == "__main__":
     stripe_cases()
     standard_cases()
@@ -421,6 +483,7 @@ if __name__ == "__main__":
     twilio_cases()
     discord_cases()
     sendgrid_cases()
+    hubspot_cases()
     with open(sys.argv[1], "w") as out:
         json.dump(VECTORS, out)
     print("%d vectors" % len(VECTORS))
