@@ -519,29 +519,39 @@ impl VerifyConfig {
                 text_keys(&c.secret, &c.secrets)?,
                 c.allow_sha1,
             ))?,
-            VerifyConfig::Stripe(c) => recipe(stripe::build(
+            VerifyConfig::Stripe(c) => recipe(stripe::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
-                tolerance(&c.tolerance, stripe::DEFAULT_TOLERANCE)?,
+                Some(tolerance(&c.tolerance, stripe::DEFAULT_TOLERANCE)?),
+                &[],
             ))?,
-            VerifyConfig::Slack(c) => recipe(slack::build(
+            VerifyConfig::Slack(c) => recipe(slack::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
-                tolerance(&c.tolerance, slack::DEFAULT_TOLERANCE)?,
+                Some(tolerance(&c.tolerance, slack::DEFAULT_TOLERANCE)?),
+                &[],
             ))?,
-            VerifyConfig::Shopify(c) => recipe(shopify::build(text_keys(&c.secret, &c.secrets)?))?,
+            VerifyConfig::Shopify(c) => {
+                recipe(shopify::RECIPE.build(text_keys(&c.secret, &c.secrets)?, None, &[]))?
+            }
             VerifyConfig::StandardWebhooks(c) => standard_verifier(c)?,
             VerifyConfig::Gitlab(c) => gitlab_verifier(c)?,
             VerifyConfig::Twilio(c) => {
                 Verifier::Twilio(twilio::Twilio::new(text_keys(&c.secret, &c.secrets)?))
             }
-            VerifyConfig::Paddle(c) => recipe(paddle::build(
+            VerifyConfig::Paddle(c) => recipe(paddle::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
-                tolerance(&c.tolerance, paddle::DEFAULT_TOLERANCE)?,
+                Some(tolerance(&c.tolerance, paddle::DEFAULT_TOLERANCE)?),
+                &[],
             ))?,
-            VerifyConfig::Square(c) => recipe(square::build(text_keys(&c.secret, &c.secrets)?))?,
-            VerifyConfig::Hubspot(c) => recipe(hubspot::build(text_keys(&c.secret, &c.secrets)?))?,
-            VerifyConfig::Zoom(c) => recipe(zoom::build(
+            VerifyConfig::Square(c) => {
+                recipe(square::RECIPE.build(text_keys(&c.secret, &c.secrets)?, None, &[]))?
+            }
+            VerifyConfig::Hubspot(c) => {
+                recipe(hubspot::RECIPE.build(text_keys(&c.secret, &c.secrets)?, None, &[]))?
+            }
+            VerifyConfig::Zoom(c) => recipe(zoom::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
-                tolerance(&c.tolerance, zoom::DEFAULT_TOLERANCE)?,
+                Some(tolerance(&c.tolerance, zoom::DEFAULT_TOLERANCE)?),
+                &[],
             ))?,
             VerifyConfig::Linear(c) => Verifier::Linear(linear::Linear::new(
                 text_keys(&c.secret, &c.secrets)?,

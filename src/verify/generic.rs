@@ -18,7 +18,7 @@ use http::header::HeaderName;
 use http::HeaderMap;
 use serde::Deserialize;
 
-use super::crypto::{self, Algorithm, Key, Tag};
+use super::crypto::{self, Algorithm, Key, Tag, TimestampedSignatures};
 use super::{VerifyError, WebhookRequest};
 
 /// A neutral JSON test event for `hmac` and `none` sources.
@@ -234,6 +234,20 @@ pub struct KeyedList {
     pub timestamp_key: &'static str,
     /// The key of each signature item.
     pub signature_key: &'static str,
+}
+
+impl KeyedList {
+    /// Parses a header value; `None` if the timestamp item is missing, repeated or not
+    /// a Unix timestamp.
+    pub fn parse<'a>(&self, value: &'a str, alg: Algorithm) -> Option<TimestampedSignatures<'a>> {
+        crypto::parse_timestamped_signatures(
+            value,
+            self.separator,
+            self.timestamp_key,
+            self.signature_key,
+            alg,
+        )
+    }
 }
 
 /// Where a recipe's timestamp is: its own header (name, label, tolerance), or inside a
@@ -470,14 +484,8 @@ impl GenericHmac {
             .ok_or(VerifyError::MissingHeader(header.label))?
             .to_str()
             .map_err(|_| VerifyError::MalformedHeader(header.label))?;
-        let parsed = crypto::parse_timestamped_signatures(
-            value,
-            list.separator,
-            list.timestamp_key,
-            list.signature_key,
-            header.algorithm,
-        )
-        .ok_or(VerifyError::MalformedHeader(header.label))?;
+        let parsed = (list.parse(value, header.algorithm))
+            .ok_or(VerifyError::MalformedHeader(header.label))?;
         crypto::check_tolerance(parsed.timestamp, req.now, tolerance)?;
         Ok((parsed.signatures, header.algorithm, parsed.timestamp_text))
     }

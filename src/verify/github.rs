@@ -9,7 +9,7 @@
 //! signs no timestamp, so there is no replay window to check.
 
 use super::crypto::{Algorithm, Key};
-use super::generic::{Encoding, Fill, GenericHmac};
+use super::generic::{Fill, GenericHmac};
 use super::recipe::{Recipe, RecipeError, SignatureAt};
 
 /// The SHA-256 signature header.
@@ -23,26 +23,15 @@ pub const SAMPLE_BODY: &[u8] = br#"{"zen":"Keep it logically awesome.","hook_id"
 /// `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
 pub const RECIPE: Recipe = Recipe {
     name: "github",
-    signatures: &[SignatureAt {
-        header: SIGNATURE_256,
-        prefix: "sha256=",
-        algorithm: Algorithm::Sha256,
-        sent: true,
-    }],
-    encoding: Encoding::Hex,
-    template: "{body}",
-    timestamp_header: None,
-    list: None,
-    timestamp_millis: false,
-    default_tolerance: std::time::Duration::ZERO,
+    signatures: &[SignatureAt::sha256(SIGNATURE_256, "sha256=")],
     // The headers every real delivery carries, so a source keyed or routed on them
     // accepts a test delivery too.
     extra: &[
         ("X-GitHub-Event", Fill::Text("ping")),
         ("X-GitHub-Delivery", Fill::MessageId),
     ],
-    handshake: None,
     sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
 };
 
 /// The legacy header, checked only when the SHA-256 one is absent and `allow_sha1` is on.

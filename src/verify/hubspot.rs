@@ -11,9 +11,8 @@
 
 use std::time::Duration;
 
-use super::crypto::{Algorithm, Key};
-use super::generic::{Encoding, GenericHmac};
-use super::recipe::{Recipe, RecipeError, SignatureAt};
+use super::generic::Encoding;
+use super::recipe::{Recipe, SignatureAt};
 
 /// The signature header.
 pub const SIGNATURE: &str = "X-HubSpot-Signature-v3";
@@ -28,27 +27,15 @@ pub const SAMPLE_BODY: &[u8] = br#"[{"eventId":100,"subscriptionId":1234,"portal
 /// Webhooks are always POSTed, so the method in the signed content is constant.
 pub const RECIPE: Recipe = Recipe {
     name: "hubspot",
-    signatures: &[SignatureAt {
-        header: SIGNATURE,
-        prefix: "",
-        algorithm: Algorithm::Sha256,
-        sent: true,
-    }],
+    signatures: &[SignatureAt::sha256(SIGNATURE, "")],
     encoding: Encoding::Base64,
     template: "POST{url}{body}{timestamp}",
     timestamp_header: Some(TIMESTAMP),
-    list: None,
     timestamp_millis: true,
     default_tolerance: DEFAULT_TOLERANCE,
-    extra: &[],
-    handshake: None,
     sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
 };
-
-/// HubSpot's verifier over app client secrets `keys`.
-pub fn build(keys: Vec<Key>) -> Result<GenericHmac, RecipeError> {
-    RECIPE.build(keys, None, &[])
-}
 
 #[cfg(test)]
 mod tests {
@@ -72,7 +59,7 @@ mod tests {
     fn independently_computed_known_answer() {
         // Python: base64(hmac.new(b"hs-secret", b"POST" + URL + b"[]" + b"1717243200000",
         // sha256).digest())
-        let v = build(keys(&["hs-secret"])).unwrap();
+        let v = RECIPE.build(keys(&["hs-secret"]), None, &[]).unwrap();
         let signed = v.sign(b"[]", URL, NOW).unwrap();
         assert_eq!(signed.get(TIMESTAMP).unwrap(), "1717243200000");
         assert_eq!(
@@ -84,7 +71,7 @@ mod tests {
 
     #[test]
     fn millisecond_window_and_tampering() {
-        let v = build(keys(&["hs-secret"])).unwrap();
+        let v = RECIPE.build(keys(&["hs-secret"]), None, &[]).unwrap();
         let h = v.sign(b"[]", URL, NOW).unwrap();
         assert_eq!(
             v.verify(&req(&h, b"[]", NOW + 301)),

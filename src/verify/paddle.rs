@@ -12,9 +12,8 @@
 
 use std::time::Duration;
 
-use super::crypto::{self, Algorithm, Key, TimestampedSignatures};
-use super::generic::{Encoding, GenericHmac, KeyedList};
-use super::recipe::{Recipe, RecipeError, SignatureAt};
+use super::generic::KeyedList;
+use super::recipe::{Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "Paddle-Signature";
@@ -34,43 +33,19 @@ const LIST: KeyedList = KeyedList {
 /// `Paddle-Signature: ts=<ts>;h1=<hex HMAC-SHA256(secret, "{ts}:{body}")>`.
 pub const RECIPE: Recipe = Recipe {
     name: "paddle",
-    signatures: &[SignatureAt {
-        header: HEADER,
-        prefix: "",
-        algorithm: Algorithm::Sha256,
-        sent: true,
-    }],
-    encoding: Encoding::Hex,
+    signatures: &[SignatureAt::sha256(HEADER, "")],
     template: "{timestamp}:{body}",
-    timestamp_header: None,
     list: Some(LIST),
-    timestamp_millis: false,
     default_tolerance: DEFAULT_TOLERANCE,
-    extra: &[],
-    handshake: None,
     sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
 };
-
-/// The verifier over `keys` (any may match) with replay window `tolerance`.
-pub fn build(keys: Vec<Key>, tolerance: Duration) -> Result<GenericHmac, RecipeError> {
-    RECIPE.build(keys, Some(tolerance), &[])
-}
-
-/// Parses the header value; `None` if the timestamp item is missing, repeated or not a
-/// Unix timestamp.
-pub fn parse_header(value: &str) -> Option<TimestampedSignatures<'_>> {
-    crypto::parse_timestamped_signatures(
-        value,
-        LIST.separator,
-        LIST.timestamp_key,
-        LIST.signature_key,
-        Algorithm::Sha256,
-    )
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::crypto::Algorithm;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys, req, with_header, without_header};
     use crate::verify::VerifyError;
     use proptest::prelude::*;
@@ -78,7 +53,9 @@ mod tests {
     const NOW: i64 = 1_671_552_777;
 
     fn paddle(secrets: &[&str]) -> GenericHmac {
-        build(keys(secrets), DEFAULT_TOLERANCE).unwrap()
+        RECIPE
+            .build(keys(secrets), Some(DEFAULT_TOLERANCE), &[])
+            .unwrap()
     }
 
     #[test]
@@ -167,12 +144,12 @@ mod tests {
     proptest! {
         #[test]
         fn parser_never_panics(s in ".*") {
-            let _ = parse_header(&s);
+            let _ = LIST.parse(&s, Algorithm::Sha256);
         }
 
         #[test]
         fn parser_never_panics_on_near_valid(ts in "[0-9]{0,20}", sig in "[0-9a-fA-F=;]{0,80}") {
-            let _ = parse_header(&format!("ts={ts};h1={sig}"));
+            let _ = LIST.parse(&format!("ts={ts};h1={sig}"), Algorithm::Sha256);
         }
     }
 }

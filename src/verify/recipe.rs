@@ -32,6 +32,18 @@ pub struct SignatureAt {
     pub sent: bool,
 }
 
+impl SignatureAt {
+    /// The common case: an HMAC-SHA256 signature after `prefix`, written by `send`.
+    pub const fn sha256(header: &'static str, prefix: &'static str) -> Self {
+        SignatureAt {
+            header,
+            prefix,
+            algorithm: Algorithm::Sha256,
+            sent: true,
+        }
+    }
+}
+
 /// A provider's signing rule, as data.
 #[derive(Debug, Clone, Copy)]
 pub struct Recipe {
@@ -57,6 +69,46 @@ pub struct Recipe {
     pub handshake: Option<HandshakeFn>,
     /// A realistic body for `send`.
     pub sample_body: &'static [u8],
+}
+
+impl Recipe {
+    /// What a recipe leaves unsaid: hex over `{body}`, no timestamp, no handshake; a
+    /// provider recipe states only where it differs (`..Recipe::DEFAULTS`).
+    pub const DEFAULTS: Recipe = Recipe {
+        name: "",
+        signatures: &[],
+        encoding: Encoding::Hex,
+        template: "{body}",
+        timestamp_header: None,
+        list: None,
+        timestamp_millis: false,
+        default_tolerance: Duration::ZERO,
+        extra: &[],
+        handshake: None,
+        sample_body: b"",
+    };
+}
+
+/// Slack's and Zoom's shared rule: `<header>: v0=<hex HMAC-SHA256(secret,
+/// "v0:{timestamp}:{body}")>` with a Unix-seconds timestamp header, five minutes either
+/// way, and a handshake.
+pub const fn v0(
+    name: &'static str,
+    signatures: &'static [SignatureAt],
+    timestamp_header: &'static str,
+    handshake: HandshakeFn,
+    sample_body: &'static [u8],
+) -> Recipe {
+    Recipe {
+        name,
+        signatures,
+        template: "v0:{timestamp}:{body}",
+        timestamp_header: Some(timestamp_header),
+        default_tolerance: Duration::from_secs(300),
+        handshake: Some(handshake),
+        sample_body,
+        ..Recipe::DEFAULTS
+    }
 }
 
 /// A recipe that does not build: a bug in the recipe, caught by its tests.

@@ -6,9 +6,9 @@
 //! the store's webhook signing secret for webhooks created in the admin), compared in
 //! constant time. Shopify signs no timestamp, so there is no replay window to check.
 
-use super::crypto::{Algorithm, Key};
-use super::generic::{Encoding, GenericHmac};
-use super::recipe::{Recipe, RecipeError, SignatureAt};
+use super::crypto::Algorithm;
+use super::generic::Encoding;
+use super::recipe::{Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "X-Shopify-Hmac-Sha256";
@@ -22,12 +22,7 @@ pub const SAMPLE_BODY: &[u8] = br##"{"id":820982911946154508,"admin_graphql_api_
 pub const RECIPE: Recipe = Recipe {
     name: "shopify",
     signatures: &[
-        SignatureAt {
-            header: HEADER,
-            prefix: "",
-            algorithm: Algorithm::Sha256,
-            sent: true,
-        },
+        SignatureAt::sha256(HEADER, ""),
         SignatureAt {
             header: UNPREFIXED_HEADER,
             prefix: "",
@@ -36,29 +31,19 @@ pub const RECIPE: Recipe = Recipe {
         },
     ],
     encoding: Encoding::Base64,
-    template: "{body}",
-    timestamp_header: None,
-    list: None,
-    timestamp_millis: false,
-    default_tolerance: std::time::Duration::ZERO,
-    extra: &[],
-    handshake: None,
     sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
 };
-
-/// Shopify's verifier over client secrets `keys`.
-pub fn build(keys: Vec<Key>) -> Result<GenericHmac, RecipeError> {
-    RECIPE.build(keys, None, &[])
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys, req, with_header, without_header};
     use crate::verify::VerifyError;
 
     fn shopify(secrets: &[&str]) -> GenericHmac {
-        build(keys(secrets)).unwrap()
+        RECIPE.build(keys(secrets), None, &[]).unwrap()
     }
 
     #[test]

@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::crypto::{Algorithm, Key};
-use super::generic::{Encoding, GenericHmac};
-use super::recipe::{Recipe, RecipeError, SignatureAt};
+use super::crypto::Key;
+use super::recipe::{self, Recipe, SignatureAt};
 use super::{Handshake, WebhookRequest};
 
 /// The signature header.
@@ -30,29 +29,13 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 pub const SAMPLE_BODY: &[u8] = br#"{"token":"XXYYZZ","team_id":"T123ABC456","api_app_id":"A123ABC456","event":{"type":"app_mention","user":"U123ABC456","text":"<@U0LAN0Z89> is it everything a river should be?","ts":"1515449522.000016","channel":"C123ABC456","event_ts":"1515449522000016"},"type":"event_callback","event_id":"Ev123ABC456","event_time":1515449522000016,"authed_users":["U0LAN0Z89"]}"#;
 
 /// `X-Slack-Signature: v0=<hex HMAC-SHA256(secret, "v0:{ts}:{body}")>`.
-pub const RECIPE: Recipe = Recipe {
-    name: "slack",
-    signatures: &[SignatureAt {
-        header: SIGNATURE,
-        prefix: "v0=",
-        algorithm: Algorithm::Sha256,
-        sent: true,
-    }],
-    encoding: Encoding::Hex,
-    template: "v0:{timestamp}:{body}",
-    timestamp_header: Some(TIMESTAMP),
-    list: None,
-    timestamp_millis: false,
-    default_tolerance: DEFAULT_TOLERANCE,
-    extra: &[],
-    handshake: Some(handshake),
-    sample_body: SAMPLE_BODY,
-};
-
-/// Slack's verifier over signing secrets `keys`.
-pub fn build(keys: Vec<Key>, tolerance: Duration) -> Result<GenericHmac, RecipeError> {
-    RECIPE.build(keys, Some(tolerance), &[])
-}
+pub const RECIPE: Recipe = recipe::v0(
+    "slack",
+    &[SignatureAt::sha256(SIGNATURE, "v0=")],
+    TIMESTAMP,
+    handshake,
+    SAMPLE_BODY,
+);
 
 /// The fields of a `url_verification` body we need; everything else is ignored.
 #[derive(Deserialize)]
@@ -77,13 +60,16 @@ fn handshake(_: &Key, req: &WebhookRequest<'_>) -> Option<Handshake> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys, req, with_header, without_header};
     use crate::verify::VerifyError;
 
     const NOW: i64 = 1_531_420_618;
 
     fn slack(secrets: &[&str]) -> GenericHmac {
-        build(keys(secrets), DEFAULT_TOLERANCE).unwrap()
+        RECIPE
+            .build(keys(secrets), Some(DEFAULT_TOLERANCE), &[])
+            .unwrap()
     }
 
     #[test]

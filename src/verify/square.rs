@@ -9,9 +9,8 @@
 //! body's `event_id` downstream. The legacy HMAC-SHA1 `x-square-signature` header is not
 //! supported.
 
-use super::crypto::{Algorithm, Key};
-use super::generic::{Encoding, GenericHmac};
-use super::recipe::{Recipe, RecipeError, SignatureAt};
+use super::generic::Encoding;
+use super::recipe::{Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "x-square-hmacsha256-signature";
@@ -22,31 +21,17 @@ pub const SAMPLE_BODY: &[u8] = br#"{"merchant_id":"6SSW7HV8K2ST5","type":"paymen
 /// `x-square-hmacsha256-signature: <base64 HMAC-SHA256(key, notification URL + body)>`.
 pub const RECIPE: Recipe = Recipe {
     name: "square",
-    signatures: &[SignatureAt {
-        header: HEADER,
-        prefix: "",
-        algorithm: Algorithm::Sha256,
-        sent: true,
-    }],
+    signatures: &[SignatureAt::sha256(HEADER, "")],
     encoding: Encoding::Base64,
     template: "{url}{body}",
-    timestamp_header: None,
-    list: None,
-    timestamp_millis: false,
-    default_tolerance: std::time::Duration::ZERO,
-    extra: &[],
-    handshake: None,
     sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
 };
-
-/// Square's verifier over subscription signature keys `keys`.
-pub fn build(keys: Vec<Key>) -> Result<GenericHmac, RecipeError> {
-    RECIPE.build(keys, None, &[])
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys};
     use crate::verify::{VerifyError, WebhookRequest};
     use http::HeaderMap;
@@ -54,7 +39,7 @@ mod tests {
     const URL: &str = "https://example.com/webhook";
 
     fn square(secrets: &[&str]) -> GenericHmac {
-        build(keys(secrets)).unwrap()
+        RECIPE.build(keys(secrets), None, &[]).unwrap()
     }
 
     fn req<'a>(headers: &'a HeaderMap, body: &'a [u8], url: &'a str) -> WebhookRequest<'a> {

@@ -15,8 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::crypto::{self, Algorithm, Key};
-use super::generic::{Encoding, GenericHmac};
-use super::recipe::{Recipe, RecipeError, SignatureAt};
+use super::recipe::{self, Recipe, SignatureAt};
 use super::{Handshake, WebhookRequest};
 
 /// The signature header.
@@ -30,29 +29,13 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 pub const SAMPLE_BODY: &[u8] = br#"{"event":"meeting.started","event_ts":1717243200000,"payload":{"account_id":"D8cJuqWVQ623CI4Q8yQK0Q","object":{"id":"85746065432","uuid":"4444AAAiAAAAAiAiAiiAii==","host_id":"z8yCxjabcdEFGHfp8uQ","topic":"Weekly sync","type":2,"start_time":"2024-06-01T12:00:00Z","timezone":"America/Los_Angeles","duration":30}}}"#;
 
 /// `x-zm-signature: v0=<hex HMAC-SHA256(secret token, "v0:{ts}:{body}")>`.
-pub const RECIPE: Recipe = Recipe {
-    name: "zoom",
-    signatures: &[SignatureAt {
-        header: SIGNATURE,
-        prefix: "v0=",
-        algorithm: Algorithm::Sha256,
-        sent: true,
-    }],
-    encoding: Encoding::Hex,
-    template: "v0:{timestamp}:{body}",
-    timestamp_header: Some(TIMESTAMP),
-    list: None,
-    timestamp_millis: false,
-    default_tolerance: DEFAULT_TOLERANCE,
-    extra: &[],
-    handshake: Some(handshake),
-    sample_body: SAMPLE_BODY,
-};
-
-/// Zoom's verifier over secret tokens `keys`.
-pub fn build(keys: Vec<Key>, tolerance: Duration) -> Result<GenericHmac, RecipeError> {
-    RECIPE.build(keys, Some(tolerance), &[])
-}
+pub const RECIPE: Recipe = recipe::v0(
+    "zoom",
+    &[SignatureAt::sha256(SIGNATURE, "v0=")],
+    TIMESTAMP,
+    handshake,
+    SAMPLE_BODY,
+);
 
 #[derive(Deserialize)]
 struct Event {
@@ -88,13 +71,17 @@ fn handshake(key: &Key, req: &WebhookRequest<'_>) -> Option<Handshake> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::crypto::Algorithm;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys, req, with_header, without_header};
     use crate::verify::VerifyError;
 
     const NOW: i64 = 1_658_940_994;
 
     fn zoom(secrets: &[&str]) -> GenericHmac {
-        build(keys(secrets), DEFAULT_TOLERANCE).unwrap()
+        RECIPE
+            .build(keys(secrets), Some(DEFAULT_TOLERANCE), &[])
+            .unwrap()
     }
 
     #[test]
