@@ -104,9 +104,8 @@ fn verify(c: &mut Criterion) {
             };
             // Only the accepting path is measured: a bench that silently timed a
             // rejection would look fast and mean nothing.
-            assert_eq!(
-                verifier.verify(&request),
-                Ok(()),
+            assert!(
+                verifier.verify(&request).is_ok(),
                 "{scheme} rejects its own signature"
             );
             group.bench_with_input(BenchmarkId::new(*scheme, size_name), &request, |b, r| {

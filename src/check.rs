@@ -7,6 +7,7 @@ use crate::config::load::Loaded;
 use crate::config::units::format_size;
 use crate::connectors::sink::Ordering;
 use crate::connectors::{Connectors, Sink, Source};
+use crate::kafka::producer;
 
 /// Renders the summary printed by `check` (and logged by `run` at debug level).
 pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
@@ -44,6 +45,7 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
     for src in &connectors.sources {
         source_line(&mut out, src);
     }
+    record_limits(&mut out, loaded, connectors);
     let _ = writeln!(out, "sinks: {}", connectors.sinks.len());
     for sink in &connectors.sinks {
         sink_line(&mut out, sink);
@@ -87,6 +89,28 @@ fn source_line(out: &mut String, s: &Source) {
     if !s.forward_headers.is_empty() {
         let names: Vec<&str> = s.forward_headers.iter().map(|h| h.as_str()).collect();
         let _ = writeln!(out, "      forward_headers: {}", names.join(", "));
+    }
+}
+
+/// The Kafka limits each source's `max_body` needs. The producer raises its own limit;
+/// the broker's and topic's the user must raise, or those webhooks are answered 413.
+fn record_limits(out: &mut String, loaded: &Loaded, connectors: &Connectors) {
+    let header_bytes = loaded.settings.http.max_header_bytes.0 as usize;
+    for src in &connectors.sources {
+        let needed = producer::record_limit(src, header_bytes);
+        let advice = if needed > producer::BROKER_DEFAULT_MAX {
+            format!(
+                "raise them: Kafka's default is {}",
+                producer::BROKER_DEFAULT_MAX
+            )
+        } else {
+            "Kafka's defaults suffice".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "  kafka limit for {}: records up to {needed} bytes; broker message.max.bytes and topic {} max.message.bytes must be >= {needed} ({advice})",
+            src.name, src.topic
+        );
     }
 }
 

@@ -30,7 +30,12 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
 
-    let producer_cfg = kafka::client_config(&s.kafka, &kafka::for_producer(&props), &[]);
+    let mut producer_cfg = kafka::client_config(&s.kafka, &kafka::for_producer(&props), &[]);
+    let header_bytes = s.http.max_header_bytes.0 as usize;
+    let largest = (connectors.sources.iter())
+        .map(|src| kafka::producer::record_limit(src, header_bytes))
+        .max();
+    kafka::producer::fit_records(&mut producer_cfg, largest);
     let producer = kafka::producer::build(producer_cfg, s.kafka.produce_timeout.0)
         .context("creating the Kafka producer")?;
 

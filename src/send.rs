@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Context};
 
 use crate::connectors::Connectors;
-use crate::verify::{twilio, Verifier};
+use crate::verify::{twilio, SignedUrl, Verifier};
 
 /// Signs and sends; exit code 0 on a 2xx.
 pub async fn send(
@@ -26,7 +26,8 @@ pub async fn send(
         None => source.verifier.sample_body_at(now).to_vec(),
     };
     let mut url = format!("{}{}", base.trim_end_matches('/'), source.path);
-    let mut signed_url = source.public_url.clone().unwrap_or_else(|| url.clone());
+    // With trust_forwarded_from, send goes direct, so it signs what a proxy would forward.
+    let mut signed_url = (source.signed_url.public()).map_or_else(|| url.clone(), str::to_owned);
     // Twilio signs a JSON body through a `bodySHA256` query parameter on the URL.
     if matches!(source.verifier, Verifier::Twilio(_))
         && body.first().is_some_and(|b| matches!(b, b'{' | b'['))
@@ -38,6 +39,9 @@ pub async fn send(
         .verifier
         .sign(&body, &signed_url, now)
         .unwrap_or_default();
+    if matches!(source.signed_url, SignedUrl::Forwarded(_)) {
+        forwarded_headers(&mut headers, &url)?;
+    }
     if !headers.contains_key(reqwest::header::CONTENT_TYPE) {
         headers.insert(
             reqwest::header::CONTENT_TYPE,
@@ -59,4 +63,18 @@ pub async fn send(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The headers a trusted proxy would add for `url`, so a source that reads the signed URL
+/// from them (`trust_forwarded_from`) sees the URL `send` signed.
+fn forwarded_headers(headers: &mut reqwest::header::HeaderMap, url: &str) -> anyhow::Result<()> {
+    let parsed = url::Url::parse(url).with_context(|| format!("parsing {url}"))?;
+    let host = match (parsed.host_str(), parsed.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => return Err(anyhow!("{url} has no host")),
+    };
+    headers.insert("x-forwarded-proto", parsed.scheme().parse()?);
+    headers.insert("x-forwarded-host", host.parse()?);
+    Ok(())
 }

@@ -11,7 +11,7 @@ use super::rate_limit::RateLimitConfig;
 use crate::config::units::ByteSize;
 use crate::config::{ConfigError, SecretRef};
 use crate::ingress::key::KeyRule;
-use crate::verify::{Verifier, VerifyConfig};
+use crate::verify::{SignedUrl, Verifier, VerifyConfig};
 
 const DEFAULT_MAX_BODY: u64 = 1 << 20;
 const MAX_MAX_BODY: u64 = 64 << 20;
@@ -55,9 +55,9 @@ pub struct Source {
     pub max_body: usize,
     pub limiter: Option<DefaultDirectRateLimiter>,
     pub rate_limit: Option<RateLimitConfig>,
-    /// The URL the provider signs (Twilio, Square, generic `{url}`) when hookbridge is
-    /// behind a proxy that rewrites scheme, host or path; from `verify.public_url`.
-    pub public_url: Option<String>,
+    /// Where the URL the provider signs (Twilio, Square, generic `{url}`) comes from:
+    /// `verify.public_url` or `verify.trust_forwarded_from`.
+    pub signed_url: SignedUrl,
 }
 
 impl SourceConfig {
@@ -104,10 +104,9 @@ impl SourceConfig {
         if max_body == 0 || max_body > MAX_MAX_BODY {
             return Err(err("max_body", "must be between 1B and 64MiB".into()));
         }
-        let verifier = self
-            .verify
-            .build()
-            .map_err(|(key, reason)| err(&format!("verify.{key}"), reason))?;
+        let verify_err = |(key, reason): (String, String)| err(&format!("verify.{key}"), reason);
+        let verifier = self.verify.build().map_err(verify_err)?;
+        let signed_url = self.verify.signed_url().map_err(verify_err)?;
         Ok(Source {
             file: file.to_owned(),
             name: self.name.into(),
@@ -119,7 +118,7 @@ impl SourceConfig {
             max_body: max_body as usize,
             limiter: self.rate_limit.map(|r| r.limiter()),
             rate_limit: self.rate_limit,
-            public_url: self.verify.public_url().map(str::to_owned),
+            signed_url,
         })
     }
 }

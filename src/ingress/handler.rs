@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use bytes::Bytes;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Semaphore;
@@ -29,7 +28,8 @@ use crate::connectors::rate_limit::RateLimitConfig;
 use crate::connectors::Source;
 use crate::kafka::{headers as kh, producer};
 use crate::telemetry::Metrics;
-use crate::verify::WebhookRequest;
+use crate::verify::url::UrlError;
+use crate::verify::{Verified, WebhookRequest};
 
 /// What bounds the work and memory unauthenticated clients can cause.
 #[derive(Debug, Clone)]
@@ -178,16 +178,23 @@ async fn receive(ing: &Ingress, source: &Source, req: Incoming<'_>, body: Body) 
     let Ok(_permit) = ing.in_flight.try_acquire() else {
         return Reply::Unavailable("too many requests in flight");
     };
-    let url = signed_url(source, req.uri, req.headers);
+    let url = match signed_url(source, req.uri, req.headers, Some(req.client)) {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::info!(source = %source.name, reason = %e, client = %req.client, "webhook rejected: no trusted signed URL");
+            return Reply::Unauthorized("invalid signature");
+        }
+    };
     let request = WebhookRequest {
         headers: req.headers,
         body: &body,
         url: &url,
         now: unix_now(),
     };
-    if let Err(reply) = verify(ing, source, req.client, &request) {
-        return reply;
-    }
+    let verified = match verify(ing, source, req.client, &request) {
+        Ok(verified) => verified,
+        Err(reply) => return reply,
+    };
     if let Some(limiter) = &source.limiter {
         if let Err(not_until) = limiter.check() {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -203,18 +210,19 @@ async fn receive(ing: &Ingress, source: &Source, req: Incoming<'_>, body: Body) 
         Ok(k) => k,
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
-    produce(ing, source, req.headers, key.as_deref(), &body).await
+    produce(ing, source, req.headers, key.as_deref(), verified).await
 }
 
 /// Checks the signature; a failure is charged to the client's address.
-fn verify(
+fn verify<'a>(
     ing: &Ingress,
     source: &Source,
     client: IpAddr,
-    request: &WebhookRequest<'_>,
-) -> Result<(), Reply> {
-    let Err(e) = source.verifier.verify(request) else {
-        return Ok(());
+    request: &WebhookRequest<'a>,
+) -> Result<Verified<'a>, Reply> {
+    let e = match source.verifier.verify(request) {
+        Ok(verified) => return Ok(verified),
+        Err(e) => e,
     };
     ing.metrics
         .signature_failures
@@ -243,22 +251,14 @@ fn body_reply(e: BodyError) -> Reply {
     }
 }
 
-/// The URL the sender signed: the configured public URL (behind a proxy) or the one this
-/// request was made to.
-fn signed_url(source: &Source, uri: &Uri, headers: &HeaderMap) -> String {
-    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-    if let Some(public) = &source.public_url {
-        return format!("{public}{query}");
-    }
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("http");
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    format!("{proto}://{host}{}{query}", uri.path())
+/// The URL the sender signed, as the source's `verify` table says to find it.
+fn signed_url(
+    source: &Source,
+    uri: &Uri,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> Result<String, UrlError> {
+    (source.signed_url).resolve(uri.path(), uri.query(), headers, peer)
 }
 
 fn unix_now() -> i64 {
@@ -307,10 +307,11 @@ async fn produce(
     source: &Source,
     headers: &HeaderMap,
     key: Option<&[u8]>,
-    body: &Bytes,
+    verified: Verified<'_>,
 ) -> Reply {
+    let body = verified.body();
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&source.topic)
-        .payload(body.as_ref())
+        .payload(body)
         .headers(record_headers(source, headers));
     if let Some(k) = key {
         record = record.key(k);
@@ -332,6 +333,10 @@ async fn produce(
                 .with_label_values(&[&source.name])
                 .observe(started.elapsed().as_secs_f64());
             Reply::Accepted
+        }
+        Ok(Err(e)) if producer::is_too_large(&e) => {
+            tracing::error!(source = %source.name, topic = %source.topic, bytes = body.len(), error = %e, "Kafka refused the webhook as too large: raise the broker's message.max.bytes and the topic's max.message.bytes (see `hookbridge check`), or lower max_body");
+            Reply::RecordTooLarge
         }
         Ok(Err(e)) => {
             tracing::warn!(source = %source.name, topic = %source.topic, error = %e, "Kafka did not acknowledge the webhook");

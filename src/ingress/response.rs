@@ -24,6 +24,8 @@ pub enum Reply {
     PayloadTooLarge(usize),
     /// The body did not arrive within the deadline or at the minimum rate.
     RequestTimeout,
+    /// Kafka refused the record for its size: retrying can never succeed.
+    RecordTooLarge,
     RateLimited(Duration),
     /// Kafka did not acknowledge in time, or too many requests (or request bytes) are in
     /// flight.
@@ -39,8 +41,8 @@ impl Reply {
             Reply::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reply::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Reply::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Reply::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Reply::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Reply::PayloadTooLarge(_) | Reply::RecordTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reply::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Reply::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -88,6 +90,10 @@ impl IntoResponse for Reply {
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 r
             }
+            Reply::RecordTooLarge => json_error(
+                status,
+                "the record is larger than Kafka accepts for this topic; it will never be accepted",
+            ),
             Reply::RateLimited(wait) => {
                 let mut r = json_error(status, "rate limit exceeded");
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

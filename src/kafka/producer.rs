@@ -3,9 +3,24 @@
 
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+
+use crate::connectors::Source;
+use crate::ingress::key::KeyRule;
+
+/// librdkafka's own `message.max.bytes` default: never lowered below it, so DLQ records
+/// of sinks keep fitting when every source is small.
+const LIBRDKAFKA_DEFAULT_MAX: usize = 1_000_000;
+
+/// Apache Kafka's default broker `message.max.bytes` (and topic `max.message.bytes`).
+pub const BROKER_DEFAULT_MAX: usize = 1_048_588;
+
+/// Room for what a record carries besides the body and the copied request headers:
+/// hookbridge's own headers (source, received-at, traceparent, content-type) and the
+/// record batch framing.
+const RECORD_OVERHEAD: usize = 4 << 10;
 
 /// Builds the acknowledged producer. `delivery_timeout` bounds how long librdkafka keeps
 /// trying one record; ingress answers 503 when it expires. A property the user set in
@@ -35,6 +50,45 @@ pub fn build(
     cfg.create()
 }
 
+/// The largest Kafka record a source can produce: the body, plus the request headers it
+/// copies (bounded by `http.max_header_bytes`; a header key may repeat a forwarded
+/// header), plus a key taken from the body, plus hookbridge's own headers and framing.
+pub fn record_limit(source: &Source, max_header_bytes: usize) -> usize {
+    let key = match source.key {
+        KeyRule::Json(_) => source.max_body,
+        KeyRule::Header(_) => max_header_bytes,
+        KeyRule::None => 0,
+    };
+    source.max_body + max_header_bytes + key + RECORD_OVERHEAD
+}
+
+/// Raises the producer's `message.max.bytes` to the largest record any source can
+/// produce, so a body `max_body` allows is never refused by the client itself. A value
+/// the user set wins; if it is too small, those webhooks get 413 and this warns why.
+pub fn fit_records(cfg: &mut ClientConfig, largest_record: Option<usize>) {
+    let needed = largest_record.unwrap_or(0).max(LIBRDKAFKA_DEFAULT_MAX);
+    match cfg.get("message.max.bytes").map(str::parse::<usize>) {
+        None => {
+            cfg.set("message.max.bytes", needed.to_string());
+        }
+        Some(Ok(set)) if set < needed => tracing::warn!(
+            set,
+            needed,
+            "kafka.properties sets message.max.bytes below the largest record a source's max_body allows: larger webhooks are refused with 413"
+        ),
+        Some(_) => {}
+    }
+}
+
+/// Whether the broker (or the client, before sending) refused the record for its size.
+/// Such a record can never be produced, so the sender must not retry it: 413, not 503.
+pub fn is_too_large(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge)
+    )
+}
+
 /// Where a produced record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Acked {
@@ -54,5 +108,40 @@ pub async fn send_acked<K: rdkafka::message::ToBytes + ?Sized>(
             offset: delivery.offset,
         }),
         Err((e, _)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producer_limit_follows_the_largest_record_unless_the_user_set_one() {
+        let mut cfg = ClientConfig::new();
+        fit_records(&mut cfg, Some(3 << 20));
+        assert_eq!(cfg.get("message.max.bytes"), Some("3145728"));
+        let mut small = ClientConfig::new();
+        fit_records(&mut small, Some(10));
+        assert_eq!(small.get("message.max.bytes"), Some("1000000"));
+        let mut user = ClientConfig::new();
+        user.set("message.max.bytes", "200000");
+        fit_records(&mut user, Some(3 << 20));
+        assert_eq!(user.get("message.max.bytes"), Some("200000"));
+    }
+
+    #[test]
+    fn size_refusals_are_recognised() {
+        use rdkafka::error::RDKafkaErrorCode as Code;
+        for (code, too_large) in [
+            (Code::MessageSizeTooLarge, true),
+            (Code::MessageBatchTooLarge, true),
+            (Code::MessageTimedOut, false),
+            (Code::NotEnoughReplicas, false),
+        ] {
+            assert_eq!(
+                is_too_large(&KafkaError::MessageProduction(code)),
+                too_large
+            );
+        }
     }
 }

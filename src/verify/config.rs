@@ -14,10 +14,14 @@ use http::header::HeaderName;
 use serde::Deserialize;
 
 use super::crypto::{Algorithm, Key};
+use super::ed25519::PublicKey;
 use super::generic::{Encoding, GenericHmac, Template};
+use super::recipe::RecipeError;
+use super::token::SharedToken;
+use super::url::{Network, SignedUrl};
 use super::{
-    github, gitlab, linear, paddle, shopify, slack, square, standard, stripe, twilio, twitch, zoom,
-    Verifier,
+    discord, github, gitlab, hubspot, linear, paddle, sendgrid, shopify, slack, square, standard,
+    stripe, twilio, twitch, zoom, Verifier,
 };
 use crate::config::secret::{Secret, SecretRef};
 
@@ -55,6 +59,8 @@ pub enum VerifyConfig {
     Paddle(TimedConfig),
     /// `scheme = "square"`: secrets (signature keys), `public_url`.
     Square(UrlConfig),
+    /// `scheme = "hubspot"`: secrets (app client secrets), `public_url`.
+    Hubspot(UrlConfig),
     /// `scheme = "zoom"`: secrets (secret tokens), `tolerance` (default 5m).
     Zoom(TimedConfig),
     /// `scheme = "linear"`: secrets, `tolerance` (default 1m).
@@ -63,6 +69,16 @@ pub enum VerifyConfig {
     Twitch(TimedConfig),
     /// `scheme = "hmac"`: configurable HMAC.
     Hmac(HmacConfig),
+    /// `scheme = "discord"`: `public_keys` (hex), `tolerance` (default 5m).
+    Discord(DiscordConfig),
+    /// `scheme = "sendgrid"`: `public_keys` (base64 DER), optional `tolerance`.
+    Sendgrid(DiscordConfig),
+    /// `scheme = "token"`: `header` must equal a secret.
+    Token(TokenConfig),
+    /// `scheme = "bearer"`: `Authorization: Bearer <secret>`.
+    Bearer(SecretsConfig),
+    /// `scheme = "basic"`: `Authorization: Basic base64(<user:password>)`.
+    Basic(SecretsConfig),
     /// `scheme = "none"`: no verification, for trusted internal senders.
     None(NoneConfig),
 }
@@ -119,10 +135,14 @@ pub struct UrlConfig {
     /// Several secret references.
     #[serde(default)]
     pub secrets: Option<Vec<SecretRef>>,
-    /// The URL as configured at the provider, when hookbridge sits behind a proxy. Used
-    /// by the HTTP handler to build `WebhookRequest::url`; validated here.
+    /// The URL as configured at the provider, e.g. `"https://hooks.example.com/twilio"`.
+    /// Required unless `trust_forwarded_from` is set.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-Proto`/`X-Forwarded-Host`
+    /// give the signed URL instead of `public_url`; requests from anywhere else fail.
+    #[serde(default)]
+    pub trust_forwarded_from: Option<Vec<String>>,
 }
 
 /// The generic HMAC table.
@@ -155,13 +175,42 @@ pub struct HmacConfig {
     /// Replay window (default 5m; only with `timestamp_header`).
     #[serde(default)]
     pub tolerance: Option<String>,
-    /// The URL the sender signs, for `{url}` behind a proxy.
+    /// The URL the sender signs, for a template using `{url}`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Proxies whose forwarded headers give the URL for `{url}` instead of `public_url`.
+    #[serde(default)]
+    pub trust_forwarded_from: Option<Vec<String>>,
 }
 
 fn default_algorithm() -> Algorithm {
     Algorithm::Sha256
+}
+
+/// Discord's and SendGrid's table: public keys are not secrets, so they are plain
+/// strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The public key(s) as the provider shows them (Discord: hex; SendGrid: base64 DER).
+    pub public_keys: Vec<String>,
+    /// How far the signed timestamp may be from now, either way.
+    #[serde(default)]
+    pub tolerance: Option<String>,
+}
+
+/// A shared-secret header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A single secret reference.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Several secret references.
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretRef>>,
+    /// The header carrying the secret (required).
+    pub header: String,
 }
 
 /// `scheme = "none"` takes no other keys.
@@ -205,29 +254,124 @@ fn text_keys(
         .collect())
 }
 
-/// Standard Webhooks keys: each secret base64-decoded after `whsec_`.
-fn standard_keys(
-    secret: &Option<SecretRef>,
-    secrets: &Option<Vec<SecretRef>>,
-) -> Result<Vec<Key>, BuildError> {
-    let values = resolve_secrets(secret, secrets)?;
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| {
-            standard::decode_secret(value.expose()).ok_or_else(|| {
-                let key = if secret.is_some() {
-                    "secret".to_owned()
-                } else {
-                    format!("secrets[{i}]")
-                };
+/// Standard Webhooks: `whsec_…` secrets verify `v1` signatures, `whpk_…` public keys
+/// `v1a` (Ed25519) ones.
+fn standard_verifier(c: &TimedConfig) -> Result<Verifier, BuildError> {
+    let values = resolve_secrets(&c.secret, &c.secrets)?;
+    let (mut keys, mut public_keys) = (Vec::new(), Vec::new());
+    for (i, value) in values.iter().enumerate() {
+        if value.expose().starts_with("whpk_") {
+            let key = standard::decode_public_key(value.expose()).ok_or_else(|| {
                 err(
-                    key,
-                    "is not a Standard Webhooks secret (expected whsec_ followed by base64)",
+                    secret_key_name(c.secret.is_some(), i),
+                    "is not a Standard Webhooks public key (whpk_ followed by base64 of 32 bytes)",
+                )
+            })?;
+            public_keys.push(key);
+        } else {
+            keys.push(standard_key(value, c.secret.is_some(), i)?);
+        }
+    }
+    let verifier = standard::StandardWebhooks::new(
+        keys,
+        tolerance(&c.tolerance, standard::DEFAULT_TOLERANCE)?,
+    )
+    .with_public_keys(public_keys);
+    Ok(Verifier::StandardWebhooks(verifier))
+}
+
+/// `secret` or `secrets[i]`, for errors about one resolved value.
+fn secret_key_name(single: bool, index: usize) -> String {
+    if single {
+        "secret".to_owned()
+    } else {
+        format!("secrets[{index}]")
+    }
+}
+
+/// GitLab: `whsec_…` secrets are signing tokens (Standard Webhooks keys), the others
+/// plain secret tokens.
+fn gitlab_verifier(c: &SecretsConfig) -> Result<Verifier, BuildError> {
+    let values = resolve_secrets(&c.secret, &c.secrets)?;
+    let (mut tokens, mut signing) = (Vec::new(), Vec::new());
+    for (i, value) in values.iter().enumerate() {
+        if value.expose().starts_with("whsec_") {
+            signing.push(standard_key(value, c.secret.is_some(), i)?);
+        } else {
+            tokens.push(Key::from_secret(value));
+        }
+    }
+    let signs_first = values
+        .first()
+        .is_some_and(|v| v.expose().starts_with("whsec_"));
+    Ok(Verifier::Gitlab(gitlab::Gitlab::new(
+        tokens,
+        signing,
+        signs_first,
+    )))
+}
+
+/// One `whsec_…` secret decoded, or an error naming its key.
+fn standard_key(value: &Secret, single: bool, index: usize) -> Result<Key, BuildError> {
+    standard::decode_secret(value.expose()).ok_or_else(|| {
+        err(
+            secret_key_name(single, index),
+            "is not a Standard Webhooks secret (expected whsec_ followed by base64)",
+        )
+    })
+}
+
+/// Discord: every public key must be 32 bytes of hex.
+fn discord_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
+    if c.public_keys.is_empty() {
+        return Err(err("public_keys", "must list at least one public key"));
+    }
+    let keys = (c.public_keys.iter().enumerate())
+        .map(|(i, text)| {
+            PublicKey::from_hex(text).ok_or_else(|| {
+                err(
+                    format!("public_keys[{i}]"),
+                    "is not an Ed25519 public key (64 hex digits)",
                 )
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Verifier::Discord(discord::Discord::new(
+        keys,
+        tolerance(&c.tolerance, discord::DEFAULT_TOLERANCE)?,
+    )))
+}
+
+/// SendGrid: every key must be an EC public key; no window unless `tolerance` is set.
+fn sendgrid_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
+    if c.public_keys.is_empty() {
+        return Err(err(
+            "public_keys",
+            "must list at least one verification key",
+        ));
+    }
+    let keys = (c.public_keys.iter().enumerate())
+        .map(|(i, text)| {
+            sendgrid::VerificationKey::from_base64(text).ok_or_else(|| {
+                err(
+                    format!("public_keys[{i}]"),
+                    "is not an ECDSA verification key (base64 of DER SubjectPublicKeyInfo)",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let window = match &c.tolerance {
+        Some(_) => Some(tolerance(&c.tolerance, MAX_TOLERANCE)?),
+        None => None,
+    };
+    Ok(Verifier::Sendgrid(sendgrid::Sendgrid::new(keys, window)))
+}
+
+/// A provider recipe's engine; a recipe that does not build is a bug, reported as such.
+fn recipe(built: Result<GenericHmac, RecipeError>) -> Result<Verifier, BuildError> {
+    built
+        .map(Verifier::Hmac)
+        .map_err(|e| err("scheme", e.to_string()))
 }
 
 /// Parses `tolerance`, or returns the scheme's default.
@@ -246,13 +390,52 @@ fn tolerance(raw: &Option<String>, default: Duration) -> Result<Duration, BuildE
     Ok(value)
 }
 
-fn check_public_url(raw: &Option<String>) -> Result<(), BuildError> {
-    let Some(raw) = raw else {
-        return Ok(());
-    };
-    match url::Url::parse(raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
-        _ => Err(err("public_url", "must be an absolute http(s) URL")),
+/// Where a URL-signing scheme learns the URL it checks: `public_url`, or forwarded
+/// headers from the named proxies — never from what any client says (see [`SignedUrl`]).
+/// `signs_url` is false for a scheme or template that signs no URL; setting either key
+/// then is a mistake worth reporting.
+fn signed_url(
+    public_url: &Option<String>,
+    trust_forwarded_from: &Option<Vec<String>>,
+    signs_url: bool,
+) -> Result<SignedUrl, BuildError> {
+    match (public_url, trust_forwarded_from) {
+        (Some(_), Some(_)) => Err(err(
+            "trust_forwarded_from",
+            "set either public_url or trust_forwarded_from, not both",
+        )),
+        _ if !signs_url && (public_url.is_some() || trust_forwarded_from.is_some()) => Err(err(
+            if public_url.is_some() { "public_url" } else { "trust_forwarded_from" },
+            "only applies when the template signs {url}",
+        )),
+        (Some(raw), None) => match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
+                Ok(SignedUrl::Public(raw.clone()))
+            }
+            _ => Err(err("public_url", "must be an absolute http(s) URL")),
+        },
+        (None, Some(list)) if list.is_empty() => Err(err(
+            "trust_forwarded_from",
+            "must name at least one proxy address or network",
+        )),
+        (None, Some(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                Network::parse(text).ok_or_else(|| {
+                    err(
+                        format!("trust_forwarded_from[{i}]"),
+                        format!("{text:?} is not an IP address or CIDR network"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(SignedUrl::Forwarded),
+        (None, None) if signs_url => Err(err(
+            "public_url",
+            "is required: the provider signs the URL it calls, which hookbridge must not take from the request; set public_url = \"https://…\" exactly as configured at the provider, or trust_forwarded_from = [\"proxy address or CIDR\"] to read X-Forwarded-Proto/Host from those proxies only",
+        )),
+        (None, None) => Ok(SignedUrl::NotSigned),
     }
 }
 
@@ -267,7 +450,6 @@ fn build_hmac(c: &HmacConfig) -> Result<Verifier, BuildError> {
     if !c.prefix.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(err("prefix", "must be printable ASCII"));
     }
-    check_public_url(&c.public_url)?;
     let timestamp_header = match &c.timestamp_header {
         Some(raw) => Some(header_name("timestamp_header", raw)?),
         None => None,
@@ -331,47 +513,46 @@ impl VerifyConfig {
     /// X is not set")` or `("tolerance", "must be at most 1h")`. Never puts a secret value
     /// in the reason.
     pub fn build(&self) -> Result<Verifier, (String, String)> {
+        self.signed_url()?;
         Ok(match self {
-            VerifyConfig::Github(c) => Verifier::Github(github::Github::new(
+            VerifyConfig::Github(c) => recipe(github::build(
                 text_keys(&c.secret, &c.secrets)?,
                 c.allow_sha1,
-            )),
-            VerifyConfig::Stripe(c) => Verifier::Stripe(stripe::Stripe::new(
+            ))?,
+            VerifyConfig::Stripe(c) => recipe(stripe::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
-                tolerance(&c.tolerance, stripe::DEFAULT_TOLERANCE)?,
-            )),
-            VerifyConfig::Slack(c) => Verifier::Slack(slack::Slack::new(
+                Some(tolerance(&c.tolerance, stripe::DEFAULT_TOLERANCE)?),
+                &[],
+            ))?,
+            VerifyConfig::Slack(c) => recipe(slack::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
-                tolerance(&c.tolerance, slack::DEFAULT_TOLERANCE)?,
-            )),
+                Some(tolerance(&c.tolerance, slack::DEFAULT_TOLERANCE)?),
+                &[],
+            ))?,
             VerifyConfig::Shopify(c) => {
-                Verifier::Shopify(shopify::Shopify::new(text_keys(&c.secret, &c.secrets)?))
+                recipe(shopify::RECIPE.build(text_keys(&c.secret, &c.secrets)?, None, &[]))?
             }
-            VerifyConfig::StandardWebhooks(c) => {
-                Verifier::StandardWebhooks(standard::StandardWebhooks::new(
-                    standard_keys(&c.secret, &c.secrets)?,
-                    tolerance(&c.tolerance, standard::DEFAULT_TOLERANCE)?,
-                ))
-            }
-            VerifyConfig::Gitlab(c) => {
-                Verifier::Gitlab(gitlab::Gitlab::new(text_keys(&c.secret, &c.secrets)?))
-            }
+            VerifyConfig::StandardWebhooks(c) => standard_verifier(c)?,
+            VerifyConfig::Gitlab(c) => gitlab_verifier(c)?,
             VerifyConfig::Twilio(c) => {
-                check_public_url(&c.public_url)?;
                 Verifier::Twilio(twilio::Twilio::new(text_keys(&c.secret, &c.secrets)?))
             }
-            VerifyConfig::Paddle(c) => Verifier::Paddle(paddle::Paddle::new(
+            VerifyConfig::Paddle(c) => recipe(paddle::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
-                tolerance(&c.tolerance, paddle::DEFAULT_TOLERANCE)?,
-            )),
+                Some(tolerance(&c.tolerance, paddle::DEFAULT_TOLERANCE)?),
+                &[],
+            ))?,
             VerifyConfig::Square(c) => {
-                check_public_url(&c.public_url)?;
-                Verifier::Square(square::Square::new(text_keys(&c.secret, &c.secrets)?))
+                recipe(square::RECIPE.build(text_keys(&c.secret, &c.secrets)?, None, &[]))?
             }
-            VerifyConfig::Zoom(c) => Verifier::Zoom(zoom::Zoom::new(
+            VerifyConfig::Hubspot(c) => {
+                recipe(hubspot::RECIPE.build(text_keys(&c.secret, &c.secrets)?, None, &[]))?
+            }
+            VerifyConfig::Zoom(c) => recipe(zoom::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
-                tolerance(&c.tolerance, zoom::DEFAULT_TOLERANCE)?,
-            )),
+                Some(tolerance(&c.tolerance, zoom::DEFAULT_TOLERANCE)?),
+                &[],
+            ))?,
             VerifyConfig::Linear(c) => Verifier::Linear(linear::Linear::new(
                 text_keys(&c.secret, &c.secrets)?,
                 tolerance(&c.tolerance, linear::DEFAULT_TOLERANCE)?,
@@ -381,6 +562,29 @@ impl VerifyConfig {
                 tolerance(&c.tolerance, twitch::DEFAULT_TOLERANCE)?,
             )),
             VerifyConfig::Hmac(c) => build_hmac(c)?,
+            VerifyConfig::Discord(c) => discord_verifier(c)?,
+            VerifyConfig::Sendgrid(c) => sendgrid_verifier(c)?,
+            VerifyConfig::Token(c) => Verifier::Token(SharedToken::token(
+                "token",
+                header_name("header", &c.header)?,
+                None,
+                &text_keys(&c.secret, &c.secrets)?,
+            )),
+            VerifyConfig::Bearer(c) => {
+                Verifier::Token(SharedToken::bearer(&text_keys(&c.secret, &c.secrets)?))
+            }
+            VerifyConfig::Basic(c) => {
+                let keys = text_keys(&c.secret, &c.secrets)?;
+                if let Some(i) = keys.iter().position(|k| !k.as_bytes().contains(&b':')) {
+                    let key = if c.secret.is_some() {
+                        "secret".to_owned()
+                    } else {
+                        format!("secrets[{i}]")
+                    };
+                    return Err(err(key, "must be user:password"));
+                }
+                Verifier::Token(SharedToken::basic(&keys))
+            }
             VerifyConfig::None(_) => Verifier::None,
         })
     }
@@ -389,7 +593,11 @@ impl VerifyConfig {
     pub fn secret_refs(&self) -> Vec<&SecretRef> {
         let (secret, secrets) = match self {
             VerifyConfig::Github(c) => (&c.secret, &c.secrets),
-            VerifyConfig::Shopify(c) | VerifyConfig::Gitlab(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Shopify(c)
+            | VerifyConfig::Gitlab(c)
+            | VerifyConfig::Bearer(c)
+            | VerifyConfig::Basic(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Token(c) => (&c.secret, &c.secrets),
             VerifyConfig::Stripe(c)
             | VerifyConfig::Slack(c)
             | VerifyConfig::StandardWebhooks(c)
@@ -397,9 +605,13 @@ impl VerifyConfig {
             | VerifyConfig::Zoom(c)
             | VerifyConfig::Linear(c)
             | VerifyConfig::Twitch(c) => (&c.secret, &c.secrets),
-            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) | VerifyConfig::Hubspot(c) => {
+                (&c.secret, &c.secrets)
+            }
             VerifyConfig::Hmac(c) => (&c.secret, &c.secrets),
-            VerifyConfig::None(_) => return Vec::new(),
+            VerifyConfig::Discord(_) | VerifyConfig::Sendgrid(_) | VerifyConfig::None(_) => {
+                return Vec::new()
+            }
         };
         secret.iter().chain(secrets.iter().flatten()).collect()
     }
@@ -417,21 +629,36 @@ impl VerifyConfig {
             VerifyConfig::Twilio(_) => "twilio",
             VerifyConfig::Paddle(_) => "paddle",
             VerifyConfig::Square(_) => "square",
+            VerifyConfig::Hubspot(_) => "hubspot",
             VerifyConfig::Zoom(_) => "zoom",
             VerifyConfig::Linear(_) => "linear",
             VerifyConfig::Twitch(_) => "twitch",
             VerifyConfig::Hmac(_) => "hmac",
+            VerifyConfig::Discord(_) => "discord",
+            VerifyConfig::Sendgrid(_) => "sendgrid",
+            VerifyConfig::Token(_) => "token",
+            VerifyConfig::Bearer(_) => "bearer",
+            VerifyConfig::Basic(_) => "basic",
             VerifyConfig::None(_) => "none",
         }
     }
 
-    /// The configured `public_url` (Twilio, Square, hmac), for the HTTP handler to build
-    /// `WebhookRequest::url` from when behind a proxy.
-    pub fn public_url(&self) -> Option<&str> {
+    /// Where the HTTP handler takes the signed URL from (Twilio, Square, a generic
+    /// template with `{url}`); errors as [`build`](Self::build) reports them.
+    pub fn signed_url(&self) -> Result<SignedUrl, BuildError> {
         match self {
-            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) => c.public_url.as_deref(),
-            VerifyConfig::Hmac(c) => c.public_url.as_deref(),
-            _ => None,
+            VerifyConfig::Twilio(c) | VerifyConfig::Square(c) | VerifyConfig::Hubspot(c) => {
+                signed_url(&c.public_url, &c.trust_forwarded_from, true)
+            }
+            VerifyConfig::Hmac(c) => {
+                let signs_url = c
+                    .template
+                    .as_deref()
+                    .and_then(|t| Template::parse(t).ok())
+                    .is_some_and(|t| t.uses_url());
+                signed_url(&c.public_url, &c.trust_forwarded_from, signs_url)
+            }
+            _ => Ok(SignedUrl::NotSigned),
         }
     }
 }
@@ -495,7 +722,10 @@ mod tests {
                 r#"verify = { scheme = "paddle", secret = "pdl_ntfset_x", tolerance = "30s" }"#,
                 "paddle",
             ),
-            (r#"verify = { scheme = "square", secret = "k" }"#, "square"),
+            (
+                r#"verify = { scheme = "square", secret = "k", trust_forwarded_from = ["10.0.0.0/8", "::1"] }"#,
+                "square",
+            ),
             (r#"verify = { scheme = "zoom", secret = "z" }"#, "zoom"),
             (r#"verify = { scheme = "linear", secret = "l" }"#, "linear"),
             (
@@ -520,6 +750,22 @@ mod tests {
                 tolerance = "1m"
                 "#,
                 "hmac",
+            ),
+            (
+                r#"verify = { scheme = "token", secret = "t", header = "X-Webhook-Token" }"#,
+                "token",
+            ),
+            (
+                r#"verify = { scheme = "bearer", secrets = ["t"] }"#,
+                "bearer",
+            ),
+            (
+                r#"verify = { scheme = "discord", public_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"] }"#,
+                "discord",
+            ),
+            (
+                r#"verify = { scheme = "basic", secret = "user:pw" }"#,
+                "basic",
             ),
             (r#"verify = { scheme = "none" }"#, "none"),
         ];
@@ -642,7 +888,52 @@ mod tests {
             r#"verify = { scheme = "square", secret = "t", public_url = "https://x.com/sq" }"#,
         )
         .unwrap();
-        assert_eq!(good.public_url(), Some("https://x.com/sq"));
+        assert_eq!(
+            good.signed_url().unwrap().public(),
+            Some("https://x.com/sq")
+        );
+        assert_eq!(
+            parse(r#"verify = { scheme = "github", secret = "t" }"#)
+                .unwrap()
+                .signed_url(),
+            Ok(SignedUrl::NotSigned)
+        );
+    }
+
+    #[test]
+    fn url_signing_schemes_need_a_url_they_can_trust() {
+        for text in [
+            r#"verify = { scheme = "twilio", secret = "t" }"#,
+            r#"verify = { scheme = "square", secret = "t" }"#,
+            r#"verify = { scheme = "hmac", secret = "t", header = "X-Sig", template = "{url}{body}" }"#,
+        ] {
+            let (key, reason) = build(text).unwrap_err();
+            assert_eq!(key, "public_url", "{text}");
+            assert!(reason.contains("trust_forwarded_from"), "{reason}");
+        }
+        let cases = [
+            (
+                r#"public_url = "https://a.com/t", trust_forwarded_from = ["10.0.0.1"]"#,
+                "trust_forwarded_from",
+            ),
+            ("trust_forwarded_from = []", "trust_forwarded_from"),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1", "proxy.internal"]"#,
+                "trust_forwarded_from[1]",
+            ),
+        ];
+        for (extra, key) in cases {
+            let text = format!(r#"verify = {{ scheme = "twilio", secret = "t", {extra} }}"#);
+            assert_eq!(build(&text).unwrap_err().0, key, "{extra}");
+        }
+        let trusted = parse(
+            r#"verify = { scheme = "twilio", secret = "t", trust_forwarded_from = ["10.0.0.1"] }"#,
+        )
+        .unwrap();
+        assert!(matches!(trusted.signed_url(), Ok(SignedUrl::Forwarded(n)) if n.len() == 1));
+        // Without {url} in the template the keys would do nothing: say so.
+        let unused = r#"verify = { scheme = "hmac", secret = "t", header = "X-Sig", public_url = "https://a.com/" }"#;
+        assert_eq!(build(unused).unwrap_err().0, "public_url");
     }
 
     #[test]
@@ -662,12 +953,31 @@ secret = "s"
             ("header = \"X-Sig\"\ntolerance = \"1m\"", "tolerance"),
             ("header = \"X-Sig\"\ntemplate = \"{header:X-Sig}{body}\"", "template"),
             ("header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\ntemplate = \"{timestamp}{body}\"\ntolerance = \"3h\"", "tolerance"),
-            ("header = \"X-Sig\"\npublic_url = \"nope\"", "public_url"),
+            ("header = \"X-Sig\"\ntemplate = \"{url}{body}\"\npublic_url = \"nope\"", "public_url"),
         ];
         for (extra, key) in cases {
             let text = format!("[verify]\n{base}{extra}\n");
             assert_eq!(build(&text).unwrap_err().0, key, "{extra}");
         }
+    }
+
+    #[test]
+    fn public_key_schemes_name_the_bad_key() {
+        let bad = r#"verify = { scheme = "discord", public_keys = ["zz"] }"#;
+        assert_eq!(build(bad).unwrap_err().0, "public_keys[0]");
+        let bad = r#"verify = { scheme = "sendgrid", public_keys = ["AAAA"] }"#;
+        assert_eq!(build(bad).unwrap_err().0, "public_keys[0]");
+        let none = r#"verify = { scheme = "sendgrid", public_keys = [] }"#;
+        assert_eq!(build(none).unwrap_err().0, "public_keys");
+    }
+
+    #[test]
+    fn basic_needs_user_and_password() {
+        let bad = r#"verify = { scheme = "basic", secrets = ["user:pw", "no-colon"] }"#;
+        assert_eq!(build(bad).unwrap_err().0, "secrets[1]");
+        let bad = r#"verify = { scheme = "token", secret = "t", header = "bad header" }"#;
+        assert_eq!(build(bad).unwrap_err().0, "header");
+        assert!(parse(r#"verify = { scheme = "token", secret = "t" }"#).is_err());
     }
 
     #[test]

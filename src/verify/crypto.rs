@@ -24,9 +24,17 @@ use subtle::{Choice, ConstantTimeEq};
 use super::VerifyError;
 use crate::config::secret::Secret;
 
-/// Standard base64 that encodes with padding but accepts signatures with or without it:
-/// senders disagree on padding and it carries no information.
+/// Standard base64 exactly as providers send it: padded, canonical. The providers' own
+/// SDKs compare the signature text (or decode it with padding required), so an unpadded
+/// signature is rejected there and here alike.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
+
+/// Base64 with or without padding, for the generic scheme, which has no SDK to agree
+/// with and whose senders disagree on padding.
+const BASE64_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -107,8 +115,17 @@ impl Tag {
         self.bytes.get(..self.len).unwrap_or_default()
     }
 
-    /// Decodes a hex signature (either case) of exactly `alg`'s output length.
+    /// Decodes a lowercase hex signature of exactly `alg`'s output length. Every
+    /// provider sends lowercase and its SDK compares the text, so uppercase is rejected.
     pub fn from_hex(text: &str, alg: Algorithm) -> Option<Self> {
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        Self::from_hex_any_case(text, alg)
+    }
+
+    /// As [`from_hex`](Self::from_hex), either case (the generic scheme).
+    pub fn from_hex_any_case(text: &str, alg: Algorithm) -> Option<Self> {
         let len = alg.output_len();
         if text.len() != len * 2 {
             return None;
@@ -121,12 +138,21 @@ impl Tag {
         Some(tag)
     }
 
-    /// Decodes a standard-alphabet base64 signature of exactly `alg`'s output length.
+    /// Decodes a padded standard-alphabet base64 signature of exactly `alg`'s length.
     pub fn from_base64(text: &str, alg: Algorithm) -> Option<Self> {
+        Self::decode_base64(&BASE64, text, alg)
+    }
+
+    /// As [`from_base64`](Self::from_base64), padding optional (the generic scheme).
+    pub fn from_base64_any_padding(text: &str, alg: Algorithm) -> Option<Self> {
+        Self::decode_base64(&BASE64_ANY_PADDING, text, alg)
+    }
+
+    fn decode_base64(engine: &GeneralPurpose, text: &str, alg: Algorithm) -> Option<Self> {
         // One spare byte so an over-long signature fails the length check instead of
         // being silently truncated by the decoder.
         let mut buf = [0u8; MAX_TAG_LEN + 3];
-        let n = BASE64.decode_slice(text, &mut buf).ok()?;
+        let n = engine.decode_slice(text, &mut buf).ok()?;
         if n != alg.output_len() {
             return None;
         }
@@ -271,7 +297,8 @@ pub struct TimestampedSignatures<'a> {
 
 /// Parses a `ts_key=…<sep>sig_key=…` list. `None` when the timestamp is missing,
 /// repeated or not a Unix timestamp; unknown keys and items without `=` are ignored
-/// (providers add new schemes over time).
+/// (providers add new schemes over time). Items are not trimmed: the SDKs split on the
+/// separator and compare keys exactly, so `t=1, v1=…` carries no `v1` for them either.
 pub fn parse_timestamped_signatures<'a>(
     value: &'a str,
     sep: char,
@@ -282,7 +309,7 @@ pub fn parse_timestamped_signatures<'a>(
     let mut timestamp: Option<(&'a str, i64)> = None;
     let mut signatures = Vec::new();
     for item in value.split(sep) {
-        let Some((key, val)) = item.trim().split_once('=') else {
+        let Some((key, val)) = item.split_once('=') else {
             continue;
         };
         if key == ts_key {
@@ -357,12 +384,16 @@ mod tests {
     fn decoders_reject_wrong_lengths_and_garbage() {
         assert!(Tag::from_hex("abcd", Algorithm::Sha256).is_none());
         assert!(Tag::from_hex(&"zz".repeat(32), Algorithm::Sha256).is_none());
-        assert!(Tag::from_hex(&"AB".repeat(32), Algorithm::Sha256).is_some());
+        assert!(Tag::from_hex(&"ab".repeat(32), Algorithm::Sha256).is_some());
+        assert!(Tag::from_hex(&"AB".repeat(32), Algorithm::Sha256).is_none());
+        assert!(Tag::from_hex_any_case(&"AB".repeat(32), Algorithm::Sha256).is_some());
         assert!(Tag::from_base64("not base64!", Algorithm::Sha256).is_none());
         assert!(Tag::from_base64(&BASE64.encode([0u8; 31]), Algorithm::Sha256).is_none());
         assert!(Tag::from_base64(&BASE64.encode([0u8; 200]), Algorithm::Sha256).is_none());
         let unpadded = BASE64.encode([7u8; 32]).trim_end_matches('=').to_owned();
-        assert!(Tag::from_base64(&unpadded, Algorithm::Sha256).is_some());
+        assert!(Tag::from_base64(&unpadded, Algorithm::Sha256).is_none());
+        assert!(Tag::from_base64_any_padding(&unpadded, Algorithm::Sha256).is_some());
+        assert!(Tag::from_base64(&BASE64.encode([7u8; 32]), Algorithm::Sha256).is_some());
     }
 
     #[test]

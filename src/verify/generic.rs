@@ -18,7 +18,7 @@ use http::header::HeaderName;
 use http::HeaderMap;
 use serde::Deserialize;
 
-use super::crypto::{self, Algorithm, Key, Tag};
+use super::crypto::{self, Algorithm, Key, Tag, TimestampedSignatures};
 use super::{VerifyError, WebhookRequest};
 
 /// A neutral JSON test event for `hmac` and `none` sources.
@@ -36,10 +36,11 @@ const TEMPLATE_LABEL: &str = "(header named in template)";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
-    /// Hex, either case accepted, lowercase produced.
+    /// Hex, either case accepted (unlike the provider schemes: no SDK to agree with),
+    /// lowercase produced.
     #[default]
     Hex,
-    /// Standard base64, padding optional.
+    /// Standard base64, padding optional (the provider schemes require it).
     Base64,
 }
 
@@ -146,6 +147,11 @@ impl Template {
         self.parts.contains(&Part::Timestamp)
     }
 
+    /// Whether the template uses `{url}`.
+    pub fn uses_url(&self) -> bool {
+        self.parts.contains(&Part::Url)
+    }
+
     /// The headers named by `{header:…}` placeholders.
     pub fn headers(&self) -> impl Iterator<Item = &HeaderName> {
         self.parts.iter().filter_map(|p| match p {
@@ -154,8 +160,9 @@ impl Template {
         })
     }
 
-    /// The byte pieces to MAC, in order, borrowing the body and header values.
-    fn pieces<'a>(
+    /// The byte pieces to MAC, in order, borrowing the body and header values: the one
+    /// function that builds the signed content, for verifying and for `send` alike.
+    pub fn pieces<'a>(
         &'a self,
         body: &'a [u8],
         timestamp: &'a [u8],
@@ -193,22 +200,102 @@ impl fmt::Display for Template {
     }
 }
 
-/// The validated settings of a generic HMAC source (see `config.rs` for the TOML keys).
+/// One header a signature may arrive in, with how it is written there.
+#[derive(Debug, Clone)]
+pub struct SignatureHeader {
+    /// The header name.
+    pub name: HeaderName,
+    /// The name for errors and metrics (configured names are not `'static`).
+    pub label: &'static str,
+    /// Text before the encoded MAC.
+    pub prefix: String,
+    /// The MAC algorithm of signatures in this header.
+    pub algorithm: Algorithm,
+    /// Whether `send` writes this header (an alternate name of another one is not).
+    pub sent: bool,
+}
+
+/// A value `send` adds to a test delivery besides the signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// Fixed text.
+    Text(&'static str),
+    /// A fresh message id.
+    MessageId,
+}
+
+/// A signature header that carries the timestamp too, as `t=…,v1=…,v1=…` (Stripe) or
+/// `ts=…;h1=…` (Paddle): several signatures may be listed while a secret rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyedList {
+    /// Between items.
+    pub separator: char,
+    /// The key of the (single) timestamp item.
+    pub timestamp_key: &'static str,
+    /// The key of each signature item.
+    pub signature_key: &'static str,
+}
+
+impl KeyedList {
+    /// Parses a header value; `None` if the timestamp item is missing, repeated or not
+    /// a Unix timestamp.
+    pub fn parse<'a>(&self, value: &'a str, alg: Algorithm) -> Option<TimestampedSignatures<'a>> {
+        crypto::parse_timestamped_signatures(
+            value,
+            self.separator,
+            self.timestamp_key,
+            self.signature_key,
+            alg,
+        )
+    }
+}
+
+/// Where a recipe's timestamp is: its own header (name, label, tolerance), or inside a
+/// keyed-list signature header (with its tolerance).
+pub type TimestampSources = (
+    Option<(HeaderName, &'static str, Duration)>,
+    Option<(KeyedList, Duration)>,
+);
+
+/// How signature text is decoded. Provider recipes are as strict as their SDKs, which
+/// compare the text; the configurable scheme has no SDK to agree with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strictness {
+    /// Lowercase hex, padded base64, nothing trimmed.
+    Sdk,
+    /// Either hex case, optional padding, surrounding spaces ignored.
+    Lenient,
+}
+
+/// The one HMAC engine: provider recipes and the configurable `hmac` scheme are all
+/// this, with different data. Verify and send build the signed content with the same
+/// function ([`Template::pieces`]), so they cannot disagree.
 #[derive(Debug, Clone)]
 pub struct GenericHmac {
+    /// The scheme name as written in config (and a metrics label).
+    name: &'static str,
     keys: Vec<Key>,
-    header: HeaderName,
-    prefix: String,
-    algorithm: Algorithm,
+    /// The first one present in a request is checked.
+    signatures: Vec<SignatureHeader>,
     encoding: Encoding,
-    /// With its tolerance; `None` means the sender signs no timestamp.
-    timestamp: Option<(HeaderName, Duration)>,
+    strictness: Strictness,
+    /// With its label and tolerance; `None` means the sender signs no timestamp.
+    timestamp: Option<(HeaderName, &'static str, Duration)>,
+    /// When the signature header is a keyed list holding the timestamp, with its
+    /// tolerance.
+    list: Option<(KeyedList, Duration)>,
+    /// The timestamp header counts milliseconds, not seconds (HubSpot).
+    millis: bool,
     template: Template,
+    /// Headers `send` adds so a test delivery looks like a real one.
+    extra: &'static [(&'static str, Fill)],
+    handshake: Option<super::recipe::HandshakeFn>,
+    sample_body: &'static [u8],
 }
 
 impl GenericHmac {
-    /// Assembles a verifier from already-validated parts (`VerifyConfig::build` checks
-    /// that a timestamp header is used by the template and vice versa).
+    /// The configurable scheme, from already-validated parts (`VerifyConfig::build`
+    /// checks that a timestamp header is used by the template and vice versa).
     pub fn new(
         keys: Vec<Key>,
         header: HeaderName,
@@ -219,20 +306,78 @@ impl GenericHmac {
         template: Template,
     ) -> Self {
         GenericHmac {
+            name: "hmac",
             keys,
-            header,
-            prefix,
-            algorithm,
+            signatures: vec![SignatureHeader {
+                name: header,
+                label: SIGNATURE_LABEL,
+                prefix,
+                algorithm,
+                sent: true,
+            }],
             encoding,
-            timestamp,
+            strictness: Strictness::Lenient,
+            timestamp: timestamp.map(|(name, tolerance)| (name, TIMESTAMP_LABEL, tolerance)),
+            list: None,
+            millis: false,
             template,
+            extra: &[],
+            handshake: None,
+            sample_body: SAMPLE_BODY,
         }
     }
 
-    fn decode(&self, text: &str) -> Option<Tag> {
-        match self.encoding {
-            Encoding::Hex => Tag::from_hex(text, self.algorithm),
-            Encoding::Base64 => Tag::from_base64(text, self.algorithm),
+    /// A provider's recipe with its secrets: see [`super::recipe::Recipe::build`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn from_parts(
+        name: &'static str,
+        keys: Vec<Key>,
+        signatures: Vec<SignatureHeader>,
+        encoding: Encoding,
+        (timestamp, list): TimestampSources,
+        template: Template,
+        extra: &'static [(&'static str, Fill)],
+        handshake: Option<super::recipe::HandshakeFn>,
+        sample_body: &'static [u8],
+    ) -> Self {
+        GenericHmac {
+            name,
+            keys,
+            signatures,
+            encoding,
+            strictness: Strictness::Sdk,
+            timestamp,
+            list,
+            millis: false,
+            template,
+            extra,
+            handshake,
+            sample_body,
+        }
+    }
+
+    /// Reads the timestamp header as Unix milliseconds (and writes it so).
+    pub(super) fn in_millis(mut self) -> Self {
+        self.millis = true;
+        self
+    }
+
+    /// The scheme name as written in config.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// A realistic body for `send`.
+    pub fn sample_body(&self) -> &'static [u8] {
+        self.sample_body
+    }
+
+    fn decode(&self, text: &str, alg: Algorithm) -> Option<Tag> {
+        match (self.encoding, self.strictness) {
+            (Encoding::Hex, Strictness::Sdk) => Tag::from_hex(text, alg),
+            (Encoding::Hex, Strictness::Lenient) => Tag::from_hex_any_case(text, alg),
+            (Encoding::Base64, Strictness::Sdk) => Tag::from_base64(text, alg),
+            (Encoding::Base64, Strictness::Lenient) => Tag::from_base64_any_padding(text, alg),
         }
     }
 
@@ -243,42 +388,115 @@ impl GenericHmac {
         }
     }
 
-    /// Parses the signature header value: prefix, then one encoded MAC.
+    /// Parses the configurable scheme's signature header value: prefix, then one MAC.
     pub fn parse_signature(&self, value: &str) -> Option<Tag> {
-        self.decode(value.trim().strip_prefix(self.prefix.as_str())?.trim())
+        let header = self.signatures.first()?;
+        self.parse_in(header, value)
     }
 
-    /// Checks the timestamp window (if configured), then the MAC of the template.
-    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let value = req
+    fn parse_in(&self, header: &SignatureHeader, value: &str) -> Option<Tag> {
+        let value = match self.strictness {
+            Strictness::Sdk => value,
+            Strictness::Lenient => value.trim(),
+        };
+        let encoded = value.strip_prefix(header.prefix.as_str())?;
+        let encoded = match self.strictness {
+            Strictness::Sdk => encoded,
+            Strictness::Lenient => encoded.trim(),
+        };
+        self.decode(encoded, header.algorithm)
+    }
+
+    /// The signature sent, from the first signature header present.
+    fn signature(&self, headers: &HeaderMap) -> Result<(Tag, Algorithm), VerifyError> {
+        let first = self.signatures.first().map_or(SIGNATURE_LABEL, |h| h.label);
+        let header = (self.signatures.iter())
+            .find(|h| headers.contains_key(&h.name))
+            .ok_or(VerifyError::MissingHeader(first))?;
+        let malformed = VerifyError::MalformedHeader(header.label);
+        let value = headers
+            .get(&header.name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(malformed)?;
+        let tag = self.parse_in(header, value).ok_or(malformed)?;
+        Ok((tag, header.algorithm))
+    }
+
+    /// The signed timestamp's text, checked against the tolerance ("" when unsigned).
+    fn timestamp<'a>(&self, req: &WebhookRequest<'a>) -> Result<&'a str, VerifyError> {
+        let Some((name, label, tolerance)) = &self.timestamp else {
+            return Ok("");
+        };
+        let text = req
             .headers
-            .get(&self.header)
-            .ok_or(VerifyError::MissingHeader(SIGNATURE_LABEL))?
+            .get(name)
+            .ok_or(VerifyError::MissingHeader(label))?
             .to_str()
-            .map_err(|_| VerifyError::MalformedHeader(SIGNATURE_LABEL))?;
-        let tag = self
-            .parse_signature(value)
-            .ok_or(VerifyError::MalformedHeader(SIGNATURE_LABEL))?;
-        let timestamp = match &self.timestamp {
-            Some((name, tolerance)) => {
-                let text = req
-                    .headers
-                    .get(name)
-                    .ok_or(VerifyError::MissingHeader(TIMESTAMP_LABEL))?
-                    .to_str()
-                    .map_err(|_| VerifyError::MalformedHeader(TIMESTAMP_LABEL))?
-                    .trim();
-                let ts = crypto::parse_unix(text)
-                    .ok_or(VerifyError::MalformedHeader(TIMESTAMP_LABEL))?;
-                crypto::check_tolerance(ts, req.now, *tolerance)?;
-                text
+            .map_err(|_| VerifyError::MalformedHeader(label))?;
+        let text = match self.strictness {
+            Strictness::Sdk => text,
+            Strictness::Lenient => text.trim(),
+        };
+        let ts = crypto::parse_unix(text).ok_or(VerifyError::MalformedHeader(label))?;
+        if self.millis {
+            crypto::check_tolerance_ms(ts, req.now, *tolerance)?;
+        } else {
+            crypto::check_tolerance(ts, req.now, *tolerance)?;
+        }
+        Ok(text)
+    }
+
+    /// Checks the timestamp window (if any), then the MAC of the template.
+    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
+        self.matching_key(req).map(|_| ())
+    }
+
+    /// As [`verify`](Self::verify), returning the secret that signed the request (a
+    /// handshake answers with it, so validation works mid-rotation).
+    pub fn matching_key(&self, req: &WebhookRequest<'_>) -> Result<&Key, VerifyError> {
+        let (tags, alg, timestamp) = match &self.list {
+            Some((list, tolerance)) => self.listed(req, list, *tolerance)?,
+            None => {
+                let (tag, alg) = self.signature(req.headers)?;
+                (vec![tag], alg, self.timestamp(req)?)
             }
-            None => "",
         };
         let pieces = self
             .template
             .pieces(req.body, timestamp.as_bytes(), req.url, req.headers)?;
-        crypto::verify_any(&self.keys, self.algorithm, &pieces, &[tag])
+        (tags.iter())
+            .find_map(|tag| crypto::matching_key(&self.keys, alg, &pieces, tag))
+            .and_then(|i| self.keys.get(i))
+            .ok_or(VerifyError::Mismatch)
+    }
+
+    /// The signatures and timestamp of a keyed-list header, the timestamp checked.
+    fn listed<'a>(
+        &self,
+        req: &WebhookRequest<'a>,
+        list: &KeyedList,
+        tolerance: Duration,
+    ) -> Result<(Vec<Tag>, Algorithm, &'a str), VerifyError> {
+        let header = self.signatures.first().ok_or(VerifyError::Mismatch)?;
+        let value = req
+            .headers
+            .get(&header.name)
+            .ok_or(VerifyError::MissingHeader(header.label))?
+            .to_str()
+            .map_err(|_| VerifyError::MalformedHeader(header.label))?;
+        let parsed = (list.parse(value, header.algorithm))
+            .ok_or(VerifyError::MalformedHeader(header.label))?;
+        crypto::check_tolerance(parsed.timestamp, req.now, tolerance)?;
+        Ok((parsed.signatures, header.algorithm, parsed.timestamp_text))
+    }
+
+    /// The recipe's handshake, called only after the request verified.
+    pub fn handshake(&self, req: &WebhookRequest<'_>) -> Option<super::Handshake> {
+        let answer = self.handshake?;
+        // The handler asks only after `verify` passed; the first key is a fallback for
+        // callers that did not, never a way around verification.
+        let key = self.matching_key(req).ok().or_else(|| self.keys.first())?;
+        answer(key, req)
     }
 
     /// Signs with the first secret. Headers named in the template (other than the
@@ -286,8 +504,12 @@ impl GenericHmac {
     pub fn sign(&self, body: &[u8], url: &str, now: i64) -> Option<HeaderMap> {
         let key = self.keys.first()?;
         let mut headers = HeaderMap::new();
-        let ts = now.to_string();
-        if let Some((name, _)) = &self.timestamp {
+        let ts = if self.millis {
+            now.saturating_mul(1000).to_string()
+        } else {
+            now.to_string()
+        };
+        if let Some((name, _, _)) = &self.timestamp {
             crypto::insert_header(&mut headers, name.as_str(), &ts)?;
         }
         for name in self.template.headers() {
@@ -299,9 +521,29 @@ impl GenericHmac {
             .template
             .pieces(body, ts.as_bytes(), url, &headers)
             .ok()?;
-        let tag = crypto::hmac(self.algorithm, key.as_bytes(), &pieces)?;
-        let value = format!("{}{}", self.prefix, self.encode(&tag));
-        crypto::insert_header(&mut headers, self.header.as_str(), &value)?;
+        let mut signed = Vec::new();
+        for header in self.signatures.iter().filter(|h| h.sent) {
+            let tag = crypto::hmac(header.algorithm, key.as_bytes(), &pieces)?;
+            let encoded = self.encode(&tag);
+            let value = match &self.list {
+                Some((list, _)) => format!(
+                    "{}={ts}{}{}={encoded}",
+                    list.timestamp_key, list.separator, list.signature_key
+                ),
+                None => format!("{}{encoded}", header.prefix),
+            };
+            signed.push((&header.name, value));
+        }
+        for (name, value) in signed {
+            crypto::insert_header(&mut headers, name.as_str(), &value)?;
+        }
+        for (name, fill) in self.extra {
+            let value = match fill {
+                Fill::Text(text) => (*text).to_owned(),
+                Fill::MessageId => crypto::message_id(now),
+            };
+            crypto::insert_header(&mut headers, name, &value)?;
+        }
         Some(headers)
     }
 }

@@ -8,10 +8,9 @@
 //! (never as a fallback after a SHA-256 mismatch, which would be a downgrade). GitHub
 //! signs no timestamp, so there is no replay window to check.
 
-use http::HeaderMap;
-
-use super::crypto::{self, Algorithm, Key, Tag};
-use super::{VerifyError, WebhookRequest};
+use super::crypto::{Algorithm, Key};
+use super::generic::{Fill, GenericHmac};
+use super::recipe::{Recipe, RecipeError, SignatureAt};
 
 /// The SHA-256 signature header.
 pub const SIGNATURE_256: &str = "X-Hub-Signature-256";
@@ -21,69 +20,42 @@ pub const SIGNATURE_SHA1: &str = "X-Hub-Signature";
 /// A `ping` event, the first delivery GitHub sends to a new hook.
 pub const SAMPLE_BODY: &[u8] = br#"{"zen":"Keep it logically awesome.","hook_id":123456789,"hook":{"type":"Repository","id":123456789,"name":"web","active":true,"events":["push","pull_request"],"config":{"content_type":"json","insecure_ssl":"0","url":"https://hooks.example.com/github"}},"repository":{"id":1296269,"name":"Hello-World","full_name":"octocat/Hello-World","private":false},"sender":{"login":"octocat","id":1,"type":"User"}}"#;
 
-/// Verifies GitHub deliveries.
-#[derive(Debug, Clone)]
-pub struct Github {
-    keys: Vec<Key>,
-    allow_sha1: bool,
-}
+/// `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
+pub const RECIPE: Recipe = Recipe {
+    name: "github",
+    signatures: &[SignatureAt::sha256(SIGNATURE_256, "sha256=")],
+    // The headers every real delivery carries, so a source keyed or routed on them
+    // accepts a test delivery too.
+    extra: &[
+        ("X-GitHub-Event", Fill::Text("ping")),
+        ("X-GitHub-Delivery", Fill::MessageId),
+    ],
+    sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
+};
 
-impl Github {
-    /// A verifier over `keys` (any may match); `allow_sha1` enables the legacy header.
-    pub fn new(keys: Vec<Key>, allow_sha1: bool) -> Self {
-        Github { keys, allow_sha1 }
-    }
+/// The legacy header, checked only when the SHA-256 one is absent and `allow_sha1` is on.
+pub const LEGACY_SHA1: [SignatureAt; 1] = [SignatureAt {
+    header: SIGNATURE_SHA1,
+    prefix: "sha1=",
+    algorithm: Algorithm::Sha1,
+    sent: true,
+}];
 
-    /// Checks the SHA-256 header, or the SHA-1 header when allowed and SHA-256 is absent.
-    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let (header, prefix, alg) = if req.headers.contains_key(SIGNATURE_256) {
-            (SIGNATURE_256, "sha256=", Algorithm::Sha256)
-        } else if self.allow_sha1 && req.headers.contains_key(SIGNATURE_SHA1) {
-            (SIGNATURE_SHA1, "sha1=", Algorithm::Sha1)
-        } else {
-            return Err(VerifyError::MissingHeader(SIGNATURE_256));
-        };
-        let value = crypto::header_str(req.headers, header)?;
-        let tag = value
-            .strip_prefix(prefix)
-            .and_then(|hex| Tag::from_hex(hex, alg))
-            .ok_or(VerifyError::MalformedHeader(header))?;
-        crypto::verify_any(&self.keys, alg, &[req.body], &[tag])
-    }
-
-    /// The headers GitHub sends: SHA-256 always, SHA-1 too when it is allowed.
-    pub fn sign(&self, body: &[u8]) -> Option<HeaderMap> {
-        let key = self.keys.first()?;
-        let mut headers = HeaderMap::new();
-        let tag = crypto::hmac(Algorithm::Sha256, key.as_bytes(), &[body])?;
-        crypto::insert_header(
-            &mut headers,
-            SIGNATURE_256,
-            &format!("sha256={}", tag.to_hex()),
-        )?;
-        // The headers every real delivery carries, so a source keyed or routed on them
-        // accepts a test delivery too.
-        crypto::insert_header(&mut headers, "X-GitHub-Event", "ping")?;
-        crypto::insert_header(&mut headers, "X-GitHub-Delivery", &crypto::message_id(0))?;
-        if self.allow_sha1 {
-            let tag = crypto::hmac(Algorithm::Sha1, key.as_bytes(), &[body])?;
-            crypto::insert_header(
-                &mut headers,
-                SIGNATURE_SHA1,
-                &format!("sha1={}", tag.to_hex()),
-            )?;
-        }
-        Some(headers)
-    }
+/// GitHub's verifier over `keys` (any may match); `allow_sha1` enables the legacy header.
+pub fn build(keys: Vec<Key>, allow_sha1: bool) -> Result<GenericHmac, RecipeError> {
+    let legacy: &[SignatureAt] = if allow_sha1 { &LEGACY_SHA1 } else { &[] };
+    RECIPE.build(keys, None, legacy)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::verify::testutil::{headers, keys, req, with_header, without_header};
+    use crate::verify::VerifyError;
 
-    fn github(secrets: &[&str]) -> Github {
-        Github::new(keys(secrets), false)
+    fn github(secrets: &[&str]) -> GenericHmac {
+        build(keys(secrets), false).unwrap()
     }
 
     #[test]
@@ -95,30 +67,31 @@ mod tests {
         )]);
         let v = github(&["It's a Secret to Everybody"]);
         assert_eq!(v.verify(&req(&h, b"Hello, World!", 0)), Ok(()));
-        let signed = v.sign(b"Hello, World!").unwrap();
+        let signed = v.sign(b"Hello, World!", "", 0).unwrap();
         assert_eq!(signed.get(SIGNATURE_256), h.get(SIGNATURE_256));
     }
 
     #[test]
-    fn uppercase_hex_is_accepted() {
+    fn uppercase_hex_is_rejected_as_octokit_does() {
+        // @octokit/webhooks-methods and githubkit compare the signature text.
         let h = headers(&[(
             SIGNATURE_256,
             "sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17",
         )]);
         let v = github(&["It's a Secret to Everybody"]);
-        assert_eq!(v.verify(&req(&h, b"Hello, World!", 0)), Ok(()));
+        assert!(v.verify(&req(&h, b"Hello, World!", 0)).is_err());
     }
 
     #[test]
     fn rotated_second_secret_is_valid() {
-        let h = github(&["new"]).sign(b"{}").unwrap();
+        let h = github(&["new"]).sign(b"{}", "", 0).unwrap();
         assert_eq!(github(&["old", "new"]).verify(&req(&h, b"{}", 0)), Ok(()));
     }
 
     #[test]
     fn rejects_tampering_wrong_secret_and_bad_headers() {
         let v = github(&["s3cret"]);
-        let h = v.sign(b"{\"a\":1}").unwrap();
+        let h = v.sign(b"{\"a\":1}", "", 0).unwrap();
         assert_eq!(
             v.verify(&req(&h, b"{\"a\":2}", 0)),
             Err(VerifyError::Mismatch)
@@ -127,7 +100,7 @@ mod tests {
             github(&["other"]).verify(&req(&h, b"{\"a\":1}", 0)),
             Err(VerifyError::Mismatch)
         );
-        let other_body = v.sign(b"something else").unwrap();
+        let other_body = v.sign(b"something else", "", 0).unwrap();
         assert_eq!(
             v.verify(&req(&other_body, b"{\"a\":1}", 0)),
             Err(VerifyError::Mismatch)
@@ -154,8 +127,8 @@ mod tests {
 
     #[test]
     fn sha1_only_when_allowed_and_never_as_downgrade() {
-        let legacy = Github::new(keys(&["s"]), true);
-        let signed = legacy.sign(b"body").unwrap();
+        let legacy = build(keys(&["s"]), true).unwrap();
+        let signed = legacy.sign(b"body", "", 0).unwrap();
         let sha1_only = without_header(&signed, SIGNATURE_256);
         assert_eq!(legacy.verify(&req(&sha1_only, b"body", 0)), Ok(()));
         // Default config: the SHA-1 header alone is not enough.

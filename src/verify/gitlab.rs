@@ -6,13 +6,20 @@
 //! only the token is authenticated, not the body, and replays cannot be detected. Both
 //! sides are hashed with SHA-256 before a constant-time comparison so that neither the
 //! content nor the length of the configured token leaks through timing.
-//! (Newer GitLab versions add an optional HMAC "signing token" in the Standard Webhooks
-//! format; such hooks can be verified with `scheme = "standard-webhooks"` instead.)
+//!
+//! Newer GitLab versions offer a "signing token" instead (GitLab Docs, "Webhooks —
+//! Verify payloads with a signing token"): a `whsec_…` secret, and the Standard Webhooks
+//! headers `webhook-id`, `webhook-timestamp` and `webhook-signature`, which authenticate
+//! the body and carry a timestamp. A configured secret starting with `whsec_` is such a
+//! signing token; a request carrying `webhook-signature` is checked against those only
+//! (with the Standard Webhooks 5-minute window), any other against the plain tokens.
 
+use http::header::HeaderName;
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
 
-use super::crypto::{self, Key};
+use super::crypto::Key;
+use super::standard::{self, StandardWebhooks};
+use super::token::SharedToken;
 use super::{VerifyError, WebhookRequest};
 
 /// The token header.
@@ -24,40 +31,55 @@ pub const SAMPLE_BODY: &[u8] = br#"{"object_kind":"push","event_name":"push","be
 /// Verifies GitLab webhooks.
 #[derive(Debug, Clone)]
 pub struct Gitlab {
-    keys: Vec<Key>,
+    token: SharedToken,
+    /// The signing tokens (`whsec_…`), when any is configured.
+    signing: Option<StandardWebhooks>,
+    /// Whether the first configured secret is a signing token, so `send` signs with it.
+    signs_first: bool,
 }
 
 impl Gitlab {
-    /// A verifier over secret tokens `keys`.
-    pub fn new(keys: Vec<Key>) -> Self {
-        Gitlab { keys }
+    /// A verifier over secret tokens `keys` and decoded signing tokens `signing_keys`;
+    /// `signs_first` says which kind the first configured secret was.
+    pub fn new(keys: Vec<Key>, signing_keys: Vec<Key>, signs_first: bool) -> Self {
+        let signing = (!signing_keys.is_empty())
+            .then(|| StandardWebhooks::new(signing_keys, standard::DEFAULT_TOLERANCE));
+        let token = SharedToken::token(
+            "gitlab",
+            HeaderName::from_static("x-gitlab-token"),
+            Some(HEADER),
+            &keys,
+        );
+        Gitlab {
+            token,
+            signing,
+            signs_first,
+        }
     }
 
-    /// Compares the token header with every configured token.
+    /// A signed request is checked against the signing tokens, any other against the
+    /// plain tokens.
     pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let header = req
+        if req
             .headers
-            .get(HEADER)
-            .ok_or(VerifyError::MissingHeader(HEADER))?;
-        let sent = Sha256::digest(header.as_bytes());
-        let mut matched = subtle::Choice::from(0);
-        for key in &self.keys {
-            let expected = Sha256::digest(key.as_bytes());
-            matched |= subtle::ConstantTimeEq::ct_eq(sent.as_slice(), expected.as_slice());
+            .contains_key(standard::WEBHOOK_HEADERS.signature)
+        {
+            return match &self.signing {
+                Some(signing) => signing.verify(req),
+                None => Err(VerifyError::Mismatch),
+            };
         }
-        if bool::from(matched) {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        self.token.verify(req)
     }
 
-    /// `X-Gitlab-Token: <first token>`; `None` if the token is not a valid header value.
-    pub fn sign(&self) -> Option<HeaderMap> {
-        let token = std::str::from_utf8(self.keys.first()?.as_bytes()).ok()?;
-        let mut headers = HeaderMap::new();
-        crypto::insert_header(&mut headers, HEADER, token)?;
-        Some(headers)
+    /// As GitLab sends with the first configured secret: the Standard Webhooks headers
+    /// for a signing token, else `X-Gitlab-Token: <token>` (`None` if the token is not a
+    /// valid header value).
+    pub fn sign(&self, body: &[u8], now: i64) -> Option<HeaderMap> {
+        if self.signs_first {
+            return self.signing.as_ref()?.sign(body, now);
+        }
+        self.token.sign()
     }
 }
 
@@ -67,19 +89,56 @@ mod tests {
     use crate::verify::testutil::{headers, keys, req};
 
     fn gitlab(secrets: &[&str]) -> Gitlab {
-        Gitlab::new(keys(secrets))
+        Gitlab::new(keys(secrets), Vec::new(), false)
+    }
+
+    const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn signing(first: bool) -> Gitlab {
+        let key = standard::decode_secret(WHSEC).unwrap();
+        Gitlab::new(keys(&["plain-token"]), vec![key], first)
+    }
+
+    #[test]
+    fn signing_token_verifies_standard_webhooks_headers() {
+        let v = signing(true);
+        let h = v.sign(b"{}", 1_700_000_000).unwrap();
+        assert!(h.contains_key("webhook-signature"));
+        assert_eq!(v.verify(&req(&h, b"{}", 1_700_000_000)), Ok(()));
+        assert_eq!(
+            v.verify(&req(&h, b"{\"x\":1}", 1_700_000_000)),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            v.verify(&req(&h, b"{}", 1_700_000_000 + 301)),
+            Err(VerifyError::StaleTimestamp)
+        );
+        // A signed request is never let through on the plain token alone.
+        let mut both = h.clone();
+        both.insert(HEADER, "plain-token".parse().unwrap());
+        assert_eq!(
+            v.verify(&req(&both, b"{\"x\":1}", 1_700_000_000)),
+            Err(VerifyError::Mismatch)
+        );
+        // Plain tokens still work alongside, and no signing token means no signed hooks.
+        let token = signing(false).sign(b"{}", 0).unwrap();
+        assert_eq!(v.verify(&req(&token, b"{}", 0)), Ok(()));
+        assert_eq!(
+            gitlab(&["plain-token"]).verify(&req(&h, b"{}", 1_700_000_000)),
+            Err(VerifyError::Mismatch)
+        );
     }
 
     #[test]
     fn token_equal_is_valid() {
         let h = headers(&[(HEADER, "glpat-tok3n")]);
         assert_eq!(gitlab(&["glpat-tok3n"]).verify(&req(&h, b"{}", 0)), Ok(()));
-        assert_eq!(gitlab(&["glpat-tok3n"]).sign().unwrap(), h);
+        assert_eq!(gitlab(&["glpat-tok3n"]).sign(b"", 0).unwrap(), h);
     }
 
     #[test]
     fn rotated_second_secret_is_valid() {
-        let h = gitlab(&["new"]).sign().unwrap();
+        let h = gitlab(&["new"]).sign(b"", 0).unwrap();
         assert_eq!(gitlab(&["old", "new"]).verify(&req(&h, b"{}", 0)), Ok(()));
     }
 

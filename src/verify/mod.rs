@@ -8,21 +8,29 @@
 
 pub mod config;
 pub mod crypto;
+pub mod discord;
+pub mod ed25519;
 pub mod generic;
 pub mod github;
 pub mod gitlab;
+pub mod hubspot;
 pub mod linear;
 pub mod paddle;
+pub mod recipe;
+pub mod sendgrid;
 pub mod shopify;
 pub mod slack;
 pub mod square;
 pub mod standard;
 pub mod stripe;
+pub mod token;
 pub mod twilio;
 pub mod twitch;
+pub mod url;
 pub mod zoom;
 
 pub use config::VerifyConfig;
+pub use url::SignedUrl;
 
 /// What a verifier sees of one HTTP request. Body is the raw bytes, unparsed.
 #[derive(Clone, Copy)]
@@ -78,6 +86,12 @@ pub enum VerifyError {
     /// by the signature at all.
     #[error("request body is not covered by the signature")]
     UnsignedBody,
+    /// Twilio: the form has more parameters than any Twilio webhook carries.
+    #[error("too many form parameters")]
+    TooManyParameters,
+    /// Twilio: one form parameter is larger than any Twilio webhook sends.
+    #[error("form parameter too large")]
+    ParameterTooLarge,
 }
 
 impl VerifyError {
@@ -91,7 +105,24 @@ impl VerifyError {
             VerifyError::BodyDigestMismatch => "body_digest_mismatch",
             VerifyError::MalformedBody(_) => "malformed_body",
             VerifyError::UnsignedBody => "unsigned_body",
+            VerifyError::TooManyParameters => "too_many_parameters",
+            VerifyError::ParameterTooLarge => "parameter_too_large",
         }
+    }
+}
+
+/// A request body whose signature verified: produced records are made only from one,
+/// so unverified bytes cannot reach Kafka by construction. Only
+/// [`Verifier::verify`] makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified<'a> {
+    body: &'a [u8],
+}
+
+impl<'a> Verified<'a> {
+    /// The verified body, byte for byte as received.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
     }
 }
 
@@ -138,54 +169,48 @@ impl Handshake {
 /// A built, ready-to-use verifier. `Debug` never shows secrets.
 #[derive(Debug, Clone)]
 pub enum Verifier {
-    /// GitHub `X-Hub-Signature-256`.
-    Github(github::Github),
-    /// Stripe `Stripe-Signature`.
-    Stripe(stripe::Stripe),
-    /// Slack `X-Slack-Signature`.
-    Slack(slack::Slack),
-    /// Shopify `X-Shopify-Hmac-Sha256`.
-    Shopify(shopify::Shopify),
     /// Standard Webhooks / Svix `webhook-signature`.
     StandardWebhooks(standard::StandardWebhooks),
     /// GitLab `X-Gitlab-Token`.
     Gitlab(gitlab::Gitlab),
     /// Twilio `X-Twilio-Signature`.
     Twilio(twilio::Twilio),
-    /// Paddle Billing `Paddle-Signature`.
-    Paddle(paddle::Paddle),
-    /// Square `x-square-hmacsha256-signature`.
-    Square(square::Square),
-    /// Zoom `x-zm-signature`.
-    Zoom(zoom::Zoom),
     /// Linear `Linear-Signature`.
     Linear(linear::Linear),
     /// Twitch EventSub `Twitch-Eventsub-Message-Signature`.
     Twitch(twitch::Twitch),
-    /// Configurable HMAC (`scheme = "hmac"`).
+    /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
+    /// Paddle, Square, Zoom, HubSpot) or the configurable `scheme = "hmac"`.
     Hmac(generic::GenericHmac),
+    /// Discord interactions (Ed25519).
+    Discord(discord::Discord),
+    /// SendGrid Event Webhook (ECDSA P-256).
+    Sendgrid(sendgrid::Sendgrid),
+    /// A header equal to a shared secret (`token`, `bearer`, `basic`).
+    Token(token::SharedToken),
     /// No verification (`scheme = "none"`), for trusted internal senders.
     None,
 }
 
 impl Verifier {
     /// Constant-time verification over the raw bytes. Tries every configured secret
-    /// (rotation).
-    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
+    /// (rotation). The [`Verified`] body it returns is the only way to hand a body to
+    /// the producer.
+    pub fn verify<'a>(&self, req: &WebhookRequest<'a>) -> Result<Verified<'a>, VerifyError> {
+        self.check(req).map(|()| Verified { body: req.body })
+    }
+
+    fn check(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
         match self {
-            Verifier::Github(v) => v.verify(req),
-            Verifier::Stripe(v) => v.verify(req),
-            Verifier::Slack(v) => v.verify(req),
-            Verifier::Shopify(v) => v.verify(req),
             Verifier::StandardWebhooks(v) => v.verify(req),
             Verifier::Gitlab(v) => v.verify(req),
             Verifier::Twilio(v) => v.verify(req),
-            Verifier::Paddle(v) => v.verify(req),
-            Verifier::Square(v) => v.verify(req),
-            Verifier::Zoom(v) => v.verify(req),
             Verifier::Linear(v) => v.verify(req),
             Verifier::Twitch(v) => v.verify(req),
             Verifier::Hmac(v) => v.verify(req),
+            Verifier::Token(v) => v.verify(req),
+            Verifier::Discord(v) => v.verify(req),
+            Verifier::Sendgrid(v) => v.verify(req),
             Verifier::None => Ok(()),
         }
     }
@@ -195,9 +220,9 @@ impl Verifier {
     /// `endpoint.url_validation`, Twitch `webhook_callback_verification`).
     pub fn handshake(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
         match self {
-            Verifier::Slack(v) => v.handshake(req),
-            Verifier::Zoom(v) => v.handshake(req),
             Verifier::Twitch(v) => v.handshake(req),
+            Verifier::Hmac(v) => v.handshake(req),
+            Verifier::Discord(v) => v.handshake(req),
             _ => None,
         }
     }
@@ -209,20 +234,14 @@ impl Verifier {
     /// the caller must not override it. Returns `None` for `none`.
     pub fn sign(&self, body: &[u8], url: &str, now: i64) -> Option<http::HeaderMap> {
         match self {
-            Verifier::Github(v) => v.sign(body),
-            Verifier::Stripe(v) => v.sign(body, now),
-            Verifier::Slack(v) => v.sign(body, now),
-            Verifier::Shopify(v) => v.sign(body),
             Verifier::StandardWebhooks(v) => v.sign(body, now),
-            Verifier::Gitlab(v) => v.sign(),
+            Verifier::Gitlab(v) => v.sign(body, now),
             Verifier::Twilio(v) => v.sign(body, url),
-            Verifier::Paddle(v) => v.sign(body, now),
-            Verifier::Square(v) => v.sign(body, url),
-            Verifier::Zoom(v) => v.sign(body, now),
             Verifier::Linear(v) => v.sign(body),
             Verifier::Twitch(v) => v.sign(body, now),
             Verifier::Hmac(v) => v.sign(body, url, now),
-            Verifier::None => None,
+            Verifier::Token(v) => v.sign(),
+            Verifier::Discord(_) | Verifier::Sendgrid(_) | Verifier::None => None,
         }
     }
 
@@ -231,19 +250,15 @@ impl Verifier {
     /// [`sample_body_at`](Self::sample_body_at) for one that verifies now.
     pub fn sample_body(&self) -> &'static [u8] {
         match self {
-            Verifier::Github(_) => github::SAMPLE_BODY,
-            Verifier::Stripe(_) => stripe::SAMPLE_BODY,
-            Verifier::Slack(_) => slack::SAMPLE_BODY,
-            Verifier::Shopify(_) => shopify::SAMPLE_BODY,
             Verifier::StandardWebhooks(_) => standard::SAMPLE_BODY,
             Verifier::Gitlab(_) => gitlab::SAMPLE_BODY,
             Verifier::Twilio(_) => twilio::SAMPLE_BODY,
-            Verifier::Paddle(_) => paddle::SAMPLE_BODY,
-            Verifier::Square(_) => square::SAMPLE_BODY,
-            Verifier::Zoom(_) => zoom::SAMPLE_BODY,
             Verifier::Linear(_) => linear::SAMPLE_BODY,
             Verifier::Twitch(_) => twitch::SAMPLE_BODY,
-            Verifier::Hmac(_) | Verifier::None => generic::SAMPLE_BODY,
+            Verifier::Hmac(v) => v.sample_body(),
+            Verifier::Discord(_) => discord::SAMPLE_BODY,
+            Verifier::Sendgrid(_) => sendgrid::SAMPLE_BODY,
+            Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
         }
     }
 
@@ -268,19 +283,15 @@ impl Verifier {
     /// The scheme name as written in config, e.g. `"github"` (also a metrics label).
     pub fn scheme_name(&self) -> &'static str {
         match self {
-            Verifier::Github(_) => "github",
-            Verifier::Stripe(_) => "stripe",
-            Verifier::Slack(_) => "slack",
-            Verifier::Shopify(_) => "shopify",
             Verifier::StandardWebhooks(_) => "standard-webhooks",
             Verifier::Gitlab(_) => "gitlab",
             Verifier::Twilio(_) => "twilio",
-            Verifier::Paddle(_) => "paddle",
-            Verifier::Square(_) => "square",
-            Verifier::Zoom(_) => "zoom",
             Verifier::Linear(_) => "linear",
             Verifier::Twitch(_) => "twitch",
-            Verifier::Hmac(_) => "hmac",
+            Verifier::Hmac(v) => v.name(),
+            Verifier::Token(v) => v.name(),
+            Verifier::Discord(_) => "discord",
+            Verifier::Sendgrid(_) => "sendgrid",
             Verifier::None => "none",
         }
     }

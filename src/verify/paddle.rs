@@ -12,10 +12,8 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
-
-use super::crypto::{self, Algorithm, Key, TimestampedSignatures};
-use super::{VerifyError, WebhookRequest};
+use super::generic::KeyedList;
+use super::recipe::{Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "Paddle-Signature";
@@ -25,63 +23,39 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5);
 /// A `transaction.completed` notification (trimmed).
 pub const SAMPLE_BODY: &[u8] = br#"{"event_id":"evt_01hv8x2acma2gz4jx7tzhng9f5","event_type":"transaction.completed","occurred_at":"2024-06-01T12:00:00.000000Z","notification_id":"ntf_01hv8x2af3qe0ja6gbmgsszsq7","data":{"id":"txn_01hv8wptq8987qeep44cyrewp9","status":"completed","customer_id":"ctm_01hv8wt8nffez4p2t6typn4a5j","currency_code":"USD","details":{"totals":{"subtotal":"2400","tax":"0","total":"2400"}}}}"#;
 
-/// Verifies Paddle Billing notifications.
-#[derive(Debug, Clone)]
-pub struct Paddle {
-    keys: Vec<Key>,
-    tolerance: Duration,
-}
+/// The keyed list in the signature header.
+const LIST: KeyedList = KeyedList {
+    separator: ';',
+    timestamp_key: "ts",
+    signature_key: "h1",
+};
 
-/// Parses a `Paddle-Signature` value; `None` if `ts` is missing, repeated or not a
-/// Unix timestamp.
-pub fn parse_header(value: &str) -> Option<TimestampedSignatures<'_>> {
-    crypto::parse_timestamped_signatures(value, ';', "ts", "h1", Algorithm::Sha256)
-}
-
-impl Paddle {
-    /// A verifier over endpoint secret keys `keys`.
-    pub fn new(keys: Vec<Key>, tolerance: Duration) -> Self {
-        Paddle { keys, tolerance }
-    }
-
-    /// Checks the timestamp window, then every `h1` against every secret.
-    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let value = crypto::header_str(req.headers, HEADER)?;
-        let parsed = parse_header(value).ok_or(VerifyError::MalformedHeader(HEADER))?;
-        crypto::check_tolerance(parsed.timestamp, req.now, self.tolerance)?;
-        let parts: [&[u8]; 3] = [parsed.timestamp_text.as_bytes(), b":", req.body];
-        crypto::verify_any(&self.keys, Algorithm::Sha256, &parts, &parsed.signatures)
-    }
-
-    /// `Paddle-Signature: ts=<now>;h1=<hex>` with the first secret.
-    pub fn sign(&self, body: &[u8], now: i64) -> Option<HeaderMap> {
-        let key = self.keys.first()?;
-        let ts = now.to_string();
-        let tag = crypto::hmac(
-            Algorithm::Sha256,
-            key.as_bytes(),
-            &[ts.as_bytes(), b":", body],
-        )?;
-        let mut headers = HeaderMap::new();
-        crypto::insert_header(
-            &mut headers,
-            HEADER,
-            &format!("ts={ts};h1={}", tag.to_hex()),
-        )?;
-        Some(headers)
-    }
-}
+/// `Paddle-Signature: ts=<ts>;h1=<hex HMAC-SHA256(secret, "{ts}:{body}")>`.
+pub const RECIPE: Recipe = Recipe {
+    name: "paddle",
+    signatures: &[SignatureAt::sha256(HEADER, "")],
+    template: "{timestamp}:{body}",
+    list: Some(LIST),
+    default_tolerance: DEFAULT_TOLERANCE,
+    sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::crypto::Algorithm;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys, req, with_header, without_header};
+    use crate::verify::VerifyError;
     use proptest::prelude::*;
 
     const NOW: i64 = 1_671_552_777;
 
-    fn paddle(secrets: &[&str]) -> Paddle {
-        Paddle::new(keys(secrets), DEFAULT_TOLERANCE)
+    fn paddle(secrets: &[&str]) -> GenericHmac {
+        RECIPE
+            .build(keys(secrets), Some(DEFAULT_TOLERANCE), &[])
+            .unwrap()
     }
 
     #[test]
@@ -92,20 +66,20 @@ mod tests {
         let v = paddle(&["pdl_ntfset_test"]);
         let h = headers(&[(HEADER, &expected)]);
         assert_eq!(v.verify(&req(&h, br#"{"event_id":"evt_1"}"#, NOW)), Ok(()));
-        assert_eq!(v.sign(br#"{"event_id":"evt_1"}"#, NOW).unwrap(), h);
+        assert_eq!(v.sign(br#"{"event_id":"evt_1"}"#, "", NOW).unwrap(), h);
     }
 
     const PY_H1: &str = "9a62cc502557c2fe7a0d0a6a9d5bd0ae459e6c77d367478d8e845c6450c71b9d";
 
     #[test]
     fn rotated_second_secret_is_valid() {
-        let h = paddle(&["new"]).sign(b"{}", NOW).unwrap();
+        let h = paddle(&["new"]).sign(b"{}", "", NOW).unwrap();
         assert_eq!(paddle(&["old", "new"]).verify(&req(&h, b"{}", NOW)), Ok(()));
     }
 
     #[test]
     fn any_of_several_h1_signatures_is_valid() {
-        let good = paddle(&["a"]).sign(b"{}", NOW).unwrap();
+        let good = paddle(&["a"]).sign(b"{}", "", NOW).unwrap();
         let good = good.get(HEADER).unwrap().to_str().unwrap().to_owned();
         let h1 = good.split("h1=").nth(1).unwrap();
         let value = format!("ts={NOW};h1={};h1={h1};h2=zz", "0".repeat(64));
@@ -116,7 +90,7 @@ mod tests {
     #[test]
     fn rejects_tampering_wrong_secret_missing_and_malformed() {
         let v = paddle(&["a"]);
-        let h = v.sign(b"{\"x\":1}", NOW).unwrap();
+        let h = v.sign(b"{\"x\":1}", "", NOW).unwrap();
         assert_eq!(
             v.verify(&req(&h, b"{\"x\":2}", NOW)),
             Err(VerifyError::Mismatch)
@@ -125,7 +99,7 @@ mod tests {
             paddle(&["b"]).verify(&req(&h, b"{\"x\":1}", NOW)),
             Err(VerifyError::Mismatch)
         );
-        let other = v.sign(b"other", NOW).unwrap();
+        let other = v.sign(b"other", "", NOW).unwrap();
         assert_eq!(
             v.verify(&req(&other, b"{\"x\":1}", NOW)),
             Err(VerifyError::Mismatch)
@@ -153,29 +127,29 @@ mod tests {
     #[test]
     fn timestamp_outside_tolerance_either_way() {
         let v = paddle(&["a"]);
-        let old = v.sign(b"{}", NOW - 6).unwrap();
+        let old = v.sign(b"{}", "", NOW - 6).unwrap();
         assert_eq!(
             v.verify(&req(&old, b"{}", NOW)),
             Err(VerifyError::StaleTimestamp)
         );
-        let future = v.sign(b"{}", NOW + 6).unwrap();
+        let future = v.sign(b"{}", "", NOW + 6).unwrap();
         assert_eq!(
             v.verify(&req(&future, b"{}", NOW)),
             Err(VerifyError::StaleTimestamp)
         );
-        let edge = v.sign(b"{}", NOW - 5).unwrap();
+        let edge = v.sign(b"{}", "", NOW - 5).unwrap();
         assert_eq!(v.verify(&req(&edge, b"{}", NOW)), Ok(()));
     }
 
     proptest! {
         #[test]
         fn parser_never_panics(s in ".*") {
-            let _ = parse_header(&s);
+            let _ = LIST.parse(&s, Algorithm::Sha256);
         }
 
         #[test]
         fn parser_never_panics_on_near_valid(ts in "[0-9]{0,20}", sig in "[0-9a-fA-F=;]{0,80}") {
-            let _ = parse_header(&format!("ts={ts};h1={sig}"));
+            let _ = LIST.parse(&format!("ts={ts};h1={sig}"), Algorithm::Sha256);
         }
     }
 }

@@ -6,53 +6,54 @@
 //! the store's webhook signing secret for webhooks created in the admin), compared in
 //! constant time. Shopify signs no timestamp, so there is no replay window to check.
 
-use http::HeaderMap;
-
-use super::crypto::{self, Algorithm, Key, Tag};
-use super::{VerifyError, WebhookRequest};
+use super::crypto::Algorithm;
+use super::generic::Encoding;
+use super::recipe::{Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "X-Shopify-Hmac-Sha256";
+/// The same header as Shopify's newer deliveries name it, without the `X-` prefix.
+pub const UNPREFIXED_HEADER: &str = "shopify-hmac-sha256";
 
 /// An `orders/create` payload (trimmed).
 pub const SAMPLE_BODY: &[u8] = br##"{"id":820982911946154508,"admin_graphql_api_id":"gid://shopify/Order/820982911946154508","email":"jon@example.com","created_at":"2024-06-01T12:00:00-04:00","currency":"USD","total_price":"403.00","financial_status":"paid","name":"#9999","line_items":[{"id":866550311766439020,"title":"Aviator sunglasses","quantity":1,"price":"89.99","sku":"SKU2006-001"}]}"##;
 
-/// Verifies Shopify webhooks.
-#[derive(Debug, Clone)]
-pub struct Shopify {
-    keys: Vec<Key>,
-}
-
-impl Shopify {
-    /// A verifier over client secrets `keys`.
-    pub fn new(keys: Vec<Key>) -> Self {
-        Shopify { keys }
-    }
-
-    /// Checks the base64 HMAC of the body.
-    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let value = crypto::header_str(req.headers, HEADER)?;
-        let tag = Tag::from_base64(value, Algorithm::Sha256)
-            .ok_or(VerifyError::MalformedHeader(HEADER))?;
-        crypto::verify_any(&self.keys, Algorithm::Sha256, &[req.body], &[tag])
-    }
-
-    /// The header Shopify sends, signed with the first secret.
-    pub fn sign(&self, body: &[u8]) -> Option<HeaderMap> {
-        let tag = crypto::hmac(Algorithm::Sha256, self.keys.first()?.as_bytes(), &[body])?;
-        let mut headers = HeaderMap::new();
-        crypto::insert_header(&mut headers, HEADER, &tag.to_base64())?;
-        Some(headers)
-    }
-}
+/// `X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256(secret, body)>`, or un-prefixed.
+pub const RECIPE: Recipe = Recipe {
+    name: "shopify",
+    signatures: &[
+        SignatureAt::sha256(HEADER, ""),
+        SignatureAt {
+            header: UNPREFIXED_HEADER,
+            prefix: "",
+            algorithm: Algorithm::Sha256,
+            sent: false,
+        },
+    ],
+    encoding: Encoding::Base64,
+    sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys, req, with_header, without_header};
+    use crate::verify::VerifyError;
 
-    fn shopify(secrets: &[&str]) -> Shopify {
-        Shopify::new(keys(secrets))
+    fn shopify(secrets: &[&str]) -> GenericHmac {
+        RECIPE.build(keys(secrets), None, &[]).unwrap()
+    }
+
+    #[test]
+    fn unprefixed_header_is_accepted() {
+        let v = shopify(&["s"]);
+        let signed = v.sign(b"{}", "", 0).unwrap();
+        let value = signed.get(HEADER).unwrap().to_str().unwrap();
+        let h = headers(&[(UNPREFIXED_HEADER, value)]);
+        assert_eq!(v.verify(&req(&h, b"{}", 0)), Ok(()));
+        assert_eq!(v.verify(&req(&h, b"{ }", 0)), Err(VerifyError::Mismatch));
     }
 
     #[test]
@@ -62,19 +63,19 @@ mod tests {
         let h = headers(&[(HEADER, "VnKUjZsLuN5iZWjn5EntcBVCF9kMN43LglzCE1/GSeY=")]);
         let v = shopify(&["hush"]);
         assert_eq!(v.verify(&req(&h, br#"{"id":1}"#, 0)), Ok(()));
-        assert_eq!(v.sign(br#"{"id":1}"#).unwrap(), h);
+        assert_eq!(v.sign(br#"{"id":1}"#, "", 0).unwrap(), h);
     }
 
     #[test]
     fn rotated_second_secret_is_valid() {
-        let h = shopify(&["new"]).sign(b"{}").unwrap();
+        let h = shopify(&["new"]).sign(b"{}", "", 0).unwrap();
         assert_eq!(shopify(&["old", "new"]).verify(&req(&h, b"{}", 0)), Ok(()));
     }
 
     #[test]
     fn rejects_tampering_wrong_secret_missing_and_malformed() {
         let v = shopify(&["s"]);
-        let h = v.sign(b"{\"a\":1}").unwrap();
+        let h = v.sign(b"{\"a\":1}", "", 0).unwrap();
         assert_eq!(
             v.verify(&req(&h, b"{\"a\":2}", 0)),
             Err(VerifyError::Mismatch)
@@ -83,7 +84,7 @@ mod tests {
             shopify(&["x"]).verify(&req(&h, b"{\"a\":1}", 0)),
             Err(VerifyError::Mismatch)
         );
-        let other = v.sign(b"other").unwrap();
+        let other = v.sign(b"other", "", 0).unwrap();
         assert_eq!(
             v.verify(&req(&other, b"{\"a\":1}", 0)),
             Err(VerifyError::Mismatch)

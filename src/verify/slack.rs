@@ -12,11 +12,11 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
 use serde::Deserialize;
 
-use super::crypto::{self, Algorithm, Key, Tag};
-use super::{Handshake, VerifyError, WebhookRequest};
+use super::crypto::Key;
+use super::recipe::{self, Recipe, SignatureAt};
+use super::{Handshake, WebhookRequest};
 
 /// The signature header.
 pub const SIGNATURE: &str = "X-Slack-Signature";
@@ -28,12 +28,14 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 /// An Events API `event_callback` for an app mention.
 pub const SAMPLE_BODY: &[u8] = br#"{"token":"XXYYZZ","team_id":"T123ABC456","api_app_id":"A123ABC456","event":{"type":"app_mention","user":"U123ABC456","text":"<@U0LAN0Z89> is it everything a river should be?","ts":"1515449522.000016","channel":"C123ABC456","event_ts":"1515449522000016"},"type":"event_callback","event_id":"Ev123ABC456","event_time":1515449522000016,"authed_users":["U0LAN0Z89"]}"#;
 
-/// Verifies Slack requests and answers `url_verification`.
-#[derive(Debug, Clone)]
-pub struct Slack {
-    keys: Vec<Key>,
-    tolerance: Duration,
-}
+/// `X-Slack-Signature: v0=<hex HMAC-SHA256(secret, "v0:{ts}:{body}")>`.
+pub const RECIPE: Recipe = recipe::v0(
+    "slack",
+    &[SignatureAt::sha256(SIGNATURE, "v0=")],
+    TIMESTAMP,
+    handshake,
+    SAMPLE_BODY,
+);
 
 /// The fields of a `url_verification` body we need; everything else is ignored.
 #[derive(Deserialize)]
@@ -43,60 +45,31 @@ struct UrlVerification {
     challenge: Option<String>,
 }
 
-impl Slack {
-    /// A verifier over signing secrets `keys`.
-    pub fn new(keys: Vec<Key>, tolerance: Duration) -> Self {
-        Slack { keys, tolerance }
+/// `url_verification` → 200 with the challenge as text.
+fn handshake(_: &Key, req: &WebhookRequest<'_>) -> Option<Handshake> {
+    let probe: UrlVerification = serde_json::from_slice(req.body).ok()?;
+    if probe.kind.as_deref() != Some("url_verification") {
+        return None;
     }
-
-    /// Checks the timestamp window, then the `v0` signature.
-    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let ts_text = crypto::header_str(req.headers, TIMESTAMP)?;
-        let signature = crypto::header_str(req.headers, SIGNATURE)?;
-        let ts = crypto::parse_unix(ts_text).ok_or(VerifyError::MalformedHeader(TIMESTAMP))?;
-        let tag = signature
-            .strip_prefix("v0=")
-            .and_then(|hex| Tag::from_hex(hex, Algorithm::Sha256))
-            .ok_or(VerifyError::MalformedHeader(SIGNATURE))?;
-        crypto::check_tolerance(ts, req.now, self.tolerance)?;
-        let parts: [&[u8]; 4] = [b"v0:", ts_text.as_bytes(), b":", req.body];
-        crypto::verify_any(&self.keys, Algorithm::Sha256, &parts, &[tag])
-    }
-
-    /// `url_verification` → 200 with the challenge as text.
-    pub fn handshake(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
-        let probe: UrlVerification = serde_json::from_slice(req.body).ok()?;
-        if probe.kind.as_deref() != Some("url_verification") {
-            return None;
-        }
-        Some(match probe.challenge {
-            Some(challenge) => Handshake::text(challenge),
-            None => Handshake::bad_request("url_verification without challenge"),
-        })
-    }
-
-    /// The two headers Slack sends, signed with the first secret.
-    pub fn sign(&self, body: &[u8], now: i64) -> Option<HeaderMap> {
-        let key = self.keys.first()?;
-        let ts = now.to_string();
-        let parts: [&[u8]; 4] = [b"v0:", ts.as_bytes(), b":", body];
-        let tag = crypto::hmac(Algorithm::Sha256, key.as_bytes(), &parts)?;
-        let mut headers = HeaderMap::new();
-        crypto::insert_header(&mut headers, TIMESTAMP, &ts)?;
-        crypto::insert_header(&mut headers, SIGNATURE, &format!("v0={}", tag.to_hex()))?;
-        Some(headers)
-    }
+    Some(match probe.challenge {
+        Some(challenge) => Handshake::text(challenge),
+        None => Handshake::bad_request("url_verification without challenge"),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys, req, with_header, without_header};
+    use crate::verify::VerifyError;
 
     const NOW: i64 = 1_531_420_618;
 
-    fn slack(secrets: &[&str]) -> Slack {
-        Slack::new(keys(secrets), DEFAULT_TOLERANCE)
+    fn slack(secrets: &[&str]) -> GenericHmac {
+        RECIPE
+            .build(keys(secrets), Some(DEFAULT_TOLERANCE), &[])
+            .unwrap()
     }
 
     #[test]
@@ -112,25 +85,25 @@ mod tests {
         ]);
         let v = slack(&["8f742231b10e8888abcd99yyyzzz85a5"]);
         assert_eq!(v.verify(&req(&h, body, NOW)), Ok(()));
-        assert_eq!(v.sign(body, NOW).unwrap(), h);
+        assert_eq!(v.sign(body, "", NOW).unwrap(), h);
     }
 
     #[test]
     fn rotated_second_secret_is_valid() {
-        let h = slack(&["new"]).sign(b"{}", NOW).unwrap();
+        let h = slack(&["new"]).sign(b"{}", "", NOW).unwrap();
         assert_eq!(slack(&["old", "new"]).verify(&req(&h, b"{}", NOW)), Ok(()));
     }
 
     #[test]
     fn rejects_tampering_wrong_secret_missing_and_malformed() {
         let v = slack(&["s"]);
-        let h = v.sign(b"a=1", NOW).unwrap();
+        let h = v.sign(b"a=1", "", NOW).unwrap();
         assert_eq!(v.verify(&req(&h, b"a=2", NOW)), Err(VerifyError::Mismatch));
         assert_eq!(
             slack(&["x"]).verify(&req(&h, b"a=1", NOW)),
             Err(VerifyError::Mismatch)
         );
-        let other = v.sign(b"b=1", NOW).unwrap();
+        let other = v.sign(b"b=1", "", NOW).unwrap();
         assert_eq!(
             v.verify(&req(&other, b"a=1", NOW)),
             Err(VerifyError::Mismatch)
@@ -164,12 +137,12 @@ mod tests {
     #[test]
     fn timestamp_outside_tolerance_either_way() {
         let v = slack(&["s"]);
-        let old = v.sign(b"x", NOW - 301).unwrap();
+        let old = v.sign(b"x", "", NOW - 301).unwrap();
         assert_eq!(
             v.verify(&req(&old, b"x", NOW)),
             Err(VerifyError::StaleTimestamp)
         );
-        let future = v.sign(b"x", NOW + 301).unwrap();
+        let future = v.sign(b"x", "", NOW + 301).unwrap();
         assert_eq!(
             v.verify(&req(&future, b"x", NOW)),
             Err(VerifyError::StaleTimestamp)
@@ -180,7 +153,7 @@ mod tests {
     fn url_verification_handshake() {
         let v = slack(&["s"]);
         let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
-        let h = v.sign(body, NOW).unwrap();
+        let h = v.sign(body, "", NOW).unwrap();
         let r = req(&h, body, NOW);
         assert_eq!(v.verify(&r), Ok(()));
         let hs = v.handshake(&r).unwrap();

@@ -9,10 +9,8 @@
 //! body's `event_id` downstream. The legacy HMAC-SHA1 `x-square-signature` header is not
 //! supported.
 
-use http::HeaderMap;
-
-use super::crypto::{self, Algorithm, Key, Tag};
-use super::{VerifyError, WebhookRequest};
+use super::generic::Encoding;
+use super::recipe::{Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "x-square-hmacsha256-signature";
@@ -20,50 +18,28 @@ pub const HEADER: &str = "x-square-hmacsha256-signature";
 /// A `payment.created` event (trimmed).
 pub const SAMPLE_BODY: &[u8] = br#"{"merchant_id":"6SSW7HV8K2ST5","type":"payment.created","event_id":"13b867cf-db3d-4b1c-90b6-2f32a9d78124","created_at":"2024-06-01T12:00:00.000Z","data":{"type":"payment","id":"KkAkhdMsgzn59SM8A89WgKwekxLZY","object":{"payment":{"id":"KkAkhdMsgzn59SM8A89WgKwekxLZY","amount_money":{"amount":100,"currency":"USD"},"status":"APPROVED","location_id":"S8GWD5R9QB376","order_id":"03O3USaPaAaFnI6kkwB1JxGgBsUZY"}}}}"#;
 
-/// Verifies Square notifications.
-#[derive(Debug, Clone)]
-pub struct Square {
-    keys: Vec<Key>,
-}
-
-impl Square {
-    /// A verifier over subscription signature keys `keys`.
-    pub fn new(keys: Vec<Key>) -> Self {
-        Square { keys }
-    }
-
-    /// Checks the base64 HMAC of `req.url` followed by the body.
-    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let value = crypto::header_str(req.headers, HEADER)?;
-        let tag = Tag::from_base64(value, Algorithm::Sha256)
-            .ok_or(VerifyError::MalformedHeader(HEADER))?;
-        crypto::verify_any(
-            &self.keys,
-            Algorithm::Sha256,
-            &[req.url.as_bytes(), req.body],
-            &[tag],
-        )
-    }
-
-    /// The header Square sends for a delivery to `url`, signed with the first key.
-    pub fn sign(&self, body: &[u8], url: &str) -> Option<HeaderMap> {
-        let key = self.keys.first()?;
-        let tag = crypto::hmac(Algorithm::Sha256, key.as_bytes(), &[url.as_bytes(), body])?;
-        let mut headers = HeaderMap::new();
-        crypto::insert_header(&mut headers, HEADER, &tag.to_base64())?;
-        Some(headers)
-    }
-}
+/// `x-square-hmacsha256-signature: <base64 HMAC-SHA256(key, notification URL + body)>`.
+pub const RECIPE: Recipe = Recipe {
+    name: "square",
+    signatures: &[SignatureAt::sha256(HEADER, "")],
+    encoding: Encoding::Base64,
+    template: "{url}{body}",
+    sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys};
+    use crate::verify::{VerifyError, WebhookRequest};
+    use http::HeaderMap;
 
     const URL: &str = "https://example.com/webhook";
 
-    fn square(secrets: &[&str]) -> Square {
-        Square::new(keys(secrets))
+    fn square(secrets: &[&str]) -> GenericHmac {
+        RECIPE.build(keys(secrets), None, &[]).unwrap()
     }
 
     fn req<'a>(headers: &'a HeaderMap, body: &'a [u8], url: &'a str) -> WebhookRequest<'a> {
@@ -84,21 +60,21 @@ mod tests {
             square(&["sig-key"]).verify(&req(&h, br#"{"a":1}"#, URL)),
             Ok(())
         );
-        assert_eq!(square(&["sig-key"]).sign(br#"{"a":1}"#, URL).unwrap(), h);
+        assert_eq!(square(&["sig-key"]).sign(br#"{"a":1}"#, URL, 0).unwrap(), h);
     }
 
     const PY_SIGNATURE: &str = "cwz1uOGMYa/oQ4qEs+1KuEiobrcJTcu3cDWqhiGS1Xw=";
 
     #[test]
     fn rotated_second_secret_is_valid() {
-        let h = square(&["new"]).sign(b"{}", URL).unwrap();
+        let h = square(&["new"]).sign(b"{}", URL, 0).unwrap();
         assert_eq!(square(&["old", "new"]).verify(&req(&h, b"{}", URL)), Ok(()));
     }
 
     #[test]
     fn rejects_tampering_wrong_secret_url_missing_and_malformed() {
         let v = square(&["k"]);
-        let h = v.sign(b"{\"a\":1}", URL).unwrap();
+        let h = v.sign(b"{\"a\":1}", URL, 0).unwrap();
         assert_eq!(
             v.verify(&req(&h, b"{\"a\":2}", URL)),
             Err(VerifyError::Mismatch)
@@ -111,7 +87,7 @@ mod tests {
             v.verify(&req(&h, b"{\"a\":1}", "https://example.com/other")),
             Err(VerifyError::Mismatch)
         );
-        let other = v.sign(b"other", URL).unwrap();
+        let other = v.sign(b"other", URL, 0).unwrap();
         assert_eq!(
             v.verify(&req(&other, b"{\"a\":1}", URL)),
             Err(VerifyError::Mismatch)

@@ -19,6 +19,7 @@ use base64::Engine as _;
 use http::HeaderMap;
 
 use super::crypto::{self, Algorithm, Key, Tag};
+use super::ed25519::{self, PublicKey};
 use super::{VerifyError, WebhookRequest};
 
 /// The Standard Webhooks header names: id, timestamp, signature.
@@ -54,15 +55,27 @@ pub struct HeaderSet {
 #[derive(Debug, Clone)]
 pub struct StandardWebhooks {
     keys: Vec<Key>,
+    /// `v1a` (Ed25519) public keys, from `whpk_…` entries.
+    public_keys: Vec<PublicKey>,
     tolerance: Duration,
+}
+
+/// Decodes a `whpk_<base64>` Ed25519 public key; `None` if it is not one.
+pub fn decode_public_key(text: &str) -> Option<PublicKey> {
+    let encoded = text.strip_prefix("whpk_")?;
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .ok()?;
+    PublicKey::from_raw(&bytes)
 }
 
 /// Decodes a `whsec_<base64>` secret (or bare base64) into its key bytes; `None` if it is
 /// not base64 or decodes to nothing.
 pub fn decode_secret(secret: &str) -> Option<Key> {
     let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
+    // The libraries pad the secret before decoding, so an unpadded one is valid too.
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded.trim_end_matches('='))
         .ok()?;
     if bytes.is_empty() {
         return None;
@@ -75,36 +88,50 @@ pub fn decode_secret(secret: &str) -> Option<Key> {
 pub enum SignatureList {
     /// No `<version>,<value>` entry at all: not this format.
     Malformed,
-    /// The decodable `v1` signatures (possibly none, e.g. only `v1a` entries).
-    Parsed(Vec<Tag>),
+    /// The decodable `v1` (HMAC) and `v1a` (Ed25519) signatures, possibly none.
+    Parsed(Vec<Tag>, Vec<[u8; 64]>),
 }
 
-/// Parses a space-delimited `v1,<base64>` list.
+/// Parses a space-delimited `v1,<base64>` list as the standardwebhooks libraries do:
+/// split on single spaces, every entry exactly `<version>,<signature>` (anything else —
+/// a doubled space, an entry without or with two commas — fails the whole header there,
+/// so it is malformed here), entries of unknown versions skipped.
 pub fn parse_signatures(value: &str) -> SignatureList {
-    let mut saw_entry = false;
     let mut tags = Vec::new();
-    for entry in value.split_ascii_whitespace() {
-        let Some((version, sig)) = entry.split_once(',') else {
-            continue;
+    let mut asymmetric = Vec::new();
+    for entry in value.split(' ') {
+        let mut fields = entry.split(',');
+        let (Some(version), Some(sig), None) = (fields.next(), fields.next(), fields.next()) else {
+            return SignatureList::Malformed;
         };
-        saw_entry = true;
         if version == "v1" {
             if let Some(tag) = Tag::from_base64(sig, Algorithm::Sha256) {
                 tags.push(tag);
             }
+        } else if version == "v1a" {
+            let mut raw = [0u8; 64];
+            if base64::engine::general_purpose::STANDARD.decode_slice(sig, &mut raw) == Ok(64) {
+                asymmetric.push(raw);
+            }
         }
     }
-    if saw_entry {
-        SignatureList::Parsed(tags)
-    } else {
-        SignatureList::Malformed
-    }
+    SignatureList::Parsed(tags, asymmetric)
 }
 
 impl StandardWebhooks {
     /// A verifier over already-decoded keys (see [`decode_secret`]).
     pub fn new(keys: Vec<Key>, tolerance: Duration) -> Self {
-        StandardWebhooks { keys, tolerance }
+        StandardWebhooks {
+            keys,
+            public_keys: Vec::new(),
+            tolerance,
+        }
+    }
+
+    /// Also accepts `v1a` signatures by these public keys.
+    pub fn with_public_keys(mut self, public_keys: Vec<PublicKey>) -> Self {
+        self.public_keys = public_keys;
+        self
     }
 
     /// The header set the sender used: `webhook-*` when present, else `svix-*`.
@@ -126,12 +153,20 @@ impl StandardWebhooks {
         let signature = crypto::header_str(req.headers, names.signature)?;
         let ts =
             crypto::parse_unix(ts_text).ok_or(VerifyError::MalformedHeader(names.timestamp))?;
-        let SignatureList::Parsed(tags) = parse_signatures(signature) else {
+        let SignatureList::Parsed(tags, asymmetric) = parse_signatures(signature) else {
             return Err(VerifyError::MalformedHeader(names.signature));
         };
         crypto::check_tolerance(ts, req.now, self.tolerance)?;
         let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts_text.as_bytes(), b".", req.body];
-        crypto::verify_any(&self.keys, Algorithm::Sha256, &parts, &tags)
+        let symmetric = crypto::verify_any(&self.keys, Algorithm::Sha256, &parts, &tags);
+        if symmetric.is_ok() || self.public_keys.is_empty() {
+            return symmetric;
+        }
+        if (asymmetric.iter()).any(|sig| ed25519::verify_any(&self.public_keys, &parts, sig)) {
+            Ok(())
+        } else {
+            Err(VerifyError::Mismatch)
+        }
     }
 
     /// The three `webhook-*` headers, signed with the first key and a fresh message id.
@@ -160,6 +195,40 @@ impl StandardWebhooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v1a_ed25519_signatures_verify_with_whpk_keys() {
+        use base64::engine::general_purpose::STANDARD;
+        let seed = [5u8; 32];
+        let private =
+            openssl::pkey::PKey::private_key_from_raw_bytes(&seed, openssl::pkey::Id::ED25519)
+                .unwrap();
+        let whpk = format!(
+            "whpk_{}",
+            STANDARD.encode(private.raw_public_key().unwrap())
+        );
+        let v = StandardWebhooks::new(Vec::new(), DEFAULT_TOLERANCE)
+            .with_public_keys(vec![decode_public_key(&whpk).unwrap()]);
+        let (id, ts, body) = ("msg_1", "1717243200", b"{\"a\":1}".as_slice());
+        let sig = ed25519::sign(&seed, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]).unwrap();
+        let signature = format!(
+            "v1,{} v1a,{}",
+            STANDARD.encode([0u8; 32]),
+            STANDARD.encode(&sig)
+        );
+        let h = headers(&[
+            ("webhook-id", id),
+            ("webhook-timestamp", ts),
+            ("webhook-signature", &signature),
+        ]);
+        assert_eq!(v.verify(&req(&h, body, 1_717_243_200)), Ok(()));
+        assert_eq!(
+            v.verify(&req(&h, b"{\"a\":2}", 1_717_243_200)),
+            Err(VerifyError::Mismatch)
+        );
+        assert!(decode_public_key("whpk_AAAA").is_none());
+        assert!(decode_public_key("whsec_AAAA").is_none());
+    }
     use crate::verify::testutil::{headers, req, with_header, without_header};
     use proptest::prelude::*;
     use std::time::{SystemTime, UNIX_EPOCH};

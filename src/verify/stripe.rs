@@ -11,10 +11,8 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
-
-use super::crypto::{self, Algorithm, Key, TimestampedSignatures};
-use super::{VerifyError, WebhookRequest};
+use super::generic::KeyedList;
+use super::recipe::{Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "Stripe-Signature";
@@ -24,59 +22,39 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 /// A `payment_intent.succeeded` event.
 pub const SAMPLE_BODY: &[u8] = br#"{"id":"evt_3PqXyZ2eZvKYlo2C0abc1234","object":"event","api_version":"2024-06-20","created":1717000000,"livemode":false,"pending_webhooks":1,"request":{"id":null,"idempotency_key":null},"type":"payment_intent.succeeded","data":{"object":{"id":"pi_3PqXyZ2eZvKYlo2C0def5678","object":"payment_intent","amount":2000,"amount_received":2000,"currency":"usd","status":"succeeded","customer":null,"metadata":{"order_id":"6735"}}}}"#;
 
-/// Verifies Stripe events.
-#[derive(Debug, Clone)]
-pub struct Stripe {
-    keys: Vec<Key>,
-    tolerance: Duration,
-}
+/// The keyed list in the signature header.
+const LIST: KeyedList = KeyedList {
+    separator: ',',
+    timestamp_key: "t",
+    signature_key: "v1",
+};
 
-/// Parses a `Stripe-Signature` value; `None` if the `t` element is missing, repeated or
-/// not a Unix timestamp.
-pub fn parse_header(value: &str) -> Option<TimestampedSignatures<'_>> {
-    crypto::parse_timestamped_signatures(value, ',', "t", "v1", Algorithm::Sha256)
-}
-
-impl Stripe {
-    /// A verifier over `keys` (the `whsec_…` strings as bytes).
-    pub fn new(keys: Vec<Key>, tolerance: Duration) -> Self {
-        Stripe { keys, tolerance }
-    }
-
-    /// Checks the timestamp window, then every `v1` against every secret.
-    pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
-        let value = crypto::header_str(req.headers, HEADER)?;
-        let parsed = parse_header(value).ok_or(VerifyError::MalformedHeader(HEADER))?;
-        crypto::check_tolerance(parsed.timestamp, req.now, self.tolerance)?;
-        let parts: [&[u8]; 3] = [parsed.timestamp_text.as_bytes(), b".", req.body];
-        crypto::verify_any(&self.keys, Algorithm::Sha256, &parts, &parsed.signatures)
-    }
-
-    /// `Stripe-Signature: t=<now>,v1=<hex>` with the first secret.
-    pub fn sign(&self, body: &[u8], now: i64) -> Option<HeaderMap> {
-        let key = self.keys.first()?;
-        let ts = now.to_string();
-        let tag = crypto::hmac(
-            Algorithm::Sha256,
-            key.as_bytes(),
-            &[ts.as_bytes(), b".", body],
-        )?;
-        let mut headers = HeaderMap::new();
-        crypto::insert_header(&mut headers, HEADER, &format!("t={ts},v1={}", tag.to_hex()))?;
-        Some(headers)
-    }
-}
+/// `Stripe-Signature: t=<ts>,v1=<hex HMAC-SHA256(whsec_… string, "{ts}.{body}")>[,v1=…]`.
+pub const RECIPE: Recipe = Recipe {
+    name: "stripe",
+    signatures: &[SignatureAt::sha256(HEADER, "")],
+    template: "{timestamp}.{body}",
+    list: Some(LIST),
+    default_tolerance: DEFAULT_TOLERANCE,
+    sample_body: SAMPLE_BODY,
+    ..Recipe::DEFAULTS
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::crypto::Algorithm;
+    use crate::verify::generic::GenericHmac;
     use crate::verify::testutil::{headers, keys, req, with_header, without_header};
+    use crate::verify::VerifyError;
     use proptest::prelude::*;
 
     const NOW: i64 = 1_717_000_000;
 
-    fn stripe(secrets: &[&str]) -> Stripe {
-        Stripe::new(keys(secrets), DEFAULT_TOLERANCE)
+    fn stripe(secrets: &[&str]) -> GenericHmac {
+        RECIPE
+            .build(keys(secrets), Some(DEFAULT_TOLERANCE), &[])
+            .unwrap()
     }
 
     #[test]
@@ -88,13 +66,13 @@ mod tests {
         let v = stripe(&["whsec_test_secret"]);
         let h = headers(&[(HEADER, expected)]);
         assert_eq!(v.verify(&req(&h, br#"{"id":"evt_1"}"#, NOW)), Ok(()));
-        let signed = v.sign(br#"{"id":"evt_1"}"#, NOW).unwrap();
+        let signed = v.sign(br#"{"id":"evt_1"}"#, "", NOW).unwrap();
         assert_eq!(signed.get(HEADER).unwrap(), expected);
     }
 
     #[test]
     fn rotated_second_secret_is_valid() {
-        let h = stripe(&["whsec_new"]).sign(b"{}", NOW).unwrap();
+        let h = stripe(&["whsec_new"]).sign(b"{}", "", NOW).unwrap();
         assert_eq!(
             stripe(&["whsec_old", "whsec_new"]).verify(&req(&h, b"{}", NOW)),
             Ok(())
@@ -103,7 +81,7 @@ mod tests {
 
     #[test]
     fn any_of_several_v1_signatures_is_valid_and_v0_is_ignored() {
-        let good = stripe(&["whsec_a"]).sign(b"{}", NOW).unwrap();
+        let good = stripe(&["whsec_a"]).sign(b"{}", "", NOW).unwrap();
         let good_v1 = good
             .get(HEADER)
             .unwrap()
@@ -131,7 +109,7 @@ mod tests {
     #[test]
     fn rejects_tampering_wrong_secret_missing_and_malformed() {
         let v = stripe(&["whsec_a"]);
-        let h = v.sign(b"{\"amount\":1}", NOW).unwrap();
+        let h = v.sign(b"{\"amount\":1}", "", NOW).unwrap();
         assert_eq!(
             v.verify(&req(&h, b"{\"amount\":9}", NOW)),
             Err(VerifyError::Mismatch)
@@ -140,7 +118,7 @@ mod tests {
             stripe(&["whsec_b"]).verify(&req(&h, b"{\"amount\":1}", NOW)),
             Err(VerifyError::Mismatch)
         );
-        let other = v.sign(b"other", NOW).unwrap();
+        let other = v.sign(b"other", "", NOW).unwrap();
         assert_eq!(
             v.verify(&req(&other, b"{\"amount\":1}", NOW)),
             Err(VerifyError::Mismatch)
@@ -169,29 +147,29 @@ mod tests {
     #[test]
     fn timestamp_outside_tolerance_either_way() {
         let v = stripe(&["whsec_a"]);
-        let old = v.sign(b"{}", NOW - 301).unwrap();
+        let old = v.sign(b"{}", "", NOW - 301).unwrap();
         assert_eq!(
             v.verify(&req(&old, b"{}", NOW)),
             Err(VerifyError::StaleTimestamp)
         );
-        let future = v.sign(b"{}", NOW + 301).unwrap();
+        let future = v.sign(b"{}", "", NOW + 301).unwrap();
         assert_eq!(
             v.verify(&req(&future, b"{}", NOW)),
             Err(VerifyError::StaleTimestamp)
         );
-        let edge = v.sign(b"{}", NOW - 300).unwrap();
+        let edge = v.sign(b"{}", "", NOW - 300).unwrap();
         assert_eq!(v.verify(&req(&edge, b"{}", NOW)), Ok(()));
     }
 
     proptest! {
         #[test]
         fn parser_never_panics(s in ".*") {
-            let _ = parse_header(&s);
+            let _ = LIST.parse(&s, Algorithm::Sha256);
         }
 
         #[test]
         fn parser_never_panics_on_near_valid(t in "[0-9]{0,20}", sig in "[0-9a-fA-F=,]{0,80}") {
-            let _ = parse_header(&format!("t={t},v1={sig}"));
+            let _ = LIST.parse(&format!("t={t},v1={sig}"), Algorithm::Sha256);
         }
     }
 }

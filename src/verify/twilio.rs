@@ -14,10 +14,15 @@
 //! replay window to check. A non-form body without `bodySHA256` is rejected: nothing
 //! would authenticate it.
 //!
-//! Form parameters are decoded and sorted in a small vector of borrowed-or-decoded
-//! strings; the MAC itself is fed piece by piece, never from a joined copy.
+//! The form is the one part of a webhook whose parsing cost an unauthenticated sender
+//! controls, so it is bounded before any MAC: at most [`MAX_PARAMS`] parameters of at
+//! most [`MAX_PARAM_BYTES`] each (a 500k-parameter body is refused after reading the
+//! first thousand). Canonicalisation borrows every parameter from the body, sorts the
+//! borrowed slices by their decoded bytes (decoding on the fly), and decodes them once
+//! into a single buffer the MAC reads: two allocations per request, none per parameter.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use http::header::CONTENT_TYPE;
 use http::HeaderMap;
@@ -28,6 +33,9 @@ use super::{VerifyError, WebhookRequest};
 
 /// The signature header.
 pub const HEADER: &str = "X-Twilio-Signature";
+/// Present on webhooks signed with a SharedKey instead of the account auth token:
+/// `key=<shared key id>,algorithm=HMAC_SHA256`. The secret is then the SharedKey's.
+pub const SETTINGS_HEADER: &str = "X-Twilio-Webhooks-Signature-Settings";
 /// The query parameter carrying the body digest for non-form bodies.
 pub const BODY_SHA256_PARAM: &str = "bodySHA256";
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -41,14 +49,101 @@ pub struct Twilio {
     keys: Vec<Key>,
 }
 
-type Params<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+/// Most form parameters accepted. Twilio's richest webhooks carry a few dozen; anything
+/// near this is an attempt to make canonicalisation expensive.
+pub const MAX_PARAMS: usize = 1000;
+/// Largest accepted `name=value` pair, still percent-encoded. A 1,600-character SMS body
+/// percent-encodes to under 20 KiB; Conversations attributes are at most 16 KiB decoded.
+pub const MAX_PARAM_BYTES: usize = 64 << 10;
 
-/// The form parameters sorted as Twilio sorts them: by name, then by value for repeated
-/// names.
-fn sorted_params(body: &[u8]) -> Params<'_> {
-    let mut params: Params<'_> = form_urlencoded::parse(body).collect();
-    params.sort();
-    params
+/// One `name=value` pair of a form body, still percent-encoded, borrowed from the body.
+#[derive(Clone, Copy)]
+struct RawParam<'a> {
+    name: &'a [u8],
+    value: &'a [u8],
+}
+
+/// The bytes `encoded` stands for in `application/x-www-form-urlencoded`: `+` is a space,
+/// `%XX` one byte, anything else (including a malformed `%`) itself — as the
+/// `form_urlencoded` crate and Twilio's helper libraries decode.
+fn decoded(encoded: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let mut rest = encoded;
+    std::iter::from_fn(move || {
+        let (&first, tail) = rest.split_first()?;
+        rest = tail;
+        Some(match first {
+            b'+' => b' ',
+            b'%' => match percent_byte(rest) {
+                Some(byte) => {
+                    rest = rest.get(2..).unwrap_or_default();
+                    byte
+                }
+                None => b'%',
+            },
+            other => other,
+        })
+    })
+}
+
+fn percent_byte(hex_digits: &[u8]) -> Option<u8> {
+    let digit = |b: u8| (b as char).to_digit(16);
+    let (&hi, &lo) = (hex_digits.first()?, hex_digits.get(1)?);
+    Some((digit(hi)? * 16 + digit(lo)?) as u8)
+}
+
+/// Order by decoded name, then decoded value (repeated names), which for UTF-8 text is
+/// Twilio's code-point order.
+fn canonical_order(a: &RawParam<'_>, b: &RawParam<'_>) -> Ordering {
+    decoded(a.name)
+        .cmp(decoded(b.name))
+        .then_with(|| decoded(a.value).cmp(decoded(b.value)))
+}
+
+/// The form's parameters in canonical order, refusing bodies over the caps as soon as
+/// they are seen (nothing after the offending parameter is looked at).
+fn sorted_params(body: &[u8]) -> Result<Vec<RawParam<'_>>, VerifyError> {
+    let mut params = Vec::new();
+    for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        if params.len() == MAX_PARAMS {
+            return Err(VerifyError::TooManyParameters);
+        }
+        if pair.len() > MAX_PARAM_BYTES {
+            return Err(VerifyError::ParameterTooLarge);
+        }
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &[][..]),
+        };
+        params.push(RawParam { name, value });
+    }
+    params.sort_unstable_by(canonical_order);
+    // twilio-python signs each distinct value of a name once (`sorted(set(values))`).
+    params.dedup_by(|a, b| canonical_order(a, b) == Ordering::Equal);
+    Ok(params)
+}
+
+/// Appends `encoded`'s decoded text to `out`. Invalid UTF-8 becomes U+FFFD, as the
+/// helper libraries' string decoding does; only that rare case allocates.
+fn push_decoded(out: &mut Vec<u8>, encoded: &[u8]) {
+    let start = out.len();
+    out.extend(decoded(encoded));
+    if std::str::from_utf8(&out[start..]).is_err() {
+        let text = String::from_utf8_lossy(&out[start..]).into_owned();
+        out.truncate(start);
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// What Twilio appends to the URL for a form body: every name immediately followed by
+/// its value, in canonical order, decoded.
+fn canonical_form(body: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    let params = sorted_params(body)?;
+    let mut out = Vec::with_capacity(body.len());
+    for param in &params {
+        push_decoded(&mut out, param.name);
+        push_decoded(&mut out, param.value);
+    }
+    Ok(out)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -106,14 +201,26 @@ fn alternate_port_url(url: &str) -> Option<String> {
     }
 }
 
-fn signed_parts<'a>(url: &'a str, params: &'a Params<'_>) -> Vec<&'a [u8]> {
-    let mut parts = Vec::with_capacity(1 + 2 * params.len());
-    parts.push(url.as_bytes());
-    for (name, value) in params {
-        parts.push(name.as_bytes());
-        parts.push(value.as_bytes());
+/// The MAC named by [`SETTINGS_HEADER`], read as twilio-python reads it: the first
+/// non-empty `algorithm=` item, case-insensitive; absent means the auth token's SHA-1.
+fn signature_algorithm(headers: &HeaderMap) -> Result<Algorithm, VerifyError> {
+    let Some(settings) = headers.get(SETTINGS_HEADER) else {
+        return Ok(Algorithm::Sha1);
+    };
+    let settings = settings
+        .to_str()
+        .map_err(|_| VerifyError::MalformedHeader(SETTINGS_HEADER))?;
+    let named = settings
+        .split(',')
+        .filter_map(|item| item.split_once('='))
+        .find(|(name, value)| name.trim() == "algorithm" && !value.trim().is_empty())
+        .map(|(_, value)| value.trim());
+    match named {
+        None => Ok(Algorithm::Sha1),
+        Some(a) if a.eq_ignore_ascii_case("HMAC_SHA1") => Ok(Algorithm::Sha1),
+        Some(a) if a.eq_ignore_ascii_case("HMAC_SHA256") => Ok(Algorithm::Sha256),
+        Some(_) => Err(VerifyError::MalformedHeader(SETTINGS_HEADER)),
     }
-    parts
 }
 
 fn check_body_digest(expected_hex: &str, body: &[u8]) -> Result<(), VerifyError> {
@@ -133,14 +240,18 @@ impl Twilio {
         Twilio { keys }
     }
 
-    fn verify_url(&self, url: &str, params: &Params<'_>, tag: &Tag) -> Result<(), VerifyError> {
+    fn verify_url(
+        &self,
+        (url, form): (&str, &[u8]),
+        alg: Algorithm,
+        tag: &Tag,
+    ) -> Result<(), VerifyError> {
         let alternate = alternate_port_url(url);
         for candidate in std::iter::once(url).chain(alternate.as_deref()) {
-            let parts = signed_parts(candidate, params);
             if crypto::verify_any(
                 &self.keys,
-                Algorithm::Sha1,
-                &parts,
+                alg,
+                &[candidate.as_bytes(), form],
                 std::slice::from_ref(tag),
             )
             .is_ok()
@@ -155,17 +266,17 @@ impl Twilio {
     /// URL carries one.
     pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
         let value = crypto::header_str(req.headers, HEADER)?;
-        let tag =
-            Tag::from_base64(value, Algorithm::Sha1).ok_or(VerifyError::MalformedHeader(HEADER))?;
+        let alg = signature_algorithm(req.headers)?;
+        let tag = Tag::from_base64(value, alg).ok_or(VerifyError::MalformedHeader(HEADER))?;
         if let Some(expected) = body_sha256_param(req.url) {
-            self.verify_url(req.url, &Vec::new(), &tag)?;
+            self.verify_url((req.url, b""), alg, &tag)?;
             return check_body_digest(&expected, req.body);
         }
         if is_form(req.headers) {
-            return self.verify_url(req.url, &sorted_params(req.body), &tag);
+            return self.verify_url((req.url, &canonical_form(req.body)?), alg, &tag);
         }
         if req.body.is_empty() {
-            return self.verify_url(req.url, &Vec::new(), &tag);
+            return self.verify_url((req.url, b""), alg, &tag);
         }
         Err(VerifyError::UnsignedBody)
     }
@@ -176,16 +287,16 @@ impl Twilio {
     pub fn sign(&self, body: &[u8], url: &str) -> Option<HeaderMap> {
         let key = self.keys.first()?;
         let mut headers = HeaderMap::new();
-        let params = if body_sha256_param(url).is_some() {
+        let form = if body_sha256_param(url).is_some() {
             crypto::insert_header(&mut headers, CONTENT_TYPE.as_str(), "application/json")?;
             Vec::new()
         } else if body.is_empty() {
             Vec::new()
         } else {
             crypto::insert_header(&mut headers, CONTENT_TYPE.as_str(), FORM)?;
-            sorted_params(body)
+            canonical_form(body).ok()?
         };
-        let tag = crypto::hmac(Algorithm::Sha1, key.as_bytes(), &signed_parts(url, &params))?;
+        let tag = crypto::hmac(Algorithm::Sha1, key.as_bytes(), &[url.as_bytes(), &form])?;
         crypto::insert_header(&mut headers, HEADER, &tag.to_base64())?;
         Some(headers)
     }
@@ -387,6 +498,94 @@ mod tests {
         let h = v.sign(b"", URL).unwrap();
         assert!(h.get(CONTENT_TYPE).is_none());
         assert_eq!(v.verify(&req(&h, b"", URL)), Ok(()));
+    }
+
+    #[test]
+    fn canonical_form_decodes_like_form_urlencoded() {
+        for body in [
+            &b"b=2&a=z&a=y&msg=hello+world"[..],
+            b"x=%E2%9C%93&%zz=1&bad=%C3&tail=%4&&=v&k&k=",
+            b"name=%2B1%20415&name=%2b1+415",
+        ] {
+            let mut expected: Vec<(String, String)> = form_urlencoded::parse(body)
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            expected.sort();
+            expected.dedup();
+            let joined: String = expected.iter().map(|(n, v)| format!("{n}{v}")).collect();
+            assert_eq!(
+                String::from_utf8(canonical_form(body).unwrap()).unwrap(),
+                joined,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn shared_key_mode_uses_the_named_algorithm() {
+        let v = twilio(&["shared-key-secret"]);
+        let form = b"Body=hi&From=%2B1555";
+        let mac = crypto::hmac(
+            Algorithm::Sha256,
+            b"shared-key-secret",
+            &[URL.as_bytes(), b"BodyhiFrom+1555"],
+        )
+        .unwrap();
+        let mut h = form_headers(&mac.to_base64());
+        h.insert(
+            SETTINGS_HEADER,
+            "key=webhooks_sharedkey_1, algorithm = hmac_sha256"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(v.verify(&req(&h, form, URL)), Ok(()));
+        h.insert(
+            SETTINGS_HEADER,
+            "key=k,algorithm=HMAC_SHA1".parse().unwrap(),
+        );
+        assert_eq!(
+            v.verify(&req(&h, form, URL)),
+            Err(VerifyError::MalformedHeader(HEADER))
+        );
+        h.insert(SETTINGS_HEADER, "key=k,algorithm=HMAC_MD5".parse().unwrap());
+        assert_eq!(
+            v.verify(&req(&h, form, URL)),
+            Err(VerifyError::MalformedHeader(SETTINGS_HEADER))
+        );
+    }
+
+    #[test]
+    fn repeated_identical_pairs_count_once_as_in_twilio_python() {
+        let v = twilio(&[TOKEN]);
+        let h = v.sign(b"a=1&b=2", URL).unwrap();
+        assert_eq!(v.verify(&req(&h, b"b=2&a=1&a=1", URL)), Ok(()));
+        assert_eq!(
+            v.verify(&req(&h, b"b=2&a=1&a=3", URL)),
+            Err(VerifyError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn oversized_forms_are_refused_before_any_mac() {
+        let v = twilio(&[TOKEN]);
+        let h = form_headers("0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+        let flood = "a=1&".repeat(500_000);
+        assert_eq!(
+            v.verify(&req(&h, flood.as_bytes(), URL)),
+            Err(VerifyError::TooManyParameters)
+        );
+        let at_cap = "a=1&".repeat(MAX_PARAMS);
+        assert_eq!(
+            v.verify(&req(&h, at_cap.as_bytes(), URL)),
+            Err(VerifyError::Mismatch)
+        );
+        let big = format!("Body={}", "x".repeat(MAX_PARAM_BYTES));
+        assert_eq!(
+            v.verify(&req(&h, big.as_bytes(), URL)),
+            Err(VerifyError::ParameterTooLarge)
+        );
+        assert!(v.sign(flood.as_bytes(), URL).is_none());
     }
 
     #[test]

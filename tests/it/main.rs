@@ -8,6 +8,7 @@ mod ingress;
 mod operate;
 mod ops;
 mod pacing;
+mod providers;
 mod redelivery;
 mod send;
 mod support;
