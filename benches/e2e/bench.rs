@@ -295,6 +295,65 @@ impl Bench {
         egress::measure(p, receiver, self.settings.records, timeout).await
     }
 
+    /// Peak RSS of a hookbridge sink started on `topic` towards `url`, after `settle`.
+    async fn sink_rss(&self, name: &str, topic: &str, url: &str, settle: Duration) -> Result<f64> {
+        let sink = hookbridge::sink(name, topic, url, self.settings.concurrency, "key");
+        let hb = hookbridge::start(
+            &self.bin.hookbridge,
+            &self.dir.join(name),
+            name,
+            &self.broker.addr(),
+            &sink,
+            &self.secret,
+        )
+        .await?;
+        tokio::time::sleep(settle).await;
+        hb.process.peak_rss_mib()
+    }
+
+    /// Memory: idle (a sink on an empty topic), and a destination that accepts
+    /// connections but never answers while the full backlog waits.
+    async fn run_memory(&self, report: &mut Report, backlog_topic: &str, receiver: &Receiver) {
+        let idle_topic = "bench-idle";
+        let idle = match self
+            .broker
+            .create_topic(idle_topic, self.settings.partitions)
+        {
+            Ok(()) => {
+                self.sink_rss(
+                    "hookbridge-idle",
+                    idle_topic,
+                    &receiver.url,
+                    Duration::from_secs(5),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        report
+            .memory
+            .push(("hookbridge idle, one sink, no traffic".into(), idle));
+        let stalled = match blackhole().await {
+            Ok(url) => {
+                self.sink_rss(
+                    "hookbridge-stalled",
+                    backlog_topic,
+                    &url,
+                    Duration::from_secs(20),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        report.memory.push((
+            format!(
+                "hookbridge, destination never answers, {} records waiting",
+                self.settings.records
+            ),
+            stalled,
+        ));
+    }
+
     async fn run_egress(&self, report: &mut Report) -> Result<()> {
         let topic = "bench-egress";
         self.broker.create_topic(topic, self.settings.partitions)?;
@@ -315,8 +374,26 @@ impl Bench {
             let measured = self.egress_hookbridge(topic, &receiver, ordering).await;
             report.egress.push(EgressRow::new(&label, measured));
         }
+        self.run_memory(report, topic, &receiver).await;
         Ok(())
     }
+}
+
+/// A destination that accepts connections and never answers; returns its URL.
+async fn blackhole() -> Result<String> {
+    let listener = tokio::net::TcpListener::bind(process::free_addr()?)
+        .await
+        .map_err(BenchError::io("binding the stalled destination"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(BenchError::io("reading the stalled destination's address"))?;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    Ok(format!("http://{addr}/"))
 }
 
 fn prepare(settings: Settings, dir: &Path) -> Result<(PathBuf, String, String)> {

@@ -50,6 +50,8 @@ pub struct Report {
     load_average: String,
     pub ingress: Vec<IngressRow>,
     pub egress: Vec<EgressRow>,
+    /// (what was measured, peak RSS in MiB).
+    pub memory: Vec<(String, Result<f64>)>,
     pub failures: Vec<String>,
 }
 
@@ -75,6 +77,7 @@ impl Report {
                 .unwrap_or_default(),
             ingress: Vec::new(),
             egress: Vec::new(),
+            memory: Vec::new(),
             failures: Vec::new(),
         }
     }
@@ -92,6 +95,7 @@ impl Report {
                 .egress
                 .iter()
                 .any(|r| r.result.as_ref().map_or(true, |m| !m.complete))
+            || self.memory.iter().any(|(_, r)| r.is_err())
     }
 
     pub fn markdown(&self) -> String {
@@ -112,6 +116,23 @@ impl Report {
                 s.records, s.body_bytes, s.partitions, s.keys, s.concurrency
             );
             self.egress_table(&mut out);
+        }
+        if !self.memory.is_empty() {
+            let _ = writeln!(out, "\n### Memory (peak RSS, VmHWM)\n");
+            let lines: Vec<Vec<String>> = self
+                .memory
+                .iter()
+                .map(|(label, r)| {
+                    vec![
+                        label.clone(),
+                        match r {
+                            Ok(mib) => format!("{mib:.1}"),
+                            Err(e) => format!("failed: {e}"),
+                        },
+                    ]
+                })
+                .collect();
+            table(&mut out, &["hookbridge", "peak RSS MiB"], &lines);
         }
         for f in &self.failures {
             let _ = writeln!(out, "\nfailed: {f}");
