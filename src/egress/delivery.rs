@@ -2,6 +2,7 @@
 //! it is dead-lettered with the broker's acknowledgement. Cancellation (revoke,
 //! shutdown) abandons the record unfinished, so its offset is never committed.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -9,7 +10,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::{Bytes, BytesMut};
 use governor::DefaultDirectRateLimiter;
 use rdkafka::producer::FutureProducer;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{Admission, Breaker, RecordKey};
@@ -61,6 +62,23 @@ pub struct Destination {
     /// Fired on shutdown: a failed attempt is not retried (the record stays unfinished
     /// and is delivered after the restart).
     no_retry: CancellationToken,
+    /// Deliveries started by the dispatcher that have not reached their first attempt.
+    fresh: AtomicUsize,
+    /// Signalled whenever one of them does (or gives up).
+    fresh_left: Notify,
+}
+
+/// A dispatcher's right to start one delivery: at most `concurrency` started deliveries
+/// wait for their first attempt at a time. Records beyond that stay plain data in the
+/// dispatcher's queue instead of futures parked on the semaphore, so memory and wakeups
+/// follow the work in progress, not the backlog. Returned when the first attempt starts.
+pub struct Ticket(Arc<Destination>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fresh.fetch_sub(1, Ordering::AcqRel);
+        self.0.fresh_left.notify_one();
+    }
 }
 
 impl Destination {
@@ -99,6 +117,8 @@ impl Destination {
             telemetry.name.clone(),
         );
         Ok(Self {
+            fresh: AtomicUsize::new(0),
+            fresh_left: Notify::new(),
             no_retry: CancellationToken::new(),
             limiter: sink.rate_limit.map(|r| r.limiter()),
             permits: Semaphore::new(sink.concurrency),
@@ -120,6 +140,29 @@ impl Destination {
         self.no_retry.cancel();
     }
 
+    /// A ticket to start one more delivery, when fewer than `concurrency` are waiting
+    /// for their first attempt.
+    pub fn ticket(self: &Arc<Self>) -> Option<Ticket> {
+        let mut n = self.fresh.load(Ordering::Acquire);
+        loop {
+            if n >= self.sink.concurrency {
+                return None;
+            }
+            match self
+                .fresh
+                .compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(Ticket(self.clone())),
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    /// Resolves when a ticket may be free again.
+    pub async fn ticket_returned(&self) {
+        self.fresh_left.notified().await
+    }
+
     pub fn telemetry(&self) -> &Arc<SinkTelemetry> {
         &self.telemetry
     }
@@ -130,8 +173,14 @@ impl Destination {
 
     /// Delivers `record`, retrying as the policy says. Returns only when the record is
     /// finished or `cancel` fired.
-    pub async fn deliver(&self, record: &Record, cancel: &CancellationToken) -> Finish {
-        let finish = self.attempts(record, cancel).await;
+    /// With a `ticket`, it is handed back when the first attempt starts.
+    pub async fn deliver(
+        &self,
+        record: &Record,
+        cancel: &CancellationToken,
+        ticket: Option<Ticket>,
+    ) -> Finish {
+        let finish = self.attempts(record, cancel, ticket).await;
         match finish {
             Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
             Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
@@ -140,7 +189,12 @@ impl Destination {
         finish
     }
 
-    async fn attempts(&self, record: &Record, cancel: &CancellationToken) -> Finish {
+    async fn attempts(
+        &self,
+        record: &Record,
+        cancel: &CancellationToken,
+        mut ticket: Option<Ticket>,
+    ) -> Finish {
         let id = record.webhook_id();
         let key: RecordKey = (record.tp.topic.clone(), record.tp.partition, record.offset);
         let mut first_attempt = None;
@@ -166,6 +220,7 @@ impl Destination {
             };
             attempts += 1;
             first_attempt.get_or_insert_with(SystemTime::now);
+            drop(ticket.take());
             let started = Instant::now();
             self.telemetry.in_flight.inc();
             let (outcome, response) = self.attempt(record, &id).await;

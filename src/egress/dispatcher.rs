@@ -5,7 +5,7 @@
 //! watermark with its finished-offset map on an interval, and drains partitions on revoke
 //! and shutdown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -83,6 +83,16 @@ struct Done {
 
 type Deliveries = FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>>;
 
+/// A record the core started, waiting for a ticket to become a delivery.
+struct Ready {
+    tp: TopicPartition,
+    generation: u64,
+    cancel: CancellationToken,
+    offset: i64,
+    lane: Option<Bytes>,
+    record: Record,
+}
+
 /// An assigned partition: the pure core plus what cancels its deliveries.
 struct Assigned {
     core: Partition<Record>,
@@ -111,6 +121,8 @@ pub struct Dispatcher {
     seq: Sequence,
     /// Steps returned by the core, reused between calls.
     steps: Vec<Step<Record>>,
+    /// Started records waiting for a delivery ticket, in start order.
+    ready: VecDeque<Ready>,
     /// Commit intervals so far.
     ticks: u64,
 }
@@ -132,6 +144,7 @@ impl Dispatcher {
             drains: Vec::new(),
             seq: Sequence::default(),
             steps: Vec::new(),
+            ready: VecDeque::new(),
             ticks: 0,
         }
     }
@@ -142,9 +155,13 @@ impl Dispatcher {
         let mut tick = tokio::time::interval(self.policy.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(64);
+        let destination = self.destination.clone();
         loop {
             let deadline = self.drains.iter().map(|d| d.deadline).min();
             tokio::select! {
+                _ = destination.ticket_returned(), if !self.ready.is_empty() => {
+                    self.start_ready(&mut deliveries);
+                }
                 Some(done) = deliveries.next(), if !deliveries.is_empty() => {
                     self.done(done, &mut deliveries);
                 }
@@ -188,8 +205,12 @@ impl Dispatcher {
             let generation = self.seq.advance();
             // A state left from an earlier assignment is replaced: its late outcomes
             // carry the old generation and are ignored.
-            if let Some(old) = self.partitions.remove(&tp) {
+            if let Some(old) = self.partitions.get(&tp) {
                 old.cancel.cancel();
+                let generation = old.core.generation();
+                self.purge_ready(&tp, generation);
+            }
+            if let Some(old) = self.partitions.remove(&tp) {
                 self.forget(&old);
             }
             self.partitions.insert(
@@ -245,21 +266,14 @@ impl Dispatcher {
         let telemetry = self.destination.telemetry();
         for step in self.steps.drain(..) {
             match step {
-                Step::Start { offset, lane, item } => {
-                    let destination = self.destination.clone();
-                    let cancel = p.cancel.clone();
-                    let generation = p.core.generation();
-                    deliveries.push(Box::pin(async move {
-                        let finish = destination.deliver(&item, &cancel).await;
-                        Done {
-                            tp: item.tp,
-                            generation,
-                            offset,
-                            lane,
-                            finish,
-                        }
-                    }));
-                }
+                Step::Start { offset, lane, item } => self.ready.push_back(Ready {
+                    tp: tp.clone(),
+                    generation: p.core.generation(),
+                    cancel: p.cancel.clone(),
+                    offset,
+                    lane,
+                    record: item,
+                }),
                 Step::Pause => {
                     self.control.pause(tp);
                     telemetry.paused.inc();
@@ -268,6 +282,54 @@ impl Dispatcher {
                     self.control.resume(tp, rewind);
                     telemetry.paused.dec();
                 }
+            }
+        }
+        self.start_ready(deliveries);
+    }
+
+    /// Turns ready records into deliveries while tickets are free.
+    fn start_ready(&mut self, deliveries: &mut Deliveries) {
+        while !self.ready.is_empty() {
+            let Some(ticket) = self.destination.ticket() else {
+                return;
+            };
+            let Some(r) = self.ready.pop_front() else {
+                return;
+            };
+            let destination = self.destination.clone();
+            deliveries.push(Box::pin(async move {
+                let finish = destination
+                    .deliver(&r.record, &r.cancel, Some(ticket))
+                    .await;
+                Done {
+                    tp: r.tp,
+                    generation: r.generation,
+                    offset: r.offset,
+                    lane: r.lane,
+                    finish,
+                }
+            }));
+        }
+    }
+
+    /// Forgets the ready records of one partition state: they were started by the core
+    /// and end now, unfinished, without a delivery.
+    fn purge_ready(&mut self, tp: &TopicPartition, generation: u64) {
+        let mut abandoned = Vec::new();
+        self.ready.retain_mut(|r| {
+            let ours = &r.tp == tp && r.generation == generation;
+            if ours {
+                abandoned.push(r.lane.take());
+            }
+            !ours
+        });
+        if let Some(p) = self
+            .partitions
+            .get_mut(tp)
+            .filter(|p| p.core.generation() == generation)
+        {
+            for lane in abandoned {
+                p.core.abandon(lane);
             }
         }
     }
@@ -358,13 +420,15 @@ impl Dispatcher {
         let mut states = Vec::with_capacity(partitions.len());
         for tp in partitions {
             if let Some(p) = self.partitions.get_mut(&tp) {
+                let generation = p.core.generation();
                 if !exit {
                     // Revoke: the partition belongs to another member now. In-flight
                     // attempts finish; records not started stay unfinished.
                     p.cancel.cancel();
                     p.core.revoke();
+                    self.purge_ready(&tp, generation);
                 }
-                states.push((tp, p.core.generation()));
+                states.push((tp, generation));
             }
         }
         self.drains.push(Drain {

@@ -349,7 +349,7 @@ impl Sender {
             println!("{line}: produced to {}", record.tp.topic);
             return Ok(true);
         };
-        let finish = dest.deliver(record, &self.cancel).await;
+        let finish = dest.deliver(record, &self.cancel, None).await;
         println!("{line}: {finish:?}");
         match finish {
             Finish::Delivered => Ok(true),

@@ -72,11 +72,15 @@ struct Harness {
 }
 
 async fn start() -> Harness {
+    start_with("").await
+}
+
+async fn start_with(extra: &str) -> Harness {
     let hold = Arc::new(AtomicBool::new(false));
     let url = destination(hold.clone()).await;
     let mut c = Connectors::default();
     let text = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\ntimeout = \"5s\"\n"
+        "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\ntimeout = \"5s\"\n{extra}"
     );
     load_file("orders.toml", &text, &mut c).unwrap();
     let sink = c.sinks.remove(0);
@@ -209,4 +213,22 @@ async fn records_of_partitions_not_assigned_here_are_never_committed() {
     h.send(Event::Records(vec![record(3, 7), record(0, 0)]));
     h.committed(&tp(0), 1).await;
     assert_eq!(h.control.last_commit(&tp(3)), None);
+}
+
+#[tokio::test]
+async fn a_revoke_forgets_records_waiting_for_a_delivery_slot() {
+    let h = start_with("concurrency = 2\n").await;
+    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    h.send(Event::Records((0..10).map(|o| record(0, o)).collect()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let drained = h.revoke(vec![tp(0)], Instant::now() + Duration::from_secs(30));
+    h.hold.store(false, AtomicOrdering::SeqCst);
+    let started = Instant::now();
+    let commits = answer(drained).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the drain waited for records that never started"
+    );
+    assert_eq!(commits.map(|c| c[0].offset), Some(2));
 }
