@@ -166,8 +166,10 @@ fn mistyped_reference(text: &str) -> Option<&'static str> {
     if trimmed.starts_with('{') && trimmed.ends_with('}') {
         return Some("{NAME}");
     }
+    // Compared as bytes: a literal secret may hold any character, and slicing text at a
+    // byte that is not a character boundary would panic with the secret in the message.
     if trimmed.len() > 5
-        && trimmed[..5].eq_ignore_ascii_case("file:")
+        && trimmed.as_bytes()[..5].eq_ignore_ascii_case(b"file:")
         && !trimmed.starts_with("file:")
     {
         return Some("a file: reference with the wrong case");
@@ -224,7 +226,14 @@ mod tests {
             assert!(matches!(err, SecretError::MistypedReference(_)), "{text}");
             assert!(!err.to_string().contains("KAFKA_PASSWORD"), "{err}");
         }
-        for fine in ["hunter2", "whsec_abc", "a$b", "pa{ss}word"] {
+        for fine in [
+            "hunter2",
+            "whsec_abc",
+            "a$b",
+            "pa{ss}word",
+            "pwd€-hunter2",
+            "€€€€€€",
+        ] {
             assert!(SecretRef::from(fine.to_owned()).resolve().is_ok(), "{fine}");
         }
     }

@@ -226,17 +226,24 @@ pub fn verify_any(
     }
 }
 
-/// The index of the first key whose MAC of `parts` equals `candidate`, for handshakes
-/// that must answer with the secret the sender actually used.
+/// The index of the first key whose MAC of `parts` equals one of `candidates`, for
+/// handshakes that must answer with the secret the sender actually used. One MAC per
+/// key, whatever the number of candidates: a header stuffed with signatures costs a
+/// comparison each, not a pass over the body each.
 pub fn matching_key(
     keys: &[Key],
     alg: Algorithm,
     parts: &[&[u8]],
-    candidate: &Tag,
+    candidates: &[Tag],
 ) -> Option<usize> {
     keys.iter().position(|key| {
-        hmac(alg, key.as_bytes(), parts)
-            .is_some_and(|expected| ct_eq(expected.as_bytes(), candidate.as_bytes()))
+        hmac(alg, key.as_bytes(), parts).is_some_and(|expected| {
+            let mut matched = subtle::Choice::from(0);
+            for candidate in candidates {
+                matched |= expected.as_bytes().ct_eq(candidate.as_bytes());
+            }
+            bool::from(matched)
+        })
     })
 }
 
@@ -295,6 +302,10 @@ pub struct TimestampedSignatures<'a> {
     pub signatures: Vec<Tag>,
 }
 
+/// Signatures read from one list header. Senders list one per active secret (two while
+/// rotating); the rest of a longer list is ignored unread.
+pub const MAX_LISTED_SIGNATURES: usize = 16;
+
 /// Parses a `ts_key=…<sep>sig_key=…` list. `None` when the timestamp is missing,
 /// repeated or not a Unix timestamp; unknown keys and items without `=` are ignored
 /// (providers add new schemes over time). Items are not trimmed: the SDKs split on the
@@ -317,7 +328,7 @@ pub fn parse_timestamped_signatures<'a>(
                 return None;
             }
             timestamp = Some((val, parse_unix(val)?));
-        } else if key == sig_key {
+        } else if key == sig_key && signatures.len() < MAX_LISTED_SIGNATURES {
             if let Some(tag) = Tag::from_hex(val, alg) {
                 signatures.push(tag);
             }
@@ -349,6 +360,17 @@ pub fn message_id(now: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_stuffed_signature_list_is_read_no_further_than_the_cap() {
+        let many = std::iter::once("t=1700000000".to_owned())
+            .chain((0..200).map(|i| format!("v1={i:064x}")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let parsed =
+            parse_timestamped_signatures(&many, ',', "t", "v1", Algorithm::Sha256).unwrap();
+        assert_eq!(parsed.signatures.len(), MAX_LISTED_SIGNATURES);
+    }
+
     use super::*;
 
     #[test]
@@ -411,7 +433,12 @@ mod tests {
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            matching_key(&keys, Algorithm::Sha256, &[b"body"], &good),
+            matching_key(
+                &keys,
+                Algorithm::Sha256,
+                &[b"body"],
+                std::slice::from_ref(&good)
+            ),
             Some(1)
         );
     }

@@ -464,8 +464,7 @@ impl GenericHmac {
         let pieces = self
             .template
             .pieces(req.body, timestamp.as_bytes(), req.url, req.headers)?;
-        (tags.iter())
-            .find_map(|tag| crypto::matching_key(&self.keys, alg, &pieces, tag))
+        crypto::matching_key(&self.keys, alg, &pieces, &tags)
             .and_then(|i| self.keys.get(i))
             .ok_or(VerifyError::Mismatch)
     }

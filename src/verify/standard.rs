@@ -104,11 +104,14 @@ pub fn parse_signatures(value: &str) -> SignatureList {
         let (Some(version), Some(sig), None) = (fields.next(), fields.next(), fields.next()) else {
             return SignatureList::Malformed;
         };
-        if version == "v1" {
+        // A sender lists one signature per active key; a longer list is read no further,
+        // so a stuffed header cannot multiply the work (each v1a entry is a signature
+        // check over the whole body).
+        if version == "v1" && tags.len() < crypto::MAX_LISTED_SIGNATURES {
             if let Some(tag) = Tag::from_base64(sig, Algorithm::Sha256) {
                 tags.push(tag);
             }
-        } else if version == "v1a" {
+        } else if version == "v1a" && asymmetric.len() < crypto::MAX_LISTED_SIGNATURES {
             let mut raw = [0u8; 64];
             if base64::engine::general_purpose::STANDARD.decode_slice(sig, &mut raw) == Ok(64) {
                 asymmetric.push(raw);

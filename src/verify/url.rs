@@ -57,8 +57,8 @@ impl SignedUrl {
                 let proto = first_value(headers, "x-forwarded-proto")
                     .filter(|p| p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("http"))
                     .ok_or(UrlError::MissingForwarded)?;
-                let host = first_value(headers, "x-forwarded-host")
-                    .or_else(|| first_value(headers, "host"))
+                let host = nearest_value(headers, "x-forwarded-host")
+                    .or_else(|| nearest_value(headers, "host"))
                     .filter(|h| !h.contains(['/', '?', '#', '@']))
                     .ok_or(UrlError::MissingForwarded)?;
                 Ok(format!("{proto}://{host}{path}{query}"))
@@ -75,7 +75,19 @@ impl SignedUrl {
     }
 }
 
-/// The first (client-facing) entry of a comma-separated forwarding header.
+/// The host the trusted proxy added: the last entry of a comma-separated forwarding
+/// header (over every occurrence of it). Entries before it came from further away, and a
+/// client can put anything there: many load balancers pass a client's own
+/// `X-Forwarded-Host` along and append theirs.
+fn nearest_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get_all(name).iter().last()?.to_str().ok()?;
+    let last = value.rsplit(',').next()?.trim();
+    (!last.is_empty()).then_some(last)
+}
+
+/// The scheme the sender used: the first entry (later ones are inner hops, often plain
+/// http behind a TLS-terminating balancer). A client can at most flip it between http
+/// and https for the same host and path.
 fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let value = headers.get(name)?.to_str().ok()?;
     let first = value.split(',').next()?.trim();
@@ -196,6 +208,15 @@ mod tests {
         assert_eq!(
             url.resolve("/t", Some("x=1"), &host_only, ip("10.9.9.9")),
             Ok("https://hooks.example.com/t?x=1".into())
+        );
+        // A client's own X-Forwarded-Host passed along by the proxy, which appended its own.
+        let spoofed = headers(&[
+            ("x-forwarded-host", "evil.example, hooks.example.com"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(
+            url.resolve("/t", None, &spoofed, ip("10.9.9.9")),
+            Ok("https://hooks.example.com/t".into())
         );
         let no_proto = headers(&[("host", "hooks.example.com")]);
         assert_eq!(
