@@ -80,7 +80,7 @@ impl SignedUrl {
 /// client can put anything there: many load balancers pass a client's own
 /// `X-Forwarded-Host` along and append theirs.
 fn nearest_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let value = headers.get_all(name).iter().last()?.to_str().ok()?;
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
     let last = value.rsplit(',').next()?.trim();
     (!last.is_empty()).then_some(last)
 }
