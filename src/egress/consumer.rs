@@ -288,6 +288,8 @@ impl ConsumerContext for SinkContext {
 pub enum Flow {
     Pause(TopicPartition),
     Resume(TopicPartition, Option<Rewind>),
+    /// The dispatcher forgot the partition: clear the pause and any seek still owed.
+    Release(TopicPartition),
 }
 
 /// The consumer as the dispatcher sees it: commits go straight to librdkafka; pause and
@@ -304,6 +306,10 @@ impl PartitionControl for Control {
 
     fn resume(&self, tp: &TopicPartition, rewind: Option<Rewind>) {
         let _ = self.flow.send(Flow::Resume(tp.clone(), rewind));
+    }
+
+    fn release(&self, tp: &TopicPartition) {
+        let _ = self.flow.send(Flow::Release(tp.clone()));
     }
 
     fn commit_async(&self, commits: &[Commit]) {
@@ -369,13 +375,19 @@ impl FlowState {
                     tracing::warn!(connector = %name, error = %e, "pause failed");
                 }
             }
-            Flow::Resume(tp, rewind) => {
-                // A plain resume comes from a drain: any seek still owed is moot.
+            Flow::Resume(tp, Some(r)) => {
                 self.pending.remove(&tp);
-                match rewind {
-                    Some(r) => self.rewind(consumer, tp, r),
-                    None => resume(consumer, &tp),
-                }
+                self.rewind(consumer, tp, r);
+            }
+            // A seek still owed must happen before the partition is fetched again: the
+            // records it re-reads are the ones the dispatcher waits for.
+            Flow::Resume(tp, None) if self.pending.contains_key(&tp) => {
+                tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, "resume waits for the owed seek");
+            }
+            Flow::Resume(tp, None) => resume(consumer, &tp),
+            Flow::Release(tp) => {
+                self.pending.remove(&tp);
+                resume(consumer, &tp);
             }
         }
     }

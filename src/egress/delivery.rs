@@ -33,6 +33,9 @@ const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
+/// Failed probes of one record that do not count against its attempts before one does.
+const FREE_PROBES: u32 = 3;
+
 /// How a record's delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
@@ -203,6 +206,10 @@ impl Destination {
         // against `retry.max_elapsed`, nor does a probe that failed without counting.
         let mut spent = Duration::ZERO;
         let mut attempts = 0u32;
+        // Failed probes of this record that did not count: every third one does, so
+        // records taking turns at probing a destination that refuses them all are still
+        // dead-lettered in the end (an outage only slows their attempts down).
+        let mut free_probes = 0u32;
         loop {
             if cancel.is_cancelled() {
                 return Finish::Abandoned;
@@ -233,6 +240,7 @@ impl Destination {
             }
             .emit(&self.telemetry);
 
+            let mut free = false;
             let (error, retry_after, permanent) = match &outcome {
                 Outcome::Delivered => {
                     self.breaker.healthy();
@@ -244,10 +252,17 @@ impl Destination {
                     ..
                 } => {
                     match admission {
-                        Admission::Probe { counts: false } => {
+                        Admission::Probe { counts: false } if free_probes + 1 < FREE_PROBES => {
                             // The destination is still down; the record is not at fault.
                             self.breaker.failed(Some(&key));
+                            free_probes += 1;
                             attempts -= 1;
+                            free = true;
+                        }
+                        Admission::Probe { counts: false } => {
+                            self.breaker.failed(Some(&key));
+                            free_probes = 0;
+                            spent += took;
                         }
                         Admission::Probe { counts: true } => {
                             self.breaker.failed(Some(&key));
@@ -308,7 +323,7 @@ impl Destination {
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
             }
-            if admission != (Admission::Probe { counts: false }) {
+            if !free {
                 spent += wait;
             }
         }

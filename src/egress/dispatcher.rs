@@ -62,6 +62,10 @@ pub trait PartitionControl: Send + Sync {
     fn resume(&self, tp: &TopicPartition, rewind: Option<Rewind>);
     /// Commits without waiting (the periodic commit); failures are logged by the consumer.
     fn commit_async(&self, commits: &[Commit]);
+    /// The partition's state is gone (drained, or replaced by a new assignment): clear
+    /// any pause and any seek still owed, or a partition that comes back would never be
+    /// fetched again (librdkafka keeps an application pause across reassignment).
+    fn release(&self, tp: &TopicPartition);
 }
 
 /// Commit timing and the metadata budget.
@@ -212,6 +216,7 @@ impl Dispatcher {
             }
             if let Some(old) = self.partitions.remove(&tp) {
                 self.forget(&old);
+                self.control.release(&tp);
             }
             self.partitions.insert(
                 tp,
@@ -367,35 +372,32 @@ impl Dispatcher {
             metadata_bytes: 0,
             truncated: 0,
         };
-        let mut pressure = Vec::new();
+        let mut touched = Vec::new();
         for (tp, p) in &mut self.partitions {
             if p.core.is_revoked() {
                 continue;
             }
-            let Some(snap) = p.core.commit_snapshot(refresh) else {
+            let steps_before = self.steps.len();
+            let Some((snap, encoded)) =
+                p.core
+                    .commit(refresh, budget, &mut self.seq, &mut self.steps)
+            else {
                 continue;
             };
-            let encoded = finished::encode(&snap, budget);
+            if self.steps.len() > steps_before {
+                touched.push((tp.clone(), self.steps.split_off(steps_before)));
+            }
             stats.finished_above += snap.finished_above();
             stats.metadata_bytes = stats.metadata_bytes.max(encoded.text.len());
             stats.truncated += usize::from(encoded.truncated);
-            // Back-pressure before the map outgrows the budget: pause at three quarters,
-            // resume below half.
-            if encoded.full_len > budget / 4 * 3 {
-                pressure.push((tp.clone(), true));
-            } else if encoded.full_len < budget / 2 {
-                pressure.push((tp.clone(), false));
-            }
             commits.push(Commit {
                 tp: tp.clone(),
                 offset: snap.base,
                 metadata: encoded.text,
             });
         }
-        for (tp, full) in pressure {
-            if let Some(p) = self.partitions.get_mut(&tp) {
-                p.core.set_map_full(full, &mut self.seq, &mut self.steps);
-            }
+        for (tp, steps) in touched {
+            self.steps = steps;
             self.carry_out(&tp, deliveries);
         }
         if !commits.is_empty() {
@@ -477,9 +479,7 @@ impl Dispatcher {
             };
             p.cancel.cancel(); // stragglers past the deadline stop at their next wait
             self.forget(&p);
-            // librdkafka keeps an application pause across unassign and reassign:
-            // clear it, or the partition would never be fetched again if it comes back.
-            self.control.resume(tp, None);
+            self.control.release(tp);
             if let Some(snap) = p.core.final_snapshot() {
                 commits.push(Commit {
                     tp: tp.clone(),

@@ -10,7 +10,8 @@
 //! Encoding (ASCII, versioned): `hb1:R:<base>:<runs>` — base36 run lengths separated by
 //! `.`, alternating unfinished and finished and starting with an unfinished run (possibly
 //! empty) at `base`; or `hb1:B:<base>:<span>:<bits>` — a URL-safe base64 bitmap, bit `i`
-//! set when `base + i` is finished. The shorter of the two is written. Offsets past the
+//! set when `base + i` is finished. Run-length is written while it fits the budget, the
+//! bitmap when only it does. Offsets past the
 //! end of the map are unknown (treated as unfinished); gaps inside it (compaction,
 //! transaction markers) read as finished, which is right: there is nothing to deliver.
 
@@ -102,11 +103,27 @@ pub fn encode(snap: &Snapshot, budget: usize) -> Encoded {
             truncated: false,
         };
     }
+    if snap.end - snap.base > MAX_SPAN {
+        // A reader refuses longer maps: say what fits, the rest reads as unfinished.
+        let end = snap.base + MAX_SPAN;
+        let clipped = Snapshot {
+            base: snap.base,
+            end,
+            unfinished: (snap.unfinished.iter())
+                .filter(|r| r.start < end)
+                .map(|r| r.start..r.end.min(end))
+                .collect(),
+        };
+        return Encoded {
+            truncated: true,
+            ..encode(&clipped, budget)
+        };
+    }
     let runs = normalise(snap.base, snap.end, &snap.unfinished);
     let rle = encode_runs(snap.base, &runs, usize::MAX);
     // Run-length is readable and usually tiny; the bitmap is the fallback for maps of
-    // many short runs.
-    let bitmap = encode_bitmap(snap).filter(|b| b.len() < rle.len());
+    // many short runs, built only when it would be shorter.
+    let bitmap = encode_bitmap(snap, rle.len());
     let full_len = bitmap.as_ref().map_or(rle.len(), String::len);
     let text = if rle.len() <= budget {
         rle
@@ -153,12 +170,17 @@ fn encode_runs(base: i64, runs: &[i64], budget: usize) -> String {
     text
 }
 
-fn encode_bitmap(snap: &Snapshot) -> Option<String> {
+/// The bitmap text, when it would be shorter than `shorter_than` bytes.
+fn encode_bitmap(snap: &Snapshot, shorter_than: usize) -> Option<String> {
     let span = snap.end - snap.base;
     if span > MAX_SPAN {
         return None;
     }
     let span = span as usize;
+    let header = VERSION.len() + 24 + to_base36(span as u64).len();
+    if header + (span.div_ceil(8) * 4).div_ceil(3) >= shorter_than {
+        return None;
+    }
     let mut bits = vec![0xFFu8; span.div_ceil(8)];
     for r in &snap.unfinished {
         for o in r.clone() {
@@ -287,6 +309,7 @@ fn decode_bitmap(base: i64, span: &str, bits: &str) -> Option<FinishedMap> {
     if span > MAX_SPAN {
         return None;
     }
+    let end = base.checked_add(span)?;
     let bytes = URL_SAFE_NO_PAD.decode(bits).ok()?;
     if bytes.len() != (span as usize).div_ceil(8) {
         return None;
@@ -303,7 +326,7 @@ fn decode_bitmap(base: i64, span: &str, bits: &str) -> Option<FinishedMap> {
     }
     Some(FinishedMap {
         base,
-        end: base + span,
+        end,
         unfinished,
     })
 }

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::finished::{FinishedMap, Snapshot};
+use super::finished::{self, Encoded, FinishedMap, Snapshot};
 use super::watermark::Watermark;
 
 /// Where to re-read a partition from after records were dropped while it was paused.
@@ -244,8 +244,10 @@ impl<T> Partition<T> {
     }
 
     /// The commit metadata grew close to its budget: pause until it shrinks, so the map
-    /// never outgrows what the broker stores (and the commit never stalls on it).
+    /// never outgrows what the broker stores (and the commit never stalls on it). With
+    /// nothing outstanding there is nothing whose finishing could shrink it: never pause.
     pub fn set_map_full(&mut self, full: bool, seq: &mut Sequence, out: &mut Vec<Step<T>>) {
+        let full = full && self.watermark.outstanding() > 0;
         if self.revoked || self.pause.map_full == full {
             return;
         }
@@ -291,6 +293,33 @@ impl<T> Partition<T> {
             self.resumed = None; // every record it covered has been seen again
         }
         Some(self.snapshot(offset))
+    }
+
+    /// The periodic commit: position and encoded map within `budget`, and back-pressure
+    /// on the map's size (pause above three quarters of the budget, resume below half).
+    /// What an earlier owner's map knew beyond this member's reach is cut rather than
+    /// paused for: a paused partition cannot re-read those records, so the pause would
+    /// never end. Cutting it only means those records are redelivered after a crash.
+    pub fn commit(
+        &mut self,
+        force: bool,
+        budget: usize,
+        seq: &mut Sequence,
+        out: &mut Vec<Step<T>>,
+    ) -> Option<(Snapshot, Encoded)> {
+        let mut snap = self.commit_snapshot(force)?;
+        let mut encoded = finished::encode(&snap, budget);
+        let high = budget / 4 * 3;
+        if encoded.full_len > high && self.resumed.take().is_some() {
+            snap = self.snapshot(snap.base);
+            encoded = finished::encode(&snap, budget);
+        }
+        if encoded.full_len > high {
+            self.set_map_full(true, seq, out);
+        } else if encoded.full_len < budget / 2 {
+            self.set_map_full(false, seq, out);
+        }
+        Some((snap, encoded))
     }
 
     fn snapshot(&self, offset: i64) -> Snapshot {

@@ -176,3 +176,32 @@ async fn a_record_refused_on_every_probe_is_dead_lettered_not_stuck_forever() {
     let attempts = rx.seen().iter().filter(|r| seq_of(r) == 0).count();
     assert!(attempts >= 3, "dead-lettered after {attempts} attempts");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_taking_turns_at_probing_are_still_dead_lettered() {
+    let broker = Broker::start();
+    let topic = unique("probe-turns");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 2);
+    broker.create_topic(&dlq, 1);
+    // The head of each partition is refused every time: the two take turns at probing.
+    let rx = Receiver::start(|r| Answer::status(if seq_of(r) < 2 { 503 } else { 200 })).await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nordering = \"partition\"\nretry = {{ max_attempts = 3, initial = \"50ms\", max = \"100ms\" }}\nbreaker = {{ failures = 2, cooldown = \"150ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
+        rx.url
+    );
+    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
+    hb.ready(Duration::from_secs(40)).await;
+    let recs: Vec<_> = (0..6)
+        .map(|i| json!({"key": "k", "partition": i % 2, "value": json!({"k": "k", "seq": i}).to_string()}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &recs).await;
+    rx.wait_for(
+        Duration::from_secs(60),
+        "the records behind both refused heads",
+        |s| s.iter().filter(|r| r.status == 200).count() >= 4,
+    )
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(2), 10.0).await;
+    assert_eq!(dead.len(), 2, "both refused heads dead-lettered");
+}

@@ -18,6 +18,7 @@ struct Recorded {
 impl PartitionControl for Recorded {
     fn pause(&self, _tp: &TopicPartition) {}
     fn resume(&self, _tp: &TopicPartition, _rewind: Option<Rewind>) {}
+    fn release(&self, _tp: &TopicPartition) {}
     fn commit_async(&self, commits: &[Commit]) {
         self.commits.lock().unwrap().extend_from_slice(commits);
     }

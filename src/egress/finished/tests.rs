@@ -176,3 +176,29 @@ proptest! {
         let _ = decode(&text, base);
     }
 }
+
+#[test]
+fn a_map_longer_than_a_reader_accepts_is_cut_and_still_decodes() {
+    // One stuck record, then more finished records than a map may span.
+    let s = snap(1000, 1000 + (1 << 26) + 10, &[(1000, 1001)]);
+    let e = encode(&s, 4000);
+    assert!(e.truncated);
+    let m = decode(e.text.as_bytes(), 1000).expect("a cut map still decodes");
+    assert!(!m.is_finished(1000) && m.is_finished(1001));
+    assert!(
+        !m.is_finished(1000 + (1 << 26) + 5),
+        "past the cut reads as unfinished"
+    );
+}
+
+#[test]
+fn offsets_near_the_end_of_the_range_never_overflow() {
+    assert_eq!(
+        decode(b"hb1:B:9223372036854775800:z:AAAAAAA", 9223372036854775800),
+        None
+    );
+    assert_eq!(
+        decode(b"hb1:R:9223372036854775800:1.zzzzz", 9223372036854775800),
+        None
+    );
+}

@@ -251,3 +251,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_inherited_map_over_budget_is_cut_not_paused_for() {
+    // An earlier owner's map: every 50th record unfinished up to 35,000 (over ¾ of 4000 B).
+    let earlier = Snapshot {
+        base: 0,
+        end: 35_000,
+        unfinished: (0..700).map(|i| i * 50..i * 50 + 1).collect(),
+    };
+    let text = encode(&earlier, usize::MAX).text;
+    assert!(text.len() > 3000);
+    let mut p = Partition::<()>::new(1, 1000, decode(text.as_bytes(), 0));
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    for o in 0..10 {
+        p.admit(o, 0, lane(1), (), &mut out);
+    }
+    out.clear();
+    let (snap, encoded) = p.commit(true, 4000, &mut seq, &mut out).unwrap();
+    assert!(
+        !out.contains(&Step::Pause),
+        "paused for records it can never re-read"
+    );
+    assert!(encoded.full_len < 3000 && !encoded.truncated);
+    assert_eq!(snap.base, 0);
+    p.finish(0, lane(1), &mut seq, &mut out);
+    assert!(!p.is_paused());
+}
+
+#[test]
+fn a_map_full_pause_ends_when_nothing_is_outstanding() {
+    let mut p = Partition::<()>::new(1, 1000, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    p.set_map_full(true, &mut seq, &mut out);
+    assert!(out.is_empty(), "paused with nothing outstanding");
+    p.admit(0, 0, lane(1), (), &mut out);
+    out.clear();
+    p.set_map_full(true, &mut seq, &mut out);
+    assert_eq!(out, vec![Step::Pause]);
+}
