@@ -11,13 +11,13 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{self, Health};
+use crate::admin;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
 use crate::egress::{self, Timing};
 use crate::ingress::{self, Ingress};
 use crate::kafka;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Health, Metrics};
 
 /// Runs until a shutdown signal (or `stop` is cancelled) and everything has drained.
 pub async fn run(

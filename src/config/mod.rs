@@ -2,6 +2,7 @@
 //! sizes) and secret references shared by connector files.
 
 pub mod load;
+pub mod rate_limit;
 pub mod secret;
 pub mod settings;
 pub mod units;

@@ -1,9 +1,10 @@
 //! Connector files: one source or sink per `*.toml` file in the connectors directory,
 //! parsed strictly (unknown keys are errors) and validated into typed definitions.
 
-pub mod rate_limit;
+pub mod key;
 pub mod sink;
 pub mod source;
+pub mod status_policy;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::load::toml_error;
-use crate::config::ConfigError;
+use crate::config::units::format_size;
+use crate::config::{ConfigError, Settings};
 pub use sink::{Sink, SinkConfig};
 pub use source::{Source, SourceConfig};
 
@@ -122,10 +124,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 }
 
 /// Rules that involve both the settings and a connector.
-pub fn check_against(
-    settings: &crate::config::Settings,
-    connectors: &Connectors,
-) -> Result<(), ConfigError> {
+pub fn check_against(settings: &Settings, connectors: &Connectors) -> Result<(), ConfigError> {
     let drain = settings.shutdown.drain_timeout.0;
     for sink in &connectors.sinks {
         if sink.timeout >= drain {
@@ -136,6 +135,26 @@ pub fn check_against(
                     "{} must be shorter than shutdown.drain_timeout ({}), so an attempt in flight always ends within a drain",
                     humantime::format_duration(sink.timeout),
                     humantime::format_duration(drain)
+                ),
+            ));
+        }
+    }
+    sources_fit(settings, &connectors.sources)
+}
+
+/// Every source's `max_body` must fit the process-wide body budget, or such a webhook
+/// would be answered 503 — and retried by its sender — forever.
+fn sources_fit(settings: &Settings, sources: &[Source]) -> Result<(), ConfigError> {
+    let budget = settings.http.max_body_bytes_in_flight.0;
+    for source in sources {
+        if source.max_body as u64 > budget {
+            return Err(ConfigError::new(
+                source.file.as_str(),
+                "source.max_body",
+                format!(
+                    "{} is more than http.max_body_bytes_in_flight ({}); such a webhook could never be accepted",
+                    format_size(source.max_body as u64),
+                    format_size(budget)
                 ),
             ));
         }

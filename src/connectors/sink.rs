@@ -8,10 +8,10 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
-use super::rate_limit::RateLimitConfig;
+use super::status_policy::{self, StatusMatch, StatusPolicy};
+use crate::config::rate_limit::RateLimitConfig;
 use crate::config::units::HumanDuration;
 use crate::config::{ConfigError, Secret, SecretRef};
-use crate::egress::outcome::{self, StatusMatch, StatusPolicy};
 
 /// `[sink]` in a connector file.
 #[derive(Debug, Deserialize)]
@@ -88,7 +88,7 @@ pub enum StatusEntry {
 
 impl StatusConfig {
     /// The policy; errors name the list (`retry`, `dead_letter`) and the entry.
-    fn policy(&self) -> Result<StatusPolicy, (&'static str, outcome::PolicyError)> {
+    fn policy(&self) -> Result<StatusPolicy, (&'static str, status_policy::PolicyError)> {
         let list = |key: &'static str, entries: &Option<Vec<StatusEntry>>| {
             entries
                 .as_ref()
@@ -346,7 +346,7 @@ pub fn max_attempts(retry: &RetryConfig) -> Option<NonZeroU32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::outcome::Action;
+    use crate::connectors::status_policy::Action;
 
     fn sink(extra: &str) -> Result<Sink, ConfigError> {
         let text = format!(

@@ -7,10 +7,10 @@ use axum::http::HeaderName;
 use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
-use super::rate_limit::RateLimitConfig;
+use super::key::KeyRule;
+use crate::config::rate_limit::RateLimitConfig;
 use crate::config::units::ByteSize;
 use crate::config::{ConfigError, SecretRef};
-use crate::ingress::key::KeyRule;
 use crate::verify::{Verifier, VerifyConfig};
 
 const DEFAULT_MAX_BODY: u64 = 1 << 20;

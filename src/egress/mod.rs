@@ -23,9 +23,9 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::Health;
 use crate::connectors::Sink;
 use crate::telemetry::sink::SinkTelemetry;
+use crate::telemetry::Health;
 use crate::telemetry::Metrics;
 use consumer::{Control, SinkContext};
 use delivery::Destination;

@@ -23,11 +23,11 @@ use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
 use super::response::Reply;
 use super::server::ClientAddr;
-use super::trace;
+use crate::config::rate_limit::RateLimitConfig;
 use crate::config::settings::HttpSettings;
-use crate::connectors::rate_limit::RateLimitConfig;
 use crate::connectors::Source;
 use crate::kafka::{headers as kh, producer};
+use crate::telemetry::trace;
 use crate::telemetry::Metrics;
 use crate::verify::WebhookRequest;
 
