@@ -5,6 +5,7 @@ pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod sink;
+pub mod source;
 pub mod trace;
 
 pub use health::Health;
