@@ -1,10 +1,10 @@
 //! Connector files: one source or sink per `*.toml` file in the connectors directory,
 //! parsed strictly (unknown keys are errors) and validated into typed definitions.
 
-pub mod key;
-pub mod sink;
-pub mod source;
-pub mod status_policy;
+pub(crate) mod key;
+pub(crate) mod sink;
+pub(crate) mod source;
+pub(crate) mod status_policy;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -14,8 +14,8 @@ use serde::Deserialize;
 use crate::config::load::toml_error;
 use crate::config::units::format_size;
 use crate::config::{ConfigError, Settings};
-pub use sink::{Sink, SinkConfig};
-pub use source::{Source, SourceConfig};
+pub(crate) use sink::{Sink, SinkConfig};
+pub(crate) use source::{Source, SourceConfig};
 
 /// The raw shape of one connector file: exactly one of `[source]` or `[sink]`.
 #[derive(Debug, Deserialize)]
@@ -72,7 +72,7 @@ pub fn load_dir(dir: &Path) -> Result<Connectors, ConfigError> {
 }
 
 /// Parses one connector file's text and adds the validated connector to `out`.
-pub fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), ConfigError> {
+pub(crate) fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), ConfigError> {
     let raw: ConnectorFile = parse_toml(file, text)?;
     match (raw.source, raw.sink) {
         (Some(src), None) => {
@@ -110,7 +110,7 @@ pub fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), Con
 }
 
 /// Deserializes TOML, reporting the dotted key path of the first problem.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, ConfigError> {

@@ -1,7 +1,6 @@
 //! A sink connector: Kafka topics consumed by one group and POSTed to one HTTP
 //! destination with its own retry policy, rate limit, signing and dead-letter topic.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -294,7 +293,11 @@ impl SinkConfig {
         };
         let signing_key = match &self.sign {
             None => None,
-            Some(s) => Some(standard_webhooks_key(&s.secret).map_err(|r| err("sign.secret", r))?),
+            Some(s) => match s.scheme {
+                SignScheme::StandardWebhooks => {
+                    Some(standard_webhooks_key(&s.secret).map_err(|r| err("sign.secret", r))?)
+                }
+            },
         };
         let status = self
             .status
@@ -336,11 +339,6 @@ fn standard_webhooks_key(secret: &SecretRef) -> Result<Secret, String> {
         .decode(b64)
         .map_err(|_| "must be a Standard Webhooks secret: whsec_ followed by base64".to_owned())?;
     Ok(s)
-}
-
-/// Attempt ceiling as an option: `None` = unlimited.
-pub fn max_attempts(retry: &RetryConfig) -> Option<NonZeroU32> {
-    NonZeroU32::new(retry.max_attempts)
 }
 
 #[cfg(test)]

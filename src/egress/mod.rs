@@ -2,18 +2,18 @@
 //! committed only when every record before it was delivered (2xx) or dead-lettered with
 //! the broker's acknowledgement: the contiguous watermark, per partition.
 
-pub mod breaker;
-pub mod consumer;
-pub mod delivery;
-pub mod dispatcher;
-pub mod dlq;
+pub(crate) mod breaker;
+pub(crate) mod consumer;
+pub(crate) mod delivery;
+pub(crate) mod dispatcher;
+pub(crate) mod dlq;
 pub mod finished;
-pub mod outcome;
+pub(crate) mod outcome;
 pub mod partition;
 pub mod record;
-pub mod retry;
+pub(crate) mod retry;
 pub mod sign;
-pub mod watermark;
+pub(crate) mod watermark;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,7 @@ use dispatcher::{CommitPolicy, Dispatcher};
 
 /// Why a sink could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub(crate) enum SinkError {
     #[error("sink {0}: cannot create consumer: {1}")]
     Consumer(String, rdkafka::error::KafkaError),
     #[error("sink {0}: cannot create HTTP client: {1}")]
@@ -42,7 +42,7 @@ pub enum SinkError {
 
 /// Timing shared by every sink.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     pub commit_interval: Duration,
     pub drain_timeout: Duration,
     /// Largest finished-offset map written with each partition's commit.
@@ -50,7 +50,7 @@ pub struct Timing {
 }
 
 /// Runs one sink until `stop`, then drains, commits and returns.
-pub async fn run_sink(
+pub(crate) async fn run_sink(
     sink: Sink,
     mut consumer_cfg: ClientConfig,
     producer: FutureProducer,

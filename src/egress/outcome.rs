@@ -2,7 +2,6 @@
 //! destination's `Retry-After`), or permanent. Which non-2xx statuses retry and which
 //! dead-letter is each sink's [`StatusPolicy`].
 
-use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderMap, StatusCode};
@@ -41,8 +40,6 @@ impl Outcome {
         }
     }
 }
-
-static DEFAULT_POLICY: LazyLock<StatusPolicy> = LazyLock::new(StatusPolicy::default);
 
 /// Classification lives here, next to [`Outcome`]; the policy itself is a sink
 /// definition ([`crate::connectors::status_policy`]).
@@ -83,11 +80,6 @@ fn status_label(code: u16) -> &'static str {
     }
 }
 
-/// Classifies a response with the default [`StatusPolicy`].
-pub fn from_response(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Outcome {
-    DEFAULT_POLICY.classify(status, headers, now)
-}
-
 /// Classifies a transport error: every one is retryable.
 pub fn from_error(err: &reqwest::Error) -> Outcome {
     let reason = if err.is_timeout() {
@@ -124,7 +116,7 @@ mod tests {
         if let Some(r) = retry {
             h.insert("retry-after", r.parse().unwrap());
         }
-        from_response(StatusCode::from_u16(code).unwrap(), &h, SystemTime::now())
+        StatusPolicy::default().classify(StatusCode::from_u16(code).unwrap(), &h, SystemTime::now())
     }
 
     #[test]

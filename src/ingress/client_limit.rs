@@ -92,7 +92,8 @@ impl UnverifiedLimit {
         blocked.insert(key, now + wait);
     }
 
-    /// Addresses currently tracked (for tests and diagnostics).
+    /// Addresses currently tracked.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.limiter.len()
     }

@@ -1,11 +1,11 @@
 //! Telemetry: the Prometheus registry with every `hookbridge_` metric, per-sink handles
 //! and typed events, readiness, W3C trace context, and log setup.
 
-pub mod health;
+pub(crate) mod health;
 pub mod logging;
-pub mod metrics;
-pub mod sink;
-pub mod source;
+pub(crate) mod metrics;
+pub(crate) mod sink;
+pub(crate) mod source;
 pub mod trace;
 
 pub use health::Health;
