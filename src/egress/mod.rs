@@ -1,6 +1,35 @@
 //! Egress: Kafka records POSTed to HTTP destinations, at least once. An offset is
 //! committed only when every record before it was delivered (2xx) or dead-lettered with
 //! the broker's acknowledgement: the contiguous watermark, per partition.
+//!
+//! # A record's path
+//!
+//! 1. **Poll thread** (`consumer::poll_thread`): polls librdkafka, turns each message
+//!    into a [`record::Record`] and hands them to the dispatcher in batches
+//!    (`Event::Records`), together with assignment and revoke events from the
+//!    `consumer::SinkContext` callbacks.
+//! 2. **Dispatcher** (`dispatcher`): one async task per sink; for each record it asks the
+//!    record's **partition core** ([`partition::Partition`], pure, no I/O) whether the
+//!    record may start now, waits behind its lane (key or partition), or the partition
+//!    must pause.
+//! 3. **Delivery futures** (`delivery`): a started record is a future the dispatcher
+//!    polls itself; it POSTs with retry, rate limit, breaker and signing, and ends in an
+//!    **outcome** (`outcome`): delivered, or dead-lettered (`dlq`) once the broker
+//!    acknowledged the DLQ record. Cancelled on revoke or shutdown, it ends unfinished.
+//! 4. **Commit**: the finished record goes back to its partition core, which moves the
+//!    contiguous watermark; on the commit interval (and synchronously on revoke and
+//!    shutdown) the watermark is committed with the **finished-offset map** above it as
+//!    metadata ([`finished`]), so a member that takes the partition over skips what was
+//!    already finished.
+//!
+//! # Threads and tasks
+//!
+//! * the **poll thread** (`poll-<sink>`, a std thread): it may block in a rebalance
+//!   callback while the dispatcher drains, which a tokio worker must never do;
+//! * the **dispatcher task** (tokio): owns all partition state, so nothing in it is
+//!   shared or locked; deliveries run inside it, not as spawned tasks;
+//! * **librdkafka's threads**: fetching, producing (DLQ writes) and delivering commit
+//!   results to the context's callbacks.
 
 pub(crate) mod breaker;
 pub(crate) mod consumer;
