@@ -18,7 +18,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use hookbridge::config::Secret;
 use hookbridge::egress::record::{Record, TopicPartition};
 use hookbridge::egress::sign::Signer;
-use hookbridge::ingress::trace;
+use hookbridge::telemetry::trace;
 use hookbridge::verify::{twilio, Verifier, VerifyConfig, WebhookRequest};
 
 /// (scheme, the connector's `verify` table). Secrets are literals: nothing is resolved

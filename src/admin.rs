@@ -1,6 +1,6 @@
 //! The admin listener: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -11,23 +11,7 @@ use axum::Router;
 
 use crate::config::Settings;
 use crate::ingress::server::Limits;
-use crate::telemetry::Metrics;
-
-/// What `/readyz` reports: the broker answered recently and every sink has joined its
-/// consumer group (holds an assignment, possibly empty).
-#[derive(Default)]
-pub struct Health {
-    pub broker_reachable: AtomicBool,
-    /// Sinks that are between assignments (starting, or in a rebalance).
-    pub sinks_unassigned: AtomicUsize,
-}
-
-impl Health {
-    pub fn ready(&self) -> bool {
-        self.broker_reachable.load(Ordering::Relaxed)
-            && self.sinks_unassigned.load(Ordering::Relaxed) == 0
-    }
-}
+use crate::telemetry::{Health, Metrics};
 
 #[derive(Clone)]
 struct AdminState {

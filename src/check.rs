@@ -97,7 +97,7 @@ fn source_line(out: &mut String, s: &Source) {
 fn record_limits(out: &mut String, loaded: &Loaded, connectors: &Connectors) {
     let header_bytes = loaded.settings.http.max_header_bytes.0 as usize;
     for src in &connectors.sources {
-        let needed = producer::record_limit(src, header_bytes);
+        let needed = src.largest_record(header_bytes);
         let advice = if needed > producer::BROKER_DEFAULT_MAX {
             format!(
                 "raise them: Kafka's default is {}",

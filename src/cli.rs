@@ -67,7 +67,7 @@ pub enum DlqCommand {
             default_value = "destination",
             env = "HOOKBRIDGE_REDRIVE_TO"
         )]
-        to: crate::ops::redrive::Target,
+        to: RedriveTo,
         /// Redrive at most this many records.
         #[arg(long, env = "HOOKBRIDGE_REDRIVE_LIMIT")]
         limit: Option<usize>,
@@ -75,4 +75,13 @@ pub enum DlqCommand {
         #[arg(long, env = "HOOKBRIDGE_DRY_RUN")]
         dry_run: bool,
     },
+}
+
+/// Where `dlq redrive` sends records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedriveTo {
+    /// POST to the sink's destination now.
+    Destination,
+    /// Produce back onto the original topic; the running sink delivers it.
+    Source,
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hookbridge::cli::{Cli, Command, DlqCommand};
+use hookbridge::cli::{Cli, Command, DlqCommand, RedriveTo};
 use hookbridge::config::load::{load_settings, Loaded};
 use hookbridge::connectors::{self, Connectors};
 use hookbridge::ops::{redrive, replay};
@@ -18,8 +18,7 @@ fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     let loaded = load_settings(cli.config.as_deref()).map_err(|e| e.to_string())?;
     let connectors = connectors::load_dir(&loaded.connectors_dir()).map_err(|e| e.to_string())?;
     connectors::check_against(&loaded.settings, &connectors).map_err(|e| e.to_string())?;
-    hookbridge::config::validate::sources_fit(&loaded.settings, &connectors.sources)
-        .and_then(|()| kafka::checked_properties(&loaded.settings.kafka, &loaded.file_label()))
+    kafka::checked_properties(&loaded.settings.kafka, &loaded.file_label())
         .map_err(|e| e.to_string())?;
     Ok((loaded, connectors))
 }
@@ -82,7 +81,10 @@ fn main() -> ExitCode {
         } => block_on(async {
             let opts = redrive::Redrive {
                 connector: &connector,
-                to,
+                to: match to {
+                    RedriveTo::Destination => redrive::Target::Destination,
+                    RedriveTo::Source => redrive::Target::Source,
+                },
                 limit,
                 dry_run,
             };

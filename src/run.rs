@@ -11,13 +11,13 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{self, Health};
+use crate::admin;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
 use crate::egress::{self, Timing};
 use crate::ingress::{self, Ingress};
 use crate::kafka;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Health, Metrics};
 
 /// Runs until a shutdown signal (or `stop` is cancelled) and everything has drained.
 pub async fn run(
@@ -33,7 +33,7 @@ pub async fn run(
     let mut producer_cfg = kafka::client_config(&s.kafka, &kafka::for_producer(&props), &[]);
     let header_bytes = s.http.max_header_bytes.0 as usize;
     let largest = (connectors.sources.iter())
-        .map(|src| kafka::producer::record_limit(src, header_bytes))
+        .map(|src| src.largest_record(header_bytes))
         .max();
     kafka::producer::fit_records(&mut producer_cfg, largest);
     let producer = kafka::producer::build(producer_cfg, s.kafka.produce_timeout.0)

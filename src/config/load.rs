@@ -11,7 +11,7 @@ use super::{ConfigError, Settings};
 const DEFAULTS: &str = include_str!("defaults.toml");
 
 /// The default config file looked up in the working directory when `--config` is absent.
-pub const DEFAULT_FILE: &str = "hookbridge.toml";
+pub(crate) const DEFAULT_FILE: &str = "hookbridge.toml";
 
 /// Settings plus where they came from, so connectors resolve relative to the file.
 #[derive(Debug)]
@@ -82,7 +82,8 @@ pub fn load_settings(path: Option<&Path>) -> Result<Loaded, ConfigError> {
 
 /// The built-in defaults under `text` (TOML), without files or environment; validation
 /// is left to the caller. For tests of settings.
-pub fn parse_settings(text: &str) -> Result<Settings, ConfigError> {
+#[cfg(test)]
+pub(crate) fn parse_settings(text: &str) -> Result<Settings, ConfigError> {
     Config::builder()
         .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
         .add_source(File::from_str(text, FileFormat::Toml))
@@ -110,7 +111,7 @@ fn check_toml_syntax(path: &Path, label: &str) -> Result<(), ConfigError> {
 
 /// A TOML error as file, key, line/column and reason — never the text of the line,
 /// and quoted values in the reason are elided.
-pub fn toml_error(file: &str, text: &str, key: &str, err: &toml::de::Error) -> ConfigError {
+pub(crate) fn toml_error(file: &str, text: &str, key: &str, err: &toml::de::Error) -> ConfigError {
     let message = scrub_quoted(&one_line(err.message()));
     let reason = match err.span() {
         Some(span) => {
@@ -132,7 +133,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Replaces every double-quoted segment with `"…"`: parsers quote the offending value,
 /// and that value may be a secret written in the wrong place.
-pub fn scrub_quoted(text: &str) -> String {
+pub(crate) fn scrub_quoted(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     let mut prev = None;

@@ -2,16 +2,17 @@
 //! sizes) and secret references shared by connector files.
 
 pub mod load;
+pub(crate) mod rate_limit;
 pub mod secret;
 pub mod settings;
-pub mod units;
-pub mod validate;
+pub(crate) mod units;
+pub(crate) mod validate;
 
 use std::fmt;
 
-pub use load::load_settings;
-pub use secret::{Secret, SecretError, SecretRef};
-pub use settings::Settings;
+pub use secret::Secret;
+pub(crate) use secret::SecretRef;
+pub(crate) use settings::Settings;
 
 /// A configuration problem, always naming where it is: the file, the key and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]

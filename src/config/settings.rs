@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::rate_limit::RateLimitConfig;
 use super::units::{ByteSize, HumanDuration};
 use super::{ConfigError, SecretRef};
-use crate::connectors::rate_limit::RateLimitConfig;
 
 /// Everything in `hookbridge.toml` after layering defaults, file and environment.
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,6 @@ use std::time::Duration;
 use super::settings::{KafkaSettings, Settings};
 use super::units::format_size;
 use super::{ConfigError, SecretRef};
-use crate::connectors::Source;
 
 /// Checks `settings` read from `file`; the first problem is named with its key.
 pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
@@ -111,26 +110,6 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
         ));
     }
     check_properties(&s.kafka, file)
-}
-
-/// Every source's `max_body` must fit the process-wide body budget, or such a webhook
-/// would be answered 503 — and retried by its sender — forever.
-pub fn sources_fit(settings: &Settings, sources: &[Source]) -> Result<(), ConfigError> {
-    let budget = settings.http.max_body_bytes_in_flight.0;
-    for source in sources {
-        if source.max_body as u64 > budget {
-            return Err(ConfigError::new(
-                source.file.as_str(),
-                "source.max_body",
-                format!(
-                    "{} is more than http.max_body_bytes_in_flight ({}); such a webhook could never be accepted",
-                    format_size(source.max_body as u64),
-                    format_size(budget)
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn in_range_duration(value: Duration, min: Duration, max: Duration) -> Result<(), String> {

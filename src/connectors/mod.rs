@@ -1,9 +1,12 @@
 //! Connector files: one source or sink per `*.toml` file in the connectors directory,
-//! parsed strictly (unknown keys are errors) and validated into typed definitions.
+//! parsed strictly (unknown keys are errors), validated into typed definitions (pure:
+//! no environment, files or clients), then built: secrets resolved, verifiers and rate
+//! limiters created.
 
-pub mod rate_limit;
-pub mod sink;
-pub mod source;
+pub(crate) mod key;
+pub(crate) mod sink;
+pub(crate) mod source;
+pub(crate) mod status_policy;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -11,9 +14,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::load::toml_error;
-use crate::config::ConfigError;
-pub use sink::{Sink, SinkConfig};
-pub use source::{Source, SourceConfig};
+use crate::config::units::format_size;
+use crate::config::{ConfigError, Settings};
+pub(crate) use sink::{Sink, SinkConfig};
+pub(crate) use source::{Source, SourceConfig};
 
 /// The raw shape of one connector file: exactly one of `[source]` or `[sink]`.
 #[derive(Debug, Deserialize)]
@@ -70,7 +74,7 @@ pub fn load_dir(dir: &Path) -> Result<Connectors, ConfigError> {
 }
 
 /// Parses one connector file's text and adds the validated connector to `out`.
-pub fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), ConfigError> {
+pub(crate) fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), ConfigError> {
     let raw: ConnectorFile = parse_toml(file, text)?;
     match (raw.source, raw.sink) {
         (Some(src), None) => {
@@ -79,7 +83,7 @@ pub fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), Con
                     out.literal_secrets.push((file.to_owned(), key));
                 }
             }
-            out.sources.push(src.validate(file)?);
+            out.sources.push(src.validate(file)?.build()?);
         }
         (None, Some(sink)) => {
             for (key, r) in sink.secret_refs() {
@@ -87,7 +91,7 @@ pub fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), Con
                     out.literal_secrets.push((file.to_owned(), key));
                 }
             }
-            out.sinks.push(sink.validate(file)?);
+            out.sinks.push(sink.validate(file)?.build()?);
         }
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -108,7 +112,7 @@ pub fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), Con
 }
 
 /// Deserializes TOML, reporting the dotted key path of the first problem.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, ConfigError> {
@@ -122,10 +126,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 }
 
 /// Rules that involve both the settings and a connector.
-pub fn check_against(
-    settings: &crate::config::Settings,
-    connectors: &Connectors,
-) -> Result<(), ConfigError> {
+pub fn check_against(settings: &Settings, connectors: &Connectors) -> Result<(), ConfigError> {
     let drain = settings.shutdown.drain_timeout.0;
     for sink in &connectors.sinks {
         if sink.timeout >= drain {
@@ -136,6 +137,26 @@ pub fn check_against(
                     "{} must be shorter than shutdown.drain_timeout ({}), so an attempt in flight always ends within a drain",
                     humantime::format_duration(sink.timeout),
                     humantime::format_duration(drain)
+                ),
+            ));
+        }
+    }
+    sources_fit(settings, &connectors.sources)
+}
+
+/// Every source's `max_body` must fit the process-wide body budget, or such a webhook
+/// would be answered 503 — and retried by its sender — forever.
+fn sources_fit(settings: &Settings, sources: &[Source]) -> Result<(), ConfigError> {
+    let budget = settings.http.max_body_bytes_in_flight.0;
+    for source in sources {
+        if source.max_body as u64 > budget {
+            return Err(ConfigError::new(
+                source.file.as_str(),
+                "source.max_body",
+                format!(
+                    "{} is more than http.max_body_bytes_in_flight ({}); such a webhook could never be accepted",
+                    format_size(source.max_body as u64),
+                    format_size(budget)
                 ),
             ));
         }
@@ -194,6 +215,122 @@ mod tests {
             let mut out = Connectors::default();
             let _ = load_file("fuzz.toml", &text, &mut out);
         }
+    }
+
+    /// One source and one sink setting every key the README documents for them; the
+    /// README is read too, so a key documented there but not set here fails the test.
+    const KITCHEN_SOURCE: &str = r#"
+[source]
+name = "kitchen-in"
+path = "/webhooks/kitchen"
+topic = "kitchen.events"
+verify = { scheme = "hmac", secrets = ["one", "two"], header = "X-Signature", prefix = "sha256=", algorithm = "sha512", encoding = "base64", timestamp_header = "X-Timestamp", template = "{url}.{timestamp}.{body}", tolerance = "2m", public_url = "https://hooks.example.com/webhooks/kitchen" }
+key = "json:/data/id"
+forward_headers = ["X-Event", "X-Delivery"]
+max_body = "2MiB"
+rate_limit = { per_second = 200, burst = 400 }
+"#;
+
+    const KITCHEN_SINK: &str = r#"
+[sink]
+name = "kitchen-out"
+topics = ["orders", "refunds"]
+group_id = "kitchen-group"
+url = "https://inventory.internal/hooks/orders"
+method = "put"
+headers = { Authorization = "Bearer literal-token", X-Tenant = "acme" }
+content_type = "application/cloudevents+json"
+forward_headers = ["traceparent", "X-Tenant"]
+timeout = "5s"
+concurrency = 32
+ordering = "partition"
+buffer = 500
+retry = { max_attempts = 7, max_elapsed = "1h", initial = "250ms", max = "1m", honor_retry_after = false }
+rate_limit = { per_second = 500, burst = 50 }
+dlq = { topic = "orders.dlq" }
+sign = { scheme = "standard-webhooks", secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }
+breaker = { failures = 5, cooldown = "10s" }
+status = { retry = [404, "5xx"], dead_letter = ["4xx"] }
+"#;
+
+    /// The keys of the README's `[source]` example and of its sink key table.
+    fn documented_keys() -> Vec<String> {
+        let readme = include_str!("../../README.md");
+        let section = |from: &str, to: &str| {
+            let start = readme.find(from).expect("README section");
+            let end = start + readme[start..].find(to).expect("README section end");
+            &readme[start..end]
+        };
+        let source = section("## Source connectors", "### Providers");
+        let sink = section("## Sink connectors", "### Delivery");
+        let example_keys = source
+            .lines()
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim().to_owned()))
+            .filter(|k| !k.is_empty() && !k.starts_with('#') && !k.starts_with('['));
+        let table_keys = sink
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|l| {
+                l.split('|')
+                    .nth(1)
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::to_owned)
+            })
+            .map(|k| k.trim().trim_matches('`').to_owned());
+        example_keys.chain(table_keys).collect()
+    }
+
+    #[test]
+    fn kitchen_sink_sets_every_documented_key_and_loads() {
+        let text = format!("{KITCHEN_SOURCE}\n{KITCHEN_SINK}");
+        let keys = documented_keys();
+        assert!(keys.len() > 20, "README sections not found: {keys:?}");
+        for key in keys {
+            let leaf = key.rsplit('.').next().unwrap_or(&key);
+            assert!(
+                text.contains(&format!("{leaf} = ")),
+                "README documents {key:?}; set it in the kitchen sink"
+            );
+        }
+        let mut out = Connectors::default();
+        load_file("in.toml", KITCHEN_SOURCE, &mut out).unwrap();
+        load_file("out.toml", KITCHEN_SINK, &mut out).unwrap();
+        let source = &out.sources[0];
+        assert_eq!(source.key, key::KeyRule::Json("/data/id".into()));
+        assert_eq!(source.max_body, 2 << 20);
+        assert_eq!(source.forward_headers.len(), 2);
+        assert!(source.limiter.is_some());
+        assert_eq!(
+            source.signed_url.public(),
+            Some("https://hooks.example.com/webhooks/kitchen")
+        );
+        let sink = &out.sinks[0];
+        assert_eq!(sink.group_id, "kitchen-group");
+        assert_eq!(sink.method, axum::http::Method::PUT);
+        assert_eq!(sink.headers.len(), 2);
+        assert_eq!(sink.timeout, std::time::Duration::from_secs(5));
+        assert_eq!((sink.concurrency, sink.buffer), (32, 500));
+        assert_eq!(sink.ordering, sink::Ordering::Partition);
+        assert_eq!(sink.retry.max_attempts, 7);
+        assert!(!sink.retry.honor_retry_after);
+        assert_eq!(sink.dlq_topic.as_deref(), Some("orders.dlq"));
+        assert!(sink.signing_key.is_some());
+        assert_eq!(sink.breaker.failures, 5);
+        assert_eq!(
+            sink.status.to_string(),
+            r#"retry = [404, "5xx"], dead_letter = ["4xx"]"#
+        );
+    }
+
+    #[test]
+    fn validation_reads_no_environment() {
+        // An unset variable fails only when the secrets are resolved.
+        let text = "[sink]\nname = \"a\"\ntopics = [\"t\"]\nurl = \"http://x/\"\nheaders = { Authorization = \"${HOOKBRIDGE_TEST_NEVER_SET}\" }\n";
+        let raw: ConnectorFile = parse_toml("a.toml", text).unwrap();
+        let definition = raw.sink.unwrap().validate("a.toml").unwrap();
+        let err = definition.build().unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("sink.headers.Authorization"));
     }
 
     #[test]

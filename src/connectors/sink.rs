@@ -1,17 +1,21 @@
 //! A sink connector: Kafka topics consumed by one group and POSTed to one HTTP
 //! destination with its own retry policy, rate limit, signing and dead-letter topic.
+//!
+//! Two phases: [`SinkConfig::validate`] checks the values into a [`SinkDefinition`]
+//! without touching the environment or files; [`SinkDefinition::build`] resolves the
+//! secrets (header values, the signing key) into a [`Sink`].
 
-use std::num::NonZeroU32;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
-use super::rate_limit::RateLimitConfig;
+use super::status_policy::{self, StatusMatch, StatusPolicy};
+use crate::config::rate_limit::RateLimitConfig;
 use crate::config::units::HumanDuration;
 use crate::config::{ConfigError, Secret, SecretRef};
-use crate::egress::outcome::{self, StatusMatch, StatusPolicy};
 
 /// `[sink]` in a connector file.
 #[derive(Debug, Deserialize)]
@@ -26,30 +30,30 @@ pub struct SinkConfig {
     pub group_id: Option<String>,
     /// Destination URL.
     pub url: String,
-    /// HTTP method (default POST).
-    #[serde(default)]
-    pub method: Option<String>,
+    /// HTTP method.
+    #[serde(default = "default_method")]
+    pub method: String,
     /// Extra request headers; values may be `${ENV}` / `file:` references (e.g. a bearer token).
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, SecretRef>,
-    /// Content-Type when the record carries no `content-type` header (default application/json).
-    #[serde(default)]
-    pub content_type: Option<String>,
+    /// Content-Type when the record carries no `content-type` header.
+    #[serde(default = "default_content_type")]
+    pub content_type: String,
     /// Record headers sent along as HTTP headers.
     #[serde(default)]
     pub forward_headers: Vec<String>,
-    /// Per-attempt timeout (default 10s).
-    #[serde(default)]
-    pub timeout: Option<HumanDuration>,
-    /// Requests in flight at once for this sink (default 64).
-    #[serde(default)]
-    pub concurrency: Option<usize>,
+    /// Per-attempt timeout.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Requests in flight at once for this sink.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
     /// `key` (default): per-key order; `partition`: one at a time per partition; `none`.
     #[serde(default)]
     pub ordering: Ordering,
-    /// Records held per partition before it is paused (default 1000).
-    #[serde(default)]
-    pub buffer: Option<usize>,
+    /// Records held per partition before it is paused.
+    #[serde(default = "default_buffer")]
+    pub buffer: usize,
     #[serde(default)]
     pub retry: RetryConfig,
     #[serde(default)]
@@ -62,6 +66,26 @@ pub struct SinkConfig {
     pub breaker: BreakerConfig,
     #[serde(default)]
     pub status: StatusConfig,
+}
+
+fn default_method() -> String {
+    "POST".to_owned()
+}
+
+fn default_content_type() -> String {
+    "application/json".to_owned()
+}
+
+const fn default_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+const fn default_concurrency() -> usize {
+    64
+}
+
+const fn default_buffer() -> usize {
+    1000
 }
 
 /// `status = { retry = [401, 403, 404, 408, 425, 429, "5xx"], dead_letter = ["3xx", "4xx"] }`:
@@ -88,7 +112,7 @@ pub enum StatusEntry {
 
 impl StatusConfig {
     /// The policy; errors name the list (`retry`, `dead_letter`) and the entry.
-    fn policy(&self) -> Result<StatusPolicy, (&'static str, outcome::PolicyError)> {
+    fn policy(&self) -> Result<StatusPolicy, (&'static str, status_policy::PolicyError)> {
         let list = |key: &'static str, entries: &Option<Vec<StatusEntry>>| {
             entries
                 .as_ref()
@@ -189,16 +213,17 @@ impl Default for BreakerConfig {
     }
 }
 
-/// A validated sink.
+/// A sink as its file defines it: every value checked, no secret resolved.
 #[derive(Debug, Clone)]
-pub struct Sink {
+pub struct SinkDefinition {
     pub file: String,
     pub name: Arc<str>,
     pub topics: Vec<String>,
     pub group_id: String,
     pub url: url::Url,
     pub method: Method,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Extra request headers, their values still references.
+    pub header_refs: Vec<HeaderRef>,
     pub content_type: HeaderValue,
     pub forward_headers: Vec<String>,
     pub timeout: Duration,
@@ -208,11 +233,38 @@ pub struct Sink {
     pub retry: RetryConfig,
     pub rate_limit: Option<RateLimitConfig>,
     pub dlq_topic: Option<String>,
-    /// Standard Webhooks signing key (the bytes after `whsec_`, base64-decoded).
-    pub signing_key: Option<Secret>,
+    pub sign: Option<SignConfig>,
     pub breaker: BreakerConfig,
     /// Which non-2xx answers retry and which dead-letter.
     pub status: StatusPolicy,
+}
+
+/// One configured request header: the name as written (for errors), parsed, and its
+/// value's reference.
+#[derive(Debug, Clone)]
+pub struct HeaderRef {
+    pub key: String,
+    pub name: HeaderName,
+    pub value: SecretRef,
+}
+
+/// A sink ready to run: its definition with the secrets resolved. Reads through to the
+/// definition's fields.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    definition: SinkDefinition,
+    /// Extra request headers; a value from a reference is marked sensitive.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Standard Webhooks signing key (the whole `whsec_…` string; the signer decodes it).
+    pub signing_key: Option<Secret>,
+}
+
+impl Deref for Sink {
+    type Target = SinkDefinition;
+
+    fn deref(&self) -> &SinkDefinition {
+        &self.definition
+    }
 }
 
 impl SinkConfig {
@@ -225,8 +277,8 @@ impl SinkConfig {
             .collect()
     }
 
-    /// Checks every value and resolves secrets. Errors name `file` and the key.
-    pub fn validate(self, file: &str) -> Result<Sink, ConfigError> {
+    /// Checks every value; touches no environment or file. Errors name `file` and the key.
+    pub fn validate(self, file: &str) -> Result<SinkDefinition, ConfigError> {
         let err = |key: &str, reason: String| ConfigError::new(file, format!("sink.{key}"), reason);
         if self.name.trim().is_empty() {
             return Err(err("name", "must not be empty".into()));
@@ -239,38 +291,30 @@ impl SinkConfig {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(err("url", "must be an http:// or https:// URL".into()));
         }
-        let method = match &self.method {
-            None => Method::POST,
-            Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
-                .map_err(|_| err("method", format!("{m:?} is not an HTTP method")))?,
-        };
-        let headers = self
+        let method = Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| err("method", format!("{:?} is not an HTTP method", self.method)))?;
+        let header_refs = self
             .headers
-            .iter()
+            .into_iter()
             .map(|(k, v)| {
-                let key = format!("headers.{k}");
                 let name = HeaderName::try_from(k.as_str())
-                    .map_err(|_| err(&key, "not a valid header name".into()))?;
-                let value = v.resolve().map_err(|e| err(&key, e.to_string()))?;
-                let mut value = HeaderValue::from_str(value.expose())
-                    .map_err(|_| err(&key, "value is not a valid header value".into()))?;
-                value.set_sensitive(!matches!(v, SecretRef::Literal(_)));
-                Ok((name, value))
+                    .map_err(|_| err(&format!("headers.{k}"), "not a valid header name".into()))?;
+                Ok(HeaderRef {
+                    key: k,
+                    name,
+                    value: v,
+                })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        let content_type =
-            HeaderValue::from_str(self.content_type.as_deref().unwrap_or("application/json"))
-                .map_err(|_| err("content_type", "not a valid header value".into()))?;
-        let timeout = self.timeout.map_or(Duration::from_secs(10), |t| t.0);
-        if timeout.is_zero() {
+        let content_type = HeaderValue::from_str(&self.content_type)
+            .map_err(|_| err("content_type", "not a valid header value".into()))?;
+        if self.timeout.0.is_zero() {
             return Err(err("timeout", "must be greater than zero".into()));
         }
-        let concurrency = self.concurrency.unwrap_or(64);
-        if !(1..=10_000).contains(&concurrency) {
+        if !(1..=10_000).contains(&self.concurrency) {
             return Err(err("concurrency", "must be between 1 and 10000".into()));
         }
-        let buffer = self.buffer.unwrap_or(1000);
-        if buffer == 0 {
+        if self.buffer == 0 {
             return Err(err("buffer", "must be at least 1".into()));
         }
         if self.retry.initial.0.is_zero() || self.retry.initial > self.retry.max {
@@ -292,10 +336,6 @@ impl SinkConfig {
             Some(d) => Some(d.topic),
             None => None,
         };
-        let signing_key = match &self.sign {
-            None => None,
-            Some(s) => Some(standard_webhooks_key(&s.secret).map_err(|r| err("sign.secret", r))?),
-        };
         let status = self
             .status
             .policy()
@@ -303,26 +343,60 @@ impl SinkConfig {
         let group_id = self
             .group_id
             .unwrap_or_else(|| format!("hookbridge-{}", self.name));
-        Ok(Sink {
+        Ok(SinkDefinition {
             file: file.to_owned(),
             name: self.name.into(),
             topics: self.topics,
             group_id,
             url,
             method,
-            headers,
+            header_refs,
             content_type,
             forward_headers: self.forward_headers,
-            timeout,
-            concurrency,
+            timeout: self.timeout.0,
+            concurrency: self.concurrency,
             ordering: self.ordering,
-            buffer,
+            buffer: self.buffer,
             retry: self.retry,
             rate_limit: self.rate_limit,
             dlq_topic,
-            signing_key,
+            sign: self.sign,
             breaker: self.breaker,
             status,
+        })
+    }
+}
+
+impl SinkDefinition {
+    /// Resolves the secrets: header values and the signing key. Errors name the file and
+    /// the key, never the value.
+    pub fn build(self) -> Result<Sink, ConfigError> {
+        let file = self.file.as_str();
+        let err = |key: &str, reason: String| ConfigError::new(file, format!("sink.{key}"), reason);
+        let headers = self
+            .header_refs
+            .iter()
+            .map(|h| {
+                let key = format!("headers.{}", h.key);
+                let value = h.value.resolve().map_err(|e| err(&key, e.to_string()))?;
+                let mut value = HeaderValue::from_str(value.expose())
+                    .map_err(|_| err(&key, "value is not a valid header value".into()))?;
+                value.set_sensitive(!matches!(h.value, SecretRef::Literal(_)));
+                Ok((h.name.clone(), value))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let signing_key = match &self.sign {
+            None => None,
+            Some(s) => match s.scheme {
+                SignScheme::StandardWebhooks => {
+                    Some(standard_webhooks_key(&s.secret).map_err(|r| err("sign.secret", r))?)
+                }
+            },
+        };
+        Ok(Sink {
+            definition: self,
+            headers,
+            signing_key,
         })
     }
 }
@@ -338,22 +412,17 @@ fn standard_webhooks_key(secret: &SecretRef) -> Result<Secret, String> {
     Ok(s)
 }
 
-/// Attempt ceiling as an option: `None` = unlimited.
-pub fn max_attempts(retry: &RetryConfig) -> Option<NonZeroU32> {
-    NonZeroU32::new(retry.max_attempts)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::outcome::Action;
+    use crate::connectors::status_policy::Action;
 
     fn sink(extra: &str) -> Result<Sink, ConfigError> {
         let text = format!(
             "name = \"orders\"\ntopics = [\"orders\"]\nurl = \"http://127.0.0.1:9/hook\"\n{extra}"
         );
         let cfg: SinkConfig = toml::from_str(&text).expect("parses");
-        cfg.validate("orders.toml")
+        cfg.validate("orders.toml")?.build()
     }
 
     #[test]

@@ -1,19 +1,23 @@
 //! A source connector: one webhook path, verified with one provider scheme, produced to
 //! one Kafka topic.
+//!
+//! Two phases: [`SourceConfig::validate`] checks the values into a [`SourceDefinition`]
+//! without touching the environment or files; [`SourceDefinition::build`] resolves the
+//! secrets into a [`Verifier`] and creates the rate limiter, giving a [`Source`].
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::http::HeaderName;
 use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
-use super::rate_limit::RateLimitConfig;
+use super::key::KeyRule;
+use crate::config::rate_limit::RateLimitConfig;
 use crate::config::units::ByteSize;
 use crate::config::{ConfigError, SecretRef};
-use crate::ingress::key::KeyRule;
 use crate::verify::{SignedUrl, Verifier, VerifyConfig};
 
-const DEFAULT_MAX_BODY: u64 = 1 << 20;
 const MAX_MAX_BODY: u64 = 64 << 20;
 
 /// `[source]` in a connector file.
@@ -28,36 +32,60 @@ pub struct SourceConfig {
     pub topic: String,
     /// Signature verification: `{ scheme = "github", secrets = ["${GITHUB_SECRET}"] }`.
     pub verify: VerifyConfig,
-    /// Record key: `"header:NAME"`, `"json:/pointer"` or `"none"` (default).
-    #[serde(default)]
-    pub key: Option<String>,
+    /// Record key: `"header:NAME"`, `"json:/pointer"` or `"none"`.
+    #[serde(default = "default_key")]
+    pub key: String,
     /// HTTP headers copied into Kafka record headers (case-insensitive names).
     #[serde(default)]
     pub forward_headers: Vec<String>,
-    /// Largest accepted body; larger requests get 413 (default 1MiB, at most 64MiB).
-    #[serde(default)]
-    pub max_body: Option<ByteSize>,
+    /// Largest accepted body; larger requests get 413 (at most 64MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body: ByteSize,
     /// Requests per second accepted for this source; more get 429 + Retry-After.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
 }
 
-/// A validated source, ready to serve.
+fn default_key() -> String {
+    "none".to_owned()
+}
+
+const fn default_max_body() -> ByteSize {
+    ByteSize(1 << 20)
+}
+
+/// A source as its file defines it: every value checked, no secret resolved.
 #[derive(Debug)]
-pub struct Source {
+pub struct SourceDefinition {
     pub file: String,
     pub name: Arc<str>,
     pub path: String,
     pub topic: String,
-    pub verifier: Verifier,
+    pub verify: VerifyConfig,
     pub key: KeyRule,
     pub forward_headers: Vec<HeaderName>,
     pub max_body: usize,
-    pub limiter: Option<DefaultDirectRateLimiter>,
     pub rate_limit: Option<RateLimitConfig>,
     /// Where the URL the provider signs (Twilio, Square, generic `{url}`) comes from:
     /// `verify.public_url` or `verify.trust_forwarded_from`.
     pub signed_url: SignedUrl,
+}
+
+/// A source ready to serve: its definition, the verifier holding the resolved secrets,
+/// and its rate limiter. Reads through to the definition's fields.
+#[derive(Debug)]
+pub struct Source {
+    definition: SourceDefinition,
+    pub verifier: Verifier,
+    pub limiter: Option<DefaultDirectRateLimiter>,
+}
+
+impl Deref for Source {
+    type Target = SourceDefinition;
+
+    fn deref(&self) -> &SourceDefinition {
+        &self.definition
+    }
 }
 
 impl SourceConfig {
@@ -70,10 +98,9 @@ impl SourceConfig {
             .collect()
     }
 
-    /// Checks every value and resolves secrets. Errors name `file` and the key.
-    pub fn validate(self, file: &str) -> Result<Source, ConfigError> {
-        let err =
-            |key: &str, reason: String| ConfigError::new(file, format!("source.{key}"), reason);
+    /// Checks every value; touches no environment or file. Errors name `file` and the key.
+    pub fn validate(self, file: &str) -> Result<SourceDefinition, ConfigError> {
+        let err = |key: &str, reason: String| source_error(file, key, reason);
         if self.name.trim().is_empty() {
             return Err(err("name", "must not be empty".into()));
         }
@@ -83,10 +110,7 @@ impl SourceConfig {
         if self.topic.trim().is_empty() {
             return Err(err("topic", "must not be empty".into()));
         }
-        let key = match &self.key {
-            None => KeyRule::None,
-            Some(text) => KeyRule::parse(text).map_err(|r| err("key", r))?,
-        };
+        let key = KeyRule::parse(&self.key).map_err(|r| err("key", r))?;
         let forward_headers = self
             .forward_headers
             .iter()
@@ -100,25 +124,61 @@ impl SourceConfig {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let max_body = self.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0);
+        let max_body = self.max_body.0;
         if max_body == 0 || max_body > MAX_MAX_BODY {
             return Err(err("max_body", "must be between 1B and 64MiB".into()));
         }
-        let verify_err = |(key, reason): (String, String)| err(&format!("verify.{key}"), reason);
-        let verifier = self.verify.build().map_err(verify_err)?;
-        let signed_url = self.verify.signed_url().map_err(verify_err)?;
-        Ok(Source {
+        let signed_url = (self.verify.signed_url())
+            .map_err(|(key, reason)| err(&format!("verify.{key}"), reason))?;
+        Ok(SourceDefinition {
             file: file.to_owned(),
             name: self.name.into(),
             path: self.path,
             topic: self.topic,
-            verifier,
+            verify: self.verify,
             key,
             forward_headers,
             max_body: max_body as usize,
-            limiter: self.rate_limit.map(|r| r.limiter()),
             rate_limit: self.rate_limit,
             signed_url,
         })
     }
+}
+
+/// Room for what a record carries besides the body and the copied request headers:
+/// hookbridge's own headers (source, received-at, traceparent, content-type) and the
+/// record batch framing.
+const RECORD_OVERHEAD: usize = 4 << 10;
+
+impl SourceDefinition {
+    /// The largest Kafka record this source can produce: the body, plus the request
+    /// headers it copies (bounded by `http.max_header_bytes`; a header key may repeat a
+    /// forwarded header), plus a key taken from the body, plus hookbridge's own headers
+    /// and framing.
+    pub fn largest_record(&self, max_header_bytes: usize) -> usize {
+        let key = match self.key {
+            KeyRule::Json(_) => self.max_body,
+            KeyRule::Header(_) => max_header_bytes,
+            KeyRule::None => 0,
+        };
+        self.max_body + max_header_bytes + key + RECORD_OVERHEAD
+    }
+
+    /// Resolves the verification secrets and creates the rate limiter. Errors name the
+    /// file and the key, never a secret.
+    pub fn build(self) -> Result<Source, ConfigError> {
+        let verifier = self
+            .verify
+            .build()
+            .map_err(|(key, reason)| source_error(&self.file, &format!("verify.{key}"), reason))?;
+        Ok(Source {
+            limiter: self.rate_limit.map(|r| r.limiter()),
+            verifier,
+            definition: self,
+        })
+    }
+}
+
+fn source_error(file: &str, key: &str, reason: String) -> ConfigError {
+    ConfigError::new(file, format!("source.{key}"), reason)
 }

@@ -20,7 +20,7 @@ use super::dispatcher::{Commit, Event, PartitionControl};
 use super::finished::{self, FinishedMap};
 use super::partition::Rewind;
 use super::record::{Record, TopicPartition};
-use crate::admin::Health;
+use crate::telemetry::Health;
 
 /// Callbacks of one sink's consumer.
 pub struct SinkContext {

@@ -20,12 +20,12 @@ use super::record::Record;
 use super::retry;
 use super::sign::Signer;
 use crate::connectors::Sink;
-use crate::ingress::trace;
 use crate::kafka::envelope;
 use crate::telemetry::sink::{
     AttemptEnded, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled, SinkTelemetry,
     UndeliverableWithoutDlq,
 };
+use crate::telemetry::trace;
 
 /// Standard Webhooks header names, parsed once.
 const WEBHOOK_ID: HeaderName = HeaderName::from_static(envelope::WEBHOOK_ID);

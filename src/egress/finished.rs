@@ -253,6 +253,7 @@ impl FinishedMap {
     }
 
     /// Finished offsets covered by the map.
+    #[cfg(test)]
     pub fn finished_count(&self) -> i64 {
         let unfinished: i64 = self.unfinished.iter().map(|r| r.end - r.start).sum();
         (self.end - self.base) - unfinished
@@ -261,7 +262,7 @@ impl FinishedMap {
 
 /// Decodes commit metadata for a partition committed at `committed`. Anything but a
 /// well-formed map written for exactly that offset is `None`: replay, never skip.
-pub fn decode(metadata: &[u8], committed: i64) -> Option<FinishedMap> {
+pub(crate) fn decode(metadata: &[u8], committed: i64) -> Option<FinishedMap> {
     let text = std::str::from_utf8(metadata).ok()?;
     let mut parts = text.split(':');
     if parts.next()? != VERSION {

@@ -1,19 +1,48 @@
 //! Egress: Kafka records POSTed to HTTP destinations, at least once. An offset is
 //! committed only when every record before it was delivered (2xx) or dead-lettered with
 //! the broker's acknowledgement: the contiguous watermark, per partition.
+//!
+//! # A record's path
+//!
+//! 1. **Poll thread** (`consumer::poll_thread`): polls librdkafka, turns each message
+//!    into a [`record::Record`] and hands them to the dispatcher in batches
+//!    (`Event::Records`), together with assignment and revoke events from the
+//!    `consumer::SinkContext` callbacks.
+//! 2. **Dispatcher** (`dispatcher`): one async task per sink; for each record it asks the
+//!    record's **partition core** ([`partition::Partition`], pure, no I/O) whether the
+//!    record may start now, waits behind its lane (key or partition), or the partition
+//!    must pause.
+//! 3. **Delivery futures** (`delivery`): a started record is a future the dispatcher
+//!    polls itself; it POSTs with retry, rate limit, breaker and signing, and ends in an
+//!    **outcome** (`outcome`): delivered, or dead-lettered (`dlq`) once the broker
+//!    acknowledged the DLQ record. Cancelled on revoke or shutdown, it ends unfinished.
+//! 4. **Commit**: the finished record goes back to its partition core, which moves the
+//!    contiguous watermark; on the commit interval (and synchronously on revoke and
+//!    shutdown) the watermark is committed with the **finished-offset map** above it as
+//!    metadata ([`finished`]), so a member that takes the partition over skips what was
+//!    already finished.
+//!
+//! # Threads and tasks
+//!
+//! * the **poll thread** (`poll-<sink>`, a std thread): it may block in a rebalance
+//!   callback while the dispatcher drains, which a tokio worker must never do;
+//! * the **dispatcher task** (tokio): owns all partition state, so nothing in it is
+//!   shared or locked; deliveries run inside it, not as spawned tasks;
+//! * **librdkafka's threads**: fetching, producing (DLQ writes) and delivering commit
+//!   results to the context's callbacks.
 
-pub mod breaker;
-pub mod consumer;
-pub mod delivery;
-pub mod dispatcher;
-pub mod dlq;
+pub(crate) mod breaker;
+pub(crate) mod consumer;
+pub(crate) mod delivery;
+pub(crate) mod dispatcher;
+pub(crate) mod dlq;
 pub mod finished;
-pub mod outcome;
+pub(crate) mod outcome;
 pub mod partition;
 pub mod record;
-pub mod retry;
+pub(crate) mod retry;
 pub mod sign;
-pub mod watermark;
+pub(crate) mod watermark;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +52,9 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::Health;
 use crate::connectors::Sink;
 use crate::telemetry::sink::SinkTelemetry;
+use crate::telemetry::Health;
 use crate::telemetry::Metrics;
 use consumer::{Control, SinkContext};
 use delivery::Destination;
@@ -33,7 +62,7 @@ use dispatcher::{CommitPolicy, Dispatcher};
 
 /// Why a sink could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub(crate) enum SinkError {
     #[error("sink {0}: cannot create consumer: {1}")]
     Consumer(String, rdkafka::error::KafkaError),
     #[error("sink {0}: cannot create HTTP client: {1}")]
@@ -42,7 +71,7 @@ pub enum SinkError {
 
 /// Timing shared by every sink.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     pub commit_interval: Duration,
     pub drain_timeout: Duration,
     /// Largest finished-offset map written with each partition's commit.
@@ -50,7 +79,7 @@ pub struct Timing {
 }
 
 /// Runs one sink until `stop`, then drains, commits and returns.
-pub async fn run_sink(
+pub(crate) async fn run_sink(
     sink: Sink,
     mut consumer_cfg: ClientConfig,
     producer: FutureProducer,

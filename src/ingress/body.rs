@@ -76,6 +76,7 @@ impl BodyBudget {
     }
 
     /// Bytes not reserved by any request right now.
+    #[cfg(test)]
     pub fn available(&self) -> usize {
         self.bytes.available_permits()
     }

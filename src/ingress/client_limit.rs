@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::connectors::rate_limit::RateLimitConfig;
+use crate::config::rate_limit::RateLimitConfig;
 
 /// Most addresses remembered as blocked at once; beyond it a failing address is still
 /// answered 429 by the limiter, just not refused before its body is read.
@@ -92,7 +92,8 @@ impl UnverifiedLimit {
         blocked.insert(key, now + wait);
     }
 
-    /// Addresses currently tracked (for tests and diagnostics).
+    /// Addresses currently tracked.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.limiter.len()
     }

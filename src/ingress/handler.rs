@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::Semaphore;
 
@@ -22,11 +22,15 @@ use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
 use super::response::Reply;
 use super::server::ClientAddr;
-use super::trace;
+use crate::config::rate_limit::RateLimitConfig;
 use crate::config::settings::HttpSettings;
-use crate::connectors::rate_limit::RateLimitConfig;
 use crate::connectors::Source;
-use crate::kafka::{headers as kh, producer};
+use crate::kafka::envelope::IngressHeaders;
+use crate::kafka::producer;
+use crate::telemetry::source::{
+    ProduceFailed, SourceTelemetry, WebhookAccepted, WebhookAnswered, WebhookRejected,
+};
+use crate::telemetry::trace;
 use crate::telemetry::Metrics;
 use crate::verify::url::UrlError;
 use crate::verify::{Verified, WebhookRequest};
@@ -59,9 +63,15 @@ impl Protection {
     }
 }
 
+/// A served source and its telemetry handle.
+struct Endpoint {
+    source: Source,
+    telemetry: SourceTelemetry,
+}
+
 /// Everything the webhook listener needs, shared by all requests.
 pub struct Ingress {
-    sources: HashMap<String, Arc<Source>>,
+    sources: HashMap<String, Arc<Endpoint>>,
     producer: FutureProducer,
     produce_timeout: Duration,
     in_flight: Semaphore,
@@ -69,7 +79,6 @@ pub struct Ingress {
     min_body_rate: u64,
     budget: BodyBudget,
     unverified: Option<UnverifiedLimit>,
-    metrics: Arc<Metrics>,
 }
 
 impl Ingress {
@@ -83,7 +92,11 @@ impl Ingress {
         Self {
             sources: sources
                 .into_iter()
-                .map(|s| (s.path.clone(), Arc::new(s)))
+                .map(|source| {
+                    let telemetry = SourceTelemetry::new(source.name.clone(), metrics.clone());
+                    let path = source.path.clone();
+                    (path, Arc::new(Endpoint { source, telemetry }))
+                })
                 .collect(),
             producer,
             produce_timeout,
@@ -95,7 +108,6 @@ impl Ingress {
                 .unverified_rate_limit
                 .as_ref()
                 .map(UnverifiedLimit::new),
-            metrics,
         }
     }
 
@@ -103,7 +115,7 @@ impl Ingress {
     pub fn paths(&self) -> impl Iterator<Item = (&str, &str)> {
         self.sources
             .iter()
-            .map(|(p, s)| (p.as_str(), s.name.as_ref()))
+            .map(|(p, e)| (p.as_str(), e.source.name.as_ref()))
     }
 }
 
@@ -120,7 +132,7 @@ async fn handle(
     extensions: Extensions,
     body: Body,
 ) -> Response {
-    let Some(source) = ing.sources.get(uri.path()).cloned() else {
+    let Some(endpoint) = ing.sources.get(uri.path()).cloned() else {
         return Reply::NotFound.into_response();
     };
     let client = client_ip(&extensions);
@@ -130,11 +142,11 @@ async fn handle(
         headers: &headers,
         client,
     };
-    let reply = receive(&ing, &source, request, body).await;
-    ing.metrics
-        .ingress_requests
-        .with_label_values(&[&source.name, reply.status().as_str()])
-        .inc();
+    let reply = receive(&ing, &endpoint, request, body).await;
+    WebhookAnswered {
+        status: reply.status(),
+    }
+    .emit(&endpoint.telemetry);
     reply.into_response()
 }
 
@@ -155,7 +167,8 @@ fn client_ip(extensions: &Extensions) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip())
 }
 
-async fn receive(ing: &Ingress, source: &Source, req: Incoming<'_>, body: Body) -> Reply {
+async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Body) -> Reply {
+    let source = &endpoint.source;
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
     }
@@ -191,7 +204,7 @@ async fn receive(ing: &Ingress, source: &Source, req: Incoming<'_>, body: Body) 
         url: &url,
         now: unix_now(),
     };
-    let verified = match verify(ing, source, req.client, &request) {
+    let verified = match verify(ing, endpoint, req.client, &request) {
         Ok(verified) => verified,
         Err(reply) => return reply,
     };
@@ -210,25 +223,25 @@ async fn receive(ing: &Ingress, source: &Source, req: Incoming<'_>, body: Body) 
         Ok(k) => k,
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
-    produce(ing, source, req.headers, key.as_deref(), verified).await
+    produce(ing, endpoint, req.headers, key.as_deref(), verified).await
 }
 
 /// Checks the signature; a failure is charged to the client's address.
 fn verify<'a>(
     ing: &Ingress,
-    source: &Source,
+    endpoint: &Endpoint,
     client: IpAddr,
     request: &WebhookRequest<'a>,
 ) -> Result<Verified<'a>, Reply> {
-    let e = match source.verifier.verify(request) {
+    let e = match endpoint.source.verifier.verify(request) {
         Ok(verified) => return Ok(verified),
         Err(e) => e,
     };
-    ing.metrics
-        .signature_failures
-        .with_label_values(&[&source.name, e.reason()])
-        .inc();
-    tracing::info!(source = %source.name, reason = e.reason(), client = %client, "webhook signature rejected");
+    WebhookRejected {
+        reason: e.reason(),
+        client,
+    }
+    .emit(&endpoint.telemetry);
     if let Some(wait) = ing.unverified.as_ref().and_then(|u| u.failed(client)) {
         return Err(Reply::RateLimited(wait));
     }
@@ -269,47 +282,30 @@ fn unix_now() -> i64 {
 
 /// Record headers: the forwarded HTTP headers, then hookbridge's own.
 fn record_headers(source: &Source, headers: &HeaderMap) -> OwnedHeaders {
-    let mut out = OwnedHeaders::new_with_capacity(source.forward_headers.len() + 4);
-    for name in &source.forward_headers {
-        for value in headers.get_all(name) {
-            out = out.insert(Header {
-                key: name.as_str(),
-                value: Some(value.as_bytes()),
-            });
-        }
+    let forwarded = source.forward_headers.iter().flat_map(|name| {
+        headers
+            .get_all(name)
+            .iter()
+            .map(move |value| (name.as_str(), value.as_bytes()))
+    });
+    IngressHeaders {
+        source: &source.name,
+        received_at: SystemTime::now(),
+        traceparent: &trace::traceparent(headers),
+        content_type: headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
     }
-    let received_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    let tp = trace::traceparent(headers);
-    out = out
-        .insert(Header {
-            key: kh::SOURCE,
-            value: Some(source.name.as_bytes()),
-        })
-        .insert(Header {
-            key: kh::RECEIVED_AT,
-            value: Some(received_at.as_bytes()),
-        })
-        .insert(Header {
-            key: kh::TRACEPARENT,
-            value: Some(tp.as_bytes()),
-        });
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        out = out.insert(Header {
-            key: kh::CONTENT_TYPE,
-            value: Some(ct.as_bytes()),
-        });
-    }
-    out
+    .build(forwarded)
 }
 
 async fn produce(
     ing: &Ingress,
-    source: &Source,
+    endpoint: &Endpoint,
     headers: &HeaderMap,
     key: Option<&[u8]>,
     verified: Verified<'_>,
 ) -> Reply {
     let body = verified.body();
+    let (source, telemetry) = (&endpoint.source, &endpoint.telemetry);
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&source.topic)
         .payload(body)
         .headers(record_headers(source, headers));
@@ -328,10 +324,10 @@ async fn produce(
     .await;
     match sent {
         Ok(Ok(_acked)) => {
-            ing.metrics
-                .produce_latency
-                .with_label_values(&[&source.name])
-                .observe(started.elapsed().as_secs_f64());
+            WebhookAccepted {
+                produce_seconds: started.elapsed().as_secs_f64(),
+            }
+            .emit(telemetry);
             Reply::Accepted
         }
         Ok(Err(e)) if producer::is_too_large(&e) => {
@@ -339,11 +335,18 @@ async fn produce(
             Reply::RecordTooLarge
         }
         Ok(Err(e)) => {
-            tracing::warn!(source = %source.name, topic = %source.topic, error = %e, "Kafka did not acknowledge the webhook");
+            ProduceFailed::Refused {
+                topic: &source.topic,
+                error: &e,
+            }
+            .emit(telemetry);
             Reply::Unavailable("Kafka did not acknowledge the record; retry later")
         }
         Err(_) => {
-            tracing::warn!(source = %source.name, topic = %source.topic, "Kafka acknowledgement timed out");
+            ProduceFailed::TimedOut {
+                topic: &source.topic,
+            }
+            .emit(telemetry);
             Reply::Unavailable("Kafka did not acknowledge the record in time; retry later")
         }
     }

@@ -4,10 +4,8 @@
 pub mod body;
 pub mod client_limit;
 pub mod handler;
-pub mod key;
 pub mod response;
 pub mod server;
 pub mod tls;
-pub mod trace;
 
 pub use handler::{app, Ingress, Protection};

@@ -39,6 +39,7 @@ pub mod dlq {
     pub const RESPONSE: &str = "hookbridge-dlq-response";
 
     /// Every dead-letter header, in the order they are written.
+    #[cfg(test)]
     pub const ALL: [&str; 11] = [
         REASON,
         ERROR,

@@ -1,8 +1,8 @@
 //! Kafka clients: the acknowledged producer shared by ingress and the dead-letter path,
 //! and the consumer configuration each sink reads with.
 
-pub mod envelope;
-pub mod headers;
+pub(crate) mod envelope;
+pub(crate) mod headers;
 pub mod producer;
 
 use rdkafka::error::KafkaError;
@@ -67,7 +67,7 @@ fn scrub(text: &str, value: &str) -> String {
 
 /// Base client config: brokers, then every passthrough property (TLS, SASL, …), which
 /// override hookbridge's defaults.
-pub fn client_config(
+pub(crate) fn client_config(
     kafka: &KafkaSettings,
     properties: &[(String, String)],
     defaults: &[(&str, &str)],
@@ -86,7 +86,7 @@ pub fn client_config(
 /// Consumer defaults for a sink. Offsets are committed explicitly from the contiguous
 /// watermark, never automatically: `enable.auto.commit=false` and
 /// `enable.auto.offset.store=false`.
-pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+pub(crate) const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
     ("auto.offset.reset", "earliest"),
@@ -102,7 +102,7 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 
 /// Properties that only make sense for one client kind are dropped from the other so
 /// librdkafka does not warn on every start.
-pub fn for_producer(properties: &[(String, String)]) -> Vec<(String, String)> {
+pub(crate) fn for_producer(properties: &[(String, String)]) -> Vec<(String, String)> {
     const CONSUMER_ONLY: &[&str] = &[
         "session.timeout.ms",
         "heartbeat.interval.ms",

@@ -7,20 +7,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
-use crate::connectors::Source;
-use crate::ingress::key::KeyRule;
-
 /// librdkafka's own `message.max.bytes` default: never lowered below it, so DLQ records
 /// of sinks keep fitting when every source is small.
 const LIBRDKAFKA_DEFAULT_MAX: usize = 1_000_000;
 
 /// Apache Kafka's default broker `message.max.bytes` (and topic `max.message.bytes`).
 pub const BROKER_DEFAULT_MAX: usize = 1_048_588;
-
-/// Room for what a record carries besides the body and the copied request headers:
-/// hookbridge's own headers (source, received-at, traceparent, content-type) and the
-/// record batch framing.
-const RECORD_OVERHEAD: usize = 4 << 10;
 
 /// Builds the acknowledged producer. `delivery_timeout` bounds how long librdkafka keeps
 /// trying one record; ingress answers 503 when it expires. A property the user set in
@@ -48,18 +40,6 @@ pub fn build(
         tracing::warn!("kafka.properties sets acks other than all: a 2xx no longer means every in-sync replica has the record");
     }
     cfg.create()
-}
-
-/// The largest Kafka record a source can produce: the body, plus the request headers it
-/// copies (bounded by `http.max_header_bytes`; a header key may repeat a forwarded
-/// header), plus a key taken from the body, plus hookbridge's own headers and framing.
-pub fn record_limit(source: &Source, max_header_bytes: usize) -> usize {
-    let key = match source.key {
-        KeyRule::Json(_) => source.max_body,
-        KeyRule::Header(_) => max_header_bytes,
-        KeyRule::None => 0,
-    };
-    source.max_body + max_header_bytes + key + RECORD_OVERHEAD
 }
 
 /// Raises the producer's `message.max.bytes` to the largest record any source can

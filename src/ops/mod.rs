@@ -51,7 +51,7 @@ impl<T> KafkaContext<T> for Result<T, KafkaError> {
 }
 
 /// The sink connector named `name`.
-pub fn sink<'a>(connectors: &'a Connectors, name: &str) -> Result<&'a Sink, OpsError> {
+pub(crate) fn sink<'a>(connectors: &'a Connectors, name: &str) -> Result<&'a Sink, OpsError> {
     connectors
         .sink(name)
         .ok_or_else(|| OpsError::NoSink(name.to_owned()))
@@ -59,7 +59,7 @@ pub fn sink<'a>(connectors: &'a Connectors, name: &str) -> Result<&'a Sink, OpsE
 
 /// A plain consumer for operator commands, in `group`, not subscribed. `extra` overrides
 /// the sink consumer defaults.
-pub fn consumer(
+pub(crate) fn consumer(
     loaded: &Loaded,
     group: &str,
     extra: &[(&str, &str)],
@@ -77,7 +77,7 @@ pub fn consumer(
 }
 
 /// Partition numbers of `topic`.
-pub fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, OpsError> {
+pub(crate) fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, OpsError> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .doing(|| format!("fetching metadata for topic {topic}"))?;

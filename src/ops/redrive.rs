@@ -39,7 +39,7 @@ use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Metrics;
 
 /// Where redriven records go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// POST to the sink's destination now.
     Destination,

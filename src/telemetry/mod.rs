@@ -1,8 +1,12 @@
 //! Telemetry: the Prometheus registry with every `hookbridge_` metric, per-sink handles
-//! and typed events, and log setup.
+//! and typed events, readiness, W3C trace context, and log setup.
 
+pub(crate) mod health;
 pub mod logging;
-pub mod metrics;
-pub mod sink;
+pub(crate) mod metrics;
+pub(crate) mod sink;
+pub(crate) mod source;
+pub mod trace;
 
+pub use health::Health;
 pub use metrics::Metrics;

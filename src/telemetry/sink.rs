@@ -66,11 +66,6 @@ impl SinkTelemetry {
         }
     }
 
-    /// The process-wide metrics (consumer lag is labelled per partition).
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
     fn attempt_counter(&self, result: &str) -> Option<&IntCounter> {
         ATTEMPT_RESULTS
             .iter()

@@ -1,4 +1,5 @@
-//! The `rate_limit = { per_second = N, burst = M }` table shared by sources and sinks.
+//! The `rate_limit = { per_second = N, burst = M }` table: sources, sinks and the
+//! webhook listener's unverified-request budget share it.
 
 use std::num::NonZeroU32;
 
