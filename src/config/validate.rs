@@ -200,6 +200,11 @@ const GUARDED: &[Guarded] = &[
         why: ACKS,
     },
     Guarded {
+        name: "delivery.report.only.error",
+        allowed: &["false"],
+        why: "ingress answers 2xx on the broker's acknowledgement; without delivery reports for successes every webhook would be answered 503 and resent forever",
+    },
+    Guarded {
         name: "transactional.id",
         allowed: &[],
         why: "hookbridge's producer is idempotent, not transactional; a transactional id makes every produce fail",
@@ -316,6 +321,7 @@ mod tests {
             "\"request.required.acks\" = \"0\"",
             "\"auto.commit.enable\" = \"true\"",
             "\"transactional.id\" = \"x\"",
+            "\"delivery.report.only.error\" = \"true\"",
             "\"ENABLE.AUTO.COMMIT\" = \"true\"",
             "\"enable.auto.commit\" = \"${AUTO}\"",
         ];

@@ -287,7 +287,8 @@ impl SinkConfig {
             return Err(err("topics", "list at least one non-empty topic".into()));
         }
         let url = url::Url::parse(&self.url)
-            .map_err(|e| err("url", format!("{:?} is not a URL: {e}", self.url)))?;
+            // The URL itself is not repeated: it may carry credentials.
+            .map_err(|e| err("url", format!("not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(err("url", "must be an http:// or https:// URL".into()));
         }

@@ -33,6 +33,14 @@ const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
+/// What ends a delivery early: `cancel` (revoke, shutdown) stops it at its next wait;
+/// `abort` (the drain deadline passed) also cuts off an attempt in progress.
+#[derive(Clone, Copy)]
+pub struct Stop<'a> {
+    pub cancel: &'a CancellationToken,
+    pub abort: &'a CancellationToken,
+}
+
 /// Failed probes of one record that do not count against its attempts before one does.
 const FREE_PROBES: u32 = 3;
 
@@ -176,14 +184,10 @@ impl Destination {
 
     /// Delivers `record`, retrying as the policy says. Returns only when the record is
     /// finished or `cancel` fired.
-    /// With a `ticket`, it is handed back when the first attempt starts.
-    pub async fn deliver(
-        &self,
-        record: &Record,
-        cancel: &CancellationToken,
-        ticket: Option<Ticket>,
-    ) -> Finish {
-        let finish = self.attempts(record, cancel, ticket).await;
+    /// With a `ticket`, it is handed back when the first attempt starts. `cancel` stops
+    /// waiting and retrying; `abort` also cuts off an attempt in progress.
+    pub async fn deliver(&self, record: &Record, stop: Stop<'_>, ticket: Option<Ticket>) -> Finish {
+        let finish = self.attempts(record, stop, ticket).await;
         match finish {
             Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
             Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
@@ -195,9 +199,10 @@ impl Destination {
     async fn attempts(
         &self,
         record: &Record,
-        cancel: &CancellationToken,
+        stop: Stop<'_>,
         mut ticket: Option<Ticket>,
     ) -> Finish {
+        let cancel = stop.cancel;
         let id = record.webhook_id();
         let key: RecordKey = (record.tp.topic.clone(), record.tp.partition, record.offset);
         let mut first_attempt = None;
@@ -214,7 +219,13 @@ impl Destination {
             if cancel.is_cancelled() {
                 return Finish::Abandoned;
             }
-            let admission = self.breaker.admit(cancel, &key).await;
+            // On shutdown a record still waiting for the breaker gives up at once (it is
+            // delivered after the restart); one that may go now still gets its attempt.
+            let admission = tokio::select! {
+                biased;
+                a = self.breaker.admit(cancel, &key) => a,
+                _ = self.no_retry.cancelled() => Admission::Cancelled,
+            };
             if admission == Admission::Cancelled {
                 return Finish::Abandoned;
             }
@@ -230,8 +241,21 @@ impl Destination {
             drop(ticket.take());
             let started = Instant::now();
             self.telemetry.in_flight.inc();
-            let (outcome, response) = self.attempt(record, &id).await;
+            // A revoked partition's attempt is cut off at the drain deadline: the new
+            // owner delivers the record again, and a late answer here must not land
+            // after that owner's later records of the same key.
+            let attempted = tokio::select! {
+                biased;
+                r = self.attempt(record, &id) => Some(r),
+                _ = stop.abort.cancelled() => None,
+            };
             self.telemetry.in_flight.dec();
+            let Some((outcome, response)) = attempted else {
+                if matches!(admission, Admission::Probe { .. }) {
+                    self.breaker.release_probe();
+                }
+                return Finish::Abandoned;
+            };
             drop(permit);
             let took = started.elapsed();
             AttemptEnded {

@@ -16,7 +16,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
-use super::delivery::{Destination, Finish};
+use super::delivery::{Destination, Finish, Stop};
 use super::finished::{self, FinishedMap};
 use super::partition::{Admitted, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
@@ -92,6 +92,7 @@ struct Ready {
     tp: TopicPartition,
     generation: u64,
     cancel: CancellationToken,
+    abort: CancellationToken,
     offset: i64,
     lane: Option<Bytes>,
     record: Record,
@@ -102,6 +103,9 @@ struct Assigned {
     core: Partition<Record>,
     /// Cancelled when the partition is revoked: its deliveries stop at the next wait.
     cancel: CancellationToken,
+    /// Cancelled when the partition state is given up (drain over or deadline passed):
+    /// attempts still in progress are cut off.
+    abort: CancellationToken,
 }
 
 struct Drain {
@@ -211,6 +215,7 @@ impl Dispatcher {
             // carry the old generation and are ignored.
             if let Some(old) = self.partitions.get(&tp) {
                 old.cancel.cancel();
+                old.abort.cancel();
                 let generation = old.core.generation();
                 self.purge_ready(&tp, generation);
             }
@@ -223,6 +228,7 @@ impl Dispatcher {
                 Assigned {
                     core: Partition::new(generation, self.buffer, resumed),
                     cancel: CancellationToken::new(),
+                    abort: CancellationToken::new(),
                 },
             );
         }
@@ -275,6 +281,7 @@ impl Dispatcher {
                     tp: tp.clone(),
                     generation: p.core.generation(),
                     cancel: p.cancel.clone(),
+                    abort: p.abort.clone(),
                     offset,
                     lane,
                     record: item,
@@ -303,9 +310,11 @@ impl Dispatcher {
             };
             let destination = self.destination.clone();
             deliveries.push(Box::pin(async move {
-                let finish = destination
-                    .deliver(&r.record, &r.cancel, Some(ticket))
-                    .await;
+                let stop = Stop {
+                    cancel: &r.cancel,
+                    abort: &r.abort,
+                };
+                let finish = destination.deliver(&r.record, stop, Some(ticket)).await;
                 Done {
                     tp: r.tp,
                     generation: r.generation,
@@ -477,7 +486,9 @@ impl Dispatcher {
             let Some(p) = self.partitions.remove(tp) else {
                 continue;
             };
-            p.cancel.cancel(); // stragglers past the deadline stop at their next wait
+            // Stragglers past the deadline stop now, attempts in progress included.
+            p.cancel.cancel();
+            p.abort.cancel();
             self.forget(&p);
             self.control.release(tp);
             if let Some(snap) = p.core.final_snapshot() {

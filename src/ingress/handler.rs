@@ -35,6 +35,9 @@ use crate::telemetry::Metrics;
 use crate::verify::url::UrlError;
 use crate::verify::{Verified, WebhookRequest};
 
+/// Requests at once from addresses over their failure budget (see `Ingress::probation`).
+const PROBATION_SLOTS: usize = 8;
+
 /// What bounds the work and memory unauthenticated clients can cause.
 #[derive(Debug, Clone)]
 pub struct Protection {
@@ -75,6 +78,11 @@ pub struct Ingress {
     producer: FutureProducer,
     produce_timeout: Duration,
     in_flight: Semaphore,
+    /// Requests from addresses over their failure budget served at once, all such
+    /// addresses together. Such an address is not refused outright: a provider's shared
+    /// sending address may be the one an attacker's failures spent, and its real
+    /// deliveries must still get through; they just share a few slots.
+    probation: Semaphore,
     body_timeout: Duration,
     min_body_rate: u64,
     budget: BodyBudget,
@@ -101,6 +109,7 @@ impl Ingress {
             producer,
             produce_timeout,
             in_flight: Semaphore::new(protection.max_in_flight.max(1)),
+            probation: Semaphore::new(PROBATION_SLOTS),
             body_timeout: protection.body_timeout,
             min_body_rate: protection.min_body_rate,
             budget: BodyBudget::new(protection.max_body_bytes_in_flight),
@@ -172,9 +181,13 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
     }
-    if let Some(wait) = ing.unverified.as_ref().and_then(|u| u.blocked(req.client)) {
-        return Reply::RateLimited(wait);
-    }
+    let _probation = match ing.unverified.as_ref().and_then(|u| u.blocked(req.client)) {
+        None => None,
+        Some(wait) => match ing.probation.try_acquire() {
+            Ok(slot) => Some(slot),
+            Err(_) => return Reply::RateLimited(wait),
+        },
+    };
     // The reservation lives until the reply: the body's memory is counted while held.
     let Some(mut reservation) = ing.budget.start() else {
         return Reply::Unavailable("too many request bytes in flight");
@@ -186,7 +199,19 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     };
     let body = match body::read(body, content_length(req.headers), limits, &mut reservation).await {
         Ok(b) => b,
-        Err(e) => return body_reply(e),
+        Err(e) => {
+            // A body too slow or too large is charged like a failed signature: it is
+            // how one client would hold the byte budget or the connection slots.
+            if matches!(
+                e,
+                BodyError::TooLarge(_) | BodyError::Deadline | BodyError::TooSlow
+            ) {
+                if let Some(u) = ing.unverified.as_ref() {
+                    u.failed(req.client);
+                }
+            }
+            return body_reply(e);
+        }
     };
     let Ok(_permit) = ing.in_flight.try_acquire() else {
         return Reply::Unavailable("too many requests in flight");
@@ -445,12 +470,14 @@ mod tests {
         let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(r.headers().contains_key(header::RETRY_AFTER));
-        // … and the address is refused before its body is read, signed or not.
+        // … yet a correctly signed request from that address (a provider's shared
+        // sending address an attacker spent) is still verified, not refused: it gets past
+        // the signature to the producer, which here has no broker (503).
         use hmac::{Hmac, Mac};
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
         mac.update(b"{}");
         let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
         let r = send(&app, "POST", "/gh", "{}", &sig).await;
-        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -67,6 +67,9 @@ pub async fn serve_router(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_bytes)
+        // hyper's read buffer grows to ~400 KiB for a fast body and is kept for the
+        // connection's life; bounded here, an idle keep-alive connection holds little.
+        .max_buf_size((limits.max_header_bytes + (8 << 10)).max(8 << 10))
         .max_headers(128);
     let builder = Arc::new(builder);
     let tls = limits.tls.map(Arc::new);

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
 use crate::connectors::{Connectors, Sink};
-use crate::egress::delivery::{Destination, Finish};
+use crate::egress::delivery::{Destination, Finish, Stop};
 use crate::egress::record::{Record, TopicPartition};
 use crate::kafka::envelope::{self, DeadLetterEnvelope, EnvelopeError};
 use crate::kafka::{self, producer};
@@ -349,7 +349,11 @@ impl Sender {
             println!("{line}: produced to {}", record.tp.topic);
             return Ok(true);
         };
-        let finish = dest.deliver(record, &self.cancel, None).await;
+        let stop = Stop {
+            cancel: &self.cancel,
+            abort: &self.cancel,
+        };
+        let finish = dest.deliver(record, stop, None).await;
         println!("{line}: {finish:?}");
         match finish {
             Finish::Delivered => Ok(true),
