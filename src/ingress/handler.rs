@@ -480,4 +480,17 @@ mod tests {
         let r = send(&app, "POST", "/gh", "{}", &sig).await;
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
+
+    #[tokio::test]
+    async fn oversized_bodies_spend_the_address_budget_too() {
+        let app = ingress();
+        let big: &'static str = Box::leak("x".repeat(2048).into_boxed_str());
+        for _ in 0..2 {
+            let r = send(&app, "POST", "/gh", big, "sha256=00").await;
+            assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        // The budget (burst 2) is spent: the next failure is over it.
+        let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
 }
