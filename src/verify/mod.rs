@@ -95,7 +95,7 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
-    /// A short, stable label for metrics (`hookbridge_verify_failures_total{reason=…}`).
+    /// A short, stable label for metrics (`hookbridge_signature_failures_total{reason=…}`).
     pub fn reason(&self) -> &'static str {
         match self {
             VerifyError::MissingHeader(_) => "missing_header",
