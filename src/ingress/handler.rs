@@ -178,6 +178,17 @@ fn client_ip(extensions: &Extensions) -> IpAddr {
 
 async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Body) -> Reply {
     let source = &endpoint.source;
+    if req.method == Method::GET {
+        // A provider checking the endpoint (Meta's hub.challenge): no body, answered here.
+        if let Some(h) = source.verifier.subscription(req.uri.query()) {
+            if h.status == 403 {
+                if let Some(u) = ing.unverified.as_ref() {
+                    u.failed(req.client);
+                }
+            }
+            return Reply::Handshake(h);
+        }
+    }
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
     }
@@ -403,6 +414,12 @@ mod tests {
             &mut out,
         )
         .unwrap();
+        connectors::load_file(
+            "wa.toml",
+            "[source]\nname = \"wa\"\npath = \"/wa\"\ntopic = \"t\"\nverify = { scheme = \"meta\", secret = \"app\", verify_token = \"tok\" }\n",
+            &mut out,
+        )
+        .unwrap();
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", "127.0.0.1:1")
             .create()
@@ -492,5 +509,47 @@ mod tests {
         // The budget (burst 2) is spent: the next failure is over it.
         let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[tokio::test]
+    async fn meta_subscription_gets_its_challenge_and_a_wrong_token_403() {
+        let app = ingress();
+        let ok = send(
+            &app,
+            "GET",
+            "/wa?hub.mode=subscribe&hub.verify_token=tok&hub.challenge=1158201444",
+            "",
+            "",
+        )
+        .await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(ok.into_body(), 1024).await.unwrap();
+        assert_eq!(body.as_ref(), b"1158201444");
+        let wrong = send(
+            &app,
+            "GET",
+            "/wa?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1",
+            "",
+            "",
+        )
+        .await;
+        assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+        // Any other GET is still refused, and GitHub sources have no subscription.
+        assert_eq!(
+            send(&app, "GET", "/wa", "", "").await.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            send(
+                &app,
+                "GET",
+                "/gh?hub.mode=subscribe&hub.verify_token=tok&hub.challenge=1",
+                "",
+                ""
+            )
+            .await
+            .status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

@@ -17,11 +17,12 @@ use super::crypto::{Algorithm, Key};
 use super::ed25519::PublicKey;
 use super::generic::{Encoding, GenericHmac, Template};
 use super::recipe::RecipeError;
+
 use super::token::SharedToken;
 use super::url::{Network, SignedUrl};
 use super::{
-    discord, github, gitlab, hubspot, linear, paddle, sendgrid, shopify, slack, square, standard,
-    stripe, twilio, twitch, zoom, Verifier,
+    discord, github, gitlab, hubspot, linear, meta, paddle, sendgrid, shopify, slack, square,
+    standard, stripe, twilio, twitch, zoom, Verifier,
 };
 use crate::config::secret::{Secret, SecretRef};
 
@@ -69,6 +70,8 @@ pub enum VerifyConfig {
     Twitch(TimedConfig),
     /// `scheme = "hmac"`: configurable HMAC.
     Hmac(HmacConfig),
+    /// `scheme = "meta"`: secrets (app secrets), `verify_token` (or `verify_tokens`).
+    Meta(MetaConfig),
     /// `scheme = "discord"`: `public_keys` (hex), `tolerance` (default 5m).
     Discord(DiscordConfig),
     /// `scheme = "sendgrid"`: `public_keys` (base64 DER), optional `tolerance`.
@@ -93,6 +96,25 @@ pub struct SecretsConfig {
     /// Several secret references.
     #[serde(default)]
     pub secrets: Option<Vec<SecretRef>>,
+}
+
+/// Meta's table: the app secrets that sign events, and the verify tokens the GET
+/// subscription request must carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaConfig {
+    /// A single app secret reference.
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    /// Several app secret references.
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretRef>>,
+    /// The verify token entered in the app's webhook settings.
+    #[serde(default)]
+    pub verify_token: Option<SecretRef>,
+    /// Several verify tokens (rotation).
+    #[serde(default)]
+    pub verify_tokens: Option<Vec<SecretRef>>,
 }
 
 /// Secrets plus a replay-protection window.
@@ -223,21 +245,32 @@ fn resolve_secrets(
     secret: &Option<SecretRef>,
     secrets: &Option<Vec<SecretRef>>,
 ) -> Result<Vec<Secret>, BuildError> {
-    match (secret, secrets) {
-        (Some(_), Some(_)) => Err(err("secret", "set either secret or secrets, not both")),
-        (None, None) => Err(err("secrets", "at least one secret is required")),
-        (Some(one), None) => Ok(vec![one
-            .resolve()
-            .map_err(|e| err("secret", e.to_string()))?]),
+    resolve_listed(secret, secrets, "secret")
+}
+
+/// `<name>` or `<name>s`, one or a list (rotation), resolved; errors name the key.
+fn resolve_listed(
+    one: &Option<SecretRef>,
+    many: &Option<Vec<SecretRef>>,
+    name: &str,
+) -> Result<Vec<Secret>, BuildError> {
+    let plural = format!("{name}s");
+    match (one, many) {
+        (Some(_), Some(_)) => Err(err(
+            name,
+            format!("set either {name} or {plural}, not both"),
+        )),
+        (None, None) => Err(err(plural, format!("at least one {name} is required"))),
+        (Some(one), None) => Ok(vec![one.resolve().map_err(|e| err(name, e.to_string()))?]),
         (None, Some(list)) if list.is_empty() => {
-            Err(err("secrets", "must list at least one secret"))
+            Err(err(plural, format!("must list at least one {name}")))
         }
         (None, Some(list)) => list
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 r.resolve()
-                    .map_err(|e| err(format!("secrets[{i}]"), e.to_string()))
+                    .map_err(|e| err(format!("{plural}[{i}]"), e.to_string()))
             })
             .collect(),
     }
@@ -368,6 +401,17 @@ fn sendgrid_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
 }
 
 /// A provider recipe's engine; a recipe that does not build is a bug, reported as such.
+fn meta_verifier(c: &MetaConfig) -> Result<Verifier, BuildError> {
+    let secrets = text_keys(&c.secret, &c.secrets)?;
+    let tokens = resolve_listed(&c.verify_token, &c.verify_tokens, "verify_token")?
+        .iter()
+        .map(Key::from_secret)
+        .collect();
+    meta::Meta::new(secrets, tokens)
+        .map(Verifier::Meta)
+        .map_err(|e| err("scheme", e.to_string()))
+}
+
 fn recipe(built: Result<GenericHmac, RecipeError>) -> Result<Verifier, BuildError> {
     built
         .map(Verifier::Hmac)
@@ -564,6 +608,7 @@ impl VerifyConfig {
             VerifyConfig::Hmac(c) => build_hmac(c)?,
             VerifyConfig::Discord(c) => discord_verifier(c)?,
             VerifyConfig::Sendgrid(c) => sendgrid_verifier(c)?,
+            VerifyConfig::Meta(c) => meta_verifier(c)?,
             VerifyConfig::Token(c) => Verifier::Token(SharedToken::token(
                 "token",
                 header_name("header", &c.header)?,
@@ -609,6 +654,12 @@ impl VerifyConfig {
                 (&c.secret, &c.secrets)
             }
             VerifyConfig::Hmac(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Meta(c) => {
+                return (c.secret.iter().chain(c.secrets.iter().flatten()))
+                    .chain(c.verify_token.iter())
+                    .chain(c.verify_tokens.iter().flatten())
+                    .collect()
+            }
             VerifyConfig::Discord(_) | VerifyConfig::Sendgrid(_) | VerifyConfig::None(_) => {
                 return Vec::new()
             }
@@ -636,6 +687,7 @@ impl VerifyConfig {
             VerifyConfig::Hmac(_) => "hmac",
             VerifyConfig::Discord(_) => "discord",
             VerifyConfig::Sendgrid(_) => "sendgrid",
+            VerifyConfig::Meta(_) => "meta",
             VerifyConfig::Token(_) => "token",
             VerifyConfig::Bearer(_) => "bearer",
             VerifyConfig::Basic(_) => "basic",

@@ -15,6 +15,7 @@ pub mod github;
 pub mod gitlab;
 pub mod hubspot;
 pub mod linear;
+pub mod meta;
 pub mod paddle;
 pub mod recipe;
 pub mod sendgrid;
@@ -157,6 +158,14 @@ impl Handshake {
 
     /// The request is a handshake but lacks the field to answer with: refuse it rather
     /// than forward a control message to Kafka.
+    fn forbidden(what: &'static str) -> Self {
+        Handshake {
+            status: 403,
+            content_type: "text/plain; charset=utf-8",
+            body: bytes::Bytes::from_static(what.as_bytes()),
+        }
+    }
+
     fn bad_request(what: &'static str) -> Self {
         Handshake {
             status: 400,
@@ -184,6 +193,8 @@ pub enum Verifier {
     Hmac(generic::GenericHmac),
     /// Discord interactions (Ed25519).
     Discord(discord::Discord),
+    /// Meta (WhatsApp, Messenger, Instagram): GitHub's HMAC plus a GET subscription.
+    Meta(meta::Meta),
     /// SendGrid Event Webhook (ECDSA P-256).
     Sendgrid(sendgrid::Sendgrid),
     /// A header equal to a shared secret (`token`, `bearer`, `basic`).
@@ -211,6 +222,7 @@ impl Verifier {
             Verifier::Token(v) => v.verify(req),
             Verifier::Discord(v) => v.verify(req),
             Verifier::Sendgrid(v) => v.verify(req),
+            Verifier::Meta(v) => v.verify(req),
             Verifier::None => Ok(()),
         }
     }
@@ -223,6 +235,15 @@ impl Verifier {
             Verifier::Twitch(v) => v.handshake(req),
             Verifier::Hmac(v) => v.handshake(req),
             Verifier::Discord(v) => v.handshake(req),
+            _ => None,
+        }
+    }
+
+    /// A provider's GET endpoint check, answered before any body is read (Meta's
+    /// `hub.challenge`); `None` when this scheme has none or the query is not one.
+    pub fn subscription(&self, query: Option<&str>) -> Option<Handshake> {
+        match self {
+            Verifier::Meta(v) => v.subscription(query),
             _ => None,
         }
     }
@@ -240,6 +261,7 @@ impl Verifier {
             Verifier::Linear(v) => v.sign(body),
             Verifier::Twitch(v) => v.sign(body, now),
             Verifier::Hmac(v) => v.sign(body, url, now),
+            Verifier::Meta(v) => v.sign(body, url, now),
             Verifier::Token(v) => v.sign(),
             Verifier::Discord(_) | Verifier::Sendgrid(_) | Verifier::None => None,
         }
@@ -258,6 +280,7 @@ impl Verifier {
             Verifier::Hmac(v) => v.sample_body(),
             Verifier::Discord(_) => discord::SAMPLE_BODY,
             Verifier::Sendgrid(_) => sendgrid::SAMPLE_BODY,
+            Verifier::Meta(_) => meta::SAMPLE_BODY,
             Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
         }
     }
@@ -292,6 +315,7 @@ impl Verifier {
             Verifier::Token(v) => v.name(),
             Verifier::Discord(_) => "discord",
             Verifier::Sendgrid(_) => "sendgrid",
+            Verifier::Meta(_) => "meta",
             Verifier::None => "none",
         }
     }

@@ -36,6 +36,7 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
         ", public_url = \"https://hooks.example.com/hubspot\"",
         "hubspot-client-secret",
     ),
+    ("meta", ", verify_token = \"meta-verify-token\"", "meta-app-secret"),
     ("token", ", header = \"X-Webhook-Token\"", "shared-token-value"),
     ("bearer", "", "bearer-token-value"),
     ("basic", "", "hook:basic-password"),
