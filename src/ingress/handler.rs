@@ -211,12 +211,10 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     let body = match body::read(body, content_length(req.headers), limits, &mut reservation).await {
         Ok(b) => b,
         Err(e) => {
-            // A body too slow or too large is charged like a failed signature: it is
-            // how one client would hold the byte budget or the connection slots.
-            if matches!(
-                e,
-                BodyError::TooLarge(_) | BodyError::Deadline | BodyError::TooSlow
-            ) {
+            // A body over max_body is charged like a failed signature. A slow one is
+            // not: it is cut off within about a second, and a provider sharing the
+            // address (or a client on a bad link) must not be locked out for it.
+            if matches!(e, BodyError::TooLarge(_)) {
                 if let Some(u) = ing.unverified.as_ref() {
                     u.failed(req.client);
                 }
