@@ -272,7 +272,12 @@ impl ConsumerContext for SinkContext {
             }
             Rebalance::Revoke(_) => self.set_assigned(false),
             Rebalance::Error(e) => {
-                tracing::warn!(connector = %self.name, error = %e, "rebalance error")
+                // librdkafka has taken the whole assignment away: whatever is still
+                // delivering may belong to another member by now.
+                tracing::warn!(connector = %self.name, error = %e, "rebalance error; dropping every partition");
+                self.flush();
+                let _ = self.events.send(Event::Unassigned);
+                self.set_assigned(false);
             }
         }
     }

@@ -46,6 +46,9 @@ pub enum Event {
         reply: std::sync::mpsc::Sender<Vec<Commit>>,
         deadline: Instant,
     },
+    /// The whole assignment is gone without a drain (a rebalance error): forget every
+    /// partition at once, committing nothing (another member may own them by now).
+    Unassigned,
     /// The process is stopping: drain everything by `deadline`, reply, exit.
     Shutdown {
         reply: std::sync::mpsc::Sender<Vec<Commit>>,
@@ -205,6 +208,7 @@ impl Dispatcher {
                 let all = self.partitions.keys().cloned().collect();
                 self.start_drain(all, reply, deadline, true);
             }
+            Event::Unassigned => self.unassign_all(),
         }
     }
 
@@ -448,6 +452,22 @@ impl Dispatcher {
             deadline,
             exit,
         });
+    }
+
+    fn unassign_all(&mut self) {
+        let all: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        for tp in all {
+            if let Some(p) = self.partitions.get(&tp) {
+                let generation = p.core.generation();
+                self.purge_ready(&tp, generation);
+            }
+            if let Some(p) = self.partitions.remove(&tp) {
+                p.cancel.cancel();
+                p.abort.cancel();
+                self.forget(&p);
+                self.control.release(&tp);
+            }
+        }
     }
 
     /// Replies to every drain that is complete or past its deadline. True = exit now.

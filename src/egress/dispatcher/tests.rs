@@ -233,3 +233,20 @@ async fn a_revoke_forgets_records_waiting_for_a_delivery_slot() {
     );
     assert_eq!(commits.map(|c| c[0].offset), Some(2));
 }
+
+#[tokio::test]
+async fn after_a_rebalance_error_nothing_of_the_old_assignment_is_delivered_or_committed() {
+    let h = start().await;
+    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Records(vec![record(0, 0)]));
+    h.committed(&tp(0), 1).await;
+    h.send(Event::Unassigned);
+    // Records still in flight from the old fetch belong to no assignment now.
+    h.send(Event::Records(vec![record(0, 1), record(0, 2)]));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.control.last_commit(&tp(0)), Some(1));
+    // Assigned again: tracked and committed as usual.
+    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Records(vec![record(0, 1), record(0, 2)]));
+    h.committed(&tp(0), 3).await;
+}
