@@ -153,13 +153,9 @@ const COMMITTED_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 fn to_tpl(commits: &[Commit]) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::with_capacity(commits.len());
     for c in commits {
-        if let Ok(mut e) = tpl
-            .add_partition_offset(&c.tp.topic, c.tp.partition, Offset::Offset(c.offset))
-            .map(|()| tpl.find_partition(&c.tp.topic, c.tp.partition))
-        {
-            if let Some(e) = e.as_mut() {
-                e.set_metadata(&c.metadata);
-            }
+        let mut e = tpl.add_partition(&c.tp.topic, c.tp.partition);
+        if e.set_offset(Offset::Offset(c.offset)).is_ok() {
+            e.set_metadata(&c.metadata);
         }
     }
     tpl

@@ -217,16 +217,7 @@ impl Dispatcher {
             let generation = self.seq.advance();
             // A state left from an earlier assignment is replaced: its late outcomes
             // carry the old generation and are ignored.
-            if let Some(old) = self.partitions.get(&tp) {
-                old.cancel.cancel();
-                old.abort.cancel();
-                let generation = old.core.generation();
-                self.purge_ready(&tp, generation);
-            }
-            if let Some(old) = self.partitions.remove(&tp) {
-                self.forget(&old);
-                self.control.release(&tp);
-            }
+            self.remove_state(&tp);
             self.partitions.insert(
                 tp,
                 Assigned {
@@ -457,16 +448,7 @@ impl Dispatcher {
     fn unassign_all(&mut self) {
         let all: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
         for tp in all {
-            if let Some(p) = self.partitions.get(&tp) {
-                let generation = p.core.generation();
-                self.purge_ready(&tp, generation);
-            }
-            if let Some(p) = self.partitions.remove(&tp) {
-                p.cancel.cancel();
-                p.abort.cancel();
-                self.forget(&p);
-                self.control.release(&tp);
-            }
+            self.remove_state(&tp);
         }
     }
 
@@ -503,14 +485,10 @@ impl Dispatcher {
             if !ours {
                 continue;
             }
-            let Some(p) = self.partitions.remove(tp) else {
+            // Stragglers past the deadline stop now, attempts in progress included.
+            let Some(p) = self.remove_state(tp) else {
                 continue;
             };
-            // Stragglers past the deadline stop now, attempts in progress included.
-            p.cancel.cancel();
-            p.abort.cancel();
-            self.forget(&p);
-            self.control.release(tp);
             if let Some(snap) = p.core.final_snapshot() {
                 commits.push(Commit {
                     tp: tp.clone(),
@@ -524,13 +502,22 @@ impl Dispatcher {
         drain.exit
     }
 
-    /// Takes a partition state out of the gauges.
-    fn forget(&self, p: &Assigned) {
+    /// Gives a partition state up: its queued records are forgotten, its deliveries stop
+    /// (attempts in progress included), it leaves the gauges, and the consumer clears
+    /// any pause or owed seek so the partition is fetched again if it comes back.
+    fn remove_state(&mut self, tp: &TopicPartition) -> Option<Assigned> {
+        let generation = self.partitions.get(tp)?.core.generation();
+        self.purge_ready(tp, generation);
+        let p = self.partitions.remove(tp)?;
+        p.cancel.cancel();
+        p.abort.cancel();
         let telemetry = self.destination.telemetry();
         telemetry.buffered.sub(p.core.outstanding() as i64);
         if p.core.is_paused() {
             telemetry.paused.dec();
         }
+        self.control.release(tp);
+        Some(p)
     }
 }
 

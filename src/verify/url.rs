@@ -45,6 +45,9 @@ impl SignedUrl {
         headers: &HeaderMap,
         peer: Option<IpAddr>,
     ) -> Result<String, UrlError> {
+        if let SignedUrl::NotSigned = self {
+            return Ok(String::new()); // per request: nothing to build
+        }
         let query = query.map(|q| format!("?{q}")).unwrap_or_default();
         match self {
             SignedUrl::NotSigned => Ok(String::new()),
