@@ -53,6 +53,9 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     if !s.health.broker_reachable.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "broker unreachable");
     }
+    if s.health.sinks_failed.load(Ordering::Relaxed) > 0 {
+        return (StatusCode::SERVICE_UNAVAILABLE, "a sink failed; stopping");
+    }
     if s.health.sinks_unassigned.load(Ordering::Relaxed) > 0 {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -122,11 +122,19 @@ pub async fn run(
         Err(_) => tracing::warn!("webhook requests still in flight at the drain deadline"),
         _ => {}
     }
-    // 2. Sinks drain in-flight deliveries and commit their watermarks.
+    // 2. Sinks drain in-flight deliveries and commit their watermarks. A sink that
+    // failed makes the process exit non-zero (after the orderly shutdown).
+    let mut failed = None;
     for sink in sinks {
         match sink.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "sink failed"),
-            Err(e) => tracing::error!(error = %e, "sink task failed"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "sink failed");
+                failed = Some(e.to_string());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sink task failed");
+                failed = Some(e.to_string());
+            }
             Ok(Ok(())) => {}
         }
     }
@@ -140,7 +148,10 @@ pub async fn run(
     tasks.close();
     tasks.wait().await;
     tracing::info!("hookbridge stopped");
-    Ok(())
+    match failed {
+        Some(e) => Err(anyhow::anyhow!(e)),
+        None => Ok(()),
+    }
 }
 
 /// Keeps `/readyz` honest: asks the broker for metadata every few seconds.

@@ -20,7 +20,7 @@ use super::dispatcher::{Commit, Event, PartitionControl};
 use super::finished::{self, FinishedMap};
 use super::partition::Rewind;
 use super::record::{Record, TopicPartition};
-use crate::telemetry::Health;
+use crate::telemetry::{Health, Metrics};
 
 /// Callbacks of one sink's consumer.
 pub struct SinkContext {
@@ -30,6 +30,7 @@ pub struct SinkContext {
     assigned: AtomicBool,
     health: Arc<Health>,
     lag: prometheus::IntGaugeVec,
+    lossy_header_names: prometheus::IntCounter,
     /// Records polled and not yet handed to the dispatcher. A rebalance callback flushes
     /// it before announcing the rebalance, so the dispatcher sees records and rebalances
     /// in exactly the order they were polled.
@@ -42,11 +43,14 @@ impl SinkContext {
         events: UnboundedSender<Event>,
         drain_timeout: Duration,
         health: Arc<Health>,
-        lag: prometheus::IntGaugeVec,
+        metrics: &Metrics,
     ) -> Self {
         health.sinks_unassigned.fetch_add(1, Ordering::Relaxed);
         Self {
-            lag,
+            lag: metrics.consumer_lag.clone(),
+            lossy_header_names: metrics
+                .lossy_header_names
+                .with_label_values(&[name.as_ref()]),
             name,
             events,
             drain_timeout,
@@ -461,26 +465,87 @@ impl Topics {
 }
 
 /// Polls until `stop`, forwarding records to the dispatcher in batches; then drains,
-/// commits synchronously and closes the consumer (leaving the group at once).
+/// commits synchronously and closes the consumer (leaving the group at once). A panic
+/// while polling (a bug: no record should cause one) is contained here: the sink is
+/// marked failed, which takes `/readyz` down, `stop` is cancelled so the whole process
+/// shuts down (and exits non-zero), and the drain below still runs so the dispatcher
+/// ends instead of waiting forever. True when the poll loop panicked.
 pub fn poll_thread(
     consumer: Arc<BaseConsumer<SinkContext>>,
     flow: std::sync::mpsc::Receiver<Flow>,
     stop: CancellationToken,
+) -> bool {
+    let ctx = consumer.context();
+    let died = !contain_panic(&ctx.name, &ctx.health, &stop, || {
+        poll_loop(&consumer, &flow, &stop)
+    });
+    match ctx.drain(Vec::new(), true) {
+        Some(commits) => commit_sync(&consumer, &commits, &ctx.name),
+        None => {
+            tracing::warn!(connector = %ctx.name, "shutdown drain did not answer; committing nothing")
+        }
+    }
+    ctx.set_assigned(false);
+    // Closing serves one last revoke; the dispatcher is gone by then, so it commits nothing.
+    consumer.unsubscribe();
+    died
+}
+
+/// Runs `work`; when it panics, marks the sink failed (not ready) and cancels `stop` so
+/// the process shuts down instead of running on without this sink. False on a panic.
+pub(crate) fn contain_panic(
+    name: &str,
+    health: &Health,
+    stop: &CancellationToken,
+    work: impl FnOnce(),
+) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(()) => true,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            sink_failed(name, health, stop, &what);
+            false
+        }
+    }
+}
+
+/// A sink's thread or task died: not ready from now on, and the process stops.
+pub(crate) fn sink_failed(name: &str, health: &Health, stop: &CancellationToken, what: &str) {
+    health.sinks_failed.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(
+        connector = name,
+        panic = what,
+        "sink stopped by an internal error; shutting the process down"
+    );
+    stop.cancel();
+}
+
+fn poll_loop(
+    consumer: &BaseConsumer<SinkContext>,
+    flow: &std::sync::mpsc::Receiver<Flow>,
+    stop: &CancellationToken,
 ) {
     let mut topics = Topics::default();
     let mut state = FlowState::default();
-    'polling: while !stop.is_cancelled() {
+    while !stop.is_cancelled() {
         while let Ok(change) = flow.try_recv() {
-            state.apply(&consumer, change);
+            state.apply(consumer, change);
         }
-        state.retry_seeks(&consumer);
+        state.retry_seeks(consumer);
         let ctx = consumer.context();
         let mut wait = Duration::from_millis(50);
         loop {
             match consumer.poll(wait) {
                 None => break,
                 Some(Ok(msg)) => {
-                    let mut record = Record::from_message(&msg, topics.get(msg.topic()));
+                    let (mut record, lossy) = Record::from_message(&msg, topics.get(msg.topic()));
+                    if lossy > 0 {
+                        ctx.lossy_header_names.inc_by(lossy as u64);
+                    }
                     record.epoch = state.epoch(&record.tp);
                     if ctx.push(record) >= POLL_BATCH {
                         break;
@@ -495,17 +560,24 @@ pub fn poll_thread(
             wait = Duration::ZERO;
         }
         if !ctx.flush() {
-            break 'polling;
+            return;
         }
     }
-    let ctx = consumer.context();
-    match ctx.drain(Vec::new(), true) {
-        Some(commits) => commit_sync(&consumer, &commits, &ctx.name),
-        None => {
-            tracing::warn!(connector = %ctx.name, "shutdown drain did not answer; committing nothing")
-        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_sink_thread_takes_readiness_down_and_stops_the_process() {
+        let health = Health::default();
+        health.broker_reachable.store(true, Ordering::Relaxed);
+        let stop = CancellationToken::new();
+        assert!(contain_panic("orders", &health, &stop, || {}));
+        assert!(health.ready() && !stop.is_cancelled());
+        assert!(!contain_panic("orders", &health, &stop, || panic!("bug")));
+        assert!(!health.ready(), "/readyz must go down");
+        assert!(stop.is_cancelled(), "the process must shut down");
     }
-    ctx.set_assigned(false);
-    // Closing serves one last revoke; the dispatcher is gone by then, so it commits nothing.
-    consumer.unsubscribe();
 }

@@ -67,6 +67,8 @@ pub(crate) enum SinkError {
     Consumer(String, rdkafka::error::KafkaError),
     #[error("sink {0}: cannot create HTTP client: {1}")]
     Client(String, reqwest::Error),
+    #[error("sink {0}: its {1} stopped on an internal error")]
+    Died(String, &'static str),
 }
 
 /// Timing shared by every sink.
@@ -96,8 +98,8 @@ pub(crate) async fn run_sink(
         name.clone(),
         tx.clone(),
         timing.drain_timeout,
-        health,
-        metrics.consumer_lag.clone(),
+        health.clone(),
+        &metrics,
     );
     let consumer: BaseConsumer<SinkContext> = consumer_cfg
         .create_with_context(context)
@@ -129,6 +131,7 @@ pub(crate) async fn run_sink(
     let dispatching = tokio::spawn(dispatcher.run(rx));
     let poller = {
         let consumer = consumer.clone();
+        let stop = stop.clone();
         std::thread::Builder::new()
             .name(format!("poll-{name}"))
             .spawn(move || consumer::poll_thread(consumer, flow_rx, stop))
@@ -140,12 +143,25 @@ pub(crate) async fn run_sink(
             })?
     };
     tracing::info!(connector = %name, topics = ?topics, "sink started");
-    let _ = dispatching.await;
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = poller.join();
+    // A dispatcher that panicked leaves the poll thread running: stopping the process
+    // ends it (its drain finds the dispatcher gone and commits nothing).
+    let dispatcher_died = dispatching.await.is_err();
+    if dispatcher_died {
+        consumer::sink_failed(&name, &health, &stop, "dispatcher");
+    }
+    let poller_died = tokio::task::spawn_blocking(move || {
+        let died = poller.join().unwrap_or(true);
         drop(consumer);
+        died
     })
-    .await;
+    .await
+    .unwrap_or(true);
     tracing::info!(connector = %name, "sink stopped");
+    if dispatcher_died {
+        return Err(SinkError::Died(name.to_string(), "dispatcher"));
+    }
+    if poller_died {
+        return Err(SinkError::Died(name.to_string(), "poll thread"));
+    }
     Ok(())
 }

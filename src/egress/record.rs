@@ -1,10 +1,17 @@
 //! A consumed Kafka record, owned so it can outlive the poll that produced it. The value
 //! is `Bytes`, so every retry reuses one buffer.
+//!
+//! Headers are read from librdkafka's list directly, not through rust-rdkafka's header
+//! iterator: that one unwraps each name as UTF-8 and panics on a name that is not (Go's
+//! and C's clients can write one), which would kill the poll thread and stop the sink on
+//! every partition. Here such a name is read lossily (invalid bytes become U+FFFD) and
+//! counted; the record is delivered like any other.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::bindings as rdsys;
+use rdkafka::message::{BorrowedMessage, Message};
 
 /// One topic-partition, cheap to clone and hash.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,22 +34,20 @@ pub struct Record {
 }
 
 impl Record {
-    /// Copies a polled message out of librdkafka's buffer. `topic` is interned by the caller.
-    pub fn from_message(msg: &BorrowedMessage<'_>, topic: Arc<str>) -> Self {
-        let headers = msg
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_owned(),
-                            h.value.map(Bytes::copy_from_slice).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Record {
+    /// Copies a polled message out of librdkafka's buffer. `topic` is interned by the
+    /// caller. Also returns how many header names were not UTF-8 (read lossily).
+    pub fn from_message(msg: &BorrowedMessage<'_>, topic: Arc<str>) -> (Self, usize) {
+        let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+        // SAFETY: `msg.ptr()` is the live message `msg` borrows; librdkafka only writes the
+        // headers pointer (owned by the message) into `hdrs`.
+        let err = unsafe { rdsys::rd_kafka_message_headers(msg.ptr(), &mut hdrs) };
+        let (headers, lossy) = if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            // SAFETY: `hdrs` belongs to `msg`, which outlives this call.
+            unsafe { read_headers(hdrs) }
+        } else {
+            (Vec::new(), 0)
+        };
+        let record = Record {
             tp: TopicPartition {
                 topic,
                 partition: msg.partition(),
@@ -55,9 +60,9 @@ impl Record {
                 .unwrap_or_default(),
             headers,
             epoch: 0,
-        }
+        };
+        (record, lossy)
     }
-
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&Bytes> {
         self.headers
@@ -69,5 +74,95 @@ impl Record {
     /// `<topic>-<partition>-<offset>`: stable across redeliveries so receivers can dedupe.
     pub fn webhook_id(&self) -> String {
         format!("{}-{}-{}", self.tp.topic, self.tp.partition, self.offset)
+    }
+}
+
+/// Every header of a librdkafka header list, in order: names read lossily (with the
+/// count of names that were not UTF-8), values copied (a null value reads as empty).
+///
+/// # Safety
+/// `hdrs` is null or a header list that stays alive and unmodified during the call.
+unsafe fn read_headers(hdrs: *const rdsys::rd_kafka_headers_t) -> (Vec<(String, Bytes)>, usize) {
+    if hdrs.is_null() {
+        return (Vec::new(), 0);
+    }
+    let count = rdsys::rd_kafka_header_cnt(hdrs);
+    let mut headers = Vec::with_capacity(count);
+    let mut lossy = 0;
+    for idx in 0..count {
+        let mut name: *const std::ffi::c_char = std::ptr::null();
+        let mut value: *const std::ffi::c_void = std::ptr::null();
+        let mut size = 0usize;
+        let err = rdsys::rd_kafka_header_get_all(hdrs, idx, &mut name, &mut value, &mut size);
+        if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            break;
+        }
+        // librdkafka keeps each name NUL-terminated.
+        let name = std::ffi::CStr::from_ptr(name).to_bytes();
+        let name = match std::str::from_utf8(name) {
+            Ok(n) => n.to_owned(),
+            Err(_) => {
+                lossy += 1;
+                String::from_utf8_lossy(name).into_owned()
+            }
+        };
+        let value = if value.is_null() || size == 0 {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(std::slice::from_raw_parts(value.cast::<u8>(), size))
+        };
+        headers.push((name, value));
+    }
+    (headers, lossy)
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::message::OwnedHeaders;
+
+    use super::*;
+
+    /// A header list with names given as raw bytes (what a Go or C producer can write).
+    fn raw_headers(pairs: &[(&[u8], Option<&[u8]>)]) -> OwnedHeaders {
+        let owned = OwnedHeaders::new();
+        let ptr = owned.as_borrowed() as *const _ as *mut rdsys::rd_kafka_headers_t;
+        for (name, value) in pairs {
+            let (v, len) = match value {
+                Some(v) => (v.as_ptr().cast::<std::ffi::c_void>(), v.len() as isize),
+                None => (std::ptr::null(), 0),
+            };
+            let err = unsafe {
+                rdsys::rd_kafka_header_add(ptr, name.as_ptr().cast(), name.len() as isize, v, len)
+            };
+            assert_eq!(err, rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+        }
+        owned
+    }
+
+    #[test]
+    fn a_header_name_that_is_not_utf8_is_read_lossily_and_counted() {
+        let owned = raw_headers(&[
+            (b"x-ok", Some(b"1")),
+            (b"x-\xff\xfebad", Some(b"2")),
+            (b"x-null", None),
+        ]);
+        let ptr = owned.as_borrowed() as *const _ as *const rdsys::rd_kafka_headers_t;
+        let (headers, lossy) = unsafe { read_headers(ptr) };
+        assert_eq!(lossy, 1);
+        assert_eq!(
+            headers,
+            vec![
+                ("x-ok".to_owned(), Bytes::from_static(b"1")),
+                ("x-\u{fffd}\u{fffd}bad".to_owned(), Bytes::from_static(b"2")),
+                ("x-null".to_owned(), Bytes::new()),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_headers_read_as_none() {
+        let (headers, lossy) = unsafe { read_headers(std::ptr::null()) };
+        assert!(headers.is_empty());
+        assert_eq!(lossy, 0);
     }
 }

@@ -274,7 +274,7 @@ enum Entry {
 
 impl Entry {
     fn read(msg: &BorrowedMessage<'_>, connector: &str) -> Entry {
-        let mut record = Record::from_message(msg, msg.topic().into());
+        let (mut record, _) = Record::from_message(msg, msg.topic().into());
         match envelope::connector(&record.headers) {
             Ok(c) if c != connector => return Entry::OtherSink,
             Ok(_) => {}

@@ -10,11 +10,15 @@ pub struct Health {
     pub broker_reachable: AtomicBool,
     /// Sinks that are between assignments (starting, or in a rebalance).
     pub sinks_unassigned: AtomicUsize,
+    /// Sinks whose poll thread or dispatcher died (a bug): the process is stopping and
+    /// must not be sent traffic meanwhile.
+    pub sinks_failed: AtomicUsize,
 }
 
 impl Health {
     pub fn ready(&self) -> bool {
         self.broker_reachable.load(Ordering::Relaxed)
             && self.sinks_unassigned.load(Ordering::Relaxed) == 0
+            && self.sinks_failed.load(Ordering::Relaxed) == 0
     }
 }

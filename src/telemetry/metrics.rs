@@ -42,6 +42,8 @@ pub struct Metrics {
     /// Records skipped after an assignment because the commit metadata says they were
     /// finished already.
     pub skipped_on_resume: IntCounterVec,
+    /// Consumed header names that were not UTF-8 and were read lossily, by connector.
+    pub lossy_header_names: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -173,6 +175,12 @@ impl Metrics {
                 &r,
                 "hookbridge_skipped_on_resume_total",
                 "Records not delivered again after an assignment: finished per the commit metadata.",
+                &["connector"],
+            ),
+            lossy_header_names: counter(
+                &r,
+                "hookbridge_lossy_header_names_total",
+                "Consumed header names that were not UTF-8; invalid bytes read as U+FFFD.",
                 &["connector"],
             ),
             registry: r,

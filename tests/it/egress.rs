@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::broker::Broker;
-use crate::support::hookbridge::{Config, Hookbridge};
+use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Received, Receiver};
 use crate::support::unique;
@@ -555,4 +555,98 @@ async fn configured_status_policy_decides_what_retries_and_what_dead_letters() {
     .await;
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
     drop(hb);
+}
+
+/// Produces `n` records over `partitions` partitions straight through librdkafka; every
+/// `poison_every`th carries a header whose *name* is not UTF-8 (as Go's and C's clients
+/// can write, and confluent-kafka's Python API cannot).
+fn produce_with_raw_header_names(
+    brokers: &str,
+    topic: &str,
+    n: usize,
+    partitions: i32,
+    poison_every: usize,
+) {
+    use rdkafka::bindings as rdsys;
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .create()
+        .expect("test producer");
+    for i in 0..n {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "content-type",
+            value: Some("application/json"),
+        });
+        if i % poison_every == poison_every - 1 {
+            let name: &[u8] = b"x-\xff\xfe-trace";
+            let value: &[u8] = b"v";
+            let list = headers.as_borrowed() as *const _ as *mut rdsys::rd_kafka_headers_t;
+            // SAFETY: `list` is the header list `headers` owns and nobody else uses yet.
+            let err = unsafe {
+                rdsys::rd_kafka_header_add(
+                    list,
+                    name.as_ptr().cast(),
+                    name.len() as isize,
+                    value.as_ptr().cast(),
+                    value.len() as isize,
+                )
+            };
+            assert_eq!(err, rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+        }
+        // A key always lands on one partition, so key order can be checked.
+        let key = format!("k{}", i % 50);
+        let value = json!({"k": key, "seq": i}).to_string();
+        let mut record = BaseRecord::to(topic)
+            .partition((i % 50) as i32 % partitions)
+            .key(&key)
+            .payload(&value)
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_names_that_are_not_utf8_stop_nothing_and_sigterm_still_exits() {
+    let broker = Broker::start();
+    let topic = unique("poison");
+    broker.create_topic(&topic, 4);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    // The fixture's drain deadline (`shutdown.drain_timeout`) is 20 s.
+    let mut hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let (brokers, t) = (broker.addr(), topic.clone());
+    tokio::task::spawn_blocking(move || produce_with_raw_header_names(&brokers, &t, 2000, 4, 500))
+        .await
+        .expect("produce");
+    rx.wait_for(Duration::from_secs(60), "all 2000 records delivered", |s| {
+        distinct_ids(s) >= 2000
+    })
+    .await;
+    let text = hb.metrics().await;
+    assert_eq!(
+        metric(&text, "hookbridge_lossy_header_names_total", &[]),
+        4.0,
+        "each poison header counted once"
+    );
+    assert_key_order(&rx.seen());
+    wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    let asked = std::time::Instant::now();
+    let status = hb.terminate(Duration::from_secs(25)).await;
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "exited within the drain deadline"
+    );
 }
