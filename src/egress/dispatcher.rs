@@ -184,7 +184,7 @@ impl Dispatcher {
                         self.handle(ev, &mut deliveries);
                     }
                 }
-                _ = tick.tick() => self.commit_progress(&mut deliveries),
+                _ = tick.tick() => self.commit_progress(),
                 _ = tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, Into::into)), if deadline.is_some() => {
                     tracing::warn!(connector = %self.destination.sink.name, "drain deadline passed; unfinished records stay uncommitted");
                 }
@@ -364,7 +364,7 @@ impl Dispatcher {
     }
 
     /// Periodic commit of every partition whose position or map changed.
-    fn commit_progress(&mut self, deliveries: &mut Deliveries) {
+    fn commit_progress(&mut self) {
         // Every so often, commit unchanged positions too: an async commit that failed
         // (coordinator moved) is then repaired even on a partition that went idle.
         self.ticks += 1;
@@ -376,21 +376,13 @@ impl Dispatcher {
             metadata_bytes: 0,
             truncated: 0,
         };
-        let mut touched = Vec::new();
         for (tp, p) in &mut self.partitions {
             if p.core.is_revoked() {
                 continue;
             }
-            let steps_before = self.steps.len();
-            let Some((snap, encoded)) =
-                p.core
-                    .commit(refresh, budget, &mut self.seq, &mut self.steps)
-            else {
+            let Some((snap, encoded)) = p.core.commit(refresh, budget) else {
                 continue;
             };
-            if self.steps.len() > steps_before {
-                touched.push((tp.clone(), self.steps.split_off(steps_before)));
-            }
             stats.finished_above += snap.finished_above();
             stats.metadata_bytes = stats.metadata_bytes.max(encoded.text.len());
             stats.truncated += usize::from(encoded.truncated);
@@ -399,10 +391,6 @@ impl Dispatcher {
                 offset: snap.base,
                 metadata: encoded.text,
             });
-        }
-        for (tp, steps) in touched {
-            self.steps = steps;
-            self.carry_out(&tp, deliveries);
         }
         if !commits.is_empty() {
             self.control.commit_async(&commits);

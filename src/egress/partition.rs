@@ -12,7 +12,10 @@
 //!   waits in offset order.
 //! * At `buffer` tracked records the partition pauses; records polled after the pause
 //!   took effect are not held but re-read from the first of them on resume (a rewind,
-//!   stamped with a new epoch so the stale copies still arriving are ignored).
+//!   stamped with a new epoch so the stale copies still arriving are ignored). `buffer`
+//!   is the only pause: the finished-offset map never pauses a partition. A map over its
+//!   budget is cut at the end (the records past the cut read as unfinished, redelivered
+//!   after a crash), so one key stuck in retry costs a longer map, not the partition.
 //! * Records the commit metadata says were finished before (by this or another member)
 //!   are finished at once, not delivered again.
 
@@ -70,19 +73,6 @@ pub enum Admitted {
     Ignored,
 }
 
-/// Why the partition is paused; it resumes when no reason is left.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct PauseReasons {
-    buffer_full: bool,
-    map_full: bool,
-}
-
-impl PauseReasons {
-    fn any(self) -> bool {
-        self.buffer_full || self.map_full
-    }
-}
-
 /// One assigned partition's state. `T` is the record payload the dispatcher carries
 /// (tests use `()`).
 #[derive(Debug)]
@@ -92,7 +82,8 @@ pub struct Partition<T> {
     /// A lane is present while its head is in flight; the queue holds what waits behind it.
     lanes: HashMap<Bytes, VecDeque<(i64, T)>>,
     in_flight: usize,
-    pause: PauseReasons,
+    /// Paused because `buffer` records are tracked; resumes at half.
+    paused: bool,
     /// First offset polled after the pause took effect, to re-read from on resume.
     dropped_from: Option<i64>,
     /// Records stamped with an older epoch were polled before the latest rewind.
@@ -116,7 +107,7 @@ impl<T> Partition<T> {
             watermark: Watermark::default(),
             lanes: HashMap::new(),
             in_flight: 0,
-            pause: PauseReasons::default(),
+            paused: false,
             dropped_from: None,
             epoch: 0,
             revoked: false,
@@ -141,7 +132,7 @@ impl<T> Partition<T> {
     }
 
     pub fn is_paused(&self) -> bool {
-        self.pause.any()
+        self.paused
     }
 
     pub fn is_revoked(&self) -> bool {
@@ -161,7 +152,7 @@ impl<T> Partition<T> {
             // Never tracked, so the watermark cannot pass it.
             return Admitted::Ignored;
         }
-        if self.pause.any() {
+        if self.paused {
             self.dropped_from = Some(self.dropped_from.map_or(offset, |d| d.min(offset)));
             return Admitted::Dropped;
         }
@@ -173,8 +164,9 @@ impl<T> Partition<T> {
             self.finished_since_commit += 1;
             return Admitted::Skipped;
         }
-        if self.watermark.outstanding() >= self.buffer && !self.pause.buffer_full {
-            self.set_pause(|p| p.buffer_full = true, out);
+        if self.watermark.outstanding() >= self.buffer && !self.paused {
+            self.paused = true;
+            out.push(Step::Pause);
         }
         match lane {
             Some(lane) => match self.lanes.get_mut(&lane) {
@@ -209,9 +201,9 @@ impl<T> Partition<T> {
         if self.revoked {
             return; // no resume, no rewind, nothing new started
         }
-        if self.pause.buffer_full && self.watermark.outstanding() <= self.buffer / 2 {
-            self.set_pause(|p| p.buffer_full = false, out);
-            self.rewind_if_resumed(seq, out);
+        if self.paused && self.watermark.outstanding() <= self.buffer / 2 {
+            self.paused = false;
+            self.resume(seq, out);
         }
         let Some(lane) = lane else { return };
         let next = match self.lanes.get_mut(&lane) {
@@ -243,33 +235,8 @@ impl<T> Partition<T> {
         self.lanes.clear();
     }
 
-    /// The commit metadata grew close to its budget: pause until it shrinks, so the map
-    /// never outgrows what the broker stores (and the commit never stalls on it). With
-    /// nothing outstanding there is nothing whose finishing could shrink it: never pause.
-    pub fn set_map_full(&mut self, full: bool, seq: &mut Sequence, out: &mut Vec<Step<T>>) {
-        let full = full && self.watermark.outstanding() > 0;
-        if self.revoked || self.pause.map_full == full {
-            return;
-        }
-        self.set_pause(|p| p.map_full = full, out);
-        if !full {
-            self.rewind_if_resumed(seq, out);
-        }
-    }
-
-    fn set_pause(&mut self, change: impl FnOnce(&mut PauseReasons), out: &mut Vec<Step<T>>) {
-        let before = self.pause.any();
-        change(&mut self.pause);
-        if !before && self.pause.any() {
-            out.push(Step::Pause);
-        }
-    }
-
-    /// After the last pause reason cleared: resume, re-reading dropped records.
-    fn rewind_if_resumed(&mut self, seq: &mut Sequence, out: &mut Vec<Step<T>>) {
-        if self.pause.any() {
-            return;
-        }
+    /// Resumes fetching, re-reading the records dropped while paused.
+    fn resume(&mut self, seq: &mut Sequence, out: &mut Vec<Step<T>>) {
         let rewind = self.dropped_from.take().map(|offset| {
             self.epoch = seq.advance();
             Rewind {
@@ -295,30 +262,13 @@ impl<T> Partition<T> {
         Some(self.snapshot(offset))
     }
 
-    /// The periodic commit: position and encoded map within `budget`, and back-pressure
-    /// on the map's size (pause above three quarters of the budget, resume below half).
-    /// What an earlier owner's map knew beyond this member's reach is cut rather than
-    /// paused for: a paused partition cannot re-read those records, so the pause would
-    /// never end. Cutting it only means those records are redelivered after a crash.
-    pub fn commit(
-        &mut self,
-        force: bool,
-        budget: usize,
-        seq: &mut Sequence,
-        out: &mut Vec<Step<T>>,
-    ) -> Option<(Snapshot, Encoded)> {
-        let mut snap = self.commit_snapshot(force)?;
-        let mut encoded = finished::encode(&snap, budget);
-        let high = budget / 4 * 3;
-        if encoded.full_len > high && self.resumed.take().is_some() {
-            snap = self.snapshot(snap.base);
-            encoded = finished::encode(&snap, budget);
-        }
-        if encoded.full_len > high {
-            self.set_map_full(true, seq, out);
-        } else if encoded.full_len < budget / 2 {
-            self.set_map_full(false, seq, out);
-        }
+    /// The periodic commit: position and the map encoded within `budget`. A map over
+    /// budget is cut, never paused for: pausing would stop the whole partition behind
+    /// one stuck key. An earlier owner's map is kept whole (it was written within the
+    /// budget); what it knows past this member's reach is what the cut drops first.
+    pub fn commit(&mut self, force: bool, budget: usize) -> Option<(Snapshot, Encoded)> {
+        let snap = self.commit_snapshot(force)?;
+        let encoded = finished::encode(&snap, budget);
         Some((snap, encoded))
     }
 
