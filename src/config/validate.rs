@@ -211,6 +211,18 @@ const GUARDED: &[Guarded] = &[
     },
 ];
 
+/// The property librdkafka sets for `name`: it strips one `topic.` prefix from a name it
+/// does not know globally and sets the rest on the default topic config, so
+/// `topic.acks` and `topic.auto.offset.reset` are `acks` and `auto.offset.reset` (and
+/// which of the two spellings wins varies), so both are guarded alike.
+fn librdkafka_name(name: &str) -> &str {
+    const PREFIX: &str = "topic.";
+    match name.get(..PREFIX.len()) {
+        Some(p) if p.eq_ignore_ascii_case(PREFIX) => &name[PREFIX.len()..],
+        _ => name,
+    }
+}
+
 /// Refuses properties that would weaken the commit promise, and literal values that
 /// look like mistyped secret references.
 fn check_properties(kafka: &KafkaSettings, file: &str) -> Result<(), ConfigError> {
@@ -219,7 +231,8 @@ fn check_properties(kafka: &KafkaSettings, file: &str) -> Result<(), ConfigError
         value
             .check_form()
             .map_err(|e| ConfigError::new(file, key.as_str(), e.to_string()))?;
-        let Some(guard) = GUARDED.iter().find(|g| g.name.eq_ignore_ascii_case(name)) else {
+        let bare = librdkafka_name(name);
+        let Some(guard) = GUARDED.iter().find(|g| g.name.eq_ignore_ascii_case(bare)) else {
             continue;
         };
         let kept = match value {
@@ -324,6 +337,12 @@ mod tests {
             "\"delivery.report.only.error\" = \"true\"",
             "\"ENABLE.AUTO.COMMIT\" = \"true\"",
             "\"enable.auto.commit\" = \"${AUTO}\"",
+            "\"topic.auto.offset.reset\" = \"latest\"",
+            "\"topic.acks\" = \"1\"",
+            "\"topic.request.required.acks\" = \"0\"",
+            "\"topic.auto.commit.enable\" = \"true\"",
+            "\"topic.offset.store.method\" = \"file\"",
+            "\"TOPIC.acks\" = \"1\"",
         ];
         for line in refused {
             let e = settings(&format!("[kafka.properties]\n{line}\n")).unwrap_err();
@@ -340,6 +359,8 @@ mod tests {
             "\"enable.auto.commit\" = \"false\"",
             "\"auto.offset.reset\" = \"earliest\"",
             "\"acks\" = \"all\"",
+            "\"topic.acks\" = \"all\"",
+            "\"topic.auto.offset.reset\" = \"earliest\"",
             "\"enable.partition.eof\" = \"true\"",
             "\"enable.idempotence\" = \"false\"",
         ];
