@@ -20,7 +20,7 @@ use super::record::Record;
 use super::retry;
 use super::sign::Signer;
 use crate::connectors::Sink;
-use crate::kafka::envelope;
+use crate::kafka::{envelope, producer};
 use crate::telemetry::sink::{
     AttemptEnded, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled, SinkTelemetry,
     UndeliverableWithoutDlq,
@@ -442,7 +442,9 @@ impl Destination {
         h
     }
 
-    /// Writes to the DLQ until the broker acknowledges (or cancellation).
+    /// Writes to the DLQ until the broker acknowledges (or cancellation). A dead letter
+    /// refused for its size is cut at once and written again (see `dlq`); any other
+    /// failure is retried with backoff, the record unfinished meanwhile.
     async fn dead_letter(
         &self,
         record: &Record,
@@ -454,8 +456,10 @@ impl Destination {
             return Finish::Abandoned;
         };
         let mut wait = Duration::from_millis(500);
+        let mut fit = dlq::Fit::Whole;
         loop {
-            match dlq::write(&self.producer, topic, record, dl, self.name()).await {
+            let error = match dlq::write(&self.producer, topic, record, dl, self.name(), fit).await
+            {
                 Ok(_) => {
                     DeadLettered {
                         id,
@@ -463,16 +467,25 @@ impl Destination {
                         status: dl.status,
                         attempts: dl.attempts,
                         dlq: topic,
+                        cut: (fit != dlq::Fit::Whole).then_some(&fit as &dyn std::fmt::Debug),
                     }
                     .emit(&self.telemetry);
                     return Finish::DeadLettered;
                 }
-                Err(e) => DeadLetterFailed {
-                    id,
-                    dlq: topic,
-                    error: &e,
+                Err(e) => e,
+            };
+            DeadLetterFailed {
+                id,
+                dlq: topic,
+                error: &error,
+                class: producer::failure_class(&error),
+            }
+            .emit(&self.telemetry);
+            if producer::is_too_large(&error) {
+                if let Some(smaller) = fit.smaller(record.value.len()) {
+                    fit = smaller;
+                    continue;
                 }
-                .emit(&self.telemetry),
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Finish::Abandoned,

@@ -2,6 +2,12 @@
 //! envelope (`kafka::envelope`) that says why, produced with `acks=all`. Only the broker's
 //! acknowledgement finishes the record; a failed write is retried and the offset stays
 //! uncommitted meanwhile.
+//!
+//! A dead letter the producer or broker refuses for its size (the producer's
+//! `message.max.bytes` follows the sources, not what sinks consume) would be refused on
+//! every retry, holding its key forever. It is cut instead ([`Fit`]): the value halved
+//! until it fits, then the original headers left out, and marked with
+//! `hookbridge-dlq-truncated` (the original size) so it is never redriven as if whole.
 
 use std::time::{Duration, SystemTime};
 
@@ -29,6 +35,33 @@ pub struct DeadLetter {
     pub response: bytes::Bytes,
 }
 
+/// How much of the original record a dead letter carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Key, value and headers as consumed.
+    Whole,
+    /// The first `n` bytes of the value, the key and the original headers.
+    Value(usize),
+    /// Key and the dead-letter headers only: the original headers were too large too.
+    EnvelopeOnly,
+}
+
+impl Fit {
+    /// The next smaller cut after a size refusal; `None` when nothing is left to cut.
+    pub fn smaller(self, value_len: usize) -> Option<Fit> {
+        match self {
+            Fit::Whole if value_len > 0 => Some(Fit::Value(value_len / 2)),
+            Fit::Value(n) if n > 0 => Some(Fit::Value(n / 2)),
+            Fit::Whole | Fit::Value(_) => Some(Fit::EnvelopeOnly),
+            Fit::EnvelopeOnly => None,
+        }
+    }
+
+    fn is_cut(self) -> bool {
+        self != Fit::Whole
+    }
+}
+
 impl DeadLetter {
     /// The envelope for `record`, dead-lettered by `connector`.
     pub fn envelope(&self, record: &Record, connector: &str) -> DeadLetterEnvelope {
@@ -46,28 +79,90 @@ impl DeadLetter {
             first_attempt: self.first_attempt,
             last_attempt: self.last_attempt,
             response: self.response.clone(),
+            truncated: None,
         }
     }
 }
 
-/// The DLQ headers: the original ones (minus stale DLQ headers) then the envelope.
-pub fn headers(record: &Record, dl: &DeadLetter, connector: &str) -> OwnedHeaders {
-    dl.envelope(record, connector).to_headers(&record.headers)
+/// The DLQ headers: the original ones (minus stale DLQ headers, and none with
+/// [`Fit::EnvelopeOnly`]) then the envelope, marked when cut.
+pub fn headers(record: &Record, dl: &DeadLetter, connector: &str, fit: Fit) -> OwnedHeaders {
+    let mut envelope = dl.envelope(record, connector);
+    if fit.is_cut() {
+        envelope.truncated = Some(record.value.len() as u64);
+    }
+    let original: &[(String, bytes::Bytes)] = if fit == Fit::EnvelopeOnly {
+        &[]
+    } else {
+        &record.headers
+    };
+    envelope.to_headers(original)
 }
 
-/// Writes the record to `topic` and waits for the acknowledgement.
+/// Writes the record, as much of it as `fit` keeps, to `topic` and waits for the
+/// acknowledgement.
 pub async fn write(
     producer: &FutureProducer,
     topic: &str,
     record: &Record,
     dl: &DeadLetter,
     connector: &str,
+    fit: Fit,
 ) -> Result<Acked, rdkafka::error::KafkaError> {
+    let value = match fit {
+        Fit::Whole => record.value.as_ref(),
+        Fit::Value(n) => &record.value[..n.min(record.value.len())],
+        Fit::EnvelopeOnly => &[],
+    };
     let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-        .payload(record.value.as_ref())
-        .headers(headers(record, dl, connector));
+        .payload(value)
+        .headers(headers(record, dl, connector, fit));
     if let Some(k) = &record.key {
         fr = fr.key(k.as_ref());
     }
     producer::send_acked(producer, fr, Duration::from_secs(5)).await
+}
+
+/// Warns at start when the DLQ topic is missing (or its metadata cannot be read): every
+/// record that needs it would wait, unfinished, until it exists. Only a warning: the
+/// topic may be created after the sink starts.
+pub fn warn_if_missing<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    connector: &str,
+    topic: &str,
+) {
+    let problem = match client.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+        Err(e) => Some(e.to_string()),
+        Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
+            None => Some("the broker does not know it".to_owned()),
+            Some(t) => match t.error() {
+                Some(e) => Some(rdkafka::error::RDKafkaErrorCode::from(e).to_string()),
+                None if t.partitions().is_empty() => Some("it has no partitions".to_owned()),
+                None => None,
+            },
+        },
+    };
+    if let Some(problem) = problem {
+        tracing::warn!(connector, dlq = topic, problem = %problem,
+            "dead-letter topic not found: records to dead-letter will wait unfinished (their partitions' commits hold) until it exists");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_dead_letter_is_cut_in_halves_then_to_its_envelope() {
+        let mut fit = Fit::Whole;
+        let mut seen = vec![fit];
+        while let Some(next) = fit.smaller(1000) {
+            fit = next;
+            seen.push(fit);
+        }
+        assert_eq!(seen[1], Fit::Value(500));
+        assert_eq!(seen.last(), Some(&Fit::EnvelopeOnly));
+        assert!(seen.len() < 15, "ends after a few halvings: {seen:?}");
+        assert_eq!(Fit::Whole.smaller(0), Some(Fit::EnvelopeOnly));
+    }
 }

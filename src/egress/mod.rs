@@ -109,6 +109,12 @@ pub(crate) async fn run_sink(
         .subscribe(&topic_refs)
         .map_err(|e| SinkError::Consumer(name.to_string(), e))?;
     let consumer = Arc::new(consumer);
+    if let Some(dlq_topic) = sink.dlq_topic.clone() {
+        let (consumer, name) = (consumer.clone(), name.clone());
+        tokio::task::spawn_blocking(move || {
+            dlq::warn_if_missing(consumer.client(), &name, &dlq_topic)
+        });
+    }
 
     let telemetry = Arc::new(SinkTelemetry::new(name.clone(), metrics));
     let destination = Arc::new(

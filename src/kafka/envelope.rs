@@ -37,6 +37,9 @@ pub mod dlq {
     pub const CONNECTOR: &str = "hookbridge-dlq-connector";
     /// The start of the destination's answer.
     pub const RESPONSE: &str = "hookbridge-dlq-response";
+    /// Present only when the record was cut to fit the DLQ topic: the original value's
+    /// size in bytes (the value kept is its start; original headers may be left out).
+    pub const TRUNCATED: &str = "hookbridge-dlq-truncated";
 
     /// Every dead-letter header, in the order they are written.
     #[cfg(test)]
@@ -92,6 +95,9 @@ pub struct DeadLetterEnvelope {
     pub last_attempt: SystemTime,
     /// Start of the destination's response body; cut to [`RESPONSE_EXCERPT`] when written.
     pub response: Bytes,
+    /// The original value's size when the dead letter had to be cut to fit the DLQ
+    /// topic: such a record is evidence, not something to redrive.
+    pub truncated: Option<u64>,
 }
 
 impl DeadLetterEnvelope {
@@ -111,6 +117,12 @@ impl DeadLetterEnvelope {
             out = out.insert(Header {
                 key: k,
                 value: Some(v.as_ref()),
+            });
+        }
+        if let Some(size) = self.truncated {
+            out = out.insert(Header {
+                key: dlq::TRUNCATED,
+                value: Some(size.to_string().as_bytes()),
             });
         }
         out
@@ -159,6 +171,12 @@ impl DeadLetterEnvelope {
             first_attempt: time(headers, dlq::FIRST_ATTEMPT),
             last_attempt: time(headers, dlq::LAST_ATTEMPT),
             response: header(headers, dlq::RESPONSE).cloned().unwrap_or_default(),
+            // Present but unreadable still means cut: never mistaken for a whole record.
+            truncated: header(headers, dlq::TRUNCATED).map(|_| {
+                text(headers, dlq::TRUNCATED)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0)
+            }),
         })
     }
 }
@@ -305,7 +323,19 @@ mod tests {
             first_attempt: at(1_764_600_000_123),
             last_attempt: at(1_764_600_001_456),
             response: Bytes::from_static(b"{\"error\":\"bad sku\"}"),
+            truncated: None,
         }
+    }
+
+    #[test]
+    fn a_cut_dead_letter_says_so_and_reads_back() {
+        let mut e = envelope();
+        e.truncated = Some(3_000_000);
+        let pairs = owned_pairs(&e.to_headers(&original()));
+        assert_eq!(DeadLetterEnvelope::read(&pairs), Ok(e));
+        assert!(original_headers(&pairs)
+            .iter()
+            .all(|(k, _)| k != dlq::TRUNCATED));
     }
 
     fn original() -> Vec<(String, Bytes)> {

@@ -69,6 +69,20 @@ pub fn is_too_large(e: &KafkaError) -> bool {
     )
 }
 
+/// A short class of a produce failure for metrics and logs: `too_large`,
+/// `unknown_topic` (the topic does not exist), `not_authorized`, `timeout` or `other`.
+pub fn failure_class(e: &KafkaError) -> &'static str {
+    match e.rdkafka_error_code() {
+        _ if is_too_large(e) => "too_large",
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            "unknown_topic"
+        }
+        Some(RDKafkaErrorCode::TopicAuthorizationFailed) => "not_authorized",
+        Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::RequestTimedOut) => "timeout",
+        _ => "other",
+    }
+}
+
 /// Where a produced record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Acked {

@@ -141,6 +141,15 @@ async fn handle(
             tally.other_sinks += 1;
             Ok(false)
         }
+        Entry::Cut(size, origin) => {
+            println!(
+                "dlq offset {} [{}]: cut to fit the dead-letter topic ({size} bytes originally); not redriven, the whole record is at {origin}",
+                msg.offset(),
+                msg.partition()
+            );
+            tally.unreadable += 1;
+            Ok(false)
+        }
         Entry::Unreadable(e) => {
             println!(
                 "dlq offset {} [{}]: not a hookbridge dead-letter record ({e}); passed over",
@@ -270,6 +279,9 @@ enum Entry {
     OtherSink,
     /// No readable envelope: no sink can redrive it.
     Unreadable(EnvelopeError),
+    /// This sink's, but cut to fit the DLQ topic: redriving it would deliver a partial
+    /// record. The original size and where the whole record is.
+    Cut(u64, String),
 }
 
 impl Entry {
@@ -284,6 +296,10 @@ impl Entry {
             Ok(env) => env,
             Err(e) => return Entry::Unreadable(e),
         };
+        if let Some(size) = env.truncated {
+            let o = &env.origin;
+            return Entry::Cut(size, format!("{}/{}@{}", o.topic, o.partition, o.offset));
+        }
         record.tp = TopicPartition {
             topic: env.origin.topic.as_str().into(),
             partition: env.origin.partition,

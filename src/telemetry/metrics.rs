@@ -44,6 +44,10 @@ pub struct Metrics {
     pub skipped_on_resume: IntCounterVec,
     /// Consumed header names that were not UTF-8 and were read lossily, by connector.
     pub lossy_header_names: IntCounterVec,
+    /// Failed dead-letter writes by connector and error class.
+    pub dlq_write_failures: IntCounterVec,
+    /// Dead letters written cut because the whole record did not fit the DLQ topic.
+    pub dlq_truncated: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -181,6 +185,18 @@ impl Metrics {
                 &r,
                 "hookbridge_lossy_header_names_total",
                 "Consumed header names that were not UTF-8; invalid bytes read as U+FFFD.",
+                &["connector"],
+            ),
+            dlq_write_failures: counter(
+                &r,
+                "hookbridge_dlq_write_failures_total",
+                "Failed dead-letter writes by connector and error class (too_large, unknown_topic, not_authorized, timeout, other).",
+                &["connector", "error"],
+            ),
+            dlq_truncated: counter(
+                &r,
+                "hookbridge_dlq_truncated_total",
+                "Dead letters written cut (marked hookbridge-dlq-truncated) because the whole record did not fit.",
                 &["connector"],
             ),
             registry: r,

@@ -40,6 +40,7 @@ pub struct SinkTelemetry {
     pub finished_above: IntGauge,
     pub metadata_bytes: IntGauge,
     skipped_on_resume: IntCounter,
+    dlq_truncated: IntCounter,
 }
 
 impl SinkTelemetry {
@@ -61,6 +62,7 @@ impl SinkTelemetry {
             finished_above: m.finished_above_watermark.with_label_values(&[n]),
             metadata_bytes: m.commit_metadata_bytes.with_label_values(&[n]),
             skipped_on_resume: m.skipped_on_resume.with_label_values(&[n]),
+            dlq_truncated: m.dlq_truncated.with_label_values(&[n]),
             metrics: metrics.clone(),
             name,
         }
@@ -147,6 +149,8 @@ pub struct DeadLettered<'a> {
     pub status: Option<u16>,
     pub attempts: u32,
     pub dlq: &'a str,
+    /// The dead letter had to be cut to fit the DLQ topic (`cut` says how).
+    pub cut: Option<&'a dyn std::fmt::Debug>,
 }
 
 impl DeadLettered<'_> {
@@ -162,6 +166,11 @@ impl DeadLettered<'_> {
         }
         tracing::warn!(connector = %t.name, id = self.id, reason = self.reason, status = ?self.status,
             attempts = self.attempts, dlq = self.dlq, "record dead-lettered");
+        if let Some(cut) = self.cut {
+            t.dlq_truncated.inc();
+            tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, cut = ?cut,
+                "dead letter too large for the dlq topic; written cut and marked hookbridge-dlq-truncated (the full record stays at its origin)");
+        }
     }
 }
 
@@ -170,12 +179,24 @@ pub struct DeadLetterFailed<'a> {
     pub id: &'a str,
     pub dlq: &'a str,
     pub error: &'a dyn std::fmt::Display,
+    /// `too_large`, `unknown_topic`, `not_authorized`, `timeout` or `other`.
+    pub class: &'static str,
 }
 
 impl DeadLetterFailed<'_> {
     pub fn emit(&self, t: &SinkTelemetry) {
-        tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error,
-            "dead-letter write failed; the record stays unfinished and will be retried");
+        let class = self.class;
+        t.metrics
+            .dlq_write_failures
+            .with_label_values(&[&t.name, class])
+            .inc();
+        if class == "too_large" {
+            tracing::warn!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error,
+                "dead letter refused for its size; writing it cut");
+        } else {
+            tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error, class,
+                "dead-letter write failed; the record stays unfinished and will be retried");
+        }
     }
 }
 

@@ -650,3 +650,103 @@ async fn header_names_that_are_not_utf8_stop_nothing_and_sigterm_still_exits() {
         "exited within the drain deadline"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_too_large_for_the_producer_is_written_cut_and_marked() {
+    let broker = Broker::start();
+    let topic = unique("huge");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(400)).await;
+    // The producer's limit follows the sources (none here); a sink consumes whatever is
+    // in its topics, so a record can be larger than any dead letter the producer takes.
+    let cfg = Config::new(&broker.addr())
+        .connector(
+            "orders.toml",
+            &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
+        )
+        .env("SINK_WHSEC", WHSEC)
+        .prop("message.max.bytes", "200000");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let big = "x".repeat(300_000);
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "big", "value": big, "headers": {"x-trace": "t1"}}),
+            json!({"key": "small", "value": "{}"}),
+        ],
+    )
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(2), 30.0).await;
+    assert_eq!(dead.len(), 2, "both dead-lettered, the large one cut");
+    let cut = dead
+        .iter()
+        .find(|d| d.key.as_deref() == Some(&b"big"[..]))
+        .expect("the large record's dead letter");
+    assert_eq!(
+        cut.header("hookbridge-dlq-truncated").as_deref(),
+        Some("300000")
+    );
+    assert!(!cut.value.is_empty() && cut.value.len() < 200_000);
+    assert!(big.as_bytes().starts_with(&cut.value), "the value's start");
+    assert_eq!(cut.header("x-trace").as_deref(), Some("t1"));
+    assert_eq!(
+        cut.header("hookbridge-dlq-reason").as_deref(),
+        Some("permanent")
+    );
+    let whole = dead
+        .iter()
+        .find(|d| d.key.as_deref() == Some(&b"small"[..]))
+        .unwrap();
+    assert_eq!(whole.header("hookbridge-dlq-truncated"), None);
+    wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    let text = hb.metrics().await;
+    assert_eq!(metric(&text, "hookbridge_dlq_truncated_total", &[]), 1.0);
+    assert!(
+        metric(
+            &text,
+            "hookbridge_dlq_write_failures_total",
+            &[("error", "too_large")]
+        ) >= 1.0
+    );
+    // A cut record is evidence, not something to redrive as if whole.
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders", "--dry-run"])
+        .await;
+    assert!(ok, "{out}");
+    assert!(out.contains("cut to fit"), "{out}");
+    assert!(out.contains("would redrive: 1;"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_dlq_topic_is_warned_about_at_start() {
+    let broker = Broker::start();
+    let topic = unique("nodlq");
+    let dlq = format!("{topic}.missing");
+    broker.create_topic(&topic, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let hb = start_sink(
+        &broker,
+        &topic,
+        &rx.url,
+        &format!("dlq = {{ topic = \"{dlq}\" }}"),
+        "",
+    )
+    .await;
+    // Tansu (like Apache Kafka by default) creates a topic on its first produce, so the
+    // failing writes themselves (`hookbridge_dlq_write_failures_total{error=
+    // "unknown_topic"}`) need a broker that does not; the warning comes first anyway.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !hb.logs().contains("dead-letter topic not found") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no startup warning:\n{}",
+            hb.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(hb.logs().contains(&dlq));
+}
