@@ -36,8 +36,9 @@ pub struct KafkaSettings {
     /// Ingress: how long a webhook may wait for the broker's acknowledgement before it is
     /// answered 503 (the sender retries; the record is never acknowledged falsely).
     pub produce_timeout: HumanDuration,
-    /// Egress: how often the finished watermark of each partition is committed. A crash
-    /// redelivers what was in flight plus about one interval of finished work.
+    /// Egress: least time between two commits of a sink. A change (a record finished) is
+    /// committed as soon as this much has passed since the last commit, so a crash
+    /// redelivers what was in flight plus at most about one interval of finished work.
     pub commit_interval: HumanDuration,
     /// Egress: largest finished-offset map stored in each partition's commit metadata
     /// (the broker's `offset.metadata.max.bytes`, 4096 by default, must allow it).

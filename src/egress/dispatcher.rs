@@ -2,8 +2,9 @@
 //! ([`super::partition`]). It owns every assigned partition's state, takes polled records
 //! in batches, runs the deliveries the core starts (as futures it polls itself: no task or
 //! channel hop per record), carries out pause and resume, commits each partition's
-//! watermark with its finished-offset map on an interval, and drains partitions on revoke
-//! and shutdown.
+//! watermark with its finished-offset map soon after it changes (at most once per commit
+//! interval, so a crash costs little and a busy sink sends few commits), and drains
+//! partitions on revoke and shutdown.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -74,6 +75,8 @@ pub trait PartitionControl: Send + Sync {
 /// Commit timing and the metadata budget.
 #[derive(Debug, Clone, Copy)]
 pub struct CommitPolicy {
+    /// Least time between two commits of the sink. A change (a record finished) is
+    /// committed as soon as this much time has passed since the last commit.
     pub interval: Duration,
     /// Largest finished-offset map written per partition, in bytes.
     pub metadata_budget: usize,
@@ -134,9 +137,15 @@ pub struct Dispatcher {
     steps: Vec<Step<Record>>,
     /// Started records waiting for a delivery ticket, in start order.
     ready: VecDeque<Ready>,
-    /// Commit intervals so far.
-    ticks: u64,
+    /// A record finished (or was skipped) since the last commit.
+    dirty: bool,
+    /// When the last commit was handed to the consumer.
+    last_commit: Instant,
 }
+
+/// Unchanged positions are committed again this often: an async commit that failed
+/// (coordinator moved) is then repaired even on a partition that went idle.
+const REFRESH: Duration = Duration::from_secs(5);
 
 impl Dispatcher {
     pub fn new(
@@ -156,15 +165,20 @@ impl Dispatcher {
             seq: Sequence::default(),
             steps: Vec::new(),
             ready: VecDeque::new(),
-            ticks: 0,
+            dirty: false,
+            // The first change is committed at once.
+            last_commit: Instant::now()
+                .checked_sub(policy.interval)
+                .unwrap_or_else(Instant::now),
         }
     }
 
     /// Runs until a `Shutdown` event has been fully handled (or the poll side is gone).
     pub async fn run(mut self, mut events: UnboundedReceiver<Event>) {
         let mut deliveries = Deliveries::new();
-        let mut tick = tokio::time::interval(self.policy.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut refresh = tokio::time::interval(REFRESH.max(self.policy.interval));
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        refresh.reset();
         let mut batch = Vec::with_capacity(64);
         let destination = self.destination.clone();
         loop {
@@ -184,7 +198,10 @@ impl Dispatcher {
                         self.handle(ev, &mut deliveries);
                     }
                 }
-                _ = tick.tick() => self.commit_progress(),
+                _ = tokio::time::sleep_until((self.last_commit + self.policy.interval).into()), if self.dirty => {
+                    self.commit_progress(false);
+                }
+                _ = refresh.tick() => self.commit_progress(true),
                 _ = tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, Into::into)), if deadline.is_some() => {
                     tracing::warn!(connector = %self.destination.sink.name, "drain deadline passed; unfinished records stay uncommitted");
                 }
@@ -250,7 +267,10 @@ impl Dispatcher {
             let (offset, epoch, tp) = (record.offset, record.epoch, record.tp.clone());
             match p.core.admit(offset, epoch, lane, record, &mut self.steps) {
                 Admitted::Tracked => telemetry.buffered.inc(),
-                Admitted::Skipped => skipped += 1,
+                Admitted::Skipped => {
+                    skipped += 1;
+                    self.dirty = true;
+                }
                 Admitted::Dropped | Admitted::Ignored => {}
             }
             self.carry_out(&tp, deliveries);
@@ -359,16 +379,16 @@ impl Dispatcher {
         }
         p.core
             .finish(done.offset, done.lane, &mut self.seq, &mut self.steps);
+        self.dirty = true;
         self.destination.telemetry().buffered.dec();
         self.carry_out(&done.tp, deliveries);
     }
 
-    /// Periodic commit of every partition whose position or map changed.
-    fn commit_progress(&mut self) {
-        // Every so often, commit unchanged positions too: an async commit that failed
-        // (coordinator moved) is then repaired even on a partition that went idle.
-        self.ticks += 1;
-        let refresh = self.ticks % 10 == 0;
+    /// Commits every partition whose position or map changed; with `refresh`, the
+    /// unchanged ones too.
+    fn commit_progress(&mut self, refresh: bool) {
+        self.dirty = false;
+        self.last_commit = Instant::now();
         let budget = self.policy.metadata_budget;
         let mut commits = Vec::new();
         let mut stats = Committed {

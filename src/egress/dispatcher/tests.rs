@@ -77,6 +77,10 @@ async fn start() -> Harness {
 }
 
 async fn start_with(extra: &str) -> Harness {
+    start_with_interval(extra, Duration::from_millis(20)).await
+}
+
+async fn start_with_interval(extra: &str, interval: Duration) -> Harness {
     let hold = Arc::new(AtomicBool::new(false));
     let url = destination(hold.clone()).await;
     let mut c = Connectors::default();
@@ -98,7 +102,7 @@ async fn start_with(extra: &str) -> Harness {
     let control = Arc::new(Recorded::default());
     let (events, rx) = tokio::sync::mpsc::unbounded_channel();
     let policy = CommitPolicy {
-        interval: Duration::from_millis(20),
+        interval,
         metadata_budget: 4000,
     };
     tokio::spawn(Dispatcher::new(destination, control.clone(), policy).run(rx));
@@ -249,4 +253,28 @@ async fn after_a_rebalance_error_nothing_of_the_old_assignment_is_delivered_or_c
     h.send(Event::Assigned(vec![(tp(0), None)]));
     h.send(Event::Records(vec![record(0, 1), record(0, 2)]));
     h.committed(&tp(0), 3).await;
+}
+
+#[tokio::test]
+async fn a_change_is_committed_at_once_then_at_most_once_per_interval() {
+    let h = start_with_interval("", Duration::from_millis(800)).await;
+    h.send(Event::Assigned(vec![(tp(0), None)]));
+    // Let the start-up pass: a commit right after start would hide a ticking schedule.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = Instant::now();
+    h.send(Event::Records(vec![record(0, 0)]));
+    h.committed(&tp(0), 1).await;
+    assert!(
+        sent.elapsed() < Duration::from_millis(400),
+        "a lone change waited {:?} for its commit",
+        sent.elapsed()
+    );
+    let first = Instant::now();
+    h.send(Event::Records(vec![record(0, 1)]));
+    h.committed(&tp(0), 2).await;
+    assert!(
+        first.elapsed() >= Duration::from_millis(600),
+        "commits closer than the interval: {:?}",
+        first.elapsed()
+    );
 }
