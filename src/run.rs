@@ -122,11 +122,20 @@ pub async fn run(
         Err(_) => tracing::warn!("webhook requests still in flight at the drain deadline"),
         _ => {}
     }
-    // 2. Sinks drain in-flight deliveries and commit their watermarks. A sink that
-    // failed makes the process exit non-zero (after the orderly shutdown).
+    // 2. Sinks drain in-flight deliveries and commit their watermarks, by the same
+    // deadline (each sink measures it from the signal too). A sink that failed, or did
+    // not stop in time, makes the process exit non-zero; what it had not committed is
+    // delivered again after the restart.
     let mut failed = None;
     for sink in sinks {
-        match sink.await {
+        let Ok(stopped) = tokio::time::timeout_at(deadline + SINK_GRACE, sink).await else {
+            tracing::error!(
+                "a sink did not stop by the drain deadline; exiting without its final commit"
+            );
+            failed = Some("a sink did not stop by the drain deadline".to_owned());
+            continue;
+        };
+        match stopped {
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "sink failed");
                 failed = Some(e.to_string());
@@ -153,6 +162,9 @@ pub async fn run(
         None => Ok(()),
     }
 }
+
+/// How long past the drain deadline a sink may take to reply and commit synchronously.
+const SINK_GRACE: Duration = Duration::from_secs(3);
 
 /// Keeps `/readyz` honest: asks the broker for metadata every few seconds.
 async fn watch_broker(producer: FutureProducer, health: Arc<Health>, stop: CancellationToken) {

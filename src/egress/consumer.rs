@@ -31,6 +31,10 @@ pub struct SinkContext {
     health: Arc<Health>,
     lag: prometheus::IntGaugeVec,
     lossy_header_names: prometheus::IntCounter,
+    /// When the process must be done stopping: set once, when the stop signal fires
+    /// (see [`SinkContext::stopping`]). Every drain and wait after that ends by it, so a
+    /// SIGTERM during a revoke drain does not add a second `drain_timeout`.
+    stop_deadline: Arc<std::sync::OnceLock<Instant>>,
     /// Records polled and not yet handed to the dispatcher. A rebalance callback flushes
     /// it before announcing the rebalance, so the dispatcher sees records and rebalances
     /// in exactly the order they were polled.
@@ -55,8 +59,27 @@ impl SinkContext {
             events,
             drain_timeout,
             assigned: AtomicBool::new(false),
+            stop_deadline: Arc::default(),
             health,
             batch: std::sync::Mutex::new(Vec::with_capacity(POLL_BATCH)),
+        }
+    }
+
+    /// A future that, once `stop` fires, fixes the shutdown deadline every later drain
+    /// and wait of this sink ends by: `drain_timeout` from the signal.
+    pub fn stopping(&self, stop: CancellationToken) -> impl std::future::Future<Output = ()> {
+        let (deadline, drain) = (self.stop_deadline.clone(), self.drain_timeout);
+        async move {
+            stop.cancelled().await;
+            let _ = deadline.set(Instant::now() + drain);
+        }
+    }
+
+    /// `want`, shortened to what is left before the shutdown deadline once stopping.
+    fn bounded(&self, want: Duration) -> Duration {
+        match self.stop_deadline.get() {
+            Some(d) => want.min(d.saturating_duration_since(Instant::now())),
+            None => want,
         }
     }
 
@@ -80,11 +103,12 @@ impl SinkContext {
 
     /// Asks the dispatcher to drain `partitions` and waits for its commits. Both sides
     /// measure the drain from one deadline, set here, so a dispatcher that picks the
-    /// request up late drains for less, not longer than this side waits.
+    /// request up late drains for less, not longer than this side waits. Once the
+    /// process is stopping, no drain outlasts the shutdown deadline.
     fn drain(&self, partitions: Vec<TopicPartition>, shutdown: bool) -> Option<Vec<Commit>> {
         self.flush();
         let (reply, answer) = std::sync::mpsc::channel();
-        let deadline = Instant::now() + self.drain_timeout;
+        let deadline = Instant::now() + self.bounded(self.drain_timeout);
         let event = if shutdown {
             Event::Shutdown { reply, deadline }
         } else {
@@ -95,14 +119,17 @@ impl SinkContext {
             }
         };
         self.events.send(event).ok()?;
-        answer.recv_timeout(self.drain_timeout + DRAIN_GRACE).ok()
+        answer
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()) + DRAIN_GRACE)
+            .ok()
     }
 
     /// Reads the committed offsets and finished-offset maps of newly assigned partitions
     /// and hands them to the dispatcher before any of their records is polled.
     fn announce_assignment(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         self.flush();
-        let committed = match consumer.committed_offsets(tpl.clone(), COMMITTED_LOOKUP_TIMEOUT) {
+        let lookup = self.bounded(COMMITTED_LOOKUP_TIMEOUT);
+        let committed = match consumer.committed_offsets(tpl.clone(), lookup) {
             Ok(c) => read_committed(&c),
             Err(e) => {
                 tracing::warn!(connector = %self.name, error = %e,
@@ -579,5 +606,64 @@ mod tests {
         assert!(!contain_panic("orders", &health, &stop, || panic!("bug")));
         assert!(!health.ready(), "/readyz must go down");
         assert!(stop.is_cancelled(), "the process must shut down");
+    }
+
+    /// The deadline of the drain `ctx` asks for, answering it at once.
+    fn drain_deadline(
+        ctx: &Arc<SinkContext>,
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+        shutdown: bool,
+    ) -> Instant {
+        let asking = {
+            let ctx = ctx.clone();
+            std::thread::spawn(move || ctx.drain(Vec::new(), shutdown))
+        };
+        let deadline = match events.blocking_recv() {
+            Some(Event::Shutdown { reply, deadline })
+            | Some(Event::Revoke {
+                reply, deadline, ..
+            }) => {
+                let _ = reply.send(Vec::new());
+                deadline
+            }
+            _ => panic!("no drain asked for"),
+        };
+        asking.join().unwrap();
+        deadline
+    }
+
+    #[test]
+    fn every_drain_after_the_stop_signal_ends_by_one_deadline() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let drain = Duration::from_secs(10);
+        let ctx = Arc::new(SinkContext::new(
+            "orders".into(),
+            tx,
+            drain,
+            Arc::new(Health::default()),
+            &Metrics::new(),
+        ));
+        let before = drain_deadline(&ctx, &mut rx, false);
+        assert!(before >= Instant::now() + drain - Duration::from_secs(1));
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let signalled = Instant::now();
+        runtime.block_on(ctx.stopping(stop));
+        // A revoke drain that was under way when the signal came took its time...
+        std::thread::sleep(Duration::from_millis(1500));
+        // ...and neither the shutdown drain nor a later revoke gets a fresh timeout.
+        for shutdown in [true, false] {
+            let deadline = drain_deadline(&ctx, &mut rx, shutdown);
+            assert!(
+                deadline <= signalled + drain + Duration::from_millis(200),
+                "a drain after the signal ends {:?} past the shutdown deadline",
+                deadline.saturating_duration_since(signalled + drain)
+            );
+        }
     }
 }

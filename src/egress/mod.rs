@@ -109,6 +109,7 @@ pub(crate) async fn run_sink(
         .subscribe(&topic_refs)
         .map_err(|e| SinkError::Consumer(name.to_string(), e))?;
     let consumer = Arc::new(consumer);
+    tokio::spawn(consumer.context().stopping(stop.clone()));
     if let Some(dlq_topic) = sink.dlq_topic.clone() {
         let (consumer, name) = (consumer.clone(), name.clone());
         tokio::task::spawn_blocking(move || {

@@ -750,3 +750,49 @@ async fn a_missing_dlq_topic_is_warned_about_at_start() {
     }
     assert!(hb.logs().contains(&dlq));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_stalled_destination_exits_by_the_drain_deadline() {
+    let broker = Broker::start();
+    let topic = unique("stalled");
+    broker.create_topic(&topic, 1);
+    // Never answers within the sink's timeout: every attempt ends by timing out, and the
+    // records queued behind them would each get one more attempt at shutdown.
+    let rx = Receiver::start(|_| Answer {
+        status: 200,
+        headers: vec![],
+        delay: Duration::from_secs(120),
+    })
+    .await;
+    let cfg = Config::new(&broker.addr())
+        .connector(
+            "orders.toml",
+            &sink(&topic, &rx.url, "")
+                .replace("concurrency = 16", "concurrency = 2")
+                .replace("timeout = \"5s\"", "timeout = \"15s\""),
+        )
+        .env("SINK_WHSEC", WHSEC);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(&broker.addr(), &topic, &records(8, 8)).await;
+    rx.wait_for(Duration::from_secs(20), "2 stalled requests", |s| {
+        s.len() >= 2
+    })
+    .await;
+    // The fixture's shutdown.drain_timeout is 20 s.
+    let asked = std::time::Instant::now();
+    let status = hb.terminate(Duration::from_secs(40)).await;
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(23),
+        "exited {took:?} after SIGTERM"
+    );
+    assert!(status.success(), "exit status {status}");
+    let committed = kafka::committed(&broker.addr(), &format!("g-{topic}"), &topic).await;
+    assert!(
+        committed
+            .get(&0)
+            .is_none_or(|(c, _)| *c == 0 || *c == -1001 || *c < 0),
+        "nothing was delivered, nothing may be committed: {committed:?}"
+    );
+}
