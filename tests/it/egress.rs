@@ -790,9 +790,7 @@ async fn sigterm_with_a_stalled_destination_exits_by_the_drain_deadline() {
     assert!(status.success(), "exit status {status}");
     let committed = kafka::committed(&broker.addr(), &format!("g-{topic}"), &topic).await;
     assert!(
-        committed
-            .get(&0)
-            .is_none_or(|(c, _)| *c == 0 || *c == -1001 || *c < 0),
+        committed.get(&0).is_none_or(|(c, _)| *c <= 0),
         "nothing was delivered, nothing may be committed: {committed:?}"
     );
 }
