@@ -35,6 +35,11 @@ pub struct SinkContext {
     /// (see [`SinkContext::stopping`]). Every drain and wait after that ends by it, so a
     /// SIGTERM during a revoke drain does not add a second `drain_timeout`.
     stop_deadline: Arc<std::sync::OnceLock<Instant>>,
+    /// The current assignment number of each partition held. Flow changes carry the
+    /// number of the partition state that asked for them; one from an earlier
+    /// assignment (a state the dispatcher had not given up yet when the partition was
+    /// revoked and assigned again) must not pause, resume or seek the new one.
+    assignments: std::sync::Mutex<Assignments>,
     /// Records polled and not yet handed to the dispatcher. A rebalance callback flushes
     /// it before announcing the rebalance, so the dispatcher sees records and rebalances
     /// in exactly the order they were polled.
@@ -60,9 +65,14 @@ impl SinkContext {
             drain_timeout,
             assigned: AtomicBool::new(false),
             stop_deadline: Arc::default(),
+            assignments: std::sync::Mutex::default(),
             health,
             batch: std::sync::Mutex::new(Vec::with_capacity(POLL_BATCH)),
         }
+    }
+
+    fn assignments(&self) -> std::sync::MutexGuard<'_, Assignments> {
+        self.assignments.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A future that, once `stop` fires, fixes the shutdown deadline every later drain
@@ -137,9 +147,12 @@ impl SinkContext {
                 HashMap::new()
             }
         };
-        let partitions = partitions_of(tpl)
+        let tps = partitions_of(tpl);
+        let numbers = self.assignments().assign(&tps);
+        let partitions = tps
             .into_iter()
-            .map(|tp| {
+            .zip(numbers)
+            .map(|(tp, assignment)| {
                 let resumed = committed.get(&tp).and_then(|(offset, metadata)| {
                     let map = finished::decode(metadata, *offset);
                     if map.is_none() && !metadata.is_empty() {
@@ -148,9 +161,9 @@ impl SinkContext {
                     }
                     map
                 });
-                (tp, resumed)
+                (tp, resumed, assignment)
             })
-            .collect::<Vec<(TopicPartition, Option<FinishedMap>)>>();
+            .collect::<Vec<(TopicPartition, Option<FinishedMap>, u64)>>();
         let _ = self.events.send(Event::Assigned(partitions));
     }
 
@@ -162,6 +175,40 @@ impl SinkContext {
                 self.health.sinks_unassigned.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// Which assignment of each held partition is current (see `SinkContext::assignments`).
+#[derive(Default)]
+struct Assignments {
+    current: HashMap<TopicPartition, u64>,
+    last: u64,
+}
+
+impl Assignments {
+    /// Numbers the partitions just assigned, each above every earlier number.
+    fn assign(&mut self, tps: &[TopicPartition]) -> Vec<u64> {
+        tps.iter()
+            .map(|tp| {
+                self.last += 1;
+                self.current.insert(tp.clone(), self.last);
+                self.last
+            })
+            .collect()
+    }
+
+    fn revoke(&mut self, tps: &[TopicPartition]) {
+        for tp in tps {
+            self.current.remove(tp);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.current.clear();
+    }
+
+    fn is_current(&self, tp: &TopicPartition, assignment: u64) -> bool {
+        self.current.get(tp) == Some(&assignment)
     }
 }
 
@@ -277,6 +324,8 @@ impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = partitions_of(tpl);
+            // From here on nothing the old states ask for touches these partitions.
+            self.assignments().revoke(&partitions);
             tracing::info!(connector = %self.name, partitions = partitions.len(), "partitions revoked; draining");
             match self.drain(partitions, false) {
                 Some(offsets) => commit_sync(consumer, &offsets, &self.name),
@@ -302,6 +351,7 @@ impl ConsumerContext for SinkContext {
                 // librdkafka has taken the whole assignment away: whatever is still
                 // delivering may belong to another member by now.
                 tracing::warn!(connector = %self.name, error = %e, "rebalance error; dropping every partition");
+                self.assignments().clear();
                 self.flush();
                 let _ = self.events.send(Event::Unassigned);
                 self.set_assigned(false);
@@ -316,12 +366,15 @@ impl ConsumerContext for SinkContext {
     }
 }
 
-/// A flow change for the poll thread, which applies them in order between polls.
+/// A flow change for the poll thread, which applies them in order between polls. Each
+/// carries the assignment number of the partition state that asked for it.
 pub enum Flow {
-    Pause(TopicPartition),
-    Resume(TopicPartition, Option<Rewind>),
-    /// The dispatcher forgot the partition: clear the pause and any seek still owed.
-    Release(TopicPartition),
+    Pause(TopicPartition, u64),
+    Resume(TopicPartition, u64, Option<Rewind>),
+    /// The dispatcher forgot the partition state: clear the pause and any seek still
+    /// owed. Applied whatever its assignment: the dispatcher sends it before anything of
+    /// a newer state of the partition, and librdkafka keeps a pause across reassignment.
+    Release(TopicPartition, u64),
 }
 
 /// The consumer as the dispatcher sees it: commits go straight to librdkafka; pause and
@@ -332,16 +385,16 @@ pub struct Control {
 }
 
 impl PartitionControl for Control {
-    fn pause(&self, tp: &TopicPartition) {
-        let _ = self.flow.send(Flow::Pause(tp.clone()));
+    fn pause(&self, tp: &TopicPartition, assignment: u64) {
+        let _ = self.flow.send(Flow::Pause(tp.clone(), assignment));
     }
 
-    fn resume(&self, tp: &TopicPartition, rewind: Option<Rewind>) {
-        let _ = self.flow.send(Flow::Resume(tp.clone(), rewind));
+    fn resume(&self, tp: &TopicPartition, assignment: u64, rewind: Option<Rewind>) {
+        let _ = self.flow.send(Flow::Resume(tp.clone(), assignment, rewind));
     }
 
-    fn release(&self, tp: &TopicPartition) {
-        let _ = self.flow.send(Flow::Release(tp.clone()));
+    fn release(&self, tp: &TopicPartition, assignment: u64) {
+        let _ = self.flow.send(Flow::Release(tp.clone(), assignment));
     }
 
     fn commit_async(&self, commits: &[Commit]) {
@@ -359,6 +412,7 @@ fn one(tp: &TopicPartition) -> TopicPartitionList {
 
 /// A rewind whose seek failed: retried until it succeeds or the partition is drained.
 struct PendingSeek {
+    assignment: u64,
     rewind: Rewind,
     next_try: Instant,
 }
@@ -399,32 +453,48 @@ impl FlowState {
     /// later records are stamped with; a failed seek keeps the partition paused and is
     /// retried (resuming without it would skip the records dropped while paused).
     fn apply(&mut self, consumer: &BaseConsumer<SinkContext>, flow: Flow) {
-        let name = &consumer.context().name;
+        let ctx = consumer.context();
+        let name = &ctx.name;
+        if let Flow::Pause(tp, a) | Flow::Resume(tp, a, _) = &flow {
+            if !ctx.assignments().is_current(tp, *a) {
+                tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition,
+                    "flow change of an earlier assignment ignored");
+                return;
+            }
+        }
         match flow {
-            Flow::Pause(tp) => {
+            Flow::Pause(tp, _) => {
                 tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, "partition paused");
                 if let Err(e) = consumer.pause(&one(&tp)) {
                     tracing::warn!(connector = %name, error = %e, "pause failed");
                 }
             }
-            Flow::Resume(tp, Some(r)) => {
+            Flow::Resume(tp, a, Some(r)) => {
                 self.pending.remove(&tp);
-                self.rewind(consumer, tp, r);
+                self.rewind(consumer, tp, a, r);
             }
             // A seek still owed must happen before the partition is fetched again: the
             // records it re-reads are the ones the dispatcher waits for.
-            Flow::Resume(tp, None) if self.pending.contains_key(&tp) => {
+            Flow::Resume(tp, _, None) if self.pending.contains_key(&tp) => {
                 tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, "resume waits for the owed seek");
             }
-            Flow::Resume(tp, None) => resume(consumer, &tp),
-            Flow::Release(tp) => {
-                self.pending.remove(&tp);
+            Flow::Resume(tp, _, None) => resume(consumer, &tp),
+            Flow::Release(tp, a) => {
+                if self.pending.get(&tp).is_some_and(|p| p.assignment <= a) {
+                    self.pending.remove(&tp);
+                }
                 resume(consumer, &tp);
             }
         }
     }
 
-    fn rewind(&mut self, consumer: &BaseConsumer<SinkContext>, tp: TopicPartition, r: Rewind) {
+    fn rewind(
+        &mut self,
+        consumer: &BaseConsumer<SinkContext>,
+        tp: TopicPartition,
+        assignment: u64,
+        r: Rewind,
+    ) {
         let name = &consumer.context().name;
         match seek(consumer, &tp, r) {
             Ok(()) => {
@@ -438,6 +508,7 @@ impl FlowState {
                 self.pending.insert(
                     tp,
                     PendingSeek {
+                        assignment,
                         rewind: r,
                         next_try: Instant::now() + SEEK_RETRY,
                     },
@@ -459,8 +530,17 @@ impl FlowState {
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in due {
-            if let Some(p) = self.pending.remove(&tp) {
-                self.rewind(consumer, tp, p.rewind);
+            let Some(p) = self.pending.remove(&tp) else {
+                continue;
+            };
+            // Owed to an assignment that is gone: the new one starts from its own
+            // committed offset.
+            if consumer
+                .context()
+                .assignments()
+                .is_current(&tp, p.assignment)
+            {
+                self.rewind(consumer, tp, p.assignment, p.rewind);
             }
         }
     }
@@ -630,6 +710,26 @@ mod tests {
         };
         asking.join().unwrap();
         deadline
+    }
+
+    #[test]
+    fn flow_changes_of_an_earlier_assignment_are_not_current() {
+        let tp = TopicPartition {
+            topic: "orders".into(),
+            partition: 0,
+        };
+        let mut a = Assignments::default();
+        let first = a.assign(std::slice::from_ref(&tp))[0];
+        assert!(a.is_current(&tp, first));
+        // Revoked while the dispatcher still held the old state, then assigned again:
+        // a rewind the old state asked for must not seek the new assignment.
+        a.revoke(std::slice::from_ref(&tp));
+        assert!(!a.is_current(&tp, first));
+        let second = a.assign(std::slice::from_ref(&tp))[0];
+        assert!(second > first);
+        assert!(a.is_current(&tp, second) && !a.is_current(&tp, first));
+        a.clear();
+        assert!(!a.is_current(&tp, second));
     }
 
     #[test]

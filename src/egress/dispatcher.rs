@@ -39,7 +39,8 @@ pub enum Event {
     Records(Vec<Record>),
     /// Partitions given to this member, with what their commit metadata says was
     /// finished already (`None`: nothing known).
-    Assigned(Vec<(TopicPartition, Option<FinishedMap>)>),
+    /// Each comes with its assignment number, which the partition's flow changes carry.
+    Assigned(Vec<(TopicPartition, Option<FinishedMap>, u64)>),
     /// Partitions are being revoked: stop starting their records, let in-flight ones
     /// finish until `deadline`, then reply with the commits to make.
     Revoke {
@@ -59,17 +60,19 @@ pub enum Event {
 
 /// Consumer operations the dispatcher needs (the real consumer, or a test double).
 /// Pause and resume are applied in the order they are requested.
+/// Each names the partition's assignment it is meant for: one meant for an earlier
+/// assignment of the partition is ignored.
 pub trait PartitionControl: Send + Sync {
-    fn pause(&self, tp: &TopicPartition);
+    fn pause(&self, tp: &TopicPartition, assignment: u64);
     /// Resumes fetching; with `rewind`, first seeks back to that offset and stamps
     /// records polled from then on with that epoch.
-    fn resume(&self, tp: &TopicPartition, rewind: Option<Rewind>);
+    fn resume(&self, tp: &TopicPartition, assignment: u64, rewind: Option<Rewind>);
     /// Commits without waiting (the periodic commit); failures are logged by the consumer.
     fn commit_async(&self, commits: &[Commit]);
     /// The partition's state is gone (drained, or replaced by a new assignment): clear
     /// any pause and any seek still owed, or a partition that comes back would never be
     /// fetched again (librdkafka keeps an application pause across reassignment).
-    fn release(&self, tp: &TopicPartition);
+    fn release(&self, tp: &TopicPartition, assignment: u64);
 }
 
 /// Commit timing and the metadata budget.
@@ -112,6 +115,8 @@ struct Assigned {
     /// Cancelled when the partition state is given up (drain over or deadline passed):
     /// attempts still in progress are cut off.
     abort: CancellationToken,
+    /// The consumer's number for this assignment of the partition.
+    assignment: u64,
 }
 
 struct Drain {
@@ -229,8 +234,8 @@ impl Dispatcher {
         }
     }
 
-    fn assign(&mut self, partitions: Vec<(TopicPartition, Option<FinishedMap>)>) {
-        for (tp, resumed) in partitions {
+    fn assign(&mut self, partitions: Vec<(TopicPartition, Option<FinishedMap>, u64)>) {
+        for (tp, resumed, assignment) in partitions {
             let generation = self.seq.advance();
             // A state left from an earlier assignment is replaced: its late outcomes
             // carry the old generation and are ignored.
@@ -241,6 +246,7 @@ impl Dispatcher {
                     core: Partition::new(generation, self.buffer, resumed),
                     cancel: CancellationToken::new(),
                     abort: CancellationToken::new(),
+                    assignment,
                 },
             );
         }
@@ -302,11 +308,11 @@ impl Dispatcher {
                     record: item,
                 }),
                 Step::Pause => {
-                    self.control.pause(tp);
+                    self.control.pause(tp, p.assignment);
                     telemetry.paused.inc();
                 }
                 Step::Resume(rewind) => {
-                    self.control.resume(tp, rewind);
+                    self.control.resume(tp, p.assignment, rewind);
                     telemetry.paused.dec();
                 }
             }
@@ -524,7 +530,7 @@ impl Dispatcher {
         if p.core.is_paused() {
             telemetry.paused.dec();
         }
-        self.control.release(tp);
+        self.control.release(tp, p.assignment);
         Some(p)
     }
 }

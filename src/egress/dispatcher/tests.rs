@@ -16,9 +16,9 @@ struct Recorded {
 }
 
 impl PartitionControl for Recorded {
-    fn pause(&self, _tp: &TopicPartition) {}
-    fn resume(&self, _tp: &TopicPartition, _rewind: Option<Rewind>) {}
-    fn release(&self, _tp: &TopicPartition) {}
+    fn pause(&self, _tp: &TopicPartition, _assignment: u64) {}
+    fn resume(&self, _tp: &TopicPartition, _assignment: u64, _rewind: Option<Rewind>) {}
+    fn release(&self, _tp: &TopicPartition, _assignment: u64) {}
     fn commit_async(&self, commits: &[Commit]) {
         self.commits.lock().unwrap().extend_from_slice(commits);
     }
@@ -155,7 +155,7 @@ async fn answer(rx: std::sync::mpsc::Receiver<Vec<Commit>>) -> Option<Vec<Commit
 #[tokio::test]
 async fn two_pending_drains_are_both_answered() {
     let h = start().await;
-    h.send(Event::Assigned(vec![(tp(0), None), (tp(1), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0), (tp(1), None, 0)]));
     h.hold.store(true, AtomicOrdering::SeqCst);
     h.send(Event::Records(vec![record(0, 0), record(1, 0)]));
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -178,12 +178,12 @@ async fn two_pending_drains_are_both_answered() {
 #[tokio::test]
 async fn a_late_revoke_never_costs_the_reassigned_partition_its_records() {
     let h = start().await;
-    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
     h.send(Event::Records(vec![record(0, 0)]));
     h.committed(&tp(0), 1).await;
     // The consumer gave up on this drain long ago and the partition came back.
     let stale = h.revoke(vec![tp(0)], Instant::now() - Duration::from_secs(1));
-    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
     h.send(Event::Records((1..20).map(|o| record(0, o)).collect()));
     let _ = answer(stale).await;
     h.committed(&tp(0), 20).await;
@@ -192,14 +192,14 @@ async fn a_late_revoke_never_costs_the_reassigned_partition_its_records() {
 #[tokio::test]
 async fn a_late_outcome_of_an_earlier_assignment_is_ignored() {
     let h = start().await;
-    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
     h.hold.store(true, AtomicOrdering::SeqCst);
     h.send(Event::Records(vec![record(0, 5)]));
     tokio::time::sleep(Duration::from_millis(50)).await;
     // Drained past its deadline with the delivery still out, then assigned again from 0.
     let drained = h.revoke(vec![tp(0)], Instant::now());
     assert_eq!(answer(drained).await.map(|c| c[0].offset), Some(5));
-    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
     h.send(Event::Records(vec![record(0, 0)]));
     h.hold.store(false, AtomicOrdering::SeqCst);
     h.committed(&tp(0), 1).await;
@@ -214,7 +214,7 @@ async fn a_late_outcome_of_an_earlier_assignment_is_ignored() {
 #[tokio::test]
 async fn records_of_partitions_not_assigned_here_are_never_committed() {
     let h = start().await;
-    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
     h.send(Event::Records(vec![record(3, 7), record(0, 0)]));
     h.committed(&tp(0), 1).await;
     assert_eq!(h.control.last_commit(&tp(3)), None);
@@ -223,7 +223,7 @@ async fn records_of_partitions_not_assigned_here_are_never_committed() {
 #[tokio::test]
 async fn a_revoke_forgets_records_waiting_for_a_delivery_slot() {
     let h = start_with("concurrency = 2\n").await;
-    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
     h.hold.store(true, AtomicOrdering::SeqCst);
     h.send(Event::Records((0..10).map(|o| record(0, o)).collect()));
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -241,7 +241,7 @@ async fn a_revoke_forgets_records_waiting_for_a_delivery_slot() {
 #[tokio::test]
 async fn after_a_rebalance_error_nothing_of_the_old_assignment_is_delivered_or_committed() {
     let h = start().await;
-    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
     h.send(Event::Records(vec![record(0, 0)]));
     h.committed(&tp(0), 1).await;
     h.send(Event::Unassigned);
@@ -250,7 +250,7 @@ async fn after_a_rebalance_error_nothing_of_the_old_assignment_is_delivered_or_c
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(h.control.last_commit(&tp(0)), Some(1));
     // Assigned again: tracked and committed as usual.
-    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
     h.send(Event::Records(vec![record(0, 1), record(0, 2)]));
     h.committed(&tp(0), 3).await;
 }
@@ -258,7 +258,7 @@ async fn after_a_rebalance_error_nothing_of_the_old_assignment_is_delivered_or_c
 #[tokio::test]
 async fn a_change_is_committed_at_once_then_at_most_once_per_interval() {
     let h = start_with_interval("", Duration::from_millis(800)).await;
-    h.send(Event::Assigned(vec![(tp(0), None)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
     // Let the start-up pass: a commit right after start would hide a ticking schedule.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let sent = Instant::now();
