@@ -31,6 +31,7 @@ pub struct SinkContext {
     health: Arc<Health>,
     lag: prometheus::IntGaugeVec,
     lossy_header_names: prometheus::IntCounter,
+    commit_failures: prometheus::IntCounter,
     /// When the process must be done stopping: set once, when the stop signal fires
     /// (see [`SinkContext::stopping`]). Every drain and wait after that ends by it, so a
     /// SIGTERM during a revoke drain does not add a second `drain_timeout`.
@@ -60,6 +61,7 @@ impl SinkContext {
             lossy_header_names: metrics
                 .lossy_header_names
                 .with_label_values(&[name.as_ref()]),
+            commit_failures: metrics.commit_failures.with_label_values(&[name.as_ref()]),
             name,
             events,
             drain_timeout,
@@ -203,10 +205,6 @@ impl Assignments {
         }
     }
 
-    fn clear(&mut self) {
-        self.current.clear();
-    }
-
     fn is_current(&self, tp: &TopicPartition, assignment: u64) -> bool {
         self.current.get(tp) == Some(&assignment)
     }
@@ -280,7 +278,7 @@ fn read_committed(tpl: &TopicPartitionList) -> HashMap<TopicPartition, (i64, Vec
 }
 
 /// Synchronous commit, used on revoke and shutdown.
-fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &[Commit], name: &str) {
+fn commit_sync(consumer: &BaseConsumer<SinkContext>, offsets: &[Commit], name: &str) {
     if offsets.is_empty() {
         return;
     }
@@ -291,6 +289,7 @@ fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &[Commit
             "committed drained offsets"
         ),
         Err(e) => {
+            consumer.context().commit_failures.inc();
             tracing::warn!(connector = name, error = %e, "commit of drained offsets failed; records after the last commit will be redelivered")
         }
     }
@@ -298,7 +297,8 @@ fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, offsets: &[Commit
 
 impl ClientContext for SinkContext {
     /// librdkafka statistics (every `statistics.interval.ms`): the committed-offset lag
-    /// per partition, i.e. records not yet finished by this group.
+    /// per partition, i.e. records not yet finished by this group. Only partitions held
+    /// now: librdkafka keeps reporting partitions it fetched before.
     fn stats(&self, stats: rdkafka::Statistics) {
         for topic in stats.topics.values() {
             for p in topic.partitions.values() {
@@ -307,16 +307,50 @@ impl ClientContext for SinkContext {
                 if p.partition < 0 || p.hi_offset < 0 {
                     continue;
                 }
-                let committed = p.committed_offset.max(0);
-                self.lag
-                    .with_label_values(&[
-                        self.name.as_ref(),
-                        topic.topic.as_str(),
-                        &p.partition.to_string(),
-                    ])
-                    .set((p.hi_offset - committed).max(0));
+                let tp = TopicPartition {
+                    topic: topic.topic.as_str().into(),
+                    partition: p.partition,
+                };
+                self.set_lag(&tp, p.hi_offset - p.committed_offset.max(0));
             }
         }
+    }
+}
+
+impl SinkContext {
+    fn lag_labels(&self, tp: &TopicPartition) -> [String; 3] {
+        [
+            self.name.to_string(),
+            tp.topic.to_string(),
+            tp.partition.to_string(),
+        ]
+    }
+
+    /// Sets a held partition's lag; partitions not held here have no series.
+    fn set_lag(&self, tp: &TopicPartition, lag: i64) {
+        if !self.assignments().current.contains_key(tp) {
+            return;
+        }
+        let labels = self.lag_labels(tp);
+        let labels: [&str; 3] = [&labels[0], &labels[1], &labels[2]];
+        self.lag.with_label_values(&labels).set(lag.max(0));
+    }
+
+    /// The partitions left this member: their lag series go with them.
+    fn forget(&self, tps: &[TopicPartition]) {
+        self.assignments().revoke(tps);
+        for tp in tps {
+            let labels = self.lag_labels(tp);
+            let _ = self
+                .lag
+                .remove_label_values(&[&labels[0], &labels[1], &labels[2]]);
+        }
+    }
+
+    /// Every partition left this member (a rebalance error).
+    fn forget_all(&self) {
+        let held: Vec<TopicPartition> = self.assignments().current.keys().cloned().collect();
+        self.forget(&held);
     }
 }
 
@@ -325,7 +359,7 @@ impl ConsumerContext for SinkContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = partitions_of(tpl);
             // From here on nothing the old states ask for touches these partitions.
-            self.assignments().revoke(&partitions);
+            self.forget(&partitions);
             tracing::info!(connector = %self.name, partitions = partitions.len(), "partitions revoked; draining");
             match self.drain(partitions, false) {
                 Some(offsets) => commit_sync(consumer, &offsets, &self.name),
@@ -351,7 +385,7 @@ impl ConsumerContext for SinkContext {
                 // librdkafka has taken the whole assignment away: whatever is still
                 // delivering may belong to another member by now.
                 tracing::warn!(connector = %self.name, error = %e, "rebalance error; dropping every partition");
-                self.assignments().clear();
+                self.forget_all();
                 self.flush();
                 let _ = self.events.send(Event::Unassigned);
                 self.set_assigned(false);
@@ -361,6 +395,7 @@ impl ConsumerContext for SinkContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(e) = result {
+            self.commit_failures.inc();
             tracing::warn!(connector = %self.name, error = %e, partitions = offsets.count(), "offset commit failed; it is retried at the next interval");
         }
     }
@@ -399,6 +434,7 @@ impl PartitionControl for Control {
 
     fn commit_async(&self, commits: &[Commit]) {
         if let Err(e) = self.consumer.commit(&to_tpl(commits), CommitMode::Async) {
+            self.consumer.context().commit_failures.inc();
             tracing::warn!(error = %e, "offset commit could not be queued");
         }
     }
@@ -728,8 +764,37 @@ mod tests {
         let second = a.assign(std::slice::from_ref(&tp))[0];
         assert!(second > first);
         assert!(a.is_current(&tp, second) && !a.is_current(&tp, first));
-        a.clear();
-        assert!(!a.is_current(&tp, second));
+    }
+
+    #[test]
+    fn a_partition_s_lag_series_leaves_with_the_partition() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let metrics = Metrics::new();
+        let ctx = SinkContext::new(
+            "orders".into(),
+            tx,
+            Duration::from_secs(1),
+            Arc::new(Health::default()),
+            &metrics,
+        );
+        let tp = TopicPartition {
+            topic: "orders".into(),
+            partition: 3,
+        };
+        let series =
+            "hookbridge_consumer_lag{connector=\"orders\",partition=\"3\",topic=\"orders\"}";
+        ctx.set_lag(&tp, 7);
+        assert!(!metrics.render().contains(series), "not held: no series");
+        ctx.assignments().assign(std::slice::from_ref(&tp));
+        ctx.set_lag(&tp, 7);
+        assert!(metrics.render().contains(&format!("{series} 7")));
+        ctx.forget(std::slice::from_ref(&tp));
+        assert!(!metrics.render().contains(series), "revoked: series gone");
+        ctx.set_lag(&tp, 9);
+        assert!(
+            !metrics.render().contains(series),
+            "late statistics add nothing"
+        );
     }
 
     #[test]

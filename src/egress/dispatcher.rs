@@ -117,6 +117,8 @@ struct Assigned {
     abort: CancellationToken,
     /// The consumer's number for this assignment of the partition.
     assignment: u64,
+    /// Finished records above the watermark and map size at the last commit.
+    map_stats: (i64, usize),
 }
 
 struct Drain {
@@ -247,6 +249,7 @@ impl Dispatcher {
                     cancel: CancellationToken::new(),
                     abort: CancellationToken::new(),
                     assignment,
+                    map_stats: (0, 0),
                 },
             );
         }
@@ -397,11 +400,7 @@ impl Dispatcher {
         self.last_commit = Instant::now();
         let budget = self.policy.metadata_budget;
         let mut commits = Vec::new();
-        let mut stats = Committed {
-            finished_above: 0,
-            metadata_bytes: 0,
-            truncated: 0,
-        };
+        let mut truncated = 0;
         for (tp, p) in &mut self.partitions {
             if p.core.is_revoked() {
                 continue;
@@ -409,15 +408,22 @@ impl Dispatcher {
             let Some((snap, encoded)) = p.core.commit(refresh, budget) else {
                 continue;
             };
-            stats.finished_above += snap.finished_above();
-            stats.metadata_bytes = stats.metadata_bytes.max(encoded.text.len());
-            stats.truncated += usize::from(encoded.truncated);
+            p.map_stats = (snap.finished_above(), encoded.text.len());
+            truncated += usize::from(encoded.truncated);
             commits.push(Commit {
                 tp: tp.clone(),
                 offset: snap.base,
                 metadata: encoded.text,
             });
         }
+        // Over every partition held, not only those committed now.
+        let stats = Committed {
+            finished_above: self.partitions.values().map(|p| p.map_stats.0).sum(),
+            metadata_bytes: (self.partitions.values().map(|p| p.map_stats.1))
+                .max()
+                .unwrap_or(0),
+            truncated,
+        };
         if !commits.is_empty() {
             self.control.commit_async(&commits);
             stats.emit(self.destination.telemetry());

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub dlq_write_failures: IntCounterVec,
     /// Dead letters written cut because the whole record did not fit the DLQ topic.
     pub dlq_truncated: IntCounterVec,
+    /// Offset commits that failed (refused, or could not be queued), by connector.
+    pub commit_failures: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -197,6 +199,12 @@ impl Metrics {
                 &r,
                 "hookbridge_dlq_truncated_total",
                 "Dead letters written cut (marked hookbridge-dlq-truncated) because the whole record did not fit.",
+                &["connector"],
+            ),
+            commit_failures: counter(
+                &r,
+                "hookbridge_commit_failures_total",
+                "Offset commits that failed or could not be queued; the next commit repeats them.",
                 &["connector"],
             ),
             registry: r,
