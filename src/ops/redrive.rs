@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -326,6 +326,8 @@ struct Sender {
     producer: FutureProducer,
     destination: Option<Destination>,
     cancel: CancellationToken,
+    /// Partition count per source topic, for `--to source`.
+    partitions: std::sync::Mutex<HashMap<String, Option<usize>>>,
 }
 
 impl Sender {
@@ -354,14 +356,43 @@ impl Sender {
             producer,
             destination,
             cancel: CancellationToken::new(),
+            partitions: std::sync::Mutex::default(),
         })
+    }
+
+    /// How many partitions `topic` has now (looked up once per topic); `None` when
+    /// unknown, and then the producer's partitioner places records.
+    fn partition_count(&self, topic: &str) -> Option<usize> {
+        let mut known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = known.get(topic) {
+            return *n;
+        }
+        let n = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .ok()
+            .and_then(|md| {
+                md.topics()
+                    .iter()
+                    .find(|t| t.name() == topic && t.error().is_none())
+                    .map(|t| t.partitions().len())
+            })
+            .filter(|n| *n > 0);
+        known.insert(topic.to_owned(), n);
+        n
     }
 
     /// `true` when delivered (or produced back), `false` when dead-lettered again. A
     /// record left unfinished is an error: its offset must not be committed.
     async fn send(&self, record: &Record, line: &str) -> Result<bool, OpsError> {
         let Some(dest) = &self.destination else {
-            to_source(&self.producer, record).await?;
+            to_source(
+                &self.producer,
+                record,
+                self.partition_count(&record.tp.topic),
+            )
+            .await?;
             println!("{line}: produced to {}", record.tp.topic);
             return Ok(true);
         };
@@ -381,7 +412,14 @@ impl Sender {
     }
 }
 
-async fn to_source(producer: &FutureProducer, r: &Record) -> Result<(), OpsError> {
+/// Produces `r` back to its topic, into the partition it came from when the topic still
+/// has it: records keep their place beside their key even on topics partitioned by
+/// another client's hash (Java's murmur2 is not librdkafka's default).
+async fn to_source(
+    producer: &FutureProducer,
+    r: &Record,
+    partitions: Option<usize>,
+) -> Result<(), OpsError> {
     let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
     for (k, v) in &r.headers {
         headers = headers.insert(Header {
@@ -394,6 +432,15 @@ async fn to_source(producer: &FutureProducer, r: &Record) -> Result<(), OpsError
         .headers(headers);
     if let Some(k) = &r.key {
         fr = fr.key(k.as_ref());
+    }
+    match partitions {
+        Some(n) if r.tp.partition >= 0 && (r.tp.partition as usize) < n => {
+            fr = fr.partition(r.tp.partition);
+        }
+        _ => println!(
+            "{}/{} no longer exists; the record goes where the partitioner puts it",
+            r.tp.topic, r.tp.partition
+        ),
     }
     producer::send_acked(producer, fr, Duration::from_secs(10))
         .await

@@ -501,3 +501,45 @@ async fn dlq_redrive_handles_every_record_present_at_its_start_whatever_its_time
     let committed = kafka::committed(&broker.addr(), &format!("g-{topic}-redrive"), &dlq).await;
     assert_eq!(committed[&0].0, 4, "{committed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_to_source_puts_each_record_back_into_its_own_partition() {
+    let broker = Broker::start();
+    let topic = unique("back");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 4);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(400)).await;
+    let cfg = Config::new(&broker.addr()).connector(
+        "orders.toml",
+        &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
+    );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    // One key on every partition, as a producer with another partitioner (or an explicit
+    // partition) can place it: the hash of the key says nothing about where it belongs.
+    let recs: Vec<_> = (0..4)
+        .map(|p| json!({"key": "same", "value": format!("{{\"p\":{p}}}"), "partition": p}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &recs).await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(4), 20.0).await.len(),
+        4
+    );
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders", "--to", "source"])
+        .await;
+    assert!(ok, "{out}");
+    let back = kafka::read(&broker.addr(), &topic, Some(8), 20.0).await;
+    assert_eq!(back.len(), 8, "{out}");
+    for r in &back {
+        let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+        assert_eq!(
+            v["p"].as_i64(),
+            Some(i64::from(r.partition)),
+            "a copy landed away from its partition"
+        );
+    }
+}
