@@ -72,12 +72,14 @@ fn encoding(c: &mut Criterion) {
         unfinished: (0..64)
             .map(|i| 1_000_000 + i * 31..1_000_000 + i * 31 + 1)
             .collect(),
+        leader_epoch: 7,
     };
     // Every other record unfinished: the bitmap fallback.
     let scattered = Snapshot {
         base: 0,
         end: 8_000,
         unfinished: (0..4_000).map(|i| i * 2..i * 2 + 1).collect(),
+        leader_epoch: 7,
     };
     for (name, snap) in [("busy", &busy), ("scattered", &scattered)] {
         group.bench_function(name, |b| {

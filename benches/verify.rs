@@ -128,6 +128,7 @@ fn record(value: Bytes) -> Record {
         value,
         headers: Vec::new(),
         epoch: 0,
+        leader_epoch: -1,
     }
 }
 

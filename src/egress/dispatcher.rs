@@ -274,7 +274,15 @@ impl Dispatcher {
                 continue;
             };
             let (offset, epoch, tp) = (record.offset, record.epoch, record.tp.clone());
-            match p.core.admit(offset, epoch, lane, record, &mut self.steps) {
+            let leader_epoch = record.leader_epoch;
+            match (p.core).admit_from_leader(
+                offset,
+                epoch,
+                leader_epoch,
+                lane,
+                record,
+                &mut self.steps,
+            ) {
                 Admitted::Tracked => telemetry.buffered.inc(),
                 Admitted::Skipped => {
                     skipped += 1;

@@ -10,7 +10,12 @@
 //! Encoding (ASCII, versioned): `hb1:R:<base>:<runs>` — base36 run lengths separated by
 //! `.`, alternating unfinished and finished and starting with an unfinished run (possibly
 //! empty) at `base`; or `hb1:B:<base>:<span>:<bits>` — a URL-safe base64 bitmap, bit `i`
-//! set when `base + i` is finished. Run-length is written while it fits the budget, the
+//! set when `base + i` is finished. Version 2 (`hb2:R:<base>:<epoch>:<runs>`,
+//! `hb2:B:<base>:<epoch>:<span>:<bits>`) adds the highest partition leader epoch of the
+//! records the map covers: after an unclean leader election reuses offsets, the new
+//! records carry a higher epoch, and a map must not skip them (see
+//! [`FinishedMap::skips`]). It is written whenever the epoch is known; `hb1` maps (and
+//! `hb2` with no epoch) are still read and trusted by offset alone, as before. Run-length is written while it fits the budget, the
 //! bitmap when only it does. Offsets past the
 //! end of the map are unknown (treated as unfinished); gaps inside it (compaction,
 //! transaction markers) read as finished, which is right: there is nothing to deliver.
@@ -21,6 +26,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 const VERSION: &str = "hb1";
+/// The version that carries a leader epoch.
+const VERSION_EPOCH: &str = "hb2";
 /// No map spans more offsets than this; anything larger is treated as foreign.
 const MAX_SPAN: i64 = 1 << 26;
 
@@ -31,6 +38,8 @@ pub struct Snapshot {
     pub base: i64,
     pub end: i64,
     pub unfinished: Vec<Range<i64>>,
+    /// Highest partition leader epoch of the records covered; -1 when unknown.
+    pub leader_epoch: i32,
 }
 
 impl Snapshot {
@@ -45,6 +54,7 @@ impl Snapshot {
         if earlier.end <= self.end || self.end < earlier.base {
             return;
         }
+        self.leader_epoch = self.leader_epoch.max(earlier.leader_epoch);
         let from = self.end;
         for r in &earlier.unfinished {
             let r = r.start.max(from)..r.end;
@@ -108,6 +118,7 @@ pub fn encode(snap: &Snapshot, budget: usize) -> Encoded {
         let end = snap.base + MAX_SPAN;
         let clipped = Snapshot {
             base: snap.base,
+            leader_epoch: snap.leader_epoch,
             end,
             unfinished: (snap.unfinished.iter())
                 .filter(|r| r.start < end)
@@ -120,10 +131,11 @@ pub fn encode(snap: &Snapshot, budget: usize) -> Encoded {
         };
     }
     let runs = normalise(snap.base, snap.end, &snap.unfinished);
-    let rle = encode_runs(snap.base, &runs, usize::MAX);
+    let prefix = prefix(snap.base, snap.leader_epoch);
+    let rle = encode_runs(&prefix, &runs, usize::MAX);
     // Run-length is readable and usually tiny; the bitmap is the fallback for maps of
     // many short runs, built only when it would be shorter.
-    let bitmap = encode_bitmap(snap, rle.len());
+    let bitmap = encode_bitmap(snap, &prefix, rle.len());
     let full_len = bitmap.as_ref().map_or(rle.len(), String::len);
     let text = if rle.len() <= budget {
         rle
@@ -132,7 +144,7 @@ pub fn encode(snap: &Snapshot, budget: usize) -> Encoded {
             Some(b) => b,
             None => {
                 return Encoded {
-                    text: encode_runs(snap.base, &runs, budget),
+                    text: encode_runs(&prefix, &runs, budget),
                     full_len,
                     truncated: true,
                 }
@@ -146,9 +158,19 @@ pub fn encode(snap: &Snapshot, budget: usize) -> Encoded {
     }
 }
 
+/// `<version>:<kind>:<base>:` and, when the leader epoch is known, `<epoch>:` after the
+/// kind and base; `{}` marks where the kind goes.
+fn prefix(base: i64, leader_epoch: i32) -> String {
+    if leader_epoch >= 0 {
+        format!("{VERSION_EPOCH}:{{}}:{base}:{leader_epoch}:")
+    } else {
+        format!("{VERSION}:{{}}:{base}:")
+    }
+}
+
 /// RLE text; stops before the run that would pass `budget` (ending on whole runs).
-fn encode_runs(base: i64, runs: &[i64], budget: usize) -> String {
-    let mut text = format!("{VERSION}:R:{base}:");
+fn encode_runs(prefix: &str, runs: &[i64], budget: usize) -> String {
+    let mut text = prefix.replacen("{}", "R", 1);
     let header = text.len();
     if header > budget {
         return String::new();
@@ -171,13 +193,13 @@ fn encode_runs(base: i64, runs: &[i64], budget: usize) -> String {
 }
 
 /// The bitmap text, when it would be shorter than `shorter_than` bytes.
-fn encode_bitmap(snap: &Snapshot, shorter_than: usize) -> Option<String> {
+fn encode_bitmap(snap: &Snapshot, prefix: &str, shorter_than: usize) -> Option<String> {
     let span = snap.end - snap.base;
     if span > MAX_SPAN {
         return None;
     }
     let span = span as usize;
-    let header = VERSION.len() + 24 + to_base36(span as u64).len();
+    let header = prefix.len() + 1 + to_base36(span as u64).len();
     if header + (span.div_ceil(8) * 4).div_ceil(3) >= shorter_than {
         return None;
     }
@@ -190,8 +212,8 @@ fn encode_bitmap(snap: &Snapshot, shorter_than: usize) -> Option<String> {
     }
     // Bits past the span stay set but are ignored on decode.
     Some(format!(
-        "{VERSION}:B:{}:{}:{}",
-        snap.base,
+        "{}{}:{}",
+        prefix.replacen("{}", "B", 1),
         to_base36(span as u64),
         URL_SAFE_NO_PAD.encode(&bits)
     ))
@@ -234,6 +256,8 @@ pub struct FinishedMap {
     end: i64,
     /// Sorted, disjoint.
     unfinished: Vec<Range<i64>>,
+    /// Highest leader epoch of the records the map covers; -1 when not recorded.
+    leader_epoch: i32,
 }
 
 impl FinishedMap {
@@ -245,6 +269,20 @@ impl FinishedMap {
         // First unfinished range ending after `offset`.
         let i = self.unfinished.partition_point(|r| r.end <= offset);
         self.unfinished.get(i).is_none_or(|r| r.start > offset)
+    }
+
+    /// True when the record at `offset`, written under `leader_epoch`, is one the map
+    /// says was finished. A record of a newer leader epoch than the map knew sits at an
+    /// offset an unclean leader election reused: it is a new record, never skipped. An
+    /// unknown epoch on either side trusts the offset, as maps without epochs did.
+    pub fn skips(&self, offset: i64, leader_epoch: i32) -> bool {
+        self.is_finished(offset) && !self.rewritten(leader_epoch)
+    }
+
+    /// A record of this leader epoch was written after the map was: the offsets the map
+    /// covers may have been reused.
+    pub fn rewritten(&self, leader_epoch: i32) -> bool {
+        self.leader_epoch >= 0 && leader_epoch > self.leader_epoch
     }
 
     /// One past the last offset the map covers.
@@ -265,15 +303,26 @@ impl FinishedMap {
 pub(crate) fn decode(metadata: &[u8], committed: i64) -> Option<FinishedMap> {
     let text = std::str::from_utf8(metadata).ok()?;
     let mut parts = text.split(':');
-    if parts.next()? != VERSION {
-        return None;
-    }
+    let with_epoch = match parts.next()? {
+        VERSION => false,
+        VERSION_EPOCH => true,
+        _ => return None,
+    };
     let kind = parts.next()?;
     let base: i64 = parts.next()?.parse().ok()?;
     if base != committed || base < 0 {
         return None; // written for another offset: a different snapshot
     }
-    let map = match kind {
+    let leader_epoch = if with_epoch {
+        let e: i32 = parts.next()?.parse().ok()?;
+        if e < 0 {
+            return None;
+        }
+        e
+    } else {
+        -1
+    };
+    let mut map = match kind {
         "R" => decode_runs(base, parts.next()?)?,
         "B" => decode_bitmap(base, parts.next()?, parts.next()?)?,
         _ => return None,
@@ -281,6 +330,7 @@ pub(crate) fn decode(metadata: &[u8], committed: i64) -> Option<FinishedMap> {
     if parts.next().is_some() {
         return None;
     }
+    map.leader_epoch = leader_epoch;
     Some(map)
 }
 
@@ -302,6 +352,7 @@ fn decode_runs(base: i64, runs: &str) -> Option<FinishedMap> {
         base,
         end: at,
         unfinished,
+        leader_epoch: -1,
     })
 }
 
@@ -329,6 +380,7 @@ fn decode_bitmap(base: i64, span: &str, bits: &str) -> Option<FinishedMap> {
         base,
         end,
         unfinished,
+        leader_epoch: -1,
     })
 }
 

@@ -91,6 +91,8 @@ pub struct Partition<T> {
     revoked: bool,
     /// Records finished before this assignment, from the commit metadata.
     resumed: Option<FinishedMap>,
+    /// Highest partition leader epoch of the records admitted; -1 while unknown.
+    leader_epoch: i32,
     /// Finishes since the last commit snapshot: zero means the commit would not change.
     finished_since_commit: u64,
     last_commit: Option<i64>,
@@ -112,6 +114,7 @@ impl<T> Partition<T> {
             epoch: 0,
             revoked: false,
             resumed,
+            leader_epoch: -1,
             finished_since_commit: 0,
             last_commit: None,
             buffer: buffer.max(1),
@@ -140,10 +143,27 @@ impl<T> Partition<T> {
     }
 
     /// A polled record arrives. `lane` is its ordering lane (`None`: no order to keep).
+    /// Its partition leader epoch is unknown (see [`Partition::admit_from_leader`]).
     pub fn admit(
         &mut self,
         offset: i64,
         epoch: u64,
+        lane: Option<Bytes>,
+        item: T,
+        out: &mut Vec<Step<T>>,
+    ) -> Admitted {
+        self.admit_from_leader(offset, epoch, -1, lane, item, out)
+    }
+
+    /// [`Partition::admit`] for a record written under partition leader epoch
+    /// `leader_epoch` (-1: unknown). A record of a newer epoch than an earlier owner's
+    /// map knew means an unclean leader election reused offsets: the map is dropped and
+    /// everything from there is delivered.
+    pub fn admit_from_leader(
+        &mut self,
+        offset: i64,
+        epoch: u64,
+        leader_epoch: i32,
         lane: Option<Bytes>,
         item: T,
         out: &mut Vec<Step<T>>,
@@ -157,6 +177,14 @@ impl<T> Partition<T> {
             return Admitted::Dropped;
         }
         self.watermark.track(offset);
+        self.leader_epoch = self.leader_epoch.max(leader_epoch);
+        if self
+            .resumed
+            .as_ref()
+            .is_some_and(|m| m.rewritten(leader_epoch))
+        {
+            self.resumed = None;
+        }
         if self.resumed.as_ref().is_some_and(|m| m.is_finished(offset)) {
             // Its lane's earlier records were finished before it (per-lane order), so
             // skipping it cannot reorder anything.
@@ -274,6 +302,7 @@ impl<T> Partition<T> {
 
     fn snapshot(&self, offset: i64) -> Snapshot {
         let mut snap = self.watermark.snapshot(offset);
+        snap.leader_epoch = self.leader_epoch;
         if let Some(earlier) = &self.resumed {
             snap.extend_with(earlier);
         }

@@ -31,6 +31,8 @@ pub struct Record {
     /// The partition's rewind count when this record was polled; records polled before
     /// the latest rewind are stale and ignored (see `dispatcher`).
     pub epoch: u64,
+    /// The partition leader epoch the record was written under (-1: unknown).
+    pub leader_epoch: i32,
 }
 
 impl Record {
@@ -60,6 +62,8 @@ impl Record {
                 .unwrap_or_default(),
             headers,
             epoch: 0,
+            // SAFETY: `msg.ptr()` is the live message `msg` borrows.
+            leader_epoch: unsafe { rdsys::rd_kafka_message_leader_epoch(msg.ptr()) },
         };
         (record, lossy)
     }

@@ -54,6 +54,7 @@ impl Watermark {
             base,
             end: self.next.unwrap_or(base).max(base),
             unfinished,
+            leader_epoch: -1,
         }
     }
 }

@@ -63,6 +63,7 @@ fn record(partition: i32, offset: i64) -> Record {
         value: Bytes::from_static(b"{}"),
         headers: Vec::new(),
         epoch: 0,
+        leader_epoch: -1,
     }
 }
 

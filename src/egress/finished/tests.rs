@@ -6,6 +6,7 @@ fn snap(base: i64, end: i64, unfinished: &[(i64, i64)]) -> Snapshot {
         base,
         end,
         unfinished: unfinished.iter().map(|&(a, b)| a..b).collect(),
+        leader_epoch: -1,
     }
 }
 
@@ -138,6 +139,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 base,
                 end: at + tail,
                 unfinished,
+                leader_epoch: -1,
             }
         })
 }
@@ -201,4 +203,32 @@ fn offsets_near_the_end_of_the_range_never_overflow() {
         decode(b"hb1:R:9223372036854775800:1.zzzzz", 9223372036854775800),
         None
     );
+}
+
+#[test]
+fn a_map_with_a_leader_epoch_round_trips_and_refuses_newer_records() {
+    let mut s = snap(100, 110, &[(100, 101)]);
+    s.leader_epoch = 7;
+    let e = encode(&s, 4000);
+    assert_eq!(e.text, "hb2:R:100:7:1.9");
+    let m = decode(e.text.as_bytes(), 100).unwrap();
+    assert!(m.skips(105, 7) && m.skips(105, 6) && m.skips(105, -1));
+    assert!(!m.skips(105, 8), "a newer leader epoch reused the offset");
+    assert!(decode(b"hb2:R:100:-1:1.9", 100).is_none());
+    let old = decode(b"hb1:R:100:1.9", 100).unwrap();
+    assert!(
+        old.skips(105, 8),
+        "an hb1 map is trusted by offset, as before"
+    );
+    // The bitmap form carries it too.
+    let scattered = Snapshot {
+        base: 0,
+        end: 400,
+        unfinished: (0..200).map(|i| i * 2..i * 2 + 1).collect(),
+        leader_epoch: 2,
+    };
+    let e = encode(&scattered, 500);
+    assert!(e.text.starts_with("hb2:B:0:2:"), "{}", e.text);
+    let m = decode(e.text.as_bytes(), 0).unwrap();
+    assert!(m.skips(1, 2) && !m.skips(1, 3) && !m.skips(0, 2));
 }

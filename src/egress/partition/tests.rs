@@ -78,6 +78,7 @@ fn records_finished_before_are_skipped_on_resume() {
                 base: 10,
                 end: 20,
                 unfinished: vec![10..11, 15..16],
+                leader_epoch: -1,
             },
             4000,
         )
@@ -255,6 +256,7 @@ fn an_inherited_map_over_three_quarters_of_the_budget_is_kept_whole() {
         base: 0,
         end: 35_000,
         unfinished: (0..700).map(|i| i * 50..i * 50 + 1).collect(),
+        leader_epoch: -1,
     };
     let text = encode(&earlier, usize::MAX).text;
     assert!(text.len() > 3000 && text.len() <= 4000);
@@ -318,4 +320,58 @@ fn a_key_stuck_in_retry_never_pauses_the_rest_of_its_partition() {
     }
     assert!(truncated > 0, "the test reaches the budget");
     assert!(!p.is_paused());
+}
+
+#[test]
+fn records_of_a_newer_leader_epoch_than_the_map_are_delivered_not_skipped() {
+    // The earlier owner finished 10..20 under leader epoch 3.
+    let earlier = Snapshot {
+        base: 10,
+        end: 20,
+        unfinished: std::iter::once(10..11).collect(),
+        leader_epoch: 3,
+    };
+    let text = encode(&earlier, 4000).text;
+    assert!(text.starts_with("hb2:"), "{text}");
+    let mut p = Partition::<()>::new(1, 100, decode(text.as_bytes(), 10));
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    assert_eq!(
+        p.admit_from_leader(10, 0, 3, lane(1), (), &mut out),
+        Admitted::Tracked
+    );
+    assert_eq!(
+        p.admit_from_leader(11, 0, 3, lane(2), (), &mut out),
+        Admitted::Skipped
+    );
+    // An unclean leader election reused offsets 12..: new records under epoch 4.
+    assert_eq!(
+        p.admit_from_leader(12, 0, 4, lane(3), (), &mut out),
+        Admitted::Tracked
+    );
+    assert_eq!(
+        p.admit_from_leader(13, 0, 3, lane(4), (), &mut out),
+        Admitted::Tracked,
+        "the map is not trusted past a newer epoch"
+    );
+    p.finish(10, lane(1), &mut seq, &mut out);
+    let (snap, encoded) = p.commit(true, 4000).unwrap();
+    assert_eq!(
+        snap.leader_epoch, 4,
+        "the map written now knows the newer epoch"
+    );
+    assert_eq!(snap.base, 12);
+    assert!(encoded.text.starts_with("hb2:R:12:4:"), "{}", encoded.text);
+}
+
+#[test]
+fn maps_without_an_epoch_are_still_read_and_trusted_by_offset() {
+    let old = "hb1:R:10:1.9";
+    let mut p = Partition::<()>::new(1, 100, decode(old.as_bytes(), 10));
+    let mut out = Vec::new();
+    assert_eq!(
+        p.admit_from_leader(11, 0, 9, lane(1), (), &mut out),
+        Admitted::Skipped
+    );
+    assert_eq!(p.admit(12, 0, lane(1), (), &mut out), Admitted::Skipped);
 }
