@@ -474,18 +474,20 @@ impl Destination {
                 }
                 Err(e) => e,
             };
+            let smaller = producer::is_too_large(&error)
+                .then(|| fit.smaller(record.value.len()))
+                .flatten();
             DeadLetterFailed {
                 id,
                 dlq: topic,
                 error: &error,
                 class: producer::failure_class(&error),
+                cut_next: smaller.is_some(),
             }
             .emit(&self.telemetry);
-            if producer::is_too_large(&error) {
-                if let Some(smaller) = fit.smaller(record.value.len()) {
-                    fit = smaller;
-                    continue;
-                }
+            if let Some(smaller) = smaller {
+                fit = smaller;
+                continue;
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Finish::Abandoned,

@@ -181,6 +181,8 @@ pub struct DeadLetterFailed<'a> {
     pub error: &'a dyn std::fmt::Display,
     /// `too_large`, `unknown_topic`, `not_authorized`, `timeout` or `other`.
     pub class: &'static str,
+    /// Refused for its size, and written again cut at once.
+    pub cut_next: bool,
 }
 
 impl DeadLetterFailed<'_> {
@@ -190,9 +192,9 @@ impl DeadLetterFailed<'_> {
             .dlq_write_failures
             .with_label_values(&[&t.name, class])
             .inc();
-        if class == "too_large" {
+        if self.cut_next {
             tracing::warn!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error,
-                "dead letter refused for its size; writing it cut");
+                "dead-letter write failed: refused for its size; writing it cut");
         } else {
             tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error, class,
                 "dead-letter write failed; the record stays unfinished and will be retried");
