@@ -360,6 +360,18 @@ impl ConsumerContext for SinkContext {
             let partitions = partitions_of(tpl);
             // From here on nothing the old states ask for touches these partitions.
             self.forget(&partitions);
+            // rust-rdkafka reports a lost assignment (session timed out, poll interval
+            // exceeded) as a plain revoke: another member may own these partitions
+            // already, so draining would deliver beside it and its commit is refused
+            // anyway. Drop every partition state at once instead.
+            if consumer.assignment_lost() {
+                tracing::warn!(connector = %self.name, partitions = partitions.len(),
+                    "assignment lost; dropping its partitions without a drain or commit");
+                self.forget_all();
+                self.flush();
+                let _ = self.events.send(Event::Unassigned);
+                return;
+            }
             tracing::info!(connector = %self.name, partitions = partitions.len(), "partitions revoked; draining");
             match self.drain(partitions, false) {
                 Some(offsets) => commit_sync(consumer, &offsets, &self.name),

@@ -794,3 +794,46 @@ async fn sigterm_with_a_stalled_destination_exits_by_the_drain_deadline() {
         "nothing was delivered, nothing may be committed: {committed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_assignment_is_dropped_at_once_not_drained() {
+    let mut broker = Broker::start();
+    let topic = unique("lost");
+    broker.create_topic(&topic, 1);
+    let rx = Receiver::start(|_| Answer {
+        status: 200,
+        headers: vec![],
+        delay: Duration::from_secs(120),
+    })
+    .await;
+    let cfg = Config::new(&broker.addr())
+        .connector(
+            "orders.toml",
+            &sink(&topic, &rx.url, "").replace("timeout = \"5s\"", "timeout = \"15s\""),
+        )
+        .env("SINK_WHSEC", WHSEC);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(&broker.addr(), &topic, &records(4, 4)).await;
+    rx.wait_for(Duration::from_secs(20), "stalled requests", |s| {
+        !s.is_empty()
+    })
+    .await;
+    // The coordinator goes away: after session.timeout.ms (6 s) the assignment is lost.
+    broker.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !hb.logs().contains("assignment lost") {
+        assert!(
+            !hb.logs().contains("partitions revoked; draining"),
+            "a lost assignment was drained:\n{}",
+            hb.logs()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lost assignment reported:\n{}",
+            hb.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(hb);
+}
