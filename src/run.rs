@@ -100,6 +100,11 @@ pub async fn run(
         drain_timeout: s.shutdown.drain_timeout.0,
         commit_metadata_budget: s.kafka.commit_metadata_max_bytes,
     };
+    let shared = egress::Shared {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        memory: Arc::new(egress::memory::MemoryBudget::new(s.kafka.buffer_memory.0)),
+    };
     let mut sinks = Vec::new();
     for sink in connectors.sinks {
         let cfg = kafka::client_config(&s.kafka, &props, kafka::CONSUMER_DEFAULTS);
@@ -107,8 +112,7 @@ pub async fn run(
             sink,
             cfg,
             producer.clone(),
-            metrics.clone(),
-            health.clone(),
+            shared.clone(),
             timing,
             stop.clone(),
         )));

@@ -43,6 +43,10 @@ pub struct KafkaSettings {
     /// Egress: largest finished-offset map stored in each partition's commit metadata
     /// (the broker's `offset.metadata.max.bytes`, 4096 by default, must allow it).
     pub commit_metadata_max_bytes: usize,
+    /// Egress: memory for records held by all sinks together (received, not finished).
+    /// Past it, a partition that takes another record pauses; paused partitions resume
+    /// once half of it is free.
+    pub buffer_memory: ByteSize,
 }
 
 impl KafkaSettings {

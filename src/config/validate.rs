@@ -61,13 +61,19 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
     let sizes = [
-        // Below a few dozen bytes no map fits, and every partition would stay paused
-        // waiting for its map to shrink.
+        // Below a few dozen bytes no map fits: a takeover would redeliver everything
+        // finished above the watermark.
         (
             "kafka.commit_metadata_max_bytes",
             s.kafka.commit_metadata_max_bytes as u64,
             64,
             MIB,
+        ),
+        (
+            "kafka.buffer_memory",
+            s.kafka.buffer_memory.0,
+            MIB,
+            64 * GIB,
         ),
         ("http.max_header_bytes", s.http.max_header_bytes.0, KIB, MIB),
         ("http.min_body_rate", s.http.min_body_rate.0, 0, GIB),

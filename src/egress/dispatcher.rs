@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::delivery::{Destination, Finish, Stop};
 use super::finished::{self, FinishedMap};
+use super::memory::{self, MemoryBudget};
 use super::partition::{Admitted, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
 use crate::connectors::sink::Ordering;
@@ -92,6 +93,8 @@ struct Done {
     offset: i64,
     lane: Option<Bytes>,
     finish: Finish,
+    /// What the record counted against the memory budget.
+    bytes: u64,
 }
 
 type Deliveries = FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>>;
@@ -119,6 +122,8 @@ struct Assigned {
     assignment: u64,
     /// Finished records above the watermark and map size at the last commit.
     map_stats: (i64, usize),
+    /// Bytes of its tracked, unfinished records, counted against the memory budget.
+    bytes: u64,
 }
 
 struct Drain {
@@ -146,6 +151,10 @@ pub struct Dispatcher {
     ready: VecDeque<Ready>,
     /// A record finished (or was skipped) since the last commit.
     dirty: bool,
+    /// The process-wide budget for held records.
+    memory: Arc<MemoryBudget>,
+    /// Some partition paused for the memory budget and waits for room.
+    waiting_for_memory: bool,
     /// When the last commit was handed to the consumer.
     last_commit: Instant,
 }
@@ -154,11 +163,15 @@ pub struct Dispatcher {
 /// (coordinator moved) is then repaired even on a partition that went idle.
 const REFRESH: Duration = Duration::from_secs(5);
 
+/// How often partitions paused for the memory budget look for room again.
+const MEMORY_CHECK: Duration = Duration::from_millis(100);
+
 impl Dispatcher {
     pub fn new(
         destination: Arc<Destination>,
         control: Arc<dyn PartitionControl>,
         policy: CommitPolicy,
+        memory: Arc<MemoryBudget>,
     ) -> Self {
         let sink = &destination.sink;
         Self {
@@ -173,6 +186,8 @@ impl Dispatcher {
             steps: Vec::new(),
             ready: VecDeque::new(),
             dirty: false,
+            memory,
+            waiting_for_memory: false,
             // The first change is committed at once.
             last_commit: Instant::now()
                 .checked_sub(policy.interval)
@@ -186,6 +201,9 @@ impl Dispatcher {
         let mut refresh = tokio::time::interval(REFRESH.max(self.policy.interval));
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         refresh.reset();
+        // Memory freed by another sink is noticed within this.
+        let mut memory_check = tokio::time::interval(MEMORY_CHECK);
+        memory_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(64);
         let destination = self.destination.clone();
         loop {
@@ -209,6 +227,9 @@ impl Dispatcher {
                     self.commit_progress(false);
                 }
                 _ = refresh.tick() => self.commit_progress(true),
+                _ = memory_check.tick(), if self.waiting_for_memory => {
+                    self.resume_for_memory(&mut deliveries);
+                }
                 _ = tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, Into::into)), if deadline.is_some() => {
                     tracing::warn!(connector = %self.destination.sink.name, "drain deadline passed; unfinished records stay uncommitted");
                 }
@@ -250,6 +271,7 @@ impl Dispatcher {
                     abort: CancellationToken::new(),
                     assignment,
                     map_stats: (0, 0),
+                    bytes: 0,
                 },
             );
         }
@@ -275,6 +297,7 @@ impl Dispatcher {
             };
             let (offset, epoch, tp) = (record.offset, record.epoch, record.tp.clone());
             let leader_epoch = record.leader_epoch;
+            let bytes = memory::record_bytes(&record);
             match (p.core).admit_from_leader(
                 offset,
                 epoch,
@@ -283,7 +306,15 @@ impl Dispatcher {
                 record,
                 &mut self.steps,
             ) {
-                Admitted::Tracked => telemetry.buffered.inc(),
+                Admitted::Tracked => {
+                    telemetry.buffered.inc();
+                    p.bytes += bytes;
+                    self.memory.add(bytes);
+                    if self.memory.spent() {
+                        p.core.memory_spent(&mut self.steps);
+                        self.waiting_for_memory |= p.core.is_memory_paused();
+                    }
+                }
                 Admitted::Skipped => {
                     skipped += 1;
                     self.dirty = true;
@@ -348,6 +379,7 @@ impl Dispatcher {
                 };
                 let finish = destination.deliver(&r.record, stop, Some(ticket)).await;
                 Done {
+                    bytes: memory::record_bytes(&r.record),
                     tp: r.tp,
                     generation: r.generation,
                     offset: r.offset,
@@ -396,9 +428,32 @@ impl Dispatcher {
         }
         p.core
             .finish(done.offset, done.lane, &mut self.seq, &mut self.steps);
+        p.bytes = p.bytes.saturating_sub(done.bytes);
+        self.memory.sub(done.bytes);
         self.dirty = true;
         self.destination.telemetry().buffered.dec();
         self.carry_out(&done.tp, deliveries);
+        if self.waiting_for_memory {
+            self.resume_for_memory(deliveries);
+        }
+    }
+
+    /// Resumes the partitions paused for the memory budget once it has room again.
+    fn resume_for_memory(&mut self, deliveries: &mut Deliveries) {
+        if !self.memory.has_room() {
+            return;
+        }
+        self.waiting_for_memory = false;
+        let paused: Vec<TopicPartition> = (self.partitions.iter())
+            .filter(|(_, p)| p.core.is_memory_paused())
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in paused {
+            if let Some(p) = self.partitions.get_mut(&tp) {
+                p.core.memory_freed(&mut self.seq, &mut self.steps);
+            }
+            self.carry_out(&tp, deliveries);
+        }
     }
 
     /// Commits every partition whose position or map changed; with `refresh`, the
@@ -539,6 +594,7 @@ impl Dispatcher {
         let p = self.partitions.remove(tp)?;
         p.cancel.cancel();
         p.abort.cancel();
+        self.memory.sub(p.bytes);
         let telemetry = self.destination.telemetry();
         telemetry.buffered.sub(p.core.outstanding() as i64);
         if p.core.is_paused() {

@@ -37,6 +37,7 @@ pub(crate) mod delivery;
 pub(crate) mod dispatcher;
 pub(crate) mod dlq;
 pub mod finished;
+pub(crate) mod memory;
 pub(crate) mod outcome;
 pub mod partition;
 pub mod record;
@@ -80,16 +81,29 @@ pub(crate) struct Timing {
     pub commit_metadata_budget: usize,
 }
 
+/// What every sink of the process shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    /// Bytes of records held by all sinks together.
+    pub memory: Arc<memory::MemoryBudget>,
+}
+
 /// Runs one sink until `stop`, then drains, commits and returns.
 pub(crate) async fn run_sink(
     sink: Sink,
     mut consumer_cfg: ClientConfig,
     producer: FutureProducer,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    shared: Shared,
     timing: Timing,
     stop: CancellationToken,
 ) -> Result<(), SinkError> {
+    let Shared {
+        metrics,
+        health,
+        memory,
+    } = shared;
     let name = sink.name.clone();
     let topics = sink.topics.clone();
     consumer_cfg.set("group.id", &sink.group_id);
@@ -134,6 +148,7 @@ pub(crate) async fn run_sink(
             interval: timing.commit_interval,
             metadata_budget: timing.commit_metadata_budget,
         },
+        memory,
     );
     let dispatching = tokio::spawn(dispatcher.run(rx));
     let poller = {

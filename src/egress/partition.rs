@@ -13,9 +13,11 @@
 //! * At `buffer` tracked records the partition pauses; records polled after the pause
 //!   took effect are not held but re-read from the first of them on resume (a rewind,
 //!   stamped with a new epoch so the stale copies still arriving are ignored). `buffer`
-//!   is the only pause: the finished-offset map never pauses a partition. A map over its
-//!   budget is cut at the end (the records past the cut read as unfinished, redelivered
-//!   after a crash), so one key stuck in retry costs a longer map, not the partition.
+//!   and the process-wide memory budget (the dispatcher says when it is spent, and when
+//!   it has room again) are the only pauses: the finished-offset map never pauses a
+//!   partition. A map over its budget is cut at the end (the records past the cut read
+//!   as unfinished, redelivered after a crash), so one key stuck in retry costs a longer
+//!   map, not the partition.
 //! * Records the commit metadata says were finished before (by this or another member)
 //!   are finished at once, not delivered again.
 
@@ -83,7 +85,10 @@ pub struct Partition<T> {
     lanes: HashMap<Bytes, VecDeque<(i64, T)>>,
     in_flight: usize,
     /// Paused because `buffer` records are tracked; resumes at half.
-    paused: bool,
+    buffer_full: bool,
+    /// Paused because the process-wide memory budget was spent; resumes when the
+    /// dispatcher says it has room again.
+    memory_full: bool,
     /// First offset polled after the pause took effect, to re-read from on resume.
     dropped_from: Option<i64>,
     /// Records stamped with an older epoch were polled before the latest rewind.
@@ -109,7 +114,8 @@ impl<T> Partition<T> {
             watermark: Watermark::default(),
             lanes: HashMap::new(),
             in_flight: 0,
-            paused: false,
+            buffer_full: false,
+            memory_full: false,
             dropped_from: None,
             epoch: 0,
             revoked: false,
@@ -135,7 +141,35 @@ impl<T> Partition<T> {
     }
 
     pub fn is_paused(&self) -> bool {
-        self.paused
+        self.buffer_full || self.memory_full
+    }
+
+    /// Paused (among other reasons, maybe) for the memory budget.
+    pub fn is_memory_paused(&self) -> bool {
+        self.memory_full
+    }
+
+    /// The process-wide memory budget is spent: pause until [`Partition::memory_freed`].
+    /// A partition with nothing outstanding holds no memory, so it never pauses for it.
+    pub fn memory_spent(&mut self, out: &mut Vec<Step<T>>) {
+        if self.revoked || self.memory_full || self.watermark.outstanding() == 0 {
+            return;
+        }
+        if !self.is_paused() {
+            out.push(Step::Pause);
+        }
+        self.memory_full = true;
+    }
+
+    /// The memory budget has room again.
+    pub fn memory_freed(&mut self, seq: &mut Sequence, out: &mut Vec<Step<T>>) {
+        if !self.memory_full || self.revoked {
+            return;
+        }
+        self.memory_full = false;
+        if !self.buffer_full {
+            self.resume(seq, out);
+        }
     }
 
     pub fn is_revoked(&self) -> bool {
@@ -172,7 +206,7 @@ impl<T> Partition<T> {
             // Never tracked, so the watermark cannot pass it.
             return Admitted::Ignored;
         }
-        if self.paused {
+        if self.is_paused() {
             self.dropped_from = Some(self.dropped_from.map_or(offset, |d| d.min(offset)));
             return Admitted::Dropped;
         }
@@ -192,9 +226,11 @@ impl<T> Partition<T> {
             self.finished_since_commit += 1;
             return Admitted::Skipped;
         }
-        if self.watermark.outstanding() >= self.buffer && !self.paused {
-            self.paused = true;
-            out.push(Step::Pause);
+        if self.watermark.outstanding() >= self.buffer && !self.buffer_full {
+            if !self.is_paused() {
+                out.push(Step::Pause);
+            }
+            self.buffer_full = true;
         }
         match lane {
             Some(lane) => match self.lanes.get_mut(&lane) {
@@ -229,9 +265,11 @@ impl<T> Partition<T> {
         if self.revoked {
             return; // no resume, no rewind, nothing new started
         }
-        if self.paused && self.watermark.outstanding() <= self.buffer / 2 {
-            self.paused = false;
-            self.resume(seq, out);
+        if self.buffer_full && self.watermark.outstanding() <= self.buffer / 2 {
+            self.buffer_full = false;
+            if !self.memory_full {
+                self.resume(seq, out);
+            }
         }
         let Some(lane) = lane else { return };
         let next = match self.lanes.get_mut(&lane) {

@@ -13,11 +13,17 @@ use crate::telemetry::Metrics;
 #[derive(Default)]
 struct Recorded {
     commits: Mutex<Vec<Commit>>,
+    /// Pauses and resumes, in order: `true` = pause.
+    flow: Mutex<Vec<bool>>,
 }
 
 impl PartitionControl for Recorded {
-    fn pause(&self, _tp: &TopicPartition, _assignment: u64) {}
-    fn resume(&self, _tp: &TopicPartition, _assignment: u64, _rewind: Option<Rewind>) {}
+    fn pause(&self, _tp: &TopicPartition, _assignment: u64) {
+        self.flow.lock().unwrap().push(true);
+    }
+    fn resume(&self, _tp: &TopicPartition, _assignment: u64, _rewind: Option<Rewind>) {
+        self.flow.lock().unwrap().push(false);
+    }
     fn release(&self, _tp: &TopicPartition, _assignment: u64) {}
     fn commit_async(&self, commits: &[Commit]) {
         self.commits.lock().unwrap().extend_from_slice(commits);
@@ -82,6 +88,10 @@ async fn start_with(extra: &str) -> Harness {
 }
 
 async fn start_with_interval(extra: &str, interval: Duration) -> Harness {
+    start_with_memory(extra, interval, 1 << 30).await
+}
+
+async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harness {
     let hold = Arc::new(AtomicBool::new(false));
     let url = destination(hold.clone()).await;
     let mut c = Connectors::default();
@@ -106,7 +116,15 @@ async fn start_with_interval(extra: &str, interval: Duration) -> Harness {
         interval,
         metadata_budget: 4000,
     };
-    tokio::spawn(Dispatcher::new(destination, control.clone(), policy).run(rx));
+    tokio::spawn(
+        Dispatcher::new(
+            destination,
+            control.clone(),
+            policy,
+            Arc::new(crate::egress::memory::MemoryBudget::new(memory)),
+        )
+        .run(rx),
+    );
     Harness {
         events,
         control,
@@ -277,5 +295,32 @@ async fn a_change_is_committed_at_once_then_at_most_once_per_interval() {
         first.elapsed() >= Duration::from_millis(600),
         "commits closer than the interval: {:?}",
         first.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_spent_memory_budget_pauses_the_partition_until_half_is_free() {
+    // Each test record costs about 140 bytes against the budget.
+    let h = start_with_memory("", Duration::from_millis(20), 1000).await;
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    h.send(Event::Records((0..10).map(|o| record(0, o)).collect()));
+    for _ in 0..300 {
+        if !h.control.flow.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *h.control.flow.lock().unwrap(),
+        vec![true],
+        "paused for memory"
+    );
+    h.hold.store(false, AtomicOrdering::SeqCst);
+    h.committed(&tp(0), 8).await;
+    assert_eq!(
+        *h.control.flow.lock().unwrap(),
+        vec![true, false],
+        "resumed once the held records were delivered"
     );
 }

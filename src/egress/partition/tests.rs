@@ -375,3 +375,44 @@ fn maps_without_an_epoch_are_still_read_and_trusted_by_offset() {
     );
     assert_eq!(p.admit(12, 0, lane(1), (), &mut out), Admitted::Skipped);
 }
+
+#[test]
+fn a_spent_memory_budget_pauses_until_it_has_room_and_rewinds() {
+    let mut p = Partition::<()>::new(1, 100, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    p.memory_spent(&mut out);
+    assert!(out.is_empty() && !p.is_paused(), "nothing held: no pause");
+    p.admit(0, 0, lane(1), (), &mut out);
+    out.clear();
+    p.memory_spent(&mut out);
+    assert_eq!(out, vec![Step::Pause]);
+    out.clear();
+    assert_eq!(p.admit(1, 0, lane(2), (), &mut out), Admitted::Dropped);
+    // Finishing its own records does not resume it: the budget is process-wide.
+    p.finish(0, lane(1), &mut seq, &mut out);
+    assert!(out.is_empty() && p.is_paused());
+    p.memory_freed(&mut seq, &mut out);
+    assert!(matches!(
+        out.as_slice(),
+        [Step::Resume(Some(Rewind { offset: 1, .. }))]
+    ));
+    assert!(!p.is_paused());
+}
+
+#[test]
+fn a_partition_paused_for_both_reasons_resumes_when_both_cleared() {
+    let mut p = Partition::<()>::new(1, 2, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    p.admit(0, 0, None, (), &mut out);
+    p.admit(1, 0, None, (), &mut out);
+    assert_eq!(out.iter().filter(|s| **s == Step::Pause).count(), 1);
+    out.clear();
+    p.memory_spent(&mut out);
+    assert!(out.is_empty(), "already paused");
+    p.finish(0, None, &mut seq, &mut out);
+    assert!(out.is_empty(), "the memory budget still holds it");
+    p.memory_freed(&mut seq, &mut out);
+    assert_eq!(out, vec![Step::Resume(None)]);
+}

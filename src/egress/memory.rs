@@ -1,0 +1,79 @@
+//! The process-wide memory budget for records egress holds (received and not finished),
+//! all sinks together. `buffer` bounds each partition by count; this bounds the process
+//! by bytes, so many partitions of large records behind a destination in brownout cannot
+//! take the process down. When it is spent, a partition that takes another record
+//! pauses; paused partitions resume once half the budget is free again.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::record::Record;
+
+/// Bytes counted per record beyond its key, value and headers (the record's own
+/// fields, its place in a lane).
+const RECORD_OVERHEAD: u64 = 128;
+
+/// Shared by every sink of the process.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    used: AtomicU64,
+    limit: u64,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: u64) -> Self {
+        Self {
+            used: AtomicU64::new(0),
+            limit: limit.max(1),
+        }
+    }
+
+    pub fn add(&self, bytes: u64) {
+        self.used.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn sub(&self, bytes: u64) {
+        // Never below zero, whatever the order of concurrent updates.
+        let _ = (self.used).fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+            Some(u.saturating_sub(bytes))
+        });
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Over the limit: partitions taking more records pause.
+    pub fn spent(&self) -> bool {
+        self.used() > self.limit
+    }
+
+    /// At most half used: paused partitions may resume.
+    pub fn has_room(&self) -> bool {
+        self.used() <= self.limit / 2
+    }
+}
+
+/// What holding `r` costs.
+pub fn record_bytes(r: &Record) -> u64 {
+    let headers: usize = r.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let key = r.key.as_ref().map_or(0, |k| k.len());
+    (r.value.len() + key + headers) as u64 + RECORD_OVERHEAD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spent_above_the_limit_room_again_at_half() {
+        let b = MemoryBudget::new(1000);
+        b.add(1000);
+        assert!(!b.spent() && !b.has_room());
+        b.add(1);
+        assert!(b.spent());
+        b.sub(501);
+        assert!(!b.spent() && b.has_room());
+        b.sub(10_000);
+        assert_eq!(b.used(), 0);
+    }
+}
