@@ -149,7 +149,8 @@ impl<T> Partition<T> {
         self.memory_full
     }
 
-    /// The process-wide memory budget is spent: pause until [`Partition::memory_freed`].
+    /// The process-wide memory budget is spent: pause until [`Partition::memory_freed`],
+    /// or until every record it holds is finished.
     /// A partition with nothing outstanding holds no memory, so it never pauses for it.
     pub fn memory_spent(&mut self, out: &mut Vec<Step<T>>) {
         if self.revoked || self.memory_full || self.watermark.outstanding() == 0 {
@@ -270,6 +271,11 @@ impl<T> Partition<T> {
             if !self.memory_full {
                 self.resume(seq, out);
             }
+        }
+        // Holding nothing, it takes records again even while the budget is spent: a
+        // partition whose key is stuck holding most of it must not stop every other.
+        if self.memory_full && self.watermark.outstanding() == 0 {
+            self.memory_freed(seq, out);
         }
         let Some(lane) = lane else { return };
         let next = match self.lanes.get_mut(&lane) {

@@ -384,20 +384,40 @@ fn a_spent_memory_budget_pauses_until_it_has_room_and_rewinds() {
     p.memory_spent(&mut out);
     assert!(out.is_empty() && !p.is_paused(), "nothing held: no pause");
     p.admit(0, 0, lane(1), (), &mut out);
+    p.admit(1, 0, lane(2), (), &mut out);
     out.clear();
     p.memory_spent(&mut out);
     assert_eq!(out, vec![Step::Pause]);
     out.clear();
-    assert_eq!(p.admit(1, 0, lane(2), (), &mut out), Admitted::Dropped);
-    // Finishing its own records does not resume it: the budget is process-wide.
+    assert_eq!(p.admit(2, 0, lane(3), (), &mut out), Admitted::Dropped);
+    // Finishing some of its records does not resume it: the budget is process-wide.
     p.finish(0, lane(1), &mut seq, &mut out);
     assert!(out.is_empty() && p.is_paused());
     p.memory_freed(&mut seq, &mut out);
     assert!(matches!(
         out.as_slice(),
-        [Step::Resume(Some(Rewind { offset: 1, .. }))]
+        [Step::Resume(Some(Rewind { offset: 2, .. }))]
     ));
     assert!(!p.is_paused());
+}
+
+#[test]
+fn a_partition_holding_nothing_takes_records_while_the_budget_is_spent() {
+    // Another partition's stuck key may hold the budget for good: this one still makes
+    // progress, a few records at a time.
+    let mut p = Partition::<()>::new(1, 100, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    p.admit(0, 0, lane(1), (), &mut out);
+    out.clear();
+    p.memory_spent(&mut out);
+    assert_eq!(p.admit(1, 0, lane(1), (), &mut out), Admitted::Dropped);
+    out.clear();
+    p.finish(0, lane(1), &mut seq, &mut out);
+    assert!(matches!(
+        out.as_slice(),
+        [Step::Resume(Some(Rewind { offset: 1, .. }))]
+    ));
 }
 
 #[test]
