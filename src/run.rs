@@ -103,7 +103,10 @@ pub async fn run(
     let shared = egress::Shared {
         metrics: metrics.clone(),
         health: health.clone(),
-        memory: Arc::new(egress::memory::MemoryBudget::new(s.kafka.buffer_memory.0)),
+        memory: Arc::new(
+            egress::memory::MemoryBudget::new(s.kafka.buffer_memory.0)
+                .reporting(metrics.buffered_bytes.clone()),
+        ),
     };
     let mut sinks = Vec::new();
     for sink in connectors.sinks {

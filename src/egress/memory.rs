@@ -13,10 +13,11 @@ use super::record::Record;
 const RECORD_OVERHEAD: u64 = 128;
 
 /// Shared by every sink of the process.
-#[derive(Debug)]
 pub struct MemoryBudget {
     used: AtomicU64,
     limit: u64,
+    /// `hookbridge_buffered_bytes`, when reported.
+    gauge: Option<prometheus::IntGauge>,
 }
 
 impl MemoryBudget {
@@ -24,18 +25,36 @@ impl MemoryBudget {
         Self {
             used: AtomicU64::new(0),
             limit: limit.max(1),
+            gauge: None,
         }
     }
 
+    /// Reports the bytes held on `gauge`.
+    pub fn reporting(mut self, gauge: prometheus::IntGauge) -> Self {
+        gauge.set(0);
+        self.gauge = Some(gauge);
+        self
+    }
+
     pub fn add(&self, bytes: u64) {
-        self.used.fetch_add(bytes, Ordering::Relaxed);
+        let now = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.report(now);
     }
 
     pub fn sub(&self, bytes: u64) {
         // Never below zero, whatever the order of concurrent updates.
-        let _ = (self.used).fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-            Some(u.saturating_sub(bytes))
-        });
+        let before = (self.used)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(bytes))
+            })
+            .unwrap_or(0);
+        self.report(before.saturating_sub(bytes));
+    }
+
+    fn report(&self, used: u64) {
+        if let Some(g) = &self.gauge {
+            g.set(i64::try_from(used).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn used(&self) -> u64 {
@@ -75,5 +94,18 @@ mod tests {
         assert!(!b.spent() && b.has_room());
         b.sub(10_000);
         assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn the_gauge_follows_the_bytes_held() {
+        let g = prometheus::IntGauge::new("held", "held").unwrap();
+        let b = MemoryBudget::new(1000).reporting(g.clone());
+        b.add(300);
+        b.add(200);
+        assert_eq!(g.get(), 500);
+        b.sub(450);
+        assert_eq!(g.get(), 50);
+        b.sub(100);
+        assert_eq!(g.get(), 0);
     }
 }

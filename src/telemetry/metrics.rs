@@ -50,6 +50,8 @@ pub struct Metrics {
     pub dlq_truncated: IntCounterVec,
     /// Offset commits that failed (refused, or could not be queued), by connector.
     pub commit_failures: IntCounterVec,
+    /// Bytes of records held by egress, all sinks together (`kafka.buffer_memory`).
+    pub buffered_bytes: prometheus::IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -207,6 +209,16 @@ impl Metrics {
                 "Offset commits that failed or could not be queued; the next commit repeats them.",
                 &["connector"],
             ),
+            buffered_bytes: {
+                let g = prometheus::IntGauge::new(
+                    "hookbridge_buffered_bytes",
+                    "Bytes of records held by egress (received, not finished), all sinks together.",
+                )
+                .expect("valid metric definition");
+                r.register(Box::new(g.clone()))
+                    .expect("metric registered once");
+                g
+            },
             registry: r,
         }
     }
