@@ -436,3 +436,94 @@ fn a_partition_paused_for_both_reasons_resumes_when_both_cleared() {
     p.memory_freed(&mut seq, &mut out);
     assert_eq!(out, vec![Step::Resume(None)]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// The same invariants with what the review found the first property never used: an
+    /// earlier owner's map (records it finished are skipped, never delivered again, and
+    /// never the reason the watermark passes an unfinished one), commits cut to a small
+    /// metadata budget, and pauses for the memory budget.
+    #[test]
+    fn with_an_inherited_map_a_budget_and_memory_pauses_nothing_is_skipped_wrongly(
+        ops in proptest::collection::vec(arb_op(), 1..300),
+        buffer in 2usize..12,
+        earlier in proptest::collection::vec(any::<bool>(), 0..40),
+        budget in 12usize..120,
+        memory in proptest::collection::vec(any::<bool>(), 0..300),
+    ) {
+        let earlier_finished: BTreeSet<i64> = (0i64..).zip(&earlier).filter(|(_, f)| **f).map(|(o, _)| o).collect();
+        let mut unfinished: Vec<std::ops::Range<i64>> = Vec::new();
+        for (o, f) in (0i64..).zip(&earlier) {
+            if !*f {
+                match unfinished.last_mut() {
+                    Some(r) if r.end == o => r.end = o + 1,
+                    _ => unfinished.push(o..o + 1),
+                }
+            }
+        }
+        let snap = Snapshot { base: 0, end: earlier.len() as i64, unfinished, leader_epoch: -1 };
+        let inherited = decode(encode(&snap, usize::MAX).text.as_bytes(), 0);
+        let mut p = Partition::<()>::new(1, buffer, inherited);
+        let mut seq = Sequence::default();
+        let mut out = Vec::new();
+        let mut m = Model { keys: HashMap::new(), fetch: 0, fetch_epoch: 0, paused: false, in_flight: vec![], finished: BTreeSet::new(), last_epoch: 0 };
+        let mut tracked: HashSet<i64> = HashSet::new();
+        let mut memory = memory.into_iter();
+        let mut revoked = false;
+        for op in ops {
+            match memory.next() {
+                Some(true) => { p.memory_spent(&mut out); m.apply(&mut out)?; }
+                Some(false) => { p.memory_freed(&mut seq, &mut out); m.apply(&mut out)?; }
+                None => {}
+            }
+            match op {
+                Op::Poll { key } => {
+                    let o = m.fetch;
+                    let key = *m.keys.entry(o).or_insert(key);
+                    match p.admit(o, m.fetch_epoch, lane(key), (), &mut out) {
+                        Admitted::Tracked => { tracked.insert(o); }
+                        Admitted::Skipped => {
+                            prop_assert!(earlier_finished.contains(&o), "skipped {} the earlier owner did not finish", o);
+                            m.finished.insert(o);
+                        }
+                        Admitted::Dropped | Admitted::Ignored => {}
+                    }
+                    m.fetch += 1;
+                    m.apply(&mut out)?;
+                }
+                Op::End { pick, abandon } => {
+                    if m.in_flight.is_empty() { continue; }
+                    let (o, l) = m.in_flight.remove(pick.index(m.in_flight.len()));
+                    if abandon { p.abandon(l); } else { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); }
+                    m.apply(&mut out)?;
+                }
+                Op::Commit => {
+                    if let Some((s, e)) = p.commit(true, budget) {
+                        prop_assert!(e.text.len() <= budget);
+                        for &t in &tracked {
+                            if !m.finished.contains(&t) { prop_assert!(s.base <= t, "commit {} passed unfinished {}", s.base, t); }
+                        }
+                        if let Some(map) = decode(e.text.as_bytes(), s.base) {
+                            for o in s.base..map.end() {
+                                if map.is_finished(o) {
+                                    prop_assert!(
+                                        m.finished.contains(&o) || earlier_finished.contains(&o) || !m.keys.contains_key(&o),
+                                        "map claims {} finished", o
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+                Op::Revoke => { p.revoke(); revoked = true; }
+            }
+        }
+        if !revoked {
+            while let Some((o, l)) = m.in_flight.pop() { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); m.apply(&mut out)?; }
+            if let Some(s) = p.final_snapshot() {
+                let first_unfinished = (0..m.fetch).find(|o| !m.finished.contains(o) && !earlier_finished.contains(o));
+                if let Some(u) = first_unfinished { prop_assert!(s.base <= u); }
+            }
+        }
+    }
+}
