@@ -276,6 +276,15 @@ impl Destination {
                     ..
                 } => {
                     match admission {
+                        // A probe that could not even connect says nothing about this
+                        // record (hosts never come from a record): the destination is
+                        // down, and a record waiting alone through an outage must not
+                        // be dead-lettered for it.
+                        Admission::Probe { .. } if *reason == "connect" => {
+                            self.breaker.failed(Some(&key));
+                            attempts -= 1;
+                            free = true;
+                        }
                         Admission::Probe { counts: false } if free_probes + 1 < FREE_PROBES => {
                             // The destination is still down; the record is not at fault.
                             self.breaker.failed(Some(&key));

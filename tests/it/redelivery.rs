@@ -205,3 +205,51 @@ async fn records_taking_turns_at_probing_are_still_dead_lettered() {
     let dead = kafka::read(&broker.addr(), &dlq, Some(2), 10.0).await;
     assert_eq!(dead.len(), 2, "both refused heads dead-lettered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_waiting_alone_through_an_outage_is_not_dead_lettered_for_it() {
+    let broker = Broker::start();
+    let topic = unique("outage");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // Nothing listens there: every attempt fails to connect, as in a plain outage.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", down.local_addr().unwrap());
+    drop(down);
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\nordering = \"partition\"\nretry = {{ max_attempts = 3, initial = \"50ms\", max = \"100ms\" }}\nbreaker = {{ failures = 1, cooldown = \"100ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n"
+    );
+    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k", "value": json!({"k": "k", "seq": 0}).to_string()})],
+    )
+    .await;
+    // Many more probes than max_attempts...
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = hb.metrics().await;
+        if metric(
+            &text,
+            "hookbridge_delivery_attempts_total",
+            &[("result", "connect")],
+        ) >= 12.0
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "too few probes:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...and the record still waits for the destination instead of the DLQ.
+    let text = hb.metrics().await;
+    assert_eq!(metric(&text, "hookbridge_dlq_writes_total", &[]), 0.0);
+    assert!(kafka::read(&broker.addr(), &dlq, None, 2.0)
+        .await
+        .is_empty());
+}
