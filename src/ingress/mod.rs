@@ -6,6 +6,7 @@ pub mod client_limit;
 pub mod handler;
 pub mod response;
 pub mod server;
+pub mod share;
 pub mod tls;
 
 pub use handler::{app, Ingress, Protection};
