@@ -257,7 +257,12 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         Ok(k) => k,
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
-    produce(ing, endpoint, req.headers, key.as_deref(), verified).await
+    let acknowledgement = source.verifier.acknowledgement(&request);
+    match produce(ing, endpoint, req.headers, key.as_deref(), verified).await {
+        // The provider's own answer, only once the record is in Kafka.
+        Reply::Accepted => acknowledgement.map_or(Reply::Accepted, Reply::Handshake),
+        other => other,
+    }
 }
 
 /// Checks the signature; a failure is charged to the client's address.

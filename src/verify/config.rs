@@ -72,8 +72,10 @@ pub enum VerifyConfig {
     Hmac(HmacConfig),
     /// `scheme = "meta"`: secrets (app secrets), `verify_token` (or `verify_tokens`).
     Meta(MetaConfig),
-    /// `scheme = "discord"`: `public_keys` (hex), `tolerance` (default 5m).
+    /// `scheme = "discord"` (interactions): `public_keys` (hex), `tolerance` (default 5m).
     Discord(DiscordConfig),
+    /// `scheme = "discord-events"` (webhook events): as `discord`.
+    DiscordEvents(DiscordConfig),
     /// `scheme = "sendgrid"`: `public_keys` (base64 DER), optional `tolerance`.
     Sendgrid(DiscordConfig),
     /// `scheme = "token"`: `header` must equal a secret.
@@ -355,7 +357,7 @@ fn standard_key(value: &Secret, single: bool, index: usize) -> Result<Key, Build
 }
 
 /// Discord: every public key must be 32 bytes of hex.
-fn discord_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
+fn discord_verifier(c: &DiscordConfig, kind: discord::Kind) -> Result<Verifier, BuildError> {
     if c.public_keys.is_empty() {
         return Err(err("public_keys", "must list at least one public key"));
     }
@@ -372,6 +374,7 @@ fn discord_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
     Ok(Verifier::Discord(discord::Discord::new(
         keys,
         tolerance(&c.tolerance, discord::DEFAULT_TOLERANCE)?,
+        kind,
     )))
 }
 
@@ -606,7 +609,8 @@ impl VerifyConfig {
                 tolerance(&c.tolerance, twitch::DEFAULT_TOLERANCE)?,
             )),
             VerifyConfig::Hmac(c) => build_hmac(c)?,
-            VerifyConfig::Discord(c) => discord_verifier(c)?,
+            VerifyConfig::Discord(c) => discord_verifier(c, discord::Kind::Interactions)?,
+            VerifyConfig::DiscordEvents(c) => discord_verifier(c, discord::Kind::Events)?,
             VerifyConfig::Sendgrid(c) => sendgrid_verifier(c)?,
             VerifyConfig::Meta(c) => meta_verifier(c)?,
             VerifyConfig::Token(c) => Verifier::Token(SharedToken::token(
@@ -660,9 +664,10 @@ impl VerifyConfig {
                     .chain(c.verify_tokens.iter().flatten())
                     .collect()
             }
-            VerifyConfig::Discord(_) | VerifyConfig::Sendgrid(_) | VerifyConfig::None(_) => {
-                return Vec::new()
-            }
+            VerifyConfig::Discord(_)
+            | VerifyConfig::DiscordEvents(_)
+            | VerifyConfig::Sendgrid(_)
+            | VerifyConfig::None(_) => return Vec::new(),
         };
         secret.iter().chain(secrets.iter().flatten()).collect()
     }
@@ -686,6 +691,7 @@ impl VerifyConfig {
             VerifyConfig::Twitch(_) => "twitch",
             VerifyConfig::Hmac(_) => "hmac",
             VerifyConfig::Discord(_) => "discord",
+            VerifyConfig::DiscordEvents(_) => "discord-events",
             VerifyConfig::Sendgrid(_) => "sendgrid",
             VerifyConfig::Meta(_) => "meta",
             VerifyConfig::Token(_) => "token",
@@ -814,6 +820,10 @@ mod tests {
             (
                 r#"verify = { scheme = "discord", public_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"] }"#,
                 "discord",
+            ),
+            (
+                r#"verify = { scheme = "discord-events", public_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"] }"#,
+                "discord-events",
             ),
             (
                 r#"verify = { scheme = "basic", secret = "user:pw" }"#,

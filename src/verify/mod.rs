@@ -166,6 +166,15 @@ impl Handshake {
         }
     }
 
+    /// 204, no body (Discord's webhook events are acknowledged this way).
+    fn no_content() -> Self {
+        Handshake {
+            status: 204,
+            content_type: "text/plain; charset=utf-8",
+            body: bytes::Bytes::new(),
+        }
+    }
+
     fn bad_request(what: &'static str) -> Self {
         Handshake {
             status: 400,
@@ -191,7 +200,7 @@ pub enum Verifier {
     /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
     /// Paddle, Square, Zoom, HubSpot) or the configurable `scheme = "hmac"`.
     Hmac(generic::GenericHmac),
-    /// Discord interactions (Ed25519).
+    /// Discord interactions or webhook events (Ed25519).
     Discord(discord::Discord),
     /// Meta (WhatsApp, Messenger, Instagram): GitHub's HMAC plus a GET subscription.
     Meta(meta::Meta),
@@ -239,6 +248,16 @@ impl Verifier {
         }
     }
 
+    /// The answer to send once the record is in Kafka, when the provider needs its own
+    /// rather than hookbridge's `{"status":"accepted"}` (Discord: a deferred interaction
+    /// response, or 204 for a webhook event).
+    pub fn acknowledgement(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
+        match self {
+            Verifier::Discord(v) => v.acknowledgement(req),
+            _ => None,
+        }
+    }
+
     /// A provider's GET endpoint check, answered before any body is read (Meta's
     /// `hub.challenge`); `None` when this scheme has none or the query is not one.
     pub fn subscription(&self, query: Option<&str>) -> Option<Handshake> {
@@ -278,7 +297,7 @@ impl Verifier {
             Verifier::Linear(_) => linear::SAMPLE_BODY,
             Verifier::Twitch(_) => twitch::SAMPLE_BODY,
             Verifier::Hmac(v) => v.sample_body(),
-            Verifier::Discord(_) => discord::SAMPLE_BODY,
+            Verifier::Discord(v) => v.sample_body(),
             Verifier::Sendgrid(_) => sendgrid::SAMPLE_BODY,
             Verifier::Meta(_) => meta::SAMPLE_BODY,
             Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
@@ -313,7 +332,7 @@ impl Verifier {
             Verifier::Twitch(_) => "twitch",
             Verifier::Hmac(v) => v.name(),
             Verifier::Token(v) => v.name(),
-            Verifier::Discord(_) => "discord",
+            Verifier::Discord(v) => v.name(),
             Verifier::Sendgrid(_) => "sendgrid",
             Verifier::Meta(_) => "meta",
             Verifier::None => "none",
