@@ -124,6 +124,18 @@ impl SourceConfig {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(secret) = self.verify.secret_header() {
+            let carries = |h: &HeaderName| h.as_str().eq_ignore_ascii_case(secret);
+            let why = format!(
+                "{secret} carries the source's secret token: it would be copied into Kafka"
+            );
+            if let Some(i) = forward_headers.iter().position(carries) {
+                return Err(err(&format!("forward_headers[{i}]"), why));
+            }
+            if matches!(&key, KeyRule::Header(h) if carries(h)) {
+                return Err(err("key", why));
+            }
+        }
         let max_body = self.max_body.0;
         if max_body == 0 || max_body > MAX_MAX_BODY {
             return Err(err("max_body", "must be between 1B and 64MiB".into()));
@@ -181,4 +193,54 @@ impl SourceDefinition {
 
 fn source_error(file: &str, key: &str, reason: String) -> ConfigError {
     ConfigError::new(file, format!("source.{key}"), reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(verify: &str, extra: &str) -> Result<SourceDefinition, ConfigError> {
+        let text = format!(
+            "name = \"s\"\npath = \"/s\"\ntopic = \"t\"\nverify = {{ {verify} }}\n{extra}\n"
+        );
+        let config: SourceConfig = toml::from_str(&text).unwrap();
+        config.validate("s.toml")
+    }
+
+    #[test]
+    fn the_header_carrying_a_token_secret_is_never_forwarded_or_a_key() {
+        let token = r#"scheme = "token", secret = "t", header = "X-Webhook-Token""#;
+        let cases = [
+            (
+                token,
+                r#"forward_headers = ["X-Event", "x-webhook-token"]"#,
+                "source.forward_headers[1]",
+            ),
+            (token, r#"key = "header:X-Webhook-Token""#, "source.key"),
+            (
+                r#"scheme = "bearer", secret = "t""#,
+                r#"forward_headers = ["Authorization"]"#,
+                "source.forward_headers[0]",
+            ),
+            (
+                r#"scheme = "basic", secret = "u:p""#,
+                r#"key = "header:authorization""#,
+                "source.key",
+            ),
+            (
+                r#"scheme = "gitlab", secret = "t""#,
+                r#"forward_headers = ["X-Gitlab-Token"]"#,
+                "source.forward_headers[0]",
+            ),
+        ];
+        for (verify, extra, key) in cases {
+            let e = validate(verify, extra).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{extra}");
+            assert!(e.reason.contains("secret"), "{e}");
+        }
+        // Other headers, and signature headers (which carry a MAC, not the secret), pass.
+        assert!(validate(token, r#"forward_headers = ["X-Event"]"#).is_ok());
+        let github = r#"scheme = "github", secret = "s""#;
+        assert!(validate(github, r#"forward_headers = ["X-Hub-Signature-256"]"#).is_ok());
+    }
 }

@@ -19,7 +19,7 @@ use super::generic::{Encoding, GenericHmac, Template};
 use super::recipe::RecipeError;
 
 use super::token::SharedToken;
-use super::url::{Network, SignedUrl};
+use super::url::{Forwarded, Network, SignedUrl, FORWARDED_HOST, FORWARDED_PROTO};
 use super::{
     discord, github, gitlab, hubspot, linear, meta, paddle, sendgrid, shopify, slack, square,
     standard, stripe, twilio, twitch, zoom, Verifier,
@@ -163,10 +163,15 @@ pub struct UrlConfig {
     /// Required unless `trust_forwarded_from` is set.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-Proto`/`X-Forwarded-Host`
-    /// give the signed URL instead of `public_url`; requests from anywhere else fail.
+    /// Proxies (addresses or CIDR networks) whose forwarded headers give the signed URL
+    /// instead of `public_url`; requests from anywhere else fail.
     #[serde(default)]
     pub trust_forwarded_from: Option<Vec<String>>,
+    /// The forwarded headers those proxies set themselves (required with
+    /// `trust_forwarded_from`): `X-Forwarded-Proto`, and `X-Forwarded-Host` only when the
+    /// proxy overwrites it; otherwise the host comes from `Host`.
+    #[serde(default)]
+    pub trust_forwarded_headers: Option<Vec<String>>,
 }
 
 /// The generic HMAC table.
@@ -205,6 +210,9 @@ pub struct HmacConfig {
     /// Proxies whose forwarded headers give the URL for `{url}` instead of `public_url`.
     #[serde(default)]
     pub trust_forwarded_from: Option<Vec<String>>,
+    /// The forwarded headers those proxies set themselves (as for Twilio).
+    #[serde(default)]
+    pub trust_forwarded_headers: Option<Vec<String>>,
 }
 
 fn default_algorithm() -> Algorithm {
@@ -444,8 +452,15 @@ fn tolerance(raw: &Option<String>, default: Duration) -> Result<Duration, BuildE
 fn signed_url(
     public_url: &Option<String>,
     trust_forwarded_from: &Option<Vec<String>>,
+    trust_forwarded_headers: &Option<Vec<String>>,
     signs_url: bool,
 ) -> Result<SignedUrl, BuildError> {
+    if trust_forwarded_headers.is_some() && trust_forwarded_from.is_none() {
+        return Err(err(
+            "trust_forwarded_headers",
+            "only applies with trust_forwarded_from",
+        ));
+    }
     match (public_url, trust_forwarded_from) {
         (Some(_), Some(_)) => Err(err(
             "trust_forwarded_from",
@@ -476,14 +491,60 @@ fn signed_url(
                     )
                 })
             })
-            .collect::<Result<_, _>>()
-            .map(SignedUrl::Forwarded),
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|proxies| forwarded(proxies, trust_forwarded_headers)),
         (None, None) if signs_url => Err(err(
             "public_url",
-            "is required: the provider signs the URL it calls, which hookbridge must not take from the request; set public_url = \"https://…\" exactly as configured at the provider, or trust_forwarded_from = [\"proxy address or CIDR\"] to read X-Forwarded-Proto/Host from those proxies only",
+            "is required: the provider signs the URL it calls, which hookbridge must not take from the request; set public_url = \"https://…\" exactly as configured at the provider, or trust_forwarded_from = [\"proxy address or CIDR\"] with trust_forwarded_headers = [\"X-Forwarded-Proto\", …] to read the headers those proxies set, from them only",
         )),
         (None, None) => Ok(SignedUrl::NotSigned),
     }
+}
+
+/// The proxies (never every address) and the forwarded headers they set: the scheme
+/// must come from `X-Forwarded-Proto`; `X-Forwarded-Host` is read only when listed.
+fn forwarded(
+    proxies: Vec<Network>,
+    headers: &Option<Vec<String>>,
+) -> Result<SignedUrl, BuildError> {
+    if let Some(i) = proxies.iter().position(Network::is_everything) {
+        return Err(err(
+            format!("trust_forwarded_from[{i}]"),
+            "trusts every address, so any client could set the signed URL; name your proxies' addresses or networks",
+        ));
+    }
+    let Some(names) = headers else {
+        return Err(err(
+            "trust_forwarded_headers",
+            format!("is required with trust_forwarded_from: list the forwarded headers your proxy sets itself, e.g. [\"{FORWARDED_PROTO}\", \"{FORWARDED_HOST}\"] (a header it does not set comes from the client)"),
+        ));
+    };
+    let mut proto = false;
+    let mut host_header = false;
+    for (i, name) in names.iter().enumerate() {
+        if name.eq_ignore_ascii_case(FORWARDED_PROTO) {
+            proto = true;
+        } else if name.eq_ignore_ascii_case(FORWARDED_HOST) {
+            host_header = true;
+        } else {
+            return Err(err(
+                format!("trust_forwarded_headers[{i}]"),
+                format!("only {FORWARDED_PROTO} and {FORWARDED_HOST} are read"),
+            ));
+        }
+    }
+    if !proto {
+        return Err(err(
+            "trust_forwarded_headers",
+            format!(
+                "must list {FORWARDED_PROTO}: the scheme the provider called has no other source"
+            ),
+        ));
+    }
+    Ok(SignedUrl::Forwarded(Forwarded {
+        proxies,
+        host_header,
+    }))
 }
 
 fn header_name(key: &str, raw: &str) -> Result<HeaderName, BuildError> {
@@ -672,6 +733,17 @@ impl VerifyConfig {
         secret.iter().chain(secrets.iter().flatten()).collect()
     }
 
+    /// The request header that carries the secret itself (a token compared as is), which
+    /// must never be copied into a Kafka record or used as its key.
+    pub fn secret_header(&self) -> Option<&str> {
+        match self {
+            VerifyConfig::Token(c) => Some(&c.header),
+            VerifyConfig::Bearer(_) | VerifyConfig::Basic(_) => Some("Authorization"),
+            VerifyConfig::Gitlab(_) => Some(gitlab::HEADER),
+            _ => None,
+        }
+    }
+
     /// Scheme name as written in config, e.g. `"github"` (`svix` reads back as
     /// `"standard-webhooks"`).
     pub fn scheme_name(&self) -> &'static str {
@@ -706,7 +778,12 @@ impl VerifyConfig {
     pub fn signed_url(&self) -> Result<SignedUrl, BuildError> {
         match self {
             VerifyConfig::Twilio(c) | VerifyConfig::Square(c) | VerifyConfig::Hubspot(c) => {
-                signed_url(&c.public_url, &c.trust_forwarded_from, true)
+                signed_url(
+                    &c.public_url,
+                    &c.trust_forwarded_from,
+                    &c.trust_forwarded_headers,
+                    true,
+                )
             }
             VerifyConfig::Hmac(c) => {
                 let signs_url = c
@@ -714,7 +791,12 @@ impl VerifyConfig {
                     .as_deref()
                     .and_then(|t| Template::parse(t).ok())
                     .is_some_and(|t| t.uses_url());
-                signed_url(&c.public_url, &c.trust_forwarded_from, signs_url)
+                signed_url(
+                    &c.public_url,
+                    &c.trust_forwarded_from,
+                    &c.trust_forwarded_headers,
+                    signs_url,
+                )
             }
             _ => Ok(SignedUrl::NotSigned),
         }
@@ -781,7 +863,7 @@ mod tests {
                 "paddle",
             ),
             (
-                r#"verify = { scheme = "square", secret = "k", trust_forwarded_from = ["10.0.0.0/8", "::1"] }"#,
+                r#"verify = { scheme = "square", secret = "k", trust_forwarded_from = ["10.0.0.0/8", "::1"], trust_forwarded_headers = ["X-Forwarded-Proto"] }"#,
                 "square",
             ),
             (r#"verify = { scheme = "zoom", secret = "z" }"#, "zoom"),
@@ -983,16 +1065,42 @@ mod tests {
                 r#"trust_forwarded_from = ["10.0.0.1", "proxy.internal"]"#,
                 "trust_forwarded_from[1]",
             ),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1", "0.0.0.0/0"], trust_forwarded_headers = ["X-Forwarded-Proto"]"#,
+                "trust_forwarded_from[1]",
+            ),
+            (
+                r#"trust_forwarded_from = ["::/0"], trust_forwarded_headers = ["X-Forwarded-Proto"]"#,
+                "trust_forwarded_from[0]",
+            ),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1"]"#,
+                "trust_forwarded_headers",
+            ),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1"], trust_forwarded_headers = ["X-Forwarded-Host"]"#,
+                "trust_forwarded_headers",
+            ),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1"], trust_forwarded_headers = ["X-Forwarded-Proto", "Forwarded"]"#,
+                "trust_forwarded_headers[1]",
+            ),
+            (
+                r#"public_url = "https://a.com/t", trust_forwarded_headers = ["X-Forwarded-Proto"]"#,
+                "trust_forwarded_headers",
+            ),
         ];
         for (extra, key) in cases {
             let text = format!(r#"verify = {{ scheme = "twilio", secret = "t", {extra} }}"#);
             assert_eq!(build(&text).unwrap_err().0, key, "{extra}");
         }
         let trusted = parse(
-            r#"verify = { scheme = "twilio", secret = "t", trust_forwarded_from = ["10.0.0.1"] }"#,
+            r#"verify = { scheme = "twilio", secret = "t", trust_forwarded_from = ["10.0.0.1"], trust_forwarded_headers = ["x-forwarded-proto", "X-Forwarded-Host"] }"#,
         )
         .unwrap();
-        assert!(matches!(trusted.signed_url(), Ok(SignedUrl::Forwarded(n)) if n.len() == 1));
+        assert!(
+            matches!(trusted.signed_url(), Ok(SignedUrl::Forwarded(f)) if f.proxies.len() == 1 && f.host_header)
+        );
         // Without {url} in the template the keys would do nothing: say so.
         let unused = r#"verify = { scheme = "hmac", secret = "t", header = "X-Sig", public_url = "https://a.com/" }"#;
         assert_eq!(build(unused).unwrap_err().0, "public_url");

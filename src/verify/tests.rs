@@ -21,7 +21,7 @@ fn all_schemes() -> Vec<(&'static str, Verifier)> {
         r#"scheme = "bearer""#.to_owned(),
         format!("scheme = \"twilio\"\npublic_url = \"{URL}\""),
         r#"scheme = "paddle""#.to_owned(),
-        "scheme = \"square\"\ntrust_forwarded_from = [\"10.0.0.1\"]".to_owned(),
+        "scheme = \"square\"\ntrust_forwarded_from = [\"10.0.0.1\"]\ntrust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"]".to_owned(),
         r#"scheme = "zoom""#.to_owned(),
         r#"scheme = "linear""#.to_owned(),
         r#"scheme = "twitch""#.to_owned(),

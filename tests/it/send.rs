@@ -25,7 +25,7 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ("paddle", "", "pdl_ntfset_secret"),
     (
         "square",
-        ", trust_forwarded_from = [\"127.0.0.1\"]",
+        ", trust_forwarded_from = [\"127.0.0.1\"], trust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"]",
         "square-signature-key",
     ),
     ("zoom", "", "zoom-secret-token"),
@@ -170,7 +170,7 @@ fn forwarded_twilio(broker: &Broker, topic: &str, proxies: &str) -> Config {
         .connector(
             "twilio.toml",
             &format!(
-                "[source]\nname = \"twilio\"\npath = \"/hooks/twilio\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"twilio\", secrets = [\"${{TWILIO_TOKEN}}\"], trust_forwarded_from = [{proxies}] }}\n"
+                "[source]\nname = \"twilio\"\npath = \"/hooks/twilio\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"twilio\", secrets = [\"${{TWILIO_TOKEN}}\"], trust_forwarded_from = [{proxies}], trust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"] }}\n"
             ),
         )
         .env("TWILIO_TOKEN", "twilio-forwarded-token")
