@@ -34,7 +34,12 @@ pub struct Connectors {
     pub sinks: Vec<Sink>,
     /// Literal secrets found (file, key): accepted for local development, warned by `check`.
     pub literal_secrets: Vec<(String, String)>,
+    /// Source secrets shorter than [`WEAK_SECRET_BYTES`] (file, key): warned by `check`.
+    pub weak_secrets: Vec<(String, String)>,
 }
+
+/// A shared secret shorter than this can be guessed offline from one captured request.
+pub const WEAK_SECRET_BYTES: usize = 16;
 
 impl Connectors {
     pub fn source(&self, name: &str) -> Option<&Source> {
@@ -80,7 +85,11 @@ pub(crate) fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<
         (Some(src), None) => {
             for (key, r) in src.secret_refs() {
                 if r.is_literal() {
-                    out.literal_secrets.push((file.to_owned(), key));
+                    out.literal_secrets.push((file.to_owned(), key.clone()));
+                }
+                // A reference that does not resolve is reported by `build` below.
+                if (r.resolve()).is_ok_and(|s| s.expose().len() < WEAK_SECRET_BYTES) {
+                    out.weak_secrets.push((file.to_owned(), key));
                 }
             }
             out.sources.push(src.validate(file)?.build()?);
