@@ -92,6 +92,9 @@ pub struct HttpSettings {
     /// Request body bytes held in memory by all requests together; past it, new
     /// requests get 503 + Retry-After at once. Must be at least every source's max_body.
     pub max_body_bytes_in_flight: ByteSize,
+    /// Of those, held by the requests of one client address (IPv6: one /64). Must be at
+    /// least every source's max_body.
+    pub max_body_bytes_per_address: ByteSize,
     /// Failed signature checks allowed per client address (IPv6: per /64); past it,
     /// that address gets 429 + Retry-After. Verified requests never spend it.
     pub unverified_rate_limit: RateLimitConfig,

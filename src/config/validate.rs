@@ -83,6 +83,12 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
             MIB,
             64 * GIB,
         ),
+        (
+            "http.max_body_bytes_per_address",
+            s.http.max_body_bytes_per_address.0,
+            KIB,
+            64 * GIB,
+        ),
     ];
     for (key, value, min, max) in sizes {
         in_range_size(value, min, max).map_err(|r| err(key, r))?;

@@ -156,18 +156,29 @@ pub fn check_against(settings: &Settings, connectors: &Connectors) -> Result<(),
 /// Every source's `max_body` must fit the process-wide body budget, or such a webhook
 /// would be answered 503 — and retried by its sender — forever.
 fn sources_fit(settings: &Settings, sources: &[Source]) -> Result<(), ConfigError> {
-    let budget = settings.http.max_body_bytes_in_flight.0;
+    let budgets = [
+        (
+            "http.max_body_bytes_in_flight",
+            settings.http.max_body_bytes_in_flight.0,
+        ),
+        (
+            "http.max_body_bytes_per_address",
+            settings.http.max_body_bytes_per_address.0,
+        ),
+    ];
     for source in sources {
-        if source.max_body as u64 > budget {
-            return Err(ConfigError::new(
-                source.file.as_str(),
-                "source.max_body",
-                format!(
-                    "{} is more than http.max_body_bytes_in_flight ({}); such a webhook could never be accepted",
-                    format_size(source.max_body as u64),
-                    format_size(budget)
-                ),
-            ));
+        for (key, budget) in budgets {
+            if source.max_body as u64 > budget {
+                return Err(ConfigError::new(
+                    source.file.as_str(),
+                    "source.max_body",
+                    format!(
+                        "{} is more than {key} ({}); such a webhook could never be accepted",
+                        format_size(source.max_body as u64),
+                        format_size(budget)
+                    ),
+                ));
+            }
         }
     }
     Ok(())

@@ -22,6 +22,7 @@ use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
 use super::response::Reply;
 use super::server::ClientAddr;
+use super::share::{ShareLimits, Shares};
 use crate::config::rate_limit::RateLimitConfig;
 use crate::config::settings::HttpSettings;
 use crate::connectors::Source;
@@ -37,6 +38,8 @@ use crate::verify::{Verified, WebhookRequest};
 
 /// Requests at once from addresses over their failure budget (see `Ingress::probation`).
 const PROBATION_SLOTS: usize = 8;
+/// Of those, held by one address (IPv6: one /64) at most.
+const PROBATION_SLOTS_PER_ADDRESS: usize = 2;
 
 /// What bounds the work and memory unauthenticated clients can cause.
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ pub struct Protection {
     pub min_body_rate: u64,
     /// Request body bytes held in memory by all requests together.
     pub max_body_bytes_in_flight: usize,
+    /// Of those, held by the requests of one client address (IPv6: one /64).
+    pub max_body_bytes_per_address: usize,
     /// Failed verifications allowed per client address.
     pub unverified_rate_limit: Option<RateLimitConfig>,
 }
@@ -60,6 +65,8 @@ impl Protection {
             body_timeout: http.body_timeout.0,
             min_body_rate: http.min_body_rate.0,
             max_body_bytes_in_flight: usize::try_from(http.max_body_bytes_in_flight.0)
+                .unwrap_or(usize::MAX),
+            max_body_bytes_per_address: usize::try_from(http.max_body_bytes_per_address.0)
                 .unwrap_or(usize::MAX),
             unverified_rate_limit: Some(http.unverified_rate_limit),
         }
@@ -79,10 +86,11 @@ pub struct Ingress {
     produce_timeout: Duration,
     in_flight: Semaphore,
     /// Requests from addresses over their failure budget served at once, all such
-    /// addresses together. Such an address is not refused outright: a provider's shared
-    /// sending address may be the one an attacker's failures spent, and its real
-    /// deliveries must still get through; they just share a few slots.
-    probation: Semaphore,
+    /// addresses together, a few per address. Such an address is not refused outright: a
+    /// provider's shared sending address may be the one an attacker's failures spent, and
+    /// its real deliveries must still get through; they just share a few slots, and one
+    /// address's slow uploads cannot hold every slot.
+    probation: Arc<Shares>,
     body_timeout: Duration,
     min_body_rate: u64,
     budget: BodyBudget,
@@ -109,10 +117,16 @@ impl Ingress {
             producer,
             produce_timeout,
             in_flight: Semaphore::new(protection.max_in_flight.max(1)),
-            probation: Semaphore::new(PROBATION_SLOTS),
+            probation: Shares::new(ShareLimits::new(
+                PROBATION_SLOTS,
+                PROBATION_SLOTS_PER_ADDRESS,
+            )),
             body_timeout: protection.body_timeout,
             min_body_rate: protection.min_body_rate,
-            budget: BodyBudget::new(protection.max_body_bytes_in_flight),
+            budget: BodyBudget::new(
+                protection.max_body_bytes_in_flight,
+                protection.max_body_bytes_per_address,
+            ),
             unverified: protection
                 .unverified_rate_limit
                 .as_ref()
@@ -194,13 +208,13 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     }
     let _probation = match ing.unverified.as_ref().and_then(|u| u.blocked(req.client)) {
         None => None,
-        Some(wait) => match ing.probation.try_acquire() {
+        Some(wait) => match ing.probation.take(req.client) {
             Ok(slot) => Some(slot),
             Err(_) => return Reply::RateLimited(wait),
         },
     };
     // The reservation lives until the reply: the body's memory is counted while held.
-    let Some(mut reservation) = ing.budget.start() else {
+    let Some(mut reservation) = ing.budget.start(req.client) else {
         return Reply::Unavailable("too many request bytes in flight");
     };
     let limits = BodyLimits {
@@ -211,10 +225,15 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     let body = match body::read(body, content_length(req.headers), limits, &mut reservation).await {
         Ok(b) => b,
         Err(e) => {
-            // A body over max_body is charged like a failed signature. A slow one is
-            // not: it is cut off within about a second, and a provider sharing the
-            // address (or a client on a bad link) must not be locked out for it.
-            if matches!(e, BodyError::TooLarge(_)) {
+            // A body over max_body, or cut off as too slow, is charged like a failed
+            // signature: an address that keeps stalling bodies goes on probation, where
+            // it holds at most a couple of slots. One slow body from a bad link costs
+            // one unit of a budget of many; a provider sharing a stalling address still
+            // gets its probation share.
+            if matches!(
+                e,
+                BodyError::TooLarge(_) | BodyError::TooSlow | BodyError::Deadline
+            ) {
                 if let Some(u) = ing.unverified.as_ref() {
                     u.failed(req.client);
                 }
@@ -432,6 +451,7 @@ mod tests {
             body_timeout: Duration::from_secs(5),
             min_body_rate: 1024,
             max_body_bytes_in_flight: 1 << 20,
+            max_body_bytes_per_address: 1 << 20,
             unverified_rate_limit: Some(RateLimitConfig {
                 per_second: NonZeroU32::new(1).unwrap(),
                 burst: NonZeroU32::new(2),

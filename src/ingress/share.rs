@@ -5,8 +5,12 @@
 //! each): a provider's few connections or a kubelet's probes are still served while
 //! others hold every slot they may.
 //!
+//! The same rule shares out a listener's connections, the bytes of request bodies held
+//! in memory, and the probation slots of addresses over their failure budget; a share
+//! counts units (a connection, a byte, a slot) and can grow.
+//!
 //! The decision is a pure function ([`admit`]); [`Shares`] applies it under a lock and
-//! hands out guards that give the slot back when dropped, however the connection ends.
+//! hands out guards that give the units back when dropped, however the request ends.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -66,15 +70,15 @@ pub enum Refused {
     Reserved,
 }
 
-/// Whether an address holding `held` may take one more when `total` are held.
-pub fn admit(limits: ShareLimits, total: usize, held: usize) -> Result<(), Refused> {
-    if total >= limits.total {
+/// Whether an address holding `held` may take `n` more when `total` are held.
+pub fn admit(limits: ShareLimits, total: usize, held: usize, n: usize) -> Result<(), Refused> {
+    if total.saturating_add(n) > limits.total {
         return Err(Refused::Full);
     }
-    if held >= limits.per_address {
+    if held.saturating_add(n) > limits.per_address {
         return Err(Refused::AddressFull);
     }
-    if held >= limits.small_holder && total >= limits.total - limits.reserved {
+    if held + n > limits.small_holder && total + n > limits.total - limits.reserved {
         return Err(Refused::Reserved);
     }
     Ok(())
@@ -94,11 +98,12 @@ struct State {
     held: HashMap<IpAddr, usize>,
 }
 
-/// One slot held by one address; given back on drop.
+/// Units held by one address; given back on drop.
 #[derive(Debug)]
 pub struct Share {
     shares: Arc<Shares>,
     key: IpAddr,
+    held: usize,
 }
 
 impl Shares {
@@ -109,18 +114,25 @@ impl Shares {
         })
     }
 
-    /// A slot for `client`, or why not.
+    /// One unit (a connection, a slot) for `client`, or why not.
     pub fn take(self: &Arc<Self>, client: IpAddr) -> Result<Share, Refused> {
-        let key = address_key(client);
+        let mut share = Share {
+            shares: self.clone(),
+            key: address_key(client),
+            held: 0,
+        };
+        share.grow(1)?;
+        Ok(share)
+    }
+
+    /// `n` more units for the address of `key`.
+    fn add(&self, key: IpAddr, n: usize) -> Result<(), Refused> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let held = state.held.get(&key).copied().unwrap_or(0);
-        admit(self.limits, state.total, held)?;
-        state.total += 1;
-        *state.held.entry(key).or_default() += 1;
-        Ok(Share {
-            shares: self.clone(),
-            key,
-        })
+        admit(self.limits, state.total, held, n)?;
+        state.total += n;
+        *state.held.entry(key).or_default() += n;
+        Ok(())
     }
 
     /// Slots held by all addresses, and addresses holding any.
@@ -131,12 +143,32 @@ impl Shares {
     }
 }
 
+impl Share {
+    /// Units held by this share.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Holds `n` more units, if the address's share and the total allow.
+    pub fn grow(&mut self, n: usize) -> Result<(), Refused> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.shares.add(self.key, n)?;
+        self.held += n;
+        Ok(())
+    }
+}
+
 impl Drop for Share {
     fn drop(&mut self) {
+        if self.held == 0 {
+            return;
+        }
         let mut state = (self.shares.state.lock()).unwrap_or_else(PoisonError::into_inner);
-        state.total = state.total.saturating_sub(1);
+        state.total = state.total.saturating_sub(self.held);
         if let Some(n) = state.held.get_mut(&self.key) {
-            *n -= 1;
+            *n = n.saturating_sub(self.held);
             if *n == 0 {
                 state.held.remove(&self.key);
             }
@@ -165,13 +197,18 @@ mod tests {
     fn the_policy_caps_an_address_and_keeps_the_reserve_for_new_ones() {
         let l = ShareLimits::new(64, 16);
         assert_eq!((l.reserved, l.small_holder), (8, 2));
-        assert_eq!(admit(l, 0, 0), Ok(()));
-        assert_eq!(admit(l, 10, 15), Ok(()));
-        assert_eq!(admit(l, 10, 16), Err(Refused::AddressFull));
-        assert_eq!(admit(l, 56, 2), Err(Refused::Reserved));
-        assert_eq!(admit(l, 56, 1), Ok(()));
-        assert_eq!(admit(l, 63, 0), Ok(()));
-        assert_eq!(admit(l, 64, 0), Err(Refused::Full));
+        assert_eq!(admit(l, 0, 0, 1), Ok(()));
+        assert_eq!(admit(l, 10, 15, 1), Ok(()));
+        assert_eq!(admit(l, 10, 16, 1), Err(Refused::AddressFull));
+        assert_eq!(admit(l, 56, 2, 1), Err(Refused::Reserved));
+        assert_eq!(admit(l, 56, 1, 1), Ok(()));
+        assert_eq!(admit(l, 63, 0, 1), Ok(()));
+        assert_eq!(admit(l, 64, 0, 1), Err(Refused::Full));
+        // Several units at once: the same rule on what they would make.
+        assert_eq!(admit(l, 0, 0, 16), Ok(()));
+        assert_eq!(admit(l, 0, 0, 17), Err(Refused::AddressFull));
+        assert_eq!(admit(l, 50, 0, 7), Err(Refused::Reserved));
+        assert_eq!(admit(l, 50, 0, 2), Ok(()));
         // A per-address cap above the total is the total; tiny listeners keep no reserve.
         assert_eq!(ShareLimits::new(4, 16).per_address, 4);
         assert_eq!(ShareLimits::new(4, 16).reserved, 0);
@@ -195,5 +232,23 @@ mod tests {
         drop(held);
         drop(v6);
         assert_eq!(shares.held(), (0, 0));
+    }
+
+    #[test]
+    fn a_share_grows_within_its_address_s_part_and_gives_everything_back() {
+        let bytes = Shares::new(ShareLimits::new(1000, 300));
+        let mut first = bytes.take(ip("10.0.0.1")).unwrap();
+        first.grow(299).unwrap();
+        assert_eq!(first.held(), 300);
+        let mut second = bytes.take(ip("10.0.0.2")).unwrap();
+        assert_eq!(
+            bytes.take(ip("10.0.0.1")).unwrap_err(),
+            Refused::AddressFull
+        );
+        assert_eq!(second.grow(400).unwrap_err(), Refused::AddressFull);
+        second.grow(200).unwrap();
+        drop(first);
+        drop(second);
+        assert_eq!(bytes.held(), (0, 0));
     }
 }

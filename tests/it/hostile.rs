@@ -205,8 +205,11 @@ async fn hold(mut s: TcpStream, stop: &CancellationToken) {
     }
 }
 
+/// Where the attacks come from; the signed sender and the probes use 127.0.0.1.
+const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
 async fn connect(port: u16, stop: &CancellationToken) -> Option<TcpStream> {
-    match TcpStream::connect(("127.0.0.1", port)).await {
+    match connect_from(ATTACKER, port).await {
         Ok(s) => Some(s),
         Err(_) => {
             // Out of ports or backlog: retry shortly, as an attacker would.
@@ -244,16 +247,22 @@ async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
     stop.cancel();
     assert_served(&broker, &topic, &sent, "1,100 stalled bodies").await;
     let m = hb.metrics().await;
-    let cut = metric(
-        &m,
-        "hookbridge_ingress_requests_total",
-        &[("status", "408")],
-    );
+    let status = |code: &str| metric(&m, "hookbridge_ingress_requests_total", &[("status", code)]);
+    let (cut, refused) = (status("408"), status("429"));
+    // Cut-off bodies are charged to their address: once over its budget it gets only
+    // its probation share, and the rest of its requests are refused before their body.
     println!(
-        "1,100 stalled bodies: {} stalled requests cut off with 408",
-        cut as u64
+        "1,100 stalled bodies: {} stalled requests cut off with 408, {} refused with 429 (address on probation)",
+        cut as u64, refused as u64
     );
-    assert!(cut >= 1100.0, "stalled bodies were not cut off: {cut}");
+    assert!(
+        cut + refused >= 1100.0,
+        "stalled bodies were not cut off: {cut} + {refused}"
+    );
+    assert!(
+        refused > 0.0,
+        "stalled bodies were not charged to their address"
+    );
     report_memory(&hb, "1,100 stalled bodies", 256.0);
 }
 
@@ -621,7 +630,7 @@ async fn one_address_over_both_connection_caps_starves_neither_probes_nor_webhoo
     )
     .await;
     let stop = CancellationToken::new();
-    let attacker = Ipv4Addr::new(127, 0, 0, 2);
+    let attacker = ATTACKER;
     let (on_http, on_admin) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     hold_keep_alive(attacker, hb.http, 300, &on_http, &stop);
     hold_keep_alive(attacker, hb.admin, 200, &on_admin, &stop);
@@ -695,4 +704,59 @@ async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout()
     // The admin listener serves others meanwhile.
     let r = reqwest::get(hb.admin_url("/healthz")).await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_bodies_from_one_address_cannot_pin_the_body_budget() {
+    let _one = SERIAL.lock().await;
+    let broker = Broker::start();
+    let topic = unique("hostile-half");
+    // 1 MiB bodies; 512 KiB of each buys 513 s of rate credit, so each sits until the
+    // 30 s body_timeout. 600 of them are far more than a 64 MiB budget, which one
+    // address may take all of but the last eighth.
+    let hb = start(
+        &broker,
+        &topic,
+        "",
+        &[("HOOKBRIDGE__HTTP__MAX_BODY_BYTES_IN_FLIGHT", "64MiB")],
+    )
+    .await;
+    let stop = CancellationToken::new();
+    let port = hb.http;
+    let holding = Arc::new(AtomicUsize::new(0));
+    let counter = holding.clone();
+    spawn_attack(600, &stop, move |stop| {
+        let counter = counter.clone();
+        async move {
+            let Some(mut s) = connect(port, &stop).await else {
+                return;
+            };
+            let head = format!(
+                "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nX-Hub-Signature-256: sha256=00\r\n\r\n"
+            );
+            let half = vec![b'x'; 512 << 10];
+            if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&half).await.is_err() {
+                return;
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+            hold(s, &stop).await;
+            counter.fetch_sub(1, Ordering::Relaxed);
+            // Answered (503, 408, 429) or closed: come back, as an attacker would.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // Until the attacker has sent all it can (its writes complete into socket buffers
+    // even when hookbridge stopped reading).
+    let started = Instant::now();
+    while holding.load(Ordering::Relaxed) < 120 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = signed_sender(&hb, 60, "half").await;
+    stop.cancel();
+    println!(
+        "600 half bodies from one address: {} connections had sent their half",
+        holding.load(Ordering::Relaxed)
+    );
+    assert_served(&broker, &topic, &sent, "600 half bodies from one address").await;
+    report_memory(&hb, "600 half bodies from one address", 160.0);
 }
