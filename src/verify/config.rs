@@ -21,8 +21,8 @@ use super::recipe::RecipeError;
 use super::token::SharedToken;
 use super::url::{Forwarded, Network, SignedUrl, FORWARDED_HOST, FORWARDED_PROTO};
 use super::{
-    discord, github, gitlab, hubspot, linear, meta, paddle, sendgrid, shopify, slack, square,
-    standard, stripe, twilio, twitch, zoom, Verifier,
+    calendly, discord, github, gitlab, hubspot, linear, meta, paddle, sendgrid, shopify, slack,
+    square, standard, stripe, twilio, twitch, workos, zoom, Verifier,
 };
 use crate::config::secret::{Secret, SecretRef};
 
@@ -66,6 +66,10 @@ pub enum VerifyConfig {
     Zoom(TimedConfig),
     /// `scheme = "linear"`: secrets, `tolerance` (default 1m).
     Linear(TimedConfig),
+    /// `scheme = "calendly"`: secrets (webhook signing keys), `tolerance` (default 3m).
+    Calendly(TimedConfig),
+    /// `scheme = "workos"`: secrets, `tolerance` (default 3m).
+    Workos(TimedConfig),
     /// `scheme = "twitch"`: secrets, `tolerance` (default 10m).
     Twitch(TimedConfig),
     /// `scheme = "hmac"`: configurable HMAC.
@@ -627,6 +631,16 @@ impl VerifyConfig {
                 text_keys(&c.secret, &c.secrets)?,
                 c.allow_sha1,
             ))?,
+            VerifyConfig::Calendly(c) => recipe(calendly::RECIPE.build(
+                text_keys(&c.secret, &c.secrets)?,
+                Some(tolerance(&c.tolerance, calendly::DEFAULT_TOLERANCE)?),
+                &[],
+            ))?,
+            VerifyConfig::Workos(c) => recipe(workos::RECIPE.build(
+                text_keys(&c.secret, &c.secrets)?,
+                Some(tolerance(&c.tolerance, workos::DEFAULT_TOLERANCE)?),
+                &[],
+            ))?,
             VerifyConfig::Stripe(c) => recipe(stripe::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
                 Some(tolerance(&c.tolerance, stripe::DEFAULT_TOLERANCE)?),
@@ -709,6 +723,8 @@ impl VerifyConfig {
             | VerifyConfig::Basic(c) => (&c.secret, &c.secrets),
             VerifyConfig::Token(c) => (&c.secret, &c.secrets),
             VerifyConfig::Stripe(c)
+            | VerifyConfig::Calendly(c)
+            | VerifyConfig::Workos(c)
             | VerifyConfig::Slack(c)
             | VerifyConfig::StandardWebhooks(c)
             | VerifyConfig::Paddle(c)
@@ -760,6 +776,8 @@ impl VerifyConfig {
             VerifyConfig::Hubspot(_) => "hubspot",
             VerifyConfig::Zoom(_) => "zoom",
             VerifyConfig::Linear(_) => "linear",
+            VerifyConfig::Calendly(_) => "calendly",
+            VerifyConfig::Workos(_) => "workos",
             VerifyConfig::Twitch(_) => "twitch",
             VerifyConfig::Hmac(_) => "hmac",
             VerifyConfig::Discord(_) => "discord",
@@ -899,6 +917,11 @@ mod tests {
                 r#"verify = { scheme = "bearer", secrets = ["t"] }"#,
                 "bearer",
             ),
+            (
+                r#"verify = { scheme = "calendly", secret = "c", tolerance = "3m" }"#,
+                "calendly",
+            ),
+            (r#"verify = { scheme = "workos", secret = "w" }"#, "workos"),
             (
                 r#"verify = { scheme = "discord", public_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"] }"#,
                 "discord",

@@ -228,8 +228,8 @@ pub enum Fill {
 /// `ts=…;h1=…` (Paddle): several signatures may be listed while a secret rotates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyedList {
-    /// Between items.
-    pub separator: char,
+    /// Between items, exactly (WorkOS: a comma and one space).
+    pub separator: &'static str,
     /// The key of the (single) timestamp item.
     pub timestamp_key: &'static str,
     /// The key of each signature item.
@@ -284,7 +284,7 @@ pub struct GenericHmac {
     /// When the signature header is a keyed list holding the timestamp, with its
     /// tolerance.
     list: Option<(KeyedList, Duration)>,
-    /// The timestamp header counts milliseconds, not seconds (HubSpot).
+    /// The timestamp counts milliseconds, not seconds (HubSpot, WorkOS).
     millis: bool,
     template: Template,
     /// Headers `send` adds so a test delivery looks like a real one.
@@ -485,7 +485,11 @@ impl GenericHmac {
             .map_err(|_| VerifyError::MalformedHeader(header.label))?;
         let parsed = (list.parse(value, header.algorithm))
             .ok_or(VerifyError::MalformedHeader(header.label))?;
-        crypto::check_tolerance(parsed.timestamp, req.now, tolerance)?;
+        if self.millis {
+            crypto::check_tolerance_ms(parsed.timestamp, req.now, tolerance)?;
+        } else {
+            crypto::check_tolerance(parsed.timestamp, req.now, tolerance)?;
+        }
         Ok((parsed.signatures, header.algorithm, parsed.timestamp_text))
     }
 

@@ -6,6 +6,7 @@
 //! requests outside a tolerance window in both directions (replay protection). The set
 //! of providers is closed, so dispatch is a `match` over an enum rather than `dyn`.
 
+pub mod calendly;
 pub mod config;
 pub mod crypto;
 pub mod discord;
@@ -28,6 +29,7 @@ pub mod token;
 pub mod twilio;
 pub mod twitch;
 pub mod url;
+pub mod workos;
 pub mod zoom;
 
 pub use config::VerifyConfig;
@@ -198,7 +200,8 @@ pub enum Verifier {
     /// Twitch EventSub `Twitch-Eventsub-Message-Signature`.
     Twitch(twitch::Twitch),
     /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
-    /// Paddle, Square, Zoom, HubSpot) or the configurable `scheme = "hmac"`.
+    /// Paddle, Square, Zoom, HubSpot, Calendly, WorkOS) or the configurable
+    /// `scheme = "hmac"`.
     Hmac(generic::GenericHmac),
     /// Discord interactions or webhook events (Ed25519).
     Discord(discord::Discord),

@@ -24,6 +24,8 @@ fn all_schemes() -> Vec<(&'static str, Verifier)> {
         "scheme = \"square\"\ntrust_forwarded_from = [\"10.0.0.1\"]\ntrust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"]".to_owned(),
         r#"scheme = "zoom""#.to_owned(),
         r#"scheme = "linear""#.to_owned(),
+        r#"scheme = "calendly""#.to_owned(),
+        r#"scheme = "workos""#.to_owned(),
         r#"scheme = "twitch""#.to_owned(),
         "scheme = \"hmac\"\nheader = \"X-Signature\"\nprefix = \"sha256=\"".to_owned(),
         "scheme = \"hmac\"\nheader = \"X-Sig\"\nalgorithm = \"sha1\"\nencoding = \"base64\"\ntimestamp_header = \"X-Ts\"\ntemplate = \"{timestamp}|{url}|{header:X-Id}|{body}\"\npublic_url = \"https://hooks.example.com/in/source?tenant=a\"".to_owned(),

@@ -45,6 +45,12 @@ const DELIBERATE: &[(&str, &str, bool, &str)] = &[
         "discord-interactions checks no timestamp; hookbridge applies a 5-minute window to the signed one",
     ),
     (
+        "workos",
+        "other-keys",
+        false,
+        "the workos SDK takes whatever precedes '=' on trust; hookbridge requires the t and v1 keys",
+    ),
+    (
         "github",
         "empty-body",
         true,

@@ -30,6 +30,8 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ),
     ("zoom", "", "zoom-secret-token"),
     ("linear", "", "lin_wh_secret"),
+    ("calendly", "", "calendly-signing-key-0123"),
+    ("workos", "", "workos-webhook-secret-0123"),
     ("twitch", "", "twitch-secret-0123"),
     (
         "hubspot",

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from datetime import datetime, timezone
+import hmac
 from hashlib import sha256
 from urllib.parse import parse_qsl, urlencode
 
@@ -22,6 +23,7 @@ import slack_sdk.signature
 import standardwebhooks
 import stripe
 import twilio.request_validator as twilio_rv
+import workos.webhooks._verification as workos_verification
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hubspot.utils.signature import Signature as HubspotSignature
@@ -476,6 +478,59 @@ def hubspot_cases():
         add("hubspot", case, cfg, headers, b, sdk(secrets, headers, b, at), at)
 
 
+# ---------------------------------------------------------------- WorkOS
+WORKOS = ["wos_differential_secret_a", "wos_differential_secret_b"]
+
+
+def workos_sdk(secrets, headers, body):
+    header = headers.get("WorkOS-Signature")
+    return any(
+        judged(
+            lambda s=s: workos_verification.verify_header(
+                event_body=body, event_signature=header, secret=s, tolerance=180
+            )
+        )
+        for s in secrets
+    )
+
+
+def workos_cases():
+    """The SDK only verifies: requests are signed with WorkOS's documented algorithm
+    (the one verify_header recomputes) and judged by the SDK."""
+    config = 'scheme = "workos", secrets = ["%s", "%s"]' % tuple(WORKOS)
+    one = 'scheme = "workos", secrets = ["%s"]' % WORKOS[0]
+
+    def sign(body, ts_ms, secret):
+        mac = hmac.new(secret.encode(), b"%d.%s" % (ts_ms, body), sha256).hexdigest()
+        return ts_ms, mac
+
+    def signed(body, ts=NOW, secret=WORKOS[0]):
+        ts_ms, mac = sign(body, ts * 1000 + 123, secret)
+        return {"WorkOS-Signature": "t=%d, v1=%s" % (ts_ms, mac)}
+
+    body = b'{"id":"event_01","event":"dsync.user.created","data":{"id":"directory_user_01"}}'
+    ts_ms, mac = sign(body, NOW * 1000, WORKOS[0])
+    cases = [
+        ("valid", config, signed(body), body),
+        ("tampered", config, signed(body), body.replace(b"event_01", b"event_02")),
+        ("stale", config, signed(body, NOW - 600), body),
+        ("future", config, signed(body, NOW + 600), body),
+        ("malformed", config, {"WorkOS-Signature": "t=abc, v1=zz"}, body),
+        ("missing", config, {}, body),
+        ("rotated-secret", config, signed(body, secret=WORKOS[1]), body),
+        ("unknown-secret", one, signed(body, secret=WORKOS[1]), body),
+        ("empty-body", config, signed(b""), b""),
+        ("1MiB-body", config, signed(big_json(MIB)), big_json(MIB)),
+        ("uppercase-hex", config, {"WorkOS-Signature": "t=%d, v1=%s" % (ts_ms, mac.upper())}, body),
+        ("no-space-after-comma", config, {"WorkOS-Signature": "t=%d,v1=%s" % (ts_ms, mac)}, body),
+        ("seconds-not-milliseconds", config, {"WorkOS-Signature": "t=%d, v1=%s" % (NOW, sign(body, NOW, WORKOS[0])[1])}, body),
+        ("other-keys", config, {"WorkOS-Signature": "x=%d, zz=%s" % (ts_ms, mac)}, body),
+    ]
+    for case, cfg, headers, b in cases:
+        secrets = WORKOS if cfg == config else WORKOS[:1]
+        add("workos", case, cfg, headers, b, workos_sdk(secrets, headers, b))
+
+
 if __name__ == "__main__":
     stripe_cases()
     standard_cases()
@@ -484,6 +539,7 @@ if __name__ == "__main__":
     discord_cases()
     sendgrid_cases()
     hubspot_cases()
+    workos_cases()
     with open(sys.argv[1], "w") as out:
         json.dump(VECTORS, out)
     print("%d vectors" % len(VECTORS))
