@@ -192,16 +192,15 @@ fn client_ip(extensions: &Extensions) -> IpAddr {
 
 async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Body) -> Reply {
     let source = &endpoint.source;
-    if req.method == Method::GET {
-        // A provider checking the endpoint (Meta's hub.challenge): no body, answered here.
-        if let Some(h) = source.verifier.subscription(req.uri.query()) {
-            if h.status == 403 {
-                if let Some(u) = ing.unverified.as_ref() {
-                    u.failed(req.client);
-                }
+    // A provider checking the endpoint (Meta's hub.challenge, Graph's validationToken):
+    // answered here, before any body is read.
+    if let Some(h) = source.verifier.subscription(req.method, req.uri.query()) {
+        if h.status == 403 {
+            if let Some(u) = ing.unverified.as_ref() {
+                u.failed(req.client);
             }
-            return Reply::Handshake(h);
         }
+        return Reply::Handshake(h);
     }
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;

@@ -21,8 +21,8 @@ use super::recipe::RecipeError;
 use super::token::SharedToken;
 use super::url::{Forwarded, Network, SignedUrl, FORWARDED_HOST, FORWARDED_PROTO};
 use super::{
-    calendly, discord, github, gitlab, hubspot, linear, meta, paddle, sendgrid, shopify, slack,
-    square, standard, stripe, twilio, twitch, workos, zoom, Verifier,
+    calendly, discord, github, gitlab, hubspot, linear, mailgun, meta, msgraph, paddle, sendgrid,
+    shopify, slack, square, standard, stripe, twilio, twitch, workos, zoom, Verifier,
 };
 use crate::config::secret::{Secret, SecretRef};
 
@@ -66,6 +66,11 @@ pub enum VerifyConfig {
     Zoom(TimedConfig),
     /// `scheme = "linear"`: secrets, `tolerance` (default 1m).
     Linear(TimedConfig),
+    /// `scheme = "microsoft-graph"`: secrets (the subscriptions' `clientState` values).
+    #[serde(rename = "microsoft-graph")]
+    MsGraph(SecretsConfig),
+    /// `scheme = "mailgun"`: secrets (webhook signing keys), `tolerance` (default 15m).
+    Mailgun(TimedConfig),
     /// `scheme = "calendly"`: secrets (webhook signing keys), `tolerance` (default 3m).
     Calendly(TimedConfig),
     /// `scheme = "workos"`: secrets, `tolerance` (default 3m).
@@ -631,6 +636,13 @@ impl VerifyConfig {
                 text_keys(&c.secret, &c.secrets)?,
                 c.allow_sha1,
             ))?,
+            VerifyConfig::MsGraph(c) => {
+                Verifier::MsGraph(msgraph::MsGraph::new(text_keys(&c.secret, &c.secrets)?))
+            }
+            VerifyConfig::Mailgun(c) => Verifier::Mailgun(mailgun::Mailgun::new(
+                text_keys(&c.secret, &c.secrets)?,
+                tolerance(&c.tolerance, mailgun::DEFAULT_TOLERANCE)?,
+            )),
             VerifyConfig::Calendly(c) => recipe(calendly::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
                 Some(tolerance(&c.tolerance, calendly::DEFAULT_TOLERANCE)?),
@@ -718,6 +730,7 @@ impl VerifyConfig {
         let (secret, secrets) = match self {
             VerifyConfig::Github(c) => (&c.secret, &c.secrets),
             VerifyConfig::Shopify(c)
+            | VerifyConfig::MsGraph(c)
             | VerifyConfig::Gitlab(c)
             | VerifyConfig::Bearer(c)
             | VerifyConfig::Basic(c) => (&c.secret, &c.secrets),
@@ -725,6 +738,7 @@ impl VerifyConfig {
             VerifyConfig::Stripe(c)
             | VerifyConfig::Calendly(c)
             | VerifyConfig::Workos(c)
+            | VerifyConfig::Mailgun(c)
             | VerifyConfig::Slack(c)
             | VerifyConfig::StandardWebhooks(c)
             | VerifyConfig::Paddle(c)
@@ -777,6 +791,8 @@ impl VerifyConfig {
             VerifyConfig::Zoom(_) => "zoom",
             VerifyConfig::Linear(_) => "linear",
             VerifyConfig::Calendly(_) => "calendly",
+            VerifyConfig::Mailgun(_) => "mailgun",
+            VerifyConfig::MsGraph(_) => "microsoft-graph",
             VerifyConfig::Workos(_) => "workos",
             VerifyConfig::Twitch(_) => "twitch",
             VerifyConfig::Hmac(_) => "hmac",
@@ -922,6 +938,14 @@ mod tests {
                 "calendly",
             ),
             (r#"verify = { scheme = "workos", secret = "w" }"#, "workos"),
+            (
+                r#"verify = { scheme = "mailgun", secret = "m" }"#,
+                "mailgun",
+            ),
+            (
+                r#"verify = { scheme = "microsoft-graph", secret = "client-state" }"#,
+                "microsoft-graph",
+            ),
             (
                 r#"verify = { scheme = "discord", public_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"] }"#,
                 "discord",

@@ -16,7 +16,9 @@ pub mod github;
 pub mod gitlab;
 pub mod hubspot;
 pub mod linear;
+pub mod mailgun;
 pub mod meta;
+pub mod msgraph;
 pub mod paddle;
 pub mod recipe;
 pub mod sendgrid;
@@ -197,6 +199,10 @@ pub enum Verifier {
     Twilio(twilio::Twilio),
     /// Linear `Linear-Signature`.
     Linear(linear::Linear),
+    /// Mailgun: timestamp + token HMAC in the body.
+    Mailgun(mailgun::Mailgun),
+    /// Microsoft Graph change notifications: `clientState`, `validationToken`.
+    MsGraph(msgraph::MsGraph),
     /// Twitch EventSub `Twitch-Eventsub-Message-Signature`.
     Twitch(twitch::Twitch),
     /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
@@ -229,6 +235,8 @@ impl Verifier {
             Verifier::Gitlab(v) => v.verify(req),
             Verifier::Twilio(v) => v.verify(req),
             Verifier::Linear(v) => v.verify(req),
+            Verifier::Mailgun(v) => v.verify(req),
+            Verifier::MsGraph(v) => v.verify(req),
             Verifier::Twitch(v) => v.verify(req),
             Verifier::Hmac(v) => v.verify(req),
             Verifier::Token(v) => v.verify(req),
@@ -261,11 +269,13 @@ impl Verifier {
         }
     }
 
-    /// A provider's GET endpoint check, answered before any body is read (Meta's
-    /// `hub.challenge`); `None` when this scheme has none or the query is not one.
-    pub fn subscription(&self, query: Option<&str>) -> Option<Handshake> {
+    /// A provider's endpoint check, answered before any body is read (Meta's GET with
+    /// `hub.challenge`, Microsoft Graph's POST with `validationToken`); `None` when this
+    /// scheme has none or the request is not one.
+    pub fn subscription(&self, method: &http::Method, query: Option<&str>) -> Option<Handshake> {
         match self {
-            Verifier::Meta(v) => v.subscription(query),
+            Verifier::Meta(v) if method == http::Method::GET => v.subscription(query),
+            Verifier::MsGraph(v) if method == http::Method::POST => v.subscription(query),
             _ => None,
         }
     }
@@ -285,7 +295,11 @@ impl Verifier {
             Verifier::Hmac(v) => v.sign(body, url, now),
             Verifier::Meta(v) => v.sign(body, url, now),
             Verifier::Token(v) => v.sign(),
-            Verifier::Discord(_) | Verifier::Sendgrid(_) | Verifier::None => None,
+            Verifier::Discord(_)
+            | Verifier::Sendgrid(_)
+            | Verifier::Mailgun(_)
+            | Verifier::MsGraph(_)
+            | Verifier::None => None,
         }
     }
 
@@ -298,12 +312,24 @@ impl Verifier {
             Verifier::Gitlab(_) => gitlab::SAMPLE_BODY,
             Verifier::Twilio(_) => twilio::SAMPLE_BODY,
             Verifier::Linear(_) => linear::SAMPLE_BODY,
+            Verifier::Mailgun(_) => mailgun::SAMPLE_BODY,
+            Verifier::MsGraph(_) => msgraph::SAMPLE_BODY,
             Verifier::Twitch(_) => twitch::SAMPLE_BODY,
             Verifier::Hmac(v) => v.sample_body(),
             Verifier::Discord(v) => v.sample_body(),
             Verifier::Sendgrid(_) => sendgrid::SAMPLE_BODY,
             Verifier::Meta(_) => meta::SAMPLE_BODY,
             Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
+        }
+    }
+
+    /// `body` as the provider would send it at `now`, for schemes that sign inside the
+    /// body (Mailgun); `None` for the others, whose signature is in headers.
+    pub fn sign_body(&self, body: &[u8], now: i64) -> Option<Vec<u8>> {
+        match self {
+            Verifier::Mailgun(v) => v.sign_body(body, now),
+            Verifier::MsGraph(v) => v.sign_body(body),
+            _ => None,
         }
     }
 
@@ -332,6 +358,8 @@ impl Verifier {
             Verifier::Gitlab(_) => "gitlab",
             Verifier::Twilio(_) => "twilio",
             Verifier::Linear(_) => "linear",
+            Verifier::Mailgun(_) => "mailgun",
+            Verifier::MsGraph(_) => "microsoft-graph",
             Verifier::Twitch(_) => "twitch",
             Verifier::Hmac(v) => v.name(),
             Verifier::Token(v) => v.name(),

@@ -324,3 +324,58 @@ async fn discord_events_and_interactions_are_answered_as_discord_requires() {
         "exactly the events and interactions, no PING"
     );
 }
+
+/// Microsoft Graph through the listener and the broker: the validation request is
+/// answered with its token as text and produces nothing; notifications are produced only
+/// when every item carries a configured `clientState`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsoft_graph_validation_is_echoed_and_client_state_checked() {
+    let broker = Broker::start();
+    let topic = unique("msgraph");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr()).connector(
+        "graph.toml",
+        &format!(
+            "[source]\nname = \"graph\"\npath = \"/hooks/graph\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"microsoft-graph\", secrets = [\"${{GRAPH_STATE}}\"] }}\n"
+        ),
+    )
+    .env("GRAPH_STATE", "graph-client-state-7f3a");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(hb.url("/hooks/graph?validationToken=Validation%3A%20Testing%20client%20application"))
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(
+        r.text().await.unwrap(),
+        "Validation: Testing client application"
+    );
+    let good = r#"{"value":[{"subscriptionId":"s1","changeType":"created","clientState":"graph-client-state-7f3a"}]}"#;
+    let forged =
+        r#"{"value":[{"subscriptionId":"s1","changeType":"created","clientState":"guess"}]}"#;
+    for (body, status) in [(good, 200), (forged, 401)] {
+        let r = client
+            .post(hb.url("/hooks/graph"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{body}");
+    }
+    let records = kafka::read(&broker.addr(), &topic, Some(2), 5.0).await;
+    let values: Vec<&[u8]> = records.iter().map(|r| r.value.as_slice()).collect();
+    assert_eq!(
+        values,
+        vec![good.as_bytes()],
+        "only the notification with the right clientState"
+    );
+}

@@ -32,6 +32,8 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ("linear", "", "lin_wh_secret"),
     ("calendly", "", "calendly-signing-key-0123"),
     ("workos", "", "workos-webhook-secret-0123"),
+    ("mailgun", "", "mailgun-signing-key-0123"),
+    ("microsoft-graph", "", "graph-client-state-0123"),
     ("twitch", "", "twitch-secret-0123"),
     (
         "hubspot",
