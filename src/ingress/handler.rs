@@ -1,6 +1,7 @@
-//! The webhook handler: route → method → client budget → body budget → body (deadline,
-//! rate, size) → in-flight cap → verify → source rate limit → handshake → key → produce
-//! and await the acknowledgement. Each step either passes the request on or decides the
+//! The webhook handler: route → endpoint check (no body) → method → client budget → body
+//! budget → body (deadline, rate, size) → in-flight cap → handshake that carries no
+//! secret → verify → source rate limit → handshake → key → produce and await the
+//! acknowledgement (then the provider's own answer, if it needs one). Each step either passes the request on or decides the
 //! reply; the record reaches Kafka only after `verify`, and only verified requests are
 //! charged to a source's rate limit.
 
@@ -243,6 +244,9 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     let Ok(_permit) = ing.in_flight.try_acquire() else {
         return Reply::Unavailable("too many requests in flight");
     };
+    if let Some(h) = source.verifier.open_handshake(req.headers, &body) {
+        return Reply::Handshake(h);
+    }
     let url = match signed_url(source, req.uri, req.headers, Some(req.client)) {
         Ok(url) => url,
         Err(e) => {

@@ -69,6 +69,9 @@ pub enum VerifyConfig {
     /// `scheme = "microsoft-graph"`: secrets (the subscriptions' `clientState` values).
     #[serde(rename = "microsoft-graph")]
     MsGraph(SecretsConfig),
+    /// `scheme = "azure-event-grid"`: `header` (a secret delivery property) must equal a
+    /// secret; answers the subscription validation.
+    AzureEventGrid(TokenConfig),
     /// `scheme = "mailgun"`: secrets (webhook signing keys), `tolerance` (default 15m).
     Mailgun(TimedConfig),
     /// `scheme = "calendly"`: secrets (webhook signing keys), `tolerance` (default 3m).
@@ -639,6 +642,12 @@ impl VerifyConfig {
             VerifyConfig::MsGraph(c) => {
                 Verifier::MsGraph(msgraph::MsGraph::new(text_keys(&c.secret, &c.secrets)?))
             }
+            VerifyConfig::AzureEventGrid(c) => Verifier::EventGrid(SharedToken::token(
+                "azure-event-grid",
+                header_name("header", &c.header)?,
+                None,
+                &text_keys(&c.secret, &c.secrets)?,
+            )),
             VerifyConfig::Mailgun(c) => Verifier::Mailgun(mailgun::Mailgun::new(
                 text_keys(&c.secret, &c.secrets)?,
                 tolerance(&c.tolerance, mailgun::DEFAULT_TOLERANCE)?,
@@ -734,7 +743,7 @@ impl VerifyConfig {
             | VerifyConfig::Gitlab(c)
             | VerifyConfig::Bearer(c)
             | VerifyConfig::Basic(c) => (&c.secret, &c.secrets),
-            VerifyConfig::Token(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Token(c) | VerifyConfig::AzureEventGrid(c) => (&c.secret, &c.secrets),
             VerifyConfig::Stripe(c)
             | VerifyConfig::Calendly(c)
             | VerifyConfig::Workos(c)
@@ -767,7 +776,7 @@ impl VerifyConfig {
     /// must never be copied into a Kafka record or used as its key.
     pub fn secret_header(&self) -> Option<&str> {
         match self {
-            VerifyConfig::Token(c) => Some(&c.header),
+            VerifyConfig::Token(c) | VerifyConfig::AzureEventGrid(c) => Some(&c.header),
             VerifyConfig::Bearer(_) | VerifyConfig::Basic(_) => Some("Authorization"),
             VerifyConfig::Gitlab(_) => Some(gitlab::HEADER),
             _ => None,
@@ -792,6 +801,7 @@ impl VerifyConfig {
             VerifyConfig::Linear(_) => "linear",
             VerifyConfig::Calendly(_) => "calendly",
             VerifyConfig::Mailgun(_) => "mailgun",
+            VerifyConfig::AzureEventGrid(_) => "azure-event-grid",
             VerifyConfig::MsGraph(_) => "microsoft-graph",
             VerifyConfig::Workos(_) => "workos",
             VerifyConfig::Twitch(_) => "twitch",
@@ -945,6 +955,10 @@ mod tests {
             (
                 r#"verify = { scheme = "microsoft-graph", secret = "client-state" }"#,
                 "microsoft-graph",
+            ),
+            (
+                r#"verify = { scheme = "azure-event-grid", secret = "s", header = "X-Event-Grid-Secret" }"#,
+                "azure-event-grid",
             ),
             (
                 r#"verify = { scheme = "discord", public_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"] }"#,

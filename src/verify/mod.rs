@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod discord;
 pub mod ed25519;
+pub mod eventgrid;
 pub mod generic;
 pub mod github;
 pub mod gitlab;
@@ -203,6 +204,8 @@ pub enum Verifier {
     Mailgun(mailgun::Mailgun),
     /// Microsoft Graph change notifications: `clientState`, `validationToken`.
     MsGraph(msgraph::MsGraph),
+    /// Azure Event Grid: a secret static header, and the validation handshake.
+    EventGrid(token::SharedToken),
     /// Twitch EventSub `Twitch-Eventsub-Message-Signature`.
     Twitch(twitch::Twitch),
     /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
@@ -237,6 +240,7 @@ impl Verifier {
             Verifier::Linear(v) => v.verify(req),
             Verifier::Mailgun(v) => v.verify(req),
             Verifier::MsGraph(v) => v.verify(req),
+            Verifier::EventGrid(v) => v.verify(req),
             Verifier::Twitch(v) => v.verify(req),
             Verifier::Hmac(v) => v.verify(req),
             Verifier::Token(v) => v.verify(req),
@@ -269,6 +273,16 @@ impl Verifier {
         }
     }
 
+    /// A provider handshake that carries no secret, answered for any caller once the body
+    /// is read and before verification (Azure Event Grid's subscription validation). It
+    /// only echoes what the request holds, and produces nothing.
+    pub fn open_handshake(&self, headers: &http::HeaderMap, body: &[u8]) -> Option<Handshake> {
+        match self {
+            Verifier::EventGrid(_) => eventgrid::validation(headers, body),
+            _ => None,
+        }
+    }
+
     /// A provider's endpoint check, answered before any body is read (Meta's GET with
     /// `hub.challenge`, Microsoft Graph's POST with `validationToken`); `None` when this
     /// scheme has none or the request is not one.
@@ -294,7 +308,7 @@ impl Verifier {
             Verifier::Twitch(v) => v.sign(body, now),
             Verifier::Hmac(v) => v.sign(body, url, now),
             Verifier::Meta(v) => v.sign(body, url, now),
-            Verifier::Token(v) => v.sign(),
+            Verifier::Token(v) | Verifier::EventGrid(v) => v.sign(),
             Verifier::Discord(_)
             | Verifier::Sendgrid(_)
             | Verifier::Mailgun(_)
@@ -314,6 +328,7 @@ impl Verifier {
             Verifier::Linear(_) => linear::SAMPLE_BODY,
             Verifier::Mailgun(_) => mailgun::SAMPLE_BODY,
             Verifier::MsGraph(_) => msgraph::SAMPLE_BODY,
+            Verifier::EventGrid(_) => eventgrid::SAMPLE_BODY,
             Verifier::Twitch(_) => twitch::SAMPLE_BODY,
             Verifier::Hmac(v) => v.sample_body(),
             Verifier::Discord(v) => v.sample_body(),
@@ -360,6 +375,7 @@ impl Verifier {
             Verifier::Linear(_) => "linear",
             Verifier::Mailgun(_) => "mailgun",
             Verifier::MsGraph(_) => "microsoft-graph",
+            Verifier::EventGrid(_) => "azure-event-grid",
             Verifier::Twitch(_) => "twitch",
             Verifier::Hmac(v) => v.name(),
             Verifier::Token(v) => v.name(),

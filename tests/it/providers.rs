@@ -379,3 +379,55 @@ async fn microsoft_graph_validation_is_echoed_and_client_state_checked() {
         "only the notification with the right clientState"
     );
 }
+
+/// Azure Event Grid through the listener and the broker: the subscription validation is
+/// answered with its code and produces nothing; events need the secret header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_event_grid_validation_is_answered_and_events_need_the_secret_header() {
+    let broker = Broker::start();
+    let topic = unique("eventgrid");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr())
+        .connector(
+            "grid.toml",
+            &format!(
+                "[source]\nname = \"grid\"\npath = \"/hooks/grid\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"azure-event-grid\", secrets = [\"${{GRID_SECRET}}\"], header = \"X-Grid-Secret\" }}\n"
+            ),
+        )
+        .env("GRID_SECRET", "grid-secret-value-5c2e");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let validation = r#"[{"id":"2d1781af","topic":"/subscriptions/x","subject":"","data":{"validationCode":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"},"eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","eventTime":"2018-01-25T22:12:19Z","metadataVersion":"1","dataVersion":"1"}]"#;
+    let r = client
+        .post(hb.url("/hooks/grid"))
+        .header("aeg-event-type", "SubscriptionValidation")
+        .body(validation)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"validationResponse":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}"#
+    );
+    let event = r#"[{"id":"e1","eventType":"Microsoft.Storage.BlobCreated","subject":"/blobs/a","data":{}}]"#;
+    for (secret, status) in [("grid-secret-value-5c2e", 200), ("guess", 401)] {
+        let r = client
+            .post(hb.url("/hooks/grid"))
+            .header("aeg-event-type", "Notification")
+            .header("X-Grid-Secret", secret)
+            .body(event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{secret}");
+    }
+    let records = kafka::read(&broker.addr(), &topic, Some(2), 5.0).await;
+    let values: Vec<&[u8]> = records.iter().map(|r| r.value.as_slice()).collect();
+    assert_eq!(
+        values,
+        vec![event.as_bytes()],
+        "only the authenticated event"
+    );
+}

@@ -34,6 +34,11 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ("workos", "", "workos-webhook-secret-0123"),
     ("mailgun", "", "mailgun-signing-key-0123"),
     ("microsoft-graph", "", "graph-client-state-0123"),
+    (
+        "azure-event-grid",
+        ", header = \"X-Event-Grid-Secret\"",
+        "event-grid-secret-0123",
+    ),
     ("twitch", "", "twitch-secret-0123"),
     (
         "hubspot",
