@@ -7,6 +7,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderName;
 use governor::DefaultDirectRateLimiter;
@@ -14,7 +15,7 @@ use serde::Deserialize;
 
 use super::key::KeyRule;
 use crate::config::rate_limit::RateLimitConfig;
-use crate::config::units::ByteSize;
+use crate::config::units::{ByteSize, HumanDuration};
 use crate::config::{ConfigError, SecretRef};
 use crate::verify::{SignedUrl, Verifier, VerifyConfig};
 
@@ -44,6 +45,11 @@ pub struct SourceConfig {
     /// Requests per second accepted for this source; more get 429 + Retry-After.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// A verified body identical to one acknowledged within this time is answered 2xx
+    /// without producing it again (per replica, best-effort): a replay guard for
+    /// providers that sign no timestamp.
+    #[serde(default)]
+    pub replay_window: Option<HumanDuration>,
 }
 
 fn default_key() -> String {
@@ -66,6 +72,8 @@ pub struct SourceDefinition {
     pub forward_headers: Vec<HeaderName>,
     pub max_body: usize,
     pub rate_limit: Option<RateLimitConfig>,
+    /// The replay guard's window, if any.
+    pub replay_window: Option<Duration>,
     /// Where the URL the provider signs (Twilio, Square, generic `{url}`) comes from:
     /// `verify.public_url` or `verify.trust_forwarded_from`.
     pub signed_url: SignedUrl,
@@ -140,6 +148,12 @@ impl SourceConfig {
         if max_body == 0 || max_body > MAX_MAX_BODY {
             return Err(err("max_body", "must be between 1B and 64MiB".into()));
         }
+        let replay_window = self.replay_window.map(|w| w.0);
+        if replay_window
+            .is_some_and(|w| !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&w))
+        {
+            return Err(err("replay_window", "must be between 1s and 24h".into()));
+        }
         let signed_url = (self.verify.signed_url())
             .map_err(|(key, reason)| err(&format!("verify.{key}"), reason))?;
         Ok(SourceDefinition {
@@ -152,6 +166,7 @@ impl SourceConfig {
             forward_headers,
             max_body: max_body as usize,
             rate_limit: self.rate_limit,
+            replay_window,
             signed_url,
         })
     }

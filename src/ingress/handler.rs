@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 
 use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
+use super::replay::ReplayGuard;
 use super::response::Reply;
 use super::server::ClientAddr;
 use super::share::{ShareLimits, Shares};
@@ -74,10 +75,11 @@ impl Protection {
     }
 }
 
-/// A served source and its telemetry handle.
+/// A served source, its telemetry handle and its replay guard.
 struct Endpoint {
     source: Source,
     telemetry: SourceTelemetry,
+    replay: Option<ReplayGuard>,
 }
 
 /// Everything the webhook listener needs, shared by all requests.
@@ -112,7 +114,13 @@ impl Ingress {
                 .map(|source| {
                     let telemetry = SourceTelemetry::new(source.name.clone(), metrics.clone());
                     let path = source.path.clone();
-                    (path, Arc::new(Endpoint { source, telemetry }))
+                    let replay = source.replay_window.map(ReplayGuard::new);
+                    let endpoint = Endpoint {
+                        source,
+                        telemetry,
+                        replay,
+                    };
+                    (path, Arc::new(endpoint))
                 })
                 .collect(),
             producer,
@@ -280,9 +288,23 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
     let acknowledgement = source.verifier.acknowledgement(&request);
-    match produce(ing, endpoint, req.headers, key.as_deref(), verified).await {
-        // The provider's own answer, only once the record is in Kafka.
-        Reply::Accepted => acknowledgement.map_or(Reply::Accepted, Reply::Handshake),
+    let digest = endpoint.replay.as_ref().map(|_| ReplayGuard::digest(&body));
+    let replayed = (endpoint.replay.as_ref().zip(digest.as_ref())).is_some_and(|(g, d)| g.seen(d));
+    let reply = if replayed {
+        // Acknowledged within the window, so already in Kafka: answered, not produced.
+        tracing::debug!(source = %source.name, "replayed body answered without producing it again");
+        Reply::Accepted
+    } else {
+        produce(ing, endpoint, req.headers, key.as_deref(), verified).await
+    };
+    match reply {
+        Reply::Accepted => {
+            if let (Some(guard), Some(digest)) = (&endpoint.replay, digest) {
+                guard.remember(digest);
+            }
+            // The provider's own answer, only once the record is in Kafka.
+            acknowledgement.map_or(Reply::Accepted, Reply::Handshake)
+        }
         other => other,
     }
 }

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod client_limit;
 pub mod handler;
+pub mod replay;
 pub mod response;
 pub mod server;
 pub mod share;
