@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use crate::config::load::Loaded;
 use crate::config::units::format_size;
+use crate::connectors::key::KeyRule;
 use crate::connectors::sink::Ordering;
 use crate::connectors::{Connectors, Sink, Source, WEAK_SECRET_BYTES};
 use crate::kafka::producer;
@@ -79,6 +80,15 @@ fn risky_settings(loaded: &Loaded, connectors: &Connectors) -> Vec<String> {
             ));
         }
     }
+    for src in &connectors.sources {
+        if let Some(names) = unsigned_headers_read(src) {
+            out.push(format!(
+                "{}: `source.key` or `source.forward_headers` read {names}, which the {} signature does not cover: a client that captured a signed request can replay it with other values",
+                src.file,
+                src.verifier.scheme_name()
+            ));
+        }
+    }
     if s.http.min_body_rate.0 == 0 {
         out.push(format!(
             "{file}: key `http.min_body_rate` is 0: a stalled body holds its slot and memory for all of http.body_timeout ({})",
@@ -91,6 +101,26 @@ fn risky_settings(loaded: &Loaded, connectors: &Connectors) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The headers a source copies into its records (key, forwarded headers) that its
+/// signature does not cover, comma separated; `None` when there are none.
+fn unsigned_headers_read(src: &Source) -> Option<String> {
+    if src.verifier.scheme_name() == "none" {
+        return None; // nothing is covered, and check warns about that already
+    }
+    let signed = src.verifier.signed_headers();
+    let key = match &src.key {
+        KeyRule::Header(h) => Some(h),
+        _ => None,
+    };
+    let mut read: Vec<&str> = (key.into_iter().chain(&src.forward_headers))
+        .map(|h| h.as_str())
+        .filter(|h| !signed.iter().any(|s| s.eq_ignore_ascii_case(h)))
+        .collect();
+    read.sort_unstable();
+    read.dedup();
+    (!read.is_empty()).then(|| read.join(", "))
 }
 
 /// The URL with its credentials and secret-looking query values replaced, for display:

@@ -446,6 +446,14 @@ impl GenericHmac {
         Ok(text)
     }
 
+    /// The request headers the MAC covers: the timestamp header and the template's
+    /// `{header:…}` names.
+    pub fn signed_headers(&self) -> Vec<&str> {
+        (self.timestamp.iter().map(|(name, _, _)| name.as_str()))
+            .chain(self.template.headers().map(HeaderName::as_str))
+            .collect()
+    }
+
     /// Checks the timestamp window (if any), then the MAC of the template.
     pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
         self.matching_key(req).map(|_| ())

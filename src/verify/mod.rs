@@ -366,6 +366,26 @@ impl Verifier {
         }
     }
 
+    /// The request headers the signature covers (lowercase), besides the signature
+    /// itself. Any other header — a delivery id, an event name — can be changed by a
+    /// client that replays a captured signed body; `check` warns when the key or
+    /// forwarded headers read one.
+    pub fn signed_headers(&self) -> Vec<&str> {
+        match self {
+            Verifier::StandardWebhooks(_) => vec![
+                standard::WEBHOOK_HEADERS.id,
+                standard::WEBHOOK_HEADERS.timestamp,
+                standard::SVIX_HEADERS.id,
+                standard::SVIX_HEADERS.timestamp,
+            ],
+            Verifier::Twitch(_) => vec![twitch::MESSAGE_ID, twitch::MESSAGE_TIMESTAMP],
+            Verifier::Hmac(v) => v.signed_headers(),
+            Verifier::Discord(_) => vec![discord::TIMESTAMP],
+            Verifier::Sendgrid(_) => vec![sendgrid::TIMESTAMP],
+            _ => Vec::new(),
+        }
+    }
+
     /// The scheme name as written in config, e.g. `"github"` (also a metrics label).
     pub fn scheme_name(&self) -> &'static str {
         match self {

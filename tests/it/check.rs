@@ -308,7 +308,7 @@ fn sink_url_credentials_are_redacted_and_risky_settings_warned() {
     );
     std::fs::write(
         dir.path().join("connectors/short.toml"),
-        "[source]\nname = \"short\"\npath = \"/short\"\ntopic = \"t\"\nverify = { scheme = \"github\", secret = \"${SHORT_SECRET}\" }\n",
+        "[source]\nname = \"short\"\npath = \"/short\"\ntopic = \"t\"\nverify = { scheme = \"github\", secret = \"${SHORT_SECRET}\" }\nkey = \"header:X-GitHub-Delivery\"\nforward_headers = [\"X-GitHub-Event\", \"X-GitHub-Delivery\"]\n",
     )
     .unwrap();
     std::fs::write(
@@ -334,6 +334,7 @@ fn sink_url_credentials_are_redacted_and_risky_settings_warned() {
         "`source.verify.scheme` is \"none\"",
         "`http.min_body_rate` is 0",
         "`source.verify` holds a secret shorter than 16 bytes",
+        "read x-github-delivery, x-github-event, which the github signature does not cover",
     ] {
         assert!(text.contains(warning), "no warning {warning:?}:\n{text}");
     }
