@@ -219,12 +219,29 @@ pub struct HmacConfig {
     /// The URL the sender signs, for a template using `{url}`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How each secret is written: `text` (default: its bytes are the key), `hex` or
+    /// `base64` (decoded to the key bytes, for providers that hand out binary keys).
+    #[serde(default)]
+    pub secret_encoding: SecretEncoding,
     /// Proxies whose forwarded headers give the URL for `{url}` instead of `public_url`.
     #[serde(default)]
     pub trust_forwarded_from: Option<Vec<String>>,
     /// The forwarded headers those proxies set themselves (as for Twilio).
     #[serde(default)]
     pub trust_forwarded_headers: Option<Vec<String>>,
+}
+
+/// How a generic HMAC secret is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretEncoding {
+    /// The secret's bytes are the key.
+    #[default]
+    Text,
+    /// Hex digits, decoded to the key.
+    Hex,
+    /// Standard base64 (padded), decoded to the key.
+    Base64,
 }
 
 fn default_algorithm() -> Algorithm {
@@ -307,6 +324,37 @@ fn text_keys(
         .iter()
         .map(Key::from_secret)
         .collect())
+}
+
+/// The generic scheme's keys, decoded per `secret_encoding`; errors name the secret.
+fn encoded_keys(c: &HmacConfig) -> Result<Vec<Key>, BuildError> {
+    use base64::Engine;
+    let values = resolve_secrets(&c.secret, &c.secrets)?;
+    (values.iter().enumerate())
+        .map(|(i, value)| {
+            let text = value.expose();
+            let decoded = match c.secret_encoding {
+                SecretEncoding::Text => return Ok(Key::from_secret(value)),
+                SecretEncoding::Hex => hex::decode(text).ok(),
+                SecretEncoding::Base64 => {
+                    base64::engine::general_purpose::STANDARD.decode(text).ok()
+                }
+            };
+            match decoded {
+                Some(bytes) if !bytes.is_empty() => Ok(Key::new(bytes)),
+                _ => Err(err(
+                    secret_key_name(c.secret.is_some(), i),
+                    format!(
+                        "is not {} (secret_encoding)",
+                        match c.secret_encoding {
+                            SecretEncoding::Hex => "hex",
+                            _ => "base64",
+                        }
+                    ),
+                )),
+            }
+        })
+        .collect()
 }
 
 /// Standard Webhooks: `whsec_…` secrets verify `v1` signatures, `whpk_…` public keys
@@ -565,7 +613,7 @@ fn header_name(key: &str, raw: &str) -> Result<HeaderName, BuildError> {
 }
 
 fn build_hmac(c: &HmacConfig) -> Result<Verifier, BuildError> {
-    let keys = text_keys(&c.secret, &c.secrets)?;
+    let keys = encoded_keys(c)?;
     let header = header_name("header", &c.header)?;
     if !c.prefix.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(err("prefix", "must be printable ASCII"));
@@ -1103,6 +1151,29 @@ mod tests {
                 .signed_url(),
             Ok(SignedUrl::NotSigned)
         );
+    }
+
+    #[test]
+    fn generic_secrets_may_be_hex_or_base64() {
+        use crate::verify::testutil::req;
+        // The same 4-byte key written three ways signs the same MAC.
+        let tables = [
+            r#"scheme = "hmac", secret = "k3y!", header = "X-Sig""#,
+            r#"scheme = "hmac", secret = "6b337921", header = "X-Sig", secret_encoding = "hex""#,
+            r#"scheme = "hmac", secret = "azN5IQ==", header = "X-Sig", secret_encoding = "base64""#,
+        ];
+        let signed = build(&format!("verify = {{ {} }}", tables[0]))
+            .unwrap()
+            .sign(b"{}", "", 0)
+            .unwrap();
+        for t in tables {
+            let v = build(&format!("verify = {{ {t} }}")).unwrap();
+            assert_eq!(v.verify(&req(&signed, b"{}", 0)).map(|_| ()), Ok(()), "{t}");
+        }
+        let bad = r#"verify = { scheme = "hmac", secrets = ["00", "zz"], header = "X-Sig", secret_encoding = "hex" }"#;
+        assert_eq!(build(bad).unwrap_err().0, "secrets[1]");
+        let bad = r#"verify = { scheme = "hmac", secret = "not base64!", header = "X-Sig", secret_encoding = "base64" }"#;
+        assert_eq!(build(bad).unwrap_err().0, "secret");
     }
 
     #[test]
