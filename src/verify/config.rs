@@ -223,6 +223,10 @@ pub struct HmacConfig {
     /// `base64` (decoded to the key bytes, for providers that hand out binary keys).
     #[serde(default)]
     pub secret_encoding: SecretEncoding,
+    /// The signature header lists several signatures (each after `prefix`) separated
+    /// by this, e.g. `","` or `" "`; any may match (at most 16 are read).
+    #[serde(default)]
+    pub signature_separator: Option<String>,
     /// Proxies whose forwarded headers give the URL for `{url}` instead of `public_url`.
     #[serde(default)]
     pub trust_forwarded_from: Option<Vec<String>>,
@@ -664,15 +668,21 @@ fn build_hmac(c: &HmacConfig) -> Result<Verifier, BuildError> {
             None
         }
     };
-    Ok(Verifier::Hmac(GenericHmac::new(
-        keys,
-        header,
-        c.prefix.clone(),
-        c.algorithm,
-        c.encoding,
-        timestamp,
-        template,
-    )))
+    if c.signature_separator.as_deref() == Some("") {
+        return Err(err("signature_separator", "must not be empty"));
+    }
+    Ok(Verifier::Hmac(
+        GenericHmac::new(
+            keys,
+            header,
+            c.prefix.clone(),
+            c.algorithm,
+            c.encoding,
+            timestamp,
+            template,
+        )
+        .with_separator(c.signature_separator.clone()),
+    ))
 }
 
 impl VerifyConfig {
@@ -1174,6 +1184,24 @@ mod tests {
         assert_eq!(build(bad).unwrap_err().0, "secrets[1]");
         let bad = r#"verify = { scheme = "hmac", secret = "not base64!", header = "X-Sig", secret_encoding = "base64" }"#;
         assert_eq!(build(bad).unwrap_err().0, "secret");
+    }
+
+    #[test]
+    fn generic_signature_headers_may_list_several_signatures() {
+        use crate::verify::testutil::{headers, req};
+        let one = build(r#"verify = { scheme = "hmac", secret = "new-secret", header = "X-Sig", prefix = "v1=" }"#).unwrap();
+        let signed = one.sign(b"{}", "", 0).unwrap();
+        let good = signed.get("x-sig").unwrap().to_str().unwrap().to_owned();
+        let v = build(r#"verify = { scheme = "hmac", secrets = ["new-secret"], header = "X-Sig", prefix = "v1=", signature_separator = "," }"#).unwrap();
+        let listed = format!("v1=00ff,{good},v1=zz");
+        let h = headers(&[("X-Sig", &listed)]);
+        assert_eq!(v.verify(&req(&h, b"{}", 0)).map(|_| ()), Ok(()));
+        // Without a separator the whole value is one signature, and does not match.
+        assert!(one.verify(&req(&h, b"{}", 0)).is_err());
+        let none_match = headers(&[("X-Sig", "v1=00ff,v1=zz")]);
+        assert!(v.verify(&req(&none_match, b"{}", 0)).is_err());
+        let empty = r#"verify = { scheme = "hmac", secret = "s", header = "X-Sig", signature_separator = "" }"#;
+        assert_eq!(build(empty).unwrap_err().0, "signature_separator");
     }
 
     #[test]
