@@ -75,7 +75,7 @@ pub struct HttpSettings {
     /// Open connections at once; past it, new connections are accepted and closed.
     pub max_connections: usize,
     /// Open connections one client address (IPv6: one /64) may hold. The last eighth of
-    /// `max_connections` is kept for addresses that hold none, so a provider's or a
+    /// `max_connections` is kept for addresses that hold little, so a provider's or a
     /// probe's new connection is served while others hold all they may.
     pub max_connections_per_address: usize,
     /// Requests served on one keep-alive connection before it is closed (both listeners).
@@ -122,7 +122,7 @@ pub struct AdminSettings {
     /// connection are the webhook listener's (`http.*`).
     pub max_connections: usize,
     /// Open connections one client address (IPv6: one /64) may hold; the last eighth of
-    /// `max_connections` is kept for addresses that hold none (a kubelet's probes).
+    /// `max_connections` is kept for addresses that hold little (a kubelet's probes).
     pub max_connections_per_address: usize,
 }
 

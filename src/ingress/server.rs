@@ -41,7 +41,7 @@ pub struct Limits {
     /// once, so a flood of idle sockets cannot exhaust file descriptors or memory.
     pub max_connections: usize,
     /// Open connections one client address (IPv6: one /64) may hold; the last eighth of
-    /// `max_connections` is kept for addresses holding none (see [`super::share`]).
+    /// `max_connections` is kept for addresses holding little (see [`super::share`]).
     pub max_connections_per_address: usize,
     /// Requests served on one connection; the last is answered with `Connection: close`,
     /// so a client that keeps a connection busy with cheap requests still gives it up.
