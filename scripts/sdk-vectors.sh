@@ -10,7 +10,7 @@ VENV=tests/vectors/.venv
 # Tests generate vectors concurrently: one installs, the others wait for it.
 exec 9>tests/vectors/.install.lock
 flock 9
-PINS="stripe==16.1.0 standardwebhooks==1.1.0 slack-sdk==3.47.0 twilio==9.13.0 discord-interactions==0.4.0 pynacl==1.6.2 sendgrid==6.12.5 hubspot-api-client==12.0.0"
+PINS="stripe==16.1.0 standardwebhooks==1.1.0 slack-sdk==3.47.0 twilio==9.13.0 discord-interactions==0.4.0 pynacl==1.6.2 sendgrid==6.12.5 hubspot-api-client==12.0.0 workos==10.6.0 mailgun==1.10.0"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PINS" ]; then
   ${PYTHON:-python3} -m venv "$VENV" >&2
   # shellcheck disable=SC2086

@@ -19,14 +19,15 @@ struct AdminState {
     health: Arc<Health>,
 }
 
-/// The admin listener's connection limits: the webhook listener's header timeout and
-/// size, its own connection cap, and never TLS (it is meant for the internal network).
+/// The admin listener's connection limits: the webhook listener's header timeout, size,
+/// write timeout and requests per connection, its own connection cap and per-address
+/// share, and never TLS (it is meant for the internal network).
 pub fn limits(settings: &Settings) -> Limits {
     Limits {
-        header_timeout: settings.http.header_timeout.0,
-        max_header_bytes: settings.http.max_header_bytes.0 as usize,
         max_connections: settings.admin.max_connections,
+        max_connections_per_address: settings.admin.max_connections_per_address,
         tls: None,
+        ..Limits::common(&settings.http)
     }
 }
 

@@ -1,12 +1,15 @@
 //! `hookbridge check`: a human summary of the validated configuration. Secrets appear
-//! only as their reference (`${NAME}`, `file:/path`) or `<redacted>`, never as values.
+//! only as their reference (`${NAME}`, `file:/path`) or `<redacted>`, never as values;
+//! credentials in sink URLs (user, password, secret-looking query values) are redacted.
+//! Settings that work but weaken a protection are printed as warnings.
 
 use std::fmt::Write;
 
 use crate::config::load::Loaded;
 use crate::config::units::format_size;
+use crate::connectors::key::KeyRule;
 use crate::connectors::sink::Ordering;
-use crate::connectors::{Connectors, Sink, Source};
+use crate::connectors::{Connectors, Sink, Source, WEAK_SECRET_BYTES};
 use crate::kafka::producer;
 
 /// Renders the summary printed by `check` (and logged by `run` at debug level).
@@ -56,7 +59,112 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
             "warning: {file}: key `{key}` holds a literal secret; use \"${{ENV_VAR}}\" or \"file:/path\" outside local development"
         );
     }
+    for warning in risky_settings(loaded, connectors) {
+        let _ = writeln!(out, "warning: {warning}");
+    }
     out
+}
+
+/// Settings that work but weaken what hookbridge protects: each one is legitimate
+/// somewhere (a sidecar on loopback, a trusted network), so they are warnings.
+fn risky_settings(loaded: &Loaded, connectors: &Connectors) -> Vec<String> {
+    let s = &loaded.settings;
+    let file = loaded.file_label();
+    let mut out = Vec::new();
+    let listen = s.http.listen.ip();
+    for src in &connectors.sources {
+        if src.verifier.scheme_name() == "none" && !listen.is_loopback() {
+            out.push(format!(
+                "{}: key `source.verify.scheme` is \"none\" while http.listen ({}) is not a loopback address: anyone who reaches the listener can write to topic {}",
+                src.file, s.http.listen, src.topic
+            ));
+        }
+    }
+    for src in &connectors.sources {
+        if let Some(names) = unsigned_headers_read(src) {
+            out.push(format!(
+                "{}: `source.key` or `source.forward_headers` read {names}, which the {} signature does not cover: a client that captured a signed request can replay it with other values",
+                src.file,
+                src.verifier.scheme_name()
+            ));
+        }
+    }
+    if s.http.min_body_rate.0 == 0 {
+        out.push(format!(
+            "{file}: key `http.min_body_rate` is 0: a stalled body holds its slot and memory for all of http.body_timeout ({})",
+            humantime::format_duration(s.http.body_timeout.0)
+        ));
+    }
+    for (file, key) in &connectors.weak_secrets {
+        out.push(format!(
+            "{file}: key `{key}` holds a secret shorter than {WEAK_SECRET_BYTES} bytes: it can be guessed offline from one captured request; use a long random one"
+        ));
+    }
+    out
+}
+
+/// The headers a source copies into its records (key, forwarded headers) that its
+/// signature does not cover, comma separated; `None` when there are none.
+fn unsigned_headers_read(src: &Source) -> Option<String> {
+    if src.verifier.scheme_name() == "none" {
+        return None; // nothing is covered, and check warns about that already
+    }
+    let signed = src.verifier.signed_headers();
+    let key = match &src.key {
+        KeyRule::Header(h) => Some(h),
+        _ => None,
+    };
+    let mut read: Vec<&str> = (key.into_iter().chain(&src.forward_headers))
+        .map(|h| h.as_str())
+        .filter(|h| !signed.iter().any(|s| s.eq_ignore_ascii_case(h)))
+        .collect();
+    read.sort_unstable();
+    read.dedup();
+    (!read.is_empty()).then(|| read.join(", "))
+}
+
+/// The URL with its credentials and secret-looking query values replaced, for display:
+/// `https://user:pass@host/p?token=…&page=2` → `https://redacted:redacted@host/p?token=redacted&page=2`.
+fn redacted_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if !url.username().is_empty() {
+        let _ = url.set_username("redacted");
+    }
+    if url.password().is_some() {
+        let _ = url.set_password(Some("redacted"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = (url.query_pairs())
+            .map(|(k, v)| {
+                let v = if secret_looking(&k) {
+                    "redacted".into()
+                } else {
+                    v
+                };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+/// A query parameter name that usually carries a credential.
+fn secret_looking(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "token",
+        "key",
+        "sig",
+        "secret",
+        "pass",
+        "pwd",
+        "auth",
+        "credential",
+        "session",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 fn looks_secret(key: &str) -> bool {
@@ -115,10 +223,7 @@ fn record_limits(out: &mut String, loaded: &Loaded, connectors: &Connectors) {
 }
 
 fn sink_line(out: &mut String, s: &Sink) {
-    let mut url = s.url.clone();
-    if url.password().is_some() {
-        let _ = url.set_password(Some("redacted"));
-    }
+    let url = redacted_url(&s.url);
     let _ = writeln!(out, "  - {} ({})", s.name, s.file);
     let _ = writeln!(
         out,
@@ -154,5 +259,28 @@ fn sink_line(out: &mut String, s: &Sink) {
     if !s.headers.is_empty() {
         let names: Vec<&str> = s.headers.iter().map(|(n, _)| n.as_str()).collect();
         let _ = writeln!(out, "      headers: {} (values redacted)", names.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_urls_lose_credentials_and_secret_looking_query_values() {
+        let url = |s: &str| redacted_url(&url::Url::parse(s).unwrap());
+        assert_eq!(
+            url("https://user:pa55@host.example/p?token=abc&page=2&api_key=k&Signature=s"),
+            "https://redacted:redacted@host.example/p?token=redacted&page=2&api_key=redacted&Signature=redacted"
+        );
+        assert_eq!(url("https://user@host/"), "https://redacted@host/");
+        assert_eq!(
+            url("http://host/hook?password=x&secret=y&sig=z&key=w&id=7"),
+            "http://host/hook?password=redacted&secret=redacted&sig=redacted&key=redacted&id=7"
+        );
+        assert_eq!(
+            url("http://inventory.internal/hooks"),
+            "http://inventory.internal/hooks"
+        );
     }
 }

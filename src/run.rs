@@ -83,10 +83,8 @@ pub async fn run(
         None => None,
     };
     let limits = ingress::server::Limits {
-        header_timeout: s.http.header_timeout.0,
-        max_header_bytes: s.http.max_header_bytes.0 as usize,
-        max_connections: s.http.max_connections,
         tls,
+        ..ingress::server::Limits::common(&s.http)
     };
     let http = tokio::spawn(ingress::server::serve(
         http_listener,

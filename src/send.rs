@@ -25,6 +25,8 @@ pub async fn send(
         Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
         None => source.verifier.sample_body_at(now).to_vec(),
     };
+    // Mailgun signs inside the body: the body sent is the signed one.
+    let body = source.verifier.sign_body(&body, now).unwrap_or(body);
     let mut url = format!("{}{}", base.trim_end_matches('/'), source.path);
     // With trust_forwarded_from, send goes direct, so it signs what a proxy would forward.
     let mut signed_url = (source.signed_url.public()).map_or_else(|| url.clone(), str::to_owned);

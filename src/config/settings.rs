@@ -79,6 +79,15 @@ pub struct HttpSettings {
     pub max_header_bytes: ByteSize,
     /// Open connections at once; past it, new connections are accepted and closed.
     pub max_connections: usize,
+    /// Open connections one client address (IPv6: one /64) may hold. The last eighth of
+    /// `max_connections` is kept for addresses that hold little, so a provider's or a
+    /// probe's new connection is served while others hold all they may.
+    pub max_connections_per_address: usize,
+    /// Requests served on one keep-alive connection before it is closed (both listeners).
+    pub max_requests_per_connection: usize,
+    /// Longest a response write may make no progress before the connection is closed
+    /// (a client that pipelines requests and never reads the answers; both listeners).
+    pub write_timeout: HumanDuration,
     /// Longest time a request body may take to arrive after its headers; slower
     /// requests get 408 and the connection is closed.
     pub body_timeout: HumanDuration,
@@ -88,6 +97,9 @@ pub struct HttpSettings {
     /// Request body bytes held in memory by all requests together; past it, new
     /// requests get 503 + Retry-After at once. Must be at least every source's max_body.
     pub max_body_bytes_in_flight: ByteSize,
+    /// Of those, held by the requests of one client address (IPv6: one /64). Must be at
+    /// least every source's max_body.
+    pub max_body_bytes_per_address: ByteSize,
     /// Failed signature checks allowed per client address (IPv6: per /64); past it,
     /// that address gets 429 + Retry-After. Verified requests never spend it.
     pub unverified_rate_limit: RateLimitConfig,
@@ -111,8 +123,12 @@ pub struct TlsSettings {
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     pub listen: SocketAddr,
-    /// Open connections at once; the header timeout is `http.header_timeout`.
+    /// Open connections at once; the header timeout, write timeout and requests per
+    /// connection are the webhook listener's (`http.*`).
     pub max_connections: usize,
+    /// Open connections one client address (IPv6: one /64) may hold; the last eighth of
+    /// `max_connections` is kept for addresses that hold little (a kubelet's probes).
+    pub max_connections_per_address: usize,
 }
 
 /// Log output.

@@ -42,6 +42,12 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
             secs(300),
         ),
         (
+            "http.write_timeout",
+            s.http.write_timeout.0,
+            ms(100),
+            secs(3600),
+        ),
+        (
             "http.body_timeout",
             s.http.body_timeout.0,
             ms(100),
@@ -83,6 +89,12 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
             MIB,
             64 * GIB,
         ),
+        (
+            "http.max_body_bytes_per_address",
+            s.http.max_body_bytes_per_address.0,
+            KIB,
+            64 * GIB,
+        ),
     ];
     for (key, value, min, max) in sizes {
         in_range_size(value, min, max).map_err(|r| err(key, r))?;
@@ -90,7 +102,25 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     let counts = [
         ("http.max_in_flight", s.http.max_in_flight, 1, 1_000_000),
         ("http.max_connections", s.http.max_connections, 1, 1_000_000),
+        (
+            "http.max_connections_per_address",
+            s.http.max_connections_per_address,
+            1,
+            1_000_000,
+        ),
+        (
+            "http.max_requests_per_connection",
+            s.http.max_requests_per_connection,
+            1,
+            100_000_000,
+        ),
         ("admin.max_connections", s.admin.max_connections, 1, 100_000),
+        (
+            "admin.max_connections_per_address",
+            s.admin.max_connections_per_address,
+            1,
+            100_000,
+        ),
         (
             "http.unverified_rate_limit.per_second",
             s.http.unverified_rate_limit.per_second.get() as usize,
@@ -311,6 +341,19 @@ mod tests {
                 "http.max_body_bytes_in_flight",
             ),
             ("[admin]\nmax_connections = 0\n", "admin.max_connections"),
+            (
+                "[http]\nmax_connections_per_address = 0\n",
+                "http.max_connections_per_address",
+            ),
+            (
+                "[http]\nmax_requests_per_connection = 0\n",
+                "http.max_requests_per_connection",
+            ),
+            ("[http]\nwrite_timeout = \"0s\"\n", "http.write_timeout"),
+            (
+                "[admin]\nmax_connections_per_address = 0\n",
+                "admin.max_connections_per_address",
+            ),
             (
                 "[shutdown]\ndrain_timeout = \"0s\"\n",
                 "shutdown.drain_timeout",

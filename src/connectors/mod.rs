@@ -34,7 +34,12 @@ pub struct Connectors {
     pub sinks: Vec<Sink>,
     /// Literal secrets found (file, key): accepted for local development, warned by `check`.
     pub literal_secrets: Vec<(String, String)>,
+    /// Source secrets shorter than [`WEAK_SECRET_BYTES`] (file, key): warned by `check`.
+    pub weak_secrets: Vec<(String, String)>,
 }
+
+/// A shared secret shorter than this can be guessed offline from one captured request.
+pub const WEAK_SECRET_BYTES: usize = 16;
 
 impl Connectors {
     pub fn source(&self, name: &str) -> Option<&Source> {
@@ -80,7 +85,11 @@ pub(crate) fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<
         (Some(src), None) => {
             for (key, r) in src.secret_refs() {
                 if r.is_literal() {
-                    out.literal_secrets.push((file.to_owned(), key));
+                    out.literal_secrets.push((file.to_owned(), key.clone()));
+                }
+                // A reference that does not resolve is reported by `build` below.
+                if (r.resolve()).is_ok_and(|s| s.expose().len() < WEAK_SECRET_BYTES) {
+                    out.weak_secrets.push((file.to_owned(), key));
                 }
             }
             out.sources.push(src.validate(file)?.build()?);
@@ -147,18 +156,29 @@ pub fn check_against(settings: &Settings, connectors: &Connectors) -> Result<(),
 /// Every source's `max_body` must fit the process-wide body budget, or such a webhook
 /// would be answered 503 — and retried by its sender — forever.
 fn sources_fit(settings: &Settings, sources: &[Source]) -> Result<(), ConfigError> {
-    let budget = settings.http.max_body_bytes_in_flight.0;
+    let budgets = [
+        (
+            "http.max_body_bytes_in_flight",
+            settings.http.max_body_bytes_in_flight.0,
+        ),
+        (
+            "http.max_body_bytes_per_address",
+            settings.http.max_body_bytes_per_address.0,
+        ),
+    ];
     for source in sources {
-        if source.max_body as u64 > budget {
-            return Err(ConfigError::new(
-                source.file.as_str(),
-                "source.max_body",
-                format!(
-                    "{} is more than http.max_body_bytes_in_flight ({}); such a webhook could never be accepted",
-                    format_size(source.max_body as u64),
-                    format_size(budget)
-                ),
-            ));
+        for (key, budget) in budgets {
+            if source.max_body as u64 > budget {
+                return Err(ConfigError::new(
+                    source.file.as_str(),
+                    "source.max_body",
+                    format!(
+                        "{} is more than {key} ({}); such a webhook could never be accepted",
+                        format_size(source.max_body as u64),
+                        format_size(budget)
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -229,6 +249,7 @@ key = "json:/data/id"
 forward_headers = ["X-Event", "X-Delivery"]
 max_body = "2MiB"
 rate_limit = { per_second = 200, burst = 400 }
+replay_window = "10m"
 "#;
 
     const KITCHEN_SINK: &str = r#"

@@ -7,6 +7,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderName;
 use governor::DefaultDirectRateLimiter;
@@ -14,7 +15,7 @@ use serde::Deserialize;
 
 use super::key::KeyRule;
 use crate::config::rate_limit::RateLimitConfig;
-use crate::config::units::ByteSize;
+use crate::config::units::{ByteSize, HumanDuration};
 use crate::config::{ConfigError, SecretRef};
 use crate::verify::{SignedUrl, Verifier, VerifyConfig};
 
@@ -44,6 +45,11 @@ pub struct SourceConfig {
     /// Requests per second accepted for this source; more get 429 + Retry-After.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// A verified body identical to one acknowledged within this time is answered 2xx
+    /// without producing it again (per replica, best-effort): a replay guard for
+    /// providers that sign no timestamp.
+    #[serde(default)]
+    pub replay_window: Option<HumanDuration>,
 }
 
 fn default_key() -> String {
@@ -66,6 +72,8 @@ pub struct SourceDefinition {
     pub forward_headers: Vec<HeaderName>,
     pub max_body: usize,
     pub rate_limit: Option<RateLimitConfig>,
+    /// The replay guard's window, if any.
+    pub replay_window: Option<Duration>,
     /// Where the URL the provider signs (Twilio, Square, generic `{url}`) comes from:
     /// `verify.public_url` or `verify.trust_forwarded_from`.
     pub signed_url: SignedUrl,
@@ -124,9 +132,27 @@ impl SourceConfig {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(secret) = self.verify.secret_header() {
+            let carries = |h: &HeaderName| h.as_str().eq_ignore_ascii_case(secret);
+            let why = format!(
+                "{secret} carries the source's secret token: it would be copied into Kafka"
+            );
+            if let Some(i) = forward_headers.iter().position(carries) {
+                return Err(err(&format!("forward_headers[{i}]"), why));
+            }
+            if matches!(&key, KeyRule::Header(h) if carries(h)) {
+                return Err(err("key", why));
+            }
+        }
         let max_body = self.max_body.0;
         if max_body == 0 || max_body > MAX_MAX_BODY {
             return Err(err("max_body", "must be between 1B and 64MiB".into()));
+        }
+        let replay_window = self.replay_window.map(|w| w.0);
+        if replay_window
+            .is_some_and(|w| !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&w))
+        {
+            return Err(err("replay_window", "must be between 1s and 24h".into()));
         }
         let signed_url = (self.verify.signed_url())
             .map_err(|(key, reason)| err(&format!("verify.{key}"), reason))?;
@@ -140,6 +166,7 @@ impl SourceConfig {
             forward_headers,
             max_body: max_body as usize,
             rate_limit: self.rate_limit,
+            replay_window,
             signed_url,
         })
     }
@@ -181,4 +208,54 @@ impl SourceDefinition {
 
 fn source_error(file: &str, key: &str, reason: String) -> ConfigError {
     ConfigError::new(file, format!("source.{key}"), reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(verify: &str, extra: &str) -> Result<SourceDefinition, ConfigError> {
+        let text = format!(
+            "name = \"s\"\npath = \"/s\"\ntopic = \"t\"\nverify = {{ {verify} }}\n{extra}\n"
+        );
+        let config: SourceConfig = toml::from_str(&text).unwrap();
+        config.validate("s.toml")
+    }
+
+    #[test]
+    fn the_header_carrying_a_token_secret_is_never_forwarded_or_a_key() {
+        let token = r#"scheme = "token", secret = "t", header = "X-Webhook-Token""#;
+        let cases = [
+            (
+                token,
+                r#"forward_headers = ["X-Event", "x-webhook-token"]"#,
+                "source.forward_headers[1]",
+            ),
+            (token, r#"key = "header:X-Webhook-Token""#, "source.key"),
+            (
+                r#"scheme = "bearer", secret = "t""#,
+                r#"forward_headers = ["Authorization"]"#,
+                "source.forward_headers[0]",
+            ),
+            (
+                r#"scheme = "basic", secret = "u:p""#,
+                r#"key = "header:authorization""#,
+                "source.key",
+            ),
+            (
+                r#"scheme = "gitlab", secret = "t""#,
+                r#"forward_headers = ["X-Gitlab-Token"]"#,
+                "source.forward_headers[0]",
+            ),
+        ];
+        for (verify, extra, key) in cases {
+            let e = validate(verify, extra).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{extra}");
+            assert!(e.reason.contains("secret"), "{e}");
+        }
+        // Other headers, and signature headers (which carry a MAC, not the secret), pass.
+        assert!(validate(token, r#"forward_headers = ["X-Event"]"#).is_ok());
+        let github = r#"scheme = "github", secret = "s""#;
+        assert!(validate(github, r#"forward_headers = ["X-Hub-Signature-256"]"#).is_ok());
+    }
 }

@@ -1,17 +1,20 @@
 //! Reading a webhook body under the limits an unauthenticated client must not be able to
 //! exceed: a deadline for the whole body, a minimum data rate (so a stalled sender is cut
 //! off within about a second, not at the deadline), `max_body`, and a process-wide budget
-//! of body bytes held in memory. Memory follows the bytes received — the body is copied
+//! of body bytes held in memory, shared out per client address (see [`super::share`]) so
+//! that no one address can pin it. Memory follows the bytes received — the body is copied
 //! into one growing buffer, never kept as a list of the client's (possibly 1-byte) chunks.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+use super::share::{Share, ShareLimits, Shares};
 
 /// The first allocation of a body buffer; it grows by doubling as bytes arrive, so a
 /// client that declares a large `Content-Length` and sends little costs little.
@@ -44,66 +47,52 @@ pub enum BodyError {
     Broken,
 }
 
-/// The process-wide budget of request body bytes held in memory.
+/// The process-wide budget of request body bytes held in memory, shared out per client
+/// address.
 #[derive(Debug, Clone)]
 pub struct BodyBudget {
-    bytes: Arc<Semaphore>,
+    bytes: Arc<Shares>,
 }
 
 /// Budget held by one request; returned when the request is answered.
 #[derive(Debug)]
 pub struct Reservation {
-    budget: Arc<Semaphore>,
-    held: Option<OwnedSemaphorePermit>,
+    held: Share,
 }
 
 impl BodyBudget {
-    pub fn new(bytes: usize) -> Self {
+    /// `bytes` in all, at most `per_address` of them held by one client address.
+    pub fn new(bytes: usize, per_address: usize) -> Self {
         Self {
-            bytes: Arc::new(Semaphore::new(bytes.clamp(1, Semaphore::MAX_PERMITS))),
+            bytes: Shares::new(ShareLimits::new(bytes.max(1), per_address)),
         }
     }
 
-    /// A reservation for a new request, or `None` when the budget is spent: the request
-    /// is answered 503 at once instead of queueing behind slow bodies.
-    pub fn start(&self) -> Option<Reservation> {
-        let mut r = Reservation {
-            budget: self.bytes.clone(),
-            held: None,
-        };
-        r.grow_to(1).ok()?;
-        Some(r)
+    /// A reservation for a new request from `client`, or `None` when the budget (or the
+    /// client's part of it) is spent: the request is answered 503 at once instead of
+    /// queueing behind slow bodies.
+    pub fn start(&self, client: IpAddr) -> Option<Reservation> {
+        Some(Reservation {
+            held: self.bytes.take(client).ok()?,
+        })
     }
 
-    /// Bytes not reserved by any request right now.
+    /// Bytes reserved by all requests right now.
     #[cfg(test)]
-    pub fn available(&self) -> usize {
-        self.bytes.available_permits()
+    pub fn reserved(&self) -> usize {
+        self.bytes.held().0
     }
 }
 
 impl Reservation {
     fn held(&self) -> usize {
-        self.held.as_ref().map_or(0, |p| p.num_permits())
+        self.held.held()
     }
 
     /// Holds at least `bytes` of the budget in total.
     fn grow_to(&mut self, bytes: usize) -> Result<(), BodyError> {
         let more = bytes.saturating_sub(self.held());
-        if more == 0 {
-            return Ok(());
-        }
-        let more = u32::try_from(more).map_err(|_| BodyError::OverBudget)?;
-        let permit = self
-            .budget
-            .clone()
-            .try_acquire_many_owned(more)
-            .map_err(|_| BodyError::OverBudget)?;
-        match &mut self.held {
-            Some(held) => held.merge(permit),
-            None => self.held = Some(permit),
-        }
-        Ok(())
+        self.held.grow(more).map_err(|_| BodyError::OverBudget)
     }
 }
 
@@ -225,10 +214,12 @@ mod tests {
         Body::from_stream(stream::iter(items))
     }
 
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[tokio::test]
     async fn tiny_chunks_cost_the_bytes_received_not_the_chunk_count() {
-        let budget = BodyBudget::new(1 << 20);
-        let mut r = budget.start().unwrap();
+        let budget = BodyBudget::new(1 << 20, 1 << 20);
+        let mut r = budget.start(CLIENT).unwrap();
         let body = read(chunked(100_000, 1), None, limits(1 << 20), &mut r)
             .await
             .unwrap();
@@ -236,43 +227,68 @@ mod tests {
         // Capacity is at most twice the bytes received.
         assert!(r.held() <= 200_000, "{}", r.held());
         drop(r);
-        assert_eq!(budget.available(), 1 << 20);
+        assert_eq!(budget.reserved(), 0);
     }
 
     #[tokio::test]
     async fn over_max_body_is_too_large_declared_or_not() {
-        let budget = BodyBudget::new(1 << 20);
-        let mut r = budget.start().unwrap();
+        let budget = BodyBudget::new(1 << 20, 1 << 20);
+        let mut r = budget.start(CLIENT).unwrap();
         let err = read(chunked(10, 100), None, limits(500), &mut r).await;
         assert_eq!(err, Err(BodyError::TooLarge(500)));
-        let mut r = budget.start().unwrap();
+        let mut r = budget.start(CLIENT).unwrap();
         let err = read(chunked(1, 1), Some(501), limits(500), &mut r).await;
         assert_eq!(err, Err(BodyError::TooLarge(500)));
     }
 
     #[tokio::test]
     async fn the_budget_is_shared_and_refuses_when_spent() {
-        let budget = BodyBudget::new(64 << 10);
-        let mut first = budget.start().unwrap();
-        read(chunked(1, 60 << 10), None, limits(1 << 20), &mut first)
+        let budget = BodyBudget::new(64 << 10, 64 << 10);
+        let mut first = budget.start(CLIENT).unwrap();
+        read(chunked(1, 40 << 10), None, limits(1 << 20), &mut first)
             .await
             .unwrap();
-        let mut second = budget.start().unwrap();
-        let err = read(chunked(1, 60 << 10), None, limits(1 << 20), &mut second).await;
+        // Another address: the whole budget, not the first one's share, is what is spent.
+        let mut second = budget.start("10.0.0.2".parse().unwrap()).unwrap();
+        let err = read(chunked(1, 40 << 10), None, limits(1 << 20), &mut second).await;
         assert_eq!(err, Err(BodyError::OverBudget));
         drop((first, second));
-        assert!(budget.start().is_some());
+        assert!(budget.start(CLIENT).is_some());
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_pin_the_budget_another_still_reads() {
+        // 1 MiB in all, 256 KiB per address: one address's half bodies stop there.
+        let budget = BodyBudget::new(1 << 20, 256 << 10);
+        let attacker: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            let Some(mut r) = budget.start(attacker) else {
+                break;
+            };
+            if read(chunked(1, 60 << 10), None, limits(1 << 20), &mut r)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            held.push(r);
+        }
+        assert!(budget.reserved() <= 256 << 10, "{}", budget.reserved());
+        let mut r = budget.start("10.0.0.2".parse().unwrap()).unwrap();
+        let body = read(chunked(1, 200 << 10), None, limits(1 << 20), &mut r).await;
+        assert_eq!(body.map(|b| b.len()), Ok(200 << 10));
     }
 
     #[tokio::test]
     async fn a_stalled_body_is_cut_off_for_rate_then_deadline() {
-        let budget = BodyBudget::new(1 << 20);
+        let budget = BodyBudget::new(1 << 20, 1 << 20);
         let stalled = || {
             let first = stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"x"))]);
             Body::from_stream(first.chain(stream::pending()))
         };
         use futures::StreamExt;
-        let mut r = budget.start().unwrap();
+        let mut r = budget.start(CLIENT).unwrap();
         let started = Instant::now();
         let err = read(stalled(), Some(100), limits(1000), &mut r).await;
         assert_eq!(err, Err(BodyError::TooSlow));

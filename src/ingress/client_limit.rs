@@ -8,7 +8,7 @@
 //! blocked addresses has a fixed cap.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::share::address_key as client_key;
 use crate::config::rate_limit::RateLimitConfig;
 
 /// Most addresses remembered as blocked at once; beyond it a failing address is still
@@ -99,20 +100,6 @@ impl UnverifiedLimit {
     }
 }
 
-/// IPv4 as is (IPv4-mapped IPv6 too); IPv6 by its /64 network.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,15 +125,6 @@ mod tests {
         assert!(wait <= Duration::from_secs(1));
         assert!(l.blocked(attacker).is_some());
         assert!(l.blocked(sender).is_none());
-    }
-
-    #[test]
-    fn ipv6_is_keyed_by_its_64() {
-        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(client_key(a), client_key(b));
-        assert_eq!(client_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The webhook handler: route → method → client budget → body budget → body (deadline,
-//! rate, size) → in-flight cap → verify → source rate limit → handshake → key → produce
-//! and await the acknowledgement. Each step either passes the request on or decides the
+//! The webhook handler: route → endpoint check (no body) → method → client budget → body
+//! budget → body (deadline, rate, size) → in-flight cap → handshake that carries no
+//! secret → verify → source rate limit → handshake → key → produce and await the
+//! acknowledgement (then the provider's own answer, if it needs one). Each step either passes the request on or decides the
 //! reply; the record reaches Kafka only after `verify`, and only verified requests are
 //! charged to a source's rate limit.
 
@@ -20,8 +21,10 @@ use tokio::sync::Semaphore;
 
 use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
+use super::replay::ReplayGuard;
 use super::response::Reply;
 use super::server::ClientAddr;
+use super::share::{ShareLimits, Shares};
 use crate::config::rate_limit::RateLimitConfig;
 use crate::config::settings::HttpSettings;
 use crate::connectors::Source;
@@ -37,6 +40,8 @@ use crate::verify::{Verified, WebhookRequest};
 
 /// Requests at once from addresses over their failure budget (see `Ingress::probation`).
 const PROBATION_SLOTS: usize = 8;
+/// Of those, held by one address (IPv6: one /64) at most.
+const PROBATION_SLOTS_PER_ADDRESS: usize = 2;
 
 /// What bounds the work and memory unauthenticated clients can cause.
 #[derive(Debug, Clone)]
@@ -49,6 +54,8 @@ pub struct Protection {
     pub min_body_rate: u64,
     /// Request body bytes held in memory by all requests together.
     pub max_body_bytes_in_flight: usize,
+    /// Of those, held by the requests of one client address (IPv6: one /64).
+    pub max_body_bytes_per_address: usize,
     /// Failed verifications allowed per client address.
     pub unverified_rate_limit: Option<RateLimitConfig>,
 }
@@ -61,15 +68,18 @@ impl Protection {
             min_body_rate: http.min_body_rate.0,
             max_body_bytes_in_flight: usize::try_from(http.max_body_bytes_in_flight.0)
                 .unwrap_or(usize::MAX),
+            max_body_bytes_per_address: usize::try_from(http.max_body_bytes_per_address.0)
+                .unwrap_or(usize::MAX),
             unverified_rate_limit: Some(http.unverified_rate_limit),
         }
     }
 }
 
-/// A served source and its telemetry handle.
+/// A served source, its telemetry handle and its replay guard.
 struct Endpoint {
     source: Source,
     telemetry: SourceTelemetry,
+    replay: Option<ReplayGuard>,
 }
 
 /// Everything the webhook listener needs, shared by all requests.
@@ -79,10 +89,11 @@ pub struct Ingress {
     produce_timeout: Duration,
     in_flight: Semaphore,
     /// Requests from addresses over their failure budget served at once, all such
-    /// addresses together. Such an address is not refused outright: a provider's shared
-    /// sending address may be the one an attacker's failures spent, and its real
-    /// deliveries must still get through; they just share a few slots.
-    probation: Semaphore,
+    /// addresses together, a few per address. Such an address is not refused outright: a
+    /// provider's shared sending address may be the one an attacker's failures spent, and
+    /// its real deliveries must still get through; they just share a few slots, and one
+    /// address's slow uploads cannot hold every slot.
+    probation: Arc<Shares>,
     body_timeout: Duration,
     min_body_rate: u64,
     budget: BodyBudget,
@@ -103,16 +114,28 @@ impl Ingress {
                 .map(|source| {
                     let telemetry = SourceTelemetry::new(source.name.clone(), metrics.clone());
                     let path = source.path.clone();
-                    (path, Arc::new(Endpoint { source, telemetry }))
+                    let replay = source.replay_window.map(ReplayGuard::new);
+                    let endpoint = Endpoint {
+                        source,
+                        telemetry,
+                        replay,
+                    };
+                    (path, Arc::new(endpoint))
                 })
                 .collect(),
             producer,
             produce_timeout,
             in_flight: Semaphore::new(protection.max_in_flight.max(1)),
-            probation: Semaphore::new(PROBATION_SLOTS),
+            probation: Shares::new(ShareLimits::new(
+                PROBATION_SLOTS,
+                PROBATION_SLOTS_PER_ADDRESS,
+            )),
             body_timeout: protection.body_timeout,
             min_body_rate: protection.min_body_rate,
-            budget: BodyBudget::new(protection.max_body_bytes_in_flight),
+            budget: BodyBudget::new(
+                protection.max_body_bytes_in_flight,
+                protection.max_body_bytes_per_address,
+            ),
             unverified: protection
                 .unverified_rate_limit
                 .as_ref()
@@ -178,29 +201,28 @@ fn client_ip(extensions: &Extensions) -> IpAddr {
 
 async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Body) -> Reply {
     let source = &endpoint.source;
-    if req.method == Method::GET {
-        // A provider checking the endpoint (Meta's hub.challenge): no body, answered here.
-        if let Some(h) = source.verifier.subscription(req.uri.query()) {
-            if h.status == 403 {
-                if let Some(u) = ing.unverified.as_ref() {
-                    u.failed(req.client);
-                }
+    // A provider checking the endpoint (Meta's hub.challenge, Graph's validationToken):
+    // answered here, before any body is read.
+    if let Some(h) = source.verifier.subscription(req.method, req.uri.query()) {
+        if h.status == 403 {
+            if let Some(u) = ing.unverified.as_ref() {
+                u.failed(req.client);
             }
-            return Reply::Handshake(h);
         }
+        return Reply::Handshake(h);
     }
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
     }
     let _probation = match ing.unverified.as_ref().and_then(|u| u.blocked(req.client)) {
         None => None,
-        Some(wait) => match ing.probation.try_acquire() {
+        Some(wait) => match ing.probation.take(req.client) {
             Ok(slot) => Some(slot),
             Err(_) => return Reply::RateLimited(wait),
         },
     };
     // The reservation lives until the reply: the body's memory is counted while held.
-    let Some(mut reservation) = ing.budget.start() else {
+    let Some(mut reservation) = ing.budget.start(req.client) else {
         return Reply::Unavailable("too many request bytes in flight");
     };
     let limits = BodyLimits {
@@ -211,10 +233,15 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     let body = match body::read(body, content_length(req.headers), limits, &mut reservation).await {
         Ok(b) => b,
         Err(e) => {
-            // A body over max_body is charged like a failed signature. A slow one is
-            // not: it is cut off within about a second, and a provider sharing the
-            // address (or a client on a bad link) must not be locked out for it.
-            if matches!(e, BodyError::TooLarge(_)) {
+            // A body over max_body, or cut off as too slow, is charged like a failed
+            // signature: an address that keeps stalling bodies goes on probation, where
+            // it holds at most a couple of slots. One slow body from a bad link costs
+            // one unit of a budget of many; a provider sharing a stalling address still
+            // gets its probation share.
+            if matches!(
+                e,
+                BodyError::TooLarge(_) | BodyError::TooSlow | BodyError::Deadline
+            ) {
                 if let Some(u) = ing.unverified.as_ref() {
                     u.failed(req.client);
                 }
@@ -225,6 +252,9 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     let Ok(_permit) = ing.in_flight.try_acquire() else {
         return Reply::Unavailable("too many requests in flight");
     };
+    if let Some(h) = source.verifier.open_handshake(req.headers, &body) {
+        return Reply::Handshake(h);
+    }
     let url = match signed_url(source, req.uri, req.headers, Some(req.client)) {
         Ok(url) => url,
         Err(e) => {
@@ -257,7 +287,26 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         Ok(k) => k,
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
-    produce(ing, endpoint, req.headers, key.as_deref(), verified).await
+    let acknowledgement = source.verifier.acknowledgement(&request);
+    let digest = endpoint.replay.as_ref().map(|_| ReplayGuard::digest(&body));
+    let replayed = (endpoint.replay.as_ref().zip(digest.as_ref())).is_some_and(|(g, d)| g.seen(d));
+    let reply = if replayed {
+        // Acknowledged within the window, so already in Kafka: answered, not produced.
+        tracing::debug!(source = %source.name, "replayed body answered without producing it again");
+        Reply::Accepted
+    } else {
+        produce(ing, endpoint, req.headers, key.as_deref(), verified).await
+    };
+    match reply {
+        Reply::Accepted => {
+            if let (Some(guard), Some(digest)) = (&endpoint.replay, digest) {
+                guard.remember(digest);
+            }
+            // The provider's own answer, only once the record is in Kafka.
+            acknowledgement.map_or(Reply::Accepted, Reply::Handshake)
+        }
+        other => other,
+    }
 }
 
 /// Checks the signature; a failure is charged to the client's address.
@@ -427,6 +476,7 @@ mod tests {
             body_timeout: Duration::from_secs(5),
             min_body_rate: 1024,
             max_body_bytes_in_flight: 1 << 20,
+            max_body_bytes_per_address: 1 << 20,
             unverified_rate_limit: Some(RateLimitConfig {
                 per_second: NonZeroU32::new(1).unwrap(),
                 burst: NonZeroU32::new(2),

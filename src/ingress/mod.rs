@@ -4,8 +4,10 @@
 pub mod body;
 pub mod client_limit;
 pub mod handler;
+pub mod replay;
 pub mod response;
 pub mod server;
+pub mod share;
 pub mod tls;
 
 pub use handler::{app, Ingress, Protection};

@@ -19,10 +19,10 @@ use super::generic::{Encoding, GenericHmac, Template};
 use super::recipe::RecipeError;
 
 use super::token::SharedToken;
-use super::url::{Network, SignedUrl};
+use super::url::{Forwarded, Network, SignedUrl, FORWARDED_HOST, FORWARDED_PROTO};
 use super::{
-    discord, github, gitlab, hubspot, linear, meta, paddle, sendgrid, shopify, slack, square,
-    standard, stripe, twilio, twitch, zoom, Verifier,
+    calendly, discord, github, gitlab, hubspot, linear, mailgun, meta, msgraph, paddle, sendgrid,
+    shopify, slack, square, standard, stripe, twilio, twitch, workos, zoom, Verifier,
 };
 use crate::config::secret::{Secret, SecretRef};
 
@@ -66,14 +66,28 @@ pub enum VerifyConfig {
     Zoom(TimedConfig),
     /// `scheme = "linear"`: secrets, `tolerance` (default 1m).
     Linear(TimedConfig),
+    /// `scheme = "microsoft-graph"`: secrets (the subscriptions' `clientState` values).
+    #[serde(rename = "microsoft-graph")]
+    MsGraph(SecretsConfig),
+    /// `scheme = "azure-event-grid"`: `header` (a secret delivery property) must equal a
+    /// secret; answers the subscription validation.
+    AzureEventGrid(TokenConfig),
+    /// `scheme = "mailgun"`: secrets (webhook signing keys), `tolerance` (default 15m).
+    Mailgun(TimedConfig),
+    /// `scheme = "calendly"`: secrets (webhook signing keys), `tolerance` (default 3m).
+    Calendly(TimedConfig),
+    /// `scheme = "workos"`: secrets, `tolerance` (default 3m).
+    Workos(TimedConfig),
     /// `scheme = "twitch"`: secrets, `tolerance` (default 10m).
     Twitch(TimedConfig),
     /// `scheme = "hmac"`: configurable HMAC.
     Hmac(HmacConfig),
     /// `scheme = "meta"`: secrets (app secrets), `verify_token` (or `verify_tokens`).
     Meta(MetaConfig),
-    /// `scheme = "discord"`: `public_keys` (hex), `tolerance` (default 5m).
+    /// `scheme = "discord"` (interactions): `public_keys` (hex), `tolerance` (default 5m).
     Discord(DiscordConfig),
+    /// `scheme = "discord-events"` (webhook events): as `discord`.
+    DiscordEvents(DiscordConfig),
     /// `scheme = "sendgrid"`: `public_keys` (base64 DER), optional `tolerance`.
     Sendgrid(DiscordConfig),
     /// `scheme = "token"`: `header` must equal a secret.
@@ -161,10 +175,15 @@ pub struct UrlConfig {
     /// Required unless `trust_forwarded_from` is set.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-Proto`/`X-Forwarded-Host`
-    /// give the signed URL instead of `public_url`; requests from anywhere else fail.
+    /// Proxies (addresses or CIDR networks) whose forwarded headers give the signed URL
+    /// instead of `public_url`; requests from anywhere else fail.
     #[serde(default)]
     pub trust_forwarded_from: Option<Vec<String>>,
+    /// The forwarded headers those proxies set themselves (required with
+    /// `trust_forwarded_from`): `X-Forwarded-Proto`, and `X-Forwarded-Host` only when the
+    /// proxy overwrites it; otherwise the host comes from `Host`.
+    #[serde(default)]
+    pub trust_forwarded_headers: Option<Vec<String>>,
 }
 
 /// The generic HMAC table.
@@ -200,9 +219,33 @@ pub struct HmacConfig {
     /// The URL the sender signs, for a template using `{url}`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How each secret is written: `text` (default: its bytes are the key), `hex` or
+    /// `base64` (decoded to the key bytes, for providers that hand out binary keys).
+    #[serde(default)]
+    pub secret_encoding: SecretEncoding,
+    /// The signature header lists several signatures (each after `prefix`) separated
+    /// by this, e.g. `","` or `" "`; any may match (at most 16 are read).
+    #[serde(default)]
+    pub signature_separator: Option<String>,
     /// Proxies whose forwarded headers give the URL for `{url}` instead of `public_url`.
     #[serde(default)]
     pub trust_forwarded_from: Option<Vec<String>>,
+    /// The forwarded headers those proxies set themselves (as for Twilio).
+    #[serde(default)]
+    pub trust_forwarded_headers: Option<Vec<String>>,
+}
+
+/// How a generic HMAC secret is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretEncoding {
+    /// The secret's bytes are the key.
+    #[default]
+    Text,
+    /// Hex digits, decoded to the key.
+    Hex,
+    /// Standard base64 (padded), decoded to the key.
+    Base64,
 }
 
 fn default_algorithm() -> Algorithm {
@@ -287,6 +330,37 @@ fn text_keys(
         .collect())
 }
 
+/// The generic scheme's keys, decoded per `secret_encoding`; errors name the secret.
+fn encoded_keys(c: &HmacConfig) -> Result<Vec<Key>, BuildError> {
+    use base64::Engine;
+    let values = resolve_secrets(&c.secret, &c.secrets)?;
+    (values.iter().enumerate())
+        .map(|(i, value)| {
+            let text = value.expose();
+            let decoded = match c.secret_encoding {
+                SecretEncoding::Text => return Ok(Key::from_secret(value)),
+                SecretEncoding::Hex => hex::decode(text).ok(),
+                SecretEncoding::Base64 => {
+                    base64::engine::general_purpose::STANDARD.decode(text).ok()
+                }
+            };
+            match decoded {
+                Some(bytes) if !bytes.is_empty() => Ok(Key::new(bytes)),
+                _ => Err(err(
+                    secret_key_name(c.secret.is_some(), i),
+                    format!(
+                        "is not {} (secret_encoding)",
+                        match c.secret_encoding {
+                            SecretEncoding::Hex => "hex",
+                            _ => "base64",
+                        }
+                    ),
+                )),
+            }
+        })
+        .collect()
+}
+
 /// Standard Webhooks: `whsec_…` secrets verify `v1` signatures, `whpk_…` public keys
 /// `v1a` (Ed25519) ones.
 fn standard_verifier(c: &TimedConfig) -> Result<Verifier, BuildError> {
@@ -355,7 +429,7 @@ fn standard_key(value: &Secret, single: bool, index: usize) -> Result<Key, Build
 }
 
 /// Discord: every public key must be 32 bytes of hex.
-fn discord_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
+fn discord_verifier(c: &DiscordConfig, kind: discord::Kind) -> Result<Verifier, BuildError> {
     if c.public_keys.is_empty() {
         return Err(err("public_keys", "must list at least one public key"));
     }
@@ -372,6 +446,7 @@ fn discord_verifier(c: &DiscordConfig) -> Result<Verifier, BuildError> {
     Ok(Verifier::Discord(discord::Discord::new(
         keys,
         tolerance(&c.tolerance, discord::DEFAULT_TOLERANCE)?,
+        kind,
     )))
 }
 
@@ -441,8 +516,15 @@ fn tolerance(raw: &Option<String>, default: Duration) -> Result<Duration, BuildE
 fn signed_url(
     public_url: &Option<String>,
     trust_forwarded_from: &Option<Vec<String>>,
+    trust_forwarded_headers: &Option<Vec<String>>,
     signs_url: bool,
 ) -> Result<SignedUrl, BuildError> {
+    if trust_forwarded_headers.is_some() && trust_forwarded_from.is_none() {
+        return Err(err(
+            "trust_forwarded_headers",
+            "only applies with trust_forwarded_from",
+        ));
+    }
     match (public_url, trust_forwarded_from) {
         (Some(_), Some(_)) => Err(err(
             "trust_forwarded_from",
@@ -473,14 +555,60 @@ fn signed_url(
                     )
                 })
             })
-            .collect::<Result<_, _>>()
-            .map(SignedUrl::Forwarded),
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|proxies| forwarded(proxies, trust_forwarded_headers)),
         (None, None) if signs_url => Err(err(
             "public_url",
-            "is required: the provider signs the URL it calls, which hookbridge must not take from the request; set public_url = \"https://…\" exactly as configured at the provider, or trust_forwarded_from = [\"proxy address or CIDR\"] to read X-Forwarded-Proto/Host from those proxies only",
+            "is required: the provider signs the URL it calls, which hookbridge must not take from the request; set public_url = \"https://…\" exactly as configured at the provider, or trust_forwarded_from = [\"proxy address or CIDR\"] with trust_forwarded_headers = [\"X-Forwarded-Proto\", …] to read the headers those proxies set, from them only",
         )),
         (None, None) => Ok(SignedUrl::NotSigned),
     }
+}
+
+/// The proxies (never every address) and the forwarded headers they set: the scheme
+/// must come from `X-Forwarded-Proto`; `X-Forwarded-Host` is read only when listed.
+fn forwarded(
+    proxies: Vec<Network>,
+    headers: &Option<Vec<String>>,
+) -> Result<SignedUrl, BuildError> {
+    if let Some(i) = proxies.iter().position(Network::is_everything) {
+        return Err(err(
+            format!("trust_forwarded_from[{i}]"),
+            "trusts every address, so any client could set the signed URL; name your proxies' addresses or networks",
+        ));
+    }
+    let Some(names) = headers else {
+        return Err(err(
+            "trust_forwarded_headers",
+            format!("is required with trust_forwarded_from: list the forwarded headers your proxy sets itself, e.g. [\"{FORWARDED_PROTO}\", \"{FORWARDED_HOST}\"] (a header it does not set comes from the client)"),
+        ));
+    };
+    let mut proto = false;
+    let mut host_header = false;
+    for (i, name) in names.iter().enumerate() {
+        if name.eq_ignore_ascii_case(FORWARDED_PROTO) {
+            proto = true;
+        } else if name.eq_ignore_ascii_case(FORWARDED_HOST) {
+            host_header = true;
+        } else {
+            return Err(err(
+                format!("trust_forwarded_headers[{i}]"),
+                format!("only {FORWARDED_PROTO} and {FORWARDED_HOST} are read"),
+            ));
+        }
+    }
+    if !proto {
+        return Err(err(
+            "trust_forwarded_headers",
+            format!(
+                "must list {FORWARDED_PROTO}: the scheme the provider called has no other source"
+            ),
+        ));
+    }
+    Ok(SignedUrl::Forwarded(Forwarded {
+        proxies,
+        host_header,
+    }))
 }
 
 fn header_name(key: &str, raw: &str) -> Result<HeaderName, BuildError> {
@@ -489,7 +617,7 @@ fn header_name(key: &str, raw: &str) -> Result<HeaderName, BuildError> {
 }
 
 fn build_hmac(c: &HmacConfig) -> Result<Verifier, BuildError> {
-    let keys = text_keys(&c.secret, &c.secrets)?;
+    let keys = encoded_keys(c)?;
     let header = header_name("header", &c.header)?;
     if !c.prefix.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(err("prefix", "must be printable ASCII"));
@@ -540,15 +668,21 @@ fn build_hmac(c: &HmacConfig) -> Result<Verifier, BuildError> {
             None
         }
     };
-    Ok(Verifier::Hmac(GenericHmac::new(
-        keys,
-        header,
-        c.prefix.clone(),
-        c.algorithm,
-        c.encoding,
-        timestamp,
-        template,
-    )))
+    if c.signature_separator.as_deref() == Some("") {
+        return Err(err("signature_separator", "must not be empty"));
+    }
+    Ok(Verifier::Hmac(
+        GenericHmac::new(
+            keys,
+            header,
+            c.prefix.clone(),
+            c.algorithm,
+            c.encoding,
+            timestamp,
+            template,
+        )
+        .with_separator(c.signature_separator.clone()),
+    ))
 }
 
 impl VerifyConfig {
@@ -562,6 +696,29 @@ impl VerifyConfig {
             VerifyConfig::Github(c) => recipe(github::build(
                 text_keys(&c.secret, &c.secrets)?,
                 c.allow_sha1,
+            ))?,
+            VerifyConfig::MsGraph(c) => {
+                Verifier::MsGraph(msgraph::MsGraph::new(text_keys(&c.secret, &c.secrets)?))
+            }
+            VerifyConfig::AzureEventGrid(c) => Verifier::EventGrid(SharedToken::token(
+                "azure-event-grid",
+                header_name("header", &c.header)?,
+                None,
+                &text_keys(&c.secret, &c.secrets)?,
+            )),
+            VerifyConfig::Mailgun(c) => Verifier::Mailgun(mailgun::Mailgun::new(
+                text_keys(&c.secret, &c.secrets)?,
+                tolerance(&c.tolerance, mailgun::DEFAULT_TOLERANCE)?,
+            )),
+            VerifyConfig::Calendly(c) => recipe(calendly::RECIPE.build(
+                text_keys(&c.secret, &c.secrets)?,
+                Some(tolerance(&c.tolerance, calendly::DEFAULT_TOLERANCE)?),
+                &[],
+            ))?,
+            VerifyConfig::Workos(c) => recipe(workos::RECIPE.build(
+                text_keys(&c.secret, &c.secrets)?,
+                Some(tolerance(&c.tolerance, workos::DEFAULT_TOLERANCE)?),
+                &[],
             ))?,
             VerifyConfig::Stripe(c) => recipe(stripe::RECIPE.build(
                 text_keys(&c.secret, &c.secrets)?,
@@ -606,7 +763,8 @@ impl VerifyConfig {
                 tolerance(&c.tolerance, twitch::DEFAULT_TOLERANCE)?,
             )),
             VerifyConfig::Hmac(c) => build_hmac(c)?,
-            VerifyConfig::Discord(c) => discord_verifier(c)?,
+            VerifyConfig::Discord(c) => discord_verifier(c, discord::Kind::Interactions)?,
+            VerifyConfig::DiscordEvents(c) => discord_verifier(c, discord::Kind::Events)?,
             VerifyConfig::Sendgrid(c) => sendgrid_verifier(c)?,
             VerifyConfig::Meta(c) => meta_verifier(c)?,
             VerifyConfig::Token(c) => Verifier::Token(SharedToken::token(
@@ -639,11 +797,15 @@ impl VerifyConfig {
         let (secret, secrets) = match self {
             VerifyConfig::Github(c) => (&c.secret, &c.secrets),
             VerifyConfig::Shopify(c)
+            | VerifyConfig::MsGraph(c)
             | VerifyConfig::Gitlab(c)
             | VerifyConfig::Bearer(c)
             | VerifyConfig::Basic(c) => (&c.secret, &c.secrets),
-            VerifyConfig::Token(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Token(c) | VerifyConfig::AzureEventGrid(c) => (&c.secret, &c.secrets),
             VerifyConfig::Stripe(c)
+            | VerifyConfig::Calendly(c)
+            | VerifyConfig::Workos(c)
+            | VerifyConfig::Mailgun(c)
             | VerifyConfig::Slack(c)
             | VerifyConfig::StandardWebhooks(c)
             | VerifyConfig::Paddle(c)
@@ -660,11 +822,23 @@ impl VerifyConfig {
                     .chain(c.verify_tokens.iter().flatten())
                     .collect()
             }
-            VerifyConfig::Discord(_) | VerifyConfig::Sendgrid(_) | VerifyConfig::None(_) => {
-                return Vec::new()
-            }
+            VerifyConfig::Discord(_)
+            | VerifyConfig::DiscordEvents(_)
+            | VerifyConfig::Sendgrid(_)
+            | VerifyConfig::None(_) => return Vec::new(),
         };
         secret.iter().chain(secrets.iter().flatten()).collect()
+    }
+
+    /// The request header that carries the secret itself (a token compared as is), which
+    /// must never be copied into a Kafka record or used as its key.
+    pub fn secret_header(&self) -> Option<&str> {
+        match self {
+            VerifyConfig::Token(c) | VerifyConfig::AzureEventGrid(c) => Some(&c.header),
+            VerifyConfig::Bearer(_) | VerifyConfig::Basic(_) => Some("Authorization"),
+            VerifyConfig::Gitlab(_) => Some(gitlab::HEADER),
+            _ => None,
+        }
     }
 
     /// Scheme name as written in config, e.g. `"github"` (`svix` reads back as
@@ -683,9 +857,15 @@ impl VerifyConfig {
             VerifyConfig::Hubspot(_) => "hubspot",
             VerifyConfig::Zoom(_) => "zoom",
             VerifyConfig::Linear(_) => "linear",
+            VerifyConfig::Calendly(_) => "calendly",
+            VerifyConfig::Mailgun(_) => "mailgun",
+            VerifyConfig::AzureEventGrid(_) => "azure-event-grid",
+            VerifyConfig::MsGraph(_) => "microsoft-graph",
+            VerifyConfig::Workos(_) => "workos",
             VerifyConfig::Twitch(_) => "twitch",
             VerifyConfig::Hmac(_) => "hmac",
             VerifyConfig::Discord(_) => "discord",
+            VerifyConfig::DiscordEvents(_) => "discord-events",
             VerifyConfig::Sendgrid(_) => "sendgrid",
             VerifyConfig::Meta(_) => "meta",
             VerifyConfig::Token(_) => "token",
@@ -700,7 +880,12 @@ impl VerifyConfig {
     pub fn signed_url(&self) -> Result<SignedUrl, BuildError> {
         match self {
             VerifyConfig::Twilio(c) | VerifyConfig::Square(c) | VerifyConfig::Hubspot(c) => {
-                signed_url(&c.public_url, &c.trust_forwarded_from, true)
+                signed_url(
+                    &c.public_url,
+                    &c.trust_forwarded_from,
+                    &c.trust_forwarded_headers,
+                    true,
+                )
             }
             VerifyConfig::Hmac(c) => {
                 let signs_url = c
@@ -708,7 +893,12 @@ impl VerifyConfig {
                     .as_deref()
                     .and_then(|t| Template::parse(t).ok())
                     .is_some_and(|t| t.uses_url());
-                signed_url(&c.public_url, &c.trust_forwarded_from, signs_url)
+                signed_url(
+                    &c.public_url,
+                    &c.trust_forwarded_from,
+                    &c.trust_forwarded_headers,
+                    signs_url,
+                )
             }
             _ => Ok(SignedUrl::NotSigned),
         }
@@ -775,7 +965,7 @@ mod tests {
                 "paddle",
             ),
             (
-                r#"verify = { scheme = "square", secret = "k", trust_forwarded_from = ["10.0.0.0/8", "::1"] }"#,
+                r#"verify = { scheme = "square", secret = "k", trust_forwarded_from = ["10.0.0.0/8", "::1"], trust_forwarded_headers = ["X-Forwarded-Proto"] }"#,
                 "square",
             ),
             (r#"verify = { scheme = "zoom", secret = "z" }"#, "zoom"),
@@ -812,8 +1002,29 @@ mod tests {
                 "bearer",
             ),
             (
+                r#"verify = { scheme = "calendly", secret = "c", tolerance = "3m" }"#,
+                "calendly",
+            ),
+            (r#"verify = { scheme = "workos", secret = "w" }"#, "workos"),
+            (
+                r#"verify = { scheme = "mailgun", secret = "m" }"#,
+                "mailgun",
+            ),
+            (
+                r#"verify = { scheme = "microsoft-graph", secret = "client-state" }"#,
+                "microsoft-graph",
+            ),
+            (
+                r#"verify = { scheme = "azure-event-grid", secret = "s", header = "X-Event-Grid-Secret" }"#,
+                "azure-event-grid",
+            ),
+            (
                 r#"verify = { scheme = "discord", public_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"] }"#,
                 "discord",
+            ),
+            (
+                r#"verify = { scheme = "discord-events", public_keys = ["3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"] }"#,
+                "discord-events",
             ),
             (
                 r#"verify = { scheme = "basic", secret = "user:pw" }"#,
@@ -953,6 +1164,47 @@ mod tests {
     }
 
     #[test]
+    fn generic_secrets_may_be_hex_or_base64() {
+        use crate::verify::testutil::req;
+        // The same 4-byte key written three ways signs the same MAC.
+        let tables = [
+            r#"scheme = "hmac", secret = "k3y!", header = "X-Sig""#,
+            r#"scheme = "hmac", secret = "6b337921", header = "X-Sig", secret_encoding = "hex""#,
+            r#"scheme = "hmac", secret = "azN5IQ==", header = "X-Sig", secret_encoding = "base64""#,
+        ];
+        let signed = build(&format!("verify = {{ {} }}", tables[0]))
+            .unwrap()
+            .sign(b"{}", "", 0)
+            .unwrap();
+        for t in tables {
+            let v = build(&format!("verify = {{ {t} }}")).unwrap();
+            assert_eq!(v.verify(&req(&signed, b"{}", 0)).map(|_| ()), Ok(()), "{t}");
+        }
+        let bad = r#"verify = { scheme = "hmac", secrets = ["00", "zz"], header = "X-Sig", secret_encoding = "hex" }"#;
+        assert_eq!(build(bad).unwrap_err().0, "secrets[1]");
+        let bad = r#"verify = { scheme = "hmac", secret = "not base64!", header = "X-Sig", secret_encoding = "base64" }"#;
+        assert_eq!(build(bad).unwrap_err().0, "secret");
+    }
+
+    #[test]
+    fn generic_signature_headers_may_list_several_signatures() {
+        use crate::verify::testutil::{headers, req};
+        let one = build(r#"verify = { scheme = "hmac", secret = "new-secret", header = "X-Sig", prefix = "v1=" }"#).unwrap();
+        let signed = one.sign(b"{}", "", 0).unwrap();
+        let good = signed.get("x-sig").unwrap().to_str().unwrap().to_owned();
+        let v = build(r#"verify = { scheme = "hmac", secrets = ["new-secret"], header = "X-Sig", prefix = "v1=", signature_separator = "," }"#).unwrap();
+        let listed = format!("v1=00ff,{good},v1=zz");
+        let h = headers(&[("X-Sig", &listed)]);
+        assert_eq!(v.verify(&req(&h, b"{}", 0)).map(|_| ()), Ok(()));
+        // Without a separator the whole value is one signature, and does not match.
+        assert!(one.verify(&req(&h, b"{}", 0)).is_err());
+        let none_match = headers(&[("X-Sig", "v1=00ff,v1=zz")]);
+        assert!(v.verify(&req(&none_match, b"{}", 0)).is_err());
+        let empty = r#"verify = { scheme = "hmac", secret = "s", header = "X-Sig", signature_separator = "" }"#;
+        assert_eq!(build(empty).unwrap_err().0, "signature_separator");
+    }
+
+    #[test]
     fn url_signing_schemes_need_a_url_they_can_trust() {
         for text in [
             r#"verify = { scheme = "twilio", secret = "t" }"#,
@@ -973,16 +1225,42 @@ mod tests {
                 r#"trust_forwarded_from = ["10.0.0.1", "proxy.internal"]"#,
                 "trust_forwarded_from[1]",
             ),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1", "0.0.0.0/0"], trust_forwarded_headers = ["X-Forwarded-Proto"]"#,
+                "trust_forwarded_from[1]",
+            ),
+            (
+                r#"trust_forwarded_from = ["::/0"], trust_forwarded_headers = ["X-Forwarded-Proto"]"#,
+                "trust_forwarded_from[0]",
+            ),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1"]"#,
+                "trust_forwarded_headers",
+            ),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1"], trust_forwarded_headers = ["X-Forwarded-Host"]"#,
+                "trust_forwarded_headers",
+            ),
+            (
+                r#"trust_forwarded_from = ["10.0.0.1"], trust_forwarded_headers = ["X-Forwarded-Proto", "Forwarded"]"#,
+                "trust_forwarded_headers[1]",
+            ),
+            (
+                r#"public_url = "https://a.com/t", trust_forwarded_headers = ["X-Forwarded-Proto"]"#,
+                "trust_forwarded_headers",
+            ),
         ];
         for (extra, key) in cases {
             let text = format!(r#"verify = {{ scheme = "twilio", secret = "t", {extra} }}"#);
             assert_eq!(build(&text).unwrap_err().0, key, "{extra}");
         }
         let trusted = parse(
-            r#"verify = { scheme = "twilio", secret = "t", trust_forwarded_from = ["10.0.0.1"] }"#,
+            r#"verify = { scheme = "twilio", secret = "t", trust_forwarded_from = ["10.0.0.1"], trust_forwarded_headers = ["x-forwarded-proto", "X-Forwarded-Host"] }"#,
         )
         .unwrap();
-        assert!(matches!(trusted.signed_url(), Ok(SignedUrl::Forwarded(n)) if n.len() == 1));
+        assert!(
+            matches!(trusted.signed_url(), Ok(SignedUrl::Forwarded(f)) if f.proxies.len() == 1 && f.host_header)
+        );
         // Without {url} in the template the keys would do nothing: say so.
         let unused = r#"verify = { scheme = "hmac", secret = "t", header = "X-Sig", public_url = "https://a.com/" }"#;
         assert_eq!(build(unused).unwrap_err().0, "public_url");

@@ -312,7 +312,7 @@ pub const MAX_LISTED_SIGNATURES: usize = 16;
 /// separator and compare keys exactly, so `t=1, v1=…` carries no `v1` for them either.
 pub fn parse_timestamped_signatures<'a>(
     value: &'a str,
-    sep: char,
+    sep: &str,
     ts_key: &str,
     sig_key: &str,
     alg: Algorithm,
@@ -367,7 +367,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join(",");
         let parsed =
-            parse_timestamped_signatures(&many, ',', "t", "v1", Algorithm::Sha256).unwrap();
+            parse_timestamped_signatures(&many, ",", "t", "v1", Algorithm::Sha256).unwrap();
         assert_eq!(parsed.signatures.len(), MAX_LISTED_SIGNATURES);
     }
 

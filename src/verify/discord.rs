@@ -1,13 +1,28 @@
-//! Discord interactions: `X-Signature-Ed25519: <hex Ed25519 signature of timestamp +
-//! body>` and `X-Signature-Timestamp`, checked against the application's public key.
+//! Discord's two kinds of signed HTTP requests, both `X-Signature-Ed25519: <hex Ed25519
+//! signature of timestamp + body>` and `X-Signature-Timestamp`, checked against the
+//! application's public key:
 //!
-//! Rule (Discord Developer Docs, "Interactions — Receiving and Responding, Security and
-//! Authorization"): verify the signature of the timestamp header's text followed by the
-//! raw body with the app's public key; answer a `PING` (`{"type":1}`) with
-//! `{"type":1}`. Discord states no replay window; hookbridge applies one anyway
-//! (`tolerance`, default 5 minutes, both ways) since the timestamp is signed — a
-//! deliberate, stricter difference. Discord signs with a private key only it holds, so
-//! `hookbridge send` cannot sign for this scheme.
+//! * **Interactions** (`scheme = "discord"`; Discord Developer Docs, "Interactions —
+//!   Receiving and Responding"): a `PING` is `{"type":1}` and must be answered with a
+//!   `PONG`, `{"type":1}`. Every other interaction must be answered within 3 seconds
+//!   with an interaction response, or Discord shows the user a failure. hookbridge
+//!   produces it to Kafka and, after the broker's ack, answers with a *deferred*
+//!   response — `{"type":5}` (`DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE`, "ACK an
+//!   interaction and edit a response later, the user sees a loading state"); for a
+//!   message component (type 3) `{"type":6}` (`DEFERRED_UPDATE_MESSAGE`, the user sees
+//!   no loading state); for an autocomplete (type 4), which cannot be deferred, an
+//!   empty choice list `{"type":8,"data":{"choices":[]}}` — so the consumer of the topic
+//!   completes it later with the interaction token.
+//! * **Webhook events** (`scheme = "discord-events"`; "Webhook Events"): the body's
+//!   `type` is `0` for a `PING` — "a PING event sent to verify your Webhook Event URL is
+//!   active" — and `1` for an event. Both are acknowledged with `204` and no body; a
+//!   `PING` is not produced, an event is produced first. Here `{"type":1}` is a real
+//!   event, never a handshake.
+//!
+//! Discord states no replay window; hookbridge applies one anyway (`tolerance`, default
+//! 5 minutes, both ways) since the timestamp is signed — a deliberate, stricter
+//! difference. Discord signs with a private key only it holds, so `hookbridge send`
+//! cannot sign for these schemes.
 
 use std::time::Duration;
 
@@ -28,11 +43,24 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 /// An `APPLICATION_COMMAND` interaction (trimmed).
 pub const SAMPLE_BODY: &[u8] = br#"{"type":2,"id":"1234567890","application_id":"987654321","token":"interaction-token","data":{"name":"hello","type":1}}"#;
 
-/// Verifies Discord interactions and answers `PING`.
+/// An `APPLICATION_AUTHORIZED` webhook event (trimmed).
+pub const SAMPLE_EVENT: &[u8] = br#"{"version":1,"application_id":"987654321","type":1,"event":{"type":"APPLICATION_AUTHORIZED","timestamp":"2024-10-18T14:42:53.064834","data":{"integration_type":1,"scopes":["applications.commands"],"user":{"id":"1234567890","username":"someone"}}}}"#;
+
+/// Which of Discord's two kinds of requests a source receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Interactions (slash commands, components, modals): `PING` is type 1.
+    Interactions,
+    /// Webhook events: `PING` is type 0, an event is type 1.
+    Events,
+}
+
+/// Verifies Discord interactions or webhook events and answers them as Discord requires.
 #[derive(Debug, Clone)]
 pub struct Discord {
     keys: Vec<PublicKey>,
     tolerance: Duration,
+    kind: Kind,
 }
 
 #[derive(Deserialize)]
@@ -43,8 +71,28 @@ struct Interaction {
 
 impl Discord {
     /// A verifier over application public keys `keys`.
-    pub fn new(keys: Vec<PublicKey>, tolerance: Duration) -> Self {
-        Discord { keys, tolerance }
+    pub fn new(keys: Vec<PublicKey>, tolerance: Duration, kind: Kind) -> Self {
+        Discord {
+            keys,
+            tolerance,
+            kind,
+        }
+    }
+
+    /// The scheme name in config.
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Interactions => "discord",
+            Kind::Events => "discord-events",
+        }
+    }
+
+    /// A sample body of this kind, for `hookbridge send` and tests.
+    pub fn sample_body(&self) -> &'static [u8] {
+        match self.kind {
+            Kind::Interactions => SAMPLE_BODY,
+            Kind::Events => SAMPLE_EVENT,
+        }
     }
 
     /// Checks the timestamp window, then the signature of timestamp + body.
@@ -62,10 +110,30 @@ impl Discord {
         }
     }
 
-    /// `PING` → `{"type":1}`.
+    /// The answer to a `PING`, which is not produced: interactions `{"type":1}` →
+    /// `{"type":1}`; webhook events `{"type":0}` → 204.
     pub fn handshake(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
-        let interaction: Interaction = serde_json::from_slice(req.body).ok()?;
-        (interaction.kind == Some(1)).then(|| Handshake::json(&serde_json::json!({ "type": 1 })))?
+        match (self.kind, body_type(req.body)?) {
+            (Kind::Interactions, 1) => Handshake::json(&serde_json::json!({ "type": 1 })),
+            (Kind::Events, 0) => Some(Handshake::no_content()),
+            _ => None,
+        }
+    }
+
+    /// The answer once anything else is in Kafka, in place of hookbridge's own 200: a
+    /// deferred interaction response Discord accepts, or 204 for a webhook event.
+    pub fn acknowledgement(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
+        match self.kind {
+            Kind::Events => Some(Handshake::no_content()),
+            Kind::Interactions => Handshake::json(&match body_type(req.body) {
+                // MESSAGE_COMPONENT: DEFERRED_UPDATE_MESSAGE, no loading state.
+                Some(3) => serde_json::json!({ "type": 6 }),
+                // APPLICATION_COMMAND_AUTOCOMPLETE: cannot be deferred; no choices.
+                Some(4) => serde_json::json!({ "type": 8, "data": { "choices": [] } }),
+                // DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE.
+                _ => serde_json::json!({ "type": 5 }),
+            }),
+        }
     }
 
     /// The headers for `body` signed with the private key `seed` at `now` (tests).
@@ -77,6 +145,11 @@ impl Discord {
         crypto::insert_header(&mut headers, SIGNATURE, &hex::encode(signature))?;
         Some(headers)
     }
+}
+
+/// The body's top-level `type`, when it is a JSON object with a numeric one.
+fn body_type(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Interaction>(body).ok()?.kind
 }
 
 #[cfg(test)]
@@ -95,7 +168,15 @@ mod tests {
     }
 
     fn discord(seeds: &[&[u8; 32]]) -> Discord {
-        Discord::new(seeds.iter().map(|s| public(s)).collect(), DEFAULT_TOLERANCE)
+        Discord::new(
+            seeds.iter().map(|s| public(s)).collect(),
+            DEFAULT_TOLERANCE,
+            Kind::Interactions,
+        )
+    }
+
+    fn events() -> Discord {
+        Discord::new(vec![public(&SEED)], DEFAULT_TOLERANCE, Kind::Events)
     }
 
     #[test]
@@ -146,5 +227,42 @@ mod tests {
         assert_eq!(answer.status, 200);
         assert_eq!(&answer.body[..], b"{\"type\":1}");
         assert_eq!(v.handshake(&req(&h, SAMPLE_BODY, NOW)), None);
+    }
+
+    fn answer(h: Option<Handshake>) -> (u16, String) {
+        let h = h.expect("an answer");
+        (h.status, String::from_utf8(h.body.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn interactions_are_deferred_once_produced() {
+        let v = discord(&[&SEED]);
+        let h = HeaderMap::new();
+        let ack = |body: &[u8]| answer(v.acknowledgement(&req(&h, body, NOW)));
+        assert_eq!(ack(SAMPLE_BODY), (200, r#"{"type":5}"#.into()));
+        assert_eq!(
+            ack(br#"{"type":5,"data":{}}"#),
+            (200, r#"{"type":5}"#.into())
+        );
+        assert_eq!(ack(br#"{"type":3}"#), (200, r#"{"type":6}"#.into()));
+        assert_eq!(
+            ack(br#"{"type":4}"#),
+            (200, r#"{"data":{"choices":[]},"type":8}"#.into())
+        );
+    }
+
+    #[test]
+    fn webhook_events_ping_is_type_0_and_type_1_is_an_event() {
+        let v = events();
+        let h = HeaderMap::new();
+        let ping = req(&h, br#"{"version":1,"application_id":"1","type":0}"#, NOW);
+        assert_eq!(answer(v.handshake(&ping)), (204, String::new()));
+        // An event is never a handshake: it is produced, then answered 204.
+        let event = req(&h, SAMPLE_EVENT, NOW);
+        assert_eq!(v.handshake(&event), None);
+        assert_eq!(v.handshake(&req(&h, br#"{"type":1}"#, NOW)), None);
+        assert_eq!(answer(v.acknowledgement(&event)), (204, String::new()));
+        // Interactions never treat type 0 as a PING.
+        assert_eq!(discord(&[&SEED]).handshake(&ping), None);
     }
 }

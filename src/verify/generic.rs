@@ -228,8 +228,8 @@ pub enum Fill {
 /// `ts=…;h1=…` (Paddle): several signatures may be listed while a secret rotates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyedList {
-    /// Between items.
-    pub separator: char,
+    /// Between items, exactly (WorkOS: a comma and one space).
+    pub separator: &'static str,
     /// The key of the (single) timestamp item.
     pub timestamp_key: &'static str,
     /// The key of each signature item.
@@ -284,13 +284,16 @@ pub struct GenericHmac {
     /// When the signature header is a keyed list holding the timestamp, with its
     /// tolerance.
     list: Option<(KeyedList, Duration)>,
-    /// The timestamp header counts milliseconds, not seconds (HubSpot).
+    /// The timestamp counts milliseconds, not seconds (HubSpot, WorkOS).
     millis: bool,
     template: Template,
     /// Headers `send` adds so a test delivery looks like a real one.
     extra: &'static [(&'static str, Fill)],
     handshake: Option<super::recipe::HandshakeFn>,
     sample_body: &'static [u8],
+    /// The configurable scheme only: the signature header lists several signatures
+    /// (each with the prefix) separated by this; any may match.
+    separator: Option<String>,
 }
 
 impl GenericHmac {
@@ -324,7 +327,15 @@ impl GenericHmac {
             extra: &[],
             handshake: None,
             sample_body: SAMPLE_BODY,
+            separator: None,
         }
+    }
+
+    /// The signature header lists several signatures separated by `separator` (a sender
+    /// rotating secrets sends one per secret); at most 16 are read.
+    pub fn with_separator(mut self, separator: Option<String>) -> Self {
+        self.separator = separator.filter(|s| !s.is_empty());
+        self
     }
 
     /// A provider's recipe with its secrets: see [`super::recipe::Recipe::build`].
@@ -353,6 +364,7 @@ impl GenericHmac {
             extra,
             handshake,
             sample_body,
+            separator: None,
         }
     }
 
@@ -407,8 +419,9 @@ impl GenericHmac {
         self.decode(encoded, header.algorithm)
     }
 
-    /// The signature sent, from the first signature header present.
-    fn signature(&self, headers: &HeaderMap) -> Result<(Tag, Algorithm), VerifyError> {
+    /// The signatures sent, from the first signature header present: one, or with a
+    /// separator every well-formed entry (up to 16; at least one must parse).
+    fn signature(&self, headers: &HeaderMap) -> Result<(Vec<Tag>, Algorithm), VerifyError> {
         let first = self.signatures.first().map_or(SIGNATURE_LABEL, |h| h.label);
         let header = (self.signatures.iter())
             .find(|h| headers.contains_key(&h.name))
@@ -418,8 +431,17 @@ impl GenericHmac {
             .get(&header.name)
             .and_then(|v| v.to_str().ok())
             .ok_or(malformed)?;
-        let tag = self.parse_in(header, value).ok_or(malformed)?;
-        Ok((tag, header.algorithm))
+        let tags: Vec<Tag> = match &self.separator {
+            None => self.parse_in(header, value).into_iter().collect(),
+            Some(sep) => (value.split(sep.as_str()))
+                .take(crypto::MAX_LISTED_SIGNATURES)
+                .filter_map(|entry| self.parse_in(header, entry))
+                .collect(),
+        };
+        if tags.is_empty() {
+            return Err(malformed);
+        }
+        Ok((tags, header.algorithm))
     }
 
     /// The signed timestamp's text, checked against the tolerance ("" when unsigned).
@@ -446,6 +468,14 @@ impl GenericHmac {
         Ok(text)
     }
 
+    /// The request headers the MAC covers: the timestamp header and the template's
+    /// `{header:…}` names.
+    pub fn signed_headers(&self) -> Vec<&str> {
+        (self.timestamp.iter().map(|(name, _, _)| name.as_str()))
+            .chain(self.template.headers().map(HeaderName::as_str))
+            .collect()
+    }
+
     /// Checks the timestamp window (if any), then the MAC of the template.
     pub fn verify(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
         self.matching_key(req).map(|_| ())
@@ -457,8 +487,8 @@ impl GenericHmac {
         let (tags, alg, timestamp) = match &self.list {
             Some((list, tolerance)) => self.listed(req, list, *tolerance)?,
             None => {
-                let (tag, alg) = self.signature(req.headers)?;
-                (vec![tag], alg, self.timestamp(req)?)
+                let (tags, alg) = self.signature(req.headers)?;
+                (tags, alg, self.timestamp(req)?)
             }
         };
         let pieces = self
@@ -485,7 +515,11 @@ impl GenericHmac {
             .map_err(|_| VerifyError::MalformedHeader(header.label))?;
         let parsed = (list.parse(value, header.algorithm))
             .ok_or(VerifyError::MalformedHeader(header.label))?;
-        crypto::check_tolerance(parsed.timestamp, req.now, tolerance)?;
+        if self.millis {
+            crypto::check_tolerance_ms(parsed.timestamp, req.now, tolerance)?;
+        } else {
+            crypto::check_tolerance(parsed.timestamp, req.now, tolerance)?;
+        }
         Ok((parsed.signatures, header.algorithm, parsed.timestamp_text))
     }
 

@@ -6,16 +6,20 @@
 //! requests outside a tolerance window in both directions (replay protection). The set
 //! of providers is closed, so dispatch is a `match` over an enum rather than `dyn`.
 
+pub mod calendly;
 pub mod config;
 pub mod crypto;
 pub mod discord;
 pub mod ed25519;
+pub mod eventgrid;
 pub mod generic;
 pub mod github;
 pub mod gitlab;
 pub mod hubspot;
 pub mod linear;
+pub mod mailgun;
 pub mod meta;
+pub mod msgraph;
 pub mod paddle;
 pub mod recipe;
 pub mod sendgrid;
@@ -28,6 +32,7 @@ pub mod token;
 pub mod twilio;
 pub mod twitch;
 pub mod url;
+pub mod workos;
 pub mod zoom;
 
 pub use config::VerifyConfig;
@@ -166,6 +171,15 @@ impl Handshake {
         }
     }
 
+    /// 204, no body (Discord's webhook events are acknowledged this way).
+    fn no_content() -> Self {
+        Handshake {
+            status: 204,
+            content_type: "text/plain; charset=utf-8",
+            body: bytes::Bytes::new(),
+        }
+    }
+
     fn bad_request(what: &'static str) -> Self {
         Handshake {
             status: 400,
@@ -186,12 +200,19 @@ pub enum Verifier {
     Twilio(twilio::Twilio),
     /// Linear `Linear-Signature`.
     Linear(linear::Linear),
+    /// Mailgun: timestamp + token HMAC in the body.
+    Mailgun(mailgun::Mailgun),
+    /// Microsoft Graph change notifications: `clientState`, `validationToken`.
+    MsGraph(msgraph::MsGraph),
+    /// Azure Event Grid: a secret static header, and the validation handshake.
+    EventGrid(token::SharedToken),
     /// Twitch EventSub `Twitch-Eventsub-Message-Signature`.
     Twitch(twitch::Twitch),
     /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
-    /// Paddle, Square, Zoom, HubSpot) or the configurable `scheme = "hmac"`.
+    /// Paddle, Square, Zoom, HubSpot, Calendly, WorkOS) or the configurable
+    /// `scheme = "hmac"`.
     Hmac(generic::GenericHmac),
-    /// Discord interactions (Ed25519).
+    /// Discord interactions or webhook events (Ed25519).
     Discord(discord::Discord),
     /// Meta (WhatsApp, Messenger, Instagram): GitHub's HMAC plus a GET subscription.
     Meta(meta::Meta),
@@ -217,6 +238,9 @@ impl Verifier {
             Verifier::Gitlab(v) => v.verify(req),
             Verifier::Twilio(v) => v.verify(req),
             Verifier::Linear(v) => v.verify(req),
+            Verifier::Mailgun(v) => v.verify(req),
+            Verifier::MsGraph(v) => v.verify(req),
+            Verifier::EventGrid(v) => v.verify(req),
             Verifier::Twitch(v) => v.verify(req),
             Verifier::Hmac(v) => v.verify(req),
             Verifier::Token(v) => v.verify(req),
@@ -239,11 +263,33 @@ impl Verifier {
         }
     }
 
-    /// A provider's GET endpoint check, answered before any body is read (Meta's
-    /// `hub.challenge`); `None` when this scheme has none or the query is not one.
-    pub fn subscription(&self, query: Option<&str>) -> Option<Handshake> {
+    /// The answer to send once the record is in Kafka, when the provider needs its own
+    /// rather than hookbridge's `{"status":"accepted"}` (Discord: a deferred interaction
+    /// response, or 204 for a webhook event).
+    pub fn acknowledgement(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
         match self {
-            Verifier::Meta(v) => v.subscription(query),
+            Verifier::Discord(v) => v.acknowledgement(req),
+            _ => None,
+        }
+    }
+
+    /// A provider handshake that carries no secret, answered for any caller once the body
+    /// is read and before verification (Azure Event Grid's subscription validation). It
+    /// only echoes what the request holds, and produces nothing.
+    pub fn open_handshake(&self, headers: &http::HeaderMap, body: &[u8]) -> Option<Handshake> {
+        match self {
+            Verifier::EventGrid(_) => eventgrid::validation(headers, body),
+            _ => None,
+        }
+    }
+
+    /// A provider's endpoint check, answered before any body is read (Meta's GET with
+    /// `hub.challenge`, Microsoft Graph's POST with `validationToken`); `None` when this
+    /// scheme has none or the request is not one.
+    pub fn subscription(&self, method: &http::Method, query: Option<&str>) -> Option<Handshake> {
+        match self {
+            Verifier::Meta(v) if method == http::Method::GET => v.subscription(query),
+            Verifier::MsGraph(v) if method == http::Method::POST => v.subscription(query),
             _ => None,
         }
     }
@@ -262,8 +308,12 @@ impl Verifier {
             Verifier::Twitch(v) => v.sign(body, now),
             Verifier::Hmac(v) => v.sign(body, url, now),
             Verifier::Meta(v) => v.sign(body, url, now),
-            Verifier::Token(v) => v.sign(),
-            Verifier::Discord(_) | Verifier::Sendgrid(_) | Verifier::None => None,
+            Verifier::Token(v) | Verifier::EventGrid(v) => v.sign(),
+            Verifier::Discord(_)
+            | Verifier::Sendgrid(_)
+            | Verifier::Mailgun(_)
+            | Verifier::MsGraph(_)
+            | Verifier::None => None,
         }
     }
 
@@ -276,12 +326,25 @@ impl Verifier {
             Verifier::Gitlab(_) => gitlab::SAMPLE_BODY,
             Verifier::Twilio(_) => twilio::SAMPLE_BODY,
             Verifier::Linear(_) => linear::SAMPLE_BODY,
+            Verifier::Mailgun(_) => mailgun::SAMPLE_BODY,
+            Verifier::MsGraph(_) => msgraph::SAMPLE_BODY,
+            Verifier::EventGrid(_) => eventgrid::SAMPLE_BODY,
             Verifier::Twitch(_) => twitch::SAMPLE_BODY,
             Verifier::Hmac(v) => v.sample_body(),
-            Verifier::Discord(_) => discord::SAMPLE_BODY,
+            Verifier::Discord(v) => v.sample_body(),
             Verifier::Sendgrid(_) => sendgrid::SAMPLE_BODY,
             Verifier::Meta(_) => meta::SAMPLE_BODY,
             Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
+        }
+    }
+
+    /// `body` as the provider would send it at `now`, for schemes that sign inside the
+    /// body (Mailgun); `None` for the others, whose signature is in headers.
+    pub fn sign_body(&self, body: &[u8], now: i64) -> Option<Vec<u8>> {
+        match self {
+            Verifier::Mailgun(v) => v.sign_body(body, now),
+            Verifier::MsGraph(v) => v.sign_body(body),
+            _ => None,
         }
     }
 
@@ -303,6 +366,26 @@ impl Verifier {
         }
     }
 
+    /// The request headers the signature covers (lowercase), besides the signature
+    /// itself. Any other header — a delivery id, an event name — can be changed by a
+    /// client that replays a captured signed body; `check` warns when the key or
+    /// forwarded headers read one.
+    pub fn signed_headers(&self) -> Vec<&str> {
+        match self {
+            Verifier::StandardWebhooks(_) => vec![
+                standard::WEBHOOK_HEADERS.id,
+                standard::WEBHOOK_HEADERS.timestamp,
+                standard::SVIX_HEADERS.id,
+                standard::SVIX_HEADERS.timestamp,
+            ],
+            Verifier::Twitch(_) => vec![twitch::MESSAGE_ID, twitch::MESSAGE_TIMESTAMP],
+            Verifier::Hmac(v) => v.signed_headers(),
+            Verifier::Discord(_) => vec![discord::TIMESTAMP],
+            Verifier::Sendgrid(_) => vec![sendgrid::TIMESTAMP],
+            _ => Vec::new(),
+        }
+    }
+
     /// The scheme name as written in config, e.g. `"github"` (also a metrics label).
     pub fn scheme_name(&self) -> &'static str {
         match self {
@@ -310,10 +393,13 @@ impl Verifier {
             Verifier::Gitlab(_) => "gitlab",
             Verifier::Twilio(_) => "twilio",
             Verifier::Linear(_) => "linear",
+            Verifier::Mailgun(_) => "mailgun",
+            Verifier::MsGraph(_) => "microsoft-graph",
+            Verifier::EventGrid(_) => "azure-event-grid",
             Verifier::Twitch(_) => "twitch",
             Verifier::Hmac(v) => v.name(),
             Verifier::Token(v) => v.name(),
-            Verifier::Discord(_) => "discord",
+            Verifier::Discord(v) => v.name(),
             Verifier::Sendgrid(_) => "sendgrid",
             Verifier::Meta(_) => "meta",
             Verifier::None => "none",

@@ -25,7 +25,7 @@ pub const SAMPLE_BODY: &[u8] = br#"{"event_id":"evt_01hv8x2acma2gz4jx7tzhng9f5",
 
 /// The keyed list in the signature header.
 const LIST: KeyedList = KeyedList {
-    separator: ';',
+    separator: ";",
     timestamp_key: "ts",
     signature_key: "h1",
 };

@@ -175,7 +175,9 @@ impl Recipe {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{github, hubspot, paddle, shopify, slack, square, stripe, zoom};
+    use super::super::{
+        calendly, github, hubspot, paddle, shopify, slack, square, stripe, workos, zoom,
+    };
     use super::*;
 
     #[test]
@@ -189,6 +191,8 @@ mod tests {
             &slack::RECIPE,
             &square::RECIPE,
             &zoom::RECIPE,
+            &calendly::RECIPE,
+            &workos::RECIPE,
         ] {
             let engine = recipe
                 .build(vec![Key::new(&b"k"[..])], None, &github::LEGACY_SHA1)

@@ -24,7 +24,7 @@ pub const SAMPLE_BODY: &[u8] = br#"{"id":"evt_3PqXyZ2eZvKYlo2C0abc1234","object"
 
 /// The keyed list in the signature header.
 const LIST: KeyedList = KeyedList {
-    separator: ',',
+    separator: ",",
     timestamp_key: "t",
     signature_key: "v1",
 };

@@ -5,8 +5,11 @@
 //! anything the sender controls: a client could otherwise set `Host` and
 //! `X-Forwarded-Proto` to replay a signature made for another endpoint of the same
 //! account. A source either states its public URL (`public_url`), or names the proxies
-//! whose `X-Forwarded-Proto`/`X-Forwarded-Host` it trusts (`trust_forwarded_from`);
-//! a request that reached hookbridge any other way has no URL it could have signed.
+//! it trusts (`trust_forwarded_from`) and the forwarded headers those proxies set
+//! (`trust_forwarded_headers`): a header the proxy does not set itself is passed along
+//! from the client (ALB, Google's load balancer, Envoy and HAProxy pass a client's
+//! `X-Forwarded-Host` untouched), so only the named ones are read. A request that reached
+//! hookbridge any other way has no URL it could have signed.
 
 use std::net::IpAddr;
 
@@ -19,10 +22,24 @@ pub enum SignedUrl {
     NotSigned,
     /// The URL as configured at the provider; the request's query string is appended.
     Public(String),
-    /// Scheme and host from `X-Forwarded-Proto`/`X-Forwarded-Host` (else `Host`), only
-    /// for requests whose peer is one of these proxies.
-    Forwarded(Vec<Network>),
+    /// Scheme from `X-Forwarded-Proto` and host from `X-Forwarded-Host` (when the proxies
+    /// set it) or `Host`, only for requests whose peer is one of the proxies.
+    Forwarded(Forwarded),
 }
+
+/// The proxies a URL may be learnt from, and which of their headers to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub proxies: Vec<Network>,
+    /// The proxies set `X-Forwarded-Host` themselves; otherwise it is ignored (a client
+    /// could have sent it) and the host comes from `Host`.
+    pub host_header: bool,
+}
+
+/// The forwarded headers a proxy may be trusted to set; the scheme has no other source.
+pub const FORWARDED_PROTO: &str = "X-Forwarded-Proto";
+/// The forwarded host header.
+pub const FORWARDED_HOST: &str = "X-Forwarded-Host";
 
 /// A request reached a URL-signing source without a URL it can be checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -52,15 +69,18 @@ impl SignedUrl {
         match self {
             SignedUrl::NotSigned => Ok(String::new()),
             SignedUrl::Public(public) => Ok(format!("{public}{query}")),
-            SignedUrl::Forwarded(proxies) => {
-                let trusted = peer.is_some_and(|ip| proxies.iter().any(|n| n.contains(ip)));
+            SignedUrl::Forwarded(f) => {
+                let trusted = peer.is_some_and(|ip| f.proxies.iter().any(|n| n.contains(ip)));
                 if !trusted {
                     return Err(UrlError::UntrustedPeer);
                 }
                 let proto = first_value(headers, "x-forwarded-proto")
                     .filter(|p| p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("http"))
                     .ok_or(UrlError::MissingForwarded)?;
-                let host = nearest_value(headers, "x-forwarded-host")
+                let forwarded_host = (f.host_header)
+                    .then(|| nearest_value(headers, "x-forwarded-host"))
+                    .flatten();
+                let host = forwarded_host
                     .or_else(|| nearest_value(headers, "host"))
                     .filter(|h| !h.contains(['/', '?', '#', '@']))
                     .ok_or(UrlError::MissingForwarded)?;
@@ -116,6 +136,11 @@ impl Network {
         };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         (prefix <= max).then_some(Network { addr, prefix })
+    }
+
+    /// Whether this is every address (`0.0.0.0/0`, `::/0`): trusting it trusts anyone.
+    pub fn is_everything(&self) -> bool {
+        self.prefix == 0
     }
 
     /// Whether `ip` is inside this network. An IPv4-mapped IPv6 peer matches its IPv4
@@ -184,9 +209,38 @@ mod tests {
         assert_eq!(url.public(), Some("https://hooks.example.com/twilio"));
     }
 
+    fn forwarded(host_header: bool) -> SignedUrl {
+        SignedUrl::Forwarded(Forwarded {
+            proxies: vec![Network::parse("10.0.0.0/8").unwrap()],
+            host_header,
+        })
+    }
+
+    #[test]
+    fn a_forwarded_host_the_proxy_does_not_set_is_the_client_s_and_ignored() {
+        // A proxy that sets only X-Forwarded-Proto passes the client's X-Forwarded-Host
+        // on: a signature made for another endpoint must not verify here.
+        let h = headers(&[
+            ("host", "hooks.example.com"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "other.example"),
+        ]);
+        assert_eq!(
+            forwarded(false).resolve("/t", None, &h, ip("10.0.0.2")),
+            Ok("https://hooks.example.com/t".into())
+        );
+        assert_eq!(
+            forwarded(true).resolve("/t", None, &h, ip("10.0.0.2")),
+            Ok("https://other.example/t".into())
+        );
+        assert!(Network::parse("0.0.0.0/0").unwrap().is_everything());
+        assert!(Network::parse("::/0").unwrap().is_everything());
+        assert!(!Network::parse("10.0.0.0/8").unwrap().is_everything());
+    }
+
     #[test]
     fn forwarded_headers_count_only_from_trusted_proxies() {
-        let url = SignedUrl::Forwarded(vec![Network::parse("10.0.0.0/8").unwrap()]);
+        let url = forwarded(true);
         let h = headers(&[
             ("host", "internal:8080"),
             ("x-forwarded-proto", "https, http"),

@@ -299,3 +299,43 @@ fn settings_that_break_the_commit_promise_or_are_out_of_range_are_refused() {
         "{text}"
     );
 }
+
+#[test]
+fn sink_url_credentials_are_redacted_and_risky_settings_warned() {
+    let dir = config_dir(
+        "[http]\nlisten = \"0.0.0.0:8080\"\nmin_body_rate = 0\n",
+        Some("[source]\nname = \"open\"\npath = \"/open\"\ntopic = \"t\"\nverify = { scheme = \"none\" }\n"),
+    );
+    std::fs::write(
+        dir.path().join("connectors/short.toml"),
+        "[source]\nname = \"short\"\npath = \"/short\"\ntopic = \"t\"\nverify = { scheme = \"github\", secret = \"${SHORT_SECRET}\" }\nkey = \"header:X-GitHub-Delivery\"\nforward_headers = [\"X-GitHub-Event\", \"X-GitHub-Delivery\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("connectors/sink.toml"),
+        "[sink]\nname = \"out\"\ntopics = [\"t\"]\nurl = \"https://hook-user:url-pw-must-not-leak@dest.example/in?api_key=query-key-must-not-leak&page=2\"\n",
+    )
+    .unwrap();
+    let (code, text) = run_in(dir.path(), "check", &[("SHORT_SECRET", "tiny-9f")]);
+    assert_eq!(code, Some(0), "{text}");
+    for leak in [
+        "hook-user",
+        "url-pw-must-not-leak",
+        "query-key-must-not-leak",
+        "tiny-9f",
+    ] {
+        assert!(!text.contains(leak), "{leak} leaked:\n{text}");
+    }
+    assert!(
+        text.contains("dest.example/in?api_key=redacted&page=2"),
+        "{text}"
+    );
+    for warning in [
+        "`source.verify.scheme` is \"none\"",
+        "`http.min_body_rate` is 0",
+        "`source.verify` holds a secret shorter than 16 bytes",
+        "read x-github-delivery, x-github-event, which the github signature does not cover",
+    ] {
+        assert!(text.contains(warning), "no warning {warning:?}:\n{text}");
+    }
+}

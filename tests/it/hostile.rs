@@ -205,8 +205,11 @@ async fn hold(mut s: TcpStream, stop: &CancellationToken) {
     }
 }
 
+/// Where the attacks come from; the signed sender and the probes use 127.0.0.1.
+const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
 async fn connect(port: u16, stop: &CancellationToken) -> Option<TcpStream> {
-    match TcpStream::connect(("127.0.0.1", port)).await {
+    match connect_from(ATTACKER, port).await {
         Ok(s) => Some(s),
         Err(_) => {
             // Out of ports or backlog: retry shortly, as an attacker would.
@@ -244,16 +247,22 @@ async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
     stop.cancel();
     assert_served(&broker, &topic, &sent, "1,100 stalled bodies").await;
     let m = hb.metrics().await;
-    let cut = metric(
-        &m,
-        "hookbridge_ingress_requests_total",
-        &[("status", "408")],
-    );
+    let status = |code: &str| metric(&m, "hookbridge_ingress_requests_total", &[("status", code)]);
+    let (cut, refused) = (status("408"), status("429"));
+    // Cut-off bodies are charged to their address: once over its budget it gets only
+    // its probation share, and the rest of its requests are refused before their body.
     println!(
-        "1,100 stalled bodies: {} stalled requests cut off with 408",
-        cut as u64
+        "1,100 stalled bodies: {} stalled requests cut off with 408, {} refused with 429 (address on probation)",
+        cut as u64, refused as u64
     );
-    assert!(cut >= 1100.0, "stalled bodies were not cut off: {cut}");
+    assert!(
+        cut + refused >= 1100.0,
+        "stalled bodies were not cut off: {cut} + {refused}"
+    );
+    assert!(
+        refused > 0.0,
+        "stalled bodies were not charged to their address"
+    );
     report_memory(&hb, "1,100 stalled bodies", 256.0);
 }
 
@@ -444,10 +453,13 @@ async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_
         ],
     )
     .await;
-    // 20 stalled bodies hold every slot.
+    // 20 stalled bodies hold every slot, from 20 addresses (one address alone gets at
+    // most its share).
     let mut stalled = Vec::new();
-    for _ in 0..20 {
-        let mut s = TcpStream::connect(("127.0.0.1", hb.http)).await.unwrap();
+    for i in 0..20 {
+        let mut s = connect_from(Ipv4Addr::new(127, 0, 0, 10 + i), hb.http)
+            .await
+            .unwrap();
         s.write_all(
             format!("POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx").as_bytes(),
         )
@@ -523,4 +535,228 @@ async fn admin_listener_has_the_header_timeout_and_connection_cap() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let r = reqwest::get(hb.admin_url("/healthz")).await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// A TCP connection from `from` (any 127.0.0.0/8 address works on Linux loopback).
+async fn connect_from(from: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((from, 0).into())?;
+    socket.connect((Ipv4Addr::LOCALHOST, port).into()).await
+}
+
+/// One client address keeps as many keep-alive connections as it can, each asking for
+/// `GET /nope` every 2 s (cheaper than any timeout), and reconnects when closed.
+/// `holding` counts the connections it has open and answered.
+fn hold_keep_alive(
+    from: Ipv4Addr,
+    port: u16,
+    connections: usize,
+    holding: &Arc<AtomicUsize>,
+    stop: &CancellationToken,
+) {
+    let holding = holding.clone();
+    spawn_attack(connections, stop, move |stop| {
+        let holding = holding.clone();
+        async move {
+            let Ok(mut s) = connect_from(from, port).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return;
+            };
+            let mut counted = false;
+            let mut buf = [0u8; 4096];
+            while !stop.is_cancelled() {
+                let asked = s
+                    .write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .await
+                    .is_ok();
+                let answered = asked
+                    && tokio::select! {
+                        _ = stop.cancelled() => false,
+                        n = s.read(&mut buf) => matches!(n, Ok(n) if n > 0),
+                    };
+                if !answered {
+                    break;
+                }
+                if !counted {
+                    counted = true;
+                    holding.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+            if counted {
+                holding.fetch_sub(1, Ordering::Relaxed);
+            }
+            // Closed on us: come back soon, as an attacker would.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+/// Readiness probes as a kubelet sends them: a new connection each, 2 s to answer.
+async fn probe_readiness(hb: &Hookbridge, n: usize) -> usize {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut ready = 0;
+    for _ in 0..n {
+        match client.get(hb.admin_url("/readyz")).send().await {
+            Ok(r) if r.status() == 200 => ready += 1,
+            Ok(r) => eprintln!("readiness probe: {}", r.status()),
+            Err(e) => eprintln!("readiness probe: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ready
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_over_both_connection_caps_starves_neither_probes_nor_webhooks() {
+    let _one = SERIAL.lock().await;
+    let broker = Broker::start();
+    let topic = unique("hostile-share");
+    // 256 webhook connections and the admin listener's default 64: the attacker asks
+    // for more than each cap from one address (127.0.0.2); probes and the signed sender
+    // come from 127.0.0.1.
+    let hb = start(
+        &broker,
+        &topic,
+        "",
+        &[("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "256")],
+    )
+    .await;
+    let stop = CancellationToken::new();
+    let attacker = ATTACKER;
+    let (on_http, on_admin) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    hold_keep_alive(attacker, hb.http, 300, &on_http, &stop);
+    hold_keep_alive(attacker, hb.admin, 200, &on_admin, &stop);
+    // Until the attacker holds all it will get (each share, or before the fix each cap).
+    let started = Instant::now();
+    let mut last = (0, 0);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = (
+            on_http.load(Ordering::Relaxed),
+            on_admin.load(Ordering::Relaxed),
+        );
+        if (now == last && now.0 > 0 && now.1 > 0) || started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        last = now;
+    }
+    println!(
+        "one address holds {} webhook and {} admin connections",
+        last.0, last.1
+    );
+    let (sent, ready) = tokio::join!(signed_sender(&hb, 60, "share"), probe_readiness(&hb, 100));
+    let held = (
+        on_http.load(Ordering::Relaxed),
+        on_admin.load(Ordering::Relaxed),
+    );
+    stop.cancel();
+    println!("one address over both caps: {ready}/100 readiness probes answered 200; attacker still held {held:?}");
+    assert!(ready >= 95, "only {ready}/100 readiness probes answered");
+    assert_served(&broker, &topic, &sent, "one address over both caps").await;
+    report_memory(&hb, "one address over both caps", 256.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout() {
+    let _one = SERIAL.lock().await;
+    let broker = Broker::start();
+    let topic = unique("hostile-unread");
+    let hb = start(
+        &broker,
+        &topic,
+        "",
+        &[
+            ("HOOKBRIDGE__HTTP__WRITE_TIMEOUT", "1s"),
+            // Only the write timeout may end this connection.
+            ("HOOKBRIDGE__HTTP__MAX_REQUESTS_PER_CONNECTION", "100000000"),
+        ],
+    )
+    .await;
+    // Pipelined /metrics requests (a few KiB of answer each) into a small receive buffer
+    // that is never read: hookbridge's writes block.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket
+        .connect((Ipv4Addr::LOCALHOST, hb.admin).into())
+        .await
+        .unwrap();
+    let batch = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(64);
+    let started = Instant::now();
+    let cut_off = loop {
+        // Once hookbridge gave up, the writes fail (reset); until then they succeed or
+        // block because hookbridge stopped reading.
+        match tokio::time::timeout(Duration::from_millis(500), s.write_all(&batch)).await {
+            Ok(Err(_)) => break Some(started.elapsed()),
+            _ if started.elapsed() > Duration::from_secs(20) => break None,
+            _ => {}
+        }
+    };
+    let cut_off = cut_off.expect("a client that never reads keeps its connection forever");
+    println!("a client that never reads was cut off after {cut_off:?} (write_timeout 1s)");
+    // The admin listener serves others meanwhile.
+    let r = reqwest::get(hb.admin_url("/healthz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_bodies_from_one_address_cannot_pin_the_body_budget() {
+    let _one = SERIAL.lock().await;
+    let broker = Broker::start();
+    let topic = unique("hostile-half");
+    // 1 MiB bodies; 512 KiB of each buys 513 s of rate credit, so each sits until the
+    // 30 s body_timeout. 600 of them are far more than a 64 MiB budget, which one
+    // address may take all of but the last eighth.
+    let hb = start(
+        &broker,
+        &topic,
+        "",
+        &[("HOOKBRIDGE__HTTP__MAX_BODY_BYTES_IN_FLIGHT", "64MiB")],
+    )
+    .await;
+    let stop = CancellationToken::new();
+    let port = hb.http;
+    let holding = Arc::new(AtomicUsize::new(0));
+    let counter = holding.clone();
+    spawn_attack(600, &stop, move |stop| {
+        let counter = counter.clone();
+        async move {
+            let Some(mut s) = connect(port, &stop).await else {
+                return;
+            };
+            let head = format!(
+                "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nX-Hub-Signature-256: sha256=00\r\n\r\n"
+            );
+            let half = vec![b'x'; 512 << 10];
+            if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&half).await.is_err() {
+                return;
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+            hold(s, &stop).await;
+            counter.fetch_sub(1, Ordering::Relaxed);
+            // Answered (503, 408, 429) or closed: come back, as an attacker would.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // Until the attacker has sent all it can (its writes complete into socket buffers
+    // even when hookbridge stopped reading).
+    let started = Instant::now();
+    while holding.load(Ordering::Relaxed) < 120 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = signed_sender(&hb, 60, "half").await;
+    stop.cancel();
+    println!(
+        "600 half bodies from one address: {} connections had sent their half",
+        holding.load(Ordering::Relaxed)
+    );
+    assert_served(&broker, &topic, &sent, "600 half bodies from one address").await;
+    report_memory(&hb, "600 half bodies from one address", 160.0);
 }

@@ -403,3 +403,25 @@ async fn requests_beyond_max_in_flight_get_503_at_once() {
         "answered at once, took {took:?}"
     );
 }
+
+/// GitHub signs no timestamp, so a captured request verifies forever. With
+/// `replay_window`, a body acknowledged within the window is answered 200 again but not
+/// produced a second time; a new body still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_body_within_the_window_is_answered_but_not_produced_again() {
+    let broker = Broker::start();
+    let topic = unique("gh-replay");
+    let hb = start(&broker, &topic, "replay_window = \"10m\"").await;
+    let body = br#"{"action":"opened","number":7}"#;
+    let sig = github_sig(SECRET, body);
+    for delivery in ["first", "replayed", "replayed-again"] {
+        assert_eq!(post(&hb, body, Some(&sig), delivery).await.status(), 200);
+    }
+    let other = br#"{"action":"closed","number":7}"#;
+    let resp = post(&hb, other, Some(&github_sig(SECRET, other)), "other").await;
+    assert_eq!(resp.status(), 200);
+    let records = kafka::read(&broker.addr(), &topic, None, 4.0).await;
+    let mut values: Vec<&[u8]> = records.iter().map(|r| r.value.as_slice()).collect();
+    values.sort();
+    assert_eq!(values, vec![&other[..], &body[..]], "each body once");
+}

@@ -45,6 +45,12 @@ const DELIBERATE: &[(&str, &str, bool, &str)] = &[
         "discord-interactions checks no timestamp; hookbridge applies a 5-minute window to the signed one",
     ),
     (
+        "workos",
+        "other-keys",
+        false,
+        "the workos SDK takes whatever precedes '=' on trust; hookbridge requires the t and v1 keys",
+    ),
+    (
         "github",
         "empty-body",
         true,
@@ -224,5 +230,204 @@ async fn exactly_the_bodies_the_sdks_accept_reach_kafka() {
     assert!(
         in_kafka == accepted,
         "Kafka holds other bodies than the accepted ones"
+    );
+}
+
+/// Discord's two kinds of requests, signed as Discord signs them, through the listener
+/// and the broker: webhook events (`PING` is type 0, an event type 1, both answered 204)
+/// and interactions (`PING` is type 1; anything else is produced, then deferred). Only
+/// the `PING`s stay out of Kafka.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_events_and_interactions_are_answered_as_discord_requires() {
+    use hookbridge::verify::discord::Discord;
+    const SEED: [u8; 32] = [7u8; 32];
+    let key =
+        openssl::pkey::PKey::private_key_from_raw_bytes(&SEED, openssl::pkey::Id::ED25519).unwrap();
+    let public = hex::encode(key.raw_public_key().unwrap());
+    let broker = Broker::start();
+    let topic = unique("discord");
+    broker.create_topic(&topic, 1);
+    let source = |name: &str, scheme: &str| {
+        format!(
+            "[source]\nname = \"{name}\"\npath = \"/hooks/{name}\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"{scheme}\", public_keys = [\"{public}\"] }}\n"
+        )
+    };
+    let cfg = Config::new(&broker.addr())
+        .connector("events.toml", &source("events", "discord-events"))
+        .connector("interactions.toml", &source("interactions", "discord"));
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let send = |name: &'static str, body: String| {
+        let (client, url) = (client.clone(), hb.url(&format!("/hooks/{name}")));
+        async move {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let headers = Discord::sign_with(&SEED, body.as_bytes(), now).unwrap();
+            let r = (client.post(url).headers(headers).body(body))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let mut produced = Vec::new();
+    let ping = r#"{"version":1,"application_id":"1","type":0}"#.to_owned();
+    assert_eq!(send("events", ping).await, (204, String::new()));
+    for i in 0..5 {
+        let event = format!(
+            r#"{{"version":1,"application_id":"1","type":1,"event":{{"type":"APPLICATION_AUTHORIZED","timestamp":"2024-10-18T14:42:53.064834","data":{{"n":{i}}}}}}}"#
+        );
+        assert_eq!(send("events", event.clone()).await, (204, String::new()));
+        produced.push(("events".to_owned(), event));
+    }
+    let ping = r#"{"type":1,"id":"1","application_id":"1","token":"t"}"#.to_owned();
+    assert_eq!(
+        send("interactions", ping).await,
+        (200, r#"{"type":1}"#.into())
+    );
+    for (body, answer) in [
+        (
+            r#"{"type":2,"id":"2","token":"t","data":{"name":"hello"}}"#,
+            r#"{"type":5}"#,
+        ),
+        (
+            r#"{"type":3,"id":"3","token":"t","data":{"custom_id":"b"}}"#,
+            r#"{"type":6}"#,
+        ),
+        (
+            r#"{"type":5,"id":"5","token":"t","data":{"custom_id":"m"}}"#,
+            r#"{"type":5}"#,
+        ),
+    ] {
+        assert_eq!(
+            send("interactions", body.to_owned()).await,
+            (200, answer.to_owned())
+        );
+        produced.push(("interactions".to_owned(), body.to_owned()));
+    }
+    let records = kafka::read(&broker.addr(), &topic, Some(produced.len()), 30.0).await;
+    let mut in_kafka: Vec<(String, String)> = (records.iter())
+        .map(|r| {
+            (
+                r.header("hookbridge-source").unwrap_or_default(),
+                String::from_utf8_lossy(&r.value).into_owned(),
+            )
+        })
+        .collect();
+    in_kafka.sort();
+    produced.sort();
+    assert_eq!(
+        in_kafka, produced,
+        "exactly the events and interactions, no PING"
+    );
+}
+
+/// Microsoft Graph through the listener and the broker: the validation request is
+/// answered with its token as text and produces nothing; notifications are produced only
+/// when every item carries a configured `clientState`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsoft_graph_validation_is_echoed_and_client_state_checked() {
+    let broker = Broker::start();
+    let topic = unique("msgraph");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr()).connector(
+        "graph.toml",
+        &format!(
+            "[source]\nname = \"graph\"\npath = \"/hooks/graph\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"microsoft-graph\", secrets = [\"${{GRAPH_STATE}}\"] }}\n"
+        ),
+    )
+    .env("GRAPH_STATE", "graph-client-state-7f3a");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(hb.url("/hooks/graph?validationToken=Validation%3A%20Testing%20client%20application"))
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(
+        r.text().await.unwrap(),
+        "Validation: Testing client application"
+    );
+    let good = r#"{"value":[{"subscriptionId":"s1","changeType":"created","clientState":"graph-client-state-7f3a"}]}"#;
+    let forged =
+        r#"{"value":[{"subscriptionId":"s1","changeType":"created","clientState":"guess"}]}"#;
+    for (body, status) in [(good, 200), (forged, 401)] {
+        let r = client
+            .post(hb.url("/hooks/graph"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{body}");
+    }
+    let records = kafka::read(&broker.addr(), &topic, Some(2), 5.0).await;
+    let values: Vec<&[u8]> = records.iter().map(|r| r.value.as_slice()).collect();
+    assert_eq!(
+        values,
+        vec![good.as_bytes()],
+        "only the notification with the right clientState"
+    );
+}
+
+/// Azure Event Grid through the listener and the broker: the subscription validation is
+/// answered with its code and produces nothing; events need the secret header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_event_grid_validation_is_answered_and_events_need_the_secret_header() {
+    let broker = Broker::start();
+    let topic = unique("eventgrid");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr())
+        .connector(
+            "grid.toml",
+            &format!(
+                "[source]\nname = \"grid\"\npath = \"/hooks/grid\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"azure-event-grid\", secrets = [\"${{GRID_SECRET}}\"], header = \"X-Grid-Secret\" }}\n"
+            ),
+        )
+        .env("GRID_SECRET", "grid-secret-value-5c2e");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    let client = reqwest::Client::new();
+    let validation = r#"[{"id":"2d1781af","topic":"/subscriptions/x","subject":"","data":{"validationCode":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"},"eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","eventTime":"2018-01-25T22:12:19Z","metadataVersion":"1","dataVersion":"1"}]"#;
+    let r = client
+        .post(hb.url("/hooks/grid"))
+        .header("aeg-event-type", "SubscriptionValidation")
+        .body(validation)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"validationResponse":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}"#
+    );
+    let event = r#"[{"id":"e1","eventType":"Microsoft.Storage.BlobCreated","subject":"/blobs/a","data":{}}]"#;
+    for (secret, status) in [("grid-secret-value-5c2e", 200), ("guess", 401)] {
+        let r = client
+            .post(hb.url("/hooks/grid"))
+            .header("aeg-event-type", "Notification")
+            .header("X-Grid-Secret", secret)
+            .body(event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{secret}");
+    }
+    let records = kafka::read(&broker.addr(), &topic, Some(2), 5.0).await;
+    let values: Vec<&[u8]> = records.iter().map(|r| r.value.as_slice()).collect();
+    assert_eq!(
+        values,
+        vec![event.as_bytes()],
+        "only the authenticated event"
     );
 }

@@ -25,11 +25,20 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ("paddle", "", "pdl_ntfset_secret"),
     (
         "square",
-        ", trust_forwarded_from = [\"127.0.0.1\"]",
+        ", trust_forwarded_from = [\"127.0.0.1\"], trust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"]",
         "square-signature-key",
     ),
     ("zoom", "", "zoom-secret-token"),
     ("linear", "", "lin_wh_secret"),
+    ("calendly", "", "calendly-signing-key-0123"),
+    ("workos", "", "workos-webhook-secret-0123"),
+    ("mailgun", "", "mailgun-signing-key-0123"),
+    ("microsoft-graph", "", "graph-client-state-0123"),
+    (
+        "azure-event-grid",
+        ", header = \"X-Event-Grid-Secret\"",
+        "event-grid-secret-0123",
+    ),
     ("twitch", "", "twitch-secret-0123"),
     (
         "hubspot",
@@ -170,7 +179,7 @@ fn forwarded_twilio(broker: &Broker, topic: &str, proxies: &str) -> Config {
         .connector(
             "twilio.toml",
             &format!(
-                "[source]\nname = \"twilio\"\npath = \"/hooks/twilio\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"twilio\", secrets = [\"${{TWILIO_TOKEN}}\"], trust_forwarded_from = [{proxies}] }}\n"
+                "[source]\nname = \"twilio\"\npath = \"/hooks/twilio\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"twilio\", secrets = [\"${{TWILIO_TOKEN}}\"], trust_forwarded_from = [{proxies}], trust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"] }}\n"
             ),
         )
         .env("TWILIO_TOKEN", "twilio-forwarded-token")

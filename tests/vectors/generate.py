@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from datetime import datetime, timezone
+import hmac
 from hashlib import sha256
 from urllib.parse import parse_qsl, urlencode
 
@@ -22,6 +23,8 @@ import slack_sdk.signature
 import standardwebhooks
 import stripe
 import twilio.request_validator as twilio_rv
+import workos.webhooks._verification as workos_verification
+from mailgun.security import SecurityGuard as MailgunSecurity
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hubspot.utils.signature import Signature as HubspotSignature
@@ -476,6 +479,131 @@ def hubspot_cases():
         add("hubspot", case, cfg, headers, b, sdk(secrets, headers, b, at), at)
 
 
+# ---------------------------------------------------------------- WorkOS
+WORKOS = ["wos_differential_secret_a", "wos_differential_secret_b"]
+
+
+def workos_sdk(secrets, headers, body):
+    header = headers.get("WorkOS-Signature")
+    return any(
+        judged(
+            lambda s=s: workos_verification.verify_header(
+                event_body=body, event_signature=header, secret=s, tolerance=180
+            )
+        )
+        for s in secrets
+    )
+
+
+def workos_cases():
+    """The SDK only verifies: requests are signed with WorkOS's documented algorithm
+    (the one verify_header recomputes) and judged by the SDK."""
+    config = 'scheme = "workos", secrets = ["%s", "%s"]' % tuple(WORKOS)
+    one = 'scheme = "workos", secrets = ["%s"]' % WORKOS[0]
+
+    def sign(body, ts_ms, secret):
+        mac = hmac.new(secret.encode(), b"%d.%s" % (ts_ms, body), sha256).hexdigest()
+        return ts_ms, mac
+
+    def signed(body, ts=NOW, secret=WORKOS[0]):
+        ts_ms, mac = sign(body, ts * 1000 + 123, secret)
+        return {"WorkOS-Signature": "t=%d, v1=%s" % (ts_ms, mac)}
+
+    body = b'{"id":"event_01","event":"dsync.user.created","data":{"id":"directory_user_01"}}'
+    ts_ms, mac = sign(body, NOW * 1000, WORKOS[0])
+    cases = [
+        ("valid", config, signed(body), body),
+        ("tampered", config, signed(body), body.replace(b"event_01", b"event_02")),
+        ("stale", config, signed(body, NOW - 600), body),
+        ("future", config, signed(body, NOW + 600), body),
+        ("malformed", config, {"WorkOS-Signature": "t=abc, v1=zz"}, body),
+        ("missing", config, {}, body),
+        ("rotated-secret", config, signed(body, secret=WORKOS[1]), body),
+        ("unknown-secret", one, signed(body, secret=WORKOS[1]), body),
+        ("empty-body", config, signed(b""), b""),
+        ("1MiB-body", config, signed(big_json(MIB)), big_json(MIB)),
+        ("uppercase-hex", config, {"WorkOS-Signature": "t=%d, v1=%s" % (ts_ms, mac.upper())}, body),
+        ("no-space-after-comma", config, {"WorkOS-Signature": "t=%d,v1=%s" % (ts_ms, mac)}, body),
+        ("seconds-not-milliseconds", config, {"WorkOS-Signature": "t=%d, v1=%s" % (NOW, sign(body, NOW, WORKOS[0])[1])}, body),
+        ("other-keys", config, {"WorkOS-Signature": "x=%d, zz=%s" % (ts_ms, mac)}, body),
+    ]
+    for case, cfg, headers, b in cases:
+        secrets = WORKOS if cfg == config else WORKOS[:1]
+        add("workos", case, cfg, headers, b, workos_sdk(secrets, headers, b))
+
+
+# ---------------------------------------------------------------- Mailgun
+MAILGUN = ["mailgun-differential-key-a", "mailgun-differential-key-b"]
+
+
+def mailgun_fields(headers, body):
+    """The three fields as a Mailgun receiver reads them (form or JSON); None if absent."""
+    try:
+        if headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+            return form["timestamp"], form["token"], form["signature"]
+        sig = json.loads(body)["signature"]
+        return sig["timestamp"], sig["token"], sig["signature"]
+    except Exception:
+        return None
+
+
+def mailgun_sdk(secrets, headers, body):
+    fields = mailgun_fields(headers, body)
+    if fields is None:
+        return False
+    ts, token, signature = fields
+    return any(
+        judged(
+            lambda s=s: MailgunSecurity.verify_webhook(s, token, ts, signature, max_age_seconds=900)
+        )
+        for s in secrets
+    )
+
+
+def mailgun_cases():
+    """The SDK only verifies: requests are signed with Mailgun's documented algorithm
+    (the one verify_webhook recomputes) and judged by the SDK."""
+    config = 'scheme = "mailgun", secrets = ["%s", "%s"]' % tuple(MAILGUN)
+    one = 'scheme = "mailgun", secrets = ["%s"]' % MAILGUN[0]
+    json_type = {"Content-Type": "application/json"}
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def mac(ts, token, secret=MAILGUN[0]):
+        return hmac.new(secret.encode(), ("%s%s" % (ts, token)).encode(), sha256).hexdigest()
+
+    def body(ts=NOW, token="tok-0123456789abcdef", secret=MAILGUN[0], sig=None, event="delivered"):
+        sig = mac(ts, token, secret) if sig is None else sig
+        return json.dumps(
+            {
+                "signature": {"timestamp": str(ts), "token": token, "signature": sig},
+                "event-data": {"event": event, "id": "evt-1"},
+            }
+        ).encode()
+
+    good = mac(NOW, "tok-0123456789abcdef")
+    form = urlencode(
+        {"timestamp": str(NOW), "token": "tok-form", "signature": mac(NOW, "tok-form"), "event": "opened"}
+    ).encode()
+    cases = [
+        ("valid", config, json_type, body()),
+        ("tampered-token", config, json_type, body(sig=good, token="tok-other")),
+        ("other-body-same-signature", config, json_type, body(event="failed")),
+        ("stale", config, json_type, body(ts=NOW - 1800)),
+        ("future", config, json_type, body(ts=NOW + 1800)),
+        ("malformed", config, json_type, body(sig="zz")),
+        ("missing", config, json_type, b'{"event-data":{"event":"delivered"}}'),
+        ("rotated-secret", config, json_type, body(secret=MAILGUN[1])),
+        ("unknown-secret", one, json_type, body(secret=MAILGUN[1])),
+        ("uppercase-hex", config, json_type, body(sig=good.upper())),
+        ("form", config, form_type, form),
+        ("form-tampered", config, form_type, form.replace(b"tok-form", b"tok-frm2")),
+    ]
+    for case, cfg, headers, b in cases:
+        secrets = MAILGUN if cfg == config else MAILGUN[:1]
+        add("mailgun", case, cfg, headers, b, mailgun_sdk(secrets, headers, b))
+
+
 if __name__ == "__main__":
     stripe_cases()
     standard_cases()
@@ -484,6 +612,8 @@ if __name__ == "__main__":
     discord_cases()
     sendgrid_cases()
     hubspot_cases()
+    workos_cases()
+    mailgun_cases()
     with open(sys.argv[1], "w") as out:
         json.dump(VECTORS, out)
     print("%d vectors" % len(VECTORS))
