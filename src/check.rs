@@ -115,10 +115,7 @@ fn record_limits(out: &mut String, loaded: &Loaded, connectors: &Connectors) {
 }
 
 fn sink_line(out: &mut String, s: &Sink) {
-    let mut url = s.url.clone();
-    if url.password().is_some() {
-        let _ = url.set_password(Some("redacted"));
-    }
+    let url = s.url.redacted();
     let _ = writeln!(out, "  - {} ({})", s.name, s.file);
     let _ = writeln!(
         out,
@@ -151,8 +148,34 @@ fn sink_line(out: &mut String, s: &Sink) {
         }
     );
     let _ = writeln!(out, "      status: {}", s.status);
+    if !s.url.allowed_hosts().is_empty() {
+        let _ = writeln!(
+            out,
+            "      allowed_hosts: {}",
+            s.url.allowed_hosts().join(", ")
+        );
+    }
     if !s.headers.is_empty() {
         let names: Vec<&str> = s.headers.iter().map(|(n, _)| n.as_str()).collect();
         let _ = writeln!(out, "      headers: {} (values redacted)", names.join(", "));
+    }
+    for (name, t) in &s.header_templates {
+        // Only the placeholders: the literal text around them may be a credential.
+        let fields: Vec<String> = t.fields().map(|f| format!("{{{f}}}")).collect();
+        let _ = writeln!(
+            out,
+            "      header {name}: per record from {}",
+            fields.join(", ")
+        );
+    }
+    if !s.forward_headers.is_empty() {
+        let names: Vec<String> = s.forward_headers.iter().map(|p| p.to_string()).collect();
+        let _ = writeln!(out, "      forward_headers: {}", names.join(", "));
+    }
+    if let Some(f) = &s.filter {
+        let _ = writeln!(out, "      filter: {}", f.text);
+    }
+    if let Some(t) = &s.transform {
+        let _ = writeln!(out, "      transform: {}", t.text);
     }
 }

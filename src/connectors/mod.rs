@@ -3,10 +3,12 @@
 //! no environment, files or clients), then built: secrets resolved, verifiers and rate
 //! limiters created.
 
+pub(crate) mod jq;
 pub(crate) mod key;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod status_policy;
+pub(crate) mod template;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -236,11 +238,15 @@ rate_limit = { per_second = 200, burst = 400 }
 name = "kitchen-out"
 topics = ["orders", "refunds"]
 group_id = "kitchen-group"
-url = "https://inventory.internal/hooks/orders"
+url = "https://{header.x-region}.inventory.internal/hooks/{topic}/{key}?offset={offset}"
+allowed_hosts = ["eu.inventory.internal", "us.inventory.internal:443"]
 method = "put"
-headers = { Authorization = "Bearer literal-token", X-Tenant = "acme" }
+headers = { Authorization = "Bearer literal-token", X-Tenant = "{header.x-tenant}" }
 content_type = "application/cloudevents+json"
-forward_headers = ["traceparent", "X-Tenant"]
+forward_headers = ["traceparent", "X-*"]
+filter = '.type == "order.created"'
+transform = '{id: .id, total: .amount}'
+
 timeout = "5s"
 concurrency = 32
 ordering = "partition"
@@ -308,7 +314,13 @@ status = { retry = [404, "5xx"], dead_letter = ["4xx"] }
         let sink = &out.sinks[0];
         assert_eq!(sink.group_id, "kitchen-group");
         assert_eq!(sink.method, axum::http::Method::PUT);
-        assert_eq!(sink.headers.len(), 2);
+        assert_eq!((sink.headers.len(), sink.header_templates.len()), (1, 1));
+        assert_eq!(sink.url.allowed_hosts().len(), 2);
+        assert!(sink.filter.is_some() && sink.transform.is_some());
+        assert_eq!(
+            sink.forward_headers[1],
+            sink::HeaderPattern::Prefix("x-".into())
+        );
         assert_eq!(sink.timeout, std::time::Duration::from_secs(5));
         assert_eq!((sink.concurrency, sink.buffer), (32, 500));
         assert_eq!(sink.ordering, sink::Ordering::Partition);

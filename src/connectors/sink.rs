@@ -12,7 +12,9 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
+use super::jq::Program;
 use super::status_policy::{self, StatusMatch, StatusPolicy};
+use super::template::{Template, UrlTemplate};
 use crate::config::rate_limit::RateLimitConfig;
 use crate::config::units::HumanDuration;
 use crate::config::{ConfigError, Secret, SecretRef};
@@ -28,20 +30,31 @@ pub struct SinkConfig {
     /// Consumer group (default `hookbridge-<name>`).
     #[serde(default)]
     pub group_id: Option<String>,
-    /// Destination URL.
+    /// Destination URL; placeholders (`{key}`, `{header.NAME}`, …) in path and query.
     pub url: String,
+    /// Hosts (`name` or `name:port`) a URL with placeholders in its host may reach.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// HTTP method.
     #[serde(default = "default_method")]
     pub method: String,
-    /// Extra request headers; values may be `${ENV}` / `file:` references (e.g. a bearer token).
+    /// Extra request headers; a value is a `${ENV}` / `file:` reference (a secret, e.g. an
+    /// API key) or a text with placeholders (`{header.x-tenant}`).
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, SecretRef>,
     /// Content-Type when the record carries no `content-type` header.
     #[serde(default = "default_content_type")]
     pub content_type: String,
-    /// Record headers sent along as HTTP headers.
-    #[serde(default)]
+    /// Record headers sent along as HTTP headers: names, or patterns ending in `*`.
+    #[serde(default, alias = "forward_record_headers")]
     pub forward_headers: Vec<String>,
+    /// jq program over the record: `false`, `null` or no output finishes the record
+    /// without a request.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// jq program whose output (JSON) is the request body.
+    #[serde(default)]
+    pub transform: Option<String>,
     /// Per-attempt timeout.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
@@ -223,12 +236,16 @@ pub struct SinkDefinition {
     pub name: Arc<str>,
     pub topics: Vec<String>,
     pub group_id: String,
-    pub url: url::Url,
+    /// The destination URL, literal or with placeholders.
+    pub url: UrlTemplate,
     pub method: Method,
-    /// Extra request headers, their values still references.
+    /// Extra request headers, their values still references or templates.
     pub header_refs: Vec<HeaderRef>,
     pub content_type: HeaderValue,
-    pub forward_headers: Vec<String>,
+    /// Record headers forwarded: exact names and `prefix*` patterns, lowercase.
+    pub forward_headers: Vec<HeaderPattern>,
+    pub filter: Option<Arc<Program>>,
+    pub transform: Option<Arc<Program>>,
     pub timeout: Duration,
     pub concurrency: usize,
     pub ordering: Ordering,
@@ -243,12 +260,50 @@ pub struct SinkDefinition {
 }
 
 /// One configured request header: the name as written (for errors), parsed, and its
-/// value's reference.
+/// value: a secret reference, or a template (a literal with or without placeholders).
 #[derive(Debug, Clone)]
 pub struct HeaderRef {
     pub key: String,
     pub name: HeaderName,
     pub value: SecretRef,
+    /// Set for a literal with placeholders: filled per record.
+    pub template: Option<Template>,
+}
+
+/// A `forward_headers` entry: a record header name, or a prefix when it ends in `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl HeaderPattern {
+    fn parse(text: &str) -> Self {
+        let lower = text.to_ascii_lowercase();
+        match lower.strip_suffix('*') {
+            Some(prefix) => HeaderPattern::Prefix(prefix.to_owned()),
+            None => HeaderPattern::Exact(lower),
+        }
+    }
+
+    /// Whether the record header `name` is forwarded.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            HeaderPattern::Exact(n) => name.eq_ignore_ascii_case(n),
+            HeaderPattern::Prefix(p) => name
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p)),
+        }
+    }
+}
+
+impl std::fmt::Display for HeaderPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderPattern::Exact(n) => f.write_str(n),
+            HeaderPattern::Prefix(p) => write!(f, "{p}*"),
+        }
+    }
 }
 
 /// A sink ready to run: its definition with the secrets resolved. Reads through to the
@@ -256,8 +311,11 @@ pub struct HeaderRef {
 #[derive(Debug, Clone)]
 pub struct Sink {
     definition: SinkDefinition,
-    /// Extra request headers; a value from a reference is marked sensitive.
+    /// Extra request headers with a fixed value; a value from a reference is marked
+    /// sensitive.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Extra request headers filled in per record.
+    pub header_templates: Vec<(HeaderName, Template)>,
     /// Standard Webhooks signing key (the whole `whsec_…` string; the signer decodes it).
     pub signing_key: Option<Secret>,
 }
@@ -289,12 +347,18 @@ impl SinkConfig {
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             return Err(err("topics", "list at least one non-empty topic".into()));
         }
-        let url = url::Url::parse(&self.url)
-            // The URL itself is not repeated: it may carry credentials.
-            .map_err(|e| err("url", format!("not a URL: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(err("url", "must be an http:// or https:// URL".into()));
+        if let Some(h) = self
+            .allowed_hosts
+            .iter()
+            .find(|h| h.is_empty() || h.contains(['/', '@', '?', '#', '{', '}', ' ']))
+        {
+            return Err(err(
+                "allowed_hosts",
+                format!("{h:?} is not a host name (`name` or `name:port`)"),
+            ));
         }
+        // The URL itself is not repeated: it may carry credentials.
+        let url = UrlTemplate::parse(&self.url, &self.allowed_hosts).map_err(|e| err("url", e))?;
         let method = Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| err("method", format!("{:?} is not an HTTP method", self.method)))?;
         let header_refs = self
@@ -303,10 +367,19 @@ impl SinkConfig {
             .map(|(k, v)| {
                 let name = HeaderName::try_from(k.as_str())
                     .map_err(|_| err(&format!("headers.{k}"), "not a valid header name".into()))?;
+                let template = match &v {
+                    SecretRef::Literal(text) => {
+                        let t = Template::parse(text.expose())
+                            .map_err(|e| err(&format!("headers.{k}"), e))?;
+                        t.as_literal().is_none().then_some(t)
+                    }
+                    _ => None,
+                };
                 Ok(HeaderRef {
                     key: k,
                     name,
                     value: v,
+                    template,
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -340,6 +413,12 @@ impl SinkConfig {
             Some(d) => Some(d.topic),
             None => None,
         };
+        let program = |key: &str, code: Option<String>| {
+            code.map(|c| Program::compile(&c).map(Arc::new).map_err(|e| err(key, e)))
+                .transpose()
+        };
+        let filter = program("filter", self.filter)?;
+        let transform = program("transform", self.transform)?;
         let status = self
             .status
             .policy()
@@ -356,7 +435,13 @@ impl SinkConfig {
             method,
             header_refs,
             content_type,
-            forward_headers: self.forward_headers,
+            forward_headers: self
+                .forward_headers
+                .iter()
+                .map(|h| HeaderPattern::parse(h))
+                .collect(),
+            filter,
+            transform,
             timeout: self.timeout.0,
             concurrency: self.concurrency,
             ordering: self.ordering,
@@ -377,13 +462,19 @@ impl SinkDefinition {
     pub fn build(self) -> Result<Sink, ConfigError> {
         let file = self.file.as_str();
         let err = |key: &str, reason: String| ConfigError::new(file, format!("sink.{key}"), reason);
+        let header_templates = self
+            .header_refs
+            .iter()
+            .filter_map(|h| Some((h.name.clone(), h.template.clone()?)))
+            .collect();
         let headers = self
             .header_refs
             .iter()
+            .filter(|h| h.template.is_none())
             .map(|h| {
                 let key = format!("headers.{}", h.key);
                 let value = h.value.resolve().map_err(|e| err(&key, e.to_string()))?;
-                let mut value = HeaderValue::from_str(value.expose())
+                let mut value = HeaderValue::from_str(&literal_braces(value.expose(), &h.value))
                     .map_err(|_| err(&key, "value is not a valid header value".into()))?;
                 value.set_sensitive(!matches!(h.value, SecretRef::Literal(_)));
                 Ok((h.name.clone(), value))
@@ -400,8 +491,20 @@ impl SinkDefinition {
         Ok(Sink {
             definition: self,
             headers,
+            header_templates,
             signing_key,
         })
+    }
+}
+
+/// A literal header value with `{{`/`}}` escapes but no placeholder, as sent.
+fn literal_braces(value: &str, r: &SecretRef) -> String {
+    match r {
+        SecretRef::Literal(_) => Template::parse(value)
+            .ok()
+            .and_then(|t| t.as_literal().map(str::to_owned))
+            .unwrap_or_else(|| value.to_owned()),
+        _ => value.to_owned(),
     }
 }
 

@@ -17,6 +17,7 @@ use super::breaker::{Admission, Breaker, RecordKey};
 use super::dlq::{self, DeadLetter};
 use super::outcome::{self, Outcome};
 use super::record::Record;
+use super::request::{Prepared, Refused, Shaper};
 use super::retry;
 use super::sign::Signer;
 use crate::connectors::Sink;
@@ -32,6 +33,7 @@ const WEBHOOK_ID: HeaderName = HeaderName::from_static(envelope::WEBHOOK_ID);
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_TIMESTAMP);
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// What ends a delivery early: `cancel` (revoke, shutdown) stops it at its next wait;
 /// `abort` (the drain deadline passed) also cuts off an attempt in progress.
@@ -51,6 +53,8 @@ pub enum Finish {
     Delivered,
     /// Written to the DLQ and acknowledged.
     DeadLettered,
+    /// The sink's filter let it through without a request.
+    Filtered,
     /// Stopped by revoke or shutdown: not finished, the offset must not move past it.
     Abandoned,
 }
@@ -60,10 +64,10 @@ pub struct Destination {
     pub sink: Sink,
     /// One pooled client per sink.
     client: reqwest::Client,
-    url: reqwest::Url,
+    /// Filter, URL and header templates, transform.
+    shaper: Shaper,
     /// Content-Type default and configured headers, built once.
     base_headers: HeaderMap,
-    forward: Vec<(String, HeaderName)>,
     signer: Option<Signer>,
     limiter: Option<DefaultDirectRateLimiter>,
     permits: Semaphore,
@@ -105,21 +109,11 @@ impl Destination {
             .pool_max_idle_per_host(sink.concurrency)
             .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let url = sink.url.clone();
         let mut base_headers = HeaderMap::new();
         base_headers.insert(axum::http::header::CONTENT_TYPE, sink.content_type.clone());
         for (k, v) in &sink.headers {
             base_headers.insert(k.clone(), v.clone());
         }
-        let forward = sink
-            .forward_headers
-            .iter()
-            .filter_map(|h| {
-                HeaderName::try_from(h.as_str())
-                    .ok()
-                    .map(|n| (h.clone(), n))
-            })
-            .collect();
         let signer = sink.signing_key.as_ref().and_then(Signer::new);
         let breaker = Breaker::new(
             sink.breaker.failures,
@@ -134,9 +128,8 @@ impl Destination {
             limiter: sink.rate_limit.map(|r| r.limiter()),
             permits: Semaphore::new(sink.concurrency),
             client,
-            url,
+            shaper: Shaper::new(&sink),
             base_headers,
-            forward,
             signer,
             breaker,
             producer,
@@ -187,18 +180,65 @@ impl Destination {
     /// With a `ticket`, it is handed back when the first attempt starts. `cancel` stops
     /// waiting and retrying; `abort` also cuts off an attempt in progress.
     pub async fn deliver(&self, record: &Record, stop: Stop<'_>, ticket: Option<Ticket>) -> Finish {
-        let finish = self.attempts(record, stop, ticket).await;
+        let finish = match self.shaper.shape(record) {
+            Ok(Some(request)) => self.attempts(record, &request, stop, ticket).await,
+            Ok(None) => Finish::Filtered,
+            Err(refused) => {
+                drop(ticket);
+                self.refuse(record, refused, stop.cancel).await
+            }
+        };
         match finish {
             Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
             Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
+            Finish::Filtered => RecordFinished::Filtered.emit(&self.telemetry),
             Finish::Abandoned => {}
         }
         finish
     }
 
+    /// A record that cannot be shaped is dead-lettered at once: no attempt could fix it,
+    /// and it is never sent anywhere else. Without a DLQ it is not dropped either: it
+    /// holds its lane like any undeliverable record, until revoke or shutdown.
+    async fn refuse(
+        &self,
+        record: &Record,
+        refused: Refused,
+        cancel: &CancellationToken,
+    ) -> Finish {
+        let id = record.webhook_id();
+        if self.sink.dlq_topic.is_some() {
+            let now = SystemTime::now();
+            let dl = DeadLetter {
+                reason: refused.reason,
+                status: None,
+                error: refused.error,
+                attempts: 0,
+                first_attempt: now,
+                last_attempt: now,
+                response: Bytes::new(),
+            };
+            return self.dead_letter(record, &id, &dl, cancel).await;
+        }
+        loop {
+            UndeliverableWithoutDlq {
+                id: &id,
+                error: refused.error,
+                attempts: 0,
+            }
+            .emit(&self.telemetry);
+            tokio::select! {
+                _ = cancel.cancelled() => return Finish::Abandoned,
+                _ = self.no_retry.cancelled() => return Finish::Abandoned,
+                _ = tokio::time::sleep(self.sink.retry.max.0) => {}
+            }
+        }
+    }
+
     async fn attempts(
         &self,
         record: &Record,
+        request: &Prepared<'_>,
         stop: Stop<'_>,
         mut ticket: Option<Ticket>,
     ) -> Finish {
@@ -246,7 +286,7 @@ impl Destination {
             // after that owner's later records of the same key.
             let attempted = tokio::select! {
                 biased;
-                r = self.attempt(record, &id) => Some(r),
+                r = self.attempt(record, request, &id) => Some(r),
                 _ = stop.abort.cancelled() => None,
             };
             self.telemetry.in_flight.dec();
@@ -377,12 +417,17 @@ impl Destination {
     }
 
     /// One HTTP attempt: the outcome and, for failures, the start of the response body.
-    async fn attempt(&self, record: &Record, id: &str) -> (Outcome, Bytes) {
+    async fn attempt(
+        &self,
+        record: &Record,
+        prepared: &Prepared<'_>,
+        id: &str,
+    ) -> (Outcome, Bytes) {
         let request = self
             .client
-            .request(self.sink.method.clone(), self.url.clone())
-            .headers(self.request_headers(record, id))
-            .body(record.value.clone());
+            .request(self.sink.method.clone(), prepared.url.as_ref().clone())
+            .headers(self.request_headers(record, prepared, id))
+            .body(prepared.body.clone());
         match request.send().await {
             Err(e) => (outcome::from_error(&e), Bytes::new()),
             Ok(mut resp) => {
@@ -400,30 +445,37 @@ impl Destination {
         }
     }
 
-    fn request_headers(&self, record: &Record, id: &str) -> HeaderMap {
-        let mut h = HeaderMap::with_capacity(self.base_headers.len() + self.forward.len() + 5);
+    /// Configured headers, then the record's content type, forwarded and templated
+    /// headers; the webhook id, signature and trace context last, so nothing taken from
+    /// a record can replace them.
+    fn request_headers(&self, record: &Record, prepared: &Prepared<'_>, id: &str) -> HeaderMap {
+        let mut h = HeaderMap::with_capacity(self.base_headers.len() + prepared.headers.len() + 5);
         for (k, v) in &self.base_headers {
             h.insert(k.clone(), v.clone());
         }
-        if let Some(ct) = record
+        if prepared.transformed {
+            h.insert(axum::http::header::CONTENT_TYPE, APPLICATION_JSON);
+        } else if let Some(ct) = record
             .header(crate::kafka::headers::CONTENT_TYPE)
             .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
         {
             h.insert(axum::http::header::CONTENT_TYPE, ct);
         }
-        for (key, name) in &self.forward {
-            if let Some(v) = record
-                .header(key)
-                .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
-            {
-                h.insert(name.clone(), v);
+        let mut last = None;
+        for (k, v) in &prepared.headers {
+            // A forwarded header given twice in the record is sent twice.
+            if last.as_ref() == Some(k) {
+                h.append(k.clone(), v.clone());
+            } else {
+                h.insert(k.clone(), v.clone());
+                last = Some(k.clone());
             }
         }
         if let Some(signer) = &self.signer {
             let ts = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            let sig = signer.sign(id, ts, &record.value);
+            let sig = signer.sign(id, ts, &prepared.body);
             h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
             if let Ok(v) = HeaderValue::from_str(&sig) {
                 h.insert(WEBHOOK_SIGNATURE, v);

@@ -28,6 +28,7 @@ pub struct SinkTelemetry {
     metrics: Arc<Metrics>,
     delivered: IntCounter,
     dead_lettered: IntCounter,
+    filtered: IntCounter,
     attempts: [IntCounter; ATTEMPT_RESULTS.len()],
     retries: IntCounter,
     dlq_permanent: IntCounter,
@@ -49,6 +50,7 @@ impl SinkTelemetry {
         Self {
             delivered: m.deliveries.with_label_values(&[n, "delivered"]),
             dead_lettered: m.deliveries.with_label_values(&[n, "dead_lettered"]),
+            filtered: m.deliveries.with_label_values(&[n, "filtered"]),
             attempts: ATTEMPT_RESULTS.map(|r| m.attempts.with_label_values(&[n, r])),
             retries: m.retries.with_label_values(&[n]),
             dlq_permanent: m.dlq_writes.with_label_values(&[n, "permanent"]),
@@ -94,10 +96,12 @@ impl AttemptEnded {
     }
 }
 
-/// A record reached its end: delivered, or dead-lettered with the broker's ack.
+/// A record reached its end: delivered, dead-lettered with the broker's ack, or let
+/// through by the sink's filter without a request.
 pub enum RecordFinished {
     Delivered,
     DeadLettered,
+    Filtered,
 }
 
 impl RecordFinished {
@@ -105,6 +109,7 @@ impl RecordFinished {
         match self {
             RecordFinished::Delivered => t.delivered.inc(),
             RecordFinished::DeadLettered => t.dead_lettered.inc(),
+            RecordFinished::Filtered => t.filtered.inc(),
         }
     }
 }

@@ -11,4 +11,5 @@ mod pacing;
 mod providers;
 mod redelivery;
 mod send;
+mod shaping;
 mod support;
