@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::config::load::Loaded;
 use crate::config::units::format_size;
-use crate::connectors::sink::Ordering;
+use crate::connectors::sink::{AuthConfig, Ordering};
 use crate::connectors::{Connectors, Sink, Source};
 use crate::kafka::producer;
 
@@ -171,6 +171,47 @@ fn sink_line(out: &mut String, s: &Sink) {
     if !s.forward_headers.is_empty() {
         let names: Vec<String> = s.forward_headers.iter().map(|p| p.to_string()).collect();
         let _ = writeln!(out, "      forward_headers: {}", names.join(", "));
+    }
+    match &s.auth {
+        None => {}
+        Some(AuthConfig::Bearer(r)) => {
+            let _ = writeln!(out, "      auth: bearer {}", r.describe());
+        }
+        Some(AuthConfig::Basic(b)) => {
+            let _ = writeln!(
+                out,
+                "      auth: basic user {} password {}",
+                b.user,
+                b.password.describe()
+            );
+        }
+        Some(AuthConfig::Oauth2(o)) => {
+            let _ = writeln!(
+                out,
+                "      auth: oauth2 token_url {} client_id {} client_secret {} scopes [{}] audience {} client_auth {:?}",
+                o.token_url,
+                o.client_id,
+                o.client_secret.describe(),
+                o.scopes.join(" "),
+                o.audience.as_deref().unwrap_or("none"),
+                o.client_auth
+            );
+        }
+    }
+    if let Some(t) = &s.tls {
+        let path = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map_or("system roots".to_owned(), |p| p.display().to_string())
+        };
+        let _ = writeln!(
+            out,
+            "      tls: ca {}   client certificate {}",
+            path(&t.ca),
+            t.cert.as_ref().map_or("none".to_owned(), |c| format!(
+                "{} (key redacted)",
+                c.display()
+            ))
+        );
     }
     if let Some(f) = &s.filter {
         let _ = writeln!(out, "      filter: {}", f.text);

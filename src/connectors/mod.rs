@@ -241,7 +241,7 @@ group_id = "kitchen-group"
 url = "https://{header.x-region}.inventory.internal/hooks/{topic}/{key}?offset={offset}"
 allowed_hosts = ["eu.inventory.internal", "us.inventory.internal:443"]
 method = "put"
-headers = { Authorization = "Bearer literal-token", X-Tenant = "{header.x-tenant}" }
+headers = { X-Api-Key = "literal-token", X-Tenant = "{header.x-tenant}" }
 content_type = "application/cloudevents+json"
 forward_headers = ["traceparent", "X-*"]
 filter = '.type == "order.created"'
@@ -257,6 +257,8 @@ dlq = { topic = "orders.dlq" }
 sign = { scheme = "standard-webhooks", secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }
 breaker = { failures = 5, cooldown = "10s" }
 status = { retry = [404, "5xx"], dead_letter = ["4xx"] }
+auth = { oauth2 = { token_url = "https://login.example.com/oauth/token", client_id = "hb", client_secret = "literal-secret", scopes = ["a", "b"], audience = "inventory", client_auth = "body" } }
+tls = { }
 "#;
 
     /// The keys of the README's `[source]` example and of its sink key table.
@@ -317,6 +319,10 @@ status = { retry = [404, "5xx"], dead_letter = ["4xx"] }
         assert_eq!((sink.headers.len(), sink.header_templates.len()), (1, 1));
         assert_eq!(sink.url.allowed_hosts().len(), 2);
         assert!(sink.filter.is_some() && sink.transform.is_some());
+        assert!(matches!(
+            sink.credentials,
+            Some(sink::Credentials::OAuth2 { ref scopes, .. }) if scopes.len() == 2
+        ));
         assert_eq!(
             sink.forward_headers[1],
             sink::HeaderPattern::Prefix("x-".into())

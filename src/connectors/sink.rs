@@ -79,6 +79,76 @@ pub struct SinkConfig {
     pub breaker: BreakerConfig,
     #[serde(default)]
     pub status: StatusConfig,
+    /// How requests authenticate: a bearer token, basic credentials or OAuth2 client
+    /// credentials.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// Private CA and client certificate (mTLS) for an `https://` destination.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `auth = { bearer = "${TOKEN}" }`, `{ basic = { user, password } }` or
+/// `{ oauth2 = { token_url, client_id, client_secret, scopes, audience } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum AuthConfig {
+    /// `Authorization: Bearer <token>`.
+    Bearer(SecretRef),
+    /// `Authorization: Basic base64(user:password)`.
+    Basic(BasicAuthConfig),
+    /// Client credentials grant; the token is cached until shortly before it expires.
+    Oauth2(OAuth2Config),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    pub user: String,
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// The authorization server's token endpoint.
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: SecretRef,
+    /// Scopes requested (sent space-separated).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `audience` parameter (Auth0 and others), when the server wants one.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// How the client authenticates to the token endpoint: `basic` (HTTP Basic, what
+    /// RFC 6749 requires servers to support) or `body` (`client_id` and
+    /// `client_secret` form fields).
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    Basic,
+    Body,
+}
+
+/// `tls = { ca = "/etc/hb/ca.pem", cert = "/etc/hb/client.pem", key = "/etc/hb/client.key" }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of CA certificates trusted besides the system roots.
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
+    /// PEM client certificate (chain) presented to the destination.
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM PKCS#8 private key of `cert`.
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
 }
 
 fn default_method() -> String {
@@ -257,6 +327,8 @@ pub struct SinkDefinition {
     pub breaker: BreakerConfig,
     /// Which non-2xx answers retry and which dead-letter.
     pub status: StatusPolicy,
+    pub auth: Option<AuthConfig>,
+    pub tls: Option<TlsConfig>,
 }
 
 /// One configured request header: the name as written (for errors), parsed, and its
@@ -318,6 +390,33 @@ pub struct Sink {
     pub header_templates: Vec<(HeaderName, Template)>,
     /// Standard Webhooks signing key (the whole `whsec_…` string; the signer decodes it).
     pub signing_key: Option<Secret>,
+    /// How requests authenticate, secrets resolved.
+    pub credentials: Option<Credentials>,
+    /// PEM contents of the `tls` files.
+    pub tls_files: TlsFiles,
+}
+
+/// A sink's resolved `auth`.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// A fixed `Authorization` value (bearer or basic), marked sensitive.
+    Header(HeaderValue),
+    OAuth2 {
+        token_url: url::Url,
+        client_id: String,
+        client_secret: Secret,
+        scopes: Vec<String>,
+        audience: Option<String>,
+        client_auth: ClientAuth,
+    },
+}
+
+/// The `tls` files, read.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub ca: Option<Vec<u8>>,
+    /// Certificate and key PEM, both or neither.
+    pub identity: Option<(Vec<u8>, Secret)>,
 }
 
 impl Deref for Sink {
@@ -332,9 +431,18 @@ impl SinkConfig {
     /// Every secret reference with its key, for `check`'s literal-secret warning. Plain
     /// header values are not secrets; only a `sign` secret is.
     pub fn secret_refs(&self) -> Vec<(String, &SecretRef)> {
+        let auth = self.auth.iter().map(|a| match a {
+            AuthConfig::Bearer(r) => ("sink.auth.bearer".to_owned(), r),
+            AuthConfig::Basic(b) => ("sink.auth.basic.password".to_owned(), &b.password),
+            AuthConfig::Oauth2(o) => (
+                "sink.auth.oauth2.client_secret".to_owned(),
+                &o.client_secret,
+            ),
+        });
         self.sign
             .iter()
             .map(|s| ("sink.sign.secret".to_owned(), &s.secret))
+            .chain(auth)
             .collect()
     }
 
@@ -423,6 +531,44 @@ impl SinkConfig {
             .status
             .policy()
             .map_err(|(key, e)| err(&format!("status.{key}"), e.to_string()))?;
+        if let Some(auth) = &self.auth {
+            if header_refs
+                .iter()
+                .any(|h| h.name == axum::http::header::AUTHORIZATION)
+            {
+                return Err(err(
+                    "auth",
+                    "both `auth` and `headers.Authorization` are set; keep one".into(),
+                ));
+            }
+            match auth {
+                AuthConfig::Basic(b) if b.user.contains(':') => {
+                    return Err(err("auth.basic.user", "must not contain `:`".into()))
+                }
+                AuthConfig::Oauth2(o) => {
+                    let u = url::Url::parse(&o.token_url)
+                        .map_err(|e| err("auth.oauth2.token_url", format!("not a URL: {e}")))?;
+                    if !matches!(u.scheme(), "http" | "https") {
+                        return Err(err(
+                            "auth.oauth2.token_url",
+                            "must be an http:// or https:// URL".into(),
+                        ));
+                    }
+                    if o.client_id.is_empty() {
+                        return Err(err("auth.oauth2.client_id", "must not be empty".into()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert.is_some() != tls.key.is_some() {
+                return Err(err(
+                    "tls",
+                    "`cert` and `key` go together: set both for mTLS, or neither".into(),
+                ));
+            }
+        }
         let group_id = self
             .group_id
             .unwrap_or_else(|| format!("hookbridge-{}", self.name));
@@ -452,6 +598,8 @@ impl SinkConfig {
             sign: self.sign,
             breaker: self.breaker,
             status,
+            auth: self.auth,
+            tls: self.tls,
         })
     }
 }
@@ -488,12 +636,100 @@ impl SinkDefinition {
                 }
             },
         };
+        let credentials = self
+            .auth
+            .as_ref()
+            .map(|a| credentials(a).map_err(|(key, r)| err(key, r)))
+            .transpose()?;
+        let tls_files = match &self.tls {
+            None => TlsFiles::default(),
+            Some(t) => {
+                let read = |key: &str, path: &Option<std::path::PathBuf>| {
+                    path.as_ref()
+                        .map(|p| {
+                            std::fs::read(p)
+                                .map_err(|e| err(key, format!("cannot read {}: {e}", p.display())))
+                        })
+                        .transpose()
+                };
+                let ca = read("tls.ca", &t.ca)?;
+                let cert = read("tls.cert", &t.cert)?;
+                let key = read("tls.key", &t.key)?;
+                if let Some(ca) = &ca {
+                    openssl::x509::X509::stack_from_pem(ca)
+                        .ok()
+                        .filter(|c| !c.is_empty())
+                        .ok_or_else(|| err("tls.ca", "no PEM certificate in the file".into()))?;
+                }
+                let identity = match (cert, key) {
+                    (Some(cert), Some(key)) => {
+                        openssl::x509::X509::from_pem(&cert)
+                            .map_err(|_| err("tls.cert", "not a PEM certificate".into()))?;
+                        let key = String::from_utf8(key)
+                            .ok()
+                            .filter(|k| k.contains("-----BEGIN PRIVATE KEY-----"))
+                            .ok_or_else(|| {
+                                err(
+                                    "tls.key",
+                                    "must be a PEM PKCS#8 key (BEGIN PRIVATE KEY); convert with `openssl pkcs8 -topk8 -nocrypt`".into(),
+                                )
+                            })?;
+                        Some((cert, Secret::new(key)))
+                    }
+                    _ => None,
+                };
+                TlsFiles { ca, identity }
+            }
+        };
         Ok(Sink {
             definition: self,
             headers,
             header_templates,
+            credentials,
+            tls_files,
             signing_key,
         })
+    }
+}
+
+/// Resolves `auth`; errors name the key below `sink.` and never the value.
+fn credentials(auth: &AuthConfig) -> Result<Credentials, (&'static str, String)> {
+    use base64::Engine;
+    let sensitive = |v: String, key: &'static str| {
+        let mut v = HeaderValue::try_from(v)
+            .map_err(|_| (key, "value is not a valid header value".to_owned()))?;
+        v.set_sensitive(true);
+        Ok(Credentials::Header(v))
+    };
+    match auth {
+        AuthConfig::Bearer(r) => {
+            let t = r.resolve().map_err(|e| ("auth.bearer", e.to_string()))?;
+            sensitive(format!("Bearer {}", t.expose()), "auth.bearer")
+        }
+        AuthConfig::Basic(b) => {
+            let p = b
+                .password
+                .resolve()
+                .map_err(|e| ("auth.basic.password", e.to_string()))?;
+            let pair = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                b.user,
+                p.expose()
+            ));
+            sensitive(format!("Basic {pair}"), "auth.basic.password")
+        }
+        AuthConfig::Oauth2(o) => Ok(Credentials::OAuth2 {
+            token_url: url::Url::parse(&o.token_url)
+                .map_err(|e| ("auth.oauth2.token_url", format!("not a URL: {e}")))?,
+            client_id: o.client_id.clone(),
+            client_secret: o
+                .client_secret
+                .resolve()
+                .map_err(|e| ("auth.oauth2.client_secret", e.to_string()))?,
+            scopes: o.scopes.clone(),
+            audience: o.audience.clone(),
+            client_auth: o.client_auth,
+        }),
     }
 }
 
@@ -553,6 +789,39 @@ mod tests {
         let only_retry = sink("status = { retry = [\"4xx\", \"5xx\"] }").unwrap();
         assert_eq!(only_retry.status.action(400), Action::Retry);
         assert_eq!(only_retry.status.action(301), Action::DeadLetter);
+    }
+
+    #[test]
+    fn bearer_and_basic_send_a_sensitive_authorization_header() {
+        for (extra, want) in [
+            ("auth = { bearer = \"tok\" }", "Bearer tok"),
+            (
+                "auth = { basic = { user = \"u\", password = \"p\" } }",
+                "Basic dTpw",
+            ),
+        ] {
+            let s = sink(extra).unwrap();
+            let Some(Credentials::Header(v)) = &s.credentials else {
+                panic!("{extra}: {:?}", s.credentials);
+            };
+            assert_eq!(v.to_str().unwrap(), want);
+            assert!(v.is_sensitive());
+        }
+        for (extra, key) in [
+            (
+                "auth = { bearer = \"t\" }\nheaders = { Authorization = \"x\" }",
+                "sink.auth",
+            ),
+            (
+                "auth = { oauth2 = { token_url = \"ftp://x\", client_id = \"c\", client_secret = \"s\" } }",
+                "sink.auth.oauth2.token_url",
+            ),
+            ("tls = { cert = \"/nonexistent\" }", "sink.tls"),
+            ("tls = { ca = \"/nonexistent/ca.pem\" }", "sink.tls.ca"),
+        ] {
+            let e = sink(extra).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{extra}: {e}");
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
 use super::retry;
 use super::sign::Signer;
+use super::token::TokenSource;
+use crate::connectors::sink::Credentials;
 use crate::connectors::Sink;
 use crate::kafka::envelope;
 use crate::telemetry::sink::{
@@ -66,6 +68,8 @@ pub struct Destination {
     client: reqwest::Client,
     /// Filter, URL and header templates, transform.
     shaper: Shaper,
+    /// OAuth2 client credentials, when `auth.oauth2` is set.
+    tokens: Option<TokenSource>,
     /// Content-Type default and configured headers, built once.
     base_headers: HeaderMap,
     signer: Option<Signer>,
@@ -102,18 +106,52 @@ impl Destination {
         producer: FutureProducer,
         telemetry: Arc<SinkTelemetry>,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(sink.timeout)
             .connect_timeout(sink.timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(sink.concurrency)
-            .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &sink.tls_files.ca {
+            for cert in reqwest::Certificate::from_pem_bundle(ca)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &sink.tls_files.identity {
+            builder = builder.identity(reqwest::Identity::from_pkcs8_pem(
+                cert,
+                key.expose().as_bytes(),
+            )?);
+        }
+        let client = builder.build()?;
         let mut base_headers = HeaderMap::new();
         base_headers.insert(axum::http::header::CONTENT_TYPE, sink.content_type.clone());
         for (k, v) in &sink.headers {
             base_headers.insert(k.clone(), v.clone());
         }
+        let tokens = match &sink.credentials {
+            None => None,
+            Some(Credentials::Header(v)) => {
+                base_headers.insert(axum::http::header::AUTHORIZATION, v.clone());
+                None
+            }
+            Some(Credentials::OAuth2 {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+                audience,
+                client_auth,
+            }) => Some(TokenSource::new(
+                client.clone(),
+                token_url.clone(),
+                client_id.clone(),
+                client_secret.clone(),
+                scopes.clone(),
+                audience.clone(),
+                *client_auth,
+            )),
+        };
         let signer = sink.signing_key.as_ref().and_then(Signer::new);
         let breaker = Breaker::new(
             sink.breaker.failures,
@@ -129,6 +167,7 @@ impl Destination {
             permits: Semaphore::new(sink.concurrency),
             client,
             shaper: Shaper::new(&sink),
+            tokens,
             base_headers,
             signer,
             breaker,
@@ -255,10 +294,25 @@ impl Destination {
         // records taking turns at probing a destination that refuses them all are still
         // dead-lettered in the end (an outage only slows their attempts down).
         let mut free_probes = 0u32;
+        // A 401 to an OAuth2 token is answered with one fresh token and an immediate
+        // retry that does not count; a second 401 follows the status policy.
+        let mut refreshed = false;
         loop {
             if cancel.is_cancelled() {
                 return Finish::Abandoned;
             }
+            // Waiting for a token is not the record's fault: no attempt is spent on it.
+            let authorization = match &self.tokens {
+                None => None,
+                Some(tokens) => tokio::select! {
+                    biased;
+                    a = tokens.authorization(cancel, &self.telemetry) => match a {
+                        Some(a) => Some(a),
+                        None => return Finish::Abandoned,
+                    },
+                    _ = self.no_retry.cancelled() => return Finish::Abandoned,
+                },
+            };
             // On shutdown a record still waiting for the breaker gives up at once (it is
             // delivered after the restart); one that may go now still gets its attempt.
             let admission = tokio::select! {
@@ -286,7 +340,7 @@ impl Destination {
             // after that owner's later records of the same key.
             let attempted = tokio::select! {
                 biased;
-                r = self.attempt(record, request, &id) => Some(r),
+                r = self.attempt(record, request, &id, authorization.as_ref()) => Some(r),
                 _ = stop.abort.cancelled() => None,
             };
             self.telemetry.in_flight.dec();
@@ -303,6 +357,16 @@ impl Destination {
                 seconds: started.elapsed().as_secs_f64(),
             }
             .emit(&self.telemetry);
+            if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
+                if outcome.status() == Some(401) && !refreshed {
+                    refreshed = true;
+                    tokens.refused(used);
+                    attempts -= 1;
+                    // An answer: the destination is reachable (and a probe is over).
+                    self.breaker.healthy();
+                    continue;
+                }
+            }
 
             let mut free = false;
             let (error, retry_after, permanent) = match &outcome {
@@ -422,11 +486,16 @@ impl Destination {
         record: &Record,
         prepared: &Prepared<'_>,
         id: &str,
+        authorization: Option<&HeaderValue>,
     ) -> (Outcome, Bytes) {
+        let mut headers = self.request_headers(record, prepared, id);
+        if let Some(a) = authorization {
+            headers.insert(axum::http::header::AUTHORIZATION, a.clone());
+        }
         let request = self
             .client
             .request(self.sink.method.clone(), prepared.url.as_ref().clone())
-            .headers(self.request_headers(record, prepared, id))
+            .headers(headers)
             .body(prepared.body.clone());
         match request.send().await {
             Err(e) => (outcome::from_error(&e), Bytes::new()),

@@ -43,6 +43,7 @@ pub mod record;
 pub(crate) mod request;
 pub(crate) mod retry;
 pub mod sign;
+pub(crate) mod token;
 pub(crate) mod watermark;
 
 use std::sync::Arc;

@@ -42,6 +42,8 @@ pub struct Metrics {
     /// Records skipped after an assignment because the commit metadata says they were
     /// finished already.
     pub skipped_on_resume: IntCounterVec,
+    /// Failed OAuth2 token requests by connector and class (retried with backoff).
+    pub token_failures: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -174,6 +176,12 @@ impl Metrics {
                 "hookbridge_skipped_on_resume_total",
                 "Records not delivered again after an assignment: finished per the commit metadata.",
                 &["connector"],
+            ),
+            token_failures: counter(
+                &r,
+                "hookbridge_oauth2_token_failures_total",
+                "Failed OAuth2 token requests of a sink, by class; each is retried with backoff.",
+                &["connector", "class"],
             ),
             registry: r,
         }

@@ -184,6 +184,25 @@ impl DeadLetterFailed<'_> {
     }
 }
 
+/// A request to a sink's OAuth2 token endpoint failed; it is retried after `wait` while
+/// the deliveries that need the token wait. Only the class is logged: never the secret,
+/// a token or the endpoint's answer.
+pub struct TokenFetchFailed {
+    pub class: &'static str,
+    pub wait: std::time::Duration,
+}
+
+impl TokenFetchFailed {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.metrics
+            .token_failures
+            .with_label_values(&[&t.name, self.class])
+            .inc();
+        tracing::warn!(connector = %t.name, class = self.class, wait = ?self.wait,
+            "oauth2 token request failed; deliveries wait and the request is retried");
+    }
+}
+
 /// After an assignment, records the commit metadata marks finished were not delivered again.
 pub struct SkippedOnResume {
     pub records: u64,

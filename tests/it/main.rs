@@ -12,4 +12,5 @@ mod providers;
 mod redelivery;
 mod send;
 mod shaping;
+mod sink_auth;
 mod support;
