@@ -90,6 +90,16 @@ fn source_line(out: &mut String, s: &Source) {
         let names: Vec<&str> = s.forward_headers.iter().map(|h| h.as_str()).collect();
         let _ = writeln!(out, "      forward_headers: {}", names.join(", "));
     }
+    if let Some(rule) = &s.event_type {
+        let _ = writeln!(out, "      event_type: {rule:?} → hookbridge-event-type");
+    }
+    if let Some(r) = &s.routing {
+        let _ = writeln!(
+            out,
+            "      topics_allowed: {} (other routed topics are refused with 400)",
+            r.allowed().join(", ")
+        );
+    }
 }
 
 /// The Kafka limits each source's `max_body` needs. The producer raises its own limit;
@@ -212,6 +222,9 @@ fn sink_line(out: &mut String, s: &Sink) {
                 c.display()
             ))
         );
+    }
+    if s.format != crate::connectors::sink::Format::Raw {
+        let _ = writeln!(out, "      format: {}", s.format.name());
     }
     if let Some(f) = &s.filter {
         let _ = writeln!(out, "      filter: {}", f.text);

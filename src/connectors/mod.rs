@@ -225,12 +225,14 @@ mod tests {
 [source]
 name = "kitchen-in"
 path = "/webhooks/kitchen"
-topic = "kitchen.events"
+topic = "kitchen.{event_type}"
 verify = { scheme = "hmac", secrets = ["one", "two"], header = "X-Signature", prefix = "sha256=", algorithm = "sha512", encoding = "base64", timestamp_header = "X-Timestamp", template = "{url}.{timestamp}.{body}", tolerance = "2m", public_url = "https://hooks.example.com/webhooks/kitchen" }
 key = "json:/data/id"
 forward_headers = ["X-Event", "X-Delivery"]
 max_body = "2MiB"
 rate_limit = { per_second = 200, burst = 400 }
+event_type = "header:X-Event"
+topics_allowed = ["kitchen.order.created", "kitchen.refund.*"]
 "#;
 
     const KITCHEN_SINK: &str = r#"
@@ -259,6 +261,7 @@ breaker = { failures = 5, cooldown = "10s" }
 status = { retry = [404, "5xx"], dead_letter = ["4xx"] }
 auth = { oauth2 = { token_url = "https://login.example.com/oauth/token", client_id = "hb", client_secret = "literal-secret", scopes = ["a", "b"], audience = "inventory", client_auth = "body" } }
 tls = { }
+format = "cloudevents-structured"
 "#;
 
     /// The keys of the README's `[source]` example and of its sink key table.
@@ -308,6 +311,13 @@ tls = { }
         assert_eq!(source.key, key::KeyRule::Json("/data/id".into()));
         assert_eq!(source.max_body, 2 << 20);
         assert_eq!(source.forward_headers.len(), 2);
+        let routing = source.routing.as_ref().unwrap();
+        assert_eq!(
+            routing.topic(Some(b"refund.issued")).as_deref(),
+            Ok("kitchen.refund.issued")
+        );
+        assert!(routing.topic(Some(b"push")).is_err());
+        assert!(routing.topic(Some(b"refund.x/../y")).is_err());
         assert!(source.limiter.is_some());
         assert_eq!(
             source.signed_url.public(),

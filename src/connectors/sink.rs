@@ -55,6 +55,9 @@ pub struct SinkConfig {
     /// jq program whose output (JSON) is the request body.
     #[serde(default)]
     pub transform: Option<String>,
+    /// `raw` (default), `cloudevents-binary` or `cloudevents-structured`.
+    #[serde(default)]
+    pub format: Format,
     /// Per-attempt timeout.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
@@ -221,6 +224,28 @@ impl StatusConfig {
     }
 }
 
+/// How the request carries the record: as is, or as a CloudEvent (HTTP binding 1.0).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    #[default]
+    Raw,
+    /// The body as is; the event's attributes in `ce-*` headers.
+    CloudeventsBinary,
+    /// One `application/cloudevents+json` document with the body as `data`.
+    CloudeventsStructured,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::CloudeventsBinary => "cloudevents-binary",
+            Format::CloudeventsStructured => "cloudevents-structured",
+        }
+    }
+}
+
 /// Which records must be delivered in order.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -316,6 +341,7 @@ pub struct SinkDefinition {
     pub forward_headers: Vec<HeaderPattern>,
     pub filter: Option<Arc<Program>>,
     pub transform: Option<Arc<Program>>,
+    pub format: Format,
     pub timeout: Duration,
     pub concurrency: usize,
     pub ordering: Ordering,
@@ -588,6 +614,7 @@ impl SinkConfig {
                 .collect(),
             filter,
             transform,
+            format: self.format,
             timeout: self.timeout.0,
             concurrency: self.concurrency,
             ordering: self.ordering,

@@ -13,6 +13,7 @@ use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
 use super::key::KeyRule;
+use super::template::{Escape, Field, Template};
 use crate::config::rate_limit::RateLimitConfig;
 use crate::config::units::ByteSize;
 use crate::config::{ConfigError, SecretRef};
@@ -28,8 +29,16 @@ pub struct SourceConfig {
     pub name: String,
     /// URL path the provider POSTs to, e.g. `/webhooks/github`.
     pub path: String,
-    /// Kafka topic the verified webhooks are produced to.
+    /// Kafka topic the verified webhooks are produced to; `{event_type}` routes by the
+    /// event type (with `topics_allowed`).
     pub topic: String,
+    /// Topics a routed `topic` may produce to: names, or prefixes ending in `*`.
+    #[serde(default)]
+    pub topics_allowed: Vec<String>,
+    /// Where the event type is: `"header:NAME"` or `"json:/pointer"`; written to the
+    /// `hookbridge-event-type` record header.
+    #[serde(default)]
+    pub event_type: Option<String>,
     /// Signature verification: `{ scheme = "github", secrets = ["${GITHUB_SECRET}"] }`.
     pub verify: VerifyConfig,
     /// Record key: `"header:NAME"`, `"json:/pointer"` or `"none"`.
@@ -60,7 +69,11 @@ pub struct SourceDefinition {
     pub file: String,
     pub name: Arc<str>,
     pub path: String,
+    /// The topic as written (a name, or a template with `{event_type}`).
     pub topic: String,
+    /// Set when `topic` has a placeholder.
+    pub routing: Option<Routing>,
+    pub event_type: Option<KeyRule>,
     pub verify: VerifyConfig,
     pub key: KeyRule,
     pub forward_headers: Vec<HeaderName>,
@@ -111,6 +124,15 @@ impl SourceConfig {
             return Err(err("topic", "must not be empty".into()));
         }
         let key = KeyRule::parse(&self.key).map_err(|r| err("key", r))?;
+        let event_type = match &self.event_type {
+            None => None,
+            Some(t) => match KeyRule::parse(t).map_err(|r| err("event_type", r))? {
+                KeyRule::None => None,
+                rule => Some(rule),
+            },
+        };
+        let routing = Routing::parse(&self.topic, &self.topics_allowed, event_type.is_some())
+            .map_err(|(key, r)| err(key, r))?;
         let forward_headers = self
             .forward_headers
             .iter()
@@ -135,6 +157,8 @@ impl SourceConfig {
             name: self.name.into(),
             path: self.path,
             topic: self.topic,
+            routing,
+            event_type,
             verify: self.verify,
             key,
             forward_headers,
@@ -176,6 +200,93 @@ impl SourceDefinition {
             verifier,
             definition: self,
         })
+    }
+}
+
+/// Longest event type kept: a longer one is treated as absent (a header value an
+/// unauthenticated header could otherwise make arbitrarily large in every record).
+pub const MAX_EVENT_TYPE: usize = 256;
+
+/// `topic = "github.{event_type}"` with `topics_allowed = ["github.push", "github.issue*"]`.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    template: Template,
+    allowed: Vec<String>,
+}
+
+/// Why a webhook has no topic: answered 400, nothing produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("the webhook has no event type to route by")]
+    NoEventType,
+    #[error("the event type routes to a topic that is not in topics_allowed")]
+    NotAllowed,
+}
+
+impl Routing {
+    /// `None` for a topic without placeholder. Errors are (key, reason).
+    fn parse(
+        topic: &str,
+        allowed: &[String],
+        has_event_type: bool,
+    ) -> Result<Option<Routing>, (&'static str, String)> {
+        let template = Template::parse(topic).map_err(|r| ("topic", r))?;
+        if let Some(f) = template.fields().find(|f| **f != Field::EventType) {
+            return Err((
+                "topic",
+                format!("only {{event_type}} may route a topic, not {{{f}}}"),
+            ));
+        }
+        if template.as_literal().is_some() {
+            if !allowed.is_empty() {
+                return Err((
+                    "topics_allowed",
+                    "only applies to a topic with {event_type}".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        if !has_event_type {
+            return Err(("topic", "{event_type} needs `event_type`".into()));
+        }
+        if allowed.is_empty() || allowed.iter().any(|a| a.trim_end_matches('*').is_empty()) {
+            return Err((
+                "topics_allowed",
+                "list the topics (or `prefix*`) a routed topic may be; a webhook routed elsewhere is refused".into(),
+            ));
+        }
+        Ok(Some(Routing {
+            template,
+            allowed: allowed.to_vec(),
+        }))
+    }
+
+    /// The topic for a webhook with this event type.
+    pub fn topic(&self, event_type: Option<&[u8]>) -> Result<String, RouteError> {
+        let event_type = event_type.ok_or(RouteError::NoEventType)?;
+        let mut out = Vec::new();
+        self.template
+            .render(&mut out, Escape::Raw, |_| Some(event_type.into()))
+            .map_err(|_| RouteError::NoEventType)?;
+        // Only Kafka's topic characters: nothing a sender writes can name another kind
+        // of thing, and the allow-list compares plain names.
+        let topic = String::from_utf8(out)
+            .ok()
+            .filter(|t| {
+                t.len() <= 249
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            })
+            .ok_or(RouteError::NotAllowed)?;
+        let allowed = self.allowed.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => topic.starts_with(prefix),
+            None => *a == topic,
+        });
+        allowed.then_some(topic).ok_or(RouteError::NotAllowed)
+    }
+
+    pub fn allowed(&self) -> &[String] {
+        &self.allowed
     }
 }
 

@@ -11,9 +11,6 @@ use std::borrow::Cow;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
-/// The Kafka record header ingress writes with the webhook's event type (`{event_type}`).
-pub const EVENT_TYPE_HEADER: &str = "hookbridge-event-type";
-
 /// One value a placeholder names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field {
@@ -25,7 +22,8 @@ pub enum Field {
     Header(String),
     /// An RFC 6901 pointer into the record value parsed as JSON.
     Json(String),
-    /// The `hookbridge-event-type` record header.
+    /// The webhook's event type: the `hookbridge-event-type` record header in a sink,
+    /// the source's `event_type` in a source's `topic`.
     EventType,
 }
 
@@ -96,6 +94,11 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// `value` as it is written into a URL: everything but unreserved characters encoded.
+pub fn url_encode(value: &[u8]) -> String {
+    percent_encoding::percent_encode(value, VALUE).to_string()
+}
 
 /// A text with placeholders. `{{` and `}}` write a literal brace.
 #[derive(Debug, Clone, PartialEq, Eq)]

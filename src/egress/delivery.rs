@@ -35,7 +35,6 @@ const WEBHOOK_ID: HeaderName = HeaderName::from_static(envelope::WEBHOOK_ID);
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_TIMESTAMP);
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// What ends a delivery early: `cancel` (revoke, shutdown) stops it at its next wait;
 /// `abort` (the drain deadline passed) also cuts off an attempt in progress.
@@ -522,8 +521,8 @@ impl Destination {
         for (k, v) in &self.base_headers {
             h.insert(k.clone(), v.clone());
         }
-        if prepared.transformed {
-            h.insert(axum::http::header::CONTENT_TYPE, APPLICATION_JSON);
+        if let Some(ct) = &prepared.content_type {
+            h.insert(axum::http::header::CONTENT_TYPE, ct.clone());
         } else if let Some(ct) = record
             .header(crate::kafka::headers::CONTENT_TYPE)
             .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())

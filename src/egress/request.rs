@@ -13,9 +13,10 @@ use bytes::Bytes;
 
 use super::record::Record;
 use crate::connectors::jq::{self, Program, Val};
-use crate::connectors::sink::HeaderPattern;
-use crate::connectors::template::{Escape, Field, Template, UrlTemplate, EVENT_TYPE_HEADER};
+use crate::connectors::sink::{Format, HeaderPattern};
+use crate::connectors::template::{url_encode, Escape, Field, Template, UrlTemplate};
 use crate::connectors::Sink;
+use crate::kafka::headers::{self, EVENT_TYPE as EVENT_TYPE_HEADER};
 
 /// A sink's shaping rules, built once.
 pub struct Shaper {
@@ -28,6 +29,9 @@ pub struct Shaper {
     transform: Option<std::sync::Arc<Program>>,
     /// Some template reads the value as JSON (`{json./…}`).
     needs_json: bool,
+    format: Format,
+    /// `content_type`: the data's type when the record has none.
+    content_type: HeaderValue,
 }
 
 /// What to send for one record.
@@ -36,8 +40,8 @@ pub struct Prepared<'a> {
     /// Forwarded record headers, then templated ones (later wins).
     pub headers: HeaderMap,
     pub body: Bytes,
-    /// The body was made by `transform`: it is JSON whatever the record's content type.
-    pub transformed: bool,
+    /// Content-Type when it is not the record's (`transform`, structured CloudEvents).
+    pub content_type: Option<HeaderValue>,
 }
 
 /// Why a record cannot be shaped: the dead letter's reason and error class.
@@ -65,6 +69,8 @@ impl Shaper {
             filter: sink.filter.clone(),
             transform: sink.transform.clone(),
             needs_json,
+            format: sink.format,
+            content_type: sink.content_type.clone(),
         }
     }
 
@@ -131,8 +137,8 @@ impl Shaper {
             let value = HeaderValue::from_bytes(&buf).map_err(|_| template("invalid-header"))?;
             headers.insert(name.clone(), value);
         }
-        let (body, transformed) = match &self.transform {
-            None => (record.value.clone(), false),
+        let (body, content_type) = match &self.transform {
+            None => (record.value.clone(), None),
             Some(t) => {
                 let refused = |error| Refused {
                     reason: "transform",
@@ -146,16 +152,119 @@ impl Shaper {
                     .run(value, jq_vars(record))
                     .map_err(|_| refused("jq-error"))?
                     .ok_or(refused("no-output"))?;
-                (Bytes::from(jq::to_json(&out)), true)
+                (Bytes::from(jq::to_json(&out)), Some(APPLICATION_JSON))
             }
         };
-        Ok(Some(Prepared {
+        let mut prepared = Prepared {
             url,
             headers,
             body,
-            transformed,
-        }))
+            content_type,
+        };
+        if self.format != Format::Raw {
+            self.cloudevent(record, &mut prepared);
+        }
+        Ok(Some(prepared))
     }
+
+    /// CloudEvents 1.0 HTTP binding. `id` is the webhook id (stable across redeliveries,
+    /// so receivers deduplicate on it either way); `source` names the ingress source of
+    /// the record when it has one, else its topic; `type` is the event type; `time` is
+    /// when ingress received the webhook (omitted for records not from ingress).
+    fn cloudevent(&self, record: &Record, prepared: &mut Prepared<'_>) {
+        let id = record.webhook_id();
+        let source = match record
+            .header(headers::SOURCE)
+            .and_then(|v| std::str::from_utf8(v).ok())
+        {
+            Some(s) => format!("/hookbridge/sources/{}", url_encode(s.as_bytes())),
+            None => format!(
+                "/hookbridge/topics/{}",
+                url_encode(record.tp.topic.as_bytes())
+            ),
+        };
+        // A type that is not text (or not a header value) falls back to the default:
+        // the record is still delivered, as the same kind as an untyped record.
+        let kind = record
+            .header(EVENT_TYPE_HEADER)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|t| !t.is_empty() && HeaderValue::from_str(t).is_ok())
+            .unwrap_or(DEFAULT_EVENT_TYPE);
+        let time = record
+            .header(headers::RECEIVED_AT)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|t| humantime::parse_rfc3339_weak(t).is_ok());
+        let data_type = prepared.content_type.clone().unwrap_or_else(|| {
+            record
+                .header(headers::CONTENT_TYPE)
+                .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
+                .unwrap_or_else(|| self.content_type.clone())
+        });
+        match self.format {
+            Format::Raw => {}
+            Format::CloudeventsBinary => {
+                let h = &mut prepared.headers;
+                let mut put = |name: &'static str, v: &str| {
+                    if let Ok(v) = HeaderValue::from_str(v) {
+                        h.insert(HeaderName::from_static(name), v);
+                    }
+                };
+                put("ce-specversion", "1.0");
+                put("ce-id", &id);
+                put("ce-source", &source);
+                put("ce-type", kind);
+                if let Some(t) = time {
+                    put("ce-time", t);
+                }
+            }
+            Format::CloudeventsStructured => {
+                let mut event = serde_json::Map::new();
+                event.insert("specversion".into(), "1.0".into());
+                event.insert("id".into(), id.into());
+                event.insert("source".into(), source.into());
+                event.insert("type".into(), kind.into());
+                if let Some(t) = time {
+                    event.insert("time".into(), t.into());
+                }
+                let data_type_text = data_type.to_str().unwrap_or("application/octet-stream");
+                event.insert("datacontenttype".into(), data_type_text.into());
+                let json_data = is_json(data_type_text)
+                    .then(|| serde_json::from_slice::<serde_json::Value>(&prepared.body).ok())
+                    .flatten();
+                match json_data {
+                    Some(v) => event.insert("data".into(), v),
+                    None => {
+                        use base64::Engine;
+                        event.insert(
+                            "data_base64".into(),
+                            base64::engine::general_purpose::STANDARD
+                                .encode(&prepared.body)
+                                .into(),
+                        )
+                    }
+                };
+                prepared.body = Bytes::from(serde_json::Value::Object(event).to_string());
+                prepared.content_type = Some(CLOUDEVENTS_JSON);
+            }
+        }
+    }
+}
+
+/// `ce-type` of a record without a `hookbridge-event-type` header.
+pub const DEFAULT_EVENT_TYPE: &str = "hookbridge.record";
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const CLOUDEVENTS_JSON: HeaderValue =
+    HeaderValue::from_static("application/cloudevents+json; charset=utf-8");
+
+/// `application/json`, `text/json` or any `+json` type.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
 }
 
 fn jq_input(record: &Record) -> Result<Val, jq::Error> {
@@ -198,4 +307,104 @@ fn field<'r>(
     }
     // An empty value would make `/tenants//orders`: treated as missing.
     .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::connectors::Connectors;
+    use crate::egress::record::TopicPartition;
+
+    fn shaper(extra: &str) -> Shaper {
+        let mut out = Connectors::default();
+        let text = format!("[sink]\nname = \"s\"\ntopics = [\"t\"]\n{extra}\n");
+        crate::connectors::load_file("s.toml", &text, &mut out).expect("valid sink");
+        Shaper::new(&out.sinks[0])
+    }
+
+    fn record(value: &[u8], headers: &[(&str, &[u8])], key: Option<&[u8]>) -> Record {
+        Record {
+            tp: TopicPartition {
+                topic: Arc::from("t"),
+                partition: 0,
+            },
+            offset: 7,
+            key: key.map(Bytes::copy_from_slice),
+            value: Bytes::copy_from_slice(value),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), Bytes::copy_from_slice(v)))
+                .collect(),
+            epoch: 0,
+        }
+    }
+
+    const EVERYTHING: &str = r#"url = "https://h/{topic}/{key}/{header.x-t}?p={json./a/b}&e={event_type}"
+headers = { X-T = "{header.x-t}", X-K = "k={key}" }
+forward_headers = ["x-*"]
+filter = '.a.b != "skip"'
+transform = '{b: .a.b, k: $key, h: $headers}'
+format = "cloudevents-structured""#;
+
+    #[test]
+    fn a_record_with_everything_is_shaped() {
+        let s = shaper(EVERYTHING);
+        let r = record(
+            br#"{"a":{"b":"x y"}}"#,
+            &[
+                ("x-t", b"acme"),
+                ("hookbridge-event-type", b"o.c"),
+                ("bad name", b"v"),
+            ],
+            Some(b"k/1"),
+        );
+        let p = s.shape(&r).unwrap().unwrap();
+        assert_eq!(p.url.as_str(), "https://h/t/k%2F1/acme?p=x%20y&e=o.c");
+        assert_eq!(p.headers["x-t"], "acme");
+        assert_eq!(p.headers["x-k"], "k=k/1");
+        assert!(p.headers.get("bad name").is_none());
+        let event: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(event["type"], "o.c");
+        assert_eq!(event["id"], "t-0-7");
+        assert_eq!(event["data"]["b"], "x y");
+        assert_eq!(event["data"]["k"], "k/1");
+        let skip = record(br#"{"a":{"b":"skip"}}"#, &[("x-t", b"acme")], Some(b"k"));
+        assert!(s.shape(&skip).unwrap().is_none(), "filtered");
+        let no_tenant = record(br#"{"a":{"b":"x"}}"#, &[], Some(b"k"));
+        assert_eq!(
+            s.shape(&no_tenant).err(),
+            Some(Refused {
+                reason: "template",
+                error: "missing-value"
+            })
+        );
+        let not_json = record(b"nope", &[("x-t", b"acme")], Some(b"k"));
+        assert_eq!(
+            s.shape(&not_json).err(),
+            Some(Refused {
+                reason: "filter",
+                error: "not-json"
+            })
+        );
+    }
+
+    proptest::proptest! {
+        /// Any record: shaped, filtered or refused — never a panic.
+        #[test]
+        fn shaping_never_panics(
+            value in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            json_value in "\\{\"a\":\\{\"b\":\".{0,12}\"\\}\\}",
+            name in "[a-zA-Z \\-]{0,8}",
+            header in proptest::collection::vec(proptest::num::u8::ANY, 0..16),
+            key in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..16)),
+        ) {
+            let s = shaper(EVERYTHING);
+            for v in [&value[..], json_value.as_bytes()] {
+                let r = record(v, &[(name.as_str(), &header), ("x-t", &header)], key.as_deref());
+                let _ = s.shape(&r);
+            }
+        }
+    }
 }

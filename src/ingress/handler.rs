@@ -24,6 +24,7 @@ use super::response::Reply;
 use super::server::ClientAddr;
 use crate::config::rate_limit::RateLimitConfig;
 use crate::config::settings::HttpSettings;
+use crate::connectors::source::MAX_EVENT_TYPE;
 use crate::connectors::Source;
 use crate::kafka::envelope::IngressHeaders;
 use crate::kafka::producer;
@@ -257,7 +258,36 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         Ok(k) => k,
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
-    produce(ing, endpoint, req.headers, key.as_deref(), verified).await
+    // After verification, like the key: a `json:` rule reads a signed body.
+    let event_type = source.event_type.as_ref().and_then(|rule| {
+        rule.extract(req.headers, &body)
+            .ok()
+            .flatten()
+            .filter(|t| !t.is_empty() && t.len() <= MAX_EVENT_TYPE)
+    });
+    let routed = match &source.routing {
+        None => None,
+        Some(r) => match r.topic(event_type.as_deref()) {
+            Ok(topic) => Some(topic),
+            Err(e) => {
+                tracing::info!(source = %source.name, reason = %e, "webhook refused: no allowed topic");
+                return Reply::BadRequest(format!("cannot route the webhook: {e}"));
+            }
+        },
+    };
+    let record = Routed {
+        topic: routed.as_deref().unwrap_or(&source.topic),
+        key: key.as_deref(),
+        event_type: event_type.as_deref(),
+    };
+    produce(ing, endpoint, req.headers, record, verified).await
+}
+
+/// Where a verified webhook goes, and what it is keyed and typed by.
+struct Routed<'a> {
+    topic: &'a str,
+    key: Option<&'a [u8]>,
+    event_type: Option<&'a [u8]>,
 }
 
 /// Checks the signature; a failure is charged to the client's address.
@@ -314,14 +344,18 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Record headers: the forwarded HTTP headers, then hookbridge's own.
-fn record_headers(source: &Source, headers: &HeaderMap) -> OwnedHeaders {
-    let forwarded = source.forward_headers.iter().flat_map(|name| {
-        headers
-            .get_all(name)
-            .iter()
-            .map(move |value| (name.as_str(), value.as_bytes()))
-    });
+/// Record headers: the forwarded HTTP headers and the event type, then hookbridge's own.
+fn record_headers(source: &Source, headers: &HeaderMap, event_type: Option<&[u8]>) -> OwnedHeaders {
+    let forwarded = source
+        .forward_headers
+        .iter()
+        .flat_map(|name| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(move |value| (name.as_str(), value.as_bytes()))
+        })
+        .chain(event_type.map(|t| (crate::kafka::headers::EVENT_TYPE, t)));
     IngressHeaders {
         source: &source.name,
         received_at: SystemTime::now(),
@@ -335,15 +369,16 @@ async fn produce(
     ing: &Ingress,
     endpoint: &Endpoint,
     headers: &HeaderMap,
-    key: Option<&[u8]>,
+    routed: Routed<'_>,
     verified: Verified<'_>,
 ) -> Reply {
     let body = verified.body();
     let (source, telemetry) = (&endpoint.source, &endpoint.telemetry);
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&source.topic)
+    let topic = routed.topic;
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
         .payload(body)
-        .headers(record_headers(source, headers));
-    if let Some(k) = key {
+        .headers(record_headers(source, headers, routed.event_type));
+    if let Some(k) = routed.key {
         record = record.key(k);
     }
     let started = Instant::now();
@@ -365,22 +400,15 @@ async fn produce(
             Reply::Accepted
         }
         Ok(Err(e)) if producer::is_too_large(&e) => {
-            tracing::error!(source = %source.name, topic = %source.topic, bytes = body.len(), error = %e, "Kafka refused the webhook as too large: raise the broker's message.max.bytes and the topic's max.message.bytes (see `hookbridge check`), or lower max_body");
+            tracing::error!(source = %source.name, topic = %topic, bytes = body.len(), error = %e, "Kafka refused the webhook as too large: raise the broker's message.max.bytes and the topic's max.message.bytes (see `hookbridge check`), or lower max_body");
             Reply::RecordTooLarge
         }
         Ok(Err(e)) => {
-            ProduceFailed::Refused {
-                topic: &source.topic,
-                error: &e,
-            }
-            .emit(telemetry);
+            ProduceFailed::Refused { topic, error: &e }.emit(telemetry);
             Reply::Unavailable("Kafka did not acknowledge the record; retry later")
         }
         Err(_) => {
-            ProduceFailed::TimedOut {
-                topic: &source.topic,
-            }
-            .emit(telemetry);
+            ProduceFailed::TimedOut { topic }.emit(telemetry);
             Reply::Unavailable("Kafka did not acknowledge the record in time; retry later")
         }
     }

@@ -10,6 +10,7 @@ mod ops;
 mod pacing;
 mod providers;
 mod redelivery;
+mod routing;
 mod send;
 mod shaping;
 mod sink_auth;

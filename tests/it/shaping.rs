@@ -322,3 +322,124 @@ fn check_refuses_a_host_placeholder_without_allowed_hosts_and_a_bad_jq_program()
         "{text}"
     );
 }
+
+/// Parses what a sink sent with the CloudEvents Python SDK (`tests/support/cloudevents_check.py`).
+async fn parse_with_sdk(seen: &[crate::support::receiver::Received]) -> Vec<serde_json::Value> {
+    use base64::Engine;
+    use tokio::io::AsyncWriteExt;
+    let mut input = String::new();
+    for r in seen {
+        let headers: serde_json::Map<String, serde_json::Value> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
+            .collect();
+        input.push_str(
+            &json!({"headers": headers, "body": base64::engine::general_purpose::STANDARD.encode(&r.body)})
+                .to_string(),
+        );
+        input.push('\n');
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/cloudevents_check.py"
+    );
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "cloudevents_check: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudevents_in_both_http_modes_parse_with_the_python_sdk() {
+    let broker = Broker::start();
+    let topic = unique("ce");
+    broker.create_topic(&topic, 1);
+    let binary_rx = Receiver::start(|_| Answer::status(200)).await;
+    let structured_rx = Receiver::start(|_| Answer::status(200)).await;
+    let sink = |name: &str, url: &str, format: &str| {
+        format!(
+            "[sink]\nname = \"{name}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{name}-{topic}\"\nurl = \"{url}\"\nformat = \"{format}\"\n"
+        )
+    };
+    let cfg = Config::new(&broker.addr())
+        .connector(
+            "bin.toml",
+            &sink("ce-bin", &binary_rx.url, "cloudevents-binary"),
+        )
+        .connector(
+            "struct.toml",
+            &sink("ce-struct", &structured_rx.url, "cloudevents-structured"),
+        );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "a", "value": "{\"order\":1}", "headers": {
+                "content-type": "application/json",
+                "hookbridge-event-type": "order.created",
+                "hookbridge-source": "shop",
+                "hookbridge-received-at": "2026-01-02T03:04:05.678Z"}}),
+            json!({"key": "b", "value": "plain text", "headers": {"content-type": "text/plain"}}),
+        ],
+    )
+    .await;
+    for rx in [&binary_rx, &structured_rx] {
+        rx.wait_for(Duration::from_secs(30), "both records", |s| s.len() >= 2)
+            .await;
+    }
+    for (rx, mode) in [(&binary_rx, "binary"), (&structured_rx, "structured")] {
+        let mut seen = rx.seen();
+        seen.sort_by_key(|r| r.header("webhook-id"));
+        let events = parse_with_sdk(&seen).await;
+        assert_eq!(events.len(), 2, "{mode}: {events:?}");
+        let typed = &events[0];
+        assert!(typed.get("error").is_none(), "{mode}: {typed}");
+        let a = &typed["attributes"];
+        assert_eq!(a["specversion"], "1.0", "{mode}");
+        assert_eq!(
+            a["id"],
+            format!("{topic}-0-0"),
+            "{mode}: ce-id is the webhook id"
+        );
+        assert_eq!(a["source"], "/hookbridge/sources/shop", "{mode}");
+        assert_eq!(a["type"], "order.created", "{mode}");
+        assert!(
+            a["time"].as_str().unwrap_or("").starts_with("2026-01-02"),
+            "{mode}: {a}"
+        );
+        assert_eq!(typed["data"], json!({"order": 1}), "{mode}");
+        let plain = &events[1];
+        assert!(plain.get("error").is_none(), "{mode}: {plain}");
+        let a = &plain["attributes"];
+        assert_eq!(a["type"], "hookbridge.record", "{mode}");
+        assert_eq!(a["source"], format!("/hookbridge/topics/{topic}"), "{mode}");
+        assert_eq!(a["datacontenttype"], "text/plain", "{mode}");
+    }
+    let structured = structured_rx.seen();
+    assert!(structured.iter().all(|r| r
+        .header("content-type")
+        .starts_with("application/cloudevents+json")));
+    let binary = binary_rx.seen();
+    let plain = binary.iter().find(|r| r.body.as_ref() == b"plain text");
+    assert!(plain.is_some(), "binary mode keeps the body as is");
+    drop(hb);
+}
