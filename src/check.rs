@@ -93,6 +93,13 @@ fn source_line(out: &mut String, s: &Source) {
     if let Some(rule) = &s.event_type {
         let _ = writeln!(out, "      event_type: {rule:?} → hookbridge-event-type");
     }
+    if let Some(ce) = &s.cloudevents {
+        let _ = writeln!(
+            out,
+            "      cloudevents: accepted; allowed_origins: {}",
+            ce.allowed_origins.join(", ")
+        );
+    }
     if let Some(r) = &s.routing {
         let _ = writeln!(
             out,

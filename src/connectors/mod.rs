@@ -232,6 +232,7 @@ forward_headers = ["X-Event", "X-Delivery"]
 max_body = "2MiB"
 rate_limit = { per_second = 200, burst = 400 }
 event_type = "header:X-Event"
+cloudevents = { allowed_origins = ["eventgrid.azure.net"] }
 topics_allowed = ["kitchen.order.created", "kitchen.refund.*"]
 "#;
 

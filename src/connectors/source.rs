@@ -8,7 +8,8 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::http::HeaderName;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
@@ -39,6 +40,10 @@ pub struct SourceConfig {
     /// `hookbridge-event-type` record header.
     #[serde(default)]
     pub event_type: Option<String>,
+    /// Accept CloudEvents (binary and structured mode) and answer the CloudEvents webhook
+    /// abuse-protection handshake for these origins.
+    #[serde(default)]
+    pub cloudevents: Option<CloudEventsConfig>,
     /// Signature verification: `{ scheme = "github", secrets = ["${GITHUB_SECRET}"] }`.
     pub verify: VerifyConfig,
     /// Record key: `"header:NAME"`, `"json:/pointer"` or `"none"`.
@@ -53,6 +58,26 @@ pub struct SourceConfig {
     /// Requests per second accepted for this source; more get 429 + Retry-After.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// `cloudevents = { allowed_origins = ["eventgrid.azure.net"] }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudEventsConfig {
+    /// Origins (`WebHook-Request-Origin`) allowed to deliver here; `"*"` allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+/// The answer to a CloudEvents abuse-protection request (`OPTIONS` with
+/// `WebHook-Request-Origin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginCheck {
+    /// Allowed: echo the origin in `WebHook-Allowed-Origin`.
+    Allowed(HeaderValue),
+    /// Not on `allowed_origins`: 403.
+    Refused,
+    /// No `WebHook-Request-Origin`: 400.
+    Missing,
 }
 
 fn default_key() -> String {
@@ -73,7 +98,9 @@ pub struct SourceDefinition {
     pub topic: String,
     /// Set when `topic` has a placeholder.
     pub routing: Option<Routing>,
-    pub event_type: Option<KeyRule>,
+    /// Where the event type is read: the configured rule, or a CloudEvent's `type`.
+    pub event_type: Option<EventTypeRule>,
+    pub cloudevents: Option<CloudEventsConfig>,
     pub verify: VerifyConfig,
     pub key: KeyRule,
     pub forward_headers: Vec<HeaderName>,
@@ -125,12 +152,22 @@ impl SourceConfig {
         }
         let key = KeyRule::parse(&self.key).map_err(|r| err("key", r))?;
         let event_type = match &self.event_type {
-            None => None,
+            None => self.cloudevents.as_ref().map(|_| EventTypeRule::CloudEvent),
             Some(t) => match KeyRule::parse(t).map_err(|r| err("event_type", r))? {
                 KeyRule::None => None,
-                rule => Some(rule),
+                rule => Some(EventTypeRule::Rule(rule)),
             },
         };
+        if let Some(ce) = &self.cloudevents {
+            if ce.allowed_origins.is_empty()
+                || ce.allowed_origins.iter().any(|o| o.trim().is_empty())
+            {
+                return Err(err(
+                    "cloudevents.allowed_origins",
+                    "list the origins allowed to deliver (or \"*\")".into(),
+                ));
+            }
+        }
         let routing = Routing::parse(&self.topic, &self.topics_allowed, event_type.is_some())
             .map_err(|(key, r)| err(key, r))?;
         let forward_headers = self
@@ -159,6 +196,7 @@ impl SourceConfig {
             topic: self.topic,
             routing,
             event_type,
+            cloudevents: self.cloudevents,
             verify: self.verify,
             key,
             forward_headers,
@@ -201,6 +239,64 @@ impl SourceDefinition {
             definition: self,
         })
     }
+}
+
+/// How a source finds a webhook's event type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventTypeRule {
+    /// `event_type = "header:NAME" | "json:/pointer"`.
+    Rule(KeyRule),
+    /// A CloudEvent's `type`: the `ce-type` header (binary mode), or `/type` of an
+    /// `application/cloudevents+json` body (structured mode).
+    CloudEvent,
+}
+
+impl SourceDefinition {
+    /// The webhook's event type, if it has one of at most [`MAX_EVENT_TYPE`] bytes. Read
+    /// after verification: a `json:` rule or a structured CloudEvent parses the body.
+    pub fn event_type_of(&self, headers: &HeaderMap, body: &[u8]) -> Option<Bytes> {
+        let found = match self.event_type.as_ref()? {
+            EventTypeRule::Rule(rule) => rule.extract(headers, body).ok().flatten(),
+            EventTypeRule::CloudEvent => match headers.get("ce-type") {
+                Some(v) => Some(Bytes::copy_from_slice(v.as_bytes())),
+                None if is_structured_cloudevent(headers) => KeyRule::Json("/type".into())
+                    .extract(headers, body)
+                    .ok()
+                    .flatten(),
+                None => None,
+            },
+        };
+        found.filter(|t| !t.is_empty() && t.len() <= MAX_EVENT_TYPE)
+    }
+
+    /// The abuse-protection answer for `headers`; `None` when the source does not accept
+    /// CloudEvents.
+    pub fn origin_check(&self, headers: &HeaderMap) -> Option<OriginCheck> {
+        let ce = self.cloudevents.as_ref()?;
+        let Some(origin) = headers.get("webhook-request-origin") else {
+            return Some(OriginCheck::Missing);
+        };
+        let allowed = ce
+            .allowed_origins
+            .iter()
+            .any(|o| o == "*" || origin.as_bytes().eq_ignore_ascii_case(o.as_bytes()));
+        Some(if allowed {
+            OriginCheck::Allowed(origin.clone())
+        } else {
+            OriginCheck::Refused
+        })
+    }
+}
+
+fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/cloudevents+json")
+        })
 }
 
 /// Longest event type kept: a longer one is treated as absent (a header value an

@@ -24,7 +24,6 @@ use super::response::Reply;
 use super::server::ClientAddr;
 use crate::config::rate_limit::RateLimitConfig;
 use crate::config::settings::HttpSettings;
-use crate::connectors::source::MAX_EVENT_TYPE;
 use crate::connectors::Source;
 use crate::kafka::envelope::IngressHeaders;
 use crate::kafka::producer;
@@ -190,6 +189,13 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
             return Reply::Handshake(h);
         }
     }
+    if req.method == Method::OPTIONS {
+        // The CloudEvents webhook abuse-protection handshake: the sender asks whether
+        // this endpoint accepts its deliveries. No body, nothing produced.
+        if let Some(check) = source.origin_check(req.headers) {
+            return Reply::OriginCheck(check);
+        }
+    }
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
     }
@@ -259,12 +265,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
     // After verification, like the key: a `json:` rule reads a signed body.
-    let event_type = source.event_type.as_ref().and_then(|rule| {
-        rule.extract(req.headers, &body)
-            .ok()
-            .flatten()
-            .filter(|t| !t.is_empty() && t.len() <= MAX_EVENT_TYPE)
-    });
+    let event_type = source.event_type_of(req.headers, &body);
     let routed = match &source.routing {
         None => None,
         Some(r) => match r.topic(event_type.as_deref()) {
@@ -355,7 +356,16 @@ fn record_headers(source: &Source, headers: &HeaderMap, event_type: Option<&[u8]
                 .iter()
                 .map(move |value| (name.as_str(), value.as_bytes()))
         })
-        .chain(event_type.map(|t| (crate::kafka::headers::EVENT_TYPE, t)));
+        .chain(event_type.map(|t| (crate::kafka::headers::EVENT_TYPE, t)))
+        // A binary-mode CloudEvent's attributes are its `ce-*` headers: kept with it.
+        .chain(
+            headers
+                .iter()
+                .filter(|(name, _)| {
+                    source.cloudevents.is_some() && name.as_str().starts_with("ce-")
+                })
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        );
     IngressHeaders {
         source: &source.name,
         received_at: SystemTime::now(),
