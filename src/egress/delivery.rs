@@ -513,11 +513,12 @@ impl Destination {
         }
     }
 
-    /// Configured headers, then the record's content type, forwarded and templated
-    /// headers; the webhook id, signature and trace context last, so nothing taken from
-    /// a record can replace them.
+    /// Forwarded and templated headers, then the configured ones (so a record header can
+    /// never replace the sink's credentials), then the content type; the webhook id,
+    /// signature and trace context last, so nothing taken from a record can replace them.
     fn request_headers(&self, record: &Record, prepared: &Prepared<'_>, id: &str) -> HeaderMap {
-        let mut h = HeaderMap::with_capacity(self.base_headers.len() + prepared.headers.len() + 5);
+        let mut h = prepared.headers.clone();
+        h.reserve(self.base_headers.len() + 5);
         for (k, v) in &self.base_headers {
             h.insert(k.clone(), v.clone());
         }
@@ -528,16 +529,6 @@ impl Destination {
             .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
         {
             h.insert(axum::http::header::CONTENT_TYPE, ct);
-        }
-        let mut last = None;
-        for (k, v) in &prepared.headers {
-            // A forwarded header given twice in the record is sent twice.
-            if last.as_ref() == Some(k) {
-                h.append(k.clone(), v.clone());
-            } else {
-                h.insert(k.clone(), v.clone());
-                last = Some(k.clone());
-            }
         }
         if let Some(signer) = &self.signer {
             let ts = SystemTime::now()

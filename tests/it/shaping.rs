@@ -70,7 +70,7 @@ dlq = {{ topic = "{dlq}" }}"#,
         &broker.addr(),
         &topic,
         &[
-            json!({"key": "o1", "value": "{\"n\":1}", "headers": {"x-tenant": "acme", "x-trace": "t1", "bad name": "v"}}),
+            json!({"key": "o1", "value": "{\"n\":1}", "headers": {"x-tenant": "acme", "x-trace": "t1", "bad name": "v", "x-api-key": "forged"}}),
             json!({"key": "o/2?x", "value": "{\"n\":2}", "headers": {"x-tenant": "globex"}}),
             json!({"key": "o3", "value": "{\"n\":3}", "headers": {"other": "no tenant"}}),
             json!({"key": "o4", "value": "{\"n\":4}", "headers": {"x-tenant": "acme"}}),
