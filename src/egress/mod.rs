@@ -40,7 +40,7 @@ pub mod finished;
 pub(crate) mod outcome;
 pub mod partition;
 pub mod record;
-pub(crate) mod request;
+pub mod request;
 pub(crate) mod retry;
 pub mod sign;
 pub(crate) mod token;
