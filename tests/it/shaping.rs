@@ -203,6 +203,11 @@ dlq = {{ topic = "{dlq}" }}"#,
         90.0,
         "{m}"
     );
+    let (ok, text) = hb.command(&["check"]).await;
+    assert!(
+        ok && text.contains("filter: .n % 10 == 0") && text.contains("transform: {id: .n"),
+        "{text}"
+    );
     drop(hb);
 }
 
@@ -441,5 +446,11 @@ async fn cloudevents_in_both_http_modes_parse_with_the_python_sdk() {
     let binary = binary_rx.seen();
     let plain = binary.iter().find(|r| r.body.as_ref() == b"plain text");
     assert!(plain.is_some(), "binary mode keeps the body as is");
+    let (ok, text) = hb.command(&["check"]).await;
+    assert!(
+        ok && text.contains("format: cloudevents-binary")
+            && text.contains("format: cloudevents-structured"),
+        "{text}"
+    );
     drop(hb);
 }
