@@ -101,9 +101,49 @@ impl Program {
     }
 }
 
-/// Parses a record value as JSON for a program.
+/// Deepest nesting of arrays and objects a value may have (serde_json's own limit).
+pub const MAX_DEPTH: usize = 128;
+
+/// Parses a record value as JSON for a program. jaq's parser recurses once per level
+/// without a limit, so a value nested deeper than [`MAX_DEPTH`] is refused before it
+/// gets there: `[[[[…` a few hundred thousand deep would overflow the stack and abort
+/// the process.
 pub fn parse(value: &[u8]) -> Result<Val, Error> {
+    if !shallow(value) {
+        return Err(Error::NotJson);
+    }
     jaq_json::read::parse_single(value).map_err(|_| Error::NotJson)
+}
+
+/// Whether `text` opens at most [`MAX_DEPTH`] arrays or objects at a time, brackets
+/// inside strings not counted. A conservative scan: it does not check the JSON.
+fn shallow(text: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Whether a filter's result lets the record through: not `false`, `null` or no output.
@@ -190,6 +230,18 @@ mod tests {
         ));
         assert!(matches!(parse(b"not json"), Err(Error::NotJson)));
         assert!(matches!(parse(b""), Err(Error::NotJson)));
+    }
+
+    #[test]
+    fn deeply_nested_values_are_not_json_and_strings_do_not_count() {
+        let deep = "[".repeat(200_000);
+        assert!(matches!(parse(deep.as_bytes()), Err(Error::NotJson)));
+        let limit = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(limit.as_bytes()).is_ok());
+        let over = format!("{}{}", "{\"a\":".repeat(MAX_DEPTH + 1), "1");
+        assert!(matches!(parse(over.as_bytes()), Err(Error::NotJson)));
+        let quoted = format!("{{\"s\":\"\\\"{}\"}}", "[".repeat(1000));
+        assert!(parse(quoted.as_bytes()).is_ok(), "{quoted}");
     }
 
     #[test]

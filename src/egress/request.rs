@@ -390,6 +390,26 @@ format = "cloudevents-structured""#;
         );
     }
 
+    #[test]
+    fn a_deeply_nested_value_is_refused_as_not_json() {
+        let deep = "[".repeat(200_000);
+        let r = record(deep.as_bytes(), &[], None);
+        for (rules, reason) in [
+            ("filter = 'true'", "filter"),
+            ("transform = '.'", "transform"),
+        ] {
+            assert_eq!(
+                shaper(&format!("url = \"http://h/\"\n{rules}"))
+                    .shape(&r)
+                    .err(),
+                Some(Refused {
+                    reason,
+                    error: "not-json"
+                })
+            );
+        }
+    }
+
     proptest::proptest! {
         /// Any record: shaped, filtered or refused — never a panic.
         #[test]
