@@ -13,6 +13,21 @@ pub use jaq_json::Val;
 /// The variables a program may use, in the order [`Program::run`] takes their values.
 pub const VARS: [&str; 4] = ["$key", "$headers", "$topic", "$event_type"];
 
+/// Functions a sink's programs cannot use, so using one is a `check` error: `halt` and
+/// `halt_error` end the whole process, `env` reads its environment (secrets) into
+/// bodies, `debug` and `stderr` write record values to the logs. (`input`, `inputs`
+/// and `$ENV` are not in jaq's libraries to begin with.)
+const REMOVED: [&str; 8] = [
+    "halt",
+    "halt_error",
+    "env",
+    "debug",
+    "debug_empty",
+    "stderr",
+    "stderr_empty",
+    "input",
+];
+
 /// A compiled jq program.
 pub struct Program {
     /// The program as written (for `check`).
@@ -41,10 +56,12 @@ impl Program {
     pub fn compile(code: &str) -> Result<Program, String> {
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
+            .chain(jaq_json::defs())
+            .filter(|d| !REMOVED.contains(&d.name));
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
-            .chain(jaq_json::funs());
+            .chain(jaq_json::funs())
+            .filter(|(name, _, _)| !REMOVED.contains(name));
         let arena = Arena::default();
         let modules = Loader::new(defs)
             .load(&arena, File { code, path: () })
@@ -92,11 +109,16 @@ impl Program {
     /// The program's first output for `input` (`None`: it gave no output).
     pub fn run(&self, input: Val, vars: [Val; 4]) -> Result<Option<Val>, Error> {
         let ctx = Ctx::<JustLut<Val>>::new(&self.filter.lut, Vars::new(vars));
-        let mut out = self.filter.id.run((ctx, input)).map(jaq_core::unwrap_valr);
+        let mut out = self.filter.id.run((ctx, input));
         match out.next() {
             None => Ok(None),
             Some(Ok(v)) => Ok(Some(v)),
-            Some(Err(e)) => Err(Error::Jq(e.to_string())),
+            // Not `jaq_core::unwrap_valr`: it exits the process on `halt`. No program
+            // here can reach `halt`, and should one, it is an error like any other.
+            Some(Err(e)) => Err(Error::Jq(match e.get_err() {
+                Ok(e) => e.to_string(),
+                Err(_) => "halt".to_owned(),
+            })),
         }
     }
 }
@@ -219,7 +241,22 @@ mod tests {
 
     #[test]
     fn bad_programs_and_inputs_are_errors_not_panics() {
-        for code in [".[", "nosuchfn(1)", "$nosuchvar", "import \"x\" as x; ."] {
+        for code in [
+            ".[",
+            "nosuchfn(1)",
+            "$nosuchvar",
+            "import \"x\" as x; .",
+            "halt",
+            "halt_error",
+            "halt_error(1)",
+            "env.HOME",
+            "$ENV.HOME",
+            "debug",
+            "debug(.)",
+            "stderr",
+            "input",
+            "[inputs]",
+        ] {
             let e = Program::compile(code).unwrap_err();
             assert!(e.starts_with("not a jq program"), "{code}: {e}");
         }
