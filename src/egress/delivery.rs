@@ -218,7 +218,10 @@ impl Destination {
     /// With a `ticket`, it is handed back when the first attempt starts. `cancel` stops
     /// waiting and retrying; `abort` also cuts off an attempt in progress.
     pub async fn deliver(&self, record: &Record, stop: Stop<'_>, ticket: Option<Ticket>) -> Finish {
-        let finish = match self.shaper.shape(record) {
+        let Some(shaped) = self.shaper.shape_in_time(record, stop.cancel).await else {
+            return Finish::Abandoned;
+        };
+        let finish = match shaped {
             Ok(Some(request)) => self.attempts(record, &request, stop, ticket).await,
             Ok(None) => Finish::Filtered,
             Err(refused) => {

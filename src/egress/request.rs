@@ -7,9 +7,13 @@
 //! dead letter carries (`template`, `filter`, `transform`): retrying cannot fix it.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use super::record::Record;
 use crate::connectors::jq::{self, Program, Val};
@@ -25,8 +29,7 @@ pub struct Shaper {
     url: UrlTemplate,
     headers: Vec<(HeaderName, Template)>,
     forward: Vec<HeaderPattern>,
-    filter: Option<std::sync::Arc<Program>>,
-    transform: Option<std::sync::Arc<Program>>,
+    programs: Programs,
     /// Some template reads the value as JSON (`{json./…}`).
     needs_json: bool,
     format: Format,
@@ -50,7 +53,7 @@ pub struct Refused {
     /// `template`, `filter` or `transform`.
     pub reason: &'static str,
     /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`, `not-json`,
-    /// `jq-error` or `no-output`.
+    /// `jq-error`, `no-output` or `timeout`.
     pub error: &'static str,
 }
 
@@ -66,8 +69,10 @@ impl Shaper {
             url: sink.url.clone(),
             headers: sink.header_templates.clone(),
             forward: sink.forward_headers.clone(),
-            filter: sink.filter.clone(),
-            transform: sink.transform.clone(),
+            programs: Programs {
+                filter: sink.filter.clone(),
+                transform: sink.transform.clone(),
+            },
             needs_json,
             format: sink.format,
             content_type: sink.content_type.clone(),
@@ -75,23 +80,62 @@ impl Shaper {
     }
 
     /// What to send for `record`; `None` when the filter lets it through without a
-    /// request (finished as `filtered`).
+    /// request (finished as `filtered`). Runs the jq programs on this thread, however
+    /// long they take: see [`Shaper::shape_in_time`].
     pub fn shape<'a>(&'a self, record: &Record) -> Result<Option<Prepared<'a>>, Refused> {
-        let mut input = None;
-        if let Some(filter) = &self.filter {
-            let refused = |error| Refused {
-                reason: "filter",
-                error,
-            };
-            let value = jq_input(record).map_err(|_| refused("not-json"))?;
-            let result = filter
-                .run(value.clone(), jq_vars(record))
-                .map_err(|_| refused("jq-error"))?;
-            if !jq::passes(&result) {
-                return Ok(None);
-            }
-            input = Some(value);
+        match self.programs.evaluate(record, &AtomicBool::new(false))? {
+            None => Ok(None),
+            Some(body) => self.fill(record, body).map(Some),
         }
+    }
+
+    /// [`Shaper::shape`] with the jq programs run on a thread of their own for at most
+    /// [`JQ_DEADLINE`]: a program can loop or grow without bound (`[range(1e12)]`), and
+    /// run inline it would hold up every partition the task serves, revokes and
+    /// shutdown. Past the deadline the record is refused with `timeout` (the
+    /// evaluation cannot be interrupted: its thread runs on to its end, detached, so it
+    /// never delays the process exiting). `None`: `cancel` fired first.
+    pub async fn shape_in_time<'a>(
+        &'a self,
+        record: &Record,
+        cancel: &CancellationToken,
+    ) -> Option<Result<Option<Prepared<'a>>, Refused>> {
+        if self.programs.filter.is_none() && self.programs.transform.is_none() {
+            return Some(self.shape(record));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let programs = self.programs.clone();
+        let owned = record.clone();
+        let filtered = Arc::new(AtomicBool::new(false));
+        let stage = filtered.clone();
+        let spawned = std::thread::Builder::new()
+            .name("hookbridge-jq".to_owned())
+            .spawn(move || {
+                let _ = tx.send(programs.evaluate(&owned, &stage));
+            });
+        if spawned.is_err() {
+            // No thread to be had (the process is at its limit): run here rather than
+            // not at all.
+            return Some(self.shape(record));
+        }
+        let evaluated = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = tokio::time::timeout(JQ_DEADLINE, rx) => match r {
+                Ok(Ok(r)) => r,
+                // The thread ended without an answer: only a panic in jaq does that.
+                Ok(Err(_)) => Err(Refused { reason: self.programs.stage(&filtered), error: "jq-error" }),
+                Err(_) => Err(Refused { reason: self.programs.stage(&filtered), error: "timeout" }),
+            },
+        };
+        Some(match evaluated {
+            Ok(None) => Ok(None),
+            Ok(Some(body)) => self.fill(record, body).map(Some),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// The request for a record the filter let through, with the transform's body.
+    fn fill<'a>(&'a self, record: &Record, body: Option<Bytes>) -> Result<Prepared<'a>, Refused> {
         let json = if self.needs_json {
             serde_json::from_slice::<serde_json::Value>(&record.value).ok()
         } else {
@@ -137,24 +181,8 @@ impl Shaper {
             let value = HeaderValue::from_bytes(&buf).map_err(|_| template("invalid-header"))?;
             headers.insert(name.clone(), value);
         }
-        let (body, content_type) = match &self.transform {
-            None => (record.value.clone(), None),
-            Some(t) => {
-                let refused = |error| Refused {
-                    reason: "transform",
-                    error,
-                };
-                let value = match input {
-                    Some(v) => v,
-                    None => jq_input(record).map_err(|_| refused("not-json"))?,
-                };
-                let out = t
-                    .run(value, jq_vars(record))
-                    .map_err(|_| refused("jq-error"))?
-                    .ok_or(refused("no-output"))?;
-                (Bytes::from(jq::to_json(&out)), Some(APPLICATION_JSON))
-            }
-        };
+        let content_type = body.is_some().then_some(APPLICATION_JSON);
+        let body = body.unwrap_or_else(|| record.value.clone());
         let mut prepared = Prepared {
             url,
             headers,
@@ -164,7 +192,7 @@ impl Shaper {
         if self.format != Format::Raw {
             self.cloudevent(record, &mut prepared);
         }
-        Ok(Some(prepared))
+        Ok(prepared)
     }
 
     /// CloudEvents 1.0 HTTP binding. `id` is the webhook id (stable across redeliveries,
@@ -246,6 +274,69 @@ impl Shaper {
                 prepared.body = Bytes::from(serde_json::Value::Object(event).to_string());
                 prepared.content_type = Some(CLOUDEVENTS_JSON);
             }
+        }
+    }
+}
+
+/// How long a sink's filter and transform together may take on one record.
+pub const JQ_DEADLINE: Duration = Duration::from_secs(1);
+
+/// A sink's filter and transform, shared with the threads that run them.
+#[derive(Clone)]
+struct Programs {
+    filter: Option<Arc<Program>>,
+    transform: Option<Arc<Program>>,
+}
+
+impl Programs {
+    /// Runs the filter, then the transform: `None` when filtered out, else the
+    /// transform's body (`None`: no transform). `filtered` is set once the filter is
+    /// done, so a timeout names the program that ran over.
+    fn evaluate(
+        &self,
+        record: &Record,
+        filtered: &AtomicBool,
+    ) -> Result<Option<Option<Bytes>>, Refused> {
+        let mut input = None;
+        if let Some(filter) = &self.filter {
+            let refused = |error| Refused {
+                reason: "filter",
+                error,
+            };
+            let value = jq_input(record).map_err(|_| refused("not-json"))?;
+            let result = filter
+                .run(value.clone(), jq_vars(record))
+                .map_err(|_| refused("jq-error"))?;
+            if !jq::passes(&result) {
+                return Ok(None);
+            }
+            input = Some(value);
+        }
+        filtered.store(true, Ordering::Release);
+        let Some(t) = &self.transform else {
+            return Ok(Some(None));
+        };
+        let refused = |error| Refused {
+            reason: "transform",
+            error,
+        };
+        let value = match input {
+            Some(v) => v,
+            None => jq_input(record).map_err(|_| refused("not-json"))?,
+        };
+        let out = t
+            .run(value, jq_vars(record))
+            .map_err(|_| refused("jq-error"))?
+            .ok_or(refused("no-output"))?;
+        Ok(Some(Some(Bytes::from(jq::to_json(&out)))))
+    }
+
+    /// The program running (or that last ran) on a record.
+    fn stage(&self, filtered: &AtomicBool) -> &'static str {
+        if self.filter.is_some() && !filtered.load(Ordering::Acquire) {
+            "filter"
+        } else {
+            "transform"
         }
     }
 }
@@ -408,6 +499,52 @@ format = "cloudevents-structured""#;
                 })
             );
         }
+    }
+
+    /// A program that never ends holds up neither the task waiting on it nor the
+    /// others on its thread, and the record is refused with `timeout`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_runaway_program_is_refused_at_the_deadline_without_blocking() {
+        let s = shaper(
+            "url = \"http://h/\"\nfilter = 'last(range(.n)) > 0'\ntransform = 'last(range(.m))'",
+        );
+        let cancel = CancellationToken::new();
+        let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let runaway = record(br#"{"n":1e12}"#, &[], None);
+        let got = s.shape_in_time(&runaway, &cancel).await.unwrap();
+        assert_eq!(
+            got.err(),
+            Some(Refused {
+                reason: "filter",
+                error: "timeout"
+            })
+        );
+        assert!(started.elapsed() < JQ_DEADLINE * 3);
+        assert!(ticks.load(Ordering::Relaxed) > 10, "the thread was blocked");
+        let late = record(br#"{"n":2,"m":1e12}"#, &[], None);
+        let got = s.shape_in_time(&late, &cancel).await.unwrap();
+        assert_eq!(got.err().map(|r| r.reason), Some("transform"));
+        let fine = record(br#"{"n":2,"m":3}"#, &[], None);
+        let got = s
+            .shape_in_time(&fine, &cancel)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got.body[..], b"2");
+        cancel.cancel();
+        assert!(s.shape_in_time(&runaway, &cancel).await.is_none());
+        ticker.abort();
     }
 
     proptest::proptest! {
