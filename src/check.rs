@@ -8,7 +8,8 @@ use std::fmt::Write;
 use crate::config::load::Loaded;
 use crate::config::units::format_size;
 use crate::connectors::key::KeyRule;
-use crate::connectors::sink::Ordering;
+use crate::connectors::sink::{AuthConfig, Ordering};
+use crate::connectors::template::secret_looking;
 use crate::connectors::{Connectors, Sink, Source, WEAK_SECRET_BYTES};
 use crate::kafka::producer;
 
@@ -149,24 +150,6 @@ fn redacted_url(url: &url::Url) -> String {
     url.to_string()
 }
 
-/// A query parameter name that usually carries a credential.
-fn secret_looking(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    [
-        "token",
-        "key",
-        "sig",
-        "secret",
-        "pass",
-        "pwd",
-        "auth",
-        "credential",
-        "session",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-}
-
 fn looks_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     ["password", "secret", "key", "token", "jaas"]
@@ -198,6 +181,23 @@ fn source_line(out: &mut String, s: &Source) {
         let names: Vec<&str> = s.forward_headers.iter().map(|h| h.as_str()).collect();
         let _ = writeln!(out, "      forward_headers: {}", names.join(", "));
     }
+    if let Some(rule) = &s.event_type {
+        let _ = writeln!(out, "      event_type: {rule:?} → hookbridge-event-type");
+    }
+    if let Some(ce) = &s.cloudevents {
+        let _ = writeln!(
+            out,
+            "      cloudevents: accepted; allowed_origins: {}",
+            ce.allowed_origins.join(", ")
+        );
+    }
+    if let Some(r) = &s.routing {
+        let _ = writeln!(
+            out,
+            "      topics_allowed: {} (other routed topics are refused with 400)",
+            r.allowed().join(", ")
+        );
+    }
 }
 
 /// The Kafka limits each source's `max_body` needs. The producer raises its own limit;
@@ -223,7 +223,12 @@ fn record_limits(out: &mut String, loaded: &Loaded, connectors: &Connectors) {
 }
 
 fn sink_line(out: &mut String, s: &Sink) {
-    let url = redacted_url(&s.url);
+    // A templated URL is shown as written, its credentials and secret-looking query
+    // values replaced like a literal one's.
+    let url = match s.url.literal() {
+        Some(literal) => redacted_url(&literal),
+        None => s.url.redacted(),
+    };
     let _ = writeln!(out, "  - {} ({})", s.name, s.file);
     let _ = writeln!(
         out,
@@ -256,9 +261,79 @@ fn sink_line(out: &mut String, s: &Sink) {
         }
     );
     let _ = writeln!(out, "      status: {}", s.status);
+    if !s.url.allowed_hosts().is_empty() {
+        let _ = writeln!(
+            out,
+            "      allowed_hosts: {}",
+            s.url.allowed_hosts().join(", ")
+        );
+    }
     if !s.headers.is_empty() {
         let names: Vec<&str> = s.headers.iter().map(|(n, _)| n.as_str()).collect();
         let _ = writeln!(out, "      headers: {} (values redacted)", names.join(", "));
+    }
+    for (name, t) in &s.header_templates {
+        // Only the placeholders: the literal text around them may be a credential.
+        let fields: Vec<String> = t.fields().map(|f| format!("{{{f}}}")).collect();
+        let _ = writeln!(
+            out,
+            "      header {name}: per record from {}",
+            fields.join(", ")
+        );
+    }
+    if !s.forward_headers.is_empty() {
+        let names: Vec<String> = s.forward_headers.iter().map(|p| p.to_string()).collect();
+        let _ = writeln!(out, "      forward_headers: {}", names.join(", "));
+    }
+    match &s.auth {
+        None => {}
+        Some(AuthConfig::Bearer(r)) => {
+            let _ = writeln!(out, "      auth: bearer {}", r.describe());
+        }
+        Some(AuthConfig::Basic(b)) => {
+            let _ = writeln!(
+                out,
+                "      auth: basic user {} password {}",
+                b.user,
+                b.password.describe()
+            );
+        }
+        Some(AuthConfig::Oauth2(o)) => {
+            let _ = writeln!(
+                out,
+                "      auth: oauth2 token_url {} client_id {} client_secret {} scopes [{}] audience {} client_auth {:?}",
+                o.token_url,
+                o.client_id,
+                o.client_secret.describe(),
+                o.scopes.join(" "),
+                o.audience.as_deref().unwrap_or("none"),
+                o.client_auth
+            );
+        }
+    }
+    if let Some(t) = &s.tls {
+        let path = |p: &Option<std::path::PathBuf>| {
+            p.as_ref()
+                .map_or("system roots".to_owned(), |p| p.display().to_string())
+        };
+        let _ = writeln!(
+            out,
+            "      tls: ca {}   client certificate {}",
+            path(&t.ca),
+            t.cert.as_ref().map_or("none".to_owned(), |c| format!(
+                "{} (key redacted)",
+                c.display()
+            ))
+        );
+    }
+    if s.format != crate::connectors::sink::Format::Raw {
+        let _ = writeln!(out, "      format: {}", s.format.name());
+    }
+    if let Some(f) = &s.filter {
+        let _ = writeln!(out, "      filter: {}", f.text);
+    }
+    if let Some(t) = &s.transform {
+        let _ = writeln!(out, "      transform: {}", t.text);
     }
 }
 

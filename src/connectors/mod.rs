@@ -3,10 +3,12 @@
 //! no environment, files or clients), then built: secrets resolved, verifiers and rate
 //! limiters created.
 
+pub(crate) mod jq;
 pub(crate) mod key;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod status_policy;
+pub(crate) mod template;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -243,13 +245,16 @@ mod tests {
 [source]
 name = "kitchen-in"
 path = "/webhooks/kitchen"
-topic = "kitchen.events"
+topic = "kitchen.{event_type}"
 verify = { scheme = "hmac", secrets = ["one", "two"], header = "X-Signature", prefix = "sha256=", algorithm = "sha512", encoding = "base64", timestamp_header = "X-Timestamp", template = "{url}.{timestamp}.{body}", tolerance = "2m", public_url = "https://hooks.example.com/webhooks/kitchen" }
 key = "json:/data/id"
 forward_headers = ["X-Event", "X-Delivery"]
 max_body = "2MiB"
 rate_limit = { per_second = 200, burst = 400 }
 replay_window = "10m"
+event_type = "header:X-Event"
+cloudevents = { allowed_origins = ["eventgrid.azure.net"] }
+topics_allowed = ["kitchen.order.created", "kitchen.refund.*"]
 "#;
 
     const KITCHEN_SINK: &str = r#"
@@ -257,11 +262,15 @@ replay_window = "10m"
 name = "kitchen-out"
 topics = ["orders", "refunds"]
 group_id = "kitchen-group"
-url = "https://inventory.internal/hooks/orders"
+url = "https://{header.x-region}.inventory.internal/hooks/{topic}/{key}?offset={offset}"
+allowed_hosts = ["eu.inventory.internal", "us.inventory.internal:443"]
 method = "put"
-headers = { Authorization = "Bearer literal-token", X-Tenant = "acme" }
+headers = { X-Api-Key = "literal-token", X-Tenant = "{header.x-tenant}" }
 content_type = "application/cloudevents+json"
-forward_headers = ["traceparent", "X-Tenant"]
+forward_headers = ["traceparent", "X-*"]
+filter = '.type == "order.created"'
+transform = '{id: .id, total: .amount}'
+
 timeout = "5s"
 concurrency = 32
 ordering = "partition"
@@ -272,6 +281,9 @@ dlq = { topic = "orders.dlq" }
 sign = { scheme = "standard-webhooks", secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }
 breaker = { failures = 5, cooldown = "10s" }
 status = { retry = [404, "5xx"], dead_letter = ["4xx"] }
+auth = { oauth2 = { token_url = "https://login.example.com/oauth/token", client_id = "hb", client_secret = "literal-secret", scopes = ["a", "b"], audience = "inventory", client_auth = "body" } }
+tls = { }
+format = "cloudevents-structured"
 "#;
 
     /// The keys of the README's `[source]` example and of its sink key table.
@@ -321,6 +333,13 @@ status = { retry = [404, "5xx"], dead_letter = ["4xx"] }
         assert_eq!(source.key, key::KeyRule::Json("/data/id".into()));
         assert_eq!(source.max_body, 2 << 20);
         assert_eq!(source.forward_headers.len(), 2);
+        let routing = source.routing.as_ref().unwrap();
+        assert_eq!(
+            routing.topic(Some(b"refund.issued")).as_deref(),
+            Ok("kitchen.refund.issued")
+        );
+        assert!(routing.topic(Some(b"push")).is_err());
+        assert!(routing.topic(Some(b"refund.x/../y")).is_err());
         assert!(source.limiter.is_some());
         assert_eq!(
             source.signed_url.public(),
@@ -329,7 +348,17 @@ status = { retry = [404, "5xx"], dead_letter = ["4xx"] }
         let sink = &out.sinks[0];
         assert_eq!(sink.group_id, "kitchen-group");
         assert_eq!(sink.method, axum::http::Method::PUT);
-        assert_eq!(sink.headers.len(), 2);
+        assert_eq!((sink.headers.len(), sink.header_templates.len()), (1, 1));
+        assert_eq!(sink.url.allowed_hosts().len(), 2);
+        assert!(sink.filter.is_some() && sink.transform.is_some());
+        assert!(matches!(
+            sink.credentials,
+            Some(sink::Credentials::OAuth2 { ref scopes, .. }) if scopes.len() == 2
+        ));
+        assert_eq!(
+            sink.forward_headers[1],
+            sink::HeaderPattern::Prefix("x-".into())
+        );
         assert_eq!(sink.timeout, std::time::Duration::from_secs(5));
         assert_eq!((sink.concurrency, sink.buffer), (32, 500));
         assert_eq!(sink.ordering, sink::Ordering::Partition);

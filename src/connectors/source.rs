@@ -9,11 +9,13 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderName;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
 use serde::Deserialize;
 
 use super::key::KeyRule;
+use super::template::{Escape, Field, Template};
 use crate::config::rate_limit::RateLimitConfig;
 use crate::config::units::{ByteSize, HumanDuration};
 use crate::config::{ConfigError, SecretRef};
@@ -29,8 +31,20 @@ pub struct SourceConfig {
     pub name: String,
     /// URL path the provider POSTs to, e.g. `/webhooks/github`.
     pub path: String,
-    /// Kafka topic the verified webhooks are produced to.
+    /// Kafka topic the verified webhooks are produced to; `{event_type}` routes by the
+    /// event type (with `topics_allowed`).
     pub topic: String,
+    /// Topics a routed `topic` may produce to: names, or prefixes ending in `*`.
+    #[serde(default)]
+    pub topics_allowed: Vec<String>,
+    /// Where the event type is: `"header:NAME"` or `"json:/pointer"`; written to the
+    /// `hookbridge-event-type` record header.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// Accept CloudEvents (binary and structured mode) and answer the CloudEvents webhook
+    /// abuse-protection handshake for these origins.
+    #[serde(default)]
+    pub cloudevents: Option<CloudEventsConfig>,
     /// Signature verification: `{ scheme = "github", secrets = ["${GITHUB_SECRET}"] }`.
     pub verify: VerifyConfig,
     /// Record key: `"header:NAME"`, `"json:/pointer"` or `"none"`.
@@ -52,6 +66,26 @@ pub struct SourceConfig {
     pub replay_window: Option<HumanDuration>,
 }
 
+/// `cloudevents = { allowed_origins = ["eventgrid.azure.net"] }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudEventsConfig {
+    /// Origins (`WebHook-Request-Origin`) allowed to deliver here; `"*"` allows any.
+    pub allowed_origins: Vec<String>,
+}
+
+/// The answer to a CloudEvents abuse-protection request (`OPTIONS` with
+/// `WebHook-Request-Origin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginCheck {
+    /// Allowed: echo the origin in `WebHook-Allowed-Origin`.
+    Allowed(HeaderValue),
+    /// Not on `allowed_origins`: 403.
+    Refused,
+    /// No `WebHook-Request-Origin`: 400.
+    Missing,
+}
+
 fn default_key() -> String {
     "none".to_owned()
 }
@@ -66,7 +100,13 @@ pub struct SourceDefinition {
     pub file: String,
     pub name: Arc<str>,
     pub path: String,
+    /// The topic as written (a name, or a template with `{event_type}`).
     pub topic: String,
+    /// Set when `topic` has a placeholder.
+    pub routing: Option<Routing>,
+    /// Where the event type is read: the configured rule, or a CloudEvent's `type`.
+    pub event_type: Option<EventTypeRule>,
+    pub cloudevents: Option<CloudEventsConfig>,
     pub verify: VerifyConfig,
     pub key: KeyRule,
     pub forward_headers: Vec<HeaderName>,
@@ -119,6 +159,25 @@ impl SourceConfig {
             return Err(err("topic", "must not be empty".into()));
         }
         let key = KeyRule::parse(&self.key).map_err(|r| err("key", r))?;
+        let event_type = match &self.event_type {
+            None => self.cloudevents.as_ref().map(|_| EventTypeRule::CloudEvent),
+            Some(t) => match KeyRule::parse(t).map_err(|r| err("event_type", r))? {
+                KeyRule::None => None,
+                rule => Some(EventTypeRule::Rule(rule)),
+            },
+        };
+        if let Some(ce) = &self.cloudevents {
+            if ce.allowed_origins.is_empty()
+                || ce.allowed_origins.iter().any(|o| o.trim().is_empty())
+            {
+                return Err(err(
+                    "cloudevents.allowed_origins",
+                    "list the origins allowed to deliver (or \"*\")".into(),
+                ));
+            }
+        }
+        let routing = Routing::parse(&self.topic, &self.topics_allowed, event_type.is_some())
+            .map_err(|(key, r)| err(key, r))?;
         let forward_headers = self
             .forward_headers
             .iter()
@@ -161,6 +220,9 @@ impl SourceConfig {
             name: self.name.into(),
             path: self.path,
             topic: self.topic,
+            routing,
+            event_type,
+            cloudevents: self.cloudevents,
             verify: self.verify,
             key,
             forward_headers,
@@ -203,6 +265,151 @@ impl SourceDefinition {
             verifier,
             definition: self,
         })
+    }
+}
+
+/// How a source finds a webhook's event type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventTypeRule {
+    /// `event_type = "header:NAME" | "json:/pointer"`.
+    Rule(KeyRule),
+    /// A CloudEvent's `type`: the `ce-type` header (binary mode), or `/type` of an
+    /// `application/cloudevents+json` body (structured mode).
+    CloudEvent,
+}
+
+impl SourceDefinition {
+    /// The webhook's event type, if it has one of at most [`MAX_EVENT_TYPE`] bytes. Read
+    /// after verification: a `json:` rule or a structured CloudEvent parses the body.
+    pub fn event_type_of(&self, headers: &HeaderMap, body: &[u8]) -> Option<Bytes> {
+        let found = match self.event_type.as_ref()? {
+            EventTypeRule::Rule(rule) => rule.extract(headers, body).ok().flatten(),
+            EventTypeRule::CloudEvent => match headers.get("ce-type") {
+                Some(v) => Some(Bytes::copy_from_slice(v.as_bytes())),
+                None if is_structured_cloudevent(headers) => KeyRule::Json("/type".into())
+                    .extract(headers, body)
+                    .ok()
+                    .flatten(),
+                None => None,
+            },
+        };
+        found.filter(|t| !t.is_empty() && t.len() <= MAX_EVENT_TYPE)
+    }
+
+    /// The abuse-protection answer for `headers`; `None` when the source does not accept
+    /// CloudEvents.
+    pub fn origin_check(&self, headers: &HeaderMap) -> Option<OriginCheck> {
+        let ce = self.cloudevents.as_ref()?;
+        let Some(origin) = headers.get("webhook-request-origin") else {
+            return Some(OriginCheck::Missing);
+        };
+        let allowed = ce
+            .allowed_origins
+            .iter()
+            .any(|o| o == "*" || origin.as_bytes().eq_ignore_ascii_case(o.as_bytes()));
+        Some(if allowed {
+            OriginCheck::Allowed(origin.clone())
+        } else {
+            OriginCheck::Refused
+        })
+    }
+}
+
+fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/cloudevents+json")
+        })
+}
+
+/// Longest event type kept: a longer one is treated as absent (a header value an
+/// unauthenticated header could otherwise make arbitrarily large in every record).
+pub const MAX_EVENT_TYPE: usize = 256;
+
+/// `topic = "github.{event_type}"` with `topics_allowed = ["github.push", "github.issue*"]`.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    template: Template,
+    allowed: Vec<String>,
+}
+
+/// Why a webhook has no topic: answered 400, nothing produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("the webhook has no event type to route by")]
+    NoEventType,
+    #[error("the event type routes to a topic that is not in topics_allowed")]
+    NotAllowed,
+}
+
+impl Routing {
+    /// `None` for a topic without placeholder. Errors are (key, reason).
+    fn parse(
+        topic: &str,
+        allowed: &[String],
+        has_event_type: bool,
+    ) -> Result<Option<Routing>, (&'static str, String)> {
+        let template = Template::parse(topic).map_err(|r| ("topic", r))?;
+        if let Some(f) = template.fields().find(|f| **f != Field::EventType) {
+            return Err((
+                "topic",
+                format!("only {{event_type}} may route a topic, not {{{f}}}"),
+            ));
+        }
+        if template.as_literal().is_some() {
+            if !allowed.is_empty() {
+                return Err((
+                    "topics_allowed",
+                    "only applies to a topic with {event_type}".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        if !has_event_type {
+            return Err(("topic", "{event_type} needs `event_type`".into()));
+        }
+        if allowed.is_empty() || allowed.iter().any(|a| a.trim_end_matches('*').is_empty()) {
+            return Err((
+                "topics_allowed",
+                "list the topics (or `prefix*`) a routed topic may be; a webhook routed elsewhere is refused".into(),
+            ));
+        }
+        Ok(Some(Routing {
+            template,
+            allowed: allowed.to_vec(),
+        }))
+    }
+
+    /// The topic for a webhook with this event type.
+    pub fn topic(&self, event_type: Option<&[u8]>) -> Result<String, RouteError> {
+        let event_type = event_type.ok_or(RouteError::NoEventType)?;
+        let mut out = Vec::new();
+        self.template
+            .render(&mut out, Escape::Raw, |_| Some(event_type.into()))
+            .map_err(|_| RouteError::NoEventType)?;
+        // Only Kafka's topic characters: nothing a sender writes can name another kind
+        // of thing, and the allow-list compares plain names.
+        let topic = String::from_utf8(out)
+            .ok()
+            .filter(|t| {
+                t.len() <= 249
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            })
+            .ok_or(RouteError::NotAllowed)?;
+        let allowed = self.allowed.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) => topic.starts_with(prefix),
+            None => *a == topic,
+        });
+        allowed.then_some(topic).ok_or(RouteError::NotAllowed)
+    }
+
+    pub fn allowed(&self) -> &[String] {
+        &self.allowed
     }
 }
 

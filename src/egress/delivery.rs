@@ -17,8 +17,11 @@ use super::breaker::{Admission, Breaker, RecordKey};
 use super::dlq::{self, DeadLetter};
 use super::outcome::{self, Outcome};
 use super::record::Record;
+use super::request::{Prepared, Refused, Shaper};
 use super::retry;
 use super::sign::Signer;
+use super::token::TokenSource;
+use crate::connectors::sink::Credentials;
 use crate::connectors::Sink;
 use crate::kafka::{envelope, producer};
 use crate::telemetry::sink::{
@@ -51,6 +54,8 @@ pub enum Finish {
     Delivered,
     /// Written to the DLQ and acknowledged.
     DeadLettered,
+    /// The sink's filter let it through without a request.
+    Filtered,
     /// Stopped by revoke or shutdown: not finished, the offset must not move past it.
     Abandoned,
 }
@@ -60,10 +65,12 @@ pub struct Destination {
     pub sink: Sink,
     /// One pooled client per sink.
     client: reqwest::Client,
-    url: reqwest::Url,
+    /// Filter, URL and header templates, transform.
+    shaper: Shaper,
+    /// OAuth2 client credentials, when `auth.oauth2` is set.
+    tokens: Option<TokenSource>,
     /// Content-Type default and configured headers, built once.
     base_headers: HeaderMap,
-    forward: Vec<(String, HeaderName)>,
     signer: Option<Signer>,
     limiter: Option<DefaultDirectRateLimiter>,
     permits: Semaphore,
@@ -98,28 +105,52 @@ impl Destination {
         producer: FutureProducer,
         telemetry: Arc<SinkTelemetry>,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(sink.timeout)
             .connect_timeout(sink.timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(sink.concurrency)
-            .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        let url = sink.url.clone();
+            .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &sink.tls_files.ca {
+            for cert in reqwest::Certificate::from_pem_bundle(ca)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &sink.tls_files.identity {
+            builder = builder.identity(reqwest::Identity::from_pkcs8_pem(
+                cert,
+                key.expose().as_bytes(),
+            )?);
+        }
+        let client = builder.build()?;
         let mut base_headers = HeaderMap::new();
         base_headers.insert(axum::http::header::CONTENT_TYPE, sink.content_type.clone());
         for (k, v) in &sink.headers {
             base_headers.insert(k.clone(), v.clone());
         }
-        let forward = sink
-            .forward_headers
-            .iter()
-            .filter_map(|h| {
-                HeaderName::try_from(h.as_str())
-                    .ok()
-                    .map(|n| (h.clone(), n))
-            })
-            .collect();
+        let tokens = match &sink.credentials {
+            None => None,
+            Some(Credentials::Header(v)) => {
+                base_headers.insert(axum::http::header::AUTHORIZATION, v.clone());
+                None
+            }
+            Some(Credentials::OAuth2 {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+                audience,
+                client_auth,
+            }) => Some(TokenSource::new(
+                client.clone(),
+                token_url.clone(),
+                client_id.clone(),
+                client_secret.clone(),
+                scopes.clone(),
+                audience.clone(),
+                *client_auth,
+            )),
+        };
         let signer = sink.signing_key.as_ref().and_then(Signer::new);
         let breaker = Breaker::new(
             sink.breaker.failures,
@@ -134,9 +165,9 @@ impl Destination {
             limiter: sink.rate_limit.map(|r| r.limiter()),
             permits: Semaphore::new(sink.concurrency),
             client,
-            url,
+            shaper: Shaper::new(&sink),
+            tokens,
             base_headers,
-            forward,
             signer,
             breaker,
             producer,
@@ -187,18 +218,68 @@ impl Destination {
     /// With a `ticket`, it is handed back when the first attempt starts. `cancel` stops
     /// waiting and retrying; `abort` also cuts off an attempt in progress.
     pub async fn deliver(&self, record: &Record, stop: Stop<'_>, ticket: Option<Ticket>) -> Finish {
-        let finish = self.attempts(record, stop, ticket).await;
+        let Some(shaped) = self.shaper.shape_in_time(record, stop.cancel).await else {
+            return Finish::Abandoned;
+        };
+        let finish = match shaped {
+            Ok(Some(request)) => self.attempts(record, &request, stop, ticket).await,
+            Ok(None) => Finish::Filtered,
+            Err(refused) => {
+                drop(ticket);
+                self.refuse(record, refused, stop.cancel).await
+            }
+        };
         match finish {
             Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
             Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
+            Finish::Filtered => RecordFinished::Filtered.emit(&self.telemetry),
             Finish::Abandoned => {}
         }
         finish
     }
 
+    /// A record that cannot be shaped is dead-lettered at once: no attempt could fix it,
+    /// and it is never sent anywhere else. Without a DLQ it is not dropped either: it
+    /// holds its lane like any undeliverable record, until revoke or shutdown.
+    async fn refuse(
+        &self,
+        record: &Record,
+        refused: Refused,
+        cancel: &CancellationToken,
+    ) -> Finish {
+        let id = record.webhook_id();
+        if self.sink.dlq_topic.is_some() {
+            let now = SystemTime::now();
+            let dl = DeadLetter {
+                reason: refused.reason,
+                status: None,
+                error: refused.error,
+                attempts: 0,
+                first_attempt: now,
+                last_attempt: now,
+                response: Bytes::new(),
+            };
+            return self.dead_letter(record, &id, &dl, cancel).await;
+        }
+        loop {
+            UndeliverableWithoutDlq {
+                id: &id,
+                error: refused.error,
+                attempts: 0,
+            }
+            .emit(&self.telemetry);
+            tokio::select! {
+                _ = cancel.cancelled() => return Finish::Abandoned,
+                _ = self.no_retry.cancelled() => return Finish::Abandoned,
+                _ = tokio::time::sleep(self.sink.retry.max.0) => {}
+            }
+        }
+    }
+
     async fn attempts(
         &self,
         record: &Record,
+        request: &Prepared<'_>,
         stop: Stop<'_>,
         mut ticket: Option<Ticket>,
     ) -> Finish {
@@ -215,10 +296,25 @@ impl Destination {
         // records taking turns at probing a destination that refuses them all are still
         // dead-lettered in the end (an outage only slows their attempts down).
         let mut free_probes = 0u32;
+        // A 401 to an OAuth2 token is answered with one fresh token and an immediate
+        // retry that does not count; a second 401 follows the status policy.
+        let mut refreshed = false;
         loop {
             if cancel.is_cancelled() {
                 return Finish::Abandoned;
             }
+            // Waiting for a token is not the record's fault: no attempt is spent on it.
+            let authorization = match &self.tokens {
+                None => None,
+                Some(tokens) => tokio::select! {
+                    biased;
+                    a = tokens.authorization(cancel, &self.telemetry) => match a {
+                        Some(a) => Some(a),
+                        None => return Finish::Abandoned,
+                    },
+                    _ = self.no_retry.cancelled() => return Finish::Abandoned,
+                },
+            };
             // On shutdown a record still waiting for the breaker gives up at once (it is
             // delivered after the restart); one that may go now still gets its attempt.
             let admission = tokio::select! {
@@ -246,7 +342,7 @@ impl Destination {
             // after that owner's later records of the same key.
             let attempted = tokio::select! {
                 biased;
-                r = self.attempt(record, &id) => Some(r),
+                r = self.attempt(record, request, &id, authorization.as_ref()) => Some(r),
                 _ = stop.abort.cancelled() => None,
             };
             self.telemetry.in_flight.dec();
@@ -263,6 +359,16 @@ impl Destination {
                 seconds: started.elapsed().as_secs_f64(),
             }
             .emit(&self.telemetry);
+            if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
+                if outcome.status() == Some(401) && !refreshed {
+                    refreshed = true;
+                    tokens.refused(used);
+                    attempts -= 1;
+                    // An answer: the destination is reachable (and a probe is over).
+                    self.breaker.healthy();
+                    continue;
+                }
+            }
 
             let mut free = false;
             let (error, retry_after, permanent) = match &outcome {
@@ -386,12 +492,22 @@ impl Destination {
     }
 
     /// One HTTP attempt: the outcome and, for failures, the start of the response body.
-    async fn attempt(&self, record: &Record, id: &str) -> (Outcome, Bytes) {
+    async fn attempt(
+        &self,
+        record: &Record,
+        prepared: &Prepared<'_>,
+        id: &str,
+        authorization: Option<&HeaderValue>,
+    ) -> (Outcome, Bytes) {
+        let mut headers = self.request_headers(record, prepared, id);
+        if let Some(a) = authorization {
+            headers.insert(axum::http::header::AUTHORIZATION, a.clone());
+        }
         let request = self
             .client
-            .request(self.sink.method.clone(), self.url.clone())
-            .headers(self.request_headers(record, id))
-            .body(record.value.clone());
+            .request(self.sink.method.clone(), prepared.url.as_ref().clone())
+            .headers(headers)
+            .body(prepared.body.clone());
         match request.send().await {
             Err(e) => (outcome::from_error(&e), Bytes::new()),
             Ok(mut resp) => {
@@ -409,30 +525,28 @@ impl Destination {
         }
     }
 
-    fn request_headers(&self, record: &Record, id: &str) -> HeaderMap {
-        let mut h = HeaderMap::with_capacity(self.base_headers.len() + self.forward.len() + 5);
+    /// Forwarded and templated headers, then the configured ones (so a record header can
+    /// never replace the sink's credentials), then the content type; the webhook id,
+    /// signature and trace context last, so nothing taken from a record can replace them.
+    fn request_headers(&self, record: &Record, prepared: &Prepared<'_>, id: &str) -> HeaderMap {
+        let mut h = prepared.headers.clone();
+        h.reserve(self.base_headers.len() + 5);
         for (k, v) in &self.base_headers {
             h.insert(k.clone(), v.clone());
         }
-        if let Some(ct) = record
+        if let Some(ct) = &prepared.content_type {
+            h.insert(axum::http::header::CONTENT_TYPE, ct.clone());
+        } else if let Some(ct) = record
             .header(crate::kafka::headers::CONTENT_TYPE)
             .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
         {
             h.insert(axum::http::header::CONTENT_TYPE, ct);
         }
-        for (key, name) in &self.forward {
-            if let Some(v) = record
-                .header(key)
-                .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
-            {
-                h.insert(name.clone(), v);
-            }
-        }
         if let Some(signer) = &self.signer {
             let ts = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            let sig = signer.sign(id, ts, &record.value);
+            let sig = signer.sign(id, ts, &prepared.body);
             h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
             if let Ok(v) = HeaderValue::from_str(&sig) {
                 h.insert(WEBHOOK_SIGNATURE, v);

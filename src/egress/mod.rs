@@ -41,8 +41,10 @@ pub(crate) mod memory;
 pub(crate) mod outcome;
 pub mod partition;
 pub mod record;
+pub mod request;
 pub(crate) mod retry;
 pub mod sign;
+pub(crate) mod token;
 pub(crate) mod watermark;
 
 use std::sync::Arc;

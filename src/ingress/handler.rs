@@ -211,6 +211,13 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         }
         return Reply::Handshake(h);
     }
+    if req.method == Method::OPTIONS {
+        // The CloudEvents webhook abuse-protection handshake: the sender asks whether
+        // this endpoint accepts its deliveries. No body, nothing produced.
+        if let Some(check) = source.origin_check(req.headers) {
+            return Reply::OriginCheck(check);
+        }
+    }
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
     }
@@ -287,6 +294,23 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         Ok(k) => k,
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
+    // After verification, like the key: a `json:` rule reads a signed body.
+    let event_type = source.event_type_of(req.headers, &body);
+    let routed = match &source.routing {
+        None => None,
+        Some(r) => match r.topic(event_type.as_deref()) {
+            Ok(topic) => Some(topic),
+            Err(e) => {
+                tracing::info!(source = %source.name, reason = %e, "webhook refused: no allowed topic");
+                return Reply::BadRequest(format!("cannot route the webhook: {e}"));
+            }
+        },
+    };
+    let record = Routed {
+        topic: routed.as_deref().unwrap_or(&source.topic),
+        key: key.as_deref(),
+        event_type: event_type.as_deref(),
+    };
     let acknowledgement = source.verifier.acknowledgement(&request);
     let digest = endpoint.replay.as_ref().map(|_| ReplayGuard::digest(&body));
     let replayed = (endpoint.replay.as_ref().zip(digest.as_ref())).is_some_and(|(g, d)| g.seen(d));
@@ -295,7 +319,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         tracing::debug!(source = %source.name, "replayed body answered without producing it again");
         Reply::Accepted
     } else {
-        produce(ing, endpoint, req.headers, key.as_deref(), verified).await
+        produce(ing, endpoint, req.headers, record, verified).await
     };
     match reply {
         Reply::Accepted => {
@@ -307,6 +331,13 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         }
         other => other,
     }
+}
+
+/// Where a verified webhook goes, and what it is keyed and typed by.
+struct Routed<'a> {
+    topic: &'a str,
+    key: Option<&'a [u8]>,
+    event_type: Option<&'a [u8]>,
 }
 
 /// Checks the signature; a failure is charged to the client's address.
@@ -363,14 +394,27 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Record headers: the forwarded HTTP headers, then hookbridge's own.
-fn record_headers(source: &Source, headers: &HeaderMap) -> OwnedHeaders {
-    let forwarded = source.forward_headers.iter().flat_map(|name| {
-        headers
-            .get_all(name)
-            .iter()
-            .map(move |value| (name.as_str(), value.as_bytes()))
-    });
+/// Record headers: the forwarded HTTP headers and the event type, then hookbridge's own.
+fn record_headers(source: &Source, headers: &HeaderMap, event_type: Option<&[u8]>) -> OwnedHeaders {
+    let forwarded = source
+        .forward_headers
+        .iter()
+        .flat_map(|name| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(move |value| (name.as_str(), value.as_bytes()))
+        })
+        .chain(event_type.map(|t| (crate::kafka::headers::EVENT_TYPE, t)))
+        // A binary-mode CloudEvent's attributes are its `ce-*` headers: kept with it.
+        .chain(
+            headers
+                .iter()
+                .filter(|(name, _)| {
+                    source.cloudevents.is_some() && name.as_str().starts_with("ce-")
+                })
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        );
     IngressHeaders {
         source: &source.name,
         received_at: SystemTime::now(),
@@ -384,15 +428,16 @@ async fn produce(
     ing: &Ingress,
     endpoint: &Endpoint,
     headers: &HeaderMap,
-    key: Option<&[u8]>,
+    routed: Routed<'_>,
     verified: Verified<'_>,
 ) -> Reply {
     let body = verified.body();
     let (source, telemetry) = (&endpoint.source, &endpoint.telemetry);
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&source.topic)
+    let topic = routed.topic;
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
         .payload(body)
-        .headers(record_headers(source, headers));
-    if let Some(k) = key {
+        .headers(record_headers(source, headers, routed.event_type));
+    if let Some(k) = routed.key {
         record = record.key(k);
     }
     let started = Instant::now();
@@ -414,22 +459,15 @@ async fn produce(
             Reply::Accepted
         }
         Ok(Err(e)) if producer::is_too_large(&e) => {
-            tracing::error!(source = %source.name, topic = %source.topic, bytes = body.len(), error = %e, "Kafka refused the webhook as too large: raise the broker's message.max.bytes and the topic's max.message.bytes (see `hookbridge check`), or lower max_body");
+            tracing::error!(source = %source.name, topic = %topic, bytes = body.len(), error = %e, "Kafka refused the webhook as too large: raise the broker's message.max.bytes and the topic's max.message.bytes (see `hookbridge check`), or lower max_body");
             Reply::RecordTooLarge
         }
         Ok(Err(e)) => {
-            ProduceFailed::Refused {
-                topic: &source.topic,
-                error: &e,
-            }
-            .emit(telemetry);
+            ProduceFailed::Refused { topic, error: &e }.emit(telemetry);
             Reply::Unavailable("Kafka did not acknowledge the record; retry later")
         }
         Err(_) => {
-            ProduceFailed::TimedOut {
-                topic: &source.topic,
-            }
-            .emit(telemetry);
+            ProduceFailed::TimedOut { topic }.emit(telemetry);
             Reply::Unavailable("Kafka did not acknowledge the record in time; retry later")
         }
     }

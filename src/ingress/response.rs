@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
+use crate::connectors::source::OriginCheck;
 use crate::verify::Handshake;
 
 /// The outcome of one webhook request.
@@ -15,6 +16,8 @@ pub enum Reply {
     Accepted,
     /// A provider handshake answered as the provider requires; nothing produced.
     Handshake(Handshake),
+    /// A CloudEvents abuse-protection request (`OPTIONS`) answered.
+    OriginCheck(OriginCheck),
     NotFound,
     MethodNotAllowed,
     /// Bad, missing or stale signature.
@@ -37,6 +40,9 @@ impl Reply {
         match self {
             Reply::Accepted => StatusCode::OK,
             Reply::Handshake(h) => StatusCode::from_u16(h.status).unwrap_or(StatusCode::OK),
+            Reply::OriginCheck(OriginCheck::Allowed(_)) => StatusCode::OK,
+            Reply::OriginCheck(OriginCheck::Refused) => StatusCode::FORBIDDEN,
+            Reply::OriginCheck(OriginCheck::Missing) => StatusCode::BAD_REQUEST,
             Reply::NotFound => StatusCode::NOT_FOUND,
             Reply::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reply::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -71,6 +77,22 @@ impl IntoResponse for Reply {
             Reply::Handshake(h) => {
                 (status, [(header::CONTENT_TYPE, h.content_type)], h.body).into_response()
             }
+            Reply::OriginCheck(check) => match check {
+                OriginCheck::Allowed(origin) => (
+                    status,
+                    [
+                        (HeaderName::from_static("webhook-allowed-origin"), origin),
+                        (
+                            HeaderName::from_static("webhook-allowed-rate"),
+                            HeaderValue::from_static("*"),
+                        ),
+                        (header::ALLOW, HeaderValue::from_static("POST, OPTIONS")),
+                    ],
+                )
+                    .into_response(),
+                OriginCheck::Refused => json_error(status, "this origin may not deliver here"),
+                OriginCheck::Missing => json_error(status, "WebHook-Request-Origin is missing"),
+            },
             Reply::NotFound => json_error(status, "no source is configured at this path"),
             Reply::MethodNotAllowed => {
                 let mut r = json_error(status, "webhooks are accepted with POST only");

@@ -403,7 +403,7 @@ impl Sender {
         let finish = dest.deliver(record, stop, None).await;
         println!("{line}: {finish:?}");
         match finish {
-            Finish::Delivered => Ok(true),
+            Finish::Delivered | Finish::Filtered => Ok(true),
             Finish::DeadLettered => Ok(false),
             Finish::Abandoned => Err(OpsError::Refused(format!(
                 "{line}: delivery did not finish; progress up to the record before it is committed"

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub commit_failures: IntCounterVec,
     /// Bytes of records held by egress, all sinks together (`kafka.buffer_memory`).
     pub buffered_bytes: prometheus::IntGauge,
+    /// Failed OAuth2 token requests by connector and class (retried with backoff).
+    pub token_failures: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -219,6 +221,12 @@ impl Metrics {
                     .expect("metric registered once");
                 g
             },
+            token_failures: counter(
+                &r,
+                "hookbridge_oauth2_token_failures_total",
+                "Failed OAuth2 token requests of a sink, by class; each is retried with backoff.",
+                &["connector", "class"],
+            ),
             registry: r,
         }
     }

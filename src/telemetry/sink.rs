@@ -28,6 +28,7 @@ pub struct SinkTelemetry {
     metrics: Arc<Metrics>,
     delivered: IntCounter,
     dead_lettered: IntCounter,
+    filtered: IntCounter,
     attempts: [IntCounter; ATTEMPT_RESULTS.len()],
     retries: IntCounter,
     dlq_permanent: IntCounter,
@@ -50,6 +51,7 @@ impl SinkTelemetry {
         Self {
             delivered: m.deliveries.with_label_values(&[n, "delivered"]),
             dead_lettered: m.deliveries.with_label_values(&[n, "dead_lettered"]),
+            filtered: m.deliveries.with_label_values(&[n, "filtered"]),
             attempts: ATTEMPT_RESULTS.map(|r| m.attempts.with_label_values(&[n, r])),
             retries: m.retries.with_label_values(&[n]),
             dlq_permanent: m.dlq_writes.with_label_values(&[n, "permanent"]),
@@ -96,10 +98,12 @@ impl AttemptEnded {
     }
 }
 
-/// A record reached its end: delivered, or dead-lettered with the broker's ack.
+/// A record reached its end: delivered, dead-lettered with the broker's ack, or let
+/// through by the sink's filter without a request.
 pub enum RecordFinished {
     Delivered,
     DeadLettered,
+    Filtered,
 }
 
 impl RecordFinished {
@@ -107,6 +111,7 @@ impl RecordFinished {
         match self {
             RecordFinished::Delivered => t.delivered.inc(),
             RecordFinished::DeadLettered => t.dead_lettered.inc(),
+            RecordFinished::Filtered => t.filtered.inc(),
         }
     }
 }
@@ -199,6 +204,25 @@ impl DeadLetterFailed<'_> {
             tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error, class,
                 "dead-letter write failed; the record stays unfinished and will be retried");
         }
+    }
+}
+
+/// A request to a sink's OAuth2 token endpoint failed; it is retried after `wait` while
+/// the deliveries that need the token wait. Only the class is logged: never the secret,
+/// a token or the endpoint's answer.
+pub struct TokenFetchFailed {
+    pub class: &'static str,
+    pub wait: std::time::Duration,
+}
+
+impl TokenFetchFailed {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.metrics
+            .token_failures
+            .with_label_values(&[&t.name, self.class])
+            .inc();
+        tracing::warn!(connector = %t.name, class = self.class, wait = ?self.wait,
+            "oauth2 token request failed; deliveries wait and the request is retried");
     }
 }
 

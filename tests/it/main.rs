@@ -10,5 +10,8 @@ mod ops;
 mod pacing;
 mod providers;
 mod redelivery;
+mod routing;
 mod send;
+mod shaping;
+mod sink_auth;
 mod support;

@@ -12,6 +12,8 @@ use axum::Router;
 /// One request the destination saw.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// Path and query the request was sent to.
+    pub uri: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
@@ -118,6 +120,7 @@ impl Drop for Receiver {
 
 async fn handle(
     axum::extract::State(s): axum::extract::State<State>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -133,6 +136,7 @@ async fn handle(
         *n
     };
     let mut r = Received {
+        uri: uri.to_string(),
         headers,
         body,
         at: Instant::now(),

@@ -1,0 +1,117 @@
+//! Micro-benchmarks of shaping one record before its delivery (`egress::request`): the
+//! cost a sink's `filter`, `transform`, URL template and CloudEvents format add per
+//! record, on a 1 KiB JSON value.
+//!
+//! * `shaping/<config>`: `Shaper::shape` of one record, from the raw pass-through (no
+//!   shaping configured) to filter + transform + templates.
+//!
+//! `cargo bench --bench shaping`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use hookbridge::connectors::load_dir;
+use hookbridge::egress::record::{Record, TopicPartition};
+use hookbridge::egress::request::Shaper;
+
+const CONFIGS: [(&str, &str); 6] = [
+    ("raw", ""),
+    ("url-template", "url = \"http://127.0.0.1:9/tenants/{header.x-tenant}/orders/{key}?type={event_type}\""),
+    ("filter", "filter = '.type == \"order.created\" and .amount > 10'"),
+    ("transform", "transform = '{id: .id, total: .amount, tenant: $headers[\"x-tenant\"], items: [.items[] | {sku, qty}]}'"),
+    ("filter+transform", "filter = '.type == \"order.created\" and .amount > 10'\ntransform = '{id: .id, total: .amount, tenant: $headers[\"x-tenant\"], items: [.items[] | {sku, qty}]}'"),
+    ("cloudevents-structured", "format = \"cloudevents-structured\""),
+];
+
+/// A 1 KiB order as JSON.
+fn value() -> Bytes {
+    let items: Vec<String> = (0..13)
+        .map(|i| {
+            format!(
+                r#"{{"sku":"SKU-{i:04}","qty":{i},"price":{}.5,"note":"{}"}}"#,
+                i * 3,
+                "x".repeat(20)
+            )
+        })
+        .collect();
+    let v = format!(
+        r#"{{"id":"ord_1234567890","type":"order.created","amount":129.5,"currency":"EUR","customer":{{"id":"cus_42","email":"a@example.com"}},"items":[{}]}}"#,
+        items.join(",")
+    );
+    Bytes::from(v)
+}
+
+fn record() -> Record {
+    Record {
+        tp: TopicPartition {
+            topic: Arc::from("orders"),
+            partition: 3,
+        },
+        offset: 1_234_567,
+        leader_epoch: -1,
+        key: Some(Bytes::from_static(b"ord_1234567890")),
+        value: value(),
+        headers: vec![
+            (
+                "content-type".into(),
+                Bytes::from_static(b"application/json"),
+            ),
+            ("x-tenant".into(), Bytes::from_static(b"acme")),
+            (
+                "hookbridge-event-type".into(),
+                Bytes::from_static(b"order.created"),
+            ),
+            (
+                "hookbridge-received-at".into(),
+                Bytes::from_static(b"2026-01-02T03:04:05.678Z"),
+            ),
+        ],
+        epoch: 0,
+    }
+}
+
+fn shaper(extra: &str) -> Shaper {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = if extra.starts_with("url") {
+        ""
+    } else {
+        "url = \"http://127.0.0.1:9/hook\"\n"
+    };
+    std::fs::write(
+        dir.path().join("s.toml"),
+        format!("[sink]\nname = \"s\"\ntopics = [\"orders\"]\n{url}{extra}\n"),
+    )
+    .expect("connector file");
+    let connectors = load_dir(dir.path()).expect("valid sink");
+    Shaper::new(&connectors.sinks[0])
+}
+
+fn shaping(c: &mut Criterion) {
+    let record = record();
+    assert!(record.value.len() >= 1000, "{}", record.value.len());
+    let mut group = c.benchmark_group("shaping");
+    group.throughput(Throughput::Elements(1));
+    for (name, extra) in CONFIGS {
+        let s = shaper(extra);
+        assert!(
+            matches!(s.shape(&record), Ok(Some(_))),
+            "{name} sends the record"
+        );
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                black_box(
+                    s.shape(black_box(&record))
+                        .ok()
+                        .flatten()
+                        .map(|p| p.body.len()),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, shaping);
+criterion_main!(benches);

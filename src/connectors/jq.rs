@@ -1,0 +1,289 @@
+//! A sink's jq programs (`filter`, `transform`), compiled once per sink with jaq and run
+//! per record over the value parsed as JSON, with `$key`, `$headers`, `$topic` and
+//! `$event_type` bound.
+//!
+//! Compiling at validation makes a syntax error or an unknown function a `check` error
+//! naming the key; running never panics on input: every failure is an [`Error`].
+
+use jaq_core::data::JustLut;
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars};
+pub use jaq_json::Val;
+
+/// The variables a program may use, in the order [`Program::run`] takes their values.
+pub const VARS: [&str; 4] = ["$key", "$headers", "$topic", "$event_type"];
+
+/// Functions a sink's programs cannot use, so using one is a `check` error: `halt` and
+/// `halt_error` end the whole process, `env` reads its environment (secrets) into
+/// bodies, `debug` and `stderr` write record values to the logs. (`input`, `inputs`
+/// and `$ENV` are not in jaq's libraries to begin with.)
+const REMOVED: [&str; 8] = [
+    "halt",
+    "halt_error",
+    "env",
+    "debug",
+    "debug_empty",
+    "stderr",
+    "stderr_empty",
+    "input",
+];
+
+/// A compiled jq program.
+pub struct Program {
+    /// The program as written (for `check`).
+    pub text: String,
+    filter: jaq_core::Filter<JustLut<Val>>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Program").field(&self.text).finish()
+    }
+}
+
+/// Why a program failed on a record. The message is jq's, and may quote record values:
+/// it goes to the DLQ envelope's `error` class only, never to logs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the record value is not JSON")]
+    NotJson,
+    #[error("jq error: {0}")]
+    Jq(String),
+}
+
+impl Program {
+    /// Parses and compiles `code`; `Err` says why (jq's own messages, shortened).
+    pub fn compile(code: &str) -> Result<Program, String> {
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .filter(|d| !REMOVED.contains(&d.name));
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs())
+            .filter(|(name, _, _)| !REMOVED.contains(name));
+        let arena = Arena::default();
+        let modules = Loader::new(defs)
+            .load(&arena, File { code, path: () })
+            .map_err(|errs| {
+                let what: Vec<String> = errs
+                    .into_iter()
+                    .map(|(_, e)| match e {
+                        jaq_core::load::Error::Io(_) => "modules cannot be imported".to_owned(),
+                        jaq_core::load::Error::Lex(es) => es
+                            .iter()
+                            .map(|(expect, at)| {
+                                format!("expected {} at `{}`", expect.as_str(), snippet(at))
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        jaq_core::load::Error::Parse(es) => es
+                            .iter()
+                            .map(|(expect, at)| {
+                                format!("expected {} at `{}`", expect.as_str(), snippet(at))
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    })
+                    .collect();
+                format!("not a jq program: {}", what.join("; "))
+            })?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .with_global_vars(VARS)
+            .compile(modules)
+            .map_err(|errs| {
+                let what: Vec<String> = errs
+                    .into_iter()
+                    .flat_map(|(_, es)| es)
+                    .map(|(name, kind)| format!("undefined {kind:?} `{name}`").to_lowercase())
+                    .collect();
+                format!("not a jq program: {}", what.join("; "))
+            })?;
+        Ok(Program {
+            text: code.to_owned(),
+            filter,
+        })
+    }
+
+    /// The program's first output for `input` (`None`: it gave no output).
+    pub fn run(&self, input: Val, vars: [Val; 4]) -> Result<Option<Val>, Error> {
+        let ctx = Ctx::<JustLut<Val>>::new(&self.filter.lut, Vars::new(vars));
+        let mut out = self.filter.id.run((ctx, input));
+        match out.next() {
+            None => Ok(None),
+            Some(Ok(v)) => Ok(Some(v)),
+            // Not `jaq_core::unwrap_valr`: it exits the process on `halt`. No program
+            // here can reach `halt`, and should one, it is an error like any other.
+            Some(Err(e)) => Err(Error::Jq(match e.get_err() {
+                Ok(e) => e.to_string(),
+                Err(_) => "halt".to_owned(),
+            })),
+        }
+    }
+}
+
+/// Deepest nesting of arrays and objects a value may have (serde_json's own limit).
+pub const MAX_DEPTH: usize = 128;
+
+/// Parses a record value as JSON for a program. jaq's parser recurses once per level
+/// without a limit, so a value nested deeper than [`MAX_DEPTH`] is refused before it
+/// gets there: `[[[[…` a few hundred thousand deep would overflow the stack and abort
+/// the process.
+pub fn parse(value: &[u8]) -> Result<Val, Error> {
+    if !shallow(value) {
+        return Err(Error::NotJson);
+    }
+    jaq_json::read::parse_single(value).map_err(|_| Error::NotJson)
+}
+
+/// Whether `text` opens at most [`MAX_DEPTH`] arrays or objects at a time, brackets
+/// inside strings not counted. A conservative scan: it does not check the JSON.
+fn shallow(text: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Whether a filter's result lets the record through: not `false`, `null` or no output.
+pub fn passes(result: &Option<Val>) -> bool {
+    !matches!(result, None | Some(Val::Null) | Some(Val::Bool(false)))
+}
+
+/// A string value (a header value, a key) for a program variable; bytes that are not
+/// UTF-8 are kept as a byte string.
+pub fn string(bytes: &[u8]) -> Val {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Val::from(s.to_owned()),
+        Err(_) => Val::byte_str(bytes.to_vec()),
+    }
+}
+
+/// An object of string values.
+pub fn object<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Val {
+    let mut map = jaq_json::Map::default();
+    for (k, v) in pairs {
+        map.entry(Val::from(k.to_owned()))
+            .or_insert_with(|| string(v));
+    }
+    Val::obj(map)
+}
+
+/// Writes a value as compact JSON.
+pub fn to_json(v: &Val) -> Vec<u8> {
+    v.to_string().into_bytes()
+}
+
+fn snippet(at: &str) -> String {
+    at.chars().take(20).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> [Val; 4] {
+        [
+            string(b"k1"),
+            object([("x-tenant", b"acme".as_slice())].into_iter()),
+            string(b"orders"),
+            Val::Null,
+        ]
+    }
+
+    #[test]
+    fn filters_and_transforms_see_the_value_and_variables() {
+        let p = Program::compile(r#".type == "order.created" and $headers["x-tenant"] == "acme""#)
+            .unwrap();
+        let yes = parse(br#"{"type":"order.created"}"#).unwrap();
+        assert!(passes(&p.run(yes, vars()).unwrap()));
+        let no = parse(br#"{"type":"order.paid"}"#).unwrap();
+        assert!(!passes(&p.run(no, vars()).unwrap()));
+        let t = Program::compile("{id: .id, total: .amount, key: $key, topic: $topic}").unwrap();
+        let out = t
+            .run(parse(br#"{"id":7,"amount":12.5}"#).unwrap(), vars())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(to_json(&out)).unwrap(),
+            r#"{"id":7,"total":12.5,"key":"k1","topic":"orders"}"#
+        );
+        let empty = Program::compile("select(.x)").unwrap();
+        assert!(!passes(&empty.run(parse(b"{}").unwrap(), vars()).unwrap()));
+        assert!(
+            passes(&Some(Val::from(0usize))),
+            "only false and null filter out"
+        );
+    }
+
+    #[test]
+    fn bad_programs_and_inputs_are_errors_not_panics() {
+        for code in [
+            ".[",
+            "nosuchfn(1)",
+            "$nosuchvar",
+            "import \"x\" as x; .",
+            "halt",
+            "halt_error",
+            "halt_error(1)",
+            "env.HOME",
+            "$ENV.HOME",
+            "debug",
+            "debug(.)",
+            "stderr",
+            "input",
+            "[inputs]",
+        ] {
+            let e = Program::compile(code).unwrap_err();
+            assert!(e.starts_with("not a jq program"), "{code}: {e}");
+        }
+        let p = Program::compile(".a.b").unwrap();
+        assert!(matches!(
+            p.run(parse(b"[1]").unwrap(), vars()),
+            Err(Error::Jq(_))
+        ));
+        assert!(matches!(parse(b"not json"), Err(Error::NotJson)));
+        assert!(matches!(parse(b""), Err(Error::NotJson)));
+    }
+
+    #[test]
+    fn deeply_nested_values_are_not_json_and_strings_do_not_count() {
+        let deep = "[".repeat(200_000);
+        assert!(matches!(parse(deep.as_bytes()), Err(Error::NotJson)));
+        let limit = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(limit.as_bytes()).is_ok());
+        let over = format!("{}{}", "{\"a\":".repeat(MAX_DEPTH + 1), "1");
+        assert!(matches!(parse(over.as_bytes()), Err(Error::NotJson)));
+        let quoted = format!("{{\"s\":\"\\\"{}\"}}", "[".repeat(1000));
+        assert!(parse(quoted.as_bytes()).is_ok(), "{quoted}");
+    }
+
+    #[test]
+    fn programs_are_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Program>();
+    }
+}

@@ -1,0 +1,494 @@
+//! Record templates of a sink: `{topic}`, `{partition}`, `{offset}`, `{key}`,
+//! `{header.NAME}`, `{json./pointer}` and `{event_type}` in the URL and in header values.
+//!
+//! Parsed once per sink at validation (an unknown placeholder is a config error naming
+//! the key); filled per record by the delivery path, which supplies the values. A URL
+//! template keeps scheme, host and port literal unless the sink lists `allowed_hosts`:
+//! records of ingress sources are written by third parties, and a host taken from them
+//! would let any sender point deliveries anywhere (SSRF).
+
+use std::borrow::Cow;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+
+/// One value a placeholder names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    Topic,
+    Partition,
+    Offset,
+    Key,
+    /// A record header, matched case-insensitively.
+    Header(String),
+    /// An RFC 6901 pointer into the record value parsed as JSON.
+    Json(String),
+    /// The webhook's event type: the `hookbridge-event-type` record header in a sink,
+    /// the source's `event_type` in a source's `topic`.
+    EventType,
+}
+
+impl Field {
+    fn parse(name: &str) -> Result<Field, String> {
+        Ok(match name {
+            "topic" => Field::Topic,
+            "partition" => Field::Partition,
+            "offset" => Field::Offset,
+            "key" => Field::Key,
+            "event_type" => Field::EventType,
+            _ => {
+                if let Some(h) = name.strip_prefix("header.") {
+                    if h.is_empty() {
+                        return Err("`{header.}` needs a header name".into());
+                    }
+                    Field::Header(h.to_owned())
+                } else if let Some(p) = name.strip_prefix("json.") {
+                    if !(p.is_empty() || p.starts_with('/')) {
+                        return Err(format!(
+                            "`{{json.{p}}}`: a JSON pointer starts with `/`, e.g. `{{json./tenant}}`"
+                        ));
+                    }
+                    Field::Json(p.to_owned())
+                } else {
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}`; use topic, partition, offset, key, event_type, header.NAME or json./pointer"
+                    ));
+                }
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Topic => f.write_str("topic"),
+            Field::Partition => f.write_str("partition"),
+            Field::Offset => f.write_str("offset"),
+            Field::Key => f.write_str("key"),
+            Field::Header(h) => write!(f, "header.{h}"),
+            Field::Json(p) => write!(f, "json.{p}"),
+            Field::EventType => f.write_str("event_type"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Field(Field),
+}
+
+/// How a filled-in value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// Percent-encoded: a value never adds a path segment, query parameter or fragment.
+    Url,
+    /// As is (header values; the caller checks the result is a valid header value).
+    Raw,
+}
+
+/// Everything but RFC 3986 unreserved characters is encoded, `/`, `?`, `&`, `=` and `#`
+/// included.
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `value` as it is written into a URL: everything but unreserved characters encoded.
+pub fn url_encode(value: &[u8]) -> String {
+    percent_encoding::percent_encode(value, VALUE).to_string()
+}
+
+/// A text with placeholders. `{{` and `}}` write a literal brace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+/// A placeholder the record has no value for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the record has no value for `{{{0}}}`")]
+pub struct Missing(pub Field);
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(['{', '}']) {
+            lit.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            if tail.starts_with("{{") || tail.starts_with("}}") {
+                lit.push_str(&tail[..1]);
+                rest = &tail[2..];
+                continue;
+            }
+            if tail.starts_with('}') {
+                return Err("unmatched `}` (write `}}` for a literal brace)".into());
+            }
+            let end = tail
+                .find('}')
+                .ok_or("unclosed `{` (write `{{` for a literal brace)")?;
+            if !lit.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut lit)));
+            }
+            parts.push(Part::Field(Field::parse(&tail[1..end])?));
+            rest = &tail[end + 1..];
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            parts.push(Part::Text(lit));
+        }
+        Ok(Template { parts })
+    }
+
+    /// The text when there is no placeholder.
+    pub fn as_literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Text(t)] => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = &Field> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Field(f) => Some(f),
+            Part::Text(_) => None,
+        })
+    }
+
+    /// Appends the filled-in text to `out`. `value` gives a field's bytes, `None` when
+    /// the record has none.
+    pub fn render<'r>(
+        &self,
+        out: &mut Vec<u8>,
+        escape: Escape,
+        mut value: impl FnMut(&Field) -> Option<Cow<'r, [u8]>>,
+    ) -> Result<(), Missing> {
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.extend_from_slice(t.as_bytes()),
+                Part::Field(f) => {
+                    let v = value(f).ok_or_else(|| Missing(f.clone()))?;
+                    match escape {
+                        Escape::Raw => out.extend_from_slice(&v),
+                        Escape::Url => {
+                            for s in percent_encoding::percent_encode(&v, VALUE) {
+                                out.extend_from_slice(s.as_bytes());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A sink's `url`: literal, or a template whose placeholders sit in the path and query
+/// (and in the host only with `allowed_hosts`).
+#[derive(Debug, Clone)]
+pub struct UrlTemplate {
+    /// The URL as written, for `check` (placeholders shown, never values).
+    pub text: String,
+    /// Scheme and authority (`https://host:port`), filled in when `allowed_hosts` is set.
+    origin: Template,
+    /// Path, query and fragment.
+    rest: Template,
+    /// Hosts a filled-in URL may name (lowercase, optional `:port`); empty: the host is
+    /// literal.
+    allowed_hosts: Vec<String>,
+}
+
+impl UrlTemplate {
+    /// Parses `text`; `Err` says what is wrong (the URL is not repeated: it may hold
+    /// credentials).
+    pub fn parse(text: &str, allowed_hosts: &[String]) -> Result<UrlTemplate, String> {
+        let scheme_end = text
+            .find("://")
+            .ok_or("not a URL: expected http:// or https://")?;
+        let after = scheme_end + 3;
+        let authority_end = text[after..]
+            .find(['/', '?', '#'])
+            .map_or(text.len(), |i| after + i);
+        let origin = Template::parse(&text[..authority_end])?;
+        let rest = Template::parse(&text[authority_end..])?;
+        if text[..scheme_end].contains(['{', '}']) {
+            return Err("the scheme cannot be a placeholder".into());
+        }
+        if rest.fields().next().is_some() {
+            if let Some(hash) = text.find('#') {
+                if text[hash..].contains('{') {
+                    return Err("placeholders are not allowed in the fragment".into());
+                }
+            }
+        }
+        if origin.fields().next().is_some() && allowed_hosts.is_empty() {
+            return Err(
+                "placeholders in scheme, host or port need `allowed_hosts` (a record must not choose where it is sent)"
+                    .into(),
+            );
+        }
+        let t = UrlTemplate {
+            text: text.to_owned(),
+            origin,
+            rest,
+            allowed_hosts: allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        };
+        // Every placeholder filled with a plain value must give a valid http(s) URL.
+        let sample = t
+            .fill(|f| {
+                Some(Cow::Borrowed(match f {
+                    Field::Partition | Field::Offset => b"0".as_slice(),
+                    _ => b"x".as_slice(),
+                }))
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                // The sample host is not on the list; only the shape is checked here.
+                UrlError::HostNotAllowed if !t.allowed_hosts.is_empty() => Ok(None),
+                e => Err(e),
+            });
+        match sample {
+            Ok(Some(url)) if !matches!(url.scheme(), "http" | "https") => {
+                Err("must be an http:// or https:// URL".into())
+            }
+            Ok(_) => Ok(t),
+            Err(UrlError::Invalid(e)) => Err(format!("not a URL: {e}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The URL when it has no placeholder.
+    pub fn literal(&self) -> Option<url::Url> {
+        if self.origin.fields().next().is_some() || self.rest.fields().next().is_some() {
+            return None;
+        }
+        url::Url::parse(&self.text).ok()
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = &Field> {
+        self.origin.fields().chain(self.rest.fields())
+    }
+
+    /// The URL as written with its user, password and secret-looking query values
+    /// replaced, for `check` and logs.
+    pub fn redacted(&self) -> String {
+        let after = self.text.find("://").map_or(0, |i| i + 3);
+        let end = self.text[after..]
+            .find(['/', '?', '#'])
+            .map_or(self.text.len(), |i| after + i);
+        let mut out = match self.text[after..end].rfind('@') {
+            Some(at) => {
+                let userinfo = if self.text[after..after + at].contains(':') {
+                    "redacted:redacted"
+                } else {
+                    "redacted"
+                };
+                format!(
+                    "{}{userinfo}{}",
+                    &self.text[..after],
+                    &self.text[after + at..]
+                )
+            }
+            None => self.text.clone(),
+        };
+        if let Some(q) = out.find('?') {
+            let (head, query) = out.split_at(q + 1);
+            let (query, fragment) = query.split_at(query.find('#').unwrap_or(query.len()));
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if secret_looking(k) => format!("{k}=redacted"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out = format!("{head}{}{fragment}", pairs.join("&"));
+        }
+        out
+    }
+
+    pub fn allowed_hosts(&self) -> &[String] {
+        &self.allowed_hosts
+    }
+
+    /// The URL for one record.
+    pub fn fill<'r>(
+        &self,
+        mut value: impl FnMut(&Field) -> Option<Cow<'r, [u8]>>,
+    ) -> Result<url::Url, UrlError> {
+        let mut out = Vec::with_capacity(self.text.len() + 32);
+        // A host value is written as is and must then be a host name on the list; it is
+        // not percent-encoded (that would not make it a host either).
+        self.origin
+            .render(&mut out, Escape::Raw, &mut value)
+            .map_err(UrlError::Missing)?;
+        if self.origin.fields().next().is_some()
+            && out
+                .iter()
+                .any(|b| !(b.is_ascii_alphanumeric() || b":/.-[]".contains(b)))
+        {
+            return Err(UrlError::HostNotAllowed);
+        }
+        self.rest
+            .render(&mut out, Escape::Url, &mut value)
+            .map_err(UrlError::Missing)?;
+        let text = String::from_utf8(out).map_err(|_| UrlError::HostNotAllowed)?;
+        let url = url::Url::parse(&text).map_err(UrlError::Invalid)?;
+        if !self.allowed_hosts.is_empty() && !self.host_allowed(&url) {
+            return Err(UrlError::HostNotAllowed);
+        }
+        Ok(url)
+    }
+
+    fn host_allowed(&self, url: &url::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        let port = url.port_or_known_default();
+        self.allowed_hosts.iter().any(|a| match a.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
+                h == host && p.parse::<u16>().ok() == port
+            }
+            _ => *a == host,
+        })
+    }
+}
+
+/// Why a URL could not be made for a record.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error(transparent)]
+    Missing(Missing),
+    #[error("the filled-in host is not in allowed_hosts")]
+    HostNotAllowed,
+    #[error("the filled-in URL is not valid: {0}")]
+    Invalid(url::ParseError),
+}
+
+/// A query parameter name that usually carries a credential (`check` and logs show its
+/// value as `redacted`).
+pub(crate) fn secret_looking(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "token",
+        "key",
+        "sig",
+        "secret",
+        "pass",
+        "pwd",
+        "auth",
+        "credential",
+        "session",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(f: &Field) -> Option<Cow<'static, [u8]>> {
+        match f {
+            Field::Topic => Some(Cow::Borrowed(b"orders")),
+            Field::Key => Some(Cow::Borrowed(b"a/b?c=d&e#f")),
+            Field::Header(h) if h == "x-tenant" => Some(Cow::Borrowed(b"acme")),
+            Field::Partition => Some(Cow::Borrowed(b"3")),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn path_and_query_values_are_percent_encoded() {
+        let t = UrlTemplate::parse(
+            "https://api.example.com/t/{header.x-tenant}/{topic}?k={key}&p={partition}",
+            &[],
+        )
+        .unwrap();
+        let url = t.fill(values).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://api.example.com/t/acme/orders?k=a%2Fb%3Fc%3Dd%26e%23f&p=3"
+        );
+        assert_eq!(url.host_str(), Some("api.example.com"));
+    }
+
+    #[test]
+    fn a_missing_value_names_its_placeholder() {
+        let t = UrlTemplate::parse("http://h/{header.x-other}", &[]).unwrap();
+        let e = t.fill(values).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the record has no value for `{header.x-other}`"
+        );
+    }
+
+    #[test]
+    fn host_placeholders_need_allowed_hosts() {
+        for url in [
+            "https://{header.x-tenant}.example.com/x",
+            "https://example.com:{partition}/x",
+            "http://{key}/",
+        ] {
+            let e = UrlTemplate::parse(url, &[]).unwrap_err();
+            assert!(e.contains("allowed_hosts"), "{url}: {e}");
+        }
+        let allowed = ["acme.example.com".to_owned()];
+        let t = UrlTemplate::parse("https://{header.x-tenant}.example.com/x", &allowed).unwrap();
+        let url = t.fill(values).unwrap();
+        assert_eq!(url.host_str(), Some("acme.example.com"));
+        let t = UrlTemplate::parse("https://{topic}.example.com/x", &allowed).unwrap();
+        assert!(matches!(t.fill(values), Err(UrlError::HostNotAllowed)));
+        // A value cannot smuggle userinfo, a path or another host in.
+        let t = UrlTemplate::parse("https://{key}.example.com/x", &allowed).unwrap();
+        assert!(matches!(t.fill(values), Err(UrlError::HostNotAllowed)));
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        for (url, want) in [
+            ("http://h/{nope}", "unknown placeholder"),
+            ("http://h/{key", "unclosed"),
+            ("http://h/}", "unmatched"),
+            ("http://h/x#{key}", "fragment"),
+            ("ftp://h/{key}", "http"),
+            ("{key}://h/", "scheme"),
+            ("http://h/{json.tenant}", "pointer"),
+        ] {
+            let e = UrlTemplate::parse(url, &[]).unwrap_err();
+            assert!(e.contains(want), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn redaction_hides_credentials_and_secret_looking_query_values() {
+        let t = UrlTemplate::parse("https://u:pw@h:8443/{key}?a=b@c&token=t0k#f", &[]).unwrap();
+        assert_eq!(
+            t.redacted(),
+            "https://redacted:redacted@h:8443/{key}?a=b@c&token=redacted#f"
+        );
+        let t = UrlTemplate::parse("https://h/{key}", &[]).unwrap();
+        assert_eq!(t.redacted(), "https://h/{key}");
+    }
+
+    #[test]
+    fn braces_escape_and_literals_stay_literal() {
+        let t = Template::parse("a{{b}}c").unwrap();
+        assert_eq!(t.as_literal(), Some("a{b}c"));
+        let u = UrlTemplate::parse("http://h/plain?x=1", &[]).unwrap();
+        assert_eq!(u.literal().unwrap().as_str(), "http://h/plain?x=1");
+        let mut out = Vec::new();
+        Template::parse("Tenant {header.x-tenant}!")
+            .unwrap()
+            .render(&mut out, Escape::Raw, values)
+            .unwrap();
+        assert_eq!(out, b"Tenant acme!");
+    }
+}

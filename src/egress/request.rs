@@ -1,0 +1,568 @@
+//! Shaping one record into what is sent: the sink's filter decides whether it is sent at
+//! all, its URL and header templates are filled from the record, forwarded record
+//! headers are picked, and its transform makes the body.
+//!
+//! Pure and done once per record before the first attempt: every attempt sends the same
+//! request, and a record that cannot be shaped is refused at once with the reason its
+//! dead letter carries (`template`, `filter`, `transform`): retrying cannot fix it.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use super::record::Record;
+use crate::connectors::jq::{self, Program, Val};
+use crate::connectors::sink::{Format, HeaderPattern};
+use crate::connectors::template::{url_encode, Escape, Field, Template, UrlTemplate};
+use crate::connectors::Sink;
+use crate::kafka::headers::{self, EVENT_TYPE as EVENT_TYPE_HEADER};
+
+/// A sink's shaping rules, built once.
+pub struct Shaper {
+    /// The URL when it has no placeholder.
+    fixed_url: Option<reqwest::Url>,
+    url: UrlTemplate,
+    headers: Vec<(HeaderName, Template)>,
+    forward: Vec<HeaderPattern>,
+    programs: Programs,
+    /// Some template reads the value as JSON (`{json./…}`).
+    needs_json: bool,
+    format: Format,
+    /// `content_type`: the data's type when the record has none.
+    content_type: HeaderValue,
+}
+
+/// What to send for one record.
+pub struct Prepared<'a> {
+    pub url: Cow<'a, reqwest::Url>,
+    /// Forwarded record headers, then templated ones (later wins).
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Content-Type when it is not the record's (`transform`, structured CloudEvents).
+    pub content_type: Option<HeaderValue>,
+}
+
+/// Why a record cannot be shaped: the dead letter's reason and error class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// `template`, `filter` or `transform`.
+    pub reason: &'static str,
+    /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`, `not-json`,
+    /// `jq-error`, `no-output` or `timeout`.
+    pub error: &'static str,
+}
+
+impl Shaper {
+    pub fn new(sink: &Sink) -> Self {
+        let needs_json = sink
+            .url
+            .fields()
+            .chain(sink.header_templates.iter().flat_map(|(_, t)| t.fields()))
+            .any(|f| matches!(f, Field::Json(_)));
+        Shaper {
+            fixed_url: sink.url.literal(),
+            url: sink.url.clone(),
+            headers: sink.header_templates.clone(),
+            forward: sink.forward_headers.clone(),
+            programs: Programs {
+                filter: sink.filter.clone(),
+                transform: sink.transform.clone(),
+            },
+            needs_json,
+            format: sink.format,
+            content_type: sink.content_type.clone(),
+        }
+    }
+
+    /// What to send for `record`; `None` when the filter lets it through without a
+    /// request (finished as `filtered`). Runs the jq programs on this thread, however
+    /// long they take: see [`Shaper::shape_in_time`].
+    pub fn shape<'a>(&'a self, record: &Record) -> Result<Option<Prepared<'a>>, Refused> {
+        match self.programs.evaluate(record, &AtomicBool::new(false))? {
+            None => Ok(None),
+            Some(body) => self.fill(record, body).map(Some),
+        }
+    }
+
+    /// [`Shaper::shape`] with the jq programs run on a thread of their own for at most
+    /// [`JQ_DEADLINE`]: a program can loop or grow without bound (`[range(1e12)]`), and
+    /// run inline it would hold up every partition the task serves, revokes and
+    /// shutdown. Past the deadline the record is refused with `timeout` (the
+    /// evaluation cannot be interrupted: its thread runs on to its end, detached, so it
+    /// never delays the process exiting). `None`: `cancel` fired first.
+    pub async fn shape_in_time<'a>(
+        &'a self,
+        record: &Record,
+        cancel: &CancellationToken,
+    ) -> Option<Result<Option<Prepared<'a>>, Refused>> {
+        if self.programs.filter.is_none() && self.programs.transform.is_none() {
+            return Some(self.shape(record));
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let programs = self.programs.clone();
+        let owned = record.clone();
+        let filtered = Arc::new(AtomicBool::new(false));
+        let stage = filtered.clone();
+        let spawned = std::thread::Builder::new()
+            .name("hookbridge-jq".to_owned())
+            .spawn(move || {
+                let _ = tx.send(programs.evaluate(&owned, &stage));
+            });
+        if spawned.is_err() {
+            // No thread to be had (the process is at its limit): run here rather than
+            // not at all.
+            return Some(self.shape(record));
+        }
+        let evaluated = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = tokio::time::timeout(JQ_DEADLINE, rx) => match r {
+                Ok(Ok(r)) => r,
+                // The thread ended without an answer: only a panic in jaq does that.
+                Ok(Err(_)) => Err(Refused { reason: self.programs.stage(&filtered), error: "jq-error" }),
+                Err(_) => Err(Refused { reason: self.programs.stage(&filtered), error: "timeout" }),
+            },
+        };
+        Some(match evaluated {
+            Ok(None) => Ok(None),
+            Ok(Some(body)) => self.fill(record, body).map(Some),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// The request for a record the filter let through, with the transform's body.
+    fn fill<'a>(&'a self, record: &Record, body: Option<Bytes>) -> Result<Prepared<'a>, Refused> {
+        let json = if self.needs_json {
+            serde_json::from_slice::<serde_json::Value>(&record.value).ok()
+        } else {
+            None
+        };
+        let fields = |f: &Field| field(record, json.as_ref(), f);
+        let template = |error| Refused {
+            reason: "template",
+            error,
+        };
+        let url = match &self.fixed_url {
+            Some(u) => Cow::Borrowed(u),
+            None => Cow::Owned(self.url.fill(fields).map_err(|e| {
+                use crate::connectors::template::UrlError;
+                template(match e {
+                    UrlError::Missing(_) => "missing-value",
+                    UrlError::HostNotAllowed => "host-not-allowed",
+                    UrlError::Invalid(_) => "invalid-url",
+                })
+            })?),
+        };
+        let mut headers = HeaderMap::new();
+        if !self.forward.is_empty() {
+            for (k, v) in &record.headers {
+                if !self.forward.iter().any(|p| p.matches(k)) {
+                    continue;
+                }
+                // Kafka header names are free text: one that is not an HTTP header name
+                // (or whose value is not a header value) is not sent.
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_maybe_shared(v.clone()),
+                ) {
+                    headers.append(name, value);
+                }
+            }
+        }
+        let mut buf = Vec::new();
+        for (name, t) in &self.headers {
+            buf.clear();
+            t.render(&mut buf, Escape::Raw, fields)
+                .map_err(|_| template("missing-value"))?;
+            let value = HeaderValue::from_bytes(&buf).map_err(|_| template("invalid-header"))?;
+            headers.insert(name.clone(), value);
+        }
+        let content_type = body.is_some().then_some(APPLICATION_JSON);
+        let body = body.unwrap_or_else(|| record.value.clone());
+        let mut prepared = Prepared {
+            url,
+            headers,
+            body,
+            content_type,
+        };
+        if self.format != Format::Raw {
+            self.cloudevent(record, &mut prepared);
+        }
+        Ok(prepared)
+    }
+
+    /// CloudEvents 1.0 HTTP binding. `id` is the webhook id (stable across redeliveries,
+    /// so receivers deduplicate on it either way); `source` names the ingress source of
+    /// the record when it has one, else its topic; `type` is the event type; `time` is
+    /// when ingress received the webhook (omitted for records not from ingress).
+    fn cloudevent(&self, record: &Record, prepared: &mut Prepared<'_>) {
+        let id = record.webhook_id();
+        let source = match record
+            .header(headers::SOURCE)
+            .and_then(|v| std::str::from_utf8(v).ok())
+        {
+            Some(s) => format!("/hookbridge/sources/{}", url_encode(s.as_bytes())),
+            None => format!(
+                "/hookbridge/topics/{}",
+                url_encode(record.tp.topic.as_bytes())
+            ),
+        };
+        // A type that is not text (or not a header value) falls back to the default:
+        // the record is still delivered, as the same kind as an untyped record.
+        let kind = record
+            .header(EVENT_TYPE_HEADER)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|t| !t.is_empty() && HeaderValue::from_str(t).is_ok())
+            .unwrap_or(DEFAULT_EVENT_TYPE);
+        let time = record
+            .header(headers::RECEIVED_AT)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|t| humantime::parse_rfc3339_weak(t).is_ok());
+        let data_type = prepared.content_type.clone().unwrap_or_else(|| {
+            record
+                .header(headers::CONTENT_TYPE)
+                .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
+                .unwrap_or_else(|| self.content_type.clone())
+        });
+        match self.format {
+            Format::Raw => {}
+            Format::CloudeventsBinary => {
+                let h = &mut prepared.headers;
+                let mut put = |name: &'static str, v: &str| {
+                    if let Ok(v) = HeaderValue::from_str(v) {
+                        h.insert(HeaderName::from_static(name), v);
+                    }
+                };
+                put("ce-specversion", "1.0");
+                put("ce-id", &id);
+                put("ce-source", &source);
+                put("ce-type", kind);
+                if let Some(t) = time {
+                    put("ce-time", t);
+                }
+            }
+            Format::CloudeventsStructured => {
+                let mut event = serde_json::Map::new();
+                event.insert("specversion".into(), "1.0".into());
+                event.insert("id".into(), id.into());
+                event.insert("source".into(), source.into());
+                event.insert("type".into(), kind.into());
+                if let Some(t) = time {
+                    event.insert("time".into(), t.into());
+                }
+                let data_type_text = data_type.to_str().unwrap_or("application/octet-stream");
+                event.insert("datacontenttype".into(), data_type_text.into());
+                let json_data = is_json(data_type_text)
+                    .then(|| serde_json::from_slice::<serde_json::Value>(&prepared.body).ok())
+                    .flatten();
+                match json_data {
+                    Some(v) => event.insert("data".into(), v),
+                    None => {
+                        use base64::Engine;
+                        event.insert(
+                            "data_base64".into(),
+                            base64::engine::general_purpose::STANDARD
+                                .encode(&prepared.body)
+                                .into(),
+                        )
+                    }
+                };
+                prepared.body = Bytes::from(serde_json::Value::Object(event).to_string());
+                prepared.content_type = Some(CLOUDEVENTS_JSON);
+            }
+        }
+    }
+}
+
+/// How long a sink's filter and transform together may take on one record.
+pub const JQ_DEADLINE: Duration = Duration::from_secs(1);
+
+/// A sink's filter and transform, shared with the threads that run them.
+#[derive(Clone)]
+struct Programs {
+    filter: Option<Arc<Program>>,
+    transform: Option<Arc<Program>>,
+}
+
+impl Programs {
+    /// Runs the filter, then the transform: `None` when filtered out, else the
+    /// transform's body (`None`: no transform). `filtered` is set once the filter is
+    /// done, so a timeout names the program that ran over.
+    fn evaluate(
+        &self,
+        record: &Record,
+        filtered: &AtomicBool,
+    ) -> Result<Option<Option<Bytes>>, Refused> {
+        let mut input = None;
+        if let Some(filter) = &self.filter {
+            let refused = |error| Refused {
+                reason: "filter",
+                error,
+            };
+            let value = jq_input(record).map_err(|_| refused("not-json"))?;
+            let result = filter
+                .run(value.clone(), jq_vars(record))
+                .map_err(|_| refused("jq-error"))?;
+            if !jq::passes(&result) {
+                return Ok(None);
+            }
+            input = Some(value);
+        }
+        filtered.store(true, Ordering::Release);
+        let Some(t) = &self.transform else {
+            return Ok(Some(None));
+        };
+        let refused = |error| Refused {
+            reason: "transform",
+            error,
+        };
+        let value = match input {
+            Some(v) => v,
+            None => jq_input(record).map_err(|_| refused("not-json"))?,
+        };
+        let out = t
+            .run(value, jq_vars(record))
+            .map_err(|_| refused("jq-error"))?
+            .ok_or(refused("no-output"))?;
+        Ok(Some(Some(Bytes::from(jq::to_json(&out)))))
+    }
+
+    /// The program running (or that last ran) on a record.
+    fn stage(&self, filtered: &AtomicBool) -> &'static str {
+        if self.filter.is_some() && !filtered.load(Ordering::Acquire) {
+            "filter"
+        } else {
+            "transform"
+        }
+    }
+}
+
+/// `ce-type` of a record without a `hookbridge-event-type` header.
+pub const DEFAULT_EVENT_TYPE: &str = "hookbridge.record";
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const CLOUDEVENTS_JSON: HeaderValue =
+    HeaderValue::from_static("application/cloudevents+json; charset=utf-8");
+
+/// `application/json`, `text/json` or any `+json` type.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
+}
+
+fn jq_input(record: &Record) -> Result<Val, jq::Error> {
+    jq::parse(&record.value)
+}
+
+/// `$key`, `$headers`, `$topic`, `$event_type` (absent: `null`).
+fn jq_vars(record: &Record) -> [Val; 4] {
+    [
+        record.key.as_deref().map_or(Val::Null, jq::string),
+        jq::object(record.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref()))),
+        jq::string(record.tp.topic.as_bytes()),
+        record
+            .header(EVENT_TYPE_HEADER)
+            .map_or(Val::Null, |v| jq::string(v)),
+    ]
+}
+
+/// A placeholder's value for `record`; `None` when the record has none.
+fn field<'r>(
+    record: &'r Record,
+    json: Option<&'r serde_json::Value>,
+    f: &Field,
+) -> Option<Cow<'r, [u8]>> {
+    let bytes = |b: &'r Bytes| Cow::Borrowed(b.as_ref());
+    match f {
+        Field::Topic => Some(Cow::Borrowed(record.tp.topic.as_bytes())),
+        Field::Partition => Some(Cow::Owned(record.tp.partition.to_string().into_bytes())),
+        Field::Offset => Some(Cow::Owned(record.offset.to_string().into_bytes())),
+        Field::Key => record.key.as_ref().map(bytes),
+        Field::Header(name) => record.header(name).map(bytes),
+        Field::EventType => record.header(EVENT_TYPE_HEADER).map(bytes),
+        Field::Json(pointer) => match json?.pointer(pointer)? {
+            serde_json::Value::String(s) => Some(Cow::Borrowed(s.as_bytes())),
+            v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+                Some(Cow::Owned(v.to_string().into_bytes()))
+            }
+            _ => None,
+        },
+    }
+    // An empty value would make `/tenants//orders`: treated as missing.
+    .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::connectors::Connectors;
+    use crate::egress::record::TopicPartition;
+
+    fn shaper(extra: &str) -> Shaper {
+        let mut out = Connectors::default();
+        let text = format!("[sink]\nname = \"s\"\ntopics = [\"t\"]\n{extra}\n");
+        crate::connectors::load_file("s.toml", &text, &mut out).expect("valid sink");
+        Shaper::new(&out.sinks[0])
+    }
+
+    fn record(value: &[u8], headers: &[(&str, &[u8])], key: Option<&[u8]>) -> Record {
+        Record {
+            tp: TopicPartition {
+                topic: Arc::from("t"),
+                partition: 0,
+            },
+            offset: 7,
+            leader_epoch: -1,
+            key: key.map(Bytes::copy_from_slice),
+            value: Bytes::copy_from_slice(value),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), Bytes::copy_from_slice(v)))
+                .collect(),
+            epoch: 0,
+        }
+    }
+
+    const EVERYTHING: &str = r#"url = "https://h/{topic}/{key}/{header.x-t}?p={json./a/b}&e={event_type}"
+headers = { X-T = "{header.x-t}", X-K = "k={key}" }
+forward_headers = ["x-*"]
+filter = '.a.b != "skip"'
+transform = '{b: .a.b, k: $key, h: $headers}'
+format = "cloudevents-structured""#;
+
+    #[test]
+    fn a_record_with_everything_is_shaped() {
+        let s = shaper(EVERYTHING);
+        let r = record(
+            br#"{"a":{"b":"x y"}}"#,
+            &[
+                ("x-t", b"acme"),
+                ("hookbridge-event-type", b"o.c"),
+                ("bad name", b"v"),
+            ],
+            Some(b"k/1"),
+        );
+        let p = s.shape(&r).unwrap().unwrap();
+        assert_eq!(p.url.as_str(), "https://h/t/k%2F1/acme?p=x%20y&e=o.c");
+        assert_eq!(p.headers["x-t"], "acme");
+        assert_eq!(p.headers["x-k"], "k=k/1");
+        assert!(p.headers.get("bad name").is_none());
+        let event: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+        assert_eq!(event["type"], "o.c");
+        assert_eq!(event["id"], "t-0-7");
+        assert_eq!(event["data"]["b"], "x y");
+        assert_eq!(event["data"]["k"], "k/1");
+        let skip = record(br#"{"a":{"b":"skip"}}"#, &[("x-t", b"acme")], Some(b"k"));
+        assert!(s.shape(&skip).unwrap().is_none(), "filtered");
+        let no_tenant = record(br#"{"a":{"b":"x"}}"#, &[], Some(b"k"));
+        assert_eq!(
+            s.shape(&no_tenant).err(),
+            Some(Refused {
+                reason: "template",
+                error: "missing-value"
+            })
+        );
+        let not_json = record(b"nope", &[("x-t", b"acme")], Some(b"k"));
+        assert_eq!(
+            s.shape(&not_json).err(),
+            Some(Refused {
+                reason: "filter",
+                error: "not-json"
+            })
+        );
+    }
+
+    #[test]
+    fn a_deeply_nested_value_is_refused_as_not_json() {
+        let deep = "[".repeat(200_000);
+        let r = record(deep.as_bytes(), &[], None);
+        for (rules, reason) in [
+            ("filter = 'true'", "filter"),
+            ("transform = '.'", "transform"),
+        ] {
+            assert_eq!(
+                shaper(&format!("url = \"http://h/\"\n{rules}"))
+                    .shape(&r)
+                    .err(),
+                Some(Refused {
+                    reason,
+                    error: "not-json"
+                })
+            );
+        }
+    }
+
+    /// A program that never ends holds up neither the task waiting on it nor the
+    /// others on its thread, and the record is refused with `timeout`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_runaway_program_is_refused_at_the_deadline_without_blocking() {
+        let s = shaper(
+            "url = \"http://h/\"\nfilter = 'last(range(.n)) > 0'\ntransform = 'last(range(.m))'",
+        );
+        let cancel = CancellationToken::new();
+        let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let runaway = record(br#"{"n":1e12}"#, &[], None);
+        let got = s.shape_in_time(&runaway, &cancel).await.unwrap();
+        assert_eq!(
+            got.err(),
+            Some(Refused {
+                reason: "filter",
+                error: "timeout"
+            })
+        );
+        assert!(started.elapsed() < JQ_DEADLINE * 3);
+        assert!(ticks.load(Ordering::Relaxed) > 10, "the thread was blocked");
+        let late = record(br#"{"n":2,"m":1e12}"#, &[], None);
+        let got = s.shape_in_time(&late, &cancel).await.unwrap();
+        assert_eq!(got.err().map(|r| r.reason), Some("transform"));
+        let fine = record(br#"{"n":2,"m":3}"#, &[], None);
+        let got = s
+            .shape_in_time(&fine, &cancel)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got.body[..], b"2");
+        cancel.cancel();
+        assert!(s.shape_in_time(&runaway, &cancel).await.is_none());
+        ticker.abort();
+    }
+
+    proptest::proptest! {
+        /// Any record: shaped, filtered or refused — never a panic.
+        #[test]
+        fn shaping_never_panics(
+            value in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            json_value in "\\{\"a\":\\{\"b\":\".{0,12}\"\\}\\}",
+            name in "[a-zA-Z \\-]{0,8}",
+            header in proptest::collection::vec(proptest::num::u8::ANY, 0..16),
+            key in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..16)),
+        ) {
+            let s = shaper(EVERYTHING);
+            for v in [&value[..], json_value.as_bytes()] {
+                let r = record(v, &[(name.as_str(), &header), ("x-t", &header)], key.as_deref());
+                let _ = s.shape(&r);
+            }
+        }
+    }
+}

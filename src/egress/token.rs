@@ -1,0 +1,193 @@
+//! OAuth2 client credentials for a sink: one access token shared by every delivery,
+//! fetched when first needed, reused until shortly before it expires, and fetched again
+//! at once when the destination answers 401 to it.
+//!
+//! A token endpoint that fails is retried with backoff while the deliveries wait: the
+//! records are not at fault, so no attempt is spent and nothing is dead-lettered for it.
+//! Failures are counted and logged by class only; the secret, the tokens and the
+//! endpoint's answers are never logged.
+
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderValue;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Secret;
+use crate::connectors::sink::ClientAuth;
+use crate::telemetry::sink::{SinkTelemetry, TokenFetchFailed};
+
+/// Refresh this long before the token expires (at most half its lifetime), so a token
+/// never expires in flight.
+const EARLY: Duration = Duration::from_secs(30);
+/// Backoff between failed token requests.
+const FIRST_WAIT: Duration = Duration::from_millis(200);
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// One sink's token source.
+pub struct TokenSource {
+    client: reqwest::Client,
+    token_url: reqwest::Url,
+    client_id: String,
+    client_secret: Secret,
+    scopes: Vec<String>,
+    audience: Option<String>,
+    client_auth: ClientAuth,
+    /// The current token as an `Authorization` value, and when to stop using it.
+    current: std::sync::Mutex<Option<(HeaderValue, Option<Instant>)>>,
+    /// Held while fetching: concurrent deliveries wait for one request, not one each.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// Why a token request failed, as a class (never the answer's body).
+fn failure_class(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    }
+}
+
+impl TokenSource {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: reqwest::Client,
+        token_url: reqwest::Url,
+        client_id: String,
+        client_secret: Secret,
+        scopes: Vec<String>,
+        audience: Option<String>,
+        client_auth: ClientAuth,
+    ) -> Self {
+        TokenSource {
+            client,
+            token_url,
+            client_id,
+            client_secret,
+            scopes,
+            audience,
+            client_auth,
+            current: std::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn cached(&self) -> Option<HeaderValue> {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match &*current {
+            Some((v, until)) if until.is_none_or(|u| Instant::now() < u) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// The `Authorization` value to send; waits (retrying the token endpoint) until there
+    /// is one. `None` when `cancel` fired first.
+    pub async fn authorization(
+        &self,
+        cancel: &CancellationToken,
+        telemetry: &SinkTelemetry,
+    ) -> Option<HeaderValue> {
+        if let Some(v) = self.cached() {
+            return Some(v);
+        }
+        let _fetching = tokio::select! {
+            g = self.fetching.lock() => g,
+            _ = cancel.cancelled() => return None,
+        };
+        // Someone else may have fetched it while this one waited.
+        if let Some(v) = self.cached() {
+            return Some(v);
+        }
+        let mut wait = FIRST_WAIT;
+        loop {
+            match self.fetch().await {
+                Ok((v, lifetime)) => {
+                    let until =
+                        lifetime.map(|l| Instant::now() + l.saturating_sub(EARLY.min(l / 2)));
+                    *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((v.clone(), until));
+                    return Some(v);
+                }
+                Err(class) => TokenFetchFailed { class, wait }.emit(telemetry),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(MAX_WAIT);
+        }
+    }
+
+    /// The destination refused `used` (401): stop using it, unless a newer token already
+    /// replaced it.
+    pub fn refused(&self, used: &HeaderValue) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_some_and(|(v, _)| v == used) {
+            *current = None;
+        }
+    }
+
+    async fn fetch(&self) -> Result<(HeaderValue, Option<Duration>), &'static str> {
+        let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
+        let scope = self.scopes.join(" ");
+        if !scope.is_empty() {
+            form.push(("scope", &scope));
+        }
+        if let Some(a) = &self.audience {
+            form.push(("audience", a));
+        }
+        let mut request = self.client.post(self.token_url.clone());
+        match self.client_auth {
+            ClientAuth::Basic => {
+                // RFC 6749 2.3.1: both parts form-urlencoded before the Basic encoding.
+                let enc =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                request = request
+                    .basic_auth(enc(&self.client_id), Some(enc(self.client_secret.expose())));
+            }
+            ClientAuth::Body => {
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", self.client_secret.expose()));
+            }
+        }
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = request
+            .header(
+                axum::http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(axum::http::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| failure_class(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(if status.is_server_error() {
+                "5xx"
+            } else if status == 429 {
+                "429"
+            } else {
+                "4xx"
+            });
+        }
+        let bytes = response.bytes().await.map_err(|e| failure_class(&e))?;
+        let token: TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|_| "invalid-response")?;
+        let mut value = HeaderValue::try_from(format!("Bearer {}", token.access_token))
+            .map_err(|_| "invalid-response")?;
+        value.set_sensitive(true);
+        Ok((value, token.expires_in.map(Duration::from_secs)))
+    }
+}

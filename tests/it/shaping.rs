@@ -1,0 +1,456 @@
+//! Sink shaping end to end: templated URLs and headers, forwarded record headers, jq
+//! filters and transforms — on the real broker, against a loopback receiver, with the
+//! DLQ and the committed offsets read back through an independent client.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::broker::Broker;
+use crate::support::hookbridge::{bin, metric, Config, Hookbridge};
+use crate::support::kafka;
+use crate::support::receiver::{Answer, Receiver};
+use crate::support::unique;
+
+const API_KEY: &str = "api-key-value-must-not-leak-41f";
+
+/// The receiver's `http://127.0.0.1:PORT` (its URL without the path).
+fn origin(rx: &Receiver) -> &str {
+    rx.url.trim_end_matches("/hook")
+}
+
+async fn start(broker: &Broker, topic: &str, body: &str) -> Hookbridge {
+    let sink = format!(
+        "[sink]\nname = \"shaped\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\ntimeout = \"5s\"\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"1s\" }}\n{body}\n"
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("shaped.toml", &sink)
+        .env("API_KEY", API_KEY);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    hb
+}
+
+async fn wait_committed_to_end(broker: &Broker, group: &str, topic: &str) {
+    let mut last = BTreeMap::new();
+    for _ in 0..80 {
+        last = kafka::committed(&broker.addr(), group, topic).await;
+        if !last.is_empty() && last.values().all(|(c, h)| c == h) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("committed offsets never reached the end: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templated_url_and_headers_route_tenants_and_a_record_without_the_header_is_dead_lettered()
+{
+    let broker = Broker::start();
+    let topic = unique("tenants");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 2);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let hb = start(
+        &broker,
+        &topic,
+        &format!(
+            r#"url = "{}/tenants/{{header.x-tenant}}/orders/{{key}}?n={{json./n}}"
+headers = {{ "X-Tenant" = "tenant {{header.x-tenant}}", "X-Api-Key" = "${{API_KEY}}" }}
+forward_record_headers = ["x-*"]
+dlq = {{ topic = "{dlq}" }}"#,
+            origin(&rx)
+        ),
+    )
+    .await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "o1", "value": "{\"n\":1}", "headers": {"x-tenant": "acme", "x-trace": "t1", "bad name": "v", "x-api-key": "forged"}}),
+            json!({"key": "o/2?x", "value": "{\"n\":2}", "headers": {"x-tenant": "globex"}}),
+            json!({"key": "o3", "value": "{\"n\":3}", "headers": {"other": "no tenant"}}),
+            json!({"key": "o4", "value": "{\"n\":4}", "headers": {"x-tenant": "acme"}}),
+        ],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(30), "three deliveries", |s| {
+        s.len() >= 3
+    })
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 20.0).await;
+    assert_eq!(dead.len(), 1);
+    let d = &dead[0];
+    assert_eq!(d.value, b"{\"n\":3}");
+    assert_eq!(
+        d.header("hookbridge-dlq-reason").as_deref(),
+        Some("template")
+    );
+    assert_eq!(
+        d.header("hookbridge-dlq-error").as_deref(),
+        Some("missing-value")
+    );
+    assert_eq!(d.header("hookbridge-dlq-attempts").as_deref(), Some("0"));
+    wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+
+    let seen = rx.seen();
+    let mut uris: Vec<String> = seen.iter().map(|r| r.uri.clone()).collect();
+    uris.sort();
+    assert_eq!(
+        uris,
+        [
+            "/tenants/acme/orders/o1?n=1",
+            "/tenants/acme/orders/o4?n=4",
+            // The key's `/` and `?` are encoded: a value never adds a segment or a query.
+            "/tenants/globex/orders/o%2F2%3Fx?n=2",
+        ],
+        "no request for the record without a tenant"
+    );
+    for r in &seen {
+        assert_eq!(r.header("x-api-key"), API_KEY);
+        let tenant = if r.uri.contains("acme") {
+            "acme"
+        } else {
+            "globex"
+        };
+        assert_eq!(r.header("x-tenant"), format!("tenant {tenant}"));
+    }
+    let o1 = seen.iter().find(|r| r.uri.contains("o1")).unwrap();
+    assert_eq!(o1.header("x-trace"), "t1", "x-* record headers forwarded");
+    assert!(o1.headers.get("other").is_none());
+    assert!(o1.header("webhook-id").starts_with(&format!("{topic}-")));
+
+    let (ok, text) = hb.command(&["check"]).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("/tenants/{header.x-tenant}/orders/{key}?n={json./n}")
+            && text.contains("header x-tenant: per record from {header.x-tenant}")
+            && text.contains("forward_headers: x-*"),
+        "{text}"
+    );
+    assert!(!text.contains(API_KEY), "secret in check output:\n{text}");
+    assert!(!hb.logs().contains(API_KEY), "secret in the logs");
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_passes_one_in_ten_and_every_offset_commits_and_transform_makes_the_body() {
+    let broker = Broker::start();
+    let topic = unique("filtered");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 2);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let hb = start(
+        &broker,
+        &topic,
+        &format!(
+            r#"url = "{}"
+filter = '.n % 10 == 0'
+transform = '{{id: .n, tenant: $headers["x-tenant"], key: $key, topic: $topic}}'
+dlq = {{ topic = "{dlq}" }}"#,
+            rx.url
+        ),
+    )
+    .await;
+    let mut records: Vec<_> = (0..100)
+        .map(|n| json!({"key": format!("k{}", n % 7), "value": json!({"n": n, "pad": "x"}).to_string(), "headers": {"x-tenant": "acme", "content-type": "text/plain"}}))
+        .collect();
+    records.push(json!({"key": "bad", "value": "not json"}));
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 20.0).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value, b"not json");
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-reason").as_deref(),
+        Some("filter")
+    );
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-error").as_deref(),
+        Some("not-json")
+    );
+    let seen = rx.seen();
+    let mut bodies: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).expect("JSON body"))
+        .collect();
+    bodies.sort_by_key(|b| b["id"].as_i64());
+    let expected: Vec<serde_json::Value> = (0..10)
+        .map(|i| {
+            let n = i * 10;
+            json!({"id": n, "tenant": "acme", "key": format!("k{}", n % 7), "topic": topic})
+        })
+        .collect();
+    assert_eq!(
+        bodies, expected,
+        "exactly the transform's output of 1 in 10"
+    );
+    for r in &seen {
+        assert_eq!(r.header("content-type"), "application/json");
+    }
+    let m = hb.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hookbridge_deliveries_total",
+            &[("connector", "shaped"), ("outcome", "filtered")]
+        ),
+        90.0,
+        "{m}"
+    );
+    let (ok, text) = hb.command(&["check"]).await;
+    assert!(
+        ok && text.contains("filter: .n % 10 == 0") && text.contains("transform: {id: .n"),
+        "{text}"
+    );
+    drop(hb);
+}
+
+/// Without a DLQ a record whose template cannot be filled is not dropped: its key waits
+/// (and the watermark with it) while other keys are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfillable_record_without_dlq_holds_its_offset() {
+    let broker = Broker::start();
+    let topic = unique("nodlq");
+    broker.create_topic(&topic, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let hb = start(
+        &broker,
+        &topic,
+        &format!(r#"url = "{}/t/{{header.x-tenant}}""#, origin(&rx)),
+    )
+    .await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "a", "value": "1", "headers": {"x-tenant": "acme"}}),
+            json!({"key": "b", "value": "2"}),
+            json!({"key": "c", "value": "3", "headers": {"x-tenant": "acme"}}),
+        ],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(30), "the two fillable records", |s| {
+        s.len() >= 2
+    })
+    .await;
+    // Several commit intervals pass; the watermark stays at the unfillable record.
+    for _ in 0..8 {
+        let c = kafka::committed(&broker.addr(), &format!("g-{topic}"), &topic).await;
+        assert!(
+            c.get(&0).is_none_or(|(offset, _)| *offset <= 1),
+            "committed past the unfillable record: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        hb.logs().contains("no dlq is configured"),
+        "the stuck record is reported"
+    );
+    drop(hb);
+}
+
+#[test]
+fn check_refuses_a_host_placeholder_without_allowed_hosts_and_a_bad_jq_program() {
+    let cases = [
+        (
+            "url = \"https://{header.x-tenant}.example.com/hook\"",
+            "sink.url",
+            "allowed_hosts",
+        ),
+        (
+            "url = \"https://example.com/{nope}\"",
+            "sink.url",
+            "unknown placeholder",
+        ),
+        (
+            "url = \"https://example.com/\"\nfilter = '.a =='",
+            "sink.filter",
+            "not a jq program",
+        ),
+        (
+            "url = \"https://example.com/\"\ntransform = 'nosuchfn'",
+            "sink.transform",
+            "not a jq program",
+        ),
+        (
+            "url = \"https://example.com/\"\nheaders = { X-T = \"{header.x\" }",
+            "sink.headers.X-T",
+            "unclosed",
+        ),
+    ];
+    for (body, key, reason) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("connectors")).unwrap();
+        std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
+        std::fs::write(
+            dir.path().join("connectors/s.toml"),
+            format!("[sink]\nname = \"s\"\ntopics = [\"t\"]\n{body}\n"),
+        )
+        .unwrap();
+        let out = Command::new(bin())
+            .args(["check", "--config"])
+            .arg(dir.path().join("hookbridge.toml"))
+            .output()
+            .expect("run check");
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{body}: {text}");
+        assert!(
+            text.contains("s.toml") && text.contains(key) && text.contains(reason),
+            "{body}: {text}"
+        );
+    }
+    // With allowed_hosts the same URL passes, and check shows the list.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("connectors")).unwrap();
+    std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
+    std::fs::write(
+        dir.path().join("connectors/s.toml"),
+        "[sink]\nname = \"s\"\ntopics = [\"t\"]\nurl = \"https://{header.x-tenant}.example.com/hook\"\nallowed_hosts = [\"acme.example.com\", \"globex.example.com\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(dir.path().join("hookbridge.toml"))
+        .output()
+        .expect("run check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("allowed_hosts: acme.example.com, globex.example.com"),
+        "{text}"
+    );
+}
+
+/// Parses what a sink sent with the CloudEvents Python SDK (`tests/support/cloudevents_check.py`).
+async fn parse_with_sdk(seen: &[crate::support::receiver::Received]) -> Vec<serde_json::Value> {
+    use base64::Engine;
+    use tokio::io::AsyncWriteExt;
+    let mut input = String::new();
+    for r in seen {
+        let headers: serde_json::Map<String, serde_json::Value> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").into()))
+            .collect();
+        input.push_str(
+            &json!({"headers": headers, "body": base64::engine::general_purpose::STANDARD.encode(&r.body)})
+                .to_string(),
+        );
+        input.push('\n');
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/cloudevents_check.py"
+    );
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "cloudevents_check: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudevents_in_both_http_modes_parse_with_the_python_sdk() {
+    let broker = Broker::start();
+    let topic = unique("ce");
+    broker.create_topic(&topic, 1);
+    let binary_rx = Receiver::start(|_| Answer::status(200)).await;
+    let structured_rx = Receiver::start(|_| Answer::status(200)).await;
+    let sink = |name: &str, url: &str, format: &str| {
+        format!(
+            "[sink]\nname = \"{name}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{name}-{topic}\"\nurl = \"{url}\"\nformat = \"{format}\"\n"
+        )
+    };
+    let cfg = Config::new(&broker.addr())
+        .connector(
+            "bin.toml",
+            &sink("ce-bin", &binary_rx.url, "cloudevents-binary"),
+        )
+        .connector(
+            "struct.toml",
+            &sink("ce-struct", &structured_rx.url, "cloudevents-structured"),
+        );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "a", "value": "{\"order\":1}", "headers": {
+                "content-type": "application/json",
+                "hookbridge-event-type": "order.created",
+                "hookbridge-source": "shop",
+                "hookbridge-received-at": "2026-01-02T03:04:05.678Z"}}),
+            json!({"key": "b", "value": "plain text", "headers": {"content-type": "text/plain"}}),
+        ],
+    )
+    .await;
+    for rx in [&binary_rx, &structured_rx] {
+        rx.wait_for(Duration::from_secs(30), "both records", |s| s.len() >= 2)
+            .await;
+    }
+    for (rx, mode) in [(&binary_rx, "binary"), (&structured_rx, "structured")] {
+        let mut seen = rx.seen();
+        seen.sort_by_key(|r| r.header("webhook-id"));
+        let events = parse_with_sdk(&seen).await;
+        assert_eq!(events.len(), 2, "{mode}: {events:?}");
+        let typed = &events[0];
+        assert!(typed.get("error").is_none(), "{mode}: {typed}");
+        let a = &typed["attributes"];
+        assert_eq!(a["specversion"], "1.0", "{mode}");
+        assert_eq!(
+            a["id"],
+            format!("{topic}-0-0"),
+            "{mode}: ce-id is the webhook id"
+        );
+        assert_eq!(a["source"], "/hookbridge/sources/shop", "{mode}");
+        assert_eq!(a["type"], "order.created", "{mode}");
+        assert!(
+            a["time"].as_str().unwrap_or("").starts_with("2026-01-02"),
+            "{mode}: {a}"
+        );
+        assert_eq!(typed["data"], json!({"order": 1}), "{mode}");
+        let plain = &events[1];
+        assert!(plain.get("error").is_none(), "{mode}: {plain}");
+        let a = &plain["attributes"];
+        assert_eq!(a["type"], "hookbridge.record", "{mode}");
+        assert_eq!(a["source"], format!("/hookbridge/topics/{topic}"), "{mode}");
+        assert_eq!(a["datacontenttype"], "text/plain", "{mode}");
+    }
+    let structured = structured_rx.seen();
+    assert!(structured.iter().all(|r| r
+        .header("content-type")
+        .starts_with("application/cloudevents+json")));
+    let binary = binary_rx.seen();
+    let plain = binary.iter().find(|r| r.body.as_ref() == b"plain text");
+    assert!(plain.is_some(), "binary mode keeps the body as is");
+    let (ok, text) = hb.command(&["check"]).await;
+    assert!(
+        ok && text.contains("format: cloudevents-binary")
+            && text.contains("format: cloudevents-structured"),
+        "{text}"
+    );
+    drop(hb);
+}

@@ -1,0 +1,394 @@
+//! Sink authentication end to end: OAuth2 client credentials against a local token
+//! endpoint (down at first, short-lived tokens, a revoked token answered 401) and mTLS
+//! against an HTTPS receiver that demands a client certificate from a private CA.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use crate::support::broker::Broker;
+use crate::support::hookbridge::{metric, Config, Hookbridge};
+use crate::support::kafka;
+use crate::support::receiver::{Answer, Receiver};
+use crate::support::unique;
+
+const CLIENT_SECRET: &str = "client-secret-must-not-leak-5e1";
+
+type TokenState = (
+    Arc<Mutex<Vec<(String, String)>>>,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+);
+
+/// A token endpoint that answers 503 to its first `down` requests, then issues
+/// `tok-1`, `tok-2`, … valid for 2 s. Keeps every request's form body and auth header.
+struct TokenEndpoint {
+    url: String,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl TokenEndpoint {
+    async fn start(down: usize) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/oauth/token", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let issued = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let state = (seen.clone(), issued, requests);
+        let app = axum::Router::new()
+            .route(
+                "/oauth/token",
+                axum::routing::post(
+                    move |axum::extract::State((seen, issued, requests)): axum::extract::State<TokenState>,
+                          headers: HeaderMap,
+                          body: String| async move {
+                        let auth = headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        seen.lock().unwrap().push((body, auth));
+                        if requests.fetch_add(1, Ordering::SeqCst) < down {
+                            return (StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+                        }
+                        let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                        axum::Json(json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 2}))
+                            .into_response()
+                    },
+                ),
+            )
+            .with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TokenEndpoint {
+            url,
+            seen,
+            _task: task,
+        }
+    }
+}
+
+fn token_number(auth: &str) -> usize {
+    auth.strip_prefix("Bearer tok-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_tokens_are_cached_refreshed_on_expiry_and_on_401_and_an_endpoint_outage_only_delays(
+) {
+    let broker = Broker::start();
+    let topic = unique("oauth");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let tokens = TokenEndpoint::start(3).await;
+    // tok-1 is "revoked": the destination refuses it.
+    let rx = Receiver::start(|r| {
+        let n = token_number(&r.header("authorization"));
+        Answer::status(if n >= 2 { 200 } else { 401 })
+    })
+    .await;
+    let sink = format!(
+        r#"[sink]
+name = "oauth"
+topics = ["{topic}"]
+group_id = "g-{topic}"
+url = "{}"
+timeout = "5s"
+retry = {{ max_attempts = 2, initial = "100ms", max = "1s" }}
+status = {{ dead_letter = ["4xx"], retry = ["5xx"] }}
+dlq = {{ topic = "{dlq}" }}
+auth = {{ oauth2 = {{ token_url = "{}", client_id = "client-a", client_secret = "${{CLIENT_SECRET}}", scopes = ["orders.write", "orders.read"], audience = "https://api.example" }} }}
+"#,
+        rx.url, tokens.url
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("oauth.toml", &sink)
+        .env("CLIENT_SECRET", CLIENT_SECRET);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+
+    let batch = |from: usize| -> Vec<serde_json::Value> {
+        (from..from + 5)
+            .map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"n\":{i}}}")}))
+            .collect()
+    };
+    kafka::produce(&broker.addr(), &topic, &batch(0)).await;
+    rx.wait_for(Duration::from_secs(30), "first batch delivered", |s| {
+        s.iter().filter(|r| r.status == 200).count() >= 5
+    })
+    .await;
+    // Past tok-2's lifetime: the next batch needs a fresh token without any 401.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before = rx.seen().len();
+    kafka::produce(&broker.addr(), &topic, &batch(5)).await;
+    rx.wait_for(Duration::from_secs(30), "second batch delivered", |s| {
+        s.iter().filter(|r| r.status == 200).count() >= 10
+    })
+    .await;
+
+    let seen = rx.seen();
+    let delivered: HashSet<String> = seen
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!(delivered.len(), 10, "every record delivered");
+    assert!(
+        seen.iter().any(|r| r.status == 401),
+        "tok-1 was tried and refused"
+    );
+    assert!(
+        seen.iter()
+            .filter(|r| r.status == 401)
+            .all(|r| token_number(&r.header("authorization")) == 1),
+        "a refused token is not used again after the refresh"
+    );
+    let second: Vec<usize> = seen[before..]
+        .iter()
+        .map(|r| token_number(&r.header("authorization")))
+        .collect();
+    assert!(
+        second.iter().all(|n| *n >= 3),
+        "an expired token was refreshed before use: {second:?}"
+    );
+    assert!(
+        seen[before..].iter().all(|r| r.status == 200),
+        "no 401 needed after expiry"
+    );
+
+    let requests = tokens.seen.lock().unwrap().clone();
+    assert!(
+        requests.len() >= 6 && requests.len() <= 8,
+        "3 failures, tok-1, tok-2 (after the 401), tok-3 (after expiry): {}",
+        requests.len()
+    );
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("client-a:{CLIENT_SECRET}"))
+    );
+    for (body, auth) in &requests {
+        assert_eq!(auth, &basic, "client_secret_basic");
+        let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        assert!(form.contains(&("grant_type".into(), "client_credentials".into())));
+        assert!(form.contains(&("scope".into(), "orders.write orders.read".into())));
+        assert!(form.contains(&("audience".into(), "https://api.example".into())));
+    }
+
+    let dead = kafka::read(&broker.addr(), &dlq, None, 3.0).await;
+    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+    let m = hb.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hookbridge_oauth2_token_failures_total",
+            &[("connector", "oauth"), ("class", "5xx")]
+        ),
+        3.0,
+        "{m}"
+    );
+    let (ok, text) = hb.command(&["check"]).await;
+    assert!(ok && text.contains("auth: oauth2"), "{text}");
+    let logs = hb.logs() + &text;
+    assert!(!logs.contains(CLIENT_SECRET), "client secret leaked");
+    assert!(!logs.contains("tok-"), "a token leaked");
+    drop(hb);
+}
+
+/// CA, server certificate for 127.0.0.1 and a client certificate, made with the openssl CLI.
+fn make_pki(dir: &Path) {
+    let run = |args: &str| {
+        let out = std::process::Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(dir)
+            .output()
+            .expect("openssl CLI");
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run("req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca");
+    for who in ["server", "client"] {
+        run(&format!(
+            "req -newkey rsa:2048 -nodes -keyout {who}.key -out {who}.csr -subj /CN={who}"
+        ));
+        run(&format!(
+            "x509 -req -in {who}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out {who}.pem -days 2 -extfile san.ext"
+        ));
+    }
+}
+
+/// An HTTPS server that requires a client certificate signed by `ca.pem`; counts the
+/// requests it answered 200.
+async fn mtls_receiver(dir: &Path) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
+    b.set_certificate_chain_file(dir.join("server.pem"))
+        .unwrap();
+    b.set_private_key_file(dir.join("server.key"), SslFiletype::PEM)
+        .unwrap();
+    b.set_ca_file(dir.join("ca.pem")).unwrap();
+    b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    let acceptor = Arc::new(b.build());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/hook", listener.local_addr().unwrap());
+    let ok = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let (ok2, refused2) = (ok.clone(), refused.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let (ok, refused) = (ok2.clone(), refused2.clone());
+            tokio::spawn(async move {
+                let ssl = openssl::ssl::Ssl::new(acceptor.context()).unwrap();
+                let mut stream = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+                if std::pin::Pin::new(&mut stream).accept().await.is_err() {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                let service = hyper::service::service_fn(move |_req| {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                        ))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, ok, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without_one() {
+    let pki = tempfile::tempdir().unwrap();
+    make_pki(pki.path());
+    let (url, ok, refused) = mtls_receiver(pki.path()).await;
+    let broker = Broker::start();
+    let path = |f: &str| pki.path().join(f).display().to_string();
+    let sink = |name: &str, topic: &str, tls: &str| {
+        format!(
+            "[sink]\nname = \"{name}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\ntimeout = \"5s\"\nretry = {{ max_attempts = 0, initial = \"100ms\", max = \"500ms\" }}\nbreaker = {{ failures = 0 }}\n{tls}\n"
+        )
+    };
+    // Without a client certificate (but trusting the CA): the handshake is refused and the
+    // record stays undelivered.
+    let topic = unique("nocert");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr()).connector(
+        "nocert.toml",
+        &sink(
+            "nocert",
+            &topic,
+            &format!("tls = {{ ca = \"{}\" }}", path("ca.pem")),
+        ),
+    );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "a", "value": "{}"})],
+    )
+    .await;
+    for _ in 0..100 {
+        if refused.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        refused.load(Ordering::SeqCst) >= 2,
+        "handshakes refused and retried"
+    );
+    assert_eq!(ok.load(Ordering::SeqCst), 0);
+    drop(hb);
+
+    let topic = unique("mtls");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr()).connector(
+        "mtls.toml",
+        &sink(
+            "mtls",
+            &topic,
+            &format!(
+                "tls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
+                path("ca.pem"),
+                path("client.pem"),
+                path("client.key")
+            ),
+        ),
+    );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &(0..3)
+            .map(|i| json!({"key": format!("k{i}"), "value": "{}"}))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    for _ in 0..200 {
+        if ok.load(Ordering::SeqCst) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ok.load(Ordering::SeqCst), 3, "delivered over mTLS");
+    let (good, text) = hb.command(&["check"]).await;
+    assert!(
+        good && text.contains("tls: ca") && text.contains("client certificate"),
+        "{text}"
+    );
+    drop(hb);
+}
+
+#[test]
+fn client_key_material_is_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("connectors")).unwrap();
+    std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
+    std::fs::write(
+        dir.path().join("connectors/s.toml"),
+        format!(
+            "[sink]\nname = \"s\"\ntopics = [\"t\"]\nurl = \"https://x/\"\ntls = {{ cert = \"{0}/cert.pem\", key = \"{0}/cert.pem\" }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::support::hookbridge::bin())
+        .args(["check", "--config"])
+        .arg(dir.path().join("hookbridge.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("sink.tls.cert") && text.contains("not a PEM certificate"),
+        "{text}"
+    );
+}
