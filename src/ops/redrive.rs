@@ -19,21 +19,21 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use super::dlq_read::{Entry, Reader};
 use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
 use crate::connectors::{Connectors, Sink};
 use crate::egress::delivery::{Destination, Finish, Stop};
-use crate::egress::record::{Record, TopicPartition};
-use crate::kafka::envelope::{self, DeadLetterEnvelope, EnvelopeError};
+use crate::egress::record::Record;
+use crate::kafka::envelope::DeadLetterEnvelope;
 use crate::kafka::{self, producer};
 use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Metrics;
@@ -55,10 +55,6 @@ pub struct Redrive<'a> {
     pub dry_run: bool,
 }
 
-/// With partition EOF events the redrive knows when it has caught up; this only guards
-/// against a broker that stops answering.
-const IDLE_LIMIT: Duration = Duration::from_secs(30);
-
 /// Passed-over records (other sinks', unreadable) are committed in batches of this size,
 /// so a long run of them neither costs one commit each nor is re-read from the start.
 const COMMIT_EVERY: usize = 500;
@@ -76,34 +72,22 @@ pub async fn redrive(
         .ok_or_else(|| OpsError::NoDlq(opts.connector.to_owned()))?;
     let group = redrive_group(connectors, sink)?;
     let consumer = super::consumer(loaded, &group, &[("enable.partition.eof", "true")])?;
-    let mut bounds = Bounds::at_start(&consumer, &dlq)?;
-    assign_from_committed(&consumer, &dlq, bounds.partitions())?;
+    let mut reader = Reader::at_start(&consumer, &dlq)?;
+    assign_from_committed(&consumer, &dlq, reader.partitions())?;
     let sender = Sender::new(loaded, sink, opts.to)?;
     let mut progress = Progress::new(&dlq, &group, opts.dry_run);
     let mut tally = Tally::default();
-    let mut idle_since = Instant::now();
-    while !bounds.all_reached() && opts.limit.is_none_or(|l| tally.handled() < l) {
-        let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
-            if idle_since.elapsed() > IDLE_LIMIT {
+    while opts.limit.is_none_or(|l| tally.handled() < l) {
+        let msg = match reader.next(&consumer) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => break,
+            Err(e) => {
                 progress.flush(&consumer)?;
                 return Err(OpsError::Refused(format!(
-                    "the broker sent nothing from {dlq} for {IDLE_LIMIT:?}; progress so far is committed, run the redrive again"
+                    "{e}; progress so far is committed, run the redrive again"
                 )));
             }
-            continue;
         };
-        idle_since = Instant::now();
-        let msg = match polled {
-            Ok(msg) => msg,
-            Err(KafkaError::PartitionEOF(p)) => {
-                bounds.reached(p);
-                continue;
-            }
-            Err(e) => return Err(e).doing(|| format!("reading {dlq}")),
-        };
-        if !bounds.admits(&msg) {
-            continue;
-        }
         let sent = handle(&msg, &sink.name, &opts, &sender, &mut tally).await?;
         progress.done(msg.partition(), msg.offset());
         if sent || progress.due() {
@@ -195,103 +179,6 @@ fn assign_from_committed(
     consumer
         .assign(&start)
         .doing(|| "assigning the dlq partitions".into())
-}
-
-/// Where each DLQ partition ended when the redrive started, and which partitions were
-/// read up to there.
-struct Bounds {
-    /// End offset per partition as the broker listed it at the start.
-    listed: HashMap<i32, i64>,
-    /// Partitions finished: caught up, or past the start.
-    reached: HashMap<i32, bool>,
-    started_ms: i64,
-}
-
-impl Bounds {
-    fn at_start(consumer: &BaseConsumer, dlq: &str) -> Result<Self, OpsError> {
-        let started_ms = super::unix_ms(SystemTime::now());
-        let mut listed = HashMap::new();
-        for p in super::partitions(consumer, dlq)? {
-            let (_, high) = consumer
-                .fetch_watermarks(dlq, p, Duration::from_secs(10))
-                .doing(|| format!("reading the end of {dlq} [{p}]"))?;
-            listed.insert(p, high);
-        }
-        let reached = listed.keys().map(|p| (*p, false)).collect();
-        Ok(Bounds {
-            listed,
-            reached,
-            started_ms,
-        })
-    }
-
-    fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
-        self.listed.keys().copied()
-    }
-
-    fn reached(&mut self, partition: i32) {
-        self.reached.insert(partition, true);
-    }
-
-    fn all_reached(&self) -> bool {
-        self.reached.values().all(|r| *r)
-    }
-
-    /// Whether `msg` was in the DLQ when the redrive started. The first record that was
-    /// not ends its partition: neither it nor anything after it is handled or committed.
-    ///
-    /// Below the listed end offset a record is certainly old. At or above it, its
-    /// timestamp decides: some brokers list the end as the last batch's base offset + 1
-    /// (Tansu), so the rest of that batch is still old, while whatever was dead-lettered
-    /// after the start carries a later timestamp.
-    fn admits(&mut self, msg: &BorrowedMessage<'_>) -> bool {
-        let p = msg.partition();
-        if self.reached.get(&p).copied().unwrap_or(true) {
-            return false;
-        }
-        let below_end = self.listed.get(&p).is_some_and(|end| msg.offset() < *end);
-        let older = msg
-            .timestamp()
-            .to_millis()
-            .is_some_and(|t| t < self.started_ms);
-        if below_end || older {
-            return true;
-        }
-        self.reached(p);
-        false
-    }
-}
-
-/// A DLQ record, as far as this sink is concerned.
-enum Entry {
-    /// Dead-lettered by this sink: the original record and its envelope.
-    Mine(Box<(Record, DeadLetterEnvelope)>),
-    /// Another sink's: left for that sink's redrive.
-    OtherSink,
-    /// No readable envelope: no sink can redrive it.
-    Unreadable(EnvelopeError),
-}
-
-impl Entry {
-    fn read(msg: &BorrowedMessage<'_>, connector: &str) -> Entry {
-        let mut record = Record::from_message(msg, msg.topic().into());
-        match envelope::connector(&record.headers) {
-            Ok(c) if c != connector => return Entry::OtherSink,
-            Ok(_) => {}
-            Err(e) => return Entry::Unreadable(e),
-        }
-        let env = match DeadLetterEnvelope::read(&record.headers) {
-            Ok(env) => env,
-            Err(e) => return Entry::Unreadable(e),
-        };
-        record.tp = TopicPartition {
-            topic: env.origin.topic.as_str().into(),
-            partition: env.origin.partition,
-        };
-        record.offset = env.origin.offset;
-        record.headers = envelope::original_headers(&record.headers);
-        Entry::Mine(Box::new((record, env)))
-    }
 }
 
 fn describe(msg: &BorrowedMessage<'_>, r: &Record, env: &DeadLetterEnvelope) -> String {
