@@ -70,7 +70,9 @@ fn main() -> ExitCode {
         } => block_on(async { send::send(&connectors, &connector, body.as_deref(), &url).await }),
         Command::Replay { connector, from } => block_on(async {
             let from = replay::parse_from(&from)?;
-            replay::replay(&loaded, &connectors, &connector, from)?;
+            for line in replay::replay(&loaded, &connectors, &connector, from)? {
+                println!("{line}");
+            }
             Ok(ExitCode::SUCCESS)
         }),
         Command::Dlq {

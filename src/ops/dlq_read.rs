@@ -11,6 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::inspect::At;
 use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
 use crate::egress::record::{Record, TopicPartition};
@@ -213,4 +214,74 @@ impl Entry {
         record.headers = envelope::original_headers(&record.headers);
         Entry::Mine(Box::new((record, env)))
     }
+}
+
+/// Consumer settings for [`read_one`]: never jump elsewhere on an offset the broker does
+/// not have, and learn where a partition ends.
+pub(crate) const READ_ONE: &[(&str, &str)] = &[
+    ("auto.offset.reset", "error"),
+    ("enable.partition.eof", "true"),
+];
+
+/// [`OpsError::NotFound`] for the record at `at`, saying why.
+pub(crate) fn not_found(dlq: &str, at: At, why: &str) -> OpsError {
+    OpsError::NotFound(format!(
+        "no dead letter at {}:{} in {dlq}: {why}",
+        at.partition, at.offset
+    ))
+}
+
+/// The record at `at` in `dlq`, read by a consumer made with [`READ_ONE`]. A record that
+/// is not there is [`OpsError::NotFound`] with the reason.
+pub(crate) fn read_one<'c>(
+    consumer: &'c BaseConsumer,
+    dlq: &str,
+    at: At,
+) -> Result<BorrowedMessage<'c>, OpsError> {
+    let missing = |why: &str| not_found(dlq, at, why);
+    if !super::partitions(consumer, dlq)?.contains(&at.partition) {
+        return Err(missing("the topic has no such partition"));
+    }
+    let (low, high) = consumer
+        .fetch_watermarks(dlq, at.partition, Duration::from_secs(10))
+        .doing(|| format!("reading the offsets of {dlq} [{}]", at.partition))?;
+    if at.offset < low {
+        return Err(missing(&format!(
+            "deleted by retention (the partition starts at offset {low})"
+        )));
+    }
+    if high <= low {
+        return Err(missing("the partition is empty"));
+    }
+    // Past the listed end only the last batch can still hold it (some brokers list the
+    // end as the last batch's base offset + 1), so read from the last listed record: a
+    // fetch beyond the end gets no answer from them, not an error.
+    let from = at.offset.min(high - 1);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(dlq, at.partition, Offset::Offset(from))
+        .doing(|| "building the assignment".into())?;
+    consumer
+        .assign(&tpl)
+        .doing(|| "assigning the dlq partition".into())?;
+    let deadline = Instant::now() + IDLE_LIMIT;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Ok(msg)) if msg.offset() < at.offset => {}
+            Some(Ok(msg)) if msg.offset() == at.offset => return Ok(msg),
+            Some(Ok(_)) => return Err(missing("no record has that offset (deleted or compacted)")),
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                return Err(missing("the partition ends before it"))
+            }
+            // auto.offset.reset=error: the broker has no such offset.
+            Some(Err(KafkaError::MessageConsumption(_))) => {
+                return Err(missing("the partition ends before it"))
+            }
+            Some(Err(e)) => return Err(e).doing(|| format!("reading {dlq}")),
+        }
+    }
+    Err(OpsError::Refused(format!(
+        "the broker sent nothing from {dlq} [{}] for {IDLE_LIMIT:?}",
+        at.partition
+    )))
 }

@@ -12,14 +12,11 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::dlq_read::{self, Entry, Reader};
-use super::{KafkaContext, OpsError};
+use super::OpsError;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
 use crate::egress::record::Record;
@@ -319,51 +316,20 @@ pub fn show(
     preview: usize,
 ) -> Result<Shown, OpsError> {
     let dlq = dlq_topic(connectors, connector)?;
-    // Never jump elsewhere on an offset the broker does not have.
-    let consumer = dlq_read::groupless_consumer(loaded, &[("auto.offset.reset", "error")])?;
-    let missing = |why: &str| {
-        OpsError::NotFound(format!(
-            "no dead letter at {}:{} in {dlq}: {why}",
-            at.partition, at.offset
-        ))
-    };
-    if !super::partitions(&consumer, &dlq)?.contains(&at.partition) {
-        return Err(missing("the topic has no such partition"));
-    }
-    let (low, high) = consumer
-        .fetch_watermarks(&dlq, at.partition, Duration::from_secs(10))
-        .doing(|| format!("reading the offsets of {dlq} [{}]", at.partition))?;
-    if at.offset < low {
-        return Err(missing(&format!(
-            "deleted by retention (the partition starts at offset {low})"
-        )));
-    }
-    if high <= low {
-        return Err(missing("the partition is empty"));
-    }
-    // Past the listed end only the last batch can still hold it (some brokers list the
-    // end as the last batch's base offset + 1), so read from the last listed record: a
-    // fetch beyond the end gets no answer from them, not an error.
-    let from = at.offset.min(high - 1);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&dlq, at.partition, Offset::Offset(from))
-        .doing(|| "building the assignment".into())?;
-    consumer
-        .assign(&tpl)
-        .doing(|| "assigning the dlq partition".into())?;
-    let past_end = || missing("the partition ends before it");
-    let msg = read_at(&consumer, at, &dlq)?.ok_or_else(past_end)?;
-    if msg.offset() != at.offset {
-        return Err(missing("no record has that offset (deleted or compacted)"));
-    }
+    let consumer = dlq_read::groupless_consumer(loaded, dlq_read::READ_ONE)?;
+    let msg = dlq_read::read_one(&consumer, &dlq, at)?;
     let raw = Record::from_message(&msg, msg.topic().into());
     let summary = match Entry::read(&msg, connector) {
         Entry::Mine(mine) => Some(Summary::new(&msg, &mine.0, &mine.1)),
         Entry::OtherSink => {
-            return Err(missing(&format!(
-                "the record there was dead-lettered by another sink ({})",
-                escape_str(crate::kafka::envelope::connector(&raw.headers).unwrap_or("?"))
-            )))
+            return Err(dlq_read::not_found(
+                &dlq,
+                at,
+                &format!(
+                    "the record there was dead-lettered by another sink ({})",
+                    escape_str(crate::kafka::envelope::connector(&raw.headers).unwrap_or("?"))
+                ),
+            ))
         }
         Entry::Unreadable(_) => None,
     };
@@ -387,30 +353,6 @@ pub fn show(
         body,
         body_truncated,
     })
-}
-
-/// The first record at or after `at`; `None` at the end of the partition.
-fn read_at<'c>(
-    consumer: &'c BaseConsumer,
-    at: At,
-    dlq: &str,
-) -> Result<Option<BorrowedMessage<'c>>, OpsError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Ok(msg)) if msg.offset() < at.offset => {}
-            Some(Ok(msg)) => return Ok(Some(msg)),
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(None),
-            // auto.offset.reset=error: the broker has no such offset.
-            Some(Err(KafkaError::MessageConsumption(_))) => return Ok(None),
-            Some(Err(e)) => return Err(e).doing(|| format!("reading {dlq}")),
-        }
-    }
-    Err(OpsError::Refused(format!(
-        "the broker sent nothing from {dlq} [{}] for 30s",
-        at.partition
-    )))
 }
 
 impl Shown {

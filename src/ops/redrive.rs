@@ -27,7 +27,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::dlq_read::{Entry, Reader};
+use super::dlq_read::{self, Entry, Reader};
+use super::inspect::At;
 use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
 use crate::connectors::{Connectors, Sink};
@@ -99,6 +100,89 @@ pub async fn redrive(
     Ok(())
 }
 
+/// Redrives the one dead letter at `at` to the sink's destination (the console's redrive
+/// button), with the same safety as a whole redrive: only this sink's record, the sink's
+/// retry policy and `webhook-id`, dead-lettered again when it fails again. The redrive
+/// group's offset moves past it only when the record is exactly where that group resumes,
+/// so it never passes a record a redrive has not handled; otherwise the next whole
+/// redrive sends it once more (same `webhook-id`, so receivers can deduplicate).
+/// Returns what happened, in one line.
+pub async fn redrive_one(
+    loaded: &Loaded,
+    connectors: &Connectors,
+    connector: &str,
+    at: At,
+) -> Result<String, OpsError> {
+    let sink = super::sink(connectors, connector)?;
+    let dlq = sink
+        .dlq_topic
+        .clone()
+        .ok_or_else(|| OpsError::NoDlq(connector.to_owned()))?;
+    let group = redrive_group(connectors, sink)?;
+    // Kafka calls block; the delivery below awaits. Neither holds the other's thread.
+    let (consumer, record, line) = tokio::task::block_in_place(|| {
+        let consumer = super::consumer(loaded, &group, dlq_read::READ_ONE)?;
+        let (record, line) = {
+            let msg = dlq_read::read_one(&consumer, &dlq, at)?;
+            match Entry::read(&msg, &sink.name) {
+                Entry::Mine(mine) => {
+                    let (record, env) = *mine;
+                    let line = describe(&msg, &record, &env);
+                    (record, line)
+                }
+                Entry::OtherSink => {
+                    return Err(dlq_read::not_found(
+                        &dlq,
+                        at,
+                        "the record there was dead-lettered by another sink",
+                    ))
+                }
+                Entry::Unreadable(e) => {
+                    return Err(OpsError::Refused(format!(
+                        "{dlq} {}:{} is not a hookbridge dead letter ({e}); it cannot be redriven",
+                        at.partition, at.offset
+                    )))
+                }
+            }
+        };
+        Ok::<_, OpsError>((consumer, record, line))
+    })?;
+    let sender = Sender::new(loaded, sink, Target::Destination)?;
+    let (_, said) = sender.send(&record, &line).await?;
+    tokio::task::block_in_place(|| commit_if_next(&consumer, &dlq, &group, at))?;
+    Ok(said)
+}
+
+/// Commits `at` + 1 in the redrive group when `at` is where the group resumes.
+fn commit_if_next(consumer: &BaseConsumer, dlq: &str, group: &str, at: At) -> Result<(), OpsError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(dlq, at.partition);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .doing(|| "reading the redrive group's offsets".into())?;
+    let resume = match committed
+        .find_partition(dlq, at.partition)
+        .map(|e| e.offset())
+    {
+        Some(Offset::Offset(o)) => o,
+        _ => {
+            consumer
+                .fetch_watermarks(dlq, at.partition, Duration::from_secs(10))
+                .doing(|| format!("reading the start of {dlq} [{}]", at.partition))?
+                .0
+        }
+    };
+    if resume != at.offset {
+        return Ok(());
+    }
+    let mut next = TopicPartitionList::new();
+    next.add_partition_offset(dlq, at.partition, Offset::Offset(at.offset + 1))
+        .doing(|| "building the commit".into())?;
+    consumer
+        .commit(&next, CommitMode::Sync)
+        .doing(|| format!("committing redrive progress in group {group}"))
+}
+
 /// Handles one DLQ record that was there at the start. `true` when it was this sink's
 /// and was sent (or listed, in a dry run), so its progress is committed right away.
 async fn handle(
@@ -116,7 +200,8 @@ async fn handle(
                 println!("would redrive {line}");
                 tally.redriven += 1;
             } else {
-                let delivered = sender.send(&record, &line).await?;
+                let (delivered, said) = sender.send(&record, &line).await?;
+                println!("{said}");
                 tally.count(delivered);
             }
             Ok(true)
@@ -228,23 +313,23 @@ impl Sender {
         })
     }
 
-    /// `true` when delivered (or produced back), `false` when dead-lettered again. A
-    /// record left unfinished is an error: its offset must not be committed.
-    async fn send(&self, record: &Record, line: &str) -> Result<bool, OpsError> {
+    /// `true` when delivered (or produced back), `false` when dead-lettered again, with
+    /// the line that says so. A record left unfinished is an error: its offset must not be
+    /// committed.
+    async fn send(&self, record: &Record, line: &str) -> Result<(bool, String), OpsError> {
         let Some(dest) = &self.destination else {
             to_source(&self.producer, record).await?;
-            println!("{line}: produced to {}", record.tp.topic);
-            return Ok(true);
+            return Ok((true, format!("{line}: produced to {}", record.tp.topic)));
         };
         let stop = Stop {
             cancel: &self.cancel,
             abort: &self.cancel,
         };
         let finish = dest.deliver(record, stop, None).await;
-        println!("{line}: {finish:?}");
+        let said = format!("{line}: {finish:?}");
         match finish {
-            Finish::Delivered => Ok(true),
-            Finish::DeadLettered => Ok(false),
+            Finish::Delivered => Ok((true, said)),
+            Finish::DeadLettered => Ok((false, said)),
             Finish::Abandoned => Err(OpsError::Refused(format!(
                 "{line}: delivery did not finish; progress up to the record before it is committed"
             ))),

@@ -2,6 +2,7 @@
 //! (Tansu) and real loopback HTTP servers, checked with an independent Kafka client.
 
 mod check;
+mod console;
 mod dlq_inspect;
 mod egress;
 mod hostile;

@@ -1,0 +1,166 @@
+//! Console logins: the token check, sessions and CSRF tokens.
+//!
+//! The token is compared in constant time (over SHA-256 digests, so not even its length
+//! leaks). A login gets a random session id, never the token, in an HttpOnly
+//! SameSite=Strict cookie, and a random CSRF token that every POST must carry. Sessions
+//! live in memory, are bounded in number and expire.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::{header, HeaderMap};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::secret::Secret;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "hb_console";
+
+/// Sessions kept at once; a new login past it ends the one closest to expiry.
+const MAX_SESSIONS: usize = 32;
+
+/// One login.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub csrf: String,
+    expires: Instant,
+}
+
+/// The token and the live sessions.
+pub struct Sessions {
+    token: Secret,
+    ttl: Duration,
+    live: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    pub fn new(token: Secret, ttl: Duration) -> Self {
+        Sessions {
+            token,
+            ttl,
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Checks `offered` against the token in constant time; on a match starts a session
+    /// and returns its id.
+    pub fn login(&self, offered: &str) -> Option<String> {
+        if !equal(offered.as_bytes(), self.token.expose().as_bytes()) {
+            return None;
+        }
+        let id = random_hex();
+        let session = Session {
+            csrf: random_hex(),
+            expires: Instant::now() + self.ttl,
+        };
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        live.retain(|_, s| s.expires > now);
+        if live.len() >= MAX_SESSIONS {
+            if let Some(oldest) = live
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone())
+            {
+                live.remove(&oldest);
+            }
+        }
+        live.insert(id.clone(), session);
+        Some(id)
+    }
+
+    /// The live session named by the request's cookie.
+    pub fn current(&self, headers: &HeaderMap) -> Option<Session> {
+        let id = cookie(headers, COOKIE)?;
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        // Looked up by a hash map: the id is 256 random bits, so timing reveals nothing
+        // useful about other ids.
+        live.get(id).filter(|s| s.expires > Instant::now()).cloned()
+    }
+
+    pub fn logout(&self, headers: &HeaderMap) {
+        if let Some(id) = cookie(headers, COOKIE) {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.remove(id);
+        }
+    }
+}
+
+impl Session {
+    /// Whether a POST's `csrf` field is this session's token (constant time).
+    pub fn csrf_ok(&self, offered: Option<&str>) -> bool {
+        offered.is_some_and(|o| equal(o.as_bytes(), self.csrf.as_bytes()))
+    }
+}
+
+/// Constant-time equality that does not reveal the length either.
+fn equal(a: &[u8], b: &[u8]) -> bool {
+    let (da, db) = (Sha256::digest(a), Sha256::digest(b));
+    da.ct_eq(&db).into()
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The value of cookie `name` in the request.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_cookie(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn a_login_gives_a_random_session_not_the_token() {
+        let s = Sessions::new(Secret::new("a-long-console-token"), Duration::from_secs(60));
+        assert!(s.login("wrong").is_none());
+        assert!(s.login("a-long-console-token-and-more").is_none());
+        let id = s.login("a-long-console-token").expect("logged in");
+        assert_ne!(id, "a-long-console-token");
+        assert_eq!(id.len(), 64);
+        let session = s
+            .current(&with_cookie(&format!("other=1; {COOKIE}={id}")))
+            .expect("session");
+        assert!(session.csrf_ok(Some(&session.csrf)));
+        assert!(!session.csrf_ok(None));
+        assert!(!session.csrf_ok(Some("nope")));
+        assert!(s
+            .current(&with_cookie(&format!("{COOKIE}=forged")))
+            .is_none());
+        s.logout(&with_cookie(&format!("{COOKIE}={id}")));
+        assert!(s.current(&with_cookie(&format!("{COOKIE}={id}"))).is_none());
+    }
+
+    #[test]
+    fn sessions_are_bounded() {
+        let s = Sessions::new(Secret::new("a-long-console-token"), Duration::from_secs(60));
+        for _ in 0..(MAX_SESSIONS * 3) {
+            s.login("a-long-console-token").expect("logged in");
+        }
+        assert_eq!(s.live.lock().unwrap().len(), MAX_SESSIONS);
+    }
+}
