@@ -3,6 +3,7 @@
 
 mod check;
 mod console;
+mod console_browser;
 mod dlq_inspect;
 mod egress;
 mod hostile;
