@@ -328,12 +328,26 @@ mod tests {
                 "kafka.produce_timeout",
             ),
             ("[admin]\nlisten = \"0.0.0.0:8080\"\n", "admin.listen"),
+            (
+                "[admin.console]\ntoken = \"short-secret\"\n",
+                "admin.console.token",
+            ),
+            (
+                "[admin.console]\ntoken = \"${HOOKBRIDGE_TEST_UNSET_CONSOLE_TOKEN}\"\n",
+                "admin.console.token",
+            ),
+            (
+                "[admin.console]\nsession_ttl = \"1s\"\n",
+                "admin.console.session_ttl",
+            ),
         ];
         for (text, key) in cases {
             let e = settings(text).unwrap_err();
             assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
             assert_eq!(e.file, "hookbridge.toml");
+            assert!(!e.to_string().contains("short-secret"), "{e}");
         }
+        assert!(settings("[admin.console]\ntoken = \"a-console-token-long-enough\"\n").is_ok());
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::ops::inspect::{self, At, Filter};
 use crate::ops::{redrive, replay, OpsError};
 use crate::telemetry::Metrics;
 use html::{esc, url, Frame};
-use session::{Session, Sessions, COOKIE};
+use session::{Login, Session, Sessions, COOKIE};
 
 /// Dead letters listed per DLQ page.
 const DLQ_PAGE: usize = 100;
@@ -242,7 +242,7 @@ async fn login_page() -> Response {
 async fn login(State(c): State<Arc<Console>>, body: Bytes) -> Response {
     let form = Form::parse(&body);
     match c.sessions.login(form.get("token").unwrap_or("")) {
-        Some(id) => {
+        Login::Started(id) => {
             tracing::info!(actor = "console", action = "login", "console login");
             let cookie = format!(
                 "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
@@ -257,7 +257,7 @@ async fn login(State(c): State<Arc<Console>>, body: Bytes) -> Response {
             )
                 .into_response()
         }
-        None => {
+        Login::Wrong => {
             tracing::warn!(
                 actor = "console",
                 action = "login",
@@ -269,6 +269,14 @@ async fn login(State(c): State<Arc<Console>>, body: Bytes) -> Response {
             )
                 .into_response()
         }
+        Login::Throttled(wait) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())],
+            html_body(html::login(
+                "Too many failed logins in the last minute; try again shortly.",
+            )),
+        )
+            .into_response(),
     }
 }
 

@@ -3,7 +3,8 @@
 //! The token is compared in constant time (over SHA-256 digests, so not even its length
 //! leaks). A login gets a random session id, never the token, in an HttpOnly
 //! SameSite=Strict cookie, and a random CSRF token that every POST must carry. Sessions
-//! live in memory, are bounded in number and expire.
+//! live in memory, are bounded in number and expire. Failed logins are limited process-
+//! wide, so the token cannot be guessed through the form at any useful rate.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,6 +23,27 @@ pub const COOKIE: &str = "hb_console";
 /// Sessions kept at once; a new login past it ends the one closest to expiry.
 const MAX_SESSIONS: usize = 32;
 
+/// Failed logins allowed per minute, from all clients together; past it every login
+/// (right or wrong) answers 429 until the minute is over.
+const FAILED_LOGINS_PER_MINUTE: u32 = 10;
+
+/// What a login attempt got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Login {
+    /// The session id for the cookie.
+    Started(String),
+    Wrong,
+    /// Too many failed logins: try again after this long.
+    Throttled(Duration),
+}
+
+/// The current minute's failed logins.
+#[derive(Debug)]
+struct Failures {
+    since: Instant,
+    count: u32,
+}
+
 /// One login.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -34,6 +56,7 @@ pub struct Sessions {
     token: Secret,
     ttl: Duration,
     live: Mutex<HashMap<String, Session>>,
+    failures: Mutex<Failures>,
 }
 
 impl Sessions {
@@ -42,6 +65,10 @@ impl Sessions {
             token,
             ttl,
             live: Mutex::new(HashMap::new()),
+            failures: Mutex::new(Failures {
+                since: Instant::now(),
+                count: 0,
+            }),
         }
     }
 
@@ -49,11 +76,23 @@ impl Sessions {
         self.ttl
     }
 
-    /// Checks `offered` against the token in constant time; on a match starts a session
-    /// and returns its id.
-    pub fn login(&self, offered: &str) -> Option<String> {
-        if !equal(offered.as_bytes(), self.token.expose().as_bytes()) {
-            return None;
+    /// Checks `offered` against the token in constant time; on a match starts a session.
+    pub fn login(&self, offered: &str) -> Login {
+        {
+            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let elapsed = f.since.elapsed();
+            if elapsed >= Duration::from_secs(60) {
+                *f = Failures {
+                    since: Instant::now(),
+                    count: 0,
+                };
+            } else if f.count >= FAILED_LOGINS_PER_MINUTE {
+                return Login::Throttled(Duration::from_secs(60) - elapsed);
+            }
+            if !equal(offered.as_bytes(), self.token.expose().as_bytes()) {
+                f.count += 1;
+                return Login::Wrong;
+            }
         }
         let id = random_hex();
         let session = Session {
@@ -73,7 +112,7 @@ impl Sessions {
             }
         }
         live.insert(id.clone(), session);
-        Some(id)
+        Login::Started(id)
     }
 
     /// The live session named by the request's cookie.
@@ -137,9 +176,11 @@ mod tests {
     #[test]
     fn a_login_gives_a_random_session_not_the_token() {
         let s = Sessions::new(Secret::new("a-long-console-token"), Duration::from_secs(60));
-        assert!(s.login("wrong").is_none());
-        assert!(s.login("a-long-console-token-and-more").is_none());
-        let id = s.login("a-long-console-token").expect("logged in");
+        assert_eq!(s.login("wrong"), Login::Wrong);
+        assert_eq!(s.login("a-long-console-token-and-more"), Login::Wrong);
+        let Login::Started(id) = s.login("a-long-console-token") else {
+            panic!("logged in")
+        };
         assert_ne!(id, "a-long-console-token");
         assert_eq!(id.len(), 64);
         let session = s
@@ -159,8 +200,21 @@ mod tests {
     fn sessions_are_bounded() {
         let s = Sessions::new(Secret::new("a-long-console-token"), Duration::from_secs(60));
         for _ in 0..(MAX_SESSIONS * 3) {
-            s.login("a-long-console-token").expect("logged in");
+            assert!(matches!(s.login("a-long-console-token"), Login::Started(_)));
         }
         assert_eq!(s.live.lock().unwrap().len(), MAX_SESSIONS);
+    }
+
+    #[test]
+    fn failed_logins_are_limited() {
+        let s = Sessions::new(Secret::new("a-long-console-token"), Duration::from_secs(60));
+        for _ in 0..FAILED_LOGINS_PER_MINUTE {
+            assert_eq!(s.login("guess"), Login::Wrong);
+        }
+        assert!(matches!(s.login("guess"), Login::Throttled(_)));
+        assert!(
+            matches!(s.login("a-long-console-token"), Login::Throttled(_)),
+            "no token is checked while throttled"
+        );
     }
 }
