@@ -93,7 +93,10 @@ fn main() -> ExitCode {
                 limit,
                 dry_run,
             };
-            redrive::redrive(&loaded, &connectors, opts).await?;
+            let summary =
+                redrive::redrive(&loaded, &connectors, opts, &mut |line| println!("{line}"))
+                    .await?;
+            println!("{summary}");
             Ok(ExitCode::SUCCESS)
         }),
         Command::Dlq {

@@ -146,6 +146,10 @@ pub fn routes(console: Arc<Console>) -> Router {
             axum::routing::post(redrive_action),
         )
         .route(
+            "/console/sinks/{name}/redrive",
+            axum::routing::post(redrive_all_action),
+        )
+        .route(
             "/console/sinks/{name}/replay",
             get(replay_page).post(replay_action),
         )
@@ -513,8 +517,17 @@ async fn dlq_page(
             ]
         })
         .collect();
+    let redrive_all = if c.read_only {
+        String::new()
+    } else {
+        format!(
+            "<form method=\"post\" action=\"/console/sinks/{}/redrive\" data-confirm=\"Redrive every dead letter of this sink that no redrive has handled yet (filters do not apply), as dlq redrive does?\">{}<button class=\"action\">Redrive all (as dlq redrive)</button></form>",
+            url(&name),
+            html::csrf_field(&s.csrf)
+        )
+    };
     let body = format!(
-        "<form method=\"get\" class=\"filters\"><label>reason <input name=\"reason\" value=\"{}\" placeholder=\"permanent or exhausted\"></label>\
+        "{redrive_all}<form method=\"get\" class=\"filters\"><label>reason <input name=\"reason\" value=\"{}\" placeholder=\"permanent or exhausted\"></label>\
 <label>status <input name=\"status\" value=\"{}\" placeholder=\"400, 4xx or none\"></label><button>Filter</button></form>\
 <p>{} of {} matching in <code>{}</code>, newest first; other sinks' records: {}; unreadable: {}.</p>{}",
         esc(reason.as_deref().unwrap_or("")),
@@ -629,6 +642,70 @@ async fn redrive_action(
         }
         Err(e) => {
             tracing::warn!(actor = "console", action = "redrive", connector = %name, at = %at_text, error = %e, "console action failed");
+            failed_page(&c, &s, &title, &e)
+        }
+    }
+}
+
+/// Lines of a whole redrive shown on its result page; the rest are counted.
+const REDRIVE_LINES_SHOWN: usize = 200;
+
+async fn redrive_all_action(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Page {
+    let form = Form::parse(&body);
+    let s = c.actor(&headers, &form)?;
+    c.sink(&name)?;
+    let title = format!("Redrive every dead letter of {name}");
+    let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
+    // The redrive alternates blocking Kafka calls with awaited deliveries: it runs on a
+    // blocking thread of its own, as the CLI runs it.
+    let ran = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        let opts = redrive::Redrive {
+            connector: &n,
+            to: redrive::Target::Destination,
+            limit: None,
+            dry_run: false,
+        };
+        let mut keep = |line: String| lines.push(line);
+        let summary = tokio::runtime::Handle::current().block_on(redrive::redrive(
+            &loaded,
+            &connectors,
+            opts,
+            &mut keep,
+        ));
+        summary.map(|s| (lines, s))
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));
+    match ran {
+        Ok((lines, summary)) => {
+            tracing::info!(actor = "console", action = "redrive-all", connector = %name, result = %summary, "console action");
+            let mut items: String = lines
+                .iter()
+                .take(REDRIVE_LINES_SHOWN)
+                .map(|l| format!("<li><code>{}</code></li>", esc(l)))
+                .collect();
+            if lines.len() > REDRIVE_LINES_SHOWN {
+                let _ = write!(
+                    items,
+                    "<li>… and {} more</li>",
+                    lines.len() - REDRIVE_LINES_SHOWN
+                );
+            }
+            let body = format!(
+                "<p class=\"result\">{}</p><ul>{items}</ul><p><a href=\"/console/sinks/{}/dlq\">Back to the dead letters</a></p>",
+                esc(&summary),
+                url(&name)
+            );
+            ok_page(&c, &s, &title, &body)
+        }
+        Err(e) => {
+            tracing::warn!(actor = "console", action = "redrive-all", connector = %name, error = %e, "console action failed");
             failed_page(&c, &s, &title, &e)
         }
     }

@@ -60,12 +60,13 @@ pub struct Redrive<'a> {
 /// so a long run of them neither costs one commit each nor is re-read from the start.
 const COMMIT_EVERY: usize = 500;
 
-/// Runs the redrive and prints a line per record and a summary.
+/// Runs the redrive: hands `report` a line per record and returns the summary line.
 pub async fn redrive(
     loaded: &Loaded,
     connectors: &Connectors,
     opts: Redrive<'_>,
-) -> Result<(), OpsError> {
+    report: &mut dyn FnMut(String),
+) -> Result<String, OpsError> {
     let sink = super::sink(connectors, opts.connector)?;
     let dlq = sink
         .dlq_topic
@@ -89,15 +90,14 @@ pub async fn redrive(
                 )));
             }
         };
-        let sent = handle(&msg, &sink.name, &opts, &sender, &mut tally).await?;
+        let sent = handle(&msg, &sink.name, &opts, &sender, &mut tally, report).await?;
         progress.done(msg.partition(), msg.offset());
         if sent || progress.due() {
             progress.flush(&consumer)?;
         }
     }
     progress.flush(&consumer)?;
-    println!("{}", tally.summary(opts.dry_run));
-    Ok(())
+    Ok(tally.summary(opts.dry_run))
 }
 
 /// Redrives the one dead letter at `at` to the sink's destination (the console's redrive
@@ -191,17 +191,18 @@ async fn handle(
     opts: &Redrive<'_>,
     sender: &Sender,
     tally: &mut Tally,
+    report: &mut dyn FnMut(String),
 ) -> Result<bool, OpsError> {
     match Entry::read(msg, connector) {
         Entry::Mine(mine) => {
             let (record, env) = *mine;
             let line = describe(msg, &record, &env);
             if opts.dry_run {
-                println!("would redrive {line}");
+                report(format!("would redrive {line}"));
                 tally.redriven += 1;
             } else {
                 let (delivered, said) = sender.send(&record, &line).await?;
-                println!("{said}");
+                report(said);
                 tally.count(delivered);
             }
             Ok(true)
@@ -211,11 +212,11 @@ async fn handle(
             Ok(false)
         }
         Entry::Unreadable(e) => {
-            println!(
+            report(format!(
                 "dlq offset {} [{}]: not a hookbridge dead-letter record ({e}); passed over",
                 msg.offset(),
                 msg.partition()
-            );
+            ));
             tally.unreadable += 1;
             Ok(false)
         }

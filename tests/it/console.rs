@@ -220,6 +220,19 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         "actions are logged"
     );
 
+    // Redrive all: the CLI's redrive. The first console redrive was where the redrive
+    // group resumed, so it was committed; the second was not (the group had moved past
+    // it), and the copy the first one dead-lettered again is what is left.
+    let before = rx.seen().len();
+    let (status, body) = c
+        .post("/console/sinks/orders/redrive", &[("csrf", &token)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("redriven: 1;"), "{body}");
+    assert_eq!(rx.seen().len(), before + 1);
+    let (status, _) = c.post("/console/sinks/orders/redrive", &[]).await;
+    assert_eq!(status, 403, "redrive all needs the CSRF token too");
+
     // Replay: a dry run; applying it is refused while this process runs the sink.
     let (status, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
     assert_eq!(status, 200, "{dry}");
@@ -252,6 +265,15 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     assert_eq!(status, 200, "{record}");
     assert!(record.contains("read-only"), "{record}");
     assert!(!record.contains("/redrive"), "no redrive button: {record}");
+    let (_, _, list) = c.get("/console/sinks/orders/dlq").await;
+    assert!(
+        !list.contains("Redrive all"),
+        "no redrive-all button: {list}"
+    );
+    let (status, _) = c
+        .post("/console/sinks/orders/redrive", &[("csrf", &csrf(&list))])
+        .await;
+    assert_eq!(status, 403);
     let (_, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
     assert!(!dry.contains("Apply the replay"), "{dry}");
     let (status, body) = c.post(redrive, &[("csrf", &csrf(&record))]).await;
