@@ -13,6 +13,7 @@
 //! sources carry it, its counts belong in [`figures::SourceFigures`] and its page beside
 //! [`sink_page`].
 
+mod actions;
 mod figures;
 mod html;
 mod session;
@@ -34,6 +35,7 @@ use crate::connectors::Connectors;
 use crate::ops::inspect::{self, At, Filter};
 use crate::ops::{redrive, replay, OpsError};
 use crate::telemetry::Metrics;
+use actions::Actions;
 use html::{esc, url, Frame};
 use session::{Login, Session, Sessions, COOKIE};
 
@@ -52,6 +54,8 @@ pub struct Console {
     connectors: Arc<Connectors>,
     sources: Vec<String>,
     sinks: Vec<String>,
+    /// Actions running per sink, and dead letters already redriven.
+    actions: Arc<Actions>,
 }
 
 impl Console {
@@ -90,6 +94,7 @@ impl Console {
                 .collect(),
             connectors: Arc::new(sinks_only),
             loaded,
+            actions: Arc::default(),
         })))
     }
 
@@ -119,6 +124,15 @@ impl Console {
             return Err(Refusal::Forbidden("the console is read-only"));
         }
         Ok(s)
+    }
+
+    /// Starts an action on sink `name`, or says that one is already running.
+    fn start(&self, name: &str) -> Result<actions::Running, OpsError> {
+        self.actions.start(name).ok_or_else(|| {
+            OpsError::Refused(format!(
+                "another console action on sink {name:?} is running; wait for it to finish"
+            ))
+        })
     }
 
     fn sink(&self, name: &str) -> Result<(), Refusal> {
@@ -628,8 +642,35 @@ async fn redrive_action(
         Ok(a) => a,
         Err(e) => return failed_page(&c, &s, &title, &e),
     };
-    let result = redrive::redrive_one(&c.loaded, &c.connectors, &name, at).await;
     let at_text = format!("{}:{}", at.partition, at.offset);
+    let running = match c.start(&name) {
+        Ok(r) => r,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    if c.actions.was_redriven(&name, at) {
+        let e = OpsError::Refused(format!(
+            "{at_text} of {name} was already redriven from this console; if it failed again, its new dead letter is further on in the DLQ"
+        ));
+        return failed_page(&c, &s, &title, &e);
+    }
+    // Its own task: a client that goes away mid-delivery neither cuts the delivery short
+    // nor frees the sink for a second redrive before this one is over.
+    let (loaded, connectors, n, actions) = (
+        c.loaded.clone(),
+        c.connectors.clone(),
+        name.clone(),
+        c.actions.clone(),
+    );
+    let result = tokio::spawn(async move {
+        let _running = running;
+        let said = redrive::redrive_one(&loaded, &connectors, &n, at).await;
+        if said.is_ok() {
+            actions.redrove(&n, at);
+        }
+        said
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));
     match result {
         Ok(said) => {
             tracing::info!(actor = "console", action = "redrive", connector = %name, at = %at_text, result = %said, "console action");
@@ -660,10 +701,15 @@ async fn redrive_all_action(
     let s = c.actor(&headers, &form)?;
     c.sink(&name)?;
     let title = format!("Redrive every dead letter of {name}");
+    let running = match c.start(&name) {
+        Ok(r) => r,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
     let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
     // The redrive alternates blocking Kafka calls with awaited deliveries: it runs on a
     // blocking thread of its own, as the CLI runs it.
     let ran = tokio::task::spawn_blocking(move || {
+        let _running = running;
         let mut lines = Vec::new();
         let opts = redrive::Redrive {
             connector: &n,
@@ -804,11 +850,17 @@ async fn replay_action(
         Ok(f) => f,
         Err(e) => return failed_page(&c, &s, &title, &e),
     };
+    let running = match c.start(&name) {
+        Ok(r) => r,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
     let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
-    let applied =
-        tokio::task::spawn_blocking(move || replay::replay(&loaded, &connectors, &n, from))
-            .await
-            .unwrap_or_else(|e| Err(OpsError::Refused(format!("replay stopped: {e}"))));
+    let applied = tokio::task::spawn_blocking(move || {
+        let _running = running;
+        replay::replay(&loaded, &connectors, &n, from)
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpsError::Refused(format!("replay stopped: {e}"))));
     match applied {
         Ok(lines) => {
             tracing::info!(actor = "console", action = "replay", connector = %name, from = %from_text, "console action");

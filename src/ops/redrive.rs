@@ -106,6 +106,9 @@ pub async fn redrive(
 /// group's offset moves past it only when the record is exactly where that group resumes,
 /// so it never passes a record a redrive has not handled; otherwise the next whole
 /// redrive sends it once more (same `webhook-id`, so receivers can deduplicate).
+/// A dead letter the group has already passed is refused: a redrive handled it, so it
+/// was delivered or dead-lettered again as a new record, and sending it again would
+/// deliver it twice (or leave two dead letters of one record).
 /// Returns what happened, in one line.
 pub async fn redrive_one(
     loaded: &Loaded,
@@ -122,6 +125,14 @@ pub async fn redrive_one(
     // Kafka calls block; the delivery below awaits. Neither holds the other's thread.
     let (consumer, record, line) = tokio::task::block_in_place(|| {
         let consumer = super::consumer(loaded, &group, dlq_read::READ_ONE)?;
+        let resume = resume_offset(&consumer, &dlq, at.partition)?;
+        if resume > at.offset {
+            return Err(OpsError::Refused(format!(
+                "{dlq} {}:{} was already redriven (the redrive group resumes at offset {resume}); \
+                 if it failed again, its new dead letter is further on in the topic",
+                at.partition, at.offset
+            )));
+        }
         let (record, line) = {
             let msg = dlq_read::read_one(&consumer, &dlq, at)?;
             match Entry::read(&msg, &sink.name) {
@@ -153,26 +164,26 @@ pub async fn redrive_one(
     Ok(said)
 }
 
-/// Commits `at` + 1 in the redrive group when `at` is where the group resumes.
-fn commit_if_next(consumer: &BaseConsumer, dlq: &str, group: &str, at: At) -> Result<(), OpsError> {
+/// Where the redrive group resumes in `partition` of `dlq`: its committed offset, or the
+/// partition's start when it has none.
+fn resume_offset(consumer: &BaseConsumer, dlq: &str, partition: i32) -> Result<i64, OpsError> {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(dlq, at.partition);
+    tpl.add_partition(dlq, partition);
     let committed = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
         .doing(|| "reading the redrive group's offsets".into())?;
-    let resume = match committed
-        .find_partition(dlq, at.partition)
-        .map(|e| e.offset())
-    {
-        Some(Offset::Offset(o)) => o,
-        _ => {
-            consumer
-                .fetch_watermarks(dlq, at.partition, Duration::from_secs(10))
-                .doing(|| format!("reading the start of {dlq} [{}]", at.partition))?
-                .0
-        }
-    };
-    if resume != at.offset {
+    match committed.find_partition(dlq, partition).map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => Ok(o),
+        _ => Ok(consumer
+            .fetch_watermarks(dlq, partition, Duration::from_secs(10))
+            .doing(|| format!("reading the start of {dlq} [{partition}]"))?
+            .0),
+    }
+}
+
+/// Commits `at` + 1 in the redrive group when `at` is where the group resumes.
+fn commit_if_next(consumer: &BaseConsumer, dlq: &str, group: &str, at: At) -> Result<(), OpsError> {
+    if resume_offset(consumer, dlq, at.partition)? != at.offset {
         return Ok(());
     }
     let mut next = TopicPartitionList::new();

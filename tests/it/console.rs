@@ -211,7 +211,16 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("DeadLettered"), "{body}");
     accept.store(true, Ordering::SeqCst);
+    // Sent again (a double-click, a reloaded result page), the same dead letter is
+    // refused: it was handled, and its copy from the failed try is at 0:1.
+    let sent = rx.seen().len();
     let (status, body) = c.post(redrive, &[("csrf", &token)]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("already redriven"), "{body}");
+    assert_eq!(rx.seen().len(), sent, "nothing was sent twice");
+    let (status, body) = c
+        .post("/console/sinks/orders/dlq/0:1/redrive", &[("csrf", &token)])
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Delivered"), "{body}");
     assert_eq!(rx.seen().last().map(|r| r.status), Some(200));
@@ -220,16 +229,15 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         "actions are logged"
     );
 
-    // Redrive all: the CLI's redrive. The first console redrive was where the redrive
-    // group resumed, so it was committed; the second was not (the group had moved past
-    // it), and the copy the first one dead-lettered again is what is left.
+    // Redrive all: the CLI's redrive. Both console redrives were where the redrive group
+    // resumed, so both were committed and nothing is left to send.
     let before = rx.seen().len();
     let (status, body) = c
         .post("/console/sinks/orders/redrive", &[("csrf", &token)])
         .await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("redriven: 1;"), "{body}");
-    assert_eq!(rx.seen().len(), before + 1);
+    assert!(body.contains("redriven: 0;"), "{body}");
+    assert_eq!(rx.seen().len(), before);
     let (status, _) = c.post("/console/sinks/orders/redrive", &[]).await;
     assert_eq!(status, 403, "redrive all needs the CSRF token too");
 
