@@ -13,6 +13,27 @@ use std::sync::{Arc, Mutex};
 
 use crate::ops::inspect::At;
 
+/// Lines of a whole redrive kept for its result page; the rest are only counted.
+pub const LINES_SHOWN: usize = 200;
+
+/// The lines a whole redrive reports, in memory bounded however long the DLQ: the first
+/// [`LINES_SHOWN`], and how many more there were.
+#[derive(Debug, Default)]
+pub struct Lines {
+    pub shown: Vec<String>,
+    pub more: usize,
+}
+
+impl Lines {
+    pub fn push(&mut self, line: String) {
+        if self.shown.len() < LINES_SHOWN {
+            self.shown.push(line);
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
 /// Dead letters remembered as redriven; the oldest is forgotten past it.
 const REMEMBERED: usize = 4096;
 
@@ -84,6 +105,19 @@ impl Actions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_redrive_keeps_a_bounded_number_of_lines() {
+        let mut lines = Lines::default();
+        for n in 0..100_000 {
+            lines.push(format!(
+                "dlq offset {n} [0] → t-0-{n} (permanent 400): Delivered"
+            ));
+        }
+        assert_eq!(lines.shown.len(), LINES_SHOWN);
+        assert_eq!(lines.more, 100_000 - LINES_SHOWN);
+        assert!(lines.shown[0].starts_with("dlq offset 0 "));
+    }
 
     #[test]
     fn one_action_per_sink_at_a_time() {

@@ -688,9 +688,6 @@ async fn redrive_action(
     }
 }
 
-/// Lines of a whole redrive shown on its result page; the rest are counted.
-const REDRIVE_LINES_SHOWN: usize = 200;
-
 async fn redrive_all_action(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
@@ -710,7 +707,7 @@ async fn redrive_all_action(
     // blocking thread of its own, as the CLI runs it.
     let ran = tokio::task::spawn_blocking(move || {
         let _running = running;
-        let mut lines = Vec::new();
+        let mut lines = actions::Lines::default();
         let opts = redrive::Redrive {
             connector: &n,
             to: redrive::Target::Destination,
@@ -732,16 +729,12 @@ async fn redrive_all_action(
         Ok((lines, summary)) => {
             tracing::info!(actor = "console", action = "redrive-all", connector = %name, result = %summary, "console action");
             let mut items: String = lines
+                .shown
                 .iter()
-                .take(REDRIVE_LINES_SHOWN)
                 .map(|l| format!("<li><code>{}</code></li>", esc(l)))
                 .collect();
-            if lines.len() > REDRIVE_LINES_SHOWN {
-                let _ = write!(
-                    items,
-                    "<li>… and {} more</li>",
-                    lines.len() - REDRIVE_LINES_SHOWN
-                );
+            if lines.more > 0 {
+                let _ = write!(items, "<li>… and {} more</li>", lines.more);
             }
             let body = format!(
                 "<p class=\"result\">{}</p><ul>{items}</ul><p><a href=\"/console/sinks/{}/dlq\">Back to the dead letters</a></p>",
