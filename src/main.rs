@@ -114,6 +114,7 @@ fn main() -> ExitCode {
                 since: since.as_deref().map(replay::parse_from).transpose()?,
                 reason,
                 status: status.as_deref().map(str::parse).transpose()?,
+                last_per_partition: None,
             };
             let listing = inspect::list(&loaded, &connectors, &connector, &filter, limit)?;
             if json {

@@ -41,6 +41,10 @@ use session::{Login, Session, Sessions, COOKIE};
 
 /// Dead letters listed per DLQ page.
 const DLQ_PAGE: usize = 100;
+/// Records read from the end of each DLQ partition per DLQ page: a page view (or a
+/// reload, or a filter) reads a bounded tail, never a DLQ of millions from its start.
+/// `dlq list` reads it all.
+const DLQ_SCAN: u64 = 10_000;
 /// Body bytes shown on a record page.
 const BODY_PREVIEW: usize = 8192;
 
@@ -499,6 +503,7 @@ async fn dlq_page(
         since: None,
         reason: reason.clone(),
         status: status_filter,
+        last_per_partition: Some(DLQ_SCAN),
     };
     let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
     let listed = tokio::task::spawn_blocking(move || {
@@ -543,7 +548,7 @@ async fn dlq_page(
     let body = format!(
         "{redrive_all}<form method=\"get\" class=\"filters\"><label>reason <input name=\"reason\" value=\"{}\" placeholder=\"permanent or exhausted\"></label>\
 <label>status <input name=\"status\" value=\"{}\" placeholder=\"400, 4xx or none\"></label><button>Filter</button></form>\
-<p>{} of {} matching in <code>{}</code>, newest first; other sinks' records: {}; unreadable: {}.</p>{}",
+<p>{} of {} matching among the last {DLQ_SCAN} records of each partition of <code>{}</code>, newest first; other sinks' records: {}; unreadable: {}. <code>hookbridge dlq list</code> reads them all.</p>{}",
         esc(reason.as_deref().unwrap_or("")),
         esc(status.as_deref().unwrap_or("")),
         listing.records.len(),

@@ -51,15 +51,17 @@ pub(crate) fn groupless_consumer(
     cfg.create().doing(|| "creating a Kafka consumer".into())
 }
 
-/// Assigns every listed partition of `dlq` from its beginning.
-pub(crate) fn assign_from_start(
+/// Assigns every partition `reader` lists: from its beginning, or with `last`, from
+/// `last` records before where it ended at the start, so that reading a huge DLQ takes
+/// a bounded time.
+pub(crate) fn assign_tail(
     consumer: &BaseConsumer,
-    dlq: &str,
-    partitions: impl Iterator<Item = i32>,
+    reader: &Reader,
+    last: Option<u64>,
 ) -> Result<(), OpsError> {
     let mut tpl = TopicPartitionList::new();
-    for p in partitions {
-        tpl.add_partition_offset(dlq, p, Offset::Beginning)
+    for (p, start) in reader.bounds.starts(last) {
+        tpl.add_partition_offset(&reader.dlq, p, start)
             .doing(|| "building the assignment".into())?;
     }
     consumer
@@ -127,6 +129,8 @@ impl Reader {
 struct Bounds {
     /// End offset per partition as the broker listed it at the start.
     listed: HashMap<i32, i64>,
+    /// First offset per partition then.
+    low: HashMap<i32, i64>,
     /// Partitions finished: caught up, or past the start.
     reached: HashMap<i32, bool>,
     started_ms: i64,
@@ -135,19 +139,37 @@ struct Bounds {
 impl Bounds {
     fn at_start(consumer: &BaseConsumer, dlq: &str) -> Result<Self, OpsError> {
         let started_ms = super::unix_ms(SystemTime::now());
-        let mut listed = HashMap::new();
+        let (mut listed, mut low) = (HashMap::new(), HashMap::new());
         for p in super::partitions(consumer, dlq)? {
-            let (_, high) = consumer
+            let (first, high) = consumer
                 .fetch_watermarks(dlq, p, Duration::from_secs(10))
                 .doing(|| format!("reading the end of {dlq} [{p}]"))?;
             listed.insert(p, high);
+            low.insert(p, first);
         }
         let reached = listed.keys().map(|p| (*p, false)).collect();
         Ok(Bounds {
             listed,
+            low,
             reached,
             started_ms,
         })
+    }
+
+    /// Where each partition is read from: its beginning, or `last` records before its
+    /// listed end when it holds more.
+    fn starts(&self, last: Option<u64>) -> Vec<(i32, Offset)> {
+        self.listed
+            .iter()
+            .map(|(p, high)| {
+                let low = self.low.get(p).copied().unwrap_or(0);
+                let from = last
+                    .and_then(|n| i64::try_from(n).ok())
+                    .map(|n| high.saturating_sub(n))
+                    .filter(|from| *from > low);
+                (*p, from.map_or(Offset::Beginning, Offset::Offset))
+            })
+            .collect()
     }
 
     fn reached(&mut self, partition: i32) {

@@ -33,6 +33,9 @@ pub struct Filter {
     /// `permanent` or `exhausted`.
     pub reason: Option<String>,
     pub status: Option<StatusFilter>,
+    /// Only among the last this many records of each DLQ partition (the console's
+    /// bound on one read); `None` reads every partition from its start.
+    pub last_per_partition: Option<u64>,
 }
 
 impl Filter {
@@ -147,6 +150,9 @@ pub struct Listing {
     pub other_sinks: usize,
     /// Records without a readable dead-letter envelope, not listed.
     pub unreadable: usize,
+    /// Only the last this many records of each partition were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_per_partition: Option<u64>,
     /// The newest `limit` matches, oldest first.
     pub records: Vec<Summary>,
 }
@@ -163,13 +169,14 @@ pub fn list(
     let dlq = dlq_topic(connectors, connector)?;
     let consumer = dlq_read::groupless_consumer(loaded, &[])?;
     let mut reader = Reader::at_start(&consumer, &dlq)?;
-    dlq_read::assign_from_start(&consumer, &dlq, reader.partitions())?;
+    dlq_read::assign_tail(&consumer, &reader, filter.last_per_partition)?;
     let mut listing = Listing {
         connector: connector.to_owned(),
         dlq: dlq.clone(),
         matched: 0,
         other_sinks: 0,
         unreadable: 0,
+        last_per_partition: filter.last_per_partition,
         records: Vec::new(),
     };
     let mut newest = Newest::new(limit);
@@ -570,6 +577,7 @@ mod tests {
                 since: since_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
                 reason: reason.map(str::to_owned),
                 status,
+                last_per_partition: None,
             };
         assert!(f(None, None, None).admits(&s));
         assert!(f(Some("permanent"), Some(StatusFilter::Class(4)), Some(5_000)).admits(&s));
