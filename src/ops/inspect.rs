@@ -5,7 +5,9 @@
 //! reads every partition up to where it ended when the command started and keeps only
 //! this sink's records, exactly as `dlq redrive` selects them (the shared reader in
 //! [`super::dlq_read`] owns both rules). Every byte taken from a record is escaped before
-//! it is printed: a record can hold terminal escape sequences or invalid UTF-8.
+//! it is printed: a record can hold terminal escape sequences or invalid UTF-8. And the
+//! sink's own secrets are masked ([`Redact`]): a destination that echoes the request in
+//! its error answer puts the sink's bearer token into the DLQ's response excerpt.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -18,7 +20,7 @@ use serde::Serialize;
 use super::dlq_read::{self, Entry, Reader};
 use super::OpsError;
 use crate::config::load::Loaded;
-use crate::connectors::Connectors;
+use crate::connectors::{Connectors, Sink};
 use crate::egress::record::Record;
 use crate::kafka::envelope::DeadLetterEnvelope;
 
@@ -115,7 +117,12 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn new(msg: &BorrowedMessage<'_>, record: &Record, env: &DeadLetterEnvelope) -> Self {
+    fn new(
+        msg: &BorrowedMessage<'_>,
+        record: &Record,
+        env: &DeadLetterEnvelope,
+        redact: &Redact,
+    ) -> Self {
         let time_ms = dlq_time_ms(msg, env);
         Summary {
             dlq_partition: msg.partition(),
@@ -129,7 +136,12 @@ impl Summary {
             error: env.error.clone(),
             status: env.status,
             attempts: env.attempts,
-            response: escape(&env.response, LIST_RESPONSE_BYTES, Lines::Escaped).0,
+            response: escape(
+                &redact.bytes(&env.response),
+                LIST_RESPONSE_BYTES,
+                Lines::Escaped,
+            )
+            .0,
         }
     }
 
@@ -167,6 +179,7 @@ pub fn list(
     limit: usize,
 ) -> Result<Listing, OpsError> {
     let dlq = dlq_topic(connectors, connector)?;
+    let redact = Redact::of(super::sink(connectors, connector)?);
     let consumer = dlq_read::groupless_consumer(loaded, &[])?;
     let mut reader = Reader::at_start(&consumer, &dlq)?;
     dlq_read::assign_tail(&consumer, &reader, filter.last_per_partition)?;
@@ -183,7 +196,7 @@ pub fn list(
     while let Some(msg) = reader.next(&consumer)? {
         match Entry::read(&msg, connector) {
             Entry::Mine(mine) => {
-                let s = Summary::new(&msg, &mine.0, &mine.1);
+                let s = Summary::new(&msg, &mine.0, &mine.1, &redact);
                 if filter.admits(&s) {
                     listing.matched += 1;
                     newest.push(s);
@@ -323,11 +336,12 @@ pub fn show(
     preview: usize,
 ) -> Result<Shown, OpsError> {
     let dlq = dlq_topic(connectors, connector)?;
+    let redact = Redact::of(super::sink(connectors, connector)?);
     let consumer = dlq_read::groupless_consumer(loaded, dlq_read::READ_ONE)?;
     let msg = dlq_read::read_one(&consumer, &dlq, at)?;
     let raw = Record::from_message(&msg, msg.topic().into());
     let summary = match Entry::read(&msg, connector) {
-        Entry::Mine(mine) => Some(Summary::new(&msg, &mine.0, &mine.1)),
+        Entry::Mine(mine) => Some(Summary::new(&msg, &mine.0, &mine.1, &redact)),
         Entry::OtherSink => {
             return Err(dlq_read::not_found(
                 &dlq,
@@ -340,7 +354,7 @@ pub fn show(
         }
         Entry::Unreadable(_) => None,
     };
-    let (body, body_truncated) = escape(&raw.value, preview, Lines::Kept);
+    let (body, body_truncated) = escape(&redact.bytes(&raw.value), preview, Lines::Kept);
     Ok(Shown {
         dlq: dlq.clone(),
         dlq_partition: at.partition,
@@ -350,12 +364,17 @@ pub fn show(
         headers: raw
             .headers
             .iter()
-            .map(|(k, v)| (escape_str(k), escape(v, usize::MAX, Lines::Escaped).0))
+            .map(|(k, v)| {
+                (
+                    escape_str(k),
+                    escape(&redact.bytes(v), usize::MAX, Lines::Escaped).0,
+                )
+            })
             .collect(),
         key: raw
             .key
             .as_ref()
-            .map(|k| escape(k, usize::MAX, Lines::Escaped).0),
+            .map(|k| escape(&redact.bytes(k), usize::MAX, Lines::Escaped).0),
         body_bytes: raw.value.len(),
         body,
         body_truncated,
@@ -406,6 +425,73 @@ impl Shown {
         let _ = writeln!(out, "body ({} bytes{cut}):\n{}", self.body_bytes, self.body);
         out
     }
+}
+
+/// The values of a sink's secrets, masked wherever a dead letter's text is shown.
+pub(crate) struct Redact(Vec<String>);
+
+/// What a masked secret shows as.
+const REDACTED: &str = "[redacted]";
+
+/// Secrets shorter than this are not masked: masking them would blank common words.
+const REDACT_MIN_CHARS: usize = 6;
+
+impl Redact {
+    /// What `sink` sends and a destination may echo: its header values from secret
+    /// references, the password of its URL (raw and as the `Basic` credentials made of
+    /// it) and its signing key.
+    pub(crate) fn of(sink: &Sink) -> Redact {
+        let mut secrets: Vec<String> = sink
+            .headers
+            .iter()
+            .filter(|(_, v)| v.is_sensitive())
+            .filter_map(|(_, v)| v.to_str().ok().map(str::to_owned))
+            .collect();
+        if let Some(password) = sink.url.password() {
+            use base64::Engine as _;
+            let basic = format!("{}:{password}", sink.url.username());
+            secrets.push(base64::engine::general_purpose::STANDARD.encode(basic));
+            secrets.push(password.to_owned());
+        }
+        secrets.extend(sink.signing_key.iter().map(|k| k.expose().to_owned()));
+        secrets.retain(|s| s.chars().count() >= REDACT_MIN_CHARS);
+        // The longest first, so a secret inside a longer one is masked with it.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Redact(secrets)
+    }
+
+    /// `raw` with every secret masked, before it is escaped or cut for display; also the
+    /// start of a secret at its very end, where a stored excerpt cut one off.
+    fn bytes(&self, raw: &Bytes) -> Bytes {
+        let mut out = raw.to_vec();
+        for s in &self.0 {
+            out = replace_all(&out, s.as_bytes(), REDACTED.as_bytes());
+        }
+        for s in &self.0 {
+            let s = s.as_bytes();
+            if let Some(k) = (REDACT_MIN_CHARS..s.len())
+                .rev()
+                .find(|k| out.ends_with(&s[..*k]))
+            {
+                out.truncate(out.len() - k);
+                out.extend_from_slice(REDACTED.as_bytes());
+                break;
+            }
+        }
+        Bytes::from(out)
+    }
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// The DLQ topic of sink `connector`.
@@ -557,6 +643,21 @@ mod tests {
             attempts: 1,
             response: String::new(),
         }
+    }
+
+    #[test]
+    fn secrets_are_masked_whole_and_where_an_excerpt_cut_them() {
+        let r = Redact(vec!["Bearer tok-123456".into()]);
+        let masked = |text: &str| r.bytes(&Bytes::from(text.to_owned()));
+        assert_eq!(
+            masked("a: Bearer tok-123456\nb: Bearer tok-123456"),
+            "a: [redacted]\nb: [redacted]"
+        );
+        assert_eq!(
+            masked("authorization: Bearer tok-12"),
+            "authorization: [redacted]"
+        );
+        assert_eq!(masked("nothing here: Bea"), "nothing here: Bea");
     }
 
     #[test]

@@ -292,3 +292,72 @@ async fn a_listing_with_a_window_reads_only_the_last_records_of_each_partition()
     );
     assert_eq!(tail.last_per_partition, Some(5));
 }
+
+/// A destination that echoes the request in its error answer puts the sink's bearer
+/// token into the DLQ's response excerpt; `dlq list` and `dlq show` (and the console,
+/// which shows what they read) mask it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_secret_echoed_by_the_destination_is_masked() {
+    const DEST_TOKEN: &str = "Bearer dest-token-8c1e55f0a2";
+    let broker = Broker::start();
+    let topic = unique("echo-orders");
+    let dlq = unique("echo.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let echo = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let dump: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("bad request\n{dump}"),
+        )
+    });
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, echo).await;
+    });
+    let conf = format!(
+        "{}headers = {{ authorization = \"${{DEST_TOKEN}}\" }}\n",
+        sink("orders", &topic, &url, &dlq)
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &conf)
+        .env("DEST_TOKEN", DEST_TOKEN);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await;
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]
+            .header("hookbridge-dlq-response")
+            .is_some_and(|r| r.contains(DEST_TOKEN)),
+        "the destination echoed the token into the dead letter"
+    );
+
+    // `command` passes the process's environment, which holds DEST_TOKEN.
+    let (ok, listed) = hb
+        .command(&["dlq", "list", "--connector", "orders", "--json"])
+        .await;
+    assert!(ok, "{listed}");
+    assert!(listed.contains("\"matched\": 1"), "{listed}");
+    assert!(!listed.contains("dest-token-8c1e55f0a2"), "{listed}");
+    assert!(listed.contains("[redacted]"), "{listed}");
+    let (ok, shown) = hb
+        .command(&["dlq", "show", "--connector", "orders", "--at", "0:0"])
+        .await;
+    assert!(ok, "{shown}");
+    assert!(!shown.contains("dest-token-8c1e55f0a2"), "{shown}");
+    assert!(shown.contains("authorization: [redacted]"), "{shown}");
+    server.abort();
+}
