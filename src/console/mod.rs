@@ -21,9 +21,9 @@ mod session;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -208,6 +208,10 @@ enum Refusal {
     /// 403 with the reason.
     Forbidden(&'static str),
     NotFound,
+    /// A form over [`FORM_BYTES`] (or cut off): 413.
+    TooLarge,
+    /// A form not sent within [`FORM_TIMEOUT`]: 408.
+    Slow,
 }
 
 impl IntoResponse for Refusal {
@@ -218,6 +222,17 @@ impl IntoResponse for Refusal {
             }
             Refusal::Forbidden(why) => (StatusCode::FORBIDDEN, why).into_response(),
             Refusal::NotFound => (StatusCode::NOT_FOUND, "not found").into_response(),
+            Refusal::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "a console form is at most 16 KiB",
+            )
+                .into_response(),
+            Refusal::Slow => (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                "the form was not sent in time",
+            )
+                .into_response(),
         }
     }
 }
@@ -244,8 +259,30 @@ fn failed_page(c: &Console, s: &Session, title: &str, e: &OpsError) -> Page {
     Ok((status, html_body(html::page(&c.frame(s), title, &body))).into_response())
 }
 
+/// Largest form body a console POST reads: a form holds a CSRF token, a login token or a
+/// time, never more.
+const FORM_BYTES: usize = 16 << 10;
+/// How long a POST may take to send its form. The console's POSTs are the only bodies
+/// the admin listener reads, and the login is open to anyone who reaches it: without a
+/// deadline, clients trickling a body would hold every admin connection slot, and
+/// `/healthz` and `/readyz` with them.
+const FORM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// An `application/x-www-form-urlencoded` body.
 struct Form(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = Refusal;
+
+    async fn from_request(req: Request, _: &S) -> Result<Form, Refusal> {
+        let read = axum::body::to_bytes(req.into_body(), FORM_BYTES);
+        match tokio::time::timeout(FORM_TIMEOUT, read).await {
+            Ok(Ok(body)) => Ok(Form::parse(&body)),
+            Ok(Err(_)) => Err(Refusal::TooLarge),
+            Err(_) => Err(Refusal::Slow),
+        }
+    }
+}
 
 impl Form {
     fn parse(body: &[u8]) -> Form {
@@ -261,8 +298,7 @@ async fn login_page() -> Response {
     html_body(html::login("")).into_response()
 }
 
-async fn login(State(c): State<Arc<Console>>, body: Bytes) -> Response {
-    let form = Form::parse(&body);
+async fn login(State(c): State<Arc<Console>>, form: Form) -> Response {
     match c.sessions.login(form.get("token").unwrap_or("")) {
         Login::Started(id) => {
             tracing::info!(actor = "console", action = "login", "console login");
@@ -302,8 +338,7 @@ async fn login(State(c): State<Arc<Console>>, body: Bytes) -> Response {
     }
 }
 
-async fn logout(State(c): State<Arc<Console>>, headers: HeaderMap, body: Bytes) -> Page {
-    let form = Form::parse(&body);
+async fn logout(State(c): State<Arc<Console>>, headers: HeaderMap, form: Form) -> Page {
     let s = c
         .sessions
         .current(&headers)
@@ -637,9 +672,8 @@ async fn redrive_action(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
     Path((name, at)): Path<(String, String)>,
-    body: Bytes,
+    form: Form,
 ) -> Page {
-    let form = Form::parse(&body);
     let s = c.actor(&headers, &form)?;
     c.sink(&name)?;
     let title = format!("Redrive {at} of {name}");
@@ -697,9 +731,8 @@ async fn redrive_all_action(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    body: Bytes,
+    form: Form,
 ) -> Page {
-    let form = Form::parse(&body);
     let s = c.actor(&headers, &form)?;
     c.sink(&name)?;
     let title = format!("Redrive every dead letter of {name}");
@@ -837,9 +870,8 @@ async fn replay_action(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    body: Bytes,
+    form: Form,
 ) -> Page {
-    let form = Form::parse(&body);
     let s = c.actor(&headers, &form)?;
     c.sink(&name)?;
     let title = format!("Replay {name}");

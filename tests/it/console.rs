@@ -295,3 +295,51 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         }
     }
 }
+
+/// The login form is open to anyone who reaches the admin listener: a huge form is
+/// refused unread, and a form trickled byte by byte is cut off, so anonymous clients
+/// cannot hold the listener's connection slots (and `/healthz` with them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_forms_are_bounded_in_size_and_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let broker = Broker::start();
+    let cfg = Config::new(&broker.addr())
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+
+    let c = Client::new(&hb);
+    let huge = "x".repeat(100_000);
+    let (status, _) = c.post("/console/login", &[("token", &huge)]).await;
+    assert_eq!(status, 413, "a 100 kB form is not read");
+
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", hb.admin))
+        .await
+        .expect("connect");
+    conn.write_all(
+        b"POST /console/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ntoken=",
+    )
+    .await
+    .expect("send headers");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "a stalled form is cut off, not waited for");
+    let head = String::from_utf8_lossy(&answer);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+}
