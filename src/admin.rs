@@ -12,7 +12,7 @@ use axum::Router;
 
 use crate::config::Settings;
 use crate::console::{self, Console};
-use crate::ingress::server::Limits;
+use crate::ingress::server::{ClientAddr, Limits};
 use crate::telemetry::{Health, Metrics};
 
 #[derive(Clone)]
@@ -40,9 +40,19 @@ pub fn app(metrics: Arc<Metrics>, health: Arc<Health>, console: Option<Arc<Conso
         .route("/readyz", get(readyz))
         .with_state(AdminState { metrics, health });
     match console {
-        Some(c) => app.merge(console::routes(c)),
+        Some(c) => app
+            .merge(console::routes(c))
+            .layer(axum::middleware::map_request(client_for_console)),
         None => app,
     }
+}
+
+/// Hands the console the client address the listener tagged the request with.
+async fn client_for_console(mut req: axum::extract::Request) -> axum::extract::Request {
+    if let Some(ClientAddr(addr)) = req.extensions().get::<ClientAddr>().copied() {
+        req.extensions_mut().insert(console::Client(addr.ip()));
+    }
+    req
 }
 
 async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {

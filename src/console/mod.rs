@@ -48,6 +48,11 @@ const DLQ_SCAN: u64 = 10_000;
 /// Body bytes shown on a record page.
 const BODY_PREVIEW: usize = 8192;
 
+/// The address a request came from, set by the listener that serves the console; login
+/// failures are limited per address.
+#[derive(Debug, Clone, Copy)]
+pub struct Client(pub std::net::IpAddr);
+
 /// Everything the console serves from.
 pub struct Console {
     sessions: Sessions,
@@ -298,8 +303,13 @@ async fn login_page() -> Response {
     html_body(html::login("")).into_response()
 }
 
-async fn login(State(c): State<Arc<Console>>, form: Form) -> Response {
-    match c.sessions.login(form.get("token").unwrap_or("")) {
+async fn login(
+    State(c): State<Arc<Console>>,
+    client: Option<axum::Extension<Client>>,
+    form: Form,
+) -> Response {
+    let client = client.map_or(session::NO_ADDRESS, |axum::Extension(Client(ip))| ip);
+    match c.sessions.login(client, form.get("token").unwrap_or("")) {
         Login::Started(id) => {
             tracing::info!(actor = "console", action = "login", "console login");
             let cookie = format!(

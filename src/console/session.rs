@@ -3,10 +3,12 @@
 //! The token is compared in constant time (over SHA-256 digests, so not even its length
 //! leaks). A login gets a random session id, never the token, in an HttpOnly
 //! SameSite=Strict cookie, and a random CSRF token that every POST must carry. Sessions
-//! live in memory, are bounded in number and expire. Failed logins are limited process-
-//! wide, so the token cannot be guessed through the form at any useful rate.
+//! live in memory, are bounded in number and expire. Failed logins are limited per client
+//! address and process-wide, so the token cannot be guessed through the form at any
+//! useful rate, and one client's wrong guesses do not lock the operators out.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,9 +25,15 @@ pub const COOKIE: &str = "hb_console";
 /// Sessions kept at once; a new login past it ends the one closest to expiry.
 const MAX_SESSIONS: usize = 32;
 
-/// Failed logins allowed per minute, from all clients together; past it every login
-/// (right or wrong) answers 429 until the minute is over.
+/// Failed logins allowed per minute from one client address; past it every login from
+/// there (right or wrong) answers 429 until the minute is over.
 const FAILED_LOGINS_PER_MINUTE: u32 = 10;
+/// Failed logins allowed per minute from all clients together; past it every login
+/// answers 429 until the minute is over. It also bounds the per-client counts kept.
+const FAILED_LOGINS_PER_MINUTE_ALL: u32 = 100;
+
+/// The address a login came from; a request without one counts as this one.
+pub const NO_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// What a login attempt got.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,6 +50,18 @@ pub enum Login {
 struct Failures {
     since: Instant,
     count: u32,
+    /// Per client; at most [`FAILED_LOGINS_PER_MINUTE_ALL`] entries, as each needs one.
+    by_client: HashMap<IpAddr, u32>,
+}
+
+impl Failures {
+    fn new() -> Self {
+        Failures {
+            since: Instant::now(),
+            count: 0,
+            by_client: HashMap::new(),
+        }
+    }
 }
 
 /// One login.
@@ -65,10 +85,7 @@ impl Sessions {
             token,
             ttl,
             live: Mutex::new(HashMap::new()),
-            failures: Mutex::new(Failures {
-                since: Instant::now(),
-                count: 0,
-            }),
+            failures: Mutex::new(Failures::new()),
         }
     }
 
@@ -76,21 +93,22 @@ impl Sessions {
         self.ttl
     }
 
-    /// Checks `offered` against the token in constant time; on a match starts a session.
-    pub fn login(&self, offered: &str) -> Login {
+    /// Checks `offered`, sent from `client`, against the token in constant time; on a
+    /// match starts a session.
+    pub fn login(&self, client: IpAddr, offered: &str) -> Login {
         {
             let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
             let elapsed = f.since.elapsed();
             if elapsed >= Duration::from_secs(60) {
-                *f = Failures {
-                    since: Instant::now(),
-                    count: 0,
-                };
-            } else if f.count >= FAILED_LOGINS_PER_MINUTE {
+                *f = Failures::new();
+            } else if f.count >= FAILED_LOGINS_PER_MINUTE_ALL
+                || f.by_client.get(&client).copied().unwrap_or(0) >= FAILED_LOGINS_PER_MINUTE
+            {
                 return Login::Throttled(Duration::from_secs(60) - elapsed);
             }
             if !equal(offered.as_bytes(), self.token.expose().as_bytes()) {
                 f.count += 1;
+                *f.by_client.entry(client).or_default() += 1;
                 return Login::Wrong;
             }
         }
@@ -176,9 +194,12 @@ mod tests {
     #[test]
     fn a_login_gives_a_random_session_not_the_token() {
         let s = Sessions::new(Secret::new("a-long-console-token"), Duration::from_secs(60));
-        assert_eq!(s.login("wrong"), Login::Wrong);
-        assert_eq!(s.login("a-long-console-token-and-more"), Login::Wrong);
-        let Login::Started(id) = s.login("a-long-console-token") else {
+        assert_eq!(s.login(NO_ADDRESS, "wrong"), Login::Wrong);
+        assert_eq!(
+            s.login(NO_ADDRESS, "a-long-console-token-and-more"),
+            Login::Wrong
+        );
+        let Login::Started(id) = s.login(NO_ADDRESS, "a-long-console-token") else {
             panic!("logged in")
         };
         assert_ne!(id, "a-long-console-token");
@@ -200,21 +221,50 @@ mod tests {
     fn sessions_are_bounded() {
         let s = Sessions::new(Secret::new("a-long-console-token"), Duration::from_secs(60));
         for _ in 0..(MAX_SESSIONS * 3) {
-            assert!(matches!(s.login("a-long-console-token"), Login::Started(_)));
+            assert!(matches!(
+                s.login(NO_ADDRESS, "a-long-console-token"),
+                Login::Started(_)
+            ));
         }
         assert_eq!(s.live.lock().unwrap().len(), MAX_SESSIONS);
     }
 
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))
+    }
+
     #[test]
-    fn failed_logins_are_limited() {
+    fn failed_logins_are_limited_per_client() {
         let s = Sessions::new(Secret::new("a-long-console-token"), Duration::from_secs(60));
         for _ in 0..FAILED_LOGINS_PER_MINUTE {
-            assert_eq!(s.login("guess"), Login::Wrong);
+            assert_eq!(s.login(ip(1), "guess"), Login::Wrong);
         }
-        assert!(matches!(s.login("guess"), Login::Throttled(_)));
+        assert!(matches!(s.login(ip(1), "guess"), Login::Throttled(_)));
         assert!(
-            matches!(s.login("a-long-console-token"), Login::Throttled(_)),
+            matches!(s.login(ip(1), "a-long-console-token"), Login::Throttled(_)),
             "no token is checked while throttled"
+        );
+        assert!(
+            matches!(s.login(ip(2), "a-long-console-token"), Login::Started(_)),
+            "one client's guesses do not lock the operator out"
+        );
+    }
+
+    #[test]
+    fn failed_logins_are_limited_for_all_clients_together() {
+        let s = Sessions::new(Secret::new("a-long-console-token"), Duration::from_secs(60));
+        for n in 0..FAILED_LOGINS_PER_MINUTE_ALL {
+            let client = ip(u8::try_from(n / FAILED_LOGINS_PER_MINUTE).unwrap());
+            assert_eq!(s.login(client, "guess"), Login::Wrong);
+        }
+        assert!(matches!(
+            s.login(ip(200), "a-long-console-token"),
+            Login::Throttled(_)
+        ));
+        let kept = s.failures.lock().unwrap().by_client.len();
+        assert_eq!(
+            kept as u32,
+            FAILED_LOGINS_PER_MINUTE_ALL / FAILED_LOGINS_PER_MINUTE
         );
     }
 }

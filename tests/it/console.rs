@@ -298,7 +298,8 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
 
 /// The login form is open to anyone who reaches the admin listener: a huge form is
 /// refused unread, and a form trickled byte by byte is cut off, so anonymous clients
-/// cannot hold the listener's connection slots (and `/healthz` with them).
+/// cannot hold the listener's connection slots (and `/healthz` with them); and one
+/// address's wrong guesses throttle that address only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_forms_are_bounded_in_size_and_time() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -342,4 +343,20 @@ async fn anonymous_forms_are_bounded_in_size_and_time() {
     assert!(read.is_ok(), "a stalled form is cut off, not waited for");
     let head = String::from_utf8_lossy(&answer);
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+
+    // Wrong guesses from one address lock that address out, not the operator at another.
+    for _ in 0..10 {
+        let (status, _) = c.post("/console/login", &[("token", "guess")]).await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = c.post("/console/login", &[("token", TOKEN)]).await;
+    assert_eq!(status, 429, "this address is throttled, right token or not");
+    let mut other = Client::new(&hb);
+    other.http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let (status, _) = other.post("/console/login", &[("token", TOKEN)]).await;
+    assert_eq!(status, 303, "another address logs in");
 }
