@@ -92,6 +92,8 @@ fn main() -> ExitCode {
                 },
                 limit,
                 dry_run,
+                // Ctrl-C ends the process: progress is committed after each record.
+                stop: CancellationToken::new(),
             };
             let summary =
                 redrive::redrive(&loaded, &connectors, opts, &mut |line| println!("{line}"))

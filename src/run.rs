@@ -52,7 +52,8 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let admin_stop = CancellationToken::new();
     {
-        let console = Console::from_settings(loaded.clone(), &connectors, metrics.clone())?;
+        let console =
+            Console::from_settings(loaded.clone(), &connectors, metrics.clone(), stop.clone())?;
         let app = admin::app(metrics.clone(), health.clone(), console);
         let limits = admin::limits(s);
         tasks.spawn(ingress::server::serve_router(

@@ -29,6 +29,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::load::Loaded;
 use crate::config::ConfigError;
 use crate::connectors::Connectors;
@@ -65,6 +67,9 @@ pub struct Console {
     sinks: Vec<String>,
     /// Actions running per sink, and dead letters already redriven.
     actions: Arc<Actions>,
+    /// The process's shutdown: a redrive in progress stops at its next record, so the
+    /// admin listener (which waits for its requests) does not hold the exit.
+    stop: CancellationToken,
 }
 
 impl Console {
@@ -73,6 +78,7 @@ impl Console {
         loaded: Arc<Loaded>,
         connectors: &Connectors,
         metrics: Arc<Metrics>,
+        stop: CancellationToken,
     ) -> Result<Option<Arc<Console>>, ConfigError> {
         let c = &loaded.settings.admin.console;
         let Some(token) = &c.token else {
@@ -104,6 +110,7 @@ impl Console {
             connectors: Arc::new(sinks_only),
             loaded,
             actions: Arc::default(),
+            stop,
         })))
     }
 
@@ -710,9 +717,10 @@ async fn redrive_action(
         name.clone(),
         c.actions.clone(),
     );
+    let stop = c.stop.clone();
     let result = tokio::spawn(async move {
         let _running = running;
-        let said = redrive::redrive_one(&loaded, &connectors, &n, at).await;
+        let said = redrive::redrive_one(&loaded, &connectors, &n, at, &stop).await;
         if said.is_ok() {
             actions.redrove(&n, at);
         }
@@ -751,6 +759,7 @@ async fn redrive_all_action(
         Err(e) => return failed_page(&c, &s, &title, &e),
     };
     let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
+    let stop = c.stop.clone();
     // The redrive alternates blocking Kafka calls with awaited deliveries: it runs on a
     // blocking thread of its own, as the CLI runs it.
     let ran = tokio::task::spawn_blocking(move || {
@@ -761,6 +770,7 @@ async fn redrive_all_action(
             to: redrive::Target::Destination,
             limit: None,
             dry_run: false,
+            stop,
         };
         let mut keep = |line: String| lines.push(line);
         let summary = tokio::runtime::Handle::current().block_on(redrive::redrive(

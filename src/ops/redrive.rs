@@ -54,6 +54,10 @@ pub struct Redrive<'a> {
     pub to: Target,
     pub limit: Option<usize>,
     pub dry_run: bool,
+    /// Cancelled when the process shuts down (the console's redrives): the redrive stops
+    /// before its next record, and an attempt in progress is cut off and left
+    /// uncommitted.
+    pub stop: CancellationToken,
 }
 
 /// Passed-over records (other sinks', unreadable) are committed in batches of this size,
@@ -76,10 +80,16 @@ pub async fn redrive(
     let consumer = super::consumer(loaded, &group, &[("enable.partition.eof", "true")])?;
     let mut reader = Reader::at_start(&consumer, &dlq)?;
     assign_from_committed(&consumer, &dlq, reader.partitions())?;
-    let sender = Sender::new(loaded, sink, opts.to)?;
+    let sender = Sender::new(loaded, sink, opts.to, opts.stop.clone())?;
     let mut progress = Progress::new(&dlq, &group, opts.dry_run);
     let mut tally = Tally::default();
     while opts.limit.is_none_or(|l| tally.handled() < l) {
+        if opts.stop.is_cancelled() {
+            progress.flush(&consumer)?;
+            return Err(OpsError::Refused(
+                "stopped: hookbridge is shutting down; progress so far is committed, run the redrive again".into(),
+            ));
+        }
         let msg = match reader.next(&consumer) {
             Ok(Some(msg)) => msg,
             Ok(None) => break,
@@ -109,12 +119,14 @@ pub async fn redrive(
 /// A dead letter the group has already passed is refused: a redrive handled it, so it
 /// was delivered or dead-lettered again as a new record, and sending it again would
 /// deliver it twice (or leave two dead letters of one record).
+/// `stop` cuts the delivery short on shutdown, leaving the dead letter as it was.
 /// Returns what happened, in one line.
 pub async fn redrive_one(
     loaded: &Loaded,
     connectors: &Connectors,
     connector: &str,
     at: At,
+    stop: &CancellationToken,
 ) -> Result<String, OpsError> {
     let sink = super::sink(connectors, connector)?;
     let dlq = sink
@@ -158,7 +170,7 @@ pub async fn redrive_one(
         };
         Ok::<_, OpsError>((consumer, record, line))
     })?;
-    let sender = Sender::new(loaded, sink, Target::Destination)?;
+    let sender = Sender::new(loaded, sink, Target::Destination, stop.clone())?;
     let (_, said) = sender.send(&record, &line).await?;
     tokio::task::block_in_place(|| commit_if_next(&consumer, &dlq, &group, at))?;
     Ok(said)
@@ -297,7 +309,12 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(loaded: &Loaded, sink: &Sink, to: Target) -> Result<Self, OpsError> {
+    fn new(
+        loaded: &Loaded,
+        sink: &Sink,
+        to: Target,
+        cancel: CancellationToken,
+    ) -> Result<Self, OpsError> {
         let props = loaded
             .settings
             .kafka
@@ -321,7 +338,7 @@ impl Sender {
         Ok(Sender {
             producer,
             destination,
-            cancel: CancellationToken::new(),
+            cancel,
         })
     }
 

@@ -360,3 +360,69 @@ async fn anonymous_forms_are_bounded_in_size_and_time() {
     let (status, _) = other.post("/console/login", &[("token", TOKEN)]).await;
     assert_eq!(status, 303, "another address logs in");
 }
+
+/// A console redrive in progress does not hold the process past SIGTERM: it is cut off
+/// (its dead letter stays for the next redrive) and the process exits in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_redrive_in_progress_ends_with_the_process() {
+    let broker = Broker::start();
+    let topic = unique("console-stop");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // 400 until `hang` is set; then an answer that takes two minutes.
+    let hang = Arc::new(AtomicBool::new(false));
+    let flag = hang.clone();
+    let rx = Receiver::start(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Answer {
+                status: 200,
+                headers: Vec::new(),
+                delay: Duration::from_secs(120),
+            }
+        } else {
+            Answer::status(400)
+        }
+    })
+    .await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"15s\"\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
+        rx.url
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await.len(),
+        1
+    );
+
+    let mut c = Client::new(&hb);
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    let (_, _, record) = c.get("/console/sinks/orders/dlq/0:0").await;
+    let token = csrf(&record);
+    hang.store(true, Ordering::SeqCst);
+    let before = rx.seen().len();
+    let pending = tokio::spawn(async move {
+        c.post("/console/sinks/orders/redrive", &[("csrf", &token)])
+            .await
+    });
+    rx.wait_for(Duration::from_secs(20), "the redriven request", |seen| {
+        seen.len() > before
+    })
+    .await;
+    // Unstopped, the redrive would wait for three 15 s attempts.
+    let status = hb.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status:?}");
+    pending.abort();
+}
