@@ -1,4 +1,5 @@
-//! The admin listener: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`.
+//! The admin listener: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`,
+//! and the operator console (`/console`) when it is configured.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::config::Settings;
-use crate::ingress::server::Limits;
+use crate::console::{self, Console};
+use crate::ingress::server::{ClientAddr, Limits};
 use crate::telemetry::{Health, Metrics};
 
 #[derive(Clone)]
@@ -31,13 +33,27 @@ pub fn limits(settings: &Settings) -> Limits {
     }
 }
 
-/// The admin router.
-pub fn app(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
-    Router::new()
+/// The admin router; with `console`, also the console's pages under `/console`.
+pub fn app(metrics: Arc<Metrics>, health: Arc<Health>, console: Option<Arc<Console>>) -> Router {
+    let app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(AdminState { metrics, health })
+        .with_state(AdminState { metrics, health });
+    match console {
+        Some(c) => app
+            .merge(console::routes(c))
+            .layer(axum::middleware::map_request(client_for_console)),
+        None => app,
+    }
+}
+
+/// Hands the console the client address the listener tagged the request with.
+async fn client_for_console(mut req: axum::extract::Request) -> axum::extract::Request {
+    if let Some(ClientAddr(addr)) = req.extensions().get::<ClientAddr>().copied() {
+        req.extensions_mut().insert(console::Client(addr.ip()));
+    }
+    req
 }
 
 async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {

@@ -32,6 +32,20 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
         "  http.listen: {}   admin.listen: {}",
         s.http.listen, s.admin.listen
     );
+    let console = &s.admin.console;
+    match &console.token {
+        Some(token) => {
+            let _ = writeln!(
+                out,
+                "  admin.console: on at /console, token {}, read_only {}",
+                token.describe(),
+                console.read_only
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  admin.console: off (no admin.console.token)");
+        }
+    }
     if let Some(tls) = &s.http.tls {
         let _ = writeln!(
             out,

@@ -75,6 +75,42 @@ pub enum DlqCommand {
         #[arg(long, env = "HOOKBRIDGE_DRY_RUN")]
         dry_run: bool,
     },
+    /// List a sink's dead letters (newest last); reads without a consumer group, commits nothing.
+    List {
+        /// Sink connector name.
+        #[arg(long, env = "HOOKBRIDGE_CONNECTOR")]
+        connector: String,
+        /// Only records dead-lettered since: RFC 3339 time or a duration ago (2h).
+        #[arg(long, env = "HOOKBRIDGE_DLQ_SINCE")]
+        since: Option<String>,
+        /// Only this reason: `permanent` or `exhausted`.
+        #[arg(long, env = "HOOKBRIDGE_DLQ_REASON")]
+        reason: Option<String>,
+        /// Only this last HTTP status: `400`, a class such as `4xx`, or `none`.
+        #[arg(long, env = "HOOKBRIDGE_DLQ_STATUS")]
+        status: Option<String>,
+        /// Show at most this many (the newest).
+        #[arg(long, default_value_t = 50, env = "HOOKBRIDGE_DLQ_LIMIT")]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long, env = "HOOKBRIDGE_JSON")]
+        json: bool,
+    },
+    /// Show one dead letter: every header, the key and the start of the body.
+    Show {
+        /// Sink connector name.
+        #[arg(long, env = "HOOKBRIDGE_CONNECTOR")]
+        connector: String,
+        /// PARTITION:OFFSET in the dlq topic, as `dlq list` prints it.
+        #[arg(long, env = "HOOKBRIDGE_DLQ_AT")]
+        at: String,
+        /// Bytes of the body shown.
+        #[arg(long, default_value_t = 4096, env = "HOOKBRIDGE_DLQ_PREVIEW")]
+        preview: usize,
+        /// Print JSON instead of text.
+        #[arg(long, env = "HOOKBRIDGE_JSON")]
+        json: bool,
+    },
 }
 
 /// Where `dlq redrive` sends records.

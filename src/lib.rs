@@ -15,6 +15,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub(crate) mod console;
 pub mod egress;
 pub(crate) mod ingress;
 pub mod kafka;

@@ -6,13 +6,16 @@ use clap::Parser;
 use hookbridge::cli::{Cli, Command, DlqCommand, RedriveTo};
 use hookbridge::config::load::{load_settings, Loaded};
 use hookbridge::connectors::{self, Connectors};
-use hookbridge::ops::{redrive, replay};
+use hookbridge::ops::{inspect, redrive, replay, OpsError};
 use hookbridge::{check, kafka, run, send, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc: records, futures and request parts are allocated and freed at line rate.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit code of `dlq show` when there is no such dead letter (2 is a configuration error).
+const NOT_FOUND: u8 = 3;
 
 fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     let loaded = load_settings(cli.config.as_deref()).map_err(|e| e.to_string())?;
@@ -67,7 +70,9 @@ fn main() -> ExitCode {
         } => block_on(async { send::send(&connectors, &connector, body.as_deref(), &url).await }),
         Command::Replay { connector, from } => block_on(async {
             let from = replay::parse_from(&from)?;
-            replay::replay(&loaded, &connectors, &connector, from)?;
+            for line in replay::replay(&loaded, &connectors, &connector, from)? {
+                println!("{line}");
+            }
             Ok(ExitCode::SUCCESS)
         }),
         Command::Dlq {
@@ -87,8 +92,59 @@ fn main() -> ExitCode {
                 },
                 limit,
                 dry_run,
+                // Ctrl-C ends the process: progress is committed after each record.
+                stop: CancellationToken::new(),
             };
-            redrive::redrive(&loaded, &connectors, opts).await?;
+            let summary =
+                redrive::redrive(&loaded, &connectors, opts, &mut |line| println!("{line}"))
+                    .await?;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Dlq {
+            command:
+                DlqCommand::List {
+                    connector,
+                    since,
+                    reason,
+                    status,
+                    limit,
+                    json,
+                },
+        } => block_on(async {
+            let filter = inspect::Filter {
+                since: since.as_deref().map(replay::parse_from).transpose()?,
+                reason,
+                status: status.as_deref().map(str::parse).transpose()?,
+                last_per_partition: None,
+            };
+            let listing = inspect::list(&loaded, &connectors, &connector, &filter, limit)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listing)?);
+            } else {
+                print!("{}", listing.text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Dlq {
+            command:
+                DlqCommand::Show {
+                    connector,
+                    at,
+                    preview,
+                    json,
+                },
+        } => block_on(async {
+            let at: inspect::At = at.parse()?;
+            match inspect::show(&loaded, &connectors, &connector, at, preview) {
+                Ok(shown) if json => println!("{}", serde_json::to_string_pretty(&shown)?),
+                Ok(shown) => print!("{}", shown.text()),
+                Err(e @ OpsError::NotFound(_)) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(NOT_FOUND));
+                }
+                Err(e) => return Err(e.into()),
+            }
             Ok(ExitCode::SUCCESS)
         }),
         Command::Run => {

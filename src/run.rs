@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::admin;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
+use crate::console::Console;
 use crate::egress::{self, Timing};
 use crate::ingress::{self, Ingress};
 use crate::kafka;
@@ -25,6 +26,7 @@ pub async fn run(
     connectors: Connectors,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let loaded = Arc::new(loaded);
     let s = &loaded.settings;
     let props = s.kafka.resolved_properties(&loaded.file_label())?;
     let metrics = Arc::new(Metrics::new());
@@ -50,7 +52,9 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let admin_stop = CancellationToken::new();
     {
-        let app = admin::app(metrics.clone(), health.clone());
+        let console =
+            Console::from_settings(loaded.clone(), &connectors, metrics.clone(), stop.clone())?;
+        let app = admin::app(metrics.clone(), health.clone(), console);
         let limits = admin::limits(s);
         tasks.spawn(ingress::server::serve_router(
             admin_listener,

@@ -129,6 +129,23 @@ pub struct AdminSettings {
     /// Open connections one client address (IPv6: one /64) may hold; the last eighth of
     /// `max_connections` is kept for addresses that hold little (a kubelet's probes).
     pub max_connections_per_address: usize,
+    /// The operator console at `/console`.
+    pub console: ConsoleSettings,
+}
+
+/// The operator console on the admin listener (`/console`). Off unless `token` is set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// The login token, as a secret reference (`${ENV}` or `file:/path`); at least 16
+    /// characters. Without it the console is off and `/console` answers 404.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// Show everything, change nothing: no redrive or replay buttons, and those actions
+    /// are refused with 403.
+    pub read_only: bool,
+    /// How long a login lasts.
+    pub session_ttl: HumanDuration,
 }
 
 /// Log output.

@@ -145,7 +145,34 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
             format!("{} is also http.listen; use another port", s.admin.listen),
         ));
     }
+    check_console(&s.admin.console, file)?;
     check_properties(&s.kafka, file)
+}
+
+/// Shortest console token accepted: a short one could be guessed through the login form.
+pub const CONSOLE_TOKEN_MIN_CHARS: usize = 16;
+
+fn check_console(c: &super::settings::ConsoleSettings, file: &str) -> Result<(), ConfigError> {
+    let key = "admin.console.token";
+    if let Some(token) = &c.token {
+        let value = token
+            .resolve()
+            .map_err(|e| ConfigError::new(file, key, e.to_string()))?;
+        if value.expose().chars().count() < CONSOLE_TOKEN_MIN_CHARS {
+            return Err(ConfigError::new(
+                file,
+                key,
+                format!("the token is shorter than {CONSOLE_TOKEN_MIN_CHARS} characters; use a long random one (openssl rand -hex 24)"),
+            ));
+        }
+    }
+    let ttl = c.session_ttl.0;
+    in_range_duration(
+        ttl,
+        Duration::from_secs(60),
+        Duration::from_secs(7 * 86_400),
+    )
+    .map_err(|r| ConfigError::new(file, "admin.console.session_ttl", r))
 }
 
 fn in_range_duration(value: Duration, min: Duration, max: Duration) -> Result<(), String> {
@@ -363,12 +390,26 @@ mod tests {
                 "kafka.produce_timeout",
             ),
             ("[admin]\nlisten = \"0.0.0.0:8080\"\n", "admin.listen"),
+            (
+                "[admin.console]\ntoken = \"short-secret\"\n",
+                "admin.console.token",
+            ),
+            (
+                "[admin.console]\ntoken = \"${HOOKBRIDGE_TEST_UNSET_CONSOLE_TOKEN}\"\n",
+                "admin.console.token",
+            ),
+            (
+                "[admin.console]\nsession_ttl = \"1s\"\n",
+                "admin.console.session_ttl",
+            ),
         ];
         for (text, key) in cases {
             let e = settings(text).unwrap_err();
             assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
             assert_eq!(e.file, "hookbridge.toml");
+            assert!(!e.to_string().contains("short-secret"), "{e}");
         }
+        assert!(settings("[admin.console]\ntoken = \"a-console-token-long-enough\"\n").is_ok());
     }
 
     #[test]

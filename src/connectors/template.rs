@@ -313,6 +313,23 @@ impl UrlTemplate {
         out
     }
 
+    /// The user and password written in the URL (`https://user:pass@host/…`), percent-
+    /// decoded as they are sent.
+    pub fn userinfo(&self) -> Option<(String, String)> {
+        let after = self.text.find("://")? + 3;
+        let end = self.text[after..]
+            .find(['/', '?', '#'])
+            .map_or(self.text.len(), |i| after + i);
+        let at = self.text[after..end].rfind('@')?;
+        let (user, password) = self.text[after..after + at].split_once(':')?;
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Some((decode(user), decode(password)))
+    }
+
     pub fn allowed_hosts(&self) -> &[String] {
         &self.allowed_hosts
     }

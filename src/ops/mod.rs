@@ -1,5 +1,7 @@
-//! Operator commands that act on Kafka state: `dlq redrive` and `replay`.
+//! Operator commands on Kafka state: `dlq redrive`, `dlq list`/`dlq show` and `replay`.
 
+pub(crate) mod dlq_read;
+pub mod inspect;
 pub mod redrive;
 pub mod replay;
 
@@ -24,6 +26,9 @@ pub enum OpsError {
     NoDlq(String),
     #[error("{0}")]
     Refused(String),
+    /// What the operator asked for is not there (`dlq show` of a missing offset).
+    #[error("{0}")]
+    NotFound(String),
     #[error("topic {0} not found")]
     NoTopic(String),
     #[error("{what}: {source}")]

@@ -19,21 +19,22 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use super::dlq_read::{self, Entry, Reader};
+use super::inspect::At;
 use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
 use crate::connectors::{Connectors, Sink};
 use crate::egress::delivery::{Destination, Finish, Stop};
-use crate::egress::record::{Record, TopicPartition};
-use crate::kafka::envelope::{self, DeadLetterEnvelope, EnvelopeError};
+use crate::egress::record::Record;
+use crate::kafka::envelope::DeadLetterEnvelope;
 use crate::kafka::{self, producer};
 use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Metrics;
@@ -53,22 +54,23 @@ pub struct Redrive<'a> {
     pub to: Target,
     pub limit: Option<usize>,
     pub dry_run: bool,
+    /// Cancelled when the process shuts down (the console's redrives): the redrive stops
+    /// before its next record, and an attempt in progress is cut off and left
+    /// uncommitted.
+    pub stop: CancellationToken,
 }
-
-/// With partition EOF events the redrive knows when it has caught up; this only guards
-/// against a broker that stops answering.
-const IDLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Passed-over records (other sinks', unreadable) are committed in batches of this size,
 /// so a long run of them neither costs one commit each nor is re-read from the start.
 const COMMIT_EVERY: usize = 500;
 
-/// Runs the redrive and prints a line per record and a summary.
+/// Runs the redrive: hands `report` a line per record and returns the summary line.
 pub async fn redrive(
     loaded: &Loaded,
     connectors: &Connectors,
     opts: Redrive<'_>,
-) -> Result<(), OpsError> {
+    report: &mut dyn FnMut(String),
+) -> Result<String, OpsError> {
     let sink = super::sink(connectors, opts.connector)?;
     let dlq = sink
         .dlq_topic
@@ -76,43 +78,132 @@ pub async fn redrive(
         .ok_or_else(|| OpsError::NoDlq(opts.connector.to_owned()))?;
     let group = redrive_group(connectors, sink)?;
     let consumer = super::consumer(loaded, &group, &[("enable.partition.eof", "true")])?;
-    let mut bounds = Bounds::at_start(&consumer, &dlq)?;
-    assign_from_committed(&consumer, &dlq, bounds.partitions())?;
-    let sender = Sender::new(loaded, sink, opts.to)?;
+    let mut reader = Reader::at_start(&consumer, &dlq)?;
+    assign_from_committed(&consumer, &dlq, reader.partitions())?;
+    let sender = Sender::new(loaded, sink, opts.to, opts.stop.clone())?;
     let mut progress = Progress::new(&dlq, &group, opts.dry_run);
     let mut tally = Tally::default();
-    let mut idle_since = Instant::now();
-    while !bounds.all_reached() && opts.limit.is_none_or(|l| tally.handled() < l) {
-        let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
-            if idle_since.elapsed() > IDLE_LIMIT {
+    while opts.limit.is_none_or(|l| tally.handled() < l) {
+        if opts.stop.is_cancelled() {
+            progress.flush(&consumer)?;
+            return Err(OpsError::Refused(
+                "stopped: hookbridge is shutting down; progress so far is committed, run the redrive again".into(),
+            ));
+        }
+        let msg = match reader.next(&consumer) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => break,
+            Err(e) => {
                 progress.flush(&consumer)?;
                 return Err(OpsError::Refused(format!(
-                    "the broker sent nothing from {dlq} for {IDLE_LIMIT:?}; progress so far is committed, run the redrive again"
+                    "{e}; progress so far is committed, run the redrive again"
                 )));
             }
-            continue;
         };
-        idle_since = Instant::now();
-        let msg = match polled {
-            Ok(msg) => msg,
-            Err(KafkaError::PartitionEOF(p)) => {
-                bounds.reached(p);
-                continue;
-            }
-            Err(e) => return Err(e).doing(|| format!("reading {dlq}")),
-        };
-        if !bounds.admits(&msg) {
-            continue;
-        }
-        let sent = handle(&msg, &sink.name, &opts, &sender, &mut tally).await?;
+        let sent = handle(&msg, &sink.name, &opts, &sender, &mut tally, report).await?;
         progress.done(msg.partition(), msg.offset());
         if sent || progress.due() {
             progress.flush(&consumer)?;
         }
     }
     progress.flush(&consumer)?;
-    println!("{}", tally.summary(opts.dry_run));
-    Ok(())
+    Ok(tally.summary(opts.dry_run))
+}
+
+/// Redrives the one dead letter at `at` to the sink's destination (the console's redrive
+/// button), with the same safety as a whole redrive: only this sink's record, the sink's
+/// retry policy and `webhook-id`, dead-lettered again when it fails again. The redrive
+/// group's offset moves past it only when the record is exactly where that group resumes,
+/// so it never passes a record a redrive has not handled; otherwise the next whole
+/// redrive sends it once more (same `webhook-id`, so receivers can deduplicate).
+/// A dead letter the group has already passed is refused: a redrive handled it, so it
+/// was delivered or dead-lettered again as a new record, and sending it again would
+/// deliver it twice (or leave two dead letters of one record).
+/// `stop` cuts the delivery short on shutdown, leaving the dead letter as it was.
+/// Returns what happened, in one line.
+pub async fn redrive_one(
+    loaded: &Loaded,
+    connectors: &Connectors,
+    connector: &str,
+    at: At,
+    stop: &CancellationToken,
+) -> Result<String, OpsError> {
+    let sink = super::sink(connectors, connector)?;
+    let dlq = sink
+        .dlq_topic
+        .clone()
+        .ok_or_else(|| OpsError::NoDlq(connector.to_owned()))?;
+    let group = redrive_group(connectors, sink)?;
+    // Kafka calls block; the delivery below awaits. Neither holds the other's thread.
+    let (consumer, record, line) = tokio::task::block_in_place(|| {
+        let consumer = super::consumer(loaded, &group, dlq_read::READ_ONE)?;
+        let resume = resume_offset(&consumer, &dlq, at.partition)?;
+        if resume > at.offset {
+            return Err(OpsError::Refused(format!(
+                "{dlq} {}:{} was already redriven (the redrive group resumes at offset {resume}); \
+                 if it failed again, its new dead letter is further on in the topic",
+                at.partition, at.offset
+            )));
+        }
+        let (record, line) = {
+            let msg = dlq_read::read_one(&consumer, &dlq, at)?;
+            match Entry::read(&msg, &sink.name) {
+                Entry::Mine(mine) => {
+                    let (record, env) = *mine;
+                    let line = describe(&msg, &record, &env);
+                    (record, line)
+                }
+                Entry::OtherSink => {
+                    return Err(dlq_read::not_found(
+                        &dlq,
+                        at,
+                        "the record there was dead-lettered by another sink",
+                    ))
+                }
+                Entry::Unreadable(e) => {
+                    return Err(OpsError::Refused(format!(
+                        "{dlq} {}:{} is not a hookbridge dead letter ({e}); it cannot be redriven",
+                        at.partition, at.offset
+                    )))
+                }
+            }
+        };
+        Ok::<_, OpsError>((consumer, record, line))
+    })?;
+    let sender = Sender::new(loaded, sink, Target::Destination, stop.clone())?;
+    let (_, said) = sender.send(&record, &line).await?;
+    tokio::task::block_in_place(|| commit_if_next(&consumer, &dlq, &group, at))?;
+    Ok(said)
+}
+
+/// Where the redrive group resumes in `partition` of `dlq`: its committed offset, or the
+/// partition's start when it has none.
+fn resume_offset(consumer: &BaseConsumer, dlq: &str, partition: i32) -> Result<i64, OpsError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(dlq, partition);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .doing(|| "reading the redrive group's offsets".into())?;
+    match committed.find_partition(dlq, partition).map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => Ok(o),
+        _ => Ok(consumer
+            .fetch_watermarks(dlq, partition, Duration::from_secs(10))
+            .doing(|| format!("reading the start of {dlq} [{partition}]"))?
+            .0),
+    }
+}
+
+/// Commits `at` + 1 in the redrive group when `at` is where the group resumes.
+fn commit_if_next(consumer: &BaseConsumer, dlq: &str, group: &str, at: At) -> Result<(), OpsError> {
+    if resume_offset(consumer, dlq, at.partition)? != at.offset {
+        return Ok(());
+    }
+    let mut next = TopicPartitionList::new();
+    next.add_partition_offset(dlq, at.partition, Offset::Offset(at.offset + 1))
+        .doing(|| "building the commit".into())?;
+    consumer
+        .commit(&next, CommitMode::Sync)
+        .doing(|| format!("committing redrive progress in group {group}"))
 }
 
 /// Handles one DLQ record that was there at the start. `true` when it was this sink's
@@ -123,16 +214,33 @@ async fn handle(
     opts: &Redrive<'_>,
     sender: &Sender,
     tally: &mut Tally,
+    report: &mut dyn FnMut(String),
 ) -> Result<bool, OpsError> {
     match Entry::read(msg, connector) {
+        Entry::Mine(mine) if mine.1.truncated.is_some() => {
+            // Cut to fit the DLQ topic: redriving it would deliver a partial record.
+            let o = &mine.1.origin;
+            report(format!(
+                "dlq offset {} [{}]: cut to fit the dead-letter topic ({} bytes originally); not redriven, the whole record is at {}/{}@{}",
+                msg.offset(),
+                msg.partition(),
+                mine.1.truncated.unwrap_or_default(),
+                o.topic,
+                o.partition,
+                o.offset
+            ));
+            tally.unreadable += 1;
+            Ok(false)
+        }
         Entry::Mine(mine) => {
             let (record, env) = *mine;
             let line = describe(msg, &record, &env);
             if opts.dry_run {
-                println!("would redrive {line}");
+                report(format!("would redrive {line}"));
                 tally.redriven += 1;
             } else {
-                let delivered = sender.send(&record, &line).await?;
+                let (delivered, said) = sender.send(&record, &line).await?;
+                report(said);
                 tally.count(delivered);
             }
             Ok(true)
@@ -141,21 +249,12 @@ async fn handle(
             tally.other_sinks += 1;
             Ok(false)
         }
-        Entry::Cut(size, origin) => {
-            println!(
-                "dlq offset {} [{}]: cut to fit the dead-letter topic ({size} bytes originally); not redriven, the whole record is at {origin}",
-                msg.offset(),
-                msg.partition()
-            );
-            tally.unreadable += 1;
-            Ok(false)
-        }
         Entry::Unreadable(e) => {
-            println!(
+            report(format!(
                 "dlq offset {} [{}]: not a hookbridge dead-letter record ({e}); passed over",
                 msg.offset(),
                 msg.partition()
-            );
+            ));
             tally.unreadable += 1;
             Ok(false)
         }
@@ -206,110 +305,6 @@ fn assign_from_committed(
         .doing(|| "assigning the dlq partitions".into())
 }
 
-/// Where each DLQ partition ended when the redrive started, and which partitions were
-/// read up to there.
-struct Bounds {
-    /// End offset per partition as the broker listed it at the start.
-    listed: HashMap<i32, i64>,
-    /// Partitions finished: caught up, or past the start.
-    reached: HashMap<i32, bool>,
-    started_ms: i64,
-}
-
-impl Bounds {
-    fn at_start(consumer: &BaseConsumer, dlq: &str) -> Result<Self, OpsError> {
-        let started_ms = super::unix_ms(SystemTime::now());
-        let mut listed = HashMap::new();
-        for p in super::partitions(consumer, dlq)? {
-            let (_, high) = consumer
-                .fetch_watermarks(dlq, p, Duration::from_secs(10))
-                .doing(|| format!("reading the end of {dlq} [{p}]"))?;
-            listed.insert(p, high);
-        }
-        let reached = listed.keys().map(|p| (*p, false)).collect();
-        Ok(Bounds {
-            listed,
-            reached,
-            started_ms,
-        })
-    }
-
-    fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
-        self.listed.keys().copied()
-    }
-
-    fn reached(&mut self, partition: i32) {
-        self.reached.insert(partition, true);
-    }
-
-    fn all_reached(&self) -> bool {
-        self.reached.values().all(|r| *r)
-    }
-
-    /// Whether `msg` was in the DLQ when the redrive started. The first record that was
-    /// not ends its partition: neither it nor anything after it is handled or committed.
-    ///
-    /// Below the listed end offset a record is certainly old. At or above it, its
-    /// timestamp decides: some brokers list the end as the last batch's base offset + 1
-    /// (Tansu), so the rest of that batch is still old, while whatever was dead-lettered
-    /// after the start carries a later timestamp.
-    fn admits(&mut self, msg: &BorrowedMessage<'_>) -> bool {
-        let p = msg.partition();
-        if self.reached.get(&p).copied().unwrap_or(true) {
-            return false;
-        }
-        let below_end = self.listed.get(&p).is_some_and(|end| msg.offset() < *end);
-        let older = msg
-            .timestamp()
-            .to_millis()
-            .is_some_and(|t| t < self.started_ms);
-        if below_end || older {
-            return true;
-        }
-        self.reached(p);
-        false
-    }
-}
-
-/// A DLQ record, as far as this sink is concerned.
-enum Entry {
-    /// Dead-lettered by this sink: the original record and its envelope.
-    Mine(Box<(Record, DeadLetterEnvelope)>),
-    /// Another sink's: left for that sink's redrive.
-    OtherSink,
-    /// No readable envelope: no sink can redrive it.
-    Unreadable(EnvelopeError),
-    /// This sink's, but cut to fit the DLQ topic: redriving it would deliver a partial
-    /// record. The original size and where the whole record is.
-    Cut(u64, String),
-}
-
-impl Entry {
-    fn read(msg: &BorrowedMessage<'_>, connector: &str) -> Entry {
-        let (mut record, _) = Record::from_message(msg, msg.topic().into());
-        match envelope::connector(&record.headers) {
-            Ok(c) if c != connector => return Entry::OtherSink,
-            Ok(_) => {}
-            Err(e) => return Entry::Unreadable(e),
-        }
-        let env = match DeadLetterEnvelope::read(&record.headers) {
-            Ok(env) => env,
-            Err(e) => return Entry::Unreadable(e),
-        };
-        if let Some(size) = env.truncated {
-            let o = &env.origin;
-            return Entry::Cut(size, format!("{}/{}@{}", o.topic, o.partition, o.offset));
-        }
-        record.tp = TopicPartition {
-            topic: env.origin.topic.as_str().into(),
-            partition: env.origin.partition,
-        };
-        record.offset = env.origin.offset;
-        record.headers = envelope::original_headers(&record.headers);
-        Entry::Mine(Box::new((record, env)))
-    }
-}
-
 fn describe(msg: &BorrowedMessage<'_>, r: &Record, env: &DeadLetterEnvelope) -> String {
     let status = env.status.map(|s| format!(" {s}")).unwrap_or_default();
     format!(
@@ -331,7 +326,12 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(loaded: &Loaded, sink: &Sink, to: Target) -> Result<Self, OpsError> {
+    fn new(
+        loaded: &Loaded,
+        sink: &Sink,
+        to: Target,
+        cancel: CancellationToken,
+    ) -> Result<Self, OpsError> {
         let props = loaded
             .settings
             .kafka
@@ -355,7 +355,7 @@ impl Sender {
         Ok(Sender {
             producer,
             destination,
-            cancel: CancellationToken::new(),
+            cancel,
             partitions: std::sync::Mutex::default(),
         })
     }
@@ -383,9 +383,10 @@ impl Sender {
         n
     }
 
-    /// `true` when delivered (or produced back), `false` when dead-lettered again. A
-    /// record left unfinished is an error: its offset must not be committed.
-    async fn send(&self, record: &Record, line: &str) -> Result<bool, OpsError> {
+    /// `true` when delivered (or produced back), `false` when dead-lettered again, with
+    /// the line that says so. A record left unfinished is an error: its offset must not be
+    /// committed.
+    async fn send(&self, record: &Record, line: &str) -> Result<(bool, String), OpsError> {
         let Some(dest) = &self.destination else {
             to_source(
                 &self.producer,
@@ -393,18 +394,17 @@ impl Sender {
                 self.partition_count(&record.tp.topic),
             )
             .await?;
-            println!("{line}: produced to {}", record.tp.topic);
-            return Ok(true);
+            return Ok((true, format!("{line}: produced to {}", record.tp.topic)));
         };
         let stop = Stop {
             cancel: &self.cancel,
             abort: &self.cancel,
         };
         let finish = dest.deliver(record, stop, None).await;
-        println!("{line}: {finish:?}");
+        let said = format!("{line}: {finish:?}");
         match finish {
-            Finish::Delivered | Finish::Filtered => Ok(true),
-            Finish::DeadLettered => Ok(false),
+            Finish::Delivered | Finish::Filtered => Ok((true, said)),
+            Finish::DeadLettered => Ok((false, said)),
             Finish::Abandoned => Err(OpsError::Refused(format!(
                 "{line}: delivery did not finish; progress up to the record before it is committed"
             ))),

@@ -31,51 +31,70 @@ pub fn parse_from(text: &str) -> Result<SystemTime, OpsError> {
 
 /// One partition's move.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Move {
-    topic: String,
-    partition: i32,
+pub struct Move {
+    pub topic: String,
+    pub partition: i32,
     /// Where the group resumes today: its committed offset, or the log start when it has
     /// none (or the committed records were deleted by retention).
-    resume: i64,
+    pub resume: i64,
     /// First offset at or after `--from`; `None` when no record is that recent.
-    target: Option<i64>,
+    pub target: Option<i64>,
 }
 
 impl Move {
     /// Undelivered records this move would skip.
-    fn skipped(&self) -> i64 {
+    pub fn skipped(&self) -> i64 {
         self.target.map_or(0, |t| (t - self.resume).max(0))
+    }
+
+    /// Records this move would deliver again.
+    pub fn again(&self) -> i64 {
+        self.target.map_or(0, |t| (self.resume - t).max(0))
     }
 }
 
-/// Rewinds the sink's group. Prints one line per partition.
+/// The replay's dry run: each partition's move, changing nothing. A move with
+/// [`Move::skipped`] above zero means the replay would be refused.
+pub fn dry_run(
+    loaded: &Loaded,
+    connectors: &Connectors,
+    name: &str,
+    from: SystemTime,
+) -> Result<Vec<Move>, OpsError> {
+    let sink = super::sink(connectors, name)?;
+    let consumer = super::consumer(loaded, &sink.group_id, &[])?;
+    plan(&consumer, sink, from)
+}
+
+/// Rewinds the sink's group. Returns one line per partition and a summary.
 pub fn replay(
     loaded: &Loaded,
     connectors: &Connectors,
     name: &str,
     from: SystemTime,
-) -> Result<(), OpsError> {
+) -> Result<Vec<String>, OpsError> {
     let sink = super::sink(connectors, name)?;
     let consumer = super::consumer(loaded, &sink.group_id, &[])?;
     refuse_live_members(&consumer, sink)?;
     let moves = plan(&consumer, sink, from)?;
     refuse_forward(&moves, &sink.group_id)?;
+    let mut lines = Vec::new();
     let mut commit = TopicPartitionList::new();
     for m in &moves {
         match m.target {
             Some(o) => {
-                println!(
+                lines.push(format!(
                     "{} [{}] → offset {o} (was {})",
                     m.topic, m.partition, m.resume
-                );
+                ));
                 commit
                     .add_partition_offset(&m.topic, m.partition, Offset::Offset(o))
                     .doing(|| "building the commit".into())?;
             }
-            None => println!(
+            None => lines.push(format!(
                 "{} [{}] has no record after that time; unchanged",
                 m.topic, m.partition
-            ),
+            )),
         }
     }
     if commit.count() > 0 {
@@ -83,12 +102,12 @@ pub fn replay(
             .commit(&commit, CommitMode::Sync)
             .doing(|| "committing the rewound offsets".into())?;
     }
-    println!(
+    lines.push(format!(
         "group {} rewound on {} partition(s); start the sink to re-deliver",
         sink.group_id,
         commit.count()
-    );
-    Ok(())
+    ));
+    Ok(lines)
 }
 
 fn refuse_live_members(consumer: &BaseConsumer, sink: &Sink) -> Result<(), OpsError> {

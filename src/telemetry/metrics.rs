@@ -2,13 +2,18 @@
 //! shared by reference; label values are connector names and small closed sets, never
 //! anything taken from a request.
 
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use super::failures::RecentFailures;
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
+    /// Not a Prometheus metric: the last failed attempts of each sink, for the console.
+    pub recent_failures: RecentFailures,
     /// Ingress requests by connector and HTTP status.
     pub ingress_requests: IntCounterVec,
     /// Signature failures by connector and reason.
@@ -228,7 +233,13 @@ impl Metrics {
                 &["connector", "class"],
             ),
             registry: r,
+            recent_failures: RecentFailures::default(),
         }
+    }
+
+    /// Every metric's current samples: what [`Metrics::render`] writes, for the console.
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -1,6 +1,8 @@
 //! Telemetry: the Prometheus registry with every `hookbridge_` metric, per-sink handles
-//! and typed events, readiness, W3C trace context, and log setup.
+//! and typed events, readiness, W3C trace context, log setup, and the recent failures
+//! per sink that the operator console shows.
 
+pub(crate) mod failures;
 pub(crate) mod health;
 pub mod logging;
 pub(crate) mod metrics;

@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
+use std::time::SystemTime;
+
 use prometheus::{Histogram, IntCounter, IntGauge};
 
+use super::failures::{Failure, FailureRing};
 use super::Metrics;
 
 /// Result classes of an HTTP attempt that have a pre-resolved counter.
@@ -42,6 +45,7 @@ pub struct SinkTelemetry {
     pub metadata_bytes: IntGauge,
     skipped_on_resume: IntCounter,
     dlq_truncated: IntCounter,
+    failures: Arc<FailureRing>,
 }
 
 impl SinkTelemetry {
@@ -65,9 +69,28 @@ impl SinkTelemetry {
             metadata_bytes: m.commit_metadata_bytes.with_label_values(&[n]),
             skipped_on_resume: m.skipped_on_resume.with_label_values(&[n]),
             dlq_truncated: m.dlq_truncated.with_label_values(&[n]),
+            failures: metrics.recent_failures.ring(&name),
             metrics: metrics.clone(),
             name,
         }
+    }
+
+    fn failed(
+        &self,
+        id: &str,
+        error: &'static str,
+        status: Option<u16>,
+        attempts: u32,
+        outcome: String,
+    ) {
+        self.failures.push(Failure {
+            at: SystemTime::now(),
+            id: id.to_owned(),
+            error,
+            status,
+            attempts,
+            outcome,
+        });
     }
 
     fn attempt_counter(&self, result: &str) -> Option<&IntCounter> {
@@ -127,6 +150,7 @@ pub struct RetryScheduled<'a> {
 impl RetryScheduled<'_> {
     pub fn emit(&self, t: &SinkTelemetry) {
         t.retries.inc();
+        t.failed(self.id, self.error, None, self.attempts, "retrying".into());
         tracing::debug!(connector = %t.name, id = self.id, error = self.error, attempts = self.attempts,
             wait = ?self.wait, "retrying delivery");
     }
@@ -142,6 +166,13 @@ pub struct UndeliverableWithoutDlq<'a> {
 
 impl UndeliverableWithoutDlq<'_> {
     pub fn emit(&self, t: &SinkTelemetry) {
+        t.failed(
+            self.id,
+            self.error,
+            None,
+            self.attempts,
+            "retrying, no dlq".into(),
+        );
         tracing::error!(connector = %t.name, id = self.id, error = self.error, attempts = self.attempts,
             "record cannot be delivered and no dlq is configured; retrying at the maximum backoff");
     }
@@ -169,6 +200,8 @@ impl DeadLettered<'_> {
                 .with_label_values(&[&t.name, other])
                 .inc(),
         }
+        let outcome = format!("dead-lettered: {}", self.reason);
+        t.failed(self.id, "", self.status, self.attempts, outcome);
         tracing::warn!(connector = %t.name, id = self.id, reason = self.reason, status = ?self.status,
             attempts = self.attempts, dlq = self.dlq, "record dead-lettered");
         if let Some(cut) = self.cut {

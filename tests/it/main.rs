@@ -2,6 +2,9 @@
 //! (Tansu) and real loopback HTTP servers, checked with an independent Kafka client.
 
 mod check;
+mod console;
+mod console_browser;
+mod dlq_inspect;
 mod egress;
 mod hostile;
 mod ingress;

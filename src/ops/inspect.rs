@@ -1,0 +1,703 @@
+//! `hookbridge dlq list` and `dlq show`: what a sink dead-lettered and why, without `kcat`.
+//!
+//! Both read the DLQ topic with a consumer that belongs to no group (partitions assigned,
+//! nothing committed), so inspecting never moves a sink's or a redrive's offsets. `list`
+//! reads every partition up to where it ended when the command started and keeps only
+//! this sink's records, exactly as `dlq redrive` selects them (the shared reader in
+//! [`super::dlq_read`] owns both rules). Every byte taken from a record is escaped before
+//! it is printed: a record can hold terminal escape sequences or invalid UTF-8. And the
+//! sink's own secrets are masked ([`Redact`]): a destination that echoes the request in
+//! its error answer puts the sink's bearer token into the DLQ's response excerpt.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rdkafka::message::{BorrowedMessage, Message};
+use serde::Serialize;
+
+use super::dlq_read::{self, Entry, Reader};
+use super::OpsError;
+use crate::config::load::Loaded;
+use crate::connectors::sink::Credentials;
+use crate::connectors::{Connectors, Sink};
+use crate::egress::record::Record;
+use crate::kafka::envelope::DeadLetterEnvelope;
+
+/// Bytes of the destination's response shown per listed record.
+const LIST_RESPONSE_BYTES: usize = 120;
+
+/// Which dead letters to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Dead-lettered at or after this time.
+    pub since: Option<SystemTime>,
+    /// `permanent` or `exhausted`.
+    pub reason: Option<String>,
+    pub status: Option<StatusFilter>,
+    /// Only among the last this many records of each DLQ partition (the console's
+    /// bound on one read); `None` reads every partition from its start.
+    pub last_per_partition: Option<u64>,
+}
+
+impl Filter {
+    fn admits(&self, s: &Summary) -> bool {
+        self.since.is_none_or(|t| s.time_ms >= super::unix_ms(t))
+            && self.reason.as_deref().is_none_or(|r| s.reason == r)
+            && self.status.is_none_or(|f| f.admits(s.status))
+    }
+}
+
+/// `--status`: one HTTP status (`400`), a class (`4xx`), or `none` (no HTTP answer:
+/// timeouts, refused connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Exact(u16),
+    Class(u16),
+    NoAnswer,
+}
+
+impl StatusFilter {
+    fn admits(self, status: Option<u16>) -> bool {
+        match (self, status) {
+            (StatusFilter::Exact(want), Some(s)) => s == want,
+            (StatusFilter::Class(c), Some(s)) => s / 100 == c,
+            (StatusFilter::NoAnswer, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for StatusFilter {
+    type Err = OpsError;
+
+    fn from_str(text: &str) -> Result<Self, OpsError> {
+        let t = text.trim().to_ascii_lowercase();
+        let bad = || {
+            OpsError::Refused(format!(
+                "--status {text:?}: expected an HTTP status (400), a class (4xx) or none"
+            ))
+        };
+        if t == "none" {
+            return Ok(StatusFilter::NoAnswer);
+        }
+        if let Some(class) = t.strip_suffix("xx") {
+            return match class.parse::<u16>() {
+                Ok(c @ 1..=5) => Ok(StatusFilter::Class(c)),
+                _ => Err(bad()),
+            };
+        }
+        match t.parse::<u16>() {
+            Ok(s @ 100..=599) => Ok(StatusFilter::Exact(s)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// One dead letter as listed: where it is, where it came from and why it failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Where the dead letter is: `dlq show --at <dlq_partition>:<dlq_offset>`.
+    pub dlq_partition: i32,
+    pub dlq_offset: i64,
+    /// When it was dead-lettered (RFC 3339).
+    pub time: String,
+    #[serde(skip)]
+    pub time_ms: i64,
+    /// The original record.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: String,
+    pub error: String,
+    pub status: Option<u16>,
+    pub attempts: u32,
+    /// The start of the destination's answer, escaped.
+    pub response: String,
+}
+
+impl Summary {
+    fn new(
+        msg: &BorrowedMessage<'_>,
+        record: &Record,
+        env: &DeadLetterEnvelope,
+        redact: &Redact,
+    ) -> Self {
+        let time_ms = dlq_time_ms(msg, env);
+        Summary {
+            dlq_partition: msg.partition(),
+            dlq_offset: msg.offset(),
+            time: rfc3339_ms(time_ms),
+            time_ms,
+            topic: record.tp.topic.to_string(),
+            partition: record.tp.partition,
+            offset: record.offset,
+            reason: env.reason.clone(),
+            error: env.error.clone(),
+            status: env.status,
+            attempts: env.attempts,
+            response: escape(
+                &redact.bytes(&env.response),
+                LIST_RESPONSE_BYTES,
+                Lines::Escaped,
+            )
+            .0,
+        }
+    }
+
+    /// `P:OFFSET` in the DLQ topic, what `dlq show --at` takes.
+    pub fn at(&self) -> String {
+        format!("{}:{}", self.dlq_partition, self.dlq_offset)
+    }
+}
+
+/// What `dlq list` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub connector: String,
+    pub dlq: String,
+    /// This sink's dead letters that pass the filter.
+    pub matched: usize,
+    /// Records of other sinks sharing the topic, not listed.
+    pub other_sinks: usize,
+    /// Records without a readable dead-letter envelope, not listed.
+    pub unreadable: usize,
+    /// Only the last this many records of each partition were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_per_partition: Option<u64>,
+    /// The newest `limit` matches, oldest first.
+    pub records: Vec<Summary>,
+}
+
+/// Lists the newest `limit` dead letters of sink `connector` that pass `filter`.
+/// Blocking: it polls Kafka.
+pub fn list(
+    loaded: &Loaded,
+    connectors: &Connectors,
+    connector: &str,
+    filter: &Filter,
+    limit: usize,
+) -> Result<Listing, OpsError> {
+    let dlq = dlq_topic(connectors, connector)?;
+    let redact = Redact::of(super::sink(connectors, connector)?);
+    let consumer = dlq_read::groupless_consumer(loaded, &[])?;
+    let mut reader = Reader::at_start(&consumer, &dlq)?;
+    dlq_read::assign_tail(&consumer, &reader, filter.last_per_partition)?;
+    let mut listing = Listing {
+        connector: connector.to_owned(),
+        dlq: dlq.clone(),
+        matched: 0,
+        other_sinks: 0,
+        unreadable: 0,
+        last_per_partition: filter.last_per_partition,
+        records: Vec::new(),
+    };
+    let mut newest = Newest::new(limit);
+    while let Some(msg) = reader.next(&consumer)? {
+        match Entry::read(&msg, connector) {
+            Entry::Mine(mine) => {
+                let s = Summary::new(&msg, &mine.0, &mine.1, &redact);
+                if filter.admits(&s) {
+                    listing.matched += 1;
+                    newest.push(s);
+                }
+            }
+            Entry::OtherSink => listing.other_sinks += 1,
+            Entry::Unreadable(_) => listing.unreadable += 1,
+        }
+    }
+    listing.records = newest.into_sorted();
+    Ok(listing)
+}
+
+/// Keeps the newest `limit` summaries in bounded memory, however long the DLQ.
+struct Newest {
+    limit: usize,
+    kept: Vec<Summary>,
+}
+
+impl Newest {
+    fn new(limit: usize) -> Self {
+        Newest {
+            limit,
+            kept: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, s: Summary) {
+        self.kept.push(s);
+        if self.kept.len() >= self.limit.saturating_mul(2).max(64) {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        self.kept
+            .sort_by_key(|s| (s.time_ms, s.dlq_partition, s.dlq_offset));
+        let extra = self.kept.len().saturating_sub(self.limit);
+        self.kept.drain(..extra);
+    }
+
+    fn into_sorted(mut self) -> Vec<Summary> {
+        self.trim();
+        self.kept
+    }
+}
+
+impl Listing {
+    /// The table `dlq list` prints.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<24} {:<10} {:<32} {:<10} {:<6} {:>8}  RESPONSE",
+            "TIME", "AT", "ORIGIN", "REASON", "STATUS", "ATTEMPTS"
+        );
+        for s in &self.records {
+            let origin = format!("{} [{}] @{}", escape_str(&s.topic), s.partition, s.offset);
+            let status = s.status.map_or_else(|| s.error.clone(), |c| c.to_string());
+            let _ = writeln!(
+                out,
+                "{:<24} {:<10} {:<32} {:<10} {:<6} {:>8}  {}",
+                s.time,
+                s.at(),
+                origin,
+                escape_str(&s.reason),
+                escape_str(&status),
+                s.attempts,
+                s.response
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{} of {} matching dead letter(s) of sink {:?} in {} shown, newest last; other sinks' records: {}; unreadable: {}",
+            self.records.len(),
+            self.matched,
+            self.connector,
+            self.dlq,
+            self.other_sinks,
+            self.unreadable
+        );
+        out
+    }
+}
+
+/// `--at P:OFFSET`: a record's place in the DLQ topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl FromStr for At {
+    type Err = OpsError;
+
+    fn from_str(text: &str) -> Result<Self, OpsError> {
+        let bad = || {
+            OpsError::Refused(format!(
+                "--at {text:?}: expected PARTITION:OFFSET in the dlq topic, such as 0:42 (dlq list shows it)"
+            ))
+        };
+        let (p, o) = text.trim().split_once(':').ok_or_else(bad)?;
+        Ok(At {
+            partition: p.parse().ok().filter(|p| *p >= 0).ok_or_else(bad)?,
+            offset: o.parse().ok().filter(|o| *o >= 0).ok_or_else(bad)?,
+        })
+    }
+}
+
+/// One dead letter in full: every header, the key and the start of the body, escaped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shown {
+    pub dlq: String,
+    pub dlq_partition: i32,
+    pub dlq_offset: i64,
+    pub time: String,
+    /// The dead-letter envelope; `None` when the record has no readable one.
+    pub summary: Option<Summary>,
+    /// Every header of the dead-letter record, in order, values escaped.
+    pub headers: Vec<(String, String)>,
+    pub key: Option<String>,
+    /// Size of the body in bytes.
+    pub body_bytes: usize,
+    /// The first `preview` bytes of the body, escaped.
+    pub body: String,
+    /// The body is longer than the preview.
+    pub body_truncated: bool,
+}
+
+/// Reads the dead letter at `at` in sink `connector`'s DLQ. A record that is not there, or
+/// is another sink's, is [`OpsError::NotFound`]. Blocking: it polls Kafka.
+pub fn show(
+    loaded: &Loaded,
+    connectors: &Connectors,
+    connector: &str,
+    at: At,
+    preview: usize,
+) -> Result<Shown, OpsError> {
+    let dlq = dlq_topic(connectors, connector)?;
+    let redact = Redact::of(super::sink(connectors, connector)?);
+    let consumer = dlq_read::groupless_consumer(loaded, dlq_read::READ_ONE)?;
+    let msg = dlq_read::read_one(&consumer, &dlq, at)?;
+    let (raw, _) = Record::from_message(&msg, msg.topic().into());
+    let summary = match Entry::read(&msg, connector) {
+        Entry::Mine(mine) => Some(Summary::new(&msg, &mine.0, &mine.1, &redact)),
+        Entry::OtherSink => {
+            return Err(dlq_read::not_found(
+                &dlq,
+                at,
+                &format!(
+                    "the record there was dead-lettered by another sink ({})",
+                    escape_str(crate::kafka::envelope::connector(&raw.headers).unwrap_or("?"))
+                ),
+            ))
+        }
+        Entry::Unreadable(_) => None,
+    };
+    let (body, body_truncated) = escape(&redact.bytes(&raw.value), preview, Lines::Kept);
+    Ok(Shown {
+        dlq: dlq.clone(),
+        dlq_partition: at.partition,
+        dlq_offset: at.offset,
+        time: rfc3339_ms(msg.timestamp().to_millis().unwrap_or(0)),
+        summary,
+        headers: raw
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    escape_str(k),
+                    escape(&redact.bytes(v), usize::MAX, Lines::Escaped).0,
+                )
+            })
+            .collect(),
+        key: raw
+            .key
+            .as_ref()
+            .map(|k| escape(&redact.bytes(k), usize::MAX, Lines::Escaped).0),
+        body_bytes: raw.value.len(),
+        body,
+        body_truncated,
+    })
+}
+
+impl Shown {
+    /// What `dlq show` prints.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "dead letter {}:{} in {} (written {})",
+            self.dlq_partition, self.dlq_offset, self.dlq, self.time
+        );
+        match &self.summary {
+            Some(s) => {
+                let status = s
+                    .status
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into());
+                let _ = writeln!(
+                    out,
+                    "origin:   {} [{}] @{}\nreason:   {} ({}), status {status}, {} attempt(s)\nresponse: {}",
+                    escape_str(&s.topic),
+                    s.partition,
+                    s.offset,
+                    escape_str(&s.reason),
+                    escape_str(&s.error),
+                    s.attempts,
+                    s.response
+                );
+            }
+            None => {
+                let _ = writeln!(out, "not a hookbridge dead letter: no readable envelope");
+            }
+        }
+        let _ = writeln!(out, "key:      {}", self.key.as_deref().unwrap_or("(none)"));
+        let _ = writeln!(out, "headers:");
+        for (k, v) in &self.headers {
+            let _ = writeln!(out, "  {k}: {v}");
+        }
+        let cut = if self.body_truncated {
+            ", preview cut"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "body ({} bytes{cut}):\n{}", self.body_bytes, self.body);
+        out
+    }
+}
+
+/// The values of a sink's secrets, masked wherever a dead letter's text is shown.
+pub(crate) struct Redact(Vec<String>);
+
+/// What a masked secret shows as.
+const REDACTED: &str = "[redacted]";
+
+/// Secrets shorter than this are not masked: masking them would blank common words.
+const REDACT_MIN_CHARS: usize = 6;
+
+impl Redact {
+    /// What `sink` sends and a destination may echo: its header values from secret
+    /// references, the password of its URL (raw and as the `Basic` credentials made of
+    /// it) and its signing key.
+    pub(crate) fn of(sink: &Sink) -> Redact {
+        let mut secrets: Vec<String> = sink
+            .headers
+            .iter()
+            .filter(|(_, v)| v.is_sensitive())
+            .filter_map(|(_, v)| v.to_str().ok().map(str::to_owned))
+            .collect();
+        if let Some((user, password)) = sink.url.userinfo() {
+            use base64::Engine as _;
+            let basic = format!("{user}:{password}");
+            secrets.push(base64::engine::general_purpose::STANDARD.encode(basic));
+            secrets.push(password);
+        }
+        match &sink.credentials {
+            Some(Credentials::Header(v)) => {
+                // `Bearer <token>` / `Basic <pair>`: the credential alone is echoed too.
+                if let Ok(v) = v.to_str() {
+                    secrets.extend(v.split_once(' ').map(|(_, c)| c.to_owned()));
+                    secrets.push(v.to_owned());
+                }
+            }
+            Some(Credentials::OAuth2 { client_secret, .. }) => {
+                secrets.push(client_secret.expose().to_owned());
+            }
+            None => {}
+        }
+        secrets.extend(sink.signing_key.iter().map(|k| k.expose().to_owned()));
+        secrets.retain(|s| s.chars().count() >= REDACT_MIN_CHARS);
+        // The longest first, so a secret inside a longer one is masked with it.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Redact(secrets)
+    }
+
+    /// `raw` with every secret masked, before it is escaped or cut for display; also the
+    /// start of a secret at its very end, where a stored excerpt cut one off.
+    fn bytes(&self, raw: &Bytes) -> Bytes {
+        let mut out = raw.to_vec();
+        for s in &self.0 {
+            out = replace_all(&out, s.as_bytes(), REDACTED.as_bytes());
+        }
+        for s in &self.0 {
+            let s = s.as_bytes();
+            if let Some(k) = (REDACT_MIN_CHARS..s.len())
+                .rev()
+                .find(|k| out.ends_with(&s[..*k]))
+            {
+                out.truncate(out.len() - k);
+                out.extend_from_slice(REDACTED.as_bytes());
+                break;
+            }
+        }
+        Bytes::from(out)
+    }
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The DLQ topic of sink `connector`.
+pub(crate) fn dlq_topic(connectors: &Connectors, connector: &str) -> Result<String, OpsError> {
+    super::sink(connectors, connector)?
+        .dlq_topic
+        .clone()
+        .ok_or_else(|| OpsError::NoDlq(connector.to_owned()))
+}
+
+/// When a record was dead-lettered: its broker timestamp, else the envelope's last attempt.
+fn dlq_time_ms(msg: &BorrowedMessage<'_>, env: &DeadLetterEnvelope) -> i64 {
+    msg.timestamp()
+        .to_millis()
+        .unwrap_or_else(|| super::unix_ms(env.last_attempt))
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Whether line breaks and tabs survive escaping (a body preview) or are escaped too (a
+/// one-line field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    Kept,
+    Escaped,
+}
+
+/// The first `cap` bytes of `bytes` as printable text: control characters, invisible
+/// direction overrides and bytes that are not UTF-8 are written as `\n`, `\u{202e}`,
+/// `\xff`. `true` when the text was cut.
+pub fn escape(bytes: &Bytes, cap: usize, lines: Lines) -> (String, bool) {
+    let cut = bytes.len() > cap;
+    let shown = &bytes[..bytes.len().min(cap)];
+    let mut out = String::with_capacity(shown.len());
+    for chunk in shown.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_char(&mut out, c, lines);
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    (out, cut)
+}
+
+/// A text field (header name, topic) escaped the same way.
+pub fn escape_str(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_char(&mut out, c, Lines::Escaped);
+    }
+    out
+}
+
+fn push_char(out: &mut String, c: char, lines: Lines) {
+    let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
+    match c {
+        '\n' | '\t' if lines == Lines::Kept => out.push(c),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if c.is_control() || invisible => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_printable_bytes_are_escaped() {
+        let raw = Bytes::from_static(b"ok \x1b[31mred\x07\n\xff\xfe end \xe2\x80\xae");
+        let (one_line, cut) = escape(&raw, usize::MAX, Lines::Escaped);
+        assert!(!cut);
+        assert_eq!(
+            one_line,
+            "ok \\u{1b}[31mred\\u{7}\\n\\xff\\xfe end \\u{202e}"
+        );
+        let (kept, _) = escape(&raw, usize::MAX, Lines::Kept);
+        assert!(kept.contains("red\\u{7}\n\\xff"), "{kept}");
+        assert_eq!(escape_str("héllo\u{0}"), "héllo\\u{0}");
+    }
+
+    #[test]
+    fn the_preview_is_capped() {
+        let raw = Bytes::from(vec![b'a'; 10_000]);
+        let (text, cut) = escape(&raw, 4096, Lines::Kept);
+        assert!(cut);
+        assert_eq!(text.len(), 4096);
+        // A multi-byte character cut at the cap shows as its bytes, never panics.
+        let (text, cut) = escape(&Bytes::from("aé".as_bytes().to_vec()), 2, Lines::Kept);
+        assert!(cut);
+        assert_eq!(text, "a\\xc3");
+    }
+
+    #[test]
+    fn status_and_at_parse_or_say_what_is_expected() {
+        assert_eq!(
+            "400".parse::<StatusFilter>().ok(),
+            Some(StatusFilter::Exact(400))
+        );
+        assert_eq!(
+            "5XX".parse::<StatusFilter>().ok(),
+            Some(StatusFilter::Class(5))
+        );
+        assert_eq!(
+            "none".parse::<StatusFilter>().ok(),
+            Some(StatusFilter::NoAnswer)
+        );
+        for bad in ["9xx", "42", "abc", ""] {
+            let e = bad.parse::<StatusFilter>().unwrap_err().to_string();
+            assert!(e.contains("expected an HTTP status"), "{e}");
+        }
+        assert!(StatusFilter::Class(4).admits(Some(404)));
+        assert!(!StatusFilter::Class(4).admits(None));
+        assert!(StatusFilter::NoAnswer.admits(None));
+
+        assert_eq!(
+            "2:17".parse::<At>().ok(),
+            Some(At {
+                partition: 2,
+                offset: 17
+            })
+        );
+        for bad in ["17", "a:1", "1:-1", "-1:3"] {
+            let e = bad.parse::<At>().unwrap_err().to_string();
+            assert!(e.contains("PARTITION:OFFSET"), "{e}");
+        }
+    }
+
+    fn summary(time_ms: i64, offset: i64) -> Summary {
+        Summary {
+            dlq_partition: 0,
+            dlq_offset: offset,
+            time: rfc3339_ms(time_ms),
+            time_ms,
+            topic: "orders".into(),
+            partition: 0,
+            offset,
+            reason: "permanent".into(),
+            error: "4xx".into(),
+            status: Some(400),
+            attempts: 1,
+            response: String::new(),
+        }
+    }
+
+    #[test]
+    fn secrets_are_masked_whole_and_where_an_excerpt_cut_them() {
+        let r = Redact(vec!["Bearer tok-123456".into()]);
+        let masked = |text: &str| r.bytes(&Bytes::from(text.to_owned()));
+        assert_eq!(
+            masked("a: Bearer tok-123456\nb: Bearer tok-123456"),
+            "a: [redacted]\nb: [redacted]"
+        );
+        assert_eq!(
+            masked("authorization: Bearer tok-12"),
+            "authorization: [redacted]"
+        );
+        assert_eq!(masked("nothing here: Bea"), "nothing here: Bea");
+    }
+
+    #[test]
+    fn only_the_newest_matches_are_kept() {
+        let mut newest = Newest::new(3);
+        for i in (0..500).rev() {
+            newest.push(summary(1_000 + i, i));
+        }
+        let kept: Vec<i64> = newest.into_sorted().iter().map(|s| s.dlq_offset).collect();
+        assert_eq!(kept, vec![497, 498, 499]);
+    }
+
+    #[test]
+    fn filters_combine() {
+        let s = summary(5_000, 1);
+        let f =
+            |reason: Option<&str>, status: Option<StatusFilter>, since_ms: Option<u64>| Filter {
+                since: since_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+                reason: reason.map(str::to_owned),
+                status,
+                last_per_partition: None,
+            };
+        assert!(f(None, None, None).admits(&s));
+        assert!(f(Some("permanent"), Some(StatusFilter::Class(4)), Some(5_000)).admits(&s));
+        assert!(!f(Some("exhausted"), None, None).admits(&s));
+        assert!(!f(None, Some(StatusFilter::Exact(500)), None).admits(&s));
+        assert!(!f(None, None, Some(5_001)).admits(&s));
+    }
+}

@@ -1,0 +1,428 @@
+//! The operator console over HTTP against a real broker: login, a dead-lettered record on
+//! the sink and DLQ pages (escaped), redrive with CSRF, replay's dry run, and what an
+//! anonymous client gets. The headless-browser run of the same flow is
+//! `tests/console/console.test.mjs`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::broker::Broker;
+use crate::support::hookbridge::{Config, Hookbridge};
+use crate::support::kafka;
+use crate::support::receiver::{Answer, Receiver};
+use crate::support::unique;
+
+const TOKEN: &str = "console-token-5d1f0c9a7e3b";
+const GH_SECRET: &str = "gh-secret-value-77aa01";
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+impl Client {
+    fn new(hb: &Hookbridge) -> Self {
+        Client {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: hb.admin_url(""),
+            cookie: None,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let r = req.send().await.expect("GET");
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        (status, headers, r.text().await.expect("body"))
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let r = req.send().await.expect("POST");
+        let status = r.status().as_u16();
+        let set = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = r.text().await.expect("body");
+        (status, set.map_or(text.clone(), |s| format!("{s}\n{text}")))
+    }
+}
+
+/// The CSRF token in a page's forms.
+fn csrf(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..].split('"').next().expect("value").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
+    let broker = Broker::start();
+    let topic = unique("console");
+    let dlq = format!("{topic}.dlq");
+    let events = unique("console-gh");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    broker.create_topic(&events, 1);
+    let accept = Arc::new(AtomicBool::new(false));
+    let flag = accept.clone();
+    let rx = Receiver::start(move |_| {
+        Answer::status(if flag.load(Ordering::SeqCst) {
+            200
+        } else {
+            400
+        })
+    })
+    .await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nretry = {{ max_attempts = 2, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\nsign = {{ scheme = \"standard-webhooks\", secret = \"${{ORDERS_WHSEC}}\" }}\n",
+        rx.url
+    );
+    let source = format!(
+        "[source]\nname = \"github\"\npath = \"/webhooks/github\"\ntopic = \"{events}\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH_SECRET}}\"] }}\n"
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .connector("github.toml", &source)
+        .env("ORDERS_WHSEC", WHSEC)
+        .env("GH_SECRET", GH_SECRET)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "<script>alert(1)</script>"})],
+    )
+    .await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await.len(),
+        1
+    );
+
+    let mut c = Client::new(&hb);
+    let mut pages = Vec::new();
+
+    // Anonymous: every page 401, every action 403.
+    for path in [
+        "/console",
+        "/console/api/overview",
+        "/console/sinks/orders",
+        "/console/sinks/orders/dlq",
+        "/console/sinks/orders/dlq/0:0",
+        "/console/sinks/orders/replay?from=1h",
+    ] {
+        let (status, _, body) = c.get(path).await;
+        assert_eq!(status, 401, "{path}");
+        pages.push(body);
+    }
+    for path in [
+        "/console/sinks/orders/dlq/0:0/redrive",
+        "/console/sinks/orders/replay",
+        "/console/logout",
+    ] {
+        let (status, _) = c.post(path, &[("from", "1h")]).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    let (status, body) = c
+        .post("/console/login", &[("token", "not-the-token")])
+        .await;
+    assert_eq!(status, 401);
+    pages.push(body);
+
+    // Login: a random session id in an HttpOnly SameSite=Strict cookie.
+    let (status, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    assert_eq!(status, 303, "{set}");
+    let set_cookie = set.lines().next().expect("set-cookie");
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(!set_cookie.contains(TOKEN), "{set_cookie}");
+    c.cookie = Some(set_cookie.split(';').next().expect("pair").to_owned());
+
+    let (status, headers, overview) = c.get("/console").await;
+    assert_eq!(status, 200, "{overview}");
+    let csp = headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(overview.contains("orders") && overview.contains("github"));
+    assert!(!overview.contains("<script>") && !overview.contains("onclick"));
+    pages.push(overview.clone());
+    let (_, _, api) = c.get("/console/api/overview").await;
+    let api: serde_json::Value = serde_json::from_str(&api).expect("overview json");
+    assert_eq!(api["sinks"]["orders"]["dead_lettered"], 1, "{api}");
+
+    // The failure row, the dead letter, escaped.
+    let (_, _, sink_page) = c.get("/console/sinks/orders").await;
+    assert!(sink_page.contains(&format!("{topic}-0-0")), "{sink_page}");
+    assert!(
+        sink_page.contains("dead-lettered: permanent"),
+        "{sink_page}"
+    );
+    pages.push(sink_page);
+    let (status, _, list) = c.get("/console/sinks/orders/dlq?status=4xx").await;
+    assert_eq!(status, 200, "{list}");
+    assert!(list.contains("/console/sinks/orders/dlq/0%3A0"), "{list}");
+    pages.push(list);
+    let (status, _, record) = c.get("/console/sinks/orders/dlq/0:0").await;
+    assert_eq!(status, 200, "{record}");
+    assert!(
+        record.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{record}"
+    );
+    assert!(!record.contains("<script>alert"), "{record}");
+    pages.push(record.clone());
+    let (status, _, missing) = c.get("/console/sinks/orders/dlq/0:99").await;
+    assert_eq!(status, 404, "{missing}");
+
+    // Redrive: refused without the CSRF token; with it, dead-lettered again while the
+    // destination refuses, delivered once it accepts.
+    let redrive = "/console/sinks/orders/dlq/0:0/redrive";
+    let (status, _) = c.post(redrive, &[]).await;
+    assert_eq!(status, 403);
+    let (status, _) = c.post(redrive, &[("csrf", "forged")]).await;
+    assert_eq!(status, 403);
+    let token = csrf(&record);
+    let (status, body) = c.post(redrive, &[("csrf", &token)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("DeadLettered"), "{body}");
+    accept.store(true, Ordering::SeqCst);
+    // Sent again (a double-click, a reloaded result page), the same dead letter is
+    // refused: it was handled, and its copy from the failed try is at 0:1.
+    let sent = rx.seen().len();
+    let (status, body) = c.post(redrive, &[("csrf", &token)]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("already redriven"), "{body}");
+    assert_eq!(rx.seen().len(), sent, "nothing was sent twice");
+    let (status, body) = c
+        .post("/console/sinks/orders/dlq/0:1/redrive", &[("csrf", &token)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Delivered"), "{body}");
+    assert_eq!(rx.seen().last().map(|r| r.status), Some(200));
+    assert!(
+        hb.logs().contains("\"actor\":\"console\""),
+        "actions are logged"
+    );
+
+    // Redrive all: the CLI's redrive. Both console redrives were where the redrive group
+    // resumed, so both were committed and nothing is left to send.
+    let before = rx.seen().len();
+    let (status, body) = c
+        .post("/console/sinks/orders/redrive", &[("csrf", &token)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("redriven: 0;"), "{body}");
+    assert_eq!(rx.seen().len(), before);
+    let (status, _) = c.post("/console/sinks/orders/redrive", &[]).await;
+    assert_eq!(status, 403, "redrive all needs the CSRF token too");
+
+    // Replay: a dry run; applying it is refused while this process runs the sink.
+    let (status, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
+    assert_eq!(status, 200, "{dry}");
+    assert!(
+        dry.contains("1 record(s) would be delivered again"),
+        "{dry}"
+    );
+    pages.push(dry.clone());
+    let (status, body) = c
+        .post(
+            "/console/sinks/orders/replay",
+            &[("csrf", &csrf(&dry)), ("from", "1h")],
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("live member"), "{body}");
+
+    // read_only: the same pages without actions, and the actions refused.
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    let settings = hb.dir.path().join("hookbridge.toml");
+    let mut text = std::fs::read_to_string(&settings).expect("settings");
+    text.push_str("\nread_only = true\n");
+    std::fs::write(&settings, text).expect("settings");
+    hb.spawn();
+    hb.ready(Duration::from_secs(40)).await;
+    let mut c = Client::new(&hb);
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    let (status, _, record) = c.get("/console/sinks/orders/dlq/0:0").await;
+    assert_eq!(status, 200, "{record}");
+    assert!(record.contains("read-only"), "{record}");
+    assert!(!record.contains("/redrive"), "no redrive button: {record}");
+    let (_, _, list) = c.get("/console/sinks/orders/dlq").await;
+    assert!(
+        !list.contains("Redrive all"),
+        "no redrive-all button: {list}"
+    );
+    let (status, _) = c
+        .post("/console/sinks/orders/redrive", &[("csrf", &csrf(&list))])
+        .await;
+    assert_eq!(status, 403);
+    let (_, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
+    assert!(!dry.contains("Apply the replay"), "{dry}");
+    let (status, body) = c.post(redrive, &[("csrf", &csrf(&record))]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("read-only"), "{body}");
+    pages.extend([record, dry]);
+
+    for page in &pages {
+        for secret in [TOKEN, GH_SECRET, WHSEC] {
+            assert!(!page.contains(secret), "a secret on a page:\n{page}");
+        }
+    }
+}
+
+/// The login form is open to anyone who reaches the admin listener: a huge form is
+/// refused unread, and a form trickled byte by byte is cut off, so anonymous clients
+/// cannot hold the listener's connection slots (and `/healthz` with them); and one
+/// address's wrong guesses throttle that address only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_forms_are_bounded_in_size_and_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let broker = Broker::start();
+    let cfg = Config::new(&broker.addr())
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+
+    let c = Client::new(&hb);
+    let huge = "x".repeat(100_000);
+    let (status, _) = c.post("/console/login", &[("token", &huge)]).await;
+    assert_eq!(status, 413, "a 100 kB form is not read");
+
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", hb.admin))
+        .await
+        .expect("connect");
+    conn.write_all(
+        b"POST /console/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\ntoken=",
+    )
+    .await
+    .expect("send headers");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "a stalled form is cut off, not waited for");
+    let head = String::from_utf8_lossy(&answer);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+
+    // Wrong guesses from one address lock that address out, not the operator at another.
+    for _ in 0..10 {
+        let (status, _) = c.post("/console/login", &[("token", "guess")]).await;
+        assert_eq!(status, 401);
+    }
+    let (status, _) = c.post("/console/login", &[("token", TOKEN)]).await;
+    assert_eq!(status, 429, "this address is throttled, right token or not");
+    let mut other = Client::new(&hb);
+    other.http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let (status, _) = other.post("/console/login", &[("token", TOKEN)]).await;
+    assert_eq!(status, 303, "another address logs in");
+}
+
+/// A console redrive in progress does not hold the process past SIGTERM: it is cut off
+/// (its dead letter stays for the next redrive) and the process exits in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_redrive_in_progress_ends_with_the_process() {
+    let broker = Broker::start();
+    let topic = unique("console-stop");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // 400 until `hang` is set; then an answer that takes two minutes.
+    let hang = Arc::new(AtomicBool::new(false));
+    let flag = hang.clone();
+    let rx = Receiver::start(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Answer {
+                status: 200,
+                headers: Vec::new(),
+                delay: Duration::from_secs(120),
+            }
+        } else {
+            Answer::status(400)
+        }
+    })
+    .await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"15s\"\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
+        rx.url
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await.len(),
+        1
+    );
+
+    let mut c = Client::new(&hb);
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    let (_, _, record) = c.get("/console/sinks/orders/dlq/0:0").await;
+    let token = csrf(&record);
+    hang.store(true, Ordering::SeqCst);
+    let before = rx.seen().len();
+    let pending = tokio::spawn(async move {
+        c.post("/console/sinks/orders/redrive", &[("csrf", &token)])
+            .await
+    });
+    rx.wait_for(Duration::from_secs(20), "the redriven request", |seen| {
+        seen.len() > before
+    })
+    .await;
+    // Unstopped, the redrive would wait for three 15 s attempts.
+    let status = hb.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "{status:?}");
+    pending.abort();
+}

@@ -1,0 +1,131 @@
+//! The operator console in headless Chromium (`tests/console/console.test.mjs`, driven
+//! with playwright-core through `scripts/console-browser.sh`): log in, a destination
+//! answering 500 then 400 gives a failure row, the dead-lettered record opens with its
+//! `<script>` body as text, it is redriven once the destination is fixed and delivered;
+//! anonymous requests get 401/403, a POST without the CSRF token 403, `read_only` hides
+//! and refuses actions, and no secret value is on any page. Writes the README's
+//! screenshots to `docs/console/`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::broker::Broker;
+use crate::support::hookbridge::{Config, Hookbridge};
+use crate::support::kafka;
+use crate::support::receiver::{Answer, Receiver};
+use crate::support::unique;
+
+const TOKEN: &str = "console-token-b7e2a94d1c60";
+const GH_SECRET: &str = "gh-secret-value-3c9d5e";
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Runs the browser script in `mode` against `hb`; panics with its output on failure.
+async fn browse(hb: &Hookbridge, mode: &str, fix_url: &str, record_id: &str) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let shots = format!("{root}/docs/console");
+    std::fs::create_dir_all(&shots).expect("docs/console");
+    let mut cmd = tokio::process::Command::new(format!("{root}/scripts/console-browser.sh"));
+    cmd.env("CONSOLE_BASE", hb.admin_url(""))
+        .env("CONSOLE_TOKEN", TOKEN)
+        .env("FIX_URL", fix_url)
+        .env("SECRETS", format!("{TOKEN},{GH_SECRET},{WHSEC}"))
+        .env("RECORD_ID", record_id)
+        .env("MODE", mode)
+        .kill_on_drop(true);
+    if mode == "full" {
+        cmd.env("SCREENSHOTS", &shots);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(240), cmd.output())
+        .await
+        .expect("the browser test ends within 4 minutes")
+        .expect("run scripts/console-browser.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "browser test ({mode}):\n{text}");
+    eprintln!("{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_a_browser_from_failure_to_redrive() {
+    let broker = Broker::start();
+    let topic = unique("console-ui");
+    let dlq = format!("{topic}.dlq");
+    let events = unique("console-ui-gh");
+    for t in [&topic, &dlq, &events] {
+        broker.create_topic(t, 1);
+    }
+    // The first attempt gets 500 (retried), the next 400 (dead-lettered), until fixed.
+    let fixed = Arc::new(AtomicBool::new(false));
+    let flag = fixed.clone();
+    let rx = Receiver::start(move |r| {
+        Answer::status(if flag.load(Ordering::SeqCst) {
+            200
+        } else if r.nth == 1 {
+            500
+        } else {
+            400
+        })
+    })
+    .await;
+    // Any request here fixes the destination: the browser script calls it.
+    let flag = fixed.clone();
+    let fix = Receiver::start(move |_| {
+        flag.store(true, Ordering::SeqCst);
+        Answer::status(200)
+    })
+    .await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\nsign = {{ scheme = \"standard-webhooks\", secret = \"${{ORDERS_WHSEC}}\" }}\n",
+        rx.url
+    );
+    let source = format!(
+        "[source]\nname = \"github\"\npath = \"/webhooks/github\"\ntopic = \"{events}\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH_SECRET}}\"] }}\n"
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .connector("github.toml", &source)
+        .env("ORDERS_WHSEC", WHSEC)
+        .env("GH_SECRET", GH_SECRET)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "<script>alert(1)</script>"})],
+    )
+    .await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await.len(),
+        1
+    );
+
+    let record_id = format!("{topic}-0-0");
+    browse(&hb, "full", &fix.url, &record_id).await;
+    let last = rx.seen().last().cloned().expect("requests");
+    assert_eq!(
+        (last.status, last.header("webhook-id")),
+        (200, record_id.clone()),
+        "the redrive reached the fixed destination"
+    );
+    assert!(hb.logs().contains("\"actor\":\"console\""));
+
+    // The same console, read-only.
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    let settings = hb.dir.path().join("hookbridge.toml");
+    let mut text = std::fs::read_to_string(&settings).expect("settings");
+    text.push_str("\nread_only = true\n");
+    std::fs::write(&settings, text).expect("settings");
+    hb.spawn();
+    hb.ready(Duration::from_secs(40)).await;
+    let before = rx.seen().len();
+    browse(&hb, "read-only", &fix.url, &record_id).await;
+    assert_eq!(rx.seen().len(), before, "read-only sent nothing");
+}
