@@ -68,7 +68,19 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
     for sink in &connectors.sinks {
         sink_line(&mut out, sink);
     }
-    for (file, key) in &connectors.literal_secrets {
+    let console_token = s
+        .admin
+        .console
+        .token
+        .as_ref()
+        .filter(|t| t.is_literal())
+        .map(|_| (loaded.file_label(), "admin.console.token".to_owned()));
+    for (file, key) in connectors
+        .literal_secrets
+        .iter()
+        .cloned()
+        .chain(console_token)
+    {
         let _ = writeln!(
             out,
             "warning: {file}: key `{key}` holds a literal secret; use \"${{ENV_VAR}}\" or \"file:/path\" outside local development"

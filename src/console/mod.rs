@@ -7,7 +7,8 @@
 //! hides the actions and refuses them; every page is sent with a CSP of
 //! `default-src 'self'` (no inline script, nothing from elsewhere), and every value on it
 //! is HTML-escaped ([`html::esc`]). Actions reuse the CLI's code (`dlq show`, `dlq
-//! redrive`, `replay`) with its safety, and are logged with `actor = "console"`.
+//! redrive`, `replay`) with its safety, and are logged with `actor = "console"` and the
+//! client's address.
 //!
 //! Not yet: the per-source event catalog. It needs the source's `event_type` rule; once
 //! sources carry it, its counts belong in [`figures::SourceFigures`] and its page beside
@@ -54,6 +55,12 @@ const BODY_PREVIEW: usize = 8192;
 /// failures are limited per address.
 #[derive(Debug, Clone, Copy)]
 pub struct Client(pub std::net::IpAddr);
+
+/// The address of a request, for the login limit and the action log (who did it: with
+/// one shared token, the address is what tells operators apart).
+fn client_ip(client: Option<axum::Extension<Client>>) -> std::net::IpAddr {
+    client.map_or(session::NO_ADDRESS, |axum::Extension(Client(ip))| ip)
+}
 
 /// Everything the console serves from.
 pub struct Console {
@@ -315,10 +322,10 @@ async fn login(
     client: Option<axum::Extension<Client>>,
     form: Form,
 ) -> Response {
-    let client = client.map_or(session::NO_ADDRESS, |axum::Extension(Client(ip))| ip);
+    let client = client_ip(client);
     match c.sessions.login(client, form.get("token").unwrap_or("")) {
         Login::Started(id) => {
-            tracing::info!(actor = "console", action = "login", "console login");
+            tracing::info!(actor = "console", %client, action = "login", "console login");
             let cookie = format!(
                 "{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
                 c.sessions.ttl().as_secs()
@@ -335,6 +342,7 @@ async fn login(
         Login::Wrong => {
             tracing::warn!(
                 actor = "console",
+                %client,
                 action = "login",
                 "console login refused: wrong token"
             );
@@ -689,8 +697,10 @@ async fn redrive_action(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
     Path((name, at)): Path<(String, String)>,
+    client: Option<axum::Extension<Client>>,
     form: Form,
 ) -> Page {
+    let client = client_ip(client);
     let s = c.actor(&headers, &form)?;
     c.sink(&name)?;
     let title = format!("Redrive {at} of {name}");
@@ -730,7 +740,7 @@ async fn redrive_action(
     .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));
     match result {
         Ok(said) => {
-            tracing::info!(actor = "console", action = "redrive", connector = %name, at = %at_text, result = %said, "console action");
+            tracing::info!(actor = "console", %client, action = "redrive", connector = %name, at = %at_text, result = %said, "console action");
             let body = format!(
                 "<p class=\"result\">{}</p><p><a href=\"/console/sinks/{}/dlq\">Back to the dead letters</a></p>",
                 esc(&said),
@@ -739,7 +749,7 @@ async fn redrive_action(
             ok_page(&c, &s, &title, &body)
         }
         Err(e) => {
-            tracing::warn!(actor = "console", action = "redrive", connector = %name, at = %at_text, error = %e, "console action failed");
+            tracing::warn!(actor = "console", %client, action = "redrive", connector = %name, at = %at_text, error = %e, "console action failed");
             failed_page(&c, &s, &title, &e)
         }
     }
@@ -749,8 +759,10 @@ async fn redrive_all_action(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    client: Option<axum::Extension<Client>>,
     form: Form,
 ) -> Page {
+    let client = client_ip(client);
     let s = c.actor(&headers, &form)?;
     c.sink(&name)?;
     let title = format!("Redrive every dead letter of {name}");
@@ -785,7 +797,7 @@ async fn redrive_all_action(
     .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));
     match ran {
         Ok((lines, summary)) => {
-            tracing::info!(actor = "console", action = "redrive-all", connector = %name, result = %summary, "console action");
+            tracing::info!(actor = "console", %client, action = "redrive-all", connector = %name, result = %summary, "console action");
             let mut items: String = lines
                 .shown
                 .iter()
@@ -802,7 +814,7 @@ async fn redrive_all_action(
             ok_page(&c, &s, &title, &body)
         }
         Err(e) => {
-            tracing::warn!(actor = "console", action = "redrive-all", connector = %name, error = %e, "console action failed");
+            tracing::warn!(actor = "console", %client, action = "redrive-all", connector = %name, error = %e, "console action failed");
             failed_page(&c, &s, &title, &e)
         }
     }
@@ -890,8 +902,10 @@ async fn replay_action(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    client: Option<axum::Extension<Client>>,
     form: Form,
 ) -> Page {
+    let client = client_ip(client);
     let s = c.actor(&headers, &form)?;
     c.sink(&name)?;
     let title = format!("Replay {name}");
@@ -913,7 +927,7 @@ async fn replay_action(
     .unwrap_or_else(|e| Err(OpsError::Refused(format!("replay stopped: {e}"))));
     match applied {
         Ok(lines) => {
-            tracing::info!(actor = "console", action = "replay", connector = %name, from = %from_text, "console action");
+            tracing::info!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, "console action");
             let items: String = lines
                 .iter()
                 .map(|l| format!("<li>{}</li>", esc(l)))
@@ -926,7 +940,7 @@ async fn replay_action(
             )
         }
         Err(e) => {
-            tracing::warn!(actor = "console", action = "replay", connector = %name, from = %from_text, error = %e, "console action failed");
+            tracing::warn!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, error = %e, "console action failed");
             failed_page(&c, &s, &title, &e)
         }
     }

@@ -102,6 +102,22 @@ fn literal_secret_is_accepted_with_a_warning_and_never_printed() {
         "{text}"
     );
     assert!(!text.contains("literal-secret-do-not-print"), "{text}");
+
+    std::fs::write(
+        dir.path().join("hookbridge.toml"),
+        "[admin.console]\ntoken = \"literal-console-token-do-not-print\"\n",
+    )
+    .unwrap();
+    let (ok, text) = check(&dir.path().join("hookbridge.toml"));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("key `admin.console.token` holds a literal secret"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("literal-console-token-do-not-print"),
+        "{text}"
+    );
 }
 
 #[test]

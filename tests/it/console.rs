@@ -224,9 +224,12 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Delivered"), "{body}");
     assert_eq!(rx.seen().last().map(|r| r.status), Some(200));
+    let logs = hb.logs();
     assert!(
-        hb.logs().contains("\"actor\":\"console\""),
-        "actions are logged"
+        logs.lines().any(|l| l.contains("\"actor\":\"console\"")
+            && l.contains("\"action\":\"redrive\"")
+            && l.contains("\"client\":\"127.0.0.1\"")),
+        "actions are logged with who did them: {logs}"
     );
 
     // Redrive all: the CLI's redrive. Both console redrives were where the redrive group
