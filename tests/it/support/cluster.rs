@@ -73,6 +73,9 @@ inter.broker.listener.name=PLAINTEXT
 controller.quorum.voters={voters}
 log.dirs={dir}/data
 auto.create.topics.enable=true
+# Records up to 8 MiB, as on a cluster set up for large webhooks (max_body above 1 MiB
+# needs the topic's max.message.bytes raised; Kafka's default is 1 MiB + 12 bytes).
+message.max.bytes=8388608
 num.partitions=1
 default.replication.factor={rf}
 min.insync.replicas={min_isr}

@@ -2,6 +2,7 @@
 //! node or 3-node cluster), the real `hookbridge` binary, an
 //! independent Kafka client (Python confluent-kafka) and loopback HTTP receivers.
 
+pub mod audit;
 pub mod broker;
 pub mod cluster;
 pub mod hookbridge;
