@@ -378,7 +378,10 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     rx.wait_for(
         Duration::from_secs(120),
         "every record after restart",
-        |s| distinct_ids(s) >= N,
+        |s| {
+            auditor.fail_fast("kill -9 mid-stream");
+            distinct_ids(s) >= N
+        },
     )
     .await;
     let seen = rx.seen();
@@ -433,6 +436,7 @@ async fn two_processes_share_the_group_and_survive_one_being_killed() {
     let more: Vec<_> = records(800, 40).into_iter().skip(400).collect();
     kafka::produce(&broker.addr(), &topic, &more).await;
     rx.wait_for(Duration::from_secs(90), "all 800 after the failover", |s| {
+        auditor.fail_fast("two members, one killed");
         distinct_ids(s) >= 800
     })
     .await;

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -31,19 +31,26 @@ pub struct Report {
     pub offsets_checked: usize,
     /// Commits whose map was read (base equal to the committed offset).
     pub maps_checked: usize,
+    /// Commits below one already seen for the partition: a member that lost a partition
+    /// committing an older watermark over its new owner's.
+    pub regressions: Vec<String>,
     pub violations: Vec<String>,
 }
 
 impl Report {
     pub fn print(&self, scenario: &str) {
         eprintln!(
-            "commit auditor ({scenario}): {} samples, {} commits checked ({} with a finished map), {} offsets checked, {} violations",
+            "commit auditor ({scenario}): {} samples, {} commits checked ({} with a finished map), {} offsets checked, {} violations, {} regressions",
             self.samples,
             self.commits_checked,
             self.maps_checked,
             self.offsets_checked,
-            self.violations.len()
+            self.violations.len(),
+            self.regressions.len()
         );
+        for r in self.regressions.iter().take(5) {
+            eprintln!("  regression: {r}");
+        }
         for v in self.violations.iter().take(10) {
             eprintln!("  violation: {v}");
         }
@@ -59,6 +66,11 @@ impl Report {
             self.violations[0]
         );
         assert!(
+            self.regressions.is_empty(),
+            "{scenario}: committed offsets went backwards: {}",
+            self.regressions[0]
+        );
+        assert!(
             self.commits_checked > 0,
             "{scenario}: the auditor saw no commit"
         );
@@ -68,7 +80,8 @@ impl Report {
 /// Samples a group's commits on `topic` until [`finish`](Self::finish).
 pub struct Auditor {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Report>,
+    report: Arc<Mutex<Report>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Auditor {
@@ -82,6 +95,8 @@ impl Auditor {
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let shared = Arc::new(Mutex::new(Report::default()));
+        let out = shared.clone();
         let (brokers, group, topic) = (brokers.to_owned(), group.to_owned(), topic.to_owned());
         let task = tokio::task::spawn_blocking(move || {
             // Never subscribes, so it never joins the group: it only asks the coordinator
@@ -97,10 +112,12 @@ impl Auditor {
             for p in 0..partitions as i32 {
                 tpl.add_partition(&topic, p);
             }
-            let mut report = Report::default();
             let mut seen: HashSet<(i32, i64, String)> = HashSet::new();
+            // Each unfinished offset is reported once, however many commits pass it.
+            let mut reported: HashSet<(i32, i64)> = HashSet::new();
             // Offsets below this were already found finished (finished never shrinks).
             let mut verified: BTreeMap<i32, i64> = BTreeMap::new();
+            let mut highest: BTreeMap<i32, i64> = BTreeMap::new();
             let mut last_round = false;
             loop {
                 if flag.load(Ordering::SeqCst) {
@@ -109,6 +126,7 @@ impl Auditor {
                 if let Ok(committed) = reader.committed_offsets(tpl.clone(), Duration::from_secs(2))
                 {
                     let done = finished();
+                    let mut report = out.lock().expect("lock");
                     report.samples += 1;
                     for e in committed.elements() {
                         let Offset::Offset(c) = e.offset() else {
@@ -116,6 +134,13 @@ impl Auditor {
                         };
                         let p = e.partition();
                         let map = e.metadata().to_owned();
+                        let top = highest.entry(p).or_insert(c);
+                        if c < *top {
+                            report
+                                .regressions
+                                .push(format!("partition {p}: committed {c} after {top}"));
+                        }
+                        *top = c.max(*top);
                         if !seen.insert((p, c, map.clone())) {
                             continue;
                         }
@@ -128,7 +153,7 @@ impl Auditor {
                                 if ok_upto == o {
                                     ok_upto = o + 1;
                                 }
-                            } else {
+                            } else if reported.insert((p, o)) {
                                 report.violations.push(format!(
                                     "partition {p}: committed {c} but offset {o} was neither answered 2xx nor dead-lettered"
                                 ));
@@ -139,7 +164,7 @@ impl Auditor {
                             report.maps_checked += 1;
                             for o in claimed {
                                 report.offsets_checked += 1;
-                                if !done.contains(&(p, o)) {
+                                if !done.contains(&(p, o)) && reported.insert((p, o)) {
                                     report.violations.push(format!(
                                         "partition {p}: map at {c} says offset {o} is finished; it was not"
                                     ));
@@ -149,18 +174,43 @@ impl Auditor {
                     }
                 }
                 if last_round {
-                    return report;
+                    return;
                 }
                 std::thread::sleep(Duration::from_millis(300));
             }
         });
-        Auditor { stop, task }
+        Auditor {
+            stop,
+            report: shared,
+            task,
+        }
+    }
+
+    /// Panics at once if a commit past an unfinished record was seen: call it while
+    /// waiting for a run to end, so a loss fails the run when it is committed rather
+    /// than after a delivery timeout.
+    pub fn fail_fast(&self, scenario: &str) {
+        let r = self.report.lock().expect("lock").clone();
+        if let Some(first) = r.violations.first() {
+            r.print(scenario);
+            panic!("{scenario}: commit past an unfinished record: {first}");
+        }
     }
 
     /// One last sample, then the figures.
-    pub async fn finish(self) -> Report {
+    pub async fn finish(mut self) -> Report {
         self.stop.store(true, Ordering::SeqCst);
-        self.task.await.expect("auditor")
+        (&mut self.task).await.expect("auditor");
+        let r = self.report.lock().expect("lock").clone();
+        r
+    }
+}
+
+impl Drop for Auditor {
+    /// A test that fails before [`finish`](Self::finish) stops the sampler too: its
+    /// runtime waits for blocking tasks when it shuts down.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
