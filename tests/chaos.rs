@@ -869,3 +869,162 @@ async fn a_member_that_lost_its_partitions_commits_nothing_for_them() {
     .assert_nothing_lost();
     drop((a, b));
 }
+
+/// Committed offset and metadata of each partition, read by an independent client.
+fn committed_with_metadata(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(i64, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let reader: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = reader
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                rdkafka::Offset::Offset(o) => o,
+                _ => -1,
+            };
+            (offset, e.metadata().to_owned())
+        })
+        .collect()
+}
+
+/// A partition whose finished-offset map would be larger than the broker's
+/// `offset.metadata.max.bytes` (100 bytes here), with `kafka.commit_metadata_max_bytes`
+/// set below it as the README says: the map is cut to fit, the watermark commits, the
+/// other partition's map lands, and nothing is lost. (With the budget above the broker's
+/// limit, Apache Kafka 4.4 refuses the whole commit request: see the README.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_cut_to_the_brokers_metadata_limit_still_commits_the_watermark() {
+    let cluster = Cluster::start_with(1, "offset.metadata.max.bytes=100");
+    let brokers = cluster.bootstrap();
+    let topic = unique("chaos-bigmap");
+    cluster.create_topic(&topic, 2);
+    let head_stuck = Arc::new(AtomicBool::new(true));
+    let healthy = Arc::new(AtomicBool::new(false));
+    let (head, flag) = (head_stuck.clone(), healthy.clone());
+    // Partition 0: its first record (key x) is refused until released; after it, key a7
+    // (every tenth record) until the end, so once x is released the watermark moves to
+    // the first a7 with a map of short alternating runs, well over 64 bytes.
+    // Partition 1: one record (b10) refused: a short map.
+    let rx = Receiver::start(move |r| {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let k = v["k"].as_str().unwrap_or("");
+        if (k == "x" && head.load(Ordering::SeqCst))
+            || ((k == "a7" || k == "b10") && !flag.load(Ordering::SeqCst))
+        {
+            Answer::status(503)
+        } else {
+            Answer::status(200)
+        }
+    })
+    .await;
+    let sink = format!(
+        "[sink]\nname = \"bigmap\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nconcurrency = 32\nretry = {{ max_attempts = 0, initial = \"100ms\", max = \"300ms\" }}\nbreaker = {{ failures = 0 }}\n",
+        rx.url
+    );
+    let started = Instant::now();
+    let mut hb = Hookbridge::start(
+        &Config::new(&brokers)
+            .connector("bigmap.toml", &sink)
+            .env("HOOKBRIDGE__KAFKA__COMMIT_METADATA_MAX_BYTES", "96"),
+    );
+    hb.ready(Duration::from_secs(40)).await;
+    let group = format!("g-{topic}");
+    let audit = Auditor::start(&brokers, &group, &topic, 2, rx.finished());
+    let mut recs =
+        vec![json!({"key": "x", "partition": 0, "value": json!({"k": "x", "seq": 0}).to_string()})];
+    for i in 1..=300 {
+        let k = format!("a{}", (i - 1) % 10);
+        recs.push(
+            json!({"key": k, "partition": 0, "value": json!({"k": k, "seq": i}).to_string()}),
+        );
+    }
+    for i in 0..50 {
+        let k = format!("b{i}");
+        recs.push(
+            json!({"key": k, "partition": 1, "value": json!({"k": k, "seq": 301 + i}).to_string()}),
+        );
+    }
+    kafka::produce(&brokers, &topic, &recs).await;
+    // Everything but x, the a7s and b10 delivered; then x is released.
+    let stuck = 1 + 30 + 1;
+    rx.wait_for(Duration::from_secs(60), "every other record", |s| {
+        delivered_count(s) >= recs.len() - stuck
+    })
+    .await;
+    head_stuck.store(false, Ordering::SeqCst);
+    // Partition 0's watermark moves to 8 (the first a7); partition 1 holds at 10 (b10).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let committed = loop {
+        let c = committed_with_metadata(&brokers, &group, &topic, 2);
+        if c[0].0 == 8 && c[1].0 == 10 && c[1].1.starts_with("hb1:") {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watermarks not committed (partition 0 at 8, partition 1 at 10 with its map): {c:?}\n{}",
+            hb.logs()
+                .lines()
+                .filter(|l| l.contains("commit"))
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        audit.fail_fast("map over the broker's limit");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    eprintln!(
+        "offset.metadata.max.bytes=100, commit_metadata_max_bytes=96: partition 0 committed {} with a map of {} bytes, partition 1 committed {} with map {:?}",
+        committed[0].0,
+        committed[0].1.len(),
+        committed[1].0,
+        committed[1].1
+    );
+    healthy.store(true, Ordering::SeqCst);
+    rx.wait_for(Duration::from_secs(60), "every record delivered", |s| {
+        audit.fail_fast("map over the broker's limit");
+        delivered_count(s) >= recs.len()
+    })
+    .await;
+    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), recs.len());
+    audit
+        .finish()
+        .await
+        .assert_clean("map over the broker's limit");
+    Summary {
+        scenario: "egress: map cut to offset.metadata.max.bytes",
+        sent: recs.len(),
+        acknowledged: recs.len(),
+        delivered,
+        duplicates,
+        lost,
+        reordered,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+    .assert_nothing_lost();
+    assert!(
+        committed[0].1.len() <= 96,
+        "partition 0's map is over its budget"
+    );
+    assert!(
+        !hb.logs().contains("Offset metadata string too large"),
+        "the broker refused a map"
+    );
+    drop(hb);
+}

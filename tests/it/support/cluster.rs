@@ -107,17 +107,23 @@ log.cleaner.dedupe.buffer.size=4194304
 impl Cluster {
     /// Formats and starts `size` nodes (1 or 3) and waits until every one serves metadata.
     pub fn start(size: usize) -> Self {
-        Self::start_in(size, None)
+        Self::start_in(size, None, "")
+    }
+
+    /// Like [`start`](Self::start), with more broker settings (`key=value` lines, which
+    /// override the test defaults).
+    pub fn start_with(size: usize, settings: &str) -> Self {
+        Self::start_in(size, None, settings)
     }
 
     /// Like [`start`](Self::start), for a cluster kept in a static: its data lives in a
     /// plain directory that the node launchers remove when the test binary exits.
     pub fn start_shared(size: usize) -> Self {
         let dir = std::env::temp_dir().join(format!("hookbridge-kafka-{}", std::process::id()));
-        Self::start_in(size, Some(dir))
+        Self::start_in(size, Some(dir), "")
     }
 
-    fn start_in(size: usize, shared: Option<PathBuf>) -> Self {
+    fn start_in(size: usize, shared: Option<PathBuf>, settings: &str) -> Self {
         let libs = libs();
         // Ports are free when chosen, not reserved: another process may take one before
         // the JVM binds it. Then the node exits at once and the cluster starts again on
@@ -154,7 +160,7 @@ impl Cluster {
                 std::fs::create_dir_all(&n.dir).expect("node dir");
                 std::fs::write(
                     n.dir.join("server.properties"),
-                    server_properties(n, &voters, size),
+                    format!("{}{settings}\n", server_properties(n, &voters, size)),
                 )
                 .expect("server.properties");
                 std::fs::write(n.dir.join("cluster-id"), &id).expect("cluster-id");
