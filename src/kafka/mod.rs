@@ -98,6 +98,9 @@ pub(crate) const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // librdkafka's prefetch queue (default 64 MiB) sits in front of the per-partition
     // buffers; 16 MiB keeps a stalled sink's memory bounded without starving a fast one.
     ("queued.max.messages.kbytes", "16384"),
+    // Incremental rebalancing (KIP-429): a replica joining or leaving revokes only the
+    // partitions that move; the others keep delivering, and stay ready, through it.
+    ("partition.assignment.strategy", "cooperative-sticky"),
 ];
 
 /// Properties that only make sense for one client kind are dropped from the other so
