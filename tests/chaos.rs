@@ -1149,3 +1149,75 @@ async fn replicas_joining_and_leaving_move_only_their_partitions() {
     );
     drop(first);
 }
+
+/// The KIP-848 consumer group protocol (`group.protocol = "consumer"`, the broker
+/// assigns): two replicas, one killed -9 and restarted under load; 0 lost, 0 reordered,
+/// the commit auditor clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_group_protocol_survives_a_member_killed_9() {
+    let sc = scale();
+    let broker = Broker::start();
+    if !broker.keeps_commit_metadata() {
+        eprintln!("skipped: Tansu has no KIP-848 groups");
+        return;
+    }
+    let topic = unique("chaos-kip848");
+    broker.create_topic(&topic, sc.partitions);
+    let rx = Receiver::start(|_| Answer {
+        status: 200,
+        headers: vec![],
+        delay: Duration::from_millis(2),
+    })
+    .await;
+    let mut cfg = Config::new(&broker.addr())
+        .connector("chaos.toml", &chaos_sink(&topic, &rx.url))
+        .prop("group.protocol", "consumer");
+    // The session is the broker's under this protocol.
+    cfg.props.retain(|(k, _)| k != "session.timeout.ms");
+    let started = Instant::now();
+    let mut replicas = [Hookbridge::start(&cfg), Hookbridge::start(&cfg)];
+    for r in replicas.iter_mut() {
+        r.ready(Duration::from_secs(40)).await;
+    }
+    let audit = Auditor::start(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        sc.partitions,
+        rx.finished(),
+    );
+    let n = sc.records;
+    kafka::produce(&broker.addr(), &topic, &records(0, n, sc.keys)).await;
+    rx.wait_for(Duration::from_secs(60), "deliveries under way", |s| {
+        delivered_count(s) >= n / 10
+    })
+    .await;
+    assert!(
+        delivered_count(&rx.seen()) < n,
+        "degenerate run: done before the kill"
+    );
+    replicas[0].kill9();
+    eprintln!(
+        "consumer protocol: one replica killed -9 with {} delivered",
+        delivered_count(&rx.seen())
+    );
+    replicas[0].spawn();
+    rx.wait_for(Duration::from_secs(300), "every record delivered", |s| {
+        audit.fail_fast("consumer group protocol");
+        delivered_count(s) >= n
+    })
+    .await;
+    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), n);
+    audit.finish().await.assert_clean("consumer group protocol");
+    Summary {
+        scenario: "egress: KIP-848 consumer protocol, 2 replicas, kill -9",
+        sent: n,
+        acknowledged: n,
+        delivered,
+        duplicates,
+        lost,
+        reordered,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+    .assert_nothing_lost();
+}
