@@ -478,7 +478,32 @@ async fn broker_outage_answers_no_2xx_and_both_directions_resume() {
     broker.restart();
     let up = Instant::now();
     eprintln!("broker down for {:.1}s", (up - down).as_secs_f64());
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Ingress is back once a webhook sent now is acknowledged: librdkafka reconnects
+    // within its backoff (up to 10 s), so wait on that rather than on a fixed time.
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut probe = 0;
+    loop {
+        probe += 1;
+        let body = format!("{{\"id\":\"probe-{probe}\"}}");
+        let accepted = client
+            .post(hb.url("/gh"))
+            .header("X-Hub-Signature-256", github_sig(SECRET, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if accepted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ingress did not resume in 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "ingress acknowledged again {:.1}s after the broker was back",
+        up.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
     let Sent { sent, acked, .. } = collect(senders).await;
 
