@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -392,7 +394,16 @@ impl ConsumerContext for SinkContext {
                 self.announce_assignment(consumer, tpl);
                 self.set_assigned(true);
             }
-            Rebalance::Revoke(_) => self.set_assigned(false),
+            // Eager: the whole assignment goes before the next one arrives. Cooperative:
+            // only the partitions that move go; the member keeps the rest, stays ready.
+            Rebalance::Revoke(_) => {
+                if !matches!(
+                    consumer.rebalance_protocol(),
+                    RebalanceProtocol::Cooperative
+                ) {
+                    self.set_assigned(false)
+                }
+            }
             Rebalance::Error(e) => {
                 // librdkafka has taken the whole assignment away: whatever is still
                 // delivering may belong to another member by now.

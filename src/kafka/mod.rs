@@ -74,7 +74,13 @@ pub(crate) fn client_config(
 ) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &kafka.brokers);
+    let consumer_protocol = properties
+        .iter()
+        .any(|(k, v)| k == "group.protocol" && v.eq_ignore_ascii_case("consumer"));
     for (k, v) in defaults {
+        if consumer_protocol && BROKER_SIDE_UNDER_CONSUMER_PROTOCOL.contains(k) {
+            continue;
+        }
         cfg.set(*k, *v);
     }
     for (k, v) in properties {
@@ -82,6 +88,15 @@ pub(crate) fn client_config(
     }
     cfg
 }
+
+/// Under the KIP-848 consumer group protocol (`group.protocol = "consumer"`) the broker
+/// owns the session, the heartbeat and the assignment; librdkafka refuses these client
+/// settings there, so hookbridge's defaults for them are left out.
+const BROKER_SIDE_UNDER_CONSUMER_PROTOCOL: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+];
 
 /// Consumer defaults for a sink. Offsets are committed explicitly from the contiguous
 /// watermark, never automatically: `enable.auto.commit=false` and
@@ -98,6 +113,9 @@ pub(crate) const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     // librdkafka's prefetch queue (default 64 MiB) sits in front of the per-partition
     // buffers; 16 MiB keeps a stalled sink's memory bounded without starving a fast one.
     ("queued.max.messages.kbytes", "16384"),
+    // Incremental rebalancing (KIP-429): a replica joining or leaving revokes only the
+    // partitions that move; the others keep delivering, and stay ready, through it.
+    ("partition.assignment.strategy", "cooperative-sticky"),
 ];
 
 /// Properties that only make sense for one client kind are dropped from the other so

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::audit::Auditor;
 use crate::support::broker::Broker;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
@@ -76,6 +77,17 @@ async fn wait_committed_to_end(
     panic!("committed offsets never reached the end: {last:?}");
 }
 
+/// The commit auditor on a sink's group (`g-<topic>`): see `support/audit.rs`.
+fn audit(broker: &Broker, topic: &str, partitions: u32, rx: &Receiver) -> Auditor {
+    Auditor::start(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        topic,
+        partitions,
+        rx.finished(),
+    )
+}
+
 /// First-delivery order of `seq` per key.
 fn first_delivery_order(seen: &[Received]) -> HashMap<String, Vec<u64>> {
     let mut order: HashMap<String, Vec<u64>> = HashMap::new();
@@ -105,6 +117,7 @@ async fn happy_path_delivers_each_record_once_signed_and_commits_to_the_end() {
     broker.create_topic(&topic, 4);
     let rx = Receiver::start(|_| Answer::status(200)).await;
     let hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let auditor = audit(&broker, &topic, 4, &rx);
     kafka::produce(&broker.addr(), &topic, &records(200, 20)).await;
     rx.wait_for(Duration::from_secs(30), "200 deliveries", |s| {
         distinct_ids(s) >= 200
@@ -128,6 +141,7 @@ async fn happy_path_delivers_each_record_once_signed_and_commits_to_the_end() {
     }
     assert_key_order(&seen);
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    auditor.finish().await.assert_clean("happy path");
     drop(hb);
 }
 
@@ -351,6 +365,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     })
     .await;
     let mut hb = start_sink(&broker, &topic, &rx.url, "buffer = 100", "").await;
+    let auditor = audit(&broker, &topic, 4, &rx);
     const N: usize = 2000;
     kafka::produce(&broker.addr(), &topic, &records(N, 50)).await;
     rx.wait_for(Duration::from_secs(60), "a quarter of the stream", |s| {
@@ -363,7 +378,10 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     rx.wait_for(
         Duration::from_secs(120),
         "every record after restart",
-        |s| distinct_ids(s) >= N,
+        |s| {
+            auditor.fail_fast("kill -9 mid-stream");
+            distinct_ids(s) >= N
+        },
     )
     .await;
     let seen = rx.seen();
@@ -380,6 +398,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     );
     assert_key_order(&seen);
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    auditor.finish().await.assert_clean("kill -9 mid-stream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,6 +412,7 @@ async fn two_processes_share_the_group_and_survive_one_being_killed() {
     // Both hold partitions once the group settled.
     a.ready(Duration::from_secs(40)).await;
     b.ready(Duration::from_secs(40)).await;
+    let auditor = audit(&broker, &topic, 4, &rx);
     kafka::produce(&broker.addr(), &topic, &records(400, 40)).await;
     rx.wait_for(Duration::from_secs(60), "first 400", |s| {
         distinct_ids(s) >= 400
@@ -416,10 +436,15 @@ async fn two_processes_share_the_group_and_survive_one_being_killed() {
     let more: Vec<_> = records(800, 40).into_iter().skip(400).collect();
     kafka::produce(&broker.addr(), &topic, &more).await;
     rx.wait_for(Duration::from_secs(90), "all 800 after the failover", |s| {
+        auditor.fail_fast("two members, one killed");
         distinct_ids(s) >= 800
     })
     .await;
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    auditor
+        .finish()
+        .await
+        .assert_clean("two members, one killed");
     drop(b);
 }
 
@@ -797,7 +822,7 @@ async fn sigterm_with_a_stalled_destination_exits_by_the_drain_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_assignment_is_dropped_at_once_not_drained() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::own();
     let topic = unique("lost");
     broker.create_topic(&topic, 1);
     let rx = Receiver::start(|_| Answer {

@@ -147,7 +147,7 @@ async fn bad_signatures_get_401_and_produce_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_gets_503_within_the_deadline_never_2xx() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::own();
     let topic = unique("gh-down");
     let hb = start(&broker, &topic, "").await;
     let body = br#"{"n":1}"#;
@@ -368,7 +368,7 @@ async fn tls_listener_serves_https_with_the_configured_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_max_in_flight_get_503_at_once() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::own();
     let topic = unique("gh-cap");
     broker.create_topic(&topic, 1);
     let cfg = Config::new(&broker.addr())

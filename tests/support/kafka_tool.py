@@ -4,6 +4,7 @@
   read      --brokers B --topic T [--expect N] [--timeout S] [--to-end]   JSON line per record
   produce   --brokers B --topic T < records.jsonl               {"key","value","headers"} per line
   committed --brokers B --group G --topic T                     {"partition": [committed, high]}
+  coordinator --brokers B --group G                             {"id": broker id, "port": port}
 """
 import argparse
 import base64
@@ -121,6 +122,22 @@ def cmd_committed(a):
     print(json.dumps({str(tp.partition): [tp.offset, highs[tp.partition]] for tp in tps}))
 
 
+def cmd_coordinator(a):
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": a.brokers})
+    deadline = time.time() + 30
+    while True:
+        try:
+            d = admin.describe_consumer_groups([a.group])[a.group].result(timeout=10)
+            if d.coordinator is not None:
+                print(json.dumps({"id": d.coordinator.id, "port": d.coordinator.port}))
+                return
+        except Exception as e:  # coordinator loading or moving: ask again
+            if time.time() > deadline:
+                raise e
+        time.sleep(0.5)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -137,8 +154,12 @@ def main():
     c.add_argument("--brokers", required=True)
     c.add_argument("--group", required=True)
     c.add_argument("--topic", required=True)
+    g = sub.add_parser("coordinator")
+    g.add_argument("--brokers", required=True)
+    g.add_argument("--group", required=True)
     a = ap.parse_args()
-    {"read": cmd_read, "produce": cmd_produce, "committed": cmd_committed}[a.cmd](a)
+    {"read": cmd_read, "produce": cmd_produce, "committed": cmd_committed,
+     "coordinator": cmd_coordinator}[a.cmd](a)
 
 
 if __name__ == "__main__":

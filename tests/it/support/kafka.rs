@@ -170,3 +170,20 @@ pub async fn committed(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32,
         })
         .collect()
 }
+
+/// The client port of the broker coordinating `group` (asked of the cluster).
+#[allow(dead_code)] // used by the chaos suite, which shares these fixtures
+pub async fn coordinator_port(brokers: &str, group: &str) -> u16 {
+    let out = Command::new("python3")
+        .args([TOOL, "coordinator", "--brokers", brokers, "--group", group])
+        .output()
+        .await
+        .expect("run kafka_tool coordinator");
+    assert!(
+        out.status.success(),
+        "kafka_tool coordinator: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["port"].as_u64().expect("port") as u16
+}

@@ -1,7 +1,10 @@
-//! Test fixtures: a real Tansu broker on a free port, the real `hookbridge` binary, an
+//! Test fixtures: a real Apache Kafka broker (shared per test binary, or a test's own
+//! node or 3-node cluster), the real `hookbridge` binary, an
 //! independent Kafka client (Python confluent-kafka) and loopback HTTP receivers.
 
+pub mod audit;
 pub mod broker;
+pub mod cluster;
 pub mod hookbridge;
 pub mod kafka;
 pub mod receiver;

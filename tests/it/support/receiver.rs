@@ -90,6 +90,20 @@ impl Receiver {
         self.seen.lock().expect("lock").clone()
     }
 
+    /// The records answered 2xx so far, as `(partition, offset)` from their `webhook-id`,
+    /// for the commit auditor. A request is recorded before it is answered.
+    pub fn finished(&self) -> impl Fn() -> super::audit::Finished + Send + 'static {
+        let seen = self.seen.clone();
+        move || {
+            seen.lock()
+                .expect("lock")
+                .iter()
+                .filter(|r| (200..300).contains(&r.status))
+                .filter_map(|r| super::audit::position(&r.header("webhook-id")))
+                .collect()
+        }
+    }
+
     /// Waits until `pred` holds for the requests seen, or panics after `timeout`.
     pub async fn wait_for(
         &self,
