@@ -52,6 +52,9 @@ pub enum Event {
     /// The whole assignment is gone without a drain (a rebalance error): forget every
     /// partition at once, committing nothing (another member may own them by now).
     Unassigned,
+    /// These partitions are lost without a drain: forget them at once, committing
+    /// nothing. Partitions not named stay assigned and keep delivering.
+    Lost(Vec<TopicPartition>),
     /// The process is stopping: drain everything by `deadline`, reply, exit.
     Shutdown {
         reply: std::sync::mpsc::Sender<Vec<Commit>>,
@@ -254,6 +257,11 @@ impl Dispatcher {
                 self.start_drain(all, reply, deadline, true);
             }
             Event::Unassigned => self.unassign_all(),
+            Event::Lost(partitions) => {
+                for tp in partitions {
+                    self.remove_state(&tp);
+                }
+            }
         }
     }
 

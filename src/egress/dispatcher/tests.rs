@@ -324,3 +324,46 @@ async fn a_spent_memory_budget_pauses_the_partition_until_half_is_free() {
         "resumed once the held records were delivered"
     );
 }
+
+#[tokio::test]
+async fn losing_some_partitions_keeps_the_others_delivering_and_ready() {
+    use crate::egress::consumer::SinkContext;
+    use crate::telemetry::Health;
+    let h = start().await;
+    let health = Arc::new(Health::default());
+    health
+        .broker_reachable
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let ctx = SinkContext::new(
+        "orders".into(),
+        h.events.clone(),
+        Duration::from_secs(1),
+        health.clone(),
+        &Metrics::new(),
+    );
+    ctx.assigned_for_test(&[tp(0), tp(1)]);
+    h.send(Event::Assigned(vec![(tp(0), None, 1), (tp(1), None, 2)]));
+    h.send(Event::Records(vec![record(0, 0), record(1, 0)]));
+    h.committed(&tp(0), 1).await;
+    h.committed(&tp(1), 1).await;
+    // An incremental revoke that librdkafka calls lost (a subscribed topic deleted):
+    // only partition 0 goes; partition 1 is still fetched and must still be delivered.
+    ctx.lose(vec![tp(0)]);
+    ctx.revoked();
+    assert!(health.ready(), "a sink still holding partitions is ready");
+    h.send(Event::Records(vec![
+        record(0, 1),
+        record(1, 1),
+        record(1, 2),
+    ]));
+    h.committed(&tp(1), 3).await;
+    assert_eq!(
+        h.control.last_commit(&tp(0)),
+        Some(1),
+        "the lost one is gone"
+    );
+    // Losing the rest leaves the sink between assignments.
+    ctx.lose(vec![tp(1)]);
+    ctx.revoked();
+    assert!(!health.ready());
+}
