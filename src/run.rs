@@ -154,15 +154,18 @@ pub async fn run(
             Ok(Ok(())) => {}
         }
     }
-    // 3. Flush anything still queued in the producer (DLQ writes, late produces).
-    let left = deadline
+    // 3. Flush anything still queued in the producer (DLQ writes, late produces). Like
+    // everything after the deadline, within the sinks' grace: the process is gone by
+    // then (a metadata request of the broker watch left running is not waited for).
+    let end = deadline + SINK_GRACE;
+    let left = end
         .saturating_duration_since(tokio::time::Instant::now())
-        .max(Duration::from_secs(1));
+        .max(Duration::from_millis(100));
     let flushing = producer.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.flush(left)).await;
     admin_stop.cancel();
     tasks.close();
-    tasks.wait().await;
+    let _ = tokio::time::timeout_at(end, tasks.wait()).await;
     tracing::info!("hookbridge stopped");
     match failed {
         Some(e) => Err(anyhow::anyhow!(e)),

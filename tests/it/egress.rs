@@ -837,3 +837,67 @@ async fn a_lost_assignment_is_dropped_at_once_not_drained() {
     }
     drop(hb);
 }
+
+/// The pid of the Tansu process listening on `port` (the fixture keeps its child
+/// private): found by its command line.
+fn broker_pid(port: u16) -> u32 {
+    let listener = format!("tcp://127.0.0.1:{port}");
+    for entry in std::fs::read_dir("/proc").expect("/proc") {
+        let Ok(entry) = entry else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.contains(&b"broker".as_slice()) && args.contains(&listener.as_bytes()) {
+            return pid;
+        }
+    }
+    panic!("no broker process listens on {port}");
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_the_broker_unresponsive_exits_1_soon_after_the_deadline() {
+    let broker = Broker::start();
+    let topic = unique("frozen");
+    broker.create_topic(&topic, 2);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&topic, &rx.url, ""))
+        .env("SINK_WHSEC", WHSEC)
+        .env("HOOKBRIDGE__SHUTDOWN__DRAIN_TIMEOUT", "6s");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(&broker.addr(), &topic, &records(10, 10)).await;
+    rx.wait_for(Duration::from_secs(30), "10 records delivered", |s| {
+        distinct_ids(s) >= 10
+    })
+    .await;
+    // The broker stops answering but keeps its sockets open, as a hung host would: the
+    // final commit and the group leave cannot finish.
+    let pid = broker_pid(broker.port);
+    signal(pid, "-STOP");
+    let asked = std::time::Instant::now();
+    let status = hb.terminate(Duration::from_secs(30)).await;
+    let took = asked.elapsed();
+    signal(pid, "-CONT");
+    assert_eq!(status.code(), Some(1), "exit status {status}");
+    // drain_timeout (6 s) + the 3 s a sink is waited for past it, plus slack.
+    println!("exited {took:?} after SIGTERM with the broker stopped");
+    assert!(
+        took < Duration::from_millis(10_500),
+        "exited {took:?} after SIGTERM:\n{}",
+        hb.logs()
+    );
+}
