@@ -36,8 +36,13 @@ pub async fn run(
         .map(|src| src.largest_record(header_bytes))
         .max();
     kafka::producer::fit_records(&mut producer_cfg, largest);
-    let producer = kafka::producer::build(producer_cfg, s.kafka.produce_timeout.0)
+    let producer = kafka::producer::build(producer_cfg.clone(), s.kafka.produce_timeout.0)
         .context("creating the Kafka producer")?;
+    let dlq_producers = egress::dlq::Producers {
+        batched: producer.clone(),
+        alone: kafka::producer::build_one_per_batch(producer_cfg, s.kafka.produce_timeout.0)
+            .context("creating the Kafka producer")?,
+    };
 
     let admin_listener = tokio::net::TcpListener::bind(s.admin.listen)
         .await
@@ -114,7 +119,7 @@ pub async fn run(
         sinks.push(tokio::spawn(egress::run_sink(
             sink,
             cfg,
-            producer.clone(),
+            dlq_producers.clone(),
             shared.clone(),
             timing,
             stop.clone(),
