@@ -527,3 +527,54 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_log_truncated_under_a_member_reading_it_never_maps_or_finishes_the_new_records() {
+    let mut p = Partition::<()>::new(1, 1000, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    // 100..120 read under leader epoch 8; 110..120 finish, 100..110 still delivering.
+    for o in 100..120 {
+        p.admit_from_leader(o, 0, 8, Some(Bytes::from(format!("old{o}"))), (), &mut out);
+    }
+    for o in 110..120 {
+        p.finish(o, Some(Bytes::from(format!("old{o}"))), &mut seq, &mut out);
+    }
+    // An unclean leader election truncates the log to 105; new records from 105 are
+    // written under epoch 9 and read by this member.
+    for o in 105..118 {
+        assert_eq!(
+            p.admit_from_leader(o, 0, 9, Some(Bytes::from(format!("new{o}"))), (), &mut out),
+            Admitted::Tracked
+        );
+    }
+    // The old record at 107 finishes: the new record at 107 is not finished by it.
+    p.finish(107, Some(Bytes::from("old107")), &mut seq, &mut out);
+    for o in 100..105 {
+        p.finish(o, Some(Bytes::from(format!("old{o}"))), &mut seq, &mut out);
+    }
+    let (snap, encoded) = p.commit(true, 4000).unwrap();
+    assert_eq!(
+        snap.base, 105,
+        "nothing of the new log is committed unfinished"
+    );
+    let map = decode(encoded.text.as_bytes(), snap.base);
+    for o in 105..125 {
+        assert!(
+            !map.as_ref().is_some_and(|m| m.skips(o, 9)),
+            "the next owner would skip the new record ({o}, 9): {}",
+            encoded.text
+        );
+    }
+    // Once the old records there are done, the new ones count as usual.
+    for o in 105..110 {
+        if o != 107 {
+            p.finish(o, Some(Bytes::from(format!("old{o}"))), &mut seq, &mut out);
+        }
+    }
+    for o in 105..118 {
+        p.finish(o, Some(Bytes::from(format!("new{o}"))), &mut seq, &mut out);
+    }
+    let (snap, _) = p.commit(true, 4000).unwrap();
+    assert_eq!(snap.base, 118);
+}
