@@ -450,7 +450,14 @@ proptest! {
         earlier in proptest::collection::vec(any::<bool>(), 0..40),
         budget in 12usize..120,
         memory in proptest::collection::vec(any::<bool>(), 0..300),
+        map_epoch in -1i32..3,
+        first_epoch in 0i32..3,
+        leader_changes in proptest::collection::vec(0i64..80, 0..3),
     ) {
+        // The partition leader epoch each record was written under: it steps up at each
+        // leader change (offsets go on). A record newer than the earlier owner's map must
+        // never be skipped by it.
+        let epoch_of = |o: i64| first_epoch + leader_changes.iter().filter(|c| **c <= o).count() as i32;
         let earlier_finished: BTreeSet<i64> = (0i64..).zip(&earlier).filter(|(_, f)| **f).map(|(o, _)| o).collect();
         let mut unfinished: Vec<std::ops::Range<i64>> = Vec::new();
         for (o, f) in (0i64..).zip(&earlier) {
@@ -461,7 +468,7 @@ proptest! {
                 }
             }
         }
-        let snap = Snapshot { base: 0, end: earlier.len() as i64, unfinished, leader_epoch: -1 };
+        let snap = Snapshot { base: 0, end: earlier.len() as i64, unfinished, leader_epoch: map_epoch };
         let inherited = decode(encode(&snap, usize::MAX).text.as_bytes(), 0);
         let mut p = Partition::<()>::new(1, buffer, inherited);
         let mut seq = Sequence::default();
@@ -480,10 +487,11 @@ proptest! {
                 Op::Poll { key } => {
                     let o = m.fetch;
                     let key = *m.keys.entry(o).or_insert(key);
-                    match p.admit(o, m.fetch_epoch, lane(key), (), &mut out) {
+                    match p.admit_from_leader(o, m.fetch_epoch, epoch_of(o), lane(key), (), &mut out) {
                         Admitted::Tracked => { tracked.insert(o); }
                         Admitted::Skipped => {
                             prop_assert!(earlier_finished.contains(&o), "skipped {} the earlier owner did not finish", o);
+                            prop_assert!(map_epoch < 0 || epoch_of(o) <= map_epoch, "skipped {} of epoch {} newer than the map's {}", o, epoch_of(o), map_epoch);
                             m.finished.insert(o);
                         }
                         Admitted::Dropped | Admitted::Ignored => {}
