@@ -405,7 +405,7 @@ impl Dispatcher {
         self.ready.retain_mut(|r| {
             let ours = &r.tp == tp && r.generation == generation;
             if ours {
-                abandoned.push(r.lane.take());
+                abandoned.push((r.offset, r.lane.take()));
             }
             !ours
         });
@@ -414,8 +414,8 @@ impl Dispatcher {
             .get_mut(tp)
             .filter(|p| p.core.generation() == generation)
         {
-            for lane in abandoned {
-                p.core.abandon(lane);
+            for (offset, lane) in abandoned {
+                p.core.abandon(offset, lane);
             }
         }
     }
@@ -431,7 +431,7 @@ impl Dispatcher {
             return;
         };
         if done.finish == Finish::Abandoned {
-            p.core.abandon(done.lane);
+            p.core.abandon(done.offset, done.lane);
             return;
         }
         p.core

@@ -272,6 +272,18 @@ impl<T> Partition<T> {
         }
     }
 
+    /// One old record at `offset` (from before a truncation) ended; false when none.
+    fn forget_stale(&mut self, offset: i64) -> bool {
+        let Some(n) = self.stale.get_mut(&offset) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.stale.remove(&offset);
+        }
+        true
+    }
+
     fn start(&mut self, offset: i64, lane: Option<Bytes>, item: T, out: &mut Vec<Step<T>>) {
         self.in_flight += 1;
         out.push(Step::Start { offset, lane, item });
@@ -287,19 +299,10 @@ impl<T> Partition<T> {
         out: &mut Vec<Step<T>>,
     ) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        match self.stale.get_mut(&offset) {
-            // An old record from before a truncation: the new one at its offset is not
-            // finished by it.
-            Some(n) => {
-                *n -= 1;
-                if *n == 0 {
-                    self.stale.remove(&offset);
-                }
-            }
-            None => {
-                self.watermark.finish(offset);
-                self.finished_since_commit += 1;
-            }
+        // An old record from before a truncation does not finish the new one at its offset.
+        if !self.forget_stale(offset) {
+            self.watermark.finish(offset);
+            self.finished_since_commit += 1;
         }
         if self.revoked {
             return; // no resume, no rewind, nothing new started
@@ -331,8 +334,11 @@ impl<T> Partition<T> {
     /// A delivery stopped without finishing (revoke, shutdown). Nothing of its lane may
     /// overtake it: the lane stays occupied, so its waiting and later records stay
     /// unfinished too (the watermark holds at the abandoned record anyway).
-    pub fn abandon(&mut self, lane: Option<Bytes>) {
+    pub fn abandon(&mut self, offset: i64, lane: Option<Bytes>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        // An old record from before a truncation that ends here will not finish: the new
+        // record at its offset must not wait for it.
+        self.forget_stale(offset);
         if let Some(waiting) = lane.and_then(|l| self.lanes.get_mut(&l)) {
             waiting.clear();
         }

@@ -218,7 +218,7 @@ proptest! {
                 Op::End { pick, abandon } => {
                     if m.in_flight.is_empty() { continue; }
                     let (o, l) = m.in_flight.remove(pick.index(m.in_flight.len()));
-                    if abandon { p.abandon(l); } else { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); }
+                    if abandon { p.abandon(o, l); } else { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); }
                     m.apply(&mut out)?;
                 }
                 Op::Commit => {
@@ -502,7 +502,7 @@ proptest! {
                 Op::End { pick, abandon } => {
                     if m.in_flight.is_empty() { continue; }
                     let (o, l) = m.in_flight.remove(pick.index(m.in_flight.len()));
-                    if abandon { p.abandon(l); } else { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); }
+                    if abandon { p.abandon(o, l); } else { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); }
                     m.apply(&mut out)?;
                 }
                 Op::Commit => {
@@ -585,4 +585,19 @@ fn a_log_truncated_under_a_member_reading_it_never_maps_or_finishes_the_new_reco
     }
     let (snap, _) = p.commit(true, 4000).unwrap();
     assert_eq!(snap.base, 118);
+}
+
+#[test]
+fn an_old_record_abandoned_after_a_truncation_does_not_hold_the_new_one_at_its_offset() {
+    let mut p = Partition::<()>::new(1, 1000, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    p.admit_from_leader(10, 0, 1, lane(1), (), &mut out);
+    p.admit_from_leader(11, 0, 1, lane(2), (), &mut out);
+    p.finish(10, lane(1), &mut seq, &mut out);
+    // Truncated to 11; the old 11 will never finish (no DLQ for its permanent failure).
+    p.admit_from_leader(11, 0, 2, lane(3), (), &mut out);
+    p.abandon(11, lane(2));
+    p.finish(11, lane(3), &mut seq, &mut out);
+    assert_eq!(p.commit(true, 4000).unwrap().0.base, 12);
 }
