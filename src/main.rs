@@ -16,6 +16,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit code of `dlq show` when there is no such dead letter (2 is a configuration error).
 const NOT_FOUND: u8 = 3;
+/// How long the runtime's leftover work is waited for once `run` has returned.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     let loaded = load_settings(cli.config.as_deref()).map_err(|e| e.to_string())?;
@@ -161,6 +163,11 @@ fn main() -> ExitCode {
                 shutdown::on_signal(stop.clone());
                 run::run(loaded, connectors, stop).await
             });
+            // `run` has waited for everything it must (sinks up to the drain deadline plus
+            // their grace). A sink it gave up on may still be blocked in librdkafka (a
+            // final commit or group leave to a broker that stopped answering): dropping the
+            // runtime would wait for that without limit, so it is left behind.
+            runtime.shutdown_timeout(EXIT_GRACE);
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -38,8 +38,13 @@ pub async fn run(
         .map(|src| src.largest_record(header_bytes))
         .max();
     kafka::producer::fit_records(&mut producer_cfg, largest);
-    let producer = kafka::producer::build(producer_cfg, s.kafka.produce_timeout.0)
+    let producer = kafka::producer::build(producer_cfg.clone(), s.kafka.produce_timeout.0)
         .context("creating the Kafka producer")?;
+    let dlq_producers = egress::dlq::Producers {
+        batched: producer.clone(),
+        alone: kafka::producer::build_one_per_batch(producer_cfg, s.kafka.produce_timeout.0)
+            .context("creating the Kafka producer")?,
+    };
 
     let admin_listener = tokio::net::TcpListener::bind(s.admin.listen)
         .await
@@ -116,7 +121,7 @@ pub async fn run(
         sinks.push(tokio::spawn(egress::run_sink(
             sink,
             cfg,
-            producer.clone(),
+            dlq_producers.clone(),
             shared.clone(),
             timing,
             stop.clone(),
@@ -156,15 +161,18 @@ pub async fn run(
             Ok(Ok(())) => {}
         }
     }
-    // 3. Flush anything still queued in the producer (DLQ writes, late produces).
-    let left = deadline
+    // 3. Flush anything still queued in the producer (DLQ writes, late produces). Like
+    // everything after the deadline, within the sinks' grace: the process is gone by
+    // then (a metadata request of the broker watch left running is not waited for).
+    let end = deadline + SINK_GRACE;
+    let left = end
         .saturating_duration_since(tokio::time::Instant::now())
-        .max(Duration::from_secs(1));
+        .max(Duration::from_millis(100));
     let flushing = producer.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.flush(left)).await;
     admin_stop.cancel();
     tasks.close();
-    tasks.wait().await;
+    let _ = tokio::time::timeout_at(end, tasks.wait()).await;
     tracing::info!("hookbridge stopped");
     match failed {
         Some(e) => Err(anyhow::anyhow!(e)),

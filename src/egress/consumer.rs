@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -349,6 +347,29 @@ impl SinkContext {
         }
     }
 
+    /// The revoked `partitions` are lost: their states go without a drain or commit.
+    /// Only these: with cooperative-sticky assignment librdkafka also calls a revoke of
+    /// some partitions lost (a subscribed topic deleted), and the partitions kept go on
+    /// being fetched, so their states must stay.
+    pub(super) fn lose(&self, partitions: Vec<TopicPartition>) {
+        self.forget(&partitions);
+        self.flush();
+        let _ = self.events.send(Event::Lost(partitions));
+    }
+
+    /// A revoke is done: the sink is between assignments only if it holds nothing now
+    /// (an incremental revoke leaves the rest of the assignment in place).
+    pub(super) fn revoked(&self) {
+        self.set_assigned(!self.assignments().current.is_empty());
+    }
+
+    /// What announcing an assignment records, without a consumer to read offsets from.
+    #[cfg(test)]
+    pub(super) fn assigned_for_test(&self, tps: &[TopicPartition]) {
+        self.assignments().assign(tps);
+        self.set_assigned(true);
+    }
+
     /// Every partition left this member (a rebalance error).
     fn forget_all(&self) {
         let held: Vec<TopicPartition> = self.assignments().current.keys().cloned().collect();
@@ -365,13 +386,11 @@ impl ConsumerContext for SinkContext {
             // rust-rdkafka reports a lost assignment (session timed out, poll interval
             // exceeded) as a plain revoke: another member may own these partitions
             // already, so draining would deliver beside it and its commit is refused
-            // anyway. Drop every partition state at once instead.
+            // anyway. Drop their states at once instead.
             if consumer.assignment_lost() {
                 tracing::warn!(connector = %self.name, partitions = partitions.len(),
                     "assignment lost; dropping its partitions without a drain or commit");
-                self.forget_all();
-                self.flush();
-                let _ = self.events.send(Event::Unassigned);
+                self.lose(partitions);
                 return;
             }
             tracing::info!(connector = %self.name, partitions = partitions.len(), "partitions revoked; draining");
@@ -395,15 +414,8 @@ impl ConsumerContext for SinkContext {
                 self.set_assigned(true);
             }
             // Eager: the whole assignment goes before the next one arrives. Cooperative:
-            // only the partitions that move go; the member keeps the rest, stays ready.
-            Rebalance::Revoke(_) => {
-                if !matches!(
-                    consumer.rebalance_protocol(),
-                    RebalanceProtocol::Cooperative
-                ) {
-                    self.set_assigned(false)
-                }
-            }
+            // only the partitions that move go; a member that keeps some stays ready.
+            Rebalance::Revoke(_) => self.revoked(),
             Rebalance::Error(e) => {
                 // librdkafka has taken the whole assignment away: whatever is still
                 // delivering may belong to another member by now.

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::{Bytes, BytesMut};
 use governor::DefaultDirectRateLimiter;
-use rdkafka::producer::FutureProducer;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -75,7 +74,7 @@ pub struct Destination {
     limiter: Option<DefaultDirectRateLimiter>,
     permits: Semaphore,
     breaker: Breaker,
-    producer: FutureProducer,
+    producers: dlq::Producers,
     telemetry: Arc<SinkTelemetry>,
     /// Fired on shutdown: a failed attempt is not retried (the record stays unfinished
     /// and is delivered after the restart).
@@ -102,7 +101,7 @@ impl Drop for Ticket {
 impl Destination {
     pub fn new(
         sink: Sink,
-        producer: FutureProducer,
+        producers: dlq::Producers,
         telemetry: Arc<SinkTelemetry>,
     ) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
@@ -170,7 +169,7 @@ impl Destination {
             base_headers,
             signer,
             breaker,
-            producer,
+            producers,
             telemetry,
             sink,
         })
@@ -566,7 +565,7 @@ impl Destination {
     }
 
     /// Writes to the DLQ until the broker acknowledges (or cancellation). A dead letter
-    /// refused for its size is cut at once and written again (see `dlq`); any other
+    /// refused for its size is written again alone, then cut (see `dlq`); any other
     /// failure is retried with backoff, the record unfinished meanwhile.
     async fn dead_letter(
         &self,
@@ -579,9 +578,10 @@ impl Destination {
             return Finish::Abandoned;
         };
         let mut wait = Duration::from_millis(500);
-        let mut fit = dlq::Fit::Whole;
+        let mut way = dlq::Way::FIRST;
         loop {
-            let error = match dlq::write(&self.producer, topic, record, dl, self.name(), fit).await
+            let fit = way.fit;
+            let error = match dlq::write(&self.producers, topic, record, dl, self.name(), way).await
             {
                 Ok(_) => {
                     DeadLettered {
@@ -597,19 +597,19 @@ impl Destination {
                 }
                 Err(e) => e,
             };
-            let smaller = producer::is_too_large(&error)
-                .then(|| fit.smaller(record.value.len()))
+            let next = producer::is_too_large(&error)
+                .then(|| way.after_too_large(record.value.len()))
                 .flatten();
             DeadLetterFailed {
                 id,
                 dlq: topic,
                 error: &error,
                 class: producer::failure_class(&error),
-                cut_next: smaller.is_some(),
+                cut_next: next.is_some_and(|n| n.fit != fit),
             }
             .emit(&self.telemetry);
-            if let Some(smaller) = smaller {
-                fit = smaller;
+            if let Some(next) = next {
+                way = next;
                 continue;
             }
             tokio::select! {

@@ -52,6 +52,9 @@ pub enum Event {
     /// The whole assignment is gone without a drain (a rebalance error): forget every
     /// partition at once, committing nothing (another member may own them by now).
     Unassigned,
+    /// These partitions are lost without a drain: forget them at once, committing
+    /// nothing. Partitions not named stay assigned and keep delivering.
+    Lost(Vec<TopicPartition>),
     /// The process is stopping: drain everything by `deadline`, reply, exit.
     Shutdown {
         reply: std::sync::mpsc::Sender<Vec<Commit>>,
@@ -254,6 +257,11 @@ impl Dispatcher {
                 self.start_drain(all, reply, deadline, true);
             }
             Event::Unassigned => self.unassign_all(),
+            Event::Lost(partitions) => {
+                for tp in partitions {
+                    self.remove_state(&tp);
+                }
+            }
         }
     }
 
@@ -397,7 +405,7 @@ impl Dispatcher {
         self.ready.retain_mut(|r| {
             let ours = &r.tp == tp && r.generation == generation;
             if ours {
-                abandoned.push(r.lane.take());
+                abandoned.push((r.offset, r.lane.take()));
             }
             !ours
         });
@@ -406,8 +414,8 @@ impl Dispatcher {
             .get_mut(tp)
             .filter(|p| p.core.generation() == generation)
         {
-            for lane in abandoned {
-                p.core.abandon(lane);
+            for (offset, lane) in abandoned {
+                p.core.abandon(offset, lane);
             }
         }
     }
@@ -423,7 +431,7 @@ impl Dispatcher {
             return;
         };
         if done.finish == Finish::Abandoned {
-            p.core.abandon(done.lane);
+            p.core.abandon(done.offset, done.lane);
             return;
         }
         p.core

@@ -8,6 +8,12 @@
 //! every retry, holding its key forever. It is cut instead ([`Fit`]): the value halved
 //! until it fits, then the original headers left out, and marked with
 //! `hookbridge-dlq-truncated` (the original size) so it is never redriven as if whole.
+//!
+//! A size refusal of a batched write does not say the record is too large: the broker's
+//! `max.message.bytes` applies to a whole batch, and librdkafka fails every record of a
+//! refused batch. So a refused dead letter is first written again whole, alone (a
+//! producer that sends one record per batch, [`Producers::alone`]); only a refusal of
+//! the record alone cuts it ([`Way`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -62,6 +68,53 @@ impl Fit {
     }
 }
 
+/// The producers dead letters are written with.
+#[derive(Clone)]
+pub struct Producers {
+    /// The process's producer, batching dead letters with everything else it sends.
+    pub batched: FutureProducer,
+    /// The same settings, one record per batch: its size refusals are the record's own.
+    pub alone: FutureProducer,
+}
+
+/// How the next write of a dead letter goes: how much of it, and whether alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Way {
+    pub fit: Fit,
+    pub alone: bool,
+}
+
+impl Way {
+    /// The first write: whole, batched.
+    pub const FIRST: Way = Way {
+        fit: Fit::Whole,
+        alone: false,
+    };
+
+    /// The next write after a size refusal: alone and as large first (the batch may
+    /// have been too large, not the record), then cut smaller; `None` when nothing is
+    /// left to cut.
+    pub fn after_too_large(self, value_len: usize) -> Option<Way> {
+        if !self.alone {
+            return Some(Way {
+                fit: self.fit,
+                alone: true,
+            });
+        }
+        self.fit
+            .smaller(value_len)
+            .map(|fit| Way { fit, alone: true })
+    }
+
+    fn producer(self, producers: &Producers) -> &FutureProducer {
+        if self.alone {
+            &producers.alone
+        } else {
+            &producers.batched
+        }
+    }
+}
+
 impl DeadLetter {
     /// The envelope for `record`, dead-lettered by `connector`.
     pub fn envelope(&self, record: &Record, connector: &str) -> DeadLetterEnvelope {
@@ -102,13 +155,14 @@ pub fn headers(record: &Record, dl: &DeadLetter, connector: &str, fit: Fit) -> O
 /// Writes the record, as much of it as `fit` keeps, to `topic` and waits for the
 /// acknowledgement.
 pub async fn write(
-    producer: &FutureProducer,
+    producers: &Producers,
     topic: &str,
     record: &Record,
     dl: &DeadLetter,
     connector: &str,
-    fit: Fit,
+    way: Way,
 ) -> Result<Acked, rdkafka::error::KafkaError> {
+    let fit = way.fit;
     let value = match fit {
         Fit::Whole => record.value.as_ref(),
         Fit::Value(n) => &record.value[..n.min(record.value.len())],
@@ -120,7 +174,7 @@ pub async fn write(
     if let Some(k) = &record.key {
         fr = fr.key(k.as_ref());
     }
-    producer::send_acked(producer, fr, Duration::from_secs(5)).await
+    producer::send_acked(way.producer(producers), fr, Duration::from_secs(5)).await
 }
 
 /// Warns at start when the DLQ topic is missing (or its metadata cannot be read): every
@@ -164,5 +218,37 @@ mod tests {
         assert_eq!(seen.last(), Some(&Fit::EnvelopeOnly));
         assert!(seen.len() < 15, "ends after a few halvings: {seen:?}");
         assert_eq!(Fit::Whole.smaller(0), Some(Fit::EnvelopeOnly));
+    }
+
+    #[test]
+    fn a_size_refusal_of_a_batch_writes_the_record_again_whole_alone_before_cutting_it() {
+        // A 2 KB dead letter refused together with its batch (the DLQ topic's limit
+        // applies to the whole batch) is written again as it is, on its own.
+        let next = Way::FIRST.after_too_large(2000);
+        assert_eq!(
+            next,
+            Some(Way {
+                fit: Fit::Whole,
+                alone: true
+            }),
+            "a record refused in a batch is not cut"
+        );
+        // Refused alone, the record itself is too large: now it is cut, and stays alone.
+        let cut = next.and_then(|w| w.after_too_large(2000));
+        assert_eq!(
+            cut,
+            Some(Way {
+                fit: Fit::Value(1000),
+                alone: true
+            })
+        );
+        let mut way = Way::FIRST;
+        let mut writes = 1;
+        while let Some(next) = way.after_too_large(2000) {
+            way = next;
+            writes += 1;
+        }
+        assert_eq!(way.fit, Fit::EnvelopeOnly);
+        assert!(writes < 20, "ends: {writes} writes");
     }
 }

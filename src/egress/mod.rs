@@ -51,7 +51,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -96,7 +95,7 @@ pub(crate) struct Shared {
 pub(crate) async fn run_sink(
     sink: Sink,
     mut consumer_cfg: ClientConfig,
-    producer: FutureProducer,
+    producers: dlq::Producers,
     shared: Shared,
     timing: Timing,
     stop: CancellationToken,
@@ -135,7 +134,7 @@ pub(crate) async fn run_sink(
 
     let telemetry = Arc::new(SinkTelemetry::new(name.clone(), metrics));
     let destination = Arc::new(
-        Destination::new(sink, producer, telemetry)
+        Destination::new(sink, producers, telemetry)
             .map_err(|e| SinkError::Client(name.to_string(), e))?,
     );
     let (flow_tx, flow_rx) = std::sync::mpsc::channel();

@@ -20,6 +20,10 @@
 //!   map, not the partition.
 //! * Records the commit metadata says were finished before (by this or another member)
 //!   are finished at once, not delivered again.
+//! * A record of a newer partition leader epoch below the highest offset seen means the
+//!   log was truncated there (an unclean leader election) and its offsets reused: what
+//!   was seen at or above it is forgotten, and the old records still delivering there
+//!   finish without finishing the new record at their offset.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -103,6 +107,10 @@ pub struct Partition<T> {
     last_commit: Option<i64>,
     /// Records tracked before the partition pauses.
     buffer: usize,
+    /// Offsets whose old record (from before a log truncation) is still started or
+    /// waiting in its lane, with how many: the next finish at such an offset is the old
+    /// record's and does not finish the new record there.
+    stale: HashMap<i64, u32>,
 }
 
 impl<T> Partition<T> {
@@ -124,6 +132,7 @@ impl<T> Partition<T> {
             finished_since_commit: 0,
             last_commit: None,
             buffer: buffer.max(1),
+            stale: HashMap::new(),
         }
     }
 
@@ -211,6 +220,12 @@ impl<T> Partition<T> {
             self.dropped_from = Some(self.dropped_from.map_or(offset, |d| d.min(offset)));
             return Admitted::Dropped;
         }
+        if self.leader_epoch >= 0
+            && leader_epoch > self.leader_epoch
+            && self.watermark.next().is_some_and(|n| offset < n)
+        {
+            self.truncated(offset);
+        }
         self.watermark.track(offset);
         self.leader_epoch = self.leader_epoch.max(leader_epoch);
         if self
@@ -246,6 +261,29 @@ impl<T> Partition<T> {
         Admitted::Tracked
     }
 
+    /// The log was truncated at `from` and new records written from there: nothing seen
+    /// at or above it may be finished, skipped or mapped for the new records. The old
+    /// records still started or waiting there run on (their lanes keep their order), but
+    /// their outcomes count for nothing.
+    fn truncated(&mut self, from: i64) {
+        self.resumed = None;
+        for offset in self.watermark.truncate(from) {
+            *self.stale.entry(offset).or_default() += 1;
+        }
+    }
+
+    /// One old record at `offset` (from before a truncation) ended; false when none.
+    fn forget_stale(&mut self, offset: i64) -> bool {
+        let Some(n) = self.stale.get_mut(&offset) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.stale.remove(&offset);
+        }
+        true
+    }
+
     fn start(&mut self, offset: i64, lane: Option<Bytes>, item: T, out: &mut Vec<Step<T>>) {
         self.in_flight += 1;
         out.push(Step::Start { offset, lane, item });
@@ -261,8 +299,11 @@ impl<T> Partition<T> {
         out: &mut Vec<Step<T>>,
     ) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.watermark.finish(offset);
-        self.finished_since_commit += 1;
+        // An old record from before a truncation does not finish the new one at its offset.
+        if !self.forget_stale(offset) {
+            self.watermark.finish(offset);
+            self.finished_since_commit += 1;
+        }
         if self.revoked {
             return; // no resume, no rewind, nothing new started
         }
@@ -293,8 +334,11 @@ impl<T> Partition<T> {
     /// A delivery stopped without finishing (revoke, shutdown). Nothing of its lane may
     /// overtake it: the lane stays occupied, so its waiting and later records stay
     /// unfinished too (the watermark holds at the abandoned record anyway).
-    pub fn abandon(&mut self, lane: Option<Bytes>) {
+    pub fn abandon(&mut self, offset: i64, lane: Option<Bytes>) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        // An old record from before a truncation that ends here will not finish: the new
+        // record at its offset must not wait for it.
+        self.forget_stale(offset);
         if let Some(waiting) = lane.and_then(|l| self.lanes.get_mut(&l)) {
             waiting.clear();
         }

@@ -101,7 +101,8 @@ unsafe fn read_headers(hdrs: *const rdsys::rd_kafka_headers_t) -> (Vec<(String, 
         if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
             break;
         }
-        // librdkafka keeps each name NUL-terminated.
+        // librdkafka keeps each name NUL-terminated and gives no length: a name with a
+        // NUL byte in it reads up to the NUL (see the README on record headers).
         let name = std::ffi::CStr::from_ptr(name).to_bytes();
         let name = match std::str::from_utf8(name) {
             Ok(n) => n.to_owned(),
@@ -159,6 +160,23 @@ mod tests {
                 ("x-ok".to_owned(), Bytes::from_static(b"1")),
                 ("x-\u{fffd}\u{fffd}bad".to_owned(), Bytes::from_static(b"2")),
                 ("x-null".to_owned(), Bytes::new()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_header_name_with_a_nul_byte_reads_up_to_the_nul() {
+        // librdkafka gives names as C strings without their length: what the README
+        // says forwarding and dead letters keep of such a name.
+        let owned = raw_headers(&[(b"x-a\0b", Some(b"1")), (b"x-ok", Some(b"2"))]);
+        let ptr = owned.as_borrowed() as *const _ as *const rdsys::rd_kafka_headers_t;
+        let (headers, lossy) = unsafe { read_headers(ptr) };
+        assert_eq!(lossy, 0);
+        assert_eq!(
+            headers,
+            vec![
+                ("x-a".to_owned(), Bytes::from_static(b"1")),
+                ("x-ok".to_owned(), Bytes::from_static(b"2")),
             ]
         );
     }

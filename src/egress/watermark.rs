@@ -35,6 +35,22 @@ impl Watermark {
         self.unfinished.first().copied().or(self.next)
     }
 
+    /// The log was truncated at `from` (an unclean leader election): what was received
+    /// at or above it is not in the log any more. Returns the unfinished offsets
+    /// forgotten; the next record received at `from` or above is a new one.
+    pub fn truncate(&mut self, from: i64) -> BTreeSet<i64> {
+        let forgotten = self.unfinished.split_off(&from);
+        if self.next.is_some_and(|n| n > from) {
+            self.next = Some(from);
+        }
+        forgotten
+    }
+
+    /// One past the highest offset received.
+    pub fn next(&self) -> Option<i64> {
+        self.next
+    }
+
     /// Records received and not finished.
     pub fn outstanding(&self) -> usize {
         self.unfinished.len()

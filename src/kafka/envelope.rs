@@ -186,11 +186,17 @@ pub fn connector(headers: &[(String, Bytes)]) -> Result<&str, EnvelopeError> {
     required(headers, dlq::CONNECTOR)
 }
 
-/// The headers the record had before it was dead-lettered.
+/// The headers the record had before it was dead-lettered. Dead-letter headers are
+/// matched in any case, as they are read: a producer's `Hookbridge-DLQ-Truncated` must
+/// not pass for ours.
 pub fn original_headers(headers: &[(String, Bytes)]) -> Vec<(String, Bytes)> {
+    let prefix = headers::DLQ_PREFIX;
     headers
         .iter()
-        .filter(|(k, _)| !k.starts_with(headers::DLQ_PREFIX))
+        .filter(|(k, _)| {
+            !k.get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        })
         .cloned()
         .collect()
 }
@@ -347,6 +353,24 @@ mod tests {
             (dlq::REASON.into(), Bytes::from_static(b"stale round")),
             ("x-trace".into(), Bytes::from_static(b"abc")),
         ]
+    }
+
+    #[test]
+    fn an_original_header_spelled_like_a_dead_letter_header_in_any_case_is_dropped() {
+        // A producer cannot forge the cut marker (or any envelope field) by writing it
+        // in another case: it is read case-insensitively, so it is stripped so too.
+        let mut original = original();
+        original.push(("Hookbridge-DLQ-Truncated".into(), Bytes::from_static(b"1")));
+        original.push((
+            "HOOKBRIDGE-DLQ-REASON".into(),
+            Bytes::from_static(b"forged"),
+        ));
+        let pairs = owned_pairs(&envelope().to_headers(&original));
+        assert_eq!(DeadLetterEnvelope::read(&pairs), Ok(envelope()));
+        assert_eq!(DeadLetterEnvelope::read(&pairs).unwrap().truncated, None);
+        assert!(original_headers(&pairs)
+            .iter()
+            .all(|(k, _)| !k.to_ascii_lowercase().starts_with(headers::DLQ_PREFIX)));
     }
 
     #[test]

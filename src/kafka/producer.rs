@@ -42,6 +42,16 @@ pub fn build(
     cfg.create()
 }
 
+/// Like [`build`], but each batch holds one record: a size refusal by the broker (whose
+/// limit applies per batch) is then about that record alone.
+pub fn build_one_per_batch(
+    mut cfg: ClientConfig,
+    delivery_timeout: Duration,
+) -> Result<FutureProducer, KafkaError> {
+    cfg.set("batch.num.messages", "1").set("linger.ms", "0");
+    build(cfg, delivery_timeout)
+}
+
 /// Raises the producer's `message.max.bytes` to the largest record any source can
 /// produce, so a body `max_body` allows is never refused by the client itself. A value
 /// the user set wins; if it is too small, those webhooks get 413 and this warns why.

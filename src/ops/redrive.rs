@@ -336,15 +336,17 @@ impl Sender {
             .settings
             .kafka
             .resolved_properties(&loaded.file_label())?;
-        let producer = producer::build(
-            kafka::client_config(&loaded.settings.kafka, &kafka::for_producer(&props), &[]),
-            Duration::from_secs(30),
-        )
-        .doing(|| "creating a Kafka producer".into())?;
+        let cfg = kafka::client_config(&loaded.settings.kafka, &kafka::for_producer(&props), &[]);
+        let producer = producer::build(cfg.clone(), Duration::from_secs(30))
+            .doing(|| "creating a Kafka producer".into())?;
         let destination = match to {
             Target::Destination => Some(Destination::new(
                 sink.clone(),
-                producer.clone(),
+                crate::egress::dlq::Producers {
+                    batched: producer.clone(),
+                    alone: producer::build_one_per_batch(cfg, Duration::from_secs(30))
+                        .doing(|| "creating a Kafka producer".into())?,
+                },
                 Arc::new(SinkTelemetry::new(
                     sink.name.clone(),
                     Arc::new(Metrics::new()),

@@ -862,3 +862,37 @@ async fn a_lost_assignment_is_dropped_at_once_not_drained() {
     }
     drop(hb);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_the_broker_unresponsive_exits_1_soon_after_the_deadline() {
+    let broker = Broker::own();
+    let topic = unique("frozen");
+    broker.create_topic(&topic, 2);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&topic, &rx.url, ""))
+        .env("SINK_WHSEC", WHSEC)
+        .env("HOOKBRIDGE__SHUTDOWN__DRAIN_TIMEOUT", "6s");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(&broker.addr(), &topic, &records(10, 10)).await;
+    rx.wait_for(Duration::from_secs(30), "10 records delivered", |s| {
+        distinct_ids(s) >= 10
+    })
+    .await;
+    // The broker stops answering but keeps its sockets open, as a hung host would: the
+    // final commit and the group leave cannot finish.
+    broker.signal("-STOP");
+    let asked = std::time::Instant::now();
+    let status = hb.terminate(Duration::from_secs(30)).await;
+    let took = asked.elapsed();
+    broker.signal("-CONT");
+    assert_eq!(status.code(), Some(1), "exit status {status}");
+    // drain_timeout (6 s) + the 3 s a sink is waited for past it, plus slack.
+    println!("exited {took:?} after SIGTERM with the broker stopped");
+    assert!(
+        took < Duration::from_millis(10_500),
+        "exited {took:?} after SIGTERM:\n{}",
+        hb.logs()
+    );
+}

@@ -218,7 +218,7 @@ proptest! {
                 Op::End { pick, abandon } => {
                     if m.in_flight.is_empty() { continue; }
                     let (o, l) = m.in_flight.remove(pick.index(m.in_flight.len()));
-                    if abandon { p.abandon(l); } else { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); }
+                    if abandon { p.abandon(o, l); } else { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); }
                     m.apply(&mut out)?;
                 }
                 Op::Commit => {
@@ -450,7 +450,14 @@ proptest! {
         earlier in proptest::collection::vec(any::<bool>(), 0..40),
         budget in 12usize..120,
         memory in proptest::collection::vec(any::<bool>(), 0..300),
+        map_epoch in -1i32..3,
+        first_epoch in 0i32..3,
+        leader_changes in proptest::collection::vec(0i64..80, 0..3),
     ) {
+        // The partition leader epoch each record was written under: it steps up at each
+        // leader change (offsets go on). A record newer than the earlier owner's map must
+        // never be skipped by it.
+        let epoch_of = |o: i64| first_epoch + leader_changes.iter().filter(|c| **c <= o).count() as i32;
         let earlier_finished: BTreeSet<i64> = (0i64..).zip(&earlier).filter(|(_, f)| **f).map(|(o, _)| o).collect();
         let mut unfinished: Vec<std::ops::Range<i64>> = Vec::new();
         for (o, f) in (0i64..).zip(&earlier) {
@@ -461,7 +468,7 @@ proptest! {
                 }
             }
         }
-        let snap = Snapshot { base: 0, end: earlier.len() as i64, unfinished, leader_epoch: -1 };
+        let snap = Snapshot { base: 0, end: earlier.len() as i64, unfinished, leader_epoch: map_epoch };
         let inherited = decode(encode(&snap, usize::MAX).text.as_bytes(), 0);
         let mut p = Partition::<()>::new(1, buffer, inherited);
         let mut seq = Sequence::default();
@@ -480,10 +487,11 @@ proptest! {
                 Op::Poll { key } => {
                     let o = m.fetch;
                     let key = *m.keys.entry(o).or_insert(key);
-                    match p.admit(o, m.fetch_epoch, lane(key), (), &mut out) {
+                    match p.admit_from_leader(o, m.fetch_epoch, epoch_of(o), lane(key), (), &mut out) {
                         Admitted::Tracked => { tracked.insert(o); }
                         Admitted::Skipped => {
                             prop_assert!(earlier_finished.contains(&o), "skipped {} the earlier owner did not finish", o);
+                            prop_assert!(map_epoch < 0 || epoch_of(o) <= map_epoch, "skipped {} of epoch {} newer than the map's {}", o, epoch_of(o), map_epoch);
                             m.finished.insert(o);
                         }
                         Admitted::Dropped | Admitted::Ignored => {}
@@ -494,7 +502,7 @@ proptest! {
                 Op::End { pick, abandon } => {
                     if m.in_flight.is_empty() { continue; }
                     let (o, l) = m.in_flight.remove(pick.index(m.in_flight.len()));
-                    if abandon { p.abandon(l); } else { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); }
+                    if abandon { p.abandon(o, l); } else { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); }
                     m.apply(&mut out)?;
                 }
                 Op::Commit => {
@@ -526,4 +534,70 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_log_truncated_under_a_member_reading_it_never_maps_or_finishes_the_new_records() {
+    let mut p = Partition::<()>::new(1, 1000, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    // 100..120 read under leader epoch 8; 110..120 finish, 100..110 still delivering.
+    for o in 100..120 {
+        p.admit_from_leader(o, 0, 8, Some(Bytes::from(format!("old{o}"))), (), &mut out);
+    }
+    for o in 110..120 {
+        p.finish(o, Some(Bytes::from(format!("old{o}"))), &mut seq, &mut out);
+    }
+    // An unclean leader election truncates the log to 105; new records from 105 are
+    // written under epoch 9 and read by this member.
+    for o in 105..118 {
+        assert_eq!(
+            p.admit_from_leader(o, 0, 9, Some(Bytes::from(format!("new{o}"))), (), &mut out),
+            Admitted::Tracked
+        );
+    }
+    // The old record at 107 finishes: the new record at 107 is not finished by it.
+    p.finish(107, Some(Bytes::from("old107")), &mut seq, &mut out);
+    for o in 100..105 {
+        p.finish(o, Some(Bytes::from(format!("old{o}"))), &mut seq, &mut out);
+    }
+    let (snap, encoded) = p.commit(true, 4000).unwrap();
+    assert_eq!(
+        snap.base, 105,
+        "nothing of the new log is committed unfinished"
+    );
+    let map = decode(encoded.text.as_bytes(), snap.base);
+    for o in 105..125 {
+        assert!(
+            !map.as_ref().is_some_and(|m| m.skips(o, 9)),
+            "the next owner would skip the new record ({o}, 9): {}",
+            encoded.text
+        );
+    }
+    // Once the old records there are done, the new ones count as usual.
+    for o in 105..110 {
+        if o != 107 {
+            p.finish(o, Some(Bytes::from(format!("old{o}"))), &mut seq, &mut out);
+        }
+    }
+    for o in 105..118 {
+        p.finish(o, Some(Bytes::from(format!("new{o}"))), &mut seq, &mut out);
+    }
+    let (snap, _) = p.commit(true, 4000).unwrap();
+    assert_eq!(snap.base, 118);
+}
+
+#[test]
+fn an_old_record_abandoned_after_a_truncation_does_not_hold_the_new_one_at_its_offset() {
+    let mut p = Partition::<()>::new(1, 1000, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    p.admit_from_leader(10, 0, 1, lane(1), (), &mut out);
+    p.admit_from_leader(11, 0, 1, lane(2), (), &mut out);
+    p.finish(10, lane(1), &mut seq, &mut out);
+    // Truncated to 11; the old 11 will never finish (no DLQ for its permanent failure).
+    p.admit_from_leader(11, 0, 2, lane(3), (), &mut out);
+    p.abandon(11, lane(2));
+    p.finish(11, lane(3), &mut seq, &mut out);
+    assert_eq!(p.commit(true, 4000).unwrap().0.base, 12);
 }

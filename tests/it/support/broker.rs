@@ -132,6 +132,25 @@ impl Broker {
         }
     }
 
+    /// Freezes (`-STOP`) or thaws (`-CONT`) the broker's process: it keeps its
+    /// connections and answers nothing, like a broker stuck in a long pause.
+    pub fn signal(&self, signal: &str) {
+        match &self.kind {
+            Kind::Own(c) => c.signal(0, signal),
+            Kind::Tansu(t) => {
+                let pid = t.child.as_ref().expect("tansu is running").id();
+                let ok = Command::new("kill")
+                    .args([signal, &pid.to_string()])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "kill {signal} {pid}");
+            }
+            Kind::Shared | Kind::External => {
+                panic!("a shared or external broker is never frozen: use Broker::own()")
+            }
+        }
+    }
+
     /// Kills the broker (as an outage would: kill -9).
     pub fn stop(&mut self) {
         match &mut self.kind {

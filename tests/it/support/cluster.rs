@@ -221,6 +221,21 @@ impl Cluster {
         }
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`) to node `i`'s JVM: a broker that is frozen,
+    /// not gone (its connections stay open and answer nothing).
+    pub fn signal(&self, i: usize, signal: &str) {
+        let pid = std::fs::read_to_string(self.nodes[i].dir.join("pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .filter(|&p| p > 1)
+            .expect("the node's pid file");
+        let ok = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {pid}");
+    }
+
     /// Starts node `i` again on its data and ports; waits until the cluster lists it.
     pub fn restart(&mut self, i: usize) {
         assert!(self.nodes[i].launcher.is_none(), "node {i} is running");
