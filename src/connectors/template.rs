@@ -317,9 +317,13 @@ impl UrlTemplate {
         {
             return Err(UrlError::HostNotAllowed);
         }
+        let rest_start = out.len();
         self.rest
             .render(&mut out, Escape::Url, &mut value)
             .map_err(UrlError::Missing)?;
+        if self.rest.fields().next().is_some() && has_dot_segment(&out[rest_start..]) {
+            return Err(UrlError::DotSegment);
+        }
         let text = String::from_utf8(out).map_err(|_| UrlError::HostNotAllowed)?;
         let url = url::Url::parse(&text).map_err(UrlError::Invalid)?;
         if !self.allowed_hosts.is_empty() && !self.host_allowed(&url) {
@@ -343,6 +347,22 @@ impl UrlTemplate {
     }
 }
 
+/// Whether the path of `rest` (path, query, fragment) has a `.` or `..` segment, also
+/// written `%2e`: URL parsing resolves them, so a value `..` would move the request to
+/// another path (`/tenants/{header.x-tenant}/orders` to `/orders`).
+fn has_dot_segment(rest: &[u8]) -> bool {
+    let path_end = rest
+        .iter()
+        .position(|b| *b == b'?' || *b == b'#')
+        .unwrap_or(rest.len());
+    rest[..path_end].split(|b| *b == b'/').any(|segment| {
+        let text = String::from_utf8_lossy(segment)
+            .to_ascii_lowercase()
+            .replace("%2e", ".");
+        text == "." || text == ".."
+    })
+}
+
 /// Why a URL could not be made for a record.
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
@@ -352,6 +372,8 @@ pub enum UrlError {
     HostNotAllowed,
     #[error("the filled-in URL is not valid: {0}")]
     Invalid(url::ParseError),
+    #[error("the filled-in path has a `.` or `..` segment")]
+    DotSegment,
 }
 
 #[cfg(test)]
@@ -381,6 +403,34 @@ mod tests {
             "https://api.example.com/t/acme/orders?k=a%2Fb%3Fc%3Dd%26e%23f&p=3"
         );
         assert_eq!(url.host_str(), Some("api.example.com"));
+    }
+
+    #[test]
+    fn a_dot_segment_value_never_moves_the_request() {
+        let t =
+            UrlTemplate::parse("https://h/tenants/{header.x-tenant}/orders?k={key}", &[]).unwrap();
+        for bad in [&b".."[..], b"."] {
+            let got = t.fill(|f| match f {
+                Field::Header(_) => Some(Cow::Borrowed(bad)),
+                _ => Some(Cow::Borrowed(b"..")),
+            });
+            assert!(matches!(got, Err(UrlError::DotSegment)), "{bad:?}: {got:?}");
+        }
+        let t = UrlTemplate::parse("https://h/t/{key}{topic}/x", &[]).unwrap();
+        let got = t.fill(|f| match f {
+            Field::Key => Some(Cow::Borrowed(b".")),
+            _ => Some(Cow::Borrowed(b".")),
+        });
+        assert!(matches!(got, Err(UrlError::DotSegment)), "{got:?}");
+        // Dots inside a segment and in the query are values like any other.
+        let t = UrlTemplate::parse("https://h/t/{key}/x?q={key}", &[]).unwrap();
+        let url = t.fill(|_| Some(Cow::Borrowed(b"..a"))).unwrap();
+        assert_eq!(url.as_str(), "https://h/t/..a/x?q=..a");
+        let url = UrlTemplate::parse("https://h/t/x?q={key}", &[])
+            .unwrap()
+            .fill(|_| Some(Cow::Borrowed(b"..")))
+            .unwrap();
+        assert_eq!(url.as_str(), "https://h/t/x?q=..");
     }
 
     #[test]

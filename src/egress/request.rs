@@ -153,7 +153,7 @@ impl Shaper {
                 template(match e {
                     UrlError::Missing(_) => "missing-value",
                     UrlError::HostNotAllowed => "host-not-allowed",
-                    UrlError::Invalid(_) => "invalid-url",
+                    UrlError::Invalid(_) | UrlError::DotSegment => "invalid-url",
                 })
             })?),
         };
@@ -479,6 +479,25 @@ format = "cloudevents-structured""#;
                 error: "not-json"
             })
         );
+    }
+
+    #[test]
+    fn a_dot_segment_header_is_refused_not_sent_elsewhere() {
+        let s = shaper("url = \"http://h/tenants/{header.x-tenant}/orders\"");
+        for bad in [&b".."[..], b"."] {
+            let r = record(b"{}", &[("x-tenant", bad)], None);
+            assert_eq!(
+                s.shape(&r).err(),
+                Some(Refused {
+                    reason: "template",
+                    error: "invalid-url"
+                })
+            );
+        }
+        // `%2e` in a value is text: its `%` is encoded.
+        let r = record(b"{}", &[("x-tenant", b"%2e%2e")], None);
+        let p = s.shape(&r).unwrap().unwrap();
+        assert_eq!(p.url.path(), "/tenants/%252e%252e/orders");
     }
 
     #[test]
