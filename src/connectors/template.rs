@@ -306,15 +306,20 @@ impl UrlTemplate {
     ) -> Result<url::Url, UrlError> {
         let mut out = Vec::with_capacity(self.text.len() + 32);
         // A host value is written as is and must then be a host name on the list; it is
-        // not percent-encoded (that would not make it a host either).
+        // not percent-encoded (that would not make it a host either). Only host name
+        // characters: a `:`, `/`, `@` or `[` would let it write a port, a path, userinfo
+        // or an IPv6 literal after the part the operator wrote.
+        let mut foreign = false;
         self.origin
-            .render(&mut out, Escape::Raw, &mut value)
+            .render(&mut out, Escape::Raw, |f: &Field| {
+                let v = value(f)?;
+                foreign |= v
+                    .iter()
+                    .any(|b| !(b.is_ascii_alphanumeric() || b".-".contains(b)));
+                Some(v)
+            })
             .map_err(UrlError::Missing)?;
-        if self.origin.fields().next().is_some()
-            && out
-                .iter()
-                .any(|b| !(b.is_ascii_alphanumeric() || b":/.-[]".contains(b)))
-        {
+        if foreign {
             return Err(UrlError::HostNotAllowed);
         }
         let rest_start = out.len();
@@ -338,11 +343,15 @@ impl UrlTemplate {
         };
         let host = host.to_ascii_lowercase();
         let port = url.port_or_known_default();
+        // An entry without a port allows the scheme's default port only.
+        let default = url::Url::parse(&format!("{}://h/", url.scheme()))
+            .ok()
+            .and_then(|u| u.port_or_known_default());
         self.allowed_hosts.iter().any(|a| match a.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
                 h == host && p.parse::<u16>().ok() == port
             }
-            _ => *a == host,
+            _ => *a == host && port == default,
         })
     }
 }
@@ -462,6 +471,38 @@ mod tests {
         // A value cannot smuggle userinfo, a path or another host in.
         let t = UrlTemplate::parse("https://{key}.example.com/x", &allowed).unwrap();
         assert!(matches!(t.fill(values), Err(UrlError::HostNotAllowed)));
+        // Nor a port or a path after an allowed name: an entry without a port allows
+        // the scheme's default port only.
+        let allowed = [
+            "eu.inv.internal".to_owned(),
+            "us.inv.internal:8443".to_owned(),
+        ];
+        let t = UrlTemplate::parse("https://{header.r}/v1", &allowed).unwrap();
+        let with = |v: &'static [u8]| t.fill(move |_| Some(Cow::Borrowed(v)));
+        for bad in [
+            &b"eu.inv.internal:2375/"[..],
+            b"eu.inv.internal:2375",
+            b"eu.inv.internal:443",
+            b"us.inv.internal",
+            b"[::1]",
+            b"u@eu.inv.internal",
+        ] {
+            let got = with(bad);
+            assert!(
+                matches!(got, Err(UrlError::HostNotAllowed)),
+                "{bad:?}: {got:?}"
+            );
+        }
+        assert_eq!(
+            with(b"EU.inv.internal").unwrap().as_str(),
+            "https://eu.inv.internal/v1"
+        );
+        let t = UrlTemplate::parse("https://{header.r}:8443/v1", &allowed).unwrap();
+        assert!(t.fill(|_| Some(Cow::Borrowed(b"us.inv.internal"))).is_ok());
+        assert!(matches!(
+            t.fill(|_| Some(Cow::Borrowed(b"eu.inv.internal"))),
+            Err(UrlError::HostNotAllowed)
+        ));
     }
 
     #[test]
