@@ -174,12 +174,10 @@ pub fn passes(result: &Option<Val>) -> bool {
 }
 
 /// A string value (a header value, a key) for a program variable; bytes that are not
-/// UTF-8 are kept as a byte string.
+/// UTF-8 are read lossily (U+FFFD): a jq byte string is not JSON, so one passed to the
+/// output would make a body that is not JSON.
 pub fn string(bytes: &[u8]) -> Val {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Val::from(s.to_owned()),
-        Err(_) => Val::byte_str(bytes.to_vec()),
-    }
+    Val::from(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// An object of string values.
@@ -192,9 +190,37 @@ pub fn object<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Val {
     Val::obj(map)
 }
 
-/// Writes a value as compact JSON.
-pub fn to_json(v: &Val) -> Vec<u8> {
-    v.to_string().into_bytes()
+/// Writes a value as compact JSON; `None` when it has no JSON form. jaq values go
+/// beyond JSON: `nan` and `infinite`, byte strings, text that is not UTF-8, keys that
+/// are not strings, and any depth; jaq would write them anyway (`NaN`, `b"…"`), and
+/// the receiver would get a body that is not the JSON its Content-Type says.
+pub fn to_json(v: &Val) -> Option<Vec<u8>> {
+    if !json_like(v, 0) {
+        return None;
+    }
+    let text = v.to_string().into_bytes();
+    // jaq's writer is not ours: what it wrote must read back as JSON.
+    serde_json::from_slice::<serde::de::IgnoredAny>(&text).ok()?;
+    Some(text)
+}
+
+/// Whether `v` is within JSON: no NaN or infinity, no byte string, only string keys,
+/// at most [`MAX_DEPTH`] deep.
+fn json_like(v: &Val, depth: usize) -> bool {
+    match v {
+        Val::Null | Val::Bool(_) => true,
+        Val::Num(jaq_json::Num::Float(f)) => f.is_finite(),
+        Val::Num(_) => true,
+        Val::BStr(_) => false,
+        Val::TStr(b) => std::str::from_utf8(b).is_ok(),
+        Val::Arr(a) => depth < MAX_DEPTH && a.iter().all(|x| json_like(x, depth + 1)),
+        Val::Obj(o) => {
+            depth < MAX_DEPTH
+                && o.iter().all(|(k, x)| {
+                    matches!(k, Val::TStr(_)) && json_like(k, depth) && json_like(x, depth + 1)
+                })
+        }
+    }
 }
 
 fn snippet(at: &str) -> String {
@@ -228,7 +254,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            String::from_utf8(to_json(&out)).unwrap(),
+            String::from_utf8(to_json(&out).unwrap()).unwrap(),
             r#"{"id":7,"total":12.5,"key":"k1","topic":"orders"}"#
         );
         let empty = Program::compile("select(.x)").unwrap();
@@ -279,6 +305,41 @@ mod tests {
         assert!(matches!(parse(over.as_bytes()), Err(Error::NotJson)));
         let quoted = format!("{{\"s\":\"\\\"{}\"}}", "[".repeat(1000));
         assert!(parse(quoted.as_bytes()).is_ok(), "{quoted}");
+    }
+
+    #[test]
+    fn outputs_beyond_json_have_no_json_form() {
+        let p = |code: &str, input: &[u8]| {
+            let vars = [
+                string(b"k\xff"),
+                object(std::iter::empty()),
+                Val::Null,
+                Val::Null,
+            ];
+            let out = Program::compile(code)
+                .unwrap()
+                .run(parse(input).unwrap(), vars)
+                .unwrap()
+                .unwrap();
+            to_json(&out)
+        };
+        for code in [
+            "nan",
+            "[infinite]",
+            "{a: -infinite}",
+            "\"x\" | tobytes",
+            "{(1): 2}",
+            "reduce range(200) as $i (.; [.])",
+        ] {
+            assert_eq!(p(code, b"{}"), None, "{code}");
+        }
+        let key = p("{k: $key}", b"{}").expect("a key that is not UTF-8 is text");
+        let v: serde_json::Value = serde_json::from_slice(&key).unwrap();
+        assert_eq!(v["k"], "k\u{fffd}");
+        assert_eq!(
+            p(".", b"[1e400, 2.5, 12345678901234567890123]").map(String::from_utf8),
+            Some(Ok("[1e400,2.5,12345678901234567890123]".to_owned()))
+        );
     }
 
     #[test]

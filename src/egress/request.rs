@@ -53,7 +53,7 @@ pub struct Refused {
     /// `template`, `filter` or `transform`.
     pub reason: &'static str,
     /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`, `not-json`,
-    /// `jq-error`, `no-output` or `timeout`.
+    /// `jq-error`, `no-output`, `not-json-output` or `timeout`.
     pub error: &'static str,
 }
 
@@ -328,7 +328,8 @@ impl Programs {
             .run(value, jq_vars(record))
             .map_err(|_| refused("jq-error"))?
             .ok_or(refused("no-output"))?;
-        Ok(Some(Some(Bytes::from(jq::to_json(&out)))))
+        let body = jq::to_json(&out).ok_or(refused("not-json-output"))?;
+        Ok(Some(Some(Bytes::from(body))))
     }
 
     /// The program running (or that last ran) on a record.
@@ -498,6 +499,23 @@ format = "cloudevents-structured""#;
         let r = record(b"{}", &[("x-tenant", b"%2e%2e")], None);
         let p = s.shape(&r).unwrap().unwrap();
         assert_eq!(p.url.path(), "/tenants/%252e%252e/orders");
+    }
+
+    #[test]
+    fn a_transform_body_is_json_or_the_record_is_refused() {
+        let s = shaper("url = \"http://h/\"\ntransform = '{k: $key, h: $headers.h}'");
+        let r = record(b"{}", &[("h", b"\xfe")], Some(b"\xff"));
+        let p = s.shape(&r).unwrap().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&p.body).expect("JSON body");
+        assert_eq!(body, serde_json::json!({"k": "\u{fffd}", "h": "\u{fffd}"}));
+        let s = shaper("url = \"http://h/\"\ntransform = '[.n / 0]'");
+        assert_eq!(
+            s.shape(&record(br#"{"n":0}"#, &[], None)).err(),
+            Some(Refused {
+                reason: "transform",
+                error: "not-json-output"
+            })
+        );
     }
 
     #[test]
