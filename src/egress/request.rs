@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::Record;
 use crate::connectors::jq::{self, Program, Val};
-use crate::connectors::sink::{Format, HeaderPattern};
+use crate::connectors::sink::{is_framing, Format, HeaderPattern};
 use crate::connectors::template::{url_encode, Escape, Field, Template, UrlTemplate};
 use crate::connectors::Sink;
 use crate::kafka::headers::{self, EVENT_TYPE as EVENT_TYPE_HEADER};
@@ -160,7 +160,7 @@ impl Shaper {
         let mut headers = HeaderMap::new();
         if !self.forward.is_empty() {
             for (k, v) in &record.headers {
-                if !self.forward.iter().any(|p| p.matches(k)) {
+                if !self.forward.iter().any(|p| p.matches(k)) || is_framing(k) {
                     continue;
                 }
                 // Kafka header names are free text: one that is not an HTTP header name
@@ -516,6 +516,27 @@ format = "cloudevents-structured""#;
                 error: "not-json-output"
             })
         );
+    }
+
+    #[test]
+    fn framing_headers_are_never_forwarded() {
+        let s = shaper("url = \"http://h/\"\nforward_record_headers = [\"*\"]");
+        let r = record(
+            b"{\"long\":\"body\"}",
+            &[
+                ("content-length", b"1"),
+                ("Transfer-Encoding", b"chunked"),
+                ("host", b"other.internal"),
+                ("connection", b"close"),
+                ("proxy-authorization", b"x"),
+                ("expect", b"100-continue"),
+                ("x-kept", b"1"),
+            ],
+            None,
+        );
+        let p = s.shape(&r).unwrap().unwrap();
+        let names: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
     }
 
     #[test]
