@@ -257,14 +257,17 @@ impl SourceDefinition {
     pub fn event_type_of(&self, headers: &HeaderMap, body: &[u8]) -> Option<Bytes> {
         let found = match self.event_type.as_ref()? {
             EventTypeRule::Rule(rule) => rule.extract(headers, body).ok().flatten(),
-            EventTypeRule::CloudEvent => match headers.get("ce-type") {
-                Some(v) => Some(Bytes::copy_from_slice(v.as_bytes())),
-                None if is_structured_cloudevent(headers) => KeyRule::Json("/type".into())
+            // A structured event's attributes are in the body, which the signature
+            // covers; a `ce-type` header next to it is not the event's and is ignored.
+            EventTypeRule::CloudEvent if is_structured_cloudevent(headers) => {
+                KeyRule::Json("/type".into())
                     .extract(headers, body)
                     .ok()
-                    .flatten(),
-                None => None,
-            },
+                    .flatten()
+            }
+            EventTypeRule::CloudEvent => headers
+                .get("ce-type")
+                .map(|v| Bytes::copy_from_slice(v.as_bytes())),
         };
         found.filter(|t| !t.is_empty() && t.len() <= MAX_EVENT_TYPE)
     }
@@ -288,7 +291,8 @@ impl SourceDefinition {
     }
 }
 
-fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
+/// Whether the request is a structured-mode CloudEvent (`application/cloudevents+json`).
+pub fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
     headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -388,4 +392,43 @@ impl Routing {
 
 fn source_error(file: &str, key: &str, reason: String) -> ConfigError {
     ConfigError::new(file, format!("source.{key}"), reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::Connectors;
+
+    #[test]
+    fn a_structured_cloudevent_takes_its_type_from_the_body_only() {
+        let mut out = Connectors::default();
+        let text = r#"[source]
+name = "grid"
+path = "/events"
+topic = "t.{event_type}"
+topics_allowed = ["t.order.*"]
+cloudevents = { allowed_origins = ["*"] }
+verify = { scheme = "token", secret = "s", header = "X-Token" }
+"#;
+        crate::connectors::load_file("grid.toml", text, &mut out).expect("valid source");
+        let source = &out.sources[0];
+        let mut headers = HeaderMap::new();
+        headers.insert("ce-type", HeaderValue::from_static("order.forged"));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/cloudevents+json"),
+        );
+        let body = br#"{"specversion":"1.0","type":"order.created","id":"1","source":"/x"}"#;
+        assert_eq!(
+            source.event_type_of(&headers, body).as_deref(),
+            Some(&b"order.created"[..])
+        );
+        assert_eq!(source.event_type_of(&headers, b"{}"), None);
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        assert_eq!(
+            source.event_type_of(&headers, body).as_deref(),
+            Some(&b"order.forged"[..]),
+            "binary mode: the header is the attribute"
+        );
+    }
 }
