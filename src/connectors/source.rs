@@ -307,11 +307,19 @@ pub fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
 /// unauthenticated header could otherwise make arbitrarily large in every record).
 pub const MAX_EVENT_TYPE: usize = 256;
 
+/// Most distinct topics one source routes to in a process's life. The event type that
+/// picks the topic is written by the sender; with `prefix*` in `topics_allowed` (and
+/// topic auto-creation on the broker) it could otherwise create topics without end.
+pub const MAX_ROUTED_TOPICS: usize = 256;
+
 /// `topic = "github.{event_type}"` with `topics_allowed = ["github.push", "github.issue*"]`.
 #[derive(Debug, Clone)]
 pub struct Routing {
     template: Template,
     allowed: Vec<String>,
+    /// Topics a webhook was produced to: a new one is refused once there are
+    /// [`MAX_ROUTED_TOPICS`].
+    produced: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Why a webhook has no topic: answered 400, nothing produced.
@@ -321,6 +329,8 @@ pub enum RouteError {
     NoEventType,
     #[error("the event type routes to a topic that is not in topics_allowed")]
     NotAllowed,
+    #[error("the source already routes to as many topics as it may")]
+    TooManyTopics,
 }
 
 impl Routing {
@@ -358,6 +368,7 @@ impl Routing {
         Ok(Some(Routing {
             template,
             allowed: allowed.to_vec(),
+            produced: Default::default(),
         }))
     }
 
@@ -382,7 +393,22 @@ impl Routing {
             Some(prefix) => topic.starts_with(prefix),
             None => *a == topic,
         });
-        allowed.then_some(topic).ok_or(RouteError::NotAllowed)
+        if !allowed {
+            return Err(RouteError::NotAllowed);
+        }
+        let produced = self.produced.lock().unwrap_or_else(|p| p.into_inner());
+        if produced.len() >= MAX_ROUTED_TOPICS && !produced.contains(&topic) {
+            return Err(RouteError::TooManyTopics);
+        }
+        Ok(topic)
+    }
+
+    /// A webhook was produced to `topic` (one [`Routing::topic`] gave).
+    pub fn produced(&self, topic: &str) {
+        let mut produced = self.produced.lock().unwrap_or_else(|p| p.into_inner());
+        if produced.len() < MAX_ROUTED_TOPICS && !produced.contains(topic) {
+            produced.insert(topic.to_owned());
+        }
     }
 
     pub fn allowed(&self) -> &[String] {
@@ -398,6 +424,23 @@ fn source_error(file: &str, key: &str, reason: String) -> ConfigError {
 mod tests {
     use super::*;
     use crate::connectors::Connectors;
+
+    #[test]
+    fn a_source_routes_to_a_bounded_number_of_topics() {
+        let r = Routing::parse("t.{event_type}", &["t.*".to_owned()], true)
+            .unwrap()
+            .unwrap();
+        for i in 0..MAX_ROUTED_TOPICS {
+            let topic = r.topic(Some(format!("e{i}").as_bytes())).unwrap();
+            r.produced(&topic);
+        }
+        assert_eq!(r.topic(Some(b"new")), Err(RouteError::TooManyTopics));
+        assert_eq!(
+            r.topic(Some(b"e7")).as_deref(),
+            Ok("t.e7"),
+            "known ones go on"
+        );
+    }
 
     #[test]
     fn a_structured_cloudevent_takes_its_type_from_the_body_only() {

@@ -406,6 +406,9 @@ async fn produce(
     .await;
     match sent {
         Ok(Ok(_acked)) => {
+            if let Some(routing) = &source.routing {
+                routing.produced(topic);
+            }
             WebhookAccepted {
                 produce_seconds: started.elapsed().as_secs_f64(),
             }
