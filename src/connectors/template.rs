@@ -218,6 +218,11 @@ impl UrlTemplate {
         if text[..scheme_end].contains(['{', '}']) {
             return Err("the scheme cannot be a placeholder".into());
         }
+        // Checked here as well as on the sample URL below: with `allowed_hosts` the
+        // sample's host is not on the list and the sample is not made.
+        if !["http", "https"].contains(&text[..scheme_end].to_ascii_lowercase().as_str()) {
+            return Err("must be an http:// or https:// URL".into());
+        }
         if rest.fields().next().is_some() {
             if let Some(hash) = text.find('#') {
                 if text[hash..].contains('{') {
@@ -513,10 +518,11 @@ mod tests {
             ("http://h/}", "unmatched"),
             ("http://h/x#{key}", "fragment"),
             ("ftp://h/{key}", "http"),
+            ("ftp://{header.h}/x", "http"),
             ("{key}://h/", "scheme"),
             ("http://h/{json.tenant}", "pointer"),
         ] {
-            let e = UrlTemplate::parse(url, &[]).unwrap_err();
+            let e = UrlTemplate::parse(url, &["h".to_owned()]).unwrap_err();
             assert!(e.contains(want), "{url}: {e}");
         }
     }
