@@ -211,17 +211,21 @@ impl Shaper {
                 url_encode(record.tp.topic.as_bytes())
             ),
         };
-        // A type that is not text (or not a header value) falls back to the default:
-        // the record is still delivered, as the same kind as an untyped record.
+        // A type that is not UTF-8 text falls back to the default: the record is still
+        // delivered, as the same kind as an untyped record. Any text is kept (binary
+        // mode percent-encodes it).
         let kind = record
             .header(EVENT_TYPE_HEADER)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .filter(|t| !t.is_empty() && HeaderValue::from_str(t).is_ok())
+            .filter(|t| !t.is_empty())
             .unwrap_or(DEFAULT_EVENT_TYPE);
+        // Written anew: `time` must be RFC 3339, and the header is only read leniently.
         let time = record
             .header(headers::RECEIVED_AT)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .filter(|t| humantime::parse_rfc3339_weak(t).is_ok());
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .map(|t| humantime::format_rfc3339_millis(t).to_string());
+        let time = time.as_deref();
         let data_type = prepared.content_type.clone().unwrap_or_else(|| {
             record
                 .header(headers::CONTENT_TYPE)
@@ -233,7 +237,7 @@ impl Shaper {
             Format::CloudeventsBinary => {
                 let h = &mut prepared.headers;
                 let mut put = |name: &'static str, v: &str| {
-                    if let Ok(v) = HeaderValue::from_str(v) {
+                    if let Ok(v) = HeaderValue::from_str(&ce_header_value(v)) {
                         h.insert(HeaderName::from_static(name), v);
                     }
                 };
@@ -347,6 +351,21 @@ pub const DEFAULT_EVENT_TYPE: &str = "hookbridge.record";
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const CLOUDEVENTS_JSON: HeaderValue =
     HeaderValue::from_static("application/cloudevents+json; charset=utf-8");
+
+/// A CloudEvents attribute as an HTTP binding header value (3.1.3.2): printable ASCII
+/// as is, except `"` and `%`; every other byte of its UTF-8 percent-encoded.
+fn ce_header_value(v: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%' {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
 
 /// `application/json`, `text/json` or any `+json` type.
 fn is_json(content_type: &str) -> bool {
@@ -537,6 +556,24 @@ format = "cloudevents-structured""#;
         let p = s.shape(&r).unwrap().unwrap();
         let names: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn binary_cloudevent_attributes_are_percent_encoded_and_time_is_rfc3339() {
+        let s = shaper("url = \"http://h/\"\nformat = \"cloudevents-binary\"");
+        let r = record(
+            b"{}",
+            &[
+                ("hookbridge-event-type", "commande.créée 100%".as_bytes()),
+                ("hookbridge-source", b"my source"),
+                ("hookbridge-received-at", b"2026-12-04 17:00:00"),
+            ],
+            None,
+        );
+        let p = s.shape(&r).unwrap().unwrap();
+        assert_eq!(p.headers["ce-type"], "commande.cr%C3%A9%C3%A9e%20100%25");
+        assert_eq!(p.headers["ce-source"], "/hookbridge/sources/my%2520source");
+        assert_eq!(p.headers["ce-time"], "2026-12-04T17:00:00.000Z");
     }
 
     #[test]
