@@ -131,6 +131,22 @@ fn record_limits(out: &mut String, loaded: &Loaded, connectors: &Connectors) {
     }
 }
 
+/// `url` with a password and the query (which may carry an API key) replaced.
+fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("redacted"));
+            }
+            if u.query().is_some() {
+                u.set_query(Some("redacted"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<not a URL>".to_owned(),
+    }
+}
+
 fn sink_line(out: &mut String, s: &Sink) {
     let url = s.url.redacted();
     let _ = writeln!(out, "  - {} ({})", s.name, s.file);
@@ -206,7 +222,7 @@ fn sink_line(out: &mut String, s: &Sink) {
             let _ = writeln!(
                 out,
                 "      auth: oauth2 token_url {} client_id {} client_secret {} scopes [{}] audience {} client_auth {:?}",
-                o.token_url,
+                redacted_url(&o.token_url),
                 o.client_id,
                 o.client_secret.describe(),
                 o.scopes.join(" "),
@@ -238,5 +254,20 @@ fn sink_line(out: &mut String, s: &Sink) {
     }
     if let Some(t) = &s.transform {
         let _ = writeln!(out, "      transform: {}", t.text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_token_url_is_shown_without_its_password_or_query() {
+        assert_eq!(
+            super::redacted_url("https://id:s3cret@login.example/token?key=k3y"),
+            "https://id:redacted@login.example/token?redacted"
+        );
+        assert_eq!(
+            super::redacted_url("https://login.example/token"),
+            "https://login.example/token"
+        );
     }
 }
