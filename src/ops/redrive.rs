@@ -132,8 +132,8 @@ async fn handle(
                 println!("would redrive {line}");
                 tally.redriven += 1;
             } else {
-                let delivered = sender.send(&record, &line).await?;
-                tally.count(delivered);
+                let sent = sender.send(&record, &line).await?;
+                tally.count(sent);
             }
             Ok(true)
         }
@@ -341,13 +341,13 @@ impl Sender {
         })
     }
 
-    /// `true` when delivered (or produced back), `false` when dead-lettered again. A
-    /// record left unfinished is an error: its offset must not be committed.
-    async fn send(&self, record: &Record, line: &str) -> Result<bool, OpsError> {
+    /// How the record was taken care of. A record left unfinished is an error: its
+    /// offset must not be committed.
+    async fn send(&self, record: &Record, line: &str) -> Result<Finish, OpsError> {
         let Some(dest) = &self.destination else {
             to_source(&self.producer, record).await?;
             println!("{line}: produced to {}", record.tp.topic);
-            return Ok(true);
+            return Ok(Finish::Delivered);
         };
         let stop = Stop {
             cancel: &self.cancel,
@@ -356,8 +356,7 @@ impl Sender {
         let finish = dest.deliver(record, stop, None).await;
         println!("{line}: {finish:?}");
         match finish {
-            Finish::Delivered | Finish::Filtered => Ok(true),
-            Finish::DeadLettered => Ok(false),
+            Finish::Delivered | Finish::Filtered | Finish::DeadLettered => Ok(finish),
             Finish::Abandoned => Err(OpsError::Refused(format!(
                 "{line}: delivery did not finish; progress up to the record before it is committed"
             ))),
@@ -439,30 +438,53 @@ impl Progress {
 #[derive(Debug, Default)]
 struct Tally {
     redriven: usize,
+    /// Let through by the sink's filter without a request: finished, but not sent.
+    filtered: usize,
     failed: usize,
     other_sinks: usize,
     unreadable: usize,
 }
 
 impl Tally {
-    fn count(&mut self, delivered: bool) {
-        if delivered {
-            self.redriven += 1;
-        } else {
-            self.failed += 1;
+    fn count(&mut self, finish: Finish) {
+        match finish {
+            Finish::Delivered => self.redriven += 1,
+            Finish::Filtered => self.filtered += 1,
+            Finish::DeadLettered | Finish::Abandoned => self.failed += 1,
         }
     }
 
     /// Records of this sink taken care of, for `--limit`.
     fn handled(&self) -> usize {
-        self.redriven + self.failed
+        self.redriven + self.filtered + self.failed
     }
 
     fn summary(&self, dry_run: bool) -> String {
         let verb = if dry_run { "would redrive" } else { "redriven" };
         format!(
-            "{verb}: {}; dead-lettered again: {}; other sinks' records left for their own redrive: {}; unreadable: {}",
-            self.redriven, self.failed, self.other_sinks, self.unreadable
+            "{verb}: {}; dead-lettered again: {}; other sinks' records left for their own redrive: {}; unreadable: {}; let through by the sink's filter without a request: {}",
+            self.redriven, self.failed, self.other_sinks, self.unreadable, self.filtered
         )
+    }
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::*;
+
+    #[test]
+    fn filtered_records_are_not_counted_as_redriven() {
+        let mut t = Tally::default();
+        t.count(Finish::Delivered);
+        t.count(Finish::Filtered);
+        t.count(Finish::DeadLettered);
+        assert_eq!(t.handled(), 3);
+        assert!(
+            t.summary(false)
+                .starts_with("redriven: 1; dead-lettered again: 1;")
+                && t.summary(false).ends_with("without a request: 1"),
+            "{}",
+            t.summary(false)
+        );
     }
 }
