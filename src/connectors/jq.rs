@@ -61,7 +61,8 @@ impl Program {
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
             .chain(jaq_json::funs())
-            .filter(|(name, _, _)| !REMOVED.contains(name));
+            .filter(|(name, _, _)| !REMOVED.contains(name) && *name != "fromjson")
+            .chain(own_funs());
         let arena = Arena::default();
         let modules = Loader::new(defs)
             .load(&arena, File { code, path: () })
@@ -166,6 +167,25 @@ fn shallow(text: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// `fromjson` through [`parse`]: jaq's own would parse a string from the record
+/// (`.payload | fromjson`) with no depth limit and overflow the stack.
+fn own_funs<D: for<'a> jaq_core::DataT<V<'a> = Val>>(
+) -> impl Iterator<Item = jaq_core::native::Fun<D>> {
+    let funs: Box<[jaq_core::native::Filter<jaq_core::RunPtr<D>>]> =
+        Box::new([("fromjson", jaq_core::native::v(0), |cv| {
+            let parsed = match &cv.1 {
+                Val::TStr(text) => parse(text).map_err(|_| {
+                    jaq_core::Error::str(format_args!(
+                        "cannot parse as JSON (or nested deeper than {MAX_DEPTH})"
+                    ))
+                }),
+                _ => Err(jaq_core::Error::str("fromjson needs a string")),
+            };
+            jaq_core::native::bome(parsed)
+        })]);
+    funs.into_vec().into_iter().map(jaq_core::native::run::<D>)
 }
 
 /// Whether a filter's result lets the record through: not `false`, `null` or no output.
@@ -340,6 +360,19 @@ mod tests {
             p(".", b"[1e400, 2.5, 12345678901234567890123]").map(String::from_utf8),
             Some(Ok("[1e400,2.5,12345678901234567890123]".to_owned()))
         );
+    }
+
+    #[test]
+    fn fromjson_refuses_deep_nesting_instead_of_overflowing() {
+        let p = Program::compile(".s | fromjson | .a").unwrap();
+        let deep = format!("{{\"s\":\"{}\"}}", "[".repeat(200_000));
+        assert!(matches!(
+            p.run(parse(deep.as_bytes()).unwrap(), vars()),
+            Err(Error::Jq(_))
+        ));
+        let ok = parse(br#"{"s":"{\"a\":[1]}"}"#).unwrap();
+        let out = p.run(ok, vars()).unwrap().unwrap();
+        assert_eq!(to_json(&out).unwrap(), b"[1]");
     }
 
     #[test]
