@@ -328,7 +328,7 @@ fn sink_line(out: &mut String, s: &Sink) {
             let _ = writeln!(
                 out,
                 "      auth: oauth2 token_url {} client_id {} client_secret {} scopes [{}] audience {} client_auth {:?}",
-                o.token_url,
+                url::Url::parse(&o.token_url).map_or("<not a URL>".to_owned(), |u| redacted_url(&u)),
                 o.client_id,
                 o.client_secret.describe(),
                 o.scopes.join(" "),
@@ -382,6 +382,19 @@ mod tests {
         assert_eq!(
             url("http://inventory.internal/hooks"),
             "http://inventory.internal/hooks"
+        );
+    }
+
+    #[test]
+    fn a_token_url_is_shown_without_its_password_or_secret_looking_query_values() {
+        let url = |s: &str| redacted_url(&url::Url::parse(s).unwrap());
+        assert_eq!(
+            url("https://id:s3cret@login.example/token?key=k3y"),
+            "https://redacted:redacted@login.example/token?key=redacted"
+        );
+        assert_eq!(
+            url("https://login.example/token"),
+            "https://login.example/token"
         );
     }
 }

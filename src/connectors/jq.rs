@@ -61,7 +61,8 @@ impl Program {
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
             .chain(jaq_json::funs())
-            .filter(|(name, _, _)| !REMOVED.contains(name));
+            .filter(|(name, _, _)| !REMOVED.contains(name) && *name != "fromjson")
+            .chain(own_funs());
         let arena = Arena::default();
         let modules = Loader::new(defs)
             .load(&arena, File { code, path: () })
@@ -168,18 +169,35 @@ fn shallow(text: &[u8]) -> bool {
     true
 }
 
+/// `fromjson` through [`parse`]: jaq's own would parse a string from the record
+/// (`.payload | fromjson`) with no depth limit and overflow the stack.
+fn own_funs<D: for<'a> jaq_core::DataT<V<'a> = Val>>(
+) -> impl Iterator<Item = jaq_core::native::Fun<D>> {
+    let funs: Box<[jaq_core::native::Filter<jaq_core::RunPtr<D>>]> =
+        Box::new([("fromjson", jaq_core::native::v(0), |cv| {
+            let parsed = match &cv.1 {
+                Val::TStr(text) => parse(text).map_err(|_| {
+                    jaq_core::Error::str(format_args!(
+                        "cannot parse as JSON (or nested deeper than {MAX_DEPTH})"
+                    ))
+                }),
+                _ => Err(jaq_core::Error::str("fromjson needs a string")),
+            };
+            jaq_core::native::bome(parsed)
+        })]);
+    funs.into_vec().into_iter().map(jaq_core::native::run::<D>)
+}
+
 /// Whether a filter's result lets the record through: not `false`, `null` or no output.
 pub fn passes(result: &Option<Val>) -> bool {
     !matches!(result, None | Some(Val::Null) | Some(Val::Bool(false)))
 }
 
 /// A string value (a header value, a key) for a program variable; bytes that are not
-/// UTF-8 are kept as a byte string.
+/// UTF-8 are read lossily (U+FFFD): a jq byte string is not JSON, so one passed to the
+/// output would make a body that is not JSON.
 pub fn string(bytes: &[u8]) -> Val {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Val::from(s.to_owned()),
-        Err(_) => Val::byte_str(bytes.to_vec()),
-    }
+    Val::from(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// An object of string values.
@@ -192,9 +210,37 @@ pub fn object<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> Val {
     Val::obj(map)
 }
 
-/// Writes a value as compact JSON.
-pub fn to_json(v: &Val) -> Vec<u8> {
-    v.to_string().into_bytes()
+/// Writes a value as compact JSON; `None` when it has no JSON form. jaq values go
+/// beyond JSON: `nan` and `infinite`, byte strings, text that is not UTF-8, keys that
+/// are not strings, and any depth; jaq would write them anyway (`NaN`, `b"…"`), and
+/// the receiver would get a body that is not the JSON its Content-Type says.
+pub fn to_json(v: &Val) -> Option<Vec<u8>> {
+    if !json_like(v, 0) {
+        return None;
+    }
+    let text = v.to_string().into_bytes();
+    // jaq's writer is not ours: what it wrote must read back as JSON.
+    serde_json::from_slice::<serde::de::IgnoredAny>(&text).ok()?;
+    Some(text)
+}
+
+/// Whether `v` is within JSON: no NaN or infinity, no byte string, only string keys,
+/// at most [`MAX_DEPTH`] deep.
+fn json_like(v: &Val, depth: usize) -> bool {
+    match v {
+        Val::Null | Val::Bool(_) => true,
+        Val::Num(jaq_json::Num::Float(f)) => f.is_finite(),
+        Val::Num(_) => true,
+        Val::BStr(_) => false,
+        Val::TStr(b) => std::str::from_utf8(b).is_ok(),
+        Val::Arr(a) => depth < MAX_DEPTH && a.iter().all(|x| json_like(x, depth + 1)),
+        Val::Obj(o) => {
+            depth < MAX_DEPTH
+                && o.iter().all(|(k, x)| {
+                    matches!(k, Val::TStr(_)) && json_like(k, depth) && json_like(x, depth + 1)
+                })
+        }
+    }
 }
 
 fn snippet(at: &str) -> String {
@@ -228,7 +274,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            String::from_utf8(to_json(&out)).unwrap(),
+            String::from_utf8(to_json(&out).unwrap()).unwrap(),
             r#"{"id":7,"total":12.5,"key":"k1","topic":"orders"}"#
         );
         let empty = Program::compile("select(.x)").unwrap();
@@ -279,6 +325,54 @@ mod tests {
         assert!(matches!(parse(over.as_bytes()), Err(Error::NotJson)));
         let quoted = format!("{{\"s\":\"\\\"{}\"}}", "[".repeat(1000));
         assert!(parse(quoted.as_bytes()).is_ok(), "{quoted}");
+    }
+
+    #[test]
+    fn outputs_beyond_json_have_no_json_form() {
+        let p = |code: &str, input: &[u8]| {
+            let vars = [
+                string(b"k\xff"),
+                object(std::iter::empty()),
+                Val::Null,
+                Val::Null,
+            ];
+            let out = Program::compile(code)
+                .unwrap()
+                .run(parse(input).unwrap(), vars)
+                .unwrap()
+                .unwrap();
+            to_json(&out)
+        };
+        for code in [
+            "nan",
+            "[infinite]",
+            "{a: -infinite}",
+            "\"x\" | tobytes",
+            "{(1): 2}",
+            "reduce range(200) as $i (.; [.])",
+        ] {
+            assert_eq!(p(code, b"{}"), None, "{code}");
+        }
+        let key = p("{k: $key}", b"{}").expect("a key that is not UTF-8 is text");
+        let v: serde_json::Value = serde_json::from_slice(&key).unwrap();
+        assert_eq!(v["k"], "k\u{fffd}");
+        assert_eq!(
+            p(".", b"[1e400, 2.5, 12345678901234567890123]").map(String::from_utf8),
+            Some(Ok("[1e400,2.5,12345678901234567890123]".to_owned()))
+        );
+    }
+
+    #[test]
+    fn fromjson_refuses_deep_nesting_instead_of_overflowing() {
+        let p = Program::compile(".s | fromjson | .a").unwrap();
+        let deep = format!("{{\"s\":\"{}\"}}", "[".repeat(200_000));
+        assert!(matches!(
+            p.run(parse(deep.as_bytes()).unwrap(), vars()),
+            Err(Error::Jq(_))
+        ));
+        let ok = parse(br#"{"s":"{\"a\":[1]}"}"#).unwrap();
+        let out = p.run(ok, vars()).unwrap().unwrap();
+        assert_eq!(to_json(&out).unwrap(), b"[1]");
     }
 
     #[test]

@@ -375,6 +375,26 @@ pub enum HeaderPattern {
     Prefix(String),
 }
 
+/// Headers that frame or route the request itself (RFC 9110/9112): never copied from a
+/// record nor configured. A record header `content-length: 2` would make the client
+/// send 2 bytes of the body and the truncated record count as delivered; `host` would
+/// pick another virtual host.
+pub fn is_framing(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+    ) || name.starts_with("proxy-")
+}
+
 impl HeaderPattern {
     fn parse(text: &str) -> Self {
         let lower = text.to_ascii_lowercase();
@@ -501,6 +521,12 @@ impl SinkConfig {
             .map(|(k, v)| {
                 let name = HeaderName::try_from(k.as_str())
                     .map_err(|_| err(&format!("headers.{k}"), "not a valid header name".into()))?;
+                if is_framing(name.as_str()) {
+                    return Err(err(
+                        &format!("headers.{k}"),
+                        "a framing or hop-by-hop header is set by the HTTP client, not here".into(),
+                    ));
+                }
                 let template = match &v {
                     SecretRef::Literal(text) => {
                         let t = Template::parse(text.expose())
@@ -862,6 +888,15 @@ mod tests {
             (
                 "status = { retry = [404], dead_letter = [404] }",
                 "sink.status.retry",
+            ),
+            (
+                "headers = { Content-Length = \"{header.n}\" }",
+                "sink.headers.Content-Length",
+            ),
+            ("headers = { host = \"x\" }", "sink.headers.host"),
+            (
+                "headers = { Transfer-Encoding = \"chunked\" }",
+                "sink.headers.Transfer-Encoding",
             ),
         ] {
             let e = sink(extra).unwrap_err();

@@ -284,14 +284,17 @@ impl SourceDefinition {
     pub fn event_type_of(&self, headers: &HeaderMap, body: &[u8]) -> Option<Bytes> {
         let found = match self.event_type.as_ref()? {
             EventTypeRule::Rule(rule) => rule.extract(headers, body).ok().flatten(),
-            EventTypeRule::CloudEvent => match headers.get("ce-type") {
-                Some(v) => Some(Bytes::copy_from_slice(v.as_bytes())),
-                None if is_structured_cloudevent(headers) => KeyRule::Json("/type".into())
+            // A structured event's attributes are in the body, which the signature
+            // covers; a `ce-type` header next to it is not the event's and is ignored.
+            EventTypeRule::CloudEvent if is_structured_cloudevent(headers) => {
+                KeyRule::Json("/type".into())
                     .extract(headers, body)
                     .ok()
-                    .flatten(),
-                None => None,
-            },
+                    .flatten()
+            }
+            EventTypeRule::CloudEvent => headers
+                .get("ce-type")
+                .map(|v| Bytes::copy_from_slice(v.as_bytes())),
         };
         found.filter(|t| !t.is_empty() && t.len() <= MAX_EVENT_TYPE)
     }
@@ -315,7 +318,8 @@ impl SourceDefinition {
     }
 }
 
-fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
+/// Whether the request is a structured-mode CloudEvent (`application/cloudevents+json`).
+pub fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
     headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -330,11 +334,19 @@ fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
 /// unauthenticated header could otherwise make arbitrarily large in every record).
 pub const MAX_EVENT_TYPE: usize = 256;
 
+/// Most distinct topics one source routes to in a process's life. The event type that
+/// picks the topic is written by the sender; with `prefix*` in `topics_allowed` (and
+/// topic auto-creation on the broker) it could otherwise create topics without end.
+pub const MAX_ROUTED_TOPICS: usize = 256;
+
 /// `topic = "github.{event_type}"` with `topics_allowed = ["github.push", "github.issue*"]`.
 #[derive(Debug, Clone)]
 pub struct Routing {
     template: Template,
     allowed: Vec<String>,
+    /// Topics a webhook was produced to: a new one is refused once there are
+    /// [`MAX_ROUTED_TOPICS`].
+    produced: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Why a webhook has no topic: answered 400, nothing produced.
@@ -344,6 +356,8 @@ pub enum RouteError {
     NoEventType,
     #[error("the event type routes to a topic that is not in topics_allowed")]
     NotAllowed,
+    #[error("the source already routes to as many topics as it may")]
+    TooManyTopics,
 }
 
 impl Routing {
@@ -381,6 +395,7 @@ impl Routing {
         Ok(Some(Routing {
             template,
             allowed: allowed.to_vec(),
+            produced: Default::default(),
         }))
     }
 
@@ -405,7 +420,22 @@ impl Routing {
             Some(prefix) => topic.starts_with(prefix),
             None => *a == topic,
         });
-        allowed.then_some(topic).ok_or(RouteError::NotAllowed)
+        if !allowed {
+            return Err(RouteError::NotAllowed);
+        }
+        let produced = self.produced.lock().unwrap_or_else(|p| p.into_inner());
+        if produced.len() >= MAX_ROUTED_TOPICS && !produced.contains(&topic) {
+            return Err(RouteError::TooManyTopics);
+        }
+        Ok(topic)
+    }
+
+    /// A webhook was produced to `topic` (one [`Routing::topic`] gave).
+    pub fn produced(&self, topic: &str) {
+        let mut produced = self.produced.lock().unwrap_or_else(|p| p.into_inner());
+        if produced.len() < MAX_ROUTED_TOPICS && !produced.contains(topic) {
+            produced.insert(topic.to_owned());
+        }
     }
 
     pub fn allowed(&self) -> &[String] {
@@ -420,6 +450,7 @@ fn source_error(file: &str, key: &str, reason: String) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::Connectors;
 
     fn validate(verify: &str, extra: &str) -> Result<SourceDefinition, ConfigError> {
         let text = format!(
@@ -464,5 +495,55 @@ mod tests {
         assert!(validate(token, r#"forward_headers = ["X-Event"]"#).is_ok());
         let github = r#"scheme = "github", secret = "s""#;
         assert!(validate(github, r#"forward_headers = ["X-Hub-Signature-256"]"#).is_ok());
+    }
+
+    #[test]
+    fn a_source_routes_to_a_bounded_number_of_topics() {
+        let r = Routing::parse("t.{event_type}", &["t.*".to_owned()], true)
+            .unwrap()
+            .unwrap();
+        for i in 0..MAX_ROUTED_TOPICS {
+            let topic = r.topic(Some(format!("e{i}").as_bytes())).unwrap();
+            r.produced(&topic);
+        }
+        assert_eq!(r.topic(Some(b"new")), Err(RouteError::TooManyTopics));
+        assert_eq!(
+            r.topic(Some(b"e7")).as_deref(),
+            Ok("t.e7"),
+            "known ones go on"
+        );
+    }
+
+    #[test]
+    fn a_structured_cloudevent_takes_its_type_from_the_body_only() {
+        let mut out = Connectors::default();
+        let text = r#"[source]
+name = "grid"
+path = "/events"
+topic = "t.{event_type}"
+topics_allowed = ["t.order.*"]
+cloudevents = { allowed_origins = ["*"] }
+verify = { scheme = "token", secret = "s", header = "X-Token" }
+"#;
+        crate::connectors::load_file("grid.toml", text, &mut out).expect("valid source");
+        let source = &out.sources[0];
+        let mut headers = HeaderMap::new();
+        headers.insert("ce-type", HeaderValue::from_static("order.forged"));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/cloudevents+json"),
+        );
+        let body = br#"{"specversion":"1.0","type":"order.created","id":"1","source":"/x"}"#;
+        assert_eq!(
+            source.event_type_of(&headers, body).as_deref(),
+            Some(&b"order.created"[..])
+        );
+        assert_eq!(source.event_type_of(&headers, b"{}"), None);
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        assert_eq!(
+            source.event_type_of(&headers, body).as_deref(),
+            Some(&b"order.forged"[..]),
+            "binary mode: the header is the attribute"
+        );
     }
 }

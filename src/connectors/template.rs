@@ -218,6 +218,11 @@ impl UrlTemplate {
         if text[..scheme_end].contains(['{', '}']) {
             return Err("the scheme cannot be a placeholder".into());
         }
+        // Checked here as well as on the sample URL below: with `allowed_hosts` the
+        // sample's host is not on the list and the sample is not made.
+        if !["http", "https"].contains(&text[..scheme_end].to_ascii_lowercase().as_str()) {
+            return Err("must be an http:// or https:// URL".into());
+        }
         if rest.fields().next().is_some() {
             if let Some(hash) = text.find('#') {
                 if text[hash..].contains('{') {
@@ -341,20 +346,29 @@ impl UrlTemplate {
     ) -> Result<url::Url, UrlError> {
         let mut out = Vec::with_capacity(self.text.len() + 32);
         // A host value is written as is and must then be a host name on the list; it is
-        // not percent-encoded (that would not make it a host either).
+        // not percent-encoded (that would not make it a host either). Only host name
+        // characters: a `:`, `/`, `@` or `[` would let it write a port, a path, userinfo
+        // or an IPv6 literal after the part the operator wrote.
+        let mut foreign = false;
         self.origin
-            .render(&mut out, Escape::Raw, &mut value)
+            .render(&mut out, Escape::Raw, |f: &Field| {
+                let v = value(f)?;
+                foreign |= v
+                    .iter()
+                    .any(|b| !(b.is_ascii_alphanumeric() || b".-".contains(b)));
+                Some(v)
+            })
             .map_err(UrlError::Missing)?;
-        if self.origin.fields().next().is_some()
-            && out
-                .iter()
-                .any(|b| !(b.is_ascii_alphanumeric() || b":/.-[]".contains(b)))
-        {
+        if foreign {
             return Err(UrlError::HostNotAllowed);
         }
+        let rest_start = out.len();
         self.rest
             .render(&mut out, Escape::Url, &mut value)
             .map_err(UrlError::Missing)?;
+        if self.rest.fields().next().is_some() && has_dot_segment(&out[rest_start..]) {
+            return Err(UrlError::DotSegment);
+        }
         let text = String::from_utf8(out).map_err(|_| UrlError::HostNotAllowed)?;
         let url = url::Url::parse(&text).map_err(UrlError::Invalid)?;
         if !self.allowed_hosts.is_empty() && !self.host_allowed(&url) {
@@ -369,13 +383,33 @@ impl UrlTemplate {
         };
         let host = host.to_ascii_lowercase();
         let port = url.port_or_known_default();
+        // An entry without a port allows the scheme's default port only.
+        let default = url::Url::parse(&format!("{}://h/", url.scheme()))
+            .ok()
+            .and_then(|u| u.port_or_known_default());
         self.allowed_hosts.iter().any(|a| match a.rsplit_once(':') {
             Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
                 h == host && p.parse::<u16>().ok() == port
             }
-            _ => *a == host,
+            _ => *a == host && port == default,
         })
     }
+}
+
+/// Whether the path of `rest` (path, query, fragment) has a `.` or `..` segment, also
+/// written `%2e`: URL parsing resolves them, so a value `..` would move the request to
+/// another path (`/tenants/{header.x-tenant}/orders` to `/orders`).
+fn has_dot_segment(rest: &[u8]) -> bool {
+    let path_end = rest
+        .iter()
+        .position(|b| *b == b'?' || *b == b'#')
+        .unwrap_or(rest.len());
+    rest[..path_end].split(|b| *b == b'/').any(|segment| {
+        let text = String::from_utf8_lossy(segment)
+            .to_ascii_lowercase()
+            .replace("%2e", ".");
+        text == "." || text == ".."
+    })
 }
 
 /// Why a URL could not be made for a record.
@@ -387,6 +421,8 @@ pub enum UrlError {
     HostNotAllowed,
     #[error("the filled-in URL is not valid: {0}")]
     Invalid(url::ParseError),
+    #[error("the filled-in path has a `.` or `..` segment")]
+    DotSegment,
 }
 
 /// A query parameter name that usually carries a credential (`check` and logs show its
@@ -438,6 +474,34 @@ mod tests {
     }
 
     #[test]
+    fn a_dot_segment_value_never_moves_the_request() {
+        let t =
+            UrlTemplate::parse("https://h/tenants/{header.x-tenant}/orders?k={key}", &[]).unwrap();
+        for bad in [&b".."[..], b"."] {
+            let got = t.fill(|f| match f {
+                Field::Header(_) => Some(Cow::Borrowed(bad)),
+                _ => Some(Cow::Borrowed(b"..")),
+            });
+            assert!(matches!(got, Err(UrlError::DotSegment)), "{bad:?}: {got:?}");
+        }
+        let t = UrlTemplate::parse("https://h/t/{key}{topic}/x", &[]).unwrap();
+        let got = t.fill(|f| match f {
+            Field::Key => Some(Cow::Borrowed(b".")),
+            _ => Some(Cow::Borrowed(b".")),
+        });
+        assert!(matches!(got, Err(UrlError::DotSegment)), "{got:?}");
+        // Dots inside a segment and in the query are values like any other.
+        let t = UrlTemplate::parse("https://h/t/{key}/x?q={key}", &[]).unwrap();
+        let url = t.fill(|_| Some(Cow::Borrowed(b"..a"))).unwrap();
+        assert_eq!(url.as_str(), "https://h/t/..a/x?q=..a");
+        let url = UrlTemplate::parse("https://h/t/x?q={key}", &[])
+            .unwrap()
+            .fill(|_| Some(Cow::Borrowed(b"..")))
+            .unwrap();
+        assert_eq!(url.as_str(), "https://h/t/x?q=..");
+    }
+
+    #[test]
     fn a_missing_value_names_its_placeholder() {
         let t = UrlTemplate::parse("http://h/{header.x-other}", &[]).unwrap();
         let e = t.fill(values).unwrap_err();
@@ -466,6 +530,38 @@ mod tests {
         // A value cannot smuggle userinfo, a path or another host in.
         let t = UrlTemplate::parse("https://{key}.example.com/x", &allowed).unwrap();
         assert!(matches!(t.fill(values), Err(UrlError::HostNotAllowed)));
+        // Nor a port or a path after an allowed name: an entry without a port allows
+        // the scheme's default port only.
+        let allowed = [
+            "eu.inv.internal".to_owned(),
+            "us.inv.internal:8443".to_owned(),
+        ];
+        let t = UrlTemplate::parse("https://{header.r}/v1", &allowed).unwrap();
+        let with = |v: &'static [u8]| t.fill(move |_| Some(Cow::Borrowed(v)));
+        for bad in [
+            &b"eu.inv.internal:2375/"[..],
+            b"eu.inv.internal:2375",
+            b"eu.inv.internal:443",
+            b"us.inv.internal",
+            b"[::1]",
+            b"u@eu.inv.internal",
+        ] {
+            let got = with(bad);
+            assert!(
+                matches!(got, Err(UrlError::HostNotAllowed)),
+                "{bad:?}: {got:?}"
+            );
+        }
+        assert_eq!(
+            with(b"EU.inv.internal").unwrap().as_str(),
+            "https://eu.inv.internal/v1"
+        );
+        let t = UrlTemplate::parse("https://{header.r}:8443/v1", &allowed).unwrap();
+        assert!(t.fill(|_| Some(Cow::Borrowed(b"us.inv.internal"))).is_ok());
+        assert!(matches!(
+            t.fill(|_| Some(Cow::Borrowed(b"eu.inv.internal"))),
+            Err(UrlError::HostNotAllowed)
+        ));
     }
 
     #[test]
@@ -476,10 +572,11 @@ mod tests {
             ("http://h/}", "unmatched"),
             ("http://h/x#{key}", "fragment"),
             ("ftp://h/{key}", "http"),
+            ("ftp://{header.h}/x", "http"),
             ("{key}://h/", "scheme"),
             ("http://h/{json.tenant}", "pointer"),
         ] {
-            let e = UrlTemplate::parse(url, &[]).unwrap_err();
+            let e = UrlTemplate::parse(url, &["h".to_owned()]).unwrap_err();
             assert!(e.contains(want), "{url}: {e}");
         }
     }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::Record;
 use crate::connectors::jq::{self, Program, Val};
-use crate::connectors::sink::{Format, HeaderPattern};
+use crate::connectors::sink::{is_framing, Format, HeaderPattern};
 use crate::connectors::template::{url_encode, Escape, Field, Template, UrlTemplate};
 use crate::connectors::Sink;
 use crate::kafka::headers::{self, EVENT_TYPE as EVENT_TYPE_HEADER};
@@ -53,7 +53,7 @@ pub struct Refused {
     /// `template`, `filter` or `transform`.
     pub reason: &'static str,
     /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`, `not-json`,
-    /// `jq-error`, `no-output` or `timeout`.
+    /// `jq-error`, `no-output`, `not-json-output` or `timeout`.
     pub error: &'static str,
 }
 
@@ -153,14 +153,14 @@ impl Shaper {
                 template(match e {
                     UrlError::Missing(_) => "missing-value",
                     UrlError::HostNotAllowed => "host-not-allowed",
-                    UrlError::Invalid(_) => "invalid-url",
+                    UrlError::Invalid(_) | UrlError::DotSegment => "invalid-url",
                 })
             })?),
         };
         let mut headers = HeaderMap::new();
         if !self.forward.is_empty() {
             for (k, v) in &record.headers {
-                if !self.forward.iter().any(|p| p.matches(k)) {
+                if !self.forward.iter().any(|p| p.matches(k)) || is_framing(k) {
                     continue;
                 }
                 // Kafka header names are free text: one that is not an HTTP header name
@@ -211,17 +211,21 @@ impl Shaper {
                 url_encode(record.tp.topic.as_bytes())
             ),
         };
-        // A type that is not text (or not a header value) falls back to the default:
-        // the record is still delivered, as the same kind as an untyped record.
+        // A type that is not UTF-8 text falls back to the default: the record is still
+        // delivered, as the same kind as an untyped record. Any text is kept (binary
+        // mode percent-encodes it).
         let kind = record
             .header(EVENT_TYPE_HEADER)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .filter(|t| !t.is_empty() && HeaderValue::from_str(t).is_ok())
+            .filter(|t| !t.is_empty())
             .unwrap_or(DEFAULT_EVENT_TYPE);
+        // Written anew: `time` must be RFC 3339, and the header is only read leniently.
         let time = record
             .header(headers::RECEIVED_AT)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .filter(|t| humantime::parse_rfc3339_weak(t).is_ok());
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .map(|t| humantime::format_rfc3339_millis(t).to_string());
+        let time = time.as_deref();
         let data_type = prepared.content_type.clone().unwrap_or_else(|| {
             record
                 .header(headers::CONTENT_TYPE)
@@ -233,7 +237,7 @@ impl Shaper {
             Format::CloudeventsBinary => {
                 let h = &mut prepared.headers;
                 let mut put = |name: &'static str, v: &str| {
-                    if let Ok(v) = HeaderValue::from_str(v) {
+                    if let Ok(v) = HeaderValue::from_str(&ce_header_value(v)) {
                         h.insert(HeaderName::from_static(name), v);
                     }
                 };
@@ -328,7 +332,8 @@ impl Programs {
             .run(value, jq_vars(record))
             .map_err(|_| refused("jq-error"))?
             .ok_or(refused("no-output"))?;
-        Ok(Some(Some(Bytes::from(jq::to_json(&out)))))
+        let body = jq::to_json(&out).ok_or(refused("not-json-output"))?;
+        Ok(Some(Some(Bytes::from(body))))
     }
 
     /// The program running (or that last ran) on a record.
@@ -346,6 +351,21 @@ pub const DEFAULT_EVENT_TYPE: &str = "hookbridge.record";
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const CLOUDEVENTS_JSON: HeaderValue =
     HeaderValue::from_static("application/cloudevents+json; charset=utf-8");
+
+/// A CloudEvents attribute as an HTTP binding header value (3.1.3.2): printable ASCII
+/// as is, except `"` and `%`; every other byte of its UTF-8 percent-encoded.
+fn ce_header_value(v: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if (0x21..=0x7e).contains(&b) && b != b'"' && b != b'%' {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
 
 /// `application/json`, `text/json` or any `+json` type.
 fn is_json(content_type: &str) -> bool {
@@ -480,6 +500,81 @@ format = "cloudevents-structured""#;
                 error: "not-json"
             })
         );
+    }
+
+    #[test]
+    fn a_dot_segment_header_is_refused_not_sent_elsewhere() {
+        let s = shaper("url = \"http://h/tenants/{header.x-tenant}/orders\"");
+        for bad in [&b".."[..], b"."] {
+            let r = record(b"{}", &[("x-tenant", bad)], None);
+            assert_eq!(
+                s.shape(&r).err(),
+                Some(Refused {
+                    reason: "template",
+                    error: "invalid-url"
+                })
+            );
+        }
+        // `%2e` in a value is text: its `%` is encoded.
+        let r = record(b"{}", &[("x-tenant", b"%2e%2e")], None);
+        let p = s.shape(&r).unwrap().unwrap();
+        assert_eq!(p.url.path(), "/tenants/%252e%252e/orders");
+    }
+
+    #[test]
+    fn a_transform_body_is_json_or_the_record_is_refused() {
+        let s = shaper("url = \"http://h/\"\ntransform = '{k: $key, h: $headers.h}'");
+        let r = record(b"{}", &[("h", b"\xfe")], Some(b"\xff"));
+        let p = s.shape(&r).unwrap().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&p.body).expect("JSON body");
+        assert_eq!(body, serde_json::json!({"k": "\u{fffd}", "h": "\u{fffd}"}));
+        let s = shaper("url = \"http://h/\"\ntransform = '[.n / 0]'");
+        assert_eq!(
+            s.shape(&record(br#"{"n":0}"#, &[], None)).err(),
+            Some(Refused {
+                reason: "transform",
+                error: "not-json-output"
+            })
+        );
+    }
+
+    #[test]
+    fn framing_headers_are_never_forwarded() {
+        let s = shaper("url = \"http://h/\"\nforward_record_headers = [\"*\"]");
+        let r = record(
+            b"{\"long\":\"body\"}",
+            &[
+                ("content-length", b"1"),
+                ("Transfer-Encoding", b"chunked"),
+                ("host", b"other.internal"),
+                ("connection", b"close"),
+                ("proxy-authorization", b"x"),
+                ("expect", b"100-continue"),
+                ("x-kept", b"1"),
+            ],
+            None,
+        );
+        let p = s.shape(&r).unwrap().unwrap();
+        let names: Vec<&str> = p.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn binary_cloudevent_attributes_are_percent_encoded_and_time_is_rfc3339() {
+        let s = shaper("url = \"http://h/\"\nformat = \"cloudevents-binary\"");
+        let r = record(
+            b"{}",
+            &[
+                ("hookbridge-event-type", "commande.créée 100%".as_bytes()),
+                ("hookbridge-source", b"my source"),
+                ("hookbridge-received-at", b"2026-12-04 17:00:00"),
+            ],
+            None,
+        );
+        let p = s.shape(&r).unwrap().unwrap();
+        assert_eq!(p.headers["ce-type"], "commande.cr%C3%A9%C3%A9e%20100%25");
+        assert_eq!(p.headers["ce-source"], "/hookbridge/sources/my%2520source");
+        assert_eq!(p.headers["ce-time"], "2026-12-04T17:00:00.000Z");
     }
 
     #[test]

@@ -39,11 +39,32 @@ pub struct TokenSource {
     fetching: tokio::sync::Mutex<()>,
 }
 
+/// The longest a token is used without asking for a new one, whatever its
+/// `expires_in` says.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
+    /// Seconds, as a number or (some providers) a string of digits; anything else is
+    /// read as absent.
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Value>,
+}
+
+/// How long a token answered with `expires_in` may be used, at most [`MAX_LIFETIME`].
+fn lifetime(expires_in: &serde_json::Value) -> Option<Duration> {
+    let seconds = match expires_in {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }?;
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(
+        seconds.min(MAX_LIFETIME.as_secs_f64()),
+    ))
 }
 
 /// Why a token request failed, as a class (never the answer's body).
@@ -111,8 +132,9 @@ impl TokenSource {
         loop {
             match self.fetch().await {
                 Ok((v, lifetime)) => {
-                    let until =
-                        lifetime.map(|l| Instant::now() + l.saturating_sub(EARLY.min(l / 2)));
+                    let until = lifetime.and_then(|l| {
+                        Instant::now().checked_add(l.saturating_sub(EARLY.min(l / 2)))
+                    });
                     *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some((v.clone(), until));
                     return Some(v);
@@ -188,6 +210,72 @@ impl TokenSource {
         let mut value = HeaderValue::try_from(format!("Bearer {}", token.access_token))
             .map_err(|_| "invalid-response")?;
         value.set_sensitive(true);
-        Ok((value, token.expires_in.map(Duration::from_secs)))
+        Ok((value, token.expires_in.as_ref().and_then(lifetime)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::telemetry::Metrics;
+
+    /// A token endpoint answering every request with `expires_in` as given.
+    async fn endpoint(expires_in: &'static str) -> reqwest::Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || async move {
+                format!(
+                    r#"{{"access_token":"tok","token_type":"Bearer","expires_in":{expires_in}}}"#
+                )
+            }),
+        );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        url.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn any_expires_in_gives_a_token_without_panicking() {
+        let telemetry = SinkTelemetry::new(Arc::from("s"), Arc::new(Metrics::new()));
+        let cancel = CancellationToken::new();
+        for expires_in in [
+            "18446744073709551615",
+            "1e300",
+            "\"3599\"",
+            "\" 60 \"",
+            "3599.5",
+            "-5",
+            "null",
+            "\"soon\"",
+            "{}",
+        ] {
+            let source = TokenSource::new(
+                reqwest::Client::new(),
+                endpoint(expires_in).await,
+                "id".into(),
+                Secret::new("secret"),
+                vec![],
+                None,
+                ClientAuth::Basic,
+            );
+            let got = tokio::time::timeout(
+                Duration::from_secs(5),
+                source.authorization(&cancel, &telemetry),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("no token for expires_in {expires_in}"));
+            assert_eq!(got.unwrap(), "Bearer tok", "{expires_in}");
+        }
+        assert_eq!(
+            lifetime(&serde_json::json!("3599")),
+            Some(Duration::from_secs(3599))
+        );
+        assert_eq!(lifetime(&serde_json::json!(u64::MAX)), Some(MAX_LIFETIME));
+        assert_eq!(lifetime(&serde_json::json!(-1)), None);
     }
 }

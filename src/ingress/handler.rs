@@ -406,12 +406,15 @@ fn record_headers(source: &Source, headers: &HeaderMap, event_type: Option<&[u8]
                 .map(move |value| (name.as_str(), value.as_bytes()))
         })
         .chain(event_type.map(|t| (crate::kafka::headers::EVENT_TYPE, t)))
-        // A binary-mode CloudEvent's attributes are its `ce-*` headers: kept with it.
+        // A binary-mode CloudEvent's attributes are its `ce-*` headers: kept with it. A
+        // structured one's are in its body: `ce-*` headers beside it are not its own.
         .chain(
             headers
                 .iter()
                 .filter(|(name, _)| {
-                    source.cloudevents.is_some() && name.as_str().starts_with("ce-")
+                    source.cloudevents.is_some()
+                        && name.as_str().starts_with("ce-")
+                        && !crate::connectors::source::is_structured_cloudevent(headers)
                 })
                 .map(|(name, value)| (name.as_str(), value.as_bytes())),
         );
@@ -452,6 +455,9 @@ async fn produce(
     .await;
     match sent {
         Ok(Ok(_acked)) => {
+            if let Some(routing) = &source.routing {
+                routing.produced(topic);
+            }
             WebhookAccepted {
                 produce_seconds: started.elapsed().as_secs_f64(),
             }

@@ -239,9 +239,9 @@ async fn handle(
                 report(format!("would redrive {line}"));
                 tally.redriven += 1;
             } else {
-                let (delivered, said) = sender.send(&record, &line).await?;
+                let (finish, said) = sender.send(&record, &line).await?;
                 report(said);
-                tally.count(delivered);
+                tally.count(finish);
             }
             Ok(true)
         }
@@ -385,10 +385,9 @@ impl Sender {
         n
     }
 
-    /// `true` when delivered (or produced back), `false` when dead-lettered again, with
-    /// the line that says so. A record left unfinished is an error: its offset must not be
-    /// committed.
-    async fn send(&self, record: &Record, line: &str) -> Result<(bool, String), OpsError> {
+    /// How the record was taken care of, with the line that says so. A record left
+    /// unfinished is an error: its offset must not be committed.
+    async fn send(&self, record: &Record, line: &str) -> Result<(Finish, String), OpsError> {
         let Some(dest) = &self.destination else {
             to_source(
                 &self.producer,
@@ -396,7 +395,10 @@ impl Sender {
                 self.partition_count(&record.tp.topic),
             )
             .await?;
-            return Ok((true, format!("{line}: produced to {}", record.tp.topic)));
+            return Ok((
+                Finish::Delivered,
+                format!("{line}: produced to {}", record.tp.topic),
+            ));
         };
         let stop = Stop {
             cancel: &self.cancel,
@@ -405,8 +407,7 @@ impl Sender {
         let finish = dest.deliver(record, stop, None).await;
         let said = format!("{line}: {finish:?}");
         match finish {
-            Finish::Delivered | Finish::Filtered => Ok((true, said)),
-            Finish::DeadLettered => Ok((false, said)),
+            Finish::Delivered | Finish::Filtered | Finish::DeadLettered => Ok((finish, said)),
             Finish::Abandoned => Err(OpsError::Refused(format!(
                 "{line}: delivery did not finish; progress up to the record before it is committed"
             ))),
@@ -504,30 +505,53 @@ impl Progress {
 #[derive(Debug, Default)]
 struct Tally {
     redriven: usize,
+    /// Let through by the sink's filter without a request: finished, but not sent.
+    filtered: usize,
     failed: usize,
     other_sinks: usize,
     unreadable: usize,
 }
 
 impl Tally {
-    fn count(&mut self, delivered: bool) {
-        if delivered {
-            self.redriven += 1;
-        } else {
-            self.failed += 1;
+    fn count(&mut self, finish: Finish) {
+        match finish {
+            Finish::Delivered => self.redriven += 1,
+            Finish::Filtered => self.filtered += 1,
+            Finish::DeadLettered | Finish::Abandoned => self.failed += 1,
         }
     }
 
     /// Records of this sink taken care of, for `--limit`.
     fn handled(&self) -> usize {
-        self.redriven + self.failed
+        self.redriven + self.filtered + self.failed
     }
 
     fn summary(&self, dry_run: bool) -> String {
         let verb = if dry_run { "would redrive" } else { "redriven" };
         format!(
-            "{verb}: {}; dead-lettered again: {}; other sinks' records left for their own redrive: {}; unreadable: {}",
-            self.redriven, self.failed, self.other_sinks, self.unreadable
+            "{verb}: {}; dead-lettered again: {}; other sinks' records left for their own redrive: {}; unreadable: {}; let through by the sink's filter without a request: {}",
+            self.redriven, self.failed, self.other_sinks, self.unreadable, self.filtered
         )
+    }
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::*;
+
+    #[test]
+    fn filtered_records_are_not_counted_as_redriven() {
+        let mut t = Tally::default();
+        t.count(Finish::Delivered);
+        t.count(Finish::Filtered);
+        t.count(Finish::DeadLettered);
+        assert_eq!(t.handled(), 3);
+        assert!(
+            t.summary(false)
+                .starts_with("redriven: 1; dead-lettered again: 1;")
+                && t.summary(false).ends_with("without a request: 1"),
+            "{}",
+            t.summary(false)
+        );
     }
 }

@@ -211,6 +211,59 @@ dlq = {{ topic = "{dlq}" }}"#,
     drop(hb);
 }
 
+/// A filter that never ends on one record dead-letters it with `timeout` while the other
+/// partition's records are delivered, and a runaway evaluation does not hold up SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutdown() {
+    let broker = Broker::start();
+    let topic = unique("runaway");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 2);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let mut hb = start(
+        &broker,
+        &topic,
+        &format!(
+            r#"url = "{}"
+filter = 'last(range(.n)) > 0'
+dlq = {{ topic = "{dlq}" }}"#,
+            rx.url
+        ),
+    )
+    .await;
+    let mut records = vec![json!({"key": "r", "value": "{\"n\":1e15}", "partition": 0})];
+    records.extend(
+        (0..20).map(|i| json!({"key": format!("k{i}"), "value": "{\"n\":2}", "partition": 1})),
+    );
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    rx.wait_for(
+        Duration::from_secs(30),
+        "the other partition's records",
+        |s| s.len() >= 20,
+    )
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 20.0).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-reason").as_deref(),
+        Some("filter")
+    );
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-error").as_deref(),
+        Some("timeout")
+    );
+    wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    // Runaway evaluations still running (or just started) when SIGTERM comes.
+    let more: Vec<_> = (0..4)
+        .map(|p| json!({"key": "r", "value": "{\"n\":1e15}", "partition": p % 2}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &more).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = hb.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
+}
+
 /// Without a DLQ a record whose template cannot be filled is not dropped: its key waits
 /// (and the watermark with it) while other keys are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,8 +167,11 @@ auth = {{ oauth2 = {{ token_url = "{}", client_id = "client-a", client_secret = 
     );
 
     let requests = tokens.seen.lock().unwrap().clone();
+    // At least: 3 failures, tok-1, tok-2 (after the 401), tok-3 (after expiry). No upper
+    // bound: a token lives 2 s and is used for 1 s, so a slow machine delivering the
+    // first batch refreshes it more often, as it should.
     assert!(
-        requests.len() >= 6 && requests.len() <= 8,
+        requests.len() >= 6,
         "3 failures, tok-1, tok-2 (after the 401), tok-3 (after expiry): {}",
         requests.len()
     );
