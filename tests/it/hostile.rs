@@ -665,6 +665,62 @@ async fn one_address_over_both_connection_caps_starves_neither_probes_nor_webhoo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_addresses_filling_both_listeners_starve_neither_probes_nor_webhooks() {
+    let _one = SERIAL.lock().await;
+    let broker = Broker::start();
+    let topic = unique("hostile-many");
+    // 256 webhook connections, 64 per address; the admin listener's defaults (64, 16 per
+    // address). Eight attacking addresses (127.0.0.2-9) each ask for more than their
+    // share: together more than either listener, reserve included, holds. Probes and the
+    // signed sender come from 127.0.0.1.
+    let hb = start(
+        &broker,
+        &topic,
+        "",
+        &[
+            ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "256"),
+            ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS_PER_ADDRESS", "64"),
+        ],
+    )
+    .await;
+    let stop = CancellationToken::new();
+    let (on_http, on_admin) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    for last in 2..=9 {
+        let from = Ipv4Addr::new(127, 0, 0, last);
+        hold_keep_alive(from, hb.http, 80, &on_http, &stop);
+        hold_keep_alive(from, hb.admin, 20, &on_admin, &stop);
+    }
+    let started = Instant::now();
+    let mut last = (0, 0);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = (
+            on_http.load(Ordering::Relaxed),
+            on_admin.load(Ordering::Relaxed),
+        );
+        if (now == last && now.0 > 0 && now.1 > 0) || started.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        last = now;
+    }
+    println!(
+        "eight addresses hold {} webhook and {} admin connections",
+        last.0, last.1
+    );
+    let (sent, ready) = tokio::join!(signed_sender(&hb, 60, "many"), probe_readiness(&hb, 100));
+    stop.cancel();
+    println!("eight addresses over both listeners: {ready}/100 readiness probes answered 200");
+    assert!(ready >= 95, "only {ready}/100 readiness probes answered");
+    assert_served(
+        &broker,
+        &topic,
+        &sent,
+        "eight addresses over both listeners",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout() {
     let _one = SERIAL.lock().await;
     let broker = Broker::start();
