@@ -281,6 +281,10 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         }
     }
     if let Some(h) = source.verifier.handshake(&request) {
+        if h.status == 400 {
+            let reason = String::from_utf8_lossy(&h.body);
+            tracing::warn!(source = %source.name, %reason, "signed request refused: the source's scheme cannot handle it");
+        }
         return Reply::Handshake(h);
     }
     let key = match source.key.extract(req.headers, &body) {

@@ -283,6 +283,14 @@ async fn discord_events_and_interactions_are_answered_as_discord_requires() {
         assert_eq!(send("events", event.clone()).await, (204, String::new()));
         produced.push(("events".to_owned(), event));
     }
+    // A webhook event on an interactions source (the scheme set up before
+    // discord-events existed) is refused, never answered as a PING with nothing produced.
+    let misrouted = String::from_utf8(hookbridge::verify::discord::SAMPLE_EVENT.to_vec()).unwrap();
+    let (status, _) = send("interactions", misrouted).await;
+    assert_eq!(
+        status, 400,
+        "a webhook event is never acknowledged unproduced"
+    );
     let ping = r#"{"type":1,"id":"1","application_id":"1","token":"t"}"#.to_owned();
     assert_eq!(
         send("interactions", ping).await,
