@@ -36,7 +36,7 @@ use crate::telemetry::source::{
 use crate::telemetry::trace;
 use crate::telemetry::Metrics;
 use crate::verify::url::UrlError;
-use crate::verify::{Verified, WebhookRequest};
+use crate::verify::{Handshake, Verified, WebhookRequest};
 
 /// Requests at once from addresses over their failure budget (see `Ingress::probation`).
 const PROBATION_SLOTS: usize = 8;
@@ -204,12 +204,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     // A provider checking the endpoint (Meta's hub.challenge, Graph's validationToken):
     // answered here, before any body is read.
     if let Some(h) = source.verifier.subscription(req.method, req.uri.query()) {
-        if h.status == 403 {
-            if let Some(u) = ing.unverified.as_ref() {
-                u.failed(req.client);
-            }
-        }
-        return Reply::Handshake(h);
+        return unverified_handshake(ing, req.client, h);
     }
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
@@ -253,7 +248,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         return Reply::Unavailable("too many requests in flight");
     };
     if let Some(h) = source.verifier.open_handshake(req.headers, &body) {
-        return Reply::Handshake(h);
+        return unverified_handshake(ing, req.client, h);
     }
     let url = match signed_url(source, req.uri, req.headers, Some(req.client)) {
         Ok(url) => url,
@@ -311,6 +306,18 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         }
         other => other,
     }
+}
+
+/// A handshake answered before any signature is checked; a refused one (a wrong topic,
+/// a malformed validation) is charged to the client's address like a failed signature,
+/// so it cannot be used to probe for free.
+fn unverified_handshake(ing: &Ingress, client: IpAddr, h: Handshake) -> Reply {
+    if h.status >= 400 {
+        if let Some(wait) = ing.unverified.as_ref().and_then(|u| u.failed(client)) {
+            return Reply::RateLimited(wait);
+        }
+    }
+    Reply::Handshake(h)
 }
 
 /// Checks the signature; a failure is charged to the client's address.

@@ -399,7 +399,7 @@ async fn azure_event_grid_validation_is_answered_and_events_need_the_secret_head
         .connector(
             "grid.toml",
             &format!(
-                "[source]\nname = \"grid\"\npath = \"/hooks/grid\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"azure-event-grid\", secrets = [\"${{GRID_SECRET}}\"], header = \"X-Grid-Secret\" }}\n"
+                "[source]\nname = \"grid\"\npath = \"/hooks/grid\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"azure-event-grid\", secrets = [\"${{GRID_SECRET}}\"], header = \"X-Grid-Secret\", topics = [\"/subscriptions/x\"] }}\n"
             ),
         )
         .env("GRID_SECRET", "grid-secret-value-5c2e");
@@ -419,6 +419,16 @@ async fn azure_event_grid_validation_is_answered_and_events_need_the_secret_head
         r.text().await.unwrap(),
         r#"{"validationResponse":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}"#
     );
+    // Someone else's topic: refused, or anybody could subscribe this endpoint.
+    let foreign = validation.replace("/subscriptions/x", "/subscriptions/attacker");
+    let r = client
+        .post(hb.url("/hooks/grid"))
+        .header("aeg-event-type", "SubscriptionValidation")
+        .body(foreign)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     let event = r#"[{"id":"e1","eventType":"Microsoft.Storage.BlobCreated","subject":"/blobs/a","data":{}}]"#;
     for (secret, status) in [("grid-secret-value-5c2e", 200), ("guess", 401)] {
         let r = client
