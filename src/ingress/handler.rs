@@ -38,11 +38,6 @@ use crate::telemetry::Metrics;
 use crate::verify::url::UrlError;
 use crate::verify::{Handshake, Verified, WebhookRequest};
 
-/// Requests at once from addresses over their failure budget (see `Ingress::probation`).
-const PROBATION_SLOTS: usize = 8;
-/// Of those, held by one address (IPv6: one /64) at most.
-const PROBATION_SLOTS_PER_ADDRESS: usize = 2;
-
 /// What bounds the work and memory unauthenticated clients can cause.
 #[derive(Debug, Clone)]
 pub struct Protection {
@@ -58,6 +53,10 @@ pub struct Protection {
     pub max_body_bytes_per_address: usize,
     /// Failed verifications allowed per client address.
     pub unverified_rate_limit: Option<RateLimitConfig>,
+    /// Requests past their body at once from addresses over that budget …
+    pub probation_slots: usize,
+    /// … of which one address (IPv6: one /64) holds at most this many.
+    pub probation_slots_per_address: usize,
 }
 
 impl Protection {
@@ -71,6 +70,8 @@ impl Protection {
             max_body_bytes_per_address: usize::try_from(http.max_body_bytes_per_address.0)
                 .unwrap_or(usize::MAX),
             unverified_rate_limit: Some(http.unverified_rate_limit),
+            probation_slots: http.probation_slots,
+            probation_slots_per_address: http.probation_slots_per_address,
         }
     }
 }
@@ -127,8 +128,8 @@ impl Ingress {
             produce_timeout,
             in_flight: Semaphore::new(protection.max_in_flight.max(1)),
             probation: Shares::new(ShareLimits::new(
-                PROBATION_SLOTS,
-                PROBATION_SLOTS_PER_ADDRESS,
+                protection.probation_slots.max(1),
+                protection.probation_slots_per_address.max(1),
             )),
             body_timeout: protection.body_timeout,
             min_body_rate: protection.min_body_rate,
@@ -209,13 +210,6 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
     }
-    let _probation = match ing.unverified.as_ref().and_then(|u| u.blocked(req.client)) {
-        None => None,
-        Some(wait) => match ing.probation.take(req.client) {
-            Ok(slot) => Some(slot),
-            Err(_) => return Reply::RateLimited(wait),
-        },
-    };
     // The reservation lives until the reply: the body's memory is counted while held.
     let Some(mut reservation) = ing.budget.start(req.client) else {
         return Reply::Unavailable("too many request bytes in flight");
@@ -243,6 +237,15 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
             }
             return body_reply(e);
         }
+    };
+    // Probation is decided once the body is in: a slot held during a slow upload would
+    // let one address (or everyone behind one proxy) keep every over-budget delivery out.
+    let _probation = match ing.unverified.as_ref().and_then(|u| u.blocked(req.client)) {
+        None => None,
+        Some(wait) => match ing.probation.take(req.client) {
+            Ok(slot) => Some(slot),
+            Err(_) => return Reply::RateLimited(wait),
+        },
     };
     let Ok(_permit) = ing.in_flight.try_acquire() else {
         return Reply::Unavailable("too many requests in flight");
@@ -492,6 +495,8 @@ mod tests {
                 per_second: NonZeroU32::new(1).unwrap(),
                 burst: NonZeroU32::new(2),
             }),
+            probation_slots: 8,
+            probation_slots_per_address: 2,
         };
         let ing = Ingress::new(
             out.sources,
