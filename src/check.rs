@@ -123,10 +123,21 @@ fn unsigned_headers_read(src: &Source) -> Option<String> {
     (!read.is_empty()).then(|| read.join(", "))
 }
 
-/// The URL with its credentials and secret-looking query values replaced, for display:
+/// The URL with its credentials, its path past the first segment and secret-looking
+/// query values replaced, for display:
 /// `https://user:pass@host/p?token=…&page=2` → `https://redacted:redacted@host/p?token=redacted&page=2`.
+/// Many webhook sinks carry their secret in the path (Slack's `/services/T/B/<secret>`,
+/// Discord's `/api/webhooks/<id>/<token>`, Teams' connector URLs), so only the first
+/// segment is shown: enough to tell sinks apart, never the token.
 fn redacted_url(url: &url::Url) -> String {
     let mut url = url.clone();
+    let segments: Vec<String> = (url.path_segments().into_iter().flatten())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if segments.len() > 1 {
+        url.set_path(&format!("/{}/redacted", segments[0]));
+    }
     if !url.username().is_empty() {
         let _ = url.set_username("redacted");
     }
@@ -162,6 +173,8 @@ fn secret_looking(name: &str) -> bool {
         "auth",
         "credential",
         "session",
+        // Azure Functions' function key (`?code=`).
+        "code",
     ]
     .iter()
     .any(|w| n.contains(w))
@@ -282,5 +295,19 @@ mod tests {
             url("http://inventory.internal/hooks"),
             "http://inventory.internal/hooks"
         );
+    }
+
+    #[test]
+    fn secrets_in_sink_paths_and_function_keys_are_redacted() {
+        let url = |s: &str| redacted_url(&url::Url::parse(s).unwrap());
+        let slack = url("https://hooks.slack.com/services/T0/B0/XXXX");
+        assert!(!slack.contains("XXXX"), "{slack}");
+        assert_eq!(slack, "https://hooks.slack.com/services/redacted");
+        let discord = url("https://discord.com/api/webhooks/123/tok3n");
+        assert!(!discord.contains("tok3n"), "{discord}");
+        let teams = url("https://x.webhook.office.com/webhookb2/g@t/IncomingWebhook/abc/def");
+        assert!(!teams.contains("abc") && !teams.contains("def"), "{teams}");
+        let func = url("https://app.azurewebsites.net/api/hook?code=f1x&clientId=default");
+        assert!(!func.contains("f1x"), "{func}");
     }
 }
