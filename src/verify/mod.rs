@@ -98,6 +98,10 @@ pub enum VerifyError {
     /// Twilio: one form parameter is larger than any Twilio webhook sends.
     #[error("form parameter too large")]
     ParameterTooLarge,
+    /// Mailgun: a signature's token was already used with another body (Mailgun does not
+    /// sign the body).
+    #[error("signature token already used with another body")]
+    ReplayedToken,
 }
 
 impl VerifyError {
@@ -113,6 +117,7 @@ impl VerifyError {
             VerifyError::UnsignedBody => "unsigned_body",
             VerifyError::TooManyParameters => "too_many_parameters",
             VerifyError::ParameterTooLarge => "parameter_too_large",
+            VerifyError::ReplayedToken => "replayed_token",
         }
     }
 }

@@ -58,6 +58,15 @@ const DELIBERATE: &[(&str, &str, bool, &str)] = &[
     ),
 ];
 
+/// Differences that show only when requests reach one source in turn (the Kafka test):
+/// (provider, case, hookbridge's verdict, why).
+const STATEFUL: &[(&str, &str, bool, &str)] = &[(
+    "mailgun",
+    "other-body-same-signature",
+    false,
+    "Mailgun signs no body; the token was accepted with the valid case's body, so another body with it is a replay",
+)];
+
 #[derive(Deserialize)]
 struct Vector {
     provider: String,
@@ -201,7 +210,8 @@ async fn exactly_the_bodies_the_sdks_accept_reach_kafka() {
             request = request.header(header, value);
         }
         let status = request.send().await.expect("POST").status();
-        let want = expected(v);
+        let stateful = (STATEFUL.iter()).find(|(p, c, _, _)| *p == v.provider && *c == v.case);
+        let want = stateful.map_or_else(|| expected(v), |(_, _, verdict, _)| *verdict);
         if status.is_success() != want {
             wrong.push(format!("{} {}: {status}", v.provider, v.case));
         }
