@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 
 use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
-use super::replay::ReplayGuard;
+use super::replay::{Delivery, ReplayGuard};
 use super::response::Reply;
 use super::server::ClientAddr;
 use super::share::{ShareLimits, Shares};
@@ -115,7 +115,7 @@ impl Ingress {
                 .map(|source| {
                     let telemetry = SourceTelemetry::new(source.name.clone(), metrics.clone());
                     let path = source.path.clone();
-                    let replay = source.replay_window.map(ReplayGuard::new);
+                    let replay = (source.replay_guard.as_ref()).map(|g| ReplayGuard::new(g.window));
                     let endpoint = Endpoint {
                         source,
                         telemetry,
@@ -290,19 +290,25 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         Err(e) => return Reply::BadRequest(format!("cannot extract record key: {e}")),
     };
     let acknowledgement = source.verifier.acknowledgement(&request);
-    let digest = endpoint.replay.as_ref().map(|_| ReplayGuard::digest(&body));
-    let replayed = (endpoint.replay.as_ref().zip(digest.as_ref())).is_some_and(|(g, d)| g.seen(d));
+    // The delivery the replay guard knows this request by: its provider's id and body.
+    // Without an id it is not guarded (produced as usual).
+    let delivery = (source.replay_guard.as_ref())
+        .and_then(|g| g.id.extract(req.headers, &body).ok().flatten())
+        .map(|id| Delivery::new(&id, &body));
+    let replayed =
+        (endpoint.replay.as_ref().zip(delivery.as_ref())).is_some_and(|(g, d)| g.seen(d));
     let reply = if replayed {
-        // Acknowledged within the window, so already in Kafka: answered, not produced.
-        tracing::debug!(source = %source.name, "replayed body answered without producing it again");
+        // This id with this body was acknowledged within the window, so it is in Kafka
+        // already: answered, not produced again.
+        tracing::debug!(source = %source.name, "replayed delivery answered without producing it again");
         Reply::Accepted
     } else {
         produce(ing, endpoint, req.headers, key.as_deref(), verified).await
     };
     match reply {
         Reply::Accepted => {
-            if let (Some(guard), Some(digest)) = (&endpoint.replay, digest) {
-                guard.remember(digest);
+            if let (Some(guard), Some(delivery)) = (&endpoint.replay, delivery) {
+                guard.remember(delivery);
             }
             // The provider's own answer, only once the record is in Kafka.
             acknowledgement.map_or(Reply::Accepted, Reply::Handshake)
