@@ -812,6 +812,11 @@ async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout()
     };
     let cut_off = cut_off.expect("a client that never reads keeps its connection forever");
     println!("a client that never reads was cut off after {cut_off:?} (write_timeout 1s)");
+    // By the write timeout, not by anything slower (the header timeout is 10 s).
+    assert!(
+        cut_off < Duration::from_secs(5),
+        "cut off after {cut_off:?}, not by the 1s write timeout"
+    );
     // The admin listener serves others meanwhile.
     let r = reqwest::get(hb.admin_url("/healthz")).await.unwrap();
     assert_eq!(r.status(), 200);
