@@ -590,7 +590,7 @@ fn forwarded(
     if let Some(i) = proxies.iter().position(Network::is_everything) {
         return Err(err(
             format!("trust_forwarded_from[{i}]"),
-            "trusts every address, so any client could set the signed URL; name your proxies' addresses or networks",
+            "is wider than an IPv4 /8 or IPv6 /16, so any client could set the signed URL; name your proxies' addresses or networks",
         ));
     }
     let Some(names) = headers else {
