@@ -65,6 +65,10 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
     out
 }
 
+/// The longest broker wait that still lets a Discord interaction be answered within
+/// Discord's 3 seconds, with room for the network.
+const DISCORD_ANSWER_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
+
 /// Settings that work but weaken what hookbridge protects: each one is legitimate
 /// somewhere (a sidecar on loopback, a trusted network), so they are warnings.
 fn risky_settings(loaded: &Loaded, connectors: &Connectors) -> Vec<String> {
@@ -87,6 +91,20 @@ fn risky_settings(loaded: &Loaded, connectors: &Connectors) -> Vec<String> {
                 src.file,
                 src.verifier.scheme_name()
             ));
+        }
+    }
+    // Discord shows the user a failure when an interaction is not answered within 3 s,
+    // and hookbridge answers only after the broker's ack.
+    let produce_timeout = s.kafka.produce_timeout.0;
+    if produce_timeout > DISCORD_ANSWER_BUDGET {
+        for src in &connectors.sources {
+            if src.verifier.scheme_name() == "discord" {
+                out.push(format!(
+                    "{}: a `discord` source while kafka.produce_timeout is {}: Discord needs the answer within 3 s, so a slow broker ack fails the interaction for the user instead of a 503 it retries; set kafka.produce_timeout to 2.5s or less",
+                    src.file,
+                    humantime::format_duration(produce_timeout)
+                ));
+            }
         }
     }
     if s.http.min_body_rate.0 == 0 {
