@@ -343,6 +343,59 @@ async fn discord_events_and_interactions_are_answered_as_discord_requires() {
     );
 }
 
+/// When the broker does not acknowledge, Discord's interactions and webhook events get
+/// 503 — never the deferred response or the 204 that would tell Discord they were
+/// delivered — while the PINGs, which produce nothing, are still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_gets_503_not_its_acknowledgement_when_kafka_does_not_ack() {
+    use hookbridge::verify::discord::{Discord, SAMPLE_BODY, SAMPLE_EVENT};
+    const SEED: [u8; 32] = [7u8; 32];
+    let key =
+        openssl::pkey::PKey::private_key_from_raw_bytes(&SEED, openssl::pkey::Id::ED25519).unwrap();
+    let public = hex::encode(key.raw_public_key().unwrap());
+    let mut broker = Broker::start();
+    let topic = unique("discord-down");
+    broker.create_topic(&topic, 1);
+    let source = |name: &str, scheme: &str| {
+        format!(
+            "[source]\nname = \"{name}\"\npath = \"/hooks/{name}\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"{scheme}\", public_keys = [\"{public}\"] }}\n"
+        )
+    };
+    let cfg = Config::new(&broker.addr())
+        .connector("events.toml", &source("events", "discord-events"))
+        .connector("interactions.toml", &source("interactions", "discord"));
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    broker.stop();
+    let client = reqwest::Client::new();
+    let send = |name: &'static str, body: &[u8]| {
+        let (client, url, body) = (
+            client.clone(),
+            hb.url(&format!("/hooks/{name}")),
+            body.to_vec(),
+        );
+        async move {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let headers = Discord::sign_with(&SEED, &body, now).unwrap();
+            let r = (client.post(url).headers(headers).body(body))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    assert_eq!(send("interactions", SAMPLE_BODY).await, 503);
+    assert_eq!(send("events", SAMPLE_EVENT).await, 503);
+    assert_eq!(send("interactions", br#"{"type":1}"#).await, 200);
+    assert_eq!(
+        send("events", br#"{"version":1,"application_id":"1","type":0}"#).await,
+        204
+    );
+}
+
 /// Microsoft Graph through the listener and the broker: the validation request is
 /// answered with its token as text and produces nothing; notifications are produced only
 /// when every item carries a configured `clientState`.
