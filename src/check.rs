@@ -92,6 +92,10 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
     out
 }
 
+/// The longest broker wait that still lets a Discord interaction be answered within
+/// Discord's 3 seconds, with room for the network.
+const DISCORD_ANSWER_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
+
 /// Settings that work but weaken what hookbridge protects: each one is legitimate
 /// somewhere (a sidecar on loopback, a trusted network), so they are warnings.
 fn risky_settings(loaded: &Loaded, connectors: &Connectors) -> Vec<String> {
@@ -114,6 +118,20 @@ fn risky_settings(loaded: &Loaded, connectors: &Connectors) -> Vec<String> {
                 src.file,
                 src.verifier.scheme_name()
             ));
+        }
+    }
+    // Discord shows the user a failure when an interaction is not answered within 3 s,
+    // and hookbridge answers only after the broker's ack.
+    let produce_timeout = s.kafka.produce_timeout.0;
+    if produce_timeout > DISCORD_ANSWER_BUDGET {
+        for src in &connectors.sources {
+            if src.verifier.scheme_name() == "discord" {
+                out.push(format!(
+                    "{}: a `discord` source while kafka.produce_timeout is {}: Discord needs the answer within 3 s, so a slow broker ack fails the interaction for the user instead of a 503 it retries; set kafka.produce_timeout to 2.5s or less",
+                    src.file,
+                    humantime::format_duration(produce_timeout)
+                ));
+            }
         }
     }
     if s.http.min_body_rate.0 == 0 {
@@ -150,10 +168,21 @@ fn unsigned_headers_read(src: &Source) -> Option<String> {
     (!read.is_empty()).then(|| read.join(", "))
 }
 
-/// The URL with its credentials and secret-looking query values replaced, for display:
+/// The URL with its credentials, its path past the first segment and secret-looking
+/// query values replaced, for display:
 /// `https://user:pass@host/p?token=…&page=2` → `https://redacted:redacted@host/p?token=redacted&page=2`.
+/// Many webhook sinks carry their secret in the path (Slack's `/services/T/B/<secret>`,
+/// Discord's `/api/webhooks/<id>/<token>`, Teams' connector URLs), so only the first
+/// segment is shown: enough to tell sinks apart, never the token.
 fn redacted_url(url: &url::Url) -> String {
     let mut url = url.clone();
+    let segments: Vec<String> = (url.path_segments().into_iter().flatten())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if segments.len() > 1 {
+        url.set_path(&format!("/{}/redacted", segments[0]));
+    }
     if !url.username().is_empty() {
         let _ = url.set_username("redacted");
     }
@@ -396,5 +425,19 @@ mod tests {
             url("https://login.example/token"),
             "https://login.example/token"
         );
+    }
+
+    #[test]
+    fn secrets_in_sink_paths_and_function_keys_are_redacted() {
+        let url = |s: &str| redacted_url(&url::Url::parse(s).unwrap());
+        let slack = url("https://hooks.slack.com/services/T0/B0/XXXX");
+        assert!(!slack.contains("XXXX"), "{slack}");
+        assert_eq!(slack, "https://hooks.slack.com/services/redacted");
+        let discord = url("https://discord.com/api/webhooks/123/tok3n");
+        assert!(!discord.contains("tok3n"), "{discord}");
+        let teams = url("https://x.webhook.office.com/webhookb2/g@t/IncomingWebhook/abc/def");
+        assert!(!teams.contains("abc") && !teams.contains("def"), "{teams}");
+        let func = url("https://app.azurewebsites.net/api/hook?code=f1x&clientId=default");
+        assert!(!func.contains("f1x"), "{func}");
     }
 }

@@ -103,6 +103,11 @@ pub struct HttpSettings {
     /// Failed signature checks allowed per client address (IPv6: per /64); past it,
     /// that address gets 429 + Retry-After. Verified requests never spend it.
     pub unverified_rate_limit: RateLimitConfig,
+    /// Requests from addresses over `unverified_rate_limit` verified at once, all such
+    /// addresses together (a slot is taken once the body is in); more get 429.
+    pub probation_slots: usize,
+    /// Of those, held by one address (IPv6: one /64) at most.
+    pub probation_slots_per_address: usize,
     /// Serve HTTPS: `[http.tls] cert = "/etc/tls/chain.pem", key = "/etc/tls/key.pem"`.
     #[serde(default)]
     pub tls: Option<TlsSettings>,

@@ -102,6 +102,13 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     let counts = [
         ("http.max_in_flight", s.http.max_in_flight, 1, 1_000_000),
         ("http.max_connections", s.http.max_connections, 1, 1_000_000),
+        ("http.probation_slots", s.http.probation_slots, 1, 1_000_000),
+        (
+            "http.probation_slots_per_address",
+            s.http.probation_slots_per_address,
+            1,
+            1_000_000,
+        ),
         (
             "http.max_connections_per_address",
             s.http.max_connections_per_address,

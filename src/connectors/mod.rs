@@ -251,7 +251,7 @@ key = "json:/data/id"
 forward_headers = ["X-Event", "X-Delivery"]
 max_body = "2MiB"
 rate_limit = { per_second = 200, burst = 400 }
-replay_window = "10m"
+replay_guard = { id = "header:X-Delivery", window = "10m" }
 event_type = "header:X-Event"
 cloudevents = { allowed_origins = ["eventgrid.azure.net"] }
 topics_allowed = ["kitchen.order.created", "kitchen.refund.*"]

@@ -59,11 +59,29 @@ pub struct SourceConfig {
     /// Requests per second accepted for this source; more get 429 + Retry-After.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
-    /// A verified body identical to one acknowledged within this time is answered 2xx
+    /// `{ id = "header:X-GitHub-Delivery", window = "10m" }`: a verified request whose
+    /// delivery id was acknowledged with the same body within `window` is answered 2xx
     /// without producing it again (per replica, best-effort): a replay guard for
     /// providers that sign no timestamp.
     #[serde(default)]
-    pub replay_window: Option<HumanDuration>,
+    pub replay_guard: Option<ReplayGuardConfig>,
+}
+
+/// `replay_guard` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayGuardConfig {
+    /// Where the provider's delivery id is: `"header:NAME"` or `"json:/pointer"`.
+    pub id: String,
+    /// How long an acknowledged delivery is remembered (1s to 24h).
+    pub window: HumanDuration,
+}
+
+/// The replay guard of a source: where its delivery id is, and for how long.
+#[derive(Debug, Clone)]
+pub struct ReplayGuardRule {
+    pub id: KeyRule,
+    pub window: Duration,
 }
 
 /// `cloudevents = { allowed_origins = ["eventgrid.azure.net"] }`
@@ -112,8 +130,8 @@ pub struct SourceDefinition {
     pub forward_headers: Vec<HeaderName>,
     pub max_body: usize,
     pub rate_limit: Option<RateLimitConfig>,
-    /// The replay guard's window, if any.
-    pub replay_window: Option<Duration>,
+    /// The replay guard, if any.
+    pub replay_guard: Option<ReplayGuardRule>,
     /// Where the URL the provider signs (Twilio, Square, generic `{url}`) comes from:
     /// `verify.public_url` or `verify.trust_forwarded_from`.
     pub signed_url: SignedUrl,
@@ -207,12 +225,26 @@ impl SourceConfig {
         if max_body == 0 || max_body > MAX_MAX_BODY {
             return Err(err("max_body", "must be between 1B and 64MiB".into()));
         }
-        let replay_window = self.replay_window.map(|w| w.0);
-        if replay_window
-            .is_some_and(|w| !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&w))
-        {
-            return Err(err("replay_window", "must be between 1s and 24h".into()));
-        }
+        let replay_guard = match self.replay_guard {
+            None => None,
+            Some(g) => {
+                let id = KeyRule::parse(&g.id).map_err(|r| err("replay_guard.id", r))?;
+                if matches!(id, KeyRule::None) {
+                    return Err(err(
+                        "replay_guard.id",
+                        "must name the provider's delivery id (\"header:NAME\" or \"json:/pointer\"), never the body alone".into(),
+                    ));
+                }
+                let window = g.window.0;
+                if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&window) {
+                    return Err(err(
+                        "replay_guard.window",
+                        "must be between 1s and 24h".into(),
+                    ));
+                }
+                Some(ReplayGuardRule { id, window })
+            }
+        };
         let signed_url = (self.verify.signed_url())
             .map_err(|(key, reason)| err(&format!("verify.{key}"), reason))?;
         Ok(SourceDefinition {
@@ -228,7 +260,7 @@ impl SourceConfig {
             forward_headers,
             max_body: max_body as usize,
             rate_limit: self.rate_limit,
-            replay_window,
+            replay_guard,
             signed_url,
         })
     }

@@ -439,6 +439,8 @@ pub(crate) fn secret_looking(name: &str) -> bool {
         "auth",
         "credential",
         "session",
+        // Azure Functions' function key (`?code=`).
+        "code",
     ]
     .iter()
     .any(|w| n.contains(w))

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 
 use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
-use super::replay::ReplayGuard;
+use super::replay::{Delivery, ReplayGuard};
 use super::response::Reply;
 use super::server::ClientAddr;
 use super::share::{ShareLimits, Shares};
@@ -36,12 +36,7 @@ use crate::telemetry::source::{
 use crate::telemetry::trace;
 use crate::telemetry::Metrics;
 use crate::verify::url::UrlError;
-use crate::verify::{Verified, WebhookRequest};
-
-/// Requests at once from addresses over their failure budget (see `Ingress::probation`).
-const PROBATION_SLOTS: usize = 8;
-/// Of those, held by one address (IPv6: one /64) at most.
-const PROBATION_SLOTS_PER_ADDRESS: usize = 2;
+use crate::verify::{Handshake, Verified, WebhookRequest};
 
 /// What bounds the work and memory unauthenticated clients can cause.
 #[derive(Debug, Clone)]
@@ -58,6 +53,10 @@ pub struct Protection {
     pub max_body_bytes_per_address: usize,
     /// Failed verifications allowed per client address.
     pub unverified_rate_limit: Option<RateLimitConfig>,
+    /// Requests past their body at once from addresses over that budget …
+    pub probation_slots: usize,
+    /// … of which one address (IPv6: one /64) holds at most this many.
+    pub probation_slots_per_address: usize,
 }
 
 impl Protection {
@@ -71,6 +70,8 @@ impl Protection {
             max_body_bytes_per_address: usize::try_from(http.max_body_bytes_per_address.0)
                 .unwrap_or(usize::MAX),
             unverified_rate_limit: Some(http.unverified_rate_limit),
+            probation_slots: http.probation_slots,
+            probation_slots_per_address: http.probation_slots_per_address,
         }
     }
 }
@@ -114,7 +115,7 @@ impl Ingress {
                 .map(|source| {
                     let telemetry = SourceTelemetry::new(source.name.clone(), metrics.clone());
                     let path = source.path.clone();
-                    let replay = source.replay_window.map(ReplayGuard::new);
+                    let replay = (source.replay_guard.as_ref()).map(|g| ReplayGuard::new(g.window));
                     let endpoint = Endpoint {
                         source,
                         telemetry,
@@ -127,8 +128,8 @@ impl Ingress {
             produce_timeout,
             in_flight: Semaphore::new(protection.max_in_flight.max(1)),
             probation: Shares::new(ShareLimits::new(
-                PROBATION_SLOTS,
-                PROBATION_SLOTS_PER_ADDRESS,
+                protection.probation_slots.max(1),
+                protection.probation_slots_per_address.max(1),
             )),
             body_timeout: protection.body_timeout,
             min_body_rate: protection.min_body_rate,
@@ -204,12 +205,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     // A provider checking the endpoint (Meta's hub.challenge, Graph's validationToken):
     // answered here, before any body is read.
     if let Some(h) = source.verifier.subscription(req.method, req.uri.query()) {
-        if h.status == 403 {
-            if let Some(u) = ing.unverified.as_ref() {
-                u.failed(req.client);
-            }
-        }
-        return Reply::Handshake(h);
+        return unverified_handshake(ing, req.client, h);
     }
     if req.method == Method::OPTIONS {
         // The CloudEvents webhook abuse-protection handshake: the sender asks whether
@@ -221,13 +217,6 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
     }
-    let _probation = match ing.unverified.as_ref().and_then(|u| u.blocked(req.client)) {
-        None => None,
-        Some(wait) => match ing.probation.take(req.client) {
-            Ok(slot) => Some(slot),
-            Err(_) => return Reply::RateLimited(wait),
-        },
-    };
     // The reservation lives until the reply: the body's memory is counted while held.
     let Some(mut reservation) = ing.budget.start(req.client) else {
         return Reply::Unavailable("too many request bytes in flight");
@@ -256,11 +245,20 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
             return body_reply(e);
         }
     };
+    // Probation is decided once the body is in: a slot held during a slow upload would
+    // let one address (or everyone behind one proxy) keep every over-budget delivery out.
+    let _probation = match ing.unverified.as_ref().and_then(|u| u.blocked(req.client)) {
+        None => None,
+        Some(wait) => match ing.probation.take(req.client) {
+            Ok(slot) => Some(slot),
+            Err(_) => return Reply::RateLimited(wait),
+        },
+    };
     let Ok(_permit) = ing.in_flight.try_acquire() else {
         return Reply::Unavailable("too many requests in flight");
     };
     if let Some(h) = source.verifier.open_handshake(req.headers, &body) {
-        return Reply::Handshake(h);
+        return unverified_handshake(ing, req.client, h);
     }
     let url = match signed_url(source, req.uri, req.headers, Some(req.client)) {
         Ok(url) => url,
@@ -288,6 +286,10 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         }
     }
     if let Some(h) = source.verifier.handshake(&request) {
+        if h.status == 400 {
+            let reason = String::from_utf8_lossy(&h.body);
+            tracing::warn!(source = %source.name, %reason, "signed request refused: the source's scheme cannot handle it");
+        }
         return Reply::Handshake(h);
     }
     let key = match source.key.extract(req.headers, &body) {
@@ -312,19 +314,25 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         event_type: event_type.as_deref(),
     };
     let acknowledgement = source.verifier.acknowledgement(&request);
-    let digest = endpoint.replay.as_ref().map(|_| ReplayGuard::digest(&body));
-    let replayed = (endpoint.replay.as_ref().zip(digest.as_ref())).is_some_and(|(g, d)| g.seen(d));
+    // The delivery the replay guard knows this request by: its provider's id and body.
+    // Without an id it is not guarded (produced as usual).
+    let delivery = (source.replay_guard.as_ref())
+        .and_then(|g| g.id.extract(req.headers, &body).ok().flatten())
+        .map(|id| Delivery::new(&id, &body));
+    let replayed =
+        (endpoint.replay.as_ref().zip(delivery.as_ref())).is_some_and(|(g, d)| g.seen(d));
     let reply = if replayed {
-        // Acknowledged within the window, so already in Kafka: answered, not produced.
-        tracing::debug!(source = %source.name, "replayed body answered without producing it again");
+        // This id with this body was acknowledged within the window, so it is in Kafka
+        // already: answered, not produced again.
+        tracing::debug!(source = %source.name, "replayed delivery answered without producing it again");
         Reply::Accepted
     } else {
         produce(ing, endpoint, req.headers, record, verified).await
     };
     match reply {
         Reply::Accepted => {
-            if let (Some(guard), Some(digest)) = (&endpoint.replay, digest) {
-                guard.remember(digest);
+            if let (Some(guard), Some(delivery)) = (&endpoint.replay, delivery) {
+                guard.remember(delivery);
             }
             // The provider's own answer, only once the record is in Kafka.
             acknowledgement.map_or(Reply::Accepted, Reply::Handshake)
@@ -338,6 +346,18 @@ struct Routed<'a> {
     topic: &'a str,
     key: Option<&'a [u8]>,
     event_type: Option<&'a [u8]>,
+}
+
+/// A handshake answered before any signature is checked; a refused one (a wrong topic,
+/// a malformed validation) is charged to the client's address like a failed signature,
+/// so it cannot be used to probe for free.
+fn unverified_handshake(ing: &Ingress, client: IpAddr, h: Handshake) -> Reply {
+    if h.status >= 400 {
+        if let Some(wait) = ing.unverified.as_ref().and_then(|u| u.failed(client)) {
+            return Reply::RateLimited(wait);
+        }
+    }
+    Reply::Handshake(h)
 }
 
 /// Checks the signature; a failure is charged to the client's address.
@@ -525,6 +545,8 @@ mod tests {
                 per_second: NonZeroU32::new(1).unwrap(),
                 burst: NonZeroU32::new(2),
             }),
+            probation_slots: 8,
+            probation_slots_per_address: 2,
         };
         let ing = Ingress::new(
             out.sources,

@@ -1,27 +1,50 @@
 //! An optional replay guard for sources whose provider signs no timestamp (GitHub,
-//! Shopify, …): a captured request verifies forever, so a verified body identical to one
-//! already acknowledged within `replay_window` is answered 2xx again without producing
-//! it a second time. It is already in Kafka, so nothing is lost; a provider's own
-//! redelivery of a delivered event is absorbed the same way.
+//! Shopify, …): a captured request verifies forever. With `replay_guard`, a verified
+//! request carrying a delivery id (e.g. `X-GitHub-Delivery`) already acknowledged within
+//! the window **with the same body** is answered 2xx again without producing it a
+//! second time: it is in Kafka already (an id is remembered only once its record was
+//! acknowledged by the broker), and a provider's own redelivery of a delivered event is
+//! absorbed the same way.
+//!
+//! Keyed on the provider's delivery id, never on the body alone: two distinct events
+//! may have identical bodies, and answering the second without producing it would lose
+//! it. The same id with another body is produced too — only a true replay (same id, same
+//! body) is absorbed. A request without the id is produced as usual.
 //!
 //! Best-effort: each replica remembers only what it acknowledged itself (a replay sent
-//! to another replica behind the load balancer is produced again), at most
-//! [`MAX_REMEMBERED`] bodies per source, by SHA-256 of the raw body. Memory is bounded
-//! by that count, whatever the traffic.
+//! to another replica behind the load balancer is produced again), and a replayer who
+//! can change an unsigned id header gets past it. At most [`MAX_REMEMBERED`] ids per
+//! source, by SHA-256 of the id, so memory is bounded whatever the traffic.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
-/// Bodies remembered per source at most; the oldest are forgotten first.
+/// Delivery ids remembered per source at most; the oldest are forgotten first.
 pub const MAX_REMEMBERED: usize = 100_000;
 
-/// The digest a body is remembered by.
-pub type BodyDigest = [u8; 32];
+/// A SHA-256 digest (of a delivery id, or of a body).
+pub type Digest = [u8; 32];
 
-/// Bodies acknowledged within the window, per source.
+/// What identifies one delivery: its id and the body it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    id: Digest,
+    body: Digest,
+}
+
+impl Delivery {
+    pub fn new(id: &[u8], body: &[u8]) -> Self {
+        Self {
+            id: Sha256::digest(id).into(),
+            body: Sha256::digest(body).into(),
+        }
+    }
+}
+
+/// Deliveries acknowledged within the window, per source.
 #[derive(Debug)]
 pub struct ReplayGuard {
     window: Duration,
@@ -30,10 +53,11 @@ pub struct ReplayGuard {
 
 #[derive(Debug, Default)]
 struct Remembered {
-    at: HashMap<BodyDigest, Instant>,
+    /// By id: the body it was acknowledged with, and when.
+    at: HashMap<Digest, (Digest, Instant)>,
     /// In acknowledgement order, for expiry; an entry whose time no longer matches
     /// `at` was re-acknowledged later and is skipped.
-    order: VecDeque<(BodyDigest, Instant)>,
+    order: VecDeque<(Digest, Instant)>,
 }
 
 impl ReplayGuard {
@@ -44,20 +68,19 @@ impl ReplayGuard {
         }
     }
 
-    pub fn digest(body: &[u8]) -> BodyDigest {
-        Sha256::digest(body).into()
-    }
-
-    /// Whether this body was acknowledged within the window.
-    pub fn seen(&self, digest: &BodyDigest) -> bool {
+    /// Whether this delivery (same id, same body) was acknowledged within the window.
+    pub fn seen(&self, delivery: &Delivery) -> bool {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         self.expire(&mut state, now);
-        state.at.contains_key(digest)
+        state
+            .at
+            .get(&delivery.id)
+            .is_some_and(|(body, _)| *body == delivery.body)
     }
 
-    /// Remembers a body that was just acknowledged.
-    pub fn remember(&self, digest: BodyDigest) {
+    /// Remembers a delivery that was just acknowledged.
+    pub fn remember(&self, delivery: Delivery) {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         self.expire(&mut state, now);
@@ -65,27 +88,27 @@ impl ReplayGuard {
             let Some((old, at)) = state.order.pop_front() else {
                 break;
             };
-            if state.at.get(&old) == Some(&at) {
+            if state.at.get(&old).is_some_and(|(_, t)| *t == at) {
                 state.at.remove(&old);
             }
         }
-        state.at.insert(digest, now);
-        state.order.push_back((digest, now));
+        state.at.insert(delivery.id, (delivery.body, now));
+        state.order.push_back((delivery.id, now));
     }
 
     fn expire(&self, state: &mut Remembered, now: Instant) {
-        while let Some(&(digest, at)) = state.order.front() {
+        while let Some(&(id, at)) = state.order.front() {
             if now.duration_since(at) < self.window {
                 break;
             }
             state.order.pop_front();
-            if state.at.get(&digest) == Some(&at) {
-                state.at.remove(&digest);
+            if state.at.get(&id).is_some_and(|(_, t)| *t == at) {
+                state.at.remove(&id);
             }
         }
     }
 
-    /// Bodies remembered right now.
+    /// Ids remembered right now.
     #[cfg(test)]
     fn len(&self) -> usize {
         self.state.lock().unwrap().at.len()
@@ -97,28 +120,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_body_is_seen_within_the_window_only() {
+    fn only_the_same_id_with_the_same_body_within_the_window_is_a_replay() {
         let guard = ReplayGuard::new(Duration::from_millis(50));
-        let a = ReplayGuard::digest(b"{\"id\":1}");
-        let b = ReplayGuard::digest(b"{\"id\":2}");
-        assert!(!guard.seen(&a));
-        guard.remember(a);
-        assert!(guard.seen(&a));
-        assert!(!guard.seen(&b));
+        let first = Delivery::new(b"id-1", b"{\"n\":1}");
+        assert!(!guard.seen(&first));
+        guard.remember(first);
+        assert!(guard.seen(&Delivery::new(b"id-1", b"{\"n\":1}")));
+        // Identical bodies of distinct deliveries are distinct events.
+        assert!(!guard.seen(&Delivery::new(b"id-2", b"{\"n\":1}")));
+        // The same id with another body is not a replay either.
+        assert!(!guard.seen(&Delivery::new(b"id-1", b"{\"n\":2}")));
         std::thread::sleep(Duration::from_millis(60));
-        assert!(!guard.seen(&a), "forgotten after the window");
+        assert!(!guard.seen(&first), "forgotten after the window");
         assert_eq!(guard.len(), 0);
     }
 
     #[test]
     fn memory_is_bounded_by_the_count() {
         let guard = ReplayGuard::new(Duration::from_secs(3600));
-        for i in 0..(MAX_REMEMBERED + 10) as u64 {
-            guard.remember(ReplayGuard::digest(&i.to_be_bytes()));
+        let delivery = |i: usize| Delivery::new(&i.to_be_bytes(), b"{}");
+        for i in 0..MAX_REMEMBERED + 10 {
+            guard.remember(delivery(i));
         }
         assert_eq!(guard.len(), MAX_REMEMBERED);
-        assert!(!guard.seen(&ReplayGuard::digest(&0u64.to_be_bytes())));
-        let last = (MAX_REMEMBERED + 9) as u64;
-        assert!(guard.seen(&ReplayGuard::digest(&last.to_be_bytes())));
+        assert!(!guard.seen(&delivery(0)));
+        assert!(guard.seen(&delivery(MAX_REMEMBERED + 9)));
     }
 }

@@ -2,16 +2,19 @@
 //! read timeout (which also bounds idle keep-alive), a header size limit, a response write
 //! timeout, a cap on requests per connection and a cap on open connections shared out per
 //! client address, so clients that are slow, oversized, not reading or simply numerous are
-//! cut off before they cost more than their share. On shutdown a listener stops
+//! cut off before they cost more than their share. When a new address (a provider, a
+//! kubelet) finds the listener full, the address holding the most gives one connection
+//! up for it, so no number of addresses can keep a new one out. On shutdown a listener stops
 //! accepting, and in-flight requests finish — each webhook still waits for its broker
 //! ack — before [`serve`] returns.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -19,15 +22,15 @@ use hyper::body::Incoming;
 use hyper::rt::{Read, Write};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::settings::HttpSettings;
 
-use super::share::{Share, ShareLimits, Shares};
+use super::share::{address_key, Refused, Share, ShareLimits, Shares};
 use super::tls::Tls;
 use super::{app, Ingress};
 
@@ -97,7 +100,6 @@ pub async fn serve_router(
     limits: Limits,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let service = TowerToHyperService::new(router);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -107,13 +109,24 @@ pub async fn serve_router(
         // connection's life; bounded here, an idle keep-alive connection holds little.
         .max_buf_size((limits.max_header_bytes + (8 << 10)).max(8 << 10))
         .max_headers(128);
-    let builder = Arc::new(builder);
-    let tls = limits.tls.map(Arc::new);
-    let shares = Shares::new(ShareLimits::new(
-        limits.max_connections,
-        limits.max_connections_per_address,
-    ));
-    let graceful = GracefulShutdown::new();
+    // Every connection holds a sender; when the last is gone, every connection ended.
+    let (running, mut all_ended) = mpsc::channel::<()>(1);
+    let state = Arc::new(Listening {
+        builder,
+        service: TowerToHyperService::new(router),
+        tls: limits.tls.map(Arc::new),
+        shares: Shares::new(ShareLimits::connections(
+            limits.max_connections,
+            limits.max_connections_per_address,
+        )),
+        open: Open::default(),
+        waiting: AtomicUsize::new(0),
+        draining: CancellationToken::new(),
+        running,
+        header_timeout: limits.header_timeout,
+        write_timeout: limits.write_timeout,
+        max_requests: limits.max_requests_per_connection.max(1),
+    });
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -128,66 +141,222 @@ pub async fn serve_router(
                 continue;
             }
         };
-        // Accept-and-close rather than leaving the socket in the backlog: the client
-        // learns at once, and the kernel queue cannot hide a full listener.
-        let slot = match shares.take(peer.ip()) {
-            Ok(slot) => slot,
+        let _ = stream.set_nodelay(true);
+        match state.shares.take(peer.ip()) {
+            Ok(slot) => {
+                tokio::spawn(state.clone().run(stream, peer, slot));
+            }
+            Err(why) if state.make_room(peer, why) => {
+                // The slot a larger holder gives up is this connection's; it waits for
+                // it off the accept loop.
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let slot = state.wait_for_slot(peer).await;
+                    state.waiting.fetch_sub(1, Ordering::Relaxed);
+                    match slot {
+                        Some(slot) => state.run(stream, peer, slot).await,
+                        None => tracing::debug!(%peer, "no connection slot came free"),
+                    }
+                });
+            }
+            // Accept-and-close rather than leaving the socket in the backlog: the client
+            // learns at once, and the kernel queue cannot hide a full listener.
             Err(why) => {
                 tracing::debug!(%peer, ?why, "connection limit reached; closing new connection");
                 drop(stream);
-                continue;
             }
-        };
-        let _ = stream.set_nodelay(true);
-        let conn = Connection {
-            builder: builder.clone(),
-            service: WithClient {
-                inner: service.clone(),
-                peer,
-                served: Arc::new(AtomicUsize::new(0)),
-                max_requests: limits.max_requests_per_connection.max(1),
-            },
-            watcher: graceful.watcher(),
-            write_timeout: limits.write_timeout,
-            _slot: slot,
-        };
-        let (tls, handshake_timeout) = (tls.clone(), limits.header_timeout);
-        tokio::spawn(conn.run(stream, tls, handshake_timeout));
+        }
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Idle connections close now, busy ones once their request is answered.
+    state.draining.cancel();
+    drop(state);
+    let _ = all_ended.recv().await;
     Ok(())
 }
 
-/// One accepted connection; its slot is released when it ends, however it ends.
-struct Connection {
-    builder: Arc<http1::Builder>,
-    service: WithClient,
-    watcher: Watcher,
+/// Longest a new connection waits for the slot a larger holder gives up for it.
+const MAKE_ROOM_WAIT: Duration = Duration::from_secs(1);
+
+/// New connections waiting for a slot at once, at most; past it they are closed.
+const MAX_WAITING: usize = 64;
+
+/// What every connection of a listener shares.
+struct Listening {
+    builder: http1::Builder,
+    service: Inner,
+    tls: Option<Arc<Tls>>,
+    shares: Arc<Shares>,
+    open: Open,
+    /// New connections waiting for a slot.
+    waiting: AtomicUsize,
+    /// Cancelled on shutdown; every connection's close handle is a child of it.
+    draining: CancellationToken,
+    running: mpsc::Sender<()>,
+    header_timeout: Duration,
     write_timeout: Duration,
-    _slot: Share,
+    max_requests: usize,
 }
 
-impl Connection {
-    async fn run(self, stream: TcpStream, tls: Option<Arc<Tls>>, handshake_timeout: Duration) {
-        match tls {
-            None => self.serve(TokioIo::new(stream)).await,
-            Some(tls) => {
-                if let Some(stream) = tls.accept(stream, handshake_timeout).await {
-                    self.serve(TokioIo::new(stream)).await;
-                }
+impl Listening {
+    /// When a new or small holder was refused because the listener (or its reserve) is
+    /// full, asks the largest holder to give one connection up — an idle one if it has
+    /// one, else one once its request is answered — and says whether to wait for it. A
+    /// few addresses could otherwise fill the reserve between them and keep providers
+    /// and probes out for good.
+    fn make_room(&self, peer: SocketAddr, why: Refused) -> bool {
+        let limits = self.shares.limits();
+        if why == Refused::AddressFull || !limits.is_small(self.shares.held_by(peer.ip())) {
+            return false;
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        let closed = (self.shares.largest(peer.ip())).is_some_and(|key| self.open.close_one(key));
+        if !closed {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            tracing::debug!(%peer, "listener full; a connection of the largest holder is closed for a new address");
+        }
+        closed
+    }
+
+    /// A slot for `peer` once one is given back, or `None` after [`MAKE_ROOM_WAIT`].
+    async fn wait_for_slot(&self, peer: SocketAddr) -> Option<Share> {
+        let deadline = tokio::time::Instant::now() + MAKE_ROOM_WAIT;
+        loop {
+            let released = self.shares.released();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Ok(slot) = self.shares.take(peer.ip()) {
+                return Some(slot);
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return None;
             }
         }
     }
 
-    async fn serve<I>(self, io: I)
+    /// Serves one accepted connection; its slot is released when it ends, however it ends.
+    async fn run(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, slot: Share) {
+        let _running = self.running.clone();
+        let close = self.draining.child_token();
+        let active = Arc::new(AtomicUsize::new(0));
+        let _open = self.open.insert(peer.ip(), close.clone(), active.clone());
+        let service = WithClient {
+            inner: self.service.clone(),
+            peer,
+            served: Arc::new(AtomicUsize::new(0)),
+            active,
+            max_requests: self.max_requests,
+        };
+        match &self.tls {
+            None => self.serve(TokioIo::new(stream), service, close).await,
+            Some(tls) => {
+                if let Some(stream) = tls.accept(stream, self.header_timeout).await {
+                    self.serve(TokioIo::new(stream), service, close).await;
+                }
+            }
+        }
+        drop(slot);
+    }
+
+    async fn serve<I>(&self, io: I, service: WithClient, close: CancellationToken)
     where
         I: Read + Write + Unpin + Send + 'static,
     {
         let io = WriteDeadline::new(io, self.write_timeout);
-        let conn = self.builder.serve_connection(io, self.service);
-        if let Err(e) = self.watcher.watch(conn).await {
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let ended = tokio::select! {
+            ended = conn.as_mut() => ended,
+            _ = close.cancelled() => {
+                // An idle connection closes at once; a busy one after its answer.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = ended {
             tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// A listener's open connections by client address, each with the handle that closes
+/// it and the count of its requests in progress.
+#[derive(Default)]
+struct Open {
+    next: AtomicU64,
+    by_address: Mutex<HashMap<IpAddr, HashMap<u64, OpenConnection>>>,
+}
+
+struct OpenConnection {
+    close: CancellationToken,
+    active: Arc<AtomicUsize>,
+}
+
+impl Open {
+    fn insert(
+        &self,
+        client: IpAddr,
+        close: CancellationToken,
+        active: Arc<AtomicUsize>,
+    ) -> Registered<'_> {
+        let (key, id) = (
+            address_key(client),
+            self.next.fetch_add(1, Ordering::Relaxed),
+        );
+        let mut by_address = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (by_address.entry(key).or_default()).insert(id, OpenConnection { close, active });
+        Registered {
+            open: self,
+            key,
+            id,
+        }
+    }
+
+    /// Closes one connection of the address `key`, idle if any; whether there was one.
+    fn close_one(&self, key: IpAddr) -> bool {
+        let mut by_address = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(conns) = by_address.get_mut(&key) else {
+            return false;
+        };
+        let idle = conns
+            .iter()
+            .find(|(_, c)| c.active.load(Ordering::Relaxed) == 0);
+        let Some(id) = idle.or_else(|| conns.iter().next()).map(|(id, _)| *id) else {
+            return false;
+        };
+        // Out of the map, so it is not picked twice while it closes.
+        if let Some(conn) = conns.remove(&id) {
+            conn.close.cancel();
+        }
+        true
+    }
+}
+
+/// A connection's entry in [`Open`], removed when the connection ends.
+struct Registered<'a> {
+    open: &'a Open,
+    key: IpAddr,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut by_address = (self.open.by_address.lock()).unwrap_or_else(PoisonError::into_inner);
+        if let Some(conns) = by_address.get_mut(&self.key) {
+            conns.remove(&self.id);
+            if conns.is_empty() {
+                by_address.remove(&self.key);
+            }
         }
     }
 }
@@ -200,6 +369,8 @@ struct WithClient {
     peer: SocketAddr,
     /// Requests started on this connection.
     served: Arc<AtomicUsize>,
+    /// Requests in progress (not yet answered): a connection with none is idle.
+    active: Arc<AtomicUsize>,
     max_requests: usize,
 }
 
@@ -216,8 +387,11 @@ impl hyper::service::Service<hyper::Request<Incoming>> for WithClient {
         req.extensions_mut().insert(ClientAddr(self.peer));
         let last = self.served.fetch_add(1, Ordering::Relaxed) + 1 >= self.max_requests;
         let answer = self.inner.call(req);
+        let active = InProgress::new(&self.active);
         Box::pin(async move {
-            let mut response = answer.await?;
+            let response = answer.await;
+            drop(active);
+            let mut response = response?;
             if last {
                 // hyper closes the connection after a response that says so.
                 (response.headers_mut()).insert(
@@ -227,6 +401,22 @@ impl hyper::service::Service<hyper::Request<Incoming>> for WithClient {
             }
             Ok(response)
         })
+    }
+}
+
+/// One request counted in progress until dropped.
+struct InProgress(Arc<AtomicUsize>);
+
+impl InProgress {
+    fn new(active: &Arc<AtomicUsize>) -> Self {
+        active.fetch_add(1, Ordering::Relaxed);
+        Self(active.clone())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -11,6 +11,11 @@
 //!
 //! The decision is a pure function ([`admit`]); [`Shares`] applies it under a lock and
 //! hands out guards that give the units back when dropped, however the request ends.
+//!
+//! A reserve alone can be filled by a handful of addresses (each may take a little of
+//! it), so for connections the listener also makes room: when a new or small holder is
+//! refused, the largest holder gives one connection up (see `server`); [`Shares::largest`]
+//! names it and [`Shares::released`] wakes whoever waits for the slot.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -57,6 +62,22 @@ impl ShareLimits {
             small_holder: (reserved / 4).max(1),
         }
     }
+
+    /// As [`ShareLimits::new`], for connections: a small holder holds at most 4 (fewer on
+    /// small listeners), since a provider or a kubelet needs few connections at once and
+    /// the reserve must not be shared out to a few addresses in large pieces.
+    pub fn connections(total: usize, per_address: usize) -> Self {
+        let limits = Self::new(total, per_address);
+        Self {
+            small_holder: (limits.reserved / 4).clamp(1, 4),
+            ..limits
+        }
+    }
+
+    /// Whether an address holding `held` holds little (may take from the reserve).
+    pub fn is_small(&self, held: usize) -> bool {
+        held < self.small_holder
+    }
 }
 
 /// Why a share was refused.
@@ -89,6 +110,8 @@ pub fn admit(limits: ShareLimits, total: usize, held: usize, n: usize) -> Result
 pub struct Shares {
     limits: ShareLimits,
     state: Mutex<State>,
+    /// Woken whenever units are given back.
+    released: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -111,7 +134,36 @@ impl Shares {
         Arc::new(Self {
             limits,
             state: Mutex::new(State::default()),
+            released: tokio::sync::Notify::new(),
         })
+    }
+
+    pub fn limits(&self) -> ShareLimits {
+        self.limits
+    }
+
+    /// What `client`'s address holds now.
+    pub fn held_by(&self, client: IpAddr) -> usize {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.held.get(&address_key(client)).copied().unwrap_or(0)
+    }
+
+    /// The address (key) holding the most, other than `except`'s, when it holds more than
+    /// a small holder can reach: the one to give a unit up for a new address. Addresses
+    /// holding little are never asked, so making room cannot turn on providers.
+    pub fn largest(&self, except: IpAddr) -> Option<IpAddr> {
+        let except = address_key(except);
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        (state.held.iter())
+            .filter(|(key, n)| **key != except && **n > self.limits.small_holder)
+            .max_by_key(|(_, n)| **n)
+            .map(|(key, _)| *key)
+    }
+
+    /// Completes when units are given back after it is enabled (pin and `enable` it
+    /// before trying again, so a release in between is not missed).
+    pub fn released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.released.notified()
     }
 
     /// One unit (a connection, a slot) for `client`, or why not.
@@ -173,6 +225,8 @@ impl Drop for Share {
                 state.held.remove(&self.key);
             }
         }
+        drop(state);
+        self.shares.released.notify_waiters();
     }
 }
 
@@ -212,6 +266,9 @@ mod tests {
         // A per-address cap above the total is the total; tiny listeners keep no reserve.
         assert_eq!(ShareLimits::new(4, 16).per_address, 4);
         assert_eq!(ShareLimits::new(4, 16).reserved, 0);
+        // For connections a small holder holds at most 4, however large the reserve.
+        assert_eq!(ShareLimits::connections(4096, 1024).small_holder, 4);
+        assert_eq!(ShareLimits::connections(64, 16).small_holder, 2);
     }
 
     #[test]
@@ -228,6 +285,9 @@ mod tests {
         let probe = shares
             .take(ip("10.0.0.9"))
             .expect("a new address gets the reserve");
+        // The one to make room: the largest holder, never the asker nor a small holder.
+        assert_eq!(shares.largest(ip("10.0.0.9")), Some(ip("10.0.0.1")));
+        assert_eq!(shares.largest(ip("10.0.0.1")), Some(ip("2001:db8::")));
         drop(probe);
         drop(held);
         drop(v6);

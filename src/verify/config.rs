@@ -21,8 +21,8 @@ use super::recipe::RecipeError;
 use super::token::SharedToken;
 use super::url::{Forwarded, Network, SignedUrl, FORWARDED_HOST, FORWARDED_PROTO};
 use super::{
-    calendly, discord, github, gitlab, hubspot, linear, mailgun, meta, msgraph, paddle, sendgrid,
-    shopify, slack, square, standard, stripe, twilio, twitch, workos, zoom, Verifier,
+    calendly, discord, eventgrid, github, gitlab, hubspot, linear, mailgun, meta, msgraph, paddle,
+    sendgrid, shopify, slack, square, standard, stripe, twilio, twitch, workos, zoom, Verifier,
 };
 use crate::config::secret::{Secret, SecretRef};
 
@@ -70,8 +70,8 @@ pub enum VerifyConfig {
     #[serde(rename = "microsoft-graph")]
     MsGraph(SecretsConfig),
     /// `scheme = "azure-event-grid"`: `header` (a secret delivery property) must equal a
-    /// secret; answers the subscription validation.
-    AzureEventGrid(TokenConfig),
+    /// secret; answers the subscription validation for the listed `topics` only.
+    AzureEventGrid(EventGridConfig),
     /// `scheme = "mailgun"`: secrets (webhook signing keys), `tolerance` (default 15m).
     Mailgun(TimedConfig),
     /// `scheme = "calendly"`: secrets (webhook signing keys), `tolerance` (default 3m).
@@ -276,6 +276,22 @@ pub struct TokenConfig {
     pub secrets: Option<Vec<SecretRef>>,
     /// The header carrying the secret (required).
     pub header: String,
+}
+
+/// Azure Event Grid: a shared-secret header, and the topics whose subscription
+/// validation is answered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventGridConfig {
+    #[serde(default)]
+    pub secret: Option<SecretRef>,
+    #[serde(default)]
+    pub secrets: Option<Vec<SecretRef>>,
+    /// The header carrying the secret (required).
+    pub header: String,
+    /// Resource ids (or prefixes of them, e.g. a subscription or resource group) of the
+    /// topics this source takes events from (required, not empty).
+    pub topics: Vec<String>,
 }
 
 /// `scheme = "none"` takes no other keys.
@@ -574,7 +590,7 @@ fn forwarded(
     if let Some(i) = proxies.iter().position(Network::is_everything) {
         return Err(err(
             format!("trust_forwarded_from[{i}]"),
-            "trusts every address, so any client could set the signed URL; name your proxies' addresses or networks",
+            "is wider than an IPv4 /8 or IPv6 /16, so any client could set the signed URL; name your proxies' addresses or networks",
         ));
     }
     let Some(names) = headers else {
@@ -700,11 +716,14 @@ impl VerifyConfig {
             VerifyConfig::MsGraph(c) => {
                 Verifier::MsGraph(msgraph::MsGraph::new(text_keys(&c.secret, &c.secrets)?))
             }
-            VerifyConfig::AzureEventGrid(c) => Verifier::EventGrid(SharedToken::token(
-                "azure-event-grid",
-                header_name("header", &c.header)?,
-                None,
-                &text_keys(&c.secret, &c.secrets)?,
+            VerifyConfig::AzureEventGrid(c) => Verifier::EventGrid(eventgrid::EventGrid::new(
+                SharedToken::token(
+                    "azure-event-grid",
+                    header_name("header", &c.header)?,
+                    None,
+                    &text_keys(&c.secret, &c.secrets)?,
+                ),
+                eventgrid::topics(&c.topics).map_err(|reason| err("topics", reason))?,
             )),
             VerifyConfig::Mailgun(c) => Verifier::Mailgun(mailgun::Mailgun::new(
                 text_keys(&c.secret, &c.secrets)?,
@@ -801,7 +820,8 @@ impl VerifyConfig {
             | VerifyConfig::Gitlab(c)
             | VerifyConfig::Bearer(c)
             | VerifyConfig::Basic(c) => (&c.secret, &c.secrets),
-            VerifyConfig::Token(c) | VerifyConfig::AzureEventGrid(c) => (&c.secret, &c.secrets),
+            VerifyConfig::Token(c) => (&c.secret, &c.secrets),
+            VerifyConfig::AzureEventGrid(c) => (&c.secret, &c.secrets),
             VerifyConfig::Stripe(c)
             | VerifyConfig::Calendly(c)
             | VerifyConfig::Workos(c)
@@ -834,7 +854,8 @@ impl VerifyConfig {
     /// must never be copied into a Kafka record or used as its key.
     pub fn secret_header(&self) -> Option<&str> {
         match self {
-            VerifyConfig::Token(c) | VerifyConfig::AzureEventGrid(c) => Some(&c.header),
+            VerifyConfig::Token(c) => Some(&c.header),
+            VerifyConfig::AzureEventGrid(c) => Some(&c.header),
             VerifyConfig::Bearer(_) | VerifyConfig::Basic(_) => Some("Authorization"),
             VerifyConfig::Gitlab(_) => Some(gitlab::HEADER),
             _ => None,
@@ -1015,7 +1036,7 @@ mod tests {
                 "microsoft-graph",
             ),
             (
-                r#"verify = { scheme = "azure-event-grid", secret = "s", header = "X-Event-Grid-Secret" }"#,
+                r#"verify = { scheme = "azure-event-grid", secret = "s", header = "X-Event-Grid-Secret", topics = ["/subscriptions/x"] }"#,
                 "azure-event-grid",
             ),
             (

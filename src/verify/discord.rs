@@ -67,6 +67,8 @@ pub struct Discord {
 struct Interaction {
     #[serde(rename = "type")]
     kind: Option<u64>,
+    /// Only webhook events carry one.
+    event: Option<serde::de::IgnoredAny>,
 }
 
 impl Discord {
@@ -111,9 +113,16 @@ impl Discord {
     }
 
     /// The answer to a `PING`, which is not produced: interactions `{"type":1}` →
-    /// `{"type":1}`; webhook events `{"type":0}` → 204.
+    /// `{"type":1}`; webhook events `{"type":0}` → 204. A webhook event (type 1 with an
+    /// `event`) sent to an interactions source is refused with 400, never answered as a
+    /// PING: the source was set up on a Webhook Events URL and needs `discord-events`,
+    /// and a 2xx would tell Discord an event nobody produced was delivered.
     pub fn handshake(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
-        match (self.kind, body_type(req.body)?) {
+        let body: Interaction = serde_json::from_slice(req.body).ok()?;
+        match (self.kind, body.kind?) {
+            (Kind::Interactions, 1) if body.event.is_some() => Some(Handshake::bad_request(
+                "a Discord webhook event sent to a source with scheme = \"discord\" (interactions): use scheme = \"discord-events\"",
+            )),
             (Kind::Interactions, 1) => Handshake::json(&serde_json::json!({ "type": 1 })),
             (Kind::Events, 0) => Some(Handshake::no_content()),
             _ => None,
@@ -227,6 +236,14 @@ mod tests {
         assert_eq!(answer.status, 200);
         assert_eq!(&answer.body[..], b"{\"type\":1}");
         assert_eq!(v.handshake(&req(&h, SAMPLE_BODY, NOW)), None);
+    }
+
+    #[test]
+    fn a_webhook_event_sent_to_an_interactions_source_is_refused_not_ponged() {
+        let h = HeaderMap::new();
+        let (status, body) = answer(discord(&[&SEED]).handshake(&req(&h, SAMPLE_EVENT, NOW)));
+        assert_eq!(status, 400);
+        assert!(body.contains("discord-events"), "{body}");
     }
 
     fn answer(h: Option<Handshake>) -> (u16, String) {

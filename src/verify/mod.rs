@@ -98,6 +98,10 @@ pub enum VerifyError {
     /// Twilio: one form parameter is larger than any Twilio webhook sends.
     #[error("form parameter too large")]
     ParameterTooLarge,
+    /// Mailgun: a signature's token was already used with another body (Mailgun does not
+    /// sign the body).
+    #[error("signature token already used with another body")]
+    ReplayedToken,
 }
 
 impl VerifyError {
@@ -113,6 +117,7 @@ impl VerifyError {
             VerifyError::UnsignedBody => "unsigned_body",
             VerifyError::TooManyParameters => "too_many_parameters",
             VerifyError::ParameterTooLarge => "parameter_too_large",
+            VerifyError::ReplayedToken => "replayed_token",
         }
     }
 }
@@ -205,7 +210,7 @@ pub enum Verifier {
     /// Microsoft Graph change notifications: `clientState`, `validationToken`.
     MsGraph(msgraph::MsGraph),
     /// Azure Event Grid: a secret static header, and the validation handshake.
-    EventGrid(token::SharedToken),
+    EventGrid(eventgrid::EventGrid),
     /// Twitch EventSub `Twitch-Eventsub-Message-Signature`.
     Twitch(twitch::Twitch),
     /// One HMAC over a template: a provider recipe (GitHub, Stripe, Slack, Shopify,
@@ -240,7 +245,7 @@ impl Verifier {
             Verifier::Linear(v) => v.verify(req),
             Verifier::Mailgun(v) => v.verify(req),
             Verifier::MsGraph(v) => v.verify(req),
-            Verifier::EventGrid(v) => v.verify(req),
+            Verifier::EventGrid(v) => v.token.verify(req),
             Verifier::Twitch(v) => v.verify(req),
             Verifier::Hmac(v) => v.verify(req),
             Verifier::Token(v) => v.verify(req),
@@ -278,7 +283,7 @@ impl Verifier {
     /// only echoes what the request holds, and produces nothing.
     pub fn open_handshake(&self, headers: &http::HeaderMap, body: &[u8]) -> Option<Handshake> {
         match self {
-            Verifier::EventGrid(_) => eventgrid::validation(headers, body),
+            Verifier::EventGrid(v) => v.validation(headers, body),
             _ => None,
         }
     }
@@ -308,7 +313,8 @@ impl Verifier {
             Verifier::Twitch(v) => v.sign(body, now),
             Verifier::Hmac(v) => v.sign(body, url, now),
             Verifier::Meta(v) => v.sign(body, url, now),
-            Verifier::Token(v) | Verifier::EventGrid(v) => v.sign(),
+            Verifier::Token(v) => v.sign(),
+            Verifier::EventGrid(v) => v.token.sign(),
             Verifier::Discord(_)
             | Verifier::Sendgrid(_)
             | Verifier::Mailgun(_)

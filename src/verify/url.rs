@@ -138,9 +138,11 @@ impl Network {
         (prefix <= max).then_some(Network { addr, prefix })
     }
 
-    /// Whether this is every address (`0.0.0.0/0`, `::/0`): trusting it trusts anyone.
+    /// Whether this is too wide to name proxies: shorter than /8 for IPv4, /16 for IPv6
+    /// (`0.0.0.0/0`, or `0.0.0.0/1` + `128.0.0.0/1`, is every address; trusting it
+    /// trusts anyone). No proxy fleet needs more than a /8.
     pub fn is_everything(&self) -> bool {
-        self.prefix == 0
+        self.prefix < if self.addr.is_ipv4() { 8 } else { 16 }
     }
 
     /// Whether `ip` is inside this network. An IPv4-mapped IPv6 peer matches its IPv4
@@ -236,6 +238,18 @@ mod tests {
         assert!(Network::parse("0.0.0.0/0").unwrap().is_everything());
         assert!(Network::parse("::/0").unwrap().is_everything());
         assert!(!Network::parse("10.0.0.0/8").unwrap().is_everything());
+        // Every address in pieces is every address too.
+        for wide in [
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "64.0.0.0/7",
+            "::/1",
+            "8000::/1",
+            "2000::/3",
+        ] {
+            assert!(Network::parse(wide).unwrap().is_everything(), "{wide}");
+        }
+        assert!(!Network::parse("fd00::/16").unwrap().is_everything());
     }
 
     #[test]

@@ -332,6 +332,12 @@ fn sink_url_credentials_are_redacted_and_risky_settings_warned() {
         "[sink]\nname = \"out\"\ntopics = [\"t\"]\nurl = \"https://hook-user:url-pw-must-not-leak@dest.example/in?api_key=query-key-must-not-leak&page=2\"\n",
     )
     .unwrap();
+    // Interactions under the default kafka.produce_timeout (5s): over Discord's 3 s.
+    std::fs::write(
+        dir.path().join("connectors/discord.toml"),
+        "[source]\nname = \"bot\"\npath = \"/bot\"\ntopic = \"t\"\nverify = { scheme = \"discord\", public_keys = [\"3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c\"] }\n",
+    )
+    .unwrap();
     let (code, text) = run_in(dir.path(), "check", &[("SHORT_SECRET", "tiny-9f")]);
     assert_eq!(code, Some(0), "{text}");
     for leak in [
@@ -351,6 +357,7 @@ fn sink_url_credentials_are_redacted_and_risky_settings_warned() {
         "`http.min_body_rate` is 0",
         "`source.verify` holds a secret shorter than 16 bytes",
         "read x-github-delivery, x-github-event, which the github signature does not cover",
+        "a `discord` source while kafka.produce_timeout is 5s",
     ] {
         assert!(text.contains(warning), "no warning {warning:?}:\n{text}");
     }

@@ -405,23 +405,42 @@ async fn requests_beyond_max_in_flight_get_503_at_once() {
 }
 
 /// GitHub signs no timestamp, so a captured request verifies forever. With
-/// `replay_window`, a body acknowledged within the window is answered 200 again but not
-/// produced a second time; a new body still is.
+/// `replay_guard` on `X-GitHub-Delivery`, a delivery acknowledged within the window (same
+/// id, same body) is answered 200 again but not produced a second time; distinct
+/// deliveries with identical bodies, and the same id with another body, are produced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replayed_body_within_the_window_is_answered_but_not_produced_again() {
+async fn a_replayed_delivery_within_the_window_is_answered_but_not_produced_again() {
     let broker = Broker::start();
     let topic = unique("gh-replay");
-    let hb = start(&broker, &topic, "replay_window = \"10m\"").await;
+    let hb = start(
+        &broker,
+        &topic,
+        r#"replay_guard = { id = "header:X-GitHub-Delivery", window = "10m" }"#,
+    )
+    .await;
     let body = br#"{"action":"opened","number":7}"#;
-    let sig = github_sig(SECRET, body);
-    for delivery in ["first", "replayed", "replayed-again"] {
-        assert_eq!(post(&hb, body, Some(&sig), delivery).await.status(), 200);
-    }
     let other = br#"{"action":"closed","number":7}"#;
-    let resp = post(&hb, other, Some(&github_sig(SECRET, other)), "other").await;
-    assert_eq!(resp.status(), 200);
-    let records = kafka::read(&broker.addr(), &topic, None, 4.0).await;
-    let mut values: Vec<&[u8]> = records.iter().map(|r| r.value.as_slice()).collect();
-    values.sort();
-    assert_eq!(values, vec![&other[..], &body[..]], "each body once");
+    // d1 twice (a replay), then d2 with the identical body (a distinct event: two
+    // pushes can have identical payloads), then d1 with another body.
+    for (b, delivery) in [
+        (&body[..], "d1"),
+        (&body[..], "d1"),
+        (&body[..], "d2"),
+        (&other[..], "d1"),
+    ] {
+        let resp = post(&hb, b, Some(&github_sig(SECRET, b)), delivery).await;
+        assert_eq!(resp.status(), 200, "{delivery}");
+    }
+    let records = kafka::read(&broker.addr(), &topic, None, 5.0).await;
+    let mut got: Vec<(Vec<u8>, Vec<u8>)> = (records.iter())
+        .map(|r| (r.key.clone().unwrap_or_default(), r.value.clone()))
+        .collect();
+    got.sort();
+    let want = |k: &str, v: &[u8]| (k.as_bytes().to_vec(), v.to_vec());
+    let mut expected = vec![want("d1", body), want("d2", body), want("d1", other)];
+    expected.sort();
+    assert_eq!(
+        got, expected,
+        "every distinct delivery once, the replay not again"
+    );
 }

@@ -36,7 +36,7 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ("microsoft-graph", "", "graph-client-state-0123"),
     (
         "azure-event-grid",
-        ", header = \"X-Event-Grid-Secret\"",
+        ", header = \"X-Event-Grid-Secret\", topics = [\"/subscriptions/00000000-0000-0000-0000-000000000000\"]",
         "event-grid-secret-0123",
     ),
     ("twitch", "", "twitch-secret-0123"),

@@ -593,7 +593,8 @@ def mailgun_cases():
         ("future", config, json_type, body(ts=NOW + 1800)),
         ("malformed", config, json_type, body(sig="zz")),
         ("missing", config, json_type, b'{"event-data":{"event":"delivered"}}'),
-        ("rotated-secret", config, json_type, body(secret=MAILGUN[1])),
+        # A token of its own: hookbridge refuses a token it accepted with another body.
+        ("rotated-secret", config, json_type, body(secret=MAILGUN[1], token="tok-rotated-0123")),
         ("unknown-secret", one, json_type, body(secret=MAILGUN[1])),
         ("uppercase-hex", config, json_type, body(sig=good.upper())),
         ("form", config, form_type, form),
