@@ -822,16 +822,20 @@ proptest! {
 /// The lifecycle property reaches each rarer path in most cases, so a change of weights
 /// cannot quietly make it shorter than it looks. Measured over 300 cases with
 /// `cargo test --lib the_lifecycle_property_reaches -- --nocapture` (percent of cases):
-/// commit 100, commit cut to the budget 100, revoke and reassign 99, inherited map skip 96,
-/// skip by a map with a leader epoch 90, map dropped by a newer leader epoch 87, rewind 87,
-/// memory pause 99, buffer pause 73, stale copy ignored 62 (the first property above, as
+/// commit 100, commit cut to the budget 100, revoke and reassign 100, inherited map skip 96,
+/// skip by a map with a leader epoch 90, map dropped by a newer leader epoch 85, rewind 87,
+/// memory pause 99, buffer pause 72, stale copy ignored 62 (the first property above, as
 /// audited in issue 22: rewinds in ~14 % of cases; inherited maps, stale epochs and
 /// `commit()` never).
 #[test]
 fn the_lifecycle_property_reaches_every_path_in_most_cases() {
     use proptest::strategy::ValueTree;
-    use proptest::test_runner::{Config, TestRunner};
-    let mut runner = TestRunner::new(Config::with_cases(300));
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    // A fixed seed: the figures above are reproducible and the test cannot flake.
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
     let strategy = arb_lifecycle();
     let cases = 300;
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
