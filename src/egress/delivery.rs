@@ -635,3 +635,94 @@ async fn read_excerpt(resp: &mut reqwest::Response) -> Bytes {
     }
     buf.freeze()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::connectors::{load_file, Connectors};
+    use crate::egress::record::TopicPartition;
+    use crate::telemetry::Metrics;
+
+    /// Without a DLQ, a record that ran out of attempts is never dropped and never
+    /// reported finished (so never committed): it keeps being attempted, at the maximum
+    /// backoff, until its partition is given up.
+    #[tokio::test]
+    async fn out_of_attempts_without_a_dlq_retries_at_the_maximum_backoff_and_never_finishes() {
+        let arrivals = Arc::new(Mutex::new(Vec::<Instant>::new()));
+        let seen = arrivals.clone();
+        let app = axum::Router::new().fallback(move || {
+            seen.lock().unwrap().push(Instant::now());
+            async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let text = format!(
+            "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\ntimeout = \"5s\"\n\
+             retry = {{ max_attempts = 2, initial = \"10ms\", max = \"300ms\" }}\n\
+             breaker = {{ failures = 0 }}\n"
+        );
+        let mut c = Connectors::default();
+        load_file("orders.toml", &text, &mut c).unwrap();
+        let sink = c.sinks.remove(0);
+        assert!(sink.dlq_topic.is_none());
+        // Created offline: a dead-letter write would fail, and none may be tried.
+        let offline = || {
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", "127.0.0.1:1")
+                .create()
+                .unwrap()
+        };
+        let producer = crate::egress::dlq::Producers {
+            batched: offline(),
+            alone: offline(),
+        };
+        let telemetry = Arc::new(SinkTelemetry::new(
+            "orders".into(),
+            Arc::new(Metrics::new()),
+        ));
+        let destination = Destination::new(sink, producer, telemetry).unwrap();
+        let record = Record {
+            tp: TopicPartition {
+                topic: "orders".into(),
+                partition: 0,
+            },
+            offset: 7,
+            key: None,
+            value: Bytes::from_static(b"{}"),
+            headers: Vec::new(),
+            epoch: 0,
+            leader_epoch: -1,
+        };
+        let (cancel, abort) = (CancellationToken::new(), CancellationToken::new());
+        let stop = Stop {
+            cancel: &cancel,
+            abort: &abort,
+        };
+        let deliver = destination.deliver(&record, stop, None);
+        tokio::pin!(deliver);
+        // Five attempts: two within the policy, three past it.
+        let watch = async {
+            while arrivals.lock().unwrap().len() < 5 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            finish = &mut deliver => panic!("ended without being delivered: {finish:?}"),
+            () = watch => {}
+        }
+        let at = arrivals.lock().unwrap().clone();
+        for (i, gap) in at.windows(2).map(|w| w[1] - w[0]).enumerate().skip(1) {
+            // The sleep before each attempt past the second is exactly `retry.max`.
+            assert!(
+                gap >= Duration::from_millis(290),
+                "attempt {} came {gap:?} after the one before",
+                i + 2
+            );
+        }
+        cancel.cancel();
+        assert_eq!(deliver.await, Finish::Abandoned, "given up, not finished");
+    }
+}

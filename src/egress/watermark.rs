@@ -108,6 +108,34 @@ mod tests {
         assert_eq!(w.committable(), Some(8));
     }
 
+    #[test]
+    fn a_snapshot_lists_the_unfinished_runs_from_its_base_and_no_leader_epoch() {
+        let mut w = Watermark::default();
+        assert_eq!(
+            w.snapshot(4).end,
+            4,
+            "nothing seen: an empty map at the base"
+        );
+        for o in [2, 3, 4, 5, 6, 8, 9] {
+            w.track(o);
+        }
+        for o in [2, 5, 9] {
+            w.finish(o);
+        }
+        assert_eq!(
+            w.snapshot(3),
+            Snapshot {
+                base: 3,
+                end: 10,
+                unfinished: vec![3..5, 6..7, 8..9],
+                // The partition that owns the watermark knows the leader epoch; -1 is
+                // "unknown", which a map trusts by offset alone.
+                leader_epoch: -1,
+            }
+        );
+        assert_eq!(w.outstanding(), 4);
+    }
+
     proptest! {
         /// For any completion order (with some records never finishing), the committable
         /// offset never passes an unfinished record, and reaches the end once all finish.

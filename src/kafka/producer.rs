@@ -17,10 +17,12 @@ pub const BROKER_DEFAULT_MAX: usize = 1_048_588;
 /// Builds the acknowledged producer. `delivery_timeout` bounds how long librdkafka keeps
 /// trying one record; ingress answers 503 when it expires. A property the user set in
 /// `kafka.properties` wins over these defaults.
-pub fn build(
-    mut cfg: ClientConfig,
-    delivery_timeout: Duration,
-) -> Result<FutureProducer, KafkaError> {
+pub fn build(cfg: ClientConfig, delivery_timeout: Duration) -> Result<FutureProducer, KafkaError> {
+    with_defaults(cfg, delivery_timeout).create()
+}
+
+/// The producer's configuration: hookbridge's defaults under what the user set.
+fn with_defaults(mut cfg: ClientConfig, delivery_timeout: Duration) -> ClientConfig {
     let ms = delivery_timeout.as_millis().max(1).to_string();
     let defaults = [
         ("acks", "all"),
@@ -39,7 +41,7 @@ pub fn build(
     if cfg.get("acks").is_some_and(|a| a != "all" && a != "-1") {
         tracing::warn!("kafka.properties sets acks other than all: a 2xx no longer means every in-sync replica has the record");
     }
-    cfg.create()
+    cfg
 }
 
 /// Like [`build`], but each batch holds one record: a size refusal by the broker (whose
@@ -131,6 +133,52 @@ mod tests {
         user.set("message.max.bytes", "200000");
         fit_records(&mut user, Some(3 << 20));
         assert_eq!(user.get("message.max.bytes"), Some("200000"));
+    }
+
+    /// Ingress answers 2xx on the delivery report: that means every in-sync replica has
+    /// the record only with `acks=all`, and a librdkafka retry never duplicates or
+    /// reorders it only with idempotence.
+    #[test]
+    fn the_producer_waits_for_every_in_sync_replica_and_is_idempotent() {
+        let cfg = with_defaults(ClientConfig::new(), Duration::from_secs(7));
+        assert_eq!(cfg.get("acks"), Some("all"));
+        assert_eq!(cfg.get("enable.idempotence"), Some("true"));
+        assert_eq!(cfg.get("message.timeout.ms"), Some("7000"));
+        assert_eq!(
+            with_defaults(ClientConfig::new(), Duration::ZERO).get("message.timeout.ms"),
+            Some("1"),
+            "librdkafka reads 0 as forever"
+        );
+        let mut user = ClientConfig::new();
+        user.set("acks", "-1").set("linger.ms", "20");
+        let cfg = with_defaults(user, Duration::from_secs(7));
+        assert_eq!(cfg.get("acks"), Some("-1"), "the other spelling of all");
+        assert_eq!(cfg.get("linger.ms"), Some("20"));
+        assert_eq!(cfg.get("enable.idempotence"), Some("true"));
+        let _producer =
+            build(ClientConfig::new(), Duration::from_secs(7)).expect("librdkafka takes them");
+    }
+
+    /// What `kafka.properties` may set reaches the producer as is, so the settings
+    /// check is what keeps `acks` at all: every weaker spelling is refused there.
+    #[test]
+    fn a_weaker_acks_never_reaches_the_producer() {
+        for (key, value) in [
+            ("acks", "1"),
+            ("acks", "0"),
+            ("request.required.acks", "1"),
+            ("topic.acks", "0"),
+            ("Topic.Request.Required.Acks", "1"),
+        ] {
+            let text = format!("[kafka.properties]\n\"{key}\" = \"{value}\"\n");
+            let settings = crate::config::load::parse_settings(&text).expect("parses");
+            let e = crate::config::validate::validate(&settings, "hookbridge.toml")
+                .expect_err("a weaker acks is refused");
+            assert_eq!(
+                e.key.as_deref(),
+                Some(format!("kafka.properties.{key}").as_str())
+            );
+        }
     }
 
     #[test]

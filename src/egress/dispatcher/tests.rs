@@ -1,7 +1,7 @@
 //! The dispatcher shell against a real loopback destination and a recording consumer
 //! double: drains, generations and commits.
 
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 
 use super::*;
@@ -9,29 +9,40 @@ use crate::connectors::{load_file, Connectors};
 use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Metrics;
 
-/// Records every commit the dispatcher hands to the consumer.
+/// A control command the dispatcher gave the consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Control {
+    Pause(TopicPartition, u64),
+    Resume(TopicPartition, u64, Option<Rewind>),
+    Release(TopicPartition, u64),
+    Commit(Commit),
+}
+
+/// Records every control command the dispatcher hands to the consumer, in order.
 #[derive(Default)]
 struct Recorded {
-    commits: Mutex<Vec<Commit>>,
+    log: Mutex<Vec<Control>>,
     /// When each commit was handed over, with its partition and offset.
     commit_times: Mutex<Vec<(Instant, TopicPartition, i64)>>,
-    /// Pauses and resumes, in order: `true` = pause.
-    flow: Mutex<Vec<bool>>,
 }
 
 impl PartitionControl for Recorded {
-    fn pause(&self, _tp: &TopicPartition, _assignment: u64) {
-        self.flow.lock().unwrap().push(true);
+    fn pause(&self, tp: &TopicPartition, assignment: u64) {
+        self.push(Control::Pause(tp.clone(), assignment));
     }
-    fn resume(&self, _tp: &TopicPartition, _assignment: u64, _rewind: Option<Rewind>) {
-        self.flow.lock().unwrap().push(false);
+    fn resume(&self, tp: &TopicPartition, assignment: u64, rewind: Option<Rewind>) {
+        self.push(Control::Resume(tp.clone(), assignment, rewind));
     }
-    fn release(&self, _tp: &TopicPartition, _assignment: u64) {}
+    fn release(&self, tp: &TopicPartition, assignment: u64) {
+        self.push(Control::Release(tp.clone(), assignment));
+    }
     fn commit_async(&self, commits: &[Commit]) {
         let now = Instant::now();
-        self.commits.lock().unwrap().extend_from_slice(commits);
         (self.commit_times.lock().unwrap())
             .extend(commits.iter().map(|c| (now, c.tp.clone(), c.offset)));
+        for c in commits {
+            self.push(Control::Commit(c.clone()));
+        }
     }
 }
 
@@ -45,16 +56,41 @@ impl Recorded {
             .map(|(at, _, _)| *at)
     }
 
+    fn push(&self, c: Control) {
+        self.log.lock().unwrap().push(c);
+    }
+
     fn last_commit(&self, tp: &TopicPartition) -> Option<i64> {
-        let commits = self.commits.lock().unwrap();
-        commits.iter().rev().find(|c| &c.tp == tp).map(|c| c.offset)
+        self.commits(tp).last().copied()
+    }
+
+    /// Every offset committed for `tp`, in order.
+    fn commits(&self, tp: &TopicPartition) -> Vec<i64> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter_map(|c| match c {
+                Control::Commit(c) if &c.tp == tp => Some(c.offset),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every command but the commits, in order.
+    fn flow(&self) -> Vec<Control> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|c| !matches!(c, Control::Commit(_)))
+            .cloned()
+            .collect()
     }
 }
 
-/// A destination that answers 200, or holds every request while `hold` is set.
-async fn destination(hold: Arc<AtomicBool>) -> String {
+/// A destination that answers 200, or holds every request while `hold` is set. `arrived`
+/// counts the requests it received.
+async fn destination(hold: Arc<AtomicBool>, arrived: Arc<AtomicUsize>) -> String {
     let app = axum::Router::new().fallback(move || {
         let hold = hold.clone();
+        arrived.fetch_add(1, AtomicOrdering::SeqCst);
         async move {
             while hold.load(AtomicOrdering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -91,6 +127,7 @@ struct Harness {
     events: tokio::sync::mpsc::UnboundedSender<Event>,
     control: Arc<Recorded>,
     hold: Arc<AtomicBool>,
+    arrived: Arc<AtomicUsize>,
 }
 
 async fn start() -> Harness {
@@ -107,7 +144,8 @@ async fn start_with_interval(extra: &str, interval: Duration) -> Harness {
 
 async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harness {
     let hold = Arc::new(AtomicBool::new(false));
-    let url = destination(hold.clone()).await;
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let url = destination(hold.clone(), arrived.clone()).await;
     let mut c = Connectors::default();
     let text = format!(
         "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\ntimeout = \"5s\"\n{extra}"
@@ -147,6 +185,7 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
         events,
         control,
         hold,
+        arrived,
     }
 }
 
@@ -167,6 +206,17 @@ impl Harness {
             deadline,
         });
         answer
+    }
+
+    /// Waits until the destination has received `n` requests in all.
+    async fn arrived(&self, n: usize) {
+        for _ in 0..500 {
+            if self.arrived.load(AtomicOrdering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{n} requests never reached the destination");
     }
 
     async fn committed(&self, tp: &TopicPartition, offset: i64) {
@@ -226,26 +276,91 @@ async fn a_late_revoke_never_costs_the_reassigned_partition_its_records() {
     h.committed(&tp(0), 20).await;
 }
 
+fn keyed(partition: i32, offset: i64, key: &'static str) -> Record {
+    Record {
+        key: Some(Bytes::from_static(key.as_bytes())),
+        ..record(partition, offset)
+    }
+}
+
 #[tokio::test]
 async fn a_late_outcome_of_an_earlier_assignment_is_ignored() {
     let h = start().await;
-    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
+    h.send(Event::Assigned(vec![(tp(0), None, 1)]));
     h.hold.store(true, AtomicOrdering::SeqCst);
-    h.send(Event::Records(vec![record(0, 5)]));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    // Drained past its deadline with the delivery still out, then assigned again from 0.
-    let drained = h.revoke(vec![tp(0)], Instant::now());
-    assert_eq!(answer(drained).await.map(|c| c[0].offset), Some(5));
-    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
-    h.send(Event::Records(vec![record(0, 0)]));
+    h.send(Event::Records(vec![keyed(0, 5, "k")]));
+    h.arrived(1).await;
+    // Assigned again (the old state was never drained) and re-read from 5, in one batch:
+    // the old delivery of 5 is cut off and its outcome arrives after the new state took
+    // record 5 (in flight) and 6 (waiting behind it on the same key). Taken for the new
+    // state's, it would end the new 5 and forget 6: the watermark would stop at 6.
+    h.send(Event::Assigned(vec![(tp(0), None, 2)]));
+    h.send(Event::Records(vec![keyed(0, 5, "k"), keyed(0, 6, "k")]));
+    h.arrived(2).await;
     h.hold.store(false, AtomicOrdering::SeqCst);
-    h.committed(&tp(0), 1).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        h.control.last_commit(&tp(0)),
-        Some(1),
-        "the old delivery moved the new state"
+    h.committed(&tp(0), 7).await;
+    let commits = h.control.commits(&tp(0));
+    assert!(
+        commits.windows(2).all(|w| w[0] <= w[1]) && commits.iter().all(|&c| c >= 5),
+        "{commits:?}"
     );
+    assert_eq!(
+        h.control.flow(),
+        vec![Control::Release(tp(0), 1)],
+        "the replaced state is released, under its own assignment"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_drains_every_partition_and_releases_each_under_its_assignment() {
+    let h = start().await;
+    h.send(Event::Assigned(vec![(tp(0), None, 3), (tp(1), None, 4)]));
+    h.send(Event::Records(vec![record(0, 0), record(0, 1)]));
+    h.committed(&tp(0), 2).await;
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    h.send(Event::Records(vec![record(0, 2), record(1, 0)]));
+    h.arrived(4).await;
+    let (reply, answer_rx) = std::sync::mpsc::channel();
+    h.send(Event::Shutdown {
+        reply,
+        deadline: Instant::now() + Duration::from_secs(30),
+    });
+    h.hold.store(false, AtomicOrdering::SeqCst);
+    let mut commits: Vec<(i32, i64)> = answer(answer_rx)
+        .await
+        .expect("answered")
+        .into_iter()
+        .map(|c| (c.tp.partition, c.offset))
+        .collect();
+    commits.sort();
+    assert_eq!(commits, vec![(0, 3), (1, 1)], "what was in flight finished");
+    let mut flow = h.control.flow();
+    flow.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(
+        flow,
+        vec![Control::Release(tp(0), 3), Control::Release(tp(1), 4)]
+    );
+}
+
+#[tokio::test]
+async fn shutdown_past_its_deadline_commits_nothing_past_a_stalled_record() {
+    let h = start().await;
+    h.send(Event::Assigned(vec![(tp(0), None, 1)]));
+    h.send(Event::Records(vec![record(0, 0)]));
+    h.committed(&tp(0), 1).await;
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    h.send(Event::Records(vec![record(0, 1), record(0, 2)]));
+    h.arrived(3).await;
+    let (reply, answer_rx) = std::sync::mpsc::channel();
+    let deadline = Instant::now() + Duration::from_millis(300);
+    h.send(Event::Shutdown { reply, deadline });
+    let commits = answer(answer_rx).await.expect("answered at the deadline");
+    assert!(Instant::now() >= deadline);
+    assert_eq!(
+        commits.iter().map(|c| c.offset).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(h.control.flow(), vec![Control::Release(tp(0), 1)]);
 }
 
 #[tokio::test]
@@ -329,22 +444,23 @@ async fn a_spent_memory_budget_pauses_the_partition_until_half_is_free() {
     h.hold.store(true, AtomicOrdering::SeqCst);
     h.send(Event::Records((0..10).map(|o| record(0, o)).collect()));
     for _ in 0..300 {
-        if !h.control.flow.lock().unwrap().is_empty() {
+        if !h.control.flow().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
-        *h.control.flow.lock().unwrap(),
-        vec![true],
+        h.control.flow(),
+        vec![Control::Pause(tp(0), 0)],
         "paused for memory"
     );
     h.hold.store(false, AtomicOrdering::SeqCst);
     h.committed(&tp(0), 8).await;
-    assert_eq!(
-        *h.control.flow.lock().unwrap(),
-        vec![true, false],
-        "resumed once the held records were delivered"
+    let flow = h.control.flow();
+    assert_eq!(flow.len(), 2, "{flow:?}");
+    assert!(
+        matches!(&flow[1], Control::Resume(t, 0, Some(Rewind { offset: 8, .. })) if *t == tp(0)),
+        "resumed once the held records were delivered, re-reading the dropped ones: {flow:?}"
     );
 }
 

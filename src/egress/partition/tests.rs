@@ -135,7 +135,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         6 => (0u8..6).prop_map(|key| Op::Poll { key }),
         5 => (any::<prop::sample::Index>(), prop::bool::weighted(0.1)).prop_map(|(pick, abandon)| Op::End { pick, abandon }),
         1 => Just(Op::Commit),
-        1 => Just(Op::Revoke).prop_filter("rare", |_| true),
+        1 => Just(Op::Revoke),
     ]
 }
 
@@ -600,4 +600,350 @@ fn an_old_record_abandoned_after_a_truncation_does_not_hold_the_new_one_at_its_o
     p.abandon(11, lane(2));
     p.finish(11, lane(3), &mut seq, &mut out);
     assert_eq!(p.commit(true, 4000).unwrap().0.base, 12);
+}
+
+/// One operation of the lifecycle property below: everything the dispatcher can do to a
+/// partition, including a revoke followed by a reassignment that inherits the map the
+/// revoked owner committed.
+#[derive(Debug, Clone)]
+enum Act {
+    Poll {
+        key: u8,
+    },
+    /// A copy fetched before the latest rewind arrives late.
+    Stale {
+        back: u8,
+    },
+    End {
+        pick: prop::sample::Index,
+        abandon: bool,
+    },
+    /// A periodic commit with the map cut to `budget` bytes.
+    Commit {
+        force: bool,
+        budget: u8,
+    },
+    Memory {
+        spent: bool,
+    },
+    /// The log's leader changes: records written from now on carry a newer leader epoch.
+    NewLeader,
+    /// Revoke, let the deliveries in flight end late, and reassign from the commit.
+    Reassign {
+        finish_late: bool,
+    },
+}
+
+fn arb_act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        8 => (0u8..6).prop_map(|key| Act::Poll { key }),
+        1 => (1u8..8).prop_map(|back| Act::Stale { back }),
+        6 => (any::<prop::sample::Index>(), prop::bool::weighted(0.2))
+            .prop_map(|(pick, abandon)| Act::End { pick, abandon }),
+        3 => (any::<bool>(), 4u8..24).prop_map(|(force, budget)| Act::Commit { force, budget }),
+        2 => any::<bool>().prop_map(|spent| Act::Memory { spent }),
+        1 => Just(Act::NewLeader),
+        1 => any::<bool>().prop_map(|finish_late| Act::Reassign { finish_late }),
+    ]
+}
+
+/// Which of the rarer paths one case reached.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reach {
+    commit: bool,
+    commit_cut: bool,
+    rewind: bool,
+    buffer_pause: bool,
+    memory_pause: bool,
+    stale_ignored: bool,
+    reassigned: bool,
+    inherited_skip: bool,
+    inherited_with_epoch_skip: bool,
+    map_dropped_by_newer_epoch: bool,
+}
+
+/// The lifecycle property: any interleaving of polls, late stale copies, ends, commits
+/// (forced or not, cut to a small budget), memory pauses, leader changes, revokes and
+/// reassignments that resume from the committed map. Checked: the commit never passes an
+/// unfinished record, never goes back within one assignment, a map never claims an
+/// unfinished record finished, a skipped record was finished before and not written under
+/// a newer leader epoch than its map, stale copies are ignored, a revoked partition
+/// starts and resumes nothing, one record per lane in flight, epochs only increase.
+fn lifecycle(
+    acts: Vec<Act>,
+    buffer: usize,
+    budget: usize,
+    earlier: Vec<bool>,
+    earlier_epoch: i32,
+) -> Result<Reach, TestCaseError> {
+    let mut reach = Reach::default();
+    // Ground truth: offsets finished for real, by an earlier owner or by this model.
+    let mut finished: BTreeSet<i64> = (0i64..)
+        .zip(&earlier)
+        .filter(|(_, f)| **f)
+        .map(|(o, _)| o)
+        .collect();
+    let mut unfinished: Vec<std::ops::Range<i64>> = Vec::new();
+    for (o, f) in (0i64..).zip(&earlier) {
+        if !*f {
+            match unfinished.last_mut() {
+                Some(r) if r.end == o => r.end = o + 1,
+                _ => unfinished.push(o..o + 1),
+            }
+        }
+    }
+    let snap = Snapshot {
+        base: 0,
+        end: earlier.len() as i64,
+        unfinished,
+        leader_epoch: earlier_epoch,
+    };
+    let mut map = decode(encode(&snap, usize::MAX).text.as_bytes(), 0);
+    // The log: key and leader epoch of every offset written so far.
+    let mut log: HashMap<i64, (u8, i32)> = HashMap::new();
+    let mut leader = earlier_epoch.max(0);
+    let mut generation = 1;
+    let mut p = Partition::<()>::new(generation, buffer, map.clone());
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    let mut m = Model {
+        keys: HashMap::new(),
+        fetch: 0,
+        fetch_epoch: 0,
+        paused: false,
+        in_flight: vec![],
+        finished: BTreeSet::new(),
+        last_epoch: 0,
+    };
+    let mut tracked: HashSet<i64> = HashSet::new();
+    let mut last_commit: Option<i64> = None;
+    let mut map_dropped = false;
+    for act in acts {
+        match act {
+            Act::Poll { key } => {
+                let o = m.fetch;
+                let (key, epoch) = *log.entry(o).or_insert((key, leader));
+                m.keys.insert(o, key);
+                let admitted =
+                    p.admit_from_leader(o, m.fetch_epoch, epoch, lane(key), (), &mut out);
+                match admitted {
+                    Admitted::Tracked => {
+                        tracked.insert(o);
+                    }
+                    Admitted::Skipped => {
+                        prop_assert!(finished.contains(&o), "skipped {} never finished", o);
+                        let map = map.as_ref().expect("a skip needs a map");
+                        prop_assert!(!map.rewritten(epoch), "skipped {} of a newer epoch", o);
+                        prop_assert!(!map_dropped, "skipped {} after the map was dropped", o);
+                        m.finished.insert(o);
+                        reach.inherited_skip = true;
+                        reach.inherited_with_epoch_skip |= earlier_epoch >= 0 || generation > 1;
+                    }
+                    Admitted::Dropped => reach.buffer_pause |= !p.is_memory_paused(),
+                    Admitted::Ignored => prop_assert!(false, "a current copy of {} ignored", o),
+                }
+                // A dropped record is not looked at: it is re-read on resume.
+                if admitted != Admitted::Dropped
+                    && map.as_ref().is_some_and(|mp| mp.rewritten(epoch))
+                    && !map_dropped
+                {
+                    map_dropped = true;
+                    reach.map_dropped_by_newer_epoch = true;
+                }
+                m.fetch += 1;
+                m.apply(&mut out)?;
+            }
+            Act::Stale { back } => {
+                if m.fetch_epoch == 0 {
+                    continue;
+                }
+                let o = (m.fetch - i64::from(back)).max(0);
+                let (key, epoch) = log.get(&o).copied().unwrap_or((0, leader));
+                let admitted =
+                    p.admit_from_leader(o, m.fetch_epoch - 1, epoch, lane(key), (), &mut out);
+                prop_assert_eq!(admitted, Admitted::Ignored);
+                prop_assert!(out.is_empty(), "a stale copy changed something: {:?}", out);
+                reach.stale_ignored = true;
+            }
+            Act::End { pick, abandon } => {
+                if m.in_flight.is_empty() {
+                    continue;
+                }
+                let (o, l) = m.in_flight.remove(pick.index(m.in_flight.len()));
+                if abandon {
+                    p.abandon(o, l);
+                } else {
+                    m.finished.insert(o);
+                    finished.insert(o);
+                    p.finish(o, l, &mut seq, &mut out);
+                }
+                let before = m.last_epoch;
+                m.apply(&mut out)?;
+                reach.rewind |= m.last_epoch > before;
+            }
+            Act::Commit { force, budget } => {
+                let budget = usize::from(budget);
+                let Some((s, e)) = p.commit(force, budget) else {
+                    continue;
+                };
+                reach.commit = true;
+                reach.commit_cut |= e.truncated;
+                prop_assert!(e.text.len() <= budget);
+                prop_assert!(last_commit.is_none_or(|c| c <= s.base), "commit went back");
+                last_commit = Some(s.base);
+                for &t in &tracked {
+                    if !finished.contains(&t) {
+                        prop_assert!(s.base <= t, "commit {} passed unfinished {}", s.base, t);
+                    }
+                }
+                if let Some(carried) = decode(e.text.as_bytes(), s.base) {
+                    for o in s.base..carried.end() {
+                        if carried.is_finished(o) {
+                            prop_assert!(
+                                finished.contains(&o) || !log.contains_key(&o),
+                                "map claims {} finished",
+                                o
+                            );
+                        }
+                    }
+                }
+            }
+            Act::Memory { spent } => {
+                if spent {
+                    p.memory_spent(&mut out);
+                    reach.memory_pause |= p.is_memory_paused();
+                } else {
+                    p.memory_freed(&mut seq, &mut out);
+                }
+                let before = m.last_epoch;
+                m.apply(&mut out)?;
+                reach.rewind |= m.last_epoch > before;
+            }
+            Act::NewLeader => leader += 1,
+            Act::Reassign { finish_late } => {
+                p.revoke();
+                // Outcomes of the revoked assignment arrive late: they change its
+                // watermark, never start, pause or resume anything.
+                for (o, l) in std::mem::take(&mut m.in_flight) {
+                    if finish_late {
+                        finished.insert(o);
+                        p.finish(o, l, &mut seq, &mut out);
+                    } else {
+                        p.abandon(o, l);
+                    }
+                    prop_assert!(out.is_empty(), "a revoked partition acted: {:?}", out);
+                }
+                // Nothing seen: the next owner starts where this one did, with its map.
+                if let Some(s) = p.final_snapshot() {
+                    for &t in &tracked {
+                        if !finished.contains(&t) {
+                            prop_assert!(s.base <= t, "final {} passed unfinished {}", s.base, t);
+                        }
+                    }
+                    // The next owner resumes from the commit and the map within the budget.
+                    let e = encode(&s, budget);
+                    map = decode(e.text.as_bytes(), s.base);
+                    map_dropped = false;
+                    m.fetch = s.base;
+                }
+                generation += 1;
+                p = Partition::new(generation, buffer, map.clone());
+                m.fetch_epoch = 0;
+                m.paused = false;
+                m.finished.clear();
+                m.keys.clear();
+                tracked.clear();
+                last_commit = None;
+                reach.reassigned = true;
+            }
+        }
+    }
+    // Everything in flight finishes: the watermark reaches the first unfinished record.
+    while let Some((o, l)) = m.in_flight.pop() {
+        finished.insert(o);
+        m.finished.insert(o);
+        p.finish(o, l, &mut seq, &mut out);
+        m.apply(&mut out)?;
+    }
+    if let Some(s) = p.final_snapshot() {
+        if let Some(u) = (0..m.fetch).find(|o| !finished.contains(o)) {
+            prop_assert!(s.base <= u);
+        }
+    }
+    Ok(reach)
+}
+
+fn arb_lifecycle() -> impl Strategy<Value = (Vec<Act>, usize, usize, Vec<bool>, i32)> {
+    (
+        proptest::collection::vec(arb_act(), 100..300),
+        2usize..12,
+        8usize..28,
+        proptest::collection::vec(prop::bool::weighted(0.7), 0..40),
+        -1i32..3,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn a_partition_keeps_the_commit_promise_over_its_whole_lifecycle(
+        (acts, buffer, budget, earlier, epoch) in arb_lifecycle()
+    ) {
+        lifecycle(acts, buffer, budget, earlier, epoch)?;
+    }
+}
+
+/// The lifecycle property reaches each rarer path in most cases, so a change of weights
+/// cannot quietly make it shorter than it looks. Measured over 300 cases with
+/// `cargo test --lib the_lifecycle_property_reaches -- --nocapture` (percent of cases):
+/// commit 100, commit cut to the budget 100, revoke and reassign 100, inherited map skip 96,
+/// skip by a map with a leader epoch 90, map dropped by a newer leader epoch 85, rewind 87,
+/// memory pause 99, buffer pause 72, stale copy ignored 62 (the first property above, as
+/// audited in issue 22: rewinds in ~14 % of cases; inherited maps, stale epochs and
+/// `commit()` never).
+#[test]
+fn the_lifecycle_property_reaches_every_path_in_most_cases() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    // A fixed seed: the figures above are reproducible and the test cannot flake.
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    let strategy = arb_lifecycle();
+    let cases = 300;
+    let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    for _ in 0..cases {
+        let (acts, buffer, budget, earlier, epoch) =
+            strategy.new_tree(&mut runner).unwrap().current();
+        let r = lifecycle(acts, buffer, budget, earlier, epoch).unwrap();
+        for (name, hit) in [
+            ("commit", r.commit),
+            ("commit cut to the budget", r.commit_cut),
+            ("rewind", r.rewind),
+            ("buffer pause", r.buffer_pause),
+            ("memory pause", r.memory_pause),
+            ("stale copy ignored", r.stale_ignored),
+            ("revoke and reassign", r.reassigned),
+            ("inherited map skip", r.inherited_skip),
+            (
+                "skip by a map with a leader epoch",
+                r.inherited_with_epoch_skip,
+            ),
+            (
+                "map dropped by a newer leader epoch",
+                r.map_dropped_by_newer_epoch,
+            ),
+        ] {
+            *counts.entry(name).or_default() += usize::from(hit);
+        }
+    }
+    let mut names: Vec<_> = counts.into_iter().collect();
+    names.sort();
+    for (name, n) in &names {
+        println!("{name}: {}%", n * 100 / cases);
+    }
+    for (name, n) in names {
+        assert!(n * 2 > cases, "{name} reached in only {n} of {cases} cases");
+    }
 }
