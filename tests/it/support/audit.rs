@@ -1,24 +1,32 @@
 //! The commit auditor: while a run goes on, an independent client (rdkafka from the test,
 //! never hookbridge's code) reads the group's committed offsets and their finished-offset
-//! maps every 300 ms. Every offset below a committed one, and every offset a map says is
-//! finished, must at that moment have been answered 2xx by the receiver (or be in the
-//! DLQ). A commit past unfinished work is caught when it is made, by reading, not by a
-//! kill that happens to land in its window.
+//! maps every 100 ms. Every offset below a committed one, and every offset a map says is
+//! finished, must have been answered 2xx by the receiver (or be in the DLQ) before the
+//! commit was read: the receiver stamps each 2xx when it sends it, and a record answered
+//! after the read counts as unfinished for that commit, however soon it was answered.
 //!
-//! Committed offsets are read before the finished set, so a record finished after the
-//! commit can only hide a violation, never invent one.
+//! What it cannot see: a commit made past a record that is then answered before the next
+//! read (at most 100 ms later). A record that is never finished, or one still open at the
+//! next read, fails the run within a sample, when the commit is made, not after a kill
+//! that happens to land in its window.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-/// What was finished at one moment: `(partition, offset)` pairs.
-pub type Finished = HashSet<(i32, i64)>;
+/// What was finished so far: `(partition, offset)` with the moment it was first answered
+/// 2xx (or dead-lettered).
+pub type Finished = HashMap<(i32, i64), Instant>;
+
+/// How often the committed offsets are read. A commit is judged against the answers given
+/// before it was read, so a violation is caught if it is still open at the next read; the
+/// shorter the interval, the narrower the window in which one can close unseen.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// The auditor's figures.
 #[derive(Debug, Default, Clone)]
@@ -112,12 +120,7 @@ impl Auditor {
             for p in 0..partitions as i32 {
                 tpl.add_partition(&topic, p);
             }
-            let mut seen: HashSet<(i32, i64, String)> = HashSet::new();
-            // Each unfinished offset is reported once, however many commits pass it.
-            let mut reported: HashSet<(i32, i64)> = HashSet::new();
-            // Offsets below this were already found finished (finished never shrinks).
-            let mut verified: BTreeMap<i32, i64> = BTreeMap::new();
-            let mut highest: BTreeMap<i32, i64> = BTreeMap::new();
+            let mut judge = Judge::default();
             let mut last_round = false;
             loop {
                 if flag.load(Ordering::SeqCst) {
@@ -125,58 +128,26 @@ impl Auditor {
                 }
                 if let Ok(committed) = reader.committed_offsets(tpl.clone(), Duration::from_secs(2))
                 {
+                    // Every commit read here was made before this instant, so only a 2xx
+                    // answered by now can justify it; one answered later is a violation
+                    // even though it is in the set by the time the set is read.
+                    let read_at = Instant::now();
                     let done = finished();
+                    let commits: Vec<(i32, i64, String)> = committed
+                        .elements()
+                        .iter()
+                        .filter_map(|e| match e.offset() {
+                            Offset::Offset(c) => Some((e.partition(), c, e.metadata().to_owned())),
+                            _ => None,
+                        })
+                        .collect();
                     let mut report = out.lock().expect("lock");
-                    report.samples += 1;
-                    for e in committed.elements() {
-                        let Offset::Offset(c) = e.offset() else {
-                            continue;
-                        };
-                        let p = e.partition();
-                        let map = e.metadata().to_owned();
-                        let top = highest.entry(p).or_insert(c);
-                        if c < *top {
-                            report
-                                .regressions
-                                .push(format!("partition {p}: committed {c} after {top}"));
-                        }
-                        *top = c.max(*top);
-                        if !seen.insert((p, c, map.clone())) {
-                            continue;
-                        }
-                        report.commits_checked += 1;
-                        let from = verified.get(&p).copied().unwrap_or(0);
-                        let mut ok_upto = from;
-                        for o in from..c {
-                            report.offsets_checked += 1;
-                            if done.contains(&(p, o)) {
-                                if ok_upto == o {
-                                    ok_upto = o + 1;
-                                }
-                            } else if reported.insert((p, o)) {
-                                report.violations.push(format!(
-                                    "partition {p}: committed {c} but offset {o} was neither answered 2xx nor dead-lettered"
-                                ));
-                            }
-                        }
-                        verified.insert(p, ok_upto.max(from));
-                        if let Some(claimed) = finished_in_map(&map, c) {
-                            report.maps_checked += 1;
-                            for o in claimed {
-                                report.offsets_checked += 1;
-                                if !done.contains(&(p, o)) && reported.insert((p, o)) {
-                                    report.violations.push(format!(
-                                        "partition {p}: map at {c} says offset {o} is finished; it was not"
-                                    ));
-                                }
-                            }
-                        }
-                    }
+                    judge.sample(&commits, read_at, &done, &mut report);
                 }
                 if last_round {
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(300));
+                std::thread::sleep(SAMPLE_EVERY);
             }
         });
         Auditor {
@@ -211,6 +182,72 @@ impl Drop for Auditor {
     /// runtime waits for blocking tasks when it shuts down.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The auditor's memory between samples, and the rule it applies to each commit.
+#[derive(Default)]
+struct Judge {
+    seen: HashSet<(i32, i64, String)>,
+    /// Each unfinished offset is reported once, however many commits pass it.
+    reported: HashSet<(i32, i64)>,
+    /// Offsets below this were already found finished (finished never shrinks).
+    verified: BTreeMap<i32, i64>,
+    highest: BTreeMap<i32, i64>,
+}
+
+impl Judge {
+    /// Judges the commits read at `read_at`: only records answered at or before it count
+    /// as finished.
+    fn sample(
+        &mut self,
+        commits: &[(i32, i64, String)],
+        read_at: Instant,
+        done: &Finished,
+        report: &mut Report,
+    ) {
+        let finished = |p: i32, o: i64| done.get(&(p, o)).is_some_and(|t| *t <= read_at);
+        report.samples += 1;
+        for (p, c, map) in commits {
+            let (p, c) = (*p, *c);
+            let top = self.highest.entry(p).or_insert(c);
+            if c < *top {
+                report
+                    .regressions
+                    .push(format!("partition {p}: committed {c} after {top}"));
+            }
+            *top = c.max(*top);
+            if !self.seen.insert((p, c, map.clone())) {
+                continue;
+            }
+            report.commits_checked += 1;
+            let from = self.verified.get(&p).copied().unwrap_or(0);
+            let mut ok_upto = from;
+            for o in from..c {
+                report.offsets_checked += 1;
+                if finished(p, o) {
+                    if ok_upto == o {
+                        ok_upto = o + 1;
+                    }
+                } else if self.reported.insert((p, o)) {
+                    report.violations.push(format!(
+                        "partition {p}: committed {c} but offset {o} was neither answered 2xx nor dead-lettered before the commit was read"
+                    ));
+                }
+            }
+            self.verified.insert(p, ok_upto.max(from));
+            if let Some(claimed) = finished_in_map(map, c) {
+                report.maps_checked += 1;
+                for o in claimed {
+                    report.offsets_checked += 1;
+                    if !finished(p, o) && self.reported.insert((p, o)) {
+                        report.violations.push(format!(
+                            "partition {p}: map at {c} says offset {o} is finished; it was not when the map was read"
+                        ));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -268,6 +305,28 @@ pub fn position(webhook_id: &str) -> Option<(i32, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record answered after the commit that covers it was read is a violation, even
+    /// if it is in the finished set by the time the set is read.
+    #[test]
+    fn a_record_answered_after_the_commit_was_read_is_a_violation() {
+        let t0 = Instant::now();
+        let read_at = t0 + Duration::from_millis(10);
+        let mut done = Finished::new();
+        done.insert((0, 0), t0);
+        done.insert((0, 1), read_at + Duration::from_millis(1));
+        let mut report = Report::default();
+        Judge::default().sample(&[(0, 2, String::new())], read_at, &done, &mut report);
+        assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
+        assert!(report.violations[0].contains("offset 1"));
+
+        // The same record answered before the read is fine.
+        done.insert((0, 1), t0);
+        let mut report = Report::default();
+        Judge::default().sample(&[(0, 2, String::new())], read_at, &done, &mut report);
+        assert!(report.violations.is_empty());
+        assert_eq!(report.offsets_checked, 2);
+    }
 
     #[test]
     fn maps_decode_as_the_readme_describes() {
