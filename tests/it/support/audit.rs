@@ -93,7 +93,7 @@ pub struct Auditor {
 }
 
 impl Auditor {
-    /// `finished` gives the records answered 2xx (or dead-lettered) so far.
+    /// `finished` gives the records answered 2xx so far.
     pub fn start(
         brokers: &str,
         group: &str,
@@ -101,6 +101,21 @@ impl Auditor {
         partitions: u32,
         finished: impl Fn() -> Finished + Send + 'static,
     ) -> Self {
+        Self::start_with_dlq(brokers, group, topic, partitions, finished, None)
+    }
+
+    /// As [`start`](Self::start), and a record found in `dlq` (read by a client of the
+    /// auditor's own from its `hookbridge-dlq-topic`/`-partition`/`-offset` headers) counts
+    /// as finished from its produce timestamp, which precedes the broker's ack.
+    pub fn start_with_dlq(
+        brokers: &str,
+        group: &str,
+        topic: &str,
+        partitions: u32,
+        finished: impl Fn() -> Finished + Send + 'static,
+        dlq: Option<&str>,
+    ) -> Self {
+        let dlq = dlq.map(|d| DlqReader::new(brokers, d, topic));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let shared = Arc::new(Mutex::new(Report::default()));
@@ -121,6 +136,7 @@ impl Auditor {
                 tpl.add_partition(&topic, p);
             }
             let mut judge = Judge::default();
+            let mut dlq = dlq;
             let mut last_round = false;
             loop {
                 if flag.load(Ordering::SeqCst) {
@@ -132,7 +148,21 @@ impl Auditor {
                     // answered by now can justify it; one answered later is a violation
                     // even though it is in the set by the time the set is read.
                     let read_at = Instant::now();
-                    let done = finished();
+                    let mut done = finished();
+                    // Read the DLQ up to its high watermark as of now, which covers every
+                    // dead letter acknowledged before the commit was read; if it cannot be
+                    // read that far, this sample is not judged.
+                    let ready = match dlq.as_mut() {
+                        None => true,
+                        Some(dlq) => {
+                            let ok = dlq.catch_up();
+                            for (k, t) in &dlq.found {
+                                let e = done.entry(*k).or_insert(*t);
+                                *e = (*e).min(*t);
+                            }
+                            ok
+                        }
+                    };
                     let commits: Vec<(i32, i64, String)> = committed
                         .elements()
                         .iter()
@@ -141,8 +171,10 @@ impl Auditor {
                             _ => None,
                         })
                         .collect();
-                    let mut report = out.lock().expect("lock");
-                    judge.sample(&commits, read_at, &done, &mut report);
+                    if ready {
+                        let mut report = out.lock().expect("lock");
+                        judge.sample(&commits, read_at, &done, &mut report);
+                    }
                 }
                 if last_round {
                     return;
@@ -182,6 +214,113 @@ impl Drop for Auditor {
     /// runtime waits for blocking tasks when it shuts down.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The DLQ, read from the start by a client that never joins a group.
+struct DlqReader {
+    consumer: BaseConsumer,
+    dlq: String,
+    /// Only dead letters of this source topic count.
+    source: String,
+    /// Next offset to read, per DLQ partition.
+    next: BTreeMap<i32, i64>,
+    found: Finished,
+}
+
+impl DlqReader {
+    fn new(brokers: &str, dlq: &str, source: &str) -> Self {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("audit-{dlq}"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("log_level", "0")
+            .create()
+            .expect("auditor DLQ client");
+        DlqReader {
+            consumer,
+            dlq: dlq.to_owned(),
+            source: source.to_owned(),
+            next: BTreeMap::new(),
+            found: Finished::new(),
+        }
+    }
+
+    /// Reads every dead letter below each partition's current high watermark; false when
+    /// it could not within a few seconds.
+    fn catch_up(&mut self) -> bool {
+        use rdkafka::message::{Headers, Message};
+        if self.next.is_empty() {
+            let Ok(md) = self
+                .consumer
+                .fetch_metadata(Some(&self.dlq), Duration::from_secs(2))
+            else {
+                return false;
+            };
+            let Some(t) = md.topics().first() else {
+                return false;
+            };
+            if t.partitions().is_empty() {
+                return false;
+            }
+            let mut tpl = TopicPartitionList::new();
+            for p in t.partitions() {
+                tpl.add_partition_offset(&self.dlq, p.id(), Offset::Beginning)
+                    .expect("offset");
+                self.next.insert(p.id(), 0);
+            }
+            self.consumer.assign(&tpl).expect("assign DLQ");
+        }
+        let mut high = BTreeMap::new();
+        for p in self.next.keys() {
+            let Ok((_, h)) = self
+                .consumer
+                .fetch_watermarks(&self.dlq, *p, Duration::from_secs(2))
+            else {
+                return false;
+            };
+            high.insert(*p, h);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while high.iter().any(|(p, h)| self.next[p] < *h) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            self.next.insert(m.partition(), m.offset() + 1);
+            let header = |name: &str| {
+                m.headers().and_then(|hs| {
+                    hs.iter()
+                        .find(|h| h.key == name)
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                })
+            };
+            if header("hookbridge-dlq-topic").as_deref() != Some(self.source.as_str()) {
+                continue;
+            }
+            let (Some(p), Some(o)) = (
+                header("hookbridge-dlq-partition").and_then(|v| v.parse().ok()),
+                header("hookbridge-dlq-offset").and_then(|v| v.parse().ok()),
+            ) else {
+                continue;
+            };
+            // The produce timestamp, as an Instant: never later than the broker's ack.
+            let at = m
+                .timestamp()
+                .to_millis()
+                .and_then(|ms| {
+                    let wall = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+                    let age = std::time::SystemTime::now().duration_since(wall).ok()?;
+                    Instant::now().checked_sub(age)
+                })
+                .unwrap_or_else(Instant::now);
+            self.found.entry((p, o)).or_insert(at);
+        }
+        true
     }
 }
 
