@@ -466,6 +466,14 @@ async fn broker_outage_answers_no_2xx_and_both_directions_resume() {
         .connector("out.toml", &sink)
         .env("GH", SECRET);
     let started = Instant::now();
+    // Reads nothing while the broker is down, and resumes with it.
+    let audit = Auditor::start(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        2,
+        rx.finished(),
+    );
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -556,6 +564,7 @@ async fn broker_outage_answers_no_2xx_and_both_directions_resume() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    audit.finish().await.assert_clean("broker outage");
     assert!(
         during.is_empty(),
         "{} webhooks got a 2xx while the broker was down",
