@@ -881,11 +881,28 @@ async fn a_member_that_lost_its_partitions_commits_nothing_for_them() {
         delivered_count(s) >= n
     })
     .await;
+    let assigned_before = a.logs().matches("partitions assigned").count();
     signal("-CONT", a.pid());
-    // The stalled member wakes with its old assignment and in-flight work: give it a
-    // few commit intervals and a rebalance to try to commit what it no longer owns.
-    a.ready(Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The stalled member wakes with its old assignment and in-flight work. Under
+    // cooperative assignment its loss arrives as a revoke and /readyz never flips, so
+    // wait for its next assignment (it rejoined), then for the auditor to read the
+    // commits of a few more commit intervals (200 ms) while it could still try to
+    // commit what it no longer owns.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.logs().matches("partitions assigned").count() <= assigned_before {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled member never rejoined:\n{}",
+            a.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = a.logs();
+    assert!(
+        logs.contains("assignment lost") || logs.contains("partitions revoked"),
+        "the stalled member never logged losing its partitions:\n{logs}"
+    );
+    audit.wait_samples(10).await;
     let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), n);
     let report = audit.finish().await;
     eprintln!("stalled member: stopped with {stalled_at} of {n} delivered");

@@ -200,6 +200,18 @@ impl Auditor {
         }
     }
 
+    /// Waits until `more` samples beyond those taken so far have been judged (at least
+    /// `more` × 100 ms), so commits made until now have been read.
+    #[allow(dead_code)] // used by the chaos suite, which shares these fixtures
+    pub async fn wait_samples(&self, more: usize) {
+        let target = self.report.lock().expect("lock").samples + more;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.report.lock().expect("lock").samples < target {
+            assert!(Instant::now() < deadline, "the auditor stopped sampling");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// One last sample, then the figures.
     pub async fn finish(mut self) -> Report {
         self.stop.store(true, Ordering::SeqCst);
