@@ -25,7 +25,7 @@ use serde_json::json;
 use support::audit::Auditor;
 use support::broker::Broker;
 use support::cluster::Cluster;
-use support::hookbridge::{Config, Hookbridge};
+use support::hookbridge::{metric, Config, Hookbridge};
 use support::kafka;
 use support::receiver::{Answer, Received, Receiver};
 use support::{github_sig, unique};
@@ -1077,6 +1077,73 @@ async fn a_map_cut_to_the_brokers_metadata_limit_still_commits_the_watermark() {
         !hb.logs().contains("Offset metadata string too large"),
         "the broker refused a map"
     );
+    drop(hb);
+}
+
+/// With `kafka.commit_metadata_max_bytes` above the broker's `offset.metadata.max.bytes`
+/// (the default 4000 against 100 here), the broker refuses the commit of a partition
+/// whose map is too long: the refusal is logged as a failed commit and counted in
+/// `hookbridge_commit_failures_total`, even when the other partitions of the same
+/// request were accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_refused_by_the_broker_is_counted_as_a_failed_commit() {
+    let cluster = Cluster::start_with(1, "offset.metadata.max.bytes=100");
+    let brokers = cluster.bootstrap();
+    let topic = unique("chaos-refusedmap");
+    cluster.create_topic(&topic, 2);
+    // Partition 0: its first record (x) and every tenth after it (a7) refused, so its
+    // map is long runs of short alternations; partition 1 all delivered, a short commit.
+    let rx = Receiver::start(|r| {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let k = v["k"].as_str().unwrap_or("");
+        Answer::status(if k == "x" || k == "a7" { 503 } else { 200 })
+    })
+    .await;
+    let sink = format!(
+        "[sink]\nname = \"refused\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nconcurrency = 32\nretry = {{ max_attempts = 0, initial = \"100ms\", max = \"300ms\" }}\nbreaker = {{ failures = 0 }}\n",
+        rx.url
+    );
+    let mut hb = Hookbridge::start(&Config::new(&brokers).connector("refused.toml", &sink));
+    hb.ready(Duration::from_secs(40)).await;
+    let mut recs =
+        vec![json!({"key": "x", "partition": 0, "value": json!({"k": "x", "seq": 0}).to_string()})];
+    for i in 1..=300 {
+        let k = format!("a{}", (i - 1) % 10);
+        recs.push(
+            json!({"key": k, "partition": 0, "value": json!({"k": k, "seq": i}).to_string()}),
+        );
+    }
+    for i in 0..50 {
+        let k = format!("b{i}");
+        recs.push(
+            json!({"key": k, "partition": 1, "value": json!({"k": k, "seq": 301 + i}).to_string()}),
+        );
+    }
+    kafka::produce(&brokers, &topic, &recs).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = hb.metrics().await;
+        let failures = metric(
+            &m,
+            "hookbridge_commit_failures_total",
+            &[("connector", "refused")],
+        );
+        if failures > 0.0 && hb.logs().contains("offset commit failed") {
+            eprintln!("map over offset.metadata.max.bytes: {failures} commit failures counted");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker's refusal was never counted ({failures} failures):\n{}",
+            hb.logs()
+                .lines()
+                .filter(|l| l.contains("commit"))
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     drop(hb);
 }
 
