@@ -771,8 +771,16 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     let topic = unique("chaos-3n-out");
     let partitions = 4;
     cluster.create_topic(&topic, partitions);
-    let rx = Receiver::start(|_| Answer {
-        status: 200,
+    // Held from once deliveries are under way until the kill: refused with 503 (retried),
+    // so the first half cannot finish in the time between the two.
+    let hold = Arc::new(AtomicBool::new(false));
+    let held = hold.clone();
+    let rx = Receiver::start(move |_| Answer {
+        status: if held.load(Ordering::SeqCst) {
+            503
+        } else {
+            200
+        },
         headers: vec![],
         delay: Duration::from_millis(2),
     })
@@ -785,18 +793,21 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     let group = format!("g-{topic}");
     let audit = Auditor::start(&brokers, &group, &topic, partitions, rx.finished());
     let n = sc.records;
-    kafka::produce(&brokers, &topic, &records(0, n / 2, sc.keys)).await;
+    // Looked up before any record is produced: the lookup takes a python process.
     let port = kafka::coordinator_port(&brokers, &group).await;
     let victim = cluster.index_of_port(port).expect("coordinator is a node");
+    kafka::produce(&brokers, &topic, &records(0, n / 2, sc.keys)).await;
     rx.wait_for(Duration::from_secs(60), "deliveries under way", |s| {
         delivered_count(s) >= n / 8
     })
     .await;
+    hold.store(true, Ordering::SeqCst);
     assert!(
         delivered_count(&rx.seen()) < n / 2,
         "degenerate run: the stream finished before the kill"
     );
     cluster.kill9(victim);
+    hold.store(false, Ordering::SeqCst);
     eprintln!(
         "3 nodes, egress: killed the coordinator (broker {}) with {} delivered",
         victim + 1,
