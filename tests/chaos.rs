@@ -400,6 +400,9 @@ async fn replicas_killed_in_turn_move_partitions_and_lose_nothing() {
     );
     let per_round = sc.records / (sc.replica_rounds + 1);
     let mut produced = 0;
+    let (concurrency, commit_interval) = (64, Duration::from_millis(200));
+    let mut allowance = 0;
+    let mut kills = Vec::new();
     for round in 0..sc.replica_rounds {
         kafka::produce(
             &broker.addr(),
@@ -411,8 +414,19 @@ async fn replicas_killed_in_turn_move_partitions_and_lose_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let victim = &mut replicas[round % 2];
         victim.kill9();
+        let at = Instant::now();
+        kills.push(at);
+        // What the kill may cost, as in the stuck-keys scenario: the victim's deliveries
+        // in flight and those finished within its last commit intervals (counted over
+        // both replicas, so an upper bound).
+        let recent = rx
+            .seen()
+            .iter()
+            .filter(|r| r.status == 200 && at.duration_since(r.at) <= commit_interval * 3)
+            .count();
+        allowance += concurrency + recent;
         eprintln!(
-            "round {}: killed one replica with {} delivered",
+            "round {}: killed one replica with {} delivered, {recent} in the last commit intervals",
             round + 1,
             delivered_count(&rx.seen())
         );
@@ -447,6 +461,50 @@ async fn replicas_killed_in_turn_move_partitions_and_lose_nothing() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    for (i, r) in replicas.iter().enumerate() {
+        let logs = r.logs();
+        eprintln!(
+            "replica {i}: {} assigned, {} revoked, {} lost, {} unreadable committed metadata",
+            logs.matches("partitions assigned").count(),
+            logs.matches("partitions revoked").count(),
+            logs.matches("assignment lost").count(),
+            logs.matches("could not read committed metadata").count()
+        );
+    }
+    // How long before the next kill each record delivered again had first been answered:
+    // within about a commit interval means the kill came before its commit landed.
+    let mut first_ok: HashMap<String, Instant> = HashMap::new();
+    let mut again = HashSet::new();
+    for r in rx.seen().iter().filter(|r| r.status == 200) {
+        match first_ok.entry(r.header("webhook-id")) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                again.insert(e.key().clone());
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(r.at);
+            }
+        }
+    }
+    let ages: Vec<u128> = again
+        .iter()
+        .filter_map(|id| {
+            let t = first_ok[id];
+            kills
+                .iter()
+                .find(|k| **k >= t)
+                .map(|k| k.duration_since(t).as_millis())
+        })
+        .collect();
+    eprintln!(
+        "duplicates {duplicates}; first answered before the next kill: {} within 400 ms, {} earlier, oldest {} ms; bound (in flight + finished within the last commit intervals, per kill): {allowance}",
+        ages.iter().filter(|a| **a <= 400).count(),
+        ages.iter().filter(|a| **a > 400).count(),
+        ages.iter().max().copied().unwrap_or(0)
+    );
+    assert!(
+        duplicates <= allowance,
+        "{duplicates} duplicate deliveries, more than the {allowance} in flight or recently finished at the kills"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
