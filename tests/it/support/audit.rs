@@ -402,20 +402,24 @@ impl Judge {
     }
 }
 
-/// The offsets a finished-offset map (`hb1:R:…` or `hb1:B:…`) says are finished, when it
-/// was written for `committed` (readers ignore any other). Decoded here from the README's
-/// format, independently of hookbridge's decoder; `None` for no or unreadable metadata.
+/// The offsets a finished-offset map (`hb1:R:…`, `hb1:B:…`, or `hb2` with a leader epoch
+/// after the base) says are finished, when it was written for `committed` (readers
+/// ignore any other). Decoded here from the README's format, independently of
+/// hookbridge's decoder; `None` for no or unreadable metadata.
 fn finished_in_map(meta: &str, committed: i64) -> Option<Vec<i64>> {
-    let mut parts = meta.splitn(4, ':');
-    if parts.next()? != "hb1" {
-        return None;
-    }
-    let kind = parts.next()?;
-    let base: i64 = parts.next()?.parse().ok()?;
+    let (version, rest) = meta.split_once(':')?;
+    let (kind, rest) = rest.split_once(':')?;
+    let (base, rest) = rest.split_once(':')?;
+    let rest = match version {
+        "hb1" => rest,
+        // The epoch (possibly empty) only says which records the map may skip.
+        "hb2" => rest.split_once(':')?.1,
+        _ => return None,
+    };
+    let base: i64 = base.parse().ok()?;
     if base != committed {
         return None;
     }
-    let rest = parts.next()?;
     let mut out = Vec::new();
     match kind {
         "R" => {
@@ -487,10 +491,20 @@ mod tests {
             Some(vec![12, 13, 14, 16])
         );
         assert_eq!(finished_in_map("hb1:R:10:2.3", 9), None);
+        // Version 2 carries a leader epoch (possibly empty) after the base.
+        assert_eq!(
+            finished_in_map("hb2:R:10:4:2.3.1.1", 10),
+            Some(vec![12, 13, 14, 16])
+        );
+        assert_eq!(finished_in_map("hb2:R:10::2.3", 10), Some(vec![12, 13, 14]));
         // bits 1 and 2 of a span of 4 → 0b0110
         let bits = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0b0110u8]);
         assert_eq!(
             finished_in_map(&format!("hb1:B:5:4:{bits}"), 5),
+            Some(vec![6, 7])
+        );
+        assert_eq!(
+            finished_in_map(&format!("hb2:B:5:3:4:{bits}"), 5),
             Some(vec![6, 7])
         );
         assert_eq!(position("orders-x-3-42"), Some((3, 42)));
