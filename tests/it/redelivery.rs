@@ -145,8 +145,19 @@ async fn a_crash_redelivers_only_the_stuck_key_not_everything_behind_it() {
             "key {k} out of order: {seqs:?}"
         );
     }
-    let committed = kafka::committed(&brokers, &format!("g-{topic}"), &topic).await;
-    assert!(!committed.is_empty());
+    // Everything finished, so every partition's watermark reaches its end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let committed = kafka::committed(&brokers, &format!("g-{topic}"), &topic).await;
+        if committed.len() == 4 && committed.values().all(|(c, h)| c == h) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not committed to the end: {committed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
