@@ -305,7 +305,13 @@ impl ClientContext for SinkContext {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         if fac == "COMMITFAIL" {
             self.commit_failures.inc();
-            tracing::warn!(connector = %self.name, error = %log_message, "offset commit failed; it is retried at the next interval");
+            if log_message.contains("Offset metadata string too large") {
+                // `check` cannot know the broker's limit; this is where it shows.
+                tracing::warn!(connector = %self.name, error = %log_message,
+                    "offset commit failed: the finished-offset map is over the broker's offset.metadata.max.bytes; set kafka.commit_metadata_max_bytes below it");
+            } else {
+                tracing::warn!(connector = %self.name, error = %log_message, "offset commit failed; it is retried at the next interval");
+            }
             return;
         }
         rdkafka::client::DefaultClientContext.log(level, fac, log_message);
@@ -818,10 +824,15 @@ mod tests {
             "COMMITFAIL",
             "Offset commit (manual) failed for 1/2 partition(s) in join-state steady: Broker: Offset metadata string too large",
         );
+        ctx.log(
+            rdkafka::config::RDKafkaLogLevel::Warning,
+            "COMMITFAIL",
+            "Offset commit (manual) failed for 1/1 partition(s) in join-state steady: Broker: Not coordinator",
+        );
         ctx.log(rdkafka::config::RDKafkaLogLevel::Info, "FETCH", "fetching");
         assert!(metrics
             .render()
-            .contains("hookbridge_commit_failures_total{connector=\"orders\"} 1"));
+            .contains("hookbridge_commit_failures_total{connector=\"orders\"} 2"));
     }
 
     #[test]
