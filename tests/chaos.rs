@@ -25,7 +25,7 @@ use serde_json::json;
 use support::audit::Auditor;
 use support::broker::Broker;
 use support::cluster::Cluster;
-use support::hookbridge::{Config, Hookbridge};
+use support::hookbridge::{metric, Config, Hookbridge};
 use support::kafka;
 use support::receiver::{Answer, Received, Receiver};
 use support::{github_sig, unique};
@@ -400,6 +400,9 @@ async fn replicas_killed_in_turn_move_partitions_and_lose_nothing() {
     );
     let per_round = sc.records / (sc.replica_rounds + 1);
     let mut produced = 0;
+    let (concurrency, commit_interval) = (64, Duration::from_millis(200));
+    let mut allowance = 0;
+    let mut kills = Vec::new();
     for round in 0..sc.replica_rounds {
         kafka::produce(
             &broker.addr(),
@@ -411,8 +414,19 @@ async fn replicas_killed_in_turn_move_partitions_and_lose_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let victim = &mut replicas[round % 2];
         victim.kill9();
+        let at = Instant::now();
+        kills.push(at);
+        // What the kill may cost, as in the stuck-keys scenario: the victim's deliveries
+        // in flight and those finished within its last commit intervals (counted over
+        // both replicas, so an upper bound).
+        let recent = rx
+            .seen()
+            .iter()
+            .filter(|r| r.status == 200 && at.duration_since(r.at) <= commit_interval * 3)
+            .count();
+        allowance += concurrency + recent;
         eprintln!(
-            "round {}: killed one replica with {} delivered",
+            "round {}: killed one replica with {} delivered, {recent} in the last commit intervals",
             round + 1,
             delivered_count(&rx.seen())
         );
@@ -447,6 +461,50 @@ async fn replicas_killed_in_turn_move_partitions_and_lose_nothing() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    for (i, r) in replicas.iter().enumerate() {
+        let logs = r.logs();
+        eprintln!(
+            "replica {i}: {} assigned, {} revoked, {} lost, {} unreadable committed metadata",
+            logs.matches("partitions assigned").count(),
+            logs.matches("partitions revoked").count(),
+            logs.matches("assignment lost").count(),
+            logs.matches("could not read committed metadata").count()
+        );
+    }
+    // How long before the next kill each record delivered again had first been answered:
+    // within about a commit interval means the kill came before its commit landed.
+    let mut first_ok: HashMap<String, Instant> = HashMap::new();
+    let mut again = HashSet::new();
+    for r in rx.seen().iter().filter(|r| r.status == 200) {
+        match first_ok.entry(r.header("webhook-id")) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                again.insert(e.key().clone());
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(r.at);
+            }
+        }
+    }
+    let ages: Vec<u128> = again
+        .iter()
+        .filter_map(|id| {
+            let t = first_ok[id];
+            kills
+                .iter()
+                .find(|k| **k >= t)
+                .map(|k| k.duration_since(t).as_millis())
+        })
+        .collect();
+    eprintln!(
+        "duplicates {duplicates}; first answered before the next kill: {} within 400 ms, {} earlier, oldest {} ms; bound (in flight + finished within the last commit intervals, per kill): {allowance}",
+        ages.iter().filter(|a| **a <= 400).count(),
+        ages.iter().filter(|a| **a > 400).count(),
+        ages.iter().max().copied().unwrap_or(0)
+    );
+    assert!(
+        duplicates <= allowance,
+        "{duplicates} duplicate deliveries, more than the {allowance} in flight or recently finished at the kills"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,6 +524,14 @@ async fn broker_outage_answers_no_2xx_and_both_directions_resume() {
         .connector("out.toml", &sink)
         .env("GH", SECRET);
     let started = Instant::now();
+    // Reads nothing while the broker is down, and resumes with it.
+    let audit = Auditor::start(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        2,
+        rx.finished(),
+    );
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -556,6 +622,7 @@ async fn broker_outage_answers_no_2xx_and_both_directions_resume() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    audit.finish().await.assert_clean("broker outage");
     assert!(
         during.is_empty(),
         "{} webhooks got a 2xx while the broker was down",
@@ -659,10 +726,12 @@ async fn stuck_keys_and_kill_9_redeliver_only_unfinished_work() {
     })
     .await;
     let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), sc.records);
-    audit
-        .finish()
-        .await
-        .assert_clean("egress: stuck keys + kill -9");
+    let report = audit.finish().await;
+    report.assert_clean("egress: stuck keys + kill -9");
+    assert!(
+        report.maps_checked > 0,
+        "no commit carried a finished-offset map: the maps were not written or not read"
+    );
     let summary = Summary {
         scenario: "egress: stuck keys + kill -9 (finished maps)",
         sent: sc.records,
@@ -762,8 +831,16 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     let topic = unique("chaos-3n-out");
     let partitions = 4;
     cluster.create_topic(&topic, partitions);
-    let rx = Receiver::start(|_| Answer {
-        status: 200,
+    // Held from once deliveries are under way until the kill: refused with 503 (retried),
+    // so the first half cannot finish in the time between the two.
+    let hold = Arc::new(AtomicBool::new(false));
+    let held = hold.clone();
+    let rx = Receiver::start(move |_| Answer {
+        status: if held.load(Ordering::SeqCst) {
+            503
+        } else {
+            200
+        },
         headers: vec![],
         delay: Duration::from_millis(2),
     })
@@ -776,18 +853,21 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     let group = format!("g-{topic}");
     let audit = Auditor::start(&brokers, &group, &topic, partitions, rx.finished());
     let n = sc.records;
-    kafka::produce(&brokers, &topic, &records(0, n / 2, sc.keys)).await;
+    // Looked up before any record is produced: the lookup takes a python process.
     let port = kafka::coordinator_port(&brokers, &group).await;
     let victim = cluster.index_of_port(port).expect("coordinator is a node");
+    kafka::produce(&brokers, &topic, &records(0, n / 2, sc.keys)).await;
     rx.wait_for(Duration::from_secs(60), "deliveries under way", |s| {
         delivered_count(s) >= n / 8
     })
     .await;
+    hold.store(true, Ordering::SeqCst);
     assert!(
         delivered_count(&rx.seen()) < n / 2,
         "degenerate run: the stream finished before the kill"
     );
     cluster.kill9(victim);
+    hold.store(false, Ordering::SeqCst);
     eprintln!(
         "3 nodes, egress: killed the coordinator (broker {}) with {} delivered",
         victim + 1,
@@ -872,11 +952,28 @@ async fn a_member_that_lost_its_partitions_commits_nothing_for_them() {
         delivered_count(s) >= n
     })
     .await;
+    let assigned_before = a.logs().matches("partitions assigned").count();
     signal("-CONT", a.pid());
-    // The stalled member wakes with its old assignment and in-flight work: give it a
-    // few commit intervals and a rebalance to try to commit what it no longer owns.
-    a.ready(Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The stalled member wakes with its old assignment and in-flight work. Under
+    // cooperative assignment its loss arrives as a revoke and /readyz never flips, so
+    // wait for its next assignment (it rejoined), then for the auditor to read the
+    // commits of a few more commit intervals (200 ms) while it could still try to
+    // commit what it no longer owns.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.logs().matches("partitions assigned").count() <= assigned_before {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled member never rejoined:\n{}",
+            a.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = a.logs();
+    assert!(
+        logs.contains("assignment lost") || logs.contains("partitions revoked"),
+        "the stalled member never logged losing its partitions:\n{logs}"
+    );
+    audit.wait_samples(10).await;
     let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), n);
     let report = audit.finish().await;
     eprintln!("stalled member: stopped with {stalled_at} of {n} delivered");
@@ -998,7 +1095,7 @@ async fn a_map_cut_to_the_brokers_metadata_limit_still_commits_the_watermark() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let committed = loop {
         let c = committed_with_metadata(&brokers, &group, &topic, 2);
-        if c[0].0 == 8 && c[1].0 == 10 && c[1].1.starts_with("hb1:") {
+        if c[0].0 == 8 && c[1].0 == 10 && c[1].1.starts_with("hb") {
             break c;
         }
         assert!(
@@ -1028,10 +1125,12 @@ async fn a_map_cut_to_the_brokers_metadata_limit_still_commits_the_watermark() {
     })
     .await;
     let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), recs.len());
-    audit
-        .finish()
-        .await
-        .assert_clean("map over the broker's limit");
+    let report = audit.finish().await;
+    report.assert_clean("map over the broker's limit");
+    assert!(
+        report.maps_checked > 0,
+        "the auditor read no finished-offset map"
+    );
     Summary {
         scenario: "egress: map cut to offset.metadata.max.bytes",
         sent: recs.len(),
@@ -1044,13 +1143,85 @@ async fn a_map_cut_to_the_brokers_metadata_limit_still_commits_the_watermark() {
     }
     .assert_nothing_lost();
     assert!(
-        committed[0].1.len() <= 96,
-        "partition 0's map is over its budget"
+        committed[0].1.starts_with("hb") && committed[0].1.len() <= 96,
+        "partition 0's map is missing or over its budget: {:?}",
+        committed[0].1
     );
     assert!(
         !hb.logs().contains("Offset metadata string too large"),
         "the broker refused a map"
     );
+    drop(hb);
+}
+
+/// With `kafka.commit_metadata_max_bytes` above the broker's `offset.metadata.max.bytes`
+/// (the default 4000 against 100 here), the broker refuses the commit of a partition
+/// whose map is too long: the refusal is logged as a failed commit and counted in
+/// `hookbridge_commit_failures_total`, even when the other partitions of the same
+/// request were accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_refused_by_the_broker_is_counted_as_a_failed_commit() {
+    let cluster = Cluster::start_with(1, "offset.metadata.max.bytes=100");
+    let brokers = cluster.bootstrap();
+    let topic = unique("chaos-refusedmap");
+    cluster.create_topic(&topic, 2);
+    // Partition 0: its first record (x) and every tenth after it (a7) refused, so its
+    // map is long runs of short alternations; partition 1 all delivered, a short commit.
+    let rx = Receiver::start(|r| {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let k = v["k"].as_str().unwrap_or("");
+        Answer::status(if k == "x" || k == "a7" { 503 } else { 200 })
+    })
+    .await;
+    let sink = format!(
+        "[sink]\nname = \"refused\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nconcurrency = 32\nretry = {{ max_attempts = 0, initial = \"100ms\", max = \"300ms\" }}\nbreaker = {{ failures = 0 }}\n",
+        rx.url
+    );
+    let mut hb = Hookbridge::start(&Config::new(&brokers).connector("refused.toml", &sink));
+    hb.ready(Duration::from_secs(40)).await;
+    let mut recs =
+        vec![json!({"key": "x", "partition": 0, "value": json!({"k": "x", "seq": 0}).to_string()})];
+    for i in 1..=300 {
+        let k = format!("a{}", (i - 1) % 10);
+        recs.push(
+            json!({"key": k, "partition": 0, "value": json!({"k": k, "seq": i}).to_string()}),
+        );
+    }
+    for i in 0..50 {
+        let k = format!("b{i}");
+        recs.push(
+            json!({"key": k, "partition": 1, "value": json!({"k": k, "seq": 301 + i}).to_string()}),
+        );
+    }
+    kafka::produce(&brokers, &topic, &recs).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = hb.metrics().await;
+        let failures = metric(
+            &m,
+            "hookbridge_commit_failures_total",
+            &[("connector", "refused")],
+        );
+        if failures > 0.0
+            && hb
+                .logs()
+                .contains("set kafka.commit_metadata_max_bytes below it")
+        {
+            eprintln!("map over offset.metadata.max.bytes: {failures} commit failures counted");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker's refusal was never counted ({failures} failures):\n{}",
+            hb.logs()
+                .lines()
+                .filter(|l| l.contains("commit"))
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     drop(hb);
 }
 

@@ -296,6 +296,25 @@ fn commit_sync(consumer: &BaseConsumer<SinkContext>, offsets: &[Commit], name: &
 }
 
 impl ClientContext for SinkContext {
+    /// librdkafka answers an asynchronous `rd_kafka_commit` to no queue (rust-rdkafka
+    /// sets no `offset_commit_cb`), so [`commit_callback`](ConsumerContext::commit_callback)
+    /// never hears of it; a refusal (`OFFSET_METADATA_TOO_LARGE`, a lost coordinator, …)
+    /// only reaches this log as `COMMITFAIL`. Counted and warned about here, once each.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "COMMITFAIL" {
+            self.commit_failures.inc();
+            if log_message.contains("Offset metadata string too large") {
+                // `check` cannot know the broker's limit; this is where it shows.
+                tracing::warn!(connector = %self.name, error = %log_message,
+                    "offset commit failed: the finished-offset map is over the broker's offset.metadata.max.bytes; set kafka.commit_metadata_max_bytes below it");
+            } else {
+                tracing::warn!(connector = %self.name, error = %log_message, "offset commit failed; it is retried at the next interval");
+            }
+            return;
+        }
+        rdkafka::client::DefaultClientContext.log(level, fac, log_message);
+    }
+
     /// librdkafka statistics (every `statistics.interval.ms`): the committed-offset lag
     /// per partition, i.e. records not yet finished by this group. Only partitions held
     /// now: librdkafka keeps reporting partitions it fetched before.
@@ -799,6 +818,33 @@ mod tests {
         let second = a.assign(std::slice::from_ref(&tp))[0];
         assert!(second > first);
         assert!(a.is_current(&tp, second) && !a.is_current(&tp, first));
+    }
+
+    #[test]
+    fn a_commit_librdkafka_reports_as_failed_is_counted() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let metrics = Metrics::new();
+        let ctx = SinkContext::new(
+            "orders".into(),
+            tx,
+            Duration::from_secs(1),
+            Arc::new(Health::default()),
+            &metrics,
+        );
+        ctx.log(
+            rdkafka::config::RDKafkaLogLevel::Warning,
+            "COMMITFAIL",
+            "Offset commit (manual) failed for 1/2 partition(s) in join-state steady: Broker: Offset metadata string too large",
+        );
+        ctx.log(
+            rdkafka::config::RDKafkaLogLevel::Warning,
+            "COMMITFAIL",
+            "Offset commit (manual) failed for 1/1 partition(s) in join-state steady: Broker: Not coordinator",
+        );
+        ctx.log(rdkafka::config::RDKafkaLogLevel::Info, "FETCH", "fetching");
+        assert!(metrics
+            .render()
+            .contains("hookbridge_commit_failures_total{connector=\"orders\"} 2"));
     }
 
     #[test]

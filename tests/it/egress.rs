@@ -225,6 +225,14 @@ async fn permanent_failure_is_dead_lettered_with_every_header_and_commit_moves_o
         }
     })
     .await;
+    let auditor = Auditor::start_with_dlq(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        1,
+        rx.finished(),
+        Some(&dlq),
+    );
     let hb = start_sink(
         &broker,
         &topic,
@@ -291,6 +299,7 @@ async fn permanent_failure_is_dead_lettered_with_every_header_and_commit_moves_o
         "a 400 is not retried"
     );
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    auditor.finish().await.assert_clean("permanent failure");
     drop(hb);
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::audit::Auditor;
 use crate::support::broker::Broker;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
@@ -144,8 +145,19 @@ async fn a_crash_redelivers_only_the_stuck_key_not_everything_behind_it() {
             "key {k} out of order: {seqs:?}"
         );
     }
-    let committed = kafka::committed(&brokers, &format!("g-{topic}"), &topic).await;
-    assert!(!committed.is_empty());
+    // Everything finished, so every partition's watermark reaches its end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let committed = kafka::committed(&brokers, &format!("g-{topic}"), &topic).await;
+        if committed.len() == 4 && committed.values().all(|(c, h)| c == h) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not committed to the end: {committed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,6 +173,9 @@ async fn a_record_refused_on_every_probe_is_dead_lettered_not_stuck_forever() {
         "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nordering = \"partition\"\nretry = {{ max_attempts = 3, initial = \"50ms\", max = \"100ms\" }}\nbreaker = {{ failures = 2, cooldown = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
         rx.url
     );
+    let group = format!("g-{topic}");
+    let audit =
+        Auditor::start_with_dlq(&broker.addr(), &group, &topic, 1, rx.finished(), Some(&dlq));
     let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
     hb.ready(Duration::from_secs(40)).await;
     let recs: Vec<_> = (0..5)
@@ -175,8 +190,24 @@ async fn a_record_refused_on_every_probe_is_dead_lettered_not_stuck_forever() {
     .await;
     let dead = kafka::read(&broker.addr(), &dlq, Some(1), 10.0).await;
     assert_eq!(dead.len(), 1, "the refused record was not dead-lettered");
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-reason").as_deref(),
+        Some("exhausted")
+    );
     let attempts = rx.seen().iter().filter(|r| seq_of(r) == 0).count();
     assert!(attempts >= 3, "dead-lettered after {attempts} attempts");
+    // The watermark moves past the dead letter, and every commit on the way covers only
+    // records answered 2xx or in the DLQ.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while kafka::committed(&broker.addr(), &group, &topic)
+        .await
+        .get(&0)
+        != Some(&(5, 5))
+    {
+        assert!(std::time::Instant::now() < deadline, "never committed to 5");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    audit.finish().await.assert_clean("refused on every probe");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,24 +1,32 @@
 //! The commit auditor: while a run goes on, an independent client (rdkafka from the test,
 //! never hookbridge's code) reads the group's committed offsets and their finished-offset
-//! maps every 300 ms. Every offset below a committed one, and every offset a map says is
-//! finished, must at that moment have been answered 2xx by the receiver (or be in the
-//! DLQ). A commit past unfinished work is caught when it is made, by reading, not by a
-//! kill that happens to land in its window.
+//! maps every 100 ms. Every offset below a committed one, and every offset a map says is
+//! finished, must have been answered 2xx by the receiver (or be in the DLQ) before the
+//! commit was read: the receiver stamps each 2xx when it sends it, and a record answered
+//! after the read counts as unfinished for that commit, however soon it was answered.
 //!
-//! Committed offsets are read before the finished set, so a record finished after the
-//! commit can only hide a violation, never invent one.
+//! What it cannot see: a commit made past a record that is then answered before the next
+//! read (at most 100 ms later). A record that is never finished, or one still open at the
+//! next read, fails the run within a sample, when the commit is made, not after a kill
+//! that happens to land in its window.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-/// What was finished at one moment: `(partition, offset)` pairs.
-pub type Finished = HashSet<(i32, i64)>;
+/// What was finished so far: `(partition, offset)` with the moment it was first answered
+/// 2xx (or dead-lettered).
+pub type Finished = HashMap<(i32, i64), Instant>;
+
+/// How often the committed offsets are read. A commit is judged against the answers given
+/// before it was read, so a violation is caught if it is still open at the next read; the
+/// shorter the interval, the narrower the window in which one can close unseen.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// The auditor's figures.
 #[derive(Debug, Default, Clone)]
@@ -85,7 +93,7 @@ pub struct Auditor {
 }
 
 impl Auditor {
-    /// `finished` gives the records answered 2xx (or dead-lettered) so far.
+    /// `finished` gives the records answered 2xx so far.
     pub fn start(
         brokers: &str,
         group: &str,
@@ -93,6 +101,21 @@ impl Auditor {
         partitions: u32,
         finished: impl Fn() -> Finished + Send + 'static,
     ) -> Self {
+        Self::start_with_dlq(brokers, group, topic, partitions, finished, None)
+    }
+
+    /// As [`start`](Self::start), and a record found in `dlq` (read by a client of the
+    /// auditor's own from its `hookbridge-dlq-topic`/`-partition`/`-offset` headers) counts
+    /// as finished from its produce timestamp, which precedes the broker's ack.
+    pub fn start_with_dlq(
+        brokers: &str,
+        group: &str,
+        topic: &str,
+        partitions: u32,
+        finished: impl Fn() -> Finished + Send + 'static,
+        dlq: Option<&str>,
+    ) -> Self {
+        let dlq = dlq.map(|d| DlqReader::new(brokers, d, topic));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let shared = Arc::new(Mutex::new(Report::default()));
@@ -112,12 +135,8 @@ impl Auditor {
             for p in 0..partitions as i32 {
                 tpl.add_partition(&topic, p);
             }
-            let mut seen: HashSet<(i32, i64, String)> = HashSet::new();
-            // Each unfinished offset is reported once, however many commits pass it.
-            let mut reported: HashSet<(i32, i64)> = HashSet::new();
-            // Offsets below this were already found finished (finished never shrinks).
-            let mut verified: BTreeMap<i32, i64> = BTreeMap::new();
-            let mut highest: BTreeMap<i32, i64> = BTreeMap::new();
+            let mut judge = Judge::default();
+            let mut dlq = dlq;
             let mut last_round = false;
             loop {
                 if flag.load(Ordering::SeqCst) {
@@ -125,58 +144,42 @@ impl Auditor {
                 }
                 if let Ok(committed) = reader.committed_offsets(tpl.clone(), Duration::from_secs(2))
                 {
-                    let done = finished();
-                    let mut report = out.lock().expect("lock");
-                    report.samples += 1;
-                    for e in committed.elements() {
-                        let Offset::Offset(c) = e.offset() else {
-                            continue;
-                        };
-                        let p = e.partition();
-                        let map = e.metadata().to_owned();
-                        let top = highest.entry(p).or_insert(c);
-                        if c < *top {
-                            report
-                                .regressions
-                                .push(format!("partition {p}: committed {c} after {top}"));
-                        }
-                        *top = c.max(*top);
-                        if !seen.insert((p, c, map.clone())) {
-                            continue;
-                        }
-                        report.commits_checked += 1;
-                        let from = verified.get(&p).copied().unwrap_or(0);
-                        let mut ok_upto = from;
-                        for o in from..c {
-                            report.offsets_checked += 1;
-                            if done.contains(&(p, o)) {
-                                if ok_upto == o {
-                                    ok_upto = o + 1;
-                                }
-                            } else if reported.insert((p, o)) {
-                                report.violations.push(format!(
-                                    "partition {p}: committed {c} but offset {o} was neither answered 2xx nor dead-lettered"
-                                ));
+                    // Every commit read here was made before this instant, so only a 2xx
+                    // answered by now can justify it; one answered later is a violation
+                    // even though it is in the set by the time the set is read.
+                    let read_at = Instant::now();
+                    let mut done = finished();
+                    // Read the DLQ up to its high watermark as of now, which covers every
+                    // dead letter acknowledged before the commit was read; if it cannot be
+                    // read that far, this sample is not judged.
+                    let ready = match dlq.as_mut() {
+                        None => true,
+                        Some(dlq) => {
+                            let ok = dlq.catch_up();
+                            for (k, t) in &dlq.found {
+                                let e = done.entry(*k).or_insert(*t);
+                                *e = (*e).min(*t);
                             }
+                            ok
                         }
-                        verified.insert(p, ok_upto.max(from));
-                        if let Some(claimed) = finished_in_map(&map, c) {
-                            report.maps_checked += 1;
-                            for o in claimed {
-                                report.offsets_checked += 1;
-                                if !done.contains(&(p, o)) && reported.insert((p, o)) {
-                                    report.violations.push(format!(
-                                        "partition {p}: map at {c} says offset {o} is finished; it was not"
-                                    ));
-                                }
-                            }
-                        }
+                    };
+                    let commits: Vec<(i32, i64, String)> = committed
+                        .elements()
+                        .iter()
+                        .filter_map(|e| match e.offset() {
+                            Offset::Offset(c) => Some((e.partition(), c, e.metadata().to_owned())),
+                            _ => None,
+                        })
+                        .collect();
+                    if ready {
+                        let mut report = out.lock().expect("lock");
+                        judge.sample(&commits, read_at, &done, &mut report);
                     }
                 }
                 if last_round {
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(300));
+                std::thread::sleep(SAMPLE_EVERY);
             }
         });
         Auditor {
@@ -197,6 +200,18 @@ impl Auditor {
         }
     }
 
+    /// Waits until `more` samples beyond those taken so far have been judged (at least
+    /// `more` × 100 ms), so commits made until now have been read.
+    #[allow(dead_code)] // used by the chaos suite, which shares these fixtures
+    pub async fn wait_samples(&self, more: usize) {
+        let target = self.report.lock().expect("lock").samples + more;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.report.lock().expect("lock").samples < target {
+            assert!(Instant::now() < deadline, "the auditor stopped sampling");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// One last sample, then the figures.
     pub async fn finish(mut self) -> Report {
         self.stop.store(true, Ordering::SeqCst);
@@ -214,20 +229,197 @@ impl Drop for Auditor {
     }
 }
 
-/// The offsets a finished-offset map (`hb1:R:…` or `hb1:B:…`) says are finished, when it
-/// was written for `committed` (readers ignore any other). Decoded here from the README's
-/// format, independently of hookbridge's decoder; `None` for no or unreadable metadata.
-fn finished_in_map(meta: &str, committed: i64) -> Option<Vec<i64>> {
-    let mut parts = meta.splitn(4, ':');
-    if parts.next()? != "hb1" {
-        return None;
+/// The DLQ, read from the start by a client that never joins a group.
+struct DlqReader {
+    consumer: BaseConsumer,
+    dlq: String,
+    /// Only dead letters of this source topic count.
+    source: String,
+    /// Next offset to read, per DLQ partition.
+    next: BTreeMap<i32, i64>,
+    found: Finished,
+}
+
+impl DlqReader {
+    fn new(brokers: &str, dlq: &str, source: &str) -> Self {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("audit-{dlq}"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("log_level", "0")
+            .create()
+            .expect("auditor DLQ client");
+        DlqReader {
+            consumer,
+            dlq: dlq.to_owned(),
+            source: source.to_owned(),
+            next: BTreeMap::new(),
+            found: Finished::new(),
+        }
     }
-    let kind = parts.next()?;
-    let base: i64 = parts.next()?.parse().ok()?;
+
+    /// Reads every dead letter below each partition's current high watermark; false when
+    /// it could not within a few seconds.
+    fn catch_up(&mut self) -> bool {
+        use rdkafka::message::{Headers, Message};
+        if self.next.is_empty() {
+            let Ok(md) = self
+                .consumer
+                .fetch_metadata(Some(&self.dlq), Duration::from_secs(2))
+            else {
+                return false;
+            };
+            let Some(t) = md.topics().first() else {
+                return false;
+            };
+            if t.partitions().is_empty() {
+                return false;
+            }
+            let mut tpl = TopicPartitionList::new();
+            for p in t.partitions() {
+                tpl.add_partition_offset(&self.dlq, p.id(), Offset::Beginning)
+                    .expect("offset");
+                self.next.insert(p.id(), 0);
+            }
+            self.consumer.assign(&tpl).expect("assign DLQ");
+        }
+        let mut high = BTreeMap::new();
+        for p in self.next.keys() {
+            let Ok((_, h)) = self
+                .consumer
+                .fetch_watermarks(&self.dlq, *p, Duration::from_secs(2))
+            else {
+                return false;
+            };
+            high.insert(*p, h);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while high.iter().any(|(p, h)| self.next[p] < *h) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            let Some(Ok(m)) = self.consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            self.next.insert(m.partition(), m.offset() + 1);
+            let header = |name: &str| {
+                m.headers().and_then(|hs| {
+                    hs.iter()
+                        .find(|h| h.key == name)
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                })
+            };
+            if header("hookbridge-dlq-topic").as_deref() != Some(self.source.as_str()) {
+                continue;
+            }
+            let (Some(p), Some(o)) = (
+                header("hookbridge-dlq-partition").and_then(|v| v.parse().ok()),
+                header("hookbridge-dlq-offset").and_then(|v| v.parse().ok()),
+            ) else {
+                continue;
+            };
+            // The produce timestamp, as an Instant: never later than the broker's ack.
+            let at = m
+                .timestamp()
+                .to_millis()
+                .and_then(|ms| {
+                    let wall = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+                    let age = std::time::SystemTime::now().duration_since(wall).ok()?;
+                    Instant::now().checked_sub(age)
+                })
+                .unwrap_or_else(Instant::now);
+            self.found.entry((p, o)).or_insert(at);
+        }
+        true
+    }
+}
+
+/// The auditor's memory between samples, and the rule it applies to each commit.
+#[derive(Default)]
+struct Judge {
+    seen: HashSet<(i32, i64, String)>,
+    /// Each unfinished offset is reported once, however many commits pass it.
+    reported: HashSet<(i32, i64)>,
+    /// Offsets below this were already found finished (finished never shrinks).
+    verified: BTreeMap<i32, i64>,
+    highest: BTreeMap<i32, i64>,
+}
+
+impl Judge {
+    /// Judges the commits read at `read_at`: only records answered at or before it count
+    /// as finished.
+    fn sample(
+        &mut self,
+        commits: &[(i32, i64, String)],
+        read_at: Instant,
+        done: &Finished,
+        report: &mut Report,
+    ) {
+        let finished = |p: i32, o: i64| done.get(&(p, o)).is_some_and(|t| *t <= read_at);
+        report.samples += 1;
+        for (p, c, map) in commits {
+            let (p, c) = (*p, *c);
+            let top = self.highest.entry(p).or_insert(c);
+            if c < *top {
+                report
+                    .regressions
+                    .push(format!("partition {p}: committed {c} after {top}"));
+            }
+            *top = c.max(*top);
+            if !self.seen.insert((p, c, map.clone())) {
+                continue;
+            }
+            report.commits_checked += 1;
+            let from = self.verified.get(&p).copied().unwrap_or(0);
+            let mut ok_upto = from;
+            for o in from..c {
+                report.offsets_checked += 1;
+                if finished(p, o) {
+                    if ok_upto == o {
+                        ok_upto = o + 1;
+                    }
+                } else if self.reported.insert((p, o)) {
+                    report.violations.push(format!(
+                        "partition {p}: committed {c} but offset {o} was neither answered 2xx nor dead-lettered before the commit was read"
+                    ));
+                }
+            }
+            self.verified.insert(p, ok_upto.max(from));
+            if let Some(claimed) = finished_in_map(map, c) {
+                report.maps_checked += 1;
+                for o in claimed {
+                    report.offsets_checked += 1;
+                    if !finished(p, o) && self.reported.insert((p, o)) {
+                        report.violations.push(format!(
+                            "partition {p}: map at {c} says offset {o} is finished; it was not when the map was read"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The offsets a finished-offset map (`hb1:R:…`, `hb1:B:…`, or `hb2` with a leader epoch
+/// after the base) says are finished, when it was written for `committed` (readers
+/// ignore any other). Decoded here from the README's format, independently of
+/// hookbridge's decoder; `None` for no or unreadable metadata.
+fn finished_in_map(meta: &str, committed: i64) -> Option<Vec<i64>> {
+    let (version, rest) = meta.split_once(':')?;
+    let (kind, rest) = rest.split_once(':')?;
+    let (base, rest) = rest.split_once(':')?;
+    let rest = match version {
+        "hb1" => rest,
+        // The epoch (possibly empty) only says which records the map may skip.
+        "hb2" => rest.split_once(':')?.1,
+        _ => return None,
+    };
+    let base: i64 = base.parse().ok()?;
     if base != committed {
         return None;
     }
-    let rest = parts.next()?;
     let mut out = Vec::new();
     match kind {
         "R" => {
@@ -269,6 +461,28 @@ pub fn position(webhook_id: &str) -> Option<(i32, i64)> {
 mod tests {
     use super::*;
 
+    /// A record answered after the commit that covers it was read is a violation, even
+    /// if it is in the finished set by the time the set is read.
+    #[test]
+    fn a_record_answered_after_the_commit_was_read_is_a_violation() {
+        let t0 = Instant::now();
+        let read_at = t0 + Duration::from_millis(10);
+        let mut done = Finished::new();
+        done.insert((0, 0), t0);
+        done.insert((0, 1), read_at + Duration::from_millis(1));
+        let mut report = Report::default();
+        Judge::default().sample(&[(0, 2, String::new())], read_at, &done, &mut report);
+        assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
+        assert!(report.violations[0].contains("offset 1"));
+
+        // The same record answered before the read is fine.
+        done.insert((0, 1), t0);
+        let mut report = Report::default();
+        Judge::default().sample(&[(0, 2, String::new())], read_at, &done, &mut report);
+        assert!(report.violations.is_empty());
+        assert_eq!(report.offsets_checked, 2);
+    }
+
     #[test]
     fn maps_decode_as_the_readme_describes() {
         // unfinished 2, finished 3, unfinished 1, finished 1 from base 10
@@ -277,10 +491,20 @@ mod tests {
             Some(vec![12, 13, 14, 16])
         );
         assert_eq!(finished_in_map("hb1:R:10:2.3", 9), None);
+        // Version 2 carries a leader epoch (possibly empty) after the base.
+        assert_eq!(
+            finished_in_map("hb2:R:10:4:2.3.1.1", 10),
+            Some(vec![12, 13, 14, 16])
+        );
+        assert_eq!(finished_in_map("hb2:R:10::2.3", 10), Some(vec![12, 13, 14]));
         // bits 1 and 2 of a span of 4 → 0b0110
         let bits = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0b0110u8]);
         assert_eq!(
             finished_in_map(&format!("hb1:B:5:4:{bits}"), 5),
+            Some(vec![6, 7])
+        );
+        assert_eq!(
+            finished_in_map(&format!("hb2:B:5:3:4:{bits}"), 5),
             Some(vec![6, 7])
         );
         assert_eq!(position("orders-x-3-42"), Some((3, 42)));

@@ -135,7 +135,13 @@ impl Cluster {
         let mut last = String::new();
         for attempt in 0..3 {
             let (root, base) = match &shared {
-                Some(dir) => (None, PathBuf::from(format!("{}-{attempt}", dir.display()))),
+                Some(dir) => {
+                    // Named after this process's pid: a directory left by an earlier
+                    // process with the same pid would hold another cluster's data.
+                    let base = PathBuf::from(format!("{}-{attempt}", dir.display()));
+                    let _ = std::fs::remove_dir_all(&base);
+                    (None, base)
+                }
                 None => {
                     let t = tempfile::Builder::new()
                         .prefix("hookbridge-kafka-")
@@ -264,7 +270,7 @@ impl Cluster {
                     return Err(format!(
                         "node {} exited with {status}:\n{}",
                         n.id,
-                        tail(&n.dir.join("broker.log"), 30)
+                        node_logs(&n.dir)
                     ));
                 }
             }
@@ -279,7 +285,7 @@ impl Cluster {
             if Instant::now() > deadline {
                 return Err(format!(
                     "not serving metadata after {timeout:?}:\n{}",
-                    tail(&self.nodes[running[0]].dir.join("broker.log"), 30)
+                    node_logs(&self.nodes[running[0]].dir)
                 ));
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -368,17 +374,32 @@ fn brokers_seen_by(port: u16) -> Option<Vec<i32>> {
     Some(md.brokers().iter().map(|b| b.id()).collect())
 }
 
+/// The end of a node's launcher output (a Java too old, a storage format that failed)
+/// and of its broker log, for a failing start's message.
+fn node_logs(dir: &Path) -> String {
+    format!(
+        "launcher:\n{}\nbroker.log:\n{}",
+        tail(&dir.join("launcher.log"), 20),
+        tail(&dir.join("broker.log"), 30)
+    )
+}
+
 fn launch(libs: &Path, dir: &Path) -> Child {
     use std::os::unix::process::CommandExt;
     let _ = std::fs::remove_file(dir.join("pid"));
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("launcher.log"))
+        .expect("launcher.log");
     Command::new("bash")
         .arg(format!("{MANIFEST}/scripts/kafka-node.sh"))
         .arg(libs)
         .arg(dir)
         .arg(std::process::id().to_string())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(out.try_clone().expect("launcher.log"))
+        .stderr(out)
         // Its own process group: a Ctrl-C meant for the tests does not reach it first.
         .process_group(0)
         .spawn()
@@ -391,15 +412,32 @@ fn stop_node(node: &mut Node) {
     let Some(mut launcher) = node.launcher.take() else {
         return;
     };
+    // The launcher outlives its JVM by at most a second: once it has exited, the pid in
+    // the file may already belong to another process, so nothing is killed by it.
+    let alive = matches!(launcher.try_wait(), Ok(None));
     let _ = launcher.kill();
     let _ = launcher.wait();
+    if !alive {
+        return;
+    }
     if let Some(pid) = std::fs::read_to_string(node.dir.join("pid"))
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok())
         .filter(|&p| p > 1)
+        .filter(|&p| is_node_jvm(p, &node.dir))
     {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
+}
+
+/// Whether `pid` is the JVM of the node in `dir` (its command line names the node's
+/// server.properties).
+fn is_node_jvm(pid: u32, dir: &Path) -> bool {
+    let props = dir.join("server.properties");
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        c.split(|b| *b == 0)
+            .any(|arg| arg == props.as_os_str().as_encoded_bytes())
+    })
 }
 
 fn tail(path: &Path, lines: usize) -> String {

@@ -56,12 +56,14 @@ type Script = dyn Fn(&Received) -> Answer + Send + Sync;
 struct State {
     seen: Arc<Mutex<Vec<Received>>>,
     counts: Arc<Mutex<HashMap<String, usize>>>,
+    answered: Arc<Mutex<super::audit::Finished>>,
     script: Arc<Script>,
 }
 
 pub struct Receiver {
     pub url: String,
     seen: Arc<Mutex<Vec<Received>>>,
+    answered: Arc<Mutex<super::audit::Finished>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -73,16 +75,23 @@ impl Receiver {
             .expect("bind receiver");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let answered = Arc::new(Mutex::new(super::audit::Finished::new()));
         let state = State {
             seen: seen.clone(),
             counts: Arc::new(Mutex::new(HashMap::new())),
+            answered: answered.clone(),
             script: Arc::new(script),
         };
         let app = Router::new().fallback(handle).with_state(state);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Receiver { url, seen, task }
+        Receiver {
+            url,
+            seen,
+            answered,
+            task,
+        }
     }
 
     /// Every request so far.
@@ -90,18 +99,13 @@ impl Receiver {
         self.seen.lock().expect("lock").clone()
     }
 
-    /// The records answered 2xx so far, as `(partition, offset)` from their `webhook-id`,
-    /// for the commit auditor. A request is recorded before it is answered.
+    /// The records answered 2xx so far, as `(partition, offset)` from their `webhook-id`
+    /// with the moment of their first 2xx, for the commit auditor. A 2xx counts once its
+    /// scripted delay is over and the handler returns it (hookbridge cannot have seen it
+    /// earlier); a request cut off during its delay never counts.
     pub fn finished(&self) -> impl Fn() -> super::audit::Finished + Send + 'static {
-        let seen = self.seen.clone();
-        move || {
-            seen.lock()
-                .expect("lock")
-                .iter()
-                .filter(|r| (200..300).contains(&r.status))
-                .filter_map(|r| super::audit::position(&r.header("webhook-id")))
-                .collect()
-        }
+        let answered = self.answered.clone();
+        move || answered.lock().expect("lock").clone()
     }
 
     /// Waits until `pred` holds for the requests seen, or panics after `timeout`.
@@ -145,7 +149,7 @@ async fn handle(
         .to_owned();
     let nth = {
         let mut counts = s.counts.lock().expect("lock");
-        let n = counts.entry(id).or_default();
+        let n = counts.entry(id.clone()).or_default();
         *n += 1;
         *n
     };
@@ -163,6 +167,17 @@ async fn handle(
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }
+    // Only now, as the answer leaves: a 2xx stored before the delay would let the auditor
+    // accept a commit past a record whose 2xx hookbridge had not yet seen.
+    if (200..300).contains(&answer.status) {
+        if let Some(at) = super::audit::position(&id) {
+            s.answered
+                .lock()
+                .expect("lock")
+                .entry(at)
+                .or_insert_with(Instant::now);
+        }
+    }
     let mut resp = (
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
         "answer",
@@ -174,4 +189,36 @@ async fn handle(
         }
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delayed 2xx is not finished while the delay runs: hookbridge has not seen it.
+    #[tokio::test]
+    async fn a_delayed_2xx_counts_only_once_answered() {
+        let rx = Receiver::start(|_| Answer {
+            status: 200,
+            headers: Vec::new(),
+            delay: Duration::from_millis(500),
+        })
+        .await;
+        let finished = rx.finished();
+        let url = rx.url.clone();
+        let call = tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("webhook-id", "orders-0-5")
+                .body("{}")
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        rx.wait_for(Duration::from_secs(5), "the request", |s| s.len() == 1)
+            .await;
+        assert!(finished().is_empty(), "a 2xx counted before it was sent");
+        assert_eq!(call.await.expect("join").expect("answer"), 200);
+        assert!(finished().contains_key(&(0, 5)));
+    }
 }
