@@ -353,7 +353,7 @@ async fn discord_gets_503_not_its_acknowledgement_when_kafka_does_not_ack() {
     let key =
         openssl::pkey::PKey::private_key_from_raw_bytes(&SEED, openssl::pkey::Id::ED25519).unwrap();
     let public = hex::encode(key.raw_public_key().unwrap());
-    let mut broker = Broker::start();
+    let mut broker = Broker::own();
     let topic = unique("discord-down");
     broker.create_topic(&topic, 1);
     let source = |name: &str, scheme: &str| {
