@@ -32,23 +32,11 @@ pub(crate) fn groupless_consumer(
     loaded: &Loaded,
     extra: &[(&str, &str)],
 ) -> Result<BaseConsumer, OpsError> {
-    let props = loaded
-        .settings
-        .kafka
-        .resolved_properties(&loaded.file_label())?;
-    let mut cfg = crate::kafka::client_config(
-        &loaded.settings.kafka,
-        &props,
-        crate::kafka::CONSUMER_DEFAULTS,
-    );
-    cfg.set("group.id", INSPECT_GROUP);
-    cfg.set("enable.partition.eof", "true");
-    cfg.set("enable.auto.commit", "false");
-    cfg.set("enable.auto.offset.store", "false");
-    for (k, v) in extra {
-        cfg.set(*k, *v);
-    }
-    cfg.create().doing(|| "creating a Kafka consumer".into())
+    // The sink consumer's defaults (never committing on its own), plus where a
+    // partition ends; `extra` last, so it wins.
+    let mut settings = vec![("enable.partition.eof", "true")];
+    settings.extend_from_slice(extra);
+    super::consumer(loaded, INSPECT_GROUP, &settings)
 }
 
 /// Assigns every partition `reader` lists: from its beginning, or with `last`, from
