@@ -180,15 +180,36 @@ fn report_memory(hb: &Hookbridge, what: &str, bound_mib: f64) {
     );
 }
 
+/// The attackers' own runtime: a thousand reconnecting attack tasks on the test's two
+/// workers would delay the signed sender's client itself, and its 5 s budget would
+/// measure the test rather than hookbridge.
+fn attack_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("attacker")
+            .enable_all()
+            .build()
+            .expect("attack runtime")
+    })
+}
+
 /// Runs `attack` on `connections` tasks until `stop`; each task reconnects when cut off.
 fn spawn_attack<F, Fut>(connections: usize, stop: &CancellationToken, attack: F)
 where
     F: Fn(CancellationToken) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    // The attack ends with the test, however it ends: the test's runtime drops this task.
+    let guard = stop.clone().drop_guard();
+    tokio::spawn(async move {
+        let _guard = guard;
+        std::future::pending::<()>().await
+    });
     for _ in 0..connections {
         let (stop, attack) = (stop.clone(), attack.clone());
-        tokio::spawn(async move {
+        attack_runtime().spawn(async move {
             while !stop.is_cancelled() {
                 attack(stop.clone()).await;
             }
@@ -244,11 +265,21 @@ async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sent = signed_sender(&hb, 60, "stall").await;
+    // Every stalled body is cut off in time: wait until at least as many were as there
+    // are attackers (a loaded machine reconnects them slowly), then stop the attack.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (cut, refused) = loop {
+        let m = hb.metrics().await;
+        let status =
+            |code: &str| metric(&m, "hookbridge_ingress_requests_total", &[("status", code)]);
+        let (cut, refused) = (status("408"), status("429"));
+        if cut + refused >= 1100.0 || Instant::now() > deadline {
+            break (cut, refused);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     stop.cancel();
     assert_served(&broker, &topic, &sent, "1,100 stalled bodies").await;
-    let m = hb.metrics().await;
-    let status = |code: &str| metric(&m, "hookbridge_ingress_requests_total", &[("status", code)]);
-    let (cut, refused) = (status("408"), status("429"));
     // Cut-off bodies are charged to their address (probation is decided once a body is
     // in, so stalled bodies are cut off rather than refused; see
     // slow_bodies_from_a_provider_s_own_address_do_not_hold_its_probation_slots).
@@ -507,11 +538,9 @@ async fn admin_listener_has_the_header_timeout_and_connection_cap() {
         ],
     )
     .await;
-    let mut idle = Vec::new();
-    for _ in 0..4 {
-        idle.push(TcpStream::connect(("127.0.0.1", hb.admin)).await.unwrap());
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The readiness probe's own connection may still hold a slot for a moment; idle
+    // connections the listener closed for it are replaced until all four are held.
+    let mut idle = hold_idle_connections(hb.admin, 4).await;
     let mut extra = TcpStream::connect(("127.0.0.1", hb.admin)).await.unwrap();
     let _ = extra
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -531,9 +560,49 @@ async fn admin_listener_has_the_header_timeout_and_connection_cap() {
             .ok();
     }
     drop(idle);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let r = reqwest::get(hb.admin_url("/healthz")).await.unwrap();
-    assert_eq!(r.status(), 200);
+    // Their slots are given back as the listener sees them close.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match reqwest::get(hb.admin_url("/healthz")).await {
+            Ok(r) => {
+                assert_eq!(r.status(), 200);
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "the admin port does not serve again: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `n` idle connections to `port`, each seen still open after the others were accepted:
+/// one the listener closed at once (its slots were briefly taken by someone else) is
+/// replaced.
+async fn hold_idle_connections(port: u16, n: usize) -> Vec<TcpStream> {
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..50 {
+        while held.len() < n {
+            held.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+        }
+        let mut open = Vec::new();
+        for mut s in held.drain(..) {
+            let mut byte = [0u8; 1];
+            // Still open: nothing to read within the wait. Closed: EOF or an error.
+            if tokio::time::timeout(Duration::from_millis(300), s.read(&mut byte))
+                .await
+                .is_err()
+            {
+                open.push(s);
+            }
+        }
+        if open.len() == n {
+            return open;
+        }
+        held = open;
+    }
+    panic!("could not hold {n} idle connections to port {port}");
 }
 
 /// A TCP connection from `from` (any 127.0.0.0/8 address works on Linux loopback).
