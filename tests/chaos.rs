@@ -1028,9 +1028,9 @@ fn committed_with_metadata(
 
 /// A partition whose finished-offset map would be larger than the broker's
 /// `offset.metadata.max.bytes` (100 bytes here), with `kafka.commit_metadata_max_bytes`
-/// set below it as the README says: the map is cut to fit, the watermark commits, the
+/// set below it as docs/configuration.md says: the map is cut to fit, the watermark commits, the
 /// other partition's map lands, and nothing is lost. (With the budget above the broker's
-/// limit, Apache Kafka 4.4 refuses the whole commit request: see the README.)
+/// limit, Apache Kafka 4.4 refuses the whole commit request: see docs/chaos.md.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_map_cut_to_the_brokers_metadata_limit_still_commits_the_watermark() {
     let cluster = Cluster::start_with(1, "offset.metadata.max.bytes=100");

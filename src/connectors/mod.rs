@@ -239,8 +239,9 @@ mod tests {
         }
     }
 
-    /// One source and one sink setting every key the README documents for them; the
-    /// README is read too, so a key documented there but not set here fails the test.
+    /// One source and one sink setting every key `docs/configuration.md` documents for
+    /// them; that page is read too, so a key documented there but not set here fails the
+    /// test.
     const KITCHEN_SOURCE: &str = r#"
 [source]
 name = "kitchen-in"
@@ -286,15 +287,18 @@ tls = { }
 format = "cloudevents-structured"
 "#;
 
-    /// The keys of the README's `[source]` example and of its sink key table.
+    /// The keys of `docs/configuration.md`'s `[source]` example and of its sink key table.
     fn documented_keys() -> Vec<String> {
-        let readme = include_str!("../../README.md");
+        let doc = include_str!("../../docs/configuration.md");
         let section = |from: &str, to: &str| {
-            let start = readme.find(from).expect("README section");
-            let end = start + readme[start..].find(to).expect("README section end");
-            &readme[start..end]
+            let start = doc.find(from).expect("docs/configuration.md section");
+            let end = start
+                + doc[start..]
+                    .find(to)
+                    .expect("docs/configuration.md section end");
+            &doc[start..end]
         };
-        let source = section("## Source connectors", "### Providers");
+        let source = section("## Source connectors", "### Responses");
         let sink = section("## Sink connectors", "### Delivery");
         let example_keys = source
             .lines()
@@ -318,12 +322,15 @@ format = "cloudevents-structured"
     fn kitchen_sink_sets_every_documented_key_and_loads() {
         let text = format!("{KITCHEN_SOURCE}\n{KITCHEN_SINK}");
         let keys = documented_keys();
-        assert!(keys.len() > 20, "README sections not found: {keys:?}");
+        assert!(
+            keys.len() > 20,
+            "docs/configuration.md sections not found: {keys:?}"
+        );
         for key in keys {
             let leaf = key.rsplit('.').next().unwrap_or(&key);
             assert!(
                 text.contains(&format!("{leaf} = ")),
-                "README documents {key:?}; set it in the kitchen sink"
+                "docs/configuration.md documents {key:?}; set it in the kitchen sink"
             );
         }
         let mut out = Connectors::default();

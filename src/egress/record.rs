@@ -102,7 +102,7 @@ unsafe fn read_headers(hdrs: *const rdsys::rd_kafka_headers_t) -> (Vec<(String, 
             break;
         }
         // librdkafka keeps each name NUL-terminated and gives no length: a name with a
-        // NUL byte in it reads up to the NUL (see the README on record headers).
+        // NUL byte in it reads up to the NUL (docs/configuration.md, Delivery, on record headers).
         let name = std::ffi::CStr::from_ptr(name).to_bytes();
         let name = match std::str::from_utf8(name) {
             Ok(n) => n.to_owned(),
@@ -166,8 +166,8 @@ mod tests {
 
     #[test]
     fn a_header_name_with_a_nul_byte_reads_up_to_the_nul() {
-        // librdkafka gives names as C strings without their length: what the README
-        // says forwarding and dead letters keep of such a name.
+        // librdkafka gives names as C strings without their length: what
+        // docs/configuration.md says forwarding and dead letters keep of such a name.
         let owned = raw_headers(&[(b"x-a\0b", Some(b"1")), (b"x-ok", Some(b"2"))]);
         let ptr = owned.as_borrowed() as *const _ as *const rdsys::rd_kafka_headers_t;
         let (headers, lossy) = unsafe { read_headers(ptr) };

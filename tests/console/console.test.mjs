@@ -5,7 +5,7 @@
 //
 // env: CONSOLE_BASE, CONSOLE_TOKEN, FIX_URL, SECRETS (comma separated values that must
 // never appear on a page), RECORD_ID (webhook-id of the record), MODE (`full` or
-// `read-only`), SCREENSHOTS (directory for the README's pictures; optional).
+// `read-only`), SCREENSHOTS (directory for docs/operations.md's pictures; optional).
 import { chromium } from 'playwright-core';
 
 const env = (k) => {

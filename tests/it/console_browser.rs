@@ -3,8 +3,8 @@
 //! answering 500 then 400 gives a failure row, the dead-lettered record opens with its
 //! `<script>` body as text, it is redriven once the destination is fixed and delivered;
 //! anonymous requests get 401/403, a POST without the CSRF token 403, `read_only` hides
-//! and refuses actions, and no secret value is on any page. Writes the README's
-//! screenshots to `docs/console/`.
+//! and refuses actions, and no secret value is on any page. Writes the
+//! screenshots of docs/operations.md to `docs/console/`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

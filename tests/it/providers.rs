@@ -3,7 +3,7 @@
 //! them (tampered, stale, future, malformed, rotated or unknown secret, empty and 1 MiB
 //! bodies, non-canonical encodings), and judged by those libraries. hookbridge's verdict
 //! must equal the library's, except for the deliberate differences listed here (and in
-//! the README), each of which must still be observed — so a list entry cannot go stale.
+//! docs/providers.md), each of which must still be observed — so a list entry cannot go stale.
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -3,7 +3,7 @@
 For each provider: a request (headers, body, URL) built with the provider's SDK, then
 changed the ways a sender or an attacker would change it, and the SDK's verdict on each.
 hookbridge must reach the same verdict (tests/it/providers.rs), except for the
-deliberate differences listed there and in the README.
+deliberate differences listed there and in docs/providers.md.
 
 Usage: generate.py OUT.json   (run by scripts/sdk-vectors.sh, which pins the SDKs)
 """

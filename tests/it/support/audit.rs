@@ -404,7 +404,7 @@ impl Judge {
 
 /// The offsets a finished-offset map (`hb1:R:…`, `hb1:B:…`, or `hb2` with a leader epoch
 /// after the base) says are finished, when it was written for `committed` (readers
-/// ignore any other). Decoded here from the README's format, independently of
+/// ignore any other). Decoded here from the format docs/configuration.md describes, independently of
 /// hookbridge's decoder; `None` for no or unreadable metadata.
 fn finished_in_map(meta: &str, committed: i64) -> Option<Vec<i64>> {
     let (version, rest) = meta.split_once(':')?;
