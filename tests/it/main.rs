@@ -1,6 +1,7 @@
 //! hookbridge's integration tests: the real binary against a real Kafka-protocol broker
 //! (Tansu) and real loopback HTTP servers, checked with an independent Kafka client.
 
+mod acks;
 mod check;
 mod console;
 mod console_browser;
