@@ -17,5 +17,6 @@ mod redelivery;
 mod routing;
 mod send;
 mod shaping;
+mod shutdown;
 mod sink_auth;
 mod support;
