@@ -28,22 +28,20 @@ use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Commit, Event};
 use super::record::{Record, TopicPartition};
+use crate::telemetry::control::{ControlEvent, ControlTelemetry};
 use crate::telemetry::{Health, Metrics};
 
 pub use flow::Control;
 pub use poll::poll_thread;
-pub(crate) use poll::sink_failed;
 
 /// Callbacks of one sink's consumer.
 pub struct SinkContext {
-    name: Arc<str>,
+    /// The sink's name and the metrics its control-plane events move.
+    telemetry: ControlTelemetry,
     events: UnboundedSender<Event>,
     drain_timeout: Duration,
     assigned: AtomicBool,
     health: Arc<Health>,
-    lag: prometheus::IntGaugeVec,
-    lossy_header_names: prometheus::IntCounter,
-    commit_failures: prometheus::IntCounter,
     /// When the process must be done stopping: set once, when the stop signal fires
     /// (see [`SinkContext::stopping`]). Every drain and wait after that ends by it, so a
     /// SIGTERM during a revoke drain does not add a second `drain_timeout`.
@@ -69,12 +67,7 @@ impl SinkContext {
     ) -> Self {
         health.sinks_unassigned.fetch_add(1, Ordering::Relaxed);
         Self {
-            lag: metrics.consumer_lag.clone(),
-            lossy_header_names: metrics
-                .lossy_header_names
-                .with_label_values(&[name.as_ref()]),
-            commit_failures: metrics.commit_failures.with_label_values(&[name.as_ref()]),
-            name,
+            telemetry: ControlTelemetry::new(name, metrics),
             events,
             drain_timeout,
             assigned: AtomicBool::new(false),
@@ -206,12 +199,9 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 const POLL_BATCH: usize = 256;
 
 impl SinkContext {
-    fn lag_labels(&self, tp: &TopicPartition) -> [String; 3] {
-        [
-            self.name.to_string(),
-            tp.topic.to_string(),
-            tp.partition.to_string(),
-        ]
+    /// Emits one control-plane event of this sink.
+    fn emit(&self, event: ControlEvent<'_>) {
+        event.emit(&self.telemetry);
     }
 
     /// Sets a held partition's lag; partitions not held here have no series.
@@ -219,19 +209,21 @@ impl SinkContext {
         if !self.assignments().current.contains_key(tp) {
             return;
         }
-        let labels = self.lag_labels(tp);
-        let labels: [&str; 3] = [&labels[0], &labels[1], &labels[2]];
-        self.lag.with_label_values(&labels).set(lag.max(0));
+        self.emit(ControlEvent::LagMeasured {
+            topic: &tp.topic,
+            partition: tp.partition,
+            lag,
+        });
     }
 
     /// The partitions left this member: their lag series go with them.
     fn forget(&self, tps: &[TopicPartition]) {
         self.assignments().revoke(tps);
         for tp in tps {
-            let labels = self.lag_labels(tp);
-            let _ = self
-                .lag
-                .remove_label_values(&[&labels[0], &labels[1], &labels[2]]);
+            self.emit(ControlEvent::PartitionLeft {
+                topic: &tp.topic,
+                partition: tp.partition,
+            });
         }
     }
 

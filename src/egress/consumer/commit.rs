@@ -12,6 +12,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::SinkContext;
 use crate::egress::dispatcher::Commit;
 use crate::egress::record::TopicPartition;
+use crate::telemetry::control::ControlEvent;
 
 /// The commit as librdkafka takes it: every partition named, with its metadata (a commit
 /// without an explicit list would drop the metadata).
@@ -67,28 +68,26 @@ pub(super) fn read_committed(tpl: &TopicPartitionList) -> HashMap<TopicPartition
 }
 
 /// Synchronous commit, used on revoke and shutdown.
-pub(super) fn commit_sync(consumer: &BaseConsumer<SinkContext>, offsets: &[Commit], name: &str) {
+pub(super) fn commit_sync(consumer: &BaseConsumer<SinkContext>, offsets: &[Commit]) {
     if offsets.is_empty() {
         return;
     }
     match consumer.commit(&to_tpl(offsets), CommitMode::Sync) {
-        Ok(()) => tracing::info!(
-            connector = name,
-            partitions = offsets.len(),
-            "committed drained offsets"
-        ),
-        Err(e) => {
-            consumer.context().commit_failures.inc();
-            tracing::warn!(connector = name, error = %e, "commit of drained offsets failed; records after the last commit will be redelivered")
-        }
+        Ok(()) => consumer.context().emit(ControlEvent::DrainCommitted {
+            partitions: offsets.len(),
+        }),
+        Err(e) => consumer
+            .context()
+            .emit(ControlEvent::DrainCommitFailed { error: &e }),
     }
 }
 
 /// Queued commit, on the commit interval; its result comes back to the callbacks.
 pub(super) fn commit_async(consumer: &BaseConsumer<SinkContext>, commits: &[Commit]) {
     if let Err(e) = consumer.commit(&to_tpl(commits), CommitMode::Async) {
-        consumer.context().commit_failures.inc();
-        tracing::warn!(error = %e, "offset commit could not be queued");
+        consumer
+            .context()
+            .emit(ControlEvent::CommitNotQueued { error: &e });
     }
 }
 
@@ -99,14 +98,9 @@ impl ClientContext for SinkContext {
     /// only reaches this log as `COMMITFAIL`. Counted and warned about here, once each.
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         if fac == "COMMITFAIL" {
-            self.commit_failures.inc();
-            if log_message.contains("Offset metadata string too large") {
-                // `check` cannot know the broker's limit; this is where it shows.
-                tracing::warn!(connector = %self.name, error = %log_message,
-                    "offset commit failed: the finished-offset map is over the broker's offset.metadata.max.bytes; set kafka.commit_metadata_max_bytes below it");
-            } else {
-                tracing::warn!(connector = %self.name, error = %log_message, "offset commit failed; it is retried at the next interval");
-            }
+            self.emit(ControlEvent::CommitRefused {
+                message: log_message,
+            });
             return;
         }
         rdkafka::client::DefaultClientContext.log(level, fac, log_message);

@@ -15,6 +15,7 @@ use super::SinkContext;
 use crate::egress::dispatcher::{Commit, PartitionControl};
 use crate::egress::partition::Rewind;
 use crate::egress::record::TopicPartition;
+use crate::telemetry::control::ControlEvent;
 
 /// A flow change for the poll thread, which applies them in order between polls. Each
 /// carries the assignment number of the partition state that asked for it.
@@ -99,19 +100,23 @@ impl FlowState {
     /// retried (resuming without it would skip the records dropped while paused).
     pub(super) fn apply(&mut self, consumer: &BaseConsumer<SinkContext>, flow: Flow) {
         let ctx = consumer.context();
-        let name = &ctx.name;
         if let Flow::Pause(tp, a) | Flow::Resume(tp, a, _) = &flow {
             if !ctx.assignments().is_current(tp, *a) {
-                tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition,
-                    "flow change of an earlier assignment ignored");
+                ctx.emit(ControlEvent::StaleFlowChange {
+                    topic: &tp.topic,
+                    partition: tp.partition,
+                });
                 return;
             }
         }
         match flow {
             Flow::Pause(tp, _) => {
-                tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, "partition paused");
+                ctx.emit(ControlEvent::Paused {
+                    topic: &tp.topic,
+                    partition: tp.partition,
+                });
                 if let Err(e) = consumer.pause(&one(&tp)) {
-                    tracing::warn!(connector = %name, error = %e, "pause failed");
+                    ctx.emit(ControlEvent::PauseFailed { error: &e });
                 }
             }
             Flow::Resume(tp, a, Some(r)) => {
@@ -121,7 +126,10 @@ impl FlowState {
             // A seek still owed must happen before the partition is fetched again: the
             // records it re-reads are the ones the dispatcher waits for.
             Flow::Resume(tp, _, None) if self.pending.contains_key(&tp) => {
-                tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, "resume waits for the owed seek");
+                ctx.emit(ControlEvent::ResumeWaitsForSeek {
+                    topic: &tp.topic,
+                    partition: tp.partition,
+                });
             }
             Flow::Resume(tp, _, None) => resume(consumer, &tp),
             Flow::Release(tp, a) => {
@@ -140,16 +148,23 @@ impl FlowState {
         assignment: u64,
         r: Rewind,
     ) {
-        let name = &consumer.context().name;
+        let ctx = consumer.context();
         match seek(consumer, &tp, r) {
             Ok(()) => {
                 self.epochs.insert(tp.clone(), r.epoch);
-                tracing::debug!(connector = %name, topic = %tp.topic, partition = tp.partition, offset = r.offset, "partition rewound and resumed");
+                ctx.emit(ControlEvent::Rewound {
+                    topic: &tp.topic,
+                    partition: tp.partition,
+                    offset: r.offset,
+                });
                 resume(consumer, &tp);
             }
             Err(e) => {
-                tracing::error!(connector = %name, topic = %tp.topic, partition = tp.partition, error = %e,
-                    "seek back for resume failed; the partition stays paused and the seek is retried");
+                ctx.emit(ControlEvent::SeekFailed {
+                    topic: &tp.topic,
+                    partition: tp.partition,
+                    error: &e,
+                });
                 self.pending.insert(
                     tp,
                     PendingSeek {
@@ -197,6 +212,8 @@ impl FlowState {
 
 fn resume(consumer: &BaseConsumer<SinkContext>, tp: &TopicPartition) {
     if let Err(e) = consumer.resume(&one(tp)) {
-        tracing::warn!(connector = %consumer.context().name, error = %e, "resume failed");
+        consumer
+            .context()
+            .emit(ControlEvent::ResumeFailed { error: &e });
     }
 }

@@ -16,7 +16,7 @@ use super::commit::commit_sync;
 use super::flow::{Flow, FlowState};
 use super::{SinkContext, POLL_BATCH};
 use crate::egress::record::Record;
-use crate::telemetry::Health;
+use crate::telemetry::control::ControlEvent;
 
 /// Interns topic names: one `Arc<str>` per topic, shared by its records.
 #[derive(Default)]
@@ -45,14 +45,10 @@ pub fn poll_thread(
     stop: CancellationToken,
 ) -> bool {
     let ctx = consumer.context();
-    let died = !contain_panic(&ctx.name, &ctx.health, &stop, || {
-        poll_loop(&consumer, &flow, &stop)
-    });
+    let died = !contain_panic(ctx, &stop, || poll_loop(&consumer, &flow, &stop));
     match ctx.drain(Vec::new(), true) {
-        Some(commits) => commit_sync(&consumer, &commits, &ctx.name),
-        None => {
-            tracing::warn!(connector = %ctx.name, "shutdown drain did not answer; committing nothing")
-        }
+        Some(commits) => commit_sync(&consumer, &commits),
+        None => ctx.emit(ControlEvent::ShutdownDrainUnanswered),
     }
     ctx.set_assigned(false);
     // Closing serves one last revoke; the dispatcher is gone by then, so it commits nothing.
@@ -63,8 +59,7 @@ pub fn poll_thread(
 /// Runs `work`; when it panics, marks the sink failed (not ready) and cancels `stop` so
 /// the process shuts down instead of running on without this sink. False on a panic.
 pub(super) fn contain_panic(
-    name: &str,
-    health: &Health,
+    ctx: &SinkContext,
     stop: &CancellationToken,
     work: impl FnOnce(),
 ) -> bool {
@@ -76,21 +71,19 @@ pub(super) fn contain_panic(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            sink_failed(name, health, stop, &what);
+            ctx.failed(stop, &what);
             false
         }
     }
 }
 
-/// A sink's thread or task died: not ready from now on, and the process stops.
-pub(crate) fn sink_failed(name: &str, health: &Health, stop: &CancellationToken, what: &str) {
-    health.sinks_failed.fetch_add(1, Ordering::Relaxed);
-    tracing::error!(
-        connector = name,
-        panic = what,
-        "sink stopped by an internal error; shutting the process down"
-    );
-    stop.cancel();
+impl SinkContext {
+    /// A sink's thread or task died: not ready from now on, and the process stops.
+    pub(crate) fn failed(&self, stop: &CancellationToken, what: &str) {
+        self.health.sinks_failed.fetch_add(1, Ordering::Relaxed);
+        self.emit(ControlEvent::SinkFailed { what });
+        stop.cancel();
+    }
 }
 
 fn poll_loop(
@@ -113,7 +106,9 @@ fn poll_loop(
                 Some(Ok(msg)) => {
                     let (mut record, lossy) = Record::from_message(&msg, topics.get(msg.topic()));
                     if lossy > 0 {
-                        ctx.lossy_header_names.inc_by(lossy as u64);
+                        ctx.emit(ControlEvent::LossyHeaderNames {
+                            count: lossy as u64,
+                        });
                     }
                     record.epoch = state.epoch(&record.tp);
                     if ctx.push(record) >= POLL_BATCH {
@@ -121,7 +116,7 @@ fn poll_loop(
                     }
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(connector = %ctx.name, error = %e, "consumer error");
+                    ctx.emit(ControlEvent::ConsumerError { error: &e });
                     break;
                 }
             }

@@ -16,6 +16,7 @@ use super::{partitions_of, SinkContext};
 use crate::egress::dispatcher::Event;
 use crate::egress::finished::{self, FinishedMap};
 use crate::egress::record::TopicPartition;
+use crate::telemetry::control::ControlEvent;
 
 const COMMITTED_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -28,8 +29,7 @@ impl SinkContext {
         let committed = match consumer.committed_offsets(tpl.clone(), lookup) {
             Ok(c) => read_committed(&c),
             Err(e) => {
-                tracing::warn!(connector = %self.name, error = %e,
-                    "could not read committed metadata; records finished above the committed offsets will be delivered again");
+                self.emit(ControlEvent::CommittedUnreadable { error: &e });
                 HashMap::new()
             }
         };
@@ -42,8 +42,10 @@ impl SinkContext {
                 let resumed = committed.get(&tp).and_then(|(offset, metadata)| {
                     let map = finished::decode(metadata, *offset);
                     if map.is_none() && !metadata.is_empty() {
-                        tracing::info!(connector = %self.name, topic = %tp.topic, partition = tp.partition,
-                            "commit metadata is not a finished-offset map of this offset; replaying from the committed offset");
+                        self.emit(ControlEvent::NotAFinishedMap {
+                            topic: &tp.topic,
+                            partition: tp.partition,
+                        });
                     }
                     map
                 });
@@ -88,17 +90,18 @@ impl ConsumerContext for SinkContext {
             // already, so draining would deliver beside it and its commit is refused
             // anyway. Drop their states at once instead.
             if consumer.assignment_lost() {
-                tracing::warn!(connector = %self.name, partitions = partitions.len(),
-                    "assignment lost; dropping its partitions without a drain or commit");
+                self.emit(ControlEvent::Lost {
+                    partitions: partitions.len(),
+                });
                 self.lose(partitions);
                 return;
             }
-            tracing::info!(connector = %self.name, partitions = partitions.len(), "partitions revoked; draining");
+            self.emit(ControlEvent::Revoked {
+                partitions: partitions.len(),
+            });
             match self.drain(partitions, false) {
-                Some(offsets) => commit_sync(consumer, &offsets, &self.name),
-                None => {
-                    tracing::debug!(connector = %self.name, "dispatcher already stopped; nothing to commit")
-                }
+                Some(offsets) => commit_sync(consumer, &offsets),
+                None => self.emit(ControlEvent::DispatcherStopped),
             }
         }
     }
@@ -109,7 +112,9 @@ impl ConsumerContext for SinkContext {
         // a rollout.
         match rebalance {
             Rebalance::Assign(tpl) => {
-                tracing::info!(connector = %self.name, partitions = tpl.count(), "partitions assigned");
+                self.emit(ControlEvent::Assigned {
+                    partitions: tpl.count(),
+                });
                 self.announce_assignment(consumer, tpl);
                 self.set_assigned(true);
             }
@@ -119,7 +124,7 @@ impl ConsumerContext for SinkContext {
             Rebalance::Error(e) => {
                 // librdkafka has taken the whole assignment away: whatever is still
                 // delivering may belong to another member by now.
-                tracing::warn!(connector = %self.name, error = %e, "rebalance error; dropping every partition");
+                self.emit(ControlEvent::RebalanceFailed { error: e });
                 self.forget_all();
                 self.flush();
                 let _ = self.events.send(Event::Unassigned);
@@ -130,8 +135,10 @@ impl ConsumerContext for SinkContext {
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(e) = result {
-            self.commit_failures.inc();
-            tracing::warn!(connector = %self.name, error = %e, partitions = offsets.count(), "offset commit failed; it is retried at the next interval");
+            self.emit(ControlEvent::CommitFailed {
+                error: &e,
+                partitions: offsets.count(),
+            });
         }
     }
 }

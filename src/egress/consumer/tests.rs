@@ -5,12 +5,21 @@ use super::*;
 
 #[test]
 fn a_panic_in_a_sink_thread_takes_readiness_down_and_stops_the_process() {
-    let health = Health::default();
+    let health = Arc::new(Health::default());
     health.broker_reachable.store(true, Ordering::Relaxed);
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = SinkContext::new(
+        "orders".into(),
+        tx,
+        Duration::from_secs(1),
+        health.clone(),
+        &Metrics::new(),
+    );
+    ctx.assigned_for_test(&[]);
     let stop = CancellationToken::new();
-    assert!(contain_panic("orders", &health, &stop, || {}));
+    assert!(contain_panic(&ctx, &stop, || {}));
     assert!(health.ready() && !stop.is_cancelled());
-    assert!(!contain_panic("orders", &health, &stop, || panic!("bug")));
+    assert!(!contain_panic(&ctx, &stop, || panic!("bug")));
     assert!(!health.ready(), "/readyz must go down");
     assert!(stop.is_cancelled(), "the process must shut down");
 }
