@@ -39,49 +39,30 @@ impl ControlTelemetry {
 /// Something the consumer's control plane did or could not do.
 pub enum ControlEvent<'a> {
     /// The group gave this member partitions.
-    Assigned {
-        partitions: usize,
-    },
+    Assigned { partitions: usize },
     /// The committed offsets of new partitions could not be read: records finished
     /// above them are delivered again.
-    CommittedUnreadable {
-        error: &'a dyn Display,
-    },
+    CommittedUnreadable { error: &'a dyn Display },
     /// A partition's commit metadata is not a finished-offset map of its offset (another
     /// client wrote it, or an older format): the partition replays from the offset.
-    NotAFinishedMap {
-        topic: &'a str,
-        partition: i32,
-    },
+    NotAFinishedMap { topic: &'a str, partition: i32 },
     /// Partitions are being revoked: drained, then committed.
-    Revoked {
-        partitions: usize,
-    },
+    Revoked { partitions: usize },
     /// The assignment was lost (session timed out, poll interval exceeded): its
     /// partitions go without a drain or a commit.
-    Lost {
-        partitions: usize,
-    },
+    Lost { partitions: usize },
     /// A revoke found the dispatcher stopped: nothing to commit.
     DispatcherStopped,
     /// librdkafka took the whole assignment away.
-    RebalanceFailed {
-        error: &'a dyn Display,
-    },
+    RebalanceFailed { error: &'a dyn Display },
     /// The shutdown drain got no answer in time: nothing is committed.
     ShutdownDrainUnanswered,
     /// A synchronous commit of drained partitions (revoke, shutdown) succeeded.
-    DrainCommitted {
-        partitions: usize,
-    },
+    DrainCommitted { partitions: usize },
     /// A synchronous commit of drained partitions failed.
-    DrainCommitFailed {
-        error: &'a dyn Display,
-    },
+    DrainCommitFailed { error: &'a dyn Display },
     /// An asynchronous commit could not even be queued.
-    CommitNotQueued {
-        error: &'a dyn Display,
-    },
+    CommitNotQueued { error: &'a dyn Display },
     /// librdkafka's commit callback reported a failed commit.
     CommitFailed {
         error: &'a dyn Display,
@@ -89,30 +70,17 @@ pub enum ControlEvent<'a> {
     },
     /// librdkafka logged a failed commit (`COMMITFAIL`): how a refused asynchronous
     /// commit shows, since no callback hears of it.
-    CommitRefused {
-        message: &'a str,
-    },
+    CommitRefused { message: &'a str },
     /// A flow change sent for an earlier assignment of the partition was ignored.
-    StaleFlowChange {
-        topic: &'a str,
-        partition: i32,
-    },
+    StaleFlowChange { topic: &'a str, partition: i32 },
     /// The dispatcher paused a partition.
-    Paused {
-        topic: &'a str,
-        partition: i32,
-    },
-    PauseFailed {
-        error: &'a dyn Display,
-    },
-    ResumeFailed {
-        error: &'a dyn Display,
-    },
+    Paused { topic: &'a str, partition: i32 },
+    /// librdkafka refused to pause a partition.
+    PauseFailed { error: &'a dyn Display },
+    /// librdkafka refused to resume a partition.
+    ResumeFailed { error: &'a dyn Display },
     /// A resume waits until the seek still owed for the partition is done.
-    ResumeWaitsForSeek {
-        topic: &'a str,
-        partition: i32,
-    },
+    ResumeWaitsForSeek { topic: &'a str, partition: i32 },
     /// A partition was sought back to `offset` and resumed.
     Rewound {
         topic: &'a str,
@@ -127,17 +95,11 @@ pub enum ControlEvent<'a> {
     },
     /// The sink's poll thread or dispatcher died on an internal error (`what`, a panic's
     /// message): the process shuts down.
-    SinkFailed {
-        what: &'a str,
-    },
+    SinkFailed { what: &'a str },
     /// A poll returned an error.
-    ConsumerError {
-        error: &'a dyn Display,
-    },
+    ConsumerError { error: &'a dyn Display },
     /// Polled records had header names that are not UTF-8 (read lossily).
-    LossyHeaderNames {
-        count: u64,
-    },
+    LossyHeaderNames { count: u64 },
     /// librdkafka's statistics measured a held partition's committed-offset lag.
     LagMeasured {
         topic: &'a str,
@@ -145,10 +107,7 @@ pub enum ControlEvent<'a> {
         lag: i64,
     },
     /// A partition left this member: its lag series goes with it.
-    PartitionLeft {
-        topic: &'a str,
-        partition: i32,
-    },
+    PartitionLeft { topic: &'a str, partition: i32 },
 }
 
 /// What librdkafka says when the finished-offset map is over the broker's limit.

@@ -3,18 +3,17 @@ use rdkafka::ClientContext;
 use super::poll::contain_panic;
 use super::*;
 
+/// The context of sink "orders", its dispatcher channel dropped.
+fn context(health: Arc<Health>, metrics: &Metrics) -> SinkContext {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    SinkContext::new("orders".into(), tx, Duration::from_secs(1), health, metrics)
+}
+
 #[test]
 fn a_panic_in_a_sink_thread_takes_readiness_down_and_stops_the_process() {
     let health = Arc::new(Health::default());
     health.broker_reachable.store(true, Ordering::Relaxed);
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let ctx = SinkContext::new(
-        "orders".into(),
-        tx,
-        Duration::from_secs(1),
-        health.clone(),
-        &Metrics::new(),
-    );
+    let ctx = context(health.clone(), &Metrics::new());
     ctx.assigned_for_test(&[]);
     let stop = CancellationToken::new();
     assert!(contain_panic(&ctx, &stop, || {}));
@@ -68,15 +67,8 @@ fn flow_changes_of_an_earlier_assignment_are_not_current() {
 
 #[test]
 fn a_commit_librdkafka_reports_as_failed_is_counted() {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let metrics = Metrics::new();
-    let ctx = SinkContext::new(
-        "orders".into(),
-        tx,
-        Duration::from_secs(1),
-        Arc::new(Health::default()),
-        &metrics,
-    );
+    let ctx = context(Arc::new(Health::default()), &metrics);
     ctx.log(
         rdkafka::config::RDKafkaLogLevel::Warning,
         "COMMITFAIL",
@@ -95,15 +87,8 @@ fn a_commit_librdkafka_reports_as_failed_is_counted() {
 
 #[test]
 fn a_partition_s_lag_series_leaves_with_the_partition() {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let metrics = Metrics::new();
-    let ctx = SinkContext::new(
-        "orders".into(),
-        tx,
-        Duration::from_secs(1),
-        Arc::new(Health::default()),
-        &metrics,
-    );
+    let ctx = context(Arc::new(Health::default()), &metrics);
     let tp = TopicPartition {
         topic: "orders".into(),
         partition: 3,
