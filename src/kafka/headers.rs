@@ -13,8 +13,9 @@ pub const CONTENT_TYPE: &str = "content-type";
 /// The webhook's event type (a source's `event_type`): read by sink filters, URL
 /// templates and CloudEvents.
 pub const EVENT_TYPE: &str = "hookbridge-event-type";
-/// W3C trace context, carried from the incoming webhook to the outgoing POST.
-pub const TRACEPARENT: &str = "traceparent";
+/// W3C trace context, carried from the incoming webhook to the outgoing POST: the W3C
+/// header's own name, which the trace context module owns.
+pub const TRACEPARENT: &str = crate::telemetry::trace::TRACEPARENT;
 /// Prefix of the dead-letter headers: how those of an earlier round are recognised and
 /// stripped (in any case) before a record is dead-lettered again.
 pub const DLQ_PREFIX: &str = "hookbridge-dlq-";
