@@ -110,6 +110,10 @@ pub enum ControlEvent<'a> {
     PartitionLeft { topic: &'a str, partition: i32 },
 }
 
+/// The target of every control-plane line: the consumer module's, where these lines were
+/// written before they became events, so `RUST_LOG` filters on it keep working.
+const TARGET: &str = "hookbridge::egress::consumer";
+
 /// What librdkafka says when the finished-offset map is over the broker's limit.
 const METADATA_TOO_LARGE: &str = "Offset metadata string too large";
 
@@ -118,68 +122,71 @@ impl ControlEvent<'_> {
         let connector = &*t.name;
         match *self {
             ControlEvent::Assigned { partitions } => {
-                tracing::info!(connector, partitions, "partitions assigned");
+                tracing::info!(target: TARGET,connector, partitions, "partitions assigned");
             }
             ControlEvent::CommittedUnreadable { error } => {
-                tracing::warn!(connector, error = %error,
+                tracing::warn!(target: TARGET,connector, error = %error,
                     "could not read committed metadata; records finished above the committed offsets will be delivered again");
             }
             ControlEvent::NotAFinishedMap { topic, partition } => {
-                tracing::info!(connector, topic, partition,
+                tracing::info!(target: TARGET,connector, topic, partition,
                     "commit metadata is not a finished-offset map of this offset; replaying from the committed offset");
             }
             ControlEvent::Revoked { partitions } => {
-                tracing::info!(connector, partitions, "partitions revoked; draining");
+                tracing::info!(target: TARGET,connector, partitions, "partitions revoked; draining");
             }
             ControlEvent::Lost { partitions } => {
                 tracing::warn!(
+                    target: TARGET,
                     connector,
                     partitions,
                     "assignment lost; dropping its partitions without a drain or commit"
                 );
             }
             ControlEvent::DispatcherStopped => {
-                tracing::debug!(connector, "dispatcher already stopped; nothing to commit");
+                tracing::debug!(target: TARGET,connector, "dispatcher already stopped; nothing to commit");
             }
             ControlEvent::RebalanceFailed { error } => {
-                tracing::warn!(connector, error = %error, "rebalance error; dropping every partition");
+                tracing::warn!(target: TARGET,connector, error = %error, "rebalance error; dropping every partition");
             }
             ControlEvent::ShutdownDrainUnanswered => {
                 tracing::warn!(
+                    target: TARGET,
                     connector,
                     "shutdown drain did not answer; committing nothing"
                 );
             }
             ControlEvent::DrainCommitted { partitions } => {
-                tracing::info!(connector, partitions, "committed drained offsets");
+                tracing::info!(target: TARGET,connector, partitions, "committed drained offsets");
             }
             ControlEvent::DrainCommitFailed { error } => {
                 t.commit_failures.inc();
-                tracing::warn!(connector, error = %error,
+                tracing::warn!(target: TARGET,connector, error = %error,
                     "commit of drained offsets failed; records after the last commit will be redelivered");
             }
             ControlEvent::CommitNotQueued { error } => {
                 t.commit_failures.inc();
-                tracing::warn!(connector, error = %error, "offset commit could not be queued");
+                tracing::warn!(target: TARGET,connector, error = %error, "offset commit could not be queued");
             }
             ControlEvent::CommitFailed { error, partitions } => {
                 t.commit_failures.inc();
-                tracing::warn!(connector, error = %error, partitions,
+                tracing::warn!(target: TARGET,connector, error = %error, partitions,
                     "offset commit failed; it is retried at the next interval");
             }
             ControlEvent::CommitRefused { message } => {
                 t.commit_failures.inc();
                 if message.contains(METADATA_TOO_LARGE) {
                     // `check` cannot know the broker's limit; this is where it shows.
-                    tracing::warn!(connector, error = %message,
+                    tracing::warn!(target: TARGET,connector, error = %message,
                         "offset commit failed: the finished-offset map is over the broker's offset.metadata.max.bytes; set kafka.commit_metadata_max_bytes below it");
                 } else {
-                    tracing::warn!(connector, error = %message,
+                    tracing::warn!(target: TARGET,connector, error = %message,
                         "offset commit failed; it is retried at the next interval");
                 }
             }
             ControlEvent::StaleFlowChange { topic, partition } => {
                 tracing::debug!(
+                    target: TARGET,
                     connector,
                     topic,
                     partition,
@@ -187,16 +194,17 @@ impl ControlEvent<'_> {
                 );
             }
             ControlEvent::Paused { topic, partition } => {
-                tracing::debug!(connector, topic, partition, "partition paused");
+                tracing::debug!(target: TARGET,connector, topic, partition, "partition paused");
             }
             ControlEvent::PauseFailed { error } => {
-                tracing::warn!(connector, error = %error, "pause failed");
+                tracing::warn!(target: TARGET,connector, error = %error, "pause failed");
             }
             ControlEvent::ResumeFailed { error } => {
-                tracing::warn!(connector, error = %error, "resume failed");
+                tracing::warn!(target: TARGET,connector, error = %error, "resume failed");
             }
             ControlEvent::ResumeWaitsForSeek { topic, partition } => {
                 tracing::debug!(
+                    target: TARGET,
                     connector,
                     topic,
                     partition,
@@ -209,6 +217,7 @@ impl ControlEvent<'_> {
                 offset,
             } => {
                 tracing::debug!(
+                    target: TARGET,
                     connector,
                     topic,
                     partition,
@@ -221,18 +230,19 @@ impl ControlEvent<'_> {
                 partition,
                 error,
             } => {
-                tracing::error!(connector, topic, partition, error = %error,
+                tracing::error!(target: TARGET,connector, topic, partition, error = %error,
                     "seek back for resume failed; the partition stays paused and the seek is retried");
             }
             ControlEvent::SinkFailed { what } => {
                 tracing::error!(
+                    target: TARGET,
                     connector,
                     panic = what,
                     "sink stopped by an internal error; shutting the process down"
                 );
             }
             ControlEvent::ConsumerError { error } => {
-                tracing::warn!(connector, error = %error, "consumer error");
+                tracing::warn!(target: TARGET,connector, error = %error, "consumer error");
             }
             ControlEvent::LossyHeaderNames { count } => t.lossy_header_names.inc_by(count),
             ControlEvent::LagMeasured {
@@ -414,6 +424,7 @@ mod tests {
                     assert_eq!(lines[0]["level"], level, "{text}");
                     assert_eq!(lines[0]["message"], message, "{text}");
                     assert_eq!(lines[0]["connector"], "orders", "{text}");
+                    assert_eq!(lines[0]["target"], TARGET, "{text}");
                 }
                 None => assert!(lines.is_empty(), "a metric-only event logged: {text}"),
             }
