@@ -13,6 +13,7 @@
 pub(crate) mod admin;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connectors;
 pub(crate) mod console;

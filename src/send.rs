@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context};
 
@@ -20,7 +19,7 @@ pub async fn send(
     let source = connectors
         .source(name)
         .ok_or_else(|| anyhow!("no source connector named {name:?}"))?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
+    let now = crate::clock::unix_secs();
     let body: Vec<u8> = match body {
         Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
         None => source.verifier.sample_body_at(now).to_vec(),

@@ -170,7 +170,7 @@ pub(crate) async fn run_sink(
     // ends it (its drain finds the dispatcher gone and commits nothing).
     let dispatcher_died = dispatching.await.is_err();
     if dispatcher_died {
-        consumer::sink_failed(&name, &health, &stop, "dispatcher");
+        consumer.context().failed(&stop, "dispatcher");
     }
     let poller_died = tokio::task::spawn_blocking(move || {
         let died = poller.join().unwrap_or(true);

@@ -52,10 +52,7 @@ mod tests {
     fn verifies_with_the_standardwebhooks_crate() {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let signer = Signer::new(&Secret::new(secret)).unwrap();
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
+        let ts = crate::clock::unix_secs();
         let body = br#"{"type":"order.created"}"#;
         let sig = signer.sign("orders-0-42", ts, body);
         let wh = standardwebhooks::Webhook::new(secret).unwrap();

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -271,7 +271,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         headers: req.headers,
         body: &body,
         url: &url,
-        now: unix_now(),
+        now: crate::clock::unix_secs(),
     };
     let verified = match verify(ing, endpoint, req.client, &request) {
         Ok(verified) => verified,
@@ -406,12 +406,6 @@ fn signed_url(
     peer: Option<IpAddr>,
 ) -> Result<String, UrlError> {
     (source.signed_url).resolve(uri.path(), uri.query(), headers, peer)
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Record headers: the forwarded HTTP headers and the event type, then hookbridge's own.

@@ -1,14 +1,15 @@
 //! The wire formats hookbridge puts into Kafka records, each written and read by one piece
 //! of code: the headers of an ingested webhook record, the dead-letter envelope
 //! (`hookbridge-dlq-*`, written by egress and read back by `dlq redrive`) and the names of
-//! the Standard Webhooks headers of an outgoing request.
+//! the Standard Webhooks headers of an outgoing request. The Kafka header names
+//! themselves live in [`headers`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rdkafka::message::{Header, OwnedHeaders};
 
-use super::headers;
+use super::headers::{self, dlq};
 
 /// Outgoing request: `<topic>-<partition>-<offset>`, stable across redeliveries.
 pub const WEBHOOK_ID: &str = "webhook-id";
@@ -16,47 +17,6 @@ pub const WEBHOOK_ID: &str = "webhook-id";
 pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 /// Outgoing request: `v1,<base64>` Standard Webhooks signature.
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
-
-/// Names of the dead-letter headers. Each starts with [`headers::DLQ_PREFIX`], which is
-/// how stale ones are recognised and stripped.
-pub mod dlq {
-    /// `permanent` or `exhausted`.
-    pub const REASON: &str = "hookbridge-dlq-reason";
-    /// Last failure class (`4xx`, `5xx`, `timeout`, …).
-    pub const ERROR: &str = "hookbridge-dlq-error";
-    /// Last HTTP status; empty when there was none.
-    pub const STATUS: &str = "hookbridge-dlq-status";
-    pub const ATTEMPTS: &str = "hookbridge-dlq-attempts";
-    pub const FIRST_ATTEMPT: &str = "hookbridge-dlq-first-attempt";
-    pub const LAST_ATTEMPT: &str = "hookbridge-dlq-last-attempt";
-    /// Where the record came from.
-    pub const TOPIC: &str = "hookbridge-dlq-topic";
-    pub const PARTITION: &str = "hookbridge-dlq-partition";
-    pub const OFFSET: &str = "hookbridge-dlq-offset";
-    /// The sink that dead-lettered it: a DLQ topic may be shared by several sinks.
-    pub const CONNECTOR: &str = "hookbridge-dlq-connector";
-    /// The start of the destination's answer.
-    pub const RESPONSE: &str = "hookbridge-dlq-response";
-    /// Present only when the record was cut to fit the DLQ topic: the original value's
-    /// size in bytes (the value kept is its start; original headers may be left out).
-    pub const TRUNCATED: &str = "hookbridge-dlq-truncated";
-
-    /// Every dead-letter header, in the order they are written.
-    #[cfg(test)]
-    pub const ALL: [&str; 11] = [
-        REASON,
-        ERROR,
-        STATUS,
-        ATTEMPTS,
-        FIRST_ATTEMPT,
-        LAST_ATTEMPT,
-        TOPIC,
-        PARTITION,
-        OFFSET,
-        CONNECTOR,
-        RESPONSE,
-    ];
-}
 
 /// Largest slice of the destination's response body kept in a dead-letter record.
 pub const RESPONSE_EXCERPT: usize = 1024;

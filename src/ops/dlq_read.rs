@@ -4,7 +4,7 @@
 //! a redrive would handle.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -126,7 +126,7 @@ struct Bounds {
 
 impl Bounds {
     fn at_start(consumer: &BaseConsumer, dlq: &str) -> Result<Self, OpsError> {
-        let started_ms = super::unix_ms(SystemTime::now());
+        let started_ms = crate::clock::unix_millis();
         let (mut listed, mut low) = (HashMap::new(), HashMap::new());
         for p in super::partitions(consumer, dlq)? {
             let (first, high) = consumer

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -43,7 +43,8 @@ pub struct Filter {
 
 impl Filter {
     fn admits(&self, s: &Summary) -> bool {
-        self.since.is_none_or(|t| s.time_ms >= super::unix_ms(t))
+        self.since
+            .is_none_or(|t| s.time_ms >= crate::clock::millis_of(t))
             && self.reason.as_deref().is_none_or(|r| s.reason == r)
             && self.status.is_none_or(|f| f.admits(s.status))
     }
@@ -520,12 +521,11 @@ pub(crate) fn dlq_topic(connectors: &Connectors, connector: &str) -> Result<Stri
 fn dlq_time_ms(msg: &BorrowedMessage<'_>, env: &DeadLetterEnvelope) -> i64 {
     msg.timestamp()
         .to_millis()
-        .unwrap_or_else(|| super::unix_ms(env.last_attempt))
+        .unwrap_or_else(|| crate::clock::millis_of(env.last_attempt))
 }
 
 fn rfc3339_ms(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(t).to_string()
+    humantime::format_rfc3339_millis(crate::clock::at_millis(ms)).to_string()
 }
 
 /// Whether line breaks and tabs survive escaping (a body preview) or are escaped too (a
@@ -689,7 +689,7 @@ mod tests {
         let s = summary(5_000, 1);
         let f =
             |reason: Option<&str>, status: Option<StatusFilter>, since_ms: Option<u64>| Filter {
-                since: since_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+                since: since_ms.map(|ms| crate::clock::at_millis(ms as i64)),
                 reason: reason.map(str::to_owned),
                 status,
                 last_per_partition: None,

@@ -5,7 +5,7 @@ pub mod inspect;
 pub mod redrive;
 pub mod replay;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -98,10 +98,4 @@ pub(crate) fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32
         });
     }
     Ok(t.partitions().iter().map(|p| p.id()).collect())
-}
-
-/// Milliseconds since the Unix epoch, the unit of Kafka timestamps.
-fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

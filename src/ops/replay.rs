@@ -127,7 +127,7 @@ fn refuse_live_members(consumer: &BaseConsumer, sink: &Sink) -> Result<(), OpsEr
 
 /// Each partition's resume point and the offset `from` points at.
 fn plan(consumer: &BaseConsumer, sink: &Sink, from: SystemTime) -> Result<Vec<Move>, OpsError> {
-    let ms = super::unix_ms(from);
+    let ms = crate::clock::millis_of(from);
     let mut query = TopicPartitionList::new();
     for topic in &sink.topics {
         for p in super::partitions(consumer, topic)? {

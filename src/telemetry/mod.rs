@@ -1,7 +1,9 @@
 //! Telemetry: the Prometheus registry with every `hookbridge_` metric, per-sink handles
-//! and typed events, readiness, W3C trace context, log setup, and the recent failures
+//! and typed events (the data path's in `sink`, the consumer control plane's in
+//! `control`), readiness, W3C trace context, log setup, and the recent failures
 //! per sink that the operator console shows.
 
+pub(crate) mod control;
 pub(crate) mod failures;
 pub(crate) mod health;
 pub mod logging;

@@ -3,6 +3,10 @@
 use axum::http::HeaderMap;
 use rand::Rng;
 
+/// The W3C header that carries the trace context, on HTTP requests and (the same name,
+/// see `kafka::headers::TRACEPARENT`) on Kafka records.
+pub const TRACEPARENT: &str = "traceparent";
+
 /// True for a well-formed version-00 `traceparent` with non-zero ids. Checked without
 /// allocating: it runs for every webhook and every delivery attempt.
 pub fn is_valid(tp: &str) -> bool {
@@ -26,7 +30,7 @@ pub fn is_valid(tp: &str) -> bool {
 
 /// The request's `traceparent` if valid, else a fresh sampled one.
 pub fn traceparent(headers: &HeaderMap) -> String {
-    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+    if let Some(tp) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) {
         if is_valid(tp) {
             return tp.to_owned();
         }

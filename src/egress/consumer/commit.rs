@@ -1,0 +1,128 @@
+//! Commits of a sink's watermark: synchronous on revoke and shutdown, asynchronous on the
+//! commit interval, each naming its partitions with the finished-offset map as metadata;
+//! reading the committed maps back on assignment; and the librdkafka client callbacks
+//! that report what the commit path cannot hear otherwise (a failed asynchronous commit)
+//! and the committed-offset lag.
+
+use std::collections::HashMap;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::SinkContext;
+use crate::egress::dispatcher::Commit;
+use crate::egress::record::TopicPartition;
+use crate::telemetry::control::ControlEvent;
+
+/// The commit as librdkafka takes it: every partition named, with its metadata (a commit
+/// without an explicit list would drop the metadata).
+fn to_tpl(commits: &[Commit]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(commits.len());
+    for c in commits {
+        let mut e = tpl.add_partition(&c.tp.topic, c.tp.partition);
+        if e.set_offset(Offset::Offset(c.offset)).is_ok() {
+            e.set_metadata(&c.metadata);
+        }
+    }
+    tpl
+}
+
+/// Committed offset and raw metadata per partition. Read from librdkafka's list
+/// directly: the safe accessor panics on metadata that is not UTF-8, which any other
+/// client may have written.
+pub(super) fn read_committed(tpl: &TopicPartitionList) -> HashMap<TopicPartition, (i64, Vec<u8>)> {
+    let mut out = HashMap::new();
+    let raw = tpl.ptr();
+    if raw.is_null() {
+        return out;
+    }
+    // SAFETY: `raw` is the live list owned by `tpl`, borrowed for this function; librdkafka
+    // guarantees `elems` holds `cnt` initialised elements, each with a NUL-terminated topic
+    // and `metadata_size` readable bytes at `metadata` when it is not null.
+    let elems = unsafe {
+        let list = &*raw;
+        if list.elems.is_null() || list.cnt <= 0 {
+            return out;
+        }
+        std::slice::from_raw_parts(list.elems, list.cnt as usize)
+    };
+    for e in elems {
+        if e.topic.is_null() || e.offset < 0 {
+            continue;
+        }
+        let topic = unsafe { std::ffi::CStr::from_ptr(e.topic) }.to_string_lossy();
+        let metadata = if e.metadata.is_null() || e.metadata_size == 0 {
+            Vec::new()
+        } else {
+            unsafe { std::slice::from_raw_parts(e.metadata as *const u8, e.metadata_size) }.to_vec()
+        };
+        out.insert(
+            TopicPartition {
+                topic: topic.as_ref().into(),
+                partition: e.partition,
+            },
+            (e.offset, metadata),
+        );
+    }
+    out
+}
+
+/// Synchronous commit, used on revoke and shutdown.
+pub(super) fn commit_sync(consumer: &BaseConsumer<SinkContext>, offsets: &[Commit]) {
+    if offsets.is_empty() {
+        return;
+    }
+    match consumer.commit(&to_tpl(offsets), CommitMode::Sync) {
+        Ok(()) => consumer.context().emit(ControlEvent::DrainCommitted {
+            partitions: offsets.len(),
+        }),
+        Err(e) => consumer
+            .context()
+            .emit(ControlEvent::DrainCommitFailed { error: &e }),
+    }
+}
+
+/// Queued commit, on the commit interval; its result comes back to the callbacks.
+pub(super) fn commit_async(consumer: &BaseConsumer<SinkContext>, commits: &[Commit]) {
+    if let Err(e) = consumer.commit(&to_tpl(commits), CommitMode::Async) {
+        consumer
+            .context()
+            .emit(ControlEvent::CommitNotQueued { error: &e });
+    }
+}
+
+impl ClientContext for SinkContext {
+    /// librdkafka answers an asynchronous `rd_kafka_commit` to no queue (rust-rdkafka
+    /// sets no `offset_commit_cb`), so [`commit_callback`](ConsumerContext::commit_callback)
+    /// never hears of it; a refusal (`OFFSET_METADATA_TOO_LARGE`, a lost coordinator, …)
+    /// only reaches this log as `COMMITFAIL`. Counted and warned about here, once each.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "COMMITFAIL" {
+            self.emit(ControlEvent::CommitRefused {
+                message: log_message,
+            });
+            return;
+        }
+        rdkafka::client::DefaultClientContext.log(level, fac, log_message);
+    }
+
+    /// librdkafka statistics (every `statistics.interval.ms`): the committed-offset lag
+    /// per partition, i.e. records not yet finished by this group. Only partitions held
+    /// now: librdkafka keeps reporting partitions it fetched before.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for topic in stats.topics.values() {
+            for p in topic.partitions.values() {
+                // -1 is librdkafka's internal "unassigned" partition; negative offsets
+                // mean not known yet.
+                if p.partition < 0 || p.hi_offset < 0 {
+                    continue;
+                }
+                let tp = TopicPartition {
+                    topic: topic.topic.as_str().into(),
+                    partition: p.partition,
+                };
+                self.set_lag(&tp, p.hi_offset - p.committed_offset.max(0));
+            }
+        }
+    }
+}
