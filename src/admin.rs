@@ -12,7 +12,7 @@ use axum::Router;
 
 use crate::config::Settings;
 use crate::console::{self, Console};
-use crate::ingress::server::{ClientAddr, Limits};
+use crate::http::server::{ClientAddr, Limits};
 use crate::telemetry::{Health, Metrics};
 
 #[derive(Clone)]

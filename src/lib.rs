@@ -17,6 +17,7 @@ pub mod config;
 pub mod connectors;
 pub(crate) mod console;
 pub mod egress;
+pub(crate) mod http;
 pub(crate) mod ingress;
 pub mod kafka;
 pub mod ops;

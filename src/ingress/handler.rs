@@ -23,11 +23,11 @@ use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
 use super::replay::{Delivery, ReplayGuard};
 use super::response::Reply;
-use super::server::ClientAddr;
-use super::share::{ShareLimits, Shares};
 use crate::config::rate_limit::RateLimitConfig;
 use crate::config::settings::HttpSettings;
 use crate::connectors::Source;
+use crate::http::server::ClientAddr;
+use crate::http::share::{ShareLimits, Shares};
 use crate::kafka::envelope::IngressHeaders;
 use crate::kafka::producer;
 use crate::telemetry::source::{
