@@ -30,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::settings::HttpSettings;
 
-use super::share::{address_key, Refused, Share, ShareLimits, Shares};
+use super::share::{address_key, Refused, ShareLimits};
+use super::shares::{Share, Shares};
 use super::tls::Tls;
 
 /// Connection-level settings of a listener.

@@ -14,7 +14,8 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use crate::http::share::{Share, ShareLimits, Shares};
+use crate::http::share::ShareLimits;
+use crate::http::shares::{Share, Shares};
 
 /// The first allocation of a body buffer; it grows by doubling as bytes arrive, so a
 /// client that declares a large `Content-Length` and sends little costs little.

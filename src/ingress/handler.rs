@@ -27,7 +27,8 @@ use crate::config::rate_limit::RateLimitConfig;
 use crate::config::settings::HttpSettings;
 use crate::connectors::Source;
 use crate::http::server::ClientAddr;
-use crate::http::share::{ShareLimits, Shares};
+use crate::http::share::ShareLimits;
+use crate::http::shares::Shares;
 use crate::kafka::envelope::IngressHeaders;
 use crate::kafka::producer;
 use crate::telemetry::source::{
