@@ -11,10 +11,10 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin;
+use crate::commands::admin;
+use crate::commands::console::Console;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
-use crate::console::Console;
 use crate::egress::{self, Timing};
 use crate::http;
 use crate::ingress::{self, Ingress};

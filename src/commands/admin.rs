@@ -10,8 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::commands::console::{self, Console};
 use crate::config::Settings;
-use crate::console::{self, Console};
 use crate::http::server::{ClientAddr, Limits};
 use crate::telemetry::{Health, Metrics};
 

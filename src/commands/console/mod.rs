@@ -32,11 +32,11 @@ use axum::{Json, Router};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::ops::inspect::{self, At, Filter};
+use crate::commands::ops::{redrive, replay, OpsError};
 use crate::config::load::Loaded;
 use crate::config::ConfigError;
 use crate::connectors::Connectors;
-use crate::ops::inspect::{self, At, Filter};
-use crate::ops::{redrive, replay, OpsError};
 use crate::telemetry::Metrics;
 use actions::Actions;
 use html::{esc, url, Frame};
