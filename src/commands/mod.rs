@@ -4,7 +4,7 @@
 //!
 //! The console lives here too, although no command line names it: it is pages over the
 //! operator commands (it calls [`ops`] for `dlq show`, redrive and replay) served by
-//! [`admin`], so it depends on one command and is used by another; as a lower layer it
+//! `admin`, so it depends on one command and is used by another; as a lower layer it
 //! would reach up into `ops`.
 
 pub(crate) mod admin;
