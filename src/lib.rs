@@ -4,6 +4,8 @@
 //!   only after the broker acknowledged the record.
 //! * [`egress`]: Kafka records out to HTTP destinations; offsets committed only up to the
 //!   contiguous watermark of finished (delivered or dead-lettered) records.
+//! * `http`: the listener both ports stand on (connection limits, TLS, per-address
+//!   shares), below `ingress` and the admin listener.
 //!
 //! The binary (`src/main.rs`) dispatches to [`commands`], which wire these together from
 //! [`config`] and [`connectors`].
