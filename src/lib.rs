@@ -4,25 +4,24 @@
 //!   only after the broker acknowledged the record.
 //! * [`egress`]: Kafka records out to HTTP destinations; offsets committed only up to the
 //!   contiguous watermark of finished (delivered or dead-lettered) records.
+//! * `http`: the listener both ports stand on (connection limits, TLS, per-address
+//!   shares), below `ingress` and the admin listener.
 //!
-//! The binary (`src/main.rs`) wires these together from [`config`] and [`connectors`].
+//! The binary (`src/main.rs`) dispatches to [`commands`], which wire these together from
+//! [`config`] and [`connectors`].
 //!
 //! Modules are `pub` only where the binary, the benches or the bench examples name them;
 //! everything else is `pub(crate)`, so the compiler reports what nobody uses.
 
-pub(crate) mod admin;
-pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod connectors;
-pub(crate) mod console;
 pub mod egress;
+pub(crate) mod http;
 pub(crate) mod ingress;
 pub mod kafka;
-pub mod ops;
-pub mod run;
-pub mod send;
 pub mod shutdown;
 pub mod telemetry;
 pub mod verify;

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hookbridge::cli::{Cli, Command, DlqCommand, RedriveTo};
+use hookbridge::commands::ops::{inspect, redrive, replay, OpsError};
+use hookbridge::commands::{check, run, send};
 use hookbridge::config::load::{load_settings, Loaded};
 use hookbridge::connectors::{self, Connectors};
-use hookbridge::ops::{inspect, redrive, replay, OpsError};
-use hookbridge::{check, kafka, run, send, shutdown, telemetry};
+use hookbridge::{kafka, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc: records, futures and request parts are allocated and freed at line rate.

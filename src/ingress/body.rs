@@ -1,7 +1,7 @@
 //! Reading a webhook body under the limits an unauthenticated client must not be able to
 //! exceed: a deadline for the whole body, a minimum data rate (so a stalled sender is cut
 //! off within about a second, not at the deadline), `max_body`, and a process-wide budget
-//! of body bytes held in memory, shared out per client address (see [`super::share`]) so
+//! of body bytes held in memory, shared out per client address (see [`crate::http::share`]) so
 //! that no one address can pin it. Memory follows the bytes received — the body is copied
 //! into one growing buffer, never kept as a list of the client's (possibly 1-byte) chunks.
 
@@ -14,7 +14,8 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use super::share::{Share, ShareLimits, Shares};
+use crate::http::share::ShareLimits;
+use crate::http::shares::{Share, Shares};
 
 /// The first allocation of a body buffer; it grows by doubling as bytes arrive, so a
 /// client that declares a large `Content-Length` and sends little costs little.

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::share::address_key as client_key;
 use crate::config::rate_limit::RateLimitConfig;
+use crate::http::share::address_key as client_key;
 
 /// Most addresses remembered as blocked at once; beyond it a failing address is still
 /// answered 429 by the limiter, just not refused before its body is read.

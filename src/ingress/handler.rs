@@ -1,42 +1,41 @@
 //! The webhook handler: route → endpoint check (no body) → method → client budget → body
 //! budget → body (deadline, rate, size) → in-flight cap → handshake that carries no
 //! secret → verify → source rate limit → handshake → key → produce and await the
-//! acknowledgement (then the provider's own answer, if it needs one). Each step either passes the request on or decides the
-//! reply; the record reaches Kafka only after `verify`, and only verified requests are
-//! charged to a source's rate limit.
+//! acknowledgement (then the provider's own answer, if it needs one). Each step either
+//! passes the request on or decides the reply; the record reaches Kafka only after
+//! `verify`, and only verified requests are charged to a source's rate limit. The last
+//! step, the record and its acknowledged production, is [`produce`](mod@produce).
+
+mod produce;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use tokio::sync::Semaphore;
 
 use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
 use super::replay::{Delivery, ReplayGuard};
 use super::response::Reply;
-use super::server::ClientAddr;
-use super::share::{ShareLimits, Shares};
 use crate::config::rate_limit::RateLimitConfig;
 use crate::config::settings::HttpSettings;
 use crate::connectors::Source;
-use crate::kafka::envelope::IngressHeaders;
-use crate::kafka::producer;
-use crate::telemetry::source::{
-    ProduceFailed, SourceTelemetry, WebhookAccepted, WebhookAnswered, WebhookRejected,
-};
-use crate::telemetry::trace;
+use crate::http::server::ClientAddr;
+use crate::http::share::ShareLimits;
+use crate::http::shares::Shares;
+use crate::telemetry::source::{SourceTelemetry, WebhookAnswered, WebhookRejected};
 use crate::telemetry::Metrics;
 use crate::verify::url::UrlError;
 use crate::verify::{Handshake, Verified, WebhookRequest};
+use produce::produce;
 
 /// What bounds the work and memory unauthenticated clients can cause.
 #[derive(Debug, Clone)]
@@ -408,256 +407,5 @@ fn signed_url(
     (source.signed_url).resolve(uri.path(), uri.query(), headers, peer)
 }
 
-/// Record headers: the forwarded HTTP headers and the event type, then hookbridge's own.
-fn record_headers(source: &Source, headers: &HeaderMap, event_type: Option<&[u8]>) -> OwnedHeaders {
-    let forwarded = source
-        .forward_headers
-        .iter()
-        .flat_map(|name| {
-            headers
-                .get_all(name)
-                .iter()
-                .map(move |value| (name.as_str(), value.as_bytes()))
-        })
-        .chain(event_type.map(|t| (crate::kafka::headers::EVENT_TYPE, t)))
-        // A binary-mode CloudEvent's attributes are its `ce-*` headers: kept with it. A
-        // structured one's are in its body: `ce-*` headers beside it are not its own.
-        .chain(
-            headers
-                .iter()
-                .filter(|(name, _)| {
-                    source.cloudevents.is_some()
-                        && name.as_str().starts_with("ce-")
-                        && !crate::connectors::source::is_structured_cloudevent(headers)
-                })
-                .map(|(name, value)| (name.as_str(), value.as_bytes())),
-        );
-    IngressHeaders {
-        source: &source.name,
-        received_at: SystemTime::now(),
-        traceparent: &trace::traceparent(headers),
-        content_type: headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
-    }
-    .build(forwarded)
-}
-
-async fn produce(
-    ing: &Ingress,
-    endpoint: &Endpoint,
-    headers: &HeaderMap,
-    routed: Routed<'_>,
-    verified: Verified<'_>,
-) -> Reply {
-    let body = verified.body();
-    let (source, telemetry) = (&endpoint.source, &endpoint.telemetry);
-    let topic = routed.topic;
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-        .payload(body)
-        .headers(record_headers(source, headers, routed.event_type));
-    if let Some(k) = routed.key {
-        record = record.key(k);
-    }
-    let started = Instant::now();
-    // librdkafka gives up on the record after `message.timeout.ms` (= produce_timeout);
-    // the outer timeout is a backstop so the sender is answered within the deadline even
-    // if the queue itself is stuck. A timed-out record may still land later: the sender
-    // got a 503, retries, and the record is duplicated rather than lost.
-    let sent = tokio::time::timeout(
-        ing.produce_timeout + Duration::from_millis(500),
-        producer::send_acked(&ing.producer, record, ing.produce_timeout),
-    )
-    .await;
-    match sent {
-        Ok(Ok(_acked)) => {
-            if let Some(routing) = &source.routing {
-                routing.produced(topic);
-            }
-            WebhookAccepted {
-                produce_seconds: started.elapsed().as_secs_f64(),
-            }
-            .emit(telemetry);
-            Reply::Accepted
-        }
-        Ok(Err(e)) if producer::is_too_large(&e) => {
-            tracing::error!(source = %source.name, topic = %topic, bytes = body.len(), error = %e, "Kafka refused the webhook as too large: raise the broker's message.max.bytes and the topic's max.message.bytes (see `hookbridge check`), or lower max_body");
-            Reply::RecordTooLarge
-        }
-        Ok(Err(e)) => {
-            ProduceFailed::Refused { topic, error: &e }.emit(telemetry);
-            Reply::Unavailable("Kafka did not acknowledge the record; retry later")
-        }
-        Err(_) => {
-            ProduceFailed::TimedOut { topic }.emit(telemetry);
-            Reply::Unavailable("Kafka did not acknowledge the record in time; retry later")
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    //! The router without a socket: every reply decided before the producer is reached.
-    //! The producer points at a closed port and is never asked to send.
-
-    use std::num::NonZeroU32;
-
-    use axum::http::{Request, StatusCode};
-    use rdkafka::ClientConfig;
-    use tower::ServiceExt;
-
-    use super::*;
-    use crate::connectors::{self, Connectors};
-
-    const SECRET: &str = "router-test-secret";
-
-    fn ingress() -> Router {
-        let mut out = Connectors::default();
-        connectors::load_file(
-            "gh.toml",
-            &format!(
-                "[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"t\"\nmax_body = \"1KiB\"\nverify = {{ scheme = \"github\", secrets = [\"{SECRET}\"] }}\n"
-            ),
-            &mut out,
-        )
-        .unwrap();
-        connectors::load_file(
-            "wa.toml",
-            "[source]\nname = \"wa\"\npath = \"/wa\"\ntopic = \"t\"\nverify = { scheme = \"meta\", secret = \"app\", verify_token = \"tok\" }\n",
-            &mut out,
-        )
-        .unwrap();
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", "127.0.0.1:1")
-            .create()
-            .unwrap();
-        let protection = Protection {
-            max_in_flight: 8,
-            body_timeout: Duration::from_secs(5),
-            min_body_rate: 1024,
-            max_body_bytes_in_flight: 1 << 20,
-            max_body_bytes_per_address: 1 << 20,
-            unverified_rate_limit: Some(RateLimitConfig {
-                per_second: NonZeroU32::new(1).unwrap(),
-                burst: NonZeroU32::new(2),
-            }),
-            probation_slots: 8,
-            probation_slots_per_address: 2,
-        };
-        let ing = Ingress::new(
-            out.sources,
-            producer,
-            Duration::from_secs(1),
-            &protection,
-            Arc::new(Metrics::new()),
-        );
-        app(Arc::new(ing))
-    }
-
-    async fn send(
-        app: &Router,
-        method: &str,
-        path: &str,
-        body: &'static str,
-        sig: &str,
-    ) -> Response {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("x-hub-signature-256", sig)
-            .body(Body::from(body))
-            .unwrap();
-        app.clone().oneshot(req).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn replies_decided_before_the_producer() {
-        let app = ingress();
-        assert_eq!(
-            send(&app, "POST", "/nope", "{}", "").await.status(),
-            StatusCode::NOT_FOUND
-        );
-        let r = send(&app, "GET", "/gh", "", "").await;
-        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-        let big: &'static str = Box::leak("x".repeat(2048).into_boxed_str());
-        let r = send(&app, "POST", "/gh", big, "").await;
-        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    }
-
-    #[tokio::test]
-    async fn failed_signatures_spend_the_address_budget_then_get_429() {
-        let app = ingress();
-        // Burst 2: two failures are 401, the third goes over and is 429 …
-        for _ in 0..2 {
-            let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
-            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        }
-        let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
-        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert!(r.headers().contains_key(header::RETRY_AFTER));
-        // … yet a correctly signed request from that address (a provider's shared
-        // sending address an attacker spent) is still verified, not refused: it gets past
-        // the signature to the producer, which here has no broker (503).
-        use hmac::{Hmac, Mac};
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(b"{}");
-        let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        let r = send(&app, "POST", "/gh", "{}", &sig).await;
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    }
-
-    #[tokio::test]
-    async fn oversized_bodies_spend_the_address_budget_too() {
-        let app = ingress();
-        let big: &'static str = Box::leak("x".repeat(2048).into_boxed_str());
-        for _ in 0..2 {
-            let r = send(&app, "POST", "/gh", big, "sha256=00").await;
-            assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        }
-        // The budget (burst 2) is spent: the next failure is over it.
-        let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
-        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    }
-
-    #[tokio::test]
-    async fn meta_subscription_gets_its_challenge_and_a_wrong_token_403() {
-        let app = ingress();
-        let ok = send(
-            &app,
-            "GET",
-            "/wa?hub.mode=subscribe&hub.verify_token=tok&hub.challenge=1158201444",
-            "",
-            "",
-        )
-        .await;
-        assert_eq!(ok.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(ok.into_body(), 1024).await.unwrap();
-        assert_eq!(body.as_ref(), b"1158201444");
-        let wrong = send(
-            &app,
-            "GET",
-            "/wa?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1",
-            "",
-            "",
-        )
-        .await;
-        assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
-        // Any other GET is still refused, and GitHub sources have no subscription.
-        assert_eq!(
-            send(&app, "GET", "/wa", "", "").await.status(),
-            StatusCode::METHOD_NOT_ALLOWED
-        );
-        assert_eq!(
-            send(
-                &app,
-                "GET",
-                "/gh?hub.mode=subscribe&hub.verify_token=tok&hub.challenge=1",
-                "",
-                ""
-            )
-            .await
-            .status(),
-            StatusCode::METHOD_NOT_ALLOWED
-        );
-    }
-}
+mod tests;

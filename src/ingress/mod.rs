@@ -6,8 +6,5 @@ pub mod client_limit;
 pub mod handler;
 pub mod replay;
 pub mod response;
-pub mod server;
-pub mod share;
-pub mod tls;
 
 pub use handler::{app, Ingress, Protection};

@@ -273,11 +273,11 @@ async fn a_listing_with_a_window_reads_only_the_last_records_of_each_partition()
     let connectors =
         hookbridge::connectors::load_dir(&loaded.connectors_dir()).expect("connectors");
     let list = |last| {
-        let filter = hookbridge::ops::inspect::Filter {
+        let filter = hookbridge::commands::ops::inspect::Filter {
             last_per_partition: last,
             ..Default::default()
         };
-        hookbridge::ops::inspect::list(&loaded, &connectors, "orders", &filter, 100)
+        hookbridge::commands::ops::inspect::list(&loaded, &connectors, "orders", &filter, 100)
             .expect("listing")
     };
     let all = tokio::task::block_in_place(|| list(None));

@@ -11,11 +11,12 @@ use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin;
+use crate::commands::admin;
+use crate::commands::console::Console;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
-use crate::console::Console;
 use crate::egress::{self, Timing};
+use crate::http;
 use crate::ingress::{self, Ingress};
 use crate::kafka;
 use crate::telemetry::{Health, Metrics};
@@ -49,7 +50,7 @@ pub async fn run(
     let admin_listener = tokio::net::TcpListener::bind(s.admin.listen)
         .await
         .with_context(|| format!("binding admin listener {}", s.admin.listen))?;
-    let http_listener = ingress::server::bind(s.http.listen)
+    let http_listener = http::server::bind(s.http.listen)
         .await
         .with_context(|| format!("binding webhook listener {}", s.http.listen))?;
     tracing::info!(webhooks = %s.http.listen, admin = %s.admin.listen, sources = connectors.sources.len(), sinks = connectors.sinks.len(), "hookbridge started");
@@ -61,7 +62,7 @@ pub async fn run(
             Console::from_settings(loaded.clone(), &connectors, metrics.clone(), stop.clone())?;
         let app = admin::app(metrics.clone(), health.clone(), console);
         let limits = admin::limits(s);
-        tasks.spawn(ingress::server::serve_router(
+        tasks.spawn(http::server::serve(
             admin_listener,
             app,
             limits,
@@ -86,18 +87,18 @@ pub async fn run(
     }
     let tls = match &s.http.tls {
         Some(t) => Some(
-            ingress::tls::Tls::from_files(&t.cert, &t.key)
+            http::tls::Tls::from_files(&t.cert, &t.key)
                 .context("loading the webhook listener's TLS certificate")?,
         ),
         None => None,
     };
-    let limits = ingress::server::Limits {
+    let limits = http::server::Limits {
         tls,
-        ..ingress::server::Limits::common(&s.http)
+        ..http::server::Limits::common(&s.http)
     };
-    let http = tokio::spawn(ingress::server::serve(
+    let http = tokio::spawn(http::server::serve(
         http_listener,
-        ingress,
+        ingress::app(ingress),
         limits,
         stop.clone(),
     ));

@@ -5,23 +5,22 @@
 //! reads every partition up to where it ended when the command started and keeps only
 //! this sink's records, exactly as `dlq redrive` selects them (the shared reader in
 //! [`super::dlq_read`] owns both rules). Every byte taken from a record is escaped before
-//! it is printed: a record can hold terminal escape sequences or invalid UTF-8. And the
-//! sink's own secrets are masked ([`Redact`]): a destination that echoes the request in
-//! its error answer puts the sink's bearer token into the DLQ's response excerpt.
+//! it is printed ([`super::escape`]), and the sink's own secrets are masked
+//! ([`super::redact`]).
 
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use rdkafka::message::{BorrowedMessage, Message};
 use serde::Serialize;
 
 use super::dlq_read::{self, Entry, Reader};
+use super::escape::{escape, escape_str, Lines};
+use super::redact::Redact;
 use super::OpsError;
 use crate::config::load::Loaded;
-use crate::connectors::sink::Credentials;
-use crate::connectors::{Connectors, Sink};
+use crate::connectors::Connectors;
 use crate::egress::record::Record;
 use crate::kafka::envelope::DeadLetterEnvelope;
 
@@ -429,86 +428,6 @@ impl Shown {
     }
 }
 
-/// The values of a sink's secrets, masked wherever a dead letter's text is shown.
-pub(crate) struct Redact(Vec<String>);
-
-/// What a masked secret shows as.
-const REDACTED: &str = "[redacted]";
-
-/// Secrets shorter than this are not masked: masking them would blank common words.
-const REDACT_MIN_CHARS: usize = 6;
-
-impl Redact {
-    /// What `sink` sends and a destination may echo: its header values from secret
-    /// references, the password of its URL (raw and as the `Basic` credentials made of
-    /// it) and its signing key.
-    pub(crate) fn of(sink: &Sink) -> Redact {
-        let mut secrets: Vec<String> = sink
-            .headers
-            .iter()
-            .filter(|(_, v)| v.is_sensitive())
-            .filter_map(|(_, v)| v.to_str().ok().map(str::to_owned))
-            .collect();
-        if let Some((user, password)) = sink.url.userinfo() {
-            use base64::Engine as _;
-            let basic = format!("{user}:{password}");
-            secrets.push(base64::engine::general_purpose::STANDARD.encode(basic));
-            secrets.push(password);
-        }
-        match &sink.credentials {
-            Some(Credentials::Header(v)) => {
-                // `Bearer <token>` / `Basic <pair>`: the credential alone is echoed too.
-                if let Ok(v) = v.to_str() {
-                    secrets.extend(v.split_once(' ').map(|(_, c)| c.to_owned()));
-                    secrets.push(v.to_owned());
-                }
-            }
-            Some(Credentials::OAuth2 { client_secret, .. }) => {
-                secrets.push(client_secret.expose().to_owned());
-            }
-            None => {}
-        }
-        secrets.extend(sink.signing_key.iter().map(|k| k.expose().to_owned()));
-        secrets.retain(|s| s.chars().count() >= REDACT_MIN_CHARS);
-        // The longest first, so a secret inside a longer one is masked with it.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redact(secrets)
-    }
-
-    /// `raw` with every secret masked, before it is escaped or cut for display; also the
-    /// start of a secret at its very end, where a stored excerpt cut one off.
-    fn bytes(&self, raw: &Bytes) -> Bytes {
-        let mut out = raw.to_vec();
-        for s in &self.0 {
-            out = replace_all(&out, s.as_bytes(), REDACTED.as_bytes());
-        }
-        for s in &self.0 {
-            let s = s.as_bytes();
-            if let Some(k) = (REDACT_MIN_CHARS..s.len())
-                .rev()
-                .find(|k| out.ends_with(&s[..*k]))
-            {
-                out.truncate(out.len() - k);
-                out.extend_from_slice(REDACTED.as_bytes());
-                break;
-            }
-        }
-        Bytes::from(out)
-    }
-}
-
-fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut rest = haystack;
-    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
-        out.extend_from_slice(&rest[..at]);
-        out.extend_from_slice(with);
-        rest = &rest[at + needle.len()..];
-    }
-    out.extend_from_slice(rest);
-    out
-}
-
 /// The DLQ topic of sink `connector`.
 pub(crate) fn dlq_topic(connectors: &Connectors, connector: &str) -> Result<String, OpsError> {
     super::sink(connectors, connector)?
@@ -528,84 +447,9 @@ fn rfc3339_ms(ms: i64) -> String {
     humantime::format_rfc3339_millis(crate::clock::at_millis(ms)).to_string()
 }
 
-/// Whether line breaks and tabs survive escaping (a body preview) or are escaped too (a
-/// one-line field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lines {
-    Kept,
-    Escaped,
-}
-
-/// The first `cap` bytes of `bytes` as printable text: control characters, invisible
-/// direction overrides and bytes that are not UTF-8 are written as `\n`, `\u{202e}`,
-/// `\xff`. `true` when the text was cut.
-pub fn escape(bytes: &Bytes, cap: usize, lines: Lines) -> (String, bool) {
-    let cut = bytes.len() > cap;
-    let shown = &bytes[..bytes.len().min(cap)];
-    let mut out = String::with_capacity(shown.len());
-    for chunk in shown.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            push_char(&mut out, c, lines);
-        }
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-    (out, cut)
-}
-
-/// A text field (header name, topic) escaped the same way.
-pub fn escape_str(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        push_char(&mut out, c, Lines::Escaped);
-    }
-    out
-}
-
-fn push_char(out: &mut String, c: char, lines: Lines) {
-    let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}');
-    match c {
-        '\n' | '\t' if lines == Lines::Kept => out.push(c),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        c if c.is_control() || invisible => {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        }
-        c => out.push(c),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn non_printable_bytes_are_escaped() {
-        let raw = Bytes::from_static(b"ok \x1b[31mred\x07\n\xff\xfe end \xe2\x80\xae");
-        let (one_line, cut) = escape(&raw, usize::MAX, Lines::Escaped);
-        assert!(!cut);
-        assert_eq!(
-            one_line,
-            "ok \\u{1b}[31mred\\u{7}\\n\\xff\\xfe end \\u{202e}"
-        );
-        let (kept, _) = escape(&raw, usize::MAX, Lines::Kept);
-        assert!(kept.contains("red\\u{7}\n\\xff"), "{kept}");
-        assert_eq!(escape_str("héllo\u{0}"), "héllo\\u{0}");
-    }
-
-    #[test]
-    fn the_preview_is_capped() {
-        let raw = Bytes::from(vec![b'a'; 10_000]);
-        let (text, cut) = escape(&raw, 4096, Lines::Kept);
-        assert!(cut);
-        assert_eq!(text.len(), 4096);
-        // A multi-byte character cut at the cap shows as its bytes, never panics.
-        let (text, cut) = escape(&Bytes::from("aé".as_bytes().to_vec()), 2, Lines::Kept);
-        assert!(cut);
-        assert_eq!(text, "a\\xc3");
-    }
 
     #[test]
     fn status_and_at_parse_or_say_what_is_expected() {
@@ -657,21 +501,6 @@ mod tests {
             attempts: 1,
             response: String::new(),
         }
-    }
-
-    #[test]
-    fn secrets_are_masked_whole_and_where_an_excerpt_cut_them() {
-        let r = Redact(vec!["Bearer tok-123456".into()]);
-        let masked = |text: &str| r.bytes(&Bytes::from(text.to_owned()));
-        assert_eq!(
-            masked("a: Bearer tok-123456\nb: Bearer tok-123456"),
-            "a: [redacted]\nb: [redacted]"
-        );
-        assert_eq!(
-            masked("authorization: Bearer tok-12"),
-            "authorization: [redacted]"
-        );
-        assert_eq!(masked("nothing here: Bea"), "nothing here: Bea");
     }
 
     #[test]

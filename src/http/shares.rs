@@ -1,16 +1,7 @@
-//! Per-address shares of what a listener can hold, so that no single client — one IPv4
-//! address, or one IPv6 /64 (a host usually owns a whole /64) — can take a listener from
-//! everyone else. A share is a count per address with a cap, and the last eighth of the
-//! slots is kept for addresses that hold little (fewer than a quarter of that reserve
-//! each): a provider's few connections or a kubelet's probes are still served while
-//! others hold every slot they may.
-//!
-//! The same rule shares out a listener's connections, the bytes of request bodies held
-//! in memory, and the probation slots of addresses over their failure budget; a share
-//! counts units (a connection, a byte, a slot) and can grow.
-//!
-//! The decision is a pure function ([`admit`]); [`Shares`] applies it under a lock and
-//! hands out guards that give the units back when dropped, however the request ends.
+//! The shares of one listener (its connections, its body bytes, its probation slots)
+//! held across client addresses: [`Shares`] applies the pure rule of [`super::share`]
+//! under a lock and hands out guards ([`Share`]) that give the units back when dropped,
+//! however the request ends.
 //!
 //! A reserve alone can be filled by a handful of addresses (each may take a little of
 //! it), so for connections the listener also makes room: when a new or small holder is
@@ -18,92 +9,10 @@
 //! names it and [`Shares::released`] wakes whoever waits for the slot.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The key a client is counted under: IPv4 as is (IPv4-mapped IPv6 too); IPv6 by its /64
-/// network, since one host can pick any address in its /64.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
-/// How a share is bounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShareLimits {
-    /// Everything held, all addresses together.
-    pub total: usize,
-    /// Held by one address at most.
-    pub per_address: usize,
-    /// Of `total`, the last slots are given only to addresses that hold little …
-    pub reserved: usize,
-    /// … that is, fewer than this many.
-    pub small_holder: usize,
-}
-
-impl ShareLimits {
-    /// `total` with one address held to `per_address` (at most `total`), and an eighth of
-    /// `total` kept for addresses holding less than a quarter of that eighth (at least 1).
-    pub fn new(total: usize, per_address: usize) -> Self {
-        let total = total.max(1);
-        let reserved = total / 8;
-        Self {
-            total,
-            per_address: per_address.clamp(1, total),
-            reserved,
-            small_holder: (reserved / 4).max(1),
-        }
-    }
-
-    /// As [`ShareLimits::new`], for connections: a small holder holds at most 4 (fewer on
-    /// small listeners), since a provider or a kubelet needs few connections at once and
-    /// the reserve must not be shared out to a few addresses in large pieces.
-    pub fn connections(total: usize, per_address: usize) -> Self {
-        let limits = Self::new(total, per_address);
-        Self {
-            small_holder: (limits.reserved / 4).clamp(1, 4),
-            ..limits
-        }
-    }
-
-    /// Whether an address holding `held` holds little (may take from the reserve).
-    pub fn is_small(&self, held: usize) -> bool {
-        held < self.small_holder
-    }
-}
-
-/// Why a share was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// Every slot is held.
-    Full,
-    /// This address holds its whole share.
-    AddressFull,
-    /// Only the reserve is left, and this address already holds more than a little.
-    Reserved,
-}
-
-/// Whether an address holding `held` may take `n` more when `total` are held.
-pub fn admit(limits: ShareLimits, total: usize, held: usize, n: usize) -> Result<(), Refused> {
-    if total.saturating_add(n) > limits.total {
-        return Err(Refused::Full);
-    }
-    if held.saturating_add(n) > limits.per_address {
-        return Err(Refused::AddressFull);
-    }
-    if held + n > limits.small_holder && total + n > limits.total - limits.reserved {
-        return Err(Refused::Reserved);
-    }
-    Ok(())
-}
+use super::share::{address_key, admit, Refused, ShareLimits};
 
 /// The shares of one kind of thing (connections of one listener) across addresses.
 #[derive(Debug)]
@@ -236,39 +145,6 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn ipv6_is_keyed_by_its_64() {
-        let a = ip("2001:db8:1:2::1");
-        let b = ip("2001:db8:1:2:ffff::9");
-        assert_eq!(address_key(a), address_key(b));
-        assert_ne!(address_key(a), address_key(ip("2001:db8:1:3::1")));
-        assert_eq!(address_key(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
-    }
-
-    #[test]
-    fn the_policy_caps_an_address_and_keeps_the_reserve_for_new_ones() {
-        let l = ShareLimits::new(64, 16);
-        assert_eq!((l.reserved, l.small_holder), (8, 2));
-        assert_eq!(admit(l, 0, 0, 1), Ok(()));
-        assert_eq!(admit(l, 10, 15, 1), Ok(()));
-        assert_eq!(admit(l, 10, 16, 1), Err(Refused::AddressFull));
-        assert_eq!(admit(l, 56, 2, 1), Err(Refused::Reserved));
-        assert_eq!(admit(l, 56, 1, 1), Ok(()));
-        assert_eq!(admit(l, 63, 0, 1), Ok(()));
-        assert_eq!(admit(l, 64, 0, 1), Err(Refused::Full));
-        // Several units at once: the same rule on what they would make.
-        assert_eq!(admit(l, 0, 0, 16), Ok(()));
-        assert_eq!(admit(l, 0, 0, 17), Err(Refused::AddressFull));
-        assert_eq!(admit(l, 50, 0, 7), Err(Refused::Reserved));
-        assert_eq!(admit(l, 50, 0, 2), Ok(()));
-        // A per-address cap above the total is the total; tiny listeners keep no reserve.
-        assert_eq!(ShareLimits::new(4, 16).per_address, 4);
-        assert_eq!(ShareLimits::new(4, 16).reserved, 0);
-        // For connections a small holder holds at most 4, however large the reserve.
-        assert_eq!(ShareLimits::connections(4096, 1024).small_holder, 4);
-        assert_eq!(ShareLimits::connections(64, 16).small_holder, 2);
     }
 
     #[test]

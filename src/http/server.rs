@@ -30,9 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::settings::HttpSettings;
 
-use super::share::{address_key, Refused, Share, ShareLimits, Shares};
+use super::share::{address_key, Refused, ShareLimits};
+use super::shares::{Share, Shares};
 use super::tls::Tls;
-use super::{app, Ingress};
 
 /// Connection-level settings of a listener.
 pub struct Limits {
@@ -83,18 +83,9 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves webhooks until `stop` is cancelled and every in-flight request is answered.
+/// Serves `router` (the webhooks' or the admin listener's) with the listener limits until
+/// `stop` is cancelled and every in-flight request is answered.
 pub async fn serve(
-    listener: TcpListener,
-    ingress: Arc<Ingress>,
-    limits: Limits,
-    stop: CancellationToken,
-) -> std::io::Result<()> {
-    serve_router(listener, app(ingress), limits, stop).await
-}
-
-/// Serves any router with the listener limits (the admin listener uses this too).
-pub async fn serve_router(
     listener: TcpListener,
     router: axum::Router,
     limits: Limits,

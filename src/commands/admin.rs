@@ -10,9 +10,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::commands::console::{self, Console};
 use crate::config::Settings;
-use crate::console::{self, Console};
-use crate::ingress::server::{ClientAddr, Limits};
+use crate::http::server::{ClientAddr, Limits};
 use crate::telemetry::{Health, Metrics};
 
 #[derive(Clone)]

@@ -5,13 +5,13 @@
 //! A double-click, a reloaded result page or two operators on the same sink would
 //! otherwise run the same redrive twice: every record delivered twice, and each one that
 //! fails again dead-lettered twice, so the next redrive sends it twice more. The redrive
-//! group catches a dead letter it has passed ([`crate::ops::redrive::redrive_one`]); the
+//! group catches a dead letter it has passed ([`crate::commands::ops::redrive::redrive_one`]); the
 //! memory here catches one redriven away from where that group resumes.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use crate::ops::inspect::At;
+use crate::commands::ops::inspect::At;
 
 /// Lines of a whole redrive kept for its result page; the rest are only counted.
 pub const LINES_SHOWN: usize = 200;

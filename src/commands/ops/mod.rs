@@ -1,7 +1,9 @@
 //! Operator commands on Kafka state: `dlq redrive`, `dlq list`/`dlq show` and `replay`.
 
 pub(crate) mod dlq_read;
+mod escape;
 pub mod inspect;
+mod redact;
 pub mod redrive;
 pub mod replay;
 

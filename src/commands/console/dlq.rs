@@ -1,0 +1,304 @@
+//! The dead-letter browser (a bounded tail of each DLQ partition, filtered), one dead
+//! letter's page, and redrive of one or all of a sink's dead letters.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+
+use super::actions;
+use super::html::{self, esc, url};
+use super::{client_ip, failed_page, ok_page, Client, Console, Form, Page};
+use crate::commands::ops::inspect::{self, At, Filter};
+use crate::commands::ops::{redrive, OpsError};
+
+/// Dead letters listed per DLQ page.
+const DLQ_PAGE: usize = 100;
+/// Records read from the end of each DLQ partition per DLQ page: a page view (or a
+/// reload, or a filter) reads a bounded tail, never a DLQ of millions from its start.
+/// `dlq list` reads it all.
+const DLQ_SCAN: u64 = 10_000;
+/// Body bytes shown on a record page.
+const BODY_PREVIEW: usize = 8192;
+
+pub(super) async fn dlq_page(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Page {
+    let s = c.viewer(&headers)?;
+    c.sink(&name)?;
+    let title = format!("Dead letters of {name}");
+    let given = |k: &str| {
+        q.get(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let (reason, status) = (given("reason"), given("status"));
+    let status_filter = match status.as_deref().map(str::parse).transpose() {
+        Ok(f) => f,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let filter = Filter {
+        since: None,
+        reason: reason.clone(),
+        status: status_filter,
+        last_per_partition: Some(DLQ_SCAN),
+    };
+    let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
+    let listed = tokio::task::spawn_blocking(move || {
+        inspect::list(&loaded, &connectors, &n, &filter, DLQ_PAGE)
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpsError::Refused(format!("listing stopped: {e}"))));
+    let listing = match listed {
+        Ok(l) => l,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let rows: Vec<Vec<String>> = listing
+        .records
+        .iter()
+        .rev()
+        .map(|r| {
+            vec![
+                esc(&r.time),
+                format!(
+                    "<a href=\"/console/sinks/{}/dlq/{}\">{}</a>",
+                    url(&name),
+                    url(&r.at()),
+                    esc(&r.at())
+                ),
+                esc(&format!("{} [{}] @{}", r.topic, r.partition, r.offset)),
+                esc(&r.reason),
+                esc(&r.status.map_or_else(|| r.error.clone(), |s| s.to_string())),
+                esc(&r.attempts.to_string()),
+                format!("<code>{}</code>", esc(&r.response)),
+            ]
+        })
+        .collect();
+    let redrive_all = if c.read_only {
+        String::new()
+    } else {
+        format!(
+            "<form method=\"post\" action=\"/console/sinks/{}/redrive\" data-confirm=\"Redrive every dead letter of this sink that no redrive has handled yet (filters do not apply), as dlq redrive does?\">{}<button class=\"action\">Redrive all (as dlq redrive)</button></form>",
+            url(&name),
+            html::csrf_field(&s.csrf)
+        )
+    };
+    let body = format!(
+        "{redrive_all}<form method=\"get\" class=\"filters\"><label>reason <input name=\"reason\" value=\"{}\" placeholder=\"permanent or exhausted\"></label>\
+<label>status <input name=\"status\" value=\"{}\" placeholder=\"400, 4xx or none\"></label><button>Filter</button></form>\
+<p>{} of {} matching among the last {DLQ_SCAN} records of each partition of <code>{}</code>, newest first; other sinks' records: {}; unreadable: {}. <code>hookbridge dlq list</code> reads them all.</p>{}",
+        esc(reason.as_deref().unwrap_or("")),
+        esc(status.as_deref().unwrap_or("")),
+        listing.records.len(),
+        listing.matched,
+        esc(&listing.dlq),
+        listing.other_sinks,
+        listing.unreadable,
+        html::table(
+            "dlq",
+            &["time", "at", "origin", "reason", "status", "attempts", "response"],
+            &rows
+        ),
+    );
+    ok_page(&c, &s, &title, &body)
+}
+
+pub(super) async fn record_page(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path((name, at)): Path<(String, String)>,
+) -> Page {
+    let s = c.viewer(&headers)?;
+    c.sink(&name)?;
+    let title = format!("Dead letter {at} of {name}");
+    let at: At = match at.parse() {
+        Ok(a) => a,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
+    let shown = tokio::task::spawn_blocking(move || {
+        inspect::show(&loaded, &connectors, &n, at, BODY_PREVIEW)
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpsError::Refused(format!("reading stopped: {e}"))));
+    let shown = match shown {
+        Ok(sh) => sh,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let mut body = String::new();
+    if let Some(sum) = &shown.summary {
+        let _ = write!(
+            body,
+            "<dl><dt>origin</dt><dd>{}</dd><dt>reason</dt><dd>{} ({})</dd><dt>status</dt><dd>{}</dd><dt>attempts</dt><dd>{}</dd><dt>dead-lettered</dt><dd>{}</dd><dt>response</dt><dd><code>{}</code></dd></dl>",
+            esc(&format!("{} [{}] @{}", sum.topic, sum.partition, sum.offset)),
+            esc(&sum.reason),
+            esc(&sum.error),
+            esc(&sum.status.map_or_else(|| "–".into(), |s| s.to_string())),
+            sum.attempts,
+            esc(&shown.time),
+            esc(&sum.response),
+        );
+    } else {
+        body.push_str("<p class=\"error\">Not a hookbridge dead letter: no readable envelope; it cannot be redriven.</p>");
+    }
+    if !c.read_only && shown.summary.is_some() {
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/console/sinks/{}/dlq/{}/redrive\" data-confirm=\"POST this record to the sink's destination again?\">{}<button class=\"action\">Redrive to the destination</button></form>",
+            url(&name),
+            url(&format!("{}:{}", at.partition, at.offset)),
+            html::csrf_field(&s.csrf)
+        );
+    }
+    let header_rows: Vec<Vec<String>> = shown
+        .headers
+        .iter()
+        .map(|(k, v)| vec![esc(k), format!("<code>{}</code>", esc(v))])
+        .collect();
+    let cut = if shown.body_truncated {
+        ", preview cut"
+    } else {
+        ""
+    };
+    let _ = write!(
+        body,
+        "<h2>Key</h2><pre>{}</pre><h2>Headers</h2>{}<h2>Body ({} bytes{cut})</h2><pre class=\"body\">{}</pre>",
+        esc(shown.key.as_deref().unwrap_or("(none)")),
+        html::table("headers", &["name", "value"], &header_rows),
+        shown.body_bytes,
+        esc(&shown.body),
+    );
+    ok_page(&c, &s, &title, &body)
+}
+
+pub(super) async fn redrive_action(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path((name, at)): Path<(String, String)>,
+    client: Option<axum::Extension<Client>>,
+    form: Form,
+) -> Page {
+    let client = client_ip(client);
+    let s = c.actor(&headers, &form)?;
+    c.sink(&name)?;
+    let title = format!("Redrive {at} of {name}");
+    let at: At = match at.parse() {
+        Ok(a) => a,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let at_text = format!("{}:{}", at.partition, at.offset);
+    let running = match c.start(&name) {
+        Ok(r) => r,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    if c.actions.was_redriven(&name, at) {
+        let e = OpsError::Refused(format!(
+            "{at_text} of {name} was already redriven from this console; if it failed again, its new dead letter is further on in the DLQ"
+        ));
+        return failed_page(&c, &s, &title, &e);
+    }
+    // Its own task: a client that goes away mid-delivery neither cuts the delivery short
+    // nor frees the sink for a second redrive before this one is over.
+    let (loaded, connectors, n, actions) = (
+        c.loaded.clone(),
+        c.connectors.clone(),
+        name.clone(),
+        c.actions.clone(),
+    );
+    let stop = c.stop.clone();
+    let result = tokio::spawn(async move {
+        let _running = running;
+        let said = redrive::redrive_one(&loaded, &connectors, &n, at, &stop).await;
+        if said.is_ok() {
+            actions.redrove(&n, at);
+        }
+        said
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));
+    match result {
+        Ok(said) => {
+            tracing::info!(actor = "console", %client, action = "redrive", connector = %name, at = %at_text, result = %said, "console action");
+            let body = format!(
+                "<p class=\"result\">{}</p><p><a href=\"/console/sinks/{}/dlq\">Back to the dead letters</a></p>",
+                esc(&said),
+                url(&name)
+            );
+            ok_page(&c, &s, &title, &body)
+        }
+        Err(e) => {
+            tracing::warn!(actor = "console", %client, action = "redrive", connector = %name, at = %at_text, error = %e, "console action failed");
+            failed_page(&c, &s, &title, &e)
+        }
+    }
+}
+
+pub(super) async fn redrive_all_action(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    client: Option<axum::Extension<Client>>,
+    form: Form,
+) -> Page {
+    let client = client_ip(client);
+    let s = c.actor(&headers, &form)?;
+    c.sink(&name)?;
+    let title = format!("Redrive every dead letter of {name}");
+    let running = match c.start(&name) {
+        Ok(r) => r,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
+    let stop = c.stop.clone();
+    // The redrive alternates blocking Kafka calls with awaited deliveries: it runs on a
+    // blocking thread of its own, as the CLI runs it.
+    let ran = tokio::task::spawn_blocking(move || {
+        let _running = running;
+        let mut lines = actions::Lines::default();
+        let opts = redrive::Redrive {
+            connector: &n,
+            to: redrive::Target::Destination,
+            limit: None,
+            dry_run: false,
+            stop,
+        };
+        let mut keep = |line: String| lines.push(line);
+        let summary = tokio::runtime::Handle::current().block_on(redrive::redrive(
+            &loaded,
+            &connectors,
+            opts,
+            &mut keep,
+        ));
+        summary.map(|s| (lines, s))
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));
+    match ran {
+        Ok((lines, summary)) => {
+            tracing::info!(actor = "console", %client, action = "redrive-all", connector = %name, result = %summary, "console action");
+            let mut items: String = lines
+                .shown
+                .iter()
+                .map(|l| format!("<li><code>{}</code></li>", esc(l)))
+                .collect();
+            if lines.more > 0 {
+                let _ = write!(items, "<li>… and {} more</li>", lines.more);
+            }
+            let body = format!(
+                "<p class=\"result\">{}</p><ul>{items}</ul><p><a href=\"/console/sinks/{}/dlq\">Back to the dead letters</a></p>",
+                esc(&summary),
+                url(&name)
+            );
+            ok_page(&c, &s, &title, &body)
+        }
+        Err(e) => {
+            tracing::warn!(actor = "console", %client, action = "redrive-all", connector = %name, error = %e, "console action failed");
+            failed_page(&c, &s, &title, &e)
+        }
+    }
+}

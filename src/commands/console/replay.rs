@@ -1,0 +1,139 @@
+//! Replay from the console: a dry run that shows what would be redelivered, then the
+//! replay itself (a seek of the sink's group to a time).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+
+use super::html::{self, esc};
+use super::{client_ip, failed_page, ok_page, Client, Console, Form, Page};
+use crate::commands::ops::{replay, OpsError};
+
+pub(super) async fn replay_page(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Page {
+    let s = c.viewer(&headers)?;
+    c.sink(&name)?;
+    let title = format!("Replay {name}");
+    let from_text = q
+        .get("from")
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default();
+    let mut body = format!(
+        "<form method=\"get\"><label>from <input name=\"from\" value=\"{}\" placeholder=\"2h or 2026-11-22T08:00:00Z\"></label><button>Dry run</button></form>",
+        esc(&from_text)
+    );
+    if from_text.is_empty() {
+        return ok_page(&c, &s, &title, &body);
+    }
+    let from = match replay::parse_from(&from_text) {
+        Ok(f) => f,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
+    let planned =
+        tokio::task::spawn_blocking(move || replay::dry_run(&loaded, &connectors, &n, from))
+            .await
+            .unwrap_or_else(|e| Err(OpsError::Refused(format!("dry run stopped: {e}"))));
+    let moves = match planned {
+        Ok(m) => m,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let rows: Vec<Vec<String>> = moves
+        .iter()
+        .map(|m| {
+            vec![
+                esc(&format!("{} [{}]", m.topic, m.partition)),
+                esc(&m.resume.to_string()),
+                esc(&m
+                    .target
+                    .map_or_else(|| "no record since".into(), |t| t.to_string())),
+                esc(&m.again().to_string()),
+                esc(&m.skipped().to_string()),
+            ]
+        })
+        .collect();
+    let again: i64 = moves.iter().map(|m| m.again()).sum();
+    let forward = moves.iter().any(|m| m.skipped() > 0);
+    let _ = write!(
+        body,
+        "<p>Dry run: {again} record(s) would be delivered again. Nothing has changed.</p>{}",
+        html::table(
+            "replay",
+            &[
+                "partition",
+                "resumes at",
+                "moves to",
+                "delivered again",
+                "would skip"
+            ],
+            &rows
+        )
+    );
+    if forward {
+        body.push_str("<p class=\"error\">Refused: that time is past records the sink has not delivered yet. Choose an earlier time.</p>");
+    } else if !c.read_only {
+        let _ = write!(
+            body,
+            "<form method=\"post\" data-confirm=\"Move the group back? The sink's processes must be stopped first.\">{}<input type=\"hidden\" name=\"from\" value=\"{}\"><button class=\"action\">Apply the replay</button></form>\
+<p class=\"note\">A replay is refused while the sink's group has live members, which includes this process: stop every process running the sink, then replay (<code>hookbridge replay</code>) and start them.</p>",
+            html::csrf_field(&s.csrf),
+            esc(&from_text)
+        );
+    }
+    ok_page(&c, &s, &title, &body)
+}
+
+pub(super) async fn replay_action(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    client: Option<axum::Extension<Client>>,
+    form: Form,
+) -> Page {
+    let client = client_ip(client);
+    let s = c.actor(&headers, &form)?;
+    c.sink(&name)?;
+    let title = format!("Replay {name}");
+    let from_text = form.get("from").unwrap_or("").to_owned();
+    let from = match replay::parse_from(&from_text) {
+        Ok(f) => f,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let running = match c.start(&name) {
+        Ok(r) => r,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
+    let applied = tokio::task::spawn_blocking(move || {
+        let _running = running;
+        replay::replay(&loaded, &connectors, &n, from)
+    })
+    .await
+    .unwrap_or_else(|e| Err(OpsError::Refused(format!("replay stopped: {e}"))));
+    match applied {
+        Ok(lines) => {
+            tracing::info!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, "console action");
+            let items: String = lines
+                .iter()
+                .map(|l| format!("<li>{}</li>", esc(l)))
+                .collect();
+            ok_page(
+                &c,
+                &s,
+                &title,
+                &format!("<ul class=\"result\">{items}</ul>"),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, error = %e, "console action failed");
+            failed_page(&c, &s, &title, &e)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! A [`SinkDefinition`] built into a runnable [`Sink`]: the secrets (header values, `auth`,
+//! the signing key) and the `tls` files resolved. Errors name the file and the key, never
+//! the value.
+
+use std::ops::Deref;
+
+use axum::http::{HeaderName, HeaderValue};
+
+use crate::config::{ConfigError, Secret, SecretRef};
+use crate::connectors::template::Template;
+
+use super::config::{AuthConfig, ClientAuth, SignScheme};
+use super::definition::SinkDefinition;
+
+/// A sink ready to run: its definition with the secrets resolved. Reads through to the
+/// definition's fields.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    definition: SinkDefinition,
+    /// Extra request headers with a fixed value; a value from a reference is marked
+    /// sensitive.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Extra request headers filled in per record.
+    pub header_templates: Vec<(HeaderName, Template)>,
+    /// Standard Webhooks signing key (the whole `whsec_…` string; the signer decodes it).
+    pub signing_key: Option<Secret>,
+    /// How requests authenticate, secrets resolved.
+    pub credentials: Option<Credentials>,
+    /// PEM contents of the `tls` files.
+    pub tls_files: TlsFiles,
+}
+
+/// A sink's resolved `auth`.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// A fixed `Authorization` value (bearer or basic), marked sensitive.
+    Header(HeaderValue),
+    OAuth2 {
+        token_url: url::Url,
+        client_id: String,
+        client_secret: Secret,
+        scopes: Vec<String>,
+        audience: Option<String>,
+        client_auth: ClientAuth,
+    },
+}
+
+/// The `tls` files, read.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub ca: Option<Vec<u8>>,
+    /// Certificate and key PEM, both or neither.
+    pub identity: Option<(Vec<u8>, Secret)>,
+}
+
+impl Deref for Sink {
+    type Target = SinkDefinition;
+
+    fn deref(&self) -> &SinkDefinition {
+        &self.definition
+    }
+}
+
+impl SinkDefinition {
+    /// Resolves the secrets: header values and the signing key. Errors name the file and
+    /// the key, never the value.
+    pub fn build(self) -> Result<Sink, ConfigError> {
+        let file = self.file.as_str();
+        let err = |key: &str, reason: String| ConfigError::new(file, format!("sink.{key}"), reason);
+        let header_templates = self
+            .header_refs
+            .iter()
+            .filter_map(|h| Some((h.name.clone(), h.template.clone()?)))
+            .collect();
+        let headers = self
+            .header_refs
+            .iter()
+            .filter(|h| h.template.is_none())
+            .map(|h| {
+                let key = format!("headers.{}", h.key);
+                let value = h.value.resolve().map_err(|e| err(&key, e.to_string()))?;
+                let mut value = HeaderValue::from_str(&literal_braces(value.expose(), &h.value))
+                    .map_err(|_| err(&key, "value is not a valid header value".into()))?;
+                value.set_sensitive(!matches!(h.value, SecretRef::Literal(_)));
+                Ok((h.name.clone(), value))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let signing_key = match &self.sign {
+            None => None,
+            Some(s) => match s.scheme {
+                SignScheme::StandardWebhooks => {
+                    Some(standard_webhooks_key(&s.secret).map_err(|r| err("sign.secret", r))?)
+                }
+            },
+        };
+        let credentials = self
+            .auth
+            .as_ref()
+            .map(|a| credentials(a).map_err(|(key, r)| err(key, r)))
+            .transpose()?;
+        let tls_files = match &self.tls {
+            None => TlsFiles::default(),
+            Some(t) => {
+                let read = |key: &str, path: &Option<std::path::PathBuf>| {
+                    path.as_ref()
+                        .map(|p| {
+                            std::fs::read(p)
+                                .map_err(|e| err(key, format!("cannot read {}: {e}", p.display())))
+                        })
+                        .transpose()
+                };
+                let ca = read("tls.ca", &t.ca)?;
+                let cert = read("tls.cert", &t.cert)?;
+                let key = read("tls.key", &t.key)?;
+                if let Some(ca) = &ca {
+                    openssl::x509::X509::stack_from_pem(ca)
+                        .ok()
+                        .filter(|c| !c.is_empty())
+                        .ok_or_else(|| err("tls.ca", "no PEM certificate in the file".into()))?;
+                }
+                let identity = match (cert, key) {
+                    (Some(cert), Some(key)) => {
+                        openssl::x509::X509::from_pem(&cert)
+                            .map_err(|_| err("tls.cert", "not a PEM certificate".into()))?;
+                        let key = String::from_utf8(key)
+                            .ok()
+                            .filter(|k| k.contains("-----BEGIN PRIVATE KEY-----"))
+                            .ok_or_else(|| {
+                                err(
+                                    "tls.key",
+                                    "must be a PEM PKCS#8 key (BEGIN PRIVATE KEY); convert with `openssl pkcs8 -topk8 -nocrypt`".into(),
+                                )
+                            })?;
+                        Some((cert, Secret::new(key)))
+                    }
+                    _ => None,
+                };
+                TlsFiles { ca, identity }
+            }
+        };
+        Ok(Sink {
+            definition: self,
+            headers,
+            header_templates,
+            credentials,
+            tls_files,
+            signing_key,
+        })
+    }
+}
+
+/// Resolves `auth`; errors name the key below `sink.` and never the value.
+fn credentials(auth: &AuthConfig) -> Result<Credentials, (&'static str, String)> {
+    use base64::Engine;
+    let sensitive = |v: String, key: &'static str| {
+        let mut v = HeaderValue::try_from(v)
+            .map_err(|_| (key, "value is not a valid header value".to_owned()))?;
+        v.set_sensitive(true);
+        Ok(Credentials::Header(v))
+    };
+    match auth {
+        AuthConfig::Bearer(r) => {
+            let t = r.resolve().map_err(|e| ("auth.bearer", e.to_string()))?;
+            sensitive(format!("Bearer {}", t.expose()), "auth.bearer")
+        }
+        AuthConfig::Basic(b) => {
+            let p = b
+                .password
+                .resolve()
+                .map_err(|e| ("auth.basic.password", e.to_string()))?;
+            let pair = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                b.user,
+                p.expose()
+            ));
+            sensitive(format!("Basic {pair}"), "auth.basic.password")
+        }
+        AuthConfig::Oauth2(o) => Ok(Credentials::OAuth2 {
+            token_url: url::Url::parse(&o.token_url)
+                .map_err(|e| ("auth.oauth2.token_url", format!("not a URL: {e}")))?,
+            client_id: o.client_id.clone(),
+            client_secret: o
+                .client_secret
+                .resolve()
+                .map_err(|e| ("auth.oauth2.client_secret", e.to_string()))?,
+            scopes: o.scopes.clone(),
+            audience: o.audience.clone(),
+            client_auth: o.client_auth,
+        }),
+    }
+}
+
+/// A literal header value with `{{`/`}}` escapes but no placeholder, as sent.
+fn literal_braces(value: &str, r: &SecretRef) -> String {
+    match r {
+        SecretRef::Literal(_) => Template::parse(value)
+            .ok()
+            .and_then(|t| t.as_literal().map(str::to_owned))
+            .unwrap_or_else(|| value.to_owned()),
+        _ => value.to_owned(),
+    }
+}
+
+/// Checks a `whsec_…` secret decodes; keeps the whole string (the signer decodes it).
+fn standard_webhooks_key(secret: &SecretRef) -> Result<Secret, String> {
+    use base64::Engine;
+    let s = secret.resolve().map_err(|e| e.to_string())?;
+    let b64 = s.expose().strip_prefix("whsec_").unwrap_or(s.expose());
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| "must be a Standard Webhooks secret: whsec_ followed by base64".to_owned())?;
+    Ok(s)
+}

@@ -1,0 +1,284 @@
+//! A sink's values checked into a [`SinkDefinition`] without touching the environment or
+//! files: names, URL and header templates, jq programs, limits, the status policy. Errors
+//! name the file and the key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, Method};
+
+use crate::config::rate_limit::RateLimitConfig;
+use crate::config::{ConfigError, SecretRef};
+use crate::connectors::jq::Program;
+use crate::connectors::status_policy::StatusPolicy;
+use crate::connectors::template::{Template, UrlTemplate};
+
+use super::config::{
+    AuthConfig, BreakerConfig, Format, Ordering, RetryConfig, SignConfig, SinkConfig, TlsConfig,
+};
+
+/// A sink as its file defines it: every value checked, no secret resolved.
+#[derive(Debug, Clone)]
+pub struct SinkDefinition {
+    pub file: String,
+    pub name: Arc<str>,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    /// The destination URL, literal or with placeholders.
+    pub url: UrlTemplate,
+    pub method: Method,
+    /// Extra request headers, their values still references or templates.
+    pub header_refs: Vec<HeaderRef>,
+    pub content_type: HeaderValue,
+    /// Record headers forwarded: exact names and `prefix*` patterns, lowercase.
+    pub forward_headers: Vec<HeaderPattern>,
+    pub filter: Option<Arc<Program>>,
+    pub transform: Option<Arc<Program>>,
+    pub format: Format,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub ordering: Ordering,
+    pub buffer: usize,
+    pub retry: RetryConfig,
+    pub rate_limit: Option<RateLimitConfig>,
+    pub dlq_topic: Option<String>,
+    pub sign: Option<SignConfig>,
+    pub breaker: BreakerConfig,
+    /// Which non-2xx answers retry and which dead-letter.
+    pub status: StatusPolicy,
+    pub auth: Option<AuthConfig>,
+    pub tls: Option<TlsConfig>,
+}
+
+/// One configured request header: the name as written (for errors), parsed, and its
+/// value: a secret reference, or a template (a literal with or without placeholders).
+#[derive(Debug, Clone)]
+pub struct HeaderRef {
+    pub key: String,
+    pub name: HeaderName,
+    pub value: SecretRef,
+    /// Set for a literal with placeholders: filled per record.
+    pub template: Option<Template>,
+}
+
+/// A `forward_headers` entry: a record header name, or a prefix when it ends in `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+/// Headers that frame or route the request itself (RFC 9110/9112): never copied from a
+/// record nor configured. A record header `content-length: 2` would make the client
+/// send 2 bytes of the body and the truncated record count as delivered; `host` would
+/// pick another virtual host.
+pub fn is_framing(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+    ) || name.starts_with("proxy-")
+}
+
+impl HeaderPattern {
+    fn parse(text: &str) -> Self {
+        let lower = text.to_ascii_lowercase();
+        match lower.strip_suffix('*') {
+            Some(prefix) => HeaderPattern::Prefix(prefix.to_owned()),
+            None => HeaderPattern::Exact(lower),
+        }
+    }
+
+    /// Whether the record header `name` is forwarded.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            HeaderPattern::Exact(n) => name.eq_ignore_ascii_case(n),
+            HeaderPattern::Prefix(p) => name
+                .get(..p.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(p)),
+        }
+    }
+}
+
+impl std::fmt::Display for HeaderPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderPattern::Exact(n) => f.write_str(n),
+            HeaderPattern::Prefix(p) => write!(f, "{p}*"),
+        }
+    }
+}
+
+impl SinkConfig {
+    /// Checks every value; touches no environment or file. Errors name `file` and the key.
+    pub fn validate(self, file: &str) -> Result<SinkDefinition, ConfigError> {
+        let err = |key: &str, reason: String| ConfigError::new(file, format!("sink.{key}"), reason);
+        if self.name.trim().is_empty() {
+            return Err(err("name", "must not be empty".into()));
+        }
+        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(err("topics", "list at least one non-empty topic".into()));
+        }
+        if let Some(h) = self
+            .allowed_hosts
+            .iter()
+            .find(|h| h.is_empty() || h.contains(['/', '@', '?', '#', '{', '}', ' ']))
+        {
+            return Err(err(
+                "allowed_hosts",
+                format!("{h:?} is not a host name (`name` or `name:port`)"),
+            ));
+        }
+        // The URL itself is not repeated: it may carry credentials.
+        let url = UrlTemplate::parse(&self.url, &self.allowed_hosts).map_err(|e| err("url", e))?;
+        let method = Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| err("method", format!("{:?} is not an HTTP method", self.method)))?;
+        let header_refs = self
+            .headers
+            .into_iter()
+            .map(|(k, v)| {
+                let name = HeaderName::try_from(k.as_str())
+                    .map_err(|_| err(&format!("headers.{k}"), "not a valid header name".into()))?;
+                if is_framing(name.as_str()) {
+                    return Err(err(
+                        &format!("headers.{k}"),
+                        "a framing or hop-by-hop header is set by the HTTP client, not here".into(),
+                    ));
+                }
+                let template = match &v {
+                    SecretRef::Literal(text) => {
+                        let t = Template::parse(text.expose())
+                            .map_err(|e| err(&format!("headers.{k}"), e))?;
+                        t.as_literal().is_none().then_some(t)
+                    }
+                    _ => None,
+                };
+                Ok(HeaderRef {
+                    key: k,
+                    name,
+                    value: v,
+                    template,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let content_type = HeaderValue::from_str(&self.content_type)
+            .map_err(|_| err("content_type", "not a valid header value".into()))?;
+        if self.timeout.0.is_zero() {
+            return Err(err("timeout", "must be greater than zero".into()));
+        }
+        if !(1..=10_000).contains(&self.concurrency) {
+            return Err(err("concurrency", "must be between 1 and 10000".into()));
+        }
+        if self.buffer == 0 {
+            return Err(err("buffer", "must be at least 1".into()));
+        }
+        if self.retry.initial.0.is_zero() || self.retry.initial > self.retry.max {
+            return Err(err(
+                "retry.initial",
+                "must be greater than zero and at most retry.max".into(),
+            ));
+        }
+        let dlq_topic = match self.dlq {
+            Some(d) if d.topic.trim().is_empty() => {
+                return Err(err("dlq.topic", "must not be empty".into()))
+            }
+            Some(d) if self.topics.contains(&d.topic) => {
+                return Err(err(
+                    "dlq.topic",
+                    "must differ from the consumed topics".into(),
+                ))
+            }
+            Some(d) => Some(d.topic),
+            None => None,
+        };
+        let program = |key: &str, code: Option<String>| {
+            code.map(|c| Program::compile(&c).map(Arc::new).map_err(|e| err(key, e)))
+                .transpose()
+        };
+        let filter = program("filter", self.filter)?;
+        let transform = program("transform", self.transform)?;
+        let status = self
+            .status
+            .policy()
+            .map_err(|(key, e)| err(&format!("status.{key}"), e.to_string()))?;
+        if let Some(auth) = &self.auth {
+            if header_refs
+                .iter()
+                .any(|h| h.name == axum::http::header::AUTHORIZATION)
+            {
+                return Err(err(
+                    "auth",
+                    "both `auth` and `headers.Authorization` are set; keep one".into(),
+                ));
+            }
+            match auth {
+                AuthConfig::Basic(b) if b.user.contains(':') => {
+                    return Err(err("auth.basic.user", "must not contain `:`".into()))
+                }
+                AuthConfig::Oauth2(o) => {
+                    let u = url::Url::parse(&o.token_url)
+                        .map_err(|e| err("auth.oauth2.token_url", format!("not a URL: {e}")))?;
+                    if !matches!(u.scheme(), "http" | "https") {
+                        return Err(err(
+                            "auth.oauth2.token_url",
+                            "must be an http:// or https:// URL".into(),
+                        ));
+                    }
+                    if o.client_id.is_empty() {
+                        return Err(err("auth.oauth2.client_id", "must not be empty".into()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.cert.is_some() != tls.key.is_some() {
+                return Err(err(
+                    "tls",
+                    "`cert` and `key` go together: set both for mTLS, or neither".into(),
+                ));
+            }
+        }
+        let group_id = self
+            .group_id
+            .unwrap_or_else(|| format!("hookbridge-{}", self.name));
+        Ok(SinkDefinition {
+            file: file.to_owned(),
+            name: self.name.into(),
+            topics: self.topics,
+            group_id,
+            url,
+            method,
+            header_refs,
+            content_type,
+            forward_headers: self
+                .forward_headers
+                .iter()
+                .map(|h| HeaderPattern::parse(h))
+                .collect(),
+            filter,
+            transform,
+            format: self.format,
+            timeout: self.timeout.0,
+            concurrency: self.concurrency,
+            ordering: self.ordering,
+            buffer: self.buffer,
+            retry: self.retry,
+            rate_limit: self.rate_limit,
+            dlq_topic,
+            sign: self.sign,
+            breaker: self.breaker,
+            status,
+            auth: self.auth,
+            tls: self.tls,
+        })
+    }
+}

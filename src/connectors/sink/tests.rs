@@ -1,0 +1,102 @@
+//! The sink's file read, checked and built, end to end: defaults, status lists, auth.
+
+use super::*;
+use crate::config::ConfigError;
+use crate::connectors::status_policy::Action;
+use crate::connectors::status_policy::StatusPolicy;
+
+fn sink(extra: &str) -> Result<Sink, ConfigError> {
+    let text = format!(
+        "name = \"orders\"\ntopics = [\"orders\"]\nurl = \"http://127.0.0.1:9/hook\"\n{extra}"
+    );
+    let cfg: SinkConfig = toml::from_str(&text).expect("parses");
+    cfg.validate("orders.toml")?.build()
+}
+
+#[test]
+fn default_status_policy_retries_auth_and_not_found() {
+    let s = sink("").unwrap();
+    assert_eq!(s.status, StatusPolicy::default());
+    for code in [401, 403, 404, 429, 503] {
+        assert_eq!(s.status.action(code), Action::Retry, "{code}");
+    }
+    for code in [400, 410, 422, 301] {
+        assert_eq!(s.status.action(code), Action::DeadLetter, "{code}");
+    }
+}
+
+#[test]
+fn status_lists_replace_their_defaults() {
+    let s = sink("status = { retry = [\"5xx\", 429], dead_letter = [\"4xx\", 503] }").unwrap();
+    assert_eq!(s.status.action(401), Action::DeadLetter);
+    assert_eq!(s.status.action(503), Action::DeadLetter);
+    assert_eq!(s.status.action(502), Action::Retry);
+    let only_retry = sink("status = { retry = [\"4xx\", \"5xx\"] }").unwrap();
+    assert_eq!(only_retry.status.action(400), Action::Retry);
+    assert_eq!(only_retry.status.action(301), Action::DeadLetter);
+}
+
+#[test]
+fn bearer_and_basic_send_a_sensitive_authorization_header() {
+    for (extra, want) in [
+        ("auth = { bearer = \"tok\" }", "Bearer tok"),
+        (
+            "auth = { basic = { user = \"u\", password = \"p\" } }",
+            "Basic dTpw",
+        ),
+    ] {
+        let s = sink(extra).unwrap();
+        let Some(Credentials::Header(v)) = &s.credentials else {
+            panic!("{extra}: {:?}", s.credentials);
+        };
+        assert_eq!(v.to_str().unwrap(), want);
+        assert!(v.is_sensitive());
+    }
+    for (extra, key) in [
+        (
+            "auth = { bearer = \"t\" }\nheaders = { Authorization = \"x\" }",
+            "sink.auth",
+        ),
+        (
+            "auth = { oauth2 = { token_url = \"ftp://x\", client_id = \"c\", client_secret = \"s\" } }",
+            "sink.auth.oauth2.token_url",
+        ),
+        ("tls = { cert = \"/nonexistent\" }", "sink.tls"),
+        ("tls = { ca = \"/nonexistent/ca.pem\" }", "sink.tls.ca"),
+    ] {
+        let e = sink(extra).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn bad_status_entries_name_the_key() {
+    for (extra, key) in [
+        ("status = { retry = [200] }", "sink.status.retry"),
+        (
+            "status = { dead_letter = [\"6xx\"] }",
+            "sink.status.dead_letter",
+        ),
+        (
+            "status = { retry = [404], dead_letter = [404] }",
+            "sink.status.retry",
+        ),
+        (
+            "headers = { Content-Length = \"{header.n}\" }",
+            "sink.headers.Content-Length",
+        ),
+        ("headers = { host = \"x\" }", "sink.headers.host"),
+        (
+            "headers = { Transfer-Encoding = \"chunked\" }",
+            "sink.headers.Transfer-Encoding",
+        ),
+    ] {
+        let e = sink(extra).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{extra}: {e}");
+    }
+    let text = "name = \"o\"\ntopics = [\"o\"]\nurl = \"http://x/\"\nstatus = { retries = [500] }";
+    assert!(
+        toml::from_str::<SinkConfig>(text).is_err(),
+        "unknown keys are errors"
+    );
+}

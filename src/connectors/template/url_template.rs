@@ -1,0 +1,432 @@
+//! A sink's `url` as a template: placeholders in path and query only, values
+//! percent-encoded so they never add a segment or parameter, no `.`/`..` segment made of a
+//! value, and a host taken from a record only when the sink lists it in `allowed_hosts`
+//! (records of ingress sources are written by third parties: SSRF). Also what `check`
+//! and logs show of a URL: credentials and secret-looking query values redacted.
+
+use std::borrow::Cow;
+
+use super::{Escape, Field, Missing, Template};
+
+/// A sink's `url`: literal, or a template whose placeholders sit in the path and query
+/// (and in the host only with `allowed_hosts`).
+#[derive(Debug, Clone)]
+pub struct UrlTemplate {
+    /// The URL as written, for `check` (placeholders shown, never values).
+    pub text: String,
+    /// Scheme and authority (`https://host:port`), filled in when `allowed_hosts` is set.
+    origin: Template,
+    /// Path, query and fragment.
+    rest: Template,
+    /// Hosts a filled-in URL may name (lowercase, optional `:port`); empty: the host is
+    /// literal.
+    allowed_hosts: Vec<String>,
+}
+
+impl UrlTemplate {
+    /// Parses `text`; `Err` says what is wrong (the URL is not repeated: it may hold
+    /// credentials).
+    pub fn parse(text: &str, allowed_hosts: &[String]) -> Result<UrlTemplate, String> {
+        let scheme_end = text
+            .find("://")
+            .ok_or("not a URL: expected http:// or https://")?;
+        let after = scheme_end + 3;
+        let authority_end = text[after..]
+            .find(['/', '?', '#'])
+            .map_or(text.len(), |i| after + i);
+        let origin = Template::parse(&text[..authority_end])?;
+        let rest = Template::parse(&text[authority_end..])?;
+        if text[..scheme_end].contains(['{', '}']) {
+            return Err("the scheme cannot be a placeholder".into());
+        }
+        // Checked here as well as on the sample URL below: with `allowed_hosts` the
+        // sample's host is not on the list and the sample is not made.
+        if !["http", "https"].contains(&text[..scheme_end].to_ascii_lowercase().as_str()) {
+            return Err("must be an http:// or https:// URL".into());
+        }
+        if rest.fields().next().is_some() {
+            if let Some(hash) = text.find('#') {
+                if text[hash..].contains('{') {
+                    return Err("placeholders are not allowed in the fragment".into());
+                }
+            }
+        }
+        if origin.fields().next().is_some() && allowed_hosts.is_empty() {
+            return Err(
+                "placeholders in scheme, host or port need `allowed_hosts` (a record must not choose where it is sent)"
+                    .into(),
+            );
+        }
+        let t = UrlTemplate {
+            text: text.to_owned(),
+            origin,
+            rest,
+            allowed_hosts: allowed_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        };
+        // Every placeholder filled with a plain value must give a valid http(s) URL.
+        let sample = t
+            .fill(|f| {
+                Some(Cow::Borrowed(match f {
+                    Field::Partition | Field::Offset => b"0".as_slice(),
+                    _ => b"x".as_slice(),
+                }))
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                // The sample host is not on the list; only the shape is checked here.
+                UrlError::HostNotAllowed if !t.allowed_hosts.is_empty() => Ok(None),
+                e => Err(e),
+            });
+        match sample {
+            Ok(Some(url)) if !matches!(url.scheme(), "http" | "https") => {
+                Err("must be an http:// or https:// URL".into())
+            }
+            Ok(_) => Ok(t),
+            Err(UrlError::Invalid(e)) => Err(format!("not a URL: {e}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The URL when it has no placeholder.
+    pub fn literal(&self) -> Option<url::Url> {
+        if self.origin.fields().next().is_some() || self.rest.fields().next().is_some() {
+            return None;
+        }
+        url::Url::parse(&self.text).ok()
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = &Field> {
+        self.origin.fields().chain(self.rest.fields())
+    }
+
+    /// The URL as written with its user, password and secret-looking query values
+    /// replaced, for `check` and logs.
+    pub fn redacted(&self) -> String {
+        let after = self.text.find("://").map_or(0, |i| i + 3);
+        let end = self.text[after..]
+            .find(['/', '?', '#'])
+            .map_or(self.text.len(), |i| after + i);
+        let mut out = match self.text[after..end].rfind('@') {
+            Some(at) => {
+                let userinfo = if self.text[after..after + at].contains(':') {
+                    "redacted:redacted"
+                } else {
+                    "redacted"
+                };
+                format!(
+                    "{}{userinfo}{}",
+                    &self.text[..after],
+                    &self.text[after + at..]
+                )
+            }
+            None => self.text.clone(),
+        };
+        if let Some(q) = out.find('?') {
+            let (head, query) = out.split_at(q + 1);
+            let (query, fragment) = query.split_at(query.find('#').unwrap_or(query.len()));
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if secret_looking(k) => format!("{k}=redacted"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out = format!("{head}{}{fragment}", pairs.join("&"));
+        }
+        out
+    }
+
+    /// The user and password written in the URL (`https://user:pass@host/…`), percent-
+    /// decoded as they are sent.
+    pub fn userinfo(&self) -> Option<(String, String)> {
+        let after = self.text.find("://")? + 3;
+        let end = self.text[after..]
+            .find(['/', '?', '#'])
+            .map_or(self.text.len(), |i| after + i);
+        let at = self.text[after..end].rfind('@')?;
+        let (user, password) = self.text[after..after + at].split_once(':')?;
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Some((decode(user), decode(password)))
+    }
+
+    pub fn allowed_hosts(&self) -> &[String] {
+        &self.allowed_hosts
+    }
+
+    /// The URL for one record.
+    pub fn fill<'r>(
+        &self,
+        mut value: impl FnMut(&Field) -> Option<Cow<'r, [u8]>>,
+    ) -> Result<url::Url, UrlError> {
+        let mut out = Vec::with_capacity(self.text.len() + 32);
+        // A host value is written as is and must then be a host name on the list; it is
+        // not percent-encoded (that would not make it a host either). Only host name
+        // characters: a `:`, `/`, `@` or `[` would let it write a port, a path, userinfo
+        // or an IPv6 literal after the part the operator wrote.
+        let mut foreign = false;
+        self.origin
+            .render(&mut out, Escape::Raw, |f: &Field| {
+                let v = value(f)?;
+                foreign |= v
+                    .iter()
+                    .any(|b| !(b.is_ascii_alphanumeric() || b".-".contains(b)));
+                Some(v)
+            })
+            .map_err(UrlError::Missing)?;
+        if foreign {
+            return Err(UrlError::HostNotAllowed);
+        }
+        let rest_start = out.len();
+        self.rest
+            .render(&mut out, Escape::Url, &mut value)
+            .map_err(UrlError::Missing)?;
+        if self.rest.fields().next().is_some() && has_dot_segment(&out[rest_start..]) {
+            return Err(UrlError::DotSegment);
+        }
+        let text = String::from_utf8(out).map_err(|_| UrlError::HostNotAllowed)?;
+        let url = url::Url::parse(&text).map_err(UrlError::Invalid)?;
+        if !self.allowed_hosts.is_empty() && !self.host_allowed(&url) {
+            return Err(UrlError::HostNotAllowed);
+        }
+        Ok(url)
+    }
+
+    fn host_allowed(&self, url: &url::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        let port = url.port_or_known_default();
+        // An entry without a port allows the scheme's default port only.
+        let default = url::Url::parse(&format!("{}://h/", url.scheme()))
+            .ok()
+            .and_then(|u| u.port_or_known_default());
+        self.allowed_hosts.iter().any(|a| match a.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
+                h == host && p.parse::<u16>().ok() == port
+            }
+            _ => *a == host && port == default,
+        })
+    }
+}
+
+/// Whether the path of `rest` (path, query, fragment) has a `.` or `..` segment, also
+/// written `%2e`: URL parsing resolves them, so a value `..` would move the request to
+/// another path (`/tenants/{header.x-tenant}/orders` to `/orders`).
+fn has_dot_segment(rest: &[u8]) -> bool {
+    let path_end = rest
+        .iter()
+        .position(|b| *b == b'?' || *b == b'#')
+        .unwrap_or(rest.len());
+    rest[..path_end].split(|b| *b == b'/').any(|segment| {
+        let text = String::from_utf8_lossy(segment)
+            .to_ascii_lowercase()
+            .replace("%2e", ".");
+        text == "." || text == ".."
+    })
+}
+
+/// Why a URL could not be made for a record.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error(transparent)]
+    Missing(Missing),
+    #[error("the filled-in host is not in allowed_hosts")]
+    HostNotAllowed,
+    #[error("the filled-in URL is not valid: {0}")]
+    Invalid(url::ParseError),
+    #[error("the filled-in path has a `.` or `..` segment")]
+    DotSegment,
+}
+
+/// A query parameter name that usually carries a credential (`check` and logs show its
+/// value as `redacted`).
+pub(crate) fn secret_looking(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "token",
+        "key",
+        "sig",
+        "secret",
+        "pass",
+        "pwd",
+        "auth",
+        "credential",
+        "session",
+        // Azure Functions' function key (`?code=`).
+        "code",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::template::{Escape, Template};
+
+    fn values(f: &Field) -> Option<Cow<'static, [u8]>> {
+        match f {
+            Field::Topic => Some(Cow::Borrowed(b"orders")),
+            Field::Key => Some(Cow::Borrowed(b"a/b?c=d&e#f")),
+            Field::Header(h) if h == "x-tenant" => Some(Cow::Borrowed(b"acme")),
+            Field::Partition => Some(Cow::Borrowed(b"3")),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn path_and_query_values_are_percent_encoded() {
+        let t = UrlTemplate::parse(
+            "https://api.example.com/t/{header.x-tenant}/{topic}?k={key}&p={partition}",
+            &[],
+        )
+        .unwrap();
+        let url = t.fill(values).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://api.example.com/t/acme/orders?k=a%2Fb%3Fc%3Dd%26e%23f&p=3"
+        );
+        assert_eq!(url.host_str(), Some("api.example.com"));
+    }
+
+    #[test]
+    fn a_dot_segment_value_never_moves_the_request() {
+        let t =
+            UrlTemplate::parse("https://h/tenants/{header.x-tenant}/orders?k={key}", &[]).unwrap();
+        for bad in [&b".."[..], b"."] {
+            let got = t.fill(|f| match f {
+                Field::Header(_) => Some(Cow::Borrowed(bad)),
+                _ => Some(Cow::Borrowed(b"..")),
+            });
+            assert!(matches!(got, Err(UrlError::DotSegment)), "{bad:?}: {got:?}");
+        }
+        let t = UrlTemplate::parse("https://h/t/{key}{topic}/x", &[]).unwrap();
+        let got = t.fill(|f| match f {
+            Field::Key => Some(Cow::Borrowed(b".")),
+            _ => Some(Cow::Borrowed(b".")),
+        });
+        assert!(matches!(got, Err(UrlError::DotSegment)), "{got:?}");
+        // Dots inside a segment and in the query are values like any other.
+        let t = UrlTemplate::parse("https://h/t/{key}/x?q={key}", &[]).unwrap();
+        let url = t.fill(|_| Some(Cow::Borrowed(b"..a"))).unwrap();
+        assert_eq!(url.as_str(), "https://h/t/..a/x?q=..a");
+        let url = UrlTemplate::parse("https://h/t/x?q={key}", &[])
+            .unwrap()
+            .fill(|_| Some(Cow::Borrowed(b"..")))
+            .unwrap();
+        assert_eq!(url.as_str(), "https://h/t/x?q=..");
+    }
+
+    #[test]
+    fn a_missing_value_names_its_placeholder() {
+        let t = UrlTemplate::parse("http://h/{header.x-other}", &[]).unwrap();
+        let e = t.fill(values).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the record has no value for `{header.x-other}`"
+        );
+    }
+
+    #[test]
+    fn host_placeholders_need_allowed_hosts() {
+        for url in [
+            "https://{header.x-tenant}.example.com/x",
+            "https://example.com:{partition}/x",
+            "http://{key}/",
+        ] {
+            let e = UrlTemplate::parse(url, &[]).unwrap_err();
+            assert!(e.contains("allowed_hosts"), "{url}: {e}");
+        }
+        let allowed = ["acme.example.com".to_owned()];
+        let t = UrlTemplate::parse("https://{header.x-tenant}.example.com/x", &allowed).unwrap();
+        let url = t.fill(values).unwrap();
+        assert_eq!(url.host_str(), Some("acme.example.com"));
+        let t = UrlTemplate::parse("https://{topic}.example.com/x", &allowed).unwrap();
+        assert!(matches!(t.fill(values), Err(UrlError::HostNotAllowed)));
+        // A value cannot smuggle userinfo, a path or another host in.
+        let t = UrlTemplate::parse("https://{key}.example.com/x", &allowed).unwrap();
+        assert!(matches!(t.fill(values), Err(UrlError::HostNotAllowed)));
+        // Nor a port or a path after an allowed name: an entry without a port allows
+        // the scheme's default port only.
+        let allowed = [
+            "eu.inv.internal".to_owned(),
+            "us.inv.internal:8443".to_owned(),
+        ];
+        let t = UrlTemplate::parse("https://{header.r}/v1", &allowed).unwrap();
+        let with = |v: &'static [u8]| t.fill(move |_| Some(Cow::Borrowed(v)));
+        for bad in [
+            &b"eu.inv.internal:2375/"[..],
+            b"eu.inv.internal:2375",
+            b"eu.inv.internal:443",
+            b"us.inv.internal",
+            b"[::1]",
+            b"u@eu.inv.internal",
+        ] {
+            let got = with(bad);
+            assert!(
+                matches!(got, Err(UrlError::HostNotAllowed)),
+                "{bad:?}: {got:?}"
+            );
+        }
+        assert_eq!(
+            with(b"EU.inv.internal").unwrap().as_str(),
+            "https://eu.inv.internal/v1"
+        );
+        let t = UrlTemplate::parse("https://{header.r}:8443/v1", &allowed).unwrap();
+        assert!(t.fill(|_| Some(Cow::Borrowed(b"us.inv.internal"))).is_ok());
+        assert!(matches!(
+            t.fill(|_| Some(Cow::Borrowed(b"eu.inv.internal"))),
+            Err(UrlError::HostNotAllowed)
+        ));
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        for (url, want) in [
+            ("http://h/{nope}", "unknown placeholder"),
+            ("http://h/{key", "unclosed"),
+            ("http://h/}", "unmatched"),
+            ("http://h/x#{key}", "fragment"),
+            ("ftp://h/{key}", "http"),
+            ("ftp://{header.h}/x", "http"),
+            ("{key}://h/", "scheme"),
+            ("http://h/{json.tenant}", "pointer"),
+        ] {
+            let e = UrlTemplate::parse(url, &["h".to_owned()]).unwrap_err();
+            assert!(e.contains(want), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn redaction_hides_credentials_and_secret_looking_query_values() {
+        let t = UrlTemplate::parse("https://u:pw@h:8443/{key}?a=b@c&token=t0k#f", &[]).unwrap();
+        assert_eq!(
+            t.redacted(),
+            "https://redacted:redacted@h:8443/{key}?a=b@c&token=redacted#f"
+        );
+        let t = UrlTemplate::parse("https://h/{key}", &[]).unwrap();
+        assert_eq!(t.redacted(), "https://h/{key}");
+    }
+
+    #[test]
+    fn braces_escape_and_literals_stay_literal() {
+        let t = Template::parse("a{{b}}c").unwrap();
+        assert_eq!(t.as_literal(), Some("a{b}c"));
+        let u = UrlTemplate::parse("http://h/plain?x=1", &[]).unwrap();
+        assert_eq!(u.literal().unwrap().as_str(), "http://h/plain?x=1");
+        let mut out = Vec::new();
+        Template::parse("Tenant {header.x-tenant}!")
+            .unwrap()
+            .render(&mut out, Escape::Raw, values)
+            .unwrap();
+        assert_eq!(out, b"Tenant acme!");
+    }
+}
