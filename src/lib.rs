@@ -23,5 +23,6 @@ pub mod ops;
 pub mod run;
 pub mod send;
 pub mod shutdown;
+pub(crate) mod signature;
 pub mod telemetry;
 pub mod verify;

@@ -14,9 +14,9 @@ use http::header::HeaderName;
 use serde::Deserialize;
 
 use super::crypto::{Algorithm, Key};
-use super::ed25519::PublicKey;
 use super::generic::{Encoding, GenericHmac, Template};
 use super::recipe::RecipeError;
+use crate::signature::ed25519::PublicKey;
 
 use super::token::SharedToken;
 use super::url::{Forwarded, Network, SignedUrl, FORWARDED_HOST, FORWARDED_PROTO};
@@ -342,7 +342,7 @@ fn text_keys(
 ) -> Result<Vec<Key>, BuildError> {
     Ok(resolve_secrets(secret, secrets)?
         .iter()
-        .map(Key::from_secret)
+        .map(super::crypto::secret_key)
         .collect())
 }
 
@@ -354,7 +354,7 @@ fn encoded_keys(c: &HmacConfig) -> Result<Vec<Key>, BuildError> {
         .map(|(i, value)| {
             let text = value.expose();
             let decoded = match c.secret_encoding {
-                SecretEncoding::Text => return Ok(Key::from_secret(value)),
+                SecretEncoding::Text => return Ok(super::crypto::secret_key(value)),
                 SecretEncoding::Hex => hex::decode(text).ok(),
                 SecretEncoding::Base64 => {
                     base64::engine::general_purpose::STANDARD.decode(text).ok()
@@ -421,7 +421,7 @@ fn gitlab_verifier(c: &SecretsConfig) -> Result<Verifier, BuildError> {
         if value.expose().starts_with("whsec_") {
             signing.push(standard_key(value, c.secret.is_some(), i)?);
         } else {
-            tokens.push(Key::from_secret(value));
+            tokens.push(super::crypto::secret_key(value));
         }
     }
     let signs_first = values
@@ -496,7 +496,7 @@ fn meta_verifier(c: &MetaConfig) -> Result<Verifier, BuildError> {
     let secrets = text_keys(&c.secret, &c.secrets)?;
     let tokens = resolve_listed(&c.verify_token, &c.verify_tokens, "verify_token")?
         .iter()
-        .map(Key::from_secret)
+        .map(super::crypto::secret_key)
         .collect();
     meta::Meta::new(secrets, tokens)
         .map(Verifier::Meta)

@@ -10,7 +10,6 @@ pub mod calendly;
 pub mod config;
 pub mod crypto;
 pub mod discord;
-pub mod ed25519;
 pub mod eventgrid;
 pub mod generic;
 pub mod github;
