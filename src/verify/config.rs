@@ -14,8 +14,8 @@ use http::header::HeaderName;
 use serde::Deserialize;
 
 use super::crypto::{Algorithm, Key};
-use super::generic::{Encoding, GenericHmac, Template};
-use super::recipe::RecipeError;
+use super::generic::{GenericHmac, RecipeError, Template};
+use super::recipe::Encoding;
 use crate::signature::ed25519::PublicKey;
 
 use super::token::SharedToken;

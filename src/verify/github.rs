@@ -9,8 +9,8 @@
 //! signs no timestamp, so there is no replay window to check.
 
 use super::crypto::{Algorithm, Key};
-use super::generic::{Fill, GenericHmac};
-use super::recipe::{Recipe, RecipeError, SignatureAt};
+use super::generic::{GenericHmac, RecipeError};
+use super::recipe::{Fill, Recipe, SignatureAt};
 
 /// The SHA-256 signature header.
 pub const SIGNATURE_256: &str = "X-Hub-Signature-256";

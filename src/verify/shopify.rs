@@ -7,8 +7,8 @@
 //! constant time. Shopify signs no timestamp, so there is no replay window to check.
 
 use super::crypto::Algorithm;
-use super::generic::Encoding;
-use super::recipe::{Recipe, SignatureAt};
+
+use super::recipe::{Encoding, Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "X-Shopify-Hmac-Sha256";
