@@ -21,6 +21,7 @@ pub mod meta;
 pub mod msgraph;
 pub mod paddle;
 pub mod recipe;
+pub mod registry;
 pub mod sendgrid;
 pub mod shopify;
 pub mod slack;
