@@ -6,34 +6,25 @@
 //! requests outside a tolerance window in both directions (replay protection). The set
 //! of providers is closed, so dispatch is a `match` over an enum rather than `dyn`.
 
-pub mod calendly;
 pub mod config;
 pub mod crypto;
 pub mod discord;
 pub mod eventgrid;
 pub mod generic;
-pub mod github;
 pub mod gitlab;
-pub mod hubspot;
 pub mod linear;
 pub mod mailgun;
 pub mod meta;
 pub mod msgraph;
-pub mod paddle;
 pub mod recipe;
 pub mod registry;
 pub mod sendgrid;
-pub mod shopify;
-pub mod slack;
-pub mod square;
 pub mod standard;
-pub mod stripe;
+pub mod template;
 pub mod token;
 pub mod twilio;
 pub mod twitch;
 pub mod url;
-pub mod workos;
-pub mod zoom;
 
 pub use config::VerifyConfig;
 pub use url::SignedUrl;

@@ -10,12 +10,14 @@ use super::BuildError;
 use crate::config::secret::Secret;
 use crate::signature::ed25519::PublicKey;
 use crate::verify::crypto::{secret_key, Algorithm, Key};
-use crate::verify::generic::{self, GenericHmac, RecipeError, Template};
+use crate::verify::generic::{self, GenericHmac, RecipeError};
 use crate::verify::recipe::Recipe;
+use crate::verify::registry::github;
+use crate::verify::template::Template;
 use crate::verify::token::SharedToken;
 use crate::verify::{
-    discord, eventgrid, github, gitlab, linear, mailgun, meta, msgraph, sendgrid, standard, twilio,
-    twitch, Verifier,
+    discord, eventgrid, gitlab, linear, mailgun, meta, msgraph, sendgrid, standard, twilio, twitch,
+    Verifier,
 };
 
 /// A scheme's constructor.

@@ -112,7 +112,7 @@ impl Shape {
         match self {
             Shape::Url => true,
             Shape::Hmac => (table.template.as_deref())
-                .and_then(|t| crate::verify::generic::Template::parse(t).ok())
+                .and_then(|t| crate::verify::template::Template::parse(t).ok())
                 .is_some_and(|t| t.uses_url()),
             _ => false,
         }

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::recipe::{KeyedList, Recipe, SignatureAt};
+use crate::verify::recipe::{KeyedList, Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "Paddle-Signature";

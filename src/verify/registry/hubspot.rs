@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::recipe::{Encoding, Recipe, SignatureAt};
+use crate::verify::recipe::{Encoding, Recipe, SignatureAt};
 
 /// The signature header.
 pub const SIGNATURE: &str = "X-HubSpot-Signature-v3";
