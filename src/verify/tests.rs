@@ -44,7 +44,15 @@ fn tables() -> Vec<(&'static str, String)> {
 
 #[test]
 fn every_registry_row_is_in_the_round_trip_tests() {
-    let signed: Vec<&str> = all_schemes().iter().map(|(name, _)| *name).collect();
+    let schemes = all_schemes();
+    for (name, verifier) in &schemes {
+        assert_eq!(
+            verifier.scheme_name(),
+            *name,
+            "the verifier names its registry row"
+        );
+    }
+    let signed: Vec<&str> = schemes.iter().map(|(name, _)| *name).collect();
     for scheme in SCHEMES {
         match scheme.round_trip {
             RoundTrip::Table(_) => assert!(
