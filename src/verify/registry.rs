@@ -40,8 +40,14 @@ pub enum SecretHeader {
 /// with its first secret and verify it, over awkward bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoundTrip {
-    /// The table's keys besides `scheme`, with two secrets (the first signs).
-    Table(&'static str),
+    /// Build it from `secrets = [first, second]` and `keys` (its other keys, TOML), sign
+    /// with the first secret; a verifier holding only the second must reject that.
+    Signs {
+        /// Two rotated secrets.
+        secrets: [&'static str; 2],
+        /// The table's other keys.
+        keys: &'static str,
+    },
     /// `hookbridge send` cannot sign for this scheme; why.
     CannotSign(&'static str),
 }
@@ -63,17 +69,25 @@ pub struct Scheme {
     pub round_trip: RoundTrip,
 }
 
-/// Two rotated literal secrets, the first signing.
-const SECRETS: &str = r#"secrets = ["new-secret", "old-secret"]"#;
 /// The URL the round-trip tests sign and send to.
 pub const TEST_URL: &str = "https://hooks.example.com/in/source?tenant=a";
+/// `public_url` for the round-trip tests.
+const PUBLIC_URL: &str = "public_url = \"https://hooks.example.com/in/source?tenant=a\"";
 
-/// A row for an HMAC provider that is only a recipe, with a `tolerance` when it signs a
-/// timestamp.
+/// Signs with the first of two rotated literal secrets, given the table's other keys.
+const fn signs(keys: &'static str) -> RoundTrip {
+    RoundTrip::Signs {
+        secrets: ["new-secret", "old-secret"],
+        keys,
+    }
+}
+
+/// A row for an HMAC provider that is only a recipe; `tolerance` applies when its shape
+/// has it.
 const fn recipe(
     recipe: &'static super::recipe::Recipe,
     shape: Shape,
-    round_trip: &'static str,
+    round_trip_keys: &'static str,
 ) -> Scheme {
     Scheme {
         name: recipe.name,
@@ -81,7 +95,7 @@ const fn recipe(
         shape,
         build: Build::Recipe(recipe),
         secret_header: SecretHeader::None,
-        round_trip: RoundTrip::Table(round_trip),
+        round_trip: signs(round_trip_keys),
     }
 }
 
@@ -102,94 +116,79 @@ const fn with(
     }
 }
 
-const fn signs(table: &'static str) -> RoundTrip {
-    RoundTrip::Table(table)
+/// A row whose `header` (or the fixed one named) carries the secret itself.
+const fn secret_in_header(header: SecretHeader, row: Scheme) -> Scheme {
+    Scheme {
+        secret_header: header,
+        ..row
+    }
 }
 
 /// Every scheme.
 pub const SCHEMES: &[Scheme] = &[
-    with("github", Shape::Github, build::github, signs(SECRETS)),
-    recipe(&stripe::RECIPE, Shape::Timed, SECRETS),
-    recipe(&slack::RECIPE, Shape::Timed, SECRETS),
-    recipe(&shopify::RECIPE, Shape::Secrets, SECRETS),
+    with("github", Shape::Github, build::github, signs("")),
+    recipe(&stripe::RECIPE, Shape::Timed, ""),
+    recipe(&slack::RECIPE, Shape::Timed, ""),
+    recipe(&shopify::RECIPE, Shape::Secrets, ""),
     Scheme {
         aliases: &["svix"],
         ..with(
             "standard-webhooks",
             Shape::Timed,
             build::standard_webhooks,
-            signs(
-                r#"secrets = ["whsec_bmV3LXNlY3JldC1rZXktbWF0ZXJpYWw=", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"]"#,
-            ),
+            RoundTrip::Signs {
+                secrets: [
+                    "whsec_bmV3LXNlY3JldC1rZXktbWF0ZXJpYWw=",
+                    "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                ],
+                keys: "",
+            },
         )
     },
-    Scheme {
-        secret_header: SecretHeader::Fixed(gitlab::HEADER),
-        ..with("gitlab", Shape::Secrets, build::gitlab, signs(SECRETS))
-    },
-    with(
-        "twilio",
-        Shape::Url,
-        build::twilio,
-        signs(concat!(
-            r#"secrets = ["new-secret", "old-secret"]"#,
-            "\npublic_url = \"https://hooks.example.com/in/source?tenant=a\""
-        )),
+    secret_in_header(
+        SecretHeader::Fixed(gitlab::HEADER),
+        with("gitlab", Shape::Secrets, build::gitlab, signs("")),
     ),
-    recipe(&paddle::RECIPE, Shape::Timed, SECRETS),
+    with("twilio", Shape::Url, build::twilio, signs(PUBLIC_URL)),
+    recipe(&paddle::RECIPE, Shape::Timed, ""),
     recipe(
         &square::RECIPE,
         Shape::Url,
-        concat!(
-            r#"secrets = ["new-secret", "old-secret"]"#,
-            "\ntrust_forwarded_from = [\"10.0.0.1\"]",
-            "\ntrust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"]"
-        ),
+        "trust_forwarded_from = [\"10.0.0.1\"]\ntrust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"]",
     ),
-    recipe(
-        &hubspot::RECIPE,
-        Shape::Url,
-        concat!(
-            r#"secrets = ["new-secret", "old-secret"]"#,
-            "\npublic_url = \"https://hooks.example.com/in/source?tenant=a\""
-        ),
-    ),
-    recipe(&zoom::RECIPE, Shape::Timed, SECRETS),
-    with("linear", Shape::Timed, build::linear, signs(SECRETS)),
+    recipe(&hubspot::RECIPE, Shape::Url, PUBLIC_URL),
+    recipe(&zoom::RECIPE, Shape::Timed, ""),
+    with("linear", Shape::Timed, build::linear, signs("")),
     with(
         "microsoft-graph",
         Shape::Secrets,
         build::microsoft_graph,
         RoundTrip::CannotSign("the clientState is inside the body (sign_body)"),
     ),
-    Scheme {
-        secret_header: SecretHeader::Configured,
-        ..with(
+    secret_in_header(
+        SecretHeader::Configured,
+        with(
             "azure-event-grid",
             Shape::EventGrid,
             build::azure_event_grid,
-            signs(concat!(
-                r#"secrets = ["new-secret", "old-secret"]"#,
-                "\nheader = \"X-Event-Grid-Secret\"\ntopics = [\"/subscriptions/x\"]"
-            )),
-        )
-    },
+            signs("header = \"X-Event-Grid-Secret\"\ntopics = [\"/subscriptions/x\"]"),
+        ),
+    ),
     with(
         "mailgun",
         Shape::Timed,
         build::mailgun,
         RoundTrip::CannotSign("the signature is inside the body (sign_body)"),
     ),
-    recipe(&calendly::RECIPE, Shape::Timed, SECRETS),
-    recipe(&workos::RECIPE, Shape::Timed, SECRETS),
-    with("twitch", Shape::Timed, build::twitch, signs(SECRETS)),
+    recipe(&calendly::RECIPE, Shape::Timed, ""),
+    recipe(&workos::RECIPE, Shape::Timed, ""),
+    with("twitch", Shape::Timed, build::twitch, signs("")),
     with(
         "hmac",
         Shape::Hmac,
         build::hmac,
         signs(concat!(
-            r#"secrets = ["new-secret", "old-secret"]"#,
-            "\nheader = \"X-Sig\"\nalgorithm = \"sha1\"\nencoding = \"base64\"",
+            "header = \"X-Sig\"\nalgorithm = \"sha1\"\nencoding = \"base64\"",
             "\ntimestamp_header = \"X-Ts\"\ntemplate = \"{timestamp}|{url}|{header:X-Id}|{body}\"",
             "\npublic_url = \"https://hooks.example.com/in/source?tenant=a\""
         )),
@@ -198,10 +197,7 @@ pub const SCHEMES: &[Scheme] = &[
         "meta",
         Shape::Meta,
         build::meta,
-        signs(concat!(
-            r#"secrets = ["new-secret", "old-secret"]"#,
-            "\nverify_token = \"verify-me\""
-        )),
+        signs("verify_token = \"verify-me\""),
     ),
     with(
         "discord",
@@ -221,31 +217,31 @@ pub const SCHEMES: &[Scheme] = &[
         build::sendgrid,
         RoundTrip::CannotSign("hookbridge holds only the verification key"),
     ),
-    Scheme {
-        secret_header: SecretHeader::Configured,
-        ..with(
+    secret_in_header(
+        SecretHeader::Configured,
+        with(
             "token",
             Shape::Token,
             build::token,
-            signs(concat!(
-                r#"secrets = ["new-secret", "old-secret"]"#,
-                "\nheader = \"X-Webhook-Token\""
-            )),
-        )
-    },
-    Scheme {
-        secret_header: SecretHeader::Fixed("Authorization"),
-        ..with("bearer", Shape::Secrets, build::bearer, signs(SECRETS))
-    },
-    Scheme {
-        secret_header: SecretHeader::Fixed("Authorization"),
-        ..with(
+            signs("header = \"X-Webhook-Token\""),
+        ),
+    ),
+    secret_in_header(
+        SecretHeader::Fixed("Authorization"),
+        with("bearer", Shape::Secrets, build::bearer, signs("")),
+    ),
+    secret_in_header(
+        SecretHeader::Fixed("Authorization"),
+        with(
             "basic",
             Shape::Secrets,
             build::basic,
-            signs(r#"secrets = ["new:secret", "old:secret"]"#),
-        )
-    },
+            RoundTrip::Signs {
+                secrets: ["new:secret", "old:secret"],
+                keys: "",
+            },
+        ),
+    ),
     with(
         "none",
         Shape::None,

@@ -134,7 +134,7 @@ fn every_scheme_parses_and_builds() {
     // The schemes that sign are built from their registry tables by the round-trip
     // tests; the others must be here.
     for scheme in crate::verify::registry::SCHEMES {
-        if matches!(scheme.round_trip, RoundTrip::Table(_)) || scheme.name == "sendgrid" {
+        if matches!(scheme.round_trip, RoundTrip::Signs { .. }) || scheme.name == "sendgrid" {
             continue; // sendgrid: built with a generated key in sendgrid.rs's tests
         }
         assert!(
