@@ -23,5 +23,6 @@ pub(crate) mod http;
 pub(crate) mod ingress;
 pub mod kafka;
 pub mod shutdown;
+pub(crate) mod signature;
 pub mod telemetry;
 pub mod verify;

@@ -1,17 +1,15 @@
 //! Standard Webhooks signing of outgoing requests: `webhook-signature: v1,<base64
-//! HMAC-SHA256(key, "{id}.{timestamp}.{body}")>` with the key decoded from `whsec_…`.
-
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+//! HMAC-SHA256(key, "{id}.{timestamp}.{body}")>` with the key decoded from `whsec_…`,
+//! both as [`crate::signature::standard`] defines them for ingress too.
 
 use crate::config::Secret;
+use crate::signature::mac::Key;
+use crate::signature::standard;
 
 /// A ready signing key (decoded once per sink, not per request).
 #[derive(Clone)]
 pub struct Signer {
-    key: Vec<u8>,
+    key: Key,
 }
 
 impl std::fmt::Debug for Signer {
@@ -23,24 +21,13 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// From a `whsec_<base64>` secret (the prefix is optional). `None` if not base64.
     pub fn new(secret: &Secret) -> Option<Self> {
-        let b64 = secret
-            .expose()
-            .strip_prefix("whsec_")
-            .unwrap_or(secret.expose());
-        STANDARD.decode(b64).ok().map(|key| Self { key })
+        standard::decode_key_bytes(secret.expose()).map(|key| Self { key: Key::new(key) })
     }
 
     /// The `webhook-signature` header value.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        // HMAC accepts keys of any length; this cannot fail.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        // HMAC accepts keys of any length, so there is always a signature.
+        standard::signature(&self.key, id, &timestamp.to_string(), body).unwrap_or_default()
     }
 }
 

@@ -284,7 +284,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
             return Reply::RateLimited(wait);
         }
     }
-    if let Some(h) = source.verifier.handshake(&request) {
+    if let Some(h) = source.verifier.handshake(&verified) {
         if h.status == 400 {
             let reason = String::from_utf8_lossy(&h.body);
             tracing::warn!(source = %source.name, %reason, "signed request refused: the source's scheme cannot handle it");
@@ -312,7 +312,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         key: key.as_deref(),
         event_type: event_type.as_deref(),
     };
-    let acknowledgement = source.verifier.acknowledgement(&request);
+    let acknowledgement = source.verifier.acknowledgement(&verified);
     // The delivery the replay guard knows this request by: its provider's id and body.
     // Without an id it is not guarded (produced as usual).
     let delivery = (source.replay_guard.as_ref())

@@ -30,8 +30,8 @@ use http::HeaderMap;
 use serde::Deserialize;
 
 use super::crypto;
-use super::ed25519::{self, PublicKey};
 use super::{Handshake, VerifyError, WebhookRequest};
+use crate::signature::ed25519::{self, PublicKey};
 
 /// The signature header.
 pub const SIGNATURE: &str = "X-Signature-Ed25519";

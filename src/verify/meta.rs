@@ -11,8 +11,8 @@
 use http::HeaderMap;
 
 use super::crypto::{ct_eq, Key};
-use super::generic::GenericHmac;
-use super::recipe::{Recipe, RecipeError, SignatureAt};
+use super::generic::{GenericHmac, RecipeError};
+use super::recipe::{Recipe, SignatureAt};
 use super::{Handshake, VerifyError, WebhookRequest};
 
 /// The signature header.

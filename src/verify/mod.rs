@@ -6,34 +6,25 @@
 //! requests outside a tolerance window in both directions (replay protection). The set
 //! of providers is closed, so dispatch is a `match` over an enum rather than `dyn`.
 
-pub mod calendly;
 pub mod config;
 pub mod crypto;
 pub mod discord;
-pub mod ed25519;
 pub mod eventgrid;
 pub mod generic;
-pub mod github;
 pub mod gitlab;
-pub mod hubspot;
 pub mod linear;
 pub mod mailgun;
 pub mod meta;
 pub mod msgraph;
-pub mod paddle;
 pub mod recipe;
+pub mod registry;
 pub mod sendgrid;
-pub mod shopify;
-pub mod slack;
-pub mod square;
 pub mod standard;
-pub mod stripe;
+pub mod template;
 pub mod token;
 pub mod twilio;
 pub mod twitch;
 pub mod url;
-pub mod workos;
-pub mod zoom;
 
 pub use config::VerifyConfig;
 pub use url::SignedUrl;
@@ -122,20 +113,34 @@ impl VerifyError {
     }
 }
 
-/// A request body whose signature verified: produced records are made only from one,
-/// so unverified bytes cannot reach Kafka by construction. Only
-/// [`Verifier::verify`] makes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A request whose signature verified: produced records are made only from one, and
+/// handshakes answer only one, so unverified bytes cannot reach Kafka or be echoed to a
+/// provider by construction. Only [`Verifier::verify`] makes it.
+#[derive(Debug, Clone, Copy)]
 pub struct Verified<'a> {
-    body: &'a [u8],
+    request: WebhookRequest<'a>,
 }
 
 impl<'a> Verified<'a> {
     /// The verified body, byte for byte as received.
     pub fn body(&self) -> &'a [u8] {
-        self.body
+        self.request.body
+    }
+
+    /// The whole request that verified.
+    pub fn request(&self) -> &WebhookRequest<'a> {
+        &self.request
     }
 }
+
+impl PartialEq for Verified<'_> {
+    /// Two verdicts are equal when they let the same bytes through.
+    fn eq(&self, other: &Self) -> bool {
+        self.body() == other.body()
+    }
+}
+
+impl Eq for Verified<'_> {}
 
 /// A response the HTTP handler must send instead of producing the request to Kafka
 /// (a provider's endpoint-ownership challenge).
@@ -234,7 +239,7 @@ impl Verifier {
     /// (rotation). The [`Verified`] body it returns is the only way to hand a body to
     /// the producer.
     pub fn verify<'a>(&self, req: &WebhookRequest<'a>) -> Result<Verified<'a>, VerifyError> {
-        self.check(req).map(|()| Verified { body: req.body })
+        self.check(req).map(|()| Verified { request: *req })
     }
 
     fn check(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
@@ -259,7 +264,8 @@ impl Verifier {
     /// Called only after [`verify`](Self::verify) succeeded: a provider handshake that
     /// must be answered instead of producing to Kafka (Slack `url_verification`, Zoom
     /// `endpoint.url_validation`, Twitch `webhook_callback_verification`).
-    pub fn handshake(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
+    pub fn handshake(&self, verified: &Verified<'_>) -> Option<Handshake> {
+        let req = verified.request();
         match self {
             Verifier::Twitch(v) => v.handshake(req),
             Verifier::Hmac(v) => v.handshake(req),
@@ -271,7 +277,8 @@ impl Verifier {
     /// The answer to send once the record is in Kafka, when the provider needs its own
     /// rather than hookbridge's `{"status":"accepted"}` (Discord: a deferred interaction
     /// response, or 204 for a webhook event).
-    pub fn acknowledgement(&self, req: &WebhookRequest<'_>) -> Option<Handshake> {
+    pub fn acknowledgement(&self, verified: &Verified<'_>) -> Option<Handshake> {
+        let req = verified.request();
         match self {
             Verifier::Discord(v) => v.acknowledgement(req),
             _ => None,

@@ -15,41 +15,21 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use http::HeaderMap;
 
-use super::crypto::{self, Algorithm, Key, Tag};
-use super::ed25519::{self, PublicKey};
+use super::crypto::{self, Key};
 use super::{VerifyError, WebhookRequest};
+use crate::signature::ed25519::PublicKey;
+use crate::signature::standard::{self as sw, SignatureList};
+pub use crate::signature::standard::{
+    decode_public_key, decode_secret, parse_signatures, HeaderSet, SVIX_HEADERS, WEBHOOK_HEADERS,
+};
 
-/// The Standard Webhooks header names: id, timestamp, signature.
-pub const WEBHOOK_HEADERS: HeaderSet = HeaderSet {
-    id: "webhook-id",
-    timestamp: "webhook-timestamp",
-    signature: "webhook-signature",
-};
-/// The Svix-branded header names.
-pub const SVIX_HEADERS: HeaderSet = HeaderSet {
-    id: "svix-id",
-    timestamp: "svix-timestamp",
-    signature: "svix-signature",
-};
 /// The tolerance the specification's reference libraries use.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
 /// A `type`/`timestamp`/`data` payload, the shape the specification recommends.
 pub const SAMPLE_BODY: &[u8] = br#"{"type":"invoice.paid","timestamp":"2024-06-01T12:00:00Z","data":{"id":"inv_2fB1XhT1nJc8","customer_id":"cus_8Hq2Lw","amount":1999,"currency":"USD"}}"#;
-
-/// The three header names of one branding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeaderSet {
-    /// Message id header.
-    pub id: &'static str,
-    /// Unix-seconds timestamp header.
-    pub timestamp: &'static str,
-    /// Signature list header.
-    pub signature: &'static str,
-}
 
 /// Verifies Standard Webhooks / Svix messages.
 #[derive(Debug, Clone)]
@@ -58,67 +38,6 @@ pub struct StandardWebhooks {
     /// `v1a` (Ed25519) public keys, from `whpk_…` entries.
     public_keys: Vec<PublicKey>,
     tolerance: Duration,
-}
-
-/// Decodes a `whpk_<base64>` Ed25519 public key; `None` if it is not one.
-pub fn decode_public_key(text: &str) -> Option<PublicKey> {
-    let encoded = text.strip_prefix("whpk_")?;
-    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(encoded.trim_end_matches('='))
-        .ok()?;
-    PublicKey::from_raw(&bytes)
-}
-
-/// Decodes a `whsec_<base64>` secret (or bare base64) into its key bytes; `None` if it is
-/// not base64 or decodes to nothing.
-pub fn decode_secret(secret: &str) -> Option<Key> {
-    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    // The libraries pad the secret before decoding, so an unpadded one is valid too.
-    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(encoded.trim_end_matches('='))
-        .ok()?;
-    if bytes.is_empty() {
-        return None;
-    }
-    Some(Key::new(bytes))
-}
-
-/// Outcome of parsing a signature list.
-#[derive(Debug)]
-pub enum SignatureList {
-    /// No `<version>,<value>` entry at all: not this format.
-    Malformed,
-    /// The decodable `v1` (HMAC) and `v1a` (Ed25519) signatures, possibly none.
-    Parsed(Vec<Tag>, Vec<[u8; 64]>),
-}
-
-/// Parses a space-delimited `v1,<base64>` list as the standardwebhooks libraries do:
-/// split on single spaces, every entry exactly `<version>,<signature>` (anything else —
-/// a doubled space, an entry without or with two commas — fails the whole header there,
-/// so it is malformed here), entries of unknown versions skipped.
-pub fn parse_signatures(value: &str) -> SignatureList {
-    let mut tags = Vec::new();
-    let mut asymmetric = Vec::new();
-    for entry in value.split(' ') {
-        let mut fields = entry.split(',');
-        let (Some(version), Some(sig), None) = (fields.next(), fields.next(), fields.next()) else {
-            return SignatureList::Malformed;
-        };
-        // A sender lists one signature per active key; a longer list is read no further,
-        // so a stuffed header cannot multiply the work (each v1a entry is a signature
-        // check over the whole body).
-        if version == "v1" && tags.len() < crypto::MAX_LISTED_SIGNATURES {
-            if let Some(tag) = Tag::from_base64(sig, Algorithm::Sha256) {
-                tags.push(tag);
-            }
-        } else if version == "v1a" && asymmetric.len() < crypto::MAX_LISTED_SIGNATURES {
-            let mut raw = [0u8; 64];
-            if base64::engine::general_purpose::STANDARD.decode_slice(sig, &mut raw) == Ok(64) {
-                asymmetric.push(raw);
-            }
-        }
-    }
-    SignatureList::Parsed(tags, asymmetric)
 }
 
 impl StandardWebhooks {
@@ -160,12 +79,8 @@ impl StandardWebhooks {
             return Err(VerifyError::MalformedHeader(names.signature));
         };
         crypto::check_tolerance(ts, req.now, self.tolerance)?;
-        let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts_text.as_bytes(), b".", req.body];
-        let symmetric = crypto::verify_any(&self.keys, Algorithm::Sha256, &parts, &tags);
-        if symmetric.is_ok() || self.public_keys.is_empty() {
-            return symmetric;
-        }
-        if (asymmetric.iter()).any(|sig| ed25519::verify_any(&self.public_keys, &parts, sig)) {
+        let message = (id, ts_text, req.body);
+        if sw::verifies(&self.keys, &self.public_keys, message, &tags, &asymmetric) {
             Ok(())
         } else {
             Err(VerifyError::Mismatch)
@@ -181,16 +96,11 @@ impl StandardWebhooks {
     pub fn sign_with_id(&self, id: &str, body: &[u8], now: i64) -> Option<HeaderMap> {
         let key = self.keys.first()?;
         let ts = now.to_string();
-        let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
-        let tag = crypto::hmac(Algorithm::Sha256, key.as_bytes(), &parts)?;
+        let signature = sw::signature(key, id, &ts, body)?;
         let mut headers = HeaderMap::new();
         crypto::insert_header(&mut headers, WEBHOOK_HEADERS.id, id)?;
         crypto::insert_header(&mut headers, WEBHOOK_HEADERS.timestamp, &ts)?;
-        crypto::insert_header(
-            &mut headers,
-            WEBHOOK_HEADERS.signature,
-            &format!("v1,{}", tag.to_base64()),
-        )?;
+        crypto::insert_header(&mut headers, WEBHOOK_HEADERS.signature, &signature)?;
         Some(headers)
     }
 }
@@ -198,6 +108,8 @@ impl StandardWebhooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signature::ed25519;
+    use base64::Engine as _;
 
     #[test]
     fn v1a_ed25519_signatures_verify_with_whpk_keys() {

@@ -9,8 +9,7 @@
 //! body's `event_id` downstream. The legacy HMAC-SHA1 `x-square-signature` header is not
 //! supported.
 
-use super::generic::Encoding;
-use super::recipe::{Recipe, SignatureAt};
+use crate::verify::recipe::{Encoding, Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "x-square-hmacsha256-signature";

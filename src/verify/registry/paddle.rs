@@ -12,8 +12,7 @@
 
 use std::time::Duration;
 
-use super::generic::KeyedList;
-use super::recipe::{Recipe, SignatureAt};
+use crate::verify::recipe::{KeyedList, Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "Paddle-Signature";

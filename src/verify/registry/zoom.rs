@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::crypto::{self, Algorithm, Key};
-use super::recipe::{self, Recipe, SignatureAt};
-use super::{Handshake, WebhookRequest};
+use crate::verify::crypto::{self, Algorithm, Key};
+use crate::verify::recipe::{self, Recipe, SignatureAt};
+use crate::verify::{Handshake, WebhookRequest};
 
 /// The signature header.
 pub const SIGNATURE: &str = "x-zm-signature";

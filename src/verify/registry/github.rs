@@ -8,9 +8,9 @@
 //! (never as a fallback after a SHA-256 mismatch, which would be a downgrade). GitHub
 //! signs no timestamp, so there is no replay window to check.
 
-use super::crypto::{Algorithm, Key};
-use super::generic::{Fill, GenericHmac};
-use super::recipe::{Recipe, RecipeError, SignatureAt};
+use crate::verify::crypto::{Algorithm, Key};
+use crate::verify::generic::{GenericHmac, RecipeError};
+use crate::verify::recipe::{Fill, Recipe, SignatureAt};
 
 /// The SHA-256 signature header.
 pub const SIGNATURE_256: &str = "X-Hub-Signature-256";

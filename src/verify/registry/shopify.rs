@@ -6,9 +6,9 @@
 //! the store's webhook signing secret for webhooks created in the admin), compared in
 //! constant time. Shopify signs no timestamp, so there is no replay window to check.
 
-use super::crypto::Algorithm;
-use super::generic::Encoding;
-use super::recipe::{Recipe, SignatureAt};
+use crate::verify::crypto::Algorithm;
+
+use crate::verify::recipe::{Encoding, Recipe, SignatureAt};
 
 /// The signature header.
 pub const HEADER: &str = "X-Shopify-Hmac-Sha256";

@@ -11,8 +11,7 @@
 
 use std::time::Duration;
 
-use super::generic::Encoding;
-use super::recipe::{Recipe, SignatureAt};
+use crate::verify::recipe::{Encoding, Recipe, SignatureAt};
 
 /// The signature header.
 pub const SIGNATURE: &str = "X-HubSpot-Signature-v3";
