@@ -8,15 +8,19 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{bin, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::unique;
 
 fn sink(name: &str, topic: &str, url: &str, dlq: &str) -> String {
-    format!(
-        "[sink]\nname = \"{name}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\nretry = {{ max_attempts = 2, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n"
-    )
+    SinkToml::new(topic, url)
+        .name(name)
+        .max_attempts(2)
+        .backoff("100ms", "200ms")
+        .dlq(dlq)
+        .render()
 }
 
 /// Runs a hookbridge command with `hb`'s config: exit code, stdout, stderr.

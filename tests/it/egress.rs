@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::support::audit::Auditor;
 use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Received, Receiver};
@@ -15,31 +16,19 @@ use crate::support::unique;
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn sink(topic: &str, url: &str, extra: &str) -> String {
-    format!(
-        r#"[sink]
-name = "orders"
-topics = ["{topic}"]
-group_id = "g-{topic}"
-url = "{url}"
-timeout = "5s"
-concurrency = 16
-sign = {{ scheme = "standard-webhooks", secret = "${{SINK_WHSEC}}" }}
-retry = {{ max_attempts = 5, initial = "100ms", max = "2s" }}
-{extra}
-"#
-    )
+/// The signed sink `orders` these tests run; each adds what it checks.
+fn sink(topic: &str, url: &str) -> SinkToml {
+    SinkToml::new(topic, url)
+        .timeout("5s")
+        .concurrency(16)
+        .sign_standard_webhooks("${SINK_WHSEC}")
+        .max_attempts(5)
+        .backoff("100ms", "2s")
 }
 
-async fn start_sink(
-    broker: &Broker,
-    topic: &str,
-    url: &str,
-    extra: &str,
-    props: &str,
-) -> Hookbridge {
+async fn start_sink(broker: &Broker, sink: SinkToml, props: &str) -> Hookbridge {
     let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink(topic, url, extra))
+        .connector("orders.toml", &sink.render())
         .env("SINK_WHSEC", WHSEC)
         .extra(props);
     let mut hb = Hookbridge::start(&cfg);
@@ -116,7 +105,7 @@ async fn happy_path_delivers_each_record_once_signed_and_commits_to_the_end() {
     let topic = unique("orders");
     broker.create_topic(&topic, 4);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let hb = start_sink(&broker, sink(&topic, &rx.url), "").await;
     let auditor = audit(&broker, &topic, 4, &rx);
     kafka::produce(&broker.addr(), &topic, &records(200, 20)).await;
     rx.wait_for(Duration::from_secs(30), "200 deliveries", |s| {
@@ -163,7 +152,7 @@ async fn retry_after_delays_one_key_while_other_keys_flow() {
         }
     })
     .await;
-    let hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let hb = start_sink(&broker, sink(&topic, &rx.url), "").await;
     let mut recs = vec![
         json!({"key": "slow", "value": json!({"k": "slow", "seq": 0}).to_string()}),
         json!({"key": "slow", "value": json!({"k": "slow", "seq": 1}).to_string()}),
@@ -233,14 +222,7 @@ async fn permanent_failure_is_dead_lettered_with_every_header_and_commit_moves_o
         rx.finished(),
         Some(&dlq),
     );
-    let hb = start_sink(
-        &broker,
-        &topic,
-        &rx.url,
-        &format!("dlq = {{ topic = \"{dlq}\" }}"),
-        "",
-    )
-    .await;
+    let hb = start_sink(&broker, sink(&topic, &rx.url).dlq(&dlq), "").await;
     kafka::produce(
         &broker.addr(),
         &topic,
@@ -323,11 +305,7 @@ async fn failed_dead_letter_write_keeps_the_offset_uncommitted() {
     let cfg = Config::new(&broker.addr())
         .connector(
             "orders.toml",
-            &sink(
-                &topic,
-                &rx.url,
-                &format!("dlq = {{ topic = \"{topic}.dlq\" }}"),
-            ),
+            &sink(&topic, &rx.url).dlq(&format!("{topic}.dlq")).render(),
         )
         .env("SINK_WHSEC", WHSEC)
         .prop("message.max.bytes", "1000");
@@ -373,7 +351,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
         delay: Duration::from_millis(3),
     })
     .await;
-    let mut hb = start_sink(&broker, &topic, &rx.url, "buffer = 100", "").await;
+    let mut hb = start_sink(&broker, sink(&topic, &rx.url).buffer(100), "").await;
     let auditor = audit(&broker, &topic, 4, &rx);
     const N: usize = 2000;
     kafka::produce(&broker.addr(), &topic, &records(N, 50)).await;
@@ -416,8 +394,8 @@ async fn two_processes_share_the_group_and_survive_one_being_killed() {
     let topic = unique("pair");
     broker.create_topic(&topic, 4);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let mut a = start_sink(&broker, &topic, &rx.url, "", "").await;
-    let mut b = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let mut a = start_sink(&broker, sink(&topic, &rx.url), "").await;
+    let mut b = start_sink(&broker, sink(&topic, &rx.url), "").await;
     // Both hold partitions once the group settled.
     a.ready(Duration::from_secs(40)).await;
     b.ready(Duration::from_secs(40)).await;
@@ -468,7 +446,7 @@ async fn sigterm_finishes_in_flight_deliveries_commits_and_exits_0() {
         delay: Duration::from_millis(1500),
     })
     .await;
-    let mut hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let mut hb = start_sink(&broker, sink(&topic, &rx.url), "").await;
     kafka::produce(&broker.addr(), &topic, &records(12, 12)).await;
     rx.wait_for(Duration::from_secs(20), "12 requests in flight", |s| {
         s.len() >= 12
@@ -487,10 +465,10 @@ async fn a_replica_without_partitions_is_still_ready() {
     let topic = unique("spare");
     broker.create_topic(&topic, 1);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let a = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let a = start_sink(&broker, sink(&topic, &rx.url), "").await;
     // The second member gets no partition of a 1-partition topic; it must still report
     // ready, or a rollout with more replicas than partitions would never finish.
-    let b = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let b = start_sink(&broker, sink(&topic, &rx.url), "").await;
     kafka::produce(&broker.addr(), &topic, &records(10, 10)).await;
     rx.wait_for(Duration::from_secs(30), "10 deliveries", |s| {
         distinct_ids(s) >= 10
@@ -518,14 +496,7 @@ async fn rejected_token_or_missing_route_is_retried_until_fixed_not_dead_lettere
         Answer::status(if r.nth <= 2 { refused } else { 200 })
     })
     .await;
-    let hb = start_sink(
-        &broker,
-        &topic,
-        &rx.url,
-        &format!("dlq = {{ topic = \"{dlq}\" }}"),
-        "",
-    )
-    .await;
+    let hb = start_sink(&broker, sink(&topic, &rx.url).dlq(&dlq), "").await;
     kafka::produce(&broker.addr(), &topic, &records(3, 3)).await;
     rx.wait_for(Duration::from_secs(30), "every record delivered", |s| {
         s.iter().filter(|r| r.status == 200).count() >= 3
@@ -562,11 +533,9 @@ async fn configured_status_policy_decides_what_retries_and_what_dead_letters() {
     .await;
     let hb = start_sink(
         &broker,
-        &topic,
-        &rx.url,
-        &format!(
-            "dlq = {{ topic = \"{dlq}\" }}\nstatus = {{ retry = [422], dead_letter = [503] }}"
-        ),
+        sink(&topic, &rx.url)
+            .dlq(&dlq)
+            .set("status", "{ retry = [422], dead_letter = [503] }"),
         "",
     )
     .await;
@@ -659,7 +628,7 @@ async fn header_names_that_are_not_utf8_stop_nothing_and_sigterm_still_exits() {
     broker.create_topic(&topic, 4);
     let rx = Receiver::start(|_| Answer::status(200)).await;
     // The fixture's drain deadline (`shutdown.drain_timeout`) is 20 s.
-    let mut hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let mut hb = start_sink(&broker, sink(&topic, &rx.url), "").await;
     let (brokers, t) = (broker.addr(), topic.clone());
     tokio::task::spawn_blocking(move || produce_with_raw_header_names(&brokers, &t, 2000, 4, 500))
         .await
@@ -696,10 +665,7 @@ async fn a_dead_letter_too_large_for_the_producer_is_written_cut_and_marked() {
     // The producer's limit follows the sources (none here); a sink consumes whatever is
     // in its topics, so a record can be larger than any dead letter the producer takes.
     let cfg = Config::new(&broker.addr())
-        .connector(
-            "orders.toml",
-            &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
-        )
+        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render())
         .env("SINK_WHSEC", WHSEC)
         .prop("message.max.bytes", "200000");
     let mut hb = Hookbridge::start(&cfg);
@@ -762,14 +728,7 @@ async fn a_missing_dlq_topic_is_warned_about_at_start() {
     let dlq = format!("{topic}.missing");
     broker.create_topic(&topic, 1);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start_sink(
-        &broker,
-        &topic,
-        &rx.url,
-        &format!("dlq = {{ topic = \"{dlq}\" }}"),
-        "",
-    )
-    .await;
+    let hb = start_sink(&broker, sink(&topic, &rx.url).dlq(&dlq), "").await;
     // Tansu (like Apache Kafka by default) creates a topic on its first produce, so the
     // failing writes themselves (`hookbridge_dlq_write_failures_total{error=
     // "unknown_topic"}`) need a broker that does not; the warning comes first anyway.
@@ -801,9 +760,7 @@ async fn sigterm_with_a_stalled_destination_exits_by_the_drain_deadline() {
     let cfg = Config::new(&broker.addr())
         .connector(
             "orders.toml",
-            &sink(&topic, &rx.url, "")
-                .replace("concurrency = 16", "concurrency = 2")
-                .replace("timeout = \"5s\"", "timeout = \"15s\""),
+            &sink(&topic, &rx.url).concurrency(2).timeout("15s").render(),
         )
         .env("SINK_WHSEC", WHSEC);
     let mut hb = Hookbridge::start(&cfg);
@@ -843,7 +800,7 @@ async fn a_lost_assignment_is_dropped_at_once_not_drained() {
     let cfg = Config::new(&broker.addr())
         .connector(
             "orders.toml",
-            &sink(&topic, &rx.url, "").replace("timeout = \"5s\"", "timeout = \"15s\""),
+            &sink(&topic, &rx.url).timeout("15s").render(),
         )
         .env("SINK_WHSEC", WHSEC);
     let mut hb = Hookbridge::start(&cfg);
@@ -879,7 +836,7 @@ async fn sigterm_with_the_broker_unresponsive_exits_1_soon_after_the_deadline() 
     broker.create_topic(&topic, 2);
     let rx = Receiver::start(|_| Answer::status(200)).await;
     let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink(&topic, &rx.url, ""))
+        .connector("orders.toml", &sink(&topic, &rx.url).render())
         .env("SINK_WHSEC", WHSEC)
         .env("HOOKBRIDGE__SHUTDOWN__DRAIN_TIMEOUT", "6s");
     let mut hb = Hookbridge::start(&cfg);

@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::SourceToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::{github_sig, unique};
@@ -25,17 +26,11 @@ const PATH: &str = "/webhooks/github";
 /// One attack at a time: each is sized to load a 2-core machine by itself.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn source(topic: &str, extra: &str) -> String {
-    format!(
-        r#"[source]
-name = "github"
-path = "{PATH}"
-topic = "{topic}"
-verify = {{ scheme = "github", secrets = ["${{GH_SECRET}}"] }}
-key = "header:X-GitHub-Delivery"
-{extra}
-"#
-    )
+/// The GitHub source under attack.
+fn source(topic: &str) -> SourceToml {
+    SourceToml::new("github", PATH, topic)
+        .verify_secrets("github", &["${GH_SECRET}"])
+        .key("header:X-GitHub-Delivery")
 }
 
 /// Raises this process's open-file limit to its hard limit (hookbridge inherits it), so
@@ -64,13 +59,13 @@ fn raise_nofile() {
 async fn start(
     broker: &Broker,
     topic: &str,
-    extra_source: &str,
+    source: SourceToml,
     env: &[(&str, &str)],
 ) -> Hookbridge {
     raise_nofile();
     broker.create_topic(topic, 3);
     let mut cfg = Config::new(&broker.addr())
-        .connector("github.toml", &source(topic, extra_source))
+        .connector("github.toml", &source.render())
         .env("GH_SECRET", SECRET);
     for (k, v) in env {
         cfg = cfg.env(k, v);
@@ -249,7 +244,7 @@ async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
     let broker = Broker::start();
     let topic = unique("hostile-stall");
     // The default max_in_flight (1024) and 1,100 stalled bodies: more than every slot.
-    let hb = start(&broker, &topic, "", &[]).await;
+    let hb = start(&broker, &topic, source(&topic), &[]).await;
     let stop = CancellationToken::new();
     let port = hb.http;
     spawn_attack(1100, &stop, move |stop| async move {
@@ -302,7 +297,7 @@ async fn chunk_bombs_cost_memory_by_bytes_not_chunks() {
     let hb = start(
         &broker,
         &topic,
-        "",
+        source(&topic),
         &[("HOOKBRIDGE__HTTP__BODY_TIMEOUT", "40s")],
     )
     .await;
@@ -375,7 +370,7 @@ async fn thousands_of_idle_connections_do_not_starve_signed_senders() {
     let hb = start(
         &broker,
         &topic,
-        "",
+        source(&topic),
         &[("HOOKBRIDGE__HTTP__HEADER_TIMEOUT", "3s")],
     )
     .await;
@@ -399,13 +394,7 @@ async fn unsigned_flood_is_limited_per_address_and_never_spends_the_source_budge
     let broker = Broker::start();
     let topic = unique("hostile-flood");
     // The source takes 40/s; the flood alone would spend that many times over.
-    let hb = start(
-        &broker,
-        &topic,
-        "rate_limit = { per_second = 40, burst = 40 }",
-        &[],
-    )
-    .await;
+    let hb = start(&broker, &topic, source(&topic).rate_limit(40, 40), &[]).await;
     let stop = CancellationToken::new();
     let statuses = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
         u16,
@@ -474,7 +463,7 @@ async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_
     let hb = start(
         &broker,
         &topic,
-        "",
+        source(&topic),
         &[
             ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "20"),
             ("HOOKBRIDGE__HTTP__MIN_BODY_RATE", "1KiB"),
@@ -529,7 +518,7 @@ async fn admin_listener_has_the_header_timeout_and_connection_cap() {
     let hb = start(
         &broker,
         &topic,
-        "",
+        source(&topic),
         &[
             ("HOOKBRIDGE__ADMIN__MAX_CONNECTIONS", "4"),
             // Long enough that no idle connection times out (and frees a slot) while the
@@ -693,7 +682,7 @@ async fn one_address_over_both_connection_caps_starves_neither_probes_nor_webhoo
     let hb = start(
         &broker,
         &topic,
-        "",
+        source(&topic),
         &[("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "256")],
     )
     .await;
@@ -744,7 +733,7 @@ async fn eight_addresses_filling_both_listeners_starve_neither_probes_nor_webhoo
     let hb = start(
         &broker,
         &topic,
-        "",
+        source(&topic),
         &[
             ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "256"),
             ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS_PER_ADDRESS", "64"),
@@ -799,7 +788,7 @@ async fn slow_bodies_from_a_provider_s_own_address_do_not_hold_its_probation_slo
     let hb = start(
         &broker,
         &topic,
-        "",
+        source(&topic),
         &[
             ("HOOKBRIDGE__HTTP__UNVERIFIED_RATE_LIMIT__PER_SECOND", "1"),
             ("HOOKBRIDGE__HTTP__UNVERIFIED_RATE_LIMIT__BURST", "1"),
@@ -854,7 +843,7 @@ async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout()
     let hb = start(
         &broker,
         &topic,
-        "",
+        source(&topic),
         &[
             ("HOOKBRIDGE__HTTP__WRITE_TIMEOUT", "1s"),
             // Only the write timeout may end this connection.
@@ -904,7 +893,7 @@ async fn half_bodies_from_one_address_cannot_pin_the_body_budget() {
     let hb = start(
         &broker,
         &topic,
-        "",
+        source(&topic),
         &[("HOOKBRIDGE__HTTP__MAX_BODY_BYTES_IN_FLIGHT", "64MiB")],
     )
     .await;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::{SinkToml, SourceToml};
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
@@ -32,10 +33,13 @@ async fn breaker_opens_during_an_outage_keeps_the_dlq_empty_and_recovers_in_orde
     .await;
     // Without the breaker, 4 attempts at 50ms..200ms would dead-letter everything within
     // a second of the outage.
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nretry = {{ max_attempts = 4, initial = \"50ms\", max = \"200ms\" }}\nbreaker = {{ failures = 2, cooldown = \"500ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .max_attempts(4)
+        .backoff("50ms", "200ms")
+        .breaker_failures(2)
+        .breaker_cooldown("500ms")
+        .dlq(&dlq)
+        .render();
     let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
     hb.ready(Duration::from_secs(40)).await;
     let recs: Vec<_> = (0..30)
@@ -104,10 +108,11 @@ async fn breaker_opens_during_an_outage_keeps_the_dlq_empty_and_recovers_in_orde
 /// One process with a GitHub source and a sink reading the source's topic.
 async fn bridge(broker: &Broker, topic: &str, url: &str) -> Hookbridge {
     broker.create_topic(topic, 2);
-    let source = format!(
-        "[source]\nname = \"github\"\npath = \"/gh\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH}}\"] }}\nkey = \"json:/id\"\n"
-    );
-    let sink = format!("[sink]\nname = \"out\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\n");
+    let source = SourceToml::new("github", "/gh", topic)
+        .verify_secrets("github", &["${GH}"])
+        .key("json:/id")
+        .render();
+    let sink = SinkToml::new(topic, url).name("out").render();
     let cfg = Config::new(&broker.addr())
         .connector("gh.toml", &source)
         .connector("out.toml", &sink)
@@ -316,10 +321,12 @@ async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
         delay: Duration::from_secs(120),
     })
     .await;
-    let sink = format!(
-        "[sink]\nname = \"stalled\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"15s\"\nconcurrency = 8\nbuffer = 100\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .name("stalled")
+        .timeout("15s")
+        .concurrency(8)
+        .buffer(100)
+        .render();
     let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("s.toml", &sink));
     hb.ready(Duration::from_secs(40)).await;
     let idle_rss = rss_kib(hb.pid());

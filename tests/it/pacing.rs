@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
@@ -39,10 +40,14 @@ async fn waiting_for_the_breaker_does_not_spend_max_elapsed() {
     .await;
     // An outage three times longer than max_elapsed: the records wait it out behind the
     // breaker and must not be dead-lettered for the time they waited.
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nretry = {{ max_attempts = 0, max_elapsed = \"1s\", initial = \"50ms\", max = \"100ms\" }}\nbreaker = {{ failures = 2, cooldown = \"400ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .max_attempts(0)
+        .max_elapsed("1s")
+        .backoff("50ms", "100ms")
+        .breaker_failures(2)
+        .breaker_cooldown("400ms")
+        .dlq(&dlq)
+        .render();
     let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
     hb.ready(Duration::from_secs(40)).await;
     kafka::produce(&broker.addr(), &topic, &records(10)).await;
@@ -83,10 +88,11 @@ async fn a_rate_limit_holds_after_the_destination_stalled() {
         }
     })
     .await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nordering = \"none\"\nconcurrency = 1\nrate_limit = {{ per_second = 5, burst = 1 }}\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .ordering("none")
+        .concurrency(1)
+        .rate_limit(5, 1)
+        .render();
     let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
     hb.ready(Duration::from_secs(40)).await;
     kafka::produce(&broker.addr(), &topic, &records(20)).await;

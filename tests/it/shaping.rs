@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::{list, SinkToml};
 use crate::support::hookbridge::{bin, metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
@@ -22,9 +23,14 @@ fn origin(rx: &Receiver) -> &str {
 }
 
 async fn start(broker: &Broker, topic: &str, body: &str) -> Hookbridge {
-    let sink = format!(
-        "[sink]\nname = \"shaped\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\ntimeout = \"5s\"\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"1s\" }}\n{body}\n"
-    );
+    // `body` holds the shaping keys under test (url, headers, filter, transform) verbatim.
+    let sink = SinkToml::bare("shaped", &[topic])
+        .group_id(&format!("g-{topic}"))
+        .timeout("5s")
+        .max_attempts(3)
+        .backoff("100ms", "1s")
+        .raw(body)
+        .render();
     let cfg = Config::new(&broker.addr())
         .connector("shaped.toml", &sink)
         .env("API_KEY", API_KEY);
@@ -343,7 +349,7 @@ fn check_refuses_a_host_placeholder_without_allowed_hosts_and_a_bad_jq_program()
         std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
         std::fs::write(
             dir.path().join("connectors/s.toml"),
-            format!("[sink]\nname = \"s\"\ntopics = [\"t\"]\n{body}\n"),
+            SinkToml::bare("s", &["t"]).raw(body).render(),
         )
         .unwrap();
         let out = Command::new(bin())
@@ -365,7 +371,13 @@ fn check_refuses_a_host_placeholder_without_allowed_hosts_and_a_bad_jq_program()
     std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
     std::fs::write(
         dir.path().join("connectors/s.toml"),
-        "[sink]\nname = \"s\"\ntopics = [\"t\"]\nurl = \"https://{header.x-tenant}.example.com/hook\"\nallowed_hosts = [\"acme.example.com\", \"globex.example.com\"]\n",
+        SinkToml::bare("s", &["t"])
+            .url("https://{header.x-tenant}.example.com/hook")
+            .set(
+                "allowed_hosts",
+                &list(&["acme.example.com", "globex.example.com"]),
+            )
+            .render(),
     )
     .unwrap();
     let out = Command::new(bin())
@@ -432,9 +444,11 @@ async fn cloudevents_in_both_http_modes_parse_with_the_python_sdk() {
     let binary_rx = Receiver::start(|_| Answer::status(200)).await;
     let structured_rx = Receiver::start(|_| Answer::status(200)).await;
     let sink = |name: &str, url: &str, format: &str| {
-        format!(
-            "[sink]\nname = \"{name}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{name}-{topic}\"\nurl = \"{url}\"\nformat = \"{format}\"\n"
-        )
+        SinkToml::new(&topic, url)
+            .name(name)
+            .group_id(&format!("g-{name}-{topic}"))
+            .format(format)
+            .render()
     };
     let cfg = Config::new(&broker.addr())
         .connector(

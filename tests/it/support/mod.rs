@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod broker;
 pub mod cluster;
+pub mod connectors;
 pub mod hookbridge;
 pub mod kafka;
 pub mod receiver;
