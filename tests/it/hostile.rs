@@ -18,7 +18,7 @@ use crate::support::broker::Broker;
 use crate::support::connectors::SourceToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
-use crate::support::{github_sig, unique};
+use crate::support::{github_sig, unique, wait_until};
 
 const SECRET: &str = "gh-hostile-secret-5d1a";
 const PATH: &str = "/webhooks/github";
@@ -247,18 +247,31 @@ async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
     let hb = start(&broker, &topic, source(&topic), &[]).await;
     let stop = CancellationToken::new();
     let port = hb.http;
-    spawn_attack(1100, &stop, move |stop| async move {
-        let Some(mut s) = connect(port, &stop).await else {
-            return;
-        };
-        let head = format!(
-            "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nX-Hub-Signature-256: sha256=00\r\n\r\nx"
-        );
-        if s.write_all(head.as_bytes()).await.is_ok() {
-            hold(s, &stop).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    spawn_attack(1100, &stop, move |stop| {
+        let counter = counter.clone();
+        async move {
+            let Some(mut s) = connect(port, &stop).await else {
+                return;
+            };
+            let head = format!(
+                "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nX-Hub-Signature-256: sha256=00\r\n\r\nx"
+            );
+            if s.write_all(head.as_bytes()).await.is_ok() {
+                counter.fetch_add(1, Ordering::Relaxed);
+                hold(s, &stop).await;
+            }
         }
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The signed sender starts once the attack is in place: as many bodies started as
+    // there are attackers.
+    wait_until(
+        Duration::from_secs(60),
+        "1,100 stalled bodies started",
+        || std::future::ready(started.load(Ordering::Relaxed) >= 1100),
+    )
+    .await;
     let sent = signed_sender(&hb, 60, "stall").await;
     // Every stalled body is cut off in time: wait until at least as many were as there
     // are attackers (a loaded machine reconnects them slowly), then stop the attack.
@@ -376,12 +389,23 @@ async fn thousands_of_idle_connections_do_not_starve_signed_senders() {
     .await;
     let stop = CancellationToken::new();
     let port = hb.http;
-    spawn_attack(2000, &stop, move |stop| async move {
-        if let Some(s) = connect(port, &stop).await {
-            hold(s, &stop).await;
+    let connected = Arc::new(AtomicUsize::new(0));
+    let counter = connected.clone();
+    spawn_attack(2000, &stop, move |stop| {
+        let counter = counter.clone();
+        async move {
+            if let Some(s) = connect(port, &stop).await {
+                counter.fetch_add(1, Ordering::Relaxed);
+                hold(s, &stop).await;
+            }
         }
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_until(
+        Duration::from_secs(60),
+        "2,000 idle connections made",
+        || std::future::ready(connected.load(Ordering::Relaxed) >= 2000),
+    )
+    .await;
     let sent = signed_sender(&hb, 60, "idle").await;
     stop.cancel();
     assert_served(&broker, &topic, &sent, "2,000 idle connections").await;
@@ -438,7 +462,11 @@ async fn unsigned_flood_is_limited_per_address_and_never_spends_the_source_budge
             retry_after_missing
         }));
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The flood is on once its address is being limited.
+    wait_until(Duration::from_secs(30), "the flood's first 429", || {
+        std::future::ready(statuses.lock().unwrap().contains_key(&429))
+    })
+    .await;
     let sent = signed_sender(&hb, 60, "flood").await;
     stop.cancel();
     for f in flood {
@@ -484,7 +512,15 @@ async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_
         .unwrap();
         stalled.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every stalled body holds its slot: none was closed for want of one. One deadline
+    // for all: a closed connection reads at once, and the bodies are cut off for their
+    // rate about a second after they started.
+    let mut byte = [0u8; 1];
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+    for s in &mut stalled {
+        let read = tokio::time::timeout_at(deadline, s.read(&mut byte)).await;
+        assert!(read.is_err(), "a stalled body lost its slot: {read:?}");
+    }
     // The 21st connection is closed at once, without an answer.
     let mut extra = TcpStream::connect(("127.0.0.1", hb.http)).await.unwrap();
     let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -505,7 +541,22 @@ async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_
     }
     println!("20 stalled bodies cut off after {:?}", started.elapsed());
     drop(stalled);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A closed connection holds its slot until the listener has seen it close: the
+    // signed sender starts once a new connection is served again.
+    let probe = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the webhook port serving again",
+        || {
+            let r = probe.get(hb.url("/nope")).send();
+            async move { r.await.is_ok() }
+        },
+    )
+    .await;
     let sent = signed_sender(&hb, 20, "cap").await;
     assert_served(&broker, &topic, &sent, "after the cap was reached").await;
 }
@@ -550,20 +601,20 @@ async fn admin_listener_has_the_header_timeout_and_connection_cap() {
     }
     drop(idle);
     // Their slots are given back as the listener sees them close.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match reqwest::get(hb.admin_url("/healthz")).await {
-            Ok(r) => {
-                assert_eq!(r.status(), 200);
-                break;
+    wait_until(
+        Duration::from_secs(10),
+        "the admin port serving again",
+        || async {
+            match reqwest::get(hb.admin_url("/healthz")).await {
+                Ok(r) => {
+                    assert_eq!(r.status(), 200);
+                    true
+                }
+                Err(_) => false,
             }
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "the admin port does not serve again: {e}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        },
+    )
+    .await;
 }
 
 /// `n` idle connections to `port`, each seen still open after the others were accepted:
