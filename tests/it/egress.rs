@@ -12,6 +12,7 @@ use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Received, Receiver};
+use crate::support::scenario::{Scenario, Setup};
 use crate::support::unique;
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -24,6 +25,11 @@ fn sink(topic: &str, url: &str) -> SinkToml {
         .sign_standard_webhooks("${SINK_WHSEC}")
         .max_attempts(5)
         .backoff("100ms", "2s")
+}
+
+/// A scenario of these tests: the signed sink's secret in the process's environment.
+fn setup(prefix: &str) -> Setup {
+    Setup::new(prefix).env("SINK_WHSEC", WHSEC)
 }
 
 async fn start_sink(broker: &Broker, sink: SinkToml, props: &str) -> Hookbridge {
@@ -101,11 +107,16 @@ fn assert_key_order(seen: &[Received]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_delivers_each_record_once_signed_and_commits_to_the_end() {
-    let broker = Broker::start();
-    let topic = unique("orders");
-    broker.create_topic(&topic, 4);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start_sink(&broker, sink(&topic, &rx.url), "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("orders")
+        .partitions(4)
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
+        .await;
     let auditor = audit(&broker, &topic, 4, &rx);
     kafka::produce(&broker.addr(), &topic, &records(200, 20)).await;
     rx.wait_for(Duration::from_secs(30), "200 deliveries", |s| {
@@ -136,23 +147,29 @@ async fn happy_path_delivers_each_record_once_signed_and_commits_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_delays_one_key_while_other_keys_flow() {
-    let broker = Broker::start();
-    let topic = unique("retry");
-    broker.create_topic(&topic, 1);
-    let rx = Receiver::start(|r| {
-        let body = String::from_utf8_lossy(&r.body);
-        if body.contains("\"slow\"") && body.contains("\"seq\":0") && r.nth == 1 {
-            Answer {
-                status: 503,
-                headers: vec![("retry-after", "2".into())],
-                delay: Duration::ZERO,
-            }
-        } else {
-            Answer::status(200)
-        }
-    })
-    .await;
-    let hb = start_sink(&broker, sink(&topic, &rx.url), "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("retry")
+        .sink(
+            |r| {
+                let body = String::from_utf8_lossy(&r.body);
+                if body.contains("\"slow\"") && body.contains("\"seq\":0") && r.nth == 1 {
+                    Answer {
+                        status: 503,
+                        headers: vec![("retry-after", "2".into())],
+                        delay: Duration::ZERO,
+                    }
+                } else {
+                    Answer::status(200)
+                }
+            },
+            |n| sink(&n.topic, &n.url),
+        )
+        .await;
     let mut recs = vec![
         json!({"key": "slow", "value": json!({"k": "slow", "seq": 0}).to_string()}),
         json!({"key": "slow", "value": json!({"k": "slow", "seq": 1}).to_string()}),
@@ -342,16 +359,23 @@ async fn failed_dead_letter_write_keeps_the_offset_uncommitted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_then_restart_loses_nothing() {
-    let broker = Broker::start();
-    let topic = unique("kill");
-    broker.create_topic(&topic, 4);
-    let rx = Receiver::start(|_| Answer {
-        status: 200,
-        headers: vec![],
-        delay: Duration::from_millis(3),
-    })
-    .await;
-    let mut hb = start_sink(&broker, sink(&topic, &rx.url).buffer(100), "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        mut hb,
+        ..
+    } = setup("kill")
+        .partitions(4)
+        .sink(
+            |_| Answer {
+                status: 200,
+                headers: vec![],
+                delay: Duration::from_millis(3),
+            },
+            |n| sink(&n.topic, &n.url).buffer(100),
+        )
+        .await;
     let auditor = audit(&broker, &topic, 4, &rx);
     const N: usize = 2000;
     kafka::produce(&broker.addr(), &topic, &records(N, 50)).await;
@@ -390,11 +414,16 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_the_group_and_survive_one_being_killed() {
-    let broker = Broker::start();
-    let topic = unique("pair");
-    broker.create_topic(&topic, 4);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let mut a = start_sink(&broker, sink(&topic, &rx.url), "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb: mut a,
+        ..
+    } = setup("pair")
+        .partitions(4)
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
+        .await;
     let mut b = start_sink(&broker, sink(&topic, &rx.url), "").await;
     // Both hold partitions once the group settled.
     a.ready(Duration::from_secs(40)).await;
@@ -437,16 +466,23 @@ async fn two_processes_share_the_group_and_survive_one_being_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_deliveries_commits_and_exits_0() {
-    let broker = Broker::start();
-    let topic = unique("term");
-    broker.create_topic(&topic, 2);
-    let rx = Receiver::start(|_| Answer {
-        status: 200,
-        headers: vec![],
-        delay: Duration::from_millis(1500),
-    })
-    .await;
-    let mut hb = start_sink(&broker, sink(&topic, &rx.url), "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        mut hb,
+        ..
+    } = setup("term")
+        .partitions(2)
+        .sink(
+            |_| Answer {
+                status: 200,
+                headers: vec![],
+                delay: Duration::from_millis(1500),
+            },
+            |n| sink(&n.topic, &n.url),
+        )
+        .await;
     kafka::produce(&broker.addr(), &topic, &records(12, 12)).await;
     rx.wait_for(Duration::from_secs(20), "12 requests in flight", |s| {
         s.len() >= 12
@@ -461,11 +497,15 @@ async fn sigterm_finishes_in_flight_deliveries_commits_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_without_partitions_is_still_ready() {
-    let broker = Broker::start();
-    let topic = unique("spare");
-    broker.create_topic(&topic, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let a = start_sink(&broker, sink(&topic, &rx.url), "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb: a,
+        ..
+    } = setup("spare")
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
+        .await;
     // The second member gets no partition of a 1-partition topic; it must still report
     // ready, or a rollout with more replicas than partitions would never finish.
     let b = start_sink(&broker, sink(&topic, &rx.url), "").await;
@@ -479,24 +519,29 @@ async fn a_replica_without_partitions_is_still_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_token_or_missing_route_is_retried_until_fixed_not_dead_lettered() {
-    let broker = Broker::start();
-    let topic = unique("auth-retry");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
     // A rotated token (401/403) or a route not deployed yet (404) for the first two
     // attempts of each record, then fixed.
-    let rx = Receiver::start(|r| {
-        let body = String::from_utf8_lossy(&r.body).into_owned();
-        let refused = match body.chars().rev().find(char::is_ascii_digit) {
-            Some('0') => 401,
-            Some('1') => 403,
-            _ => 404,
-        };
-        Answer::status(if r.nth <= 2 { refused } else { 200 })
-    })
-    .await;
-    let hb = start_sink(&broker, sink(&topic, &rx.url).dlq(&dlq), "").await;
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = setup("auth-retry")
+        .dlq()
+        .sink(
+            |r| {
+                let body = String::from_utf8_lossy(&r.body).into_owned();
+                let refused = match body.chars().rev().find(char::is_ascii_digit) {
+                    Some('0') => 401,
+                    Some('1') => 403,
+                    _ => 404,
+                };
+                Answer::status(if r.nth <= 2 { refused } else { 200 })
+            },
+            |n| sink(&n.topic, &n.url).dlq(&n.dlq),
+        )
+        .await;
     kafka::produce(&broker.addr(), &topic, &records(3, 3)).await;
     rx.wait_for(Duration::from_secs(30), "every record delivered", |s| {
         s.iter().filter(|r| r.status == 200).count() >= 3
@@ -516,29 +561,31 @@ async fn rejected_token_or_missing_route_is_retried_until_fixed_not_dead_lettere
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_status_policy_decides_what_retries_and_what_dead_letters() {
-    let broker = Broker::start();
-    let topic = unique("status-policy");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
     // seq 0: 422 once, then accepted. seq 1: 503 every time.
-    let rx = Receiver::start(|r| {
-        let body = String::from_utf8_lossy(&r.body).into_owned();
-        Answer::status(match body.chars().rev().find(char::is_ascii_digit) {
-            Some('0') if r.nth == 1 => 422,
-            Some('0') => 200,
-            _ => 503,
-        })
-    })
-    .await;
-    let hb = start_sink(
-        &broker,
-        sink(&topic, &rx.url)
-            .dlq(&dlq)
-            .set("status", "{ retry = [422], dead_letter = [503] }"),
-        "",
-    )
-    .await;
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = setup("status-policy")
+        .dlq()
+        .sink(
+            |r| {
+                let body = String::from_utf8_lossy(&r.body).into_owned();
+                Answer::status(match body.chars().rev().find(char::is_ascii_digit) {
+                    Some('0') if r.nth == 1 => 422,
+                    Some('0') => 200,
+                    _ => 503,
+                })
+            },
+            |n| {
+                sink(&n.topic, &n.url)
+                    .dlq(&n.dlq)
+                    .set("status", "{ retry = [422], dead_letter = [503] }")
+            },
+        )
+        .await;
     kafka::produce(&broker.addr(), &topic, &records(2, 2)).await;
     let dead = kafka::read(&broker.addr(), &dlq, Some(1), 20.0).await;
     assert_eq!(dead.len(), 1);

@@ -6,6 +6,7 @@ use crate::support::broker::Broker;
 use crate::support::connectors::SourceToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
+use crate::support::scenario::{Scenario, Setup};
 use crate::support::{github_sig, unique};
 
 const SECRET: &str = "gh-secret-value-1f9c2e";
@@ -18,14 +19,9 @@ fn github_source(topic: &str) -> SourceToml {
         .forward_headers(&["X-GitHub-Event", "X-GitHub-Delivery"])
 }
 
-async fn start(broker: &Broker, topic: &str, source: SourceToml) -> Hookbridge {
-    broker.create_topic(topic, 3);
-    let cfg = Config::new(&broker.addr())
-        .connector("github.toml", &source.render())
-        .env("GH_SECRET", SECRET);
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(30)).await;
-    hb
+/// A topic of three partitions and hookbridge running the source `source` writes.
+fn setup(prefix: &str) -> Setup {
+    Setup::new(prefix).partitions(3).env("GH_SECRET", SECRET)
 }
 
 async fn post(
@@ -52,9 +48,9 @@ async fn post(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_webhook_lands_byte_identical_with_key_and_headers() {
-    let broker = Broker::start();
-    let topic = unique("gh");
-    let hb = start(&broker, &topic, github_source(&topic)).await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = setup("gh").source(|n| github_source(&n.topic)).await;
     // CRLF, non-UTF-8 bytes and trailing whitespace must survive untouched.
     let body: &[u8] = b"{\"ref\":\"refs/heads/main\"}\r\n\xff\xfe\x00 ";
     let resp = post(&hb, body, Some(&github_sig(SECRET, body)), "d-123").await;
@@ -87,9 +83,9 @@ async fn signed_webhook_lands_byte_identical_with_key_and_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_get_401_and_produce_nothing() {
-    let broker = Broker::start();
-    let topic = unique("gh-bad");
-    let hb = start(&broker, &topic, github_source(&topic)).await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = setup("gh-bad").source(|n| github_source(&n.topic)).await;
     let body = br#"{"zen":"hi"}"#;
     let bad = [
         Some(github_sig("wrong-secret", body)),
@@ -142,9 +138,10 @@ async fn bad_signatures_get_401_and_produce_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_gets_503_within_the_deadline_never_2xx() {
-    let mut broker = Broker::own();
-    let topic = unique("gh-down");
-    let hb = start(&broker, &topic, github_source(&topic)).await;
+    let Scenario { mut broker, hb, .. } = setup("gh-down")
+        .on(Broker::own())
+        .source(|n| github_source(&n.topic))
+        .await;
     let body = br#"{"n":1}"#;
     assert_eq!(
         post(&hb, body, Some(&github_sig(SECRET, body)), "up")
@@ -177,14 +174,14 @@ async fn broker_down_gets_503_within_the_deadline_never_2xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_for_path_method_size_rate_and_key() {
-    let broker = Broker::start();
-    let topic = unique("gh-limits");
-    let hb = start(
-        &broker,
-        &topic,
-        github_source(&topic).max_body("1KiB").rate_limit(1, 3),
-    )
-    .await;
+    // The shared broker's handle lives as long as the test, as in every scenario.
+    let Scenario {
+        broker: _broker,
+        hb,
+        ..
+    } = setup("gh-limits")
+        .source(|n| github_source(&n.topic).max_body("1KiB").rate_limit(1, 3))
+        .await;
     let client = reqwest::Client::new();
 
     let r = client
@@ -405,14 +402,11 @@ async fn requests_beyond_max_in_flight_get_503_at_once() {
 /// deliveries with identical bodies, and the same id with another body, are produced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_delivery_within_the_window_is_answered_but_not_produced_again() {
-    let broker = Broker::start();
-    let topic = unique("gh-replay");
-    let hb = start(
-        &broker,
-        &topic,
-        github_source(&topic).replay_guard("header:X-GitHub-Delivery", "10m"),
-    )
-    .await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = setup("gh-replay")
+        .source(|n| github_source(&n.topic).replay_guard("header:X-GitHub-Delivery", "10m"))
+        .await;
     let body = br#"{"action":"opened","number":7}"#;
     let other = br#"{"action":"closed","number":7}"#;
     // d1 twice (a replay), then d2 with the identical body (a distinct event: two

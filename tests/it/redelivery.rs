@@ -18,7 +18,8 @@ use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Received, Receiver};
-use crate::support::unique;
+use crate::support::scenario::{Scenario, Setup};
+use crate::support::{unique, wait_until};
 
 /// A partition-ordered sink with three attempts and a DLQ; each test sets its breaker.
 fn partition_sink(topic: &str, url: &str, dlq: &str) -> SinkToml {
@@ -210,33 +211,37 @@ async fn a_record_refused_on_every_probe_is_dead_lettered_not_stuck_forever() {
     assert!(attempts >= 3, "dead-lettered after {attempts} attempts");
     // The watermark moves past the dead letter, and every commit on the way covers only
     // records answered 2xx or in the DLQ.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while kafka::committed(&broker.addr(), &group, &topic)
-        .await
-        .get(&0)
-        != Some(&(5, 5))
-    {
-        assert!(std::time::Instant::now() < deadline, "never committed to 5");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until(Duration::from_secs(20), "a commit to 5", || async {
+        kafka::committed(&broker.addr(), &group, &topic)
+            .await
+            .get(&0)
+            == Some(&(5, 5))
+    })
+    .await;
     audit.finish().await.assert_clean("refused on every probe");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_taking_turns_at_probing_are_still_dead_lettered() {
-    let broker = Broker::start();
-    let topic = unique("probe-turns");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
     // The head of each partition is refused every time: the two take turns at probing.
-    let rx = Receiver::start(|r| Answer::status(if seq_of(r) < 2 { 503 } else { 200 })).await;
-    let sink = partition_sink(&topic, &rx.url, &dlq)
-        .breaker_failures(2)
-        .breaker_cooldown("150ms")
-        .render();
-    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
-    hb.ready(Duration::from_secs(40)).await;
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb: _hb,
+    } = Setup::new("probe-turns")
+        .partitions(2)
+        .dlq()
+        .sink(
+            |r| Answer::status(if seq_of(r) < 2 { 503 } else { 200 }),
+            |n| {
+                partition_sink(&n.topic, &n.url, &n.dlq)
+                    .breaker_failures(2)
+                    .breaker_cooldown("150ms")
+            },
+        )
+        .await;
     let recs: Vec<_> = (0..6)
         .map(|i| json!({"key": "k", "partition": i % 2, "value": json!({"k": "k", "seq": i}).to_string()}))
         .collect();

@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod hookbridge;
 pub mod kafka;
 pub mod receiver;
+pub mod scenario;
 
 use std::future::Future;
 use std::net::TcpListener;
