@@ -1,7 +1,7 @@
 //! Running it like a product: the breaker during an outage, metrics after known traffic,
 //! trace context end to end, and SIGTERM under ingress load.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use crate::support::connectors::{SinkToml, SourceToml};
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
-use crate::support::{github_sig, unique};
+use crate::support::{github_sig, unique, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaker_opens_during_an_outage_keeps_the_dlq_empty_and_recovers_in_order() {
@@ -228,9 +228,10 @@ async fn sigterm_under_load_loses_no_accepted_webhook_and_leaves_nothing_uncommi
     let mut hb = bridge(&broker, &topic, &rx.url).await;
     let url = hb.url("/gh");
     let stop = Arc::new(AtomicBool::new(false));
+    let accepted_so_far = Arc::new(AtomicUsize::new(0));
     let mut senders = Vec::new();
     for w in 0..8 {
-        let (url, stop) = (url.clone(), stop.clone());
+        let (url, stop, counter) = (url.clone(), stop.clone(), accepted_so_far.clone());
         senders.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut accepted = Vec::new();
@@ -248,7 +249,10 @@ async fn sigterm_under_load_loses_no_accepted_webhook_and_leaves_nothing_uncommi
                     .send()
                     .await
                 {
-                    Ok(r) if r.status() == 200 => accepted.push(id),
+                    Ok(r) if r.status() == 200 => {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        accepted.push(id)
+                    }
                     Ok(_) => {}
                     Err(_) => break, // listener closed
                 }
@@ -256,7 +260,11 @@ async fn sigterm_under_load_loses_no_accepted_webhook_and_leaves_nothing_uncommi
             accepted
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // SIGTERM comes under load both ways: webhooks accepted and records being delivered.
+    wait_until(Duration::from_secs(30), "load both ways", || {
+        std::future::ready(accepted_so_far.load(Ordering::SeqCst) > 20 && !rx.seen().is_empty())
+    })
+    .await;
     let status = hb.terminate(Duration::from_secs(30)).await;
     stop.store(true, Ordering::SeqCst);
     assert!(status.success(), "exit {status}");

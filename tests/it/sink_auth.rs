@@ -17,7 +17,7 @@ use crate::support::connectors::{list, quote, SinkToml};
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
-use crate::support::unique;
+use crate::support::{unique, wait_until};
 
 const CLIENT_SECRET: &str = "client-secret-must-not-leak-5e1";
 
@@ -320,16 +320,12 @@ async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without
         &[json!({"key": "a", "value": "{}"})],
     )
     .await;
-    for _ in 0..100 {
-        if refused.load(Ordering::SeqCst) >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        refused.load(Ordering::SeqCst) >= 2,
-        "handshakes refused and retried"
-    );
+    wait_until(
+        Duration::from_secs(10),
+        "handshakes refused and retried",
+        || std::future::ready(refused.load(Ordering::SeqCst) >= 2),
+    )
+    .await;
     assert_eq!(ok.load(Ordering::SeqCst), 0);
     drop(hb);
 
@@ -357,12 +353,10 @@ async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without
             .collect::<Vec<_>>(),
     )
     .await;
-    for _ in 0..200 {
-        if ok.load(Ordering::SeqCst) >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(Duration::from_secs(20), "3 deliveries over mTLS", || {
+        std::future::ready(ok.load(Ordering::SeqCst) >= 3)
+    })
+    .await;
     assert_eq!(ok.load(Ordering::SeqCst), 3, "delivered over mTLS");
     let (good, text) = hb.command(&["check"]).await;
     assert!(
