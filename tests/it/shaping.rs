@@ -13,30 +13,36 @@ use crate::support::connectors::{list, SinkToml};
 use crate::support::hookbridge::{bin, metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
+use crate::support::scenario::{Names, Scenario, Setup};
 use crate::support::unique;
 
 const API_KEY: &str = "api-key-value-must-not-leak-41f";
 
 /// The receiver's `http://127.0.0.1:PORT` (its URL without the path).
-fn origin(rx: &Receiver) -> &str {
-    rx.url.trim_end_matches("/hook")
+fn origin(n: &Names) -> &str {
+    n.url.trim_end_matches("/hook")
 }
 
-async fn start(broker: &Broker, topic: &str, body: &str) -> Hookbridge {
-    // `body` holds the shaping keys under test (url, headers, filter, transform) verbatim.
-    let sink = SinkToml::bare("shaped", &[topic])
-        .group_id(&format!("g-{topic}"))
-        .timeout("5s")
-        .max_attempts(3)
-        .backoff("100ms", "1s")
-        .raw(body)
-        .render();
-    let cfg = Config::new(&broker.addr())
-        .connector("shaped.toml", &sink)
-        .env("API_KEY", API_KEY);
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(40)).await;
-    hb
+/// A scenario of these tests: the sink `shaped` (5 s timeout, three attempts) with the
+/// shaping under test added by `shape`, delivering to a receiver that answers 200.
+async fn start(
+    setup: Setup,
+    shape: impl FnOnce(&Names, SinkToml) -> SinkToml,
+) -> Scenario<Receiver> {
+    setup
+        .env("API_KEY", API_KEY)
+        .sink(
+            |_| Answer::status(200),
+            |n| {
+                let sink = SinkToml::bare("shaped", &[&n.topic])
+                    .group_id(&format!("g-{}", n.topic))
+                    .timeout("5s")
+                    .max_attempts(3)
+                    .backoff("100ms", "1s");
+                shape(n, sink)
+            },
+        )
+        .await
 }
 
 async fn wait_committed_to_end(broker: &Broker, group: &str, topic: &str) {
@@ -54,23 +60,24 @@ async fn wait_committed_to_end(broker: &Broker, group: &str, topic: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templated_url_and_headers_route_tenants_and_a_record_without_the_header_is_dead_lettered()
 {
-    let broker = Broker::start();
-    let topic = unique("tenants");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start(
-        &broker,
-        &topic,
-        &format!(
-            r#"url = "{}/tenants/{{header.x-tenant}}/orders/{{key}}?n={{json./n}}"
-headers = {{ "X-Tenant" = "tenant {{header.x-tenant}}", "X-Api-Key" = "${{API_KEY}}" }}
-forward_record_headers = ["x-*"]
-dlq = {{ topic = "{dlq}" }}"#,
-            origin(&rx)
-        ),
-    )
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = start(Setup::new("tenants").partitions(2).dlq(), |n, sink| {
+        sink.url(&format!(
+            "{}/tenants/{{header.x-tenant}}/orders/{{key}}?n={{json./n}}",
+            origin(n)
+        ))
+        .set(
+            "headers",
+            r#"{ "X-Tenant" = "tenant {header.x-tenant}", "X-Api-Key" = "${API_KEY}" }"#,
+        )
+        .set("forward_record_headers", &list(&["x-*"]))
+        .dlq(&n.dlq)
+    })
     .await;
     kafka::produce(
         &broker.addr(),
@@ -144,23 +151,18 @@ dlq = {{ topic = "{dlq}" }}"#,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_passes_one_in_ten_and_every_offset_commits_and_transform_makes_the_body() {
-    let broker = Broker::start();
-    let topic = unique("filtered");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start(
-        &broker,
-        &topic,
-        &format!(
-            r#"url = "{}"
-filter = '.n % 10 == 0'
-transform = '{{id: .n, tenant: $headers["x-tenant"], key: $key, topic: $topic}}'
-dlq = {{ topic = "{dlq}" }}"#,
-            rx.url
-        ),
-    )
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = start(Setup::new("filtered").partitions(2).dlq(), |n, sink| {
+        sink.url(&n.url)
+            .filter(".n % 10 == 0")
+            .transform(r#"{id: .n, tenant: $headers["x-tenant"], key: $key, topic: $topic}"#)
+            .dlq(&n.dlq)
+    })
     .await;
     let mut records: Vec<_> = (0..100)
         .map(|n| json!({"key": format!("k{}", n % 7), "value": json!({"n": n, "pad": "x"}).to_string(), "headers": {"x-tenant": "acme", "content-type": "text/plain"}}))
@@ -221,22 +223,15 @@ dlq = {{ topic = "{dlq}" }}"#,
 /// partition's records are delivered, and a runaway evaluation does not hold up SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutdown() {
-    let broker = Broker::start();
-    let topic = unique("runaway");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let mut hb = start(
-        &broker,
-        &topic,
-        &format!(
-            r#"url = "{}"
-filter = 'last(range(.n)) > 0'
-dlq = {{ topic = "{dlq}" }}"#,
-            rx.url
-        ),
-    )
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        mut hb,
+    } = start(Setup::new("runaway").partitions(2).dlq(), |n, sink| {
+        sink.url(&n.url).filter("last(range(.n)) > 0").dlq(&n.dlq)
+    })
     .await;
     let mut records = vec![json!({"key": "r", "value": "{\"n\":1e15}", "partition": 0})];
     records.extend(
@@ -274,15 +269,15 @@ dlq = {{ topic = "{dlq}" }}"#,
 /// (and the watermark with it) while other keys are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfillable_record_without_dlq_holds_its_offset() {
-    let broker = Broker::start();
-    let topic = unique("nodlq");
-    broker.create_topic(&topic, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start(
-        &broker,
-        &topic,
-        &format!(r#"url = "{}/t/{{header.x-tenant}}""#, origin(&rx)),
-    )
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = start(Setup::new("nodlq"), |n, sink| {
+        sink.url(&format!("{}/t/{{header.x-tenant}}", origin(n)))
+    })
     .await;
     kafka::produce(
         &broker.addr(),

@@ -129,6 +129,16 @@ impl SinkToml {
         self.string("format", format)
     }
 
+    /// `filter`: a jaq expression; a record for which it is false is not sent.
+    pub fn filter(self, expr: &str) -> Self {
+        self.string("filter", expr)
+    }
+
+    /// `transform`: a jaq expression whose result is the body sent.
+    pub fn transform(self, expr: &str) -> Self {
+        self.string("transform", expr)
+    }
+
     /// `retry.max_attempts` (0: retry until delivered).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.retry.set("max_attempts", n.to_string());
