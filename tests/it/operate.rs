@@ -11,37 +11,43 @@ use crate::support::broker::Broker;
 use crate::support::connectors::{SinkToml, SourceToml};
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
-use crate::support::receiver::{Answer, Receiver};
+use crate::support::receiver::{Answer, Received, Receiver};
+use crate::support::scenario::{Scenario, Setup};
 use crate::support::{github_sig, unique, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaker_opens_during_an_outage_keeps_the_dlq_empty_and_recovers_in_order() {
-    let broker = Broker::start();
-    let topic = unique("breaker");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
     let up = Arc::new(AtomicBool::new(false));
     let flag = up.clone();
-    let rx = Receiver::start(move |_| {
-        Answer::status(if flag.load(Ordering::SeqCst) {
-            200
-        } else {
-            503
-        })
-    })
-    .await;
     // Without the breaker, 4 attempts at 50ms..200ms would dead-letter everything within
     // a second of the outage.
-    let sink = SinkToml::new(&topic, &rx.url)
-        .max_attempts(4)
-        .backoff("50ms", "200ms")
-        .breaker_failures(2)
-        .breaker_cooldown("500ms")
-        .dlq(&dlq)
-        .render();
-    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
-    hb.ready(Duration::from_secs(40)).await;
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = Setup::new("breaker")
+        .partitions(2)
+        .dlq()
+        .sink(
+            move |_| {
+                Answer::status(if flag.load(Ordering::SeqCst) {
+                    200
+                } else {
+                    503
+                })
+            },
+            |n| {
+                SinkToml::new(&n.topic, &n.url)
+                    .max_attempts(4)
+                    .backoff("50ms", "200ms")
+                    .breaker_failures(2)
+                    .breaker_cooldown("500ms")
+                    .dlq(&n.dlq)
+            },
+        )
+        .await;
     let recs: Vec<_> = (0..30)
         .map(|i| json!({"key": format!("k{}", i % 5), "value": json!({"k": format!("k{}", i % 5), "seq": i}).to_string()}))
         .collect();
@@ -319,24 +325,28 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
-    let broker = Broker::start();
-    let topic = unique("stall");
-    broker.create_topic(&topic, 2);
     // The destination accepts connections and never answers within the test.
-    let rx = Receiver::start(|_| Answer {
+    let never = |_: &Received| Answer {
         status: 200,
         headers: vec![],
         delay: Duration::from_secs(120),
-    })
-    .await;
-    let sink = SinkToml::new(&topic, &rx.url)
-        .name("stalled")
-        .timeout("15s")
-        .concurrency(8)
-        .buffer(100)
-        .render();
-    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("s.toml", &sink));
-    hb.ready(Duration::from_secs(40)).await;
+    };
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = Setup::new("stall")
+        .partitions(2)
+        .sink(never, |n| {
+            SinkToml::new(&n.topic, &n.url)
+                .name("stalled")
+                .timeout("15s")
+                .concurrency(8)
+                .buffer(100)
+        })
+        .await;
     let idle_rss = rss_kib(hb.pid());
     let value = "x".repeat(2048);
     let recs: Vec<_> = (0..8000)
