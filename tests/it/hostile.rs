@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::broker::Broker;
 use crate::support::connectors::SourceToml;
-use crate::support::hookbridge::{metric, Config, Hookbridge};
+use crate::support::hookbridge::{metric, Hookbridge};
 use crate::support::kafka;
-use crate::support::{github_sig, unique, wait_until};
+use crate::support::scenario::{Scenario, Setup};
+use crate::support::{github_sig, wait_until};
 
 const SECRET: &str = "gh-hostile-secret-5d1a";
 const PATH: &str = "/webhooks/github";
@@ -56,23 +57,19 @@ fn raise_nofile() {
     }
 }
 
+/// A topic of three partitions and hookbridge running the GitHub source under attack,
+/// with `shape` added to it and `env` set for the process.
 async fn start(
-    broker: &Broker,
-    topic: &str,
-    source: SourceToml,
+    prefix: &str,
+    shape: impl FnOnce(SourceToml) -> SourceToml,
     env: &[(&str, &str)],
-) -> Hookbridge {
+) -> Scenario {
     raise_nofile();
-    broker.create_topic(topic, 3);
-    let mut cfg = Config::new(&broker.addr())
-        .connector("github.toml", &source.render())
-        .env("GH_SECRET", SECRET);
+    let mut setup = Setup::new(prefix).partitions(3).env("GH_SECRET", SECRET);
     for (k, v) in env {
-        cfg = cfg.env(k, v);
+        setup = setup.env(k, v);
     }
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(30)).await;
-    hb
+    setup.source(|n| shape(source(&n.topic))).await
 }
 
 /// `VmHWM` (peak) and `VmRSS` of a process, in MiB.
@@ -241,10 +238,10 @@ async fn connect(port: u16, stop: &CancellationToken) -> Option<TcpStream> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-stall");
     // The default max_in_flight (1024) and 1,100 stalled bodies: more than every slot.
-    let hb = start(&broker, &topic, source(&topic), &[]).await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = start("hostile-stall", |s| s, &[]).await;
     let stop = CancellationToken::new();
     let port = hb.http;
     let started = Arc::new(AtomicUsize::new(0));
@@ -305,12 +302,11 @@ async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunk_bombs_cost_memory_by_bytes_not_chunks() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-chunks");
-    let hb = start(
-        &broker,
-        &topic,
-        source(&topic),
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-chunks",
+        |s| s,
         &[("HOOKBRIDGE__HTTP__BODY_TIMEOUT", "40s")],
     )
     .await;
@@ -378,12 +374,11 @@ async fn chunk_bombs_cost_memory_by_bytes_not_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_idle_connections_do_not_starve_signed_senders() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-idle");
-    let hb = start(
-        &broker,
-        &topic,
-        source(&topic),
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-idle",
+        |s| s,
         &[("HOOKBRIDGE__HTTP__HEADER_TIMEOUT", "3s")],
     )
     .await;
@@ -415,10 +410,10 @@ async fn thousands_of_idle_connections_do_not_starve_signed_senders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_flood_is_limited_per_address_and_never_spends_the_source_budget() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-flood");
     // The source takes 40/s; the flood alone would spend that many times over.
-    let hb = start(&broker, &topic, source(&topic).rate_limit(40, 40), &[]).await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = start("hostile-flood", |s| s.rate_limit(40, 40), &[]).await;
     let stop = CancellationToken::new();
     let statuses = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
         u16,
@@ -486,12 +481,11 @@ async fn unsigned_flood_is_limited_per_address_and_never_spends_the_source_budge
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_slot() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-cap");
-    let hb = start(
-        &broker,
-        &topic,
-        source(&topic),
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-cap",
+        |s| s,
         &[
             ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "20"),
             ("HOOKBRIDGE__HTTP__MIN_BODY_RATE", "1KiB"),
@@ -564,12 +558,14 @@ async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_listener_has_the_header_timeout_and_connection_cap() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-admin");
-    let hb = start(
-        &broker,
-        &topic,
-        source(&topic),
+    let Scenario {
+        broker: _broker,
+        topic: _topic,
+        hb,
+        ..
+    } = start(
+        "hostile-admin",
+        |s| s,
         &[
             ("HOOKBRIDGE__ADMIN__MAX_CONNECTIONS", "4"),
             // Long enough that no idle connection times out (and frees a slot) while the
@@ -725,15 +721,14 @@ async fn probe_readiness(hb: &Hookbridge, n: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_over_both_connection_caps_starves_neither_probes_nor_webhooks() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-share");
     // 256 webhook connections and the admin listener's default 64: the attacker asks
     // for more than each cap from one address (127.0.0.2); probes and the signed sender
     // come from 127.0.0.1.
-    let hb = start(
-        &broker,
-        &topic,
-        source(&topic),
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-share",
+        |s| s,
         &[("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "256")],
     )
     .await;
@@ -775,16 +770,15 @@ async fn one_address_over_both_connection_caps_starves_neither_probes_nor_webhoo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_addresses_filling_both_listeners_starve_neither_probes_nor_webhooks() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-many");
     // 256 webhook connections, 64 per address; the admin listener's defaults (64, 16 per
     // address). Eight attacking addresses (127.0.0.2-9) each ask for more than their
     // share: together more than either listener, reserve included, holds. Probes and the
     // signed sender come from 127.0.0.1.
-    let hb = start(
-        &broker,
-        &topic,
-        source(&topic),
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-many",
+        |s| s,
         &[
             ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "256"),
             ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS_PER_ADDRESS", "64"),
@@ -831,15 +825,14 @@ async fn eight_addresses_filling_both_listeners_starve_neither_probes_nor_webhoo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_from_a_provider_s_own_address_do_not_hold_its_probation_slots() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-probation");
     // Everyone shares 127.0.0.1 (as behind a proxy, so every probation slot may go to
     // it): stalled bodies from it keep being cut off and charged, so the address stays
     // over its failure budget (1/s), and there are always more of them than its slots.
-    let hb = start(
-        &broker,
-        &topic,
-        source(&topic),
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-probation",
+        |s| s,
         &[
             ("HOOKBRIDGE__HTTP__UNVERIFIED_RATE_LIMIT__PER_SECOND", "1"),
             ("HOOKBRIDGE__HTTP__UNVERIFIED_RATE_LIMIT__BURST", "1"),
@@ -889,12 +882,14 @@ async fn slow_bodies_from_a_provider_s_own_address_do_not_hold_its_probation_slo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-unread");
-    let hb = start(
-        &broker,
-        &topic,
-        source(&topic),
+    let Scenario {
+        broker: _broker,
+        topic: _topic,
+        hb,
+        ..
+    } = start(
+        "hostile-unread",
+        |s| s,
         &[
             ("HOOKBRIDGE__HTTP__WRITE_TIMEOUT", "1s"),
             // Only the write timeout may end this connection.
@@ -936,15 +931,14 @@ async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_bodies_from_one_address_cannot_pin_the_body_budget() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-half");
     // 1 MiB bodies; 512 KiB of each buys 513 s of rate credit, so each sits until the
     // 30 s body_timeout. 600 of them are far more than a 64 MiB budget, which one
     // address may take all of but the last eighth.
-    let hb = start(
-        &broker,
-        &topic,
-        source(&topic),
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-half",
+        |s| s,
         &[("HOOKBRIDGE__HTTP__MAX_BODY_BYTES_IN_FLIGHT", "64MiB")],
     )
     .await;
