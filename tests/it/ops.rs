@@ -313,7 +313,11 @@ async fn dlq_redrive_on_a_shared_dlq_sends_only_its_own_records_and_ends_while_o
             }
         })
     };
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The redrive starts once the fed records are being dead-lettered beside the six.
+    assert!(
+        kafka::read(&broker.addr(), &dlq, Some(7), 30.0).await.len() >= 7,
+        "billing's fed records are not being dead-lettered"
+    );
     let before = orders_rx.seen().len();
     let ran = command_within(
         &hb,
