@@ -56,20 +56,13 @@ fn distinct_ids(seen: &[Received]) -> usize {
         .len()
 }
 
+/// Every partition of `topic` committed to its end by `group`.
 async fn wait_committed_to_end(
     broker: &Broker,
     group: &str,
     topic: &str,
 ) -> BTreeMap<i32, (i64, i64)> {
-    let mut last = BTreeMap::new();
-    for _ in 0..60 {
-        last = kafka::committed(&broker.addr(), group, topic).await;
-        if !last.is_empty() && last.values().all(|(c, h)| c == h) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("committed offsets never reached the end: {last:?}");
+    kafka::wait_committed_to_end(&broker.addr(), group, topic, Duration::from_secs(30)).await
 }
 
 /// The commit auditor on a sink's group (`g-<topic>`): see `support/audit.rs`.

@@ -45,16 +45,13 @@ async fn start(
         .await
 }
 
-async fn wait_committed_to_end(broker: &Broker, group: &str, topic: &str) {
-    let mut last = BTreeMap::new();
-    for _ in 0..80 {
-        last = kafka::committed(&broker.addr(), group, topic).await;
-        if !last.is_empty() && last.values().all(|(c, h)| c == h) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("committed offsets never reached the end: {last:?}");
+/// Every partition of `topic` committed to its end by `group`.
+async fn wait_committed_to_end(
+    broker: &Broker,
+    group: &str,
+    topic: &str,
+) -> BTreeMap<i32, (i64, i64)> {
+    kafka::wait_committed_to_end(&broker.addr(), group, topic, Duration::from_secs(30)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
