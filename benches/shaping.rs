@@ -7,6 +7,10 @@
 //!
 //! `cargo bench --bench shaping`.
 
+// The test kit's connector builders: one spelling of a connector file.
+#[path = "../tests/it/support/connectors.rs"]
+mod connectors;
+
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -15,6 +19,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use hookbridge::connectors::load_dir;
 use hookbridge::egress::record::{Record, TopicPartition};
 use hookbridge::egress::request::Shaper;
+
+use connectors::SinkToml;
 
 const CONFIGS: [(&str, &str); 6] = [
     ("raw", ""),
@@ -74,16 +80,11 @@ fn record() -> Record {
 
 fn shaper(extra: &str) -> Shaper {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = if extra.starts_with("url") {
-        ""
-    } else {
-        "url = \"http://127.0.0.1:9/hook\"\n"
-    };
-    std::fs::write(
-        dir.path().join("s.toml"),
-        format!("[sink]\nname = \"s\"\ntopics = [\"orders\"]\n{url}{extra}\n"),
-    )
-    .expect("connector file");
+    let mut sink = SinkToml::bare("s", &["orders"]);
+    if !extra.starts_with("url") {
+        sink = sink.url("http://127.0.0.1:9/hook");
+    }
+    std::fs::write(dir.path().join("s.toml"), sink.raw(extra).render()).expect("connector file");
     let connectors = load_dir(dir.path()).expect("valid sink");
     Shaper::new(&connectors.sinks[0])
 }

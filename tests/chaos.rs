@@ -25,6 +25,7 @@ use serde_json::json;
 use support::audit::Auditor;
 use support::broker::Broker;
 use support::cluster::Cluster;
+use support::connectors::{SinkToml, SourceToml};
 use support::hookbridge::{metric, Config, Hookbridge};
 use support::kafka;
 use support::receiver::{Answer, Received, Receiver};
@@ -182,9 +183,15 @@ async fn hostile_receiver() -> Receiver {
 
 fn chaos_sink(topic: &str, url: &str) -> String {
     // No DLQ and unlimited attempts: every record must eventually be delivered.
-    format!(
-        "[sink]\nname = \"chaos\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\ntimeout = \"1s\"\nconcurrency = 64\nbuffer = 500\nretry = {{ max_attempts = 0, initial = \"50ms\", max = \"1s\" }}\nbreaker = {{ failures = 0 }}\n"
-    )
+    SinkToml::new(topic, url)
+        .name("chaos")
+        .timeout("1s")
+        .concurrency(64)
+        .buffer(500)
+        .max_attempts(0)
+        .backoff("50ms", "1s")
+        .breaker_failures(0)
+        .render()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,9 +259,10 @@ async fn egress_survives_a_hostile_destination_and_repeated_kill_9() {
 const SECRET: &str = "chaos-github-secret";
 
 fn source(topic: &str) -> String {
-    format!(
-        "[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH}}\"] }}\nkey = \"json:/id\"\n"
-    )
+    SourceToml::new("gh", "/gh", topic)
+        .verify_secrets("github", &["${GH}"])
+        .key("json:/id")
+        .render()
 }
 
 /// An id answered 2xx, with when its request started and ended.
@@ -515,10 +523,11 @@ async fn broker_outage_answers_no_2xx_and_both_directions_resume() {
     let topic = unique("chaos-outage");
     broker.create_topic(&topic, 2);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let sink = format!(
-        "[sink]\nname = \"out\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nretry = {{ max_attempts = 0, initial = \"100ms\", max = \"1s\" }}\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .name("out")
+        .max_attempts(0)
+        .backoff("100ms", "1s")
+        .render();
     let cfg = Config::new(&broker.addr())
         .connector("gh.toml", &source(&topic))
         .connector("out.toml", &sink)
@@ -677,10 +686,14 @@ async fn stuck_keys_and_kill_9_redeliver_only_unfinished_work() {
     let commit_interval = Duration::from_millis(200); // the test harness's setting
     let rx = stuck_key_receiver(sc.stuck_for).await;
     let started = Instant::now();
-    let sink = format!(
-        "[sink]\nname = \"chaos\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"1s\"\nconcurrency = {concurrency}\nretry = {{ max_attempts = 0, initial = \"50ms\", max = \"500ms\" }}\nbreaker = {{ failures = 0 }}\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .name("chaos")
+        .timeout("1s")
+        .concurrency(concurrency)
+        .max_attempts(0)
+        .backoff("50ms", "500ms")
+        .breaker_failures(0)
+        .render();
     let mut hb = Hookbridge::start(&Config::new(&brokers).connector("chaos.toml", &sink));
     hb.ready(Duration::from_secs(40)).await;
     let keys = sc.keys.max(100);
@@ -1056,10 +1069,13 @@ async fn a_map_cut_to_the_brokers_metadata_limit_still_commits_the_watermark() {
         }
     })
     .await;
-    let sink = format!(
-        "[sink]\nname = \"bigmap\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nconcurrency = 32\nretry = {{ max_attempts = 0, initial = \"100ms\", max = \"300ms\" }}\nbreaker = {{ failures = 0 }}\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .name("bigmap")
+        .concurrency(32)
+        .max_attempts(0)
+        .backoff("100ms", "300ms")
+        .breaker_failures(0)
+        .render();
     let started = Instant::now();
     let mut hb = Hookbridge::start(
         &Config::new(&brokers)
@@ -1173,10 +1189,13 @@ async fn a_map_refused_by_the_broker_is_counted_as_a_failed_commit() {
         Answer::status(if k == "x" || k == "a7" { 503 } else { 200 })
     })
     .await;
-    let sink = format!(
-        "[sink]\nname = \"refused\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nconcurrency = 32\nretry = {{ max_attempts = 0, initial = \"100ms\", max = \"300ms\" }}\nbreaker = {{ failures = 0 }}\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .name("refused")
+        .concurrency(32)
+        .max_attempts(0)
+        .backoff("100ms", "300ms")
+        .breaker_failures(0)
+        .render();
     let mut hb = Hookbridge::start(&Config::new(&brokers).connector("refused.toml", &sink));
     hb.ready(Duration::from_secs(40)).await;
     let mut recs =

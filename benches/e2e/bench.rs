@@ -9,6 +9,9 @@
 //! baseline ratios. Sizes come from `BENCH_*` environment variables (see [`Settings`]).
 
 mod broker;
+// The test kit's connector builders: the connector files the benchmark runs.
+#[path = "../../tests/it/support/connectors.rs"]
+mod connectors;
 mod egress;
 mod error;
 mod hookbridge;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::connectors::{SinkToml, SourceToml};
 use crate::error::{BenchError, Result};
 use crate::process::{free_addr, Process};
 
@@ -22,18 +23,19 @@ pub struct Hookbridge {
 
 /// The connector file of the ingress run: a GitHub source, no key, no rate limit.
 pub fn github_source(topic: &str) -> String {
-    format!(
-        "[source]\nname = \"github\"\npath = \"{SOURCE_PATH}\"\ntopic = \"{topic}\"\n\
-         verify = {{ scheme = \"github\", secrets = [\"${{{SECRET_ENV}}}\"] }}\n"
-    )
+    SourceToml::new("github", SOURCE_PATH, topic)
+        .verify_secrets("github", &[&format!("${{{SECRET_ENV}}}")])
+        .render()
 }
 
 /// The connector file of an egress run: one sink to the receiver, no signing, no DLQ.
 pub fn sink(name: &str, topic: &str, url: &str, concurrency: usize, ordering: &str) -> String {
-    format!(
-        "[sink]\nname = \"{name}\"\ntopics = [\"{topic}\"]\ngroup_id = \"{name}\"\nurl = \"{url}\"\n\
-         concurrency = {concurrency}\nordering = \"{ordering}\"\n"
-    )
+    SinkToml::bare(name, &[topic])
+        .group_id(name)
+        .url(url)
+        .concurrency(concurrency)
+        .ordering(ordering)
+        .render()
 }
 
 fn settings(brokers: &str, webhooks: SocketAddr, admin: SocketAddr) -> String {

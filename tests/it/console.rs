@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::{SinkToml, SourceToml};
 use crate::support::hookbridge::{Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
@@ -96,13 +97,15 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         })
     })
     .await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nretry = {{ max_attempts = 2, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\nsign = {{ scheme = \"standard-webhooks\", secret = \"${{ORDERS_WHSEC}}\" }}\n",
-        rx.url
-    );
-    let source = format!(
-        "[source]\nname = \"github\"\npath = \"/webhooks/github\"\ntopic = \"{events}\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH_SECRET}}\"] }}\n"
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .max_attempts(2)
+        .backoff("100ms", "200ms")
+        .dlq(&dlq)
+        .sign_standard_webhooks("${ORDERS_WHSEC}")
+        .render();
+    let source = SourceToml::new("github", "/webhooks/github", &events)
+        .verify_secrets("github", &["${GH_SECRET}"])
+        .render();
     let cfg = Config::new(&broker.addr())
         .connector("orders.toml", &sink)
         .connector("github.toml", &source)
@@ -388,10 +391,12 @@ async fn a_console_redrive_in_progress_ends_with_the_process() {
         }
     })
     .await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"15s\"\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .timeout("15s")
+        .max_attempts(3)
+        .backoff("100ms", "200ms")
+        .dlq(&dlq)
+        .render();
     let cfg = Config::new(&broker.addr())
         .connector("orders.toml", &sink)
         .env("CONSOLE_TOKEN", TOKEN)

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::{SinkToml, SourceToml};
 use crate::support::hookbridge::{Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
@@ -80,13 +81,15 @@ async fn console_in_a_browser_from_failure_to_redrive() {
         Answer::status(200)
     })
     .await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\nsign = {{ scheme = \"standard-webhooks\", secret = \"${{ORDERS_WHSEC}}\" }}\n",
-        rx.url
-    );
-    let source = format!(
-        "[source]\nname = \"github\"\npath = \"/webhooks/github\"\ntopic = \"{events}\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH_SECRET}}\"] }}\n"
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .max_attempts(3)
+        .backoff("100ms", "200ms")
+        .dlq(&dlq)
+        .sign_standard_webhooks("${ORDERS_WHSEC}")
+        .render();
+    let source = SourceToml::new("github", "/webhooks/github", &events)
+        .verify_secrets("github", &["${GH_SECRET}"])
+        .render();
     let cfg = Config::new(&broker.addr())
         .connector("orders.toml", &sink)
         .connector("github.toml", &source)

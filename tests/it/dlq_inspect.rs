@@ -8,15 +8,19 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{bin, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::unique;
 
-fn sink(name: &str, topic: &str, url: &str, dlq: &str) -> String {
-    format!(
-        "[sink]\nname = \"{name}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\nretry = {{ max_attempts = 2, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n"
-    )
+/// A sink that dead-letters after two attempts.
+fn sink(name: &str, topic: &str, url: &str, dlq: &str) -> SinkToml {
+    SinkToml::new(topic, url)
+        .name(name)
+        .max_attempts(2)
+        .backoff("100ms", "200ms")
+        .dlq(dlq)
 }
 
 /// Runs a hookbridge command with `hb`'s config: exit code, stdout, stderr.
@@ -71,8 +75,14 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
     })
     .await;
     let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink("orders", &orders, &rx.url, &dlq))
-        .connector("billing.toml", &sink("billing", &billing, &rx.url, &dlq));
+        .connector(
+            "orders.toml",
+            &sink("orders", &orders, &rx.url, &dlq).render(),
+        )
+        .connector(
+            "billing.toml",
+            &sink("billing", &billing, &rx.url, &dlq).render(),
+        );
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
 
@@ -251,7 +261,7 @@ async fn a_listing_with_a_window_reads_only_the_last_records_of_each_partition()
     broker.create_topic(&dlq, 2);
     let cfg = Config::new(&broker.addr()).connector(
         "orders.toml",
-        &sink("orders", &topic, "http://127.0.0.1:9/", &dlq),
+        &sink("orders", &topic, "http://127.0.0.1:9/", &dlq).render(),
     );
     let dir = cfg.write(1, 2);
     // In ten produce calls: ten batches per partition, as a DLQ fills over time.
@@ -321,10 +331,9 @@ async fn a_sink_secret_echoed_by_the_destination_is_masked() {
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, echo).await;
     });
-    let conf = format!(
-        "{}headers = {{ authorization = \"${{DEST_TOKEN}}\" }}\n",
-        sink("orders", &topic, &url, &dlq)
-    );
+    let conf = sink("orders", &topic, &url, &dlq)
+        .set("headers", r#"{ authorization = "${DEST_TOKEN}" }"#)
+        .render();
     let cfg = Config::new(&broker.addr())
         .connector("orders.toml", &conf)
         .env("DEST_TOKEN", DEST_TOKEN);

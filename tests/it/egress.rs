@@ -8,38 +8,33 @@ use serde_json::json;
 
 use crate::support::audit::Auditor;
 use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Received, Receiver};
+use crate::support::scenario::{Scenario, Setup};
 use crate::support::unique;
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn sink(topic: &str, url: &str, extra: &str) -> String {
-    format!(
-        r#"[sink]
-name = "orders"
-topics = ["{topic}"]
-group_id = "g-{topic}"
-url = "{url}"
-timeout = "5s"
-concurrency = 16
-sign = {{ scheme = "standard-webhooks", secret = "${{SINK_WHSEC}}" }}
-retry = {{ max_attempts = 5, initial = "100ms", max = "2s" }}
-{extra}
-"#
-    )
+/// The signed sink `orders` these tests run; each adds what it checks.
+fn sink(topic: &str, url: &str) -> SinkToml {
+    SinkToml::new(topic, url)
+        .timeout("5s")
+        .concurrency(16)
+        .sign_standard_webhooks("${SINK_WHSEC}")
+        .max_attempts(5)
+        .backoff("100ms", "2s")
 }
 
-async fn start_sink(
-    broker: &Broker,
-    topic: &str,
-    url: &str,
-    extra: &str,
-    props: &str,
-) -> Hookbridge {
+/// A scenario of these tests: the signed sink's secret in the process's environment.
+fn setup(prefix: &str) -> Setup {
+    Setup::new(prefix).env("SINK_WHSEC", WHSEC)
+}
+
+async fn start_sink(broker: &Broker, sink: SinkToml, props: &str) -> Hookbridge {
     let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink(topic, url, extra))
+        .connector("orders.toml", &sink.render())
         .env("SINK_WHSEC", WHSEC)
         .extra(props);
     let mut hb = Hookbridge::start(&cfg);
@@ -61,20 +56,13 @@ fn distinct_ids(seen: &[Received]) -> usize {
         .len()
 }
 
+/// Every partition of `topic` committed to its end by `group`.
 async fn wait_committed_to_end(
     broker: &Broker,
     group: &str,
     topic: &str,
 ) -> BTreeMap<i32, (i64, i64)> {
-    let mut last = BTreeMap::new();
-    for _ in 0..60 {
-        last = kafka::committed(&broker.addr(), group, topic).await;
-        if !last.is_empty() && last.values().all(|(c, h)| c == h) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("committed offsets never reached the end: {last:?}");
+    kafka::wait_committed_to_end(&broker.addr(), group, topic, Duration::from_secs(30)).await
 }
 
 /// The commit auditor on a sink's group (`g-<topic>`): see `support/audit.rs`.
@@ -112,11 +100,16 @@ fn assert_key_order(seen: &[Received]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_delivers_each_record_once_signed_and_commits_to_the_end() {
-    let broker = Broker::start();
-    let topic = unique("orders");
-    broker.create_topic(&topic, 4);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("orders")
+        .partitions(4)
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
+        .await;
     let auditor = audit(&broker, &topic, 4, &rx);
     kafka::produce(&broker.addr(), &topic, &records(200, 20)).await;
     rx.wait_for(Duration::from_secs(30), "200 deliveries", |s| {
@@ -147,23 +140,29 @@ async fn happy_path_delivers_each_record_once_signed_and_commits_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_delays_one_key_while_other_keys_flow() {
-    let broker = Broker::start();
-    let topic = unique("retry");
-    broker.create_topic(&topic, 1);
-    let rx = Receiver::start(|r| {
-        let body = String::from_utf8_lossy(&r.body);
-        if body.contains("\"slow\"") && body.contains("\"seq\":0") && r.nth == 1 {
-            Answer {
-                status: 503,
-                headers: vec![("retry-after", "2".into())],
-                delay: Duration::ZERO,
-            }
-        } else {
-            Answer::status(200)
-        }
-    })
-    .await;
-    let hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("retry")
+        .sink(
+            |r| {
+                let body = String::from_utf8_lossy(&r.body);
+                if body.contains("\"slow\"") && body.contains("\"seq\":0") && r.nth == 1 {
+                    Answer {
+                        status: 503,
+                        headers: vec![("retry-after", "2".into())],
+                        delay: Duration::ZERO,
+                    }
+                } else {
+                    Answer::status(200)
+                }
+            },
+            |n| sink(&n.topic, &n.url),
+        )
+        .await;
     let mut recs = vec![
         json!({"key": "slow", "value": json!({"k": "slow", "seq": 0}).to_string()}),
         json!({"key": "slow", "value": json!({"k": "slow", "seq": 1}).to_string()}),
@@ -233,14 +232,7 @@ async fn permanent_failure_is_dead_lettered_with_every_header_and_commit_moves_o
         rx.finished(),
         Some(&dlq),
     );
-    let hb = start_sink(
-        &broker,
-        &topic,
-        &rx.url,
-        &format!("dlq = {{ topic = \"{dlq}\" }}"),
-        "",
-    )
-    .await;
+    let hb = start_sink(&broker, sink(&topic, &rx.url).dlq(&dlq), "").await;
     kafka::produce(
         &broker.addr(),
         &topic,
@@ -323,11 +315,7 @@ async fn failed_dead_letter_write_keeps_the_offset_uncommitted() {
     let cfg = Config::new(&broker.addr())
         .connector(
             "orders.toml",
-            &sink(
-                &topic,
-                &rx.url,
-                &format!("dlq = {{ topic = \"{topic}.dlq\" }}"),
-            ),
+            &sink(&topic, &rx.url).dlq(&format!("{topic}.dlq")).render(),
         )
         .env("SINK_WHSEC", WHSEC)
         .prop("message.max.bytes", "1000");
@@ -364,16 +352,23 @@ async fn failed_dead_letter_write_keeps_the_offset_uncommitted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_then_restart_loses_nothing() {
-    let broker = Broker::start();
-    let topic = unique("kill");
-    broker.create_topic(&topic, 4);
-    let rx = Receiver::start(|_| Answer {
-        status: 200,
-        headers: vec![],
-        delay: Duration::from_millis(3),
-    })
-    .await;
-    let mut hb = start_sink(&broker, &topic, &rx.url, "buffer = 100", "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        mut hb,
+        ..
+    } = setup("kill")
+        .partitions(4)
+        .sink(
+            |_| Answer {
+                status: 200,
+                headers: vec![],
+                delay: Duration::from_millis(3),
+            },
+            |n| sink(&n.topic, &n.url).buffer(100),
+        )
+        .await;
     let auditor = audit(&broker, &topic, 4, &rx);
     const N: usize = 2000;
     kafka::produce(&broker.addr(), &topic, &records(N, 50)).await;
@@ -412,12 +407,17 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_the_group_and_survive_one_being_killed() {
-    let broker = Broker::start();
-    let topic = unique("pair");
-    broker.create_topic(&topic, 4);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let mut a = start_sink(&broker, &topic, &rx.url, "", "").await;
-    let mut b = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb: mut a,
+        ..
+    } = setup("pair")
+        .partitions(4)
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
+        .await;
+    let mut b = start_sink(&broker, sink(&topic, &rx.url), "").await;
     // Both hold partitions once the group settled.
     a.ready(Duration::from_secs(40)).await;
     b.ready(Duration::from_secs(40)).await;
@@ -459,16 +459,23 @@ async fn two_processes_share_the_group_and_survive_one_being_killed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_deliveries_commits_and_exits_0() {
-    let broker = Broker::start();
-    let topic = unique("term");
-    broker.create_topic(&topic, 2);
-    let rx = Receiver::start(|_| Answer {
-        status: 200,
-        headers: vec![],
-        delay: Duration::from_millis(1500),
-    })
-    .await;
-    let mut hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        mut hb,
+        ..
+    } = setup("term")
+        .partitions(2)
+        .sink(
+            |_| Answer {
+                status: 200,
+                headers: vec![],
+                delay: Duration::from_millis(1500),
+            },
+            |n| sink(&n.topic, &n.url),
+        )
+        .await;
     kafka::produce(&broker.addr(), &topic, &records(12, 12)).await;
     rx.wait_for(Duration::from_secs(20), "12 requests in flight", |s| {
         s.len() >= 12
@@ -483,14 +490,18 @@ async fn sigterm_finishes_in_flight_deliveries_commits_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_without_partitions_is_still_ready() {
-    let broker = Broker::start();
-    let topic = unique("spare");
-    broker.create_topic(&topic, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let a = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb: a,
+        ..
+    } = setup("spare")
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
+        .await;
     // The second member gets no partition of a 1-partition topic; it must still report
     // ready, or a rollout with more replicas than partitions would never finish.
-    let b = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let b = start_sink(&broker, sink(&topic, &rx.url), "").await;
     kafka::produce(&broker.addr(), &topic, &records(10, 10)).await;
     rx.wait_for(Duration::from_secs(30), "10 deliveries", |s| {
         distinct_ids(s) >= 10
@@ -501,31 +512,29 @@ async fn a_replica_without_partitions_is_still_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_token_or_missing_route_is_retried_until_fixed_not_dead_lettered() {
-    let broker = Broker::start();
-    let topic = unique("auth-retry");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
     // A rotated token (401/403) or a route not deployed yet (404) for the first two
     // attempts of each record, then fixed.
-    let rx = Receiver::start(|r| {
-        let body = String::from_utf8_lossy(&r.body).into_owned();
-        let refused = match body.chars().rev().find(char::is_ascii_digit) {
-            Some('0') => 401,
-            Some('1') => 403,
-            _ => 404,
-        };
-        Answer::status(if r.nth <= 2 { refused } else { 200 })
-    })
-    .await;
-    let hb = start_sink(
-        &broker,
-        &topic,
-        &rx.url,
-        &format!("dlq = {{ topic = \"{dlq}\" }}"),
-        "",
-    )
-    .await;
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = setup("auth-retry")
+        .dlq()
+        .sink(
+            |r| {
+                let body = String::from_utf8_lossy(&r.body).into_owned();
+                let refused = match body.chars().rev().find(char::is_ascii_digit) {
+                    Some('0') => 401,
+                    Some('1') => 403,
+                    _ => 404,
+                };
+                Answer::status(if r.nth <= 2 { refused } else { 200 })
+            },
+            |n| sink(&n.topic, &n.url).dlq(&n.dlq),
+        )
+        .await;
     kafka::produce(&broker.addr(), &topic, &records(3, 3)).await;
     rx.wait_for(Duration::from_secs(30), "every record delivered", |s| {
         s.iter().filter(|r| r.status == 200).count() >= 3
@@ -545,31 +554,31 @@ async fn rejected_token_or_missing_route_is_retried_until_fixed_not_dead_lettere
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_status_policy_decides_what_retries_and_what_dead_letters() {
-    let broker = Broker::start();
-    let topic = unique("status-policy");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
     // seq 0: 422 once, then accepted. seq 1: 503 every time.
-    let rx = Receiver::start(|r| {
-        let body = String::from_utf8_lossy(&r.body).into_owned();
-        Answer::status(match body.chars().rev().find(char::is_ascii_digit) {
-            Some('0') if r.nth == 1 => 422,
-            Some('0') => 200,
-            _ => 503,
-        })
-    })
-    .await;
-    let hb = start_sink(
-        &broker,
-        &topic,
-        &rx.url,
-        &format!(
-            "dlq = {{ topic = \"{dlq}\" }}\nstatus = {{ retry = [422], dead_letter = [503] }}"
-        ),
-        "",
-    )
-    .await;
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = setup("status-policy")
+        .dlq()
+        .sink(
+            |r| {
+                let body = String::from_utf8_lossy(&r.body).into_owned();
+                Answer::status(match body.chars().rev().find(char::is_ascii_digit) {
+                    Some('0') if r.nth == 1 => 422,
+                    Some('0') => 200,
+                    _ => 503,
+                })
+            },
+            |n| {
+                sink(&n.topic, &n.url)
+                    .dlq(&n.dlq)
+                    .set("status", "{ retry = [422], dead_letter = [503] }")
+            },
+        )
+        .await;
     kafka::produce(&broker.addr(), &topic, &records(2, 2)).await;
     let dead = kafka::read(&broker.addr(), &dlq, Some(1), 20.0).await;
     assert_eq!(dead.len(), 1);
@@ -659,7 +668,7 @@ async fn header_names_that_are_not_utf8_stop_nothing_and_sigterm_still_exits() {
     broker.create_topic(&topic, 4);
     let rx = Receiver::start(|_| Answer::status(200)).await;
     // The fixture's drain deadline (`shutdown.drain_timeout`) is 20 s.
-    let mut hb = start_sink(&broker, &topic, &rx.url, "", "").await;
+    let mut hb = start_sink(&broker, sink(&topic, &rx.url), "").await;
     let (brokers, t) = (broker.addr(), topic.clone());
     tokio::task::spawn_blocking(move || produce_with_raw_header_names(&brokers, &t, 2000, 4, 500))
         .await
@@ -696,10 +705,7 @@ async fn a_dead_letter_too_large_for_the_producer_is_written_cut_and_marked() {
     // The producer's limit follows the sources (none here); a sink consumes whatever is
     // in its topics, so a record can be larger than any dead letter the producer takes.
     let cfg = Config::new(&broker.addr())
-        .connector(
-            "orders.toml",
-            &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
-        )
+        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render())
         .env("SINK_WHSEC", WHSEC)
         .prop("message.max.bytes", "200000");
     let mut hb = Hookbridge::start(&cfg);
@@ -762,14 +768,7 @@ async fn a_missing_dlq_topic_is_warned_about_at_start() {
     let dlq = format!("{topic}.missing");
     broker.create_topic(&topic, 1);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start_sink(
-        &broker,
-        &topic,
-        &rx.url,
-        &format!("dlq = {{ topic = \"{dlq}\" }}"),
-        "",
-    )
-    .await;
+    let hb = start_sink(&broker, sink(&topic, &rx.url).dlq(&dlq), "").await;
     // Tansu (like Apache Kafka by default) creates a topic on its first produce, so the
     // failing writes themselves (`hookbridge_dlq_write_failures_total{error=
     // "unknown_topic"}`) need a broker that does not; the warning comes first anyway.
@@ -801,9 +800,7 @@ async fn sigterm_with_a_stalled_destination_exits_by_the_drain_deadline() {
     let cfg = Config::new(&broker.addr())
         .connector(
             "orders.toml",
-            &sink(&topic, &rx.url, "")
-                .replace("concurrency = 16", "concurrency = 2")
-                .replace("timeout = \"5s\"", "timeout = \"15s\""),
+            &sink(&topic, &rx.url).concurrency(2).timeout("15s").render(),
         )
         .env("SINK_WHSEC", WHSEC);
     let mut hb = Hookbridge::start(&cfg);
@@ -843,7 +840,7 @@ async fn a_lost_assignment_is_dropped_at_once_not_drained() {
     let cfg = Config::new(&broker.addr())
         .connector(
             "orders.toml",
-            &sink(&topic, &rx.url, "").replace("timeout = \"5s\"", "timeout = \"15s\""),
+            &sink(&topic, &rx.url).timeout("15s").render(),
         )
         .env("SINK_WHSEC", WHSEC);
     let mut hb = Hookbridge::start(&cfg);
@@ -879,7 +876,7 @@ async fn sigterm_with_the_broker_unresponsive_exits_1_soon_after_the_deadline() 
     broker.create_topic(&topic, 2);
     let rx = Receiver::start(|_| Answer::status(200)).await;
     let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink(&topic, &rx.url, ""))
+        .connector("orders.toml", &sink(&topic, &rx.url).render())
         .env("SINK_WHSEC", WHSEC)
         .env("HOOKBRIDGE__SHUTDOWN__DRAIN_TIMEOUT", "6s");
     let mut hb = Hookbridge::start(&cfg);

@@ -15,9 +15,11 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::broker::Broker;
-use crate::support::hookbridge::{metric, Config, Hookbridge};
+use crate::support::connectors::SourceToml;
+use crate::support::hookbridge::{metric, Hookbridge};
 use crate::support::kafka;
-use crate::support::{github_sig, unique};
+use crate::support::scenario::{Scenario, Setup};
+use crate::support::{github_sig, wait_until};
 
 const SECRET: &str = "gh-hostile-secret-5d1a";
 const PATH: &str = "/webhooks/github";
@@ -25,17 +27,11 @@ const PATH: &str = "/webhooks/github";
 /// One attack at a time: each is sized to load a 2-core machine by itself.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn source(topic: &str, extra: &str) -> String {
-    format!(
-        r#"[source]
-name = "github"
-path = "{PATH}"
-topic = "{topic}"
-verify = {{ scheme = "github", secrets = ["${{GH_SECRET}}"] }}
-key = "header:X-GitHub-Delivery"
-{extra}
-"#
-    )
+/// The GitHub source under attack.
+fn source(topic: &str) -> SourceToml {
+    SourceToml::new("github", PATH, topic)
+        .verify_secrets("github", &["${GH_SECRET}"])
+        .key("header:X-GitHub-Delivery")
 }
 
 /// Raises this process's open-file limit to its hard limit (hookbridge inherits it), so
@@ -61,23 +57,19 @@ fn raise_nofile() {
     }
 }
 
+/// A topic of three partitions and hookbridge running the GitHub source under attack,
+/// with `shape` added to it and `env` set for the process.
 async fn start(
-    broker: &Broker,
-    topic: &str,
-    extra_source: &str,
+    prefix: &str,
+    shape: impl FnOnce(SourceToml) -> SourceToml,
     env: &[(&str, &str)],
-) -> Hookbridge {
+) -> Scenario {
     raise_nofile();
-    broker.create_topic(topic, 3);
-    let mut cfg = Config::new(&broker.addr())
-        .connector("github.toml", &source(topic, extra_source))
-        .env("GH_SECRET", SECRET);
+    let mut setup = Setup::new(prefix).partitions(3).env("GH_SECRET", SECRET);
     for (k, v) in env {
-        cfg = cfg.env(k, v);
+        setup = setup.env(k, v);
     }
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(30)).await;
-    hb
+    setup.source(|n| shape(source(&n.topic))).await
 }
 
 /// `VmHWM` (peak) and `VmRSS` of a process, in MiB.
@@ -246,24 +238,37 @@ async fn connect(port: u16, stop: &CancellationToken) -> Option<TcpStream> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-stall");
     // The default max_in_flight (1024) and 1,100 stalled bodies: more than every slot.
-    let hb = start(&broker, &topic, "", &[]).await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = start("hostile-stall", |s| s, &[]).await;
     let stop = CancellationToken::new();
     let port = hb.http;
-    spawn_attack(1100, &stop, move |stop| async move {
-        let Some(mut s) = connect(port, &stop).await else {
-            return;
-        };
-        let head = format!(
-            "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nX-Hub-Signature-256: sha256=00\r\n\r\nx"
-        );
-        if s.write_all(head.as_bytes()).await.is_ok() {
-            hold(s, &stop).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    spawn_attack(1100, &stop, move |stop| {
+        let counter = counter.clone();
+        async move {
+            let Some(mut s) = connect(port, &stop).await else {
+                return;
+            };
+            let head = format!(
+                "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nX-Hub-Signature-256: sha256=00\r\n\r\nx"
+            );
+            if s.write_all(head.as_bytes()).await.is_ok() {
+                counter.fetch_add(1, Ordering::Relaxed);
+                hold(s, &stop).await;
+            }
         }
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The signed sender starts once the attack is in place: as many bodies started as
+    // there are attackers.
+    wait_until(
+        Duration::from_secs(60),
+        "1,100 stalled bodies started",
+        || std::future::ready(started.load(Ordering::Relaxed) >= 1100),
+    )
+    .await;
     let sent = signed_sender(&hb, 60, "stall").await;
     // Every stalled body is cut off in time: wait until at least as many were as there
     // are attackers (a loaded machine reconnects them slowly), then stop the attack.
@@ -297,12 +302,11 @@ async fn stalled_bodies_beyond_max_in_flight_do_not_starve_signed_senders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunk_bombs_cost_memory_by_bytes_not_chunks() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-chunks");
-    let hb = start(
-        &broker,
-        &topic,
-        "",
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-chunks",
+        |s| s,
         &[("HOOKBRIDGE__HTTP__BODY_TIMEOUT", "40s")],
     )
     .await;
@@ -370,23 +374,33 @@ async fn chunk_bombs_cost_memory_by_bytes_not_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_idle_connections_do_not_starve_signed_senders() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-idle");
-    let hb = start(
-        &broker,
-        &topic,
-        "",
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-idle",
+        |s| s,
         &[("HOOKBRIDGE__HTTP__HEADER_TIMEOUT", "3s")],
     )
     .await;
     let stop = CancellationToken::new();
     let port = hb.http;
-    spawn_attack(2000, &stop, move |stop| async move {
-        if let Some(s) = connect(port, &stop).await {
-            hold(s, &stop).await;
+    let connected = Arc::new(AtomicUsize::new(0));
+    let counter = connected.clone();
+    spawn_attack(2000, &stop, move |stop| {
+        let counter = counter.clone();
+        async move {
+            if let Some(s) = connect(port, &stop).await {
+                counter.fetch_add(1, Ordering::Relaxed);
+                hold(s, &stop).await;
+            }
         }
     });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_until(
+        Duration::from_secs(60),
+        "2,000 idle connections made",
+        || std::future::ready(connected.load(Ordering::Relaxed) >= 2000),
+    )
+    .await;
     let sent = signed_sender(&hb, 60, "idle").await;
     stop.cancel();
     assert_served(&broker, &topic, &sent, "2,000 idle connections").await;
@@ -396,16 +410,10 @@ async fn thousands_of_idle_connections_do_not_starve_signed_senders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_flood_is_limited_per_address_and_never_spends_the_source_budget() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-flood");
     // The source takes 40/s; the flood alone would spend that many times over.
-    let hb = start(
-        &broker,
-        &topic,
-        "rate_limit = { per_second = 40, burst = 40 }",
-        &[],
-    )
-    .await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = start("hostile-flood", |s| s.rate_limit(40, 40), &[]).await;
     let stop = CancellationToken::new();
     let statuses = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
         u16,
@@ -449,7 +457,11 @@ async fn unsigned_flood_is_limited_per_address_and_never_spends_the_source_budge
             retry_after_missing
         }));
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The flood is on once its address is being limited.
+    wait_until(Duration::from_secs(30), "the flood's first 429", || {
+        std::future::ready(statuses.lock().unwrap().contains_key(&429))
+    })
+    .await;
     let sent = signed_sender(&hb, 60, "flood").await;
     stop.cancel();
     for f in flood {
@@ -469,12 +481,11 @@ async fn unsigned_flood_is_limited_per_address_and_never_spends_the_source_budge
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_slot() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-cap");
-    let hb = start(
-        &broker,
-        &topic,
-        "",
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-cap",
+        |s| s,
         &[
             ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "20"),
             ("HOOKBRIDGE__HTTP__MIN_BODY_RATE", "1KiB"),
@@ -495,7 +506,15 @@ async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_
         .unwrap();
         stalled.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every stalled body holds its slot: none was closed for want of one. One deadline
+    // for all: a closed connection reads at once, and the bodies are cut off for their
+    // rate about a second after they started.
+    let mut byte = [0u8; 1];
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+    for s in &mut stalled {
+        let read = tokio::time::timeout_at(deadline, s.read(&mut byte)).await;
+        assert!(read.is_err(), "a stalled body lost its slot: {read:?}");
+    }
     // The 21st connection is closed at once, without an answer.
     let mut extra = TcpStream::connect(("127.0.0.1", hb.http)).await.unwrap();
     let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -516,7 +535,22 @@ async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_
     }
     println!("20 stalled bodies cut off after {:?}", started.elapsed());
     drop(stalled);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A closed connection holds its slot until the listener has seen it close: the
+    // signed sender starts once a new connection is served again.
+    let probe = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the webhook port serving again",
+        || {
+            let r = probe.get(hb.url("/nope")).send();
+            async move { r.await.is_ok() }
+        },
+    )
+    .await;
     let sent = signed_sender(&hb, 20, "cap").await;
     assert_served(&broker, &topic, &sent, "after the cap was reached").await;
 }
@@ -524,12 +558,14 @@ async fn connection_cap_closes_extra_connections_and_cut_off_clients_free_their_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_listener_has_the_header_timeout_and_connection_cap() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-admin");
-    let hb = start(
-        &broker,
-        &topic,
-        "",
+    let Scenario {
+        broker: _broker,
+        topic: _topic,
+        hb,
+        ..
+    } = start(
+        "hostile-admin",
+        |s| s,
         &[
             ("HOOKBRIDGE__ADMIN__MAX_CONNECTIONS", "4"),
             // Long enough that no idle connection times out (and frees a slot) while the
@@ -561,20 +597,20 @@ async fn admin_listener_has_the_header_timeout_and_connection_cap() {
     }
     drop(idle);
     // Their slots are given back as the listener sees them close.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match reqwest::get(hb.admin_url("/healthz")).await {
-            Ok(r) => {
-                assert_eq!(r.status(), 200);
-                break;
+    wait_until(
+        Duration::from_secs(10),
+        "the admin port serving again",
+        || async {
+            match reqwest::get(hb.admin_url("/healthz")).await {
+                Ok(r) => {
+                    assert_eq!(r.status(), 200);
+                    true
+                }
+                Err(_) => false,
             }
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "the admin port does not serve again: {e}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        },
+    )
+    .await;
 }
 
 /// `n` idle connections to `port`, each seen still open after the others were accepted:
@@ -685,15 +721,14 @@ async fn probe_readiness(hb: &Hookbridge, n: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_over_both_connection_caps_starves_neither_probes_nor_webhooks() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-share");
     // 256 webhook connections and the admin listener's default 64: the attacker asks
     // for more than each cap from one address (127.0.0.2); probes and the signed sender
     // come from 127.0.0.1.
-    let hb = start(
-        &broker,
-        &topic,
-        "",
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-share",
+        |s| s,
         &[("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "256")],
     )
     .await;
@@ -735,16 +770,15 @@ async fn one_address_over_both_connection_caps_starves_neither_probes_nor_webhoo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_addresses_filling_both_listeners_starve_neither_probes_nor_webhooks() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-many");
     // 256 webhook connections, 64 per address; the admin listener's defaults (64, 16 per
     // address). Eight attacking addresses (127.0.0.2-9) each ask for more than their
     // share: together more than either listener, reserve included, holds. Probes and the
     // signed sender come from 127.0.0.1.
-    let hb = start(
-        &broker,
-        &topic,
-        "",
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-many",
+        |s| s,
         &[
             ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS", "256"),
             ("HOOKBRIDGE__HTTP__MAX_CONNECTIONS_PER_ADDRESS", "64"),
@@ -791,15 +825,14 @@ async fn eight_addresses_filling_both_listeners_starve_neither_probes_nor_webhoo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_from_a_provider_s_own_address_do_not_hold_its_probation_slots() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-probation");
     // Everyone shares 127.0.0.1 (as behind a proxy, so every probation slot may go to
     // it): stalled bodies from it keep being cut off and charged, so the address stays
     // over its failure budget (1/s), and there are always more of them than its slots.
-    let hb = start(
-        &broker,
-        &topic,
-        "",
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-probation",
+        |s| s,
         &[
             ("HOOKBRIDGE__HTTP__UNVERIFIED_RATE_LIMIT__PER_SECOND", "1"),
             ("HOOKBRIDGE__HTTP__UNVERIFIED_RATE_LIMIT__BURST", "1"),
@@ -849,12 +882,14 @@ async fn slow_bodies_from_a_provider_s_own_address_do_not_hold_its_probation_slo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-unread");
-    let hb = start(
-        &broker,
-        &topic,
-        "",
+    let Scenario {
+        broker: _broker,
+        topic: _topic,
+        hb,
+        ..
+    } = start(
+        "hostile-unread",
+        |s| s,
         &[
             ("HOOKBRIDGE__HTTP__WRITE_TIMEOUT", "1s"),
             // Only the write timeout may end this connection.
@@ -896,15 +931,14 @@ async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_bodies_from_one_address_cannot_pin_the_body_budget() {
     let _one = SERIAL.lock().await;
-    let broker = Broker::start();
-    let topic = unique("hostile-half");
     // 1 MiB bodies; 512 KiB of each buys 513 s of rate credit, so each sits until the
     // 30 s body_timeout. 600 of them are far more than a 64 MiB budget, which one
     // address may take all of but the last eighth.
-    let hb = start(
-        &broker,
-        &topic,
-        "",
+    let Scenario {
+        broker, topic, hb, ..
+    } = start(
+        "hostile-half",
+        |s| s,
         &[("HOOKBRIDGE__HTTP__MAX_BODY_BYTES_IN_FLIGHT", "64MiB")],
     )
     .await;

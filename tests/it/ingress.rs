@@ -3,34 +3,25 @@
 use std::time::{Duration, Instant};
 
 use crate::support::broker::Broker;
+use crate::support::connectors::SourceToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
+use crate::support::scenario::{Scenario, Setup};
 use crate::support::{github_sig, unique};
 
 const SECRET: &str = "gh-secret-value-1f9c2e";
 
-fn github_source(topic: &str, extra: &str) -> String {
-    format!(
-        r#"[source]
-name = "github"
-path = "/webhooks/github"
-topic = "{topic}"
-verify = {{ scheme = "github", secrets = ["${{GH_SECRET}}"] }}
-key = "header:X-GitHub-Delivery"
-forward_headers = ["X-GitHub-Event", "X-GitHub-Delivery"]
-{extra}
-"#
-    )
+/// The GitHub source these tests post to.
+fn github_source(topic: &str) -> SourceToml {
+    SourceToml::new("github", "/webhooks/github", topic)
+        .verify_secrets("github", &["${GH_SECRET}"])
+        .key("header:X-GitHub-Delivery")
+        .forward_headers(&["X-GitHub-Event", "X-GitHub-Delivery"])
 }
 
-async fn start(broker: &Broker, topic: &str, extra: &str) -> Hookbridge {
-    broker.create_topic(topic, 3);
-    let cfg = Config::new(&broker.addr())
-        .connector("github.toml", &github_source(topic, extra))
-        .env("GH_SECRET", SECRET);
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(30)).await;
-    hb
+/// A topic of three partitions and hookbridge running the source `source` writes.
+fn setup(prefix: &str) -> Setup {
+    Setup::new(prefix).partitions(3).env("GH_SECRET", SECRET)
 }
 
 async fn post(
@@ -57,9 +48,9 @@ async fn post(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_webhook_lands_byte_identical_with_key_and_headers() {
-    let broker = Broker::start();
-    let topic = unique("gh");
-    let hb = start(&broker, &topic, "").await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = setup("gh").source(|n| github_source(&n.topic)).await;
     // CRLF, non-UTF-8 bytes and trailing whitespace must survive untouched.
     let body: &[u8] = b"{\"ref\":\"refs/heads/main\"}\r\n\xff\xfe\x00 ";
     let resp = post(&hb, body, Some(&github_sig(SECRET, body)), "d-123").await;
@@ -92,9 +83,9 @@ async fn signed_webhook_lands_byte_identical_with_key_and_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_get_401_and_produce_nothing() {
-    let broker = Broker::start();
-    let topic = unique("gh-bad");
-    let hb = start(&broker, &topic, "").await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = setup("gh-bad").source(|n| github_source(&n.topic)).await;
     let body = br#"{"zen":"hi"}"#;
     let bad = [
         Some(github_sig("wrong-secret", body)),
@@ -147,9 +138,10 @@ async fn bad_signatures_get_401_and_produce_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_gets_503_within_the_deadline_never_2xx() {
-    let mut broker = Broker::own();
-    let topic = unique("gh-down");
-    let hb = start(&broker, &topic, "").await;
+    let Scenario { mut broker, hb, .. } = setup("gh-down")
+        .on(Broker::own())
+        .source(|n| github_source(&n.topic))
+        .await;
     let body = br#"{"n":1}"#;
     assert_eq!(
         post(&hb, body, Some(&github_sig(SECRET, body)), "up")
@@ -182,14 +174,14 @@ async fn broker_down_gets_503_within_the_deadline_never_2xx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_for_path_method_size_rate_and_key() {
-    let broker = Broker::start();
-    let topic = unique("gh-limits");
-    let hb = start(
-        &broker,
-        &topic,
-        "max_body = \"1KiB\"\nrate_limit = { per_second = 1, burst = 3 }",
-    )
-    .await;
+    // The shared broker's handle lives as long as the test, as in every scenario.
+    let Scenario {
+        broker: _broker,
+        hb,
+        ..
+    } = setup("gh-limits")
+        .source(|n| github_source(&n.topic).max_body("1KiB").rate_limit(1, 3))
+        .await;
     let client = reqwest::Client::new();
 
     let r = client
@@ -252,7 +244,7 @@ async fn slow_and_oversized_headers_are_cut_off() {
     let topic = unique("gh-loris");
     broker.create_topic(&topic, 1);
     let cfg = Config::new(&broker.addr())
-        .connector("github.toml", &github_source(&topic, ""))
+        .connector("github.toml", &github_source(&topic).render())
         .env("GH_SECRET", SECRET)
         .env("HOOKBRIDGE__HTTP__HEADER_TIMEOUT", "1s")
         .env("HOOKBRIDGE__HTTP__MAX_HEADER_BYTES", "8KiB");
@@ -331,7 +323,7 @@ async fn tls_listener_serves_https_with_the_configured_certificate() {
         String::from_utf8_lossy(&made.stderr)
     );
     let cfg = Config::new(&broker.addr())
-        .connector("github.toml", &github_source(&topic, ""))
+        .connector("github.toml", &github_source(&topic).render())
         .env("GH_SECRET", SECRET)
         .env("HOOKBRIDGE__HTTP__TLS__CERT", cert.to_str().unwrap())
         .env("HOOKBRIDGE__HTTP__TLS__KEY", key.to_str().unwrap());
@@ -372,7 +364,7 @@ async fn requests_beyond_max_in_flight_get_503_at_once() {
     let topic = unique("gh-cap");
     broker.create_topic(&topic, 1);
     let cfg = Config::new(&broker.addr())
-        .connector("github.toml", &github_source(&topic, ""))
+        .connector("github.toml", &github_source(&topic).render())
         .env("GH_SECRET", SECRET)
         .env("HOOKBRIDGE__HTTP__MAX_IN_FLIGHT", "1");
     let mut hb = Hookbridge::start(&cfg);
@@ -410,14 +402,11 @@ async fn requests_beyond_max_in_flight_get_503_at_once() {
 /// deliveries with identical bodies, and the same id with another body, are produced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_delivery_within_the_window_is_answered_but_not_produced_again() {
-    let broker = Broker::start();
-    let topic = unique("gh-replay");
-    let hb = start(
-        &broker,
-        &topic,
-        r#"replay_guard = { id = "header:X-GitHub-Delivery", window = "10m" }"#,
-    )
-    .await;
+    let Scenario {
+        broker, topic, hb, ..
+    } = setup("gh-replay")
+        .source(|n| github_source(&n.topic).replay_guard("header:X-GitHub-Delivery", "10m"))
+        .await;
     let body = br#"{"action":"opened","number":7}"#;
     let other = br#"{"action":"closed","number":7}"#;
     // d1 twice (a replay), then d2 with the identical body (a distinct event: two

@@ -1,43 +1,53 @@
 //! Running it like a product: the breaker during an outage, metrics after known traffic,
 //! trace context end to end, and SIGTERM under ingress load.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::{SinkToml, SourceToml};
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
-use crate::support::receiver::{Answer, Receiver};
-use crate::support::{github_sig, unique};
+use crate::support::receiver::{Answer, Received, Receiver};
+use crate::support::scenario::{Scenario, Setup};
+use crate::support::{github_sig, unique, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breaker_opens_during_an_outage_keeps_the_dlq_empty_and_recovers_in_order() {
-    let broker = Broker::start();
-    let topic = unique("breaker");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
     let up = Arc::new(AtomicBool::new(false));
     let flag = up.clone();
-    let rx = Receiver::start(move |_| {
-        Answer::status(if flag.load(Ordering::SeqCst) {
-            200
-        } else {
-            503
-        })
-    })
-    .await;
     // Without the breaker, 4 attempts at 50ms..200ms would dead-letter everything within
     // a second of the outage.
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nretry = {{ max_attempts = 4, initial = \"50ms\", max = \"200ms\" }}\nbreaker = {{ failures = 2, cooldown = \"500ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
-        rx.url
-    );
-    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
-    hb.ready(Duration::from_secs(40)).await;
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = Setup::new("breaker")
+        .partitions(2)
+        .dlq()
+        .sink(
+            move |_| {
+                Answer::status(if flag.load(Ordering::SeqCst) {
+                    200
+                } else {
+                    503
+                })
+            },
+            |n| {
+                SinkToml::new(&n.topic, &n.url)
+                    .max_attempts(4)
+                    .backoff("50ms", "200ms")
+                    .breaker_failures(2)
+                    .breaker_cooldown("500ms")
+                    .dlq(&n.dlq)
+            },
+        )
+        .await;
     let recs: Vec<_> = (0..30)
         .map(|i| json!({"key": format!("k{}", i % 5), "value": json!({"k": format!("k{}", i % 5), "seq": i}).to_string()}))
         .collect();
@@ -104,10 +114,11 @@ async fn breaker_opens_during_an_outage_keeps_the_dlq_empty_and_recovers_in_orde
 /// One process with a GitHub source and a sink reading the source's topic.
 async fn bridge(broker: &Broker, topic: &str, url: &str) -> Hookbridge {
     broker.create_topic(topic, 2);
-    let source = format!(
-        "[source]\nname = \"github\"\npath = \"/gh\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH}}\"] }}\nkey = \"json:/id\"\n"
-    );
-    let sink = format!("[sink]\nname = \"out\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\n");
+    let source = SourceToml::new("github", "/gh", topic)
+        .verify_secrets("github", &["${GH}"])
+        .key("json:/id")
+        .render();
+    let sink = SinkToml::new(topic, url).name("out").render();
     let cfg = Config::new(&broker.addr())
         .connector("gh.toml", &source)
         .connector("out.toml", &sink)
@@ -223,9 +234,10 @@ async fn sigterm_under_load_loses_no_accepted_webhook_and_leaves_nothing_uncommi
     let mut hb = bridge(&broker, &topic, &rx.url).await;
     let url = hb.url("/gh");
     let stop = Arc::new(AtomicBool::new(false));
+    let accepted_so_far = Arc::new(AtomicUsize::new(0));
     let mut senders = Vec::new();
     for w in 0..8 {
-        let (url, stop) = (url.clone(), stop.clone());
+        let (url, stop, counter) = (url.clone(), stop.clone(), accepted_so_far.clone());
         senders.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let mut accepted = Vec::new();
@@ -243,7 +255,10 @@ async fn sigterm_under_load_loses_no_accepted_webhook_and_leaves_nothing_uncommi
                     .send()
                     .await
                 {
-                    Ok(r) if r.status() == 200 => accepted.push(id),
+                    Ok(r) if r.status() == 200 => {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        accepted.push(id)
+                    }
                     Ok(_) => {}
                     Err(_) => break, // listener closed
                 }
@@ -251,7 +266,11 @@ async fn sigterm_under_load_loses_no_accepted_webhook_and_leaves_nothing_uncommi
             accepted
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // SIGTERM comes under load both ways: webhooks accepted and records being delivered.
+    wait_until(Duration::from_secs(30), "load both ways", || {
+        std::future::ready(accepted_so_far.load(Ordering::SeqCst) > 20 && !rx.seen().is_empty())
+    })
+    .await;
     let status = hb.terminate(Duration::from_secs(30)).await;
     stop.store(true, Ordering::SeqCst);
     assert!(status.success(), "exit {status}");
@@ -306,22 +325,28 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
-    let broker = Broker::start();
-    let topic = unique("stall");
-    broker.create_topic(&topic, 2);
     // The destination accepts connections and never answers within the test.
-    let rx = Receiver::start(|_| Answer {
+    let never = |_: &Received| Answer {
         status: 200,
         headers: vec![],
         delay: Duration::from_secs(120),
-    })
-    .await;
-    let sink = format!(
-        "[sink]\nname = \"stalled\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\ntimeout = \"15s\"\nconcurrency = 8\nbuffer = 100\n",
-        rx.url
-    );
-    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("s.toml", &sink));
-    hb.ready(Duration::from_secs(40)).await;
+    };
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = Setup::new("stall")
+        .partitions(2)
+        .sink(never, |n| {
+            SinkToml::new(&n.topic, &n.url)
+                .name("stalled")
+                .timeout("15s")
+                .concurrency(8)
+                .buffer(100)
+        })
+        .await;
     let idle_rss = rss_kib(hb.pid());
     let value = "x".repeat(2048);
     let recs: Vec<_> = (0..8000)

@@ -7,15 +7,17 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{bin, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::unique;
 
-fn sink(topic: &str, url: &str, extra: &str) -> String {
-    format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\nretry = {{ max_attempts = 2, initial = \"100ms\", max = \"1s\" }}\n{extra}\n"
-    )
+/// The sink `orders` of these tests: two attempts, then the DLQ if it has one.
+fn sink(topic: &str, url: &str) -> SinkToml {
+    SinkToml::new(topic, url)
+        .max_attempts(2)
+        .backoff("100ms", "1s")
 }
 
 /// A stopped sink `orders` whose three records were dead-lettered: its destination
@@ -58,10 +60,8 @@ async fn three_dead_lettered(prefix: &str) -> DeadLettered {
     broker.create_topic(&dlq, 1);
     let accept = Arc::new(AtomicBool::new(false));
     let rx = refusing_until(accept.clone()).await;
-    let cfg = Config::new(&broker.addr()).connector(
-        "orders.toml",
-        &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
-    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render());
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     let recs: Vec<_> = (0..3)
@@ -130,7 +130,7 @@ async fn replay_from_a_time_redelivers_only_later_records() {
     let topic = unique("replay");
     broker.create_topic(&topic, 1);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let cfg = Config::new(&broker.addr()).connector("orders.toml", &sink(&topic, &rx.url, ""));
+    let cfg = Config::new(&broker.addr()).connector("orders.toml", &sink(&topic, &rx.url).render());
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     let batch = |from: usize| {
@@ -270,14 +270,20 @@ async fn dlq_redrive_on_a_shared_dlq_sends_only_its_own_records_and_ends_while_o
     let orders_rx = Receiver::start(|r| Answer::status(if r.nth == 1 { 400 } else { 200 })).await;
     let billing_ok = Arc::new(AtomicBool::new(false));
     let billing_rx = refusing_until(billing_ok.clone()).await;
-    let dlq_line = format!("dlq = {{ topic = \"{dlq}\" }}");
     let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink(&orders, &orders_rx.url, &format!(
-            "{dlq_line}\nsign = {{ scheme = \"standard-webhooks\", secret = \"${{ORDERS_WHSEC}}\" }}"
-        )))
+        .connector(
+            "orders.toml",
+            &sink(&orders, &orders_rx.url)
+                .dlq(&dlq)
+                .sign_standard_webhooks("${ORDERS_WHSEC}")
+                .render(),
+        )
         .connector(
             "billing.toml",
-            &sink(&billing, &billing_rx.url, &dlq_line).replace("name = \"orders\"", "name = \"billing\""),
+            &sink(&billing, &billing_rx.url)
+                .name("billing")
+                .dlq(&dlq)
+                .render(),
         )
         .env("ORDERS_WHSEC", ORDERS_WHSEC);
     let mut hb = Hookbridge::start(&cfg);
@@ -307,7 +313,11 @@ async fn dlq_redrive_on_a_shared_dlq_sends_only_its_own_records_and_ends_while_o
             }
         })
     };
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The redrive starts once the fed records are being dead-lettered beside the six.
+    assert!(
+        kafka::read(&broker.addr(), &dlq, Some(7), 30.0).await.len() >= 7,
+        "billing's fed records are not being dead-lettered"
+    );
     let before = orders_rx.seen().len();
     let ran = command_within(
         &hb,
@@ -373,7 +383,7 @@ async fn replay_refuses_to_move_a_group_forward_past_undelivered_records() {
     let group = format!("g-{topic}");
     broker.create_topic(&topic, 1);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let cfg = Config::new(&broker.addr()).connector("orders.toml", &sink(&topic, &rx.url, ""));
+    let cfg = Config::new(&broker.addr()).connector("orders.toml", &sink(&topic, &rx.url).render());
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     let batch = |from: usize, n: usize| {
@@ -458,10 +468,8 @@ async fn dlq_redrive_handles_every_record_present_at_its_start_whatever_its_time
     broker.create_topic(&topic, 1);
     broker.create_topic(&dlq, 1);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let cfg = Config::new(&broker.addr()).connector(
-        "orders.toml",
-        &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
-    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render());
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     assert!(hb.terminate(Duration::from_secs(20)).await.success());
@@ -510,10 +518,8 @@ async fn dlq_redrive_to_source_puts_each_record_back_into_its_own_partition() {
     broker.create_topic(&topic, 4);
     broker.create_topic(&dlq, 1);
     let rx = Receiver::start(|_| Answer::status(400)).await;
-    let cfg = Config::new(&broker.addr()).connector(
-        "orders.toml",
-        &sink(&topic, &rx.url, &format!("dlq = {{ topic = \"{dlq}\" }}")),
-    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render());
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     // One key on every partition, as a producer with another partitioner (or an explicit

@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::broker::Broker;
-use crate::support::hookbridge::{Config, Hookbridge};
+use crate::support::connectors::SinkToml;
 use crate::support::kafka;
-use crate::support::receiver::{Answer, Receiver};
-use crate::support::unique;
+use crate::support::receiver::{Answer, Received};
+use crate::support::scenario::{Scenario, Setup};
 
 fn records(n: usize) -> Vec<serde_json::Value> {
     (0..n)
@@ -22,29 +21,37 @@ fn records(n: usize) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_for_the_breaker_does_not_spend_max_elapsed() {
-    let broker = Broker::start();
-    let topic = unique("elapsed");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
     let up = Arc::new(AtomicBool::new(false));
     let flag = up.clone();
-    let rx = Receiver::start(move |_| {
-        Answer::status(if flag.load(Ordering::SeqCst) {
-            200
-        } else {
-            503
-        })
-    })
-    .await;
     // An outage three times longer than max_elapsed: the records wait it out behind the
     // breaker and must not be dead-lettered for the time they waited.
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nretry = {{ max_attempts = 0, max_elapsed = \"1s\", initial = \"50ms\", max = \"100ms\" }}\nbreaker = {{ failures = 2, cooldown = \"400ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
-        rx.url
-    );
-    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
-    hb.ready(Duration::from_secs(40)).await;
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb: _hb,
+    } = Setup::new("elapsed")
+        .dlq()
+        .sink(
+            move |_| {
+                Answer::status(if flag.load(Ordering::SeqCst) {
+                    200
+                } else {
+                    503
+                })
+            },
+            |n| {
+                SinkToml::new(&n.topic, &n.url)
+                    .max_attempts(0)
+                    .max_elapsed("1s")
+                    .backoff("50ms", "100ms")
+                    .breaker_failures(2)
+                    .breaker_cooldown("400ms")
+                    .dlq(&n.dlq)
+            },
+        )
+        .await;
     kafka::produce(&broker.addr(), &topic, &records(10)).await;
     rx.wait_for(Duration::from_secs(20), "first attempts", |s| !s.is_empty())
         .await;
@@ -64,13 +71,10 @@ async fn waiting_for_the_breaker_does_not_spend_max_elapsed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_holds_after_the_destination_stalled() {
-    let broker = Broker::start();
-    let topic = unique("rate");
-    broker.create_topic(&topic, 1);
     let first = Arc::new(AtomicUsize::new(0));
     let counter = first.clone();
     // The first request is held for two seconds; everything after is answered at once.
-    let rx = Receiver::start(move |_| {
+    let answer = move |_: &Received| {
         let delay = if counter.fetch_add(1, Ordering::SeqCst) == 0 {
             Duration::from_secs(2)
         } else {
@@ -81,14 +85,21 @@ async fn a_rate_limit_holds_after_the_destination_stalled() {
             headers: vec![],
             delay,
         }
-    })
-    .await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nordering = \"none\"\nconcurrency = 1\nrate_limit = {{ per_second = 5, burst = 1 }}\n",
-        rx.url
-    );
-    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
-    hb.ready(Duration::from_secs(40)).await;
+    };
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb: _hb,
+        ..
+    } = Setup::new("rate")
+        .sink(answer, |n| {
+            SinkToml::new(&n.topic, &n.url)
+                .ordering("none")
+                .concurrency(1)
+                .rate_limit(5, 1)
+        })
+        .await;
     kafka::produce(&broker.addr(), &topic, &records(20)).await;
     rx.wait_for(Duration::from_secs(30), "all 20 delivered", |s| {
         s.len() >= 20

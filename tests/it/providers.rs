@@ -15,6 +15,7 @@ use hookbridge::verify::{VerifyConfig, WebhookRequest};
 use serde::Deserialize;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::SourceToml;
 use crate::support::hookbridge::{Config, Hookbridge};
 use crate::support::{kafka, unique};
 
@@ -192,9 +193,11 @@ async fn exactly_the_bodies_the_sdks_accept_reach_kafka() {
         };
         cfg = cfg.connector(
             &format!("{name}.toml"),
-            &format!(
-                "[source]\nname = \"{name}\"\npath = \"/hooks/{name}\"\ntopic = \"{topic}\"\nmax_body = \"2MiB\"\nverify = {{ {config}{tolerance} }}\n"
-            ),
+            &SourceToml::new(name, &format!("/hooks/{name}"), &topic)
+                .max_body("2MiB")
+                // The scheme's own keys, as the table above spells them.
+                .set("verify", &format!("{{ {config}{tolerance} }}"))
+                .render(),
         );
     }
     let mut hb = Hookbridge::start(&cfg);
@@ -258,9 +261,9 @@ async fn discord_events_and_interactions_are_answered_as_discord_requires() {
     let topic = unique("discord");
     broker.create_topic(&topic, 1);
     let source = |name: &str, scheme: &str| {
-        format!(
-            "[source]\nname = \"{name}\"\npath = \"/hooks/{name}\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"{scheme}\", public_keys = [\"{public}\"] }}\n"
-        )
+        SourceToml::new(name, &format!("/hooks/{name}"), &topic)
+            .verify_public_keys(scheme, &[&public])
+            .render()
     };
     let cfg = Config::new(&broker.addr())
         .connector("events.toml", &source("events", "discord-events"))
@@ -357,9 +360,9 @@ async fn discord_gets_503_not_its_acknowledgement_when_kafka_does_not_ack() {
     let topic = unique("discord-down");
     broker.create_topic(&topic, 1);
     let source = |name: &str, scheme: &str| {
-        format!(
-            "[source]\nname = \"{name}\"\npath = \"/hooks/{name}\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"{scheme}\", public_keys = [\"{public}\"] }}\n"
-        )
+        SourceToml::new(name, &format!("/hooks/{name}"), &topic)
+            .verify_public_keys(scheme, &[&public])
+            .render()
     };
     let cfg = Config::new(&broker.addr())
         .connector("events.toml", &source("events", "discord-events"))
@@ -404,13 +407,14 @@ async fn microsoft_graph_validation_is_echoed_and_client_state_checked() {
     let broker = Broker::start();
     let topic = unique("msgraph");
     broker.create_topic(&topic, 1);
-    let cfg = Config::new(&broker.addr()).connector(
-        "graph.toml",
-        &format!(
-            "[source]\nname = \"graph\"\npath = \"/hooks/graph\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"microsoft-graph\", secrets = [\"${{GRAPH_STATE}}\"] }}\n"
-        ),
-    )
-    .env("GRAPH_STATE", "graph-client-state-7f3a");
+    let cfg = Config::new(&broker.addr())
+        .connector(
+            "graph.toml",
+            &SourceToml::new("graph", "/hooks/graph", &topic)
+                .verify_secrets("microsoft-graph", &["${GRAPH_STATE}"])
+                .render(),
+        )
+        .env("GRAPH_STATE", "graph-client-state-7f3a");
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(30)).await;
     let client = reqwest::Client::new();
@@ -461,9 +465,11 @@ async fn azure_event_grid_validation_is_answered_and_events_need_the_secret_head
     let cfg = Config::new(&broker.addr())
         .connector(
             "grid.toml",
-            &format!(
-                "[source]\nname = \"grid\"\npath = \"/hooks/grid\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"azure-event-grid\", secrets = [\"${{GRID_SECRET}}\"], header = \"X-Grid-Secret\", topics = [\"/subscriptions/x\"] }}\n"
-            ),
+            &SourceToml::new("grid", "/hooks/grid", &topic)
+                .verify_secrets("azure-event-grid", &["${GRID_SECRET}"])
+                .verify_set("header", "\"X-Grid-Secret\"")
+                .verify_set("topics", "[\"/subscriptions/x\"]")
+                .render(),
         )
         .env("GRID_SECRET", "grid-secret-value-5c2e");
     let mut hb = Hookbridge::start(&cfg);

@@ -14,10 +14,21 @@ use serde_json::json;
 
 use crate::support::audit::Auditor;
 use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Received, Receiver};
-use crate::support::unique;
+use crate::support::scenario::{Scenario, Setup};
+use crate::support::{unique, wait_until};
+
+/// A partition-ordered sink with three attempts and a DLQ; each test sets its breaker.
+fn partition_sink(topic: &str, url: &str, dlq: &str) -> SinkToml {
+    SinkToml::new(topic, url)
+        .ordering("partition")
+        .max_attempts(3)
+        .backoff("50ms", "100ms")
+        .dlq(dlq)
+}
 
 fn key_of(r: &Received) -> String {
     serde_json::from_slice::<serde_json::Value>(&r.body)
@@ -56,10 +67,12 @@ async fn a_crash_redelivers_only_the_stuck_key_not_everything_behind_it() {
         }
     })
     .await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nconcurrency = 16\nretry = {{ max_attempts = 0, initial = \"100ms\", max = \"300ms\" }}\nbreaker = {{ failures = 0 }}\n",
-        rx.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .concurrency(16)
+        .max_attempts(0)
+        .backoff("100ms", "300ms")
+        .breaker_failures(0)
+        .render();
     let cfg = Config::new(&brokers).connector("orders.toml", &sink);
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
@@ -169,10 +182,10 @@ async fn a_record_refused_on_every_probe_is_dead_lettered_not_stuck_forever() {
     broker.create_topic(&dlq, 1);
     // The destination is up, but refuses record 0 with a retryable status every time.
     let rx = Receiver::start(|r| Answer::status(if seq_of(r) == 0 { 503 } else { 200 })).await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nordering = \"partition\"\nretry = {{ max_attempts = 3, initial = \"50ms\", max = \"100ms\" }}\nbreaker = {{ failures = 2, cooldown = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
-        rx.url
-    );
+    let sink = partition_sink(&topic, &rx.url, &dlq)
+        .breaker_failures(2)
+        .breaker_cooldown("200ms")
+        .render();
     let group = format!("g-{topic}");
     let audit =
         Auditor::start_with_dlq(&broker.addr(), &group, &topic, 1, rx.finished(), Some(&dlq));
@@ -198,33 +211,37 @@ async fn a_record_refused_on_every_probe_is_dead_lettered_not_stuck_forever() {
     assert!(attempts >= 3, "dead-lettered after {attempts} attempts");
     // The watermark moves past the dead letter, and every commit on the way covers only
     // records answered 2xx or in the DLQ.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while kafka::committed(&broker.addr(), &group, &topic)
-        .await
-        .get(&0)
-        != Some(&(5, 5))
-    {
-        assert!(std::time::Instant::now() < deadline, "never committed to 5");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until(Duration::from_secs(20), "a commit to 5", || async {
+        kafka::committed(&broker.addr(), &group, &topic)
+            .await
+            .get(&0)
+            == Some(&(5, 5))
+    })
+    .await;
     audit.finish().await.assert_clean("refused on every probe");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_taking_turns_at_probing_are_still_dead_lettered() {
-    let broker = Broker::start();
-    let topic = unique("probe-turns");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
     // The head of each partition is refused every time: the two take turns at probing.
-    let rx = Receiver::start(|r| Answer::status(if seq_of(r) < 2 { 503 } else { 200 })).await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nordering = \"partition\"\nretry = {{ max_attempts = 3, initial = \"50ms\", max = \"100ms\" }}\nbreaker = {{ failures = 2, cooldown = \"150ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
-        rx.url
-    );
-    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
-    hb.ready(Duration::from_secs(40)).await;
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb: _hb,
+    } = Setup::new("probe-turns")
+        .partitions(2)
+        .dlq()
+        .sink(
+            |r| Answer::status(if seq_of(r) < 2 { 503 } else { 200 }),
+            |n| {
+                partition_sink(&n.topic, &n.url, &n.dlq)
+                    .breaker_failures(2)
+                    .breaker_cooldown("150ms")
+            },
+        )
+        .await;
     let recs: Vec<_> = (0..6)
         .map(|i| json!({"key": "k", "partition": i % 2, "value": json!({"k": "k", "seq": i}).to_string()}))
         .collect();
@@ -250,9 +267,10 @@ async fn a_record_waiting_alone_through_an_outage_is_not_dead_lettered_for_it() 
     let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", down.local_addr().unwrap());
     drop(down);
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\nordering = \"partition\"\nretry = {{ max_attempts = 3, initial = \"50ms\", max = \"100ms\" }}\nbreaker = {{ failures = 1, cooldown = \"100ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n"
-    );
+    let sink = partition_sink(&topic, &url, &dlq)
+        .breaker_failures(1)
+        .breaker_cooldown("100ms")
+        .render();
     let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("orders.toml", &sink));
     hb.ready(Duration::from_secs(40)).await;
     kafka::produce(

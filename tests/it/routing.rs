@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::SourceToml;
 use crate::support::hookbridge::{Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::{github_sig, unique};
@@ -18,16 +19,15 @@ async fn webhooks_are_routed_by_event_type_and_a_disallowed_type_is_refused() {
     for t in ["push", "issues", "deployment"] {
         broker.create_topic(&format!("{prefix}.{t}"), 1);
     }
-    let source = format!(
-        r#"[source]
-name = "github"
-path = "/webhooks/github"
-topic = "{prefix}.{{event_type}}"
-topics_allowed = ["{prefix}.push", "{prefix}.iss*"]
-event_type = "header:X-GitHub-Event"
-verify = {{ scheme = "github", secrets = ["${{GH_SECRET}}"] }}
-"#
-    );
+    let source = SourceToml::new(
+        "github",
+        "/webhooks/github",
+        &format!("{prefix}.{{event_type}}"),
+    )
+    .topics_allowed(&[&format!("{prefix}.push"), &format!("{prefix}.iss*")])
+    .event_type("header:X-GitHub-Event")
+    .verify_secrets("github", &["${GH_SECRET}"])
+    .render();
     let cfg = Config::new(&broker.addr())
         .connector("github.toml", &source)
         .env("GH_SECRET", SECRET);
@@ -101,16 +101,15 @@ async fn cloudevents_are_accepted_after_the_abuse_protection_handshake_and_route
     for t in ["order.created", "order.paid"] {
         broker.create_topic(&format!("{prefix}.{t}"), 1);
     }
-    let source = format!(
-        r#"[source]
-name = "grid"
-path = "/events"
-topic = "{prefix}.{{event_type}}"
-topics_allowed = ["{prefix}.order.*"]
-cloudevents = {{ allowed_origins = ["eventgrid.azure.net"] }}
-verify = {{ scheme = "token", secret = "${{GRID_TOKEN}}", header = "X-Token" }}
-"#
-    );
+    let source = SourceToml::new("grid", "/events", &format!("{prefix}.{{event_type}}"))
+        .topics_allowed(&[&format!("{prefix}.order.*")])
+        .set(
+            "cloudevents",
+            r#"{ allowed_origins = ["eventgrid.azure.net"] }"#,
+        )
+        .verify_secret("token", "${GRID_TOKEN}")
+        .verify_set("header", "\"X-Token\"")
+        .render();
     let cfg = Config::new(&broker.addr())
         .connector("grid.toml", &source)
         .env("GRID_TOKEN", "grid-token-1");

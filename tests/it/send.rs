@@ -4,54 +4,92 @@
 use std::time::Duration;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::{list, SourceToml};
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::unique;
 
-/// (scheme, extra verify keys, secret)
-const PROVIDERS: &[(&str, &str, &str)] = &[
-    ("github", "", "gh-secret"),
-    ("stripe", "", "whsec_stripe_test_secret"),
-    ("slack", "", "8f742231b10e8888abcd99yyyzzz85a5"),
-    ("shopify", "", "shpss_secret"),
-    ("standard-webhooks", "", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-    ("svix", "", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-    ("gitlab", "", "gitlab-token"),
+/// Each scheme's source: the scheme, its other `verify` keys (values as TOML) and its secret.
+type Provider = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+const PROVIDERS: &[Provider] = &[
+    ("github", &[], "gh-secret"),
+    ("stripe", &[], "whsec_stripe_test_secret"),
+    ("slack", &[], "8f742231b10e8888abcd99yyyzzz85a5"),
+    ("shopify", &[], "shpss_secret"),
+    (
+        "standard-webhooks",
+        &[],
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ),
+    ("svix", &[], "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ("gitlab", &[], "gitlab-token"),
     (
         "twilio",
-        ", public_url = \"https://hooks.example.com/twilio\"",
+        &[("public_url", "\"https://hooks.example.com/twilio\"")],
         "twilio-auth-token",
     ),
-    ("paddle", "", "pdl_ntfset_secret"),
+    ("paddle", &[], "pdl_ntfset_secret"),
     (
         "square",
-        ", trust_forwarded_from = [\"127.0.0.1\"], trust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"]",
+        &[
+            ("trust_forwarded_from", "[\"127.0.0.1\"]"),
+            (
+                "trust_forwarded_headers",
+                "[\"X-Forwarded-Proto\", \"X-Forwarded-Host\"]",
+            ),
+        ],
         "square-signature-key",
     ),
-    ("zoom", "", "zoom-secret-token"),
-    ("linear", "", "lin_wh_secret"),
-    ("calendly", "", "calendly-signing-key-0123"),
-    ("workos", "", "workos-webhook-secret-0123"),
-    ("mailgun", "", "mailgun-signing-key-0123"),
-    ("microsoft-graph", "", "graph-client-state-0123"),
+    ("zoom", &[], "zoom-secret-token"),
+    ("linear", &[], "lin_wh_secret"),
+    ("calendly", &[], "calendly-signing-key-0123"),
+    ("workos", &[], "workos-webhook-secret-0123"),
+    ("mailgun", &[], "mailgun-signing-key-0123"),
+    ("microsoft-graph", &[], "graph-client-state-0123"),
     (
         "azure-event-grid",
-        ", header = \"X-Event-Grid-Secret\", topics = [\"/subscriptions/00000000-0000-0000-0000-000000000000\"]",
+        &[
+            ("header", "\"X-Event-Grid-Secret\""),
+            (
+                "topics",
+                "[\"/subscriptions/00000000-0000-0000-0000-000000000000\"]",
+            ),
+        ],
         "event-grid-secret-0123",
     ),
-    ("twitch", "", "twitch-secret-0123"),
+    ("twitch", &[], "twitch-secret-0123"),
     (
         "hubspot",
-        ", public_url = \"https://hooks.example.com/hubspot\"",
+        &[("public_url", "\"https://hooks.example.com/hubspot\"")],
         "hubspot-client-secret",
     ),
-    ("meta", ", verify_token = \"meta-verify-token\"", "meta-app-secret"),
-    ("token", ", header = \"X-Webhook-Token\"", "shared-token-value"),
-    ("bearer", "", "bearer-token-value"),
-    ("basic", "", "hook:basic-password"),
+    (
+        "meta",
+        &[("verify_token", "\"meta-verify-token\"")],
+        "meta-app-secret",
+    ),
+    (
+        "token",
+        &[("header", "\"X-Webhook-Token\"")],
+        "shared-token-value",
+    ),
+    ("bearer", &[], "bearer-token-value"),
+    ("basic", &[], "hook:basic-password"),
     (
         "hmac",
-        ", header = \"X-Signature\", prefix = \"sha512=\", algorithm = \"sha512\", encoding = \"base64\", timestamp_header = \"X-Timestamp\", template = \"{timestamp}.{body}\"",
+        &[
+            ("header", "\"X-Signature\""),
+            ("prefix", "\"sha512=\""),
+            ("algorithm", "\"sha512\""),
+            ("encoding", "\"base64\""),
+            ("timestamp_header", "\"X-Timestamp\""),
+            ("template", "\"{timestamp}.{body}\""),
+        ],
         "generic-secret",
     ),
 ];
@@ -64,13 +102,13 @@ async fn send_gets_2xx_from_every_provider_source() {
     let mut cfg = Config::new(&broker.addr());
     for (i, (scheme, extra, secret)) in PROVIDERS.iter().enumerate() {
         let env = format!("SEND_SECRET_{i}");
+        let source = extra.iter().fold(
+            SourceToml::new(scheme, &format!("/hooks/{scheme}"), &topic)
+                .verify_secrets(scheme, &[&format!("${{{env}}}")]),
+            |source, (key, value)| source.verify_set(key, value),
+        );
         cfg = cfg
-            .connector(
-                &format!("{scheme}.toml"),
-                &format!(
-                    "[source]\nname = \"{scheme}\"\npath = \"/hooks/{scheme}\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"{scheme}\", secrets = [\"${{{env}}}\"]{extra} }}\n"
-                ),
-            )
+            .connector(&format!("{scheme}.toml"), &source.render())
             .env(&env, secret);
     }
     let mut hb = Hookbridge::start(&cfg);
@@ -96,9 +134,10 @@ fn large_body_config(broker: &Broker, topic: &str, max_body: &str) -> Config {
     Config::new(&broker.addr())
         .connector(
             "github.toml",
-            &format!(
-                "[source]\nname = \"github\"\npath = \"/hooks/github\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"github\", secrets = [\"${{LARGE_SECRET}}\"] }}\nmax_body = \"{max_body}\"\n"
-            ),
+            &SourceToml::new("github", "/hooks/github", topic)
+                .verify_secrets("github", &["${LARGE_SECRET}"])
+                .max_body(max_body)
+                .render(),
         )
         .env("LARGE_SECRET", "large-body-secret")
 }
@@ -173,14 +212,19 @@ async fn record_kafka_refuses_as_too_large_is_413_not_503() {
     );
 }
 
-/// A Twilio source whose signed URL comes from forwarded headers of `proxies`.
-fn forwarded_twilio(broker: &Broker, topic: &str, proxies: &str) -> Config {
+/// A Twilio source whose signed URL comes from forwarded headers of `proxy`.
+fn forwarded_twilio(broker: &Broker, topic: &str, proxy: &str) -> Config {
     Config::new(&broker.addr())
         .connector(
             "twilio.toml",
-            &format!(
-                "[source]\nname = \"twilio\"\npath = \"/hooks/twilio\"\ntopic = \"{topic}\"\nverify = {{ scheme = \"twilio\", secrets = [\"${{TWILIO_TOKEN}}\"], trust_forwarded_from = [{proxies}], trust_forwarded_headers = [\"X-Forwarded-Proto\", \"X-Forwarded-Host\"] }}\n"
-            ),
+            &SourceToml::new("twilio", "/hooks/twilio", topic)
+                .verify_secrets("twilio", &["${TWILIO_TOKEN}"])
+                .verify_set("trust_forwarded_from", &list(&[proxy]))
+                .verify_set(
+                    "trust_forwarded_headers",
+                    &list(&["X-Forwarded-Proto", "X-Forwarded-Host"]),
+                )
+                .render(),
         )
         .env("TWILIO_TOKEN", "twilio-forwarded-token")
 }
@@ -191,14 +235,14 @@ async fn forwarded_headers_are_trusted_only_from_named_proxies() {
     let topic = unique("forwarded");
     broker.create_topic(&topic, 1);
     // `send` adds the X-Forwarded-Proto/Host a proxy would; from 127.0.0.1 they count.
-    let mut trusted = Hookbridge::start(&forwarded_twilio(&broker, &topic, "\"127.0.0.1\""));
+    let mut trusted = Hookbridge::start(&forwarded_twilio(&broker, &topic, "127.0.0.1"));
     trusted.ready(Duration::from_secs(30)).await;
     let (ok, out) = trusted
         .command(&["send", "--connector", "twilio", "--url", &trusted.url("")])
         .await;
     assert!(ok && out.starts_with("200"), "{out}");
     // The same signed request from an address that is not a named proxy is refused.
-    let mut other = Hookbridge::start(&forwarded_twilio(&broker, &topic, "\"10.0.0.1\""));
+    let mut other = Hookbridge::start(&forwarded_twilio(&broker, &topic, "10.0.0.1"));
     other.ready(Duration::from_secs(30)).await;
     let (ok, out) = other
         .command(&["send", "--connector", "twilio", "--url", &other.url("")])
@@ -217,7 +261,9 @@ async fn check_refuses_url_signing_without_a_trusted_url() {
     let broker = Broker::start();
     let cfg = Config::new(&broker.addr()).connector(
         "square.toml",
-        "[source]\nname = \"square\"\npath = \"/hooks/square\"\ntopic = \"t\"\nverify = { scheme = \"square\", secret = \"k\" }\n",
+        &SourceToml::new("square", "/hooks/square", "t")
+            .verify_secret("square", "k")
+            .render(),
     );
     let dir = cfg.write(1, 2);
     let out = std::process::Command::new(crate::support::hookbridge::bin())

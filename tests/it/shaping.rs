@@ -9,62 +9,72 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::{list, SinkToml};
 use crate::support::hookbridge::{bin, metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
+use crate::support::scenario::{Names, Scenario, Setup};
 use crate::support::unique;
 
 const API_KEY: &str = "api-key-value-must-not-leak-41f";
 
 /// The receiver's `http://127.0.0.1:PORT` (its URL without the path).
-fn origin(rx: &Receiver) -> &str {
-    rx.url.trim_end_matches("/hook")
+fn origin(n: &Names) -> &str {
+    n.url.trim_end_matches("/hook")
 }
 
-async fn start(broker: &Broker, topic: &str, body: &str) -> Hookbridge {
-    let sink = format!(
-        "[sink]\nname = \"shaped\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\ntimeout = \"5s\"\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"1s\" }}\n{body}\n"
-    );
-    let cfg = Config::new(&broker.addr())
-        .connector("shaped.toml", &sink)
-        .env("API_KEY", API_KEY);
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(40)).await;
-    hb
+/// A scenario of these tests: the sink `shaped` (5 s timeout, three attempts) with the
+/// shaping under test added by `shape`, delivering to a receiver that answers 200.
+async fn start(
+    setup: Setup,
+    shape: impl FnOnce(&Names, SinkToml) -> SinkToml,
+) -> Scenario<Receiver> {
+    setup
+        .env("API_KEY", API_KEY)
+        .sink(
+            |_| Answer::status(200),
+            |n| {
+                let sink = SinkToml::bare("shaped", &[&n.topic])
+                    .group_id(&format!("g-{}", n.topic))
+                    .timeout("5s")
+                    .max_attempts(3)
+                    .backoff("100ms", "1s");
+                shape(n, sink)
+            },
+        )
+        .await
 }
 
-async fn wait_committed_to_end(broker: &Broker, group: &str, topic: &str) {
-    let mut last = BTreeMap::new();
-    for _ in 0..80 {
-        last = kafka::committed(&broker.addr(), group, topic).await;
-        if !last.is_empty() && last.values().all(|(c, h)| c == h) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("committed offsets never reached the end: {last:?}");
+/// Every partition of `topic` committed to its end by `group`.
+async fn wait_committed_to_end(
+    broker: &Broker,
+    group: &str,
+    topic: &str,
+) -> BTreeMap<i32, (i64, i64)> {
+    kafka::wait_committed_to_end(&broker.addr(), group, topic, Duration::from_secs(30)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templated_url_and_headers_route_tenants_and_a_record_without_the_header_is_dead_lettered()
 {
-    let broker = Broker::start();
-    let topic = unique("tenants");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start(
-        &broker,
-        &topic,
-        &format!(
-            r#"url = "{}/tenants/{{header.x-tenant}}/orders/{{key}}?n={{json./n}}"
-headers = {{ "X-Tenant" = "tenant {{header.x-tenant}}", "X-Api-Key" = "${{API_KEY}}" }}
-forward_record_headers = ["x-*"]
-dlq = {{ topic = "{dlq}" }}"#,
-            origin(&rx)
-        ),
-    )
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = start(Setup::new("tenants").partitions(2).dlq(), |n, sink| {
+        sink.url(&format!(
+            "{}/tenants/{{header.x-tenant}}/orders/{{key}}?n={{json./n}}",
+            origin(n)
+        ))
+        .set(
+            "headers",
+            r#"{ "X-Tenant" = "tenant {header.x-tenant}", "X-Api-Key" = "${API_KEY}" }"#,
+        )
+        .set("forward_record_headers", &list(&["x-*"]))
+        .dlq(&n.dlq)
+    })
     .await;
     kafka::produce(
         &broker.addr(),
@@ -138,23 +148,18 @@ dlq = {{ topic = "{dlq}" }}"#,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_passes_one_in_ten_and_every_offset_commits_and_transform_makes_the_body() {
-    let broker = Broker::start();
-    let topic = unique("filtered");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start(
-        &broker,
-        &topic,
-        &format!(
-            r#"url = "{}"
-filter = '.n % 10 == 0'
-transform = '{{id: .n, tenant: $headers["x-tenant"], key: $key, topic: $topic}}'
-dlq = {{ topic = "{dlq}" }}"#,
-            rx.url
-        ),
-    )
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = start(Setup::new("filtered").partitions(2).dlq(), |n, sink| {
+        sink.url(&n.url)
+            .filter(".n % 10 == 0")
+            .transform(r#"{id: .n, tenant: $headers["x-tenant"], key: $key, topic: $topic}"#)
+            .dlq(&n.dlq)
+    })
     .await;
     let mut records: Vec<_> = (0..100)
         .map(|n| json!({"key": format!("k{}", n % 7), "value": json!({"n": n, "pad": "x"}).to_string(), "headers": {"x-tenant": "acme", "content-type": "text/plain"}}))
@@ -215,22 +220,15 @@ dlq = {{ topic = "{dlq}" }}"#,
 /// partition's records are delivered, and a runaway evaluation does not hold up SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutdown() {
-    let broker = Broker::start();
-    let topic = unique("runaway");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 2);
-    broker.create_topic(&dlq, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let mut hb = start(
-        &broker,
-        &topic,
-        &format!(
-            r#"url = "{}"
-filter = 'last(range(.n)) > 0'
-dlq = {{ topic = "{dlq}" }}"#,
-            rx.url
-        ),
-    )
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        mut hb,
+    } = start(Setup::new("runaway").partitions(2).dlq(), |n, sink| {
+        sink.url(&n.url).filter("last(range(.n)) > 0").dlq(&n.dlq)
+    })
     .await;
     let mut records = vec![json!({"key": "r", "value": "{\"n\":1e15}", "partition": 0})];
     records.extend(
@@ -268,15 +266,15 @@ dlq = {{ topic = "{dlq}" }}"#,
 /// (and the watermark with it) while other keys are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfillable_record_without_dlq_holds_its_offset() {
-    let broker = Broker::start();
-    let topic = unique("nodlq");
-    broker.create_topic(&topic, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let hb = start(
-        &broker,
-        &topic,
-        &format!(r#"url = "{}/t/{{header.x-tenant}}""#, origin(&rx)),
-    )
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = start(Setup::new("nodlq"), |n, sink| {
+        sink.url(&format!("{}/t/{{header.x-tenant}}", origin(n)))
+    })
     .await;
     kafka::produce(
         &broker.addr(),
@@ -343,7 +341,7 @@ fn check_refuses_a_host_placeholder_without_allowed_hosts_and_a_bad_jq_program()
         std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
         std::fs::write(
             dir.path().join("connectors/s.toml"),
-            format!("[sink]\nname = \"s\"\ntopics = [\"t\"]\n{body}\n"),
+            SinkToml::bare("s", &["t"]).raw(body).render(),
         )
         .unwrap();
         let out = Command::new(bin())
@@ -365,7 +363,13 @@ fn check_refuses_a_host_placeholder_without_allowed_hosts_and_a_bad_jq_program()
     std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
     std::fs::write(
         dir.path().join("connectors/s.toml"),
-        "[sink]\nname = \"s\"\ntopics = [\"t\"]\nurl = \"https://{header.x-tenant}.example.com/hook\"\nallowed_hosts = [\"acme.example.com\", \"globex.example.com\"]\n",
+        SinkToml::bare("s", &["t"])
+            .url("https://{header.x-tenant}.example.com/hook")
+            .set(
+                "allowed_hosts",
+                &list(&["acme.example.com", "globex.example.com"]),
+            )
+            .render(),
     )
     .unwrap();
     let out = Command::new(bin())
@@ -432,9 +436,11 @@ async fn cloudevents_in_both_http_modes_parse_with_the_python_sdk() {
     let binary_rx = Receiver::start(|_| Answer::status(200)).await;
     let structured_rx = Receiver::start(|_| Answer::status(200)).await;
     let sink = |name: &str, url: &str, format: &str| {
-        format!(
-            "[sink]\nname = \"{name}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{name}-{topic}\"\nurl = \"{url}\"\nformat = \"{format}\"\n"
-        )
+        SinkToml::new(&topic, url)
+            .name(name)
+            .group_id(&format!("g-{name}-{topic}"))
+            .format(format)
+            .render()
     };
     let cfg = Config::new(&broker.addr())
         .connector(

@@ -13,10 +13,11 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::{list, quote, SinkToml};
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
-use crate::support::unique;
+use crate::support::{unique, wait_until};
 
 const CLIENT_SECRET: &str = "client-secret-must-not-leak-5e1";
 
@@ -97,20 +98,22 @@ async fn oauth2_tokens_are_cached_refreshed_on_expiry_and_on_401_and_an_endpoint
         Answer::status(if n >= 2 { 200 } else { 401 })
     })
     .await;
-    let sink = format!(
-        r#"[sink]
-name = "oauth"
-topics = ["{topic}"]
-group_id = "g-{topic}"
-url = "{}"
-timeout = "5s"
-retry = {{ max_attempts = 2, initial = "100ms", max = "1s" }}
-status = {{ dead_letter = ["4xx"], retry = ["5xx"] }}
-dlq = {{ topic = "{dlq}" }}
-auth = {{ oauth2 = {{ token_url = "{}", client_id = "client-a", client_secret = "${{CLIENT_SECRET}}", scopes = ["orders.write", "orders.read"], audience = "https://api.example" }} }}
-"#,
-        rx.url, tokens.url
-    );
+    let sink = SinkToml::new(&topic, &rx.url)
+        .name("oauth")
+        .timeout("5s")
+        .max_attempts(2)
+        .backoff("100ms", "1s")
+        .set("status", r#"{ dead_letter = ["4xx"], retry = ["5xx"] }"#)
+        .dlq(&dlq)
+        .set(
+            "auth",
+            &format!(
+                "{{ oauth2 = {{ token_url = {}, client_id = \"client-a\", client_secret = \"${{CLIENT_SECRET}}\", scopes = {}, audience = \"https://api.example\" }} }}",
+                quote(&tokens.url),
+                list(&["orders.write", "orders.read"])
+            ),
+        )
+        .render();
     let cfg = Config::new(&broker.addr())
         .connector("oauth.toml", &sink)
         .env("CLIENT_SECRET", CLIENT_SECRET);
@@ -291,10 +294,15 @@ async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without
     let (url, ok, refused) = mtls_receiver(pki.path()).await;
     let broker = Broker::start();
     let path = |f: &str| pki.path().join(f).display().to_string();
-    let sink = |name: &str, topic: &str, tls: &str| {
-        format!(
-            "[sink]\nname = \"{name}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\ntimeout = \"5s\"\nretry = {{ max_attempts = 0, initial = \"100ms\", max = \"500ms\" }}\nbreaker = {{ failures = 0 }}\n{tls}\n"
-        )
+    let sink = |name: &str, topic: &str, tls: &[(&str, &str)]| {
+        SinkToml::new(topic, &url)
+            .name(name)
+            .timeout("5s")
+            .max_attempts(0)
+            .backoff("100ms", "500ms")
+            .breaker_failures(0)
+            .tls(tls)
+            .render()
     };
     // Without a client certificate (but trusting the CA): the handshake is refused and the
     // record stays undelivered.
@@ -302,11 +310,7 @@ async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without
     broker.create_topic(&topic, 1);
     let cfg = Config::new(&broker.addr()).connector(
         "nocert.toml",
-        &sink(
-            "nocert",
-            &topic,
-            &format!("tls = {{ ca = \"{}\" }}", path("ca.pem")),
-        ),
+        &sink("nocert", &topic, &[("ca", &path("ca.pem"))]),
     );
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
@@ -316,16 +320,12 @@ async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without
         &[json!({"key": "a", "value": "{}"})],
     )
     .await;
-    for _ in 0..100 {
-        if refused.load(Ordering::SeqCst) >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        refused.load(Ordering::SeqCst) >= 2,
-        "handshakes refused and retried"
-    );
+    wait_until(
+        Duration::from_secs(10),
+        "handshakes refused and retried",
+        || std::future::ready(refused.load(Ordering::SeqCst) >= 2),
+    )
+    .await;
     assert_eq!(ok.load(Ordering::SeqCst), 0);
     drop(hb);
 
@@ -336,12 +336,11 @@ async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without
         &sink(
             "mtls",
             &topic,
-            &format!(
-                "tls = {{ ca = \"{}\", cert = \"{}\", key = \"{}\" }}",
-                path("ca.pem"),
-                path("client.pem"),
-                path("client.key")
-            ),
+            &[
+                ("ca", &path("ca.pem")),
+                ("cert", &path("client.pem")),
+                ("key", &path("client.key")),
+            ],
         ),
     );
     let mut hb = Hookbridge::start(&cfg);
@@ -354,12 +353,10 @@ async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without
             .collect::<Vec<_>>(),
     )
     .await;
-    for _ in 0..200 {
-        if ok.load(Ordering::SeqCst) >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(Duration::from_secs(20), "3 deliveries over mTLS", || {
+        std::future::ready(ok.load(Ordering::SeqCst) >= 3)
+    })
+    .await;
     assert_eq!(ok.load(Ordering::SeqCst), 3, "delivered over mTLS");
     let (good, text) = hb.command(&["check"]).await;
     assert!(
@@ -375,13 +372,13 @@ fn client_key_material_is_checked_at_load() {
     std::fs::create_dir(dir.path().join("connectors")).unwrap();
     std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
     std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
-    std::fs::write(
-        dir.path().join("connectors/s.toml"),
-        format!(
-            "[sink]\nname = \"s\"\ntopics = [\"t\"]\nurl = \"https://x/\"\ntls = {{ cert = \"{0}/cert.pem\", key = \"{0}/cert.pem\" }}\n",
-            dir.path().display()
-        ),
-    )
+    std::fs::write(dir.path().join("connectors/s.toml"), {
+        let cert = dir.path().join("cert.pem").display().to_string();
+        SinkToml::bare("s", &["t"])
+            .url("https://x/")
+            .tls(&[("cert", &cert), ("key", &cert)])
+            .render()
+    })
     .unwrap();
     let out = std::process::Command::new(crate::support::hookbridge::bin())
         .args(["check", "--config"])

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -169,6 +170,29 @@ pub async fn committed(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32,
             )
         })
         .collect()
+}
+
+/// Waits until `group` has committed every partition of `topic` up to its end (a
+/// committed offset equal to the high watermark), asking again every 250 ms; panics with
+/// the last offsets read after `timeout`. Returns them.
+pub async fn wait_committed_to_end(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+) -> BTreeMap<i32, (i64, i64)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = committed(brokers, group, topic).await;
+        if !last.is_empty() && last.values().all(|(c, h)| c == h) {
+            return last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "committed offsets never reached the end: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The client port of the broker coordinating `group` (asked of the cluster).

@@ -5,12 +5,39 @@
 pub mod audit;
 pub mod broker;
 pub mod cluster;
+pub mod connectors;
 pub mod hookbridge;
 pub mod kafka;
 pub mod receiver;
+pub mod scenario;
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Waits until `condition` holds, asking again every 50 ms; panics naming `what` (and
+/// what `condition` last said) after `timeout`. Tests synchronise on this, never on a
+/// fixed sleep: on a loaded 2-core machine any fixed pause is sometimes too short, and a
+/// condition also says what the test waited for. `timeout` is a bound for a loaded
+/// machine, not an expectation.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
