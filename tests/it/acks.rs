@@ -10,6 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 use crate::support::cluster::Cluster;
+use crate::support::connectors::SourceToml;
 use crate::support::hookbridge::{Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::{github_sig, unique};
@@ -67,11 +68,10 @@ async fn a_webhook_is_answered_2xx_only_once_every_in_sync_replica_has_it() {
     cluster.create_topic(&topic, 1);
     let (_leader, followers) = replicas(&cluster, &topic);
     assert_eq!(followers.len(), 2, "replicated on all three nodes");
-    let source = format!(
-        "[source]\nname = \"github\"\npath = \"/webhooks/github\"\ntopic = \"{topic}\"\n\
-         verify = {{ scheme = \"github\", secrets = [\"${{GH_SECRET}}\"] }}\n\
-         key = \"header:X-GitHub-Delivery\"\n"
-    );
+    let source = SourceToml::new("github", "/webhooks/github", &topic)
+        .verify_secrets("github", &["${GH_SECRET}"])
+        .key("header:X-GitHub-Delivery")
+        .render();
     let mut hb = Hookbridge::start(
         &Config::new(&cluster.bootstrap())
             .connector("github.toml", &source)

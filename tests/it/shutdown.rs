@@ -13,6 +13,7 @@ use rdkafka::ClientConfig;
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
@@ -23,24 +24,24 @@ const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// Well under the tests' 20 s drain timeout, far over a prompt exit (about a second).
 const PROMPT_EXIT: Duration = Duration::from_secs(15);
 
-fn sink(topic: &str, url: &str, extra: &str) -> String {
-    format!(
-        r#"[sink]
-name = "orders"
-topics = ["{topic}"]
-group_id = "g-{topic}"
-url = "{url}"
-timeout = "5s"
-sign = {{ scheme = "standard-webhooks", secret = "${{SINK_WHSEC}}" }}
-retry = {{ max_attempts = 3, initial = "100ms", max = "2m" }}
-{extra}
-"#
-    )
+/// The tests' sink: signed, 3 attempts backing off up to 2 minutes (a `Retry-After` of
+/// a minute is honoured as asked), with a DLQ when given one.
+fn sink(topic: &str, url: &str, dlq: Option<&str>) -> String {
+    let sink = SinkToml::new(topic, url)
+        .timeout("5s")
+        .sign_standard_webhooks("${SINK_WHSEC}")
+        .max_attempts(3)
+        .backoff("100ms", "2m");
+    match dlq {
+        Some(dlq) => sink.dlq(dlq),
+        None => sink,
+    }
+    .render()
 }
 
-async fn start(broker: &Broker, topic: &str, url: &str, extra: &str) -> Hookbridge {
+async fn start(broker: &Broker, topic: &str, url: &str, dlq: Option<&str>) -> Hookbridge {
     let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink(topic, url, extra))
+        .connector("orders.toml", &sink(topic, url, dlq))
         .env("SINK_WHSEC", WHSEC);
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
@@ -144,13 +145,7 @@ async fn a_dead_letter_the_broker_refuses_until_its_topic_allows_it_is_committed
     broker.create_topic(&topic, 1);
     dlq_topic_limited_to(&broker, &dlq, 1000).await;
     let rx = poison_between_two(&broker, &topic).await;
-    let hb = start(
-        &broker,
-        &topic,
-        &rx.url,
-        &format!("dlq = {{ topic = \"{dlq}\" }}"),
-    )
-    .await;
+    let hb = start(&broker, &topic, &rx.url, Some(&dlq)).await;
     // Refused whole, alone and cut: then retried with backoff, the record unfinished.
     wait_logged(
         &hb,
@@ -185,13 +180,7 @@ async fn sigterm_while_a_dead_letter_write_keeps_failing_exits_promptly_and_comm
     broker.create_topic(&topic, 1);
     dlq_topic_limited_to(&broker, &dlq, 1000).await;
     let rx = poison_between_two(&broker, &topic).await;
-    let mut hb = start(
-        &broker,
-        &topic,
-        &rx.url,
-        &format!("dlq = {{ topic = \"{dlq}\" }}"),
-    )
-    .await;
+    let mut hb = start(&broker, &topic, &rx.url, Some(&dlq)).await;
     wait_logged(
         &hb,
         "dead-letter write failed; the record stays unfinished",
@@ -235,7 +224,7 @@ async fn sigterm_with_a_record_waiting_out_retry_after_exits_promptly_without_co
         ],
     )
     .await;
-    let mut hb = start(&broker, &topic, &rx.url, "").await;
+    let mut hb = start(&broker, &topic, &rx.url, None).await;
     rx.wait_for(Duration::from_secs(20), "all three tried once", |s| {
         s.len() >= 3
     })
