@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::breaker::{Admission, Breaker, RecordKey};
 use super::dlq::{self, DeadLetter};
 use super::outcome::{self, Outcome};
+use super::policy::{Attempted, Attempts, Health, Next, Policy, Refusal, Turn};
 use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
-use super::retry;
 use super::sign::Signer;
 use super::token::TokenSource;
 use crate::connectors::sink::Credentials;
@@ -42,9 +42,6 @@ pub struct Stop<'a> {
     pub cancel: &'a CancellationToken,
     pub abort: &'a CancellationToken,
 }
-
-/// Failed probes of one record that do not count against its attempts before one does.
-const FREE_PROBES: u32 = 3;
 
 /// How a record's delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,9 +234,9 @@ impl Destination {
         finish
     }
 
-    /// A record that cannot be shaped is dead-lettered at once: no attempt could fix it,
-    /// and it is never sent anywhere else. Without a DLQ it is not dropped either: it
-    /// holds its lane like any undeliverable record, until revoke or shutdown.
+    /// A record that cannot be shaped is never sent anywhere: dead-lettered at once, or
+    /// without a DLQ held in its lane like any undeliverable record, until revoke or
+    /// shutdown.
     async fn refuse(
         &self,
         record: &Record,
@@ -247,19 +244,22 @@ impl Destination {
         cancel: &CancellationToken,
     ) -> Finish {
         let id = record.webhook_id();
-        if self.sink.dlq_topic.is_some() {
-            let now = SystemTime::now();
-            let dl = DeadLetter {
-                reason: refused.reason,
-                status: None,
-                error: refused.error,
-                attempts: 0,
-                first_attempt: now,
-                last_attempt: now,
-                response: Bytes::new(),
-            };
-            return self.dead_letter(record, &id, &dl, cancel).await;
-        }
+        let wait = match self.policy().refused() {
+            Refusal::DeadLetter => {
+                let now = SystemTime::now();
+                let dl = DeadLetter {
+                    reason: refused.reason,
+                    status: None,
+                    error: refused.error,
+                    attempts: 0,
+                    first_attempt: now,
+                    last_attempt: now,
+                    response: Bytes::new(),
+                };
+                return self.dead_letter(record, &id, &dl, cancel).await;
+            }
+            Refusal::Hold { wait } => wait,
+        };
         loop {
             UndeliverableWithoutDlq {
                 id: &id,
@@ -270,11 +270,20 @@ impl Destination {
             tokio::select! {
                 _ = cancel.cancelled() => return Finish::Abandoned,
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
-                _ = tokio::time::sleep(self.sink.retry.max.0) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
 
+    fn policy(&self) -> Policy<'_> {
+        Policy {
+            retry: &self.sink.retry,
+            dead_letters: self.sink.dlq_topic.is_some(),
+        }
+    }
+
+    /// Attempts `request` until the policy ([`super::policy`]) says the record is
+    /// finished, performing each step it returns.
     async fn attempts(
         &self,
         record: &Record,
@@ -285,19 +294,8 @@ impl Destination {
         let cancel = stop.cancel;
         let id = record.webhook_id();
         let key: RecordKey = (record.tp.topic.clone(), record.tp.partition, record.offset);
-        let mut first_attempt = None;
-        // Time spent attempting and backing off: waiting for the breaker, a concurrency
-        // permit or a rate-limit token is not the record's fault and does not count
-        // against `retry.max_elapsed`, nor does a probe that failed without counting.
-        let mut spent = Duration::ZERO;
-        let mut attempts = 0u32;
-        // Failed probes of this record that did not count: every third one does, so
-        // records taking turns at probing a destination that refuses them all are still
-        // dead-lettered in the end (an outage only slows their attempts down).
-        let mut free_probes = 0u32;
-        // A 401 to an OAuth2 token is answered with one fresh token and an immediate
-        // retry that does not count; a second 401 follows the status policy.
-        let mut refreshed = false;
+        let policy = self.policy();
+        let mut state = Attempts::default();
         loop {
             if cancel.is_cancelled() {
                 return Finish::Abandoned;
@@ -316,23 +314,24 @@ impl Destination {
             };
             // On shutdown a record still waiting for the breaker gives up at once (it is
             // delivered after the restart); one that may go now still gets its attempt.
-            let admission = tokio::select! {
+            let turn = match tokio::select! {
                 biased;
                 a = self.breaker.admit(cancel, &key) => a,
                 _ = self.no_retry.cancelled() => Admission::Cancelled,
+            } {
+                Admission::Attempt => Turn::Attempt,
+                Admission::Probe { counts } => Turn::Probe { counts },
+                Admission::Cancelled => return Finish::Abandoned,
             };
-            if admission == Admission::Cancelled {
-                return Finish::Abandoned;
-            }
+            let probe = matches!(turn, Turn::Probe { .. });
             let Some(permit) = self.slot(cancel).await else {
-                if matches!(admission, Admission::Probe { .. }) {
+                if probe {
                     // Nobody else may probe while this one is out: hand the turn back.
                     self.breaker.release_probe();
                 }
                 return Finish::Abandoned;
             };
-            attempts += 1;
-            first_attempt.get_or_insert_with(SystemTime::now);
+            state.start(SystemTime::now());
             drop(ticket.take());
             let started = Instant::now();
             self.telemetry.in_flight.inc();
@@ -346,7 +345,7 @@ impl Destination {
             };
             self.telemetry.in_flight.dec();
             let Some((outcome, response)) = attempted else {
-                if matches!(admission, Admission::Probe { .. }) {
+                if probe {
                     self.breaker.release_probe();
                 }
                 return Finish::Abandoned;
@@ -355,96 +354,51 @@ impl Destination {
             let took = started.elapsed();
             AttemptEnded {
                 result: outcome.label(),
-                seconds: started.elapsed().as_secs_f64(),
+                seconds: took.as_secs_f64(),
             }
             .emit(&self.telemetry);
-            if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
-                if outcome.status() == Some(401) && !refreshed {
-                    refreshed = true;
-                    tokens.refused(used);
-                    attempts -= 1;
-                    // An answer: the destination is reachable (and a probe is over).
-                    self.breaker.healthy();
+            let attempted = Attempted {
+                outcome: &outcome,
+                turn,
+                took,
+                token: authorization.is_some(),
+            };
+            let decision = policy.after(&mut state, attempted, rand::random());
+            match decision.breaker {
+                Health::Reachable => self.breaker.healthy(),
+                Health::Failed => self.breaker.failed(None),
+                Health::ProbeFailed => self.breaker.failed(Some(&key)),
+            }
+            let (error, wait) = match decision.next {
+                Next::Delivered => return Finish::Delivered,
+                Next::RefreshToken => {
+                    if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
+                        tokens.refused(used);
+                    }
                     continue;
                 }
-            }
-
-            let mut free = false;
-            let (error, retry_after, permanent) = match &outcome {
-                Outcome::Delivered => {
-                    self.breaker.healthy();
-                    return Finish::Delivered;
+                Next::DeadLetter { reason, error } => {
+                    let dl = DeadLetter {
+                        reason,
+                        status: outcome.status(),
+                        error,
+                        attempts: state.counted(),
+                        first_attempt: state.first().unwrap_or_else(SystemTime::now),
+                        last_attempt: SystemTime::now(),
+                        response,
+                    };
+                    return self.dead_letter(record, &id, &dl, cancel).await;
                 }
-                Outcome::Retryable {
-                    reason,
-                    retry_after,
-                    ..
-                } => {
-                    match admission {
-                        // A probe that could not even connect says nothing about this
-                        // record (hosts never come from a record): the destination is
-                        // down, and a record waiting alone through an outage must not
-                        // be dead-lettered for it.
-                        Admission::Probe { .. } if *reason == "connect" => {
-                            self.breaker.failed(Some(&key));
-                            attempts -= 1;
-                            free = true;
-                        }
-                        Admission::Probe { counts: false } if free_probes + 1 < FREE_PROBES => {
-                            // The destination is still down; the record is not at fault.
-                            self.breaker.failed(Some(&key));
-                            free_probes += 1;
-                            attempts -= 1;
-                            free = true;
-                        }
-                        Admission::Probe { counts: false } => {
-                            self.breaker.failed(Some(&key));
-                            free_probes = 0;
-                            spent += took;
-                        }
-                        Admission::Probe { counts: true } => {
-                            self.breaker.failed(Some(&key));
-                            spent += took;
-                        }
-                        _ => {
-                            self.breaker.failed(None);
-                            spent += took;
-                        }
+                Next::Hold { error, wait } => {
+                    UndeliverableWithoutDlq {
+                        id: &id,
+                        error,
+                        attempts: state.counted(),
                     }
-                    (*reason, *retry_after, false)
+                    .emit(&self.telemetry);
+                    (error, wait)
                 }
-                Outcome::Permanent { reason, .. } => {
-                    // An answer, even a refusal, means the destination is reachable.
-                    self.breaker.healthy();
-                    spent += took;
-                    (*reason, None, true)
-                }
-            };
-            let exhausted = permanent || self.exhausted(attempts, spent);
-            if exhausted && self.sink.dlq_topic.is_some() {
-                let dl = DeadLetter {
-                    reason: if permanent { "permanent" } else { "exhausted" },
-                    status: outcome.status(),
-                    error,
-                    attempts,
-                    first_attempt: first_attempt.unwrap_or_else(SystemTime::now),
-                    last_attempt: SystemTime::now(),
-                    response,
-                };
-                return self.dead_letter(record, &id, &dl, cancel).await;
-            }
-            let wait = if exhausted {
-                // No DLQ: never drop, never skip. Keep trying at the slowest pace; only
-                // this key (or partition) waits.
-                UndeliverableWithoutDlq {
-                    id: &id,
-                    error,
-                    attempts,
-                }
-                .emit(&self.telemetry);
-                self.sink.retry.max.0
-            } else {
-                retry::backoff(&self.sink.retry, attempts, retry_after)
+                Next::Retry { error, wait } => (error, wait),
             };
             if self.no_retry.is_cancelled() {
                 return Finish::Abandoned;
@@ -452,7 +406,7 @@ impl Destination {
             RetryScheduled {
                 id: &id,
                 error,
-                attempts,
+                attempts: state.counted(),
                 wait,
             }
             .emit(&self.telemetry);
@@ -460,9 +414,6 @@ impl Destination {
                 _ = cancel.cancelled() => return Finish::Abandoned,
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
-            }
-            if !free {
-                spent += wait;
             }
         }
     }
@@ -482,12 +433,6 @@ impl Destination {
             }
         }
         Some(permit)
-    }
-
-    fn exhausted(&self, attempts: u32, spent: Duration) -> bool {
-        let retry = &self.sink.retry;
-        (retry.max_attempts > 0 && attempts >= retry.max_attempts)
-            || retry.max_elapsed.is_some_and(|m| spent >= m.0)
     }
 
     /// One HTTP attempt: the outcome and, for failures, the start of the response body.

@@ -40,6 +40,7 @@ pub mod finished;
 pub(crate) mod memory;
 pub(crate) mod outcome;
 pub mod partition;
+pub(crate) mod policy;
 pub mod record;
 pub mod request;
 pub(crate) mod retry;
