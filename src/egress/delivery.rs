@@ -20,7 +20,7 @@ use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
 use super::sign::Signer;
 use super::token::TokenSource;
-use crate::connectors::sink::Credentials;
+use crate::connectors::sink::{Credentials, Ordering as LaneOrdering};
 use crate::connectors::Sink;
 use crate::kafka::{envelope, producer};
 use crate::telemetry::sink::{
@@ -58,7 +58,7 @@ pub enum Finish {
 
 /// Everything the deliveries of one sink share.
 pub struct Destination {
-    pub sink: Sink,
+    sink: Sink,
     /// One pooled client per sink.
     client: reqwest::Client,
     /// Filter, URL and header templates, transform.
@@ -201,12 +201,19 @@ impl Destination {
         self.fresh_left.notified().await
     }
 
-    pub fn telemetry(&self) -> &Arc<SinkTelemetry> {
-        &self.telemetry
+    /// The sink's name.
+    pub fn name(&self) -> &str {
+        &self.sink.name
     }
 
-    fn name(&self) -> &str {
-        &self.sink.name
+    /// Which records must be delivered in order.
+    pub fn ordering(&self) -> LaneOrdering {
+        self.sink.ordering
+    }
+
+    /// Records held per partition before it is paused.
+    pub fn buffer(&self) -> usize {
+        self.sink.buffer
     }
 
     /// Delivers `record`, retrying as the policy says. Returns only when the record is

@@ -23,7 +23,7 @@ use super::memory::{self, MemoryBudget};
 use super::partition::{Admitted, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
 use crate::connectors::sink::Ordering;
-use crate::telemetry::sink::{Committed, SkippedOnResume};
+use crate::telemetry::sink::{Buffered, Committed, Paused, SinkTelemetry, SkippedOnResume};
 
 /// One partition's commit: the watermark and the finished-offset map above it, taken from
 /// one state.
@@ -141,6 +141,9 @@ struct Drain {
 /// See the module docs.
 pub struct Dispatcher {
     destination: Arc<Destination>,
+    /// The sink's figures the dispatcher keeps: buffered records, paused partitions,
+    /// commits. A delivery's own are the destination's to record.
+    telemetry: Arc<SinkTelemetry>,
     control: Arc<dyn PartitionControl>,
     partitions: HashMap<TopicPartition, Assigned>,
     ordering: Ordering,
@@ -172,15 +175,16 @@ const MEMORY_CHECK: Duration = Duration::from_millis(100);
 impl Dispatcher {
     pub fn new(
         destination: Arc<Destination>,
+        telemetry: Arc<SinkTelemetry>,
         control: Arc<dyn PartitionControl>,
         policy: CommitPolicy,
         memory: Arc<MemoryBudget>,
     ) -> Self {
-        let sink = &destination.sink;
         Self {
-            ordering: sink.ordering,
-            buffer: sink.buffer,
-            destination: destination.clone(),
+            ordering: destination.ordering(),
+            buffer: destination.buffer(),
+            destination,
+            telemetry,
             control,
             partitions: HashMap::new(),
             policy,
@@ -234,7 +238,7 @@ impl Dispatcher {
                     self.resume_for_memory(&mut deliveries);
                 }
                 _ = tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, Into::into)), if deadline.is_some() => {
-                    tracing::warn!(connector = %self.destination.sink.name, "drain deadline passed; unfinished records stay uncommitted");
+                    tracing::warn!(connector = %self.destination.name(), "drain deadline passed; unfinished records stay uncommitted");
                 }
             }
             if self.finish_drains() {
@@ -295,7 +299,6 @@ impl Dispatcher {
     }
 
     fn receive(&mut self, records: Vec<Record>, deliveries: &mut Deliveries) {
-        let telemetry = self.destination.telemetry().clone();
         let mut skipped = 0u64;
         for record in records {
             let lane = self.lane(&record);
@@ -315,7 +318,7 @@ impl Dispatcher {
                 &mut self.steps,
             ) {
                 Admitted::Tracked => {
-                    telemetry.buffered.inc();
+                    Buffered(1).emit(&self.telemetry);
                     p.bytes += bytes;
                     self.memory.add(bytes);
                     if self.memory.spent() {
@@ -332,7 +335,7 @@ impl Dispatcher {
             self.carry_out(&tp, deliveries);
         }
         if skipped > 0 {
-            SkippedOnResume { records: skipped }.emit(&telemetry);
+            SkippedOnResume { records: skipped }.emit(&self.telemetry);
         }
     }
 
@@ -345,7 +348,6 @@ impl Dispatcher {
             self.steps.clear();
             return;
         };
-        let telemetry = self.destination.telemetry();
         for step in self.steps.drain(..) {
             match step {
                 Step::Start { offset, lane, item } => self.ready.push_back(Ready {
@@ -359,11 +361,11 @@ impl Dispatcher {
                 }),
                 Step::Pause => {
                     self.control.pause(tp, p.assignment);
-                    telemetry.paused.inc();
+                    Paused(1).emit(&self.telemetry);
                 }
                 Step::Resume(rewind) => {
                     self.control.resume(tp, p.assignment, rewind);
-                    telemetry.paused.dec();
+                    Paused(-1).emit(&self.telemetry);
                 }
             }
         }
@@ -439,7 +441,7 @@ impl Dispatcher {
         p.bytes = p.bytes.saturating_sub(done.bytes);
         self.memory.sub(done.bytes);
         self.dirty = true;
-        self.destination.telemetry().buffered.dec();
+        Buffered(-1).emit(&self.telemetry);
         self.carry_out(&done.tp, deliveries);
         if self.waiting_for_memory {
             self.resume_for_memory(deliveries);
@@ -497,7 +499,7 @@ impl Dispatcher {
         };
         if !commits.is_empty() {
             self.control.commit_async(&commits);
-            stats.emit(self.destination.telemetry());
+            stats.emit(&self.telemetry);
         }
     }
 
@@ -588,7 +590,7 @@ impl Dispatcher {
                 });
             }
         }
-        tracing::info!(connector = %self.destination.sink.name, partitions = commits.len(), "partitions drained");
+        tracing::info!(connector = %self.destination.name(), partitions = commits.len(), "partitions drained");
         let _ = drain.reply.send(commits);
         drain.exit
     }
@@ -603,10 +605,9 @@ impl Dispatcher {
         p.cancel.cancel();
         p.abort.cancel();
         self.memory.sub(p.bytes);
-        let telemetry = self.destination.telemetry();
-        telemetry.buffered.sub(p.core.outstanding() as i64);
+        Buffered(-(p.core.outstanding() as i64)).emit(&self.telemetry);
         if p.core.is_paused() {
-            telemetry.paused.dec();
+            Paused(-1).emit(&self.telemetry);
         }
         self.control.release(tp, p.assignment);
         Some(p)

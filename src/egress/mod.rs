@@ -135,7 +135,7 @@ pub(crate) async fn run_sink(
 
     let telemetry = Arc::new(SinkTelemetry::new(name.clone(), metrics));
     let destination = Arc::new(
-        Destination::new(sink, producers, telemetry)
+        Destination::new(sink, producers, telemetry.clone())
             .map_err(|e| SinkError::Client(name.to_string(), e))?,
     );
     let (flow_tx, flow_rx) = std::sync::mpsc::channel();
@@ -145,6 +145,7 @@ pub(crate) async fn run_sink(
     };
     let dispatcher = Dispatcher::new(
         destination,
+        telemetry,
         Arc::new(control),
         CommitPolicy {
             interval: timing.commit_interval,

@@ -165,7 +165,7 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
         sink.name.clone(),
         Arc::new(Metrics::new()),
     ));
-    let destination = Arc::new(Destination::new(sink, producer, telemetry).unwrap());
+    let destination = Arc::new(Destination::new(sink, producer, telemetry.clone()).unwrap());
     let control = Arc::new(Recorded::default());
     let (events, rx) = tokio::sync::mpsc::unbounded_channel();
     let policy = CommitPolicy {
@@ -175,6 +175,7 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
     tokio::spawn(
         Dispatcher::new(
             destination,
+            telemetry,
             control.clone(),
             policy,
             Arc::new(crate::egress::memory::MemoryBudget::new(memory)),
