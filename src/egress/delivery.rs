@@ -1,39 +1,36 @@
-//! Delivering one record: attempts with backoff until the destination takes it (2xx) or
-//! it is dead-lettered with the broker's acknowledgement. Cancellation (revoke,
-//! shutdown) abandons the record unfinished, so its offset is never committed.
+//! Delivering one record: the I/O loop that performs what the delivery policy
+//! ([`super::policy`]) decides after each attempt, until the destination takes the record
+//! (2xx) or it is dead-lettered with the broker's acknowledgement. Each attempt waits for
+//! an OAuth2 token, the circuit breaker, a concurrency permit and the rate limit, then
+//! goes out through the sink's [`Client`]. Cancellation (revoke, shutdown) abandons the
+//! record unfinished, so its offset is never committed.
+//!
+//! A [`Destination`] is all the dispatcher sees of a sink's delivery side, and it records
+//! every figure of a delivery (attempts, retries, dead letters, finished records).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{Admission, Breaker, RecordKey};
+use super::client::Client;
 use super::dlq::{self, DeadLetter};
-use super::outcome::{self, Outcome};
 use super::policy::{Attempted, Attempts, Health, Next, Policy, Refusal, Turn};
 use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
-use super::sign::Signer;
 use super::token::TokenSource;
-use crate::connectors::sink::{Credentials, Ordering as LaneOrdering};
+use crate::connectors::sink::Ordering as LaneOrdering;
 use crate::connectors::Sink;
-use crate::kafka::{envelope, producer};
+use crate::kafka::producer;
 use crate::telemetry::sink::{
     AttemptEnded, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled, SinkTelemetry,
     UndeliverableWithoutDlq,
 };
-use crate::telemetry::trace;
-
-/// Standard Webhooks header names, parsed once.
-const WEBHOOK_ID: HeaderName = HeaderName::from_static(envelope::WEBHOOK_ID);
-const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_TIMESTAMP);
-const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// What ends a delivery early: `cancel` (revoke, shutdown) stops it at its next wait;
 /// `abort` (the drain deadline passed) also cuts off an attempt in progress.
@@ -59,15 +56,12 @@ pub enum Finish {
 /// Everything the deliveries of one sink share.
 pub struct Destination {
     sink: Sink,
-    /// One pooled client per sink.
-    client: reqwest::Client,
+    /// One pooled client per sink, making the attempts.
+    client: Client,
     /// Filter, URL and header templates, transform.
     shaper: Shaper,
     /// OAuth2 client credentials, when `auth.oauth2` is set.
     tokens: Option<TokenSource>,
-    /// Content-Type default and configured headers, built once.
-    base_headers: HeaderMap,
-    signer: Option<Signer>,
     limiter: Option<DefaultDirectRateLimiter>,
     permits: Semaphore,
     breaker: Breaker,
@@ -101,59 +95,13 @@ impl Destination {
         producers: dlq::Producers,
         telemetry: Arc<SinkTelemetry>,
     ) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(sink.timeout)
-            .connect_timeout(sink.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(sink.concurrency)
-            .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &sink.tls_files.ca {
-            for cert in reqwest::Certificate::from_pem_bundle(ca)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let Some((cert, key)) = &sink.tls_files.identity {
-            builder = builder.identity(reqwest::Identity::from_pkcs8_pem(
-                cert,
-                key.expose().as_bytes(),
-            )?);
-        }
-        let client = builder.build()?;
-        let mut base_headers = HeaderMap::new();
-        base_headers.insert(axum::http::header::CONTENT_TYPE, sink.content_type.clone());
-        for (k, v) in &sink.headers {
-            base_headers.insert(k.clone(), v.clone());
-        }
-        let tokens = match &sink.credentials {
-            None => None,
-            Some(Credentials::Header(v)) => {
-                base_headers.insert(axum::http::header::AUTHORIZATION, v.clone());
-                None
-            }
-            Some(Credentials::OAuth2 {
-                token_url,
-                client_id,
-                client_secret,
-                scopes,
-                audience,
-                client_auth,
-            }) => Some(TokenSource::new(
-                client.clone(),
-                token_url.clone(),
-                client_id.clone(),
-                client_secret.clone(),
-                scopes.clone(),
-                audience.clone(),
-                *client_auth,
-            )),
-        };
-        let signer = sink.signing_key.as_ref().and_then(Signer::new);
         let breaker = Breaker::new(
             sink.breaker.failures,
             sink.breaker.cooldown.0,
             telemetry.breaker.clone(),
             telemetry.name.clone(),
         );
+        let (client, tokens) = Client::new(&sink)?;
         Ok(Self {
             fresh: AtomicUsize::new(0),
             fresh_left: Notify::new(),
@@ -163,8 +111,6 @@ impl Destination {
             client,
             shaper: Shaper::new(&sink),
             tokens,
-            base_headers,
-            signer,
             breaker,
             producers,
             telemetry,
@@ -347,7 +293,7 @@ impl Destination {
             // after that owner's later records of the same key.
             let attempted = tokio::select! {
                 biased;
-                r = self.attempt(record, request, &id, authorization.as_ref()) => Some(r),
+                r = self.client.send(record, request, &id, authorization.as_ref()) => Some(r),
                 _ = stop.abort.cancelled() => None,
             };
             self.telemetry.in_flight.dec();
@@ -442,80 +388,6 @@ impl Destination {
         Some(permit)
     }
 
-    /// One HTTP attempt: the outcome and, for failures, the start of the response body.
-    async fn attempt(
-        &self,
-        record: &Record,
-        prepared: &Prepared<'_>,
-        id: &str,
-        authorization: Option<&HeaderValue>,
-    ) -> (Outcome, Bytes) {
-        let mut headers = self.request_headers(record, prepared, id);
-        if let Some(a) = authorization {
-            headers.insert(axum::http::header::AUTHORIZATION, a.clone());
-        }
-        let request = self
-            .client
-            .request(self.sink.method.clone(), prepared.url.as_ref().clone())
-            .headers(headers)
-            .body(prepared.body.clone());
-        match request.send().await {
-            Err(e) => (outcome::from_error(&e), Bytes::new()),
-            Ok(mut resp) => {
-                let outcome =
-                    self.sink
-                        .status
-                        .classify(resp.status(), resp.headers(), SystemTime::now());
-                let excerpt = if outcome == Outcome::Delivered {
-                    Bytes::new()
-                } else {
-                    read_excerpt(&mut resp).await
-                };
-                (outcome, excerpt)
-            }
-        }
-    }
-
-    /// Forwarded and templated headers, then the configured ones (so a record header can
-    /// never replace the sink's credentials), then the content type; the webhook id,
-    /// signature and trace context last, so nothing taken from a record can replace them.
-    fn request_headers(&self, record: &Record, prepared: &Prepared<'_>, id: &str) -> HeaderMap {
-        let mut h = prepared.headers.clone();
-        h.reserve(self.base_headers.len() + 5);
-        for (k, v) in &self.base_headers {
-            h.insert(k.clone(), v.clone());
-        }
-        if let Some(ct) = &prepared.content_type {
-            h.insert(axum::http::header::CONTENT_TYPE, ct.clone());
-        } else if let Some(ct) = record
-            .header(crate::kafka::headers::CONTENT_TYPE)
-            .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
-        {
-            h.insert(axum::http::header::CONTENT_TYPE, ct);
-        }
-        if let Some(signer) = &self.signer {
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let sig = signer.sign(id, ts, &prepared.body);
-            h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
-            if let Ok(v) = HeaderValue::from_str(&sig) {
-                h.insert(WEBHOOK_SIGNATURE, v);
-            }
-        }
-        if let Ok(v) = HeaderValue::from_str(id) {
-            h.insert(WEBHOOK_ID, v);
-        }
-        let parent = record
-            .header(crate::kafka::headers::TRACEPARENT)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .unwrap_or("");
-        if let Ok(v) = HeaderValue::from_str(&trace::child_of(parent)) {
-            h.insert(TRACEPARENT, v);
-        }
-        h
-    }
-
     /// Writes to the DLQ until the broker acknowledges (or cancellation). A dead letter
     /// refused for its size is written again alone, then cut (see `dlq`); any other
     /// failure is retried with backoff, the record unfinished meanwhile.
@@ -572,20 +444,6 @@ impl Destination {
             wait = (wait * 2).min(Duration::from_secs(30));
         }
     }
-}
-
-/// Up to [`dlq::RESPONSE_EXCERPT`] bytes of a failed response's body.
-async fn read_excerpt(resp: &mut reqwest::Response) -> Bytes {
-    let mut buf = BytesMut::new();
-    while buf.len() < dlq::RESPONSE_EXCERPT {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                buf.extend_from_slice(&chunk[..chunk.len().min(dlq::RESPONSE_EXCERPT - buf.len())])
-            }
-            _ => break,
-        }
-    }
-    buf.freeze()
 }
 
 #[cfg(test)]

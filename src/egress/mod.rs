@@ -32,6 +32,7 @@
 //!   results to the context's callbacks.
 
 pub(crate) mod breaker;
+pub(crate) mod client;
 pub(crate) mod consumer;
 pub(crate) mod delivery;
 pub(crate) mod dispatcher;
