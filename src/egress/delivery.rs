@@ -12,14 +12,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{Admission, Breaker, RecordKey};
 use super::client::Client;
 use super::dlq::{self, DeadLetter};
+use super::outcome::Outcome;
 use super::policy::{Attempted, Attempts, Health, Next, Policy, Refusal, Turn};
 use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
@@ -74,6 +76,14 @@ pub struct Destination {
     fresh: AtomicUsize,
     /// Signalled whenever one of them does (or gives up).
     fresh_left: Notify,
+}
+
+/// An attempt's turn: the breaker let it go, holding a concurrency permit (and the
+/// OAuth2 token to send).
+struct Go<'a> {
+    authorization: Option<HeaderValue>,
+    turn: Turn,
+    _permit: SemaphorePermit<'a>,
 }
 
 /// A dispatcher's right to start one delivery: at most `concurrency` started deliveries
@@ -253,63 +263,17 @@ impl Destination {
             if cancel.is_cancelled() {
                 return Finish::Abandoned;
             }
-            // Waiting for a token is not the record's fault: no attempt is spent on it.
-            let authorization = match &self.tokens {
-                None => None,
-                Some(tokens) => tokio::select! {
-                    biased;
-                    a = tokens.authorization(cancel, &self.telemetry) => match a {
-                        Some(a) => Some(a),
-                        None => return Finish::Abandoned,
-                    },
-                    _ = self.no_retry.cancelled() => return Finish::Abandoned,
-                },
-            };
-            // On shutdown a record still waiting for the breaker gives up at once (it is
-            // delivered after the restart); one that may go now still gets its attempt.
-            let turn = match tokio::select! {
-                biased;
-                a = self.breaker.admit(cancel, &key) => a,
-                _ = self.no_retry.cancelled() => Admission::Cancelled,
-            } {
-                Admission::Attempt => Turn::Attempt,
-                Admission::Probe { counts } => Turn::Probe { counts },
-                Admission::Cancelled => return Finish::Abandoned,
-            };
-            let probe = matches!(turn, Turn::Probe { .. });
-            let Some(permit) = self.slot(cancel).await else {
-                if probe {
-                    // Nobody else may probe while this one is out: hand the turn back.
-                    self.breaker.release_probe();
-                }
+            let Some(go) = self.turn(&key, cancel).await else {
                 return Finish::Abandoned;
             };
             state.start(SystemTime::now());
             drop(ticket.take());
-            let started = Instant::now();
-            self.telemetry.in_flight.inc();
-            // A revoked partition's attempt is cut off at the drain deadline: the new
-            // owner delivers the record again, and a late answer here must not land
-            // after that owner's later records of the same key.
-            let attempted = tokio::select! {
-                biased;
-                r = self.client.send(record, request, &id, authorization.as_ref()) => Some(r),
-                _ = stop.abort.cancelled() => None,
-            };
-            self.telemetry.in_flight.dec();
-            let Some((outcome, response)) = attempted else {
-                if probe {
-                    self.breaker.release_probe();
-                }
+            let (turn, authorization) = (go.turn, go.authorization.clone());
+            let Some((outcome, response, took)) =
+                self.attempt(record, request, &id, go, stop.abort).await
+            else {
                 return Finish::Abandoned;
             };
-            drop(permit);
-            let took = started.elapsed();
-            AttemptEnded {
-                result: outcome.label(),
-                seconds: took.as_secs_f64(),
-            }
-            .emit(&self.telemetry);
             let attempted = Attempted {
                 outcome: &outcome,
                 turn,
@@ -371,10 +335,86 @@ impl Destination {
         }
     }
 
+    /// Waits until an attempt of the record at `key` may go: an OAuth2 token, the
+    /// breaker's admission, a concurrency permit and a rate-limit token, none of which
+    /// is the record's fault, so no attempt is spent on them. `None`: cancelled, or
+    /// shutting down before the breaker let it go (it is delivered after the restart).
+    async fn turn(&self, key: &RecordKey, cancel: &CancellationToken) -> Option<Go<'_>> {
+        let authorization = match &self.tokens {
+            None => None,
+            Some(tokens) => tokio::select! {
+                biased;
+                a = tokens.authorization(cancel, &self.telemetry) => Some(a?),
+                _ = self.no_retry.cancelled() => return None,
+            },
+        };
+        // On shutdown a record still waiting for the breaker gives up at once; one that
+        // may go now still gets its attempt.
+        let turn = match tokio::select! {
+            biased;
+            a = self.breaker.admit(cancel, key) => a,
+            _ = self.no_retry.cancelled() => Admission::Cancelled,
+        } {
+            Admission::Attempt => Turn::Attempt,
+            Admission::Probe { counts } => Turn::Probe { counts },
+            Admission::Cancelled => return None,
+        };
+        let Some(permit) = self.slot(cancel).await else {
+            // Nobody else may probe while this one is out: hand the turn back.
+            self.release_probe(turn);
+            return None;
+        };
+        Some(Go {
+            authorization,
+            turn,
+            _permit: permit,
+        })
+    }
+
+    /// One attempt on its turn, timed and counted; the permit is returned when it ends.
+    /// `None`: cut off by `abort`. A revoked partition's attempt is cut off at the drain
+    /// deadline: the new owner delivers the record again, and a late answer here must
+    /// not land after that owner's later records of the same key.
+    async fn attempt(
+        &self,
+        record: &Record,
+        request: &Prepared<'_>,
+        id: &str,
+        go: Go<'_>,
+        abort: &CancellationToken,
+    ) -> Option<(Outcome, Bytes, Duration)> {
+        let started = Instant::now();
+        self.telemetry.in_flight.inc();
+        let attempted = tokio::select! {
+            biased;
+            r = self.client.send(record, request, id, go.authorization.as_ref()) => Some(r),
+            _ = abort.cancelled() => None,
+        };
+        self.telemetry.in_flight.dec();
+        let Some((outcome, response)) = attempted else {
+            self.release_probe(go.turn);
+            return None;
+        };
+        let took = started.elapsed();
+        AttemptEnded {
+            result: outcome.label(),
+            seconds: took.as_secs_f64(),
+        }
+        .emit(&self.telemetry);
+        Some((outcome, response, took))
+    }
+
+    /// A probe abandoned before it could report lets the next delivery probe.
+    fn release_probe(&self, turn: Turn) {
+        if let Turn::Probe { .. } = turn {
+            self.breaker.release_probe();
+        }
+    }
+
     /// Waits for a concurrency permit, then a rate-limit token, so at most `concurrency`
     /// deliveries ever wait on the limiter and a burst never exceeds it; `None` when
     /// cancelled.
-    async fn slot(&self, cancel: &CancellationToken) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    async fn slot(&self, cancel: &CancellationToken) -> Option<SemaphorePermit<'_>> {
         let permit = tokio::select! {
             _ = cancel.cancelled() => return None,
             p = self.permits.acquire() => p.ok()?,
