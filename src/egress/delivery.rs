@@ -22,7 +22,7 @@ use super::breaker::{Admission, Breaker, RecordKey};
 use super::client::Client;
 use super::dlq::{self, DeadLetter};
 use super::outcome::Outcome;
-use super::policy::{Attempted, Attempts, Health, Next, Policy, Refusal, Turn};
+use super::policy::{self, Attempted, Attempts, Health, Next, Policy, Refusal, Turn};
 use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
 use super::token::TokenSource;
@@ -441,7 +441,7 @@ impl Destination {
         let Some(topic) = &self.sink.dlq_topic else {
             return Finish::Abandoned;
         };
-        let mut wait = Duration::from_millis(500);
+        let mut wait = policy::DEAD_LETTER_RETRY;
         let mut way = dlq::Way::FIRST;
         loop {
             let fit = way.fit;
@@ -481,7 +481,7 @@ impl Destination {
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
             }
-            wait = (wait * 2).min(Duration::from_secs(30));
+            wait = policy::dead_letter_backoff(wait);
         }
     }
 }

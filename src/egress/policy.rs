@@ -14,7 +14,8 @@
 //! * a permanent status, `retry.max_attempts` counted attempts or `retry.max_elapsed` of
 //!   attempting and backing off (not of waiting for the breaker, a permit, a token, nor
 //!   of a probe that did not count) dead-letters the record; without a DLQ it is held
-//!   and attempted again every `retry.max`, never dropped.
+//!   and attempted again every `retry.max`, never dropped;
+//! * a failed dead-letter write is tried again after 0.5 s, doubling up to 30 s.
 //!
 //! No I/O and no clock of its own: the loop in `delivery` performs the step and passes in
 //! what it measured (how long the attempt took, a random roll for the backoff's jitter).
@@ -33,6 +34,17 @@ pub const FREE_PROBES: u32 = 3;
 pub const PERMANENT: &str = "permanent";
 /// `DeadLetter::reason` when the attempts or the time are used up.
 pub const EXHAUSTED: &str = "exhausted";
+
+/// The first wait before a failed dead-letter write is tried again (the record stays
+/// unfinished meanwhile); it doubles after each failure up to [`DEAD_LETTER_RETRY_MAX`].
+pub const DEAD_LETTER_RETRY: Duration = Duration::from_millis(500);
+/// The longest wait between two dead-letter writes.
+pub const DEAD_LETTER_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The wait after a failed dead-letter write that followed a wait of `previous`.
+pub fn dead_letter_backoff(previous: Duration) -> Duration {
+    previous.saturating_mul(2).min(DEAD_LETTER_RETRY_MAX)
+}
 
 /// How the circuit breaker let an attempt go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -389,6 +389,16 @@ fn a_record_that_cannot_be_shaped_is_dead_lettered_or_held() {
     assert_eq!(p.refused(), Refusal::Hold { wait: 2000 * MS });
 }
 
+#[test]
+fn a_failed_dead_letter_write_waits_twice_as_long_up_to_half_a_minute() {
+    let mut waits = vec![DEAD_LETTER_RETRY];
+    for _ in 0..8 {
+        waits.push(dead_letter_backoff(*waits.last().unwrap()));
+    }
+    let secs: Vec<f64> = waits.iter().map(Duration::as_secs_f64).collect();
+    assert_eq!(secs, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
+}
+
 /// An outcome of any class, reason, status and `Retry-After`.
 fn any_outcome() -> impl Strategy<Value = Outcome> {
     let reason = prop::sample::select(vec![
