@@ -13,9 +13,12 @@
 //!    record may start now, waits behind its lane (key or partition), or the partition
 //!    must pause.
 //! 3. **Delivery futures** (`delivery`): a started record is a future the dispatcher
-//!    polls itself; it POSTs with retry, rate limit, breaker and signing, and ends in an
-//!    **outcome** (`outcome`): delivered, or dead-lettered (`dlq`) once the broker
-//!    acknowledged the DLQ record. Cancelled on revoke or shutdown, it ends unfinished.
+//!    polls itself; it POSTs (`client`: headers, signing, trace context) under the rate
+//!    limit and the breaker, each attempt ending in an **outcome** (`outcome`), and
+//!    does what the pure **delivery policy** (`policy`) says next: retry after a
+//!    backoff, dead-letter, or hold. It ends delivered, or dead-lettered (`dlq`) once
+//!    the broker acknowledged the DLQ record. Cancelled on revoke or shutdown, it ends
+//!    unfinished.
 //! 4. **Commit**: the finished record goes back to its partition core, which moves the
 //!    contiguous watermark; on the commit interval (and synchronously on revoke and
 //!    shutdown) the watermark is committed with the **finished-offset map** above it as
