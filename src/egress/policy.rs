@@ -8,9 +8,10 @@
 //! * the first 401 to an OAuth2 token is answered with one fresh token and an immediate
 //!   attempt that does not count; a second 401 follows the status policy;
 //! * a probe of an open breaker that could not even connect says nothing about the
-//!   record and does not count; nor do a record's first [`FREE_PROBES`]` - 1` failed
-//!   probes in a row, so records taking turns at probing a destination that refuses them
-//!   all are still dead-lettered in the end (an outage only slows their attempts down);
+//!   record and does not count; of a record's other failed probes in a row only every
+//!   [`FREE_PROBES`]th counts, so records taking turns at probing a destination that
+//!   refuses them all are still dead-lettered in the end (an outage only slows their
+//!   attempts down);
 //! * a permanent status, `retry.max_attempts` counted attempts or `retry.max_elapsed` of
 //!   attempting and backing off (not of waiting for the breaker, a permit, a token, nor
 //!   of a probe that did not count) dead-letters the record; without a DLQ it is held
