@@ -1,39 +1,38 @@
-//! Delivering one record: attempts with backoff until the destination takes it (2xx) or
-//! it is dead-lettered with the broker's acknowledgement. Cancellation (revoke,
-//! shutdown) abandons the record unfinished, so its offset is never committed.
+//! Delivering one record: the I/O loop that performs what the delivery policy
+//! ([`super::policy`]) decides after each attempt, until the destination takes the record
+//! (2xx) or it is dead-lettered with the broker's acknowledgement. Each attempt waits for
+//! an OAuth2 token, the circuit breaker, a concurrency permit and the rate limit, then
+//! goes out through the sink's [`Client`]. Cancellation (revoke, shutdown) abandons the
+//! record unfinished, so its offset is never committed.
+//!
+//! A [`Destination`] is all the dispatcher sees of a sink's delivery side, and it records
+//! every figure of a delivery (attempts, retries, dead letters, finished records).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use bytes::{Bytes, BytesMut};
+use axum::http::HeaderValue;
+use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::{Admission, Breaker, RecordKey};
+use super::client::Client;
 use super::dlq::{self, DeadLetter};
-use super::outcome::{self, Outcome};
+use super::outcome::Outcome;
+use super::policy::{self, Attempted, Attempts, Health, Next, Policy, Refusal, Turn};
 use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
-use super::retry;
-use super::sign::Signer;
 use super::token::TokenSource;
-use crate::connectors::sink::Credentials;
+use crate::connectors::sink::Ordering as LaneOrdering;
 use crate::connectors::Sink;
-use crate::kafka::{envelope, producer};
+use crate::kafka::producer;
 use crate::telemetry::sink::{
     AttemptEnded, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled, SinkTelemetry,
     UndeliverableWithoutDlq,
 };
-use crate::telemetry::trace;
-
-/// Standard Webhooks header names, parsed once.
-const WEBHOOK_ID: HeaderName = HeaderName::from_static(envelope::WEBHOOK_ID);
-const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_TIMESTAMP);
-const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// What ends a delivery early: `cancel` (revoke, shutdown) stops it at its next wait;
 /// `abort` (the drain deadline passed) also cuts off an attempt in progress.
@@ -42,9 +41,6 @@ pub struct Stop<'a> {
     pub cancel: &'a CancellationToken,
     pub abort: &'a CancellationToken,
 }
-
-/// Failed probes of one record that do not count against its attempts before one does.
-const FREE_PROBES: u32 = 3;
 
 /// How a record's delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +57,13 @@ pub enum Finish {
 
 /// Everything the deliveries of one sink share.
 pub struct Destination {
-    pub sink: Sink,
-    /// One pooled client per sink.
-    client: reqwest::Client,
+    sink: Sink,
+    /// One pooled client per sink, making the attempts.
+    client: Client,
     /// Filter, URL and header templates, transform.
     shaper: Shaper,
     /// OAuth2 client credentials, when `auth.oauth2` is set.
     tokens: Option<TokenSource>,
-    /// Content-Type default and configured headers, built once.
-    base_headers: HeaderMap,
-    signer: Option<Signer>,
     limiter: Option<DefaultDirectRateLimiter>,
     permits: Semaphore,
     breaker: Breaker,
@@ -83,6 +76,14 @@ pub struct Destination {
     fresh: AtomicUsize,
     /// Signalled whenever one of them does (or gives up).
     fresh_left: Notify,
+}
+
+/// An attempt's turn: the breaker let it go, holding a concurrency permit (and the
+/// OAuth2 token to send).
+struct Go<'a> {
+    authorization: Option<HeaderValue>,
+    turn: Turn,
+    _permit: SemaphorePermit<'a>,
 }
 
 /// A dispatcher's right to start one delivery: at most `concurrency` started deliveries
@@ -104,59 +105,13 @@ impl Destination {
         producers: dlq::Producers,
         telemetry: Arc<SinkTelemetry>,
     ) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(sink.timeout)
-            .connect_timeout(sink.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(sink.concurrency)
-            .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &sink.tls_files.ca {
-            for cert in reqwest::Certificate::from_pem_bundle(ca)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let Some((cert, key)) = &sink.tls_files.identity {
-            builder = builder.identity(reqwest::Identity::from_pkcs8_pem(
-                cert,
-                key.expose().as_bytes(),
-            )?);
-        }
-        let client = builder.build()?;
-        let mut base_headers = HeaderMap::new();
-        base_headers.insert(axum::http::header::CONTENT_TYPE, sink.content_type.clone());
-        for (k, v) in &sink.headers {
-            base_headers.insert(k.clone(), v.clone());
-        }
-        let tokens = match &sink.credentials {
-            None => None,
-            Some(Credentials::Header(v)) => {
-                base_headers.insert(axum::http::header::AUTHORIZATION, v.clone());
-                None
-            }
-            Some(Credentials::OAuth2 {
-                token_url,
-                client_id,
-                client_secret,
-                scopes,
-                audience,
-                client_auth,
-            }) => Some(TokenSource::new(
-                client.clone(),
-                token_url.clone(),
-                client_id.clone(),
-                client_secret.clone(),
-                scopes.clone(),
-                audience.clone(),
-                *client_auth,
-            )),
-        };
-        let signer = sink.signing_key.as_ref().and_then(Signer::new);
         let breaker = Breaker::new(
             sink.breaker.failures,
             sink.breaker.cooldown.0,
             telemetry.breaker.clone(),
             telemetry.name.clone(),
         );
+        let (client, tokens) = Client::new(&sink)?;
         Ok(Self {
             fresh: AtomicUsize::new(0),
             fresh_left: Notify::new(),
@@ -166,8 +121,6 @@ impl Destination {
             client,
             shaper: Shaper::new(&sink),
             tokens,
-            base_headers,
-            signer,
             breaker,
             producers,
             telemetry,
@@ -204,12 +157,19 @@ impl Destination {
         self.fresh_left.notified().await
     }
 
-    pub fn telemetry(&self) -> &Arc<SinkTelemetry> {
-        &self.telemetry
+    /// The sink's name.
+    pub fn name(&self) -> &str {
+        &self.sink.name
     }
 
-    fn name(&self) -> &str {
-        &self.sink.name
+    /// Which records must be delivered in order.
+    pub fn ordering(&self) -> LaneOrdering {
+        self.sink.ordering
+    }
+
+    /// Records held per partition before it is paused.
+    pub fn buffer(&self) -> usize {
+        self.sink.buffer
     }
 
     /// Delivers `record`, retrying as the policy says. Returns only when the record is
@@ -237,9 +197,9 @@ impl Destination {
         finish
     }
 
-    /// A record that cannot be shaped is dead-lettered at once: no attempt could fix it,
-    /// and it is never sent anywhere else. Without a DLQ it is not dropped either: it
-    /// holds its lane like any undeliverable record, until revoke or shutdown.
+    /// A record that cannot be shaped is never sent anywhere: dead-lettered at once, or
+    /// without a DLQ held in its lane like any undeliverable record, until revoke or
+    /// shutdown.
     async fn refuse(
         &self,
         record: &Record,
@@ -247,19 +207,22 @@ impl Destination {
         cancel: &CancellationToken,
     ) -> Finish {
         let id = record.webhook_id();
-        if self.sink.dlq_topic.is_some() {
-            let now = SystemTime::now();
-            let dl = DeadLetter {
-                reason: refused.reason,
-                status: None,
-                error: refused.error,
-                attempts: 0,
-                first_attempt: now,
-                last_attempt: now,
-                response: Bytes::new(),
-            };
-            return self.dead_letter(record, &id, &dl, cancel).await;
-        }
+        let wait = match self.policy().refused() {
+            Refusal::DeadLetter => {
+                let now = SystemTime::now();
+                let dl = DeadLetter {
+                    reason: refused.reason,
+                    status: None,
+                    error: refused.error,
+                    attempts: 0,
+                    first_attempt: now,
+                    last_attempt: now,
+                    response: Bytes::new(),
+                };
+                return self.dead_letter(record, &id, &dl, cancel).await;
+            }
+            Refusal::Hold { wait } => wait,
+        };
         loop {
             UndeliverableWithoutDlq {
                 id: &id,
@@ -270,11 +233,20 @@ impl Destination {
             tokio::select! {
                 _ = cancel.cancelled() => return Finish::Abandoned,
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
-                _ = tokio::time::sleep(self.sink.retry.max.0) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
 
+    fn policy(&self) -> Policy<'_> {
+        Policy {
+            retry: &self.sink.retry,
+            dead_letters: self.sink.dlq_topic.is_some(),
+        }
+    }
+
+    /// Attempts `request` until the policy ([`super::policy`]) says the record is
+    /// finished, performing each step it returns.
     async fn attempts(
         &self,
         record: &Record,
@@ -285,166 +257,65 @@ impl Destination {
         let cancel = stop.cancel;
         let id = record.webhook_id();
         let key: RecordKey = (record.tp.topic.clone(), record.tp.partition, record.offset);
-        let mut first_attempt = None;
-        // Time spent attempting and backing off: waiting for the breaker, a concurrency
-        // permit or a rate-limit token is not the record's fault and does not count
-        // against `retry.max_elapsed`, nor does a probe that failed without counting.
-        let mut spent = Duration::ZERO;
-        let mut attempts = 0u32;
-        // Failed probes of this record that did not count: every third one does, so
-        // records taking turns at probing a destination that refuses them all are still
-        // dead-lettered in the end (an outage only slows their attempts down).
-        let mut free_probes = 0u32;
-        // A 401 to an OAuth2 token is answered with one fresh token and an immediate
-        // retry that does not count; a second 401 follows the status policy.
-        let mut refreshed = false;
+        let policy = self.policy();
+        let mut state = Attempts::default();
         loop {
             if cancel.is_cancelled() {
                 return Finish::Abandoned;
             }
-            // Waiting for a token is not the record's fault: no attempt is spent on it.
-            let authorization = match &self.tokens {
-                None => None,
-                Some(tokens) => tokio::select! {
-                    biased;
-                    a = tokens.authorization(cancel, &self.telemetry) => match a {
-                        Some(a) => Some(a),
-                        None => return Finish::Abandoned,
-                    },
-                    _ = self.no_retry.cancelled() => return Finish::Abandoned,
-                },
-            };
-            // On shutdown a record still waiting for the breaker gives up at once (it is
-            // delivered after the restart); one that may go now still gets its attempt.
-            let admission = tokio::select! {
-                biased;
-                a = self.breaker.admit(cancel, &key) => a,
-                _ = self.no_retry.cancelled() => Admission::Cancelled,
-            };
-            if admission == Admission::Cancelled {
-                return Finish::Abandoned;
-            }
-            let Some(permit) = self.slot(cancel).await else {
-                if matches!(admission, Admission::Probe { .. }) {
-                    // Nobody else may probe while this one is out: hand the turn back.
-                    self.breaker.release_probe();
-                }
+            let Some(go) = self.turn(&key, cancel).await else {
                 return Finish::Abandoned;
             };
-            attempts += 1;
-            first_attempt.get_or_insert_with(SystemTime::now);
+            state.start(SystemTime::now());
             drop(ticket.take());
-            let started = Instant::now();
-            self.telemetry.in_flight.inc();
-            // A revoked partition's attempt is cut off at the drain deadline: the new
-            // owner delivers the record again, and a late answer here must not land
-            // after that owner's later records of the same key.
-            let attempted = tokio::select! {
-                biased;
-                r = self.attempt(record, request, &id, authorization.as_ref()) => Some(r),
-                _ = stop.abort.cancelled() => None,
-            };
-            self.telemetry.in_flight.dec();
-            let Some((outcome, response)) = attempted else {
-                if matches!(admission, Admission::Probe { .. }) {
-                    self.breaker.release_probe();
-                }
+            let (turn, authorization) = (go.turn, go.authorization.clone());
+            let Some((outcome, response, took)) =
+                self.attempt(record, request, &id, go, stop.abort).await
+            else {
                 return Finish::Abandoned;
             };
-            drop(permit);
-            let took = started.elapsed();
-            AttemptEnded {
-                result: outcome.label(),
-                seconds: started.elapsed().as_secs_f64(),
+            let attempted = Attempted {
+                outcome: &outcome,
+                turn,
+                took,
+                token: authorization.is_some(),
+            };
+            let decision = policy.after(&mut state, attempted, rand::random());
+            match decision.breaker {
+                Health::Reachable => self.breaker.healthy(),
+                Health::Failed => self.breaker.failed(None),
+                Health::ProbeFailed => self.breaker.failed(Some(&key)),
             }
-            .emit(&self.telemetry);
-            if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
-                if outcome.status() == Some(401) && !refreshed {
-                    refreshed = true;
-                    tokens.refused(used);
-                    attempts -= 1;
-                    // An answer: the destination is reachable (and a probe is over).
-                    self.breaker.healthy();
+            let (error, wait) = match decision.next {
+                Next::Delivered => return Finish::Delivered,
+                Next::RefreshToken => {
+                    if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
+                        tokens.refused(used);
+                    }
                     continue;
                 }
-            }
-
-            let mut free = false;
-            let (error, retry_after, permanent) = match &outcome {
-                Outcome::Delivered => {
-                    self.breaker.healthy();
-                    return Finish::Delivered;
+                Next::DeadLetter { reason, error } => {
+                    let dl = DeadLetter {
+                        reason,
+                        status: outcome.status(),
+                        error,
+                        attempts: state.counted(),
+                        first_attempt: state.first().unwrap_or_else(SystemTime::now),
+                        last_attempt: SystemTime::now(),
+                        response,
+                    };
+                    return self.dead_letter(record, &id, &dl, cancel).await;
                 }
-                Outcome::Retryable {
-                    reason,
-                    retry_after,
-                    ..
-                } => {
-                    match admission {
-                        // A probe that could not even connect says nothing about this
-                        // record (hosts never come from a record): the destination is
-                        // down, and a record waiting alone through an outage must not
-                        // be dead-lettered for it.
-                        Admission::Probe { .. } if *reason == "connect" => {
-                            self.breaker.failed(Some(&key));
-                            attempts -= 1;
-                            free = true;
-                        }
-                        Admission::Probe { counts: false } if free_probes + 1 < FREE_PROBES => {
-                            // The destination is still down; the record is not at fault.
-                            self.breaker.failed(Some(&key));
-                            free_probes += 1;
-                            attempts -= 1;
-                            free = true;
-                        }
-                        Admission::Probe { counts: false } => {
-                            self.breaker.failed(Some(&key));
-                            free_probes = 0;
-                            spent += took;
-                        }
-                        Admission::Probe { counts: true } => {
-                            self.breaker.failed(Some(&key));
-                            spent += took;
-                        }
-                        _ => {
-                            self.breaker.failed(None);
-                            spent += took;
-                        }
+                Next::Hold { error, wait } => {
+                    UndeliverableWithoutDlq {
+                        id: &id,
+                        error,
+                        attempts: state.counted(),
                     }
-                    (*reason, *retry_after, false)
+                    .emit(&self.telemetry);
+                    (error, wait)
                 }
-                Outcome::Permanent { reason, .. } => {
-                    // An answer, even a refusal, means the destination is reachable.
-                    self.breaker.healthy();
-                    spent += took;
-                    (*reason, None, true)
-                }
-            };
-            let exhausted = permanent || self.exhausted(attempts, spent);
-            if exhausted && self.sink.dlq_topic.is_some() {
-                let dl = DeadLetter {
-                    reason: if permanent { "permanent" } else { "exhausted" },
-                    status: outcome.status(),
-                    error,
-                    attempts,
-                    first_attempt: first_attempt.unwrap_or_else(SystemTime::now),
-                    last_attempt: SystemTime::now(),
-                    response,
-                };
-                return self.dead_letter(record, &id, &dl, cancel).await;
-            }
-            let wait = if exhausted {
-                // No DLQ: never drop, never skip. Keep trying at the slowest pace; only
-                // this key (or partition) waits.
-                UndeliverableWithoutDlq {
-                    id: &id,
-                    error,
-                    attempts,
-                }
-                .emit(&self.telemetry);
-                self.sink.retry.max.0
-            } else {
-                retry::backoff(&self.sink.retry, attempts, retry_after)
+                Next::Retry { error, wait } => (error, wait),
             };
             if self.no_retry.is_cancelled() {
                 return Finish::Abandoned;
@@ -452,7 +323,7 @@ impl Destination {
             RetryScheduled {
                 id: &id,
                 error,
-                attempts,
+                attempts: state.counted(),
                 wait,
             }
             .emit(&self.telemetry);
@@ -461,16 +332,89 @@ impl Destination {
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
             }
-            if !free {
-                spent += wait;
-            }
+        }
+    }
+
+    /// Waits until an attempt of the record at `key` may go: an OAuth2 token, the
+    /// breaker's admission, a concurrency permit and a rate-limit token, none of which
+    /// is the record's fault, so no attempt is spent on them. `None`: cancelled, or
+    /// shutting down before the breaker let it go (it is delivered after the restart).
+    async fn turn(&self, key: &RecordKey, cancel: &CancellationToken) -> Option<Go<'_>> {
+        let authorization = match &self.tokens {
+            None => None,
+            Some(tokens) => tokio::select! {
+                biased;
+                a = tokens.authorization(cancel, &self.telemetry) => Some(a?),
+                _ = self.no_retry.cancelled() => return None,
+            },
+        };
+        // On shutdown a record still waiting for the breaker gives up at once; one that
+        // may go now still gets its attempt.
+        let turn = match tokio::select! {
+            biased;
+            a = self.breaker.admit(cancel, key) => a,
+            _ = self.no_retry.cancelled() => Admission::Cancelled,
+        } {
+            Admission::Attempt => Turn::Attempt,
+            Admission::Probe { counts } => Turn::Probe { counts },
+            Admission::Cancelled => return None,
+        };
+        let Some(permit) = self.slot(cancel).await else {
+            // Nobody else may probe while this one is out: hand the turn back.
+            self.release_probe(turn);
+            return None;
+        };
+        Some(Go {
+            authorization,
+            turn,
+            _permit: permit,
+        })
+    }
+
+    /// One attempt on its turn, timed and counted; the permit is returned when it ends.
+    /// `None`: cut off by `abort`. A revoked partition's attempt is cut off at the drain
+    /// deadline: the new owner delivers the record again, and a late answer here must
+    /// not land after that owner's later records of the same key.
+    async fn attempt(
+        &self,
+        record: &Record,
+        request: &Prepared<'_>,
+        id: &str,
+        go: Go<'_>,
+        abort: &CancellationToken,
+    ) -> Option<(Outcome, Bytes, Duration)> {
+        let started = Instant::now();
+        self.telemetry.in_flight.inc();
+        let attempted = tokio::select! {
+            biased;
+            r = self.client.send(record, request, id, go.authorization.as_ref()) => Some(r),
+            _ = abort.cancelled() => None,
+        };
+        self.telemetry.in_flight.dec();
+        let Some((outcome, response)) = attempted else {
+            self.release_probe(go.turn);
+            return None;
+        };
+        let took = started.elapsed();
+        AttemptEnded {
+            result: outcome.label(),
+            seconds: took.as_secs_f64(),
+        }
+        .emit(&self.telemetry);
+        Some((outcome, response, took))
+    }
+
+    /// A probe abandoned before it could report lets the next delivery probe.
+    fn release_probe(&self, turn: Turn) {
+        if let Turn::Probe { .. } = turn {
+            self.breaker.release_probe();
         }
     }
 
     /// Waits for a concurrency permit, then a rate-limit token, so at most `concurrency`
     /// deliveries ever wait on the limiter and a burst never exceeds it; `None` when
     /// cancelled.
-    async fn slot(&self, cancel: &CancellationToken) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    async fn slot(&self, cancel: &CancellationToken) -> Option<SemaphorePermit<'_>> {
         let permit = tokio::select! {
             _ = cancel.cancelled() => return None,
             p = self.permits.acquire() => p.ok()?,
@@ -482,86 +426,6 @@ impl Destination {
             }
         }
         Some(permit)
-    }
-
-    fn exhausted(&self, attempts: u32, spent: Duration) -> bool {
-        let retry = &self.sink.retry;
-        (retry.max_attempts > 0 && attempts >= retry.max_attempts)
-            || retry.max_elapsed.is_some_and(|m| spent >= m.0)
-    }
-
-    /// One HTTP attempt: the outcome and, for failures, the start of the response body.
-    async fn attempt(
-        &self,
-        record: &Record,
-        prepared: &Prepared<'_>,
-        id: &str,
-        authorization: Option<&HeaderValue>,
-    ) -> (Outcome, Bytes) {
-        let mut headers = self.request_headers(record, prepared, id);
-        if let Some(a) = authorization {
-            headers.insert(axum::http::header::AUTHORIZATION, a.clone());
-        }
-        let request = self
-            .client
-            .request(self.sink.method.clone(), prepared.url.as_ref().clone())
-            .headers(headers)
-            .body(prepared.body.clone());
-        match request.send().await {
-            Err(e) => (outcome::from_error(&e), Bytes::new()),
-            Ok(mut resp) => {
-                let outcome =
-                    self.sink
-                        .status
-                        .classify(resp.status(), resp.headers(), SystemTime::now());
-                let excerpt = if outcome == Outcome::Delivered {
-                    Bytes::new()
-                } else {
-                    read_excerpt(&mut resp).await
-                };
-                (outcome, excerpt)
-            }
-        }
-    }
-
-    /// Forwarded and templated headers, then the configured ones (so a record header can
-    /// never replace the sink's credentials), then the content type; the webhook id,
-    /// signature and trace context last, so nothing taken from a record can replace them.
-    fn request_headers(&self, record: &Record, prepared: &Prepared<'_>, id: &str) -> HeaderMap {
-        let mut h = prepared.headers.clone();
-        h.reserve(self.base_headers.len() + 5);
-        for (k, v) in &self.base_headers {
-            h.insert(k.clone(), v.clone());
-        }
-        if let Some(ct) = &prepared.content_type {
-            h.insert(axum::http::header::CONTENT_TYPE, ct.clone());
-        } else if let Some(ct) = record
-            .header(crate::kafka::headers::CONTENT_TYPE)
-            .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
-        {
-            h.insert(axum::http::header::CONTENT_TYPE, ct);
-        }
-        if let Some(signer) = &self.signer {
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            let sig = signer.sign(id, ts, &prepared.body);
-            h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
-            if let Ok(v) = HeaderValue::from_str(&sig) {
-                h.insert(WEBHOOK_SIGNATURE, v);
-            }
-        }
-        if let Ok(v) = HeaderValue::from_str(id) {
-            h.insert(WEBHOOK_ID, v);
-        }
-        let parent = record
-            .header(crate::kafka::headers::TRACEPARENT)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .unwrap_or("");
-        if let Ok(v) = HeaderValue::from_str(&trace::child_of(parent)) {
-            h.insert(TRACEPARENT, v);
-        }
-        h
     }
 
     /// Writes to the DLQ until the broker acknowledges (or cancellation). A dead letter
@@ -577,7 +441,7 @@ impl Destination {
         let Some(topic) = &self.sink.dlq_topic else {
             return Finish::Abandoned;
         };
-        let mut wait = Duration::from_millis(500);
+        let mut wait = policy::DEAD_LETTER_RETRY;
         let mut way = dlq::Way::FIRST;
         loop {
             let fit = way.fit;
@@ -617,23 +481,9 @@ impl Destination {
                 _ = self.no_retry.cancelled() => return Finish::Abandoned,
                 _ = tokio::time::sleep(wait) => {}
             }
-            wait = (wait * 2).min(Duration::from_secs(30));
+            wait = policy::dead_letter_backoff(wait);
         }
     }
-}
-
-/// Up to [`dlq::RESPONSE_EXCERPT`] bytes of a failed response's body.
-async fn read_excerpt(resp: &mut reqwest::Response) -> Bytes {
-    let mut buf = BytesMut::new();
-    while buf.len() < dlq::RESPONSE_EXCERPT {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                buf.extend_from_slice(&chunk[..chunk.len().min(dlq::RESPONSE_EXCERPT - buf.len())])
-            }
-            _ => break,
-        }
-    }
-    buf.freeze()
 }
 
 #[cfg(test)]

@@ -18,12 +18,13 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use super::delivery::{Destination, Finish, Stop};
-use super::finished::{self, FinishedMap};
+use super::finished::FinishedMap;
 use super::memory::{self, MemoryBudget};
 use super::partition::{Admitted, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
 use crate::connectors::sink::Ordering;
-use crate::telemetry::sink::{Committed, SkippedOnResume};
+use crate::telemetry::sink::{Buffered, Committed, Paused, SinkTelemetry, SkippedOnResume};
+use drain::Drain;
 
 /// One partition's commit: the watermark and the finished-offset map above it, taken from
 /// one state.
@@ -129,18 +130,12 @@ struct Assigned {
     bytes: u64,
 }
 
-struct Drain {
-    /// Partition states to drain: a state of the same partition created later (revoked
-    /// and assigned back) is not this drain's to forget.
-    partitions: Vec<(TopicPartition, u64)>,
-    reply: std::sync::mpsc::Sender<Vec<Commit>>,
-    deadline: Instant,
-    exit: bool,
-}
-
 /// See the module docs.
 pub struct Dispatcher {
     destination: Arc<Destination>,
+    /// The sink's figures the dispatcher keeps: buffered records, paused partitions,
+    /// commits. A delivery's own are the destination's to record.
+    telemetry: Arc<SinkTelemetry>,
     control: Arc<dyn PartitionControl>,
     partitions: HashMap<TopicPartition, Assigned>,
     ordering: Ordering,
@@ -172,15 +167,16 @@ const MEMORY_CHECK: Duration = Duration::from_millis(100);
 impl Dispatcher {
     pub fn new(
         destination: Arc<Destination>,
+        telemetry: Arc<SinkTelemetry>,
         control: Arc<dyn PartitionControl>,
         policy: CommitPolicy,
         memory: Arc<MemoryBudget>,
     ) -> Self {
-        let sink = &destination.sink;
         Self {
-            ordering: sink.ordering,
-            buffer: sink.buffer,
-            destination: destination.clone(),
+            ordering: destination.ordering(),
+            buffer: destination.buffer(),
+            destination,
+            telemetry,
             control,
             partitions: HashMap::new(),
             policy,
@@ -210,7 +206,7 @@ impl Dispatcher {
         let mut batch = Vec::with_capacity(64);
         let destination = self.destination.clone();
         loop {
-            let deadline = self.drains.iter().map(|d| d.deadline).min();
+            let deadline = self.drain_deadline();
             tokio::select! {
                 _ = destination.ticket_returned(), if !self.ready.is_empty() => {
                     self.start_ready(&mut deliveries);
@@ -234,7 +230,7 @@ impl Dispatcher {
                     self.resume_for_memory(&mut deliveries);
                 }
                 _ = tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, Into::into)), if deadline.is_some() => {
-                    tracing::warn!(connector = %self.destination.sink.name, "drain deadline passed; unfinished records stay uncommitted");
+                    tracing::warn!(connector = %self.destination.name(), "drain deadline passed; unfinished records stay uncommitted");
                 }
             }
             if self.finish_drains() {
@@ -295,7 +291,6 @@ impl Dispatcher {
     }
 
     fn receive(&mut self, records: Vec<Record>, deliveries: &mut Deliveries) {
-        let telemetry = self.destination.telemetry().clone();
         let mut skipped = 0u64;
         for record in records {
             let lane = self.lane(&record);
@@ -315,7 +310,7 @@ impl Dispatcher {
                 &mut self.steps,
             ) {
                 Admitted::Tracked => {
-                    telemetry.buffered.inc();
+                    Buffered(1).emit(&self.telemetry);
                     p.bytes += bytes;
                     self.memory.add(bytes);
                     if self.memory.spent() {
@@ -332,7 +327,7 @@ impl Dispatcher {
             self.carry_out(&tp, deliveries);
         }
         if skipped > 0 {
-            SkippedOnResume { records: skipped }.emit(&telemetry);
+            SkippedOnResume { records: skipped }.emit(&self.telemetry);
         }
     }
 
@@ -345,7 +340,6 @@ impl Dispatcher {
             self.steps.clear();
             return;
         };
-        let telemetry = self.destination.telemetry();
         for step in self.steps.drain(..) {
             match step {
                 Step::Start { offset, lane, item } => self.ready.push_back(Ready {
@@ -359,11 +353,11 @@ impl Dispatcher {
                 }),
                 Step::Pause => {
                     self.control.pause(tp, p.assignment);
-                    telemetry.paused.inc();
+                    Paused(1).emit(&self.telemetry);
                 }
                 Step::Resume(rewind) => {
                     self.control.resume(tp, p.assignment, rewind);
-                    telemetry.paused.dec();
+                    Paused(-1).emit(&self.telemetry);
                 }
             }
         }
@@ -439,7 +433,7 @@ impl Dispatcher {
         p.bytes = p.bytes.saturating_sub(done.bytes);
         self.memory.sub(done.bytes);
         self.dirty = true;
-        self.destination.telemetry().buffered.dec();
+        Buffered(-1).emit(&self.telemetry);
         self.carry_out(&done.tp, deliveries);
         if self.waiting_for_memory {
             self.resume_for_memory(deliveries);
@@ -497,121 +491,12 @@ impl Dispatcher {
         };
         if !commits.is_empty() {
             self.control.commit_async(&commits);
-            stats.emit(self.destination.telemetry());
+            stats.emit(&self.telemetry);
         }
-    }
-
-    fn start_drain(
-        &mut self,
-        partitions: Vec<TopicPartition>,
-        reply: std::sync::mpsc::Sender<Vec<Commit>>,
-        deadline: Instant,
-        exit: bool,
-    ) {
-        if exit {
-            // Shutdown: no new records arrive (the poll loop has stopped), but what is
-            // buffered is still delivered, each record getting one more attempt at most,
-            // so everything delivered before the exit can be committed.
-            self.destination.stop_retrying();
-        }
-        let mut states = Vec::with_capacity(partitions.len());
-        for tp in partitions {
-            if let Some(p) = self.partitions.get_mut(&tp) {
-                let generation = p.core.generation();
-                if !exit {
-                    // Revoke: the partition belongs to another member now. In-flight
-                    // attempts finish; records not started stay unfinished.
-                    p.cancel.cancel();
-                    p.core.revoke();
-                    self.purge_ready(&tp, generation);
-                }
-                states.push((tp, generation));
-            }
-        }
-        self.drains.push(Drain {
-            partitions: states,
-            reply,
-            deadline,
-            exit,
-        });
-    }
-
-    fn unassign_all(&mut self) {
-        let all: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
-        for tp in all {
-            self.remove_state(&tp);
-        }
-    }
-
-    /// Replies to every drain that is complete or past its deadline. True = exit now.
-    fn finish_drains(&mut self) -> bool {
-        let now = Instant::now();
-        let mut exit = false;
-        let mut i = 0;
-        while i < self.drains.len() {
-            let d = &self.drains[i];
-            let complete = d.partitions.iter().all(|(tp, generation)| {
-                self.partitions
-                    .get(tp)
-                    .is_none_or(|p| p.core.generation() != *generation || p.core.in_flight() == 0)
-            });
-            if complete || now >= d.deadline {
-                let d = self.drains.swap_remove(i);
-                exit |= self.finish_drain(d);
-            } else {
-                i += 1;
-            }
-        }
-        exit
-    }
-
-    /// Replies with the drained partitions' commits and forgets them. True = exit now.
-    fn finish_drain(&mut self, drain: Drain) -> bool {
-        let mut commits = Vec::new();
-        for (tp, generation) in &drain.partitions {
-            let ours = self
-                .partitions
-                .get(tp)
-                .is_some_and(|p| p.core.generation() == *generation);
-            if !ours {
-                continue;
-            }
-            // Stragglers past the deadline stop now, attempts in progress included.
-            let Some(p) = self.remove_state(tp) else {
-                continue;
-            };
-            if let Some(snap) = p.core.final_snapshot() {
-                commits.push(Commit {
-                    tp: tp.clone(),
-                    offset: snap.base,
-                    metadata: finished::encode(&snap, self.policy.metadata_budget).text,
-                });
-            }
-        }
-        tracing::info!(connector = %self.destination.sink.name, partitions = commits.len(), "partitions drained");
-        let _ = drain.reply.send(commits);
-        drain.exit
-    }
-
-    /// Gives a partition state up: its queued records are forgotten, its deliveries stop
-    /// (attempts in progress included), it leaves the gauges, and the consumer clears
-    /// any pause or owed seek so the partition is fetched again if it comes back.
-    fn remove_state(&mut self, tp: &TopicPartition) -> Option<Assigned> {
-        let generation = self.partitions.get(tp)?.core.generation();
-        self.purge_ready(tp, generation);
-        let p = self.partitions.remove(tp)?;
-        p.cancel.cancel();
-        p.abort.cancel();
-        self.memory.sub(p.bytes);
-        let telemetry = self.destination.telemetry();
-        telemetry.buffered.sub(p.core.outstanding() as i64);
-        if p.core.is_paused() {
-            telemetry.paused.dec();
-        }
-        self.control.release(tp, p.assignment);
-        Some(p)
     }
 }
+
+mod drain;
 
 #[cfg(test)]
 mod tests;

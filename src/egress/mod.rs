@@ -13,9 +13,12 @@
 //!    record may start now, waits behind its lane (key or partition), or the partition
 //!    must pause.
 //! 3. **Delivery futures** (`delivery`): a started record is a future the dispatcher
-//!    polls itself; it POSTs with retry, rate limit, breaker and signing, and ends in an
-//!    **outcome** (`outcome`): delivered, or dead-lettered (`dlq`) once the broker
-//!    acknowledged the DLQ record. Cancelled on revoke or shutdown, it ends unfinished.
+//!    polls itself; it POSTs (`client`: headers, signing, trace context) under the rate
+//!    limit and the breaker, each attempt ending in an **outcome** (`outcome`), and
+//!    does what the pure **delivery policy** (`policy`) says next: retry after a
+//!    backoff, dead-letter, or hold. It ends delivered, or dead-lettered (`dlq`) once
+//!    the broker acknowledged the DLQ record. Cancelled on revoke or shutdown, it ends
+//!    unfinished.
 //! 4. **Commit**: the finished record goes back to its partition core, which moves the
 //!    contiguous watermark; on the commit interval (and synchronously on revoke and
 //!    shutdown) the watermark is committed with the **finished-offset map** above it as
@@ -32,6 +35,7 @@
 //!   results to the context's callbacks.
 
 pub(crate) mod breaker;
+pub(crate) mod client;
 pub(crate) mod consumer;
 pub(crate) mod delivery;
 pub(crate) mod dispatcher;
@@ -40,6 +44,7 @@ pub mod finished;
 pub(crate) mod memory;
 pub(crate) mod outcome;
 pub mod partition;
+pub(crate) mod policy;
 pub mod record;
 pub mod request;
 pub(crate) mod retry;
@@ -134,7 +139,7 @@ pub(crate) async fn run_sink(
 
     let telemetry = Arc::new(SinkTelemetry::new(name.clone(), metrics));
     let destination = Arc::new(
-        Destination::new(sink, producers, telemetry)
+        Destination::new(sink, producers, telemetry.clone())
             .map_err(|e| SinkError::Client(name.to_string(), e))?,
     );
     let (flow_tx, flow_rx) = std::sync::mpsc::channel();
@@ -144,6 +149,7 @@ pub(crate) async fn run_sink(
     };
     let dispatcher = Dispatcher::new(
         destination,
+        telemetry,
         Arc::new(control),
         CommitPolicy {
             interval: timing.commit_interval,

@@ -80,12 +80,16 @@ fn status_label(code: u16) -> &'static str {
     }
 }
 
+/// The reason of an attempt that could not connect: the destination is down or
+/// unreachable, whatever the record.
+pub const CONNECT: &str = "connect";
+
 /// Classifies a transport error: every one is retryable.
 pub fn from_error(err: &reqwest::Error) -> Outcome {
     let reason = if err.is_timeout() {
         "timeout"
     } else if err.is_connect() {
-        "connect"
+        CONNECT
     } else {
         "transport"
     };

@@ -270,6 +270,26 @@ impl SkippedOnResume {
     }
 }
 
+/// Records a sink's dispatcher holds unfinished changed by this many: taken in
+/// (positive), or let go (finished, or forgotten with their partition).
+pub struct Buffered(pub i64);
+
+impl Buffered {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.buffered.add(self.0);
+    }
+}
+
+/// Paused partitions of a sink changed by this many: paused (`1`), or resumed or
+/// forgotten while paused (`-1`).
+pub struct Paused(pub i64);
+
+impl Paused {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.paused.add(self.0);
+    }
+}
+
 /// A periodic commit was handed to the consumer.
 pub struct Committed {
     /// Finished records above the committed offsets, over all partitions.

@@ -126,6 +126,7 @@ fn record(partition: i32, offset: i64) -> Record {
 struct Harness {
     events: tokio::sync::mpsc::UnboundedSender<Event>,
     control: Arc<Recorded>,
+    metrics: Arc<Metrics>,
     hold: Arc<AtomicBool>,
     arrived: Arc<AtomicUsize>,
 }
@@ -161,11 +162,9 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
         batched: producer.clone(),
         alone: producer,
     };
-    let telemetry = Arc::new(SinkTelemetry::new(
-        sink.name.clone(),
-        Arc::new(Metrics::new()),
-    ));
-    let destination = Arc::new(Destination::new(sink, producer, telemetry).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let telemetry = Arc::new(SinkTelemetry::new(sink.name.clone(), metrics.clone()));
+    let destination = Arc::new(Destination::new(sink, producer, telemetry.clone()).unwrap());
     let control = Arc::new(Recorded::default());
     let (events, rx) = tokio::sync::mpsc::unbounded_channel();
     let policy = CommitPolicy {
@@ -175,6 +174,7 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
     tokio::spawn(
         Dispatcher::new(
             destination,
+            telemetry,
             control.clone(),
             policy,
             Arc::new(crate::egress::memory::MemoryBudget::new(memory)),
@@ -184,6 +184,7 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
     Harness {
         events,
         control,
+        metrics,
         hold,
         arrived,
     }
@@ -217,6 +218,27 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("{n} requests never reached the destination");
+    }
+
+    /// Waits until the sink's buffered-records and paused-partitions gauges read
+    /// `buffered` (any above zero when `None`) and `paused`.
+    async fn gauges(&self, buffered: Option<i64>, paused: i64) {
+        let read = || {
+            (
+                self.metrics.buffered.with_label_values(&["orders"]).get(),
+                (self.metrics.paused_partitions)
+                    .with_label_values(&["orders"])
+                    .get(),
+            )
+        };
+        for _ in 0..300 {
+            let (b, p) = read();
+            if buffered.map_or(b > 0, |n| b == n) && p == paused {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("gauges never read ({buffered:?}, {paused}): {:?}", read());
     }
 
     async fn committed(&self, tp: &TopicPartition, offset: i64) {
@@ -505,4 +527,23 @@ async fn losing_some_partitions_keeps_the_others_delivering_and_ready() {
     ctx.lose(vec![tp(1)]);
     ctx.revoked();
     assert!(!health.ready());
+}
+
+/// The dispatcher's figures follow its records: `buffered` counts the tracked,
+/// unfinished records and `paused` the partitions held back, and both go back to zero
+/// when the records finish or their partition is given up.
+#[tokio::test]
+async fn buffered_and_paused_return_to_zero_when_records_finish_or_their_partition_goes() {
+    let h = start_with("buffer = 2\n").await;
+    h.send(Event::Assigned(vec![(tp(0), None, 0), (tp(1), None, 0)]));
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    h.send(Event::Records((0..3).map(|o| record(0, o)).collect()));
+    h.gauges(None, 1).await;
+    h.hold.store(false, AtomicOrdering::SeqCst);
+    h.gauges(Some(0), 0).await;
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    h.send(Event::Records((0..3).map(|o| record(1, o)).collect()));
+    h.gauges(None, 1).await;
+    h.send(Event::Lost(vec![tp(1)]));
+    h.gauges(Some(0), 0).await;
 }

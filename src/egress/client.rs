@@ -1,0 +1,189 @@
+//! The HTTP side of one sink: its pooled client (timeouts, TLS, no redirects) and one
+//! attempt, a request carrying the sink's headers and credentials, the webhook id, the
+//! Standard Webhooks signature and the trace context, answered with its [`Outcome`] and
+//! the start of a failed response's body. Whether to attempt again is not decided here
+//! (see `policy`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use bytes::{Bytes, BytesMut};
+
+use super::dlq;
+use super::outcome::{self, Outcome};
+use super::record::Record;
+use super::request::Prepared;
+use super::sign::Signer;
+use super::token::TokenSource;
+use crate::connectors::sink::Credentials;
+use crate::connectors::status_policy::StatusPolicy;
+use crate::connectors::Sink;
+use crate::kafka::envelope;
+use crate::telemetry::trace;
+
+/// Standard Webhooks header names, parsed once.
+const WEBHOOK_ID: HeaderName = HeaderName::from_static(envelope::WEBHOOK_ID);
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_TIMESTAMP);
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// What every attempt of one sink shares.
+pub struct Client {
+    http: reqwest::Client,
+    method: Method,
+    /// Content-Type default and configured headers, built once.
+    base_headers: HeaderMap,
+    signer: Option<Signer>,
+    status: StatusPolicy,
+}
+
+impl Client {
+    /// The client of `sink`, and its OAuth2 token source when `auth.oauth2` is set (the
+    /// token requests share the client's pool and TLS settings).
+    pub fn new(sink: &Sink) -> Result<(Self, Option<TokenSource>), reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(sink.timeout)
+            .connect_timeout(sink.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(sink.concurrency)
+            .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &sink.tls_files.ca {
+            for cert in reqwest::Certificate::from_pem_bundle(ca)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &sink.tls_files.identity {
+            builder = builder.identity(reqwest::Identity::from_pkcs8_pem(
+                cert,
+                key.expose().as_bytes(),
+            )?);
+        }
+        let client = builder.build()?;
+        let mut base_headers = HeaderMap::new();
+        base_headers.insert(axum::http::header::CONTENT_TYPE, sink.content_type.clone());
+        for (k, v) in &sink.headers {
+            base_headers.insert(k.clone(), v.clone());
+        }
+        let tokens = match &sink.credentials {
+            None => None,
+            Some(Credentials::Header(v)) => {
+                base_headers.insert(axum::http::header::AUTHORIZATION, v.clone());
+                None
+            }
+            Some(Credentials::OAuth2 {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+                audience,
+                client_auth,
+            }) => Some(TokenSource::new(
+                client.clone(),
+                token_url.clone(),
+                client_id.clone(),
+                client_secret.clone(),
+                scopes.clone(),
+                audience.clone(),
+                *client_auth,
+            )),
+        };
+        let signer = sink.signing_key.as_ref().and_then(Signer::new);
+        Ok((
+            Client {
+                http: client,
+                method: sink.method.clone(),
+                base_headers,
+                signer,
+                status: sink.status.clone(),
+            },
+            tokens,
+        ))
+    }
+
+    /// One HTTP attempt: the outcome and, for failures, the start of the response body.
+    pub async fn send(
+        &self,
+        record: &Record,
+        prepared: &Prepared<'_>,
+        id: &str,
+        authorization: Option<&HeaderValue>,
+    ) -> (Outcome, Bytes) {
+        let mut headers = self.request_headers(record, prepared, id);
+        if let Some(a) = authorization {
+            headers.insert(axum::http::header::AUTHORIZATION, a.clone());
+        }
+        let request = self
+            .http
+            .request(self.method.clone(), prepared.url.as_ref().clone())
+            .headers(headers)
+            .body(prepared.body.clone());
+        match request.send().await {
+            Err(e) => (outcome::from_error(&e), Bytes::new()),
+            Ok(mut resp) => {
+                let outcome =
+                    self.status
+                        .classify(resp.status(), resp.headers(), SystemTime::now());
+                let excerpt = if outcome == Outcome::Delivered {
+                    Bytes::new()
+                } else {
+                    read_excerpt(&mut resp).await
+                };
+                (outcome, excerpt)
+            }
+        }
+    }
+
+    /// Forwarded and templated headers, then the configured ones (so a record header can
+    /// never replace the sink's credentials), then the content type; the webhook id,
+    /// signature and trace context last, so nothing taken from a record can replace them.
+    fn request_headers(&self, record: &Record, prepared: &Prepared<'_>, id: &str) -> HeaderMap {
+        let mut h = prepared.headers.clone();
+        h.reserve(self.base_headers.len() + 5);
+        for (k, v) in &self.base_headers {
+            h.insert(k.clone(), v.clone());
+        }
+        if let Some(ct) = &prepared.content_type {
+            h.insert(axum::http::header::CONTENT_TYPE, ct.clone());
+        } else if let Some(ct) = record
+            .header(crate::kafka::headers::CONTENT_TYPE)
+            .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
+        {
+            h.insert(axum::http::header::CONTENT_TYPE, ct);
+        }
+        if let Some(signer) = &self.signer {
+            let ts = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let sig = signer.sign(id, ts, &prepared.body);
+            h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
+            if let Ok(v) = HeaderValue::from_str(&sig) {
+                h.insert(WEBHOOK_SIGNATURE, v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(id) {
+            h.insert(WEBHOOK_ID, v);
+        }
+        let parent = record
+            .header(crate::kafka::headers::TRACEPARENT)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or("");
+        if let Ok(v) = HeaderValue::from_str(&trace::child_of(parent)) {
+            h.insert(TRACEPARENT, v);
+        }
+        h
+    }
+}
+
+/// Up to [`dlq::RESPONSE_EXCERPT`] bytes of a failed response's body.
+async fn read_excerpt(resp: &mut reqwest::Response) -> Bytes {
+    let mut buf = BytesMut::new();
+    while buf.len() < dlq::RESPONSE_EXCERPT {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                buf.extend_from_slice(&chunk[..chunk.len().min(dlq::RESPONSE_EXCERPT - buf.len())])
+            }
+            _ => break,
+        }
+    }
+    buf.freeze()
+}
