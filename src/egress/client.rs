@@ -4,7 +4,7 @@
 //! the start of a failed response's body. Whether to attempt again is not decided here
 //! (see `policy`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::{Bytes, BytesMut};
@@ -25,7 +25,7 @@ use crate::telemetry::trace;
 const WEBHOOK_ID: HeaderName = HeaderName::from_static(envelope::WEBHOOK_ID);
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_TIMESTAMP);
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACEPARENT: HeaderName = HeaderName::from_static(trace::TRACEPARENT);
 
 /// What every attempt of one sink shares.
 pub struct Client {
@@ -151,9 +151,7 @@ impl Client {
             h.insert(axum::http::header::CONTENT_TYPE, ct);
         }
         if let Some(signer) = &self.signer {
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
+            let ts = crate::clock::unix_secs();
             let sig = signer.sign(id, ts, &prepared.body);
             h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
             if let Ok(v) = HeaderValue::from_str(&sig) {
