@@ -300,7 +300,7 @@ impl FinishedMap {
 
 /// Decodes commit metadata for a partition committed at `committed`. Anything but a
 /// well-formed map written for exactly that offset is `None`: replay, never skip.
-pub(crate) fn decode(metadata: &[u8], committed: i64) -> Option<FinishedMap> {
+pub fn decode(metadata: &[u8], committed: i64) -> Option<FinishedMap> {
     let text = std::str::from_utf8(metadata).ok()?;
     let mut parts = text.split(':');
     let with_epoch = match parts.next()? {

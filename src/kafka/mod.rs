@@ -1,7 +1,7 @@
 //! Kafka clients: the acknowledged producer shared by ingress and the dead-letter path,
 //! and the consumer configuration each sink reads with.
 
-pub(crate) mod envelope;
+pub mod envelope;
 pub(crate) mod headers;
 pub mod producer;
 
