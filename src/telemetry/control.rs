@@ -122,91 +122,91 @@ impl ControlEvent<'_> {
         let connector = &*t.name;
         match *self {
             ControlEvent::Assigned { partitions } => {
-                tracing::info!(target: TARGET,connector, partitions, "partitions assigned");
+                tracing::info!(target: TARGET, connector = %connector, partitions, "partitions assigned");
             }
             ControlEvent::CommittedUnreadable { error } => {
-                tracing::warn!(target: TARGET,connector, error = %error,
+                tracing::warn!(target: TARGET, connector = %connector, error = %error,
                     "could not read committed metadata; records finished above the committed offsets will be delivered again");
             }
             ControlEvent::NotAFinishedMap { topic, partition } => {
-                tracing::info!(target: TARGET,connector, topic, partition,
+                tracing::info!(target: TARGET, connector = %connector, topic = %topic, partition,
                     "commit metadata is not a finished-offset map of this offset; replaying from the committed offset");
             }
             ControlEvent::Revoked { partitions } => {
-                tracing::info!(target: TARGET,connector, partitions, "partitions revoked; draining");
+                tracing::info!(target: TARGET, connector = %connector, partitions, "partitions revoked; draining");
             }
             ControlEvent::Lost { partitions } => {
                 tracing::warn!(
                     target: TARGET,
-                    connector,
+                    connector = %connector,
                     partitions,
                     "assignment lost; dropping its partitions without a drain or commit"
                 );
             }
             ControlEvent::DispatcherStopped => {
-                tracing::debug!(target: TARGET,connector, "dispatcher already stopped; nothing to commit");
+                tracing::debug!(target: TARGET, connector = %connector, "dispatcher already stopped; nothing to commit");
             }
             ControlEvent::RebalanceFailed { error } => {
-                tracing::warn!(target: TARGET,connector, error = %error, "rebalance error; dropping every partition");
+                tracing::warn!(target: TARGET, connector = %connector, error = %error, "rebalance error; dropping every partition");
             }
             ControlEvent::ShutdownDrainUnanswered => {
                 tracing::warn!(
                     target: TARGET,
-                    connector,
+                    connector = %connector,
                     "shutdown drain did not answer; committing nothing"
                 );
             }
             ControlEvent::DrainCommitted { partitions } => {
-                tracing::info!(target: TARGET,connector, partitions, "committed drained offsets");
+                tracing::info!(target: TARGET, connector = %connector, partitions, "committed drained offsets");
             }
             ControlEvent::DrainCommitFailed { error } => {
                 t.commit_failures.inc();
-                tracing::warn!(target: TARGET,connector, error = %error,
+                tracing::warn!(target: TARGET, connector = %connector, error = %error,
                     "commit of drained offsets failed; records after the last commit will be redelivered");
             }
             ControlEvent::CommitNotQueued { error } => {
                 t.commit_failures.inc();
-                tracing::warn!(target: TARGET,connector, error = %error, "offset commit could not be queued");
+                tracing::warn!(target: TARGET, connector = %connector, error = %error, "offset commit could not be queued");
             }
             ControlEvent::CommitFailed { error, partitions } => {
                 t.commit_failures.inc();
-                tracing::warn!(target: TARGET,connector, error = %error, partitions,
+                tracing::warn!(target: TARGET, connector = %connector, error = %error, partitions,
                     "offset commit failed; it is retried at the next interval");
             }
             ControlEvent::CommitRefused { message } => {
                 t.commit_failures.inc();
                 if message.contains(METADATA_TOO_LARGE) {
                     // `check` cannot know the broker's limit; this is where it shows.
-                    tracing::warn!(target: TARGET,connector, error = %message,
+                    tracing::warn!(target: TARGET, connector = %connector, error = %message,
                         "offset commit failed: the finished-offset map is over the broker's offset.metadata.max.bytes; set kafka.commit_metadata_max_bytes below it");
                 } else {
-                    tracing::warn!(target: TARGET,connector, error = %message,
+                    tracing::warn!(target: TARGET, connector = %connector, error = %message,
                         "offset commit failed; it is retried at the next interval");
                 }
             }
             ControlEvent::StaleFlowChange { topic, partition } => {
                 tracing::debug!(
                     target: TARGET,
-                    connector,
-                    topic,
+                    connector = %connector,
+                    topic = %topic,
                     partition,
                     "flow change of an earlier assignment ignored"
                 );
             }
             ControlEvent::Paused { topic, partition } => {
-                tracing::debug!(target: TARGET,connector, topic, partition, "partition paused");
+                tracing::debug!(target: TARGET, connector = %connector, topic = %topic, partition, "partition paused");
             }
             ControlEvent::PauseFailed { error } => {
-                tracing::warn!(target: TARGET,connector, error = %error, "pause failed");
+                tracing::warn!(target: TARGET, connector = %connector, error = %error, "pause failed");
             }
             ControlEvent::ResumeFailed { error } => {
-                tracing::warn!(target: TARGET,connector, error = %error, "resume failed");
+                tracing::warn!(target: TARGET, connector = %connector, error = %error, "resume failed");
             }
             ControlEvent::ResumeWaitsForSeek { topic, partition } => {
                 tracing::debug!(
                     target: TARGET,
-                    connector,
-                    topic,
+                    connector = %connector,
+                    topic = %topic,
                     partition,
                     "resume waits for the owed seek"
                 );
@@ -218,8 +218,8 @@ impl ControlEvent<'_> {
             } => {
                 tracing::debug!(
                     target: TARGET,
-                    connector,
-                    topic,
+                    connector = %connector,
+                    topic = %topic,
                     partition,
                     offset,
                     "partition rewound and resumed"
@@ -230,19 +230,19 @@ impl ControlEvent<'_> {
                 partition,
                 error,
             } => {
-                tracing::error!(target: TARGET,connector, topic, partition, error = %error,
+                tracing::error!(target: TARGET, connector = %connector, topic = %topic, partition, error = %error,
                     "seek back for resume failed; the partition stays paused and the seek is retried");
             }
             ControlEvent::SinkFailed { what } => {
                 tracing::error!(
                     target: TARGET,
-                    connector,
-                    panic = what,
+                    connector = %connector,
+                    panic = %what,
                     "sink stopped by an internal error; shutting the process down"
                 );
             }
             ControlEvent::ConsumerError { error } => {
-                tracing::warn!(target: TARGET,connector, error = %error, "consumer error");
+                tracing::warn!(target: TARGET, connector = %connector, error = %error, "consumer error");
             }
             ControlEvent::LossyHeaderNames { count } => t.lossy_header_names.inc_by(count),
             ControlEvent::LagMeasured {
@@ -441,6 +441,33 @@ mod tests {
                         assert!(rendered.contains(untouched), "{untouched} moved");
                     }
                 }
+            }
+        }
+    }
+
+    /// The default `pretty` log format prints a `&str` field with quotes unless it is
+    /// recorded with `%`: operators grep and alert on `connector=orders` and `topic=t`,
+    /// as the data path's lines print them.
+    #[test]
+    fn pretty_lines_name_the_connector_and_topic_without_quotes() {
+        for event in &samples(&"broker down") {
+            let metrics = Metrics::new();
+            let t = ControlTelemetry::new("orders".into(), &metrics);
+            let captured = Captured::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(captured.clone())
+                .finish();
+            tracing::subscriber::with_default(subscriber, || event.emit(&t));
+            let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            if text.is_empty() {
+                continue; // a metric-only event
+            }
+            assert!(text.contains("connector=orders"), "{text}");
+            assert!(!text.contains("=\""), "{text}");
+            if text.contains("topic") {
+                assert!(text.contains("topic=t "), "{text}");
             }
         }
     }
