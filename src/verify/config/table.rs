@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use http::header::HeaderName;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
 
 use super::BuildError;
 use crate::config::secret::{Secret, SecretRef};
@@ -183,46 +184,42 @@ pub struct Table {
 
 impl Table {
     /// Reads a table's keys in one pass; which are allowed is checked once the scheme is
-    /// known (it need not come first). Returns the keys present, in order.
+    /// known (it need not come first: TOML hands keys over sorted). A key the scheme does
+    /// not take is never read as a value, so its refusal names the key (`from_table`)
+    /// rather than a type it would have had for another scheme; keys met before the
+    /// scheme are held as plain values until it is known. Returns the keys present, in
+    /// order.
     pub fn read<'de, A: MapAccess<'de>>(mut map: A) -> Result<(Table, Vec<String>), A::Error> {
-        fn some<'de, T: serde::Deserialize<'de>, A: MapAccess<'de>>(
-            map: &mut A,
-        ) -> Result<Option<T>, A::Error> {
-            map.next_value().map(Some)
-        }
         let mut t = Table::default();
-        let mut present = Vec::new();
+        let mut present: Vec<String> = Vec::new();
+        let mut held: Vec<(String, serde_json::Value)> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            let m = &mut map;
-            match key.as_str() {
-                "scheme" => t.scheme = some(m)?,
-                "secret" => t.secret = some(m)?,
-                "secrets" => t.secrets = some(m)?,
-                "tolerance" => t.tolerance = some(m)?,
-                "allow_sha1" => t.allow_sha1 = some(m)?,
-                "public_url" => t.public_url = some(m)?,
-                "trust_forwarded_from" => t.trust_forwarded_from = some(m)?,
-                "trust_forwarded_headers" => t.trust_forwarded_headers = some(m)?,
-                "header" => t.header = some(m)?,
-                "prefix" => t.prefix = some(m)?,
-                "algorithm" => t.algorithm = some(m)?,
-                "encoding" => t.encoding = some(m)?,
-                "timestamp_header" => t.timestamp_header = some(m)?,
-                "template" => t.template = some(m)?,
-                "secret_encoding" => t.secret_encoding = some(m)?,
-                "signature_separator" => t.signature_separator = some(m)?,
-                "public_keys" => t.public_keys = some(m)?,
-                "topics" => t.topics = some(m)?,
-                "verify_token" => t.verify_token = some(m)?,
-                "verify_tokens" => t.verify_tokens = some(m)?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
             if present.contains(&key) {
                 return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
             }
+            match t.scheme.as_deref().and_then(crate::verify::registry::find) {
+                Some(scheme) if !takes(scheme, &key) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                None if key != "scheme" => held.push((key.clone(), map.next_value()?)),
+                _ => map.next_value_seed(Assign {
+                    table: &mut t,
+                    key: &key,
+                })?,
+            }
             present.push(key);
+        }
+        let scheme = t.scheme.as_deref().and_then(crate::verify::registry::find);
+        for (key, value) in held {
+            if scheme.is_some_and(|s| !takes(s, &key)) {
+                continue;
+            }
+            (Assign {
+                table: &mut t,
+                key: &key,
+            })
+            .deserialize(value)
+            .map_err(|e| de::Error::custom(format_args!("{e} for key `{key}`")))?;
         }
         Ok((t, present))
     }
@@ -325,6 +322,58 @@ impl<'a> Listed<'a> {
                 .map(|(i, r)| r.resolve().map_err(|e| err(self.key(i), e.to_string())))
                 .collect(),
         }
+    }
+}
+
+/// Whether `scheme`'s table takes `key`.
+fn takes(scheme: &crate::verify::registry::Scheme, key: &str) -> bool {
+    key == "scheme" || scheme.shape.keys().contains(&key)
+}
+
+/// Reads one key's value into its field of the table: the one list of the keys a
+/// `verify` table may hold, each with its type.
+struct Assign<'a> {
+    table: &'a mut Table,
+    key: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for Assign<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        fn some<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<T>, D::Error> {
+            T::deserialize(d).map(Some)
+        }
+        let t = self.table;
+        match self.key {
+            "scheme" => t.scheme = some(d)?,
+            "secret" => t.secret = some(d)?,
+            "secrets" => t.secrets = some(d)?,
+            "tolerance" => t.tolerance = some(d)?,
+            "allow_sha1" => t.allow_sha1 = some(d)?,
+            "public_url" => t.public_url = some(d)?,
+            "trust_forwarded_from" => t.trust_forwarded_from = some(d)?,
+            "trust_forwarded_headers" => t.trust_forwarded_headers = some(d)?,
+            "header" => t.header = some(d)?,
+            "prefix" => t.prefix = some(d)?,
+            "algorithm" => t.algorithm = some(d)?,
+            "encoding" => t.encoding = some(d)?,
+            "timestamp_header" => t.timestamp_header = some(d)?,
+            "template" => t.template = some(d)?,
+            "secret_encoding" => t.secret_encoding = some(d)?,
+            "signature_separator" => t.signature_separator = some(d)?,
+            "public_keys" => t.public_keys = some(d)?,
+            "topics" => t.topics = some(d)?,
+            "verify_token" => t.verify_token = some(d)?,
+            "verify_tokens" => t.verify_tokens = some(d)?,
+            // Refused by name once the scheme is known (`from_table`).
+            _ => {
+                IgnoredAny::deserialize(d)?;
+            }
+        }
+        Ok(())
     }
 }
 

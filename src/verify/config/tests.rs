@@ -130,6 +130,15 @@ fn every_scheme_parses_and_builds() {
         assert_eq!(config.scheme_name(), scheme);
         let verifier = config.build().unwrap_or_else(|e| panic!("{text}: {e:?}"));
         assert_eq!(verifier.scheme_name(), scheme);
+        // A row that says it cannot sign must not: a signing scheme marked so would
+        // drop out of every round-trip, tamper and rotation test unnoticed.
+        let row = crate::verify::registry::find(scheme).expect("a registry row");
+        if let RoundTrip::CannotSign(why) = row.round_trip {
+            assert!(
+                verifier.sign(b"{}", "https://example.com/hook", 1_700_000_000).is_none(),
+                "scheme {scheme} signs, but its registry row says it cannot ({why}): give it round-trip data"
+            );
+        }
     }
     // The schemes that sign are built from their registry tables by the round-trip
     // tests; the others must be here.
@@ -452,4 +461,25 @@ fn key_errors_name_the_scheme_s_own_keys() {
     // A type error points at the value itself.
     let e = parse(r#"verify = { scheme = "github", secrets = "a" }"#).unwrap_err();
     assert!(e.contains("column 41"), "{e}");
+}
+
+#[test]
+fn a_key_the_scheme_does_not_take_is_refused_by_name_whatever_its_value() {
+    for (text, key) in [
+        (
+            r#"verify = { scheme = "github", secret = "a", algorithm = "md5" }"#,
+            "algorithm",
+        ),
+        (
+            r#"verify = { scheme = "stripe", secret = "a", allow_sha1 = "yes" }"#,
+            "allow_sha1",
+        ),
+        (
+            r#"verify = { scheme = "github", secret = "a", public_keys = "x" }"#,
+            "public_keys",
+        ),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert!(e.contains(&format!("unknown field `{key}`")), "{text}: {e}");
+    }
 }
