@@ -206,8 +206,12 @@ fn standard_webhooks_key(secret: &SecretRef) -> Result<Secret, String> {
     use base64::Engine;
     let s = secret.resolve().map_err(|e| e.to_string())?;
     let b64 = s.expose().strip_prefix("whsec_").unwrap_or(s.expose());
-    base64::engine::general_purpose::STANDARD
+    let key = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|_| "must be a Standard Webhooks secret: whsec_ followed by base64".to_owned())?;
+    if key.is_empty() {
+        // An empty HMAC key signs, but anyone can forge such signatures.
+        return Err("must not be empty: whsec_ followed by the base64 of the key".to_owned());
+    }
     Ok(s)
 }

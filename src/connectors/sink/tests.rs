@@ -87,6 +87,10 @@ fn bad_status_entries_name_the_key() {
         ),
         ("headers = { host = \"x\" }", "sink.headers.host"),
         (
+            "sign = { scheme = \"standard-webhooks\", secret = \"whsec_\" }",
+            "sink.sign.secret",
+        ),
+        (
             "headers = { Transfer-Encoding = \"chunked\" }",
             "sink.headers.Transfer-Encoding",
         ),
