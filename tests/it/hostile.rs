@@ -73,15 +73,18 @@ async fn start(
 }
 
 /// `VmHWM` (peak) and `VmRSS` of a process, in MiB.
+/// Panics when they cannot be read: a bound checked against nothing would always pass.
 fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let field = |name: &str| {
         status
             .lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
+            .map(|kb| kb / 1024.0)
+            .unwrap_or_else(|| panic!("no {name} in {path}"))
     };
     (field("VmHWM:"), field("VmRSS:"))
 }
