@@ -141,6 +141,26 @@ mod tests {
         }
     }
 
+    /// The labels are what metrics and dead letters carry: operators alert and filter on
+    /// them, so each is pinned.
+    #[test]
+    fn labels_name_the_codes_with_a_meaning_and_else_the_class() {
+        for (code, label) in [
+            (408, "408"),
+            (425, "425"),
+            (429, "429"),
+            (103, "1xx"),
+            (304, "3xx"),
+            (404, "4xx"),
+            (503, "5xx"),
+            (600, "other"),
+        ] {
+            assert_eq!(status_label(code), label, "{code}");
+            assert_eq!(outcome(code, None).label(), label, "{code}");
+        }
+        assert_eq!(Outcome::Delivered.label(), "2xx");
+    }
+
     #[test]
     fn retry_after_seconds_and_date() {
         let Outcome::Retryable {
