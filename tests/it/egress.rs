@@ -707,6 +707,8 @@ async fn a_dead_letter_too_large_for_the_producer_is_written_cut_and_marked() {
     let cfg = Config::new(&broker.addr())
         .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render())
         .env("SINK_WHSEC", WHSEC)
+        .env("CONSOLE_TOKEN", "console-token-cut-4a1b9e")
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"")
         .prop("message.max.bytes", "200000");
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
@@ -759,6 +761,53 @@ async fn a_dead_letter_too_large_for_the_producer_is_written_cut_and_marked() {
     assert!(ok, "{out}");
     assert!(out.contains("cut to fit"), "{out}");
     assert!(out.contains("would redrive: 1;"), "{out}");
+    // Nor from the console, one record at a time.
+    let at = format!("{}:{}", cut.partition, cut.offset);
+    let (status, body) = console_redrive(&hb, "console-token-cut-4a1b9e", &at).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("cut to fit"), "{body}");
+    assert!(
+        rx.seen().iter().all(|r| r.body.len() != cut.value.len()),
+        "the cut record was sent as if whole"
+    );
+}
+
+/// Logs in to the console and redrives the dead letter at `P:OFFSET` (the CSRF token
+/// read from its page): the answer's status and page.
+async fn console_redrive(hb: &Hookbridge, token: &str, at: &str) -> (u16, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(hb.admin_url("/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = http
+        .get(hb.admin_url(&format!("/console/sinks/orders/dlq/{at}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let from = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    let csrf = page[from..].split('"').next().unwrap().to_owned();
+    let r = http
+        .post(hb.admin_url(&format!("/console/sinks/orders/dlq/{at}/redrive")))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,6 +148,20 @@ pub async fn redrive_one(
         let (record, line) = {
             let msg = dlq_read::read_one(&consumer, &dlq, at)?;
             match Entry::read(&msg, &sink.name) {
+                Entry::Mine(mine) if mine.1.truncated.is_some() => {
+                    // Cut to fit the DLQ topic: redriving it would deliver a partial record.
+                    let o = &mine.1.origin;
+                    return Err(OpsError::Refused(format!(
+                        "{dlq} {}:{} was cut to fit the dead-letter topic ({} bytes originally); \
+                         not redriven, the whole record is at {}/{}@{}",
+                        at.partition,
+                        at.offset,
+                        mine.1.truncated.unwrap_or_default(),
+                        o.topic,
+                        o.partition,
+                        o.offset
+                    )));
+                }
                 Entry::Mine(mine) => {
                     let (record, env) = *mine;
                     let line = describe(&msg, &record, &env);
