@@ -141,6 +141,7 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     }
     for path in [
         "/console/sinks/orders/dlq/0:0/redrive",
+        "/console/sinks/orders/dlq/redrive",
         "/console/sinks/orders/replay",
         "/console/logout",
     ] {
@@ -281,6 +282,17 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         !list.contains("Redrive all"),
         "no redrive-all button: {list}"
     );
+    assert!(
+        !list.contains("name=\"at\"") && !list.contains("Redrive the selected"),
+        "no checkboxes: {list}"
+    );
+    let (status, _) = c
+        .post(
+            "/console/sinks/orders/dlq/redrive",
+            &[("csrf", &csrf(&list)), ("at", "0:0")],
+        )
+        .await;
+    assert_eq!(status, 403, "redrive of the selected is refused");
     let (status, _) = c
         .post("/console/sinks/orders/redrive", &[("csrf", &csrf(&list))])
         .await;
@@ -428,4 +440,203 @@ async fn a_console_redrive_in_progress_ends_with_the_process() {
     let status = hb.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{status:?}");
     pending.abort();
+}
+
+/// A destination that echoes what it was sent in its error answers, as real ones do:
+/// each record's first request gets 503, later ones 400, until `accept` is set; then
+/// 200. Its answers name the request's `Authorization` header and carry markup.
+struct Echoing {
+    url: String,
+    accept: Arc<AtomicBool>,
+    /// `webhook-id`s answered 200.
+    delivered: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Echoing {
+    async fn start() -> Echoing {
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let accept = Arc::new(AtomicBool::new(false));
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let tries: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let (flag, done) = (accept.clone(), delivered.clone());
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let (flag, done, tries) = (flag.clone(), done.clone(), tries.clone());
+            async move {
+                let h = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let id = h("webhook-id");
+                if flag.load(Ordering::SeqCst) {
+                    done.lock().expect("lock").push(id);
+                    return (axum::http::StatusCode::OK, String::new());
+                }
+                let nth = {
+                    let mut t = tries.lock().expect("lock");
+                    let n = t.entry(id).or_default();
+                    *n += 1;
+                    *n
+                };
+                if nth == 1 {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "busy <i>try later</i>".to_owned(),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        format!("order <b>rejected</b>; you sent {}", h("authorization")),
+                    )
+                }
+            }
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Echoing {
+            url,
+            accept,
+            delivered,
+            task,
+        }
+    }
+
+    fn delivered(&self) -> Vec<String> {
+        self.delivered.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Echoing {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The sink page's recent failures show each failed attempt's status and the start of
+/// the destination's answer, escaped and with the sink's secrets masked; the DLQ page
+/// redrives the dead letters ticked on it, each with the checks of a single redrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_show_answers_and_the_selected_dead_letters_are_redriven() {
+    const BEARER: &str = "orders-bearer-9f8e7d6c5b4a";
+    let broker = Broker::start();
+    let topic = unique("console-sel");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let dest = Echoing::start().await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nauth = {{ bearer = \"${{ORDERS_BEARER}}\" }}\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
+        dest.url
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .env("ORDERS_BEARER", BEARER)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "k0", "value": "{}"}),
+            json!({"key": "k1", "value": "{}"}),
+            json!({"key": "k2", "value": "{}"}),
+        ],
+    )
+    .await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(3), 30.0).await.len(),
+        3
+    );
+
+    let mut c = Client::new(&hb);
+    let mut pages = Vec::new();
+    let (status, _) = c
+        .post("/console/sinks/orders/dlq/redrive", &[("at", "0:0")])
+        .await;
+    assert_eq!(status, 403, "anonymous");
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+
+    // Recent failures: the 503 that was retried and the 400 that dead-lettered, each
+    // with its answer as text, the echoed bearer token masked.
+    let (_, _, sink_page) = c.get("/console/sinks/orders").await;
+    assert!(sink_page.contains("<th>response</th>"), "{sink_page}");
+    assert!(
+        sink_page.contains("<td>503</td>")
+            && sink_page.contains("busy &lt;i&gt;try later&lt;/i&gt;"),
+        "{sink_page}"
+    );
+    assert!(
+        sink_page.contains("<td>400</td>")
+            && sink_page.contains("order &lt;b&gt;rejected&lt;/b&gt;; you sent [redacted]"),
+        "{sink_page}"
+    );
+    assert!(!sink_page.contains("<b>rejected"), "{sink_page}");
+    pages.push(sink_page);
+
+    // The DLQ page: a checkbox per dead letter, tied to the redrive-selected form.
+    let (_, _, list) = c.get("/console/sinks/orders/dlq").await;
+    for at in ["0:0", "0:1", "0:2"] {
+        assert!(
+            list.contains(&format!(
+                "name=\"at\" value=\"{at}\" form=\"redrive-selected\""
+            )),
+            "{list}"
+        );
+    }
+    assert!(list.contains("Redrive the selected"), "{list}");
+    pages.push(list.clone());
+    let token = csrf(&list);
+    let selected = "/console/sinks/orders/dlq/redrive";
+    let (status, _) = c.post(selected, &[("at", "0:0")]).await;
+    assert_eq!(status, 403, "no CSRF token");
+    let (status, _) = c.post(selected, &[("csrf", &token)]).await;
+    assert_eq!(status, 409, "nothing selected");
+
+    // Fixed: two of the three are redriven; a selected offset with no dead letter is
+    // reported and does not stop the others.
+    dest.accept.store(true, Ordering::SeqCst);
+    let form = [
+        ("csrf", token.as_str()),
+        ("at", "0:2"),
+        ("at", "0:99"),
+        ("at", "0:0"),
+    ];
+    let (status, body) = c.post(selected, &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("redriven: 2 of 3"), "{body}");
+    let delivered = dest.delivered();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    assert_ne!(delivered[0], delivered[1]);
+    pages.push(body);
+    // Sent again, nothing is sent twice.
+    let (status, body) = c.post(selected, &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("redriven: 0 of 3"), "{body}");
+    assert!(body.contains("already redriven"), "{body}");
+    assert_eq!(dest.delivered().len(), 2);
+    let logs = hb.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("\"actor\":\"console\"")
+            && l.contains("\"action\":\"redrive-selected\"")
+            && l.contains("\"client\":\"127.0.0.1\"")
+            && l.contains("\"at\":\"0:2\"")),
+        "each redriven dead letter is logged with who did it: {logs}"
+    );
+    for page in &pages {
+        for secret in [TOKEN, BEARER] {
+            assert!(!page.contains(secret), "a secret on a page:\n{page}");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! run. Off unless `admin.console.token` is set.
 //!
 //! This file holds what every route goes through; the pages are in [`overview`], [`dlq`]
-//! (with redrive) and [`replay`], the login in [`login`].
+//! (with redrive of one, the selected or all) and [`replay`], the login in [`login`].
 //!
 //! Security, all in this module: a token login gives an HttpOnly SameSite=Strict session
 //! cookie (see [`session`]); every POST carries the session's CSRF token; `read_only`
@@ -26,7 +26,6 @@ mod overview;
 mod replay;
 mod session;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,6 +178,10 @@ pub fn routes(console: Arc<Console>) -> Router {
             axum::routing::post(dlq::redrive_action),
         )
         .route(
+            "/console/sinks/{name}/dlq/redrive",
+            axum::routing::post(dlq::redrive_selected_action),
+        )
+        .route(
             "/console/sinks/{name}/redrive",
             axum::routing::post(dlq::redrive_all_action),
         )
@@ -283,8 +286,9 @@ const FORM_BYTES: usize = 16 << 10;
 /// `/healthz` and `/readyz` with them.
 const FORM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An `application/x-www-form-urlencoded` body.
-struct Form(HashMap<String, String>);
+/// An `application/x-www-form-urlencoded` body, its fields in order: a field can repeat
+/// (the checkboxes of the dead letters selected for redrive).
+struct Form(Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = Refusal;
@@ -304,8 +308,20 @@ impl Form {
         Form(form_urlencoded::parse(body).into_owned().collect())
     }
 
+    /// The first value of field `k`.
     fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
+        self.0
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of field `k`, in order.
+    fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
     }
 }
 
