@@ -640,3 +640,98 @@ async fn failures_show_answers_and_the_selected_dead_letters_are_redriven() {
         }
     }
 }
+
+/// A source's page: its signature failures by reason and its event catalog, the event
+/// types its accepted webhooks carried (by its `event_type` rule) with counts and first
+/// and last seen, escaped; a source without the rule says it has none to catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_page_catalogs_its_event_types() {
+    let broker = Broker::start();
+    let events = unique("console-cat");
+    broker.create_topic(&events, 1);
+    let typed = format!(
+        "[source]\nname = \"github\"\npath = \"/webhooks/github\"\ntopic = \"{events}\"\nevent_type = \"header:X-GitHub-Event\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH_SECRET}}\"] }}\n"
+    );
+    let untyped = format!(
+        "[source]\nname = \"plain\"\npath = \"/webhooks/plain\"\ntopic = \"{events}\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH_SECRET}}\"] }}\n"
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("github.toml", &typed)
+        .connector("plain.toml", &untyped)
+        .env("GH_SECRET", GH_SECRET)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let http = reqwest::Client::new();
+    let send = |event: Option<&'static str>, secret: &'static str| {
+        let body = "{\"action\":\"opened\"}";
+        let mut req = http
+            .post(hb.url("/webhooks/github"))
+            .header(
+                "X-Hub-Signature-256",
+                crate::support::github_sig(secret, body.as_bytes()),
+            )
+            .body(body)
+            .timeout(Duration::from_secs(30));
+        if let Some(e) = event {
+            req = req.header("X-GitHub-Event", e);
+        }
+        async move { req.send().await.expect("an answer").status().as_u16() }
+    };
+    for event in ["push", "issues", "push", "<b>odd</b>"] {
+        assert_eq!(send(Some(event), GH_SECRET).await, 200, "{event}");
+    }
+    assert_eq!(send(None, GH_SECRET).await, 200, "no event type");
+    assert_eq!(send(Some("push"), "wrong-secret").await, 401);
+
+    let mut c = Client::new(&hb);
+    let (status, _, _) = c.get("/console/sources/github").await;
+    assert_eq!(status, 401, "anonymous");
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    let (_, _, overview) = c.get("/console").await;
+    assert!(
+        overview.contains("<a href=\"/console/sources/github\">github</a>"),
+        "{overview}"
+    );
+    let (status, _, page) = c.get("/console/sources/github").await;
+    assert_eq!(status, 200, "{page}");
+    let catalog = page
+        .split("<table class=\"catalog\">")
+        .nth(1)
+        .expect("a catalog table");
+    let rows: Vec<&str> = catalog.split("<tr>").skip(2).collect();
+    assert!(
+        rows[0].starts_with("<td><code>push</code></td><td>2</td>"),
+        "the most frequent first: {page}"
+    );
+    assert!(
+        catalog.contains("<code>issues</code></td><td>1</td>"),
+        "{page}"
+    );
+    assert!(
+        catalog.contains("<code>&lt;b&gt;odd&lt;/b&gt;</code></td><td>1</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>odd"), "{page}");
+    assert!(
+        catalog.contains("no event type found</em></td><td>1</td>"),
+        "{page}"
+    );
+    assert!(page.contains("header:x-github-event"), "{page}");
+    assert!(page.contains("in memory, per process"), "{page}");
+    assert!(
+        page.contains("<td>mismatch</td><td>1</td>"),
+        "signature failures by reason: {page}"
+    );
+    let (_, _, plain) = c.get("/console/sources/plain").await;
+    assert!(plain.contains("no <code>event_type</code> rule"), "{plain}");
+    let (status, _, _) = c.get("/console/sources/nope").await;
+    assert_eq!(status, 404);
+    for page in [&page, &plain, &overview] {
+        for secret in [TOKEN, GH_SECRET] {
+            assert!(!page.contains(secret), "a secret on a page:\n{page}");
+        }
+    }
+}

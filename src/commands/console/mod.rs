@@ -13,9 +13,7 @@
 //! redrive`, `replay`) with its safety, and are logged with `actor = "console"` and the
 //! client's address.
 //!
-//! Not yet: the per-source event catalog. It needs the source's `event_type` rule; once
-//! sources carry it, its counts belong in [`figures::SourceFigures`] and its page beside
-//! [`overview::sink_page`].
+//! A source's page, with its event catalog, is in [`source`].
 
 mod actions;
 mod dlq;
@@ -25,7 +23,9 @@ mod login;
 mod overview;
 mod replay;
 mod session;
+mod source;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +66,8 @@ pub struct Console {
     /// The sinks (cloned; sources are not needed by any action).
     connectors: Arc<Connectors>,
     sources: Vec<String>,
+    /// The `event_type` rule of each source that has one, as written.
+    event_type_rules: HashMap<String, String>,
     sinks: Vec<String>,
     /// Actions running per sink, and dead letters already redriven.
     actions: Arc<Actions>,
@@ -104,6 +106,16 @@ impl Console {
                 .iter()
                 .map(|s| s.name.to_string())
                 .collect(),
+            event_type_rules: connectors
+                .sources
+                .iter()
+                .filter_map(|s| {
+                    Some((
+                        s.name.to_string(),
+                        source::rule_text(s.event_type.as_ref()?),
+                    ))
+                })
+                .collect(),
             sinks: connectors
                 .sinks
                 .iter()
@@ -120,6 +132,7 @@ impl Console {
         Frame {
             csrf: &s.csrf,
             read_only: self.read_only,
+            sources: &self.sources,
             sinks: &self.sinks,
         }
     }
@@ -171,6 +184,7 @@ pub fn routes(console: Arc<Console>) -> Router {
         .route("/console/logout", axum::routing::post(login::logout))
         .route("/console/api/overview", get(overview::overview_json))
         .route("/console/sinks/{name}", get(overview::sink_page))
+        .route("/console/sources/{name}", get(source::source_page))
         .route("/console/sinks/{name}/dlq", get(dlq::dlq_page))
         .route("/console/sinks/{name}/dlq/{at}", get(dlq::record_page))
         .route(

@@ -81,7 +81,7 @@ pub(super) async fn overview_page(State(c): State<Arc<Console>>, headers: Header
                 .collect::<Vec<_>>()
                 .join(", ");
             vec![
-                esc(n),
+                format!("<a href=\"/console/sources/{}\">{}</a>", url(n), esc(n)),
                 html::rate(&p("requests")),
                 html::live(&p("requests"), f.requests),
                 html::live(&p("accepted"), f.accepted),
