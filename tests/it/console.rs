@@ -444,17 +444,18 @@ async fn a_console_redrive_in_progress_ends_with_the_process() {
 
 /// A destination that echoes what it was sent in its error answers, as real ones do:
 /// each record's first request gets 503, later ones 400, until `accept` is set; then
-/// 200. Its answers name the request's `Authorization` header and carry markup.
-struct Echoing {
-    url: String,
-    accept: Arc<AtomicBool>,
+/// 200. Its answers name the request's `Authorization` header and carry markup. The
+/// browser test (`console_browser.rs`) uses it too.
+pub(crate) struct Echoing {
+    pub url: String,
+    pub accept: Arc<AtomicBool>,
     /// `webhook-id`s answered 200.
     delivered: Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Echoing {
-    async fn start() -> Echoing {
+    pub async fn start() -> Echoing {
         use std::collections::HashMap;
         use std::sync::Mutex;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -510,7 +511,7 @@ impl Echoing {
         }
     }
 
-    fn delivered(&self) -> Vec<String> {
+    pub fn delivered(&self) -> Vec<String> {
         self.delivered.lock().expect("lock").clone()
     }
 }
