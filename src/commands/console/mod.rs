@@ -354,3 +354,17 @@ async fn js() -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_keeps_every_value_of_a_repeated_field() {
+        let f = Form::parse(b"csrf=abc&at=0%3A2&at=0%3A0&x=1");
+        assert_eq!(f.get("csrf"), Some("abc"));
+        assert_eq!(f.all("at").collect::<Vec<_>>(), ["0:2", "0:0"]);
+        assert_eq!(f.get("at"), Some("0:2"));
+        assert_eq!(f.all("none").count(), 0);
+    }
+}
