@@ -134,6 +134,7 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         "/console/sinks/orders/dlq",
         "/console/sinks/orders/dlq/0:0",
         "/console/sinks/orders/replay?from=1h",
+        "/console/sources/github",
     ] {
         let (status, _, body) = c.get(path).await;
         assert_eq!(status, 401, "{path}");
@@ -299,6 +300,16 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     assert_eq!(status, 403);
     let (_, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
     assert!(!dry.contains("Apply the replay"), "{dry}");
+    let (status, _) = c
+        .post(
+            "/console/sinks/orders/replay",
+            &[("csrf", &csrf(&dry)), ("from", "1h")],
+        )
+        .await;
+    assert_eq!(status, 403, "read-only refuses a replay");
+    let (status, _, source) = c.get("/console/sources/github").await;
+    assert_eq!(status, 200, "{source}");
+    pages.push(source);
     let (status, body) = c.post(redrive, &[("csrf", &csrf(&record))]).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("read-only"), "{body}");
