@@ -616,6 +616,19 @@ async fn failures_show_answers_and_the_selected_dead_letters_are_redriven() {
     let (status, _) = c.post(selected, &[("csrf", &token)]).await;
     assert_eq!(status, 409, "nothing selected");
 
+    // Still refused: the first selected is dead-lettered again and the rest are not
+    // tried, so one action does not run every selected record's retry schedule.
+    let (status, body) = c
+        .post(selected, &[("csrf", &token), ("at", "0:2"), ("at", "0:1")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("DeadLettered"), "{body}");
+    assert!(
+        body.contains("not sent: an earlier one was not delivered"),
+        "{body}"
+    );
+    assert!(dest.delivered().is_empty());
+
     // Fixed: two of the three are redriven; a selected offset with no dead letter is
     // reported and does not stop the others.
     dest.accept.store(true, Ordering::SeqCst);

@@ -299,10 +299,21 @@ pub(super) async fn redrive_selected_action(
     let lines = tokio::spawn(async move {
         let _running = running;
         let mut lines = Vec::with_capacity(picked.len());
+        // Each redrive runs the sink's whole retry schedule: once one is not delivered
+        // (the destination still refuses), the rest are not tried, so one action never
+        // holds the sink's redrives for the schedule of every selected record.
+        let mut refused = false;
         for at in picked {
             let at_text = format!("{}:{}", at.partition, at.offset);
             if stop.is_cancelled() {
                 lines.push((at_text, Err("not sent: the process is stopping".to_owned())));
+                continue;
+            }
+            if refused {
+                lines.push((
+                    at_text,
+                    Err("not sent: an earlier one was not delivered; redrive it once the destination takes them".to_owned()),
+                ));
                 continue;
             }
             if actions.was_redriven(&n, at) {
@@ -313,6 +324,9 @@ pub(super) async fn redrive_selected_action(
                 continue;
             }
             let said = redrive::redrive_one(&loaded, &connectors, &n, at, &stop).await;
+            // Dead-lettered again: the destination still refuses. (An error is about this
+            // record alone: not found, passed, not a dead letter of this sink.)
+            refused = said.as_ref().is_ok_and(|s| !s.ends_with(": Delivered"));
             match said {
                 Ok(said) => {
                     actions.redrove(&n, at);
