@@ -323,6 +323,7 @@ impl Destination {
             RetryScheduled {
                 id: &id,
                 error,
+                answer: outcome.status().map(|st| (st, &response[..])),
                 attempts: state.counted(),
                 wait,
             }
@@ -452,6 +453,7 @@ impl Destination {
                         id,
                         reason: dl.reason,
                         status: dl.status,
+                        response: &dl.response,
                         attempts: dl.attempts,
                         dlq: topic,
                         cut: (fit != dlq::Fit::Whole).then_some(&fit as &dyn std::fmt::Debug),

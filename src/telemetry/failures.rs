@@ -1,7 +1,8 @@
 //! The recent failed attempts of each sink, kept in memory for the operator console: a
 //! bounded ring per sink (the oldest entry makes room), fed by the sink's typed events.
-//! Coordinates and outcome only, never a body or a header: the ring must not become a
-//! second copy of the data, and it is shown on a page.
+//! Coordinates, outcome and the start of the destination's answer; never a record's body
+//! or headers: the ring must not become a second copy of the data, and it is shown on a
+//! page (which masks the sink's secrets in the answer and escapes it, as for a DLQ entry).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,9 @@ use std::time::SystemTime;
 
 /// Entries kept per sink.
 pub const PER_SINK: usize = 100;
+/// Bytes of the destination's answer kept per entry: enough to read an error message,
+/// and the ring of a sink stays within `PER_SINK` × this.
+pub const RESPONSE_BYTES: usize = 512;
 
 /// One failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,17 @@ pub struct Failure {
     pub attempts: u32,
     /// What happens to the record: `retrying`, `dead-lettered: permanent`, …
     pub outcome: String,
+    /// The start of the destination's answer (at most [`RESPONSE_BYTES`]), as received:
+    /// escaping and masking are the page's job.
+    pub response: bytes::Bytes,
+}
+
+impl Failure {
+    /// `response` cut to what the ring keeps; a copy, so the ring never holds on to a
+    /// whole answer buffer.
+    pub fn excerpt(response: &[u8]) -> bytes::Bytes {
+        bytes::Bytes::copy_from_slice(&response[..response.len().min(RESPONSE_BYTES)])
+    }
 }
 
 /// One sink's ring.
@@ -80,6 +95,7 @@ mod tests {
                 status: Some(500),
                 attempts: n,
                 outcome: "retrying".into(),
+                response: Failure::excerpt(&[b'x'; 4096]),
             });
         }
         let recent = all.recent("orders");
@@ -87,5 +103,6 @@ mod tests {
         assert_eq!(recent[0].attempts, PER_SINK as u32 + 4, "newest first");
         assert_eq!(recent[PER_SINK - 1].attempts, 5, "the oldest made room");
         assert!(all.recent("billing").is_empty());
+        assert_eq!(recent[0].response.len(), RESPONSE_BYTES, "answers are cut");
     }
 }

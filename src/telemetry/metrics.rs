@@ -7,6 +7,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use super::catalog::EventCatalog;
 use super::failures::RecentFailures;
 
 /// The process's metrics.
@@ -14,6 +15,8 @@ pub struct Metrics {
     registry: Registry,
     /// Not a Prometheus metric: the last failed attempts of each sink, for the console.
     pub recent_failures: RecentFailures,
+    /// Not a Prometheus metric either: the event types each source saw, for the console.
+    pub event_catalog: EventCatalog,
     /// Ingress requests by connector and HTTP status.
     pub ingress_requests: IntCounterVec,
     /// Signature failures by connector and reason.
@@ -234,6 +237,7 @@ impl Metrics {
             ),
             registry: r,
             recent_failures: RecentFailures::default(),
+            event_catalog: EventCatalog::default(),
         }
     }
 

@@ -1,8 +1,10 @@
 //! Telemetry: the Prometheus registry with every `hookbridge_` metric, per-sink handles
 //! and typed events (the data path's in `sink`, the consumer control plane's in
-//! `control`), readiness, W3C trace context, log setup, and the recent failures
-//! per sink that the operator console shows.
+//! `control`), readiness, W3C trace context, log setup, and what the operator console
+//! shows beside the metrics: the recent failures per sink and the event catalog per
+//! source.
 
+pub(crate) mod catalog;
 pub(crate) mod control;
 pub(crate) mod failures;
 pub(crate) mod health;

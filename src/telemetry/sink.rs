@@ -82,6 +82,7 @@ impl SinkTelemetry {
         status: Option<u16>,
         attempts: u32,
         outcome: String,
+        response: &[u8],
     ) {
         self.failures.push(Failure {
             at: SystemTime::now(),
@@ -90,6 +91,7 @@ impl SinkTelemetry {
             status,
             attempts,
             outcome,
+            response: Failure::excerpt(response),
         });
     }
 
@@ -143,6 +145,9 @@ impl RecordFinished {
 pub struct RetryScheduled<'a> {
     pub id: &'a str,
     pub error: &'static str,
+    /// The attempt's HTTP status and the start of its answer, when the destination
+    /// answered (for the console's recent failures; never logged).
+    pub answer: Option<(u16, &'a [u8])>,
     pub attempts: u32,
     pub wait: std::time::Duration,
 }
@@ -150,7 +155,15 @@ pub struct RetryScheduled<'a> {
 impl RetryScheduled<'_> {
     pub fn emit(&self, t: &SinkTelemetry) {
         t.retries.inc();
-        t.failed(self.id, self.error, None, self.attempts, "retrying".into());
+        let (status, response) = self.answer.map_or((None, &[][..]), |(s, r)| (Some(s), r));
+        t.failed(
+            self.id,
+            self.error,
+            status,
+            self.attempts,
+            "retrying".into(),
+            response,
+        );
         tracing::debug!(connector = %t.name, id = self.id, error = self.error, attempts = self.attempts,
             wait = ?self.wait, "retrying delivery");
     }
@@ -172,6 +185,7 @@ impl UndeliverableWithoutDlq<'_> {
             None,
             self.attempts,
             "retrying, no dlq".into(),
+            &[],
         );
         tracing::error!(connector = %t.name, id = self.id, error = self.error, attempts = self.attempts,
             "record cannot be delivered and no dlq is configured; retrying at the maximum backoff");
@@ -183,6 +197,8 @@ pub struct DeadLettered<'a> {
     pub id: &'a str,
     pub reason: &'static str,
     pub status: Option<u16>,
+    /// The start of the last answer (for the console's recent failures; never logged).
+    pub response: &'a [u8],
     pub attempts: u32,
     pub dlq: &'a str,
     /// The dead letter had to be cut to fit the DLQ topic (`cut` says how).
@@ -201,7 +217,14 @@ impl DeadLettered<'_> {
                 .inc(),
         }
         let outcome = format!("dead-lettered: {}", self.reason);
-        t.failed(self.id, "", self.status, self.attempts, outcome);
+        t.failed(
+            self.id,
+            "",
+            self.status,
+            self.attempts,
+            outcome,
+            self.response,
+        );
         tracing::warn!(connector = %t.name, id = self.id, reason = self.reason, status = ?self.status,
             attempts = self.attempts, dlq = self.dlq, "record dead-lettered");
         if let Some(cut) = self.cut {

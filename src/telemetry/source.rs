@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use prometheus::{Histogram, IntCounter};
 
+use super::catalog::SourceCatalog;
 use super::Metrics;
 
 /// Statuses a webhook is commonly answered with; others (a provider handshake's own
@@ -30,6 +31,7 @@ pub struct SourceTelemetry {
     metrics: Arc<Metrics>,
     answers: [IntCounter; ANSWERS.len()],
     produce_latency: Histogram,
+    catalog: Arc<SourceCatalog>,
 }
 
 impl SourceTelemetry {
@@ -39,6 +41,7 @@ impl SourceTelemetry {
         Self {
             answers: ANSWERS.map(|s| m.ingress_requests.with_label_values(&[n, s.as_str()])),
             produce_latency: m.produce_latency.with_label_values(&[n]),
+            catalog: m.event_catalog.of(&name),
             metrics: metrics.clone(),
             name,
         }
@@ -83,14 +86,22 @@ impl WebhookRejected {
 }
 
 /// The broker acknowledged the webhook's record.
-pub struct WebhookAccepted {
+pub struct WebhookAccepted<'a> {
     /// From handing the record to the producer to the acknowledgement.
     pub produce_seconds: f64,
+    /// The webhook's event type, for the source's event catalog; `None` when the source
+    /// reads none (then the catalog is not kept) or the rule found none.
+    pub event_type: Option<&'a [u8]>,
+    /// Whether the source has an `event_type` rule.
+    pub typed: bool,
 }
 
-impl WebhookAccepted {
+impl WebhookAccepted<'_> {
     pub fn emit(&self, t: &SourceTelemetry) {
         t.produce_latency.observe(self.produce_seconds);
+        if self.typed {
+            t.catalog.seen(self.event_type);
+        }
     }
 }
 
@@ -152,8 +163,11 @@ mod tests {
         .emit(&t);
         WebhookAccepted {
             produce_seconds: 0.002,
+            event_type: Some(b"push"),
+            typed: true,
         }
         .emit(&t);
+        assert_eq!(metrics.event_catalog.snapshot("gh").types[0].1.count, 1);
         let ok = r#"hookbridge_ingress_requests_total{connector="gh",status="200"} 1"#;
         let handshake = r#"hookbridge_ingress_requests_total{connector="gh",status="202"} 1"#;
         assert_eq!(line(&metrics, ok).as_deref(), Some(ok));

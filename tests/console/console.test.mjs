@@ -1,7 +1,8 @@
 // Drives the operator console in headless Chromium, as an operator would. Run by
 // scripts/console-browser.sh for tests/it/console_browser.rs, which starts the broker,
-// hookbridge (sink `orders` whose destination answers 500, then 400, until FIX_URL is
-// called) and dead-letters a record whose body is `<script>alert(1)</script>`.
+// hookbridge (sink `orders` whose destination answers 503, then 400, until FIX_URL is
+// called; source `github` with an event-type rule) and dead-letters a record whose body
+// is `<script>alert(1)</script>` (DLQ 0:0), then a second one (0:1).
 //
 // env: CONSOLE_BASE, CONSOLE_TOKEN, FIX_URL, SECRETS (comma separated values that must
 // never appear on a page), RECORD_ID (webhook-id of the record), MODE (`full` or
@@ -49,12 +50,14 @@ try {
   const anon = await browser.newContext();
   const anonPage = await anon.newPage();
   for (const path of ['/console', '/console/sinks/orders', '/console/sinks/orders/dlq',
-    '/console/sinks/orders/dlq/0:0', '/console/sinks/orders/replay?from=1h', '/console/api/overview']) {
+    '/console/sinks/orders/dlq/0:0', '/console/sinks/orders/replay?from=1h', '/console/api/overview',
+    '/console/sources/github']) {
     const r = await anonPage.goto(base + path);
     check(r.status() === 401, `anonymous GET ${path} answers 401`);
     await remember(anonPage);
   }
-  for (const path of ['/console/sinks/orders/dlq/0:0/redrive', '/console/sinks/orders/replay', '/console/logout']) {
+  for (const path of ['/console/sinks/orders/dlq/0:0/redrive', '/console/sinks/orders/dlq/redrive',
+    '/console/sinks/orders/replay', '/console/logout']) {
     const r = await anon.request.post(base + path, { form: { csrf: 'guess', from: '1h' } });
     check(r.status() === 403, `anonymous POST ${path} answers 403`);
   }
@@ -103,7 +106,8 @@ try {
       await page.reload();
     }
     check(text.includes('dead-lettered: permanent') && text.includes(env('RECORD_ID')), 'the sink page shows the dead-lettered failure row');
-    check(text.includes('5xx') && text.includes('retrying'), 'the sink page shows the 500 that was retried');
+    check(text.includes('503') && text.includes('retrying'), 'the sink page shows the 503 that was retried');
+    check(text.includes('busy <i>try later</i>'), "the failure row shows the destination's answer as text");
     await remember(page);
     await shot(page, 'sink');
 
@@ -114,7 +118,7 @@ try {
     await page.waitForSelector('table.dlq a');
     await remember(page);
     await shot(page, 'dlq');
-    await page.click('table.dlq a');
+    await page.click('table.dlq a[href$="/dlq/0%3A0"]');
     await page.waitForSelector('pre.body');
     check((await page.textContent('pre.body')) === '<script>alert(1)</script>', 'the body renders as text');
     check((await page.$$('main script')).length === 0, 'no script element came from the record');
@@ -132,7 +136,23 @@ try {
     await Promise.all([page.waitForURL(/\/redrive$/), page.click('button.action')]);
     check((await page.textContent('.result')).includes('Delivered'), 'the redriven record is delivered');
     await remember(page);
+
+    // Redrive the selected: tick the second dead letter, confirm, see it delivered.
+    await page.goto(`${base}/console/sinks/orders/dlq`);
+    await page.check('input[name=at][value="0:1"]');
+    await Promise.all([page.waitForURL(/\/dlq\/redrive$/), page.click('text=Redrive the selected')]);
+    check((await page.textContent('.result')).includes('redriven: 1 of 1'), 'the selected dead letter is redriven');
+    check((await page.textContent('main ul')).includes('Delivered'), 'and delivered');
+    await remember(page);
     await shot(page, 'redriven');
+
+    // The source page: signature failures and the event catalog.
+    await page.click('a[href="/console/sources/github"]');
+    const catalog = await page.textContent('table.catalog');
+    check(catalog.includes('push') && catalog.includes('<i>ping</i>'), 'the event catalog lists the event types, as text');
+    check((await page.textContent('table.signature-failures')).includes('mismatch'), 'the source page shows signature failures by reason');
+    await remember(page);
+    await shot(page, 'source');
 
     // Replay: a dry run.
     await page.goto(`${base}/console/sinks/orders/replay?from=1h`);
@@ -143,6 +163,13 @@ try {
     await page.waitForSelector('pre.body');
     check((await page.textContent('.badge')) === 'read-only', 'read-only is shown');
     check((await page.$$('button.action')).length === 0, 'read-only hides the redrive button');
+    await page.goto(`${base}/console/sinks/orders/dlq`);
+    check((await page.$$('input[name=at]')).length === 0 && (await page.$$('button.action')).length === 0,
+      'read-only hides the checkboxes and redrive buttons of the DLQ browser');
+    await remember(page);
+    const selected = await context.request.post(`${base}/console/sinks/orders/dlq/redrive`, {
+      form: { csrf: await page.getAttribute('input[name=csrf]', 'value'), at: '0:1' }, headers: { cookie } });
+    check(selected.status() === 403, 'read-only refuses a redrive of the selected');
     await remember(page);
     await page.goto(`${base}/console/sinks/orders/replay?from=1h`);
     check((await page.$$('button.action')).length === 0, 'read-only hides the replay button');

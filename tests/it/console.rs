@@ -137,6 +137,7 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         "/console/sinks/orders/dlq",
         "/console/sinks/orders/dlq/0:0",
         "/console/sinks/orders/replay?from=1h",
+        "/console/sources/github",
     ] {
         let (status, _, body) = c.get(path).await;
         assert_eq!(status, 401, "{path}");
@@ -144,6 +145,7 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     }
     for path in [
         "/console/sinks/orders/dlq/0:0/redrive",
+        "/console/sinks/orders/dlq/redrive",
         "/console/sinks/orders/replay",
         "/console/logout",
     ] {
@@ -284,12 +286,33 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         !list.contains("Redrive all"),
         "no redrive-all button: {list}"
     );
+    assert!(
+        !list.contains("name=\"at\"") && !list.contains("Redrive the selected"),
+        "no checkboxes: {list}"
+    );
+    let (status, _) = c
+        .post(
+            "/console/sinks/orders/dlq/redrive",
+            &[("csrf", &csrf(&list)), ("at", "0:0")],
+        )
+        .await;
+    assert_eq!(status, 403, "redrive of the selected is refused");
     let (status, _) = c
         .post("/console/sinks/orders/redrive", &[("csrf", &csrf(&list))])
         .await;
     assert_eq!(status, 403);
     let (_, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
     assert!(!dry.contains("Apply the replay"), "{dry}");
+    let (status, _) = c
+        .post(
+            "/console/sinks/orders/replay",
+            &[("csrf", &csrf(&dry)), ("from", "1h")],
+        )
+        .await;
+    assert_eq!(status, 403, "read-only refuses a replay");
+    let (status, _, source) = c.get("/console/sources/github").await;
+    assert_eq!(status, 200, "{source}");
+    pages.push(source);
     let (status, body) = c.post(redrive, &[("csrf", &csrf(&record))]).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("read-only"), "{body}");
@@ -433,4 +456,312 @@ async fn a_console_redrive_in_progress_ends_with_the_process() {
     let status = hb.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "{status:?}");
     pending.abort();
+}
+
+/// A destination that echoes what it was sent in its error answers, as real ones do:
+/// each record's first request gets 503, later ones 400, until `accept` is set; then
+/// 200. Its answers name the request's `Authorization` header and carry markup. The
+/// browser test (`console_browser.rs`) uses it too.
+pub(crate) struct Echoing {
+    pub url: String,
+    pub accept: Arc<AtomicBool>,
+    /// `webhook-id`s answered 200.
+    delivered: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Echoing {
+    pub async fn start() -> Echoing {
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let accept = Arc::new(AtomicBool::new(false));
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        let tries: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let (flag, done) = (accept.clone(), delivered.clone());
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let (flag, done, tries) = (flag.clone(), done.clone(), tries.clone());
+            async move {
+                let h = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let id = h("webhook-id");
+                if flag.load(Ordering::SeqCst) {
+                    done.lock().expect("lock").push(id);
+                    return (axum::http::StatusCode::OK, String::new());
+                }
+                let nth = {
+                    let mut t = tries.lock().expect("lock");
+                    let n = t.entry(id).or_default();
+                    *n += 1;
+                    *n
+                };
+                if nth == 1 {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "busy <i>try later</i>".to_owned(),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        format!("order <b>rejected</b>; you sent {}", h("authorization")),
+                    )
+                }
+            }
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Echoing {
+            url,
+            accept,
+            delivered,
+            task,
+        }
+    }
+
+    pub fn delivered(&self) -> Vec<String> {
+        self.delivered.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Echoing {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The sink page's recent failures show each failed attempt's status and the start of
+/// the destination's answer, escaped and with the sink's secrets masked; the DLQ page
+/// redrives the dead letters ticked on it, each with the checks of a single redrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_show_answers_and_the_selected_dead_letters_are_redriven() {
+    const BEARER: &str = "orders-bearer-9f8e7d6c5b4a";
+    let broker = Broker::start();
+    let topic = unique("console-sel");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let dest = Echoing::start().await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nauth = {{ bearer = \"${{ORDERS_BEARER}}\" }}\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
+        dest.url
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .env("ORDERS_BEARER", BEARER)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "k0", "value": "{}"}),
+            json!({"key": "k1", "value": "{}"}),
+            json!({"key": "k2", "value": "{}"}),
+        ],
+    )
+    .await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(3), 30.0).await.len(),
+        3
+    );
+
+    let mut c = Client::new(&hb);
+    let mut pages = Vec::new();
+    let (status, _) = c
+        .post("/console/sinks/orders/dlq/redrive", &[("at", "0:0")])
+        .await;
+    assert_eq!(status, 403, "anonymous");
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+
+    // Recent failures: the 503 that was retried and the 400 that dead-lettered, each
+    // with its answer as text, the echoed bearer token masked.
+    let (_, _, sink_page) = c.get("/console/sinks/orders").await;
+    assert!(sink_page.contains("<th>response</th>"), "{sink_page}");
+    assert!(
+        sink_page.contains("<td>503</td>")
+            && sink_page.contains("busy &lt;i&gt;try later&lt;/i&gt;"),
+        "{sink_page}"
+    );
+    assert!(
+        sink_page.contains("<td>400</td>")
+            && sink_page.contains("order &lt;b&gt;rejected&lt;/b&gt;; you sent [redacted]"),
+        "{sink_page}"
+    );
+    assert!(!sink_page.contains("<b>rejected"), "{sink_page}");
+    pages.push(sink_page);
+
+    // The DLQ page: a checkbox per dead letter, tied to the redrive-selected form.
+    let (_, _, list) = c.get("/console/sinks/orders/dlq").await;
+    for at in ["0:0", "0:1", "0:2"] {
+        assert!(
+            list.contains(&format!(
+                "name=\"at\" value=\"{at}\" form=\"redrive-selected\""
+            )),
+            "{list}"
+        );
+    }
+    assert!(list.contains("Redrive the selected"), "{list}");
+    pages.push(list.clone());
+    let token = csrf(&list);
+    let selected = "/console/sinks/orders/dlq/redrive";
+    let (status, _) = c.post(selected, &[("at", "0:0")]).await;
+    assert_eq!(status, 403, "no CSRF token");
+    let (status, _) = c.post(selected, &[("csrf", &token)]).await;
+    assert_eq!(status, 409, "nothing selected");
+
+    // Still refused: the first selected is dead-lettered again and the rest are not
+    // tried, so one action does not run every selected record's retry schedule.
+    let (status, body) = c
+        .post(selected, &[("csrf", &token), ("at", "0:2"), ("at", "0:1")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("DeadLettered"), "{body}");
+    assert!(
+        body.contains("not sent: an earlier one was not delivered"),
+        "{body}"
+    );
+    assert!(dest.delivered().is_empty());
+
+    // Fixed: two of the three are redriven; a selected offset with no dead letter is
+    // reported and does not stop the others.
+    dest.accept.store(true, Ordering::SeqCst);
+    let form = [
+        ("csrf", token.as_str()),
+        ("at", "0:2"),
+        ("at", "0:99"),
+        ("at", "0:0"),
+    ];
+    let (status, body) = c.post(selected, &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("redriven: 2 of 3"), "{body}");
+    let delivered = dest.delivered();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    assert_ne!(delivered[0], delivered[1]);
+    pages.push(body);
+    // Sent again, nothing is sent twice.
+    let (status, body) = c.post(selected, &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("redriven: 0 of 3"), "{body}");
+    assert!(body.contains("already redriven"), "{body}");
+    assert_eq!(dest.delivered().len(), 2);
+    let logs = hb.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("\"actor\":\"console\"")
+            && l.contains("\"action\":\"redrive-selected\"")
+            && l.contains("\"client\":\"127.0.0.1\"")
+            && l.contains("\"at\":\"0:2\"")),
+        "each redriven dead letter is logged with who did it: {logs}"
+    );
+    for page in &pages {
+        for secret in [TOKEN, BEARER] {
+            assert!(!page.contains(secret), "a secret on a page:\n{page}");
+        }
+    }
+}
+
+/// A source's page: its signature failures by reason and its event catalog, the event
+/// types its accepted webhooks carried (by its `event_type` rule) with counts and first
+/// and last seen, escaped; a source without the rule says it has none to catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_page_catalogs_its_event_types() {
+    let broker = Broker::start();
+    let events = unique("console-cat");
+    broker.create_topic(&events, 1);
+    let typed = format!(
+        "[source]\nname = \"github\"\npath = \"/webhooks/github\"\ntopic = \"{events}\"\nevent_type = \"header:X-GitHub-Event\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH_SECRET}}\"] }}\n"
+    );
+    let untyped = format!(
+        "[source]\nname = \"plain\"\npath = \"/webhooks/plain\"\ntopic = \"{events}\"\nverify = {{ scheme = \"github\", secrets = [\"${{GH_SECRET}}\"] }}\n"
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("github.toml", &typed)
+        .connector("plain.toml", &untyped)
+        .env("GH_SECRET", GH_SECRET)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let http = reqwest::Client::new();
+    let send = |event: Option<&'static str>, secret: &'static str| {
+        let body = "{\"action\":\"opened\"}";
+        let mut req = http
+            .post(hb.url("/webhooks/github"))
+            .header(
+                "X-Hub-Signature-256",
+                crate::support::github_sig(secret, body.as_bytes()),
+            )
+            .body(body)
+            .timeout(Duration::from_secs(30));
+        if let Some(e) = event {
+            req = req.header("X-GitHub-Event", e);
+        }
+        async move { req.send().await.expect("an answer").status().as_u16() }
+    };
+    for event in ["push", "issues", "push", "<b>odd</b>"] {
+        assert_eq!(send(Some(event), GH_SECRET).await, 200, "{event}");
+    }
+    assert_eq!(send(None, GH_SECRET).await, 200, "no event type");
+    assert_eq!(send(Some("push"), "wrong-secret").await, 401);
+
+    let mut c = Client::new(&hb);
+    let (status, _, _) = c.get("/console/sources/github").await;
+    assert_eq!(status, 401, "anonymous");
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    let (_, _, overview) = c.get("/console").await;
+    assert!(
+        overview.contains("<a href=\"/console/sources/github\">github</a>"),
+        "{overview}"
+    );
+    let (status, _, page) = c.get("/console/sources/github").await;
+    assert_eq!(status, 200, "{page}");
+    let catalog = page
+        .split("<table class=\"catalog\">")
+        .nth(1)
+        .expect("a catalog table");
+    let rows: Vec<&str> = catalog.split("<tr>").skip(2).collect();
+    assert!(
+        rows[0].starts_with("<td><code>push</code></td><td>2</td>"),
+        "the most frequent first: {page}"
+    );
+    assert!(
+        catalog.contains("<code>issues</code></td><td>1</td>"),
+        "{page}"
+    );
+    assert!(
+        catalog.contains("<code>&lt;b&gt;odd&lt;/b&gt;</code></td><td>1</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>odd"), "{page}");
+    assert!(
+        catalog.contains("no event type found</em></td><td>1</td>"),
+        "{page}"
+    );
+    assert!(page.contains("header:x-github-event"), "{page}");
+    assert!(page.contains("in memory, per process"), "{page}");
+    assert!(
+        page.contains("<td>mismatch</td><td>1</td>"),
+        "signature failures by reason: {page}"
+    );
+    let (_, _, plain) = c.get("/console/sources/plain").await;
+    assert!(plain.contains("no <code>event_type</code> rule"), "{plain}");
+    let (status, _, _) = c.get("/console/sources/nope").await;
+    assert_eq!(status, 404);
+    for page in [&page, &plain, &overview] {
+        for secret in [TOKEN, GH_SECRET] {
+            assert!(!page.contains(secret), "a secret on a page:\n{page}");
+        }
+    }
 }

@@ -1,23 +1,25 @@
 //! The operator console in headless Chromium (`tests/console/console.test.mjs`, driven
 //! with playwright-core through `scripts/console-browser.sh`): log in, a destination
-//! answering 500 then 400 gives a failure row, the dead-lettered record opens with its
-//! `<script>` body as text, it is redriven once the destination is fixed and delivered;
+//! answering 503 then 400 gives failure rows with its answers as text, the dead-lettered
+//! record opens with its `<script>` body as text, it is redriven once the destination is
+//! fixed and delivered, a second one is ticked and redriven as selected; the source page
+//! lists its event types;
 //! anonymous requests get 401/403, a POST without the CSRF token 403, `read_only` hides
 //! and refuses actions, and no secret value is on any page. Writes the
 //! screenshots of docs/operations.md to `docs/console/`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
 
+use crate::console::Echoing;
 use crate::support::broker::Broker;
 use crate::support::connectors::{SinkToml, SourceToml};
 use crate::support::hookbridge::{Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
-use crate::support::unique;
+use crate::support::{github_sig, unique};
 
 const TOKEN: &str = "console-token-b7e2a94d1c60";
 const GH_SECRET: &str = "gh-secret-value-3c9d5e";
@@ -61,33 +63,24 @@ async fn console_in_a_browser_from_failure_to_redrive() {
     for t in [&topic, &dlq, &events] {
         broker.create_topic(t, 1);
     }
-    // The first attempt gets 500 (retried), the next 400 (dead-lettered), until fixed.
-    let fixed = Arc::new(AtomicBool::new(false));
-    let flag = fixed.clone();
-    let rx = Receiver::start(move |r| {
-        Answer::status(if flag.load(Ordering::SeqCst) {
-            200
-        } else if r.nth == 1 {
-            500
-        } else {
-            400
-        })
-    })
-    .await;
+    // Each record's first attempt gets 503 (retried), the next 400 (dead-lettered),
+    // until fixed; the answers carry markup.
+    let dest = Echoing::start().await;
     // Any request here fixes the destination: the browser script calls it.
-    let flag = fixed.clone();
+    let flag = dest.accept.clone();
     let fix = Receiver::start(move |_| {
         flag.store(true, Ordering::SeqCst);
         Answer::status(200)
     })
     .await;
-    let sink = SinkToml::new(&topic, &rx.url)
+    let sink = SinkToml::new(&topic, &dest.url)
         .max_attempts(3)
         .backoff("100ms", "200ms")
         .dlq(&dlq)
         .sign_standard_webhooks("${ORDERS_WHSEC}")
         .render();
     let source = SourceToml::new("github", "/webhooks/github", &events)
+        .event_type("header:X-GitHub-Event")
         .verify_secrets("github", &["${GH_SECRET}"])
         .render();
     let cfg = Config::new(&broker.addr())
@@ -109,14 +102,45 @@ async fn console_in_a_browser_from_failure_to_redrive() {
         kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await.len(),
         1
     );
+    // A second dead letter, after the first: DLQ 0:1, for "redrive the selected".
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k1", "value": "{}"})],
+    )
+    .await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(2), 30.0).await.len(),
+        2
+    );
+    // Webhooks for the source page's event catalog, and one signature failure.
+    let http = reqwest::Client::new();
+    for (event, secret) in [
+        ("push", GH_SECRET),
+        ("push", GH_SECRET),
+        ("<i>ping</i>", GH_SECRET),
+        ("push", "not-the-secret"),
+    ] {
+        let body = "{}";
+        let status = http
+            .post(hb.url("/webhooks/github"))
+            .header("X-GitHub-Event", event)
+            .header("X-Hub-Signature-256", github_sig(secret, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .expect("an answer")
+            .status()
+            .as_u16();
+        assert_eq!(status, if secret == GH_SECRET { 200 } else { 401 });
+    }
 
     let record_id = format!("{topic}-0-0");
     browse(&hb, "full", &fix.url, &record_id).await;
-    let last = rx.seen().last().cloned().expect("requests");
     assert_eq!(
-        (last.status, last.header("webhook-id")),
-        (200, record_id.clone()),
-        "the redrive reached the fixed destination"
+        dest.delivered(),
+        vec![record_id.clone(), format!("{topic}-0-1")],
+        "both redrives reached the fixed destination"
     );
     assert!(hb.logs().contains("\"actor\":\"console\""));
 
@@ -128,7 +152,7 @@ async fn console_in_a_browser_from_failure_to_redrive() {
     std::fs::write(&settings, text).expect("settings");
     hb.spawn();
     hb.ready(Duration::from_secs(40)).await;
-    let before = rx.seen().len();
+    let before = dest.delivered().len();
     browse(&hb, "read-only", &fix.url, &record_id).await;
-    assert_eq!(rx.seen().len(), before, "read-only sent nothing");
+    assert_eq!(dest.delivered().len(), before, "read-only sent nothing");
 }

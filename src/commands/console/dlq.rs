@@ -1,5 +1,5 @@
 //! The dead-letter browser (a bounded tail of each DLQ partition, filtered), one dead
-//! letter's page, and redrive of one or all of a sink's dead letters.
+//! letter's page, and redrive of one, the selected or all of a sink's dead letters.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -63,7 +63,17 @@ pub(super) async fn dlq_page(
         .iter()
         .rev()
         .map(|r| {
+            let pick = if c.read_only {
+                String::new()
+            } else {
+                format!(
+                    "<input type=\"checkbox\" name=\"at\" value=\"{}\" form=\"redrive-selected\" aria-label=\"select {}\">",
+                    esc(&r.at()),
+                    esc(&r.at())
+                )
+            };
             vec![
+                pick,
                 esc(&r.time),
                 format!(
                     "<a href=\"/console/sinks/{}/dlq/{}\">{}</a>",
@@ -82,10 +92,13 @@ pub(super) async fn dlq_page(
     let redrive_all = if c.read_only {
         String::new()
     } else {
+        // The checkboxes in the table belong to the first form through their `form`
+        // attribute: no script needed to collect them.
         format!(
-            "<form method=\"post\" action=\"/console/sinks/{}/redrive\" data-confirm=\"Redrive every dead letter of this sink that no redrive has handled yet (filters do not apply), as dlq redrive does?\">{}<button class=\"action\">Redrive all (as dlq redrive)</button></form>",
-            url(&name),
-            html::csrf_field(&s.csrf)
+            "<form method=\"post\" id=\"redrive-selected\" action=\"/console/sinks/{u}/dlq/redrive\" data-confirm=\"POST the selected dead letters to the sink's destination again?\">{csrf}<button class=\"action\">Redrive the selected</button></form>\
+<form method=\"post\" action=\"/console/sinks/{u}/redrive\" data-confirm=\"Redrive every dead letter of this sink that no redrive has handled yet (filters do not apply), as dlq redrive does?\">{csrf}<button class=\"action\">Redrive all (as dlq redrive)</button></form>",
+            u = url(&name),
+            csrf = html::csrf_field(&s.csrf)
         )
     };
     let body = format!(
@@ -101,7 +114,7 @@ pub(super) async fn dlq_page(
         listing.unreadable,
         html::table(
             "dlq",
-            &["time", "at", "origin", "reason", "status", "attempts", "response"],
+            &["", "time", "at", "origin", "reason", "status", "attempts", "response"],
             &rows
         ),
     );
@@ -236,6 +249,124 @@ pub(super) async fn redrive_action(
             failed_page(&c, &s, &title, &e)
         }
     }
+}
+
+/// Dead letters one "redrive the selected" takes: a page's worth.
+const SELECTED_MAX: usize = DLQ_PAGE;
+
+/// Redrives the dead letters ticked on the DLQ page, one after the other in DLQ order,
+/// each exactly as "redrive one" does (the same checks, the same code as the CLI): one
+/// that fails or was handled already is reported and the others still go.
+pub(super) async fn redrive_selected_action(
+    State(c): State<Arc<Console>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    client: Option<axum::Extension<Client>>,
+    form: Form,
+) -> Page {
+    let client = client_ip(client);
+    let s = c.actor(&headers, &form)?;
+    c.sink(&name)?;
+    let title = format!("Redrive the selected dead letters of {name}");
+    let picked: Result<Vec<At>, OpsError> = form.all("at").map(str::parse).collect();
+    let mut picked = match picked {
+        Ok(p) => p,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    // In DLQ order, so the redrive group can move past each in turn where they follow
+    // one another from where it resumes.
+    picked.sort_by_key(|a| (a.partition, a.offset));
+    picked.dedup();
+    if picked.is_empty() || picked.len() > SELECTED_MAX {
+        let e = OpsError::Refused(format!(
+            "select between 1 and {SELECTED_MAX} dead letters (selected: {})",
+            picked.len()
+        ));
+        return failed_page(&c, &s, &title, &e);
+    }
+    let running = match c.start(&name) {
+        Ok(r) => r,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
+    let (loaded, connectors, n, actions) = (
+        c.loaded.clone(),
+        c.connectors.clone(),
+        name.clone(),
+        c.actions.clone(),
+    );
+    let stop = c.stop.clone();
+    // Its own task, as for one: the browser going away does not cut the batch short.
+    let lines = tokio::spawn(async move {
+        let _running = running;
+        let mut lines = Vec::with_capacity(picked.len());
+        // Each redrive runs the sink's whole retry schedule: once one is not delivered
+        // (the destination still refuses), the rest are not tried, so one action never
+        // holds the sink's redrives for the schedule of every selected record.
+        let mut refused = false;
+        for at in picked {
+            let at_text = format!("{}:{}", at.partition, at.offset);
+            if stop.is_cancelled() {
+                lines.push((at_text, Err("not sent: the process is stopping".to_owned())));
+                continue;
+            }
+            if refused {
+                lines.push((
+                    at_text,
+                    Err("not sent: an earlier one was not delivered; redrive it once the destination takes them".to_owned()),
+                ));
+                continue;
+            }
+            if actions.was_redriven(&n, at) {
+                lines.push((
+                    at_text,
+                    Err("already redriven from this console; if it failed again, its new dead letter is further on in the DLQ".to_owned()),
+                ));
+                continue;
+            }
+            let said = redrive::redrive_one(&loaded, &connectors, &n, at, &stop).await;
+            // Dead-lettered again: the destination still refuses. (An error is about this
+            // record alone: not found, passed, not a dead letter of this sink.)
+            refused = said.as_ref().is_ok_and(|s| !s.ends_with(": Delivered"));
+            match said {
+                Ok(said) => {
+                    actions.redrove(&n, at);
+                    tracing::info!(actor = "console", %client, action = "redrive-selected", connector = %n, at = %at_text, result = %said, "console action");
+                    lines.push((at_text, Ok(said)));
+                }
+                Err(e) => {
+                    tracing::warn!(actor = "console", %client, action = "redrive-selected", connector = %n, at = %at_text, error = %e, "console action failed");
+                    lines.push((at_text, Err(e.to_string())));
+                }
+            }
+        }
+        lines
+    })
+    .await;
+    let lines = match lines {
+        Ok(l) => l,
+        Err(e) => {
+            let e = OpsError::Refused(format!("redrive stopped: {e}"));
+            return failed_page(&c, &s, &title, &e);
+        }
+    };
+    let sent = lines.iter().filter(|(_, r)| r.is_ok()).count();
+    let items: String = lines
+        .iter()
+        .map(|(at, r)| match r {
+            Ok(said) => format!("<li><code>{}</code>: {}</li>", esc(at), esc(said)),
+            Err(e) => format!(
+                "<li><code>{}</code>: <span class=\"error\">{}</span></li>",
+                esc(at),
+                esc(e)
+            ),
+        })
+        .collect();
+    let body = format!(
+        "<p class=\"result\">redriven: {sent} of {}</p><ul>{items}</ul><p><a href=\"/console/sinks/{}/dlq\">Back to the dead letters</a></p>",
+        lines.len(),
+        url(&name)
+    );
+    ok_page(&c, &s, &title, &body)
 }
 
 pub(super) async fn redrive_all_action(

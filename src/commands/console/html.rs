@@ -26,16 +26,25 @@ pub fn url(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// What every page needs: the session's CSRF token and the sinks for the menu.
+/// What every page needs: the session's CSRF token and the connectors for the menu.
 pub struct Frame<'a> {
     pub csrf: &'a str,
     pub read_only: bool,
+    pub sources: &'a [String],
     pub sinks: &'a [String],
 }
 
 /// A whole page around `body`.
 pub fn page(frame: &Frame<'_>, title: &str, body: &str) -> String {
     let mut nav = String::from("<a href=\"/console\">Overview</a>");
+    for s in frame.sources {
+        let _ = write!(
+            nav,
+            " <a href=\"/console/sources/{}\">{}</a>",
+            url(s),
+            esc(s)
+        );
+    }
     for s in frame.sinks {
         let _ = write!(nav, " <a href=\"/console/sinks/{}\">{}</a>", url(s), esc(s));
     }

@@ -3,7 +3,7 @@
 //! run. Off unless `admin.console.token` is set.
 //!
 //! This file holds what every route goes through; the pages are in [`overview`], [`dlq`]
-//! (with redrive) and [`replay`], the login in [`login`].
+//! (with redrive of one, the selected or all) and [`replay`], the login in [`login`].
 //!
 //! Security, all in this module: a token login gives an HttpOnly SameSite=Strict session
 //! cookie (see [`session`]); every POST carries the session's CSRF token; `read_only`
@@ -13,9 +13,7 @@
 //! redrive`, `replay`) with its safety, and are logged with `actor = "console"` and the
 //! client's address.
 //!
-//! Not yet: the per-source event catalog. It needs the source's `event_type` rule; once
-//! sources carry it, its counts belong in [`figures::SourceFigures`] and its page beside
-//! [`overview::sink_page`].
+//! A source's page, with its event catalog, is in [`source`].
 
 mod actions;
 mod dlq;
@@ -25,6 +23,7 @@ mod login;
 mod overview;
 mod replay;
 mod session;
+mod source;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -67,6 +66,8 @@ pub struct Console {
     /// The sinks (cloned; sources are not needed by any action).
     connectors: Arc<Connectors>,
     sources: Vec<String>,
+    /// The `event_type` rule of each source that has one, as written.
+    event_type_rules: HashMap<String, String>,
     sinks: Vec<String>,
     /// Actions running per sink, and dead letters already redriven.
     actions: Arc<Actions>,
@@ -105,6 +106,16 @@ impl Console {
                 .iter()
                 .map(|s| s.name.to_string())
                 .collect(),
+            event_type_rules: connectors
+                .sources
+                .iter()
+                .filter_map(|s| {
+                    Some((
+                        s.name.to_string(),
+                        source::rule_text(s.event_type.as_ref()?),
+                    ))
+                })
+                .collect(),
             sinks: connectors
                 .sinks
                 .iter()
@@ -121,6 +132,7 @@ impl Console {
         Frame {
             csrf: &s.csrf,
             read_only: self.read_only,
+            sources: &self.sources,
             sinks: &self.sinks,
         }
     }
@@ -172,11 +184,16 @@ pub fn routes(console: Arc<Console>) -> Router {
         .route("/console/logout", axum::routing::post(login::logout))
         .route("/console/api/overview", get(overview::overview_json))
         .route("/console/sinks/{name}", get(overview::sink_page))
+        .route("/console/sources/{name}", get(source::source_page))
         .route("/console/sinks/{name}/dlq", get(dlq::dlq_page))
         .route("/console/sinks/{name}/dlq/{at}", get(dlq::record_page))
         .route(
             "/console/sinks/{name}/dlq/{at}/redrive",
             axum::routing::post(dlq::redrive_action),
+        )
+        .route(
+            "/console/sinks/{name}/dlq/redrive",
+            axum::routing::post(dlq::redrive_selected_action),
         )
         .route(
             "/console/sinks/{name}/redrive",
@@ -283,8 +300,9 @@ const FORM_BYTES: usize = 16 << 10;
 /// `/healthz` and `/readyz` with them.
 const FORM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An `application/x-www-form-urlencoded` body.
-struct Form(HashMap<String, String>);
+/// An `application/x-www-form-urlencoded` body, its fields in order: a field can repeat
+/// (the checkboxes of the dead letters selected for redrive).
+struct Form(Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = Refusal;
@@ -304,8 +322,20 @@ impl Form {
         Form(form_urlencoded::parse(body).into_owned().collect())
     }
 
+    /// The first value of field `k`.
     fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
+        self.0
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of field `k`, in order.
+    fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -323,4 +353,18 @@ async fn js() -> Response {
         include_str!("assets/console.js"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_keeps_every_value_of_a_repeated_field() {
+        let f = Form::parse(b"csrf=abc&at=0%3A2&at=0%3A0&x=1");
+        assert_eq!(f.get("csrf"), Some("abc"));
+        assert_eq!(f.all("at").collect::<Vec<_>>(), ["0:2", "0:0"]);
+        assert_eq!(f.get("at"), Some("0:2"));
+        assert_eq!(f.all("none").count(), 0);
+    }
 }

@@ -11,6 +11,7 @@ use axum::Json;
 
 use super::html::{self, esc, url};
 use super::{figures, ok_page, Console, Page, Refusal};
+use crate::commands::ops::inspect;
 
 pub(super) async fn overview_json(
     State(c): State<Arc<Console>>,
@@ -80,7 +81,7 @@ pub(super) async fn overview_page(State(c): State<Arc<Console>>, headers: Header
                 .collect::<Vec<_>>()
                 .join(", ");
             vec![
-                esc(n),
+                format!("<a href=\"/console/sources/{}\">{}</a>", url(n), esc(n)),
                 html::rate(&p("requests")),
                 html::live(&p("requests"), f.requests),
                 html::live(&p("accepted"), f.accepted),
@@ -142,12 +143,13 @@ pub(super) async fn sink_page(
         .iter()
         .map(|(at, l)| vec![esc(at), esc(&l.to_string())])
         .collect();
-    let failures: Vec<Vec<String>> = c
-        .metrics
-        .recent_failures
-        .recent(&name)
+    let recent = c.metrics.recent_failures.recent(&name);
+    let answers: Vec<&bytes::Bytes> = recent.iter().map(|f| &f.response).collect();
+    let answers = inspect::response_lines(&c.connectors, &name, &answers);
+    let failures: Vec<Vec<String>> = recent
         .iter()
-        .map(|f| {
+        .zip(answers)
+        .map(|(f, answer)| {
             vec![
                 esc(&humantime::format_rfc3339_seconds(f.at).to_string()),
                 esc(&f.id),
@@ -156,14 +158,15 @@ pub(super) async fn sink_page(
                     .map_or_else(|| f.error.to_owned(), |s| s.to_string())),
                 esc(&f.attempts.to_string()),
                 esc(&f.outcome),
+                format!("<code>{}</code>", esc(&answer)),
             ]
         })
         .collect();
     let _ = write!(
         body,
-        "<h2>Recent failures</h2><p class=\"note\">The last {} failed attempts, newest first; no bodies. Reload to update.</p>{}<h2>Lag per partition</h2>{}",
+        "<h2>Recent failures</h2><p class=\"note\">The last {} failed attempts of this process, newest first, with the start of each answer (the sink's secrets masked); never a record's body or headers. Reload to update.</p>{}<h2>Lag per partition</h2>{}",
         crate::telemetry::failures::PER_SINK,
-        html::table("failures", &["time", "record", "status", "attempts", "outcome"], &failures),
+        html::table("failures", &["time", "record", "status", "attempts", "outcome", "response"], &failures),
         html::table("lag", &["partition", "lag"], &lag),
     );
     ok_page(&c, &s, &format!("Sink {name}"), &body)

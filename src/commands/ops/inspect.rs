@@ -27,6 +27,27 @@ use crate::kafka::envelope::DeadLetterEnvelope;
 /// Bytes of the destination's response shown per listed record.
 const LIST_RESPONSE_BYTES: usize = 120;
 
+/// A destination's answer as a one-line field: the sink's secrets masked, escaped, cut
+/// to [`LIST_RESPONSE_BYTES`]. The DLQ listing and the console's recent failures both
+/// show answers this way.
+fn response_line(redact: &Redact, raw: &bytes::Bytes) -> String {
+    escape(&redact.bytes(raw), LIST_RESPONSE_BYTES, Lines::Escaped).0
+}
+
+/// The answers of sink `connector`'s recent failures as [`Summary::response`] shows a
+/// dead letter's: masked, escaped, cut. Empty strings for an unknown sink.
+pub fn response_lines(
+    connectors: &Connectors,
+    connector: &str,
+    answers: &[&bytes::Bytes],
+) -> Vec<String> {
+    let Ok(sink) = super::sink(connectors, connector) else {
+        return vec![String::new(); answers.len()];
+    };
+    let redact = Redact::of(sink);
+    answers.iter().map(|a| response_line(&redact, a)).collect()
+}
+
 /// Which dead letters to list.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -137,12 +158,7 @@ impl Summary {
             error: env.error.clone(),
             status: env.status,
             attempts: env.attempts,
-            response: escape(
-                &redact.bytes(&env.response),
-                LIST_RESPONSE_BYTES,
-                Lines::Escaped,
-            )
-            .0,
+            response: response_line(redact, &env.response),
         }
     }
 

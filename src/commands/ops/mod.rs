@@ -1,7 +1,7 @@
 //! Operator commands on Kafka state: `dlq redrive`, `dlq list`/`dlq show` and `replay`.
 
 pub(crate) mod dlq_read;
-mod escape;
+pub(crate) mod escape;
 pub mod inspect;
 mod redact;
 pub mod redrive;

@@ -84,6 +84,8 @@ pub(super) async fn produce(
             }
             WebhookAccepted {
                 produce_seconds: started.elapsed().as_secs_f64(),
+                event_type: routed.event_type,
+                typed: source.event_type.is_some(),
             }
             .emit(telemetry);
             Reply::Accepted
