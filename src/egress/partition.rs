@@ -368,8 +368,14 @@ impl<T> Partition<T> {
         if self.revoked {
             return None;
         }
-        let running = self.lanes.get(lane).filter(|l| !l.abandoned && l.started > 0)?;
-        running.waiting.front().map(|(offset, item)| (*offset, item))
+        let running = self
+            .lanes
+            .get(lane)
+            .filter(|l| !l.abandoned && l.started > 0)?;
+        running
+            .waiting
+            .front()
+            .map(|(offset, item)| (*offset, item))
     }
 
     /// Joins the record that waits first in `lane` to the batch the lane's started
