@@ -18,6 +18,7 @@ use governor::DefaultDirectRateLimiter;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
+use super::batch;
 use super::breaker::{Admission, Breaker, RecordKey};
 use super::client::Client;
 use super::dlq::{self, DeadLetter};
@@ -27,11 +28,12 @@ use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
 use super::token::TokenSource;
 use crate::connectors::sink::Ordering as LaneOrdering;
+use crate::connectors::sink::{BatchFormat, BatchItems};
 use crate::connectors::Sink;
 use crate::kafka::producer;
 use crate::telemetry::sink::{
-    AttemptEnded, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled, SinkTelemetry,
-    UndeliverableWithoutDlq,
+    AttemptEnded, BatchSent, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled,
+    SinkTelemetry, UndeliverableWithoutDlq,
 };
 
 /// What ends a delivery early: `cancel` (revoke, shutdown) stops it at its next wait;
@@ -172,6 +174,83 @@ impl Destination {
         self.sink.buffer
     }
 
+    /// The sink's `batch` rules; `None`: one request per record.
+    pub fn batch_rules(&self) -> Option<batch::Rules> {
+        let b = self.sink.batch?;
+        Some(batch::Rules {
+            max_records: b.max_records,
+            max_bytes: usize::try_from(b.max_bytes.0).unwrap_or(usize::MAX),
+            max_wait: b.max_wait.0,
+            layout: match b.format {
+                BatchFormat::JsonArray => batch::Layout::JsonArray,
+                BatchFormat::Ndjson => batch::Layout::Ndjson,
+            },
+            items: match b.items {
+                BatchItems::Data => batch::Items::Data,
+                BatchItems::Envelope => batch::Items::Envelope,
+            },
+        })
+    }
+
+    /// The sink's filter, templates and transform.
+    pub fn shaper(&self) -> &Shaper {
+        &self.shaper
+    }
+
+    /// Delivers a batch: `request` carries every one of `records` (in order) in one
+    /// body. They finish together: delivered on a 2xx; retried as one request per the
+    /// policy; each dead-lettered with the batch's reason when it gives up. The webhook
+    /// id is the first record's with the batch's size, so an identical batch sent again
+    /// (after a restart) carries the same id.
+    pub async fn deliver_batch(
+        &self,
+        records: &[&Record],
+        mut request: Prepared<'_>,
+        layout: batch::Layout,
+        stop: Stop<'_>,
+        ticket: Option<Ticket>,
+    ) -> Finish {
+        let Some(first) = records.first() else {
+            return Finish::Abandoned;
+        };
+        let id = format!("{}-batch{}", first.webhook_id(), records.len());
+        request.content_type = Some(HeaderValue::from_static(layout.content_type()));
+        BatchSent {
+            records: records.len(),
+        }
+        .emit(&self.telemetry);
+        let finish = self.attempts(records, &request, &id, stop, ticket).await;
+        for _ in records {
+            self.finished(finish);
+        }
+        finish
+    }
+
+    /// Ends a record that is sent in no request: the filter let it through (`Ok`), or it
+    /// cannot be shaped or be a batch item (`Err`: dead-lettered, or held without a DLQ).
+    pub async fn settle(
+        &self,
+        record: &Record,
+        shaped: Result<(), Refused>,
+        cancel: &CancellationToken,
+    ) -> Finish {
+        let finish = match shaped {
+            Ok(()) => Finish::Filtered,
+            Err(refused) => self.refuse(record, refused, cancel).await,
+        };
+        self.finished(finish);
+        finish
+    }
+
+    fn finished(&self, finish: Finish) {
+        match finish {
+            Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
+            Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
+            Finish::Filtered => RecordFinished::Filtered.emit(&self.telemetry),
+            Finish::Abandoned => {}
+        }
+    }
+
     /// Delivers `record`, retrying as the policy says. Returns only when the record is
     /// finished or `cancel` fired.
     /// With a `ticket`, it is handed back when the first attempt starts. `cancel` stops
@@ -181,19 +260,17 @@ impl Destination {
             return Finish::Abandoned;
         };
         let finish = match shaped {
-            Ok(Some(request)) => self.attempts(record, &request, stop, ticket).await,
+            Ok(Some(request)) => {
+                let id = record.webhook_id();
+                self.attempts(&[record], &request, &id, stop, ticket).await
+            }
             Ok(None) => Finish::Filtered,
             Err(refused) => {
                 drop(ticket);
                 self.refuse(record, refused, stop.cancel).await
             }
         };
-        match finish {
-            Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
-            Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
-            Finish::Filtered => RecordFinished::Filtered.emit(&self.telemetry),
-            Finish::Abandoned => {}
-        }
+        self.finished(finish);
         finish
     }
 
@@ -245,17 +322,21 @@ impl Destination {
         }
     }
 
-    /// Attempts `request` until the policy ([`super::policy`]) says the record is
-    /// finished, performing each step it returns.
+    /// Attempts `request` (carrying `records`, one or a batch; `id` its webhook id)
+    /// until the policy ([`super::policy`]) says they are finished, performing each step
+    /// it returns: they are delivered, retried or dead-lettered together.
     async fn attempts(
         &self,
-        record: &Record,
+        records: &[&Record],
         request: &Prepared<'_>,
+        id: &str,
         stop: Stop<'_>,
         mut ticket: Option<Ticket>,
     ) -> Finish {
         let cancel = stop.cancel;
-        let id = record.webhook_id();
+        let Some(&record) = records.first() else {
+            return Finish::Abandoned;
+        };
         let key: RecordKey = (record.tp.topic.clone(), record.tp.partition, record.offset);
         let policy = self.policy();
         let mut state = Attempts::default();
@@ -270,7 +351,7 @@ impl Destination {
             drop(ticket.take());
             let (turn, authorization) = (go.turn, go.authorization.clone());
             let Some((outcome, response, took)) =
-                self.attempt(record, request, &id, go, stop.abort).await
+                self.attempt(record, request, id, go, stop.abort).await
             else {
                 return Finish::Abandoned;
             };
@@ -304,11 +385,11 @@ impl Destination {
                         last_attempt: SystemTime::now(),
                         response,
                     };
-                    return self.dead_letter(record, &id, &dl, cancel).await;
+                    return self.dead_letter_all(records, &dl, cancel).await;
                 }
                 Next::Hold { error, wait } => {
                     UndeliverableWithoutDlq {
-                        id: &id,
+                        id,
                         error,
                         attempts: state.counted(),
                     }
@@ -321,7 +402,7 @@ impl Destination {
                 return Finish::Abandoned;
             }
             RetryScheduled {
-                id: &id,
+                id,
                 error,
                 attempts: state.counted(),
                 wait,
@@ -426,6 +507,23 @@ impl Destination {
             }
         }
         Some(permit)
+    }
+
+    /// Dead-letters each of `records` with the same reason, in order; finished only
+    /// once every one of them is (a batch that ran out of retries).
+    async fn dead_letter_all(
+        &self,
+        records: &[&Record],
+        dl: &DeadLetter,
+        cancel: &CancellationToken,
+    ) -> Finish {
+        for record in records {
+            let id = record.webhook_id();
+            if self.dead_letter(record, &id, dl, cancel).await != Finish::DeadLettered {
+                return Finish::Abandoned;
+            }
+        }
+        Finish::DeadLettered
     }
 
     /// Writes to the DLQ until the broker acknowledges (or cancellation). A dead letter

@@ -136,6 +136,17 @@ impl Drop for Receiver {
     }
 }
 
+/// The items of a batch body: a JSON array, or one JSON value per line.
+pub fn batch_items(body: &[u8]) -> Vec<serde_json::Value> {
+    if let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(body) {
+        return items;
+    }
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect()
+}
+
 async fn handle(
     axum::extract::State(s): axum::extract::State<State>,
     uri: axum::http::Uri,
@@ -163,6 +174,15 @@ async fn handle(
     };
     let answer = (s.script)(&r);
     r.status = answer.status;
+    // A batch (`<first id>-batch<n>`) finishes the records its envelope items name.
+    let positions: Vec<(i32, i64)> = if id.contains("-batch") {
+        batch_items(&r.body)
+            .iter()
+            .filter_map(|item| super::audit::position(item["webhook_id"].as_str()?))
+            .collect()
+    } else {
+        super::audit::position(&id).into_iter().collect()
+    };
     s.seen.lock().expect("lock").push(r);
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
@@ -170,12 +190,9 @@ async fn handle(
     // Only now, as the answer leaves: a 2xx stored before the delay would let the auditor
     // accept a commit past a record whose 2xx hookbridge had not yet seen.
     if (200..300).contains(&answer.status) {
-        if let Some(at) = super::audit::position(&id) {
-            s.answered
-                .lock()
-                .expect("lock")
-                .entry(at)
-                .or_insert_with(Instant::now);
+        let mut answered = s.answered.lock().expect("lock");
+        for at in positions {
+            answered.entry(at).or_insert_with(Instant::now);
         }
     }
     let mut resp = (

@@ -1,0 +1,282 @@
+//! Batched delivery end to end on a real broker: several records per request, key order
+//! kept across batches, `max_records` respected, a batch retried and then delivered, a
+//! batch refused for good dead-lettered record by record, records that cannot be items
+//! dead-lettered alone. Every batch here carries envelope items, so the receiver (and
+//! the commit auditor through it) knows which records a 2xx finished.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::audit::Auditor;
+use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
+use crate::support::kafka;
+use crate::support::receiver::{batch_items, Answer, Received, Receiver};
+use crate::support::scenario::{Scenario, Setup};
+
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A signed sink sending batches of at most `max_records` envelope items.
+fn sink(topic: &str, url: &str, max_records: usize) -> SinkToml {
+    SinkToml::new(topic, url)
+        .timeout("5s")
+        .concurrency(8)
+        .sign_standard_webhooks("${SINK_WHSEC}")
+        .max_attempts(4)
+        .backoff("100ms", "1s")
+        .set(
+            "batch",
+            &format!(
+                "{{ max_records = {max_records}, max_wait = \"20ms\", items = \"envelope\" }}"
+            ),
+        )
+}
+
+fn setup(prefix: &str) -> Setup {
+    Setup::new(prefix).env("SINK_WHSEC", WHSEC)
+}
+
+/// Records `{"k": key, "seq": n}` with `keys` keys round-robin.
+fn records(n: usize, keys: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let k = format!("k{}", i % keys);
+            json!({"key": k, "value": json!({"k": k, "seq": i}).to_string()})
+        })
+        .collect()
+}
+
+/// `(partition, offset)` of every item answered 2xx.
+fn delivered(seen: &[Received]) -> BTreeSet<(i64, i64)> {
+    seen.iter()
+        .filter(|r| (200..300).contains(&r.status))
+        .flat_map(|r| batch_items(&r.body))
+        .map(|i| {
+            (
+                i["partition"].as_i64().unwrap(),
+                i["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn audit(
+    broker: &Broker,
+    topic: &str,
+    partitions: u32,
+    rx: &Receiver,
+    dlq: Option<&str>,
+) -> Auditor {
+    Auditor::start_with_dlq(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        topic,
+        partitions,
+        rx.finished(),
+        dlq,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_keep_key_order_and_max_records_and_commit_to_the_end() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("batch-order")
+        .partitions(4)
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url, 10))
+        .await;
+    let auditor = audit(&broker, &topic, 4, &rx, None);
+    kafka::produce(&broker.addr(), &topic, &records(400, 8)).await;
+    rx.wait_for(Duration::from_secs(40), "400 records delivered", |s| {
+        delivered(s).len() >= 400
+    })
+    .await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    auditor.finish().await.assert_clean("batched happy path");
+
+    let seen = rx.seen();
+    let wh = standardwebhooks::Webhook::new(WHSEC).unwrap();
+    let mut order: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut largest = 0;
+    for r in &seen {
+        wh.verify(&r.body, &r.headers).expect("batch body signed");
+        assert_eq!(r.header("content-type"), "application/json");
+        assert!(
+            r.header("webhook-id").contains("-batch"),
+            "{}",
+            r.header("webhook-id")
+        );
+        let items = batch_items(&r.body);
+        assert!(
+            !items.is_empty() && items.len() <= 10,
+            "{} items",
+            items.len()
+        );
+        largest = largest.max(items.len());
+        for item in items {
+            let data = &item["data"];
+            order
+                .entry(data["k"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(data["seq"].as_u64().unwrap());
+        }
+    }
+    assert!(largest > 1, "records travelled together");
+    assert!(
+        seen.len() < 400,
+        "fewer requests than records: {}",
+        seen.len()
+    );
+    for (key, seqs) in order {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "key {key} out of order across batches: {seqs:?}"
+        );
+    }
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answered_503_is_sent_again_whole_then_delivered() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let n = answered.clone();
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("batch-retry")
+        .sink(
+            move |_| {
+                if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Answer::status(503)
+                } else {
+                    Answer::status(200)
+                }
+            },
+            |n| sink(&n.topic, &n.url, 50),
+        )
+        .await;
+    let auditor = audit(&broker, &topic, 1, &rx, None);
+    kafka::produce(&broker.addr(), &topic, &records(30, 3)).await;
+    rx.wait_for(Duration::from_secs(30), "30 records delivered", |s| {
+        delivered(s).len() >= 30
+    })
+    .await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    auditor.finish().await.assert_clean("batch retried");
+    let seen = rx.seen();
+    let refused = &seen[0];
+    assert_eq!(refused.status, 503);
+    let again = seen
+        .iter()
+        .find(|r| r.nth == 2 && r.header("webhook-id") == refused.header("webhook-id"))
+        .expect("the refused batch sent again under the same webhook-id");
+    assert_eq!(again.body, refused.body, "the same batch, whole");
+    assert_eq!(again.status, 200);
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_for_good_is_dead_lettered_record_by_record_and_commit_moves_on() {
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = setup("batch-dlq")
+        .dlq()
+        .sink(
+            |r| {
+                if String::from_utf8_lossy(&r.body).contains("poison") {
+                    Answer::status(422)
+                } else {
+                    Answer::status(200)
+                }
+            },
+            |n| sink(&n.topic, &n.url, 100).dlq(&n.dlq),
+        )
+        .await;
+    let auditor = audit(&broker, &topic, 1, &rx, Some(&dlq));
+    // One request: a poisoned batch of three, with a record that is not JSON before it.
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "x", "value": "not json"}),
+            json!({"key": "a", "value": "{\"n\":1}"}),
+            json!({"key": "b", "value": "{\"poison\":true}"}),
+            json!({"key": "c", "value": "{\"n\":3}"}),
+        ],
+    )
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(4), 30.0).await;
+    assert_eq!(dead.len(), 4, "every record dead-lettered");
+    let by_key: HashMap<String, &kafka::Read> = dead
+        .iter()
+        .map(|d| {
+            (
+                String::from_utf8_lossy(d.key.as_deref().unwrap()).into_owned(),
+                d,
+            )
+        })
+        .collect();
+    let x = by_key["x"];
+    assert_eq!(x.value, b"not json");
+    assert_eq!(x.header("hookbridge-dlq-reason").as_deref(), Some("batch"));
+    assert_eq!(
+        x.header("hookbridge-dlq-error").as_deref(),
+        Some("not-json")
+    );
+    for k in ["a", "b", "c"] {
+        let d = by_key[k];
+        assert_eq!(
+            d.header("hookbridge-dlq-reason").as_deref(),
+            Some("permanent"),
+            "{k}"
+        );
+        assert_eq!(
+            d.header("hookbridge-dlq-status").as_deref(),
+            Some("422"),
+            "{k}"
+        );
+    }
+    assert_eq!(by_key["b"].value, b"{\"poison\":true}");
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    auditor.finish().await.assert_clean("batch dead-lettered");
+    assert!(
+        rx.seen()
+            .iter()
+            .all(|r| !String::from_utf8_lossy(&r.body).contains("not json")),
+        "a record that is not JSON never joins a batch"
+    );
+    drop(hb);
+}
