@@ -280,3 +280,53 @@ async fn a_batch_refused_for_good_is_dead_lettered_record_by_record_and_commit_m
     );
     drop(hb);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_with_batches_in_flight_loses_nothing() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        mut hb,
+        ..
+    } = setup("batch-crash")
+        .partitions(4)
+        .sink(
+            // Slow answers: batches are always in flight when the process dies.
+            |_| Answer {
+                status: 200,
+                headers: Vec::new(),
+                delay: Duration::from_millis(30),
+            },
+            |n| sink(&n.topic, &n.url, 10),
+        )
+        .await;
+    let auditor = audit(&broker, &topic, 4, &rx, None);
+    const N: usize = 1500;
+    kafka::produce(&broker.addr(), &topic, &records(N, 40)).await;
+    rx.wait_for(Duration::from_secs(40), "a third delivered", |s| {
+        delivered(s).len() >= N / 3
+    })
+    .await;
+    hb.kill9();
+    let before = delivered(&rx.seen()).len();
+    assert!(before < N, "killed while records were still to deliver");
+    hb.spawn();
+    hb.ready(Duration::from_secs(40)).await;
+    rx.wait_for(Duration::from_secs(90), "every record delivered", |s| {
+        delivered(s).len() >= N
+    })
+    .await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    let report = auditor.finish().await;
+    report.assert_clean("kill -9 mid-batch");
+    let all: BTreeSet<(i64, i64)> = delivered(&rx.seen());
+    assert_eq!(all.len(), N, "every record delivered at least once");
+    drop(hb);
+}
