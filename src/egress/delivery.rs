@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
@@ -197,33 +197,210 @@ impl Destination {
         &self.shaper
     }
 
-    /// Delivers a batch: `request` carries every one of `records` (in order) in one
-    /// body. They finish together: delivered on a 2xx; retried as one request per the
-    /// policy; each dead-lettered with the batch's reason when it gives up. The webhook
-    /// id is the first record's with the batch's size, so an identical batch sent again
-    /// (after a restart) carries the same id.
+    /// Delivers a batch: `request` carries every one of `records` (in order; `items`
+    /// their parts of the body, `lanes` their ordering lanes) in one body. The batch is
+    /// retried as one request per the policy, and dead-lettered record by record when it
+    /// gives up. A 2xx finishes every record, unless its body answers per item
+    /// (`{"results":[{"status":…},…]}`, see [`batch::item_outcomes`]): then delivered
+    /// items finish, failed ones are dead-lettered or retried as the status policy
+    /// says, and the items behind a failed one of their lane go again with it, in a
+    /// smaller batch. The webhook id is the first record's with the batch's size, so an
+    /// identical batch sent again (after a restart) carries the same id.
+    #[allow(clippy::too_many_arguments)]
     pub async fn deliver_batch(
         &self,
         records: &[&Record],
+        items: &[Bytes],
+        lanes: &[Option<Bytes>],
         mut request: Prepared<'_>,
-        layout: batch::Layout,
+        rules: &batch::Rules,
         stop: Stop<'_>,
-        ticket: Option<Ticket>,
-    ) -> Finish {
-        let Some(first) = records.first() else {
-            return Finish::Abandoned;
+        mut ticket: Option<Ticket>,
+    ) -> Vec<Finish> {
+        let mut finishes = vec![Finish::Abandoned; records.len()];
+        let Some(&first) = records.first() else {
+            return finishes;
         };
-        let id = format!("{}-batch{}", first.webhook_id(), records.len());
-        request.content_type = Some(HeaderValue::from_static(layout.content_type()));
+        request.content_type = Some(HeaderValue::from_static(rules.layout.content_type()));
         BatchSent {
             records: records.len(),
         }
         .emit(&self.telemetry);
-        let finish = self.attempts(records, &request, &id, stop, ticket).await;
-        for _ in records {
-            self.finished(finish);
+        let cancel = stop.cancel;
+        let key: RecordKey = (first.tp.topic.clone(), first.tp.partition, first.offset);
+        let policy = self.policy();
+        let mut state = Attempts::default();
+        // Indexes of the records the request carries, in order.
+        let mut pending: Vec<usize> = (0..records.len()).collect();
+        let mut id = batch_id(first, pending.len());
+        'attempts: while let Some(&lead) = pending.first() {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let Some(go) = self.turn(&key, cancel).await else {
+                break;
+            };
+            state.start(SystemTime::now());
+            drop(ticket.take());
+            let (turn, authorization) = (go.turn, go.authorization.clone());
+            let Some((mut outcome, response, took)) = self
+                .attempt(records[lead], &request, &id, go, stop.abort, ANSWER_LIMIT)
+                .await
+            else {
+                break;
+            };
+            let token = authorization.is_some();
+            if outcome == Outcome::Delivered {
+                let Some(statuses) = batch::item_statuses(&response, pending.len()) else {
+                    for &i in &pending {
+                        finishes[i] = Finish::Delivered;
+                    }
+                    self.breaker.healthy();
+                    break;
+                };
+                self.breaker.healthy();
+                let sent: Vec<Option<Bytes>> = pending.iter().map(|&i| lanes[i].clone()).collect();
+                let mut again = Vec::new();
+                let mut retried: Option<Outcome> = None;
+                for (&i, item) in pending.iter().zip(batch::item_outcomes(&statuses, &sent)) {
+                    let status = match item {
+                        batch::ItemOutcome::Delivered => {
+                            finishes[i] = Finish::Delivered;
+                            continue;
+                        }
+                        batch::ItemOutcome::Behind => {
+                            again.push(i);
+                            continue;
+                        }
+                        batch::ItemOutcome::Failed(status) => status,
+                    };
+                    let failed = StatusCode::from_u16(status)
+                        .map(|s| {
+                            self.sink
+                                .status
+                                .classify(s, &HeaderMap::new(), SystemTime::now())
+                        })
+                        .unwrap_or(Outcome::Permanent {
+                            reason: "other",
+                            status,
+                        });
+                    // What the policy would do with this item alone, without spending
+                    // the batch's attempts on it.
+                    let next = policy
+                        .after(
+                            &mut state.clone(),
+                            attempted(&failed, turn, took, token),
+                            rand::random(),
+                        )
+                        .next;
+                    match next {
+                        Next::DeadLetter { reason, error }
+                            if matches!(failed, Outcome::Permanent { .. }) =>
+                        {
+                            let dl = DeadLetter {
+                                reason,
+                                status: Some(status),
+                                error,
+                                attempts: state.counted(),
+                                first_attempt: state.first().unwrap_or_else(SystemTime::now),
+                                last_attempt: SystemTime::now(),
+                                response: response.clone(),
+                            };
+                            let record = records[i];
+                            finishes[i] = self
+                                .dead_letter(record, &record.webhook_id(), &dl, cancel)
+                                .await;
+                        }
+                        _ => {
+                            retried.get_or_insert(failed);
+                            again.push(i);
+                        }
+                    }
+                }
+                pending = again;
+                let Some(&lead) = pending.first() else {
+                    break;
+                };
+                request.body = rebuild(rules, pending.iter().map(|&i| &items[i]));
+                id = batch_id(records[lead], pending.len());
+                match retried {
+                    Some(failed) => outcome = failed,
+                    // Only items behind a dead-lettered one: they go again at once.
+                    None => continue 'attempts,
+                }
+            }
+            let decision = policy.after(
+                &mut state,
+                attempted(&outcome, turn, took, token),
+                rand::random(),
+            );
+            match decision.breaker {
+                Health::Reachable => self.breaker.healthy(),
+                Health::Failed => self.breaker.failed(None),
+                Health::ProbeFailed => self.breaker.failed(Some(&key)),
+            }
+            let (error, wait) = match decision.next {
+                Next::Delivered => {
+                    for &i in &pending {
+                        finishes[i] = Finish::Delivered;
+                    }
+                    break;
+                }
+                Next::RefreshToken => {
+                    if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
+                        tokens.refused(used);
+                    }
+                    continue;
+                }
+                Next::DeadLetter { reason, error } => {
+                    let dl = DeadLetter {
+                        reason,
+                        status: outcome.status(),
+                        error,
+                        attempts: state.counted(),
+                        first_attempt: state.first().unwrap_or_else(SystemTime::now),
+                        last_attempt: SystemTime::now(),
+                        response,
+                    };
+                    for &i in &pending {
+                        let record = records[i];
+                        finishes[i] = self
+                            .dead_letter(record, &record.webhook_id(), &dl, cancel)
+                            .await;
+                    }
+                    break;
+                }
+                Next::Hold { error, wait } => {
+                    UndeliverableWithoutDlq {
+                        id: &id,
+                        error,
+                        attempts: state.counted(),
+                    }
+                    .emit(&self.telemetry);
+                    (error, wait)
+                }
+                Next::Retry { error, wait } => (error, wait),
+            };
+            if self.no_retry.is_cancelled() {
+                break;
+            }
+            RetryScheduled {
+                id: &id,
+                error,
+                attempts: state.counted(),
+                wait,
+            }
+            .emit(&self.telemetry);
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.no_retry.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
-        finish
+        for f in &finishes {
+            self.finished(*f);
+        }
+        finishes
     }
 
     /// Ends a record that is sent in no request: the filter let it through (`Ok`), or it
@@ -351,7 +528,7 @@ impl Destination {
             drop(ticket.take());
             let (turn, authorization) = (go.turn, go.authorization.clone());
             let Some((outcome, response, took)) =
-                self.attempt(record, request, id, go, stop.abort).await
+                self.attempt(record, request, id, go, stop.abort, 0).await
             else {
                 return Finish::Abandoned;
             };
@@ -463,12 +640,13 @@ impl Destination {
         id: &str,
         go: Go<'_>,
         abort: &CancellationToken,
+        answer_limit: usize,
     ) -> Option<(Outcome, Bytes, Duration)> {
         let started = Instant::now();
         self.telemetry.in_flight.inc();
         let attempted = tokio::select! {
             biased;
-            r = self.client.send(record, request, id, go.authorization.as_ref()) => Some(r),
+            r = self.client.send(record, request, id, go.authorization.as_ref(), answer_limit) => Some(r),
             _ = abort.cancelled() => None,
         };
         self.telemetry.in_flight.dec();
@@ -582,6 +760,32 @@ impl Destination {
             wait = policy::dead_letter_backoff(wait);
         }
     }
+}
+
+fn attempted(outcome: &Outcome, turn: Turn, took: Duration, token: bool) -> Attempted<'_> {
+    Attempted {
+        outcome,
+        turn,
+        took,
+        token,
+    }
+}
+
+/// Most of a 2xx answer to a batch read for its per-item results.
+const ANSWER_LIMIT: usize = 1 << 20;
+
+/// A batch's webhook id: its first record's and its size.
+fn batch_id(first: &Record, len: usize) -> String {
+    format!("{}-batch{len}", first.webhook_id())
+}
+
+/// The body of a smaller batch of the same items.
+fn rebuild<'a>(rules: &batch::Rules, items: impl Iterator<Item = &'a Bytes>) -> Bytes {
+    let mut open = batch::Open::new(std::time::Instant::now());
+    for item in items {
+        open.push((), item.clone());
+    }
+    open.seal(rules).0
 }
 
 #[cfg(test)]

@@ -330,3 +330,96 @@ async fn a_kill_9_with_batches_in_flight_loses_nothing() {
     assert_eq!(all.len(), N, "every record delivered at least once");
     drop(hb);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_item_answers_finish_retry_and_dead_letter_items_keeping_key_order() {
+    let a1_seen = Arc::new(AtomicUsize::new(0));
+    let seen_a1 = a1_seen.clone();
+    let broker = Broker::start();
+    let topic = crate::support::unique("batch-items");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // Per item: a1 is refused with 503 the first time, the poison item with 422, the
+    // rest taken; the answer is 207 with one result per item.
+    let rx = Receiver::start_with_bodies(move |r| {
+        let results: Vec<Value> = batch_items(&r.body)
+            .iter()
+            .map(|item| {
+                let data = &item["data"];
+                let status = if data["poison"] == json!(true) {
+                    422
+                } else if data["k"] == json!("a")
+                    && data["seq"] == json!(1)
+                    && seen_a1.fetch_add(1, Ordering::SeqCst) == 0
+                {
+                    503
+                } else {
+                    200
+                };
+                json!({ "status": status })
+            })
+            .collect();
+        (
+            Answer::status(207),
+            Some(json!({ "results": results }).to_string()),
+        )
+    })
+    .await;
+    let auditor = audit(&broker, &topic, 1, &rx, Some(&dlq));
+    let cfg = crate::support::hookbridge::Config::new(&broker.addr())
+        .connector(
+            "orders.toml",
+            &sink(&topic, &rx.url, 100).dlq(&dlq).render(),
+        )
+        .env("SINK_WHSEC", WHSEC);
+    let mut hb = crate::support::hookbridge::Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let value = |k: &str, seq: u64| json!({"k": k, "seq": seq}).to_string();
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "a", "value": value("a", 1)}),
+            json!({"key": "b", "value": value("b", 1)}),
+            json!({"key": "a", "value": value("a", 2)}),
+            json!({"key": "p", "value": "{\"poison\":true}"}),
+            json!({"key": "b", "value": value("b", 2)}),
+            json!({"key": "a", "value": value("a", 3)}),
+        ],
+    )
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    auditor.finish().await.assert_clean("per-item answers");
+    assert_eq!(dead.len(), 1, "only the poison item dead-lettered");
+    assert_eq!(dead[0].value, b"{\"poison\":true}");
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-status").as_deref(),
+        Some("422")
+    );
+    assert!(a1_seen.load(Ordering::SeqCst) >= 2, "a1 sent again");
+    // Key a as the receiver took it last: every record of it, in order.
+    let mut last_a: HashMap<u64, usize> = HashMap::new();
+    let mut taken = 0;
+    for r in rx.seen() {
+        for item in batch_items(&r.body) {
+            taken += 1;
+            if item["data"]["k"] == json!("a") {
+                last_a.insert(item["data"]["seq"].as_u64().unwrap(), taken);
+            }
+        }
+    }
+    assert_eq!(last_a.len(), 3, "{last_a:?}");
+    assert!(
+        last_a[&1] < last_a[&2] && last_a[&2] < last_a[&3],
+        "a2 and a3 were sent again after a1: {last_a:?}"
+    );
+    drop(hb);
+}

@@ -45,13 +45,14 @@ struct OpenBatch {
     generation: u64,
     /// The URL and headers its records share (the body is the first record's, unused).
     request: Prepared<'static>,
-    items: Open<Ready>,
+    /// Its records with their items (kept to build a smaller batch of some of them).
+    items: Open<(Ready, Bytes)>,
 }
 
 /// A batch ready to be sent: its request carries the batch body.
 struct Sealed {
     request: Prepared<'static>,
-    members: Vec<Ready>,
+    members: Vec<(Ready, Bytes)>,
 }
 
 impl Batching {
@@ -111,19 +112,19 @@ impl Batching {
             if ours(&self.open[i].tp, self.open[i].generation) {
                 let o = self.open.swap_remove(i);
                 let (_, members) = o.items.seal(&self.rules);
-                out.extend(members.into_iter().map(|m| (m.offset, m.lane)));
+                out.extend(members.into_iter().map(|(m, _)| (m.offset, m.lane)));
             } else {
                 i += 1;
             }
         }
         self.sealed.retain_mut(|s| {
-            let Some(first) = s.members.first() else {
+            let Some((first, _)) = s.members.first() else {
                 return false;
             };
             if !ours(&first.tp, first.generation) {
                 return true;
             }
-            out.extend(s.members.drain(..).map(|m| (m.offset, m.lane)));
+            out.extend(s.members.drain(..).map(|(m, _)| (m.offset, m.lane)));
             false
         });
         out
@@ -233,7 +234,7 @@ impl Dispatcher {
         };
         let (tp, generation, lane) = (r.tp.clone(), r.generation, r.lane.clone());
         let (cancel, abort) = (r.cancel.clone(), r.abort.clone());
-        b.open[i].items.push(r, item);
+        b.open[i].items.push((r, item.clone()), item);
         // The lane's next records join while they render alike and fit: they are sent
         // after it in the same body, in offset order.
         if let (true, Some(lane)) = (b.inline, lane) {
@@ -271,7 +272,7 @@ impl Dispatcher {
                     lane: Some(lane.clone()),
                     record,
                 };
-                b.open[i].items.push(joined, item);
+                b.open[i].items.push((joined, item.clone()), item);
             }
         }
         if b.flushing || b.open[i].items.is_full(&b.rules) {
@@ -301,7 +302,7 @@ impl Dispatcher {
         let Some(b) = self.batching.as_mut() else {
             return;
         };
-        let layout = b.rules.layout;
+        let rules = b.rules;
         while !b.sealed.is_empty() {
             let Some(ticket) = self.destination.ticket() else {
                 return;
@@ -314,16 +315,31 @@ impl Dispatcher {
                 let Some(first) = members.first() else {
                     return Ended::Many(Vec::new());
                 };
-                let records: Vec<&Record> = members.iter().map(|m| &m.record).collect();
+                let records: Vec<&Record> = members.iter().map(|(m, _)| &m.record).collect();
+                let items: Vec<Bytes> = members.iter().map(|(_, item)| item.clone()).collect();
+                let lanes: Vec<Option<Bytes>> =
+                    members.iter().map(|(m, _)| m.lane.clone()).collect();
                 let stop = Stop {
-                    cancel: &first.cancel,
-                    abort: &first.abort,
+                    cancel: &first.0.cancel,
+                    abort: &first.0.abort,
                 };
-                let finish = (destination)
-                    .deliver_batch(&records, request, layout, stop, Some(ticket))
+                let finishes = (destination)
+                    .deliver_batch(
+                        &records,
+                        &items,
+                        &lanes,
+                        request,
+                        &rules,
+                        stop,
+                        Some(ticket),
+                    )
                     .await;
                 drop(records);
-                Ended::Many(members.into_iter().map(|m| m.done(finish)).collect())
+                Ended::Many(
+                    (members.into_iter().zip(finishes))
+                        .map(|((m, _), finish)| m.done(finish))
+                        .collect(),
+                )
             }));
         }
     }
