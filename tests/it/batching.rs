@@ -423,3 +423,92 @@ async fn per_item_answers_finish_retry_and_dead_letter_items_keeping_key_order()
     );
     drop(hb);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_rendering_different_urls_go_in_different_batches_through_filter_and_transform() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("batch-split")
+        .sink(
+            |_| Answer::status(200),
+            |n| {
+                sink(&n.topic, &format!("{}/{{key}}", n.url), 50)
+                    .set("filter", "'.seq % 2 == 0'")
+                    .set("transform", "'{k: .k, seq: .seq}'")
+            },
+        )
+        .await;
+    kafka::produce(&broker.addr(), &topic, &records(80, 4)).await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(40),
+    )
+    .await;
+    let seen = rx.seen();
+    let mut order: HashMap<String, Vec<u64>> = HashMap::new();
+    for r in &seen {
+        for item in batch_items(&r.body) {
+            let k = item["data"]["k"].as_str().unwrap().to_owned();
+            assert!(r.uri.ends_with(&format!("/{k}")), "{k} sent to {}", r.uri);
+            order
+                .entry(k)
+                .or_default()
+                .push(item["data"]["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(
+        order.values().map(Vec::len).sum::<usize>(),
+        40,
+        "the even half"
+    );
+    for (key, seqs) in order {
+        assert!(seqs.iter().all(|s| s % 2 == 0), "{key}: {seqs:?}");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{key}: {seqs:?}");
+    }
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_sends_batches_still_filling_at_once_and_commits_them() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        mut hb,
+        ..
+    } = setup("batch-stop")
+        .sink(
+            |_| Answer::status(200),
+            |n| {
+                sink(&n.topic, &n.url, 1000).set(
+                    "batch",
+                    "{ max_records = 1000, max_wait = \"60s\", items = \"envelope\" }",
+                )
+            },
+        )
+        .await;
+    kafka::produce(&broker.addr(), &topic, &records(5, 5)).await;
+    crate::support::wait_until(Duration::from_secs(30), "5 records held", || {
+        let hb = &hb;
+        async move {
+            crate::support::hookbridge::metric(
+                &hb.metrics().await,
+                "hookbridge_buffered_records",
+                &[("connector", "orders")],
+            ) >= 5.0
+        }
+    })
+    .await;
+    assert!(rx.seen().is_empty(), "a batch waits for max_wait");
+    let status = hb.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(delivered(&rx.seen()).len(), 5, "sent on the way out");
+    let committed = kafka::committed(&broker.addr(), &format!("g-{topic}"), &topic).await;
+    assert_eq!(committed.get(&0).map(|c| c.0), Some(5), "{committed:?}");
+}
