@@ -193,10 +193,20 @@ impl Dispatcher {
     /// Places a shaped record in its batch (joined by its lane's next records when they
     /// may), or ends it without a request.
     pub(super) fn place(&mut self, r: Ready, shaped: Shaped, deliveries: &mut Deliveries) {
+        // Shaped after its partition was revoked or given up: it ends unfinished now
+        // rather than waiting in a batch for `max_wait`.
+        let live = (self.partitions.get(&r.tp))
+            .is_some_and(|p| p.core.generation() == r.generation && !p.core.is_revoked());
         let Some(b) = self.batching.as_mut() else {
             return;
         };
         let request = match shaped {
+            _ if !live => {
+                deliveries.push(Box::pin(
+                    async move { Ended::One(r.done(Finish::Abandoned)) },
+                ));
+                return;
+            }
             None => {
                 deliveries.push(Box::pin(
                     async move { Ended::One(r.done(Finish::Abandoned)) },
