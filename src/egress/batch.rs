@@ -18,8 +18,8 @@
 //! * Outcome: all-or-nothing by default, from the response status. A receiver may answer
 //!   per item (`{"results":[{"status":200},…]}`, one entry per item, in order); then an
 //!   item finishes only when it and every earlier item of its lane in the batch
-//!   succeeded — a later record of a key is never finished ahead of an earlier one that
-//!   must be sent again.
+//!   succeeded — a later record of a key is never finished (delivered or dead-lettered)
+//!   ahead of an earlier one that must be sent again.
 
 use std::time::{Duration, Instant};
 
@@ -85,14 +85,20 @@ impl NotJson {
 /// A record's part of a batch body: JSON on one line. The record's body is shared, not
 /// copied, when it is already that.
 pub fn item(rules: &Rules, origin: Origin<'_>, body: &Bytes) -> Result<Bytes, NotJson> {
-    if serde_json::from_slice::<IgnoredAny>(body).is_err() {
+    // serde_json does not check the bytes of strings it skips: UTF-8 is checked here,
+    // or a Go producer's invalid bytes would reach a strict receiver and fail the batch.
+    if std::str::from_utf8(body).is_err() || serde_json::from_slice::<IgnoredAny>(body).is_err() {
         return Err(NotJson);
     }
-    // JSON allows raw newlines only as whitespace between tokens; a line-per-item body
-    // needs them gone, which only re-serializing does.
-    let data = if rules.layout == Layout::Ndjson && body.contains(&b'\n') {
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| NotJson)?;
-        Bytes::from(serde_json::to_vec(&value).map_err(|_| NotJson)?)
+    // JSON allows raw line breaks only as whitespace between tokens (inside strings they
+    // are escaped), so a line-per-item body turns them into spaces: nothing else of the
+    // record changes (re-serializing would sort keys and round large numbers).
+    let data = if rules.layout == Layout::Ndjson && body.iter().any(|b| matches!(b, b'\n' | b'\r'))
+    {
+        let spaced: Vec<u8> = (body.iter())
+            .map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b })
+            .collect();
+        Bytes::from(spaced)
     } else {
         body.clone()
     };
@@ -235,8 +241,8 @@ pub enum ItemOutcome {
     Delivered,
     /// It failed with this status: the sink's status policy decides (retry or DLQ).
     Failed(u16),
-    /// It succeeded, but an earlier item of its lane did not: it is sent again after
-    /// that one, so the receiver sees its lane in order again.
+    /// An earlier item of its lane did not succeed: whatever its own answer, it is sent
+    /// again after that one, so the receiver sees its lane in order again.
     Behind,
 }
 
@@ -248,10 +254,13 @@ pub fn item_outcomes<L: PartialEq>(statuses: &[u16], lanes: &[Option<L>]) -> Vec
         let earlier_unfinished = lane.as_ref().is_some_and(|l| {
             (0..i).any(|j| lanes[j].as_ref() == Some(l) && out[j] != ItemOutcome::Delivered)
         });
-        out.push(if !(200..300).contains(&status) {
-            ItemOutcome::Failed(status)
-        } else if earlier_unfinished {
+        // Behind an unfinished one of its lane, whatever its own answer: its failure may
+        // be because of the earlier one ("update" before "create"), and sent alone it
+        // would only have gone after it.
+        out.push(if earlier_unfinished {
             ItemOutcome::Behind
+        } else if !(200..300).contains(&status) {
+            ItemOutcome::Failed(status)
         } else {
             ItemOutcome::Delivered
         });

@@ -174,6 +174,11 @@ impl Destination {
         self.sink.buffer
     }
 
+    /// Deliveries (or, for a batching sink with jq programs, shapings) at once.
+    pub fn concurrency(&self) -> usize {
+        self.sink.concurrency
+    }
+
     /// The sink's `batch` rules; `None`: one request per record.
     pub fn batch_rules(&self) -> Option<batch::Rules> {
         let b = self.sink.batch?;
@@ -232,7 +237,7 @@ impl Destination {
         let mut state = Attempts::default();
         // Indexes of the records the request carries, in order.
         let mut pending: Vec<usize> = (0..records.len()).collect();
-        let mut id = batch_id(first, pending.len());
+        let mut id = batch_id(pending.iter().map(|&i| records[i]));
         'attempts: while let Some(&lead) = pending.first() {
             if cancel.is_cancelled() {
                 break;
@@ -318,11 +323,11 @@ impl Destination {
                     }
                 }
                 pending = again;
-                let Some(&lead) = pending.first() else {
+                if pending.is_empty() {
                     break;
-                };
+                }
                 request.body = rebuild(rules, pending.iter().map(|&i| &items[i]));
-                id = batch_id(records[lead], pending.len());
+                id = batch_id(pending.iter().map(|&i| records[i]));
                 match retried {
                     Some(failed) => outcome = failed,
                     // Only items behind a dead-lettered one: they go again at once.
@@ -774,9 +779,22 @@ fn attempted(outcome: &Outcome, turn: Turn, took: Duration, token: bool) -> Atte
 /// Most of a 2xx answer to a batch read for its per-item results.
 const ANSWER_LIMIT: usize = 1 << 20;
 
-/// A batch's webhook id: its first record's and its size.
-fn batch_id(first: &Record, len: usize) -> String {
-    format!("{}-batch{len}", first.webhook_id())
+/// A batch's webhook id: its first record's id and a digest of where every record it
+/// carries is. The same batch sent again (after a crash, a rebalance) has the same id;
+/// two batches share one only when they carry the same records, so a receiver that
+/// drops a webhook-id it has seen never drops a batch with a record it has not.
+fn batch_id<'a>(members: impl Iterator<Item = &'a Record>) -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    let mut first = None;
+    for r in members {
+        first.get_or_insert(r);
+        digest.update(r.tp.topic.as_bytes());
+        digest.update(r.tp.partition.to_be_bytes());
+        digest.update(r.offset.to_be_bytes());
+    }
+    let id = first.map(Record::webhook_id).unwrap_or_default();
+    format!("{id}-b{}", hex::encode(&digest.finalize()[..8]))
 }
 
 /// The body of a smaller batch of the same items.

@@ -186,8 +186,13 @@ impl Dispatcher {
         memory: Arc<MemoryBudget>,
     ) -> Self {
         Self {
-            batching: (destination.batch_rules())
-                .map(|rules| Batching::new(rules, destination.shaper().is_inline())),
+            batching: (destination.batch_rules()).map(|rules| {
+                Batching::new(
+                    rules,
+                    destination.shaper().is_inline(),
+                    destination.concurrency(),
+                )
+            }),
             ordering: destination.ordering(),
             buffer: destination.buffer(),
             destination,
@@ -234,10 +239,7 @@ impl Dispatcher {
                             self.done(d, &mut deliveries);
                         }
                     }
-                    Ended::Shaped(r, shaped) => {
-                        self.place(*r, shaped, &mut deliveries);
-                        self.send_sealed(&mut deliveries);
-                    }
+                    Ended::Shaped(r, shaped) => self.shaped(*r, shaped, &mut deliveries),
                 },
                 _ = tokio::time::sleep_until(due.map_or_else(tokio::time::Instant::now, Into::into)), if due.is_some() => {
                     self.send_due(&mut deliveries);

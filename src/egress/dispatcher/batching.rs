@@ -32,6 +32,10 @@ pub(super) struct Batching {
     /// Shaping runs no jq program: records are shaped inline, and a lane's next records
     /// may join (they must be shaped to know whether they render alike).
     inline: bool,
+    /// Records being shaped on their own futures (jq programs), and how many may be at
+    /// once (`concurrency`): each such shaping runs on a thread of its own.
+    shaping: usize,
+    max_shaping: usize,
     open: Vec<OpenBatch>,
     /// Sealed batches waiting for a ticket, in the order they were sealed.
     sealed: VecDeque<Sealed>,
@@ -56,10 +60,12 @@ struct Sealed {
 }
 
 impl Batching {
-    pub(super) fn new(rules: Rules, inline: bool) -> Self {
+    pub(super) fn new(rules: Rules, inline: bool, max_shaping: usize) -> Self {
         Self {
             rules,
             inline,
+            shaping: 0,
+            max_shaping: max_shaping.max(1),
             open: Vec::new(),
             sealed: VecDeque::new(),
             flushing: false,
@@ -171,12 +177,26 @@ impl Dispatcher {
         let Some(inline) = self.batching.as_ref().map(|b| b.inline) else {
             return;
         };
-        while let Some(r) = self.ready.pop_front() {
+        loop {
+            if !inline
+                && self
+                    .batching
+                    .as_ref()
+                    .is_some_and(|b| b.shaping >= b.max_shaping)
+            {
+                break; // the rest wait for a shaping to end
+            }
+            let Some(r) = self.ready.pop_front() else {
+                break;
+            };
             if inline {
                 let shaped = (self.destination.shaper().shape(&r.record))
                     .map(|o| o.map(Prepared::into_owned));
                 self.place(r, Some(shaped), deliveries);
             } else {
+                if let Some(b) = self.batching.as_mut() {
+                    b.shaping += 1;
+                }
                 let destination = self.destination.clone();
                 deliveries.push(Box::pin(async move {
                     let shaped = (destination.shaper())
@@ -188,6 +208,16 @@ impl Dispatcher {
             }
         }
         self.send_sealed(deliveries);
+    }
+
+    /// A record's shaping on its own future ended: it is placed, and a waiting record
+    /// may be shaped in its stead.
+    pub(super) fn shaped(&mut self, r: Ready, shaped: Shaped, deliveries: &mut Deliveries) {
+        if let Some(b) = self.batching.as_mut() {
+            b.shaping = b.shaping.saturating_sub(1);
+        }
+        self.place(r, shaped, deliveries);
+        self.collect_ready(deliveries);
     }
 
     /// Places a shaped record in its batch (joined by its lane's next records when they
