@@ -794,7 +794,7 @@ fn batch_id<'a>(members: impl Iterator<Item = &'a Record>) -> String {
         digest.update(r.offset.to_be_bytes());
     }
     let id = first.map(Record::webhook_id).unwrap_or_default();
-    format!("{id}-b{}", hex::encode(&digest.finalize()[..8]))
+    format!("{id}-batch-{}", hex::encode(&digest.finalize()[..8]))
 }
 
 /// The body of a smaller batch of the same items.
@@ -894,5 +894,29 @@ mod tests {
         }
         cancel.cancel();
         assert_eq!(deliver.await, Finish::Abandoned, "given up, not finished");
+    }
+
+    #[test]
+    fn a_batch_id_names_exactly_the_records_it_carries() {
+        let at = |offset| Record {
+            tp: TopicPartition {
+                topic: "orders".into(),
+                partition: 0,
+            },
+            offset,
+            key: None,
+            value: Bytes::new(),
+            headers: Vec::new(),
+            epoch: 0,
+            leader_epoch: -1,
+        };
+        let (r10, r11, r12, r13) = (at(10), at(11), at(12), at(13));
+        let first = batch_id([&r10, &r11, &r13].into_iter());
+        // The same batch again (after a crash): the same id, so a receiver drops it.
+        assert_eq!(first, batch_id([&r10, &r11, &r13].into_iter()));
+        // Another batch with the same first record and size: another id, so a receiver
+        // deduplicating on it cannot drop record 12 as seen.
+        assert_ne!(first, batch_id([&r10, &r12, &r11].into_iter()));
+        assert!(first.starts_with(&r10.webhook_id()) && first.contains("-batch-"));
     }
 }

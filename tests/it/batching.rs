@@ -116,7 +116,7 @@ async fn batches_keep_key_order_and_max_records_and_commit_to_the_end() {
         wh.verify(&r.body, &r.headers).expect("batch body signed");
         assert_eq!(r.header("content-type"), "application/json");
         assert!(
-            r.header("webhook-id").contains("-b"),
+            r.header("webhook-id").contains("-batch-"),
             "{}",
             r.header("webhook-id")
         );
