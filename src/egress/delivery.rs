@@ -255,8 +255,18 @@ impl Destination {
                 break;
             };
             let token = authorization.is_some();
+            let statuses = (outcome == Outcome::Delivered)
+                .then(|| batch::item_statuses(&response, pending.len()))
+                .flatten();
+            // Only an excerpt outlives the attempt: a receiver's large answer is not held
+            // through the backoff, nor carried into dead letters.
+            let response = if response.len() > super::dlq::RESPONSE_EXCERPT {
+                Bytes::copy_from_slice(&response[..super::dlq::RESPONSE_EXCERPT])
+            } else {
+                response
+            };
             if outcome == Outcome::Delivered {
-                let Some(statuses) = batch::item_statuses(&response, pending.len()) else {
+                let Some(statuses) = statuses else {
                     for &i in &pending {
                         finishes[i] = Finish::Delivered;
                     }

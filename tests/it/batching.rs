@@ -292,11 +292,12 @@ async fn a_kill_9_with_batches_in_flight_loses_nothing() {
     } = setup("batch-crash")
         .partitions(4)
         .sink(
-            // Slow answers: batches are always in flight when the process dies.
+            // Slow answers: batches are always in flight when the process dies, and
+            // the rest takes seconds, however late a loaded machine kills it.
             |_| Answer {
                 status: 200,
                 headers: Vec::new(),
-                delay: Duration::from_millis(30),
+                delay: Duration::from_millis(200),
             },
             |n| sink(&n.topic, &n.url, 10),
         )
@@ -304,8 +305,8 @@ async fn a_kill_9_with_batches_in_flight_loses_nothing() {
     let auditor = audit(&broker, &topic, 4, &rx, None);
     const N: usize = 1500;
     kafka::produce(&broker.addr(), &topic, &records(N, 40)).await;
-    rx.wait_for(Duration::from_secs(40), "a third delivered", |s| {
-        delivered(s).len() >= N / 3
+    rx.wait_for(Duration::from_secs(40), "a fifth delivered", |s| {
+        delivered(s).len() >= N / 5
     })
     .await;
     hb.kill9();
