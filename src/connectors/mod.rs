@@ -284,7 +284,8 @@ breaker = { failures = 5, cooldown = "10s" }
 status = { retry = [404, "5xx"], dead_letter = ["4xx"] }
 auth = { oauth2 = { token_url = "https://login.example.com/oauth/token", client_id = "hb", client_secret = "literal-secret", scopes = ["a", "b"], audience = "inventory", client_auth = "body" } }
 tls = { }
-format = "cloudevents-structured"
+format = "raw"
+batch = { max_records = 50, max_bytes = "512KiB", max_wait = "20ms", format = "ndjson", items = "envelope" }
 "#;
 
     /// The keys of `docs/configuration.md`'s `[source]` example and of its sink key table.
@@ -374,6 +375,10 @@ format = "cloudevents-structured"
         assert_eq!(sink.dlq_topic.as_deref(), Some("orders.dlq"));
         assert!(sink.signing_key.is_some());
         assert_eq!(sink.breaker.failures, 5);
+        let batch = sink.batch.expect("batch");
+        assert_eq!((batch.max_records, batch.max_bytes.0), (50, 512 << 10));
+        assert_eq!(batch.format, sink::BatchFormat::Ndjson);
+        assert_eq!(batch.items, sink::BatchItems::Envelope);
         assert_eq!(
             sink.status.to_string(),
             r#"retry = [404, "5xx"], dead_letter = ["4xx"]"#

@@ -100,13 +100,15 @@ impl Client {
         ))
     }
 
-    /// One HTTP attempt: the outcome and, for failures, the start of the response body.
+    /// One HTTP attempt: the outcome and, for failures, the start of the response body;
+    /// for a 2xx, up to `answer_limit` bytes of its body (a batch's per-item answer).
     pub async fn send(
         &self,
         record: &Record,
         prepared: &Prepared<'_>,
         id: &str,
         authorization: Option<&HeaderValue>,
+        answer_limit: usize,
     ) -> (Outcome, Bytes) {
         let mut headers = self.request_headers(record, prepared, id);
         if let Some(a) = authorization {
@@ -123,10 +125,12 @@ impl Client {
                 let outcome =
                     self.status
                         .classify(resp.status(), resp.headers(), SystemTime::now());
-                let excerpt = if outcome == Outcome::Delivered {
-                    Bytes::new()
+                let excerpt = if outcome != Outcome::Delivered {
+                    read_up_to(&mut resp, dlq::RESPONSE_EXCERPT).await
+                } else if answer_limit > 0 {
+                    read_up_to(&mut resp, answer_limit).await
                 } else {
-                    read_excerpt(&mut resp).await
+                    Bytes::new()
                 };
                 (outcome, excerpt)
             }
@@ -172,14 +176,12 @@ impl Client {
     }
 }
 
-/// Up to [`dlq::RESPONSE_EXCERPT`] bytes of a failed response's body.
-async fn read_excerpt(resp: &mut reqwest::Response) -> Bytes {
+/// Up to `limit` bytes of a response's body.
+async fn read_up_to(resp: &mut reqwest::Response, limit: usize) -> Bytes {
     let mut buf = BytesMut::new();
-    while buf.len() < dlq::RESPONSE_EXCERPT {
+    while buf.len() < limit {
         match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                buf.extend_from_slice(&chunk[..chunk.len().min(dlq::RESPONSE_EXCERPT - buf.len())])
-            }
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk[..chunk.len().min(limit - buf.len())]),
             _ => break,
         }
     }

@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use bytes::Bytes;
 use governor::DefaultDirectRateLimiter;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
+use super::batch;
 use super::breaker::{Admission, Breaker, RecordKey};
 use super::client::Client;
 use super::dlq::{self, DeadLetter};
@@ -27,11 +28,12 @@ use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
 use super::token::TokenSource;
 use crate::connectors::sink::Ordering as LaneOrdering;
+use crate::connectors::sink::{BatchFormat, BatchItems};
 use crate::connectors::Sink;
 use crate::kafka::producer;
 use crate::telemetry::sink::{
-    AttemptEnded, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled, SinkTelemetry,
-    UndeliverableWithoutDlq,
+    AttemptEnded, BatchSent, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled,
+    SinkTelemetry, UndeliverableWithoutDlq,
 };
 
 /// What ends a delivery early: `cancel` (revoke, shutdown) stops it at its next wait;
@@ -172,6 +174,275 @@ impl Destination {
         self.sink.buffer
     }
 
+    /// Deliveries (or, for a batching sink with jq programs, shapings) at once.
+    pub fn concurrency(&self) -> usize {
+        self.sink.concurrency
+    }
+
+    /// The sink's `batch` rules; `None`: one request per record.
+    pub fn batch_rules(&self) -> Option<batch::Rules> {
+        let b = self.sink.batch?;
+        Some(batch::Rules {
+            max_records: b.max_records,
+            max_bytes: usize::try_from(b.max_bytes.0).unwrap_or(usize::MAX),
+            max_wait: b.max_wait.0,
+            layout: match b.format {
+                BatchFormat::JsonArray => batch::Layout::JsonArray,
+                BatchFormat::Ndjson => batch::Layout::Ndjson,
+            },
+            items: match b.items {
+                BatchItems::Data => batch::Items::Data,
+                BatchItems::Envelope => batch::Items::Envelope,
+            },
+        })
+    }
+
+    /// The sink's filter, templates and transform.
+    pub fn shaper(&self) -> &Shaper {
+        &self.shaper
+    }
+
+    /// Delivers a batch: `request` carries every one of `records` (in order; `items`
+    /// their parts of the body, `lanes` their ordering lanes) in one body. The batch is
+    /// retried as one request per the policy, and dead-lettered record by record when it
+    /// gives up. A 2xx finishes every record, unless its body answers per item
+    /// (`{"results":[{"status":…},…]}`, see [`batch::item_outcomes`]): then delivered
+    /// items finish, failed ones are dead-lettered or retried as the status policy
+    /// says, and the items behind a failed one of their lane go again with it, in a
+    /// smaller batch. The webhook id is the first record's with the batch's size, so an
+    /// identical batch sent again (after a restart) carries the same id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn deliver_batch(
+        &self,
+        records: &[&Record],
+        items: &[Bytes],
+        lanes: &[Option<Bytes>],
+        mut request: Prepared<'_>,
+        rules: &batch::Rules,
+        stop: Stop<'_>,
+        mut ticket: Option<Ticket>,
+    ) -> Vec<Finish> {
+        let mut finishes = vec![Finish::Abandoned; records.len()];
+        let Some(&first) = records.first() else {
+            return finishes;
+        };
+        request.content_type = Some(HeaderValue::from_static(rules.layout.content_type()));
+        BatchSent {
+            records: records.len(),
+        }
+        .emit(&self.telemetry);
+        let cancel = stop.cancel;
+        let key: RecordKey = (first.tp.topic.clone(), first.tp.partition, first.offset);
+        let policy = self.policy();
+        let mut state = Attempts::default();
+        // Indexes of the records the request carries, in order.
+        let mut pending: Vec<usize> = (0..records.len()).collect();
+        let mut id = batch_id(pending.iter().map(|&i| records[i]));
+        'attempts: while let Some(&lead) = pending.first() {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let Some(go) = self.turn(&key, cancel).await else {
+                break;
+            };
+            state.start(SystemTime::now());
+            drop(ticket.take());
+            let (turn, authorization) = (go.turn, go.authorization.clone());
+            let Some((mut outcome, response, took)) = self
+                .attempt(records[lead], &request, &id, go, stop.abort, ANSWER_LIMIT)
+                .await
+            else {
+                break;
+            };
+            let token = authorization.is_some();
+            let statuses = (outcome == Outcome::Delivered)
+                .then(|| batch::item_statuses(&response, pending.len()))
+                .flatten();
+            // Only an excerpt outlives the attempt: a receiver's large answer is not held
+            // through the backoff, nor carried into dead letters.
+            let response = if response.len() > super::dlq::RESPONSE_EXCERPT {
+                Bytes::copy_from_slice(&response[..super::dlq::RESPONSE_EXCERPT])
+            } else {
+                response
+            };
+            if outcome == Outcome::Delivered {
+                let Some(statuses) = statuses else {
+                    for &i in &pending {
+                        finishes[i] = Finish::Delivered;
+                    }
+                    self.breaker.healthy();
+                    break;
+                };
+                self.breaker.healthy();
+                let sent: Vec<Option<Bytes>> = pending.iter().map(|&i| lanes[i].clone()).collect();
+                let mut again = Vec::new();
+                let mut retried: Option<Outcome> = None;
+                for (&i, item) in pending.iter().zip(batch::item_outcomes(&statuses, &sent)) {
+                    let status = match item {
+                        batch::ItemOutcome::Delivered => {
+                            finishes[i] = Finish::Delivered;
+                            continue;
+                        }
+                        batch::ItemOutcome::Behind => {
+                            again.push(i);
+                            continue;
+                        }
+                        batch::ItemOutcome::Failed(status) => status,
+                    };
+                    let failed = StatusCode::from_u16(status)
+                        .map(|s| {
+                            self.sink
+                                .status
+                                .classify(s, &HeaderMap::new(), SystemTime::now())
+                        })
+                        .unwrap_or(Outcome::Permanent {
+                            reason: "other",
+                            status,
+                        });
+                    // What the policy would do with this item alone, without spending
+                    // the batch's attempts on it.
+                    let next = policy
+                        .after(
+                            &mut state.clone(),
+                            attempted(&failed, turn, took, token),
+                            rand::random(),
+                        )
+                        .next;
+                    match next {
+                        Next::DeadLetter { reason, error }
+                            if matches!(failed, Outcome::Permanent { .. }) =>
+                        {
+                            let dl = DeadLetter {
+                                reason,
+                                status: Some(status),
+                                error,
+                                attempts: state.counted(),
+                                first_attempt: state.first().unwrap_or_else(SystemTime::now),
+                                last_attempt: SystemTime::now(),
+                                response: response.clone(),
+                            };
+                            let record = records[i];
+                            finishes[i] = self
+                                .dead_letter(record, &record.webhook_id(), &dl, cancel)
+                                .await;
+                        }
+                        _ => {
+                            retried.get_or_insert(failed);
+                            again.push(i);
+                        }
+                    }
+                }
+                pending = again;
+                if pending.is_empty() {
+                    break;
+                }
+                request.body = rebuild(rules, pending.iter().map(|&i| &items[i]));
+                id = batch_id(pending.iter().map(|&i| records[i]));
+                match retried {
+                    Some(failed) => outcome = failed,
+                    // Only items behind a dead-lettered one: they go again at once.
+                    None => continue 'attempts,
+                }
+            }
+            let decision = policy.after(
+                &mut state,
+                attempted(&outcome, turn, took, token),
+                rand::random(),
+            );
+            match decision.breaker {
+                Health::Reachable => self.breaker.healthy(),
+                Health::Failed => self.breaker.failed(None),
+                Health::ProbeFailed => self.breaker.failed(Some(&key)),
+            }
+            let (error, wait) = match decision.next {
+                Next::Delivered => {
+                    for &i in &pending {
+                        finishes[i] = Finish::Delivered;
+                    }
+                    break;
+                }
+                Next::RefreshToken => {
+                    if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
+                        tokens.refused(used);
+                    }
+                    continue;
+                }
+                Next::DeadLetter { reason, error } => {
+                    let dl = DeadLetter {
+                        reason,
+                        status: outcome.status(),
+                        error,
+                        attempts: state.counted(),
+                        first_attempt: state.first().unwrap_or_else(SystemTime::now),
+                        last_attempt: SystemTime::now(),
+                        response,
+                    };
+                    for &i in &pending {
+                        let record = records[i];
+                        finishes[i] = self
+                            .dead_letter(record, &record.webhook_id(), &dl, cancel)
+                            .await;
+                    }
+                    break;
+                }
+                Next::Hold { error, wait } => {
+                    UndeliverableWithoutDlq {
+                        id: &id,
+                        error,
+                        attempts: state.counted(),
+                    }
+                    .emit(&self.telemetry);
+                    (error, wait)
+                }
+                Next::Retry { error, wait } => (error, wait),
+            };
+            if self.no_retry.is_cancelled() {
+                break;
+            }
+            RetryScheduled {
+                id: &id,
+                error,
+                attempts: state.counted(),
+                wait,
+            }
+            .emit(&self.telemetry);
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.no_retry.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        for f in &finishes {
+            self.finished(*f);
+        }
+        finishes
+    }
+
+    /// Ends a record that is sent in no request: the filter let it through (`Ok`), or it
+    /// cannot be shaped or be a batch item (`Err`: dead-lettered, or held without a DLQ).
+    pub async fn settle(
+        &self,
+        record: &Record,
+        shaped: Result<(), Refused>,
+        cancel: &CancellationToken,
+    ) -> Finish {
+        let finish = match shaped {
+            Ok(()) => Finish::Filtered,
+            Err(refused) => self.refuse(record, refused, cancel).await,
+        };
+        self.finished(finish);
+        finish
+    }
+
+    fn finished(&self, finish: Finish) {
+        match finish {
+            Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
+            Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
+            Finish::Filtered => RecordFinished::Filtered.emit(&self.telemetry),
+            Finish::Abandoned => {}
+        }
+    }
+
     /// Delivers `record`, retrying as the policy says. Returns only when the record is
     /// finished or `cancel` fired.
     /// With a `ticket`, it is handed back when the first attempt starts. `cancel` stops
@@ -181,19 +452,17 @@ impl Destination {
             return Finish::Abandoned;
         };
         let finish = match shaped {
-            Ok(Some(request)) => self.attempts(record, &request, stop, ticket).await,
+            Ok(Some(request)) => {
+                let id = record.webhook_id();
+                self.attempts(&[record], &request, &id, stop, ticket).await
+            }
             Ok(None) => Finish::Filtered,
             Err(refused) => {
                 drop(ticket);
                 self.refuse(record, refused, stop.cancel).await
             }
         };
-        match finish {
-            Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
-            Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
-            Finish::Filtered => RecordFinished::Filtered.emit(&self.telemetry),
-            Finish::Abandoned => {}
-        }
+        self.finished(finish);
         finish
     }
 
@@ -245,17 +514,21 @@ impl Destination {
         }
     }
 
-    /// Attempts `request` until the policy ([`super::policy`]) says the record is
-    /// finished, performing each step it returns.
+    /// Attempts `request` (carrying `records`, one or a batch; `id` its webhook id)
+    /// until the policy ([`super::policy`]) says they are finished, performing each step
+    /// it returns: they are delivered, retried or dead-lettered together.
     async fn attempts(
         &self,
-        record: &Record,
+        records: &[&Record],
         request: &Prepared<'_>,
+        id: &str,
         stop: Stop<'_>,
         mut ticket: Option<Ticket>,
     ) -> Finish {
         let cancel = stop.cancel;
-        let id = record.webhook_id();
+        let Some(&record) = records.first() else {
+            return Finish::Abandoned;
+        };
         let key: RecordKey = (record.tp.topic.clone(), record.tp.partition, record.offset);
         let policy = self.policy();
         let mut state = Attempts::default();
@@ -270,7 +543,7 @@ impl Destination {
             drop(ticket.take());
             let (turn, authorization) = (go.turn, go.authorization.clone());
             let Some((outcome, response, took)) =
-                self.attempt(record, request, &id, go, stop.abort).await
+                self.attempt(record, request, id, go, stop.abort, 0).await
             else {
                 return Finish::Abandoned;
             };
@@ -304,11 +577,11 @@ impl Destination {
                         last_attempt: SystemTime::now(),
                         response,
                     };
-                    return self.dead_letter(record, &id, &dl, cancel).await;
+                    return self.dead_letter_all(records, &dl, cancel).await;
                 }
                 Next::Hold { error, wait } => {
                     UndeliverableWithoutDlq {
-                        id: &id,
+                        id,
                         error,
                         attempts: state.counted(),
                     }
@@ -321,7 +594,7 @@ impl Destination {
                 return Finish::Abandoned;
             }
             RetryScheduled {
-                id: &id,
+                id,
                 error,
                 answer: outcome.status().map(|st| (st, &response[..])),
                 attempts: state.counted(),
@@ -383,12 +656,13 @@ impl Destination {
         id: &str,
         go: Go<'_>,
         abort: &CancellationToken,
+        answer_limit: usize,
     ) -> Option<(Outcome, Bytes, Duration)> {
         let started = Instant::now();
         self.telemetry.in_flight.inc();
         let attempted = tokio::select! {
             biased;
-            r = self.client.send(record, request, id, go.authorization.as_ref()) => Some(r),
+            r = self.client.send(record, request, id, go.authorization.as_ref(), answer_limit) => Some(r),
             _ = abort.cancelled() => None,
         };
         self.telemetry.in_flight.dec();
@@ -427,6 +701,23 @@ impl Destination {
             }
         }
         Some(permit)
+    }
+
+    /// Dead-letters each of `records` with the same reason, in order; finished only
+    /// once every one of them is (a batch that ran out of retries).
+    async fn dead_letter_all(
+        &self,
+        records: &[&Record],
+        dl: &DeadLetter,
+        cancel: &CancellationToken,
+    ) -> Finish {
+        for record in records {
+            let id = record.webhook_id();
+            if self.dead_letter(record, &id, dl, cancel).await != Finish::DeadLettered {
+                return Finish::Abandoned;
+            }
+        }
+        Finish::DeadLettered
     }
 
     /// Writes to the DLQ until the broker acknowledges (or cancellation). A dead letter
@@ -486,6 +777,45 @@ impl Destination {
             wait = policy::dead_letter_backoff(wait);
         }
     }
+}
+
+fn attempted(outcome: &Outcome, turn: Turn, took: Duration, token: bool) -> Attempted<'_> {
+    Attempted {
+        outcome,
+        turn,
+        took,
+        token,
+    }
+}
+
+/// Most of a 2xx answer to a batch read for its per-item results.
+const ANSWER_LIMIT: usize = 1 << 20;
+
+/// A batch's webhook id: its first record's id and a digest of where every record it
+/// carries is. The same batch sent again (after a crash, a rebalance) has the same id;
+/// two batches share one only when they carry the same records, so a receiver that
+/// drops a webhook-id it has seen never drops a batch with a record it has not.
+fn batch_id<'a>(members: impl Iterator<Item = &'a Record>) -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    let mut first = None;
+    for r in members {
+        first.get_or_insert(r);
+        digest.update(r.tp.topic.as_bytes());
+        digest.update(r.tp.partition.to_be_bytes());
+        digest.update(r.offset.to_be_bytes());
+    }
+    let id = first.map(Record::webhook_id).unwrap_or_default();
+    format!("{id}-batch-{}", hex::encode(&digest.finalize()[..8]))
+}
+
+/// The body of a smaller batch of the same items.
+fn rebuild<'a>(rules: &batch::Rules, items: impl Iterator<Item = &'a Bytes>) -> Bytes {
+    let mut open = batch::Open::new(std::time::Instant::now());
+    for item in items {
+        open.push((), item.clone());
+    }
+    open.seal(rules).0
 }
 
 #[cfg(test)]
@@ -576,5 +906,29 @@ mod tests {
         }
         cancel.cancel();
         assert_eq!(deliver.await, Finish::Abandoned, "given up, not finished");
+    }
+
+    #[test]
+    fn a_batch_id_names_exactly_the_records_it_carries() {
+        let at = |offset| Record {
+            tp: TopicPartition {
+                topic: "orders".into(),
+                partition: 0,
+            },
+            offset,
+            key: None,
+            value: Bytes::new(),
+            headers: Vec::new(),
+            epoch: 0,
+            leader_epoch: -1,
+        };
+        let (r10, r11, r12, r13) = (at(10), at(11), at(12), at(13));
+        let first = batch_id([&r10, &r11, &r13].into_iter());
+        // The same batch again (after a crash): the same id, so a receiver drops it.
+        assert_eq!(first, batch_id([&r10, &r11, &r13].into_iter()));
+        // Another batch with the same first record and size: another id, so a receiver
+        // deduplicating on it cannot drop record 12 as seen.
+        assert_ne!(first, batch_id([&r10, &r12, &r11].into_iter()));
+        assert!(first.starts_with(&r10.webhook_id()) && first.contains("-batch-"));
     }
 }

@@ -24,6 +24,7 @@ use super::partition::{Admitted, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
 use crate::connectors::sink::Ordering;
 use crate::telemetry::sink::{Buffered, Committed, Paused, SinkTelemetry, SkippedOnResume};
+use batching::Batching;
 use drain::Drain;
 
 /// One partition's commit: the watermark and the finished-offset map above it, taken from
@@ -101,7 +102,17 @@ struct Done {
     bytes: u64,
 }
 
-type Deliveries = FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>>;
+/// What a dispatcher future ends with.
+enum Ended {
+    /// One record's delivery.
+    One(Done),
+    /// A batch's records, in batch order.
+    Many(Vec<Done>),
+    /// A record of a batching sink shaped (see `batching`).
+    Shaped(Box<Ready>, batching::Shaped),
+}
+
+type Deliveries = FuturesUnordered<Pin<Box<dyn Future<Output = Ended> + Send>>>;
 
 /// A record the core started, waiting for a ticket to become a delivery.
 struct Ready {
@@ -155,6 +166,8 @@ pub struct Dispatcher {
     waiting_for_memory: bool,
     /// When the last commit was handed to the consumer.
     last_commit: Instant,
+    /// The batches of a sink with `batch` set.
+    batching: Option<Batching>,
 }
 
 /// Unchanged positions are committed again this often: an async commit that failed
@@ -173,6 +186,13 @@ impl Dispatcher {
         memory: Arc<MemoryBudget>,
     ) -> Self {
         Self {
+            batching: (destination.batch_rules()).map(|rules| {
+                Batching::new(
+                    rules,
+                    destination.shaper().is_inline(),
+                    destination.concurrency(),
+                )
+            }),
             ordering: destination.ordering(),
             buffer: destination.buffer(),
             destination,
@@ -207,12 +227,22 @@ impl Dispatcher {
         let destination = self.destination.clone();
         loop {
             let deadline = self.drain_deadline();
+            let due = self.batching.as_ref().and_then(Batching::next_due);
             tokio::select! {
-                _ = destination.ticket_returned(), if !self.ready.is_empty() => {
+                _ = destination.ticket_returned(), if !self.ready.is_empty() || self.batching.as_ref().is_some_and(Batching::has_sealed) => {
                     self.start_ready(&mut deliveries);
                 }
-                Some(done) = deliveries.next(), if !deliveries.is_empty() => {
-                    self.done(done, &mut deliveries);
+                Some(ended) = deliveries.next(), if !deliveries.is_empty() => match ended {
+                    Ended::One(done) => self.done(done, &mut deliveries),
+                    Ended::Many(done) => {
+                        for d in done {
+                            self.done(d, &mut deliveries);
+                        }
+                    }
+                    Ended::Shaped(r, shaped) => self.shaped(*r, shaped, &mut deliveries),
+                },
+                _ = tokio::time::sleep_until(due.map_or_else(tokio::time::Instant::now, Into::into)), if due.is_some() => {
+                    self.send_due(&mut deliveries);
                 }
                 n = events.recv_many(&mut batch, 64) => {
                     if n == 0 {
@@ -366,6 +396,9 @@ impl Dispatcher {
 
     /// Turns ready records into deliveries while tickets are free.
     fn start_ready(&mut self, deliveries: &mut Deliveries) {
+        if self.batching.is_some() {
+            return self.collect_ready(deliveries);
+        }
         while !self.ready.is_empty() {
             let Some(ticket) = self.destination.ticket() else {
                 return;
@@ -380,14 +413,14 @@ impl Dispatcher {
                     abort: &r.abort,
                 };
                 let finish = destination.deliver(&r.record, stop, Some(ticket)).await;
-                Done {
+                Ended::One(Done {
                     bytes: memory::record_bytes(&r.record),
                     tp: r.tp,
                     generation: r.generation,
                     offset: r.offset,
                     lane: r.lane,
                     finish,
-                }
+                })
             }));
         }
     }
@@ -403,6 +436,7 @@ impl Dispatcher {
             }
             !ours
         });
+        abandoned.extend(self.purge_batches(tp, generation));
         if let Some(p) = self
             .partitions
             .get_mut(tp)
@@ -496,6 +530,7 @@ impl Dispatcher {
     }
 }
 
+mod batching;
 mod drain;
 
 #[cfg(test)]

@@ -34,6 +34,7 @@
 //! * **librdkafka's threads**: fetching, producing (DLQ writes) and delivering commit
 //!   results to the context's callbacks.
 
+pub mod batch;
 pub(crate) mod breaker;
 pub(crate) mod client;
 pub(crate) mod consumer;

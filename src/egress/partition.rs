@@ -9,7 +9,9 @@
 //!   dead-lettered with the broker's ack). The commit is the contiguous watermark:
 //!   never past a tracked, unfinished record.
 //! * One record in flight per lane (a key, or the whole partition); the rest of the lane
-//!   waits in offset order.
+//!   waits in offset order. A batching sink may join the lane's next waiting records to
+//!   the request its started record is in ([`Partition::take_next`]): they leave together
+//!   in offset order, and nothing more of the lane starts until all of them finished.
 //! * At `buffer` tracked records the partition pauses; records polled after the pause
 //!   took effect are not held but re-read from the first of them on resume (a rewind,
 //!   stamped with a new epoch so the stale copies still arriving are ignored). `buffer`
@@ -85,8 +87,8 @@ pub enum Admitted {
 pub struct Partition<T> {
     generation: u64,
     watermark: Watermark,
-    /// A lane is present while its head is in flight; the queue holds what waits behind it.
-    lanes: HashMap<Bytes, VecDeque<(i64, T)>>,
+    /// A lane is present while records of it are in flight.
+    lanes: HashMap<Bytes, Lane<T>>,
     in_flight: usize,
     /// Paused because `buffer` records are tracked; resumes at half.
     buffer_full: bool,
@@ -111,6 +113,29 @@ pub struct Partition<T> {
     /// waiting in its lane, with how many: the next finish at such an offset is the old
     /// record's and does not finish the new record there.
     stale: HashMap<i64, u32>,
+}
+
+/// One ordering lane while records of it are in flight.
+#[derive(Debug)]
+struct Lane<T> {
+    /// Records of the lane started and not yet ended: one, or several joined into one
+    /// batch by [`Partition::take_next`].
+    started: u32,
+    /// What waits behind them, in offset order.
+    waiting: VecDeque<(i64, T)>,
+    /// A record of the lane stopped without finishing: the lane is never released, so
+    /// nothing of it overtakes that record.
+    abandoned: bool,
+}
+
+impl<T> Lane<T> {
+    fn started() -> Self {
+        Self {
+            started: 1,
+            waiting: VecDeque::new(),
+            abandoned: false,
+        }
+    }
 }
 
 impl<T> Partition<T> {
@@ -250,9 +275,9 @@ impl<T> Partition<T> {
         }
         match lane {
             Some(lane) => match self.lanes.get_mut(&lane) {
-                Some(waiting) => waiting.push_back((offset, item)),
+                Some(running) => running.waiting.push_back((offset, item)),
                 None => {
-                    self.lanes.insert(lane.clone(), VecDeque::new());
+                    self.lanes.insert(lane.clone(), Lane::started());
                     self.start(offset, Some(lane), item, out);
                 }
             },
@@ -319,16 +344,51 @@ impl<T> Partition<T> {
             self.memory_freed(seq, out);
         }
         let Some(lane) = lane else { return };
-        let next = match self.lanes.get_mut(&lane) {
-            Some(waiting) => waiting.pop_front(),
-            None => None,
+        let Some(running) = self.lanes.get_mut(&lane) else {
+            return;
         };
-        match next {
-            Some((offset, item)) => self.start(offset, Some(lane), item, out),
+        running.started = running.started.saturating_sub(1);
+        if running.started > 0 || running.abandoned {
+            return; // the rest of its batch is still in flight, or the lane is held
+        }
+        match running.waiting.pop_front() {
+            Some((offset, item)) => {
+                running.started = 1;
+                self.start(offset, Some(lane), item, out);
+            }
             None => {
                 self.lanes.remove(&lane);
             }
         }
+    }
+
+    /// The offset and payload of the record that waits first in `lane`, if the lane has
+    /// records started and may take more into their batch (see [`Partition::take_next`]).
+    pub fn peek_next(&self, lane: &Bytes) -> Option<(i64, &T)> {
+        if self.revoked {
+            return None;
+        }
+        let running = self
+            .lanes
+            .get(lane)
+            .filter(|l| !l.abandoned && l.started > 0)?;
+        running
+            .waiting
+            .front()
+            .map(|(offset, item)| (*offset, item))
+    }
+
+    /// Joins the record that waits first in `lane` to the batch the lane's started
+    /// records are in, and returns it; it is in flight from now on. The caller sends it
+    /// in the same request, after them: the lane's order holds, and its next record
+    /// starts only once every record of the batch has finished.
+    pub fn take_next(&mut self, lane: &Bytes) -> Option<(i64, T)> {
+        self.peek_next(lane)?;
+        let running = self.lanes.get_mut(lane)?;
+        let next = running.waiting.pop_front()?;
+        running.started += 1;
+        self.in_flight += 1;
+        Some(next)
     }
 
     /// A delivery stopped without finishing (revoke, shutdown). Nothing of its lane may
@@ -339,8 +399,10 @@ impl<T> Partition<T> {
         // An old record from before a truncation that ends here will not finish: the new
         // record at its offset must not wait for it.
         self.forget_stale(offset);
-        if let Some(waiting) = lane.and_then(|l| self.lanes.get_mut(&l)) {
-            waiting.clear();
+        if let Some(running) = lane.and_then(|l| self.lanes.get_mut(&l)) {
+            running.started = running.started.saturating_sub(1);
+            running.abandoned = true;
+            running.waiting.clear();
         }
     }
 

@@ -47,6 +47,18 @@ pub struct Prepared<'a> {
     pub content_type: Option<HeaderValue>,
 }
 
+impl Prepared<'_> {
+    /// The same request owning its URL, to wait in a batch.
+    pub fn into_owned(self) -> Prepared<'static> {
+        Prepared {
+            url: Cow::Owned(self.url.into_owned()),
+            headers: self.headers,
+            body: self.body,
+            content_type: self.content_type,
+        }
+    }
+}
+
 /// Why a record cannot be shaped: the dead letter's reason and error class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
@@ -77,6 +89,12 @@ impl Shaper {
             format: sink.format,
             content_type: sink.content_type.clone(),
         }
+    }
+
+    /// Shaping runs no jq program, so [`Shaper::shape`] is quick enough for the
+    /// dispatcher to call inline.
+    pub fn is_inline(&self) -> bool {
+        self.programs.filter.is_none() && self.programs.transform.is_none()
     }
 
     /// What to send for `record`; `None` when the filter lets it through without a

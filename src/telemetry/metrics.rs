@@ -33,6 +33,8 @@ pub struct Metrics {
     pub dlq_writes: IntCounterVec,
     /// Duration of one HTTP attempt to a destination.
     pub delivery_latency: HistogramVec,
+    /// Records per batch request sent (its count: batches sent), per sink.
+    pub batch_records: HistogramVec,
     /// HTTP requests to the destination in progress, by connector.
     pub in_flight: IntGaugeVec,
     /// Records held (received, not finished) by connector.
@@ -82,6 +84,16 @@ fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Histogram
     let buckets = vec![
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ];
+    histogram_with(r, name, help, labels, buckets)
+}
+
+fn histogram_with(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
     let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
         .expect("valid metric definition");
     r.register(Box::new(h.clone()))
@@ -146,6 +158,15 @@ impl Metrics {
                 "hookbridge_delivery_latency_seconds",
                 "Duration of one HTTP delivery attempt.",
                 &["connector"],
+            ),
+            batch_records: histogram_with(
+                &r,
+                "hookbridge_batch_records",
+                "Records per batch request sent; its count is the batches sent.",
+                &["connector"],
+                vec![
+                    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0, 10000.0,
+                ],
             ),
             in_flight: gauge(
                 &r,

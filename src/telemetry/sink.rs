@@ -37,6 +37,7 @@ pub struct SinkTelemetry {
     dlq_permanent: IntCounter,
     dlq_exhausted: IntCounter,
     latency: Histogram,
+    batch_records: Histogram,
     pub in_flight: IntGauge,
     pub buffered: IntGauge,
     pub paused: IntGauge,
@@ -61,6 +62,7 @@ impl SinkTelemetry {
             dlq_permanent: m.dlq_writes.with_label_values(&[n, "permanent"]),
             dlq_exhausted: m.dlq_writes.with_label_values(&[n, "exhausted"]),
             latency: m.delivery_latency.with_label_values(&[n]),
+            batch_records: m.batch_records.with_label_values(&[n]),
             in_flight: m.in_flight.with_label_values(&[n]),
             buffered: m.buffered.with_label_values(&[n]),
             paused: m.paused_partitions.with_label_values(&[n]),
@@ -138,6 +140,17 @@ impl RecordFinished {
             RecordFinished::DeadLettered => t.dead_lettered.inc(),
             RecordFinished::Filtered => t.filtered.inc(),
         }
+    }
+}
+
+/// A batch request is about to be made for the first time.
+pub struct BatchSent {
+    pub records: usize,
+}
+
+impl BatchSent {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.batch_records.observe(self.records as f64);
     }
 }
 

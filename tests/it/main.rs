@@ -2,6 +2,7 @@
 //! (Tansu) and real loopback HTTP servers, checked with an independent Kafka client.
 
 mod acks;
+mod batching;
 mod check;
 mod console;
 mod console_browser;

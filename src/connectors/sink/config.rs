@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::rate_limit::RateLimitConfig;
-use crate::config::units::HumanDuration;
+use crate::config::units::{ByteSize, HumanDuration};
 use crate::config::SecretRef;
 use crate::connectors::status_policy::{self, StatusMatch, StatusPolicy};
 
@@ -81,6 +81,57 @@ pub struct SinkConfig {
     /// Private CA and client certificate (mTLS) for an `https://` destination.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Several records per request (off when not set).
+    #[serde(default)]
+    pub batch: Option<BatchConfig>,
+}
+
+/// `batch = { max_records = 100, max_bytes = "1MiB", max_wait = "50ms", format = "json-array", items = "data" }`:
+/// records sent together, each a JSON item of one body.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Most records per request (1..=10000).
+    pub max_records: usize,
+    /// Largest body (1KiB..=64MiB); a single record larger than it goes alone.
+    pub max_bytes: ByteSize,
+    /// Longest a batch waits for more records after its first joined (at most 60s).
+    pub max_wait: HumanDuration,
+    /// `json-array` (`[item,…]`) or `ndjson` (one item per line).
+    pub format: BatchFormat,
+    /// `data`: each item is the record's body; `envelope`: wrapped with its
+    /// `webhook_id`, topic, partition and offset.
+    pub items: BatchItems,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_records: 100,
+            max_bytes: ByteSize(1 << 20),
+            max_wait: HumanDuration(Duration::from_millis(50)),
+            format: BatchFormat::JsonArray,
+            items: BatchItems::Data,
+        }
+    }
+}
+
+/// How a batch's body is laid out.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchFormat {
+    #[default]
+    JsonArray,
+    Ndjson,
+}
+
+/// What one item of a batch is.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchItems {
+    #[default]
+    Data,
+    Envelope,
 }
 
 /// `auth = { bearer = "${TOKEN}" }`, `{ basic = { user, password } }` or

@@ -14,7 +14,8 @@ use crate::connectors::status_policy::StatusPolicy;
 use crate::connectors::template::{Template, UrlTemplate};
 
 use super::config::{
-    AuthConfig, BreakerConfig, Format, Ordering, RetryConfig, SignConfig, SinkConfig, TlsConfig,
+    AuthConfig, BatchConfig, BreakerConfig, Format, Ordering, RetryConfig, SignConfig, SinkConfig,
+    TlsConfig,
 };
 
 /// A sink as its file defines it: every value checked, no secret resolved.
@@ -48,6 +49,8 @@ pub struct SinkDefinition {
     pub status: StatusPolicy,
     pub auth: Option<AuthConfig>,
     pub tls: Option<TlsConfig>,
+    /// Several records per request; `None`: one request per record.
+    pub batch: Option<BatchConfig>,
 }
 
 /// One configured request header: the name as written (for errors), parsed, and its
@@ -247,6 +250,9 @@ impl SinkConfig {
                 ));
             }
         }
+        if let Some(b) = &self.batch {
+            validate_batch(b, self.format).map_err(|(key, reason)| err(key, reason))?;
+        }
         let group_id = self
             .group_id
             .unwrap_or_else(|| format!("hookbridge-{}", self.name));
@@ -279,6 +285,33 @@ impl SinkConfig {
             status,
             auth: self.auth,
             tls: self.tls,
+            batch: self.batch,
         })
     }
+}
+
+/// The `batch` limits, and the formats a batch cannot carry: a batch is one JSON body of
+/// items, so a format that puts a record's attributes in request headers
+/// (`cloudevents-binary`) or makes each record its own typed document
+/// (`cloudevents-structured`) has no place for them.
+fn validate_batch(b: &BatchConfig, format: Format) -> Result<(), (&'static str, String)> {
+    if !(1..=10_000).contains(&b.max_records) {
+        return Err(("batch.max_records", "must be between 1 and 10000".into()));
+    }
+    if !((1 << 10)..=(64 << 20)).contains(&b.max_bytes.0) {
+        return Err(("batch.max_bytes", "must be between 1KiB and 64MiB".into()));
+    }
+    if b.max_wait.0 > Duration::from_secs(60) {
+        return Err(("batch.max_wait", "must be at most 60s".into()));
+    }
+    if format != Format::Raw {
+        return Err((
+            "batch",
+            format!(
+                "cannot batch `format = \"{}\"`: a batch body holds the records' bodies as JSON items; use `format = \"raw\"` (or `items = \"envelope\"` for per-record attributes)",
+                format.name()
+            ),
+        ));
+    }
+    Ok(())
 }

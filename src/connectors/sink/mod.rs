@@ -14,5 +14,7 @@ mod definition;
 mod tests;
 
 pub use build::{Credentials, Sink};
-pub use config::{AuthConfig, ClientAuth, Format, Ordering, RetryConfig, SinkConfig};
+pub use config::{
+    AuthConfig, BatchFormat, BatchItems, ClientAuth, Format, Ordering, RetryConfig, SinkConfig,
+};
 pub use definition::{is_framing, HeaderPattern};

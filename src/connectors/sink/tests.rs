@@ -104,3 +104,36 @@ fn bad_status_entries_name_the_key() {
         "unknown keys are errors"
     );
 }
+
+#[test]
+fn batch_defaults_and_limits_name_their_key() {
+    let s = sink("batch = {}").unwrap();
+    let b = s.batch.expect("batch set");
+    assert_eq!((b.max_records, b.max_bytes.0), (100, 1 << 20));
+    assert_eq!(b.max_wait.0, std::time::Duration::from_millis(50));
+    assert_eq!(
+        (b.format, b.items),
+        (BatchFormat::JsonArray, BatchItems::Data)
+    );
+    assert!(sink("").unwrap().batch.is_none());
+    for (extra, key) in [
+        ("batch = { max_records = 0 }", "sink.batch.max_records"),
+        ("batch = { max_records = 10001 }", "sink.batch.max_records"),
+        ("batch = { max_bytes = \"1000\" }", "sink.batch.max_bytes"),
+        ("batch = { max_bytes = \"65MiB\" }", "sink.batch.max_bytes"),
+        ("batch = { max_wait = \"61s\" }", "sink.batch.max_wait"),
+        ("batch = {}\nformat = \"cloudevents-binary\"", "sink.batch"),
+        (
+            "batch = {}\nformat = \"cloudevents-structured\"",
+            "sink.batch",
+        ),
+    ] {
+        let err = sink(extra).unwrap_err();
+        assert_eq!(err.file, "orders.toml", "{extra}");
+        assert_eq!(err.key.as_deref(), Some(key), "{extra}: {err}");
+    }
+    let typo: Result<SinkConfig, _> = toml::from_str(
+        "name = \"a\"\ntopics = [\"t\"]\nurl = \"http://x/\"\nbatch = { max_record = 3 }",
+    );
+    assert!(typo.is_err());
+}

@@ -38,6 +38,10 @@ impl Dispatcher {
             // buffered is still delivered, each record getting one more attempt at most,
             // so everything delivered before the exit can be committed.
             self.destination.stop_retrying();
+            // Batches still filling go at once.
+            if let Some(b) = self.batching.as_mut() {
+                b.flush();
+            }
         }
         let mut states = Vec::with_capacity(partitions.len());
         for tp in partitions {

@@ -50,7 +50,7 @@ impl Answer {
     }
 }
 
-type Script = dyn Fn(&Received) -> Answer + Send + Sync;
+type Script = dyn Fn(&Received) -> (Answer, Option<String>) + Send + Sync;
 
 #[derive(Clone)]
 struct State {
@@ -70,6 +70,13 @@ pub struct Receiver {
 impl Receiver {
     /// Starts on a free loopback port; `script` decides each answer.
     pub async fn start(script: impl Fn(&Received) -> Answer + Send + Sync + 'static) -> Self {
+        Self::start_with_bodies(move |r| (script(r), None)).await
+    }
+
+    /// [`Receiver::start`] with a response body of the script's choosing.
+    pub async fn start_with_bodies(
+        script: impl Fn(&Received) -> (Answer, Option<String>) + Send + Sync + 'static,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
@@ -136,6 +143,17 @@ impl Drop for Receiver {
     }
 }
 
+/// The items of a batch body: a JSON array, or one JSON value per line.
+pub fn batch_items(body: &[u8]) -> Vec<serde_json::Value> {
+    if let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(body) {
+        return items;
+    }
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect()
+}
+
 async fn handle(
     axum::extract::State(s): axum::extract::State<State>,
     uri: axum::http::Uri,
@@ -161,8 +179,32 @@ async fn handle(
         nth,
         status: 0,
     };
-    let answer = (s.script)(&r);
+    let (answer, answer_body) = (s.script)(&r);
     r.status = answer.status;
+    // A batch (`<first id>-batch<n>`) finishes the records its envelope items name.
+    // With a per-item answer, only the items answered 2xx.
+    let item_ok: Option<Vec<bool>> = answer_body
+        .as_deref()
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .and_then(|v| {
+            let results = v["results"].as_array()?;
+            Some(
+                results
+                    .iter()
+                    .map(|r| (200..300).contains(&r["status"].as_u64().unwrap_or(0)))
+                    .collect(),
+            )
+        });
+    let positions: Vec<(i32, i64)> = if id.contains("-batch") {
+        batch_items(&r.body)
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| item_ok.as_ref().is_none_or(|ok| ok.get(*i) == Some(&true)))
+            .filter_map(|(_, item)| super::audit::position(item["webhook_id"].as_str()?))
+            .collect()
+    } else {
+        super::audit::position(&id).into_iter().collect()
+    };
     s.seen.lock().expect("lock").push(r);
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
@@ -170,17 +212,14 @@ async fn handle(
     // Only now, as the answer leaves: a 2xx stored before the delay would let the auditor
     // accept a commit past a record whose 2xx hookbridge had not yet seen.
     if (200..300).contains(&answer.status) {
-        if let Some(at) = super::audit::position(&id) {
-            s.answered
-                .lock()
-                .expect("lock")
-                .entry(at)
-                .or_insert_with(Instant::now);
+        let mut answered = s.answered.lock().expect("lock");
+        for at in positions {
+            answered.entry(at).or_insert_with(Instant::now);
         }
     }
     let mut resp = (
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
-        "answer",
+        answer_body.unwrap_or_else(|| "answer".to_owned()),
     )
         .into_response();
     for (k, v) in answer.headers {

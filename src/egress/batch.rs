@@ -1,0 +1,272 @@
+//! Batched delivery: several records of a sink in one request. Pure (no tokio, rdkafka,
+//! reqwest or metrics): what a record's part of a body is, when a batch is full or due,
+//! the body it makes, and which records a receiver's answer finishes.
+//!
+//! The rules:
+//! * A batch holds at most `max_records` items and `max_bytes` of body (one item larger
+//!   than that goes alone: it is no larger than its own request would be), and is sent
+//!   `max_wait` after its first item joined at the latest.
+//! * Items are JSON: a `json-array` body is `[item,item,…]`, an `ndjson` body one item
+//!   per line. An item is the record's body as is (`items = "data"`) or wrapped with what
+//!   a receiver needs to tell records apart (`items = "envelope"`: its `webhook-id`,
+//!   topic, partition and offset). A record whose body is not JSON cannot be an item: it
+//!   is refused with reason `batch`, error `not-json` (dead-lettered: retrying cannot
+//!   make it JSON; a `transform` can).
+//! * Key order across batches is the partition core's ([`super::partition`]): records of
+//!   one lane join a batch in offset order, and the lane's next batch starts only once
+//!   every record of this one finished.
+//! * Outcome: all-or-nothing by default, from the response status. A receiver may answer
+//!   per item (`{"results":[{"status":200},…]}`, one entry per item, in order); then an
+//!   item finishes only when it and every earlier item of its lane in the batch
+//!   succeeded — a later record of a key is never finished (delivered or dead-lettered)
+//!   ahead of an earlier one that must be sent again.
+
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+/// How a batch's body is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `[item,item,…]`, `Content-Type: application/json`.
+    JsonArray,
+    /// One item per line, each ending in `\n`, `Content-Type: application/x-ndjson`.
+    Ndjson,
+}
+
+impl Layout {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Layout::JsonArray => "application/json",
+            Layout::Ndjson => "application/x-ndjson",
+        }
+    }
+}
+
+/// What one item of a batch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Items {
+    /// The record's body as it would be sent alone.
+    Data,
+    /// `{"webhook_id":…,"topic":…,"partition":…,"offset":…,"data":<body>}`.
+    Envelope,
+}
+
+/// A sink's `batch` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    pub max_records: usize,
+    pub max_bytes: usize,
+    pub max_wait: Duration,
+    pub layout: Layout,
+    pub items: Items,
+}
+
+/// Where an item came from, for its envelope.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub webhook_id: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Why a record cannot be an item: the dead letter's reason is `batch`, this its error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotJson;
+
+impl NotJson {
+    pub const REASON: &'static str = "batch";
+    pub const ERROR: &'static str = "not-json";
+}
+
+/// A record's part of a batch body: JSON on one line. The record's body is shared, not
+/// copied, when it is already that.
+pub fn item(rules: &Rules, origin: Origin<'_>, body: &Bytes) -> Result<Bytes, NotJson> {
+    // serde_json does not check the bytes of strings it skips: UTF-8 is checked here,
+    // or a Go producer's invalid bytes would reach a strict receiver and fail the batch.
+    if std::str::from_utf8(body).is_err() || serde_json::from_slice::<IgnoredAny>(body).is_err() {
+        return Err(NotJson);
+    }
+    // JSON allows raw line breaks only as whitespace between tokens (inside strings they
+    // are escaped), so a line-per-item body turns them into spaces: nothing else of the
+    // record changes (re-serializing would sort keys and round large numbers).
+    let data = if rules.layout == Layout::Ndjson && body.iter().any(|b| matches!(b, b'\n' | b'\r'))
+    {
+        let spaced: Vec<u8> = (body.iter())
+            .map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b })
+            .collect();
+        Bytes::from(spaced)
+    } else {
+        body.clone()
+    };
+    Ok(match rules.items {
+        Items::Data => data,
+        Items::Envelope => envelope(origin, &data),
+    })
+}
+
+fn envelope(origin: Origin<'_>, data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + origin.topic.len() + 96);
+    out.put_slice(b"{\"webhook_id\":");
+    put_json_string(&mut out, origin.webhook_id);
+    out.put_slice(b",\"topic\":");
+    put_json_string(&mut out, origin.topic);
+    out.put_slice(
+        format!(
+            ",\"partition\":{},\"offset\":{}",
+            origin.partition, origin.offset
+        )
+        .as_bytes(),
+    );
+    out.put_slice(b",\"data\":");
+    out.put_slice(data.trim_ascii());
+    out.put_u8(b'}');
+    out.freeze()
+}
+
+fn put_json_string(out: &mut BytesMut, s: &str) {
+    // Serializing a &str cannot fail.
+    let quoted = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned());
+    out.put_slice(quoted.as_bytes());
+}
+
+/// A batch being filled: its items in the order they joined.
+#[derive(Debug)]
+pub struct Open<K> {
+    items: Vec<(K, Bytes)>,
+    bytes: usize,
+    since: Instant,
+}
+
+impl<K> Open<K> {
+    /// A batch whose first item joins at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            items: Vec::new(),
+            bytes: 0,
+            since: now,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Whether `item` may join without going past the limits. An empty batch takes any
+    /// item, however large.
+    pub fn fits(&self, rules: &Rules, item: &Bytes) -> bool {
+        self.items.is_empty()
+            || (self.items.len() < rules.max_records
+                && self.bytes + 1 + item.len() + framing(rules.layout) <= rules.max_bytes)
+    }
+
+    /// Adds an item (check [`Open::fits`] first).
+    pub fn push(&mut self, key: K, item: Bytes) {
+        self.bytes += item.len() + 1;
+        self.items.push((key, item));
+    }
+
+    /// No more may join: the record count is reached.
+    pub fn is_full(&self, rules: &Rules) -> bool {
+        self.items.len() >= rules.max_records
+    }
+
+    /// When it must be sent, full or not.
+    pub fn due_at(&self, rules: &Rules) -> Instant {
+        self.since + rules.max_wait
+    }
+
+    /// The request body and the items' keys, in item order.
+    pub fn seal(self, rules: &Rules) -> (Bytes, Vec<K>) {
+        let mut body = BytesMut::with_capacity(self.bytes + framing(rules.layout));
+        let mut keys = Vec::with_capacity(self.items.len());
+        if rules.layout == Layout::JsonArray {
+            body.put_u8(b'[');
+        }
+        for (i, (key, item)) in self.items.into_iter().enumerate() {
+            match rules.layout {
+                Layout::JsonArray if i > 0 => body.put_u8(b','),
+                _ => {}
+            }
+            body.put_slice(&item);
+            if rules.layout == Layout::Ndjson {
+                body.put_u8(b'\n');
+            }
+            keys.push(key);
+        }
+        if rules.layout == Layout::JsonArray {
+            body.put_u8(b']');
+        }
+        (body.freeze(), keys)
+    }
+}
+
+/// Bytes a layout adds around the items.
+fn framing(layout: Layout) -> usize {
+    match layout {
+        Layout::JsonArray => 2,
+        Layout::Ndjson => 0,
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    results: Vec<ItemAnswer>,
+}
+
+#[derive(Deserialize)]
+struct ItemAnswer {
+    status: u16,
+}
+
+/// The receiver's per-item statuses, when its body is `{"results":[{"status":…},…]}`
+/// with exactly one entry per item; `None` otherwise (the response status then decides
+/// for every item).
+pub fn item_statuses(body: &[u8], items: usize) -> Option<Vec<u16>> {
+    let answer: Answer = serde_json::from_slice(body).ok()?;
+    (answer.results.len() == items).then(|| answer.results.iter().map(|r| r.status).collect())
+}
+
+/// What a per-item answer means for one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemOutcome {
+    /// Finished: it and every earlier item of its lane succeeded.
+    Delivered,
+    /// It failed with this status: the sink's status policy decides (retry or DLQ).
+    Failed(u16),
+    /// An earlier item of its lane did not succeed: whatever its own answer, it is sent
+    /// again after that one, so the receiver sees its lane in order again.
+    Behind,
+}
+
+/// Each item's outcome from per-item `statuses`, items in batch order with their lanes
+/// (`None`: no order to keep).
+pub fn item_outcomes<L: PartialEq>(statuses: &[u16], lanes: &[Option<L>]) -> Vec<ItemOutcome> {
+    let mut out: Vec<ItemOutcome> = Vec::with_capacity(statuses.len());
+    for (i, (&status, lane)) in statuses.iter().zip(lanes).enumerate() {
+        let earlier_unfinished = lane.as_ref().is_some_and(|l| {
+            (0..i).any(|j| lanes[j].as_ref() == Some(l) && out[j] != ItemOutcome::Delivered)
+        });
+        // Behind an unfinished one of its lane, whatever its own answer: its failure may
+        // be because of the earlier one ("update" before "create"), and sent alone it
+        // would only have gone after it.
+        out.push(if earlier_unfinished {
+            ItemOutcome::Behind
+        } else if !(200..300).contains(&status) {
+            ItemOutcome::Failed(status)
+        } else {
+            ItemOutcome::Delivered
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

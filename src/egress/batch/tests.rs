@@ -1,0 +1,218 @@
+use super::*;
+use proptest::prelude::*;
+
+fn rules(layout: Layout, items: Items) -> Rules {
+    Rules {
+        max_records: 3,
+        max_bytes: 64,
+        max_wait: Duration::from_millis(50),
+        layout,
+        items,
+    }
+}
+
+fn origin(offset: i64) -> Origin<'static> {
+    Origin {
+        webhook_id: "msg_\"1\"",
+        topic: "orders",
+        partition: 2,
+        offset,
+    }
+}
+
+#[test]
+fn a_json_body_is_an_item_as_is_and_shares_the_record_s_bytes() {
+    let r = rules(Layout::JsonArray, Items::Data);
+    let body = Bytes::from_static(b"{\n  \"a\": 1\n}");
+    let it = item(&r, origin(7), &body).unwrap();
+    assert_eq!(it, body);
+    assert_eq!(it.as_ptr(), body.as_ptr(), "not copied");
+}
+
+#[test]
+fn a_body_that_is_not_json_is_refused() {
+    for layout in [Layout::JsonArray, Layout::Ndjson] {
+        for bad in [&b"plain text"[..], b"", b"{\"a\":", b"\xff\xfe", b"{} {}"] {
+            let r = rules(layout, Items::Envelope);
+            assert_eq!(
+                item(&r, origin(1), &Bytes::copy_from_slice(bad)),
+                Err(NotJson),
+                "{bad:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ndjson_items_are_one_line_each() {
+    let r = rules(Layout::Ndjson, Items::Data);
+    let it = item(
+        &r,
+        origin(1),
+        &Bytes::from_static(b"{\n \"a\": \"x\\ny\"\n}"),
+    )
+    .unwrap();
+    assert_eq!(&it[..], br#"{  "a": "x\ny" }"#);
+}
+
+#[test]
+fn an_envelope_names_the_record_and_escapes_its_id() {
+    let r = rules(Layout::JsonArray, Items::Envelope);
+    let it = item(&r, origin(7), &Bytes::from_static(b" [1,2] ")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&it).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"webhook_id": "msg_\"1\"", "topic": "orders", "partition": 2, "offset": 7, "data": [1, 2]})
+    );
+}
+
+#[test]
+fn a_batch_is_sealed_as_a_json_array_or_lines() {
+    let t0 = Instant::now();
+    for (layout, want) in [
+        (Layout::JsonArray, &b"[{\"a\":1},2,\"x\"]"[..]),
+        (Layout::Ndjson, &b"{\"a\":1}\n2\n\"x\"\n"[..]),
+    ] {
+        let r = rules(layout, Items::Data);
+        let mut open = Open::new(t0);
+        for (k, body) in [&b"{\"a\":1}"[..], b"2", b"\"x\""].into_iter().enumerate() {
+            let it = item(&r, origin(k as i64), &Bytes::copy_from_slice(body)).unwrap();
+            assert!(open.fits(&r, &it));
+            open.push(k, it);
+        }
+        assert!(open.is_full(&r));
+        let (body, keys) = open.seal(&r);
+        assert_eq!(&body[..], want);
+        assert_eq!(keys, vec![0, 1, 2]);
+        if layout == Layout::JsonArray {
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_byte_limit_holds_except_for_one_item_alone() {
+    let r = rules(Layout::JsonArray, Items::Data);
+    let big = Bytes::from(format!("\"{}\"", "x".repeat(100)));
+    let mut open = Open::new(Instant::now());
+    assert!(open.fits(&r, &big), "an empty batch takes any item");
+    open.push((), big.clone());
+    let small = Bytes::from_static(b"1");
+    assert!(!open.fits(&r, &small));
+    let mut open = Open::new(Instant::now());
+    let half = Bytes::from(format!("\"{}\"", "x".repeat(28))); // 30 bytes
+    open.push((), half.clone());
+    assert!(open.fits(&r, &half), "[30,30] is 63 bytes");
+    open.push((), half.clone());
+    assert!(!open.fits(&r, &small), "[30,30,1] is 65 bytes");
+    assert!(open.seal(&r).0.len() <= r.max_bytes);
+}
+
+#[test]
+fn a_batch_is_due_max_wait_after_its_first_item() {
+    let r = rules(Layout::Ndjson, Items::Data);
+    let t0 = Instant::now();
+    let open = Open::<()>::new(t0);
+    assert_eq!(open.due_at(&r), t0 + Duration::from_millis(50));
+}
+
+#[test]
+fn per_item_statuses_are_read_only_in_the_documented_shape() {
+    let ok = br#"{"results":[{"status":200},{"status":503,"error":"busy"}]}"#;
+    assert_eq!(item_statuses(ok, 2), Some(vec![200, 503]));
+    assert_eq!(item_statuses(ok, 3), None, "one entry per item");
+    assert_eq!(item_statuses(b"ok", 2), None);
+    assert_eq!(item_statuses(br#"{"results":[{"code":200}]}"#, 1), None);
+}
+
+#[test]
+fn a_later_item_of_a_lane_waits_behind_an_earlier_failure() {
+    let lanes = [Some("a"), Some("b"), Some("a"), None, Some("b")];
+    let out = item_outcomes(&[500, 200, 200, 200, 200], &lanes);
+    assert_eq!(
+        out,
+        vec![
+            ItemOutcome::Failed(500),
+            ItemOutcome::Delivered,
+            ItemOutcome::Behind,
+            ItemOutcome::Delivered,
+            ItemOutcome::Delivered,
+        ]
+    );
+}
+
+proptest! {
+    /// Never is an item finished (delivered, or failed and so maybe dead-lettered) while
+    /// an earlier item of its lane is not; every 2xx item of a lane with no earlier
+    /// failure is delivered; a failed item keeps its status.
+    #[test]
+    fn per_item_outcomes_keep_lane_order(
+        items in proptest::collection::vec((prop::sample::select(vec![200u16, 204, 400, 429, 500]), proptest::option::of(0u8..3)), 0..20)
+    ) {
+        let statuses: Vec<u16> = items.iter().map(|(s, _)| *s).collect();
+        let lanes: Vec<Option<u8>> = items.iter().map(|(_, l)| *l).collect();
+        let out = item_outcomes(&statuses, &lanes);
+        prop_assert_eq!(out.len(), items.len());
+        for (i, o) in out.iter().enumerate() {
+            let ok = (200..300).contains(&statuses[i]);
+            let earlier_failed = lanes[i].is_some()
+                && (0..i).any(|j| lanes[j] == lanes[i] && !(200..300).contains(&statuses[j]));
+            match o {
+                ItemOutcome::Delivered => prop_assert!(ok && !earlier_failed),
+                ItemOutcome::Behind => prop_assert!(earlier_failed),
+                ItemOutcome::Failed(s) => prop_assert!(!ok && !earlier_failed && *s == statuses[i]),
+            }
+        }
+    }
+
+    /// A sealed JSON array parses and holds the items in order, within `max_bytes` unless
+    /// it holds one item.
+    #[test]
+    fn sealed_arrays_parse_and_respect_the_limits(values in proptest::collection::vec(any::<i64>(), 1..12), max_bytes in 8usize..80) {
+        let r = Rules { max_bytes, ..rules(Layout::JsonArray, Items::Data) };
+        let mut open = Open::new(Instant::now());
+        let mut joined = Vec::new();
+        for v in &values {
+            let it = item(&r, origin(0), &Bytes::from(v.to_string())).unwrap();
+            if !open.fits(&r, &it) { break; }
+            open.push((), it);
+            joined.push(*v);
+        }
+        let n = open.len();
+        let (body, _) = open.seal(&r);
+        let parsed: Vec<i64> = serde_json::from_slice(&body).unwrap();
+        prop_assert_eq!(parsed, joined);
+        prop_assert!(n == 1 || body.len() <= max_bytes);
+        prop_assert!(n <= r.max_records);
+    }
+}
+
+#[test]
+fn a_failed_item_behind_an_unfinished_one_of_its_lane_waits_for_it() {
+    // "create" answered 503, "update" 404 because the order is not there yet: the
+    // update goes again after the create, it is not dead-lettered ahead of it.
+    let out = item_outcomes(&[503, 404], &[Some(0), Some(0)]);
+    assert_eq!(out, vec![ItemOutcome::Failed(503), ItemOutcome::Behind]);
+}
+
+#[test]
+fn invalid_utf8_inside_a_string_is_not_json() {
+    let r = rules(Layout::JsonArray, Items::Data);
+    let bad = Bytes::from_static(b"{\"a\":\"\xff\"}");
+    assert_eq!(item(&r, origin(1), &bad), Err(NotJson));
+}
+
+#[test]
+fn ndjson_keeps_every_key_and_digit_of_a_pretty_body() {
+    let r = rules(Layout::Ndjson, Items::Data);
+    let pretty =
+        Bytes::from_static(b"{\r\n  \"z\": 123456789012345678901234567890,\n  \"a\": 1.25\n}");
+    let it = item(&r, origin(1), &pretty).unwrap();
+    assert!(!it.contains(&b'\n') && !it.contains(&b'\r'));
+    let text = std::str::from_utf8(&it).unwrap();
+    assert!(text.contains("123456789012345678901234567890"), "{text}");
+    assert!(
+        text.find("\"z\"") < text.find("\"a\""),
+        "key order kept: {text}"
+    );
+}

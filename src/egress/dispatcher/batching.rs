@@ -1,0 +1,395 @@
+//! Batched delivery in the dispatcher (a sink with `batch` set): started records are
+//! shaped, turned into batch items ([`crate::egress::batch`]) and collected into open
+//! batches, one per partition state and per rendered URL and headers (records whose
+//! templates render differently never share a request). A record joins with the next
+//! waiting records of its lane ([`Partition::take_next`](crate::egress::partition::Partition::take_next))
+//! while they fit, so a key's records travel together in offset order and its next
+//! batch starts only once all of them finished. A batch is sealed when full, when its
+//! `max_wait` is up, or at once on shutdown, then sent as one request (with a ticket,
+//! like a single delivery); every record of it ends with the batch's outcome.
+//!
+//! A batch holds records of one partition only: revoking a partition then abandons
+//! exactly its own records, never another partition's lane.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Deliveries, Dispatcher, Done, Ended, Ready};
+use crate::egress::batch::{self, NotJson, Open, Origin, Rules};
+use crate::egress::delivery::{Finish, Stop};
+use crate::egress::memory;
+use crate::egress::record::{Record, TopicPartition};
+use crate::egress::request::{Prepared, Refused};
+
+/// What shaping a record gave: `None` when cancelled first; `Ok(None)` filtered out.
+pub(super) type Shaped = Option<Result<Option<Prepared<'static>>, Refused>>;
+
+/// The dispatcher's batches.
+pub(super) struct Batching {
+    rules: Rules,
+    /// Shaping runs no jq program: records are shaped inline, and a lane's next records
+    /// may join (they must be shaped to know whether they render alike).
+    inline: bool,
+    /// Records being shaped on their own futures (jq programs), and how many may be at
+    /// once (`concurrency`): each such shaping runs on a thread of its own.
+    shaping: usize,
+    max_shaping: usize,
+    open: Vec<OpenBatch>,
+    /// Sealed batches waiting for a ticket, in the order they were sealed.
+    sealed: VecDeque<Sealed>,
+    /// Shutting down: every batch is sealed and sent at once.
+    flushing: bool,
+}
+
+/// A batch being filled.
+struct OpenBatch {
+    tp: TopicPartition,
+    generation: u64,
+    /// The URL and headers its records share (the body is the first record's, unused).
+    request: Prepared<'static>,
+    /// Its records with their items (kept to build a smaller batch of some of them).
+    items: Open<(Ready, Bytes)>,
+}
+
+/// A batch ready to be sent: its request carries the batch body.
+struct Sealed {
+    request: Prepared<'static>,
+    members: Vec<(Ready, Bytes)>,
+}
+
+impl Batching {
+    pub(super) fn new(rules: Rules, inline: bool, max_shaping: usize) -> Self {
+        Self {
+            rules,
+            inline,
+            shaping: 0,
+            max_shaping: max_shaping.max(1),
+            open: Vec::new(),
+            sealed: VecDeque::new(),
+            flushing: false,
+        }
+    }
+
+    pub(super) fn has_sealed(&self) -> bool {
+        !self.sealed.is_empty()
+    }
+
+    /// When the next open batch must be sent.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        if self.flushing && !self.open.is_empty() {
+            return Some(Instant::now());
+        }
+        self.open.iter().map(|o| o.items.due_at(&self.rules)).min()
+    }
+
+    /// From now on every batch is sent at once.
+    pub(super) fn flush(&mut self) {
+        self.flushing = true;
+    }
+
+    fn seal(&mut self, i: usize) {
+        let o = self.open.swap_remove(i);
+        let (body, members) = o.items.seal(&self.rules);
+        let mut request = o.request;
+        request.body = body;
+        self.sealed.push_back(Sealed { request, members });
+    }
+
+    /// Seals the batches that are due.
+    fn seal_due(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.open.len() {
+            if self.flushing || self.open[i].items.due_at(&self.rules) <= now {
+                self.seal(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Takes out the unsent records of one partition state, open or sealed.
+    fn purge(&mut self, tp: &TopicPartition, generation: u64) -> Vec<(i64, Option<Bytes>)> {
+        let ours = |t: &TopicPartition, g: u64| t == tp && g == generation;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.open.len() {
+            if ours(&self.open[i].tp, self.open[i].generation) {
+                let o = self.open.swap_remove(i);
+                let (_, members) = o.items.seal(&self.rules);
+                out.extend(members.into_iter().map(|(m, _)| (m.offset, m.lane)));
+            } else {
+                i += 1;
+            }
+        }
+        self.sealed.retain_mut(|s| {
+            let Some((first, _)) = s.members.first() else {
+                return false;
+            };
+            if !ours(&first.tp, first.generation) {
+                return true;
+            }
+            out.extend(s.members.drain(..).map(|(m, _)| (m.offset, m.lane)));
+            false
+        });
+        out
+    }
+}
+
+impl Ready {
+    pub(super) fn done(self, finish: Finish) -> Done {
+        Done {
+            bytes: memory::record_bytes(&self.record),
+            tp: self.tp,
+            generation: self.generation,
+            offset: self.offset,
+            lane: self.lane,
+            finish,
+        }
+    }
+}
+
+/// A record's item, or why it cannot be one.
+fn item_of(rules: &Rules, record: &Record, body: &Bytes) -> Result<Bytes, NotJson> {
+    let id = match rules.items {
+        batch::Items::Envelope => record.webhook_id(),
+        batch::Items::Data => String::new(),
+    };
+    let origin = Origin {
+        webhook_id: &id,
+        topic: &record.tp.topic,
+        partition: record.tp.partition,
+        offset: record.offset,
+    };
+    batch::item(rules, origin, body)
+}
+
+/// Whether two requests go to the same place with the same headers.
+fn alike(a: &Prepared<'_>, b: &Prepared<'_>) -> bool {
+    a.url == b.url && a.headers == b.headers
+}
+
+impl Dispatcher {
+    /// [`Dispatcher::start_ready`] for a batching sink: every ready record is shaped
+    /// (inline, or on its own future when jq programs run) and placed in a batch.
+    pub(super) fn collect_ready(&mut self, deliveries: &mut Deliveries) {
+        let Some(inline) = self.batching.as_ref().map(|b| b.inline) else {
+            return;
+        };
+        loop {
+            if !inline
+                && self
+                    .batching
+                    .as_ref()
+                    .is_some_and(|b| b.shaping >= b.max_shaping)
+            {
+                break; // the rest wait for a shaping to end
+            }
+            let Some(r) = self.ready.pop_front() else {
+                break;
+            };
+            if inline {
+                let shaped = (self.destination.shaper().shape(&r.record))
+                    .map(|o| o.map(Prepared::into_owned));
+                self.place(r, Some(shaped), deliveries);
+            } else {
+                if let Some(b) = self.batching.as_mut() {
+                    b.shaping += 1;
+                }
+                let destination = self.destination.clone();
+                deliveries.push(Box::pin(async move {
+                    let shaped = (destination.shaper())
+                        .shape_in_time(&r.record, &r.cancel)
+                        .await
+                        .map(|res| res.map(|o| o.map(Prepared::into_owned)));
+                    Ended::Shaped(Box::new(r), shaped)
+                }));
+            }
+        }
+        self.send_sealed(deliveries);
+    }
+
+    /// A record's shaping on its own future ended: it is placed, and a waiting record
+    /// may be shaped in its stead.
+    pub(super) fn shaped(&mut self, r: Ready, shaped: Shaped, deliveries: &mut Deliveries) {
+        if let Some(b) = self.batching.as_mut() {
+            b.shaping = b.shaping.saturating_sub(1);
+        }
+        self.place(r, shaped, deliveries);
+        self.collect_ready(deliveries);
+    }
+
+    /// Places a shaped record in its batch (joined by its lane's next records when they
+    /// may), or ends it without a request.
+    pub(super) fn place(&mut self, r: Ready, shaped: Shaped, deliveries: &mut Deliveries) {
+        // Shaped after its partition was revoked or given up: it ends unfinished now
+        // rather than waiting in a batch for `max_wait`.
+        let live = (self.partitions.get(&r.tp))
+            .is_some_and(|p| p.core.generation() == r.generation && !p.core.is_revoked());
+        let Some(b) = self.batching.as_mut() else {
+            return;
+        };
+        let request = match shaped {
+            _ if !live => {
+                deliveries.push(Box::pin(
+                    async move { Ended::One(r.done(Finish::Abandoned)) },
+                ));
+                return;
+            }
+            None => {
+                deliveries.push(Box::pin(
+                    async move { Ended::One(r.done(Finish::Abandoned)) },
+                ));
+                return;
+            }
+            Some(Ok(None)) => return self.settle(r, Ok(()), deliveries),
+            Some(Err(refused)) => return self.settle(r, Err(refused), deliveries),
+            Some(Ok(Some(request))) => request,
+        };
+        let Ok(item) = item_of(&b.rules, &r.record, &request.body) else {
+            let refused = Refused {
+                reason: NotJson::REASON,
+                error: NotJson::ERROR,
+            };
+            return self.settle(r, Err(refused), deliveries);
+        };
+        let found = b.open.iter().position(|o| {
+            o.tp == r.tp && o.generation == r.generation && alike(&o.request, &request)
+        });
+        let i = match found {
+            Some(i) if b.open[i].items.fits(&b.rules, &item) => i,
+            found => {
+                if let Some(i) = found {
+                    b.seal(i);
+                }
+                b.open.push(OpenBatch {
+                    tp: r.tp.clone(),
+                    generation: r.generation,
+                    request,
+                    items: Open::new(Instant::now()),
+                });
+                b.open.len() - 1
+            }
+        };
+        let (tp, generation, lane) = (r.tp.clone(), r.generation, r.lane.clone());
+        let (cancel, abort) = (r.cancel.clone(), r.abort.clone());
+        b.open[i].items.push((r, item.clone()), item);
+        // The lane's next records join while they render alike and fit: they are sent
+        // after it in the same body, in offset order.
+        if let (true, Some(lane)) = (b.inline, lane) {
+            let shaper = self.destination.shaper();
+            while let Some(p) =
+                (self.partitions.get_mut(&tp)).filter(|p| p.core.generation() == generation)
+            {
+                if b.open[i].items.is_full(&b.rules) {
+                    break;
+                }
+                let Some((_, next)) = p.core.peek_next(&lane) else {
+                    break;
+                };
+                let Ok(Some(next_request)) = shaper.shape(next) else {
+                    break;
+                };
+                if !alike(&b.open[i].request, &next_request) {
+                    break;
+                }
+                let Ok(item) = item_of(&b.rules, next, &next_request.body) else {
+                    break;
+                };
+                if !b.open[i].items.fits(&b.rules, &item) {
+                    break;
+                }
+                let Some((offset, record)) = p.core.take_next(&lane) else {
+                    break;
+                };
+                let joined = Ready {
+                    tp: tp.clone(),
+                    generation,
+                    cancel: cancel.clone(),
+                    abort: abort.clone(),
+                    offset,
+                    lane: Some(lane.clone()),
+                    record,
+                };
+                b.open[i].items.push((joined, item.clone()), item);
+            }
+        }
+        if b.flushing || b.open[i].items.is_full(&b.rules) {
+            b.seal(i);
+        }
+    }
+
+    /// Ends a record without a request: filtered out, or refused (dead-lettered).
+    fn settle(&mut self, r: Ready, shaped: Result<(), Refused>, deliveries: &mut Deliveries) {
+        let destination = self.destination.clone();
+        deliveries.push(Box::pin(async move {
+            let finish = destination.settle(&r.record, shaped, &r.cancel).await;
+            Ended::One(r.done(finish))
+        }));
+    }
+
+    /// Seals the due batches and sends what tickets allow.
+    pub(super) fn send_due(&mut self, deliveries: &mut Deliveries) {
+        if let Some(b) = self.batching.as_mut() {
+            b.seal_due(Instant::now());
+        }
+        self.send_sealed(deliveries);
+    }
+
+    /// Sends sealed batches while tickets are free.
+    pub(super) fn send_sealed(&mut self, deliveries: &mut Deliveries) {
+        let Some(b) = self.batching.as_mut() else {
+            return;
+        };
+        let rules = b.rules;
+        while !b.sealed.is_empty() {
+            let Some(ticket) = self.destination.ticket() else {
+                return;
+            };
+            let Some(Sealed { request, members }) = b.sealed.pop_front() else {
+                return;
+            };
+            let destination = self.destination.clone();
+            deliveries.push(Box::pin(async move {
+                let Some(first) = members.first() else {
+                    return Ended::Many(Vec::new());
+                };
+                let records: Vec<&Record> = members.iter().map(|(m, _)| &m.record).collect();
+                let items: Vec<Bytes> = members.iter().map(|(_, item)| item.clone()).collect();
+                let lanes: Vec<Option<Bytes>> =
+                    members.iter().map(|(m, _)| m.lane.clone()).collect();
+                let stop = Stop {
+                    cancel: &first.0.cancel,
+                    abort: &first.0.abort,
+                };
+                let finishes = (destination)
+                    .deliver_batch(
+                        &records,
+                        &items,
+                        &lanes,
+                        request,
+                        &rules,
+                        stop,
+                        Some(ticket),
+                    )
+                    .await;
+                drop(records);
+                Ended::Many(
+                    (members.into_iter().zip(finishes))
+                        .map(|((m, _), finish)| m.done(finish))
+                        .collect(),
+                )
+            }));
+        }
+    }
+
+    /// Takes the unsent batched records of one partition state out.
+    pub(super) fn purge_batches(
+        &mut self,
+        tp: &TopicPartition,
+        generation: u64,
+    ) -> Vec<(i64, Option<Bytes>)> {
+        (self.batching.as_mut()).map_or_else(Vec::new, |b| b.purge(tp, generation))
+    }
+}

@@ -1,0 +1,515 @@
+//! Batched delivery end to end on a real broker: several records per request, key order
+//! kept across batches, `max_records` respected, a batch retried and then delivered, a
+//! batch refused for good dead-lettered record by record, records that cannot be items
+//! dead-lettered alone. Every batch here carries envelope items, so the receiver (and
+//! the commit auditor through it) knows which records a 2xx finished.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::audit::Auditor;
+use crate::support::broker::Broker;
+use crate::support::connectors::SinkToml;
+use crate::support::kafka;
+use crate::support::receiver::{batch_items, Answer, Received, Receiver};
+use crate::support::scenario::{Scenario, Setup};
+
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A signed sink sending batches of at most `max_records` envelope items.
+fn sink(topic: &str, url: &str, max_records: usize) -> SinkToml {
+    SinkToml::new(topic, url)
+        .timeout("5s")
+        .concurrency(8)
+        .sign_standard_webhooks("${SINK_WHSEC}")
+        .max_attempts(4)
+        .backoff("100ms", "1s")
+        .set(
+            "batch",
+            &format!(
+                "{{ max_records = {max_records}, max_wait = \"20ms\", items = \"envelope\" }}"
+            ),
+        )
+}
+
+fn setup(prefix: &str) -> Setup {
+    Setup::new(prefix).env("SINK_WHSEC", WHSEC)
+}
+
+/// Records `{"k": key, "seq": n}` with `keys` keys round-robin.
+fn records(n: usize, keys: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let k = format!("k{}", i % keys);
+            json!({"key": k, "value": json!({"k": k, "seq": i}).to_string()})
+        })
+        .collect()
+}
+
+/// `(partition, offset)` of every item answered 2xx.
+fn delivered(seen: &[Received]) -> BTreeSet<(i64, i64)> {
+    seen.iter()
+        .filter(|r| (200..300).contains(&r.status))
+        .flat_map(|r| batch_items(&r.body))
+        .map(|i| {
+            (
+                i["partition"].as_i64().unwrap(),
+                i["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn audit(
+    broker: &Broker,
+    topic: &str,
+    partitions: u32,
+    rx: &Receiver,
+    dlq: Option<&str>,
+) -> Auditor {
+    Auditor::start_with_dlq(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        topic,
+        partitions,
+        rx.finished(),
+        dlq,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_keep_key_order_and_max_records_and_commit_to_the_end() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("batch-order")
+        .partitions(4)
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url, 10))
+        .await;
+    let auditor = audit(&broker, &topic, 4, &rx, None);
+    kafka::produce(&broker.addr(), &topic, &records(400, 8)).await;
+    rx.wait_for(Duration::from_secs(40), "400 records delivered", |s| {
+        delivered(s).len() >= 400
+    })
+    .await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    auditor.finish().await.assert_clean("batched happy path");
+
+    let seen = rx.seen();
+    let wh = standardwebhooks::Webhook::new(WHSEC).unwrap();
+    let mut order: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut largest = 0;
+    for r in &seen {
+        wh.verify(&r.body, &r.headers).expect("batch body signed");
+        assert_eq!(r.header("content-type"), "application/json");
+        assert!(
+            r.header("webhook-id").contains("-batch-"),
+            "{}",
+            r.header("webhook-id")
+        );
+        let items = batch_items(&r.body);
+        assert!(
+            !items.is_empty() && items.len() <= 10,
+            "{} items",
+            items.len()
+        );
+        largest = largest.max(items.len());
+        for item in items {
+            let data = &item["data"];
+            order
+                .entry(data["k"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(data["seq"].as_u64().unwrap());
+        }
+    }
+    assert!(largest > 1, "records travelled together");
+    assert!(
+        seen.len() < 400,
+        "fewer requests than records: {}",
+        seen.len()
+    );
+    for (key, seqs) in order {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "key {key} out of order across batches: {seqs:?}"
+        );
+    }
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answered_503_is_sent_again_whole_then_delivered() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let n = answered.clone();
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("batch-retry")
+        .sink(
+            move |_| {
+                if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Answer::status(503)
+                } else {
+                    Answer::status(200)
+                }
+            },
+            |n| sink(&n.topic, &n.url, 50),
+        )
+        .await;
+    let auditor = audit(&broker, &topic, 1, &rx, None);
+    kafka::produce(&broker.addr(), &topic, &records(30, 3)).await;
+    rx.wait_for(Duration::from_secs(30), "30 records delivered", |s| {
+        delivered(s).len() >= 30
+    })
+    .await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    auditor.finish().await.assert_clean("batch retried");
+    let seen = rx.seen();
+    let refused = &seen[0];
+    assert_eq!(refused.status, 503);
+    let again = seen
+        .iter()
+        .find(|r| r.nth == 2 && r.header("webhook-id") == refused.header("webhook-id"))
+        .expect("the refused batch sent again under the same webhook-id");
+    assert_eq!(again.body, refused.body, "the same batch, whole");
+    assert_eq!(again.status, 200);
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_for_good_is_dead_lettered_record_by_record_and_commit_moves_on() {
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = setup("batch-dlq")
+        .dlq()
+        .sink(
+            |r| {
+                if String::from_utf8_lossy(&r.body).contains("poison") {
+                    Answer::status(422)
+                } else {
+                    Answer::status(200)
+                }
+            },
+            |n| sink(&n.topic, &n.url, 100).dlq(&n.dlq),
+        )
+        .await;
+    let auditor = audit(&broker, &topic, 1, &rx, Some(&dlq));
+    // One request: a poisoned batch of three, with a record that is not JSON before it.
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "x", "value": "not json"}),
+            json!({"key": "a", "value": "{\"n\":1}"}),
+            json!({"key": "b", "value": "{\"poison\":true}"}),
+            json!({"key": "c", "value": "{\"n\":3}"}),
+        ],
+    )
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(4), 30.0).await;
+    assert_eq!(dead.len(), 4, "every record dead-lettered");
+    let by_key: HashMap<String, &kafka::Read> = dead
+        .iter()
+        .map(|d| {
+            (
+                String::from_utf8_lossy(d.key.as_deref().unwrap()).into_owned(),
+                d,
+            )
+        })
+        .collect();
+    let x = by_key["x"];
+    assert_eq!(x.value, b"not json");
+    assert_eq!(x.header("hookbridge-dlq-reason").as_deref(), Some("batch"));
+    assert_eq!(
+        x.header("hookbridge-dlq-error").as_deref(),
+        Some("not-json")
+    );
+    for k in ["a", "b", "c"] {
+        let d = by_key[k];
+        assert_eq!(
+            d.header("hookbridge-dlq-reason").as_deref(),
+            Some("permanent"),
+            "{k}"
+        );
+        assert_eq!(
+            d.header("hookbridge-dlq-status").as_deref(),
+            Some("422"),
+            "{k}"
+        );
+    }
+    assert_eq!(by_key["b"].value, b"{\"poison\":true}");
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    auditor.finish().await.assert_clean("batch dead-lettered");
+    assert!(
+        rx.seen()
+            .iter()
+            .all(|r| !String::from_utf8_lossy(&r.body).contains("not json")),
+        "a record that is not JSON never joins a batch"
+    );
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_with_batches_in_flight_loses_nothing() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        mut hb,
+        ..
+    } = setup("batch-crash")
+        .partitions(4)
+        .sink(
+            // Slow answers: batches are always in flight when the process dies, and
+            // the rest takes seconds, however late a loaded machine kills it.
+            |_| Answer {
+                status: 200,
+                headers: Vec::new(),
+                delay: Duration::from_millis(200),
+            },
+            |n| sink(&n.topic, &n.url, 10),
+        )
+        .await;
+    let auditor = audit(&broker, &topic, 4, &rx, None);
+    const N: usize = 1500;
+    kafka::produce(&broker.addr(), &topic, &records(N, 40)).await;
+    rx.wait_for(Duration::from_secs(40), "a fifth delivered", |s| {
+        delivered(s).len() >= N / 5
+    })
+    .await;
+    hb.kill9();
+    let before = delivered(&rx.seen()).len();
+    assert!(before < N, "killed while records were still to deliver");
+    hb.spawn();
+    hb.ready(Duration::from_secs(40)).await;
+    rx.wait_for(Duration::from_secs(90), "every record delivered", |s| {
+        delivered(s).len() >= N
+    })
+    .await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    let report = auditor.finish().await;
+    report.assert_clean("kill -9 mid-batch");
+    let all: BTreeSet<(i64, i64)> = delivered(&rx.seen());
+    assert_eq!(all.len(), N, "every record delivered at least once");
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_item_answers_finish_retry_and_dead_letter_items_keeping_key_order() {
+    let a1_seen = Arc::new(AtomicUsize::new(0));
+    let seen_a1 = a1_seen.clone();
+    let broker = Broker::start();
+    let topic = crate::support::unique("batch-items");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // Per item: a1 is refused with 503 the first time, the poison item with 422, the
+    // rest taken; the answer is 207 with one result per item.
+    let rx = Receiver::start_with_bodies(move |r| {
+        let results: Vec<Value> = batch_items(&r.body)
+            .iter()
+            .map(|item| {
+                let data = &item["data"];
+                let status = if data["poison"] == json!(true) {
+                    422
+                } else if data["k"] == json!("a")
+                    && data["seq"] == json!(1)
+                    && seen_a1.fetch_add(1, Ordering::SeqCst) == 0
+                {
+                    503
+                } else {
+                    200
+                };
+                json!({ "status": status })
+            })
+            .collect();
+        (
+            Answer::status(207),
+            Some(json!({ "results": results }).to_string()),
+        )
+    })
+    .await;
+    let auditor = audit(&broker, &topic, 1, &rx, Some(&dlq));
+    let cfg = crate::support::hookbridge::Config::new(&broker.addr())
+        .connector(
+            "orders.toml",
+            &sink(&topic, &rx.url, 100).dlq(&dlq).render(),
+        )
+        .env("SINK_WHSEC", WHSEC);
+    let mut hb = crate::support::hookbridge::Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let value = |k: &str, seq: u64| json!({"k": k, "seq": seq}).to_string();
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "a", "value": value("a", 1)}),
+            json!({"key": "b", "value": value("b", 1)}),
+            json!({"key": "a", "value": value("a", 2)}),
+            json!({"key": "p", "value": "{\"poison\":true}"}),
+            json!({"key": "b", "value": value("b", 2)}),
+            json!({"key": "a", "value": value("a", 3)}),
+        ],
+    )
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(30),
+    )
+    .await;
+    auditor.finish().await.assert_clean("per-item answers");
+    assert_eq!(dead.len(), 1, "only the poison item dead-lettered");
+    assert_eq!(dead[0].value, b"{\"poison\":true}");
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-status").as_deref(),
+        Some("422")
+    );
+    assert!(a1_seen.load(Ordering::SeqCst) >= 2, "a1 sent again");
+    // Key a as the receiver took it last: every record of it, in order.
+    let mut last_a: HashMap<u64, usize> = HashMap::new();
+    let mut taken = 0;
+    for r in rx.seen() {
+        for item in batch_items(&r.body) {
+            taken += 1;
+            if item["data"]["k"] == json!("a") {
+                last_a.insert(item["data"]["seq"].as_u64().unwrap(), taken);
+            }
+        }
+    }
+    assert_eq!(last_a.len(), 3, "{last_a:?}");
+    assert!(
+        last_a[&1] < last_a[&2] && last_a[&2] < last_a[&3],
+        "a2 and a3 were sent again after a1: {last_a:?}"
+    );
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_rendering_different_urls_go_in_different_batches_through_filter_and_transform() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("batch-split")
+        .sink(
+            |_| Answer::status(200),
+            |n| {
+                sink(&n.topic, &format!("{}/{{key}}", n.url), 50)
+                    .set("filter", "'.seq % 2 == 0'")
+                    .set("transform", "'{k: .k, seq: .seq}'")
+            },
+        )
+        .await;
+    kafka::produce(&broker.addr(), &topic, &records(80, 4)).await;
+    kafka::wait_committed_to_end(
+        &broker.addr(),
+        &format!("g-{topic}"),
+        &topic,
+        Duration::from_secs(40),
+    )
+    .await;
+    let seen = rx.seen();
+    let mut order: HashMap<String, Vec<u64>> = HashMap::new();
+    for r in &seen {
+        for item in batch_items(&r.body) {
+            let k = item["data"]["k"].as_str().unwrap().to_owned();
+            assert!(r.uri.ends_with(&format!("/{k}")), "{k} sent to {}", r.uri);
+            order
+                .entry(k)
+                .or_default()
+                .push(item["data"]["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(
+        order.values().map(Vec::len).sum::<usize>(),
+        40,
+        "the even half"
+    );
+    for (key, seqs) in order {
+        assert!(seqs.iter().all(|s| s % 2 == 0), "{key}: {seqs:?}");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{key}: {seqs:?}");
+    }
+    drop(hb);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_sends_batches_still_filling_at_once_and_commits_them() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        mut hb,
+        ..
+    } = setup("batch-stop")
+        .sink(
+            |_| Answer::status(200),
+            |n| {
+                sink(&n.topic, &n.url, 1000).set(
+                    "batch",
+                    "{ max_records = 1000, max_wait = \"60s\", items = \"envelope\" }",
+                )
+            },
+        )
+        .await;
+    kafka::produce(&broker.addr(), &topic, &records(5, 5)).await;
+    crate::support::wait_until(Duration::from_secs(30), "5 records held", || {
+        let hb = &hb;
+        async move {
+            crate::support::hookbridge::metric(
+                &hb.metrics().await,
+                "hookbridge_buffered_records",
+                &[("connector", "orders")],
+            ) >= 5.0
+        }
+    })
+    .await;
+    assert!(rx.seen().is_empty(), "a batch waits for max_wait");
+    let status = hb.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(delivered(&rx.seen()).len(), 5, "sent on the way out");
+    let committed = kafka::committed(&broker.addr(), &format!("g-{topic}"), &topic).await;
+    assert_eq!(committed.get(&0).map(|c| c.0), Some(5), "{committed:?}");
+}
