@@ -402,6 +402,7 @@ impl Destination {
             RetryScheduled {
                 id: &id,
                 error,
+                answer: outcome.status().map(|st| (st, &response[..])),
                 attempts: state.counted(),
                 wait,
             }
