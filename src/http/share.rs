@@ -104,6 +104,15 @@ pub fn admit(limits: ShareLimits, total: usize, held: usize, n: usize) -> Result
 mod tests {
     use super::*;
 
+    /// Who may take from the reserve (and be made room for): fewer than `small_holder`.
+    #[test]
+    fn an_address_holding_fewer_than_the_small_holder_limit_holds_little() {
+        let limits = ShareLimits::connections(64, 16);
+        assert_eq!((limits.reserved, limits.small_holder), (8, 2));
+        assert!(limits.is_small(0) && limits.is_small(1));
+        assert!(!limits.is_small(2) && !limits.is_small(16));
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
