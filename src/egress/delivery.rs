@@ -312,15 +312,13 @@ impl Destination {
                         Next::DeadLetter { reason, error }
                             if matches!(failed, Outcome::Permanent { .. }) =>
                         {
-                            let dl = DeadLetter {
+                            let dl = after_attempts(
                                 reason,
-                                status: Some(status),
+                                Some(status),
                                 error,
-                                attempts: state.counted(),
-                                first_attempt: state.first().unwrap_or_else(SystemTime::now),
-                                last_attempt: SystemTime::now(),
-                                response: response.clone(),
-                            };
+                                &state,
+                                response.clone(),
+                            );
                             let record = records[i];
                             finishes[i] = self
                                 .dead_letter(record, &record.webhook_id(), &dl, cancel)
@@ -368,15 +366,7 @@ impl Destination {
                     continue;
                 }
                 Next::DeadLetter { reason, error } => {
-                    let dl = DeadLetter {
-                        reason,
-                        status: outcome.status(),
-                        error,
-                        attempts: state.counted(),
-                        first_attempt: state.first().unwrap_or_else(SystemTime::now),
-                        last_attempt: SystemTime::now(),
-                        response,
-                    };
+                    let dl = after_attempts(reason, outcome.status(), error, &state, response);
                     for &i in &pending {
                         let record = records[i];
                         finishes[i] = self
@@ -569,15 +559,7 @@ impl Destination {
                     continue;
                 }
                 Next::DeadLetter { reason, error } => {
-                    let dl = DeadLetter {
-                        reason,
-                        status: outcome.status(),
-                        error,
-                        attempts: state.counted(),
-                        first_attempt: state.first().unwrap_or_else(SystemTime::now),
-                        last_attempt: SystemTime::now(),
-                        response,
-                    };
+                    let dl = after_attempts(reason, outcome.status(), error, &state, response);
                     return self.dead_letter_all(records, &dl, cancel).await;
                 }
                 Next::Hold { error, wait } => {
@@ -817,6 +799,26 @@ fn rebuild<'a>(rules: &batch::Rules, items: impl Iterator<Item = &'a Bytes>) -> 
         open.push((), item.clone());
     }
     open.seal(rules).0
+}
+
+/// The dead letter of a record (or batch) whose attempts ended in `reason`: their count
+/// and times come from `state`, the last answer's status and excerpt from the attempt.
+fn after_attempts(
+    reason: &'static str,
+    status: Option<u16>,
+    error: &'static str,
+    state: &Attempts,
+    response: Bytes,
+) -> DeadLetter {
+    DeadLetter {
+        reason,
+        status,
+        error,
+        attempts: state.counted(),
+        first_attempt: state.first().unwrap_or_else(SystemTime::now),
+        last_attempt: SystemTime::now(),
+        response,
+    }
 }
 
 #[cfg(test)]
