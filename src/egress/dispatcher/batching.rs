@@ -230,13 +230,8 @@ impl Dispatcher {
         let Some(b) = self.batching.as_mut() else {
             return;
         };
-        let request = match shaped {
-            _ if !live => {
-                deliveries.push(Box::pin(
-                    async move { Ended::One(r.done(Finish::Abandoned)) },
-                ));
-                return;
-            }
+        let request = match shaped.filter(|_| live) {
+            // Its partition is gone, or the shaping was cancelled.
             None => {
                 deliveries.push(Box::pin(
                     async move { Ended::One(r.done(Finish::Abandoned)) },
