@@ -326,7 +326,7 @@ pub(super) async fn redrive_selected_action(
             let said = redrive::redrive_one(&loaded, &connectors, &n, at, &stop).await;
             // Dead-lettered again: the destination still refuses. (An error is about this
             // record alone: not found, passed, not a dead letter of this sink.)
-            refused = said.as_ref().is_ok_and(|s| !s.ends_with(": Delivered"));
+            refused = said.as_ref().is_ok_and(|s| s.ends_with(": DeadLettered"));
             match said {
                 Ok(said) => {
                     actions.redrove(&n, at);

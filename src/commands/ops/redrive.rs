@@ -72,10 +72,7 @@ pub async fn redrive(
     report: &mut dyn FnMut(String),
 ) -> Result<String, OpsError> {
     let sink = super::sink(connectors, opts.connector)?;
-    let dlq = sink
-        .dlq_topic
-        .clone()
-        .ok_or_else(|| OpsError::NoDlq(opts.connector.to_owned()))?;
+    let dlq = super::inspect::dlq_topic(connectors, opts.connector)?;
     let group = redrive_group(connectors, sink)?;
     let consumer = super::consumer(loaded, &group, &[("enable.partition.eof", "true")])?;
     let mut reader = Reader::at_start(&consumer, &dlq)?;
@@ -129,10 +126,7 @@ pub async fn redrive_one(
     stop: &CancellationToken,
 ) -> Result<String, OpsError> {
     let sink = super::sink(connectors, connector)?;
-    let dlq = sink
-        .dlq_topic
-        .clone()
-        .ok_or_else(|| OpsError::NoDlq(connector.to_owned()))?;
+    let dlq = super::inspect::dlq_topic(connectors, connector)?;
     let group = redrive_group(connectors, sink)?;
     // Kafka calls block; the delivery below awaits. Neither holds the other's thread.
     let (consumer, record, line) = tokio::task::block_in_place(|| {
@@ -149,18 +143,8 @@ pub async fn redrive_one(
             let msg = dlq_read::read_one(&consumer, &dlq, at)?;
             match Entry::read(&msg, &sink.name) {
                 Entry::Mine(mine) if mine.1.truncated.is_some() => {
-                    // Cut to fit the DLQ topic: redriving it would deliver a partial record.
-                    let o = &mine.1.origin;
-                    return Err(OpsError::Refused(format!(
-                        "{dlq} {}:{} was cut to fit the dead-letter topic ({} bytes originally); \
-                         not redriven, the whole record is at {}/{}@{}",
-                        at.partition,
-                        at.offset,
-                        mine.1.truncated.unwrap_or_default(),
-                        o.topic,
-                        o.partition,
-                        o.offset
-                    )));
+                    let at = format!("{dlq} {}:{}", at.partition, at.offset);
+                    return Err(OpsError::Refused(cut_to_fit(&at, &mine.1)));
                 }
                 Entry::Mine(mine) => {
                     let (record, env) = *mine;
@@ -188,6 +172,19 @@ pub async fn redrive_one(
     let (_, said) = sender.send(&record, &line).await?;
     tokio::task::block_in_place(|| commit_if_next(&consumer, &dlq, &group, at))?;
     Ok(said)
+}
+
+/// Why a dead letter cut to fit its topic is not redriven: it would deliver a partial
+/// record. `at` names the dead letter.
+fn cut_to_fit(at: &str, env: &DeadLetterEnvelope) -> String {
+    let o = &env.origin;
+    format!(
+        "{at}: cut to fit the dead-letter topic ({} bytes originally); not redriven, the whole record is at {}/{}@{}",
+        env.truncated.unwrap_or_default(),
+        o.topic,
+        o.partition,
+        o.offset
+    )
 }
 
 /// Where the redrive group resumes in `partition` of `dlq`: its committed offset, or the
@@ -233,16 +230,8 @@ async fn handle(
     match Entry::read(msg, connector) {
         Entry::Mine(mine) if mine.1.truncated.is_some() => {
             // Cut to fit the DLQ topic: redriving it would deliver a partial record.
-            let o = &mine.1.origin;
-            report(format!(
-                "dlq offset {} [{}]: cut to fit the dead-letter topic ({} bytes originally); not redriven, the whole record is at {}/{}@{}",
-                msg.offset(),
-                msg.partition(),
-                mine.1.truncated.unwrap_or_default(),
-                o.topic,
-                o.partition,
-                o.offset
-            ));
+            let at = format!("dlq offset {} [{}]", msg.offset(), msg.partition());
+            report(cut_to_fit(&at, &mine.1));
             tally.unreadable += 1;
             Ok(false)
         }
