@@ -183,6 +183,11 @@ impl<K> Open<K> {
         self.since + rules.max_wait
     }
 
+    /// The items' keys, in item order, without building a body (a batch given up).
+    pub fn into_keys(self) -> impl Iterator<Item = K> {
+        self.items.into_iter().map(|(key, _)| key)
+    }
+
     /// The request body and the items' keys, in item order.
     pub fn seal(self, rules: &Rules) -> (Bytes, Vec<K>) {
         let mut body = BytesMut::with_capacity(self.bytes + framing(rules.layout));

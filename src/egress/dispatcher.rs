@@ -413,14 +413,7 @@ impl Dispatcher {
                     abort: &r.abort,
                 };
                 let finish = destination.deliver(&r.record, stop, Some(ticket)).await;
-                Ended::One(Done {
-                    bytes: memory::record_bytes(&r.record),
-                    tp: r.tp,
-                    generation: r.generation,
-                    offset: r.offset,
-                    lane: r.lane,
-                    finish,
-                })
+                Ended::One(r.done(finish))
             }));
         }
     }

@@ -117,8 +117,7 @@ impl Batching {
         while i < self.open.len() {
             if ours(&self.open[i].tp, self.open[i].generation) {
                 let o = self.open.swap_remove(i);
-                let (_, members) = o.items.seal(&self.rules);
-                out.extend(members.into_iter().map(|(m, _)| (m.offset, m.lane)));
+                out.extend(o.items.into_keys().map(|(m, _)| (m.offset, m.lane)));
             } else {
                 i += 1;
             }
