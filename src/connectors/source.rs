@@ -356,9 +356,9 @@ pub fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/cloudevents+json")
+            const STRUCTURED: &str = "application/cloudevents+json";
+            (ct.trim_start().get(..STRUCTURED.len()))
+                .is_some_and(|p| p.eq_ignore_ascii_case(STRUCTURED))
         })
 }
 

@@ -33,14 +33,13 @@ fn record_headers(source: &Source, headers: &HeaderMap, event_type: Option<&[u8]
         // A binary-mode CloudEvent's attributes are its `ce-*` headers: kept with it. A
         // structured one's are in its body: `ce-*` headers beside it are not its own.
         .chain(
-            headers
-                .iter()
-                .filter(|(name, _)| {
-                    source.cloudevents.is_some()
-                        && name.as_str().starts_with("ce-")
-                        && !crate::connectors::source::is_structured_cloudevent(headers)
-                })
-                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+            (source.cloudevents.is_some()
+                && !crate::connectors::source::is_structured_cloudevent(headers))
+            .then(|| headers.iter())
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| name.as_str().starts_with("ce-"))
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
         );
     IngressHeaders {
         source: &source.name,
