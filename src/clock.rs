@@ -15,7 +15,7 @@ pub fn unix_millis() -> i64 {
 }
 
 /// Seconds since the Unix epoch at `t`; 0 before it.
-pub fn secs_of(t: SystemTime) -> i64 {
+fn secs_of(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

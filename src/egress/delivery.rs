@@ -445,7 +445,7 @@ impl Destination {
         let finish = match shaped {
             Ok(Some(request)) => {
                 let id = record.webhook_id();
-                self.attempts(&[record], &request, &id, stop, ticket).await
+                self.attempts(record, &request, &id, stop, ticket).await
             }
             Ok(None) => Finish::Filtered,
             Err(refused) => {
@@ -505,21 +505,17 @@ impl Destination {
         }
     }
 
-    /// Attempts `request` (carrying `records`, one or a batch; `id` its webhook id)
-    /// until the policy ([`super::policy`]) says they are finished, performing each step
-    /// it returns: they are delivered, retried or dead-lettered together.
+    /// Attempts `request` (carrying `record`; `id` its webhook id) until the policy
+    /// ([`super::policy`]) says it is finished, performing each step it returns.
     async fn attempts(
         &self,
-        records: &[&Record],
+        record: &Record,
         request: &Prepared<'_>,
         id: &str,
         stop: Stop<'_>,
         mut ticket: Option<Ticket>,
     ) -> Finish {
         let cancel = stop.cancel;
-        let Some(&record) = records.first() else {
-            return Finish::Abandoned;
-        };
         let key: RecordKey = (record.tp.topic.clone(), record.tp.partition, record.offset);
         let policy = self.policy();
         let mut state = Attempts::default();
@@ -560,7 +556,7 @@ impl Destination {
                 }
                 Next::DeadLetter { reason, error } => {
                     let dl = after_attempts(reason, outcome.status(), error, &state, response);
-                    return self.dead_letter_all(records, &dl, cancel).await;
+                    return self.dead_letter(record, id, &dl, cancel).await;
                 }
                 Next::Hold { error, wait } => {
                     UndeliverableWithoutDlq {
@@ -684,23 +680,6 @@ impl Destination {
             }
         }
         Some(permit)
-    }
-
-    /// Dead-letters each of `records` with the same reason, in order; finished only
-    /// once every one of them is (a batch that ran out of retries).
-    async fn dead_letter_all(
-        &self,
-        records: &[&Record],
-        dl: &DeadLetter,
-        cancel: &CancellationToken,
-    ) -> Finish {
-        for record in records {
-            let id = record.webhook_id();
-            if self.dead_letter(record, &id, dl, cancel).await != Finish::DeadLettered {
-                return Finish::Abandoned;
-            }
-        }
-        Finish::DeadLettered
     }
 
     /// Writes to the DLQ until the broker acknowledges (or cancellation). A dead letter
