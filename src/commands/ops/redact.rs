@@ -71,8 +71,36 @@ impl Redact {
                 break;
             }
         }
-        Bytes::from(out)
+        Bytes::from(mask_bearer_tokens(&out))
     }
+}
+
+/// Every `Bearer <token>` credential masked, whoever issued it: an OAuth2 access token is
+/// fetched at run time, so no process reading a dead letter (`dlq show`) knows its value,
+/// and a destination may echo it like any other.
+fn mask_bearer_tokens(text: &[u8]) -> Vec<u8> {
+    const SCHEME: &[u8] = b"bearer ";
+    // RFC 6750's b64token characters.
+    let token = |b: &u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(b);
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        if rest.len() > SCHEME.len() && rest[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+            let len = rest[SCHEME.len()..].iter().take_while(|b| token(b)).count();
+            // Shorter runs are words ("a bearer of news"), as for configured secrets.
+            let masked = if len >= REDACT_MIN_CHARS { len } else { 0 };
+            out.extend_from_slice(&rest[..SCHEME.len()]);
+            if masked > 0 {
+                out.extend_from_slice(REDACTED.as_bytes());
+            }
+            i += SCHEME.len() + masked;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
@@ -104,5 +132,22 @@ mod tests {
             "authorization: [redacted]"
         );
         assert_eq!(masked("nothing here: Bea"), "nothing here: Bea");
+    }
+
+    #[test]
+    fn a_bearer_token_no_one_configured_is_masked_too() {
+        // An OAuth2 access token, fetched at run time, echoed by the destination.
+        let r = Redact(Vec::new());
+        let masked = |text: &str| r.bytes(&Bytes::from(text.to_owned()));
+        assert_eq!(
+            masked(r#"{"auth":"Bearer eyJhbGci.eyJzdWIi.c2ln=","x":1}"#),
+            r#"{"auth":"Bearer [redacted]","x":1}"#
+        );
+        assert_eq!(
+            masked("authorization: bearer abc-123_x\nok"),
+            "authorization: bearer [redacted]\nok"
+        );
+        assert_eq!(masked("a bearer of news"), "a bearer of news");
+        assert_eq!(masked("no token"), "no token");
     }
 }
