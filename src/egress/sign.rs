@@ -4,12 +4,12 @@
 
 use crate::config::Secret;
 use crate::signature::mac::Key;
-use crate::signature::standard;
+use crate::signature::standard::{self, SigningKey};
 
-/// A ready signing key (decoded once per sink, not per request).
+/// A ready signing key (decoded and keyed once per sink, not per request).
 #[derive(Clone)]
 pub struct Signer {
-    key: Key,
+    key: SigningKey,
 }
 
 impl std::fmt::Debug for Signer {
@@ -21,13 +21,13 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// From a `whsec_<base64>` secret (the prefix is optional). `None` if not base64.
     pub fn new(secret: &Secret) -> Option<Self> {
-        standard::decode_key_bytes(secret.expose()).map(|key| Self { key: Key::new(key) })
+        let key = standard::decode_key_bytes(secret.expose())?;
+        SigningKey::new(&Key::new(key)).map(|key| Self { key })
     }
 
     /// The `webhook-signature` header value.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        // HMAC accepts keys of any length, so there is always a signature.
-        standard::signature(&self.key, id, &timestamp.to_string(), body).unwrap_or_default()
+        self.key.signature(id, &timestamp.to_string(), body)
     }
 }
 

@@ -10,6 +10,9 @@
 //! the signed content and of the key.
 
 use base64::Engine as _;
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::ed25519::{self, PublicKey};
 use super::mac::{self, Algorithm, Key, Tag, MAX_LISTED_SIGNATURES};
@@ -73,12 +76,41 @@ fn signed<'a>(id: &'a str, timestamp: &'a str, body: &'a [u8]) -> [&'a [u8]; 5] 
 /// The `webhook-signature` value `v1,<base64 HMAC-SHA256>` for one message; `None` only
 /// if the MAC refuses the key, which HMAC never does.
 pub fn signature(key: &Key, id: &str, timestamp: &str, body: &[u8]) -> Option<String> {
-    let tag = mac::hmac(
-        Algorithm::Sha256,
-        key.as_bytes(),
-        &signed(id, timestamp, body),
-    )?;
-    Some(format!("v1,{}", tag.to_base64()))
+    SigningKey::new(key).map(|k| k.signature(id, timestamp, body))
+}
+
+/// A signing key with the HMAC keyed once: each signature starts from a copy of the
+/// keyed state, so a sink signing every attempt does not derive the key's pads anew per
+/// request. Its `Debug` never shows the key.
+#[derive(Clone)]
+pub struct SigningKey(Hmac<Sha256>);
+
+impl SigningKey {
+    /// `None` only if the MAC refuses the key, which HMAC never does.
+    pub fn new(key: &Key) -> Option<Self> {
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes())
+            .ok()
+            .map(Self)
+    }
+
+    /// The `webhook-signature` value `v1,<base64 HMAC-SHA256>` of one message.
+    pub fn signature(&self, id: &str, timestamp: &str, body: &[u8]) -> String {
+        let mut mac = self.0.clone();
+        for part in signed(id, timestamp, body) {
+            mac.update(part);
+        }
+        let tag = mac.finalize().into_bytes();
+        format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(tag)
+        )
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
 }
 
 /// Outcome of parsing a signature list.
