@@ -39,12 +39,35 @@ where
     }
 }
 
-/// A port that was free a moment ago.
+/// A loopback port for a process the test starts (a broker, hookbridge), which binds it
+/// later, and again after each restart. Taken below the kernel's ephemeral range, so an
+/// outgoing connection of this or any process is never given it as its own port in the
+/// meantime; each port is handed out once per test binary, starting at a place that
+/// differs per process, and only if it can be bound now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = below_ephemeral();
+    let span = u32::from(high - low);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + ((start + i) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
+}
+
+/// Ports from 10000 up to the first one the kernel hands out to outgoing connections
+/// (`net.ipv4.ip_local_port_range`, 32768 by default).
+fn below_ephemeral() -> (u16, u16) {
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .filter(|&p| p > 12_000)
+        .unwrap_or(32_768);
+    (10_000, first_ephemeral)
 }
 
 /// `X-Hub-Signature-256` for `body`, computed here rather than by hookbridge's signer.
