@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::commands::admin;
+use crate::commands::console::pause::{AfterRun, SinkSwitches};
 use crate::commands::console::Console;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
@@ -57,9 +58,15 @@ pub async fn run(
 
     let tasks = TaskTracker::new();
     let admin_stop = CancellationToken::new();
+    let switches = Arc::new(SinkSwitches::default());
     {
-        let console =
-            Console::from_settings(loaded.clone(), &connectors, metrics.clone(), stop.clone())?;
+        let console = Console::from_settings(
+            loaded.clone(),
+            &connectors,
+            metrics.clone(),
+            stop.clone(),
+            switches.clone(),
+        )?;
         let app = admin::app(metrics.clone(), health.clone(), console);
         let limits = admin::limits(s);
         tasks.spawn(http::server::serve(
@@ -119,14 +126,28 @@ pub async fn run(
     let mut sinks = Vec::new();
     for sink in connectors.sinks {
         let cfg = kafka::client_config(&s.kafka, &props, kafka::CONSUMER_DEFAULTS);
-        sinks.push(tokio::spawn(egress::run_sink(
-            sink,
-            cfg,
-            dlq_producers.clone(),
-            shared.clone(),
-            timing,
-            stop.clone(),
-        )));
+        let switch = switches.of(&sink.name);
+        let (producers, shared, stop) = (dlq_producers.clone(), shared.clone(), stop.clone());
+        // A console replay stops the sink for its moment and then runs it again (see
+        // `console::pause`); otherwise a run ends with the process, or with an error.
+        sinks.push(tokio::spawn(async move {
+            loop {
+                let run = switch.starting(&stop);
+                let ended = egress::run_sink(
+                    sink.clone(),
+                    cfg.clone(),
+                    producers.clone(),
+                    shared.clone(),
+                    timing,
+                    run,
+                )
+                .await;
+                if switch.ended(ended.is_ok(), &stop).await == AfterRun::End {
+                    return ended;
+                }
+                tracing::info!(connector = %sink.name, "sink started again after a console replay");
+            }
+        }));
     }
 
     stop.cancelled().await;
