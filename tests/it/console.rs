@@ -841,3 +841,84 @@ async fn a_console_replay_rewinds_the_running_sink_and_it_delivers_again() {
     })
     .await;
 }
+
+/// While another process runs the sink, a console replay is refused as the command's
+/// is, nothing moves, and this process's run of the sink, stopped for the attempt, runs
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_replay_is_refused_while_another_process_runs_the_sink() {
+    let broker = Broker::start();
+    let topic = unique("console-replay2");
+    broker.create_topic(&topic, 2);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\n",
+        rx.url
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let mut other = Hookbridge::start(&cfg);
+    other.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(30), "the record", |seen| {
+        seen.len() == 1
+    })
+    .await;
+
+    let mut c = Client::new(&hb);
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    // Once the record is committed, the dry run counts it.
+    let one = "1 record(s) would be delivered again";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let dry = loop {
+        let (_, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
+        if dry.contains(one) {
+            break dry;
+        }
+        assert!(std::time::Instant::now() < deadline, "{dry}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (status, body) = c
+        .post(
+            "/console/sinks/orders/replay",
+            &[("csrf", &csrf(&dry)), ("from", "1h")],
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("live member"), "{body}");
+    let (_, _, after) = c.get("/console/sinks/orders/replay?from=1h").await;
+    assert!(after.contains(one), "nothing moved: {after}");
+    // This process runs the sink again: with the other one gone, it takes every
+    // partition and delivers what comes next.
+    hb.ready(Duration::from_secs(20)).await;
+    assert!(other.terminate(Duration::from_secs(20)).await.success());
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "k1", "value": "{}"}),
+            json!({"key": "k2", "value": "{}"}),
+            json!({"key": "k3", "value": "{}"}),
+        ],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(30), "the records after", |seen| {
+        let ids: std::collections::HashSet<String> =
+            seen.iter().map(|r| r.header("webhook-id")).collect();
+        ids.len() == 4
+    })
+    .await;
+    assert!(hb
+        .logs()
+        .contains("sink started again after a console replay"));
+}
