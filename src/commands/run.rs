@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::commands::admin;
-use crate::commands::console::pause::{AfterRun, SinkSwitches};
+use crate::commands::console::pause::{supervise, SinkSwitches};
 use crate::commands::console::Console;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
@@ -128,25 +128,39 @@ pub async fn run(
         let cfg = kafka::client_config(&s.kafka, &props, kafka::CONSUMER_DEFAULTS);
         let switch = switches.of(&sink.name);
         let (producers, shared, stop) = (dlq_producers.clone(), shared.clone(), stop.clone());
-        // A console replay stops the sink for its moment and then runs it again (see
-        // `console::pause`); otherwise a run ends with the process, or with an error.
+        // A console replay stops the sink for its moment and its supervisor runs it
+        // again (see `console::pause`); otherwise a run ends with the process, or fails.
         sinks.push(tokio::spawn(async move {
-            loop {
-                let run = switch.starting(&stop);
-                let ended = egress::run_sink(
-                    sink.clone(),
-                    cfg.clone(),
-                    producers.clone(),
-                    shared.clone(),
-                    timing,
-                    run,
-                )
-                .await;
-                if switch.ended(ended.is_ok(), &stop).await == AfterRun::End {
-                    return ended;
+            let (name, health) = (sink.name.clone(), shared.health.clone());
+            let ended = supervise(
+                &switch,
+                &stop,
+                |run| {
+                    egress::run_sink(
+                        sink.clone(),
+                        cfg.clone(),
+                        producers.clone(),
+                        shared.clone(),
+                        timing,
+                        run,
+                    )
+                },
+                || {
+                    health.sink_restarting();
+                    tracing::info!(connector = %name, "sink started again after a console replay");
+                },
+            )
+            .await;
+            // A failed run, the first or one after a replay, is a failed sink: not
+            // ready, and the process stops (the sink's own stop is only its run's).
+            if let Err(e) = &ended {
+                if !e.counted_failed() {
+                    health.sinks_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(connector = %name, error = %e, "sink failed; shutting the process down");
                 }
-                tracing::info!(connector = %sink.name, "sink started again after a console replay");
+                stop.cancel();
             }
+            ended
         }));
     }
 

@@ -152,17 +152,6 @@ impl SinkContext {
     }
 }
 
-/// A context counts itself unassigned from its creation until an assignment; when it
-/// goes unassigned (a sink's run ended), it stops counting, so a sink run again (after a
-/// console replay) does not hold `/readyz` down.
-impl Drop for SinkContext {
-    fn drop(&mut self) {
-        if !self.assigned.load(Ordering::Relaxed) {
-            self.health.sinks_unassigned.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Which assignment of each held partition is current (see `SinkContext::assignments`).
 #[derive(Default)]
 struct Assignments {

@@ -922,3 +922,127 @@ async fn a_console_replay_is_refused_while_another_process_runs_the_sink() {
         .logs()
         .contains("sink started again after a console replay"));
 }
+
+/// The client that applied a replay goes away while this process's run of the sink is
+/// still draining (axum drops its request): the replay still happens, is logged with
+/// who asked for it, and the sink runs again and delivers what comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_replay_whose_client_goes_away_mid_drain_still_runs_the_sink_again() {
+    let broker = Broker::start();
+    let topic = unique("console-replay3");
+    broker.create_topic(&topic, 1);
+    // The first delivery is answered late, so the sink's drain outlasts the request.
+    let rx = Receiver::start(|r| {
+        let mut a = Answer::status(200);
+        if r.nth == 1 && r.header("webhook-id").ends_with("-0-0") {
+            a.delay = Duration::from_secs(5);
+        }
+        a
+    })
+    .await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\n",
+        rx.url
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(30), "the record in flight", |seen| {
+        seen.len() == 1
+    })
+    .await;
+
+    let mut c = Client::new(&hb);
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    let (_, _, page) = c.get("/console/sinks/orders/replay").await;
+    let token = csrf(&page);
+    let applying = tokio::spawn(async move {
+        c.post(
+            "/console/sinks/orders/replay",
+            &[("csrf", &token), ("from", "1h")],
+        )
+        .await
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !hb.logs().contains("stopping the sink for a console replay") {
+        assert!(std::time::Instant::now() < deadline, "{}", hb.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!applying.is_finished(), "the drain is still waiting");
+    applying.abort();
+
+    rx.wait_for(Duration::from_secs(30), "k0 delivered again", |seen| {
+        seen.iter()
+            .filter(|r| r.header("webhook-id").ends_with("-0-0"))
+            .count()
+            == 2
+    })
+    .await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k1", "value": "{}"})],
+    )
+    .await;
+    rx.wait_for(
+        Duration::from_secs(30),
+        "the record after the replay",
+        |seen| {
+            seen.iter()
+                .any(|r| r.header("webhook-id").ends_with("-0-1"))
+        },
+    )
+    .await;
+    hb.ready(Duration::from_secs(20)).await;
+    let logs = hb.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("\"action\":\"replay\"")
+            && l.contains("\"client\":\"127.0.0.1\"")
+            && l.contains("console action")),
+        "{logs}"
+    );
+}
+
+/// A sink that cannot start is a failed sink: `/readyz` never answers 200, and the
+/// process stops with an error naming the sink, instead of running on without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_fails_at_start_is_never_ready_and_stops_the_process() {
+    let broker = Broker::start();
+    let topic = unique("console-failstart");
+    broker.create_topic(&topic, 1);
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\nurl = \"http://127.0.0.1:9/hook\"\n"
+    );
+    // Each value passes alone; together librdkafka refuses to create the consumer
+    // (`fetch.max.bytes` below `message.max.bytes`). The producer never sees the first.
+    let cfg = Config::new(&broker.addr())
+        .prop("fetch.max.bytes", "1000")
+        .connector("orders.toml", &sink);
+    let mut hb = Hookbridge::start(&cfg);
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(r) = client.get(hb.admin_url("/readyz")).send().await {
+            assert_ne!(r.status().as_u16(), 200, "{}", hb.logs());
+        }
+        if let Some(status) = hb.exited() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", hb.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "{}", hb.logs());
+    let logs = hb.logs();
+    assert!(logs.contains("sink failed"), "{logs}");
+    assert!(logs.contains("cannot create consumer"), "{logs}");
+}

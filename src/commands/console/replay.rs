@@ -116,25 +116,36 @@ pub(super) async fn replay_action(
         Err(e) => return failed_page(&c, &s, &title, &e),
     };
     // This process is a member of the sink's group: its run of the sink stops (drains,
-    // commits, leaves the group) for the replay and starts again after it, from the
+    // commits, leaves the group) for the replay and runs again after it, from the
     // rewound offsets. Other processes running the sink still make the replay refused.
+    // All of it, the log line of who did it included, runs in a task of its own (see
+    // `pause`): a client that goes away before the answer changes nothing.
     let wait = c.loaded.settings.shutdown.drain_timeout.0 + STOP_GRACE;
-    let paused = match c.switches.pause(&name, wait).await {
-        Ok(p) => p,
-        Err(e) => return failed_page(&c, &s, &title, &OpsError::Refused(e)),
-    };
     let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
-    let applied = tokio::task::spawn_blocking(move || {
+    let replaying = c.switches.replay(&name, wait, &c.stop, move || {
         let _running = running;
-        let applied = replay::replay(&loaded, &connectors, &n, from);
-        drop(paused);
+        replay::replay(&loaded, &connectors, &n, from)
+    });
+    let applied = tokio::spawn(async move {
+        let applied = match replaying.await {
+            Ok(Ok(applied)) => applied,
+            Ok(Err(e)) => Err(OpsError::Refused(e.to_string())),
+            Err(e) => Err(OpsError::Refused(format!("replay stopped: {e}"))),
+        };
+        match &applied {
+            Ok(_) => {
+                tracing::info!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, "console action");
+            }
+            Err(e) => {
+                tracing::warn!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, error = %e, "console action failed");
+            }
+        }
         applied
     })
     .await
     .unwrap_or_else(|e| Err(OpsError::Refused(format!("replay stopped: {e}"))));
     match applied {
         Ok(lines) => {
-            tracing::info!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, "console action");
             let items: String = lines
                 .iter()
                 .map(|l| format!("<li>{}</li>", esc(l)))
@@ -146,9 +157,6 @@ pub(super) async fn replay_action(
                 &format!("<ul class=\"result\">{items}</ul>"),
             )
         }
-        Err(e) => {
-            tracing::warn!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, error = %e, "console action failed");
-            failed_page(&c, &s, &title, &e)
-        }
+        Err(e) => failed_page(&c, &s, &title, &e),
     }
 }
