@@ -1046,3 +1046,64 @@ async fn a_sink_that_fails_at_start_is_never_ready_and_stops_the_process() {
     assert!(logs.contains("sink failed"), "{logs}");
     assert!(logs.contains("cannot create consumer"), "{logs}");
 }
+
+/// A sink without a DLQ holds a record the destination refuses, attempting it again at
+/// the slowest pace: each of those attempts is one failure row with the status and the
+/// start of the answer (escaped, the sink's secrets masked), as with a DLQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_of_a_sink_without_a_dlq_show_their_answers() {
+    const BEARER: &str = "nodlq-bearer-4b3a2918f7e6";
+    let broker = Broker::start();
+    let topic = unique("console-nodlq");
+    broker.create_topic(&topic, 1);
+    let dest = Echoing::start().await;
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nauth = {{ bearer = \"${{ORDERS_BEARER}}\" }}\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\n",
+        dest.url
+    );
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .env("ORDERS_BEARER", BEARER)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+
+    let mut c = Client::new(&hb);
+    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    let held = "retrying, no dlq";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        let (_, _, page) = c.get("/console/sinks/orders").await;
+        if page.matches(held).count() >= 3 {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let table = &page[page.find("<h2>Recent failures</h2>").expect("failures")..];
+    let table = &table[..table.find("</table>").expect("table end")];
+    let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
+    // The first attempt's 503 was retried; the 400s after it are held.
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("<td>503</td>") && r.contains("busy &lt;i&gt;try later")),
+        "{page}"
+    );
+    for row in rows.iter().filter(|r| !r.contains("<td>503</td>")) {
+        assert!(row.contains(held), "one row per held attempt: {row}");
+        assert!(row.contains("<td>400</td>"), "{row}");
+        assert!(
+            row.contains("order &lt;b&gt;rejected&lt;/b&gt;; you sent [redacted]"),
+            "{row}"
+        );
+    }
+    assert!(!page.contains(BEARER) && !page.contains(TOKEN), "{page}");
+}
