@@ -162,8 +162,10 @@ try {
     await shot(page, 'replay');
     // The form posts to the page's own URL; the result page is the one with `.result`.
     await Promise.all([page.waitForSelector('.result', { timeout: 60000 }), page.click('text=Apply the replay')]);
-    check((await page.textContent('.result')).includes('rewound on 1 partition'), 'the replay is applied');
+    const applied = await page.textContent('.result');
+    check(applied.includes('rewound on 1 partition') && applied.includes('runs the sink again'), 'the replay is applied');
     await remember(page);
+    await shot(page, 'replayed');
   } else {
     await page.goto(`${base}/console/sinks/orders/dlq/0:0`);
     await page.waitForSelector('pre.body');

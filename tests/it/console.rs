@@ -814,6 +814,7 @@ async fn a_console_replay_rewinds_the_running_sink_and_it_delivers_again() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("→ offset 0 (was 3)"), "{body}");
+    assert!(body.contains("runs the sink again"), "{body}");
     rx.wait_for(Duration::from_secs(30), "the 3 records again", |seen| {
         seen.iter().filter(|r| r.nth == 2).count() == 3
     })

@@ -148,6 +148,8 @@ pub(super) async fn replay_action(
         Ok(lines) => {
             let items: String = lines
                 .iter()
+                .map(String::as_str)
+                .chain(["this process runs the sink again from there"])
                 .map(|l| format!("<li>{}</li>", esc(l)))
                 .collect();
             ok_page(
