@@ -78,6 +78,43 @@ fn csrf(page: &str) -> String {
     page[at..].split('"').next().expect("value").to_owned()
 }
 
+impl Client {
+    /// A client logged in to `hb`'s console.
+    async fn logged_in(hb: &Hookbridge) -> Client {
+        let mut c = Client::new(hb);
+        let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+        c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+        c
+    }
+
+    /// The replay dry run from `1h` ago on sink `orders`, once it says `says` (it counts
+    /// what the group has committed, which follows the deliveries).
+    async fn dry_run_saying(&self, says: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, _, dry) = self.get("/console/sinks/orders/replay?from=1h").await;
+            assert_eq!(status, 200, "{dry}");
+            if dry.contains(says) {
+                return dry;
+            }
+            assert!(std::time::Instant::now() < deadline, "{dry}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A process with the console on and one sink, `orders`, from `topic` (group
+/// `g-<topic>`) to `url`, with `more` lines of the sink's table.
+fn with_orders_sink(broker: &Broker, topic: &str, url: &str, more: &str) -> Config {
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\n{more}"
+    );
+    Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     let broker = Broker::start();
@@ -772,14 +809,7 @@ async fn a_console_replay_rewinds_the_running_sink_and_it_delivers_again() {
     let topic = unique("console-replay");
     broker.create_topic(&topic, 1);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\n",
-        rx.url
-    );
-    let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink)
-        .env("CONSOLE_TOKEN", TOKEN)
-        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let cfg = with_orders_sink(&broker, &topic, &rx.url, "");
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     let records: Vec<_> = (0..3)
@@ -791,20 +821,10 @@ async fn a_console_replay_rewinds_the_running_sink_and_it_delivers_again() {
     })
     .await;
 
-    let mut c = Client::new(&hb);
-    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
-    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
-    // The dry run counts what the group has committed: wait until all 3 are.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let dry = loop {
-        let (status, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
-        assert_eq!(status, 200, "{dry}");
-        if dry.contains("3 record(s) would be delivered again") {
-            break dry;
-        }
-        assert!(std::time::Instant::now() < deadline, "{dry}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let c = Client::logged_in(&hb).await;
+    let dry = c
+        .dry_run_saying("3 record(s) would be delivered again")
+        .await;
     assert!(dry.contains("Apply the replay"), "{dry}");
     let (status, body) = c
         .post(
@@ -852,14 +872,7 @@ async fn a_console_replay_is_refused_while_another_process_runs_the_sink() {
     let topic = unique("console-replay2");
     broker.create_topic(&topic, 2);
     let rx = Receiver::start(|_| Answer::status(200)).await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\n",
-        rx.url
-    );
-    let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink)
-        .env("CONSOLE_TOKEN", TOKEN)
-        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let cfg = with_orders_sink(&broker, &topic, &rx.url, "");
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     let mut other = Hookbridge::start(&cfg);
@@ -875,20 +888,9 @@ async fn a_console_replay_is_refused_while_another_process_runs_the_sink() {
     })
     .await;
 
-    let mut c = Client::new(&hb);
-    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
-    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
-    // Once the record is committed, the dry run counts it.
+    let c = Client::logged_in(&hb).await;
     let one = "1 record(s) would be delivered again";
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let dry = loop {
-        let (_, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
-        if dry.contains(one) {
-            break dry;
-        }
-        assert!(std::time::Instant::now() < deadline, "{dry}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let dry = c.dry_run_saying(one).await;
     let (status, body) = c
         .post(
             "/console/sinks/orders/replay",
@@ -941,14 +943,7 @@ async fn a_console_replay_whose_client_goes_away_mid_drain_still_runs_the_sink_a
         a
     })
     .await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\n",
-        rx.url
-    );
-    let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink)
-        .env("CONSOLE_TOKEN", TOKEN)
-        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let cfg = with_orders_sink(&broker, &topic, &rx.url, "");
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     kafka::produce(
@@ -962,9 +957,7 @@ async fn a_console_replay_whose_client_goes_away_mid_drain_still_runs_the_sink_a
     })
     .await;
 
-    let mut c = Client::new(&hb);
-    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
-    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    let c = Client::logged_in(&hb).await;
     let (_, _, page) = c.get("/console/sinks/orders/replay").await;
     let token = csrf(&page);
     let applying = tokio::spawn(async move {
@@ -1058,15 +1051,8 @@ async fn failures_of_a_sink_without_a_dlq_show_their_answers() {
     let topic = unique("console-nodlq");
     broker.create_topic(&topic, 1);
     let dest = Echoing::start().await;
-    let sink = format!(
-        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nauth = {{ bearer = \"${{ORDERS_BEARER}}\" }}\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\n",
-        dest.url
-    );
-    let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink)
-        .env("ORDERS_BEARER", BEARER)
-        .env("CONSOLE_TOKEN", TOKEN)
-        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"");
+    let more = "auth = { bearer = \"${ORDERS_BEARER}\" }\nretry = { max_attempts = 3, initial = \"100ms\", max = \"200ms\" }\n";
+    let cfg = with_orders_sink(&broker, &topic, &dest.url, more).env("ORDERS_BEARER", BEARER);
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     kafka::produce(
@@ -1076,9 +1062,7 @@ async fn failures_of_a_sink_without_a_dlq_show_their_answers() {
     )
     .await;
 
-    let mut c = Client::new(&hb);
-    let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
-    c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+    let c = Client::logged_in(&hb).await;
     let held = "retrying, no dlq";
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let page = loop {
