@@ -76,6 +76,7 @@ fn main() -> ExitCode {
             for line in replay::replay(&loaded, &connectors, &connector, from)? {
                 println!("{line}");
             }
+            println!("start the sink to re-deliver");
             Ok(ExitCode::SUCCESS)
         }),
         Command::Dlq {

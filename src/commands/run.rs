@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::commands::admin;
+use crate::commands::console::pause::{supervise, SinkSwitches};
 use crate::commands::console::Console;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
@@ -57,9 +58,15 @@ pub async fn run(
 
     let tasks = TaskTracker::new();
     let admin_stop = CancellationToken::new();
+    let switches = Arc::new(SinkSwitches::default());
     {
-        let console =
-            Console::from_settings(loaded.clone(), &connectors, metrics.clone(), stop.clone())?;
+        let console = Console::from_settings(
+            loaded.clone(),
+            &connectors,
+            metrics.clone(),
+            stop.clone(),
+            switches.clone(),
+        )?;
         let app = admin::app(metrics.clone(), health.clone(), console);
         let limits = admin::limits(s);
         tasks.spawn(http::server::serve(
@@ -119,14 +126,42 @@ pub async fn run(
     let mut sinks = Vec::new();
     for sink in connectors.sinks {
         let cfg = kafka::client_config(&s.kafka, &props, kafka::CONSUMER_DEFAULTS);
-        sinks.push(tokio::spawn(egress::run_sink(
-            sink,
-            cfg,
-            dlq_producers.clone(),
-            shared.clone(),
-            timing,
-            stop.clone(),
-        )));
+        let switch = switches.of(&sink.name);
+        let (producers, shared, stop) = (dlq_producers.clone(), shared.clone(), stop.clone());
+        // A console replay stops the sink for its moment and its supervisor runs it
+        // again (see `console::pause`); otherwise a run ends with the process, or fails.
+        sinks.push(tokio::spawn(async move {
+            let (name, health) = (sink.name.clone(), shared.health.clone());
+            let ended = supervise(
+                &switch,
+                &stop,
+                |run| {
+                    egress::run_sink(
+                        sink.clone(),
+                        cfg.clone(),
+                        producers.clone(),
+                        shared.clone(),
+                        timing,
+                        run,
+                    )
+                },
+                || {
+                    health.sink_restarting();
+                    tracing::info!(connector = %name, "sink started again after a console replay");
+                },
+            )
+            .await;
+            // A failed run, the first or one after a replay, is a failed sink: not
+            // ready, and the process stops (the sink's own stop is only its run's).
+            if let Err(e) = &ended {
+                if !e.counted_failed() {
+                    health.sinks_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(connector = %name, error = %e, "sink failed; shutting the process down");
+                }
+                stop.cancel();
+            }
+            ended
+        }));
     }
 
     stop.cancelled().await;

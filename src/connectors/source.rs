@@ -546,6 +546,32 @@ mod tests {
         );
     }
 
+    /// The event type goes into every record's headers and each source's event catalog
+    /// (which keeps up to 1,000 names): a longer one than [`MAX_EVENT_TYPE`] is absent.
+    #[test]
+    fn an_event_type_longer_than_the_cap_is_absent() {
+        let mut out = Connectors::default();
+        let text = r#"[source]
+name = "gh"
+path = "/gh"
+topic = "t"
+event_type = "header:X-Event"
+verify = { scheme = "token", secret = "s", header = "X-Token" }
+"#;
+        crate::connectors::load_file("gh.toml", text, &mut out).expect("valid source");
+        let source = &out.sources[0];
+        let mut headers = HeaderMap::new();
+        let longest = "e".repeat(MAX_EVENT_TYPE);
+        headers.insert("x-event", HeaderValue::from_str(&longest).expect("value"));
+        assert_eq!(
+            source.event_type_of(&headers, b"").as_deref(),
+            Some(longest.as_bytes())
+        );
+        let over = "e".repeat(MAX_EVENT_TYPE + 1);
+        headers.insert("x-event", HeaderValue::from_str(&over).expect("value"));
+        assert_eq!(source.event_type_of(&headers, b""), None);
+    }
+
     #[test]
     fn a_structured_cloudevent_takes_its_type_from_the_body_only() {
         let mut out = Connectors::default();

@@ -33,7 +33,7 @@ use crate::connectors::Sink;
 use crate::kafka::producer;
 use crate::telemetry::sink::{
     AttemptEnded, BatchSent, DeadLetterFailed, DeadLettered, RecordFinished, RetryScheduled,
-    SinkTelemetry, UndeliverableWithoutDlq,
+    SinkTelemetry, UnshapeableWithoutDlq,
 };
 
 /// What ends a delivery early: `cancel` (revoke, shutdown) stops it at its next wait;
@@ -352,7 +352,7 @@ impl Destination {
                 Health::Failed => self.breaker.failed(None),
                 Health::ProbeFailed => self.breaker.failed(Some(&key)),
             }
-            let (error, wait) = match decision.next {
+            let (error, wait, held) = match decision.next {
                 Next::Delivered => {
                     for &i in &pending {
                         finishes[i] = Finish::Delivered;
@@ -375,16 +375,8 @@ impl Destination {
                     }
                     break;
                 }
-                Next::Hold { error, wait } => {
-                    UndeliverableWithoutDlq {
-                        id: &id,
-                        error,
-                        attempts: state.counted(),
-                    }
-                    .emit(&self.telemetry);
-                    (error, wait)
-                }
-                Next::Retry { error, wait } => (error, wait),
+                Next::Hold { error, wait } => (error, wait, true),
+                Next::Retry { error, wait } => (error, wait, false),
             };
             if self.no_retry.is_cancelled() {
                 break;
@@ -395,6 +387,7 @@ impl Destination {
                 answer: outcome.status().map(|st| (st, &response[..])),
                 attempts: state.counted(),
                 wait,
+                held,
             }
             .emit(&self.telemetry);
             tokio::select! {
@@ -484,10 +477,9 @@ impl Destination {
             Refusal::Hold { wait } => wait,
         };
         loop {
-            UndeliverableWithoutDlq {
+            UnshapeableWithoutDlq {
                 id: &id,
                 error: refused.error,
-                attempts: 0,
             }
             .emit(&self.telemetry);
             tokio::select! {
@@ -546,7 +538,7 @@ impl Destination {
                 Health::Failed => self.breaker.failed(None),
                 Health::ProbeFailed => self.breaker.failed(Some(&key)),
             }
-            let (error, wait) = match decision.next {
+            let (error, wait, held) = match decision.next {
                 Next::Delivered => return Finish::Delivered,
                 Next::RefreshToken => {
                     if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
@@ -558,16 +550,8 @@ impl Destination {
                     let dl = after_attempts(reason, outcome.status(), error, &state, response);
                     return self.dead_letter(record, id, &dl, cancel).await;
                 }
-                Next::Hold { error, wait } => {
-                    UndeliverableWithoutDlq {
-                        id,
-                        error,
-                        attempts: state.counted(),
-                    }
-                    .emit(&self.telemetry);
-                    (error, wait)
-                }
-                Next::Retry { error, wait } => (error, wait),
+                Next::Hold { error, wait } => (error, wait, true),
+                Next::Retry { error, wait } => (error, wait, false),
             };
             if self.no_retry.is_cancelled() {
                 return Finish::Abandoned;
@@ -578,6 +562,7 @@ impl Destination {
                 answer: outcome.status().map(|st| (st, &response[..])),
                 attempts: state.counted(),
                 wait,
+                held,
             }
             .emit(&self.telemetry);
             tokio::select! {

@@ -79,6 +79,15 @@ pub(crate) enum SinkError {
     Died(String, &'static str),
 }
 
+impl SinkError {
+    /// Whether the sink counted itself failed (`Health::sinks_failed`) when this
+    /// happened: a thread or task that died does so at once; a run that could not start
+    /// leaves it to its caller.
+    pub fn counted_failed(&self) -> bool {
+        matches!(self, SinkError::Died(..))
+    }
+}
+
 /// Timing shared by every sink.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {

@@ -5,7 +5,11 @@
 //! Per process and since it started: the types are whatever senders put in a header or a
 //! body, so the catalog is capped at [`MAX_TYPES`] types per source; webhooks of any
 //! further type count in one "other" bucket, and a sender inventing types cannot grow the
-//! process's memory.
+//! process's memory. Nothing is evicted (a type once seen keeps its count), and nothing
+//! grows past that either: each name is at most the 256 bytes the source's rule keeps
+//! (`connectors::source::MAX_EVENT_TYPE`; a longer one counts as untyped), and the counts
+//! are fixed-size, so a source's catalog stays within about [`MAX_TYPES`] × 400 bytes
+//! however long the process runs.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -152,6 +156,38 @@ mod tests {
         assert_eq!(s.untyped.map(|u| u.count), Some(1));
         assert_eq!(s.other, None);
         assert_eq!(all.snapshot("stripe"), Snapshot::default());
+    }
+
+    /// Over a long life with senders inventing types, the catalog holds no more names,
+    /// and no larger table, than once it first filled up; every webhook is still counted.
+    #[test]
+    fn the_catalog_stays_bounded_however_many_types_arrive() {
+        let c = SourceCatalog::default();
+        let now = SystemTime::now();
+        let name = |n: usize| format!("{n:0>256}");
+        for n in 0..MAX_TYPES {
+            c.seen_at(Some(name(n).as_bytes()), now);
+        }
+        let (table, bytes) = {
+            let t = c.0.lock().expect("lock");
+            (
+                t.types.capacity(),
+                t.types.keys().map(String::len).sum::<usize>(),
+            )
+        };
+        for round in 1..20 {
+            for n in 0..MAX_TYPES {
+                c.seen_at(Some(name(round * MAX_TYPES + n).as_bytes()), now);
+                c.seen_at(Some(name(n).as_bytes()), now);
+            }
+        }
+        let t = c.0.lock().expect("lock");
+        assert_eq!(t.types.len(), MAX_TYPES);
+        assert_eq!(t.types.capacity(), table, "the table did not grow");
+        let now_bytes: usize = t.types.keys().map(String::len).sum();
+        assert_eq!((now_bytes, bytes), (MAX_TYPES * 256, MAX_TYPES * 256));
+        assert_eq!(t.other.map(|o| o.count), Some(19 * MAX_TYPES as u64));
+        assert!(t.types.values().all(|s| s.count == 20), "counts stay");
     }
 
     #[test]

@@ -16,6 +16,15 @@ pub struct Health {
 }
 
 impl Health {
+    /// A sink stopped on purpose (for a console replay) is about to run again: its
+    /// ended run, which a sink's consumer leaves counted unassigned when it stops, no
+    /// longer counts; the next run's consumer counts itself until it is assigned. Only a
+    /// deliberate restart clears it: a sink that stopped or failed otherwise stays counted.
+    pub fn sink_restarting(&self) {
+        let _ = (self.sinks_unassigned)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
     pub fn ready(&self) -> bool {
         self.broker_reachable.load(Ordering::Relaxed)
             && self.sinks_unassigned.load(Ordering::Relaxed) == 0

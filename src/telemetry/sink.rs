@@ -163,45 +163,53 @@ pub struct RetryScheduled<'a> {
     pub answer: Option<(u16, &'a [u8])>,
     pub attempts: u32,
     pub wait: std::time::Duration,
+    /// Out of attempts, or refused for good, and no DLQ: the record is held in its lane
+    /// and attempted at the slowest pace, never dropped.
+    pub held: bool,
 }
 
 impl RetryScheduled<'_> {
     pub fn emit(&self, t: &SinkTelemetry) {
         t.retries.inc();
         let (status, response) = self.answer.map_or((None, &[][..]), |(s, r)| (Some(s), r));
+        let outcome = if self.held { HELD } else { "retrying" };
         t.failed(
             self.id,
             self.error,
             status,
             self.attempts,
-            "retrying".into(),
+            outcome.into(),
             response,
         );
-        tracing::debug!(connector = %t.name, id = self.id, error = self.error, attempts = self.attempts,
-            wait = ?self.wait, "retrying delivery");
+        if self.held {
+            held(t, self.id, self.error, self.attempts);
+        } else {
+            tracing::debug!(connector = %t.name, id = self.id, error = self.error, attempts = self.attempts,
+                wait = ?self.wait, "retrying delivery");
+        }
     }
 }
 
-/// A record could not be delivered and there is no DLQ: it keeps retrying at the
-/// slowest pace, blocking only its lane.
-pub struct UndeliverableWithoutDlq<'a> {
-    pub id: &'a str,
-    pub error: &'static str,
-    pub attempts: u32,
+/// The outcome of a failure that holds its record for lack of a DLQ.
+const HELD: &str = "retrying, no dlq";
+
+fn held(t: &SinkTelemetry, id: &str, error: &str, attempts: u32) {
+    tracing::error!(connector = %t.name, id, error, attempts,
+        "record cannot be delivered and no dlq is configured; retrying at the maximum backoff");
 }
 
-impl UndeliverableWithoutDlq<'_> {
+/// A record that cannot be shaped into a request, and there is no DLQ: it is checked
+/// again at the slowest pace, blocking only its lane. (A record the destination refuses
+/// is held by [`RetryScheduled`], with the destination's answer.)
+pub struct UnshapeableWithoutDlq<'a> {
+    pub id: &'a str,
+    pub error: &'static str,
+}
+
+impl UnshapeableWithoutDlq<'_> {
     pub fn emit(&self, t: &SinkTelemetry) {
-        t.failed(
-            self.id,
-            self.error,
-            None,
-            self.attempts,
-            "retrying, no dlq".into(),
-            &[],
-        );
-        tracing::error!(connector = %t.name, id = self.id, error = self.error, attempts = self.attempts,
-            "record cannot be delivered and no dlq is configured; retrying at the maximum backoff");
+        t.failed(self.id, self.error, None, 0, HELD.into(), &[]);
+        held(t, self.id, self.error, 0);
     }
 }
 

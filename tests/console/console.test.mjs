@@ -154,10 +154,18 @@ try {
     await remember(page);
     await shot(page, 'source');
 
-    // Replay: a dry run.
+    // Replay: a dry run per partition, then applied (confirmed) while this process runs
+    // the sink: both records are delivered again (the Rust side counts them).
     await page.goto(`${base}/console/sinks/orders/replay?from=1h`);
-    check((await page.textContent('main')).includes('would be delivered again'), 'the replay dry run lists partitions');
+    check((await page.textContent('main')).includes('2 record(s) would be delivered again'), 'the replay dry run counts per partition');
     await remember(page);
+    await shot(page, 'replay');
+    // The form posts to the page's own URL; the result page is the one with `.result`.
+    await Promise.all([page.waitForSelector('.result', { timeout: 60000 }), page.click('text=Apply the replay')]);
+    const applied = await page.textContent('.result');
+    check(applied.includes('rewound on 1 partition') && applied.includes('runs the sink again'), 'the replay is applied');
+    await remember(page);
+    await shot(page, 'replayed');
   } else {
     await page.goto(`${base}/console/sinks/orders/dlq/0:0`);
     await page.waitForSelector('pre.body');

@@ -78,6 +78,43 @@ fn csrf(page: &str) -> String {
     page[at..].split('"').next().expect("value").to_owned()
 }
 
+impl Client {
+    /// A client logged in to `hb`'s console.
+    async fn logged_in(hb: &Hookbridge) -> Client {
+        let mut c = Client::new(hb);
+        let (_, set) = c.post("/console/login", &[("token", TOKEN)]).await;
+        c.cookie = Some(set.split(';').next().expect("cookie").to_owned());
+        c
+    }
+
+    /// The replay dry run from `1h` ago on sink `orders`, once it says `says` (it counts
+    /// what the group has committed, which follows the deliveries).
+    async fn dry_run_saying(&self, says: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, _, dry) = self.get("/console/sinks/orders/replay?from=1h").await;
+            assert_eq!(status, 200, "{dry}");
+            if dry.contains(says) {
+                return dry;
+            }
+            assert!(std::time::Instant::now() < deadline, "{dry}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A process with the console on and one sink, `orders`, from `topic` (group
+/// `g-<topic>`) to `url`, with `more` lines of the sink's table.
+fn with_orders_sink(broker: &Broker, topic: &str, url: &str, more: &str) -> Config {
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\n{more}"
+    );
+    Config::new(&broker.addr())
+        .connector("orders.toml", &sink)
+        .env("CONSOLE_TOKEN", TOKEN)
+        .extra("[admin.console]\ntoken = \"${CONSOLE_TOKEN}\"")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     let broker = Broker::start();
@@ -249,7 +286,7 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     let (status, _) = c.post("/console/sinks/orders/redrive", &[]).await;
     assert_eq!(status, 403, "redrive all needs the CSRF token too");
 
-    // Replay: a dry run; applying it is refused while this process runs the sink.
+    // Replay: a dry run (applying it is `a_console_replay_rewinds_the_running_sink_…`).
     let (status, _, dry) = c.get("/console/sinks/orders/replay?from=1h").await;
     assert_eq!(status, 200, "{dry}");
     assert!(
@@ -257,14 +294,10 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         "{dry}"
     );
     pages.push(dry.clone());
-    let (status, body) = c
-        .post(
-            "/console/sinks/orders/replay",
-            &[("csrf", &csrf(&dry)), ("from", "1h")],
-        )
+    let (status, _) = c
+        .post("/console/sinks/orders/replay", &[("from", "1h")])
         .await;
-    assert_eq!(status, 409, "{body}");
-    assert!(body.contains("live member"), "{body}");
+    assert_eq!(status, 403, "a replay needs the CSRF token");
 
     // read_only: the same pages without actions, and the actions refused.
     assert!(hb.terminate(Duration::from_secs(20)).await.success());
@@ -764,4 +797,298 @@ async fn a_source_page_catalogs_its_event_types() {
             assert!(!page.contains(secret), "a secret on a page:\n{page}");
         }
     }
+}
+
+/// Replay applied from the console of a process that runs the sink: the process's run
+/// of the sink stops for the replay (so the group has no live member), the group moves
+/// back through the code of `hookbridge replay`, and the sink runs again from there:
+/// the records are delivered again, and the process is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_replay_rewinds_the_running_sink_and_it_delivers_again() {
+    let broker = Broker::start();
+    let topic = unique("console-replay");
+    broker.create_topic(&topic, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = with_orders_sink(&broker, &topic, &rx.url, "");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let records: Vec<_> = (0..3)
+        .map(|n| json!({"key": format!("k{n}"), "value": "{}"}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    rx.wait_for(Duration::from_secs(30), "3 deliveries", |seen| {
+        seen.len() >= 3
+    })
+    .await;
+
+    let c = Client::logged_in(&hb).await;
+    let dry = c
+        .dry_run_saying("3 record(s) would be delivered again")
+        .await;
+    assert!(dry.contains("Apply the replay"), "{dry}");
+    let (status, body) = c
+        .post(
+            "/console/sinks/orders/replay",
+            &[("csrf", &csrf(&dry)), ("from", "1h")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("→ offset 0 (was 3)"), "{body}");
+    assert!(body.contains("runs the sink again"), "{body}");
+    rx.wait_for(Duration::from_secs(30), "the 3 records again", |seen| {
+        seen.iter().filter(|r| r.nth == 2).count() == 3
+    })
+    .await;
+    hb.ready(Duration::from_secs(20)).await;
+    let logs = hb.logs();
+    assert!(
+        logs.contains("sink started again after a console replay"),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"action\":\"replay\"") && l.contains("\"client\":\"127.0.0.1\"")),
+        "{logs}"
+    );
+    // A new record after the replay is delivered once, as usual.
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k9", "value": "{}"})],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(30), "the record after", |seen| {
+        seen.len() == 7
+    })
+    .await;
+}
+
+/// While another process runs the sink, a console replay is refused as the command's
+/// is, nothing moves, and this process's run of the sink, stopped for the attempt, runs
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_replay_is_refused_while_another_process_runs_the_sink() {
+    let broker = Broker::start();
+    let topic = unique("console-replay2");
+    broker.create_topic(&topic, 2);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = with_orders_sink(&broker, &topic, &rx.url, "");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let mut other = Hookbridge::start(&cfg);
+    other.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(30), "the record", |seen| {
+        seen.len() == 1
+    })
+    .await;
+
+    let c = Client::logged_in(&hb).await;
+    let one = "1 record(s) would be delivered again";
+    let dry = c.dry_run_saying(one).await;
+    let (status, body) = c
+        .post(
+            "/console/sinks/orders/replay",
+            &[("csrf", &csrf(&dry)), ("from", "1h")],
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("live member"), "{body}");
+    let (_, _, after) = c.get("/console/sinks/orders/replay?from=1h").await;
+    assert!(after.contains(one), "nothing moved: {after}");
+    // This process runs the sink again: with the other one gone, it takes every
+    // partition and delivers what comes next.
+    hb.ready(Duration::from_secs(20)).await;
+    assert!(other.terminate(Duration::from_secs(20)).await.success());
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            json!({"key": "k1", "value": "{}"}),
+            json!({"key": "k2", "value": "{}"}),
+            json!({"key": "k3", "value": "{}"}),
+        ],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(30), "the records after", |seen| {
+        let ids: std::collections::HashSet<String> =
+            seen.iter().map(|r| r.header("webhook-id")).collect();
+        ids.len() == 4
+    })
+    .await;
+    assert!(hb
+        .logs()
+        .contains("sink started again after a console replay"));
+}
+
+/// The client that applied a replay goes away while this process's run of the sink is
+/// still draining (axum drops its request): the replay still happens, is logged with
+/// who asked for it, and the sink runs again and delivers what comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_replay_whose_client_goes_away_mid_drain_still_runs_the_sink_again() {
+    let broker = Broker::start();
+    let topic = unique("console-replay3");
+    broker.create_topic(&topic, 1);
+    // The first delivery is answered late, so the sink's drain outlasts the request.
+    let rx = Receiver::start(|r| {
+        let mut a = Answer::status(200);
+        if r.nth == 1 && r.header("webhook-id").ends_with("-0-0") {
+            a.delay = Duration::from_secs(5);
+        }
+        a
+    })
+    .await;
+    let cfg = with_orders_sink(&broker, &topic, &rx.url, "");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(30), "the record in flight", |seen| {
+        seen.len() == 1
+    })
+    .await;
+
+    let c = Client::logged_in(&hb).await;
+    let (_, _, page) = c.get("/console/sinks/orders/replay").await;
+    let token = csrf(&page);
+    let applying = tokio::spawn(async move {
+        c.post(
+            "/console/sinks/orders/replay",
+            &[("csrf", &token), ("from", "1h")],
+        )
+        .await
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !hb.logs().contains("stopping the sink for a console replay") {
+        assert!(std::time::Instant::now() < deadline, "{}", hb.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!applying.is_finished(), "the drain is still waiting");
+    applying.abort();
+
+    rx.wait_for(Duration::from_secs(30), "k0 delivered again", |seen| {
+        seen.iter()
+            .filter(|r| r.header("webhook-id").ends_with("-0-0"))
+            .count()
+            == 2
+    })
+    .await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k1", "value": "{}"})],
+    )
+    .await;
+    rx.wait_for(
+        Duration::from_secs(30),
+        "the record after the replay",
+        |seen| {
+            seen.iter()
+                .any(|r| r.header("webhook-id").ends_with("-0-1"))
+        },
+    )
+    .await;
+    hb.ready(Duration::from_secs(20)).await;
+    let logs = hb.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("\"action\":\"replay\"")
+            && l.contains("\"client\":\"127.0.0.1\"")
+            && l.contains("console action")),
+        "{logs}"
+    );
+}
+
+/// A sink that cannot start is a failed sink: `/readyz` never answers 200, and the
+/// process stops with an error naming the sink, instead of running on without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_fails_at_start_is_never_ready_and_stops_the_process() {
+    let broker = Broker::start();
+    let topic = unique("console-failstart");
+    broker.create_topic(&topic, 1);
+    let sink = format!(
+        "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\nurl = \"http://127.0.0.1:9/hook\"\n"
+    );
+    // Each value passes alone; together librdkafka refuses to create the consumer
+    // (`fetch.max.bytes` below `message.max.bytes`). The producer never sees the first.
+    let cfg = Config::new(&broker.addr())
+        .prop("fetch.max.bytes", "1000")
+        .connector("orders.toml", &sink);
+    let mut hb = Hookbridge::start(&cfg);
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(r) = client.get(hb.admin_url("/readyz")).send().await {
+            assert_ne!(r.status().as_u16(), 200, "{}", hb.logs());
+        }
+        if let Some(status) = hb.exited() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", hb.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "{}", hb.logs());
+    let logs = hb.logs();
+    assert!(logs.contains("sink failed"), "{logs}");
+    assert!(logs.contains("cannot create consumer"), "{logs}");
+}
+
+/// A sink without a DLQ holds a record the destination refuses, attempting it again at
+/// the slowest pace: each of those attempts is one failure row with the status and the
+/// start of the answer (escaped, the sink's secrets masked), as with a DLQ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_of_a_sink_without_a_dlq_show_their_answers() {
+    const BEARER: &str = "nodlq-bearer-4b3a2918f7e6";
+    let broker = Broker::start();
+    let topic = unique("console-nodlq");
+    broker.create_topic(&topic, 1);
+    let dest = Echoing::start().await;
+    let more = "auth = { bearer = \"${ORDERS_BEARER}\" }\nretry = { max_attempts = 3, initial = \"100ms\", max = \"200ms\" }\n";
+    let cfg = with_orders_sink(&broker, &topic, &dest.url, more).env("ORDERS_BEARER", BEARER);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+
+    let c = Client::logged_in(&hb).await;
+    let held = "retrying, no dlq";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        let (_, _, page) = c.get("/console/sinks/orders").await;
+        if page.matches(held).count() >= 3 {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let table = &page[page.find("<h2>Recent failures</h2>").expect("failures")..];
+    let table = &table[..table.find("</table>").expect("table end")];
+    let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
+    // The first attempt's 503 was retried; the 400s after it are held.
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("<td>503</td>") && r.contains("busy &lt;i&gt;try later")),
+        "{page}"
+    );
+    for row in rows.iter().filter(|r| !r.contains("<td>503</td>")) {
+        assert!(row.contains(held), "one row per held attempt: {row}");
+        assert!(row.contains("<td>400</td>"), "{row}");
+        assert!(
+            row.contains("order &lt;b&gt;rejected&lt;/b&gt;; you sent [redacted]"),
+            "{row}"
+        );
+    }
+    assert!(!page.contains(BEARER) && !page.contains(TOKEN), "{page}");
 }

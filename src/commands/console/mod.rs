@@ -1,6 +1,7 @@
 //! The operator console on the admin listener (`/console`): live figures per source and
-//! sink, each sink's recent failures, a DLQ browser with redrive, and replay with a dry
-//! run. Off unless `admin.console.token` is set.
+//! sink, each sink's recent failures, a DLQ browser with redrive, replay with a dry run
+//! (applied with this process's run of the sink stopped for it, see [`pause`]), and each
+//! source's event catalog. Off unless `admin.console.token` is set.
 //!
 //! This file holds what every route goes through; the pages are in [`overview`], [`dlq`]
 //! (with redrive of one, the selected or all) and [`replay`], the login in [`login`].
@@ -21,6 +22,7 @@ mod figures;
 mod html;
 mod login;
 mod overview;
+pub mod pause;
 mod replay;
 mod session;
 mod source;
@@ -74,6 +76,8 @@ pub struct Console {
     /// The process's shutdown: a redrive in progress stops at its next record, so the
     /// admin listener (which waits for its requests) does not hold the exit.
     stop: CancellationToken,
+    /// This process's sinks, which a replay stops for its moment.
+    switches: Arc<pause::SinkSwitches>,
 }
 
 impl Console {
@@ -83,6 +87,7 @@ impl Console {
         connectors: &Connectors,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
+        switches: Arc<pause::SinkSwitches>,
     ) -> Result<Option<Arc<Console>>, ConfigError> {
         let c = &loaded.settings.admin.console;
         let Some(token) = &c.token else {
@@ -125,6 +130,7 @@ impl Console {
             loaded,
             actions: Arc::default(),
             stop,
+            switches,
         })))
     }
 

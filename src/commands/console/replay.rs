@@ -1,5 +1,6 @@
 //! Replay from the console: a dry run that shows what would be redelivered, then the
-//! replay itself (a seek of the sink's group to a time).
+//! replay itself (a seek of the sink's group to a time), with this process's run of the
+//! sink stopped for its moment ([`super::pause`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -11,6 +12,10 @@ use axum::http::HeaderMap;
 use super::html::{self, esc};
 use super::{client_ip, failed_page, ok_page, Client, Console, Form, Page};
 use crate::commands::ops::{replay, OpsError};
+
+/// Past the drain timeout, how long a replay waits for this process's run of the sink
+/// to leave the group before it gives up (and the sink goes on).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(super) async fn replay_page(
     State(c): State<Arc<Console>>,
@@ -81,8 +86,8 @@ pub(super) async fn replay_page(
     } else if !c.read_only {
         let _ = write!(
             body,
-            "<form method=\"post\" data-confirm=\"Move the group back? The sink's processes must be stopped first.\">{}<input type=\"hidden\" name=\"from\" value=\"{}\"><button class=\"action\">Apply the replay</button></form>\
-<p class=\"note\">A replay is refused while the sink's group has live members, which includes this process: stop every process running the sink, then replay (<code>hookbridge replay</code>) and start them.</p>",
+            "<form method=\"post\" data-confirm=\"Move the group back and deliver these records again? This process stops the sink for the moment of the replay.\">{}<input type=\"hidden\" name=\"from\" value=\"{}\"><button class=\"action\">Apply the replay</button></form>\
+<p class=\"note\">Applying stops this process's run of the sink (in-flight deliveries finish, the watermark is committed, it leaves the group), moves the group back exactly as <code>hookbridge replay</code> does, and starts the sink again from there. It is refused, and nothing moves, while other processes run the sink: stop them first.</p>",
             html::csrf_field(&s.csrf),
             esc(&from_text)
         );
@@ -110,18 +115,41 @@ pub(super) async fn replay_action(
         Ok(r) => r,
         Err(e) => return failed_page(&c, &s, &title, &e),
     };
+    // This process is a member of the sink's group: its run of the sink stops (drains,
+    // commits, leaves the group) for the replay and runs again after it, from the
+    // rewound offsets. Other processes running the sink still make the replay refused.
+    // All of it, the log line of who did it included, runs in a task of its own (see
+    // `pause`): a client that goes away before the answer changes nothing.
+    let wait = c.loaded.settings.shutdown.drain_timeout.0 + STOP_GRACE;
     let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
-    let applied = tokio::task::spawn_blocking(move || {
+    let replaying = c.switches.replay(&name, wait, &c.stop, move || {
         let _running = running;
         replay::replay(&loaded, &connectors, &n, from)
+    });
+    let applied = tokio::spawn(async move {
+        let applied = match replaying.await {
+            Ok(Ok(applied)) => applied,
+            Ok(Err(e)) => Err(OpsError::Refused(e.to_string())),
+            Err(e) => Err(OpsError::Refused(format!("replay stopped: {e}"))),
+        };
+        match &applied {
+            Ok(_) => {
+                tracing::info!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, "console action");
+            }
+            Err(e) => {
+                tracing::warn!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, error = %e, "console action failed");
+            }
+        }
+        applied
     })
     .await
     .unwrap_or_else(|e| Err(OpsError::Refused(format!("replay stopped: {e}"))));
     match applied {
         Ok(lines) => {
-            tracing::info!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, "console action");
             let items: String = lines
                 .iter()
+                .map(String::as_str)
+                .chain(["this process runs the sink again from there"])
                 .map(|l| format!("<li>{}</li>", esc(l)))
                 .collect();
             ok_page(
@@ -131,9 +159,6 @@ pub(super) async fn replay_action(
                 &format!("<ul class=\"result\">{items}</ul>"),
             )
         }
-        Err(e) => {
-            tracing::warn!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, error = %e, "console action failed");
-            failed_page(&c, &s, &title, &e)
-        }
+        Err(e) => failed_page(&c, &s, &title, &e),
     }
 }

@@ -103,7 +103,7 @@ pub fn replay(
             .doing(|| "committing the rewound offsets".into())?;
     }
     lines.push(format!(
-        "group {} rewound on {} partition(s); start the sink to re-deliver",
+        "group {} rewound on {} partition(s)",
         sink.group_id,
         commit.count()
     ));

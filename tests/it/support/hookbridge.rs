@@ -167,6 +167,11 @@ impl Hookbridge {
         }
     }
 
+    /// The exit status once the process has exited on its own, without waiting.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).expect("running")
     }
