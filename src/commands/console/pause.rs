@@ -30,8 +30,9 @@ struct RunState {
     token: CancellationToken,
     /// A run is going on (from its start until it has drained and left the group).
     running: bool,
-    /// A console replay holds the sink stopped: no run starts meanwhile.
-    held: bool,
+    /// Console replays holding the sink stopped: no run starts while any does. A count,
+    /// not a flag: a replay that ends must not release another one's hold.
+    holds: u32,
 }
 
 /// One sink of this process: what its supervisor and a console replay share.
@@ -60,11 +61,15 @@ where
 {
     let mut first = true;
     loop {
+        // Once the process stops, nothing starts again, whatever else is ready.
+        if stop.is_cancelled() {
+            return Ok(());
+        }
         // A run starts only while no replay holds the sink, decided under the state's
         // lock, so a replay never sees the sink stopped while a run is starting.
         let mut token = None;
         switch.0.send_if_modified(|s| {
-            if s.held {
+            if s.holds > 0 {
                 return false;
             }
             s.token = stop.child_token();
@@ -75,8 +80,9 @@ where
         let Some(token) = token else {
             let mut state = switch.0.subscribe();
             tokio::select! {
+                biased; // the process stopping wins over a hold ending at the same time
                 _ = stop.cancelled() => return Ok(()),
-                _ = state.wait_for(|s| !s.held) => continue,
+                _ = state.wait_for(|s| s.holds == 0) => continue,
             }
         };
         if !first {
@@ -128,7 +134,9 @@ struct Held(Arc<SinkSwitch>);
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.0 .0.send_modify(|s| s.held = false);
+        self.0
+             .0
+            .send_modify(|s| s.holds = s.holds.saturating_sub(1));
     }
 }
 
@@ -163,6 +171,9 @@ impl SinkSwitches {
                 Some(switch) => Some(hold(&name, switch, wait, &stop).await?),
                 None => None,
             };
+            if stop.is_cancelled() {
+                return Err(NotRun::Stopping);
+            }
             tokio::task::spawn_blocking(replay)
                 .await
                 .map_err(|_| NotRun::Died)
@@ -181,11 +192,12 @@ async fn hold(
     tracing::info!(connector = %name, "stopping the sink for a console replay");
     let mut state = switch.0.subscribe();
     switch.0.send_modify(|s| {
-        s.held = true;
+        s.holds += 1;
         s.token.cancel();
     });
     let held = Held(switch);
     tokio::select! {
+        biased; // the process stopping wins over the run having ended at the same time
         _ = stop.cancelled() => Err(NotRun::Stopping),
         stopped = tokio::time::timeout(wait, state.wait_for(|s| !s.running)) => match stopped {
             Ok(Ok(_)) => Ok(held),
@@ -339,6 +351,71 @@ mod tests {
             ended.expect("ends").expect("no panic"),
             Err("could not start")
         );
+    }
+
+    /// A blocking replay that waits for its gate, then reports how many runs the sink
+    /// has had.
+    fn gated(
+        f: &Fake,
+        gate: std::sync::mpsc::Receiver<()>,
+    ) -> (
+        tokio::task::JoinHandle<Result<usize, NotRun>>,
+        Arc<AtomicUsize>,
+    ) {
+        let (runs, entered) = (f.runs.clone(), Arc::<AtomicUsize>::default());
+        let inside = entered.clone();
+        let replay = f
+            .switches
+            .replay("orders", Duration::from_secs(5), &f.stop, move || {
+                inside.store(1, Ordering::SeqCst);
+                let _ = gate.recv();
+                runs.load(Ordering::SeqCst)
+            });
+        (replay, entered)
+    }
+
+    /// Two replays hold the sink at once: the first one ending does not start the sink
+    /// while the second still holds it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replay_ending_does_not_release_another_replays_hold() {
+        let f = fake(Duration::ZERO, None);
+        until(|| f.runs.load(Ordering::SeqCst) == 1).await;
+        let (open_a, gate_a) = std::sync::mpsc::channel();
+        let (open_b, gate_b) = std::sync::mpsc::channel();
+        let (a, a_inside) = gated(&f, gate_a);
+        until(|| a_inside.load(Ordering::SeqCst) == 1).await;
+        let (b, b_inside) = gated(&f, gate_b);
+        until(|| b_inside.load(Ordering::SeqCst) == 1).await;
+        open_a.send(()).expect("a waits");
+        assert_eq!(a.await.expect("no panic"), Ok(1));
+        // Time for a wrongly released sink to start before the second replay reads.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        open_b.send(()).expect("b waits");
+        assert_eq!(b.await.expect("no panic"), Ok(1), "the sink ran during b");
+        until(|| f.runs.load(Ordering::SeqCst) == 2).await;
+        f.stop.cancel();
+    }
+
+    /// The process stops while a replay ends: the sink is not started again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopping_process_never_starts_the_sink_again() {
+        for round in 0..20 {
+            let f = fake(Duration::ZERO, None);
+            until(|| f.runs.load(Ordering::SeqCst) == 1).await;
+            let (open, gate) = std::sync::mpsc::channel();
+            let (replay, inside) = gated(&f, gate);
+            until(|| inside.load(Ordering::SeqCst) == 1).await;
+            f.stop.cancel();
+            open.send(()).expect("waits");
+            let _ = replay.await;
+            let ended = tokio::time::timeout(Duration::from_secs(5), f.supervisor).await;
+            assert_eq!(ended.expect("ends").expect("no panic"), Ok(()));
+            assert_eq!(
+                f.runs.load(Ordering::SeqCst),
+                1,
+                "started again in round {round}"
+            );
+        }
     }
 
     /// A run that ends by itself (not stopped through the switch) is not run again.

@@ -121,12 +121,17 @@ pub(super) async fn replay_action(
     // All of it, the log line of who did it included, runs in a task of its own (see
     // `pause`): a client that goes away before the answer changes nothing.
     let wait = c.loaded.settings.shutdown.drain_timeout.0 + STOP_GRACE;
+    // Logged before anything moves: should the process be stopped while the replay's
+    // Kafka calls run, who asked for it is on record whatever happened.
+    tracing::info!(actor = "console", %client, action = "replay", connector = %name, from = %from_text, "console action requested");
     let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
     let replaying = c.switches.replay(&name, wait, &c.stop, move || {
-        let _running = running;
         replay::replay(&loaded, &connectors, &n, from)
     });
     let applied = tokio::spawn(async move {
+        // The sink's one-action lock is released only once the replay's task has
+        // ended, its hold on the sink included: a second action cannot start between.
+        let _running = running;
         let applied = match replaying.await {
             Ok(Ok(applied)) => applied,
             Ok(Err(e)) => Err(OpsError::Refused(e.to_string())),
