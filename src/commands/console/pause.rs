@@ -396,18 +396,19 @@ mod tests {
         f.stop.cancel();
     }
 
-    /// The process stops while a replay ends: the sink is not started again.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    /// The process stops as a replay's hold ends, both before the supervisor looks:
+    /// the sink is not started again.
+    #[tokio::test]
     async fn a_stopping_process_never_starts_the_sink_again() {
         for round in 0..20 {
             let f = fake(Duration::ZERO, None);
             until(|| f.runs.load(Ordering::SeqCst) == 1).await;
-            let (open, gate) = std::sync::mpsc::channel();
-            let (replay, inside) = gated(&f, gate);
-            until(|| inside.load(Ordering::SeqCst) == 1).await;
+            let switch = f.switches.of("orders");
+            let held = hold("orders", switch, Duration::from_secs(5), &f.stop)
+                .await
+                .expect("the run stops");
             f.stop.cancel();
-            open.send(()).expect("waits");
-            let _ = replay.await;
+            drop(held);
             let ended = tokio::time::timeout(Duration::from_secs(5), f.supervisor).await;
             assert_eq!(ended.expect("ends").expect("no panic"), Ok(()));
             assert_eq!(
