@@ -68,6 +68,8 @@ pub struct Metrics {
     pub buffered_bytes: prometheus::IntGauge,
     /// Failed OAuth2 token requests by connector and class (retried with backoff).
     pub token_failures: IntCounterVec,
+    /// jq evaluations of a sink still running past their deadline, detached, by connector.
+    pub jq_runaways: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -260,6 +262,12 @@ impl Metrics {
                     .expect("metric registered once");
                 g
             },
+            jq_runaways: gauge(
+                &r,
+                "hookbridge_jq_runaways",
+                "A sink's filter/transform evaluations still running past their deadline, detached.",
+                &["connector"],
+            ),
             token_failures: counter(
                 &r,
                 "hookbridge_oauth2_token_failures_total",
