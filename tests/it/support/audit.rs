@@ -1,9 +1,10 @@
 //! The commit auditor: while a run goes on, an independent client (rdkafka from the test,
 //! never hookbridge's code) reads the group's committed offsets and their finished-offset
 //! maps every 100 ms. Every offset below a committed one, and every offset a map says is
-//! finished, must have been answered 2xx by the receiver (or be in the DLQ) before the
-//! commit was read: the receiver stamps each 2xx when it sends it, and a record answered
-//! after the read counts as unfinished for that commit, however soon it was answered.
+//! finished, must have been answered 2xx by the receiver (or be in the DLQ, or be a
+//! record the sink's filter drops, by a rule the test restates) before the commit was
+//! read: the receiver stamps each 2xx when it sends it, and a record answered after the
+//! read counts as unfinished for that commit, however soon it was answered.
 //!
 //! What it cannot see: a commit made past a record that is then answered before the next
 //! read (at most 100 ms later). A record that is never finished, or one still open at the
