@@ -86,7 +86,9 @@ fn shaper(extra: &str) -> Shaper {
     }
     std::fs::write(dir.path().join("s.toml"), sink.raw(extra).render()).expect("connector file");
     let connectors = load_dir(dir.path()).expect("valid sink");
-    Shaper::new(&connectors.sinks[0])
+    let metrics = Arc::new(hookbridge::telemetry::Metrics::new());
+    let telemetry = hookbridge::telemetry::SinkTelemetry::new("s".into(), metrics);
+    Shaper::new(&connectors.sinks[0], Arc::new(telemetry))
 }
 
 fn shaping(c: &mut Criterion) {

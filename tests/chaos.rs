@@ -101,14 +101,107 @@ impl Summary {
     }
 }
 
-/// Records `{"k", "seq"}` round-robin over `keys` keys.
+/// Records `{"k", "seq"}` round-robin over `keys` keys, each with the header `x-tenant`
+/// of its key, which the chaos sink's URL template needs.
 fn records(from: usize, n: usize, keys: usize) -> Vec<serde_json::Value> {
     (from..from + n)
         .map(|i| {
             let k = format!("k{}", i % keys);
-            json!({"key": k, "value": json!({"k": k, "seq": i}).to_string()})
+            json!({
+                "key": k,
+                "value": json!({"k": k, "seq": i}).to_string(),
+                "headers": {"x-tenant": tenant(&k)},
+            })
         })
         .collect()
+}
+
+/// The tenant of key `k{n}`: one of three, so the URL template fills three paths per
+/// partition.
+fn tenant(key: &str) -> String {
+    let n: usize = key.trim_start_matches('k').parse().unwrap_or(0);
+    format!("t{}", n % 3)
+}
+
+/// The chaos sink's filter, in jq, and the same rule restated for the checks: every
+/// tenth record (by its `seq` field) is finished without a request.
+const FILTER: &str = ".seq % 10 != 9";
+
+fn filtered_seq(seq: u64) -> bool {
+    seq % 10 == 9
+}
+
+/// Whether the chaos sink's filter drops a record with this value (for the auditor).
+fn filtered(value: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(value)
+        .ok()
+        .and_then(|v| v["seq"].as_u64())
+        .is_some_and(filtered_seq)
+}
+
+/// How many of the records `0..n` the chaos sink's filter passes: what must be delivered.
+fn passing(n: usize) -> usize {
+    (0..n as u64).filter(|s| !filtered_seq(*s)).count()
+}
+
+/// The commit auditor of a scenario with [`chaos_sink`]: records the filter drops count
+/// as finished (they get no request, and their offsets must commit all the same).
+fn chaos_audit(brokers: &str, topic: &str, partitions: u32, rx: &Receiver) -> Auditor {
+    Auditor::start_filtered(
+        brokers,
+        &format!("g-{topic}"),
+        topic,
+        partitions,
+        rx.finished(),
+        filtered,
+    )
+}
+
+/// The end checks of a scenario with [`chaos_sink`], beside its summary: every request
+/// (answered 2xx or not) went to the path its record fills in (tenant header, `k` field,
+/// the partition of its `webhook-id`), no record the filter drops reached the receiver,
+/// and the group commits every partition to its end, the filtered records' offsets
+/// included (the last records of a partition may be filtered ones).
+async fn assert_routed_and_committed(rx: &Receiver, brokers: &str, topic: &str, sent: usize) {
+    let seen = rx.seen();
+    let mut misrouted = Vec::new();
+    let mut filtered_received = 0;
+    for r in &seen {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let k = v["k"].as_str().unwrap_or("");
+        if v["seq"].as_u64().is_some_and(filtered_seq) {
+            filtered_received += 1;
+        }
+        let partition = support::audit::position(&r.header("webhook-id")).map(|(p, _)| p);
+        let want = partition.map(|p| format!("/hook/{}/{k}/{p}", tenant(k)));
+        if want.as_deref() != Some(r.uri.as_str()) {
+            misrouted.push(format!("{} for {want:?}", r.uri));
+        }
+    }
+    let ends = kafka::wait_committed_to_end(
+        brokers,
+        &format!("g-{topic}"),
+        topic,
+        Duration::from_secs(60),
+    )
+    .await;
+    let end: i64 = ends.values().map(|(_, high)| high).sum();
+    eprintln!(
+        "templated URL and filter: {} requests checked, {} misrouted, {filtered_received} filtered records received; {} of {sent} records filtered, all {end} offsets committed",
+        seen.len(),
+        misrouted.len(),
+        sent - passing(sent),
+    );
+    assert!(
+        misrouted.is_empty(),
+        "requests sent to another path than their record's: {:?}",
+        &misrouted[..misrouted.len().min(5)]
+    );
+    assert_eq!(
+        filtered_received, 0,
+        "records the filter drops reached the receiver"
+    );
+    assert_eq!(end, sent as i64, "every produced record is in the topic");
 }
 
 /// Successful deliveries (answered 200 in time) → per-key seq order of first successes.
@@ -181,17 +274,24 @@ async fn hostile_receiver() -> Receiver {
     .await
 }
 
+/// The egress chaos scenarios' sink. Its URL is a template (the record's tenant header,
+/// a JSON field and its partition) and its filter drops every tenth record, so each run
+/// also proves that routing and filtering keep the promises.
 fn chaos_sink(topic: &str, url: &str) -> String {
     // No DLQ and unlimited attempts: every record must eventually be delivered.
-    SinkToml::new(topic, url)
-        .name("chaos")
-        .timeout("1s")
-        .concurrency(64)
-        .buffer(500)
-        .max_attempts(0)
-        .backoff("50ms", "1s")
-        .breaker_failures(0)
-        .render()
+    SinkToml::new(
+        topic,
+        &format!("{url}/{{header.x-tenant}}/{{json./k}}/{{partition}}"),
+    )
+    .name("chaos")
+    .timeout("1s")
+    .concurrency(64)
+    .buffer(500)
+    .max_attempts(0)
+    .backoff("50ms", "1s")
+    .breaker_failures(0)
+    .filter(FILTER)
+    .render()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,13 +306,7 @@ async fn egress_survives_a_hostile_destination_and_repeated_kill_9() {
         &Config::new(&broker.addr()).connector("chaos.toml", &chaos_sink(&topic, &rx.url)),
     );
     hb.ready(Duration::from_secs(40)).await;
-    let audit = Auditor::start(
-        &broker.addr(),
-        &format!("g-{topic}"),
-        &topic,
-        sc.partitions,
-        rx.finished(),
-    );
+    let audit = chaos_audit(&broker.addr(), &topic, sc.partitions, &rx);
     kafka::produce(&broker.addr(), &topic, &records(0, sc.records, sc.keys)).await;
 
     for kill in 0..sc.kills {
@@ -220,7 +314,7 @@ async fn egress_survives_a_hostile_destination_and_repeated_kill_9() {
         tokio::time::sleep(wait).await;
         // A run whose stream is complete before the first kill proves nothing.
         assert!(
-            kill > 0 || delivered_count(&rx.seen()) < sc.records,
+            kill > 0 || delivered_count(&rx.seen()) < passing(sc.records),
             "degenerate run: every record delivered before the first kill"
         );
         hb.kill9();
@@ -235,10 +329,10 @@ async fn egress_survives_a_hostile_destination_and_repeated_kill_9() {
     }
     rx.wait_for(Duration::from_secs(600), "every record delivered", |s| {
         audit.fail_fast("egress");
-        delivered_count(s) >= sc.records
+        delivered_count(s) >= passing(sc.records)
     })
     .await;
-    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), sc.records);
+    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), passing(sc.records));
     audit
         .finish()
         .await
@@ -254,6 +348,7 @@ async fn egress_survives_a_hostile_destination_and_repeated_kill_9() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    assert_routed_and_committed(&rx, &broker.addr(), &topic, sc.records).await;
 }
 
 const SECRET: &str = "chaos-github-secret";
@@ -399,13 +494,7 @@ async fn replicas_killed_in_turn_move_partitions_and_lose_nothing() {
     for r in replicas.iter_mut() {
         r.ready(Duration::from_secs(40)).await;
     }
-    let audit = Auditor::start(
-        &broker.addr(),
-        &format!("g-{topic}"),
-        &topic,
-        sc.partitions,
-        rx.finished(),
-    );
+    let audit = chaos_audit(&broker.addr(), &topic, sc.partitions, &rx);
     let per_round = sc.records / (sc.replica_rounds + 1);
     let mut produced = 0;
     let (concurrency, commit_interval) = (64, Duration::from_millis(200));
@@ -450,10 +539,10 @@ async fn replicas_killed_in_turn_move_partitions_and_lose_nothing() {
     produced += per_round;
     rx.wait_for(Duration::from_secs(300), "every record delivered", |s| {
         audit.fail_fast("replicas");
-        delivered_count(s) >= produced
+        delivered_count(s) >= passing(produced)
     })
     .await;
-    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), produced);
+    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), passing(produced));
     audit
         .finish()
         .await
@@ -469,6 +558,7 @@ async fn replicas_killed_in_turn_move_partitions_and_lose_nothing() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    assert_routed_and_committed(&rx, &broker.addr(), &topic, produced).await;
     for (i, r) in replicas.iter().enumerate() {
         let logs = r.logs();
         eprintln!(
@@ -864,7 +954,7 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     );
     hb.ready(Duration::from_secs(40)).await;
     let group = format!("g-{topic}");
-    let audit = Auditor::start(&brokers, &group, &topic, partitions, rx.finished());
+    let audit = chaos_audit(&brokers, &topic, partitions, &rx);
     let n = sc.records;
     // Looked up before any record is produced: the lookup takes a python process.
     let port = kafka::coordinator_port(&brokers, &group).await;
@@ -876,7 +966,7 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     .await;
     hold.store(true, Ordering::SeqCst);
     assert!(
-        delivered_count(&rx.seen()) < n / 2,
+        delivered_count(&rx.seen()) < passing(n / 2),
         "degenerate run: the stream finished before the kill"
     );
     cluster.kill9(victim);
@@ -891,10 +981,10 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     cluster.restart(victim);
     rx.wait_for(Duration::from_secs(300), "every record delivered", |s| {
         audit.fail_fast("3 nodes, egress");
-        delivered_count(s) >= n
+        delivered_count(s) >= passing(n)
     })
     .await;
-    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), n);
+    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), passing(n));
     audit
         .finish()
         .await
@@ -910,6 +1000,7 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    assert_routed_and_committed(&rx, &brokers, &topic, n).await;
     drop(hb);
 }
 
@@ -935,13 +1026,7 @@ async fn a_member_that_lost_its_partitions_commits_nothing_for_them() {
     let mut b = Hookbridge::start(&cfg);
     a.ready(Duration::from_secs(40)).await;
     b.ready(Duration::from_secs(40)).await;
-    let audit = Auditor::start(
-        &broker.addr(),
-        &format!("g-{topic}"),
-        &topic,
-        partitions,
-        rx.finished(),
-    );
+    let audit = chaos_audit(&broker.addr(), &topic, partitions, &rx);
     let n = 3000;
     kafka::produce(&broker.addr(), &topic, &records(0, n, 100)).await;
     rx.wait_for(Duration::from_secs(60), "deliveries under way", |s| {
@@ -959,10 +1044,13 @@ async fn a_member_that_lost_its_partitions_commits_nothing_for_them() {
     // partitions to the other member, which finishes the stream.
     signal("-STOP", a.pid());
     let stalled_at = delivered_count(&rx.seen());
-    assert!(stalled_at < n, "degenerate run: done before the stall");
+    assert!(
+        stalled_at < passing(n),
+        "degenerate run: done before the stall"
+    );
     rx.wait_for(Duration::from_secs(120), "the other member finishes", |s| {
         audit.fail_fast("stalled member");
-        delivered_count(s) >= n
+        delivered_count(s) >= passing(n)
     })
     .await;
     let assigned_before = a.logs().matches("partitions assigned").count();
@@ -987,7 +1075,7 @@ async fn a_member_that_lost_its_partitions_commits_nothing_for_them() {
         "the stalled member never logged losing its partitions:\n{logs}"
     );
     audit.wait_samples(10).await;
-    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), n);
+    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), passing(n));
     let report = audit.finish().await;
     eprintln!("stalled member: stopped with {stalled_at} of {n} delivered");
     report.assert_clean("a member that lost its partitions while stalled");
@@ -1002,6 +1090,7 @@ async fn a_member_that_lost_its_partitions_commits_nothing_for_them() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    assert_routed_and_committed(&rx, &broker.addr(), &topic, n).await;
     drop((a, b));
 }
 
@@ -1264,13 +1353,7 @@ async fn replicas_joining_and_leaving_move_only_their_partitions() {
     let started = Instant::now();
     let mut first = Hookbridge::start(&cfg);
     first.ready(Duration::from_secs(40)).await;
-    let audit = Auditor::start(
-        &broker.addr(),
-        &format!("g-{topic}"),
-        &topic,
-        sc.partitions,
-        rx.finished(),
-    );
+    let audit = chaos_audit(&broker.addr(), &topic, sc.partitions, &rx);
     // The first replica's readiness, sampled every 100 ms through every rebalance.
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -1319,12 +1402,12 @@ async fn replicas_joining_and_leaving_move_only_their_partitions() {
     kafka::produce(&broker.addr(), &topic, &more(&mut produced)).await;
     rx.wait_for(Duration::from_secs(300), "every record delivered", |s| {
         audit.fail_fast("replicas joining and leaving");
-        delivered_count(s) >= produced
+        delivered_count(s) >= passing(produced)
     })
     .await;
     stop.store(true, Ordering::SeqCst);
     let (samples, not_ready) = watcher.await.expect("readiness watcher");
-    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), produced);
+    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), passing(produced));
     audit
         .finish()
         .await
@@ -1340,6 +1423,7 @@ async fn replicas_joining_and_leaving_move_only_their_partitions() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    assert_routed_and_committed(&rx, &broker.addr(), &topic, produced).await;
     eprintln!(
         "first replica's /readyz through 2 joins and 2 departures: {not_ready} of {samples} samples not ready"
     );
@@ -1394,13 +1478,7 @@ async fn the_consumer_group_protocol_survives_a_member_killed_9() {
     for r in replicas.iter_mut() {
         r.ready(Duration::from_secs(40)).await;
     }
-    let audit = Auditor::start(
-        &broker.addr(),
-        &format!("g-{topic}"),
-        &topic,
-        sc.partitions,
-        rx.finished(),
-    );
+    let audit = chaos_audit(&broker.addr(), &topic, sc.partitions, &rx);
     let n = sc.records;
     kafka::produce(&broker.addr(), &topic, &records(0, n, sc.keys)).await;
     rx.wait_for(Duration::from_secs(60), "deliveries under way", |s| {
@@ -1408,7 +1486,7 @@ async fn the_consumer_group_protocol_survives_a_member_killed_9() {
     })
     .await;
     assert!(
-        delivered_count(&rx.seen()) < n,
+        delivered_count(&rx.seen()) < passing(n),
         "degenerate run: done before the kill"
     );
     replicas[0].kill9();
@@ -1419,10 +1497,10 @@ async fn the_consumer_group_protocol_survives_a_member_killed_9() {
     replicas[0].spawn();
     rx.wait_for(Duration::from_secs(300), "every record delivered", |s| {
         audit.fail_fast("consumer group protocol");
-        delivered_count(s) >= n
+        delivered_count(s) >= passing(n)
     })
     .await;
-    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), n);
+    let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), passing(n));
     audit.finish().await.assert_clean("consumer group protocol");
     Summary {
         scenario: "egress: KIP-848 consumer protocol, 2 replicas, kill -9",
@@ -1435,4 +1513,5 @@ async fn the_consumer_group_protocol_survives_a_member_killed_9() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
+    assert_routed_and_committed(&rx, &broker.addr(), &topic, n).await;
 }

@@ -121,7 +121,7 @@ impl Destination {
             limiter: sink.rate_limit.map(|r| r.limiter()),
             permits: Semaphore::new(sink.concurrency),
             client,
-            shaper: Shaper::new(&sink),
+            shaper: Shaper::new(&sink, telemetry.clone()),
             tokens,
             breaker,
             producers,

@@ -7,7 +7,7 @@
 //! dead letter carries (`template`, `filter`, `transform`): retrying cannot fix it.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use crate::connectors::sink::{is_framing, Format, HeaderPattern};
 use crate::connectors::template::{url_encode, Escape, Field, Template, UrlTemplate};
 use crate::connectors::Sink;
 use crate::kafka::headers::{self, EVENT_TYPE as EVENT_TYPE_HEADER};
+use crate::telemetry::sink::{JqRunawayLimit, SinkTelemetry};
 
 /// A sink's shaping rules, built once.
 pub struct Shaper {
@@ -30,6 +31,8 @@ pub struct Shaper {
     headers: Vec<(HeaderName, Template)>,
     forward: Vec<HeaderPattern>,
     programs: Programs,
+    /// Evaluations left running past their deadline, and the bound on them.
+    runaways: Arc<Runaways>,
     /// Some template reads the value as JSON (`{json./…}`).
     needs_json: bool,
     format: Format,
@@ -65,12 +68,12 @@ pub struct Refused {
     /// `template`, `filter` or `transform`.
     pub reason: &'static str,
     /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`, `not-json`,
-    /// `jq-error`, `no-output`, `not-json-output` or `timeout`.
+    /// `jq-error`, `no-output`, `not-json-output`, `timeout` or `runaway-limit`.
     pub error: &'static str,
 }
 
 impl Shaper {
-    pub fn new(sink: &Sink) -> Self {
+    pub fn new(sink: &Sink, telemetry: Arc<SinkTelemetry>) -> Self {
         let needs_json = sink
             .url
             .fields()
@@ -85,10 +88,20 @@ impl Shaper {
                 filter: sink.filter.clone(),
                 transform: sink.transform.clone(),
             },
+            runaways: Arc::new(Runaways::new(telemetry, JQ_DEADLINE, MAX_RUNAWAYS)),
             needs_json,
             format: sink.format,
             content_type: sink.content_type.clone(),
         }
+    }
+
+    /// The same rules with another deadline and bound on runaways (tests: programs that
+    /// end, but after a short deadline).
+    #[cfg(test)]
+    fn with_runaway_limits(mut self, deadline: Duration, limit: usize) -> Self {
+        let telemetry = self.runaways.telemetry.clone();
+        self.runaways = Arc::new(Runaways::new(telemetry, deadline, limit));
+        self
     }
 
     /// Shaping runs no jq program, so [`Shaper::shape`] is quick enough for the
@@ -112,7 +125,10 @@ impl Shaper {
     /// run inline it would hold up every partition the task serves, revokes and
     /// shutdown. Past the deadline the record is refused with `timeout` (the
     /// evaluation cannot be interrupted: its thread runs on to its end, detached, so it
-    /// never delays the process exiting). `None`: `cancel` fired first.
+    /// never delays the process exiting). A program that never ends would so take a
+    /// thread, and a core, per record: with [`MAX_RUNAWAYS`] of them still running, the
+    /// record is refused at once with `runaway-limit` until one ends. `None`: `cancel`
+    /// fired first.
     pub async fn shape_in_time<'a>(
         &'a self,
         record: &Record,
@@ -121,15 +137,28 @@ impl Shaper {
         if self.programs.filter.is_none() && self.programs.transform.is_none() {
             return Some(self.shape(record));
         }
+        let runaways = &self.runaways;
+        if runaways.at_limit() {
+            let first = self.programs.stage(&AtomicBool::new(false));
+            return Some(Err(Refused {
+                reason: first,
+                error: "runaway-limit",
+            }));
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let programs = self.programs.clone();
         let owned = record.clone();
         let filtered = Arc::new(AtomicBool::new(false));
         let stage = filtered.clone();
+        let run = Arc::new(AtomicU8::new(RUNNING));
+        let (ran, tally) = (run.clone(), runaways.clone());
         let spawned = std::thread::Builder::new()
             .name("hookbridge-jq".to_owned())
             .spawn(move || {
                 let _ = tx.send(programs.evaluate(&owned, &stage));
+                if ran.swap(DONE, Ordering::AcqRel) == DETACHED {
+                    tally.ended();
+                }
             });
         if spawned.is_err() {
             // No thread to be had (the process is at its limit): run here rather than
@@ -137,12 +166,18 @@ impl Shaper {
             return Some(self.shape(record));
         }
         let evaluated = tokio::select! {
-            _ = cancel.cancelled() => return None,
-            r = tokio::time::timeout(JQ_DEADLINE, rx) => match r {
+            _ = cancel.cancelled() => {
+                runaways.detach(&run);
+                return None;
+            }
+            r = tokio::time::timeout(runaways.deadline, rx) => match r {
                 Ok(Ok(r)) => r,
                 // The thread ended without an answer: only a panic in jaq does that.
                 Ok(Err(_)) => Err(Refused { reason: self.programs.stage(&filtered), error: "jq-error" }),
-                Err(_) => Err(Refused { reason: self.programs.stage(&filtered), error: "timeout" }),
+                Err(_) => {
+                    runaways.detach(&run);
+                    Err(Refused { reason: self.programs.stage(&filtered), error: "timeout" })
+                }
             },
         };
         Some(match evaluated {
@@ -302,6 +337,69 @@ impl Shaper {
 
 /// How long a sink's filter and transform together may take on one record.
 pub const JQ_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Evaluations a sink may leave running past [`JQ_DEADLINE`] at once. jaq cannot be
+/// interrupted, so each keeps its thread (and, looping, a core) until it ends; past this
+/// many the sink refuses records at once rather than start more.
+pub const MAX_RUNAWAYS: usize = 4;
+
+/// States of one evaluation's thread: still running, ended, or given up on (past its
+/// deadline, or its record revoked) and counted as a runaway until it ends.
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const DETACHED: u8 = 2;
+
+/// A sink's evaluations still running after it stopped waiting for them.
+struct Runaways {
+    running: AtomicUsize,
+    deadline: Duration,
+    limit: usize,
+    /// The limit was reached and logged; cleared once a runaway ends, so each time it
+    /// is reached is logged once.
+    logged: AtomicBool,
+    telemetry: Arc<SinkTelemetry>,
+}
+
+impl Runaways {
+    fn new(telemetry: Arc<SinkTelemetry>, deadline: Duration, limit: usize) -> Self {
+        Runaways {
+            running: AtomicUsize::new(0),
+            deadline,
+            limit,
+            logged: AtomicBool::new(false),
+            telemetry,
+        }
+    }
+
+    /// Whether no evaluation may start; logs the first time it is so.
+    fn at_limit(&self) -> bool {
+        let at = self.running.load(Ordering::Acquire) >= self.limit;
+        if at && !self.logged.swap(true, Ordering::AcqRel) {
+            JqRunawayLimit { limit: self.limit }.emit(&self.telemetry);
+        }
+        at
+    }
+
+    /// The sink stops waiting for the evaluation whose thread state is `run`: counted
+    /// until its thread ends (at once, if it just did).
+    fn detach(&self, run: &AtomicU8) {
+        // Counted before it is marked, so the thread's `ended` never comes first.
+        self.running.fetch_add(1, Ordering::AcqRel);
+        self.telemetry.jq_runaways.inc();
+        if run.swap(DETACHED, Ordering::AcqRel) == DONE {
+            self.ended();
+        }
+    }
+
+    /// A detached evaluation's thread ended.
+    fn ended(&self) {
+        let left = self.running.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.telemetry.jq_runaways.dec();
+        if left < self.limit {
+            self.logged.store(false, Ordering::Release);
+        }
+    }
+}
 
 /// A sink's filter and transform, shared with the threads that run them.
 #[derive(Clone)]

@@ -10,6 +10,9 @@
 //! (`connectors::source::MAX_EVENT_TYPE`; a longer one counts as untyped), and the counts
 //! are fixed-size, so a source's catalog stays within about [`MAX_TYPES`] × 400 bytes
 //! however long the process runs.
+//! The same cap bounds the `event_type` label of
+//! `hookbridge_ingress_accepted_total`: the catalog decides which bucket a webhook is
+//! counted in ([`Bucket`]), and the metric follows it.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -67,32 +70,46 @@ struct Types {
     untyped: Option<Seen>,
 }
 
+/// Where a webhook was counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bucket<'a> {
+    /// Under its own type (as received, read lossily as UTF-8).
+    Type(Cow<'a, str>),
+    /// A type past the cap.
+    Other,
+    /// The rule found no event type.
+    Untyped,
+}
+
 /// One source's catalog.
 #[derive(Debug, Default)]
 pub struct SourceCatalog(Mutex<Types>);
 
 impl SourceCatalog {
-    /// A webhook of `event_type` (`None`: the rule found none) reached Kafka.
-    pub fn seen(&self, event_type: Option<&[u8]>) {
-        self.seen_at(event_type, SystemTime::now());
+    /// A webhook of `event_type` (`None`: the rule found none) reached Kafka; the bucket it
+    /// was counted in.
+    pub fn seen<'a>(&self, event_type: Option<&'a [u8]>) -> Bucket<'a> {
+        self.seen_at(event_type, SystemTime::now())
     }
 
-    fn seen_at(&self, event_type: Option<&[u8]>, now: SystemTime) {
+    fn seen_at<'a>(&self, event_type: Option<&'a [u8]>, now: SystemTime) -> Bucket<'a> {
         // A poisoned lock only means a panic elsewhere mid-update; the counts still serve.
         let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let Some(raw) = event_type else {
             bump(&mut t.untyped, now);
-            return;
+            return Bucket::Untyped;
         };
         // Valid UTF-8 is looked up without a copy; only a new type allocates.
-        let name: Cow<'_, str> = String::from_utf8_lossy(raw);
+        let name: Cow<'a, str> = String::from_utf8_lossy(raw);
         if let Some(s) = t.types.get_mut(name.as_ref()) {
             s.again(now);
         } else if t.types.len() < MAX_TYPES {
-            t.types.insert(name.into_owned(), Seen::new(now));
+            t.types.insert(name.clone().into_owned(), Seen::new(now));
         } else {
             bump(&mut t.other, now);
+            return Bucket::Other;
         }
+        Bucket::Type(name)
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -195,9 +212,20 @@ mod tests {
         let c = SourceCatalog::default();
         let now = SystemTime::now();
         for n in 0..(MAX_TYPES + 50) {
-            c.seen_at(Some(format!("type-{n}").as_bytes()), now);
+            let t = format!("type-{n}");
+            let bucket = c.seen_at(Some(t.as_bytes()), now);
+            let want = if n < MAX_TYPES {
+                Bucket::Type(t.as_str().into())
+            } else {
+                Bucket::Other
+            };
+            assert_eq!(bucket, want);
         }
-        c.seen_at(Some(b"type-0"), now);
+        assert_eq!(
+            c.seen_at(Some(b"type-0"), now),
+            Bucket::Type("type-0".into())
+        );
+        assert_eq!(c.seen_at(None, now), Bucket::Untyped);
         let s = c.snapshot();
         assert_eq!(s.types.len(), MAX_TYPES);
         assert_eq!(s.other.map(|o| o.count), Some(50));

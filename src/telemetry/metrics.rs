@@ -19,6 +19,10 @@ pub struct Metrics {
     pub event_catalog: EventCatalog,
     /// Ingress requests by connector and HTTP status.
     pub ingress_requests: IntCounterVec,
+    /// Webhooks whose record the broker acknowledged, by connector and event type (the
+    /// event catalog's buckets: at most `catalog::MAX_TYPES` types per source, then
+    /// `other`; empty when the source reads none or the webhook had none).
+    pub ingress_accepted: IntCounterVec,
     /// Signature failures by connector and reason.
     pub signature_failures: IntCounterVec,
     /// Time from handing a record to the producer to the broker's acknowledgement.
@@ -64,6 +68,8 @@ pub struct Metrics {
     pub buffered_bytes: prometheus::IntGauge,
     /// Failed OAuth2 token requests by connector and class (retried with backoff).
     pub token_failures: IntCounterVec,
+    /// jq evaluations of a sink still running past their deadline, detached, by connector.
+    pub jq_runaways: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -116,6 +122,12 @@ impl Metrics {
                 "hookbridge_ingress_requests_total",
                 "Webhook requests by connector and HTTP status.",
                 &["connector", "status"],
+            ),
+            ingress_accepted: counter(
+                &r,
+                "hookbridge_ingress_accepted_total",
+                "Webhooks acknowledged by the broker, by connector and event type.",
+                &["connector", "event_type"],
             ),
             signature_failures: counter(
                 &r,
@@ -250,6 +262,12 @@ impl Metrics {
                     .expect("metric registered once");
                 g
             },
+            jq_runaways: gauge(
+                &r,
+                "hookbridge_jq_runaways",
+                "A sink's filter/transform evaluations still running past their deadline, detached.",
+                &["connector"],
+            ),
             token_failures: counter(
                 &r,
                 "hookbridge_oauth2_token_failures_total",

@@ -16,3 +16,4 @@ pub mod trace;
 
 pub use health::Health;
 pub use metrics::Metrics;
+pub use sink::SinkTelemetry;

@@ -44,6 +44,8 @@ pub struct SinkTelemetry {
     pub breaker: IntGauge,
     pub finished_above: IntGauge,
     pub metadata_bytes: IntGauge,
+    /// Detached jq evaluations still running past their deadline.
+    pub jq_runaways: IntGauge,
     skipped_on_resume: IntCounter,
     dlq_truncated: IntCounter,
     failures: Arc<FailureRing>,
@@ -69,6 +71,7 @@ impl SinkTelemetry {
             breaker: m.breaker_state.with_label_values(&[n]),
             finished_above: m.finished_above_watermark.with_label_values(&[n]),
             metadata_bytes: m.commit_metadata_bytes.with_label_values(&[n]),
+            jq_runaways: m.jq_runaways.with_label_values(&[n]),
             skipped_on_resume: m.skipped_on_resume.with_label_values(&[n]),
             dlq_truncated: m.dlq_truncated.with_label_values(&[n]),
             failures: metrics.recent_failures.ring(&name),
@@ -102,6 +105,20 @@ impl SinkTelemetry {
             .iter()
             .position(|r| *r == result)
             .map(|i| &self.attempts[i])
+    }
+}
+
+/// As many of the sink's jq evaluations as it may leave running past their deadline are
+/// still running: until one ends, its filter/transform refuses new records at once.
+/// Emitted once each time the limit is reached.
+pub struct JqRunawayLimit {
+    pub limit: usize,
+}
+
+impl JqRunawayLimit {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        tracing::warn!(connector = %t.name, limit = self.limit,
+            "jq programs still running past their deadline reached the limit; records are refused (runaway-limit) until one ends");
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use prometheus::{Histogram, IntCounter};
 
-use super::catalog::SourceCatalog;
+use super::catalog::{Bucket, SourceCatalog};
 use super::Metrics;
 
 /// Statuses a webhook is commonly answered with; others (a provider handshake's own
@@ -99,9 +99,21 @@ pub struct WebhookAccepted<'a> {
 impl WebhookAccepted<'_> {
     pub fn emit(&self, t: &SourceTelemetry) {
         t.produce_latency.observe(self.produce_seconds);
-        if self.typed {
-            t.catalog.seen(self.event_type);
-        }
+        // The catalog owns the cap on distinct types; the label follows its bucket.
+        let bucket = if self.typed {
+            t.catalog.seen(self.event_type)
+        } else {
+            Bucket::Untyped
+        };
+        let event_type: &str = match &bucket {
+            Bucket::Type(name) => name,
+            Bucket::Other => "other",
+            Bucket::Untyped => "",
+        };
+        t.metrics
+            .ingress_accepted
+            .with_label_values(&[&t.name, event_type])
+            .inc();
     }
 }
 
@@ -176,5 +188,46 @@ mod tests {
         assert_eq!(line(&metrics, rejected).as_deref(), Some(rejected));
         let count = r#"hookbridge_produce_latency_seconds_count{connector="gh"} 1"#;
         assert_eq!(line(&metrics, count).as_deref(), Some(count));
+        let accepted = r#"hookbridge_ingress_accepted_total{connector="gh",event_type="push"} 1"#;
+        assert_eq!(line(&metrics, accepted).as_deref(), Some(accepted));
+    }
+
+    /// Past the catalog's cap, new types are counted as `other`: a sender inventing types
+    /// cannot grow the metric's series; a source without a rule counts under no type.
+    #[test]
+    fn accepted_webhooks_are_labelled_by_capped_event_type() {
+        let metrics = Arc::new(Metrics::new());
+        let t = SourceTelemetry::new("gh".into(), metrics.clone());
+        let accept = |event_type: Option<&[u8]>, typed: bool| {
+            WebhookAccepted {
+                produce_seconds: 0.001,
+                event_type,
+                typed,
+            }
+            .emit(&t)
+        };
+        for n in 0..super::super::catalog::MAX_TYPES + 3 {
+            accept(Some(format!("t{n}").as_bytes()), true);
+        }
+        accept(Some(b"t0"), true);
+        accept(None, true);
+        accept(None, false);
+        let text = metrics.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("hookbridge_ingress_accepted_total{"))
+            .count();
+        assert_eq!(
+            series,
+            super::super::catalog::MAX_TYPES + 2,
+            "types, other, none"
+        );
+        for want in [
+            r#"hookbridge_ingress_accepted_total{connector="gh",event_type="t0"} 2"#,
+            r#"hookbridge_ingress_accepted_total{connector="gh",event_type="other"} 3"#,
+            r#"hookbridge_ingress_accepted_total{connector="gh",event_type=""} 2"#,
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want} missing");
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! Ingress routing by event type: webhooks of two event types land in two topics with a
 //! `hookbridge-event-type` header; a type whose topic is not allowed, or a webhook
-//! without a type, is refused with 400 and produced nowhere.
+//! without a type, is refused with 400 and produced nowhere. Accepted webhooks are
+//! counted by event type in `/metrics`.
 
 use std::time::Duration;
 
 use crate::support::broker::Broker;
 use crate::support::connectors::SourceToml;
-use crate::support::hookbridge::{Config, Hookbridge};
+use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::{github_sig, unique};
 
@@ -84,6 +85,22 @@ async fn webhooks_are_routed_by_event_type_and_a_disallowed_type_is_refused() {
     );
     let refused = kafka::read(&broker.addr(), &format!("{prefix}.deployment"), None, 3.0).await;
     assert!(refused.is_empty(), "nothing produced for a refused type");
+
+    // Accepted webhooks are counted by event type; refused ones are not accepted.
+    let m = hb.metrics().await;
+    let accepted = |t: &str| {
+        metric(
+            &m,
+            "hookbridge_ingress_accepted_total",
+            &[("connector", "github"), ("event_type", t)],
+        )
+    };
+    assert_eq!((accepted("push"), accepted("issues")), (1.0, 1.0), "{m}");
+    assert_eq!(
+        accepted("deployment"),
+        0.0,
+        "a refused type is not accepted"
+    );
 
     let (ok, text) = hb.command(&["check"]).await;
     assert!(ok, "{text}");

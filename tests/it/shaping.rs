@@ -262,6 +262,71 @@ async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutd
     assert!(status.success(), "{status:?}");
 }
 
+/// Programs that never end keep their threads: with as many still running as a sink
+/// allows (4), its next records are dead-lettered at once with `runaway-limit`, even
+/// those the filter would pass; the gauge shows the runaways and the limit is logged
+/// once; every offset commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_runaway_limit_records_are_dead_lettered_at_once() {
+    let Scenario {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    } = start(Setup::new("runaways").dlq(), |n, sink| {
+        sink.url(&n.url).filter("last(range(.n)) > 0").dlq(&n.dlq)
+    })
+    .await;
+    let runaways: Vec<_> = (0..4)
+        .map(|i| json!({"key": format!("r{i}"), "value": "{\"n\":1e18}"}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &runaways).await;
+    let timed_out = kafka::read(&broker.addr(), &dlq, Some(4), 30.0).await;
+    assert_eq!(timed_out.len(), 4);
+    let fine: Vec<_> = (0..3)
+        .map(|i| json!({"key": format!("k{i}"), "value": "{\"n\":2}"}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &fine).await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(7), 30.0).await;
+    let errors: Vec<String> = dead
+        .iter()
+        .map(|d| d.header("hookbridge-dlq-error").unwrap_or_default())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "timeout",
+            "timeout",
+            "timeout",
+            "timeout",
+            "runaway-limit",
+            "runaway-limit",
+            "runaway-limit"
+        ],
+        "{errors:?}"
+    );
+    assert!(dead
+        .iter()
+        .all(|d| d.header("hookbridge-dlq-reason").as_deref() == Some("filter")));
+    wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    assert!(rx.seen().is_empty(), "nothing sent at the limit");
+    let m = hb.metrics().await;
+    assert_eq!(
+        metric(&m, "hookbridge_jq_runaways", &[("connector", "shaped")]),
+        4.0,
+        "{m}"
+    );
+    let logs = hb.logs();
+    assert_eq!(
+        logs.matches("jq programs still running past their deadline reached the limit")
+            .count(),
+        1,
+        "logged once"
+    );
+    drop(hb);
+}
+
 /// Without a DLQ a record whose template cannot be filled is not dropped: its key waits
 /// (and the watermark with it) while other keys are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

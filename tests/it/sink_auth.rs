@@ -1,6 +1,8 @@
 //! Sink authentication end to end: OAuth2 client credentials against a local token
 //! endpoint (down at first, short-lived tokens, a revoked token answered 401) and mTLS
-//! against an HTTPS receiver that demands a client certificate from a private CA.
+//! against an HTTPS receiver that demands a client certificate from a private CA; HTTP/2
+//! negotiated by ALPN with a TLS destination that offers it, HTTP/1.1 with one that does
+//! not.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -239,59 +241,106 @@ fn make_pki(dir: &Path) {
     }
 }
 
-/// An HTTPS server that requires a client certificate signed by `ca.pem`; counts the
-/// requests it answered 200.
-async fn mtls_receiver(dir: &Path) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
-    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
+/// What a loopback HTTPS destination (server certificate from [`make_pki`]) asks of
+/// its clients and offers them.
+#[derive(Clone, Copy)]
+struct TlsOffer {
+    /// Demands a client certificate signed by `ca.pem`.
+    client_cert: bool,
+    /// Offers `h2` by ALPN besides `http/1.1`, and serves HTTP/2 when it is chosen.
+    h2: bool,
+}
+
+/// What such a destination saw: handshakes refused, and the HTTP version of each request
+/// it answered 200.
+#[derive(Clone, Default)]
+struct TlsSeen {
+    refused: Arc<AtomicUsize>,
+    versions: Arc<Mutex<Vec<axum::http::Version>>>,
+}
+
+impl TlsSeen {
+    fn ok(&self) -> usize {
+        self.versions.lock().unwrap().len()
+    }
+}
+
+async fn tls_receiver(dir: &Path, offer: TlsOffer) -> (String, TlsSeen) {
+    use openssl::ssl::{AlpnError, SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
     b.set_certificate_chain_file(dir.join("server.pem"))
         .unwrap();
     b.set_private_key_file(dir.join("server.key"), SslFiletype::PEM)
         .unwrap();
-    b.set_ca_file(dir.join("ca.pem")).unwrap();
-    b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    if offer.client_cert {
+        b.set_ca_file(dir.join("ca.pem")).unwrap();
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
+    let protocols: &'static [u8] = if offer.h2 {
+        b"\x02h2\x08http/1.1"
+    } else {
+        b"\x08http/1.1"
+    };
+    b.set_alpn_select_callback(move |_, client| {
+        openssl::ssl::select_next_proto(protocols, client).ok_or(AlpnError::NOACK)
+    });
     let acceptor = Arc::new(b.build());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}/hook", listener.local_addr().unwrap());
-    let ok = Arc::new(AtomicUsize::new(0));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let (ok2, refused2) = (ok.clone(), refused.clone());
+    let seen = TlsSeen::default();
+    let out = seen.clone();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
             let acceptor = acceptor.clone();
-            let (ok, refused) = (ok2.clone(), refused2.clone());
+            let seen = seen.clone();
             tokio::spawn(async move {
                 let ssl = openssl::ssl::Ssl::new(acceptor.context()).unwrap();
                 let mut stream = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
                 if std::pin::Pin::new(&mut stream).accept().await.is_err() {
-                    refused.fetch_add(1, Ordering::SeqCst);
+                    seen.refused.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
-                let service = hyper::service::service_fn(move |_req| {
-                    ok.fetch_add(1, Ordering::SeqCst);
+                let h2 = stream.ssl().selected_alpn_protocol() == Some(b"h2".as_slice());
+                let versions = seen.versions.clone();
+                let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                    versions.lock().unwrap().push(req.version());
                     async {
                         Ok::<_, std::convert::Infallible>(hyper::Response::new(
                             http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
                         ))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = if h2 {
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(io, service)
+                        .await
+                } else {
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await
+                };
             });
         }
     });
-    (url, ok, refused)
+    (url, out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without_one() {
     let pki = tempfile::tempdir().unwrap();
     make_pki(pki.path());
-    let (url, ok, refused) = mtls_receiver(pki.path()).await;
+    let (url, seen) = tls_receiver(
+        pki.path(),
+        TlsOffer {
+            client_cert: true,
+            h2: false,
+        },
+    )
+    .await;
     let broker = Broker::start();
     let path = |f: &str| pki.path().join(f).display().to_string();
     let sink = |name: &str, topic: &str, tls: &[(&str, &str)]| {
@@ -323,10 +372,10 @@ async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without
     wait_until(
         Duration::from_secs(10),
         "handshakes refused and retried",
-        || std::future::ready(refused.load(Ordering::SeqCst) >= 2),
+        || std::future::ready(seen.refused.load(Ordering::SeqCst) >= 2),
     )
     .await;
-    assert_eq!(ok.load(Ordering::SeqCst), 0);
+    assert_eq!(seen.ok(), 0);
     drop(hb);
 
     let topic = unique("mtls");
@@ -354,15 +403,73 @@ async fn mtls_destination_gets_the_client_certificate_and_refuses_a_sink_without
     )
     .await;
     wait_until(Duration::from_secs(20), "3 deliveries over mTLS", || {
-        std::future::ready(ok.load(Ordering::SeqCst) >= 3)
+        std::future::ready(seen.ok() >= 3)
     })
     .await;
-    assert_eq!(ok.load(Ordering::SeqCst), 3, "delivered over mTLS");
+    assert_eq!(seen.ok(), 3, "delivered over mTLS");
     let (good, text) = hb.command(&["check"]).await;
     assert!(
         good && text.contains("tls: ca") && text.contains("client certificate"),
         "{text}"
     );
+    drop(hb);
+}
+
+/// A TLS destination that offers HTTP/2 by ALPN gets every delivery as HTTP/2; one that
+/// offers only HTTP/1.1 gets HTTP/1.1 (reqwest's native TLS asks for both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_destination_offering_http2_gets_it_and_an_http1_one_still_works() {
+    let pki = tempfile::tempdir().unwrap();
+    make_pki(pki.path());
+    let ca = pki.path().join("ca.pem").display().to_string();
+    let broker = Broker::start();
+    let mut cfg = Config::new(&broker.addr());
+    let mut destinations = Vec::new();
+    for (name, h2) in [("h2", true), ("h1", false)] {
+        let (url, seen) = tls_receiver(
+            pki.path(),
+            TlsOffer {
+                client_cert: false,
+                h2,
+            },
+        )
+        .await;
+        let topic = unique(name);
+        broker.create_topic(&topic, 1);
+        let sink = SinkToml::new(&topic, &url)
+            .name(name)
+            .timeout("5s")
+            .max_attempts(0)
+            .backoff("100ms", "500ms")
+            .tls(&[("ca", &ca)])
+            .render();
+        cfg = cfg.connector(&format!("{name}.toml"), &sink);
+        destinations.push((name, h2, topic, seen));
+    }
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    for (_, _, topic, _) in &destinations {
+        let records: Vec<_> = (0..5)
+            .map(|i| json!({"key": format!("k{i}"), "value": "{}"}))
+            .collect();
+        kafka::produce(&broker.addr(), topic, &records).await;
+    }
+    for (name, h2, _, seen) in &destinations {
+        wait_until(Duration::from_secs(20), "5 deliveries over TLS", || {
+            std::future::ready(seen.ok() >= 5)
+        })
+        .await;
+        let want = if *h2 {
+            axum::http::Version::HTTP_2
+        } else {
+            axum::http::Version::HTTP_11
+        };
+        let versions = seen.versions.lock().unwrap().clone();
+        assert!(
+            versions.iter().all(|v| *v == want),
+            "{name}: {versions:?}, expected all {want:?}"
+        );
+    }
     drop(hb);
 }
 

@@ -8,10 +8,19 @@ use crate::connectors::Connectors;
 use crate::egress::record::TopicPartition;
 
 fn shaper(extra: &str) -> Shaper {
+    shaper_with(extra, telemetry())
+}
+
+fn shaper_with(extra: &str, telemetry: Arc<SinkTelemetry>) -> Shaper {
     let mut out = Connectors::default();
     let text = format!("[sink]\nname = \"s\"\ntopics = [\"t\"]\n{extra}\n");
     crate::connectors::load_file("s.toml", &text, &mut out).expect("valid sink");
-    Shaper::new(&out.sinks[0])
+    Shaper::new(&out.sinks[0], telemetry)
+}
+
+fn telemetry() -> Arc<SinkTelemetry> {
+    let metrics = Arc::new(crate::telemetry::Metrics::new());
+    Arc::new(SinkTelemetry::new("s".into(), metrics))
 }
 
 fn record(value: &[u8], headers: &[(&str, &[u8])], key: Option<&[u8]>) -> Record {
@@ -238,4 +247,53 @@ proptest::proptest! {
             let _ = s.shape(&r);
         }
     }
+}
+
+/// A program that never ends keeps its thread (and a core) for good: with as many
+/// runaways as the sink allows still running, the next record is refused at once with
+/// `runaway-limit` (whatever it holds), the gauge shows them, and once one ends records
+/// are evaluated again. Here the "runaways" end after a while, past a short deadline.
+#[tokio::test(flavor = "current_thread")]
+async fn runaway_programs_are_bounded_per_sink() {
+    let telemetry = telemetry();
+    let s = shaper_with(
+        "url = \"http://h/\"\nfilter = 'last(range(.n)) > 0'",
+        telemetry.clone(),
+    )
+    .with_runaway_limits(Duration::from_millis(20), 2);
+    let cancel = CancellationToken::new();
+    let slow = record(br#"{"n":3e6}"#, &[], None);
+    let quick = record(br#"{"n":2}"#, &[], None);
+    let refused = |error| {
+        Some(Refused {
+            reason: "filter",
+            error,
+        })
+    };
+    for n in 1..=2 {
+        let got = s.shape_in_time(&slow, &cancel).await.unwrap();
+        assert_eq!(got.err(), refused("timeout"));
+        assert_eq!(telemetry.jq_runaways.get(), n);
+    }
+    let started = std::time::Instant::now();
+    let got = s.shape_in_time(&quick, &cancel).await.unwrap();
+    assert_eq!(got.err(), refused("runaway-limit"), "at the limit");
+    assert!(
+        started.elapsed() < Duration::from_millis(20),
+        "refused at once"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while telemetry.jq_runaways.get() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runaways never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("runaways ended after {:?}", started.elapsed());
+    let got = s.shape_in_time(&quick, &cancel).await.unwrap();
+    assert!(
+        matches!(got, Ok(Some(_))),
+        "evaluated again once they ended"
+    );
 }

@@ -1,9 +1,10 @@
 //! The commit auditor: while a run goes on, an independent client (rdkafka from the test,
 //! never hookbridge's code) reads the group's committed offsets and their finished-offset
 //! maps every 100 ms. Every offset below a committed one, and every offset a map says is
-//! finished, must have been answered 2xx by the receiver (or be in the DLQ) before the
-//! commit was read: the receiver stamps each 2xx when it sends it, and a record answered
-//! after the read counts as unfinished for that commit, however soon it was answered.
+//! finished, must have been answered 2xx by the receiver (or be in the DLQ, or be a
+//! record the sink's filter drops, by a rule the test restates) before the commit was
+//! read: the receiver stamps each 2xx when it sends it, and a record answered after the
+//! read counts as unfinished for that commit, however soon it was answered.
 //!
 //! What it cannot see: a commit made past a record that is then answered before the next
 //! read (at most 100 ms later). A record that is never finished, or one still open at the
@@ -115,7 +116,39 @@ impl Auditor {
         finished: impl Fn() -> Finished + Send + 'static,
         dlq: Option<&str>,
     ) -> Self {
-        let dlq = dlq.map(|d| DlqReader::new(brokers, d, topic));
+        let readers = dlq
+            .map(|d| TopicReader::dead_letters(brokers, d, topic))
+            .into_iter()
+            .collect();
+        Self::start_reading(brokers, group, topic, partitions, finished, readers)
+    }
+
+    /// As [`start`](Self::start) for a sink whose `filter` drops the records for which
+    /// `dropped(value)` holds: a client of the auditor's own reads `topic` and counts such
+    /// a record as finished from its produce timestamp (a filtered record is finished
+    /// without a request, so the receiver never answers it). `dropped` restates the
+    /// sink's filter independently of hookbridge's jq.
+    #[allow(dead_code)] // used by the chaos suite, which shares these fixtures
+    pub fn start_filtered(
+        brokers: &str,
+        group: &str,
+        topic: &str,
+        partitions: u32,
+        finished: impl Fn() -> Finished + Send + 'static,
+        dropped: fn(&[u8]) -> bool,
+    ) -> Self {
+        let readers = vec![TopicReader::filtered(brokers, topic, dropped)];
+        Self::start_reading(brokers, group, topic, partitions, finished, readers)
+    }
+
+    fn start_reading(
+        brokers: &str,
+        group: &str,
+        topic: &str,
+        partitions: u32,
+        finished: impl Fn() -> Finished + Send + 'static,
+        readers: Vec<TopicReader>,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let shared = Arc::new(Mutex::new(Report::default()));
@@ -136,7 +169,7 @@ impl Auditor {
                 tpl.add_partition(&topic, p);
             }
             let mut judge = Judge::default();
-            let mut dlq = dlq;
+            let mut readers = readers;
             let mut last_round = false;
             loop {
                 if flag.load(Ordering::SeqCst) {
@@ -149,20 +182,18 @@ impl Auditor {
                     // even though it is in the set by the time the set is read.
                     let read_at = Instant::now();
                     let mut done = finished();
-                    // Read the DLQ up to its high watermark as of now, which covers every
-                    // dead letter acknowledged before the commit was read; if it cannot be
-                    // read that far, this sample is not judged.
-                    let ready = match dlq.as_mut() {
-                        None => true,
-                        Some(dlq) => {
-                            let ok = dlq.catch_up();
-                            for (k, t) in &dlq.found {
-                                let e = done.entry(*k).or_insert(*t);
-                                *e = (*e).min(*t);
-                            }
-                            ok
+                    // Read the DLQ (or the filtered records) up to its high watermark as
+                    // of now, which covers every dead letter acknowledged before the
+                    // commit was read; if it cannot be read that far, this sample is not
+                    // judged.
+                    let mut ready = true;
+                    for r in readers.iter_mut() {
+                        ready &= r.catch_up();
+                        for (k, t) in &r.found {
+                            let e = done.entry(*k).or_insert(*t);
+                            *e = (*e).min(*t);
                         }
-                    };
+                    }
                     let commits: Vec<(i32, i64, String)> = committed
                         .elements()
                         .iter()
@@ -229,44 +260,84 @@ impl Drop for Auditor {
     }
 }
 
-/// The DLQ, read from the start by a client that never joins a group.
-struct DlqReader {
+/// Which records of a topic count as finished, with their position in the audited topic.
+type Pick = Box<dyn Fn(&rdkafka::message::BorrowedMessage<'_>) -> Option<(i32, i64)> + Send>;
+
+/// A topic (the DLQ, or the audited topic itself for filtered records), read from the
+/// start by a client that never joins a group.
+struct TopicReader {
     consumer: BaseConsumer,
-    dlq: String,
-    /// Only dead letters of this source topic count.
-    source: String,
-    /// Next offset to read, per DLQ partition.
+    topic: String,
+    pick: Pick,
+    /// Next offset to read, per partition.
     next: BTreeMap<i32, i64>,
     found: Finished,
 }
 
-impl DlqReader {
-    fn new(brokers: &str, dlq: &str, source: &str) -> Self {
+impl TopicReader {
+    /// Dead letters of records of `source`, at the position their headers name.
+    fn dead_letters(brokers: &str, dlq: &str, source: &str) -> Self {
+        let source = source.to_owned();
+        let pick: Pick = Box::new(move |m| {
+            use rdkafka::message::{Headers, Message};
+            let header = |name: &str| {
+                m.headers().and_then(|hs| {
+                    hs.iter()
+                        .find(|h| h.key == name)
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                })
+            };
+            if header("hookbridge-dlq-topic").as_deref() != Some(source.as_str()) {
+                return None;
+            }
+            Some((
+                header("hookbridge-dlq-partition")?.parse().ok()?,
+                header("hookbridge-dlq-offset")?.parse().ok()?,
+            ))
+        });
+        Self::new(brokers, dlq, pick)
+    }
+
+    /// Records of `topic` whose value `dropped` says the sink's filter drops.
+    #[allow(dead_code)] // used by the chaos suite, which shares these fixtures
+    fn filtered(brokers: &str, topic: &str, dropped: fn(&[u8]) -> bool) -> Self {
+        let pick: Pick = Box::new(move |m| {
+            use rdkafka::message::Message;
+            dropped(m.payload().unwrap_or_default()).then(|| (m.partition(), m.offset()))
+        });
+        Self::new(brokers, topic, pick)
+    }
+
+    fn new(brokers: &str, topic: &str, pick: Pick) -> Self {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
-            .set("group.id", format!("audit-{dlq}"))
+            .set("group.id", format!("audit-{topic}"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
+            // The watermark queries of each sample wait behind a fetch on the same
+            // connection: a long fetch wait would stretch every sample to seconds.
+            .set("fetch.wait.max.ms", "10")
             .set("log_level", "0")
             .create()
-            .expect("auditor DLQ client");
-        DlqReader {
+            .expect("auditor topic client");
+        TopicReader {
             consumer,
-            dlq: dlq.to_owned(),
-            source: source.to_owned(),
+            topic: topic.to_owned(),
+            pick,
             next: BTreeMap::new(),
             found: Finished::new(),
         }
     }
 
-    /// Reads every dead letter below each partition's current high watermark; false when
+    /// Reads every record below each partition's current high watermark; false when
     /// it could not within a few seconds.
     fn catch_up(&mut self) -> bool {
-        use rdkafka::message::{Headers, Message};
+        use rdkafka::message::Message;
         if self.next.is_empty() {
             let Ok(md) = self
                 .consumer
-                .fetch_metadata(Some(&self.dlq), Duration::from_secs(2))
+                .fetch_metadata(Some(&self.topic), Duration::from_secs(2))
             else {
                 return false;
             };
@@ -278,17 +349,17 @@ impl DlqReader {
             }
             let mut tpl = TopicPartitionList::new();
             for p in t.partitions() {
-                tpl.add_partition_offset(&self.dlq, p.id(), Offset::Beginning)
+                tpl.add_partition_offset(&self.topic, p.id(), Offset::Beginning)
                     .expect("offset");
                 self.next.insert(p.id(), 0);
             }
-            self.consumer.assign(&tpl).expect("assign DLQ");
+            self.consumer.assign(&tpl).expect("assign the topic");
         }
         let mut high = BTreeMap::new();
         for p in self.next.keys() {
-            let Ok((_, h)) = self
-                .consumer
-                .fetch_watermarks(&self.dlq, *p, Duration::from_secs(2))
+            let Ok((_, h)) =
+                self.consumer
+                    .fetch_watermarks(&self.topic, *p, Duration::from_secs(2))
             else {
                 return false;
             };
@@ -303,21 +374,7 @@ impl DlqReader {
                 continue;
             };
             self.next.insert(m.partition(), m.offset() + 1);
-            let header = |name: &str| {
-                m.headers().and_then(|hs| {
-                    hs.iter()
-                        .find(|h| h.key == name)
-                        .and_then(|h| h.value)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                })
-            };
-            if header("hookbridge-dlq-topic").as_deref() != Some(self.source.as_str()) {
-                continue;
-            }
-            let (Some(p), Some(o)) = (
-                header("hookbridge-dlq-partition").and_then(|v| v.parse().ok()),
-                header("hookbridge-dlq-offset").and_then(|v| v.parse().ok()),
-            ) else {
+            let Some((p, o)) = (self.pick)(&m) else {
                 continue;
             };
             // The produce timestamp, as an Instant: never later than the broker's ack.
