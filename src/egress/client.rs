@@ -27,6 +27,10 @@ const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
 const TRACEPARENT: HeaderName = HeaderName::from_static(trace::TRACEPARENT);
 
+/// Longest interval between HTTP/2 pings to a destination, and longest wait for a ping's
+/// answer (both are the sink's `timeout` when that is shorter).
+const H2_PING_EVERY: Duration = Duration::from_secs(10);
+
 /// What every attempt of one sink shares.
 pub struct Client {
     http: reqwest::Client,
@@ -46,6 +50,13 @@ impl Client {
             .connect_timeout(sink.timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(sink.concurrency)
+            // An HTTP/2 destination gets every request of the sink on one connection, and
+            // a timed-out request resets only its stream: a connection whose peer froze
+            // (a hung backend whose kernel still ACKs, a NAT entry dropped) would take
+            // every later attempt down with it. Pings find it dead and close it.
+            .http2_keep_alive_interval(sink.timeout.min(H2_PING_EVERY))
+            .http2_keep_alive_timeout(sink.timeout.min(H2_PING_EVERY))
+            .http2_keep_alive_while_idle(true)
             .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &sink.tls_files.ca {
             for cert in reqwest::Certificate::from_pem_bundle(ca)? {

@@ -10,9 +10,9 @@
 //! (`connectors::source::MAX_EVENT_TYPE`; a longer one counts as untyped), and the counts
 //! are fixed-size, so a source's catalog stays within about [`MAX_TYPES`] × 400 bytes
 //! however long the process runs.
-//! The same cap bounds the `event_type` label of
-//! `hookbridge_ingress_accepted_total`: the catalog decides which bucket a webhook is
-//! counted in ([`Bucket`]), and the metric follows it.
+//! The catalog also bounds the `event_type` label of `hookbridge_ingress_accepted_total`:
+//! it decides which bucket a webhook is counted in ([`Bucket`]), and only the first
+//! [`MAX_LABELLED_TYPES`] types seen get a series of their own.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -21,6 +21,11 @@ use std::time::SystemTime;
 
 /// Distinct event types kept per source; past it, new types count as "other".
 pub const MAX_TYPES: usize = 1000;
+
+/// Of those, the first ones seen that get a metric series of their own: every replica
+/// and every restart admits its own, so the metric's cap is kept well below the
+/// catalog's (the console shows all of them; Prometheus keeps every series it ever saw).
+pub const MAX_LABELLED_TYPES: usize = 100;
 
 /// How often one kind of webhook was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +70,8 @@ pub struct Snapshot {
 
 #[derive(Debug, Default)]
 struct Types {
-    types: HashMap<String, Seen>,
+    /// Each type with its rank: how many types were seen before it.
+    types: HashMap<String, (Seen, usize)>,
     other: Option<Seen>,
     untyped: Option<Seen>,
 }
@@ -73,8 +79,9 @@ struct Types {
 /// Where a webhook was counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bucket<'a> {
-    /// Under its own type (as received, read lossily as UTF-8).
-    Type(Cow<'a, str>),
+    /// Under its own type (as received, read lossily as UTF-8), with whether it is
+    /// among the first [`MAX_LABELLED_TYPES`] seen (a metric series of its own).
+    Type(Cow<'a, str>, bool),
     /// A type past the cap.
     Other,
     /// The rule found no event type.
@@ -101,20 +108,25 @@ impl SourceCatalog {
         };
         // Valid UTF-8 is looked up without a copy; only a new type allocates.
         let name: Cow<'a, str> = String::from_utf8_lossy(raw);
-        if let Some(s) = t.types.get_mut(name.as_ref()) {
+        let rank = if let Some((s, rank)) = t.types.get_mut(name.as_ref()) {
             s.again(now);
+            *rank
         } else if t.types.len() < MAX_TYPES {
-            t.types.insert(name.clone().into_owned(), Seen::new(now));
+            let rank = t.types.len();
+            t.types
+                .insert(name.clone().into_owned(), (Seen::new(now), rank));
+            rank
         } else {
             bump(&mut t.other, now);
             return Bucket::Other;
-        }
-        Bucket::Type(name)
+        };
+        Bucket::Type(name, rank < MAX_LABELLED_TYPES)
     }
 
     pub fn snapshot(&self) -> Snapshot {
         let t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut types: Vec<(String, Seen)> = t.types.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut types: Vec<(String, Seen)> =
+            t.types.iter().map(|(k, v)| (k.clone(), v.0)).collect();
         types.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
         Snapshot {
             types,
@@ -204,7 +216,7 @@ mod tests {
         let now_bytes: usize = t.types.keys().map(String::len).sum();
         assert_eq!((now_bytes, bytes), (MAX_TYPES * 256, MAX_TYPES * 256));
         assert_eq!(t.other.map(|o| o.count), Some(19 * MAX_TYPES as u64));
-        assert!(t.types.values().all(|s| s.count == 20), "counts stay");
+        assert!(t.types.values().all(|s| s.0.count == 20), "counts stay");
     }
 
     #[test]
@@ -215,7 +227,7 @@ mod tests {
             let t = format!("type-{n}");
             let bucket = c.seen_at(Some(t.as_bytes()), now);
             let want = if n < MAX_TYPES {
-                Bucket::Type(t.as_str().into())
+                Bucket::Type(t.as_str().into(), n < MAX_LABELLED_TYPES)
             } else {
                 Bucket::Other
             };
@@ -223,7 +235,7 @@ mod tests {
         }
         assert_eq!(
             c.seen_at(Some(b"type-0"), now),
-            Bucket::Type("type-0".into())
+            Bucket::Type("type-0".into(), true)
         );
         assert_eq!(c.seen_at(None, now), Bucket::Untyped);
         let s = c.snapshot();

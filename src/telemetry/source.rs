@@ -106,8 +106,8 @@ impl WebhookAccepted<'_> {
             Bucket::Untyped
         };
         let event_type: &str = match &bucket {
-            Bucket::Type(name) => name,
-            Bucket::Other => "other",
+            Bucket::Type(name, true) => name,
+            Bucket::Type(_, false) | Bucket::Other => "other",
             Bucket::Untyped => "",
         };
         t.metrics
@@ -192,8 +192,8 @@ mod tests {
         assert_eq!(line(&metrics, accepted).as_deref(), Some(accepted));
     }
 
-    /// Past the catalog's cap, new types are counted as `other`: a sender inventing types
-    /// cannot grow the metric's series; a source without a rule counts under no type.
+    /// Past the metric's cap, new types are counted as `other`: a sender inventing types
+    /// adds at most MAX_LABELLED_TYPES series; a source without a rule counts under no type.
     #[test]
     fn accepted_webhooks_are_labelled_by_capped_event_type() {
         let metrics = Arc::new(Metrics::new());
@@ -219,12 +219,18 @@ mod tests {
             .count();
         assert_eq!(
             series,
-            super::super::catalog::MAX_TYPES + 2,
-            "types, other, none"
+            super::super::catalog::MAX_LABELLED_TYPES + 2,
+            "the first types seen, other, none"
+        );
+        let past_labels =
+            super::super::catalog::MAX_TYPES - super::super::catalog::MAX_LABELLED_TYPES;
+        let other = format!(
+            r#"hookbridge_ingress_accepted_total{{connector="gh",event_type="other"}} {}"#,
+            past_labels + 3
         );
         for want in [
             r#"hookbridge_ingress_accepted_total{connector="gh",event_type="t0"} 2"#,
-            r#"hookbridge_ingress_accepted_total{connector="gh",event_type="other"} 3"#,
+            &other,
             r#"hookbridge_ingress_accepted_total{connector="gh",event_type=""} 2"#,
         ] {
             assert!(text.lines().any(|l| l == want), "{want} missing");
