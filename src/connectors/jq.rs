@@ -10,6 +10,8 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars};
 pub use jaq_json::Val;
 
+mod recursion;
+
 /// The variables a program may use, in the order [`Program::run`] takes their values.
 pub const VARS: [&str; 4] = ["$key", "$headers", "$topic", "$event_type"];
 
@@ -89,6 +91,13 @@ impl Program {
                     .collect();
                 format!("not a jq program: {}", what.join("; "))
             })?;
+        // Loaded, so it parses: refused only for what it does.
+        let term = jaq_core::load::parse(code, |p| p.term());
+        if let Some(name) = term.as_ref().and_then(recursion::recursive_definition) {
+            return Err(format!(
+                "`{name}` calls itself: a recursive definition can overflow the stack and abort the process on a record that makes it deep; loop with until, while, repeat, recurse, reduce or foreach instead"
+            ));
+        }
         let filter = Compiler::default()
             .with_funs(funs)
             .with_global_vars(VARS)
@@ -258,6 +267,19 @@ mod tests {
             string(b"orders"),
             Val::Null,
         ]
+    }
+
+    /// A definition that calls itself can be driven by a record deep enough to overflow
+    /// the evaluating thread's stack, which aborts the process: refused when compiled.
+    #[test]
+    fn a_definition_that_calls_itself_is_refused_and_builtin_loops_are_not() {
+        let err = Program::compile("def f: if . > 0 then (. - 1 | f) + 1 else 0 end; .n | f")
+            .expect_err("recursive");
+        assert!(err.starts_with("`f` calls itself"), "{err}");
+        let p = Program::compile("def inc: . + 1; .n as $n | 0 | until(. >= $n; inc)")
+            .expect("a builtin loop compiles");
+        let out = p.run(parse(br#"{"n":100000}"#).unwrap(), vars()).unwrap();
+        assert_eq!(out.and_then(|v| to_json(&v)), Some(b"100000".to_vec()));
     }
 
     #[test]

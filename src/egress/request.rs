@@ -145,6 +145,13 @@ impl Shaper {
                 error: "runaway-limit",
             }));
         }
+        // A slot for the evaluation's thread, held until that thread ends: runaways keep
+        // theirs, so however many records time out at once, no more than `limit`
+        // evaluations of the sink ever run.
+        let slot = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            slot = runaways.slots.clone().acquire_owned() => slot.ok()?,
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let programs = self.programs.clone();
         let owned = record.clone();
@@ -154,7 +161,9 @@ impl Shaper {
         let (ran, tally) = (run.clone(), runaways.clone());
         let spawned = std::thread::Builder::new()
             .name("hookbridge-jq".to_owned())
+            .stack_size(JQ_STACK)
             .spawn(move || {
+                let _slot = slot;
                 let _ = tx.send(programs.evaluate(&owned, &stage));
                 if ran.swap(DONE, Ordering::AcqRel) == DETACHED {
                     tally.ended();
@@ -338,10 +347,17 @@ impl Shaper {
 /// How long a sink's filter and transform together may take on one record.
 pub const JQ_DEADLINE: Duration = Duration::from_secs(1);
 
-/// Evaluations a sink may leave running past [`JQ_DEADLINE`] at once. jaq cannot be
-/// interrupted, so each keeps its thread (and, looping, a core) until it ends; past this
-/// many the sink refuses records at once rather than start more.
+/// Evaluations of a sink's programs running at once, each on a thread of its own; one
+/// left running past [`JQ_DEADLINE`] keeps its thread (and, looping, a core) until it
+/// ends, because jaq cannot be interrupted: with this many such runaways, the sink
+/// refuses records at once rather than wait for one to end.
 pub const MAX_RUNAWAYS: usize = 4;
+
+/// Stack of an evaluation's thread. jaq runs nested values and calls on the native
+/// stack, and an overflow aborts the process; definitions that call themselves are
+/// refused (`connectors::jq`), and this leaves room for deep values a program builds.
+/// Reserved, not used: only the pages an evaluation touches take memory.
+const JQ_STACK: usize = 64 << 20;
 
 /// States of one evaluation's thread: still running, ended, or given up on (past its
 /// deadline, or its record revoked) and counted as a runaway until it ends.
@@ -351,6 +367,8 @@ const DETACHED: u8 = 2;
 
 /// A sink's evaluations still running after it stopped waiting for them.
 struct Runaways {
+    /// One permit per evaluation thread that may run, held until the thread ends.
+    slots: Arc<tokio::sync::Semaphore>,
     running: AtomicUsize,
     deadline: Duration,
     limit: usize,
@@ -363,6 +381,7 @@ struct Runaways {
 impl Runaways {
     fn new(telemetry: Arc<SinkTelemetry>, deadline: Duration, limit: usize) -> Self {
         Runaways {
+            slots: Arc::new(tokio::sync::Semaphore::new(limit.max(1))),
             running: AtomicUsize::new(0),
             deadline,
             limit,

@@ -297,3 +297,49 @@ async fn runaway_programs_are_bounded_per_sink() {
         "evaluated again once they ended"
     );
 }
+
+/// Records shaped at the same moment all run past the deadline: the sink never has more
+/// evaluations running than its limit, however many started together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaways_started_together_stay_within_the_limit() {
+    let telemetry = telemetry();
+    let s = Arc::new(
+        shaper_with(
+            "url = \"http://h/\"\nfilter = 'last(range(.n)) > 0'",
+            telemetry.clone(),
+        )
+        .with_runaway_limits(Duration::from_millis(20), 2),
+    );
+    let slow = record(br#"{"n":1e6}"#, &[], None);
+    let most = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let watching = CancellationToken::new();
+    let watcher = tokio::spawn({
+        let (most, telemetry, watching) = (most.clone(), telemetry.clone(), watching.clone());
+        async move {
+            while !watching.is_cancelled() {
+                most.fetch_max(telemetry.jq_runaways.get(), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let shaping: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, slow) = (s.clone(), slow.clone());
+            tokio::spawn(async move {
+                let cancel = CancellationToken::new();
+                s.shape_in_time(&slow, &cancel).await.map(|r| r.err())
+            })
+        })
+        .collect();
+    for shaped in shaping {
+        let refused = shaped.await.expect("no panic").expect("not cancelled");
+        assert!(refused.is_some(), "a runaway was shaped");
+    }
+    watching.cancel();
+    watcher.await.expect("no panic");
+    assert!(
+        most.load(Ordering::SeqCst) <= 2,
+        "{} evaluations ran past their deadline at once",
+        most.load(Ordering::SeqCst)
+    );
+}
