@@ -157,3 +157,38 @@ async fn meta_subscription_gets_its_challenge_and_a_wrong_token_403() {
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
+
+#[tokio::test]
+async fn bodies_abandoned_after_holding_their_slot_spend_the_address_budget() {
+    use futures::StreamExt;
+    let app = ingress();
+    // Most of a body (1000 of the 1 KiB max_body: rate credit until about 2 s), then
+    // the client goes away after 1.5 s: more than a quarter of the 5 s body_timeout, so
+    // it held its slot long, as one timed out does.
+    let abandoned = || {
+        let part = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(vec![
+            b' ';
+            1000
+        ]))]);
+        let gone = futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+        });
+        Request::builder()
+            .method("POST")
+            .uri("/gh")
+            .header("x-hub-signature-256", "sha256=00")
+            .body(Body::from_stream(part.chain(gone)))
+            .unwrap()
+    };
+    let (a, b) = tokio::join!(
+        app.clone().oneshot(abandoned()),
+        app.clone().oneshot(abandoned())
+    );
+    for r in [a.unwrap(), b.unwrap()] {
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+    // The budget (burst 2) is spent: the next failure is over it.
+    let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
