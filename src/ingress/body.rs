@@ -383,14 +383,14 @@ mod tests {
             });
             Body::from_stream(half.chain(close))
         };
-        // A deadline of 2 s: a quarter of it is 500 ms.
+        // A deadline of 4 s: a quarter of it is 1 s.
         let limits = BodyLimits {
-            deadline: Duration::from_secs(2),
+            deadline: Duration::from_secs(4),
             ..limits(8000)
         };
         let mut r = budget.start(CLIENT).unwrap();
         let late = read(
-            broken_after(Duration::from_millis(700)),
+            broken_after(Duration::from_millis(1100)),
             Some(8000),
             limits,
             &mut r,
