@@ -92,9 +92,31 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
     out
 }
 
-/// The longest broker wait that still lets a Discord interaction be answered within
+/// The longest broker wait that still lets a Discord request be answered within
 /// Discord's 3 seconds, with room for the network.
 const DISCORD_ANSWER_BUDGET: std::time::Duration = std::time::Duration::from_millis(2500);
+
+/// Sources whose provider needs the answer sooner than a slow broker ack can give it.
+/// Discord, both kinds: an interaction not answered within 3 s fails for the user, and
+/// webhook events not answered within 3 s count against the app until Discord stops
+/// sending them. hookbridge answers only after the ack, which `kafka.produce_timeout`
+/// bounds, so a 503 (which Discord does not wait for) cannot come in time either.
+fn late_answers(produce_timeout: std::time::Duration, sources: &[Source]) -> Vec<String> {
+    if produce_timeout <= DISCORD_ANSWER_BUDGET {
+        return Vec::new();
+    }
+    (sources.iter())
+        .filter(|src| matches!(src.verifier.scheme_name(), "discord" | "discord-events"))
+        .map(|src| {
+            format!(
+                "{}: a `{}` source while kafka.produce_timeout is {}: Discord needs the answer within 3 s, so a slow broker ack fails the request for Discord instead of a 503 it retries; set kafka.produce_timeout to 2.5s or less",
+                src.file,
+                src.verifier.scheme_name(),
+                humantime::format_duration(produce_timeout)
+            )
+        })
+        .collect()
+}
 
 /// Settings that work but weaken what hookbridge protects: each one is legitimate
 /// somewhere (a sidecar on loopback, a trusted network), so they are warnings.
@@ -120,20 +142,7 @@ fn risky_settings(loaded: &Loaded, connectors: &Connectors) -> Vec<String> {
             ));
         }
     }
-    // Discord shows the user a failure when an interaction is not answered within 3 s,
-    // and hookbridge answers only after the broker's ack.
-    let produce_timeout = s.kafka.produce_timeout.0;
-    if produce_timeout > DISCORD_ANSWER_BUDGET {
-        for src in &connectors.sources {
-            if src.verifier.scheme_name() == "discord" {
-                out.push(format!(
-                    "{}: a `discord` source while kafka.produce_timeout is {}: Discord needs the answer within 3 s, so a slow broker ack fails the interaction for the user instead of a 503 it retries; set kafka.produce_timeout to 2.5s or less",
-                    src.file,
-                    humantime::format_duration(produce_timeout)
-                ));
-            }
-        }
-    }
+    out.extend(late_answers(s.kafka.produce_timeout.0, &connectors.sources));
     if s.http.min_body_rate.0 == 0 {
         out.push(format!(
             "{file}: key `http.min_body_rate` is 0: a stalled body holds its slot and memory for all of http.body_timeout ({})",
@@ -439,5 +448,27 @@ mod tests {
         assert!(!teams.contains("abc") && !teams.contains("def"), "{teams}");
         let func = url("https://app.azurewebsites.net/api/hook?code=f1x&clientId=default");
         assert!(!func.contains("f1x"), "{func}");
+    }
+
+    #[test]
+    fn both_discord_kinds_are_warned_when_the_broker_may_answer_too_late() {
+        let mut connectors = Connectors::default();
+        let key = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c";
+        for (name, scheme) in [("bot", "discord"), ("events", "discord-events")] {
+            let text = format!(
+                "[source]\nname = \"{name}\"\npath = \"/{name}\"\ntopic = \"t\"\nverify = {{ scheme = \"{scheme}\", public_keys = [\"{key}\"] }}\n"
+            );
+            crate::connectors::load_file(&format!("{name}.toml"), &text, &mut connectors).unwrap();
+        }
+        let gh = "[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"t\"\nverify = { scheme = \"github\", secret = \"gh-literal-secret-0123456789\" }\n";
+        crate::connectors::load_file("gh.toml", gh, &mut connectors).unwrap();
+        let secs = std::time::Duration::from_secs_f64;
+        let warned = late_answers(secs(5.0), &connectors.sources);
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(
+            warned[0].starts_with("bot.toml: a `discord` source while kafka.produce_timeout is 5s")
+        );
+        assert!(warned[1].starts_with("events.toml: a `discord-events` source"));
+        assert!(late_answers(secs(2.5), &connectors.sources).is_empty());
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! The same rule shares out a listener's connections, the bytes of request bodies held
 //! in memory, and the probation slots of addresses over their failure budget; a share
-//! counts units (a connection, a byte, a slot) and can grow.
+//! counts units (a connection, a byte, a slot) and can grow. For bytes, "little" is at
+//! least one body of the largest `max_body`, so a provider's big delivery from a fresh
+//! address still fits the reserve.
 //!
 //! This file is the decision alone, a pure core (no locks, no runtime, no I/O; see
 //! `scripts/check-layering`): [`admit`] says whether an address may take more, and
@@ -65,6 +67,22 @@ impl ShareLimits {
         let limits = Self::new(total, per_address);
         Self {
             small_holder: (limits.reserved / 4).clamp(1, 4),
+            ..limits
+        }
+    }
+
+    /// As [`ShareLimits::new`], for body bytes where one body may be up to `largest_body`:
+    /// an address holding no more than one such body still holds little, and the reserve
+    /// holds at least one, so a fresh address's largest legitimate body (a provider's big
+    /// delivery) is read under load instead of refused once a quarter of the reserve is
+    /// reached. The per-address cap is unchanged.
+    pub fn bytes(total: usize, per_address: usize, largest_body: usize) -> Self {
+        let limits = Self::new(total, per_address);
+        let one_body = largest_body.clamp(1, limits.per_address);
+        let reserved = limits.reserved.max(one_body).min(limits.total);
+        Self {
+            reserved,
+            small_holder: (reserved / 4).max(one_body),
             ..limits
         }
     }
@@ -148,5 +166,32 @@ mod tests {
         // For connections a small holder holds at most 4, however large the reserve.
         assert_eq!(ShareLimits::connections(4096, 1024).small_holder, 4);
         assert_eq!(ShareLimits::connections(64, 16).small_holder, 2);
+    }
+
+    #[test]
+    fn a_fresh_address_gets_one_largest_body_from_the_reserve() {
+        const MIB: usize = 1 << 20;
+        // 256 MiB in all, 64 MiB per address, bodies up to 16 MiB: more than a quarter
+        // of the 32 MiB reserve.
+        let l = ShareLimits::bytes(256 * MIB, 64 * MIB, 16 * MIB);
+        assert_eq!((l.reserved, l.small_holder), (32 * MIB, 16 * MIB));
+        // Under load (all but the reserve held), a fresh address's 16 MiB body fits …
+        assert_eq!(admit(l, 224 * MIB, 0, 16 * MIB), Ok(()));
+        assert_eq!(admit(l, 224 * MIB, 4 * MIB, 12 * MIB), Ok(()));
+        // … but not a second one beside it, nor anything past one body.
+        assert_eq!(admit(l, 224 * MIB, 16 * MIB, 1), Err(Refused::Reserved));
+        // The per-address cap and the total still hold.
+        assert_eq!(admit(l, 0, 64 * MIB, 1), Err(Refused::AddressFull));
+        assert_eq!(admit(l, 250 * MIB, 0, 16 * MIB), Err(Refused::Full));
+        // A body larger than the reserve's eighth makes the reserve that large.
+        let l = ShareLimits::bytes(64 * MIB, 32 * MIB, 16 * MIB);
+        assert_eq!((l.reserved, l.small_holder), (16 * MIB, 16 * MIB));
+        assert_eq!(admit(l, 48 * MIB, 0, 16 * MIB), Ok(()));
+        assert_eq!(admit(l, 48 * MIB + 1, 0, 16 * MIB), Err(Refused::Full));
+        // Small bodies leave the rule of `new` as it was.
+        assert_eq!(
+            ShareLimits::bytes(256 * MIB, 64 * MIB, MIB),
+            ShareLimits::new(256 * MIB, 64 * MIB)
+        );
     }
 }

@@ -4,6 +4,11 @@
 //! of body bytes held in memory, shared out per client address (see [`crate::http::share`]) so
 //! that no one address can pin it. Memory follows the bytes received — the body is copied
 //! into one growing buffer, never kept as a list of the client's (possibly 1-byte) chunks.
+//!
+//! A body its client abandons (closes or resets the connection mid-body) is told apart
+//! when it was slow ([`BodyError::Abandoned`]), so it is charged like one cut off: else a
+//! client could hold a body slot and its bytes until just before the deadline, close,
+//! and start again, for free.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -42,6 +47,10 @@ pub enum BodyError {
     Deadline,
     #[error("body arrived slower than the minimum rate")]
     TooSlow,
+    /// The client broke the body off (closed the connection) after holding it for long
+    /// or sending it slowly: see [`abandoned_slowly`].
+    #[error("the client abandoned a slow body")]
+    Abandoned,
     #[error("too many request bytes in flight")]
     OverBudget,
     #[error("could not read the request body")]
@@ -62,10 +71,12 @@ pub struct Reservation {
 }
 
 impl BodyBudget {
-    /// `bytes` in all, at most `per_address` of them held by one client address.
-    pub fn new(bytes: usize, per_address: usize) -> Self {
+    /// `bytes` in all, at most `per_address` of them held by one client address, for
+    /// bodies of at most `largest_body` (the largest `max_body`): an address holding
+    /// one such body or less may still take from the reserve (see [`ShareLimits::bytes`]).
+    pub fn new(bytes: usize, per_address: usize, largest_body: usize) -> Self {
         Self {
-            bytes: Shares::new(ShareLimits::new(bytes.max(1), per_address)),
+            bytes: Shares::new(ShareLimits::bytes(bytes.max(1), per_address, largest_body)),
         }
     }
 
@@ -178,6 +189,9 @@ pub async fn read(
         };
         let frame = match frame {
             None => break,
+            Some(Err(_)) if abandoned_slowly(collector.buf.len(), started.elapsed(), limits) => {
+                return Err(BodyError::Abandoned)
+            }
             Some(Err(_)) => return Err(BodyError::Broken),
             Some(Ok(frame)) => frame,
         };
@@ -186,6 +200,21 @@ pub async fn read(
         }
     }
     Ok(Bytes::from(collector.buf))
+}
+
+/// Whether a body broken off by its client after `elapsed`, with `received` bytes in, was
+/// slow enough to be charged like one cut off: it was held for at least a quarter of the
+/// deadline (no provider's delivery takes that long on a working link, and a client
+/// closing just before the deadline would otherwise hold its slot almost as long as a
+/// timed-out one, again and again), or, after its first second, it had arrived at less
+/// than the minimum rate on average (it was living on its credit). A body cut off by a
+/// network failure early and fast is not charged.
+pub fn abandoned_slowly(received: usize, elapsed: Duration, limits: BodyLimits) -> bool {
+    let held_long = elapsed >= limits.deadline / 4;
+    let behind_rate = limits.min_rate > 0
+        && elapsed >= Duration::from_secs(1)
+        && (received as f64) < limits.min_rate as f64 * elapsed.as_secs_f64();
+    held_long || behind_rate
 }
 
 /// How long after the headers a client that sent `received` bytes may take for more.
@@ -219,7 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn tiny_chunks_cost_the_bytes_received_not_the_chunk_count() {
-        let budget = BodyBudget::new(1 << 20, 1 << 20);
+        let budget = BodyBudget::new(1 << 20, 1 << 20, 1 << 20);
         let mut r = budget.start(CLIENT).unwrap();
         let body = read(chunked(100_000, 1), None, limits(1 << 20), &mut r)
             .await
@@ -233,7 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn over_max_body_is_too_large_declared_or_not() {
-        let budget = BodyBudget::new(1 << 20, 1 << 20);
+        let budget = BodyBudget::new(1 << 20, 1 << 20, 1 << 20);
         let mut r = budget.start(CLIENT).unwrap();
         let err = read(chunked(10, 100), None, limits(500), &mut r).await;
         assert_eq!(err, Err(BodyError::TooLarge(500)));
@@ -244,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_budget_is_shared_and_refuses_when_spent() {
-        let budget = BodyBudget::new(64 << 10, 64 << 10);
+        let budget = BodyBudget::new(64 << 10, 64 << 10, 1 << 20);
         let mut first = budget.start(CLIENT).unwrap();
         read(chunked(1, 40 << 10), None, limits(1 << 20), &mut first)
             .await
@@ -260,7 +289,7 @@ mod tests {
     #[tokio::test]
     async fn one_address_cannot_pin_the_budget_another_still_reads() {
         // 1 MiB in all, 256 KiB per address: one address's half bodies stop there.
-        let budget = BodyBudget::new(1 << 20, 256 << 10);
+        let budget = BodyBudget::new(1 << 20, 256 << 10, 1 << 20);
         let attacker: IpAddr = "10.0.0.1".parse().unwrap();
         let mut held = Vec::new();
         for _ in 0..16 {
@@ -282,8 +311,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_fresh_address_s_largest_body_is_read_while_another_holds_all_it_may() {
+        // 8 MiB in all, bodies up to 2 MiB: more than a quarter of the 1 MiB eighth.
+        let budget = BodyBudget::new(8 << 20, 7 << 20, 2 << 20);
+        let attacker: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut held = Vec::new();
+        while let Some(mut r) = budget.start(attacker) {
+            let half = read(chunked(1, 512 << 10), None, limits(2 << 20), &mut r).await;
+            if half.is_err() {
+                break;
+            }
+            held.push(r);
+        }
+        assert!(budget.reserved() >= 6 << 20, "{}", budget.reserved());
+        let mut r = budget.start("10.0.0.2".parse().unwrap()).unwrap();
+        let body = read(chunked(32, 64 << 10), None, limits(2 << 20), &mut r).await;
+        assert_eq!(body.map(|b| b.len()), Ok(2 << 20));
+    }
+
+    #[tokio::test]
     async fn a_stalled_body_is_cut_off_for_rate_then_deadline() {
-        let budget = BodyBudget::new(1 << 20, 1 << 20);
+        let budget = BodyBudget::new(1 << 20, 1 << 20, 1 << 20);
         let stalled = || {
             let first = stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"x"))]);
             Body::from_stream(first.chain(stream::pending()))
@@ -302,6 +350,59 @@ mod tests {
         };
         let err = read(stalled(), Some(100), slow_limits, &mut r).await;
         assert_eq!(err, Err(BodyError::Deadline));
+    }
+
+    #[test]
+    fn an_abandoned_body_is_slow_when_held_long_or_behind_the_rate() {
+        let l = limits(1 << 20); // deadline 5 s, 1 KiB/s
+        let ms = Duration::from_millis;
+        // Held for a quarter of the deadline, however much it sent.
+        assert!(abandoned_slowly(1 << 20, ms(1250), l));
+        assert!(!abandoned_slowly(1 << 20, ms(1249), l));
+        // Behind the minimum rate on average, once its first second is over.
+        assert!(abandoned_slowly(1023, ms(1000), l));
+        assert!(!abandoned_slowly(1024, ms(1000), l));
+        assert!(!abandoned_slowly(0, ms(999), l));
+        // Without a minimum rate only the time counts.
+        let no_rate = BodyLimits { min_rate: 0, ..l };
+        assert!(!abandoned_slowly(0, ms(1200), no_rate));
+        assert!(abandoned_slowly(0, ms(1250), no_rate));
+    }
+
+    #[tokio::test]
+    async fn a_body_broken_off_late_is_abandoned_and_early_is_broken() {
+        use futures::StreamExt;
+        let budget = BodyBudget::new(1 << 20, 1 << 20, 1 << 20);
+        // Half a body (which buys the rate credit to sit until the deadline), then the
+        // connection closes after `after`.
+        let broken_after = |after: Duration| {
+            let half = stream::iter([Ok::<_, std::io::Error>(Bytes::from(vec![7u8; 4000]))]);
+            let close = stream::once(async move {
+                tokio::time::sleep(after).await;
+                Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+            });
+            Body::from_stream(half.chain(close))
+        };
+        // A deadline of 4 s: a quarter of it is 1 s.
+        let limits = BodyLimits {
+            deadline: Duration::from_secs(4),
+            ..limits(8000)
+        };
+        let mut r = budget.start(CLIENT).unwrap();
+        let late = read(
+            broken_after(Duration::from_millis(1100)),
+            Some(8000),
+            limits,
+            &mut r,
+        );
+        assert_eq!(late.await, Err(BodyError::Abandoned));
+        let early = read(
+            broken_after(Duration::from_millis(50)),
+            Some(8000),
+            limits,
+            &mut r,
+        );
+        assert_eq!(early.await, Err(BodyError::Broken));
     }
 
     #[test]

@@ -108,6 +108,8 @@ impl Ingress {
         protection: &Protection,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let sources: Vec<Source> = sources.into_iter().collect();
+        let largest_body = (sources.iter()).map(|s| s.max_body).max().unwrap_or(0);
         Self {
             sources: sources
                 .into_iter()
@@ -135,6 +137,7 @@ impl Ingress {
             budget: BodyBudget::new(
                 protection.max_body_bytes_in_flight,
                 protection.max_body_bytes_per_address,
+                largest_body,
             ),
             unverified: protection
                 .unverified_rate_limit
@@ -228,14 +231,17 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     let body = match body::read(body, content_length(req.headers), limits, &mut reservation).await {
         Ok(b) => b,
         Err(e) => {
-            // A body over max_body, or cut off as too slow, is charged like a failed
-            // signature: an address that keeps stalling bodies goes on probation, where
-            // it holds at most a couple of slots. One slow body from a bad link costs
-            // one unit of a budget of many; a provider sharing a stalling address still
-            // gets its probation share.
+            // A body over max_body, cut off as too slow, or abandoned by its client
+            // after it was slow, is charged like a failed signature: an address that
+            // keeps stalling bodies goes on probation, where it holds at most a couple
+            // of slots. One slow body from a bad link costs one unit of a budget of
+            // many; a provider sharing a stalling address still gets its probation share.
             if matches!(
                 e,
-                BodyError::TooLarge(_) | BodyError::TooSlow | BodyError::Deadline
+                BodyError::TooLarge(_)
+                    | BodyError::TooSlow
+                    | BodyError::Deadline
+                    | BodyError::Abandoned
             ) {
                 if let Some(u) = ing.unverified.as_ref() {
                     u.failed(req.client);
@@ -391,7 +397,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 fn body_reply(e: BodyError) -> Reply {
     match e {
         BodyError::TooLarge(limit) => Reply::PayloadTooLarge(limit),
-        BodyError::Deadline | BodyError::TooSlow => Reply::RequestTimeout,
+        BodyError::Deadline | BodyError::TooSlow | BodyError::Abandoned => Reply::RequestTimeout,
         BodyError::OverBudget => Reply::Unavailable("too many request bytes in flight"),
         BodyError::Broken => Reply::BadRequest("could not read the request body".into()),
     }

@@ -986,3 +986,94 @@ async fn half_bodies_from_one_address_cannot_pin_the_body_budget() {
     // attack holds open, plus the process itself: 131 and 166 MiB measured in two runs.
     report_memory(&hb, "600 half bodies from one address", 200.0);
 }
+
+/// The status of a request with a wrong signature sent from `from`.
+async fn wrongly_signed_status(from: Ipv4Addr, port: u16) -> u16 {
+    let mut s = connect_from(from, port).await.expect("connect");
+    let request = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nX-Hub-Signature-256: sha256=00\r\nConnection: close\r\n\r\n{{}}"
+    );
+    s.write_all(request.as_bytes()).await.expect("send");
+    let mut head = [0u8; 12]; // "HTTP/1.1 401"
+    s.read_exact(&mut head).await.expect("answer");
+    String::from_utf8_lossy(&head[9..]).parse().expect("status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_abandoned_just_before_the_body_timeout_are_charged_to_their_address() {
+    let _one = SERIAL.lock().await;
+    // 64 KiB of a 1 MiB body buys 65 s of rate credit, so only the 4 s body_timeout
+    // would cut it off; the client closes at 3.5 s, just before, and starts again.
+    let Scenario {
+        broker: _broker,
+        topic: _topic,
+        hb,
+        ..
+    } = start(
+        "hostile-abandon",
+        |s| s,
+        &[
+            ("HOOKBRIDGE__HTTP__BODY_TIMEOUT", "4s"),
+            ("HOOKBRIDGE__HTTP__UNVERIFIED_RATE_LIMIT__PER_SECOND", "1"),
+            ("HOOKBRIDGE__HTTP__UNVERIFIED_RATE_LIMIT__BURST", "2"),
+        ],
+    )
+    .await;
+    let stop = CancellationToken::new();
+    let port = hb.http;
+    let started = Arc::new(AtomicUsize::new(0));
+    spawn_attack(16, &stop, move |stop| {
+        let started = started.clone();
+        async move {
+            // Staggered, so the address is charged all the time rather than in waves.
+            let n = started.fetch_add(1, Ordering::Relaxed);
+            if n < 16 {
+                tokio::time::sleep(Duration::from_millis(220) * n as u32).await;
+            }
+            let Some(mut s) = connect(port, &stop).await else {
+                return;
+            };
+            let head = format!(
+                "POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nX-Hub-Signature-256: sha256=00\r\n\r\n"
+            );
+            let part = vec![b'x'; 64 << 10];
+            if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&part).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_millis(3500)) => {}
+            }
+            drop(s);
+        }
+    });
+    // Until hookbridge has seen a dozen bodies abandoned (answered to a closed socket).
+    let answered = |m: &str, code: &str| {
+        metric(
+            m,
+            "hookbridge_ingress_requests_total",
+            &[("connector", "github"), ("status", code)],
+        )
+    };
+    let waited = Instant::now();
+    let abandoned = loop {
+        let m = hb.metrics().await;
+        let (timed_out, broken) = (answered(&m, "408"), answered(&m, "400"));
+        if timed_out + broken >= 12.0 || waited.elapsed() > Duration::from_secs(60) {
+            break (timed_out, broken);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The address keeps going over its failure budget: its next failure is refused.
+    let status = wrongly_signed_status(ATTACKER, port).await;
+    stop.cancel();
+    println!(
+        "bodies abandoned at 3.5 s of a 4 s body_timeout: {} answered 408 (charged), {} 400; a wrong signature from that address then got {status}",
+        abandoned.0, abandoned.1
+    );
+    assert!(abandoned.0 + abandoned.1 >= 12.0, "{abandoned:?}");
+    assert_eq!(
+        status, 429,
+        "abandoned bodies were not charged to their address"
+    );
+}

@@ -28,6 +28,18 @@ fn ingress() -> Router {
         &mut out,
     )
     .unwrap();
+    connectors::load_file(
+        "grid.toml",
+        "[source]\nname = \"grid\"\npath = \"/grid\"\ntopic = \"t\"\nverify = { scheme = \"azure-event-grid\", secrets = [\"grid-secret-0123456789\"], header = \"X-Grid-Secret\", topics = [\"/subscriptions/x\"] }\n",
+        &mut out,
+    )
+    .unwrap();
+    connectors::load_file(
+        "graph.toml",
+        "[source]\nname = \"graph\"\npath = \"/graph\"\ntopic = \"t\"\nverify = { scheme = \"microsoft-graph\", secrets = [\"graph-state-0123456789\"] }\n",
+        &mut out,
+    )
+    .unwrap();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", "127.0.0.1:1")
         .create()
@@ -155,5 +167,93 @@ async fn meta_subscription_gets_its_challenge_and_a_wrong_token_403() {
         .await
         .status(),
         StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn bodies_abandoned_after_holding_their_slot_spend_the_address_budget() {
+    use futures::StreamExt;
+    let app = ingress();
+    // Most of a body (1000 of the 1 KiB max_body: rate credit until about 2 s), then
+    // the client goes away after 1.5 s: more than a quarter of the 5 s body_timeout, so
+    // it held its slot long, as one timed out does.
+    let abandoned = || {
+        let part = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(vec![
+            b' ';
+            1000
+        ]))]);
+        let gone = futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+        });
+        Request::builder()
+            .method("POST")
+            .uri("/gh")
+            .header("x-hub-signature-256", "sha256=00")
+            .body(Body::from_stream(part.chain(gone)))
+            .unwrap()
+    };
+    let (a, b) = tokio::join!(
+        app.clone().oneshot(abandoned()),
+        app.clone().oneshot(abandoned())
+    );
+    for r in [a.unwrap(), b.unwrap()] {
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+    // The budget (burst 2) is spent: the next failure is over it.
+    let r = send(&app, "POST", "/gh", "{}", "sha256=00").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A request with `headers`, no signature.
+async fn send_with(
+    app: &Router,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+) -> StatusCode {
+    let mut req = Request::builder().method("POST").uri(path);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req.body(Body::from(body)).unwrap();
+    app.clone().oneshot(req).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn refused_event_grid_and_graph_validations_spend_the_address_budget_like_signatures() {
+    let grid = [("aeg-event-type", "SubscriptionValidation")];
+    // Burst 2. Event Grid: a validation that is none (400), one for another topic (403).
+    let app = ingress();
+    let not_validation =
+        r#"[{"eventType":"Microsoft.Storage.BlobCreated","topic":"/subscriptions/x"}]"#;
+    let foreign = r#"[{"eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","topic":"/subscriptions/y","data":{"validationCode":"c0de"}}]"#;
+    assert_eq!(
+        send_with(&app, "/grid", &grid, not_validation).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        send_with(&app, "/grid", &grid, foreign).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send_with(&app, "/grid", &grid, not_validation).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Microsoft Graph: a validationToken that cannot be echoed (400), a notification
+    // with a wrong clientState (401).
+    let app = ingress();
+    assert_eq!(
+        send_with(&app, "/graph?validationToken=a%0Ab", &[], "").await,
+        StatusCode::BAD_REQUEST
+    );
+    let forged = r#"{"value":[{"clientState":"guess"}]}"#;
+    assert_eq!(
+        send_with(&app, "/graph", &[], forged).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send_with(&app, "/graph?validationToken=a%0Ab", &[], "").await,
+        StatusCode::TOO_MANY_REQUESTS
     );
 }
