@@ -4,7 +4,7 @@
 //! the start of a failed response's body. Whether to attempt again is not decided here
 //! (see `policy`).
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::{Bytes, BytesMut};
@@ -18,6 +18,7 @@ use super::token::TokenSource;
 use crate::connectors::sink::Credentials;
 use crate::connectors::status_policy::StatusPolicy;
 use crate::connectors::Sink;
+use crate::http::outbound;
 use crate::kafka::envelope;
 use crate::telemetry::trace;
 
@@ -41,12 +42,7 @@ impl Client {
     /// The client of `sink`, and its OAuth2 token source when `auth.oauth2` is set (the
     /// token requests share the client's pool and TLS settings).
     pub fn new(sink: &Sink) -> Result<(Self, Option<TokenSource>), reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(sink.timeout)
-            .connect_timeout(sink.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(sink.concurrency)
-            .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")));
+        let mut builder = outbound::builder(sink.timeout).pool_max_idle_per_host(sink.concurrency);
         if let Some(ca) = &sink.tls_files.ca {
             for cert in reqwest::Certificate::from_pem_bundle(ca)? {
                 builder = builder.add_root_certificate(cert);

@@ -1,6 +1,7 @@
 //! The webhook handler: route → endpoint check (no body) → method → client budget → body
 //! budget → body (deadline, rate, size) → in-flight cap → handshake that carries no
-//! secret → verify → source rate limit → handshake → key → produce and await the
+//! secret → the provider's published keys, for the schemes that fetch theirs (after the
+//! scheme's cheap checks; [`keys`](super::keys)) → verify → source rate limit → handshake → key → produce and await the
 //! acknowledgement (then the provider's own answer, if it needs one). Each step either
 //! passes the request on or decides the reply; the record reaches Kafka only after
 //! `verify`, and only verified requests are charged to a source's rate limit. The last
@@ -23,6 +24,7 @@ use tokio::sync::Semaphore;
 
 use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
+use super::keys::{KeyCache, KeyError, REFRESH_FOR_UNKNOWN_KEY};
 use super::replay::{Delivery, ReplayGuard};
 use super::response::Reply;
 use crate::config::rate_limit::RateLimitConfig;
@@ -34,7 +36,7 @@ use crate::http::shares::Shares;
 use crate::telemetry::source::{SourceTelemetry, WebhookAnswered, WebhookRejected};
 use crate::telemetry::Metrics;
 use crate::verify::url::UrlError;
-use crate::verify::{Handshake, Verified, WebhookRequest};
+use crate::verify::{Handshake, Verified, VerifyError, WebhookRequest};
 use produce::produce;
 
 /// What bounds the work and memory unauthenticated clients can cause.
@@ -98,6 +100,8 @@ pub struct Ingress {
     min_body_rate: u64,
     budget: BodyBudget,
     unverified: Option<UnverifiedLimit>,
+    /// Providers' published verification keys, for every source.
+    keys: KeyCache,
 }
 
 impl Ingress {
@@ -140,6 +144,7 @@ impl Ingress {
                 .unverified_rate_limit
                 .as_ref()
                 .map(UnverifiedLimit::new),
+            keys: KeyCache::new(),
         }
     }
 
@@ -272,7 +277,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         url: &url,
         now: crate::clock::unix_secs(),
     };
-    let verified = match verify(ing, endpoint, req.client, &request) {
+    let verified = match verify(ing, endpoint, req.client, &request).await {
         Ok(verified) => verified,
         Err(reply) => return reply,
     };
@@ -359,14 +364,36 @@ fn unverified_handshake(ing: &Ingress, client: IpAddr, h: Handshake) -> Reply {
     Reply::Handshake(h)
 }
 
-/// Checks the signature; a failure is charged to the client's address.
-fn verify<'a>(
+/// Checks the signature, with the provider's published keys for the schemes that fetch
+/// theirs; a failure is charged to the client's address. No key set to be had is 503:
+/// nobody could check the signature, and the provider retries.
+async fn verify<'a>(
     ing: &Ingress,
     endpoint: &Endpoint,
     client: IpAddr,
     request: &WebhookRequest<'a>,
 ) -> Result<Verified<'a>, Reply> {
-    let e = match endpoint.source.verifier.verify(request) {
+    let verifier = &endpoint.source.verifier;
+    let result = match verifier.key_source(request) {
+        Err(e) => Err(e),
+        Ok(None) => verifier.verify(request),
+        Ok(Some(source)) => {
+            let keys = ing.keys.get(&source, super::keys::KEEP).await;
+            let mut result =
+                (keys.as_deref().map_err(|e| *e)).map(|k| verifier.verify_with(request, Some(k)));
+            // A key the set lacks may be one the provider has just published.
+            if let Ok(Err(VerifyError::UnknownKey)) = result {
+                let keys = ing.keys.get(&source, REFRESH_FOR_UNKNOWN_KEY).await;
+                result = (keys.as_deref().map_err(|e| *e))
+                    .map(|k| verifier.verify_with(request, Some(k)));
+            }
+            match result {
+                Ok(verdict) => verdict,
+                Err(e) => return Err(keys_unavailable(endpoint, e)),
+            }
+        }
+    };
+    let e = match result {
         Ok(verified) => return Ok(verified),
         Err(e) => e,
     };
@@ -379,6 +406,12 @@ fn verify<'a>(
         return Err(Reply::RateLimited(wait));
     }
     Err(Reply::Unauthorized("invalid signature"))
+}
+
+/// No key set to check a signature with.
+fn keys_unavailable(endpoint: &Endpoint, e: KeyError) -> Reply {
+    tracing::warn!(source = %endpoint.source.name, reason = %e, "webhook answered 503: the provider's verification keys are unavailable");
+    Reply::Unavailable("verification keys unavailable")
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

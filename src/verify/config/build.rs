@@ -16,8 +16,8 @@ use crate::verify::registry::github;
 use crate::verify::template::Template;
 use crate::verify::token::SharedToken;
 use crate::verify::{
-    discord, eventgrid, gitlab, linear, mailgun, meta, msgraph, sendgrid, standard, twilio, twitch,
-    Verifier,
+    discord, eventgrid, gitlab, keys, linear, mailgun, meta, msgraph, pubsub, sendgrid, standard,
+    twilio, twitch, Verifier,
 };
 
 /// A scheme's constructor.
@@ -221,6 +221,30 @@ pub fn sendgrid(t: &Table) -> Result<Verifier, BuildError> {
         None => None,
     };
     Ok(Verifier::Sendgrid(sendgrid::Sendgrid::new(keys, window)))
+}
+
+/// Google Pub/Sub push: the audience is required (a token for any other push endpoint
+/// must not pass); keys from Google's JWKS unless `jwks_url` names another.
+pub fn google_pubsub(t: &Table) -> Result<Verifier, BuildError> {
+    let audience = t.audience.as_deref().unwrap_or_default().trim();
+    if audience.is_empty() {
+        return Err(err(
+            "audience",
+            "must be the audience set on the push subscription",
+        ));
+    }
+    let raw = t.jwks_url.as_deref().unwrap_or(pubsub::GOOGLE_JWKS_URL);
+    let jwks_url = keys::key_url(raw, |_| true).map_err(|e| err("jwks_url", e.to_string()))?;
+    let email = match t.email.as_deref().map(str::trim) {
+        Some("") => return Err(err("email", "must be a service account address")),
+        other => other.map(str::to_owned),
+    };
+    Ok(Verifier::GooglePubSub(pubsub::GooglePubSub::new(
+        audience.to_owned(),
+        jwks_url,
+        email,
+        t.tolerance(pubsub::DEFAULT_TOLERANCE)?,
+    )))
 }
 
 /// `public_keys`, each parsed; errors name the bad one.

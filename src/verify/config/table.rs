@@ -50,6 +50,9 @@ pub enum Shape {
     EventGrid,
     /// Meta: app secrets, and the verify token(s) of its GET subscription.
     Meta,
+    /// Google Pub/Sub push: the token's `audience`, `jwks_url`, the service account
+    /// `email`, and `tolerance` (clock leeway).
+    PubSub,
 }
 
 const SECRETS: [&str; 2] = ["secret", "secrets"];
@@ -84,6 +87,7 @@ impl Shape {
         const TOKEN: [&str; 3] = [SECRETS[0], SECRETS[1], "header"];
         const EVENT_GRID: [&str; 4] = [SECRETS[0], SECRETS[1], "header", "topics"];
         const META: [&str; 4] = [SECRETS[0], SECRETS[1], "verify_token", "verify_tokens"];
+        const PUBSUB: [&str; 4] = ["audience", "jwks_url", "email", "tolerance"];
         match self {
             Shape::None => &[],
             Shape::Secrets => &SECRETS,
@@ -95,6 +99,7 @@ impl Shape {
             Shape::Token => &TOKEN,
             Shape::EventGrid => &EVENT_GRID,
             Shape::Meta => &META,
+            Shape::PubSub => &PUBSUB,
         }
     }
 
@@ -104,6 +109,7 @@ impl Shape {
             Shape::Hmac | Shape::Token => &["header"],
             Shape::EventGrid => &["header", "topics"],
             Shape::PublicKeys => &["public_keys"],
+            Shape::PubSub => &["audience"],
             _ => &[],
         }
     }
@@ -180,6 +186,12 @@ pub struct Table {
     pub verify_token: Option<SecretRef>,
     /// Meta: several verify tokens (rotation).
     pub verify_tokens: Option<Vec<SecretRef>>,
+    /// Google Pub/Sub: the audience set on the push subscription (the token's `aud`).
+    pub audience: Option<String>,
+    /// Google Pub/Sub: where the token signing keys (JWKS) are fetched from.
+    pub jwks_url: Option<String>,
+    /// Google Pub/Sub: the push subscription's service account (the token's `email`).
+    pub email: Option<String>,
 }
 
 impl Table {
@@ -368,6 +380,9 @@ impl<'de> DeserializeSeed<'de> for Assign<'_> {
             "topics" => t.topics = some(d)?,
             "verify_token" => t.verify_token = some(d)?,
             "verify_tokens" => t.verify_tokens = some(d)?,
+            "audience" => t.audience = some(d)?,
+            "jwks_url" => t.jwks_url = some(d)?,
+            "email" => t.email = some(d)?,
             // Refused by name once the scheme is known (`from_table`).
             _ => {
                 IgnoredAny::deserialize(d)?;
