@@ -4,7 +4,7 @@
 # virtualenv under tests/vectors/.venv, npm packages (tests/vectors/package-lock.json)
 # under tests/vectors/node_modules; both gitignored, installed on first use and reused.
 # With `keyed` as $2, writes instead the vectors of the schemes whose keys are fetched
-# (tests/vectors/keyed.py), judged against a key server on loopback.
+# (tests/vectors/keyed.py, tests/vectors/keyed-node.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/sdk-vectors.sh OUT.json [keyed]}
@@ -20,15 +20,15 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.pins" 2>/dev/null)" != "$PINS
   "$VENV/bin/pip" install --quiet --disable-pip-version-check $PINS >&2
   echo "$PINS" > "$VENV/.pins"
 fi
-if [ "$KIND" = keyed ]; then
-  flock -u 9
-  exec "$VENV/bin/python" tests/vectors/keyed.py "$OUT"
-fi
 LOCK=$(sha256sum tests/vectors/package-lock.json | cut -d' ' -f1)
 if [ "$(cat tests/vectors/node_modules/.lock-sha256 2>/dev/null)" != "$LOCK" ]; then
   npm ci --prefix tests/vectors --no-audit --no-fund --loglevel=error >&2
   echo "$LOCK" > tests/vectors/node_modules/.lock-sha256
 fi
 flock -u 9
+if [ "$KIND" = keyed ]; then
+  "$VENV/bin/python" tests/vectors/keyed.py "$OUT"
+  exec node tests/vectors/keyed-node.mjs "$OUT"
+fi
 "$VENV/bin/python" tests/vectors/generate.py "$OUT"
 node tests/vectors/generate-node.mjs "$OUT"

@@ -35,6 +35,7 @@ use crate::http::share::ShareLimits;
 use crate::http::shares::Shares;
 use crate::telemetry::source::{SourceTelemetry, WebhookAnswered, WebhookRejected};
 use crate::telemetry::Metrics;
+use crate::verify::sns::Confirmation;
 use crate::verify::url::UrlError;
 use crate::verify::{Handshake, Verified, VerifyError, WebhookRequest};
 use produce::produce;
@@ -289,6 +290,9 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
             return Reply::RateLimited(wait);
         }
     }
+    if let Some(c) = source.verifier.confirmation(&verified) {
+        return confirm(ing, source, c).await;
+    }
     if let Some(h) = source.verifier.handshake(&verified) {
         if h.status == 400 {
             let reason = String::from_utf8_lossy(&h.body);
@@ -406,6 +410,33 @@ async fn verify<'a>(
         return Err(Reply::RateLimited(wait));
     }
     Err(Reply::Unauthorized("invalid signature"))
+}
+
+/// A verified SNS subscription or unsubscription confirmation: never produced. The
+/// subscription is confirmed by visiting its URL only when the source says so; otherwise
+/// the operator is told the URL. A confirmation that fails is 503, so SNS sends it again.
+async fn confirm(ing: &Ingress, source: &Source, c: Confirmation) -> Reply {
+    let answered = || {
+        Reply::Handshake(Handshake {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            body: bytes::Bytes::from_static(b"received"),
+        })
+    };
+    if !c.visit {
+        tracing::warn!(source = %source.name, kind = c.kind, topic = %c.topic, url = %c.url, "SNS control message answered and not produced; to subscribe, open the URL (or set confirm_subscriptions = true)");
+        return answered();
+    }
+    match ing.keys.visit(c.url).await {
+        Ok(()) => {
+            tracing::info!(source = %source.name, topic = %c.topic, "SNS subscription confirmed");
+            answered()
+        }
+        Err(e) => {
+            tracing::warn!(source = %source.name, topic = %c.topic, reason = %e, "SNS subscription confirmation failed; answered 503 so that SNS sends it again");
+            Reply::Unavailable("subscription confirmation failed")
+        }
+    }
 }
 
 /// No key set to check a signature with.

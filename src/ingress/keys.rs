@@ -157,6 +157,12 @@ impl KeyCache {
         let document = get_limited(&self.client, source.url.clone()).await?;
         KeySet::parse(source.format, &document).map_err(|_| KeyError::Invalid)
     }
+
+    /// A GET of a URL a verified request asks to be visited (SNS's `SubscribeURL`), with
+    /// a key fetch's deadline and size cap; succeeds on a 2xx.
+    pub async fn visit(&self, url: url::Url) -> Result<(), KeyError> {
+        get_limited(&self.client, url).await.map(|_| ())
+    }
 }
 
 /// The body of a 2xx answer to a GET of `url`, at most [`MAX_DOCUMENT`] bytes.

@@ -148,6 +148,20 @@ pub enum KeyUrlError {
 /// key server or sidecar; the test suite), without credentials, query or fragment, and
 /// with a host (and port, when not the default) that `host_allowed` accepts.
 pub fn key_url(raw: &str, host_allowed: impl Fn(&str) -> bool) -> Result<url::Url, KeyUrlError> {
+    checked_url(raw, false, host_allowed)
+}
+
+/// As [`key_url`], but a query is allowed: a URL the provider wants visited (SNS's
+/// `SubscribeURL` carries its action and token in the query).
+pub fn visit_url(raw: &str, host_allowed: impl Fn(&str) -> bool) -> Result<url::Url, KeyUrlError> {
+    checked_url(raw, true, host_allowed)
+}
+
+fn checked_url(
+    raw: &str,
+    query_allowed: bool,
+    host_allowed: impl Fn(&str) -> bool,
+) -> Result<url::Url, KeyUrlError> {
     let url = url::Url::parse(raw).map_err(|_| KeyUrlError::NotAUrl)?;
     let host = url.host_str().ok_or(KeyUrlError::NotAUrl)?;
     let loopback = (host.trim_start_matches('[').trim_end_matches(']'))
@@ -160,7 +174,7 @@ pub fn key_url(raw: &str, host_allowed: impl Fn(&str) -> bool) -> Result<url::Ur
     }
     if !url.username().is_empty()
         || url.password().is_some()
-        || url.query().is_some()
+        || (url.query().is_some() && !query_allowed)
         || url.fragment().is_some()
     {
         return Err(KeyUrlError::Extras);
@@ -199,6 +213,8 @@ mod tests {
         );
         assert_eq!(key_url("https://u:p@h/c", any), Err(KeyUrlError::Extras));
         assert_eq!(key_url("https://h/c?x=1", any), Err(KeyUrlError::Extras));
+        assert!(visit_url("https://h/c?x=1", any).is_ok());
+        assert_eq!(visit_url("https://h/c#x", any), Err(KeyUrlError::Extras));
         assert_eq!(key_url("/c", any), Err(KeyUrlError::NotAUrl));
         let only = |h: &str| h == "sns.us-east-1.amazonaws.com";
         assert!(key_url("https://sns.us-east-1.amazonaws.com/x.pem", only).is_ok());

@@ -21,6 +21,7 @@ pub mod pubsub;
 pub mod recipe;
 pub mod registry;
 pub mod sendgrid;
+pub mod sns;
 pub mod standard;
 pub mod template;
 pub mod token;
@@ -240,6 +241,8 @@ pub enum Verifier {
     Sendgrid(sendgrid::Sendgrid),
     /// Google Pub/Sub push: an RS256 OIDC token checked with Google's published keys.
     GooglePubSub(pubsub::GooglePubSub),
+    /// Amazon SNS: messages signed with the certificate at their `SigningCertURL`.
+    Sns(sns::Sns),
     /// A header equal to a shared secret (`token`, `bearer`, `basic`).
     Token(token::SharedToken),
     /// No verification (`scheme = "none"`), for trusted internal senders.
@@ -263,6 +266,7 @@ impl Verifier {
     ) -> Result<Option<keys::KeySource>, VerifyError> {
         match self {
             Verifier::GooglePubSub(v) => v.key_source(req).map(Some),
+            Verifier::Sns(v) => v.key_source(req).map(Some),
             _ => Ok(None),
         }
     }
@@ -284,6 +288,7 @@ impl Verifier {
     ) -> Result<(), VerifyError> {
         match self {
             Verifier::GooglePubSub(v) => v.verify(req, keys.ok_or(VerifyError::UnknownKey)?),
+            Verifier::Sns(v) => v.verify(req, keys.ok_or(VerifyError::UnknownKey)?),
             Verifier::StandardWebhooks(v) => v.verify(req),
             Verifier::Gitlab(v) => v.verify(req),
             Verifier::Twilio(v) => v.verify(req),
@@ -365,6 +370,7 @@ impl Verifier {
             Verifier::Discord(_)
             | Verifier::Sendgrid(_)
             | Verifier::GooglePubSub(_)
+            | Verifier::Sns(_)
             | Verifier::Mailgun(_)
             | Verifier::MsGraph(_)
             | Verifier::None => None,
@@ -388,6 +394,7 @@ impl Verifier {
             Verifier::Discord(v) => v.sample_body(),
             Verifier::Sendgrid(_) => sendgrid::SAMPLE_BODY,
             Verifier::GooglePubSub(_) => pubsub::SAMPLE_BODY,
+            Verifier::Sns(_) => sns::SAMPLE_BODY,
             Verifier::Meta(_) => meta::SAMPLE_BODY,
             Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
         }
@@ -446,6 +453,16 @@ impl Verifier {
     pub fn details(&self) -> Option<String> {
         match self {
             Verifier::GooglePubSub(v) => Some(v.summary()),
+            Verifier::Sns(v) => Some(v.summary()),
+            _ => None,
+        }
+    }
+
+    /// A verified control message that must not be produced (SNS's subscription and
+    /// unsubscription confirmations), and what to do with it.
+    pub fn confirmation(&self, verified: &Verified<'_>) -> Option<sns::Confirmation> {
+        match self {
+            Verifier::Sns(v) => v.confirmation(verified.request()),
             _ => None,
         }
     }
@@ -466,6 +483,7 @@ impl Verifier {
             Verifier::Discord(v) => v.name(),
             Verifier::Sendgrid(_) => "sendgrid",
             Verifier::GooglePubSub(_) => "google-pubsub",
+            Verifier::Sns(_) => "aws-sns",
             Verifier::Meta(_) => "meta",
             Verifier::None => "none",
         }

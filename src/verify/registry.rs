@@ -227,6 +227,12 @@ pub const SCHEMES: &[Scheme] = &[
             RoundTrip::CannotSign("Google holds the signing key"),
         ),
     ),
+    with(
+        "aws-sns",
+        Shape::Sns,
+        build::aws_sns,
+        RoundTrip::CannotSign("AWS holds the signing key"),
+    ),
     secret_in_header(
         SecretHeader::Configured,
         with(

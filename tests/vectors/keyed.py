@@ -1,9 +1,13 @@
-"""Differential vectors for the schemes whose keys are fetched from the provider
-(Google Pub/Sub push), judged by the provider's own library against a key server on
-loopback that serves the same document the Rust test then serves to hookbridge.
+"""Differential vectors for the schemes whose keys are fetched from the provider.
+
+Google Pub/Sub push: tokens judged by google-auth against a key server on loopback that
+serves the same document the Rust test then serves to hookbridge. AWS SNS: messages
+signed with a certificate made here, judged by sns-validator (keyed-node.mjs, which
+fills in each "sdk").
 
 Writes {"google-pubsub": {"jwks", "audience", "email", "now", "vectors": [{"case",
-"authorization", "sdk"}]}} to argv[1].
+"authorization", "sdk"}]}, "aws-sns": {"cert", "cert_url", "topic", "vectors":
+[{"case", "body", "sdk"}]}} to argv[1].
 """
 
 import base64
@@ -15,9 +19,13 @@ import sys
 import threading
 import time
 
+import datetime
+
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
 from google.auth.transport import requests as google_requests
 from google.oauth2 import id_token
 
@@ -154,8 +162,114 @@ def pubsub():
     }
 
 
+SNS_TOPIC = "arn:aws:sns:us-east-1:123456789012:orders"
+SNS_CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem"
+SNS_NOTIFICATION_KEYS = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+SNS_CONTROL_KEYS = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+
+
+def certificate(key):
+    """A self-signed certificate for `key`, as PEM (SNS's are signed by a public CA;
+    nobody checks that chain: the HTTPS host it is fetched from vouches for it)."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def sns():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def signed(m, version="1", signer=key, keys=None, digest=None):
+        m = dict(m)
+        m["SignatureVersion"] = version
+        m.setdefault("SigningCertURL", SNS_CERT_URL)
+        if keys is None:
+            keys = SNS_NOTIFICATION_KEYS if m["Type"] == "Notification" else SNS_CONTROL_KEYS
+        text = "".join("%s\n%s\n" % (k, m[k]) for k in keys if k in m)
+        if digest is None:
+            digest = hashes.SHA1() if version == "1" else hashes.SHA256()
+        sig = signer.sign(text.encode(), padding.PKCS1v15(), digest)
+        m["Signature"] = base64.b64encode(sig).decode()
+        return m
+
+    notification = {
+        "Type": "Notification",
+        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "TopicArn": SNS_TOPIC,
+        "Subject": "Order placed",
+        "Message": '{"order":"o-1","total":12.5}',
+        "Timestamp": "2026-12-04T12:00:00.000Z",
+        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=" + SNS_TOPIC + ":c9135db0",
+    }
+    subscribe_url = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=" + SNS_TOPIC + "&Token=2336412f37fb687f5d51e6e2425"
+
+    def control(kind):
+        return {
+            "Type": kind,
+            "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+            "Token": "2336412f37fb687f5d51e6e2425",
+            "TopicArn": SNS_TOPIC,
+            "Message": "You have chosen to subscribe to the topic " + SNS_TOPIC,
+            "SubscribeURL": subscribe_url,
+            "Timestamp": "2026-12-04T12:00:00.000Z",
+        }
+
+    def changed(m, **changes):
+        m = dict(m)
+        for k, v in changes.items():
+            if v is None:
+                m.pop(k, None)
+            else:
+                m[k] = v
+        return m
+
+    no_subject = changed(notification, Subject=None)
+    cases = {
+        "notification-v1": signed(notification),
+        "notification-v2": signed(notification, "2"),
+        "no-subject-v1": signed(no_subject),
+        "no-subject-v2": signed(no_subject, "2"),
+        "unicode-message": signed(changed(notification, Message="Größe: 5 \u2603\nzweite Zeile"), "2"),
+        "subscription-v1": signed(control("SubscriptionConfirmation")),
+        "subscription-v2": signed(control("SubscriptionConfirmation"), "2"),
+        "unsubscribe-v1": signed(control("UnsubscribeConfirmation")),
+        "tampered-message": changed(signed(notification), Message='{"order":"o-1","total":0}'),
+        "tampered-subject": changed(signed(notification, "2"), Subject="Refund"),
+        "added-subject": changed(signed(no_subject), Subject="Refund"),
+        "removed-subject": changed(signed(notification), Subject=None),
+        "tampered-topic": changed(signed(notification), TopicArn=SNS_TOPIC + "-other"),
+        "other-key": signed(notification, signer=stranger),
+        "v1-signed-sha256": signed(notification, "1", digest=hashes.SHA256()),
+        "v2-signed-sha1": signed(notification, "2", digest=hashes.SHA1()),
+        "version-3": signed(notification, "3", digest=hashes.SHA256()),
+        "cert-over-http": signed(changed(notification, SigningCertURL=SNS_CERT_URL.replace("https", "http"))),
+        "cert-on-other-host": signed(changed(notification, SigningCertURL="https://sns.us-east-1.amazonaws.com.evil.example/c.pem")),
+        "cert-not-pem": signed(changed(notification, SigningCertURL=SNS_CERT_URL[:-4] + ".crt")),
+        "no-signature": changed(signed(notification), Signature=None),
+        "subscription-without-token": signed(changed(control("SubscriptionConfirmation"), Token=None)),
+        "subscribe-url-in-notification": signed(changed(notification, SubscribeURL=subscribe_url)),
+        "subscribe-url-changed": changed(signed(control("SubscriptionConfirmation")), SubscribeURL=subscribe_url + "0"),
+        "other-topic": signed(changed(notification, TopicArn="arn:aws:sns:us-east-1:123456789012:other")),
+        "signature-garbage": changed(signed(notification), Signature="AAAA"),
+    }
+    vectors = [{"case": case, "body": json.dumps(m), "sdk": None} for case, m in cases.items()]
+    vectors.append({"case": "not-json", "body": "Type=Notification", "sdk": None})
+    return {"cert": certificate(key), "cert_url": SNS_CERT_URL, "topic": SNS_TOPIC, "vectors": vectors}
+
+
 def main():
-    out = {"google-pubsub": pubsub()}
+    out = {"google-pubsub": pubsub(), "aws-sns": sns()}
     with open(sys.argv[1], "w") as f:
         json.dump(out, f, indent=1)
 

@@ -53,6 +53,8 @@ pub enum Shape {
     /// Google Pub/Sub push: the token's `audience`, `jwks_url`, the service account
     /// `email`, and `tolerance` (clock leeway).
     PubSub,
+    /// Amazon SNS: the `topics` accepted, `cert_hosts`, `confirm_subscriptions`.
+    Sns,
 }
 
 const SECRETS: [&str; 2] = ["secret", "secrets"];
@@ -88,6 +90,7 @@ impl Shape {
         const EVENT_GRID: [&str; 4] = [SECRETS[0], SECRETS[1], "header", "topics"];
         const META: [&str; 4] = [SECRETS[0], SECRETS[1], "verify_token", "verify_tokens"];
         const PUBSUB: [&str; 4] = ["audience", "jwks_url", "email", "tolerance"];
+        const SNS: [&str; 3] = ["topics", "cert_hosts", "confirm_subscriptions"];
         match self {
             Shape::None => &[],
             Shape::Secrets => &SECRETS,
@@ -100,6 +103,7 @@ impl Shape {
             Shape::EventGrid => &EVENT_GRID,
             Shape::Meta => &META,
             Shape::PubSub => &PUBSUB,
+            Shape::Sns => &SNS,
         }
     }
 
@@ -110,6 +114,7 @@ impl Shape {
             Shape::EventGrid => &["header", "topics"],
             Shape::PublicKeys => &["public_keys"],
             Shape::PubSub => &["audience"],
+            Shape::Sns => &["topics"],
             _ => &[],
         }
     }
@@ -180,7 +185,8 @@ pub struct Table {
     pub signature_separator: Option<String>,
     /// Discord (hex) and SendGrid (base64 DER) public keys.
     pub public_keys: Option<Vec<String>>,
-    /// Azure Event Grid: resource ids (or prefixes) of the topics this source takes.
+    /// Azure Event Grid: resource ids (or prefixes) of the topics this source takes;
+    /// Amazon SNS: the topic ARNs it takes.
     pub topics: Option<Vec<String>>,
     /// Meta: the verify token entered in the app's webhook settings.
     pub verify_token: Option<SecretRef>,
@@ -192,6 +198,10 @@ pub struct Table {
     pub jwks_url: Option<String>,
     /// Google Pub/Sub: the push subscription's service account (the token's `email`).
     pub email: Option<String>,
+    /// Amazon SNS: the hosts (`{region}` placeholder) certificates are fetched from.
+    pub cert_hosts: Option<Vec<String>>,
+    /// Amazon SNS: visit a verified `SubscribeURL` to confirm the subscription.
+    pub confirm_subscriptions: Option<bool>,
 }
 
 impl Table {
@@ -383,6 +393,8 @@ impl<'de> DeserializeSeed<'de> for Assign<'_> {
             "audience" => t.audience = some(d)?,
             "jwks_url" => t.jwks_url = some(d)?,
             "email" => t.email = some(d)?,
+            "cert_hosts" => t.cert_hosts = some(d)?,
+            "confirm_subscriptions" => t.confirm_subscriptions = some(d)?,
             // Refused by name once the scheme is known (`from_table`).
             _ => {
                 IgnoredAny::deserialize(d)?;
