@@ -8,7 +8,6 @@
 //! the default certificate hosts, then SNS's message types go through the binary with a
 //! loopback certificate server.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,17 +92,7 @@ struct Vectors {
 
 /// Fresh vectors, in a file of this test's own (`name`): tests run concurrently.
 fn vectors(name: &str) -> Vectors {
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("keyed-vectors-{name}-{}.json", std::process::id()));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sdk-vectors.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(&out)
-        .arg("keyed")
-        .status()
-        .expect("run scripts/sdk-vectors.sh");
-    assert!(status.success(), "generating keyed vectors failed");
-    serde_json::from_slice(&std::fs::read(&out).expect("vectors file")).expect("vectors JSON")
+    crate::support::sdk_vectors(&format!("keyed-{name}"), &["keyed"])
 }
 
 /// A loopback server answering `document` to every GET, counting them; its address.
