@@ -412,6 +412,8 @@ async fn verify<'a>(
             }
             match result {
                 Ok(verdict) => verdict,
+                // The URL the request names has no key behind it: a forged one.
+                Err(KeyError::NotFound) => Err(VerifyError::UnknownKey),
                 Err(e) => return Err(keys_unavailable(endpoint, e)),
             }
         }

@@ -9,7 +9,8 @@
 //! process-wide rate of fetches. A good set that can no longer be refreshed is still used
 //! for [`MAX_STALE`], so a key server's outage does not stop deliveries signed with keys
 //! already known; when no usable set is known the request is answered 503, which the
-//! provider retries — never 2xx, and never 401 for a signature nobody could check.
+//! provider retries — never 2xx, and never 401 for a signature nobody could check. Only
+//! a key server's 4xx (the URL names no key) makes it a failed signature.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -42,6 +43,11 @@ const MAX_URLS: usize = 64;
 pub enum KeyError {
     #[error("the key server did not answer in time or failed")]
     Unreachable,
+    /// The key server answered that there is no such document (a 4xx): the URL names
+    /// no key, so no signature can verify with it — a forged `SigningCertURL` on an
+    /// allowed host, not an outage.
+    #[error("the key server has no such document")]
+    NotFound,
     #[error("the key server answered with something other than keys")]
     Invalid,
     #[error("too many key fetches: try again later")]
@@ -168,6 +174,9 @@ impl KeyCache {
 /// The body of a 2xx answer to a GET of `url`, at most [`MAX_DOCUMENT`] bytes.
 async fn get_limited(client: &reqwest::Client, url: url::Url) -> Result<Vec<u8>, KeyError> {
     let mut resp = (client.get(url).send().await).map_err(|_| KeyError::Unreachable)?;
+    if resp.status().is_client_error() {
+        return Err(KeyError::NotFound);
+    }
     if !resp.status().is_success() {
         return Err(KeyError::Unreachable);
     }
@@ -265,7 +274,7 @@ mod tests {
         for _ in 0..5 {
             assert_eq!(
                 cache.get(&missing, KEEP).await.unwrap_err(),
-                KeyError::Unreachable
+                KeyError::NotFound
             );
         }
         assert_eq!(hits.load(Ordering::SeqCst), 2);

@@ -483,7 +483,10 @@ async fn aws_sns_notifications_are_produced_and_confirmations_are_not() {
         "the certificate is fetched once"
     );
 
-    // The certificate cannot be had: 503, SNS retries.
+    // A certificate URL on the allowed host that names no certificate: a forgery, 401.
+    let forged = notification(&format!("http://{host}/SimpleNotificationService-2.pem"));
+    assert_eq!(post("/hooks/sns", forged).await.unwrap().status(), 401);
+    // The certificate server does not answer: 503, SNS retries.
     let unreachable = notification(&format!("http://{down}/SimpleNotificationService-1.pem"));
     assert_eq!(
         post("/hooks/down", unreachable).await.unwrap().status(),
