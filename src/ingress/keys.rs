@@ -287,4 +287,45 @@ mod tests {
             KeyError::Unreachable
         );
     }
+
+    #[tokio::test]
+    async fn a_set_is_refetched_when_older_than_asked_and_kept_while_its_server_fails() {
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (flag, count, doc) = (up.clone(), hits.clone(), jwks());
+        let app = Router::new().route(
+            "/jwks",
+            get(move || {
+                let (flag, count, doc) = (flag.clone(), count.clone(), doc.clone());
+                async move {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    if flag.load(Ordering::SeqCst) {
+                        (axum::http::StatusCode::OK, doc)
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new())
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let cache = KeyCache::new();
+        let jwks = source(&format!("http://{addr}/jwks"));
+        let first = cache.get(&jwks, KEEP).await.unwrap();
+        // Asked for a younger set (a kid the set lacks): fetched again.
+        let second = cache.get(&jwks, Duration::ZERO).await.unwrap();
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert!(!Arc::ptr_eq(&first, &second));
+        // The server fails: the last good set is still used, and the failure remembered.
+        up.store(false, Ordering::SeqCst);
+        let stale = cache.get(&jwks, Duration::ZERO).await.unwrap();
+        assert!(Arc::ptr_eq(&stale, &second));
+        assert!(cache.get(&jwks, Duration::ZERO).await.is_ok());
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            3,
+            "the failure is not retried at once"
+        );
+    }
 }
