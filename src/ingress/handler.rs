@@ -1,7 +1,8 @@
 //! The webhook handler: route → endpoint check (no body) → method → client budget → body
 //! budget → body (deadline, rate, size) → in-flight cap → handshake that carries no
 //! secret → the provider's published keys, for the schemes that fetch theirs (after the
-//! scheme's cheap checks; [`keys`](super::keys)) → verify → source rate limit → handshake → key → produce and await the
+//! scheme's cheap checks; [`keys`](super::keys)) → verify → source rate limit → control
+//! message (SNS confirmations) or handshake → key → produce and await the
 //! acknowledgement (then the provider's own answer, if it needs one). Each step either
 //! passes the request on or decides the reply; the record reaches Kafka only after
 //! `verify`, and only verified requests are charged to a source's rate limit. The last
