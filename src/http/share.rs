@@ -69,21 +69,6 @@ impl ShareLimits {
         }
     }
 
-    /// As [`ShareLimits::new`], for body bytes when the largest body accepted is
-    /// `largest_body`: an address holding no more than one such body holds little, and the
-    /// reserve holds at least one (up to half the total), so a fresh address — a
-    /// provider's — gets a whole body read under load however large `max_body` is, not
-    /// only bodies under an eighth of the reserve.
-    pub fn bytes(total: usize, per_address: usize, largest_body: usize) -> Self {
-        let limits = Self::new(total, per_address);
-        let reserved = limits.reserved.max(largest_body).min(limits.total / 2);
-        Self {
-            reserved,
-            small_holder: (reserved / 4).max(largest_body).min(reserved).max(1),
-            ..limits
-        }
-    }
-
     /// Whether an address holding `held` holds little (may take from the reserve).
     pub fn is_small(&self, held: usize) -> bool {
         held < self.small_holder
@@ -160,19 +145,6 @@ mod tests {
         // A per-address cap above the total is the total; tiny listeners keep no reserve.
         assert_eq!(ShareLimits::new(4, 16).per_address, 4);
         assert_eq!(ShareLimits::new(4, 16).reserved, 0);
-        // For bytes a small holder may hold one body of the largest max_body.
-        let b = ShareLimits::bytes(256 << 20, 64 << 20, 10 << 20);
-        assert_eq!((b.reserved, b.small_holder), (32 << 20, 10 << 20));
-        assert_eq!(admit(b, 250 << 20, 0, 6 << 20), Ok(()));
-        let b = ShareLimits::bytes(256 << 20, 64 << 20, 64 << 20);
-        assert_eq!((b.reserved, b.small_holder), (64 << 20, 64 << 20));
-        // Small bodies: as for any share.
-        let small = ShareLimits::bytes(256 << 20, 64 << 20, 1 << 20);
-        assert_eq!(small, ShareLimits::new(256 << 20, 64 << 20));
-        assert_eq!(
-            ShareLimits::bytes(1 << 20, 1 << 20, 64 << 20).reserved,
-            512 << 10
-        );
         // For connections a small holder holds at most 4, however large the reserve.
         assert_eq!(ShareLimits::connections(4096, 1024).small_holder, 4);
         assert_eq!(ShareLimits::connections(64, 16).small_holder, 2);

@@ -114,8 +114,6 @@ impl Ingress {
         protection: &Protection,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let sources: Vec<Source> = sources.into_iter().collect();
-        let largest_body = (sources.iter()).map(|s| s.max_body).max().unwrap_or(0);
         Self {
             sources: sources
                 .into_iter()
@@ -143,7 +141,6 @@ impl Ingress {
             budget: BodyBudget::new(
                 protection.max_body_bytes_in_flight,
                 protection.max_body_bytes_per_address,
-                largest_body,
             ),
             unverified: protection
                 .unverified_rate_limit
