@@ -232,24 +232,24 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         deadline: ing.body_timeout,
         min_rate: ing.min_body_rate,
     };
-    // A body that does not arrive whole — over max_body, cut off as too slow or at the
-    // deadline, broken off by the client, or abandoned with its connection (hyper then
-    // drops this future mid-read) — is charged like a failed signature: an address that
-    // keeps stalling bodies goes on probation, where it holds at most a couple of slots.
-    // One slow body from a bad link costs one unit of a budget of many; a provider
-    // sharing a stalling address still gets its probation share.
-    let mut charge = BodyCharge {
-        unverified: ing.unverified.as_ref(),
-        client: req.client,
-        armed: true,
-    };
-    let read = body::read(body, content_length(req.headers), limits, &mut reservation).await;
-    // Only the process's own budget being spent is not the client's doing.
-    charge.armed = !matches!(read, Ok(_) | Err(BodyError::OverBudget));
-    drop(charge);
-    let body = match read {
+    let body = match body::read(body, content_length(req.headers), limits, &mut reservation).await {
         Ok(b) => b,
-        Err(e) => return body_reply(e),
+        Err(e) => {
+            // A body over max_body, or cut off as too slow, is charged like a failed
+            // signature: an address that keeps stalling bodies goes on probation, where
+            // it holds at most a couple of slots. One slow body from a bad link costs
+            // one unit of a budget of many; a provider sharing a stalling address still
+            // gets its probation share.
+            if matches!(
+                e,
+                BodyError::TooLarge(_) | BodyError::TooSlow | BodyError::Deadline
+            ) {
+                if let Some(u) = ing.unverified.as_ref() {
+                    u.failed(req.client);
+                }
+            }
+            return body_reply(e);
+        }
     };
     // Probation is decided once the body is in: a slot held during a slow upload would
     // let one address (or everyone behind one proxy) keep every over-budget delivery out.
@@ -347,22 +347,6 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
             acknowledgement.map_or(Reply::Accepted, Reply::Handshake)
         }
         other => other,
-    }
-}
-
-/// Charges a client's address when dropped armed: held across the body's read, so a
-/// body the client abandons by closing its connection is charged too.
-struct BodyCharge<'a> {
-    unverified: Option<&'a UnverifiedLimit>,
-    client: IpAddr,
-    armed: bool,
-}
-
-impl Drop for BodyCharge<'_> {
-    fn drop(&mut self) {
-        if let (true, Some(u)) = (self.armed, self.unverified) {
-            u.failed(self.client);
-        }
     }
 }
 
