@@ -230,6 +230,9 @@ fn source_line(out: &mut String, s: &Source) {
         s.topic,
         s.verifier.scheme_name()
     );
+    if let Some(details) = s.verifier.details() {
+        let _ = writeln!(out, "      verify: {details}");
+    }
     let _ = writeln!(
         out,
         "      key: {:?}   max_body: {}   rate_limit: {}",

@@ -4,7 +4,7 @@
 //! the start of a failed response's body. Whether to attempt again is not decided here
 //! (see `policy`).
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::{Bytes, BytesMut};
@@ -18,6 +18,7 @@ use super::token::TokenSource;
 use crate::connectors::sink::Credentials;
 use crate::connectors::status_policy::StatusPolicy;
 use crate::connectors::Sink;
+use crate::http::outbound;
 use crate::kafka::envelope;
 use crate::telemetry::trace;
 
@@ -26,10 +27,6 @@ const WEBHOOK_ID: HeaderName = HeaderName::from_static(envelope::WEBHOOK_ID);
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static(envelope::WEBHOOK_TIMESTAMP);
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static(envelope::WEBHOOK_SIGNATURE);
 const TRACEPARENT: HeaderName = HeaderName::from_static(trace::TRACEPARENT);
-
-/// Longest interval between HTTP/2 pings to a destination, and longest wait for a ping's
-/// answer (both are the sink's `timeout` when that is shorter).
-const H2_PING_EVERY: Duration = Duration::from_secs(10);
 
 /// What every attempt of one sink shares.
 pub struct Client {
@@ -45,19 +42,7 @@ impl Client {
     /// The client of `sink`, and its OAuth2 token source when `auth.oauth2` is set (the
     /// token requests share the client's pool and TLS settings).
     pub fn new(sink: &Sink) -> Result<(Self, Option<TokenSource>), reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(sink.timeout)
-            .connect_timeout(sink.timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(sink.concurrency)
-            // An HTTP/2 destination gets every request of the sink on one connection, and
-            // a timed-out request resets only its stream: a connection whose peer froze
-            // (a hung backend whose kernel still ACKs, a NAT entry dropped) would take
-            // every later attempt down with it. Pings find it dead and close it.
-            .http2_keep_alive_interval(sink.timeout.min(H2_PING_EVERY))
-            .http2_keep_alive_timeout(sink.timeout.min(H2_PING_EVERY))
-            .http2_keep_alive_while_idle(true)
-            .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")));
+        let mut builder = outbound::builder(sink.timeout).pool_max_idle_per_host(sink.concurrency);
         if let Some(ca) = &sink.tls_files.ca {
             for cert in reqwest::Certificate::from_pem_bundle(ca)? {
                 builder = builder.add_root_certificate(cert);

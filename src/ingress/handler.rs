@@ -1,6 +1,8 @@
 //! The webhook handler: route → endpoint check (no body) → method → client budget → body
 //! budget → body (deadline, rate, size) → in-flight cap → handshake that carries no
-//! secret → verify → source rate limit → handshake → key → produce and await the
+//! secret → the provider's published keys, for the schemes that fetch theirs (after the
+//! scheme's cheap checks; [`keys`](super::keys)) → verify → source rate limit → control
+//! message (SNS confirmations) or handshake → key → produce and await the
 //! acknowledgement (then the provider's own answer, if it needs one). Each step either
 //! passes the request on or decides the reply; the record reaches Kafka only after
 //! `verify`, and only verified requests are charged to a source's rate limit. The last
@@ -23,6 +25,7 @@ use tokio::sync::Semaphore;
 
 use super::body::{self, BodyBudget, BodyError, BodyLimits};
 use super::client_limit::UnverifiedLimit;
+use super::keys::{KeyCache, KeyError, REFRESH_FOR_UNKNOWN_KEY};
 use super::replay::{Delivery, ReplayGuard};
 use super::response::Reply;
 use crate::config::rate_limit::RateLimitConfig;
@@ -33,8 +36,9 @@ use crate::http::share::ShareLimits;
 use crate::http::shares::Shares;
 use crate::telemetry::source::{SourceTelemetry, WebhookAnswered, WebhookRejected};
 use crate::telemetry::Metrics;
+use crate::verify::sns::Confirmation;
 use crate::verify::url::UrlError;
-use crate::verify::{Handshake, Verified, WebhookRequest};
+use crate::verify::{Handshake, Verified, VerifyError, WebhookRequest};
 use produce::produce;
 
 /// What bounds the work and memory unauthenticated clients can cause.
@@ -98,6 +102,8 @@ pub struct Ingress {
     min_body_rate: u64,
     budget: BodyBudget,
     unverified: Option<UnverifiedLimit>,
+    /// Providers' published verification keys, for every source.
+    keys: KeyCache,
 }
 
 impl Ingress {
@@ -143,6 +149,7 @@ impl Ingress {
                 .unverified_rate_limit
                 .as_ref()
                 .map(UnverifiedLimit::new),
+            keys: KeyCache::new(),
         }
     }
 
@@ -278,7 +285,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         url: &url,
         now: crate::clock::unix_secs(),
     };
-    let verified = match verify(ing, endpoint, req.client, &request) {
+    let verified = match verify(ing, endpoint, req.client, &request).await {
         Ok(verified) => verified,
         Err(reply) => return reply,
     };
@@ -289,6 +296,9 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
             ));
             return Reply::RateLimited(wait);
         }
+    }
+    if let Some(c) = source.verifier.confirmation(&verified) {
+        return confirm(ing, source, c).await;
     }
     if let Some(h) = source.verifier.handshake(&verified) {
         if h.status == 400 {
@@ -365,14 +375,38 @@ fn unverified_handshake(ing: &Ingress, client: IpAddr, h: Handshake) -> Reply {
     Reply::Handshake(h)
 }
 
-/// Checks the signature; a failure is charged to the client's address.
-fn verify<'a>(
+/// Checks the signature, with the provider's published keys for the schemes that fetch
+/// theirs; a failure is charged to the client's address. No key set to be had is 503:
+/// nobody could check the signature, and the provider retries.
+async fn verify<'a>(
     ing: &Ingress,
     endpoint: &Endpoint,
     client: IpAddr,
     request: &WebhookRequest<'a>,
 ) -> Result<Verified<'a>, Reply> {
-    let e = match endpoint.source.verifier.verify(request) {
+    let verifier = &endpoint.source.verifier;
+    let result = match verifier.key_source(request) {
+        Err(e) => Err(e),
+        Ok(None) => verifier.verify(request),
+        Ok(Some(source)) => {
+            let keys = ing.keys.get(&source, super::keys::KEEP).await;
+            let mut result =
+                (keys.as_deref().map_err(|e| *e)).map(|k| verifier.verify_with(request, Some(k)));
+            // A key the set lacks may be one the provider has just published.
+            if let Ok(Err(VerifyError::UnknownKey)) = result {
+                let keys = ing.keys.get(&source, REFRESH_FOR_UNKNOWN_KEY).await;
+                result = (keys.as_deref().map_err(|e| *e))
+                    .map(|k| verifier.verify_with(request, Some(k)));
+            }
+            match result {
+                Ok(verdict) => verdict,
+                // The URL the request names has no key behind it: a forged one.
+                Err(KeyError::NotFound) => Err(VerifyError::UnknownKey),
+                Err(e) => return Err(keys_unavailable(endpoint, e)),
+            }
+        }
+    };
+    let e = match result {
         Ok(verified) => return Ok(verified),
         Err(e) => e,
     };
@@ -385,6 +419,39 @@ fn verify<'a>(
         return Err(Reply::RateLimited(wait));
     }
     Err(Reply::Unauthorized("invalid signature"))
+}
+
+/// A verified SNS subscription or unsubscription confirmation: never produced. The
+/// subscription is confirmed by visiting its URL only when the source says so; otherwise
+/// the operator is told the URL. A confirmation that fails is 503, so SNS sends it again.
+async fn confirm(ing: &Ingress, source: &Source, c: Confirmation) -> Reply {
+    let answered = || {
+        Reply::Handshake(Handshake {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            body: bytes::Bytes::from_static(b"received"),
+        })
+    };
+    if !c.visit {
+        tracing::warn!(source = %source.name, kind = c.kind, topic = %c.topic, url = %c.url, "SNS control message answered and not produced; to subscribe, open the URL (or set confirm_subscriptions = true)");
+        return answered();
+    }
+    match ing.keys.visit(c.url).await {
+        Ok(()) => {
+            tracing::info!(source = %source.name, topic = %c.topic, "SNS subscription confirmed");
+            answered()
+        }
+        Err(e) => {
+            tracing::warn!(source = %source.name, topic = %c.topic, reason = %e, "SNS subscription confirmation failed; answered 503 so that SNS sends it again");
+            Reply::Unavailable("subscription confirmation failed")
+        }
+    }
+}
+
+/// No key set to check a signature with.
+fn keys_unavailable(endpoint: &Endpoint, e: KeyError) -> Reply {
+    tracing::warn!(source = %endpoint.source.name, reason = %e, "webhook answered 503: the provider's verification keys are unavailable");
+    Reply::Unavailable("verification keys unavailable")
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

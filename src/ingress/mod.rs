@@ -4,6 +4,7 @@
 pub mod body;
 pub mod client_limit;
 pub mod handler;
+pub mod keys;
 pub mod replay;
 pub mod response;
 

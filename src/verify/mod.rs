@@ -12,13 +12,16 @@ pub mod discord;
 pub mod eventgrid;
 pub mod generic;
 pub mod gitlab;
+pub mod keys;
 pub mod linear;
 pub mod mailgun;
 pub mod meta;
 pub mod msgraph;
+pub mod pubsub;
 pub mod recipe;
 pub mod registry;
 pub mod sendgrid;
+pub mod sns;
 pub mod standard;
 pub mod template;
 pub mod token;
@@ -93,6 +96,12 @@ pub enum VerifyError {
     /// sign the body).
     #[error("signature token already used with another body")]
     ReplayedToken,
+    /// The key the request names is not in the provider's published key set.
+    #[error("signing key not published")]
+    UnknownKey,
+    /// A signed token's claim (issuer, audience, service account) is not the expected one.
+    #[error("token claim {0} not accepted")]
+    Claim(&'static str),
 }
 
 impl VerifyError {
@@ -109,6 +118,8 @@ impl VerifyError {
             VerifyError::TooManyParameters => "too_many_parameters",
             VerifyError::ParameterTooLarge => "parameter_too_large",
             VerifyError::ReplayedToken => "replayed_token",
+            VerifyError::UnknownKey => "unknown_key",
+            VerifyError::Claim(_) => "claim",
         }
     }
 }
@@ -228,6 +239,10 @@ pub enum Verifier {
     Meta(meta::Meta),
     /// SendGrid Event Webhook (ECDSA P-256).
     Sendgrid(sendgrid::Sendgrid),
+    /// Google Pub/Sub push: an RS256 OIDC token checked with Google's published keys.
+    GooglePubSub(pubsub::GooglePubSub),
+    /// Amazon SNS: messages signed with the certificate at their `SigningCertURL`.
+    Sns(sns::Sns),
     /// A header equal to a shared secret (`token`, `bearer`, `basic`).
     Token(token::SharedToken),
     /// No verification (`scheme = "none"`), for trusted internal senders.
@@ -239,11 +254,41 @@ impl Verifier {
     /// (rotation). The [`Verified`] body it returns is the only way to hand a body to
     /// the producer.
     pub fn verify<'a>(&self, req: &WebhookRequest<'a>) -> Result<Verified<'a>, VerifyError> {
-        self.check(req).map(|()| Verified { request: *req })
+        self.verify_with(req, None)
     }
 
-    fn check(&self, req: &WebhookRequest<'_>) -> Result<(), VerifyError> {
+    /// The published key set a request's signature is checked with, for the schemes that
+    /// fetch theirs (Google Pub/Sub, AWS SNS); `Ok(None)` for every other. Everything
+    /// that needs no key is checked first, so a request refused here costs no fetch.
+    pub fn key_source(
+        &self,
+        req: &WebhookRequest<'_>,
+    ) -> Result<Option<keys::KeySource>, VerifyError> {
         match self {
+            Verifier::GooglePubSub(v) => v.key_source(req).map(Some),
+            Verifier::Sns(v) => v.key_source(req).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// As [`verify`](Self::verify), with the key set [`key_source`](Self::key_source)
+    /// named, fetched; without it a fetching scheme refuses (`unknown_key`).
+    pub fn verify_with<'a>(
+        &self,
+        req: &WebhookRequest<'a>,
+        keys: Option<&keys::KeySet>,
+    ) -> Result<Verified<'a>, VerifyError> {
+        self.check(req, keys).map(|()| Verified { request: *req })
+    }
+
+    fn check(
+        &self,
+        req: &WebhookRequest<'_>,
+        keys: Option<&keys::KeySet>,
+    ) -> Result<(), VerifyError> {
+        match self {
+            Verifier::GooglePubSub(v) => v.verify(req, keys.ok_or(VerifyError::UnknownKey)?),
+            Verifier::Sns(v) => v.verify(req, keys.ok_or(VerifyError::UnknownKey)?),
             Verifier::StandardWebhooks(v) => v.verify(req),
             Verifier::Gitlab(v) => v.verify(req),
             Verifier::Twilio(v) => v.verify(req),
@@ -324,6 +369,8 @@ impl Verifier {
             Verifier::EventGrid(v) => v.token.sign(),
             Verifier::Discord(_)
             | Verifier::Sendgrid(_)
+            | Verifier::GooglePubSub(_)
+            | Verifier::Sns(_)
             | Verifier::Mailgun(_)
             | Verifier::MsGraph(_)
             | Verifier::None => None,
@@ -346,6 +393,8 @@ impl Verifier {
             Verifier::Hmac(v) => v.sample_body(),
             Verifier::Discord(v) => v.sample_body(),
             Verifier::Sendgrid(_) => sendgrid::SAMPLE_BODY,
+            Verifier::GooglePubSub(_) => pubsub::SAMPLE_BODY,
+            Verifier::Sns(_) => sns::SAMPLE_BODY,
             Verifier::Meta(_) => meta::SAMPLE_BODY,
             Verifier::Token(_) | Verifier::None => generic::SAMPLE_BODY,
         }
@@ -399,6 +448,25 @@ impl Verifier {
         }
     }
 
+    /// The scheme's settings that are not secrets and that `check` shows (where a
+    /// fetching scheme takes its keys from, what its tokens must say); `None` for most.
+    pub fn details(&self) -> Option<String> {
+        match self {
+            Verifier::GooglePubSub(v) => Some(v.summary()),
+            Verifier::Sns(v) => Some(v.summary()),
+            _ => None,
+        }
+    }
+
+    /// A verified control message that must not be produced (SNS's subscription and
+    /// unsubscription confirmations), and what to do with it.
+    pub fn confirmation(&self, verified: &Verified<'_>) -> Option<sns::Confirmation> {
+        match self {
+            Verifier::Sns(v) => v.confirmation(verified.request()),
+            _ => None,
+        }
+    }
+
     /// The scheme name as written in config, e.g. `"github"` (also a metrics label).
     pub fn scheme_name(&self) -> &'static str {
         match self {
@@ -414,6 +482,8 @@ impl Verifier {
             Verifier::Token(v) => v.name(),
             Verifier::Discord(v) => v.name(),
             Verifier::Sendgrid(_) => "sendgrid",
+            Verifier::GooglePubSub(_) => "google-pubsub",
+            Verifier::Sns(_) => "aws-sns",
             Verifier::Meta(_) => "meta",
             Verifier::None => "none",
         }

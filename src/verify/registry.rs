@@ -217,6 +217,22 @@ pub const SCHEMES: &[Scheme] = &[
         build::sendgrid,
         RoundTrip::CannotSign("hookbridge holds only the verification key"),
     ),
+    // The bearer token is a credential a captured request could be replayed with.
+    secret_in_header(
+        SecretHeader::Fixed("Authorization"),
+        with(
+            "google-pubsub",
+            Shape::PubSub,
+            build::google_pubsub,
+            RoundTrip::CannotSign("Google holds the signing key"),
+        ),
+    ),
+    with(
+        "aws-sns",
+        Shape::Sns,
+        build::aws_sns,
+        RoundTrip::CannotSign("AWS holds the signing key"),
+    ),
     secret_in_header(
         SecretHeader::Configured,
         with(

@@ -362,3 +362,31 @@ fn sink_url_credentials_are_redacted_and_risky_settings_warned() {
         assert!(text.contains(warning), "no warning {warning:?}:\n{text}");
     }
 }
+
+#[test]
+fn fetched_key_schemes_show_where_their_keys_come_from() {
+    for (connector, shown) in [
+        (
+            "[source]\nname = \"pubsub\"\npath = \"/p\"\ntopic = \"t\"\nverify = { scheme = \"google-pubsub\", audience = \"https://hooks.example.com/p?key=aud-must-not-leak-5e1\", email = \"push@p.iam.gserviceaccount.com\" }\n",
+            [
+                "jwks_url https://www.googleapis.com/oauth2/v3/certs",
+                "email push@p.iam.gserviceaccount.com",
+            ],
+        ),
+        (
+            "[source]\nname = \"sns\"\npath = \"/s\"\ntopic = \"t\"\nverify = { scheme = \"aws-sns\", topics = [\"arn:aws:sns:us-east-1:123456789012:orders\"] }\n",
+            [
+                "topics arn:aws:sns:us-east-1:123456789012:orders",
+                "cert_hosts sns.{region}.amazonaws.com, sns.{region}.amazonaws.com.cn",
+            ],
+        ),
+    ] {
+        let dir = config_dir("[kafka]\nbrokers = \"127.0.0.1:9\"\n", Some(connector));
+        let (ok, text) = check(&dir.path().join("hookbridge.toml"));
+        assert!(ok, "{text}");
+        for line in shown {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("aud-must-not-leak"), "{text}");
+    }
+}

@@ -8,6 +8,7 @@ mod console;
 mod console_browser;
 mod dlq_inspect;
 mod egress;
+mod fetched_keys;
 mod hostile;
 mod ingress;
 mod operate;

@@ -6,7 +6,6 @@
 //! docs/providers.md), each of which must still be observed — so a list entry cannot go stale.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -87,16 +86,7 @@ struct Connector {
 
 /// Fresh vectors, in a file of this test's own (`name`): tests run concurrently.
 fn vectors(name: &str) -> Vec<Vector> {
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("sdk-vectors-{name}-{}.json", std::process::id()));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sdk-vectors.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(&out)
-        .status()
-        .expect("run scripts/sdk-vectors.sh");
-    assert!(status.success(), "generating SDK vectors failed");
-    serde_json::from_slice(&std::fs::read(&out).expect("vectors file")).expect("vectors JSON")
+    crate::support::sdk_vectors(name, &[])
 }
 
 fn hookbridge_verdict(v: &Vector) -> bool {

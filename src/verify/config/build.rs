@@ -16,8 +16,8 @@ use crate::verify::registry::github;
 use crate::verify::template::Template;
 use crate::verify::token::SharedToken;
 use crate::verify::{
-    discord, eventgrid, gitlab, linear, mailgun, meta, msgraph, sendgrid, standard, twilio, twitch,
-    Verifier,
+    discord, eventgrid, gitlab, keys, linear, mailgun, meta, msgraph, pubsub, sendgrid, sns,
+    standard, twilio, twitch, Verifier,
 };
 
 /// A scheme's constructor.
@@ -221,6 +221,72 @@ pub fn sendgrid(t: &Table) -> Result<Verifier, BuildError> {
         None => None,
     };
     Ok(Verifier::Sendgrid(sendgrid::Sendgrid::new(keys, window)))
+}
+
+/// Google Pub/Sub push: the audience is required (a token for any other push endpoint
+/// must not pass); keys from Google's JWKS unless `jwks_url` names another.
+pub fn google_pubsub(t: &Table) -> Result<Verifier, BuildError> {
+    let audience = t.audience.as_deref().unwrap_or_default().trim();
+    if audience.is_empty() {
+        return Err(err(
+            "audience",
+            "must be the audience set on the push subscription",
+        ));
+    }
+    let raw = t.jwks_url.as_deref().unwrap_or(pubsub::GOOGLE_JWKS_URL);
+    let jwks_url = keys::key_url(raw, |_| true).map_err(|e| err("jwks_url", e.to_string()))?;
+    let email = match t.email.as_deref().map(str::trim) {
+        Some("") => return Err(err("email", "must be a service account address")),
+        other => other.map(str::to_owned),
+    };
+    Ok(Verifier::GooglePubSub(pubsub::GooglePubSub::new(
+        audience.to_owned(),
+        jwks_url,
+        email,
+        t.tolerance(pubsub::DEFAULT_TOLERANCE)?,
+    )))
+}
+
+/// Amazon SNS: topic ARNs (a message for any other topic is refused before its
+/// certificate is fetched); certificate hosts, each a host or `host:port` that may hold
+/// `{region}`.
+pub fn aws_sns(t: &Table) -> Result<Verifier, BuildError> {
+    let topics = t.topics.clone().unwrap_or_default();
+    if topics.is_empty() {
+        return Err(err(
+            "topics",
+            "must list the topic ARNs this source takes messages from",
+        ));
+    }
+    if let Some(i) = topics
+        .iter()
+        .position(|a| !a.starts_with("arn:") || a.split(':').count() != 6)
+    {
+        return Err(err(
+            format!("topics[{i}]"),
+            "is not a topic ARN (arn:aws:sns:<region>:<account>:<name>)",
+        ));
+    }
+    let hosts = t.cert_hosts.clone().unwrap_or_default();
+    if t.cert_hosts.is_some() && hosts.is_empty() {
+        return Err(err("cert_hosts", "must list at least one host"));
+    }
+    let valid_host = |h: &str| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:{}[]".contains(&b))
+    };
+    if let Some(i) = hosts.iter().position(|h| !valid_host(h)) {
+        return Err(err(
+            format!("cert_hosts[{i}]"),
+            "is not a host or host:port",
+        ));
+    }
+    Ok(Verifier::Sns(sns::Sns::new(
+        topics,
+        hosts,
+        t.confirm_subscriptions.unwrap_or(false),
+    )))
 }
 
 /// `public_keys`, each parsed; errors name the bad one.

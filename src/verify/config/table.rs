@@ -50,6 +50,11 @@ pub enum Shape {
     EventGrid,
     /// Meta: app secrets, and the verify token(s) of its GET subscription.
     Meta,
+    /// Google Pub/Sub push: the token's `audience`, `jwks_url`, the service account
+    /// `email`, and `tolerance` (clock leeway).
+    PubSub,
+    /// Amazon SNS: the `topics` accepted, `cert_hosts`, `confirm_subscriptions`.
+    Sns,
 }
 
 const SECRETS: [&str; 2] = ["secret", "secrets"];
@@ -84,6 +89,8 @@ impl Shape {
         const TOKEN: [&str; 3] = [SECRETS[0], SECRETS[1], "header"];
         const EVENT_GRID: [&str; 4] = [SECRETS[0], SECRETS[1], "header", "topics"];
         const META: [&str; 4] = [SECRETS[0], SECRETS[1], "verify_token", "verify_tokens"];
+        const PUBSUB: [&str; 4] = ["audience", "jwks_url", "email", "tolerance"];
+        const SNS: [&str; 3] = ["topics", "cert_hosts", "confirm_subscriptions"];
         match self {
             Shape::None => &[],
             Shape::Secrets => &SECRETS,
@@ -95,6 +102,8 @@ impl Shape {
             Shape::Token => &TOKEN,
             Shape::EventGrid => &EVENT_GRID,
             Shape::Meta => &META,
+            Shape::PubSub => &PUBSUB,
+            Shape::Sns => &SNS,
         }
     }
 
@@ -104,6 +113,8 @@ impl Shape {
             Shape::Hmac | Shape::Token => &["header"],
             Shape::EventGrid => &["header", "topics"],
             Shape::PublicKeys => &["public_keys"],
+            Shape::PubSub => &["audience"],
+            Shape::Sns => &["topics"],
             _ => &[],
         }
     }
@@ -174,12 +185,23 @@ pub struct Table {
     pub signature_separator: Option<String>,
     /// Discord (hex) and SendGrid (base64 DER) public keys.
     pub public_keys: Option<Vec<String>>,
-    /// Azure Event Grid: resource ids (or prefixes) of the topics this source takes.
+    /// Azure Event Grid: resource ids (or prefixes) of the topics this source takes;
+    /// Amazon SNS: the topic ARNs it takes.
     pub topics: Option<Vec<String>>,
     /// Meta: the verify token entered in the app's webhook settings.
     pub verify_token: Option<SecretRef>,
     /// Meta: several verify tokens (rotation).
     pub verify_tokens: Option<Vec<SecretRef>>,
+    /// Google Pub/Sub: the audience set on the push subscription (the token's `aud`).
+    pub audience: Option<String>,
+    /// Google Pub/Sub: where the token signing keys (JWKS) are fetched from.
+    pub jwks_url: Option<String>,
+    /// Google Pub/Sub: the push subscription's service account (the token's `email`).
+    pub email: Option<String>,
+    /// Amazon SNS: the hosts (`{region}` placeholder) certificates are fetched from.
+    pub cert_hosts: Option<Vec<String>>,
+    /// Amazon SNS: visit a verified `SubscribeURL` to confirm the subscription.
+    pub confirm_subscriptions: Option<bool>,
 }
 
 impl Table {
@@ -368,6 +390,11 @@ impl<'de> DeserializeSeed<'de> for Assign<'_> {
             "topics" => t.topics = some(d)?,
             "verify_token" => t.verify_token = some(d)?,
             "verify_tokens" => t.verify_tokens = some(d)?,
+            "audience" => t.audience = some(d)?,
+            "jwks_url" => t.jwks_url = some(d)?,
+            "email" => t.email = some(d)?,
+            "cert_hosts" => t.cert_hosts = some(d)?,
+            "confirm_subscriptions" => t.confirm_subscriptions = some(d)?,
             // Refused by name once the scheme is known (`from_table`).
             _ => {
                 IgnoredAny::deserialize(d)?;

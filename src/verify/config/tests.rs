@@ -124,6 +124,14 @@ fn every_scheme_parses_and_builds() {
             "basic",
         ),
         (r#"verify = { scheme = "none" }"#, "none"),
+        (
+            r#"verify = { scheme = "google-pubsub", audience = "https://hooks.example.com/pubsub", email = "push@p.iam.gserviceaccount.com", tolerance = "30s" }"#,
+            "google-pubsub",
+        ),
+        (
+            r#"verify = { scheme = "aws-sns", topics = ["arn:aws:sns:us-east-1:123456789012:orders"], confirm_subscriptions = true }"#,
+            "aws-sns",
+        ),
     ];
     for (text, scheme) in cases {
         let config = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -151,6 +159,59 @@ fn every_scheme_parses_and_builds() {
             "scheme {} is missing from every_scheme_parses_and_builds (src/verify/config/tests.rs)",
             scheme.name
         );
+    }
+}
+
+#[test]
+fn google_pubsub_needs_an_audience_and_a_key_url_it_may_fetch() {
+    assert!(parse(r#"verify = { scheme = "google-pubsub" }"#)
+        .unwrap_err()
+        .contains("audience"));
+    for (text, key) in [
+        (
+            r#"verify = { scheme = "google-pubsub", audience = " " }"#,
+            "audience",
+        ),
+        (
+            r#"verify = { scheme = "google-pubsub", audience = "a", jwks_url = "http://keys.example.com/certs" }"#,
+            "jwks_url",
+        ),
+        (
+            r#"verify = { scheme = "google-pubsub", audience = "a", jwks_url = "https://u:p@keys.example.com/certs" }"#,
+            "jwks_url",
+        ),
+        (
+            r#"verify = { scheme = "google-pubsub", audience = "a", email = "" }"#,
+            "email",
+        ),
+    ] {
+        assert_eq!(build(text).unwrap_err().0, key, "{text}");
+    }
+    // Plain http only to a loopback key server.
+    assert!(build(r#"verify = { scheme = "google-pubsub", audience = "a", jwks_url = "http://127.0.0.1:9/certs" }"#).is_ok());
+}
+
+#[test]
+fn aws_sns_needs_topic_arns_and_well_formed_cert_hosts() {
+    assert!(parse(r#"verify = { scheme = "aws-sns" }"#)
+        .unwrap_err()
+        .contains("topics"));
+    for (text, key) in [
+        (r#"verify = { scheme = "aws-sns", topics = [] }"#, "topics"),
+        (
+            r#"verify = { scheme = "aws-sns", topics = ["orders"] }"#,
+            "topics[0]",
+        ),
+        (
+            r#"verify = { scheme = "aws-sns", topics = ["arn:aws:sns:us-east-1:1:t"], cert_hosts = [] }"#,
+            "cert_hosts",
+        ),
+        (
+            r#"verify = { scheme = "aws-sns", topics = ["arn:aws:sns:us-east-1:1:t"], cert_hosts = ["a/b"] }"#,
+            "cert_hosts[0]",
+        ),
+    ] {
+        assert_eq!(build(text).unwrap_err().0, key, "{text}");
     }
 }
 

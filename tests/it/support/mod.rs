@@ -88,3 +88,19 @@ pub fn unique(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Fresh differential vectors from `scripts/sdk-vectors.sh` (with `args` after the output
+/// file), parsed; in a file of the calling test's own (`name`): tests run concurrently.
+pub fn sdk_vectors<T: serde::de::DeserializeOwned>(name: &str, args: &[&str]) -> T {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sdk-vectors-{name}-{}.json", std::process::id()));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/sdk-vectors.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&out)
+        .args(args)
+        .status()
+        .expect("run scripts/sdk-vectors.sh");
+    assert!(status.success(), "generating SDK vectors failed");
+    serde_json::from_slice(&std::fs::read(&out).expect("vectors file")).expect("vectors JSON")
+}
