@@ -13,6 +13,7 @@ use bytes::Bytes;
 use hookbridge::connectors::{self, Connectors};
 use hookbridge::egress::record::{Record, TopicPartition};
 use hookbridge::egress::request::Shaper;
+use hookbridge::telemetry::{Metrics, SinkTelemetry};
 use libfuzzer_sys::fuzz_target;
 
 /// Sinks that read every part of a record, each with the hosts its requests may reach.
@@ -53,7 +54,12 @@ fn shapers() -> &'static Vec<(Shaper, &'static [&'static str])> {
         }
         let loaded: Connectors = connectors::load_dir(&dir).expect("the fuzz sinks are valid");
         let _ = std::fs::remove_dir_all(&dir);
-        (loaded.sinks.iter().map(Shaper::new))
+        let metrics = Arc::new(Metrics::new());
+        (loaded.sinks.iter())
+            .map(|sink| {
+                let telemetry = SinkTelemetry::new(sink.name.clone(), metrics.clone());
+                Shaper::new(sink, Arc::new(telemetry))
+            })
             .zip(SINKS.iter().map(|(_, hosts)| *hosts))
             .collect()
     })

@@ -109,7 +109,7 @@ fn late_answers(produce_timeout: std::time::Duration, sources: &[Source]) -> Vec
         .filter(|src| matches!(src.verifier.scheme_name(), "discord" | "discord-events"))
         .map(|src| {
             format!(
-                "{}: a `{}` source while kafka.produce_timeout is {}: Discord needs the answer within 3 s, so a slow broker ack fails the request for Discord instead of a 503 it retries; set kafka.produce_timeout to 2.5s or less",
+                "{}: a `{}` source while kafka.produce_timeout is {}: Discord needs the answer within 3 s, so a slow broker ack fails the request for Discord before hookbridge can even answer 503; set kafka.produce_timeout to 2.5s or less",
                 src.file,
                 src.verifier.scheme_name(),
                 humantime::format_duration(produce_timeout)

@@ -91,9 +91,12 @@ impl Program {
                     .collect();
                 format!("not a jq program: {}", what.join("; "))
             })?;
-        // Loaded, so it parses: refused only for what it does.
-        let term = jaq_core::load::parse(code, |p| p.term());
-        if let Some(name) = term.as_ref().and_then(recursion::recursive_definition) {
+        // Loaded, so it parses as a module; as a term too, unless it has a `module`
+        // line, which no sink needs: refused, so that nothing escapes the look below.
+        let Some(term) = jaq_core::load::parse(code, |p| p.term()) else {
+            return Err("not a jq program: `module` and `import` lines are not supported".into());
+        };
+        if let Some(name) = recursion::recursive_definition(&term) {
             return Err(format!(
                 "`{name}` calls itself: a recursive definition can overflow the stack and abort the process on a record that makes it deep; loop with until, while, repeat, recurse, reduce or foreach instead"
             ));
@@ -276,6 +279,14 @@ mod tests {
         let err = Program::compile("def f: if . > 0 then (. - 1 | f) + 1 else 0 end; .n | f")
             .expect_err("recursive");
         assert!(err.starts_with("`f` calls itself"), "{err}");
+        let err =
+            Program::compile("module {}; def f: if . > 0 then (. - 1 | f) + 1 else 0 end; .n | f")
+                .expect_err("a module line hides nothing");
+        assert!(err.contains("`module`"), "{err}");
+        let err =
+            Program::compile("def @d: if . > 0 then (@d \"\\(. - 1)\") + 1 else 0 end; .n | @d")
+                .expect_err("a format calling itself");
+        assert!(err.starts_with("`@d` calls itself"), "{err}");
         let p = Program::compile("def inc: . + 1; .n as $n | 0 | until(. >= $n; inc)")
             .expect("a builtin loop compiles");
         let out = p.run(parse(br#"{"n":100000}"#).unwrap(), vars()).unwrap();

@@ -138,19 +138,27 @@ impl Shaper {
             return Some(self.shape(record));
         }
         let runaways = &self.runaways;
-        if runaways.at_limit() {
+        let refused = |error| {
             let first = self.programs.stage(&AtomicBool::new(false));
-            return Some(Err(Refused {
+            Some(Err(Refused {
                 reason: first,
-                error: "runaway-limit",
-            }));
-        }
+                error,
+            }))
+        };
         // A slot for the evaluation's thread, held until that thread ends: runaways keep
         // theirs, so however many records time out at once, no more than `limit`
-        // evaluations of the sink ever run.
-        let slot = tokio::select! {
-            _ = cancel.cancelled() => return None,
-            slot = runaways.slots.clone().acquire_owned() => slot.ok()?,
+        // evaluations of the sink ever run. While this record waits, the evaluations
+        // holding the slots may all run past their deadline and never end: looked at
+        // again each deadline, so the record is then refused instead of waiting forever.
+        let slot = loop {
+            if runaways.at_limit() {
+                return refused("runaway-limit");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                slot = runaways.slots.clone().acquire_owned() => break slot.ok()?,
+                () = tokio::time::sleep(runaways.deadline) => {}
+            }
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let programs = self.programs.clone();
@@ -158,21 +166,23 @@ impl Shaper {
         let filtered = Arc::new(AtomicBool::new(false));
         let stage = filtered.clone();
         let run = Arc::new(AtomicU8::new(RUNNING));
-        let (ran, tally) = (run.clone(), runaways.clone());
+        let ending = Ending {
+            run: run.clone(),
+            runaways: runaways.clone(),
+        };
         let spawned = std::thread::Builder::new()
             .name("hookbridge-jq".to_owned())
             .stack_size(JQ_STACK)
             .spawn(move || {
                 let _slot = slot;
+                let _ending = ending; // also when jaq panics
                 let _ = tx.send(programs.evaluate(&owned, &stage));
-                if ran.swap(DONE, Ordering::AcqRel) == DETACHED {
-                    tally.ended();
-                }
             });
         if spawned.is_err() {
-            // No thread to be had (the process is at its limit): run here rather than
-            // not at all.
-            return Some(self.shape(record));
+            // No thread to be had (the process is at its limit). Run on this task's
+            // thread instead, the program could overflow its smaller stack and abort
+            // the process, or loop and hold the sink: refused like a runaway.
+            return refused("no-thread");
         }
         let evaluated = tokio::select! {
             _ = cancel.cancelled() => {
@@ -364,6 +374,21 @@ const JQ_STACK: usize = 64 << 20;
 const RUNNING: u8 = 0;
 const DONE: u8 = 1;
 const DETACHED: u8 = 2;
+
+/// Marks an evaluation's thread ended when it ends, however (a panic in jaq included),
+/// so a runaway is never counted after its thread is gone.
+struct Ending {
+    run: Arc<AtomicU8>,
+    runaways: Arc<Runaways>,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if self.run.swap(DONE, Ordering::AcqRel) == DETACHED {
+            self.runaways.ended();
+        }
+    }
+}
 
 /// A sink's evaluations still running after it stopped waiting for them.
 struct Runaways {

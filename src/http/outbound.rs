@@ -8,9 +8,10 @@ use std::time::Duration;
 /// Longest time a connection may take to establish.
 const MAX_CONNECT: Duration = Duration::from_secs(10);
 
-/// Longest interval between HTTP/2 pings on a connection, and longest wait for a ping's
-/// answer (both are the request `timeout` when that is shorter).
-const H2_PING_EVERY: Duration = Duration::from_secs(10);
+/// Interval between HTTP/2 pings on a quiet connection, and the wait for a ping's
+/// answer: the request `timeout`, within these bounds (a server may refuse pings more
+/// frequent than every few seconds with `GOAWAY too_many_pings`).
+const H2_PING_EVERY: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(10));
 
 /// A client builder with hookbridge's outbound defaults and `timeout` per request; the
 /// caller adds what is its own (trusted CAs, identity, pool size).
@@ -23,8 +24,8 @@ pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
         // resets only its stream: a connection whose peer froze (a hung backend whose
         // kernel still ACKs, a NAT entry dropped) would take every later request down
         // with it. Pings find it dead and close it.
-        .http2_keep_alive_interval(timeout.min(H2_PING_EVERY))
-        .http2_keep_alive_timeout(timeout.min(H2_PING_EVERY))
+        .http2_keep_alive_interval(timeout.clamp(H2_PING_EVERY.0, H2_PING_EVERY.1))
+        .http2_keep_alive_timeout(timeout.clamp(H2_PING_EVERY.0, H2_PING_EVERY.1))
         .http2_keep_alive_while_idle(true)
         .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")))
 }

@@ -48,7 +48,7 @@ pub enum BodyError {
     #[error("body arrived slower than the minimum rate")]
     TooSlow,
     /// The client broke the body off (closed the connection) after holding it for long
-    /// or sending it slowly: see [`abandoned_slowly`].
+    /// or going quiet: see [`abandoned_slowly`].
     #[error("the client abandoned a slow body")]
     Abandoned,
     #[error("too many request bytes in flight")]
@@ -171,6 +171,7 @@ pub async fn read(
     };
     let timer = tokio::time::sleep_until(cut_off_at(0));
     tokio::pin!(timer);
+    let mut last_data = started;
     loop {
         let frame = tokio::select! {
             frame = body.frame() => frame,
@@ -189,7 +190,7 @@ pub async fn read(
         };
         let frame = match frame {
             None => break,
-            Some(Err(_)) if abandoned_slowly(collector.buf.len(), started.elapsed(), limits) => {
+            Some(Err(_)) if abandoned_slowly(started.elapsed(), last_data.elapsed(), limits) => {
                 return Err(BodyError::Abandoned)
             }
             Some(Err(_)) => return Err(BodyError::Broken),
@@ -197,25 +198,27 @@ pub async fn read(
         };
         if let Ok(data) = frame.into_data() {
             collector.push(&data)?;
+            last_data = Instant::now();
         }
     }
     Ok(Bytes::from(collector.buf))
 }
 
-/// Whether a body broken off by its client after `elapsed`, with `received` bytes in, was
-/// slow enough to be charged like one cut off: it was held for at least a quarter of the
-/// deadline (no provider's delivery takes that long on a working link, and a client
-/// closing just before the deadline would otherwise hold its slot almost as long as a
-/// timed-out one, again and again), or, after its first second, it had arrived at less
-/// than the minimum rate on average (it was living on its credit). A body cut off by a
-/// network failure early and fast is not charged.
-pub fn abandoned_slowly(received: usize, elapsed: Duration, limits: BodyLimits) -> bool {
-    let held_long = elapsed >= limits.deadline / 4;
-    let behind_rate = limits.min_rate > 0
-        && elapsed >= Duration::from_secs(1)
-        && (received as f64) < limits.min_rate as f64 * elapsed.as_secs_f64();
-    held_long || behind_rate
+/// Whether a body broken off by its client after `elapsed`, the last of it `silent` ago,
+/// was slow enough to be charged like one cut off: it was held for at least a quarter of
+/// the deadline (no provider's delivery takes that long on a working link), or nothing
+/// had arrived for [`STALLED`] before the close (a network failure breaks a body while
+/// it flows; a client sitting on its rate credit, then closing before the cut-off to
+/// start again, has gone quiet). A body broken off early while it flowed is not charged.
+/// Best effort: a client that trickles a byte now and then and closes before the
+/// quarter is still not charged; what any one address can hold meanwhile is bounded by
+/// its share of the body budget, not by this charge.
+pub fn abandoned_slowly(elapsed: Duration, silent: Duration, limits: BodyLimits) -> bool {
+    elapsed >= limits.deadline / 4 || silent >= STALLED
 }
+
+/// How long a body may go without data before a close counts as abandoning it.
+const STALLED: Duration = Duration::from_secs(2);
 
 /// How long after the headers a client that sent `received` bytes may take for more.
 fn rate_allowance(received: usize, min_rate: u64) -> Duration {
@@ -353,20 +356,23 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_body_is_slow_when_held_long_or_behind_the_rate() {
-        let l = limits(1 << 20); // deadline 5 s, 1 KiB/s
+    fn an_abandoned_body_is_slow_when_held_long_or_silent() {
+        let l = limits(1 << 20); // deadline 5 s
         let ms = Duration::from_millis;
-        // Held for a quarter of the deadline, however much it sent.
-        assert!(abandoned_slowly(1 << 20, ms(1250), l));
-        assert!(!abandoned_slowly(1 << 20, ms(1249), l));
-        // Behind the minimum rate on average, once its first second is over.
-        assert!(abandoned_slowly(1023, ms(1000), l));
-        assert!(!abandoned_slowly(1024, ms(1000), l));
-        assert!(!abandoned_slowly(0, ms(999), l));
-        // Without a minimum rate only the time counts.
-        let no_rate = BodyLimits { min_rate: 0, ..l };
-        assert!(!abandoned_slowly(0, ms(1200), no_rate));
-        assert!(abandoned_slowly(0, ms(1250), no_rate));
+        // Held for a quarter of the deadline, however lively.
+        assert!(abandoned_slowly(ms(1250), ms(0), l));
+        assert!(!abandoned_slowly(ms(1249), ms(0), l));
+        // Silent for two seconds before the close, however early.
+        let l = BodyLimits {
+            deadline: Duration::from_secs(30),
+            ..l
+        };
+        assert!(abandoned_slowly(ms(2000), ms(2000), l));
+        assert!(!abandoned_slowly(ms(7400), ms(1999), l));
+        assert!(
+            abandoned_slowly(ms(7400), ms(7000), l),
+            "credit, then quiet"
+        );
     }
 
     #[tokio::test]
@@ -403,6 +409,19 @@ mod tests {
             &mut r,
         );
         assert_eq!(early.await, Err(BodyError::Broken));
+        // Half a body buys credit to sit until well past two seconds; gone quiet, then
+        // closed long before a quarter of a 30 s deadline, it is still charged.
+        let limits = BodyLimits {
+            deadline: Duration::from_secs(30),
+            ..limits
+        };
+        let quiet = read(
+            broken_after(Duration::from_millis(2100)),
+            Some(8000),
+            limits,
+            &mut r,
+        );
+        assert_eq!(quiet.await, Err(BodyError::Abandoned));
     }
 
     #[test]

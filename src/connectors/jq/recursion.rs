@@ -34,10 +34,11 @@ pub fn recursive_definition<'s>(program: &Term<&'s str>) -> Option<&'s str> {
 /// counted: refusing too much here is a `check` error, never a crash).
 fn calls(term: &Term<&str>, name: &str) -> bool {
     let mut found = false;
-    visit(term, &mut |t| {
-        if matches!(t, Term::Call(n, _) if *n == name) {
-            found = true;
-        }
+    visit(term, &mut |t| match t {
+        Term::Call(n, _) if *n == name => found = true,
+        // `@fmt "…\(x)…"` calls the format `@fmt` (which a definition may be).
+        Term::Str(Some(fmt), _) if *fmt == name => found = true,
+        _ => {}
     });
     found
 }
@@ -143,6 +144,11 @@ mod tests {
             (".a | def f: [.[] | f]; f", "f"),
             ("reduce .[] as $x (0; def f: f; f)", "f"),
             ("def f: . as {(f): $v} | $v; f", "f"),
+            ("def @d: @d \"\\(.)\"; 1", "@d"),
+            (
+                "def @d: if . > 0 then (@d \"\\(. - 1)\") + 1 else 0 end; .n | @d",
+                "@d",
+            ),
         ] {
             assert_eq!(found(code).as_deref(), Some(name), "{code}");
         }

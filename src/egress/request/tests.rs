@@ -343,3 +343,38 @@ async fn runaways_started_together_stay_within_the_limit() {
         most.load(Ordering::SeqCst)
     );
 }
+
+/// A record waiting for a slot while the evaluation holding it runs past its deadline
+/// and on: refused as soon as that one is a runaway, not kept waiting until it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_waiting_for_a_slot_held_by_a_runaway_is_refused() {
+    let telemetry = telemetry();
+    let s = Arc::new(
+        shaper_with(
+            "url = \"http://h/\"\nfilter = 'last(range(.n)) > 0'",
+            telemetry.clone(),
+        )
+        .with_runaway_limits(Duration::from_millis(50), 1),
+    );
+    let long = record(br#"{"n":2e7}"#, &[], None);
+    let first = tokio::spawn({
+        let s = s.clone();
+        async move {
+            let shaped = s.shape_in_time(&long, &CancellationToken::new()).await;
+            shaped.map(|r| r.err().map(|r| r.error))
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.runaways.slots.available_permits() > 0 {
+        assert!(std::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let quick = record(br#"{"n":2}"#, &[], None);
+    let second = s.shape_in_time(&quick, &CancellationToken::new()).await;
+    assert_eq!(
+        second.expect("not cancelled").err().map(|r| r.error),
+        Some("runaway-limit")
+    );
+    let first = first.await.expect("no panic").expect("not cancelled");
+    assert_eq!(first, Some("timeout"));
+}

@@ -34,6 +34,12 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 pub struct Report {
     /// Rounds in which the committed offsets could be read.
     pub samples: usize,
+    /// Rounds not judged: the committed offsets, or a dead-letter or filtered-record
+    /// topic, could not be read as far as needed (a broker down, a leader moving).
+    pub unjudged: usize,
+    /// Longest time between two judged rounds: how long a commit past an unfinished
+    /// record, answered meanwhile, could have gone unseen.
+    pub longest_gap: Duration,
     /// Distinct committed (partition, offset, map) states checked.
     pub commits_checked: usize,
     /// Offsets checked below a watermark or inside a map.
@@ -49,8 +55,10 @@ pub struct Report {
 impl Report {
     pub fn print(&self, scenario: &str) {
         eprintln!(
-            "commit auditor ({scenario}): {} samples, {} commits checked ({} with a finished map), {} offsets checked, {} violations, {} regressions",
+            "commit auditor ({scenario}): {} samples ({} rounds unjudged, longest gap between judged rounds {:?}), {} commits checked ({} with a finished map), {} offsets checked, {} violations, {} regressions",
             self.samples,
+            self.unjudged,
+            self.longest_gap,
             self.commits_checked,
             self.maps_checked,
             self.offsets_checked,
@@ -171,6 +179,7 @@ impl Auditor {
             let mut judge = Judge::default();
             let mut readers = readers;
             let mut last_round = false;
+            let mut judged_at = Instant::now();
             loop {
                 if flag.load(Ordering::SeqCst) {
                     last_round = true;
@@ -202,10 +211,16 @@ impl Auditor {
                             _ => None,
                         })
                         .collect();
+                    let mut report = out.lock().expect("lock");
                     if ready {
-                        let mut report = out.lock().expect("lock");
                         judge.sample(&commits, read_at, &done, &mut report);
+                        report.longest_gap = report.longest_gap.max(read_at - judged_at);
+                        judged_at = read_at;
+                    } else {
+                        report.unjudged += 1;
                     }
+                } else {
+                    out.lock().expect("lock").unjudged += 1;
                 }
                 if last_round {
                     return;
