@@ -85,8 +85,10 @@ impl Default for KeyCache {
 impl KeyCache {
     /// An empty cache.
     pub fn new() -> Self {
-        let client =
-            (outbound::builder(FETCH_TIMEOUT).build()).unwrap_or_else(|_| reqwest::Client::new());
+        // Built from a fixed configuration, which only a broken TLS backend refuses; a
+        // client of reqwest's defaults would follow redirects past the host checks.
+        let client = (outbound::builder(FETCH_TIMEOUT).build())
+            .expect("the key fetch client has a fixed configuration");
         KeyCache {
             client,
             entries: Mutex::new(HashMap::new()),
@@ -139,15 +141,25 @@ impl KeyCache {
     }
 
     /// The entry for `source`, made room for when the map is full by forgetting one no
-    /// request is using.
+    /// request is using and that holds no usable set. URLs come from requests (an SNS
+    /// message names its certificate's), so anyone can ask for new ones: forgetting a
+    /// good set to make room for them would let a stream of forged URLs keep a real
+    /// provider's keys out of the cache. A new URL waits instead (503).
     fn entry(&self, source: &KeySource) -> Result<Arc<Entry>, KeyError> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = entries.get(source) {
             return Ok(entry.clone());
         }
         if entries.len() >= MAX_URLS {
+            let now = Instant::now();
             let idle = (entries.iter())
-                .find(|(_, e)| Arc::strong_count(e) == 1)
+                .find(|(_, e)| {
+                    Arc::strong_count(e) == 1
+                        && e.known.try_lock().is_ok_and(|k| {
+                            (k.good.as_ref())
+                                .is_none_or(|(at, _)| now.duration_since(*at) >= MAX_STALE)
+                        })
+                })
                 .map(|(k, _)| k.clone())
                 .ok_or(KeyError::Busy)?;
             entries.remove(&idle);
@@ -174,7 +186,9 @@ impl KeyCache {
 /// The body of a 2xx answer to a GET of `url`, at most [`MAX_DOCUMENT`] bytes.
 async fn get_limited(client: &reqwest::Client, url: url::Url) -> Result<Vec<u8>, KeyError> {
     let mut resp = (client.get(url).send().await).map_err(|_| KeyError::Unreachable)?;
-    if resp.status().is_client_error() {
+    // Only "there is nothing here" is a verdict on the URL (a forged one); a throttled
+    // or refused fetch (429, 403, 408, …) says nothing about the signature: 503.
+    if matches!(resp.status().as_u16(), 404 | 410) {
         return Err(KeyError::NotFound);
     }
     if !resp.status().is_success() {
@@ -286,6 +300,22 @@ mod tests {
             cache.get(&closed, KEEP).await.unwrap_err(),
             KeyError::Unreachable
         );
+    }
+
+    /// A full cache makes room only by forgetting URLs without a usable set: forged URLs
+    /// named by requests never push a provider's keys out.
+    #[tokio::test]
+    async fn forged_urls_filling_the_cache_never_push_a_good_set_out() {
+        let (base, _) = key_server().await;
+        let cache = KeyCache::new();
+        let jwks = source(&format!("{base}/jwks"));
+        let good = cache.get(&jwks, KEEP).await.expect("fetched");
+        for n in 0..(2 * MAX_URLS) {
+            let forged = source(&format!("{base}/missing?n={n}"));
+            let _ = cache.get(&forged, KEEP).await;
+        }
+        let again = cache.get(&jwks, KEEP).await.expect("still cached");
+        assert!(Arc::ptr_eq(&good, &again));
     }
 
     #[tokio::test]

@@ -9,8 +9,9 @@
 //! with SHA1withRSA, 2 with SHA256withRSA; `Signature` is base64. The certificate is
 //! fetched only from `https` on an SNS host: by default `sns.<region>.amazonaws.com` (or
 //! `.amazonaws.com.cn`) for the region of the message's `TopicArn`, which must be one of
-//! the source's `topics` — both checked before anything is fetched, so a forged message
-//! costs no fetch. SNS signs no delivery time (and retries for hours), so no window is
+//! the source's `topics`, with AWS's certificate path — all checked before anything is
+//! fetched, so a forged message costs at most one fetch per new URL. SNS signs no
+//! delivery time, so no window is
 //! applied; `replay_guard = { id = "json:/MessageId", … }` refuses a replayed message.
 //! Fields outside the list (`MessageAttributes`, `UnsubscribeURL`) are not signed.
 //!
@@ -79,6 +80,18 @@ pub struct Confirmation {
 const NOTIFICATION: &str = "Notification";
 const SUBSCRIBE: &str = "SubscriptionConfirmation";
 const UNSUBSCRIBE: &str = "UnsubscribeConfirmation";
+
+/// Longest `SigningCertURL` taken (AWS's are under 120 bytes).
+const MAX_CERT_URL: usize = 256;
+
+/// AWS's certificate path: `/SimpleNotificationService-<hex>.pem`.
+fn is_certificate_path(path: &str) -> bool {
+    (path.strip_prefix("/SimpleNotificationService-"))
+        .and_then(|rest| rest.strip_suffix(".pem"))
+        .is_some_and(|hex| {
+            (1..=64).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
 
 impl Sns {
     /// `topics`: the ARNs accepted; `cert_hosts`: host (or `host:port`) patterns with
@@ -189,10 +202,12 @@ impl Sns {
         if !self.topics.contains(&m.topic_arn) {
             return Err(VerifyError::Claim("TopicArn"));
         }
-        let url = self
-            .url(&m.signing_cert_url, &m.topic_arn, false)
-            .ok()
-            .filter(|u| u.path().ends_with(".pem"))
+        // Only AWS's own certificate paths, and no longer than they are, before any
+        // fetch: every other URL on an allowed host would cost a fetch and a cache slot.
+        let url = Some(&m.signing_cert_url)
+            .filter(|raw| raw.len() <= MAX_CERT_URL)
+            .and_then(|raw| self.url(raw, &m.topic_arn, false).ok())
+            .filter(|u| is_certificate_path(u.path()))
             .ok_or(VerifyError::MalformedBody("SigningCertURL"))?;
         let source = KeySource {
             url,
@@ -450,13 +465,32 @@ mod tests {
         let v = Sns::new(vec![cn.to_owned()], Vec::new(), false);
         let mut m = notification();
         m["TopicArn"] = cn.into();
-        m["SigningCertURL"] = "https://sns.cn-north-1.amazonaws.com.cn/x.pem".into();
+        m["SigningCertURL"] =
+            "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-a1.pem".into();
         assert!(v
             .key_source(&req(&h, &signed(&key, "1", m.clone()), 0))
             .is_ok());
         let local = Sns::new(vec![cn.to_owned()], vec!["127.0.0.1:8443".into()], false);
-        m["SigningCertURL"] = "http://127.0.0.1:8443/x.pem".into();
-        assert!(local.key_source(&req(&h, &signed(&key, "1", m), 0)).is_ok());
+        m["SigningCertURL"] = "http://127.0.0.1:8443/SimpleNotificationService-a1.pem".into();
+        assert!(local
+            .key_source(&req(&h, &signed(&key, "1", m.clone()), 0))
+            .is_ok());
+        // Any other path on an allowed host, or a URL longer than AWS's, costs no fetch.
+        for url in [
+            "http://127.0.0.1:8443/x.pem".to_owned(),
+            "http://127.0.0.1:8443/SimpleNotificationService-zz.pem".to_owned(),
+            format!(
+                "http://127.0.0.1:8443/SimpleNotificationService-{}.pem",
+                "a".repeat(300)
+            ),
+        ] {
+            m["SigningCertURL"] = url.clone().into();
+            assert_eq!(
+                local.key_source(&req(&h, &signed(&key, "1", m.clone()), 0)),
+                Err(VerifyError::MalformedBody("SigningCertURL")),
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -235,9 +235,16 @@ pub fn google_pubsub(t: &Table) -> Result<Verifier, BuildError> {
     }
     let raw = t.jwks_url.as_deref().unwrap_or(pubsub::GOOGLE_JWKS_URL);
     let jwks_url = keys::key_url(raw, |_| true).map_err(|e| err("jwks_url", e.to_string()))?;
+    // Required: Google issues ID tokens for any audience to any service account of any
+    // project, so without the subscription's own account a stranger's token passes.
     let email = match t.email.as_deref().map(str::trim) {
-        Some("") => return Err(err("email", "must be a service account address")),
-        other => other.map(str::to_owned),
+        None | Some("") => {
+            return Err(err(
+                "email",
+                "must be the push subscription's service account (any Google Cloud account can get a token for this audience)",
+            ))
+        }
+        Some(e) => Some(e.to_owned()),
     };
     Ok(Verifier::GooglePubSub(pubsub::GooglePubSub::new(
         audience.to_owned(),

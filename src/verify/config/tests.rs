@@ -173,22 +173,26 @@ fn google_pubsub_needs_an_audience_and_a_key_url_it_may_fetch() {
             "audience",
         ),
         (
-            r#"verify = { scheme = "google-pubsub", audience = "a", jwks_url = "http://keys.example.com/certs" }"#,
+            r#"verify = { scheme = "google-pubsub", audience = "a", email = "p@x", jwks_url = "http://keys.example.com/certs" }"#,
             "jwks_url",
         ),
         (
-            r#"verify = { scheme = "google-pubsub", audience = "a", jwks_url = "https://u:p@keys.example.com/certs" }"#,
+            r#"verify = { scheme = "google-pubsub", audience = "a", email = "p@x", jwks_url = "https://u:p@keys.example.com/certs" }"#,
             "jwks_url",
         ),
         (
             r#"verify = { scheme = "google-pubsub", audience = "a", email = "" }"#,
             "email",
         ),
+        (
+            r#"verify = { scheme = "google-pubsub", audience = "a" }"#,
+            "email",
+        ),
     ] {
         assert_eq!(build(text).unwrap_err().0, key, "{text}");
     }
     // Plain http only to a loopback key server.
-    assert!(build(r#"verify = { scheme = "google-pubsub", audience = "a", jwks_url = "http://127.0.0.1:9/certs" }"#).is_ok());
+    assert!(build(r#"verify = { scheme = "google-pubsub", audience = "a", email = "p@x.iam.gserviceaccount.com", jwks_url = "http://127.0.0.1:9/certs" }"#).is_ok());
 }
 
 #[test]
