@@ -433,7 +433,13 @@ async fn confirm(ing: &Ingress, source: &Source, c: Confirmation) -> Reply {
         })
     };
     if !c.visit {
-        tracing::warn!(source = %source.name, kind = c.kind, topic = %c.topic, url = %c.url, "SNS control message answered and not produced; to subscribe, open the URL (or set confirm_subscriptions = true)");
+        // The URL (its token included) is for the operator to subscribe with; an
+        // unsubscription's would subscribe again if opened, so it is not shown.
+        if c.kind == crate::verify::sns::SUBSCRIBE {
+            tracing::warn!(source = %source.name, kind = c.kind, topic = %c.topic, url = %c.url, "SNS control message answered and not produced; to subscribe, open the URL (or set confirm_subscriptions = true)");
+        } else {
+            tracing::warn!(source = %source.name, kind = c.kind, topic = %c.topic, "SNS control message answered and not produced");
+        }
         return answered();
     }
     match ing.keys.visit(c.url).await {

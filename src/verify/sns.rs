@@ -78,7 +78,8 @@ pub struct Confirmation {
 }
 
 const NOTIFICATION: &str = "Notification";
-const SUBSCRIBE: &str = "SubscriptionConfirmation";
+/// The `Type` of a subscription confirmation.
+pub const SUBSCRIBE: &str = "SubscriptionConfirmation";
 const UNSUBSCRIBE: &str = "UnsubscribeConfirmation";
 
 /// Longest `SigningCertURL` taken (AWS's are under 120 bytes).
