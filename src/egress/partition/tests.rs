@@ -1052,3 +1052,37 @@ fn a_lane_with_an_abandoned_record_never_starts_again() {
     assert!(p.take_next(&l).is_none());
     assert_eq!(p.commit_snapshot(false).unwrap().base, 0);
 }
+
+#[test]
+fn a_partition_reports_its_generation_and_the_records_it_holds() {
+    // The dispatcher drops outcomes of an earlier assignment by generation and reports
+    // what is outstanding; a wrong answer here goes unseen by the rules above.
+    let mut p = Partition::<()>::new(7, 100, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    assert_eq!(p.generation(), 7);
+    assert_eq!((p.outstanding(), p.in_flight()), (0, 0));
+    p.admit(0, 0, lane(1), (), &mut out);
+    p.admit(1, 0, lane(1), (), &mut out);
+    p.admit(2, 0, lane(2), (), &mut out);
+    assert_eq!((p.outstanding(), p.in_flight()), (3, 2));
+    p.finish(0, lane(1), &mut seq, &mut out);
+    assert_eq!((p.outstanding(), p.in_flight()), (2, 2));
+    p.finish(1, lane(1), &mut seq, &mut out);
+    p.finish(2, lane(2), &mut seq, &mut out);
+    assert_eq!((p.outstanding(), p.in_flight()), (0, 0));
+}
+
+#[test]
+fn a_revoked_partition_never_pauses_for_memory() {
+    // Being handed over, it fetches nothing more: a pause (and the resume it would
+    // wait for) would be a command for a partition this member no longer reads.
+    let mut p = Partition::<()>::new(1, 100, None);
+    let mut out = Vec::new();
+    p.admit(0, 0, None, (), &mut out);
+    p.revoke();
+    out.clear();
+    p.memory_spent(&mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(!p.is_memory_paused() && !p.is_paused());
+}
