@@ -1097,7 +1097,7 @@ fn a_record_read_again_under_the_same_leader_epoch_is_no_truncation() {
     let earlier = Snapshot {
         base: 3,
         end: 8,
-        unfinished: vec![3..5],
+        unfinished: std::iter::once(3..5).collect(),
         leader_epoch: 4,
     };
     let map = decode(encode(&earlier, 100).text.as_bytes(), 3).unwrap();
