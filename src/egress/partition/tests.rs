@@ -1126,3 +1126,24 @@ fn records_of_unknown_leader_epoch_commit_a_map_without_one() {
     assert_eq!(snap.leader_epoch, -1);
     assert!(encoded.text.starts_with("hb1:"), "{}", encoded.text);
 }
+
+#[test]
+fn a_new_leader_writing_on_at_the_next_offset_is_no_truncation() {
+    // A leader change that loses nothing continues the log at the next offset: the
+    // inherited map (written under that newer epoch) still holds for its records.
+    let earlier = Snapshot {
+        base: 3,
+        end: 8,
+        unfinished: std::iter::once(3..5).collect(),
+        leader_epoch: 5,
+    };
+    let map = decode(encode(&earlier, 100).text.as_bytes(), 3).unwrap();
+    let mut p = Partition::<()>::new(1, 100, Some(map));
+    let mut out = Vec::new();
+    p.admit_from_leader(3, 0, 4, lane(1), (), &mut out);
+    p.admit_from_leader(4, 0, 4, lane(2), (), &mut out);
+    assert_eq!(
+        p.admit_from_leader(5, 0, 5, lane(3), (), &mut out),
+        Admitted::Skipped
+    );
+}
