@@ -1147,3 +1147,28 @@ fn a_new_leader_writing_on_at_the_next_offset_is_no_truncation() {
         Admitted::Skipped
     );
 }
+
+#[test]
+fn a_commit_is_due_only_when_something_changed_unless_forced() {
+    // The periodic commit asks every partition each interval: an unchanged one must not
+    // send the same offset again, and a forced one (revoke, shutdown) always answers.
+    let mut p = Partition::<()>::new(1, 100, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    assert!(p.commit(false, 100).is_none(), "nothing seen yet");
+    p.admit(0, 0, lane(1), (), &mut out);
+    p.admit(1, 0, lane(2), (), &mut out);
+    assert_eq!(p.commit(false, 100).unwrap().0.base, 0);
+    assert!(p.commit(false, 100).is_none(), "nothing changed");
+    assert_eq!(p.commit(true, 100).unwrap().0.base, 0, "forced");
+    p.finish(1, lane(2), &mut seq, &mut out);
+    let (snap, _) = p.commit(false, 100).unwrap();
+    assert_eq!(
+        (snap.base, snap.finished_above()),
+        (0, 1),
+        "the map changed"
+    );
+    assert!(p.commit(false, 100).is_none());
+    p.finish(0, lane(1), &mut seq, &mut out);
+    assert_eq!(p.commit(false, 100).unwrap().0.base, 2);
+}
