@@ -232,3 +232,14 @@ fn a_map_with_a_leader_epoch_round_trips_and_refuses_newer_records() {
     let m = decode(e.text.as_bytes(), 0).unwrap();
     assert!(m.skips(1, 2) && !m.skips(1, 3) && !m.skips(0, 2));
 }
+
+#[test]
+fn finished_above_counts_what_lies_between_the_unfinished_ranges() {
+    // What a restart skips, and what the finished-above metric shows.
+    assert_eq!(
+        snap(100, 110, &[(100, 102), (105, 106)]).finished_above(),
+        7
+    );
+    assert_eq!(snap(100, 110, &[]).finished_above(), 10);
+    assert_eq!(snap(100, 100, &[]).finished_above(), 0);
+}
