@@ -216,3 +216,10 @@ fn ndjson_keeps_every_key_and_digit_of_a_pretty_body() {
         "key order kept: {text}"
     );
 }
+
+#[test]
+fn each_layout_names_its_content_type() {
+    // The receiver parses the body by it: a JSON array is JSON, one item per line is not.
+    assert_eq!(Layout::JsonArray.content_type(), "application/json");
+    assert_eq!(Layout::Ndjson.content_type(), "application/x-ndjson");
+}

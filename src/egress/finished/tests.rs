@@ -283,3 +283,17 @@ fn full_len_is_the_shorter_whole_encoding() {
         "{fitted:?}"
     );
 }
+
+#[test]
+fn a_bitmap_keeps_runs_of_unfinished_records_whole() {
+    // Runs of three unfinished records: every one of them must read as unfinished, or a
+    // takeover would skip records never delivered.
+    let runs: Vec<(i64, i64)> = (0..100).map(|i| (i * 4, i * 4 + 3)).collect();
+    let s = snap(0, 400, &runs);
+    let e = encode(&s, 300);
+    assert!(e.text.starts_with("hb1:B:0:"), "{}", e.text);
+    let m = decode(e.text.as_bytes(), 0).unwrap();
+    for o in 0..400 {
+        assert_eq!(m.is_finished(o), o % 4 == 3, "offset {o}");
+    }
+}
