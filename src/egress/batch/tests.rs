@@ -223,3 +223,25 @@ fn each_layout_names_its_content_type() {
     assert_eq!(Layout::JsonArray.content_type(), "application/json");
     assert_eq!(Layout::Ndjson.content_type(), "application/x-ndjson");
 }
+
+#[test]
+fn an_ndjson_batch_fills_to_its_byte_limit_and_not_a_byte_more() {
+    // One item per line: each item costs its bytes and its newline.
+    let r = rules(Layout::Ndjson, Items::Data);
+    let item = |n: usize| Bytes::from(format!("\"{}\"", "x".repeat(n - 2)));
+    let mut open = Open::new(Instant::now());
+    open.push(1, item(31));
+    assert!(!open.fits(&r, &item(32)), "32 + 33 bytes is one past 64");
+    assert!(open.fits(&r, &item(31)), "32 + 32 bytes is 64");
+    open.push(2, item(31));
+    assert_eq!(open.len(), 2);
+    let mut sealed = Open::new(Instant::now());
+    sealed.push(1, item(31));
+    sealed.push(2, item(31));
+    assert_eq!(sealed.seal(&r).0.len(), 64);
+    assert_eq!(
+        open.into_keys().collect::<Vec<_>>(),
+        [1, 2],
+        "a given-up batch's keys"
+    );
+}
