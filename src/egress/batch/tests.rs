@@ -245,3 +245,18 @@ fn an_ndjson_batch_fills_to_its_byte_limit_and_not_a_byte_more() {
         "a given-up batch's keys"
     );
 }
+
+#[test]
+fn a_batch_takes_no_more_than_max_records() {
+    let r = rules(Layout::JsonArray, Items::Data);
+    let one = Bytes::from_static(b"1");
+    let mut open = Open::new(Instant::now());
+    assert!(open.is_empty());
+    for k in 0..3 {
+        assert!(open.fits(&r, &one), "record {k}");
+        open.push(k, one.clone());
+    }
+    assert!(!open.is_empty());
+    assert!(open.is_full(&r));
+    assert!(!open.fits(&r, &one), "a fourth record");
+}
