@@ -253,7 +253,7 @@ fn a_batch_takes_no_more_than_max_records() {
     let mut open = Open::new(Instant::now());
     assert!(open.is_empty());
     for k in 0..3 {
-        assert!(open.fits(&r, &one), "record {k}");
+        assert!(open.fits(&r, &one) && !open.is_full(&r), "record {k}");
         open.push(k, one.clone());
     }
     assert!(!open.is_empty());
