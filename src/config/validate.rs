@@ -420,6 +420,60 @@ mod tests {
     }
 
     #[test]
+    fn ranges_include_both_ends_and_refuse_what_lies_past_either() {
+        let at_the_ends = [
+            "[kafka]\ncommit_interval = \"10ms\"\n",
+            "[kafka]\ncommit_interval = \"10m\"\n",
+            "[http]\nmax_header_bytes = \"1KiB\"\n",
+            "[http]\nmax_header_bytes = \"1MiB\"\n",
+            "[kafka]\nbuffer_memory = \"64GiB\"\n",
+            "[http]\nmax_body_bytes_in_flight = \"64GiB\"\n",
+            "[http]\nmax_body_bytes_per_address = \"1KiB\"\n",
+            "[http]\nmax_body_bytes_per_address = \"64GiB\"\n",
+            "[admin.console]\nsession_ttl = \"7days\"\n",
+            "[admin.console]\ntoken = \"sixteen-chars-ok\"\n",
+        ];
+        for text in at_the_ends {
+            settings(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        let past = [
+            (
+                "[kafka]\ncommit_interval = \"601s\"\n",
+                "kafka.commit_interval",
+            ),
+            ("[http]\nmax_header_bytes = 1023\n", "http.max_header_bytes"),
+            (
+                "[kafka]\nbuffer_memory = \"65GiB\"\n",
+                "kafka.buffer_memory",
+            ),
+            (
+                "[http]\nmax_body_bytes_in_flight = \"65GiB\"\n",
+                "http.max_body_bytes_in_flight",
+            ),
+            (
+                "[http]\nmax_body_bytes_per_address = 1023\n",
+                "http.max_body_bytes_per_address",
+            ),
+            (
+                "[http]\nmax_body_bytes_per_address = \"65GiB\"\n",
+                "http.max_body_bytes_per_address",
+            ),
+            (
+                "[admin.console]\nsession_ttl = \"8days\"\n",
+                "admin.console.session_ttl",
+            ),
+            (
+                "[admin.console]\ntoken = \"fifteen-chars-x\"\n",
+                "admin.console.token",
+            ),
+        ];
+        for (text, key) in past {
+            let e = settings(text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn properties_that_weaken_commits_are_refused() {
         let refused = [
             "\"enable.auto.commit\" = \"true\"",

@@ -490,3 +490,132 @@ impl<I: Write + Unpin> Write for WriteDeadline<I> {
         self.watch(cx, poll)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The listener limits the docs publish (docs/internet-exposure.md), on a real
+    //! loopback socket: the header count, the idle keep-alive bound and the TLS handshake
+    //! bound.
+    use std::time::Instant;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn limits(header_timeout: Duration, tls: Option<Tls>) -> Limits {
+        Limits {
+            header_timeout,
+            max_header_bytes: 64 << 10,
+            max_connections: 16,
+            max_connections_per_address: 16,
+            max_requests_per_connection: 1000,
+            write_timeout: Duration::from_secs(10),
+            tls,
+        }
+    }
+
+    /// A listener answering 200 on `/`, on a free loopback port, until the token is cancelled.
+    async fn listen(limits: Limits) -> (SocketAddr, CancellationToken) {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, router, limits, stop.clone()));
+        (addr, stop)
+    }
+
+    /// The status of the one answer to `request` (the connection stays open).
+    async fn status_of(stream: &mut TcpStream, request: &str) -> u16 {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "closed before an answer: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap()
+    }
+
+    /// How long until the peer closes `stream` (EOF or reset), at most `within`.
+    async fn closed_after(stream: &mut TcpStream, within: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout_at((t0 + within).into(), stream.read(&mut buf)).await {
+                Err(_) => return None,
+                Ok(Ok(0)) | Ok(Err(_)) => return Some(t0.elapsed()),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    fn request_with_headers(n: usize) -> String {
+        // `Host` is one of the n.
+        let extra: String = (1..n).map(|i| format!("x-h{i}: v\r\n")).collect();
+        format!("GET / HTTP/1.1\r\nhost: x\r\n{extra}\r\n")
+    }
+
+    #[tokio::test]
+    async fn a_request_with_more_than_128_headers_gets_431() {
+        let (addr, stop) = listen(limits(Duration::from_secs(10), None)).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(status_of(&mut conn, &request_with_headers(128)).await, 200);
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(status_of(&mut conn, &request_with_headers(129)).await, 431);
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+        let timeout = Duration::from_millis(500);
+        let (addr, stop) = listen(limits(timeout, None)).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(
+            status_of(&mut conn, "GET / HTTP/1.1\r\nhost: x\r\n\r\n").await,
+            200
+        );
+        // Kept alive after the answer, then closed once idle for the header timeout.
+        let closed = closed_after(&mut conn, Duration::from_secs(10)).await;
+        let closed = closed.expect("an idle keep-alive connection is closed");
+        assert!(
+            closed >= timeout / 2,
+            "closed after {closed:?}, before the timeout"
+        );
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_client_silent_in_the_tls_handshake_is_cut_off_after_the_header_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl CLI");
+        assert!(made.status.success(), "{made:?}");
+        let tls = Tls::from_files(&cert, &key).unwrap();
+        let timeout = Duration::from_millis(500);
+        let (addr, stop) = listen(limits(timeout, Some(tls))).await;
+        // Connects and never says hello.
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let closed = closed_after(&mut conn, Duration::from_secs(10)).await;
+        let closed = closed.expect("a silent TLS client is cut off");
+        assert!(
+            closed >= timeout / 2,
+            "closed after {closed:?}, before the timeout"
+        );
+        stop.cancel();
+    }
+}

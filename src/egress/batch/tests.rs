@@ -216,3 +216,47 @@ fn ndjson_keeps_every_key_and_digit_of_a_pretty_body() {
         "key order kept: {text}"
     );
 }
+
+#[test]
+fn each_layout_names_its_content_type() {
+    // The receiver parses the body by it: a JSON array is JSON, one item per line is not.
+    assert_eq!(Layout::JsonArray.content_type(), "application/json");
+    assert_eq!(Layout::Ndjson.content_type(), "application/x-ndjson");
+}
+
+#[test]
+fn an_ndjson_batch_fills_to_its_byte_limit_and_not_a_byte_more() {
+    // One item per line: each item costs its bytes and its newline.
+    let r = rules(Layout::Ndjson, Items::Data);
+    let item = |n: usize| Bytes::from(format!("\"{}\"", "x".repeat(n - 2)));
+    let mut open = Open::new(Instant::now());
+    open.push(1, item(31));
+    assert!(!open.fits(&r, &item(32)), "32 + 33 bytes is one past 64");
+    assert!(open.fits(&r, &item(31)), "32 + 32 bytes is 64");
+    open.push(2, item(31));
+    assert_eq!(open.len(), 2);
+    let mut sealed = Open::new(Instant::now());
+    sealed.push(1, item(31));
+    sealed.push(2, item(31));
+    assert_eq!(sealed.seal(&r).0.len(), 64);
+    assert_eq!(
+        open.into_keys().collect::<Vec<_>>(),
+        [1, 2],
+        "a given-up batch's keys"
+    );
+}
+
+#[test]
+fn a_batch_takes_no_more_than_max_records() {
+    let r = rules(Layout::JsonArray, Items::Data);
+    let one = Bytes::from_static(b"1");
+    let mut open = Open::new(Instant::now());
+    assert!(open.is_empty());
+    for k in 0..3 {
+        assert!(open.fits(&r, &one) && !open.is_full(&r), "record {k}");
+        open.push(k, one.clone());
+    }
+    assert!(!open.is_empty());
+    assert!(open.is_full(&r));
+    assert!(!open.fits(&r, &one), "a fourth record");
+}

@@ -232,3 +232,68 @@ fn a_map_with_a_leader_epoch_round_trips_and_refuses_newer_records() {
     let m = decode(e.text.as_bytes(), 0).unwrap();
     assert!(m.skips(1, 2) && !m.skips(1, 3) && !m.skips(0, 2));
 }
+
+#[test]
+fn finished_above_counts_what_lies_between_the_unfinished_ranges() {
+    // What a restart skips, and what the finished-above metric shows.
+    assert_eq!(
+        snap(100, 110, &[(100, 102), (105, 106)]).finished_above(),
+        7
+    );
+    assert_eq!(snap(100, 110, &[]).finished_above(), 10);
+    assert_eq!(snap(100, 100, &[]).finished_above(), 0);
+}
+
+#[test]
+fn a_bitmap_away_from_offset_zero_covers_exactly_its_span() {
+    let unfinished: Vec<(i64, i64)> = (0..200).map(|i| (1000 + i * 2, 1000 + i * 2 + 1)).collect();
+    let s = snap(1000, 1400, &unfinished);
+    let e = encode(&s, 300);
+    assert!(e.text.starts_with("hb1:B:1000:"), "{}", e.text);
+    let m = decode(e.text.as_bytes(), 1000).unwrap();
+    assert_eq!(m.end(), 1400);
+    for o in 1000..1500 {
+        assert_eq!(m.is_finished(o), o < 1400 && o % 2 == 1, "offset {o}");
+    }
+}
+
+#[test]
+fn full_len_is_the_shorter_whole_encoding() {
+    // What back-pressure and the map-size metric watch: the shorter of the two whole
+    // encodings, whichever the budget lets through.
+    let sparse: Vec<(i64, i64)> = (0..200).map(|i| (i * 40, i * 40 + 1)).collect();
+    let s = snap(0, 8000, &sparse);
+    let e = encode(&s, 1 << 20);
+    assert!(e.text.starts_with("hb1:R:0:"), "{}", e.text);
+    assert_eq!(
+        e.full_len,
+        e.text.len(),
+        "run-length is the shorter one here"
+    );
+    let scattered: Vec<(i64, i64)> = (0..200).map(|i| (i * 2, i * 2 + 1)).collect();
+    let s = snap(0, 400, &scattered);
+    let e = encode(&s, 1 << 20);
+    assert!(
+        e.full_len < e.text.len(),
+        "the bitmap is the shorter one here"
+    );
+    let fitted = encode(&s, e.full_len);
+    assert!(
+        !fitted.truncated && fitted.text.len() == e.full_len,
+        "{fitted:?}"
+    );
+}
+
+#[test]
+fn a_bitmap_keeps_runs_of_unfinished_records_whole() {
+    // Runs of three unfinished records: every one of them must read as unfinished, or a
+    // takeover would skip records never delivered.
+    let runs: Vec<(i64, i64)> = (0..100).map(|i| (i * 4, i * 4 + 3)).collect();
+    let s = snap(0, 400, &runs);
+    let e = encode(&s, 300);
+    assert!(e.text.starts_with("hb1:B:0:"), "{}", e.text);
+    let m = decode(e.text.as_bytes(), 0).unwrap();
+    for o in 0..400 {
+        assert_eq!(m.is_finished(o), o % 4 == 3, "offset {o}");
+    }
+}
