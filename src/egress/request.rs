@@ -150,13 +150,16 @@ impl Shaper {
         // evaluations of the sink ever run. While this record waits, the evaluations
         // holding the slots may all run past their deadline and never end: looked at
         // again each deadline, so the record is then refused instead of waiting forever.
+        // One acquisition for the whole wait, so the record keeps its place in line.
+        let acquire = runaways.slots.clone().acquire_owned();
+        tokio::pin!(acquire);
         let slot = loop {
             if runaways.at_limit() {
                 return refused("runaway-limit");
             }
             tokio::select! {
                 _ = cancel.cancelled() => return None,
-                slot = runaways.slots.clone().acquire_owned() => break slot.ok()?,
+                slot = &mut acquire => break slot.ok()?,
                 () = tokio::time::sleep(runaways.deadline) => {}
             }
         };
