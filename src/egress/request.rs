@@ -187,9 +187,20 @@ impl Shaper {
             // the process, or loop and hold the sink: refused like a runaway.
             return refused("no-thread");
         }
+        let due = tokio::time::Instant::now() + runaways.deadline;
         let evaluated = tokio::select! {
             _ = cancel.cancelled() => {
-                runaways.detach(&run);
+                // Given up on (revoke, shutdown): its thread runs on, holding its slot,
+                // and counts as a runaway only if it is still running at its deadline. A
+                // revoke gives up many quick evaluations at once; counted at once, they
+                // would pass for runaways and refuse the records that come next.
+                let (runaways, run) = (runaways.clone(), run.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(due).await;
+                    if run.load(Ordering::Acquire) == RUNNING {
+                        runaways.detach(&run);
+                    }
+                });
                 return None;
             }
             r = tokio::time::timeout(runaways.deadline, rx) => match r {

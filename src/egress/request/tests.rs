@@ -378,3 +378,37 @@ async fn a_record_waiting_for_a_slot_held_by_a_runaway_is_refused() {
     let first = first.await.expect("no panic").expect("not cancelled");
     assert_eq!(first, Some("timeout"));
 }
+
+/// Evaluations given up on by a revoke are not runaways unless they are still running at
+/// their deadline: the records that come next are evaluated, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluations_given_up_on_before_their_deadline_are_not_runaways() {
+    let telemetry = telemetry();
+    let s = Arc::new(
+        shaper_with(
+            "url = \"http://h/\"\nfilter = 'last(range(.n)) > 0'",
+            telemetry.clone(),
+        )
+        .with_runaway_limits(Duration::from_secs(30), 1),
+    );
+    let slow = record(br#"{"n":1e6}"#, &[], None);
+    let revoke = CancellationToken::new();
+    let given_up = tokio::spawn({
+        let (s, revoke) = (s.clone(), revoke.clone());
+        async move { s.shape_in_time(&slow, &revoke).await.is_none() }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.runaways.slots.available_permits() > 0 {
+        assert!(std::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    revoke.cancel();
+    assert!(given_up.await.expect("no panic"), "cancelled");
+    assert_eq!(telemetry.jq_runaways.get(), 0, "not a runaway yet");
+    let quick = record(br#"{"n":2}"#, &[], None);
+    let shaped = s.shape_in_time(&quick, &CancellationToken::new()).await;
+    assert!(
+        matches!(shaped, Some(Ok(Some(_)))),
+        "the next record is evaluated"
+    );
+}
