@@ -73,7 +73,7 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     if s.health.sinks_failed.load(Ordering::Relaxed) > 0 {
         return (StatusCode::SERVICE_UNAVAILABLE, "a sink failed; stopping");
     }
-    if s.health.sinks_unassigned.load(Ordering::Relaxed) > 0 {
+    if s.health.sinks_are_starting() || s.health.sinks_unassigned.load(Ordering::Relaxed) > 0 {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "waiting for partition assignment",

@@ -33,6 +33,7 @@ pub async fn run(
     let props = s.kafka.resolved_properties(&loaded.file_label())?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
+    health.sinks_starting(connectors.sinks.iter().map(|sink| sink.name.clone()));
 
     let mut producer_cfg = kafka::client_config(&s.kafka, &kafka::for_producer(&props), &[]);
     let header_bytes = s.http.max_header_bytes.0 as usize;

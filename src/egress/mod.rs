@@ -131,6 +131,7 @@ pub(crate) async fn run_sink(
         health.clone(),
         &metrics,
     );
+    health.sink_started(&name);
     let consumer: BaseConsumer<SinkContext> = consumer_cfg
         .create_with_context(context)
         .map_err(|e| SinkError::Consumer(name.to_string(), e))?;

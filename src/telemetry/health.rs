@@ -1,7 +1,9 @@
 //! Readiness shared by the parts that know it (the producer's broker probe, each sink's
 //! consumer) and the admin listener that reports it on `/readyz`.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// What `/readyz` reports: the broker answered recently and every sink has joined its
 /// consumer group (holds an assignment, possibly empty).
@@ -13,6 +15,10 @@ pub struct Health {
     /// Sinks whose poll thread or dispatcher died (a bug): the process is stopping and
     /// must not be sent traffic meanwhile.
     pub sinks_failed: AtomicUsize,
+    /// Sinks of this process that have not made their consumer yet: named at start,
+    /// before `/readyz` is served, because a sink counts itself unassigned only once its
+    /// consumer exists, and one whose consumer cannot be made must never look ready.
+    sinks_starting: Mutex<HashSet<Arc<str>>>,
 }
 
 impl Health {
@@ -25,9 +31,52 @@ impl Health {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
+    /// The process's sinks, none of which has made its consumer yet.
+    pub fn sinks_starting(&self, names: impl IntoIterator<Item = Arc<str>>) {
+        self.starting().extend(names);
+    }
+
+    /// Sink `name` made its consumer (which counts itself unassigned from then on).
+    pub fn sink_started(&self, name: &str) {
+        self.starting().remove(name);
+    }
+
+    /// Whether some sink has not made its consumer yet.
+    pub fn sinks_are_starting(&self) -> bool {
+        !self.starting().is_empty()
+    }
+
+    fn starting(&self) -> std::sync::MutexGuard<'_, HashSet<Arc<str>>> {
+        // A poisoned lock only means a panic elsewhere mid-update; the set still serves.
+        self.sinks_starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn ready(&self) -> bool {
         self.broker_reachable.load(Ordering::Relaxed)
             && self.sinks_unassigned.load(Ordering::Relaxed) == 0
             && self.sinks_failed.load(Ordering::Relaxed) == 0
+            && !self.sinks_are_starting()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before a sink has made its consumer nothing counts it unassigned: it is named as
+    /// starting, so `/readyz` cannot answer 200 in that moment (or ever, if it fails).
+    #[test]
+    fn a_sink_not_started_yet_keeps_the_process_unready() {
+        let h = Health::default();
+        h.broker_reachable.store(true, Ordering::Relaxed);
+        h.sinks_starting(["orders".into(), "billing".into()]);
+        assert!(!h.ready());
+        h.sink_started("orders");
+        assert!(!h.ready(), "billing has not started");
+        h.sink_started("billing");
+        h.sink_started("billing"); // a run after a console replay makes it again
+        assert!(h.ready());
     }
 }
