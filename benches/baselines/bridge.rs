@@ -3,11 +3,13 @@
 //! 503 otherwise. No verification, no key, no headers, no limits: the produce-path ceiling
 //! hookbridge's ingress is compared with.
 //!
-//! The producer comes from `hookbridge::kafka::producer::build`, the function hookbridge's
-//! own ingress uses, so `acks=all`, idempotence, linger and timeouts stay identical by
-//! construction when hookbridge's producer settings are tuned.
+//! The producer keeps hookbridge's promise (`acks=all`, idempotence) but has batching
+//! settings of its own (`--linger-ms`, `--batch-num-messages`, `--batch-size`), so
+//! `scripts/bench` can run it at several lingers and take the fastest as the limit rather
+//! than a copy of whatever hookbridge's defaults are. Rust allocations go through mimalloc,
+//! as hookbridge's do: the limit does not pay for an allocator hookbridge does not use.
 //!
-//! `baseline-bridge --listen 127.0.0.1:PORT --brokers 127.0.0.1:9092 --topic T`
+//! `baseline-bridge --listen 127.0.0.1:PORT --brokers 127.0.0.1:9092 --topic T --linger-ms 1`
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,7 +36,19 @@ struct Args {
     /// Topic every webhook is produced to.
     #[arg(long, env = "BASELINE_TOPIC")]
     topic: String,
+    /// `linger.ms`: how long the producer waits to fill a batch.
+    #[arg(long, env = "BASELINE_LINGER_MS", default_value_t = 5)]
+    linger_ms: u32,
+    /// `batch.num.messages`; librdkafka's default when not given.
+    #[arg(long, env = "BASELINE_BATCH_NUM_MESSAGES")]
+    batch_num_messages: Option<u32>,
+    /// `batch.size` in bytes; librdkafka's default when not given.
+    #[arg(long, env = "BASELINE_BATCH_SIZE")]
+    batch_size: Option<u32>,
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// hookbridge's default `kafka.produce_timeout`, so both give up on a record at the same time.
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,8 +70,23 @@ async fn accept(State(bridge): State<Arc<Bridge>>, body: Bytes) -> StatusCode {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &args.brokers);
-    let producer = hookbridge::kafka::producer::build(cfg, PRODUCE_TIMEOUT)?;
+    cfg.set("bootstrap.servers", &args.brokers)
+        // The promise every row keeps: a 200 means every in-sync replica has the record,
+        // and librdkafka's own retries neither duplicate nor reorder it.
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set(
+            "message.timeout.ms",
+            PRODUCE_TIMEOUT.as_millis().to_string(),
+        )
+        .set("linger.ms", args.linger_ms.to_string());
+    if let Some(n) = args.batch_num_messages {
+        cfg.set("batch.num.messages", n.to_string());
+    }
+    if let Some(n) = args.batch_size {
+        cfg.set("batch.size", n.to_string());
+    }
+    let producer: FutureProducer = cfg.create()?;
     let bridge = Arc::new(Bridge {
         producer,
         topic: args.topic,

@@ -1,18 +1,39 @@
-//! Baseline (d) of `scripts/bench`: the smallest Kafka → webhook forwarder. An rdkafka
-//! stream consumer POSTs every record's value with reqwest, a fixed number in flight, in
-//! no particular order, and never commits or retries. It is the egress ceiling hookbridge's
-//! sinks (which keep order, commit a watermark and retry) are compared with.
+//! Baselines (d) and (f) of `scripts/bench`: the smallest Kafka → webhook forwarder, and
+//! with no `--url` the smallest consumer (reads every record, does nothing else).
 //!
-//! `baseline-consumer --brokers 127.0.0.1:9092 --topic T --group G --url http://… --in-flight 64`
+//! The forwarder POSTs every record's value with reqwest, `--in-flight` at once, in no
+//! particular order, and never commits or retries: the egress limit hookbridge's sinks
+//! (which keep order, commit a watermark and retry) are compared with. Consume-only is the
+//! ceiling of batched egress, where requests no longer cost per record.
+//!
+//! How it reads is a flag, so the benchmark can run several and take the fastest:
+//! `--poll stream` is rdkafka's `StreamConsumer` polled on the runtime (a waker per empty
+//! queue); `--poll thread` is a `BaseConsumer` blocking in `poll` on its own thread and
+//! handing records to the runtime through a bounded channel (no waker, one hop).
+//! `--property k=v` passes any librdkafka property (fetch sizes, queue depths). Rust
+//! allocations go through mimalloc, as hookbridge's do.
+//!
+//! `baseline-consumer --brokers 127.0.0.1:9092 --topic T --group G [--url http://…]
+//! [--in-flight 64] [--poll stream|thread] [--property fetch.min.bytes=1048576] [--ca FILE]
+//! [--expect N]`
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clap::Parser;
-use futures::StreamExt;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use clap::{Parser, ValueEnum};
+use futures::{Stream, StreamExt};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Poll {
+    Stream,
+    Thread,
+}
 
 #[derive(Parser)]
 struct Args {
@@ -25,53 +46,157 @@ struct Args {
     /// Consumer group (a new one reads from the earliest offset).
     #[arg(long, env = "BASELINE_GROUP")]
     group: String,
-    /// Where every record is POSTed.
+    /// Where every record is POSTed; without it, records are only read and counted.
     #[arg(long, env = "BASELINE_URL")]
-    url: String,
+    url: Option<String>,
     /// Requests in flight at once.
     #[arg(long, env = "BASELINE_IN_FLIGHT", default_value_t = 64)]
     in_flight: usize,
+    /// How records are read (see the module doc).
+    #[arg(long, value_enum, default_value_t = Poll::Stream)]
+    poll: Poll,
+    /// A librdkafka property `key=value`; repeatable.
+    #[arg(long = "property", value_parser = property)]
+    properties: Vec<(String, String)>,
+    /// A PEM CA to trust for an `https://` URL besides the system roots.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// Consume-only: prints `consumed N in S s` once this many records were read.
+    #[arg(long, default_value_t = u64::MAX)]
+    expect: u64,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
+fn property(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+fn config(args: &Args) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &args.brokers)
         .set("group.id", &args.group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         // A new group's first assignment takes ~3 s instead of ~23 s on the test broker.
-        .set("session.timeout.ms", "6000")
-        .create()?;
+        .set("session.timeout.ms", "6000");
+    for (k, v) in &args.properties {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+type Values = std::pin::Pin<Box<dyn Stream<Item = Bytes>>>;
+
+/// Record values, copied out so a request does not borrow librdkafka's buffer, as any
+/// forwarder that keeps records in flight must. Consume errors are printed and skipped.
+fn values(args: &Args) -> Result<Values, Box<dyn std::error::Error>> {
+    let cfg = config(args);
+    match args.poll {
+        Poll::Stream => {
+            let consumer: StreamConsumer = cfg.create()?;
+            consumer.subscribe(&[&args.topic])?;
+            let stream = futures::stream::unfold(consumer, |c| async move {
+                let value = match c.recv().await {
+                    Ok(m) => Some(Bytes::copy_from_slice(m.payload().unwrap_or_default())),
+                    Err(e) => {
+                        eprintln!("baseline-consumer: {e}");
+                        None
+                    }
+                };
+                Some((value, c))
+            });
+            Ok(Box::pin(stream.filter_map(std::future::ready)))
+        }
+        Poll::Thread => {
+            let consumer: BaseConsumer = cfg.create()?;
+            consumer.subscribe(&[&args.topic])?;
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(args.in_flight.max(1) * 16);
+            std::thread::spawn(move || loop {
+                match consumer.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        let value = Bytes::copy_from_slice(m.payload().unwrap_or_default());
+                        if tx.blocking_send(value).is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => eprintln!("baseline-consumer: {e}"),
+                    None => {}
+                }
+            });
+            Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|v| (v, rx))
+            })))
+        }
+    }
+}
+
+fn report_first() -> Instant {
+    println!("first record");
+    Instant::now()
+}
+
+fn report_done(n: u64, started: Instant) {
+    println!("consumed {n} in {:.6} s", started.elapsed().as_secs_f64());
+}
+
+/// Consume-only with `--poll thread`: the poll loop counts on this thread, with no
+/// channel, the least a consumer can do.
+fn consume_polling(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let consumer: BaseConsumer = config(args).create()?;
     consumer.subscribe(&[&args.topic])?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.in_flight)
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    consumer
-        .stream()
-        .map(|message| {
-            // The value is copied out so the request does not borrow librdkafka's buffer,
-            // as any forwarder that keeps records in flight must.
-            let body = match &message {
-                Ok(m) => Ok(Bytes::copy_from_slice(m.payload().unwrap_or_default())),
-                Err(e) => Err(e.to_string()),
-            };
-            let request = client
-                .post(&args.url)
-                .header("content-type", "application/json");
-            async move {
-                match body {
-                    Ok(body) => request
-                        .body(body)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
+    let mut first: Option<Instant> = None;
+    let mut n = 0u64;
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let started = *first.get_or_insert_with(report_first);
+                std::hint::black_box(m.payload().map_or(0, <[u8]>::len));
+                n += 1;
+                if n == args.expect {
+                    report_done(n, started);
                 }
             }
+            Some(Err(e)) => eprintln!("baseline-consumer: {e}"),
+            None => {}
+        }
+    }
+}
+
+/// Consume-only with `--poll stream`: reads and counts; the clock starts at the first record.
+async fn consume_only(records: impl Stream<Item = Bytes>, expect: u64) {
+    let mut records = std::pin::pin!(records);
+    let mut first: Option<Instant> = None;
+    let mut n = 0u64;
+    while let Some(value) = records.next().await {
+        let started = *first.get_or_insert_with(report_first);
+        std::hint::black_box(value.len());
+        n += 1;
+        if n == expect {
+            report_done(n, started);
+        }
+    }
+}
+
+async fn forward(
+    records: impl Stream<Item = Bytes>,
+    url: &str,
+    args: &Args,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.in_flight)
+        .timeout(Duration::from_secs(10));
+    if let Some(ca) = &args.ca {
+        client = client.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca)?)?);
+    }
+    let client = client.build()?;
+    records
+        .map(|body| {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
         })
         .buffer_unordered(args.in_flight)
         .for_each(|result| async move {
@@ -81,4 +206,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await;
     Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if args.url.is_none() && matches!(args.poll, Poll::Thread) {
+        return consume_polling(&args);
+    }
+    let records = values(&args)?;
+    match &args.url {
+        Some(url) => forward(records, url, &args).await,
+        None => {
+            consume_only(records, args.expect).await;
+            Ok(())
+        }
+    }
 }

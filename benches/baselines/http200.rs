@@ -1,6 +1,7 @@
 //! Baseline (a) of `scripts/bench`: the plainest axum server that reads each request body
 //! and answers 200. It is the HTTP ceiling the ingress rows are compared with: whatever
-//! the bridges add on top of this is Kafka, verification and bookkeeping.
+//! the bridges add on top of this is Kafka, verification and bookkeeping. Rust
+//! allocations go through mimalloc, as hookbridge's do.
 //!
 //! `baseline-http200 --listen 127.0.0.1:PORT`
 
@@ -19,6 +20,9 @@ struct Args {
     #[arg(long, env = "BASELINE_LISTEN")]
     listen: SocketAddr,
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Taking the body as `Bytes` makes the server read all of it, as a bridge must.
 async fn accept(_body: Bytes) -> StatusCode {

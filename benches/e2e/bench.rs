@@ -2,11 +2,14 @@
 //! else, in one run, under one load generator, on one Tansu broker, all on loopback.
 //!
 //! Ingress (wrk, the same signed 1 KiB webhook on every request): (a) a plain axum 200
-//! server, (b) axum → rdkafka answering after `acks=all`, (c) hookbridge verifying GitHub
-//! HMAC. Egress (records pre-produced once, delivered to one counting receiver): (d)
-//! rdkafka consumer → reqwest, unordered, no commits, (e) hookbridge sinks with
-//! `ordering` = key, none and partition. Prints markdown tables with the hookbridge /
-//! baseline ratios. Sizes come from `BENCH_*` environment variables (see [`Settings`]).
+//! server, (b) axum → rdkafka answering after `acks=all` at several lingers, (c)
+//! hookbridge verifying GitHub HMAC. Egress (records pre-produced once, delivered to one
+//! counting receiver whose own ceiling is measured first): (d) rdkafka consumer →
+//! reqwest, unordered, no commits, read in several ways; (f) consume-only; (e) hookbridge
+//! sinks with `ordering` = key, none and partition, and key order with a filter and with a
+//! transform; (g) hookbridge batching 100 records per JSON array; (h) (d) and hookbridge
+//! over HTTP/2 with TLS. Each ratio is against the fastest minimal program of its job
+//! (see `report.rs`). Sizes come from `BENCH_*` environment variables (see [`Settings`]).
 
 mod broker;
 // The test kit's connector builders: the connector files the benchmark runs.
@@ -19,6 +22,7 @@ mod ingress;
 mod process;
 mod receiver;
 mod report;
+mod tls;
 mod wrk;
 
 use std::path::{Path, PathBuf};
@@ -26,11 +30,58 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use broker::Broker;
+use connectors::SinkToml;
 use error::{BenchError, Result};
 use process::Process;
 use receiver::Receiver;
 use report::{EgressRow, IngressRow, Report};
+use tls::Pki;
 use wrk::{Load, Webhook};
+
+// The receiver shares this process: it allocates as hookbridge does, so it is not the
+// slower side of any row.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The lingers the bridge baseline runs at; the fastest is the ingress limit.
+const BRIDGE_LINGERS_MS: [u32; 4] = [0, 1, 2, 5];
+
+/// How the forwarder baseline reads (`--poll`) and with which librdkafka properties; the
+/// fastest is the egress limit (d).
+const FORWARDERS: [(&str, &str, &[&str]); 3] = [
+    ("StreamConsumer, librdkafka's fetch defaults", "stream", &[]),
+    ("StreamConsumer, large fetches", "stream", LARGE_FETCHES),
+    (
+        "BaseConsumer poll thread, large fetches",
+        "thread",
+        LARGE_FETCHES,
+    ),
+];
+
+/// Fetch settings for a consumer behind a backlog: fewer, larger fetch responses, and
+/// enough queued to hold the whole default run (librdkafka's defaults are 1 B, 1 MiB per
+/// partition, 100 000 messages and 64 MiB).
+const LARGE_FETCHES: &[&str] = &[
+    "fetch.min.bytes=1048576",
+    "fetch.wait.max.ms=100",
+    "max.partition.fetch.bytes=4194304",
+    "queued.min.messages=1000000",
+    "queued.max.messages.kbytes=262144",
+];
+
+/// A jq filter true for every benchmark record, and a transform that rebuilds it: the
+/// rows then deliver every record and show what evaluating jq costs.
+const FILTER: &str = ".n >= 0";
+const TRANSFORM: &str = "{n: .n, pad: .pad}";
+
+/// The batched row's sink setting.
+const BATCH: &str = "{ max_records = 100, format = \"json-array\" }";
+
+/// Where a forwarder baseline delivers: a receiver, and the CA to trust for HTTPS.
+struct Destination<'a> {
+    receiver: &'a Receiver,
+    ca: Option<&'a Path>,
+}
 
 /// Every size of the run, each overridable by the environment variable named beside it.
 #[derive(Debug, Clone, Copy)]
@@ -176,34 +227,61 @@ impl Bench {
         .await
     }
 
-    /// Starts the baseline example `name` listening on a free port (plus `args`) and
-    /// measures it.
-    async fn baseline_server(
-        &self,
-        name: &str,
-        args: &[&str],
-        half_rate: bool,
-    ) -> Result<ingress::Measured> {
+    /// Starts the baseline example `name` listening on a free port (plus `args`); returns
+    /// it with its URL.
+    async fn start_server(&self, name: &str, args: &[&str]) -> Result<(Process, String)> {
         let addr = process::free_addr()?;
         let listen = addr.to_string();
         let mut all_args = vec!["--listen", listen.as_str()];
         all_args.extend_from_slice(args);
         let mut p = Process::start(name, &self.bin.example(name), &all_args, &[], &self.dir)?;
         p.wait_port(addr, ingress::START_TIMEOUT).await?;
-        self.ingress_target(p, &format!("http://{addr}/"), half_rate)
-            .await
+        Ok((p, format!("http://{addr}/")))
     }
 
     async fn plain(&self) -> Result<ingress::Measured> {
-        self.baseline_server("baseline-http200", &[], false).await
+        let (p, url) = self.start_server("baseline-http200", &[]).await?;
+        self.ingress_target(p, &url, false).await
     }
 
-    async fn bridge(&self) -> Result<ingress::Measured> {
+    /// The bridge baseline at `linger_ms`, started on its own topic.
+    async fn start_bridge(&self, linger_ms: u32) -> Result<(Process, String)> {
         let topic = "bench-ingress-baseline";
         self.broker.create_topic(topic, self.settings.partitions)?;
-        let brokers = self.broker.addr();
-        let args = ["--brokers", brokers.as_str(), "--topic", topic];
-        self.baseline_server("baseline-bridge", &args, true).await
+        let (brokers, linger) = (self.broker.addr(), linger_ms.to_string());
+        let args = [
+            "--brokers",
+            &brokers,
+            "--topic",
+            topic,
+            "--linger-ms",
+            &linger,
+        ];
+        self.start_server("baseline-bridge", &args).await
+    }
+
+    async fn bridge(&self, linger_ms: u32) -> Result<ingress::Measured> {
+        let (p, url) = self.start_bridge(linger_ms).await?;
+        self.ingress_target(p, &url, false).await
+    }
+
+    /// The limit's latency at half its maximum, in a new run of the same bridge.
+    async fn bridge_at_half(&self, linger_ms: u32, max: f64) -> Result<ingress::HalfRate> {
+        let (mut p, url) = self.start_bridge(linger_ms).await?;
+        let warmup = Load {
+            seconds: self.settings.warmup_seconds,
+            ..self.settings.load()
+        };
+        let webhook = self.webhook();
+        ingress::at_rate(
+            &mut p,
+            &url,
+            self.settings.load(),
+            warmup,
+            &webhook,
+            max / 2.0,
+        )
+        .await
     }
 
     async fn hookbridge_ingress(&self) -> Result<ingress::Measured> {
@@ -228,79 +306,136 @@ impl Bench {
             "(a) plain 200 server (axum)",
             self.plain().await,
         ));
-        report.ingress.push(IngressRow::new(
-            "(b) axum → rdkafka, 200 after ack",
-            self.bridge().await,
-        ));
-        report.ingress.push(IngressRow::new(
-            "(c) hookbridge, GitHub HMAC verified",
-            self.hookbridge_ingress().await,
-        ));
+        let first = report.ingress.len();
+        for linger in BRIDGE_LINGERS_MS {
+            let label = format!("(b) axum → rdkafka, 200 after ack, linger.ms = {linger}");
+            let row = IngressRow::new(&label, self.bridge(linger).await).limit_of("(b)");
+            report.ingress.push(row);
+        }
+        // Latency at half rate is asked of the limit only: four more fixed-rate runs
+        // would say nothing the fastest one does not.
+        if let Some(i) = report::fastest(&report.ingress, "(b)") {
+            let linger = BRIDGE_LINGERS_MS[i - first];
+            let row = &mut report.ingress[i];
+            if let Some(m) = row.measured_mut() {
+                match self.bridge_at_half(linger, m.max.rate()).await {
+                    Ok(half) => m.half = Some(half),
+                    Err(e) => report
+                        .failures
+                        .push(format!("(b) at half rate, linger.ms = {linger}: {e}")),
+                }
+            }
+        }
+        report.ingress.push(
+            IngressRow::new(
+                "(c) hookbridge, GitHub HMAC verified",
+                self.hookbridge_ingress().await,
+            )
+            .against("(b)"),
+        );
     }
 
-    async fn egress_baseline(&self, topic: &str, receiver: &Receiver) -> Result<egress::Measured> {
-        receiver.reset(self.settings.records);
+    /// The forwarder baseline (`to` a receiver) or, without one, consume-only.
+    async fn egress_baseline(
+        &self,
+        name: &str,
+        topic: &str,
+        to: Option<&Destination<'_>>,
+        poll: &str,
+        properties: &[&str],
+    ) -> Result<egress::Measured> {
+        let (brokers, records) = (self.broker.addr(), self.settings.records.to_string());
         let concurrency = self.settings.concurrency.to_string();
-        let mut p = Process::start(
-            "baseline-consumer",
-            &self.bin.example("baseline-consumer"),
-            &[
-                "--brokers",
-                &self.broker.addr(),
-                "--topic",
-                topic,
-                "--group",
-                "bench-baseline",
-                "--url",
-                &receiver.url,
-                "--in-flight",
-                &concurrency,
-            ],
-            &[],
-            &self.dir,
-        )?;
-        self.egress_measure(&mut p, receiver).await
+        let mut args = vec![
+            "--brokers",
+            &brokers,
+            "--topic",
+            topic,
+            "--group",
+            name,
+            "--in-flight",
+            &concurrency,
+            "--poll",
+            poll,
+            "--expect",
+            &records,
+        ];
+        for p in properties {
+            args.extend(["--property", p]);
+        }
+        let ca = to
+            .and_then(|d| d.ca)
+            .map(|p| p.to_string_lossy().into_owned());
+        if let Some(d) = to {
+            d.receiver.reset(self.settings.records);
+            args.extend(["--url", &d.receiver.url]);
+        }
+        if let Some(ca) = &ca {
+            args.extend(["--ca", ca]);
+        }
+        let exe = self.bin.example("baseline-consumer");
+        let mut p = Process::start(name, &exe, &args, &[], &self.dir)?;
+        let timeout = Duration::from_secs(self.settings.egress_timeout);
+        let expected = self.settings.records;
+        match to {
+            Some(d) => egress::measure(&mut p, || d.receiver.progress(), expected, timeout).await,
+            None => {
+                let mut log = egress::ConsumeLog::new(&p);
+                egress::measure(&mut p, || log.progress(), expected, timeout).await
+            }
+        }
     }
 
+    /// A hookbridge run of `sink` (named `name`) delivering to `receiver`.
     async fn egress_hookbridge(
         &self,
-        topic: &str,
+        name: &str,
+        sink: SinkToml,
         receiver: &Receiver,
-        ordering: &str,
     ) -> Result<egress::Measured> {
         receiver.reset(self.settings.records);
-        let name = format!("hookbridge-{ordering}");
-        let sink = hookbridge::sink(
-            &name,
+        let mut hb = hookbridge::start(
+            &self.bin.hookbridge,
+            &self.dir.join(name),
+            name,
+            &self.broker.addr(),
+            &sink.render(),
+            &self.secret,
+        )
+        .await?;
+        let timeout = Duration::from_secs(self.settings.egress_timeout);
+        let progress = || receiver.progress();
+        let mut m =
+            egress::measure(&mut hb.process, progress, self.settings.records, timeout).await?;
+        m.refetched = hb.refetched(name).await;
+        Ok(m)
+    }
+
+    /// A key-ordered hookbridge sink named `name` towards `receiver`.
+    fn sink(&self, name: &str, topic: &str, receiver: &Receiver, ordering: &str) -> SinkToml {
+        hookbridge::sink(
+            name,
             topic,
             &receiver.url,
             self.settings.concurrency,
             ordering,
-        );
-        let mut hb = hookbridge::start(
-            &self.bin.hookbridge,
-            &self.dir.join(&name),
-            &name,
-            &self.broker.addr(),
-            &sink,
-            &self.secret,
         )
-        .await?;
-        self.egress_measure(&mut hb.process, receiver).await
     }
 
-    async fn egress_measure(
-        &self,
-        p: &mut Process,
-        receiver: &Receiver,
-    ) -> Result<egress::Measured> {
-        let timeout = Duration::from_secs(self.settings.egress_timeout);
-        egress::measure(p, receiver, self.settings.records, timeout).await
+    /// wrk straight at the receiver, after a warm-up: its own ceiling.
+    async fn receiver_ceiling(&self, receiver: &Receiver) -> Result<wrk::Summary> {
+        receiver.reset(u64::MAX);
+        let warmup = Load {
+            seconds: self.settings.warmup_seconds,
+            ..self.settings.load()
+        };
+        wrk::run(&receiver.url, warmup, &self.webhook(), None).await?;
+        wrk::run(&receiver.url, self.settings.load(), &self.webhook(), None).await
     }
 
     /// Peak RSS of a hookbridge sink started on `topic` towards `url`, after `settle`.
     async fn sink_rss(&self, name: &str, topic: &str, url: &str, settle: Duration) -> Result<f64> {
-        let sink = hookbridge::sink(name, topic, url, self.settings.concurrency, "key");
+        let sink = hookbridge::sink(name, topic, url, self.settings.concurrency, "key").render();
         let hb = hookbridge::start(
             &self.bin.hookbridge,
             &self.dir.join(name),
@@ -368,16 +503,101 @@ impl Bench {
         eprintln!("filling {topic} with {} records …", records.count);
         egress::fill(&self.broker.addr(), topic, records).await?;
         let receiver = Receiver::start(process::free_addr()?).await?;
-        report.egress.push(EgressRow::new(
-            "(d) rdkafka → reqwest, no order, no commits",
-            self.egress_baseline(topic, &receiver).await,
+        report.receiver.push((
+            "HTTP/1.1, axum, counting records".into(),
+            self.receiver_ceiling(&receiver).await,
         ));
+        let plain = Destination {
+            receiver: &receiver,
+            ca: None,
+        };
+        let first = report.egress.len();
+        for (i, (how, poll, properties)) in FORWARDERS.iter().enumerate() {
+            let label = format!("(d) rdkafka → reqwest, no order, no commits; {how}");
+            let name = format!("baseline-forward-{i}");
+            let m = self
+                .egress_baseline(&name, topic, Some(&plain), poll, properties)
+                .await;
+            report
+                .egress
+                .push(EgressRow::new(&label, m).limit_of("(d)"));
+        }
+        let limit = report::fastest(&report.egress, "(d)").map(|i| FORWARDERS[i - first]);
+        for poll in ["thread", "stream"] {
+            let label = format!("(f) rdkafka consume-only, {poll} poll, large fetches");
+            let name = format!("baseline-consume-{poll}");
+            let m = self
+                .egress_baseline(&name, topic, None, poll, LARGE_FETCHES)
+                .await;
+            report
+                .egress
+                .push(EgressRow::new(&label, m).limit_of("(f)"));
+        }
         for ordering in ["key", "none", "partition"] {
+            let name = format!("hookbridge-{ordering}");
+            let sink = self.sink(&name, topic, &receiver, ordering);
             let label = format!("(e) hookbridge, ordering = \"{ordering}\"");
-            let measured = self.egress_hookbridge(topic, &receiver, ordering).await;
-            report.egress.push(EgressRow::new(&label, measured));
+            let m = self.egress_hookbridge(&name, sink, &receiver).await;
+            report.egress.push(EgressRow::new(&label, m).against("(d)"));
+        }
+        let shaped = [
+            (
+                "filter",
+                "(e) hookbridge, key order, jq filter (true for every record)",
+            ),
+            ("transform", "(e) hookbridge, key order, jq transform"),
+        ];
+        for (what, label) in shaped {
+            let name = format!("hookbridge-{what}");
+            let sink = self.sink(&name, topic, &receiver, "key");
+            let sink = match what {
+                "filter" => sink.filter(FILTER),
+                _ => sink.transform(TRANSFORM),
+            };
+            let m = self.egress_hookbridge(&name, sink, &receiver).await;
+            report.egress.push(EgressRow::new(label, m).against("(d)"));
+        }
+        let name = "hookbridge-batch";
+        let sink = self.sink(name, topic, &receiver, "key").set("batch", BATCH);
+        let m = self.egress_hookbridge(name, sink, &receiver).await;
+        let label = "(g) hookbridge, key order, batches of 100 as a JSON array";
+        report.egress.push(EgressRow::new(label, m).against("(f)"));
+        if let Err(e) = self.run_http2(report, topic, limit).await {
+            report.failures.push(format!("HTTP/2 rows: {e}"));
         }
         self.run_memory(report, topic, &receiver).await;
+        Ok(())
+    }
+
+    /// (h): the fastest forwarder `limit` and a key-ordered hookbridge sink, both to an
+    /// HTTPS receiver that speaks only HTTP/2.
+    async fn run_http2(
+        &self,
+        report: &mut Report,
+        topic: &str,
+        limit: Option<(&str, &str, &[&str])>,
+    ) -> Result<()> {
+        let pki = Pki::make(&self.dir.join("pki"))?;
+        let ca = pki.ca();
+        let receiver = Receiver::start_h2(process::free_addr()?, &pki).await?;
+        let h2 = Destination {
+            receiver: &receiver,
+            ca: Some(&ca),
+        };
+        let (how, poll, properties) = limit.unwrap_or(FORWARDERS[0]);
+        let label = format!("(h) rdkafka → reqwest, HTTP/2 over TLS; {how}");
+        let m = self
+            .egress_baseline("baseline-forward-h2", topic, Some(&h2), poll, properties)
+            .await;
+        report
+            .egress
+            .push(EgressRow::new(&label, m).limit_of("(h)"));
+        let name = "hookbridge-h2";
+        let ca = ca.to_string_lossy();
+        let sink = self.sink(name, topic, &receiver, "key").tls(&[("ca", &ca)]);
+        let m = self.egress_hookbridge(name, sink, &receiver).await;
+        let label = "(h) hookbridge, key order, HTTP/2 over TLS";
+        report.egress.push(EgressRow::new(label, m).against("(h)"));
         Ok(())
     }
 }

@@ -1,7 +1,10 @@
 //! The egress side: a topic filled once with the benchmark's records, and one target
-//! timed from the receiver's first delivery to its last (so process start and the
-//! consumer group's first assignment are not counted as delivery time).
+//! timed from the receiver's first record to its last (so process start and the
+//! consumer group's first assignment are not counted as delivery time). A consume-only
+//! target has no receiver: it prints when it read its first and its last record
+//! ([`ConsumeLog`]).
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -10,7 +13,7 @@ use rdkafka::ClientConfig;
 
 use crate::error::{BenchError, Result};
 use crate::process::Process;
-use crate::receiver::Receiver;
+use crate::receiver::Progress;
 
 /// How the topic is filled.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +67,10 @@ pub struct Measured {
     pub peak_rss_mib: f64,
     /// False when `timeout` passed before every record arrived.
     pub complete: bool,
+    /// HTTP requests the receiver answered (records / requests = the batch fill).
+    pub requests: Option<u64>,
+    /// hookbridge's `hookbridge_sink_records_refetched_total`, when it has the metric.
+    pub refetched: Option<f64>,
 }
 
 impl Measured {
@@ -73,17 +80,53 @@ impl Measured {
     }
 }
 
-/// Waits for `expected` deliveries from `process` (already started, the receiver reset).
+/// What a consume-only target printed to its log: `first record`, then
+/// `consumed N in S s`, each noted when first seen (within the 2 ms poll).
+pub struct ConsumeLog {
+    log: PathBuf,
+    seen: Progress,
+}
+
+impl ConsumeLog {
+    pub fn new(process: &Process) -> Self {
+        ConsumeLog {
+            log: process.log().to_path_buf(),
+            seen: Progress::default(),
+        }
+    }
+
+    pub fn progress(&mut self) -> Progress {
+        if self.seen.done_at.is_some() {
+            return self.seen;
+        }
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if self.seen.first_at.is_none() && text.lines().any(|l| l == "first record") {
+            self.seen.first_at = Some(Instant::now());
+        }
+        let consumed = text.lines().find_map(|l| {
+            let rest = l.strip_prefix("consumed ")?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        });
+        if let Some(n) = consumed {
+            self.seen.count = n;
+            self.seen.done_at = Some(Instant::now());
+        }
+        self.seen
+    }
+}
+
+/// Waits until `progress` reaches `expected` records from `process` (already started,
+/// the receiver reset).
 pub async fn measure(
     process: &mut Process,
-    receiver: &Receiver,
+    mut progress: impl FnMut() -> Progress,
     expected: u64,
     timeout: Duration,
 ) -> Result<Measured> {
     let deadline = Instant::now() + timeout;
     let poll = Duration::from_millis(2);
     let first_at = loop {
-        if let Some(at) = receiver.progress().first_at {
+        if let Some(at) = progress().first_at {
             break at;
         }
         process.alive()?;
@@ -98,8 +141,8 @@ pub async fn measure(
         tokio::time::sleep(poll).await;
     };
     let cpu_before = process.cpu_seconds()?;
-    let (progress, complete) = loop {
-        let p = receiver.progress();
+    let (seen, complete) = loop {
+        let p = progress();
         if p.done_at.is_some() {
             break (p, true);
         }
@@ -109,13 +152,15 @@ pub async fn measure(
         tokio::time::sleep(poll).await;
     };
     let cpu = process.cpu_seconds()? - cpu_before;
-    let end = progress.done_at.unwrap_or_else(Instant::now);
-    let delivered = progress.count.min(expected);
+    let end = seen.done_at.unwrap_or_else(Instant::now);
+    let delivered = seen.count.min(expected);
     Ok(Measured {
         delivered,
         seconds: end.duration_since(first_at).as_secs_f64(),
         cpu_per_10k: cpu / delivered.saturating_sub(1).max(1) as f64 * 10_000.0,
         peak_rss_mib: process.peak_rss_mib()?,
         complete,
+        requests: (seen.requests > 0).then_some(seen.requests),
+        refetched: None,
     })
 }

@@ -19,6 +19,40 @@ pub const SOURCE_PATH: &str = "/webhooks/github";
 pub struct Hookbridge {
     pub process: Process,
     pub webhooks: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// The counter of records a sink read again (after a pause dropped what librdkafka had
+/// prefetched). Older builds do not have it: then the row shows `-`.
+const REFETCHED: &str = "hookbridge_sink_records_refetched_total";
+
+impl Hookbridge {
+    /// `REFETCHED` for `connector` from `/metrics`, or `None` when this build has no
+    /// such metric (or the page cannot be read).
+    pub async fn refetched(&self, connector: &str) -> Option<f64> {
+        let page = reqwest::get(format!("http://{}/metrics", self.admin))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        refetched_in(&page, connector)
+    }
+}
+
+/// The sum of `REFETCHED` samples labelled with `connector` (0 when the metric is
+/// described but has no sample yet), or `None` when the page does not name it.
+fn refetched_in(page: &str, connector: &str) -> Option<f64> {
+    if !page.contains(REFETCHED) {
+        return None;
+    }
+    let label = format!("connector=\"{connector}\"");
+    Some(
+        page.lines()
+            .filter(|l| l.starts_with(REFETCHED) && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
 }
 
 /// The connector file of the ingress run: a GitHub source, no key, no rate limit.
@@ -28,14 +62,14 @@ pub fn github_source(topic: &str) -> String {
         .render()
 }
 
-/// The connector file of an egress run: one sink to the receiver, no signing, no DLQ.
-pub fn sink(name: &str, topic: &str, url: &str, concurrency: usize, ordering: &str) -> String {
+/// The connector of an egress run: one sink to the receiver, no signing, no DLQ (a row
+/// adds its filter, transform, batch or TLS before rendering it).
+pub fn sink(name: &str, topic: &str, url: &str, concurrency: usize, ordering: &str) -> SinkToml {
     SinkToml::bare(name, &[topic])
         .group_id(name)
         .url(url)
         .concurrency(concurrency)
         .ordering(ordering)
-        .render()
 }
 
 fn settings(brokers: &str, webhooks: SocketAddr, admin: SocketAddr) -> String {
@@ -79,5 +113,25 @@ pub async fn start(
     process
         .wait_ready(&format!("http://{admin}/readyz"), Duration::from_secs(60))
         .await?;
-    Ok(Hookbridge { process, webhooks })
+    Ok(Hookbridge {
+        process,
+        webhooks,
+        admin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refetched_in;
+
+    #[test]
+    fn refetched_records_are_summed_per_connector_and_absent_without_the_metric() {
+        let page = "# TYPE hookbridge_sink_records_refetched_total counter\n\
+            hookbridge_sink_records_refetched_total{connector=\"a\",partition=\"0\"} 3\n\
+            hookbridge_sink_records_refetched_total{connector=\"a\",partition=\"1\"} 4\n\
+            hookbridge_sink_records_refetched_total{connector=\"b\"} 9\n";
+        assert_eq!(refetched_in(page, "a"), Some(7.0));
+        assert_eq!(refetched_in(page, "c"), Some(0.0));
+        assert_eq!(refetched_in("hookbridge_deliveries_total 1\n", "a"), None);
+    }
 }

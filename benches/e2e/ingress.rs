@@ -51,6 +51,23 @@ pub async fn measure(
     })
 }
 
+/// The fixed-rate run alone, at `target` req/s after a warm-up: for a target whose maximum
+/// was measured by an earlier run of the same program.
+pub async fn at_rate(
+    process: &mut Process,
+    url: &str,
+    load: Load,
+    warmup: Load,
+    webhook: &Webhook<'_>,
+    target: f64,
+) -> Result<HalfRate> {
+    wrk::run(url, warmup, webhook, None).await?;
+    process.alive()?;
+    let half = fixed_rate(url, load, webhook, target).await?;
+    process.alive()?;
+    Ok(half)
+}
+
 /// wrk is closed-loop: each connection waits `delay` after every answer. The rate is
 /// then connections / (delay + time per request), so a short calibration run measures
 /// the time per request at this load and the delay is shortened by it.

@@ -1,6 +1,8 @@
-//! The destination every egress target POSTs to: it answers 200 at once and counts, and
+//! The destination every egress target POSTs to: it answers 200 at once and counts records
+//! (a JSON array body counts its items, so a batch of 100 counts 100) and requests, and
 //! notes when the first delivery of a run arrived and when the expected count was reached.
-//! The baseline and every hookbridge sink deliver to this same receiver.
+//! Plain HTTP/1.1, or HTTPS offering only `h2` by ALPN (so a row over it is HTTP/2 or
+//! delivers nothing). Its own ceiling is measured with wrk before the egress rows.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,19 +17,23 @@ use axum::serve::ListenerExt;
 use axum::Router;
 
 use crate::error::{BenchError, Result};
+use crate::tls::Pki;
 
 #[derive(Default)]
 struct Tally {
     count: AtomicU64,
+    requests: AtomicU64,
     expected: AtomicU64,
     first_at: Mutex<Option<Instant>>,
     done_at: Mutex<Option<Instant>>,
 }
 
 /// What the receiver has seen of the current run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Progress {
+    /// Records: one per request, or the items of a JSON array body.
     pub count: u64,
+    pub requests: u64,
     pub first_at: Option<Instant>,
     pub done_at: Option<Instant>,
 }
@@ -37,13 +43,27 @@ pub struct Receiver {
     tally: Arc<Tally>,
 }
 
-async fn count(State(tally): State<Arc<Tally>>, _body: Bytes) -> StatusCode {
-    let n = tally.count.fetch_add(1, Ordering::Relaxed) + 1;
+/// Records in one body: the items of a JSON array, else one. The benchmark's records are
+/// JSON objects, so only a batch starts with `[`; `IgnoredAny` counts without building
+/// values.
+fn records_in(body: &[u8]) -> u64 {
+    if body.first() != Some(&b'[') {
+        return 1;
+    }
+    serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body).map_or(1, |items| items.len() as u64)
+}
+
+async fn count(State(tally): State<Arc<Tally>>, body: Bytes) -> StatusCode {
+    let records = records_in(&body);
+    tally.requests.fetch_add(1, Ordering::Relaxed);
+    let before = tally.count.fetch_add(records, Ordering::Relaxed);
+    let n = before + records;
     // Locks are taken twice per run, not per request.
-    if n == 1 {
+    if before == 0 {
         stamp(&tally.first_at);
     }
-    if n == tally.expected.load(Ordering::Relaxed) {
+    let expected = tally.expected.load(Ordering::Relaxed);
+    if before < expected && n >= expected {
         stamp(&tally.done_at);
     }
     StatusCode::OK
@@ -57,17 +77,26 @@ fn read(at: &Mutex<Option<Instant>>) -> Option<Instant> {
     *at.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(BenchError::io("binding the receiver"))
+}
+
 impl Receiver {
-    pub async fn start(addr: SocketAddr) -> Result<Self> {
+    fn app() -> (Router, Arc<Tally>) {
         let tally = Arc::new(Tally::default());
         let app = Router::new()
             .fallback(post(count))
             .with_state(tally.clone());
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(BenchError::io("binding the receiver"))?;
+        (app, tally)
+    }
+
+    /// Plain HTTP/1.1 on `addr`.
+    pub async fn start(addr: SocketAddr) -> Result<Self> {
+        let (app, tally) = Self::app();
         // As hookbridge's own listener does: answers are not held back by Nagle's algorithm.
-        let listener = listener.tap_io(|tcp| {
+        let listener = bind(addr).await?.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -77,7 +106,36 @@ impl Receiver {
         })
     }
 
-    /// Starts a new run that is complete after `expected` deliveries.
+    /// HTTPS on `addr` with `pki`'s server certificate, HTTP/2 only.
+    pub async fn start_h2(addr: SocketAddr, pki: &Pki) -> Result<Self> {
+        let (app, tally) = Self::app();
+        let acceptor = Arc::new(pki.h2_acceptor()?);
+        let listener = bind(addr).await?;
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(stream) = crate::tls::accept(&acceptor, tcp).await else {
+                        return;
+                    };
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(io, service)
+                    .await;
+                });
+            }
+        });
+        Ok(Receiver {
+            url: format!("https://{addr}/hook"),
+            tally,
+        })
+    }
+
+    /// Starts a new run that is complete after `expected` records.
     pub fn reset(&self, expected: u64) {
         *self
             .tally
@@ -91,13 +149,28 @@ impl Receiver {
             .unwrap_or_else(PoisonError::into_inner) = None;
         self.tally.expected.store(expected, Ordering::Relaxed);
         self.tally.count.store(0, Ordering::Relaxed);
+        self.tally.requests.store(0, Ordering::Relaxed);
     }
 
     pub fn progress(&self) -> Progress {
         Progress {
             count: self.tally.count.load(Ordering::Relaxed),
+            requests: self.tally.requests.load(Ordering::Relaxed),
             first_at: read(&self.tally.first_at),
             done_at: read(&self.tally.done_at),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::records_in;
+
+    #[test]
+    fn a_json_array_counts_its_items_and_anything_else_one() {
+        assert_eq!(records_in(br#"[{"n":1},{"n":2,"a":[3,4]},5]"#), 3);
+        assert_eq!(records_in(b"[]"), 0);
+        assert_eq!(records_in(br#"{"n":1}"#), 1);
+        assert_eq!(records_in(b"[not json"), 1);
     }
 }

@@ -1,15 +1,21 @@
-//! The run's result as markdown tables, ratios taken against the baseline that does the
-//! same job: (b) for ingress, (d) for egress.
+//! The run's result as markdown tables. Each ratio is taken against a limit: the fastest
+//! of the minimal programs that do the same job (the bridge at several lingers, the
+//! forwarder with several ways of reading, consume-only), named under its table, so a
+//! ratio is never flattered by a baseline slower than it could be.
 
 use std::fmt::Write;
 
 use crate::error::Result;
-use crate::{egress, ingress, Settings};
+use crate::{egress, ingress, wrk, Settings};
 
 /// One target's line: what was measured, or why it could not be.
 pub struct Row<T> {
     label: String,
     result: std::result::Result<T, String>,
+    /// A minimal program competing to be the limit of this name; the fastest one is.
+    limit_of: Option<&'static str>,
+    /// The limit this row's ratios are taken against.
+    against: Option<&'static str>,
 }
 
 impl<T> Row<T> {
@@ -17,22 +23,77 @@ impl<T> Row<T> {
         Row {
             label: label.to_string(),
             result: result.map_err(|e| e.to_string()),
+            limit_of: None,
+            against: None,
         }
+    }
+
+    /// A candidate for the limit `name` (and compared with it).
+    pub fn limit_of(mut self, name: &'static str) -> Self {
+        self.limit_of = Some(name);
+        self.against = Some(name);
+        self
+    }
+
+    /// Ratios against the limit `name`.
+    pub fn against(mut self, name: &'static str) -> Self {
+        self.against = Some(name);
+        self
+    }
+
+    pub fn measured_mut(&mut self) -> Option<&mut T> {
+        self.result.as_mut().ok()
     }
 }
 
 pub type IngressRow = Row<ingress::Measured>;
 pub type EgressRow = Row<egress::Measured>;
 
-/// Table rows: the label, then `cells(measured, baseline)`, or the failure.
-fn rows<T>(
+/// What a limit is chosen by and a ratio taken of.
+pub trait Rated {
+    fn rate(&self) -> f64;
+    fn cpu_per_10k(&self) -> f64;
+}
+
+impl Rated for ingress::Measured {
+    fn rate(&self) -> f64 {
+        self.max.rate()
+    }
+    fn cpu_per_10k(&self) -> f64 {
+        self.cpu_per_10k
+    }
+}
+
+impl Rated for egress::Measured {
+    fn rate(&self) -> f64 {
+        egress::Measured::rate(self)
+    }
+    fn cpu_per_10k(&self) -> f64 {
+        self.cpu_per_10k
+    }
+}
+
+/// Index of the fastest measured candidate for the limit `name`.
+pub fn fastest<T: Rated>(rows: &[Row<T>], name: &str) -> Option<usize> {
+    rows.iter()
+        .enumerate()
+        .filter(|(_, r)| r.limit_of == Some(name))
+        .filter_map(|(i, r)| Some((i, r.result.as_ref().ok()?.rate())))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(i, _)| i)
+}
+
+/// Table rows: the label, then `cells(measured, its limit)`, or the failure.
+fn rows<T: Rated>(
     rows: &[Row<T>],
-    baseline: usize,
     cells: impl Fn(&T, Option<&T>) -> Vec<String>,
 ) -> Vec<Vec<String>> {
-    let base = rows.get(baseline).and_then(|r| r.result.as_ref().ok());
     rows.iter()
         .map(|row| {
+            let base = row
+                .against
+                .and_then(|name| fastest(rows, name))
+                .and_then(|i| rows[i].result.as_ref().ok());
             let mut line = vec![row.label.clone()];
             match &row.result {
                 Ok(m) => line.extend(cells(m, base)),
@@ -43,21 +104,41 @@ fn rows<T>(
         .collect()
 }
 
+/// One line per limit under a table: which candidate was the fastest.
+fn limits<T: Rated>(out: &mut String, rows: &[Row<T>]) {
+    let mut names: Vec<&str> = Vec::new();
+    for name in rows.iter().filter_map(|r| r.limit_of) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    for name in names {
+        let chosen = fastest(rows, name).map_or("none measured", |i| rows[i].label.as_str());
+        let _ = writeln!(out, "\nlimit {name}: the fastest of its rows, {chosen}");
+    }
+}
+
+/// Ratio `value / base` of a measured row and its limit.
+fn ratios<T: Rated>(m: &T, base: Option<&T>) -> [String; 2] {
+    [
+        ratio(m.rate(), base.map(Rated::rate)),
+        ratio(m.cpu_per_10k(), base.map(Rated::cpu_per_10k)),
+    ]
+}
+
 pub struct Report {
     settings: Settings,
     commit: String,
     cores: usize,
     load_average: String,
     pub ingress: Vec<IngressRow>,
+    /// wrk straight at the egress receiver: its own ceiling.
+    pub receiver: Vec<(String, Result<wrk::Summary>)>,
     pub egress: Vec<EgressRow>,
     /// (what was measured, peak RSS in MiB).
     pub memory: Vec<(String, Result<f64>)>,
     pub failures: Vec<String>,
 }
-
-/// Row index of each side's baseline in the order the run adds them.
-const INGRESS_BASELINE: usize = 1;
-const EGRESS_BASELINE: usize = 0;
 
 fn ratio(value: f64, baseline: Option<f64>) -> String {
     match baseline {
@@ -76,6 +157,7 @@ impl Report {
                 .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
                 .unwrap_or_default(),
             ingress: Vec::new(),
+            receiver: Vec::new(),
             egress: Vec::new(),
             memory: Vec::new(),
             failures: Vec::new(),
@@ -96,6 +178,10 @@ impl Report {
                 .iter()
                 .any(|r| r.result.as_ref().map_or(true, |m| !m.complete))
             || self.memory.iter().any(|(_, r)| r.is_err())
+            || self
+                .receiver
+                .iter()
+                .any(|(_, r)| r.as_ref().map_or(true, |s| s.failures() > 0))
     }
 
     pub fn markdown(&self) -> String {
@@ -109,10 +195,13 @@ impl Report {
         if !self.ingress.is_empty() {
             self.ingress_tables(&mut out);
         }
+        if !self.receiver.is_empty() {
+            self.receiver_table(&mut out);
+        }
         if !self.egress.is_empty() {
             let _ = writeln!(
                 out,
-                "### Egress: {} records × {} B, {} partitions, {} keys, {} in flight, one counting receiver; timed from its first delivery to its last\n",
+                "### Egress: {} records × {} B, {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last\n",
                 s.records, s.body_bytes, s.partitions, s.keys, s.concurrency
             );
             self.egress_table(&mut out);
@@ -147,7 +236,8 @@ impl Report {
             "### Ingress: wrk -t{} -c{} -d{}s, the same {} B JSON webhook with its GitHub signature on every request\n",
             s.threads, s.connections, s.seconds, s.body_bytes
         );
-        let lines = rows(&self.ingress, INGRESS_BASELINE, |m, base| {
+        let lines = rows(&self.ingress, |m, base| {
+            let [rate, cpu] = ratios(m, base);
             vec![
                 format!("{:.0}", m.max.rate()),
                 format!("{:.2}", m.max.p50_ms),
@@ -156,8 +246,8 @@ impl Report {
                 m.max.failures().to_string(),
                 format!("{:.3}", m.cpu_per_10k),
                 format!("{:.1}", m.peak_rss_mib),
-                ratio(m.max.rate(), base.map(|b| b.max.rate())),
-                ratio(m.cpu_per_10k, base.map(|b| b.cpu_per_10k)),
+                rate,
+                cpu,
             ]
         });
         table(
@@ -171,11 +261,12 @@ impl Report {
                 "failed requests",
                 "CPU s / 10k",
                 "peak RSS MiB",
-                "req/s vs (b)",
-                "CPU vs (b)",
+                "req/s vs limit",
+                "CPU vs limit",
             ],
             &lines,
         );
+        limits(out, &self.ingress);
         let halves: Vec<Vec<String>> = self
             .ingress
             .iter()
@@ -215,9 +306,39 @@ impl Report {
         let _ = writeln!(out);
     }
 
+    fn receiver_table(&self, out: &mut String) {
+        let s = &self.settings;
+        let _ = writeln!(
+            out,
+            "### Egress receiver ceiling: wrk -t{} -c{} -d{}s POSTing {} B straight to it; egress rows far below this were not held back by the receiver\n",
+            s.threads, s.connections, s.seconds, s.body_bytes
+        );
+        let lines: Vec<Vec<String>> = self
+            .receiver
+            .iter()
+            .map(|(label, r)| match r {
+                Ok(w) => vec![
+                    label.clone(),
+                    format!("{:.0}", w.rate()),
+                    format!("{:.2}", w.p50_ms),
+                    format!("{:.2}", w.p99_ms),
+                    w.failures().to_string(),
+                ],
+                Err(e) => vec![label.clone(), format!("failed: {e}")],
+            })
+            .collect();
+        table(
+            out,
+            &["receiver", "req/s", "p50 ms", "p99 ms", "failed requests"],
+            &lines,
+        );
+        let _ = writeln!(out);
+    }
+
     fn egress_table(&self, out: &mut String) {
         let records = self.settings.records;
-        let lines = rows(&self.egress, EGRESS_BASELINE, |m, base| {
+        let lines = rows(&self.egress, |m, base| {
+            let [rate, cpu] = ratios(m, base);
             vec![
                 format!("{:.0}", m.rate()),
                 if m.complete {
@@ -225,27 +346,32 @@ impl Report {
                 } else {
                     format!("{} of {records} (timed out)", m.delivered)
                 },
+                m.requests.map_or("-".into(), |r| r.to_string()),
                 format!("{:.2}", m.seconds),
                 format!("{:.3}", m.cpu_per_10k),
                 format!("{:.1}", m.peak_rss_mib),
-                ratio(m.rate(), base.map(egress::Measured::rate)),
-                ratio(m.cpu_per_10k, base.map(|b| b.cpu_per_10k)),
+                m.refetched.map_or("-".into(), |r| format!("{r:.0}")),
+                rate,
+                cpu,
             ]
         });
         table(
             out,
             &[
                 "target",
-                "deliveries/s",
-                "delivered",
+                "records/s",
+                "records",
+                "requests",
                 "seconds",
                 "CPU s / 10k",
                 "peak RSS MiB",
-                "deliveries/s vs (d)",
-                "CPU vs (d)",
+                "records re-read",
+                "records/s vs limit",
+                "CPU vs limit",
             ],
             &lines,
         );
+        limits(out, &self.egress);
     }
 }
 
@@ -279,5 +405,39 @@ mod tests {
         assert_eq!(ratio(8.0, Some(10.0)), "0.80×");
         assert_eq!(ratio(8.0, Some(0.0)), "-");
         assert_eq!(ratio(8.0, None), "-");
+    }
+
+    fn delivered(seconds: f64) -> Result<egress::Measured> {
+        Ok(egress::Measured {
+            delivered: 1001,
+            seconds,
+            cpu_per_10k: 1.0,
+            peak_rss_mib: 10.0,
+            complete: true,
+            requests: Some(1001),
+            refetched: None,
+        })
+    }
+
+    #[test]
+    fn ratios_are_taken_against_the_fastest_candidate_of_the_limit() {
+        let egress = vec![
+            EgressRow::new("slow", delivered(2.0)).limit_of("(d)"),
+            EgressRow::new("fast", delivered(1.0)).limit_of("(d)"),
+            EgressRow::new("broken", Err(crate::error::BenchError::Tool("x".into())))
+                .limit_of("(d)"),
+            EgressRow::new("measured", delivered(4.0)).against("(d)"),
+            EgressRow::new("alone", delivered(4.0)).against("(f)"),
+        ];
+        assert_eq!(fastest(&egress, "(d)"), Some(1));
+        assert_eq!(fastest(&egress, "(f)"), None);
+        let lines = rows(&egress, |m, base| ratios(m, base).to_vec());
+        assert_eq!(lines[0][1], "0.50×");
+        assert_eq!(lines[1][1], "1.00×");
+        assert_eq!(lines[3][1], "0.25×");
+        assert_eq!(lines[4][1], "-");
+        let mut out = String::new();
+        limits(&mut out, &egress);
+        assert_eq!(out, "\nlimit (d): the fastest of its rows, fast\n");
     }
 }
