@@ -80,11 +80,22 @@ impl Measured {
     }
 }
 
-/// What a consume-only target printed to its log: `first record`, then
-/// `consumed N in S s`, each noted when first seen (within the 2 ms poll).
+/// What a consume-only target printed to its log: `first record` (noted when first
+/// seen, within the 2 ms poll), then `consumed N in S s`, where S is its own clock from
+/// the first record to the Nth, more exact than the poll.
 pub struct ConsumeLog {
     log: PathBuf,
     seen: Progress,
+}
+
+/// `(N, S)` from a `consumed N in S s` line.
+fn consumed(text: &str) -> Option<(u64, f64)> {
+    text.lines().find_map(|l| {
+        let mut words = l.strip_prefix("consumed ")?.split_whitespace();
+        let n = words.next()?.parse().ok()?;
+        let seconds = words.nth(1)?.parse().ok()?;
+        Some((n, seconds))
+    })
 }
 
 impl ConsumeLog {
@@ -103,13 +114,9 @@ impl ConsumeLog {
         if self.seen.first_at.is_none() && text.lines().any(|l| l == "first record") {
             self.seen.first_at = Some(Instant::now());
         }
-        let consumed = text.lines().find_map(|l| {
-            let rest = l.strip_prefix("consumed ")?;
-            rest.split_whitespace().next()?.parse::<u64>().ok()
-        });
-        if let Some(n) = consumed {
+        if let (Some(first), Some((n, seconds))) = (self.seen.first_at, consumed(&text)) {
             self.seen.count = n;
-            self.seen.done_at = Some(Instant::now());
+            self.seen.done_at = Some(first + Duration::from_secs_f64(seconds.max(0.0)));
         }
         self.seen
     }
@@ -163,4 +170,17 @@ pub async fn measure(
         requests: (seen.requests > 0).then_some(seen.requests),
         refetched: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consumed;
+
+    #[test]
+    fn the_consume_only_line_gives_the_count_and_its_own_seconds() {
+        let log = "first record\nconsumed 2000 in 0.125000 s\n";
+        assert_eq!(consumed(log), Some((2000, 0.125)));
+        assert_eq!(consumed("first record\n"), None);
+        assert_eq!(consumed("consumed 2000\n"), None);
+    }
 }
