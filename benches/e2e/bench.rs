@@ -16,6 +16,7 @@ mod broker;
 #[path = "../../tests/it/support/connectors.rs"]
 mod connectors;
 mod egress;
+mod egress_rows;
 mod error;
 mod hookbridge;
 mod ingress;
@@ -27,15 +28,11 @@ mod wrk;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use broker::Broker;
-use connectors::SinkToml;
 use error::{BenchError, Result};
 use process::Process;
-use receiver::Receiver;
-use report::{EgressRow, IngressRow, Report};
-use tls::Pki;
+use report::{IngressRow, Report};
 use wrk::{Load, Webhook};
 
 // The receiver shares this process: it allocates as hookbridge does, so it is not the
@@ -48,43 +45,6 @@ const BRIDGE_TOPIC: &str = "bench-ingress-baseline";
 
 /// The lingers the bridge baseline runs at; the fastest is the ingress limit.
 const BRIDGE_LINGERS_MS: [u32; 4] = [0, 1, 2, 5];
-
-/// How the forwarder baseline reads (`--poll`) and with which librdkafka properties; the
-/// fastest is the egress limit (d).
-const FORWARDERS: [(&str, &str, &[&str]); 3] = [
-    ("StreamConsumer, librdkafka's fetch defaults", "stream", &[]),
-    ("StreamConsumer, large fetches", "stream", LARGE_FETCHES),
-    (
-        "BaseConsumer poll thread, large fetches",
-        "thread",
-        LARGE_FETCHES,
-    ),
-];
-
-/// Fetch settings for a consumer behind a backlog: fewer, larger fetch responses, and
-/// enough queued to hold the whole default run (librdkafka's defaults are 1 B, 1 MiB per
-/// partition, 100 000 messages and 64 MiB).
-const LARGE_FETCHES: &[&str] = &[
-    "fetch.min.bytes=1048576",
-    "fetch.wait.max.ms=100",
-    "max.partition.fetch.bytes=4194304",
-    "queued.min.messages=1000000",
-    "queued.max.messages.kbytes=262144",
-];
-
-/// A jq filter true for every benchmark record, and a transform that rebuilds it: the
-/// rows then deliver every record and show what evaluating jq costs.
-const FILTER: &str = ".n >= 0";
-const TRANSFORM: &str = "{n: .n, pad: .pad}";
-
-/// The batched row's sink setting.
-const BATCH: &str = "{ max_records = 100, format = \"json-array\" }";
-
-/// Where a forwarder baseline delivers: a receiver, and the CA to trust for HTTPS.
-struct Destination<'a> {
-    receiver: &'a Receiver,
-    ca: Option<&'a Path>,
-}
 
 /// Every size of the run, each overridable by the environment variable named beside it.
 #[derive(Debug, Clone, Copy)]
@@ -151,6 +111,14 @@ impl Settings {
             seconds: self.seconds,
         }
     }
+
+    /// The run before a measured one: the same load, shorter.
+    fn warmup(&self) -> Load {
+        Load {
+            seconds: self.warmup_seconds,
+            ..self.load()
+        }
+    }
 }
 
 /// A JSON object of exactly `bytes` bytes (when `bytes` allows): `prefix`, padding, `"}`.
@@ -214,10 +182,7 @@ impl Bench {
         url: &str,
         half_rate: bool,
     ) -> Result<ingress::Measured> {
-        let warmup = Load {
-            seconds: self.settings.warmup_seconds,
-            ..self.settings.load()
-        };
+        let warmup = self.settings.warmup();
         let webhook = self.webhook();
         ingress::measure(
             &mut process,
@@ -270,10 +235,7 @@ impl Bench {
     /// The limit's latency at half its maximum, in a new run of the same bridge.
     async fn bridge_at_half(&self, linger_ms: u32, max: f64) -> Result<ingress::HalfRate> {
         let (mut p, url) = self.start_bridge(linger_ms).await?;
-        let warmup = Load {
-            seconds: self.settings.warmup_seconds,
-            ..self.settings.load()
-        };
+        let warmup = self.settings.warmup();
         let webhook = self.webhook();
         ingress::at_rate(
             &mut p,
@@ -343,289 +305,6 @@ impl Bench {
             .against("(b)"),
         );
     }
-
-    /// The forwarder baseline (`to` a receiver) or, without one, consume-only.
-    async fn egress_baseline(
-        &self,
-        name: &str,
-        topic: &str,
-        to: Option<&Destination<'_>>,
-        poll: &str,
-        properties: &[&str],
-    ) -> Result<egress::Measured> {
-        let (brokers, records) = (self.broker.addr(), self.settings.records.to_string());
-        let concurrency = self.settings.concurrency.to_string();
-        let mut args = vec![
-            "--brokers",
-            &brokers,
-            "--topic",
-            topic,
-            "--group",
-            name,
-            "--in-flight",
-            &concurrency,
-            "--poll",
-            poll,
-            "--expect",
-            &records,
-        ];
-        for p in properties {
-            args.extend(["--property", p]);
-        }
-        let ca = to
-            .and_then(|d| d.ca)
-            .map(|p| p.to_string_lossy().into_owned());
-        if let Some(d) = to {
-            d.receiver.reset(self.settings.records);
-            args.extend(["--url", &d.receiver.url]);
-        }
-        if let Some(ca) = &ca {
-            args.extend(["--ca", ca]);
-        }
-        let exe = self.bin.example("baseline-consumer");
-        let mut p = Process::start(name, &exe, &args, &[], &self.dir)?;
-        let timeout = Duration::from_secs(self.settings.egress_timeout);
-        let expected = self.settings.records;
-        match to {
-            Some(d) => egress::measure(&mut p, || d.receiver.progress(), expected, timeout).await,
-            None => {
-                let mut log = egress::ConsumeLog::new(&p);
-                egress::measure(&mut p, || log.progress(), expected, timeout).await
-            }
-        }
-    }
-
-    /// A hookbridge run of `sink` (named `name`) delivering to `receiver`.
-    async fn egress_hookbridge(
-        &self,
-        name: &str,
-        sink: SinkToml,
-        receiver: &Receiver,
-    ) -> Result<egress::Measured> {
-        receiver.reset(self.settings.records);
-        let mut hb = hookbridge::start(
-            &self.bin.hookbridge,
-            &self.dir.join(name),
-            name,
-            &self.broker.addr(),
-            &sink.render(),
-            &self.secret,
-        )
-        .await?;
-        let timeout = Duration::from_secs(self.settings.egress_timeout);
-        let progress = || receiver.progress();
-        let mut m =
-            egress::measure(&mut hb.process, progress, self.settings.records, timeout).await?;
-        m.refetched = hb.refetched(name).await;
-        Ok(m)
-    }
-
-    /// A key-ordered hookbridge sink named `name` towards `receiver`.
-    fn sink(&self, name: &str, topic: &str, receiver: &Receiver, ordering: &str) -> SinkToml {
-        hookbridge::sink(
-            name,
-            topic,
-            &receiver.url,
-            self.settings.concurrency,
-            ordering,
-        )
-    }
-
-    /// wrk straight at the receiver, after a warm-up: its own ceiling.
-    async fn receiver_ceiling(&self, receiver: &Receiver) -> Result<wrk::Summary> {
-        receiver.reset(u64::MAX);
-        let warmup = Load {
-            seconds: self.settings.warmup_seconds,
-            ..self.settings.load()
-        };
-        wrk::run(&receiver.url, warmup, &self.webhook(), None).await?;
-        wrk::run(&receiver.url, self.settings.load(), &self.webhook(), None).await
-    }
-
-    /// Peak RSS of a hookbridge sink started on `topic` towards `url`, after `settle`.
-    async fn sink_rss(&self, name: &str, topic: &str, url: &str, settle: Duration) -> Result<f64> {
-        let sink = hookbridge::sink(name, topic, url, self.settings.concurrency, "key").render();
-        let hb = hookbridge::start(
-            &self.bin.hookbridge,
-            &self.dir.join(name),
-            name,
-            &self.broker.addr(),
-            &sink,
-            &self.secret,
-        )
-        .await?;
-        tokio::time::sleep(settle).await;
-        hb.process.peak_rss_mib()
-    }
-
-    /// Memory: idle (a sink on an empty topic), and a destination that accepts
-    /// connections but never answers while the full backlog waits.
-    async fn run_memory(&self, report: &mut Report, backlog_topic: &str, receiver: &Receiver) {
-        let idle_topic = "bench-idle";
-        let idle = match self
-            .broker
-            .create_topic(idle_topic, self.settings.partitions)
-        {
-            Ok(()) => {
-                self.sink_rss(
-                    "hookbridge-idle",
-                    idle_topic,
-                    &receiver.url,
-                    Duration::from_secs(5),
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
-        report
-            .memory
-            .push(("hookbridge idle, one sink, no traffic".into(), idle));
-        let stalled = match blackhole().await {
-            Ok(url) => {
-                self.sink_rss(
-                    "hookbridge-stalled",
-                    backlog_topic,
-                    &url,
-                    Duration::from_secs(20),
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
-        report.memory.push((
-            format!(
-                "hookbridge, destination never answers, {} records waiting",
-                self.settings.records
-            ),
-            stalled,
-        ));
-    }
-
-    async fn run_egress(&self, report: &mut Report) -> Result<()> {
-        let topic = "bench-egress";
-        self.broker.create_topic(topic, self.settings.partitions)?;
-        let records = egress::Records {
-            count: self.settings.records,
-            bytes: self.settings.body_bytes,
-            keys: self.settings.keys,
-        };
-        eprintln!("filling {topic} with {} records …", records.count);
-        egress::fill(&self.broker.addr(), topic, records).await?;
-        let receiver = Receiver::start(process::free_addr()?).await?;
-        report.receiver.push((
-            "HTTP/1.1, axum, counting records".into(),
-            self.receiver_ceiling(&receiver).await,
-        ));
-        let plain = Destination {
-            receiver: &receiver,
-            ca: None,
-        };
-        let first = report.egress.len();
-        for (i, (how, poll, properties)) in FORWARDERS.iter().enumerate() {
-            let label = format!("(d) rdkafka → reqwest, no order, no commits; {how}");
-            let name = format!("baseline-forward-{i}");
-            let m = self
-                .egress_baseline(&name, topic, Some(&plain), poll, properties)
-                .await;
-            report
-                .egress
-                .push(EgressRow::new(&label, m).limit_of("(d)"));
-        }
-        let limit = report::fastest(&report.egress, "(d)").map(|i| FORWARDERS[i - first]);
-        for poll in ["thread", "stream"] {
-            let label = format!("(f) rdkafka consume-only, {poll} poll, large fetches");
-            let name = format!("baseline-consume-{poll}");
-            let m = self
-                .egress_baseline(&name, topic, None, poll, LARGE_FETCHES)
-                .await;
-            report
-                .egress
-                .push(EgressRow::new(&label, m).limit_of("(f)"));
-        }
-        for ordering in ["key", "none", "partition"] {
-            let name = format!("hookbridge-{ordering}");
-            let sink = self.sink(&name, topic, &receiver, ordering);
-            let label = format!("(e) hookbridge, ordering = \"{ordering}\"");
-            let m = self.egress_hookbridge(&name, sink, &receiver).await;
-            report.egress.push(EgressRow::new(&label, m).against("(d)"));
-        }
-        let shaped = [
-            (
-                "filter",
-                "(e) hookbridge, key order, jq filter (true for every record)",
-            ),
-            ("transform", "(e) hookbridge, key order, jq transform"),
-        ];
-        for (what, label) in shaped {
-            let name = format!("hookbridge-{what}");
-            let sink = self.sink(&name, topic, &receiver, "key");
-            let sink = match what {
-                "filter" => sink.filter(FILTER),
-                _ => sink.transform(TRANSFORM),
-            };
-            let m = self.egress_hookbridge(&name, sink, &receiver).await;
-            report.egress.push(EgressRow::new(label, m).against("(d)"));
-        }
-        let name = "hookbridge-batch";
-        let sink = self.sink(name, topic, &receiver, "key").set("batch", BATCH);
-        let m = self.egress_hookbridge(name, sink, &receiver).await;
-        let label = "(g) hookbridge, key order, batches of 100 as a JSON array";
-        report.egress.push(EgressRow::new(label, m).against("(f)"));
-        if let Err(e) = self.run_http2(report, topic, limit).await {
-            report.failures.push(format!("HTTP/2 rows: {e}"));
-        }
-        self.run_memory(report, topic, &receiver).await;
-        Ok(())
-    }
-
-    /// (h): the fastest forwarder `limit` and a key-ordered hookbridge sink, both to an
-    /// HTTPS receiver that speaks only HTTP/2.
-    async fn run_http2(
-        &self,
-        report: &mut Report,
-        topic: &str,
-        limit: Option<(&str, &str, &[&str])>,
-    ) -> Result<()> {
-        let pki = Pki::make(&self.dir.join("pki"))?;
-        let ca = pki.ca();
-        let receiver = Receiver::start_h2(process::free_addr()?, &pki).await?;
-        let h2 = Destination {
-            receiver: &receiver,
-            ca: Some(&ca),
-        };
-        let (how, poll, properties) = limit.unwrap_or(FORWARDERS[0]);
-        let label = format!("(h) rdkafka → reqwest, HTTP/2 over TLS; {how}");
-        let m = self
-            .egress_baseline("baseline-forward-h2", topic, Some(&h2), poll, properties)
-            .await;
-        report
-            .egress
-            .push(EgressRow::new(&label, m).limit_of("(h)"));
-        let name = "hookbridge-h2";
-        let ca = ca.to_string_lossy();
-        let sink = self.sink(name, topic, &receiver, "key").tls(&[("ca", &ca)]);
-        let m = self.egress_hookbridge(name, sink, &receiver).await;
-        let label = "(h) hookbridge, key order, HTTP/2 over TLS";
-        report.egress.push(EgressRow::new(label, m).against("(h)"));
-        Ok(())
-    }
-}
-
-/// A destination that accepts connections and never answers; returns its URL.
-async fn blackhole() -> Result<String> {
-    let listener = tokio::net::TcpListener::bind(process::free_addr()?)
-        .await
-        .map_err(BenchError::io("binding the stalled destination"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(BenchError::io("reading the stalled destination's address"))?;
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    Ok(format!("http://{addr}/"))
 }
 
 fn prepare(settings: Settings, dir: &Path) -> Result<(PathBuf, String, String)> {
