@@ -23,7 +23,9 @@ use super::memory::{self, MemoryBudget};
 use super::partition::{Admitted, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
 use crate::connectors::sink::Ordering;
-use crate::telemetry::sink::{Buffered, Committed, Paused, SinkTelemetry, SkippedOnResume};
+use crate::telemetry::sink::{
+    Buffered, Committed, Paused, Refetched, SinkTelemetry, SkippedOnResume,
+};
 use batching::Batching;
 use drain::Drain;
 
@@ -321,7 +323,7 @@ impl Dispatcher {
     }
 
     fn receive(&mut self, records: Vec<Record>, deliveries: &mut Deliveries) {
-        let mut skipped = 0u64;
+        let (mut skipped, mut dropped) = (0u64, 0u64);
         for record in records {
             let lane = self.lane(&record);
             let Some(p) = self.partitions.get_mut(&record.tp) else {
@@ -352,12 +354,16 @@ impl Dispatcher {
                     skipped += 1;
                     self.dirty = true;
                 }
-                Admitted::Dropped | Admitted::Ignored => {}
+                Admitted::Dropped => dropped += 1,
+                Admitted::Ignored => {}
             }
             self.carry_out(&tp, deliveries);
         }
         if skipped > 0 {
             SkippedOnResume { records: skipped }.emit(&self.telemetry);
+        }
+        if dropped > 0 {
+            Refetched { records: dropped }.emit(&self.telemetry);
         }
     }
 
