@@ -323,7 +323,7 @@ impl Dispatcher {
     }
 
     fn receive(&mut self, records: Vec<Record>, deliveries: &mut Deliveries) {
-        let (mut skipped, mut dropped) = (0u64, 0u64);
+        let (mut skipped, mut refetched) = (0u64, 0u64);
         for record in records {
             let lane = self.lane(&record);
             let Some(p) = self.partitions.get_mut(&record.tp) else {
@@ -354,7 +354,9 @@ impl Dispatcher {
                     skipped += 1;
                     self.dirty = true;
                 }
-                Admitted::Dropped => dropped += 1,
+                // Both are fetched again: dropped ones once the partition resumes,
+                // stale copies (of a rewind) once its seek takes effect.
+                Admitted::Dropped | Admitted::Stale => refetched += 1,
                 Admitted::Ignored => {}
             }
             self.carry_out(&tp, deliveries);
@@ -362,8 +364,8 @@ impl Dispatcher {
         if skipped > 0 {
             SkippedOnResume { records: skipped }.emit(&self.telemetry);
         }
-        if dropped > 0 {
-            Refetched { records: dropped }.emit(&self.telemetry);
+        if refetched > 0 {
+            Refetched { records: refetched }.emit(&self.telemetry);
         }
     }
 

@@ -19,7 +19,8 @@
 //!   a record is not held but re-read from the first one dropped on resume (a rewind,
 //!   stamped with a new epoch so the stale copies still arriving are ignored); once one
 //!   record is dropped every later one is too, so nothing behind a dropped record is
-//!   tracked before it. `buffer` and the process-wide memory budget (the dispatcher says
+//!   tracked before it. (librdkafka itself drops what it had prefetched for a paused
+//!   partition and fetches it again on resume: that cost stays.) `buffer` and the process-wide memory budget (the dispatcher says
 //!   when it is spent, and when it has room again) are the only pauses: the
 //!   finished-offset map never pauses a partition. A map over its budget is cut at the end (the records past the cut read
 //!   as unfinished, redelivered after a crash), so one key stuck in retry costs a longer
@@ -81,7 +82,9 @@ pub enum Admitted {
     Skipped,
     /// Polled while paused and past what a pause holds: not held, re-read on resume.
     Dropped,
-    /// A stale copy (polled before the latest rewind) or the partition is being revoked.
+    /// A stale copy: polled before the latest rewind, so it is read again after it.
+    Stale,
+    /// The partition is being revoked.
     Ignored,
 }
 
@@ -241,9 +244,12 @@ impl<T> Partition<T> {
         item: T,
         out: &mut Vec<Step<T>>,
     ) -> Admitted {
-        if self.revoked || epoch < self.epoch {
-            // Never tracked, so the watermark cannot pass it.
+        // Neither is tracked, so the watermark cannot pass them.
+        if self.revoked {
             return Admitted::Ignored;
+        }
+        if epoch < self.epoch {
+            return Admitted::Stale;
         }
         if self.must_drop() {
             self.dropped_from = Some(self.dropped_from.map_or(offset, |d| d.min(offset)));

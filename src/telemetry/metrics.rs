@@ -56,8 +56,8 @@ pub struct Metrics {
     /// Records skipped after an assignment because the commit metadata says they were
     /// finished already.
     pub skipped_on_resume: IntCounterVec,
-    /// Records polled while their partition was paused and past what a pause holds:
-    /// dropped and fetched again on resume, by connector.
+    /// Records fetched again, by connector: polled while their partition was paused past
+    /// what a pause holds (dropped), or stale copies arriving after the rewind.
     pub refetched_records: IntCounterVec,
     /// Consumed header names that were not UTF-8 and were read lossily, by connector.
     pub lossy_header_names: IntCounterVec,
@@ -234,7 +234,7 @@ impl Metrics {
             refetched_records: counter(
                 &r,
                 "hookbridge_refetched_records_total",
-                "Records polled while their partition was paused and past what a pause holds: fetched again on resume.",
+                "Records fetched again: polled while their partition was paused past what a pause holds, or stale copies of a rewind.",
                 &["connector"],
             ),
             lossy_header_names: counter(
