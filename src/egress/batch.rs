@@ -213,10 +213,12 @@ impl<K> Open<K> {
     }
 }
 
-/// Bytes a layout adds around the items.
+/// Bytes a layout adds to a body beyond each item and one separator byte per item (what
+/// [`Open::push`] counts): a JSON array's two brackets, less the comma its first item
+/// does not have; an NDJSON body's newlines are its separators.
 fn framing(layout: Layout) -> usize {
     match layout {
-        Layout::JsonArray => 2,
+        Layout::JsonArray => 1,
         Layout::Ndjson => 0,
     }
 }

@@ -23,7 +23,9 @@ use super::memory::{self, MemoryBudget};
 use super::partition::{Admitted, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
 use crate::connectors::sink::Ordering;
-use crate::telemetry::sink::{Buffered, Committed, Paused, SinkTelemetry, SkippedOnResume};
+use crate::telemetry::sink::{
+    Buffered, Committed, Paused, Refetched, SinkTelemetry, SkippedOnResume,
+};
 use batching::Batching;
 use drain::Drain;
 
@@ -321,7 +323,7 @@ impl Dispatcher {
     }
 
     fn receive(&mut self, records: Vec<Record>, deliveries: &mut Deliveries) {
-        let mut skipped = 0u64;
+        let (mut skipped, mut refetched) = (0u64, 0u64);
         for record in records {
             let lane = self.lane(&record);
             let Some(p) = self.partitions.get_mut(&record.tp) else {
@@ -352,12 +354,18 @@ impl Dispatcher {
                     skipped += 1;
                     self.dirty = true;
                 }
-                Admitted::Dropped | Admitted::Ignored => {}
+                // Both are fetched again: dropped ones once the partition resumes,
+                // stale copies (of a rewind) once its seek takes effect.
+                Admitted::Dropped | Admitted::Stale => refetched += 1,
+                Admitted::Ignored => {}
             }
             self.carry_out(&tp, deliveries);
         }
         if skipped > 0 {
             SkippedOnResume { records: skipped }.emit(&self.telemetry);
+        }
+        if refetched > 0 {
+            Refetched { records: refetched }.emit(&self.telemetry);
         }
     }
 

@@ -12,12 +12,17 @@
 //!   waits in offset order. A batching sink may join the lane's next waiting records to
 //!   the request its started record is in ([`Partition::take_next`]): they leave together
 //!   in offset order, and nothing more of the lane starts until all of them finished.
-//! * At `buffer` tracked records the partition pauses; records polled after the pause
-//!   took effect are not held but re-read from the first of them on resume (a rewind,
-//!   stamped with a new epoch so the stale copies still arriving are ignored). `buffer`
-//!   and the process-wide memory budget (the dispatcher says when it is spent, and when
-//!   it has room again) are the only pauses: the finished-offset map never pauses a
-//!   partition. A map over its budget is cut at the end (the records past the cut read
+//! * At `buffer` tracked records the partition pauses. Records already fetched when the
+//!   pause is asked for keep arriving for a moment (the consumer polls ahead of the
+//!   dispatcher): up to half of `buffer` more are held, so a pause normally costs no
+//!   re-read. Past that, and for every record polled while the memory budget is spent,
+//!   a record is not held but re-read from the first one dropped on resume (a rewind,
+//!   stamped with a new epoch so the stale copies still arriving are ignored); once one
+//!   record is dropped every later one is too, so nothing behind a dropped record is
+//!   tracked before it. (librdkafka itself drops what it had prefetched for a paused
+//!   partition and fetches it again on resume: that cost stays.) `buffer` and the process-wide memory budget (the dispatcher says
+//!   when it is spent, and when it has room again) are the only pauses: the
+//!   finished-offset map never pauses a partition. A map over its budget is cut at the end (the records past the cut read
 //!   as unfinished, redelivered after a crash), so one key stuck in retry costs a longer
 //!   map, not the partition.
 //! * Records the commit metadata says were finished before (by this or another member)
@@ -75,9 +80,11 @@ pub enum Admitted {
     Tracked,
     /// Finished before (per the commit metadata): counted as finished, not delivered.
     Skipped,
-    /// Polled after the pause took effect: not held, re-read on resume.
+    /// Polled while paused and past what a pause holds: not held, re-read on resume.
     Dropped,
-    /// A stale copy (polled before the latest rewind) or the partition is being revoked.
+    /// A stale copy: polled before the latest rewind, so it is read again after it.
+    Stale,
+    /// The partition is being revoked.
     Ignored,
 }
 
@@ -237,11 +244,14 @@ impl<T> Partition<T> {
         item: T,
         out: &mut Vec<Step<T>>,
     ) -> Admitted {
-        if self.revoked || epoch < self.epoch {
-            // Never tracked, so the watermark cannot pass it.
+        // Neither is tracked, so the watermark cannot pass them.
+        if self.revoked {
             return Admitted::Ignored;
         }
-        if self.is_paused() {
+        if epoch < self.epoch {
+            return Admitted::Stale;
+        }
+        if self.must_drop() {
             self.dropped_from = Some(self.dropped_from.map_or(offset, |d| d.min(offset)));
             return Admitted::Dropped;
         }
@@ -284,6 +294,22 @@ impl<T> Partition<T> {
             None => self.start(offset, None, item, out),
         }
         Admitted::Tracked
+    }
+
+    /// Whether a record polled now is dropped (re-read on resume) rather than tracked.
+    /// After a buffer pause, the records fetched before it took effect are held up to
+    /// `buffer + buffer / 2`; a memory pause holds nothing more. Once one record was
+    /// dropped, every later one is too: the watermark must never see a record tracked
+    /// above one that was not.
+    fn must_drop(&self) -> bool {
+        self.dropped_from.is_some()
+            || self.memory_full
+            || (self.buffer_full && self.watermark.outstanding() >= self.hold_limit())
+    }
+
+    /// Records tracked at most while paused for `buffer`.
+    fn hold_limit(&self) -> usize {
+        self.buffer + self.buffer / 2
     }
 
     /// The log was truncated at `from` and new records written from there: nothing seen

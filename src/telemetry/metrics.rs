@@ -56,6 +56,9 @@ pub struct Metrics {
     /// Records skipped after an assignment because the commit metadata says they were
     /// finished already.
     pub skipped_on_resume: IntCounterVec,
+    /// Records fetched again, by connector: polled while their partition was paused past
+    /// what a pause holds (dropped), or stale copies arriving after the rewind.
+    pub refetched_records: IntCounterVec,
     /// Consumed header names that were not UTF-8 and were read lossily, by connector.
     pub lossy_header_names: IntCounterVec,
     /// Failed dead-letter writes by connector and error class.
@@ -226,6 +229,12 @@ impl Metrics {
                 &r,
                 "hookbridge_skipped_on_resume_total",
                 "Records not delivered again after an assignment: finished per the commit metadata.",
+                &["connector"],
+            ),
+            refetched_records: counter(
+                &r,
+                "hookbridge_refetched_records_total",
+                "Records fetched again: polled while their partition was paused past what a pause holds, or stale copies of a rewind.",
                 &["connector"],
             ),
             lossy_header_names: counter(

@@ -47,6 +47,7 @@ pub struct SinkTelemetry {
     /// Detached jq evaluations still running past their deadline.
     pub jq_runaways: IntGauge,
     skipped_on_resume: IntCounter,
+    refetched: IntCounter,
     dlq_truncated: IntCounter,
     failures: Arc<FailureRing>,
 }
@@ -73,6 +74,7 @@ impl SinkTelemetry {
             metadata_bytes: m.commit_metadata_bytes.with_label_values(&[n]),
             jq_runaways: m.jq_runaways.with_label_values(&[n]),
             skipped_on_resume: m.skipped_on_resume.with_label_values(&[n]),
+            refetched: m.refetched_records.with_label_values(&[n]),
             dlq_truncated: m.dlq_truncated.with_label_values(&[n]),
             failures: metrics.recent_failures.ring(&name),
             metrics: metrics.clone(),
@@ -328,6 +330,18 @@ pub struct SkippedOnResume {
 impl SkippedOnResume {
     pub fn emit(&self, t: &SinkTelemetry) {
         t.skipped_on_resume.inc_by(self.records);
+    }
+}
+
+/// Records polled while their partition was paused were dropped, to be fetched again
+/// when it resumes.
+pub struct Refetched {
+    pub records: u64,
+}
+
+impl Refetched {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.refetched.inc_by(self.records);
     }
 }
 

@@ -394,10 +394,11 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
         "kill -9 at {before_restart} deliveries: {} requests, {duplicates} duplicates",
         seen.len()
     );
-    // Redelivered at most: what was buffered (4 partitions x buffer 100) — anything
-    // delivered but past the last committed watermark.
+    // Redelivered at most: what was buffered (4 partitions x 1.5 x buffer 100: a paused
+    // partition still holds what was fetched before the pause, up to half its buffer
+    // more) — anything delivered but past the last committed watermark.
     assert!(
-        duplicates <= 400,
+        duplicates <= 600,
         "{duplicates} duplicates exceed the in-flight window"
     );
     assert_key_order(&seen);

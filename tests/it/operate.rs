@@ -383,8 +383,10 @@ async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
     );
     let rss = rss_kib(hb.pid());
     eprintln!("stalled destination: buffered {buffered}, in flight {in_flight}, RSS {idle_rss} KiB idle → {rss} KiB");
+    // A paused partition still holds what was fetched before its pause, up to half its
+    // buffer more: at most 150 each.
     assert!(
-        buffered <= 2.0 * 100.0 + 50.0,
+        buffered <= 2.0 * 150.0,
         "buffer limit not enforced: {buffered}"
     );
     assert_eq!(in_flight, 8.0, "concurrency bounds the requests in flight");

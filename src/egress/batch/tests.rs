@@ -109,6 +109,29 @@ fn the_byte_limit_holds_except_for_one_item_alone() {
 }
 
 #[test]
+fn an_item_that_fills_the_byte_limit_exactly_joins_and_one_byte_more_does_not() {
+    for layout in [Layout::JsonArray, Layout::Ndjson] {
+        let r = rules(layout, Items::Data);
+        let first = Bytes::from_static(b"1");
+        // JSON array: `[1,` + item + `]` = 64; NDJSON: `1\n` + item + `\n` = 64.
+        let exact = match layout {
+            Layout::JsonArray => 60,
+            Layout::Ndjson => 61,
+        };
+        for (len, joins) in [(exact, true), (exact + 1, false)] {
+            let mut open = Open::new(Instant::now());
+            open.push((), first.clone());
+            let item = Bytes::from(format!("\"{}\"", "x".repeat(len - 2)));
+            assert_eq!(open.fits(&r, &item), joins, "{layout:?}, {len} bytes");
+            if joins {
+                open.push((), item);
+                assert_eq!(open.seal(&r).0.len(), r.max_bytes, "{layout:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_batch_is_due_max_wait_after_its_first_item() {
     let r = rules(Layout::Ndjson, Items::Data);
     let t0 = Instant::now();

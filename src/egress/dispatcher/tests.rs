@@ -547,3 +547,42 @@ async fn buffered_and_paused_return_to_zero_when_records_finish_or_their_partiti
     h.send(Event::Lost(vec![tp(1)]));
     h.gauges(Some(0), 0).await;
 }
+
+/// `hookbridge_refetched_records_total` counts every record read again: those dropped
+/// past what a pause holds, and their stale copies that arrive after the rewind.
+#[tokio::test]
+async fn records_read_again_after_a_pause_are_counted() {
+    let h = start_with("buffer = 2\n").await;
+    let refetched = || {
+        h.metrics
+            .refetched_records
+            .with_label_values(&["orders"])
+            .get()
+    };
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    // 0 and 1 fill the buffer, 2 is held, 3..6 are dropped.
+    h.send(Event::Records((0..6).map(|o| record(0, o)).collect()));
+    h.gauges(Some(3), 1).await;
+    assert_eq!(refetched(), 3);
+    h.hold.store(false, AtomicOrdering::SeqCst);
+    h.gauges(Some(0), 0).await;
+    let rewound = h
+        .control
+        .flow()
+        .into_iter()
+        .any(|c| matches!(c, Control::Resume(_, _, Some(Rewind { offset: 3, .. }))));
+    assert!(rewound, "resumed from the first dropped record");
+    // A copy fetched before the rewind, still on its way: read again too.
+    h.send(Event::Records(vec![record(0, 6)]));
+    h.send(Event::Records(vec![record(0, 7)]));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while refetched() != 5 {
+        assert!(
+            Instant::now() < deadline,
+            "{} counted, 5 read again",
+            refetched()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
