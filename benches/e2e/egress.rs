@@ -69,7 +69,7 @@ pub struct Measured {
     pub complete: bool,
     /// HTTP requests the receiver answered (records / requests = the batch fill).
     pub requests: Option<u64>,
-    /// hookbridge's `hookbridge_sink_records_refetched_total`, when it has the metric.
+    /// hookbridge's `hookbridge_refetched_records_total`, when it has the metric.
     pub refetched: Option<f64>,
 }
 

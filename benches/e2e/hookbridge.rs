@@ -22,9 +22,10 @@ pub struct Hookbridge {
     pub admin: SocketAddr,
 }
 
-/// The counter of records a sink read again (after a pause dropped what librdkafka had
-/// prefetched). Older builds do not have it: then the row shows `-`.
-const REFETCHED: &str = "hookbridge_sink_records_refetched_total";
+/// The counter of records a sink read again (polled while their partition was paused
+/// past what a pause holds, or stale copies of the rewind). Older builds do not have it:
+/// then the row shows `-`.
+const REFETCHED: &str = "hookbridge_refetched_records_total";
 
 impl Hookbridge {
     /// `REFETCHED` for `connector` from `/metrics`, or `None` when this build has no
@@ -126,10 +127,10 @@ mod tests {
 
     #[test]
     fn refetched_records_are_summed_per_connector_and_absent_without_the_metric() {
-        let page = "# TYPE hookbridge_sink_records_refetched_total counter\n\
-            hookbridge_sink_records_refetched_total{connector=\"a\",partition=\"0\"} 3\n\
-            hookbridge_sink_records_refetched_total{connector=\"a\",partition=\"1\"} 4\n\
-            hookbridge_sink_records_refetched_total{connector=\"b\"} 9\n";
+        let page = "# TYPE hookbridge_refetched_records_total counter\n\
+            hookbridge_refetched_records_total{connector=\"a\",partition=\"0\"} 3\n\
+            hookbridge_refetched_records_total{connector=\"a\",partition=\"1\"} 4\n\
+            hookbridge_refetched_records_total{connector=\"b\"} 9\n";
         assert_eq!(refetched_in(page, "a"), Some(7.0));
         assert_eq!(refetched_in(page, "c"), Some(0.0));
         assert_eq!(refetched_in("hookbridge_deliveries_total 1\n", "a"), None);
