@@ -73,11 +73,16 @@ pub fn sink(name: &str, topic: &str, url: &str, concurrency: usize, ordering: &s
         .ordering(ordering)
 }
 
+/// Extra `[kafka.properties]` lines for every hookbridge the benchmark starts (TOML, e.g.
+/// `"linger.ms" = "1"`), to compare settings against the defaults; named in the report.
+pub const PROPERTIES_ENV: &str = "BENCH_HOOKBRIDGE_PROPERTIES";
+
 fn settings(brokers: &str, webhooks: SocketAddr, admin: SocketAddr) -> String {
+    let extra = std::env::var(PROPERTIES_ENV).unwrap_or_default();
     format!(
         "connectors_dir = \"connectors\"\n\n[kafka]\nbrokers = \"{brokers}\"\n\n\
          [kafka.properties]\n# A new group's first assignment takes ~3 s instead of ~23 s on Tansu.\n\
-         \"session.timeout.ms\" = \"6000\"\n\n[http]\nlisten = \"{webhooks}\"\n\n\
+         \"session.timeout.ms\" = \"6000\"\n{extra}\n\n[http]\nlisten = \"{webhooks}\"\n\n\
          [admin]\nlisten = \"{admin}\"\n\n[log]\nlevel = \"warn\"\n"
     )
 }

@@ -192,6 +192,9 @@ impl Report {
             "\n## hookbridge bench\n\ncommit {}, {} cores, load average at start {}\n",
             self.commit, self.cores, self.load_average,
         );
+        if let Ok(extra) = std::env::var(crate::hookbridge::PROPERTIES_ENV) {
+            let _ = writeln!(out, "hookbridge with `[kafka.properties]` {extra}\n");
+        }
         if !self.ingress.is_empty() {
             self.ingress_tables(&mut out);
         }
