@@ -221,16 +221,19 @@ fn encode_bitmap(snap: &Snapshot, prefix: &str, shorter_than: usize) -> Option<S
 
 fn to_base36(mut n: u64) -> String {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    if n == 0 {
-        return "0".into();
-    }
-    let mut out = Vec::with_capacity(13);
-    while n > 0 {
-        out.push(DIGITS[(n % 36) as usize]);
+    // u64::MAX has 13 base36 digits: a fixed buffer, filled from its end, so a loop that
+    // failed to end would stop at its edge instead of growing without bound.
+    let mut buf = [0u8; 13];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = DIGITS[(n % 36) as usize];
         n /= 36;
+        if n == 0 {
+            break;
+        }
     }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
+    buf[at..].iter().map(|&d| char::from(d)).collect()
 }
 
 fn from_base36(s: &str) -> Option<i64> {
@@ -322,19 +325,18 @@ pub fn decode(metadata: &[u8], committed: i64) -> Option<FinishedMap> {
     } else {
         -1
     };
-    let mut map = match kind {
-        "R" => decode_runs(base, parts.next()?)?,
-        "B" => decode_bitmap(base, parts.next()?, parts.next()?)?,
+    let map = match kind {
+        "R" => decode_runs(base, parts.next()?, leader_epoch)?,
+        "B" => decode_bitmap(base, parts.next()?, parts.next()?, leader_epoch)?,
         _ => return None,
     };
     if parts.next().is_some() {
         return None;
     }
-    map.leader_epoch = leader_epoch;
     Some(map)
 }
 
-fn decode_runs(base: i64, runs: &str) -> Option<FinishedMap> {
+fn decode_runs(base: i64, runs: &str, leader_epoch: i32) -> Option<FinishedMap> {
     let mut unfinished = Vec::new();
     let mut at = base;
     for (i, run) in runs.split('.').enumerate() {
@@ -352,11 +354,11 @@ fn decode_runs(base: i64, runs: &str) -> Option<FinishedMap> {
         base,
         end: at,
         unfinished,
-        leader_epoch: -1,
+        leader_epoch,
     })
 }
 
-fn decode_bitmap(base: i64, span: &str, bits: &str) -> Option<FinishedMap> {
+fn decode_bitmap(base: i64, span: &str, bits: &str, leader_epoch: i32) -> Option<FinishedMap> {
     let span = from_base36(span)?;
     if span > MAX_SPAN {
         return None;
@@ -380,7 +382,7 @@ fn decode_bitmap(base: i64, span: &str, bits: &str) -> Option<FinishedMap> {
         base,
         end,
         unfinished,
-        leader_epoch: -1,
+        leader_epoch,
     })
 }
 

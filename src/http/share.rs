@@ -153,6 +153,8 @@ mod tests {
         assert_eq!(admit(l, 10, 16, 1), Err(Refused::AddressFull));
         assert_eq!(admit(l, 56, 2, 1), Err(Refused::Reserved));
         assert_eq!(admit(l, 56, 1, 1), Ok(()));
+        // The last unit outside the reserve goes to anyone, however much it holds.
+        assert_eq!(admit(l, 55, 2, 1), Ok(()));
         assert_eq!(admit(l, 63, 0, 1), Ok(()));
         assert_eq!(admit(l, 64, 0, 1), Err(Refused::Full));
         // Several units at once: the same rule on what they would make.

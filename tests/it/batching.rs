@@ -81,6 +81,36 @@ fn audit(
     )
 }
 
+/// Waits until `n` records were answered 2xx (as items of batches).
+async fn wait_delivered(rx: &Receiver, n: usize, within: Duration, what: &str) {
+    rx.wait_for(within, what, |s| delivered(s).len() >= n).await;
+}
+
+/// Waits until the sink's group (`g-<topic>`) has committed every partition to its end.
+async fn wait_committed(broker: &Broker, topic: &str, within: Duration) {
+    kafka::wait_committed_to_end(&broker.addr(), &format!("g-{topic}"), topic, within).await;
+}
+
+/// Produces `records` with the commit auditor watching from before the first, waits
+/// until every one was answered 2xx within `within` and the group committed to the end,
+/// and requires the auditor to have seen no commit past an unfinished record.
+async fn deliver_audited(
+    broker: &Broker,
+    topic: &str,
+    partitions: u32,
+    rx: &Receiver,
+    records: &[Value],
+    within: Duration,
+    what: &str,
+) {
+    let auditor = audit(broker, topic, partitions, rx, None);
+    kafka::produce(&broker.addr(), topic, records).await;
+    let n = records.len();
+    wait_delivered(rx, n, within, &format!("{n} records delivered")).await;
+    wait_committed(broker, topic, Duration::from_secs(30)).await;
+    auditor.finish().await.assert_clean(what);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_keep_key_order_and_max_records_and_commit_to_the_end() {
     let Scenario {
@@ -93,20 +123,16 @@ async fn batches_keep_key_order_and_max_records_and_commit_to_the_end() {
         .partitions(4)
         .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url, 10))
         .await;
-    let auditor = audit(&broker, &topic, 4, &rx, None);
-    kafka::produce(&broker.addr(), &topic, &records(400, 8)).await;
-    rx.wait_for(Duration::from_secs(40), "400 records delivered", |s| {
-        delivered(s).len() >= 400
-    })
-    .await;
-    kafka::wait_committed_to_end(
-        &broker.addr(),
-        &format!("g-{topic}"),
+    deliver_audited(
+        &broker,
         &topic,
-        Duration::from_secs(30),
+        4,
+        &rx,
+        &records(400, 8),
+        Duration::from_secs(40),
+        "batched happy path",
     )
     .await;
-    auditor.finish().await.assert_clean("batched happy path");
 
     let seen = rx.seen();
     let wh = standardwebhooks::Webhook::new(WHSEC).unwrap();
@@ -172,20 +198,16 @@ async fn a_batch_answered_503_is_sent_again_whole_then_delivered() {
             |n| sink(&n.topic, &n.url, 50),
         )
         .await;
-    let auditor = audit(&broker, &topic, 1, &rx, None);
-    kafka::produce(&broker.addr(), &topic, &records(30, 3)).await;
-    rx.wait_for(Duration::from_secs(30), "30 records delivered", |s| {
-        delivered(s).len() >= 30
-    })
-    .await;
-    kafka::wait_committed_to_end(
-        &broker.addr(),
-        &format!("g-{topic}"),
+    deliver_audited(
+        &broker,
         &topic,
+        1,
+        &rx,
+        &records(30, 3),
         Duration::from_secs(30),
+        "batch retried",
     )
     .await;
-    auditor.finish().await.assert_clean("batch retried");
     let seen = rx.seen();
     let refused = &seen[0];
     assert_eq!(refused.status, 503);
@@ -264,13 +286,7 @@ async fn a_batch_refused_for_good_is_dead_lettered_record_by_record_and_commit_m
         );
     }
     assert_eq!(by_key["b"].value, b"{\"poison\":true}");
-    kafka::wait_committed_to_end(
-        &broker.addr(),
-        &format!("g-{topic}"),
-        &topic,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_committed(&broker, &topic, Duration::from_secs(30)).await;
     auditor.finish().await.assert_clean("batch dead-lettered");
     assert!(
         rx.seen()
@@ -305,26 +321,14 @@ async fn a_kill_9_with_batches_in_flight_loses_nothing() {
     let auditor = audit(&broker, &topic, 4, &rx, None);
     const N: usize = 1500;
     kafka::produce(&broker.addr(), &topic, &records(N, 40)).await;
-    rx.wait_for(Duration::from_secs(40), "a fifth delivered", |s| {
-        delivered(s).len() >= N / 5
-    })
-    .await;
+    wait_delivered(&rx, N / 5, Duration::from_secs(40), "a fifth delivered").await;
     hb.kill9();
     let before = delivered(&rx.seen()).len();
     assert!(before < N, "killed while records were still to deliver");
     hb.spawn();
     hb.ready(Duration::from_secs(40)).await;
-    rx.wait_for(Duration::from_secs(90), "every record delivered", |s| {
-        delivered(s).len() >= N
-    })
-    .await;
-    kafka::wait_committed_to_end(
-        &broker.addr(),
-        &format!("g-{topic}"),
-        &topic,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_delivered(&rx, N, Duration::from_secs(90), "every record delivered").await;
+    wait_committed(&broker, &topic, Duration::from_secs(30)).await;
     let report = auditor.finish().await;
     report.assert_clean("kill -9 mid-batch");
     let all: BTreeSet<(i64, i64)> = delivered(&rx.seen());
@@ -391,13 +395,7 @@ async fn per_item_answers_finish_retry_and_dead_letter_items_keeping_key_order()
     )
     .await;
     let dead = kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await;
-    kafka::wait_committed_to_end(
-        &broker.addr(),
-        &format!("g-{topic}"),
-        &topic,
-        Duration::from_secs(30),
-    )
-    .await;
+    wait_committed(&broker, &topic, Duration::from_secs(30)).await;
     auditor.finish().await.assert_clean("per-item answers");
     assert_eq!(dead.len(), 1, "only the poison item dead-lettered");
     assert_eq!(dead[0].value, b"{\"poison\":true}");
@@ -444,13 +442,7 @@ async fn records_rendering_different_urls_go_in_different_batches_through_filter
         )
         .await;
     kafka::produce(&broker.addr(), &topic, &records(80, 4)).await;
-    kafka::wait_committed_to_end(
-        &broker.addr(),
-        &format!("g-{topic}"),
-        &topic,
-        Duration::from_secs(40),
-    )
-    .await;
+    wait_committed(&broker, &topic, Duration::from_secs(40)).await;
     let seen = rx.seen();
     let mut order: HashMap<String, Vec<u64>> = HashMap::new();
     for r in &seen {

@@ -19,7 +19,7 @@ use crate::support::connectors::SourceToml;
 use crate::support::hookbridge::{metric, Hookbridge};
 use crate::support::kafka;
 use crate::support::scenario::{Scenario, Setup};
-use crate::support::{github_sig, wait_until};
+use crate::support::{connect_from, github_sig, wait_until};
 
 const SECRET: &str = "gh-hostile-secret-5d1a";
 const PATH: &str = "/webhooks/github";
@@ -642,13 +642,6 @@ async fn hold_idle_connections(port: u16, n: usize) -> Vec<TcpStream> {
         held = open;
     }
     panic!("could not hold {n} idle connections to port {port}");
-}
-
-/// A TCP connection from `from` (any 127.0.0.0/8 address works on Linux loopback).
-async fn connect_from(from: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind((from, 0).into())?;
-    socket.connect((Ipv4Addr::LOCALHOST, port).into()).await
 }
 
 /// One client address keeps as many keep-alive connections as it can, each asking for

@@ -19,6 +19,7 @@ mod redelivery;
 mod routing;
 mod send;
 mod shaping;
+mod shares;
 mod shutdown;
 mod sink_auth;
 mod support;

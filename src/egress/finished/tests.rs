@@ -32,6 +32,8 @@ fn a_map_starting_with_finished_records_has_an_empty_first_run() {
     assert_eq!(e.text, "hb1:R:10:0.5.1.4");
     let m = decode(e.text.as_bytes(), 10).unwrap();
     assert!(m.is_finished(10) && !m.is_finished(15) && m.is_finished(19));
+    // The empty first run is no range: the map's ranges stay what its readers assume.
+    assert_eq!(m.unfinished, vec![15..16]);
 }
 
 #[test]
@@ -71,6 +73,8 @@ fn metadata_for_another_offset_or_foreign_is_ignored() {
         b"hb1:X:100:1",
         b"\xff\xfe\x00",
         b"hb1:R:100:",
+        // More digits than any run hookbridge writes, even if the value is small.
+        b"hb1:R:100:0000000000001",
     ] {
         assert_eq!(
             decode(foreign, 100),
@@ -296,4 +300,97 @@ fn a_bitmap_keeps_runs_of_unfinished_records_whole() {
     for o in 0..400 {
         assert_eq!(m.is_finished(o), o % 4 == 3, "offset {o}");
     }
+}
+
+#[test]
+fn a_snapshot_with_nothing_past_the_earlier_map_s_base_carries_the_whole_map() {
+    // Right after a takeover nothing is received yet: the watermark is the earlier map's
+    // base, and a commit then must carry that map on, or the next owner redelivers it all.
+    let earlier = snap(100, 110, &[(100, 101), (104, 106)]);
+    let map = decode(encode(&earlier, 4000).text.as_bytes(), 100).unwrap();
+    let mut now = snap(100, 100, &[]);
+    now.extend_with(&map);
+    assert_eq!(now, earlier);
+}
+
+#[test]
+fn an_unfinished_run_across_the_snapshot_s_end_stays_one_run() {
+    // 118 and 119 are in flight here; the earlier map says 120..125 were unfinished too.
+    let earlier = snap(100, 130, &[(100, 101), (115, 125)]);
+    let map = decode(encode(&earlier, 4000).text.as_bytes(), 100).unwrap();
+    let mut now = snap(100, 120, &[(118, 120)]);
+    now.extend_with(&map);
+    assert_eq!(now.unfinished, vec![118..125]);
+    // Two touching ranges would encode as two unfinished runs in a row, and the second
+    // would read as finished: records never delivered, skipped by the next owner.
+    let m = decode(encode(&now, 4000).text.as_bytes(), 100).unwrap();
+    let finished: Vec<i64> = (115..130).filter(|&o| m.is_finished(o)).collect();
+    assert_eq!(finished, vec![115, 116, 117, 125, 126, 127, 128, 129]);
+}
+
+#[test]
+fn a_map_ending_on_unfinished_records_has_no_empty_last_run() {
+    let e = encode(&snap(100, 110, &[(108, 110)]), 4000);
+    assert_eq!(e.text, "hb1:R:100:0.8.2");
+}
+
+#[test]
+fn a_map_cut_at_the_longest_span_drops_what_starts_at_the_cut() {
+    // The unfinished range starts exactly where the cut is: nothing of it is kept, and
+    // the cut map ends on its finished run.
+    let cut = MAX_SPAN;
+    let e = encode(&snap(0, cut + 10, &[(cut, cut + 5)]), 4000);
+    assert!(e.truncated);
+    assert_eq!(e.text, format!("hb1:R:0:0.{}", to_base36(cut as u64)));
+}
+
+#[test]
+fn a_map_cut_to_its_budget_keeps_every_run_that_fits_exactly() {
+    // Whole: "hb1:R:100:1.3.2.2m" (18 bytes), and a bitmap of 100 offsets is longer.
+    let s = snap(100, 200, &[(100, 101), (104, 106)]);
+    assert_eq!(encode(&s, 4000).text, "hb1:R:100:1.3.2.2m");
+    let e = encode(&s, 15);
+    assert!(e.truncated);
+    assert_eq!(
+        e.text, "hb1:R:100:1.3.2",
+        "the third run fills the budget exactly"
+    );
+    let m = decode(e.text.as_bytes(), 100).unwrap();
+    let finished: Vec<i64> = (100..200).filter(|&o| m.is_finished(o)).collect();
+    assert_eq!(finished, vec![101, 102, 103]);
+}
+
+#[test]
+fn full_len_is_never_a_longer_bitmap() {
+    // Run-length "hb1:R:0:1.1.1.1.18" (18 bytes); the bitmap "hb1:B:0:1c:" + 8 would be
+    // 19. The full length back-pressure watches is the shorter one.
+    let s = snap(0, 48, &[(0, 1), (2, 3), (4, 48)]);
+    let e = encode(&s, 4000);
+    assert_eq!(
+        e,
+        Encoded {
+            text: "hb1:R:0:1.1.1.1.18".into(),
+            full_len: 18,
+            truncated: false,
+        }
+    );
+}
+
+#[test]
+fn a_map_of_the_first_leader_epoch_is_trusted() {
+    // Epoch 0 is every partition's first leader: its maps are as good as any.
+    let mut s = snap(100, 110, &[(100, 101)]);
+    s.leader_epoch = 0;
+    let e = encode(&s, 4000);
+    assert_eq!(e.text, "hb2:R:100:0:1.9");
+    let m = decode(e.text.as_bytes(), 100).expect("epoch 0 is a leader epoch");
+    assert!(m.skips(105, 0) && !m.skips(105, 1));
+}
+
+#[test]
+fn a_decoded_bitmap_holds_each_run_of_unfinished_records_as_one_range() {
+    let s = snap(0, 40, &[(0, 3), (5, 6), (8, 12), (20, 40)]);
+    let text = encode_bitmap(&s, &prefix(0, -1), usize::MAX).expect("a bitmap");
+    let m = decode(text.as_bytes(), 0).unwrap();
+    assert_eq!(m.unfinished, s.unfinished);
 }

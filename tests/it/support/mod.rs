@@ -12,7 +12,7 @@ pub mod receiver;
 pub mod scenario;
 
 use std::future::Future;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,14 @@ fn below_ephemeral() -> (u16, u16) {
         .filter(|&p| p > 12_000)
         .unwrap_or(32_768);
     (10_000, first_ephemeral)
+}
+
+/// A TCP connection from `from` to the loopback `port` (any 127.0.0.0/8 address works as
+/// a source on Linux loopback), so a test can speak as several client addresses.
+pub async fn connect_from(from: Ipv4Addr, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((from, 0).into())?;
+    socket.connect((Ipv4Addr::LOCALHOST, port).into()).await
 }
 
 /// `X-Hub-Signature-256` for `body`, computed here rather than by hookbridge's signer.
