@@ -30,7 +30,11 @@ fn with_defaults(mut cfg: ClientConfig, delivery_timeout: Duration) -> ClientCon
         ("message.timeout.ms", ms.as_str()),
         // A short linger batches concurrent webhooks into one request; each sender still
         // waits for its own record's acknowledgement, so batching never weakens the promise.
-        ("linger.ms", "2"),
+        // Every sender waits out the linger before its 2xx, so it is as short as batching
+        // allows: with 64 senders waiting on their acks (scripts/bench, docs/benchmarks.md)
+        // 1 ms gave the most webhooks per second; 2 ms and 0 (a request per record) about
+        // a third fewer.
+        ("linger.ms", "1"),
         ("socket.connection.setup.timeout.ms", "3000"),
     ];
     for (k, v) in defaults {
@@ -144,6 +148,11 @@ mod tests {
         assert_eq!(cfg.get("acks"), Some("all"));
         assert_eq!(cfg.get("enable.idempotence"), Some("true"));
         assert_eq!(cfg.get("message.timeout.ms"), Some("7000"));
+        assert_eq!(
+            cfg.get("linger.ms"),
+            Some("1"),
+            "the fastest linger measured"
+        );
         assert_eq!(
             with_defaults(ClientConfig::new(), Duration::ZERO).get("message.timeout.ms"),
             Some("1"),
