@@ -51,6 +51,10 @@ pub enum Command {
         #[arg(long, env = "HOOKBRIDGE_REPLAY_FROM")]
         from: String,
     },
+    /// Evaluates a sink's jq programs for the process that started it (frames on stdin
+    /// and stdout); not for people, so not in `--help`.
+    #[command(name = "jq-worker", hide = true)]
+    JqWorker,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ use crate::support::broker::Broker;
 use crate::support::connectors::{list, SinkToml};
 use crate::support::hookbridge::{bin, metric, Config, Hookbridge};
 use crate::support::kafka;
+use crate::support::processes::{children, wait_gone};
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::scenario::{Names, Scenario, Setup};
 use crate::support::unique;
@@ -217,7 +218,8 @@ async fn filter_passes_one_in_ten_and_every_offset_commits_and_transform_makes_t
 }
 
 /// A filter that never ends on one record dead-letters it with `timeout` while the other
-/// partition's records are delivered, and a runaway evaluation does not hold up SIGTERM.
+/// partition's records are delivered, a runaway evaluation does not hold up SIGTERM,
+/// and no worker process outlives the sink.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutdown() {
     let Scenario {
@@ -257,72 +259,133 @@ async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutd
         .map(|p| json!({"key": "r", "value": "{\"n\":1e15}", "partition": p % 2}))
         .collect();
     kafka::produce(&broker.addr(), &topic, &more).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut workers = Vec::new();
+    crate::support::wait_until(Duration::from_secs(30), "workers evaluating", || {
+        workers = children(hb.pid());
+        let busy = workers.len() >= 2;
+        async move { busy }
+    })
+    .await;
     let status = hb.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "{status:?}");
+    for pid in workers {
+        wait_gone(pid, Duration::from_secs(10));
+    }
 }
 
-/// Programs that never end keep their threads: with as many still running as a sink
-/// allows (4), its next records are dead-lettered at once with `runaway-limit`, even
-/// those the filter would pass; the gauge shows the runaways and the limit is logged
-/// once; every offset commits.
+/// The filter of the crash tests: a record with `n` makes it build a value nested
+/// 20 × `n` deep, and dropping it overflows the worker's stack (quickly: within the 1 s
+/// deadline even in a debug build).
+const DEEP: &str =
+    "if .n then (reduce range(.n) as $i (0; [[[[[[[[[[[[[[[[[[[[.]]]]]]]]]]]]]]]]]]]]) | true) else true end";
+
+/// A record that overflows its jq worker's stack is dead-lettered with `crashed`, the
+/// sink goes on delivering the records after it, and the process never aborted (the
+/// same process, up all along). The crash is logged without the record; the workers
+/// have an empty environment (the parent's has a secret).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_runaway_limit_records_are_dead_lettered_at_once() {
+async fn a_record_that_crashes_its_worker_is_dead_lettered_and_the_sink_goes_on() {
     let Scenario {
         broker,
         topic,
         dlq,
         rx,
-        hb,
-    } = start(Setup::new("runaways").dlq(), |n, sink| {
-        sink.url(&n.url).filter("last(range(.n)) > 0").dlq(&n.dlq)
+        mut hb,
+    } = start(Setup::new("crash").dlq(), |n, sink| {
+        sink.url(&n.url).filter(DEEP).dlq(&n.dlq)
     })
     .await;
-    let runaways: Vec<_> = (0..4)
-        .map(|i| json!({"key": format!("r{i}"), "value": "{\"n\":1e18}"}))
-        .collect();
-    kafka::produce(&broker.addr(), &topic, &runaways).await;
-    let timed_out = kafka::read(&broker.addr(), &dlq, Some(4), 30.0).await;
-    assert_eq!(timed_out.len(), 4);
-    let fine: Vec<_> = (0..3)
-        .map(|i| json!({"key": format!("k{i}"), "value": "{\"n\":2}"}))
-        .collect();
-    kafka::produce(&broker.addr(), &topic, &fine).await;
-    let dead = kafka::read(&broker.addr(), &dlq, Some(7), 30.0).await;
-    let errors: Vec<String> = dead
-        .iter()
-        .map(|d| d.header("hookbridge-dlq-error").unwrap_or_default())
-        .collect();
-    assert_eq!(
-        errors,
-        [
-            "timeout",
-            "timeout",
-            "timeout",
-            "timeout",
-            "runaway-limit",
-            "runaway-limit",
-            "runaway-limit"
-        ],
-        "{errors:?}"
+    let pid = hb.pid();
+    let mut records =
+        vec![json!({"key": "c", "value": "{\"n\":30000,\"tag\":\"crash-record-7f3\"}"})];
+    records.extend(
+        (0..20).map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"i\":{i}}}")})),
     );
-    assert!(dead
-        .iter()
-        .all(|d| d.header("hookbridge-dlq-reason").as_deref() == Some("filter")));
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    rx.wait_for(Duration::from_secs(30), "the other records", |s| {
+        s.len() >= 20
+    })
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 20.0).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-reason").as_deref(),
+        Some("filter")
+    );
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-error").as_deref(),
+        Some("crashed")
+    );
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
-    assert!(rx.seen().is_empty(), "nothing sent at the limit");
+    assert!(hb.exited().is_none(), "the process is up");
+    assert_eq!(hb.pid(), pid, "never restarted");
     let m = hb.metrics().await;
     assert_eq!(
-        metric(&m, "hookbridge_jq_runaways", &[("connector", "shaped")]),
-        4.0,
+        metric(
+            &m,
+            "hookbridge_jq_worker_restarts_total",
+            &[("connector", "shaped"), ("reason", "crashed")]
+        ),
+        1.0,
         "{m}"
     );
     let logs = hb.logs();
-    assert_eq!(
-        logs.matches("jq programs still running past their deadline reached the limit")
-            .count(),
-        1,
-        "logged once"
+    assert!(logs.contains("a jq worker died on a record"), "{logs}");
+    assert!(
+        !logs.contains("crash-record-7f3"),
+        "the record is not logged"
+    );
+    let workers = children(pid);
+    assert!(!workers.is_empty(), "a worker is kept for the next records");
+    for w in workers {
+        let environ = std::fs::read(format!("/proc/{w}/environ")).expect("environ");
+        assert!(environ.is_empty(), "{}", String::from_utf8_lossy(&environ));
+    }
+    drop(hb);
+}
+
+/// Without a DLQ a record that crashes its worker waits like any record that cannot be
+/// sent: its offset is not committed past, while the other keys of its partition are
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_crashes_its_worker_without_dlq_holds_its_offset() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = start(Setup::new("crashnodlq"), |n, sink| {
+        sink.url(&n.url).filter(DEEP)
+    })
+    .await;
+    let mut records = vec![json!({"key": "a", "value": "{\"i\":0}"})];
+    records.push(json!({"key": "c", "value": "{\"n\":30000}"}));
+    records.extend(
+        (1..10).map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"i\":{i}}}")})),
+    );
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    rx.wait_for(Duration::from_secs(30), "the other keys' records", |s| {
+        s.len() >= 10
+    })
+    .await;
+    // Several commit intervals pass; the watermark stays at the record that crashed.
+    for _ in 0..8 {
+        let c = kafka::committed(&broker.addr(), &format!("g-{topic}"), &topic).await;
+        assert!(
+            c.get(&0).is_none_or(|(offset, _)| *offset <= 1),
+            "committed past the record that crashed: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let m = hb.metrics().await;
+    assert!(
+        metric(
+            &m,
+            "hookbridge_jq_worker_restarts_total",
+            &[("connector", "shaped"), ("reason", "crashed")]
+        ) >= 1.0,
+        "{m}"
     );
     drop(hb);
 }

@@ -1,0 +1,361 @@
+//! A sink's jq worker processes, seen from the sink: at most [`SLOTS`] evaluations at
+//! once, a worker per slot, started when first needed and reused record after record
+//! (one request frame written and one answer read per record).
+//!
+//! What happens to a worker decides what happens to the record:
+//! * past [`JQ_DEADLINE`] the worker is killed and replaced, the record refused with
+//!   `timeout`;
+//! * a worker that dies on a record (a stack overflow, a panic, a signal) is replaced,
+//!   the record refused with `crashed`: the same record would crash the next one;
+//! * a worker that cannot be started, or that died between records, is not the
+//!   record's fault: the record waits and is tried again with backoff, until its
+//!   evaluation is given up on (revoke, shutdown);
+//! * an evaluation given up on kills its worker: what it was doing is unknown.
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{self, Class, FrameError, Request, Response, Stage, Verdict};
+use super::{Programs, WORKER_COMMAND};
+use crate::egress::record::Record;
+use crate::kafka::headers::EVENT_TYPE;
+use crate::telemetry::sink::{JqWorkerReplaced, JqWorkerSpawnFailed, Replaced, SinkTelemetry};
+
+/// How long a sink's filter and transform together may take on one record.
+pub const JQ_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Evaluations of a sink running at once, each in a worker of its own.
+pub const SLOTS: usize = 4;
+
+/// How long a new worker may take to start and compile the programs.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a worker that was killed or that ended its output is waited for, to tell
+/// how it ended and not leave it a zombie.
+const REAP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Backoff between attempts to start a worker: doubling from the first to the last.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A sink's worker processes.
+pub struct Workers {
+    program: PathBuf,
+    /// The setup frame every new worker reads first.
+    setup: Vec<u8>,
+    first_stage: Stage,
+    deadline: Duration,
+    slots: Semaphore,
+    /// Workers between records; at most one per slot.
+    idle: Mutex<Vec<Worker>>,
+    telemetry: Arc<SinkTelemetry>,
+}
+
+/// One worker process and its pipes.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// Request frames are encoded here, answers read here: reused record after record.
+    request: Vec<u8>,
+    answer: Vec<u8>,
+    /// No record has been answered by it yet.
+    fresh: bool,
+}
+
+/// How asking a worker about a record failed.
+enum Failed {
+    /// The request could not be written: the worker had ended before.
+    NotSent,
+    /// The worker's output ended, or was not this protocol, after it had the record.
+    Died,
+}
+
+/// Why a worker could not be started.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("cannot start {program}: {error}")]
+    Spawn {
+        program: String,
+        error: std::io::Error,
+    },
+    #[error("its pipes were not there")]
+    Pipes,
+    #[error("it did not take its programs: {0}")]
+    Setup(String),
+    #[error("it did not start within {0:?}")]
+    Slow(Duration),
+}
+
+impl Workers {
+    /// Workers running `program` (the hookbridge binary) with the sink's `programs`.
+    pub fn new(program: PathBuf, programs: &Programs, telemetry: Arc<SinkTelemetry>) -> Self {
+        let mut setup = Vec::new();
+        programs.setup().encode(&mut setup);
+        Workers {
+            program,
+            setup,
+            first_stage: programs.first_stage(),
+            deadline: JQ_DEADLINE,
+            slots: Semaphore::new(SLOTS),
+            idle: Mutex::new(Vec::with_capacity(SLOTS)),
+            telemetry,
+        }
+    }
+
+    /// The binary this process runs, to start workers from. On Linux the running
+    /// image itself, so an upgrade that replaces the file on disk does not start
+    /// workers of another build.
+    pub fn this_program() -> PathBuf {
+        let own = PathBuf::from("/proc/self/exe");
+        if own.exists() {
+            return own;
+        }
+        std::env::current_exe().unwrap_or(own)
+    }
+
+    /// The same workers with another deadline (tests).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Process ids of the workers between records (tests look at them).
+    pub fn idle_pids(&self) -> Vec<u32> {
+        self.lock_idle()
+            .iter()
+            .filter_map(|w| w.child.id())
+            .collect()
+    }
+
+    /// Evaluations running or waiting for a worker to start (tests look at it).
+    pub fn evaluating(&self) -> usize {
+        SLOTS - self.slots.available_permits()
+    }
+
+    /// The verdict on `record`; `None` when `cancel` fired first.
+    pub async fn evaluate(&self, record: &Record, cancel: &CancellationToken) -> Option<Verdict> {
+        let _slot = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            slot = self.slots.acquire() => slot.ok()?,
+        };
+        let mut failures = 0u32;
+        loop {
+            let idle = self.lock_idle().pop();
+            let mut worker = match idle {
+                Some(w) => w,
+                None => match self.start().await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let retry_in = backoff(failures);
+                        failures += 1;
+                        JqWorkerSpawnFailed {
+                            error: e.to_string(),
+                            retry_in,
+                        }
+                        .emit(&self.telemetry);
+                        tokio::select! {
+                            _ = cancel.cancelled() => return None,
+                            () = tokio::time::sleep(retry_in) => continue,
+                        }
+                    }
+                },
+            };
+            let mut stage = self.first_stage;
+            let asked = tokio::select! {
+                _ = cancel.cancelled() => None,
+                r = tokio::time::timeout(self.deadline, worker.ask(record, &mut stage)) => Some(r),
+            };
+            let (replaced, verdict) = match asked {
+                Some(Ok(Ok(verdict))) => {
+                    worker.fresh = false;
+                    self.lock_idle().push(worker);
+                    return Some(verdict);
+                }
+                None => {
+                    self.retire(worker, Replaced::GivenUp).await;
+                    return None;
+                }
+                Some(Err(_elapsed)) => (Replaced::Timeout, Class::Timeout),
+                // Ended between records (killed from outside, out of memory): the next
+                // worker gets the record. A worker that had only just started and took
+                // its programs ended on this record's way in.
+                Some(Ok(Err(Failed::NotSent))) if !worker.fresh => {
+                    self.retire(worker, Replaced::Exited).await;
+                    continue;
+                }
+                Some(Ok(Err(Failed::NotSent | Failed::Died))) => {
+                    (Replaced::Crashed, Class::Crashed)
+                }
+            };
+            self.retire(worker, replaced).await;
+            return Some(Verdict::Refused(stage, verdict));
+        }
+    }
+
+    /// Starts a worker and hands it the programs.
+    async fn start(&self) -> Result<Worker, StartError> {
+        let mut child = Command::new(&self.program)
+            .arg(WORKER_COMMAND)
+            // The parent's environment may hold secrets; the worker needs none of it.
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            // Whatever a worker would write there could quote a record.
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|error| StartError::Spawn {
+                program: self.program.display().to_string(),
+                error,
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(StartError::Pipes);
+        };
+        let mut worker = Worker {
+            child,
+            stdin,
+            stdout: BufReader::with_capacity(64 << 10, stdout),
+            request: Vec::new(),
+            answer: Vec::new(),
+            fresh: true,
+        };
+        let ready = async {
+            worker
+                .stdin
+                .write_all(&self.setup)
+                .await
+                .map_err(|e| e.to_string())?;
+            read_frame(&mut worker.stdout, &mut worker.answer)
+                .await
+                .map_err(|e| e.to_string())?;
+            match Response::decode(&worker.answer) {
+                Ok(Response::Ready) => Ok(()),
+                Ok(other) => Err(format!("answered {other:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match tokio::time::timeout(START_DEADLINE, ready).await {
+            Ok(Ok(())) => Ok(worker),
+            Ok(Err(e)) => {
+                let status = reap(&mut worker.child, Duration::from_millis(200)).await;
+                Err(StartError::Setup(format!("{e} ({})", describe(status))))
+            }
+            Err(_) => {
+                reap(&mut worker.child, Duration::ZERO).await;
+                Err(StartError::Slow(START_DEADLINE))
+            }
+        }
+    }
+
+    /// Kills `worker` (if it is still there) and waits for it to end.
+    async fn retire(&self, mut worker: Worker, why: Replaced) {
+        // A worker that crashed is ending: given a moment, its own status says why (a
+        // signal, an abort) rather than the kill.
+        let grace = match why {
+            Replaced::Crashed => Duration::from_millis(200),
+            _ => Duration::ZERO,
+        };
+        let status = reap(&mut worker.child, grace).await;
+        JqWorkerReplaced {
+            why,
+            status: describe(status),
+        }
+        .emit(&self.telemetry);
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Worker>> {
+        // Nothing panics while holding it; a poisoned list is still a list of workers.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Worker {
+    /// Sends `record` and reads the verdict. `stage` follows the programs as the worker
+    /// reports them done.
+    async fn ask(&mut self, record: &Record, stage: &mut Stage) -> Result<Verdict, Failed> {
+        self.request.clear();
+        Request::encode_parts(
+            &mut self.request,
+            &record.value,
+            record.key.as_deref(),
+            record.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())),
+            &record.tp.topic,
+            record.header(EVENT_TYPE).map(|v| v.as_ref()),
+        );
+        self.stdin
+            .write_all(&self.request)
+            .await
+            .map_err(|_| Failed::NotSent)?;
+        loop {
+            read_frame(&mut self.stdout, &mut self.answer)
+                .await
+                .map_err(|_| Failed::Died)?;
+            match Response::decode(&self.answer) {
+                Ok(Response::FilterPassed) => *stage = Stage::Transform,
+                Ok(Response::Done(verdict)) => return Ok(verdict),
+                Ok(Response::Ready) | Err(_) => return Err(Failed::Died),
+            }
+        }
+    }
+}
+
+/// Kills the process unless it ends within `grace`, and waits a while for it; its
+/// status when it ended within that while.
+async fn reap(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    if let Ok(Ok(status)) = tokio::time::timeout(grace, child.wait()).await {
+        return Some(status);
+    }
+    let _ = child.start_kill();
+    tokio::time::timeout(REAP_DEADLINE, child.wait())
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
+/// How a worker ended, for the log.
+fn describe(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        None => "still ending".to_owned(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit code {code}"),
+            (None, Some(signal)) => format!("signal {signal}"),
+            (None, None) => s.to_string(),
+        },
+    }
+}
+
+/// The wait after `failures` failed starts in a row.
+fn backoff(failures: u32) -> Duration {
+    RETRY_FIRST
+        .saturating_mul(1 << failures.min(16))
+        .min(RETRY_MAX)
+}
+
+/// Reads one frame's payload into `buf`.
+async fn read_frame(
+    input: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    let mut prefix = [0u8; 4];
+    input
+        .read_exact(&mut prefix)
+        .await
+        .map_err(|_| FrameError::Short)?;
+    let len = frame::payload_len(prefix)?;
+    buf.clear();
+    buf.resize(len, 0);
+    input.read_exact(buf).await.map_err(|_| FrameError::Short)?;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The worker process (`hookbridge jq-worker`, hidden): reads a sink's programs, then
+//! one record at a time from stdin, and writes each verdict to stdout
+//! ([`super::frame`]).
+//!
+//! It is started by the sink with an empty environment and stderr to nowhere: a record
+//! value never reaches a log, and no secret of the parent is there to read. Whatever a
+//! record does to it (a stack overflow aborts it, a runaway is killed) ends this
+//! process only. It ends when its stdin closes, and on its own when its parent is gone
+//! (a runaway program would otherwise never read that EOF).
+
+use std::io::{BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::frame::{self, FrameError, Request, Response, Setup};
+use super::Programs;
+
+/// Stack of the evaluating thread. jaq runs nested values and calls on the native
+/// stack: deep values a program builds need room, and one deeper than this overflows it
+/// and aborts this worker only. Reserved, not used: only the pages touched take memory.
+const STACK: usize = 64 << 20;
+
+/// How often the worker looks whether its parent is still there.
+const PARENT_CHECK: Duration = Duration::from_millis(500);
+
+/// Exit codes, for the sink's log of a worker that did not start.
+const BAD_SETUP: u8 = 3;
+const BROKEN_PIPE: u8 = 4;
+
+/// Runs the worker on this process's stdin and stdout; returns when stdin closes.
+pub fn main() -> ExitCode {
+    let parent = std::os::unix::process::parent_id();
+    let (done, ended) = std::sync::mpsc::channel();
+    let serving = std::thread::Builder::new()
+        .name("jq-worker".to_owned())
+        .stack_size(STACK)
+        .spawn(move || {
+            let code = serve();
+            let _ = done.send(code);
+        });
+    if serving.is_err() {
+        return ExitCode::FAILURE;
+    }
+    loop {
+        match ended.recv_timeout(PARENT_CHECK) {
+            Ok(code) => return ExitCode::from(code),
+            // The serving thread panicked (it never sends then).
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return ExitCode::FAILURE,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if std::os::unix::process::parent_id() != parent {
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+    }
+}
+
+/// The request loop; the exit code.
+fn serve() -> u8 {
+    let mut input = BufReader::with_capacity(64 << 10, std::io::stdin().lock());
+    // Not `Stdout`: it flushes at every newline, a write per line of a body. One write
+    // per frame, from a buffer that is reused.
+    let mut output = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(_) => return BROKEN_PIPE,
+    };
+    let mut frame = Vec::new();
+    let mut out = Vec::new();
+    let programs = match read_frame(&mut input, &mut frame) {
+        Ok(true) => match Setup::decode(&frame)
+            .map_err(|e| e.to_string())
+            .and_then(|s| Programs::compile(&s))
+        {
+            Ok(p) => p,
+            Err(_) => return BAD_SETUP,
+        },
+        _ => return BAD_SETUP,
+    };
+    Response::Ready.encode(&mut out);
+    if output.write_all(&out).is_err() {
+        return BROKEN_PIPE;
+    }
+    let both = programs.filter.is_some() && programs.transform.is_some();
+    loop {
+        match read_frame(&mut input, &mut frame) {
+            Ok(true) => {}
+            Ok(false) => return 0,
+            Err(_) => return BROKEN_PIPE,
+        }
+        let Ok(request) = Request::decode(&frame) else {
+            return BROKEN_PIPE;
+        };
+        let mut broken = false;
+        let verdict = programs.evaluate(&request, || {
+            if both {
+                out.clear();
+                Response::FilterPassed.encode(&mut out);
+                broken = output.write_all(&out).is_err();
+            }
+        });
+        out.clear();
+        Response::Done(verdict).encode(&mut out);
+        if broken || output.write_all(&out).is_err() {
+            return BROKEN_PIPE;
+        }
+    }
+}
+
+/// Reads one frame's payload into `buf`; `false` at a clean end of input.
+fn read_frame(input: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool, FrameError> {
+    let mut prefix = [0u8; 4];
+    match input.read_exact(&mut prefix) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(_) => return Err(FrameError::Short),
+    }
+    let len = frame::payload_len(prefix)?;
+    buf.clear();
+    buf.resize(len, 0);
+    input.read_exact(buf).map_err(|_| FrameError::Short)?;
+    Ok(true)
+}

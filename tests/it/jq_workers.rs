@@ -1,0 +1,302 @@
+//! A sink's jq workers, with the real binary as the worker and no broker: a runaway is
+//! killed at its deadline, a record that crashes its worker is refused as `crashed`
+//! and the next one evaluated, a worker that cannot start is waited for and not the
+//! record's fault, a worker has no environment, and at most four run at once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hookbridge::connectors::load_dir;
+use hookbridge::egress::record::{Record, TopicPartition};
+use hookbridge::egress::request::{Refused, Shaper};
+use hookbridge::telemetry::{Metrics, SinkTelemetry};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::connectors::SinkToml;
+use crate::support::hookbridge::{bin, metric};
+use crate::support::processes::{alive, wait_gone};
+
+/// The filter of these tests: passes a record with `n` > 0 after counting to it, so a
+/// large `n` runs as long as it says.
+const COUNTING: &str = "last(range(.n)) > 0";
+
+/// A shaper of a sink with `shaping` (jq keys), its workers run from `program`.
+fn shaper(shaping: &str, program: PathBuf, deadline: Duration) -> (Shaper, Arc<Metrics>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sink = SinkToml::bare("s", &["t"]).url("http://127.0.0.1:9/hook");
+    std::fs::write(dir.path().join("s.toml"), sink.raw(shaping).render()).expect("file");
+    let connectors = load_dir(dir.path()).expect("valid sink");
+    let metrics = Arc::new(Metrics::new());
+    let telemetry = Arc::new(SinkTelemetry::new("s".into(), metrics.clone()));
+    let shaper = Shaper::new(&connectors.sinks[0], telemetry).with_workers(program, deadline);
+    (shaper, metrics)
+}
+
+fn record(value: &str) -> Record {
+    Record {
+        tp: TopicPartition {
+            topic: Arc::from("t"),
+            partition: 0,
+        },
+        offset: 7,
+        leader_epoch: -1,
+        key: Some(Bytes::from_static(b"k")),
+        value: Bytes::copy_from_slice(value.as_bytes()),
+        headers: vec![],
+        epoch: 0,
+    }
+}
+
+/// How `record` shapes: `Ok(body)`, `Ok(None)` when filtered, or the refusal.
+async fn shape(s: &Shaper, record: &Record) -> Result<Option<Bytes>, Refused> {
+    let shaped = s.shape_in_time(record, &CancellationToken::new()).await;
+    shaped.expect("not cancelled").map(|p| p.map(|p| p.body))
+}
+
+fn restarts(metrics: &Metrics, reason: &str) -> f64 {
+    metric(
+        &metrics.render(),
+        "hookbridge_jq_worker_restarts_total",
+        &[("connector", "s"), ("reason", reason)],
+    )
+}
+
+fn refused(reason: &'static str, error: &'static str) -> Result<Option<Bytes>, Refused> {
+    Err(Refused { reason, error })
+}
+
+/// A program that never ends on a record is killed at the deadline: the record is
+/// refused with `timeout` naming the program that ran over, its worker process is gone
+/// (no core kept), the task waiting was never blocked, and later records evaluate.
+#[tokio::test(flavor = "current_thread")]
+async fn a_runaway_is_killed_at_the_deadline_and_later_records_evaluate() {
+    let (s, metrics) = shaper(
+        &format!("filter = '{COUNTING}'\ntransform = 'last(range(.m))'"),
+        bin().into(),
+        Duration::from_millis(500),
+    );
+    let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    assert_eq!(
+        shape(&s, &record(r#"{"n":2,"m":3}"#)).await,
+        Ok(Some(Bytes::from_static(b"2")))
+    );
+    let pids = s.workers().expect("workers").idle_pids();
+    assert_eq!(pids.len(), 1, "one worker, kept for the next record");
+    let started = Instant::now();
+    assert_eq!(
+        shape(&s, &record(r#"{"n":1e15}"#)).await,
+        refused("filter", "timeout")
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(!alive(pids[0]), "the runaway's worker {} is gone", pids[0]);
+    assert!(
+        ticks.load(std::sync::atomic::Ordering::Relaxed) > 10,
+        "the thread was blocked"
+    );
+    assert_eq!(
+        shape(&s, &record(r#"{"n":2,"m":1e15}"#)).await,
+        refused("transform", "timeout"),
+        "the transform ran over"
+    );
+    assert_eq!(shape(&s, &record(r#"{"n":0}"#)).await, Ok(None), "filtered");
+    assert_eq!(restarts(&metrics, "timeout"), 2.0);
+    // Given up on (a revoke): the worker is killed, the next record evaluated at once.
+    let cancel = CancellationToken::new();
+    let given_up = {
+        let runaway = record(r#"{"n":1e15}"#);
+        let cancel = cancel.clone();
+        // Once the worker is taken (evaluating): the one worker is no longer idle.
+        let canceller = async {
+            while !s.workers().expect("workers").idle_pids().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            cancel.cancel();
+        };
+        let (shaped, ()) = tokio::join!(s.shape_in_time(&runaway, &cancel), canceller);
+        shaped.is_none()
+    };
+    assert!(given_up, "cancelled");
+    assert_eq!(restarts(&metrics, "given-up"), 1.0);
+    assert!(s.workers().expect("workers").idle_pids().is_empty());
+    assert_eq!(
+        shape(&s, &record(r#"{"n":2,"m":3}"#)).await,
+        Ok(Some(Bytes::from_static(b"2")))
+    );
+    ticker.abort();
+}
+
+/// A program that builds a value nested as deep as the record says overflows the
+/// worker's stack: that worker dies, the record is refused with `crashed`, and the
+/// next record is evaluated by a new worker (this process, the sink, never aborts).
+#[tokio::test(flavor = "current_thread")]
+async fn a_record_that_overflows_the_stack_crashes_only_its_worker() {
+    let (s, metrics) = shaper(
+        "filter = 'if .n then (reduce range(.n) as $i (0; [.]) | true) else true end'",
+        bin().into(),
+        Duration::from_secs(20),
+    );
+    assert!(matches!(
+        shape(&s, &record(r#"{"a":1}"#)).await,
+        Ok(Some(_))
+    ));
+    let pid = s.workers().expect("workers").idle_pids()[0];
+    assert_eq!(
+        shape(&s, &record(r#"{"n":1000000}"#)).await,
+        refused("filter", "crashed")
+    );
+    assert!(!alive(pid), "the worker that crashed is gone");
+    assert_eq!(restarts(&metrics, "crashed"), 1.0);
+    assert!(matches!(
+        shape(&s, &record(r#"{"a":2}"#)).await,
+        Ok(Some(_))
+    ));
+    let next = s.workers().expect("workers").idle_pids();
+    assert!(next.len() == 1 && next[0] != pid, "{next:?}");
+}
+
+/// A worker that cannot be started is not the record's fault: the record waits (the
+/// failures counted) and is evaluated once a worker starts.
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_that_cannot_start_is_waited_for_not_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let program = dir.path().join("hookbridge");
+    let (s, metrics) = shaper(
+        &format!("filter = '{COUNTING}'"),
+        program.clone(),
+        Duration::from_secs(5),
+    );
+    let s = Arc::new(s);
+    let shaping = tokio::spawn({
+        let s = s.clone();
+        async move { shape(&s, &record(r#"{"n":2}"#)).await.map(|b| b.is_some()) }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while restarts(&metrics, "spawn-failed") < 2.0 {
+        assert!(Instant::now() < deadline, "no start was tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!shaping.is_finished(), "the record was not refused");
+    std::os::unix::fs::symlink(bin(), &program).expect("the binary appears");
+    let shaped = tokio::time::timeout(Duration::from_secs(20), shaping)
+        .await
+        .expect("evaluated once a worker starts")
+        .expect("no panic");
+    assert_eq!(shaped, Ok(true));
+}
+
+/// A worker that ended between records (killed from outside) is replaced, and the
+/// record that finds it gone is evaluated, not refused.
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_gone_between_records_is_replaced_without_refusing() {
+    let (s, metrics) = shaper(
+        &format!("filter = '{COUNTING}'"),
+        bin().into(),
+        Duration::from_secs(5),
+    );
+    assert!(matches!(
+        shape(&s, &record(r#"{"n":2}"#)).await,
+        Ok(Some(_))
+    ));
+    let pid = s.workers().expect("workers").idle_pids()[0];
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    wait_gone(pid, Duration::from_secs(10));
+    assert!(matches!(
+        shape(&s, &record(r#"{"n":2}"#)).await,
+        Ok(Some(_))
+    ));
+    assert_eq!(restarts(&metrics, "exited"), 1.0);
+    assert_eq!(restarts(&metrics, "crashed"), 0.0);
+}
+
+/// The worker's environment is empty: nothing of the parent's (here the test's own
+/// variables, in the service the secrets given as `${VAR}`) is there to read.
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_has_an_empty_environment() {
+    assert!(
+        std::env::var_os("PATH").is_some(),
+        "the parent has variables"
+    );
+    let (s, _) = shaper(
+        &format!("filter = '{COUNTING}'"),
+        bin().into(),
+        Duration::from_secs(5),
+    );
+    assert!(matches!(
+        shape(&s, &record(r#"{"n":2}"#)).await,
+        Ok(Some(_))
+    ));
+    let pid = s.workers().expect("workers").idle_pids()[0];
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("the worker's environ");
+    assert!(environ.is_empty(), "{}", String::from_utf8_lossy(&environ));
+    let pids = s.workers().expect("workers").idle_pids();
+    drop(s);
+    for pid in pids {
+        wait_gone(pid, Duration::from_secs(10));
+    }
+}
+
+/// Records shaped at the same moment share four workers: eight runaways take two
+/// deadlines, and a quick record waiting behind four runaways gets a worker once they
+/// are killed and is evaluated, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_four_evaluations_run_at_once() {
+    let deadline = Duration::from_millis(600);
+    let (s, _) = shaper(&format!("filter = '{COUNTING}'"), bin().into(), deadline);
+    let s = Arc::new(s);
+    // Started before, so the start of a worker is not in the timings.
+    let warm: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { shape(&s, &record(r#"{"n":2}"#)).await.is_ok() })
+        })
+        .collect();
+    for w in warm {
+        assert!(w.await.expect("no panic"));
+    }
+    let started = Instant::now();
+    let runaways: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { shape(&s, &record(r#"{"n":1e15}"#)).await })
+        })
+        .collect();
+    for r in runaways {
+        assert_eq!(r.await.expect("no panic"), refused("filter", "timeout"));
+    }
+    let took = started.elapsed();
+    assert!(took >= deadline * 2, "{took:?}: more than four at once");
+    let started = Instant::now();
+    let runaways: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { shape(&s, &record(r#"{"n":1e15}"#)).await })
+        })
+        .collect();
+    // Once the four runaways hold the four slots.
+    while s.workers().expect("workers").evaluating() < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(matches!(
+        shape(&s, &record(r#"{"n":2}"#)).await,
+        Ok(Some(_))
+    ));
+    assert!(started.elapsed() >= deadline, "it waited for a worker");
+    for r in runaways {
+        assert_eq!(r.await.expect("no panic"), refused("filter", "timeout"));
+    }
+}
