@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{bin, metric};
-use crate::support::processes::{alive, wait_gone};
+use crate::support::processes::Seen;
 
 /// The filter of these tests: passes a record with `n` > 0 after counting to it, so a
 /// large `n` runs as long as it says.
@@ -93,13 +93,14 @@ async fn a_runaway_is_killed_at_the_deadline_and_later_records_evaluate() {
     );
     let pids = s.workers().expect("workers").idle_pids();
     assert_eq!(pids.len(), 1, "one worker, kept for the next record");
+    let worker = Seen::of(pids[0]).expect("the worker runs");
     let started = Instant::now();
     assert_eq!(
         shape(&s, &record(r#"{"n":1e15}"#)).await,
         refused("filter", "timeout")
     );
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(!alive(pids[0]), "the runaway's worker {} is gone", pids[0]);
+    assert!(!worker.alive(), "the runaway's worker {} is gone", pids[0]);
     assert!(
         ticks.load(std::sync::atomic::Ordering::Relaxed) > 10,
         "the thread was blocked"
@@ -151,11 +152,12 @@ async fn a_record_that_overflows_the_stack_crashes_only_its_worker() {
         Ok(Some(_))
     ));
     let pid = s.workers().expect("workers").idle_pids()[0];
+    let worker = Seen::of(pid).expect("the worker runs");
     assert_eq!(
         shape(&s, &record(r#"{"n":1000000}"#)).await,
         refused("filter", "crashed")
     );
-    assert!(!alive(pid), "the worker that crashed is gone");
+    assert!(!worker.alive(), "the worker that crashed is gone");
     assert_eq!(restarts(&metrics, "crashed"), 1.0);
     assert!(matches!(
         shape(&s, &record(r#"{"a":2}"#)).await,
@@ -174,7 +176,7 @@ async fn a_worker_that_cannot_start_is_waited_for_not_refused() {
     let (s, metrics) = shaper(
         &format!("filter = '{COUNTING}'"),
         program.clone(),
-        Duration::from_secs(5),
+        Duration::from_secs(30),
     );
     let s = Arc::new(s);
     let shaping = tokio::spawn({
@@ -202,23 +204,22 @@ async fn a_worker_gone_between_records_is_replaced_without_refusing() {
     let (s, metrics) = shaper(
         &format!("filter = '{COUNTING}'"),
         bin().into(),
-        Duration::from_secs(5),
+        Duration::from_secs(30),
     );
     assert!(matches!(
         shape(&s, &record(r#"{"n":2}"#)).await,
         Ok(Some(_))
     ));
     let pid = s.workers().expect("workers").idle_pids()[0];
+    let worker = Seen::of(pid).expect("the worker runs");
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
-    wait_gone(pid, Duration::from_secs(10));
-    assert!(matches!(
-        shape(&s, &record(r#"{"n":2}"#)).await,
-        Ok(Some(_))
-    ));
+    worker.wait_gone(Duration::from_secs(10));
+    let shaped = shape(&s, &record(r#"{"n":2}"#)).await;
+    assert!(matches!(shaped, Ok(Some(_))), "{shaped:?}");
     assert_eq!(restarts(&metrics, "exited"), 1.0);
     assert_eq!(restarts(&metrics, "crashed"), 0.0);
 }
@@ -234,7 +235,7 @@ async fn a_worker_has_an_empty_environment() {
     let (s, _) = shaper(
         &format!("filter = '{COUNTING}'"),
         bin().into(),
-        Duration::from_secs(5),
+        Duration::from_secs(30),
     );
     assert!(matches!(
         shape(&s, &record(r#"{"n":2}"#)).await,
@@ -243,10 +244,12 @@ async fn a_worker_has_an_empty_environment() {
     let pid = s.workers().expect("workers").idle_pids()[0];
     let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("the worker's environ");
     assert!(environ.is_empty(), "{}", String::from_utf8_lossy(&environ));
-    let pids = s.workers().expect("workers").idle_pids();
+    let workers: Vec<_> = (s.workers().expect("workers").idle_pids().into_iter())
+        .filter_map(Seen::of)
+        .collect();
     drop(s);
-    for pid in pids {
-        wait_gone(pid, Duration::from_secs(10));
+    for w in workers {
+        w.wait_gone(Duration::from_secs(10));
     }
 }
 
@@ -299,4 +302,16 @@ async fn at_most_four_evaluations_run_at_once() {
     for r in runaways {
         assert_eq!(r.await.expect("no panic"), refused("filter", "timeout"));
     }
+}
+
+/// The worker subcommand is there for the sink, not for people: not in `--help`.
+#[test]
+fn the_worker_command_is_hidden() {
+    let out = std::process::Command::new(bin())
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("check"), "{help}");
+    assert!(!help.contains("jq-worker"), "{help}");
 }

@@ -12,7 +12,7 @@ use crate::support::broker::Broker;
 use crate::support::connectors::{list, SinkToml};
 use crate::support::hookbridge::{bin, metric, Config, Hookbridge};
 use crate::support::kafka;
-use crate::support::processes::{children, wait_gone};
+use crate::support::processes::children;
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::scenario::{Names, Scenario, Setup};
 use crate::support::unique;
@@ -268,16 +268,53 @@ async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutd
     .await;
     let status = hb.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "{status:?}");
-    for pid in workers {
-        wait_gone(pid, Duration::from_secs(10));
+    for w in workers {
+        w.wait_gone(Duration::from_secs(10));
+    }
+}
+
+/// A hookbridge process killed outright (SIGKILL: no drop, no cleanup) while a worker
+/// runs a program that would loop for days: the worker sees its parent gone and ends on
+/// its own, so no worker outlives the process that started it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_end_when_the_process_is_killed_mid_evaluation() {
+    let Scenario {
+        broker,
+        topic,
+        mut hb,
+        ..
+    } = start(Setup::new("orphans"), |n, sink| {
+        sink.url(&n.url).filter("last(range(.n)) > 0")
+    })
+    .await;
+    // Without a DLQ, each refused runaway is held and the next key's record evaluated:
+    // workers keep busy with runaways.
+    let runaways: Vec<_> = (0..8)
+        .map(|i| json!({"key": format!("r{i}"), "value": "{\"n\":1e15}"}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &runaways).await;
+    let pid = hb.pid();
+    let mut workers = Vec::new();
+    crate::support::wait_until(Duration::from_secs(30), "a worker evaluating", || {
+        workers = children(pid);
+        let some = !workers.is_empty();
+        async move { some }
+    })
+    .await;
+    hb.kill9();
+    for w in workers {
+        w.wait_gone(Duration::from_secs(10));
     }
 }
 
 /// The filter of the crash tests: a record with `n` makes it build a value nested
-/// 20 × `n` deep, and dropping it overflows the worker's stack (quickly: within the 1 s
-/// deadline even in a debug build).
-const DEEP: &str =
-    "if .n then (reduce range(.n) as $i (0; [[[[[[[[[[[[[[[[[[[[.]]]]]]]]]]]]]]]]]]]]) | true) else true end";
+/// 50 × `n` deep, and dropping it overflows the worker's stack. 50 levels a step keeps
+/// the jq loop's own cost small, so `n` = 8000 crashes in a fraction of the 1 s deadline
+/// even in a debug build on a loaded machine.
+fn deep() -> String {
+    let (open, close) = ("[".repeat(50), "]".repeat(50));
+    format!("if .n then (reduce range(.n) as $i (0; {open}.{close}) | true) else true end")
+}
 
 /// A record that overflows its jq worker's stack is dead-lettered with `crashed`, the
 /// sink goes on delivering the records after it, and the process never aborted (the
@@ -292,12 +329,12 @@ async fn a_record_that_crashes_its_worker_is_dead_lettered_and_the_sink_goes_on(
         rx,
         mut hb,
     } = start(Setup::new("crash").dlq(), |n, sink| {
-        sink.url(&n.url).filter(DEEP).dlq(&n.dlq)
+        sink.url(&n.url).filter(&deep()).dlq(&n.dlq)
     })
     .await;
     let pid = hb.pid();
     let mut records =
-        vec![json!({"key": "c", "value": "{\"n\":30000,\"tag\":\"crash-record-7f3\"}"})];
+        vec![json!({"key": "c", "value": "{\"n\":8000,\"tag\":\"crash-record-7f3\"}"})];
     records.extend(
         (0..20).map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"i\":{i}}}")})),
     );
@@ -338,7 +375,7 @@ async fn a_record_that_crashes_its_worker_is_dead_lettered_and_the_sink_goes_on(
     let workers = children(pid);
     assert!(!workers.is_empty(), "a worker is kept for the next records");
     for w in workers {
-        let environ = std::fs::read(format!("/proc/{w}/environ")).expect("environ");
+        let environ = std::fs::read(format!("/proc/{}/environ", w.pid)).expect("environ");
         assert!(environ.is_empty(), "{}", String::from_utf8_lossy(&environ));
     }
     drop(hb);
@@ -356,11 +393,11 @@ async fn a_record_that_crashes_its_worker_without_dlq_holds_its_offset() {
         hb,
         ..
     } = start(Setup::new("crashnodlq"), |n, sink| {
-        sink.url(&n.url).filter(DEEP)
+        sink.url(&n.url).filter(&deep())
     })
     .await;
     let mut records = vec![json!({"key": "a", "value": "{\"i\":0}"})];
-    records.push(json!({"key": "c", "value": "{\"n\":30000}"}));
+    records.push(json!({"key": "c", "value": "{\"n\":8000}"}));
     records.extend(
         (1..10).map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"i\":{i}}}")})),
     );
