@@ -34,6 +34,18 @@ fn shaper(shaping: &str, program: PathBuf, deadline: Duration) -> (Shaper, Arc<M
     (shaper, metrics)
 }
 
+/// A shaper with the [`COUNTING`] filter, its workers of the built binary.
+fn counting_shaper() -> (Shaper, Arc<Metrics>) {
+    let shaping = format!("filter = '{COUNTING}'");
+    shaper(&shaping, bin().into(), Duration::from_secs(30))
+}
+
+/// Shapes a record that passes, and names the worker it leaves idle.
+async fn first_worker(s: &Shaper) -> u32 {
+    assert!(matches!(shape(s, &record(r#"{"n":2}"#)).await, Ok(Some(_))));
+    s.workers().expect("workers").idle_pids()[0]
+}
+
 fn record(value: &str) -> Record {
     Record {
         tp: TopicPartition {
@@ -201,16 +213,8 @@ async fn a_worker_that_cannot_start_is_waited_for_not_refused() {
 /// record that finds it gone is evaluated, not refused.
 #[tokio::test(flavor = "current_thread")]
 async fn a_worker_gone_between_records_is_replaced_without_refusing() {
-    let (s, metrics) = shaper(
-        &format!("filter = '{COUNTING}'"),
-        bin().into(),
-        Duration::from_secs(30),
-    );
-    assert!(matches!(
-        shape(&s, &record(r#"{"n":2}"#)).await,
-        Ok(Some(_))
-    ));
-    let pid = s.workers().expect("workers").idle_pids()[0];
+    let (s, metrics) = counting_shaper();
+    let pid = first_worker(&s).await;
     let worker = Seen::of(pid).expect("the worker runs");
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
@@ -232,16 +236,8 @@ async fn a_worker_has_an_empty_environment() {
         std::env::var_os("PATH").is_some(),
         "the parent has variables"
     );
-    let (s, _) = shaper(
-        &format!("filter = '{COUNTING}'"),
-        bin().into(),
-        Duration::from_secs(30),
-    );
-    assert!(matches!(
-        shape(&s, &record(r#"{"n":2}"#)).await,
-        Ok(Some(_))
-    ));
-    let pid = s.workers().expect("workers").idle_pids()[0];
+    let (s, _) = counting_shaper();
+    let pid = first_worker(&s).await;
     let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("the worker's environ");
     assert!(environ.is_empty(), "{}", String::from_utf8_lossy(&environ));
     let workers: Vec<_> = (s.workers().expect("workers").idle_pids().into_iter())

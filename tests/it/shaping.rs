@@ -55,6 +55,19 @@ async fn wait_committed_to_end(
     kafka::wait_committed_to_end(&broker.addr(), group, topic, Duration::from_secs(30)).await
 }
 
+/// Several commit intervals pass with the group's committed offset of partition 0 at
+/// most 1: the record at offset 1, which cannot be finished, holds the watermark.
+async fn assert_held_at_offset_1(broker: &Broker, topic: &str, what: &str) {
+    for _ in 0..8 {
+        let c = kafka::committed(&broker.addr(), &format!("g-{topic}"), topic).await;
+        assert!(
+            c.get(&0).is_none_or(|(offset, _)| *offset <= 1),
+            "committed past {what}: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templated_url_and_headers_route_tenants_and_a_record_without_the_header_is_dead_lettered()
 {
@@ -309,11 +322,24 @@ async fn workers_end_when_the_process_is_killed_mid_evaluation() {
 
 /// The filter of the crash tests: a record with `n` makes it build a value nested
 /// 50 × `n` deep, and dropping it overflows the worker's stack. 50 levels a step keeps
-/// the jq loop's own cost small, so `n` = 8000 crashes in a fraction of the 1 s deadline
-/// even in a debug build on a loaded machine.
+/// the jq loop's own cost small, so `n` = 2000 (twice the depth the worker's stack
+/// holds in a debug build) crashes in a tenth of the 1 s deadline.
 fn deep() -> String {
     let (open, close) = ("[".repeat(50), "]".repeat(50));
     format!("if .n then (reduce range(.n) as $i (0; {open}.{close}) | true) else true end")
+}
+
+/// Records `{"i": i}` under keys `k<i>`, which the crash tests' filter lets through.
+fn plain_records(keys: std::ops::Range<i32>) -> Vec<serde_json::Value> {
+    keys.map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"i\":{i}}}")}))
+        .collect()
+}
+
+/// Workers of the sink `shaped` that died on a record.
+async fn crashes(hb: &Hookbridge) -> f64 {
+    let m = hb.metrics().await;
+    let labels = [("connector", "shaped"), ("reason", "crashed")];
+    metric(&m, "hookbridge_jq_worker_restarts_total", &labels)
 }
 
 /// A record that overflows its jq worker's stack is dead-lettered with `crashed`, the
@@ -334,10 +360,8 @@ async fn a_record_that_crashes_its_worker_is_dead_lettered_and_the_sink_goes_on(
     .await;
     let pid = hb.pid();
     let mut records =
-        vec![json!({"key": "c", "value": "{\"n\":8000,\"tag\":\"crash-record-7f3\"}"})];
-    records.extend(
-        (0..20).map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"i\":{i}}}")})),
-    );
+        vec![json!({"key": "c", "value": "{\"n\":2000,\"tag\":\"crash-record-7f3\"}"})];
+    records.extend(plain_records(0..20));
     kafka::produce(&broker.addr(), &topic, &records).await;
     rx.wait_for(Duration::from_secs(30), "the other records", |s| {
         s.len() >= 20
@@ -356,16 +380,7 @@ async fn a_record_that_crashes_its_worker_is_dead_lettered_and_the_sink_goes_on(
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
     assert!(hb.exited().is_none(), "the process is up");
     assert_eq!(hb.pid(), pid, "never restarted");
-    let m = hb.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "hookbridge_jq_worker_restarts_total",
-            &[("connector", "shaped"), ("reason", "crashed")]
-        ),
-        1.0,
-        "{m}"
-    );
+    assert_eq!(crashes(&hb).await, 1.0);
     let logs = hb.logs();
     assert!(logs.contains("a jq worker died on a record"), "{logs}");
     assert!(
@@ -397,33 +412,15 @@ async fn a_record_that_crashes_its_worker_without_dlq_holds_its_offset() {
     })
     .await;
     let mut records = vec![json!({"key": "a", "value": "{\"i\":0}"})];
-    records.push(json!({"key": "c", "value": "{\"n\":8000}"}));
-    records.extend(
-        (1..10).map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"i\":{i}}}")})),
-    );
+    records.push(json!({"key": "c", "value": "{\"n\":2000}"}));
+    records.extend(plain_records(1..10));
     kafka::produce(&broker.addr(), &topic, &records).await;
     rx.wait_for(Duration::from_secs(30), "the other keys' records", |s| {
         s.len() >= 10
     })
     .await;
-    // Several commit intervals pass; the watermark stays at the record that crashed.
-    for _ in 0..8 {
-        let c = kafka::committed(&broker.addr(), &format!("g-{topic}"), &topic).await;
-        assert!(
-            c.get(&0).is_none_or(|(offset, _)| *offset <= 1),
-            "committed past the record that crashed: {c:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let m = hb.metrics().await;
-    assert!(
-        metric(
-            &m,
-            "hookbridge_jq_worker_restarts_total",
-            &[("connector", "shaped"), ("reason", "crashed")]
-        ) >= 1.0,
-        "{m}"
-    );
+    assert_held_at_offset_1(&broker, &topic, "the record that crashed").await;
+    assert!(crashes(&hb).await >= 1.0);
     drop(hb);
 }
 
@@ -455,15 +452,7 @@ async fn unfillable_record_without_dlq_holds_its_offset() {
         s.len() >= 2
     })
     .await;
-    // Several commit intervals pass; the watermark stays at the unfillable record.
-    for _ in 0..8 {
-        let c = kafka::committed(&broker.addr(), &format!("g-{topic}"), &topic).await;
-        assert!(
-            c.get(&0).is_none_or(|(offset, _)| *offset <= 1),
-            "committed past the unfillable record: {c:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    assert_held_at_offset_1(&broker, &topic, "the unfillable record").await;
     assert!(
         hb.logs().contains("no dlq is configured"),
         "the stuck record is reported"

@@ -17,9 +17,12 @@ use super::frame::{self, FrameError, Request, Response, Setup};
 use super::Programs;
 
 /// Stack of the evaluating thread. jaq runs nested values and calls on the native
-/// stack: deep values a program builds need room, and one deeper than this overflows it
-/// and aborts this worker only. Reserved, not used: only the pages touched take memory.
-const STACK: usize = 64 << 20;
+/// stack: twice the usual 8 MiB of a main thread leaves room for any program whose
+/// values stay near JSON's depths (record values and bodies are at most 128 deep). A
+/// value built deeper than this overflows it and aborts this worker only, which costs
+/// just that record: no need for more, and a smaller stack ends such a record sooner.
+/// Reserved, not used: only the pages touched take memory.
+const STACK: usize = 16 << 20;
 
 /// How often the worker looks whether its parent is still there.
 const PARENT_CHECK: Duration = Duration::from_millis(500);
