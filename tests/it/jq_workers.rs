@@ -311,3 +311,38 @@ fn the_worker_command_is_hidden() {
     assert!(help.contains("check"), "{help}");
     assert!(!help.contains("jq-worker"), "{help}");
 }
+
+/// A worker that starts but never takes its programs (here a program that only
+/// sleeps) holds up neither a revoke nor shutdown: the evaluation waiting for it is
+/// given up on at once.
+#[tokio::test(flavor = "current_thread")]
+async fn an_evaluation_waiting_for_a_worker_to_start_is_given_up_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let program = dir.path().join("silent");
+    std::fs::write(&program, "#!/bin/sh\nexec sleep 60\n").expect("script");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (s, _) = shaper(
+        &format!("filter = '{COUNTING}'"),
+        program,
+        Duration::from_secs(30),
+    );
+    let cancel = CancellationToken::new();
+    let r = record(r#"{"n":2}"#);
+    let revoke = async {
+        while s.workers().expect("workers").evaluating() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Long enough for the worker to be started and waited for.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+        Instant::now()
+    };
+    let (shaped, cancelled_at) = tokio::join!(s.shape_in_time(&r, &cancel), revoke);
+    assert!(shaped.is_none(), "given up on");
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(2),
+        "{:?} after the revoke",
+        cancelled_at.elapsed()
+    );
+}

@@ -151,7 +151,10 @@ impl Workers {
             let idle = self.lock_idle().pop();
             let mut worker = match idle {
                 Some(w) => w,
-                None => match self.start().await {
+                None => match tokio::select! {
+                    _ = cancel.cancelled() => return None,
+                    started = self.start() => started,
+                } {
                     Ok(w) => w,
                     Err(e) => {
                         let retry_in = backoff(failures);
