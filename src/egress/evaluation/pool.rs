@@ -362,3 +362,18 @@ async fn read_frame(
     input.read_exact(buf).await.map_err(|_| FrameError::Short)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_are_tried_again_ever_later_up_to_the_cap() {
+        let waits: Vec<_> = (0..8).map(backoff).collect();
+        assert_eq!(waits[0], RETRY_FIRST);
+        assert_eq!(waits[1], RETRY_FIRST * 2);
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert_eq!(backoff(6), RETRY_MAX);
+        assert_eq!(backoff(u32::MAX), RETRY_MAX);
+    }
+}
