@@ -5,8 +5,9 @@
 //! Every frame is a little-endian `u32` payload length, then the payload. The first
 //! frame to a worker is its [`Setup`] (the sink's programs), answered by
 //! [`Response::Ready`]; then each [`Request`] (one record) is answered by one
-//! [`Response::Done`], preceded by [`Response::FilterPassed`] when the sink has both a
-//! filter and a transform, so a deadline that passes names the program that ran over.
+//! [`Response::Done`]: one frame each way per record. A transform that runs long after
+//! the filter let its record through is reported first ([`Response::FilterPassed`]), so
+//! a deadline that passes names the program that ran over.
 //! Byte strings inside a payload are a `u32` length and the bytes; an optional one has
 //! a presence byte first.
 

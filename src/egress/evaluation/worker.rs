@@ -11,7 +11,9 @@
 use std::io::{BufReader, Read, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::frame::{self, FrameError, Request, Response, Setup};
 use super::Programs;
@@ -24,50 +26,89 @@ use super::Programs;
 /// Reserved, not used: only the pages touched take memory.
 const STACK: usize = 16 << 20;
 
-/// How often the worker looks whether its parent is still there.
-const PARENT_CHECK: Duration = Duration::from_millis(500);
+/// How often the watching thread wakes: to see whether the parent is still there, and
+/// whether a transform has run long enough to be reported.
+const WATCH: Duration = Duration::from_millis(50);
+
+/// A transform running this long is reported ([`Response::FilterPassed`]), so that a
+/// deadline passing names it rather than the filter (one that starts within the last
+/// tenth of a second before the deadline is still taken for the filter). Quicker ones
+/// are not: a record costs one write, its verdict.
+const REPORT_AFTER: Duration = Duration::from_millis(50);
 
 /// Exit codes, for the sink's log of a worker that did not start.
 const BAD_SETUP: u8 = 3;
 const BROKEN_PIPE: u8 = 4;
 
+/// The worker's stdout, shared by the serving thread (verdicts) and the watching thread
+/// (reports of a long transform), so their frames never interleave.
+struct Output {
+    out: std::fs::File,
+    /// When the transform of the record being evaluated started, after its filter let
+    /// it through; `None` between records or when it is not reported.
+    transform_since: Option<Instant>,
+}
+
+type Shared = Arc<Mutex<Output>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Output> {
+    // A panic while holding it ends the worker anyway; the file is still a file.
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Runs the worker on this process's stdin and stdout; returns when stdin closes.
 pub fn main() -> ExitCode {
     let parent = std::os::unix::process::parent_id();
+    // Not `Stdout`: it flushes at every newline, a write per line of a body. One write
+    // per frame, from a buffer that is reused.
+    let Ok(out) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return ExitCode::from(BROKEN_PIPE);
+    };
+    let shared: Shared = Arc::new(Mutex::new(Output {
+        out: std::fs::File::from(out),
+        transform_since: None,
+    }));
     let (done, ended) = std::sync::mpsc::channel();
     let serving = std::thread::Builder::new()
         .name("jq-worker".to_owned())
         .stack_size(STACK)
-        .spawn(move || {
-            let code = serve();
-            let _ = done.send(code);
+        .spawn({
+            let shared = shared.clone();
+            move || {
+                let code = serve(&shared);
+                let _ = done.send(code);
+            }
         });
     if serving.is_err() {
         return ExitCode::FAILURE;
     }
+    let mut report = Vec::new();
+    Response::FilterPassed.encode(&mut report);
     loop {
-        match ended.recv_timeout(PARENT_CHECK) {
+        match ended.recv_timeout(WATCH) {
             Ok(code) => return ExitCode::from(code),
             // The serving thread panicked (it never sends then).
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return ExitCode::FAILURE,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if std::os::unix::process::parent_id() != parent {
-                    return ExitCode::SUCCESS;
-                }
-            }
+            Err(RecvTimeoutError::Disconnected) => return ExitCode::FAILURE,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if std::os::unix::process::parent_id() != parent {
+            return ExitCode::SUCCESS;
+        }
+        let mut output = lock(&shared);
+        if output
+            .transform_since
+            .is_some_and(|t| t.elapsed() >= REPORT_AFTER)
+        {
+            output.transform_since = None;
+            // A broken pipe is the serving thread's to see, at its verdict.
+            let _ = output.out.write_all(&report);
         }
     }
 }
 
 /// The request loop; the exit code.
-fn serve() -> u8 {
+fn serve(shared: &Shared) -> u8 {
     let mut input = BufReader::with_capacity(64 << 10, std::io::stdin().lock());
-    // Not `Stdout`: it flushes at every newline, a write per line of a body. One write
-    // per frame, from a buffer that is reused.
-    let mut output = match std::io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => std::fs::File::from(fd),
-        Err(_) => return BROKEN_PIPE,
-    };
     let mut frame = Vec::new();
     let mut out = Vec::new();
     let programs = match read_frame(&mut input, &mut frame) {
@@ -81,7 +122,7 @@ fn serve() -> u8 {
         _ => return BAD_SETUP,
     };
     Response::Ready.encode(&mut out);
-    if output.write_all(&out).is_err() {
+    if lock(shared).out.write_all(&out).is_err() {
         return BROKEN_PIPE;
     }
     let both = programs.filter.is_some() && programs.transform.is_some();
@@ -94,17 +135,17 @@ fn serve() -> u8 {
         let Ok(request) = Request::decode(&frame) else {
             return BROKEN_PIPE;
         };
-        let mut broken = false;
         let verdict = programs.evaluate(&request, || {
             if both {
-                out.clear();
-                Response::FilterPassed.encode(&mut out);
-                broken = output.write_all(&out).is_err();
+                lock(shared).transform_since = Some(Instant::now());
             }
         });
         out.clear();
         Response::Done(verdict).encode(&mut out);
-        if broken || output.write_all(&out).is_err() {
+        let mut output = lock(shared);
+        // Under the lock: no report of this record's transform can follow its verdict.
+        output.transform_since = None;
+        if output.out.write_all(&out).is_err() {
             return BROKEN_PIPE;
         }
     }
