@@ -265,7 +265,7 @@ impl Metrics {
             jq_worker_restarts: counter(
                 &r,
                 "hookbridge_jq_worker_restarts_total",
-                "A sink's jq worker processes replaced (timeout, crashed, given-up, exited) or that could not be started (spawn-failed).",
+                "A sink's jq worker processes replaced (timeout, crashed, given-up, exited, killed) or that could not be started (spawn-failed).",
                 &["connector", "reason"],
             ),
             token_failures: counter(

@@ -122,17 +122,21 @@ pub enum Replaced {
     GivenUp,
     /// It had ended between records: not the record's fault, tried on a new worker.
     Exited,
+    /// It was ended under its record from outside (SIGKILL by the OOM killer or an
+    /// operator): not the record's fault, tried once more on a new worker.
+    Killed,
 }
 
 /// The `reason` label of a worker that could not be started.
 const SPAWN_FAILED: &str = "spawn-failed";
 
 impl Replaced {
-    const ALL: [Replaced; 4] = [
+    const ALL: [Replaced; 5] = [
         Replaced::Timeout,
         Replaced::Crashed,
         Replaced::GivenUp,
         Replaced::Exited,
+        Replaced::Killed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -141,6 +145,7 @@ impl Replaced {
             Replaced::Crashed => "crashed",
             Replaced::GivenUp => "given-up",
             Replaced::Exited => "exited",
+            Replaced::Killed => "killed",
         }
     }
 }
@@ -162,6 +167,8 @@ impl JqWorkerReplaced {
                 "a jq worker died on a record; the record is refused (crashed) and the worker replaced"),
             Replaced::Exited => tracing::warn!(connector = %t.name, status = %self.status,
                 "a jq worker had ended between records; replaced, the record is evaluated again"),
+            Replaced::Killed => tracing::warn!(connector = %t.name, status = %self.status,
+                "a jq worker was ended from outside under a record; replaced, the record is evaluated once more"),
             Replaced::Timeout | Replaced::GivenUp => tracing::debug!(connector = %t.name,
                 reason = self.why.as_str(), "a jq worker was killed and is replaced"),
         }

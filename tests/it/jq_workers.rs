@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{bin, metric};
-use crate::support::processes::Seen;
+use crate::support::processes::{group, open_fds, Seen};
 
 /// The filter of these tests: passes a record with `n` > 0 after counting to it, so a
 /// large `n` runs as long as it says.
@@ -224,7 +224,56 @@ async fn a_worker_gone_between_records_is_replaced_without_refusing() {
     worker.wait_gone(Duration::from_secs(10));
     let shaped = shape(&s, &record(r#"{"n":2}"#)).await;
     assert!(matches!(shaped, Ok(Some(_))), "{shaped:?}");
-    assert_eq!(restarts(&metrics, "exited"), 1.0);
+    // Seen dead at the write (`exited`), or, when the record's frame still fit the
+    // pipe (a worker being spawned at that moment held its other end), at the answer
+    // (`killed`): never the record's fault either way.
+    let (exited, killed) = (restarts(&metrics, "exited"), restarts(&metrics, "killed"));
+    assert_eq!(exited + killed, 1.0, "exited {exited}, killed {killed}");
+    assert_eq!(restarts(&metrics, "crashed"), 0.0);
+}
+
+/// A record that counts for a few seconds in the [`COUNTING`] filter.
+const SLOW: &str = r#"{"n":1.5e7}"#;
+
+/// Signals meant for hookbridge (Ctrl-C, `systemctl stop`, a hang-up, sent to its
+/// group or cgroup) are not its workers': a worker is in a group of its own and goes on
+/// evaluating through them. A worker ended from outside under a record (SIGKILL: the
+/// OOM killer, an operator) is not the record's fault: the record is evaluated on a new
+/// worker, not refused as `crashed`.
+#[tokio::test(flavor = "current_thread")]
+async fn signals_from_outside_cost_the_record_under_evaluation_nothing() {
+    let (s, metrics) = counting_shaper();
+    let workers = || s.workers().expect("workers").idle_pids();
+    let first = first_worker(&s).await;
+    assert_eq!(group(first), Some(first), "a group of its own");
+    let slow = record(SLOW);
+    for signal in ["TERM", "INT", "HUP", "KILL"] {
+        let pid = workers()[0];
+        let worker = Seen::of(pid).expect("the worker runs");
+        let started = Instant::now();
+        let signaller = async {
+            // Once the worker has the record (it is no longer idle) and is counting.
+            while !workers().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let sent = std::process::Command::new("kill")
+                .args([format!("-{signal}"), pid.to_string()])
+                .status()
+                .expect("kill");
+            assert!(sent.success());
+            started.elapsed()
+        };
+        let (shaped, sent_after) = tokio::join!(shape(&s, &slow), signaller);
+        assert!(matches!(shaped, Ok(Some(_))), "SIG{signal}: {shaped:?}");
+        assert!(
+            started.elapsed() > sent_after + Duration::from_millis(100),
+            "SIG{signal} came after the evaluation ({sent_after:?} of {:?})",
+            started.elapsed()
+        );
+        assert_eq!(worker.alive(), signal != "KILL", "SIG{signal}");
+    }
+    assert_eq!(restarts(&metrics, "killed"), 1.0);
     assert_eq!(restarts(&metrics, "crashed"), 0.0);
 }
 
@@ -247,6 +296,23 @@ async fn a_worker_has_an_empty_environment() {
     for w in workers {
         w.wait_gone(Duration::from_secs(10));
     }
+}
+
+/// A worker holds only stdin, stdout and stderr: not what its parent left open without
+/// close-on-exec (librdkafka's wake-up pipes; here a pipe of the test's own).
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_holds_only_its_standard_descriptors() {
+    let mut inherited = [0; 2];
+    // SAFETY: `pipe` writes two descriptors into the array it is given.
+    assert_eq!(unsafe { libc::pipe(inherited.as_mut_ptr()) }, 0, "a pipe");
+    let (s, _) = counting_shaper();
+    let pid = first_worker(&s).await;
+    let fds = open_fds(pid);
+    for fd in inherited {
+        // SAFETY: the test's own descriptors, closed once.
+        unsafe { libc::close(fd) };
+    }
+    assert_eq!(fds, [0, 1, 2], "descriptors of worker {pid}");
 }
 
 /// Records shaped at the same moment share four workers: eight runaways take two

@@ -5,8 +5,13 @@
 //! What happens to a worker decides what happens to the record:
 //! * past [`JQ_DEADLINE`] the worker is killed and replaced, the record refused with
 //!   `timeout`;
-//! * a worker that dies on a record (a stack overflow, a panic, a signal) is replaced,
-//!   the record refused with `crashed`: the same record would crash the next one;
+//! * a worker that dies of a fault on a record (a stack overflow aborts it, a bad
+//!   access, a panic's exit code) is replaced, the record refused with `crashed`: the
+//!   same record would crash the next one;
+//! * a worker ended from outside under a record (SIGKILL: the OOM killer, an
+//!   operator) is replaced and the record tried once more on the new one; it is
+//!   `crashed` only if that one dies too. Workers are in a process group of their own
+//!   and ignore the signals that stop the sink, which drains;
 //! * a worker that cannot be started, or that died between records, is not the
 //!   record's fault: the record waits and is tried again with backoff, until its
 //!   evaluation is given up on (revoke, shutdown);
@@ -74,8 +79,10 @@ struct Worker {
 enum Failed {
     /// The request could not be written: the worker had ended before.
     NotSent,
-    /// The worker's output ended, or was not this protocol, after it had the record.
+    /// The worker's output ended after it had the record.
     Died,
+    /// The worker answered what is not this protocol.
+    Garbled,
 }
 
 /// Why a worker could not be started.
@@ -147,6 +154,9 @@ impl Workers {
             slot = self.slots.acquire() => slot.ok()?,
         };
         let mut failures = 0u32;
+        // A worker ended under this record by something else than the record (killed
+        // by someone, out of memory): the record is tried once more on a new worker.
+        let mut killed_once = false;
         loop {
             let idle = self.lock_idle().pop();
             let mut worker = match idle {
@@ -176,7 +186,7 @@ impl Workers {
                 _ = cancel.cancelled() => None,
                 r = tokio::time::timeout(self.deadline, worker.ask(record, &mut stage)) => Some(r),
             };
-            let (replaced, verdict) = match asked {
+            let failed = match asked {
                 Some(Ok(Ok(verdict))) => {
                     worker.fresh = false;
                     self.lock_idle().push(worker);
@@ -186,20 +196,34 @@ impl Workers {
                     self.retire(worker, Replaced::GivenUp).await;
                     return None;
                 }
-                Some(Err(_elapsed)) => (Replaced::Timeout, Class::Timeout),
-                // Ended between records (killed from outside, out of memory): the next
-                // worker gets the record. A worker that had only just started and took
-                // its programs ended on this record's way in.
-                Some(Ok(Err(Failed::NotSent))) if !worker.fresh => {
-                    self.retire(worker, Replaced::Exited).await;
-                    continue;
+                Some(Err(_elapsed)) => {
+                    self.retire(worker, Replaced::Timeout).await;
+                    return Some(Verdict::Refused(stage, Class::Timeout));
                 }
-                Some(Ok(Err(Failed::NotSent | Failed::Died))) => {
-                    (Replaced::Crashed, Class::Crashed)
-                }
+                Some(Ok(Err(failed))) => failed,
             };
-            self.retire(worker, replaced).await;
-            return Some(Verdict::Refused(stage, verdict));
+            // Ended between records (killed from outside, out of memory): the next
+            // worker gets the record. A worker that had only just started and took its
+            // programs ended on this record's way in: its status tells why.
+            if matches!(failed, Failed::NotSent) && !worker.fresh {
+                self.retire(worker, Replaced::Exited).await;
+                continue;
+            }
+            // A crashing worker is ending: given a moment, its own status says why (a
+            // signal, an abort) rather than the kill.
+            let status = reap(&mut worker.child, Duration::from_millis(200)).await;
+            let why = match failed {
+                Failed::Garbled => Replaced::Crashed,
+                Failed::NotSent | Failed::Died if died_of_its_record(status) => Replaced::Crashed,
+                Failed::NotSent | Failed::Died if killed_once => Replaced::Crashed,
+                Failed::NotSent | Failed::Died => Replaced::Killed,
+            };
+            self.replaced(why, status);
+            if why == Replaced::Killed {
+                killed_once = true;
+                continue;
+            }
+            return Some(Verdict::Refused(stage, Class::Crashed));
         }
     }
 
@@ -214,6 +238,9 @@ impl Workers {
             // Whatever a worker would write there could quote a record.
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            // Not in the parent's group: a Ctrl-C or a signal to the group is the
+            // parent's, which drains, and would otherwise end a worker mid-record.
+            .process_group(0)
             .spawn()
             .map_err(|error| StartError::Spawn {
                 program: self.program.display().to_string(),
@@ -260,13 +287,11 @@ impl Workers {
 
     /// Kills `worker` (if it is still there) and waits for it to end.
     async fn retire(&self, mut worker: Worker, why: Replaced) {
-        // A worker that crashed is ending: given a moment, its own status says why (a
-        // signal, an abort) rather than the kill.
-        let grace = match why {
-            Replaced::Crashed => Duration::from_millis(200),
-            _ => Duration::ZERO,
-        };
-        let status = reap(&mut worker.child, grace).await;
+        let status = reap(&mut worker.child, Duration::ZERO).await;
+        self.replaced(why, status);
+    }
+
+    fn replaced(&self, why: Replaced, status: Option<ExitStatus>) {
         JqWorkerReplaced {
             why,
             status: describe(status),
@@ -300,11 +325,14 @@ impl Worker {
         loop {
             read_frame(&mut self.stdout, &mut self.answer)
                 .await
-                .map_err(|_| Failed::Died)?;
+                .map_err(|e| match e {
+                    FrameError::Short => Failed::Died,
+                    _ => Failed::Garbled,
+                })?;
             match Response::decode(&self.answer) {
                 Ok(Response::FilterPassed) => *stage = Stage::Transform,
                 Ok(Response::Done(verdict)) => return Ok(verdict),
-                Ok(Response::Ready) | Err(_) => return Err(Failed::Died),
+                Ok(Response::Ready) | Err(_) => return Err(Failed::Garbled),
             }
         }
     }
@@ -324,6 +352,29 @@ async fn reap(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
         .await
         .ok()
         .and_then(Result::ok)
+}
+
+/// Whether a worker that ended under a record ended of the record: a fault signal (a
+/// stack overflow aborts; a bad access, an illegal instruction) or an exit code of its
+/// own (a panic). Any other end (SIGKILL from the OOM killer or an operator, SIGTERM,
+/// a status never seen) came from outside, and is not held against the record.
+fn died_of_its_record(status: Option<ExitStatus>) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(status) = status else {
+        return false;
+    };
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code != 0,
+        (None, Some(signal)) => [
+            libc::SIGSEGV,
+            libc::SIGABRT,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGFPE,
+        ]
+        .contains(&signal),
+        (None, None) => false,
+    }
 }
 
 /// How a worker ended, for the log.

@@ -6,10 +6,11 @@
 //! value never reaches a log, and no secret of the parent is there to read. Whatever a
 //! record does to it (a stack overflow aborts it, a runaway is killed) ends this
 //! process only. It ends when its stdin closes, and on its own when its parent is gone
-//! (a runaway program would otherwise never read that EOF).
+//! (a runaway program would otherwise never read that EOF); not by the signals that
+//! stop its parent, and it keeps none of its parent's descriptors ([`detach`]).
 
 use std::io::{BufReader, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::FromRawFd;
 use std::process::ExitCode;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -58,14 +59,16 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Output> {
 
 /// Runs the worker on this process's stdin and stdout; returns when stdin closes.
 pub fn main() -> ExitCode {
+    detach();
     let parent = std::os::unix::process::parent_id();
     // Not `Stdout`: it flushes at every newline, a write per line of a body. One write
-    // per frame, from a buffer that is reused.
-    let Ok(out) = std::io::stdout().as_fd().try_clone_to_owned() else {
-        return ExitCode::from(BROKEN_PIPE);
-    };
+    // per frame, from a buffer that is reused. Not a duplicate either: a worker holds
+    // only its three standard descriptors.
+    // SAFETY: descriptor 1 is open (the sink's pipe; without it `write` fails, which is
+    // handled) and nothing else in this process uses it: `Stdout` is never touched.
+    let out = unsafe { std::fs::File::from_raw_fd(1) };
     let shared: Shared = Arc::new(Mutex::new(Output {
-        out: std::fs::File::from(out),
+        out,
         transform_since: None,
     }));
     let (done, ended) = std::sync::mpsc::channel();
@@ -102,6 +105,46 @@ pub fn main() -> ExitCode {
             output.transform_since = None;
             // A broken pipe is the serving thread's to see, at its verdict.
             let _ = output.out.write_all(&report);
+        }
+    }
+}
+
+/// Makes this process answer to its stdin and its parent only, before anything else
+/// runs (no thread exists yet).
+///
+/// Signals: Ctrl-C, `systemctl stop` or a hang-up reach a whole process group or
+/// cgroup, and are meant for the parent, which drains: a worker ended by them would
+/// cost the record it is evaluating. It ends instead when its stdin closes or its
+/// parent is gone. (The sink also starts it in a process group of its own.)
+///
+/// Descriptors: whatever the parent held open without close-on-exec (librdkafka's
+/// wake-up pipes) would be kept open by every worker, and readable by a program that
+/// is not ours to trust; only stdin, stdout and stderr are kept.
+fn detach() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: setting a signal's disposition to "ignore" installs no handler and
+        // touches no memory of this process.
+        unsafe {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+    }
+    // SAFETY: no thread runs yet and nothing of this process refers to these
+    // descriptors: the standard library opens none before `main`.
+    let closed = unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
+    if closed != 0 {
+        // A kernel before 5.9: one by one. Listed first, closed after, so the listing's
+        // own descriptor is not closed under it.
+        let open: Vec<libc::c_int> = std::fs::read_dir("/proc/self/fd")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| *fd > 2)
+            .collect();
+        for fd in open {
+            // SAFETY: as above; a descriptor already closed (the listing's) is EBADF.
+            unsafe {
+                libc::close(fd);
+            }
         }
     }
 }

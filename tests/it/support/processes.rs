@@ -53,6 +53,23 @@ impl Seen {
     }
 }
 
+/// The process group of `pid`.
+pub fn group(pid: u32) -> Option<u32> {
+    stat(pid)?.get(2)?.parse().ok()
+}
+
+/// The descriptors `pid` holds open, in order.
+pub fn open_fds(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut fds: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds
+}
+
 /// The live children of `parent`.
 pub fn children(parent: u32) -> Vec<Seen> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
