@@ -107,6 +107,7 @@ impl Programs {
             Err(_) => refused(Class::JqError),
             Ok(None) => refused(Class::NoOutput),
             Ok(Some(out)) => match jq::to_json(&out) {
+                Some(body) if body.len() > frame::MAX_OUTPUT => refused(Class::OutputTooLarge),
                 Some(body) => Verdict::Transformed(Bytes::from(body)),
                 None => refused(Class::NotJsonOutput),
             },

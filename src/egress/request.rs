@@ -69,7 +69,8 @@ pub struct Refused {
     /// `template`, `filter` or `transform`.
     pub reason: &'static str,
     /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`, `not-json`,
-    /// `jq-error`, `no-output`, `not-json-output`, `timeout` or `crashed`.
+    /// `jq-error`, `no-output`, `not-json-output`, `timeout`, `crashed`,
+    /// `output-too-large` or `record-too-large`.
     pub error: &'static str,
 }
 

@@ -298,6 +298,38 @@ async fn a_worker_has_an_empty_environment() {
     }
 }
 
+/// A transform whose output is over the largest body (64 MiB) is refused as
+/// `output-too-large` by its worker, which goes on with the next record: not a crash.
+#[tokio::test(flavor = "current_thread")]
+async fn an_output_over_the_largest_body_is_refused_not_a_crash() {
+    let (s, metrics) = shaper(
+        "transform = '\"x\" * .n'",
+        bin().into(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        shape(&s, &record(r#"{"n":3}"#)).await,
+        Ok(Some(Bytes::from_static(b"\"xxx\"")))
+    );
+    let pid = s.workers().expect("workers").idle_pids()[0];
+    // The body's length, not the body, in a failure's message.
+    let shaped = shape(&s, &record(r#"{"n":67108864}"#)).await;
+    let shaped = shaped.map(|b| b.map(|b| b.len()));
+    assert_eq!(
+        shaped,
+        Err(Refused {
+            reason: "transform",
+            error: "output-too-large"
+        })
+    );
+    assert_eq!(
+        s.workers().expect("workers").idle_pids(),
+        [pid],
+        "the same worker"
+    );
+    assert_eq!(restarts(&metrics, "crashed"), 0.0);
+}
+
 /// A worker holds only stdin, stdout and stderr: not what its parent left open without
 /// close-on-exec (librdkafka's wake-up pipes; here a pipe of the test's own).
 #[tokio::test(flavor = "current_thread")]

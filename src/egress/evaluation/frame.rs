@@ -11,15 +11,30 @@
 //! Byte strings inside a payload are a `u32` length and the bytes; an optional one has
 //! a presence byte first.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 
 /// The protocol's version, the first byte of [`Setup`]: a worker of another build
 /// refuses to start rather than misread the frames.
 pub const VERSION: u8 = 1;
 
 /// Largest payload either side accepts: a length beyond it is not one (a garbled
-/// stream), and is refused before anything is allocated for it.
+/// stream), and is refused before anything is allocated for it. A frame is never
+/// encoded beyond it (a record that large is refused before it is sent), so no length
+/// is ever cut to 32 bits.
 pub const MAX_FRAME: usize = 1 << 30;
+
+/// Largest transform output (a request body): the largest body hookbridge reads or
+/// sends anywhere (a source's `max_body`, a batch's `max_bytes`). A worker refuses a
+/// larger one (`output-too-large`) instead of writing it, so the sink reads at most
+/// this much of an answer: a larger length is not a worker of this protocol.
+pub const MAX_OUTPUT: usize = 64 << 20;
+
+/// Largest answer payload: an output and its tag.
+pub const MAX_ANSWER: usize = MAX_OUTPUT + 1;
+
+/// A frame buffer grown past this for one large record is given back after it, so
+/// an idle worker does not keep its peak forever.
+pub const KEEP_BUFFER: usize = 1 << 20;
 
 /// Why bytes are not a frame of this protocol.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,16 +93,23 @@ pub enum Class {
     Timeout,
     /// The worker died on the record (decided by the sink, never sent).
     Crashed,
+    /// The transform's output is over [`MAX_OUTPUT`].
+    OutputTooLarge,
+    /// The record does not fit a frame ([`MAX_FRAME`]; decided by the sink, never
+    /// sent).
+    RecordTooLarge,
 }
 
 impl Class {
-    const ALL: [Class; 6] = [
+    const ALL: [Class; 8] = [
         Class::NotJson,
         Class::JqError,
         Class::NoOutput,
         Class::NotJsonOutput,
         Class::Timeout,
         Class::Crashed,
+        Class::OutputTooLarge,
+        Class::RecordTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +120,8 @@ impl Class {
             Class::NotJsonOutput => "not-json-output",
             Class::Timeout => "timeout",
             Class::Crashed => "crashed",
+            Class::OutputTooLarge => "output-too-large",
+            Class::RecordTooLarge => "record-too-large",
         }
     }
 
@@ -131,12 +155,12 @@ pub struct Setup<'a> {
 }
 
 impl<'a> Setup<'a> {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), FrameError> {
         let at = begin(out);
         out.push(VERSION);
         put_opt(out, self.filter.map(str::as_bytes));
         put_opt(out, self.transform.map(str::as_bytes));
-        end(out, at);
+        end(out, at)
     }
 
     pub fn decode(payload: &'a [u8]) -> Result<Self, FrameError> {
@@ -166,7 +190,8 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     /// Appends the frame of a record given by its parts (the sink encodes straight from
-    /// its record, without building a [`Request`]).
+    /// its record, without building a [`Request`]); a record over [`MAX_FRAME`] is an
+    /// error and leaves `out` as it was.
     pub fn encode_parts<'h>(
         out: &mut Vec<u8>,
         value: &[u8],
@@ -174,7 +199,7 @@ impl<'a> Request<'a> {
         headers: impl ExactSizeIterator<Item = (&'h str, &'h [u8])>,
         topic: &str,
         event_type: Option<&[u8]>,
-    ) {
+    ) -> Result<(), FrameError> {
         let at = begin(out);
         put(out, value);
         put_opt(out, key);
@@ -185,10 +210,10 @@ impl<'a> Request<'a> {
         }
         put(out, topic.as_bytes());
         put_opt(out, event_type);
-        end(out, at);
+        end(out, at)
     }
 
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), FrameError> {
         Self::encode_parts(
             out,
             self.value,
@@ -196,7 +221,7 @@ impl<'a> Request<'a> {
             self.headers.iter().copied(),
             self.topic,
             self.event_type,
-        );
+        )
     }
 
     pub fn decode(payload: &'a [u8]) -> Result<Self, FrameError> {
@@ -243,7 +268,9 @@ const TRANSFORMED: u8 = 4;
 const REFUSED: u8 = 5;
 
 impl Response {
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    /// Appends the frame; an output over [`MAX_OUTPUT`] is an error and leaves `out` as
+    /// it was (the worker refuses it instead: [`Class::OutputTooLarge`]).
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), FrameError> {
         let at = begin(out);
         match self {
             Response::Ready => out.push(READY),
@@ -251,6 +278,10 @@ impl Response {
             Response::Done(Verdict::Filtered) => out.push(FILTERED),
             Response::Done(Verdict::Passed) => out.push(PASSED),
             Response::Done(Verdict::Transformed(body)) => {
+                if body.len() > MAX_OUTPUT {
+                    out.truncate(at);
+                    return Err(FrameError::TooLong(body.len()));
+                }
                 out.push(TRANSFORMED);
                 out.extend_from_slice(body);
             }
@@ -263,7 +294,18 @@ impl Response {
                 out.push(class.code());
             }
         }
-        end(out, at);
+        end(out, at)
+    }
+
+    /// [`Response::decode`] of a payload read into `payload`: a transform's body is
+    /// taken out of it, not copied (`payload` is left empty then).
+    pub fn decode_from(payload: &mut BytesMut) -> Result<Self, FrameError> {
+        if payload.first() == Some(&TRANSFORMED) {
+            let mut body = payload.split();
+            body.advance(1);
+            return Ok(Response::Done(Verdict::Transformed(body.freeze())));
+        }
+        Self::decode(payload)
     }
 
     pub fn decode(payload: &[u8]) -> Result<Self, FrameError> {
@@ -302,13 +344,34 @@ fn begin(out: &mut Vec<u8>) -> usize {
     at
 }
 
-fn end(out: &mut [u8], at: usize) {
-    let len = (out.len() - at - 4) as u32;
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+/// Ends the frame begun at `at`: its length filled in, or, over [`MAX_FRAME`], the
+/// frame taken back out of `out` (a length that does not fit would desynchronise the
+/// pipe).
+fn end(out: &mut Vec<u8>, at: usize) -> Result<(), FrameError> {
+    end_within(out, at, MAX_FRAME)
 }
 
+fn end_within(out: &mut Vec<u8>, at: usize, max: usize) -> Result<(), FrameError> {
+    let len = out.len() - at - 4;
+    let Some(prefix) = u32::try_from(len).ok().filter(|_| len <= max) else {
+        out.truncate(at);
+        return Err(FrameError::TooLong(len));
+    };
+    out[at..at + 4].copy_from_slice(&prefix.to_le_bytes());
+    Ok(())
+}
+
+/// A length inside a payload. One over `u32::MAX` is written cut, but then the payload
+/// is over [`MAX_FRAME`] and [`end`] refuses the whole frame.
 fn put_u32(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+/// Gives back the memory of a buffer that one large frame grew past [`KEEP_BUFFER`].
+pub fn trim(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_BUFFER {
+        *buf = Vec::new();
+    }
 }
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -402,7 +465,7 @@ mod tests {
             },
         ] {
             let mut out = Vec::new();
-            setup.encode(&mut out);
+            setup.encode(&mut out).unwrap();
             assert_eq!(Setup::decode(payload(&out)), Ok(setup));
         }
     }
@@ -414,7 +477,8 @@ mod tests {
             filter: None,
             transform: None,
         }
-        .encode(&mut out);
+        .encode(&mut out)
+        .unwrap();
         out[4] = VERSION + 1;
         assert_eq!(
             Setup::decode(&out[4..]),
@@ -439,9 +503,9 @@ mod tests {
             event_type: None,
         };
         let mut out = Vec::new();
-        a.encode(&mut out);
+        a.encode(&mut out).unwrap();
         let first = out.len();
-        b.encode(&mut out);
+        b.encode(&mut out).unwrap();
         assert_eq!(Request::decode(payload(&out[..first])), Ok(a));
         assert_eq!(Request::decode(payload(&out[first..])), Ok(b));
     }
@@ -461,8 +525,10 @@ mod tests {
             [Stage::Filter, Stage::Transform].map(|s| Response::Done(Verdict::Refused(s, *c)))
         })) {
             let mut out = Vec::new();
-            response.encode(&mut out);
-            assert_eq!(Response::decode(payload(&out)), Ok(response));
+            response.encode(&mut out).unwrap();
+            assert_eq!(Response::decode(payload(&out)), Ok(response.clone()));
+            let mut owned = BytesMut::from(payload(&out));
+            assert_eq!(Response::decode_from(&mut owned), Ok(response));
         }
     }
 
@@ -477,7 +543,9 @@ mod tests {
                 "no-output",
                 "not-json-output",
                 "timeout",
-                "crashed"
+                "crashed",
+                "output-too-large",
+                "record-too-large"
             ]
         );
         assert_eq!(Stage::Filter.as_str(), "filter");
@@ -495,7 +563,7 @@ mod tests {
         assert_eq!(Response::decode(&[9]), Err(FrameError::Tag(9)));
         assert_eq!(Response::decode(&[READY, 0]), Err(FrameError::Trailing));
         assert_eq!(Response::decode(&[REFUSED, 2, 0]), Err(FrameError::Tag(2)));
-        assert_eq!(Response::decode(&[REFUSED, 0, 6]), Err(FrameError::Tag(6)));
+        assert_eq!(Response::decode(&[REFUSED, 0, 8]), Err(FrameError::Tag(8)));
         assert_eq!(Response::decode(&[REFUSED, 0]), Err(FrameError::Short));
         // A header count far beyond the bytes that follow.
         let mut huge = Vec::new();
@@ -511,10 +579,42 @@ mod tests {
             topic: "t",
             event_type: None,
         }
-        .encode(&mut bad);
+        .encode(&mut bad)
+        .unwrap();
         let topic_at = bad.len() - 2; // the topic's one byte, before the absent type
         bad[topic_at] = 0xff;
         assert_eq!(Request::decode(&bad[4..]), Err(FrameError::NotUtf8));
+    }
+
+    /// A frame longer than a length prefix can say, or than [`MAX_FRAME`], is refused
+    /// and leaves the buffer as it was, never written with a length cut to 32 bits; an
+    /// output over [`MAX_OUTPUT`] too.
+    #[test]
+    fn frames_too_long_to_say_are_refused_not_cut() {
+        // The limit made small here: the same check as at `MAX_FRAME`, without
+        // gigabytes.
+        let mut out = b"before".to_vec();
+        let at = begin(&mut out);
+        out.extend_from_slice(&[7; 11]);
+        assert_eq!(end_within(&mut out, at, 10), Err(FrameError::TooLong(11)));
+        assert_eq!(out, b"before");
+        let at = begin(&mut out);
+        out.extend_from_slice(&[7; 10]);
+        assert_eq!(end_within(&mut out, at, 10), Ok(()));
+        assert_eq!(&out[at..at + 4], &10u32.to_le_bytes());
+        let huge = Bytes::from(vec![0; MAX_OUTPUT + 1]);
+        let mut out = b"x".to_vec();
+        assert_eq!(
+            Response::Done(Verdict::Transformed(huge)).encode(&mut out),
+            Err(FrameError::TooLong(MAX_OUTPUT + 1))
+        );
+        assert_eq!(out, b"x");
+        let mut grown = Vec::with_capacity(KEEP_BUFFER + 1);
+        trim(&mut grown);
+        assert_eq!(grown.capacity(), 0);
+        let mut kept = Vec::with_capacity(KEEP_BUFFER);
+        trim(&mut kept);
+        assert_eq!(kept.capacity(), KEEP_BUFFER);
     }
 
     proptest::proptest! {

@@ -22,6 +22,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
@@ -68,9 +69,10 @@ struct Worker {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    /// Request frames are encoded here, answers read here: reused record after record.
+    /// Request frames are encoded here, answers read here: reused record after record
+    /// (given back after one that grew them past [`frame::KEEP_BUFFER`]).
     request: Vec<u8>,
-    answer: Vec<u8>,
+    answer: BytesMut,
     /// No record has been answered by it yet.
     fresh: bool,
 }
@@ -83,6 +85,8 @@ enum Failed {
     Died,
     /// The worker answered what is not this protocol.
     Garbled,
+    /// The record does not fit a frame: not sent, the worker is as it was.
+    TooLarge,
 }
 
 /// Why a worker could not be started.
@@ -105,7 +109,9 @@ impl Workers {
     /// Workers running `program` (the hookbridge binary) with the sink's `programs`.
     pub fn new(program: PathBuf, programs: &Programs, telemetry: Arc<SinkTelemetry>) -> Self {
         let mut setup = Vec::new();
-        programs.setup().encode(&mut setup);
+        // Program texts a gigabyte long: `check` reads no such file. A worker that is
+        // given no programs then refuses to start, and says so in the log.
+        let _ = programs.setup().encode(&mut setup);
         Workers {
             program,
             setup,
@@ -189,8 +195,14 @@ impl Workers {
             let failed = match asked {
                 Some(Ok(Ok(verdict))) => {
                     worker.fresh = false;
+                    worker.trim();
                     self.lock_idle().push(worker);
                     return Some(verdict);
+                }
+                Some(Ok(Err(Failed::TooLarge))) => {
+                    worker.trim();
+                    self.lock_idle().push(worker);
+                    return Some(Verdict::Refused(stage, Class::RecordTooLarge));
                 }
                 None => {
                     self.retire(worker, Replaced::GivenUp).await;
@@ -213,7 +225,7 @@ impl Workers {
             // signal, an abort) rather than the kill.
             let status = reap(&mut worker.child, Duration::from_millis(200)).await;
             let why = match failed {
-                Failed::Garbled => Replaced::Crashed,
+                Failed::Garbled | Failed::TooLarge => Replaced::Crashed,
                 Failed::NotSent | Failed::Died if died_of_its_record(status) => Replaced::Crashed,
                 Failed::NotSent | Failed::Died if killed_once => Replaced::Crashed,
                 Failed::NotSent | Failed::Died => Replaced::Killed,
@@ -254,7 +266,7 @@ impl Workers {
             stdin,
             stdout: BufReader::with_capacity(64 << 10, stdout),
             request: Vec::new(),
-            answer: Vec::new(),
+            answer: BytesMut::new(),
             fresh: true,
         };
         let ready = async {
@@ -263,7 +275,7 @@ impl Workers {
                 .write_all(&self.setup)
                 .await
                 .map_err(|e| e.to_string())?;
-            read_frame(&mut worker.stdout, &mut worker.answer)
+            read_frame(&mut worker.stdout, &mut worker.answer, frame::MAX_ANSWER)
                 .await
                 .map_err(|e| e.to_string())?;
             match Response::decode(&worker.answer) {
@@ -317,23 +329,32 @@ impl Worker {
             record.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())),
             &record.tp.topic,
             record.header(EVENT_TYPE).map(|v| v.as_ref()),
-        );
+        )
+        .map_err(|_| Failed::TooLarge)?;
         self.stdin
             .write_all(&self.request)
             .await
             .map_err(|_| Failed::NotSent)?;
         loop {
-            read_frame(&mut self.stdout, &mut self.answer)
+            read_frame(&mut self.stdout, &mut self.answer, frame::MAX_ANSWER)
                 .await
                 .map_err(|e| match e {
                     FrameError::Short => Failed::Died,
                     _ => Failed::Garbled,
                 })?;
-            match Response::decode(&self.answer) {
+            match Response::decode_from(&mut self.answer) {
                 Ok(Response::FilterPassed) => *stage = Stage::Transform,
                 Ok(Response::Done(verdict)) => return Ok(verdict),
                 Ok(Response::Ready) | Err(_) => return Err(Failed::Garbled),
             }
+        }
+    }
+
+    /// Gives back what one large record grew the buffers to.
+    fn trim(&mut self) {
+        frame::trim(&mut self.request);
+        if self.answer.capacity() > frame::KEEP_BUFFER {
+            self.answer = BytesMut::new();
         }
     }
 }
@@ -397,26 +418,61 @@ fn backoff(failures: u32) -> Duration {
         .min(RETRY_MAX)
 }
 
-/// Reads one frame's payload into `buf`.
+/// Reads one frame's payload, of at most `max` bytes, into `buf`. `buf` grows with the
+/// bytes that come, not with what the length prefix says: a worker that is not
+/// hookbridge (or garbled output) makes the sink allocate nothing for a length alone.
 async fn read_frame(
     input: &mut (impl AsyncRead + Unpin),
-    buf: &mut Vec<u8>,
+    buf: &mut BytesMut,
+    max: usize,
 ) -> Result<(), FrameError> {
+    /// Room made for one read: what a pipe holds at once, at most.
+    const STEP: usize = 64 << 10;
     let mut prefix = [0u8; 4];
     input
         .read_exact(&mut prefix)
         .await
         .map_err(|_| FrameError::Short)?;
     let len = frame::payload_len(prefix)?;
+    if len > max {
+        return Err(FrameError::TooLong(len));
+    }
     buf.clear();
-    buf.resize(len, 0);
-    input.read_exact(buf).await.map_err(|_| FrameError::Short)?;
+    let mut payload = input.take(len as u64);
+    while buf.len() < len {
+        buf.reserve((len - buf.len()).min(STEP));
+        match payload.read_buf(buf).await {
+            Ok(0) | Err(_) => return Err(FrameError::Short),
+            Ok(_) => {}
+        }
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_answer_is_read_as_its_bytes_come_not_as_its_prefix_says() {
+        let mut buf = BytesMut::new();
+        let prefix = 0x3fff_ffffu32.to_le_bytes();
+        let read = read_frame(&mut &prefix[..], &mut buf, frame::MAX_FRAME).await;
+        assert_eq!(read, Err(FrameError::Short));
+        assert!(buf.capacity() < 1 << 20, "{}", buf.capacity());
+        let over = ((frame::MAX_ANSWER + 1) as u32).to_le_bytes();
+        let read = read_frame(&mut &over[..], &mut buf, frame::MAX_ANSWER).await;
+        assert_eq!(read, Err(FrameError::TooLong(frame::MAX_ANSWER + 1)));
+        let mut frame = 3u32.to_le_bytes().to_vec();
+        frame.extend_from_slice(b"abc");
+        frame.extend_from_slice(&1u32.to_le_bytes());
+        frame.push(b'd');
+        let mut input = &frame[..];
+        assert_eq!(read_frame(&mut input, &mut buf, 3).await, Ok(()));
+        assert_eq!(&buf[..], b"abc");
+        assert_eq!(read_frame(&mut input, &mut buf, 3).await, Ok(()));
+        assert_eq!(&buf[..], b"d", "the next frame, nothing of it read before");
+    }
 
     #[test]
     fn starts_are_tried_again_ever_later_up_to_the_cap() {

@@ -16,7 +16,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::frame::{self, FrameError, Request, Response, Setup};
+use super::frame::{self, Class, FrameError, Request, Response, Setup, Stage, Verdict};
 use super::Programs;
 
 /// Stack of the evaluating thread. jaq runs nested values and calls on the native
@@ -86,7 +86,9 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let mut report = Vec::new();
-    Response::FilterPassed.encode(&mut report);
+    if Response::FilterPassed.encode(&mut report).is_err() {
+        return ExitCode::FAILURE;
+    }
     loop {
         match ended.recv_timeout(WATCH) {
             Ok(code) => return ExitCode::from(code),
@@ -164,8 +166,7 @@ fn serve(shared: &Shared) -> u8 {
         },
         _ => return BAD_SETUP,
     };
-    Response::Ready.encode(&mut out);
-    if lock(shared).out.write_all(&out).is_err() {
+    if Response::Ready.encode(&mut out).is_err() || lock(shared).out.write_all(&out).is_err() {
         return BROKEN_PIPE;
     }
     let both = programs.filter.is_some() && programs.transform.is_some();
@@ -184,17 +185,28 @@ fn serve(shared: &Shared) -> u8 {
             }
         });
         out.clear();
-        Response::Done(verdict).encode(&mut out);
+        if Response::Done(verdict).encode(&mut out).is_err() {
+            // Over the frame's limit: [`Programs::evaluate`] refuses such an output
+            // before, so this is the same refusal, never a length cut short.
+            let too_large = Verdict::Refused(Stage::Transform, Class::OutputTooLarge);
+            if Response::Done(too_large).encode(&mut out).is_err() {
+                return BROKEN_PIPE;
+            }
+        }
         let mut output = lock(shared);
         // Under the lock: no report of this record's transform can follow its verdict.
         output.transform_since = None;
         if output.out.write_all(&out).is_err() {
             return BROKEN_PIPE;
         }
+        drop(output);
+        frame::trim(&mut frame);
+        frame::trim(&mut out);
     }
 }
 
-/// Reads one frame's payload into `buf`; `false` at a clean end of input.
+/// Reads one frame's payload into `buf`; `false` at a clean end of input. `buf` grows
+/// with the bytes that come, not with what the length prefix says.
 fn read_frame(input: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool, FrameError> {
     let mut prefix = [0u8; 4];
     match input.read_exact(&mut prefix) {
@@ -204,7 +216,30 @@ fn read_frame(input: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool, FrameErr
     }
     let len = frame::payload_len(prefix)?;
     buf.clear();
-    buf.resize(len, 0);
-    input.read_exact(buf).map_err(|_| FrameError::Short)?;
+    let read = input.take(len as u64).read_to_end(buf);
+    if read.is_err() || buf.len() != len {
+        return Err(FrameError::Short);
+    }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_read_as_its_bytes_come_not_as_its_prefix_says() {
+        let mut buf = Vec::new();
+        let prefix = 0x3fff_ffffu32.to_le_bytes();
+        assert_eq!(
+            read_frame(&mut &prefix[..], &mut buf),
+            Err(FrameError::Short)
+        );
+        assert!(buf.capacity() < 1 << 20, "{}", buf.capacity());
+        let mut frame = 3u32.to_le_bytes().to_vec();
+        frame.extend_from_slice(b"abc");
+        assert_eq!(read_frame(&mut &frame[..], &mut buf), Ok(true));
+        assert_eq!(buf, b"abc");
+        assert_eq!(read_frame(&mut &[][..], &mut buf), Ok(false));
+    }
 }
