@@ -39,6 +39,8 @@ pub struct Shaper {
     format: Format,
     /// `content_type`: the data's type when the record has none.
     content_type: HeaderValue,
+    /// Fired on shutdown: no jq worker is started or waited for any more.
+    shutdown: CancellationToken,
 }
 
 /// What to send for one record.
@@ -106,7 +108,16 @@ impl Shaper {
             needs_json,
             format: sink.format,
             content_type: sink.content_type.clone(),
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// The same rules, with `shutdown` fired when the sink shuts down: from then on an
+    /// evaluation that would wait for a jq worker to start is given up on (its record
+    /// stays unfinished) instead of holding the drain up to its deadline.
+    pub fn stopped_by(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 
     /// The same rules with the programs run on the caller's thread: for where no
@@ -164,7 +175,8 @@ impl Shaper {
     /// [`Shaper::shape`] with the jq programs run by the sink's [`Evaluator`]: in a
     /// worker process, within the deadline, so a program that loops or overflows its
     /// stack costs its record (`timeout`, `crashed`) and never the sink. `None`:
-    /// `cancel` fired first.
+    /// `cancel` fired first, or shutdown while a worker was to be started
+    /// ([`Shaper::stopped_by`]).
     pub async fn shape_in_time<'a>(
         &'a self,
         record: &Record,
@@ -172,7 +184,7 @@ impl Shaper {
     ) -> Option<Result<Option<Prepared<'a>>, Refused>> {
         match &self.evaluator {
             Evaluator::Workers(workers) if !self.programs.is_empty() => {
-                let verdict = workers.evaluate(record, cancel).await?;
+                let verdict = workers.evaluate(record, cancel, &self.shutdown).await?;
                 Some(self.apply(record, verdict))
             }
             _ => Some(self.shape(record)),

@@ -444,3 +444,49 @@ async fn an_evaluation_waiting_for_a_worker_to_start_is_given_up_at_once() {
         cancelled_at.elapsed()
     );
 }
+
+/// Shutdown waits for no jq worker to start: an evaluation waiting on a start that
+/// hangs (a program that only sleeps), or in the backoff between starts that fail (no
+/// program), is given up on at once, its record left unfinished, instead of holding
+/// the drain until its deadline.
+#[tokio::test(flavor = "current_thread")]
+async fn shutdown_gives_up_an_evaluation_waiting_for_a_worker_to_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let silent = dir.path().join("silent");
+    std::fs::write(&silent, "#!/bin/sh\nexec sleep 60\n").expect("script");
+    std::fs::set_permissions(&silent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let missing = dir.path().join("missing");
+    for (program, waits) in [(silent, "a start"), (missing, "the backoff")] {
+        let (s, metrics) = shaper(
+            &format!("filter = '{COUNTING}'"),
+            program,
+            Duration::from_secs(30),
+        );
+        let shutdown = CancellationToken::new();
+        let s = s.stopped_by(shutdown.clone());
+        let (r, never) = (record(r#"{"n":2}"#), CancellationToken::new());
+        let stop = async {
+            while s.workers().expect("workers").evaluating() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Past the fifth failed start the backoff is 1.6 s, longer than the wait
+            // allowed below.
+            while waits == "the backoff" && restarts(&metrics, "spawn-failed") < 5.0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            shutdown.cancel();
+            Instant::now()
+        };
+        // Bounded, so that a shutdown that does not give it up fails here, not hangs.
+        let evaluation = tokio::time::timeout(Duration::from_secs(5), s.shape_in_time(&r, &never));
+        let (shaped, stopped_at) = tokio::join!(evaluation, stop);
+        assert!(matches!(shaped, Ok(None)), "{waits}: not given up on");
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(1),
+            "{waits}: {:?} after shutdown",
+            stopped_at.elapsed()
+        );
+    }
+}

@@ -153,11 +153,24 @@ impl Workers {
         SLOTS - self.slots.available_permits()
     }
 
-    /// The verdict on `record`; `None` when `cancel` fired first.
-    pub async fn evaluate(&self, record: &Record, cancel: &CancellationToken) -> Option<Verdict> {
+    /// The verdict on `record`; `None` when `cancel` fired first, or `shutdown` while
+    /// a worker was to be started or started again: a worker that cannot start is
+    /// waited for, but not by a shutdown, which would wait its whole drain.
+    pub async fn evaluate(
+        &self,
+        record: &Record,
+        cancel: &CancellationToken,
+        shutdown: &CancellationToken,
+    ) -> Option<Verdict> {
         let _slot = tokio::select! {
             _ = cancel.cancelled() => return None,
             slot = self.slots.acquire() => slot.ok()?,
+        };
+        let given_up = || async {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = shutdown.cancelled() => {}
+            }
         };
         let mut failures = 0u32;
         // A worker ended under this record by something else than the record (killed
@@ -168,7 +181,7 @@ impl Workers {
             let mut worker = match idle {
                 Some(w) => w,
                 None => match tokio::select! {
-                    _ = cancel.cancelled() => return None,
+                    () = given_up() => return None,
                     started = self.start() => started,
                 } {
                     Ok(w) => w,
@@ -181,7 +194,7 @@ impl Workers {
                         }
                         .emit(&self.telemetry);
                         tokio::select! {
-                            _ = cancel.cancelled() => return None,
+                            () = given_up() => return None,
                             () = tokio::time::sleep(retry_in) => continue,
                         }
                     }
