@@ -286,6 +286,50 @@ async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutd
     }
 }
 
+/// `systemctl stop` sends SIGTERM to every process of the service (its cgroup), a
+/// Ctrl-C SIGINT to the terminal's process group: the jq workers get it too. They go
+/// on evaluating while the sink drains, so no record under evaluation is
+/// dead-lettered as `crashed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_signalled_to_every_process_dead_letters_no_record_under_evaluation() {
+    let Scenario {
+        broker,
+        dlq,
+        topic,
+        mut hb,
+        ..
+    } = start(Setup::new("stopall").dlq(), |n, sink| {
+        sink.url(&n.url).filter("last(range(.n)) > 0").dlq(&n.dlq)
+    })
+    .await;
+    // Each a tenth of a second or so of counting, on keys of their own: four workers
+    // are busy evaluating all along.
+    let records: Vec<_> = (0..40)
+        .map(|i| json!({"key": format!("k{i}"), "value": "{\"n\":1.5e6}"}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    let pid = hb.pid();
+    let mut workers = Vec::new();
+    crate::support::wait_until(Duration::from_secs(30), "workers evaluating", || {
+        workers = children(pid);
+        let busy = workers.len() >= 2;
+        async move { busy }
+    })
+    .await;
+    for w in &workers {
+        let _ = Command::new("kill")
+            .args(["-TERM", &w.pid.to_string()])
+            .status();
+    }
+    let status = hb.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}");
+    let dead = kafka::read_all(&broker.addr(), &dlq, 10.0).await;
+    let crashed = (dead.iter())
+        .filter(|d| d.header("hookbridge-dlq-error").as_deref() == Some("crashed"))
+        .count();
+    assert_eq!(crashed, 0, "records dead-lettered as crashed by the stop");
+}
+
 /// A hookbridge process killed outright (SIGKILL: no drop, no cleanup) while a worker
 /// runs a program that would loop for days: the worker sees its parent gone and ends on
 /// its own, so no worker outlives the process that started it.
