@@ -3,7 +3,11 @@
 //! record, on a 1 KiB JSON value.
 //!
 //! * `shaping/<config>`: `Shaper::shape` of one record, from the raw pass-through (no
-//!   shaping configured) to filter + transform + templates.
+//!   shaping configured) to filter + transform + templates, the programs run in this
+//!   process.
+//! * `shaping/<config>-worker`: `Shaper::shape_in_time` as the service runs it, the
+//!   programs in a jq worker process of the built binary: the round trip (a request
+//!   frame written, the answer read) on top of the evaluation.
 //!
 //! `cargo bench --bench shaping`.
 
@@ -88,8 +92,11 @@ fn shaper(extra: &str) -> Shaper {
     let connectors = load_dir(dir.path()).expect("valid sink");
     let metrics = Arc::new(hookbridge::telemetry::Metrics::new());
     let telemetry = hookbridge::telemetry::SinkTelemetry::new("s".into(), metrics);
-    Shaper::new(&connectors.sinks[0], Arc::new(telemetry))
+    Shaper::new(&connectors.sinks[0], Arc::new(telemetry)).in_process()
 }
+
+/// The jq configurations again, their programs run in worker processes.
+const WORKER_CONFIGS: [usize; 2] = [3, 4];
 
 fn shaping(c: &mut Criterion) {
     let record = record();
@@ -111,6 +118,28 @@ fn shaping(c: &mut Criterion) {
                         .map(|p| p.body.len()),
                 )
             })
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    for i in WORKER_CONFIGS {
+        let (name, extra) = CONFIGS[i];
+        let s = shaper(extra).with_workers(
+            env!("CARGO_BIN_EXE_hookbridge").into(),
+            hookbridge::egress::request::JQ_DEADLINE,
+        );
+        let once = || {
+            runtime.block_on(async {
+                let shaped = s.shape_in_time(black_box(&record), &cancel).await;
+                shaped.and_then(|r| r.ok()).flatten().map(|p| p.body.len())
+            })
+        };
+        assert!(once().is_some(), "{name} sends the record");
+        group.bench_function(BenchmarkId::from_parameter(format!("{name}-worker")), |b| {
+            b.iter(|| black_box(once()))
         });
     }
     group.finish();

@@ -51,6 +51,11 @@ pub enum Command {
         #[arg(long, env = "HOOKBRIDGE_REPLAY_FROM")]
         from: String,
     },
+    /// Evaluates a sink's jq programs for the process that started it (frames on stdin
+    /// and stdout); not for people, so not in `--help`. The name is the one the sink
+    /// starts its workers with (`egress::evaluation::WORKER_COMMAND`).
+    #[command(name = "jq-worker", hide = true)]
+    JqWorker,
 }
 
 #[derive(Debug, Subcommand)]

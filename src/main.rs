@@ -53,6 +53,10 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) ->
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any configuration is read: a worker has no environment and no settings.
+    if let Some(Command::JqWorker) = cli.command {
+        return hookbridge::egress::evaluation::worker::main();
+    }
     let (loaded, connectors) = match load(&cli) {
         Ok(l) => l,
         Err(e) => {
@@ -151,6 +155,8 @@ fn main() -> ExitCode {
             }
             Ok(ExitCode::SUCCESS)
         }),
+        // Answered before the configuration is loaded, above.
+        Command::JqWorker => ExitCode::FAILURE,
         Command::Run => {
             telemetry::logging::init(&loaded.settings.log);
             let runtime = match tokio::runtime::Runtime::new() {

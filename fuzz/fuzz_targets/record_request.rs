@@ -58,7 +58,8 @@ fn shapers() -> &'static Vec<(Shaper, &'static [&'static str])> {
         (loaded.sinks.iter())
             .map(|sink| {
                 let telemetry = SinkTelemetry::new(sink.name.clone(), metrics.clone());
-                Shaper::new(sink, Arc::new(telemetry))
+                // No worker binary here: the programs run in this process.
+                Shaper::new(sink, Arc::new(telemetry)).in_process()
             })
             .zip(SINKS.iter().map(|(_, hosts)| *hosts))
             .collect()

@@ -98,7 +98,7 @@ impl Program {
         };
         if let Some(name) = recursion::recursive_definition(&term) {
             return Err(format!(
-                "`{name}` calls itself: a recursive definition can overflow the stack and abort the process on a record that makes it deep; loop with until, while, repeat, recurse, reduce or foreach instead"
+                "`{name}` calls itself: a recursive definition can overflow the stack on a record that makes it deep, and that record is refused as crashed; loop with until, while, repeat, recurse, reduce or foreach instead"
             ));
         }
         let filter = Compiler::default()
@@ -141,8 +141,8 @@ pub const MAX_DEPTH: usize = 128;
 
 /// Parses a record value as JSON for a program. jaq's parser recurses once per level
 /// without a limit, so a value nested deeper than [`MAX_DEPTH`] is refused before it
-/// gets there: `[[[[…` a few hundred thousand deep would overflow the stack and abort
-/// the process.
+/// gets there: `[[[[…` a few hundred thousand deep would overflow the stack and crash
+/// the worker evaluating it, where `not-json` says what is wrong with the record.
 pub fn parse(value: &[u8]) -> Result<Val, Error> {
     if !shallow(value) {
         return Err(Error::NotJson);
@@ -273,7 +273,8 @@ mod tests {
     }
 
     /// A definition that calls itself can be driven by a record deep enough to overflow
-    /// the evaluating thread's stack, which aborts the process: refused when compiled.
+    /// the evaluating thread's stack, which crashes the worker process and costs the
+    /// record: refused when compiled.
     #[test]
     fn a_definition_that_calls_itself_is_refused_and_builtin_loops_are_not() {
         let err = Program::compile("def f: if . > 0 then (. - 1 | f) + 1 else 0 end; .n | f")

@@ -114,14 +114,16 @@ impl Destination {
             telemetry.name.clone(),
         );
         let (client, tokens) = Client::new(&sink)?;
+        let no_retry = CancellationToken::new();
         Ok(Self {
             fresh: AtomicUsize::new(0),
             fresh_left: Notify::new(),
-            no_retry: CancellationToken::new(),
             limiter: sink.rate_limit.map(|r| r.limiter()),
             permits: Semaphore::new(sink.concurrency),
             client,
-            shaper: Shaper::new(&sink, telemetry.clone()),
+            // A jq worker that cannot start is waited for like a retry: not on shutdown.
+            shaper: Shaper::new(&sink, telemetry.clone()).stopped_by(no_retry.clone()),
+            no_retry,
             tokens,
             breaker,
             producers,

@@ -41,6 +41,7 @@ pub(crate) mod consumer;
 pub(crate) mod delivery;
 pub(crate) mod dispatcher;
 pub(crate) mod dlq;
+pub mod evaluation;
 pub mod finished;
 pub(crate) mod memory;
 pub(crate) mod outcome;

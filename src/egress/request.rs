@@ -2,26 +2,27 @@
 //! all, its URL and header templates are filled from the record, forwarded record
 //! headers are picked, and its transform makes the body.
 //!
-//! Pure and done once per record before the first attempt: every attempt sends the same
+//! Done once per record before the first attempt: every attempt sends the same
 //! request, and a record that cannot be shaped is refused at once with the reason its
-//! dead letter carries (`template`, `filter`, `transform`): retrying cannot fix it.
+//! dead letter carries (`template`, `filter`, `transform`): retrying cannot fix it. The
+//! jq programs run where the sink's [`Evaluator`] says (worker processes in the
+//! service); the rest is pure.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
+use super::evaluation::{Evaluator, Programs, Request, Verdict, Workers};
 use super::record::Record;
-use crate::connectors::jq::{self, Program, Val};
 use crate::connectors::sink::{is_framing, Format, HeaderPattern};
 use crate::connectors::template::{url_encode, Escape, Field, Template, UrlTemplate};
 use crate::connectors::Sink;
 use crate::kafka::headers::{self, EVENT_TYPE as EVENT_TYPE_HEADER};
-use crate::telemetry::sink::{JqRunawayLimit, SinkTelemetry};
+use crate::telemetry::sink::SinkTelemetry;
 
 /// A sink's shaping rules, built once.
 pub struct Shaper {
@@ -31,13 +32,15 @@ pub struct Shaper {
     headers: Vec<(HeaderName, Template)>,
     forward: Vec<HeaderPattern>,
     programs: Programs,
-    /// Evaluations left running past their deadline, and the bound on them.
-    runaways: Arc<Runaways>,
+    evaluator: Evaluator,
+    telemetry: Arc<SinkTelemetry>,
     /// Some template reads the value as JSON (`{json./…}`).
     needs_json: bool,
     format: Format,
     /// `content_type`: the data's type when the record has none.
     content_type: HeaderValue,
+    /// Fired on shutdown: no jq worker is started or waited for any more.
+    shutdown: CancellationToken,
 }
 
 /// What to send for one record.
@@ -68,156 +71,141 @@ pub struct Refused {
     /// `template`, `filter` or `transform`.
     pub reason: &'static str,
     /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`, `not-json`,
-    /// `jq-error`, `no-output`, `not-json-output`, `timeout` or `runaway-limit`.
+    /// `jq-error`, `no-output`, `not-json-output`, `timeout`, `crashed`,
+    /// `output-too-large` or `record-too-large`.
     pub error: &'static str,
 }
 
 impl Shaper {
+    /// The sink's rules, its programs evaluated in worker processes of this binary.
     pub fn new(sink: &Sink, telemetry: Arc<SinkTelemetry>) -> Self {
         let needs_json = sink
             .url
             .fields()
             .chain(sink.header_templates.iter().flat_map(|(_, t)| t.fields()))
             .any(|f| matches!(f, Field::Json(_)));
+        let programs = Programs {
+            filter: sink.filter.clone(),
+            transform: sink.transform.clone(),
+        };
+        let evaluator = if programs.is_empty() {
+            Evaluator::InProcess
+        } else {
+            Evaluator::Workers(Workers::new(
+                Workers::this_program(),
+                &programs,
+                telemetry.clone(),
+            ))
+        };
         Shaper {
             fixed_url: sink.url.literal(),
             url: sink.url.clone(),
             headers: sink.header_templates.clone(),
             forward: sink.forward_headers.clone(),
-            programs: Programs {
-                filter: sink.filter.clone(),
-                transform: sink.transform.clone(),
-            },
-            runaways: Arc::new(Runaways::new(telemetry, JQ_DEADLINE, MAX_RUNAWAYS)),
+            programs,
+            evaluator,
+            telemetry,
             needs_json,
             format: sink.format,
             content_type: sink.content_type.clone(),
+            shutdown: CancellationToken::new(),
         }
     }
 
-    /// The same rules with another deadline and bound on runaways (tests: programs that
-    /// end, but after a short deadline).
-    #[cfg(test)]
-    fn with_runaway_limits(mut self, deadline: Duration, limit: usize) -> Self {
-        let telemetry = self.runaways.telemetry.clone();
-        self.runaways = Arc::new(Runaways::new(telemetry, deadline, limit));
+    /// The same rules, with `shutdown` fired when the sink shuts down: from then on an
+    /// evaluation that would wait for a jq worker to start is given up on (its record
+    /// stays unfinished) instead of holding the drain up to its deadline.
+    pub fn stopped_by(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
         self
+    }
+
+    /// The same rules with the programs run on the caller's thread: for where no
+    /// worker binary exists (fuzzing, benchmarks, unit tests).
+    pub fn in_process(mut self) -> Self {
+        self.evaluator = Evaluator::InProcess;
+        self
+    }
+
+    /// The same rules with workers started from `program` (a hookbridge binary) and
+    /// given `deadline` per record: for tests, which do not run as that binary.
+    pub fn with_workers(mut self, program: PathBuf, deadline: std::time::Duration) -> Self {
+        if !self.programs.is_empty() {
+            self.evaluator = Evaluator::Workers(
+                Workers::new(program, &self.programs, self.telemetry.clone())
+                    .with_deadline(deadline),
+            );
+        }
+        self
+    }
+
+    /// The sink's workers, when its programs run in them.
+    pub fn workers(&self) -> Option<&Workers> {
+        match &self.evaluator {
+            Evaluator::Workers(w) => Some(w),
+            Evaluator::InProcess => None,
+        }
     }
 
     /// Shaping runs no jq program, so [`Shaper::shape`] is quick enough for the
     /// dispatcher to call inline.
     pub fn is_inline(&self) -> bool {
-        self.programs.filter.is_none() && self.programs.transform.is_none()
+        self.programs.is_empty()
     }
 
     /// What to send for `record`; `None` when the filter lets it through without a
     /// request (finished as `filtered`). Runs the jq programs on this thread, however
-    /// long they take: see [`Shaper::shape_in_time`].
+    /// long they take and whatever their stack: only for inline shaping
+    /// ([`Shaper::is_inline`]) and where no worker exists. See [`Shaper::shape_in_time`].
     pub fn shape<'a>(&'a self, record: &Record) -> Result<Option<Prepared<'a>>, Refused> {
-        match self.programs.evaluate(record, &AtomicBool::new(false))? {
-            None => Ok(None),
-            Some(body) => self.fill(record, body).map(Some),
+        if self.programs.is_empty() {
+            return self.fill(record, None).map(Some);
         }
+        let headers = record.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref()));
+        let request = Request {
+            value: &record.value,
+            key: record.key.as_deref(),
+            headers: headers.collect(),
+            topic: &record.tp.topic,
+            event_type: record.header(EVENT_TYPE_HEADER).map(|v| v.as_ref()),
+        };
+        self.apply(record, self.programs.evaluate(&request, || {}))
     }
 
-    /// [`Shaper::shape`] with the jq programs run on a thread of their own for at most
-    /// [`JQ_DEADLINE`]: a program can loop or grow without bound (`[range(1e12)]`), and
-    /// run inline it would hold up every partition the task serves, revokes and
-    /// shutdown. Past the deadline the record is refused with `timeout` (the
-    /// evaluation cannot be interrupted: its thread runs on to its end, detached, so it
-    /// never delays the process exiting). A program that never ends would so take a
-    /// thread, and a core, per record: with [`MAX_RUNAWAYS`] of them still running, the
-    /// record is refused at once with `runaway-limit` until one ends. `None`: `cancel`
-    /// fired first.
+    /// [`Shaper::shape`] with the jq programs run by the sink's [`Evaluator`]: in a
+    /// worker process, within the deadline, so a program that loops or overflows its
+    /// stack costs its record (`timeout`, `crashed`) and never the sink. `None`:
+    /// `cancel` fired first, or shutdown while a worker was to be started
+    /// ([`Shaper::stopped_by`]).
     pub async fn shape_in_time<'a>(
         &'a self,
         record: &Record,
         cancel: &CancellationToken,
     ) -> Option<Result<Option<Prepared<'a>>, Refused>> {
-        if self.programs.filter.is_none() && self.programs.transform.is_none() {
-            return Some(self.shape(record));
+        match &self.evaluator {
+            Evaluator::Workers(workers) if !self.programs.is_empty() => {
+                let verdict = workers.evaluate(record, cancel, &self.shutdown).await?;
+                Some(self.apply(record, verdict))
+            }
+            _ => Some(self.shape(record)),
         }
-        let runaways = &self.runaways;
-        let refused = |error| {
-            let first = self.programs.stage(&AtomicBool::new(false));
-            Some(Err(Refused {
-                reason: first,
-                error,
-            }))
-        };
-        // A slot for the evaluation's thread, held until that thread ends: runaways keep
-        // theirs, so however many records time out at once, no more than `limit`
-        // evaluations of the sink ever run. While this record waits, the evaluations
-        // holding the slots may all run past their deadline and never end: looked at
-        // again each deadline, so the record is then refused instead of waiting forever.
-        // One acquisition for the whole wait, so the record keeps its place in line.
-        let acquire = runaways.slots.clone().acquire_owned();
-        tokio::pin!(acquire);
-        let slot = loop {
-            if runaways.at_limit() {
-                return refused("runaway-limit");
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return None,
-                slot = &mut acquire => break slot.ok()?,
-                () = tokio::time::sleep(runaways.deadline) => {}
-            }
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let programs = self.programs.clone();
-        let owned = record.clone();
-        let filtered = Arc::new(AtomicBool::new(false));
-        let stage = filtered.clone();
-        let run = Arc::new(AtomicU8::new(RUNNING));
-        let ending = Ending {
-            run: run.clone(),
-            runaways: runaways.clone(),
-        };
-        let spawned = std::thread::Builder::new()
-            .name("hookbridge-jq".to_owned())
-            .stack_size(JQ_STACK)
-            .spawn(move || {
-                let _slot = slot;
-                let _ending = ending; // also when jaq panics
-                let _ = tx.send(programs.evaluate(&owned, &stage));
-            });
-        if spawned.is_err() {
-            // No thread to be had (the process is at its limit). Run on this task's
-            // thread instead, the program could overflow its smaller stack and abort
-            // the process, or loop and hold the sink: refused like a runaway.
-            return refused("no-thread");
+    }
+
+    /// The request for a record, or why there is none, by the programs' verdict.
+    fn apply<'a>(
+        &'a self,
+        record: &Record,
+        verdict: Verdict,
+    ) -> Result<Option<Prepared<'a>>, Refused> {
+        match verdict {
+            Verdict::Filtered => Ok(None),
+            Verdict::Passed => self.fill(record, None).map(Some),
+            Verdict::Transformed(body) => self.fill(record, Some(body)).map(Some),
+            Verdict::Refused(stage, class) => Err(Refused {
+                reason: stage.as_str(),
+                error: class.as_str(),
+            }),
         }
-        let due = tokio::time::Instant::now() + runaways.deadline;
-        let evaluated = tokio::select! {
-            _ = cancel.cancelled() => {
-                // Given up on (revoke, shutdown): its thread runs on, holding its slot,
-                // and counts as a runaway only if it is still running at its deadline. A
-                // revoke gives up many quick evaluations at once; counted at once, they
-                // would pass for runaways and refuse the records that come next.
-                let (runaways, run) = (runaways.clone(), run.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep_until(due).await;
-                    if run.load(Ordering::Acquire) == RUNNING {
-                        runaways.detach(&run);
-                    }
-                });
-                return None;
-            }
-            r = tokio::time::timeout(runaways.deadline, rx) => match r {
-                Ok(Ok(r)) => r,
-                // The thread ended without an answer: only a panic in jaq does that.
-                Ok(Err(_)) => Err(Refused { reason: self.programs.stage(&filtered), error: "jq-error" }),
-                Err(_) => {
-                    runaways.detach(&run);
-                    Err(Refused { reason: self.programs.stage(&filtered), error: "timeout" })
-                }
-            },
-        };
-        Some(match evaluated {
-            Ok(None) => Ok(None),
-            Ok(Some(body)) => self.fill(record, body).map(Some),
-            Err(e) => Err(e),
-        })
     }
 
     /// The request for a record the filter let through, with the transform's body.
@@ -368,157 +356,7 @@ impl Shaper {
     }
 }
 
-/// How long a sink's filter and transform together may take on one record.
-pub const JQ_DEADLINE: Duration = Duration::from_secs(1);
-
-/// Evaluations of a sink's programs running at once, each on a thread of its own; one
-/// left running past [`JQ_DEADLINE`] keeps its thread (and, looping, a core) until it
-/// ends, because jaq cannot be interrupted: with this many such runaways, the sink
-/// refuses records at once rather than wait for one to end.
-pub const MAX_RUNAWAYS: usize = 4;
-
-/// Stack of an evaluation's thread. jaq runs nested values and calls on the native
-/// stack, and an overflow aborts the process; definitions that call themselves are
-/// refused (`connectors::jq`), and this leaves room for deep values a program builds.
-/// Reserved, not used: only the pages an evaluation touches take memory.
-const JQ_STACK: usize = 64 << 20;
-
-/// States of one evaluation's thread: still running, ended, or given up on (past its
-/// deadline, or its record revoked) and counted as a runaway until it ends.
-const RUNNING: u8 = 0;
-const DONE: u8 = 1;
-const DETACHED: u8 = 2;
-
-/// Marks an evaluation's thread ended when it ends, however (a panic in jaq included),
-/// so a runaway is never counted after its thread is gone.
-struct Ending {
-    run: Arc<AtomicU8>,
-    runaways: Arc<Runaways>,
-}
-
-impl Drop for Ending {
-    fn drop(&mut self) {
-        if self.run.swap(DONE, Ordering::AcqRel) == DETACHED {
-            self.runaways.ended();
-        }
-    }
-}
-
-/// A sink's evaluations still running after it stopped waiting for them.
-struct Runaways {
-    /// One permit per evaluation thread that may run, held until the thread ends.
-    slots: Arc<tokio::sync::Semaphore>,
-    running: AtomicUsize,
-    deadline: Duration,
-    limit: usize,
-    /// The limit was reached and logged; cleared once a runaway ends, so each time it
-    /// is reached is logged once.
-    logged: AtomicBool,
-    telemetry: Arc<SinkTelemetry>,
-}
-
-impl Runaways {
-    fn new(telemetry: Arc<SinkTelemetry>, deadline: Duration, limit: usize) -> Self {
-        Runaways {
-            slots: Arc::new(tokio::sync::Semaphore::new(limit.max(1))),
-            running: AtomicUsize::new(0),
-            deadline,
-            limit,
-            logged: AtomicBool::new(false),
-            telemetry,
-        }
-    }
-
-    /// Whether no evaluation may start; logs the first time it is so.
-    fn at_limit(&self) -> bool {
-        let at = self.running.load(Ordering::Acquire) >= self.limit;
-        if at && !self.logged.swap(true, Ordering::AcqRel) {
-            JqRunawayLimit { limit: self.limit }.emit(&self.telemetry);
-        }
-        at
-    }
-
-    /// The sink stops waiting for the evaluation whose thread state is `run`: counted
-    /// until its thread ends (at once, if it just did).
-    fn detach(&self, run: &AtomicU8) {
-        // Counted before it is marked, so the thread's `ended` never comes first.
-        self.running.fetch_add(1, Ordering::AcqRel);
-        self.telemetry.jq_runaways.inc();
-        if run.swap(DETACHED, Ordering::AcqRel) == DONE {
-            self.ended();
-        }
-    }
-
-    /// A detached evaluation's thread ended.
-    fn ended(&self) {
-        let left = self.running.fetch_sub(1, Ordering::AcqRel) - 1;
-        self.telemetry.jq_runaways.dec();
-        if left < self.limit {
-            self.logged.store(false, Ordering::Release);
-        }
-    }
-}
-
-/// A sink's filter and transform, shared with the threads that run them.
-#[derive(Clone)]
-struct Programs {
-    filter: Option<Arc<Program>>,
-    transform: Option<Arc<Program>>,
-}
-
-impl Programs {
-    /// Runs the filter, then the transform: `None` when filtered out, else the
-    /// transform's body (`None`: no transform). `filtered` is set once the filter is
-    /// done, so a timeout names the program that ran over.
-    fn evaluate(
-        &self,
-        record: &Record,
-        filtered: &AtomicBool,
-    ) -> Result<Option<Option<Bytes>>, Refused> {
-        let mut input = None;
-        if let Some(filter) = &self.filter {
-            let refused = |error| Refused {
-                reason: "filter",
-                error,
-            };
-            let value = jq_input(record).map_err(|_| refused("not-json"))?;
-            let result = filter
-                .run(value.clone(), jq_vars(record))
-                .map_err(|_| refused("jq-error"))?;
-            if !jq::passes(&result) {
-                return Ok(None);
-            }
-            input = Some(value);
-        }
-        filtered.store(true, Ordering::Release);
-        let Some(t) = &self.transform else {
-            return Ok(Some(None));
-        };
-        let refused = |error| Refused {
-            reason: "transform",
-            error,
-        };
-        let value = match input {
-            Some(v) => v,
-            None => jq_input(record).map_err(|_| refused("not-json"))?,
-        };
-        let out = t
-            .run(value, jq_vars(record))
-            .map_err(|_| refused("jq-error"))?
-            .ok_or(refused("no-output"))?;
-        let body = jq::to_json(&out).ok_or(refused("not-json-output"))?;
-        Ok(Some(Some(Bytes::from(body))))
-    }
-
-    /// The program running (or that last ran) on a record.
-    fn stage(&self, filtered: &AtomicBool) -> &'static str {
-        if self.filter.is_some() && !filtered.load(Ordering::Acquire) {
-            "filter"
-        } else {
-            "transform"
-        }
-    }
-}
+pub use super::evaluation::pool::JQ_DEADLINE;
 
 /// `ce-type` of a record without a `hookbridge-event-type` header.
 pub const DEFAULT_EVENT_TYPE: &str = "hookbridge.record";
@@ -550,22 +388,6 @@ fn is_json(content_type: &str) -> bool {
         .trim()
         .to_ascii_lowercase();
     essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
-}
-
-fn jq_input(record: &Record) -> Result<Val, jq::Error> {
-    jq::parse(&record.value)
-}
-
-/// `$key`, `$headers`, `$topic`, `$event_type` (absent: `null`).
-fn jq_vars(record: &Record) -> [Val; 4] {
-    [
-        record.key.as_deref().map_or(Val::Null, jq::string),
-        jq::object(record.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref()))),
-        jq::string(record.tp.topic.as_bytes()),
-        record
-            .header(EVENT_TYPE_HEADER)
-            .map_or(Val::Null, |v| jq::string(v)),
-    ]
 }
 
 /// A placeholder's value for `record`; `None` when the record has none.

@@ -71,8 +71,8 @@ pub struct Metrics {
     pub buffered_bytes: prometheus::IntGauge,
     /// Failed OAuth2 token requests by connector and class (retried with backoff).
     pub token_failures: IntCounterVec,
-    /// jq evaluations of a sink still running past their deadline, detached, by connector.
-    pub jq_runaways: IntGaugeVec,
+    /// jq worker processes replaced (or that failed to start), by connector and reason.
+    pub jq_worker_restarts: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -271,11 +271,11 @@ impl Metrics {
                     .expect("metric registered once");
                 g
             },
-            jq_runaways: gauge(
+            jq_worker_restarts: counter(
                 &r,
-                "hookbridge_jq_runaways",
-                "A sink's filter/transform evaluations still running past their deadline, detached.",
-                &["connector"],
+                "hookbridge_jq_worker_restarts_total",
+                "A sink's jq worker processes replaced (timeout, crashed, given-up, exited, killed) or that could not be started (spawn-failed).",
+                &["connector", "reason"],
             ),
             token_failures: counter(
                 &r,

@@ -44,8 +44,8 @@ pub struct SinkTelemetry {
     pub breaker: IntGauge,
     pub finished_above: IntGauge,
     pub metadata_bytes: IntGauge,
-    /// Detached jq evaluations still running past their deadline.
-    pub jq_runaways: IntGauge,
+    /// jq worker processes replaced, by [`Replaced`] (and failed starts, last).
+    jq_worker_restarts: [IntCounter; Replaced::ALL.len() + 1],
     skipped_on_resume: IntCounter,
     refetched: IntCounter,
     dlq_truncated: IntCounter,
@@ -72,7 +72,10 @@ impl SinkTelemetry {
             breaker: m.breaker_state.with_label_values(&[n]),
             finished_above: m.finished_above_watermark.with_label_values(&[n]),
             metadata_bytes: m.commit_metadata_bytes.with_label_values(&[n]),
-            jq_runaways: m.jq_runaways.with_label_values(&[n]),
+            jq_worker_restarts: std::array::from_fn(|i| {
+                let reason = Replaced::ALL.get(i).map_or(SPAWN_FAILED, |r| r.as_str());
+                m.jq_worker_restarts.with_label_values(&[n, reason])
+            }),
             skipped_on_resume: m.skipped_on_resume.with_label_values(&[n]),
             refetched: m.refetched_records.with_label_values(&[n]),
             dlq_truncated: m.dlq_truncated.with_label_values(&[n]),
@@ -110,17 +113,81 @@ impl SinkTelemetry {
     }
 }
 
-/// As many of the sink's jq evaluations as it may leave running past their deadline are
-/// still running: until one ends, its filter/transform refuses new records at once.
-/// Emitted once each time the limit is reached.
-pub struct JqRunawayLimit {
-    pub limit: usize,
+/// Why a sink's jq worker process was replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// Its record ran past the deadline: killed, the record refused with `timeout`.
+    Timeout,
+    /// It died on its record: the record refused with `crashed`.
+    Crashed,
+    /// Its record's evaluation was given up on (revoke, shutdown): killed.
+    GivenUp,
+    /// It had ended between records: not the record's fault, tried on a new worker.
+    Exited,
+    /// It was ended under its record from outside (SIGKILL by the OOM killer or an
+    /// operator): not the record's fault, tried once more on a new worker.
+    Killed,
 }
 
-impl JqRunawayLimit {
+/// The `reason` label of a worker that could not be started.
+const SPAWN_FAILED: &str = "spawn-failed";
+
+impl Replaced {
+    const ALL: [Replaced; 5] = [
+        Replaced::Timeout,
+        Replaced::Crashed,
+        Replaced::GivenUp,
+        Replaced::Exited,
+        Replaced::Killed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Replaced::Timeout => "timeout",
+            Replaced::Crashed => "crashed",
+            Replaced::GivenUp => "given-up",
+            Replaced::Exited => "exited",
+            Replaced::Killed => "killed",
+        }
+    }
+}
+
+/// A jq worker process was replaced. Never names or quotes the record.
+pub struct JqWorkerReplaced {
+    pub why: Replaced,
+    /// How the process ended (`signal 6`, `exit code 101`).
+    pub status: String,
+}
+
+impl JqWorkerReplaced {
     pub fn emit(&self, t: &SinkTelemetry) {
-        tracing::warn!(connector = %t.name, limit = self.limit,
-            "jq programs still running past their deadline reached the limit; records are refused (runaway-limit) until one ends");
+        if let Some(i) = Replaced::ALL.iter().position(|r| *r == self.why) {
+            t.jq_worker_restarts[i].inc();
+        }
+        match self.why {
+            Replaced::Crashed => tracing::warn!(connector = %t.name, status = %self.status,
+                "a jq worker died on a record; the record is refused (crashed) and the worker replaced"),
+            Replaced::Exited => tracing::warn!(connector = %t.name, status = %self.status,
+                "a jq worker had ended between records; replaced, the record is evaluated again"),
+            Replaced::Killed => tracing::warn!(connector = %t.name, status = %self.status,
+                "a jq worker was ended from outside under a record; replaced, the record is evaluated once more"),
+            Replaced::Timeout | Replaced::GivenUp => tracing::debug!(connector = %t.name,
+                reason = self.why.as_str(), "a jq worker was killed and is replaced"),
+        }
+    }
+}
+
+/// A jq worker process could not be started: not the record's fault, it waits.
+pub struct JqWorkerSpawnFailed {
+    pub error: String,
+    pub retry_in: std::time::Duration,
+}
+
+impl JqWorkerSpawnFailed {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        t.jq_worker_restarts[Replaced::ALL.len()].inc();
+        tracing::warn!(connector = %t.name, error = %self.error, retry_in = ?self.retry_in,
+            "cannot start a jq worker; the record waits and it is tried again");
     }
 }
 

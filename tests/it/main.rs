@@ -11,6 +11,7 @@ mod egress;
 mod fetched_keys;
 mod hostile;
 mod ingress;
+mod jq_workers;
 mod operate;
 mod ops;
 mod pacing;

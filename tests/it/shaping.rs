@@ -12,6 +12,7 @@ use crate::support::broker::Broker;
 use crate::support::connectors::{list, SinkToml};
 use crate::support::hookbridge::{bin, metric, Config, Hookbridge};
 use crate::support::kafka;
+use crate::support::processes::children;
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::scenario::{Names, Scenario, Setup};
 use crate::support::unique;
@@ -52,6 +53,19 @@ async fn wait_committed_to_end(
     topic: &str,
 ) -> BTreeMap<i32, (i64, i64)> {
     kafka::wait_committed_to_end(&broker.addr(), group, topic, Duration::from_secs(30)).await
+}
+
+/// Several commit intervals pass with the group's committed offset of partition 0 at
+/// most 1: the record at offset 1, which cannot be finished, holds the watermark.
+async fn assert_held_at_offset_1(broker: &Broker, topic: &str, what: &str) {
+    for _ in 0..8 {
+        let c = kafka::committed(&broker.addr(), &format!("g-{topic}"), topic).await;
+        assert!(
+            c.get(&0).is_none_or(|(offset, _)| *offset <= 1),
+            "committed past {what}: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +231,8 @@ async fn filter_passes_one_in_ten_and_every_offset_commits_and_transform_makes_t
 }
 
 /// A filter that never ends on one record dead-letters it with `timeout` while the other
-/// partition's records are delivered, and a runaway evaluation does not hold up SIGTERM.
+/// partition's records are delivered, a runaway evaluation does not hold up SIGTERM,
+/// and no worker process outlives the sink.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutdown() {
     let Scenario {
@@ -257,73 +272,199 @@ async fn a_runaway_filter_times_out_without_holding_up_other_partitions_or_shutd
         .map(|p| json!({"key": "r", "value": "{\"n\":1e15}", "partition": p % 2}))
         .collect();
     kafka::produce(&broker.addr(), &topic, &more).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut workers = Vec::new();
+    crate::support::wait_until(Duration::from_secs(30), "workers evaluating", || {
+        workers = children(hb.pid());
+        let busy = workers.len() >= 2;
+        async move { busy }
+    })
+    .await;
     let status = hb.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "{status:?}");
+    for w in workers {
+        w.wait_gone(Duration::from_secs(10));
+    }
 }
 
-/// Programs that never end keep their threads: with as many still running as a sink
-/// allows (4), its next records are dead-lettered at once with `runaway-limit`, even
-/// those the filter would pass; the gauge shows the runaways and the limit is logged
-/// once; every offset commits.
+/// `systemctl stop` sends SIGTERM to every process of the service (its cgroup), a
+/// Ctrl-C SIGINT to the terminal's process group: the jq workers get it too. They go
+/// on evaluating while the sink drains, so no record under evaluation is
+/// dead-lettered as `crashed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_the_runaway_limit_records_are_dead_lettered_at_once() {
+async fn a_stop_signalled_to_every_process_dead_letters_no_record_under_evaluation() {
+    let Scenario {
+        broker,
+        dlq,
+        topic,
+        mut hb,
+        ..
+    } = start(Setup::new("stopall").dlq(), |n, sink| {
+        sink.url(&n.url).filter("last(range(.n)) > 0").dlq(&n.dlq)
+    })
+    .await;
+    // Each a tenth of a second or so of counting, on keys of their own: four workers
+    // are busy evaluating all along.
+    let records: Vec<_> = (0..40)
+        .map(|i| json!({"key": format!("k{i}"), "value": "{\"n\":1.5e6}"}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    let pid = hb.pid();
+    let mut workers = Vec::new();
+    crate::support::wait_until(Duration::from_secs(30), "workers evaluating", || {
+        workers = children(pid);
+        let busy = workers.len() >= 2;
+        async move { busy }
+    })
+    .await;
+    for w in &workers {
+        let _ = Command::new("kill")
+            .args(["-TERM", &w.pid.to_string()])
+            .status();
+    }
+    let status = hb.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}");
+    let dead = kafka::read_all(&broker.addr(), &dlq, 10.0).await;
+    let crashed = (dead.iter())
+        .filter(|d| d.header("hookbridge-dlq-error").as_deref() == Some("crashed"))
+        .count();
+    assert_eq!(crashed, 0, "records dead-lettered as crashed by the stop");
+}
+
+/// A hookbridge process killed outright (SIGKILL: no drop, no cleanup) while a worker
+/// runs a program that would loop for days: the worker sees its parent gone and ends on
+/// its own, so no worker outlives the process that started it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_end_when_the_process_is_killed_mid_evaluation() {
+    let Scenario {
+        broker,
+        topic,
+        mut hb,
+        ..
+    } = start(Setup::new("orphans"), |n, sink| {
+        sink.url(&n.url).filter("last(range(.n)) > 0")
+    })
+    .await;
+    // Without a DLQ, each refused runaway is held and the next key's record evaluated:
+    // workers keep busy with runaways.
+    let runaways: Vec<_> = (0..8)
+        .map(|i| json!({"key": format!("r{i}"), "value": "{\"n\":1e15}"}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &runaways).await;
+    let pid = hb.pid();
+    let mut workers = Vec::new();
+    crate::support::wait_until(Duration::from_secs(30), "a worker evaluating", || {
+        workers = children(pid);
+        let some = !workers.is_empty();
+        async move { some }
+    })
+    .await;
+    hb.kill9();
+    for w in workers {
+        w.wait_gone(Duration::from_secs(10));
+    }
+}
+
+/// The filter of the crash tests: a record with `n` makes it build a value nested
+/// 50 × `n` deep, and dropping it overflows the worker's stack. 50 levels a step keeps
+/// the jq loop's own cost small, so `n` = 2000 (twice the depth the worker's stack
+/// holds in a debug build) crashes in a tenth of the 1 s deadline.
+fn deep() -> String {
+    let (open, close) = ("[".repeat(50), "]".repeat(50));
+    format!("if .n then (reduce range(.n) as $i (0; {open}.{close}) | true) else true end")
+}
+
+/// Records `{"i": i}` under keys `k<i>`, which the crash tests' filter lets through.
+fn plain_records(keys: std::ops::Range<i32>) -> Vec<serde_json::Value> {
+    keys.map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"i\":{i}}}")}))
+        .collect()
+}
+
+/// Workers of the sink `shaped` that died on a record.
+async fn crashes(hb: &Hookbridge) -> f64 {
+    let m = hb.metrics().await;
+    let labels = [("connector", "shaped"), ("reason", "crashed")];
+    metric(&m, "hookbridge_jq_worker_restarts_total", &labels)
+}
+
+/// A record that overflows its jq worker's stack is dead-lettered with `crashed`, the
+/// sink goes on delivering the records after it, and the process never aborted (the
+/// same process, up all along). The crash is logged without the record; the workers
+/// have an empty environment (the parent's has a secret).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_crashes_its_worker_is_dead_lettered_and_the_sink_goes_on() {
     let Scenario {
         broker,
         topic,
         dlq,
         rx,
-        hb,
-    } = start(Setup::new("runaways").dlq(), |n, sink| {
-        sink.url(&n.url).filter("last(range(.n)) > 0").dlq(&n.dlq)
+        mut hb,
+    } = start(Setup::new("crash").dlq(), |n, sink| {
+        sink.url(&n.url).filter(&deep()).dlq(&n.dlq)
     })
     .await;
-    let runaways: Vec<_> = (0..4)
-        .map(|i| json!({"key": format!("r{i}"), "value": "{\"n\":1e18}"}))
-        .collect();
-    kafka::produce(&broker.addr(), &topic, &runaways).await;
-    let timed_out = kafka::read(&broker.addr(), &dlq, Some(4), 30.0).await;
-    assert_eq!(timed_out.len(), 4);
-    let fine: Vec<_> = (0..3)
-        .map(|i| json!({"key": format!("k{i}"), "value": "{\"n\":2}"}))
-        .collect();
-    kafka::produce(&broker.addr(), &topic, &fine).await;
-    let dead = kafka::read(&broker.addr(), &dlq, Some(7), 30.0).await;
-    let errors: Vec<String> = dead
-        .iter()
-        .map(|d| d.header("hookbridge-dlq-error").unwrap_or_default())
-        .collect();
+    let pid = hb.pid();
+    let mut records =
+        vec![json!({"key": "c", "value": "{\"n\":2000,\"tag\":\"crash-record-7f3\"}"})];
+    records.extend(plain_records(0..20));
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    rx.wait_for(Duration::from_secs(30), "the other records", |s| {
+        s.len() >= 20
+    })
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 20.0).await;
+    assert_eq!(dead.len(), 1);
     assert_eq!(
-        errors,
-        [
-            "timeout",
-            "timeout",
-            "timeout",
-            "timeout",
-            "runaway-limit",
-            "runaway-limit",
-            "runaway-limit"
-        ],
-        "{errors:?}"
+        dead[0].header("hookbridge-dlq-reason").as_deref(),
+        Some("filter")
     );
-    assert!(dead
-        .iter()
-        .all(|d| d.header("hookbridge-dlq-reason").as_deref() == Some("filter")));
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-error").as_deref(),
+        Some("crashed")
+    );
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
-    assert!(rx.seen().is_empty(), "nothing sent at the limit");
-    let m = hb.metrics().await;
-    assert_eq!(
-        metric(&m, "hookbridge_jq_runaways", &[("connector", "shaped")]),
-        4.0,
-        "{m}"
-    );
+    assert!(hb.exited().is_none(), "the process is up");
+    assert_eq!(hb.pid(), pid, "never restarted");
+    assert_eq!(crashes(&hb).await, 1.0);
     let logs = hb.logs();
-    assert_eq!(
-        logs.matches("jq programs still running past their deadline reached the limit")
-            .count(),
-        1,
-        "logged once"
+    assert!(logs.contains("a jq worker died on a record"), "{logs}");
+    assert!(
+        !logs.contains("crash-record-7f3"),
+        "the record is not logged"
     );
+    let workers = children(pid);
+    assert!(!workers.is_empty(), "a worker is kept for the next records");
+    for w in workers {
+        let environ = std::fs::read(format!("/proc/{}/environ", w.pid)).expect("environ");
+        assert!(environ.is_empty(), "{}", String::from_utf8_lossy(&environ));
+    }
+    drop(hb);
+}
+
+/// Without a DLQ a record that crashes its worker waits like any record that cannot be
+/// sent: its offset is not committed past, while the other keys of its partition are
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_crashes_its_worker_without_dlq_holds_its_offset() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = start(Setup::new("crashnodlq"), |n, sink| {
+        sink.url(&n.url).filter(&deep())
+    })
+    .await;
+    let mut records = vec![json!({"key": "a", "value": "{\"i\":0}"})];
+    records.push(json!({"key": "c", "value": "{\"n\":2000}"}));
+    records.extend(plain_records(1..10));
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    rx.wait_for(Duration::from_secs(30), "the other keys' records", |s| {
+        s.len() >= 10
+    })
+    .await;
+    assert_held_at_offset_1(&broker, &topic, "the record that crashed").await;
+    assert!(crashes(&hb).await >= 1.0);
     drop(hb);
 }
 
@@ -355,15 +496,7 @@ async fn unfillable_record_without_dlq_holds_its_offset() {
         s.len() >= 2
     })
     .await;
-    // Several commit intervals pass; the watermark stays at the unfillable record.
-    for _ in 0..8 {
-        let c = kafka::committed(&broker.addr(), &format!("g-{topic}"), &topic).await;
-        assert!(
-            c.get(&0).is_none_or(|(offset, _)| *offset <= 1),
-            "committed past the unfillable record: {c:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    assert_held_at_offset_1(&broker, &topic, "the unfillable record").await;
     assert!(
         hb.logs().contains("no dlq is configured"),
         "the stuck record is reported"

@@ -2,9 +2,9 @@
 //!
 //! jaq runs a function call on the native stack, so a recursive definition whose depth
 //! follows the record (`def f: if . > 0 then (. - 1 | f) + 1 else 0 end; .n | f` on
-//! `{"n": 1000000}`) overflows the stack of the thread evaluating it, and a stack
-//! overflow aborts the whole process: the same record then comes back after the restart
-//! and the sink never gets past it. jaq's own iterating builtins (`until`, `while`,
+//! `{"n": 1000000}`) overflows the stack of the thread evaluating it. That aborts the jq
+//! worker process evaluating it, and the record is dead-lettered as `crashed`: every
+//! record deep enough would cost a dead letter and a new worker. jaq's own iterating builtins (`until`, `while`,
 //! `repeat`, `recurse`, `range`, `limit`, `reduce`, `foreach`) run iteratively, so
 //! refusing definitions that call themselves leaves every loop a program needs. A jq
 //! definition sees only itself and the definitions before it, so there is no mutual

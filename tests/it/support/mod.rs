@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod connectors;
 pub mod hookbridge;
 pub mod kafka;
+pub mod processes;
 pub mod receiver;
 pub mod scenario;
 
