@@ -112,7 +112,7 @@ async fn a_runaway_is_killed_at_the_deadline_and_later_records_evaluate() {
         refused("filter", "timeout")
     );
     assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(!worker.alive(), "the runaway's worker {} is gone", pids[0]);
+    assert!(worker.reaped(), "the runaway's worker {} is gone", pids[0]);
     assert!(
         ticks.load(std::sync::atomic::Ordering::Relaxed) > 10,
         "the thread was blocked"
@@ -169,7 +169,7 @@ async fn a_record_that_overflows_the_stack_crashes_only_its_worker() {
         shape(&s, &record(r#"{"n":1000000}"#)).await,
         refused("filter", "crashed")
     );
-    assert!(!worker.alive(), "the worker that crashed is gone");
+    assert!(worker.reaped(), "the worker that crashed is gone");
     assert_eq!(restarts(&metrics, "crashed"), 1.0);
     assert!(matches!(
         shape(&s, &record(r#"{"a":2}"#)).await,
@@ -278,9 +278,11 @@ async fn signals_from_outside_cost_the_record_under_evaluation_nothing() {
 }
 
 /// The worker's environment is empty: nothing of the parent's (here the test's own
-/// variables, in the service the secrets given as `${VAR}`) is there to read.
+/// variables, in the service the secrets given as `${VAR}`) is there to read. A worker
+/// that crashes writes no core file (it would hold the record), and the OOM killer
+/// takes a worker before the process.
 #[tokio::test(flavor = "current_thread")]
-async fn a_worker_has_an_empty_environment() {
+async fn a_worker_has_an_empty_environment_no_core_and_goes_first_under_oom() {
     assert!(
         std::env::var_os("PATH").is_some(),
         "the parent has variables"
@@ -289,12 +291,18 @@ async fn a_worker_has_an_empty_environment() {
     let pid = first_worker(&s).await;
     let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("the worker's environ");
     assert!(environ.is_empty(), "{}", String::from_utf8_lossy(&environ));
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let core = limits.lines().find(|l| l.starts_with("Max core file size"));
+    let core: Vec<_> = core.expect("a core limit").split_whitespace().collect();
+    assert_eq!(core[4..6], ["0", "0"], "{limits}");
+    let oom = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).expect("oom");
+    assert_eq!(oom.trim(), "1000");
     let workers: Vec<_> = (s.workers().expect("workers").idle_pids().into_iter())
         .filter_map(Seen::of)
         .collect();
     drop(s);
     for w in workers {
-        w.wait_gone(Duration::from_secs(10));
+        w.wait_reaped(Duration::from_secs(10));
     }
 }
 

@@ -296,8 +296,8 @@ async fn a_stop_signalled_to_every_process_dead_letters_no_record_under_evaluati
         broker,
         dlq,
         topic,
+        rx,
         mut hb,
-        ..
     } = start(Setup::new("stopall").dlq(), |n, sink| {
         sink.url(&n.url).filter("last(range(.n)) > 0").dlq(&n.dlq)
     })
@@ -316,10 +316,27 @@ async fn a_stop_signalled_to_every_process_dead_letters_no_record_under_evaluati
         async move { busy }
     })
     .await;
+    let before = rx.seen().len();
     for w in &workers {
         let _ = Command::new("kill")
             .args(["-TERM", &w.pid.to_string()])
             .status();
+    }
+    // Records evaluated after the signal, by the workers it was sent to: they are
+    // still there, none replaced.
+    let after = before + workers.len() + 1;
+    rx.wait_for(Duration::from_secs(30), "records after the signal", |s| {
+        s.len() >= after
+    })
+    .await;
+    for w in &workers {
+        assert!(w.alive(), "worker {} ended by SIGTERM", w.pid);
+    }
+    let m = hb.metrics().await;
+    for reason in ["killed", "exited", "crashed"] {
+        let labels = [("connector", "shaped"), ("reason", reason)];
+        let replaced = metric(&m, "hookbridge_jq_worker_restarts_total", &labels);
+        assert_eq!(replaced, 0.0, "workers replaced ({reason})");
     }
     let status = hb.terminate(Duration::from_secs(30)).await;
     assert!(status.success(), "{status:?}");
@@ -352,10 +369,17 @@ async fn workers_end_when_the_process_is_killed_mid_evaluation() {
     kafka::produce(&broker.addr(), &topic, &runaways).await;
     let pid = hb.pid();
     let mut workers = Vec::new();
+    // Evaluating, not only started: a worker whose CPU time goes on rising has a
+    // record (an idle one would end on its closed stdin, not on its parent's death).
+    let mut ticks = Vec::new();
     crate::support::wait_until(Duration::from_secs(30), "a worker evaluating", || {
         workers = children(pid);
-        let some = !workers.is_empty();
-        async move { some }
+        let now: Vec<_> = workers.iter().map(|w| (w.pid, w.cpu_ticks())).collect();
+        let busy = now
+            .iter()
+            .any(|(p, t)| ticks.iter().any(|(q, u)| p == q && t > u && *u > 0));
+        ticks = now;
+        async move { busy }
     })
     .await;
     hb.kill9();

@@ -122,7 +122,24 @@ pub fn main() -> ExitCode {
 /// Descriptors: whatever the parent held open without close-on-exec (librdkafka's
 /// wake-up pipes) would be kept open by every worker, and readable by a program that
 /// is not ours to trust; only stdin, stdout and stderr are kept.
+///
+/// Crashes and memory: a record that crashes its worker must not leave a core file
+/// (it would hold the record, and each such record would write one more), and a
+/// transform that builds a huge value must cost the worker, not the process: the
+/// kernel's OOM killer is told to take a worker first.
 fn detach() {
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads the struct given and changes only this process's limit;
+    // a failure leaves the limit as inherited.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+    }
+    // Raising one's own OOM score needs no privilege; where /proc is not mounted the
+    // worker runs with the parent's.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: setting a signal's disposition to "ignore" installs no handler and
         // touches no memory of this process.

@@ -39,6 +39,38 @@ impl Seen {
         start == Some(self.start) && !matches!(fields[0].as_str(), "Z" | "X")
     }
 
+    /// Whether it has ended and its parent has collected its exit (a zombie has not
+    /// been reaped yet).
+    pub fn reaped(&self) -> bool {
+        let Some(fields) = stat(self.pid) else {
+            return true;
+        };
+        fields.get(22 - 3).and_then(|s| s.parse::<u64>().ok()) != Some(self.start)
+    }
+
+    /// CPU time it has used so far, in clock ticks (user + system).
+    pub fn cpu_ticks(&self) -> u64 {
+        let Some(fields) = stat(self.pid).filter(|_| self.alive()) else {
+            return 0;
+        };
+        // utime and stime are fields 14 and 15 of stat.
+        let ticks = |n: usize| fields.get(n - 3).and_then(|s| s.parse::<u64>().ok());
+        ticks(14).unwrap_or(0) + ticks(15).unwrap_or(0)
+    }
+
+    /// Waits until its parent has reaped it; panics after `timeout`.
+    pub fn wait_reaped(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.reaped() {
+            assert!(
+                Instant::now() < deadline,
+                "process {} is not reaped",
+                self.pid
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until it has ended; panics after `timeout`.
     pub fn wait_gone(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
