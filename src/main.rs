@@ -51,7 +51,22 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) ->
     }
 }
 
+/// Turns transparent huge pages off for this process (and the jq workers it starts).
+/// mimalloc asks for them on its arenas, and a huge page is resident whole: a sink
+/// touching a few KiB of a fresh 2 MiB region holds all of it, zeroed first. Without
+/// them peak RSS was about a quarter lower (idle 33 → 24 MiB, a stalled destination
+/// with 300 000 records waiting 126 → 89 MiB, batched egress 165 → 131 MiB) at the
+/// same throughput (docs/benchmarks.md). A kernel without the option leaves them on.
+fn without_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE sets a flag of this process's memory map; it reads and
+    // writes no memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    without_huge_pages();
     let cli = Cli::parse();
     // Before any configuration is read: a worker has no environment and no settings.
     if let Some(Command::JqWorker) = cli.command {

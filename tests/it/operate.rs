@@ -348,6 +348,11 @@ async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
         })
         .await;
     let idle_rss = rss_kib(hb.pid());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", hb.pid())).expect("status");
+    assert!(
+        (status.lines()).any(|l| l.split_whitespace().eq(["THP_enabled:", "0"])),
+        "transparent huge pages are off for the process:\n{status}"
+    );
     let value = "x".repeat(2048);
     let recs: Vec<_> = (0..8000)
         .map(|i| json!({"key": format!("k{i}"), "value": value}))
