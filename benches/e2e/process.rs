@@ -123,21 +123,21 @@ impl Process {
         std::fs::read_to_string(&path).map_err(BenchError::io(format!("reading {path}")))
     }
 
-    /// User + system CPU seconds used so far, all threads.
+    /// User + system CPU seconds used so far, all threads, with its children's (a
+    /// sink's jq workers): those running now and those it has reaped.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let stat = self.proc_file("stat")?;
-        // The command name (field 2) may contain spaces; fields after it are plain.
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        // utime and stime are fields 14 and 15; `fields` starts at field 3.
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-        match (ticks(11), ticks(12)) {
-            (Some(user), Some(system)) => Ok((user + system) / self.ticks),
-            _ => Err(BenchError::Tool(format!(
-                "unexpected /proc/{}/stat format",
-                self.child.id()
-            ))),
-        }
+        let pid = self.child.id();
+        let ticks = cpu_ticks(&self.proc_file("stat")?)
+            .ok_or_else(|| BenchError::Tool(format!("unexpected /proc/{pid}/stat format")))?;
+        let children: f64 = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+            .filter(|stat| parent_of(stat) == Some(pid))
+            .filter_map(|stat| cpu_ticks(&stat))
+            .sum();
+        Ok((ticks + children) / self.ticks)
     }
 
     /// Peak resident set size (VmHWM) in MiB.
@@ -159,4 +159,24 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The fields of a `/proc/PID/stat` line from field 3 (the state) on: the command name
+/// (field 2) may contain spaces, the fields after it are plain.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after_name.split_whitespace().collect()
+}
+
+/// The parent process id in a `/proc/PID/stat` line (field 4).
+fn parent_of(stat: &str) -> Option<u32> {
+    stat_fields(stat).get(1)?.parse().ok()
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, in clock ticks, with
+/// those of the children it has waited for (cutime + cstime, 16 and 17).
+fn cpu_ticks(stat: &str) -> Option<f64> {
+    let fields = stat_fields(stat);
+    let tick = |field: usize| fields.get(field - 3)?.parse::<f64>().ok();
+    Some(tick(14)? + tick(15)? + tick(16)? + tick(17)?)
 }
