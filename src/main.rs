@@ -51,17 +51,20 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) ->
     }
 }
 
-/// Turns transparent huge pages off for this process (and the jq workers it starts).
-/// mimalloc asks for them on its arenas, and a huge page is resident whole: a sink
-/// touching a few KiB of a fresh 2 MiB region holds all of it, zeroed first. Without
-/// them peak RSS was about a quarter lower (idle 33 → 24 MiB, a stalled destination
-/// with 300 000 records waiting 126 → 89 MiB, batched egress 165 → 131 MiB) at the
-/// same throughput (docs/benchmarks.md). A kernel without the option leaves them on.
+/// Turns transparent huge pages off for this process (and the jq workers it starts),
+/// first thing in `main`. mimalloc asks for them on its arenas, and a huge page is
+/// resident whole: a sink touching a few KiB of a fresh 2 MiB region holds all of it,
+/// zeroed first. Without them peak RSS was about a sixth lower in `scripts/bench`
+/// (idle 33 → 28 MiB, a stalled destination with 100 000 records waiting 120 → 92–98
+/// MiB), throughput within the runs' spread (docs/benchmarks.md). Memory faulted
+/// before `main` keeps its pages; a kernel without the option leaves them on.
 fn without_huge_pages() {
+    let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
     // SAFETY: PR_SET_THP_DISABLE sets a flag of this process's memory map; it reads and
-    // writes no memory of ours.
+    // writes no memory of ours. prctl is variadic and the kernel reads each argument as
+    // an unsigned long (non-zero unused ones are refused), so they are passed as such.
     unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused);
     }
 }
 

@@ -302,7 +302,7 @@ async fn a_worker_has_an_empty_environment_no_core_and_goes_first_under_oom() {
         .collect();
     drop(s);
     for w in workers {
-        w.wait_reaped(Duration::from_secs(10));
+        w.wait_reaped(Duration::from_secs(10)).await;
     }
 }
 

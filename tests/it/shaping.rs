@@ -310,9 +310,11 @@ async fn a_stop_signalled_to_every_process_dead_letters_no_record_under_evaluati
     kafka::produce(&broker.addr(), &topic, &records).await;
     let pid = hb.pid();
     let mut workers = Vec::new();
+    // Started as far as ignoring SIGTERM: a worker signalled before that would end
+    // because it had not started yet, not because a stop is taken for a crash.
     crate::support::wait_until(Duration::from_secs(30), "workers evaluating", || {
         workers = children(pid);
-        let busy = workers.len() >= 2;
+        let busy = workers.len() >= 2 && workers.iter().all(|w| w.ignores_sigterm());
         async move { busy }
     })
     .await;
@@ -369,15 +371,16 @@ async fn workers_end_when_the_process_is_killed_mid_evaluation() {
     kafka::produce(&broker.addr(), &topic, &runaways).await;
     let pid = hb.pid();
     let mut workers = Vec::new();
-    // Evaluating, not only started: a worker whose CPU time goes on rising has a
-    // record (an idle one would end on its closed stdin, not on its parent's death).
+    // Evaluating, not only started: a worker that has spent a fifth of a second of
+    // CPU (more than starting takes) and goes on has a runaway (an idle one would end
+    // on its closed stdin, not on its parent's death).
     let mut ticks = Vec::new();
     crate::support::wait_until(Duration::from_secs(30), "a worker evaluating", || {
         workers = children(pid);
         let now: Vec<_> = workers.iter().map(|w| (w.pid, w.cpu_ticks())).collect();
         let busy = now
             .iter()
-            .any(|(p, t)| ticks.iter().any(|(q, u)| p == q && t > u && *u > 0));
+            .any(|(p, t)| ticks.iter().any(|(q, u)| p == q && t > u && *u >= 20));
         ticks = now;
         async move { busy }
     })

@@ -58,8 +58,10 @@ impl Seen {
         ticks(14).unwrap_or(0) + ticks(15).unwrap_or(0)
     }
 
-    /// Waits until its parent has reaped it; panics after `timeout`.
-    pub fn wait_reaped(&self, timeout: Duration) {
+    /// Waits until its parent has reaped it; panics after `timeout`. Async: a child
+    /// tokio killed on drop is reaped when a runtime runs, which a blocked test thread
+    /// would keep from happening.
+    pub async fn wait_reaped(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.reaped() {
             assert!(
@@ -67,8 +69,19 @@ impl Seen {
                 "process {} is not reaped",
                 self.pid
             );
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Whether it ignores SIGTERM (bit 15 of `SigIgn` in its status): a jq worker does
+    /// from its first steps on, so one that does has started.
+    pub fn ignores_sigterm(&self) -> bool {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid));
+        let ignored = status.ok().and_then(|s| {
+            let mask = s.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        });
+        self.alive() && ignored.is_some_and(|m| m & (1 << (libc::SIGTERM - 1)) != 0)
     }
 
     /// Waits until it has ended; panics after `timeout`.
