@@ -183,7 +183,8 @@ impl Shaper {
         cancel: &CancellationToken,
     ) -> Option<Result<Option<Prepared<'a>>, Refused>> {
         match &self.evaluator {
-            Evaluator::Workers(workers) if !self.programs.is_empty() => {
+            // Workers exist only for a sink with programs (`new`, `with_workers`).
+            Evaluator::Workers(workers) => {
                 let verdict = workers.evaluate(record, cancel, &self.shutdown).await?;
                 Some(self.apply(record, verdict))
             }

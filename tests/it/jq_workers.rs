@@ -433,16 +433,23 @@ fn the_worker_command_is_hidden() {
     assert!(!help.contains("jq-worker"), "{help}");
 }
 
+/// A program in `dir` that starts and only sleeps: a worker that never takes its
+/// programs.
+fn silent_program(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let program = dir.join("silent");
+    std::fs::write(&program, "#!/bin/sh\nexec sleep 60\n").expect("script");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    program
+}
+
 /// A worker that starts but never takes its programs (here a program that only
 /// sleeps) holds up neither a revoke nor shutdown: the evaluation waiting for it is
 /// given up on at once.
 #[tokio::test(flavor = "current_thread")]
 async fn an_evaluation_waiting_for_a_worker_to_start_is_given_up_at_once() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");
-    let program = dir.path().join("silent");
-    std::fs::write(&program, "#!/bin/sh\nexec sleep 60\n").expect("script");
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let program = silent_program(dir.path());
     let (s, _) = shaper(
         &format!("filter = '{COUNTING}'"),
         program,
@@ -474,11 +481,8 @@ async fn an_evaluation_waiting_for_a_worker_to_start_is_given_up_at_once() {
 /// the drain until its deadline.
 #[tokio::test(flavor = "current_thread")]
 async fn shutdown_gives_up_an_evaluation_waiting_for_a_worker_to_start() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");
-    let silent = dir.path().join("silent");
-    std::fs::write(&silent, "#!/bin/sh\nexec sleep 60\n").expect("script");
-    std::fs::set_permissions(&silent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let silent = silent_program(dir.path());
     let missing = dir.path().join("missing");
     for (program, waits) in [(silent, "a start"), (missing, "the backoff")] {
         let (s, metrics) = shaper(
