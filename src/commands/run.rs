@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kafka::producer::Producer;
 use anyhow::Context;
-use rdkafka::producer::{FutureProducer, Producer};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -221,7 +221,7 @@ pub async fn run(
 const SINK_GRACE: Duration = Duration::from_secs(3);
 
 /// Keeps `/readyz` honest: asks the broker for metadata every few seconds.
-async fn watch_broker(producer: FutureProducer, health: Arc<Health>, stop: CancellationToken) {
+async fn watch_broker(producer: Producer, health: Arc<Health>, stop: CancellationToken) {
     loop {
         let p = producer.clone();
         let ok = tokio::task::spawn_blocking(move || {

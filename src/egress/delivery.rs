@@ -821,10 +821,10 @@ mod tests {
         assert!(sink.dlq_topic.is_none());
         // Created offline: a dead-letter write would fail, and none may be tried.
         let offline = || {
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", "127.0.0.1:1")
-                .create()
-                .unwrap()
+            crate::kafka::producer::Producer::create(
+                rdkafka::ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1"),
+            )
+            .unwrap()
         };
         let producer = crate::egress::dlq::Producers {
             batched: offline(),

@@ -18,7 +18,7 @@
 use std::time::{Duration, SystemTime};
 
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use super::record::Record;
 use crate::kafka::envelope::{self, DeadLetterEnvelope, Origin};
@@ -72,9 +72,9 @@ impl Fit {
 #[derive(Clone)]
 pub struct Producers {
     /// The process's producer, batching dead letters with everything else it sends.
-    pub batched: FutureProducer,
+    pub batched: producer::Producer,
     /// The same settings, one record per batch: its size refusals are the record's own.
-    pub alone: FutureProducer,
+    pub alone: producer::Producer,
 }
 
 /// How the next write of a dead letter goes: how much of it, and whether alone.
@@ -106,7 +106,7 @@ impl Way {
             .map(|fit| Way { fit, alone: true })
     }
 
-    fn producer(self, producers: &Producers) -> &FutureProducer {
+    fn producer(self, producers: &Producers) -> &producer::Producer {
         if self.alone {
             &producers.alone
         } else {

@@ -15,12 +15,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kafka::producer::Producer;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use rdkafka::producer::FutureProducer;
 use tokio::sync::Semaphore;
 
 use super::body::{self, BodyBudget, BodyError, BodyLimits};
@@ -89,7 +89,7 @@ struct Endpoint {
 /// Everything the webhook listener needs, shared by all requests.
 pub struct Ingress {
     sources: HashMap<String, Arc<Endpoint>>,
-    producer: FutureProducer,
+    producer: Producer,
     produce_timeout: Duration,
     in_flight: Semaphore,
     /// Requests from addresses over their failure budget served at once, all such
@@ -109,7 +109,7 @@ pub struct Ingress {
 impl Ingress {
     pub fn new(
         sources: impl IntoIterator<Item = Source>,
-        producer: FutureProducer,
+        producer: Producer,
         produce_timeout: Duration,
         protection: &Protection,
         metrics: Arc<Metrics>,

@@ -1,11 +1,22 @@
 //! The producer: `acks=all` and idempotent, so a delivery report means the record is in
 //! every in-sync replica and a librdkafka-internal retry never duplicates or reorders it.
+//! Each send waits for its own record's report; the reports are served by a thread that
+//! sleeps while there are none ([`poller`]).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
+use rdkafka::client::Client;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, FutureRecord, Producer as _, ProducerContext,
+};
+use rdkafka::{ClientConfig, ClientContext, Message};
+use tokio::sync::oneshot;
+
+use poller::Poller;
+
+mod poller;
 
 /// librdkafka's own `message.max.bytes` default: never lowered below it, so DLQ records
 /// of sinks keep fitting when every source is small.
@@ -17,8 +28,105 @@ pub const BROKER_DEFAULT_MAX: usize = 1_048_588;
 /// Builds the acknowledged producer. `delivery_timeout` bounds how long librdkafka keeps
 /// trying one record; ingress answers 503 when it expires. A property the user set in
 /// `kafka.properties` wins over these defaults.
-pub fn build(cfg: ClientConfig, delivery_timeout: Duration) -> Result<FutureProducer, KafkaError> {
-    with_defaults(cfg, delivery_timeout).create()
+pub fn build(cfg: ClientConfig, delivery_timeout: Duration) -> Result<Producer, KafkaError> {
+    Producer::create(&with_defaults(cfg, delivery_timeout))
+}
+
+/// An acknowledged producer, cheap to clone (clones share one librdkafka client). Its
+/// poll thread ends with the last clone.
+#[derive(Clone)]
+pub struct Producer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    // Dropped first: the poll thread ends before the client does.
+    _poller: Poller,
+    base: Arc<BaseProducer<Acks>>,
+}
+
+impl Producer {
+    /// A producer with `cfg` exactly as given (no defaults added: see [`build`]).
+    pub fn create(cfg: &ClientConfig) -> Result<Self, KafkaError> {
+        let base: Arc<BaseProducer<Acks>> = Arc::new(cfg.create_with_context(Acks)?);
+        let poller = Poller::start(base.clone())
+            .map_err(|e| KafkaError::ClientCreation(format!("starting its poll thread: {e}")))?;
+        Ok(Producer {
+            shared: Arc::new(Shared {
+                _poller: poller,
+                base,
+            }),
+        })
+    }
+
+    /// The librdkafka client (metadata requests).
+    pub fn client(&self) -> &Client<Acks> {
+        self.shared.base.client()
+    }
+
+    /// Waits up to `timeout` for every record queued so far to be reported.
+    pub fn flush(&self, timeout: Duration) -> KafkaResult<()> {
+        self.shared.base.flush(timeout)
+    }
+
+    /// Queues `record` (waiting up to `queue_timeout` while librdkafka's queue is full),
+    /// then waits for the broker's report on it.
+    async fn send<K: rdkafka::message::ToBytes + ?Sized>(
+        &self,
+        record: FutureRecord<'_, K, [u8]>,
+        queue_timeout: Duration,
+    ) -> Result<Acked, KafkaError> {
+        let started = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        let mut queued = BaseRecord {
+            topic: record.topic,
+            partition: record.partition,
+            payload: record.payload,
+            key: record.key,
+            timestamp: record.timestamp,
+            headers: record.headers,
+            delivery_opaque: Box::new(tx),
+        };
+        loop {
+            match self.shared.base.send(queued) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if started.elapsed() < queue_timeout =>
+                {
+                    queued = back;
+                    tokio::time::sleep(QUEUE_FULL_WAIT).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+        // The report always comes (librdkafka reports purged records too); a sender
+        // dropped without one means the client is gone.
+        rx.await.unwrap_or(Err(KafkaError::Canceled))
+    }
+}
+
+/// How long a send waits before queueing again when librdkafka's queue is full.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(100);
+
+/// The producer's context: each record carries the channel its report is sent on.
+pub struct Acks;
+
+impl ClientContext for Acks {}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = Box<oneshot::Sender<Result<Acked, KafkaError>>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, reply: Self::DeliveryOpaque) {
+        let report = match result {
+            Ok(m) => Ok(Acked {
+                partition: m.partition(),
+                offset: m.offset(),
+            }),
+            Err((e, _)) => Err(e.clone()),
+        };
+        // The sender may have stopped waiting (its request went away): nothing to do.
+        let _ = reply.send(report);
+    }
 }
 
 /// The producer's configuration: hookbridge's defaults under what the user set.
@@ -53,7 +161,7 @@ fn with_defaults(mut cfg: ClientConfig, delivery_timeout: Duration) -> ClientCon
 pub fn build_one_per_batch(
     mut cfg: ClientConfig,
     delivery_timeout: Duration,
-) -> Result<FutureProducer, KafkaError> {
+) -> Result<Producer, KafkaError> {
     cfg.set("batch.num.messages", "1").set("linger.ms", "0");
     build(cfg, delivery_timeout)
 }
@@ -108,17 +216,11 @@ pub struct Acked {
 
 /// Sends one record and waits for the broker's acknowledgement.
 pub async fn send_acked<K: rdkafka::message::ToBytes + ?Sized>(
-    producer: &FutureProducer,
+    producer: &Producer,
     record: FutureRecord<'_, K, [u8]>,
     queue_timeout: Duration,
 ) -> Result<Acked, KafkaError> {
-    match producer.send(record, queue_timeout).await {
-        Ok(delivery) => Ok(Acked {
-            partition: delivery.partition,
-            offset: delivery.offset,
-        }),
-        Err((e, _)) => Err(e),
-    }
+    producer.send(record, queue_timeout).await
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -321,7 +321,7 @@ fn describe(msg: &BorrowedMessage<'_>, r: &Record, env: &DeadLetterEnvelope) -> 
 
 /// Sends a redriven record where the operator asked.
 struct Sender {
-    producer: FutureProducer,
+    producer: producer::Producer,
     destination: Option<Destination>,
     cancel: CancellationToken,
     /// Partition count per source topic, for `--to source`.
@@ -422,7 +422,7 @@ impl Sender {
 /// has it: records keep their place beside their key even on topics partitioned by
 /// another client's hash (Java's murmur2 is not librdkafka's default).
 async fn to_source(
-    producer: &FutureProducer,
+    producer: &producer::Producer,
     r: &Record,
     partitions: Option<usize>,
 ) -> Result<(), OpsError> {

@@ -154,10 +154,10 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
     load_file("orders.toml", &text, &mut c).unwrap();
     let sink = c.sinks.remove(0);
     // Created offline: only a dead-letter write would use it.
-    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", "127.0.0.1:1")
-        .create()
-        .unwrap();
+    let producer = crate::kafka::producer::Producer::create(
+        rdkafka::ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1"),
+    )
+    .unwrap();
     let producer = crate::egress::dlq::Producers {
         batched: producer.clone(),
         alone: producer,

@@ -40,10 +40,8 @@ fn ingress() -> Router {
         &mut out,
     )
     .unwrap();
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", "127.0.0.1:1")
-        .create()
-        .unwrap();
+    let producer =
+        Producer::create(ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1")).unwrap();
     let protection = Protection {
         max_in_flight: 8,
         body_timeout: Duration::from_secs(5),
