@@ -52,21 +52,15 @@ impl Drop for Poller {
     }
 }
 
-/// The thread: waits for a wake-up (or the backstop), then serves every queued event.
+/// The thread: serves every queued event without waiting, then sleeps until woken (or
+/// the backstop). An event that arrives after the queue was found empty finds it empty
+/// too, so its wake-up comes, and one that arrives while it is served is served in the
+/// same round: the thread never sleeps with an event queued.
 fn serve<C: ProducerContext>(producer: &BaseProducer<C>, stop: &AtomicBool) {
     let queue = MainQueue::of(producer);
     loop {
-        // One event per poll; stop when the queue is empty or a poll took nothing out
-        // (nothing else can be served now; a later event wakes this thread again).
-        loop {
-            let before = queue.len();
-            if before == 0 {
-                break;
-            }
+        while queue.len() > 0 {
             producer.poll(Duration::ZERO);
-            if queue.len() >= before {
-                break;
-            }
         }
         if stop.load(Ordering::Acquire) {
             return;
