@@ -10,7 +10,7 @@ use crate::connectors::SinkToml;
 use crate::error::{BenchError, Result};
 use crate::process::{self, Process};
 use crate::receiver::Receiver;
-use crate::report::{self, EgressRow, Report};
+use crate::report::{self, EgressRow, Footprint, Report};
 use crate::tls::Pki;
 use crate::wrk;
 use crate::{egress, hookbridge, Bench};
@@ -148,8 +148,15 @@ impl Bench {
         wrk::run(&receiver.url, self.settings.load(), &self.webhook(), None).await
     }
 
-    /// Peak RSS of a hookbridge sink started on `topic` towards `url`, after `settle`.
-    async fn sink_rss(&self, name: &str, topic: &str, url: &str, settle: Duration) -> Result<f64> {
+    /// Peak RSS of a hookbridge sink started on `topic` towards `url` after `settle`, and
+    /// the CPU it used during `settle` (ms per second).
+    async fn sink_footprint(
+        &self,
+        name: &str,
+        topic: &str,
+        url: &str,
+        settle: Duration,
+    ) -> Result<Footprint> {
         let sink = hookbridge::sink(name, topic, url, self.settings.concurrency, "key").render();
         let hb = hookbridge::start(
             &self.bin.hookbridge,
@@ -160,8 +167,13 @@ impl Bench {
             &self.secret,
         )
         .await?;
+        let cpu = hb.process.cpu_seconds()?;
         tokio::time::sleep(settle).await;
-        hb.process.peak_rss_mib()
+        let cpu = hb.process.cpu_seconds()? - cpu;
+        Ok(Footprint {
+            peak_rss_mib: hb.process.peak_rss_mib()?,
+            cpu_ms_per_s: cpu * 1000.0 / settle.as_secs_f64(),
+        })
     }
 
     /// Memory: idle (a sink on an empty topic), and a destination that accepts
@@ -173,7 +185,7 @@ impl Bench {
             .create_topic(idle_topic, self.settings.partitions)
         {
             Ok(()) => {
-                self.sink_rss(
+                self.sink_footprint(
                     "hookbridge-idle",
                     idle_topic,
                     &receiver.url,
@@ -188,7 +200,7 @@ impl Bench {
             .push(("hookbridge idle, one sink, no traffic".into(), idle));
         let stalled = match blackhole().await {
             Ok(url) => {
-                self.sink_rss(
+                self.sink_footprint(
                     "hookbridge-stalled",
                     backlog_topic,
                     &url,

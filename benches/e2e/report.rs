@@ -135,9 +135,18 @@ pub struct Report {
     /// wrk straight at the egress receiver: its own ceiling.
     pub receiver: Vec<(String, Result<wrk::Summary>)>,
     pub egress: Vec<EgressRow>,
-    /// (what was measured, peak RSS in MiB).
-    pub memory: Vec<(String, Result<f64>)>,
+    /// (what was measured, its peak RSS and CPU).
+    pub memory: Vec<(String, Result<Footprint>)>,
     pub failures: Vec<String>,
+}
+
+/// A hookbridge left running without traffic to deliver (idle, or its destination never
+/// answering): its peak RSS, and the CPU it used meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Footprint {
+    pub peak_rss_mib: f64,
+    /// CPU milliseconds per second of the window, all threads: 10 is 1% of a core.
+    pub cpu_ms_per_s: f64,
 }
 
 fn ratio(value: f64, baseline: Option<f64>) -> String {
@@ -210,21 +219,27 @@ impl Report {
             self.egress_table(&mut out);
         }
         if !self.memory.is_empty() {
-            let _ = writeln!(out, "\n### Memory (peak RSS, VmHWM)\n");
+            let _ = writeln!(
+                out,
+                "\n### Memory (peak RSS, VmHWM) and CPU while waiting (ms per second: 10 is 1% of a core)\n"
+            );
             let lines: Vec<Vec<String>> = self
                 .memory
                 .iter()
-                .map(|(label, r)| {
-                    vec![
+                .map(|(label, r)| match r {
+                    Ok(f) => vec![
                         label.clone(),
-                        match r {
-                            Ok(mib) => format!("{mib:.1}"),
-                            Err(e) => format!("failed: {e}"),
-                        },
-                    ]
+                        format!("{:.1}", f.peak_rss_mib),
+                        format!("{:.2}", f.cpu_ms_per_s),
+                    ],
+                    Err(e) => vec![label.clone(), format!("failed: {e}"), "-".into()],
                 })
                 .collect();
-            table(&mut out, &["hookbridge", "peak RSS MiB"], &lines);
+            table(
+                &mut out,
+                &["hookbridge", "peak RSS MiB", "CPU ms/s"],
+                &lines,
+            );
         }
         for f in &self.failures {
             let _ = writeln!(out, "\nfailed: {f}");
