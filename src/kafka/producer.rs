@@ -48,8 +48,15 @@ struct Shared {
 impl Producer {
     /// A producer with `cfg` exactly as given (no defaults added: see [`build`]).
     pub fn create(cfg: &ClientConfig) -> Result<Self, KafkaError> {
+        Self::with_poller(cfg, Poller::start)
+    }
+
+    fn with_poller(
+        cfg: &ClientConfig,
+        start: impl FnOnce(Arc<BaseProducer<Acks>>) -> std::io::Result<Poller>,
+    ) -> Result<Self, KafkaError> {
         let base: Arc<BaseProducer<Acks>> = Arc::new(cfg.create_with_context(Acks)?);
-        let poller = Poller::start(base.clone())
+        let poller = start(base.clone())
             .map_err(|e| KafkaError::ClientCreation(format!("starting its poll thread: {e}")))?;
         Ok(Producer {
             shared: Arc::new(Shared {
@@ -290,6 +297,50 @@ mod tests {
                 Some(format!("kafka.properties.{key}").as_str())
             );
         }
+    }
+
+    /// Every send is answered by its own report, from librdkafka's mock cluster, with the
+    /// poll thread's backstop an hour long: a report left queued while the thread sleeps
+    /// would never come, and the test would fail at its deadline.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_send_gets_its_report_without_the_backstop() {
+        let mut cfg = ClientConfig::new();
+        cfg.set("test.mock.num.brokers", "1");
+        let cfg = with_defaults(cfg, Duration::from_secs(30));
+        let backstop = |base| Poller::with_backstop(base, Duration::from_secs(3600));
+        let producer = Producer::with_poller(&cfg, backstop).expect("a mock-cluster producer");
+        let senders = (0..32).map(|sender| {
+            let producer = producer.clone();
+            tokio::spawn(async move {
+                let mut offsets = Vec::new();
+                for i in 0..100 {
+                    let value = format!("{sender}-{i}");
+                    let key = sender.to_string();
+                    let record = FutureRecord::to("acks")
+                        .key(key.as_bytes())
+                        .payload(value.as_bytes());
+                    let acked = (producer.send(record, Duration::from_secs(5)).await)
+                        .expect("acknowledged");
+                    offsets.push(acked.offset);
+                }
+                offsets
+            })
+        });
+        let all =
+            tokio::time::timeout(Duration::from_secs(120), futures::future::join_all(senders))
+                .await
+                .expect("every report came");
+        let mut offsets: Vec<(i64, usize)> = Vec::new();
+        for (sender, offsets_of) in all.into_iter().enumerate() {
+            let offsets_of = offsets_of.expect("sender task");
+            assert_eq!(offsets_of.len(), 100);
+            assert!(
+                offsets_of.windows(2).all(|w| w[0] < w[1]),
+                "one key's records are acknowledged in order"
+            );
+            offsets.extend(offsets_of.into_iter().map(|o| (o, sender)));
+        }
+        assert_eq!(offsets.len(), 3200);
     }
 
     #[test]

@@ -30,11 +30,20 @@ impl Poller {
     pub fn start<C: ProducerContext + 'static>(
         producer: Arc<BaseProducer<C>>,
     ) -> std::io::Result<Self> {
+        Self::with_backstop(producer, BACKSTOP)
+    }
+
+    /// With another backstop: a test makes it an hour, so a missed wake-up shows as a
+    /// report that never comes instead of one that comes late.
+    pub(super) fn with_backstop<C: ProducerContext + 'static>(
+        producer: Arc<BaseProducer<C>>,
+        backstop: Duration,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("kafka-producer".into())
-            .spawn(move || serve(&producer, &stopping))?;
+            .spawn(move || serve(&producer, &stopping, backstop))?;
         Ok(Poller {
             stop,
             thread: Some(thread),
@@ -56,16 +65,23 @@ impl Drop for Poller {
 /// the backstop). An event that arrives after the queue was found empty finds it empty
 /// too, so its wake-up comes, and one that arrives while it is served is served in the
 /// same round: the thread never sleeps with an event queued.
-fn serve<C: ProducerContext>(producer: &BaseProducer<C>, stop: &AtomicBool) {
+/// A panic while serving one event (a bug in a callback: none is expected) is logged and
+/// the thread serves on: were it to end, no send would be answered again.
+fn serve<C: ProducerContext>(producer: &BaseProducer<C>, stop: &AtomicBool, backstop: Duration) {
     let queue = MainQueue::of(producer);
     loop {
         while queue.len() > 0 {
-            producer.poll(Duration::ZERO);
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                producer.poll(Duration::ZERO);
+            }));
+            if served.is_err() {
+                tracing::error!("serving a Kafka producer event panicked; the producer serves on");
+            }
         }
         if stop.load(Ordering::Acquire) {
             return;
         }
-        std::thread::park_timeout(BACKSTOP);
+        std::thread::park_timeout(backstop);
     }
 }
 
