@@ -9,6 +9,10 @@
 //!   programs in a jq worker process of the built binary: the round trip (a request
 //!   frame written, the answer read) on top of the evaluation.
 //!
+//! * `shaping/batch-item-<items>`: `batch::item` of the record for a `json-array`
+//!   batch: the check that its value is JSON in UTF-8 (`data`), and the envelope around it
+//!   (`envelope`).
+//!
 //! `cargo bench --bench shaping`.
 
 // The test kit's connector builders: one spelling of a connector file.
@@ -21,6 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hookbridge::connectors::load_dir;
+use hookbridge::egress::batch;
 use hookbridge::egress::record::{Record, TopicPartition};
 use hookbridge::egress::request::Shaper;
 
@@ -141,6 +146,35 @@ fn shaping(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(format!("{name}-worker")), |b| {
             b.iter(|| black_box(once()))
         });
+    }
+    for (name, items) in [
+        ("data", batch::Items::Data),
+        ("envelope", batch::Items::Envelope),
+    ] {
+        let rules = batch::Rules {
+            max_records: 100,
+            max_bytes: 1 << 20,
+            max_wait: std::time::Duration::from_millis(100),
+            layout: batch::Layout::JsonArray,
+            items,
+        };
+        let origin = batch::Origin {
+            webhook_id: "orders-3-42",
+            topic: "orders",
+            partition: 3,
+            offset: 42,
+        };
+        assert!(batch::item(&rules, origin, &record.value).is_ok());
+        group.bench_function(
+            BenchmarkId::from_parameter(format!("batch-item-{name}")),
+            |b| {
+                b.iter(|| {
+                    black_box(
+                        batch::item(&rules, origin, black_box(&record.value)).map(|i| i.len()),
+                    )
+                })
+            },
+        );
     }
     group.finish();
 }
