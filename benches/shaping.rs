@@ -11,7 +11,8 @@
 //!
 //! * `shaping/batch-item-<items>`: `batch::item` of the record for a `json-array`
 //!   batch: the check that its value is JSON in UTF-8 (`data`), and the envelope around it
-//!   (`envelope`).
+//!   (`envelope`); `batch-item-data-padded` for a 1 KiB value that is mostly one string
+//!   (`{"n":1,"pad":"xx…"}`, as `scripts/bench` produces).
 //!
 //! `cargo bench --bench shaping`.
 
@@ -164,17 +165,16 @@ fn shaping(c: &mut Criterion) {
             partition: 3,
             offset: 42,
         };
-        assert!(batch::item(&rules, origin, &record.value).is_ok());
-        group.bench_function(
-            BenchmarkId::from_parameter(format!("batch-item-{name}")),
-            |b| {
-                b.iter(|| {
-                    black_box(
-                        batch::item(&rules, origin, black_box(&record.value)).map(|i| i.len()),
-                    )
-                })
-            },
-        );
+        let padded = Bytes::from(format!("{{\"n\":1,\"pad\":\"{}\"}}", "x".repeat(1000)));
+        let values = [("", &record.value), ("-padded", &padded)];
+        let shapes = if name == "data" { 2 } else { 1 };
+        for (shape, value) in values.into_iter().take(shapes) {
+            assert!(batch::item(&rules, origin, value).is_ok());
+            let id = format!("batch-item-{name}{shape}");
+            group.bench_function(BenchmarkId::from_parameter(id), |b| {
+                b.iter(|| black_box(batch::item(&rules, origin, black_box(value)).map(|i| i.len())))
+            });
+        }
     }
     group.finish();
 }
