@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kafka::producer::Producer;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,6 +19,7 @@ use crate::egress::{self, Timing};
 use crate::http;
 use crate::ingress::{self, Ingress};
 use crate::kafka;
+use crate::kafka::producer::Producer;
 use crate::telemetry::{Health, Metrics};
 
 /// Runs until a shutdown signal (or `stop` is cancelled) and everything has drained.

@@ -174,7 +174,9 @@ pub async fn write(
     if let Some(k) = &record.key {
         fr = fr.key(k.as_ref());
     }
-    producer::send_acked(way.producer(producers), fr, Duration::from_secs(5)).await
+    way.producer(producers)
+        .send_acked(fr, Duration::from_secs(5))
+        .await
 }
 
 /// Warns at start when the DLQ topic is missing (or its metadata cannot be read): every

@@ -15,7 +15,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kafka::producer::Producer;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, Method, Uri};
@@ -34,6 +33,7 @@ use crate::connectors::Source;
 use crate::http::server::ClientAddr;
 use crate::http::share::ShareLimits;
 use crate::http::shares::Shares;
+use crate::kafka::producer::Producer;
 use crate::telemetry::source::{SourceTelemetry, WebhookAnswered, WebhookRejected};
 use crate::telemetry::Metrics;
 use crate::verify::sns::Confirmation;

@@ -448,7 +448,8 @@ async fn to_source(
             r.tp.topic, r.tp.partition
         ),
     }
-    producer::send_acked(producer, fr, Duration::from_secs(10))
+    producer
+        .send_acked(fr, Duration::from_secs(10))
         .await
         .map(|_| ())
         .doing(|| format!("producing to {}", r.tp.topic))

@@ -73,7 +73,7 @@ pub(super) async fn produce(
     // got a 503, retries, and the record is duplicated rather than lost.
     let sent = tokio::time::timeout(
         ing.produce_timeout + Duration::from_millis(500),
-        producer::send_acked(&ing.producer, record, ing.produce_timeout),
+        ing.producer.send_acked(record, ing.produce_timeout),
     )
     .await;
     match sent {
