@@ -1017,6 +1017,19 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     drop(hb);
 }
 
+/// Partitions a sink holds by its log: every assignment's count (an increment under
+/// cooperative assignment, the whole set under eager) less every revoke's.
+fn held_partitions(logs: &str) -> i64 {
+    let count = |message: &str| -> i64 {
+        (logs.lines())
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .filter_map(|v| v["partitions"].as_i64())
+            .sum()
+    };
+    count("partitions assigned") - count("partitions revoked; draining")
+}
+
 /// A member that loses its assignment while stalled (SIGSTOP past its session timeout)
 /// commits nothing for the partitions it no longer owns: once it runs again, no
 /// committed offset goes backwards or past an unfinished record (commit auditor), and
@@ -1053,6 +1066,18 @@ async fn a_member_that_lost_its_partitions_commits_nothing_for_them() {
             .is_ok_and(|s| s.success());
         assert!(ok, "kill {sig} {pid}");
     };
+    // The member to stall holds partitions first: with cooperative assignment the
+    // second member to join gets its share in a later round, and a member stalled
+    // before it has nothing to lose.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while held_partitions(&a.logs()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the member to stall never held a partition:\n{}",
+            a.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Stalled past session.timeout.ms (6 s in these tests): the group gives its
     // partitions to the other member, which finishes the stream.
     signal("-STOP", a.pid());
