@@ -13,9 +13,14 @@
 //! `--property k=v` passes any librdkafka property (fetch sizes, queue depths). Rust
 //! allocations go through mimalloc, as hookbridge's do.
 //!
+//! With `--batch N` the forwarder is the smallest batcher (the limit of batched egress
+//! among programs that deliver): every N values, as they come, joined into one JSON array
+//! body `[v1,v2,…]` (values are trusted to be JSON, nothing is checked) and POSTed. A
+//! run's record count should be a multiple of N: a last short batch waits for more.
+//!
 //! `baseline-consumer --brokers 127.0.0.1:9092 --topic T --group G [--url http://…]
-//! [--in-flight 64] [--poll stream|thread] [--property fetch.min.bytes=1048576] [--ca FILE]
-//! [--expect N]`
+//! [--in-flight 64] [--batch 100] [--poll stream|thread] [--property fetch.min.bytes=1048576]
+//! [--ca FILE] [--expect N]`
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +57,9 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, env = "BASELINE_IN_FLIGHT", default_value_t = 64)]
     in_flight: usize,
+    /// Values per request, joined into a JSON array (1: each value is the body).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// How records are read (see the module doc).
     #[arg(long, value_enum, default_value_t = Poll::Stream)]
     poll: Poll,
@@ -179,7 +187,7 @@ async fn consume_only(records: impl Stream<Item = Bytes>, expect: u64) {
 }
 
 async fn forward(
-    records: impl Stream<Item = Bytes>,
+    records: impl Stream<Item = Bytes> + 'static,
     url: &str,
     args: &Args,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -190,6 +198,10 @@ async fn forward(
         client = client.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca)?)?);
     }
     let client = client.build()?;
+    let records: Values = match args.batch {
+        0 | 1 => Box::pin(records),
+        n => Box::pin(records.chunks(n).map(|values| json_array(&values))),
+    };
     records
         .map(|body| {
             client
@@ -206,6 +218,18 @@ async fn forward(
         })
         .await;
     Ok(())
+}
+
+/// `[v1,v2,…]`: one copy of every value into one body.
+fn json_array(values: &[Bytes]) -> Bytes {
+    let len = values.iter().map(|v| v.len() + 1).sum::<usize>() + 1;
+    let mut body = bytes::BytesMut::with_capacity(len);
+    for (i, v) in values.iter().enumerate() {
+        body.extend_from_slice(if i == 0 { b"[" } else { b"," });
+        body.extend_from_slice(v);
+    }
+    body.extend_from_slice(b"]");
+    body.freeze()
 }
 
 #[tokio::main]

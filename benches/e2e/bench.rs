@@ -70,6 +70,46 @@ pub struct Settings {
     /// `BENCH_ONLY`: `ingress` or `egress` to run one side.
     pub ingress: bool,
     pub egress: bool,
+    /// `BENCH_ROWS`: the egress rows to run, by name (`receiver,d,f,e,jq,batcher,g,h,memory`);
+    /// all when unset. For iterating on one row: `BENCH_ONLY=egress BENCH_ROWS=f,g`.
+    pub rows: Rows,
+}
+
+/// A set of egress rows, named as in the report: `receiver` (its ceiling), `d`, `f`, `e`
+/// (the three orderings), `jq` (the filter and transform rows), `batcher` (the minimal
+/// batching forwarders of (g)), `g` (hookbridge batching), `h`, `memory`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows(u16);
+
+impl Rows {
+    const NAMES: [&'static str; 9] = [
+        "receiver", "d", "f", "e", "jq", "batcher", "g", "h", "memory",
+    ];
+
+    fn parse(list: &str) -> std::result::Result<Self, String> {
+        if list.trim().is_empty() {
+            return Ok(Rows(u16::MAX));
+        }
+        let mut set = 0;
+        for name in list.split(',').map(str::trim) {
+            let i = Self::NAMES.iter().position(|n| *n == name).ok_or_else(|| {
+                format!(
+                    "BENCH_ROWS: no row {name:?}; rows are {}",
+                    Self::NAMES.join(",")
+                )
+            })?;
+            set |= 1 << i;
+        }
+        Ok(Rows(set))
+    }
+
+    /// Whether the row named `name` (one of [`Rows::NAMES`]) runs.
+    pub fn has(self, name: &str) -> bool {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .is_some_and(|i| self.0 & (1 << i) != 0)
+    }
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> std::result::Result<T, String> {
@@ -101,6 +141,7 @@ impl Settings {
             egress_timeout: env_or("BENCH_EGRESS_TIMEOUT", 300)?,
             ingress: only != "egress",
             egress: only != "ingress",
+            rows: Rows::parse(&std::env::var("BENCH_ROWS").unwrap_or_default())?,
         })
     }
 

@@ -43,7 +43,8 @@ const LARGE_FETCHES: &[&str] = &[
 const FILTER: &str = ".n >= 0";
 const TRANSFORM: &str = "{n: .n, pad: .pad}";
 
-/// The batched row's sink setting.
+/// The batched rows' records per request, and hookbridge's sink setting for them.
+const BATCH_RECORDS: usize = 100;
 const BATCH: &str = "{ max_records = 100, format = \"json-array\" }";
 
 /// Where a forwarder baseline delivers: a receiver, and the CA to trust for HTTPS.
@@ -61,9 +62,11 @@ impl Bench {
         to: Option<&Destination<'_>>,
         poll: &str,
         properties: &[&str],
+        batch: usize,
     ) -> Result<egress::Measured> {
         let (brokers, records) = (self.broker.addr(), self.settings.records.to_string());
         let concurrency = self.settings.concurrency.to_string();
+        let batch = batch.to_string();
         let mut args = vec![
             "--brokers",
             &brokers,
@@ -77,6 +80,8 @@ impl Bench {
             poll,
             "--expect",
             &records,
+            "--batch",
+            &batch,
         ];
         for p in properties {
             args.extend(["--property", p]);
@@ -230,37 +235,51 @@ impl Bench {
         eprintln!("filling {topic} with {} records …", records.count);
         egress::fill(&self.broker.addr(), topic, records).await?;
         let receiver = Receiver::start(process::free_addr()?).await?;
-        report.receiver.push((
-            "HTTP/1.1, axum, counting records".into(),
-            self.receiver_ceiling(&receiver).await,
-        ));
+        let rows = self.settings.rows;
+        if rows.has("receiver") {
+            report.receiver.push((
+                "HTTP/1.1, axum, counting records".into(),
+                self.receiver_ceiling(&receiver).await,
+            ));
+        }
         let plain = Destination {
             receiver: &receiver,
             ca: None,
         };
         let first = report.egress.len();
-        for (i, (how, poll, properties)) in FORWARDERS.iter().enumerate() {
+        let forwarders = if rows.has("d") { &FORWARDERS[..] } else { &[] };
+        for (i, (how, poll, properties)) in forwarders.iter().enumerate() {
             let label = format!("(d) rdkafka → reqwest, no order, no commits; {how}");
             let name = format!("baseline-forward-{i}");
             let m = self
-                .egress_baseline(&name, topic, Some(&plain), poll, properties)
+                .egress_baseline(&name, topic, Some(&plain), poll, properties, 1)
                 .await;
             report
                 .egress
                 .push(EgressRow::new(&label, m).limit_of("(d)"));
         }
         let limit = report::fastest(&report.egress, "(d)").map(|i| FORWARDERS[i - first]);
-        for poll in ["thread", "stream"] {
+        let consume_only: &[&str] = if rows.has("f") {
+            &["thread", "stream"]
+        } else {
+            &[]
+        };
+        for poll in consume_only {
             let label = format!("(f) rdkafka consume-only, {poll} poll, large fetches");
             let name = format!("baseline-consume-{poll}");
             let m = self
-                .egress_baseline(&name, topic, None, poll, LARGE_FETCHES)
+                .egress_baseline(&name, topic, None, poll, LARGE_FETCHES, 1)
                 .await;
             report
                 .egress
                 .push(EgressRow::new(&label, m).limit_of("(f)"));
         }
-        for ordering in ["key", "none", "partition"] {
+        let orderings: &[&str] = if rows.has("e") {
+            &["key", "none", "partition"]
+        } else {
+            &[]
+        };
+        for ordering in orderings {
             let name = format!("hookbridge-{ordering}");
             let sink = self.sink(&name, topic, &receiver, ordering);
             let label = format!("(e) hookbridge, ordering = \"{ordering}\"");
@@ -274,7 +293,7 @@ impl Bench {
             ),
             ("transform", "(e) hookbridge, key order, jq transform"),
         ];
-        for (what, label) in shaped {
+        for (what, label) in shaped.into_iter().filter(|_| rows.has("jq")) {
             let name = format!("hookbridge-{what}");
             let sink = self.sink(&name, topic, &receiver, "key");
             let sink = match what {
@@ -284,15 +303,36 @@ impl Bench {
             let m = self.egress_hookbridge(&name, sink, &receiver).await;
             report.egress.push(EgressRow::new(label, m).against("(d)"));
         }
-        let name = "hookbridge-batch";
-        let sink = self.sink(name, topic, &receiver, "key").set("batch", BATCH);
-        let m = self.egress_hookbridge(name, sink, &receiver).await;
-        let label = "(g) hookbridge, key order, batches of 100 as a JSON array";
-        report.egress.push(EgressRow::new(label, m).against("(f)"));
-        if let Err(e) = self.run_http2(report, topic, limit).await {
-            report.failures.push(format!("HTTP/2 rows: {e}"));
+        let batchers = if rows.has("batcher") {
+            &FORWARDERS[..]
+        } else {
+            &[]
+        };
+        for (i, (how, poll, properties)) in batchers.iter().enumerate() {
+            let label = format!(
+                    "(g) rdkafka → JSON array of {BATCH_RECORDS} → reqwest, no order, no commits; {how}"
+                );
+            let name = format!("baseline-batch-{i}");
+            let m = self
+                .egress_baseline(&name, topic, Some(&plain), poll, properties, BATCH_RECORDS)
+                .await;
+            report.egress.push(EgressRow::new(&label, m).against("(f)"));
         }
-        self.run_memory(report, topic, &receiver).await;
+        if rows.has("g") {
+            let name = "hookbridge-batch";
+            let sink = self.sink(name, topic, &receiver, "key").set("batch", BATCH);
+            let m = self.egress_hookbridge(name, sink, &receiver).await;
+            let label = "(g) hookbridge, key order, batches of 100 as a JSON array";
+            report.egress.push(EgressRow::new(label, m).against("(f)"));
+        }
+        if rows.has("h") {
+            if let Err(e) = self.run_http2(report, topic, limit).await {
+                report.failures.push(format!("HTTP/2 rows: {e}"));
+            }
+        }
+        if rows.has("memory") {
+            self.run_memory(report, topic, &receiver).await;
+        }
         Ok(())
     }
 
@@ -314,7 +354,7 @@ impl Bench {
         let (how, poll, properties) = limit.unwrap_or(FORWARDERS[0]);
         let label = format!("(h) rdkafka → reqwest, HTTP/2 over TLS; {how}");
         let m = self
-            .egress_baseline("baseline-forward-h2", topic, Some(&h2), poll, properties)
+            .egress_baseline("baseline-forward-h2", topic, Some(&h2), poll, properties, 1)
             .await;
         report
             .egress
