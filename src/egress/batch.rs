@@ -190,26 +190,34 @@ impl<K> Open<K> {
 
     /// The request body and the items' keys, in item order.
     pub fn seal(self, rules: &Rules) -> (Bytes, Vec<K>) {
-        let mut body = BytesMut::with_capacity(self.bytes + framing(rules.layout));
+        let (body, keys) = self.seal_into(rules, Vec::new());
+        (Bytes::from(body), keys)
+    }
+
+    /// [`Open::seal`] into `body` (cleared first), so a buffer of an earlier batch is
+    /// written again instead of a fresh one being allocated and faulted in.
+    pub fn seal_into(self, rules: &Rules, mut body: Vec<u8>) -> (Vec<u8>, Vec<K>) {
+        body.clear();
+        body.reserve(self.bytes + framing(rules.layout));
         let mut keys = Vec::with_capacity(self.items.len());
         if rules.layout == Layout::JsonArray {
-            body.put_u8(b'[');
+            body.push(b'[');
         }
         for (i, (key, item)) in self.items.into_iter().enumerate() {
             match rules.layout {
-                Layout::JsonArray if i > 0 => body.put_u8(b','),
+                Layout::JsonArray if i > 0 => body.push(b','),
                 _ => {}
             }
-            body.put_slice(&item);
+            body.extend_from_slice(&item);
             if rules.layout == Layout::Ndjson {
-                body.put_u8(b'\n');
+                body.push(b'\n');
             }
             keys.push(key);
         }
         if rules.layout == Layout::JsonArray {
-            body.put_u8(b']');
+            body.push(b']');
         }
-        (body.freeze(), keys)
+        (body, keys)
     }
 }
 

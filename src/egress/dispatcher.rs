@@ -6,13 +6,14 @@
 //! interval, so a crash costs little and a busy sink sends few commits), and drains
 //! partitions on revoke and shutdown.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use foldhash::{HashMap, HashMapExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
@@ -532,6 +533,7 @@ impl Dispatcher {
 }
 
 mod batching;
+mod bodies;
 mod drain;
 
 #[cfg(test)]

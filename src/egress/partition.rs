@@ -32,9 +32,10 @@
 //!   was seen at or above it is forgotten, and the old records still delivering there
 //!   finish without finishing the new record at their offset.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
+use foldhash::{HashMap, HashMapExt};
 
 use super::finished::{self, Encoded, FinishedMap, Snapshot};
 use super::watermark::Watermark;
@@ -120,7 +121,15 @@ pub struct Partition<T> {
     /// waiting in its lane, with how many: the next finish at such an offset is the old
     /// record's and does not finish the new record there.
     stale: HashMap<i64, u32>,
+    /// Queues of lanes that emptied, kept to be the next new lanes' (see [`SPARE_LANES`]).
+    spare: Vec<VecDeque<(i64, T)>>,
 }
+
+/// Emptied lane queues kept per partition, each of at most [`SPARE_CAPACITY`] records:
+/// a busy lane empties and starts again many times a second (a batch takes everything
+/// waiting in it), and a fresh queue grows by reallocating as its records arrive.
+const SPARE_LANES: usize = 16;
+const SPARE_CAPACITY: usize = 64;
 
 /// One ordering lane while records of it are in flight.
 #[derive(Debug)]
@@ -136,10 +145,11 @@ struct Lane<T> {
 }
 
 impl<T> Lane<T> {
-    fn started() -> Self {
+    /// A lane with one record started, queueing in `waiting` (empty).
+    fn started(waiting: VecDeque<(i64, T)>) -> Self {
         Self {
             started: 1,
-            waiting: VecDeque::new(),
+            waiting,
             abandoned: false,
         }
     }
@@ -165,6 +175,7 @@ impl<T> Partition<T> {
             last_commit: None,
             buffer: buffer.max(1),
             stale: HashMap::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -287,7 +298,8 @@ impl<T> Partition<T> {
             Some(lane) => match self.lanes.get_mut(&lane) {
                 Some(running) => running.waiting.push_back((offset, item)),
                 None => {
-                    self.lanes.insert(lane.clone(), Lane::started());
+                    let waiting = self.spare.pop().unwrap_or_default();
+                    self.lanes.insert(lane.clone(), Lane::started(waiting));
                     self.start(offset, Some(lane), item, out);
                 }
             },
@@ -333,6 +345,14 @@ impl<T> Partition<T> {
             self.stale.remove(&offset);
         }
         true
+    }
+
+    /// Keeps an emptied lane's queue (a lane is removed only once nothing waits in it)
+    /// for a new lane, within [`SPARE_LANES`] and [`SPARE_CAPACITY`].
+    fn keep_spare(&mut self, waiting: VecDeque<(i64, T)>) {
+        if self.spare.len() < SPARE_LANES && waiting.capacity() <= SPARE_CAPACITY {
+            self.spare.push(waiting);
+        }
     }
 
     fn start(&mut self, offset: i64, lane: Option<Bytes>, item: T, out: &mut Vec<Step<T>>) {
@@ -383,7 +403,9 @@ impl<T> Partition<T> {
                 self.start(offset, Some(lane), item, out);
             }
             None => {
-                self.lanes.remove(&lane);
+                if let Some(emptied) = self.lanes.remove(&lane) {
+                    self.keep_spare(emptied.waiting);
+                }
             }
         }
     }

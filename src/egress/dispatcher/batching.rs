@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::bodies::Bodies;
 use super::{Deliveries, Dispatcher, Done, Ended, Ready};
 use crate::egress::batch::{self, NotJson, Open, Origin, Rules};
 use crate::egress::delivery::{Finish, Stop};
@@ -41,6 +42,8 @@ pub(super) struct Batching {
     sealed: VecDeque<Sealed>,
     /// Shutting down: every batch is sealed and sent at once.
     flushing: bool,
+    /// Buffers of bodies that were sent, to seal the next batches into.
+    bodies: Bodies,
 }
 
 /// A batch being filled.
@@ -69,6 +72,7 @@ impl Batching {
             open: Vec::new(),
             sealed: VecDeque::new(),
             flushing: false,
+            bodies: Bodies::default(),
         }
     }
 
@@ -91,9 +95,9 @@ impl Batching {
 
     fn seal(&mut self, i: usize) {
         let o = self.open.swap_remove(i);
-        let (body, members) = o.items.seal(&self.rules);
+        let (body, members) = o.items.seal_into(&self.rules, self.bodies.take());
         let mut request = o.request;
-        request.body = body;
+        request.body = self.bodies.share(body);
         self.sealed.push_back(Sealed { request, members });
     }
 
