@@ -1132,40 +1132,6 @@ async fn a_member_that_lost_its_partitions_commits_nothing_for_them() {
     drop((a, b));
 }
 
-/// Committed offset and metadata of each partition, read by an independent client.
-fn committed_with_metadata(
-    brokers: &str,
-    group: &str,
-    topic: &str,
-    partitions: i32,
-) -> Vec<(i64, String)> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let reader: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let committed = reader
-        .committed_offsets(tpl, Duration::from_secs(5))
-        .expect("committed offsets");
-    committed
-        .elements()
-        .iter()
-        .map(|e| {
-            let offset = match e.offset() {
-                rdkafka::Offset::Offset(o) => o,
-                _ => -1,
-            };
-            (offset, e.metadata().to_owned())
-        })
-        .collect()
-}
-
 /// A partition whose finished-offset map would be larger than the broker's
 /// `offset.metadata.max.bytes` (100 bytes here), with `kafka.commit_metadata_max_bytes`
 /// set below it as docs/configuration.md says: the map is cut to fit, the watermark commits, the
@@ -1237,7 +1203,7 @@ async fn a_map_cut_to_the_brokers_metadata_limit_still_commits_the_watermark() {
     // Partition 0's watermark moves to 8 (the first a7); partition 1 holds at 10 (b10).
     let deadline = Instant::now() + Duration::from_secs(30);
     let committed = loop {
-        let c = committed_with_metadata(&brokers, &group, &topic, 2);
+        let c = kafka::committed_with_metadata(&brokers, &group, &topic, 2);
         if c[0].0 == 8 && c[1].0 == 10 && c[1].1.starts_with("hb") {
             break c;
         }

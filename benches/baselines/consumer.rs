@@ -15,8 +15,9 @@
 //!
 //! With `--batch N` the forwarder is the smallest batcher (the limit of batched egress
 //! among programs that deliver): every N values, as they come, joined into one JSON array
-//! body `[v1,v2,…]` (values are trusted to be JSON, nothing is checked) and POSTed. A
-//! run's record count should be a multiple of N: a last short batch waits for more.
+//! body `[v1,v2,…]` (values are trusted to be JSON, nothing is checked) and POSTed. Only
+//! whole batches are sent: a last short batch waits for more (the benchmark counts the
+//! whole batches of its records).
 //!
 //! `baseline-consumer --brokers 127.0.0.1:9092 --topic T --group G [--url http://…]
 //! [--in-flight 64] [--batch 100] [--poll stream|thread] [--property fetch.min.bytes=1048576]

@@ -54,7 +54,8 @@ struct Destination<'a> {
 }
 
 impl Bench {
-    /// The forwarder baseline (`to` a receiver) or, without one, consume-only.
+    /// The forwarder baseline (`to` a receiver) or, without one, consume-only; with
+    /// `batch` > 1 the forwarder sends JSON arrays of that many records.
     async fn egress_baseline(
         &self,
         name: &str,
@@ -64,9 +65,16 @@ impl Bench {
         properties: &[&str],
         batch: usize,
     ) -> Result<egress::Measured> {
-        let (brokers, records) = (self.broker.addr(), self.settings.records.to_string());
-        let concurrency = self.settings.concurrency.to_string();
-        let batch = batch.to_string();
+        // A batcher sends only whole batches: the records past the last one are not counted.
+        let batch = batch.max(1);
+        let expected = self.settings.records / batch as u64 * batch as u64;
+        if expected == 0 {
+            return Err(BenchError::Tool(format!(
+                "{name}: fewer records than one batch of {batch}"
+            )));
+        }
+        let (brokers, records) = (self.broker.addr(), expected.to_string());
+        let (concurrency, batch) = (self.settings.concurrency.to_string(), batch.to_string());
         let mut args = vec![
             "--brokers",
             &brokers,
@@ -90,7 +98,7 @@ impl Bench {
             .and_then(|d| d.ca)
             .map(|p| p.to_string_lossy().into_owned());
         if let Some(d) = to {
-            d.receiver.reset(self.settings.records);
+            d.receiver.reset(expected);
             args.extend(["--url", &d.receiver.url]);
         }
         if let Some(ca) = &ca {
@@ -99,7 +107,6 @@ impl Bench {
         let exe = self.bin.example("baseline-consumer");
         let mut p = Process::start(name, &exe, &args, &[], &self.dir)?;
         let timeout = Duration::from_secs(self.settings.egress_timeout);
-        let expected = self.settings.records;
         match to {
             Some(d) => egress::measure(&mut p, || d.receiver.progress(), expected, timeout).await,
             None => {

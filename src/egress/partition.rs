@@ -127,7 +127,9 @@ pub struct Partition<T> {
 
 /// Emptied lane queues kept per partition, each of at most [`SPARE_CAPACITY`] records:
 /// a busy lane empties and starts again many times a second (a batch takes everything
-/// waiting in it), and a fresh queue grows by reallocating as its records arrive.
+/// waiting in it), and a fresh queue grows by reallocating as its records arrive. They
+/// are dropped whenever the partition has no lane in flight, so an idle partition keeps
+/// none (a busy one at most 16 × 64 × the size of a waiting record, about 144 KiB).
 const SPARE_LANES: usize = 16;
 const SPARE_CAPACITY: usize = 64;
 
@@ -147,6 +149,7 @@ struct Lane<T> {
 impl<T> Lane<T> {
     /// A lane with one record started, queueing in `waiting` (empty).
     fn started(waiting: VecDeque<(i64, T)>) -> Self {
+        debug_assert!(waiting.is_empty(), "a spare lane queue holds records");
         Self {
             started: 1,
             waiting,
@@ -350,7 +353,8 @@ impl<T> Partition<T> {
     /// Keeps an emptied lane's queue (a lane is removed only once nothing waits in it)
     /// for a new lane, within [`SPARE_LANES`] and [`SPARE_CAPACITY`].
     fn keep_spare(&mut self, waiting: VecDeque<(i64, T)>) {
-        if self.spare.len() < SPARE_LANES && waiting.capacity() <= SPARE_CAPACITY {
+        let capacity = waiting.capacity();
+        if self.spare.len() < SPARE_LANES && capacity > 0 && capacity <= SPARE_CAPACITY {
             self.spare.push(waiting);
         }
     }
@@ -405,6 +409,10 @@ impl<T> Partition<T> {
             None => {
                 if let Some(emptied) = self.lanes.remove(&lane) {
                     self.keep_spare(emptied.waiting);
+                }
+                // Nothing in flight: an idle partition holds no spare queues.
+                if self.lanes.is_empty() {
+                    self.spare = Vec::new();
                 }
             }
         }

@@ -115,22 +115,28 @@ async fn a_crash_redelivers_only_the_stuck_key_not_everything_behind_it() {
             >= others
     })
     .await;
-    // The crash comes once a commit's finished-offset map covers every record
-    // delivered: the sink reports, at each commit, how many finished records lie above
-    // the committed offsets, and that is known here from the webhook ids.
+    // The crash comes once the broker holds a commit whose finished-offset map covers
+    // every record delivered. The sink reports, at each commit it makes, how many
+    // finished records lie above the committed offsets (known here from the webhook ids)
+    // and its largest map's length; the commit counts once an independent reader finds
+    // a map of that length stored (the gauges are set when a commit is handed to the
+    // consumer, before the broker has it).
     let above = finished_above_first_gap(&rx.seen());
     assert!(above > 0, "nothing was delivered past the stuck key");
+    let group = format!("g-{topic}");
     wait_until(
         Duration::from_secs(30),
-        "a commit covering every delivery",
+        "a stored commit covering every delivery",
         || async {
             let m = hb.metrics().await;
-            let reported = metric(
-                &m,
-                "hookbridge_finished_above_watermark",
-                &[("connector", "orders")],
-            );
-            reported == above as f64
+            let orders = [("connector", "orders")];
+            let reported = metric(&m, "hookbridge_finished_above_watermark", &orders);
+            let map_bytes = metric(&m, "hookbridge_commit_metadata_bytes", &orders);
+            if reported != above as f64 || map_bytes <= 0.0 {
+                return false;
+            }
+            let stored = kafka::committed_with_metadata(&brokers, &group, &topic, 4);
+            stored.iter().map(|(_, map)| map.len()).max() == Some(map_bytes as usize)
         },
     )
     .await;

@@ -5,8 +5,8 @@
 //! request (and every retry holding it) has dropped it, and the next batch is written
 //! into it.
 //!
-//! What is kept is bounded: at most [`KEEP_BYTES`] of buffers in all, so an idle sink
-//! holds little, and a buffer larger than that is never kept.
+//! What is kept is bounded: each batching sink keeps at most [`KEEP_BYTES`] of buffers
+//! (idle too, outside `buffer_memory`), and never a buffer larger than that.
 
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -1247,44 +1247,58 @@ fn an_emptied_lane_queue_is_kept_for_the_next_lane_within_its_bounds() {
     let mut p = Partition::<()>::new(1, 1000, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
+    // Lane 0 stays in flight throughout, so the partition is never idle until the end.
+    p.admit(1000, 0, lane(0), (), &mut out);
+    // A lane that never queued anything leaves no queue worth keeping.
+    p.admit(0, 0, lane(1), (), &mut out);
+    p.finish(0, lane(1), &mut seq, &mut out);
+    assert!(p.spare.is_empty(), "a queue that never grew is not kept");
     // Lane 1 queues three records behind its first, then drains completely.
-    for o in 0..4 {
+    for o in 1..5 {
         p.admit(o, 0, lane(1), (), &mut out);
     }
-    for o in 0..4 {
+    for o in 1..5 {
         p.finish(o, lane(1), &mut seq, &mut out);
     }
     assert_eq!(p.spare.len(), 1, "its emptied queue is kept");
     let capacity = p.spare[0].capacity();
     assert!(capacity >= 3);
-    p.admit(4, 0, lane(2), (), &mut out);
+    p.admit(5, 0, lane(2), (), &mut out);
     assert!(p.spare.is_empty(), "the new lane took it");
     assert_eq!(
         p.lanes[&Bytes::from(vec![2u8])].waiting.capacity(),
         capacity
     );
+    p.finish(5, lane(2), &mut seq, &mut out);
+    assert_eq!(p.spare.len(), 1, "and it came back");
+    p.spare.clear();
 
     // A queue that grew past SPARE_CAPACITY is not kept.
-    let big = (SPARE_CAPACITY + 1) as i64;
-    for o in 5..6 + big {
+    let big = 6 + SPARE_CAPACITY as i64 + 1;
+    for o in 6..=big {
         p.admit(o, 0, lane(3), (), &mut out);
     }
-    for o in 5..6 + big {
+    for o in 6..=big {
         p.finish(o, lane(3), &mut seq, &mut out);
     }
     assert!(p.spare.is_empty());
 
     // At most SPARE_LANES are kept.
-    let mut next = 100;
-    for key in 10..10 + SPARE_LANES as u8 + 4 {
-        p.admit(next, 0, lane(key), (), &mut out);
-        p.admit(next + 1, 0, lane(key), (), &mut out);
-        next += 2;
+    let keys = 10..10 + SPARE_LANES as u8 + 4;
+    for (i, key) in keys.clone().enumerate() {
+        p.admit(100 + 2 * i as i64, 0, lane(key), (), &mut out);
+        p.admit(101 + 2 * i as i64, 0, lane(key), (), &mut out);
     }
-    for (i, key) in (10..10 + SPARE_LANES as u8 + 4).enumerate() {
-        let first = 100 + 2 * i as i64;
-        p.finish(first, lane(key), &mut seq, &mut out);
-        p.finish(first + 1, lane(key), &mut seq, &mut out);
+    for (i, key) in keys.enumerate() {
+        p.finish(100 + 2 * i as i64, lane(key), &mut seq, &mut out);
+        p.finish(101 + 2 * i as i64, lane(key), &mut seq, &mut out);
     }
     assert_eq!(p.spare.len(), SPARE_LANES);
+
+    // Once no lane is in flight, the partition keeps none.
+    p.finish(1000, lane(0), &mut seq, &mut out);
+    assert!(
+        p.spare.is_empty(),
+        "an idle partition holds no spare queues"
+    );
 }

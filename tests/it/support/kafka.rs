@@ -172,6 +172,39 @@ pub async fn committed(brokers: &str, group: &str, topic: &str) -> BTreeMap<i32,
         .collect()
 }
 
+/// Committed offset and metadata of each partition, read by an independent client.
+pub fn committed_with_metadata(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(i64, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let reader: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = reader
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                rdkafka::Offset::Offset(o) => o,
+                _ => -1,
+            };
+            (offset, e.metadata().to_owned())
+        })
+        .collect()
+}
 /// Waits until `group` has committed every partition of `topic` up to its end (a
 /// committed offset equal to the high watermark; an empty partition, with nothing to
 /// commit, counts as at its end), asking again every 250 ms; panics with the last
