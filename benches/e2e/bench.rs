@@ -70,6 +70,8 @@ pub struct Settings {
     /// `BENCH_ONLY`: `ingress` or `egress` to run one side.
     pub ingress: bool,
     pub egress: bool,
+    /// `BENCH_REPEAT` (1): runs of each egress target; a row is the run of median rate.
+    pub repeat: usize,
     /// `BENCH_ROWS`: the egress rows to run, by name (`receiver,d,f,e,jq,batcher,g,h,memory`;
     /// `h` brings `d`); all when unset. For iterating on one row:
     /// `BENCH_ONLY=egress BENCH_ROWS=f,g`.
@@ -148,6 +150,7 @@ impl Settings {
             egress_timeout: env_or("BENCH_EGRESS_TIMEOUT", 300)?,
             ingress: only != "egress",
             egress: only != "ingress",
+            repeat: env_or("BENCH_REPEAT", 1)?.max(1),
             rows: Rows::parse(&std::env::var("BENCH_ROWS").unwrap_or_default())?,
         })
     }
@@ -157,6 +160,15 @@ impl Settings {
             threads: self.threads,
             connections: self.connections,
             seconds: self.seconds,
+        }
+    }
+
+    /// Each egress target's runs: `None` for the only one, else the run's number (its
+    /// consumer group and log directory carry it).
+    fn runs(&self) -> Vec<Option<usize>> {
+        match self.repeat {
+            1 => vec![None],
+            n => (0..n).map(Some).collect(),
         }
     }
 

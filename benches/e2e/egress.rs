@@ -80,6 +80,14 @@ impl Measured {
     }
 }
 
+/// The run of median rate (the faster of the two middle ones for an even count): with
+/// `BENCH_REPEAT`, each egress row is the median of its runs, its CPU and RSS that run's.
+pub fn median(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
+}
+
 /// What a consume-only target printed to its log: `first record` (noted when first
 /// seen, within the 2 ms poll), then `consumed N in S s`, where S is its own clock from
 /// the first record to the Nth, more exact than the poll.
@@ -174,7 +182,28 @@ pub async fn measure(
 
 #[cfg(test)]
 mod tests {
-    use super::consumed;
+    use super::{consumed, median, Measured};
+
+    fn taking(seconds: f64) -> Measured {
+        Measured {
+            delivered: 1001,
+            seconds,
+            cpu_per_10k: seconds,
+            peak_rss_mib: 1.0,
+            complete: true,
+            requests: None,
+            refetched: None,
+        }
+    }
+
+    #[test]
+    fn a_repeated_row_is_its_run_of_median_rate() {
+        let m = median(vec![taking(3.0), taking(1.0), taking(2.0)]);
+        assert_eq!(m.seconds, 2.0);
+        assert_eq!(m.cpu_per_10k, 2.0, "the figures of that one run");
+        assert_eq!(median(vec![taking(2.0), taking(1.0)]).seconds, 1.0);
+        assert_eq!(median(vec![taking(5.0)]).seconds, 5.0);
+    }
 
     #[test]
     fn the_consume_only_line_gives_the_count_and_its_own_seconds() {

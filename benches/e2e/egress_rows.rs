@@ -80,8 +80,6 @@ impl Bench {
             &brokers,
             "--topic",
             topic,
-            "--group",
-            name,
             "--in-flight",
             &concurrency,
             "--poll",
@@ -98,22 +96,35 @@ impl Bench {
             .and_then(|d| d.ca)
             .map(|p| p.to_string_lossy().into_owned());
         if let Some(d) = to {
-            d.receiver.reset(expected);
             args.extend(["--url", &d.receiver.url]);
         }
         if let Some(ca) = &ca {
             args.extend(["--ca", ca]);
         }
         let exe = self.bin.example("baseline-consumer");
-        let mut p = Process::start(name, &exe, &args, &[], &self.dir)?;
         let timeout = Duration::from_secs(self.settings.egress_timeout);
-        match to {
-            Some(d) => egress::measure(&mut p, || d.receiver.progress(), expected, timeout).await,
-            None => {
-                let mut log = egress::ConsumeLog::new(&p);
-                egress::measure(&mut p, || log.progress(), expected, timeout).await
+        let mut runs = Vec::new();
+        for run in self.settings.runs() {
+            // Each run reads the topic from the start: a consumer group of its own.
+            let group = run.map_or_else(|| name.to_owned(), |i| format!("{name}-{i}"));
+            let mut args = args.clone();
+            args.extend(["--group", &group]);
+            if let Some(d) = to {
+                d.receiver.reset(expected);
             }
+            let mut p = Process::start(&group, &exe, &args, &[], &self.dir)?;
+            let m = match to {
+                Some(d) => {
+                    egress::measure(&mut p, || d.receiver.progress(), expected, timeout).await
+                }
+                None => {
+                    let mut log = egress::ConsumeLog::new(&p);
+                    egress::measure(&mut p, || log.progress(), expected, timeout).await
+                }
+            };
+            runs.push(m?);
         }
+        Ok(egress::median(runs))
     }
 
     /// A hookbridge run of `sink` (named `name`) delivering to `receiver`.
@@ -123,22 +134,34 @@ impl Bench {
         sink: SinkToml,
         receiver: &Receiver,
     ) -> Result<egress::Measured> {
-        receiver.reset(self.settings.records);
-        let mut hb = hookbridge::start(
-            &self.bin.hookbridge,
-            &self.dir.join(name),
-            name,
-            &self.broker.addr(),
-            &sink.render(),
-            &self.secret,
-        )
-        .await?;
-        let timeout = Duration::from_secs(self.settings.egress_timeout);
-        let progress = || receiver.progress();
-        let mut m =
-            egress::measure(&mut hb.process, progress, self.settings.records, timeout).await?;
-        m.refetched = hb.refetched(name).await;
-        Ok(m)
+        let mut runs = Vec::new();
+        for run in self.settings.runs() {
+            // Each run reads the topic from the start: a consumer group of its own.
+            let (dir, sink) = match run {
+                Some(i) => (
+                    format!("{name}-{i}"),
+                    sink.clone().group_id(&format!("{name}-{i}")),
+                ),
+                None => (name.to_owned(), sink.clone()),
+            };
+            receiver.reset(self.settings.records);
+            let mut hb = hookbridge::start(
+                &self.bin.hookbridge,
+                &self.dir.join(&dir),
+                name,
+                &self.broker.addr(),
+                &sink.render(),
+                &self.secret,
+            )
+            .await?;
+            let timeout = Duration::from_secs(self.settings.egress_timeout);
+            let progress = || receiver.progress();
+            let mut m =
+                egress::measure(&mut hb.process, progress, self.settings.records, timeout).await?;
+            m.refetched = hb.refetched(name).await;
+            runs.push(m);
+        }
+        Ok(egress::median(runs))
     }
 
     /// A key-ordered hookbridge sink named `name` towards `receiver`.

@@ -213,8 +213,9 @@ impl Report {
         if !self.egress.is_empty() {
             let _ = writeln!(
                 out,
-                "### Egress: {} records × {} B, {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last\n",
-                s.records, s.body_bytes, s.partitions, s.keys, s.concurrency
+                "### Egress: {} records × {} B, {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last{}\n",
+                s.records, s.body_bytes, s.partitions, s.keys, s.concurrency,
+                if s.repeat > 1 { format!("; each row the run of median rate of {}", s.repeat) } else { String::new() }
             );
             self.egress_table(&mut out);
         }
