@@ -177,6 +177,12 @@ pub struct Dispatcher {
 /// (coordinator moved) is then repaired even on a partition that went idle.
 const REFRESH: Duration = Duration::from_secs(5);
 
+/// Events taken from the consumer per turn of the loop: a few poll batches (256 records
+/// each), so a backlog arriving at once is admitted in slices between the deliveries
+/// that end, instead of leaving finished requests unanswered (and the destination idle)
+/// while thousands of records are admitted.
+const EVENTS_PER_TURN: usize = 4;
+
 /// How often partitions paused for the memory budget look for room again.
 const MEMORY_CHECK: Duration = Duration::from_millis(100);
 
@@ -226,7 +232,7 @@ impl Dispatcher {
         // Memory freed by another sink is noticed within this.
         let mut memory_check = tokio::time::interval(MEMORY_CHECK);
         memory_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut batch = Vec::with_capacity(64);
+        let mut batch = Vec::with_capacity(EVENTS_PER_TURN);
         let destination = self.destination.clone();
         loop {
             let deadline = self.drain_deadline();
@@ -247,7 +253,7 @@ impl Dispatcher {
                 _ = tokio::time::sleep_until(due.map_or_else(tokio::time::Instant::now, Into::into)), if due.is_some() => {
                     self.send_due(&mut deliveries);
                 }
-                n = events.recv_many(&mut batch, 64) => {
+                n = events.recv_many(&mut batch, EVENTS_PER_TURN) => {
                     if n == 0 {
                         break;
                     }
