@@ -141,6 +141,10 @@ pub(crate) fn for_producer(properties: &[(String, String)]) -> Vec<(String, Stri
         "fetch.wait.max.ms",
         "fetch.max.bytes",
         "max.partition.fetch.bytes",
+        "fetch.queue.backoff.ms",
+        "fetch.error.backoff.ms",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
         "group.protocol",
         "isolation.level",
     ];
@@ -186,6 +190,24 @@ mod tests {
         let own = [("fetch.wait.max.ms".to_owned(), "500".to_owned())];
         let cfg = client_config(&s.kafka, &own, CONSUMER_DEFAULTS);
         assert_eq!(cfg.get("fetch.wait.max.ms"), Some("500"));
+    }
+
+    #[test]
+    fn consumer_only_properties_stay_off_the_producer() {
+        let props: Vec<(String, String)> = [
+            ("fetch.queue.backoff.ms", "1000"),
+            ("queued.max.messages.kbytes", "262144"),
+            ("fetch.wait.max.ms", "500"),
+            ("linger.ms", "5"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            for_producer(&props),
+            vec![("linger.ms".to_owned(), "5".to_owned())],
+            "librdkafka warns at every start about a consumer property given to a producer"
+        );
     }
 
     #[test]
