@@ -198,7 +198,9 @@ impl<K> Open<K> {
     /// written again instead of a fresh one being allocated and faulted in.
     pub fn seal_into(self, rules: &Rules, mut body: Vec<u8>) -> (Vec<u8>, Vec<K>) {
         body.clear();
-        body.reserve(self.bytes + framing(rules.layout));
+        let counted = self.bytes + framing(rules.layout);
+        let empty = self.items.is_empty();
+        body.reserve(counted);
         let mut keys = Vec::with_capacity(self.items.len());
         if rules.layout == Layout::JsonArray {
             body.push(b'[');
@@ -217,6 +219,11 @@ impl<K> Open<K> {
         if rules.layout == Layout::JsonArray {
             body.push(b']');
         }
+        // `fits` keeps `max_bytes` by this count: the body is exactly as long.
+        debug_assert!(
+            empty || body.len() == counted,
+            "a body is as long as counted"
+        );
         (body, keys)
     }
 }
