@@ -95,29 +95,29 @@ impl Rows {
         }
         let mut set = 0;
         for name in list.split(',').map(str::trim) {
-            let i = Self::NAMES.iter().position(|n| *n == name).ok_or_else(|| {
+            set |= Self::bit(name).ok_or_else(|| {
                 format!(
                     "BENCH_ROWS: no row {name:?}; rows are {}",
                     Self::NAMES.join(",")
                 )
             })?;
-            set |= 1 << i;
         }
-        let mut rows = Rows(set);
         // The HTTP/2 forwarder reads the way the fastest (d) row did: without (d), (h)
         // would compare hookbridge with a reader that may be slower than it could be.
-        if rows.has("h") {
-            rows.0 |= 1 << 1;
+        if set & Self::bit("h").unwrap_or(0) != 0 {
+            set |= Self::bit("d").unwrap_or(0);
         }
-        Ok(rows)
+        Ok(Rows(set))
+    }
+
+    /// The bit of the row named `name`, if there is such a row.
+    fn bit(name: &str) -> Option<u16> {
+        Self::NAMES.iter().position(|n| *n == name).map(|i| 1 << i)
     }
 
     /// Whether the row named `name` (one of [`Rows::NAMES`]) runs.
     pub fn has(self, name: &str) -> bool {
-        Self::NAMES
-            .iter()
-            .position(|n| *n == name)
-            .is_some_and(|i| self.0 & (1 << i) != 0)
+        Self::bit(name).is_some_and(|bit| self.0 & bit != 0)
     }
 }
 
@@ -440,7 +440,18 @@ async fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::json_of_size;
+    use super::{json_of_size, Rows};
+
+    #[test]
+    fn rows_are_chosen_by_name_and_h_brings_d() {
+        let all = Rows::parse("").unwrap();
+        assert!(Rows::NAMES.iter().all(|n| all.has(n)));
+        let some = Rows::parse("f, g").unwrap();
+        assert!(some.has("f") && some.has("g") && !some.has("d") && !some.has("batcher"));
+        let h = Rows::parse("h").unwrap();
+        assert!(h.has("h") && h.has("d") && !h.has("e"));
+        assert!(Rows::parse("f,x").unwrap_err().contains("\"x\""));
+    }
 
     #[test]
     fn webhook_bodies_have_the_asked_size_and_are_json() {

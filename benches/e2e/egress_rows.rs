@@ -43,9 +43,8 @@ const LARGE_FETCHES: &[&str] = &[
 const FILTER: &str = ".n >= 0";
 const TRANSFORM: &str = "{n: .n, pad: .pad}";
 
-/// The batched rows' records per request, and hookbridge's sink setting for them.
+/// The batched rows' records per request.
 const BATCH_RECORDS: usize = 100;
-const BATCH: &str = "{ max_records = 100, format = \"json-array\" }";
 
 /// Where a forwarder baseline delivers: a receiver, and the CA to trust for HTTPS.
 struct Destination<'a> {
@@ -350,10 +349,14 @@ impl Bench {
         }
         if rows.has("g") {
             let name = "hookbridge-batch";
-            let sink = self.sink(name, topic, &receiver, "key").set("batch", BATCH);
+            let batch = format!("{{ max_records = {BATCH_RECORDS}, format = \"json-array\" }}");
+            let sink = self
+                .sink(name, topic, &receiver, "key")
+                .set("batch", &batch);
             let m = self.egress_hookbridge(name, sink, &receiver).await;
-            let label = "(g) hookbridge, key order, batches of 100 as a JSON array";
-            report.egress.push(EgressRow::new(label, m).against("(f)"));
+            let label =
+                format!("(g) hookbridge, key order, batches of {BATCH_RECORDS} as a JSON array");
+            report.egress.push(EgressRow::new(&label, m).against("(f)"));
         }
         if rows.has("h") {
             if let Err(e) = self.run_http2(report, topic, limit).await {
