@@ -110,12 +110,12 @@ impl Client {
         if let Some(a) = authorization {
             headers.insert(axum::http::header::AUTHORIZATION, a.clone());
         }
-        let request = self
-            .http
-            .request(self.method.clone(), prepared.url.as_ref().clone())
-            .headers(headers)
-            .body(prepared.body.clone());
-        match request.send().await {
+        // Built whole rather than through a builder, which would copy every header into
+        // a map of its own.
+        let mut request = reqwest::Request::new(self.method.clone(), prepared.url.as_ref().clone());
+        *request.headers_mut() = headers;
+        *request.body_mut() = Some(prepared.body.clone().into());
+        match self.http.execute(request).await {
             Err(e) => (outcome::from_error(&e), Bytes::new()),
             Ok(mut resp) => {
                 let outcome =
@@ -165,7 +165,7 @@ impl Client {
             .header(crate::kafka::headers::TRACEPARENT)
             .and_then(|v| std::str::from_utf8(v).ok())
             .unwrap_or("");
-        if let Ok(v) = HeaderValue::from_str(&trace::child_of(parent)) {
+        if let Ok(v) = HeaderValue::from_bytes(trace::child_of(parent).as_bytes()) {
             h.insert(TRACEPARENT, v);
         }
         h

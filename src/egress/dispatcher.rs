@@ -27,6 +27,7 @@ use crate::connectors::sink::Ordering;
 use crate::telemetry::sink::{
     Buffered, Committed, Paused, Refetched, SinkTelemetry, SkippedOnResume,
 };
+use alarm::Alarm;
 use batching::Batching;
 use drain::Drain;
 
@@ -234,9 +235,13 @@ impl Dispatcher {
         memory_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(EVENTS_PER_TURN);
         let destination = self.destination.clone();
+        let (mut due_alarm, mut commit_alarm, mut drain_alarm) =
+            (Alarm::new(), Alarm::new(), Alarm::new());
         loop {
-            let deadline = self.drain_deadline();
-            let due = self.batching.as_ref().and_then(Batching::next_due);
+            let due = due_alarm.set(self.batching.as_ref().and_then(Batching::next_due));
+            let commit_due = self.dirty.then(|| self.last_commit + self.policy.interval);
+            let commit_due = commit_alarm.set(commit_due);
+            let draining = drain_alarm.set(self.drain_deadline());
             tokio::select! {
                 _ = destination.ticket_returned(), if !self.ready.is_empty() || self.batching.as_ref().is_some_and(Batching::has_sealed) => {
                     self.start_ready(&mut deliveries);
@@ -250,7 +255,7 @@ impl Dispatcher {
                     }
                     Ended::Shaped(r, shaped) => self.shaped(*r, shaped, &mut deliveries),
                 },
-                _ = tokio::time::sleep_until(due.map_or_else(tokio::time::Instant::now, Into::into)), if due.is_some() => {
+                () = &mut due_alarm, if due => {
                     self.send_due(&mut deliveries);
                 }
                 n = events.recv_many(&mut batch, EVENTS_PER_TURN) => {
@@ -261,14 +266,14 @@ impl Dispatcher {
                         self.handle(ev, &mut deliveries);
                     }
                 }
-                _ = tokio::time::sleep_until((self.last_commit + self.policy.interval).into()), if self.dirty => {
+                () = &mut commit_alarm, if commit_due => {
                     self.commit_progress(false);
                 }
                 _ = refresh.tick() => self.commit_progress(true),
                 _ = memory_check.tick(), if self.waiting_for_memory => {
                     self.resume_for_memory(&mut deliveries);
                 }
-                _ = tokio::time::sleep_until(deadline.map_or_else(tokio::time::Instant::now, Into::into)), if deadline.is_some() => {
+                () = &mut drain_alarm, if draining => {
                     tracing::warn!(connector = %self.destination.name(), "drain deadline passed; unfinished records stay uncommitted");
                 }
             }
@@ -538,6 +543,7 @@ impl Dispatcher {
     }
 }
 
+mod alarm;
 mod batching;
 mod bodies;
 mod drain;

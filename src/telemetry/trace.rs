@@ -40,19 +40,57 @@ pub fn traceparent(headers: &HeaderMap) -> String {
 
 /// A new trace id and span id.
 pub fn new_traceparent() -> String {
-    let mut rng = rand::rng();
-    let trace: u128 = rng.random::<u128>() | 1;
-    let span: u64 = rng.random::<u64>() | 1;
-    format!("00-{trace:032x}-{span:016x}-01")
+    fresh().as_str().to_owned()
 }
 
-/// A child of `parent`: same trace id, new span id (for the outgoing POST).
-pub fn child_of(parent: &str) -> String {
+/// A child of `parent`: same trace id, new span id (for the outgoing POST); a fresh trace
+/// when `parent` is not a valid traceparent.
+pub fn child_of(parent: &str) -> TraceParent {
     if !is_valid(parent) {
-        return new_traceparent();
+        return fresh();
     }
-    let span: u64 = rand::rng().random::<u64>() | 1;
-    format!("00-{}-{span:016x}-01", &parent[3..35])
+    TraceParent::new(&parent.as_bytes()[3..35])
+}
+
+/// A version-00, sampled `traceparent`, written in place: one is made for every webhook
+/// and every delivery attempt, and `format!` with padded hex was most of its cost.
+pub struct TraceParent([u8; 55]);
+
+impl TraceParent {
+    /// `trace` (32 lowercase hex digits) with a new span id.
+    fn new(trace: &[u8]) -> Self {
+        let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";
+        tp[3..35].copy_from_slice(trace);
+        let span: u64 = rand::rng().random::<u64>() | 1;
+        hex_into(&mut tp[36..52], &span.to_be_bytes());
+        TraceParent(tp)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever written into it.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// A new trace id and span id.
+fn fresh() -> TraceParent {
+    let trace: u128 = rand::rng().random::<u128>() | 1;
+    let mut hex = [0u8; 32];
+    hex_into(&mut hex, &trace.to_be_bytes());
+    TraceParent::new(&hex)
+}
+
+/// `bytes` as lowercase hex into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
 }
 
 #[cfg(test)]
@@ -68,7 +106,13 @@ mod tests {
         assert_eq!(traceparent(&h), tp);
         h.insert("traceparent", "garbage".parse().unwrap());
         assert!(is_valid(&traceparent(&h)));
-        assert!(child_of(tp).starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        let child = child_of(tp);
+        assert!(is_valid(child.as_str()), "{}", child.as_str());
+        assert!(child
+            .as_str()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert_ne!(child.as_str(), tp, "a new span id");
+        assert!(is_valid(child_of("garbage").as_str()));
         assert!(is_valid(&new_traceparent()));
         for bad in [
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
@@ -81,5 +125,15 @@ mod tests {
         ] {
             assert!(!is_valid(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_in_byte_order() {
+        let mut out = [0u8; 10];
+        hex_into(&mut out, &[0x00, 0x9f, 0xa0, 0xff, 0x1e]);
+        assert_eq!(&out, b"009fa0ff1e");
+        let (a, b) = (new_traceparent(), new_traceparent());
+        assert_ne!(a[3..35], b[3..35], "each new trace has its own id");
+        assert!(is_valid(&a) && is_valid(&b));
     }
 }

@@ -74,6 +74,9 @@ impl Dispatcher {
 
     /// Replies to every drain that is complete or past its deadline. True = exit now.
     pub(super) fn finish_drains(&mut self) -> bool {
+        if self.drains.is_empty() {
+            return false; // the common turn: no clock read
+        }
         let now = Instant::now();
         let mut exit = false;
         let mut i = 0;
