@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hookbridge::config::Secret;
+use hookbridge::egress::batch::{self, Items, Layout, Origin, Rules};
 use hookbridge::egress::record::{Record, TopicPartition};
 use hookbridge::egress::sign::Signer;
 use hookbridge::telemetry::trace;
@@ -36,9 +37,16 @@ const SCHEMES: &[(&str, &str)] = &[
         r#"{ scheme = "standard-webhooks", secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] }"#,
     ),
     ("gitlab", r#"{ scheme = "gitlab", secrets = ["s3cret"] }"#),
-    ("twilio", r#"{ scheme = "twilio", secrets = ["s3cret"] }"#),
+    // URL-signing schemes verify against the URL configured at the provider.
+    (
+        "twilio",
+        r#"{ scheme = "twilio", secrets = ["s3cret"], public_url = "https://hooks.example.com/webhooks/bench" }"#,
+    ),
     ("paddle", r#"{ scheme = "paddle", secrets = ["s3cret"] }"#),
-    ("square", r#"{ scheme = "square", secrets = ["s3cret"] }"#),
+    (
+        "square",
+        r#"{ scheme = "square", secrets = ["s3cret"], public_url = "https://hooks.example.com/webhooks/bench" }"#,
+    ),
     ("zoom", r#"{ scheme = "zoom", secrets = ["s3cret"] }"#),
     ("linear", r#"{ scheme = "linear", secrets = ["s3cret"] }"#),
     ("twitch", r#"{ scheme = "twitch", secrets = ["s3cret"] }"#),
@@ -143,6 +151,25 @@ fn outgoing(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("sign", size_name), &record, |b, r| {
             b.iter(|| signer.sign(&id, black_box(1_700_000_000), &r.value))
         });
+        // A record checked and framed as an item of a JSON-array batch.
+        let rules = Rules {
+            max_records: 100,
+            max_bytes: 1 << 20,
+            max_wait: std::time::Duration::from_millis(100),
+            layout: Layout::JsonArray,
+            items: Items::Data,
+        };
+        let origin = Origin {
+            webhook_id: &id,
+            topic: "orders",
+            partition: 3,
+            offset: 123_456,
+        };
+        group.bench_with_input(
+            BenchmarkId::new("batch_item", size_name),
+            &record,
+            |b, r| b.iter(|| batch::item(&rules, origin, black_box(&r.value))),
+        );
     }
     group.finish();
     // Per request, not per byte: a group of their own so no byte throughput is implied.
