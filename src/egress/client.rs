@@ -110,12 +110,14 @@ impl Client {
         if let Some(a) = authorization {
             headers.insert(axum::http::header::AUTHORIZATION, a.clone());
         }
-        // Built whole rather than through a builder, which would copy every header into
-        // a map of its own.
-        let mut request = reqwest::Request::new(self.method.clone(), prepared.url.as_ref().clone());
-        *request.headers_mut() = headers;
-        *request.body_mut() = Some(prepared.body.clone().into());
-        match self.http.execute(request).await {
+        // Through the builder: it turns a URL's `user:password@` into Basic credentials
+        // (which the sink's own Authorization replaces) and keeps them out of the URL sent.
+        let request = self
+            .http
+            .request(self.method.clone(), prepared.url.as_ref().clone())
+            .headers(headers)
+            .body(prepared.body.clone());
+        match request.send().await {
             Err(e) => (outcome::from_error(&e), Bytes::new()),
             Ok(mut resp) => {
                 let outcome =

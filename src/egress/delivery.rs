@@ -796,6 +796,80 @@ mod tests {
     use crate::egress::record::TopicPartition;
     use crate::telemetry::Metrics;
 
+    /// The destination of the one sink in `text`, its DLQ producers offline: a
+    /// dead-letter write would fail.
+    fn destination_of(text: &str) -> Destination {
+        let mut c = Connectors::default();
+        load_file("orders.toml", text, &mut c).unwrap();
+        let sink = c.sinks.remove(0);
+        let offline = || {
+            crate::kafka::producer::Producer::create(
+                rdkafka::ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1"),
+            )
+            .unwrap()
+        };
+        let producer = crate::egress::dlq::Producers {
+            batched: offline(),
+            alone: offline(),
+        };
+        let telemetry = Arc::new(SinkTelemetry::new(
+            "orders".into(),
+            Arc::new(Metrics::new()),
+        ));
+        Destination::new(sink, producer, telemetry).unwrap()
+    }
+
+    fn record_at(offset: i64) -> Record {
+        Record {
+            tp: TopicPartition {
+                topic: "orders".into(),
+                partition: 0,
+            },
+            offset,
+            key: None,
+            value: Bytes::from_static(b"{}"),
+            headers: Vec::new(),
+            epoch: 0,
+            leader_epoch: -1,
+        }
+    }
+
+    /// `https://user:password@host/…` in a sink's URL: the credentials go as Basic
+    /// authorization, never in the request line.
+    #[tokio::test]
+    async fn credentials_in_the_url_are_sent_as_basic_authorization() {
+        let seen = Arc::new(Mutex::new(Vec::<(Option<String>, String)>::new()));
+        let into = seen.clone();
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+                let auth = headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                into.lock().unwrap().push((auth, uri.to_string()));
+                async { "ok" }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://u:pw@{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let destination = destination_of(&format!(
+            "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\ntimeout = \"5s\"\n"
+        ));
+        let (cancel, abort) = (CancellationToken::new(), CancellationToken::new());
+        let stop = Stop {
+            cancel: &cancel,
+            abort: &abort,
+        };
+        let finish = destination.deliver(&record_at(7), stop, None).await;
+        assert_eq!(finish, Finish::Delivered);
+        let seen = seen.lock().unwrap().clone();
+        // base64("u:pw")
+        assert_eq!(
+            seen,
+            vec![(Some("Basic dTpwdw==".to_owned()), "/hook".to_owned())]
+        );
+    }
+
     /// Without a DLQ, a record that ran out of attempts is never dropped and never
     /// reported finished (so never committed): it keeps being attempted, at the maximum
     /// backoff, until its partition is given up.
@@ -815,38 +889,9 @@ mod tests {
              retry = {{ max_attempts = 2, initial = \"10ms\", max = \"300ms\" }}\n\
              breaker = {{ failures = 0 }}\n"
         );
-        let mut c = Connectors::default();
-        load_file("orders.toml", &text, &mut c).unwrap();
-        let sink = c.sinks.remove(0);
-        assert!(sink.dlq_topic.is_none());
-        // Created offline: a dead-letter write would fail, and none may be tried.
-        let offline = || {
-            crate::kafka::producer::Producer::create(
-                rdkafka::ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1"),
-            )
-            .unwrap()
-        };
-        let producer = crate::egress::dlq::Producers {
-            batched: offline(),
-            alone: offline(),
-        };
-        let telemetry = Arc::new(SinkTelemetry::new(
-            "orders".into(),
-            Arc::new(Metrics::new()),
-        ));
-        let destination = Destination::new(sink, producer, telemetry).unwrap();
-        let record = Record {
-            tp: TopicPartition {
-                topic: "orders".into(),
-                partition: 0,
-            },
-            offset: 7,
-            key: None,
-            value: Bytes::from_static(b"{}"),
-            headers: Vec::new(),
-            epoch: 0,
-            leader_epoch: -1,
-        };
+        let destination = destination_of(&text);
+        assert!(destination.sink.dlq_topic.is_none());
+        let record = record_at(7);
         let (cancel, abort) = (CancellationToken::new(), CancellationToken::new());
         let stop = Stop {
             cancel: &cancel,

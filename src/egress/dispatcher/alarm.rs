@@ -70,6 +70,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn moved_earlier_or_into_the_past_it_rings_then() {
+        let mut alarm = Alarm::new();
+        let start = now();
+        assert!(alarm.set(Some((start + Duration::from_secs(10)).into_std())));
+        // Polled once, so registered with the timer at 10 s.
+        assert!(tokio::time::timeout(Duration::from_secs(1), &mut alarm)
+            .await
+            .is_err());
+        assert!(alarm.set(Some((start + Duration::from_secs(3)).into_std())));
+        (&mut alarm).await;
+        assert_eq!(now(), start + Duration::from_secs(3));
+        // Rung, left unset a while, then set to the same past deadline: at once.
+        assert!(!alarm.set(None));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(alarm.set(Some((start + Duration::from_secs(3)).into_std())));
+        assert!(tokio::time::timeout(Duration::ZERO, &mut alarm)
+            .await
+            .is_ok());
+        // Moved to a past instant it never had: at once.
+        assert!(alarm.set(Some((start + Duration::from_secs(2)).into_std())));
+        assert!(tokio::time::timeout(Duration::ZERO, &mut alarm)
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn unset_is_not_armed_and_keeps_the_deadline() {
         let mut alarm = Alarm::new();
         let at = (now() + Duration::from_secs(3)).into_std();

@@ -262,6 +262,19 @@ async fn answer(rx: std::sync::mpsc::Receiver<Vec<Commit>>) -> Option<Vec<Commit
 }
 
 #[tokio::test]
+async fn a_batch_that_does_not_fill_is_sent_at_its_max_wait() {
+    let h = start_with(
+        "batch = { max_records = 1000, max_wait = \"50ms\", format = \"json-array\" }\n",
+    )
+    .await;
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
+    h.send(Event::Records(vec![record(0, 0)]));
+    // One record of a thousand: only its max_wait sends it.
+    h.arrived(1).await;
+    h.committed(&tp(0), 1).await;
+}
+
+#[tokio::test]
 async fn two_pending_drains_are_both_answered() {
     let h = start().await;
     h.send(Event::Assigned(vec![(tp(0), None, 0), (tp(1), None, 0)]));
@@ -378,6 +391,11 @@ async fn shutdown_past_its_deadline_commits_nothing_past_a_stalled_record() {
     h.send(Event::Shutdown { reply, deadline });
     let commits = answer(answer_rx).await.expect("answered at the deadline");
     assert!(Instant::now() >= deadline);
+    // At the deadline, not at the next periodic commit seconds later.
+    assert!(
+        Instant::now() < deadline + Duration::from_secs(1),
+        "answered soon after the deadline"
+    );
     assert_eq!(
         commits.iter().map(|c| c.offset).collect::<Vec<_>>(),
         vec![1]
