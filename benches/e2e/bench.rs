@@ -70,7 +70,8 @@ pub struct Settings {
     /// `BENCH_ONLY`: `ingress` or `egress` to run one side.
     pub ingress: bool,
     pub egress: bool,
-    /// `BENCH_REPEAT` (1): runs of each egress target; a row is the run of median rate.
+    /// `BENCH_REPEAT` (1): runs of each target; an egress or ingress row is the run of
+    /// median rate, a latency at half rate the run of median p99.
     pub repeat: usize,
     /// `BENCH_ROWS`: the egress rows to run, by name (`receiver,d,f,e,jq,batcher,g,h,memory`;
     /// `h` brings `d`); all when unset. For iterating on one row:
@@ -181,6 +182,14 @@ impl Settings {
     }
 }
 
+/// The run whose `key` is the median (the larger of the two middle ones for an even
+/// count); `runs` is not empty.
+pub fn median_by<T>(mut runs: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
+}
+
 /// A JSON object of exactly `bytes` bytes (when `bytes` allows): `prefix`, padding, `"}`.
 pub fn json_of_size(prefix: &str, bytes: usize) -> Vec<u8> {
     let pad = bytes.saturating_sub(prefix.len() + 2);
@@ -251,6 +260,7 @@ impl Bench {
             warmup,
             &webhook,
             half_rate,
+            self.settings.repeat,
         )
         .await
     }
@@ -304,6 +314,7 @@ impl Bench {
             warmup,
             &webhook,
             max / 2.0,
+            self.settings.repeat,
         )
         .await
     }
@@ -440,7 +451,16 @@ async fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::{json_of_size, Rows};
+    use super::{json_of_size, median_by, Rows};
+
+    #[test]
+    fn the_median_run_is_chosen_by_its_key_whole() {
+        // (p99 ms, run number): the run is kept whole, not its key alone.
+        let runs = vec![(9.0, 0), (3.0, 1), (5.0, 2), (1.0, 3), (7.0, 4)];
+        assert_eq!(median_by(runs, |r| r.0), (5.0, 2));
+        assert_eq!(median_by(vec![(2.0, 0), (1.0, 1)], |r| r.0), (2.0, 0));
+        assert_eq!(median_by(vec![(4.0, 0)], |r| r.0), (4.0, 0));
+    }
 
     #[test]
     fn rows_are_chosen_by_name_and_h_brings_d() {

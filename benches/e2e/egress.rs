@@ -82,10 +82,8 @@ impl Measured {
 
 /// The run of median rate (the faster of the two middle ones for an even count): with
 /// `BENCH_REPEAT`, each egress row is the median of its runs, its CPU and RSS that run's.
-pub fn median(mut runs: Vec<Measured>) -> Measured {
-    runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-    let middle = runs.len() / 2;
-    runs.swap_remove(middle)
+pub fn median(runs: Vec<Measured>) -> Measured {
+    crate::median_by(runs, Measured::rate)
 }
 
 /// What a consume-only target printed to its log: `first record` (noted when first

@@ -1,5 +1,7 @@
 //! One ingress target under wrk: a warm-up, the saturating run (req/s, latency, CPU per
-//! 10k webhooks), and optionally the fixed-rate run at half the rate just measured.
+//! 10k webhooks), and optionally the fixed-rate run at half the rate just measured. With
+//! `BENCH_REPEAT`, each run is repeated: the saturating one reported is the run of median
+//! rate, the fixed-rate one the run of median p99.
 
 use std::time::Duration;
 
@@ -30,16 +32,21 @@ pub async fn measure(
     warmup: Load,
     webhook: &Webhook<'_>,
     half_rate: bool,
+    repeat: usize,
 ) -> Result<Measured> {
     // Connections, producer metadata and allocator pools are set up before measuring.
     wrk::run(url, warmup, webhook, None).await?;
     process.alive()?;
-    let cpu_before = process.cpu_seconds()?;
-    let max = wrk::run(url, load, webhook, None).await?;
-    let cpu = process.cpu_seconds()? - cpu_before;
-    process.alive()?;
+    let mut runs = Vec::with_capacity(repeat);
+    for _ in 0..repeat.max(1) {
+        let cpu_before = process.cpu_seconds()?;
+        let max = wrk::run(url, load, webhook, None).await?;
+        runs.push((max, process.cpu_seconds()? - cpu_before));
+        process.alive()?;
+    }
+    let (max, cpu) = crate::median_by(runs, |(max, _)| max.rate());
     let half = if half_rate {
-        Some(fixed_rate(url, load, webhook, max.rate() / 2.0).await?)
+        Some(fixed_rates(url, load, webhook, max.rate() / 2.0, repeat).await?)
     } else {
         None
     };
@@ -60,12 +67,28 @@ pub async fn at_rate(
     warmup: Load,
     webhook: &Webhook<'_>,
     target: f64,
+    repeat: usize,
 ) -> Result<HalfRate> {
     wrk::run(url, warmup, webhook, None).await?;
     process.alive()?;
-    let half = fixed_rate(url, load, webhook, target).await?;
+    let half = fixed_rates(url, load, webhook, target, repeat).await?;
     process.alive()?;
     Ok(half)
+}
+
+/// `repeat` fixed-rate runs at `target`: the run of median p99.
+async fn fixed_rates(
+    url: &str,
+    load: Load,
+    webhook: &Webhook<'_>,
+    target: f64,
+    repeat: usize,
+) -> Result<HalfRate> {
+    let mut runs = Vec::with_capacity(repeat);
+    for _ in 0..repeat.max(1) {
+        runs.push(fixed_rate(url, load, webhook, target).await?);
+    }
+    Ok(crate::median_by(runs, |r| r.run.p99_ms))
 }
 
 /// wrk is closed-loop: each connection waits `delay` after every answer. The rate is

@@ -252,8 +252,9 @@ impl Report {
         let s = &self.settings;
         let _ = writeln!(
             out,
-            "### Ingress: wrk -t{} -c{} -d{}s, the same {} B JSON webhook with its GitHub signature on every request\n",
-            s.threads, s.connections, s.seconds, s.body_bytes
+            "### Ingress: wrk -t{} -c{} -d{}s, the same {} B JSON webhook with its GitHub signature on every request{}\n",
+            s.threads, s.connections, s.seconds, s.body_bytes,
+            if s.repeat > 1 { format!("; each row the run of median rate of {}", s.repeat) } else { String::new() }
         );
         let lines = rows(&self.ingress, |m, base| {
             let [rate, cpu] = ratios(m, base);
@@ -307,7 +308,8 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\n### Ingress latency at half of each target's maximum rate (wrk, each connection paced by the script's delay())\n"
+            "\n### Ingress latency at half of each target's maximum rate (wrk, each connection paced by the script's delay()){}\n",
+            if self.settings.repeat > 1 { format!("; each row the run of median p99 of {}", self.settings.repeat) } else { String::new() }
         );
         table(
             out,
