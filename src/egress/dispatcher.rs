@@ -238,10 +238,11 @@ impl Dispatcher {
         let (mut due_alarm, mut commit_alarm, mut drain_alarm) =
             (Alarm::new(), Alarm::new(), Alarm::new());
         loop {
-            let due = due_alarm.set(self.batching.as_ref().and_then(Batching::next_due));
-            let commit_due = self.dirty.then(|| self.last_commit + self.policy.interval);
-            let commit_due = commit_alarm.set(commit_due);
-            let draining = drain_alarm.set(self.drain_deadline());
+            // Each branch below is enabled only while its alarm is armed.
+            let due_armed = due_alarm.set(self.batching.as_ref().and_then(Batching::next_due));
+            let commit_at = self.dirty.then(|| self.last_commit + self.policy.interval);
+            let commit_armed = commit_alarm.set(commit_at);
+            let drain_armed = drain_alarm.set(self.drain_deadline());
             tokio::select! {
                 _ = destination.ticket_returned(), if !self.ready.is_empty() || self.batching.as_ref().is_some_and(Batching::has_sealed) => {
                     self.start_ready(&mut deliveries);
@@ -255,7 +256,7 @@ impl Dispatcher {
                     }
                     Ended::Shaped(r, shaped) => self.shaped(*r, shaped, &mut deliveries),
                 },
-                () = &mut due_alarm, if due => {
+                () = &mut due_alarm, if due_armed => {
                     self.send_due(&mut deliveries);
                 }
                 n = events.recv_many(&mut batch, EVENTS_PER_TURN) => {
@@ -266,14 +267,14 @@ impl Dispatcher {
                         self.handle(ev, &mut deliveries);
                     }
                 }
-                () = &mut commit_alarm, if commit_due => {
+                () = &mut commit_alarm, if commit_armed => {
                     self.commit_progress(false);
                 }
                 _ = refresh.tick() => self.commit_progress(true),
                 _ = memory_check.tick(), if self.waiting_for_memory => {
                     self.resume_for_memory(&mut deliveries);
                 }
-                () = &mut drain_alarm, if draining => {
+                () = &mut drain_alarm, if drain_armed => {
                     tracing::warn!(connector = %self.destination.name(), "drain deadline passed; unfinished records stay uncommitted");
                 }
             }
