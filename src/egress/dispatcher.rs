@@ -238,7 +238,7 @@ impl Dispatcher {
         let (mut due_alarm, mut commit_alarm, mut drain_alarm) =
             (Alarm::new(), Alarm::new(), Alarm::new());
         loop {
-            // Each branch below is enabled only while its alarm is armed.
+            // An alarm's branch below is enabled only while the alarm is armed.
             let due_armed = due_alarm.set(self.batching.as_ref().and_then(Batching::next_due));
             let commit_at = self.dirty.then(|| self.last_commit + self.policy.interval);
             let commit_armed = commit_alarm.set(commit_at);

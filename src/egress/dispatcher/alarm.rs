@@ -88,7 +88,11 @@ mod tests {
         assert!(tokio::time::timeout(Duration::ZERO, &mut alarm)
             .await
             .is_ok());
-        // Moved to a past instant it never had: at once.
+        // Pending far ahead, then moved into the past (a batch flushed at shutdown): at once.
+        assert!(alarm.set(Some((start + Duration::from_secs(20)).into_std())));
+        assert!(tokio::time::timeout(Duration::ZERO, &mut alarm)
+            .await
+            .is_err());
         assert!(alarm.set(Some((start + Duration::from_secs(2)).into_std())));
         assert!(tokio::time::timeout(Duration::ZERO, &mut alarm)
             .await

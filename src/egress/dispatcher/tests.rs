@@ -268,9 +268,16 @@ async fn a_batch_that_does_not_fill_is_sent_at_its_max_wait() {
     )
     .await;
     h.send(Event::Assigned(vec![(tp(0), None, 0)]));
+    let sent = Instant::now();
     h.send(Event::Records(vec![record(0, 0)]));
-    // One record of a thousand: only its max_wait sends it.
+    // One record of a thousand: only its max_wait sends it, not the next periodic
+    // commit seconds later.
     h.arrived(1).await;
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
     h.committed(&tp(0), 1).await;
 }
 
