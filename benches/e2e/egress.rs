@@ -83,7 +83,11 @@ impl Measured {
 /// The run of median rate (the faster of the two middle ones for an even count): with
 /// `BENCH_REPEAT`, each egress row is the median of its runs, its CPU and RSS that run's.
 pub fn median(runs: Vec<Measured>) -> Measured {
-    crate::median_by(runs, Measured::rate)
+    // A run that missed deliveries fails the row, whichever run is reported.
+    let complete = runs.iter().all(|m| m.complete);
+    let mut m = crate::median_by(runs, Measured::rate);
+    m.complete = complete;
+    m
 }
 
 /// What a consume-only target printed to its log: `first record` (noted when first
@@ -201,6 +205,13 @@ mod tests {
         assert_eq!(m.cpu_per_10k, 2.0, "the figures of that one run");
         assert_eq!(median(vec![taking(2.0), taking(1.0)]).seconds, 1.0);
         assert_eq!(median(vec![taking(5.0)]).seconds, 5.0);
+        let short = Measured {
+            complete: false,
+            ..taking(1.0)
+        };
+        let m = median(vec![taking(3.0), short, taking(2.0)]);
+        assert_eq!(m.seconds, 2.0);
+        assert!(!m.complete, "a run that missed deliveries fails the row");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One ingress target under wrk: a warm-up, the saturating run (req/s, latency, CPU per
 //! 10k webhooks), and optionally the fixed-rate run at half the rate just measured. With
 //! `BENCH_REPEAT`, each run is repeated: the saturating one reported is the run of median
-//! rate, the fixed-rate one the run of median p99.
+//! rate, the fixed-rate one the run of median p99, each with the failed requests of all
+//! its runs. Peak RSS is the process's over all of them.
 
 use std::time::Duration;
 
@@ -44,7 +45,9 @@ pub async fn measure(
         runs.push((max, process.cpu_seconds()? - cpu_before));
         process.alive()?;
     }
-    let (max, cpu) = crate::median_by(runs, |(max, _)| max.rate());
+    let failures = failures_of(runs.iter().map(|(max, _)| max));
+    let (mut max, cpu) = crate::median_by(runs, |(max, _)| max.rate());
+    (max.non_2xx, max.socket_errors) = failures;
     let half = if half_rate {
         Some(fixed_rates(url, load, webhook, max.rate() / 2.0, repeat).await?)
     } else {
@@ -88,7 +91,16 @@ async fn fixed_rates(
     for _ in 0..repeat.max(1) {
         runs.push(fixed_rate(url, load, webhook, target).await?);
     }
-    Ok(crate::median_by(runs, |r| r.run.p99_ms))
+    let failures = failures_of(runs.iter().map(|r| &r.run));
+    let mut half = crate::median_by(runs, |r| r.run.p99_ms);
+    (half.run.non_2xx, half.run.socket_errors) = failures;
+    Ok(half)
+}
+
+/// The failed requests of every run, so a run left out of the median still fails the
+/// row: (answers other than 2xx/3xx, socket errors).
+fn failures_of<'a>(runs: impl Iterator<Item = &'a Summary>) -> (u64, u64) {
+    runs.fold((0, 0), |(n, e), r| (n + r.non_2xx, e + r.socket_errors))
 }
 
 /// wrk is closed-loop: each connection waits `delay` after every answer. The rate is
@@ -110,3 +122,23 @@ async fn fixed_rate(url: &str, load: Load, webhook: &Webhook<'_>, target: f64) -
 
 /// How long to give a process to start listening.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::{failures_of, Summary};
+
+    #[test]
+    fn the_failures_of_every_run_are_counted() {
+        let run = |non_2xx, socket_errors| Summary {
+            requests: 100,
+            seconds: 1.0,
+            non_2xx,
+            socket_errors,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            p999_ms: 3.0,
+        };
+        let runs = [run(0, 0), run(2, 0), run(0, 5)];
+        assert_eq!(failures_of(runs.iter()), (2, 5));
+    }
+}
