@@ -133,6 +133,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> std::result::Result<T
 }
 
 impl Settings {
+    /// A table heading's note on repeated runs: which run of each row it shows, by
+    /// `what` (rate, p99); empty for a single run.
+    pub fn repeated(&self, what: &str) -> String {
+        match self.repeat {
+            1 => String::new(),
+            n => format!("; each row the run of median {what} of {n}"),
+        }
+    }
+
     fn from_env() -> std::result::Result<Self, String> {
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();
         if !["", "ingress", "egress"].contains(&only.as_str()) {

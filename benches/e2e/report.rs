@@ -215,7 +215,7 @@ impl Report {
                 out,
                 "### Egress: {} records × {} B, {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last{}\n",
                 s.records, s.body_bytes, s.partitions, s.keys, s.concurrency,
-                if s.repeat > 1 { format!("; each row the run of median rate of {}", s.repeat) } else { String::new() }
+                s.repeated("rate")
             );
             self.egress_table(&mut out);
         }
@@ -254,7 +254,7 @@ impl Report {
             out,
             "### Ingress: wrk -t{} -c{} -d{}s, the same {} B JSON webhook with its GitHub signature on every request{}\n",
             s.threads, s.connections, s.seconds, s.body_bytes,
-            if s.repeat > 1 { format!("; each row the run of median rate of {}", s.repeat) } else { String::new() }
+            s.repeated("rate")
         );
         let lines = rows(&self.ingress, |m, base| {
             let [rate, cpu] = ratios(m, base);
@@ -309,7 +309,7 @@ impl Report {
         let _ = writeln!(
             out,
             "\n### Ingress latency at half of each target's maximum rate (wrk, each connection paced by the script's delay()){}\n",
-            if self.settings.repeat > 1 { format!("; each row the run of median p99 of {}", self.settings.repeat) } else { String::new() }
+            self.settings.repeated("p99")
         );
         table(
             out,
