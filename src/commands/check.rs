@@ -293,7 +293,15 @@ fn sink_line(out: &mut String, s: &Sink) {
     // A templated URL is shown as written, its credentials and secret-looking query
     // values replaced like a literal one's.
     let url = match s.url.literal() {
-        Some(literal) => redacted_url(&literal),
+        Some(mut literal) => {
+            // The URL sent carries no user and password (they go as `Authorization`);
+            // shown as written, that it has them is worth seeing.
+            if let Some(u) = s.url.userinfo() {
+                let _ = literal.set_username("redacted");
+                let _ = literal.set_password(u.password.as_ref().map(|_| "redacted"));
+            }
+            redacted_url(&literal)
+        }
         None => s.url.redacted(),
     };
     let _ = writeln!(out, "  - {} ({})", s.name, s.file);
@@ -424,6 +432,26 @@ mod tests {
             url("http://inventory.internal/hooks"),
             "http://inventory.internal/hooks"
         );
+    }
+
+    /// The URL a sink sends to has no user and password (they go as `Authorization`);
+    /// `check` still shows that it was written with them, redacted.
+    #[test]
+    fn a_sink_url_written_with_credentials_shows_them_redacted() {
+        let mut c = crate::connectors::Connectors::default();
+        crate::connectors::load_file(
+            "orders.toml",
+            "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"https://u:pa55word@h.example/hook\"\n",
+            &mut c,
+        )
+        .unwrap();
+        let mut out = String::new();
+        sink_line(&mut out, &c.sinks[0]);
+        assert!(
+            out.contains("https://redacted:redacted@h.example/hook"),
+            "{out}"
+        );
+        assert!(!out.contains("pa55word"), "{out}");
     }
 
     #[test]

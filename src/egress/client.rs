@@ -110,14 +110,14 @@ impl Client {
         if let Some(a) = authorization {
             headers.insert(axum::http::header::AUTHORIZATION, a.clone());
         }
-        // Through the builder: it turns a URL's `user:password@` into Basic credentials
-        // (which the sink's own Authorization replaces) and keeps them out of the URL sent.
-        let request = self
-            .http
-            .request(self.method.clone(), prepared.url.as_ref().clone())
-            .headers(headers)
-            .body(prepared.body.clone());
-        match request.send().await {
+        // Not through reqwest's builder, which copies every header into a map of its own.
+        // Its one other service, turning a URL's `user:password@` into Basic credentials,
+        // is done once when the sink is loaded: no URL sent here carries them
+        // (`UrlTemplate`), and they are among the base headers.
+        let mut request = reqwest::Request::new(self.method.clone(), prepared.url.as_ref().clone());
+        *request.headers_mut() = headers;
+        *request.body_mut() = Some(prepared.body.clone().into());
+        match self.http.execute(request).await {
             Err(e) => (outcome::from_error(&e), Bytes::new()),
             Ok(mut resp) => {
                 let outcome =

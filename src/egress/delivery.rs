@@ -870,6 +870,47 @@ mod tests {
         );
     }
 
+    /// A record forwarded with an `Authorization` header of its own (a producer's, or a
+    /// webhook sender's) never replaces the credentials of the sink's URL.
+    #[tokio::test]
+    async fn a_forwarded_authorization_never_replaces_the_urls_credentials() {
+        let seen = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+        let into = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let auth = headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned());
+            into.lock().unwrap().push(auth);
+            async { "ok" }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://u:pw@{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let destination = destination_of(&format!(
+            "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\ntimeout = \"5s\"\n\
+             forward_record_headers = [\"*\"]\n"
+        ));
+        let mut record = record_at(7);
+        record.headers = vec![
+            ("Authorization".into(), Bytes::from_static(b"Bearer forged")),
+            ("x-kept".into(), Bytes::from_static(b"1")),
+        ];
+        let (cancel, abort) = (CancellationToken::new(), CancellationToken::new());
+        let stop = Stop {
+            cancel: &cancel,
+            abort: &abort,
+        };
+        assert_eq!(
+            destination.deliver(&record, stop, None).await,
+            Finish::Delivered
+        );
+        // base64("u:pw")
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![Some("Basic dTpwdw==".to_owned())]
+        );
+    }
+
     /// Without a DLQ, a record that ran out of attempts is never dropped and never
     /// reported finished (so never committed): it keeps being attempted, at the maximum
     /// backoff, until its partition is given up.

@@ -27,11 +27,12 @@ impl Redact {
             .filter(|(_, v)| v.is_sensitive())
             .filter_map(|(_, v)| v.to_str().ok().map(str::to_owned))
             .collect();
-        if let Some((user, password)) = sink.url.userinfo() {
+        if let Some(u) = sink.url.userinfo() {
             use base64::Engine as _;
-            let basic = format!("{user}:{password}");
+            let password = u.password.as_deref().unwrap_or("");
+            let basic = format!("{}:{password}", u.user);
             secrets.push(base64::engine::general_purpose::STANDARD.encode(basic));
-            secrets.push(password);
+            secrets.push(password.to_owned());
         }
         match &sink.credentials {
             Some(Credentials::Header(v)) => {

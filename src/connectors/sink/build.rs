@@ -24,7 +24,8 @@ pub struct Sink {
     pub header_templates: Vec<(HeaderName, Template)>,
     /// Standard Webhooks signing key (the whole `whsec_…` string; the signer decodes it).
     pub signing_key: Option<Secret>,
-    /// How requests authenticate, secrets resolved.
+    /// How requests authenticate, secrets resolved: `auth`, else the URL's user and
+    /// password.
     pub credentials: Option<Credentials>,
     /// PEM contents of the `tls` files.
     pub tls_files: TlsFiles,
@@ -33,7 +34,8 @@ pub struct Sink {
 /// A sink's resolved `auth`.
 #[derive(Debug, Clone)]
 pub enum Credentials {
-    /// A fixed `Authorization` value (bearer or basic), marked sensitive.
+    /// A fixed `Authorization` value, marked sensitive: `auth.bearer`, `auth.basic`, or
+    /// the user and password written in the URL.
     Header(HeaderValue),
     OAuth2 {
         token_url: url::Url,
@@ -93,11 +95,14 @@ impl SinkDefinition {
                 }
             },
         };
-        let credentials = self
-            .auth
-            .as_ref()
-            .map(|a| credentials(a).map_err(|(key, r)| err(key, r)))
-            .transpose()?;
+        let credentials = match (&self.auth, self.url.userinfo()) {
+            (Some(a), _) => Some(credentials(a).map_err(|(key, r)| err(key, r))?),
+            (None, Some(u)) => Some(Credentials::Header(basic(
+                &u.user,
+                u.password.as_deref().unwrap_or(""),
+            ))),
+            (None, None) => None,
+        };
         let tls_files = match &self.tls {
             None => TlsFiles::default(),
             Some(t) => {
@@ -151,7 +156,6 @@ impl SinkDefinition {
 
 /// Resolves `auth`; errors name the key below `sink.` and never the value.
 fn credentials(auth: &AuthConfig) -> Result<Credentials, (&'static str, String)> {
-    use base64::Engine;
     let sensitive = |v: String, key: &'static str| {
         let mut v = HeaderValue::try_from(v)
             .map_err(|_| (key, "value is not a valid header value".to_owned()))?;
@@ -168,12 +172,7 @@ fn credentials(auth: &AuthConfig) -> Result<Credentials, (&'static str, String)>
                 .password
                 .resolve()
                 .map_err(|e| ("auth.basic.password", e.to_string()))?;
-            let pair = base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                b.user,
-                p.expose()
-            ));
-            sensitive(format!("Basic {pair}"), "auth.basic.password")
+            Ok(Credentials::Header(basic(&b.user, p.expose())))
         }
         AuthConfig::Oauth2(o) => Ok(Credentials::OAuth2 {
             token_url: url::Url::parse(&o.token_url)
@@ -188,6 +187,17 @@ fn credentials(auth: &AuthConfig) -> Result<Credentials, (&'static str, String)>
             client_auth: o.client_auth,
         }),
     }
+}
+
+/// `Basic` credentials of `user` and `password`, marked sensitive. Base64 is always a
+/// valid header value; the user and password are never shown.
+fn basic(user: &str, password: &str) -> HeaderValue {
+    use base64::Engine;
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut v = HeaderValue::try_from(format!("Basic {pair}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
+    v.set_sensitive(true);
+    v
 }
 
 /// A literal header value with `{{`/`}}` escapes but no placeholder, as sent.

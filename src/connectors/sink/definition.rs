@@ -212,11 +212,17 @@ impl SinkConfig {
             .status
             .policy()
             .map_err(|(key, e)| err(&format!("status.{key}"), e.to_string()))?;
+        let authorization_header = header_refs
+            .iter()
+            .any(|h| h.name == axum::http::header::AUTHORIZATION);
+        if url.userinfo().is_some() && (self.auth.is_some() || authorization_header) {
+            return Err(err(
+                "url",
+                "the URL carries a user and password and `auth` or `headers.Authorization` is also set; keep one".into(),
+            ));
+        }
         if let Some(auth) = &self.auth {
-            if header_refs
-                .iter()
-                .any(|h| h.name == axum::http::header::AUTHORIZATION)
-            {
+            if authorization_header {
                 return Err(err(
                     "auth",
                     "both `auth` and `headers.Authorization` are set; keep one".into(),

@@ -69,6 +69,39 @@ fn bearer_and_basic_send_a_sensitive_authorization_header() {
     }
 }
 
+/// A URL's `user:password@` becomes the sink's own sensitive `Authorization`, like
+/// `auth.basic`; with `auth` or `headers.Authorization` also set, which one is meant is
+/// not guessed.
+#[test]
+fn url_credentials_are_the_sinks_basic_authorization() {
+    let with_url = |url: &str, extra: &str| {
+        let text = format!("name = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\n{extra}");
+        let cfg: SinkConfig = toml::from_str(&text).expect("parses");
+        cfg.validate("orders.toml")?.build()
+    };
+    for (url, want) in [
+        // base64("u:p w"), base64("u:")
+        ("http://u:p%20w@127.0.0.1:9/hook", "Basic dTpwIHc="),
+        ("http://u@127.0.0.1:9/hook", "Basic dTo="),
+    ] {
+        let s = with_url(url, "").unwrap();
+        let Some(Credentials::Header(v)) = &s.credentials else {
+            panic!("{url}: {:?}", s.credentials);
+        };
+        assert_eq!(v.to_str().unwrap(), want);
+        assert!(v.is_sensitive());
+        assert_eq!(s.url.literal().unwrap().as_str(), "http://127.0.0.1:9/hook");
+    }
+    for extra in [
+        "auth = { bearer = \"t\" }",
+        "headers = { Authorization = \"x\" }",
+    ] {
+        let e = with_url("http://u:secret-pw@127.0.0.1:9/hook", extra).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sink.url"), "{extra}: {e}");
+        assert!(!e.to_string().contains("secret-pw"), "{e}");
+    }
+}
+
 #[test]
 fn bad_status_entries_name_the_key() {
     for (extra, key) in [

@@ -21,6 +21,17 @@ pub struct UrlTemplate {
     /// Hosts a filled-in URL may name (lowercase, optional `:port`); empty: the host is
     /// literal.
     allowed_hosts: Vec<String>,
+    /// The user and password written before the host, percent-decoded. They are never
+    /// part of a filled-in URL: the sink sends them as its `Authorization`.
+    userinfo: Option<Userinfo>,
+}
+
+/// `user:password@` of a URL, percent-decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Userinfo {
+    pub user: String,
+    /// `None` for `https://user@host/`.
+    pub password: Option<String>,
 }
 
 impl UrlTemplate {
@@ -34,7 +45,17 @@ impl UrlTemplate {
         let authority_end = text[after..]
             .find(['/', '?', '#'])
             .map_or(text.len(), |i| after + i);
-        let origin = Template::parse(&text[..authority_end])?;
+        // `user:password@` is taken out of the template: the sink sends it as a header of
+        // its own, so no filled-in URL ever carries it.
+        let (userinfo, host_start) = match text[after..authority_end].rfind('@') {
+            Some(at) => (Userinfo::parse(&text[after..after + at])?, after + at + 1),
+            None => (None, after),
+        };
+        let origin = Template::parse(&format!(
+            "{}{}",
+            &text[..after],
+            &text[host_start..authority_end]
+        ))?;
         let rest = Template::parse(&text[authority_end..])?;
         if text[..scheme_end].contains(['{', '}']) {
             return Err("the scheme cannot be a placeholder".into());
@@ -65,6 +86,7 @@ impl UrlTemplate {
                 .iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
+            userinfo,
         };
         // Every placeholder filled with a plain value must give a valid http(s) URL.
         let sample = t
@@ -90,12 +112,13 @@ impl UrlTemplate {
         }
     }
 
-    /// The URL when it has no placeholder.
+    /// The URL when it has no placeholder (without its user and password, like every
+    /// filled-in URL).
     pub fn literal(&self) -> Option<url::Url> {
-        if self.origin.fields().next().is_some() || self.rest.fields().next().is_some() {
+        if self.fields().next().is_some() {
             return None;
         }
-        url::Url::parse(&self.text).ok()
+        self.fill(|_| None).ok()
     }
 
     pub fn fields(&self) -> impl Iterator<Item = &Field> {
@@ -141,19 +164,8 @@ impl UrlTemplate {
 
     /// The user and password written in the URL (`https://user:pass@host/…`), percent-
     /// decoded as they are sent.
-    pub fn userinfo(&self) -> Option<(String, String)> {
-        let after = self.text.find("://")? + 3;
-        let end = self.text[after..]
-            .find(['/', '?', '#'])
-            .map_or(self.text.len(), |i| after + i);
-        let at = self.text[after..end].rfind('@')?;
-        let (user, password) = self.text[after..after + at].split_once(':')?;
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        Some((decode(user), decode(password)))
+    pub fn userinfo(&self) -> Option<&Userinfo> {
+        self.userinfo.as_ref()
     }
 
     pub fn allowed_hosts(&self) -> &[String] {
@@ -214,6 +226,26 @@ impl UrlTemplate {
             }
             _ => *a == host && port == default,
         })
+    }
+}
+
+impl Userinfo {
+    /// `text` (between `://` and `@`); `None` when it names neither user nor password.
+    fn parse(text: &str) -> Result<Option<Userinfo>, String> {
+        if text.contains(['{', '}']) {
+            return Err("placeholders are not allowed in the URL's user or password".into());
+        }
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| "the URL's user or password is not UTF-8 once percent-decoded")
+        };
+        let (user, password) = match text.split_once(':') {
+            Some((user, password)) => (decode(user)?, Some(decode(password)?)),
+            None => (decode(text)?, None),
+        };
+        Ok((!user.is_empty() || password.is_some()).then_some(Userinfo { user, password }))
     }
 }
 
@@ -414,6 +446,50 @@ mod tests {
         );
         let t = UrlTemplate::parse("https://h/{key}", &[]).unwrap();
         assert_eq!(t.redacted(), "https://h/{key}");
+    }
+
+    /// `user:password@` is taken out when the URL is read: no URL made from the template
+    /// carries it, so none can put it in a request line or an HTTP/2 `:authority`.
+    #[test]
+    fn the_user_and_password_are_read_once_and_never_part_of_a_filled_in_url() {
+        let t = UrlTemplate::parse("https://u%40corp:p%3Aw@ss@h:8443/t/{key}", &[]).unwrap();
+        assert_eq!(
+            t.userinfo(),
+            Some(&Userinfo {
+                user: "u@corp".into(),
+                password: Some("p:w@ss".into())
+            })
+        );
+        let url = t.fill(|_| Some(Cow::Borrowed(b"k"))).unwrap();
+        assert_eq!(url.as_str(), "https://h:8443/t/k");
+        let t = UrlTemplate::parse("http://only-user@h/x", &[]).unwrap();
+        assert_eq!(
+            t.userinfo(),
+            Some(&Userinfo {
+                user: "only-user".into(),
+                password: None
+            })
+        );
+        assert_eq!(t.literal().unwrap().as_str(), "http://h/x");
+        let t = UrlTemplate::parse("http://:pw@h/x", &[]).unwrap();
+        assert_eq!(t.userinfo().unwrap().password.as_deref(), Some("pw"));
+        let t = UrlTemplate::parse("http://@h/x", &[]).unwrap();
+        assert_eq!(t.userinfo(), None);
+        assert_eq!(t.literal().unwrap().as_str(), "http://h/x");
+        // With allowed hosts, the host is filled in after the user and password left.
+        let t = UrlTemplate::parse("https://u:pw@{header.r}/v1", &["a.internal".into()]).unwrap();
+        let url = t.fill(|_| Some(Cow::Borrowed(b"a.internal"))).unwrap();
+        assert_eq!(url.as_str(), "https://a.internal/v1");
+        assert_eq!((url.username(), url.password()), ("", None));
+        for (bad, want) in [
+            ("https://{key}:pw@h/", "user or password"),
+            ("https://u:{header.p}@{header.r}/", "user or password"),
+            ("https://u:%ff@h/", "not UTF-8"),
+        ] {
+            let e = UrlTemplate::parse(bad, &["h".to_owned()]).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+            assert!(!e.contains("pw"), "{bad}: {e}");
+        }
     }
 
     #[test]
