@@ -228,7 +228,9 @@ impl Shaper {
                 template(match e {
                     UrlError::Missing(_) => "missing-value",
                     UrlError::HostNotAllowed => "host-not-allowed",
-                    UrlError::Invalid(_) | UrlError::DotSegment => "invalid-url",
+                    UrlError::Invalid(_) | UrlError::DotSegment | UrlError::Userinfo => {
+                        "invalid-url"
+                    }
                 })
             })?),
         };

@@ -218,7 +218,7 @@ impl SinkConfig {
         if url.userinfo().is_some() && (self.auth.is_some() || authorization_header) {
             return Err(err(
                 "url",
-                "the URL carries a user and password and `auth` or `headers.Authorization` is also set; keep one".into(),
+                "the URL carries a user (and password) and `auth` or `headers.Authorization` is also set; keep one".into(),
             ));
         }
         if let Some(auth) = &self.auth {

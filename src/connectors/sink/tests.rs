@@ -100,6 +100,10 @@ fn url_credentials_are_the_sinks_basic_authorization() {
         assert_eq!(e.key.as_deref(), Some("sink.url"), "{extra}: {e}");
         assert!(!e.to_string().contains("secret-pw"), "{e}");
     }
+    // The URL parser reads a user and password after a third slash: refused, never sent.
+    let e = with_url("http:///u:secret-pw@127.0.0.1:9/hook", "").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("sink.url"), "{e}");
+    assert!(!e.to_string().contains("secret-pw"), "{e}");
 }
 
 #[test]

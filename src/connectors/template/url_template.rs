@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use super::{Escape, Field, Missing, Template};
 
 /// A sink's `url`: literal, or a template whose placeholders sit in the path and query
-/// (and in the host only with `allowed_hosts`).
-#[derive(Debug, Clone)]
+/// (and in the host only with `allowed_hosts`). Its `Debug` is the redacted URL.
+#[derive(Clone)]
 pub struct UrlTemplate {
     /// The URL as written, for `check` (placeholders shown, never values).
     pub text: String,
@@ -26,8 +26,8 @@ pub struct UrlTemplate {
     userinfo: Option<Userinfo>,
 }
 
-/// `user:password@` of a URL, percent-decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `user:password@` of a URL, percent-decoded. Its `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Userinfo {
     pub user: String,
     /// `None` for `https://user@host/`.
@@ -38,13 +38,17 @@ impl UrlTemplate {
     /// Parses `text`; `Err` says what is wrong (the URL is not repeated: it may hold
     /// credentials).
     pub fn parse(text: &str, allowed_hosts: &[String]) -> Result<UrlTemplate, String> {
-        let scheme_end = text
-            .find("://")
-            .ok_or("not a URL: expected http:// or https://")?;
-        let after = scheme_end + 3;
-        let authority_end = text[after..]
-            .find(['/', '?', '#'])
-            .map_or(text.len(), |i| after + i);
+        // The URL parser drops tabs and line breaks anywhere and reads any number of
+        // slashes after `http:`: refused, so where the host and the user and password
+        // are is read here exactly as the parser reads it.
+        if text.contains(['\t', '\n', '\r']) {
+            return Err("the URL has a tab or line break".into());
+        }
+        let (scheme_end, after, authority_end) =
+            authority(text).ok_or("not a URL: expected http:// or https://")?;
+        if text[after..].starts_with(['/', '\\']) {
+            return Err("not a URL: expected a host after `://`".into());
+        }
         // `user:password@` is taken out of the template: the sink sends it as a header of
         // its own, so no filled-in URL ever carries it.
         let (userinfo, host_start) = match text[after..authority_end].rfind('@') {
@@ -115,10 +119,8 @@ impl UrlTemplate {
     /// The URL when it has no placeholder (without its user and password, like every
     /// filled-in URL).
     pub fn literal(&self) -> Option<url::Url> {
-        if self.fields().next().is_some() {
-            return None;
-        }
-        self.fill(|_| None).ok()
+        let text = format!("{}{}", self.origin.as_literal()?, self.rest.as_literal()?);
+        url::Url::parse(&text).ok().filter(|u| !has_userinfo(u))
     }
 
     pub fn fields(&self) -> impl Iterator<Item = &Field> {
@@ -128,10 +130,7 @@ impl UrlTemplate {
     /// The URL as written with its user, password and secret-looking query values
     /// replaced, for `check` and logs.
     pub fn redacted(&self) -> String {
-        let after = self.text.find("://").map_or(0, |i| i + 3);
-        let end = self.text[after..]
-            .find(['/', '?', '#'])
-            .map_or(self.text.len(), |i| after + i);
+        let (_, after, end) = authority(&self.text).unwrap_or((0, 0, 0));
         let mut out = match self.text[after..end].rfind('@') {
             Some(at) => {
                 let userinfo = if self.text[after..after + at].contains(':') {
@@ -204,6 +203,12 @@ impl UrlTemplate {
         }
         let text = String::from_utf8(out).map_err(|_| UrlError::HostNotAllowed)?;
         let url = url::Url::parse(&text).map_err(UrlError::Invalid)?;
+        // Never expected (the user and password were taken out, a host value cannot
+        // write `@`); checked so that no URL sent can carry them even if the parser reads
+        // a URL differently: at load, the sample below refuses such a template.
+        if has_userinfo(&url) {
+            return Err(UrlError::Userinfo);
+        }
         if !self.allowed_hosts.is_empty() && !self.host_allowed(&url) {
             return Err(UrlError::HostNotAllowed);
         }
@@ -229,11 +234,31 @@ impl UrlTemplate {
     }
 }
 
+impl std::fmt::Debug for UrlTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("UrlTemplate")
+            .field(&self.redacted())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Userinfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Userinfo")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "redacted"))
+            .finish()
+    }
+}
+
 impl Userinfo {
     /// `text` (between `://` and `@`); `None` when it names neither user nor password.
     fn parse(text: &str) -> Result<Option<Userinfo>, String> {
         if text.contains(['{', '}']) {
-            return Err("placeholders are not allowed in the URL's user or password".into());
+            return Err(
+                "placeholders are not allowed in the URL's user or password (write a brace as %7B or %7D)"
+                    .into(),
+            );
         }
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(s)
@@ -245,6 +270,9 @@ impl Userinfo {
             Some((user, password)) => (decode(user)?, Some(decode(password)?)),
             None => (decode(text)?, None),
         };
+        // As the URL parser reads it: an empty password is no password (`u:@h` is `u`),
+        // and `:@h` names no one.
+        let password = password.filter(|p| !p.is_empty());
         Ok((!user.is_empty() || password.is_some()).then_some(Userinfo { user, password }))
     }
 }
@@ -276,6 +304,24 @@ pub enum UrlError {
     Invalid(url::ParseError),
     #[error("the filled-in path has a `.` or `..` segment")]
     DotSegment,
+    #[error("the URL would carry a user or password where it is not read as one")]
+    Userinfo,
+}
+
+/// Where the authority of `text` is: the end of the scheme, and the start and end of
+/// what follows `://` up to the path, query or fragment (a `\` ends it too, as in the
+/// URL parser for http and https).
+fn authority(text: &str) -> Option<(usize, usize, usize)> {
+    let scheme_end = text.find("://")?;
+    let after = scheme_end + 3;
+    let end = text[after..]
+        .find(['/', '?', '#', '\\'])
+        .map_or(text.len(), |i| after + i);
+    Some((scheme_end, after, end))
+}
+
+fn has_userinfo(url: &url::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
 }
 
 /// A query parameter name that usually carries a credential (`check` and logs show its
@@ -490,6 +536,66 @@ mod tests {
             assert!(e.contains(want), "{bad}: {e}");
             assert!(!e.contains("pw"), "{bad}: {e}");
         }
+    }
+
+    /// Where the URL parser would read a user and password, or a host, differently from
+    /// the split here, the URL is refused or read the parser's way: the host sent to is
+    /// the parser's, and its user and password are taken out exactly as it reads them.
+    #[test]
+    fn the_user_password_and_host_are_read_as_the_url_parser_reads_them() {
+        for text in [
+            "http://a@b@c/x",
+            "http://u:p@h?x@y",
+            "http://h/@x",
+            "http://u:p%40w@[::1]:8080/x",
+            "HTTPS://U:P@H/x",
+            "https://good.example\\x@evil.example/hook",
+            "http://u:@h/",
+            "http://:@h/",
+            "http://:pw@h/",
+            "http://u@h#f@g",
+        ] {
+            let t = UrlTemplate::parse(text, &[]).unwrap();
+            let parsed = url::Url::parse(text).unwrap();
+            let sent = t.literal().unwrap();
+            assert_eq!(sent.host_str(), parsed.host_str(), "{text}");
+            assert_eq!(sent.path(), parsed.path(), "{text}");
+            assert!(!has_userinfo(&sent), "{text}");
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8()
+                    .unwrap()
+                    .into_owned()
+            };
+            let want = has_userinfo(&parsed).then(|| Userinfo {
+                user: decode(parsed.username()),
+                password: parsed.password().map(decode),
+            });
+            assert_eq!(t.userinfo(), want.as_ref(), "{text}");
+        }
+        for (text, want) in [
+            ("http:///u:pw@h/x", "expected a host"),
+            ("http://\\u:pw@h/x", "expected a host"),
+            ("http://\t/u:pw@h/x", "tab or line break"),
+            ("http://u:p\tw@h/", "tab or line break"),
+            ("http://h/x\n", "tab or line break"),
+            ("https://u:p{{w@h/", "%7B"),
+        ] {
+            let e = UrlTemplate::parse(text, &[]).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+            assert!(!e.contains("pw"), "{text:?}: {e}");
+        }
+    }
+
+    /// A literal URL is sent as written, whatever `allowed_hosts` lists (it is for
+    /// placeholder hosts); and no `Debug` print of a template shows its password.
+    #[test]
+    fn a_literal_url_ignores_allowed_hosts_and_debug_hides_the_password() {
+        let t = UrlTemplate::parse("https://u:s3cret@a.example/x", &["b.example".into()]).unwrap();
+        assert_eq!(t.literal().unwrap().as_str(), "https://a.example/x");
+        let shown = format!("{t:?} {:?}", t.userinfo());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
     }
 
     #[test]
