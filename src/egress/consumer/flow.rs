@@ -3,7 +3,7 @@
 //! in order with the records it stamps. A failed seek keeps the partition paused and is
 //! retried; a change sent for an earlier assignment of a partition is ignored.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

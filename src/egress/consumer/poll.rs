@@ -3,7 +3,7 @@
 //! polls, and on stop drains, commits synchronously and leaves the group. A panic in it
 //! is contained: the sink is marked failed and the process shuts down.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,8 @@ use super::{SinkContext, POLL_BATCH};
 use crate::egress::record::Record;
 use crate::telemetry::control::ControlEvent;
 
-/// Interns topic names: one `Arc<str>` per topic, shared by its records.
+/// Interns topic names: one `Arc<str>` per topic, shared by its records. Looked up for
+/// every record, so hashed with foldhash: the names are the assignment's, not a sender's.
 #[derive(Default)]
 struct Topics(HashMap<String, Arc<str>>);
 
