@@ -141,11 +141,16 @@ pub struct Open<K> {
     since: Instant,
 }
 
+/// Items room is made for when a batch opens: a full batch of the usual sizes never
+/// grows its list (each growth moves every item), and a huge `max_records` is not
+/// reserved up front.
+const ITEMS_RESERVED: usize = 1024;
+
 impl<K> Open<K> {
     /// A batch whose first item joins at `now`.
-    pub fn new(now: Instant) -> Self {
+    pub fn new(rules: &Rules, now: Instant) -> Self {
         Self {
-            items: Vec::new(),
+            items: Vec::with_capacity(rules.max_records.min(ITEMS_RESERVED)),
             bytes: 0,
             since: now,
         }
@@ -188,33 +193,32 @@ impl<K> Open<K> {
         self.items.into_iter().map(|(key, _)| key)
     }
 
-    /// The request body and the items' keys, in item order.
-    pub fn seal(self, rules: &Rules) -> (Bytes, Vec<K>) {
-        let (body, keys) = self.seal_into(rules, Vec::new());
-        (Bytes::from(body), keys)
+    /// The request body, and the items with their keys in item order.
+    pub fn seal(self, rules: &Rules) -> (Bytes, Vec<(K, Bytes)>) {
+        let (body, items) = self.seal_into(rules, Vec::new());
+        (Bytes::from(body), items)
     }
 
     /// [`Open::seal`] into `body` (cleared first), so a buffer of an earlier batch is
-    /// written again instead of a fresh one being allocated and faulted in.
-    pub fn seal_into(self, rules: &Rules, mut body: Vec<u8>) -> (Vec<u8>, Vec<K>) {
+    /// written again instead of a fresh one being allocated and faulted in. The items
+    /// come back in the list they were collected in: nothing is moved to another.
+    pub fn seal_into(self, rules: &Rules, mut body: Vec<u8>) -> (Vec<u8>, Vec<(K, Bytes)>) {
         body.clear();
         let counted = self.bytes + framing(rules.layout);
         let empty = self.items.is_empty();
         body.reserve(counted);
-        let mut keys = Vec::with_capacity(self.items.len());
         if rules.layout == Layout::JsonArray {
             body.push(b'[');
         }
-        for (i, (key, item)) in self.items.into_iter().enumerate() {
+        for (i, (_, item)) in self.items.iter().enumerate() {
             match rules.layout {
                 Layout::JsonArray if i > 0 => body.push(b','),
                 _ => {}
             }
-            body.extend_from_slice(&item);
+            body.extend_from_slice(item);
             if rules.layout == Layout::Ndjson {
                 body.push(b'\n');
             }
-            keys.push(key);
         }
         if rules.layout == Layout::JsonArray {
             body.push(b']');
@@ -224,7 +228,7 @@ impl<K> Open<K> {
             empty || body.len() == counted,
             "a body is as long as counted"
         );
-        (body, keys)
+        (body, self.items)
     }
 }
 

@@ -113,7 +113,7 @@ enum Ended {
     /// A batch's records, in batch order.
     Many(Vec<Done>),
     /// A record of a batching sink shaped (see `batching`).
-    Shaped(Box<Ready>, batching::Shaped),
+    Shaped(Box<Ready>, batching::Shaped<'static>),
 }
 
 type Deliveries = FuturesUnordered<Pin<Box<dyn Future<Output = Ended> + Send>>>;

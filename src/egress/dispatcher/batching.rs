@@ -25,7 +25,9 @@ use crate::egress::record::{Record, TopicPartition};
 use crate::egress::request::{Prepared, Refused};
 
 /// What shaping a record gave: `None` when cancelled first; `Ok(None)` filtered out.
-pub(super) type Shaped = Option<Result<Option<Prepared<'static>>, Refused>>;
+/// Inline shaping borrows the sink's fixed URL: it is copied only for a record that
+/// opens a batch.
+pub(super) type Shaped<'a> = Option<Result<Option<Prepared<'a>>, Refused>>;
 
 /// The dispatcher's batches.
 pub(super) struct Batching {
@@ -53,7 +55,7 @@ struct OpenBatch {
     /// The URL and headers its records share (the body is the first record's, unused).
     request: Prepared<'static>,
     /// Its records with their items (kept to build a smaller batch of some of them).
-    items: Open<(Ready, Bytes)>,
+    items: Open<Ready>,
 }
 
 /// A batch ready to be sent: its request carries the batch body.
@@ -121,7 +123,7 @@ impl Batching {
         while i < self.open.len() {
             if ours(&self.open[i].tp, self.open[i].generation) {
                 let o = self.open.swap_remove(i);
-                out.extend(o.items.into_keys().map(|(m, _)| (m.offset, m.lane)));
+                out.extend(o.items.into_keys().map(|m| (m.offset, m.lane)));
             } else {
                 i += 1;
             }
@@ -193,8 +195,8 @@ impl Dispatcher {
                 break;
             };
             if inline {
-                let shaped = (self.destination.shaper().shape(&r.record))
-                    .map(|o| o.map(Prepared::into_owned));
+                let destination = self.destination.clone();
+                let shaped = destination.shaper().shape(&r.record);
                 self.place(r, Some(shaped), deliveries);
             } else {
                 if let Some(b) = self.batching.as_mut() {
@@ -215,7 +217,12 @@ impl Dispatcher {
 
     /// A record's shaping on its own future ended: it is placed, and a waiting record
     /// may be shaped in its stead.
-    pub(super) fn shaped(&mut self, r: Ready, shaped: Shaped, deliveries: &mut Deliveries) {
+    pub(super) fn shaped(
+        &mut self,
+        r: Ready,
+        shaped: Shaped<'static>,
+        deliveries: &mut Deliveries,
+    ) {
         if let Some(b) = self.batching.as_mut() {
             b.shaping = b.shaping.saturating_sub(1);
         }
@@ -225,7 +232,7 @@ impl Dispatcher {
 
     /// Places a shaped record in its batch (joined by its lane's next records when they
     /// may), or ends it without a request.
-    pub(super) fn place(&mut self, r: Ready, shaped: Shaped, deliveries: &mut Deliveries) {
+    pub(super) fn place(&mut self, r: Ready, shaped: Shaped<'_>, deliveries: &mut Deliveries) {
         // Shaped after its partition was revoked or given up: it ends unfinished now
         // rather than waiting in a batch for `max_wait`.
         let live = (self.partitions.get(&r.tp))
@@ -264,15 +271,15 @@ impl Dispatcher {
                 b.open.push(OpenBatch {
                     tp: r.tp.clone(),
                     generation: r.generation,
-                    request,
-                    items: Open::new(Instant::now()),
+                    request: request.into_owned(),
+                    items: Open::new(&b.rules, Instant::now()),
                 });
                 b.open.len() - 1
             }
         };
         let (tp, generation, lane) = (r.tp.clone(), r.generation, r.lane.clone());
         let (cancel, abort) = (r.cancel.clone(), r.abort.clone());
-        b.open[i].items.push((r, item.clone()), item);
+        b.open[i].items.push(r, item);
         // The lane's next records join while they render alike and fit: they are sent
         // after it in the same body, in offset order.
         if let (true, Some(lane)) = (b.inline, lane) {
@@ -310,7 +317,7 @@ impl Dispatcher {
                     lane: Some(lane.clone()),
                     record,
                 };
-                b.open[i].items.push((joined, item.clone()), item);
+                b.open[i].items.push(joined, item);
             }
         }
         if b.flushing || b.open[i].items.is_full(&b.rules) {
