@@ -2,44 +2,101 @@
 //! received but not finished, or one past the highest received when all are finished.
 //! It never passes an unfinished record, whatever order records finish in.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::ops::Range;
 
 use super::finished::Snapshot;
 
 /// Finished-prefix tracker for one partition.
+///
+/// The offsets received, ascending, each marked finished or not. Records arrive in
+/// offset order, so receiving one is a push at the back; the finished ones at the front
+/// leave at once, so the front is the lowest unfinished. Finishing one is a binary
+/// search in one contiguous list: no tree node is allocated or freed per record.
+/// Finished ones behind an unfinished one wait for it, and are swept out once they
+/// outnumber the unfinished (a record stuck for hours must not hold every later one).
 #[derive(Debug, Default, Clone)]
 pub struct Watermark {
-    /// Received, not yet finished (delivered or dead-lettered with broker ack).
-    unfinished: BTreeSet<i64>,
+    /// Received offsets, ascending, with whether each is finished (delivered or
+    /// dead-lettered with broker ack); the front is unfinished whenever there is one.
+    received: VecDeque<(i64, bool)>,
+    /// How many of `received` are unfinished.
+    unfinished: usize,
     /// One past the highest offset received.
     next: Option<i64>,
 }
 
+/// Finished offsets kept behind an unfinished one before they are swept out, at least.
+const SWEEP_FLOOR: usize = 64;
+
 impl Watermark {
     /// A record was received and is now owed an outcome.
     pub fn track(&mut self, offset: i64) {
-        self.unfinished.insert(offset);
+        match self.received.back() {
+            Some(&(last, _)) if offset <= last => match self.position(offset) {
+                Ok(i) => {
+                    if std::mem::replace(&mut self.received[i].1, false) {
+                        self.unfinished += 1;
+                    }
+                }
+                Err(i) => {
+                    self.received.insert(i, (offset, false));
+                    self.unfinished += 1;
+                }
+            },
+            _ => {
+                self.received.push_back((offset, false));
+                self.unfinished += 1;
+            }
+        }
         self.next = Some(self.next.map_or(offset + 1, |n| n.max(offset + 1)));
     }
 
     /// The record at `offset` is finished. Unknown offsets are ignored.
     pub fn finish(&mut self, offset: i64) {
-        self.unfinished.remove(&offset);
+        let Ok(i) = self.position(offset) else {
+            return;
+        };
+        if std::mem::replace(&mut self.received[i].1, true) {
+            return;
+        }
+        self.unfinished -= 1;
+        while self.received.front().is_some_and(|&(_, finished)| finished) {
+            self.received.pop_front();
+        }
+        self.sweep();
+    }
+
+    /// Drops the finished offsets once they outnumber the unfinished ones they wait
+    /// behind: what is kept stays proportional to what is owed.
+    fn sweep(&mut self) {
+        if self.received.len() > SWEEP_FLOOR.max(2 * self.unfinished) {
+            self.received.retain(|&(_, finished)| !finished);
+        }
+    }
+
+    fn position(&self, offset: i64) -> Result<usize, usize> {
+        self.received.binary_search_by_key(&offset, |&(o, _)| o)
     }
 
     /// The offset to commit (the next one a restarted consumer must read), if any record
     /// has been seen. Offsets never received (compaction gaps, transaction markers) do
     /// not hold it back.
     pub fn committable(&self) -> Option<i64> {
-        self.unfinished.first().copied().or(self.next)
+        self.received.front().map(|&(o, _)| o).or(self.next)
     }
 
     /// The log was truncated at `from` (an unclean leader election): what was received
     /// at or above it is not in the log any more. Returns the unfinished offsets
-    /// forgotten; the next record received at `from` or above is a new one.
-    pub fn truncate(&mut self, from: i64) -> BTreeSet<i64> {
-        let forgotten = self.unfinished.split_off(&from);
+    /// forgotten, ascending; the next record received at `from` or above is a new one.
+    pub fn truncate(&mut self, from: i64) -> Vec<i64> {
+        let at = self.received.partition_point(|&(o, _)| o < from);
+        let forgotten: Vec<i64> = (self.received.drain(at..))
+            .filter(|&(_, finished)| !finished)
+            .map(|(o, _)| o)
+            .collect();
+        self.unfinished -= forgotten.len();
+        self.sweep();
         if self.next.is_some_and(|n| n > from) {
             self.next = Some(from);
         }
@@ -53,14 +110,19 @@ impl Watermark {
 
     /// Records received and not finished.
     pub fn outstanding(&self) -> usize {
-        self.unfinished.len()
+        self.unfinished
     }
 
     /// The unfinished records from `base` (the committable offset) up to the highest
     /// received, as ranges: taken from this one state, so offset and map always agree.
     pub fn snapshot(&self, base: i64) -> Snapshot {
         let mut unfinished: Vec<Range<i64>> = Vec::new();
-        for &o in self.unfinished.range(base..) {
+        let from = self.received.partition_point(|&(o, _)| o < base);
+        for &(o, _) in self
+            .received
+            .range(from..)
+            .filter(|(_, finished)| !finished)
+        {
             match unfinished.last_mut() {
                 Some(r) if r.end == o => r.end = o + 1,
                 _ => unfinished.push(o..o + 1),
@@ -134,6 +196,72 @@ mod tests {
             }
         );
         assert_eq!(w.outstanding(), 4);
+    }
+
+    /// One step of a partition's life, for the model test.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Track(i64),
+        Finish(i64),
+        Truncate(i64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0i64..200).prop_map(Op::Track),
+            6 => (0i64..200).prop_map(Op::Finish),
+            1 => (0i64..200).prop_map(Op::Truncate),
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives in whatever order (duplicates, offsets below ones received,
+        /// truncations), the watermark answers as the set of unfinished offsets it
+        /// stands for: its committable offset, count, truncations and maps.
+        #[test]
+        fn answers_as_the_set_of_unfinished_offsets(
+            ops in proptest::collection::vec(op(), 0..400),
+            ascending in proptest::collection::vec(1i64..3, 0..300),
+        ) {
+            // Mostly in order, as records arrive, then anything.
+            let in_order = ascending.iter().scan(0i64, |o, g| { *o += g; Some(Op::Track(*o)) });
+            let finishes = ascending.iter().scan(0i64, |o, g| { *o += g; Some(Op::Finish(*o)) }).skip(1).step_by(2);
+            let mut w = Watermark::default();
+            let mut unfinished = std::collections::BTreeSet::new();
+            let mut next: Option<i64> = None;
+            for op in in_order.chain(finishes).chain(ops) {
+                match op {
+                    Op::Track(o) => {
+                        w.track(o);
+                        unfinished.insert(o);
+                        next = Some(next.map_or(o + 1, |n| n.max(o + 1)));
+                    }
+                    Op::Finish(o) => {
+                        w.finish(o);
+                        unfinished.remove(&o);
+                    }
+                    Op::Truncate(from) => {
+                        let forgotten: Vec<i64> = unfinished.split_off(&from).into_iter().collect();
+                        if next.is_some_and(|n| n > from) {
+                            next = Some(from);
+                        }
+                        prop_assert_eq!(w.truncate(from), forgotten);
+                    }
+                }
+                prop_assert_eq!(w.committable(), unfinished.first().copied().or(next));
+                prop_assert_eq!(w.outstanding(), unfinished.len());
+                prop_assert_eq!(w.next(), next);
+                // Finished offsets kept behind unfinished ones stay proportional to those.
+                let kept_finished = w.received.len() - unfinished.len();
+                prop_assert!(kept_finished <= SWEEP_FLOOR.max(unfinished.len()));
+            }
+            if let Some(base) = w.committable() {
+                let snap = w.snapshot(base);
+                let listed: Vec<i64> = snap.unfinished.iter().flat_map(|r| r.clone()).collect();
+                let want: Vec<i64> = unfinished.range(base..).copied().collect();
+                prop_assert_eq!(listed, want);
+            }
+        }
     }
 
     proptest! {
