@@ -141,16 +141,13 @@ pub struct Open<K> {
     since: Instant,
 }
 
-/// Items room is made for when a batch opens: a full batch of the usual sizes never
-/// grows its list (each growth moves every item), and a huge `max_records` is not
-/// reserved up front.
-const ITEMS_RESERVED: usize = 1024;
-
 impl<K> Open<K> {
-    /// A batch whose first item joins at `now`.
-    pub fn new(rules: &Rules, now: Instant) -> Self {
+    /// A batch whose first item joins at `now`. Its list grows as items join: a sink
+    /// may hold thousands of batches of one record (a URL with `{key}` in it), and room
+    /// reserved for `max_records` in each would be memory no budget counts.
+    pub fn new(now: Instant) -> Self {
         Self {
-            items: Vec::with_capacity(rules.max_records.min(ITEMS_RESERVED)),
+            items: Vec::new(),
             bytes: 0,
             since: now,
         }

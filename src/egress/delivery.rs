@@ -760,7 +760,7 @@ fn batch_id<'a>(members: impl Iterator<Item = &'a Record>) -> String {
 
 /// The body of a smaller batch of the same items.
 fn rebuild<'a>(rules: &batch::Rules, items: impl Iterator<Item = &'a Bytes>) -> Bytes {
-    let mut open = batch::Open::new(rules, std::time::Instant::now());
+    let mut open = batch::Open::new(std::time::Instant::now());
     for item in items {
         open.push((), item.clone());
     }

@@ -68,10 +68,15 @@ impl Watermark {
     }
 
     /// Drops the finished offsets once they outnumber the unfinished ones they wait
-    /// behind: what is kept stays proportional to what is owed.
+    /// behind, and gives back room a burst left: what is kept, capacity included, stays
+    /// proportional to what is owed.
     fn sweep(&mut self) {
         if self.received.len() > SWEEP_FLOOR.max(2 * self.unfinished) {
             self.received.retain(|&(_, finished)| !finished);
+        }
+        let len = self.received.len().max(SWEEP_FLOOR);
+        if self.received.capacity() > 16 * len {
+            self.received.shrink_to(2 * len);
         }
     }
 
@@ -198,6 +203,25 @@ mod tests {
         assert_eq!(w.outstanding(), 4);
     }
 
+    /// A burst gives its room back once it finished: a partition that once held
+    /// thousands of records in flight does not keep room for them while idle.
+    #[test]
+    fn room_a_burst_took_is_given_back_when_it_finished() {
+        let mut w = Watermark::default();
+        for o in 0..15_000 {
+            w.track(o);
+        }
+        for o in (1..15_000).chain([0]) {
+            w.finish(o);
+        }
+        assert_eq!((w.outstanding(), w.received.len()), (0, 0));
+        assert!(
+            w.received.capacity() <= 16 * SWEEP_FLOOR,
+            "{}",
+            w.received.capacity()
+        );
+    }
+
     /// One step of a partition's life, for the model test.
     #[derive(Debug, Clone)]
     enum Op {
@@ -254,6 +278,7 @@ mod tests {
                 // Finished offsets kept behind unfinished ones stay proportional to those.
                 let kept_finished = w.received.len() - unfinished.len();
                 prop_assert!(kept_finished <= SWEEP_FLOOR.max(unfinished.len()));
+                prop_assert!(w.received.capacity() <= 16 * SWEEP_FLOOR.max(w.received.len()) + 1);
             }
             if let Some(base) = w.committable() {
                 let snap = w.snapshot(base);

@@ -74,7 +74,7 @@ fn a_batch_is_sealed_as_a_json_array_or_lines() {
         (Layout::Ndjson, &b"{\"a\":1}\n2\n\"x\"\n"[..]),
     ] {
         let r = rules(layout, Items::Data);
-        let mut open = Open::new(&r, t0);
+        let mut open = Open::new(t0);
         for (k, body) in [&b"{\"a\":1}"[..], b"2", b"\"x\""].into_iter().enumerate() {
             let it = item(&r, origin(k as i64), &Bytes::copy_from_slice(body)).unwrap();
             assert!(open.fits(&r, &it));
@@ -95,12 +95,12 @@ fn a_batch_is_sealed_as_a_json_array_or_lines() {
 fn the_byte_limit_holds_except_for_one_item_alone() {
     let r = rules(Layout::JsonArray, Items::Data);
     let big = Bytes::from(format!("\"{}\"", "x".repeat(100)));
-    let mut open = Open::new(&r, Instant::now());
+    let mut open = Open::new(Instant::now());
     assert!(open.fits(&r, &big), "an empty batch takes any item");
     open.push((), big.clone());
     let small = Bytes::from_static(b"1");
     assert!(!open.fits(&r, &small));
-    let mut open = Open::new(&r, Instant::now());
+    let mut open = Open::new(Instant::now());
     let half = Bytes::from(format!("\"{}\"", "x".repeat(28))); // 30 bytes
     open.push((), half.clone());
     assert!(open.fits(&r, &half), "[30,30] is 63 bytes");
@@ -120,7 +120,7 @@ fn an_item_that_fills_the_byte_limit_exactly_joins_and_one_byte_more_does_not() 
             Layout::Ndjson => 61,
         };
         for (len, joins) in [(exact, true), (exact + 1, false)] {
-            let mut open = Open::new(&r, Instant::now());
+            let mut open = Open::new(Instant::now());
             open.push((), first.clone());
             let item = Bytes::from(format!("\"{}\"", "x".repeat(len - 2)));
             assert_eq!(open.fits(&r, &item), joins, "{layout:?}, {len} bytes");
@@ -136,7 +136,7 @@ fn an_item_that_fills_the_byte_limit_exactly_joins_and_one_byte_more_does_not() 
 fn a_batch_is_due_max_wait_after_its_first_item() {
     let r = rules(Layout::Ndjson, Items::Data);
     let t0 = Instant::now();
-    let open = Open::<()>::new(&r, t0);
+    let open = Open::<()>::new(t0);
     assert_eq!(open.due_at(&r), t0 + Duration::from_millis(50));
 }
 
@@ -194,7 +194,7 @@ proptest! {
     #[test]
     fn sealed_arrays_parse_and_respect_the_limits(values in proptest::collection::vec(any::<i64>(), 1..12), max_bytes in 8usize..80) {
         let r = Rules { max_bytes, ..rules(Layout::JsonArray, Items::Data) };
-        let mut open = Open::new(&r, Instant::now());
+        let mut open = Open::new(Instant::now());
         let mut joined = Vec::new();
         for v in &values {
             let it = item(&r, origin(0), &Bytes::from(v.to_string())).unwrap();
@@ -253,13 +253,13 @@ fn an_ndjson_batch_fills_to_its_byte_limit_and_not_a_byte_more() {
     // One item per line: each item costs its bytes and its newline.
     let r = rules(Layout::Ndjson, Items::Data);
     let item = |n: usize| Bytes::from(format!("\"{}\"", "x".repeat(n - 2)));
-    let mut open = Open::new(&r, Instant::now());
+    let mut open = Open::new(Instant::now());
     open.push(1, item(31));
     assert!(!open.fits(&r, &item(32)), "32 + 33 bytes is one past 64");
     assert!(open.fits(&r, &item(31)), "32 + 32 bytes is 64");
     open.push(2, item(31));
     assert_eq!(open.len(), 2);
-    let mut sealed = Open::new(&r, Instant::now());
+    let mut sealed = Open::new(Instant::now());
     sealed.push(1, item(31));
     sealed.push(2, item(31));
     assert_eq!(sealed.seal(&r).0.len(), 64);
@@ -274,7 +274,7 @@ fn an_ndjson_batch_fills_to_its_byte_limit_and_not_a_byte_more() {
 fn a_batch_takes_no_more_than_max_records() {
     let r = rules(Layout::JsonArray, Items::Data);
     let one = Bytes::from_static(b"1");
-    let mut open = Open::new(&r, Instant::now());
+    let mut open = Open::new(Instant::now());
     assert!(open.is_empty());
     for k in 0..3 {
         assert!(open.fits(&r, &one) && !open.is_full(&r), "record {k}");
@@ -283,4 +283,16 @@ fn a_batch_takes_no_more_than_max_records() {
     assert!(!open.is_empty());
     assert!(open.is_full(&r));
     assert!(!open.fits(&r, &one), "a fourth record");
+}
+
+/// A sink may hold thousands of one-record batches (a URL with `{key}` in it): a batch
+/// holds room for the items it has, not for `max_records`, which no budget counts.
+#[test]
+fn a_batch_of_one_record_holds_room_for_few() {
+    let mut r = rules(Layout::JsonArray, Items::Data);
+    r.max_records = 10_000;
+    let mut open = Open::new(Instant::now());
+    open.push(0, Bytes::from_static(b"1"));
+    let (_, items) = open.seal(&r);
+    assert!(items.capacity() <= 4, "{}", items.capacity());
 }

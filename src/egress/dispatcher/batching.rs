@@ -272,7 +272,7 @@ impl Dispatcher {
                     tp: r.tp.clone(),
                     generation: r.generation,
                     request: request.into_owned(),
-                    items: Open::new(&b.rules, Instant::now()),
+                    items: Open::new(Instant::now()),
                 });
                 b.open.len() - 1
             }
