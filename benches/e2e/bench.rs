@@ -71,8 +71,7 @@ pub struct Settings {
     pub ingress: bool,
     pub egress: bool,
     /// `BENCH_REPEAT` (1): runs of each target; an egress or ingress row is the run of
-    /// median rate, a latency at half rate the run of median p99 (among the runs that
-    /// reached the asked rate).
+    /// median rate, a latency at half rate the run of median p99.
     pub repeat: usize,
     /// `BENCH_ROWS`: the egress rows to run, by name (`receiver,d,f,e,jq,batcher,g,h,memory`;
     /// `h` brings `d`); all when unset. For iterating on one row:

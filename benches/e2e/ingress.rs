@@ -1,8 +1,7 @@
 //! One ingress target under wrk: a warm-up, the saturating run (req/s, latency, CPU per
 //! 10k webhooks), and optionally the fixed-rate run at half the rate just measured. With
 //! `BENCH_REPEAT`, each run is repeated: the saturating one reported is the run of median
-//! rate, the fixed-rate one the run of median p99 among those that reached the asked
-//! rate, each with the failed requests of all
+//! rate, the fixed-rate one the run of median p99, each with the failed requests of all
 //! its runs. Peak RSS is the process's over all of them.
 
 use std::time::Duration;
@@ -80,12 +79,7 @@ pub async fn at_rate(
     Ok(half)
 }
 
-/// A fixed-rate run that reached less than this share of its asked rate carried less
-/// load than asked: its latency is not compared with runs that carried it all.
-const RATE_REACHED: f64 = 0.95;
-
-/// `repeat` fixed-rate runs at `target`: the run of median p99 among those that reached
-/// the asked rate (all of them, when none did).
+/// `repeat` fixed-rate runs at `target`: the run of median p99.
 async fn fixed_rates(
     url: &str,
     load: Load,
@@ -98,21 +92,9 @@ async fn fixed_rates(
         runs.push(fixed_rate(url, load, webhook, target).await?);
     }
     let failures = failures_of(runs.iter().map(|r| &r.run));
-    let mut half = median_p99(runs);
+    let mut half = crate::median_by(runs, |r| r.run.p99_ms);
     (half.run.non_2xx, half.run.socket_errors) = failures;
     Ok(half)
-}
-
-/// The run of median p99 among the runs that reached their asked rate, or among all when
-/// none did. `runs` is not empty.
-fn median_p99(runs: Vec<HalfRate>) -> HalfRate {
-    let reached = |r: &HalfRate| r.run.rate() >= RATE_REACHED * r.target;
-    let runs = if runs.iter().any(reached) {
-        runs.into_iter().filter(reached).collect()
-    } else {
-        runs
-    };
-    crate::median_by(runs, |r| r.run.p99_ms)
 }
 
 /// The failed requests of every run, so a run left out of the median still fails the
@@ -143,38 +125,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
-    use super::{failures_of, median_p99, HalfRate, Summary};
-
-    /// A run at half rate that fell short of the asked rate carried less load: its p99
-    /// is left out of the median while any run carried it all.
-    #[test]
-    fn the_latency_at_half_rate_is_of_runs_that_carried_the_asked_rate() {
-        let run = |requests, p99_ms| HalfRate {
-            target: 1000.0,
-            run: Summary {
-                requests,
-                seconds: 1.0,
-                non_2xx: 0,
-                socket_errors: 0,
-                p50_ms: 1.0,
-                p99_ms,
-                p999_ms: 3.0,
-            },
-        };
-        // Median of all three would be the short run's 2.0 ms.
-        let pick = median_p99(vec![run(1000, 1.0), run(800, 2.0), run(990, 9.0)]);
-        assert_eq!(pick.run.p99_ms, 9.0);
-        let pick = median_p99(vec![
-            run(1000, 1.0),
-            run(800, 2.0),
-            run(990, 9.0),
-            run(999, 5.0),
-        ]);
-        assert_eq!(pick.run.p99_ms, 5.0);
-        // None reached it: the median of all.
-        let pick = median_p99(vec![run(700, 1.0), run(800, 2.0), run(600, 9.0)]);
-        assert_eq!(pick.run.p99_ms, 2.0);
-    }
+    use super::{failures_of, Summary};
 
     #[test]
     fn the_failures_of_every_run_are_counted() {

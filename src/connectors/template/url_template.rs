@@ -46,15 +46,16 @@ impl UrlTemplate {
         }
         let (scheme_end, after, authority_end) =
             authority(text).ok_or("not a URL: expected http:// or https://")?;
-        if text[after..].starts_with(['/', '\\']) {
-            return Err("not a URL: expected a host after `://`".into());
-        }
         // `user:password@` is taken out of the template: the sink sends it as a header of
         // its own, so no filled-in URL ever carries it.
         let (userinfo, host_start) = match text[after..authority_end].rfind('@') {
             Some(at) => (Userinfo::parse(&text[after..after + at])?, after + at + 1),
             None => (None, after),
         };
+        // With no host, the parser would take the path's first segment for one.
+        if host_start == authority_end {
+            return Err("not a URL: expected a host after `://`".into());
+        }
         let origin = Template::parse(&format!(
             "{}{}",
             &text[..after],
@@ -109,6 +110,10 @@ impl UrlTemplate {
         match sample {
             Ok(Some(url)) if !matches!(url.scheme(), "http" | "https") => {
                 Err("must be an http:// or https:// URL".into())
+            }
+            // A literal URL goes where the parser reads it as written.
+            Ok(Some(url)) if t.fields().next().is_none() && !same_place(text, &url) => {
+                Err("not a URL the way it is written: its host is unclear".into())
             }
             Ok(_) => Ok(t),
             Err(UrlError::Invalid(e)) => Err(format!("not a URL: {e}")),
@@ -185,9 +190,9 @@ impl UrlTemplate {
         self.origin
             .render(&mut out, Escape::Raw, |f: &Field| {
                 let v = value(f)?;
-                foreign |= v
-                    .iter()
-                    .any(|b| !(b.is_ascii_alphanumeric() || b".-".contains(b)));
+                foreign |= v.is_empty()
+                    || v.iter()
+                        .any(|b| !(b.is_ascii_alphanumeric() || b".-".contains(b)));
                 Some(v)
             })
             .map_err(UrlError::Missing)?;
@@ -270,6 +275,10 @@ impl Userinfo {
             Some((user, password)) => (decode(user)?, Some(decode(password)?)),
             None => (decode(text)?, None),
         };
+        // Basic credentials are `user:password`: a `:` in the user would move the split.
+        if user.contains(':') {
+            return Err("the URL's user must not contain `:` (written %3A)".into());
+        }
         // As the URL parser reads it: an empty password is no password (`u:@h` is `u`),
         // and `:@h` names no one.
         let password = password.filter(|p| !p.is_empty());
@@ -285,12 +294,16 @@ fn has_dot_segment(rest: &[u8]) -> bool {
         .iter()
         .position(|b| *b == b'?' || *b == b'#')
         .unwrap_or(rest.len());
-    rest[..path_end].split(|b| *b == b'/').any(|segment| {
-        let text = String::from_utf8_lossy(segment)
-            .to_ascii_lowercase()
-            .replace("%2e", ".");
-        text == "." || text == ".."
-    })
+    // A `\` the operator wrote separates segments too (the parser reads it as `/`); one
+    // inside a value is percent-encoded.
+    rest[..path_end]
+        .split(|b| matches!(b, b'/' | b'\\'))
+        .any(|segment| {
+            let text = String::from_utf8_lossy(segment)
+                .to_ascii_lowercase()
+                .replace("%2e", ".");
+            text == "." || text == ".."
+        })
 }
 
 /// Why a URL could not be made for a record.
@@ -318,6 +331,14 @@ fn authority(text: &str) -> Option<(usize, usize, usize)> {
         .find(['/', '?', '#', '\\'])
         .map_or(text.len(), |i| after + i);
     Some((scheme_end, after, end))
+}
+
+/// Whether `text`, parsed as written, names the host and port `url` does (the path may
+/// differ by `{{` escapes).
+fn same_place(text: &str, url: &url::Url) -> bool {
+    url::Url::parse(text).is_ok_and(|u| {
+        (u.host_str(), u.port_or_known_default()) == (url.host_str(), url.port_or_known_default())
+    })
 }
 
 fn has_userinfo(url: &url::Url) -> bool {
@@ -574,6 +595,10 @@ mod tests {
             assert_eq!(t.userinfo(), want.as_ref(), "{text}");
         }
         for (text, want) in [
+            ("http://u:pw@/evil.example/hook", "expected a host"),
+            ("http://@/evil.example/hook", "expected a host"),
+            ("http://u:pw@\\evil.example/hook", "expected a host"),
+            ("http://u%3Ax:pw@h/", "must not contain `:`"),
             ("http:///u:pw@h/x", "expected a host"),
             ("http://\\u:pw@h/x", "expected a host"),
             ("http://\t/u:pw@h/x", "tab or line break"),
@@ -585,6 +610,21 @@ mod tests {
             assert!(e.contains(want), "{text:?}: {e}");
             assert!(!e.contains("pw"), "{text:?}: {e}");
         }
+    }
+
+    /// A `\\` written in the path separates segments as the parser reads it, so a `..`
+    /// value next to one is refused like one next to a `/`; an empty host value is no
+    /// host on the list; a literal `{{` is a brace, not an unclear host.
+    #[test]
+    fn backslash_segments_empty_hosts_and_escaped_braces() {
+        let t = UrlTemplate::parse("https://h/a\\{key}/b", &[]).unwrap();
+        let got = t.fill(|_| Some(Cow::Borrowed(b"..")));
+        assert!(matches!(got, Err(UrlError::DotSegment)), "{got:?}");
+        let t = UrlTemplate::parse("http://{key}/x/y", &["x".into()]).unwrap();
+        let got = t.fill(|_| Some(Cow::Borrowed(b"")));
+        assert!(matches!(got, Err(UrlError::HostNotAllowed)), "{got:?}");
+        let t = UrlTemplate::parse("http://h/a{{b}}", &[]).unwrap();
+        assert_eq!(t.literal().unwrap().as_str(), "http://h/a%7Bb%7D");
     }
 
     /// A literal URL is sent as written, whatever `allowed_hosts` lists (it is for
