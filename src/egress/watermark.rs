@@ -215,11 +215,107 @@ mod tests {
             w.finish(o);
         }
         assert_eq!((w.outstanding(), w.received.len()), (0, 0));
+        // Some room is kept for the records to come: no reallocation at the next few.
+        let room = w.received.capacity();
         assert!(
-            w.received.capacity() <= 16 * SWEEP_FLOOR,
-            "{}",
-            w.received.capacity()
+            (2 * SWEEP_FLOOR..=16 * SWEEP_FLOOR).contains(&room),
+            "{room}"
         );
+    }
+
+    /// Finished offsets wait behind an unfinished one without a sweep until they
+    /// outnumber what is unfinished (a sweep per finish would cost the whole list each
+    /// time), and no longer: a record stuck while thousands after it finish holds a few.
+    #[test]
+    fn finished_offsets_are_swept_once_they_outnumber_the_unfinished() {
+        let mut w = Watermark::default();
+        for o in 0..1_000 {
+            w.track(o);
+        }
+        for o in 1..=400 {
+            w.finish(o);
+        }
+        assert_eq!(
+            w.received.len(),
+            1_000,
+            "400 finished behind 600 unfinished"
+        );
+        let mut w = Watermark::default();
+        for o in 0..128 {
+            w.track(o);
+        }
+        for o in 1..=64 {
+            w.finish(o);
+        }
+        assert_eq!(
+            w.received.len(),
+            128,
+            "as many finished as unfinished: kept"
+        );
+        w.finish(65);
+        assert_eq!(w.received.len(), 63, "one more finished: swept");
+        for o in 128..10_000 {
+            w.track(o);
+            w.finish(o);
+        }
+        assert_eq!(w.committable(), Some(0));
+        assert!(w.received.len() <= SWEEP_FLOOR + 63, "{}", w.received.len());
+    }
+
+    /// Room is given back in one step, to twice what is kept, when it is more than
+    /// sixteen times that: a burst finished in order leaves room for a few records
+    /// more, and up to sixteen times the floor is kept as it is.
+    #[test]
+    fn room_is_given_back_to_twice_what_is_kept() {
+        let mut w = Watermark::default();
+        for o in 0..15_000 {
+            w.track(o);
+        }
+        for o in 0..14_000 {
+            w.finish(o);
+        }
+        let (room, kept) = (w.received.capacity(), w.received.len());
+        assert!((2 * kept..16 * kept).contains(&room), "{room} for {kept}");
+        for o in 14_000..15_000 {
+            w.finish(o);
+        }
+        let room = w.received.capacity();
+        assert!(room >= 2 * SWEEP_FLOOR, "{room}");
+        let mut w = Watermark::default();
+        for o in 0..1_000 {
+            w.track(o);
+        }
+        let room = w.received.capacity();
+        assert!((1_000..=16 * SWEEP_FLOOR).contains(&room), "{room}");
+        for o in 0..1_000 {
+            w.finish(o);
+        }
+        assert_eq!(
+            w.received.capacity(),
+            room,
+            "within sixteen times the floor: kept"
+        );
+    }
+
+    /// A partition that settles at fewer records in flight after a burst keeps its room
+    /// while that number is within sixteenfold: room is not given back and taken again
+    /// as the number moves.
+    #[test]
+    fn room_is_kept_while_the_records_in_flight_stay_within_sixteenfold() {
+        let mut w = Watermark::default();
+        for o in 0..1_000 {
+            w.track(o);
+        }
+        for o in 0..900 {
+            w.finish(o);
+        }
+        let room = w.received.capacity();
+        assert!(room >= 1_000, "{room}");
+        for o in 1_000..20_000 {
+            w.track(o);
+            w.finish(o - 100);
+            assert_eq!(w.received.capacity(), room, "at {o}");
+        }
     }
 
     /// One step of a partition's life, for the model test.
