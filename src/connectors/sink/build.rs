@@ -7,7 +7,7 @@ use std::ops::Deref;
 use axum::http::{HeaderName, HeaderValue};
 
 use crate::config::{ConfigError, Secret, SecretRef};
-use crate::connectors::template::Template;
+use crate::connectors::template::{redacted_url, Template};
 
 use super::config::{AuthConfig, ClientAuth, SignScheme};
 use super::definition::SinkDefinition;
@@ -31,8 +31,9 @@ pub struct Sink {
     pub tls_files: TlsFiles,
 }
 
-/// A sink's resolved `auth`.
-#[derive(Debug, Clone)]
+/// A sink's resolved `auth`. Its `Debug` shows the token URL redacted (it may carry a
+/// password) and never a secret.
+#[derive(Clone)]
 pub enum Credentials {
     /// A fixed `Authorization` value, marked sensitive: `auth.bearer`, `auth.basic`, or
     /// the user and password written in the URL.
@@ -45,6 +46,31 @@ pub enum Credentials {
         audience: Option<String>,
         client_auth: ClientAuth,
     },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // A sensitive value's `Debug` is `Sensitive`.
+            Credentials::Header(v) => f.debug_tuple("Header").field(v).finish(),
+            Credentials::OAuth2 {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+                audience,
+                client_auth,
+            } => f
+                .debug_struct("OAuth2")
+                .field("token_url", &redacted_url(token_url.as_str()))
+                .field("client_id", client_id)
+                .field("client_secret", client_secret)
+                .field("scopes", scopes)
+                .field("audience", audience)
+                .field("client_auth", client_auth)
+                .finish(),
+        }
+    }
 }
 
 /// The `tls` files, read.

@@ -23,7 +23,7 @@ pub struct SinkConfig {
     #[serde(default)]
     pub group_id: Option<String>,
     /// Destination URL; placeholders (`{key}`, `{header.NAME}`, …) in path and query.
-    pub url: String,
+    pub url: UrlText,
     /// Hosts (`name` or `name:port`) a URL with placeholders in its host may reach.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
@@ -158,7 +158,7 @@ pub struct BasicAuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Config {
     /// The authorization server's token endpoint.
-    pub token_url: String,
+    pub token_url: UrlText,
     pub client_id: String,
     pub client_secret: SecretRef,
     /// Scopes requested (sent space-separated).
@@ -366,6 +366,26 @@ impl Default for BreakerConfig {
             failures: 20,
             cooldown: HumanDuration(Duration::from_secs(30)),
         }
+    }
+}
+
+/// A URL as written in a connector file. It may carry a password (`user:password@`) or
+/// a secret-looking query value, so its `Debug` shows it as `check` does, redacted.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct UrlText(pub String);
+
+impl std::ops::Deref for UrlText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for UrlText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::connectors::template::redacted_url(&self.0))
     }
 }
 

@@ -174,3 +174,25 @@ fn batch_defaults_and_limits_name_their_key() {
     );
     assert!(typo.is_err());
 }
+
+/// A URL may carry a password: no `Debug` print of a sink, read or built, shows it.
+#[test]
+fn no_debug_print_of_a_sink_shows_a_url_password() {
+    for (url, auth) in [
+        ("http://u:url-secret@127.0.0.1:9/hook", ""),
+        (
+            "http://127.0.0.1:9/hook?token=url-secret",
+            "auth = { oauth2 = { token_url = \"https://c:url-secret@idp.example/token\", client_id = \"c\", client_secret = \"client-secret\" } }",
+        ),
+    ] {
+        let text = format!("name = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\n{auth}");
+        let cfg: SinkConfig = toml::from_str(&text).expect("parses");
+        let read = format!("{cfg:?}");
+        let built = format!("{:?}", cfg.validate("orders.toml").unwrap().build().unwrap());
+        for shown in [read, built] {
+            assert!(!shown.contains("url-secret"), "{shown}");
+            assert!(!shown.contains("client-secret"), "{shown}");
+            assert!(shown.contains("redacted"), "{shown}");
+        }
+    }
+}

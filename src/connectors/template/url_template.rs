@@ -135,35 +135,7 @@ impl UrlTemplate {
     /// The URL as written with its user, password and secret-looking query values
     /// replaced, for `check` and logs.
     pub fn redacted(&self) -> String {
-        let (_, after, end) = authority(&self.text).unwrap_or((0, 0, 0));
-        let mut out = match self.text[after..end].rfind('@') {
-            Some(at) => {
-                let userinfo = if self.text[after..after + at].contains(':') {
-                    "redacted:redacted"
-                } else {
-                    "redacted"
-                };
-                format!(
-                    "{}{userinfo}{}",
-                    &self.text[..after],
-                    &self.text[after + at..]
-                )
-            }
-            None => self.text.clone(),
-        };
-        if let Some(q) = out.find('?') {
-            let (head, query) = out.split_at(q + 1);
-            let (query, fragment) = query.split_at(query.find('#').unwrap_or(query.len()));
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if secret_looking(k) => format!("{k}=redacted"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            out = format!("{head}{}{fragment}", pairs.join("&"));
-        }
-        out
+        redacted(&self.text)
     }
 
     /// The user and password written in the URL (`https://user:pass@host/…`), percent-
@@ -319,6 +291,36 @@ pub enum UrlError {
     DotSegment,
     #[error("the URL would carry a user or password where it is not read as one")]
     Userinfo,
+}
+
+/// `text`, a URL as written, with its user, password and secret-looking query values
+/// replaced: what `check`, logs and `Debug` show of it.
+pub fn redacted(text: &str) -> String {
+    let (_, after, end) = authority(text).unwrap_or((0, 0, 0));
+    let mut out = match text[after..end].rfind('@') {
+        Some(at) => {
+            let userinfo = if text[after..after + at].contains(':') {
+                "redacted:redacted"
+            } else {
+                "redacted"
+            };
+            format!("{}{userinfo}{}", &text[..after], &text[after + at..])
+        }
+        None => text.to_owned(),
+    };
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let (query, fragment) = query.split_at(query.find('#').unwrap_or(query.len()));
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if secret_looking(k) => format!("{k}=redacted"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}{fragment}", pairs.join("&"));
+    }
+    out
 }
 
 /// Where the authority of `text` is: the end of the scheme, and the start and end of
