@@ -377,7 +377,7 @@ fn sink_line(out: &mut String, s: &Sink) {
             let _ = writeln!(
                 out,
                 "      auth: oauth2 token_url {} client_id {} client_secret {} scopes [{}] audience {} client_auth {:?}",
-                url::Url::parse(&o.token_url).map_or("<not a URL>".to_owned(), |u| redacted_url(&u)),
+                url::Url::parse(o.token_url.as_written()).map_or("<not a URL>".to_owned(), |u| redacted_url(&u)),
                 o.client_id,
                 o.client_secret.describe(),
                 o.scopes.join(" "),

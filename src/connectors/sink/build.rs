@@ -201,7 +201,7 @@ fn credentials(auth: &AuthConfig) -> Result<Credentials, (&'static str, String)>
             Ok(Credentials::Header(basic(&b.user, p.expose())))
         }
         AuthConfig::Oauth2(o) => Ok(Credentials::OAuth2 {
-            token_url: url::Url::parse(&o.token_url)
+            token_url: url::Url::parse(o.token_url.as_written())
                 .map_err(|e| ("auth.oauth2.token_url", format!("not a URL: {e}")))?,
             client_id: o.client_id.clone(),
             client_secret: o

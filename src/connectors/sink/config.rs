@@ -10,6 +10,7 @@ use crate::config::rate_limit::RateLimitConfig;
 use crate::config::units::{ByteSize, HumanDuration};
 use crate::config::SecretRef;
 use crate::connectors::status_policy::{self, StatusMatch, StatusPolicy};
+use crate::connectors::template::redacted_url;
 
 /// `[sink]` in a connector file.
 #[derive(Debug, Deserialize)]
@@ -370,22 +371,36 @@ impl Default for BreakerConfig {
 }
 
 /// A URL as written in a connector file. It may carry a password (`user:password@`) or
-/// a secret-looking query value, so its `Debug` shows it as `check` does, redacted.
+/// a secret-looking query value: its `Debug` shows it redacted, and the text itself only
+/// through [`UrlText::as_written`], so every raw use can be found.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct UrlText(pub String);
+pub struct UrlText(String);
 
-impl std::ops::Deref for UrlText {
-    type Target = str;
-
-    fn deref(&self) -> &str {
+impl UrlText {
+    /// The URL exactly as written, user and password included: for parsing it.
+    pub fn as_written(&self) -> &str {
         &self.0
     }
 }
 
 impl std::fmt::Debug for UrlText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::connectors::template::redacted_url(&self.0))
+        // Read as the URL parser reads it (it finds a user and password after `http:`
+        // with any number of slashes, tabs dropped); text it cannot read is shown only
+        // when it has no `@` to hide a password behind.
+        let shown = match url::Url::parse(&self.0) {
+            Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+                let _ = u.set_username("redacted");
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("redacted"));
+                }
+                redacted_url(u.as_str())
+            }
+            Err(_) if self.0.contains('@') => "[not a URL; not shown]".to_owned(),
+            _ => redacted_url(&self.0),
+        };
+        std::fmt::Debug::fmt(&shown, f)
     }
 }
 

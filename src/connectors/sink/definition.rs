@@ -141,7 +141,8 @@ impl SinkConfig {
             ));
         }
         // The URL itself is not repeated: it may carry credentials.
-        let url = UrlTemplate::parse(&self.url, &self.allowed_hosts).map_err(|e| err("url", e))?;
+        let url = UrlTemplate::parse(self.url.as_written(), &self.allowed_hosts)
+            .map_err(|e| err("url", e))?;
         let method = Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| err("method", format!("{:?} is not an HTTP method", self.method)))?;
         let header_refs = self
@@ -233,12 +234,21 @@ impl SinkConfig {
                     return Err(err("auth.basic.user", "must not contain `:`".into()))
                 }
                 AuthConfig::Oauth2(o) => {
-                    let u = url::Url::parse(&o.token_url)
+                    let u = url::Url::parse(o.token_url.as_written())
                         .map_err(|e| err("auth.oauth2.token_url", format!("not a URL: {e}")))?;
                     if !matches!(u.scheme(), "http" | "https") {
                         return Err(err(
                             "auth.oauth2.token_url",
                             "must be an http:// or https:// URL".into(),
+                        ));
+                    }
+                    // The client authenticates with `client_id` and `client_secret`; a
+                    // user and password in the URL would be sent as a second
+                    // `Authorization` header.
+                    if !u.username().is_empty() || u.password().is_some() {
+                        return Err(err(
+                            "auth.oauth2.token_url",
+                            "must not carry a user or password; client_id and client_secret authenticate".into(),
                         ));
                     }
                     if o.client_id.is_empty() {

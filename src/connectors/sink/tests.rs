@@ -182,8 +182,9 @@ fn no_debug_print_of_a_sink_shows_a_url_password() {
         ("http://u:url-secret@127.0.0.1:9/hook", ""),
         (
             "http://127.0.0.1:9/hook?token=url-secret",
-            "auth = { oauth2 = { token_url = \"https://c:url-secret@idp.example/token\", client_id = \"c\", client_secret = \"client-secret\" } }",
+            "auth = { oauth2 = { token_url = \"https://idp.example/token?client_secret=url-secret\", client_id = \"c\", client_secret = \"client-secret\" } }",
         ),
+        ("https://discord.example/api/webhooks/1/url-secret?thread_id={header.t}", ""),
     ] {
         let text = format!("name = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\n{auth}");
         let cfg: SinkConfig = toml::from_str(&text).expect("parses");
@@ -194,5 +195,33 @@ fn no_debug_print_of_a_sink_shows_a_url_password() {
             assert!(!shown.contains("client-secret"), "{shown}");
             assert!(shown.contains("redacted"), "{shown}");
         }
+    }
+}
+
+/// A token URL as the URL parser reads it, whatever its slashes: a password in it never
+/// shows in a `Debug` print of the file read, and such a URL is refused (the client
+/// authenticates with its id and secret).
+#[test]
+fn a_token_url_with_a_password_is_refused_and_never_shown() {
+    for token_url in [
+        "https://c:url-secret@idp.example/token",
+        "https:c:url-secret@idp.example/token",
+        "https:///c:url-secret@idp.example/token",
+        "https:\\\\c:url-secret@idp.example/token",
+    ] {
+        let text = format!(
+            "name = \"orders\"\ntopics = [\"orders\"]\nurl = \"http://127.0.0.1:9/hook\"\n\
+             auth = {{ oauth2 = {{ token_url = \"{token_url}\", client_id = \"c\", client_secret = \"s\" }} }}"
+        );
+        let cfg: SinkConfig = toml::from_str(&text).expect("parses");
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("url-secret"), "{token_url}: {shown}");
+        let e = cfg.validate("orders.toml").unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("sink.auth.oauth2.token_url"),
+            "{token_url}: {e}"
+        );
+        assert!(!e.to_string().contains("url-secret"), "{e}");
     }
 }

@@ -308,6 +308,22 @@ pub fn redacted(text: &str) -> String {
         }
         None => text.to_owned(),
     };
+    // Slack, Discord and Teams carry their token in the path: only the first segment is
+    // shown, as `check` shows a literal URL's.
+    if let Some((_, _, end)) = authority(&out) {
+        let path_end = out[end..].find(['?', '#']).map_or(out.len(), |i| end + i);
+        let segments: Vec<&str> = (out[end..path_end].split(['/', '\\']))
+            .filter(|s| !s.is_empty())
+            .collect();
+        if segments.len() > 1 {
+            out = format!(
+                "{}/{}/redacted{}",
+                &out[..end],
+                segments[0],
+                &out[path_end..]
+            );
+        }
+    }
     if let Some(q) = out.find('?') {
         let (head, query) = out.split_at(q + 1);
         let (query, fragment) = query.split_at(query.find('#').unwrap_or(query.len()));
