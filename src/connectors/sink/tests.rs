@@ -184,7 +184,10 @@ fn no_debug_print_of_a_sink_shows_a_url_password() {
             "http://127.0.0.1:9/hook?token=url-secret",
             "auth = { oauth2 = { token_url = \"https://idp.example/token?client_secret=url-secret\", client_id = \"c\", client_secret = \"client-secret\" } }",
         ),
-        ("https://discord.example/api/webhooks/1/url-secret?thread_id={header.t}", ""),
+        (
+            "https://discord.example/api/webhooks/1/url-secret-0123456789?thread_id={header.t}",
+            "",
+        ),
     ] {
         let text = format!("name = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\n{auth}");
         let cfg: SinkConfig = toml::from_str(&text).expect("parses");

@@ -293,8 +293,12 @@ pub enum UrlError {
     Userinfo,
 }
 
-/// `text`, a URL as written, with its user, password and secret-looking query values
-/// replaced: what `check`, logs and `Debug` show of it.
+/// A path segment this long with no placeholder, after the first, is taken for a token
+/// (a Slack webhook's is 24 characters, Discord's 68) and redacted.
+const TOKEN_SEGMENT: usize = 16;
+
+/// `text`, a URL as written, with its user, password, secret-looking query values and
+/// token-like path segments replaced: what `check`, logs and `Debug` show of it.
 pub fn redacted(text: &str) -> String {
     let (_, after, end) = authority(text).unwrap_or((0, 0, 0));
     let mut out = match text[after..end].rfind('@') {
@@ -308,21 +312,23 @@ pub fn redacted(text: &str) -> String {
         }
         None => text.to_owned(),
     };
-    // Slack, Discord and Teams carry their token in the path: only the first segment is
-    // shown, as `check` shows a literal URL's.
+    // Slack, Discord and Teams carry their token in the path, as a long segment; a
+    // template's other segments (`/tenants/{header.x-tenant}/orders`) say where records
+    // go and are shown.
     if let Some((_, _, end)) = authority(&out) {
         let path_end = out[end..].find(['?', '#']).map_or(out.len(), |i| end + i);
-        let segments: Vec<&str> = (out[end..path_end].split(['/', '\\']))
-            .filter(|s| !s.is_empty())
+        let path: Vec<&str> = (out[end..path_end].split('/'))
+            .enumerate()
+            .map(|(i, segment)| {
+                let token = i > 1 && segment.len() >= TOKEN_SEGMENT && !segment.contains('{');
+                if token {
+                    "redacted"
+                } else {
+                    segment
+                }
+            })
             .collect();
-        if segments.len() > 1 {
-            out = format!(
-                "{}/{}/redacted{}",
-                &out[..end],
-                segments[0],
-                &out[path_end..]
-            );
-        }
+        out = format!("{}{}{}", &out[..end], path.join("/"), &out[path_end..]);
     }
     if let Some(q) = out.find('?') {
         let (head, query) = out.split_at(q + 1);
@@ -531,6 +537,23 @@ mod tests {
         );
         let t = UrlTemplate::parse("https://h/{key}", &[]).unwrap();
         assert_eq!(t.redacted(), "https://h/{key}");
+        // A token in the path (Discord's) is a long segment; a template's own segments
+        // say where records go and stay.
+        let t = UrlTemplate::parse(
+            "https://discord.example/api/webhooks/123/AbCdEfGhIjKlMnOpQrStUv-123?thread_id={header.t}",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            t.redacted(),
+            "https://discord.example/api/webhooks/123/redacted?thread_id={header.t}"
+        );
+        let t =
+            UrlTemplate::parse("https://h/tenants/{header.x-tenant}/orders/{key}", &[]).unwrap();
+        assert_eq!(
+            t.redacted(),
+            "https://h/tenants/{header.x-tenant}/orders/{key}"
+        );
     }
 
     /// `user:password@` is taken out when the URL is read: no URL made from the template
