@@ -27,12 +27,10 @@ impl Redact {
             .filter(|(_, v)| v.is_sensitive())
             .filter_map(|(_, v)| v.to_str().ok().map(str::to_owned))
             .collect();
-        if let Some(u) = sink.url.userinfo() {
-            use base64::Engine as _;
-            let password = u.password.as_deref().unwrap_or("");
-            let basic = format!("{}:{password}", u.user);
-            secrets.push(base64::engine::general_purpose::STANDARD.encode(basic));
-            secrets.push(password.to_owned());
+        // The URL's user and password are the sink's `Credentials::Header` (below), as
+        // Basic credentials; a destination may echo the raw password too.
+        if let Some(password) = sink.url.userinfo().and_then(|u| u.password.clone()) {
+            secrets.push(password);
         }
         match &sink.credentials {
             Some(Credentials::Header(v)) => {
