@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use crate::connectors::template::redacted_url;
 use crate::http::outbound;
 use crate::verify::keys::{KeySet, KeySource, MAX_DOCUMENT};
 
@@ -133,7 +134,8 @@ impl KeyCache {
                 Ok(set)
             }
             Err(e) => {
-                tracing::warn!(url = %source.url, reason = %e, "fetching verification keys failed");
+                let url = redacted_url(source.url.as_str());
+                tracing::warn!(%url, reason = %e, "fetching verification keys failed");
                 known.failed = Some((Instant::now(), e));
                 usable(&known, MAX_STALE).ok_or(e)
             }
@@ -299,6 +301,55 @@ mod tests {
         assert_eq!(
             cache.get(&closed, KEEP).await.unwrap_err(),
             KeyError::Unreachable
+        );
+    }
+
+    /// Log lines written while `work` runs on this thread.
+    async fn logged<F: std::future::Future>(work: F) -> String {
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+            type Writer = Captured;
+            fn make_writer(&'a self) -> Captured {
+                self.clone()
+            }
+        }
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        work.await;
+        drop(guard);
+        let text = captured.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_logs_its_url_without_secrets() {
+        let cache = KeyCache::new();
+        let closed = source("http://keys:hunter2@127.0.0.1:9/jwks?token=s3cret-value");
+        let text = logged(async {
+            assert_eq!(
+                cache.get(&closed, KEEP).await.unwrap_err(),
+                KeyError::Unreachable
+            );
+        })
+        .await;
+        assert!(text.contains("fetching verification keys failed"), "{text}");
+        assert!(text.contains("127.0.0.1:9/jwks"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{text}"
         );
     }
 
