@@ -67,6 +67,7 @@ fn record() -> Record {
         },
         offset: 1_234_567,
         leader_epoch: -1,
+        value_is_json: false,
         key: Some(Bytes::from_static(b"ord_1234567890")),
         value: value(),
         headers: vec![
@@ -169,10 +170,12 @@ fn shaping(c: &mut Criterion) {
         let values = [("", &record.value), ("-padded", &padded)];
         let shapes = if name == "data" { 2 } else { 1 };
         for (shape, value) in values.into_iter().take(shapes) {
-            assert!(batch::item(&rules, origin, value).is_ok());
+            assert!(batch::item(&rules, origin, value, false).is_ok());
             let id = format!("batch-item-{name}{shape}");
             group.bench_function(BenchmarkId::from_parameter(id), |b| {
-                b.iter(|| black_box(batch::item(&rules, origin, black_box(value)).map(|i| i.len())))
+                b.iter(|| {
+                    black_box(batch::item(&rules, origin, black_box(value), false).map(|i| i.len()))
+                })
             });
         }
     }

@@ -28,7 +28,7 @@ use super::record::Record;
 use super::request::{Prepared, Refused, Shaper};
 use super::token::TokenSource;
 use crate::connectors::sink::Ordering as LaneOrdering;
-use crate::connectors::sink::{BatchFormat, BatchItems};
+use crate::connectors::sink::{BatchFormat, BatchItems, Format};
 use crate::connectors::Sink;
 use crate::kafka::producer;
 use crate::telemetry::sink::{
@@ -197,6 +197,15 @@ impl Destination {
                 BatchItems::Envelope => batch::Items::Envelope,
             },
         })
+    }
+
+    /// Whether this sink batches its records' values as they were polled (no transform,
+    /// no structured CloudEvent around them): the poll thread then checks each value as
+    /// a batch item, while it is in cache ([`Record::check_json`]).
+    pub fn items_are_values(&self) -> bool {
+        self.sink.batch.is_some()
+            && self.sink.transform.is_none()
+            && self.sink.format != Format::CloudeventsStructured
     }
 
     /// The sink's filter, templates and transform.
@@ -831,6 +840,7 @@ mod tests {
             headers: Vec::new(),
             epoch: 0,
             leader_epoch: -1,
+            value_is_json: false,
         }
     }
 
@@ -976,6 +986,7 @@ mod tests {
             headers: Vec::new(),
             epoch: 0,
             leader_epoch: -1,
+            value_is_json: false,
         };
         let (r10, r11, r12, r13) = (at(10), at(11), at(12), at(13));
         let first = batch_id([&r10, &r11, &r13].into_iter());

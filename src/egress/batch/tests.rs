@@ -24,9 +24,19 @@ fn origin(offset: i64) -> Origin<'static> {
 fn a_json_body_is_an_item_as_is_and_shares_the_record_s_bytes() {
     let r = rules(Layout::JsonArray, Items::Data);
     let body = Bytes::from_static(b"{\n  \"a\": 1\n}");
-    let it = item(&r, origin(7), &body).unwrap();
+    let it = item(&r, origin(7), &body, false).unwrap();
     assert_eq!(it, body);
     assert_eq!(it.as_ptr(), body.as_ptr(), "not copied");
+}
+
+#[test]
+fn a_body_known_to_be_json_is_not_checked_again() {
+    // The poll thread checked the value already (`Record::check_json`); what `item` is
+    // told is trusted, so a second pass over the bytes is not paid.
+    let r = rules(Layout::JsonArray, Items::Data);
+    let told = Bytes::from_static(b"told json");
+    assert_eq!(item(&r, origin(1), &told, true), Ok(told.clone()));
+    assert_eq!(item(&r, origin(1), &told, false), Err(NotJson));
 }
 
 #[test]
@@ -35,7 +45,7 @@ fn a_body_that_is_not_json_is_refused() {
         for bad in [&b"plain text"[..], b"", b"{\"a\":", b"\xff\xfe", b"{} {}"] {
             let r = rules(layout, Items::Envelope);
             assert_eq!(
-                item(&r, origin(1), &Bytes::copy_from_slice(bad)),
+                item(&r, origin(1), &Bytes::copy_from_slice(bad), false),
                 Err(NotJson),
                 "{bad:?}"
             );
@@ -50,6 +60,7 @@ fn ndjson_items_are_one_line_each() {
         &r,
         origin(1),
         &Bytes::from_static(b"{\n \"a\": \"x\\ny\"\n}"),
+        false,
     )
     .unwrap();
     assert_eq!(&it[..], br#"{  "a": "x\ny" }"#);
@@ -58,7 +69,7 @@ fn ndjson_items_are_one_line_each() {
 #[test]
 fn an_envelope_names_the_record_and_escapes_its_id() {
     let r = rules(Layout::JsonArray, Items::Envelope);
-    let it = item(&r, origin(7), &Bytes::from_static(b" [1,2] ")).unwrap();
+    let it = item(&r, origin(7), &Bytes::from_static(b" [1,2] "), false).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&it).unwrap();
     assert_eq!(
         v,
@@ -76,7 +87,7 @@ fn a_batch_is_sealed_as_a_json_array_or_lines() {
         let r = rules(layout, Items::Data);
         let mut open = Open::new(t0);
         for (k, body) in [&b"{\"a\":1}"[..], b"2", b"\"x\""].into_iter().enumerate() {
-            let it = item(&r, origin(k as i64), &Bytes::copy_from_slice(body)).unwrap();
+            let it = item(&r, origin(k as i64), &Bytes::copy_from_slice(body), false).unwrap();
             assert!(open.fits(&r, &it));
             open.push(k, it);
         }
@@ -197,7 +208,7 @@ proptest! {
         let mut open = Open::new(Instant::now());
         let mut joined = Vec::new();
         for v in &values {
-            let it = item(&r, origin(0), &Bytes::from(v.to_string())).unwrap();
+            let it = item(&r, origin(0), &Bytes::from(v.to_string()), false).unwrap();
             if !open.fits(&r, &it) { break; }
             open.push((), it);
             joined.push(*v);
@@ -223,7 +234,7 @@ fn a_failed_item_behind_an_unfinished_one_of_its_lane_waits_for_it() {
 fn invalid_utf8_inside_a_string_is_not_json() {
     let r = rules(Layout::JsonArray, Items::Data);
     let bad = Bytes::from_static(b"{\"a\":\"\xff\"}");
-    assert_eq!(item(&r, origin(1), &bad), Err(NotJson));
+    assert_eq!(item(&r, origin(1), &bad, false), Err(NotJson));
 }
 
 #[test]
@@ -231,7 +242,7 @@ fn ndjson_keeps_every_key_and_digit_of_a_pretty_body() {
     let r = rules(Layout::Ndjson, Items::Data);
     let pretty =
         Bytes::from_static(b"{\r\n  \"z\": 123456789012345678901234567890,\n  \"a\": 1.25\n}");
-    let it = item(&r, origin(1), &pretty).unwrap();
+    let it = item(&r, origin(1), &pretty, false).unwrap();
     assert!(!it.contains(&b'\n') && !it.contains(&b'\r'));
     let text = std::str::from_utf8(&it).unwrap();
     assert!(text.contains("123456789012345678901234567890"), "{text}");

@@ -39,14 +39,18 @@ impl Topics {
 /// while polling (a bug: no record should cause one) is contained here: the sink is
 /// marked failed, which takes `/readyz` down, `stop` is cancelled so the whole process
 /// shuts down (and exits non-zero), and the drain below still runs so the dispatcher
-/// ends instead of waiting forever. True when the poll loop panicked.
+/// ends instead of waiting forever. True when the poll loop panicked. `check_json`: each
+/// record's value is checked as a batch item here ([`Record::check_json`]).
 pub fn poll_thread(
     consumer: Arc<BaseConsumer<SinkContext>>,
     flow: std::sync::mpsc::Receiver<Flow>,
     stop: CancellationToken,
+    check_json: bool,
 ) -> bool {
     let ctx = consumer.context();
-    let died = !contain_panic(ctx, &stop, || poll_loop(&consumer, &flow, &stop));
+    let died = !contain_panic(ctx, &stop, || {
+        poll_loop(&consumer, &flow, &stop, check_json)
+    });
     match ctx.drain(Vec::new(), true) {
         Some(commits) => commit_sync(&consumer, &commits),
         None => ctx.emit(ControlEvent::ShutdownDrainUnanswered),
@@ -91,6 +95,7 @@ fn poll_loop(
     consumer: &BaseConsumer<SinkContext>,
     flow: &std::sync::mpsc::Receiver<Flow>,
     stop: &CancellationToken,
+    check_json: bool,
 ) {
     let mut topics = Topics::default();
     let mut state = FlowState::default();
@@ -112,6 +117,9 @@ fn poll_loop(
                         });
                     }
                     record.epoch = state.epoch(&record.tp);
+                    if check_json {
+                        record.check_json();
+                    }
                     if ctx.push(record) >= POLL_BATCH {
                         break;
                     }

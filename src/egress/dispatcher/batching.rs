@@ -167,7 +167,7 @@ fn item_of(rules: &Rules, record: &Record, body: &Bytes) -> Result<Bytes, NotJso
         partition: record.tp.partition,
         offset: record.offset,
     };
-    batch::item(rules, origin, body)
+    batch::item(rules, origin, body, record.is_json_value(body))
 }
 
 /// Whether two requests go to the same place with the same headers.

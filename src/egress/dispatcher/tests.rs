@@ -120,6 +120,7 @@ fn record(partition: i32, offset: i64) -> Record {
         headers: Vec::new(),
         epoch: 0,
         leader_epoch: -1,
+        value_is_json: false,
     }
 }
 

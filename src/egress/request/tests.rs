@@ -33,6 +33,7 @@ fn record(value: &[u8], headers: &[(&str, &[u8])], key: Option<&[u8]>) -> Record
         },
         offset: 7,
         leader_epoch: -1,
+        value_is_json: false,
         key: key.map(Bytes::copy_from_slice),
         value: Bytes::copy_from_slice(value),
         headers: headers
