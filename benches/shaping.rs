@@ -67,7 +67,7 @@ fn record() -> Record {
         },
         offset: 1_234_567,
         leader_epoch: -1,
-        value_is_json: false,
+        checked_item: None,
         key: Some(Bytes::from_static(b"ord_1234567890")),
         value: value(),
         headers: vec![

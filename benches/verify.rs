@@ -137,7 +137,7 @@ fn record(value: Bytes) -> Record {
         headers: Vec::new(),
         epoch: 0,
         leader_epoch: -1,
-        value_is_json: false,
+        checked_item: None,
     }
 }
 
@@ -153,7 +153,7 @@ fn outgoing(c: &mut Criterion) {
             b.iter(|| signer.sign(&id, black_box(1_700_000_000), &r.value))
         });
         // A record checked and framed as an item of a JSON-array batch (the check a poll
-        // thread makes, `Record::check_json`, included).
+        // thread makes, `Record::check_item`, included).
         let rules = Rules {
             max_records: 100,
             max_bytes: 1 << 20,

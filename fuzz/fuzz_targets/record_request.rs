@@ -94,6 +94,7 @@ fuzz_target!(|input: Input<'_>| {
             .collect(),
         epoch: 0,
         leader_epoch: -1,
+        checked_item: None,
     };
     let _ = record.webhook_id();
     let Ok(Some(prepared)) = shaper.shape(&record) else {

@@ -83,22 +83,26 @@ impl NotJson {
 }
 
 /// Whether `body` can be an item: one JSON document, in UTF-8 throughout.
-pub fn is_json(body: &[u8]) -> bool {
+pub fn can_be_item(body: &[u8]) -> bool {
     // serde_json does not check the bytes of strings it skips: UTF-8 is checked here,
     // or a Go producer's invalid bytes would reach a strict receiver and fail the batch.
     std::str::from_utf8(body).is_ok() && serde_json::from_slice::<IgnoredAny>(body).is_ok()
 }
 
 /// A record's part of a batch body: JSON on one line. The record's body is shared, not
-/// copied, when it is already that. `known_json`: `body` was already found to be JSON
-/// by [`is_json`] (the poll thread checks a record's value while it is still in cache).
+/// copied, when it is already that. `known_json`: [`can_be_item`] already said yes to
+/// `body` (the poll thread checks a record's value while it is still in cache).
 pub fn item(
     rules: &Rules,
     origin: Origin<'_>,
     body: &Bytes,
     known_json: bool,
 ) -> Result<Bytes, NotJson> {
-    if !known_json && !is_json(body) {
+    debug_assert!(
+        !known_json || can_be_item(body),
+        "a body known to be JSON is"
+    );
+    if !known_json && !can_be_item(body) {
         return Err(NotJson);
     }
     // JSON allows raw line breaks only as whitespace between tokens (inside strings they

@@ -200,12 +200,13 @@ impl Destination {
     }
 
     /// Whether this sink batches its records' values as they were polled (no transform,
-    /// no structured CloudEvent around them): the poll thread then checks each value as
-    /// a batch item, while it is in cache ([`Record::check_json`]).
+    /// `format = "raw"`): the poll thread then checks each value as a batch item, while
+    /// it is in cache ([`Record::check_item`]). Only saves work: an item is trusted only
+    /// when its body is the very value checked.
     pub fn items_are_values(&self) -> bool {
         self.sink.batch.is_some()
             && self.sink.transform.is_none()
-            && self.sink.format != Format::CloudeventsStructured
+            && self.sink.format == Format::Raw
     }
 
     /// The sink's filter, templates and transform.
@@ -840,7 +841,7 @@ mod tests {
             headers: Vec::new(),
             epoch: 0,
             leader_epoch: -1,
-            value_is_json: false,
+            checked_item: None,
         }
     }
 
@@ -986,7 +987,7 @@ mod tests {
             headers: Vec::new(),
             epoch: 0,
             leader_epoch: -1,
-            value_is_json: false,
+            checked_item: None,
         };
         let (r10, r11, r12, r13) = (at(10), at(11), at(12), at(13));
         let first = batch_id([&r10, &r11, &r13].into_iter());

@@ -154,7 +154,7 @@ pub(crate) async fn run_sink(
         Destination::new(sink, producers, telemetry.clone())
             .map_err(|e| SinkError::Client(name.to_string(), e))?,
     );
-    let check_json = destination.items_are_values();
+    let check_items = destination.items_are_values();
     let (flow_tx, flow_rx) = std::sync::mpsc::channel();
     let control = Control {
         consumer: consumer.clone(),
@@ -176,7 +176,7 @@ pub(crate) async fn run_sink(
         let stop = stop.clone();
         std::thread::Builder::new()
             .name(format!("poll-{name}"))
-            .spawn(move || consumer::poll_thread(consumer, flow_rx, stop, check_json))
+            .spawn(move || consumer::poll_thread(consumer, flow_rx, stop, check_items))
             .map_err(|e| {
                 SinkError::Consumer(
                     name.to_string(),

@@ -35,9 +35,11 @@ pub struct Record {
     pub epoch: u64,
     /// The partition leader epoch the record was written under (-1: unknown).
     pub leader_epoch: i32,
-    /// The value was found to be one JSON document in UTF-8 when it was polled (only a
-    /// sink that batches values as they are asks: see [`Record::check_json`]).
-    pub value_is_json: bool,
+    /// The value as it was when the poll thread found it can be a batch item (only a
+    /// sink that batches values as they are asks: see [`Record::check_item`]). The bytes
+    /// themselves are kept, not a flag, so a value replaced since is never taken for
+    /// checked.
+    pub checked_item: Option<Bytes>,
 }
 
 impl Record {
@@ -69,23 +71,25 @@ impl Record {
             epoch: 0,
             // SAFETY: `msg.ptr()` is the live message `msg` borrows.
             leader_epoch: unsafe { rdsys::rd_kafka_message_leader_epoch(msg.ptr()) },
-            value_is_json: false,
+            checked_item: None,
         };
         (record, lossy)
     }
 
-    /// Checks the value as a batch item ([`batch::is_json`]) now, on the poll thread,
-    /// while its bytes are still in cache from the copy: checked later on the
+    /// Checks the value as a batch item ([`batch::can_be_item`]) now, on the poll
+    /// thread, while its bytes are still in cache from the copy: checked later on the
     /// dispatcher, the cold read was about a fifth of a batching sink's CPU.
-    pub fn check_json(&mut self) {
-        self.value_is_json = batch::is_json(&self.value);
+    pub fn check_item(&mut self) {
+        self.checked_item = batch::can_be_item(&self.value).then(|| self.value.clone());
     }
 
-    /// Whether `body` is this record's value, found to be JSON when polled: the same
-    /// bytes in memory (`Bytes` never change), so nothing needs checking again.
-    pub fn is_json_value(&self, body: &Bytes) -> bool {
-        self.value_is_json && body.as_ptr() == self.value.as_ptr() && body.len() == self.value.len()
+    /// Whether `body` is the value [`Record::check_item`] found can be an item: the
+    /// same bytes in memory, which `checked_item` keeps alive and `Bytes` never change.
+    pub fn is_checked_item(&self, body: &Bytes) -> bool {
+        (self.checked_item.as_ref())
+            .is_some_and(|c| c.as_ptr() == body.as_ptr() && c.len() == body.len())
     }
+
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&Bytes> {
         self.headers
@@ -212,28 +216,31 @@ mod tests {
             headers: Vec::new(),
             epoch: 0,
             leader_epoch: -1,
-            value_is_json: false,
+            checked_item: None,
         }
     }
 
     #[test]
     fn a_value_checked_as_json_is_trusted_only_for_its_own_bytes() {
         let mut r = record(br#"{"a":1}"#);
-        assert!(!r.is_json_value(&r.value.clone()), "not checked yet");
-        r.check_json();
-        assert!(r.is_json_value(&r.value.clone()));
+        assert!(!r.is_checked_item(&r.value.clone()), "not checked yet");
+        r.check_item();
+        assert!(r.is_checked_item(&r.value.clone()));
         // The same text elsewhere in memory (a transform's output) is checked again.
-        assert!(!r.is_json_value(&Bytes::copy_from_slice(br#"{"a":1}"#)));
-        assert!(!r.is_json_value(&r.value.slice(0..3)), "a part of it");
+        assert!(!r.is_checked_item(&Bytes::copy_from_slice(br#"{"a":1}"#)));
+        assert!(!r.is_checked_item(&r.value.slice(0..3)), "a part of it");
+        // A value replaced after the check is not the one checked.
+        r.value = Bytes::copy_from_slice(b"not json");
+        assert!(!r.is_checked_item(&r.value.clone()));
     }
 
     #[test]
     fn a_value_that_is_not_json_is_not_marked() {
         for bad in [&b"{\"a\":"[..], b"not json", b"\"\xff\"", b""] {
             let mut r = record(bad);
-            r.check_json();
-            assert!(!r.value_is_json, "{bad:?}");
-            assert!(!r.is_json_value(&r.value.clone()));
+            r.check_item();
+            assert!(r.checked_item.is_none(), "{bad:?}");
+            assert!(!r.is_checked_item(&r.value.clone()));
         }
     }
 

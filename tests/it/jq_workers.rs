@@ -54,7 +54,7 @@ fn record(value: &str) -> Record {
         },
         offset: 7,
         leader_epoch: -1,
-        value_is_json: false,
+        checked_item: None,
         key: Some(Bytes::from_static(b"k")),
         value: Bytes::copy_from_slice(value.as_bytes()),
         headers: vec![],

@@ -30,16 +30,6 @@ fn a_json_body_is_an_item_as_is_and_shares_the_record_s_bytes() {
 }
 
 #[test]
-fn a_body_known_to_be_json_is_not_checked_again() {
-    // The poll thread checked the value already (`Record::check_json`); what `item` is
-    // told is trusted, so a second pass over the bytes is not paid.
-    let r = rules(Layout::JsonArray, Items::Data);
-    let told = Bytes::from_static(b"told json");
-    assert_eq!(item(&r, origin(1), &told, true), Ok(told.clone()));
-    assert_eq!(item(&r, origin(1), &told, false), Err(NotJson));
-}
-
-#[test]
 fn a_body_that_is_not_json_is_refused() {
     for layout in [Layout::JsonArray, Layout::Ndjson] {
         for bad in [&b"plain text"[..], b"", b"{\"a\":", b"\xff\xfe", b"{} {}"] {

@@ -39,17 +39,17 @@ impl Topics {
 /// while polling (a bug: no record should cause one) is contained here: the sink is
 /// marked failed, which takes `/readyz` down, `stop` is cancelled so the whole process
 /// shuts down (and exits non-zero), and the drain below still runs so the dispatcher
-/// ends instead of waiting forever. True when the poll loop panicked. `check_json`: each
-/// record's value is checked as a batch item here ([`Record::check_json`]).
+/// ends instead of waiting forever. True when the poll loop panicked. `check_items`: each
+/// record's value is checked as a batch item here ([`Record::check_item`]).
 pub fn poll_thread(
     consumer: Arc<BaseConsumer<SinkContext>>,
     flow: std::sync::mpsc::Receiver<Flow>,
     stop: CancellationToken,
-    check_json: bool,
+    check_items: bool,
 ) -> bool {
     let ctx = consumer.context();
     let died = !contain_panic(ctx, &stop, || {
-        poll_loop(&consumer, &flow, &stop, check_json)
+        poll_loop(&consumer, &flow, &stop, check_items)
     });
     match ctx.drain(Vec::new(), true) {
         Some(commits) => commit_sync(&consumer, &commits),
@@ -95,7 +95,7 @@ fn poll_loop(
     consumer: &BaseConsumer<SinkContext>,
     flow: &std::sync::mpsc::Receiver<Flow>,
     stop: &CancellationToken,
-    check_json: bool,
+    check_items: bool,
 ) {
     let mut topics = Topics::default();
     let mut state = FlowState::default();
@@ -117,8 +117,8 @@ fn poll_loop(
                         });
                     }
                     record.epoch = state.epoch(&record.tp);
-                    if check_json {
-                        record.check_json();
+                    if check_items {
+                        record.check_item();
                     }
                     if ctx.push(record) >= POLL_BATCH {
                         break;

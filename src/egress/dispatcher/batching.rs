@@ -156,7 +156,7 @@ impl Ready {
 }
 
 /// A record's item, or why it cannot be one.
-fn item_of(rules: &Rules, record: &Record, body: &Bytes) -> Result<Bytes, NotJson> {
+pub(super) fn item_of(rules: &Rules, record: &Record, body: &Bytes) -> Result<Bytes, NotJson> {
     let id = match rules.items {
         batch::Items::Envelope => record.webhook_id(),
         batch::Items::Data => String::new(),
@@ -167,7 +167,7 @@ fn item_of(rules: &Rules, record: &Record, body: &Bytes) -> Result<Bytes, NotJso
         partition: record.tp.partition,
         offset: record.offset,
     };
-    batch::item(rules, origin, body, record.is_json_value(body))
+    batch::item(rules, origin, body, record.is_checked_item(body))
 }
 
 /// Whether two requests go to the same place with the same headers.

@@ -120,7 +120,7 @@ fn record(partition: i32, offset: i64) -> Record {
         headers: Vec::new(),
         epoch: 0,
         leader_epoch: -1,
-        value_is_json: false,
+        checked_item: None,
     }
 }
 
@@ -611,4 +611,23 @@ async fn records_read_again_after_a_pause_are_counted() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[test]
+fn an_item_skips_its_check_only_when_its_body_is_the_value_checked() {
+    use crate::egress::batch::{Items, Layout, NotJson, Rules};
+    let rules = Rules {
+        max_records: 10,
+        max_bytes: 1 << 20,
+        max_wait: Duration::from_millis(10),
+        layout: Layout::JsonArray,
+        items: Items::Data,
+    };
+    let mut r = record(0, 1);
+    r.check_item();
+    assert!(batching::item_of(&rules, &r, &r.value.clone()).is_ok());
+    // Another body (a transform's output) is checked: trusting it would put text that is
+    // not JSON into the array.
+    let other = Bytes::from_static(b"not json");
+    assert_eq!(batching::item_of(&rules, &r, &other), Err(NotJson));
 }

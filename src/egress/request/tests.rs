@@ -33,7 +33,7 @@ fn record(value: &[u8], headers: &[(&str, &[u8])], key: Option<&[u8]>) -> Record
         },
         offset: 7,
         leader_epoch: -1,
-        value_is_json: false,
+        checked_item: None,
         key: key.map(Bytes::copy_from_slice),
         value: Bytes::copy_from_slice(value),
         headers: headers
