@@ -336,7 +336,14 @@ pub fn redacted(text: &str) -> String {
         let pairs: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if secret_looking(k) => format!("{k}=redacted"),
+                // Read as the receiver reads it: `%74oken` is `token`.
+                Some((k, _))
+                    if secret_looking(
+                        &percent_encoding::percent_decode_str(k).decode_utf8_lossy(),
+                    ) =>
+                {
+                    format!("{k}=redacted")
+                }
                 _ => pair.to_owned(),
             })
             .collect();
@@ -553,6 +560,11 @@ mod tests {
         assert_eq!(
             t.redacted(),
             "https://h/tenants/{header.x-tenant}/orders/{key}"
+        );
+        // A key written percent-encoded is the same key to the receiver.
+        assert_eq!(
+            redacted("https://h/{key}?%74oken=t0k&Api%2DKey=k3y&page=2"),
+            "https://h/{key}?%74oken=redacted&Api%2DKey=redacted&page=2"
         );
     }
 
