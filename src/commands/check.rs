@@ -9,7 +9,7 @@ use crate::config::load::Loaded;
 use crate::config::units::format_size;
 use crate::connectors::key::KeyRule;
 use crate::connectors::sink::{AuthConfig, Ordering};
-use crate::connectors::template::secret_looking;
+use crate::connectors::template::redacted_url as redacted_url_text;
 use crate::connectors::{Connectors, Sink, Source, WEAK_SECRET_BYTES};
 use crate::kafka::producer;
 
@@ -192,26 +192,8 @@ fn redacted_url(url: &url::Url) -> String {
     if segments.len() > 1 {
         url.set_path(&format!("/{}/redacted", segments[0]));
     }
-    if !url.username().is_empty() {
-        let _ = url.set_username("redacted");
-    }
-    if url.password().is_some() {
-        let _ = url.set_password(Some("redacted"));
-    }
-    if url.query().is_some() {
-        let pairs: Vec<(String, String)> = (url.query_pairs())
-            .map(|(k, v)| {
-                let v = if secret_looking(&k) {
-                    "redacted".into()
-                } else {
-                    v
-                };
-                (k.into_owned(), v.into_owned())
-            })
-            .collect();
-        url.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    url.to_string()
+    // The user, password, query and fragment by the rule every redacted URL follows.
+    redacted_url_text(url.as_str())
 }
 
 fn looks_secret(key: &str) -> bool {

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
-pub(crate) use url_template::{redacted as redacted_url, secret_looking};
+pub(crate) use url_template::redacted as redacted_url;
 pub use url_template::{UrlError, UrlTemplate};
 
 /// One value a placeholder names.

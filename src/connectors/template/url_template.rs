@@ -330,26 +330,46 @@ pub fn redacted(text: &str) -> String {
             .collect();
         out = format!("{}{}{}", &out[..end], path.join("/"), &out[path_end..]);
     }
+    // A fragment is never sent; what it may hold (an OAuth `#access_token=`) is hidden.
+    let fragment = (authority(&out).map(|(_, _, end)| end))
+        .and_then(|end| out[end..].find('#').map(|i| end + i))
+        .map(|at| {
+            let empty = out.len() == at + 1;
+            out.truncate(at);
+            if empty {
+                "#"
+            } else {
+                "#redacted"
+            }
+        });
     if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let (query, fragment) = query.split_at(query.find('#').unwrap_or(query.len()));
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                // Read as the receiver reads it: `%74oken` is `token`.
-                Some((k, _))
-                    if secret_looking(
-                        &percent_encoding::percent_decode_str(k).decode_utf8_lossy(),
-                    ) =>
-                {
-                    format!("{k}=redacted")
-                }
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out = format!("{head}{}{fragment}", pairs.join("&"));
+        let query = redacted_query(&out[q + 1..]);
+        out.truncate(q + 1);
+        out.push_str(&query);
     }
+    out.push_str(fragment.unwrap_or_default());
     out
+}
+
+/// A query with the values of secret-looking keys replaced. Pairs are split at `&` and
+/// at `;`, which some receivers read as a separator too; a key is read as the receiver
+/// reads it (`%74oken` is `token`).
+fn redacted_query(query: &str) -> String {
+    let mut shown = String::with_capacity(query.len());
+    for piece in query.split_inclusive(['&', ';']) {
+        let pair = piece.strip_suffix(['&', ';']).unwrap_or(piece);
+        match pair.split_once('=') {
+            Some((k, _))
+                if secret_looking(&percent_encoding::percent_decode_str(k).decode_utf8_lossy()) =>
+            {
+                shown.push_str(k);
+                shown.push_str("=redacted");
+            }
+            _ => shown.push_str(pair),
+        }
+        shown.push_str(&piece[pair.len()..]);
+    }
+    shown
 }
 
 /// Where the authority of `text` is: the end of the scheme, and the start and end of
@@ -378,7 +398,7 @@ fn has_userinfo(url: &url::Url) -> bool {
 
 /// A query parameter name that usually carries a credential (`check` and logs show its
 /// value as `redacted`).
-pub(crate) fn secret_looking(name: &str) -> bool {
+fn secret_looking(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     [
         "token",
@@ -540,7 +560,7 @@ mod tests {
         let t = UrlTemplate::parse("https://u:pw@h:8443/{key}?a=b@c&token=t0k#f", &[]).unwrap();
         assert_eq!(
             t.redacted(),
-            "https://redacted:redacted@h:8443/{key}?a=b@c&token=redacted#f"
+            "https://redacted:redacted@h:8443/{key}?a=b@c&token=redacted#redacted"
         );
         let t = UrlTemplate::parse("https://h/{key}", &[]).unwrap();
         assert_eq!(t.redacted(), "https://h/{key}");
@@ -561,11 +581,21 @@ mod tests {
             t.redacted(),
             "https://h/tenants/{header.x-tenant}/orders/{key}"
         );
-        // A key written percent-encoded is the same key to the receiver.
+        // A key written percent-encoded is the same key to the receiver; `;` separates
+        // pairs for some receivers; a fragment is never sent and is hidden whole.
         assert_eq!(
             redacted("https://h/{key}?%74oken=t0k&Api%2DKey=k3y&page=2"),
             "https://h/{key}?%74oken=redacted&Api%2DKey=redacted&page=2"
         );
+        assert_eq!(
+            redacted("https://h/x?page=2;token=t0k;a=1"),
+            "https://h/x?page=2;token=redacted;a=1"
+        );
+        assert_eq!(
+            redacted("https://h/cb#access_token=t0k&x=1"),
+            "https://h/cb#redacted"
+        );
+        assert_eq!(redacted("https://h/x?a=1#"), "https://h/x?a=1#");
     }
 
     /// `user:password@` is taken out when the URL is read: no URL made from the template
