@@ -209,7 +209,9 @@ pub fn json_of_size(prefix: &str, bytes: usize) -> Vec<u8> {
     v
 }
 
-/// Where the release binaries are: this example lives in `target/release/examples`.
+/// Where the release binaries are: this example lives in `target/release/examples`;
+/// `BENCH_HOOKBRIDGE_BIN` names another hookbridge binary to measure (`scripts/bench-ab`
+/// alternates two builds).
 struct Binaries {
     hookbridge: PathBuf,
     examples: PathBuf,
@@ -223,8 +225,11 @@ impl Binaries {
         let release = examples.parent().ok_or("no release directory")?;
         let tansu = std::env::var("TANSU_BIN")
             .map_err(|_| "TANSU_BIN is not set (scripts/bench sets it)".to_string())?;
+        let hookbridge = std::env::var_os("BENCH_HOOKBRIDGE_BIN")
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| release.join("hookbridge"), PathBuf::from);
         Ok(Binaries {
-            hookbridge: release.join("hookbridge"),
+            hookbridge,
             examples,
             tansu: PathBuf::from(tansu),
         })
