@@ -414,6 +414,11 @@ mod tests {
             url("http://inventory.internal/hooks"),
             "http://inventory.internal/hooks"
         );
+        // Pairs split at `;` too, a key read decoded, the fragment hidden whole.
+        assert_eq!(
+            url("https://host/p?page=2;%74oken=t0k&credential=u;p4ss#access_token=a"),
+            "https://host/p?page=2;%74oken=redacted&credential=redacted#redacted"
+        );
     }
 
     /// The URL a sink sends to has no user and password (they go as `Authorization`);

@@ -351,25 +351,30 @@ pub fn redacted(text: &str) -> String {
     out
 }
 
-/// A query with the values of secret-looking keys replaced. Pairs are split at `&` and
-/// at `;`, which some receivers read as a separator too; a key is read as the receiver
-/// reads it (`%74oken` is `token`).
+/// A query with the values of secret-looking keys replaced, as a receiver splitting
+/// pairs at `&` reads it and as one splitting at `;` too: a pair whose key looks secret
+/// when split at `&` alone is hidden up to the next `&` (`?credential=user;p4ss`),
+/// otherwise each of its `;` parts is read as a pair (`?page=2;token=…`). A key is read
+/// as the receiver reads it (`%74oken` is `token`).
 fn redacted_query(query: &str) -> String {
-    let mut shown = String::with_capacity(query.len());
-    for piece in query.split_inclusive(['&', ';']) {
-        let pair = piece.strip_suffix(['&', ';']).unwrap_or(piece);
-        match pair.split_once('=') {
-            Some((k, _))
-                if secret_looking(&percent_encoding::percent_decode_str(k).decode_utf8_lossy()) =>
-            {
-                shown.push_str(k);
-                shown.push_str("=redacted");
-            }
-            _ => shown.push_str(pair),
-        }
-        shown.push_str(&piece[pair.len()..]);
-    }
-    shown
+    let parts: Vec<String> = (query.split('&'))
+        .map(|pair| {
+            hidden(pair).unwrap_or_else(|| {
+                let parts: Vec<String> = (pair.split(';'))
+                    .map(|part| hidden(part).unwrap_or_else(|| part.to_owned()))
+                    .collect();
+                parts.join(";")
+            })
+        })
+        .collect();
+    parts.join("&")
+}
+
+/// `key=redacted` when `pair`'s key looks secret.
+fn hidden(pair: &str) -> Option<String> {
+    let (key, _) = pair.split_once('=')?;
+    let read = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+    secret_looking(&read).then(|| format!("{key}=redacted"))
 }
 
 /// Where the authority of `text` is: the end of the scheme, and the start and end of
@@ -591,6 +596,17 @@ mod tests {
             redacted("https://h/x?page=2;token=t0k;a=1"),
             "https://h/x?page=2;token=redacted;a=1"
         );
+        // To a receiver splitting at `&` alone, the value runs to the next `&`.
+        for (url, shown) in [
+            ("https://h/x?token;x=abc", "https://h/x?token;x=redacted"),
+            (
+                "https://h/x?credential=user;p4ss&a=1",
+                "https://h/x?credential=redacted&a=1",
+            ),
+            ("https://h/x?token=abc;b=c", "https://h/x?token=redacted"),
+        ] {
+            assert_eq!(redacted(url), shown);
+        }
         assert_eq!(
             redacted("https://h/cb#access_token=t0k&x=1"),
             "https://h/cb#redacted"
