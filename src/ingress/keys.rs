@@ -306,32 +306,14 @@ mod tests {
 
     /// Log lines written while `work` runs on this thread.
     async fn logged<F: std::future::Future>(work: F) -> String {
-        #[derive(Clone, Default)]
-        struct Captured(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Captured {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-            type Writer = Captured;
-            fn make_writer(&'a self) -> Captured {
-                self.clone()
-            }
-        }
-        let captured = Captured::default();
+        let captured = crate::telemetry::captured::Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(captured.clone())
             .finish();
         let guard = tracing::subscriber::set_default(subscriber);
         work.await;
         drop(guard);
-        let text = captured.0.lock().unwrap().clone();
-        String::from_utf8(text).unwrap()
+        captured.text()
     }
 
     #[tokio::test]

@@ -266,30 +266,10 @@ impl ControlEvent<'_> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
-    use std::sync::Mutex;
 
     use super::*;
 
-    /// Log output captured in memory, one JSON object a line.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Captured {
-            self.clone()
-        }
-    }
+    use crate::telemetry::captured::Captured;
 
     /// What one event must leave behind: its log line (level and message, which operators
     /// alert on) and the metric it moves.
@@ -412,7 +392,7 @@ mod tests {
                 .with_writer(captured.clone())
                 .finish();
             tracing::subscriber::with_default(subscriber, || event.emit(&t));
-            let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            let text = captured.text();
             let lines: Vec<serde_json::Value> = text
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap())
@@ -460,7 +440,7 @@ mod tests {
                 .with_writer(captured.clone())
                 .finish();
             tracing::subscriber::with_default(subscriber, || event.emit(&t));
-            let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            let text = captured.text();
             if text.is_empty() {
                 continue; // a metric-only event
             }

@@ -4,6 +4,8 @@
 //! shows beside the metrics: the recent failures per sink and the event catalog per
 //! source.
 
+#[cfg(test)]
+pub(crate) mod captured;
 pub(crate) mod catalog;
 pub(crate) mod control;
 pub(crate) mod failures;
