@@ -386,17 +386,14 @@ impl UrlText {
 
 impl std::fmt::Debug for UrlText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Read as the URL parser reads it (it finds a user and password after `http:`
-        // with any number of slashes, tabs dropped); text it cannot read is shown only
-        // when it has no `@` to hide a password behind.
+        // A URL with a user or password, or written without `//`, is shown as the URL
+        // parser reads it (it finds a user and password after `http:` with any number
+        // of slashes, tabs dropped), which the redaction then reads rightly; otherwise as
+        // written, placeholders unescaped. Text the parser cannot read is shown only when
+        // it has no `@` to hide a password behind.
         let shown = match url::Url::parse(&self.0) {
-            Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-                let _ = u.set_username("redacted");
-                if u.password().is_some() {
-                    let _ = u.set_password(Some("redacted"));
-                }
-                redacted_url(u.as_str())
-            }
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => redacted_url(u.as_str()),
+            Ok(u) if !self.0.contains("://") => redacted_url(u.as_str()),
             Err(_) if self.0.contains('@') => "[not a URL; not shown]".to_owned(),
             _ => redacted_url(&self.0),
         };

@@ -188,6 +188,10 @@ fn no_debug_print_of_a_sink_shows_a_url_password() {
             "https://discord.example/api/webhooks/1/url-secret-0123456789?thread_id={header.t}",
             "",
         ),
+        (
+            "http://127.0.0.1:9/hook",
+            "auth = { oauth2 = { token_url = \"https:idp.example/token#access_token=url-secret\", client_id = \"c\", client_secret = \"client-secret\" } }",
+        ),
     ] {
         let text = format!("name = \"orders\"\ntopics = [\"orders\"]\nurl = \"{url}\"\n{auth}");
         let cfg: SinkConfig = toml::from_str(&text).expect("parses");

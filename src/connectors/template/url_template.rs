@@ -132,8 +132,7 @@ impl UrlTemplate {
         self.origin.fields().chain(self.rest.fields())
     }
 
-    /// The URL as written with its user, password and secret-looking query values
-    /// replaced, for `check` and logs.
+    /// The URL as written, redacted ([`redacted`]), for `check` and logs.
     pub fn redacted(&self) -> String {
         redacted(&self.text)
     }
