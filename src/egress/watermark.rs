@@ -145,6 +145,15 @@ impl Watermark {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A watermark that received offsets `0..n`, none finished.
+    fn tracking(n: i64) -> Watermark {
+        let mut w = Watermark::default();
+        for o in 0..n {
+            w.track(o);
+        }
+        w
+    }
     use proptest::prelude::*;
 
     #[test]
@@ -207,10 +216,7 @@ mod tests {
     /// thousands of records in flight does not keep room for them while idle.
     #[test]
     fn room_a_burst_took_is_given_back_when_it_finished() {
-        let mut w = Watermark::default();
-        for o in 0..15_000 {
-            w.track(o);
-        }
+        let mut w = tracking(15_000);
         for o in (1..15_000).chain([0]) {
             w.finish(o);
         }
@@ -228,10 +234,7 @@ mod tests {
     /// time), and no longer: a record stuck while thousands after it finish holds a few.
     #[test]
     fn finished_offsets_are_swept_once_they_outnumber_the_unfinished() {
-        let mut w = Watermark::default();
-        for o in 0..1_000 {
-            w.track(o);
-        }
+        let mut w = tracking(1_000);
         for o in 1..=400 {
             w.finish(o);
         }
@@ -240,10 +243,7 @@ mod tests {
             1_000,
             "400 finished behind 600 unfinished"
         );
-        let mut w = Watermark::default();
-        for o in 0..128 {
-            w.track(o);
-        }
+        let mut w = tracking(128);
         for o in 1..=64 {
             w.finish(o);
         }
@@ -267,10 +267,7 @@ mod tests {
     /// more, and up to sixteen times the floor is kept as it is.
     #[test]
     fn room_is_given_back_to_twice_what_is_kept() {
-        let mut w = Watermark::default();
-        for o in 0..15_000 {
-            w.track(o);
-        }
+        let mut w = tracking(15_000);
         for o in 0..14_000 {
             w.finish(o);
         }
@@ -281,10 +278,7 @@ mod tests {
         }
         let room = w.received.capacity();
         assert!(room >= 2 * SWEEP_FLOOR, "{room}");
-        let mut w = Watermark::default();
-        for o in 0..1_000 {
-            w.track(o);
-        }
+        let mut w = tracking(1_000);
         let room = w.received.capacity();
         assert!((1_000..=16 * SWEEP_FLOOR).contains(&room), "{room}");
         for o in 0..1_000 {
@@ -302,10 +296,7 @@ mod tests {
     /// as the number moves.
     #[test]
     fn room_is_kept_while_the_records_in_flight_stay_within_sixteenfold() {
-        let mut w = Watermark::default();
-        for o in 0..1_000 {
-            w.track(o);
-        }
+        let mut w = tracking(1_000);
         for o in 0..900 {
             w.finish(o);
         }
