@@ -1,5 +1,7 @@
 //! `scripts/bench`: hookbridge against minimal programs that do the same job with nothing
-//! else, in one run, under one load generator, on one Tansu broker, all on loopback.
+//! else, in one run, under one load generator, on Tansu brokers, all on loopback: the
+//! egress targets share one, and each ingress target gets a new one, so a target measured
+//! late does not pay for the gigabytes the earlier ones left in the in-memory broker.
 //!
 //! Ingress (wrk, the same signed 1 KiB webhook on every request): (a) a plain axum 200
 //! server, (b) axum → rdkafka answering after `acks=all` at several lingers, (c)
@@ -40,7 +42,7 @@ use wrk::{Load, Webhook};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The topic every run of the bridge baseline produces to (created once).
+/// The topic every run of the bridge baseline produces to.
 const BRIDGE_TOPIC: &str = "bench-ingress-baseline";
 
 /// The lingers the bridge baseline runs at; the fastest is the ingress limit.
@@ -259,12 +261,7 @@ impl Bench {
         }
     }
 
-    async fn ingress_target(
-        &self,
-        mut process: Process,
-        url: &str,
-        half_rate: bool,
-    ) -> Result<ingress::Measured> {
+    async fn ingress_target(&self, mut process: Process, url: &str) -> Result<ingress::Measured> {
         let warmup = self.settings.warmup();
         let webhook = self.webhook();
         ingress::measure(
@@ -273,7 +270,6 @@ impl Bench {
             self.settings.load(),
             warmup,
             &webhook,
-            half_rate,
             self.settings.repeat,
         )
         .await
@@ -293,18 +289,24 @@ impl Bench {
 
     async fn plain(&self) -> Result<ingress::Measured> {
         let (p, url) = self.start_server("baseline-http200", &[]).await?;
-        self.ingress_target(p, &url, false).await
+        self.ingress_target(p, &url).await
     }
 
-    /// The bridge baseline at `linger_ms`, producing to [`BRIDGE_TOPIC`].
-    async fn start_bridge(&self, linger_ms: u32) -> Result<(Process, String)> {
-        let topic = BRIDGE_TOPIC;
-        let (brokers, linger) = (self.broker.addr(), linger_ms.to_string());
+    /// A new broker for one ingress target, with `topic` created, logging as `name`.
+    async fn ingress_broker(&self, name: &str, topic: &str) -> Result<Broker> {
+        let broker = Broker::start(&self.bin.tansu, name, &self.dir).await?;
+        broker.create_topic(topic, self.settings.partitions)?;
+        Ok(broker)
+    }
+
+    /// The bridge baseline at `linger_ms`, producing to [`BRIDGE_TOPIC`] on `broker`.
+    async fn start_bridge(&self, broker: &Broker, linger_ms: u32) -> Result<(Process, String)> {
+        let (brokers, linger) = (broker.addr(), linger_ms.to_string());
         let args = [
             "--brokers",
             &brokers,
             "--topic",
-            topic,
+            BRIDGE_TOPIC,
             "--linger-ms",
             &linger,
         ];
@@ -312,13 +314,17 @@ impl Bench {
     }
 
     async fn bridge(&self, linger_ms: u32) -> Result<ingress::Measured> {
-        let (p, url) = self.start_bridge(linger_ms).await?;
-        self.ingress_target(p, &url, false).await
+        let name = format!("tansu-bridge-{linger_ms}");
+        let broker = self.ingress_broker(&name, BRIDGE_TOPIC).await?;
+        let (p, url) = self.start_bridge(&broker, linger_ms).await?;
+        self.ingress_target(p, &url).await
     }
 
     /// The limit's latency at half its maximum, in a new run of the same bridge.
     async fn bridge_at_half(&self, linger_ms: u32, max: f64) -> Result<ingress::HalfRate> {
-        let (mut p, url) = self.start_bridge(linger_ms).await?;
+        let name = format!("tansu-bridge-{linger_ms}-half");
+        let broker = self.ingress_broker(&name, BRIDGE_TOPIC).await?;
+        let (mut p, url) = self.start_bridge(&broker, linger_ms).await?;
         let warmup = self.settings.warmup();
         let webhook = self.webhook();
         ingress::at_rate(
@@ -333,21 +339,51 @@ impl Bench {
         .await
     }
 
-    async fn hookbridge_ingress(&self) -> Result<ingress::Measured> {
+    /// hookbridge verifying GitHub webhooks on a new broker, its files in the directory
+    /// `run`; returns the broker with it, to be dropped after the measurement.
+    async fn start_hookbridge_ingress(
+        &self,
+        run: &str,
+    ) -> Result<(Broker, hookbridge::Hookbridge, String)> {
         let topic = "bench-ingress-hookbridge";
-        self.broker.create_topic(topic, self.settings.partitions)?;
-        let dir = self.dir.join("hookbridge-ingress");
+        let broker = self.ingress_broker(&format!("tansu-{run}"), topic).await?;
+        let dir = self.dir.join(run);
         let hb = hookbridge::start(
             &self.bin.hookbridge,
             &dir,
             "hookbridge-ingress",
-            &self.broker.addr(),
+            &broker.addr(),
             &hookbridge::github_source(topic),
             &self.secret,
         )
         .await?;
         let url = format!("http://{}{}", hb.webhooks, hookbridge::SOURCE_PATH);
-        self.ingress_target(hb.process, &url, true).await
+        Ok((broker, hb, url))
+    }
+
+    async fn hookbridge_ingress(&self) -> Result<ingress::Measured> {
+        let (_broker, hb, url) = self.start_hookbridge_ingress("hookbridge-ingress").await?;
+        self.ingress_target(hb.process, &url).await
+    }
+
+    /// hookbridge's latency at half its maximum, in a new run on a new broker, as the
+    /// limit's is measured.
+    async fn hookbridge_at_half(&self, max: f64) -> Result<ingress::HalfRate> {
+        let (_broker, mut hb, url) = self
+            .start_hookbridge_ingress("hookbridge-ingress-half")
+            .await?;
+        let warmup = self.settings.warmup();
+        let webhook = self.webhook();
+        ingress::at_rate(
+            &mut hb.process,
+            &url,
+            self.settings.load(),
+            warmup,
+            &webhook,
+            max / 2.0,
+            self.settings.repeat,
+        )
+        .await
     }
 
     async fn run_ingress(&self, report: &mut Report) {
@@ -355,16 +391,10 @@ impl Bench {
             "(a) plain 200 server (axum)",
             self.plain().await,
         ));
-        let topic = self
-            .broker
-            .create_topic(BRIDGE_TOPIC, self.settings.partitions);
         let first = report.ingress.len();
         for linger in BRIDGE_LINGERS_MS {
             let label = format!("(b) axum → rdkafka, 200 after ack, linger.ms = {linger}");
-            let measured = match &topic {
-                Ok(()) => self.bridge(linger).await,
-                Err(e) => Err(BenchError::Tool(e.to_string())),
-            };
+            let measured = self.bridge(linger).await;
             let row = IngressRow::new(&label, measured).limit_of("(b)");
             report.ingress.push(row);
         }
@@ -382,13 +412,20 @@ impl Bench {
                 }
             }
         }
-        report.ingress.push(
-            IngressRow::new(
-                "(c) hookbridge, GitHub HMAC verified",
-                self.hookbridge_ingress().await,
-            )
-            .against("(b)"),
-        );
+        let mut row = IngressRow::new(
+            "(c) hookbridge, GitHub HMAC verified",
+            self.hookbridge_ingress().await,
+        )
+        .against("(b)");
+        if let Some(m) = row.measured_mut() {
+            match self.hookbridge_at_half(m.max.rate()).await {
+                Ok(half) => m.half = Some(half),
+                Err(e) => report
+                    .failures
+                    .push(format!("(c) hookbridge at half rate: {e}")),
+            }
+        }
+        report.ingress.push(row);
     }
 }
 
@@ -408,7 +445,7 @@ fn prepare(settings: Settings, dir: &Path) -> Result<(PathBuf, String, String)> 
 
 async fn run(settings: Settings, bin: Binaries, dir: &Path) -> Result<Report> {
     let (body_file, signature, secret) = prepare(settings, dir)?;
-    let broker = Broker::start(&bin.tansu, dir).await?;
+    let broker = Broker::start(&bin.tansu, "tansu", dir).await?;
     let bench = Bench {
         settings,
         bin,

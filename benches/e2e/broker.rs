@@ -1,5 +1,5 @@
-//! The Tansu broker every target shares: in memory, on a free loopback port, started with
-//! the command line DESIGN.md gives.
+//! A Tansu broker: in memory, on a free loopback port, started with the command line
+//! DESIGN.md gives. The egress targets share one; each ingress target gets its own.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,11 +16,12 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub async fn start(tansu: &Path, log_dir: &Path) -> Result<Self> {
+    /// Starts a broker logging to `log_dir/<name>.log`.
+    pub async fn start(tansu: &Path, name: &str, log_dir: &Path) -> Result<Self> {
         let addr = free_addr()?;
         let url = format!("tcp://{addr}");
         let mut process = Process::start(
-            "tansu",
+            name,
             tansu,
             &[
                 "broker",

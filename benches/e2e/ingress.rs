@@ -1,8 +1,9 @@
-//! One ingress target under wrk: a warm-up, the saturating run (req/s, latency, CPU per
-//! 10k webhooks), and optionally the fixed-rate run at half the rate just measured. With
+//! One ingress target under wrk: a warm-up and the saturating run (req/s, latency, CPU per
+//! 10k webhooks); or, in a new run of the same target, a warm-up and the fixed-rate run at
+//! half the rate the saturating one measured. With
 //! `BENCH_REPEAT`, each run is repeated: the saturating one reported is the run of median
 //! rate, the fixed-rate one the run of median p99, each with the failed requests of all
-//! its runs. Peak RSS is the process's over all of them.
+//! its runs. Peak RSS is the process's over its saturating runs.
 
 use std::time::Duration;
 
@@ -32,7 +33,6 @@ pub async fn measure(
     load: Load,
     warmup: Load,
     webhook: &Webhook<'_>,
-    half_rate: bool,
     repeat: usize,
 ) -> Result<Measured> {
     // Connections, producer metadata and allocator pools are set up before measuring.
@@ -48,21 +48,17 @@ pub async fn measure(
     let failures = failures_of(runs.iter().map(|(max, _)| max));
     let (mut max, cpu) = crate::median_by(runs, |(max, _)| max.rate());
     (max.non_2xx, max.socket_errors) = failures;
-    let half = if half_rate {
-        Some(fixed_rates(url, load, webhook, max.rate() / 2.0, repeat).await?)
-    } else {
-        None
-    };
     Ok(Measured {
         max,
         cpu_per_10k: cpu / max.requests.max(1) as f64 * 10_000.0,
         peak_rss_mib: process.peak_rss_mib()?,
-        half,
+        half: None,
     })
 }
 
 /// The fixed-rate run alone, at `target` req/s after a warm-up: for a target whose maximum
-/// was measured by an earlier run of the same program.
+/// was measured by an earlier run of the same program (on a broker of its own, as every
+/// ingress run is).
 pub async fn at_rate(
     process: &mut Process,
     url: &str,
