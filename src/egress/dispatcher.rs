@@ -548,6 +548,7 @@ mod alarm;
 mod batching;
 mod bodies;
 mod drain;
+mod open_batches;
 
 #[cfg(test)]
 mod tests;

@@ -12,11 +12,13 @@
 //! exactly its own records, never another partition's lane.
 
 use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::bodies::Bodies;
+use super::open_batches::{OpenBatches, Place};
 use super::{Deliveries, Dispatcher, Done, Ended, Ready};
 use crate::egress::batch::{self, NotJson, Open, Origin, Rules};
 use crate::egress::delivery::{Finish, Stop};
@@ -39,7 +41,9 @@ pub(super) struct Batching {
     /// once (`concurrency`): each such shaping runs on a thread of its own.
     shaping: usize,
     max_shaping: usize,
-    open: Vec<OpenBatch>,
+    open: OpenBatches<OpenBatch>,
+    /// Seeds the hash of a batch's [`Place`]: its URL and headers come from records.
+    places: foldhash::fast::RandomState,
     /// Sealed batches waiting for a ticket, in the order they were sealed.
     sealed: VecDeque<Sealed>,
     /// Shutting down: every batch is sealed and sent at once.
@@ -71,7 +75,8 @@ impl Batching {
             inline,
             shaping: 0,
             max_shaping: max_shaping.max(1),
-            open: Vec::new(),
+            open: OpenBatches::default(),
+            places: foldhash::fast::RandomState::default(),
             sealed: VecDeque::new(),
             flushing: false,
             bodies: Bodies::default(),
@@ -87,7 +92,8 @@ impl Batching {
         if self.flushing && !self.open.is_empty() {
             return Some(Instant::now());
         }
-        self.open.iter().map(|o| o.items.due_at(&self.rules)).min()
+        let first = self.open.first()?;
+        Some(self.open.get(first).items.due_at(&self.rules))
     }
 
     /// From now on every batch is sent at once.
@@ -96,37 +102,42 @@ impl Batching {
     }
 
     fn seal(&mut self, i: usize) {
-        let o = self.open.swap_remove(i);
+        let o = self.open.take(i);
         let (body, members) = o.items.seal_into(&self.rules, self.bodies.take());
         let mut request = o.request;
         request.body = self.bodies.share(body);
         self.sealed.push_back(Sealed { request, members });
     }
 
-    /// Seals the batches that are due.
+    /// Seals the batches that are due, first due first.
     fn seal_due(&mut self, now: Instant) {
-        let mut i = 0;
-        while i < self.open.len() {
-            if self.flushing || self.open[i].items.due_at(&self.rules) <= now {
-                self.seal(i);
-            } else {
-                i += 1;
+        while let Some(i) = self.open.first() {
+            if !self.flushing && self.open.get(i).items.due_at(&self.rules) > now {
+                break;
             }
+            self.seal(i);
         }
+    }
+
+    /// Where a request of partition state (`tp`, `generation`) goes: requests [`alike`]
+    /// of one partition state have the same place.
+    fn place(&self, tp: &TopicPartition, generation: u64, request: &Prepared<'_>) -> Place {
+        let mut h = self.places.build_hasher();
+        (tp, generation, request.url.as_str()).hash(&mut h);
+        // Summed, so headers alike in another order have the same place.
+        let headers = (request.headers.iter())
+            .map(|(name, value)| self.places.hash_one((name, value.as_bytes())))
+            .fold(0u64, u64::wrapping_add);
+        headers.hash(&mut h);
+        h.finish()
     }
 
     /// Takes out the unsent records of one partition state, open or sealed.
     fn purge(&mut self, tp: &TopicPartition, generation: u64) -> Vec<(i64, Option<Bytes>)> {
         let ours = |t: &TopicPartition, g: u64| t == tp && g == generation;
         let mut out = Vec::new();
-        let mut i = 0;
-        while i < self.open.len() {
-            if ours(&self.open[i].tp, self.open[i].generation) {
-                let o = self.open.swap_remove(i);
-                out.extend(o.items.into_keys().map(|m| (m.offset, m.lane)));
-            } else {
-                i += 1;
-            }
+        for o in self.open.take_where(|o| ours(&o.tp, o.generation)) {
+            out.extend(o.items.into_keys().map(|m| (m.offset, m.lane)));
         }
         self.sealed.retain_mut(|s| {
             let Some((first, _)) = s.members.first() else {
@@ -259,27 +270,32 @@ impl Dispatcher {
             };
             return self.settle(r, Err(refused), deliveries);
         };
-        let found = b.open.iter().position(|o| {
-            o.tp == r.tp && o.generation == r.generation && alike(&o.request, &request)
-        });
-        let i = match found {
-            Some(i) if b.open[i].items.fits(&b.rules, &item) => i,
-            found => {
-                if let Some(i) = found {
+        let place = b.place(&r.tp, r.generation, &request);
+        let joins = |o: &OpenBatch| {
+            o.tp == r.tp
+                && o.generation == r.generation
+                && alike(&o.request, &request)
+                && o.items.fits(&b.rules, &item)
+        };
+        let i = match b.open.at(place) {
+            Some(i) if joins(b.open.get(i)) => i,
+            // Full, or (a hash collision) another place's: a place holds one batch.
+            there => {
+                if let Some(i) = there {
                     b.seal(i);
                 }
-                b.open.push(OpenBatch {
+                let batch = OpenBatch {
                     tp: r.tp.clone(),
                     generation: r.generation,
                     request: request.into_owned(),
                     items: Open::new(Instant::now()),
-                });
-                b.open.len() - 1
+                };
+                b.open.open(place, batch)
             }
         };
         let (tp, generation, lane) = (r.tp.clone(), r.generation, r.lane.clone());
         let (cancel, abort) = (r.cancel.clone(), r.abort.clone());
-        b.open[i].items.push(r, item);
+        b.open.get_mut(i).items.push(r, item);
         // The lane's next records join while they render alike and fit: they are sent
         // after it in the same body, in offset order.
         if let (true, Some(lane)) = (b.inline, lane) {
@@ -287,7 +303,7 @@ impl Dispatcher {
             while let Some(p) =
                 (self.partitions.get_mut(&tp)).filter(|p| p.core.generation() == generation)
             {
-                if b.open[i].items.is_full(&b.rules) {
+                if b.open.get(i).items.is_full(&b.rules) {
                     break;
                 }
                 let Some((_, next)) = p.core.peek_next(&lane) else {
@@ -296,13 +312,13 @@ impl Dispatcher {
                 let Ok(Some(next_request)) = shaper.shape(next) else {
                     break;
                 };
-                if !alike(&b.open[i].request, &next_request) {
+                if !alike(&b.open.get(i).request, &next_request) {
                     break;
                 }
                 let Ok(item) = item_of(&b.rules, next, &next_request.body) else {
                     break;
                 };
-                if !b.open[i].items.fits(&b.rules, &item) {
+                if !b.open.get(i).items.fits(&b.rules, &item) {
                     break;
                 }
                 let Some((offset, record)) = p.core.take_next(&lane) else {
@@ -317,10 +333,10 @@ impl Dispatcher {
                     lane: Some(lane.clone()),
                     record,
                 };
-                b.open[i].items.push(joined, item);
+                b.open.get_mut(i).items.push(joined, item);
             }
         }
-        if b.flushing || b.open[i].items.is_full(&b.rules) {
+        if b.flushing || b.open.get(i).items.is_full(&b.rules) {
             b.seal(i);
         }
     }
