@@ -43,7 +43,7 @@ pub(super) struct Batching {
     max_shaping: usize,
     open: OpenBatches<OpenBatch>,
     /// Seeds the hash of a batch's [`Place`]: its URL and headers come from records.
-    places: foldhash::fast::RandomState,
+    places: foldhash::quality::RandomState,
     /// Sealed batches waiting for a ticket, in the order they were sealed.
     sealed: VecDeque<Sealed>,
     /// Shutting down: every batch is sealed and sent at once.
@@ -76,7 +76,7 @@ impl Batching {
             shaping: 0,
             max_shaping: max_shaping.max(1),
             open: OpenBatches::default(),
-            places: foldhash::fast::RandomState::default(),
+            places: foldhash::quality::RandomState::default(),
             sealed: VecDeque::new(),
             flushing: false,
             bodies: Bodies::default(),
@@ -103,6 +103,10 @@ impl Batching {
 
     fn seal(&mut self, i: usize) {
         let o = self.open.take(i);
+        self.seal_batch(o);
+    }
+
+    fn seal_batch(&mut self, o: OpenBatch) {
         let (body, members) = o.items.seal_into(&self.rules, self.bodies.take());
         let mut request = o.request;
         request.body = self.bodies.share(body);
@@ -124,9 +128,17 @@ impl Batching {
     fn place(&self, tp: &TopicPartition, generation: u64, request: &Prepared<'_>) -> Place {
         let mut h = self.places.build_hasher();
         (tp, generation, request.url.as_str()).hash(&mut h);
-        // Summed, so headers alike in another order have the same place.
-        let headers = (request.headers.iter())
-            .map(|(name, value)| self.places.hash_one((name, value.as_bytes())))
+        // A name's values in their order (`alike` tells `x: a, x: b` from `x: b, x: a`),
+        // summed over the names, so the same headers added in another order are alike.
+        let headers = (request.headers.keys())
+            .map(|name| {
+                let mut h = self.places.build_hasher();
+                name.hash(&mut h);
+                for value in request.headers.get_all(name) {
+                    value.as_bytes().hash(&mut h);
+                }
+                h.finish()
+            })
             .fold(0u64, u64::wrapping_add);
         headers.hash(&mut h);
         h.finish()
@@ -279,18 +291,20 @@ impl Dispatcher {
         };
         let i = match b.open.at(place) {
             Some(i) if joins(b.open.get(i)) => i,
-            // Full, or (a hash collision) another place's: a place holds one batch.
-            there => {
-                if let Some(i) = there {
-                    b.seal(i);
-                }
+            // None there, or one full, or (a hash collision) another place's: a place
+            // holds one batch, and the one displaced is sealed as it is.
+            _ => {
                 let batch = OpenBatch {
                     tp: r.tp.clone(),
                     generation: r.generation,
                     request: request.into_owned(),
                     items: Open::new(Instant::now()),
                 };
-                b.open.open(place, batch)
+                let (i, displaced) = b.open.open(place, batch);
+                if let Some(o) = displaced {
+                    b.seal_batch(o);
+                }
+                i
             }
         };
         let (tp, generation, lane) = (r.tp.clone(), r.generation, r.lane.clone());
@@ -412,5 +426,104 @@ impl Dispatcher {
         generation: u64,
     ) -> Vec<(i64, Option<Bytes>)> {
         (self.batching.as_mut()).map_or_else(Vec::new, |b| b.purge(tp, generation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::Duration;
+
+    use axum::http::{HeaderMap, HeaderName, HeaderValue};
+    use bytes::Bytes;
+
+    use super::{alike, Batching};
+    use crate::egress::batch::{Items, Layout, Rules};
+    use crate::egress::record::TopicPartition;
+    use crate::egress::request::Prepared;
+
+    fn batching() -> Batching {
+        let rules = Rules {
+            max_records: 10,
+            max_bytes: 1 << 20,
+            max_wait: Duration::from_millis(10),
+            layout: Layout::JsonArray,
+            items: Items::Data,
+        };
+        Batching::new(rules, true, 1)
+    }
+
+    /// A request to `url` with `headers` added in their order (`append`, as forwarded
+    /// record headers are).
+    fn request(url: &str, headers: &[(&'static str, &'static str)]) -> Prepared<'static> {
+        let mut map = HeaderMap::new();
+        for &(name, value) in headers {
+            map.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        Prepared {
+            url: Cow::Owned(url.parse().unwrap()),
+            headers: map,
+            body: Bytes::new(),
+            content_type: None,
+        }
+    }
+
+    #[test]
+    fn requests_have_one_place_exactly_when_they_may_share_a_batch() {
+        let b = batching();
+        let tp = |partition| TopicPartition {
+            topic: "t".into(),
+            partition,
+        };
+        let (x, y) = (("x-a", "1"), ("x-b", "2"));
+        let (x2, x3) = (("x-a", "2"), ("x-a", "3"));
+        let cases = [
+            // Alike: the same headers added in another order.
+            (
+                request("http://h/a", &[x, y]),
+                request("http://h/a", &[y, x]),
+                true,
+            ),
+            (
+                request("http://h/a", &[x, x2]),
+                request("http://h/a", &[x, x2]),
+                true,
+            ),
+            // Not alike: a name's values in another order, another value, another URL.
+            (
+                request("http://h/a", &[x2, x3]),
+                request("http://h/a", &[x3, x2]),
+                false,
+            ),
+            (
+                request("http://h/a", &[x]),
+                request("http://h/a", &[x2]),
+                false,
+            ),
+            (
+                request("http://h/a", &[x]),
+                request("http://h/b", &[x]),
+                false,
+            ),
+        ];
+        for (one, other, same) in &cases {
+            assert_eq!(alike(one, other), *same);
+            let places = (b.place(&tp(0), 1, one), b.place(&tp(0), 1, other));
+            assert_eq!(places.0 == places.1, *same, "{:?}", one.headers);
+        }
+        let r = &cases[0].0;
+        assert_ne!(
+            b.place(&tp(0), 1, r),
+            b.place(&tp(1), 1, r),
+            "another partition"
+        );
+        assert_ne!(
+            b.place(&tp(0), 1, r),
+            b.place(&tp(0), 2, r),
+            "another assignment"
+        );
     }
 }
