@@ -325,11 +325,16 @@ impl Bench {
         let name = format!("tansu-bridge-{linger_ms}-half");
         let broker = self.ingress_broker(&name, BRIDGE_TOPIC).await?;
         let (mut p, url) = self.start_bridge(&broker, linger_ms).await?;
+        self.at_half(&mut p, &url, max).await
+    }
+
+    /// A new run of a target whose maximum was `max`, at half that rate.
+    async fn at_half(&self, p: &mut Process, url: &str, max: f64) -> Result<ingress::HalfRate> {
         let warmup = self.settings.warmup();
         let webhook = self.webhook();
         ingress::at_rate(
-            &mut p,
-            &url,
+            p,
+            url,
             self.settings.load(),
             warmup,
             &webhook,
@@ -372,18 +377,7 @@ impl Bench {
         let (_broker, mut hb, url) = self
             .start_hookbridge_ingress("hookbridge-ingress-half")
             .await?;
-        let warmup = self.settings.warmup();
-        let webhook = self.webhook();
-        ingress::at_rate(
-            &mut hb.process,
-            &url,
-            self.settings.load(),
-            warmup,
-            &webhook,
-            max / 2.0,
-            self.settings.repeat,
-        )
-        .await
+        self.at_half(&mut hb.process, &url, max).await
     }
 
     async fn run_ingress(&self, report: &mut Report) {

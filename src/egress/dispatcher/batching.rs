@@ -430,7 +430,7 @@ impl Dispatcher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::borrow::Cow;
     use std::time::Duration;
 
@@ -442,15 +442,19 @@ mod tests {
     use crate::egress::record::TopicPartition;
     use crate::egress::request::Prepared;
 
-    fn batching() -> Batching {
-        let rules = Rules {
+    /// JSON arrays of up to 10 records and 1 MiB, sent 10 ms after they open.
+    pub(in crate::egress::dispatcher) fn rules() -> Rules {
+        Rules {
             max_records: 10,
             max_bytes: 1 << 20,
             max_wait: Duration::from_millis(10),
             layout: Layout::JsonArray,
             items: Items::Data,
-        };
-        Batching::new(rules, true, 1)
+        }
+    }
+
+    fn batching() -> Batching {
+        Batching::new(rules(), true, 1)
     }
 
     /// A request to `url` with `headers` added in their order (`append`, as forwarded

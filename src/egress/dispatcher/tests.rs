@@ -615,14 +615,8 @@ async fn records_read_again_after_a_pause_are_counted() {
 
 #[test]
 fn an_item_skips_its_check_only_when_its_body_is_the_value_checked() {
-    use crate::egress::batch::{Items, Layout, NotJson, Rules};
-    let rules = Rules {
-        max_records: 10,
-        max_bytes: 1 << 20,
-        max_wait: Duration::from_millis(10),
-        layout: Layout::JsonArray,
-        items: Items::Data,
-    };
+    use crate::egress::batch::NotJson;
+    let rules = batching::tests::rules();
     let mut r = record(0, 1);
     r.check_item();
     assert!(batching::item_of(&rules, &r, &r.value.clone()).is_ok());
