@@ -247,6 +247,7 @@ struct Bench {
     settings: Settings,
     bin: Binaries,
     dir: PathBuf,
+    /// The egress targets' broker (each ingress target starts its own).
     broker: Broker,
     body_file: PathBuf,
     signature: String,

@@ -1,9 +1,9 @@
 //! One ingress target under wrk: a warm-up and the saturating run (req/s, latency, CPU per
 //! 10k webhooks); or, in a new run of the same target, a warm-up and the fixed-rate run at
-//! half the rate the saturating one measured. With
-//! `BENCH_REPEAT`, each run is repeated: the saturating one reported is the run of median
-//! rate, the fixed-rate one the run of median p99, each with the failed requests of all
-//! its runs. Peak RSS is the process's over its saturating runs.
+//! half the rate the saturating one measured. With `BENCH_REPEAT`, each run is repeated:
+//! the saturating one reported is the run of median rate, the fixed-rate one the run of
+//! median p99, each with the failed requests of all its runs. Peak RSS is the process's
+//! over its saturating runs.
 
 use std::time::Duration;
 

@@ -145,6 +145,7 @@ impl Watermark {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// A watermark that received offsets `0..n`, none finished.
     fn tracking(n: i64) -> Watermark {
@@ -154,7 +155,6 @@ mod tests {
         }
         w
     }
-    use proptest::prelude::*;
 
     #[test]
     fn holds_at_the_first_unfinished() {
