@@ -122,21 +122,35 @@ type Deliveries = FuturesUnordered<Pin<Box<dyn Future<Output = Ended> + Send>>>;
 struct Ready {
     tp: TopicPartition,
     generation: u64,
-    cancel: CancellationToken,
-    abort: CancellationToken,
+    stops: Arc<Stops>,
     offset: i64,
     lane: Option<Bytes>,
     record: Record,
 }
 
-/// An assigned partition: the pure core plus what cancels its deliveries.
-struct Assigned {
-    core: Partition<Record>,
+/// What stops the deliveries of one partition state. Its records share one: cloning a
+/// token takes a lock (its tree of children), cloning this `Arc` counts a reference.
+struct Stops {
     /// Cancelled when the partition is revoked: its deliveries stop at the next wait.
     cancel: CancellationToken,
     /// Cancelled when the partition state is given up (drain over or deadline passed):
     /// attempts still in progress are cut off.
     abort: CancellationToken,
+}
+
+impl Stops {
+    fn stop(&self) -> Stop<'_> {
+        Stop {
+            cancel: &self.cancel,
+            abort: &self.abort,
+        }
+    }
+}
+
+/// An assigned partition: the pure core plus what cancels its deliveries.
+struct Assigned {
+    core: Partition<Record>,
+    stops: Arc<Stops>,
     /// The consumer's number for this assignment of the partition.
     assignment: u64,
     /// Finished records above the watermark and map size at the last commit.
@@ -316,8 +330,10 @@ impl Dispatcher {
                 tp,
                 Assigned {
                     core: Partition::new(generation, self.buffer, resumed),
-                    cancel: CancellationToken::new(),
-                    abort: CancellationToken::new(),
+                    stops: Arc::new(Stops {
+                        cancel: CancellationToken::new(),
+                        abort: CancellationToken::new(),
+                    }),
                     assignment,
                     map_stats: (0, 0),
                     bytes: 0,
@@ -396,8 +412,7 @@ impl Dispatcher {
                 Step::Start { offset, lane, item } => self.ready.push_back(Ready {
                     tp: tp.clone(),
                     generation: p.core.generation(),
-                    cancel: p.cancel.clone(),
-                    abort: p.abort.clone(),
+                    stops: p.stops.clone(),
                     offset,
                     lane,
                     record: item,
@@ -429,11 +444,9 @@ impl Dispatcher {
             };
             let destination = self.destination.clone();
             deliveries.push(Box::pin(async move {
-                let stop = Stop {
-                    cancel: &r.cancel,
-                    abort: &r.abort,
-                };
-                let finish = destination.deliver(&r.record, stop, Some(ticket)).await;
+                let finish = (destination)
+                    .deliver(&r.record, r.stops.stop(), Some(ticket))
+                    .await;
                 Ended::One(r.done(finish))
             }));
         }

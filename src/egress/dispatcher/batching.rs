@@ -21,7 +21,7 @@ use super::bodies::Bodies;
 use super::open_batches::{OpenBatches, Place};
 use super::{Deliveries, Dispatcher, Done, Ended, Ready};
 use crate::egress::batch::{self, NotJson, Open, Origin, Rules};
-use crate::egress::delivery::{Finish, Stop};
+use crate::egress::delivery::{Finish, Member};
 use crate::egress::memory;
 use crate::egress::record::{Record, TopicPartition};
 use crate::egress::request::{Prepared, Refused};
@@ -165,6 +165,20 @@ impl Batching {
     }
 }
 
+impl Member for (Ready, Bytes) {
+    fn record(&self) -> &Record {
+        &self.0.record
+    }
+
+    fn item(&self) -> &Bytes {
+        &self.1
+    }
+
+    fn lane(&self) -> Option<&Bytes> {
+        self.0.lane.as_ref()
+    }
+}
+
 impl Ready {
     pub(super) fn done(self, finish: Finish) -> Done {
         Done {
@@ -228,7 +242,7 @@ impl Dispatcher {
                 let destination = self.destination.clone();
                 deliveries.push(Box::pin(async move {
                     let shaped = (destination.shaper())
-                        .shape_in_time(&r.record, &r.cancel)
+                        .shape_in_time(&r.record, &r.stops.cancel)
                         .await
                         .map(|res| res.map(|o| o.map(Prepared::into_owned)));
                     Ended::Shaped(Box::new(r), shaped)
@@ -308,7 +322,7 @@ impl Dispatcher {
             }
         };
         let (tp, generation, lane) = (r.tp.clone(), r.generation, r.lane.clone());
-        let (cancel, abort) = (r.cancel.clone(), r.abort.clone());
+        let stops = r.stops.clone();
         b.open.get_mut(i).items.push(r, item);
         // The lane's next records join while they render alike and fit: they are sent
         // after it in the same body, in offset order.
@@ -341,8 +355,7 @@ impl Dispatcher {
                 let joined = Ready {
                     tp: tp.clone(),
                     generation,
-                    cancel: cancel.clone(),
-                    abort: abort.clone(),
+                    stops: stops.clone(),
                     offset,
                     lane: Some(lane.clone()),
                     record,
@@ -359,7 +372,7 @@ impl Dispatcher {
     fn settle(&mut self, r: Ready, shaped: Result<(), Refused>, deliveries: &mut Deliveries) {
         let destination = self.destination.clone();
         deliveries.push(Box::pin(async move {
-            let finish = destination.settle(&r.record, shaped, &r.cancel).await;
+            let finish = destination.settle(&r.record, shaped, &r.stops.cancel).await;
             Ended::One(r.done(finish))
         }));
     }
@@ -387,29 +400,13 @@ impl Dispatcher {
             };
             let destination = self.destination.clone();
             deliveries.push(Box::pin(async move {
-                let Some(first) = members.first() else {
+                // A batch holds records of one partition state: the first's stops are all's.
+                let Some(stops) = members.first().map(|(m, _)| m.stops.clone()) else {
                     return Ended::Many(Vec::new());
                 };
-                let records: Vec<&Record> = members.iter().map(|(m, _)| &m.record).collect();
-                let items: Vec<Bytes> = members.iter().map(|(_, item)| item.clone()).collect();
-                let lanes: Vec<Option<Bytes>> =
-                    members.iter().map(|(m, _)| m.lane.clone()).collect();
-                let stop = Stop {
-                    cancel: &first.0.cancel,
-                    abort: &first.0.abort,
-                };
                 let finishes = (destination)
-                    .deliver_batch(
-                        &records,
-                        &items,
-                        &lanes,
-                        request,
-                        &rules,
-                        stop,
-                        Some(ticket),
-                    )
+                    .deliver_batch(&members, request, &rules, stops.stop(), Some(ticket))
                     .await;
-                drop(records);
                 Ended::Many(
                     (members.into_iter().zip(finishes))
                         .map(|((m, _), finish)| m.done(finish))

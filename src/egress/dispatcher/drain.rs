@@ -50,7 +50,7 @@ impl Dispatcher {
                 if !exit {
                     // Revoke: the partition belongs to another member now. In-flight
                     // attempts finish; records not started stay unfinished.
-                    p.cancel.cancel();
+                    p.stops.cancel.cancel();
                     p.core.revoke();
                     self.purge_ready(&tp, generation);
                 }
@@ -132,8 +132,8 @@ impl Dispatcher {
         let generation = self.partitions.get(tp)?.core.generation();
         self.purge_ready(tp, generation);
         let p = self.partitions.remove(tp)?;
-        p.cancel.cancel();
-        p.abort.cancel();
+        p.stops.cancel.cancel();
+        p.stops.abort.cancel();
         self.memory.sub(p.bytes);
         Buffered(-(p.core.outstanding() as i64)).emit(&self.telemetry);
         if p.core.is_paused() {
