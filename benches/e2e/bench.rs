@@ -62,6 +62,11 @@ pub struct Settings {
     pub body_bytes: usize,
     /// `BENCH_RECORDS` (100000): records pre-produced for egress.
     pub records: u64,
+    /// `BENCH_BATCHED_RECORDS` (5 × `BENCH_RECORDS`): records of the topic the batched
+    /// rows and their limit, (f) and (g), read. Those move hundreds of thousands of
+    /// records a second: on the others' topic a run would last well under a second, and
+    /// its start (the first fetches, the first batches) would weigh in its rate.
+    pub batched_records: u64,
     /// `BENCH_PARTITIONS` (8) and `BENCH_KEYS` (1000): of the egress topic.
     pub partitions: u32,
     pub keys: u64,
@@ -149,13 +154,15 @@ impl Settings {
         if !["", "ingress", "egress"].contains(&only.as_str()) {
             return Err(format!("BENCH_ONLY={only:?}: use ingress or egress"));
         }
+        let records = env_or("BENCH_RECORDS", 100_000)?.max(2);
         Ok(Settings {
             seconds: env_or("BENCH_SECONDS", 10)?.max(1),
             warmup_seconds: env_or("BENCH_WARMUP_SECONDS", 2)?.max(1),
             threads: env_or("BENCH_THREADS", 2)?.max(1),
             connections: env_or("BENCH_CONNECTIONS", 64)?.max(1),
             body_bytes: env_or("BENCH_BODY_BYTES", 1024)?,
-            records: env_or("BENCH_RECORDS", 100_000)?.max(2),
+            records,
+            batched_records: env_or("BENCH_BATCHED_RECORDS", records.saturating_mul(5))?.max(2),
             partitions: env_or("BENCH_PARTITIONS", 8)?.max(1),
             keys: env_or("BENCH_KEYS", 1000)?.max(1),
             concurrency: env_or("BENCH_CONCURRENCY", 64)?.max(1),

@@ -61,6 +61,8 @@ pub async fn fill(brokers: &str, topic: &str, records: Records) -> Result<()> {
 }
 
 pub struct Measured {
+    /// Records the run waited for, and how many of them arrived.
+    pub expected: u64,
     pub delivered: u64,
     pub seconds: f64,
     pub cpu_per_10k: f64,
@@ -172,6 +174,7 @@ pub async fn measure(
     let end = seen.done_at.unwrap_or_else(Instant::now);
     let delivered = seen.count.min(expected);
     Ok(Measured {
+        expected,
         delivered,
         seconds: end.duration_since(first_at).as_secs_f64(),
         cpu_per_10k: cpu / delivered.saturating_sub(1).max(1) as f64 * 10_000.0,
@@ -188,6 +191,7 @@ mod tests {
 
     fn taking(seconds: f64) -> Measured {
         Measured {
+            expected: 1001,
             delivered: 1001,
             seconds,
             cpu_per_10k: seconds,

@@ -2,6 +2,8 @@
 //! in several ways, consume-only (f), hookbridge sinks (e) with each ordering and with jq,
 //! batched (g), HTTP/2 over TLS (h), and hookbridge's memory with an idle and a stalled
 //! destination. Which limit each row is compared with is set here (see `report.rs`).
+//! The batched rows and their limit read a larger topic of their own, and repeated runs
+//! go in rounds of every row ([`Bench::measure_rows`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -46,19 +48,115 @@ const TRANSFORM: &str = "{n: .n, pad: .pad}";
 /// The batched rows' records per request.
 const BATCH_RECORDS: usize = 100;
 
+/// A topic the egress rows read, and the records it holds.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    topic: &'a str,
+    records: u64,
+}
+
 /// Where a forwarder baseline delivers: a receiver, and the CA to trust for HTTPS.
 struct Destination<'a> {
     receiver: &'a Receiver,
     ca: Option<&'a Path>,
 }
 
+/// How one egress row is measured.
+enum Target<'a> {
+    /// The minimal program reading `from` and sending to `to` (consume-only without it),
+    /// reading with `poll` and librdkafka `properties`, `batch` records per request.
+    Baseline {
+        from: Source<'a>,
+        to: Option<&'a Destination<'a>>,
+        poll: &'a str,
+        properties: &'a [&'a str],
+        batch: usize,
+    },
+    /// hookbridge running `sink`, delivering the `records` of its topic to `receiver`.
+    Hookbridge {
+        sink: SinkToml,
+        receiver: &'a Receiver,
+        records: u64,
+    },
+}
+
+/// A row to measure: how it reads in the report, the name of its consumer group and log
+/// directory, what runs, and the limit it competes to be or is compared with.
+struct Planned<'a> {
+    label: String,
+    name: String,
+    target: Target<'a>,
+    role: Role,
+}
+
+enum Role {
+    LimitOf(&'static str),
+    Against(&'static str),
+}
+
 impl Bench {
-    /// The forwarder baseline (`to` a receiver) or, without one, consume-only; with
-    /// `batch` > 1 the forwarder sends JSON arrays of that many records.
+    /// Measures `rows` in rounds: each round runs every row once, in order, and a row is
+    /// its run of median rate. A limit and the rows compared with it are then measured
+    /// across the same stretch of time, so the machine's drift over the minutes of a run
+    /// (other work, the broker's memory, thermal state) weighs on both alike, not on
+    /// whichever ran last. A row whose run fails is not run again.
+    async fn measure_rows(&self, rows: Vec<Planned<'_>>) -> Vec<EgressRow> {
+        let mut results: Vec<Result<Vec<egress::Measured>>> =
+            rows.iter().map(|_| Ok(Vec::new())).collect();
+        for run in self.settings.runs() {
+            for (row, result) in rows.iter().zip(results.iter_mut()) {
+                let Ok(runs) = result else { continue };
+                match self.run_once(row, run).await {
+                    Ok(m) => runs.push(m),
+                    Err(e) => *result = Err(e),
+                }
+            }
+        }
+        (rows.into_iter().zip(results))
+            .map(|(row, result)| {
+                let measured = EgressRow::new(&row.label, result.map(egress::median));
+                match row.role {
+                    Role::LimitOf(name) => measured.limit_of(name),
+                    Role::Against(name) => measured.against(name),
+                }
+            })
+            .collect()
+    }
+
+    /// One run of `row` (`run`: its number when repeated); each run reads its topic from
+    /// the start, in a consumer group of its own.
+    async fn run_once(&self, row: &Planned<'_>, run: Option<usize>) -> Result<egress::Measured> {
+        let name = run.map_or_else(|| row.name.clone(), |i| format!("{}-{i}", row.name));
+        match &row.target {
+            Target::Baseline {
+                from,
+                to,
+                poll,
+                properties,
+                batch,
+            } => (self.egress_baseline(&name, *from, *to, poll, properties, *batch)).await,
+            Target::Hookbridge {
+                sink,
+                receiver,
+                records,
+            } => {
+                let sink = if run.is_some() {
+                    sink.clone().group_id(&name)
+                } else {
+                    sink.clone()
+                };
+                (self.egress_hookbridge(&row.name, &name, sink, receiver, *records)).await
+            }
+        }
+    }
+
+    /// One run of the forwarder baseline (`to` a receiver) or, without one, consume-only,
+    /// in consumer group `group`; with `batch` > 1 the forwarder sends JSON arrays of that
+    /// many records.
     async fn egress_baseline(
         &self,
-        name: &str,
-        topic: &str,
+        group: &str,
+        from: Source<'_>,
         to: Option<&Destination<'_>>,
         poll: &str,
         properties: &[&str],
@@ -66,10 +164,10 @@ impl Bench {
     ) -> Result<egress::Measured> {
         // A batcher sends only whole batches: the records past the last one are not counted.
         let batch = batch.max(1);
-        let expected = self.settings.records / batch as u64 * batch as u64;
+        let expected = from.records / batch as u64 * batch as u64;
         if expected == 0 {
             return Err(BenchError::Tool(format!(
-                "{name}: fewer records than one batch of {batch}"
+                "{group}: fewer records than one batch of {batch}"
             )));
         }
         let (brokers, records) = (self.broker.addr(), expected.to_string());
@@ -78,7 +176,7 @@ impl Bench {
             "--brokers",
             &brokers,
             "--topic",
-            topic,
+            from.topic,
             "--in-flight",
             &concurrency,
             "--poll",
@@ -87,6 +185,8 @@ impl Bench {
             &records,
             "--batch",
             &batch,
+            "--group",
+            group,
         ];
         for p in properties {
             args.extend(["--property", p]);
@@ -102,65 +202,44 @@ impl Bench {
         }
         let exe = self.bin.example("baseline-consumer");
         let timeout = Duration::from_secs(self.settings.egress_timeout);
-        let mut runs = Vec::new();
-        for run in self.settings.runs() {
-            // Each run reads the topic from the start: a consumer group of its own.
-            let group = run.map_or_else(|| name.to_owned(), |i| format!("{name}-{i}"));
-            let mut args = args.clone();
-            args.extend(["--group", &group]);
-            if let Some(d) = to {
-                d.receiver.reset(expected);
-            }
-            let mut p = Process::start(&group, &exe, &args, &[], &self.dir)?;
-            let m = match to {
-                Some(d) => {
-                    egress::measure(&mut p, || d.receiver.progress(), expected, timeout).await
-                }
-                None => {
-                    let mut log = egress::ConsumeLog::new(&p);
-                    egress::measure(&mut p, || log.progress(), expected, timeout).await
-                }
-            };
-            runs.push(m?);
+        if let Some(d) = to {
+            d.receiver.reset(expected);
         }
-        Ok(egress::median(runs))
+        let mut p = Process::start(group, &exe, &args, &[], &self.dir)?;
+        match to {
+            Some(d) => egress::measure(&mut p, || d.receiver.progress(), expected, timeout).await,
+            None => {
+                let mut log = egress::ConsumeLog::new(&p);
+                egress::measure(&mut p, || log.progress(), expected, timeout).await
+            }
+        }
     }
 
-    /// A hookbridge run of `sink` (named `name`) delivering to `receiver`.
+    /// One run of `sink` (the connector named `name`, its files in directory `dir`)
+    /// delivering the `records` of its topic to `receiver`.
     async fn egress_hookbridge(
         &self,
         name: &str,
+        dir: &str,
         sink: SinkToml,
         receiver: &Receiver,
+        records: u64,
     ) -> Result<egress::Measured> {
-        let mut runs = Vec::new();
-        for run in self.settings.runs() {
-            // Each run reads the topic from the start: a consumer group of its own.
-            let (dir, sink) = match run {
-                Some(i) => (
-                    format!("{name}-{i}"),
-                    sink.clone().group_id(&format!("{name}-{i}")),
-                ),
-                None => (name.to_owned(), sink.clone()),
-            };
-            receiver.reset(self.settings.records);
-            let mut hb = hookbridge::start(
-                &self.bin.hookbridge,
-                &self.dir.join(&dir),
-                name,
-                &self.broker.addr(),
-                &sink.render(),
-                &self.secret,
-            )
-            .await?;
-            let timeout = Duration::from_secs(self.settings.egress_timeout);
-            let progress = || receiver.progress();
-            let mut m =
-                egress::measure(&mut hb.process, progress, self.settings.records, timeout).await?;
-            m.refetched = hb.refetched(name).await;
-            runs.push(m);
-        }
-        Ok(egress::median(runs))
+        receiver.reset(records);
+        let mut hb = hookbridge::start(
+            &self.bin.hookbridge,
+            &self.dir.join(dir),
+            name,
+            &self.broker.addr(),
+            &sink.render(),
+            &self.secret,
+        )
+        .await?;
+        let timeout = Duration::from_secs(self.settings.egress_timeout);
+        let progress = || receiver.progress();
+        let mut m = egress::measure(&mut hb.process, progress, records, timeout).await?;
+        m.refetched = hb.refetched(name).await;
+        Ok(m)
     }
 
     /// A key-ordered hookbridge sink named `name` towards `receiver`.
@@ -253,18 +332,35 @@ impl Bench {
         ));
     }
 
-    pub(crate) async fn run_egress(&self, report: &mut Report) -> Result<()> {
-        let topic = "bench-egress";
-        self.broker.create_topic(topic, self.settings.partitions)?;
+    /// Creates `source`'s topic and fills it with its records.
+    async fn fill(&self, source: Source<'_>) -> Result<()> {
+        self.broker
+            .create_topic(source.topic, self.settings.partitions)?;
         let records = egress::Records {
-            count: self.settings.records,
+            count: source.records,
             bytes: self.settings.body_bytes,
             keys: self.settings.keys,
         };
-        eprintln!("filling {topic} with {} records …", records.count);
-        egress::fill(&self.broker.addr(), topic, records).await?;
-        let receiver = Receiver::start(process::free_addr()?).await?;
+        eprintln!("filling {} with {} records …", source.topic, records.count);
+        egress::fill(&self.broker.addr(), source.topic, records).await
+    }
+
+    pub(crate) async fn run_egress(&self, report: &mut Report) -> Result<()> {
         let rows = self.settings.rows;
+        let main = Source {
+            topic: "bench-egress",
+            records: self.settings.records,
+        };
+        let topic = main.topic;
+        self.fill(main).await?;
+        let batched = Source {
+            topic: "bench-egress-batched",
+            records: self.settings.batched_records,
+        };
+        if rows.has("f") || rows.has("batcher") || rows.has("g") {
+            self.fill(batched).await?;
+        }
+        let receiver = Receiver::start(process::free_addr()?).await?;
         if rows.has("receiver") {
             report.receiver.push((
                 "HTTP/1.1, axum, counting records".into(),
@@ -275,33 +371,40 @@ impl Bench {
             receiver: &receiver,
             ca: None,
         };
-        let first = report.egress.len();
+        let mut planned = Vec::new();
         let forwarders = if rows.has("d") { &FORWARDERS[..] } else { &[] };
-        for (i, (how, poll, properties)) in forwarders.iter().enumerate() {
-            let label = format!("(d) rdkafka → reqwest, no order, no commits; {how}");
-            let name = format!("baseline-forward-{i}");
-            let m = self
-                .egress_baseline(&name, topic, Some(&plain), poll, properties, 1)
-                .await;
-            report
-                .egress
-                .push(EgressRow::new(&label, m).limit_of("(d)"));
+        for (i, &(how, poll, properties)) in forwarders.iter().enumerate() {
+            planned.push(Planned {
+                label: format!("(d) rdkafka → reqwest, no order, no commits; {how}"),
+                name: format!("baseline-forward-{i}"),
+                target: Target::Baseline {
+                    from: main,
+                    to: Some(&plain),
+                    poll,
+                    properties,
+                    batch: 1,
+                },
+                role: Role::LimitOf("(d)"),
+            });
         }
-        let limit = report::fastest(&report.egress, "(d)").map(|i| FORWARDERS[i - first]);
         let consume_only: &[&str] = if rows.has("f") {
             &["thread", "stream"]
         } else {
             &[]
         };
-        for poll in consume_only {
-            let label = format!("(f) rdkafka consume-only, {poll} poll, large fetches");
-            let name = format!("baseline-consume-{poll}");
-            let m = self
-                .egress_baseline(&name, topic, None, poll, LARGE_FETCHES, 1)
-                .await;
-            report
-                .egress
-                .push(EgressRow::new(&label, m).limit_of("(f)"));
+        for &poll in consume_only {
+            planned.push(Planned {
+                label: format!("(f) rdkafka consume-only, {poll} poll, large fetches"),
+                name: format!("baseline-consume-{poll}"),
+                target: Target::Baseline {
+                    from: batched,
+                    to: None,
+                    poll,
+                    properties: LARGE_FETCHES,
+                    batch: 1,
+                },
+                role: Role::LimitOf("(f)"),
+            });
         }
         let orderings: &[&str] = if rows.has("e") {
             &["key", "none", "partition"]
@@ -310,10 +413,16 @@ impl Bench {
         };
         for ordering in orderings {
             let name = format!("hookbridge-{ordering}");
-            let sink = self.sink(&name, topic, &receiver, ordering);
-            let label = format!("(e) hookbridge, ordering = \"{ordering}\"");
-            let m = self.egress_hookbridge(&name, sink, &receiver).await;
-            report.egress.push(EgressRow::new(&label, m).against("(d)"));
+            planned.push(Planned {
+                label: format!("(e) hookbridge, ordering = \"{ordering}\""),
+                target: Target::Hookbridge {
+                    sink: self.sink(&name, topic, &receiver, ordering),
+                    receiver: &receiver,
+                    records: main.records,
+                },
+                name,
+                role: Role::Against("(d)"),
+            });
         }
         let shaped = [
             (
@@ -329,37 +438,60 @@ impl Bench {
                 "filter" => sink.filter(FILTER),
                 _ => sink.transform(TRANSFORM),
             };
-            let m = self.egress_hookbridge(&name, sink, &receiver).await;
-            report.egress.push(EgressRow::new(label, m).against("(d)"));
+            planned.push(Planned {
+                label: label.to_owned(),
+                name,
+                target: Target::Hookbridge {
+                    sink,
+                    receiver: &receiver,
+                    records: main.records,
+                },
+                role: Role::Against("(d)"),
+            });
         }
         let batchers = if rows.has("batcher") {
             &FORWARDERS[..]
         } else {
             &[]
         };
-        for (i, (how, poll, properties)) in batchers.iter().enumerate() {
-            let label = format!(
+        for (i, &(how, poll, properties)) in batchers.iter().enumerate() {
+            planned.push(Planned {
+                label: format!(
                     "(g) rdkafka → JSON array of {BATCH_RECORDS} → reqwest, no order, no commits; {how}"
-                );
-            let name = format!("baseline-batch-{i}");
-            let m = self
-                .egress_baseline(&name, topic, Some(&plain), poll, properties, BATCH_RECORDS)
-                .await;
-            report.egress.push(EgressRow::new(&label, m).against("(f)"));
+                ),
+                name: format!("baseline-batch-{i}"),
+                target: Target::Baseline {
+                    from: batched,
+                    to: Some(&plain),
+                    poll,
+                    properties,
+                    batch: BATCH_RECORDS,
+                },
+                role: Role::Against("(f)"),
+            });
         }
         if rows.has("g") {
             let name = "hookbridge-batch";
             let batch = format!("{{ max_records = {BATCH_RECORDS}, format = \"json-array\" }}");
-            let sink = self
-                .sink(name, topic, &receiver, "key")
-                .set("batch", &batch);
-            let m = self.egress_hookbridge(name, sink, &receiver).await;
-            let label =
-                format!("(g) hookbridge, key order, batches of {BATCH_RECORDS} as a JSON array");
-            report.egress.push(EgressRow::new(&label, m).against("(f)"));
+            planned.push(Planned {
+                label: format!(
+                    "(g) hookbridge, key order, batches of {BATCH_RECORDS} as a JSON array"
+                ),
+                name: name.to_owned(),
+                target: Target::Hookbridge {
+                    sink: (self.sink(name, batched.topic, &receiver, "key")).set("batch", &batch),
+                    receiver: &receiver,
+                    records: batched.records,
+                },
+                role: Role::Against("(f)"),
+            });
         }
+        let first = report.egress.len();
+        let measured = self.measure_rows(planned).await;
+        report.egress.extend(measured);
+        let limit = report::fastest(&report.egress, "(d)").map(|i| FORWARDERS[i - first]);
         if rows.has("h") {
-            if let Err(e) = self.run_http2(report, topic, limit).await {
+            if let Err(e) = self.run_http2(report, main, limit).await {
                 report.failures.push(format!("HTTP/2 rows: {e}"));
             }
         }
@@ -374,7 +506,7 @@ impl Bench {
     async fn run_http2(
         &self,
         report: &mut Report,
-        topic: &str,
+        from: Source<'_>,
         limit: Option<(&str, &str, &[&str])>,
     ) -> Result<()> {
         let pki = Pki::make(&self.dir.join("pki"))?;
@@ -385,19 +517,34 @@ impl Bench {
             ca: Some(&ca),
         };
         let (how, poll, properties) = limit.unwrap_or(FORWARDERS[0]);
-        let label = format!("(h) rdkafka → reqwest, HTTP/2 over TLS; {how}");
-        let m = self
-            .egress_baseline("baseline-forward-h2", topic, Some(&h2), poll, properties, 1)
-            .await;
-        report
-            .egress
-            .push(EgressRow::new(&label, m).limit_of("(h)"));
         let name = "hookbridge-h2";
         let ca = ca.to_string_lossy();
-        let sink = self.sink(name, topic, &receiver, "key").tls(&[("ca", &ca)]);
-        let m = self.egress_hookbridge(name, sink, &receiver).await;
-        let label = "(h) hookbridge, key order, HTTP/2 over TLS";
-        report.egress.push(EgressRow::new(label, m).against("(h)"));
+        let planned = vec![
+            Planned {
+                label: format!("(h) rdkafka → reqwest, HTTP/2 over TLS; {how}"),
+                name: "baseline-forward-h2".into(),
+                target: Target::Baseline {
+                    from,
+                    to: Some(&h2),
+                    poll,
+                    properties,
+                    batch: 1,
+                },
+                role: Role::LimitOf("(h)"),
+            },
+            Planned {
+                label: "(h) hookbridge, key order, HTTP/2 over TLS".into(),
+                name: name.into(),
+                target: Target::Hookbridge {
+                    sink: (self.sink(name, from.topic, &receiver, "key")).tls(&[("ca", &ca)]),
+                    receiver: &receiver,
+                    records: from.records,
+                },
+                role: Role::Against("(h)"),
+            },
+        ];
+        let measured = self.measure_rows(planned).await;
+        report.egress.extend(measured);
         Ok(())
     }
 }

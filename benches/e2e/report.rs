@@ -213,8 +213,8 @@ impl Report {
         if !self.egress.is_empty() {
             let _ = writeln!(
                 out,
-                "### Egress: {} records × {} B, {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last{}\n",
-                s.records, s.body_bytes, s.partitions, s.keys, s.concurrency,
+                "### Egress: {} records × {} B ({} for the batched rows and their limit, (f) and (g)), {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last{}\n",
+                s.records, s.body_bytes, s.batched_records, s.partitions, s.keys, s.concurrency,
                 s.repeated("rate")
             );
             self.egress_table(&mut out);
@@ -357,7 +357,6 @@ impl Report {
     }
 
     fn egress_table(&self, out: &mut String) {
-        let records = self.settings.records;
         let lines = rows(&self.egress, |m, base| {
             let [rate, cpu] = ratios(m, base);
             vec![
@@ -365,7 +364,7 @@ impl Report {
                 if m.complete {
                     m.delivered.to_string()
                 } else {
-                    format!("{} of {records} (timed out)", m.delivered)
+                    format!("{} of {} (timed out)", m.delivered, m.expected)
                 },
                 m.requests.map_or("-".into(), |r| r.to_string()),
                 format!("{:.2}", m.seconds),
@@ -430,6 +429,7 @@ mod tests {
 
     fn delivered(seconds: f64) -> Result<egress::Measured> {
         Ok(egress::Measured {
+            expected: 1001,
             delivered: 1001,
             seconds,
             cpu_per_10k: 1.0,
