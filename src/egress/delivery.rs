@@ -231,9 +231,9 @@ impl Destination {
     /// (`{"results":[{"status":…},…]}`, see [`batch::item_outcomes`]): then delivered
     /// items finish, failed ones are dead-lettered or retried as the status policy
     /// says, and the items behind a failed one of their lane go again with it, in a
-    /// smaller batch. The webhook id is the first record's with the batch's size, so an
-    /// identical batch sent again (after a restart) carries the same id.
-    #[allow(clippy::too_many_arguments)]
+    /// smaller batch. The webhook id is the first record's with a digest of every record
+    /// the request carries ([`batch_id`]), so an identical batch sent again (after a
+    /// restart) carries the same id.
     pub async fn deliver_batch<M: Member>(
         &self,
         members: &[M],
