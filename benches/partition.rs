@@ -26,7 +26,7 @@ fn cycle(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     for ordering in ["key", "partition", "none"] {
         group.bench_function(BenchmarkId::from_parameter(ordering), |b| {
-            let mut p = Partition::<()>::new(1, 4 * BATCH as usize, None);
+            let mut p = Partition::<(), Bytes>::new(1, 4 * BATCH as usize, None);
             let mut seq = Sequence::default();
             let mut steps = Vec::with_capacity(BATCH as usize);
             let mut next = 0i64;
@@ -55,7 +55,7 @@ fn cycle(c: &mut Criterion) {
     group.finish();
 }
 
-fn collect(steps: &mut Vec<Step<()>>, started: &mut Vec<(i64, Option<Bytes>)>) {
+fn collect(steps: &mut Vec<Step<(), Bytes>>, started: &mut Vec<(i64, Option<Bytes>)>) {
     for s in steps.drain(..) {
         if let Step::Start { offset, lane, .. } = s {
             started.push((offset, lane));

@@ -63,8 +63,10 @@ pub trait Member {
     fn record(&self) -> &Record;
     /// Its item in the body ([`batch::item`]).
     fn item(&self) -> &Bytes;
+    /// What names an ordering lane.
+    type Lane: PartialEq;
     /// Its ordering lane (`None`: no order to keep).
-    fn lane(&self) -> Option<&Bytes>;
+    fn lane(&self) -> Option<&Self::Lane>;
 }
 
 /// Everything the deliveries of one sink share.
@@ -301,7 +303,7 @@ impl Destination {
                     break;
                 };
                 self.breaker.healthy();
-                let sent: Vec<Option<&Bytes>> =
+                let sent: Vec<Option<&M::Lane>> =
                     pending.iter().map(|&i| members[i].lane()).collect();
                 let mut again = Vec::new();
                 let mut retried: Option<Outcome> = None;

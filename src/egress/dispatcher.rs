@@ -12,7 +12,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use foldhash::{HashMap, HashMapExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -21,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::delivery::{Destination, Finish, Stop};
 use super::finished::FinishedMap;
 use super::memory::{self, MemoryBudget};
-use super::partition::{Admitted, Partition, Rewind, Sequence, Step};
+use super::partition::{Admitted, LaneId, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
 use crate::connectors::sink::Ordering;
 use crate::telemetry::sink::{
@@ -100,7 +99,7 @@ struct Done {
     tp: TopicPartition,
     generation: u64,
     offset: i64,
-    lane: Option<Bytes>,
+    lane: Option<LaneId>,
     finish: Finish,
     /// What the record counted against the memory budget.
     bytes: u64,
@@ -124,7 +123,7 @@ struct Ready {
     generation: u64,
     stops: Arc<Stops>,
     offset: i64,
-    lane: Option<Bytes>,
+    lane: Option<LaneId>,
     record: Record,
 }
 
@@ -149,7 +148,7 @@ impl Stops {
 
 /// An assigned partition: the pure core plus what cancels its deliveries.
 struct Assigned {
-    core: Partition<Record>,
+    core: Partition<Record, LaneId>,
     stops: Arc<Stops>,
     /// The consumer's number for this assignment of the partition.
     assignment: u64,
@@ -168,12 +167,14 @@ pub struct Dispatcher {
     control: Arc<dyn PartitionControl>,
     partitions: HashMap<TopicPartition, Assigned>,
     ordering: Ordering,
+    /// Seeds each key's [`LaneId`]: keys come from producers.
+    lanes: foldhash::quality::RandomState,
     buffer: usize,
     policy: CommitPolicy,
     drains: Vec<Drain>,
     seq: Sequence,
     /// Steps returned by the core, reused between calls.
-    steps: Vec<Step<Record>>,
+    steps: Vec<Step<Record, LaneId>>,
     /// Started records waiting for a delivery ticket, in start order.
     ready: VecDeque<Ready>,
     /// A record finished (or was skipped) since the last commit.
@@ -218,6 +219,7 @@ impl Dispatcher {
                 )
             }),
             ordering: destination.ordering(),
+            lanes: foldhash::quality::RandomState::default(),
             buffer: destination.buffer(),
             destination,
             telemetry,
@@ -342,11 +344,11 @@ impl Dispatcher {
         }
     }
 
-    fn lane(&self, r: &Record) -> Option<Bytes> {
+    fn lane(&self, r: &Record) -> Option<LaneId> {
         match self.ordering {
             // Records without a key have no order to keep.
-            Ordering::Key => r.key.clone(),
-            Ordering::Partition => Some(Bytes::new()),
+            Ordering::Key => (r.key.as_ref()).map(|k| LaneId::of(&self.lanes, k)),
+            Ordering::Partition => Some(LaneId::PARTITION),
             Ordering::None => None,
         }
     }

@@ -34,7 +34,8 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use std::hash::{BuildHasher, Hash};
+
 use foldhash::{HashMap, HashMapExt};
 
 use super::finished::{self, Encoded, FinishedMap, Snapshot};
@@ -59,13 +60,31 @@ impl Sequence {
     }
 }
 
+/// An ordering lane named by a seeded hash of its key: eight bytes to copy, hash and
+/// compare per record, where the key itself is a shared buffer whose count goes up and
+/// down at each copy (and whose first copy allocates). Two keys of one hash share a
+/// lane: their records are kept in order together, which orders more than asked, never
+/// less. The seed is random per sink, so no producer can aim a key at another's lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LaneId(u64);
+
+impl LaneId {
+    /// The one lane of a partition kept in order as a whole (`ordering = "partition"`).
+    pub const PARTITION: LaneId = LaneId(0);
+
+    /// The lane of records with this key.
+    pub fn of(seed: &foldhash::quality::RandomState, key: &[u8]) -> Self {
+        LaneId(seed.hash_one(key))
+    }
+}
+
 /// What the dispatcher must do as a consequence of a call.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step<T> {
+pub enum Step<T, L> {
     /// Start delivering this record now.
     Start {
         offset: i64,
-        lane: Option<Bytes>,
+        lane: Option<L>,
         item: T,
     },
     /// Stop fetching the partition.
@@ -90,13 +109,14 @@ pub enum Admitted {
 }
 
 /// One assigned partition's state. `T` is the record payload the dispatcher carries
-/// (tests use `()`).
+/// (tests use `()`), `L` what names an ordering lane (the dispatcher's [`LaneId`]; tests
+/// use the key's bytes).
 #[derive(Debug)]
-pub struct Partition<T> {
+pub struct Partition<T, L> {
     generation: u64,
     watermark: Watermark,
     /// A lane is present while records of it are in flight.
-    lanes: HashMap<Bytes, Lane<T>>,
+    lanes: HashMap<L, Lane<T>>,
     in_flight: usize,
     /// Paused because `buffer` records are tracked; resumes at half.
     buffer_full: bool,
@@ -158,7 +178,7 @@ impl<T> Lane<T> {
     }
 }
 
-impl<T> Partition<T> {
+impl<T, L: Hash + Eq + Clone> Partition<T, L> {
     /// A freshly assigned partition. `resumed` is what the commit metadata says was
     /// already finished at or above the committed offset.
     pub fn new(generation: u64, buffer: usize, resumed: Option<FinishedMap>) -> Self {
@@ -207,7 +227,7 @@ impl<T> Partition<T> {
     /// The process-wide memory budget is spent: pause until [`Partition::memory_freed`],
     /// or until every record it holds is finished.
     /// A partition with nothing outstanding holds no memory, so it never pauses for it.
-    pub fn memory_spent(&mut self, out: &mut Vec<Step<T>>) {
+    pub fn memory_spent(&mut self, out: &mut Vec<Step<T, L>>) {
         if self.revoked || self.memory_full || self.watermark.outstanding() == 0 {
             return;
         }
@@ -218,7 +238,7 @@ impl<T> Partition<T> {
     }
 
     /// The memory budget has room again.
-    pub fn memory_freed(&mut self, seq: &mut Sequence, out: &mut Vec<Step<T>>) {
+    pub fn memory_freed(&mut self, seq: &mut Sequence, out: &mut Vec<Step<T, L>>) {
         if !self.memory_full || self.revoked {
             return;
         }
@@ -238,9 +258,9 @@ impl<T> Partition<T> {
         &mut self,
         offset: i64,
         epoch: u64,
-        lane: Option<Bytes>,
+        lane: Option<L>,
         item: T,
-        out: &mut Vec<Step<T>>,
+        out: &mut Vec<Step<T, L>>,
     ) -> Admitted {
         self.admit_from_leader(offset, epoch, -1, lane, item, out)
     }
@@ -254,9 +274,9 @@ impl<T> Partition<T> {
         offset: i64,
         epoch: u64,
         leader_epoch: i32,
-        lane: Option<Bytes>,
+        lane: Option<L>,
         item: T,
-        out: &mut Vec<Step<T>>,
+        out: &mut Vec<Step<T, L>>,
     ) -> Admitted {
         // Neither is tracked, so the watermark cannot pass them.
         if self.revoked {
@@ -359,7 +379,7 @@ impl<T> Partition<T> {
         }
     }
 
-    fn start(&mut self, offset: i64, lane: Option<Bytes>, item: T, out: &mut Vec<Step<T>>) {
+    fn start(&mut self, offset: i64, lane: Option<L>, item: T, out: &mut Vec<Step<T, L>>) {
         self.in_flight += 1;
         out.push(Step::Start { offset, lane, item });
     }
@@ -369,9 +389,9 @@ impl<T> Partition<T> {
     pub fn finish(
         &mut self,
         offset: i64,
-        lane: Option<Bytes>,
+        lane: Option<L>,
         seq: &mut Sequence,
-        out: &mut Vec<Step<T>>,
+        out: &mut Vec<Step<T, L>>,
     ) {
         self.in_flight = self.in_flight.saturating_sub(1);
         // An old record from before a truncation does not finish the new one at its offset.
@@ -420,7 +440,7 @@ impl<T> Partition<T> {
 
     /// The offset and payload of the record that waits first in `lane`, if the lane has
     /// records started and may take more into their batch (see [`Partition::take_next`]).
-    pub fn peek_next(&self, lane: &Bytes) -> Option<(i64, &T)> {
+    pub fn peek_next(&self, lane: &L) -> Option<(i64, &T)> {
         if self.revoked {
             return None;
         }
@@ -438,7 +458,7 @@ impl<T> Partition<T> {
     /// records are in, and returns it; it is in flight from now on. The caller sends it
     /// in the same request, after them: the lane's order holds, and its next record
     /// starts only once every record of the batch has finished.
-    pub fn take_next(&mut self, lane: &Bytes) -> Option<(i64, T)> {
+    pub fn take_next(&mut self, lane: &L) -> Option<(i64, T)> {
         self.peek_next(lane)?;
         let running = self.lanes.get_mut(lane)?;
         let next = running.waiting.pop_front()?;
@@ -450,7 +470,7 @@ impl<T> Partition<T> {
     /// A delivery stopped without finishing (revoke, shutdown). Nothing of its lane may
     /// overtake it: the lane stays occupied, so its waiting and later records stay
     /// unfinished too (the watermark holds at the abandoned record anyway).
-    pub fn abandon(&mut self, offset: i64, lane: Option<Bytes>) {
+    pub fn abandon(&mut self, offset: i64, lane: Option<L>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         // An old record from before a truncation that ends here will not finish: the new
         // record at its offset must not wait for it.
@@ -470,7 +490,7 @@ impl<T> Partition<T> {
     }
 
     /// Resumes fetching, re-reading the records dropped while paused.
-    fn resume(&mut self, seq: &mut Sequence, out: &mut Vec<Step<T>>) {
+    fn resume(&mut self, seq: &mut Sequence, out: &mut Vec<Step<T, L>>) {
         let rewind = self.dropped_from.take().map(|offset| {
             self.epoch = seq.advance();
             Rewind {

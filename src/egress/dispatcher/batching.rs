@@ -23,6 +23,7 @@ use super::{Deliveries, Dispatcher, Done, Ended, Ready};
 use crate::egress::batch::{self, NotJson, Open, Origin, Rules};
 use crate::egress::delivery::{Finish, Member};
 use crate::egress::memory;
+use crate::egress::partition::LaneId;
 use crate::egress::record::{Record, TopicPartition};
 use crate::egress::request::{Prepared, Refused};
 
@@ -145,7 +146,7 @@ impl Batching {
     }
 
     /// Takes out the unsent records of one partition state, open or sealed.
-    fn purge(&mut self, tp: &TopicPartition, generation: u64) -> Vec<(i64, Option<Bytes>)> {
+    fn purge(&mut self, tp: &TopicPartition, generation: u64) -> Vec<(i64, Option<LaneId>)> {
         let ours = |t: &TopicPartition, g: u64| t == tp && g == generation;
         let mut out = Vec::new();
         for o in self.open.take_where(|o| ours(&o.tp, o.generation)) {
@@ -174,7 +175,9 @@ impl Member for (Ready, Bytes) {
         &self.1
     }
 
-    fn lane(&self) -> Option<&Bytes> {
+    type Lane = LaneId;
+
+    fn lane(&self) -> Option<&LaneId> {
         self.0.lane.as_ref()
     }
 }
@@ -321,7 +324,7 @@ impl Dispatcher {
                 i
             }
         };
-        let (tp, generation, lane) = (r.tp.clone(), r.generation, r.lane.clone());
+        let (tp, generation, lane) = (r.tp.clone(), r.generation, r.lane);
         let stops = r.stops.clone();
         b.open.get_mut(i).items.push(r, item);
         // The lane's next records join while they render alike and fit: they are sent
@@ -357,7 +360,7 @@ impl Dispatcher {
                     generation,
                     stops: stops.clone(),
                     offset,
-                    lane: Some(lane.clone()),
+                    lane: Some(lane),
                     record,
                 };
                 b.open.get_mut(i).items.push(joined, item);
@@ -421,7 +424,7 @@ impl Dispatcher {
         &mut self,
         tp: &TopicPartition,
         generation: u64,
-    ) -> Vec<(i64, Option<Bytes>)> {
+    ) -> Vec<(i64, Option<LaneId>)> {
         (self.batching.as_mut()).map_or_else(Vec::new, |b| b.purge(tp, generation))
     }
 }

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Mutex;
 
+use bytes::Bytes;
+
 use super::*;
 use crate::connectors::{load_file, Connectors};
 use crate::telemetry::sink::SinkTelemetry;

@@ -1,5 +1,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use bytes::Bytes;
+
 use super::*;
 use crate::egress::finished::{decode, encode};
 use proptest::prelude::*;
@@ -10,7 +12,7 @@ fn lane(k: u8) -> Option<Bytes> {
 
 #[test]
 fn one_record_in_flight_per_lane_in_offset_order() {
-    let mut p = Partition::<()>::new(1, 100, None);
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     p.admit(0, 0, lane(1), (), &mut out);
@@ -33,7 +35,7 @@ fn one_record_in_flight_per_lane_in_offset_order() {
 
 #[test]
 fn a_full_buffer_pauses_holds_what_was_fetched_and_resume_rewinds_to_the_first_dropped_record() {
-    let mut p = Partition::<()>::new(1, 4, None);
+    let mut p = Partition::<(), Bytes>::new(1, 4, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     for o in 0..4 {
@@ -79,7 +81,7 @@ fn a_full_buffer_pauses_holds_what_was_fetched_and_resume_rewinds_to_the_first_d
 
 #[test]
 fn a_pause_that_dropped_nothing_resumes_without_a_rewind() {
-    let mut p = Partition::<()>::new(1, 4, None);
+    let mut p = Partition::<(), Bytes>::new(1, 4, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     for o in 0..6 {
@@ -99,7 +101,7 @@ fn a_pause_that_dropped_nothing_resumes_without_a_rewind() {
 fn once_a_record_is_dropped_every_later_one_is_until_the_resume() {
     // 6 is dropped at the hold limit; a finish then makes room below the limit, but 7
     // must not be tracked: a commit could otherwise pass 6, which is not tracked.
-    let mut p = Partition::<()>::new(1, 4, None);
+    let mut p = Partition::<(), Bytes>::new(1, 4, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     for o in 0..6 {
@@ -131,7 +133,7 @@ fn records_finished_before_are_skipped_on_resume() {
         .as_bytes(),
         10,
     );
-    let mut p = Partition::<()>::new(1, 100, earlier);
+    let mut p = Partition::<(), Bytes>::new(1, 100, earlier);
     let mut out = Vec::new();
     let admitted: Vec<Admitted> = (10..22)
         .map(|o| p.admit(o, 0, lane(o as u8), (), &mut out))
@@ -145,7 +147,7 @@ fn records_finished_before_are_skipped_on_resume() {
 
 #[test]
 fn a_revoked_partition_starts_nothing_and_keeps_its_watermark() {
-    let mut p = Partition::<()>::new(1, 100, None);
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     p.admit(0, 0, lane(1), (), &mut out);
@@ -205,7 +207,7 @@ struct Model {
 impl Model {
     /// `take_next` on the lane of `key`: a record joined to the lane's batch must be the
     /// lane's next in offset order, with every earlier one finished or in that batch.
-    fn join(&mut self, p: &mut Partition<()>, key: u8) -> Result<(), TestCaseError> {
+    fn join(&mut self, p: &mut Partition<(), Bytes>, key: u8) -> Result<(), TestCaseError> {
         let l = lane(key).expect("a lane");
         let peeked = p.peek_next(&l).map(|(o, _)| o);
         let taken = p.take_next(&l).map(|(o, _)| o);
@@ -235,7 +237,7 @@ impl Model {
         Ok(())
     }
 
-    fn apply(&mut self, steps: &mut Vec<Step<()>>) -> Result<(), TestCaseError> {
+    fn apply(&mut self, steps: &mut Vec<Step<(), Bytes>>) -> Result<(), TestCaseError> {
         for step in steps.drain(..) {
             match step {
                 Step::Start { offset, lane, .. } => {
@@ -280,7 +282,7 @@ proptest! {
     /// unfinished record finished in the map, one in flight per lane, epochs increase.
     #[test]
     fn never_commits_past_an_unfinished_record(ops in proptest::collection::vec(arb_op(), 1..300), buffer in 2usize..12) {
-        let mut p = Partition::<()>::new(1, buffer, None);
+        let mut p = Partition::<(), Bytes>::new(1, buffer, None);
         let mut seq = Sequence::default();
         let mut out = Vec::new();
         let mut m = Model { keys: HashMap::new(), fetch: 0, fetch_epoch: 0, paused: false, in_flight: vec![], finished: BTreeSet::new(), last_epoch: 0 };
@@ -344,7 +346,7 @@ fn an_inherited_map_over_three_quarters_of_the_budget_is_kept_whole() {
     };
     let text = encode(&earlier, usize::MAX).text;
     assert!(text.len() > 3000 && text.len() <= 4000);
-    let mut p = Partition::<()>::new(1, 1000, decode(text.as_bytes(), 0));
+    let mut p = Partition::<(), Bytes>::new(1, 1000, decode(text.as_bytes(), 0));
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     for o in 0..10 {
@@ -368,7 +370,7 @@ fn a_key_stuck_in_retry_never_pauses_the_rest_of_its_partition() {
     // 1 % of the traffic on one key whose head never finishes; every other record
     // finishes at once. The map soon outgrows the budget (its old pause point was about
     // 600 scattered unfinished records, ~60k offsets): it is cut, the partition flows.
-    let mut p = Partition::<()>::new(1, 5000, None);
+    let mut p = Partition::<(), Bytes>::new(1, 5000, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     let stuck = lane(0);
@@ -417,7 +419,7 @@ fn records_of_a_newer_leader_epoch_than_the_map_are_delivered_not_skipped() {
     };
     let text = encode(&earlier, 4000).text;
     assert!(text.starts_with("hb2:"), "{text}");
-    let mut p = Partition::<()>::new(1, 100, decode(text.as_bytes(), 10));
+    let mut p = Partition::<(), Bytes>::new(1, 100, decode(text.as_bytes(), 10));
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     assert_eq!(
@@ -451,7 +453,7 @@ fn records_of_a_newer_leader_epoch_than_the_map_are_delivered_not_skipped() {
 #[test]
 fn maps_without_an_epoch_are_still_read_and_trusted_by_offset() {
     let old = "hb1:R:10:1.9";
-    let mut p = Partition::<()>::new(1, 100, decode(old.as_bytes(), 10));
+    let mut p = Partition::<(), Bytes>::new(1, 100, decode(old.as_bytes(), 10));
     let mut out = Vec::new();
     assert_eq!(
         p.admit_from_leader(11, 0, 9, lane(1), (), &mut out),
@@ -462,7 +464,7 @@ fn maps_without_an_epoch_are_still_read_and_trusted_by_offset() {
 
 #[test]
 fn a_spent_memory_budget_pauses_until_it_has_room_and_rewinds() {
-    let mut p = Partition::<()>::new(1, 100, None);
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     p.memory_spent(&mut out);
@@ -489,7 +491,7 @@ fn a_spent_memory_budget_pauses_until_it_has_room_and_rewinds() {
 fn a_partition_holding_nothing_takes_records_while_the_budget_is_spent() {
     // Another partition's stuck key may hold the budget for good: this one still makes
     // progress, a few records at a time.
-    let mut p = Partition::<()>::new(1, 100, None);
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     p.admit(0, 0, lane(1), (), &mut out);
@@ -506,7 +508,7 @@ fn a_partition_holding_nothing_takes_records_while_the_budget_is_spent() {
 
 #[test]
 fn a_partition_paused_for_both_reasons_resumes_when_both_cleared() {
-    let mut p = Partition::<()>::new(1, 2, None);
+    let mut p = Partition::<(), Bytes>::new(1, 2, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     p.admit(0, 0, None, (), &mut out);
@@ -554,7 +556,7 @@ proptest! {
         }
         let snap = Snapshot { base: 0, end: earlier.len() as i64, unfinished, leader_epoch: map_epoch };
         let inherited = decode(encode(&snap, usize::MAX).text.as_bytes(), 0);
-        let mut p = Partition::<()>::new(1, buffer, inherited);
+        let mut p = Partition::<(), Bytes>::new(1, buffer, inherited);
         let mut seq = Sequence::default();
         let mut out = Vec::new();
         let mut m = Model { keys: HashMap::new(), fetch: 0, fetch_epoch: 0, paused: false, in_flight: vec![], finished: BTreeSet::new(), last_epoch: 0 };
@@ -623,7 +625,7 @@ proptest! {
 
 #[test]
 fn a_log_truncated_under_a_member_reading_it_never_maps_or_finishes_the_new_records() {
-    let mut p = Partition::<()>::new(1, 1000, None);
+    let mut p = Partition::<(), Bytes>::new(1, 1000, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     // 100..120 read under leader epoch 8; 110..120 finish, 100..110 still delivering.
@@ -675,7 +677,7 @@ fn a_log_truncated_under_a_member_reading_it_never_maps_or_finishes_the_new_reco
 
 #[test]
 fn an_old_record_abandoned_after_a_truncation_does_not_hold_the_new_one_at_its_offset() {
-    let mut p = Partition::<()>::new(1, 1000, None);
+    let mut p = Partition::<(), Bytes>::new(1, 1000, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     p.admit_from_leader(10, 0, 1, lane(1), (), &mut out);
@@ -797,7 +799,7 @@ fn lifecycle(
     let mut log: HashMap<i64, (u8, i32)> = HashMap::new();
     let mut leader = earlier_epoch.max(0);
     let mut generation = 1;
-    let mut p = Partition::<()>::new(generation, buffer, map.clone());
+    let mut p = Partition::<(), Bytes>::new(generation, buffer, map.clone());
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     let mut m = Model {
@@ -1079,7 +1081,7 @@ fn the_lifecycle_property_reaches_every_path_in_most_cases() {
 
 #[test]
 fn records_joined_to_a_batch_leave_together_and_the_lane_waits_for_all_of_them() {
-    let mut p = Partition::<()>::new(1, 100, None);
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     for o in 0..4 {
@@ -1105,7 +1107,7 @@ fn records_joined_to_a_batch_leave_together_and_the_lane_waits_for_all_of_them()
 
 #[test]
 fn a_lane_with_an_abandoned_record_never_starts_again() {
-    let mut p = Partition::<()>::new(1, 100, None);
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     for o in 0..3 {
@@ -1127,7 +1129,7 @@ fn a_lane_with_an_abandoned_record_never_starts_again() {
 fn a_partition_reports_its_generation_and_the_records_it_holds() {
     // The dispatcher drops outcomes of an earlier assignment by generation and reports
     // what is outstanding; a wrong answer here goes unseen by the rules above.
-    let mut p = Partition::<()>::new(7, 100, None);
+    let mut p = Partition::<(), Bytes>::new(7, 100, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     assert_eq!(p.generation(), 7);
@@ -1147,7 +1149,7 @@ fn a_partition_reports_its_generation_and_the_records_it_holds() {
 fn a_revoked_partition_never_pauses_for_memory() {
     // Being handed over, it fetches nothing more: a pause (and the resume it would
     // wait for) would be a command for a partition this member no longer reads.
-    let mut p = Partition::<()>::new(1, 100, None);
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
     let mut out = Vec::new();
     p.admit(0, 0, None, (), &mut out);
     assert!(!p.is_revoked());
@@ -1170,7 +1172,7 @@ fn a_record_read_again_under_the_same_leader_epoch_is_no_truncation() {
         leader_epoch: 4,
     };
     let map = decode(encode(&earlier, 100).text.as_bytes(), 3).unwrap();
-    let mut p = Partition::<()>::new(1, 100, Some(map));
+    let mut p = Partition::<(), Bytes>::new(1, 100, Some(map));
     let mut out = Vec::new();
     p.admit_from_leader(3, 0, 4, lane(1), (), &mut out);
     p.admit_from_leader(4, 0, 4, lane(2), (), &mut out);
@@ -1185,7 +1187,7 @@ fn a_record_read_again_under_the_same_leader_epoch_is_no_truncation() {
 fn records_of_unknown_leader_epoch_commit_a_map_without_one() {
     // `admit` is for records whose epoch is unknown: their map must not claim one, or
     // a later owner would take every record of a newer epoch for a rewritten log.
-    let mut p = Partition::<()>::new(1, 100, None);
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     p.admit(0, 0, lane(1), (), &mut out);
@@ -1207,7 +1209,7 @@ fn a_new_leader_writing_on_at_the_next_offset_is_no_truncation() {
         leader_epoch: 5,
     };
     let map = decode(encode(&earlier, 100).text.as_bytes(), 3).unwrap();
-    let mut p = Partition::<()>::new(1, 100, Some(map));
+    let mut p = Partition::<(), Bytes>::new(1, 100, Some(map));
     let mut out = Vec::new();
     p.admit_from_leader(3, 0, 4, lane(1), (), &mut out);
     p.admit_from_leader(4, 0, 4, lane(2), (), &mut out);
@@ -1221,7 +1223,7 @@ fn a_new_leader_writing_on_at_the_next_offset_is_no_truncation() {
 fn a_commit_is_due_only_when_something_changed_unless_forced() {
     // The periodic commit asks every partition each interval: an unchanged one must not
     // send the same offset again, and a forced one (revoke, shutdown) always answers.
-    let mut p = Partition::<()>::new(1, 100, None);
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     assert!(p.commit(false, 100).is_none(), "nothing seen yet");
@@ -1244,7 +1246,7 @@ fn a_commit_is_due_only_when_something_changed_unless_forced() {
 
 #[test]
 fn an_emptied_lane_queue_is_kept_for_the_next_lane_within_its_bounds() {
-    let mut p = Partition::<()>::new(1, 1000, None);
+    let mut p = Partition::<(), Bytes>::new(1, 1000, None);
     let mut seq = Sequence::default();
     let mut out = Vec::new();
     // Lane 0 stays in flight throughout, so the partition is never idle until the end.
@@ -1301,4 +1303,18 @@ fn an_emptied_lane_queue_is_kept_for_the_next_lane_within_its_bounds() {
         p.spare.is_empty(),
         "an idle partition holds no spare queues"
     );
+}
+
+#[test]
+fn a_key_names_one_lane_and_other_keys_others() {
+    let seed = foldhash::quality::RandomState::default();
+    let keys: Vec<Vec<u8>> = (0..1000u32).map(|k| format!("k{k}").into_bytes()).collect();
+    let lanes: HashSet<LaneId> = keys.iter().map(|k| LaneId::of(&seed, k)).collect();
+    assert_eq!(lanes.len(), keys.len(), "a thousand keys, a thousand lanes");
+    assert_eq!(LaneId::of(&seed, b"k7"), LaneId::of(&seed, b"k7"));
+    // An empty key (not a missing one) is a key like any other.
+    assert!(!lanes.contains(&LaneId::of(&seed, b"")));
+    // Another sink's seed names other lanes: no producer can aim at one.
+    let other = foldhash::quality::RandomState::default();
+    assert_ne!(LaneId::of(&seed, b"k7"), LaneId::of(&other, b"k7"));
 }
