@@ -167,8 +167,8 @@ pub struct Dispatcher {
     control: Arc<dyn PartitionControl>,
     partitions: HashMap<TopicPartition, Assigned>,
     ordering: Ordering,
-    /// Seeds each key's [`LaneId`]: keys come from producers.
-    lanes: foldhash::quality::RandomState,
+    /// Keys each record key's [`LaneId`] hash: record keys come from producers.
+    lanes: std::collections::hash_map::RandomState,
     buffer: usize,
     policy: CommitPolicy,
     drains: Vec<Drain>,
@@ -219,7 +219,7 @@ impl Dispatcher {
                 )
             }),
             ordering: destination.ordering(),
-            lanes: foldhash::quality::RandomState::default(),
+            lanes: std::collections::hash_map::RandomState::new(),
             buffer: destination.buffer(),
             destination,
             telemetry,

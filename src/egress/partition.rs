@@ -60,11 +60,13 @@ impl Sequence {
     }
 }
 
-/// An ordering lane named by a seeded hash of its key: eight bytes to copy, hash and
+/// An ordering lane named by a keyed hash of its key: eight bytes to copy, hash and
 /// compare per record, where the key itself is a shared buffer whose count goes up and
 /// down at each copy (and whose first copy allocates). Two keys of one hash share a
-/// lane: their records are kept in order together, which orders more than asked, never
-/// less. The seed is random per sink, so no producer can aim a key at another's lane.
+/// lane: their records are kept in order together, which orders more than asked, and a
+/// key stuck in retry holds the other. The hash is SipHash with keys drawn at random from
+/// the OS (std's `RandomState`), a keyed function no producer can find a colliding pair
+/// of keys for without them; the lookups keyed by a `LaneId` use a faster hasher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LaneId(u64);
 
@@ -73,7 +75,7 @@ impl LaneId {
     pub const PARTITION: LaneId = LaneId(0);
 
     /// The lane of records with this key.
-    pub fn of(seed: &foldhash::quality::RandomState, key: &[u8]) -> Self {
+    pub fn of(seed: &std::collections::hash_map::RandomState, key: &[u8]) -> Self {
         LaneId(seed.hash_one(key))
     }
 }
