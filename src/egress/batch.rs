@@ -161,14 +161,8 @@ impl<K> Open<K> {
     /// may hold thousands of batches of one record (a URL with `{key}` in it), and room
     /// reserved for `max_records` in each would be memory no budget counts.
     pub fn new(now: Instant) -> Self {
-        Self::with_room(now, 0)
-    }
-
-    /// [`Open::new`] with room for `items` reserved at once, for a sink holding few open
-    /// batches: a list grown one item at a time is copied over at each doubling.
-    pub fn with_room(now: Instant, items: usize) -> Self {
         Self {
-            items: Vec::with_capacity(items),
+            items: Vec::new(),
             bytes: 0,
             since: now,
         }

@@ -297,10 +297,3 @@ fn a_batch_of_one_record_holds_room_for_few() {
     let (_, items) = open.seal(&r);
     assert!(items.capacity() <= 4, "{}", items.capacity());
 }
-
-#[test]
-fn a_batch_reserves_the_room_it_is_given_and_none_by_default() {
-    let now = Instant::now();
-    assert_eq!(Open::<()>::new(now).items.capacity(), 0);
-    assert!(Open::<()>::with_room(now, 100).items.capacity() >= 100);
-}

@@ -32,11 +32,6 @@ use crate::egress::request::{Prepared, Refused};
 /// opens a batch.
 pub(super) type Shaped<'a> = Option<Result<Option<Prepared<'a>>, Refused>>;
 
-/// Open batches few enough for each to reserve room for its items at once, and how many
-/// it reserves at most (see [`Batching::room`]).
-const FEW_OPEN: usize = 64;
-const RESERVED_ITEMS: usize = 128;
-
 /// The dispatcher's batches.
 pub(super) struct Batching {
     rules: Rules,
@@ -86,18 +81,6 @@ impl Batching {
             sealed: VecDeque::new(),
             flushing: false,
             bodies: Bodies::default(),
-        }
-    }
-
-    /// Items a batch opened now reserves room for: `max_records` (up to
-    /// [`RESERVED_ITEMS`]) while few batches are open, none when many are (a URL with
-    /// `{key}` in it opens one per key), so what is reserved stays under
-    /// `FEW_OPEN × RESERVED_ITEMS` items, about 2 MiB.
-    fn room(&self) -> usize {
-        if self.open.len() < FEW_OPEN {
-            self.rules.max_records.min(RESERVED_ITEMS)
-        } else {
-            0
         }
     }
 
@@ -332,7 +315,7 @@ impl Dispatcher {
                     tp: r.tp.clone(),
                     generation: r.generation,
                     request: request.into_owned(),
-                    items: Open::with_room(Instant::now(), b.room()),
+                    items: Open::new(Instant::now()),
                 };
                 let (i, displaced) = b.open.open(place, batch);
                 if let Some(o) = displaced {
@@ -490,33 +473,6 @@ pub(super) mod tests {
             body: Bytes::new(),
             content_type: None,
         }
-    }
-
-    #[test]
-    fn a_batch_reserves_room_for_its_records_while_few_are_open() {
-        let mut b = batching();
-        assert_eq!(b.room(), 10, "max_records");
-        let large = Rules {
-            max_records: 1000,
-            ..rules()
-        };
-        assert_eq!(Batching::new(large, true, 1).room(), super::RESERVED_ITEMS);
-        let tp = TopicPartition {
-            topic: "t".into(),
-            partition: 0,
-        };
-        for i in 0..super::FEW_OPEN {
-            let request = request(&format!("http://h/{i}"), &[]);
-            let place = b.place(&tp, 1, &request);
-            let batch = super::OpenBatch {
-                tp: tp.clone(),
-                generation: 1,
-                request,
-                items: super::Open::new(std::time::Instant::now()),
-            };
-            b.open.open(place, batch);
-        }
-        assert_eq!(b.room(), 0, "many open: each grows as its records join");
     }
 
     #[test]

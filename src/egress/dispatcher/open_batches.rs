@@ -53,11 +53,6 @@ impl<B> OpenBatches<B> {
         self.slots.is_empty()
     }
 
-    /// How many batches are open.
-    pub(super) fn len(&self) -> usize {
-        self.slots.len()
-    }
-
     /// The index of the batch open at `place`.
     pub(super) fn at(&self, place: Place) -> Option<usize> {
         self.by_place.get(&place).copied()
@@ -233,10 +228,8 @@ mod tests {
     #[test]
     fn taking_some_leaves_the_rest_in_opening_order() {
         let mut b = opened(&[1, 2, 3, 4, 5, 6]);
-        assert_eq!(b.len(), 6);
         let even = b.take_where(|v| v % 20 == 0);
         assert_eq!(even, [20, 40, 60]);
-        assert_eq!(b.len(), 3);
         assert_eq!(in_due_order(&mut b), [10, 30, 50]);
     }
 }
