@@ -211,10 +211,18 @@ impl Report {
             self.receiver_table(&mut out);
         }
         if !self.egress.is_empty() {
+            let batched = if ["f", "batcher", "g"].iter().any(|r| s.rows.has(r)) {
+                format!(
+                    " ({} for the batched rows and their limit, (f) and (g))",
+                    s.batched_records
+                )
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "### Egress: {} records × {} B ({} for the batched rows and their limit, (f) and (g)), {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last{}\n",
-                s.records, s.body_bytes, s.batched_records, s.partitions, s.keys, s.concurrency,
+                "### Egress: {} records × {} B{}, {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last{}\n",
+                s.records, s.body_bytes, batched, s.partitions, s.keys, s.concurrency,
                 s.repeated("rate")
             );
             self.egress_table(&mut out);
