@@ -60,11 +60,11 @@ pub enum Finish {
 /// One record of a batch as its sender holds it, lent to [`Destination::deliver_batch`]
 /// for the batch's delivery: nothing of it is copied or counted again per attempt.
 pub trait Member {
+    /// What names an ordering lane.
+    type Lane: PartialEq;
     fn record(&self) -> &Record;
     /// Its item in the body ([`batch::item`]).
     fn item(&self) -> &Bytes;
-    /// What names an ordering lane.
-    type Lane: PartialEq;
     /// Its ordering lane (`None`: no order to keep).
     fn lane(&self) -> Option<&Self::Lane>;
 }

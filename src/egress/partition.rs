@@ -33,7 +33,6 @@
 //!   finish without finishing the new record at their offset.
 
 use std::collections::VecDeque;
-
 use std::hash::{BuildHasher, Hash};
 
 use foldhash::{HashMap, HashMapExt};
