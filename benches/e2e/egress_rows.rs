@@ -12,7 +12,7 @@ use crate::connectors::SinkToml;
 use crate::error::{BenchError, Result};
 use crate::process::{self, Process};
 use crate::receiver::Receiver;
-use crate::report::{self, EgressRow, Footprint, Report};
+use crate::report::{self, EgressRow, Footprint, Report, Round};
 use crate::tls::Pki;
 use crate::wrk;
 use crate::{egress, hookbridge, Bench};
@@ -114,7 +114,9 @@ impl Bench {
         }
         (rows.into_iter().zip(results))
             .map(|(row, result)| {
-                let measured = EgressRow::new(&row.label, result.map(egress::median));
+                let rounds = (result.iter().flatten()).map(Round::of).collect();
+                let measured =
+                    EgressRow::new(&row.label, result.map(egress::median)).in_rounds(rounds);
                 match row.role {
                     Role::LimitOf(name) => measured.limit_of(name),
                     Role::Against(name) => measured.against(name),

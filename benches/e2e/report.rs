@@ -16,6 +16,24 @@ pub struct Row<T> {
     limit_of: Option<&'static str>,
     /// The limit this row's ratios are taken against.
     against: Option<&'static str>,
+    /// Each round's run, in round order, when the rows were measured in rounds.
+    rounds: Vec<Round>,
+}
+
+/// One round's run of a row measured in rounds: what its ratios are taken of.
+#[derive(Debug, Clone, Copy)]
+pub struct Round {
+    rate: f64,
+    cpu_per_10k: f64,
+}
+
+impl Round {
+    pub fn of<T: Rated>(run: &T) -> Self {
+        Round {
+            rate: run.rate(),
+            cpu_per_10k: run.cpu_per_10k(),
+        }
+    }
 }
 
 impl<T> Row<T> {
@@ -25,7 +43,18 @@ impl<T> Row<T> {
             result: result.map_err(|e| e.to_string()),
             limit_of: None,
             against: None,
+            rounds: Vec::new(),
         }
+    }
+
+    /// Every round's run of a row measured in rounds, in round order. Against a limit
+    /// measured in the same rounds, its ratios are then the median of the rounds'
+    /// ratios (each round's run against the limit's run in that round), with their
+    /// range: runs minutes apart on a shared machine differ by more than most of what
+    /// the ratios are read for, and a round's runs share its minute.
+    pub fn in_rounds(mut self, rounds: Vec<Round>) -> Self {
+        self.rounds = rounds;
+        self
     }
 
     /// A candidate for the limit `name` (and compared with it).
@@ -83,25 +112,60 @@ pub fn fastest<T: Rated>(rows: &[Row<T>], name: &str) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// Table rows: the label, then `cells(measured, its limit)`, or the failure.
+/// Table rows: the label, then `cells(measured, its ratios to its limit)`, or the failure.
 fn rows<T: Rated>(
     rows: &[Row<T>],
-    cells: impl Fn(&T, Option<&T>) -> Vec<String>,
+    cells: impl Fn(&T, [String; 2]) -> Vec<String>,
 ) -> Vec<Vec<String>> {
     rows.iter()
-        .map(|row| {
-            let base = row
-                .against
-                .and_then(|name| fastest(rows, name))
-                .and_then(|i| rows[i].result.as_ref().ok());
+        .enumerate()
+        .map(|(i, row)| {
+            let base = row.against.and_then(|name| fastest(rows, name));
             let mut line = vec![row.label.clone()];
             match &row.result {
-                Ok(m) => line.extend(cells(m, base)),
+                Ok(m) => line.extend(cells(m, row_ratios(i, rows, base))),
                 Err(e) => line.push(format!("failed: {e}")),
             }
             line
         })
         .collect()
+}
+
+/// Rate and CPU ratios of row `i` to row `base`: round by round when both were measured
+/// in the same rounds, else of the runs reported.
+fn row_ratios<T: Rated>(i: usize, rows: &[Row<T>], base: Option<usize>) -> [String; 2] {
+    let Some(b) = base else {
+        return ["-".into(), "-".into()];
+    };
+    let (row, limit) = (&rows[i], &rows[b]);
+    if i != b && row.rounds.len() > 1 && row.rounds.len() == limit.rounds.len() {
+        let pairs = || row.rounds.iter().zip(&limit.rounds);
+        return [
+            round_ratios(pairs().map(|(r, l)| (r.rate, l.rate))),
+            round_ratios(pairs().map(|(r, l)| (r.cpu_per_10k, l.cpu_per_10k))),
+        ];
+    }
+    let (Ok(m), Ok(l)) = (&row.result, &limit.result) else {
+        return ["-".into(), "-".into()];
+    };
+    ratios(m, Some(l))
+}
+
+/// `0.87× (0.81–0.93)`: the median of the rounds' ratios `value / base` (the greater
+/// middle one for an even count, as a row's run of median rate is), and their range.
+fn round_ratios(pairs: impl Iterator<Item = (f64, f64)>) -> String {
+    let each: Vec<f64> = pairs
+        .filter(|(_, b)| *b > 0.0)
+        .map(|(v, b)| v / b)
+        .collect();
+    let (Some(low), Some(high)) = (
+        each.iter().copied().min_by(f64::total_cmp),
+        each.iter().copied().max_by(f64::total_cmp),
+    ) else {
+        return "-".into();
+    };
+    let median = crate::median_by(each, |r| *r);
+    format!("{median:.2}× ({low:.2}–{high:.2})")
 }
 
 /// One line per limit under a table: which candidate was the fastest.
@@ -221,9 +285,14 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "### Egress: {} records × {} B{}, {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last{}\n",
+                "### Egress: {} records × {} B{}, {} partitions, {} keys, {} in flight, one counting receiver; timed from its first record to its last{}{}\n",
                 s.records, s.body_bytes, batched, s.partitions, s.keys, s.concurrency,
-                s.repeated("rate")
+                s.repeated("rate"),
+                if s.repeat > 1 {
+                    ", in rounds; a ratio is the median of its rounds' (each run against the limit's run of its round), with their range"
+                } else {
+                    ""
+                },
             );
             self.egress_table(&mut out);
         }
@@ -264,8 +333,7 @@ impl Report {
             s.threads, s.connections, s.seconds, s.body_bytes,
             s.repeated("rate")
         );
-        let lines = rows(&self.ingress, |m, base| {
-            let [rate, cpu] = ratios(m, base);
+        let lines = rows(&self.ingress, |m, [rate, cpu]| {
             vec![
                 format!("{:.0}", m.max.rate()),
                 format!("{:.2}", m.max.p50_ms),
@@ -365,8 +433,7 @@ impl Report {
     }
 
     fn egress_table(&self, out: &mut String) {
-        let lines = rows(&self.egress, |m, base| {
-            let [rate, cpu] = ratios(m, base);
+        let lines = rows(&self.egress, |m, [rate, cpu]| {
             vec![
                 format!("{:.0}", m.rate()),
                 if m.complete {
@@ -460,7 +527,7 @@ mod tests {
         ];
         assert_eq!(fastest(&egress, "(d)"), Some(1));
         assert_eq!(fastest(&egress, "(f)"), None);
-        let lines = rows(&egress, |m, base| ratios(m, base).to_vec());
+        let lines = rows(&egress, |_, ratios| ratios.to_vec());
         assert_eq!(lines[0][1], "0.50×");
         assert_eq!(lines[1][1], "1.00×");
         assert_eq!(lines[3][1], "0.25×");
@@ -468,5 +535,54 @@ mod tests {
         let mut out = String::new();
         limits(&mut out, &egress);
         assert_eq!(out, "\nlimit (d): the fastest of its rows, fast\n");
+    }
+
+    fn rounds(rates: &[f64]) -> Vec<Round> {
+        (rates.iter())
+            .map(|&rate| Round {
+                rate,
+                cpu_per_10k: 100.0 / rate,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_measured_in_the_same_rounds_are_compared_round_by_round() {
+        // The limit's slow second round is the row's slow round too: round by round the
+        // row keeps 0.9 of the limit, where its median run against the limit's is 0.64.
+        let egress = vec![
+            EgressRow::new("limit", delivered(1.0))
+                .limit_of("(d)")
+                .in_rounds(rounds(&[100.0, 50.0, 110.0])),
+            EgressRow::new("row", delivered(1.0))
+                .against("(d)")
+                .in_rounds(rounds(&[90.0, 45.0, 70.4])),
+            EgressRow::new("one round", delivered(2.0))
+                .against("(d)")
+                .in_rounds(rounds(&[45.0])),
+            EgressRow::new("two rounds", delivered(2.0))
+                .against("(d)")
+                .in_rounds(rounds(&[80.0, 45.0])),
+        ];
+        let lines = rows(&egress, |_, ratios| ratios.to_vec());
+        assert_eq!(lines[0][1], "1.00×", "the limit against itself");
+        assert_eq!(lines[1][1], "0.90× (0.64–0.90)");
+        assert_eq!(
+            lines[1][2], "1.11× (1.11–1.56)",
+            "CPU per record, round by round"
+        );
+        // Rounds that do not pair with the limit's: the reported runs are compared.
+        assert_eq!(lines[2][1], "0.50×");
+        assert_eq!(lines[3][1], "0.50×");
+    }
+
+    #[test]
+    fn round_ratios_take_the_greater_middle_and_skip_an_empty_base() {
+        assert_eq!(
+            round_ratios([(8.0, 10.0), (9.0, 10.0)].into_iter()),
+            "0.90× (0.80–0.90)"
+        );
+        assert_eq!(round_ratios([(8.0, 0.0)].into_iter()), "-");
+        assert_eq!(round_ratios(std::iter::empty()), "-");
     }
 }
