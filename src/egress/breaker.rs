@@ -121,6 +121,16 @@ impl Breaker {
         if self.code.load(Ordering::Acquire) == CLOSED {
             return Admission::Attempt;
         }
+        // Boxed: every delivery's future holds this one's space, and only deliveries
+        // that meet an open breaker wait in it.
+        Box::pin(self.wait_for_admission(cancel, record)).await
+    }
+
+    async fn wait_for_admission(
+        &self,
+        cancel: &CancellationToken,
+        record: &RecordKey,
+    ) -> Admission {
         self.waiting.fetch_add(1, Ordering::AcqRel);
         let _waiting = Waiting(self);
         loop {

@@ -123,10 +123,12 @@ impl Client {
                 let outcome =
                     self.status
                         .classify(resp.status(), resp.headers(), SystemTime::now());
+                // Boxed: reading a body is the rare path (a failure, a batch's answer),
+                // and every delivery's future would otherwise hold its space.
                 let excerpt = if outcome != Outcome::Delivered {
-                    read_up_to(&mut resp, dlq::RESPONSE_EXCERPT).await
+                    Box::pin(read_up_to(&mut resp, dlq::RESPONSE_EXCERPT)).await
                 } else if answer_limit > 0 {
-                    read_up_to(&mut resp, answer_limit).await
+                    Box::pin(read_up_to(&mut resp, answer_limit)).await
                 } else {
                     Bytes::new()
                 };

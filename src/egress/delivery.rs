@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use governor::DefaultDirectRateLimiter;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
@@ -473,7 +474,8 @@ impl Destination {
             Ok(None) => Finish::Filtered,
             Err(refused) => {
                 drop(ticket);
-                self.refuse(record, refused, stop.cancel).await
+                // Boxed, as a dead letter is: refusals are rare (see `dead_letter`).
+                Box::pin(self.refuse(record, refused, stop.cancel)).await
             }
         };
         self.finished(finish);
@@ -610,9 +612,10 @@ impl Destination {
     async fn turn(&self, key: &RecordKey, cancel: &CancellationToken) -> Option<Go<'_>> {
         let authorization = match &self.tokens {
             None => None,
+            // Boxed: only sinks with OAuth2 wait here (see `dead_letter`).
             Some(tokens) => tokio::select! {
                 biased;
-                a = tokens.authorization(cancel, &self.telemetry) => Some(a?),
+                a = Box::pin(tokens.authorization(cancel, &self.telemetry)) => Some(a?),
                 _ = self.no_retry.cancelled() => return None,
             },
         };
@@ -700,7 +703,20 @@ impl Destination {
     /// Writes to the DLQ until the broker acknowledges (or cancellation). A dead letter
     /// refused for its size is written again alone, then cut (see `dlq`); any other
     /// failure is retried with backoff, the record unfinished meanwhile.
-    async fn dead_letter(
+    ///
+    /// Boxed: a delivery's future is as large as its largest wait, and is allocated and
+    /// copied for every record, where few ever write a dead letter.
+    fn dead_letter<'a>(
+        &'a self,
+        record: &'a Record,
+        id: &'a str,
+        dl: &'a DeadLetter,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Finish> {
+        Box::pin(self.write_dead_letter(record, id, dl, cancel))
+    }
+
+    async fn write_dead_letter(
         &self,
         record: &Record,
         id: &str,

@@ -184,8 +184,10 @@ impl Shaper {
     ) -> Option<Result<Option<Prepared<'a>>, Refused>> {
         match &self.evaluator {
             // Workers exist only for a sink with programs (`new`, `with_workers`).
+            // Boxed: the wait for a worker is a large future, and every delivery of
+            // every sink would carry its space (and copy it) when only these use it.
             Evaluator::Workers(workers) => {
-                let verdict = workers.evaluate(record, cancel, &self.shutdown).await?;
+                let verdict = Box::pin(workers.evaluate(record, cancel, &self.shutdown)).await?;
                 Some(self.apply(record, verdict))
             }
             _ => Some(self.shape(record)),
