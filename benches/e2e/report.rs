@@ -28,6 +28,7 @@ pub struct Round {
 }
 
 impl Round {
+    /// The rate and CPU of one run.
     pub fn of<T: Rated>(run: &T) -> Self {
         Round {
             rate: run.rate(),
@@ -289,7 +290,7 @@ impl Report {
                 s.records, s.body_bytes, batched, s.partitions, s.keys, s.concurrency,
                 s.repeated("rate"),
                 if s.repeat > 1 {
-                    ", in rounds; a ratio is the median of its rounds' (each run against the limit's run of its round), with their range"
+                    ", in rounds; a ratio is the median of its rounds' ratios (each run against the limit's run of its round), with their range"
                 } else {
                     ""
                 },

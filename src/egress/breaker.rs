@@ -126,6 +126,8 @@ impl Breaker {
         Box::pin(self.wait_for_admission(cancel, record)).await
     }
 
+    /// [`Breaker::admit`] past its fast path: waits for the breaker to close, or for
+    /// its turn to probe.
     async fn wait_for_admission(
         &self,
         cancel: &CancellationToken,

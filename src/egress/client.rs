@@ -123,8 +123,8 @@ impl Client {
                 let outcome =
                     self.status
                         .classify(resp.status(), resp.headers(), SystemTime::now());
-                // Boxed: reading a body is the rare path (a failure, a batch's answer),
-                // and every delivery's future would otherwise hold its space.
+                // Boxed: a body is read only for a failure or once per batch (its
+                // answer), and every delivery's future would otherwise hold its space.
                 let excerpt = if outcome != Outcome::Delivered {
                     Box::pin(read_up_to(&mut resp, dlq::RESPONSE_EXCERPT)).await
                 } else if answer_limit > 0 {

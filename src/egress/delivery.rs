@@ -443,7 +443,7 @@ impl Destination {
     ) -> Finish {
         let finish = match shaped {
             Ok(()) => Finish::Filtered,
-            Err(refused) => self.refuse(record, refused, cancel).await,
+            Err(refused) => Box::pin(self.refuse(record, refused, cancel)).await,
         };
         self.finished(finish);
         finish
@@ -612,10 +612,9 @@ impl Destination {
     async fn turn(&self, key: &RecordKey, cancel: &CancellationToken) -> Option<Go<'_>> {
         let authorization = match &self.tokens {
             None => None,
-            // Boxed: only sinks with OAuth2 wait here (see `dead_letter`).
             Some(tokens) => tokio::select! {
                 biased;
-                a = Box::pin(tokens.authorization(cancel, &self.telemetry)) => Some(a?),
+                a = tokens.authorization(cancel, &self.telemetry) => Some(a?),
                 _ = self.no_retry.cancelled() => return None,
             },
         };
@@ -716,6 +715,7 @@ impl Destination {
         Box::pin(self.write_dead_letter(record, id, dl, cancel))
     }
 
+    /// [`Destination::dead_letter`], unboxed.
     async fn write_dead_letter(
         &self,
         record: &Record,
@@ -864,6 +864,25 @@ mod tests {
             Arc::new(Metrics::new()),
         ));
         Destination::new(sink, producer, telemetry).unwrap()
+    }
+
+    /// Every record's delivery future is allocated and copied into place, so it must
+    /// not carry the space of waits only some records or sinks meet (a jq worker, a dead
+    /// letter, an OAuth2 fetch, an open breaker, a failed answer's body): those are boxed
+    /// where they are awaited. It was 3 KiB with them inline.
+    #[tokio::test]
+    async fn a_delivery_future_carries_no_rare_wait_inline() {
+        let d = destination_of(
+            "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"http://127.0.0.1:9/\"\n",
+        );
+        let record = record_at(1);
+        let (cancel, abort) = (CancellationToken::new(), CancellationToken::new());
+        let stop = Stop {
+            cancel: &cancel,
+            abort: &abort,
+        };
+        let size = std::mem::size_of_val(&d.deliver(&record, stop, None));
+        assert!(size <= 2560, "a delivery's future takes {size} bytes");
     }
 
     fn record_at(offset: i64) -> Record {

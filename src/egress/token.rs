@@ -120,6 +120,17 @@ impl TokenSource {
         if let Some(v) = self.cached() {
             return Some(v);
         }
+        // Boxed: every attempt's future holds this one's space, and only the attempts
+        // that find no valid token wait in it.
+        Box::pin(self.fetch_authorization(cancel, telemetry)).await
+    }
+
+    /// Fetches a token, one fetch at a time, retrying the endpoint with backoff.
+    async fn fetch_authorization(
+        &self,
+        cancel: &CancellationToken,
+        telemetry: &SinkTelemetry,
+    ) -> Option<HeaderValue> {
         let _fetching = tokio::select! {
             g = self.fetching.lock() => g,
             _ = cancel.cancelled() => return None,
