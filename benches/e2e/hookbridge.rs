@@ -66,11 +66,22 @@ pub fn github_source(topic: &str) -> String {
 /// The connector of an egress run: one sink to the receiver, no signing, no DLQ (a row
 /// adds its filter, transform, batch or TLS before rendering it).
 pub fn sink(name: &str, topic: &str, url: &str, concurrency: usize, ordering: &str) -> SinkToml {
-    SinkToml::bare(name, &[topic])
+    let sink = SinkToml::bare(name, &[topic])
         .group_id(name)
         .url(url)
         .concurrency(concurrency)
-        .ordering(ordering)
+        .ordering(ordering);
+    match sink_buffer() {
+        Some(b) => sink.buffer(b),
+        None => sink,
+    }
+}
+
+/// `BENCH_SINK_BUFFER`: the `buffer` of every hookbridge sink the benchmark starts
+/// (records held per partition before it pauses; the sink's default when unset), to see
+/// what pausing costs; named in the report.
+pub fn sink_buffer() -> Option<usize> {
+    std::env::var("BENCH_SINK_BUFFER").ok()?.parse().ok()
 }
 
 /// Extra `[kafka.properties]` lines for every hookbridge the benchmark starts (TOML, e.g.

@@ -269,6 +269,9 @@ impl Report {
         if let Ok(extra) = std::env::var(crate::hookbridge::PROPERTIES_ENV) {
             let _ = writeln!(out, "hookbridge with `[kafka.properties]` {extra}\n");
         }
+        if let Some(buffer) = crate::hookbridge::sink_buffer() {
+            let _ = writeln!(out, "hookbridge sinks with `buffer = {buffer}`\n");
+        }
         if !self.ingress.is_empty() {
             self.ingress_tables(&mut out);
         }
