@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use foldhash::{HashMap, HashMapExt};
@@ -199,6 +200,11 @@ const REFRESH: Duration = Duration::from_secs(5);
 /// while thousands of records are admitted.
 const EVENTS_PER_TURN: usize = 4;
 
+/// Finished deliveries carried out in one turn of the dispatcher's loop: enough that a
+/// busy sink handles those finishing together at once, few enough that records arriving
+/// and commits falling due still get their turn.
+const ENDED_PER_TURN: usize = 64;
+
 /// How often partitions paused for the memory budget look for room again.
 const MEMORY_CHECK: Duration = Duration::from_millis(100);
 
@@ -263,15 +269,23 @@ impl Dispatcher {
                 _ = destination.ticket_returned(), if !self.ready.is_empty() || self.batching.as_ref().is_some_and(Batching::has_sealed) => {
                     self.start_ready(&mut deliveries);
                 }
-                Some(ended) = deliveries.next(), if !deliveries.is_empty() => match ended {
-                    Ended::One(done) => self.done(done, &mut deliveries),
-                    Ended::Many(done) => {
-                        for d in done {
-                            self.done(d, &mut deliveries);
+                Some(ended) = deliveries.next(), if !deliveries.is_empty() => {
+                    self.ended(ended, &mut deliveries);
+                    // The others that finished meanwhile are taken in this turn too: a
+                    // turn of this loop for each costs more than what it carries out.
+                    let mut more = ENDED_PER_TURN;
+                    std::future::poll_fn(|cx| {
+                        while more > 0 {
+                            let Poll::Ready(Some(ended)) = deliveries.poll_next_unpin(cx) else {
+                                break;
+                            };
+                            self.ended(ended, &mut deliveries);
+                            more -= 1;
                         }
-                    }
-                    Ended::Shaped(r, shaped) => self.shaped(*r, shaped, &mut deliveries),
-                },
+                        Poll::Ready(())
+                    })
+                    .await;
+                }
                 () = &mut due_alarm, if due_armed => {
                     self.send_due(&mut deliveries);
                 }
@@ -297,6 +311,19 @@ impl Dispatcher {
             if self.finish_drains() {
                 break;
             }
+        }
+    }
+
+    /// Carries out what one delivery (or batch, or shaping) ended with.
+    fn ended(&mut self, ended: Ended, deliveries: &mut Deliveries) {
+        match ended {
+            Ended::One(done) => self.done(done, deliveries),
+            Ended::Many(done) => {
+                for d in done {
+                    self.done(d, deliveries);
+                }
+            }
+            Ended::Shaped(r, shaped) => self.shaped(*r, shaped, deliveries),
         }
     }
 
