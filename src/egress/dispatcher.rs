@@ -200,10 +200,12 @@ const REFRESH: Duration = Duration::from_secs(5);
 /// while thousands of records are admitted.
 const EVENTS_PER_TURN: usize = 4;
 
-/// Finished deliveries carried out in one turn of the dispatcher's loop: enough that a
-/// busy sink handles those finishing together at once, few enough that records arriving
-/// and commits falling due still get their turn.
-const ENDED_PER_TURN: usize = 64;
+/// Records whose deliveries finished that are carried out in one turn of the
+/// dispatcher's loop (a batch counts its records; the first delivery's are always
+/// taken): enough that a busy sink handles those finishing together at once, few enough
+/// that records arriving, drains and commits falling due still get their turn. As many
+/// as one poll hands over at most.
+const FINISHED_PER_TURN: usize = 256;
 
 /// How often partitions paused for the memory budget look for room again.
 const MEMORY_CHECK: Duration = Duration::from_millis(100);
@@ -270,17 +272,15 @@ impl Dispatcher {
                     self.start_ready(&mut deliveries);
                 }
                 Some(ended) = deliveries.next(), if !deliveries.is_empty() => {
-                    self.ended(ended, &mut deliveries);
                     // The others that finished meanwhile are taken in this turn too: a
                     // turn of this loop for each costs more than what it carries out.
-                    let mut more = ENDED_PER_TURN;
+                    let mut left = FINISHED_PER_TURN.saturating_sub(self.ended(ended, &mut deliveries));
                     std::future::poll_fn(|cx| {
-                        while more > 0 {
+                        while left > 0 {
                             let Poll::Ready(Some(ended)) = deliveries.poll_next_unpin(cx) else {
                                 break;
                             };
-                            self.ended(ended, &mut deliveries);
-                            more -= 1;
+                            left = left.saturating_sub(self.ended(ended, &mut deliveries));
                         }
                         Poll::Ready(())
                     })
@@ -314,17 +314,21 @@ impl Dispatcher {
         }
     }
 
-    /// Carries out what one delivery (or batch, or shaping) ended with.
-    fn ended(&mut self, ended: Ended, deliveries: &mut Deliveries) {
+    /// Carries out what one delivery (or batch, or shaping) ended with; returns how many
+    /// records that was.
+    fn ended(&mut self, ended: Ended, deliveries: &mut Deliveries) -> usize {
         match ended {
             Ended::One(done) => self.done(done, deliveries),
             Ended::Many(done) => {
+                let records = done.len();
                 for d in done {
                     self.done(d, deliveries);
                 }
+                return records.max(1);
             }
             Ended::Shaped(r, shaped) => self.shaped(*r, shaped, deliveries),
         }
+        1
     }
 
     fn handle(&mut self, ev: Event, deliveries: &mut Deliveries) {
