@@ -10,7 +10,6 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use foldhash::{HashMap, HashMapExt};
@@ -200,13 +199,6 @@ const REFRESH: Duration = Duration::from_secs(5);
 /// while thousands of records are admitted.
 const EVENTS_PER_TURN: usize = 4;
 
-/// Records whose deliveries finished that are carried out in one turn of the
-/// dispatcher's loop (a batch counts its records; the first delivery's are always
-/// taken): enough that a busy sink handles those finishing together at once, few enough
-/// that records arriving, drains and commits falling due still get their turn. As many
-/// as one poll hands over at most.
-const FINISHED_PER_TURN: usize = 256;
-
 /// How often partitions paused for the memory budget look for room again.
 const MEMORY_CHECK: Duration = Duration::from_millis(100);
 
@@ -271,21 +263,15 @@ impl Dispatcher {
                 _ = destination.ticket_returned(), if !self.ready.is_empty() || self.batching.as_ref().is_some_and(Batching::has_sealed) => {
                     self.start_ready(&mut deliveries);
                 }
-                Some(ended) = deliveries.next(), if !deliveries.is_empty() => {
-                    // The others that finished meanwhile are taken in this turn too: a
-                    // turn of this loop for each costs more than what it carries out.
-                    let mut left = FINISHED_PER_TURN.saturating_sub(self.ended(ended, &mut deliveries));
-                    std::future::poll_fn(|cx| {
-                        while left > 0 {
-                            let Poll::Ready(Some(ended)) = deliveries.poll_next_unpin(cx) else {
-                                break;
-                            };
-                            left = left.saturating_sub(self.ended(ended, &mut deliveries));
+                Some(ended) = deliveries.next(), if !deliveries.is_empty() => match ended {
+                    Ended::One(done) => self.done(done, &mut deliveries),
+                    Ended::Many(done) => {
+                        for d in done {
+                            self.done(d, &mut deliveries);
                         }
-                        Poll::Ready(())
-                    })
-                    .await;
-                }
+                    }
+                    Ended::Shaped(r, shaped) => self.shaped(*r, shaped, &mut deliveries),
+                },
                 () = &mut due_alarm, if due_armed => {
                     self.send_due(&mut deliveries);
                 }
@@ -312,23 +298,6 @@ impl Dispatcher {
                 break;
             }
         }
-    }
-
-    /// Carries out what one delivery (or batch, or shaping) ended with; returns how many
-    /// records that was.
-    fn ended(&mut self, ended: Ended, deliveries: &mut Deliveries) -> usize {
-        match ended {
-            Ended::One(done) => self.done(done, deliveries),
-            Ended::Many(done) => {
-                let records = done.len();
-                for d in done {
-                    self.done(d, deliveries);
-                }
-                return records.max(1);
-            }
-            Ended::Shaped(r, shaped) => self.shaped(*r, shaped, deliveries),
-        }
-        1
     }
 
     fn handle(&mut self, ev: Event, deliveries: &mut Deliveries) {
