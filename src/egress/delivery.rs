@@ -443,7 +443,7 @@ impl Destination {
     ) -> Finish {
         let finish = match shaped {
             Ok(()) => Finish::Filtered,
-            Err(refused) => Box::pin(self.refuse(record, refused, cancel)).await,
+            Err(refused) => self.refuse(record, refused, cancel).await,
         };
         self.finished(finish);
         finish
@@ -474,8 +474,7 @@ impl Destination {
             Ok(None) => Finish::Filtered,
             Err(refused) => {
                 drop(ticket);
-                // Boxed, as a dead letter is: refusals are rare (see `dead_letter`).
-                Box::pin(self.refuse(record, refused, stop.cancel)).await
+                self.refuse(record, refused, stop.cancel).await
             }
         };
         self.finished(finish);
