@@ -56,15 +56,17 @@ impl Record {
         } else {
             (Vec::new(), 0)
         };
-        let (key, value) = key_and_value(msg.key(), msg.payload().unwrap_or_default());
         let record = Record {
             tp: TopicPartition {
                 topic,
                 partition: msg.partition(),
             },
             offset: msg.offset(),
-            key,
-            value,
+            key: msg.key().map(Bytes::copy_from_slice),
+            value: msg
+                .payload()
+                .map(Bytes::copy_from_slice)
+                .unwrap_or_default(),
             headers,
             epoch: 0,
             // SAFETY: `msg.ptr()` is the live message `msg` borrows.
@@ -100,23 +102,6 @@ impl Record {
     pub fn webhook_id(&self) -> String {
         format!("{}-{}-{}", self.tp.topic, self.tp.partition, self.offset)
     }
-}
-
-/// A record's key and value copied out of librdkafka's buffer into one allocation: a
-/// keyed record's two parts live and die together, so one block (and its shared count,
-/// made here once rather than at the value's first clone) serves both, and a poll thread
-/// feeding a sink at hundreds of thousands of records a second allocates, and the
-/// dispatcher frees across threads, one block per record fewer.
-fn key_and_value(key: Option<&[u8]>, value: &[u8]) -> (Option<Bytes>, Bytes) {
-    let Some(key) = key else {
-        return (None, Bytes::copy_from_slice(value));
-    };
-    let mut both = Vec::with_capacity(value.len() + key.len());
-    both.extend_from_slice(value);
-    both.extend_from_slice(key);
-    let mut value = Bytes::from(both);
-    let key = value.split_off(value.len() - key.len());
-    (Some(key), value)
 }
 
 /// Every header of a librdkafka header list, in order: names read lossily (with the
@@ -180,24 +165,6 @@ mod tests {
             assert_eq!(err, rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
         }
         owned
-    }
-
-    #[test]
-    fn key_and_value_are_copied_into_one_block() {
-        let (key, value) = key_and_value(Some(b"k-1"), b"{\"n\":1}");
-        let key = key.unwrap();
-        assert_eq!((&key[..], &value[..]), (&b"k-1"[..], &b"{\"n\":1}"[..]));
-        // The key right after the value, in the same allocation.
-        assert_eq!(key.as_ptr(), value[value.len()..].as_ptr());
-        // A clone shares the block: no copy of the value.
-        assert_eq!(value.clone().as_ptr(), value.as_ptr());
-
-        let (key, value) = key_and_value(None, b"v");
-        assert_eq!((key, &value[..]), (None, &b"v"[..]));
-        let (key, value) = key_and_value(Some(b""), b"");
-        assert_eq!((key.as_deref(), &value[..]), (Some(&b""[..]), &b""[..]));
-        let (key, value) = key_and_value(Some(b"k"), b"");
-        assert_eq!((key.as_deref(), &value[..]), (Some(&b"k"[..]), &b""[..]));
     }
 
     #[test]
