@@ -1005,16 +1005,19 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
         seconds: started.elapsed().as_secs_f64(),
     }
     .assert_nothing_lost();
-    // With a session shorter than the coordinator's move (hookbridge's former 10 s
-    // against Kafka's 9 s fencing), librdkafka ended it in 5 runs of 8: every commit since
-    // the kill failed and 2 000 to 2 700 of the 3 600 deliveries were made twice.
+    // With a session shorter than the coordinator's move (10 s against Kafka's 9 s
+    // fencing), librdkafka ended it in 5 runs of 8: every commit since the kill failed
+    // and 2 069 to 2 662 of the 3 600 deliveries were made twice.
     let logs = hb.logs();
+    for ended in ["assignment lost", "rebalance error"] {
+        assert!(
+            !logs.contains(ended),
+            "{ended:?} while the coordinator moved ({duplicates} duplicates)"
+        );
+    }
+    // At most what was in flight at the kill (the sink's concurrency is 64).
     assert!(
-        !logs.contains("assignment lost"),
-        "the session ended while the coordinator moved ({duplicates} duplicates)"
-    );
-    assert!(
-        duplicates <= 64 * partitions as usize,
+        duplicates <= 64,
         "{duplicates} duplicates: more than was in flight at the kill"
     );
     assert_routed_and_committed(&rx, &brokers, &topic, n).await;

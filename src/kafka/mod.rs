@@ -32,7 +32,46 @@ pub fn checked_properties(
             ));
         }
     }
+    poll_interval_outlasts_session(&props).map_err(|reason| {
+        ConfigError::new(file, "kafka.properties.max.poll.interval.ms", reason)
+    })?;
     Ok(props)
+}
+
+/// librdkafka refuses a classic-protocol consumer whose `max.poll.interval.ms` is below
+/// its `session.timeout.ms`, but only when the consumer is made, so each property alone
+/// passes the check above and the sink fails at start instead: the pair is checked
+/// here, against hookbridge's default session when the file does not set one.
+fn poll_interval_outlasts_session(props: &[(String, String)]) -> Result<(), String> {
+    let set = |name: &str| {
+        (props.iter().rev())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+    };
+    if set("group.protocol").is_some_and(|p| p.eq_ignore_ascii_case("consumer")) {
+        return Ok(()); // the broker owns the session
+    }
+    let Some(poll) = set("max.poll.interval.ms").and_then(|v| v.parse::<u64>().ok()) else {
+        return Ok(());
+    };
+    let default = CONSUMER_DEFAULTS
+        .iter()
+        .find(|(k, _)| *k == "session.timeout.ms")
+        .map(|(_, v)| *v);
+    let (session, whose) = match set("session.timeout.ms") {
+        Some(v) => (v, "`session.timeout.ms`"),
+        None => (
+            default.unwrap_or_default(),
+            "hookbridge's default `session.timeout.ms`",
+        ),
+    };
+    match session.parse::<u64>() {
+        Ok(session) if poll < session => Err(format!(
+            "must be at least the consumer session ({whose}, {session} ms): librdkafka refuses \
+             a sink's consumer with a shorter one"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Why librdkafka refused a property, with the value taken out of its message.
@@ -186,6 +225,28 @@ mod tests {
         let e = check("\"linger.ms\" = \"99999999\"").unwrap_err();
         assert!(!e.to_string().contains("99999999"), "{e}");
         assert!(check("\"linger.ms\" = \"5\"").is_ok());
+    }
+
+    #[test]
+    fn a_poll_interval_shorter_than_the_session_is_refused_by_name() {
+        let e = check("\"max.poll.interval.ms\" = \"20000\"").unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("kafka.properties.max.poll.interval.ms")
+        );
+        assert!(e.reason.contains("hookbridge's default"), "{e}");
+        assert!(e.reason.contains("45000"), "{e}");
+        let e = check("\"max.poll.interval.ms\" = \"20000\"\n\"session.timeout.ms\" = \"30000\"")
+            .unwrap_err();
+        assert!(e.reason.contains("30000"), "{e}");
+        for fine in [
+            "\"max.poll.interval.ms\" = \"45000\"",
+            "\"max.poll.interval.ms\" = \"20000\"\n\"session.timeout.ms\" = \"10000\"",
+            "\"max.poll.interval.ms\" = \"20000\"\n\"group.protocol\" = \"consumer\"",
+            "\"session.timeout.ms\" = \"10000\"",
+        ] {
+            assert!(check(fine).is_ok(), "{fine}");
+        }
     }
 
     #[test]
