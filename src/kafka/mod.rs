@@ -32,46 +32,71 @@ pub fn checked_properties(
             ));
         }
     }
-    poll_interval_outlasts_session(&props).map_err(|reason| {
-        ConfigError::new(file, "kafka.properties.max.poll.interval.ms", reason)
-    })?;
+    poll_interval_outlasts_session(kafka, &props, file)?;
     Ok(props)
 }
 
 /// librdkafka refuses a classic-protocol consumer whose `max.poll.interval.ms` is below
-/// its `session.timeout.ms`, but only when the consumer is made, so each property alone
-/// passes the check above and the sink fails at start instead: the pair is checked
-/// here, against hookbridge's default session when the file does not set one.
-fn poll_interval_outlasts_session(props: &[(String, String)]) -> Result<(), String> {
-    let set = |name: &str| {
-        (props.iter().rev())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
+/// its `session.timeout.ms`, but only when the consumer is made: each property alone
+/// passes the check above, and the sink would fail at start. The pair is checked here
+/// as librdkafka reads it (its own parsing and defaults, hookbridge's defaults under the
+/// file's properties, as a sink's consumer gets them), naming the one the file set.
+fn poll_interval_outlasts_session(
+    kafka: &KafkaSettings,
+    props: &[(String, String)],
+    file: &str,
+) -> Result<(), ConfigError> {
+    let Ok(native) = client_config(kafka, props, CONSUMER_DEFAULTS).create_native_config() else {
+        return Ok(()); // each property was checked alone above
     };
-    if set("group.protocol").is_some_and(|p| p.eq_ignore_ascii_case("consumer")) {
+    let read = |name: &str| native.get(name).ok();
+    if read("group.protocol").is_some_and(|p| is_consumer_protocol(&p)) {
         return Ok(()); // the broker owns the session
     }
-    let Some(poll) = set("max.poll.interval.ms").and_then(|v| v.parse::<u64>().ok()) else {
+    let number = |name: &str| read(name).and_then(|v| v.trim().parse::<i64>().ok());
+    let (Some(poll), Some(session)) =
+        (number("max.poll.interval.ms"), number("session.timeout.ms"))
+    else {
         return Ok(());
     };
-    let default = CONSUMER_DEFAULTS
-        .iter()
-        .find(|(k, _)| *k == "session.timeout.ms")
-        .map(|(_, v)| *v);
-    let (session, whose) = match set("session.timeout.ms") {
-        Some(v) => (v, "`session.timeout.ms`"),
-        None => (
-            default.unwrap_or_default(),
-            "hookbridge's default `session.timeout.ms`",
-        ),
-    };
-    match session.parse::<u64>() {
-        Ok(session) if poll < session => Err(format!(
-            "must be at least the consumer session ({whose}, {session} ms): librdkafka refuses \
-             a sink's consumer with a shorter one"
-        )),
-        _ => Ok(()),
+    if poll >= session {
+        return Ok(());
     }
+    let set = |name: &str| props.iter().any(|(k, _)| k == name);
+    let (key, reason) = if set("max.poll.interval.ms") {
+        let whose = if set("session.timeout.ms") {
+            ""
+        } else {
+            ", hookbridge's default"
+        };
+        (
+            "max.poll.interval.ms",
+            format!(
+                "must be at least the consumer session (`session.timeout.ms`, {session} ms{whose}): \
+                 librdkafka refuses a sink's consumer polled less often; raise it, or lower the session"
+            ),
+        )
+    } else {
+        (
+            "session.timeout.ms",
+            format!(
+                "must be at most `max.poll.interval.ms` ({poll} ms, librdkafka's default): \
+                 librdkafka refuses a sink's consumer with a longer session; lower it, or raise \
+                 `max.poll.interval.ms`"
+            ),
+        )
+    };
+    Err(ConfigError::new(
+        file,
+        format!("kafka.properties.{key}"),
+        reason,
+    ))
+}
+
+/// Whether a `group.protocol` value selects KIP-848 (librdkafka ignores the case and
+/// leading blanks of the value).
+fn is_consumer_protocol(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("consumer")
 }
 
 /// Why librdkafka refused a property, with the value taken out of its message.
@@ -115,7 +140,7 @@ pub(crate) fn client_config(
     cfg.set("bootstrap.servers", &kafka.brokers);
     let consumer_protocol = properties
         .iter()
-        .any(|(k, v)| k == "group.protocol" && v.eq_ignore_ascii_case("consumer"));
+        .any(|(k, v)| k == "group.protocol" && is_consumer_protocol(v));
     for (k, v) in defaults {
         if consumer_protocol && BROKER_SIDE_UNDER_CONSUMER_PROTOCOL.contains(k) {
             continue;
@@ -234,15 +259,27 @@ mod tests {
             e.key.as_deref(),
             Some("kafka.properties.max.poll.interval.ms")
         );
-        assert!(e.reason.contains("hookbridge's default"), "{e}");
-        assert!(e.reason.contains("45000"), "{e}");
+        assert!(e.reason.contains("45000 ms, hookbridge's default"), "{e}");
         let e = check("\"max.poll.interval.ms\" = \"20000\"\n\"session.timeout.ms\" = \"30000\"")
             .unwrap_err();
-        assert!(e.reason.contains("30000"), "{e}");
+        assert!(e.reason.contains("30000 ms)"), "{e}");
+        // A session past librdkafka's default poll interval (300 s), with none set.
+        let e = check("\"session.timeout.ms\" = \"400000\"").unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("kafka.properties.session.timeout.ms")
+        );
+        assert!(e.reason.contains("300000 ms"), "{e}");
+        // As librdkafka reads numbers: a leading zero is octal (060000 is 24 576).
+        assert!(
+            check("\"max.poll.interval.ms\" = \"50000\"\n\"session.timeout.ms\" = \"060000\"")
+                .is_ok()
+        );
         for fine in [
             "\"max.poll.interval.ms\" = \"45000\"",
             "\"max.poll.interval.ms\" = \"20000\"\n\"session.timeout.ms\" = \"10000\"",
             "\"max.poll.interval.ms\" = \"20000\"\n\"group.protocol\" = \"consumer\"",
+            "\"max.poll.interval.ms\" = \"20000\"\n\"group.protocol\" = \" Consumer\"",
             "\"session.timeout.ms\" = \"10000\"",
         ] {
             assert!(check(fine).is_ok(), "{fine}");
