@@ -1475,6 +1475,56 @@ async fn replicas_joining_and_leaving_move_only_their_partitions() {
     drop(first);
 }
 
+/// With hookbridge's default consumer session (45 s), a replica stopped with SIGTERM
+/// leaves the group as it stops: the other replica holds every partition well before
+/// the session would have timed out (a rollout does not stall partitions for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stopped_with_sigterm_hands_its_partitions_over_at_once() {
+    let broker = Broker::start();
+    let topic = unique("chaos-leave");
+    let partitions = 4;
+    broker.create_topic(&topic, partitions);
+    let rx = Receiver::start(|_| Answer {
+        status: 200,
+        headers: vec![],
+        delay: Duration::from_millis(1),
+    })
+    .await;
+    let cfg = Config::new(&broker.addr())
+        .default_session()
+        .connector("chaos.toml", &chaos_sink(&topic, &rx.url));
+    let mut first = Hookbridge::start(&cfg);
+    first.ready(Duration::from_secs(40)).await;
+    let mut second = Hookbridge::start(&cfg);
+    second.ready(Duration::from_secs(40)).await;
+    let split = Instant::now() + Duration::from_secs(30);
+    while held_partitions(&second.logs()) == 0 {
+        assert!(
+            Instant::now() < split,
+            "the second replica never got a partition"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopping = Instant::now();
+    let status = first.terminate(Duration::from_secs(40)).await;
+    assert!(status.success(), "SIGTERM exit: {status}");
+    // Well below the 45 s a member that did not leave would keep its partitions.
+    let deadline = stopping + Duration::from_secs(20);
+    while held_partitions(&second.logs()) < i64::from(partitions) {
+        assert!(
+            Instant::now() < deadline,
+            "the second replica holds {} of {partitions} partitions 20 s after the first stopped",
+            held_partitions(&second.logs())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "SIGTERM: the other replica held every partition {:.1} s after the stop began",
+        stopping.elapsed().as_secs_f64()
+    );
+    drop(second);
+}
+
 /// The KIP-848 consumer group protocol (`group.protocol = "consumer"`, the broker
 /// assigns): two replicas, one killed -9 and restarted under load; 0 lost, 0 reordered,
 /// the commit auditor clean.
