@@ -50,8 +50,18 @@ fn poll_interval_outlasts_session(
         return Ok(()); // each property was checked alone above
     };
     let read = |name: &str| native.get(name).ok();
+    let set = |name: &str| props.iter().any(|(k, _)| k == name);
     if read("group.protocol").is_some_and(|p| is_consumer_protocol(&p)) {
-        return Ok(()); // the broker owns the session
+        // The broker owns these under KIP-848: librdkafka refuses a consumer that sets one.
+        return match NOT_UNDER_CONSUMER_PROTOCOL.iter().find(|k| set(k)) {
+            Some(key) => Err(ConfigError::new(
+                file,
+                format!("kafka.properties.{key}"),
+                "is not a client setting under `group.protocol = \"consumer\"` (the broker \
+                 owns the group; librdkafka refuses a sink's consumer that sets it): remove it",
+            )),
+            None => Ok(()),
+        };
     }
     let number = |name: &str| read(name).and_then(|v| v.trim().parse::<i64>().ok());
     let (Some(poll), Some(session)) =
@@ -62,7 +72,6 @@ fn poll_interval_outlasts_session(
     if poll >= session {
         return Ok(());
     }
-    let set = |name: &str| props.iter().any(|(k, _)| k == name);
     let (key, reason) = if set("max.poll.interval.ms") {
         let whose = if set("session.timeout.ms") {
             ""
@@ -160,6 +169,15 @@ const BROKER_SIDE_UNDER_CONSUMER_PROTOCOL: &[&str] = &[
     "session.timeout.ms",
     "heartbeat.interval.ms",
     "partition.assignment.strategy",
+];
+
+/// What librdkafka refuses from the file under `group.protocol = "consumer"`: the
+/// broker-side settings above, and the classic protocol's type.
+const NOT_UNDER_CONSUMER_PROTOCOL: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol.type",
 ];
 
 /// Consumer defaults for a sink. Offsets are committed explicitly from the contiguous
@@ -274,6 +292,18 @@ mod tests {
         assert!(
             check("\"max.poll.interval.ms\" = \"50000\"\n\"session.timeout.ms\" = \"060000\"")
                 .is_ok()
+        );
+        // Only the numbers are shown, never another property's value.
+        let e =
+            check("\"max.poll.interval.ms\" = \"20000\"\n\"sasl.password\" = \"hunter2-secret\"")
+                .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        // Under KIP-848 the broker owns the session: setting one is refused by name.
+        let e = check("\"group.protocol\" = \"consumer\"\n\"session.timeout.ms\" = \"10000\"")
+            .unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("kafka.properties.session.timeout.ms")
         );
         for fine in [
             "\"max.poll.interval.ms\" = \"45000\"",
