@@ -32,16 +32,18 @@ pub fn checked_properties(
             ));
         }
     }
-    poll_interval_outlasts_session(kafka, &props, file)?;
+    consumer_settings_agree(kafka, &props, file)?;
     Ok(props)
 }
 
-/// librdkafka refuses a classic-protocol consumer whose `max.poll.interval.ms` is below
-/// its `session.timeout.ms`, but only when the consumer is made: each property alone
-/// passes the check above, and the sink would fail at start. The pair is checked here
-/// as librdkafka reads it (its own parsing and defaults, hookbridge's defaults under the
-/// file's properties, as a sink's consumer gets them), naming the one the file set.
-fn poll_interval_outlasts_session(
+/// What librdkafka checks across a consumer's properties only when the consumer is made
+/// (each property alone passes the check above, and the sink would fail at start):
+/// under the classic protocol, a `max.poll.interval.ms` at least the
+/// `session.timeout.ms`; under `group.protocol = "consumer"`, none of the settings the
+/// broker owns. Read as librdkafka reads them (its own parsing and defaults,
+/// hookbridge's defaults under the file's properties, as a sink's consumer gets them),
+/// naming the property the file set.
+fn consumer_settings_agree(
     kafka: &KafkaSettings,
     props: &[(String, String)],
     file: &str,
