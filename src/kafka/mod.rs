@@ -55,7 +55,7 @@ fn consumer_settings_agree(
     let set = |name: &str| props.iter().any(|(k, _)| k == name);
     if read("group.protocol").is_some_and(|p| is_consumer_protocol(&p)) {
         // The broker owns these under KIP-848: librdkafka refuses a consumer that sets one.
-        return match NOT_UNDER_CONSUMER_PROTOCOL.iter().find(|k| set(k)) {
+        return match BROKER_SIDE_UNDER_CONSUMER_PROTOCOL.iter().find(|k| set(k)) {
             Some(key) => Err(ConfigError::new(
                 file,
                 format!("kafka.properties.{key}"),
@@ -165,17 +165,10 @@ pub(crate) fn client_config(
 }
 
 /// Under the KIP-848 consumer group protocol (`group.protocol = "consumer"`) the broker
-/// owns the session, the heartbeat and the assignment; librdkafka refuses these client
-/// settings there, so hookbridge's defaults for them are left out.
+/// owns the session, the heartbeat and the assignment, and the classic protocol's type
+/// has no meaning; librdkafka refuses a consumer that sets any of these, so hookbridge's
+/// defaults for them are left out and a file that sets one is refused at load.
 const BROKER_SIDE_UNDER_CONSUMER_PROTOCOL: &[&str] = &[
-    "session.timeout.ms",
-    "heartbeat.interval.ms",
-    "partition.assignment.strategy",
-];
-
-/// What librdkafka refuses from the file under `group.protocol = "consumer"`: the
-/// broker-side settings above, and the classic protocol's type.
-const NOT_UNDER_CONSUMER_PROTOCOL: &[&str] = &[
     "session.timeout.ms",
     "heartbeat.interval.ms",
     "partition.assignment.strategy",
