@@ -122,7 +122,7 @@ fn shaping(c: &mut Criterion) {
                     s.shape(black_box(&record))
                         .ok()
                         .flatten()
-                        .map(|p| p.body.len()),
+                        .map(|p| p.body(&record).len()),
                 )
             })
         });
@@ -141,7 +141,10 @@ fn shaping(c: &mut Criterion) {
         let once = || {
             runtime.block_on(async {
                 let shaped = s.shape_in_time(black_box(&record), &cancel).await;
-                shaped.and_then(|r| r.ok()).flatten().map(|p| p.body.len())
+                shaped
+                    .and_then(|r| r.ok())
+                    .flatten()
+                    .map(|p| p.body(&record).len())
             })
         };
         assert!(once().is_some(), "{name} sends the record");
@@ -174,7 +177,10 @@ fn shaping(c: &mut Criterion) {
             let id = format!("batch-item-{name}{shape}");
             group.bench_function(BenchmarkId::from_parameter(id), |b| {
                 b.iter(|| {
-                    black_box(batch::item(&rules, origin, black_box(value), false).map(|i| i.len()))
+                    black_box(
+                        batch::item(&rules, origin, black_box(value), false)
+                            .map(|i| i.map_or(0, |i| i.len())),
+                    )
                 })
             });
         }

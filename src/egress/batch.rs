@@ -89,15 +89,16 @@ pub fn can_be_item(body: &[u8]) -> bool {
     std::str::from_utf8(body).is_ok() && serde_json::from_slice::<IgnoredAny>(body).is_ok()
 }
 
-/// A record's part of a batch body: JSON on one line. The record's body is shared, not
-/// copied, when it is already that. `known_json`: [`can_be_item`] already said yes to
-/// `body` (the poll thread checks a record's value while it is still in cache).
+/// A record's part of a batch body: JSON on one line. `None`: `body` is that already,
+/// and is its item as it is (shared, not copied). `known_json`: [`can_be_item`] already
+/// said yes to `body` (the poll thread checks a record's value while it is still in
+/// cache).
 pub fn item(
     rules: &Rules,
     origin: Origin<'_>,
-    body: &Bytes,
+    body: &[u8],
     known_json: bool,
-) -> Result<Bytes, NotJson> {
+) -> Result<Option<Bytes>, NotJson> {
     debug_assert!(
         !known_json || can_be_item(body),
         "a body known to be JSON is"
@@ -108,19 +109,60 @@ pub fn item(
     // JSON allows raw line breaks only as whitespace between tokens (inside strings they
     // are escaped), so a line-per-item body turns them into spaces: nothing else of the
     // record changes (re-serializing would sort keys and round large numbers).
-    let data = if rules.layout == Layout::Ndjson && body.iter().any(|b| matches!(b, b'\n' | b'\r'))
-    {
-        let spaced: Vec<u8> = (body.iter())
+    let one_line =
+        rules.layout == Layout::Ndjson && body.iter().any(|b| matches!(b, b'\n' | b'\r'));
+    let spaced;
+    let data = if one_line {
+        spaced = (body.iter())
             .map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b })
-            .collect();
-        Bytes::from(spaced)
+            .collect::<Vec<u8>>();
+        &spaced[..]
     } else {
-        body.clone()
+        body
     };
     Ok(match rules.items {
-        Items::Data => data,
-        Items::Envelope => envelope(origin, &data),
+        Items::Data if one_line => Some(Bytes::copy_from_slice(data)),
+        Items::Data => None,
+        Items::Envelope => Some(envelope(origin, data)),
     })
+}
+
+/// One item of a batch being filled or sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// Its member's value ([`Valued::value`]) as it is: never copied or cloned for the
+    /// batch (a clone of a record's value would allocate a share count per record).
+    Value,
+    /// Bytes made for the batch (an envelope, a body on one line) or given to it (a
+    /// transform's output).
+    Made(Bytes),
+}
+
+impl Item {
+    /// Its bytes, `value` being its member's value.
+    pub fn bytes<'a>(&'a self, value: &'a [u8]) -> &'a [u8] {
+        match self {
+            Item::Value => value,
+            Item::Made(b) => b,
+        }
+    }
+}
+
+impl From<Bytes> for Item {
+    fn from(b: Bytes) -> Self {
+        Item::Made(b)
+    }
+}
+
+/// A member of a batch: what its [`Item::Value`] is.
+pub trait Valued {
+    fn value(&self) -> &[u8];
+}
+
+impl Valued for &[u8] {
+    fn value(&self) -> &[u8] {
+        self
+    }
 }
 
 fn envelope(origin: Origin<'_>, data: &[u8]) -> Bytes {
@@ -151,7 +193,7 @@ fn put_json_string(out: &mut BytesMut, s: &str) {
 /// A batch being filled: its items in the order they joined.
 #[derive(Debug)]
 pub struct Open<K> {
-    items: Vec<(K, Bytes)>,
+    items: Vec<(K, Item)>,
     bytes: usize,
     since: Instant,
 }
@@ -176,17 +218,21 @@ impl<K> Open<K> {
         self.items.is_empty()
     }
 
-    /// Whether `item` may join without going past the limits. An empty batch takes any
-    /// item, however large.
-    pub fn fits(&self, rules: &Rules, item: &Bytes) -> bool {
+    /// Whether an item of `len` bytes may join without going past the limits. An empty
+    /// batch takes any item, however large.
+    pub fn fits(&self, rules: &Rules, len: usize) -> bool {
         self.items.is_empty()
             || (self.items.len() < rules.max_records
-                && self.bytes + 1 + item.len() + framing(rules.layout) <= rules.max_bytes)
+                && self.bytes + 1 + len + framing(rules.layout) <= rules.max_bytes)
     }
 
     /// Adds an item (check [`Open::fits`] first).
-    pub fn push(&mut self, key: K, item: Bytes) {
-        self.bytes += item.len() + 1;
+    pub fn push(&mut self, key: K, item: impl Into<Item>)
+    where
+        K: Valued,
+    {
+        let item = item.into();
+        self.bytes += item.bytes(key.value()).len() + 1;
         self.items.push((key, item));
     }
 
@@ -206,7 +252,10 @@ impl<K> Open<K> {
     }
 
     /// The request body, and the items with their keys in item order.
-    pub fn seal(self, rules: &Rules) -> (Bytes, Vec<(K, Bytes)>) {
+    pub fn seal(self, rules: &Rules) -> (Bytes, Vec<(K, Item)>)
+    where
+        K: Valued,
+    {
         let (body, items) = self.seal_into(rules, Vec::new());
         (Bytes::from(body), items)
     }
@@ -214,7 +263,10 @@ impl<K> Open<K> {
     /// [`Open::seal`] into `body` (cleared first), so a buffer of an earlier batch is
     /// written again instead of a fresh one being allocated and faulted in. The items
     /// come back in the list they were collected in: nothing is moved to another.
-    pub fn seal_into(self, rules: &Rules, mut body: Vec<u8>) -> (Vec<u8>, Vec<(K, Bytes)>) {
+    pub fn seal_into(self, rules: &Rules, mut body: Vec<u8>) -> (Vec<u8>, Vec<(K, Item)>)
+    where
+        K: Valued,
+    {
         body.clear();
         let counted = self.bytes + framing(rules.layout);
         let empty = self.items.is_empty();
@@ -222,12 +274,12 @@ impl<K> Open<K> {
         if rules.layout == Layout::JsonArray {
             body.push(b'[');
         }
-        for (i, (_, item)) in self.items.iter().enumerate() {
+        for (i, (key, item)) in self.items.iter().enumerate() {
             match rules.layout {
                 Layout::JsonArray if i > 0 => body.push(b','),
                 _ => {}
             }
-            body.extend_from_slice(item);
+            body.extend_from_slice(item.bytes(key.value()));
             if rules.layout == Layout::Ndjson {
                 body.push(b'\n');
             }

@@ -116,7 +116,7 @@ impl Client {
         // (`UrlTemplate`), and they are among the base headers.
         let mut request = reqwest::Request::new(self.method.clone(), prepared.url.as_ref().clone());
         *request.headers_mut() = headers;
-        *request.body_mut() = Some(prepared.body.clone().into());
+        *request.body_mut() = Some(prepared.body(record).clone().into());
         match self.http.execute(request).await {
             Err(e) => (outcome::from_error(&e), Bytes::new()),
             Ok(mut resp) => {
@@ -156,7 +156,7 @@ impl Client {
         }
         if let Some(signer) = &self.signer {
             let ts = crate::clock::unix_secs();
-            let sig = signer.sign(id, ts, &prepared.body);
+            let sig = signer.sign(id, ts, prepared.body(record));
             h.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(ts));
             if let Ok(v) = HeaderValue::from_str(&sig) {
                 h.insert(WEBHOOK_SIGNATURE, v);

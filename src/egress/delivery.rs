@@ -65,7 +65,7 @@ pub trait Member {
     type Lane: PartialEq;
     fn record(&self) -> &Record;
     /// Its item in the body ([`batch::item`]).
-    fn item(&self) -> &Bytes;
+    fn item(&self) -> &[u8];
     /// Its ordering lane (`None`: no order to keep).
     fn lane(&self) -> Option<&Self::Lane>;
 }
@@ -365,7 +365,7 @@ impl Destination {
                 if pending.is_empty() {
                     break;
                 }
-                request.body = rebuild(rules, pending.iter().map(|&i| members[i].item()));
+                request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
                 id = batch_id(pending.iter().map(|&i| members[i].record()));
                 match retried {
                     Some(failed) => outcome = failed,
@@ -805,10 +805,10 @@ fn batch_id<'a>(members: impl Iterator<Item = &'a Record>) -> String {
 }
 
 /// The body of a smaller batch of the same items.
-fn rebuild<'a>(rules: &batch::Rules, items: impl Iterator<Item = &'a Bytes>) -> Bytes {
+fn rebuild<'a>(rules: &batch::Rules, items: impl Iterator<Item = &'a [u8]>) -> Bytes {
     let mut open = batch::Open::new(std::time::Instant::now());
     for item in items {
-        open.push((), item.clone());
+        open.push(item, batch::Item::Value);
     }
     open.seal(rules).0
 }

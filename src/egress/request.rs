@@ -48,12 +48,19 @@ pub struct Prepared<'a> {
     pub url: Cow<'a, reqwest::Url>,
     /// Forwarded record headers, then templated ones (later wins).
     pub headers: HeaderMap,
-    pub body: Bytes,
+    /// `None`: the record's value as it is ([`Prepared::body`]), not cloned, so a batch
+    /// that copies it into its body never makes the value count its shares.
+    pub body: Option<Bytes>,
     /// Content-Type when it is not the record's (`transform`, structured CloudEvents).
     pub content_type: Option<HeaderValue>,
 }
 
 impl Prepared<'_> {
+    /// The body to send for `record`, the record this request was prepared for.
+    pub fn body<'r>(&'r self, record: &'r Record) -> &'r Bytes {
+        self.body.as_ref().unwrap_or(&record.value)
+    }
+
     /// The same request owning its URL, to wait in a batch.
     pub fn into_owned(self) -> Prepared<'static> {
         Prepared {
@@ -261,7 +268,6 @@ impl Shaper {
             headers.insert(name.clone(), value);
         }
         let content_type = body.is_some().then_some(APPLICATION_JSON);
-        let body = body.unwrap_or_else(|| record.value.clone());
         let mut prepared = Prepared {
             url,
             headers,
@@ -339,8 +345,9 @@ impl Shaper {
                 }
                 let data_type_text = data_type.to_str().unwrap_or("application/octet-stream");
                 event.insert("datacontenttype".into(), data_type_text.into());
+                let data = prepared.body(record);
                 let json_data = is_json(data_type_text)
-                    .then(|| serde_json::from_slice::<serde_json::Value>(&prepared.body).ok())
+                    .then(|| serde_json::from_slice::<serde_json::Value>(data).ok())
                     .flatten();
                 match json_data {
                     Some(v) => event.insert("data".into(), v),
@@ -349,12 +356,12 @@ impl Shaper {
                         event.insert(
                             "data_base64".into(),
                             base64::engine::general_purpose::STANDARD
-                                .encode(&prepared.body)
+                                .encode(data)
                                 .into(),
                         )
                     }
                 };
-                prepared.body = Bytes::from(serde_json::Value::Object(event).to_string());
+                prepared.body = Some(Bytes::from(serde_json::Value::Object(event).to_string()));
                 prepared.content_type = Some(CLOUDEVENTS_JSON);
             }
         }

@@ -65,7 +65,9 @@ fn record(value: &str) -> Record {
 /// How `record` shapes: `Ok(body)`, `Ok(None)` when filtered, or the refusal.
 async fn shape(s: &Shaper, record: &Record) -> Result<Option<Bytes>, Refused> {
     let shaped = s.shape_in_time(record, &CancellationToken::new()).await;
-    shaped.expect("not cancelled").map(|p| p.map(|p| p.body))
+    shaped
+        .expect("not cancelled")
+        .map(|p| p.map(|p| p.body(record).clone()))
 }
 
 fn restarts(metrics: &Metrics, reason: &str) -> f64 {

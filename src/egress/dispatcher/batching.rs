@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::bodies::Bodies;
 use super::open_batches::{OpenBatches, Place};
 use super::{Deliveries, Dispatcher, Done, Ended, Ready};
-use crate::egress::batch::{self, NotJson, Open, Origin, Rules};
+use crate::egress::batch::{self, Item, NotJson, Open, Origin, Rules, Valued};
 use crate::egress::delivery::{Finish, Member};
 use crate::egress::memory;
 use crate::egress::partition::LaneId;
@@ -66,7 +66,7 @@ struct OpenBatch {
 /// A batch ready to be sent: its request carries the batch body.
 struct Sealed {
     request: Prepared<'static>,
-    members: Vec<(Ready, Bytes)>,
+    members: Vec<(Ready, Item)>,
 }
 
 impl Batching {
@@ -110,7 +110,7 @@ impl Batching {
     fn seal_batch(&mut self, o: OpenBatch) {
         let (body, members) = o.items.seal_into(&self.rules, self.bodies.take());
         let mut request = o.request;
-        request.body = self.bodies.share(body);
+        request.body = Some(self.bodies.share(body));
         self.sealed.push_back(Sealed { request, members });
     }
 
@@ -166,13 +166,19 @@ impl Batching {
     }
 }
 
-impl Member for (Ready, Bytes) {
+impl Valued for Ready {
+    fn value(&self) -> &[u8] {
+        &self.record.value
+    }
+}
+
+impl Member for (Ready, Item) {
     fn record(&self) -> &Record {
         &self.0.record
     }
 
-    fn item(&self) -> &Bytes {
-        &self.1
+    fn item(&self) -> &[u8] {
+        self.1.bytes(&self.0.record.value)
     }
 
     type Lane = LaneId;
@@ -195,8 +201,14 @@ impl Ready {
     }
 }
 
-/// A record's item, or why it cannot be one.
-pub(super) fn item_of(rules: &Rules, record: &Record, body: &Bytes) -> Result<Bytes, NotJson> {
+/// A record's item, or why it cannot be one. `body`, the shaped body (`None`: the
+/// record's value), is taken when it is the item as it is: a transform's output moves
+/// into the batch, and a value stays in its record.
+pub(super) fn item_of(
+    rules: &Rules,
+    record: &Record,
+    body: &mut Option<Bytes>,
+) -> Result<Item, NotJson> {
     let id = match rules.items {
         batch::Items::Envelope => record.webhook_id(),
         batch::Items::Data => String::new(),
@@ -207,7 +219,14 @@ pub(super) fn item_of(rules: &Rules, record: &Record, body: &Bytes) -> Result<By
         partition: record.tp.partition,
         offset: record.offset,
     };
-    batch::item(rules, origin, body, record.is_checked_item(body))
+    let (bytes, known_json) = match body {
+        Some(b) => (&b[..], false),
+        None => (&record.value[..], record.value_is_checked_item()),
+    };
+    Ok(match batch::item(rules, origin, bytes, known_json)? {
+        Some(made) => Item::Made(made),
+        None => body.take().map_or(Item::Value, Item::Made),
+    })
 }
 
 /// Whether two requests go to the same place with the same headers.
@@ -292,7 +311,8 @@ impl Dispatcher {
             Some(Err(refused)) => return self.settle(r, Err(refused), deliveries),
             Some(Ok(Some(request))) => request,
         };
-        let Ok(item) = item_of(&b.rules, &r.record, &request.body) else {
+        let mut request = request;
+        let Ok(item) = item_of(&b.rules, &r.record, &mut request.body) else {
             let refused = Refused {
                 reason: NotJson::REASON,
                 error: NotJson::ERROR,
@@ -304,7 +324,7 @@ impl Dispatcher {
             o.tp == r.tp
                 && o.generation == r.generation
                 && alike(&o.request, &request)
-                && o.items.fits(&b.rules, &item)
+                && o.items.fits(&b.rules, item.bytes(&r.record.value).len())
         };
         let i = match b.open.at(place) {
             Some(i) if joins(b.open.get(i)) => i,
@@ -340,16 +360,16 @@ impl Dispatcher {
                 let Some((_, next)) = p.core.peek_next(&lane) else {
                     break;
                 };
-                let Ok(Some(next_request)) = shaper.shape(next) else {
+                let Ok(Some(mut next_request)) = shaper.shape(next) else {
                     break;
                 };
                 if !alike(&b.open.get(i).request, &next_request) {
                     break;
                 }
-                let Ok(item) = item_of(&b.rules, next, &next_request.body) else {
+                let Ok(item) = item_of(&b.rules, next, &mut next_request.body) else {
                     break;
                 };
-                if !b.open.get(i).items.fits(&b.rules, &item) {
+                if !(b.open.get(i).items).fits(&b.rules, item.bytes(&next.value).len()) {
                     break;
                 }
                 let Some((offset, record)) = p.core.take_next(&lane) else {
@@ -435,7 +455,6 @@ pub(super) mod tests {
     use std::time::Duration;
 
     use axum::http::{HeaderMap, HeaderName, HeaderValue};
-    use bytes::Bytes;
 
     use super::{alike, Batching};
     use crate::egress::batch::{Items, Layout, Rules};
@@ -470,7 +489,7 @@ pub(super) mod tests {
         Prepared {
             url: Cow::Owned(url.parse().unwrap()),
             headers: map,
-            body: Bytes::new(),
+            body: None,
             content_type: None,
         }
     }

@@ -68,7 +68,7 @@ fn a_record_with_everything_is_shaped() {
     assert_eq!(p.headers["x-t"], "acme");
     assert_eq!(p.headers["x-k"], "k=k/1");
     assert!(p.headers.get("bad name").is_none());
-    let event: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+    let event: serde_json::Value = serde_json::from_slice(p.body(&r)).unwrap();
     assert_eq!(event["type"], "o.c");
     assert_eq!(event["id"], "t-0-7");
     assert_eq!(event["data"]["b"], "x y");
@@ -117,7 +117,7 @@ fn a_transform_body_is_json_or_the_record_is_refused() {
     let s = shaper("url = \"http://h/\"\ntransform = '{k: $key, h: $headers.h}'");
     let r = record(b"{}", &[("h", b"\xfe")], Some(b"\xff"));
     let p = s.shape(&r).unwrap().unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&p.body).expect("JSON body");
+    let body: serde_json::Value = serde_json::from_slice(p.body(&r)).expect("JSON body");
     assert_eq!(body, serde_json::json!({"k": "\u{fffd}", "h": "\u{fffd}"}));
     let s = shaper("url = \"http://h/\"\ntransform = '[.n / 0]'");
     assert_eq!(
