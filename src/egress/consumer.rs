@@ -8,9 +8,11 @@
 //! (the assignment held, records polled and not yet handed over, the drain deadline);
 //! each responsibility around it has its own file: [`rebalance`] (assign, revoke, lost),
 //! [`commit`] (synchronous and asynchronous commits, reading committed maps back),
-//! [`flow`] (pause, resume and seeks, applied between polls) and [`poll`] (the thread).
+//! [`flow`] (pause, resume and seeks, applied between polls), [`fetched`] (the queue
+//! records are taken from in batches) and [`poll`] (the thread).
 
 mod commit;
+mod fetched;
 mod flow;
 mod poll;
 mod rebalance;
@@ -55,6 +57,9 @@ pub struct SinkContext {
     /// it before announcing the rebalance, so the dispatcher sees records and rebalances
     /// in exactly the order they were polled.
     batch: std::sync::Mutex<Vec<Record>>,
+    /// The queue the poll thread takes records from, which each partition is forwarded
+    /// to as it is assigned ([`fetched`]); set while the poll thread runs.
+    fetched: std::sync::Mutex<Option<Arc<fetched::FetchedQueue>>>,
 }
 
 impl SinkContext {
@@ -75,6 +80,23 @@ impl SinkContext {
             assignments: std::sync::Mutex::default(),
             health,
             batch: std::sync::Mutex::new(Vec::with_capacity(POLL_BATCH)),
+            fetched: std::sync::Mutex::default(),
+        }
+    }
+
+    fn set_fetched(&self, queue: Option<Arc<fetched::FetchedQueue>>) {
+        *self.fetched.lock().unwrap_or_else(|p| p.into_inner()) = queue;
+    }
+
+    /// Forwards the fetched records of `tpl`'s partitions to the poll thread's queue.
+    fn forward(&self, tpl: &TopicPartitionList) {
+        let queue = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(q) = queue {
+            q.forward(tpl);
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rdkafka::bindings as rdsys;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::BorrowedMessage;
 
 use crate::egress::batch;
 
@@ -48,31 +48,40 @@ impl Record {
     /// Copies a polled message out of librdkafka's buffer. `topic` is interned by the
     /// caller. Also returns how many header names were not UTF-8 (read lossily).
     pub fn from_message(msg: &BorrowedMessage<'_>, topic: Arc<str>) -> (Self, usize) {
+        // SAFETY: `msg.ptr()` is the live message `msg` borrows, a record (not an error).
+        unsafe { Self::from_raw(msg.ptr(), topic) }
+    }
+
+    /// [`Record::from_message`] of a message librdkafka handed out itself.
+    ///
+    /// # Safety
+    /// `msg` is a live message without an error, not destroyed during the call.
+    pub unsafe fn from_raw(msg: *mut rdsys::rd_kafka_message_t, topic: Arc<str>) -> (Self, usize) {
+        let m = &*msg;
         let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
-        // SAFETY: `msg.ptr()` is the live message `msg` borrows; librdkafka only writes the
-        // headers pointer (owned by the message) into `hdrs`.
-        let err = unsafe { rdsys::rd_kafka_message_headers(msg.ptr(), &mut hdrs) };
+        // librdkafka only writes the headers pointer (owned by the message) into `hdrs`.
+        let err = rdsys::rd_kafka_message_headers(msg, &mut hdrs);
         let (headers, lossy) = if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            // SAFETY: `hdrs` belongs to `msg`, which outlives this call.
-            unsafe { read_headers(hdrs) }
+            // `hdrs` belongs to `msg`, which outlives this call.
+            read_headers(hdrs)
         } else {
             (Vec::new(), 0)
+        };
+        let bytes = |ptr: *mut std::ffi::c_void, len: usize| {
+            (!ptr.is_null())
+                .then(|| Bytes::copy_from_slice(std::slice::from_raw_parts(ptr.cast::<u8>(), len)))
         };
         let record = Record {
             tp: TopicPartition {
                 topic,
-                partition: msg.partition(),
+                partition: m.partition,
             },
-            offset: msg.offset(),
-            key: msg.key().map(Bytes::copy_from_slice),
-            value: msg
-                .payload()
-                .map(Bytes::copy_from_slice)
-                .unwrap_or_default(),
+            offset: m.offset,
+            key: bytes(m.key, m.key_len),
+            value: bytes(m.payload, m.len).unwrap_or_default(),
             headers,
             epoch: 0,
-            // SAFETY: `msg.ptr()` is the live message `msg` borrows.
-            leader_epoch: unsafe { rdsys::rd_kafka_message_leader_epoch(msg.ptr()) },
+            leader_epoch: rdsys::rd_kafka_message_leader_epoch(msg),
             checked_item: None,
         };
         (record, lossy)

@@ -6,13 +6,16 @@
 use foldhash::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::commit::commit_sync;
+use super::fetched::{Fetched, FetchedQueue, Taken, REFORWARD};
 use super::flow::{Flow, FlowState};
 use super::{SinkContext, POLL_BATCH};
 use crate::egress::record::Record;
@@ -48,8 +51,11 @@ pub fn poll_thread(
     check_items: bool,
 ) -> bool {
     let ctx = consumer.context();
+    // SAFETY: the consumer outlives the queue, which is dropped before this returns.
+    let fetched = unsafe { FetchedQueue::new(consumer.client().native_ptr()) }.map(Arc::new);
+    ctx.set_fetched(fetched.clone());
     let died = !contain_panic(ctx, &stop, || {
-        poll_loop(&consumer, &flow, &stop, check_items)
+        poll_loop(&consumer, &flow, &stop, check_items, fetched.as_deref())
     });
     match ctx.drain(Vec::new(), true) {
         Some(commits) => commit_sync(&consumer, &commits),
@@ -58,6 +64,8 @@ pub fn poll_thread(
     ctx.set_assigned(false);
     // Closing serves one last revoke; the dispatcher is gone by then, so it commits nothing.
     consumer.unsubscribe();
+    ctx.set_fetched(None);
+    drop(fetched);
     died
 }
 
@@ -91,36 +99,75 @@ impl SinkContext {
     }
 }
 
+/// How long the poll thread waits for a record when none is there; rebalances and other
+/// events wait at most this long to be served.
+const WAIT: Duration = Duration::from_millis(50);
+
 fn poll_loop(
     consumer: &BaseConsumer<SinkContext>,
     flow: &std::sync::mpsc::Receiver<Flow>,
     stop: &CancellationToken,
     check_items: bool,
+    fetched: Option<&FetchedQueue>,
 ) {
-    let mut topics = Topics::default();
-    let mut state = FlowState::default();
+    let ctx = consumer.context();
+    let mut taker = Taker {
+        topics: Topics::default(),
+        state: FlowState::default(),
+        check_items,
+    };
+    let mut taken = Taken::new(POLL_BATCH);
+    let mut reforward_at = Instant::now() + REFORWARD;
     while !stop.is_cancelled() {
         while let Ok(change) = flow.try_recv() {
-            state.apply(consumer, change);
+            taker.state.apply(consumer, change);
         }
-        state.retry_seeks(consumer);
+        taker.state.retry_seeks(consumer);
+        let Some(fetched) = fetched else {
+            taker.poll_consumer(consumer, WAIT);
+            if !ctx.flush() {
+                return;
+            }
+            continue;
+        };
+        // Rebalances, commit results, errors, statistics: at once, before the records
+        // fetched since (and a record that reached this queue before its partition was
+        // forwarded).
+        taker.poll_consumer(consumer, Duration::ZERO);
+        if Instant::now() >= reforward_at {
+            if let Ok(held) = consumer.assignment() {
+                fetched.forward(&held);
+            }
+            reforward_at = Instant::now() + REFORWARD;
+        }
+        fetched.take(&mut taken, WAIT);
+        for message in taken.messages.drain(..) {
+            taker.fetched(ctx, &message);
+        }
+        if !ctx.flush() {
+            return;
+        }
+    }
+}
+
+/// What the poll thread keeps between polls to turn messages into records.
+struct Taker {
+    topics: Topics,
+    state: FlowState,
+    check_items: bool,
+}
+
+impl Taker {
+    /// Polls the consumer's own queue, waiting up to `wait` for the first event, until
+    /// it is empty or a batch of records is taken.
+    fn poll_consumer(&mut self, consumer: &BaseConsumer<SinkContext>, mut wait: Duration) {
         let ctx = consumer.context();
-        let mut wait = Duration::from_millis(50);
         loop {
             match consumer.poll(wait) {
                 None => break,
                 Some(Ok(msg)) => {
-                    let (mut record, lossy) = Record::from_message(&msg, topics.get(msg.topic()));
-                    if lossy > 0 {
-                        ctx.emit(ControlEvent::LossyHeaderNames {
-                            count: lossy as u64,
-                        });
-                    }
-                    record.epoch = state.epoch(&record.tp);
-                    if check_items {
-                        record.check_item();
-                    }
-                    if ctx.push(record) >= POLL_BATCH {
+                    let topic = self.topics.get(msg.topic());
+                    if self.record(ctx, Record::from_message(&msg, topic)) >= POLL_BATCH {
                         break;
                     }
                 }
@@ -129,11 +176,36 @@ fn poll_loop(
                     break;
                 }
             }
-            // Take what is already fetched without waiting again.
+            // Take what is already there without waiting again.
             wait = Duration::ZERO;
         }
-        if !ctx.flush() {
+    }
+
+    /// A message taken from the sink's fetched queue: a record, or a consumer error.
+    fn fetched(&mut self, ctx: &SinkContext, message: &Fetched) {
+        let code = message.error();
+        if code != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            let error = KafkaError::MessageConsumption(RDKafkaErrorCode::from(code));
+            ctx.emit(ControlEvent::ConsumerError { error: &error });
             return;
         }
+        let topic = self.topics.get(message.topic());
+        // SAFETY: `message` is live (it is destroyed when dropped) and not an error.
+        self.record(ctx, unsafe { Record::from_raw(message.ptr(), topic) });
+    }
+
+    /// Stamps a record with its partition's epoch, checks it as a batch item when the
+    /// sink asks, and adds it to the batch for the dispatcher; the batch's size.
+    fn record(&mut self, ctx: &SinkContext, (mut record, lossy): (Record, usize)) -> usize {
+        if lossy > 0 {
+            ctx.emit(ControlEvent::LossyHeaderNames {
+                count: lossy as u64,
+            });
+        }
+        record.epoch = self.state.epoch(&record.tp);
+        if self.check_items {
+            record.check_item();
+        }
+        ctx.push(record)
     }
 }

@@ -81,6 +81,10 @@ impl SinkContext {
 
 impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            // Before librdkafka starts fetching them (see `fetched`).
+            self.forward(tpl);
+        }
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = partitions_of(tpl);
             // From here on nothing the old states ask for touches these partitions.
@@ -112,6 +116,7 @@ impl ConsumerContext for SinkContext {
         // a rollout.
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.forward(tpl);
                 self.emit(ControlEvent::Assigned {
                     partitions: tpl.count(),
                 });
