@@ -58,8 +58,9 @@ pub struct SinkContext {
     /// in exactly the order they were polled.
     batch: std::sync::Mutex<Vec<Record>>,
     /// The queue the poll thread takes records from, which each partition is forwarded
-    /// to as it is assigned ([`fetched`]); set while the poll thread runs.
-    fetched: std::sync::Mutex<Option<Arc<fetched::FetchedQueue>>>,
+    /// to as it is assigned ([`fetched`]). Held weakly: the poll thread owns it, and it
+    /// must be gone before the consumer, whichever way the thread ends.
+    fetched: std::sync::Mutex<std::sync::Weak<fetched::FetchedQueue>>,
 }
 
 impl SinkContext {
@@ -84,20 +85,25 @@ impl SinkContext {
         }
     }
 
-    fn set_fetched(&self, queue: Option<Arc<fetched::FetchedQueue>>) {
-        *self.fetched.lock().unwrap_or_else(|p| p.into_inner()) = queue;
+    fn set_fetched(&self, queue: &Arc<fetched::FetchedQueue>) {
+        *self.fetched.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(queue);
     }
 
-    /// Forwards the fetched records of `tpl`'s partitions to the poll thread's queue.
-    fn forward(&self, tpl: &TopicPartitionList) {
+    /// Forwards the fetched records of `partitions` to the poll thread's queue.
+    fn forward(&self, partitions: &[TopicPartition]) {
         let queue = self
             .fetched
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .upgrade();
         if let Some(q) = queue {
-            q.forward(tpl);
+            q.forward(partitions);
         }
+    }
+
+    /// Every partition held now.
+    fn held(&self) -> Vec<TopicPartition> {
+        self.assignments().current.keys().cloned().collect()
     }
 
     fn assignments(&self) -> std::sync::MutexGuard<'_, Assignments> {
@@ -216,8 +222,8 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 
 /// How long the dispatcher's reply to a drain is awaited beyond the drain deadline.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-/// Records handed to the dispatcher per batch: one channel message and one wakeup for
-/// up to this many.
+/// Records handed to the dispatcher per batch (one channel message and one wakeup for
+/// up to this many), and taken from librdkafka at a time.
 const POLL_BATCH: usize = 256;
 
 impl SinkContext {

@@ -1,32 +1,38 @@
 //! The queue a sink's records are taken from, many at a time. librdkafka puts each
 //! assigned partition's fetched records on a queue of the partition, which it forwards
 //! to the consumer's queue by default; there every record is one event, taken with a
-//! lock, three clock reads and an allocation of its own (about a tenth of a batching
-//! sink's CPU). Here each partition is forwarded to a queue of the sink's instead, read
-//! in batches ([`FetchedQueue::take`]); the consumer's queue keeps the rest: rebalances,
-//! commit results, errors and statistics, which the poll thread serves between batches.
+//! lock, three clock reads and an allocation of its own. Here each partition is forwarded
+//! to a queue of the sink's instead, read in batches ([`FetchedQueue::take`]); the
+//! consumer's queue keeps the rest (rebalances, commit results, errors, logs and
+//! statistics), which the poll thread serves before each batch. An event arriving there
+//! while the poll thread waits for records wakes it at once.
 //!
 //! librdkafka clears a partition's forwarding whenever it stops fetching it (revoke, lost
 //! assignment) and, once an application forwarded it, never forwards it to the consumer's
 //! queue again: a partition not forwarded here would keep its records to itself, and its
-//! sink would stall. So each partition is forwarded before it is assigned, again once the
-//! assignment is applied, and every partition held is forwarded again every
-//! [`REFORWARD`] ([`FetchedQueue::forward`] is idempotent). A record that reaches the
-//! consumer's queue regardless is taken from there like any other.
+//! sink would stall. librdkafka starts the fetchers of a new assignment only once those
+//! of the last one stopped; each partition is forwarded before it is assigned and again
+//! once the assignment is applied, and every partition held is forwarded again every
+//! [`REFORWARD`] ([`FetchedQueue::forward`] is idempotent), so a forwarding lost in a
+//! way not foreseen costs a pause, not the partition. A record that reaches the
+//! consumer's queue regardless is taken from there, before any record here.
 
 use std::ffi::CString;
 use std::time::Duration;
 
 use rdkafka::bindings as rdsys;
-use rdkafka::TopicPartitionList;
+
+use crate::egress::record::TopicPartition;
 
 /// How often every held partition is forwarded again.
-pub const REFORWARD: Duration = Duration::from_secs(1);
+pub const REFORWARD: Duration = Duration::from_secs(5);
 
-/// A queue of the sink's own, created on its consumer, destroyed on drop (before the
-/// consumer is: the poll thread owns it).
+/// A queue of the sink's own, created on its consumer. The poll thread owns it; it is
+/// dropped before the consumer is (the sink's context holds it weakly).
 pub struct FetchedQueue {
     queue: *mut rdsys::rd_kafka_queue_t,
+    /// The consumer's own queue: watched so an event there wakes a wait here.
+    consumer_queue: *mut rdsys::rd_kafka_queue_t,
     client: *mut rdsys::rd_kafka_t,
 }
 
@@ -36,27 +42,52 @@ unsafe impl Send for FetchedQueue {}
 // SAFETY: as above: every use is a librdkafka call that locks what it touches.
 unsafe impl Sync for FetchedQueue {}
 
+/// Called by librdkafka, with the consumer's queue locked, when an event is put on it
+/// while it was empty: ends the poll thread's wait for records.
+unsafe extern "C" fn wake(_client: *mut rdsys::rd_kafka_t, fetched: *mut std::ffi::c_void) {
+    rdsys::rd_kafka_queue_yield(fetched.cast());
+}
+
 impl FetchedQueue {
-    /// A new queue on the client `client`.
+    /// A new queue on the consumer `client`; `None` when it has no consumer queue.
     ///
     /// # Safety
     /// `client` is a live consumer handle that outlives the queue.
     pub unsafe fn new(client: *mut rdsys::rd_kafka_t) -> Option<Self> {
+        let consumer_queue = rdsys::rd_kafka_queue_get_consumer(client);
+        if consumer_queue.is_null() {
+            return None;
+        }
         let queue = rdsys::rd_kafka_queue_new(client);
-        (!queue.is_null()).then_some(Self { queue, client })
+        if queue.is_null() {
+            rdsys::rd_kafka_queue_destroy(consumer_queue);
+            return None;
+        }
+        rdsys::rd_kafka_queue_cb_event_enable(consumer_queue, Some(wake), queue.cast());
+        Some(Self {
+            queue,
+            consumer_queue,
+            client,
+        })
     }
 
-    /// Forwards the fetched records of every partition of `tpl` here.
-    pub fn forward(&self, tpl: &TopicPartitionList) {
-        for e in tpl.elements() {
-            let Ok(topic) = CString::new(e.topic()) else {
+    /// Whether the consumer's own queue holds nothing.
+    pub fn consumer_queue_is_empty(&self) -> bool {
+        // SAFETY: live until drop.
+        unsafe { rdsys::rd_kafka_queue_length(self.consumer_queue) == 0 }
+    }
+
+    /// Forwards the fetched records of each of `partitions` here.
+    pub fn forward<'a>(&self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
+        for tp in partitions {
+            let Ok(topic) = CString::new(tp.topic.as_bytes()) else {
                 continue;
             };
             // SAFETY: `client` is live (see `new`); the partition's queue handle is
             // released right after forwarding, which keeps the forwarding in place.
             unsafe {
                 let partition =
-                    rdsys::rd_kafka_queue_get_partition(self.client, topic.as_ptr(), e.partition());
+                    rdsys::rd_kafka_queue_get_partition(self.client, topic.as_ptr(), tp.partition);
                 if partition.is_null() {
                     continue;
                 }
@@ -99,9 +130,14 @@ impl FetchedQueue {
 
 impl Drop for FetchedQueue {
     fn drop(&mut self) {
-        // SAFETY: created by `rd_kafka_queue_new`, destroyed once. Partitions still
-        // forwarded here hold their own reference to it.
-        unsafe { rdsys::rd_kafka_queue_destroy(self.queue) }
+        // SAFETY: each handle is destroyed once. The wake-up is switched off first, under
+        // the consumer queue's lock, so it never runs on the queue destroyed after it.
+        // Partitions still forwarded here hold their own reference to the queue.
+        unsafe {
+            rdsys::rd_kafka_queue_cb_event_enable(self.consumer_queue, None, std::ptr::null_mut());
+            rdsys::rd_kafka_queue_destroy(self.consumer_queue);
+            rdsys::rd_kafka_queue_destroy(self.queue);
+        }
     }
 }
 
@@ -138,6 +174,12 @@ impl Fetched {
     pub fn error(&self) -> rdsys::rd_kafka_resp_err_t {
         // SAFETY: live until drop.
         unsafe { (*self.0).err }
+    }
+
+    /// Its partition.
+    pub fn partition(&self) -> i32 {
+        // SAFETY: live until drop.
+        unsafe { (*self.0).partition }
     }
 
     /// Its topic's name ("" when it has none, as some errors do not).

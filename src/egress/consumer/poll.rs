@@ -51,9 +51,12 @@ pub fn poll_thread(
     check_items: bool,
 ) -> bool {
     let ctx = consumer.context();
-    // SAFETY: the consumer outlives the queue, which is dropped before this returns.
+    // SAFETY: the consumer outlives the queue: this thread holds the only strong
+    // reference, dropped before its reference to the consumer, on a panic too.
     let fetched = unsafe { FetchedQueue::new(consumer.client().native_ptr()) }.map(Arc::new);
-    ctx.set_fetched(fetched.clone());
+    if let Some(q) = &fetched {
+        ctx.set_fetched(q);
+    }
     let died = !contain_panic(ctx, &stop, || {
         poll_loop(&consumer, &flow, &stop, check_items, fetched.as_deref())
     });
@@ -64,7 +67,6 @@ pub fn poll_thread(
     ctx.set_assigned(false);
     // Closing serves one last revoke; the dispatcher is gone by then, so it commits nothing.
     consumer.unsubscribe();
-    ctx.set_fetched(None);
     drop(fetched);
     died
 }
@@ -130,14 +132,17 @@ fn poll_loop(
             }
             continue;
         };
-        // Rebalances, commit results, errors, statistics: at once, before the records
-        // fetched since (and a record that reached this queue before its partition was
-        // forwarded).
-        taker.poll_consumer(consumer, Duration::ZERO);
-        if Instant::now() >= reforward_at {
-            if let Ok(held) = consumer.assignment() {
-                fetched.forward(&held);
+        // Rebalances, commit results, errors, logs, statistics: all of them first, and a
+        // record that reached the consumer's queue (before its partition was forwarded)
+        // before any fetched after it.
+        if taker.serve_consumer_queue(consumer, fetched) {
+            if !ctx.flush() {
+                return;
             }
+            continue;
+        }
+        if Instant::now() >= reforward_at {
+            fetched.forward(&ctx.held());
             reforward_at = Instant::now() + REFORWARD;
         }
         fetched.take(&mut taken, WAIT);
@@ -158,6 +163,33 @@ struct Taker {
 }
 
 impl Taker {
+    /// Serves the consumer's own queue until it is empty, or up to a batch of events or
+    /// records; true when it gave records.
+    fn serve_consumer_queue(
+        &mut self,
+        consumer: &BaseConsumer<SinkContext>,
+        fetched: &FetchedQueue,
+    ) -> bool {
+        let ctx = consumer.context();
+        let mut records = false;
+        for _ in 0..POLL_BATCH {
+            if fetched.consumer_queue_is_empty() {
+                break;
+            }
+            // An event other than a record reads as `None` here.
+            match consumer.poll(Duration::ZERO) {
+                None => {}
+                Some(Ok(msg)) => {
+                    let topic = self.topics.get(msg.topic());
+                    self.record(ctx, Record::from_message(&msg, topic));
+                    records = true;
+                }
+                Some(Err(e)) => ctx.emit(ControlEvent::ConsumerError { error: &e }),
+            }
+        }
+        records
+    }
+
     /// Polls the consumer's own queue, waiting up to `wait` for the first event, until
     /// it is empty or a batch of records is taken.
     fn poll_consumer(&mut self, consumer: &BaseConsumer<SinkContext>, mut wait: Duration) {
@@ -185,7 +217,12 @@ impl Taker {
     fn fetched(&mut self, ctx: &SinkContext, message: &Fetched) {
         let code = message.error();
         if code != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            let error = KafkaError::MessageConsumption(RDKafkaErrorCode::from(code));
+            // As rust-rdkafka reads an error message on the consumer's queue.
+            let error = if code == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                KafkaError::PartitionEOF(message.partition())
+            } else {
+                KafkaError::MessageConsumption(RDKafkaErrorCode::from(code))
+            };
             ctx.emit(ControlEvent::ConsumerError { error: &error });
             return;
         }

@@ -83,7 +83,7 @@ impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             // Before librdkafka starts fetching them (see `fetched`).
-            self.forward(tpl);
+            self.forward(&partitions_of(tpl));
         }
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = partitions_of(tpl);
@@ -116,7 +116,7 @@ impl ConsumerContext for SinkContext {
         // a rollout.
         match rebalance {
             Rebalance::Assign(tpl) => {
-                self.forward(tpl);
+                self.forward(&partitions_of(tpl));
                 self.emit(ControlEvent::Assigned {
                     partitions: tpl.count(),
                 });

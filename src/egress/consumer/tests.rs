@@ -1,3 +1,4 @@
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientContext;
 
 use super::poll::contain_panic;
@@ -141,4 +142,47 @@ fn every_drain_after_the_stop_signal_ends_by_one_deadline() {
             deadline.saturating_duration_since(signalled + drain)
         );
     }
+}
+
+/// A consumer of group "g" whose only broker never answers (nothing listens on port 1):
+/// librdkafka reports it on the consumer's queue within moments of starting.
+fn unreachable_consumer() -> BaseConsumer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", "127.0.0.1:1")
+        .set("group.id", "g")
+        .set("reconnect.backoff.ms", "10")
+        .create()
+        .expect("a consumer")
+}
+
+#[test]
+fn an_event_for_the_consumer_ends_a_wait_for_fetched_records() {
+    // While the poll thread waits for records, a rebalance, error or log event must be
+    // served at once, not after the wait.
+    let consumer = unreachable_consumer();
+    // SAFETY: `consumer` outlives the queue.
+    let fetched =
+        unsafe { fetched::FetchedQueue::new(consumer.client().native_ptr()) }.expect("a queue");
+    let mut taken = fetched::Taken::new(8);
+    let wait = Duration::from_secs(60);
+    let began = Instant::now();
+    while fetched.consumer_queue_is_empty() {
+        fetched.take(&mut taken, wait);
+        assert!(taken.messages.is_empty(), "nothing is fetched");
+        assert!(
+            began.elapsed() < wait,
+            "the error event did not end the wait"
+        );
+    }
+    drop(fetched);
+}
+
+#[test]
+fn a_fetched_queue_of_a_consumer_without_a_group_is_not_made() {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", "127.0.0.1:1")
+        .create()
+        .expect("a consumer");
+    // SAFETY: `consumer` outlives the call.
+    assert!(unsafe { fetched::FetchedQueue::new(consumer.client().native_ptr()) }.is_none());
 }
