@@ -98,19 +98,19 @@ impl FetchedQueue {
     }
 
     /// Takes fetched messages into `taken` (emptied first), as many as it has room
-    /// for: those already here at once, else waits up to `wait` for the first.
+    /// for, waiting up to `wait` for the first.
     pub fn take(&self, taken: &mut Taken, wait: Duration) {
         taken.messages.clear();
         let raw = &mut taken.raw;
-        // Waiting for a full batch would hold the first record back until the wait
-        // ends: wait for one, then take what else is there.
-        let mut n = self.take_raw(raw, 0);
-        if n == 0 {
-            let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-            n = self.take_raw(&mut raw[..1], wait_ms);
-            if n > 0 {
-                n += self.take_raw(&mut raw[n..], 0);
-            }
+        // Waiting for a full batch would hold the first record back until the wait ends:
+        // wait for one, then take what else is there. A wake-up from the consumer's
+        // queue, given since that queue was last found empty, ends the first call (a
+        // call that finds nothing uses it up, so none goes before); one given after it
+        // is used up by the second, and that queue is served next anyway.
+        let wait_ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        let mut n = self.take_raw(&mut raw[..1], wait_ms);
+        if n > 0 {
+            n += self.take_raw(&mut raw[n..], 0);
         }
         (taken.messages).extend(raw[..n].iter().map(|&m| Fetched(m)));
     }

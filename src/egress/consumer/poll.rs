@@ -120,6 +120,7 @@ fn poll_loop(
     };
     let mut taken = Taken::new(POLL_BATCH);
     let mut reforward_at = Instant::now() + REFORWARD;
+    let mut busy_turns = 0;
     while !stop.is_cancelled() {
         while let Ok(change) = flow.try_recv() {
             taker.state.apply(consumer, change);
@@ -132,19 +133,29 @@ fn poll_loop(
             }
             continue;
         };
+        if Instant::now() >= reforward_at {
+            fetched.forward(&ctx.held());
+            reforward_at = Instant::now() + REFORWARD;
+        }
         // Rebalances, commit results, errors, logs, statistics: all of them first, and a
         // record that reached the consumer's queue (before its partition was forwarded)
-        // before any fetched after it.
-        if taker.serve_consumer_queue(consumer, fetched) {
+        // before any fetched after it, unless events keep that queue from emptying for
+        // `BUSY_TURNS` turns: records are not held back by a flood of them.
+        let hold_back = match taker.serve_consumer_queue(consumer, fetched) {
+            Served::Records => true,
+            Served::Empty => false,
+            Served::NotEmpty => {
+                busy_turns += 1;
+                busy_turns < BUSY_TURNS
+            }
+        };
+        if hold_back {
             if !ctx.flush() {
                 return;
             }
             continue;
         }
-        if Instant::now() >= reforward_at {
-            fetched.forward(&ctx.held());
-            reforward_at = Instant::now() + REFORWARD;
-        }
+        busy_turns = 0;
         fetched.take(&mut taken, WAIT);
         for message in taken.messages.drain(..) {
             taker.fetched(ctx, &message);
@@ -155,6 +166,21 @@ fn poll_loop(
     }
 }
 
+/// What serving the consumer's own queue left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    /// It gave records: records fetched after them wait for the next turn.
+    Records,
+    /// It is empty.
+    Empty,
+    /// It still holds events (a batch of them was served).
+    NotEmpty,
+}
+
+/// Turns in a row the consumer's own queue may hold up the fetched records while it does
+/// not empty.
+const BUSY_TURNS: u32 = 64;
+
 /// What the poll thread keeps between polls to turn messages into records.
 struct Taker {
     topics: Topics,
@@ -164,17 +190,20 @@ struct Taker {
 
 impl Taker {
     /// Serves the consumer's own queue until it is empty, or up to a batch of events or
-    /// records; true when it gave records.
+    /// records.
     fn serve_consumer_queue(
         &mut self,
         consumer: &BaseConsumer<SinkContext>,
         fetched: &FetchedQueue,
-    ) -> bool {
+    ) -> Served {
         let ctx = consumer.context();
-        let mut records = false;
+        let mut served = Served::NotEmpty;
         for _ in 0..POLL_BATCH {
             if fetched.consumer_queue_is_empty() {
-                break;
+                return match served {
+                    Served::Records => Served::Records,
+                    _ => Served::Empty,
+                };
             }
             // An event other than a record reads as `None` here.
             match consumer.poll(Duration::ZERO) {
@@ -182,12 +211,12 @@ impl Taker {
                 Some(Ok(msg)) => {
                     let topic = self.topics.get(msg.topic());
                     self.record(ctx, Record::from_message(&msg, topic));
-                    records = true;
+                    served = Served::Records;
                 }
                 Some(Err(e)) => ctx.emit(ControlEvent::ConsumerError { error: &e }),
             }
         }
-        records
+        served
     }
 
     /// Polls the consumer's own queue, waiting up to `wait` for the first event, until

@@ -144,37 +144,85 @@ fn every_drain_after_the_stop_signal_ends_by_one_deadline() {
     }
 }
 
-/// A consumer of group "g" whose only broker never answers (nothing listens on port 1):
-/// librdkafka reports it on the consumer's queue within moments of starting.
-fn unreachable_consumer() -> BaseConsumer {
+/// A consumer of group "g" with no broker to reach: nothing arrives on its queue unless
+/// a test puts it there.
+fn quiet_consumer() -> BaseConsumer {
     rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", "127.0.0.1:1")
         .set("group.id", "g")
-        .set("reconnect.backoff.ms", "10")
         .create()
         .expect("a consumer")
+}
+
+/// A queue handle another thread may use.
+struct QueueHandle(*mut rdkafka::bindings::rd_kafka_queue_t);
+// SAFETY: librdkafka queue handles are thread-safe.
+unsafe impl Send for QueueHandle {}
+unsafe impl Sync for QueueHandle {}
+
+impl QueueHandle {
+    /// Wakes the queue's reader; on an empty queue, runs its event callback.
+    fn wake(&self) {
+        // SAFETY: the handle is live while the test holds it.
+        unsafe { rdkafka::bindings::rd_kafka_queue_yield(self.0) };
+    }
 }
 
 #[test]
 fn an_event_for_the_consumer_ends_a_wait_for_fetched_records() {
     // While the poll thread waits for records, a rebalance, error or log event must be
     // served at once, not after the wait.
-    let consumer = unreachable_consumer();
+    use rdkafka::bindings as rdsys;
+    let consumer = quiet_consumer();
+    let client = consumer.client().native_ptr();
     // SAFETY: `consumer` outlives the queue.
-    let fetched =
-        unsafe { fetched::FetchedQueue::new(consumer.client().native_ptr()) }.expect("a queue");
-    let mut taken = fetched::Taken::new(8);
+    let fetched = unsafe { fetched::FetchedQueue::new(client) }.expect("a queue");
+    assert!(fetched.consumer_queue_is_empty());
+    // SAFETY: `client` is live; the handle is destroyed below.
+    let consumer_queue = QueueHandle(unsafe { rdsys::rd_kafka_queue_get_consumer(client) });
+    let waiting = std::sync::atomic::AtomicBool::new(true);
     let wait = Duration::from_secs(60);
+    let mut taken = fetched::Taken::new(8);
     let began = Instant::now();
-    while fetched.consumer_queue_is_empty() {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // The consumer's queue stays empty: each yield on it is the "event arrived on
+            // an empty queue" librdkafka calls back for. Repeated until the wait ended, so
+            // one given before the wait began does not decide the test.
+            while waiting.load(Ordering::Relaxed) {
+                consumer_queue.wake();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
         fetched.take(&mut taken, wait);
-        assert!(taken.messages.is_empty(), "nothing is fetched");
-        assert!(
-            began.elapsed() < wait,
-            "the error event did not end the wait"
-        );
-    }
+        waiting.store(false, Ordering::Relaxed);
+    });
+    assert!(taken.messages.is_empty(), "nothing is fetched");
+    assert!(began.elapsed() < wait, "the wait ran its full length");
+    // SAFETY: obtained above, destroyed once.
+    unsafe { rdsys::rd_kafka_queue_destroy(consumer_queue.0) };
     drop(fetched);
+}
+
+#[test]
+fn an_event_for_the_consumer_since_its_queue_was_found_empty_ends_the_next_wait() {
+    // The poll thread finds the consumer's queue empty, an event arrives, then it waits
+    // for records: the event must end that wait, not the end of it.
+    let consumer = quiet_consumer();
+    let client = consumer.client().native_ptr();
+    // SAFETY: `consumer` outlives the queue.
+    let fetched = unsafe { fetched::FetchedQueue::new(client) }.expect("a queue");
+    assert!(fetched.consumer_queue_is_empty());
+    // SAFETY: `client` is live; the handle is destroyed below.
+    let consumer_queue =
+        QueueHandle(unsafe { rdkafka::bindings::rd_kafka_queue_get_consumer(client) });
+    consumer_queue.wake();
+    let (wait, began) = (Duration::from_secs(60), Instant::now());
+    let mut taken = fetched::Taken::new(8);
+    fetched.take(&mut taken, wait);
+    assert!(taken.messages.is_empty(), "nothing is fetched");
+    assert!(began.elapsed() < wait, "the wait ran its full length");
+    // SAFETY: obtained above, destroyed once.
+    unsafe { rdkafka::bindings::rd_kafka_queue_destroy(consumer_queue.0) };
 }
 
 #[test]
