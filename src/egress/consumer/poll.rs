@@ -155,8 +155,11 @@ fn poll_loop(
             }
             continue;
         }
+        // Events still waiting (a flood held them past `BUSY_TURNS`) must not also wait
+        // out `WAIT`: their arrival woke no one, the queue was not empty.
+        let wait = if busy_turns > 0 { Duration::ZERO } else { WAIT };
         busy_turns = 0;
-        fetched.take(&mut taken, WAIT);
+        fetched.take(&mut taken, wait);
         for message in taken.messages.drain(..) {
             taker.fetched(ctx, &message);
         }

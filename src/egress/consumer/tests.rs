@@ -162,23 +162,37 @@ unsafe impl Sync for QueueHandle {}
 impl QueueHandle {
     /// Wakes the queue's reader; on an empty queue, runs its event callback.
     fn wake(&self) {
-        // SAFETY: the handle is live while the test holds it.
+        // SAFETY: the handle is live until dropped.
         unsafe { rdkafka::bindings::rd_kafka_queue_yield(self.0) };
     }
+}
+
+impl Drop for QueueHandle {
+    fn drop(&mut self) {
+        // SAFETY: obtained from librdkafka, destroyed once.
+        unsafe { rdkafka::bindings::rd_kafka_queue_destroy(self.0) };
+    }
+}
+
+/// The fetched queue of `consumer` (whose own queue is empty) and a handle on that own
+/// queue; both are dropped before `consumer`.
+fn quiet_queues(consumer: &BaseConsumer) -> (fetched::FetchedQueue, QueueHandle) {
+    let client = consumer.client().native_ptr();
+    // SAFETY: `consumer` outlives both, as the caller drops them first.
+    let fetched = unsafe { fetched::FetchedQueue::new(client) }.expect("a queue");
+    assert!(fetched.consumer_queue_is_empty());
+    // SAFETY: as above.
+    let consumer_queue =
+        QueueHandle(unsafe { rdkafka::bindings::rd_kafka_queue_get_consumer(client) });
+    (fetched, consumer_queue)
 }
 
 #[test]
 fn an_event_for_the_consumer_ends_a_wait_for_fetched_records() {
     // While the poll thread waits for records, a rebalance, error or log event must be
     // served at once, not after the wait.
-    use rdkafka::bindings as rdsys;
     let consumer = quiet_consumer();
-    let client = consumer.client().native_ptr();
-    // SAFETY: `consumer` outlives the queue.
-    let fetched = unsafe { fetched::FetchedQueue::new(client) }.expect("a queue");
-    assert!(fetched.consumer_queue_is_empty());
-    // SAFETY: `client` is live; the handle is destroyed below.
-    let consumer_queue = QueueHandle(unsafe { rdsys::rd_kafka_queue_get_consumer(client) });
+    let (fetched, consumer_queue) = quiet_queues(&consumer);
     let waiting = std::sync::atomic::AtomicBool::new(true);
     let wait = Duration::from_secs(60);
     let mut taken = fetched::Taken::new(8);
@@ -198,9 +212,7 @@ fn an_event_for_the_consumer_ends_a_wait_for_fetched_records() {
     });
     assert!(taken.messages.is_empty(), "nothing is fetched");
     assert!(began.elapsed() < wait, "the wait ran its full length");
-    // SAFETY: obtained above, destroyed once.
-    unsafe { rdsys::rd_kafka_queue_destroy(consumer_queue.0) };
-    drop(fetched);
+    drop((consumer_queue, fetched));
 }
 
 #[test]
@@ -208,21 +220,14 @@ fn an_event_for_the_consumer_since_its_queue_was_found_empty_ends_the_next_wait(
     // The poll thread finds the consumer's queue empty, an event arrives, then it waits
     // for records: the event must end that wait, not the end of it.
     let consumer = quiet_consumer();
-    let client = consumer.client().native_ptr();
-    // SAFETY: `consumer` outlives the queue.
-    let fetched = unsafe { fetched::FetchedQueue::new(client) }.expect("a queue");
-    assert!(fetched.consumer_queue_is_empty());
-    // SAFETY: `client` is live; the handle is destroyed below.
-    let consumer_queue =
-        QueueHandle(unsafe { rdkafka::bindings::rd_kafka_queue_get_consumer(client) });
+    let (fetched, consumer_queue) = quiet_queues(&consumer);
     consumer_queue.wake();
     let (wait, began) = (Duration::from_secs(60), Instant::now());
     let mut taken = fetched::Taken::new(8);
     fetched.take(&mut taken, wait);
     assert!(taken.messages.is_empty(), "nothing is fetched");
     assert!(began.elapsed() < wait, "the wait ran its full length");
-    // SAFETY: obtained above, destroyed once.
-    unsafe { rdkafka::bindings::rd_kafka_queue_destroy(consumer_queue.0) };
+    drop((consumer_queue, fetched));
 }
 
 #[test]
