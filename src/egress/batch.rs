@@ -109,21 +109,16 @@ pub fn item(
     // JSON allows raw line breaks only as whitespace between tokens (inside strings they
     // are escaped), so a line-per-item body turns them into spaces: nothing else of the
     // record changes (re-serializing would sort keys and round large numbers).
-    let one_line =
-        rules.layout == Layout::Ndjson && body.iter().any(|b| matches!(b, b'\n' | b'\r'));
-    let spaced;
-    let data = if one_line {
-        spaced = (body.iter())
+    let spaced = (rules.layout == Layout::Ndjson
+        && body.iter().any(|b| matches!(b, b'\n' | b'\r')))
+    .then(|| {
+        (body.iter())
             .map(|&b| if matches!(b, b'\n' | b'\r') { b' ' } else { b })
-            .collect::<Vec<u8>>();
-        &spaced[..]
-    } else {
-        body
-    };
+            .collect::<Vec<u8>>()
+    });
     Ok(match rules.items {
-        Items::Data if one_line => Some(Bytes::copy_from_slice(data)),
-        Items::Data => None,
-        Items::Envelope => Some(envelope(origin, data)),
+        Items::Data => spaced.map(Bytes::from),
+        Items::Envelope => Some(envelope(origin, spaced.as_deref().unwrap_or(body))),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The queue a sink's records are taken from, many at a time. librdkafka puts each
 //! assigned partition's fetched records on a queue of the partition, which it forwards
 //! to the consumer's queue by default; there every record is one event, taken with a
-//! lock, three clock reads and an allocation of its own. Here each partition is forwarded
+//! lock, four clock reads and an allocation of its own. Here each partition is forwarded
 //! to a queue of the sink's instead, read in batches ([`FetchedQueue::take`]); the
 //! consumer's queue keeps the rest (rebalances, commit results, errors, logs and
 //! statistics), which the poll thread serves before each batch. An event arriving there

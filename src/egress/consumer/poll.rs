@@ -42,7 +42,8 @@ impl Topics {
 /// while polling (a bug: no record should cause one) is contained here: the sink is
 /// marked failed, which takes `/readyz` down, `stop` is cancelled so the whole process
 /// shuts down (and exits non-zero), and the drain below still runs so the dispatcher
-/// ends instead of waiting forever. True when the poll loop panicked. `check_items`: each
+/// ends instead of waiting forever. True when the poll loop panicked (or could not start:
+/// the consumer had no queue of its own). `check_items`: each
 /// record's value is checked as a batch item here ([`Record::check_item`]).
 pub fn poll_thread(
     consumer: Arc<BaseConsumer<SinkContext>>,
@@ -54,12 +55,19 @@ pub fn poll_thread(
     // SAFETY: the consumer outlives the queue: this thread holds the only strong
     // reference, dropped before its reference to the consumer, on a panic too.
     let fetched = unsafe { FetchedQueue::new(consumer.client().native_ptr()) }.map(Arc::new);
-    if let Some(q) = &fetched {
-        ctx.set_fetched(q);
-    }
-    let died = !contain_panic(ctx, &stop, || {
-        poll_loop(&consumer, &flow, &stop, check_items, fetched.as_deref())
-    });
+    let died = match &fetched {
+        Some(q) => {
+            ctx.set_fetched(q);
+            !contain_panic(ctx, &stop, || {
+                poll_loop(&consumer, &flow, &stop, check_items, q)
+            })
+        }
+        // Only a consumer without a group has no queue of its own: a sink's always has one.
+        None => {
+            ctx.failed(&stop, "poll thread: the consumer has no group queue");
+            true
+        }
+    };
     match ctx.drain(Vec::new(), true) {
         Some(commits) => commit_sync(&consumer, &commits),
         None => ctx.emit(ControlEvent::ShutdownDrainUnanswered),
@@ -110,7 +118,7 @@ fn poll_loop(
     flow: &std::sync::mpsc::Receiver<Flow>,
     stop: &CancellationToken,
     check_items: bool,
-    fetched: Option<&FetchedQueue>,
+    fetched: &FetchedQueue,
 ) {
     let ctx = consumer.context();
     let mut taker = Taker {
@@ -126,13 +134,6 @@ fn poll_loop(
             taker.state.apply(consumer, change);
         }
         taker.state.retry_seeks(consumer);
-        let Some(fetched) = fetched else {
-            taker.poll_consumer(consumer, WAIT);
-            if !ctx.flush() {
-                return;
-            }
-            continue;
-        };
         if Instant::now() >= reforward_at {
             fetched.forward(&ctx.held());
             reforward_at = Instant::now() + REFORWARD;
@@ -220,29 +221,6 @@ impl Taker {
             }
         }
         served
-    }
-
-    /// Polls the consumer's own queue, waiting up to `wait` for the first event, until
-    /// it is empty or a batch of records is taken.
-    fn poll_consumer(&mut self, consumer: &BaseConsumer<SinkContext>, mut wait: Duration) {
-        let ctx = consumer.context();
-        loop {
-            match consumer.poll(wait) {
-                None => break,
-                Some(Ok(msg)) => {
-                    let topic = self.topics.get(msg.topic());
-                    if self.record(ctx, Record::from_message(&msg, topic)) >= POLL_BATCH {
-                        break;
-                    }
-                }
-                Some(Err(e)) => {
-                    ctx.emit(ControlEvent::ConsumerError { error: &e });
-                    break;
-                }
-            }
-            // Take what is already there without waiting again.
-            wait = Duration::ZERO;
-        }
     }
 
     /// A message taken from the sink's fetched queue: a record, or a consumer error.
