@@ -62,7 +62,7 @@ fn value() -> Bytes {
 fn record() -> Record {
     Record {
         tp: TopicPartition {
-            topic: Arc::from("orders"),
+            topic: "orders".into(),
             partition: 3,
         },
         offset: 1_234_567,

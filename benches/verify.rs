@@ -10,7 +10,6 @@
 //! `cargo bench --bench verify` (criterion; `-- verify/github` to filter).
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -128,7 +127,7 @@ fn verify(c: &mut Criterion) {
 fn record(value: Bytes) -> Record {
     Record {
         tp: TopicPartition {
-            topic: Arc::from("orders"),
+            topic: "orders".into(),
             partition: 3,
         },
         offset: 123_456,

@@ -45,7 +45,7 @@ pub enum Admission {
 }
 
 /// Which record is asking: the breaker remembers who failed the last probe.
-pub type RecordKey = (std::sync::Arc<str>, i32, i64);
+pub type RecordKey = (crate::egress::record::Topic, i32, i64);
 
 struct Shared {
     state: State,
@@ -216,7 +216,7 @@ impl Breaker {
         }
         let mut shared = self.lock();
         if let Some(record) = probe {
-            shared.last_failed_probe = Some(record.clone());
+            shared.last_failed_probe = Some(*record);
         }
         match shared.state {
             State::Closed if failures >= self.threshold => self.open(&mut shared.state),

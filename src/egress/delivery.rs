@@ -255,7 +255,7 @@ impl Destination {
         }
         .emit(&self.telemetry);
         let cancel = stop.cancel;
-        let key: RecordKey = (first.tp.topic.clone(), first.tp.partition, first.offset);
+        let key: RecordKey = (first.tp.topic, first.tp.partition, first.offset);
         let policy = self.policy();
         let mut state = Attempts::default();
         // Indexes of the records the request carries, in order.
@@ -427,10 +427,18 @@ impl Destination {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        for f in &finishes {
-            self.finished(*f);
-        }
+        self.finished_together(&finishes);
         finishes
+    }
+
+    /// [`Destination::finished`] for a batch's records: one counter update per end.
+    fn finished_together(&self, finishes: &[Finish]) {
+        for end in [Finish::Delivered, Finish::DeadLettered, Finish::Filtered] {
+            let records = finishes.iter().filter(|f| **f == end).count() as u64;
+            if records > 0 {
+                self.finished_records(end, records);
+            }
+        }
     }
 
     /// Ends a record that is sent in no request: the filter let it through (`Ok`), or it
@@ -450,12 +458,17 @@ impl Destination {
     }
 
     fn finished(&self, finish: Finish) {
-        match finish {
-            Finish::Delivered => RecordFinished::Delivered.emit(&self.telemetry),
-            Finish::DeadLettered => RecordFinished::DeadLettered.emit(&self.telemetry),
-            Finish::Filtered => RecordFinished::Filtered.emit(&self.telemetry),
-            Finish::Abandoned => {}
-        }
+        self.finished_records(finish, 1);
+    }
+
+    fn finished_records(&self, finish: Finish, records: u64) {
+        let end = match finish {
+            Finish::Delivered => RecordFinished::Delivered,
+            Finish::DeadLettered => RecordFinished::DeadLettered,
+            Finish::Filtered => RecordFinished::Filtered,
+            Finish::Abandoned => return,
+        };
+        end.emit_records(&self.telemetry, records);
     }
 
     /// Delivers `record`, retrying as the policy says. Returns only when the record is
@@ -539,7 +552,7 @@ impl Destination {
         mut ticket: Option<Ticket>,
     ) -> Finish {
         let cancel = stop.cancel;
-        let key: RecordKey = (record.tp.topic.clone(), record.tp.partition, record.offset);
+        let key: RecordKey = (record.tp.topic, record.tp.partition, record.offset);
         let policy = self.policy();
         let mut state = Attempts::default();
         loop {

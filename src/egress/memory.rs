@@ -61,9 +61,10 @@ impl MemoryBudget {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// Over the limit: partitions taking more records pause.
-    pub fn spent(&self) -> bool {
-        self.used() > self.limit
+    /// Over the limit once `pending` bytes, held but not yet added, are counted:
+    /// partitions taking more records pause.
+    pub fn spent_with(&self, pending: u64) -> bool {
+        self.used().saturating_add(pending) > self.limit
     }
 
     /// At most half used: paused partitions may resume.
@@ -87,11 +88,13 @@ mod tests {
     fn spent_above_the_limit_room_again_at_half() {
         let b = MemoryBudget::new(1000);
         b.add(1000);
-        assert!(!b.spent() && !b.has_room());
+        assert!(!b.spent_with(0) && !b.has_room());
+        assert!(b.spent_with(1), "bytes not yet added count");
         b.add(1);
-        assert!(b.spent());
+        assert!(b.spent_with(0));
         b.sub(501);
-        assert!(!b.spent() && b.has_room());
+        assert!(!b.spent_with(0) && b.has_room());
+        assert!(!b.spent_with(500) && b.spent_with(501));
         b.sub(10_000);
         assert_eq!(b.used(), 0);
     }

@@ -7,8 +7,6 @@
 //! every partition. Here such a name is read lossily (invalid bytes become U+FFFD) and
 //! counted; the record is delivered like any other.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use rdkafka::bindings as rdsys;
 use rdkafka::message::BorrowedMessage;
@@ -18,8 +16,104 @@ use crate::egress::batch;
 /// One topic-partition, cheap to clone and hash.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TopicPartition {
-    pub topic: Arc<str>,
+    pub topic: Topic,
     pub partition: i32,
+}
+
+/// A topic's name, interned: every `Topic` of one name is the same pointer, kept for the
+/// life of the process. A record carries its topic by that pointer, so copying, comparing
+/// and hashing one (the dispatcher does each per record) touches no reference count and
+/// reads no name: a count shared by the poll thread and the dispatcher was written from
+/// both cores for every record. What is kept is one copy of each name the process ever
+/// meets (the topics of its sinks and the topics named in commands), never freed.
+#[derive(Clone, Copy)]
+pub struct Topic(&'static str);
+
+impl Topic {
+    /// The interned topic of this name.
+    pub fn new(name: &str) -> Self {
+        static NAMES: std::sync::LazyLock<
+            std::sync::Mutex<std::collections::HashSet<&'static str>>,
+        > = std::sync::LazyLock::new(Default::default);
+        let mut names = NAMES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(interned) = names.get(name) {
+            return Topic(interned);
+        }
+        let interned: &'static str = Box::leak(name.into());
+        names.insert(interned);
+        Topic(interned)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+impl PartialEq for Topic {
+    fn eq(&self, other: &Self) -> bool {
+        // Interned: one name, one pointer.
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for Topic {}
+
+impl std::hash::Hash for Topic {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.as_ptr() as usize);
+    }
+}
+
+impl PartialOrd for Topic {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Topic {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(other.0)
+    }
+}
+
+impl std::ops::Deref for Topic {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
+impl AsRef<str> for Topic {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::fmt::Debug for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl From<&str> for Topic {
+    fn from(name: &str) -> Self {
+        Topic::new(name)
+    }
+}
+
+impl From<&String> for Topic {
+    fn from(name: &String) -> Self {
+        Topic::new(name)
+    }
 }
 
 /// A record to deliver.
@@ -47,7 +141,7 @@ pub struct Record {
 impl Record {
     /// Copies a polled message out of librdkafka's buffer. `topic` is interned by the
     /// caller. Also returns how many header names were not UTF-8 (read lossily).
-    pub fn from_message(msg: &BorrowedMessage<'_>, topic: Arc<str>) -> (Self, usize) {
+    pub fn from_message(msg: &BorrowedMessage<'_>, topic: Topic) -> (Self, usize) {
         // SAFETY: `msg.ptr()` is the live message `msg` borrows, a record (not an error).
         unsafe { Self::from_raw(msg.ptr(), topic) }
     }
@@ -56,7 +150,7 @@ impl Record {
     ///
     /// # Safety
     /// `msg` is a live message without an error, not destroyed during the call.
-    pub unsafe fn from_raw(msg: *mut rdsys::rd_kafka_message_t, topic: Arc<str>) -> (Self, usize) {
+    pub unsafe fn from_raw(msg: *mut rdsys::rd_kafka_message_t, topic: Topic) -> (Self, usize) {
         let m = &*msg;
         let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
         // librdkafka only writes the headers pointer (owned by the message) into `hdrs`.
@@ -162,6 +256,32 @@ mod tests {
     use rdkafka::message::OwnedHeaders;
 
     use super::*;
+
+    #[test]
+    fn a_topic_of_one_name_is_one_topic_and_reads_as_its_name() {
+        use std::hash::BuildHasher;
+        let name = String::from("orders.v1");
+        let (a, b, c) = (
+            Topic::new("orders.v1"),
+            Topic::from(&name),
+            Topic::new("orders.v2"),
+        );
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let h = std::collections::hash_map::RandomState::new();
+        assert_eq!(h.hash_one(a), h.hash_one(b));
+        assert_eq!(
+            (a.to_string(), format!("{a:?}")),
+            (name.clone(), format!("{name:?}"))
+        );
+        assert!(a < c && &*a == "orders.v1");
+        let tp = |topic| TopicPartition {
+            topic,
+            partition: 3,
+        };
+        assert_eq!(tp(a), tp(b));
+        assert_ne!(tp(a), tp(c));
+    }
 
     /// A header list with names given as raw bytes (what a Go or C producer can write).
     fn raw_headers(pairs: &[(&[u8], Option<&[u8]>)]) -> OwnedHeaders {

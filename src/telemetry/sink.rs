@@ -220,11 +220,12 @@ pub enum RecordFinished {
 }
 
 impl RecordFinished {
-    pub fn emit(&self, t: &SinkTelemetry) {
+    /// `records` records reached this end at once (a batch's).
+    pub fn emit_records(&self, t: &SinkTelemetry, records: u64) {
         match self {
-            RecordFinished::Delivered => t.delivered.inc(),
-            RecordFinished::DeadLettered => t.dead_lettered.inc(),
-            RecordFinished::Filtered => t.filtered.inc(),
+            RecordFinished::Delivered => t.delivered.inc_by(records),
+            RecordFinished::DeadLettered => t.dead_lettered.inc_by(records),
+            RecordFinished::Filtered => t.filtered.inc_by(records),
         }
     }
 }

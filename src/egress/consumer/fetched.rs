@@ -183,19 +183,19 @@ impl Fetched {
     }
 
     /// Its topic's name ("" when it has none, as some errors do not).
-    pub fn topic(&self) -> &str {
+    pub fn topic(&self) -> &[u8] {
         // SAFETY: live until drop; the topic handle and its name live as long as the
         // message holds it.
         unsafe {
             let rkt = (*self.0).rkt;
             if rkt.is_null() {
-                return "";
+                return b"";
             }
             let name = rdsys::rd_kafka_topic_name(rkt);
             if name.is_null() {
-                return "";
+                return b"";
             }
-            std::ffi::CStr::from_ptr(name).to_str().unwrap_or("")
+            std::ffi::CStr::from_ptr(name).to_bytes()
         }
     }
 }

@@ -18,21 +18,33 @@ use super::commit::commit_sync;
 use super::fetched::{Fetched, FetchedQueue, Taken, REFORWARD};
 use super::flow::{Flow, FlowState};
 use super::{SinkContext, POLL_BATCH};
-use crate::egress::record::Record;
+use crate::egress::record::{Record, Topic};
 use crate::telemetry::control::ControlEvent;
 
-/// Interns topic names: one `Arc<str>` per topic, shared by its records. Looked up for
-/// every record, so hashed with foldhash: the names are the assignment's, not a sender's.
+/// Turns the topic names of polled messages into [`Topic`]s. A poll's records come in
+/// runs of one topic, so the last topic is tried first (a compare of a few bytes, no hash
+/// and no UTF-8 check); another name is looked up once.
 #[derive(Default)]
-struct Topics(HashMap<String, Arc<str>>);
+struct Topics {
+    last: Option<Topic>,
+    known: HashMap<Box<[u8]>, Topic>,
+}
 
 impl Topics {
-    fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(t) = self.0.get(name) {
-            return t.clone();
+    fn get(&mut self, name: &[u8]) -> Topic {
+        if let Some(t) = self.last.filter(|t| t.as_bytes() == name) {
+            return t;
         }
-        let t: Arc<str> = name.into();
-        self.0.insert(name.to_owned(), t.clone());
+        let t = match self.known.get(name) {
+            Some(t) => *t,
+            None => {
+                // Kafka topic names are ASCII; anything else is read lossily.
+                let t = Topic::new(&String::from_utf8_lossy(name));
+                self.known.insert(name.into(), t);
+                t
+            }
+        };
+        self.last = Some(t);
         t
     }
 }
@@ -213,7 +225,7 @@ impl Taker {
             match consumer.poll(Duration::ZERO) {
                 None => {}
                 Some(Ok(msg)) => {
-                    let topic = self.topics.get(msg.topic());
+                    let topic = self.topics.get(msg.topic().as_bytes());
                     self.record(ctx, Record::from_message(&msg, topic));
                     served = Served::Records;
                 }

@@ -28,7 +28,7 @@ fn telemetry() -> Arc<SinkTelemetry> {
 fn record(value: &[u8], headers: &[(&str, &[u8])], key: Option<&[u8]>) -> Record {
     Record {
         tp: TopicPartition {
-            topic: Arc::from("t"),
+            topic: "t".into(),
             partition: 0,
         },
         offset: 7,
