@@ -24,26 +24,71 @@ pub struct TopicPartition {
 /// life of the process. A record carries its topic by that pointer, so copying, comparing
 /// and hashing one (the dispatcher does each per record) touches no reference count and
 /// reads no name: a count shared by the poll thread and the dispatcher was written from
-/// both cores for every record. What is kept is one copy of each name the process ever
-/// meets (the topics of its sinks and the topics named in commands), never freed.
+/// both cores for every record. What is kept is one copy of each name met, never freed:
+/// the broker's topics as [`Topic::new`] takes them, and at most [`NAMES_FROM_RECORDS`]
+/// names read from records' contents ([`Topic::from_record`]).
 #[derive(Clone, Copy)]
 pub struct Topic(&'static str);
 
-impl Topic {
-    /// The interned topic of this name.
-    pub fn new(name: &str) -> Self {
-        static NAMES: std::sync::LazyLock<
-            std::sync::Mutex<std::collections::HashSet<&'static str>>,
-        > = std::sync::LazyLock::new(Default::default);
-        let mut names = NAMES
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(interned) = names.get(name) {
-            return Topic(interned);
-        }
+/// Names [`Topic::from_record`] interns at most: a record's header names any topic it
+/// likes, and each new one would be kept for good.
+pub const NAMES_FROM_RECORDS: usize = 4096;
+
+/// Every interned name, and how many came from records.
+#[derive(Default)]
+struct Names {
+    interned: std::collections::HashSet<&'static str>,
+    from_records: usize,
+}
+
+impl Names {
+    fn intern(&mut self, name: &str) -> &'static str {
         let interned: &'static str = Box::leak(name.into());
-        names.insert(interned);
-        Topic(interned)
+        self.interned.insert(interned);
+        interned
+    }
+
+    /// See [`Topic::from_record`].
+    fn intern_named_by_record(&mut self, name: &str) -> Option<&'static str> {
+        let legal = (1..=249).contains(&name.len())
+            && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !legal {
+            return None;
+        }
+        if let Some(interned) = self.interned.get(name) {
+            return Some(interned);
+        }
+        if self.from_records >= NAMES_FROM_RECORDS {
+            return None;
+        }
+        self.from_records += 1;
+        Some(self.intern(name))
+    }
+}
+
+fn names() -> std::sync::MutexGuard<'static, Names> {
+    static NAMES: std::sync::LazyLock<std::sync::Mutex<Names>> =
+        std::sync::LazyLock::new(Default::default);
+    NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Topic {
+    /// The interned topic of this name: a name the broker gave (an assignment, a fetched
+    /// record, a commit), so one of a bounded set.
+    pub fn new(name: &str) -> Self {
+        let mut names = names();
+        match names.interned.get(name) {
+            Some(interned) => Topic(interned),
+            None => Topic(names.intern(name)),
+        }
+    }
+
+    /// The topic a record's contents name (a dead letter's origin): only a name Kafka
+    /// allows, and a new one only while fewer than [`NAMES_FROM_RECORDS`] were taken so.
+    pub fn from_record(name: &str) -> Option<Self> {
+        names().intern_named_by_record(name).map(Topic)
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -275,12 +320,38 @@ mod tests {
             (name.clone(), format!("{name:?}"))
         );
         assert!(a < c && &*a == "orders.v1");
+        assert_eq!(Topic::from_record("orders.v1"), Some(a));
+        for illegal in ["", "orders/v1", "ordérs", &"o".repeat(250)] {
+            assert_eq!(Topic::from_record(illegal), None, "{illegal:?}");
+        }
         let tp = |topic| TopicPartition {
             topic,
             partition: 3,
         };
         assert_eq!(tp(a), tp(b));
         assert_ne!(tp(a), tp(c));
+    }
+
+    #[test]
+    fn records_name_new_topics_up_to_a_bound_and_known_ones_always() {
+        let mut names = Names::default();
+        let known = names.intern("orders");
+        for i in 0..NAMES_FROM_RECORDS {
+            assert!(names.intern_named_by_record(&format!("t{i}")).is_some());
+        }
+        assert_eq!(
+            names.intern_named_by_record("one-more"),
+            None,
+            "past the bound"
+        );
+        assert_eq!(
+            names.intern_named_by_record("t7"),
+            Some(names.intern_named_by_record("t7").unwrap())
+        );
+        assert!(std::ptr::eq(
+            names.intern_named_by_record("orders").unwrap(),
+            known
+        ));
     }
 
     /// A header list with names given as raw bytes (what a Go or C producer can write).

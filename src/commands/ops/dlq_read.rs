@@ -14,8 +14,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::inspect::At;
 use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
-use crate::egress::record::{Record, TopicPartition};
+use crate::egress::record::{Record, Topic, TopicPartition};
 use crate::kafka::envelope::{self, DeadLetterEnvelope, EnvelopeError};
+use crate::kafka::headers::dlq;
 
 /// With partition EOF events a read knows when it has caught up; this only guards
 /// against a broker that stops answering.
@@ -216,8 +217,11 @@ impl Entry {
             Ok(env) => env,
             Err(e) => return Entry::Unreadable(e),
         };
+        let Some(topic) = Topic::from_record(&env.origin.topic) else {
+            return Entry::Unreadable(EnvelopeError::Malformed(dlq::TOPIC));
+        };
         record.tp = TopicPartition {
-            topic: env.origin.topic.as_str().into(),
+            topic,
             partition: env.origin.partition,
         };
         record.offset = env.origin.offset;
