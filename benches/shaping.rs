@@ -62,7 +62,7 @@ fn value() -> Bytes {
 fn record() -> Record {
     Record {
         tp: TopicPartition {
-            topic: "orders".into(),
+            topic: hookbridge::egress::record::Topic::new("orders"),
             partition: 3,
         },
         offset: 1_234_567,

@@ -127,7 +127,7 @@ fn verify(c: &mut Criterion) {
 fn record(value: Bytes) -> Record {
     Record {
         tp: TopicPartition {
-            topic: "orders".into(),
+            topic: hookbridge::egress::record::Topic::new("orders"),
             partition: 3,
         },
         offset: 123_456,

@@ -29,7 +29,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Commit, Event};
-use super::record::{Record, TopicPartition};
+use super::record::{Record, Topic, TopicPartition};
 use crate::telemetry::control::{ControlEvent, ControlTelemetry};
 use crate::telemetry::{Health, Metrics};
 
@@ -214,7 +214,7 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
         .map(|e| TopicPartition {
-            topic: e.topic().into(),
+            topic: Topic::new(e.topic()),
             partition: e.partition(),
         })
         .collect()

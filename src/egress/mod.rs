@@ -123,6 +123,12 @@ pub(crate) async fn run_sink(
     } = shared;
     let name = sink.name.clone();
     let topics = sink.topics.clone();
+    // The topics the sink names (not its patterns) are interned now, as the broker's own:
+    // a dead letter from one of them stays readable in the console however many other
+    // names dead letters brought (see `Topic::from_record`).
+    for topic in topics.iter().filter(|t| !t.starts_with('^')) {
+        record::Topic::new(topic);
+    }
     consumer_cfg.set("group.id", &sink.group_id);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let context = SinkContext::new(

@@ -49,7 +49,7 @@ async fn first_worker(s: &Shaper) -> u32 {
 fn record(value: &str) -> Record {
     Record {
         tp: TopicPartition {
-            topic: "t".into(),
+            topic: hookbridge::egress::record::Topic::new("t"),
             partition: 0,
         },
         offset: 7,

@@ -207,7 +207,7 @@ pub(crate) enum Entry {
 
 impl Entry {
     pub(crate) fn read(msg: &BorrowedMessage<'_>, connector: &str) -> Entry {
-        let (mut record, _) = Record::from_message(msg, msg.topic().into());
+        let (mut record, _) = Record::from_message(msg, Topic::new(msg.topic()));
         match envelope::connector(&record.headers) {
             Ok(c) if c != connector => return Entry::OtherSink,
             Ok(_) => {}

@@ -21,7 +21,7 @@ use super::redact::Redact;
 use super::OpsError;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
-use crate::egress::record::Record;
+use crate::egress::record::{Record, Topic};
 use crate::kafka::envelope::DeadLetterEnvelope;
 
 /// Bytes of the destination's response shown per listed record.
@@ -356,7 +356,7 @@ pub fn show(
     let redact = Redact::of(super::sink(connectors, connector)?);
     let consumer = dlq_read::groupless_consumer(loaded, dlq_read::READ_ONE)?;
     let msg = dlq_read::read_one(&consumer, &dlq, at)?;
-    let (raw, _) = Record::from_message(&msg, msg.topic().into());
+    let (raw, _) = Record::from_message(&msg, Topic::new(msg.topic()));
     let summary = match Entry::read(&msg, connector) {
         Entry::Mine(mine) => Some(Summary::new(&msg, &mine.0, &mine.1, &redact)),
         Entry::OtherSink => {

@@ -11,7 +11,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::SinkContext;
 use crate::egress::dispatcher::Commit;
-use crate::egress::record::TopicPartition;
+use crate::egress::record::{Topic, TopicPartition};
 use crate::telemetry::control::ControlEvent;
 
 /// The commit as librdkafka takes it: every partition named, with its metadata (a commit
@@ -58,7 +58,7 @@ pub(super) fn read_committed(tpl: &TopicPartitionList) -> HashMap<TopicPartition
         };
         out.insert(
             TopicPartition {
-                topic: topic.as_ref().into(),
+                topic: Topic::new(topic.as_ref()),
                 partition: e.partition,
             },
             (e.offset, metadata),
@@ -118,7 +118,7 @@ impl ClientContext for SinkContext {
                     continue;
                 }
                 let tp = TopicPartition {
-                    topic: topic.topic.as_str().into(),
+                    topic: Topic::new(&topic.topic),
                     partition: p.partition,
                 };
                 self.set_lag(&tp, p.hi_offset - p.committed_offset.max(0));
