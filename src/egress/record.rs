@@ -260,6 +260,25 @@ impl Record {
     }
 }
 
+/// The name of the topic of a message librdkafka handed out, as bytes ("" when it has
+/// none, as some errors do not). Read directly: rust-rdkafka's `Message::topic` panics
+/// on a name that is not UTF-8.
+///
+/// # Safety
+/// `msg` is a live message, not destroyed while the name is used (the message holds
+/// its topic handle, and the handle its name).
+pub unsafe fn topic_name<'a>(msg: *const rdsys::rd_kafka_message_t) -> &'a [u8] {
+    let rkt = (*msg).rkt;
+    if rkt.is_null() {
+        return b"";
+    }
+    let name = rdsys::rd_kafka_topic_name(rkt);
+    if name.is_null() {
+        return b"";
+    }
+    std::ffi::CStr::from_ptr(name).to_bytes()
+}
+
 /// Every header of a librdkafka header list, in order: names read lossily (with the
 /// count of names that were not UTF-8), values copied (a null value reads as empty).
 ///

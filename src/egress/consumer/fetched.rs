@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rdkafka::bindings as rdsys;
 
-use crate::egress::record::TopicPartition;
+use crate::egress::record::{topic_name, TopicPartition};
 
 /// How often every held partition is forwarded again.
 pub const REFORWARD: Duration = Duration::from_secs(5);
@@ -184,19 +184,8 @@ impl Fetched {
 
     /// Its topic's name ("" when it has none, as some errors do not).
     pub fn topic(&self) -> &[u8] {
-        // SAFETY: live until drop; the topic handle and its name live as long as the
-        // message holds it.
-        unsafe {
-            let rkt = (*self.0).rkt;
-            if rkt.is_null() {
-                return b"";
-            }
-            let name = rdsys::rd_kafka_topic_name(rkt);
-            if name.is_null() {
-                return b"";
-            }
-            std::ffi::CStr::from_ptr(name).to_bytes()
-        }
+        // SAFETY: live until drop.
+        unsafe { topic_name(self.0) }
     }
 }
 

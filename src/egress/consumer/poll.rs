@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::commit::commit_sync;
 use super::fetched::{Fetched, FetchedQueue, Taken, REFORWARD};
 use super::flow::{Flow, FlowState};
 use super::{SinkContext, POLL_BATCH};
-use crate::egress::record::{Record, Topic};
+use crate::egress::record::{topic_name, Record, Topic};
 use crate::telemetry::control::ControlEvent;
 
 /// Turns the topic names of polled messages into [`Topic`]s. A poll's records come in
@@ -225,7 +224,8 @@ impl Taker {
             match consumer.poll(Duration::ZERO) {
                 None => {}
                 Some(Ok(msg)) => {
-                    let topic = self.topics.get(msg.topic().as_bytes());
+                    // SAFETY: `msg` is live for this block.
+                    let topic = self.topics.get(unsafe { topic_name(msg.ptr()) });
                     self.record(ctx, Record::from_message(&msg, topic));
                     served = Served::Records;
                 }
