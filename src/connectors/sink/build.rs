@@ -103,7 +103,8 @@ impl SinkDefinition {
                 let value = h.value.resolve().map_err(|e| err(&key, e.to_string()))?;
                 let mut value = HeaderValue::from_str(&literal_braces(value.expose(), &h.value))
                     .map_err(|_| err(&key, "value is not a valid header value".into()))?;
-                value.set_sensitive(!matches!(h.value, SecretRef::Literal(_)));
+                let literal = matches!(h.value, SecretRef::Literal(_));
+                value.set_sensitive(!literal || carries_credentials(&h.name));
                 Ok((h.name.clone(), value))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -244,4 +245,14 @@ fn standard_webhooks_key(secret: &SecretRef) -> Result<Secret, String> {
         return Err("must not be empty: whsec_ followed by the base64 of the key".to_owned());
     }
     Ok(s)
+}
+
+/// Whether a header of this name carries credentials: its value is kept out of `Debug`
+/// and masked in what dead letters show even when written literally in the sink's file
+/// (accepted for local development; `check` warns).
+fn carries_credentials(name: &HeaderName) -> bool {
+    const EXACT: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+    const PARTS: [&str; 6] = ["token", "secret", "key", "auth", "password", "session"];
+    let name = name.as_str(); // lowercase
+    EXACT.contains(&name) || PARTS.iter().any(|p| name.contains(p))
 }

@@ -232,3 +232,27 @@ fn a_token_url_with_a_password_is_refused_and_never_shown() {
         assert!(!e.to_string().contains("url-secret"), "{e}");
     }
 }
+
+/// A header value written literally is shown where a sink's settings are (`Debug`) and
+/// left in dead letters' excerpts, unless its name says it carries credentials.
+#[test]
+fn literal_credentials_in_headers_are_kept_out_of_debug() {
+    let s = sink(
+        "headers = { Authorization = \"Bearer hunter2-token\", X-Api-Key = \"k-123456\", X-Tenant = \"acme\" }",
+    )
+    .unwrap();
+    let shown = format!("{s:?}");
+    for secret in ["hunter2-token", "k-123456"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    let sensitive = |n: &str| {
+        s.headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .unwrap()
+            .1
+            .is_sensitive()
+    };
+    assert!(sensitive("authorization") && sensitive("x-api-key"));
+    assert!(!sensitive("x-tenant"), "a plain literal stays as written");
+}
