@@ -21,12 +21,15 @@ impl Redact {
     /// references, the password of its URL (raw and as the `Basic` credentials made of
     /// it) and its signing key.
     pub(super) fn of(sink: &Sink) -> Redact {
-        let mut secrets: Vec<String> = sink
-            .headers
-            .iter()
-            .filter(|(_, v)| v.is_sensitive())
-            .filter_map(|(_, v)| v.to_str().ok().map(str::to_owned))
-            .collect();
+        let mut secrets: Vec<String> = Vec::new();
+        for value in (sink.headers.iter()).filter(|(_, v)| v.is_sensitive()) {
+            let Ok(value) = value.1.to_str() else {
+                continue;
+            };
+            // `Token <t>` / `Bearer <t>`: the credential alone may be echoed too.
+            secrets.extend(value.split_once(' ').map(|(_, c)| c.to_owned()));
+            secrets.push(value.to_owned());
+        }
         // The URL's user and password are the sink's `Credentials::Header` (below), as
         // Basic credentials; a destination may echo the raw password too.
         if let Some(password) = sink.url.userinfo().and_then(|u| u.password.clone()) {
@@ -131,6 +134,20 @@ mod tests {
             "authorization: [redacted]"
         );
         assert_eq!(masked("nothing here: Bea"), "nothing here: Bea");
+    }
+
+    #[test]
+    fn a_credential_header_is_masked_whole_and_without_its_scheme() {
+        let text = "name = \"orders\"\ntopics = [\"orders\"]\nurl = \"http://127.0.0.1:9/hook\"\n\
+            headers = { Authorization = \"Token abcdef123456\", X-Routing-Key = \"orders-eu\" }";
+        let cfg: crate::connectors::sink::SinkConfig = toml::from_str(text).expect("parses");
+        let sink = cfg.validate("orders.toml").unwrap().build().unwrap();
+        let r = Redact::of(&sink);
+        let masked = |text: &str| r.bytes(&Bytes::from(text.to_owned()));
+        assert_eq!(
+            masked("got Token abcdef123456, then abcdef123456 for orders-eu"),
+            "got [redacted], then [redacted] for orders-eu"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::config::{ConfigError, Secret, SecretRef};
 use crate::connectors::template::{redacted_url, Template};
 
 use super::config::{AuthConfig, ClientAuth, SignScheme};
+use super::definition::carries_credentials;
 use super::definition::SinkDefinition;
 
 /// A sink ready to run: its definition with the secrets resolved. Reads through to the
@@ -104,7 +105,7 @@ impl SinkDefinition {
                 let mut value = HeaderValue::from_str(&literal_braces(value.expose(), &h.value))
                     .map_err(|_| err(&key, "value is not a valid header value".into()))?;
                 let literal = matches!(h.value, SecretRef::Literal(_));
-                value.set_sensitive(!literal || carries_credentials(&h.name));
+                value.set_sensitive(!literal || carries_credentials(h.name.as_str()));
                 Ok((h.name.clone(), value))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -245,14 +246,4 @@ fn standard_webhooks_key(secret: &SecretRef) -> Result<Secret, String> {
         return Err("must not be empty: whsec_ followed by the base64 of the key".to_owned());
     }
     Ok(s)
-}
-
-/// Whether a header of this name carries credentials: its value is kept out of `Debug`
-/// and masked in what dead letters show even when written literally in the sink's file
-/// (accepted for local development; `check` warns).
-fn carries_credentials(name: &HeaderName) -> bool {
-    const EXACT: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
-    const PARTS: [&str; 6] = ["token", "secret", "key", "auth", "password", "session"];
-    let name = name.as_str(); // lowercase
-    EXACT.contains(&name) || PARTS.iter().any(|p| name.contains(p))
 }

@@ -402,9 +402,13 @@ impl std::fmt::Debug for UrlText {
 }
 
 impl SinkConfig {
-    /// Every secret reference with its key, for `check`'s literal-secret warning. Plain
-    /// header values are not secrets; only a `sign` secret is.
+    /// Every secret reference with its key, for `check`'s literal-secret warning: the
+    /// `sign` and `auth` secrets, and the `headers` whose names carry credentials (other
+    /// header values are plain text).
     pub fn secret_refs(&self) -> Vec<(String, &SecretRef)> {
+        let headers = (self.headers.iter())
+            .filter(|(name, _)| super::definition::carries_credentials(name))
+            .map(|(name, value)| (format!("sink.headers.{name}"), value));
         let auth = self.auth.iter().map(|a| match a {
             AuthConfig::Bearer(r) => ("sink.auth.bearer".to_owned(), r),
             AuthConfig::Basic(b) => ("sink.auth.basic.password".to_owned(), &b.password),
@@ -417,6 +421,7 @@ impl SinkConfig {
             .iter()
             .map(|s| ("sink.sign.secret".to_owned(), &s.secret))
             .chain(auth)
+            .chain(headers)
             .collect()
     }
 }

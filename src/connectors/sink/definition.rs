@@ -120,6 +120,43 @@ impl std::fmt::Display for HeaderPattern {
     }
 }
 
+/// Whether a request header of this name carries credentials, so that a value written
+/// literally under it is a secret all the same: sent as sensitive, kept out of `Debug`,
+/// masked in what dead letters show, and warned about by `check`. Judged by the name's
+/// words (split at `-` and `_`), so `X-Routing-Key` or `X-Author` stay plain text.
+pub(crate) fn carries_credentials(name: &str) -> bool {
+    const NAMES: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+    const WORDS: [&str; 10] = [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "passphrase",
+        "credential",
+        "credentials",
+        "apikey",
+        "jwt",
+        "bearer",
+    ];
+    // `<word>-key`: an API, access or subscription key, not a tenant's or a route's.
+    const KEY_AFTER: [&str; 9] = [
+        "api",
+        "access",
+        "subscription",
+        "private",
+        "secret",
+        "client",
+        "app",
+        "master",
+        "auth",
+    ];
+    let name = name.to_ascii_lowercase();
+    let words: Vec<&str> = name.split(['-', '_']).collect();
+    NAMES.contains(&name.as_str())
+        || words.iter().any(|w| WORDS.contains(w))
+        || (words.windows(2)).any(|p| p[1] == "key" && KEY_AFTER.contains(&p[0]))
+}
+
 impl SinkConfig {
     /// Checks every value; touches no environment or file. Errors name `file` and the key.
     pub fn validate(self, file: &str) -> Result<SinkDefinition, ConfigError> {

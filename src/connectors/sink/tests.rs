@@ -238,10 +238,11 @@ fn a_token_url_with_a_password_is_refused_and_never_shown() {
 #[test]
 fn literal_credentials_in_headers_are_kept_out_of_debug() {
     let s = sink(
-        "headers = { Authorization = \"Bearer hunter2-token\", X-Api-Key = \"k-123456\", X-Tenant = \"acme\" }",
+        "headers = { Authorization = \"Bearer hunter2-token\", X-Api-Key = \"k-123456\", X-Tenant = \"acme\", X-Private-Token = \"sk-live-{header.tenant}\" }",
     )
     .unwrap();
     let shown = format!("{s:?}");
+    assert!(!shown.contains("sk-live"), "template text in {shown}");
     for secret in ["hunter2-token", "k-123456"] {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
@@ -255,4 +256,53 @@ fn literal_credentials_in_headers_are_kept_out_of_debug() {
     };
     assert!(sensitive("authorization") && sensitive("x-api-key"));
     assert!(!sensitive("x-tenant"), "a plain literal stays as written");
+}
+
+#[test]
+fn credential_header_names_are_told_from_plain_ones() {
+    use super::definition::carries_credentials;
+    for name in [
+        "Authorization",
+        "Cookie",
+        "X-Api-Key",
+        "X-Goog-Api-Key",
+        "apikey",
+        "Private-Token",
+        "X-Vault-Token",
+        "X_Client_Secret",
+        "Ocp-Apim-Subscription-Key",
+        "X-Auth-Key",
+        "CB-Access-Passphrase",
+        "X-Password",
+        "X-JWT",
+    ] {
+        assert!(carries_credentials(name), "{name}");
+    }
+    for name in [
+        "X-Tenant",
+        "X-Routing-Key",
+        "X-Tenant-Key",
+        "X-Author",
+        "X-Auth-Method",
+        "X-Session-Id",
+        "Keyword",
+    ] {
+        assert!(!carries_credentials(name), "{name}");
+    }
+}
+
+/// `check` warns about a credential written literally in `headers`, not about plain text.
+#[test]
+fn check_warns_about_literal_credentials_in_headers() {
+    let mut out = crate::connectors::Connectors::default();
+    let text = "[sink]\nname = \"orders\"\ntopics = [\"orders\"]\nurl = \"http://127.0.0.1:9/hook\"\n\
+        headers = { X-Api-Key = \"k-123456\", X-Tenant = \"acme\", X-Token = \"${HB_TEST_NEVER_SET}\" }\n";
+    let _ = crate::connectors::load_file("orders.toml", text, &mut out);
+    assert_eq!(
+        out.literal_secrets,
+        [(
+            "orders.toml".to_owned(),
+            "sink.headers.X-Api-Key".to_owned()
+        )]
+    );
 }
