@@ -80,6 +80,16 @@ pub fn load_dir(dir: &Path) -> Result<Connectors, ConfigError> {
     Ok(out)
 }
 
+/// Whether Kafka allows this topic name: 1 to 249 of `[A-Za-z0-9._-]`, and not `.` or
+/// `..`. Names a sender or a record's contents put forward are checked against it before
+/// they name anything.
+pub fn is_topic_name(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// Parses one connector file's text and adds the validated connector to `out`.
 pub(crate) fn load_file(file: &str, text: &str, out: &mut Connectors) -> Result<(), ConfigError> {
     let raw: ConnectorFile = parse_toml(file, text)?;

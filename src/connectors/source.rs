@@ -442,11 +442,7 @@ impl Routing {
         // of thing, and the allow-list compares plain names.
         let topic = String::from_utf8(out)
             .ok()
-            .filter(|t| {
-                t.len() <= 249
-                    && t.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            })
+            .filter(|t| crate::connectors::is_topic_name(t))
             .ok_or(RouteError::NotAllowed)?;
         let allowed = self.allowed.iter().any(|a| match a.strip_suffix('*') {
             Some(prefix) => topic.starts_with(prefix),

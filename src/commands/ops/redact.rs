@@ -22,8 +22,8 @@ impl Redact {
     /// it) and its signing key.
     pub(super) fn of(sink: &Sink) -> Redact {
         let mut secrets: Vec<String> = Vec::new();
-        for value in (sink.headers.iter()).filter(|(_, v)| v.is_sensitive()) {
-            let Ok(value) = value.1.to_str() else {
+        for (_, value) in (sink.headers.iter()).filter(|(_, v)| v.is_sensitive()) {
+            let Ok(value) = value.to_str() else {
                 continue;
             };
             // `Token <t>` / `Bearer <t>`: the credential alone may be echoed too.

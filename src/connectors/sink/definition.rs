@@ -125,7 +125,8 @@ impl std::fmt::Display for HeaderPattern {
 /// masked in what dead letters show, and warned about by `check`. Judged by the name's
 /// words (split at `-` and `_`), so `X-Routing-Key` or `X-Author` stay plain text.
 pub(crate) fn carries_credentials(name: &str) -> bool {
-    const NAMES: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+    // `Proxy-*` headers are refused outright.
+    const NAMES: [&str; 2] = ["authorization", "cookie"];
     const WORDS: [&str; 10] = [
         "token",
         "secret",
