@@ -80,21 +80,23 @@ pub struct Settings {
     /// `BENCH_REPEAT` (1): runs of each target; an egress or ingress row is the run of
     /// median rate, a latency at half rate the run of median p99.
     pub repeat: usize,
-    /// `BENCH_ROWS`: the egress rows to run, by name (`receiver,d,f,e,jq,batcher,g,h,memory`;
-    /// `h` brings `d`); all when unset. For iterating on one row:
-    /// `BENCH_ONLY=egress BENCH_ROWS=f,g`.
+    /// `BENCH_ROWS`: the egress rows to run, by name (`receiver,d,f,e,jq,batcher,g,h,memory`,
+    /// and `d-stream`, `e-key` for one row of (d) and (e); `h` brings `d`); all when unset.
+    /// For iterating on one row: `BENCH_ONLY=egress BENCH_ROWS=f,g`.
     pub rows: Rows,
 }
 
 /// A set of egress rows, named as in the report: `receiver` (its ceiling), `d`, `f`, `e`
 /// (the three orderings), `jq` (the filter and transform rows), `batcher` (the minimal
-/// batching forwarders of (g)), `g` (hookbridge batching), `h`, `memory`.
+/// batching forwarders of (g)), `g` (hookbridge batching), `h`, `memory`; and for a
+/// close comparison of key order with its limit in many short rounds, `d-stream` (only
+/// the first (d) forwarder, the fastest in every recorded run) and `e-key` (only key order).
 #[derive(Debug, Clone, Copy)]
 pub struct Rows(u16);
 
 impl Rows {
-    const NAMES: [&'static str; 9] = [
-        "receiver", "d", "f", "e", "jq", "batcher", "g", "h", "memory",
+    const NAMES: [&'static str; 11] = [
+        "receiver", "d", "d-stream", "f", "e", "e-key", "jq", "batcher", "g", "h", "memory",
     ];
 
     fn parse(list: &str) -> std::result::Result<Self, String> {
@@ -523,6 +525,8 @@ mod tests {
         assert!(some.has("f") && some.has("g") && !some.has("d") && !some.has("batcher"));
         let h = Rows::parse("h").unwrap();
         assert!(h.has("h") && h.has("d") && !h.has("e"));
+        let pair = Rows::parse("d-stream,e-key").unwrap();
+        assert!(pair.has("d-stream") && pair.has("e-key") && !pair.has("d") && !pair.has("e"));
         assert!(Rows::parse("f,x").unwrap_err().contains("\"x\""));
     }
 

@@ -374,7 +374,13 @@ impl Bench {
             ca: None,
         };
         let mut planned = Vec::new();
-        let forwarders = if rows.has("d") { &FORWARDERS[..] } else { &[] };
+        let forwarders = if rows.has("d") {
+            &FORWARDERS[..]
+        } else if rows.has("d-stream") {
+            &FORWARDERS[..1]
+        } else {
+            &[]
+        };
         for (i, &(how, poll, properties)) in forwarders.iter().enumerate() {
             planned.push(Planned {
                 label: format!("(d) rdkafka → reqwest, no order, no commits; {how}"),
@@ -410,6 +416,8 @@ impl Bench {
         }
         let orderings: &[&str] = if rows.has("e") {
             &["key", "none", "partition"]
+        } else if rows.has("e-key") {
+            &["key"]
         } else {
             &[]
         };
