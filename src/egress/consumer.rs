@@ -29,6 +29,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::dispatcher::{Commit, Event};
+use super::handoff::Handoff;
+use super::memory;
 use super::record::{Record, Topic, TopicPartition};
 use crate::telemetry::control::{ControlEvent, ControlTelemetry};
 use crate::telemetry::{Health, Metrics};
@@ -61,6 +63,8 @@ pub struct SinkContext {
     /// to as it is assigned ([`fetched`]). Held weakly: the poll thread owns it, and it
     /// must be gone before the consumer, whichever way the thread ends.
     fetched: std::sync::Mutex<std::sync::Weak<fetched::FetchedQueue>>,
+    /// The bytes of the records handed to the dispatcher and not yet taken in.
+    handoff: Arc<Handoff>,
 }
 
 impl SinkContext {
@@ -82,7 +86,13 @@ impl SinkContext {
             health,
             batch: std::sync::Mutex::new(Vec::with_capacity(POLL_BATCH)),
             fetched: std::sync::Mutex::default(),
+            handoff: Arc::default(),
         }
+    }
+
+    /// What the dispatcher of this sink reports the records it takes in to.
+    pub fn handoff(&self) -> Arc<Handoff> {
+        self.handoff.clone()
     }
 
     fn set_fetched(&self, queue: &Arc<fetched::FetchedQueue>) {
@@ -143,6 +153,10 @@ impl SinkContext {
             }
             std::mem::replace(&mut *batch, Vec::with_capacity(POLL_BATCH))
         };
+        // Counted before it is sent: taken in first, it would be subtracted (saturating)
+        // before it was added, and the count would creep up until it read full for good.
+        self.handoff
+            .handed(records.iter().map(memory::record_bytes).sum());
         self.events.send(Event::Records(records)).is_ok()
     }
 

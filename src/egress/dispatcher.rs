@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::delivery::{Destination, Finish, Stop};
 use super::finished::FinishedMap;
+use super::handoff::Handoff;
 use super::memory::{self, MemoryBudget};
 use super::partition::{Admitted, LaneId, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
@@ -194,6 +195,8 @@ pub struct Dispatcher {
     last_commit: Instant,
     /// The batches of a sink with `batch` set.
     batching: Option<Batching>,
+    /// Told the bytes of each poll batch taken in, which the poll thread waits for.
+    handoff: Arc<Handoff>,
 }
 
 /// Unchanged positions are committed again this often: an async commit that failed
@@ -216,6 +219,7 @@ impl Dispatcher {
         control: Arc<dyn PartitionControl>,
         policy: CommitPolicy,
         memory: Arc<MemoryBudget>,
+        handoff: Arc<Handoff>,
     ) -> Self {
         Self {
             batching: (destination.batch_rules()).map(|rules| {
@@ -244,6 +248,7 @@ impl Dispatcher {
             last_commit: Instant::now()
                 .checked_sub(policy.interval)
                 .unwrap_or_else(Instant::now),
+            handoff,
         }
     }
 
@@ -362,7 +367,11 @@ impl Dispatcher {
         // per poll batch: an atomic update per record was a measurable part of a
         // batching sink's CPU. The budget is read with them counted, record by record.
         let mut held = Held::default();
+        // Every record of the batch, tracked or not, as the poll thread counted it.
+        let mut handed = 0;
         for record in records {
+            let bytes = memory::record_bytes(&record);
+            handed += bytes;
             let lane = self.lane(&record);
             let Some(p) = self.partitions.get_mut(&record.tp) else {
                 // Not (or no longer) assigned here: never tracked, never committed.
@@ -370,7 +379,6 @@ impl Dispatcher {
             };
             let (offset, epoch, tp) = (record.offset, record.epoch, record.tp.clone());
             let leader_epoch = record.leader_epoch;
-            let bytes = memory::record_bytes(&record);
             match (p.core).admit_from_leader(
                 offset,
                 epoch,
@@ -399,6 +407,7 @@ impl Dispatcher {
             }
             self.carry_out(&tp, deliveries);
         }
+        self.handoff.taken(handed);
         if held.records > 0 {
             self.memory.add(held.bytes);
             Buffered(held.records).emit(&self.telemetry);

@@ -7,7 +7,8 @@
 //! 1. **Poll thread** (`consumer::poll_thread`): polls librdkafka, turns each message
 //!    into a [`record::Record`] and hands them to the dispatcher in batches
 //!    (`Event::Records`), together with assignment and revoke events from the
-//!    `consumer::SinkContext` callbacks.
+//!    `consumer::SinkContext` callbacks. What it handed over and the dispatcher has not
+//!    taken in is bounded by bytes (`handoff`).
 //! 2. **Dispatcher** (`dispatcher`): one async task per sink; for each record it asks the
 //!    record's **partition core** ([`partition::Partition`], pure, no I/O) whether the
 //!    record may start now, waits behind its lane (key or partition), or the partition
@@ -43,6 +44,7 @@ pub(crate) mod dispatcher;
 pub(crate) mod dlq;
 pub mod evaluation;
 pub mod finished;
+pub(crate) mod handoff;
 pub(crate) mod memory;
 pub(crate) mod outcome;
 pub mod partition;
@@ -175,6 +177,7 @@ pub(crate) async fn run_sink(
             metadata_budget: timing.commit_metadata_budget,
         },
         memory,
+        consumer.context().handoff(),
     );
     let dispatching = tokio::spawn(dispatcher.run(rx));
     let poller = {

@@ -115,6 +115,17 @@ impl FetchedQueue {
         (taken.messages).extend(raw[..n].iter().map(|&m| Fetched(m)));
     }
 
+    /// Tells librdkafka the application polled, taking nothing: while the poll thread
+    /// waits for the dispatcher to make room, the group's `max.poll.interval.ms` must not
+    /// run out (only librdkafka's consume calls count, and the consumer's own queue is
+    /// polled only when it holds something).
+    pub fn polled_without_taking(&self) {
+        let mut none: [*mut rdsys::rd_kafka_message_t; 0] = [];
+        // SAFETY: `queue` is live until drop; with room for no message and no wait,
+        // librdkafka only notes the poll and writes nothing.
+        unsafe { rdsys::rd_kafka_consume_batch_queue(self.queue, 0, none.as_mut_ptr(), 0) };
+    }
+
     fn take_raw(&self, into: &mut [*mut rdsys::rd_kafka_message_t], wait_ms: i32) -> usize {
         if into.is_empty() {
             return 0;

@@ -138,6 +138,7 @@ fn poll_loop(
         check_items,
     };
     let mut taken = Taken::new(POLL_BATCH);
+    ctx.handoff.poller();
     let mut reforward_at = Instant::now() + REFORWARD;
     let mut busy_turns = 0;
     while !stop.is_cancelled() {
@@ -171,6 +172,13 @@ fn poll_loop(
         // out `WAIT`: their arrival woke no one, the queue was not empty.
         let wait = if busy_turns > 0 { Duration::ZERO } else { WAIT };
         busy_turns = 0;
+        // The dispatcher is behind: what librdkafka fetched stays there (its prefetch is
+        // bounded) until the dispatcher has taken in enough of what it was handed.
+        if ctx.handoff.is_full() {
+            fetched.polled_without_taking();
+            ctx.handoff.wait_for_room(ROOM_WAIT);
+            continue;
+        }
         fetched.take(&mut taken, wait);
         for message in taken.messages.drain(..) {
             taker.fetched(ctx, &message);
@@ -180,6 +188,10 @@ fn poll_loop(
         }
     }
 }
+
+/// How long the poll thread waits at most for the dispatcher to make room before it
+/// serves the consumer's queue again (rebalances wait at most this long meanwhile).
+const ROOM_WAIT: Duration = Duration::from_millis(10);
 
 /// What serving the consumer's own queue left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

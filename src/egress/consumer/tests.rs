@@ -239,3 +239,45 @@ fn a_fetched_queue_of_a_consumer_without_a_group_is_not_made() {
     // SAFETY: `consumer` outlives the call.
     assert!(unsafe { fetched::FetchedQueue::new(consumer.client().native_ptr()) }.is_none());
 }
+
+#[test]
+fn a_flushed_batch_counts_its_bytes_as_handed_to_the_dispatcher() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = SinkContext::new(
+        "orders".into(),
+        tx,
+        Duration::from_secs(1),
+        Arc::new(Health::default()),
+        &Metrics::new(),
+    );
+    let records: Vec<Record> = (0..3)
+        .map(|offset| Record {
+            tp: TopicPartition {
+                topic: "orders".into(),
+                partition: 0,
+            },
+            offset,
+            key: Some(bytes::Bytes::from_static(b"k")),
+            value: bytes::Bytes::from(vec![b'x'; 100 * (offset as usize + 1)]),
+            headers: vec![("h".into(), bytes::Bytes::from_static(b"v"))],
+            epoch: 0,
+            leader_epoch: -1,
+            checked_item: None,
+        })
+        .collect();
+    let bytes: u64 = records
+        .iter()
+        .map(crate::egress::memory::record_bytes)
+        .sum();
+    for r in records {
+        ctx.push(r);
+    }
+    assert_eq!(
+        ctx.handoff().bytes(),
+        0,
+        "counted when handed over, not before"
+    );
+    assert!(ctx.flush());
+    assert_eq!(ctx.handoff().bytes(), bytes);
+    assert!(matches!(rx.try_recv(), Ok(Event::Records(r)) if r.len() == 3));
+}

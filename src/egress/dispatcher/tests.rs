@@ -132,6 +132,8 @@ struct Harness {
     metrics: Arc<Metrics>,
     hold: Arc<AtomicBool>,
     arrived: Arc<AtomicUsize>,
+    /// What the dispatcher reports taking records in to.
+    handoff: Arc<crate::egress::handoff::Handoff>,
 }
 
 async fn start() -> Harness {
@@ -174,6 +176,7 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
         interval,
         metadata_budget: 4000,
     };
+    let handoff = Arc::new(crate::egress::handoff::Handoff::default());
     tokio::spawn(
         Dispatcher::new(
             destination,
@@ -181,6 +184,7 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
             control.clone(),
             policy,
             Arc::new(crate::egress::memory::MemoryBudget::new(memory)),
+            handoff.clone(),
         )
         .run(rx),
     );
@@ -190,6 +194,7 @@ async fn start_with_memory(extra: &str, interval: Duration, memory: u64) -> Harn
         metrics,
         hold,
         arrived,
+        handoff,
     }
 }
 
@@ -420,6 +425,22 @@ async fn records_of_partitions_not_assigned_here_are_never_committed() {
     h.send(Event::Records(vec![record(3, 7), record(0, 0)]));
     h.committed(&tp(0), 1).await;
     assert_eq!(h.control.last_commit(&tp(3)), None);
+}
+
+/// The poll thread waits while what it handed over and the dispatcher has not taken in
+/// is at its bound: every record of a batch must count as taken in, whatever became of
+/// it, or the sink would stop taking records for good.
+#[tokio::test]
+async fn every_record_handed_over_is_counted_as_taken_in_whatever_becomes_of_it() {
+    let h = start().await;
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
+    // Tracked, not assigned here, and a copy of one already held.
+    let batch = vec![record(0, 0), record(3, 7), record(0, 1), record(0, 1)];
+    let bytes = batch.iter().map(crate::egress::memory::record_bytes).sum();
+    h.handoff.handed(bytes);
+    h.send(Event::Records(batch));
+    h.committed(&tp(0), 2).await;
+    assert_eq!(h.handoff.bytes(), 0);
 }
 
 #[tokio::test]
