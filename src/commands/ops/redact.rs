@@ -23,12 +23,9 @@ impl Redact {
     pub(super) fn of(sink: &Sink) -> Redact {
         let mut secrets: Vec<String> = Vec::new();
         for (_, value) in (sink.headers.iter()).filter(|(_, v)| v.is_sensitive()) {
-            let Ok(value) = value.to_str() else {
-                continue;
-            };
-            // `Token <t>` / `Bearer <t>`: the credential alone may be echoed too.
-            secrets.extend(value.split_once(' ').map(|(_, c)| c.to_owned()));
-            secrets.push(value.to_owned());
+            if let Ok(value) = value.to_str() {
+                secrets.extend(credential_forms(value));
+            }
         }
         // The URL's user and password are the sink's `Credentials::Header` (below), as
         // Basic credentials; a destination may echo the raw password too.
@@ -37,10 +34,8 @@ impl Redact {
         }
         match &sink.credentials {
             Some(Credentials::Header(v)) => {
-                // `Bearer <token>` / `Basic <pair>`: the credential alone is echoed too.
                 if let Ok(v) = v.to_str() {
-                    secrets.extend(v.split_once(' ').map(|(_, c)| c.to_owned()));
-                    secrets.push(v.to_owned());
+                    secrets.extend(credential_forms(v));
                 }
             }
             Some(Credentials::OAuth2 { client_secret, .. }) => {
@@ -75,6 +70,15 @@ impl Redact {
         }
         Bytes::from(mask_bearer_tokens(&out))
     }
+}
+
+/// A credential header's value whole, and the credential after its scheme (`Bearer <t>`,
+/// `Token <t>`, `Basic <pair>`), which a destination may echo alone.
+fn credential_forms(value: &str) -> impl Iterator<Item = String> + '_ {
+    let after_scheme = value.split_once(' ').map(|(_, c)| c.to_owned());
+    after_scheme
+        .into_iter()
+        .chain(std::iter::once(value.to_owned()))
 }
 
 /// Every `Bearer <token>` credential masked, whoever issued it: an OAuth2 access token is
