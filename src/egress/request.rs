@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::evaluation::{Evaluator, Programs, Request, Verdict, Workers};
 use super::record::Record;
-use crate::connectors::sink::{is_framing, Format, HeaderPattern};
+use crate::connectors::sink::{carries_credentials, is_framing, Format, HeaderPattern};
 use crate::connectors::template::{url_encode, Escape, Field, Template, UrlTemplate};
 use crate::connectors::Sink;
 use crate::kafka::headers::{self, EVENT_TYPE as EVENT_TYPE_HEADER};
@@ -29,7 +29,8 @@ pub struct Shaper {
     /// The URL when it has no placeholder.
     fixed_url: Option<reqwest::Url>,
     url: UrlTemplate,
-    headers: Vec<(HeaderName, Template)>,
+    /// Each templated header, and whether its name says it carries a credential.
+    headers: Vec<(HeaderName, Template, bool)>,
     forward: Vec<HeaderPattern>,
     programs: Programs,
     evaluator: Evaluator,
@@ -107,7 +108,9 @@ impl Shaper {
         Shaper {
             fixed_url: sink.url.literal(),
             url: sink.url.clone(),
-            headers: sink.header_templates.clone(),
+            headers: (sink.header_templates.iter())
+                .map(|(name, t)| (name.clone(), t.clone(), carries_credentials(name.as_str())))
+                .collect(),
             forward: sink.forward_headers.clone(),
             programs,
             evaluator,
@@ -251,20 +254,23 @@ impl Shaper {
                 }
                 // Kafka header names are free text: one that is not an HTTP header name
                 // (or whose value is not a header value) is not sent.
-                if let (Ok(name), Ok(value)) = (
+                if let (Ok(name), Ok(mut value)) = (
                     HeaderName::from_bytes(k.as_bytes()),
                     HeaderValue::from_maybe_shared(v.clone()),
                 ) {
+                    value.set_sensitive(carries_credentials(name.as_str()));
                     headers.append(name, value);
                 }
             }
         }
         let mut buf = Vec::new();
-        for (name, t) in &self.headers {
+        for (name, t, credential) in &self.headers {
             buf.clear();
             t.render(&mut buf, Escape::Raw, fields)
                 .map_err(|_| template("missing-value"))?;
-            let value = HeaderValue::from_bytes(&buf).map_err(|_| template("invalid-header"))?;
+            let mut value =
+                HeaderValue::from_bytes(&buf).map_err(|_| template("invalid-header"))?;
+            value.set_sensitive(*credential);
             headers.insert(name.clone(), value);
         }
         let content_type = body.is_some().then_some(APPLICATION_JSON);

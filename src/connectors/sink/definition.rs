@@ -122,9 +122,12 @@ impl std::fmt::Display for HeaderPattern {
 
 /// Whether a request header of this name carries credentials, so that a value written
 /// literally under it is a secret all the same: sent as sensitive, kept out of `Debug`,
-/// masked in what dead letters show, and warned about by `check`. Judged by the name's
+/// masked in what dead letters show, and warned about by `check`. A value filled from a
+/// record (a header template, a forwarded record header) under such a name is sent as
+/// sensitive too (never indexed by HTTP/2's header compression, `Debug` hides it).
+/// Judged by the name's
 /// words (split at `-` and `_`), so `X-Routing-Key` or `X-Author` stay plain text.
-pub(crate) fn carries_credentials(name: &str) -> bool {
+pub fn carries_credentials(name: &str) -> bool {
     // `Proxy-*` headers are refused outright.
     const NAMES: [&str; 2] = ["authorization", "cookie"];
     const WORDS: [&str; 10] = [

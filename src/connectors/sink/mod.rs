@@ -17,4 +17,4 @@ pub use build::{Credentials, Sink};
 pub use config::{
     AuthConfig, BatchFormat, BatchItems, ClientAuth, Format, Ordering, RetryConfig, SinkConfig,
 };
-pub use definition::{is_framing, HeaderPattern};
+pub use definition::{carries_credentials, is_framing, HeaderPattern};

@@ -130,6 +130,29 @@ fn a_transform_body_is_json_or_the_record_is_refused() {
 }
 
 #[test]
+fn record_values_under_credential_names_are_sent_as_sensitive() {
+    let s = shaper(
+        "url = \"http://h/\"\nforward_record_headers = [\"x-*\"]\n\
+         headers = { Authorization = \"Bearer {header.tok}\", X-Tenant = \"{header.tok}\" }",
+    );
+    let r = record(
+        b"{}",
+        &[
+            ("tok", b"s3cr3t-value"),
+            ("x-api-key", b"k"),
+            ("x-route", b"r"),
+        ],
+        None,
+    );
+    let p = s.shape(&r).unwrap().unwrap();
+    let sensitive = |name: &str| p.headers[name].is_sensitive();
+    assert!(sensitive("authorization"));
+    assert!(sensitive("x-api-key"));
+    assert!(!sensitive("x-tenant"));
+    assert!(!sensitive("x-route"));
+}
+
+#[test]
 fn framing_headers_are_never_forwarded() {
     let s = shaper("url = \"http://h/\"\nforward_record_headers = [\"*\"]");
     let r = record(
