@@ -5,8 +5,9 @@
 //! fixed and delivered, a second one is ticked and redriven as selected; the source page
 //! lists its event types; a replay is applied and both records are delivered again;
 //! anonymous requests get 401/403, a POST without the CSRF token 403, `read_only` hides
-//! and refuses actions, and no secret value is on any page. Writes the
-//! screenshots of docs/operations.md to `docs/console/`.
+//! and refuses actions, and no secret value is on any page. Takes the screenshots of
+//! docs/operations.md, written to `docs/console/` only when
+//! `HOOKBRIDGE_UPDATE_SCREENSHOTS` is set (a test run leaves the work tree as it was).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -28,8 +29,12 @@ const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// Runs the browser script in `mode` against `hb`; panics with its output on failure.
 async fn browse(hb: &Hookbridge, mode: &str, fix_url: &str, record_id: &str) {
     let root = env!("CARGO_MANIFEST_DIR");
-    let shots = format!("{root}/docs/console");
-    std::fs::create_dir_all(&shots).expect("docs/console");
+    let scratch = tempfile::tempdir().expect("a directory for the screenshots");
+    let shots = match std::env::var_os("HOOKBRIDGE_UPDATE_SCREENSHOTS") {
+        Some(_) => format!("{root}/docs/console"),
+        None => scratch.path().display().to_string(),
+    };
+    std::fs::create_dir_all(&shots).expect("the screenshots' directory");
     let mut cmd = tokio::process::Command::new(format!("{root}/scripts/console-browser.sh"));
     cmd.env("CONSOLE_BASE", hb.admin_url(""))
         .env("CONSOLE_TOKEN", TOKEN)
