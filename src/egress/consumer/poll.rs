@@ -70,7 +70,7 @@ pub fn poll_thread(
         Some(q) => {
             ctx.set_fetched(q);
             !contain_panic(ctx, &stop, || {
-                poll_loop(&consumer, &flow, &stop, check_items, q)
+                poll_loop(&consumer, &flow, &stop, check_items, q, REFORWARD)
             })
         }
         // Only a consumer without a group has no queue of its own: a sink's always has one.
@@ -122,14 +122,17 @@ impl SinkContext {
 
 /// How long the poll thread waits for a record when none is there; rebalances and other
 /// events wait at most this long to be served.
-const WAIT: Duration = Duration::from_millis(50);
+pub(super) const WAIT: Duration = Duration::from_millis(50);
 
-fn poll_loop(
+/// The poll thread's turns until `stop` (see [`poll_thread`]); every held partition is
+/// forwarded to `fetched` again every `reforward` ([`REFORWARD`]).
+pub(super) fn poll_loop(
     consumer: &BaseConsumer<SinkContext>,
     flow: &std::sync::mpsc::Receiver<Flow>,
     stop: &CancellationToken,
     check_items: bool,
     fetched: &FetchedQueue,
+    reforward: Duration,
 ) {
     let ctx = consumer.context();
     let mut taker = Taker {
@@ -139,39 +142,25 @@ fn poll_loop(
     };
     let mut taken = Taken::new(POLL_BATCH);
     ctx.handoff.poller();
-    let mut reforward_at = Instant::now() + REFORWARD;
-    let mut busy_turns = 0;
+    let mut reforward = Reforward::new(Instant::now(), reforward);
+    let mut flood = Flood::default();
     while !stop.is_cancelled() {
         while let Ok(change) = flow.try_recv() {
             taker.state.apply(consumer, change);
         }
         taker.state.retry_seeks(consumer);
-        if Instant::now() >= reforward_at {
+        if reforward.due(Instant::now()) {
             fetched.forward(&ctx.held());
-            reforward_at = Instant::now() + REFORWARD;
         }
-        // Rebalances, commit results, errors, logs, statistics: all of them first, and a
-        // record that reached the consumer's queue (before its partition was forwarded)
-        // before any fetched after it, unless events keep that queue from emptying for
-        // `BUSY_TURNS` turns: records are not held back by a flood of them.
-        let hold_back = match taker.serve_consumer_queue(consumer, fetched) {
-            Served::Records => true,
-            Served::Empty => false,
-            Served::NotEmpty => {
-                busy_turns += 1;
-                busy_turns < BUSY_TURNS
+        let wait = match flood.turn(taker.serve_consumer_queue(consumer, fetched)) {
+            Turn::HoldBack => {
+                if !ctx.flush() {
+                    return;
+                }
+                continue;
             }
+            Turn::Take(wait) => wait,
         };
-        if hold_back {
-            if !ctx.flush() {
-                return;
-            }
-            continue;
-        }
-        // Events still waiting (a flood held them past `BUSY_TURNS`) must not also wait
-        // out `WAIT`: their arrival woke no one, the queue was not empty.
-        let wait = if busy_turns > 0 { Duration::ZERO } else { WAIT };
-        busy_turns = 0;
         // The dispatcher is behind: what librdkafka fetched stays there (its prefetch is
         // bounded) until the dispatcher has taken in enough of what it was handed.
         if ctx.handoff.is_full() {
@@ -195,7 +184,7 @@ const ROOM_WAIT: Duration = Duration::from_millis(10);
 
 /// What serving the consumer's own queue left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Served {
+pub(super) enum Served {
     /// It gave records: records fetched after them wait for the next turn.
     Records,
     /// It is empty.
@@ -204,9 +193,102 @@ enum Served {
     NotEmpty,
 }
 
+/// One item taken from the consumer's own queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Polled {
+    /// A record (of a partition not forwarded to the fetched queue when it was fetched).
+    Record,
+    /// Anything else: a rebalance, a commit result, an error, a log line, statistics.
+    Event,
+}
+
+impl Served {
+    /// Serves the consumer's own queue, one item of `next` at a time (`None`: it is
+    /// empty), until it is empty or `batch` items were served.
+    pub(super) fn serve(batch: usize, mut next: impl FnMut() -> Option<Polled>) -> Self {
+        let mut served = Self::NotEmpty;
+        for _ in 0..batch {
+            match next() {
+                None if served == Self::Records => return Self::Records,
+                None => return Self::Empty,
+                Some(Polled::Record) => served = Self::Records,
+                Some(Polled::Event) => {}
+            }
+        }
+        served
+    }
+}
+
 /// Turns in a row the consumer's own queue may hold up the fetched records while it does
 /// not empty.
-const BUSY_TURNS: u32 = 64;
+pub(super) const BUSY_TURNS: u32 = 64;
+
+/// What a turn of the poll loop does once the consumer's own queue was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Turn {
+    /// Takes no fetched record: the next turn serves the consumer's queue first again.
+    HoldBack,
+    /// Takes fetched records, waiting at most this long for the first.
+    Take(Duration),
+}
+
+/// The turns in a row events kept the consumer's own queue from emptying. Rebalances,
+/// commit results, errors, logs, statistics: all of them come first, and a record that
+/// reached the consumer's queue (before its partition was forwarded) before any fetched
+/// after it, unless events keep that queue from emptying for [`BUSY_TURNS`] turns:
+/// records are not held back by a flood of them.
+#[derive(Debug, Default)]
+pub(super) struct Flood {
+    turns: u32,
+}
+
+impl Flood {
+    /// What this turn does, given what serving the consumer's queue left.
+    pub(super) fn turn(&mut self, served: Served) -> Turn {
+        match served {
+            Served::Records => return Turn::HoldBack,
+            Served::Empty => {}
+            Served::NotEmpty => {
+                self.turns += 1;
+                if self.turns < BUSY_TURNS {
+                    return Turn::HoldBack;
+                }
+            }
+        }
+        // Events still waiting (a flood held them past `BUSY_TURNS`) must not also wait
+        // out `WAIT`: their arrival woke no one, the queue was not empty.
+        let wait = if self.turns > 0 { Duration::ZERO } else { WAIT };
+        self.turns = 0;
+        Turn::Take(wait)
+    }
+}
+
+/// When the poll loop forwards every held partition to the fetched queue again: every
+/// `every`, counted from the last time (see [`REFORWARD`]).
+#[derive(Debug)]
+pub(super) struct Reforward {
+    every: Duration,
+    next: Instant,
+}
+
+impl Reforward {
+    /// The first time is `every` from `now`.
+    pub(super) fn new(now: Instant, every: Duration) -> Self {
+        Self {
+            every,
+            next: now + every,
+        }
+    }
+
+    /// Whether it is time at `now`; when it is, the next time is `every` from `now`.
+    pub(super) fn due(&mut self, now: Instant) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next = now + self.every;
+        true
+    }
+}
 
 /// What the poll thread keeps between polls to turn messages into records.
 struct Taker {
@@ -217,34 +299,32 @@ struct Taker {
 
 impl Taker {
     /// Serves the consumer's own queue until it is empty, or up to a batch of events or
-    /// records.
+    /// records ([`Served::serve`]).
     fn serve_consumer_queue(
         &mut self,
         consumer: &BaseConsumer<SinkContext>,
         fetched: &FetchedQueue,
     ) -> Served {
         let ctx = consumer.context();
-        let mut served = Served::NotEmpty;
-        for _ in 0..POLL_BATCH {
+        Served::serve(POLL_BATCH, || {
             if fetched.consumer_queue_is_empty() {
-                return match served {
-                    Served::Records => Served::Records,
-                    _ => Served::Empty,
-                };
+                return None;
             }
             // An event other than a record reads as `None` here.
-            match consumer.poll(Duration::ZERO) {
-                None => {}
+            Some(match consumer.poll(Duration::ZERO) {
+                None => Polled::Event,
                 Some(Ok(msg)) => {
                     // SAFETY: `msg` is live for this block.
                     let topic = self.topics.get(unsafe { topic_name(msg.ptr()) });
                     self.record(ctx, Record::from_message(&msg, topic));
-                    served = Served::Records;
+                    Polled::Record
                 }
-                Some(Err(e)) => ctx.emit(ControlEvent::ConsumerError { error: &e }),
-            }
-        }
-        served
+                Some(Err(e)) => {
+                    ctx.emit(ControlEvent::ConsumerError { error: &e });
+                    Polled::Event
+                }
+            })
+        })
     }
 
     /// A message taken from the sink's fetched queue: a record, or a consumer error.

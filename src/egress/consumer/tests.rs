@@ -1,7 +1,9 @@
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientContext;
 
-use super::poll::contain_panic;
+use super::poll::{
+    self, contain_panic, poll_loop, Flood, Polled, Reforward, Served, Turn, BUSY_TURNS,
+};
 use super::*;
 
 /// The context of sink "orders", its dispatcher channel dropped.
@@ -176,7 +178,9 @@ impl Drop for QueueHandle {
 
 /// The fetched queue of `consumer` (whose own queue is empty) and a handle on that own
 /// queue; both are dropped before `consumer`.
-fn quiet_queues(consumer: &BaseConsumer) -> (fetched::FetchedQueue, QueueHandle) {
+fn quiet_queues<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+) -> (fetched::FetchedQueue, QueueHandle) {
     let client = consumer.client().native_ptr();
     // SAFETY: `consumer` outlives both, as the caller drops them first.
     let fetched = unsafe { fetched::FetchedQueue::new(client) }.expect("a queue");
@@ -280,4 +284,229 @@ fn a_flushed_batch_counts_its_bytes_as_handed_to_the_dispatcher() {
     assert!(ctx.flush());
     assert_eq!(ctx.handoff().bytes(), bytes);
     assert!(matches!(rx.try_recv(), Ok(Event::Records(r)) if r.len() == 3));
+}
+
+/// What a turn serving the consumer's queue takes from `items` (then the queue is
+/// empty, unless `more` events wait behind them), and how many it took.
+fn serve(items: &[Polled], more: usize) -> (Served, usize) {
+    let mut queue = items
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(Polled::Event, more));
+    let mut taken = 0;
+    let served = Served::serve(POLL_BATCH, || {
+        let item = queue.next();
+        taken += usize::from(item.is_some());
+        item
+    });
+    (served, taken)
+}
+
+#[test]
+fn a_turn_serves_the_consumer_s_queue_until_it_is_empty_or_a_batch_was_served() {
+    use Polled::{Event, Record};
+    assert_eq!(serve(&[], 0), (Served::Empty, 0));
+    assert_eq!(serve(&[Event, Event], 0), (Served::Empty, 2));
+    assert_eq!(serve(&[Event, Record, Event], 0), (Served::Records, 3));
+    // A flood: a batch is served, the rest waits for the next turn.
+    assert_eq!(serve(&[], 2 * POLL_BATCH), (Served::NotEmpty, POLL_BATCH));
+    assert_eq!(
+        serve(&[Event; POLL_BATCH], 1),
+        (Served::NotEmpty, POLL_BATCH)
+    );
+    // A record anywhere in the batch holds the fetched records back, emptied or not.
+    assert_eq!(
+        serve(&[Record], 2 * POLL_BATCH),
+        (Served::Records, POLL_BATCH)
+    );
+    let mut last = [Event; POLL_BATCH];
+    last[POLL_BATCH - 1] = Record;
+    assert_eq!(serve(&last, 1), (Served::Records, POLL_BATCH));
+}
+
+#[test]
+fn a_flood_of_events_holds_fetched_records_back_for_busy_turns_turns_at_most() {
+    let mut flood = Flood::default();
+    assert_eq!(flood.turn(Served::Empty), Turn::Take(poll::WAIT), "quiet");
+    for _ in 0..2 {
+        for turn in 1..BUSY_TURNS {
+            assert_eq!(flood.turn(Served::NotEmpty), Turn::HoldBack, "turn {turn}");
+        }
+        // Taken at last, without waiting: the events still there woke no one.
+        assert_eq!(flood.turn(Served::NotEmpty), Turn::Take(Duration::ZERO));
+    }
+    // A queue that empties ends the flood: the next one is counted from its start.
+    for _ in 1..BUSY_TURNS {
+        assert_eq!(flood.turn(Served::NotEmpty), Turn::HoldBack);
+    }
+    assert!(matches!(flood.turn(Served::Empty), Turn::Take(_)));
+    assert_eq!(flood.turn(Served::NotEmpty), Turn::HoldBack);
+    assert!(matches!(flood.turn(Served::Empty), Turn::Take(_)));
+    assert_eq!(flood.turn(Served::Empty), Turn::Take(poll::WAIT));
+    // Records on the consumer's queue go before any fetched after them, however long.
+    for turn in 0..4 * BUSY_TURNS {
+        assert_eq!(flood.turn(Served::Records), Turn::HoldBack, "turn {turn}");
+    }
+}
+
+#[test]
+fn held_partitions_are_forwarded_again_every_reforward_from_the_last_time() {
+    let (start, every) = (Instant::now(), fetched::REFORWARD);
+    let ms = Duration::from_millis(1);
+    let mut reforward = Reforward::new(start, every);
+    assert!(!reforward.due(start));
+    assert!(!reforward.due(start + every - ms));
+    assert!(reforward.due(start + every));
+    assert!(!reforward.due(start + every), "once");
+    // A turn that comes late counts the next period from itself.
+    let late = start + every + every + 2 * ms;
+    assert!(reforward.due(late));
+    assert!(!reforward.due(late + every - ms));
+    assert!(reforward.due(late + every));
+}
+
+/// Counts the calls, on the `AtomicUsize` at `count`.
+unsafe extern "C" fn count_call(
+    _client: *mut rdkafka::bindings::rd_kafka_t,
+    count: *mut std::ffi::c_void,
+) {
+    (*count.cast::<std::sync::atomic::AtomicUsize>()).fetch_add(1, Ordering::Relaxed);
+}
+
+/// The queue librdkafka puts a partition's fetched records on.
+struct PartitionQueue {
+    queue: QueueHandle,
+    /// Wake-ups that reached this queue itself (its event callback's calls).
+    wakes: Box<std::sync::atomic::AtomicUsize>,
+}
+
+impl PartitionQueue {
+    fn of<C: rdkafka::consumer::ConsumerContext>(
+        consumer: &BaseConsumer<C>,
+        tp: &TopicPartition,
+    ) -> Self {
+        let topic = std::ffi::CString::new(tp.topic.as_bytes()).unwrap();
+        // SAFETY: the consumer is live; the handle is destroyed before it (callers drop
+        // this first).
+        let queue = QueueHandle(unsafe {
+            rdkafka::bindings::rd_kafka_queue_get_partition(
+                consumer.client().native_ptr(),
+                topic.as_ptr(),
+                tp.partition,
+            )
+        });
+        assert!(!queue.0.is_null());
+        let wakes = Box::<std::sync::atomic::AtomicUsize>::default();
+        let count: *const std::sync::atomic::AtomicUsize = &*wakes;
+        // SAFETY: `wakes` outlives the callback, switched off on drop.
+        unsafe {
+            rdkafka::bindings::rd_kafka_queue_cb_event_enable(
+                queue.0,
+                Some(count_call),
+                count.cast_mut().cast(),
+            )
+        };
+        Self { queue, wakes }
+    }
+
+    /// Whether the partition's records go to another queue: a wake-up given to its own
+    /// (empty) queue reaches that one instead and runs no callback here.
+    fn is_forwarded(&self) -> bool {
+        let before = self.wakes.load(Ordering::Relaxed);
+        self.queue.wake();
+        self.wakes.load(Ordering::Relaxed) == before
+    }
+
+    /// Undoes the forwarding, as librdkafka does when it stops fetching the partition.
+    fn lose_forwarding(&self) {
+        // SAFETY: the handle is live.
+        unsafe { rdkafka::bindings::rd_kafka_queue_forward(self.queue.0, std::ptr::null_mut()) };
+    }
+}
+
+impl Drop for PartitionQueue {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live; no callback runs on `wakes` after this.
+        unsafe {
+            rdkafka::bindings::rd_kafka_queue_cb_event_enable(
+                self.queue.0,
+                None,
+                std::ptr::null_mut(),
+            )
+        };
+    }
+}
+
+#[test]
+fn forwarding_a_partition_again_keeps_it_forwarded_and_restores_a_lost_forwarding() {
+    let consumer = quiet_consumer();
+    let (fetched, consumer_queue) = quiet_queues(&consumer);
+    let tp = TopicPartition {
+        topic: "orders".into(),
+        partition: 0,
+    };
+    let partition = PartitionQueue::of(&consumer, &tp);
+    assert!(
+        !partition.is_forwarded(),
+        "librdkafka's own until forwarded"
+    );
+    fetched.forward([&tp]);
+    assert!(partition.is_forwarded());
+    fetched.forward([&tp]);
+    assert!(partition.is_forwarded(), "forwarding again changes nothing");
+    partition.lose_forwarding();
+    assert!(!partition.is_forwarded());
+    fetched.forward([&tp]);
+    assert!(partition.is_forwarded(), "restored");
+    // ...to the fetched queue: a wake-up given to the partition ends a wait there.
+    let mut taken = fetched::Taken::new(8);
+    fetched.take(&mut taken, Duration::ZERO); // uses up the wake-ups given so far
+    partition.queue.wake();
+    let (wait, began) = (Duration::from_secs(10), Instant::now());
+    fetched.take(&mut taken, wait);
+    assert!(began.elapsed() < wait, "the wait ran its full length");
+    drop((partition, consumer_queue, fetched));
+}
+
+#[test]
+fn the_poll_loop_restores_a_lost_forwarding_of_a_held_partition() {
+    let tp = TopicPartition {
+        topic: "orders".into(),
+        partition: 0,
+    };
+    let ctx = context(Arc::new(Health::default()), &Metrics::new());
+    ctx.assigned_for_test(std::slice::from_ref(&tp));
+    let consumer: BaseConsumer<SinkContext> = rdkafka::ClientConfig::new()
+        .set("group.id", "g")
+        .create_with_context(ctx)
+        .expect("a consumer");
+    let (fetched, consumer_queue) = quiet_queues(&consumer);
+    let partition = PartitionQueue::of(&consumer, &tp);
+    // Shorter than REFORWARD, to be quick: when it is due is the schedule's test above.
+    let every = Duration::from_millis(100);
+    let (_flow, changes) = std::sync::mpsc::channel();
+    let stop = CancellationToken::new();
+    std::thread::scope(|s| {
+        let (consumer, fetched, stop) = (&consumer, &fetched, &stop);
+        let polling = s.spawn(move || poll_loop(consumer, &changes, stop, false, fetched, every));
+        // Stops the loop however this ends, on a failed assertion too: the scope waits for
+        // the loop before it passes the panic on.
+        let stopping = stop.clone().drop_guard();
+        // Not forwarded at first (the rebalance callbacks forward it, not called here),
+        // then lost after each time the loop forwarded it.
+        for round in 0..3 {
+            let began = Instant::now();
+            while !partition.is_forwarded() && began.elapsed() < 100 * every {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(
+                partition.is_forwarded(),
+                "not forwarded again (round {round})"
+            );
+            partition.lose_forwarding();
+        }
+        drop(stopping);
+        polling.join().expect("the poll loop ended");
+    });
+    drop((partition, consumer_queue, fetched));
 }
