@@ -108,6 +108,10 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
+    /// How long a test waits for what should happen at once. A test that hung past it
+    /// instead would read as a timeout, not a failure.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
     #[test]
     fn full_at_the_limit_and_room_again_below_it() {
         let h = Handoff::new(100);
@@ -119,7 +123,7 @@ mod tests {
         assert!(!h.is_full());
         h.taken(99);
         assert_eq!(h.bytes(), 0);
-        assert!(h.wait_for_room(Duration::from_secs(60)), "room: no wait");
+        assert!(h.wait_for_room(PATIENCE), "room: no wait");
     }
 
     #[test]
@@ -129,6 +133,37 @@ mod tests {
         h.taken(30);
         assert_eq!(h.bytes(), 0);
         assert!(!h.is_full());
+    }
+
+    #[test]
+    fn the_default_bound_is_a_default_prefetch_of_16_mib() {
+        let h = Handoff::default();
+        h.handed((16 << 20) - 1);
+        assert!(!h.is_full());
+        h.handed(1);
+        assert!(h.is_full(), "full at queued.max.messages.kbytes' default");
+    }
+
+    #[test]
+    fn the_poll_thread_is_woken_only_when_the_dispatcher_makes_room() {
+        // The poll thread is this one: a wake-up given while it is not waiting is kept,
+        // and would end its next wait at once.
+        std::thread::park_timeout(Duration::ZERO); // one kept from before is used up
+        let h = Handoff::new(100);
+        h.poller();
+        h.handed(50);
+        h.taken(10); // was not full: no room made
+        h.handed(160);
+        h.taken(10); // 200 → 190: still full
+        h.taken(90); // 190 → 100: full at exactly the limit
+        assert!(h.is_full());
+        let (wait, began) = (Duration::from_millis(200), Instant::now());
+        assert!(!h.wait_for_room(wait), "no room was made");
+        assert!(
+            began.elapsed() >= wait,
+            "woken after {:?} though no room was made",
+            began.elapsed()
+        );
     }
 
     /// Whether thread `tid` of this process is asleep (parked).
@@ -151,8 +186,8 @@ mod tests {
                 // SAFETY: gettid has no preconditions.
                 let _ = tid_tx.send(unsafe { libc::gettid() });
                 let (began, mut room) = (Instant::now(), false);
-                while !room && began.elapsed() < Duration::from_secs(60) {
-                    room = h.wait_for_room(Duration::from_secs(60));
+                while !room && began.elapsed() < PATIENCE {
+                    room = h.wait_for_room(PATIENCE);
                 }
                 (room, began.elapsed())
             })
@@ -160,7 +195,7 @@ mod tests {
         let tid = tid_rx.recv().unwrap();
         // Parked: the wake-up must come from `taken`.
         let began = Instant::now();
-        while !asleep(tid) && began.elapsed() < Duration::from_secs(30) {
+        while !asleep(tid) && !poller.is_finished() && began.elapsed() < PATIENCE {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(asleep(tid), "a full handoff parks the poll thread");
@@ -170,7 +205,7 @@ mod tests {
         let (room, waited) = poller.join().unwrap();
         assert!(room);
         assert!(
-            waited < Duration::from_secs(60),
+            waited < PATIENCE,
             "woken by the dispatcher, not by the timeout"
         );
     }
