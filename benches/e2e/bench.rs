@@ -38,7 +38,7 @@ use report::{IngressRow, Report};
 use wrk::{Load, Webhook};
 
 // The receiver shares this process: it allocates as hookbridge does, so it is not the
-// slower side of any row (huge pages off too: see `without_huge_pages`).
+// slower side of any row (huge pages off too: see `process::without_huge_pages`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -471,22 +471,8 @@ async fn run(settings: Settings, bin: Binaries, dir: &Path) -> Result<Report> {
     Ok(report)
 }
 
-/// Transparent huge pages off for this process, as hookbridge turns them off for itself.
-/// The receiver takes a batch's body (about 100 KiB) into a fresh buffer for every
-/// request; with huge pages the kernel zeroed a 2 MiB page each time mimalloc reached
-/// for new memory, about a sixth of the receiver's CPU in the batched row, on the cores
-/// the broker and the bridge under test share with it.
-fn without_huge_pages() {
-    let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
-    // SAFETY: PR_SET_THP_DISABLE sets a flag of this process's memory map and reads or
-    // writes no memory of ours; every argument is passed as the unsigned long it is read as.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused);
-    }
-}
-
 fn main() -> ExitCode {
-    without_huge_pages();
+    process::without_huge_pages();
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(bench_main()),
         Err(e) => {

@@ -4,11 +4,76 @@
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{BenchError, Result};
+
+/// Transparent huge pages off for the harness, as hookbridge turns them off for itself.
+/// The receiver takes each batch's body (about 100 KiB) into a fresh buffer; with huge
+/// pages the kernel zeroes a 2 MiB page whenever mimalloc reaches for new memory, about a
+/// sixth of the receiver's CPU in the batched row, on the cores the broker and the
+/// program under test share with it. Children would inherit the setting: every program
+/// the harness starts gets the kernel's default back ([`huge_pages_by_default`]).
+pub fn without_huge_pages() {
+    set_huge_pages_disabled(true);
+}
+
+/// Gives a program the harness starts the kernel's default for transparent huge pages,
+/// which the harness turned off for itself ([`without_huge_pages`]): the programs
+/// measured run as they would anywhere.
+pub fn huge_pages_by_default<C: HugePages>(cmd: &mut C) -> &mut C {
+    // SAFETY: the closure runs in the child between fork and exec, where it makes one
+    // system call and touches no memory (allocation or locks would be unsafe there).
+    unsafe {
+        cmd.in_child_before_exec(|| {
+            set_huge_pages_disabled(false);
+            Ok(())
+        })
+    }
+}
+
+/// The two kinds of command the harness starts programs with.
+pub trait HugePages {
+    /// `pre_exec` of either.
+    ///
+    /// # Safety
+    /// As `std::os::unix::process::CommandExt::pre_exec`.
+    unsafe fn in_child_before_exec(
+        &mut self,
+        f: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> &mut Self;
+}
+
+impl HugePages for Command {
+    unsafe fn in_child_before_exec(
+        &mut self,
+        f: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.pre_exec(f)
+    }
+}
+
+impl HugePages for tokio::process::Command {
+    unsafe fn in_child_before_exec(
+        &mut self,
+        f: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.pre_exec(f)
+    }
+}
+
+fn set_huge_pages_disabled(disabled: bool) {
+    let (flag, unused): (libc::c_ulong, libc::c_ulong) = (disabled.into(), 0);
+    // SAFETY: PR_SET_THP_DISABLE sets a flag of this process's memory map and reads or
+    // writes no memory of ours; every argument is passed as the unsigned long the kernel
+    // reads it as (unused ones must be 0).
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, flag, unused, unused, unused);
+    }
+}
 
 /// A free loopback port (bound then released: racy in theory, fine on a dev machine).
 pub fn free_addr() -> Result<SocketAddr> {
@@ -49,7 +114,7 @@ impl Process {
         let out =
             File::create(&log).map_err(BenchError::io(format!("creating {}", log.display())))?;
         let err = out.try_clone().map_err(BenchError::io("log file"))?;
-        let child = Command::new(program)
+        let child = huge_pages_by_default(&mut Command::new(program))
             .args(args)
             .envs(envs.iter().copied())
             .stdin(Stdio::null())

@@ -46,10 +46,10 @@ pub struct Receiver {
 /// Records in one body: the items of a JSON array, else one. The benchmark's records are
 /// JSON objects, so only a batch starts with `[`. Items are counted by the commas at the
 /// array's own level, strings skipped with `memchr`: a full parse (serde_json's
-/// `IgnoredAny`) was a fifth of the receiver's CPU in the batched row, on the two cores
-/// the broker and the bridge under test share with it. Counting, not checking: what
-/// hookbridge sends is checked by the test suites; a body that is not a complete array
-/// counts one.
+/// `IgnoredAny`) would take about a fifth of the receiver's CPU in the batched row, on
+/// the two cores the broker and the program under test share with it. Counting, not
+/// checking: what hookbridge sends is checked by the test suites; a body that is not a
+/// complete array counts one.
 fn records_in(body: &[u8]) -> u64 {
     if body.first() != Some(&b'[') {
         return 1;

@@ -56,7 +56,8 @@ pub async fn run(
     delay_ms: Option<f64>,
 ) -> Result<Summary> {
     let mut cmd = tokio::process::Command::new("wrk");
-    cmd.arg(format!("-t{}", load.threads))
+    crate::process::huge_pages_by_default(&mut cmd)
+        .arg(format!("-t{}", load.threads))
         .arg(format!("-c{}", load.connections))
         .arg(format!("-d{}s", load.seconds))
         .args(["--timeout", "10s", "-s", SCRIPT, url])
