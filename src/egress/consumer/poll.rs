@@ -125,14 +125,14 @@ impl SinkContext {
 pub(super) const WAIT: Duration = Duration::from_millis(50);
 
 /// The poll thread's turns until `stop` (see [`poll_thread`]); every held partition is
-/// forwarded to `fetched` again every `reforward` ([`REFORWARD`]).
+/// forwarded to `fetched` again every `reforward_every` ([`REFORWARD`]).
 pub(super) fn poll_loop(
     consumer: &BaseConsumer<SinkContext>,
     flow: &std::sync::mpsc::Receiver<Flow>,
     stop: &CancellationToken,
     check_items: bool,
     fetched: &FetchedQueue,
-    reforward: Duration,
+    reforward_every: Duration,
 ) {
     let ctx = consumer.context();
     let mut taker = Taker {
@@ -142,7 +142,7 @@ pub(super) fn poll_loop(
     };
     let mut taken = Taken::new(POLL_BATCH);
     ctx.handoff.poller();
-    let mut reforward = Reforward::new(Instant::now(), reforward);
+    let mut reforward = Reforward::new(Instant::now(), reforward_every);
     let mut flood = Flood::default();
     while !stop.is_cancelled() {
         while let Ok(change) = flow.try_recv() {
