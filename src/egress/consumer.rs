@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::error::KafkaError;
 use rdkafka::TopicPartitionList;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,7 @@ use super::dispatcher::{Commit, Event};
 use super::handoff::Handoff;
 use super::memory;
 use super::record::{Record, Topic, TopicPartition};
+use crate::kafka::client_log::ClientLog;
 use crate::telemetry::control::{ControlEvent, ControlTelemetry};
 use crate::telemetry::{Health, Metrics};
 
@@ -65,6 +67,8 @@ pub struct SinkContext {
     fetched: std::sync::Mutex<std::sync::Weak<fetched::FetchedQueue>>,
     /// The bytes of the records handed to the dispatcher and not yet taken in.
     handoff: Arc<Handoff>,
+    /// librdkafka's reports and the poll's errors, each kind at most once a window.
+    client_log: ClientLog,
 }
 
 impl SinkContext {
@@ -87,6 +91,7 @@ impl SinkContext {
             batch: std::sync::Mutex::new(Vec::with_capacity(POLL_BATCH)),
             fetched: std::sync::Mutex::default(),
             handoff: Arc::default(),
+            client_log: ClientLog::default(),
         }
     }
 
@@ -244,6 +249,14 @@ impl SinkContext {
     /// Emits one control-plane event of this sink.
     fn emit(&self, event: ControlEvent<'_>) {
         event.emit(&self.telemetry);
+    }
+
+    /// An error a poll returned, each kind at most once per `client_log::EVERY`: while a
+    /// broker is unreachable, librdkafka hands one out for every reconnection attempt.
+    fn consumer_error(&self, error: &KafkaError) {
+        if let Some(held_back) = self.client_log.admit(&format!("consumer {error}")) {
+            self.emit(ControlEvent::ConsumerError { error, held_back });
+        }
     }
 
     /// Sets a held partition's lag; partitions not held here have no series.

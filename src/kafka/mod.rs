@@ -1,9 +1,11 @@
 //! Kafka clients: the acknowledged producer shared by ingress and the dead-letter path,
 //! and the consumer configuration each sink reads with.
 
+pub mod client_log;
 pub mod envelope;
 pub(crate) mod headers;
 pub mod producer;
+mod repeats;
 
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;

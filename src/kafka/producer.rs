@@ -14,6 +14,7 @@ use rdkafka::producer::{
 use rdkafka::{ClientConfig, ClientContext, Message};
 use tokio::sync::oneshot;
 
+use super::client_log::ClientLog;
 use poller::Poller;
 
 mod poller;
@@ -55,7 +56,7 @@ impl Producer {
         cfg: &ClientConfig,
         start: impl FnOnce(Arc<BaseProducer<Acks>>) -> std::io::Result<Poller>,
     ) -> Result<Self, KafkaError> {
-        let base: Arc<BaseProducer<Acks>> = Arc::new(cfg.create_with_context(Acks)?);
+        let base: Arc<BaseProducer<Acks>> = Arc::new(cfg.create_with_context(Acks::default())?);
         let poller = start(base.clone())
             .map_err(|e| KafkaError::ClientCreation(format!("starting its poll thread: {e}")))?;
         Ok(Producer {
@@ -116,9 +117,21 @@ impl Producer {
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(100);
 
 /// The producer's context: each record carries the channel its report is sent on.
-pub struct Acks;
+#[derive(Default)]
+pub struct Acks {
+    log: ClientLog,
+}
 
-impl ClientContext for Acks {}
+/// librdkafka's reports, each kind at most once per `client_log::EVERY`.
+impl ClientContext for Acks {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
 
 impl ProducerContext for Acks {
     type DeliveryOpaque = Box<oneshot::Sender<Result<Acked, KafkaError>>>;

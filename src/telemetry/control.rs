@@ -96,8 +96,11 @@ pub enum ControlEvent<'a> {
     /// The sink's poll thread or dispatcher died on an internal error (`what`, a panic's
     /// message): the process shuts down.
     SinkFailed { what: &'a str },
-    /// A poll returned an error.
-    ConsumerError { error: &'a dyn Display },
+    /// A poll returned an error; `held_back` like it were not written since the last.
+    ConsumerError {
+        error: &'a dyn Display,
+        held_back: u64,
+    },
     /// Polled records had header names that are not UTF-8 (read lossily).
     LossyHeaderNames { count: u64 },
     /// librdkafka's statistics measured a held partition's committed-offset lag.
@@ -241,8 +244,8 @@ impl ControlEvent<'_> {
                     "sink stopped by an internal error; shutting the process down"
                 );
             }
-            ControlEvent::ConsumerError { error } => {
-                tracing::warn!(target: TARGET, connector = %connector, error = %error, "consumer error");
+            ControlEvent::ConsumerError { error, held_back } => {
+                tracing::warn!(target: TARGET, connector = %connector, error = %error, held_back, "consumer error");
             }
             ControlEvent::LossyHeaderNames { count } => t.lossy_header_names.inc_by(count),
             ControlEvent::LagMeasured {
@@ -367,7 +370,7 @@ mod tests {
             E::Rewound { topic, partition, offset: 42 },
             E::SeekFailed { topic, partition, error },
             E::SinkFailed { what: "bug" },
-            E::ConsumerError { error },
+            E::ConsumerError { error, held_back: 3 },
             E::LossyHeaderNames { count: 2 },
             E::LagMeasured { topic, partition, lag: 7 },
             E::PartitionLeft { topic, partition },

@@ -103,7 +103,12 @@ impl ClientContext for SinkContext {
             });
             return;
         }
-        rdkafka::client::DefaultClientContext.log(level, fac, log_message);
+        self.client_log.log(level, fac, log_message);
+    }
+
+    /// A global error, each kind at most once per `client_log::EVERY`.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.client_log.error(&error, reason);
     }
 
     /// librdkafka statistics (every `statistics.interval.ms`): the committed-offset lag

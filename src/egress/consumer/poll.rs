@@ -320,7 +320,7 @@ impl Taker {
                     Polled::Record
                 }
                 Some(Err(e)) => {
-                    ctx.emit(ControlEvent::ConsumerError { error: &e });
+                    ctx.consumer_error(&e);
                     Polled::Event
                 }
             })
@@ -337,7 +337,7 @@ impl Taker {
             } else {
                 KafkaError::MessageConsumption(RDKafkaErrorCode::from(code))
             };
-            ctx.emit(ControlEvent::ConsumerError { error: &error });
+            ctx.consumer_error(&error);
             return;
         }
         let topic = self.topics.get(message.topic());
