@@ -251,12 +251,12 @@ impl SinkContext {
         event.emit(&self.telemetry);
     }
 
-    /// An error a poll returned, each kind at most once per `client_log::EVERY`: while a
-    /// broker is unreachable, librdkafka hands one out for every reconnection attempt.
-    fn consumer_error(&self, error: &KafkaError) {
-        if let Some(held_back) = self.client_log.admit(&format!("consumer {error}")) {
-            self.emit(ControlEvent::ConsumerError { error, held_back });
-        }
+    /// An error a poll returned (`about`: the topic-partition it names, if any): counted
+    /// always, written at most once per kind per `client_log::EVERY`, since while a broker
+    /// is unreachable librdkafka hands one out for every reconnection failure.
+    fn consumer_error(&self, error: &KafkaError, about: &str) {
+        let held_back = self.client_log.admit(&format!("consumer {about} {error}"));
+        self.emit(ControlEvent::ConsumerError { error, held_back });
     }
 
     /// Sets a held partition's lag; partitions not held here have no series.

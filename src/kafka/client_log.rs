@@ -1,9 +1,11 @@
 //! librdkafka's own reports, its log lines and its global errors, written to hookbridge's
-//! log as rust-rdkafka writes them, but each kind at most once per [`EVERY`], with the
-//! count of reports like it held back since ([`Repeats`]). A kind is the error or log
-//! facility and what the text is about (the broker or thread it starts with), so a
-//! second broker failing is written at once. Debug lines, which an operator asks for
-//! with librdkafka's `debug` property, are all written.
+//! log as rust-rdkafka writes them (same levels and targets), but each kind at most once
+//! per [`EVERY`], with the count of reports like it held back since ([`Repeats`]). A
+//! kind is the error or log facility and the report's text up to the details librdkafka
+//! adds in parentheses (`(after 0ms in state CONNECT)`, counts of errors it suppressed
+//! itself): a failure that repeats is one kind, while a report naming another broker,
+//! partition, topic or property is a kind of its own and written at once. Debug lines,
+//! which an operator asks for with librdkafka's `debug` property, are all written.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -36,8 +38,9 @@ impl ClientLog {
 
     /// A global error (librdkafka's error callback).
     pub fn error(&self, error: &KafkaError, reason: &str) {
-        if let Some(held_back) = self.admit(&format!("{error}: {}", about(reason))) {
-            tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}{}", since(held_back));
+        if let Some(held_back) = self.admit(&format!("{error}: {}", kind_of(reason))) {
+            let more = since(held_back);
+            tracing::error!(target: "rdkafka::client", "librdkafka: {error}: {reason}{more}");
         }
     }
 
@@ -45,7 +48,7 @@ impl ClientLog {
     pub fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         let held_back = match level {
             RDKafkaLogLevel::Debug => 0,
-            _ => match self.admit(&format!("{fac} {}", about(message))) {
+            _ => match self.admit(&format!("{fac} {}", kind_of(message))) {
                 Some(n) => n,
                 None => return,
             },
@@ -71,10 +74,10 @@ impl ClientLog {
     }
 }
 
-/// What a report's text is about: what it starts with before `": "` (a broker,
-/// `host:port/id`, or librdkafka's thread, `[thrd:…]`), else nothing.
-pub fn about(text: &str) -> &str {
-    text.split_once(": ").map_or("", |(head, _)| head)
+/// What makes a report's text the same kind as another: all of it up to the details
+/// librdkafka adds in parentheses, which change from one repeat to the next.
+pub fn kind_of(text: &str) -> &str {
+    text.split_once(" (").map_or(text, |(head, _)| head)
 }
 
 /// The end of a line written after others like it were held back.
@@ -90,11 +93,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_report_is_about_the_broker_or_thread_its_text_starts_with() {
-        let fail = "[thrd:127.0.0.1:1/bootstrap]: 127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed";
-        assert_eq!(about(fail), "[thrd:127.0.0.1:1/bootstrap]");
-        assert_eq!(about("10.0.0.2:9092/2: Disconnected"), "10.0.0.2:9092/2");
-        assert_eq!(about("1/1 brokers are down"), "");
+    fn a_repeated_failure_is_one_kind_and_reports_naming_other_things_are_not() {
+        let fail = |after: &str| {
+            format!("[thrd:127.0.0.1:1/bootstrap]: 127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after {after} in state CONNECT)")
+        };
+        assert_eq!(kind_of(&fail("0ms")), kind_of(&fail("12ms")));
+        let other = "[thrd:10.0.0.2:9092/2]: 10.0.0.2:9092/2: Connect to ipv4#10.0.0.2:9092 failed: Connection refused (after 0ms in state CONNECT)";
+        assert_ne!(kind_of(&fail("0ms")), kind_of(other));
+        // One-time reports of the main thread, each about its own partition or property.
+        let reset = |p: u32| {
+            format!("[thrd:main]: orders [{p}]: offset reset (at offset 10) to END: fetch failed due to requested offset not available on the broker")
+        };
+        assert_ne!(kind_of(&reset(0)), kind_of(&reset(1)));
+        assert_ne!(
+            kind_of("[thrd:app]: Configuration property fetch.wait.max.ms is a consumer property and will be ignored by this producer instance"),
+            kind_of("[thrd:app]: Configuration property session.timeout.ms is a consumer property and will be ignored by this producer instance"),
+        );
+        assert_eq!(kind_of("1/1 brokers are down"), "1/1 brokers are down");
     }
 
     #[test]

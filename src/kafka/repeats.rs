@@ -1,8 +1,8 @@
 //! How often one kind of report is written: the first at once, then at most one per
 //! window, carrying how many like it were held back since the last one written. While a
-//! broker is unreachable librdkafka reports every reconnection attempt (a connection
-//! failure, "all brokers down", the consumer's error for it), dozens of lines a second
-//! from each client; one line per kind per window says the same.
+//! broker is unreachable librdkafka reports its reconnection failures, with "all brokers
+//! down" and the consumer's error for each, dozens of lines a second from each client;
+//! one line per kind per window says the same.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -16,6 +16,7 @@ pub struct ControlTelemetry {
     pub name: Arc<str>,
     commit_failures: IntCounter,
     lossy_header_names: IntCounter,
+    consumer_errors: IntCounter,
     /// By connector, topic and partition: series come and go with the assignment.
     lag: IntGaugeVec,
 }
@@ -26,6 +27,7 @@ impl ControlTelemetry {
         Self {
             commit_failures: metrics.commit_failures.with_label_values(&[n]),
             lossy_header_names: metrics.lossy_header_names.with_label_values(&[n]),
+            consumer_errors: metrics.consumer_errors.with_label_values(&[n]),
             lag: metrics.consumer_lag.clone(),
             name,
         }
@@ -96,10 +98,11 @@ pub enum ControlEvent<'a> {
     /// The sink's poll thread or dispatcher died on an internal error (`what`, a panic's
     /// message): the process shuts down.
     SinkFailed { what: &'a str },
-    /// A poll returned an error; `held_back` like it were not written since the last.
+    /// A poll returned an error: counted always, written when `held_back` is `Some`
+    /// (with how many like it were not written since the last; see `kafka::client_log`).
     ConsumerError {
         error: &'a dyn Display,
-        held_back: u64,
+        held_back: Option<u64>,
     },
     /// Polled records had header names that are not UTF-8 (read lossily).
     LossyHeaderNames { count: u64 },
@@ -245,7 +248,10 @@ impl ControlEvent<'_> {
                 );
             }
             ControlEvent::ConsumerError { error, held_back } => {
-                tracing::warn!(target: TARGET, connector = %connector, error = %error, held_back, "consumer error");
+                t.consumer_errors.inc();
+                if let Some(held_back) = held_back {
+                    tracing::warn!(target: TARGET, connector = %connector, error = %error, held_back, "consumer error");
+                }
             }
             ControlEvent::LossyHeaderNames { count } => t.lossy_header_names.inc_by(count),
             ControlEvent::LagMeasured {
@@ -327,7 +333,10 @@ mod tests {
             E::Rewound { .. } => log("DEBUG", "partition rewound and resumed"),
             E::SeekFailed { .. } => log("ERROR", "seek back for resume failed; the partition stays paused and the seek is retried"),
             E::SinkFailed { .. } => log("ERROR", "sink stopped by an internal error; shutting the process down"),
-            E::ConsumerError { .. } => log("WARN", "consumer error"),
+            E::ConsumerError { .. } => Expect {
+                line: Some(("WARN", "consumer error")),
+                metric: Metric::Reads("hookbridge_consumer_errors_total{connector=\"orders\"} 1"),
+            },
             E::LossyHeaderNames { .. } => Expect {
                 line: None,
                 metric: Metric::Reads("hookbridge_lossy_header_names_total{connector=\"orders\"} 2"),
@@ -370,7 +379,10 @@ mod tests {
             E::Rewound { topic, partition, offset: 42 },
             E::SeekFailed { topic, partition, error },
             E::SinkFailed { what: "bug" },
-            E::ConsumerError { error, held_back: 3 },
+            E::ConsumerError {
+                error,
+                held_back: Some(3),
+            },
             E::LossyHeaderNames { count: 2 },
             E::LagMeasured { topic, partition, lag: 7 },
             E::PartitionLeft { topic, partition },
@@ -408,6 +420,9 @@ mod tests {
                     assert_eq!(lines[0]["message"], message, "{text}");
                     assert_eq!(lines[0]["connector"], "orders", "{text}");
                     assert_eq!(lines[0]["target"], TARGET, "{text}");
+                    if matches!(event, ControlEvent::ConsumerError { .. }) {
+                        assert_eq!(lines[0]["held_back"], 3, "{text}");
+                    }
                 }
                 None => assert!(lines.is_empty(), "a metric-only event logged: {text}"),
             }
@@ -419,6 +434,7 @@ mod tests {
                     for untouched in [
                         "hookbridge_commit_failures_total{connector=\"orders\"} 0",
                         "hookbridge_lossy_header_names_total{connector=\"orders\"} 0",
+                        "hookbridge_consumer_errors_total{connector=\"orders\"} 0",
                         &format!("{LAG} 1"),
                     ] {
                         assert!(rendered.contains(untouched), "{untouched} moved");

@@ -61,6 +61,7 @@ pub struct Metrics {
     pub refetched_records: IntCounterVec,
     /// Consumed header names that were not UTF-8 and were read lossily, by connector.
     pub lossy_header_names: IntCounterVec,
+    pub consumer_errors: IntCounterVec,
     /// Failed dead-letter writes by connector and error class.
     pub dlq_write_failures: IntCounterVec,
     /// Dead letters written cut because the whole record did not fit the DLQ topic.
@@ -241,6 +242,12 @@ impl Metrics {
                 &r,
                 "hookbridge_lossy_header_names_total",
                 "Consumed header names that were not UTF-8; invalid bytes read as U+FFFD.",
+                &["connector"],
+            ),
+            consumer_errors: counter(
+                &r,
+                "hookbridge_consumer_errors_total",
+                "Errors a sink's consumer polled (each written to the log at most once per kind per 30 s).",
                 &["connector"],
             ),
             dlq_write_failures: counter(

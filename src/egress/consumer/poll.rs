@@ -320,7 +320,7 @@ impl Taker {
                     Polled::Record
                 }
                 Some(Err(e)) => {
-                    ctx.consumer_error(&e);
+                    ctx.consumer_error(&e, "");
                     Polled::Event
                 }
             })
@@ -337,7 +337,12 @@ impl Taker {
             } else {
                 KafkaError::MessageConsumption(RDKafkaErrorCode::from(code))
             };
-            ctx.consumer_error(&error);
+            let about = format!(
+                "{}/{}",
+                String::from_utf8_lossy(message.topic()),
+                message.partition()
+            );
+            ctx.consumer_error(&error, &about);
             return;
         }
         let topic = self.topics.get(message.topic());
