@@ -23,45 +23,15 @@ pub fn without_huge_pages() {
 
 /// Gives a program the harness starts the kernel's default for transparent huge pages,
 /// which the harness turned off for itself ([`without_huge_pages`]): the programs
-/// measured run as they would anywhere.
-pub fn huge_pages_by_default<C: HugePages>(cmd: &mut C) -> &mut C {
+/// measured run as they would anywhere. (A tokio command is made from this one.)
+pub fn huge_pages_by_default(cmd: &mut Command) -> &mut Command {
     // SAFETY: the closure runs in the child between fork and exec, where it makes one
     // system call and touches no memory (allocation or locks would be unsafe there).
     unsafe {
-        cmd.in_child_before_exec(|| {
+        cmd.pre_exec(|| {
             set_huge_pages_disabled(false);
             Ok(())
         })
-    }
-}
-
-/// The two kinds of command the harness starts programs with.
-pub trait HugePages {
-    /// `pre_exec` of either.
-    ///
-    /// # Safety
-    /// As `std::os::unix::process::CommandExt::pre_exec`.
-    unsafe fn in_child_before_exec(
-        &mut self,
-        f: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
-    ) -> &mut Self;
-}
-
-impl HugePages for Command {
-    unsafe fn in_child_before_exec(
-        &mut self,
-        f: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
-    ) -> &mut Self {
-        self.pre_exec(f)
-    }
-}
-
-impl HugePages for tokio::process::Command {
-    unsafe fn in_child_before_exec(
-        &mut self,
-        f: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
-    ) -> &mut Self {
-        self.pre_exec(f)
     }
 }
 

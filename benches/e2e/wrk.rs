@@ -55,7 +55,7 @@ pub async fn run(
     webhook: &Webhook<'_>,
     delay_ms: Option<f64>,
 ) -> Result<Summary> {
-    let mut cmd = tokio::process::Command::new("wrk");
+    let mut cmd = std::process::Command::new("wrk");
     crate::process::huge_pages_by_default(&mut cmd)
         .arg(format!("-t{}", load.threads))
         .arg(format!("-c{}", load.connections))
@@ -67,7 +67,8 @@ pub async fn run(
             "BENCH_DELAY_MS",
             delay_ms.map_or(String::new(), |d| format!("{d:.3}")),
         );
-    let out = cmd.output().await.map_err(BenchError::io("running wrk"))?;
+    let out = (tokio::process::Command::from(cmd).output().await)
+        .map_err(BenchError::io("running wrk"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     stdout
         .lines()

@@ -76,12 +76,12 @@ impl ClientLog {
 
 /// What makes a report's text the same kind as another: all of it up to the details
 /// librdkafka adds in parentheses, which change from one repeat to the next.
-pub fn kind_of(text: &str) -> &str {
+fn kind_of(text: &str) -> &str {
     text.split_once(" (").map_or(text, |(head, _)| head)
 }
 
 /// The end of a line written after others like it were held back.
-pub fn since(held_back: u64) -> String {
+fn since(held_back: u64) -> String {
     match held_back {
         0 => String::new(),
         n => format!(" ({n} more like it not written since the last)"),

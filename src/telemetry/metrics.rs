@@ -61,6 +61,7 @@ pub struct Metrics {
     pub refetched_records: IntCounterVec,
     /// Consumed header names that were not UTF-8 and were read lossily, by connector.
     pub lossy_header_names: IntCounterVec,
+    /// Errors a sink's consumer polled, by connector (logged once per kind per 30 s).
     pub consumer_errors: IntCounterVec,
     /// Failed dead-letter writes by connector and error class.
     pub dlq_write_failures: IntCounterVec,
