@@ -219,19 +219,24 @@ mod tests {
     #[test]
     fn counts_what_serde_json_counts_for_arrays_it_wrote() {
         let tricky = ["", ",", "]", "}", "\\", "\"", "[{,\\\"", "é,\u{1}"];
-        for n in 0..6 {
+        for n in 0..=tricky.len() + 1 {
             let items: Vec<serde_json::Value> = (0..n)
                 .map(
                     |i| serde_json::json!({ "n": i, "s": tricky[i % tricky.len()], "a": [i, [i]] }),
                 )
                 .collect();
-            let body = serde_json::to_vec(&items).unwrap();
-            assert_eq!(
-                records_in(&body),
-                n as u64,
-                "{}",
-                String::from_utf8_lossy(&body)
-            );
+            for body in [
+                serde_json::to_vec(&items),
+                serde_json::to_vec_pretty(&items),
+            ] {
+                let body = body.unwrap();
+                assert_eq!(
+                    records_in(&body),
+                    n as u64,
+                    "{}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
         }
     }
 }
