@@ -1,7 +1,6 @@
 //! The admin listener: Prometheus `/metrics`, liveness `/healthz`, readiness `/readyz`,
 //! and the operator console (`/console`) when it is configured.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -67,17 +66,8 @@ async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
-    if !s.health.broker_reachable.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "broker unreachable");
+    match s.health.unready_because() {
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason),
+        None => (StatusCode::OK, "ready"),
     }
-    if s.health.sinks_failed.load(Ordering::Relaxed) > 0 {
-        return (StatusCode::SERVICE_UNAVAILABLE, "a sink failed; stopping");
-    }
-    if s.health.sinks_are_starting() || s.health.sinks_unassigned.load(Ordering::Relaxed) > 0 {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for partition assignment",
-        );
-    }
-    (StatusCode::OK, "ready")
 }

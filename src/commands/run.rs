@@ -82,6 +82,14 @@ pub async fn run(
         health.clone(),
         admin_stop.clone(),
     ));
+    for p in [&producer, &dlq_producers.alone] {
+        tasks.spawn(stop_on_fatal_error(
+            p.clone(),
+            health.clone(),
+            stop.clone(),
+            admin_stop.clone(),
+        ));
+    }
 
     let ingress = Arc::new(Ingress::new(
         connectors.sources,
@@ -211,6 +219,9 @@ pub async fn run(
     tasks.close();
     let _ = tokio::time::timeout_at(end, tasks.wait()).await;
     tracing::info!("hookbridge stopped");
+    if health.producer_failed.load(Ordering::Relaxed) {
+        failed.get_or_insert_with(|| "the Kafka producer hit a fatal error".to_owned());
+    }
     match failed {
         Some(e) => Err(anyhow::anyhow!(e)),
         None => Ok(()),
@@ -219,6 +230,27 @@ pub async fn run(
 
 /// How long past the drain deadline a sink may take to reply and commit synchronously.
 const SINK_GRACE: Duration = Duration::from_secs(3);
+
+/// A producer's fatal error stops the process: librdkafka fails every record of that
+/// producer from then on, so every webhook would be answered 503 (and every dead letter
+/// fail) for as long as it runs, while the broker itself answers. `/readyz` goes down
+/// and the process exits non-zero, to be started again with a new producer; nothing is
+/// lost (no webhook was answered 2xx without its ack; sinks commit only what finished).
+async fn stop_on_fatal_error(
+    producer: Producer,
+    health: Arc<Health>,
+    stop: CancellationToken,
+    watching: CancellationToken,
+) {
+    tokio::select! {
+        error = producer.failed() => {
+            health.producer_failed.store(true, Ordering::Relaxed);
+            tracing::error!(%error, "the Kafka producer hit a fatal error and can send nothing more; shutting the process down to start with a new one");
+            stop.cancel();
+        }
+        _ = watching.cancelled() => {}
+    }
+}
 
 /// Keeps `/readyz` honest: asks the broker for metadata every few seconds.
 async fn watch_broker(producer: Producer, health: Arc<Health>, stop: CancellationToken) {
@@ -236,5 +268,51 @@ async fn watch_broker(producer: Producer, health: Arc<Health>, stop: Cancellatio
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A producer's fatal error takes `/readyz` down and stops the process, which then
+    /// exits non-zero (`run` reads the same flag).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fatal_producer_error_stops_the_process_unready() {
+        let mut cfg = rdkafka::ClientConfig::new();
+        cfg.set("test.mock.num.brokers", "1");
+        let producer = kafka::producer::build(cfg, Duration::from_secs(5)).expect("a producer");
+        let health = Arc::new(Health::default());
+        health.broker_reachable.store(true, Ordering::Relaxed);
+        assert!(health.ready());
+        let (stop, watching) = (CancellationToken::new(), CancellationToken::new());
+        let watch = tokio::spawn(stop_on_fatal_error(
+            producer.clone(),
+            health.clone(),
+            stop.clone(),
+            watching.clone(),
+        ));
+        producer.fence_for_test(c"fenced by a newer producer");
+        tokio::time::timeout(Duration::from_secs(30), stop.cancelled())
+            .await
+            .expect("the process is told to stop");
+        assert_eq!(
+            health.unready_because(),
+            Some("the Kafka producer failed; stopping")
+        );
+        watch.await.expect("the watch ends");
+    }
+
+    /// Without a fatal error the watch ends with the admin listener, stopping nothing.
+    #[tokio::test]
+    async fn the_fatal_error_watch_ends_quietly_at_shutdown() {
+        let mut cfg = rdkafka::ClientConfig::new();
+        cfg.set("test.mock.num.brokers", "1");
+        let producer = kafka::producer::build(cfg, Duration::from_secs(5)).expect("a producer");
+        let health = Arc::new(Health::default());
+        let (stop, watching) = (CancellationToken::new(), CancellationToken::new());
+        watching.cancel();
+        stop_on_fatal_error(producer, health.clone(), stop.clone(), watching).await;
+        assert!(!stop.is_cancelled() && !health.producer_failed.load(Ordering::Relaxed));
     }
 }

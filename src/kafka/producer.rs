@@ -72,6 +72,49 @@ impl Producer {
         self.shared.base.client()
     }
 
+    /// Waits until the producer hits a fatal error (the idempotent producer fenced by a
+    /// newer one, or its sequence lost on the broker) or the broker fences it, and returns
+    /// it: librdkafka then fails every record, now and later, and only a new producer
+    /// can send again.
+    pub async fn failed(&self) -> String {
+        let errors = &self.client().context().errors;
+        loop {
+            // Registered before the client is asked, so an error between the two wakes it.
+            let mut next = std::pin::pin!(errors.notified());
+            next.as_mut().enable();
+            let fenced = || self.client().context().fenced.get().cloned();
+            if let Some(error) = self.fatal_error().or_else(fenced) {
+                return error;
+            }
+            next.await;
+        }
+    }
+
+    /// The fatal error and its reason, once there is one.
+    pub fn fatal_error(&self) -> Option<String> {
+        let (code, reason) = self.client().fatal_error()?;
+        Some(format!("{code}: {reason}"))
+    }
+
+    /// Raises a fatal error as a fenced producer would, through librdkafka's test hook.
+    #[cfg(test)]
+    pub(crate) fn fence_for_test(&self, reason: &std::ffi::CStr) {
+        use rdkafka::bindings::{rd_kafka_resp_err_t as Code, rd_kafka_test_fatal_error};
+        // SAFETY: the client is live; librdkafka copies the reason.
+        let raised = unsafe {
+            rd_kafka_test_fatal_error(
+                self.client().native_ptr(),
+                Code::RD_KAFKA_RESP_ERR__FENCED,
+                reason.as_ptr(),
+            )
+        };
+        assert_eq!(
+            raised,
+            Code::RD_KAFKA_RESP_ERR_NO_ERROR,
+            "the first fatal error"
+        );
+    }
+
     /// Waits up to `timeout` for every record queued so far to be reported.
     pub fn flush(&self, timeout: Duration) -> KafkaResult<()> {
         self.shared.base.flush(timeout)
@@ -120,6 +163,28 @@ const QUEUE_FULL_WAIT: Duration = Duration::from_millis(100);
 #[derive(Default)]
 pub struct Acks {
     log: ClientLog,
+    /// Woken at every error librdkafka reports: [`Producer::failed`] then asks the
+    /// client whether it was a fatal one.
+    errors: tokio::sync::Notify,
+    /// The first refusal that fenced this producer (see [`Acks::note_fencing`]).
+    fenced: std::sync::OnceLock<String>,
+}
+
+impl Acks {
+    /// A record refused because the broker fenced this producer's id: librdkafka keeps
+    /// the producer and fails every later record the same way (seen with a broker that
+    /// fenced it after a stall), without raising a fatal error. Apache Kafka never
+    /// fences an idempotent producer that has no transactional id, so this is as final.
+    fn note_fencing(&self, error: &KafkaError) {
+        use RDKafkaErrorCode::{InvalidProducerEpoch, ProducerFenced};
+        if let KafkaError::MessageProduction(code @ (ProducerFenced | InvalidProducerEpoch)) = error
+        {
+            let _ = self.fenced.set(format!(
+                "{code}: the broker refuses every record of this producer"
+            ));
+            self.errors.notify_waiters();
+        }
+    }
 }
 
 /// librdkafka's reports, each kind at most once per `client_log::EVERY`.
@@ -129,6 +194,9 @@ impl ClientContext for Acks {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // The code is the fatal error's own (`Fenced`, `OutOfOrderSequenceNumber`, …),
+        // not librdkafka's `Fatal`: whoever waits looks at the client.
+        self.errors.notify_waiters();
         self.log.error(&error, reason);
     }
 }
@@ -142,7 +210,10 @@ impl ProducerContext for Acks {
                 partition: m.partition(),
                 offset: m.offset(),
             }),
-            Err((e, _)) => Err(e.clone()),
+            Err((e, _)) => {
+                self.note_fencing(e);
+                Err(e.clone())
+            }
         };
         // The sender may have stopped waiting (its request went away): nothing to do.
         let _ = reply.send(report);
@@ -345,6 +416,73 @@ mod tests {
             acked += offsets.len();
         }
         assert_eq!(acked, 3200);
+    }
+
+    /// A fatal error (here raised through librdkafka's test hook, as a fenced idempotent
+    /// producer raises it) wakes whoever waits for one, with its reason, and is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fatal_error_is_made_known() {
+        let mut cfg = ClientConfig::new();
+        cfg.set("test.mock.num.brokers", "1");
+        let producer = build(cfg, Duration::from_secs(5)).expect("a mock-cluster producer");
+        assert!(producer.fatal_error().is_none());
+        // Polled once first, so it is asleep when the error comes: only the report wakes it.
+        let mut failed = std::pin::pin!(producer.failed());
+        let once = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(failed.as_mut(), cx))
+        });
+        assert!(once.await.is_pending());
+        producer.fence_for_test(c"fenced by a newer producer");
+        let error = tokio::time::timeout(Duration::from_secs(30), failed)
+            .await
+            .expect("the fatal error is reported");
+        assert!(error.contains("fenced by a newer producer"), "{error}");
+        let again = producer.failed();
+        let kept = tokio::time::timeout(Duration::from_secs(1), again).await;
+        assert_eq!(
+            kept.ok().as_deref(),
+            Some(error.as_str()),
+            "kept for later askers"
+        );
+    }
+
+    /// A broker that fences the producer's id on a produce (librdkafka fails the record
+    /// and every later one, raising no fatal error) fails the producer too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_refused_as_fenced_fails_the_producer() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+        let cluster = MockCluster::new(1).expect("a mock cluster");
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", cluster.bootstrap_servers());
+        let producer = build(cfg, Duration::from_secs(10)).expect("a producer");
+        let send = |value: &'static str| {
+            let producer = producer.clone();
+            async move {
+                let record = FutureRecord::<[u8], [u8]>::to("fenced").payload(value.as_bytes());
+                producer.send_acked(record, Duration::from_secs(5)).await
+            }
+        };
+        send("first").await.expect("acknowledged");
+        let mut failed = std::pin::pin!(producer.failed());
+        let once = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(failed.as_mut(), cx))
+        });
+        assert!(
+            once.await.is_pending(),
+            "not failed while records are acknowledged"
+        );
+        let fenced = RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED;
+        cluster.request_errors(RDKafkaApiKey::Produce, &[fenced]);
+        let refused = send("second").await.expect_err("refused");
+        assert_eq!(
+            refused.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::ProducerFenced)
+        );
+        let error = tokio::time::timeout(Duration::from_secs(30), failed)
+            .await
+            .expect("the producer is failed");
+        assert!(error.contains("refuses every record"), "{error}");
     }
 
     #[test]

@@ -5,11 +5,14 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// What `/readyz` reports: the broker answered recently and every sink has joined its
-/// consumer group (holds an assignment, possibly empty).
+/// What `/readyz` reports: the broker answered recently, the producer can still send,
+/// and every sink has joined its consumer group (holds an assignment, possibly empty).
 #[derive(Default)]
 pub struct Health {
     pub broker_reachable: AtomicBool,
+    /// A producer hit a fatal error (fenced, or its sequence lost): every webhook would
+    /// be answered 503 until the process starts again with a new one, which it is doing.
+    pub producer_failed: AtomicBool,
     /// Sinks that are between assignments (starting, or in a rebalance).
     pub sinks_unassigned: AtomicUsize,
     /// Sinks whose poll thread or dispatcher died (a bug): the process is stopping and
@@ -54,10 +57,24 @@ impl Health {
     }
 
     pub fn ready(&self) -> bool {
-        self.broker_reachable.load(Ordering::Relaxed)
-            && self.sinks_unassigned.load(Ordering::Relaxed) == 0
-            && self.sinks_failed.load(Ordering::Relaxed) == 0
-            && !self.sinks_are_starting()
+        self.unready_because().is_none()
+    }
+
+    /// Why the process must not be sent traffic now, as `/readyz` says it; `None`: ready.
+    pub fn unready_because(&self) -> Option<&'static str> {
+        if self.producer_failed.load(Ordering::Relaxed) {
+            return Some("the Kafka producer failed; stopping");
+        }
+        if !self.broker_reachable.load(Ordering::Relaxed) {
+            return Some("broker unreachable");
+        }
+        if self.sinks_failed.load(Ordering::Relaxed) > 0 {
+            return Some("a sink failed; stopping");
+        }
+        if self.sinks_are_starting() || self.sinks_unassigned.load(Ordering::Relaxed) > 0 {
+            return Some("waiting for partition assignment");
+        }
+        None
     }
 }
 
