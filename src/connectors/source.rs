@@ -220,6 +220,10 @@ impl SourceConfig {
             if matches!(&key, KeyRule::Header(h) if carries(h)) {
                 return Err(err("key", why));
             }
+            // An event type is a record header, a metric label and a console entry.
+            if matches!(&event_type, Some(EventTypeRule::Rule(KeyRule::Header(h))) if carries(h)) {
+                return Err(err("event_type", why));
+            }
         }
         let max_body = self.max_body.0;
         if max_body == 0 || max_body > MAX_MAX_BODY {
@@ -489,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn the_header_carrying_a_token_secret_is_never_forwarded_or_a_key() {
+    fn the_header_carrying_a_token_secret_is_never_forwarded_a_key_or_an_event_type() {
         let token = r#"scheme = "token", secret = "t", header = "X-Webhook-Token""#;
         let cases = [
             (
@@ -513,6 +517,16 @@ mod tests {
                 r#"forward_headers = ["X-Gitlab-Token"]"#,
                 "source.forward_headers[0]",
             ),
+            (
+                token,
+                r#"event_type = "header:X-Webhook-Token""#,
+                "source.event_type",
+            ),
+            (
+                r#"scheme = "bearer", secret = "t""#,
+                r#"event_type = "header:Authorization""#,
+                "source.event_type",
+            ),
         ];
         for (verify, extra, key) in cases {
             let e = validate(verify, extra).unwrap_err();
@@ -521,6 +535,7 @@ mod tests {
         }
         // Other headers, and signature headers (which carry a MAC, not the secret), pass.
         assert!(validate(token, r#"forward_headers = ["X-Event"]"#).is_ok());
+        assert!(validate(token, r#"event_type = "header:X-Event""#).is_ok());
         let github = r#"scheme = "github", secret = "s""#;
         assert!(validate(github, r#"forward_headers = ["X-Hub-Signature-256"]"#).is_ok());
     }
