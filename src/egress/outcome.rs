@@ -103,8 +103,9 @@ pub fn from_error(err: &reqwest::Error) -> Outcome {
 /// `Retry-After` as delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = headers.get("retry-after")?.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        // Seconds past u64 mean "very long": the longest wait, which `retry.max` caps.
+        return Some(text.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
     }
     let at = httpdate::parse_http_date(text).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -181,6 +182,12 @@ mod tests {
         );
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h, now), None);
+        h.insert("retry-after", "99999999999999999999999".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::MAX), "the longest wait");
+        for odd in ["", "-5", "+5", "1.5"] {
+            h.insert("retry-after", odd.parse().unwrap());
+            assert_eq!(retry_after(&h, now), None, "{odd:?}");
+        }
     }
 
     #[test]
