@@ -26,7 +26,10 @@ pub struct SharedToken {
     name: &'static str,
     header: HeaderName,
     label: &'static str,
-    /// The full expected header values (`Bearer …`, `Basic …` included).
+    /// The authentication scheme before the credentials (`Bearer`, `Basic`), matched
+    /// without regard to case as RFC 9110 §11.1 says; `None`: the value is the secret.
+    scheme: Option<&'static str>,
+    /// The expected header values, or credentials after the scheme.
     expected: Vec<Key>,
 }
 
@@ -42,21 +45,19 @@ impl SharedToken {
             name,
             header,
             label: label.unwrap_or(TOKEN_LABEL),
+            scheme: None,
             expected: secrets.to_vec(),
         }
     }
 
     /// `Authorization: Bearer <secret>`.
     pub fn bearer(secrets: &[Key]) -> Self {
-        let expected = secrets
-            .iter()
-            .map(|s| Key::new([b"Bearer ".as_slice(), s.as_bytes()].concat()))
-            .collect();
         SharedToken {
             name: "bearer",
             header: AUTHORIZATION,
             label: "Authorization",
-            expected,
+            scheme: Some("Bearer"),
+            expected: secrets.to_vec(),
         }
     }
 
@@ -66,13 +67,14 @@ impl SharedToken {
             .iter()
             .map(|s| {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-                Key::new(format!("Basic {encoded}").into_bytes())
+                Key::new(encoded.into_bytes())
             })
             .collect();
         SharedToken {
             name: "basic",
             header: AUTHORIZATION,
             label: "Authorization",
+            scheme: Some("Basic"),
             expected,
         }
     }
@@ -88,7 +90,11 @@ impl SharedToken {
             .headers
             .get(&self.header)
             .ok_or(VerifyError::MissingHeader(self.label))?;
-        let sent = Sha256::digest(value.as_bytes());
+        let sent = match self.scheme {
+            None => value.as_bytes(),
+            Some(scheme) => credentials(value.as_bytes(), scheme).ok_or(VerifyError::Mismatch)?,
+        };
+        let sent = Sha256::digest(sent);
         let mut matched = subtle::Choice::from(0);
         for key in &self.expected {
             let expected = Sha256::digest(key.as_bytes());
@@ -103,11 +109,25 @@ impl SharedToken {
 
     /// The header with the first expected value; `None` if it is not valid HTTP.
     pub fn sign(&self) -> Option<HeaderMap> {
-        let value = std::str::from_utf8(self.expected.first()?.as_bytes()).ok()?;
+        let secret = std::str::from_utf8(self.expected.first()?.as_bytes()).ok()?;
+        let value = match self.scheme {
+            None => secret.to_owned(),
+            Some(scheme) => format!("{scheme} {secret}"),
+        };
         let mut headers = HeaderMap::new();
-        crypto::insert_header(&mut headers, self.header.as_str(), value)?;
+        crypto::insert_header(&mut headers, self.header.as_str(), &value)?;
         Some(headers)
     }
+}
+
+/// The credentials of `value` after `scheme` (any case) and the spaces that follow it;
+/// `None` when it names another scheme.
+fn credentials<'v>(value: &'v [u8], scheme: &str) -> Option<&'v [u8]> {
+    let (named, rest) = value.split_at_checked(scheme.len())?;
+    if !named.eq_ignore_ascii_case(scheme.as_bytes()) || rest.first() != Some(&b' ') {
+        return None;
+    }
+    Some(rest.trim_ascii_start())
 }
 
 #[cfg(test)]
@@ -134,16 +154,33 @@ mod tests {
         );
 
         let bearer = SharedToken::bearer(&secrets);
-        let h = headers(&[("Authorization", "Bearer old-value")]);
-        assert_eq!(bearer.verify(&req(&h, b"", 0)), Ok(()));
-        let h = headers(&[("Authorization", "old-value")]);
-        assert_eq!(bearer.verify(&req(&h, b"", 0)), Err(VerifyError::Mismatch));
+        // The scheme's name in any case, and any number of spaces after it (RFC 9110 §11).
+        for sent in ["Bearer old-value", "bearer new-value", "BEARER  old-value"] {
+            let h = headers(&[("Authorization", sent)]);
+            assert_eq!(bearer.verify(&req(&h, b"", 0)), Ok(()), "{sent}");
+        }
+        for sent in [
+            "old-value",
+            "Bearerold-value",
+            "Basic old-value",
+            "Bearer old-valu",
+        ] {
+            let h = headers(&[("Authorization", sent)]);
+            assert_eq!(
+                bearer.verify(&req(&h, b"", 0)),
+                Err(VerifyError::Mismatch),
+                "{sent}"
+            );
+        }
         assert_eq!(bearer.verify(&req(&bearer.sign().unwrap(), b"", 0)), Ok(()));
 
         let basic = SharedToken::basic(&keys(&["hook:s3cret"]));
         // base64("hook:s3cret")
-        let h = headers(&[("Authorization", "Basic aG9vazpzM2NyZXQ=")]);
-        assert_eq!(basic.verify(&req(&h, b"", 0)), Ok(()));
+        for sent in ["Basic aG9vazpzM2NyZXQ=", "basic aG9vazpzM2NyZXQ="] {
+            let h = headers(&[("Authorization", sent)]);
+            assert_eq!(basic.verify(&req(&h, b"", 0)), Ok(()), "{sent}");
+        }
+        assert_eq!(basic.verify(&req(&basic.sign().unwrap(), b"", 0)), Ok(()));
         let h = headers(&[("Authorization", "Basic aG9vazpvdGhlcg==")]);
         assert_eq!(basic.verify(&req(&h, b"", 0)), Err(VerifyError::Mismatch));
     }
