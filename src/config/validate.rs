@@ -20,6 +20,9 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     if s.kafka.brokers.trim().is_empty() {
         return Err(err("kafka.brokers", "must not be empty".into()));
     }
+    if let Some(problem) = crate::telemetry::logging::level_problem(&s.log.level) {
+        return Err(err("log.level", problem));
+    }
     let ms = Duration::from_millis;
     let secs = Duration::from_secs;
     let durations = [
