@@ -80,6 +80,10 @@ pub fn load_dir(dir: &Path) -> Result<Connectors, ConfigError> {
     Ok(out)
 }
 
+/// What [`is_topic_name`] checks, as a configuration error says it.
+pub const TOPIC_NAME_RULE: &str =
+    "is not a Kafka topic name: 1 to 249 of A-Z, a-z, 0-9, '.', '_' and '-', not \".\" or \"..\"";
+
 /// Whether Kafka allows this topic name: 1 to 249 of `[A-Za-z0-9._-]`, and not `.` or
 /// `..`. Names a sender or a record's contents put forward are checked against it before
 /// they name anything.

@@ -173,6 +173,14 @@ impl SourceConfig {
         if !self.path.starts_with('/') {
             return Err(err("path", format!("{:?} must start with '/'", self.path)));
         }
+        // A request's path is matched as it arrives: without its query, and with
+        // anything but visible ASCII percent-encoded, so such a path is never requested.
+        if let Some(c) = (self.path.chars()).find(|c| !c.is_ascii_graphic() || "?#".contains(*c)) {
+            return Err(err(
+                "path",
+                format!("{:?} holds {c:?}: a path is visible ASCII without '?' or '#' (write non-ASCII percent-encoded)", self.path),
+            ));
+        }
         if self.topic.trim().is_empty() {
             return Err(err("topic", "must not be empty".into()));
         }
@@ -410,7 +418,10 @@ impl Routing {
                 format!("only {{event_type}} may route a topic, not {{{f}}}"),
             ));
         }
-        if template.as_literal().is_some() {
+        if let Some(name) = template.as_literal() {
+            if !super::is_topic_name(name) {
+                return Err(("topic", format!("{name:?} {}", super::TOPIC_NAME_RULE)));
+            }
             if !allowed.is_empty() {
                 return Err((
                     "topics_allowed",
@@ -538,6 +549,28 @@ mod tests {
         assert!(validate(token, r#"event_type = "header:X-Event""#).is_ok());
         let github = r#"scheme = "github", secret = "s""#;
         assert!(validate(github, r#"forward_headers = ["X-Hub-Signature-256"]"#).is_ok());
+    }
+
+    /// A path that no request can match, or a topic Kafka refuses, is refused at load.
+    #[test]
+    fn a_source_s_path_can_be_requested_and_its_topic_named_in_kafka() {
+        let source = |path: &str, topic: &str| {
+            let text = format!("name = \"s\"\npath = {path:?}\ntopic = {topic:?}\nverify = {{ scheme = \"none\" }}\n");
+            let config: SourceConfig = toml::from_str(&text).unwrap();
+            config.validate("s.toml")
+        };
+        for (path, topic, key) in [
+            ("/webhooks/q?x=1", "t", "source.path"),
+            ("/p x", "t", "source.path"),
+            ("/a#b", "t", "source.path"),
+            ("/caf\u{e9}", "t", "source.path"),
+            ("/p", "bad topic!", "source.topic"),
+            ("/p", "..", "source.topic"),
+        ] {
+            let e = source(path, topic).err().expect(path);
+            assert_eq!(e.key.as_deref(), Some(key), "{path} {topic}: {e}");
+        }
+        assert!(source("/hooks/caf%C3%A9-1_2.x~", "a.b_c-1").is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::config::{ConfigError, SecretRef};
 use crate::connectors::jq::Program;
 use crate::connectors::status_policy::StatusPolicy;
 use crate::connectors::template::{Template, UrlTemplate};
+use crate::connectors::{is_topic_name, TOPIC_NAME_RULE};
 
 use super::config::{
     AuthConfig, BatchConfig, BreakerConfig, Format, Ordering, RetryConfig, SignConfig, SinkConfig,
@@ -179,6 +180,12 @@ impl SinkConfig {
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             return Err(err("topics", "list at least one non-empty topic".into()));
         }
+        if let Some((i, t)) = (self.topics.iter().enumerate()).find(|(_, t)| !is_topic_name(t)) {
+            return Err(err(
+                &format!("topics[{i}]"),
+                format!("{t:?} {TOPIC_NAME_RULE}"),
+            ));
+        }
         if let Some(h) = self
             .allowed_hosts
             .iter()
@@ -242,6 +249,9 @@ impl SinkConfig {
         let dlq_topic = match self.dlq {
             Some(d) if d.topic.trim().is_empty() => {
                 return Err(err("dlq.topic", "must not be empty".into()))
+            }
+            Some(d) if !is_topic_name(&d.topic) => {
+                return Err(err("dlq.topic", format!("{:?} {TOPIC_NAME_RULE}", d.topic)))
             }
             Some(d) if self.topics.contains(&d.topic) => {
                 return Err(err(

@@ -306,3 +306,30 @@ fn check_warns_about_literal_credentials_in_headers() {
         )]
     );
 }
+
+#[test]
+fn consumed_and_dead_letter_topics_are_kafka_topic_names() {
+    let text = |topics: &str, dlq: &str| {
+        format!("name = \"o\"\ntopics = {topics}\nurl = \"http://127.0.0.1:9/h\"\n{dlq}")
+    };
+    let cases = [
+        (text(r#"["orders", "bad topic!"]"#, ""), "sink.topics[1]"),
+        (text(r#"["^orders.*"]"#, ""), "sink.topics[0]"),
+        (
+            text(r#"["orders"]"#, r#"dlq = { topic = "orders dlq" }"#),
+            "sink.dlq.topic",
+        ),
+    ];
+    for (text, key) in cases {
+        let cfg: SinkConfig = toml::from_str(&text).expect("parses");
+        let e = cfg.validate("o.toml").err().expect(key);
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert!(e.reason.contains("is not a Kafka topic name"), "{e}");
+    }
+    let fine = text(
+        r#"["orders.v1", "billing_2-x"]"#,
+        r#"dlq = { topic = "orders.dlq" }"#,
+    );
+    let cfg: SinkConfig = toml::from_str(&fine).expect("parses");
+    assert!(cfg.validate("o.toml").is_ok());
+}
