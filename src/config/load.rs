@@ -43,6 +43,17 @@ impl Loaded {
 /// Loads the settings. An explicit `path` must exist; without one, `hookbridge.toml` in the
 /// working directory is used when present.
 pub fn load_settings(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    load_settings_with(path, std::env::vars())
+}
+
+/// [`load_settings`] with these environment variables in place of the process's.
+fn load_settings_with(
+    path: Option<&Path>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, ConfigError> {
+    let overrides: config::Map<String, String> = (vars.into_iter())
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .collect();
     let file = match path {
         Some(p) => {
             if !p.is_file() {
@@ -66,18 +77,54 @@ pub fn load_settings(path: Option<&Path>) -> Result<Loaded, ConfigError> {
         check_toml_syntax(p, &label)?;
         builder = builder.add_source(File::from(p.as_path()).required(true));
     }
+    let set_by_env: Vec<(String, String)> = (overrides.keys())
+        .map(|name| (setting_of(name), name.clone()))
+        .collect();
+    // Values stay strings until a setting's type asks for a number or a boolean: parsed
+    // up front, a secret of digits lost its leading zeros (`00123` became 123).
     builder = builder.add_source(
         Environment::with_prefix("HOOKBRIDGE")
             .prefix_separator("__")
             .separator("__")
-            .try_parsing(true),
+            .source(Some(overrides)),
     );
+    let blame = |e: ConfigError| blame_environment(e, &set_by_env);
     let settings = builder
         .build()
         .and_then(|c| c.try_deserialize::<Settings>())
-        .map_err(|e| from_config_error(&label, e))?;
-    validate(&settings, &label)?;
+        .map_err(|e| blame(from_config_error(&label, e)))?;
+    validate(&settings, &label).map_err(blame)?;
     Ok(Loaded { settings, file })
+}
+
+/// Where environment overrides start: `HOOKBRIDGE__SECTION__KEY`.
+const ENV_PREFIX: &str = "HOOKBRIDGE__";
+
+/// The setting an override names: `HOOKBRIDGE__HTTP__MAX_IN_FLIGHT` → `http.max_in_flight`.
+fn setting_of(var: &str) -> String {
+    var.trim_start_matches(ENV_PREFIX)
+        .to_lowercase()
+        .replace("__", ".")
+}
+
+/// An error about a setting an environment variable set names that variable, not the
+/// file (which may not even mention the setting). An unknown setting's error has no key:
+/// it names the field, which is matched against the overrides' last parts.
+fn blame_environment(e: ConfigError, set_by_env: &[(String, String)]) -> ConfigError {
+    let about = |setting: &str| match e.key.as_deref() {
+        Some(key) => key == setting || key.starts_with(&format!("{setting}.")),
+        None => {
+            let field = setting.rsplit('.').next().unwrap_or(setting);
+            e.reason.starts_with(&format!("unknown field `{field}`"))
+        }
+    };
+    match set_by_env.iter().find(|(setting, _)| about(setting)) {
+        Some((_, var)) => ConfigError {
+            file: format!("environment variable {var}"),
+            ..e
+        },
+        None => e,
+    }
 }
 
 /// The built-in defaults under `text` (TOML), without files or environment; validation
@@ -210,6 +257,71 @@ mod tests {
         let loaded = load_settings(None).unwrap();
         assert_eq!(loaded.settings.http.listen.port(), 8080);
         assert!(loaded.settings.kafka.properties.is_empty());
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        (vars.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Overrides keep their text until a setting's type reads it: a secret of digits
+    /// keeps its leading zeros, numbers and booleans still read as such.
+    #[test]
+    fn environment_overrides_are_read_as_their_setting_s_type() {
+        let loaded = load_settings_with(
+            None,
+            env(&[
+                ("HOOKBRIDGE__ADMIN__CONSOLE__TOKEN", "00012345678901234567"),
+                ("HOOKBRIDGE__HTTP__MAX_IN_FLIGHT", "77"),
+                ("HOOKBRIDGE__ADMIN__CONSOLE__READ_ONLY", "true"),
+                ("HOOKBRIDGE__KAFKA__BROKERS", "0123:9092"),
+                ("OTHER__HTTP__MAX_IN_FLIGHT", "x"),
+            ]),
+        )
+        .expect("loads");
+        let s = &loaded.settings;
+        let token = s
+            .admin
+            .console
+            .token
+            .as_ref()
+            .expect("a token")
+            .resolve()
+            .unwrap();
+        assert_eq!(token.expose(), "00012345678901234567");
+        assert_eq!(s.http.max_in_flight, 77);
+        assert!(s.admin.console.read_only);
+        assert_eq!(s.kafka.brokers, "0123:9092");
+    }
+
+    /// A bad or unknown override names its variable, not the file.
+    #[test]
+    fn an_override_s_error_names_the_variable() {
+        let cases = [
+            (
+                "HOOKBRIDGE__HTTP__MAX_IN_FLIGHT",
+                "abc",
+                Some("http.max_in_flight"),
+            ),
+            (
+                "HOOKBRIDGE__HTTP__MAX_IN_FLIGHT",
+                "0",
+                Some("http.max_in_flight"),
+            ),
+            ("HOOKBRIDGE__NOPE", "1", None),
+        ];
+        for (name, value, key) in cases {
+            let e = load_settings_with(None, env(&[(name, value)])).unwrap_err();
+            assert_eq!(e.file, format!("environment variable {name}"), "{e}");
+            if key.is_some() {
+                assert_eq!(e.key.as_deref(), key, "{e}");
+            }
+            assert!(
+                !e.to_string().contains("abc"),
+                "the value is not echoed: {e}"
+            );
+        }
     }
 
     #[test]
