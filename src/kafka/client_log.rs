@@ -8,15 +8,13 @@
 //! which an operator asks for with librdkafka's `debug` property, are all written.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 
-use super::repeats::Repeats;
-
-/// At most one report of a kind per this long.
-pub const EVERY: Duration = Duration::from_secs(30);
+use crate::telemetry::repeats::Repeats;
+pub use crate::telemetry::repeats::EVERY;
 
 /// The reports of one client (a sink's consumer, the producer).
 #[derive(Debug)]

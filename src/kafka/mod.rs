@@ -5,7 +5,6 @@ pub mod client_log;
 pub mod envelope;
 pub(crate) mod headers;
 pub mod producer;
-mod repeats;
 
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;

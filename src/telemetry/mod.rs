@@ -12,6 +12,7 @@ pub(crate) mod failures;
 pub(crate) mod health;
 pub mod logging;
 pub(crate) mod metrics;
+pub(crate) mod repeats;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub mod trace;

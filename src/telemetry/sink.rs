@@ -2,13 +2,14 @@
 //! delivery path bumps plain atomics instead of looking labels up per record; and the
 //! typed events the egress path emits, each of which logs one line and counts itself.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use prometheus::{Histogram, IntCounter, IntGauge};
 
 use super::failures::{Failure, FailureRing};
+use super::repeats::{self, Repeats};
 use super::Metrics;
 
 /// Result classes of an HTTP attempt that have a pre-resolved counter.
@@ -50,6 +51,9 @@ pub struct SinkTelemetry {
     refetched: IntCounter,
     dlq_truncated: IntCounter,
     failures: Arc<FailureRing>,
+    /// Failed dead-letter writes written to the log, one per class per window: with the
+    /// dead-letter topic missing, every record waiting on it fails on each retry.
+    dead_letter_reports: Mutex<Repeats>,
 }
 
 impl SinkTelemetry {
@@ -80,6 +84,7 @@ impl SinkTelemetry {
             refetched: m.refetched_records.with_label_values(&[n]),
             dlq_truncated: m.dlq_truncated.with_label_values(&[n]),
             failures: metrics.recent_failures.ring(&name),
+            dead_letter_reports: Mutex::new(Repeats::new(repeats::EVERY)),
             metrics: metrics.clone(),
             name,
         }
@@ -364,10 +369,15 @@ impl DeadLetterFailed<'_> {
         if self.cut_next {
             tracing::warn!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error,
                 "dead-letter write failed: refused for its size; writing it cut");
-        } else {
-            tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error, class,
-                "dead-letter write failed; the record stays unfinished and will be retried");
+            return;
         }
+        let mut reports = (t.dead_letter_reports.lock()).unwrap_or_else(PoisonError::into_inner);
+        let Some(held_back) = reports.admit(class, Instant::now()) else {
+            return;
+        };
+        drop(reports);
+        tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error, class, held_back,
+            "dead-letter write failed; the record stays unfinished and will be retried");
     }
 }
 
@@ -450,6 +460,55 @@ impl Committed {
         if self.truncated > 0 {
             tracing::debug!(connector = %t.name, partitions = self.truncated,
                 "finished-offset map cut to the metadata budget; records above the cut are redelivered after a crash");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::captured::Captured;
+
+    /// With the dead-letter topic missing, every waiting record fails its write on each
+    /// retry: one line per class per window is written, every failure counted.
+    #[test]
+    fn failed_dead_letter_writes_are_written_once_per_class_and_all_counted() {
+        let metrics = Arc::new(Metrics::new());
+        let t = SinkTelemetry::new("orders".into(), metrics.clone());
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(captured.clone())
+            .finish();
+        let fail = |id: &str, class| {
+            let failed = DeadLetterFailed {
+                id,
+                dlq: "orders.dlq",
+                error: &"Broker: Unknown topic or partition",
+                class,
+                cut_next: false,
+            };
+            failed.emit(&t);
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..5 {
+                fail(&format!("orders-0-{i}"), "unknown_topic");
+            }
+            fail("orders-0-9", "timeout");
+        });
+        let lines: Vec<serde_json::Value> = (captured.text().lines())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let classes: Vec<&str> = lines.iter().map(|l| l["class"].as_str().unwrap()).collect();
+        assert_eq!(classes, ["unknown_topic", "timeout"], "{lines:?}");
+        assert_eq!(lines[0]["id"], "orders-0-0");
+        let page = metrics.render();
+        for (class, n) in [("unknown_topic", 5), ("timeout", 1)] {
+            let series = format!(
+                "hookbridge_dlq_write_failures_total{{connector=\"orders\",error=\"{class}\"}} {n}"
+            );
+            assert!(page.contains(&series), "{series}");
         }
     }
 }

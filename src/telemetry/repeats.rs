@@ -2,10 +2,14 @@
 //! window, carrying how many like it were held back since the last one written. While a
 //! broker is unreachable librdkafka reports its reconnection failures, with "all brokers
 //! down" and the consumer's error for each, dozens of lines a second from each client;
-//! one line per kind per window says the same.
+//! while a dead-letter topic is missing, every record waiting on it fails its write on
+//! each retry. One line per kind per window says the same.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+/// At most one report of a kind per this long, for every report hookbridge limits.
+pub const EVERY: Duration = Duration::from_secs(30);
 
 /// Kinds remembered at most: reports are keyed by error and broker, a handful in
 /// practice; past this, kinds whose window has passed are forgotten.
