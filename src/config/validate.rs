@@ -20,7 +20,7 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     if s.kafka.brokers.trim().is_empty() {
         return Err(err("kafka.brokers", "must not be empty".into()));
     }
-    if let Some(problem) = crate::telemetry::logging::level_problem(&s.log.level) {
+    if let Some(problem) = level_problem(&s.log.level) {
         return Err(err("log.level", problem));
     }
     let ms = Duration::from_millis;
@@ -334,6 +334,24 @@ fn check_properties(kafka: &KafkaSettings, file: &str) -> Result<(), ConfigError
     Ok(())
 }
 
+/// Why `level` (`log.level`) is not a filter to log with, for `check` and `run` to
+/// refuse the file rather than log something else: a syntax error would fall back to
+/// `info`, and a bare word that is not a level (`warning`) is a module name, which
+/// turns every other line off.
+pub fn level_problem(level: &str) -> Option<String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(level) {
+        return Some(format!("{level:?} is not a log filter: {e}"));
+    }
+    let is_level = |word: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(word));
+    let bare = (level.split(',').map(str::trim))
+        .find(|d| !d.is_empty() && !d.contains(['=', '[']) && !is_level(d))?;
+    Some(format!(
+        "{bare:?} is not a level ({}); a module's level is written module=level",
+        LEVELS.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,5 +547,23 @@ mod tests {
             settings("[kafka.properties]\n\"sasl.password\" = \"$KAFKA_PASSWORD\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("kafka.properties.sasl.password"));
         assert!(!e.to_string().contains("KAFKA_PASSWORD"), "{e}");
+    }
+
+    #[test]
+    fn a_level_is_a_level_or_a_list_of_module_levels() {
+        for good in [
+            "info",
+            "WARN",
+            "error",
+            "off",
+            "warn,hookbridge=debug",
+            "rdkafka=warn,info",
+        ] {
+            assert_eq!(level_problem(good), None, "{good}");
+        }
+        for bad in ["warning", "eror", "error,hookbridge=bogus", "info,verbose"] {
+            let problem = level_problem(bad).expect(bad);
+            assert!(problem.contains("not a"), "{bad}: {problem}");
+        }
     }
 }

@@ -567,7 +567,9 @@ mod tests {
             ("/p", "bad topic!", "source.topic"),
             ("/p", "..", "source.topic"),
         ] {
-            let e = source(path, topic).err().expect(path);
+            let Err(e) = source(path, topic) else {
+                panic!("{path} {topic} refused")
+            };
             assert_eq!(e.key.as_deref(), Some(key), "{path} {topic}: {e}");
         }
         assert!(source("/hooks/caf%C3%A9-1_2.x~", "a.b_c-1").is_ok());

@@ -105,7 +105,10 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = headers.get("retry-after")?.to_str().ok()?.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         // Seconds past u64 mean "very long": the longest wait, which `retry.max` caps.
-        return Some(text.parse::<u64>().map_or(Duration::MAX, Duration::from_secs));
+        return Some(
+            text.parse::<u64>()
+                .map_or(Duration::MAX, Duration::from_secs),
+        );
     }
     let at = httpdate::parse_http_date(text).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -183,7 +186,11 @@ mod tests {
         h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h, now), None);
         h.insert("retry-after", "99999999999999999999999".parse().unwrap());
-        assert_eq!(retry_after(&h, now), Some(Duration::MAX), "the longest wait");
+        assert_eq!(
+            retry_after(&h, now),
+            Some(Duration::MAX),
+            "the longest wait"
+        );
         for odd in ["", "-5", "+5", "1.5"] {
             h.insert("retry-after", odd.parse().unwrap());
             assert_eq!(retry_after(&h, now), None, "{odd:?}");

@@ -322,7 +322,9 @@ fn consumed_and_dead_letter_topics_are_kafka_topic_names() {
     ];
     for (text, key) in cases {
         let cfg: SinkConfig = toml::from_str(&text).expect("parses");
-        let e = cfg.validate("o.toml").err().expect(key);
+        let Err(e) = cfg.validate("o.toml") else {
+            panic!("{key} refused")
+        };
         assert_eq!(e.key.as_deref(), Some(key), "{e}");
         assert!(e.reason.contains("is not a Kafka topic name"), "{e}");
     }
