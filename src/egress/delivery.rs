@@ -910,6 +910,7 @@ mod tests {
             epoch: 0,
             leader_epoch: -1,
             checked_item: None,
+            null_value: false,
         }
     }
 
@@ -1056,6 +1057,7 @@ mod tests {
             epoch: 0,
             leader_epoch: -1,
             checked_item: None,
+            null_value: false,
         };
         let (r10, r11, r12, r13) = (at(10), at(11), at(12), at(13));
         let first = batch_id([&r10, &r11, &r13].into_iter());

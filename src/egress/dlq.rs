@@ -168,9 +168,12 @@ pub async fn write(
         Fit::Value(n) => &record.value[..n.min(record.value.len())],
         Fit::EnvelopeOnly => &[],
     };
-    let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-        .payload(value)
-        .headers(headers(record, dl, connector, fit));
+    let mut fr: FutureRecord<'_, [u8], [u8]> =
+        FutureRecord::to(topic).headers(headers(record, dl, connector, fit));
+    // A tombstone stays one: redriven, it deletes its key as it was meant to.
+    if !record.null_value {
+        fr = fr.payload(value);
+    }
     if let Some(k) = &record.key {
         fr = fr.key(k.as_ref());
     }

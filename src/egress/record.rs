@@ -29,6 +29,10 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Bytes>,
     pub value: Bytes,
+    /// The value is null (a tombstone, which deletes its key on a compacted topic), not
+    /// empty: `value` is empty, and what writes the record again (its dead letter, a
+    /// redrive) writes it null.
+    pub null_value: bool,
     pub headers: Vec<(String, Bytes)>,
     /// The partition's rewind count when this record was polled; records polled before
     /// the latest rewind are stale and ignored (see `dispatcher`).
@@ -79,6 +83,7 @@ impl Record {
             offset: m.offset,
             key: bytes(m.key, m.key_len),
             value: bytes(m.payload, m.len).unwrap_or_default(),
+            null_value: m.payload.is_null(),
             headers,
             epoch: 0,
             leader_epoch: rdsys::rd_kafka_message_leader_epoch(msg),
@@ -251,6 +256,7 @@ mod tests {
             epoch: 0,
             leader_epoch: -1,
             checked_item: None,
+            null_value: false,
         }
     }
 

@@ -549,3 +549,47 @@ async fn dlq_redrive_to_source_puts_each_record_back_into_its_own_partition() {
         );
     }
 }
+
+/// A tombstone (null value) that is dead-lettered stays a tombstone in the dead-letter
+/// topic and when redriven to its topic, where it still deletes its key; an empty value
+/// stays empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_tombstone_is_redriven_as_a_tombstone() {
+    let broker = Broker::start();
+    let topic = unique("tomb");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(400)).await;
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render());
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let recs = [
+        json!({"key": "gone", "value": null}),
+        json!({"key": "blank", "value": ""}),
+    ];
+    kafka::produce(&broker.addr(), &topic, &recs).await;
+    // Two keys: dead-lettered in either order.
+    let nulls = |read: Vec<kafka::Read>| {
+        let mut nulls: Vec<_> = read.iter().map(|r| (r.key.clone(), r.null_value)).collect();
+        nulls.sort();
+        nulls
+    };
+    let gone = (Some(b"gone".to_vec()), true);
+    let blank = (Some(b"blank".to_vec()), false);
+    let dead = kafka::read(&broker.addr(), &dlq, Some(2), 20.0).await;
+    assert_eq!(nulls(dead), [blank.clone(), gone.clone()]);
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders", "--to", "source"])
+        .await;
+    assert!(ok, "{out}");
+    let back = kafka::read(&broker.addr(), &topic, Some(4), 20.0).await;
+    assert_eq!(
+        nulls(back),
+        [blank.clone(), blank, gone.clone(), gone],
+        "{out}"
+    );
+}

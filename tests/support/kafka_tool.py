@@ -75,7 +75,8 @@ def cmd_produce(a):
         key = r.get("key")
         headers = [(k, v.encode()) for k, v in (r.get("headers") or {}).items()]
         kwargs = {"key": key.encode() if key is not None else None,
-                  "value": r["value"].encode(), "headers": headers, "callback": cb}
+                  "value": None if r["value"] is None else r["value"].encode(),
+                  "headers": headers, "callback": cb}
         if "partition" in r:
             kwargs["partition"] = r["partition"]
         while True:

@@ -433,9 +433,10 @@ async fn to_source(
             value: Some(v.as_ref()),
         });
     }
-    let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.tp.topic)
-        .payload(r.value.as_ref())
-        .headers(headers);
+    let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.tp.topic).headers(headers);
+    if !r.null_value {
+        fr = fr.payload(r.value.as_ref());
+    }
     if let Some(k) = &r.key {
         fr = fr.key(k.as_ref());
     }

@@ -22,6 +22,9 @@ pub struct Read {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
+    /// The value is null (a tombstone); `value` is then empty.
+    #[allow(dead_code)]
+    pub null_value: bool,
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -89,6 +92,7 @@ async fn read_with(
                 offset: v["offset"].as_i64().unwrap_or(-1),
                 key: b64(&v["key"]),
                 value: b64(&v["value"]).unwrap_or_default(),
+                null_value: v["value"].is_null(),
                 headers: v["headers"]
                     .as_array()
                     .map(|hs| {
@@ -107,7 +111,8 @@ async fn read_with(
         .collect()
 }
 
-/// Produces records given as JSON objects `{"key", "value", "headers", "partition"?}`.
+/// Produces records given as JSON objects `{"key", "value", "headers", "partition"?}`
+/// (a `null` value is a tombstone).
 pub async fn produce(brokers: &str, topic: &str, records: &[Value]) {
     let mut child = Command::new("python3")
         .args([TOOL, "produce", "--brokers", brokers, "--topic", topic])
