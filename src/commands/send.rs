@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 
 use crate::connectors::Connectors;
+use crate::verify::registry::{self, RoundTrip};
 use crate::verify::{twilio, SignedUrl, Verifier};
 
 /// Signs and sends; exit code 0 on a 2xx.
@@ -25,7 +26,10 @@ pub async fn send(
         None => source.verifier.sample_body_at(now).to_vec(),
     };
     // Mailgun signs inside the body: the body sent is the signed one.
-    let body = source.verifier.sign_body(&body, now).unwrap_or(body);
+    let (body, signed_in_body) = match source.verifier.sign_body(&body, now) {
+        Some(signed) => (signed, true),
+        None => (body, false),
+    };
     let mut url = format!("{}{}", base.trim_end_matches('/'), source.path);
     // With trust_forwarded_from, send goes direct, so it signs what a proxy would forward.
     let mut signed_url = (source.signed_url.public()).map_or_else(|| url.clone(), str::to_owned);
@@ -36,10 +40,13 @@ pub async fn send(
         url = twilio::url_with_body_sha256(&url, &body);
         signed_url = twilio::url_with_body_sha256(&signed_url, &body);
     }
-    let mut headers = source
-        .verifier
-        .sign(&body, &signed_url, now)
-        .unwrap_or_default();
+    let scheme = source.verifier.scheme_name();
+    let mut headers = match source.verifier.sign(&body, &signed_url, now) {
+        Some(headers) => headers,
+        None if signed_in_body || scheme == "none" => Default::default(),
+        // Sent unsigned, it would only be refused (and counted against this address).
+        None => return Err(cannot_sign(scheme)),
+    };
     if matches!(source.signed_url, SignedUrl::Forwarded(_)) {
         forwarded_headers(&mut headers, &url)?;
     }
@@ -78,4 +85,51 @@ fn forwarded_headers(headers: &mut reqwest::header::HeaderMap, url: &str) -> any
     headers.insert("x-forwarded-proto", parsed.scheme().parse()?);
     headers.insert("x-forwarded-host", host.parse()?);
     Ok(())
+}
+
+/// Why `send` cannot sign for `scheme`, as the scheme registry says.
+fn cannot_sign(scheme: &str) -> anyhow::Error {
+    let why = match registry::find(scheme).map(|s| s.round_trip) {
+        Some(RoundTrip::CannotSign(why)) => why,
+        _ => "no signing key is configured",
+    };
+    anyhow!("hookbridge send cannot sign for scheme {scheme:?} ({why}): sign with the provider's own tools")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nothing is sent for a scheme `send` cannot sign: the address is never dialled.
+    #[tokio::test]
+    async fn a_source_send_cannot_sign_for_is_refused_before_sending() {
+        let mut connectors = Connectors::default();
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let text = format!(
+            "[source]\nname = \"d\"\npath = \"/d\"\ntopic = \"t\"\nverify = {{ scheme = \"discord\", public_keys = [\"{key}\"] }}\n"
+        );
+        crate::connectors::load_file("d.toml", &text, &mut connectors).expect("a discord source");
+        // Port 9 refuses: were anything sent, the error would be the connection's.
+        let e = send(&connectors, "d", None, "http://127.0.0.1:9")
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("cannot sign for scheme \"discord\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_scheme_send_cannot_sign_is_an_error_saying_why() {
+        let e = cannot_sign("discord").to_string();
+        assert!(
+            e.contains("\"discord\"") && e.contains("cannot sign"),
+            "{e}"
+        );
+        let Some(RoundTrip::CannotSign(why)) = registry::find("discord").map(|s| s.round_trip)
+        else {
+            panic!("discord is registered as one send cannot sign")
+        };
+        assert!(e.contains(why), "{e}");
+    }
 }
