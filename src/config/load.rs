@@ -1,6 +1,7 @@
 //! Layering of the process settings: built-in defaults → `hookbridge.toml` (or YAML) →
 //! `HOOKBRIDGE__SECTION__KEY` environment variables.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
@@ -43,17 +44,15 @@ impl Loaded {
 /// Loads the settings. An explicit `path` must exist; without one, `hookbridge.toml` in the
 /// working directory is used when present.
 pub fn load_settings(path: Option<&Path>) -> Result<Loaded, ConfigError> {
-    load_settings_with(path, std::env::vars())
+    load_settings_with(path, std::env::vars_os())
 }
 
 /// [`load_settings`] with these environment variables in place of the process's.
 fn load_settings_with(
     path: Option<&Path>,
-    vars: impl IntoIterator<Item = (String, String)>,
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Result<Loaded, ConfigError> {
-    let overrides: config::Map<String, String> = (vars.into_iter())
-        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
-        .collect();
+    let overrides = overrides(vars)?;
     let file = match path {
         Some(p) => {
             if !p.is_file() {
@@ -97,26 +96,50 @@ fn load_settings_with(
     Ok(Loaded { settings, file })
 }
 
-/// Where environment overrides start: `HOOKBRIDGE__SECTION__KEY`.
+/// Where environment overrides start: `HOOKBRIDGE__SECTION__KEY` (in any case).
 const ENV_PREFIX: &str = "HOOKBRIDGE__";
+
+/// The overrides among `vars`: names starting with [`ENV_PREFIX`], in any case. Other
+/// variables are never read, whatever bytes they hold; an override that is not UTF-8
+/// is an error naming it (not its value).
+fn overrides(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<config::Map<String, String>, ConfigError> {
+    let mut out = config::Map::new();
+    for (name, value) in vars {
+        let Some(name) = name.to_str() else { continue };
+        let ours =
+            (name.get(..ENV_PREFIX.len())).is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX));
+        if !ours {
+            continue;
+        }
+        let value = value.into_string().map_err(|_| {
+            ConfigError::new(format!("environment variable {name}"), "", "is not UTF-8")
+        })?;
+        out.insert(name.to_owned(), value);
+    }
+    Ok(out)
+}
 
 /// The setting an override names: `HOOKBRIDGE__HTTP__MAX_IN_FLIGHT` → `http.max_in_flight`.
 fn setting_of(var: &str) -> String {
-    var.trim_start_matches(ENV_PREFIX)
-        .to_lowercase()
-        .replace("__", ".")
+    var[ENV_PREFIX.len()..].to_lowercase().replace("__", ".")
 }
 
 /// An error about a setting an environment variable set names that variable, not the
-/// file (which may not even mention the setting). An unknown setting's error has no key:
-/// it names the field, which is matched against the overrides' last parts.
+/// file (which may not even mention the setting). An unknown setting's error names the
+/// field under its parent's key: the two make the setting, which must be the override's.
 fn blame_environment(e: ConfigError, set_by_env: &[(String, String)]) -> ConfigError {
-    let about = |setting: &str| match e.key.as_deref() {
-        Some(key) => key == setting || key.starts_with(&format!("{setting}.")),
-        None => {
-            let field = setting.rsplit('.').next().unwrap_or(setting);
-            e.reason.starts_with(&format!("unknown field `{field}`"))
-        }
+    let unknown = (e.reason.strip_prefix("unknown field `"))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| match e.key.as_deref() {
+            Some(parent) => format!("{parent}.{field}"),
+            None => field.to_owned(),
+        });
+    let about = |setting: &str| match (&unknown, e.key.as_deref()) {
+        (Some(unknown), _) => unknown == setting,
+        (None, Some(key)) => key == setting || key.starts_with(&format!("{setting}.")),
+        (None, None) => false,
     };
     match set_by_env.iter().find(|(setting, _)| about(setting)) {
         Some((_, var)) => ConfigError {
@@ -259,10 +282,8 @@ mod tests {
         assert!(loaded.settings.kafka.properties.is_empty());
     }
 
-    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
-        (vars.iter())
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        (vars.iter()).map(|(k, v)| (k.into(), v.into())).collect()
     }
 
     /// Overrides keep their text until a setting's type reads it: a secret of digits
@@ -275,7 +296,8 @@ mod tests {
                 ("HOOKBRIDGE__ADMIN__CONSOLE__TOKEN", "00012345678901234567"),
                 ("HOOKBRIDGE__HTTP__MAX_IN_FLIGHT", "77"),
                 ("HOOKBRIDGE__ADMIN__CONSOLE__READ_ONLY", "true"),
-                ("HOOKBRIDGE__KAFKA__BROKERS", "0123:9092"),
+                ("hookbridge__kafka__brokers", "0123:9092"),
+                ("HOOKBRIDGE__SHUTDOWN__DRAIN_TIMEOUT", "31"),
                 ("OTHER__HTTP__MAX_IN_FLIGHT", "x"),
             ]),
         )
@@ -293,6 +315,10 @@ mod tests {
         assert_eq!(s.http.max_in_flight, 77);
         assert!(s.admin.console.read_only);
         assert_eq!(s.kafka.brokers, "0123:9092");
+        assert_eq!(
+            s.shutdown.drain_timeout.0,
+            std::time::Duration::from_secs(31)
+        );
     }
 
     /// A bad or unknown override names its variable, not the file.
@@ -310,6 +336,7 @@ mod tests {
                 Some("http.max_in_flight"),
             ),
             ("HOOKBRIDGE__NOPE", "1", None),
+            ("HOOKBRIDGE__HTTP__MAX_INFLIGHT", "1", Some("http")),
         ];
         for (name, value, key) in cases {
             let e = load_settings_with(None, env(&[(name, value)])).unwrap_err();
@@ -322,6 +349,31 @@ mod tests {
                 "the value is not echoed: {e}"
             );
         }
+    }
+
+    /// Variables that are not hookbridge's are never read, whatever bytes they hold; an
+    /// override that is not UTF-8 is an error naming it, not a panic.
+    #[test]
+    fn other_variables_are_never_read_and_a_bad_override_is_named() {
+        use std::os::unix::ffi::OsStringExt;
+        let latin1 = || OsString::from_vec(b"caf\xe9".to_vec());
+        let vars = vec![(OsString::from("LC_NAME"), latin1()), (latin1(), latin1())];
+        assert!(load_settings_with(None, vars).is_ok());
+        let bad = vec![(OsString::from("HOOKBRIDGE__KAFKA__BROKERS"), latin1())];
+        let e = load_settings_with(None, bad).unwrap_err();
+        assert_eq!(e.file, "environment variable HOOKBRIDGE__KAFKA__BROKERS");
+    }
+
+    /// An unknown field of the file is the file's, even with an override whose last
+    /// part has that name.
+    #[test]
+    fn a_file_s_unknown_field_is_not_blamed_on_an_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookbridge.toml");
+        std::fs::write(&path, "brokers = \"x:1\"\n").unwrap();
+        let e = load_settings_with(Some(&path), env(&[("HOOKBRIDGE__KAFKA__BROKERS", "k:1")]))
+            .unwrap_err();
+        assert!(e.file.ends_with("hookbridge.toml"), "{e}");
     }
 
     #[test]

@@ -25,6 +25,10 @@ impl<'de> Deserialize<'de> for HumanDuration {
         }
         match Raw::deserialize(d)? {
             Raw::Seconds(s) => Ok(Self(Duration::from_secs(s))),
+            // Whole seconds as text: how an environment override gives a number.
+            Raw::Text(t) if t.trim().parse::<u64>().is_ok() => Ok(Self(Duration::from_secs(
+                t.trim().parse().unwrap_or_default(),
+            ))),
             Raw::Text(t) => humantime::parse_duration(t.trim()).map(Self).map_err(|e| {
                 serde::de::Error::custom(format!(
                     "invalid duration {t:?} ({e}); write e.g. \"500ms\", \"10s\" or \"5m\""

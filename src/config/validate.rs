@@ -336,20 +336,55 @@ fn check_properties(kafka: &KafkaSettings, file: &str) -> Result<(), ConfigError
 
 /// Why `level` (`log.level`) is not a filter to log with, for `check` and `run` to
 /// refuse the file rather than log something else: a syntax error would fall back to
-/// `info`, and a bare word that is not a level (`warning`) is a module name, which
-/// turns every other line off.
+/// `info`, and a misspelt level (`warning`) is a target's name, which turns every other
+/// line off. A bare target (`hookbridge::egress`: all of it) and levels 0 to 5 pass.
 pub fn level_problem(level: &str) -> Option<String> {
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    // Other systems' level names, which tracing would read as targets.
+    const FOREIGN: [&str; 10] = [
+        "warning",
+        "err",
+        "fatal",
+        "critical",
+        "crit",
+        "information",
+        "informational",
+        "notice",
+        "verbose",
+        "all",
+    ];
     if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(level) {
         return Some(format!("{level:?} is not a log filter: {e}"));
     }
-    let is_level = |word: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(word));
-    let bare = (level.split(',').map(str::trim))
-        .find(|d| !d.is_empty() && !d.contains(['=', '[']) && !is_level(d))?;
+    let misspelt = |word: &str| {
+        let word = word.to_ascii_lowercase();
+        !LEVELS.contains(&word.as_str())
+            && (FOREIGN.contains(&word.as_str()) || LEVELS.iter().any(|l| edits(l, &word) <= 2))
+    };
+    let bare =
+        (level.split(',').map(str::trim)).find(|d| !d.contains(['=', '[', ':']) && misspelt(d))?;
     Some(format!(
-        "{bare:?} is not a level ({}); a module's level is written module=level",
+        "{bare:?} is not a level ({}); a target's level is written target=level",
         LEVELS.join(", ")
     ))
+}
+
+/// Levenshtein distance, for telling a misspelt level from a target's name.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -558,10 +593,21 @@ mod tests {
             "off",
             "warn,hookbridge=debug",
             "rdkafka=warn,info",
+            "hookbridge",
+            "info,hookbridge::egress",
+            "3",
+            "[delivery]=debug",
         ] {
             assert_eq!(level_problem(good), None, "{good}");
         }
-        for bad in ["warning", "eror", "error,hookbridge=bogus", "info,verbose"] {
+        for bad in [
+            "warning",
+            "eror",
+            "error,hookbridge=bogus",
+            "info,verbose",
+            "Fatal",
+            "debg",
+        ] {
             let problem = level_problem(bad).expect(bad);
             assert!(problem.contains("not a"), "{bad}: {problem}");
         }

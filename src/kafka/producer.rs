@@ -3,6 +3,7 @@
 //! Each send waits for its own record's report; the reports are served by a thread that
 //! sleeps while there are none ([`poller`]).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -166,21 +167,30 @@ pub struct Acks {
     /// Woken at every error librdkafka reports: [`Producer::failed`] then asks the
     /// client whether it was a fatal one.
     errors: tokio::sync::Notify,
-    /// The first refusal that fenced this producer (see [`Acks::note_fencing`]).
+    /// Why the broker's refusals failed this producer (see [`Acks::note_fencing`]).
     fenced: std::sync::OnceLock<String>,
+    /// Records refused as fenced since the last one acknowledged.
+    fenced_in_a_row: std::sync::atomic::AtomicU32,
 }
 
+/// Records refused in a row as fenced, none acknowledged between, that fail the producer.
+const FENCED_IN_A_ROW: u32 = 3;
+
 impl Acks {
-    /// A record refused because the broker fenced this producer's id: librdkafka keeps
-    /// the producer and fails every later record the same way (seen with a broker that
-    /// fenced it after a stall), without raising a fatal error. Apache Kafka never
-    /// fences an idempotent producer that has no transactional id, so this is as final.
+    /// A record refused because the broker fenced this producer's id. librdkafka takes
+    /// one such refusal as the batch's alone and bumps the producer's epoch; but a broker
+    /// that fenced it after a stall refused every later record the same way, and
+    /// librdkafka raised no fatal error. Refused [`FENCED_IN_A_ROW`] times with nothing
+    /// acknowledged between, the producer counts as one that can send nothing more.
     fn note_fencing(&self, error: &KafkaError) {
         use RDKafkaErrorCode::{InvalidProducerEpoch, ProducerFenced};
-        if let KafkaError::MessageProduction(code @ (ProducerFenced | InvalidProducerEpoch)) = error
-        {
+        let KafkaError::MessageProduction(code @ (ProducerFenced | InvalidProducerEpoch)) = error
+        else {
+            return;
+        };
+        if self.fenced_in_a_row.fetch_add(1, Relaxed) + 1 >= FENCED_IN_A_ROW {
             let _ = self.fenced.set(format!(
-                "{code}: the broker refuses every record of this producer"
+                "{code}: the broker refused {FENCED_IN_A_ROW} records in a row as fenced"
             ));
             self.errors.notify_waiters();
         }
@@ -206,10 +216,15 @@ impl ProducerContext for Acks {
 
     fn delivery(&self, result: &DeliveryResult<'_>, reply: Self::DeliveryOpaque) {
         let report = match result {
-            Ok(m) => Ok(Acked {
-                partition: m.partition(),
-                offset: m.offset(),
-            }),
+            Ok(m) => {
+                if self.fenced_in_a_row.load(Relaxed) != 0 {
+                    self.fenced_in_a_row.store(0, Relaxed);
+                }
+                Ok(Acked {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                })
+            }
             Err((e, _)) => {
                 self.note_fencing(e);
                 Err(e.clone())
@@ -446,8 +461,8 @@ mod tests {
         );
     }
 
-    /// A broker that fences the producer's id on a produce (librdkafka fails the record
-    /// and every later one, raising no fatal error) fails the producer too.
+    /// A broker that keeps refusing the producer's records as fenced (librdkafka raises no
+    /// fatal error) fails the producer; one refusal followed by an acknowledgement does not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_record_refused_as_fenced_fails_the_producer() {
         use rdkafka::mocking::MockCluster;
@@ -473,16 +488,33 @@ mod tests {
             "not failed while records are acknowledged"
         );
         let fenced = RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED;
+        let refused = |e: KafkaError| {
+            assert_eq!(
+                e.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::ProducerFenced)
+            );
+        };
+        // One refusal, then a record acknowledged: librdkafka carried on, and so does it.
         cluster.request_errors(RDKafkaApiKey::Produce, &[fenced]);
-        let refused = send("second").await.expect_err("refused");
-        assert_eq!(
-            refused.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::ProducerFenced)
-        );
+        refused(send("second").await.expect_err("refused"));
+        send("third").await.expect("acknowledged after one refusal");
+        // Refused in a row, nothing acknowledged between: it can send nothing more.
+        cluster.request_errors(RDKafkaApiKey::Produce, &[fenced; FENCED_IN_A_ROW as usize]);
+        for value in ["a", "b"] {
+            refused(send(value).await.expect_err("refused"));
+            let once = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::future::Future::poll(failed.as_mut(), cx))
+            });
+            assert!(
+                once.await.is_pending(),
+                "not failed before {FENCED_IN_A_ROW} in a row"
+            );
+        }
+        refused(send("c").await.expect_err("refused"));
         let error = tokio::time::timeout(Duration::from_secs(30), failed)
             .await
             .expect("the producer is failed");
-        assert!(error.contains("refuses every record"), "{error}");
+        assert!(error.contains("in a row as fenced"), "{error}");
     }
 
     #[test]

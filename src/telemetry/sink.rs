@@ -51,7 +51,7 @@ pub struct SinkTelemetry {
     refetched: IntCounter,
     dlq_truncated: IntCounter,
     failures: Arc<FailureRing>,
-    /// Failed dead-letter writes written to the log, one per class per window: with the
+    /// Failed dead-letter writes written to the log, one per class and error per window: with the
     /// dead-letter topic missing, every record waiting on it fails on each retry.
     dead_letter_reports: Mutex<Repeats>,
 }
@@ -372,7 +372,9 @@ impl DeadLetterFailed<'_> {
             return;
         }
         let mut reports = (t.dead_letter_reports.lock()).unwrap_or_else(PoisonError::into_inner);
-        let Some(held_back) = reports.admit(class, Instant::now()) else {
+        // One kind per class and error: another error of the class is written at once.
+        let kind = format!("{class} {}", self.error);
+        let Some(held_back) = reports.admit(&kind, Instant::now()) else {
             return;
         };
         drop(reports);

@@ -180,7 +180,9 @@ impl SinkConfig {
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             return Err(err("topics", "list at least one non-empty topic".into()));
         }
-        if let Some((i, t)) = (self.topics.iter().enumerate()).find(|(_, t)| !is_topic_name(t)) {
+        // `^…` is a pattern: librdkafka subscribes to every topic its regex matches.
+        let named = |t: &str| t.starts_with('^') || is_topic_name(t);
+        if let Some((i, t)) = (self.topics.iter().enumerate()).find(|(_, t)| !named(t)) {
             return Err(err(
                 &format!("topics[{i}]"),
                 format!("{t:?} {TOPIC_NAME_RULE}"),
