@@ -154,6 +154,14 @@ impl Client {
         {
             h.insert(axum::http::header::CONTENT_TYPE, ct);
         }
+        // A body sent as the record holds it is still encoded as the webhook's was.
+        if prepared.body.is_none() {
+            let encoding = (record.header(crate::kafka::headers::CONTENT_ENCODING))
+                .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok());
+            if let Some(encoding) = encoding {
+                h.insert(axum::http::header::CONTENT_ENCODING, encoding);
+            }
+        }
         if let Some(signer) = &self.signer {
             let ts = crate::clock::unix_secs();
             let sig = signer.sign(id, ts, prepared.body(record));

@@ -213,6 +213,9 @@ pub struct IngressHeaders<'a> {
     pub traceparent: &'a str,
     /// The webhook's Content-Type, which sinks reuse for the outgoing request.
     pub content_type: Option<&'a [u8]>,
+    /// The webhook's Content-Encoding, which says how the body kept in the record is
+    /// encoded; sinks send it with the body when they send it unchanged.
+    pub content_encoding: Option<&'a [u8]>,
 }
 
 impl IngressHeaders<'_> {
@@ -247,6 +250,12 @@ impl IngressHeaders<'_> {
             out = out.insert(Header {
                 key: headers::CONTENT_TYPE,
                 value: Some(ct),
+            });
+        }
+        if let Some(ce) = self.content_encoding {
+            out = out.insert(Header {
+                key: headers::CONTENT_ENCODING,
+                value: Some(ce),
             });
         }
         out
@@ -401,6 +410,7 @@ mod tests {
             received_at: at,
             traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
             content_type: Some(b"application/json"),
+            content_encoding: Some(b"gzip"),
         }
         .build([("X-GitHub-Event", &b"push"[..])]);
         let pairs = owned_pairs(&built);
@@ -416,5 +426,6 @@ mod tests {
             Some(b"application/json".to_vec())
         );
         assert!(get(headers::TRACEPARENT).is_some());
+        assert_eq!(get(headers::CONTENT_ENCODING), Some(b"gzip".to_vec()));
     }
 }

@@ -10,6 +10,9 @@ pub const SOURCE: &str = "hookbridge-source";
 pub const RECEIVED_AT: &str = "hookbridge-received-at";
 /// The webhook's Content-Type, reused as the outgoing Content-Type by sinks.
 pub const CONTENT_TYPE: &str = "content-type";
+/// The webhook's Content-Encoding (`gzip`, …): the record holds the body as it came,
+/// encoded, and a sink that sends it unchanged sends this with it.
+pub const CONTENT_ENCODING: &str = "content-encoding";
 /// The webhook's event type (a source's `event_type`): read by sink filters, URL
 /// templates and CloudEvents.
 pub const EVENT_TYPE: &str = "hookbridge-event-type";

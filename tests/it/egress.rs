@@ -138,6 +138,40 @@ async fn happy_path_delivers_each_record_once_signed_and_commits_to_the_end() {
     drop(hb);
 }
 
+/// A record that holds an encoded body (its webhook's Content-Encoding kept beside it)
+/// is POSTed as it is, with that Content-Encoding; one without says none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoded_value_is_sent_with_its_content_encoding() {
+    let Scenario {
+        topic,
+        rx,
+        hb,
+        broker,
+        ..
+    } = setup("enc")
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
+        .await;
+    let recs = [
+        json!({"key": "a", "value": "gz", "headers": {"content-encoding": "gzip"}}),
+        json!({"key": "a", "value": "plain", "headers": {}}),
+    ];
+    kafka::produce(&broker.addr(), &topic, &recs).await;
+    rx.wait_for(Duration::from_secs(30), "2 deliveries", |s| s.len() >= 2)
+        .await;
+    let seen = rx.seen();
+    let encodings: Vec<_> = (seen.iter())
+        .map(|r| (r.body.to_vec(), r.header("content-encoding")))
+        .collect();
+    assert_eq!(
+        encodings,
+        [
+            (b"gz".to_vec(), "gzip".to_owned()),
+            (b"plain".to_vec(), String::new())
+        ]
+    );
+    drop(hb);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_delays_one_key_while_other_keys_flow() {
     let Scenario {

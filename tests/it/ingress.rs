@@ -81,6 +81,33 @@ async fn signed_webhook_lands_byte_identical_with_key_and_headers() {
     assert!(!hb.logs().contains(SECRET), "secret leaked into logs");
 }
 
+/// A compressed body is kept as it came, signed bytes and all, with its
+/// Content-Encoding beside it: a record that holds gzip says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoded_body_lands_with_its_content_encoding() {
+    let Scenario {
+        broker, topic, hb, ..
+    } = setup("gz").source(|n| github_source(&n.topic)).await;
+    let body: &[u8] = b"\x1f\x8b\x08\x00not-really-gzip";
+    let resp = reqwest::Client::new()
+        .post(hb.url("/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .header("X-GitHub-Delivery", "d-gz")
+        .header("X-Hub-Signature-256", github_sig(SECRET, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let records = kafka::read(&broker.addr(), &topic, Some(1), 15.0).await;
+    assert_eq!(records[0].value, body);
+    assert_eq!(
+        records[0].header("content-encoding").as_deref(),
+        Some("gzip")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_get_401_and_produce_nothing() {
     let Scenario {

@@ -40,6 +40,48 @@ async fn redrive_ok(hb: &Hookbridge, connector: &str) -> String {
     out
 }
 
+/// A running sink `orders` on a new topic of `partitions` (and a one-partition DLQ),
+/// whose destination always answers `status`.
+struct Running {
+    broker: Broker,
+    topic: String,
+    dlq: String,
+    #[allow(dead_code)] // held: the destination answers while the sink runs
+    rx: Receiver,
+    hb: Hookbridge,
+}
+
+async fn running(prefix: &str, partitions: u32, status: u16) -> Running {
+    let broker = Broker::start();
+    let topic = unique(prefix);
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, partitions);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(move |_| Answer::status(status)).await;
+    let cfg = Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render());
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    Running {
+        broker,
+        topic,
+        dlq,
+        rx,
+        hb,
+    }
+}
+
+/// Stops the sink, then redrives its dead letters to their source topic; returns what
+/// the redrive printed.
+async fn stop_and_redrive_to_source(hb: &mut Hookbridge) -> String {
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders", "--to", "source"])
+        .await;
+    assert!(ok, "{out}");
+    out
+}
+
 /// A destination that answers 400 until `accept` is set, then 200.
 async fn refusing_until(accept: Arc<AtomicBool>) -> Receiver {
     Receiver::start(move |_| {
@@ -462,16 +504,13 @@ sys.exit(1 if p.flush(30) else 0)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_redrive_handles_every_record_present_at_its_start_whatever_its_timestamp() {
-    let broker = Broker::start();
-    let topic = unique("redrive-ts");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
-    let rx = Receiver::start(|_| Answer::status(200)).await;
-    let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render());
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(40)).await;
+    let Running {
+        broker,
+        topic,
+        dlq,
+        rx,
+        mut hb,
+    } = running("redrive-ts", 1, 200).await;
     assert!(hb.terminate(Duration::from_secs(20)).await.success());
 
     let now_ms = std::time::SystemTime::now()
@@ -512,16 +551,13 @@ async fn dlq_redrive_handles_every_record_present_at_its_start_whatever_its_time
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_redrive_to_source_puts_each_record_back_into_its_own_partition() {
-    let broker = Broker::start();
-    let topic = unique("back");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 4);
-    broker.create_topic(&dlq, 1);
-    let rx = Receiver::start(|_| Answer::status(400)).await;
-    let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render());
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(40)).await;
+    let Running {
+        broker,
+        topic,
+        dlq,
+        rx: _rx,
+        mut hb,
+    } = running("back", 4, 400).await;
     // One key on every partition, as a producer with another partitioner (or an explicit
     // partition) can place it: the hash of the key says nothing about where it belongs.
     let recs: Vec<_> = (0..4)
@@ -532,12 +568,7 @@ async fn dlq_redrive_to_source_puts_each_record_back_into_its_own_partition() {
         kafka::read(&broker.addr(), &dlq, Some(4), 20.0).await.len(),
         4
     );
-    assert!(hb.terminate(Duration::from_secs(20)).await.success());
-
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders", "--to", "source"])
-        .await;
-    assert!(ok, "{out}");
+    let out = stop_and_redrive_to_source(&mut hb).await;
     let back = kafka::read(&broker.addr(), &topic, Some(8), 20.0).await;
     assert_eq!(back.len(), 8, "{out}");
     for r in &back {
@@ -555,16 +586,13 @@ async fn dlq_redrive_to_source_puts_each_record_back_into_its_own_partition() {
 /// stays empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_lettered_tombstone_is_redriven_as_a_tombstone() {
-    let broker = Broker::start();
-    let topic = unique("tomb");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
-    let rx = Receiver::start(|_| Answer::status(400)).await;
-    let cfg = Config::new(&broker.addr())
-        .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render());
-    let mut hb = Hookbridge::start(&cfg);
-    hb.ready(Duration::from_secs(40)).await;
+    let Running {
+        broker,
+        topic,
+        dlq,
+        rx: _rx,
+        mut hb,
+    } = running("tomb", 1, 400).await;
     let recs = [
         json!({"key": "gone", "value": null}),
         json!({"key": "blank", "value": ""}),
@@ -580,12 +608,7 @@ async fn a_dead_lettered_tombstone_is_redriven_as_a_tombstone() {
     let blank = (Some(b"blank".to_vec()), false);
     let dead = kafka::read(&broker.addr(), &dlq, Some(2), 20.0).await;
     assert_eq!(nulls(dead), [blank.clone(), gone.clone()]);
-    assert!(hb.terminate(Duration::from_secs(20)).await.success());
-
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders", "--to", "source"])
-        .await;
-    assert!(ok, "{out}");
+    let out = stop_and_redrive_to_source(&mut hb).await;
     let back = kafka::read(&broker.addr(), &topic, Some(4), 20.0).await;
     assert_eq!(
         nulls(back),

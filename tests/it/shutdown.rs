@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::support::broker::Broker;
 use crate::support::connectors::SinkToml;
-use crate::support::hookbridge::{Config, Hookbridge};
+use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::unique;
@@ -125,16 +125,23 @@ async fn poison_between_two(broker: &Broker, topic: &str) -> Receiver {
     rx
 }
 
-async fn wait_logged(hb: &Hookbridge, what: &str, times: usize) {
+/// Waits until `times` dead-letter writes failed (the metric counts each; the log writes
+/// one line per kind per 30 s, which is checked to be there).
+async fn wait_dead_letter_failures(hb: &Hookbridge, times: f64) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while hb.logs().matches(what).count() < times {
+    loop {
+        let text = hb.metrics().await;
+        if metric(&text, "hookbridge_dlq_write_failures_total", &[]) >= times {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "{what:?} not logged {times} times:\n{}",
-            hb.logs()
+            "{times} dead-letter write failures:\n{text}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let line = "dead-letter write failed; the record stays unfinished";
+    assert!(hb.logs().contains(line), "{}", hb.logs());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,12 +154,7 @@ async fn a_dead_letter_the_broker_refuses_until_its_topic_allows_it_is_committed
     let rx = poison_between_two(&broker, &topic).await;
     let hb = start(&broker, &topic, &rx.url, Some(&dlq)).await;
     // Refused whole, alone and cut: then retried with backoff, the record unfinished.
-    wait_logged(
-        &hb,
-        "dead-letter write failed; the record stays unfinished",
-        2,
-    )
-    .await;
+    wait_dead_letter_failures(&hb, 2.0).await;
     rx.wait_for(Duration::from_secs(20), "both good records", |s| {
         s.iter()
             .filter(|r| String::from_utf8_lossy(&r.body).contains("ok"))
@@ -181,12 +183,7 @@ async fn sigterm_while_a_dead_letter_write_keeps_failing_exits_promptly_and_comm
     dlq_topic_limited_to(&broker, &dlq, 1000).await;
     let rx = poison_between_two(&broker, &topic).await;
     let mut hb = start(&broker, &topic, &rx.url, Some(&dlq)).await;
-    wait_logged(
-        &hb,
-        "dead-letter write failed; the record stays unfinished",
-        2,
-    )
-    .await;
+    wait_dead_letter_failures(&hb, 2.0).await;
     wait_committed(&broker, &topic, 1, Duration::from_secs(20)).await;
     let asked = Instant::now();
     let status = hb.terminate(Duration::from_secs(40)).await;

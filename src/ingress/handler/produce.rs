@@ -46,6 +46,7 @@ fn record_headers(source: &Source, headers: &HeaderMap, event_type: Option<&[u8]
         received_at: SystemTime::now(),
         traceparent: &trace::traceparent(headers),
         content_type: headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
+        content_encoding: (headers.get(header::CONTENT_ENCODING)).map(|v| v.as_bytes()),
     }
     .build(forwarded)
 }
