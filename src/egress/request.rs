@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::evaluation::{Evaluator, Programs, Request, Verdict, Workers};
 use super::record::Record;
-use crate::connectors::sink::{carries_credentials, is_framing, Format, HeaderPattern};
+use crate::connectors::sink::{carries_credentials, is_framing, Format, HeaderPattern, Tombstones};
 use crate::connectors::template::{url_encode, Escape, Field, Template, UrlTemplate};
 use crate::connectors::Sink;
 use crate::kafka::headers::{self, EVENT_TYPE as EVENT_TYPE_HEADER};
@@ -40,6 +40,8 @@ pub struct Shaper {
     format: Format,
     /// `content_type`: the data's type when the record has none.
     content_type: HeaderValue,
+    /// What a record with a null value becomes (`tombstones`).
+    tombstones: Tombstones,
     /// Fired on shutdown: no jq worker is started or waited for any more.
     shutdown: CancellationToken,
 }
@@ -76,11 +78,11 @@ impl Prepared<'_> {
 /// Why a record cannot be shaped: the dead letter's reason and error class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
-    /// `template`, `filter` or `transform`.
+    /// `template`, `filter`, `transform` or `tombstone`.
     pub reason: &'static str,
     /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`, `not-json`,
     /// `jq-error`, `no-output`, `not-json-output`, `timeout`, `crashed`,
-    /// `output-too-large` or `record-too-large`.
+    /// `output-too-large`, `record-too-large` or `null-value`.
     pub error: &'static str,
 }
 
@@ -118,6 +120,7 @@ impl Shaper {
             needs_json,
             format: sink.format,
             content_type: sink.content_type.clone(),
+            tombstones: sink.tombstones,
             shutdown: CancellationToken::new(),
         }
     }
@@ -168,6 +171,9 @@ impl Shaper {
     /// long they take and whatever their stack: only for inline shaping
     /// ([`Shaper::is_inline`]) and where no worker exists. See [`Shaper::shape_in_time`].
     pub fn shape<'a>(&'a self, record: &Record) -> Result<Option<Prepared<'a>>, Refused> {
+        if let Some(decided) = self.tombstone(record) {
+            return decided;
+        }
         if self.programs.is_empty() {
             return self.fill(record, None).map(Some);
         }
@@ -192,6 +198,9 @@ impl Shaper {
         record: &Record,
         cancel: &CancellationToken,
     ) -> Option<Result<Option<Prepared<'a>>, Refused>> {
+        if let Some(decided) = self.tombstone(record) {
+            return Some(decided);
+        }
         match &self.evaluator {
             // Workers exist only for a sink with programs (`new`, `with_workers`).
             // Boxed: the wait for a worker is a large future, and every delivery of
@@ -201,6 +210,22 @@ impl Shaper {
                 Some(self.apply(record, verdict))
             }
             _ => Some(self.shape(record)),
+        }
+    }
+
+    /// What a tombstone becomes by the sink's `tombstones`, before any program sees it;
+    /// `None`: it is shaped as any record.
+    fn tombstone<'a>(&self, record: &Record) -> Option<Result<Option<Prepared<'a>>, Refused>> {
+        if !record.null_value {
+            return None;
+        }
+        match self.tombstones {
+            Tombstones::Deliver => None,
+            Tombstones::Skip => Some(Ok(None)),
+            Tombstones::DeadLetter => Some(Err(Refused {
+                reason: "tombstone",
+                error: "null-value",
+            })),
         }
     }
 

@@ -60,6 +60,9 @@ pub struct SinkConfig {
     /// `key` (default): per-key order; `partition`: one at a time per partition; `none`.
     #[serde(default)]
     pub ordering: Ordering,
+    /// What a record with a null value (a tombstone) becomes.
+    #[serde(default)]
+    pub tombstones: Tombstones,
     /// Records held per partition before it is paused.
     #[serde(default = "default_buffer")]
     pub buffer: usize,
@@ -290,6 +293,20 @@ impl Format {
             Format::CloudeventsStructured => "cloudevents-structured",
         }
     }
+}
+
+/// What a tombstone (a record whose value is null: on a compacted topic it deletes its
+/// key) becomes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tombstones {
+    /// Shaped and POSTed as any record, with an empty body.
+    #[default]
+    Deliver,
+    /// Finished without a request, as a filter drops a record.
+    Skip,
+    /// Dead-lettered at once (reason `tombstone`, error `null-value`).
+    DeadLetter,
 }
 
 /// Which records must be delivered in order.

@@ -16,7 +16,7 @@ use crate::connectors::{is_topic_name, TOPIC_NAME_RULE};
 
 use super::config::{
     AuthConfig, BatchConfig, BreakerConfig, Format, Ordering, RetryConfig, SignConfig, SinkConfig,
-    TlsConfig,
+    TlsConfig, Tombstones,
 };
 
 /// A sink as its file defines it: every value checked, no secret resolved.
@@ -40,6 +40,7 @@ pub struct SinkDefinition {
     pub timeout: Duration,
     pub concurrency: usize,
     pub ordering: Ordering,
+    pub tombstones: Tombstones,
     pub buffer: usize,
     pub retry: RetryConfig,
     pub rate_limit: Option<RateLimitConfig>,
@@ -248,6 +249,12 @@ impl SinkConfig {
                 "must be greater than zero and at most retry.max".into(),
             ));
         }
+        if self.tombstones == Tombstones::DeadLetter && self.dlq.is_none() {
+            return Err(err(
+                "tombstones",
+                "\"dead-letter\" needs a dead-letter topic (`dlq`)".into(),
+            ));
+        }
         let dlq_topic = match self.dlq {
             Some(d) if d.topic.trim().is_empty() => {
                 return Err(err("dlq.topic", "must not be empty".into()))
@@ -353,6 +360,7 @@ impl SinkConfig {
             timeout: self.timeout.0,
             concurrency: self.concurrency,
             ordering: self.ordering,
+            tombstones: self.tombstones,
             buffer: self.buffer,
             retry: self.retry,
             rate_limit: self.rate_limit,

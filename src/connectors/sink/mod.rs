@@ -16,5 +16,6 @@ mod tests;
 pub use build::{Credentials, Sink};
 pub use config::{
     AuthConfig, BatchFormat, BatchItems, ClientAuth, Format, Ordering, RetryConfig, SinkConfig,
+    Tombstones,
 };
 pub use definition::{carries_credentials, is_framing, HeaderPattern};

@@ -335,3 +335,18 @@ fn consumed_and_dead_letter_topics_are_kafka_topic_names() {
     let cfg: SinkConfig = toml::from_str(&fine).expect("parses");
     assert!(cfg.validate("o.toml").is_ok());
 }
+
+#[test]
+fn dead_lettering_tombstones_needs_a_dead_letter_topic() {
+    let text = "name = \"o\"\ntopics = [\"o\"]\nurl = \"http://127.0.0.1:9/h\"\ntombstones = \"dead-letter\"\n";
+    let cfg: SinkConfig = toml::from_str(text).expect("parses");
+    let Err(e) = cfg.validate("o.toml") else {
+        panic!("refused without a dlq")
+    };
+    assert_eq!(e.key.as_deref(), Some("sink.tombstones"), "{e}");
+    let with_dlq = format!("{text}dlq = {{ topic = \"o.dlq\" }}\n");
+    let cfg: SinkConfig = toml::from_str(&with_dlq).expect("parses");
+    assert!(cfg.validate("o.toml").is_ok());
+    let odd: Result<SinkConfig, _> = toml::from_str(&text.replace("dead-letter", "drop"));
+    assert!(odd.is_err(), "an unknown choice is refused");
+}

@@ -229,3 +229,34 @@ proptest::proptest! {
         }
     }
 }
+
+/// A tombstone becomes what `tombstones` says before any template or program sees it:
+/// POSTed with an empty body, finished without a request, or dead-lettered.
+#[test]
+fn a_tombstone_is_delivered_skipped_or_dead_lettered_as_the_sink_says() {
+    let tombstone = Record {
+        null_value: true,
+        ..record(b"", &[], Some(b"k"))
+    };
+    let empty = record(b"", &[], Some(b"k"));
+    let url = "url = \"http://h/{key}\"\n";
+    let deliver = shaper(url);
+    let prepared = deliver
+        .shape(&tombstone)
+        .expect("shaped")
+        .expect("a request");
+    assert!(prepared.body(&tombstone).is_empty());
+    let skip = shaper(&format!("{url}tombstones = \"skip\""));
+    assert!(skip.shape(&tombstone).expect("finished").is_none());
+    assert!(
+        skip.shape(&empty).expect("shaped").is_some(),
+        "an empty value is not null"
+    );
+    let dead = shaper(&format!(
+        "{url}tombstones = \"dead-letter\"\ndlq = {{ topic = \"t.dlq\" }}"
+    ));
+    let Err(refused) = dead.shape(&tombstone) else {
+        panic!("a tombstone is refused")
+    };
+    assert_eq!((refused.reason, refused.error), ("tombstone", "null-value"));
+}
