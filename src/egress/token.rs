@@ -215,7 +215,7 @@ impl TokenSource {
                 "4xx"
             });
         }
-        let bytes = response.bytes().await.map_err(|e| failure_class(&e))?;
+        let bytes = answer(response).await?;
         let token: TokenResponse =
             serde_json::from_slice(&bytes).map_err(|_| "invalid-response")?;
         let mut value = HeaderValue::try_from(format!("Bearer {}", token.access_token))
@@ -225,9 +225,34 @@ impl TokenSource {
     }
 }
 
+/// The most of a token endpoint's answer that is read: a token response is a few hundred
+/// bytes (a JWT access token a few KiB), and one endpoint must not be able to fill the
+/// process's memory with a single answer.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// The endpoint's answer, read up to [`MAX_ANSWER`]; one longer is `too-large`.
+async fn answer(mut response: reqwest::Response) -> Result<Vec<u8>, &'static str> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER as u64)
+    {
+        return Err("too-large");
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| failure_class(&e))? {
+        if out.len() + chunk.len() > MAX_ANSWER {
+            return Err("too-large");
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use futures::StreamExt;
 
     use super::*;
     use crate::telemetry::Metrics;
@@ -248,6 +273,59 @@ mod tests {
             let _ = axum::serve(listener, app).await;
         });
         url.parse().unwrap()
+    }
+
+    /// An answer past [`MAX_ANSWER`] is refused as it streams in, with or without a
+    /// Content-Length, and never read whole; one within it gives its token.
+    #[tokio::test]
+    async fn a_token_answer_past_its_limit_is_refused_unread() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: reqwest::Url = format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let token = |len: usize| format!(r#"{{"access_token":"{}"}}"#, "t".repeat(len));
+        let app = axum::Router::new()
+            .route(
+                "/fits",
+                axum::routing::post(move || async move { token(60_000) }),
+            )
+            .route(
+                "/sized",
+                axum::routing::post(move || async move { token(70_000) }),
+            )
+            .route(
+                "/endless",
+                axum::routing::post(|| async {
+                    let chunk = bytes::Bytes::from(vec![b' '; 16 * 1024]);
+                    let endless = futures::stream::repeat(chunk).map(Ok::<_, std::io::Error>);
+                    axum::body::Body::from_stream(endless)
+                }),
+            );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let source = |path: &str| {
+            TokenSource::new(
+                reqwest::Client::new(),
+                url.join(path).unwrap(),
+                "id".into(),
+                Secret::new("secret"),
+                vec![],
+                None,
+                ClientAuth::Basic,
+            )
+        };
+        let (v, _) = source("fits")
+            .fetch()
+            .await
+            .expect("a token within the limit");
+        assert_eq!(v.len(), "Bearer ".len() + 60_000);
+        for path in ["sized", "endless"] {
+            let fetched = tokio::time::timeout(Duration::from_secs(10), source(path).fetch())
+                .await
+                .unwrap_or_else(|_| panic!("{path}: read to its end"));
+            assert_eq!(fetched.err(), Some("too-large"), "{path}");
+        }
     }
 
     #[tokio::test]
