@@ -26,6 +26,9 @@ fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     connectors::check_against(&loaded.settings, &connectors).map_err(|e| e.to_string())?;
     kafka::checked_properties(&loaded.settings.kafka, &loaded.file_label())
         .map_err(|e| e.to_string())?;
+    // The listener's certificate and key are loaded once here, so `check` refuses what
+    // `run` could not serve with, naming the setting.
+    run::listener_tls(&loaded).map_err(|e| e.to_string())?;
     Ok((loaded, connectors))
 }
 

@@ -14,6 +14,7 @@ use crate::commands::admin;
 use crate::commands::console::pause::{supervise, SinkSwitches};
 use crate::commands::console::Console;
 use crate::config::load::Loaded;
+use crate::config::ConfigError;
 use crate::connectors::Connectors;
 use crate::egress::{self, Timing};
 use crate::http;
@@ -101,13 +102,7 @@ pub async fn run(
     for (path, name) in ingress.paths() {
         tracing::info!(source = name, path, "source ready");
     }
-    let tls = match &s.http.tls {
-        Some(t) => Some(
-            http::tls::Tls::from_files(&t.cert, &t.key)
-                .context("loading the webhook listener's TLS certificate")?,
-        ),
-        None => None,
-    };
+    let tls = listener_tls(&loaded)?;
     let limits = http::server::Limits {
         tls,
         ..http::server::Limits::common(&s.http)
@@ -226,6 +221,17 @@ pub async fn run(
         Some(e) => Err(anyhow::anyhow!(e)),
         None => Ok(()),
     }
+}
+
+/// The webhook listener's TLS, from `http.tls`: a file that cannot serve is a
+/// configuration error naming its setting (`check` loads it too).
+pub fn listener_tls(loaded: &Loaded) -> Result<Option<http::tls::Tls>, ConfigError> {
+    let Some(t) = &loaded.settings.http.tls else {
+        return Ok(None);
+    };
+    let tls = http::tls::Tls::from_files(&t.cert, &t.key)
+        .map_err(|e| ConfigError::new(loaded.file_label(), e.setting, e.to_string()))?;
+    Ok(Some(tls))
 }
 
 /// How long past the drain deadline a sink may take to reply and commit synchronously.
