@@ -499,3 +499,53 @@ fn client_key_material_is_checked_at_load() {
         "{text}"
     );
 }
+
+/// A client certificate with another pair's key is refused at load, naming the key, not
+/// when the sink starts (which stopped the process saying only "builder error").
+#[test]
+fn a_client_key_that_does_not_match_its_certificate_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = |name: &str| {
+        let (cert, key) = (
+            dir.path().join(format!("{name}.pem")),
+            dir.path().join(format!("{name}.key")),
+        );
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .args(["-days", "1", "-subj", "/CN=client", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl CLI");
+        assert!(made.status.success(), "{made:?}");
+        (cert.display().to_string(), key.display().to_string())
+    };
+    let ((cert, _), (_, other_key)) = (pair("a"), pair("b"));
+    std::fs::create_dir(dir.path().join("connectors")).unwrap();
+    std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
+    let sink = SinkToml::bare("s", &["t"])
+        .url("https://x/")
+        .tls(&[("cert", &cert), ("key", &other_key)])
+        .render();
+    std::fs::write(dir.path().join("connectors/s.toml"), sink).unwrap();
+    let out = std::process::Command::new(crate::support::hookbridge::bin())
+        .args(["check", "--config"])
+        .arg(dir.path().join("hookbridge.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("sink.tls.key") && text.contains("does not match"),
+        "{text}"
+    );
+}

@@ -147,7 +147,7 @@ impl SinkDefinition {
                 }
                 let identity = match (cert, key) {
                     (Some(cert), Some(key)) => {
-                        openssl::x509::X509::from_pem(&cert)
+                        let leaf = openssl::x509::X509::from_pem(&cert)
                             .map_err(|_| err("tls.cert", "not a PEM certificate".into()))?;
                         let key = String::from_utf8(key)
                             .ok()
@@ -158,6 +158,22 @@ impl SinkDefinition {
                                     "must be a PEM PKCS#8 key (BEGIN PRIVATE KEY); convert with `openssl pkcs8 -topk8 -nocrypt`".into(),
                                 )
                             })?;
+                        // No passphrase is asked for: a key that wants one fails here.
+                        let private = openssl::pkey::PKey::private_key_from_pem_callback(
+                            key.as_bytes(),
+                            |_| Ok(0),
+                        )
+                        .map_err(|_| {
+                            err("tls.key", "not a readable unencrypted private key".into())
+                        })?;
+                        let matches =
+                            (leaf.public_key()).is_ok_and(|public| public.public_eq(&private));
+                        if !matches {
+                            return Err(err(
+                                "tls.key",
+                                "does not match the certificate in tls.cert".into(),
+                            ));
+                        }
                         Some((cert, Secret::new(key)))
                     }
                     _ => None,
