@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use super::dlq;
 use super::outcome::{self, Outcome};
 use super::record::Record;
+use super::redact::Redact;
 use super::request::Prepared;
 use super::sign::Signer;
 use super::token::TokenSource;
@@ -36,6 +37,8 @@ pub struct Client {
     base_headers: HeaderMap,
     signer: Option<Signer>,
     status: StatusPolicy,
+    /// The sink's secrets, masked out of a failed answer before it is kept.
+    redact: Redact,
 }
 
 impl Client {
@@ -91,6 +94,7 @@ impl Client {
                 base_headers,
                 signer,
                 status: sink.status.clone(),
+                redact: Redact::of(sink),
             },
             tokens,
         ))
@@ -126,7 +130,9 @@ impl Client {
                 // Boxed: a body is read only for a failure or once per batch (its
                 // answer), and every delivery's future would otherwise hold its space.
                 let excerpt = if outcome != Outcome::Delivered {
-                    Box::pin(read_up_to(&mut resp, dlq::RESPONSE_EXCERPT)).await
+                    let answer = Box::pin(read_up_to(&mut resp, dlq::RESPONSE_EXCERPT)).await;
+                    // Kept in the dead letter and the console's recent failures.
+                    self.redact.answer(answer, authorization)
                 } else if answer_limit > 0 {
                     Box::pin(read_up_to(&mut resp, answer_limit)).await
                 } else {

@@ -50,6 +50,7 @@ pub(crate) mod outcome;
 pub mod partition;
 pub(crate) mod policy;
 pub mod record;
+pub(crate) mod redact;
 pub mod request;
 pub(crate) mod retry;
 pub mod sign;

@@ -303,9 +303,9 @@ async fn a_listing_with_a_window_reads_only_the_last_records_of_each_partition()
     assert_eq!(tail.last_per_partition, Some(5));
 }
 
-/// A destination that echoes the request in its error answer puts the sink's bearer
-/// token into the DLQ's response excerpt; `dlq list` and `dlq show` (and the console,
-/// which shows what they read) mask it.
+/// A destination that echoes the request in its error answer would put the sink's
+/// bearer token into the DLQ's response excerpt: it is masked there, and `dlq list` and
+/// `dlq show` (and the console, which shows what they read) mask it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_secret_echoed_by_the_destination_is_masked() {
     const DEST_TOKEN: &str = "Bearer dest-token-8c1e55f0a2";
@@ -347,12 +347,12 @@ async fn a_sink_secret_echoed_by_the_destination_is_masked() {
     .await;
     let dead = kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await;
     assert_eq!(dead.len(), 1);
-    assert!(
-        dead[0]
-            .header("hookbridge-dlq-response")
-            .is_some_and(|r| r.contains(DEST_TOKEN)),
-        "the destination echoed the token into the dead letter"
-    );
+    // The echo is kept, the token in it masked before the dead letter is written.
+    let kept = dead[0]
+        .header("hookbridge-dlq-response")
+        .unwrap_or_default();
+    assert!(kept.contains("authorization: [redacted]"), "{kept}");
+    assert!(!kept.contains("dest-token-8c1e55f0a2"), "{kept}");
 
     // `command` passes the process's environment, which holds DEST_TOKEN.
     let (ok, listed) = hb

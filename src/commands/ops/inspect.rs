@@ -6,7 +6,7 @@
 //! this sink's records, exactly as `dlq redrive` selects them (the shared reader in
 //! [`super::dlq_read`] owns both rules). Every byte taken from a record is escaped before
 //! it is printed ([`super::escape`]), and the sink's own secrets are masked
-//! ([`super::redact`]).
+//! ([`crate::egress::redact`]).
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -17,11 +17,11 @@ use serde::Serialize;
 
 use super::dlq_read::{self, Entry, Reader};
 use super::escape::{escape, escape_str, Lines};
-use super::redact::Redact;
 use super::OpsError;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
 use crate::egress::record::{Record, Topic};
+use crate::egress::redact::Redact;
 use crate::kafka::envelope::DeadLetterEnvelope;
 
 /// Bytes of the destination's response shown per listed record.

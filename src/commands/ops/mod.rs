@@ -3,7 +3,6 @@
 pub(crate) mod dlq_read;
 pub(crate) mod escape;
 pub mod inspect;
-mod redact;
 pub mod redrive;
 pub mod replay;
 

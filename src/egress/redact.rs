@@ -1,14 +1,17 @@
-//! A sink's own secrets masked out of what a dead letter shows: a destination that echoes
-//! the request in its error answer puts the sink's bearer token into the DLQ's response
-//! excerpt, and `dlq show`, `dlq list` and the console print that excerpt.
+//! A sink's own secrets masked out of a destination's answer: one that echoes the request
+//! in its error answer would put the sink's credentials into the dead letter's response
+//! excerpt and the console's recent failures. Masked when the answer is kept (with the
+//! attempt's OAuth2 access token, known only then), and again wherever a dead letter is
+//! shown (`dlq show`, `dlq list`, the console), for letters written before.
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 
 use crate::connectors::sink::Credentials;
 use crate::connectors::Sink;
 
 /// The values of a sink's secrets, masked wherever a dead letter's text is shown.
-pub(super) struct Redact(Vec<String>);
+pub(crate) struct Redact(Vec<String>);
 
 /// What a masked secret shows as.
 const REDACTED: &str = "[redacted]";
@@ -20,7 +23,7 @@ impl Redact {
     /// What `sink` sends and a destination may echo: its header values from secret
     /// references, the password of its URL (raw and as the `Basic` credentials made of
     /// it) and its signing key.
-    pub(super) fn of(sink: &Sink) -> Redact {
+    pub(crate) fn of(sink: &Sink) -> Redact {
         let mut secrets: Vec<String> = Vec::new();
         for (_, value) in (sink.headers.iter()).filter(|(_, v)| v.is_sensitive()) {
             if let Ok(value) = value.to_str() {
@@ -50,9 +53,27 @@ impl Redact {
         Redact(secrets)
     }
 
+    /// `raw` with every secret masked, and the credentials of `authorization` (the
+    /// header an attempt sent, such as an OAuth2 access token fetched at run time).
+    pub(crate) fn answer(&self, raw: Bytes, authorization: Option<&HeaderValue>) -> Bytes {
+        if raw.is_empty() {
+            return raw;
+        }
+        let sent = authorization.and_then(|v| v.to_str().ok());
+        let mut forms: Vec<String> = sent.into_iter().flat_map(credential_forms).collect();
+        forms.retain(|s| s.chars().count() >= REDACT_MIN_CHARS);
+        // The whole value first, so its scheme goes with it.
+        forms.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = raw.to_vec();
+        for s in &forms {
+            out = replace_all(&out, s.as_bytes(), REDACTED.as_bytes());
+        }
+        self.bytes(&Bytes::from(out))
+    }
+
     /// `raw` with every secret masked, before it is escaped or cut for display; also the
     /// start of a secret at its very end, where a stored excerpt cut one off.
-    pub(super) fn bytes(&self, raw: &Bytes) -> Bytes {
+    pub(crate) fn bytes(&self, raw: &Bytes) -> Bytes {
         let mut out = raw.to_vec();
         for s in &self.0 {
             out = replace_all(&out, s.as_bytes(), REDACTED.as_bytes());
@@ -151,6 +172,25 @@ mod tests {
         assert_eq!(
             masked("got Token abcdef123456, then abcdef123456 for orders-eu"),
             "got [redacted], then [redacted] for orders-eu"
+        );
+    }
+
+    /// An access token the attempt sent is masked from its answer, bare or with its
+    /// scheme, as the sink's configured secrets are.
+    #[test]
+    fn the_credentials_an_attempt_sent_are_masked_from_its_answer() {
+        let r = Redact(vec!["client-secret-1".into()]);
+        let sent = HeaderValue::from_static("Bearer ACCESSTOKEN-XYZ");
+        let answer = Bytes::from_static(
+            b"bad token ACCESSTOKEN-XYZ (Bearer ACCESSTOKEN-XYZ) for client-secret-1",
+        );
+        assert_eq!(
+            r.answer(answer.clone(), Some(&sent)),
+            "bad token [redacted] ([redacted]) for [redacted]"
+        );
+        assert_eq!(
+            r.answer(answer, None),
+            "bad token ACCESSTOKEN-XYZ (Bearer [redacted]) for [redacted]"
         );
     }
 
