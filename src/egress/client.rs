@@ -4,6 +4,7 @@
 //! the start of a failed response's body. Whether to attempt again is not decided here
 //! (see `policy`).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -21,6 +22,7 @@ use crate::connectors::status_policy::StatusPolicy;
 use crate::connectors::Sink;
 use crate::http::outbound;
 use crate::kafka::envelope;
+use crate::telemetry::sink::{RequestFailed, SinkTelemetry};
 use crate::telemetry::trace;
 
 /// Standard Webhooks header names, parsed once.
@@ -39,12 +41,16 @@ pub struct Client {
     status: StatusPolicy,
     /// The sink's secrets, masked out of a failed answer before it is kept.
     redact: Redact,
+    telemetry: Arc<SinkTelemetry>,
 }
 
 impl Client {
     /// The client of `sink`, and its OAuth2 token source when `auth.oauth2` is set (the
     /// token requests share the client's pool and TLS settings).
-    pub fn new(sink: &Sink) -> Result<(Self, Option<TokenSource>), reqwest::Error> {
+    pub fn new(
+        sink: &Sink,
+        telemetry: Arc<SinkTelemetry>,
+    ) -> Result<(Self, Option<TokenSource>), reqwest::Error> {
         let mut builder = outbound::builder(sink.timeout).pool_max_idle_per_host(sink.concurrency);
         if let Some(ca) = &sink.tls_files.ca {
             for cert in reqwest::Certificate::from_pem_bundle(ca)? {
@@ -95,6 +101,7 @@ impl Client {
                 signer,
                 status: sink.status.clone(),
                 redact: Redact::of(sink),
+                telemetry,
             },
             tokens,
         ))
@@ -122,7 +129,16 @@ impl Client {
         *request.headers_mut() = headers;
         *request.body_mut() = Some(prepared.body(record).clone().into());
         match self.http.execute(request).await {
-            Err(e) => (outcome::from_error(&e), Bytes::new()),
+            Err(e) => {
+                let outcome = outcome::from_error(&e);
+                let error = causes(&e.without_url());
+                RequestFailed {
+                    result: outcome.label(),
+                    error: &error,
+                }
+                .emit(&self.telemetry);
+                (outcome, Bytes::new())
+            }
             Ok(mut resp) => {
                 let outcome =
                     self.status
@@ -191,6 +207,20 @@ impl Client {
 }
 
 /// Up to `limit` bytes of a response's body.
+/// An error and its causes, as one line: reqwest's own message says only that a request
+/// failed (or `builder error`); the TLS library's reason (`certificate verify failed`,
+/// `key values mismatch`) is among its causes.
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 async fn read_up_to(resp: &mut reqwest::Response, limit: usize) -> Bytes {
     let mut buf = BytesMut::new();
     while buf.len() < limit {

@@ -126,7 +126,7 @@ impl Destination {
             telemetry.breaker.clone(),
             telemetry.name.clone(),
         );
-        let (client, tokens) = Client::new(&sink)?;
+        let (client, tokens) = Client::new(&sink, telemetry.clone())?;
         let no_retry = CancellationToken::new();
         Ok(Self {
             fresh: AtomicUsize::new(0),

@@ -77,22 +77,10 @@ use dispatcher::{CommitPolicy, Dispatcher};
 pub(crate) enum SinkError {
     #[error("sink {0}: cannot create consumer: {1}")]
     Consumer(String, rdkafka::error::KafkaError),
-    #[error("sink {name}: cannot create HTTP client: {why}", name = .0, why = chain(.1))]
+    #[error("sink {name}: cannot create HTTP client: {why}", name = .0, why = client::causes(.1))]
     Client(String, reqwest::Error),
     #[error("sink {0}: its {1} stopped on an internal error")]
     Died(String, &'static str),
-}
-
-/// An error with its causes (reqwest's own message is only `builder error`).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl SinkError {

@@ -51,9 +51,11 @@ pub struct SinkTelemetry {
     refetched: IntCounter,
     dlq_truncated: IntCounter,
     failures: Arc<FailureRing>,
-    /// Failed dead-letter writes written to the log, one per class and error per window: with the
-    /// dead-letter topic missing, every record waiting on it fails on each retry.
-    dead_letter_reports: Mutex<Repeats>,
+    /// Failed dead-letter writes and requests that got no answer, written to the log one
+    /// per kind per window: with the dead-letter topic missing every record waiting on
+    /// it fails on each retry, and with a destination's certificate refused every attempt
+    /// fails alike.
+    reports: Mutex<Repeats>,
 }
 
 impl SinkTelemetry {
@@ -84,10 +86,17 @@ impl SinkTelemetry {
             refetched: m.refetched_records.with_label_values(&[n]),
             dlq_truncated: m.dlq_truncated.with_label_values(&[n]),
             failures: metrics.recent_failures.ring(&name),
-            dead_letter_reports: Mutex::new(Repeats::new(repeats::EVERY)),
+            reports: Mutex::new(Repeats::new(repeats::EVERY)),
             metrics: metrics.clone(),
             name,
         }
+    }
+
+    /// Whether a report of `kind` is written now (see `reports`): `Some` with how many
+    /// like it were held back since the last one written.
+    fn admit_report(&self, kind: &str) -> Option<u64> {
+        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+        reports.admit(kind, Instant::now())
     }
 
     fn failed(
@@ -371,15 +380,32 @@ impl DeadLetterFailed<'_> {
                 "dead-letter write failed: refused for its size; writing it cut");
             return;
         }
-        let mut reports = (t.dead_letter_reports.lock()).unwrap_or_else(PoisonError::into_inner);
         // One kind per class and error: another error of the class is written at once.
         let kind = format!("{class} {}", self.error);
-        let Some(held_back) = reports.admit(&kind, Instant::now()) else {
+        let Some(held_back) = t.admit_report(&kind) else {
             return;
         };
-        drop(reports);
         tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error, class, held_back,
             "dead-letter write failed; the record stays unfinished and will be retried");
+    }
+}
+
+/// A request got no answer: it could not connect (refused, unreachable, a TLS handshake
+/// that failed, such as a certificate not trusted), timed out or broke. The attempt's
+/// result says only `connect`, `timeout` or `transport`; the log line says why, once per
+/// kind per window. `error` carries no URL (a URL may hold a credential).
+pub struct RequestFailed<'a> {
+    pub result: &'static str,
+    pub error: &'a str,
+}
+
+impl RequestFailed<'_> {
+    pub fn emit(&self, t: &SinkTelemetry) {
+        let kind = format!("{} {}", self.result, self.error);
+        if let Some(held_back) = t.admit_report(&kind) {
+            tracing::warn!(connector = %t.name, result = self.result, error = self.error, held_back,
+                "request got no answer; it is retried by the sink's policy");
+        }
     }
 }
 

@@ -549,3 +549,52 @@ fn a_client_key_that_does_not_match_its_certificate_is_refused_at_load() {
         "{text}"
     );
 }
+
+/// A destination whose certificate the sink does not trust fails every attempt as
+/// `connect`, like a host that is down; the log says why (the TLS library's reason),
+/// once for many attempts, and never the URL, which may hold a credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_named_in_the_log_once_without_the_url() {
+    let pki = tempfile::tempdir().unwrap();
+    make_pki(pki.path());
+    let broker = Broker::start();
+    let (url, _) = tls_receiver(
+        pki.path(),
+        TlsOffer {
+            client_cert: false,
+            h2: false,
+        },
+    )
+    .await;
+    let topic = unique("untrusted");
+    broker.create_topic(&topic, 1);
+    // No `tls.ca`: the receiver's private CA is not trusted.
+    let url = format!("{url}?token=url-secret-9f2c");
+    let sink = SinkToml::new(&topic, &url)
+        .max_attempts(0)
+        .backoff("50ms", "100ms")
+        .render();
+    let mut hb = Hookbridge::start(&Config::new(&broker.addr()).connector("s.toml", &sink));
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k", "value": "{}"})],
+    )
+    .await;
+    wait_until(Duration::from_secs(20), "ten refused attempts", || async {
+        let text = hb.metrics().await;
+        metric(
+            &text,
+            "hookbridge_delivery_attempts_total",
+            &[("result", "connect")],
+        ) >= 10.0
+    })
+    .await;
+    let logs = hb.logs();
+    let said = logs.matches("request got no answer").count();
+    assert_eq!(said, 1, "one line for many alike attempts:\n{logs}");
+    assert!(logs.contains("certificate verify failed"), "{logs}");
+    assert!(!logs.contains("url-secret-9f2c"), "{logs}");
+    drop(hb);
+}
