@@ -26,9 +26,6 @@ fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     connectors::check_against(&loaded.settings, &connectors).map_err(|e| e.to_string())?;
     kafka::checked_properties(&loaded.settings.kafka, &loaded.file_label())
         .map_err(|e| e.to_string())?;
-    // The listener's certificate and key are loaded once here, so `check` refuses what
-    // `run` could not serve with, naming the setting.
-    run::listener_tls(&loaded).map_err(|e| e.to_string())?;
     Ok((loaded, connectors))
 }
 
@@ -87,6 +84,12 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
+            // The listener's certificate and key, as `run` loads them: what it could not
+            // serve with is refused here too (other commands never read them).
+            if let Err(e) = run::listener_tls(&loaded) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             print!("{}", check::summary(&loaded, &connectors));
             println!("ok");
             ExitCode::SUCCESS

@@ -289,6 +289,7 @@ transform = '{id: .id, total: .amount}'
 timeout = "5s"
 concurrency = 32
 ordering = "partition"
+tombstones = "skip"
 buffer = 500
 retry = { max_attempts = 7, max_elapsed = "1h", initial = "250ms", max = "1m", honor_retry_after = false }
 rate_limit = { per_second = 500, burst = 50 }
@@ -384,6 +385,7 @@ batch = { max_records = 50, max_bytes = "512KiB", max_wait = "20ms", format = "n
         assert_eq!(sink.timeout, std::time::Duration::from_secs(5));
         assert_eq!((sink.concurrency, sink.buffer), (32, 500));
         assert_eq!(sink.ordering, sink::Ordering::Partition);
+        assert_eq!(sink.tombstones, sink::Tombstones::Skip);
         assert_eq!(sink.retry.max_attempts, 7);
         assert!(!sink.retry.honor_retry_after);
         assert_eq!(sink.dlq_topic.as_deref(), Some("orders.dlq"));

@@ -148,7 +148,7 @@ impl Client {
                 let excerpt = if outcome != Outcome::Delivered {
                     let answer = Box::pin(read_up_to(&mut resp, dlq::RESPONSE_EXCERPT)).await;
                     // Kept in the dead letter and the console's recent failures.
-                    self.redact.answer(answer, authorization)
+                    self.mask(answer, authorization)
                 } else if answer_limit > 0 {
                     Box::pin(read_up_to(&mut resp, answer_limit)).await
                 } else {
@@ -157,6 +157,12 @@ impl Client {
                 (outcome, excerpt)
             }
         }
+    }
+
+    /// A destination's answer with the sink's credentials and those of the attempt
+    /// (`authorization`) masked, before it is kept.
+    pub fn mask(&self, answer: Bytes, authorization: Option<&HeaderValue>) -> Bytes {
+        self.redact.answer(answer, authorization)
     }
 
     /// Forwarded and templated headers, then the configured ones (so a record header can
@@ -176,14 +182,7 @@ impl Client {
         {
             h.insert(axum::http::header::CONTENT_TYPE, ct);
         }
-        // A body sent as the record holds it is still encoded as the webhook's was.
-        if prepared.body.is_none() {
-            let encoding = (record.header(crate::kafka::headers::CONTENT_ENCODING))
-                .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok());
-            if let Some(encoding) = encoding {
-                h.insert(axum::http::header::CONTENT_ENCODING, encoding);
-            }
-        }
+        self.content_encoding(&mut h, record, prepared);
         if let Some(signer) = &self.signer {
             let ts = crate::clock::unix_secs();
             let sig = signer.sign(id, ts, prepared.body(record));
@@ -206,7 +205,27 @@ impl Client {
     }
 }
 
-/// Up to `limit` bytes of a response's body.
+impl Client {
+    /// A body sent as the record holds it is still encoded as the webhook's was: the
+    /// record's `content-encoding` goes with it, unless the sink configured its own. Any
+    /// other body (a transform's output, a CloudEvents envelope) is not encoded, whatever
+    /// a forwarded header says.
+    fn content_encoding(&self, h: &mut HeaderMap, record: &Record, prepared: &Prepared<'_>) {
+        use axum::http::header::CONTENT_ENCODING;
+        if self.base_headers.contains_key(CONTENT_ENCODING) {
+            return;
+        }
+        let sent_as_is = prepared.body.is_none() && !record.value.is_empty();
+        let encoding = (record.header(crate::kafka::headers::CONTENT_ENCODING))
+            .filter(|v| sent_as_is && !v.is_empty())
+            .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok());
+        match encoding {
+            Some(encoding) => h.insert(CONTENT_ENCODING, encoding),
+            None => h.remove(CONTENT_ENCODING),
+        };
+    }
+}
+
 /// An error and its causes, as one line: reqwest's own message says only that a request
 /// failed (or `builder error`); the TLS library's reason (`certificate verify failed`,
 /// `key values mismatch`) is among its causes.
@@ -221,6 +240,7 @@ pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Up to `limit` bytes of a response's body.
 async fn read_up_to(resp: &mut reqwest::Response, limit: usize) -> Bytes {
     let mut buf = BytesMut::new();
     while buf.len() < limit {
@@ -230,4 +250,68 @@ async fn read_up_to(resp: &mut reqwest::Response, limit: usize) -> Bytes {
         }
     }
     buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::Connectors;
+    use crate::egress::record::TopicPartition;
+    use crate::egress::request::Shaper;
+
+    fn sink(extra: &str) -> Sink {
+        let mut out = Connectors::default();
+        let text =
+            format!("[sink]\nname = \"s\"\ntopics = [\"t\"]\nurl = \"http://h/\"\n{extra}\n");
+        crate::connectors::load_file("s.toml", &text, &mut out).expect("valid sink");
+        out.sinks.remove(0)
+    }
+
+    fn record(value: &[u8], encoding: &[u8]) -> Record {
+        Record {
+            tp: TopicPartition {
+                topic: "t".into(),
+                partition: 0,
+            },
+            offset: 1,
+            key: None,
+            value: Bytes::copy_from_slice(value),
+            null_value: false,
+            headers: vec![("content-encoding".into(), Bytes::copy_from_slice(encoding))],
+            epoch: 0,
+            leader_epoch: -1,
+            checked_item: None,
+        }
+    }
+
+    /// The Content-Encoding a request carries for a record whose header says `gzip`.
+    fn sent(extra: &str, value: &[u8], encoding: &[u8]) -> Option<String> {
+        let sink = sink(extra);
+        let metrics = Arc::new(crate::telemetry::Metrics::new());
+        let telemetry = Arc::new(SinkTelemetry::new("s".into(), metrics));
+        let (client, _) = Client::new(&sink, telemetry.clone()).expect("a client");
+        let shaper = Shaper::new(&sink, telemetry).in_process();
+        let record = record(value, encoding);
+        let prepared = shaper.shape(&record).expect("shaped").expect("a request");
+        let h = client.request_headers(&record, &prepared, "t-0-1");
+        let encoding = h.get(axum::http::header::CONTENT_ENCODING)?;
+        Some(encoding.to_str().unwrap().to_owned())
+    }
+
+    /// The value sent as it is keeps its encoding; any other body drops one, even one
+    /// forwarded; a configured Content-Encoding wins; an empty one or an empty body has
+    /// none.
+    #[test]
+    fn a_record_s_content_encoding_goes_only_with_its_value_as_it_is() {
+        let gz = b"\x1f\x8b".as_slice();
+        assert_eq!(sent("", gz, b"gzip").as_deref(), Some("gzip"));
+        let forwarded = "forward_headers = [\"*\"]";
+        assert_eq!(sent(forwarded, gz, b"gzip").as_deref(), Some("gzip"));
+        let structured = "forward_headers = [\"*\"]\nformat = \"cloudevents-structured\"";
+        assert_eq!(sent(structured, gz, b"gzip"), None);
+        let configured = "headers = { Content-Encoding = \"br\" }";
+        assert_eq!(sent(configured, gz, b"gzip").as_deref(), Some("br"));
+        assert_eq!(sent("", gz, b""), None);
+        assert_eq!(sent(forwarded, b"", b"gzip"), None);
+    }
 }

@@ -295,6 +295,16 @@ impl Destination {
             } else {
                 response
             };
+            // A 2xx answer was read unmasked for its per-item statuses; kept for an item
+            // that failed (its dead letter, the recent failures), it is masked as a failed
+            // answer is.
+            let item_failed = |s: &Vec<u16>| s.iter().any(|st| !(200..300).contains(st));
+            let response = match &statuses {
+                Some(s) if outcome == Outcome::Delivered && item_failed(s) => {
+                    self.client.mask(response, authorization.as_ref())
+                }
+                _ => response,
+            };
             if outcome == Outcome::Delivered {
                 let Some(statuses) = statuses else {
                     for &i in &pending {

@@ -59,16 +59,23 @@ impl Redact {
         if raw.is_empty() {
             return raw;
         }
-        let sent = authorization.and_then(|v| v.to_str().ok());
-        let mut forms: Vec<String> = sent.into_iter().flat_map(credential_forms).collect();
-        forms.retain(|s| s.chars().count() >= REDACT_MIN_CHARS);
-        // The whole value first, so its scheme goes with it.
-        forms.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let mut out = raw.to_vec();
-        for s in &forms {
-            out = replace_all(&out, s.as_bytes(), REDACTED.as_bytes());
-        }
-        self.bytes(&Bytes::from(out))
+        let Some(sent) = authorization.and_then(|v| v.to_str().ok()) else {
+            return self.bytes(&raw);
+        };
+        // The attempt's credentials join the sink's, so a token cut at the excerpt's end
+        // is masked as a configured secret is.
+        let mut with_sent = Redact(
+            self.0
+                .iter()
+                .cloned()
+                .chain(credential_forms(sent))
+                .collect(),
+        );
+        with_sent
+            .0
+            .retain(|s| s.chars().count() >= REDACT_MIN_CHARS);
+        with_sent.0.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        with_sent.bytes(&raw)
     }
 
     /// `raw` with every secret masked, before it is escaped or cut for display; also the
@@ -192,6 +199,8 @@ mod tests {
             r.answer(answer, None),
             "bad token ACCESSTOKEN-XYZ (Bearer [redacted]) for [redacted]"
         );
+        let cut = Bytes::from_static(b"token was ACCESSTOK");
+        assert_eq!(r.answer(cut, Some(&sent)), "token was [redacted]");
     }
 
     #[test]

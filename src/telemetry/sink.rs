@@ -52,10 +52,11 @@ pub struct SinkTelemetry {
     dlq_truncated: IntCounter,
     failures: Arc<FailureRing>,
     /// Failed dead-letter writes and requests that got no answer, written to the log one
-    /// per kind per window: with the dead-letter topic missing every record waiting on
-    /// it fails on each retry, and with a destination's certificate refused every attempt
-    /// fails alike.
-    reports: Mutex<Repeats>,
+    /// per kind per window, each report with its own limiter (a destination's varied
+    /// errors cannot crowd out the other's kinds): with the dead-letter topic missing
+    /// every record waiting on it fails on each retry, and with a destination's
+    /// certificate refused every attempt fails alike.
+    reports: [Mutex<Repeats>; 2],
 }
 
 impl SinkTelemetry {
@@ -86,16 +87,23 @@ impl SinkTelemetry {
             refetched: m.refetched_records.with_label_values(&[n]),
             dlq_truncated: m.dlq_truncated.with_label_values(&[n]),
             failures: metrics.recent_failures.ring(&name),
-            reports: Mutex::new(Repeats::new(repeats::EVERY)),
+            reports: std::array::from_fn(|_| Mutex::new(Repeats::new(repeats::EVERY))),
             metrics: metrics.clone(),
             name,
         }
     }
 
-    /// Whether a report of `kind` is written now (see `reports`): `Some` with how many
-    /// like it were held back since the last one written.
-    fn admit_report(&self, kind: &str) -> Option<u64> {
-        let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Whether a `report` of `kind` is written now (see `reports`): `Some` with how many
+    /// like it were held back since the last one written. A kind is its text's start:
+    /// an error a destination words (h2's GOAWAY data) can vary past it.
+    fn admit_report(&self, report: Report, kind: &str) -> Option<u64> {
+        let end = (0..=kind.len().min(KIND_CHARS))
+            .rev()
+            .find(|&i| kind.is_char_boundary(i));
+        let kind = &kind[..end.unwrap_or(0)];
+        let mut reports = self.reports[report as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         reports.admit(kind, Instant::now())
     }
 
@@ -382,13 +390,23 @@ impl DeadLetterFailed<'_> {
         }
         // One kind per class and error: another error of the class is written at once.
         let kind = format!("{class} {}", self.error);
-        let Some(held_back) = t.admit_report(&kind) else {
+        let Some(held_back) = t.admit_report(Report::DeadLetterFailed, &kind) else {
             return;
         };
         tracing::error!(connector = %t.name, id = self.id, dlq = self.dlq, error = %self.error, class, held_back,
             "dead-letter write failed; the record stays unfinished and will be retried");
     }
 }
+
+/// The sink's reports limited per kind, each with its own limiter.
+#[derive(Clone, Copy)]
+enum Report {
+    DeadLetterFailed = 0,
+    RequestFailed = 1,
+}
+
+/// How much of a report's text tells its kind.
+const KIND_CHARS: usize = 160;
 
 /// A request got no answer: it could not connect (refused, unreachable, a TLS handshake
 /// that failed, such as a certificate not trusted), timed out or broke. The attempt's
@@ -402,7 +420,7 @@ pub struct RequestFailed<'a> {
 impl RequestFailed<'_> {
     pub fn emit(&self, t: &SinkTelemetry) {
         let kind = format!("{} {}", self.result, self.error);
-        if let Some(held_back) = t.admit_report(&kind) {
+        if let Some(held_back) = t.admit_report(Report::RequestFailed, &kind) {
             tracing::warn!(connector = %t.name, result = self.result, error = self.error, held_back,
                 "request got no answer; it is retried by the sink's policy");
         }

@@ -19,6 +19,8 @@ use crate::support::receiver::{batch_items, Answer, Received, Receiver};
 use crate::support::scenario::{Scenario, Setup};
 
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// A secret header one sink sends, which its receiver echoes.
+const API_KEY: &str = "api-key-5d0c7e21";
 
 /// A signed sink sending batches of at most `max_records` envelope items.
 fn sink(topic: &str, url: &str, max_records: usize) -> SinkToml {
@@ -365,9 +367,11 @@ async fn per_item_answers_finish_retry_and_dead_letter_items_keeping_key_order()
                 json!({ "status": status })
             })
             .collect();
+        // The answer echoes the sink's secret header, as some receivers do.
+        let echo = r.header("x-api-key");
         (
             Answer::status(207),
-            Some(json!({ "results": results }).to_string()),
+            Some(json!({ "results": results, "echo": echo }).to_string()),
         )
     })
     .await;
@@ -375,9 +379,13 @@ async fn per_item_answers_finish_retry_and_dead_letter_items_keeping_key_order()
     let cfg = crate::support::hookbridge::Config::new(&broker.addr())
         .connector(
             "orders.toml",
-            &sink(&topic, &rx.url, 100).dlq(&dlq).render(),
+            &sink(&topic, &rx.url, 100)
+                .dlq(&dlq)
+                .set("headers", r#"{ X-Api-Key = "${API_KEY}" }"#)
+                .render(),
         )
-        .env("SINK_WHSEC", WHSEC);
+        .env("SINK_WHSEC", WHSEC)
+        .env("API_KEY", API_KEY);
     let mut hb = crate::support::hookbridge::Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     let value = |k: &str, seq: u64| json!({"k": k, "seq": seq}).to_string();
@@ -402,6 +410,14 @@ async fn per_item_answers_finish_retry_and_dead_letter_items_keeping_key_order()
     assert_eq!(
         dead[0].header("hookbridge-dlq-status").as_deref(),
         Some("422")
+    );
+    // The 2xx answer kept for the failed item has the echoed secret masked.
+    let kept = dead[0]
+        .header("hookbridge-dlq-response")
+        .unwrap_or_default();
+    assert!(
+        kept.contains("[redacted]") && !kept.contains(API_KEY),
+        "{kept}"
     );
     assert!(a1_seen.load(Ordering::SeqCst) >= 2, "a1 sent again");
     // Key a as the receiver took it last: every record of it, in order.

@@ -151,7 +151,8 @@ impl SinkDefinition {
                             .map_err(|_| err("tls.cert", "not a PEM certificate".into()))?;
                         let key = String::from_utf8(key)
                             .ok()
-                            .filter(|k| k.contains("-----BEGIN PRIVATE KEY-----"))
+                            // The TLS library takes the key only from the file's start.
+                            .filter(|k| k.starts_with("-----BEGIN PRIVATE KEY-----"))
                             .ok_or_else(|| {
                                 err(
                                     "tls.key",
