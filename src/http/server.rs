@@ -593,18 +593,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_silent_in_the_tls_handshake_is_cut_off_after_the_header_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        let made = std::process::Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args(["-subj", "/CN=localhost", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("openssl CLI");
-        assert!(made.status.success(), "{made:?}");
+        let (cert, key) = crate::http::tls::tests::made(dir.path(), "listener", None);
         let tls = Tls::from_files(&cert, &key).unwrap();
         let timeout = Duration::from_millis(500);
         let (addr, stop) = listen(limits(timeout, Some(tls))).await;

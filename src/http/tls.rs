@@ -100,14 +100,14 @@ impl Tls {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
 
     /// A self-signed certificate and its key from the openssl CLI, in `dir` as
     /// `<name>.pem` and `<name>.key`; with `passphrase`, the key encrypted.
-    fn made(dir: &Path, name: &str, passphrase: Option<&str>) -> (PathBuf, PathBuf) {
+    pub(crate) fn made(dir: &Path, name: &str, passphrase: Option<&str>) -> (PathBuf, PathBuf) {
         let (cert, key) = (
             dir.join(format!("{name}.pem")),
             dir.join(format!("{name}.key")),

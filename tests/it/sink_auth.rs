@@ -505,31 +505,10 @@ fn client_key_material_is_checked_at_load() {
 #[test]
 fn a_client_key_that_does_not_match_its_certificate_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
-    let pair = |name: &str| {
-        let (cert, key) = (
-            dir.path().join(format!("{name}.pem")),
-            dir.path().join(format!("{name}.key")),
-        );
-        let made = std::process::Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-            ])
-            .args(["-days", "1", "-subj", "/CN=client", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("openssl CLI");
-        assert!(made.status.success(), "{made:?}");
-        (cert.display().to_string(), key.display().to_string())
-    };
-    let ((cert, _), (_, other_key)) = (pair("a"), pair("b"));
+    make_pki(dir.path());
+    // The client's certificate with the server's key.
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let (cert, other_key) = (file("client.pem"), file("server.key"));
     std::fs::create_dir(dir.path().join("connectors")).unwrap();
     std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
     let sink = SinkToml::bare("s", &["t"])
