@@ -990,10 +990,13 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     })
     .await;
     let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), passing(n));
-    audit
-        .finish()
-        .await
-        .assert_clean("3 nodes, egress: coordinator killed");
+    let report = audit.finish().await;
+    if !report.regressions.is_empty() {
+        // Committed offsets went back (seen once in about 60 runs): what the member was
+        // assigned and committed around it is in its log.
+        eprintln!("hookbridge's log:\n{}", hb.logs());
+    }
+    report.assert_clean("3 nodes, egress: coordinator killed");
     Summary {
         scenario: "3 nodes, egress: coordinator's broker kill -9",
         sent: n,
