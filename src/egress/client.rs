@@ -165,6 +165,25 @@ impl Client {
         self.redact.answer(answer, authorization)
     }
 
+    /// A body sent as the record holds it is still encoded as the webhook's was: the
+    /// record's `content-encoding` goes with it, unless the sink configured its own. Any
+    /// other body (a transform's output, a CloudEvents envelope) is not encoded, whatever
+    /// a forwarded header says.
+    fn content_encoding(&self, h: &mut HeaderMap, record: &Record, prepared: &Prepared<'_>) {
+        use axum::http::header::CONTENT_ENCODING;
+        if self.base_headers.contains_key(CONTENT_ENCODING) {
+            return;
+        }
+        let sent_as_is = prepared.body.is_none() && !record.value.is_empty();
+        let encoding = (record.header(crate::kafka::headers::CONTENT_ENCODING))
+            .filter(|v| sent_as_is && !v.is_empty())
+            .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok());
+        match encoding {
+            Some(encoding) => h.insert(CONTENT_ENCODING, encoding),
+            None => h.remove(CONTENT_ENCODING),
+        };
+    }
+
     /// Forwarded and templated headers, then the configured ones (so a record header can
     /// never replace the sink's credentials), then the content type; the webhook id,
     /// signature and trace context last, so nothing taken from a record can replace them.
@@ -202,27 +221,6 @@ impl Client {
             h.insert(TRACEPARENT, v);
         }
         h
-    }
-}
-
-impl Client {
-    /// A body sent as the record holds it is still encoded as the webhook's was: the
-    /// record's `content-encoding` goes with it, unless the sink configured its own. Any
-    /// other body (a transform's output, a CloudEvents envelope) is not encoded, whatever
-    /// a forwarded header says.
-    fn content_encoding(&self, h: &mut HeaderMap, record: &Record, prepared: &Prepared<'_>) {
-        use axum::http::header::CONTENT_ENCODING;
-        if self.base_headers.contains_key(CONTENT_ENCODING) {
-            return;
-        }
-        let sent_as_is = prepared.body.is_none() && !record.value.is_empty();
-        let encoding = (record.header(crate::kafka::headers::CONTENT_ENCODING))
-            .filter(|v| sent_as_is && !v.is_empty())
-            .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok());
-        match encoding {
-            Some(encoding) => h.insert(CONTENT_ENCODING, encoding),
-            None => h.remove(CONTENT_ENCODING),
-        };
     }
 }
 

@@ -7,31 +7,21 @@
 //! partition, topic or property is a kind of its own and written at once. Debug lines,
 //! which an operator asks for with librdkafka's `debug` property, are all written.
 
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
-
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 
-use crate::telemetry::repeats::Repeats;
 pub use crate::telemetry::repeats::EVERY;
+use crate::telemetry::reports::Reports;
 
 /// The reports of one client (a sink's consumer, the producer).
-#[derive(Debug)]
-pub struct ClientLog(Mutex<Repeats>);
-
-impl Default for ClientLog {
-    fn default() -> Self {
-        ClientLog(Mutex::new(Repeats::new(EVERY)))
-    }
-}
+#[derive(Debug, Default)]
+pub struct ClientLog(Reports);
 
 impl ClientLog {
     /// Whether a report of `kind` is written now: `Some` with how many like it were held
     /// back since the last one written.
     pub fn admit(&self, kind: &str) -> Option<u64> {
-        let mut repeats = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        repeats.admit(kind, Instant::now())
+        self.0.admit(kind)
     }
 
     /// A global error (librdkafka's error callback).

@@ -13,6 +13,7 @@ pub(crate) mod health;
 pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod repeats;
+pub(crate) mod reports;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub mod trace;

@@ -2,14 +2,14 @@
 //! delivery path bumps plain atomics instead of looking labels up per record; and the
 //! typed events the egress path emits, each of which logs one line and counts itself.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use prometheus::{Histogram, IntCounter, IntGauge};
 
 use super::failures::{Failure, FailureRing};
-use super::repeats::{self, Repeats};
+use super::reports::Reports;
 use super::Metrics;
 
 /// Result classes of an HTTP attempt that have a pre-resolved counter.
@@ -56,7 +56,7 @@ pub struct SinkTelemetry {
     /// errors cannot crowd out the other's kinds): with the dead-letter topic missing
     /// every record waiting on it fails on each retry, and with a destination's
     /// certificate refused every attempt fails alike.
-    reports: [Mutex<Repeats>; 2],
+    reports: [Reports; 2],
 }
 
 impl SinkTelemetry {
@@ -87,24 +87,16 @@ impl SinkTelemetry {
             refetched: m.refetched_records.with_label_values(&[n]),
             dlq_truncated: m.dlq_truncated.with_label_values(&[n]),
             failures: metrics.recent_failures.ring(&name),
-            reports: std::array::from_fn(|_| Mutex::new(Repeats::new(repeats::EVERY))),
+            reports: Default::default(),
             metrics: metrics.clone(),
             name,
         }
     }
 
     /// Whether a `report` of `kind` is written now (see `reports`): `Some` with how many
-    /// like it were held back since the last one written. A kind is its text's start:
-    /// an error a destination words (h2's GOAWAY data) can vary past it.
+    /// like it were held back since the last one written.
     fn admit_report(&self, report: Report, kind: &str) -> Option<u64> {
-        let end = (0..=kind.len().min(KIND_CHARS))
-            .rev()
-            .find(|&i| kind.is_char_boundary(i));
-        let kind = &kind[..end.unwrap_or(0)];
-        let mut reports = self.reports[report as usize]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        reports.admit(kind, Instant::now())
+        self.reports[report as usize].admit(kind)
     }
 
     fn failed(
@@ -404,9 +396,6 @@ enum Report {
     DeadLetterFailed = 0,
     RequestFailed = 1,
 }
-
-/// How much of a report's text tells its kind.
-const KIND_CHARS: usize = 160;
 
 /// A request got no answer: it could not connect (refused, unreachable, a TLS handshake
 /// that failed, such as a certificate not trusted), timed out or broke. The attempt's
