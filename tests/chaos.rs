@@ -975,6 +975,7 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
         "degenerate run: the stream finished before the kill"
     );
     cluster.kill9(victim);
+    audit.mark();
     hold.store(false, Ordering::SeqCst);
     eprintln!(
         "3 nodes, egress: killed the coordinator (broker {}) with {} delivered",
@@ -991,12 +992,20 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     .await;
     let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), passing(n));
     let report = audit.finish().await;
-    if !report.regressions.is_empty() {
-        // Committed offsets went back (seen once in about 60 runs): what the member was
-        // assigned and committed around it is in its log.
+    if !report.regressions.is_empty() || !report.replays.is_empty() {
+        // Committed offsets went back (seen once in about 60 runs, to the offsets of the
+        // kill, on every partition): what the member was assigned and committed around
+        // it is in its log.
         eprintln!("hookbridge's log:\n{}", hb.logs());
     }
-    report.assert_clean("3 nodes, egress: coordinator killed");
+    // A commit request queued for the killed coordinator is kept by librdkafka and sent
+    // to the new one once the old one answers again, after the commits made since: the
+    // group's offsets go back to that earlier commit (every record below it finished, so
+    // nothing is lost) until hookbridge's next commit, at most 5 s later (`REFRESH`).
+    report.assert_clean_but_replays_within(
+        "3 nodes, egress: coordinator killed",
+        Duration::from_secs(7),
+    );
     Summary {
         scenario: "3 nodes, egress: coordinator's broker kill -9",
         sent: n,

@@ -46,16 +46,45 @@ pub struct Report {
     pub offsets_checked: usize,
     /// Commits whose map was read (base equal to the committed offset).
     pub maps_checked: usize,
-    /// Commits below one already seen for the partition: a member that lost a partition
-    /// committing an older watermark over its new owner's.
+    /// Commits below one already seen for the partition, never committed before: a
+    /// member that lost a partition committing an older watermark over its new owner's.
     pub regressions: Vec<String>,
+    /// Commits below one already seen for the partition that repeat a commit read
+    /// before, exactly (offset and map): an earlier commit request applied late.
+    pub replays: Vec<Replay>,
     pub violations: Vec<String>,
+}
+
+/// A partition's committed offset gone back to an earlier commit of its own (offset and
+/// map alike), or to one at or past what was committed when the test marked a moment
+/// ([`Auditor::mark`]: the coordinator's kill), until a commit at or past the highest
+/// returned. librdkafka keeps a commit request it could not send to a coordinator that
+/// died, and sends it to the new coordinator once the dead one answers again, after the
+/// commits made since.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub partition: i32,
+    pub back_to: i64,
+    pub after: i64,
+    pub read_at: Instant,
+    /// Until the partition's commit was read at or past `after` again; `None`: never.
+    pub lasted: Option<Duration>,
+}
+
+impl std::fmt::Display for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (p, back, after) = (self.partition, self.back_to, self.after);
+        match self.lasted {
+            Some(d) => write!(f, "partition {p}: back to its earlier commit {back} after {after} for {d:?}"),
+            None => write!(f, "partition {p}: back to its earlier commit {back} after {after}, never committed past it again"),
+        }
+    }
 }
 
 impl Report {
     pub fn print(&self, scenario: &str) {
         eprintln!(
-            "commit auditor ({scenario}): {} samples ({} rounds unjudged, longest gap between judged rounds {:?}), {} commits checked ({} with a finished map), {} offsets checked, {} violations, {} regressions",
+            "commit auditor ({scenario}): {} samples ({} rounds unjudged, longest gap between judged rounds {:?}), {} commits checked ({} with a finished map), {} offsets checked, {} violations, {} regressions, {} replayed commits",
             self.samples,
             self.unjudged,
             self.longest_gap,
@@ -63,19 +92,40 @@ impl Report {
             self.maps_checked,
             self.offsets_checked,
             self.violations.len(),
-            self.regressions.len()
+            self.regressions.len(),
+            self.replays.len()
         );
         for r in self.regressions.iter().take(5) {
             eprintln!("  regression: {r}");
+        }
+        for r in self.replays.iter().take(5) {
+            eprintln!("  replayed commit: {r}");
         }
         for v in self.violations.iter().take(10) {
             eprintln!("  violation: {v}");
         }
     }
 
-    /// Prints, then fails on any violation or on a run where nothing was ever committed.
+    /// Prints, then fails on any violation, any commit going back (replayed or not), or
+    /// a run where nothing was ever committed.
     pub fn assert_clean(&self, scenario: &str) {
+        self.assert_clean_but_replays_within(scenario, Duration::ZERO);
+    }
+
+    /// [`Report::assert_clean`], except that a replayed earlier commit (a coordinator's
+    /// failover, see [`Replay`]) passes when a later commit superseded it within
+    /// `within`: hookbridge commits an unchanged position again every 5 s.
+    pub fn assert_clean_but_replays_within(&self, scenario: &str, within: Duration) {
         self.print(scenario);
+        let lasting = self
+            .replays
+            .iter()
+            .find(|r| r.lasted.is_none_or(|d| within.is_zero() || d > within));
+        assert!(
+            lasting.is_none(),
+            "{scenario}: committed offsets went back to an earlier commit: {}",
+            lasting.map(ToString::to_string).unwrap_or_default()
+        );
         assert!(
             self.violations.is_empty(),
             "{scenario}: {} commits past unfinished records, first: {}",
@@ -97,6 +147,7 @@ impl Report {
 /// Samples a group's commits on `topic` until [`finish`](Self::finish).
 pub struct Auditor {
     stop: Arc<AtomicBool>,
+    mark: Arc<AtomicBool>,
     report: Arc<Mutex<Report>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -159,6 +210,8 @@ impl Auditor {
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let mark = Arc::new(AtomicBool::new(false));
+        let marked = mark.clone();
         let shared = Arc::new(Mutex::new(Report::default()));
         let out = shared.clone();
         let (brokers, group, topic) = (brokers.to_owned(), group.to_owned(), topic.to_owned());
@@ -212,6 +265,9 @@ impl Auditor {
                         })
                         .collect();
                     let mut report = out.lock().expect("lock");
+                    if marked.swap(false, Ordering::SeqCst) {
+                        judge.mark();
+                    }
                     if ready {
                         judge.sample(&commits, read_at, &done, &mut report);
                         report.longest_gap = report.longest_gap.max(read_at - judged_at);
@@ -230,9 +286,17 @@ impl Auditor {
         });
         Auditor {
             stop,
+            mark,
             report: shared,
             task,
         }
+    }
+
+    /// Marks this moment (a coordinator killed): a commit going back to at least what
+    /// was committed by the next sample is a [`Replay`], not a regression.
+    #[allow(dead_code)] // used by the chaos suite, which shares these fixtures
+    pub fn mark(&self) {
+        self.mark.store(true, Ordering::SeqCst);
     }
 
     /// Panics at once if a commit past an unfinished record was seen: call it while
@@ -417,9 +481,17 @@ struct Judge {
     /// Offsets below this were already found finished (finished never shrinks).
     verified: BTreeMap<i32, i64>,
     highest: BTreeMap<i32, i64>,
+    /// Per partition, the replay not yet superseded (its index in the report).
+    replaying: BTreeMap<i32, usize>,
+    /// Per partition, the highest commit read when the test marked a moment.
+    marked: BTreeMap<i32, i64>,
 }
 
 impl Judge {
+    fn mark(&mut self) {
+        self.marked = self.highest.clone();
+    }
+
     /// Judges the commits read at `read_at`: only records answered at or before it count
     /// as finished.
     fn sample(
@@ -435,9 +507,27 @@ impl Judge {
             let (p, c) = (*p, *c);
             let top = self.highest.entry(p).or_insert(c);
             if c < *top {
-                report
-                    .regressions
-                    .push(format!("partition {p}: committed {c} after {top}"));
+                let replayed = self.seen.contains(&(p, c, map.clone()))
+                    || self.marked.get(&p).is_some_and(|m| c >= *m);
+                if !replayed {
+                    report
+                        .regressions
+                        .push(format!("partition {p}: committed {c} after {top}"));
+                } else if let std::collections::btree_map::Entry::Vacant(open) =
+                    self.replaying.entry(p)
+                {
+                    open.insert(report.replays.len());
+                    report.replays.push(Replay {
+                        partition: p,
+                        back_to: c,
+                        after: *top,
+                        read_at,
+                        lasted: None,
+                    });
+                }
+            } else if let Some(i) = self.replaying.remove(&p) {
+                let r = &mut report.replays[i];
+                r.lasted = Some(read_at.saturating_duration_since(r.read_at));
             }
             *top = c.max(*top);
             if !self.seen.insert((p, c, map.clone())) {
@@ -553,6 +643,70 @@ mod tests {
         Judge::default().sample(&[(0, 2, String::new())], read_at, &done, &mut report);
         assert!(report.violations.is_empty());
         assert_eq!(report.offsets_checked, 2);
+    }
+
+    /// A commit going back to one read before (offset and map) is a replay, lasting until
+    /// the partition is read at its highest again; going back anywhere else is a
+    /// regression. Only a replay superseded in time passes the lenient check.
+    #[test]
+    fn going_back_to_an_earlier_commit_is_a_replay_and_anywhere_else_a_regression() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let done: Finished = (0..40).map(|o| ((0, o), t0)).collect();
+        let mut judge = Judge::default();
+        let mut report = Report::default();
+        let mut read = |c: i64, map: &str, ms: u64, report: &mut Report| {
+            judge.sample(&[(0, c, map.to_owned())], at(ms), &done, report)
+        };
+        read(10, "a", 0, &mut report);
+        read(20, "b", 100, &mut report);
+        read(10, "a", 200, &mut report);
+        read(10, "a", 300, &mut report);
+        assert!(report.regressions.is_empty(), "{:?}", report.regressions);
+        assert_eq!(report.replays.len(), 1, "one replay while it lasts");
+        assert!(report.replays[0].lasted.is_none());
+        read(20, "b", 900, &mut report);
+        assert_eq!(report.replays[0].lasted, Some(Duration::from_millis(700)));
+        assert_eq!(
+            (report.replays[0].back_to, report.replays[0].after),
+            (10, 20)
+        );
+        // The same offset with another map was never committed: a regression.
+        read(10, "c", 1000, &mut report);
+        assert_eq!(report.regressions.len(), 1, "{:?}", report.regressions);
+        assert_eq!(report.replays.len(), 1);
+        // Past a mark at 20, a commit never read before counts as replayed when it is not
+        // below the mark; below it, a regression.
+        judge.mark();
+        let mut read = |c: i64, map: &str, ms: u64, report: &mut Report| {
+            judge.sample(&[(0, c, map.to_owned())], at(ms), &done, report)
+        };
+        read(30, "d", 1100, &mut report);
+        read(25, "e", 1200, &mut report);
+        read(30, "d", 1300, &mut report);
+        assert_eq!(report.replays.len(), 2, "{:?}", report.replays);
+        assert_eq!(report.replays[1].lasted, Some(Duration::from_millis(100)));
+        read(15, "f", 1400, &mut report);
+        assert_eq!(report.regressions.len(), 2, "{:?}", report.regressions);
+
+        let replayed = Report {
+            replays: report.replays.clone(),
+            commits_checked: 1,
+            ..Report::default()
+        };
+        replayed.assert_clean_but_replays_within("superseded in time", Duration::from_secs(1));
+        let strict = std::panic::catch_unwind(|| replayed.assert_clean("strict"));
+        assert!(strict.is_err(), "a replay fails the strict check");
+        let slow = std::panic::catch_unwind(|| {
+            replayed.assert_clean_but_replays_within("too slow", Duration::from_millis(500))
+        });
+        assert!(slow.is_err(), "a replay lasting past the limit fails");
+        let mut open = replayed.clone();
+        open.replays[0].lasted = None;
+        let never = std::panic::catch_unwind(|| {
+            open.assert_clean_but_replays_within("never superseded", Duration::from_secs(60))
+        });
+        assert!(never.is_err(), "a replay never superseded fails");
     }
 
     #[test]
