@@ -20,6 +20,11 @@ use crate::telemetry::sink::{SinkTelemetry, TokenFetchFailed};
 /// Refresh this long before the token expires (at most half its lifetime), so a token
 /// never expires in flight.
 const EARLY: Duration = Duration::from_secs(30);
+/// The shortest a token is reused, whatever its `expires_in` says: an endpoint answering
+/// `expires_in: 0` (or 1) would otherwise be asked for a token before every delivery,
+/// each delivery waiting on it. A token the destination no longer takes is answered 401,
+/// which drops it at once ([`TokenSource::refused`]).
+const MIN_REUSE: Duration = Duration::from_secs(1);
 /// Backoff between failed token requests.
 const FIRST_WAIT: Duration = Duration::from_millis(200);
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -65,6 +70,14 @@ fn lifetime(expires_in: &serde_json::Value) -> Option<Duration> {
     Some(Duration::from_secs_f64(
         seconds.min(MAX_LIFETIME.as_secs_f64()),
     ))
+}
+
+/// How long after it arrived a token of `lifetime` is used: until [`EARLY`] before it
+/// expires (at most half its lifetime), and at least [`MIN_REUSE`].
+fn reuse_for(lifetime: Duration) -> Duration {
+    lifetime
+        .saturating_sub(EARLY.min(lifetime / 2))
+        .max(MIN_REUSE)
 }
 
 /// Why a token request failed, as a class (never the answer's body).
@@ -143,9 +156,7 @@ impl TokenSource {
         loop {
             match self.fetch().await {
                 Ok((v, lifetime)) => {
-                    let until = lifetime.and_then(|l| {
-                        Instant::now().checked_add(l.saturating_sub(EARLY.min(l / 2)))
-                    });
+                    let until = lifetime.and_then(|l| Instant::now().checked_add(reuse_for(l)));
                     *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some((v.clone(), until));
                     return Some(v);
@@ -259,11 +270,20 @@ mod tests {
 
     /// A token endpoint answering every request with `expires_in` as given.
     async fn endpoint(expires_in: &'static str) -> reqwest::Url {
+        counted_endpoint(expires_in, Arc::default()).await
+    }
+
+    /// [`endpoint`], counting the requests it answers in `asked`.
+    async fn counted_endpoint(
+        expires_in: &'static str,
+        asked: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> reqwest::Url {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/token", listener.local_addr().unwrap());
         let app = axum::Router::new().route(
             "/token",
             axum::routing::post(move || async move {
+                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 format!(
                     r#"{{"access_token":"tok","token_type":"Bearer","expires_in":{expires_in}}}"#
                 )
@@ -326,6 +346,47 @@ mod tests {
                 .unwrap_or_else(|_| panic!("{path}: read to its end"));
             assert_eq!(fetched.err(), Some("too-large"), "{path}");
         }
+    }
+
+    #[test]
+    fn a_token_is_reused_until_shortly_before_it_expires_and_at_least_a_second() {
+        let s = Duration::from_secs;
+        assert_eq!(reuse_for(s(3600)), s(3570), "30 s early");
+        assert_eq!(reuse_for(s(40)), s(20), "at most half its lifetime early");
+        assert_eq!(reuse_for(s(3)), Duration::from_millis(1500));
+        assert_eq!(reuse_for(s(1)), MIN_REUSE);
+        assert_eq!(reuse_for(Duration::ZERO), MIN_REUSE);
+        assert_eq!(reuse_for(MAX_LIFETIME), MAX_LIFETIME - EARLY);
+    }
+
+    /// A token answered as expiring at once is reused for deliveries in the same second:
+    /// the endpoint is not asked once per delivery.
+    #[tokio::test]
+    async fn a_token_expiring_at_once_is_not_fetched_for_every_delivery() {
+        let telemetry = SinkTelemetry::new(Arc::from("s"), Arc::new(Metrics::new()));
+        let cancel = CancellationToken::new();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let source = TokenSource::new(
+            reqwest::Client::new(),
+            counted_endpoint("0", asked.clone()).await,
+            "id".into(),
+            Secret::new("secret"),
+            vec![],
+            None,
+            ClientAuth::Basic,
+        );
+        let started = Instant::now();
+        for _ in 0..20 {
+            let got = source.authorization(&cancel, &telemetry).await;
+            assert_eq!(got.unwrap(), "Bearer tok");
+        }
+        let asked = asked.load(std::sync::atomic::Ordering::SeqCst);
+        // A slow machine may cross a second between the first and the last.
+        let seconds = started.elapsed().as_secs() as usize;
+        assert!(
+            asked <= 1 + seconds,
+            "{asked} token requests for 20 deliveries in {seconds} s"
+        );
     }
 
     #[tokio::test]
