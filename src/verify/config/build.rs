@@ -87,7 +87,7 @@ pub fn microsoft_graph(t: &Table) -> Result<Verifier, BuildError> {
 }
 
 pub fn azure_event_grid(t: &Table) -> Result<Verifier, BuildError> {
-    let token = SharedToken::token("azure-event-grid", t.header()?, None, &t.text_keys()?);
+    let token = SharedToken::token("azure-event-grid", t.header()?, None, &t.header_keys()?);
     let topics = eventgrid::topics(t.topics.as_deref().unwrap_or_default())
         .map_err(|reason| err("topics", reason))?;
     Ok(Verifier::EventGrid(eventgrid::EventGrid::new(
@@ -100,12 +100,12 @@ pub fn token(t: &Table) -> Result<Verifier, BuildError> {
         "token",
         t.header()?,
         None,
-        &t.text_keys()?,
+        &t.header_keys()?,
     )))
 }
 
 pub fn bearer(t: &Table) -> Result<Verifier, BuildError> {
-    Ok(Verifier::Token(SharedToken::bearer(&t.text_keys()?)))
+    Ok(Verifier::Token(SharedToken::bearer(&t.header_keys()?)))
 }
 
 pub fn basic(t: &Table) -> Result<Verifier, BuildError> {
@@ -166,6 +166,8 @@ pub fn gitlab(t: &Table) -> Result<Verifier, BuildError> {
     for (i, value) in values.iter().enumerate() {
         if value.expose().starts_with("whsec_") {
             signing.push(standard_key(value, listed.key(i))?);
+        } else if let Some(reason) = super::table::header_secret_problem(value.expose()) {
+            return Err(err(listed.key(i), reason));
         } else {
             tokens.push(secret_key(value));
         }

@@ -269,6 +269,22 @@ impl Table {
         Ok(self.secrets().resolve()?.iter().map(secret_key).collect())
     }
 
+    /// The secrets of a scheme whose sender puts the secret itself in a header (a shared
+    /// token, a bearer token), as keys. A secret no header can carry as it is (whitespace
+    /// at either end, which HTTP drops from a field value, such as the newline of a
+    /// secret file written with `echo`; a control character) would refuse every request
+    /// with 401: it is refused here, naming its key, never showing it.
+    pub fn header_keys(&self) -> Result<Vec<Key>, BuildError> {
+        let listed = self.secrets();
+        let values = listed.resolve()?;
+        for (i, value) in values.iter().enumerate() {
+            if let Some(reason) = header_secret_problem(value.expose()) {
+                return Err(err(listed.key(i), reason));
+            }
+        }
+        Ok(values.iter().map(secret_key).collect())
+    }
+
     /// `tolerance`, or the scheme's default.
     pub fn tolerance(&self, default: Duration) -> Result<Duration, BuildError> {
         let Some(raw) = &self.tolerance else {
@@ -345,6 +361,20 @@ impl<'a> Listed<'a> {
                 .collect(),
         }
     }
+}
+
+/// Why a secret sent as a header's value can never arrive as it is, if it cannot.
+pub fn header_secret_problem(secret: &str) -> Option<&'static str> {
+    if secret.trim_matches([' ', '\t', '\r', '\n']) != secret {
+        return Some("starts or ends with whitespace, which no request header can carry: a sender's header never matches it (a secret file's trailing newline? only one is trimmed)");
+    }
+    if secret
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    {
+        return Some("holds a control character, which no request header can carry: a sender's header never matches it");
+    }
+    None
 }
 
 /// Whether `scheme`'s table takes `key`.

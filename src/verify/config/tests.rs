@@ -548,3 +548,39 @@ fn a_key_the_scheme_does_not_take_is_refused_by_name_whatever_its_value() {
         assert!(e.contains(&format!("unknown field `{key}`")), "{text}: {e}");
     }
 }
+
+/// A secret the sender puts in a header as it is must be one a header can carry: with
+/// whitespace at either end (HTTP drops it from a field value) or a control character
+/// in it, every request would be refused 401. Refused at load, naming the key and never
+/// the secret; Basic credentials (sent base64-encoded) and inner spaces pass.
+#[test]
+fn a_header_secret_no_header_can_carry_is_refused() {
+    let tables = [
+        r#"scheme = "token", header = "X-Webhook-Token""#,
+        r#"scheme = "bearer""#,
+        r#"scheme = "gitlab""#,
+        r#"scheme = "azure-event-grid", header = "X-Event-Grid-Secret", topics = ["/subscriptions/x"]"#,
+    ];
+    for table in tables {
+        for bad in [
+            r#"" s3cret""#,
+            r#""s3cret\n""#,
+            r#""s3cret\t""#,
+            r#""s3\u0001cret""#,
+        ] {
+            let text = format!("verify = {{ {table}, secrets = [\"ok-secret\", {bad}] }}");
+            let Err((key, reason)) = build(&text) else {
+                panic!("{table} with {bad} built");
+            };
+            assert_eq!(key, "secrets[1]", "{table} {bad}: {reason}");
+            assert!(reason.contains("header"), "{reason}");
+            assert!(
+                !reason.contains("s3"),
+                "the reason shows no secret: {reason}"
+            );
+        }
+        let inner = format!(r#"verify = {{ {table}, secret = "two words" }}"#);
+        assert!(build(&inner).is_ok(), "{inner}");
+    }
+    assert!(build(r#"verify = { scheme = "basic", secret = " user:pass " }"#).is_ok());
+}
