@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 pub const EVERY: Duration = Duration::from_secs(30);
 
 /// Kinds remembered at most: reports are keyed by error and broker, a handful in
-/// practice; past this, kinds whose window has passed are forgotten.
+/// practice; past this, kinds whose window has passed are forgotten, and while all of
+/// them are in their window every further kind shares one window (a destination that
+/// varies its error text must not get a line per request).
 const KINDS: usize = 256;
 
 /// The reports written of each kind, for one client.
@@ -20,6 +22,8 @@ const KINDS: usize = 256;
 pub struct Repeats {
     every: Duration,
     seen: HashMap<String, Seen>,
+    /// The window shared by kinds that found no room.
+    unremembered: Option<Seen>,
 }
 
 #[derive(Debug)]
@@ -34,33 +38,52 @@ impl Repeats {
         Repeats {
             every,
             seen: HashMap::new(),
+            unremembered: None,
         }
     }
 
     /// Whether a report of `kind` at `now` is written: `Some(n)` with the `n` reports of
     /// its kind held back since the last one written, `None` when this one is held back.
+    /// A kind that finds no room counts in one window shared by all such kinds, its `n`
+    /// being the reports of any of them held back.
     pub fn admit(&mut self, kind: &str, now: Instant) -> Option<u64> {
+        let every = self.every;
         if let Some(seen) = self.seen.get_mut(kind) {
-            if now.saturating_duration_since(seen.written_at) < self.every {
-                seen.held_back += 1;
-                return None;
-            }
-            let held_back = std::mem::take(&mut seen.held_back);
-            seen.written_at = now;
-            return Some(held_back);
+            return seen.admit(now, every);
         }
         if self.seen.len() >= KINDS {
-            let every = self.every;
             (self.seen).retain(|_, s| now.saturating_duration_since(s.written_at) < every);
         }
-        if self.seen.len() < KINDS {
-            let seen = Seen {
-                written_at: now,
-                held_back: 0,
+        if self.seen.len() >= KINDS {
+            return match &mut self.unremembered {
+                Some(shared) => shared.admit(now, every),
+                None => {
+                    self.unremembered = Some(Seen::written(now));
+                    Some(0)
+                }
             };
-            self.seen.insert(kind.to_owned(), seen);
         }
+        self.seen.insert(kind.to_owned(), Seen::written(now));
         Some(0)
+    }
+}
+
+impl Seen {
+    fn written(now: Instant) -> Self {
+        Seen {
+            written_at: now,
+            held_back: 0,
+        }
+    }
+
+    /// One more report of this window's kind at `now`.
+    fn admit(&mut self, now: Instant, every: Duration) -> Option<u64> {
+        if now.saturating_duration_since(self.written_at) < every {
+            self.held_back += 1;
+            return None;
+        }
+        self.written_at = now;
+        Some(std::mem::take(&mut self.held_back))
     }
 }
 
@@ -98,18 +121,27 @@ mod tests {
     }
 
     #[test]
-    fn past_the_limit_of_kinds_new_ones_are_still_written() {
+    fn past_the_limit_of_kinds_new_ones_share_one_window() {
         let (mut r, t0) = (Repeats::new(EVERY), Instant::now());
         for k in 0..KINDS {
             assert_eq!(r.admit(&k.to_string(), t0), Some(0));
         }
-        // Every kind is in its window: a new one is written, not remembered.
+        // Every kind is in its window: the first new one is written, not remembered,
+        // and every further new kind is held back with it, whatever its text.
         assert_eq!(r.admit("new", t0), Some(0));
-        assert_eq!(r.admit("new", t0), Some(0));
+        assert_eq!(r.admit("new", t0), None);
+        for k in 0..1000 {
+            assert_eq!(r.admit(&format!("varied {k}"), t0), None, "{k}");
+        }
         assert_eq!(r.seen.len(), KINDS);
         // Once their windows have passed, old kinds make room.
         assert_eq!(r.admit("new", t0 + EVERY), Some(0));
         assert_eq!(r.admit("new", t0 + EVERY), None);
         assert_eq!(r.seen.len(), 1);
+        // The shared window, next used once its time is up, tells what it held back.
+        for k in 0..KINDS {
+            r.admit(&format!("again {k}"), t0 + 2 * EVERY);
+        }
+        assert_eq!(r.admit("another", t0 + 2 * EVERY), Some(1001));
     }
 }
