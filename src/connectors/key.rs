@@ -12,7 +12,9 @@ pub enum KeyRule {
     /// The value of this request header (e.g. `X-GitHub-Delivery`).
     Header(HeaderName),
     /// The value at this JSON pointer in the body (e.g. `/data/object/id`). Strings are
-    /// used as is; other JSON values as their compact JSON text.
+    /// used as is; numbers and `true`/`false` as the body wrote them (`1e2` stays
+    /// `1e2`, an id past 64 bits keeps every digit); objects and arrays as their compact
+    /// JSON text.
     Json(String),
 }
 
@@ -60,19 +62,15 @@ impl KeyRule {
                 .map(|v| Some(Bytes::copy_from_slice(v.as_bytes())))
                 .ok_or_else(|| KeyError::MissingHeader(name.clone())),
             KeyRule::Json(pointer) => {
-                let doc: serde_json::Value =
-                    serde_json::from_slice(body).map_err(|_| KeyError::NotJson)?;
-                match doc.pointer(pointer) {
-                    None | Some(serde_json::Value::Null) => {
-                        Err(KeyError::MissingPointer(pointer.clone()))
-                    }
-                    Some(serde_json::Value::String(s)) => Ok(Some(Bytes::from(s.clone()))),
-                    Some(other) => Ok(Some(Bytes::from(other.to_string()))),
-                }
+                let missing = || KeyError::MissingPointer(pointer.clone());
+                let raw = pointed::at(body, pointer)?.ok_or_else(missing)?;
+                pointed::key_text(raw)?.map(Some).ok_or_else(missing)
             }
         }
     }
 }
+
+mod pointed;
 
 #[cfg(test)]
 mod tests {
