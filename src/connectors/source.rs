@@ -209,12 +209,14 @@ impl SourceConfig {
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                HeaderName::try_from(h.as_str()).map_err(|_| {
-                    err(
-                        &format!("forward_headers[{i}]"),
-                        format!("{h:?} is not a valid header name"),
-                    )
-                })
+                let key = format!("forward_headers[{i}]");
+                // `*` is a valid header-name character, so `x-*` named a header nobody
+                // sends; a source names each header it copies (sinks take patterns).
+                if h.contains('*') {
+                    return Err(err(&key, format!("{h:?}: a source forwards the headers it names, not patterns; list each header")));
+                }
+                HeaderName::try_from(h.as_str())
+                    .map_err(|_| err(&key, format!("{h:?} is not a valid header name")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(secret) = self.verify.secret_header() {
@@ -549,6 +551,24 @@ mod tests {
         assert!(validate(token, r#"event_type = "header:X-Event""#).is_ok());
         let github = r#"scheme = "github", secret = "s""#;
         assert!(validate(github, r#"forward_headers = ["X-Hub-Signature-256"]"#).is_ok());
+    }
+
+    /// `*` is a valid header-name character: `x-*` would name a header nobody sends, so a
+    /// source refuses it (sinks take `prefix*` patterns; a source names what it copies).
+    #[test]
+    fn a_source_forwards_named_headers_not_patterns() {
+        let github = r#"scheme = "github", secret = "s""#;
+        for list in [r#"["X-*"]"#, r#"["X-GitHub-Event", "*"]"#] {
+            let e = validate(github, &format!("forward_headers = {list}")).unwrap_err();
+            assert!(
+                e.key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with("source.forward_headers[")),
+                "{e}"
+            );
+            assert!(e.reason.contains("list each header"), "{e}");
+        }
+        assert!(validate(github, r#"forward_headers = ["X-GitHub-Event"]"#).is_ok());
     }
 
     /// A path that no request can match, or a topic Kafka refuses, is refused at load.
