@@ -3,6 +3,7 @@
 //! awaited until the broker acknowledged it with `acks=all`; the reply follows from that
 //! acknowledgement alone.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::{header, HeaderMap};
@@ -17,6 +18,23 @@ use crate::kafka::producer;
 use crate::telemetry::source::{ProduceFailed, WebhookAccepted};
 use crate::telemetry::trace;
 use crate::verify::Verified;
+
+/// Every value of a list-valued header in order, as one value joined by ", " (RFC 9110
+/// §5.3): a body encoded twice may name its codings in two `Content-Encoding` lines, and
+/// the first alone would say how to decode it wrongly.
+fn joined<'h>(headers: &'h HeaderMap, name: header::HeaderName) -> Option<Cow<'h, [u8]>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?.as_bytes();
+    let Some(second) = values.next() else {
+        return Some(Cow::Borrowed(first));
+    };
+    let mut all = first.to_vec();
+    for v in std::iter::once(second).chain(values) {
+        all.extend_from_slice(b", ");
+        all.extend_from_slice(v.as_bytes());
+    }
+    Some(Cow::Owned(all))
+}
 
 /// Record headers: the forwarded HTTP headers and the event type, then hookbridge's own.
 fn record_headers(source: &Source, headers: &HeaderMap, event_type: Option<&[u8]>) -> OwnedHeaders {
@@ -41,12 +59,13 @@ fn record_headers(source: &Source, headers: &HeaderMap, event_type: Option<&[u8]
             .filter(|(name, _)| name.as_str().starts_with("ce-"))
             .map(|(name, value)| (name.as_str(), value.as_bytes())),
         );
+    let content_encoding = joined(headers, header::CONTENT_ENCODING);
     IngressHeaders {
         source: &source.name,
         received_at: SystemTime::now(),
         traceparent: &trace::traceparent(headers),
         content_type: headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
-        content_encoding: (headers.get(header::CONTENT_ENCODING)).map(|v| v.as_bytes()),
+        content_encoding: content_encoding.as_deref(),
     }
     .build(forwarded)
 }
@@ -102,5 +121,27 @@ pub(super) async fn produce(
             ProduceFailed::TimedOut { topic }.emit(telemetry);
             Reply::Unavailable("Kafka did not acknowledge the record in time; retry later")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_header_in_several_lines_is_kept_whole_in_order() {
+        let mut h = HeaderMap::new();
+        assert_eq!(joined(&h, header::CONTENT_ENCODING), None);
+        h.append(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert_eq!(
+            joined(&h, header::CONTENT_ENCODING).as_deref(),
+            Some(&b"gzip"[..])
+        );
+        h.append(header::CONTENT_ENCODING, "br".parse().unwrap());
+        h.append(header::CONTENT_ENCODING, "zstd".parse().unwrap());
+        assert_eq!(
+            joined(&h, header::CONTENT_ENCODING).as_deref(),
+            Some(&b"gzip, br, zstd"[..])
+        );
     }
 }
