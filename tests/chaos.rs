@@ -991,6 +991,9 @@ async fn three_nodes_lose_a_broker_under_load_and_lose_nothing() {
     })
     .await;
     let (delivered, duplicates, lost, reordered) = analyse(&rx.seen(), passing(n));
+    // A commit kept for the dead coordinator may be applied only now: sampled past
+    // hookbridge's next refresh of its positions (5 s), so a replay is seen superseded.
+    audit.wait_samples(70).await;
     let report = audit.finish().await;
     if !report.regressions.is_empty() || !report.replays.is_empty() {
         // Committed offsets went back (seen once in about 60 runs, to the offsets of the

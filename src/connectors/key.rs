@@ -13,8 +13,8 @@ pub enum KeyRule {
     Header(HeaderName),
     /// The value at this JSON pointer in the body (e.g. `/data/object/id`). Strings are
     /// used as is; numbers and `true`/`false` as the body wrote them (`1e2` stays
-    /// `1e2`, an id past 64 bits keeps every digit); objects and arrays as their compact
-    /// JSON text.
+    /// `1e2`, an id past 64 bits keeps every digit); objects and arrays as written
+    /// without their whitespace.
     Json(String),
 }
 

@@ -33,19 +33,39 @@ pub fn at<'a>(body: &'a [u8], pointer: &str) -> Result<Option<&'a RawValue>, Key
 }
 
 /// A key's bytes from the raw value it names: a string decoded, a number or boolean as
-/// written, an object or array as compact JSON; `None` for `null`.
+/// written, an object or array as written without its whitespace; `None` for `null`.
 pub fn key_text(raw: &RawValue) -> Result<Option<Bytes>, KeyError> {
     let text = raw.get();
     match text.as_bytes().first() {
         Some(b'"') => serde_json::from_str::<String>(text)
             .map(|s| Some(Bytes::from(s)))
             .map_err(|_| KeyError::NotJson),
-        Some(b'{' | b'[') => serde_json::from_str::<serde_json::Value>(text)
-            .map(|v| Some(Bytes::from(v.to_string())))
-            .map_err(|_| KeyError::NotJson),
+        Some(b'{' | b'[') => Ok(Some(Bytes::from(compact(text)))),
         _ if text == "null" => Ok(None),
         _ => Ok(Some(Bytes::copy_from_slice(text.as_bytes()))),
     }
+}
+
+/// Valid JSON text without the whitespace between its tokens: members in the order and
+/// numbers in the form written (a parse and print would round numbers past 64 bits).
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One reference token applied to an object (its member of that name; the last one when
@@ -191,7 +211,8 @@ mod tests {
     fn pointers_walk_objects_and_arrays_as_rfc_6901_says() {
         let body = r#"{"data":{"object":{"id":"in_1"}},"list":[{"id":"x"},{"id":"y"}],
             "a/b":"slash","m~n":"tilde","":"empty","dup":"first","dup":"last",
-            "esc\"aped":"named","obj":{"k": [1, 2]},"n":null}"#;
+            "esc\"aped":"named","obj":{"k": [1, 2]},"n":null,
+            "nested": { "n" : 123456789012345678901234567890, "s": "a b\" c", "e": 1e2 }}"#;
         let cases = [
             ("/data/object/id", Some("in_1")),
             ("/list/1/id", Some("y")),
@@ -204,6 +225,10 @@ mod tests {
             ("/dup", Some("last")),
             ("/esc\"aped", Some("named")),
             ("/obj", Some(r#"{"k":[1,2]}"#)),
+            (
+                "/nested",
+                Some(r#"{"n":123456789012345678901234567890,"s":"a b\" c","e":1e2}"#),
+            ),
             ("/data/object/id/deeper", None),
             ("/missing", None),
             ("/n", None),
