@@ -301,9 +301,11 @@ fn framing(layout: Layout) -> usize {
     }
 }
 
+/// A JSON object's `results` member, if it has one (any other member is ignored).
 #[derive(Deserialize)]
-struct Answer {
-    results: Vec<ItemAnswer>,
+struct Answer<'a> {
+    #[serde(borrow, default)]
+    results: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -311,12 +313,44 @@ struct ItemAnswer {
     status: u16,
 }
 
-/// The receiver's per-item statuses, when its body is `{"results":[{"status":…},…]}`
-/// with exactly one entry per item; `None` otherwise (the response status then decides
-/// for every item).
-pub fn item_statuses(body: &[u8], items: usize) -> Option<Vec<u16>> {
-    let answer: Answer = serde_json::from_slice(body).ok()?;
-    (answer.results.len() == items).then(|| answer.results.iter().map(|r| r.status).collect())
+/// What a receiver's 2xx body says about a batch's items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchAnswer {
+    /// Not an answer per item (no body, not a JSON object, no `results`): the 2xx
+    /// finishes every item.
+    Whole,
+    /// `{"results":[{"status":…},…]}` with exactly one entry per item, in order.
+    PerItem(Vec<u16>),
+    /// A `results` member that is not one status per item (an entry missing, a status
+    /// that is not a number from 0 to 65535, …): which items the receiver took cannot be
+    /// known, so the batch is sent again, never taken as delivered.
+    Malformed,
+}
+
+/// Reads a receiver's 2xx body to a batch of `items`.
+pub fn answer(body: &[u8], items: usize) -> BatchAnswer {
+    let results = match serde_json::from_slice::<Answer<'_>>(body) {
+        Ok(Answer {
+            results: Some(results),
+        }) => results,
+        Ok(_) => return BatchAnswer::Whole,
+        // An object naming `results` that is not JSON (cut short by the receiver itself)
+        // may have answered per item: not read as every item delivered.
+        Err(_)
+            if body.trim_ascii_start().starts_with(b"{")
+                && body.windows(9).any(|w| w == b"\"results\"") =>
+        {
+            return BatchAnswer::Malformed
+        }
+        Err(_) => return BatchAnswer::Whole,
+    };
+    if results.get() == "null" {
+        return BatchAnswer::Whole;
+    }
+    match serde_json::from_str::<Vec<ItemAnswer>>(results.get()) {
+        Ok(r) if r.len() == items => BatchAnswer::PerItem(r.iter().map(|a| a.status).collect()),
+        _ => BatchAnswer::Malformed,
+    }
 }
 
 /// What a per-item answer means for one item.

@@ -150,7 +150,22 @@ impl Client {
                     // Kept in the dead letter and the console's recent failures.
                     self.mask(answer, authorization)
                 } else if answer_limit > 0 {
-                    Box::pin(read_up_to(&mut resp, answer_limit)).await
+                    let status = resp.status().as_u16();
+                    match Box::pin(read_whole(&mut resp, answer_limit)).await {
+                        Ok(answer) => answer,
+                        // A batch's answer cut off (reset, timed out) or longer than a
+                        // per-item answer can be: whether it answered per item cannot
+                        // be known, so the batch is sent again, never taken as
+                        // delivered whole.
+                        Err(start) => {
+                            let outcome = Outcome::Retryable {
+                                reason: CUT_ANSWER,
+                                status: Some(status),
+                                retry_after: None,
+                            };
+                            return (outcome, self.mask(start, authorization));
+                        }
+                    }
                 } else {
                     Bytes::new()
                 };
@@ -238,6 +253,26 @@ pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The label of a batch's 2xx answer that could not be read whole.
+pub const CUT_ANSWER: &str = "cut-answer";
+
+/// A response's whole body, at most `limit` bytes; `Err` with the start of it when it is
+/// longer or its reading failed (the connection reset, the request's timeout).
+async fn read_whole(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes, Bytes> {
+    let mut buf = BytesMut::new();
+    loop {
+        match resp.chunk().await {
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(chunk)) if buf.len() + chunk.len() <= limit => buf.extend_from_slice(&chunk),
+            Ok(Some(chunk)) => {
+                buf.extend_from_slice(&chunk[..limit - buf.len()]);
+                return Err(buf.freeze());
+            }
+            Err(_) => return Err(buf.freeze()),
+        }
+    }
+}
+
 /// Up to `limit` bytes of a response's body.
 async fn read_up_to(resp: &mut reqwest::Response, limit: usize) -> Bytes {
     let mut buf = BytesMut::new();
@@ -294,6 +329,57 @@ mod tests {
         let h = client.request_headers(&record, &prepared, "t-0-1");
         let encoding = h.get(axum::http::header::CONTENT_ENCODING)?;
         Some(encoding.to_str().unwrap().to_owned())
+    }
+
+    /// A server answering every connection with `answer` (raw bytes), then closing it.
+    async fn raw_server(answer: &'static [u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 64 << 10];
+                    let _ = conn.read(&mut request).await;
+                    let _ = conn.write_all(answer).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        url
+    }
+
+    /// A batch's 2xx answer read whole is delivered; one cut off before its end, or
+    /// longer than the limit, is a failed attempt (whether it answered per item cannot
+    /// be known), never a delivery.
+    #[tokio::test]
+    async fn a_batch_answer_that_cannot_be_read_whole_is_not_a_delivery() {
+        let cases: [(&'static [u8], bool); 3] = [
+            (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 2\r\n\r\n{}", true),
+            (
+                b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 100\r\n\r\n{\"results\":[",
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n0123456789012345678901234567890123456789", false),
+        ];
+        for (answer, delivered) in cases {
+            let url = raw_server(answer).await;
+            let sink = sink("");
+            let metrics = Arc::new(crate::telemetry::Metrics::new());
+            let telemetry = Arc::new(SinkTelemetry::new("s".into(), metrics));
+            let (client, _) = Client::new(&sink, telemetry.clone()).expect("a client");
+            let shaper = Shaper::new(&sink, telemetry).in_process();
+            let record = record(b"{}", b"");
+            let mut prepared = shaper.shape(&record).expect("shaped").expect("a request");
+            prepared.url = std::borrow::Cow::Owned(url.parse().unwrap());
+            let (outcome, _) = client.send(&record, &prepared, "t-0-1", None, 32).await;
+            let text = String::from_utf8_lossy(answer);
+            if delivered {
+                assert_eq!(outcome, Outcome::Delivered, "{text}");
+            } else {
+                assert_eq!(outcome.label(), CUT_ANSWER, "{text}");
+            }
+        }
     }
 
     /// The value sent as it is keeps its encoding; any other body drops one, even one

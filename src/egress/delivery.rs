@@ -261,6 +261,9 @@ impl Destination {
         // Indexes of the records the request carries, in order.
         let mut pending: Vec<usize> = (0..members.len()).collect();
         let mut id = batch_id(pending.iter().map(|&i| members[i].record()));
+        // Of the records the last attempt carried, those its per-item answer did not
+        // fail, sent again only because an earlier one of their lane did.
+        let mut behind: Vec<usize> = Vec::new();
         'attempts: while let Some(&lead) = pending.first() {
             if cancel.is_cancelled() {
                 break;
@@ -285,9 +288,24 @@ impl Destination {
                 break;
             };
             let token = authorization.is_some();
-            let statuses = (outcome == Outcome::Delivered)
-                .then(|| batch::item_statuses(&response, pending.len()))
-                .flatten();
+            behind.clear();
+            let answer = match outcome {
+                Outcome::Delivered => batch::answer(&response, pending.len()),
+                _ => batch::BatchAnswer::Whole,
+            };
+            let malformed = answer == batch::BatchAnswer::Malformed;
+            let statuses = match answer {
+                batch::BatchAnswer::PerItem(statuses) => Some(statuses),
+                batch::BatchAnswer::Whole => None,
+                batch::BatchAnswer::Malformed => {
+                    outcome = Outcome::Retryable {
+                        reason: BAD_ANSWER,
+                        status: None,
+                        retry_after: None,
+                    };
+                    None
+                }
+            };
             // Only an excerpt outlives the attempt: a receiver's large answer is not held
             // through the backoff, nor carried into dead letters.
             let response = if response.len() > super::dlq::RESPONSE_EXCERPT {
@@ -303,6 +321,7 @@ impl Destination {
                 Some(s) if outcome == Outcome::Delivered && item_failed(s) => {
                     self.client.mask(response, authorization.as_ref())
                 }
+                None if malformed => self.client.mask(response, authorization.as_ref()),
                 _ => response,
             };
             if outcome == Outcome::Delivered {
@@ -326,6 +345,7 @@ impl Destination {
                         }
                         batch::ItemOutcome::Behind => {
                             again.push(i);
+                            behind.push(i);
                             continue;
                         }
                         batch::ItemOutcome::Failed(status) => status,
@@ -379,8 +399,12 @@ impl Destination {
                 id = batch_id(pending.iter().map(|&i| members[i].record()));
                 match retried {
                     Some(failed) => outcome = failed,
-                    // Only items behind a dead-lettered one: they go again at once.
-                    None => continue 'attempts,
+                    // Only items behind a dead-lettered one: they go again at once, on
+                    // attempts of their own (none of theirs failed).
+                    None => {
+                        state = Attempts::default();
+                        continue 'attempts;
+                    }
                 }
             }
             let decision = policy.after(
@@ -408,13 +432,30 @@ impl Destination {
                 }
                 Next::DeadLetter { reason, error } => {
                     let dl = after_attempts(reason, outcome.status(), error, &state, response);
+                    let (mut kept, mut written) = (Vec::new(), true);
                     for &i in &pending {
+                        if behind.contains(&i) {
+                            kept.push(i);
+                            continue;
+                        }
                         let record = members[i].record();
                         finishes[i] = self
                             .dead_letter(record, &record.webhook_id(), &dl, cancel)
                             .await;
+                        written &= finishes[i] == Finish::DeadLettered;
                     }
-                    break;
+                    // Those the receiver took, sent again only to follow a failed one
+                    // of their lane: that one is in the DLQ now, so they go again, on
+                    // attempts of their own, and are not dead-lettered for its failure.
+                    // (Not while one of them is unfinished: they would pass it.)
+                    if kept.is_empty() || !written {
+                        break;
+                    }
+                    pending = kept;
+                    request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
+                    id = batch_id(pending.iter().map(|&i| members[i].record()));
+                    state = Attempts::default();
+                    continue;
                 }
                 Next::Hold { error, wait } => (error, wait, true),
                 Next::Retry { error, wait } => (error, wait, false),
@@ -802,6 +843,9 @@ fn attempted(outcome: &Outcome, turn: Turn, took: Duration, token: bool) -> Atte
         token,
     }
 }
+
+/// The label of a batch's 2xx answer whose `results` are not one status per item.
+const BAD_ANSWER: &str = "bad-answer";
 
 /// Most of a 2xx answer to a batch read for its per-item results.
 const ANSWER_LIMIT: usize = 1 << 20;

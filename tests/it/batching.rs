@@ -439,6 +439,124 @@ async fn per_item_answers_finish_retry_and_dead_letter_items_keeping_key_order()
     drop(hb);
 }
 
+/// A record answered 503 per item until its attempts run out is dead-lettered alone: the
+/// records of its key behind it, answered 2xx every time but sent again only to follow
+/// it, are delivered after it on attempts of their own, not dead-lettered with its
+/// reason. And an answer per item that cannot be read (an entry missing) is never taken
+/// as every item delivered: the batch is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_item_is_dead_lettered_alone_and_an_unreadable_answer_is_sent_again() {
+    let m_sent = Arc::new(AtomicUsize::new(0));
+    let sent_m = m_sent.clone();
+    let broker = Broker::start();
+    let topic = crate::support::unique("batch-behind");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start_with_bodies(move |r| {
+        let items = batch_items(&r.body);
+        let has_m = items.iter().any(|i| i["data"]["k"] == json!("m"));
+        // The first batch carrying key m is answered with one entry too few.
+        if has_m && sent_m.fetch_add(1, Ordering::SeqCst) == 0 {
+            let short: Vec<Value> = items
+                .iter()
+                .skip(1)
+                .map(|_| json!({"status": 200}))
+                .collect();
+            return (
+                Answer::status(207),
+                Some(json!({ "results": short }).to_string()),
+            );
+        }
+        let results: Vec<Value> = items
+            .iter()
+            .map(|item| {
+                let failing = item["data"]["k"] == json!("a") && item["data"]["seq"] == json!(1);
+                json!({ "status": if failing { 503 } else { 200 } })
+            })
+            .collect();
+        // a0's batch is answered late, so a1 and the records behind it wait in their
+        // lane and set out together once it is finished.
+        let first = items.iter().any(|i| i["data"]["seq"] == json!(0));
+        let answer = Answer {
+            delay: Duration::from_millis(if first { 500 } else { 0 }),
+            ..Answer::status(207)
+        };
+        (answer, Some(json!({ "results": results }).to_string()))
+    })
+    .await;
+    let auditor = audit(&broker, &topic, 1, &rx, Some(&dlq));
+    let value = |k: &str, seq: u64| json!({"k": k, "seq": seq}).to_string();
+    let record = |k: &str, seq: u64| json!({"key": k, "value": value(k, seq)});
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[
+            record("a", 0),
+            record("a", 1),
+            record("a", 2),
+            record("b", 1),
+            record("a", 3),
+        ],
+    )
+    .await;
+    let cfg = crate::support::hookbridge::Config::new(&broker.addr())
+        .connector(
+            "orders.toml",
+            &sink(&topic, &rx.url, 100).dlq(&dlq).render(),
+        )
+        .env("SINK_WHSEC", WHSEC);
+    let mut hb = crate::support::hookbridge::Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await;
+    wait_committed(&broker, &topic, Duration::from_secs(30)).await;
+    kafka::produce(&broker.addr(), &topic, &[record("m", 1), record("m", 2)]).await;
+    wait_committed(&broker, &topic, Duration::from_secs(30)).await;
+    auditor
+        .finish()
+        .await
+        .assert_clean("a failed item and an unreadable answer");
+    let dead_values: Vec<String> = dead
+        .iter()
+        .map(|d| String::from_utf8_lossy(&d.value).into_owned())
+        .collect();
+    assert_eq!(dead_values, vec![value("a", 1)], "only a1 dead-lettered");
+    assert_eq!(
+        dead[0].header("hookbridge-dlq-status").as_deref(),
+        Some("503")
+    );
+    let again = kafka::read(&broker.addr(), &dlq, None, 3.0).await;
+    assert_eq!(again.len(), 1, "nothing else dead-lettered");
+    // a2 and a3 were taken after a1's last attempt, in order.
+    let mut last: HashMap<(String, u64), usize> = HashMap::new();
+    let mut taken = 0;
+    for r in rx.seen() {
+        for item in batch_items(&r.body) {
+            taken += 1;
+            let k = item["data"]["k"].as_str().unwrap_or_default().to_owned();
+            last.insert((k, item["data"]["seq"].as_u64().unwrap_or(0)), taken);
+        }
+    }
+    let at = |k: &str, seq: u64| last[&(k.to_owned(), seq)];
+    assert!(
+        at("a", 1) < at("a", 2) && at("a", 2) < at("a", 3),
+        "{last:?}"
+    );
+    // a1's batch carried a2 behind it: the case where a2 could share a1's fate.
+    let together = rx.seen().iter().any(|r| {
+        let items: Vec<(Value, Value)> = (batch_items(&r.body).iter())
+            .map(|i| (i["data"]["k"].clone(), i["data"]["seq"].clone()))
+            .collect();
+        items.starts_with(&[(json!("a"), json!(1)), (json!("a"), json!(2))])
+    });
+    assert!(together, "no batch carried a2 behind a1");
+    assert!(
+        m_sent.load(Ordering::SeqCst) >= 2,
+        "the batch answered with an entry missing was sent again"
+    );
+    drop(hb);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_rendering_different_urls_go_in_different_batches_through_filter_and_transform() {
     let Scenario {

@@ -163,11 +163,35 @@ fn a_batch_is_due_max_wait_after_its_first_item() {
 
 #[test]
 fn per_item_statuses_are_read_only_in_the_documented_shape() {
-    let ok = br#"{"results":[{"status":200},{"status":503,"error":"busy"}]}"#;
-    assert_eq!(item_statuses(ok, 2), Some(vec![200, 503]));
-    assert_eq!(item_statuses(ok, 3), None, "one entry per item");
-    assert_eq!(item_statuses(b"ok", 2), None);
-    assert_eq!(item_statuses(br#"{"results":[{"code":200}]}"#, 1), None);
+    let ok = br#"{"results":[{"status":200},{"status":503,"error":"busy"}],"id":1}"#;
+    assert_eq!(answer(ok, 2), BatchAnswer::PerItem(vec![200, 503]));
+    // Not an answer per item: the 2xx finishes every item.
+    for whole in [
+        &b""[..],
+        b"ok",
+        b"[1,2]",
+        br#""results""#,
+        br#"{"ok":true}"#,
+        br#"{"results":null}"#,
+        br#"{"received":2}"#,
+    ] {
+        assert_eq!(answer(whole, 2), BatchAnswer::Whole, "{whole:?}");
+    }
+    // An answer per item that cannot be read: never taken as every item delivered.
+    for bad in [
+        &br#"{"results":[{"status":200},{"status":503,"error":"busy"}]}"#[..],
+        br#"{"results":[{"status":200}]}"#,
+        br#"{"results":[{"code":200},{"status":200},{"status":200}]}"#,
+        br#"{"results":[{"status":70000},{"status":200},{"status":503}]}"#,
+        br#"{"results":[{"status":-1},{"status":200},{"status":503}]}"#,
+        br#"{"results":[{"status":"503"},{"status":200},{"status":200}]}"#,
+        br#"{"results":[{"status":null},{"status":200},{"status":200}]}"#,
+        br#"{"results":[{"status":200.0},{"status":200},{"status":503}]}"#,
+        br#"{"results":{"status":200}}"#,
+        br#" {"results":[{"status":200},{"sta"#,
+    ] {
+        assert_eq!(answer(bad, 3), BatchAnswer::Malformed, "{bad:?}");
+    }
 }
 
 #[test]
