@@ -27,6 +27,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
+use crate::egress::record::Record;
+
 /// How a batch's body is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -119,6 +121,34 @@ pub fn item(
     Ok(match rules.items {
         Items::Data => spaced.map(Bytes::from),
         Items::Envelope => Some(envelope(origin, spaced.as_deref().unwrap_or(body))),
+    })
+}
+
+/// A record's item, or why it cannot be one. `body`, the shaped body (`None`: the
+/// record's value), is taken when it is the item as it is: a transform's output moves
+/// into the batch, and a value stays in its record.
+pub fn record_item(
+    rules: &Rules,
+    record: &Record,
+    body: &mut Option<Bytes>,
+) -> Result<Item, NotJson> {
+    let id = match rules.items {
+        Items::Envelope => record.webhook_id(),
+        Items::Data => String::new(),
+    };
+    let origin = Origin {
+        webhook_id: &id,
+        topic: &record.tp.topic,
+        partition: record.tp.partition,
+        offset: record.offset,
+    };
+    let (bytes, known_json) = match body {
+        Some(b) => (&b[..], false),
+        None => (&record.value[..], record.value_is_checked_item()),
+    };
+    Ok(match item(rules, origin, bytes, known_json)? {
+        Some(made) => Item::Made(made),
+        None => body.take().map_or(Item::Value, Item::Made),
     })
 }
 

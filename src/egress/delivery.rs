@@ -58,6 +58,28 @@ pub enum Finish {
     Abandoned,
 }
 
+/// A record sent as a batch of one ([`Destination::deliver_as_the_sink_sends`]).
+struct Alone<'a> {
+    record: &'a Record,
+    item: batch::Item,
+}
+
+impl Member for Alone<'_> {
+    type Lane = ();
+
+    fn record(&self) -> &Record {
+        self.record
+    }
+
+    fn item(&self) -> &[u8] {
+        self.item.bytes(&self.record.value)
+    }
+
+    fn lane(&self) -> Option<&()> {
+        None
+    }
+}
+
 /// One record of a batch as its sender holds it, lent to [`Destination::deliver_batch`]
 /// for the batch's delivery: nothing of it is copied or counted again per attempt.
 pub trait Member {
@@ -541,6 +563,43 @@ impl Destination {
                 self.refuse(record, refused, stop.cancel).await
             }
         };
+        self.finished(finish);
+        finish
+    }
+
+    /// Delivers one record as the sink sends its records: alone, or, when the sink
+    /// batches, as a batch of that one item (the body in the batch's layout, its answer
+    /// read per item), so a receiver that takes only batches gets one. What `dlq
+    /// redrive` sends.
+    pub async fn deliver_as_the_sink_sends(&self, record: &Record, stop: Stop<'_>) -> Finish {
+        let Some(rules) = self.batch_rules() else {
+            return self.deliver(record, stop, None).await;
+        };
+        let Some(shaped) = self.shaper.shape_in_time(record, stop.cancel).await else {
+            return Finish::Abandoned;
+        };
+        let refused = match shaped {
+            Ok(Some(mut request)) => match batch::record_item(&rules, record, &mut request.body) {
+                Ok(item) => {
+                    let alone = [Alone { record, item }];
+                    request.body = Some(rebuild(&rules, alone.iter().map(Member::item)));
+                    let finishes = self
+                        .deliver_batch(&alone, request, &rules, stop, None)
+                        .await;
+                    return finishes.first().copied().unwrap_or(Finish::Abandoned);
+                }
+                Err(batch::NotJson) => Refused {
+                    reason: batch::NotJson::REASON,
+                    error: batch::NotJson::ERROR,
+                },
+            },
+            Ok(None) => {
+                self.finished(Finish::Filtered);
+                return Finish::Filtered;
+            }
+            Err(refused) => refused,
+        };
+        let finish = self.refuse(record, refused, stop.cancel).await;
         self.finished(finish);
         finish
     }

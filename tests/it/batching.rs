@@ -554,6 +554,25 @@ async fn a_failed_item_is_dead_lettered_alone_and_an_unreadable_answer_is_sent_a
         m_sent.load(Ordering::SeqCst) >= 2,
         "the batch answered with an entry missing was sent again"
     );
+
+    // `dlq redrive` sends a1 as the sink sends its records, a batch of one, and reads
+    // the answer per item: refused again, it is dead-lettered again, not redriven.
+    let before = rx.seen().len();
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders"])
+        .await;
+    assert!(ok, "{out}");
+    let redriven = rx.seen()[before..].to_vec();
+    assert!(!redriven.is_empty(), "{out}");
+    for r in &redriven {
+        assert!(r.body.starts_with(b"["), "a batch of one: {:?}", r.body);
+        let items = batch_items(&r.body);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["data"], json!({"k": "a", "seq": 1}));
+    }
+    let dead = kafka::read(&broker.addr(), &dlq, Some(2), 30.0).await;
+    assert_eq!(dead.len(), 2, "a1 dead-lettered again: {out}");
+    assert_eq!(dead[1].value, value("a", 1).as_bytes());
     drop(hb);
 }
 

@@ -407,7 +407,7 @@ impl Sender {
             cancel: &self.cancel,
             abort: &self.cancel,
         };
-        let finish = dest.deliver(record, stop, None).await;
+        let finish = dest.deliver_as_the_sink_sends(record, stop).await;
         let said = format!("{line}: {finish:?}");
         match finish {
             Finish::Delivered | Finish::Filtered | Finish::DeadLettered => Ok((finish, said)),

@@ -15,12 +15,10 @@ use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::time::Instant;
 
-use bytes::Bytes;
-
 use super::bodies::Bodies;
 use super::open_batches::{OpenBatches, Place};
 use super::{Deliveries, Dispatcher, Done, Ended, Ready};
-use crate::egress::batch::{self, Item, NotJson, Open, Origin, Rules, Valued};
+use crate::egress::batch::{self, Item, NotJson, Open, Rules, Valued};
 use crate::egress::delivery::{Finish, Member};
 use crate::egress::memory;
 use crate::egress::partition::LaneId;
@@ -201,34 +199,6 @@ impl Ready {
     }
 }
 
-/// A record's item, or why it cannot be one. `body`, the shaped body (`None`: the
-/// record's value), is taken when it is the item as it is: a transform's output moves
-/// into the batch, and a value stays in its record.
-pub(super) fn item_of(
-    rules: &Rules,
-    record: &Record,
-    body: &mut Option<Bytes>,
-) -> Result<Item, NotJson> {
-    let id = match rules.items {
-        batch::Items::Envelope => record.webhook_id(),
-        batch::Items::Data => String::new(),
-    };
-    let origin = Origin {
-        webhook_id: &id,
-        topic: &record.tp.topic,
-        partition: record.tp.partition,
-        offset: record.offset,
-    };
-    let (bytes, known_json) = match body {
-        Some(b) => (&b[..], false),
-        None => (&record.value[..], record.value_is_checked_item()),
-    };
-    Ok(match batch::item(rules, origin, bytes, known_json)? {
-        Some(made) => Item::Made(made),
-        None => body.take().map_or(Item::Value, Item::Made),
-    })
-}
-
 /// Whether two requests go to the same place with the same headers.
 fn alike(a: &Prepared<'_>, b: &Prepared<'_>) -> bool {
     a.url == b.url && a.headers == b.headers
@@ -312,7 +282,7 @@ impl Dispatcher {
             Some(Ok(Some(request))) => request,
         };
         let mut request = request;
-        let Ok(item) = item_of(&b.rules, &r.record, &mut request.body) else {
+        let Ok(item) = batch::record_item(&b.rules, &r.record, &mut request.body) else {
             let refused = Refused {
                 reason: NotJson::REASON,
                 error: NotJson::ERROR,
@@ -366,7 +336,7 @@ impl Dispatcher {
                 if !alike(&b.open.get(i).request, &next_request) {
                     break;
                 }
-                let Ok(item) = item_of(&b.rules, next, &mut next_request.body) else {
+                let Ok(item) = batch::record_item(&b.rules, next, &mut next_request.body) else {
                     break;
                 };
                 if !(b.open.get(i).items).fits(&b.rules, item.bytes(&next.value).len()) {
