@@ -47,10 +47,7 @@ impl Redact {
             None => {}
         }
         secrets.extend(sink.signing_key.iter().map(|k| k.expose().to_owned()));
-        secrets.retain(|s| s.chars().count() >= REDACT_MIN_CHARS);
-        // The longest first, so a secret inside a longer one is masked with it.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redact(secrets)
+        Redact(as_echoed(secrets))
     }
 
     /// `raw` with every secret masked, and the credentials of `authorization` (the
@@ -64,17 +61,11 @@ impl Redact {
         };
         // The attempt's credentials join the sink's, so a token cut at the excerpt's end
         // is masked as a configured secret is.
-        let mut with_sent = Redact(
-            self.0
-                .iter()
-                .cloned()
+        let with_sent = Redact(as_echoed(
+            (self.0.iter().cloned())
                 .chain(credential_forms(sent))
                 .collect(),
-        );
-        with_sent
-            .0
-            .retain(|s| s.chars().count() >= REDACT_MIN_CHARS);
-        with_sent.0.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        ));
         with_sent.bytes(&raw)
     }
 
@@ -98,6 +89,31 @@ impl Redact {
         }
         Bytes::from(mask_bearer_tokens(&out))
     }
+}
+
+/// Every form in which a destination may echo `secrets`: as they are; as a JSON string
+/// writes them (PHP's `json_encode` escapes `/` as `\/`); percent-encoded, as a query or
+/// form echoes them; a Standard Webhooks key also without its `whsec_` prefix. Too
+/// short ones dropped, the longest first, so a secret inside a longer one is masked
+/// with it.
+fn as_echoed(secrets: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(secrets.len() * 3);
+    for s in secrets {
+        if let Some(key) = s.strip_prefix("whsec_") {
+            out.push(key.to_owned());
+        }
+        let json = s
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('/', "\\/");
+        let percent: String = form_urlencoded::byte_serialize(s.as_bytes()).collect();
+        out.extend([json, percent.replace('+', "%20"), percent]);
+        out.push(s);
+    }
+    out.retain(|s| s.chars().count() >= REDACT_MIN_CHARS);
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
 }
 
 /// A credential header's value whole, and the credential after its scheme (`Bearer <t>`,
@@ -152,6 +168,34 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A secret echoed as a JSON string, percent-encoded or (a signing key) without its
+    /// prefix is masked too.
+    #[test]
+    fn secrets_are_masked_in_the_forms_a_destination_echoes_them() {
+        let r = Redact(as_echoed(
+            credential_forms("Bearer ey.J/tok+en=")
+                .chain(["whsec_MfKQ9r8GKYqrTwjU".into(), "key with/slash&amp".into()])
+                .collect(),
+        ));
+        let masked = |text: &str| {
+            String::from_utf8(r.bytes(&Bytes::from(text.to_owned())).to_vec()).unwrap()
+        };
+        for echoed in [
+            r#"{"auth":"Bearer ey.J\/tok+en="}"#,
+            "token=ey.J%2Ftok%2Ben%3D",
+            r#"{"key":"MfKQ9r8GKYqrTwjU"}"#,
+            "k=key+with%2Fslash%26amp",
+            "k=key%20with%2Fslash%26amp",
+            r#"{"k":"key with\/slash&amp"}"#,
+        ] {
+            let out = masked(echoed);
+            assert!(out.contains(REDACTED), "{echoed} -> {out}");
+            for part in ["ey.J", "MfKQ9r8G", "slash"] {
+                assert!(!out.contains(part), "{echoed} -> {out}");
+            }
+        }
+    }
 
     #[test]
     fn secrets_are_masked_whole_and_where_an_excerpt_cut_them() {

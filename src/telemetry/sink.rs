@@ -347,7 +347,8 @@ impl DeadLettered<'_> {
             outcome,
             self.response,
         );
-        tracing::warn!(connector = %t.name, id = self.id, reason = self.reason, status = ?self.status,
+        // A status as a number (or none), not as Rust prints an Option.
+        tracing::warn!(connector = %t.name, id = self.id, reason = self.reason, status = self.status.map(u64::from),
             attempts = self.attempts, dlq = self.dlq, "record dead-lettered");
         if let Some(cut) = self.cut {
             t.dlq_truncated.inc();
