@@ -286,7 +286,21 @@ impl Destination {
         // Of the records the last attempt carried, those its per-item answer did not
         // fail, sent again only because an earlier one of their lane did.
         let mut behind: Vec<usize> = Vec::new();
-        'attempts: while let Some(&lead) = pending.first() {
+        // Records split off a batch the destination found too large (413), the next to
+        // send last: each part goes once the one before it is finished.
+        let mut later: Vec<Vec<usize>> = Vec::new();
+        'attempts: loop {
+            if pending.is_empty() {
+                // Every path that empties `pending` finished its records.
+                let Some(next) = later.pop() else {
+                    break;
+                };
+                pending = next;
+                request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
+                id = batch_id(pending.iter().map(|&i| members[i].record()));
+                state = Attempts::default();
+            }
+            let lead = pending[0];
             if cancel.is_cancelled() {
                 break;
             }
@@ -348,11 +362,11 @@ impl Destination {
             };
             if outcome == Outcome::Delivered {
                 let Some(statuses) = statuses else {
-                    for &i in &pending {
+                    for i in pending.drain(..) {
                         finishes[i] = Finish::Delivered;
                     }
                     self.breaker.healthy();
-                    break;
+                    continue;
                 };
                 self.breaker.healthy();
                 let sent: Vec<Option<&M::Lane>> =
@@ -415,7 +429,7 @@ impl Destination {
                 }
                 pending = again;
                 if pending.is_empty() {
-                    break;
+                    continue;
                 }
                 request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
                 id = batch_id(pending.iter().map(|&i| members[i].record()));
@@ -441,15 +455,25 @@ impl Destination {
             }
             let (error, wait, held) = match decision.next {
                 Next::Delivered => {
-                    for &i in &pending {
+                    for i in pending.drain(..) {
                         finishes[i] = Finish::Delivered;
                     }
-                    break;
+                    continue;
                 }
                 Next::RefreshToken => {
                     if let (Some(tokens), Some(used)) = (&self.tokens, &authorization) {
                         tokens.refused(used);
                     }
+                    continue;
+                }
+                // Too large for the destination: the first half goes alone, then the rest,
+                // each split again while it is refused so (a record alone is
+                // dead-lettered).
+                Next::DeadLetter { .. } if outcome.status() == Some(413) && pending.len() > 1 => {
+                    later.push(pending.split_off(pending.len() / 2));
+                    request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
+                    id = batch_id(pending.iter().map(|&i| members[i].record()));
+                    state = Attempts::default();
                     continue;
                 }
                 Next::DeadLetter { reason, error } => {
@@ -470,8 +494,12 @@ impl Destination {
                     // of their lane: that one is in the DLQ now, so they go again, on
                     // attempts of their own, and are not dead-lettered for its failure.
                     // (Not while one of them is unfinished: they would pass it.)
-                    if kept.is_empty() || !written {
+                    if !written {
                         break;
+                    }
+                    if kept.is_empty() {
+                        pending.clear();
+                        continue;
                     }
                     pending = kept;
                     request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));

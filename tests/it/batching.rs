@@ -576,6 +576,62 @@ async fn a_failed_item_is_dead_lettered_alone_and_an_unreadable_answer_is_sent_a
     drop(hb);
 }
 
+/// A batch the destination refuses as too large (413) is split in halves, sent one after
+/// the other (split again while refused so), instead of every record being dead-lettered;
+/// a key's records keep their order across the parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_as_too_large_is_split_and_delivered_in_order() {
+    let broker = Broker::start();
+    let topic = crate::support::unique("batch-413");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // Takes at most 3 items per request.
+    let rx = Receiver::start_with_bodies(|r| {
+        let status = if batch_items(&r.body).len() > 3 {
+            413
+        } else {
+            200
+        };
+        (Answer::status(status), None)
+    })
+    .await;
+    let records = records(10, 2);
+    // Produced before the sink starts, so its first batch carries them all.
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    let auditor = audit(&broker, &topic, 1, &rx, Some(&dlq));
+    let cfg = crate::support::hookbridge::Config::new(&broker.addr())
+        .connector("orders.toml", &sink(&topic, &rx.url, 10).dlq(&dlq).render())
+        .env("SINK_WHSEC", WHSEC);
+    let mut hb = crate::support::hookbridge::Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    wait_delivered(&rx, 10, Duration::from_secs(30), "10 records delivered").await;
+    wait_committed(&broker, &topic, Duration::from_secs(30)).await;
+    auditor.finish().await.assert_clean("a batch split for 413");
+    let seen = rx.seen();
+    assert!(
+        seen.iter()
+            .any(|r| r.status == 413 && batch_items(&r.body).len() > 3),
+        "a batch was refused as too large"
+    );
+    let dead = kafka::read(&broker.addr(), &dlq, None, 3.0).await;
+    assert!(dead.is_empty(), "{} dead-lettered", dead.len());
+    // Each key's records as the receiver took them: in offset order.
+    let mut last: HashMap<String, u64> = HashMap::new();
+    for r in seen.iter().filter(|r| r.status == 200) {
+        for item in batch_items(&r.body) {
+            let k = item["data"]["k"].as_str().unwrap_or_default().to_owned();
+            let seq = item["data"]["seq"].as_u64().unwrap_or_default();
+            let before = last.insert(k.clone(), seq);
+            assert!(
+                before.is_none_or(|b| b < seq),
+                "{k}: {seq} after {before:?}"
+            );
+        }
+    }
+    drop(hb);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_rendering_different_urls_go_in_different_batches_through_filter_and_transform() {
     let Scenario {
