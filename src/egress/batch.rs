@@ -27,8 +27,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use crate::egress::record::Record;
-
 /// How a batch's body is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -121,34 +119,6 @@ pub fn item(
     Ok(match rules.items {
         Items::Data => spaced.map(Bytes::from),
         Items::Envelope => Some(envelope(origin, spaced.as_deref().unwrap_or(body))),
-    })
-}
-
-/// A record's item, or why it cannot be one. `body`, the shaped body (`None`: the
-/// record's value), is taken when it is the item as it is: a transform's output moves
-/// into the batch, and a value stays in its record.
-pub fn record_item(
-    rules: &Rules,
-    record: &Record,
-    body: &mut Option<Bytes>,
-) -> Result<Item, NotJson> {
-    let id = match rules.items {
-        Items::Envelope => record.webhook_id(),
-        Items::Data => String::new(),
-    };
-    let origin = Origin {
-        webhook_id: &id,
-        topic: &record.tp.topic,
-        partition: record.tp.partition,
-        offset: record.offset,
-    };
-    let (bytes, known_json) = match body {
-        Some(b) => (&b[..], false),
-        None => (&record.value[..], record.value_is_checked_item()),
-    };
-    Ok(match item(rules, origin, bytes, known_json)? {
-        Some(made) => Item::Made(made),
-        None => body.take().map_or(Item::Value, Item::Made),
     })
 }
 
@@ -346,41 +316,53 @@ struct ItemAnswer {
 /// What a receiver's 2xx body says about a batch's items.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchAnswer {
-    /// Not an answer per item (no body, not a JSON object, no `results`): the 2xx
-    /// finishes every item.
+    /// Not an answer per item (no body, not a JSON object, no `results` list of
+    /// statuses: a search or bulk API's own `results` too): the 2xx finishes every item.
     Whole,
     /// `{"results":[{"status":…},…]}` with exactly one entry per item, in order.
     PerItem(Vec<u16>),
-    /// A `results` member that is not one status per item (an entry missing, a status
-    /// that is not a number from 0 to 65535, …): which items the receiver took cannot be
-    /// known, so the batch is sent again, never taken as delivered.
+    /// A `results` list of statuses that is not one status per item (an entry missing,
+    /// a status that is not a number from 0 to 65535, …): which items the receiver took
+    /// cannot be known, so the batch is sent again, never taken as delivered.
     Malformed,
 }
 
+/// The UTF-8 byte order mark some servers put before a JSON body.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads a receiver's 2xx body to a batch of `items`.
 pub fn answer(body: &[u8], items: usize) -> BatchAnswer {
+    let body = body.strip_prefix(BOM).unwrap_or(body);
     let results = match serde_json::from_slice::<Answer<'_>>(body) {
         Ok(Answer {
             results: Some(results),
         }) => results,
         Ok(_) => return BatchAnswer::Whole,
-        // An object naming `results` that is not JSON (cut short by the receiver itself)
-        // may have answered per item: not read as every item delivered.
-        Err(_)
-            if body.trim_ascii_start().starts_with(b"{")
-                && body.windows(9).any(|w| w == b"\"results\"") =>
-        {
-            return BatchAnswer::Malformed
-        }
+        // Not JSON, yet an object whose results carry statuses (cut short by the
+        // receiver itself): it may have answered per item.
+        Err(_) if may_answer_per_item(body) => return BatchAnswer::Malformed,
         Err(_) => return BatchAnswer::Whole,
     };
-    if results.get() == "null" {
-        return BatchAnswer::Whole;
+    if let Ok(r) = serde_json::from_str::<Vec<ItemAnswer>>(results.get()) {
+        if r.len() == items {
+            return BatchAnswer::PerItem(r.iter().map(|a| a.status).collect());
+        }
     }
-    match serde_json::from_str::<Vec<ItemAnswer>>(results.get()) {
-        Ok(r) if r.len() == items => BatchAnswer::PerItem(r.iter().map(|a| a.status).collect()),
-        _ => BatchAnswer::Malformed,
+    // A list of objects of which one names a status: an answer per item gone wrong.
+    let entries = serde_json::from_str::<Vec<serde_json::Value>>(results.get());
+    let names_status = |e: &serde_json::Value| e.get("status").is_some();
+    match entries {
+        Ok(entries) if entries.iter().any(names_status) => BatchAnswer::Malformed,
+        _ => BatchAnswer::Whole,
     }
+}
+
+/// Whether a body that is not JSON starts as an answer per item: an object naming
+/// `results` and a `status`.
+pub fn may_answer_per_item(body: &[u8]) -> bool {
+    let body = body.strip_prefix(BOM).unwrap_or(body);
+    let has = |name: &[u8]| body.windows(name.len()).any(|w| w == name);
+    body.trim_ascii_start().starts_with(b"{") && has(b"\"results\"") && has(b"\"status\"")
 }
 
 /// What a per-item answer means for one item.

@@ -10,13 +10,13 @@ use std::time::SystemTime;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::{Bytes, BytesMut};
 
-use super::dlq;
 use super::outcome::{self, Outcome};
 use super::record::Record;
 use super::redact::Redact;
 use super::request::Prepared;
 use super::sign::Signer;
 use super::token::TokenSource;
+use super::{batch, dlq};
 use crate::connectors::sink::Credentials;
 use crate::connectors::status_policy::StatusPolicy;
 use crate::connectors::Sink;
@@ -153,16 +153,19 @@ impl Client {
                     let status = resp.status().as_u16();
                     match Box::pin(read_whole(&mut resp, answer_limit)).await {
                         Ok(answer) => answer,
-                        // A batch's answer cut off (reset, timed out) or longer than a
-                        // per-item answer can be: whether it answered per item cannot
-                        // be known, so the batch is sent again, never taken as
-                        // delivered whole.
-                        Err(start) => {
+                        // Longer than the limit and not starting as an answer per item
+                        // (an echo of the batch, the objects it created): a whole 2xx.
+                        Err(Cut::TooLong(start)) if !batch::may_answer_per_item(&start) => start,
+                        // Cut off (reset, timed out), or an answer per item too long to
+                        // read: which items the receiver took cannot be known, so the
+                        // batch is sent again, never taken as delivered whole.
+                        Err(Cut::TooLong(start) | Cut::Broken(start)) => {
                             let outcome = Outcome::Retryable {
                                 reason: CUT_ANSWER,
                                 status: Some(status),
                                 retry_after: None,
                             };
+                            let start = start.slice(..start.len().min(dlq::RESPONSE_EXCERPT));
                             return (outcome, self.mask(start, authorization));
                         }
                     }
@@ -256,9 +259,16 @@ pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
 /// The label of a batch's 2xx answer that could not be read whole.
 pub const CUT_ANSWER: &str = "cut-answer";
 
-/// A response's whole body, at most `limit` bytes; `Err` with the start of it when it is
-/// longer or its reading failed (the connection reset, the request's timeout).
-async fn read_whole(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes, Bytes> {
+/// A body not read whole, with what was read of it.
+enum Cut {
+    /// Longer than the limit: its first `limit` bytes.
+    TooLong(Bytes),
+    /// Its reading failed (the connection reset, the request's timeout).
+    Broken(Bytes),
+}
+
+/// A response's whole body, at most `limit` bytes.
+async fn read_whole(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes, Cut> {
     let mut buf = BytesMut::new();
     loop {
         match resp.chunk().await {
@@ -266,9 +276,9 @@ async fn read_whole(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes,
             Ok(Some(chunk)) if buf.len() + chunk.len() <= limit => buf.extend_from_slice(&chunk),
             Ok(Some(chunk)) => {
                 buf.extend_from_slice(&chunk[..limit - buf.len()]);
-                return Err(buf.freeze());
+                return Err(Cut::TooLong(buf.freeze()));
             }
-            Err(_) => return Err(buf.freeze()),
+            Err(_) => return Err(Cut::Broken(buf.freeze())),
         }
     }
 }
@@ -354,13 +364,15 @@ mod tests {
     /// be known), never a delivery.
     #[tokio::test]
     async fn a_batch_answer_that_cannot_be_read_whole_is_not_a_delivery() {
-        let cases: [(&'static [u8], bool); 3] = [
+        let cases: [(&'static [u8], bool); 4] = [
             (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 2\r\n\r\n{}", true),
             (
                 b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 100\r\n\r\n{\"results\":[",
                 false,
             ),
-            (b"HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n0123456789012345678901234567890123456789", false),
+            // Longer than the limit: delivered unless it starts as an answer per item.
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n0123456789012345678901234567890123456789", true),
+            (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 40\r\n\r\n{\"results\":[{\"status\":200},{\"status\":2}]}", false),
         ];
         for (answer, delivered) in cases {
             let url = raw_server(answer).await;

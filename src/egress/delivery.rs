@@ -58,6 +58,34 @@ pub enum Finish {
     Abandoned,
 }
 
+/// A record's item, or why it cannot be one. `body`, the shaped body (`None`: the
+/// record's value), is taken when it is the item as it is: a transform's output moves
+/// into the batch, and a value stays in its record.
+pub(crate) fn record_item(
+    rules: &batch::Rules,
+    record: &Record,
+    body: &mut Option<Bytes>,
+) -> Result<batch::Item, batch::NotJson> {
+    let id = match rules.items {
+        batch::Items::Envelope => record.webhook_id(),
+        batch::Items::Data => String::new(),
+    };
+    let origin = batch::Origin {
+        webhook_id: &id,
+        topic: &record.tp.topic,
+        partition: record.tp.partition,
+        offset: record.offset,
+    };
+    let (bytes, known_json) = match body {
+        Some(b) => (&b[..], false),
+        None => (&record.value[..], record.value_is_checked_item()),
+    };
+    Ok(match batch::item(rules, origin, bytes, known_json)? {
+        Some(made) => batch::Item::Made(made),
+        None => body.take().map_or(batch::Item::Value, batch::Item::Made),
+    })
+}
+
 /// A record sent as a batch of one ([`Destination::deliver_as_the_sink_sends`]).
 struct Alone<'a> {
     record: &'a Record,
@@ -373,6 +401,10 @@ impl Destination {
                     pending.iter().map(|&i| members[i].lane()).collect();
                 let mut again = Vec::new();
                 let mut retried: Option<Outcome> = None;
+                // Every dead letter written here was acknowledged: the items behind one
+                // may go on only then (a write cut short by shutdown leaves it
+                // unfinished, and they would pass it).
+                let mut written = true;
                 for (&i, item) in pending.iter().zip(batch::item_outcomes(&statuses, &sent)) {
                     let status = match item {
                         batch::ItemOutcome::Delivered => {
@@ -420,12 +452,16 @@ impl Destination {
                             finishes[i] = self
                                 .dead_letter(record, &record.webhook_id(), &dl, cancel)
                                 .await;
+                            written &= finishes[i] == Finish::DeadLettered;
                         }
                         _ => {
                             retried.get_or_insert(failed);
                             again.push(i);
                         }
                     }
+                }
+                if !written {
+                    break;
                 }
                 pending = again;
                 if pending.is_empty() {
@@ -607,7 +643,7 @@ impl Destination {
             return Finish::Abandoned;
         };
         let refused = match shaped {
-            Ok(Some(mut request)) => match batch::record_item(&rules, record, &mut request.body) {
+            Ok(Some(mut request)) => match record_item(&rules, record, &mut request.body) {
                 Ok(item) => {
                     let alone = [Alone { record, item }];
                     request.body = Some(rebuild(&rules, alone.iter().map(Member::item)));

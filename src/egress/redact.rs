@@ -61,12 +61,13 @@ impl Redact {
         };
         // The attempt's credentials join the sink's, so a token cut at the excerpt's end
         // is masked as a configured secret is.
-        let with_sent = Redact(as_echoed(
-            (self.0.iter().cloned())
-                .chain(credential_forms(sent))
-                .collect(),
-        ));
-        with_sent.bytes(&raw)
+        // (The sink's own are in their echoed forms already.)
+        let mut all: Vec<String> = (self.0.iter().cloned())
+            .chain(as_echoed(credential_forms(sent).collect()))
+            .collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all.dedup();
+        Redact(all).bytes(&raw)
     }
 
     /// `raw` with every secret masked, before it is escaped or cut for display; also the

@@ -165,7 +165,10 @@ fn a_batch_is_due_max_wait_after_its_first_item() {
 fn per_item_statuses_are_read_only_in_the_documented_shape() {
     let ok = br#"{"results":[{"status":200},{"status":503,"error":"busy"}],"id":1}"#;
     assert_eq!(answer(ok, 2), BatchAnswer::PerItem(vec![200, 503]));
-    // Not an answer per item: the 2xx finishes every item.
+    let bom = [&b"\xEF\xBB\xBF"[..], ok].concat();
+    assert_eq!(answer(&bom, 2), BatchAnswer::PerItem(vec![200, 503]));
+    // Not an answer per item: the 2xx finishes every item (a search or bulk API's own
+    // `results` included).
     for whole in [
         &b""[..],
         b"ok",
@@ -174,6 +177,11 @@ fn per_item_statuses_are_read_only_in_the_documented_shape() {
         br#"{"ok":true}"#,
         br#"{"results":null}"#,
         br#"{"received":2}"#,
+        br#"{"results":[]}"#,
+        br#"{"results":{"indexed":3}}"#,
+        br#"{"results":"ok"}"#,
+        br#"{"results":[{"id":"a"},{"id":"b"}]}"#,
+        br#"{"results":[{"id":"a"},{"id":"b"}"#,
     ] {
         assert_eq!(answer(whole, 2), BatchAnswer::Whole, "{whole:?}");
     }
@@ -187,8 +195,8 @@ fn per_item_statuses_are_read_only_in_the_documented_shape() {
         br#"{"results":[{"status":"503"},{"status":200},{"status":200}]}"#,
         br#"{"results":[{"status":null},{"status":200},{"status":200}]}"#,
         br#"{"results":[{"status":200.0},{"status":200},{"status":503}]}"#,
-        br#"{"results":{"status":200}}"#,
         br#" {"results":[{"status":200},{"sta"#,
+        b"\xEF\xBB\xBF{\"results\":[{\"status\":500},{\"status\":200},{\"status\":200}",
     ] {
         assert_eq!(answer(bad, 3), BatchAnswer::Malformed, "{bad:?}");
     }

@@ -18,8 +18,8 @@ use std::time::Instant;
 use super::bodies::Bodies;
 use super::open_batches::{OpenBatches, Place};
 use super::{Deliveries, Dispatcher, Done, Ended, Ready};
-use crate::egress::batch::{self, Item, NotJson, Open, Rules, Valued};
-use crate::egress::delivery::{Finish, Member};
+use crate::egress::batch::{Item, NotJson, Open, Rules, Valued};
+use crate::egress::delivery::{record_item, Finish, Member};
 use crate::egress::memory;
 use crate::egress::partition::LaneId;
 use crate::egress::record::{Record, TopicPartition};
@@ -282,7 +282,7 @@ impl Dispatcher {
             Some(Ok(Some(request))) => request,
         };
         let mut request = request;
-        let Ok(item) = batch::record_item(&b.rules, &r.record, &mut request.body) else {
+        let Ok(item) = record_item(&b.rules, &r.record, &mut request.body) else {
             let refused = Refused {
                 reason: NotJson::REASON,
                 error: NotJson::ERROR,
@@ -336,7 +336,7 @@ impl Dispatcher {
                 if !alike(&b.open.get(i).request, &next_request) {
                     break;
                 }
-                let Ok(item) = batch::record_item(&b.rules, next, &mut next_request.body) else {
+                let Ok(item) = record_item(&b.rules, next, &mut next_request.body) else {
                     break;
                 };
                 if !(b.open.get(i).items).fits(&b.rules, item.bytes(&next.value).len()) {

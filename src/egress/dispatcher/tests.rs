@@ -644,20 +644,20 @@ fn an_item_skips_its_check_only_when_its_body_is_the_value_checked() {
     let mut r = record(0, 1);
     r.check_item();
     assert_eq!(
-        crate::egress::batch::record_item(&rules, &r, &mut None),
+        crate::egress::delivery::record_item(&rules, &r, &mut None),
         Ok(Item::Value)
     );
     // Another body (a transform's output) is checked: trusting it would put text that is
     // not JSON into the array.
     let mut other = Some(Bytes::from_static(b"not json"));
     assert_eq!(
-        crate::egress::batch::record_item(&rules, &r, &mut other),
+        crate::egress::delivery::record_item(&rules, &r, &mut other),
         Err(NotJson)
     );
     // One that is JSON is the item as it is: moved into the batch, not copied.
     let mut json = Some(Bytes::from_static(b"[1]"));
     assert_eq!(
-        crate::egress::batch::record_item(&rules, &r, &mut json),
+        crate::egress::delivery::record_item(&rules, &r, &mut json),
         Ok(Item::Made(Bytes::from_static(b"[1]")))
     );
     assert_eq!(json, None);
