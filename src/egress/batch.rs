@@ -317,13 +317,15 @@ struct ItemAnswer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchAnswer {
     /// Not an answer per item (no body, not a JSON object, no `results` list of
-    /// statuses: a search or bulk API's own `results` too): the 2xx finishes every item.
+    /// statuses: a search or bulk API's own non-empty `results` too): the 2xx finishes
+    /// every item.
     Whole,
     /// `{"results":[{"status":…},…]}` with exactly one entry per item, in order.
     PerItem(Vec<u16>),
     /// A `results` list of statuses that is not one status per item (an entry missing,
-    /// a status that is not a number from 0 to 65535, …): which items the receiver took
-    /// cannot be known, so the batch is sent again, never taken as delivered.
+    /// a status that is not a number from 0 to 65535, …), or an empty one: which items
+    /// the receiver took cannot be known, so the batch is sent again, never taken as
+    /// delivered.
     Malformed,
 }
 
@@ -348,11 +350,13 @@ pub fn answer(body: &[u8], items: usize) -> BatchAnswer {
             return BatchAnswer::PerItem(r.iter().map(|a| a.status).collect());
         }
     }
-    // A list of objects of which one names a status: an answer per item gone wrong.
+    // A list of objects of which one names a status, or none at all for the items
+    // sent: an answer per item gone wrong.
     let entries = serde_json::from_str::<Vec<serde_json::Value>>(results.get());
     let names_status = |e: &serde_json::Value| e.get("status").is_some();
     match entries {
         Ok(entries) if entries.iter().any(names_status) => BatchAnswer::Malformed,
+        Ok(entries) if entries.is_empty() && items > 0 => BatchAnswer::Malformed,
         _ => BatchAnswer::Whole,
     }
 }
