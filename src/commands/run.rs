@@ -169,6 +169,9 @@ pub async fn run(
     }
 
     stop.cancelled().await;
+    // `/readyz` says so at once: the webhook listener stops accepting below, and the
+    // admin listener answers until the drain ends.
+    health.stopping.store(true, Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + s.shutdown.drain_timeout.0;
     // 1. The listener stops accepting; in-flight webhooks still wait for their acks.
     match tokio::time::timeout_at(deadline, http).await {

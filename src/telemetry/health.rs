@@ -18,6 +18,9 @@ pub struct Health {
     /// Sinks whose poll thread or dispatcher died (a bug): the process is stopping and
     /// must not be sent traffic meanwhile.
     pub sinks_failed: AtomicUsize,
+    /// The process is stopping (a signal, or a failure): its webhook listener no longer
+    /// accepts connections while it drains, so a load balancer must send elsewhere.
+    pub stopping: AtomicBool,
     /// Sinks of this process that have not made their consumer yet: named at start,
     /// before `/readyz` is served, because a sink counts itself unassigned only once its
     /// consumer exists, and one whose consumer cannot be made must never look ready.
@@ -62,6 +65,9 @@ impl Health {
 
     /// Why the process must not be sent traffic now, as `/readyz` says it; `None`: ready.
     pub fn unready_because(&self) -> Option<&'static str> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Some("stopping");
+        }
         if self.producer_failed.load(Ordering::Relaxed) {
             return Some("the Kafka producer failed; stopping");
         }
@@ -84,6 +90,16 @@ mod tests {
 
     /// Before a sink has made its consumer nothing counts it unassigned: it is named as
     /// starting, so `/readyz` cannot answer 200 in that moment (or ever, if it fails).
+    /// A process that is stopping is not ready, whatever else holds.
+    #[test]
+    fn a_stopping_process_is_unready() {
+        let h = Health::default();
+        h.broker_reachable.store(true, Ordering::Relaxed);
+        assert!(h.ready());
+        h.stopping.store(true, Ordering::Relaxed);
+        assert_eq!(h.unready_because(), Some("stopping"));
+    }
+
     #[test]
     fn a_sink_not_started_yet_keeps_the_process_unready() {
         let h = Health::default();

@@ -244,3 +244,50 @@ async fn sigterm_with_a_record_waiting_out_retry_after_exits_promptly_without_co
         .count();
     assert_eq!(tried_later, 1, "not sent again before its Retry-After");
 }
+
+/// From SIGTERM on, `/readyz` answers 503 "stopping" while the process drains (the
+/// webhook listener no longer accepts connections), so a load balancer sends elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_goes_down_at_sigterm_while_deliveries_drain() {
+    let broker = Broker::start();
+    let topic = unique("drain-ready");
+    broker.create_topic(&topic, 1);
+    // A delivery that takes its time, so the drain lasts.
+    let rx = Receiver::start(|_| Answer {
+        status: 200,
+        headers: vec![],
+        delay: Duration::from_secs(3),
+    })
+    .await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "a", "value": "{\"slow\":1}"})],
+    )
+    .await;
+    let mut hb = start(&broker, &topic, &rx.url, None).await;
+    rx.wait_for(Duration::from_secs(20), "the delivery under way", |s| {
+        !s.is_empty()
+    })
+    .await;
+    let readyz = hb.admin_url("/readyz");
+    let answer = reqwest::get(&readyz).await.expect("readyz");
+    assert_eq!(answer.status(), 200, "ready before the signal");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &hb.pid().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let said = loop {
+        let answer = reqwest::get(&readyz)
+            .await
+            .expect("the admin listener answers while draining");
+        if answer.status() == 503 {
+            break answer.text().await.unwrap_or_default();
+        }
+        assert!(Instant::now() < deadline, "still ready after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(said.contains("stopping"), "{said}");
+    let status = hb.terminate(Duration::from_secs(40)).await;
+    assert!(status.success(), "exit status {status}");
+}
