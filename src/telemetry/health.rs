@@ -65,17 +65,17 @@ impl Health {
 
     /// Why the process must not be sent traffic now, as `/readyz` says it; `None`: ready.
     pub fn unready_because(&self) -> Option<&'static str> {
-        if self.stopping.load(Ordering::Relaxed) {
-            return Some("stopping");
-        }
         if self.producer_failed.load(Ordering::Relaxed) {
             return Some("the Kafka producer failed; stopping");
         }
-        if !self.broker_reachable.load(Ordering::Relaxed) {
-            return Some("broker unreachable");
-        }
         if self.sinks_failed.load(Ordering::Relaxed) > 0 {
             return Some("a sink failed; stopping");
+        }
+        if self.stopping.load(Ordering::Relaxed) {
+            return Some("stopping");
+        }
+        if !self.broker_reachable.load(Ordering::Relaxed) {
+            return Some("broker unreachable");
         }
         if self.sinks_are_starting() || self.sinks_unassigned.load(Ordering::Relaxed) > 0 {
             return Some("waiting for partition assignment");
