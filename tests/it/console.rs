@@ -826,10 +826,21 @@ async fn a_console_replay_rewinds_the_running_sink_and_it_delivers_again() {
         .dry_run_saying("3 record(s) would be delivered again")
         .await;
     assert!(dry.contains("Apply the replay"), "{dry}");
+    // The form applies the time the dry run showed, not "1h" again from a later now.
+    let marker = "type=\"hidden\" name=\"from\" value=\"";
+    let at = dry
+        .find(marker)
+        .map(|i| i + marker.len())
+        .expect("a from field");
+    let from = &dry[at..at + dry[at..].find('"').unwrap_or(0)];
+    assert!(
+        humantime::parse_rfc3339(from).is_ok(),
+        "the dry run's time, as RFC 3339: {from:?}"
+    );
     let (status, body) = c
         .post(
             "/console/sinks/orders/replay",
-            &[("csrf", &csrf(&dry)), ("from", "1h")],
+            &[("csrf", &csrf(&dry)), ("from", from)],
         )
         .await;
     assert_eq!(status, 200, "{body}");

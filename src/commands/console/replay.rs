@@ -89,7 +89,9 @@ pub(super) async fn replay_page(
             "<form method=\"post\" data-confirm=\"Move the group back and deliver these records again? This process stops the sink for the moment of the replay.\">{}<input type=\"hidden\" name=\"from\" value=\"{}\"><button class=\"action\">Apply the replay</button></form>\
 <p class=\"note\">Applying stops this process's run of the sink (in-flight deliveries finish, the watermark is committed, it leaves the group), moves the group back exactly as <code>hookbridge replay</code> does, and starts the sink again from there. It is refused, and nothing moves, while other processes run the sink: stop them first.</p>",
             html::csrf_field(&s.csrf),
-            esc(&from_text)
+            // The time the dry run resolved, not `2h` again: applied a minute later, a
+            // duration would move the group to another time than the one shown.
+            esc(&humantime::format_rfc3339_millis(from).to_string())
         );
     }
     ok_page(&c, &s, &title, &body)
