@@ -146,27 +146,30 @@ impl Client {
                 // Boxed: a body is read only for a failure or once per batch (its
                 // answer), and every delivery's future would otherwise hold its space.
                 let excerpt = if outcome != Outcome::Delivered {
-                    let answer = Box::pin(read_up_to(&mut resp, dlq::RESPONSE_EXCERPT)).await;
+                    let answer = Box::pin(read_up_to(&mut resp, KEEP_READ)).await;
                     // Kept in the dead letter and the console's recent failures.
-                    self.mask(answer, authorization)
+                    self.keep(answer, authorization)
                 } else if answer_limit > 0 {
                     let status = resp.status().as_u16();
                     match Box::pin(read_whole(&mut resp, answer_limit)).await {
                         Ok(answer) => answer,
-                        // Longer than the limit and not starting as an answer per item
-                        // (an echo of the batch, the objects it created): a whole 2xx.
-                        Err(Cut::TooLong(start)) if !batch::may_answer_per_item(&start) => start,
+                        // Longer than the limit, naming no `results` anywhere and not
+                        // starting as an answer per item (an echo of the batch, the
+                        // objects it created): a whole 2xx.
+                        Err(Cut::TooLong {
+                            start,
+                            names_results: false,
+                        }) if !batch::may_answer_per_item(&start) => start,
                         // Cut off (reset, timed out), or an answer per item too long to
                         // read: which items the receiver took cannot be known, so the
                         // batch is sent again, never taken as delivered whole.
-                        Err(Cut::TooLong(start) | Cut::Broken(start)) => {
+                        Err(Cut::TooLong { start, .. } | Cut::Broken(start)) => {
                             let outcome = Outcome::Retryable {
                                 reason: CUT_ANSWER,
                                 status: Some(status),
                                 retry_after: None,
                             };
-                            let start = start.slice(..start.len().min(dlq::RESPONSE_EXCERPT));
-                            return (outcome, self.mask(start, authorization));
+                            return (outcome, self.keep(start, authorization));
                         }
                     }
                 } else {
@@ -177,10 +180,12 @@ impl Client {
         }
     }
 
-    /// A destination's answer with the sink's credentials and those of the attempt
-    /// (`authorization`) masked, before it is kept.
-    pub fn mask(&self, answer: Bytes, authorization: Option<&HeaderValue>) -> Bytes {
-        self.redact.answer(answer, authorization)
+    /// The excerpt of a destination's answer that is kept (the dead letter's, the
+    /// recent failures'), with the sink's credentials and those of the attempt
+    /// (`authorization`) masked: masked over more than is kept, then cut, so a secret
+    /// the excerpt's end would cut is masked whole, not left with its first characters.
+    pub fn keep(&self, answer: Bytes, authorization: Option<&HeaderValue>) -> Bytes {
+        (self.redact).excerpt(answer, authorization, dlq::RESPONSE_EXCERPT)
     }
 
     /// A body sent as the record holds it is still encoded as the webhook's was: the
@@ -256,31 +261,62 @@ pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// How much of a failed answer is read to keep its excerpt (see [`Redact::excerpt`]).
+const KEEP_READ: usize = dlq::RESPONSE_EXCERPT + super::redact::MASK_PAST;
+
 /// The label of a batch's 2xx answer that could not be read whole.
 pub const CUT_ANSWER: &str = "cut-answer";
 
 /// A body not read whole, with what was read of it.
 enum Cut {
-    /// Longer than the limit: its first `limit` bytes.
-    TooLong(Bytes),
+    /// Longer than the limit: its first `limit` bytes, and whether `"results"` is
+    /// anywhere in it (read to its end without being kept: a serializer that sorts
+    /// keys puts `results` after a long echo).
+    TooLong { start: Bytes, names_results: bool },
     /// Its reading failed (the connection reset, the request's timeout).
     Broken(Bytes),
 }
 
 /// A response's whole body, at most `limit` bytes.
 async fn read_whole(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes, Cut> {
+    const RESULTS: &[u8] = b"\"results\"";
     let mut buf = BytesMut::new();
     loop {
         match resp.chunk().await {
             Ok(None) => return Ok(buf.freeze()),
             Ok(Some(chunk)) if buf.len() + chunk.len() <= limit => buf.extend_from_slice(&chunk),
             Ok(Some(chunk)) => {
-                buf.extend_from_slice(&chunk[..limit - buf.len()]);
-                return Err(Cut::TooLong(buf.freeze()));
+                let room = limit - buf.len();
+                buf.extend_from_slice(&chunk[..room]);
+                let start = buf.freeze();
+                // The rest is scanned, keeping only the bytes a name could span.
+                let mut tail = start[start.len().saturating_sub(RESULTS.len())..].to_vec();
+                tail.extend_from_slice(&chunk[room..]);
+                let mut names_results = contains(&start, RESULTS) || contains(&tail, RESULTS);
+                loop {
+                    let keep = tail.len().saturating_sub(RESULTS.len());
+                    tail.drain(..keep);
+                    match resp.chunk().await {
+                        Ok(None) => break,
+                        Ok(Some(more)) => {
+                            tail.extend_from_slice(&more);
+                            names_results |= contains(&tail, RESULTS);
+                        }
+                        Err(_) => return Err(Cut::Broken(start)),
+                    }
+                }
+                return Err(Cut::TooLong {
+                    start,
+                    names_results,
+                });
             }
             Err(_) => return Err(Cut::Broken(buf.freeze())),
         }
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Up to `limit` bytes of a response's body.
@@ -364,7 +400,7 @@ mod tests {
     /// be known), never a delivery.
     #[tokio::test]
     async fn a_batch_answer_that_cannot_be_read_whole_is_not_a_delivery() {
-        let cases: [(&'static [u8], bool); 4] = [
+        let cases: [(&'static [u8], bool); 5] = [
             (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 2\r\n\r\n{}", true),
             (
                 b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 100\r\n\r\n{\"results\":[",
@@ -373,6 +409,8 @@ mod tests {
             // Longer than the limit: delivered unless it starts as an answer per item.
             (b"HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n0123456789012345678901234567890123456789", true),
             (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 40\r\n\r\n{\"results\":[{\"status\":200},{\"status\":2}]}", false),
+            // `results` only past the limit (keys sorted after a long echo).
+            (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 60\r\n\r\n{\"items\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"results\":[{\"status\":500}]}", false),
         ];
         for (answer, delivered) in cases {
             let url = raw_server(answer).await;

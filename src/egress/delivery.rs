@@ -371,22 +371,21 @@ impl Destination {
                 }
             };
             // Only an excerpt outlives the attempt: a receiver's large answer is not held
-            // through the backoff, nor carried into dead letters.
-            let response = if response.len() > super::dlq::RESPONSE_EXCERPT {
+            // through the backoff, nor carried into dead letters. A 2xx answer was read
+            // unmasked for its per-item statuses; kept for an item that failed (its dead
+            // letter, the recent failures) or as unreadable, it is masked as a failed
+            // answer is.
+            let item_failed = |s: &Vec<u16>| s.iter().any(|st| !(200..300).contains(st));
+            let masked = match &statuses {
+                Some(s) => outcome == Outcome::Delivered && item_failed(s),
+                None => malformed,
+            };
+            let response = if masked {
+                self.client.keep(response, authorization.as_ref())
+            } else if response.len() > super::dlq::RESPONSE_EXCERPT {
                 Bytes::copy_from_slice(&response[..super::dlq::RESPONSE_EXCERPT])
             } else {
                 response
-            };
-            // A 2xx answer was read unmasked for its per-item statuses; kept for an item
-            // that failed (its dead letter, the recent failures), it is masked as a failed
-            // answer is.
-            let item_failed = |s: &Vec<u16>| s.iter().any(|st| !(200..300).contains(st));
-            let response = match &statuses {
-                Some(s) if outcome == Outcome::Delivered && item_failed(s) => {
-                    self.client.mask(response, authorization.as_ref())
-                }
-                None if malformed => self.client.mask(response, authorization.as_ref()),
-                _ => response,
             };
             if outcome == Outcome::Delivered {
                 let Some(statuses) = statuses else {
@@ -504,8 +503,11 @@ impl Destination {
                 }
                 // Too large for the destination: the first half goes alone, then the rest,
                 // each split again while it is refused so (a record alone is
-                // dead-lettered).
-                Next::DeadLetter { .. } if outcome.status() == Some(413) && pending.len() > 1 => {
+                // dead-lettered, or held without a DLQ).
+                Next::DeadLetter { .. } | Next::Hold { .. }
+                    if matches!(outcome, Outcome::Permanent { status: 413, .. })
+                        && pending.len() > 1 =>
+                {
                     later.push(pending.split_off(pending.len() / 2));
                     request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
                     id = batch_id(pending.iter().map(|&i| members[i].record()));
@@ -524,7 +526,12 @@ impl Destination {
                         finishes[i] = self
                             .dead_letter(record, &record.webhook_id(), &dl, cancel)
                             .await;
-                        written &= finishes[i] == Finish::DeadLettered;
+                        // One cut short stays unfinished, and so do those after it: a
+                        // later record of its key dead-lettered would pass it.
+                        if finishes[i] != Finish::DeadLettered {
+                            written = false;
+                            break;
+                        }
                     }
                     // Those the receiver took, sent again only to follow a failed one
                     // of their lane: that one is in the DLQ now, so they go again, on

@@ -16,6 +16,10 @@ pub(crate) struct Redact(Vec<String>);
 /// What a masked secret shows as.
 const REDACTED: &str = "[redacted]";
 
+/// How far past a kept excerpt its answer is masked: room for the longest secret that
+/// may start inside it (a JWT is a few KiB).
+pub(crate) const MASK_PAST: usize = 4096;
+
 /// Secrets shorter than this are not masked: masking them would blank common words.
 const REDACT_MIN_CHARS: usize = 6;
 
@@ -68,6 +72,20 @@ impl Redact {
         all.sort_by_key(|s| std::cmp::Reverse(s.len()));
         all.dedup();
         Redact(all).bytes(&raw)
+    }
+
+    /// The first `keep` bytes of `answer` as kept, masked as [`Redact::answer`] does:
+    /// over [`MASK_PAST`] bytes more than is kept, then cut, so a secret the cut would
+    /// split is masked whole, not left with its first characters.
+    pub(crate) fn excerpt(
+        &self,
+        answer: Bytes,
+        authorization: Option<&HeaderValue>,
+        keep: usize,
+    ) -> Bytes {
+        let read = answer.slice(..answer.len().min(keep.saturating_add(MASK_PAST)));
+        let masked = self.answer(read, authorization);
+        masked.slice(..masked.len().min(keep))
     }
 
     /// `raw` with every secret masked, before it is escaped or cut for display; also the
@@ -195,6 +213,20 @@ mod tests {
             for part in ["ey.J", "MfKQ9r8G", "slash"] {
                 assert!(!out.contains(part), "{echoed} -> {out}");
             }
+        }
+    }
+
+    /// A secret that the excerpt's end would cut leaves none of its characters, however
+    /// few of them fall inside.
+    #[test]
+    fn an_excerpt_is_masked_before_it_is_cut() {
+        let r = Redact(as_echoed(vec!["sEcReT-vAlUe-42".into()]));
+        for inside in 1..15 {
+            let text = format!("{}sEcReT-vAlUe-42 and more", "x".repeat(100 - inside));
+            let kept = r.excerpt(Bytes::from(text), None, 100);
+            let kept = String::from_utf8_lossy(&kept);
+            assert!(!kept.contains("sE"), "{inside}: {kept}");
+            assert!(kept.len() <= 100);
         }
     }
 

@@ -91,7 +91,9 @@ pub(super) async fn replay_page(
             html::csrf_field(&s.csrf),
             // The time the dry run resolved, not `2h` again: applied a minute later, a
             // duration would move the group to another time than the one shown.
-            esc(&humantime::format_rfc3339_millis(from).to_string())
+            // (Through the millisecond the dry run looked up, which also keeps a time
+            // before 1970 printable: the format refuses one.)
+            esc(&humantime::format_rfc3339_millis(crate::clock::at_millis(crate::clock::millis_of(from))).to_string())
         );
     }
     ok_page(&c, &s, &title, &body)
