@@ -369,6 +369,72 @@ pub fn may_answer_per_item(body: &[u8]) -> bool {
     body.trim_ascii_start().starts_with(b"{") && has(b"\"results\"") && has(b"\"status\"")
 }
 
+/// Whether a JSON body names `results` as a member of its top-level object, read in
+/// pieces as it streams (an answer too long to keep is scanned to its end): strings
+/// and nesting are followed, so an echoed item's own `results` does not count.
+#[derive(Debug, Default)]
+pub struct TopLevelResults {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// The string being read, while it is at the top level and could be the name.
+    name: Vec<u8>,
+    could_be: bool,
+    /// A top-level string equal to `results` just ended: a `:` makes it the name.
+    named: bool,
+    found: bool,
+}
+
+impl TopLevelResults {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        const NAME: &[u8] = b"results";
+        for &b in bytes {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    self.could_be = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                    self.named = self.could_be && self.name == NAME;
+                } else if self.could_be && self.name.len() < NAME.len() {
+                    self.name.push(b);
+                } else {
+                    self.could_be = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => {
+                    self.in_string = true;
+                    self.could_be = self.depth == 1;
+                    self.name.clear();
+                    self.named = false;
+                }
+                b'{' | b'[' => {
+                    self.depth = self.depth.saturating_add(1);
+                    self.named = false;
+                }
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    self.named = false;
+                }
+                b':' => {
+                    self.found |= self.named;
+                    self.named = false;
+                }
+                b' ' | b'\t' | b'\n' | b'\r' => {}
+                _ => self.named = false,
+            }
+        }
+    }
+
+    pub fn found(&self) -> bool {
+        self.found
+    }
+}
+
 /// What a per-item answer means for one item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemOutcome {

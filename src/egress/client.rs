@@ -269,17 +269,16 @@ pub const CUT_ANSWER: &str = "cut-answer";
 
 /// A body not read whole, with what was read of it.
 enum Cut {
-    /// Longer than the limit: its first `limit` bytes, and whether `"results"` is
-    /// anywhere in it (read to its end without being kept: a serializer that sorts
-    /// keys puts `results` after a long echo).
+    /// Longer than the limit: its first `limit` bytes, and whether its top-level object
+    /// names `results` (read on without being kept, to its end or until its reading
+    /// failed: a serializer that sorts keys puts `results` after a long echo).
     TooLong { start: Bytes, names_results: bool },
-    /// Its reading failed (the connection reset, the request's timeout).
+    /// Its reading failed (the connection reset, the request's timeout) before the limit.
     Broken(Bytes),
 }
 
 /// A response's whole body, at most `limit` bytes.
 async fn read_whole(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes, Cut> {
-    const RESULTS: &[u8] = b"\"results\"";
     let mut buf = BytesMut::new();
     loop {
         match resp.chunk().await {
@@ -289,34 +288,24 @@ async fn read_whole(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes,
                 let room = limit - buf.len();
                 buf.extend_from_slice(&chunk[..room]);
                 let start = buf.freeze();
-                // The rest is scanned, keeping only the bytes a name could span.
-                let mut tail = start[start.len().saturating_sub(RESULTS.len())..].to_vec();
-                tail.extend_from_slice(&chunk[room..]);
-                let mut names_results = contains(&start, RESULTS) || contains(&tail, RESULTS);
-                loop {
-                    let keep = tail.len().saturating_sub(RESULTS.len());
-                    tail.drain(..keep);
+                let mut scan = batch::TopLevelResults::default();
+                scan.feed(&start);
+                scan.feed(&chunk[room..]);
+                // An answer that never ends is read until the request's timeout.
+                while !scan.found() {
                     match resp.chunk().await {
-                        Ok(None) => break,
-                        Ok(Some(more)) => {
-                            tail.extend_from_slice(&more);
-                            names_results |= contains(&tail, RESULTS);
-                        }
-                        Err(_) => return Err(Cut::Broken(start)),
+                        Ok(Some(more)) => scan.feed(&more),
+                        Ok(None) | Err(_) => break,
                     }
                 }
                 return Err(Cut::TooLong {
                     start,
-                    names_results,
+                    names_results: scan.found(),
                 });
             }
             Err(_) => return Err(Cut::Broken(buf.freeze())),
         }
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Up to `limit` bytes of a response's body.
@@ -400,7 +389,7 @@ mod tests {
     /// be known), never a delivery.
     #[tokio::test]
     async fn a_batch_answer_that_cannot_be_read_whole_is_not_a_delivery() {
-        let cases: [(&'static [u8], bool); 5] = [
+        let cases: [(&'static [u8], bool); 6] = [
             (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 2\r\n\r\n{}", true),
             (
                 b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 100\r\n\r\n{\"results\":[",
@@ -409,6 +398,8 @@ mod tests {
             // Longer than the limit: delivered unless it starts as an answer per item.
             (b"HTTP/1.1 200 OK\r\ncontent-length: 40\r\n\r\n0123456789012345678901234567890123456789", true),
             (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 40\r\n\r\n{\"results\":[{\"status\":200},{\"status\":2}]}", false),
+            // An echo past the limit whose items have results of their own: whole.
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 52\r\n\r\n{\"items\":[{\"x\":\"xxxxxxxxxxxxxxxxxxxxxx\",\"results\":1}]}", true),
             // `results` only past the limit (keys sorted after a long echo).
             (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 60\r\n\r\n{\"items\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"results\":[{\"status\":500}]}", false),
         ];

@@ -505,8 +505,7 @@ impl Destination {
                 // each split again while it is refused so (a record alone is
                 // dead-lettered, or held without a DLQ).
                 Next::DeadLetter { .. } | Next::Hold { .. }
-                    if matches!(outcome, Outcome::Permanent { status: 413, .. })
-                        && pending.len() > 1 =>
+                    if outcome.status() == Some(413) && pending.len() > 1 =>
                 {
                     later.push(pending.split_off(pending.len() / 2));
                     request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));

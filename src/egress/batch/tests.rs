@@ -352,3 +352,28 @@ fn a_batch_of_one_record_holds_room_for_few() {
     let (_, items) = open.seal(&r);
     assert!(items.capacity() <= 4, "{}", items.capacity());
 }
+
+/// Only a member of the top-level object counts, however the body is cut into pieces.
+#[test]
+fn a_results_member_is_found_at_the_top_level_only() {
+    let cases: [(&[u8], bool); 8] = [
+        (br#"{"items":"xx","results":[{"status":500}]}"#, true),
+        (br#"{ "results" : []}"#, true),
+        (br#"{"items":[{"results":1}],"n":2}"#, false),
+        (br#"{"items":"\"results\":","n":2}"#, false),
+        (br#"{"a":"results","b":1}"#, false),
+        (br#"["results"]"#, false),
+        (br#"{"res\u0075lts":1}"#, false),
+        (br#"{"resultsx":1,"xresults":2}"#, false),
+    ];
+    for (body, found) in cases {
+        for piece in 1..=body.len() {
+            let mut scan = TopLevelResults::default();
+            for part in body.chunks(piece) {
+                scan.feed(part);
+            }
+            let text = String::from_utf8_lossy(body);
+            assert_eq!(scan.found(), found, "{text} in pieces of {piece}");
+        }
+    }
+}
