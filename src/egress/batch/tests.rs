@@ -377,3 +377,15 @@ fn a_results_member_is_found_at_the_top_level_only() {
         }
     }
 }
+
+/// A long top-level string is not kept: the scan holds at most the name's length,
+/// whatever a receiver streams.
+#[test]
+fn the_results_scan_keeps_no_more_than_the_name() {
+    let mut scan = TopLevelResults::default();
+    scan.feed(b"{\"");
+    scan.feed(&[b'r'; 10_000]);
+    assert!(scan.name.len() <= b"results".len(), "{}", scan.name.len());
+    scan.feed(b"\":1}");
+    assert!(!scan.found());
+}
