@@ -356,7 +356,7 @@ pub fn answer(body: &[u8], items: usize) -> BatchAnswer {
     let names_status = |e: &serde_json::Value| e.get("status").is_some();
     match entries {
         Ok(entries) if entries.iter().any(names_status) => BatchAnswer::Malformed,
-        Ok(entries) if entries.is_empty() && items > 0 => BatchAnswer::Malformed,
+        Ok(entries) if entries.is_empty() => BatchAnswer::Malformed,
         _ => BatchAnswer::Whole,
     }
 }

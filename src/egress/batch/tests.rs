@@ -356,8 +356,9 @@ fn a_batch_of_one_record_holds_room_for_few() {
 /// Only a member of the top-level object counts, however the body is cut into pieces.
 #[test]
 fn a_results_member_is_found_at_the_top_level_only() {
-    let cases: [(&[u8], bool); 8] = [
+    let cases: [(&[u8], bool); 9] = [
         (br#"{"items":"xx","results":[{"status":500}]}"#, true),
+        (br#"{"items":[{"x":{"y":1}}],"results":[]}"#, true),
         (br#"{ "results" : []}"#, true),
         (br#"{"items":[{"results":1}],"n":2}"#, false),
         (br#"{"items":"\"results\":","n":2}"#, false),
