@@ -324,8 +324,7 @@ impl Destination {
                     break;
                 };
                 pending = next;
-                request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
-                id = batch_id(pending.iter().map(|&i| members[i].record()));
+                (request.body, id) = carried(rules, members, &pending);
                 state = Attempts::default();
             }
             let lead = pending[0];
@@ -466,8 +465,7 @@ impl Destination {
                 if pending.is_empty() {
                     continue;
                 }
-                request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
-                id = batch_id(pending.iter().map(|&i| members[i].record()));
+                (request.body, id) = carried(rules, members, &pending);
                 match retried {
                     Some(failed) => outcome = failed,
                     // Only items behind a dead-lettered one: they go again at once, on
@@ -508,8 +506,7 @@ impl Destination {
                     if outcome.status() == Some(413) && pending.len() > 1 =>
                 {
                     later.push(pending.split_off(pending.len() / 2));
-                    request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
-                    id = batch_id(pending.iter().map(|&i| members[i].record()));
+                    (request.body, id) = carried(rules, members, &pending);
                     state = Attempts::default();
                     continue;
                 }
@@ -544,8 +541,7 @@ impl Destination {
                         continue;
                     }
                     pending = kept;
-                    request.body = Some(rebuild(rules, pending.iter().map(|&i| members[i].item())));
-                    id = batch_id(pending.iter().map(|&i| members[i].record()));
+                    (request.body, id) = carried(rules, members, &pending);
                     state = Attempts::default();
                     continue;
                 }
@@ -658,10 +654,7 @@ impl Destination {
                         .await;
                     return finishes.first().copied().unwrap_or(Finish::Abandoned);
                 }
-                Err(batch::NotJson) => Refused {
-                    reason: batch::NotJson::REASON,
-                    error: batch::NotJson::ERROR,
-                },
+                Err(not_json) => not_json.into(),
             },
             Ok(None) => {
                 self.finished(Finish::Filtered);
@@ -971,6 +964,19 @@ fn attempted(outcome: &Outcome, turn: Turn, took: Duration, token: bool) -> Atte
         took,
         token,
     }
+}
+
+/// The body and webhook id of a request carrying `pending` of a batch's `members`.
+fn carried<M: Member>(
+    rules: &batch::Rules,
+    members: &[M],
+    pending: &[usize],
+) -> (Option<Bytes>, String) {
+    let body = rebuild(rules, pending.iter().map(|&i| members[i].item()));
+    (
+        Some(body),
+        batch_id(pending.iter().map(|&i| members[i].record())),
+    )
 }
 
 /// The label of a batch's 2xx answer whose `results` are not one status per item.

@@ -86,6 +86,16 @@ pub struct Refused {
     pub error: &'static str,
 }
 
+impl From<crate::egress::batch::NotJson> for Refused {
+    /// What a record that cannot be a batch item is dead-lettered with.
+    fn from(_: crate::egress::batch::NotJson) -> Self {
+        Refused {
+            reason: crate::egress::batch::NotJson::REASON,
+            error: crate::egress::batch::NotJson::ERROR,
+        }
+    }
+}
+
 impl Shaper {
     /// The sink's rules, its programs evaluated in worker processes of this binary.
     pub fn new(sink: &Sink, telemetry: Arc<SinkTelemetry>) -> Self {

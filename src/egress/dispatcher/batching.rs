@@ -18,7 +18,7 @@ use std::time::Instant;
 use super::bodies::Bodies;
 use super::open_batches::{OpenBatches, Place};
 use super::{Deliveries, Dispatcher, Done, Ended, Ready};
-use crate::egress::batch::{Item, NotJson, Open, Rules, Valued};
+use crate::egress::batch::{Item, Open, Rules, Valued};
 use crate::egress::delivery::{record_item, Finish, Member};
 use crate::egress::memory;
 use crate::egress::partition::LaneId;
@@ -282,12 +282,9 @@ impl Dispatcher {
             Some(Ok(Some(request))) => request,
         };
         let mut request = request;
-        let Ok(item) = record_item(&b.rules, &r.record, &mut request.body) else {
-            let refused = Refused {
-                reason: NotJson::REASON,
-                error: NotJson::ERROR,
-            };
-            return self.settle(r, Err(refused), deliveries);
+        let item = match record_item(&b.rules, &r.record, &mut request.body) {
+            Ok(item) => item,
+            Err(not_json) => return self.settle(r, Err(not_json.into()), deliveries),
         };
         let place = b.place(&r.tp, r.generation, &request);
         let joins = |o: &OpenBatch| {
