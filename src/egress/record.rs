@@ -62,14 +62,18 @@ impl Record {
     /// `msg` is a live message without an error, not destroyed during the call.
     pub unsafe fn from_raw(msg: *mut rdsys::rd_kafka_message_t, topic: Topic) -> (Self, usize) {
         let m = &*msg;
-        let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
-        // librdkafka only writes the headers pointer (owned by the message) into `hdrs`.
-        let err = rdsys::rd_kafka_message_headers(msg, &mut hdrs);
-        let (headers, lossy) = if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            // `hdrs` belongs to `msg`, which outlives this call.
-            read_headers(hdrs)
-        } else {
+        let (headers, lossy) = if unparsed::has_no_headers(msg) {
             (Vec::new(), 0)
+        } else {
+            let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+            // librdkafka only writes the headers pointer (owned by the message) into `hdrs`.
+            let err = rdsys::rd_kafka_message_headers(msg, &mut hdrs);
+            if err == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                // `hdrs` belongs to `msg`, which outlives this call.
+                read_headers(hdrs)
+            } else {
+                (Vec::new(), 0)
+            }
         };
         let bytes = |ptr: *mut std::ffi::c_void, len: usize| {
             (!ptr.is_null())
@@ -182,6 +186,7 @@ unsafe fn read_headers(hdrs: *const rdsys::rd_kafka_headers_t) -> (Vec<(String, 
 }
 
 mod topic;
+pub mod unparsed;
 
 #[cfg(test)]
 mod tests {

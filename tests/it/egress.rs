@@ -986,3 +986,99 @@ async fn sigterm_with_the_broker_unresponsive_exits_1_soon_after_the_deadline() 
         hb.logs()
     );
 }
+
+/// Records without headers are told apart from records with them by reading librdkafka's
+/// message struct (`egress::record::unparsed`): on the librdkafka this build links, that
+/// read agrees with the public API for a record without headers, one produced with an
+/// empty header list, and ones with headers (a null value among them), which keep them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_without_headers_are_recognised_and_headers_are_kept() {
+    use hookbridge::egress::record::{unparsed, Record, Topic};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let broker = Broker::start();
+    let topic = unique("headers");
+    broker.create_topic(&topic, 1);
+    let brokers = broker.addr();
+    let t = topic.clone();
+    tokio::task::spawn_blocking(move || {
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("acks", "all")
+            .create()
+            .expect("test producer");
+        let with = || {
+            OwnedHeaders::new()
+                .insert(Header {
+                    key: "a",
+                    value: Some("1"),
+                })
+                .insert(Header::<&str> {
+                    key: "b",
+                    value: None,
+                })
+        };
+        let records = [
+            BaseRecord::<(), str>::to(&t).payload("none"),
+            BaseRecord::to(&t)
+                .payload("empty")
+                .headers(OwnedHeaders::new()),
+            BaseRecord::to(&t).payload("with").headers(with()),
+            BaseRecord::to(&t).payload("none-again"),
+            BaseRecord::to(&t).payload("with-again").headers(with()),
+        ];
+        for record in records {
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("g-{t}"))
+            .create()
+            .expect("test consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&t, 0, Offset::Beginning)
+            .expect("tpl");
+        consumer.assign(&tpl).expect("assign");
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while seen.len() < 5 && std::time::Instant::now() < deadline {
+            let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let msg = msg.expect("message");
+            // SAFETY: `msg` is a live consumer message without an error.
+            let none = unsafe { unparsed::has_no_headers(msg.ptr()) };
+            let (record, _) = Record::from_message(&msg, Topic::new(&t));
+            let headers: Vec<(String, Vec<u8>)> = (record.headers.iter())
+                .map(|(k, v)| (k.clone(), v.to_vec()))
+                .collect();
+            seen.push((
+                String::from_utf8_lossy(&record.value).into_owned(),
+                none,
+                headers,
+            ));
+        }
+        let with = vec![
+            ("a".to_owned(), b"1".to_vec()),
+            ("b".to_owned(), Vec::new()),
+        ];
+        assert_eq!(
+            seen,
+            vec![
+                ("none".to_owned(), true, vec![]),
+                ("empty".to_owned(), true, vec![]),
+                ("with".to_owned(), false, with.clone()),
+                ("none-again".to_owned(), true, vec![]),
+                ("with-again".to_owned(), false, with),
+            ]
+        );
+        assert!(unparsed::trusted(), "no sampled record disagreed");
+    })
+    .await
+    .expect("consume");
+}
