@@ -7,19 +7,24 @@
 //! the unparsed section on its message struct (`rd_kafka_msg_t`, private to it), so
 //! this reads it there — only on the librdkafka release whose layout [`MsgPrefix`]
 //! mirrors (the one rdkafka-sys builds and links), and while the samples below agree:
-//! every [`SAMPLE_EVERY`]th record is also asked the public way, and one disagreement
-//! turns this off for the process's life (logged). Anything but "a header section
+//! a poll thread's first [`SAMPLE_FIRST`] records read this way and every
+//! [`SAMPLE_EVERY`]th after are also asked the public way, and one disagreement turns
+//! this off for the process's life (logged). Anything but "a header section
 //! absent or counting zero, nothing parsed yet" is left to the public call.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::LazyLock;
 
 use rdkafka::bindings as rdsys;
 
 /// The librdkafka release `MsgPrefix` was read from (`RD_KAFKA_VERSION` of 2.12.1).
 const MIRRORED_VERSION: c_int = 0x020c_01ff;
 
-/// One record in this many is also asked through the public API.
+/// The first records a thread reads this way are all also asked through the public API,
+/// then one in [`SAMPLE_EVERY`].
+const SAMPLE_FIRST: u64 = 256;
 const SAMPLE_EVERY: u64 = 1024;
 
 /// The start of librdkafka 2.12.1's `rd_kafka_msg_t` (`src/rdkafka_msg.h`) up to the
@@ -39,7 +44,16 @@ struct MsgPrefix {
 }
 
 static TRUSTED: AtomicBool = AtomicBool::new(true);
-static SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the linked librdkafka is the mirrored release (asked once).
+static MIRRORED: LazyLock<bool> =
+    LazyLock::new(|| unsafe { rdsys::rd_kafka_version() } == MIRRORED_VERSION);
+
+thread_local! {
+    /// Records this thread read as having no headers (each poll thread counts its own:
+    /// no shared counter written per record).
+    static SEEN: Cell<u64> = const { Cell::new(0) };
+}
 
 /// Whether every sampled record agreed with librdkafka's own answer so far.
 pub fn trusted() -> bool {
@@ -51,11 +65,11 @@ pub fn trusted() -> bool {
 /// # Safety
 /// `msg` is a live consumer message librdkafka handed out, without an error.
 pub unsafe fn has_no_headers(msg: *mut rdsys::rd_kafka_message_t) -> bool {
-    if !TRUSTED.load(Relaxed) || rdsys::rd_kafka_version() != MIRRORED_VERSION {
+    if !*MIRRORED || !TRUSTED.load(Relaxed) {
         return false;
     }
     let none = read_as_none(msg.cast::<MsgPrefix>());
-    if none && SEEN.fetch_add(1, Relaxed) % SAMPLE_EVERY == 0 {
+    if none && sampled() {
         let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
         let err = rdsys::rd_kafka_message_headers(msg, &mut hdrs);
         if err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__NOENT {
@@ -69,6 +83,15 @@ pub unsafe fn has_no_headers(msg: *mut rdsys::rd_kafka_message_t) -> bool {
         }
     }
     none
+}
+
+/// Whether this record is one to ask the public way as well.
+fn sampled() -> bool {
+    SEEN.with(|seen| {
+        let n = seen.get();
+        seen.set(n.wrapping_add(1));
+        n < SAMPLE_FIRST || n % SAMPLE_EVERY == 0
+    })
 }
 
 /// The section's rule as `rd_kafka_msg_headers_parse` applies it: nothing parsed yet,
