@@ -12,7 +12,8 @@
 //! * `shaping/batch-item-<items>`: `batch::item` of the record for a `json-array`
 //!   batch: the check that its value is JSON in UTF-8 (`data`), and the envelope around it
 //!   (`envelope`); `batch-item-data-padded` for a 1 KiB value that is mostly one string
-//!   (`{"n":1,"pad":"xx…"}`, as `scripts/bench` produces).
+//!   (`{"n":1,"pad":"xx…"}`, as `scripts/bench` produces), `-unicode` for 1.3 KiB of
+//!   non-ASCII text, `-escaped` for the record's JSON as a string inside another.
 //!
 //! `cargo bench --bench shaping`.
 
@@ -171,8 +172,19 @@ fn shaping(c: &mut Criterion) {
             offset: 42,
         };
         let padded = Bytes::from(format!("{{\"n\":1,\"pad\":\"{}\"}}", "x".repeat(1000)));
-        let values = [("", &record.value), ("-padded", &padded)];
-        let shapes = if name == "data" { 2 } else { 1 };
+        let text = "héllo wörld ünïcödé ".repeat(50);
+        let unicode =
+            Bytes::from(serde_json::to_vec(&serde_json::json!({ "text": text })).unwrap());
+        let nested = String::from_utf8_lossy(&record.value).into_owned();
+        let escaped =
+            Bytes::from(serde_json::to_vec(&serde_json::json!({ "payload": nested })).unwrap());
+        let values = [
+            ("", &record.value),
+            ("-padded", &padded),
+            ("-unicode", &unicode),
+            ("-escaped", &escaped),
+        ];
+        let shapes = if name == "data" { values.len() } else { 1 };
         for (shape, value) in values.into_iter().take(shapes) {
             assert!(batch::item(&rules, origin, value, false).is_ok());
             let id = format!("batch-item-{name}{shape}");
