@@ -225,8 +225,8 @@ impl Scan<'_> {
 /// Where a string's run of plain bytes ends: its first quote, backslash or control
 /// character (below 0x20, which JSON allows only escaped).
 ///
-/// Sixteen bytes at a time: on x86-64 with SSE2 (part of its baseline, so always
-/// there), three wide compares and a mask per block; elsewhere a fold the compiler
+/// Sixteen bytes at a time: on x86-64 with SSE2 (in the baseline of every x86-64 target
+/// with std), three wide compares and a mask per block; elsewhere a fold the compiler
 /// widens, then the block byte by byte. No call and no setup either way, so a short
 /// member name costs what a byte loop does and a kilobyte of text a fraction of it.
 fn special(run: &[u8]) -> Option<usize> {
@@ -249,20 +249,20 @@ fn stops(b: u8) -> bool {
 
 /// The first stop in a block, if any.
 fn special_in_block(block: &[u8; 16]) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     return special_in_block_sse2(block);
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     return special_in_block_portable(block);
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn special_in_block_sse2(block: &[u8; 16]) -> Option<usize> {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
     };
-    // SAFETY: SSE2 is in every x86-64 target's baseline; the load reads the block's 16
-    // bytes (unaligned loads allowed).
+    // SAFETY: compiled only where SSE2 is enabled (every x86-64 target with std has it);
+    // the load reads the block's 16 bytes (unaligned loads allowed).
     let mask = unsafe {
         let v = _mm_loadu_si128(block.as_ptr().cast());
         let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
@@ -277,7 +277,7 @@ fn special_in_block_sse2(block: &[u8; 16]) -> Option<usize> {
 
 /// [`special_in_block`] without SSE2: a fold with no early exit, which the compiler
 /// widens, then the block byte by byte.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 fn special_in_block_portable(block: &[u8; 16]) -> Option<usize> {
     let any = block.iter().fold(false, |any, &b| any | stops(b));
     if any {
