@@ -36,55 +36,34 @@ impl Scan<'_> {
         // length bounds the rounds: a bound that turns a slip in the reading (a position
         // not moved on) into a refusal, not a poll thread spinning for ever.
         'value: for _ in 0..=self.bytes.len() {
-            match self.after_whitespace() {
-                Some(b'{') => {
+            let read = match self.after_whitespace() {
+                Some(start @ (b'{' | b'[')) => {
+                    let close = if start == b'{' { OBJECT } else { ARRAY };
                     self.at += 1;
-                    if self.after_whitespace() == Some(b'}') {
+                    if self.after_whitespace() == Some(close) {
                         self.at += 1;
+                        true
                     } else {
-                        open.push(OBJECT);
-                        if !self.member_name() {
+                        open.push(close);
+                        // An object's first member starts with its name.
+                        if close == OBJECT && !self.member_name() {
                             return false;
                         }
                         continue 'value;
                     }
                 }
-                Some(b'[') => {
-                    self.at += 1;
-                    if self.after_whitespace() == Some(b']') {
-                        self.at += 1;
-                    } else {
-                        open.push(ARRAY);
-                        continue 'value;
-                    }
-                }
                 Some(b'"') => {
                     self.at += 1;
-                    if !self.string() {
-                        return false;
-                    }
+                    self.string()
                 }
-                Some(b'-' | b'0'..=b'9') => {
-                    if !self.number() {
-                        return false;
-                    }
-                }
-                Some(b't') => {
-                    if !self.word(b"true") {
-                        return false;
-                    }
-                }
-                Some(b'f') => {
-                    if !self.word(b"false") {
-                        return false;
-                    }
-                }
-                Some(b'n') => {
-                    if !self.word(b"null") {
-                        return false;
-                    }
-                }
-                _ => return false,
+                Some(b'-' | b'0'..=b'9') => self.number(),
+                Some(b't') => self.word(b"true"),
+                Some(b'f') => self.word(b"false"),
+                Some(b'n') => self.word(b"null"),
+                _ => false,
+            };
+            if !read {
+                return false;
             }
             // A value is complete: the next one of its container, or the container's
             // end (which completes the container), or the document's end.
@@ -391,6 +370,10 @@ mod tests {
             b"[1e]",
             b"{\"a\":tru}",
             b"[true false]",
+            b"[1}",
+            b"{\"a\":1]",
+            b"[[1]}",
+            b"{\"a\":[1}}",
             b"\"\x01\x02\"",
             b"[\"\x01\x1f\"]",
             b"\"\\u00e9\\n\\\"\\\\\"",
