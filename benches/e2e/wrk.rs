@@ -6,7 +6,10 @@ use std::path::Path;
 
 use crate::error::{BenchError, Result};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/e2e/webhook.lua");
+/// The script, carried in the binary: a build made in another checkout (a shared target
+/// directory) must not point wrk at that checkout's path. Written beside the webhook's
+/// body file (the run's temporary directory) for wrk to read.
+const SCRIPT: &str = include_str!("webhook.lua");
 
 /// How hard to push: wrk's threads, connections and duration.
 #[derive(Debug, Clone, Copy)]
@@ -55,12 +58,17 @@ pub async fn run(
     webhook: &Webhook<'_>,
     delay_ms: Option<f64>,
 ) -> Result<Summary> {
+    let script = webhook.body_file.with_file_name("webhook.lua");
+    std::fs::write(&script, SCRIPT)
+        .map_err(BenchError::io(format!("writing {}", script.display())))?;
     let mut cmd = std::process::Command::new("wrk");
     crate::process::huge_pages_by_default(&mut cmd)
         .arg(format!("-t{}", load.threads))
         .arg(format!("-c{}", load.connections))
         .arg(format!("-d{}s", load.seconds))
-        .args(["--timeout", "10s", "-s", SCRIPT, url])
+        .args(["--timeout", "10s", "-s"])
+        .arg(&script)
+        .arg(url)
         .env("BENCH_BODY_FILE", webhook.body_file)
         .env("BENCH_SIGNATURE", webhook.signature)
         .env(

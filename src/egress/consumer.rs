@@ -65,7 +65,8 @@ pub struct SinkContext {
     /// to as it is assigned ([`fetched`]). Held weakly: the poll thread owns it, and it
     /// must be gone before the consumer, whichever way the thread ends.
     fetched: std::sync::Mutex<std::sync::Weak<fetched::FetchedQueue>>,
-    /// The bytes of the records handed to the dispatcher and not yet taken in.
+    /// The records handed to the dispatcher and not yet taken in (their bytes and poll
+    /// batches), and whether the dispatcher holds the poll thread back.
     handoff: Arc<Handoff>,
     /// librdkafka's reports and the poll's errors, each kind at most once a window.
     client_log: ClientLog,

@@ -1,7 +1,8 @@
 //! The dispatcher of one sink: the async shell around the pure partition core
 //! ([`super::partition`]). It owns every assigned partition's state, takes polled records
 //! in batches, runs the deliveries the core starts (as futures it polls itself: no task or
-//! channel hop per record), carries out pause and resume, commits each partition's
+//! channel hop per record), carries out pause and resume, holds the poll thread back
+//! while enough started records wait for a delivery slot, commits each partition's
 //! watermark with its finished-offset map soon after it changes (at most once per commit
 //! interval, so a crash costs little and a busy sink sends few commits), and drains
 //! partitions on revoke and shutdown.
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::delivery::{Destination, Finish, Stop};
 use super::finished::FinishedMap;
-use super::handoff::Handoff;
+use super::handoff::{Handoff, ReadyBacklog};
 use super::memory::{self, MemoryBudget};
 use super::partition::{Admitted, LaneId, Partition, Rewind, Sequence, Step};
 use super::record::{Record, TopicPartition};
@@ -195,8 +196,10 @@ pub struct Dispatcher {
     last_commit: Instant,
     /// The batches of a sink with `batch` set.
     batching: Option<Batching>,
-    /// Told the bytes of each poll batch taken in, which the poll thread waits for.
+    /// Told the bytes of each poll batch taken in, which the poll thread waits for, and
+    /// when to hold the poll thread back for the records waiting in `ready`.
     handoff: Arc<Handoff>,
+    backlog: ReadyBacklog,
 }
 
 /// Unchanged positions are committed again this often: an async commit that failed
@@ -221,6 +224,7 @@ impl Dispatcher {
         memory: Arc<MemoryBudget>,
         handoff: Arc<Handoff>,
     ) -> Self {
+        let destination_concurrency = destination.concurrency();
         Self {
             batching: (destination.batch_rules()).map(|rules| {
                 Batching::new(
@@ -249,6 +253,7 @@ impl Dispatcher {
                 .checked_sub(policy.interval)
                 .unwrap_or_else(Instant::now),
             handoff,
+            backlog: ReadyBacklog::new(destination_concurrency),
         }
     }
 
@@ -305,6 +310,16 @@ impl Dispatcher {
             if self.finish_drains() {
                 break;
             }
+            self.pace_polling();
+        }
+        self.handoff.hold(false);
+    }
+
+    /// Holds the poll thread back while enough started records wait for a delivery slot
+    /// (see [`ReadyBacklog`]), and lets it go once they are few.
+    fn pace_polling(&mut self) {
+        if let Some(held) = self.backlog.update(self.ready.len()) {
+            self.handoff.hold(held);
         }
     }
 
@@ -407,6 +422,9 @@ impl Dispatcher {
             }
             self.carry_out(&tp, deliveries);
         }
+        // Held back before the batch counts as taken in: the other way round, the room it
+        // makes would wake the poll thread to hand over more first.
+        self.pace_polling();
         self.handoff.taken(handed);
         if held.records > 0 {
             self.memory.add(held.bytes);

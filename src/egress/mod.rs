@@ -8,7 +8,8 @@
 //!    into a [`record::Record`] and hands them to the dispatcher in batches
 //!    (`Event::Records`), together with assignment and revoke events from the
 //!    `consumer::SinkContext` callbacks. What it handed over and the dispatcher has not
-//!    taken in is bounded by bytes (`handoff`).
+//!    taken in is bounded by bytes and batches, and the dispatcher holds it back while
+//!    enough records wait for a delivery slot (`handoff`).
 //! 2. **Dispatcher** (`dispatcher`): one async task per sink; for each record it asks the
 //!    record's **partition core** ([`partition::Partition`], pure, no I/O) whether the
 //!    record may start now, waits behind its lane (key or partition), or the partition

@@ -324,7 +324,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
+async fn a_stalled_destination_keeps_the_sink_s_memory_bounded() {
     // The destination accepts connections and never answers within the test.
     let never = |_: &Received| Answer {
         status: 200,
@@ -363,21 +363,22 @@ async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
     let mut m;
     loop {
         m = hb.metrics().await;
-        if metric(
+        let in_flight = metric(
             &m,
-            "hookbridge_paused_partitions",
+            "hookbridge_deliveries_in_flight",
             &[("connector", "stalled")],
-        ) == 2.0
-        {
+        );
+        if in_flight == 8.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "partitions never paused:\n{m}");
+        assert!(Instant::now() < deadline, "requests never in flight:\n{m}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // From the pause on, the bounds are watched at every sample: through a window of
-    // 5 s, or until the sink has dropped records fetched past what a paused partition
-    // holds (saturated), whichever comes first. Whether librdkafka fetches past the hold
-    // at all depends on how much it had prefetched when the pause came.
+    // From then on, the bounds are watched at every sample: through a window of 5 s, or
+    // until the sink has dropped records fetched past what a paused partition holds
+    // (saturated), whichever comes first. The sink holds its poll thread back once
+    // enough records wait for a request slot, and a partition pauses at its buffer:
+    // either way what it holds stays bounded.
     let watch_until = Instant::now() + Duration::from_secs(5);
     let (mut buffered, mut in_flight, mut rss);
     loop {
@@ -422,4 +423,57 @@ async fn a_stalled_destination_pauses_partitions_and_keeps_memory_bounded() {
     })
     .await;
     assert_eq!(rx.seen().len(), 8, "no request beyond the concurrency");
+}
+
+/// A destination slower than Kafka (the usual case) holds the sink's poll thread back: the
+/// records wait in librdkafka's bounded prefetch, read once, instead of being taken in
+/// until each partition holds its `buffer` and pauses (each pause makes librdkafka drop
+/// what it had prefetched for the partition and fetch it again on resume).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_slower_than_kafka_holds_the_sink_back_without_pausing_partitions() {
+    let slow = |_: &Received| Answer {
+        status: 200,
+        headers: vec![],
+        delay: Duration::from_millis(1),
+    };
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = Setup::new("paced")
+        .partitions(2)
+        .sink(slow, |n| {
+            SinkToml::new(&n.topic, &n.url)
+                .name("paced")
+                .concurrency(4)
+                .buffer(5000)
+        })
+        .await;
+    // Twice the buffer per partition, every record of a key of its own (ready to start
+    // as soon as a request slot is free). Held back, a partition holds a few rounds of
+    // the concurrency and at most the 8 poll batches (2 048 records) handed over before.
+    let recs: Vec<_> = (0..20_000)
+        .map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"n\":{i}}}")}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &recs).await;
+    rx.wait_for(Duration::from_secs(120), "every record delivered", |s| {
+        s.len() >= recs.len()
+    })
+    .await;
+    let m = hb.metrics().await;
+    let logs = hb.logs();
+    assert!(
+        !logs.contains("partition paused"),
+        "a partition paused though only the destination was slow"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "hookbridge_refetched_records_total",
+            &[("connector", "paced")]
+        ),
+        0.0
+    );
 }

@@ -161,8 +161,10 @@ pub(super) fn poll_loop(
             }
             Turn::Take(wait) => wait,
         };
-        // The dispatcher is behind: what librdkafka fetched stays there (its prefetch is
-        // bounded) until the dispatcher has taken in enough of what it was handed.
+        // The dispatcher is behind, or holds this thread back while enough records wait
+        // for a delivery slot: what librdkafka fetched stays there (its prefetch is
+        // bounded) until the dispatcher has taken in enough of what it was handed and
+        // lets go.
         if ctx.handoff.is_full() {
             fetched.polled_without_taking();
             ctx.handoff.wait_for_room(ROOM_WAIT);

@@ -444,6 +444,42 @@ async fn every_record_handed_over_is_counted_as_taken_in_whatever_becomes_of_it(
     assert_eq!(h.handoff.bytes(), 0);
 }
 
+/// Waits until the handoff reads `full` (the poll thread held back or let go).
+async fn handoff_full(h: &Harness, full: bool) {
+    for _ in 0..300 {
+        if h.handoff.is_full() == full {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the handoff never read full = {full}");
+}
+
+/// Records waiting for a ticket hold the poll thread back from two rounds of the sink's
+/// concurrency until one: more would only wait too (see `ReadyBacklog`).
+#[tokio::test]
+async fn records_waiting_for_a_ticket_hold_the_poll_thread_back_until_few_are_left() {
+    let h = start_with("concurrency = 2\nbuffer = 1000\n").await;
+    h.send(Event::Assigned(vec![(tp(0), None, 0)]));
+    h.hold.store(true, AtomicOrdering::SeqCst);
+    // Two in flight, one holding a ticket, none waiting for one: under the high mark (four).
+    h.send(Event::Records((0..3).map(|o| record(0, o)).collect()));
+    h.arrived(2).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!h.handoff.is_full(), "held back with one record waiting");
+    // Two in flight, two holding tickets, four waiting for one.
+    h.send(Event::Records((3..8).map(|o| record(0, o)).collect()));
+    handoff_full(&h, true).await;
+    h.hold.store(false, AtomicOrdering::SeqCst);
+    h.committed(&tp(0), 8).await;
+    handoff_full(&h, false).await;
+    assert!(
+        !(h.control.flow().iter()).any(|c| matches!(c, Control::Pause(..))),
+        "no partition paused: {:?}",
+        h.control.flow()
+    );
+}
+
 #[tokio::test]
 async fn a_revoke_forgets_records_waiting_for_a_delivery_slot() {
     let h = start_with("concurrency = 2\n").await;
