@@ -145,7 +145,9 @@ fn main() -> ExitCode {
                 },
         } => block_on(async {
             let filter = inspect::Filter {
-                since: since.as_deref().map(replay::parse_from).transpose()?,
+                since: (since.as_deref())
+                    .map(|t| replay::parse_time("--since", t))
+                    .transpose()?,
                 reason,
                 status: status.as_deref().map(str::parse).transpose()?,
                 last_per_partition: None,

@@ -362,6 +362,13 @@ async fn a_sink_secret_echoed_by_the_destination_is_masked() {
     assert!(listed.contains("\"matched\": 1"), "{listed}");
     assert!(!listed.contains("dest-token-8c1e55f0a2"), "{listed}");
     assert!(listed.contains("[redacted]"), "{listed}");
+    // A time it cannot read is refused in the words of the option given.
+    let (ok, refused) = hb
+        .command(&["dlq", "list", "--connector", "orders", "--since", "soon"])
+        .await;
+    assert!(!ok, "{refused}");
+    assert!(refused.contains("--since \"soon\""), "{refused}");
+    assert!(!refused.contains("--from"), "{refused}");
     let (ok, shown) = hb
         .command(&["dlq", "show", "--connector", "orders", "--at", "0:0"])
         .await;

@@ -16,17 +16,23 @@ use crate::connectors::{Connectors, Sink};
 
 /// `--from`: an RFC 3339 time (`2026-11-22T08:00:00Z`) or a duration ago (`2h`).
 pub fn parse_from(text: &str) -> Result<SystemTime, OpsError> {
+    parse_time("--from", text)
+}
+
+/// A point in time given as option `option`: an RFC 3339 time or a duration ago; the
+/// error names the option.
+pub fn parse_time(option: &str, text: &str) -> Result<SystemTime, OpsError> {
     if let Ok(t) = humantime::parse_rfc3339_weak(text) {
         return Ok(t);
     }
     let ago = humantime::parse_duration(text).map_err(|_| {
         OpsError::Refused(format!(
-            "--from {text:?}: expected an RFC 3339 time or a duration such as 2h"
+            "{option} {text:?}: expected an RFC 3339 time or a duration such as 2h"
         ))
     })?;
     SystemTime::now()
         .checked_sub(ago)
-        .ok_or_else(|| OpsError::Refused(format!("--from {text:?} is too far back")))
+        .ok_or_else(|| OpsError::Refused(format!("{option} {text:?} is too far back")))
 }
 
 /// One partition's move.
@@ -206,6 +212,22 @@ mod tests {
             resume,
             target,
         }
+    }
+
+    #[test]
+    fn a_time_is_read_as_rfc_3339_or_a_duration_ago_and_refused_naming_its_option() {
+        let at = parse_time("--since", "2026-11-22T08:00:00Z").unwrap();
+        assert_eq!(
+            at,
+            humantime::parse_rfc3339("2026-11-22T08:00:00Z").unwrap()
+        );
+        let ago = SystemTime::now().duration_since(parse_time("--since", "2h").unwrap());
+        let ago = ago.unwrap().as_secs();
+        assert!((7195..=7205).contains(&ago), "2h read as {ago} s ago");
+        let err = parse_time("--since", "soon").unwrap_err().to_string();
+        assert!(err.contains("--since \"soon\""), "{err}");
+        let err = parse_from("soon").unwrap_err().to_string();
+        assert!(err.contains("--from \"soon\""), "{err}");
     }
 
     #[test]
