@@ -308,7 +308,25 @@ mod tests {
         h.taken(10); // 200 → 190: still full
         h.taken(90); // 190 → 100: full at exactly the limit
         assert!(h.is_full());
-        // A wake-up kept from a `taken` that made no room ends the first wait at once; a
+        not_woken(&h);
+    }
+
+    #[test]
+    fn holding_back_or_letting_go_while_still_full_wakes_no_one() {
+        std::thread::park_timeout(Duration::ZERO); // one kept from before is used up
+        let h = Handoff::new(100);
+        h.poller();
+        h.handed(100);
+        h.hold(true);
+        h.hold(true); // held already
+        h.hold(false); // let go, still full by its bytes
+        assert!(h.is_full());
+        not_woken(&h);
+    }
+
+    /// The poll thread (this one) waits on the full `h` for 200 ms without being woken.
+    fn not_woken(h: &Handoff) {
+        // A wake-up kept from a call that made no room ends the first wait at once; a
         // park may also end early for no reason, so waits go on until the time is up.
         let (wait, began) = (Duration::from_millis(200), Instant::now());
         assert!(!h.wait_for_room(wait), "no room was made");

@@ -181,11 +181,10 @@ pub(super) fn poll_loop(
 }
 
 /// How long the poll thread waits at most for the dispatcher to make room before it
-/// serves the consumer's queue again (rebalances wait at most this long meanwhile): as
-/// long as a turn waits for a record ([`WAIT`]). The dispatcher wakes it as soon as it
-/// makes room or lets it go, so the bound only spaces the turns of a held-back sink,
-/// whose destination is slow or stalled: 20 a second, not 100.
-const ROOM_WAIT: Duration = WAIT;
+/// serves the consumer's queue again: rebalances, commit results and errors wait at most
+/// this long meanwhile (an event there ends a wait for records at once, not this one).
+/// The dispatcher wakes it as soon as it makes room or lets it go.
+const ROOM_WAIT: Duration = Duration::from_millis(10);
 
 /// What serving the consumer's own queue left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
