@@ -22,7 +22,7 @@ pub fn parse_from(text: &str) -> Result<SystemTime, OpsError> {
 /// A point in time given as option `option`: an RFC 3339 time or a duration ago; the
 /// error names the option.
 pub fn parse_time(option: &str, text: &str) -> Result<SystemTime, OpsError> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
+    if let Some(t) = rfc3339(text) {
         return Ok(t);
     }
     let ago = humantime::parse_duration(text).map_err(|_| {
@@ -33,6 +33,33 @@ pub fn parse_time(option: &str, text: &str) -> Result<SystemTime, OpsError> {
     SystemTime::now()
         .checked_sub(ago)
         .ok_or_else(|| OpsError::Refused(format!("{option} {text:?} is too far back")))
+}
+
+/// An RFC 3339 time: with `Z`, a numeric offset (`+02:00`, which humantime does not read)
+/// or no zone at all (read as UTC).
+fn rfc3339(text: &str) -> Option<SystemTime> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
+        return Some(t);
+    }
+    let (local, zone) = text.split_at_checked(text.len().checked_sub(6)?)?;
+    let (sign, hh_mm) = zone.split_at_checked(1)?;
+    let (hh, mm) = hh_mm.split_once(':')?;
+    let digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(hh) || !digits(mm) {
+        return None;
+    }
+    let (hours, minutes) = (hh.parse::<u64>().ok()?, mm.parse::<u64>().ok()?);
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let offset = Duration::from_secs(hours * 3600 + minutes * 60);
+    let at_local = humantime::parse_rfc3339_weak(local).ok()?;
+    // The local time is UTC plus the offset.
+    match sign {
+        "+" => at_local.checked_sub(offset),
+        "-" => at_local.checked_add(offset),
+        _ => None,
+    }
 }
 
 /// One partition's move.
@@ -221,6 +248,25 @@ mod tests {
             at,
             humantime::parse_rfc3339("2026-11-22T08:00:00Z").unwrap()
         );
+        for same in [
+            "2026-11-22T08:00:00",
+            "2026-11-22T10:30:00+02:30",
+            "2026-11-22T03:00:00-05:00",
+            "2026-11-22T08:00:00.000+00:00",
+        ] {
+            assert_eq!(parse_time("--since", same).unwrap(), at, "{same}");
+        }
+        for bad in [
+            "2026-11-22T08:00:00+2:00",
+            "2026-11-22T08:00:00*02:00",
+            "2026-11-22T08:00:00+24:00",
+            "2026-11-22T08:00:00+02:60",
+            "2026-11-22T08:00:00+02-00",
+            "+02:00",
+            "08:00:00+02:00",
+        ] {
+            assert!(parse_time("--since", bad).is_err(), "{bad}");
+        }
         let ago = SystemTime::now().duration_since(parse_time("--since", "2h").unwrap());
         let ago = ago.unwrap().as_secs();
         assert!((7195..=7205).contains(&ago), "2h read as {ago} s ago");
