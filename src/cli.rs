@@ -88,7 +88,8 @@ pub enum DlqCommand {
         /// Only records dead-lettered since: RFC 3339 time or a duration ago (2h).
         #[arg(long, env = "HOOKBRIDGE_DLQ_SINCE")]
         since: Option<String>,
-        /// Only this reason: `permanent` or `exhausted`.
+        /// Only this reason: `permanent`, `exhausted`, or why a record could not be
+        /// shaped: `template`, `filter`, `transform`, `tombstone`, `batch`.
         #[arg(long, env = "HOOKBRIDGE_DLQ_REASON")]
         reason: Option<String>,
         /// Only this last HTTP status: `400`, a class such as `4xx`, or `none`.

@@ -45,7 +45,9 @@ pub struct DeadLetterEnvelope {
     pub connector: String,
     /// Where the record was consumed from.
     pub origin: Origin,
-    /// `permanent` (the status policy says so) or `exhausted` (attempts or time used up).
+    /// `permanent` (the status policy says so), `exhausted` (attempts or time used up),
+    /// or why the record could not be shaped (`template`, `filter`, `transform`,
+    /// `tombstone`, `batch`).
     pub reason: String,
     /// Last failure class (`4xx`, `5xx`, `timeout`, …).
     pub error: String,

@@ -25,7 +25,8 @@ pub const DLQ_PREFIX: &str = "hookbridge-dlq-";
 
 /// Names of the dead-letter headers. Each starts with [`DLQ_PREFIX`](super::DLQ_PREFIX).
 pub mod dlq {
-    /// `permanent` or `exhausted`.
+    /// `permanent`, `exhausted`, or why the record could not be shaped (`template`,
+    /// `filter`, `transform`, `tombstone`, `batch`).
     pub const REASON: &str = "hookbridge-dlq-reason";
     /// Last failure class (`4xx`, `5xx`, `timeout`, …).
     pub const ERROR: &str = "hookbridge-dlq-error";

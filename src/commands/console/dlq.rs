@@ -102,7 +102,7 @@ pub(super) async fn dlq_page(
         )
     };
     let body = format!(
-        "{redrive_all}<form method=\"get\" class=\"filters\"><label>reason <input name=\"reason\" value=\"{}\" placeholder=\"permanent or exhausted\"></label>\
+        "{redrive_all}<form method=\"get\" class=\"filters\"><label>reason <input name=\"reason\" value=\"{}\" placeholder=\"permanent, exhausted, template…\"></label>\
 <label>status <input name=\"status\" value=\"{}\" placeholder=\"400, 4xx or none\"></label><button>Filter</button></form>\
 <p>{} of {} matching among the last {DLQ_SCAN} records of each partition of <code>{}</code>, newest first; other sinks' records: {}; unreadable: {}. <code>hookbridge dlq list</code> reads them all.</p>{}",
         esc(reason.as_deref().unwrap_or("")),

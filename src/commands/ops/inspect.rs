@@ -53,7 +53,7 @@ pub fn response_lines(
 pub struct Filter {
     /// Dead-lettered at or after this time.
     pub since: Option<SystemTime>,
-    /// `permanent` or `exhausted`.
+    /// `permanent`, `exhausted`, or a shaping refusal (`template`, `filter`, …).
     pub reason: Option<String>,
     pub status: Option<StatusFilter>,
     /// Only among the last this many records of each DLQ partition (the console's
