@@ -1,13 +1,14 @@
 //! The records between a sink's poll thread and its dispatcher: polled, handed over, and
-//! not yet taken in, bounded by their bytes and by their poll batches. When the dispatcher falls behind (its
-//! runtime busy with other sinks, a burst of finished deliveries to carry out), the poll
-//! thread stops taking records from librdkafka's fetched queue, whose prefetch is bounded
-//! (`queued.max.messages.kbytes`), instead of the channel between the two growing with
-//! everything fetched meanwhile. A partition pauses only once the dispatcher has taken
-//! its records in, so nothing else would stop that growth. The bound is [`LIMIT`] bytes
-//! or [`BATCHES`] poll batches, plus the poll batch taken before it was reached; records that reach the consumer's own
-//! queue (a partition whose forwarding librdkafka dropped, until it is forwarded again)
-//! are served with that queue's events and not held back.
+//! not yet taken in, bounded by their bytes and by their poll batches. When the
+//! dispatcher falls behind (its runtime busy with other sinks, a burst of finished
+//! deliveries to carry out), the poll thread stops taking records from librdkafka's
+//! fetched queue, whose prefetch is bounded (`queued.max.messages.kbytes`), instead of
+//! the channel between the two growing with everything fetched meanwhile. A partition
+//! pauses only once the dispatcher has taken its records in, so nothing else would stop
+//! that growth. The bound is [`LIMIT`] bytes or [`BATCHES`] poll batches, plus the poll
+//! batch taken before it was reached; records that reach the consumer's own queue (a
+//! partition whose forwarding librdkafka dropped, until it is forwarded again) are
+//! served with that queue's events and not held back.
 //!
 //! The poll thread counts a batch's bytes as it hands it over ([`Handoff::handed`]), the
 //! dispatcher the same records' bytes as it takes the batch in ([`Handoff::taken`]), both
@@ -157,7 +158,9 @@ fn saturating_sub(count: &AtomicU64, n: u64) -> u64 {
 /// started and do not count: a key stuck in retry never holds the poll thread back.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadyBacklog {
+    /// Records waiting at which the poll thread is let go again.
     low: usize,
+    /// Records waiting at which the poll thread is held back.
     high: usize,
     held: bool,
 }
@@ -171,18 +174,6 @@ impl ReadyBacklog {
             high: concurrency.saturating_mul(2),
             held: false,
         }
-    }
-
-    /// Records waiting at which the poll thread is let go again.
-    #[cfg(test)]
-    pub fn low(&self) -> usize {
-        self.low
-    }
-
-    /// Records waiting at which the poll thread is held back.
-    #[cfg(test)]
-    pub fn high(&self) -> usize {
-        self.high
     }
 
     /// With `ready` records waiting: `Some(held)` when the poll thread is to be held back
@@ -261,7 +252,7 @@ mod tests {
     #[test]
     fn the_ready_backlog_holds_at_two_rounds_of_concurrency_and_lets_go_at_one() {
         let mut b = ReadyBacklog::new(64);
-        assert_eq!((b.low(), b.high()), (64, 128));
+        assert_eq!((b.low, b.high), (64, 128));
         assert_eq!(b.update(127), None);
         assert_eq!(b.update(128), Some(true));
         assert_eq!(b.update(500), None, "still held");
@@ -270,11 +261,7 @@ mod tests {
         assert_eq!(b.update(127), None, "let go up to the high mark");
         assert_eq!(b.update(0), None);
         let one = ReadyBacklog::new(0);
-        assert_eq!(
-            (one.low(), one.high()),
-            (1, 2),
-            "a concurrency of at least one"
-        );
+        assert_eq!((one.low, one.high), (1, 2), "a concurrency of at least one");
     }
 
     #[test]

@@ -466,7 +466,10 @@ async fn records_waiting_for_a_ticket_hold_the_poll_thread_back_until_few_are_le
     h.send(Event::Records((0..3).map(|o| record(0, o)).collect()));
     h.arrived(2).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!h.handoff.is_full(), "held back with one record waiting");
+    assert!(
+        !h.handoff.is_full(),
+        "held back with no record waiting for a ticket"
+    );
     // Two in flight, two holding tickets, four waiting for one.
     h.send(Event::Records((3..8).map(|o| record(0, o)).collect()));
     handoff_full(&h, true).await;
