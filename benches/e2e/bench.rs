@@ -34,7 +34,7 @@ use std::process::ExitCode;
 use broker::Broker;
 use error::{BenchError, Result};
 use process::Process;
-use report::{IngressRow, Report};
+use report::{IngressRow, Report, Round};
 use wrk::{Load, Webhook};
 
 // The receiver shares this process: it allocates as hookbridge does, so it is not the
@@ -80,23 +80,28 @@ pub struct Settings {
     /// `BENCH_REPEAT` (1): runs of each target; an egress or ingress row is the run of
     /// median rate, a latency at half rate the run of median p99.
     pub repeat: usize,
-    /// `BENCH_ROWS`: the egress rows to run, by name (`receiver,d,f,e,jq,batcher,g,h,memory`,
-    /// and `d-stream`, `e-key` for one row of (d) and (e); `h` brings `d`); all when unset.
-    /// For iterating on one row: `BENCH_ONLY=egress BENCH_ROWS=f,g`.
+    /// `BENCH_ROWS`: the rows to run, by name: ingress `a,b,c` (and `b-1` for the linger 1
+    /// bridge alone), egress `receiver,d,f,e,jq,batcher,g,h,memory` (and `d-stream`,
+    /// `e-key` for one row of (d) and (e); `h` brings `d`); all when unset. For iterating
+    /// on one row: `BENCH_ONLY=egress BENCH_ROWS=f,g`.
     pub rows: Rows,
 }
 
-/// A set of egress rows, named as in the report: `receiver` (its ceiling), `d`, `f`, `e`
-/// (the three orderings), `jq` (the filter and transform rows), `batcher` (the minimal
-/// batching forwarders of (g)), `g` (hookbridge batching), `h`, `memory`; and for a
-/// close comparison of key order with its limit in many short rounds, `d-stream` (only
-/// the first (d) forwarder, the fastest in every recorded run) and `e-key` (only key order).
+/// A set of rows, named as in the report. Ingress: `a`, `b` (the bridge at every linger),
+/// `c`; and for a close comparison of hookbridge with its limit in many rounds, `b-1`
+/// (only the bridge at linger.ms 1, the fastest in every recorded run). Egress:
+/// `receiver` (its ceiling), `d`, `f`, `e` (the three orderings), `jq` (the filter and
+/// transform rows), `batcher` (the minimal batching forwarders of (g)), `g` (hookbridge
+/// batching), `h`, `memory`; and for a close comparison of key order with its limit in
+/// many short rounds, `d-stream` (only the first (d) forwarder, the fastest in every
+/// recorded run) and `e-key` (only key order).
 #[derive(Debug, Clone, Copy)]
 pub struct Rows(u16);
 
 impl Rows {
-    const NAMES: [&'static str; 11] = [
-        "receiver", "d", "d-stream", "f", "e", "e-key", "jq", "batcher", "g", "h", "memory",
+    const NAMES: [&'static str; 15] = [
+        "a", "b", "b-1", "c", "receiver", "d", "d-stream", "f", "e", "e-key", "jq", "batcher",
+        "g", "h", "memory",
     ];
 
     fn parse(list: &str) -> std::result::Result<Self, String> {
@@ -184,8 +189,8 @@ impl Settings {
         }
     }
 
-    /// Each egress target's runs: `None` for the only one, else the run's number (its
-    /// consumer group and log directory carry it).
+    /// Each target's runs: `None` for the only one, else the run's number (an egress run's
+    /// consumer group, and every run's logs, carry it).
     fn runs(&self) -> Vec<Option<usize>> {
         match self.repeat {
             1 => vec![None],
@@ -280,26 +285,53 @@ impl Bench {
             self.settings.load(),
             warmup,
             &webhook,
-            self.settings.repeat,
         )
         .await
     }
 
-    /// Starts the baseline example `name` listening on a free port (plus `args`); returns
-    /// it with its URL.
-    async fn start_server(&self, name: &str, args: &[&str]) -> Result<(Process, String)> {
+    /// Starts the baseline example `name` listening on a free port (plus `args`), logging
+    /// as `log`; returns it with its URL.
+    async fn start_server(
+        &self,
+        name: &str,
+        log: &str,
+        args: &[&str],
+    ) -> Result<(Process, String)> {
         let addr = process::free_addr()?;
         let listen = addr.to_string();
         let mut all_args = vec!["--listen", listen.as_str()];
         all_args.extend_from_slice(args);
-        let mut p = Process::start(name, &self.bin.example(name), &all_args, &[], &self.dir)?;
+        let mut p = Process::start(log, &self.bin.example(name), &all_args, &[], &self.dir)?;
         p.wait_port(addr, ingress::START_TIMEOUT).await?;
         Ok((p, format!("http://{addr}/")))
     }
 
-    async fn plain(&self) -> Result<ingress::Measured> {
-        let (p, url) = self.start_server("baseline-http200", &[]).await?;
-        self.ingress_target(p, &url).await
+    /// One run of `target`, started anew (on a new broker, for one that produces), its
+    /// logs named with `run`.
+    async fn ingress_once(
+        &self,
+        target: IngressTarget,
+        run: Option<usize>,
+    ) -> Result<ingress::Measured> {
+        let named = |name: &str| run.map_or_else(|| name.to_string(), |i| format!("{name}-{i}"));
+        match target {
+            IngressTarget::Plain => {
+                let (p, url) = (self.start_server("baseline-http200", &named("baseline-http200"), &[]))
+                    .await?;
+                self.ingress_target(p, &url).await
+            }
+            IngressTarget::Bridge(linger_ms) => {
+                let name = named(&format!("bridge-{linger_ms}"));
+                let broker = self.ingress_broker(&format!("tansu-{name}"), BRIDGE_TOPIC).await?;
+                let (p, url) = self.start_bridge(&broker, &name, linger_ms).await?;
+                self.ingress_target(p, &url).await
+            }
+            IngressTarget::Hookbridge => {
+                let (_broker, hb, url) = (self.start_hookbridge_ingress(&named("hookbridge-ingress")))
+                    .await?;
+                self.ingress_target(hb.process, &url).await
+            }
+        }
     }
 
     /// A new broker for one ingress target, with `topic` created, logging as `name`.
@@ -309,8 +341,14 @@ impl Bench {
         Ok(broker)
     }
 
-    /// The bridge baseline at `linger_ms`, producing to [`BRIDGE_TOPIC`] on `broker`.
-    async fn start_bridge(&self, broker: &Broker, linger_ms: u32) -> Result<(Process, String)> {
+    /// The bridge baseline at `linger_ms`, producing to [`BRIDGE_TOPIC`] on `broker`,
+    /// logging as `log`.
+    async fn start_bridge(
+        &self,
+        broker: &Broker,
+        log: &str,
+        linger_ms: u32,
+    ) -> Result<(Process, String)> {
         let (brokers, linger) = (broker.addr(), linger_ms.to_string());
         let args = [
             "--brokers",
@@ -320,21 +358,14 @@ impl Bench {
             "--linger-ms",
             &linger,
         ];
-        self.start_server("baseline-bridge", &args).await
-    }
-
-    async fn bridge(&self, linger_ms: u32) -> Result<ingress::Measured> {
-        let name = format!("tansu-bridge-{linger_ms}");
-        let broker = self.ingress_broker(&name, BRIDGE_TOPIC).await?;
-        let (p, url) = self.start_bridge(&broker, linger_ms).await?;
-        self.ingress_target(p, &url).await
+        self.start_server("baseline-bridge", log, &args).await
     }
 
     /// The limit's latency at half its maximum, in a new run of the same bridge.
     async fn bridge_at_half(&self, linger_ms: u32, max: f64) -> Result<ingress::HalfRate> {
-        let name = format!("tansu-bridge-{linger_ms}-half");
-        let broker = self.ingress_broker(&name, BRIDGE_TOPIC).await?;
-        let (mut p, url) = self.start_bridge(&broker, linger_ms).await?;
+        let name = format!("bridge-{linger_ms}-half");
+        let broker = self.ingress_broker(&format!("tansu-{name}"), BRIDGE_TOPIC).await?;
+        let (mut p, url) = self.start_bridge(&broker, &name, linger_ms).await?;
         self.at_half(&mut p, &url, max).await
     }
 
@@ -376,11 +407,6 @@ impl Bench {
         Ok((broker, hb, url))
     }
 
-    async fn hookbridge_ingress(&self) -> Result<ingress::Measured> {
-        let (_broker, hb, url) = self.start_hookbridge_ingress("hookbridge-ingress").await?;
-        self.ingress_target(hb.process, &url).await
-    }
-
     /// hookbridge's latency at half its maximum, in a new run on a new broker, as the
     /// limit's is measured.
     async fn hookbridge_at_half(&self, max: f64) -> Result<ingress::HalfRate> {
@@ -390,46 +416,108 @@ impl Bench {
         self.at_half(&mut hb.process, &url, max).await
     }
 
-    async fn run_ingress(&self, report: &mut Report) {
-        report.ingress.push(IngressRow::new(
-            "(a) plain 200 server (axum)",
-            self.plain().await,
-        ));
-        let first = report.ingress.len();
-        for linger in BRIDGE_LINGERS_MS {
-            let label = format!("(b) axum → rdkafka, 200 after ack, linger.ms = {linger}");
-            let measured = self.bridge(linger).await;
-            let row = IngressRow::new(&label, measured).limit_of("(b)");
-            report.ingress.push(row);
+    /// The ingress targets the rows name, in report order.
+    fn ingress_targets(&self) -> Vec<IngressTarget> {
+        let rows = self.settings.rows;
+        let mut targets = Vec::new();
+        if rows.has("a") {
+            targets.push(IngressTarget::Plain);
         }
-        // Latency at half rate is asked of the limit only: four more fixed-rate runs
-        // would say nothing the fastest one does not.
-        if let Some(i) = report::fastest(&report.ingress, "(b)") {
-            let linger = BRIDGE_LINGERS_MS[i - first];
-            let row = &mut report.ingress[i];
-            if let Some(m) = row.measured_mut() {
-                match self.bridge_at_half(linger, m.max.rate()).await {
-                    Ok(half) => m.half = Some(half),
-                    Err(e) => report
-                        .failures
-                        .push(format!("(b) at half rate, linger.ms = {linger}: {e}")),
+        for linger in BRIDGE_LINGERS_MS {
+            if rows.has("b") || (rows.has("b-1") && linger == 1) {
+                targets.push(IngressTarget::Bridge(linger));
+            }
+        }
+        if rows.has("c") {
+            targets.push(IngressTarget::Hookbridge);
+        }
+        targets
+    }
+
+    /// Every ingress target once per round, each run on a new process (and broker), so
+    /// the machine's drift over the minutes of a run weighs on hookbridge and its limit
+    /// alike: the ratios are then taken round by round. Then the latency at half rate of
+    /// the limit and of hookbridge. A target whose run fails is not run again.
+    async fn run_ingress(&self, report: &mut Report) {
+        let targets = self.ingress_targets();
+        let mut results: Vec<Result<Vec<ingress::Measured>>> =
+            targets.iter().map(|_| Ok(Vec::new())).collect();
+        for run in self.settings.runs() {
+            for (target, result) in targets.iter().zip(results.iter_mut()) {
+                let Ok(runs) = result else { continue };
+                match self.ingress_once(*target, run).await {
+                    Ok(m) => runs.push(m),
+                    Err(e) => *result = Err(e),
                 }
             }
         }
-        let mut row = IngressRow::new(
-            "(c) hookbridge, GitHub HMAC verified",
-            self.hookbridge_ingress().await,
-        )
-        .against("(b)");
-        if let Some(m) = row.measured_mut() {
-            match self.hookbridge_at_half(m.max.rate()).await {
-                Ok(half) => m.half = Some(half),
-                Err(e) => report
-                    .failures
-                    .push(format!("(c) hookbridge at half rate: {e}")),
+        let first = report.ingress.len();
+        for (target, result) in targets.iter().zip(results) {
+            let rounds = (result.iter().flatten()).map(Round::of).collect();
+            let row = IngressRow::new(&target.label(), result.map(ingress::median))
+                .in_rounds(rounds);
+            report.ingress.push(match target {
+                IngressTarget::Plain => row,
+                IngressTarget::Bridge(_) => row.limit_of("(b)"),
+                IngressTarget::Hookbridge => row.against("(b)"),
+            });
+        }
+        // Latency at half rate is asked of the limit only: more fixed-rate runs of the
+        // slower lingers would say nothing the fastest one does not.
+        if let Some(i) = report::fastest(&report.ingress, "(b)") {
+            if let IngressTarget::Bridge(linger) = targets[i - first] {
+                self.half_rate(report, i, "(b) at half rate", |max| {
+                    self.bridge_at_half(linger, max)
+                })
+                .await;
             }
         }
-        report.ingress.push(row);
+        if let Some(i) = targets.iter().position(|t| matches!(t, IngressTarget::Hookbridge)) {
+            (self.half_rate(report, first + i, "(c) hookbridge at half rate", |max| {
+                self.hookbridge_at_half(max)
+            }))
+            .await;
+        }
+    }
+
+    /// The half-rate run of the measured row `i`, by `at_half(its maximum rate)`.
+    async fn half_rate<'s, F>(
+        &'s self,
+        report: &mut Report,
+        i: usize,
+        what: &str,
+        at_half: impl FnOnce(f64) -> F,
+    ) where
+        F: std::future::Future<Output = Result<ingress::HalfRate>> + 's,
+    {
+        let Some(m) = report.ingress[i].measured_mut() else {
+            return;
+        };
+        match at_half(m.max.rate()).await {
+            Ok(half) => m.half = Some(half),
+            Err(e) => report.failures.push(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// An ingress target; each run starts it anew.
+#[derive(Debug, Clone, Copy)]
+enum IngressTarget {
+    Plain,
+    /// The bridge baseline at this linger.ms.
+    Bridge(u32),
+    Hookbridge,
+}
+
+impl IngressTarget {
+    fn label(self) -> String {
+        match self {
+            IngressTarget::Plain => "(a) plain 200 server (axum)".into(),
+            IngressTarget::Bridge(linger) => {
+                format!("(b) axum → rdkafka, 200 after ack, linger.ms = {linger}")
+            }
+            IngressTarget::Hookbridge => "(c) hookbridge, GitHub HMAC verified".into(),
+        }
     }
 }
 
@@ -535,6 +623,8 @@ mod tests {
         assert!(some.has("f") && some.has("g") && !some.has("d") && !some.has("batcher"));
         let h = Rows::parse("h").unwrap();
         assert!(h.has("h") && h.has("d") && !h.has("e"));
+        let ingress = Rows::parse("b-1,c").unwrap();
+        assert!(ingress.has("b-1") && ingress.has("c") && !ingress.has("b") && !ingress.has("a"));
         let pair = Rows::parse("d-stream,e-key").unwrap();
         assert!(pair.has("d-stream") && pair.has("e-key") && !pair.has("d") && !pair.has("e"));
         assert!(Rows::parse("f,x").unwrap_err().contains("\"x\""));

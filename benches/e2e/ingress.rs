@@ -1,9 +1,10 @@
 //! One ingress target under wrk: a warm-up and the saturating run (req/s, latency, CPU per
-//! 10k webhooks); or, in a new run of the same target, a warm-up and the fixed-rate run at
-//! half the rate the saturating one measured. With `BENCH_REPEAT`, each run is repeated:
-//! the saturating one reported is the run of median rate, the fixed-rate one the run of
-//! median p99, each with the failed requests of all its runs. Peak RSS is the process's
-//! over its saturating runs.
+//! 10k webhooks, the process's peak RSS); or, in a new run of the same target, a warm-up
+//! and the fixed-rate run at half the rate the saturating one measured. With
+//! `BENCH_REPEAT`, the saturating run is made once per round, each on a new process (see
+//! `run_ingress`), and the one reported is the run of median rate; the fixed-rate run is
+//! repeated in its process, and the one reported is the run of median p99. Either way
+//! with the failed requests of all its runs.
 
 use std::time::Duration;
 
@@ -33,27 +34,30 @@ pub async fn measure(
     load: Load,
     warmup: Load,
     webhook: &Webhook<'_>,
-    repeat: usize,
 ) -> Result<Measured> {
     // Connections, producer metadata and allocator pools are set up before measuring.
     wrk::run(url, warmup, webhook, None).await?;
     process.alive()?;
-    let mut runs = Vec::with_capacity(repeat);
-    for _ in 0..repeat.max(1) {
-        let cpu_before = process.cpu_seconds()?;
-        let max = wrk::run(url, load, webhook, None).await?;
-        runs.push((max, process.cpu_seconds()? - cpu_before));
-        process.alive()?;
-    }
-    let failures = failures_of(runs.iter().map(|(max, _)| max));
-    let (mut max, cpu) = crate::median_by(runs, |(max, _)| max.rate());
-    (max.non_2xx, max.socket_errors) = failures;
+    let cpu_before = process.cpu_seconds()?;
+    let max = wrk::run(url, load, webhook, None).await?;
+    let cpu = process.cpu_seconds()? - cpu_before;
+    process.alive()?;
     Ok(Measured {
         max,
         cpu_per_10k: cpu / max.requests.max(1) as f64 * 10_000.0,
         peak_rss_mib: process.peak_rss_mib()?,
         half: None,
     })
+}
+
+/// The saturating run of median rate (the faster of the two middle ones for an even
+/// count), with the failed requests of every run: a run left out of the median still
+/// fails the row. `runs` is not empty.
+pub fn median(runs: Vec<Measured>) -> Measured {
+    let failures = failures_of(runs.iter().map(|m| &m.max));
+    let mut m = crate::median_by(runs, |m| m.max.rate());
+    (m.max.non_2xx, m.max.socket_errors) = failures;
+    m
 }
 
 /// The fixed-rate run alone, at `target` req/s after a warm-up: for a target whose maximum
@@ -121,7 +125,29 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
-    use super::{failures_of, Summary};
+    use super::{failures_of, median, Measured, Summary};
+
+    #[test]
+    fn the_run_of_median_rate_is_reported_with_every_run_s_failures() {
+        let run = |requests, non_2xx, socket_errors| Measured {
+            max: Summary {
+                requests,
+                seconds: 1.0,
+                non_2xx,
+                socket_errors,
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                p999_ms: 3.0,
+            },
+            cpu_per_10k: requests as f64,
+            peak_rss_mib: 1.0,
+            half: None,
+        };
+        let m = median(vec![run(300, 0, 0), run(100, 1, 0), run(200, 0, 4)]);
+        assert_eq!(m.max.requests, 200);
+        assert_eq!(m.cpu_per_10k, 200.0);
+        assert_eq!((m.max.non_2xx, m.max.socket_errors), (1, 4));
+    }
 
     #[test]
     fn the_failures_of_every_run_are_counted() {

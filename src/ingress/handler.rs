@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{header, Extensions, HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -166,23 +167,18 @@ pub fn app(ingress: Arc<Ingress>) -> Router {
     Router::new().fallback(handle).with_state(ingress)
 }
 
-async fn handle(
-    State(ing): State<Arc<Ingress>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    extensions: Extensions,
-    body: Body,
-) -> Response {
-    let Some(endpoint) = ing.sources.get(uri.path()).cloned() else {
+/// Takes the request whole: the `Method`, `Uri`, `HeaderMap` and `Extensions` extractors
+/// each clone theirs, a copy of every header per webhook.
+async fn handle(State(ing): State<Arc<Ingress>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Some(endpoint) = ing.sources.get(parts.uri.path()).cloned() else {
         return Reply::NotFound.into_response();
     };
-    let client = client_ip(&extensions);
     let request = Incoming {
-        method: &method,
-        uri: &uri,
-        headers: &headers,
-        client,
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        client: client_ip(&parts.extensions),
     };
     let reply = receive(&ing, &endpoint, request, body).await;
     WebhookAnswered {
