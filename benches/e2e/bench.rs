@@ -100,8 +100,8 @@ pub struct Rows(u16);
 
 impl Rows {
     const NAMES: [&'static str; 15] = [
-        "a", "b", "b-1", "c", "receiver", "d", "d-stream", "f", "e", "e-key", "jq", "batcher",
-        "g", "h", "memory",
+        "a", "b", "b-1", "c", "receiver", "d", "d-stream", "f", "e", "e-key", "jq", "batcher", "g",
+        "h", "memory",
     ];
 
     fn parse(list: &str) -> std::result::Result<Self, String> {
@@ -279,14 +279,7 @@ impl Bench {
     async fn ingress_target(&self, mut process: Process, url: &str) -> Result<ingress::Measured> {
         let warmup = self.settings.warmup();
         let webhook = self.webhook();
-        ingress::measure(
-            &mut process,
-            url,
-            self.settings.load(),
-            warmup,
-            &webhook,
-        )
-        .await
+        ingress::measure(&mut process, url, self.settings.load(), warmup, &webhook).await
     }
 
     /// Starts the baseline example `name` listening on a free port (plus `args`), logging
@@ -316,19 +309,22 @@ impl Bench {
         let named = |name: &str| run.map_or_else(|| name.to_string(), |i| format!("{name}-{i}"));
         match target {
             IngressTarget::Plain => {
-                let (p, url) = (self.start_server("baseline-http200", &named("baseline-http200"), &[]))
-                    .await?;
+                let (p, url) =
+                    (self.start_server("baseline-http200", &named("baseline-http200"), &[]))
+                        .await?;
                 self.ingress_target(p, &url).await
             }
             IngressTarget::Bridge(linger_ms) => {
                 let name = named(&format!("bridge-{linger_ms}"));
-                let broker = self.ingress_broker(&format!("tansu-{name}"), BRIDGE_TOPIC).await?;
+                let broker = self
+                    .ingress_broker(&format!("tansu-{name}"), BRIDGE_TOPIC)
+                    .await?;
                 let (p, url) = self.start_bridge(&broker, &name, linger_ms).await?;
                 self.ingress_target(p, &url).await
             }
             IngressTarget::Hookbridge => {
-                let (_broker, hb, url) = (self.start_hookbridge_ingress(&named("hookbridge-ingress")))
-                    .await?;
+                let (_broker, hb, url) =
+                    (self.start_hookbridge_ingress(&named("hookbridge-ingress"))).await?;
                 self.ingress_target(hb.process, &url).await
             }
         }
@@ -364,7 +360,9 @@ impl Bench {
     /// The limit's latency at half its maximum, in a new run of the same bridge.
     async fn bridge_at_half(&self, linger_ms: u32, max: f64) -> Result<ingress::HalfRate> {
         let name = format!("bridge-{linger_ms}-half");
-        let broker = self.ingress_broker(&format!("tansu-{name}"), BRIDGE_TOPIC).await?;
+        let broker = self
+            .ingress_broker(&format!("tansu-{name}"), BRIDGE_TOPIC)
+            .await?;
         let (mut p, url) = self.start_bridge(&broker, &name, linger_ms).await?;
         self.at_half(&mut p, &url, max).await
     }
@@ -446,7 +444,11 @@ impl Bench {
             for (target, result) in targets.iter().zip(results.iter_mut()) {
                 let Ok(runs) = result else { continue };
                 match self.ingress_once(*target, run).await {
-                    Ok(m) => runs.push(m),
+                    Ok(m) => {
+                        let name = target.label();
+                        report::progress(&name, run, m.max.rate(), m.cpu_per_10k);
+                        runs.push(m);
+                    }
                     Err(e) => *result = Err(e),
                 }
             }
@@ -454,8 +456,8 @@ impl Bench {
         let first = report.ingress.len();
         for (target, result) in targets.iter().zip(results) {
             let rounds = (result.iter().flatten()).map(Round::of).collect();
-            let row = IngressRow::new(&target.label(), result.map(ingress::median))
-                .in_rounds(rounds);
+            let row =
+                IngressRow::new(&target.label(), result.map(ingress::median)).in_rounds(rounds);
             report.ingress.push(match target {
                 IngressTarget::Plain => row,
                 IngressTarget::Bridge(_) => row.limit_of("(b)"),
@@ -472,7 +474,10 @@ impl Bench {
                 .await;
             }
         }
-        if let Some(i) = targets.iter().position(|t| matches!(t, IngressTarget::Hookbridge)) {
+        if let Some(i) = targets
+            .iter()
+            .position(|t| matches!(t, IngressTarget::Hookbridge))
+        {
             (self.half_rate(report, first + i, "(c) hookbridge at half rate", |max| {
                 self.hookbridge_at_half(max)
             }))

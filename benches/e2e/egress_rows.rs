@@ -107,7 +107,10 @@ impl Bench {
             for (row, result) in rows.iter().zip(results.iter_mut()) {
                 let Ok(runs) = result else { continue };
                 match self.run_once(row, run).await {
-                    Ok(m) => runs.push(m),
+                    Ok(m) => {
+                        crate::report::progress(&row.name, run, m.rate(), m.cpu_per_10k);
+                        runs.push(m);
+                    }
                     Err(e) => *result = Err(e),
                 }
             }

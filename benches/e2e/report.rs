@@ -103,6 +103,13 @@ impl Rated for egress::Measured {
     }
 }
 
+/// One run's figures on stderr as it ends, so a repeated row's spread shows beside the
+/// median the table reports.
+pub fn progress(name: &str, run: Option<usize>, rate: f64, cpu_per_10k: f64) {
+    let run = run.map_or_else(String::new, |i| format!(" run {}", i + 1));
+    eprintln!("{name}{run}: {rate:.0}/s, CPU {cpu_per_10k:.3} s/10k");
+}
+
 /// Index of the fastest measured candidate for the limit `name`.
 pub fn fastest<T: Rated>(rows: &[Row<T>], name: &str) -> Option<usize> {
     rows.iter()
