@@ -616,3 +616,57 @@ async fn a_dead_lettered_tombstone_is_redriven_as_a_tombstone() {
         "{out}"
     );
 }
+
+/// A dead letter whose topic no longer exists stops a redrive to source at once, naming
+/// the topic: the broker is never asked to create it (a topic made with its default
+/// partitions is not where the record came from), and the records before it stay
+/// redriven and committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_redrive_to_source_stops_at_a_record_whose_topic_is_gone() {
+    let Running {
+        broker,
+        topic,
+        dlq,
+        rx: _rx,
+        mut hb,
+    } = running("gone", 1, 400).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k", "value": "{}"})],
+    )
+    .await;
+    let dead = kafka::read(&broker.addr(), &dlq, Some(1), 20.0).await;
+    assert_eq!(dead.len(), 1);
+    // The same dead letter, as if its topic had been deleted since.
+    let gone = format!("{topic}-deleted");
+    let headers: serde_json::Map<String, serde_json::Value> = (dead[0].headers.iter())
+        .map(|(k, v)| {
+            let v = if k == "hookbridge-dlq-topic" {
+                gone.clone()
+            } else {
+                String::from_utf8_lossy(v).into_owned()
+            };
+            (k.clone(), json!(v))
+        })
+        .collect();
+    let copy = json!({"key": "k", "value": "{}", "headers": headers});
+    kafka::produce(&broker.addr(), &dlq, &[copy]).await;
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    let (ok, out) = hb
+        .command(&["dlq", "redrive", "--connector", "orders", "--to", "source"])
+        .await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("its topic {gone} does not exist")),
+        "{out}"
+    );
+    let back = kafka::read(&broker.addr(), &topic, Some(2), 20.0).await;
+    assert_eq!(
+        back.len(),
+        2,
+        "the first dead letter is back in its topic: {out}"
+    );
+    let committed = kafka::committed(&broker.addr(), &format!("g-{topic}-redrive"), &dlq).await;
+    assert_eq!(committed[&0].0, 1, "{committed:?} {out}");
+}

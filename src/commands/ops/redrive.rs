@@ -24,6 +24,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -324,8 +325,8 @@ struct Sender {
     producer: producer::Producer,
     destination: Option<Destination>,
     cancel: CancellationToken,
-    /// Partition count per source topic, for `--to source`.
-    partitions: std::sync::Mutex<HashMap<String, Option<usize>>>,
+    /// What the broker says of each source topic, for `--to source`.
+    partitions: std::sync::Mutex<HashMap<String, SourceTopic>>,
 }
 
 impl Sender {
@@ -339,7 +340,13 @@ impl Sender {
             .settings
             .kafka
             .resolved_properties(&loaded.file_label())?;
-        let cfg = kafka::client_config(&loaded.settings.kafka, &kafka::for_producer(&props), &[]);
+        let mut cfg =
+            kafka::client_config(&loaded.settings.kafka, &kafka::for_producer(&props), &[]);
+        if to == Target::Source {
+            // A record's topic that is gone is reported, never created by looking it up:
+            // a topic the broker made with its default partitions is not where it was.
+            cfg.set("allow.auto.create.topics", "false");
+        }
         let producer = producer::build(cfg.clone(), Duration::from_secs(30))
             .doing(|| "creating a Kafka producer".into())?;
         let destination = match to {
@@ -365,39 +372,44 @@ impl Sender {
         })
     }
 
-    /// How many partitions `topic` has now (looked up once per topic); `None` when
-    /// unknown, and then the producer's partitioner places records.
-    fn partition_count(&self, topic: &str) -> Option<usize> {
+    /// What the broker says of `topic` now (asked once per topic).
+    fn source_topic(&self, topic: &str) -> SourceTopic {
         let mut known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = known.get(topic) {
-            return *n;
+        if let Some(t) = known.get(topic) {
+            return *t;
         }
-        let n = self
+        let said = self
             .producer
             .client()
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .ok()
             .and_then(|md| {
-                md.topics()
-                    .iter()
-                    .find(|t| t.name() == topic && t.error().is_none())
-                    .map(|t| t.partitions().len())
+                let t = md.topics().iter().find(|t| t.name() == topic)?;
+                Some(SourceTopic::of(
+                    t.error().map(RDKafkaErrorCode::from),
+                    t.partitions().len(),
+                ))
             })
-            .filter(|n| *n > 0);
-        known.insert(topic.to_owned(), n);
-        n
+            .unwrap_or(SourceTopic::Unknown);
+        known.insert(topic.to_owned(), said);
+        said
     }
 
     /// How the record was taken care of, with the line that says so. A record left
     /// unfinished is an error: its offset must not be committed.
     async fn send(&self, record: &Record, line: &str) -> Result<(Finish, String), OpsError> {
         let Some(dest) = &self.destination else {
-            to_source(
-                &self.producer,
-                record,
-                self.partition_count(&record.tp.topic),
-            )
-            .await?;
+            let partitions = match self.source_topic(&record.tp.topic) {
+                SourceTopic::Gone => {
+                    return Err(OpsError::Refused(format!(
+                        "{line}: its topic {} does not exist; create it (the record came from partition {}) or redrive with --to destination; progress up to the record before it is committed",
+                        record.tp.topic, record.tp.partition
+                    )))
+                }
+                SourceTopic::Partitions(n) => Some(n),
+                SourceTopic::Unknown => None,
+            };
+            to_source(&self.producer, record, partitions).await?;
             return Ok((
                 Finish::Delivered,
                 format!("{line}: produced to {}", record.tp.topic),
@@ -414,6 +426,31 @@ impl Sender {
             Finish::Abandoned => Err(OpsError::Refused(format!(
                 "{line}: delivery did not finish; progress up to the record before it is committed"
             ))),
+        }
+    }
+}
+
+/// What the broker said of a record's source topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceTopic {
+    /// It has this many partitions.
+    Partitions(usize),
+    /// It does not exist: producing would wait for it until the produce timeout, record
+    /// after record.
+    Gone,
+    /// Not known (no answer, another error): the producer's partitioner places records.
+    Unknown,
+}
+
+impl SourceTopic {
+    /// From a topic's metadata: its error, if any, and its partition count.
+    fn of(error: Option<RDKafkaErrorCode>, partitions: usize) -> Self {
+        match error {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                SourceTopic::Gone
+            }
+            None if partitions > 0 => SourceTopic::Partitions(partitions),
+            _ => SourceTopic::Unknown,
         }
     }
 }
@@ -543,6 +580,22 @@ impl Tally {
 #[cfg(test)]
 mod tally_tests {
     use super::*;
+
+    #[test]
+    fn a_source_topic_the_broker_does_not_know_is_gone() {
+        use rdkafka::types::RDKafkaErrorCode as E;
+        assert_eq!(
+            SourceTopic::of(Some(E::UnknownTopicOrPartition), 0),
+            SourceTopic::Gone
+        );
+        assert_eq!(SourceTopic::of(Some(E::UnknownTopic), 0), SourceTopic::Gone);
+        assert_eq!(SourceTopic::of(None, 3), SourceTopic::Partitions(3));
+        assert_eq!(SourceTopic::of(None, 0), SourceTopic::Unknown);
+        assert_eq!(
+            SourceTopic::of(Some(E::LeaderNotAvailable), 3),
+            SourceTopic::Unknown
+        );
+    }
 
     #[test]
     fn filtered_records_are_not_counted_as_redriven() {
