@@ -204,9 +204,12 @@ pub async fn read(
             collector.push(&data)?;
             last_data = Instant::now();
             // A body whose every frame is ready when asked for never lets the timer be
-            // polled: its deadline is kept here.
+            // polled: the timer's two rules are kept here too.
             if last_data >= deadline {
                 return Err(BodyError::Deadline);
+            }
+            if cut_off_at(collector.buf.len()) <= last_data {
+                return Err(BodyError::TooSlow);
             }
         }
     }
@@ -382,6 +385,22 @@ mod tests {
         let mut r = budget.start(CLIENT).unwrap();
         let err = read(Body::from_stream(chunks), None, l, &mut r).await;
         assert_eq!(err, Err(BodyError::Deadline));
+    }
+
+    #[tokio::test]
+    async fn a_body_whose_chunks_are_always_ready_is_still_cut_off_below_the_minimum_rate() {
+        // 100 bytes a second, every byte ready when asked for, against a minimum of 1 KiB
+        // a second: cut off once past the allowance of a second and what it received,
+        // long before its 5 s deadline or its last byte.
+        use futures::StreamExt;
+        let budget = BodyBudget::new(1 << 20, 1 << 20, 1 << 20);
+        let chunks = stream::iter(0..300).map(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            Ok::<_, std::io::Error>(Bytes::from_static(b"x"))
+        });
+        let mut r = budget.start(CLIENT).unwrap();
+        let err = read(Body::from_stream(chunks), None, limits(1000), &mut r).await;
+        assert_eq!(err, Err(BodyError::TooSlow));
     }
 
     #[test]

@@ -264,6 +264,42 @@ async fn statuses_for_path_method_size_rate_and_key() {
     assert!((1..=2).contains(&retry_after), "{retry_after}");
 }
 
+/// A body trickled a byte at a time, each ready as soon as it is sent, is answered 408
+/// once it falls behind `min_body_rate`, long before its declared length arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_is_cut_off_below_the_minimum_rate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = Broker::start();
+    let topic = unique("gh-trickle");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr())
+        .connector("github.toml", &github_source(&topic).render())
+        .env("GH_SECRET", SECRET)
+        .env("HOOKBRIDGE__HTTP__MIN_BODY_RATE", "1KiB")
+        .env("HOOKBRIDGE__HTTP__BODY_TIMEOUT", "60s");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    let s = tokio::net::TcpStream::connect(("127.0.0.1", hb.http))
+        .await
+        .unwrap();
+    let (mut read, mut write) = s.into_split();
+    write
+        .write_all(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nX-Hub-Signature-256: sha256=00\r\n\r\n")
+        .await
+        .unwrap();
+    // 20 bytes a second, against at least 1 KiB a second after a second's allowance.
+    let trickle = tokio::spawn(async move {
+        while write.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), read.read_to_end(&mut answer)).await;
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_oversized_headers_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
