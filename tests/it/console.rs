@@ -294,6 +294,10 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
         "{dry}"
     );
     pages.push(dry.clone());
+    // A time it cannot read is refused naming the page's own field, not the CLI's option.
+    let (_, _, unread) = c.get("/console/sinks/orders/replay?from=yesterday").await;
+    assert!(unread.contains("expected an RFC 3339 time"), "{unread}");
+    assert!(!unread.contains("--from"), "{unread}");
     let (status, _) = c
         .post("/console/sinks/orders/replay", &[("from", "1h")])
         .await;

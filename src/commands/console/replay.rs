@@ -37,7 +37,7 @@ pub(super) async fn replay_page(
     if from_text.is_empty() {
         return ok_page(&c, &s, &title, &body);
     }
-    let from = match replay::parse_from(&from_text) {
+    let from = match replay::parse_time("from", &from_text) {
         Ok(f) => f,
         Err(e) => return failed_page(&c, &s, &title, &e),
     };
@@ -111,7 +111,7 @@ pub(super) async fn replay_action(
     c.sink(&name)?;
     let title = format!("Replay {name}");
     let from_text = form.get("from").unwrap_or("").to_owned();
-    let from = match replay::parse_from(&from_text) {
+    let from = match replay::parse_time("from", &from_text) {
         Ok(f) => f,
         Err(e) => return failed_page(&c, &s, &title, &e),
     };
