@@ -130,6 +130,21 @@ impl Rows {
         Self::NAMES.iter().position(|n| *n == name).map(|i| 1 << i)
     }
 
+    /// The ingress rows' names; every other row is egress.
+    const INGRESS: [&'static str; 4] = ["a", "b", "b-1", "c"];
+
+    /// Whether any ingress row runs.
+    pub fn any_ingress(self) -> bool {
+        Self::INGRESS.iter().any(|n| self.has(n))
+    }
+
+    /// Whether any egress row runs.
+    pub fn any_egress(self) -> bool {
+        (Self::NAMES.iter())
+            .filter(|n| !Self::INGRESS.contains(n))
+            .any(|n| self.has(n))
+    }
+
     /// Whether the row named `name` (one of [`Rows::NAMES`]) runs.
     pub fn has(self, name: &str) -> bool {
         Self::bit(name).is_some_and(|bit| self.0 & bit != 0)
@@ -150,8 +165,13 @@ impl Settings {
     /// A table heading's note on repeated runs: which run of each row it shows, by
     /// `what` (rate, p99); empty for a single run.
     pub fn repeated(&self, what: &str) -> String {
-        match self.repeat {
-            1 => String::new(),
+        Self::median_of(what, self.repeat)
+    }
+
+    /// The same note for `runs` runs of each row.
+    pub fn median_of(what: &str, runs: usize) -> String {
+        match runs {
+            0 | 1 => String::new(),
             n => format!("; each row the run of median {what} of {n}"),
         }
     }
@@ -553,10 +573,11 @@ async fn run(settings: Settings, bin: Binaries, dir: &Path) -> Result<Report> {
         secret,
     };
     let mut report = Report::new(settings);
-    if settings.ingress {
+    // A side none of whose rows is named does not run (nor fill its topics).
+    if settings.ingress && settings.rows.any_ingress() {
         bench.run_ingress(&mut report).await;
     }
-    if settings.egress {
+    if settings.egress && settings.rows.any_egress() {
         if let Err(e) = bench.run_egress(&mut report).await {
             report.failures.push(e.to_string());
         }
@@ -630,6 +651,9 @@ mod tests {
         assert!(h.has("h") && h.has("d") && !h.has("e"));
         let ingress = Rows::parse("b-1,c").unwrap();
         assert!(ingress.has("b-1") && ingress.has("c") && !ingress.has("b") && !ingress.has("a"));
+        assert!(ingress.any_ingress() && !ingress.any_egress());
+        assert!(!some.any_ingress() && some.any_egress());
+        assert!(all.any_ingress() && all.any_egress());
         let pair = Rows::parse("d-stream,e-key").unwrap();
         assert!(pair.has("d-stream") && pair.has("e-key") && !pair.has("d") && !pair.has("e"));
         assert!(Rows::parse("f,x").unwrap_err().contains("\"x\""));

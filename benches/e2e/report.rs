@@ -340,9 +340,14 @@ impl Report {
         let s = &self.settings;
         let _ = writeln!(
             out,
-            "### Ingress: wrk -t{} -c{} -d{}s, the same {} B JSON webhook with its GitHub signature on every request{}\n",
+            "### Ingress: wrk -t{} -c{} -d{}s, the same {} B JSON webhook with its GitHub signature on every request{}{}\n",
             s.threads, s.connections, s.seconds, s.body_bytes,
-            s.repeated("rate")
+            s.repeated("rate"),
+            if s.repeat > 1 {
+                ", in rounds, each run a new process; a ratio is the median of its rounds' ratios (each run against the limit's run of its round), with their range"
+            } else {
+                ""
+            }
         );
         let lines = rows(&self.ingress, |m, [rate, cpu]| {
             vec![
@@ -396,7 +401,10 @@ impl Report {
         let _ = writeln!(
             out,
             "\n### Ingress latency at half of each target's maximum rate (wrk, each connection paced by the script's delay()){}\n",
-            self.settings.repeated("p99")
+            Settings::median_of(
+                "p99",
+                self.settings.repeat.min(ingress::MAX_FIXED_RATE_RUNS)
+            )
         );
         table(
             out,
