@@ -148,7 +148,9 @@ fn main() -> ExitCode {
                 since: (since.as_deref())
                     .map(|t| replay::parse_time("--since", t))
                     .transpose()?,
-                reason,
+                reason: (reason.as_deref())
+                    .map(|r| inspect::parse_reason("--reason", r))
+                    .transpose()?,
                 status: status.as_deref().map(str::parse).transpose()?,
                 last_per_partition: None,
             };

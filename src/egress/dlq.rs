@@ -24,6 +24,21 @@ use super::record::Record;
 use crate::kafka::envelope::{self, DeadLetterEnvelope, Origin};
 use crate::kafka::producer::{self, Acked};
 
+/// Every reason a dead letter can carry (`hookbridge-dlq-reason`), each owned where it is
+/// decided: the delivery policy (`permanent`, `exhausted`), the shaping of the request (a
+/// `template` that cannot be rendered, a `tombstone` the sink dead-letters, the program
+/// that failed, `filter` or `transform`) and batching (`batch`: not a JSON item). What
+/// `dlq list --reason` accepts.
+pub const REASONS: [&str; 7] = [
+    super::policy::PERMANENT,
+    super::policy::EXHAUSTED,
+    super::request::TEMPLATE,
+    super::evaluation::frame::Stage::Filter.as_str(),
+    super::evaluation::frame::Stage::Transform.as_str(),
+    super::request::TOMBSTONE,
+    super::batch::NotJson::REASON,
+];
+
 /// Largest slice of the destination's response body kept in the DLQ record.
 pub const RESPONSE_EXCERPT: usize = envelope::RESPONSE_EXCERPT;
 

@@ -86,6 +86,12 @@ pub struct Refused {
     pub error: &'static str,
 }
 
+/// A dead letter's reason when a URL or header template cannot be rendered for its record.
+pub const TEMPLATE: &str = "template";
+/// A dead letter's reason when it is a tombstone and the sink's `tombstones` is
+/// `dead-letter`.
+pub const TOMBSTONE: &str = "tombstone";
+
 impl From<crate::egress::batch::NotJson> for Refused {
     /// What a record that cannot be a batch item is dead-lettered with.
     fn from(_: crate::egress::batch::NotJson) -> Self {
@@ -233,7 +239,7 @@ impl Shaper {
             Tombstones::Deliver => None,
             Tombstones::Skip => Some(Ok(None)),
             Tombstones::DeadLetter => Some(Err(Refused {
-                reason: "tombstone",
+                reason: TOMBSTONE,
                 error: "null-value",
             })),
         }
@@ -265,7 +271,7 @@ impl Shaper {
         };
         let fields = |f: &Field| field(record, json.as_ref(), f);
         let template = |error| Refused {
-            reason: "template",
+            reason: TEMPLATE,
             error,
         };
         let url = match &self.fixed_url {

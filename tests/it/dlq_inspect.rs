@@ -369,6 +369,19 @@ async fn a_sink_secret_echoed_by_the_destination_is_masked() {
     assert!(!ok, "{refused}");
     assert!(refused.contains("--since \"soon\""), "{refused}");
     assert!(!refused.contains("--from"), "{refused}");
+    // A reason no dead letter carries is refused, not listed as nothing.
+    let (ok, refused) = hb
+        .command(&[
+            "dlq",
+            "list",
+            "--connector",
+            "orders",
+            "--reason",
+            "permanant",
+        ])
+        .await;
+    assert!(!ok, "{refused}");
+    assert!(refused.contains("--reason \"permanant\""), "{refused}");
     let (ok, shown) = hb
         .command(&["dlq", "show", "--connector", "orders", "--at", "0:0"])
         .await;

@@ -42,9 +42,16 @@ pub(super) async fn dlq_page(
         Ok(f) => f,
         Err(e) => return failed_page(&c, &s, &title, &e),
     };
+    let reason_filter = match (reason.as_deref())
+        .map(|r| inspect::parse_reason("reason", r))
+        .transpose()
+    {
+        Ok(r) => r,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
     let filter = Filter {
         since: None,
-        reason: reason.clone(),
+        reason: reason_filter,
         status: status_filter,
         last_per_partition: Some(DLQ_SCAN),
     };

@@ -20,6 +20,7 @@ use super::escape::{escape, escape_str, Lines};
 use super::OpsError;
 use crate::config::load::Loaded;
 use crate::connectors::Connectors;
+use crate::egress::dlq::REASONS;
 use crate::egress::record::{Record, Topic};
 use crate::egress::redact::Redact;
 use crate::kafka::envelope::DeadLetterEnvelope;
@@ -53,7 +54,7 @@ pub fn response_lines(
 pub struct Filter {
     /// Dead-lettered at or after this time.
     pub since: Option<SystemTime>,
-    /// `permanent`, `exhausted`, or a shaping refusal (`template`, `filter`, …).
+    /// One of [`REASONS`] ([`parse_reason`]).
     pub reason: Option<String>,
     pub status: Option<StatusFilter>,
     /// Only among the last this many records of each DLQ partition (the console's
@@ -88,6 +89,19 @@ impl StatusFilter {
             _ => false,
         }
     }
+}
+
+/// A reason to list by: one of those a dead letter carries ([`REASONS`]), in any case;
+/// the error names `option` and lists them, where a misspelt one would match nothing.
+pub fn parse_reason(option: &str, text: &str) -> Result<String, OpsError> {
+    let t = text.trim().to_ascii_lowercase();
+    if REASONS.contains(&t.as_str()) {
+        return Ok(t);
+    }
+    Err(OpsError::Refused(format!(
+        "{option} {text:?}: a dead letter's reason is one of {}",
+        REASONS.join(", ")
+    )))
 }
 
 impl FromStr for StatusFilter {
@@ -466,6 +480,34 @@ fn rfc3339_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_is_one_a_dead_letter_carries_or_is_refused_with_the_list() {
+        for r in REASONS {
+            assert_eq!(parse_reason("--reason", r).unwrap(), r);
+        }
+        assert_eq!(
+            parse_reason("--reason", " Exhausted ").unwrap(),
+            "exhausted"
+        );
+        assert_eq!(
+            REASONS,
+            [
+                "permanent",
+                "exhausted",
+                "template",
+                "filter",
+                "transform",
+                "tombstone",
+                "batch"
+            ]
+        );
+        for bad in ["permanant", "4xx", "", "filtered"] {
+            let e = parse_reason("reason", bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("reason {bad:?}:")), "{e}");
+            assert!(e.contains("permanent, exhausted, template"), "{e}");
+        }
+    }
 
     #[test]
     fn status_and_at_parse_or_say_what_is_expected() {
