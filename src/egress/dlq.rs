@@ -133,6 +133,13 @@ impl Way {
 impl DeadLetter {
     /// The envelope for `record`, dead-lettered by `connector`.
     pub fn envelope(&self, record: &Record, connector: &str) -> DeadLetterEnvelope {
+        // A reason missing from the list could never be listed by it: every test that
+        // dead-letters a record checks it.
+        debug_assert!(
+            REASONS.contains(&self.reason),
+            "dead-letter reason {:?} is not in dlq::REASONS",
+            self.reason
+        );
         DeadLetterEnvelope {
             connector: connector.to_owned(),
             origin: Origin {

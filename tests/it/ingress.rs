@@ -264,8 +264,10 @@ async fn statuses_for_path_method_size_rate_and_key() {
     assert!((1..=2).contains(&retry_after), "{retry_after}");
 }
 
-/// A body trickled a byte at a time, each ready as soon as it is sent, is answered 408
-/// once it falls behind `min_body_rate`, long before its declared length arrives.
+/// A body trickled a byte at a time is answered 408 once it falls behind
+/// `min_body_rate`, long before its declared length arrives (over a real socket hyper's
+/// body waits between bytes, so this is the cut-off timer's case; a body whose bytes are
+/// all ready when asked for is `body::tests`').
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_body_is_cut_off_below_the_minimum_rate() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

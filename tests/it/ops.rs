@@ -653,6 +653,23 @@ async fn dlq_redrive_to_source_stops_at_a_record_whose_topic_is_gone() {
     let copy = json!({"key": "k", "value": "{}", "headers": headers});
     kafka::produce(&broker.addr(), &dlq, &[copy]).await;
     assert!(hb.terminate(Duration::from_secs(20)).await.success());
+    // A dry run stops where the redrive would, and commits nothing.
+    let (ok, out) = hb
+        .command(&[
+            "dlq",
+            "redrive",
+            "--connector",
+            "orders",
+            "--to",
+            "source",
+            "--dry-run",
+        ])
+        .await;
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("its topic {gone} does not exist")),
+        "{out}"
+    );
     let (ok, out) = hb
         .command(&["dlq", "redrive", "--connector", "orders", "--to", "source"])
         .await;

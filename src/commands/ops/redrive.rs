@@ -98,7 +98,14 @@ pub async fn redrive(
                 )));
             }
         };
-        let sent = handle(&msg, &sink.name, &opts, &sender, &mut tally, report).await?;
+        let sent = match handle(&msg, &sink.name, &opts, &sender, &mut tally, report).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                // What was passed over before it (other sinks' records) is committed too.
+                progress.flush(&consumer)?;
+                return Err(e);
+            }
+        };
         progress.done(msg.partition(), msg.offset());
         if sent || progress.due() {
             progress.flush(&consumer)?;
@@ -240,6 +247,8 @@ async fn handle(
             let (record, env) = *mine;
             let line = describe(msg, &record, &env);
             if opts.dry_run {
+                // A record a real run would stop at stops the dry run too.
+                sender.placement(&record, &line)?;
                 report(format!("would redrive {line}"));
                 tally.redriven += 1;
             } else {
@@ -372,7 +381,7 @@ impl Sender {
         })
     }
 
-    /// What the broker says of `topic` now (asked once per topic).
+    /// What the broker says of `topic` now (asked until it answers, then kept).
     fn source_topic(&self, topic: &str) -> SourceTopic {
         let mut known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = known.get(topic) {
@@ -391,25 +400,45 @@ impl Sender {
                 ))
             })
             .unwrap_or(SourceTopic::Unknown);
-        known.insert(topic.to_owned(), said);
+        // Only an answer is kept: a lookup that failed is made again for the next record.
+        if said != SourceTopic::Unknown {
+            known.insert(topic.to_owned(), said);
+        }
         said
+    }
+
+    /// The partition a record redriven to its topic goes to (`None`: the producer's
+    /// partitioner, its own partition no longer existing), or why the redrive stops at it.
+    /// Only for `--to source`: with a destination, `Ok(None)`.
+    fn placement(&self, record: &Record, line: &str) -> Result<Option<i32>, OpsError> {
+        if self.destination.is_some() {
+            return Ok(None);
+        }
+        let (topic, partition) = (&record.tp.topic, record.tp.partition);
+        match self.source_topic(topic).place(partition) {
+            Placement::Partition(p) => Ok(Some(p)),
+            Placement::Partitioner => Ok(None),
+            Placement::Gone => Err(OpsError::Refused(format!(
+                "{line}: its topic {topic} does not exist; create it (the record came from partition {partition}) or redrive with --to destination; progress up to the record before it is committed"
+            ))),
+            Placement::NotKnown => Err(OpsError::Refused(format!(
+                "{line}: the partitions of its topic {topic} could not be looked up (no answer, or the topic is not ready); run the redrive again: progress up to the record before it is committed"
+            ))),
+        }
     }
 
     /// How the record was taken care of, with the line that says so. A record left
     /// unfinished is an error: its offset must not be committed.
     async fn send(&self, record: &Record, line: &str) -> Result<(Finish, String), OpsError> {
         let Some(dest) = &self.destination else {
-            let partitions = match self.source_topic(&record.tp.topic) {
-                SourceTopic::Gone => {
-                    return Err(OpsError::Refused(format!(
-                        "{line}: its topic {} does not exist; create it (the record came from partition {}) or redrive with --to destination; progress up to the record before it is committed",
-                        record.tp.topic, record.tp.partition
-                    )))
-                }
-                SourceTopic::Partitions(n) => Some(n),
-                SourceTopic::Unknown => None,
-            };
-            to_source(&self.producer, record, partitions).await?;
+            let partition = self.placement(record, line)?;
+            if partition.is_none() {
+                println!(
+                    "{}/{} no longer exists; the record goes where the partitioner puts it",
+                    record.tp.topic, record.tp.partition
+                );
+            }
+            to_source(&self.producer, record, partition).await?;
             return Ok((
                 Finish::Delivered,
                 format!("{line}: produced to {}", record.tp.topic),
@@ -438,8 +467,22 @@ enum SourceTopic {
     /// It does not exist: producing would wait for it until the produce timeout, record
     /// after record.
     Gone,
-    /// Not known (no answer, another error): the producer's partitioner places records.
+    /// Not known (no answer, another error such as a topic not ready yet).
     Unknown,
+}
+
+/// Where a record redriven to its topic goes, or why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Its own partition.
+    Partition(i32),
+    /// Its partition no longer exists: where the producer's partitioner puts it.
+    Partitioner,
+    /// Its topic does not exist: the redrive stops.
+    Gone,
+    /// The topic's partitions are not known: the redrive stops rather than place the
+    /// record away from its key.
+    NotKnown,
 }
 
 impl SourceTopic {
@@ -453,6 +496,18 @@ impl SourceTopic {
             _ => SourceTopic::Unknown,
         }
     }
+
+    /// Where a record of `partition` goes.
+    fn place(self, partition: i32) -> Placement {
+        match self {
+            SourceTopic::Partitions(n) if usize::try_from(partition).is_ok_and(|p| p < n) => {
+                Placement::Partition(partition)
+            }
+            SourceTopic::Partitions(_) => Placement::Partitioner,
+            SourceTopic::Gone => Placement::Gone,
+            SourceTopic::Unknown => Placement::NotKnown,
+        }
+    }
 }
 
 /// Produces `r` back to its topic, into the partition it came from when the topic still
@@ -461,7 +516,7 @@ impl SourceTopic {
 async fn to_source(
     producer: &producer::Producer,
     r: &Record,
-    partitions: Option<usize>,
+    partition: Option<i32>,
 ) -> Result<(), OpsError> {
     let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
     for (k, v) in &r.headers {
@@ -477,14 +532,8 @@ async fn to_source(
     if let Some(k) = &r.key {
         fr = fr.key(k.as_ref());
     }
-    match partitions {
-        Some(n) if r.tp.partition >= 0 && (r.tp.partition as usize) < n => {
-            fr = fr.partition(r.tp.partition);
-        }
-        _ => println!(
-            "{}/{} no longer exists; the record goes where the partitioner puts it",
-            r.tp.topic, r.tp.partition
-        ),
+    if let Some(p) = partition {
+        fr = fr.partition(p);
     }
     producer
         .send_acked(fr, Duration::from_secs(10))
@@ -594,6 +643,27 @@ mod tally_tests {
         assert_eq!(
             SourceTopic::of(Some(E::LeaderNotAvailable), 3),
             SourceTopic::Unknown
+        );
+    }
+
+    #[test]
+    fn a_record_goes_to_its_own_partition_or_the_redrive_stops_unless_the_partition_is_gone() {
+        let three = SourceTopic::Partitions(3);
+        assert_eq!(three.place(0), Placement::Partition(0));
+        assert_eq!(three.place(2), Placement::Partition(2));
+        // The topic has fewer partitions now: the partitioner places it.
+        assert_eq!(three.place(3), Placement::Partitioner);
+        assert_eq!(three.place(-1), Placement::Partitioner);
+        assert_eq!(SourceTopic::Gone.place(0), Placement::Gone);
+        // Never placed away from its key on a lookup that did not answer.
+        assert_eq!(SourceTopic::Unknown.place(0), Placement::NotKnown);
+        assert_eq!(
+            SourceTopic::of(
+                Some(rdkafka::types::RDKafkaErrorCode::LeaderNotAvailable),
+                3
+            )
+            .place(1),
+            Placement::NotKnown
         );
     }
 
