@@ -133,18 +133,23 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 mod tests {
     use super::{failures_of, median, Measured, Summary};
 
+    /// A saturating run's summary with these counts.
+    fn summary(requests: u64, non_2xx: u64, socket_errors: u64) -> Summary {
+        Summary {
+            requests,
+            seconds: 1.0,
+            non_2xx,
+            socket_errors,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            p999_ms: 3.0,
+        }
+    }
+
     #[test]
     fn the_run_of_median_rate_is_reported_with_every_run_s_failures() {
         let run = |requests, non_2xx, socket_errors| Measured {
-            max: Summary {
-                requests,
-                seconds: 1.0,
-                non_2xx,
-                socket_errors,
-                p50_ms: 1.0,
-                p99_ms: 2.0,
-                p999_ms: 3.0,
-            },
+            max: summary(requests, non_2xx, socket_errors),
             cpu_per_10k: requests as f64,
             peak_rss_mib: 1.0,
             half: None,
@@ -157,16 +162,7 @@ mod tests {
 
     #[test]
     fn the_failures_of_every_run_are_counted() {
-        let run = |non_2xx, socket_errors| Summary {
-            requests: 100,
-            seconds: 1.0,
-            non_2xx,
-            socket_errors,
-            p50_ms: 1.0,
-            p99_ms: 2.0,
-            p999_ms: 3.0,
-        };
-        let runs = [run(0, 0), run(2, 0), run(0, 5)];
+        let runs = [summary(100, 0, 0), summary(100, 2, 0), summary(100, 0, 5)];
         assert_eq!(failures_of(runs.iter()), (2, 5));
     }
 }
