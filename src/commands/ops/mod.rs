@@ -32,14 +32,20 @@ pub enum OpsError {
     NotFound(String),
     #[error("topic {0} not found")]
     NoTopic(String),
-    #[error("{what}: {source}")]
-    Kafka {
-        what: String,
-        #[source]
-        source: KafkaError,
-    },
-    #[error("creating the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    /// The Kafka error is in the message and not linked as its source: an operator
+    /// command prints an error with its causes, and each would print it again.
+    #[error("{what}: {error}")]
+    Kafka { what: String, error: KafkaError },
+    /// With the client error's causes (a TLS library's reason is among them), in the
+    /// message for the same reason.
+    #[error("creating the HTTP client: {}", crate::egress::client::causes(.0))]
+    Client(reqwest::Error),
+}
+
+impl From<reqwest::Error> for OpsError {
+    fn from(e: reqwest::Error) -> Self {
+        OpsError::Client(e)
+    }
 }
 
 /// Attaches what was being done to a Kafka error.
@@ -49,9 +55,9 @@ pub(crate) trait KafkaContext<T> {
 
 impl<T> KafkaContext<T> for Result<T, KafkaError> {
     fn doing(self, what: impl FnOnce() -> String) -> Result<T, OpsError> {
-        self.map_err(|source| OpsError::Kafka {
+        self.map_err(|error| OpsError::Kafka {
             what: what(),
-            source,
+            error,
         })
     }
 }
@@ -95,8 +101,33 @@ pub(crate) fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32
     if let Some(err) = t.error() {
         return Err(OpsError::Kafka {
             what: format!("topic {topic}"),
-            source: KafkaError::MetadataFetch(err.into()),
+            error: KafkaError::MetadataFetch(err.into()),
         });
     }
     Ok(t.partitions().iter().map(|p| p.id()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn a_kafka_error_is_printed_once_with_what_was_being_done() {
+        let e = OpsError::Kafka {
+            what: "topic orders.dlq".into(),
+            error: KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
+        };
+        // What the console shows, and what an operator command prints with the causes.
+        let plain = e.to_string();
+        let chained = format!("{:#}", anyhow::Error::from(e));
+        for text in [plain, chained] {
+            assert!(text.starts_with("topic orders.dlq: "), "{text}");
+            assert_eq!(
+                text.matches("Unknown topic or partition").count(),
+                1,
+                "{text}"
+            );
+        }
+    }
 }
