@@ -227,6 +227,30 @@ impl Settings {
     }
 }
 
+/// Each of `targets` targets (by index) once per round (`runs`: one entry per round), in
+/// order, so the machine's drift over the minutes of a run weighs on a row and its limit
+/// alike; a target whose run fails is not run again. Each target's runs, or its failure.
+pub async fn in_rounds<M, Fut>(
+    targets: usize,
+    runs: &[Option<usize>],
+    mut once: impl FnMut(usize, Option<usize>) -> Fut,
+) -> Vec<Result<Vec<M>>>
+where
+    Fut: std::future::Future<Output = Result<M>>,
+{
+    let mut results: Vec<Result<Vec<M>>> = (0..targets).map(|_| Ok(Vec::new())).collect();
+    for &run in runs {
+        for (target, result) in results.iter_mut().enumerate() {
+            let Ok(done) = result else { continue };
+            match once(target, run).await {
+                Ok(m) => done.push(m),
+                Err(e) => *result = Err(e),
+            }
+        }
+    }
+    results
+}
+
 /// The run whose `key` is the median (the larger of the two middle ones for an even
 /// count); `runs` is not empty.
 pub fn median_by<T>(mut runs: Vec<T>, key: impl Fn(&T) -> f64) -> T {
@@ -458,21 +482,13 @@ impl Bench {
     /// the limit and of hookbridge. A target whose run fails is not run again.
     async fn run_ingress(&self, report: &mut Report) {
         let targets = self.ingress_targets();
-        let mut results: Vec<Result<Vec<ingress::Measured>>> =
-            targets.iter().map(|_| Ok(Vec::new())).collect();
-        for run in self.settings.runs() {
-            for (target, result) in targets.iter().zip(results.iter_mut()) {
-                let Ok(runs) = result else { continue };
-                match self.ingress_once(*target, run).await {
-                    Ok(m) => {
-                        let name = target.label();
-                        report::progress(&name, run, m.max.rate(), m.cpu_per_10k);
-                        runs.push(m);
-                    }
-                    Err(e) => *result = Err(e),
-                }
-            }
-        }
+        let targets = &targets;
+        let results = in_rounds(targets.len(), &self.settings.runs(), |i, run| async move {
+            let m = self.ingress_once(targets[i], run).await?;
+            report::progress(&targets[i].label(), run, m.max.rate(), m.cpu_per_10k);
+            Ok(m)
+        })
+        .await;
         let first = report.ingress.len();
         for (target, result) in targets.iter().zip(results) {
             let rounds = (result.iter().flatten()).map(Round::of).collect();

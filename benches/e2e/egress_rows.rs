@@ -101,20 +101,13 @@ impl Bench {
     /// (other work, the broker's memory, thermal state) weighs on both alike, not on
     /// whichever ran last. A row whose run fails is not run again.
     async fn measure_rows(&self, rows: Vec<Planned<'_>>) -> Vec<EgressRow> {
-        let mut results: Vec<Result<Vec<egress::Measured>>> =
-            rows.iter().map(|_| Ok(Vec::new())).collect();
-        for run in self.settings.runs() {
-            for (row, result) in rows.iter().zip(results.iter_mut()) {
-                let Ok(runs) = result else { continue };
-                match self.run_once(row, run).await {
-                    Ok(m) => {
-                        crate::report::progress(&row.name, run, m.rate(), m.cpu_per_10k);
-                        runs.push(m);
-                    }
-                    Err(e) => *result = Err(e),
-                }
-            }
-        }
+        let planned = &rows;
+        let results = crate::in_rounds(rows.len(), &self.settings.runs(), |i, run| async move {
+            let m = self.run_once(&planned[i], run).await?;
+            crate::report::progress(&planned[i].name, run, m.rate(), m.cpu_per_10k);
+            Ok(m)
+        })
+        .await;
         (rows.into_iter().zip(results))
             .map(|(row, result)| {
                 let rounds = (result.iter().flatten()).map(Round::of).collect();

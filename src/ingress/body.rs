@@ -371,19 +371,14 @@ mod tests {
     async fn a_body_whose_chunks_are_always_ready_is_still_cut_off_at_its_deadline() {
         // Every chunk is ready when asked for, so the cut-off timer is never polled; each
         // takes 10 ms to make, and the deadline passes at the tenth of fifty.
-        use futures::StreamExt;
         let budget = BodyBudget::new(1 << 20, 1 << 20, 1 << 20);
-        let chunks = stream::iter(0..50).map(|_| {
-            std::thread::sleep(Duration::from_millis(10));
-            Ok::<_, std::io::Error>(Bytes::from_static(b"x"))
-        });
         let l = BodyLimits {
             min_rate: 0,
             deadline: Duration::from_millis(100),
             ..limits(1000)
         };
         let mut r = budget.start(CLIENT).unwrap();
-        let err = read(Body::from_stream(chunks), None, l, &mut r).await;
+        let err = read(ready_bytes(50), None, l, &mut r).await;
         assert_eq!(err, Err(BodyError::Deadline));
     }
 
@@ -392,15 +387,20 @@ mod tests {
         // 100 bytes a second, every byte ready when asked for, against a minimum of 1 KiB
         // a second: cut off once past the allowance of a second and what it received,
         // long before its 5 s deadline or its last byte.
-        use futures::StreamExt;
         let budget = BodyBudget::new(1 << 20, 1 << 20, 1 << 20);
-        let chunks = stream::iter(0..300).map(|_| {
+        let mut r = budget.start(CLIENT).unwrap();
+        let err = read(ready_bytes(300), None, limits(1000), &mut r).await;
+        assert_eq!(err, Err(BodyError::TooSlow));
+    }
+
+    /// `n` one-byte chunks, each ready when asked for and 10 ms in the making (the
+    /// stream blocks, so the reader never waits and never polls its timer).
+    fn ready_bytes(n: usize) -> Body {
+        use futures::StreamExt;
+        Body::from_stream(stream::iter(0..n).map(|_| {
             std::thread::sleep(Duration::from_millis(10));
             Ok::<_, std::io::Error>(Bytes::from_static(b"x"))
-        });
-        let mut r = budget.start(CLIENT).unwrap();
-        let err = read(Body::from_stream(chunks), None, limits(1000), &mut r).await;
-        assert_eq!(err, Err(BodyError::TooSlow));
+        }))
     }
 
     #[test]

@@ -248,7 +248,9 @@ async fn handle(
             let line = describe(msg, &record, &env);
             if opts.dry_run {
                 // A record a real run would stop at stops the dry run too.
-                sender.placement(&record, &line)?;
+                if sender.destination.is_none() {
+                    sender.placement(&record, &line)?;
+                }
                 report(format!("would redrive {line}"));
                 tally.redriven += 1;
             } else {
@@ -407,13 +409,10 @@ impl Sender {
         said
     }
 
-    /// The partition a record redriven to its topic goes to (`None`: the producer's
-    /// partitioner, its own partition no longer existing), or why the redrive stops at it.
-    /// Only for `--to source`: with a destination, `Ok(None)`.
+    /// The partition a record redriven to its topic (`--to source`) goes to (`None`: the
+    /// producer's partitioner, its own partition no longer existing), or why the redrive
+    /// stops at it.
     fn placement(&self, record: &Record, line: &str) -> Result<Option<i32>, OpsError> {
-        if self.destination.is_some() {
-            return Ok(None);
-        }
         let (topic, partition) = (&record.tp.topic, record.tp.partition);
         match self.source_topic(topic).place(partition) {
             Placement::Partition(p) => Ok(Some(p)),
