@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use governor::DefaultDirectRateLimiter;
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 
 use super::batch;
@@ -871,10 +871,21 @@ impl Destination {
     /// deliveries ever wait on the limiter and a burst never exceeds it; `None` when
     /// cancelled.
     async fn slot(&self, cancel: &CancellationToken) -> Option<SemaphorePermit<'_>> {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => return None,
-            p = self.permits.acquire() => p.ok()?,
+        // A free permit is taken without waiting, so the cancellation is not registered
+        // (a lock and a list insert, and their undoing, per attempt). Free permits mean
+        // nobody is queued for one (a released permit goes to the queue first), so this
+        // never overtakes a waiting delivery.
+        let permit = match self.permits.try_acquire() {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => return None,
+            Err(TryAcquireError::NoPermits) => tokio::select! {
+                _ = cancel.cancelled() => return None,
+                p = self.permits.acquire() => p.ok()?,
+            },
         };
+        if cancel.is_cancelled() {
+            return None;
+        }
         if let Some(limiter) = &self.limiter {
             tokio::select! {
                 _ = cancel.cancelled() => return None,
