@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum::http::header::HOST;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::{Bytes, BytesMut};
 
@@ -37,6 +38,8 @@ pub struct Client {
     method: Method,
     /// Content-Type default and configured headers, built once.
     base_headers: HeaderMap,
+    /// The sink's URL when it is fixed and plain HTTP, with its Host header.
+    fixed_host: Option<(reqwest::Url, HeaderValue)>,
     signer: Option<Signer>,
     status: StatusPolicy,
     /// The sink's secrets, masked out of a failed answer before it is kept.
@@ -98,6 +101,7 @@ impl Client {
                 http: client,
                 method: sink.method.clone(),
                 base_headers,
+                fixed_host: fixed_host(sink),
                 signer,
                 status: sink.status.clone(),
                 redact: Redact::of(sink),
@@ -225,6 +229,11 @@ impl Client {
             h.insert(axum::http::header::CONTENT_TYPE, ct);
         }
         self.content_encoding(&mut h, record, prepared);
+        if let Some((url, host)) = &self.fixed_host {
+            if *prepared.url == *url && !h.contains_key(HOST) {
+                h.insert(HOST, host.clone());
+            }
+        }
         if let Some(signer) = &self.signer {
             let ts = crate::clock::unix_secs();
             let sig = signer.sign(id, ts, prepared.body(record));
@@ -245,6 +254,24 @@ impl Client {
         }
         h
     }
+}
+
+/// The Host header of a sink's URL when the URL has no placeholder and is plain HTTP,
+/// with the URL. The HTTP/1 client writes the same value itself when a request has none,
+/// but with `format!` on every request; given once here, it is cloned. Not for `https`:
+/// ALPN may pick HTTP/2, where the authority travels as `:authority`.
+fn fixed_host(sink: &Sink) -> Option<(reqwest::Url, HeaderValue)> {
+    let url = sink.url.literal()?;
+    if url.scheme() != "http" {
+        return None;
+    }
+    let host = url.host_str()?;
+    let value = match url.port() {
+        Some(port) => HeaderValue::from_str(&format!("{host}:{port}")),
+        None => HeaderValue::from_str(host),
+    }
+    .ok()?;
+    Some((url, value))
 }
 
 /// An error and its causes, as one line: reqwest's own message says only that a request
@@ -328,9 +355,12 @@ mod tests {
     use crate::egress::request::Shaper;
 
     fn sink(extra: &str) -> Sink {
+        sink_to("http://h/", extra)
+    }
+
+    fn sink_to(url: &str, extra: &str) -> Sink {
         let mut out = Connectors::default();
-        let text =
-            format!("[sink]\nname = \"s\"\ntopics = [\"t\"]\nurl = \"http://h/\"\n{extra}\n");
+        let text = format!("[sink]\nname = \"s\"\ntopics = [\"t\"]\nurl = \"{url}\"\n{extra}\n");
         crate::connectors::load_file("s.toml", &text, &mut out).expect("valid sink");
         out.sinks.remove(0)
     }
@@ -364,6 +394,84 @@ mod tests {
         let h = client.request_headers(&record, &prepared, "t-0-1");
         let encoding = h.get(axum::http::header::CONTENT_ENCODING)?;
         Some(encoding.to_str().unwrap().to_owned())
+    }
+
+    /// The Host header of a request to `url` as the sink builds it (`None`: left to the
+    /// HTTP client).
+    fn host_given(url: &str) -> Option<String> {
+        let sink = sink_to(url, "");
+        let metrics = Arc::new(crate::telemetry::Metrics::new());
+        let telemetry = Arc::new(SinkTelemetry::new("s".into(), metrics));
+        let (client, _) = Client::new(&sink, telemetry.clone()).expect("a client");
+        let shaper = Shaper::new(&sink, telemetry).in_process();
+        let record = record(b"{}", b"");
+        let prepared = shaper.shape(&record).expect("shaped").expect("a request");
+        let h = client.request_headers(&record, &prepared, "t-0-1");
+        Some(h.get(HOST)?.to_str().unwrap().to_owned())
+    }
+
+    /// A fixed plain-HTTP URL's Host is given with the request, as the HTTP/1 client
+    /// would write it: the port only when it is not the scheme's, the host as the URL
+    /// normalises it. A templated URL, or `https` (which may be HTTP/2), is left alone.
+    #[test]
+    fn a_fixed_http_url_s_host_header_is_built_once_as_the_client_writes_it() {
+        assert_eq!(host_given("http://h:8080/x").as_deref(), Some("h:8080"));
+        assert_eq!(
+            host_given("http://Orders.Internal/x").as_deref(),
+            Some("orders.internal")
+        );
+        assert_eq!(host_given("http://h:80/").as_deref(), Some("h"));
+        assert_eq!(host_given("http://[::1]:9/").as_deref(), Some("[::1]:9"));
+        assert_eq!(
+            host_given("http://127.0.0.1:9/").as_deref(),
+            Some("127.0.0.1:9")
+        );
+        assert_eq!(host_given("https://h/"), None);
+        assert_eq!(host_given("http://h/{topic}"), None);
+    }
+
+    /// The Host the receiver reads is the one the HTTP/1 client writes itself when none
+    /// is given, so giving it changes nothing on the wire.
+    #[tokio::test]
+    async fn the_host_given_is_the_one_the_client_would_have_written() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let read = tokio::spawn(async move {
+            let mut hosts = Vec::new();
+            for _ in 0..2 {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut request = vec![0u8; 64 << 10];
+                let n = conn.read(&mut request).await.unwrap();
+                let text = String::from_utf8_lossy(&request[..n]).to_ascii_lowercase();
+                let hosts_here: Vec<String> = (text.lines())
+                    .filter_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+                    .collect();
+                hosts.push(hosts_here);
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+            hosts
+        });
+        let metrics = Arc::new(crate::telemetry::Metrics::new());
+        let telemetry = Arc::new(SinkTelemetry::new("s".into(), metrics));
+        // Fixed: the sink gives Host. Templated: the client writes it.
+        for extra_path in ["", "{topic}"] {
+            let sink = sink_to(&format!("{url}{extra_path}"), "");
+            let (client, _) = Client::new(&sink, telemetry.clone()).expect("a client");
+            let shaper = Shaper::new(&sink, telemetry.clone()).in_process();
+            let record = record(b"{}", b"");
+            let prepared = shaper.shape(&record).expect("shaped").expect("a request");
+            let (outcome, _) = client.send(&record, &prepared, "t-0-1", None, 0).await;
+            assert_eq!(outcome, Outcome::Delivered);
+        }
+        let hosts = read.await.unwrap();
+        let expected = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/hook")
+            .to_owned();
+        assert_eq!(hosts, vec![vec![expected.clone()], vec![expected]]);
     }
 
     /// A server answering every connection with `answer` (raw bytes), then closing it.
