@@ -46,7 +46,11 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) ->
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // What the operator gave cannot be used: a usage error, as clap's are.
+            match e.downcast_ref::<OpsError>() {
+                Some(OpsError::Invalid(_)) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

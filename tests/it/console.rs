@@ -240,6 +240,12 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     pages.push(record.clone());
     let (status, _, missing) = c.get("/console/sinks/orders/dlq/0:99").await;
     assert_eq!(status, 404, "{missing}");
+    // Filters and places it cannot read are bad requests, naming what was wrong.
+    let (status, _, bad) = c.get("/console/sinks/orders/dlq?reason=permanant").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad.contains("permanent, exhausted"), "{bad}");
+    let (status, _, bad) = c.get("/console/sinks/orders/dlq/zero").await;
+    assert_eq!(status, 400, "{bad}");
 
     // Redrive: refused without the CSRF token; with it, dead-lettered again while the
     // destination refuses, delivered once it accepts.
@@ -295,7 +301,11 @@ async fn console_shows_a_failure_opens_the_dead_letter_and_redrives_it() {
     );
     pages.push(dry.clone());
     // A time it cannot read is refused naming the page's own field, not the CLI's option.
-    let (_, _, unread) = c.get("/console/sinks/orders/replay?from=yesterday").await;
+    let (status, _, unread) = c.get("/console/sinks/orders/replay?from=yesterday").await;
+    assert_eq!(
+        status, 400,
+        "a time it cannot read is a bad request: {unread}"
+    );
     assert!(unread.contains("expected an RFC 3339 time"), "{unread}");
     assert!(!unread.contains("--from"), "{unread}");
     let (status, _) = c
@@ -656,7 +666,7 @@ async fn failures_show_answers_and_the_selected_dead_letters_are_redriven() {
     let (status, _) = c.post(selected, &[("at", "0:0")]).await;
     assert_eq!(status, 403, "no CSRF token");
     let (status, _) = c.post(selected, &[("csrf", &token)]).await;
-    assert_eq!(status, 409, "nothing selected");
+    assert_eq!(status, 400, "nothing selected");
 
     // Still refused: the first selected is dead-lettered again and the rest are not
     // tried, so one action does not run every selected record's retry schedule.

@@ -226,6 +226,20 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
     .await;
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("no such partition"), "{err}");
+    // What it cannot read is a usage error, as clap's are: exit code 2.
+    let (code, _, err) = run(
+        &hb,
+        &["dlq", "show", "--connector", "orders", "--at", "zero"],
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--at \"zero\""), "{err}");
+    let (code, _, err) = run(
+        &hb,
+        &["dlq", "list", "--connector", "orders", "--status", "6xx"],
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
     let billing_at = dead
         .iter()
         .find(|r| r.header("hookbridge-dlq-connector").as_deref() == Some("billing"))

@@ -285,7 +285,7 @@ pub(super) async fn redrive_selected_action(
     picked.sort_by_key(|a| (a.partition, a.offset));
     picked.dedup();
     if picked.is_empty() || picked.len() > SELECTED_MAX {
-        let e = OpsError::Refused(format!(
+        let e = OpsError::Invalid(format!(
             "select between 1 and {SELECTED_MAX} dead letters (selected: {})",
             picked.len()
         ));

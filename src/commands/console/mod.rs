@@ -290,6 +290,7 @@ fn ok_page(c: &Console, s: &Session, title: &str, body: &str) -> Page {
 fn failed_page(c: &Console, s: &Session, title: &str, e: &OpsError) -> Page {
     let status = match e {
         OpsError::NotFound(_) | OpsError::NoSink(_) | OpsError::NoTopic(_) => StatusCode::NOT_FOUND,
+        OpsError::Invalid(_) => StatusCode::BAD_REQUEST,
         OpsError::Refused(_) | OpsError::NoDlq(_) => StatusCode::CONFLICT,
         _ => StatusCode::BAD_GATEWAY,
     };

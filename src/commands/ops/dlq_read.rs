@@ -89,7 +89,7 @@ impl Reader {
         while !self.bounds.all_reached() {
             let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
                 if self.idle_since.elapsed() > IDLE_LIMIT {
-                    return Err(OpsError::Refused(format!(
+                    return Err(OpsError::NoAnswer(format!(
                         "the broker sent nothing from {} for {IDLE_LIMIT:?}",
                         self.dlq
                     )));
@@ -294,7 +294,7 @@ pub(crate) fn read_one<'c>(
             Some(Err(e)) => return Err(e).doing(|| format!("reading {dlq}")),
         }
     }
-    Err(OpsError::Refused(format!(
+    Err(OpsError::NoAnswer(format!(
         "the broker sent nothing from {dlq} [{}] for {IDLE_LIMIT:?}",
         at.partition
     )))

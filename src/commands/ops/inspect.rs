@@ -98,7 +98,7 @@ pub fn parse_reason(option: &str, text: &str) -> Result<String, OpsError> {
     if REASONS.contains(&t.as_str()) {
         return Ok(t);
     }
-    Err(OpsError::Refused(format!(
+    Err(OpsError::Invalid(format!(
         "{option} {text:?}: a dead letter's reason is one of {}",
         REASONS.join(", ")
     )))
@@ -110,7 +110,7 @@ impl FromStr for StatusFilter {
     fn from_str(text: &str) -> Result<Self, OpsError> {
         let t = text.trim().to_ascii_lowercase();
         let bad = || {
-            OpsError::Refused(format!(
+            OpsError::Invalid(format!(
                 "--status {text:?}: expected an HTTP status (400), a class (4xx) or none"
             ))
         };
@@ -325,7 +325,7 @@ impl FromStr for At {
 
     fn from_str(text: &str) -> Result<Self, OpsError> {
         let bad = || {
-            OpsError::Refused(format!(
+            OpsError::Invalid(format!(
                 "--at {text:?}: expected PARTITION:OFFSET in the dlq topic, such as 0:42 (dlq list shows it)"
             ))
         };

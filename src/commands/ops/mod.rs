@@ -25,8 +25,18 @@ pub enum OpsError {
     NoSink(String),
     #[error("sink {0:?} has no dlq configured")]
     NoDlq(String),
+    /// What the operator gave cannot be used (a time, a reason, a selection): nothing
+    /// was done.
+    #[error("{0}")]
+    Invalid(String),
+    /// What the operator asked for conflicts with the state of the sink or the DLQ
+    /// (already redriven, live group members, another action running), or was stopped
+    /// before it finished.
     #[error("{0}")]
     Refused(String),
+    /// The broker did not answer in time.
+    #[error("{0}")]
+    NoAnswer(String),
     /// What the operator asked for is not there (`dlq show` of a missing offset).
     #[error("{0}")]
     NotFound(String),

@@ -26,13 +26,13 @@ pub fn parse_time(option: &str, text: &str) -> Result<SystemTime, OpsError> {
         return Ok(t);
     }
     let ago = humantime::parse_duration(text).map_err(|_| {
-        OpsError::Refused(format!(
+        OpsError::Invalid(format!(
             "{option} {text:?}: expected an RFC 3339 time or a duration such as 2h"
         ))
     })?;
     SystemTime::now()
         .checked_sub(ago)
-        .ok_or_else(|| OpsError::Refused(format!("{option} {text:?} is too far back")))
+        .ok_or_else(|| OpsError::Invalid(format!("{option} {text:?} is too far back")))
 }
 
 /// An RFC 3339 time: with `Z`, a numeric offset (`+02:00`, which humantime does not read)
