@@ -62,6 +62,8 @@ pub async fn send(
         .body(body)
         .send()
         .await
+        // The URL once, in the context: reqwest's own message names it too.
+        .map_err(reqwest::Error::without_url)
         .with_context(|| format!("POST {url}"))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();

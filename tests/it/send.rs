@@ -127,6 +127,17 @@ async fn send_gets_2xx_from_every_provider_source() {
     for (_, _, secret) in PROVIDERS {
         assert!(!hb.logs().contains(secret), "a secret reached the logs");
     }
+    // Nothing listening: the failure names the URL once, with the reason.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = closed.local_addr().expect("its address").port();
+    drop(closed);
+    let url = format!("http://127.0.0.1:{port}");
+    let (ok, out) = hb
+        .command(&["send", "--connector", "github", "--url", &url])
+        .await;
+    assert!(!ok, "{out}");
+    assert_eq!(out.matches(&url).count(), 1, "{out}");
+    assert!(out.to_lowercase().contains("refused"), "{out}");
 }
 
 /// A GitHub source with `max_body`, its secret in `LARGE_SECRET`.
