@@ -164,7 +164,7 @@ pub async fn run(
                 }
                 stop.cancel();
             }
-            ended
+            (name, ended)
         }));
     }
 
@@ -193,15 +193,21 @@ pub async fn run(
             continue;
         };
         match stopped {
-            Ok(Err(e)) => {
+            Ok((_, Err(e))) => {
                 tracing::error!(error = %e, "sink failed");
                 failed = Some(e.to_string());
+            }
+            // Nothing is lost, but the restart delivers again what the sink delivered
+            // since its last commit: a stop that was not clean, said by the exit code.
+            Ok((name, Ok(Some(egress::Drained::NotCommitted)))) => {
+                tracing::error!(connector = %name, "the sink's final commit failed; what it delivered since its last commit will be delivered again");
+                failed = Some(format!("sink {name}: its final commit failed"));
             }
             Err(e) => {
                 tracing::error!(error = %e, "sink task failed");
                 failed = Some(e.to_string());
             }
-            Ok(Ok(())) => {}
+            Ok((_, Ok(_))) => {}
         }
     }
     // 3. Flush anything still queued in the producer (DLQ writes, late produces). Like

@@ -69,7 +69,7 @@ use crate::connectors::Sink;
 use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Health;
 use crate::telemetry::Metrics;
-use consumer::{Control, SinkContext};
+use consumer::{Control, PollEnded, SinkContext};
 use delivery::Destination;
 use dispatcher::{CommitPolicy, Dispatcher};
 
@@ -111,6 +111,16 @@ pub(crate) struct Shared {
     pub memory: Arc<memory::MemoryBudget>,
 }
 
+/// How a sink's run ended once it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drained {
+    /// Its drained watermark was committed.
+    Committed,
+    /// Its final commit failed: what it delivered after its last commit is delivered
+    /// again by the group's next owner.
+    NotCommitted,
+}
+
 /// Runs one sink until `stop`, then drains, commits and returns.
 pub(crate) async fn run_sink(
     sink: Sink,
@@ -119,7 +129,7 @@ pub(crate) async fn run_sink(
     shared: Shared,
     timing: Timing,
     stop: CancellationToken,
-) -> Result<(), SinkError> {
+) -> Result<Drained, SinkError> {
     let Shared {
         metrics,
         health,
@@ -202,19 +212,20 @@ pub(crate) async fn run_sink(
     if dispatcher_died {
         consumer.context().failed(&stop, "dispatcher");
     }
-    let poller_died = tokio::task::spawn_blocking(move || {
-        let died = poller.join().unwrap_or(true);
+    let polling = tokio::task::spawn_blocking(move || {
+        let ended = poller.join().unwrap_or(PollEnded::Died);
         drop(consumer);
-        died
+        ended
     })
     .await
-    .unwrap_or(true);
+    .unwrap_or(PollEnded::Died);
     tracing::info!(connector = %name, "sink stopped");
     if dispatcher_died {
         return Err(SinkError::Died(name.to_string(), "dispatcher"));
     }
-    if poller_died {
-        return Err(SinkError::Died(name.to_string(), "poll thread"));
+    match polling {
+        PollEnded::Died => Err(SinkError::Died(name.to_string(), "poll thread")),
+        PollEnded::Committed => Ok(Drained::Committed),
+        PollEnded::NotCommitted => Ok(Drained::NotCommitted),
     }
-    Ok(())
 }

@@ -13,6 +13,7 @@ use rdkafka::ClientConfig;
 use serde_json::json;
 
 use crate::support::broker::Broker;
+use crate::support::cluster::Cluster;
 use crate::support::connectors::SinkToml;
 use crate::support::hookbridge::{metric, Config, Hookbridge};
 use crate::support::kafka;
@@ -290,4 +291,55 @@ async fn readiness_goes_down_at_sigterm_while_deliveries_drain() {
     assert!(said.contains("stopping"), "{said}");
     let status = hb.terminate(Duration::from_secs(40)).await;
     assert!(status.success(), "exit status {status}");
+}
+
+/// A final commit the broker refuses makes the exit non-zero. Nothing is lost, but what
+/// the sink delivered since its last commit is delivered again after the restart, and
+/// whatever runs the process hears that the stop was not clean. The broker here takes
+/// at most one byte of commit metadata, and the finished-offset map above a record
+/// waiting out its `Retry-After` is longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_whose_final_commit_is_refused_exits_non_zero() {
+    let cluster = Cluster::start_with(1, "offset.metadata.max.bytes=1");
+    let topic = unique("commit-refused");
+    cluster.create_topic(&topic, 1);
+    let rx = Receiver::start(|r| {
+        if String::from_utf8_lossy(&r.body).contains("later") {
+            Answer {
+                status: 503,
+                headers: vec![("retry-after", "60".to_owned())],
+                delay: Duration::ZERO,
+            }
+        } else {
+            Answer::status(200)
+        }
+    })
+    .await;
+    kafka::produce(
+        &cluster.bootstrap(),
+        &topic,
+        &[
+            json!({"key": "a", "value": "{\"ok\":1}"}),
+            json!({"key": "b", "value": "{\"later\":1}"}),
+            json!({"key": "c", "value": "{\"ok\":2}"}),
+        ],
+    )
+    .await;
+    let cfg = Config::new(&cluster.bootstrap())
+        .connector("orders.toml", &sink(&topic, &rx.url, None))
+        .env("SINK_WHSEC", WHSEC);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(60)).await;
+    rx.wait_for(Duration::from_secs(30), "all three tried once", |s| {
+        s.len() >= 3
+    })
+    .await;
+    let status = hb.terminate(Duration::from_secs(40)).await;
+    let logs = hb.logs();
+    assert!(
+        logs.contains("commit of drained offsets failed"),
+        "the final commit was refused: {logs}"
+    );
+    assert!(!status.success(), "exit status {status}");
+    assert!(logs.contains("its final commit failed"), "{logs}");
 }

@@ -48,22 +48,23 @@ impl Default for SinkSwitch {
 /// Runs a sink until the process stops (`stop`) or a run fails, and runs it again each
 /// time a console replay stopped it on purpose. `run` is one run of the sink until the
 /// token it is given is cancelled; `restarting` is called before each run after the
-/// first (the ended run is over: drained, committed, out of the group).
-pub async fn supervise<E, F, Fut>(
+/// first (the ended run is over: drained, committed, out of the group). What the last
+/// run ended with; `None` when the process stopped while no run was going.
+pub async fn supervise<T, E, F, Fut>(
     switch: &SinkSwitch,
     stop: &CancellationToken,
     mut run: F,
     mut restarting: impl FnMut(),
-) -> Result<(), E>
+) -> Result<Option<T>, E>
 where
     F: FnMut(CancellationToken) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut first = true;
     loop {
         // Once the process stops, nothing starts again, whatever else is ready.
         if stop.is_cancelled() {
-            return Ok(());
+            return Ok(None);
         }
         // A run starts only while no replay holds the sink, decided under the state's
         // lock, so a replay never sees the sink stopped while a run is starting.
@@ -81,7 +82,7 @@ where
             let mut state = switch.0.subscribe();
             tokio::select! {
                 biased; // the process stopping wins over a hold ending at the same time
-                _ = stop.cancelled() => return Ok(()),
+                _ = stop.cancelled() => return Ok(None),
                 _ = state.wait_for(|s| s.holds == 0) => continue,
             }
         };
@@ -91,11 +92,11 @@ where
         first = false;
         let ended = run(token.clone()).await;
         switch.0.send_modify(|s| s.running = false);
-        ended?;
+        let ended = ended?;
         // Only a deliberate stop runs the sink again: its own token cancelled while the
         // process goes on. A run that ended by itself, or with the process, is the end.
         if stop.is_cancelled() || !token.is_cancelled() {
-            return Ok(());
+            return Ok(Some(ended));
         }
     }
 }
@@ -218,7 +219,7 @@ mod tests {
         stop: CancellationToken,
         runs: Arc<AtomicUsize>,
         restarts: Arc<AtomicUsize>,
-        supervisor: tokio::task::JoinHandle<Result<(), &'static str>>,
+        supervisor: tokio::task::JoinHandle<Result<Option<()>, &'static str>>,
     }
 
     fn fake(linger: Duration, fail_on_run: Option<usize>) -> Fake {
@@ -290,7 +291,7 @@ mod tests {
         let ended = tokio::time::timeout(Duration::from_secs(5), f.supervisor).await;
         assert_eq!(
             ended.expect("ends with the process").expect("no panic"),
-            Ok(())
+            Ok(Some(()))
         );
     }
 
@@ -410,7 +411,7 @@ mod tests {
             f.stop.cancel();
             drop(held);
             let ended = tokio::time::timeout(Duration::from_secs(5), f.supervisor).await;
-            assert_eq!(ended.expect("ends").expect("no panic"), Ok(()));
+            assert_eq!(ended.expect("ends").expect("no panic"), Ok(None));
             assert_eq!(
                 f.runs.load(Ordering::SeqCst),
                 1,
@@ -425,7 +426,7 @@ mod tests {
         let switch = SinkSwitch::default();
         let stop = CancellationToken::new();
         let runs = AtomicUsize::new(0);
-        let ended: Result<(), ()> = supervise(
+        let ended: Result<Option<()>, ()> = supervise(
             &switch,
             &stop,
             |_| {
@@ -435,6 +436,6 @@ mod tests {
             || {},
         )
         .await;
-        assert_eq!((ended, runs.load(Ordering::SeqCst)), (Ok(()), 1));
+        assert_eq!((ended, runs.load(Ordering::SeqCst)), (Ok(Some(())), 1));
     }
 }

@@ -68,17 +68,24 @@ pub(super) fn read_committed(tpl: &TopicPartitionList) -> HashMap<TopicPartition
 }
 
 /// Synchronous commit, used on revoke and shutdown.
-pub(super) fn commit_sync(consumer: &BaseConsumer<SinkContext>, offsets: &[Commit]) {
+/// False when the broker refused it or did not answer.
+pub(super) fn commit_sync(consumer: &BaseConsumer<SinkContext>, offsets: &[Commit]) -> bool {
     if offsets.is_empty() {
-        return;
+        return true;
     }
     match consumer.commit(&to_tpl(offsets), CommitMode::Sync) {
-        Ok(()) => consumer.context().emit(ControlEvent::DrainCommitted {
-            partitions: offsets.len(),
-        }),
-        Err(e) => consumer
-            .context()
-            .emit(ControlEvent::DrainCommitFailed { error: &e }),
+        Ok(()) => {
+            consumer.context().emit(ControlEvent::DrainCommitted {
+                partitions: offsets.len(),
+            });
+            true
+        }
+        Err(e) => {
+            consumer
+                .context()
+                .emit(ControlEvent::DrainCommitFailed { error: &e });
+            false
+        }
     }
 }
 

@@ -53,15 +53,14 @@ impl Topics {
 /// while polling (a bug: no record should cause one) is contained here: the sink is
 /// marked failed, which takes `/readyz` down, `stop` is cancelled so the whole process
 /// shuts down (and exits non-zero), and the drain below still runs so the dispatcher
-/// ends instead of waiting forever. True when the poll loop panicked (or could not start:
-/// the consumer had no queue of its own). `check_items`: each
-/// record's value is checked as a batch item here ([`Record::check_item`]).
+/// ends instead of waiting forever. `check_items`: each record's value is checked as a
+/// batch item here ([`Record::check_item`]).
 pub fn poll_thread(
     consumer: Arc<BaseConsumer<SinkContext>>,
     flow: std::sync::mpsc::Receiver<Flow>,
     stop: CancellationToken,
     check_items: bool,
-) -> bool {
+) -> PollEnded {
     let ctx = consumer.context();
     // SAFETY: the consumer outlives the queue: this thread holds the only strong
     // reference, dropped before its reference to the consumer, on a panic too.
@@ -79,15 +78,34 @@ pub fn poll_thread(
             true
         }
     };
-    match ctx.drain(Vec::new(), true) {
+    let committed = match ctx.drain(Vec::new(), true) {
         Some(commits) => commit_sync(&consumer, &commits),
-        None => ctx.emit(ControlEvent::ShutdownDrainUnanswered),
-    }
+        None => {
+            ctx.emit(ControlEvent::ShutdownDrainUnanswered);
+            false
+        }
+    };
     ctx.set_assigned(false);
     // Closing serves one last revoke; the dispatcher is gone by then, so it commits nothing.
     consumer.unsubscribe();
     drop(fetched);
-    died
+    match (died, committed) {
+        (true, _) => PollEnded::Died,
+        (false, true) => PollEnded::Committed,
+        (false, false) => PollEnded::NotCommitted,
+    }
+}
+
+/// How a sink's poll thread ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollEnded {
+    /// The drained watermark was committed (or there was nothing to commit).
+    Committed,
+    /// The final commit was refused or not answered (or the dispatcher did not answer
+    /// the drain): what was delivered after the last commit is delivered again.
+    NotCommitted,
+    /// The poll loop panicked, or could not start (the consumer had no queue of its own).
+    Died,
 }
 
 /// Runs `work`; when it panics, marks the sink failed (not ready) and cancels `stop` so

@@ -104,7 +104,11 @@ impl ConsumerContext for SinkContext {
                 partitions: partitions.len(),
             });
             match self.drain(partitions, false) {
-                Some(offsets) => commit_sync(consumer, &offsets),
+                // A refused commit here is only logged: the partition goes to its next
+                // owner either way, which delivers again what was not committed.
+                Some(offsets) => {
+                    commit_sync(consumer, &offsets);
+                }
                 None => self.emit(ControlEvent::DispatcherStopped),
             }
         }
