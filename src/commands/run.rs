@@ -200,7 +200,7 @@ pub async fn run(
             // Nothing is lost, but the restart delivers again what the sink delivered
             // since its last commit: a stop that was not clean, said by the exit code.
             Ok((name, Ok(Some(egress::Drained::NotCommitted)))) => {
-                tracing::error!(connector = %name, "the sink's final commit failed; what it delivered since its last commit will be delivered again");
+                tracing::error!(connector = %name, "the sink's final commit failed; records it delivered after its last acknowledged commit, if any, will be delivered again");
                 failed = Some(format!("sink {name}: its final commit failed"));
             }
             Err(e) => {

@@ -219,7 +219,8 @@ mod tests {
         stop: CancellationToken,
         runs: Arc<AtomicUsize>,
         restarts: Arc<AtomicUsize>,
-        supervisor: tokio::task::JoinHandle<Result<Option<()>, &'static str>>,
+        /// Each run ends with its number: what the supervisor returns is the last run's.
+        supervisor: tokio::task::JoinHandle<Result<Option<usize>, &'static str>>,
     }
 
     fn fake(linger: Duration, fail_on_run: Option<usize>) -> Fake {
@@ -241,7 +242,7 @@ mod tests {
                             }
                             token.cancelled().await;
                             tokio::time::sleep(linger).await;
-                            Ok(())
+                            Ok(n)
                         }
                     },
                     || {
@@ -291,7 +292,8 @@ mod tests {
         let ended = tokio::time::timeout(Duration::from_secs(5), f.supervisor).await;
         assert_eq!(
             ended.expect("ends with the process").expect("no panic"),
-            Ok(Some(()))
+            Ok(Some(2)),
+            "the second run's end, not the first's (stopped for the replay)"
         );
     }
 

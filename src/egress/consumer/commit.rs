@@ -5,8 +5,10 @@
 //! and the committed-offset lag.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::SinkContext;
@@ -67,26 +69,61 @@ pub(super) fn read_committed(tpl: &TopicPartitionList) -> HashMap<TopicPartition
     out
 }
 
-/// Synchronous commit, used on revoke and shutdown.
-/// False when the broker refused it or did not answer.
-pub(super) fn commit_sync(consumer: &BaseConsumer<SinkContext>, offsets: &[Commit]) -> bool {
+/// Synchronous commit of drained partitions. With `settle_until`, a commit refused
+/// because the group is between generations ([`group_settling`]) is tried again until
+/// then. False when the broker refused it or did not answer.
+pub(super) fn commit_sync(
+    consumer: &BaseConsumer<SinkContext>,
+    offsets: &[Commit],
+    settle_until: Option<Instant>,
+) -> bool {
     if offsets.is_empty() {
         return true;
     }
-    match consumer.commit(&to_tpl(offsets), CommitMode::Sync) {
-        Ok(()) => {
-            consumer.context().emit(ControlEvent::DrainCommitted {
-                partitions: offsets.len(),
-            });
-            true
-        }
-        Err(e) => {
-            consumer
-                .context()
-                .emit(ControlEvent::DrainCommitFailed { error: &e });
-            false
+    let tpl = to_tpl(offsets);
+    loop {
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                consumer.context().emit(ControlEvent::DrainCommitted {
+                    partitions: offsets.len(),
+                });
+                return true;
+            }
+            // Unless librdkafka gave the assignment up as lost: it rejoins only once
+            // the lost partitions are revoked, which waits for a poll.
+            Err(e)
+                if group_settling(&e)
+                    && !consumer.assignment_lost()
+                    && settle_until.is_some_and(|u| Instant::now() + SETTLE_EVERY < u) =>
+            {
+                std::thread::sleep(SETTLE_EVERY);
+            }
+            Err(e) => {
+                consumer
+                    .context()
+                    .emit(ControlEvent::DrainCommitFailed { error: &e });
+                return false;
+            }
         }
     }
+}
+
+/// How long a sink's final commit is tried again while its group settles (bounded by
+/// the shutdown deadline too).
+pub(super) const SETTLE: Duration = Duration::from_secs(10);
+const SETTLE_EVERY: Duration = Duration::from_millis(100);
+
+/// Whether a refused commit may be taken once the group settles. A member joined or
+/// left a moment ago: until every member has synced the new generation, the broker
+/// refuses commits (`IllegalGeneration` in librdkafka's wait-sync state, or
+/// `RebalanceInProgress`), and takes them again after, this member's included:
+/// librdkafka joins and syncs on its own thread, without this one polling. A group
+/// waiting out a killed member's session stays refused until the deadline.
+fn group_settling(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::RebalanceInProgress)
+    )
 }
 
 /// Queued commit, on the commit interval; its result comes back to the callbacks.
@@ -135,6 +172,33 @@ impl ClientContext for SinkContext {
                 };
                 self.set_lag(&tp, p.hi_offset - p.committed_offset.max(0));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a group between generations is waited out: a refusal that waiting cannot
+    /// change (metadata over the broker's limit, a member the group no longer knows, a
+    /// broker that does not answer) ends the final commit at once.
+    #[test]
+    fn only_a_group_between_generations_is_waited_out() {
+        let refused = |code| KafkaError::ConsumerCommit(code);
+        assert!(group_settling(&refused(
+            RDKafkaErrorCode::IllegalGeneration
+        )));
+        assert!(group_settling(&refused(
+            RDKafkaErrorCode::RebalanceInProgress
+        )));
+        for code in [
+            RDKafkaErrorCode::OffsetMetadataTooLarge,
+            RDKafkaErrorCode::UnknownMemberId,
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::NotCoordinator,
+        ] {
+            assert!(!group_settling(&refused(code)), "{code:?}");
         }
     }
 }

@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tokio_util::sync::CancellationToken;
 
-use super::commit::commit_sync;
+use super::commit::{self, commit_sync};
 use super::fetched::{Fetched, FetchedQueue, Taken, REFORWARD};
 use super::flow::{Flow, FlowState};
 use super::{SinkContext, POLL_BATCH};
@@ -79,7 +79,12 @@ pub fn poll_thread(
         }
     };
     let committed = match ctx.drain(Vec::new(), true) {
-        Some(commits) => commit_sync(&consumer, &commits),
+        // A stop right after another member joined or left finds the group between
+        // generations: its commit is tried again until the group settles.
+        Some(commits) => {
+            let settle_until = Instant::now() + ctx.bounded(commit::SETTLE);
+            commit_sync(&consumer, &commits, Some(settle_until))
+        }
         None => {
             ctx.emit(ControlEvent::ShutdownDrainUnanswered);
             false

@@ -107,7 +107,7 @@ impl ConsumerContext for SinkContext {
                 // A refused commit here is only logged: the partition goes to its next
                 // owner either way, which delivers again what was not committed.
                 Some(offsets) => {
-                    commit_sync(consumer, &offsets);
+                    commit_sync(consumer, &offsets, None);
                 }
                 None => self.emit(ControlEvent::DispatcherStopped),
             }
