@@ -216,7 +216,7 @@ impl Client {
     /// signature and trace context last, so nothing taken from a record can replace them.
     fn request_headers(&self, record: &Record, prepared: &Prepared<'_>, id: &str) -> HeaderMap {
         let mut h = prepared.headers.clone();
-        h.reserve(self.base_headers.len() + 5);
+        h.reserve(self.base_headers.len() + 6);
         for (k, v) in &self.base_headers {
             h.insert(k.clone(), v.clone());
         }
@@ -430,48 +430,68 @@ mod tests {
         assert_eq!(host_given("http://h/{topic}"), None);
     }
 
-    /// The Host the receiver reads is the one the HTTP/1 client writes itself when none
-    /// is given, so giving it changes nothing on the wire.
+    /// The Host a receiver reads for a fixed URL (given by the sink) is the one the
+    /// HTTP/1 client writes itself for the same URL when templated (none given), however
+    /// the host is spelt, so giving it changes nothing on the wire.
     #[tokio::test]
     async fn the_host_given_is_the_one_the_client_would_have_written() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let read = tokio::spawn(async move {
-            let mut hosts = Vec::new();
-            for _ in 0..2 {
-                let (mut conn, _) = listener.accept().await.unwrap();
-                let mut request = vec![0u8; 64 << 10];
-                let n = conn.read(&mut request).await.unwrap();
-                let text = String::from_utf8_lossy(&request[..n]).to_ascii_lowercase();
-                let hosts_here: Vec<String> = (text.lines())
-                    .filter_map(|l| l.strip_prefix("host: ").map(str::to_owned))
-                    .collect();
-                hosts.push(hosts_here);
-                let _ = conn
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-            }
-            hosts
-        });
+        let (v4, v6) = (
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            tokio::net::TcpListener::bind("[::1]:0").await.ok(),
+        );
+        let port = v4.local_addr().unwrap().port();
+        let mut hosts = vec![format!("127.0.0.1:{port}"), format!("LocalHost:{port}")];
+        let mut listeners = vec![v4];
+        if let Some(v6) = v6 {
+            hosts.push(format!("[::1]:{}", v6.local_addr().unwrap().port()));
+            listeners.push(v6);
+        }
+        // Every Host line read, in order of arrival.
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+        for listener in listeners {
+            let seen_tx = seen_tx.clone();
+            tokio::spawn(async move {
+                while let Ok((mut conn, _)) = listener.accept().await {
+                    let mut request = vec![0u8; 64 << 10];
+                    let n = conn.read(&mut request).await.unwrap_or(0);
+                    let text = String::from_utf8_lossy(&request[..n]).into_owned();
+                    let host = (text.lines())
+                        .filter_map(|l| l.split_once(": "))
+                        .filter(|(name, _)| name.eq_ignore_ascii_case("host"))
+                        .map(|(_, value)| value.to_owned())
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let _ = seen_tx.send(host);
+                    let answer =
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                    let _ = conn.write_all(answer).await;
+                }
+            });
+        }
         let metrics = Arc::new(crate::telemetry::Metrics::new());
         let telemetry = Arc::new(SinkTelemetry::new("s".into(), metrics));
-        // Fixed: the sink gives Host. Templated: the client writes it.
-        for extra_path in ["", "{topic}"] {
-            let sink = sink_to(&format!("{url}{extra_path}"), "");
-            let (client, _) = Client::new(&sink, telemetry.clone()).expect("a client");
-            let shaper = Shaper::new(&sink, telemetry.clone()).in_process();
-            let record = record(b"{}", b"");
-            let prepared = shaper.shape(&record).expect("shaped").expect("a request");
-            let (outcome, _) = client.send(&record, &prepared, "t-0-1", None, 0).await;
-            assert_eq!(outcome, Outcome::Delivered);
+        let record = record(b"{}", b"");
+        for host in hosts {
+            let mut read = Vec::new();
+            // Fixed: the sink gives Host. Templated: the client writes it.
+            for path in ["/hook", "/{topic}"] {
+                let sink = sink_to(&format!("http://{host}{path}"), "");
+                let (client, _) = Client::new(&sink, telemetry.clone()).expect("a client");
+                let shaper = Shaper::new(&sink, telemetry.clone()).in_process();
+                let prepared = shaper.shape(&record).expect("shaped").expect("a request");
+                let given = client.request_headers(&record, &prepared, "t-0-1");
+                assert_eq!(given.contains_key(HOST), path == "/hook", "{host}{path}");
+                let (outcome, _) = client.send(&record, &prepared, "t-0-1", None, 0).await;
+                assert_eq!(outcome, Outcome::Delivered, "{host}{path}");
+                read.push(seen.recv().await.expect("a request read"));
+            }
+            assert!(
+                !read[1].is_empty() && !read[1].contains(','),
+                "one Host: {read:?}"
+            );
+            assert_eq!(read[0], read[1], "{host}");
         }
-        let hosts = read.await.unwrap();
-        let expected = url
-            .trim_start_matches("http://")
-            .trim_end_matches("/hook")
-            .to_owned();
-        assert_eq!(hosts, vec![vec![expected.clone()], vec![expected]]);
     }
 
     /// A server answering every connection with `answer` (raw bytes), then closing it.

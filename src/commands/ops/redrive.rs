@@ -93,9 +93,12 @@ pub async fn redrive(
             Ok(None) => break,
             Err(e) => {
                 progress.flush(&consumer)?;
-                return Err(OpsError::Refused(format!(
-                    "{e}; progress so far is committed, run the redrive again"
-                )));
+                let said = format!("{e}; progress so far is committed, run the redrive again");
+                // The broker's trouble stays the broker's (the console answers 502).
+                return Err(match e {
+                    OpsError::Kafka { .. } | OpsError::NoAnswer(_) => OpsError::NoAnswer(said),
+                    _ => OpsError::Refused(said),
+                });
             }
         };
         let sent = match handle(&msg, &sink.name, &opts, &sender, &mut tally, report).await {
@@ -420,7 +423,7 @@ impl Sender {
             Placement::Gone => Err(OpsError::Refused(format!(
                 "{line}: its topic {topic} does not exist; create it (the record came from partition {partition}) or redrive with --to destination; progress up to the record before it is committed"
             ))),
-            Placement::NotKnown => Err(OpsError::Refused(format!(
+            Placement::NotKnown => Err(OpsError::NoAnswer(format!(
                 "{line}: the partitions of its topic {topic} could not be looked up (no answer, or the topic is not ready); run the redrive again: progress up to the record before it is committed"
             ))),
         }
