@@ -126,6 +126,34 @@ async fn poison_between_two(broker: &Broker, topic: &str) -> Receiver {
     rx
 }
 
+/// Records `a`, `b` and `c` in `topic`, and a destination that takes `a` and `c` and
+/// asks `b` to come back in a minute (`Retry-After: 60`).
+async fn second_of_three_waits(brokers: &str, topic: &str) -> Receiver {
+    let rx = Receiver::start(|r| {
+        if String::from_utf8_lossy(&r.body).contains("later") {
+            Answer {
+                status: 503,
+                headers: vec![("retry-after", "60".to_owned())],
+                delay: Duration::ZERO,
+            }
+        } else {
+            Answer::status(200)
+        }
+    })
+    .await;
+    kafka::produce(
+        brokers,
+        topic,
+        &[
+            json!({"key": "a", "value": "{\"ok\":1}"}),
+            json!({"key": "b", "value": "{\"later\":1}"}),
+            json!({"key": "c", "value": "{\"ok\":2}"}),
+        ],
+    )
+    .await;
+    rx
+}
+
 /// Waits until `times` dead-letter writes failed (the metric counts each; the log writes
 /// one line per kind per 30 s, which is checked to be there).
 async fn wait_dead_letter_failures(hb: &Hookbridge, times: f64) {
@@ -199,29 +227,7 @@ async fn sigterm_with_a_record_waiting_out_retry_after_exits_promptly_without_co
     let broker = Broker::start();
     let topic = unique("backoff-term");
     broker.create_topic(&topic, 1);
-    // The second record is asked to come back in a minute; the others are taken.
-    let rx = Receiver::start(|r| {
-        if String::from_utf8_lossy(&r.body).contains("later") {
-            Answer {
-                status: 503,
-                headers: vec![("retry-after", "60".to_owned())],
-                delay: Duration::ZERO,
-            }
-        } else {
-            Answer::status(200)
-        }
-    })
-    .await;
-    kafka::produce(
-        &broker.addr(),
-        &topic,
-        &[
-            json!({"key": "a", "value": "{\"ok\":1}"}),
-            json!({"key": "b", "value": "{\"later\":1}"}),
-            json!({"key": "c", "value": "{\"ok\":2}"}),
-        ],
-    )
-    .await;
+    let rx = second_of_three_waits(&broker.addr(), &topic).await;
     let mut hb = start(&broker, &topic, &rx.url, None).await;
     rx.wait_for(Duration::from_secs(20), "all three tried once", |s| {
         s.len() >= 3
@@ -303,28 +309,7 @@ async fn sigterm_whose_final_commit_is_refused_exits_non_zero() {
     let cluster = Cluster::start_with(1, "offset.metadata.max.bytes=1");
     let topic = unique("commit-refused");
     cluster.create_topic(&topic, 1);
-    let rx = Receiver::start(|r| {
-        if String::from_utf8_lossy(&r.body).contains("later") {
-            Answer {
-                status: 503,
-                headers: vec![("retry-after", "60".to_owned())],
-                delay: Duration::ZERO,
-            }
-        } else {
-            Answer::status(200)
-        }
-    })
-    .await;
-    kafka::produce(
-        &cluster.bootstrap(),
-        &topic,
-        &[
-            json!({"key": "a", "value": "{\"ok\":1}"}),
-            json!({"key": "b", "value": "{\"later\":1}"}),
-            json!({"key": "c", "value": "{\"ok\":2}"}),
-        ],
-    )
-    .await;
+    let rx = second_of_three_waits(&cluster.bootstrap(), &topic).await;
     let cfg = Config::new(&cluster.bootstrap())
         .connector("orders.toml", &sink(&topic, &rx.url, None))
         .env("SINK_WHSEC", WHSEC);
