@@ -82,26 +82,32 @@ async fn stop_and_redrive_to_source(hb: &mut Hookbridge) -> String {
     out
 }
 
-/// A destination that answers 400 until `accept` is set, then 200.
-async fn refusing_until(accept: Arc<AtomicBool>) -> Receiver {
-    Receiver::start(move |_| {
-        Answer::status(if accept.load(Ordering::SeqCst) {
-            200
-        } else {
-            400
-        })
+/// A destination that answers 400 until `accept` is set, then 200 after `delay`.
+async fn refusing_until(accept: Arc<AtomicBool>, delay: Duration) -> Receiver {
+    Receiver::start(move |_| match accept.load(Ordering::SeqCst) {
+        true => Answer {
+            status: 200,
+            headers: Vec::new(),
+            delay,
+        },
+        false => Answer::status(400),
     })
     .await
 }
 
 async fn three_dead_lettered(prefix: &str) -> DeadLettered {
+    three_dead_lettered_answered_after(prefix, Duration::ZERO).await
+}
+
+/// [`three_dead_lettered`], the destination taking `delay` to accept a record.
+async fn three_dead_lettered_answered_after(prefix: &str, delay: Duration) -> DeadLettered {
     let broker = Broker::start();
     let topic = unique(prefix);
     let dlq = format!("{topic}.dlq");
     broker.create_topic(&topic, 1);
     broker.create_topic(&dlq, 1);
     let accept = Arc::new(AtomicBool::new(false));
-    let rx = refusing_until(accept.clone()).await;
+    let rx = refusing_until(accept.clone(), delay).await;
     let cfg = Config::new(&broker.addr())
         .connector("orders.toml", &sink(&topic, &rx.url).dlq(&dlq).render());
     let mut hb = Hookbridge::start(&cfg);
@@ -260,6 +266,45 @@ fn ids(seen: &[crate::support::receiver::Received]) -> Vec<String> {
     ids
 }
 
+/// Two redrives of one sink at once (two shells, or a shell and the console): the second
+/// is refused while the first runs, so no dead letter is sent twice; once the first has
+/// ended, the next runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_redrive_is_refused_while_one_runs_and_nothing_is_sent_twice() {
+    let DeadLettered {
+        topic,
+        accept,
+        rx,
+        hb,
+        ..
+    } = three_dead_lettered_answered_after("redrive-twice", Duration::from_secs(4)).await;
+    accept.store(true, Ordering::SeqCst);
+    let before = rx.seen().len();
+    let redrive = ["dlq", "redrive", "--connector", "orders"];
+    let ((first_ok, first), (second_ok, second)) = tokio::join!(hb.command(&redrive), async {
+        rx.wait_for(Duration::from_secs(40), "the first redrive sending", |s| {
+            s.len() > before
+        })
+        .await;
+        hb.command(&redrive).await
+    });
+    assert!(first_ok, "{first}");
+    assert!(first.contains("redriven: 3;"), "{first}");
+    assert!(!second_ok, "{second}");
+    assert!(
+        second.contains("another redrive of sink \"orders\" is running"),
+        "{second}"
+    );
+    let redriven: Vec<_> = rx.seen().into_iter().skip(before).collect();
+    assert_eq!(
+        ids(&redriven),
+        (0..3).map(|o| format!("{topic}-0-{o}")).collect::<Vec<_>>(),
+        "each dead letter sent once"
+    );
+    let out = redrive_ok(&hb, "orders").await;
+    assert!(out.contains("redriven: 0;"), "the lock was left: {out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dlq_redrive_leaves_records_dead_lettered_again_for_the_next_redrive() {
     let DeadLettered {
@@ -311,7 +356,7 @@ async fn dlq_redrive_on_a_shared_dlq_sends_only_its_own_records_and_ends_while_o
     // dead-lettered by the sink and delivered by the redrive.
     let orders_rx = Receiver::start(|r| Answer::status(if r.nth == 1 { 400 } else { 200 })).await;
     let billing_ok = Arc::new(AtomicBool::new(false));
-    let billing_rx = refusing_until(billing_ok.clone()).await;
+    let billing_rx = refusing_until(billing_ok.clone(), Duration::ZERO).await;
     let cfg = Config::new(&broker.addr())
         .connector(
             "orders.toml",

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::ClientConfig;
 
 use crate::config::load::Loaded;
 use crate::config::ConfigError;
@@ -86,6 +87,17 @@ pub(crate) fn consumer(
     group: &str,
     extra: &[(&str, &str)],
 ) -> Result<BaseConsumer, OpsError> {
+    consumer_config(loaded, group, extra)?
+        .create()
+        .doing(|| "creating a Kafka consumer".into())
+}
+
+/// The configuration of [`consumer`], for a consumer with a context of its own.
+pub(crate) fn consumer_config(
+    loaded: &Loaded,
+    group: &str,
+    extra: &[(&str, &str)],
+) -> Result<ClientConfig, OpsError> {
     let props = loaded
         .settings
         .kafka
@@ -95,7 +107,7 @@ pub(crate) fn consumer(
     for (k, v) in extra {
         cfg.set(*k, *v);
     }
-    cfg.create().doing(|| "creating a Kafka consumer".into())
+    Ok(cfg)
 }
 
 /// Partition numbers of `topic`.

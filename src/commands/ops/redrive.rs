@@ -17,6 +17,8 @@
 //!   and offsets, so the other sink's redrive still finds them. Nothing at or after the
 //!   first record it did not reach is ever committed.
 
+mod lock;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +41,7 @@ use crate::kafka::envelope::DeadLetterEnvelope;
 use crate::kafka::{self, producer};
 use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Metrics;
+use lock::RedriveLock;
 
 /// Where redriven records go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +78,16 @@ pub async fn redrive(
     let sink = super::sink(connectors, opts.connector)?;
     let dlq = super::inspect::dlq_topic(connectors, opts.connector)?;
     let group = redrive_group(connectors, sink)?;
+    // A dry run sends and commits nothing: it needs no lock.
+    let _lock = match opts.dry_run {
+        true => None,
+        false => Some(RedriveLock::take(
+            loaded,
+            &lock::group_of(&group),
+            &dlq,
+            &sink.name,
+        )?),
+    };
     let consumer = super::consumer(loaded, &group, &[("enable.partition.eof", "true")])?;
     let mut reader = Reader::at_start(&consumer, &dlq)?;
     assign_from_committed(&consumer, &dlq, reader.partitions())?;
@@ -140,7 +153,8 @@ pub async fn redrive_one(
     let dlq = super::inspect::dlq_topic(connectors, connector)?;
     let group = redrive_group(connectors, sink)?;
     // Kafka calls block; the delivery below awaits. Neither holds the other's thread.
-    let (consumer, record, line) = tokio::task::block_in_place(|| {
+    let (_lock, consumer, record, line) = tokio::task::block_in_place(|| {
+        let lock = RedriveLock::take(loaded, &lock::group_of(&group), &dlq, &sink.name)?;
         let consumer = super::consumer(loaded, &group, dlq_read::READ_ONE)?;
         let resume = resume_offset(&consumer, &dlq, at.partition)?;
         if resume > at.offset {
@@ -177,7 +191,7 @@ pub async fn redrive_one(
                 }
             }
         };
-        Ok::<_, OpsError>((consumer, record, line))
+        Ok::<_, OpsError>((lock, consumer, record, line))
     })?;
     let sender = Sender::new(loaded, sink, Target::Destination, stop.clone())?;
     let (_, said) = sender.send(&record, &line).await?;
