@@ -120,6 +120,20 @@ fn main() -> ExitCode {
                     dry_run,
                 },
         } => block_on(async {
+            // Ctrl-C stops the redrive before its next record (an attempt in progress is
+            // cut off and left uncommitted), so it leaves its lock group on the way out;
+            // a second Ctrl-C ends the process at once.
+            let stop = CancellationToken::new();
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    on_signal.cancel();
+                    eprintln!("stopping: progress so far is committed; Ctrl-C again to end now");
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
             let opts = redrive::Redrive {
                 connector: &connector,
                 to: match to {
@@ -128,8 +142,7 @@ fn main() -> ExitCode {
                 },
                 limit,
                 dry_run,
-                // Ctrl-C ends the process: progress is committed after each record.
-                stop: CancellationToken::new(),
+                stop,
             };
             let summary =
                 redrive::redrive(&loaded, &connectors, opts, &mut |line| println!("{line}"))

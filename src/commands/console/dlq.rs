@@ -233,7 +233,7 @@ pub(super) async fn redrive_action(
     let stop = c.stop.clone();
     let result = tokio::spawn(async move {
         let _running = running;
-        let said = redrive::redrive_one(&loaded, &connectors, &n, at, &stop).await;
+        let said = redrive::redrive_one(&loaded, &connectors, &n, at, &stop, None).await;
         if said.is_ok() {
             actions.redrove(&n, at);
         }
@@ -306,6 +306,9 @@ pub(super) async fn redrive_selected_action(
     let lines = tokio::spawn(async move {
         let _running = running;
         let mut lines = Vec::with_capacity(picked.len());
+        // The sink's redrive lock, once for them all: joining its group takes a broker's
+        // first-rebalance delay (3 s by default) each time.
+        let lock = tokio::task::block_in_place(|| redrive::take_lock(&loaded, &connectors, &n));
         // Each redrive runs the sink's whole retry schedule: once one is not delivered
         // (the destination still refuses), the rest are not tried, so one action never
         // holds the sink's redrives for the schedule of every selected record.
@@ -330,7 +333,12 @@ pub(super) async fn redrive_selected_action(
                 ));
                 continue;
             }
-            let said = redrive::redrive_one(&loaded, &connectors, &n, at, &stop).await;
+            let said = match &lock {
+                Ok(held) => {
+                    redrive::redrive_one(&loaded, &connectors, &n, at, &stop, Some(held)).await
+                }
+                Err(e) => Err(OpsError::Refused(format!("not sent: {e}"))),
+            };
             // Dead-lettered again: the destination still refuses. (An error is about this
             // record alone: not found, passed, not a dead letter of this sink.)
             refused = said.as_ref().is_ok_and(|s| s.ends_with(": DeadLettered"));

@@ -79,7 +79,7 @@ pub async fn redrive(
     let dlq = super::inspect::dlq_topic(connectors, opts.connector)?;
     let group = redrive_group(connectors, sink)?;
     // A dry run sends and commits nothing: it needs no lock.
-    let _lock = match opts.dry_run {
+    let lock = match opts.dry_run {
         true => None,
         false => Some(RedriveLock::take(
             loaded,
@@ -99,6 +99,12 @@ pub async fn redrive(
             progress.flush(&consumer)?;
             return Err(OpsError::Refused(
                 "stopped: hookbridge is shutting down; progress so far is committed, run the redrive again".into(),
+            ));
+        }
+        if lock.as_ref().is_some_and(|l| !l.held()) {
+            progress.flush(&consumer)?;
+            return Err(OpsError::Refused(
+                "stopped: this redrive lost its place in the redrive lock group (its session ended), so another may be running; progress so far is committed, run the redrive again".into(),
             ));
         }
         let msg = match reader.next(&consumer) {
@@ -141,20 +147,30 @@ pub async fn redrive(
 /// was delivered or dead-lettered again as a new record, and sending it again would
 /// deliver it twice (or leave two dead letters of one record).
 /// `stop` cuts the delivery short on shutdown, leaving the dead letter as it was.
-/// Returns what happened, in one line.
+/// Returns what happened, in one line. `held`: the sink's redrive lock when the caller
+/// took it for several records ([`take_lock`]); without it, this redrive takes it.
 pub async fn redrive_one(
     loaded: &Loaded,
     connectors: &Connectors,
     connector: &str,
     at: At,
     stop: &CancellationToken,
+    held: Option<&RedriveLock>,
 ) -> Result<String, OpsError> {
     let sink = super::sink(connectors, connector)?;
     let dlq = super::inspect::dlq_topic(connectors, connector)?;
     let group = redrive_group(connectors, sink)?;
     // Kafka calls block; the delivery below awaits. Neither holds the other's thread.
     let (_lock, consumer, record, line) = tokio::task::block_in_place(|| {
-        let lock = RedriveLock::take(loaded, &lock::group_of(&group), &dlq, &sink.name)?;
+        let lock = match held {
+            Some(l) if !l.held() => {
+                return Err(OpsError::Refused(
+                    "not sent: the redrive lost its place in the redrive lock group (its session ended), so another may be running; redrive it again".into(),
+                ))
+            }
+            Some(_) => None,
+            None => Some(RedriveLock::take(loaded, &lock::group_of(&group), &dlq, &sink.name)?),
+        };
         let consumer = super::consumer(loaded, &group, dlq_read::READ_ONE)?;
         let resume = resume_offset(&consumer, &dlq, at.partition)?;
         if resume > at.offset {
@@ -197,6 +213,19 @@ pub async fn redrive_one(
     let (_, said) = sender.send(&record, &line).await?;
     tokio::task::block_in_place(|| commit_if_next(&consumer, &dlq, &group, at))?;
     Ok(said)
+}
+
+/// Takes sink `connector`'s redrive lock, to hold while redriving several records one by
+/// one ([`redrive_one`]). Blocking.
+pub fn take_lock(
+    loaded: &Loaded,
+    connectors: &Connectors,
+    connector: &str,
+) -> Result<RedriveLock, OpsError> {
+    let sink = super::sink(connectors, connector)?;
+    let dlq = super::inspect::dlq_topic(connectors, connector)?;
+    let group = redrive_group(connectors, sink)?;
+    RedriveLock::take(loaded, &lock::group_of(&group), &dlq, &sink.name)
 }
 
 /// Why a dead letter cut to fit its topic is not redriven: it would deliver a partial

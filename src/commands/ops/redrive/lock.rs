@@ -2,26 +2,32 @@
 //! assignment (its group has no members to exclude another run), so two runs at once,
 //! from two shells or a shell and the console, would each send every dead letter. Each
 //! run that sends first joins the sink's redrive lock group, `<sink group>-redrive-lock`,
-//! and goes on only if it is the group's one member; it stays a member (a thread of its
-//! own polls) until it ends, and leaves the group then. Two runs that join together both
-//! find two members and both stop: neither sends anything.
+//! and goes on only when the broker lists it as the group's one member; it stays a
+//! member (a thread of its own polls) until it ends, and leaves the group then. Two runs
+//! that join together both find two members and both stop. A run that loses its place
+//! (its session ended, its assignment lost) stops before its next record. The check
+//! fails closed: a listing that does not show this run as the one member refuses.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::ClientContext;
 
 use super::super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
 
-/// How long joining the lock group may take (a broker delays a new group's first
-/// rebalance by `group.initial.rebalance.delay.ms`, 3 s by default).
-const JOIN_WITHIN: Duration = Duration::from_secs(30);
+/// How long joining the lock group may take: over the classic protocol's 45 s session,
+/// which a killed holder keeps the group for, and a new group's first rebalance delay
+/// (`group.initial.rebalance.delay.ms`, 3 s by default).
+const JOIN_WITHIN: Duration = Duration::from_secs(60);
 /// How often the member polls: its rebalances are served, its place kept.
 const POLL_EVERY: Duration = Duration::from_millis(100);
+/// How many listings may leave this run's membership unconfirmed before it refuses.
+const LISTINGS: usize = 5;
 
 /// The lock group of a sink's redrive group.
 pub fn group_of(redrive_group: &str) -> String {
@@ -30,53 +36,63 @@ pub fn group_of(redrive_group: &str) -> String {
 
 /// Held while a redrive sends: its process is the lock group's member.
 pub struct RedriveLock {
-    stop: Arc<AtomicBool>,
+    flags: Arc<Flags>,
     member: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Flags {
+    /// The member's first assignment (empty or not) arrived: it has joined.
+    joined: AtomicBool,
+    /// The member lost its place: another run may hold the group now.
+    lost: AtomicBool,
+    /// The lock is given up: the member leaves.
+    stop: AtomicBool,
 }
 
 impl RedriveLock {
     /// Joins `group` (subscribing to `dlq`, whose partitions it never reads) and holds it,
     /// or refuses when another member is there. Blocking: it waits for the join.
     pub fn take(loaded: &Loaded, group: &str, dlq: &str, sink: &str) -> Result<Self, OpsError> {
-        let consumer: BaseConsumer<Joined> = super::super::consumer_config(loaded, group, &[])?
-            .create_with_context(Joined::default())
+        let flags = Arc::new(Flags::default());
+        let mut cfg = super::super::consumer_config(
+            loaded,
+            group,
+            // The classic protocol, whatever the sinks use: a KIP-848 group is listed
+            // by the classic DescribeGroups as Dead, without its members.
+            &[
+                ("group.protocol", "classic"),
+                ("statistics.interval.ms", "0"),
+            ],
+        )?;
+        cfg.remove("group.remote.assignor");
+        let consumer: BaseConsumer<Member> = cfg
+            .create_with_context(Member(flags.clone()))
             .doing(|| "creating the redrive lock's Kafka consumer".into())?;
         consumer
             .subscribe(&[dlq])
             .doing(|| format!("joining the redrive lock group {group}"))?;
         let deadline = Instant::now() + JOIN_WITHIN;
-        while !consumer.context().0.load(Ordering::Acquire) {
+        while !flags.joined.load(Ordering::Acquire) {
             if Instant::now() > deadline {
-                return Err(OpsError::NoAnswer(format!(
-                    "joining the redrive lock group {group} took over {JOIN_WITHIN:?}"
+                return Err(OpsError::Refused(format!(
+                    "could not join the redrive lock group {group} within {JOIN_WITHIN:?}: \
+                     {}",
+                    held_elsewhere(sink)
                 )));
             }
             // Not a record: the lock's partitions are paused as soon as they are assigned.
             let _ = consumer.poll(POLL_EVERY);
         }
-        let groups = consumer
-            .fetch_group_list(Some(group), Duration::from_secs(10))
-            .doing(|| format!("listing the redrive lock group {group}"))?;
-        let members = groups
-            .groups()
-            .iter()
-            .map(|g| g.members().len())
-            .max()
-            .unwrap_or(0);
-        if members > 1 {
-            return Err(OpsError::Refused(format!(
-                "another redrive of sink {sink:?} is running ({members} members in group {group}); \
-                 run this one once it has ended. A redrive process that was killed holds the \
-                 group until its session times out (session.timeout.ms)"
-            )));
+        if !is_only_member(&consumer, group)? {
+            return Err(OpsError::Refused(held_elsewhere(sink)));
         }
-        let stop = Arc::new(AtomicBool::new(false));
         let member = {
-            let stop = stop.clone();
+            let flags = flags.clone();
             std::thread::Builder::new()
                 .name("redrive-lock".into())
                 .spawn(move || {
-                    while !stop.load(Ordering::Acquire) {
+                    while !flags.stop.load(Ordering::Acquire) {
                         let _ = consumer.poll(POLL_EVERY);
                     }
                     // Dropping the consumer closes it: it leaves the group at once.
@@ -87,9 +103,78 @@ impl RedriveLock {
                 })?
         };
         Ok(RedriveLock {
-            stop,
+            flags,
             member: Some(member),
         })
+    }
+
+    /// Whether this run is still the group's member; when not, another run may have
+    /// taken the lock, and this one must not send another record.
+    pub fn held(&self) -> bool {
+        !self.flags.lost.load(Ordering::Acquire)
+    }
+}
+
+/// Why a redrive was refused the lock.
+fn held_elsewhere(sink: &str) -> String {
+    format!(
+        "another redrive of sink {sink:?} is running; run this one once it has ended. \
+         A redrive process that was killed holds the lock until its session times out \
+         (45 s by default)"
+    )
+}
+
+/// Whether the broker lists this member as the only one of `group`. Another member
+/// listed: false. A listing that does not show this member (the group not there, Dead,
+/// or without it) is asked again a few times, then refused: never taken as free.
+fn is_only_member(consumer: &BaseConsumer<Member>, group: &str) -> Result<bool, OpsError> {
+    let me = member_id(consumer);
+    for _ in 0..LISTINGS {
+        let groups = consumer
+            .fetch_group_list(Some(group), Duration::from_secs(10))
+            .doing(|| format!("listing the redrive lock group {group}"))?;
+        let listed = groups.groups().iter().find(|g| g.name() == group);
+        let verdict = listed.and_then(|g| {
+            let members: Vec<&str> = g.members().iter().map(|m| m.id()).collect();
+            only_member(g.state(), &members, me.as_deref())
+        });
+        if let Some(only) = verdict {
+            return Ok(only);
+        }
+        let _ = consumer.poll(Duration::from_millis(500));
+    }
+    Err(OpsError::NoAnswer(format!(
+        "the broker did not list this redrive as the member of the redrive lock group {group}; run it again"
+    )))
+}
+
+/// What a listing of the lock group in `state` with `members` says, for the member `me`:
+/// the only member (true), one of several (false), or nothing sure (`None`: the group
+/// Dead or empty, or without `me`), which is never taken as free.
+fn only_member(state: &str, members: &[&str], me: Option<&str>) -> Option<bool> {
+    if state == "Dead" {
+        return None;
+    }
+    match members {
+        [one] if me == Some(*one) => Some(true),
+        [_, _, ..] => Some(false),
+        _ => None,
+    }
+}
+
+/// The member id the group coordinator gave this consumer (`None` before it joined).
+fn member_id(consumer: &BaseConsumer<Member>) -> Option<String> {
+    let rk = consumer.client().native_ptr();
+    // SAFETY: `rk` is the live client `consumer` owns; librdkafka returns a copy of the
+    // member id (or null), which is freed here with its own allocator after reading.
+    unsafe {
+        let id = rdsys::rd_kafka_memberid(rk);
+        if id.is_null() {
+            return None;
+        }
+        let text = std::ffi::CStr::from_ptr(id).to_string_lossy().into_owned();
+        rdsys::rd_kafka_mem_free(rk, id.cast());
+        Some(text).filter(|t| !t.is_empty())
     }
 }
 
@@ -98,7 +183,7 @@ impl Drop for RedriveLock {
     /// finds the group empty (a process that exits first would hold it until its session
     /// timed out). On a runtime's worker, the wait is announced as blocking.
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.flags.stop.store(true, Ordering::Release);
         let Some(member) = self.member.take() else {
             return;
         };
@@ -112,18 +197,48 @@ impl Drop for RedriveLock {
     }
 }
 
-/// Says when the lock consumer has joined its group (its first assignment, empty or
-/// not), and pauses what it is assigned: the lock never reads a record.
-#[derive(Default)]
-struct Joined(AtomicBool);
+/// The lock consumer's context: says when it has joined (its first assignment, empty
+/// or not), pauses what it is assigned (the lock never reads a record), and notes when
+/// it lost its place.
+struct Member(Arc<Flags>);
 
-impl ClientContext for Joined {}
+impl ClientContext for Member {}
 
-impl ConsumerContext for Joined {
+impl ConsumerContext for Member {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(assigned) = rebalance {
-            let _ = consumer.pause(assigned);
-            self.0.store(true, Ordering::Release);
+        match rebalance {
+            Rebalance::Assign(assigned) => {
+                let _ = consumer.pause(assigned);
+                self.0.joined.store(true, Ordering::Release);
+            }
+            Rebalance::Revoke(_) if consumer.assignment_lost() => {
+                self.0.lost.store(true, Ordering::Release);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(_) => self.0.lost.store(true, Ordering::Release),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Free only when the broker lists this member alone; another member refuses; a
+    /// listing that cannot say (Dead, empty, someone else alone, no id yet) is not free.
+    #[test]
+    fn the_lock_is_taken_only_when_this_member_is_listed_alone() {
+        let me = Some("m-1");
+        assert_eq!(only_member("Stable", &["m-1"], me), Some(true));
+        assert_eq!(only_member("Stable", &["m-1", "m-2"], me), Some(false));
+        assert_eq!(
+            only_member("PreparingRebalance", &["m-2", "m-1"], me),
+            Some(false)
+        );
+        assert_eq!(only_member("CompletingRebalance", &["m-1"], me), Some(true));
+        assert_eq!(only_member("Dead", &["m-1"], me), None);
+        assert_eq!(only_member("Empty", &[], me), None);
+        assert_eq!(only_member("Stable", &["m-2"], me), None);
+        assert_eq!(only_member("Stable", &["m-1"], None), None);
     }
 }
