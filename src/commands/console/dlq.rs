@@ -308,7 +308,7 @@ pub(super) async fn redrive_selected_action(
         let mut lines = Vec::with_capacity(picked.len());
         // The sink's redrive lock, once for them all: joining its group takes a broker's
         // first-rebalance delay (3 s by default) each time.
-        let lock = tokio::task::block_in_place(|| redrive::take_lock(&loaded, &connectors, &n));
+        let lock = tokio::task::block_in_place(|| redrive::take_lock(&loaded, &connectors, &n, &stop));
         // Each redrive runs the sink's whole retry schedule: once one is not delivered
         // (the destination still refuses), the rest are not tried, so one action never
         // holds the sink's redrives for the schedule of every selected record.

@@ -86,6 +86,7 @@ pub async fn redrive(
             &lock::group_of(&group),
             &dlq,
             &sink.name,
+            &opts.stop,
         )?),
     };
     let consumer = super::consumer(loaded, &group, &[("enable.partition.eof", "true")])?;
@@ -169,7 +170,13 @@ pub async fn redrive_one(
                 ))
             }
             Some(_) => None,
-            None => Some(RedriveLock::take(loaded, &lock::group_of(&group), &dlq, &sink.name)?),
+            None => Some(RedriveLock::take(
+                loaded,
+                &lock::group_of(&group),
+                &dlq,
+                &sink.name,
+                stop,
+            )?),
         };
         let consumer = super::consumer(loaded, &group, dlq_read::READ_ONE)?;
         let resume = resume_offset(&consumer, &dlq, at.partition)?;
@@ -216,16 +223,17 @@ pub async fn redrive_one(
 }
 
 /// Takes sink `connector`'s redrive lock, to hold while redriving several records one by
-/// one ([`redrive_one`]). Blocking.
+/// one ([`redrive_one`]). Blocking, until taken, refused or `stop`.
 pub fn take_lock(
     loaded: &Loaded,
     connectors: &Connectors,
     connector: &str,
+    stop: &CancellationToken,
 ) -> Result<RedriveLock, OpsError> {
     let sink = super::sink(connectors, connector)?;
     let dlq = super::inspect::dlq_topic(connectors, connector)?;
     let group = redrive_group(connectors, sink)?;
-    RedriveLock::take(loaded, &lock::group_of(&group), &dlq, &sink.name)
+    RedriveLock::take(loaded, &lock::group_of(&group), &dlq, &sink.name, stop)
 }
 
 /// Why a dead letter cut to fit its topic is not redriven: it would deliver a partial

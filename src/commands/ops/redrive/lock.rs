@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientContext;
+use tokio_util::sync::CancellationToken;
 
 use super::super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
@@ -28,6 +30,8 @@ const JOIN_WITHIN: Duration = Duration::from_secs(60);
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// How many listings may leave this run's membership unconfirmed before it refuses.
 const LISTINGS: usize = 5;
+/// How often the member checks that it still has the member id it was listed under.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The lock group of a sink's redrive group.
 pub fn group_of(redrive_group: &str) -> String {
@@ -52,20 +56,31 @@ struct Flags {
 
 impl RedriveLock {
     /// Joins `group` (subscribing to `dlq`, whose partitions it never reads) and holds it,
-    /// or refuses when another member is there. Blocking: it waits for the join.
-    pub fn take(loaded: &Loaded, group: &str, dlq: &str, sink: &str) -> Result<Self, OpsError> {
+    /// or refuses when another member is there. Blocking: it waits for the join, or
+    /// until `stop`.
+    pub fn take(
+        loaded: &Loaded,
+        group: &str,
+        dlq: &str,
+        sink: &str,
+        stop: &CancellationToken,
+    ) -> Result<Self, OpsError> {
         let flags = Arc::new(Flags::default());
-        let mut cfg = super::super::consumer_config(
+        let cfg = super::super::consumer_config(
             loaded,
             group,
-            // The classic protocol, whatever the sinks use: a KIP-848 group is listed
-            // by the classic DescribeGroups as Dead, without its members.
             &[
+                // The classic protocol, whatever the sinks use: a KIP-848 group is listed
+                // by the classic DescribeGroups as Dead, without its members. Its session
+                // settings are its own, so a file tuned for the other protocol (which
+                // leaves them to the broker) still makes a valid classic consumer.
                 ("group.protocol", "classic"),
+                ("session.timeout.ms", "45000"),
+                ("heartbeat.interval.ms", "1000"),
+                ("max.poll.interval.ms", "300000"),
                 ("statistics.interval.ms", "0"),
             ],
         )?;
-        cfg.remove("group.remote.assignor");
         let consumer: BaseConsumer<Member> = cfg
             .create_with_context(Member(flags.clone()))
             .doing(|| "creating the redrive lock's Kafka consumer".into())?;
@@ -74,6 +89,11 @@ impl RedriveLock {
             .doing(|| format!("joining the redrive lock group {group}"))?;
         let deadline = Instant::now() + JOIN_WITHIN;
         while !flags.joined.load(Ordering::Acquire) {
+            if stop.is_cancelled() {
+                return Err(OpsError::Refused(
+                    "stopped before the redrive began: nothing was sent".into(),
+                ));
+            }
             if Instant::now() > deadline {
                 return Err(OpsError::Refused(format!(
                     "could not join the redrive lock group {group} within {JOIN_WITHIN:?}: \
@@ -82,9 +102,22 @@ impl RedriveLock {
                 )));
             }
             // Not a record: the lock's partitions are paused as soon as they are assigned.
-            let _ = consumer.poll(POLL_EVERY);
+            // A refusal the broker will not change (no ACL for the group) ends the wait.
+            if let Some(Err(e)) = consumer.poll(POLL_EVERY) {
+                if not_allowed(&e) {
+                    return Err(OpsError::Kafka {
+                        what: format!("joining the redrive lock group {group}"),
+                        error: e,
+                    });
+                }
+            }
         }
-        if !is_only_member(&consumer, group)? {
+        let Some(me) = member_id(&consumer) else {
+            return Err(OpsError::NoAnswer(format!(
+                "the redrive lock group {group} gave this redrive no member id; run it again"
+            )));
+        };
+        if !is_only_member(&consumer, group, &me)? {
             return Err(OpsError::Refused(held_elsewhere(sink)));
         }
         let member = {
@@ -92,8 +125,17 @@ impl RedriveLock {
             std::thread::Builder::new()
                 .name("redrive-lock".into())
                 .spawn(move || {
+                    let mut checked = Instant::now();
                     while !flags.stop.load(Ordering::Acquire) {
                         let _ = consumer.poll(POLL_EVERY);
+                        // A session that ended (or a member the group forgot) rejoins
+                        // under a new id, or none: the place listed alone is gone.
+                        if checked.elapsed() >= CHECK_EVERY {
+                            checked = Instant::now();
+                            if member_id(&consumer).as_deref() != Some(me.as_str()) {
+                                flags.lost.store(true, Ordering::Release);
+                            }
+                        }
                     }
                     // Dropping the consumer closes it: it leaves the group at once.
                     consumer.unsubscribe();
@@ -127,8 +169,11 @@ fn held_elsewhere(sink: &str) -> String {
 /// Whether the broker lists this member as the only one of `group`. Another member
 /// listed: false. A listing that does not show this member (the group not there, Dead,
 /// or without it) is asked again a few times, then refused: never taken as free.
-fn is_only_member(consumer: &BaseConsumer<Member>, group: &str) -> Result<bool, OpsError> {
-    let me = member_id(consumer);
+fn is_only_member(
+    consumer: &BaseConsumer<Member>,
+    group: &str,
+    me: &str,
+) -> Result<bool, OpsError> {
     for _ in 0..LISTINGS {
         let groups = consumer
             .fetch_group_list(Some(group), Duration::from_secs(10))
@@ -136,7 +181,7 @@ fn is_only_member(consumer: &BaseConsumer<Member>, group: &str) -> Result<bool, 
         let listed = groups.groups().iter().find(|g| g.name() == group);
         let verdict = listed.and_then(|g| {
             let members: Vec<&str> = g.members().iter().map(|m| m.id()).collect();
-            only_member(g.state(), &members, me.as_deref())
+            only_member(g.state(), &members, Some(me))
         });
         if let Some(only) = verdict {
             return Ok(only);
@@ -160,6 +205,16 @@ fn only_member(state: &str, members: &[&str], me: Option<&str>) -> Option<bool> 
         [_, _, ..] => Some(false),
         _ => None,
     }
+}
+
+/// A consumer error that waiting will not change: the group or topic not allowed.
+fn not_allowed(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::GroupAuthorizationFailed | RDKafkaErrorCode::TopicAuthorizationFailed
+        )
+    )
 }
 
 /// The member id the group coordinator gave this consumer (`None` before it joined).
@@ -198,24 +253,27 @@ impl Drop for RedriveLock {
 }
 
 /// The lock consumer's context: says when it has joined (its first assignment, empty
-/// or not), pauses what it is assigned (the lock never reads a record), and notes when
-/// it lost its place.
+/// or not), pauses what it is assigned (the lock never reads a record), and notes a
+/// revoke of an assignment librdkafka gave up as lost. (The member thread also notes a
+/// changed member id, which covers a loss with nothing assigned to revoke.)
 struct Member(Arc<Flags>);
 
 impl ClientContext for Member {}
 
 impl ConsumerContext for Member {
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(assigned) => {
-                let _ = consumer.pause(assigned);
-                self.0.joined.store(true, Ordering::Release);
-            }
-            Rebalance::Revoke(_) if consumer.assignment_lost() => {
+    /// Before the revoke is applied: applying it clears librdkafka's lost flag.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            if consumer.assignment_lost() {
                 self.0.lost.store(true, Ordering::Release);
             }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(_) => self.0.lost.store(true, Ordering::Release),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(assigned) = rebalance {
+            let _ = consumer.pause(assigned);
+            self.0.joined.store(true, Ordering::Release);
         }
     }
 }
@@ -240,5 +298,26 @@ mod tests {
         assert_eq!(only_member("Empty", &[], me), None);
         assert_eq!(only_member("Stable", &["m-2"], me), None);
         assert_eq!(only_member("Stable", &["m-1"], None), None);
+    }
+
+    /// Only a refusal the broker will not change ends the wait to join: the group or
+    /// the DLQ topic not allowed. Anything else (a coordinator moving, a broker down)
+    /// is waited out up to the join limit.
+    #[test]
+    fn only_a_missing_permission_ends_the_wait_to_join() {
+        let failed = |code| KafkaError::MessageConsumption(code);
+        assert!(not_allowed(&failed(
+            RDKafkaErrorCode::GroupAuthorizationFailed
+        )));
+        assert!(not_allowed(&failed(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+        )));
+        for code in [
+            RDKafkaErrorCode::NotCoordinator,
+            RDKafkaErrorCode::CoordinatorNotAvailable,
+            RDKafkaErrorCode::BrokerTransportFailure,
+        ] {
+            assert!(!not_allowed(&failed(code)), "{code:?}");
+        }
     }
 }
