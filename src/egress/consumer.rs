@@ -38,7 +38,7 @@ use crate::telemetry::control::{ControlEvent, ControlTelemetry};
 use crate::telemetry::{Health, Metrics};
 
 pub use flow::Control;
-pub use poll::{poll_thread, PollEnded};
+pub use poll::{poll_thread, Drained};
 
 /// Callbacks of one sink's consumer.
 pub struct SinkContext {

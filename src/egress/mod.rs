@@ -69,7 +69,8 @@ use crate::connectors::Sink;
 use crate::telemetry::sink::SinkTelemetry;
 use crate::telemetry::Health;
 use crate::telemetry::Metrics;
-use consumer::{Control, PollEnded, SinkContext};
+pub(crate) use consumer::Drained;
+use consumer::{Control, SinkContext};
 use delivery::Destination;
 use dispatcher::{CommitPolicy, Dispatcher};
 
@@ -109,16 +110,6 @@ pub(crate) struct Shared {
     pub health: Arc<Health>,
     /// Bytes of records held by all sinks together.
     pub memory: Arc<memory::MemoryBudget>,
-}
-
-/// How a sink's run ended once it stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Drained {
-    /// Its drained watermark was committed.
-    Committed,
-    /// Its final commit failed: what it delivered after its last commit is delivered
-    /// again by the group's next owner.
-    NotCommitted,
 }
 
 /// Runs one sink until `stop`, then drains, commits and returns.
@@ -212,20 +203,17 @@ pub(crate) async fn run_sink(
     if dispatcher_died {
         consumer.context().failed(&stop, "dispatcher");
     }
-    let polling = tokio::task::spawn_blocking(move || {
-        let ended = poller.join().unwrap_or(PollEnded::Died);
+    let drained = tokio::task::spawn_blocking(move || {
+        let drained = poller.join().ok().flatten();
         drop(consumer);
-        ended
+        drained
     })
     .await
-    .unwrap_or(PollEnded::Died);
+    .ok()
+    .flatten();
     tracing::info!(connector = %name, "sink stopped");
     if dispatcher_died {
         return Err(SinkError::Died(name.to_string(), "dispatcher"));
     }
-    match polling {
-        PollEnded::Died => Err(SinkError::Died(name.to_string(), "poll thread")),
-        PollEnded::Committed => Ok(Drained::Committed),
-        PollEnded::NotCommitted => Ok(Drained::NotCommitted),
-    }
+    drained.ok_or_else(|| SinkError::Died(name.to_string(), "poll thread"))
 }

@@ -82,11 +82,7 @@ pub async fn redrive(
     let lock = match opts.dry_run {
         true => None,
         false => Some(RedriveLock::take(
-            loaded,
-            &lock::group_of(&group),
-            &dlq,
-            &sink.name,
-            &opts.stop,
+            loaded, &group, &dlq, &sink.name, &opts.stop,
         )?),
     };
     let consumer = super::consumer(loaded, &group, &[("enable.partition.eof", "true")])?;
@@ -102,11 +98,9 @@ pub async fn redrive(
                 "stopped: hookbridge is shutting down; progress so far is committed, run the redrive again".into(),
             ));
         }
-        if lock.as_ref().is_some_and(|l| !l.held()) {
+        if let Some(Err(lost)) = lock.as_ref().map(RedriveLock::still_held) {
             progress.flush(&consumer)?;
-            return Err(OpsError::Refused(
-                "stopped: this redrive lost its place in the redrive lock group (its session ended), so another may be running; progress so far is committed, run the redrive again".into(),
-            ));
+            return Err(lost);
         }
         let msg = match reader.next(&consumer) {
             Ok(Some(msg)) => msg,
@@ -164,19 +158,8 @@ pub async fn redrive_one(
     // Kafka calls block; the delivery below awaits. Neither holds the other's thread.
     let (_lock, consumer, record, line) = tokio::task::block_in_place(|| {
         let lock = match held {
-            Some(l) if !l.held() => {
-                return Err(OpsError::Refused(
-                    "not sent: the redrive lost its place in the redrive lock group (its session ended), so another may be running; redrive it again".into(),
-                ))
-            }
-            Some(_) => None,
-            None => Some(RedriveLock::take(
-                loaded,
-                &lock::group_of(&group),
-                &dlq,
-                &sink.name,
-                stop,
-            )?),
+            Some(l) => l.still_held().map(|()| None)?,
+            None => Some(RedriveLock::take(loaded, &group, &dlq, &sink.name, stop)?),
         };
         let consumer = super::consumer(loaded, &group, dlq_read::READ_ONE)?;
         let resume = resume_offset(&consumer, &dlq, at.partition)?;
@@ -233,7 +216,7 @@ pub fn take_lock(
     let sink = super::sink(connectors, connector)?;
     let dlq = super::inspect::dlq_topic(connectors, connector)?;
     let group = redrive_group(connectors, sink)?;
-    RedriveLock::take(loaded, &lock::group_of(&group), &dlq, &sink.name, stop)
+    RedriveLock::take(loaded, &group, &dlq, &sink.name, stop)
 }
 
 /// Why a dead letter cut to fit its topic is not redriven: it would deliver a partial

@@ -53,14 +53,15 @@ impl Topics {
 /// while polling (a bug: no record should cause one) is contained here: the sink is
 /// marked failed, which takes `/readyz` down, `stop` is cancelled so the whole process
 /// shuts down (and exits non-zero), and the drain below still runs so the dispatcher
-/// ends instead of waiting forever. `check_items`: each record's value is checked as a
-/// batch item here ([`Record::check_item`]).
+/// ends instead of waiting forever. `None` when the poll loop died (panicked, or could
+/// not start: the consumer had no queue of its own). `check_items`: each record's value
+/// is checked as a batch item here ([`Record::check_item`]).
 pub fn poll_thread(
     consumer: Arc<BaseConsumer<SinkContext>>,
     flow: std::sync::mpsc::Receiver<Flow>,
     stop: CancellationToken,
     check_items: bool,
-) -> PollEnded {
+) -> Option<Drained> {
     let ctx = consumer.context();
     // SAFETY: the consumer outlives the queue: this thread holds the only strong
     // reference, dropped before its reference to the consumer, on a panic too.
@@ -95,22 +96,21 @@ pub fn poll_thread(
     consumer.unsubscribe();
     drop(fetched);
     match (died, committed) {
-        (true, _) => PollEnded::Died,
-        (false, true) => PollEnded::Committed,
-        (false, false) => PollEnded::NotCommitted,
+        (true, _) => None,
+        (false, true) => Some(Drained::Committed),
+        (false, false) => Some(Drained::NotCommitted),
     }
 }
 
-/// How a sink's poll thread ended.
+/// How a sink's run ended once it stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PollEnded {
-    /// The drained watermark was committed (or there was nothing to commit).
+pub enum Drained {
+    /// Its drained watermark was committed (or there was nothing to commit).
     Committed,
-    /// The final commit was refused or not answered (or the dispatcher did not answer
-    /// the drain): what was delivered after the last commit is delivered again.
+    /// Its final commit was refused or not answered (or the dispatcher did not answer
+    /// the drain): what it delivered after its last commit is delivered again by the
+    /// group's next owner.
     NotCommitted,
-    /// The poll loop panicked, or could not start (the consumer had no queue of its own).
-    Died,
 }
 
 /// Runs `work`; when it panics, marks the sink failed (not ready) and cancels `stop` so

@@ -33,11 +33,6 @@ const LISTINGS: usize = 5;
 /// How often the member checks that it still has the member id it was listed under.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// The lock group of a sink's redrive group.
-pub fn group_of(redrive_group: &str) -> String {
-    format!("{redrive_group}-lock")
-}
-
 /// Held while a redrive sends: its process is the lock group's member.
 pub struct RedriveLock {
     flags: Arc<Flags>,
@@ -55,16 +50,17 @@ struct Flags {
 }
 
 impl RedriveLock {
-    /// Joins `group` (subscribing to `dlq`, whose partitions it never reads) and holds it,
-    /// or refuses when another member is there. Blocking: it waits for the join, or
-    /// until `stop`.
+    /// Joins the lock group of `redrive_group` (subscribing to `dlq`, whose partitions
+    /// it never reads) and holds it, or refuses when another member is there. Blocking:
+    /// it waits for the join, or until `stop`.
     pub fn take(
         loaded: &Loaded,
-        group: &str,
+        redrive_group: &str,
         dlq: &str,
         sink: &str,
         stop: &CancellationToken,
     ) -> Result<Self, OpsError> {
+        let group = &format!("{redrive_group}-lock");
         let flags = Arc::new(Flags::default());
         let cfg = super::super::consumer_config(
             loaded,
@@ -150,10 +146,15 @@ impl RedriveLock {
         })
     }
 
-    /// Whether this run is still the group's member; when not, another run may have
+    /// Whether this run is still the group's member: when not, another run may have
     /// taken the lock, and this one must not send another record.
-    pub fn held(&self) -> bool {
-        !self.flags.lost.load(Ordering::Acquire)
+    pub fn still_held(&self) -> Result<(), OpsError> {
+        if !self.flags.lost.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        Err(OpsError::Refused(
+            "stopped: this redrive lost its place in the redrive lock group (its session ended), so another may be running; what it finished is committed, run it again".into(),
+        ))
     }
 }
 
