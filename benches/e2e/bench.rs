@@ -485,7 +485,7 @@ impl Bench {
         let targets = &targets;
         let results = in_rounds(targets.len(), &self.settings.runs(), |i, run| async move {
             let m = self.ingress_once(targets[i], run).await?;
-            report::progress(&targets[i].label(), run, m.max.rate(), m.cpu_per_10k);
+            report::progress(&targets[i].label(), run, m.max.rate(), m.cpu_per_10k, None);
             Ok(m)
         })
         .await;

@@ -12,7 +12,7 @@ use crate::process::{free_addr, Process};
 pub struct Broker {
     tansu: PathBuf,
     addr: SocketAddr,
-    _process: Process,
+    process: Process,
 }
 
 impl Broker {
@@ -37,8 +37,13 @@ impl Broker {
         Ok(Broker {
             tansu: tansu.to_path_buf(),
             addr,
-            _process: process,
+            process,
         })
+    }
+
+    /// CPU seconds the broker has used so far (user + system, all threads).
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        self.process.cpu_seconds()
     }
 
     /// `127.0.0.1:PORT`, for client configs.

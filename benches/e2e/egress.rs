@@ -11,8 +11,9 @@ use futures::StreamExt;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
+use crate::broker::Broker;
 use crate::error::{BenchError, Result};
-use crate::process::Process;
+use crate::process::{own_cpu_seconds, Process};
 use crate::receiver::Progress;
 
 /// How the topic is filled.
@@ -73,6 +74,17 @@ pub struct Measured {
     pub requests: Option<u64>,
     /// hookbridge's `hookbridge_refetched_records_total`, when it has the metric.
     pub refetched: Option<f64>,
+    /// What the rest of the pipeline spent on the same records meanwhile.
+    pub beside: Option<Beside>,
+}
+
+/// CPU seconds per 10 000 records the broker and the bench process (whose receiver
+/// answers every request) spent during a run. They share the machine's cores with the
+/// program under test, so a program that makes them work harder lowers its own rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Beside {
+    pub broker: f64,
+    pub receiver: f64,
 }
 
 impl Measured {
@@ -138,6 +150,7 @@ impl ConsumeLog {
 /// the receiver reset).
 pub async fn measure(
     process: &mut Process,
+    broker: &Broker,
     mut progress: impl FnMut() -> Progress,
     expected: u64,
     timeout: Duration,
@@ -160,6 +173,7 @@ pub async fn measure(
         tokio::time::sleep(poll).await;
     };
     let cpu_before = process.cpu_seconds()?;
+    let beside_before = (broker.cpu_seconds()?, own_cpu_seconds());
     let (seen, complete) = loop {
         let p = progress();
         if p.done_at.is_some() {
@@ -171,17 +185,26 @@ pub async fn measure(
         tokio::time::sleep(poll).await;
     };
     let cpu = process.cpu_seconds()? - cpu_before;
+    let (broker_cpu, own_cpu) = (
+        broker.cpu_seconds()? - beside_before.0,
+        own_cpu_seconds() - beside_before.1,
+    );
     let end = seen.done_at.unwrap_or_else(Instant::now);
     let delivered = seen.count.min(expected);
+    let per_10k = |seconds: f64| seconds / delivered.saturating_sub(1).max(1) as f64 * 10_000.0;
     Ok(Measured {
         expected,
         delivered,
         seconds: end.duration_since(first_at).as_secs_f64(),
-        cpu_per_10k: cpu / delivered.saturating_sub(1).max(1) as f64 * 10_000.0,
+        cpu_per_10k: per_10k(cpu),
         peak_rss_mib: process.peak_rss_mib()?,
         complete,
         requests: (seen.requests > 0).then_some(seen.requests),
         refetched: None,
+        beside: Some(Beside {
+            broker: per_10k(broker_cpu),
+            receiver: per_10k(own_cpu),
+        }),
     })
 }
 
@@ -199,6 +222,7 @@ mod tests {
             complete: true,
             requests: None,
             refetched: None,
+            beside: None,
         }
     }
 

@@ -104,7 +104,7 @@ impl Bench {
         let planned = &rows;
         let results = crate::in_rounds(rows.len(), &self.settings.runs(), |i, run| async move {
             let m = self.run_once(&planned[i], run).await?;
-            crate::report::progress(&planned[i].name, run, m.rate(), m.cpu_per_10k);
+            crate::report::progress(&planned[i].name, run, m.rate(), m.cpu_per_10k, m.beside);
             Ok(m)
         })
         .await;
@@ -205,10 +205,13 @@ impl Bench {
         }
         let mut p = Process::start(group, &exe, &args, &[], &self.dir)?;
         match to {
-            Some(d) => egress::measure(&mut p, || d.receiver.progress(), expected, timeout).await,
+            Some(d) => {
+                let progress = || d.receiver.progress();
+                egress::measure(&mut p, &self.broker, progress, expected, timeout).await
+            }
             None => {
                 let mut log = egress::ConsumeLog::new(&p);
-                egress::measure(&mut p, || log.progress(), expected, timeout).await
+                egress::measure(&mut p, &self.broker, || log.progress(), expected, timeout).await
             }
         }
     }
@@ -235,7 +238,8 @@ impl Bench {
         .await?;
         let timeout = Duration::from_secs(self.settings.egress_timeout);
         let progress = || receiver.progress();
-        let mut m = egress::measure(&mut hb.process, progress, records, timeout).await?;
+        let mut m =
+            egress::measure(&mut hb.process, &self.broker, progress, records, timeout).await?;
         m.refetched = hb.refetched(name).await;
         Ok(m)
     }

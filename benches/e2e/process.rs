@@ -189,6 +189,21 @@ impl Process {
     }
 }
 
+/// CPU seconds this process (the bench harness, and the receiver it runs) has used so
+/// far, all threads, without its children's.
+pub fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes one `rusage` into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return 0.0;
+        }
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();

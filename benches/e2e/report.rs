@@ -105,9 +105,19 @@ impl Rated for egress::Measured {
 
 /// One run's figures on stderr as it ends, so a repeated row's spread shows beside the
 /// median the table reports.
-pub fn progress(name: &str, run: Option<usize>, rate: f64, cpu_per_10k: f64) {
+/// With `beside`, also what the broker and the receiver spent on the same records.
+pub fn progress(
+    name: &str,
+    run: Option<usize>,
+    rate: f64,
+    cpu_per_10k: f64,
+    beside: Option<egress::Beside>,
+) {
     let run = run.map_or_else(String::new, |i| format!(" run {}", i + 1));
-    eprintln!("{name}{run}: {rate:.0}/s, CPU {cpu_per_10k:.3} s/10k");
+    let beside = beside.map_or_else(String::new, |b| {
+        format!(" (broker {:.3}, receiver {:.3})", b.broker, b.receiver)
+    });
+    eprintln!("{name}{run}: {rate:.0}/s, CPU {cpu_per_10k:.3} s/10k{beside}");
 }
 
 /// Index of the fastest measured candidate for the limit `name`.
@@ -463,6 +473,9 @@ impl Report {
                 m.requests.map_or("-".into(), |r| r.to_string()),
                 format!("{:.2}", m.seconds),
                 format!("{:.3}", m.cpu_per_10k),
+                m.beside.map_or("-".into(), |b| format!("{:.3}", b.broker)),
+                m.beside
+                    .map_or("-".into(), |b| format!("{:.3}", b.receiver)),
                 format!("{:.1}", m.peak_rss_mib),
                 m.refetched.map_or("-".into(), |r| format!("{r:.0}")),
                 rate,
@@ -478,6 +491,8 @@ impl Report {
                 "requests",
                 "seconds",
                 "CPU s / 10k",
+                "broker CPU s / 10k",
+                "receiver CPU s / 10k",
                 "peak RSS MiB",
                 "records re-read",
                 "records/s vs limit",
@@ -531,6 +546,7 @@ mod tests {
             complete: true,
             requests: Some(1001),
             refetched: None,
+            beside: None,
         })
     }
 
