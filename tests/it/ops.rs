@@ -232,6 +232,47 @@ async fn replay_from_a_time_redelivers_only_later_records() {
     );
 }
 
+/// A sink on the KIP-848 consumer group protocol has live members too, though the
+/// classic group listing shows none: the broker refuses the replay's commit, and the
+/// operator is told why (the live members), not the broker's error code, with the
+/// group's offsets as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_is_refused_while_a_sink_on_the_consumer_group_protocol_runs() {
+    let broker = Broker::start();
+    let topic = unique("replay-848");
+    broker.create_topic(&topic, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = Config::new(&broker.addr())
+        .default_session()
+        .prop("group.protocol", "consumer")
+        .connector("orders.toml", &sink(&topic, &rx.url).render());
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let records: Vec<_> = (0..3)
+        .map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"n\":{i}}}")}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    rx.wait_for(Duration::from_secs(30), "the records", |s| s.len() >= 3)
+        .await;
+    let group = format!("g-{topic}");
+    let before =
+        kafka::wait_committed_to_end(&broker.addr(), &group, &topic, Duration::from_secs(20)).await;
+
+    let (ok, out) = hb
+        .command(&["replay", "--connector", "orders", "--from", "1h"])
+        .await;
+    assert!(
+        !ok && out.contains("live member"),
+        "replay refuses while the sink runs: {out}"
+    );
+    assert_eq!(
+        kafka::committed(&broker.addr(), &group, &topic).await,
+        before,
+        "the group's offsets did not move"
+    );
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+}
+
 /// Runs a hookbridge operator command with `hb`'s config and `env`; `None` if it has not
 /// ended within `limit` (it is then killed).
 async fn command_within(

@@ -131,9 +131,10 @@ pub fn replay(
         }
     }
     if commit.count() > 0 {
-        consumer
-            .commit(&commit, CommitMode::Sync)
-            .doing(|| "committing the rewound offsets".into())?;
+        match consumer.commit(&commit, CommitMode::Sync) {
+            Err(e) if refused_for_members(&e) => return Err(live_members(sink, None)),
+            result => result.doing(|| "committing the rewound offsets".into())?,
+        }
     }
     lines.push(format!(
         "group {} rewound on {} partition(s)",
@@ -148,14 +149,37 @@ fn refuse_live_members(consumer: &BaseConsumer, sink: &Sink) -> Result<(), OpsEr
         .fetch_group_list(Some(&sink.group_id), Duration::from_secs(10))
         .doing(|| "listing the consumer group".into())?;
     match groups.groups().iter().find(|g| !g.members().is_empty()) {
-        Some(g) => Err(OpsError::Refused(format!(
-            "consumer group {} has {} live member(s); stop the hookbridge processes running sink {:?} (scale to 0), then replay",
-            g.name(),
-            g.members().len(),
-            sink.name
-        ))),
+        Some(g) => Err(live_members(sink, Some(g.members().len()))),
         None => Ok(()),
     }
+}
+
+/// The refusal while the sink's group has members (`count` when the listing said how
+/// many).
+fn live_members(sink: &Sink, count: Option<usize>) -> OpsError {
+    let count = count.map_or_else(|| "live".to_owned(), |n| format!("{n} live"));
+    OpsError::Refused(format!(
+        "consumer group {} has {count} member(s); stop the hookbridge processes running sink {:?} (scale to 0), then replay",
+        sink.group_id, sink.name
+    ))
+}
+
+/// Whether the broker refused the replay's commit because the group has members. The
+/// listing above sees only classic-protocol members: a group on the KIP-848 consumer
+/// protocol is listed without them (as `Dead`), and the broker takes a commit from
+/// outside the group only while it is empty, so it answers `UNKNOWN_MEMBER_ID`; a
+/// classic member that joined since the listing gets the commit refused likewise.
+fn refused_for_members(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            Code::UnknownMemberId
+                | Code::IllegalGeneration
+                | Code::RebalanceInProgress
+                | Code::StaleMemberEpoch
+        )
+    )
 }
 
 /// Each partition's resume point and the offset `from` points at.
