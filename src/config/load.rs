@@ -20,9 +20,17 @@ pub struct Loaded {
     pub settings: Settings,
     /// The file that was read, if any (`None` = defaults and environment only).
     pub file: Option<PathBuf>,
+    /// Each setting an environment variable set, with the variable.
+    pub set_by_env: Vec<(String, String)>,
 }
 
 impl Loaded {
+    /// `e` (about these settings, found after loading) naming the environment variable
+    /// behind it when one set the setting it is about.
+    pub fn blame(&self, e: ConfigError) -> ConfigError {
+        blame_environment(e, &self.set_by_env)
+    }
+
     /// Name used in error messages for keys of the settings file.
     pub fn file_label(&self) -> String {
         self.file
@@ -93,7 +101,11 @@ fn load_settings_with(
         .and_then(|c| c.try_deserialize::<Settings>())
         .map_err(|e| blame(from_config_error(&label, e)))?;
     validate(&settings, &label).map_err(blame)?;
-    Ok(Loaded { settings, file })
+    Ok(Loaded {
+        settings,
+        file,
+        set_by_env,
+    })
 }
 
 /// Where environment overrides start: `HOOKBRIDGE__SECTION__KEY` (in any case).
@@ -128,7 +140,9 @@ fn setting_of(var: &str) -> String {
 
 /// An error about a setting an environment variable set names that variable, not the
 /// file (which may not even mention the setting). An unknown setting's error names the
-/// field under its parent's key: the two make the setting, which must be the override's.
+/// field under its parent's key: the two make the setting, or the section, the override
+/// is in. An error about a setting of the file that names one the environment set (a
+/// rule between two settings) names the file with the variable.
 fn blame_environment(e: ConfigError, set_by_env: &[(String, String)]) -> ConfigError {
     let unknown = (e.reason.strip_prefix("unknown field `"))
         .and_then(|rest| rest.split_once('`'))
@@ -136,14 +150,26 @@ fn blame_environment(e: ConfigError, set_by_env: &[(String, String)]) -> ConfigE
             Some(parent) => format!("{parent}.{field}"),
             None => field.to_owned(),
         });
+    let within = |setting: &str, key: &str| {
+        setting == key || (setting.strip_prefix(key)).is_some_and(|rest| rest.starts_with('.'))
+    };
     let about = |setting: &str| match (&unknown, e.key.as_deref()) {
-        (Some(unknown), _) => unknown == setting,
-        (None, Some(key)) => key == setting || key.starts_with(&format!("{setting}.")),
+        (Some(unknown), _) => within(setting, unknown),
+        (None, Some(key)) => within(key, setting),
         (None, None) => false,
     };
-    match set_by_env.iter().find(|(setting, _)| about(setting)) {
-        Some((_, var)) => ConfigError {
+    if let Some((_, var)) = set_by_env.iter().find(|(setting, _)| about(setting)) {
+        return ConfigError {
             file: format!("environment variable {var}"),
+            ..e
+        };
+    }
+    match set_by_env
+        .iter()
+        .find(|(setting, _)| e.reason.contains(setting.as_str()))
+    {
+        Some((_, var)) => ConfigError {
+            file: format!("{} (with environment variable {var})", e.file),
             ..e
         },
         None => e,
@@ -201,13 +227,22 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Replaces every double-quoted segment with `"…"`: parsers quote the offending value,
-/// and that value may be a secret written in the wrong place.
+/// Replaces every double-quoted segment with `"…"`, and a number or character serde
+/// shows in backticks (`` integer `123` ``) with `` `…` ``: parsers quote the offending
+/// value, and that value may be a secret written in the wrong place (a token of digits
+/// written without quotes). Backticked names (fields, variants) are kept.
 pub(crate) fn scrub_quoted(text: &str) -> String {
+    const VALUE_KINDS: [&str; 3] = ["integer ", "floating point ", "character "];
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     let mut prev = None;
     while let Some(c) = chars.next() {
+        if c == '`' && VALUE_KINDS.iter().any(|k| out.ends_with(k)) {
+            out.push_str("`…`");
+            chars.by_ref().find(|&q| q == '`');
+            prev = Some('`');
+            continue;
+        }
         out.push(c);
         // A quote shown as a character (`"`) is the parser naming a token, not a value.
         let literal_quote = prev == Some('`') && chars.peek() == Some(&'`');
@@ -336,6 +371,7 @@ mod tests {
                 Some("http.max_in_flight"),
             ),
             ("HOOKBRIDGE__NOPE", "1", None),
+            ("HOOKBRIDGE__NOPE__X", "1", None),
             ("HOOKBRIDGE__HTTP__MAX_INFLIGHT", "1", Some("http")),
         ];
         for (name, value, key) in cases {
@@ -349,6 +385,26 @@ mod tests {
                 "the value is not echoed: {e}"
             );
         }
+    }
+
+    /// A rule between two settings broken by an override names the variable beside the
+    /// file, whose key it reports; a property the override added that librdkafka does
+    /// not know names the variable alone (checked after loading, through `blame`).
+    #[test]
+    fn an_override_that_breaks_a_rule_with_another_setting_is_named() {
+        let name = "HOOKBRIDGE__SHUTDOWN__DRAIN_TIMEOUT";
+        let e = load_settings_with(None, env(&[(name, "2s")])).unwrap_err();
+        assert!(
+            e.file
+                .contains(&format!("with environment variable {name}")),
+            "{e}"
+        );
+        let name = "HOOKBRIDGE__KAFKA__PROPERTIES__SASL";
+        let loaded = load_settings_with(None, env(&[(name, "1")])).unwrap();
+        let e = crate::kafka::checked_properties(&loaded.settings.kafka, &loaded.file_label())
+            .map_err(|e| loaded.blame(e))
+            .unwrap_err();
+        assert_eq!(e.file, format!("environment variable {name}"), "{e}");
     }
 
     /// Variables that are not hookbridge's are never read, whatever bytes they hold; an
@@ -437,6 +493,18 @@ mod tests {
             r#"invalid type: string "…", expected u32"#
         );
         assert_eq!(scrub_quoted("no quotes `k`"), "no quotes `k`");
+        assert_eq!(
+            scrub_quoted("invalid type: integer `8675309123456789`, expected a string"),
+            "invalid type: integer `…`, expected a string"
+        );
+        assert_eq!(
+            scrub_quoted("invalid type: floating point `1.5`, expected `a` or `b`"),
+            "invalid type: floating point `…`, expected `a` or `b`"
+        );
+        assert_eq!(
+            scrub_quoted("invalid value: character `x`, unknown field `y`"),
+            "invalid value: character `…`, unknown field `y`"
+        );
         assert_eq!(scrub_quoted("expected `\"`"), "expected `\"`");
         assert_eq!(scrub_quoted("open \"abc"), "open \"…\"");
         assert_eq!(line_column("a\nbc\nd", 4), (2, 3));

@@ -17,24 +17,45 @@ impl fmt::Debug for HumanDuration {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(u64),
-            Text(String),
+        d.deserialize_any(DurationVisitor)
+    }
+}
+
+/// Reads a duration from whatever the format holds, so a value of the wrong kind (a
+/// boolean, a fraction, a list) is told what is expected. The examples are not quoted:
+/// error text has its quoted values elided, as they may be secrets.
+struct DurationVisitor;
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = HumanDuration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as 500ms, 10s or 5m")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, secs: u64) -> Result<Self::Value, E> {
+        Ok(HumanDuration(Duration::from_secs(secs)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, secs: i64) -> Result<Self::Value, E> {
+        u64::try_from(secs)
+            .map(|s| HumanDuration(Duration::from_secs(s)))
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(secs), &self))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        let t = text.trim();
+        // Whole seconds as text: how an environment override gives a number.
+        if let Ok(secs) = t.parse::<u64>() {
+            return Ok(HumanDuration(Duration::from_secs(secs)));
         }
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Ok(Self(Duration::from_secs(s))),
-            // Whole seconds as text: how an environment override gives a number.
-            Raw::Text(t) if t.trim().parse::<u64>().is_ok() => Ok(Self(Duration::from_secs(
-                t.trim().parse().unwrap_or_default(),
-            ))),
-            Raw::Text(t) => humantime::parse_duration(t.trim()).map(Self).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration {t:?} ({e}); write e.g. \"500ms\", \"10s\" or \"5m\""
+        humantime::parse_duration(t)
+            .map(HumanDuration)
+            .map_err(|e| {
+                E::custom(format!(
+                    "invalid duration {t:?} ({e}); write e.g. 500ms, 10s or 5m"
                 ))
-            }),
-        }
+            })
     }
 }
 
@@ -68,7 +89,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let (digits, unit) = text.split_at(split);
     let number: u64 = digits
         .parse()
-        .map_err(|_| format!("invalid size {text:?}; write e.g. \"1MiB\" or \"65536\""))?;
+        .map_err(|_| format!("invalid size {text:?}; write e.g. 1MiB or 65536 (bytes)"))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
@@ -90,16 +111,32 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bytes(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Bytes(b) => Ok(Self(b)),
-            Raw::Text(t) => parse_size(&t).map(Self).map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(SizeVisitor)
+    }
+}
+
+/// Reads a size from whatever the format holds (see [`DurationVisitor`]).
+struct SizeVisitor;
+
+impl serde::de::Visitor<'_> for SizeVisitor {
+    type Value = ByteSize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a size such as 1MiB, 64KiB or 65536 (bytes)")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, bytes: u64) -> Result<Self::Value, E> {
+        Ok(ByteSize(bytes))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, bytes: i64) -> Result<Self::Value, E> {
+        u64::try_from(bytes)
+            .map(ByteSize)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(bytes), &self))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        parse_size(text).map(ByteSize).map_err(E::custom)
     }
 }
 
@@ -118,6 +155,48 @@ mod tests {
         assert!(parse_size("99999999999999999GiB").is_err());
         assert_eq!(format_size(1 << 20), "1MiB");
         assert_eq!(format_size(1000), "1000B");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Limits {
+        #[allow(dead_code)]
+        timeout: HumanDuration,
+        #[allow(dead_code)]
+        max_body: ByteSize,
+    }
+
+    fn limits_error(toml: &str) -> String {
+        toml::from_str::<Limits>(toml).unwrap_err().to_string()
+    }
+
+    /// A value of the wrong kind says what is expected, and the examples survive the
+    /// elision of quoted values that error text goes through.
+    #[test]
+    fn a_wrong_kind_of_duration_or_size_says_what_is_expected() {
+        let e = limits_error("timeout = true\nmax_body = 1");
+        assert!(
+            e.contains("expected a duration such as 500ms, 10s or 5m"),
+            "{e}"
+        );
+        let e = limits_error("timeout = 5.5\nmax_body = 1");
+        assert!(e.contains("expected a duration"), "{e}");
+        let e = limits_error("timeout = \"5 parsecs\"\nmax_body = 1");
+        let scrubbed = crate::config::load::scrub_quoted(&e);
+        assert!(
+            scrubbed.contains("write e.g. 500ms, 10s or 5m"),
+            "{scrubbed}"
+        );
+        let e = limits_error("timeout = -3\nmax_body = 1");
+        assert!(e.contains("expected a duration"), "{e}");
+        let e = limits_error("timeout = 3\nmax_body = true");
+        assert!(e.contains("expected a size such as 1MiB"), "{e}");
+        let e = limits_error("timeout = 3\nmax_body = \"2 parsecs\"");
+        assert!(e.contains("unknown size unit"), "{e}");
+        let ok: Limits = toml::from_str("timeout = \" 7 \"\nmax_body = \"1MiB\"").unwrap();
+        assert_eq!(
+            (ok.timeout.0, ok.max_body.0),
+            (Duration::from_secs(7), 1 << 20)
+        );
     }
 
     proptest::proptest! {

@@ -253,6 +253,27 @@ mod tests {
         }
     }
 
+    /// A secret of digits written without quotes is a type error that names the key
+    /// and what was expected, never the number.
+    #[test]
+    fn a_secret_written_as_a_number_is_not_shown_in_the_error() {
+        for value in ["8675309123456789", "86753.09123"] {
+            let text = format!(
+                "[source]\nname = \"s\"\npath = \"/s\"\ntopic = \"t\"\nverify = {{ scheme = \"token\", header = \"X-Token\", secrets = [{value}] }}\n"
+            );
+            let err = load_file("s.toml", &text, &mut Connectors::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("source.verify.secrets[0]"), "{err}");
+            assert!(!err.contains("8675309") && !err.contains("86753"), "{err}");
+        }
+        let sink = "[sink]\nname = \"o\"\ntopics = [\"t\"]\nurl = \"http://h/\"\nheaders = { Authorization = 98765432109876 }\n";
+        let err = load_file("o.toml", sink, &mut Connectors::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("98765432109876"), "{err}");
+    }
+
     /// One source and one sink setting every key `docs/configuration.md` documents for
     /// them; that page is read too, so a key documented there but not set here fails the
     /// test.
