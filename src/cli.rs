@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -77,7 +78,7 @@ pub enum DlqCommand {
         #[arg(long, env = "HOOKBRIDGE_REDRIVE_LIMIT")]
         limit: Option<usize>,
         /// List what would be redriven; change nothing.
-        #[arg(long, env = "HOOKBRIDGE_DRY_RUN")]
+        #[arg(long, env = "HOOKBRIDGE_DRY_RUN", value_parser = BoolishValueParser::new())]
         dry_run: bool,
     },
     /// List a sink's dead letters (newest last); reads without a consumer group, commits nothing.
@@ -99,7 +100,7 @@ pub enum DlqCommand {
         #[arg(long, default_value_t = 50, env = "HOOKBRIDGE_DLQ_LIMIT")]
         limit: usize,
         /// Print JSON instead of a table.
-        #[arg(long, env = "HOOKBRIDGE_JSON")]
+        #[arg(long, env = "HOOKBRIDGE_JSON", value_parser = BoolishValueParser::new())]
         json: bool,
     },
     /// Show one dead letter: every header, the key and the start of the body.
@@ -114,7 +115,7 @@ pub enum DlqCommand {
         #[arg(long, default_value_t = 4096, env = "HOOKBRIDGE_DLQ_PREVIEW")]
         preview: usize,
         /// Print JSON instead of text.
-        #[arg(long, env = "HOOKBRIDGE_JSON")]
+        #[arg(long, env = "HOOKBRIDGE_JSON", value_parser = BoolishValueParser::new())]
         json: bool,
     },
 }

@@ -25,7 +25,7 @@ fn load(cli: &Cli) -> Result<(Loaded, Connectors), String> {
     let connectors = connectors::load_dir(&loaded.connectors_dir()).map_err(|e| e.to_string())?;
     connectors::check_against(&loaded.settings, &connectors).map_err(|e| e.to_string())?;
     kafka::checked_properties(&loaded.settings.kafka, &loaded.file_label())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| loaded.blame(e).to_string())?;
     Ok((loaded, connectors))
 }
 
@@ -48,7 +48,9 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) ->
             eprintln!("error: {e:#}");
             // What the operator gave cannot be used: a usage error, as clap's are.
             match e.downcast_ref::<OpsError>() {
-                Some(OpsError::Invalid(_)) => ExitCode::from(2),
+                Some(OpsError::Invalid(_) | OpsError::NoSink(_) | OpsError::NoDlq(_)) => {
+                    ExitCode::from(2)
+                }
                 _ => ExitCode::FAILURE,
             }
         }
@@ -189,16 +191,25 @@ fn main() -> ExitCode {
                 },
         } => block_on(async {
             let at: inspect::At = at.parse()?;
-            match inspect::show(&loaded, &connectors, &connector, at, preview) {
-                Ok(shown) if json => println!("{}", serde_json::to_string_pretty(&shown)?),
-                Ok(shown) => print!("{}", shown.text()),
+            let shown = match inspect::show(&loaded, &connectors, &connector, at, preview) {
+                Ok(shown) => shown,
                 Err(e @ OpsError::NotFound(_)) => {
                     eprintln!("error: {e}");
                     return Ok(ExitCode::from(NOT_FOUND));
                 }
                 Err(e) => return Err(e.into()),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            } else {
+                print!("{}", shown.text());
             }
-            Ok(ExitCode::SUCCESS)
+            // A record without a readable envelope is shown as it is, for the operator
+            // to see what it is, but it is no dead letter of the sink.
+            Ok(match shown.summary {
+                Some(_) => ExitCode::SUCCESS,
+                None => ExitCode::from(NOT_FOUND),
+            })
         }),
         // Answered before the configuration is loaded, above.
         Command::JqWorker => ExitCode::FAILURE,

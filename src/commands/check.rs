@@ -75,11 +75,15 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
         .as_ref()
         .filter(|t| t.is_literal())
         .map(|_| (loaded.file_label(), "admin.console.token".to_owned()));
+    let kafka_secrets = (s.kafka.properties.iter())
+        .filter(|(k, v)| v.is_literal() && is_secret_property(k))
+        .map(|(k, _)| (loaded.file_label(), format!("kafka.properties.{k}")));
     for (file, key) in connectors
         .literal_secrets
         .iter()
         .cloned()
         .chain(console_token)
+        .chain(kafka_secrets)
     {
         let _ = writeln!(
             out,
@@ -194,6 +198,22 @@ fn redacted_url(url: &url::Url) -> String {
     }
     // The user, password, query and fragment by the rule every redacted URL follows.
     redacted_url_text(url.as_str())
+}
+
+/// A librdkafka property whose value is a credential (a password, a client secret, a
+/// private key, a JAAS line), as opposed to one that only names where one is
+/// (`ssl.key.location`).
+fn is_secret_property(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "ssl.key.pem",
+        "sasl.oauthbearer.config",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 fn looks_secret(key: &str) -> bool {

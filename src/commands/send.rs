@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 
+use crate::commands::ops::OpsError;
 use crate::connectors::Connectors;
 use crate::verify::registry::{self, RoundTrip};
 use crate::verify::{twilio, SignedUrl, Verifier};
@@ -19,7 +20,13 @@ pub async fn send(
 ) -> anyhow::Result<ExitCode> {
     let source = connectors
         .source(name)
-        .ok_or_else(|| anyhow!("no source connector named {name:?}"))?;
+        .ok_or_else(|| OpsError::Invalid(format!("no source connector named {name:?}")))?;
+    if reqwest::Url::parse(base).is_err() {
+        return Err(OpsError::Invalid(format!(
+            "--url {base:?}: expected hookbridge's webhook address, such as http://127.0.0.1:8080"
+        ))
+        .into());
+    }
     let now = crate::clock::unix_secs();
     let body: Vec<u8> = match body {
         Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,

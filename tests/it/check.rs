@@ -118,6 +118,25 @@ fn literal_secret_is_accepted_with_a_warning_and_never_printed() {
         !text.contains("literal-console-token-do-not-print"),
         "{text}"
     );
+
+    // A Kafka credential written into the file is warned about too; a property that
+    // only names where a key is, is not.
+    std::fs::write(
+        dir.path().join("hookbridge.toml"),
+        "[kafka.properties]\n\"security.protocol\" = \"sasl_ssl\"\n\"sasl.mechanisms\" = \"PLAIN\"\n\"sasl.username\" = \"u\"\n\"sasl.password\" = \"literal-kafka-pass-do-not-print\"\n\"ssl.key.location\" = \"/etc/k.pem\"\n",
+    )
+    .unwrap();
+    let (ok, text) = check(&dir.path().join("hookbridge.toml"));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("key `kafka.properties.sasl.password` holds a literal secret"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("`kafka.properties.ssl.key.location` holds"),
+        "{text}"
+    );
+    assert!(!text.contains("literal-kafka-pass-do-not-print"), "{text}");
 }
 
 #[test]
@@ -389,4 +408,59 @@ fn fetched_key_schemes_show_where_their_keys_come_from() {
         }
         assert!(!text.contains("aud-must-not-leak"), "{text}");
     }
+}
+
+/// A flag set from the environment takes the usual spellings of yes and no (`1`, `yes`,
+/// `on`, `0`, …), not only `true` and `false`; a connector that is not there is a usage
+/// error (exit code 2).
+#[test]
+fn flags_from_the_environment_take_1_and_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("connectors")).unwrap();
+    std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
+    for (var, value, args) in [
+        ("HOOKBRIDGE_JSON", "1", &["dlq", "list"][..]),
+        (
+            "HOOKBRIDGE_JSON",
+            "yes",
+            &["dlq", "show", "--at", "0:0"][..],
+        ),
+        ("HOOKBRIDGE_DRY_RUN", "on", &["dlq", "redrive"][..]),
+        ("HOOKBRIDGE_DRY_RUN", "0", &["dlq", "redrive"][..]),
+    ] {
+        let out = Command::new(bin())
+            .args(args)
+            .args(["--connector", "nope", "--config"])
+            .arg(dir.path().join("hookbridge.toml"))
+            .env(var, value)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no sink connector named \"nope\""),
+            "{var}={value} is read as a flag: {err}"
+        );
+        assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+    }
+    let send = |args: &[&str]| {
+        Command::new(bin())
+            .args(["send", "--config"])
+            .arg(dir.path().join("hookbridge.toml"))
+            .args(args)
+            .output()
+            .expect("run send")
+    };
+    let out = send(&["--connector", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    std::fs::write(
+        dir.path().join("connectors/gh.toml"),
+        "[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"t\"\nverify = { scheme = \"github\", secrets = [\"literal-secret-0123456789\"] }\n",
+    )
+    .unwrap();
+    let out = send(&["--connector", "gh", "--url", "not a url"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--url"),
+        "{out:?}"
+    );
 }

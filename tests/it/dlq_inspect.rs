@@ -252,6 +252,28 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
     .await;
     assert_eq!(code, 3, "another sink's record is not shown: {err}");
     assert!(err.contains("another sink (billing)"), "{err}");
+    // A record without an envelope is shown as it is, and is not a dead letter of the
+    // sink: exit code 3 all the same.
+    kafka::produce(
+        &broker.addr(),
+        &dlq,
+        &[json!({"key": "stray", "value": "{\"stray\":true}"})],
+    )
+    .await;
+    let stray = kafka::read(&broker.addr(), &dlq, Some(5), 30.0).await;
+    let stray_at = (stray.iter())
+        .find(|r| r.header("hookbridge-dlq-connector").is_none())
+        .map(|r| format!("{}:{}", r.partition, r.offset))
+        .expect("the stray record");
+    for json in [false, true] {
+        let mut args = vec!["dlq", "show", "--connector", "orders", "--at", &stray_at];
+        if json {
+            args.push("--json");
+        }
+        let (code, out, err) = run(&hb, &args).await;
+        assert_eq!(code, 3, "{out}{err}");
+        assert!(out.contains("stray"), "the record is shown: {out}");
+    }
 
     // Inspecting moved nobody's offsets: a redrive still finds all three.
     let (code, out, err) = run(
