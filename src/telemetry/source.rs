@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use prometheus::{Histogram, IntCounter};
 
 use super::catalog::{Bucket, SourceCatalog};
+use super::reports::Reports;
 use super::Metrics;
 
 /// Statuses a webhook is commonly answered with; others (a provider handshake's own
@@ -32,6 +33,10 @@ pub struct SourceTelemetry {
     answers: [IntCounter; ANSWERS.len()],
     produce_latency: Histogram,
     catalog: Arc<SourceCatalog>,
+    /// Produce failures are written once per kind per window: during a broker outage
+    /// every webhook fails alike, and a line per request said the same thing thousands
+    /// of times.
+    produce_failures: Reports,
 }
 
 impl SourceTelemetry {
@@ -44,6 +49,7 @@ impl SourceTelemetry {
             catalog: m.event_catalog.of(&name),
             metrics: metrics.clone(),
             name,
+            produce_failures: Reports::default(),
         }
     }
 }
@@ -130,15 +136,23 @@ pub enum ProduceFailed<'a> {
 }
 
 impl ProduceFailed<'_> {
+    /// Logged at most once per kind (the topic, and the broker's error) per window, with
+    /// how many like it were held back since; the answers are counted per request.
     pub fn emit(&self, t: &SourceTelemetry) {
         match self {
             ProduceFailed::Refused { topic, error } => {
-                tracing::warn!(source = %t.name, topic = %topic, error = %error,
-                    "Kafka did not acknowledge the webhook");
+                let kind = format!("refused {topic} {error}");
+                if let Some(held_back) = t.produce_failures.admit(&kind) {
+                    tracing::warn!(source = %t.name, topic = %topic, error = %error, held_back,
+                        "Kafka did not acknowledge the webhook");
+                }
             }
             ProduceFailed::TimedOut { topic } => {
-                tracing::warn!(source = %t.name, topic = %topic,
-                    "Kafka acknowledgement timed out");
+                let kind = format!("timed out {topic}");
+                if let Some(held_back) = t.produce_failures.admit(&kind) {
+                    tracing::warn!(source = %t.name, topic = %topic, held_back,
+                        "Kafka acknowledgement timed out");
+                }
             }
         }
     }
@@ -154,6 +168,38 @@ mod tests {
             .lines()
             .find(|l| l.starts_with(starts))
             .map(str::to_owned)
+    }
+
+    /// During a broker outage every webhook fails alike: one line per kind (its topic,
+    /// the broker's error) per window, not one per request.
+    #[test]
+    fn produce_failures_are_written_once_per_kind_per_window() {
+        let t = SourceTelemetry::new("gh".into(), Arc::new(Metrics::new()));
+        let captured = crate::telemetry::captured::Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(captured.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..50 {
+                ProduceFailed::TimedOut { topic: "a" }.emit(&t);
+                ProduceFailed::TimedOut { topic: "b" }.emit(&t);
+                let error = "Broker: Not enough in-sync replicas";
+                ProduceFailed::Refused {
+                    topic: "a",
+                    error: &error,
+                }
+                .emit(&t);
+            }
+        });
+        let text = captured.text();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert_eq!(text.matches("Kafka acknowledgement timed out").count(), 2);
+        assert_eq!(
+            text.matches("Kafka did not acknowledge the webhook")
+                .count(),
+            1
+        );
     }
 
     #[test]
