@@ -388,8 +388,8 @@ mod tests {
     }
 
     /// A rule between two settings broken by an override names the variable beside the
-    /// file, whose key it reports; a property the override added that librdkafka does
-    /// not know names the variable alone (checked after loading, through `blame`).
+    /// file, whose key it reports; an error found after loading about a setting the
+    /// override made names the variable alone (`blame`).
     #[test]
     fn an_override_that_breaks_a_rule_with_another_setting_is_named() {
         let name = "HOOKBRIDGE__SHUTDOWN__DRAIN_TIMEOUT";
@@ -401,10 +401,13 @@ mod tests {
         );
         let name = "HOOKBRIDGE__KAFKA__PROPERTIES__SASL";
         let loaded = load_settings_with(None, env(&[(name, "1")])).unwrap();
-        let e = crate::kafka::checked_properties(&loaded.settings.kafka, &loaded.file_label())
-            .map_err(|e| loaded.blame(e))
-            .unwrap_err();
-        assert_eq!(e.file, format!("environment variable {name}"), "{e}");
+        let later = ConfigError::new(loaded.file_label(), "kafka.properties.sasl", "unknown");
+        assert_eq!(
+            loaded.blame(later).file,
+            format!("environment variable {name}")
+        );
+        let other = ConfigError::new(loaded.file_label(), "kafka.brokers", "unreachable");
+        assert_eq!(loaded.blame(other).file, loaded.file_label());
     }
 
     /// Variables that are not hookbridge's are never read, whatever bytes they hold; an
