@@ -121,8 +121,8 @@ impl DeadLetterEnvelope {
             connector: connector(headers)?.to_owned(),
             origin: Origin {
                 topic: required(headers, dlq::TOPIC)?.to_owned(),
-                partition: parsed(headers, dlq::PARTITION)?,
-                offset: parsed(headers, dlq::OFFSET)?,
+                partition: not_negative(headers, dlq::PARTITION)?,
+                offset: not_negative(headers, dlq::OFFSET)?,
             },
             reason: text(headers, dlq::REASON).unwrap_or_default().to_owned(),
             error: text(headers, dlq::ERROR).unwrap_or_default().to_owned(),
@@ -193,6 +193,20 @@ fn parsed<T: std::str::FromStr>(
     required(headers, name)?
         .parse()
         .map_err(|_| EnvelopeError::Malformed(name))
+}
+
+/// A partition or an offset: a number below zero names no record (a forged or broken
+/// envelope), so it is malformed like one that is not a number.
+fn not_negative<T: std::str::FromStr + PartialOrd + Default>(
+    headers: &[(String, Bytes)],
+    name: &'static str,
+) -> Result<T, EnvelopeError> {
+    let n: T = parsed(headers, name)?;
+    if n >= T::default() {
+        Ok(n)
+    } else {
+        Err(EnvelopeError::Malformed(name))
+    }
 }
 
 fn time(headers: &[(String, Bytes)], name: &str) -> SystemTime {
@@ -391,12 +405,20 @@ mod tests {
                 Err(EnvelopeError::Missing(name))
             );
         }
-        let mut bad = pairs.clone();
-        bad.push((dlq::OFFSET.into(), Bytes::from_static(b"forty-two")));
-        assert_eq!(
-            DeadLetterEnvelope::read(&bad),
-            Err(EnvelopeError::Malformed(dlq::OFFSET))
-        );
+        for (name, value) in [
+            (dlq::OFFSET, &b"forty-two"[..]),
+            (dlq::OFFSET, b"-5"),
+            (dlq::PARTITION, b"-1"),
+            (dlq::PARTITION, b"99999999999"),
+        ] {
+            let mut bad = pairs.clone();
+            bad.push((name.into(), Bytes::from_static(value)));
+            assert_eq!(
+                DeadLetterEnvelope::read(&bad),
+                Err(EnvelopeError::Malformed(name)),
+                "{name} = {value:?}"
+            );
+        }
         assert_eq!(
             DeadLetterEnvelope::read(&original()),
             Err(EnvelopeError::Missing(dlq::CONNECTOR)),
