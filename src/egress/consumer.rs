@@ -255,9 +255,14 @@ impl SinkContext {
     /// An error a poll returned (`about`: the topic-partition it names, if any): counted
     /// always, written at most once per kind per `client_log::EVERY`, since while a broker
     /// is unreachable librdkafka hands one out for every reconnection failure.
-    fn consumer_error(&self, error: &KafkaError, about: &str) {
-        let held_back = self.client_log.admit(&format!("consumer {about} {error}"));
-        self.emit(ControlEvent::ConsumerError { error, held_back });
+    /// `at`: `topic/partition@offset` of the error ("" when it is about none).
+    fn consumer_error(&self, error: &KafkaError, at: &str) {
+        let held_back = self.client_log.admit(&format!("consumer {at} {error}"));
+        self.emit(ControlEvent::ConsumerError {
+            error,
+            at,
+            held_back,
+        });
     }
 
     /// Sets a held partition's lag; partitions not held here have no series.

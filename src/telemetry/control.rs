@@ -102,6 +102,8 @@ pub enum ControlEvent<'a> {
     /// (with how many like it were not written since the last; see `kafka::client_log`).
     ConsumerError {
         error: &'a dyn Display,
+        /// `topic/partition@offset` when the error is about one ("" when not).
+        at: &'a str,
         held_back: Option<u64>,
     },
     /// Polled records had header names that are not UTF-8 (read lossily).
@@ -247,10 +249,14 @@ impl ControlEvent<'_> {
                     "sink stopped by an internal error; shutting the process down"
                 );
             }
-            ControlEvent::ConsumerError { error, held_back } => {
+            ControlEvent::ConsumerError {
+                error,
+                at,
+                held_back,
+            } => {
                 t.consumer_errors.inc();
                 if let Some(held_back) = held_back {
-                    tracing::warn!(target: TARGET, connector = %connector, error = %error, held_back, "consumer error");
+                    tracing::warn!(target: TARGET, connector = %connector, error = %error, at = %at, held_back, "consumer error");
                 }
             }
             ControlEvent::LossyHeaderNames { count } => t.lossy_header_names.inc_by(count),
@@ -381,6 +387,7 @@ mod tests {
             E::SinkFailed { what: "bug" },
             E::ConsumerError {
                 error,
+                at: "t/3@17",
                 held_back: Some(3),
             },
             E::LossyHeaderNames { count: 2 },
@@ -422,6 +429,7 @@ mod tests {
                     assert_eq!(lines[0]["target"], TARGET, "{text}");
                     if matches!(event, ControlEvent::ConsumerError { .. }) {
                         assert_eq!(lines[0]["held_back"], 3, "{text}");
+                        assert_eq!(lines[0]["at"], "t/3@17", "{text}");
                     }
                 }
                 None => assert!(lines.is_empty(), "a metric-only event logged: {text}"),

@@ -60,7 +60,7 @@ def cmd_read(a):
 
 def cmd_produce(a):
     p = Producer({"bootstrap.servers": a.brokers, "acks": "all", "enable.idempotence": True,
-                  "linger.ms": 5})
+                  "linger.ms": 5, "compression.type": a.compression})
     errors = []
 
     def cb(err, _msg):
@@ -151,6 +151,7 @@ def main():
     p = sub.add_parser("produce")
     p.add_argument("--brokers", required=True)
     p.add_argument("--topic", required=True)
+    p.add_argument("--compression", default="none", help="the producer's compression.type")
     c = sub.add_parser("committed")
     c.add_argument("--brokers", required=True)
     c.add_argument("--group", required=True)

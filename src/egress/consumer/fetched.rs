@@ -193,6 +193,12 @@ impl Fetched {
         unsafe { (*self.0).partition }
     }
 
+    /// Its offset (the offset an error is about, when it is about one).
+    pub fn offset(&self) -> i64 {
+        // SAFETY: live until drop.
+        unsafe { (*self.0).offset }
+    }
+
     /// Its topic's name ("" when it has none, as some errors do not).
     pub fn topic(&self) -> &[u8] {
         // SAFETY: live until drop.

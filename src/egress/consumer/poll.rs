@@ -364,12 +364,15 @@ impl Taker {
             } else {
                 KafkaError::MessageConsumption(RDKafkaErrorCode::from(code))
             };
-            let about = format!(
-                "{}/{}",
+            // Where it stopped, so a record that cannot be read (a codec this build
+            // lacks, a corrupt batch) can be found; the kind of report is per partition.
+            let at = format!(
+                "{}/{}@{}",
                 String::from_utf8_lossy(message.topic()),
-                message.partition()
+                message.partition(),
+                message.offset()
             );
-            ctx.consumer_error(&error, &about);
+            ctx.consumer_error(&error, &at);
             return;
         }
         let topic = self.topics.get(message.topic());

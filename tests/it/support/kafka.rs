@@ -114,8 +114,14 @@ async fn read_with(
 /// Produces records given as JSON objects `{"key", "value", "headers", "partition"?}`
 /// (a `null` value is a tombstone).
 pub async fn produce(brokers: &str, topic: &str, records: &[Value]) {
+    produce_compressed(brokers, topic, records, "none").await;
+}
+
+/// [`produce`] in batches compressed with `codec` (`gzip`, `snappy`, `lz4`, `zstd`).
+pub async fn produce_compressed(brokers: &str, topic: &str, records: &[Value], codec: &str) {
     let mut child = Command::new("python3")
         .args([TOOL, "produce", "--brokers", brokers, "--topic", topic])
+        .args(["--compression", codec])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
