@@ -290,10 +290,16 @@ impl<T, L: Hash + Eq + Clone> Partition<T, L> {
             self.dropped_from = Some(self.dropped_from.map_or(offset, |d| d.min(offset)));
             return Admitted::Dropped;
         }
-        if self.leader_epoch >= 0
+        let newer_leader = self.leader_epoch >= 0
             && leader_epoch > self.leader_epoch
-            && self.watermark.next().is_some_and(|n| offset < n)
-        {
+            && self.watermark.next().is_some_and(|n| offset < n);
+        // A record below the offset to commit, polled without a rewind asked for (that
+        // is what `epoch` tells): the log starts over below what was finished. The topic
+        // was deleted and created again, or the log was cut and the consumer's position
+        // reset; what is read from there is new, and the commit must come back down to
+        // it, or a restart would resume past records never delivered.
+        let starts_over = self.watermark.committable().is_some_and(|c| offset < c);
+        if newer_leader || starts_over {
             self.truncated(offset);
         }
         self.watermark.track(offset);

@@ -183,6 +183,58 @@ async fn records_in_batches_of_every_compression_codec_are_delivered() {
     drop(hb);
 }
 
+/// A topic deleted and created again under a running sink starts its log over: its new
+/// records are delivered, and the sink's commit comes back down to them, so a restart
+/// resumes at the new log's next record, not at the old log's (which would skip new
+/// records below it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_again_under_a_running_sink_is_delivered_whole_across_a_restart() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        mut hb,
+        ..
+    } = setup("recreated")
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
+        .await;
+    let generation = |gen: u32, range: std::ops::Range<usize>| -> Vec<serde_json::Value> {
+        range
+            .map(|i| json!({"key": format!("k{}", i % 5), "value": json!({"gen": gen, "n": i}).to_string()}))
+            .collect()
+    };
+    let seen_of = |gen: u32| -> HashSet<u64> {
+        (rx.seen().iter())
+            .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+            .filter(|v| v["gen"] == gen)
+            .filter_map(|v| v["n"].as_u64())
+            .collect()
+    };
+    kafka::produce(&broker.addr(), &topic, &generation(1, 0..100)).await;
+    let group = format!("g-{topic}");
+    wait_committed_to_end(&broker, &group, &topic).await;
+
+    broker.delete_topic(&topic);
+    broker.create_topic(&topic, 1);
+    kafka::produce(&broker.addr(), &topic, &generation(2, 0..50)).await;
+    rx.wait_for(Duration::from_secs(60), "the new log's records", |_| {
+        seen_of(2).len() >= 50
+    })
+    .await;
+    wait_committed_to_end(&broker, &group, &topic).await;
+    assert!(hb.terminate(Duration::from_secs(30)).await.success());
+
+    kafka::produce(&broker.addr(), &topic, &generation(2, 50..150)).await;
+    hb.spawn();
+    rx.wait_for(
+        Duration::from_secs(60),
+        "every record of the new log",
+        |_| seen_of(2).len() >= 150,
+    )
+    .await;
+    assert_eq!(seen_of(2), (0..150).collect::<HashSet<u64>>());
+}
+
 /// A record that holds an encoded body (its webhook's Content-Encoding kept beside it)
 /// is POSTed as it is, with that Content-Encoding; one without says none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

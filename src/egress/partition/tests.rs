@@ -676,6 +676,42 @@ fn a_log_truncated_under_a_member_reading_it_never_maps_or_finishes_the_new_reco
 }
 
 #[test]
+fn a_log_that_starts_over_below_the_watermark_brings_the_commit_back_down() {
+    // 0..100 delivered and committable at 100; the topic is deleted and created again,
+    // and the consumer's position reset to the new log's start.
+    let mut p = Partition::<(), Bytes>::new(1, 1000, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    for o in 0..100 {
+        p.admit(o, 0, lane(o as u8), (), &mut out);
+        p.finish(o, lane(o as u8), &mut seq, &mut out);
+    }
+    assert_eq!(p.commit(true, 4000).unwrap().0.base, 100);
+    // The new log's records are delivered, and nothing past them is committed.
+    for o in 0..50 {
+        assert_eq!(
+            p.admit(o, 0, lane(o as u8), (), &mut out),
+            Admitted::Tracked
+        );
+    }
+    assert_eq!(
+        p.commit(true, 4000).unwrap().0.base,
+        0,
+        "the first new record is owed"
+    );
+    for o in 0..50 {
+        p.finish(o, lane(o as u8), &mut seq, &mut out);
+    }
+    assert_eq!(p.commit(true, 4000).unwrap().0.base, 50);
+    // An old record still in flight when the log started over counts for nothing.
+    let mut p = Partition::<(), Bytes>::new(1, 1000, None);
+    p.admit(100, 0, lane(1), (), &mut out);
+    p.admit(0, 0, lane(2), (), &mut out);
+    p.finish(100, lane(1), &mut seq, &mut out);
+    assert_eq!(p.commit(true, 4000).unwrap().0.base, 0);
+}
+
+#[test]
 fn an_old_record_abandoned_after_a_truncation_does_not_hold_the_new_one_at_its_offset() {
     let mut p = Partition::<(), Bytes>::new(1, 1000, None);
     let mut seq = Sequence::default();

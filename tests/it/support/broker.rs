@@ -169,6 +169,15 @@ impl Broker {
         }
     }
 
+    /// Deletes a topic (Apache Kafka only), waiting until it is gone.
+    #[allow(dead_code)]
+    pub fn delete_topic(&self, name: &str) {
+        match &self.kind {
+            Kind::Tansu(_) => panic!("the Tansu lane does not delete topics"),
+            _ => cluster::delete_topic(&self.bootstrap, name),
+        }
+    }
+
     /// Whether the broker keeps commit metadata (Apache Kafka does, Tansu drops it).
     #[allow(dead_code)]
     pub fn keeps_commit_metadata(&self) -> bool {

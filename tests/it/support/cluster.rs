@@ -360,6 +360,50 @@ pub fn create_topic(bootstrap: &str, name: &str, partitions: u32) {
     }
 }
 
+/// Deletes a topic through rdkafka's admin API and waits until metadata no longer has
+/// it, so a topic of the same name can be created anew.
+#[allow(dead_code)] // used by some suites only
+pub fn delete_topic(bootstrap: &str, name: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(admin.delete_topics(&[name], &opts))
+        })
+        .join()
+        .expect("delete topic thread")
+    })
+    .expect("delete topic");
+    for r in results {
+        if let Err((t, e)) = r {
+            panic!("delete topic {t}: {e}");
+        }
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("metadata client");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let gone = consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .ok()
+            .is_some_and(|md| md.topics().iter().all(|t| t.name() != name));
+        if gone {
+            return;
+        }
+        assert!(Instant::now() < deadline, "topic {name} is still listed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The live broker ids one node reports, if it answers.
 fn brokers_seen_by(port: u16) -> Option<Vec<i32>> {
     if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
