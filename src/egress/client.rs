@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::http::header::HOST;
+use axum::http::header::{CONTENT_LENGTH, HOST};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::{Bytes, BytesMut};
 
@@ -244,6 +244,12 @@ impl Client {
         }
         if let Ok(v) = HeaderValue::from_str(id) {
             h.insert(WEBHOOK_ID, v);
+        }
+        // An empty body (a tombstone, an empty value) still says its length: hyper
+        // writes none for an empty body, and a server that requires one on a POST
+        // answers 411, which the status policy takes for permanent.
+        if prepared.body(record).is_empty() {
+            h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
         let parent = record
             .header(crate::kafka::headers::TRACEPARENT)
@@ -510,6 +516,52 @@ mod tests {
             }
         });
         url
+    }
+
+    /// The head of the one request `client` sends for `record` (its URL made the
+    /// address of a server that captures it and answers 200).
+    async fn head_sent(client: &Client, shaper: &Shaper, record: &Record) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ended before its head");
+                head.extend_from_slice(&buf[..n]);
+            }
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            conn.write_all(answer).await.unwrap();
+            String::from_utf8_lossy(&head).to_ascii_lowercase()
+        });
+        let mut prepared = shaper.shape(record).expect("shaped").expect("a request");
+        prepared.url = std::borrow::Cow::Owned(url.parse().unwrap());
+        let (outcome, _) = client.send(record, &prepared, "t-0-1", None, 0).await;
+        assert_eq!(outcome, Outcome::Delivered);
+        server.await.unwrap()
+    }
+
+    /// A POST with an empty body (a tombstone, an empty value) says `content-length: 0`,
+    /// as servers that require a length on a POST want; others say theirs.
+    #[tokio::test]
+    async fn an_empty_body_is_sent_with_a_content_length_of_zero() {
+        let sink = sink("");
+        let metrics = Arc::new(crate::telemetry::Metrics::new());
+        let telemetry = Arc::new(SinkTelemetry::new("s".into(), metrics));
+        let (client, _) = Client::new(&sink, telemetry.clone()).expect("a client");
+        let shaper = Shaper::new(&sink, telemetry).in_process();
+        let head = head_sent(&client, &shaper, &record(b"", b"")).await;
+        assert!(head.contains("\r\ncontent-length: 0\r\n"), "{head}");
+        let mut tombstone = record(b"", b"");
+        tombstone.null_value = true;
+        let head = head_sent(&client, &shaper, &tombstone).await;
+        assert!(head.contains("\r\ncontent-length: 0\r\n"), "{head}");
+        let head = head_sent(&client, &shaper, &record(b"{}", b"")).await;
+        assert!(head.contains("\r\ncontent-length: 2\r\n"), "{head}");
+        assert_eq!(head.matches("content-length").count(), 1, "{head}");
     }
 
     /// A batch's 2xx answer read whole is delivered; one cut off before its end, or
