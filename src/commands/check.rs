@@ -8,7 +8,7 @@ use std::fmt::Write;
 use crate::config::load::Loaded;
 use crate::config::units::format_size;
 use crate::connectors::key::KeyRule;
-use crate::connectors::sink::{AuthConfig, Ordering};
+use crate::connectors::sink::{AuthConfig, BatchFormat, BatchItems, Ordering, Tombstones};
 use crate::connectors::template::redacted_url as redacted_url_text;
 use crate::connectors::{Connectors, Sink, Source, WEAK_SECRET_BYTES};
 use crate::kafka::producer;
@@ -338,6 +338,29 @@ fn sink_line(out: &mut String, s: &Sink) {
         }
     );
     let _ = writeln!(out, "      status: {}", s.status);
+    let tombstones = match s.tombstones {
+        Tombstones::Deliver => "deliver (an empty body)",
+        Tombstones::Skip => "skip",
+        Tombstones::DeadLetter => "dead-letter",
+    };
+    let _ = writeln!(out, "      tombstones: {tombstones}");
+    if let Some(b) = &s.batch {
+        let format = match b.format {
+            BatchFormat::JsonArray => "json-array",
+            BatchFormat::Ndjson => "ndjson",
+        };
+        let items = match b.items {
+            BatchItems::Data => "data",
+            BatchItems::Envelope => "envelope",
+        };
+        let _ = writeln!(
+            out,
+            "      batch: up to {} records or {}, waiting up to {:?}, {format} of {items}",
+            b.max_records,
+            format_size(b.max_bytes.0),
+            b.max_wait
+        );
+    }
     if !s.url.allowed_hosts().is_empty() {
         let _ = writeln!(
             out,

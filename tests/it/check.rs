@@ -464,3 +464,24 @@ fn flags_from_the_environment_take_1_and_yes() {
         "{out:?}"
     );
 }
+
+/// The summary shows what changes how records are sent: batching and what becomes of a
+/// tombstone.
+#[test]
+fn the_summary_shows_batching_and_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("connectors")).unwrap();
+    std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
+    std::fs::write(
+        dir.path().join("connectors/o.toml"),
+        "[sink]\nname = \"o\"\ntopics = [\"t\"]\nurl = \"http://h/\"\ntombstones = \"skip\"\nbatch = { max_records = 50, format = \"ndjson\" }\n",
+    )
+    .unwrap();
+    let (ok, text) = check(&dir.path().join("hookbridge.toml"));
+    assert!(ok, "{text}");
+    assert!(text.contains("tombstones: skip"), "{text}");
+    assert!(
+        text.contains("batch: up to 50 records or 1MiB, waiting up to 50ms, ndjson of data"),
+        "{text}"
+    );
+}
