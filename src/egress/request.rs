@@ -264,12 +264,11 @@ impl Shaper {
 
     /// The request for a record the filter let through, with the transform's body.
     fn fill<'a>(&'a self, record: &Record, body: Option<Bytes>) -> Result<Prepared<'a>, Refused> {
-        let json = if self.needs_json {
-            serde_json::from_slice::<serde_json::Value>(&record.value).ok()
-        } else {
-            None
-        };
-        let fields = |f: &Field| field(record, json.as_ref(), f);
+        let json = self
+            .needs_json
+            .then(|| pointer::document(&record.value))
+            .flatten();
+        let fields = |f: &Field| field(record, json, f);
         let template = |error| Refused {
             reason: TEMPLATE,
             error,
@@ -449,12 +448,9 @@ fn is_json(content_type: &str) -> bool {
     essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
 }
 
-/// A placeholder's value for `record`; `None` when the record has none.
-fn field<'r>(
-    record: &'r Record,
-    json: Option<&'r serde_json::Value>,
-    f: &Field,
-) -> Option<Cow<'r, [u8]>> {
+/// A placeholder's value for `record` (`json`: its value's text when it is JSON);
+/// `None` when the record has none.
+fn field<'r>(record: &'r Record, json: Option<&'r str>, f: &Field) -> Option<Cow<'r, [u8]>> {
     let bytes = |b: &'r Bytes| Cow::Borrowed(b.as_ref());
     match f {
         Field::Topic => Some(Cow::Borrowed(record.tp.topic.as_bytes())),
@@ -463,17 +459,12 @@ fn field<'r>(
         Field::Key => record.key.as_ref().map(bytes),
         Field::Header(name) => record.header(name).map(bytes),
         Field::EventType => record.header(EVENT_TYPE_HEADER).map(bytes),
-        Field::Json(pointer) => match json?.pointer(pointer)? {
-            serde_json::Value::String(s) => Some(Cow::Borrowed(s.as_bytes())),
-            v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
-                Some(Cow::Owned(v.to_string().into_bytes()))
-            }
-            _ => None,
-        },
+        Field::Json(path) => pointer::scalar(json?, path),
     }
     // An empty value would make `/tenants//orders`: treated as missing.
     .filter(|v| !v.is_empty())
 }
 
+mod pointer;
 #[cfg(test)]
 mod tests;

@@ -192,6 +192,22 @@ fn binary_cloudevent_attributes_are_percent_encoded_and_time_is_rfc3339() {
     assert_eq!(p.headers["ce-time"], "2026-12-04T17:00:00.000Z");
 }
 
+/// A `{json./…}` number is sent as written: an id past 64 bits is not rounded into a
+/// float (another resource's URL), and a number no float holds elsewhere in the value
+/// does not make the other placeholders missing.
+#[test]
+fn json_numbers_fill_templates_as_written() {
+    let s = shaper("url = \"http://h/o/{json./id}\"\nheaders = { X-Kind = \"{json./kind}\" }");
+    let r = record(
+        br#"{"id":12345678901234567890123,"kind":"k","x":1e400}"#,
+        &[],
+        None,
+    );
+    let p = s.shape(&r).expect("shaped").expect("a request");
+    assert_eq!(p.url.as_str(), "http://h/o/12345678901234567890123");
+    assert_eq!(p.headers.get("x-kind").unwrap(), "k");
+}
+
 #[test]
 fn a_deeply_nested_value_is_refused_as_not_json() {
     let deep = "[".repeat(200_000);
