@@ -207,9 +207,10 @@ fn is_secret_property(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
         "password",
+        "passphrase",
         "secret",
         "jaas",
-        "ssl.key.pem",
+        "key.pem",
         "sasl.oauthbearer.config",
     ]
     .iter()
@@ -339,7 +340,7 @@ fn sink_line(out: &mut String, s: &Sink) {
     );
     let _ = writeln!(out, "      status: {}", s.status);
     let tombstones = match s.tombstones {
-        Tombstones::Deliver => "deliver (an empty body)",
+        Tombstones::Deliver => "deliver",
         Tombstones::Skip => "skip",
         Tombstones::DeadLetter => "dead-letter",
     };

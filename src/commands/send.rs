@@ -21,7 +21,8 @@ pub async fn send(
     let source = connectors
         .source(name)
         .ok_or_else(|| OpsError::Invalid(format!("no source connector named {name:?}")))?;
-    if reqwest::Url::parse(base).is_err() {
+    let is_http = |u: reqwest::Url| matches!(u.scheme(), "http" | "https") && u.has_host();
+    if !reqwest::Url::parse(base).is_ok_and(is_http) {
         return Err(OpsError::Invalid(format!(
             "--url {base:?}: expected hookbridge's webhook address, such as http://127.0.0.1:8080"
         ))

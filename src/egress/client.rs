@@ -245,10 +245,13 @@ impl Client {
         if let Ok(v) = HeaderValue::from_str(id) {
             h.insert(WEBHOOK_ID, v);
         }
-        // An empty body (a tombstone, an empty value) still says its length: hyper
-        // writes none for an empty body, and a server that requires one on a POST
-        // answers 411, which the status policy takes for permanent.
-        if prepared.body(record).is_empty() {
+        // An empty body (a tombstone, an empty value) of a method that carries one still
+        // says its length: hyper writes none for an empty body, and a server that
+        // requires one on a POST answers 411, which the status policy takes for
+        // permanent. A GET, HEAD or DELETE says none, as RFC 9110 asks.
+        if prepared.body(record).is_empty()
+            && matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
+        {
             h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
         let parent = record
@@ -548,11 +551,11 @@ mod tests {
     /// as servers that require a length on a POST want; others say theirs.
     #[tokio::test]
     async fn an_empty_body_is_sent_with_a_content_length_of_zero() {
-        let sink = sink("");
+        let post = sink("");
         let metrics = Arc::new(crate::telemetry::Metrics::new());
         let telemetry = Arc::new(SinkTelemetry::new("s".into(), metrics));
-        let (client, _) = Client::new(&sink, telemetry.clone()).expect("a client");
-        let shaper = Shaper::new(&sink, telemetry).in_process();
+        let (client, _) = Client::new(&post, telemetry.clone()).expect("a client");
+        let shaper = Shaper::new(&post, telemetry).in_process();
         let head = head_sent(&client, &shaper, &record(b"", b"")).await;
         assert!(head.contains("\r\ncontent-length: 0\r\n"), "{head}");
         let mut tombstone = record(b"", b"");
@@ -562,6 +565,15 @@ mod tests {
         let head = head_sent(&client, &shaper, &record(b"{}", b"")).await;
         assert!(head.contains("\r\ncontent-length: 2\r\n"), "{head}");
         assert_eq!(head.matches("content-length").count(), 1, "{head}");
+        // A GET says no length for its empty body.
+        let get = sink("method = \"get\"");
+        let metrics = Arc::new(crate::telemetry::Metrics::new());
+        let telemetry = Arc::new(SinkTelemetry::new("s".into(), metrics));
+        let (client, _) = Client::new(&get, telemetry.clone()).expect("a client");
+        let shaper = Shaper::new(&get, telemetry).in_process();
+        let head = head_sent(&client, &shaper, &record(b"", b"")).await;
+        assert!(head.starts_with("get "), "{head}");
+        assert!(!head.contains("content-length"), "{head}");
     }
 
     /// A batch's 2xx answer read whole is delivered; one cut off before its end, or

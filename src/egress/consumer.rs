@@ -255,9 +255,12 @@ impl SinkContext {
     /// An error a poll returned (`about`: the topic-partition it names, if any): counted
     /// always, written at most once per kind per `client_log::EVERY`, since while a broker
     /// is unreachable librdkafka hands one out for every reconnection failure.
-    /// `at`: `topic/partition@offset` of the error ("" when it is about none).
-    fn consumer_error(&self, error: &KafkaError, at: &str) {
-        let held_back = self.client_log.admit(&format!("consumer {at} {error}"));
+    /// `partition`: `topic/partition` of the error, `at` with its offset ("" when it is
+    /// about none); reports are limited per partition and error.
+    fn consumer_error(&self, error: &KafkaError, partition: &str, at: &str) {
+        let held_back = self
+            .client_log
+            .admit(&format!("consumer {partition} {error}"));
         self.emit(ControlEvent::ConsumerError {
             error,
             at,

@@ -288,6 +288,11 @@ impl FinishedMap {
         self.leader_epoch >= 0 && leader_epoch > self.leader_epoch
     }
 
+    /// The committed offset the map starts at.
+    pub fn base(&self) -> i64 {
+        self.base
+    }
+
     /// One past the last offset the map covers.
     pub fn end(&self) -> i64 {
         self.end

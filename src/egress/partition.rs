@@ -290,17 +290,22 @@ impl<T, L: Hash + Eq + Clone> Partition<T, L> {
             self.dropped_from = Some(self.dropped_from.map_or(offset, |d| d.min(offset)));
             return Admitted::Dropped;
         }
-        let newer_leader = self.leader_epoch >= 0
+        if self.leader_epoch >= 0
             && leader_epoch > self.leader_epoch
-            && self.watermark.next().is_some_and(|n| offset < n);
-        // A record below the offset to commit, polled without a rewind asked for (that
-        // is what `epoch` tells): the log starts over below what was finished. The topic
-        // was deleted and created again, or the log was cut and the consumer's position
-        // reset; what is read from there is new, and the commit must come back down to
-        // it, or a restart would resume past records never delivered.
-        let starts_over = self.watermark.committable().is_some_and(|c| offset < c);
-        if newer_leader || starts_over {
+            && self.watermark.next().is_some_and(|n| offset < n)
+        {
             self.truncated(offset);
+        }
+        if self.starts_over(offset) {
+            // What was received is all finished: nothing is forgotten, the commit only
+            // comes back down to the new records (at worst some are delivered twice).
+            self.truncated(offset);
+            self.leader_epoch = -1;
+        }
+        // Below an earlier owner's map: the position was reset under it (the topic made
+        // again); the map speaks of the old log's records.
+        if self.resumed.as_ref().is_some_and(|m| offset < m.base()) {
+            self.resumed = None;
         }
         self.watermark.track(offset);
         self.leader_epoch = self.leader_epoch.max(leader_epoch);
@@ -336,6 +341,23 @@ impl<T, L: Hash + Eq + Clone> Partition<T, L> {
             None => self.start(offset, None, item, out),
         }
         Admitted::Tracked
+    }
+
+    /// Whether a record at `offset` says the log starts over below what was finished:
+    /// the topic was deleted and created again, or the log cut and the consumer's
+    /// position reset. Left alone, the commit would stay at the old log's end, and a
+    /// restart would resume past new records never delivered.
+    ///
+    /// Only while every record received is finished. A record can also arrive below
+    /// unfinished ones of the same log (the poll thread takes fetched records ahead of
+    /// one held in the consumer's own queue under a flood of events); forgetting those
+    /// would let the commit pass them. Such a record is tracked below them instead, which
+    /// holds the commit: safe, and a log that starts over under unfinished records keeps
+    /// the old commit (a known gap: only a reset the consumer reports could tell the two
+    /// apart).
+    fn starts_over(&self, offset: i64) -> bool {
+        self.watermark.outstanding() == 0
+            && self.watermark.committable().is_some_and(|c| offset < c)
     }
 
     /// Whether a record polled now is dropped (re-read on resume) rather than tracked.

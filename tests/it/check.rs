@@ -457,8 +457,11 @@ fn flags_from_the_environment_take_1_and_yes() {
         "[source]\nname = \"gh\"\npath = \"/gh\"\ntopic = \"t\"\nverify = { scheme = \"github\", secrets = [\"literal-secret-0123456789\"] }\n",
     )
     .unwrap();
+    for url in ["not a url", "localhost:8080"] {
+        let out = send(&["--connector", "gh", "--url", url]);
+        assert_eq!(out.status.code(), Some(2), "{url}: {out:?}");
+    }
     let out = send(&["--connector", "gh", "--url", "not a url"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--url"),
         "{out:?}"

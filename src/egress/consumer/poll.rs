@@ -347,7 +347,7 @@ impl Taker {
                     Polled::Record
                 }
                 Some(Err(e)) => {
-                    ctx.consumer_error(&e, "");
+                    ctx.consumer_error(&e, "", "");
                     Polled::Event
                 }
             })
@@ -365,14 +365,15 @@ impl Taker {
                 KafkaError::MessageConsumption(RDKafkaErrorCode::from(code))
             };
             // Where it stopped, so a record that cannot be read (a codec this build
-            // lacks, a corrupt batch) can be found; the kind of report is per partition.
-            let at = format!(
-                "{}/{}@{}",
+            // lacks, a corrupt batch) can be found. Reports are limited per partition
+            // and error, not per offset: one recurring at each offset is one kind.
+            let partition = format!(
+                "{}/{}",
                 String::from_utf8_lossy(message.topic()),
-                message.partition(),
-                message.offset()
+                message.partition()
             );
-            ctx.consumer_error(&error, &at);
+            let at = format!("{partition}@{}", message.offset());
+            ctx.consumer_error(&error, &partition, &at);
             return;
         }
         let topic = self.topics.get(message.topic());
