@@ -196,6 +196,9 @@ async fn a_topic_created_again_under_a_running_sink_is_delivered_whole_across_a_
         mut hb,
         ..
     } = setup("recreated")
+        // Whichever way the client learns of the new topic (a fetch error, or finding
+        // it gone and back), within a second rather than librdkafka's 5 minutes.
+        .config(|c| c.prop("topic.metadata.refresh.interval.ms", "1000"))
         .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
         .await;
     let generation = |gen: u32, range: std::ops::Range<usize>| -> Vec<serde_json::Value> {
