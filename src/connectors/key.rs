@@ -70,7 +70,7 @@ impl KeyRule {
     }
 }
 
-mod pointed;
+pub mod pointed;
 
 #[cfg(test)]
 mod tests {

@@ -264,10 +264,7 @@ impl Shaper {
 
     /// The request for a record the filter let through, with the transform's body.
     fn fill<'a>(&'a self, record: &Record, body: Option<Bytes>) -> Result<Prepared<'a>, Refused> {
-        let json = self
-            .needs_json
-            .then(|| pointer::document(&record.value))
-            .flatten();
+        let json = self.needs_json.then_some(&record.value[..]);
         let fields = |f: &Field| field(record, json, f);
         let template = |error| Refused {
             reason: TEMPLATE,
@@ -448,9 +445,9 @@ fn is_json(content_type: &str) -> bool {
     essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
 }
 
-/// A placeholder's value for `record` (`json`: its value's text when it is JSON);
-/// `None` when the record has none.
-fn field<'r>(record: &'r Record, json: Option<&'r str>, f: &Field) -> Option<Cow<'r, [u8]>> {
+/// A placeholder's value for `record` (`json`: its value, when a placeholder reads it as
+/// JSON); `None` when the record has none.
+fn field<'r>(record: &'r Record, json: Option<&'r [u8]>, f: &Field) -> Option<Cow<'r, [u8]>> {
     let bytes = |b: &'r Bytes| Cow::Borrowed(b.as_ref());
     match f {
         Field::Topic => Some(Cow::Borrowed(record.tp.topic.as_bytes())),
