@@ -304,29 +304,42 @@ impl Cluster {
     }
 }
 
-/// Creates a topic through rdkafka's admin API with the broker's default replication,
-/// then waits until metadata shows a leader for every partition.
-pub fn create_topic(bootstrap: &str, name: &str, partitions: u32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+/// An admin client of the cluster, whose requests time out after 30 s.
+fn admin(bootstrap: &str) -> (AdminClient<DefaultClientContext>, AdminOptions) {
+    let admin = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
-    let topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(-1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    // Callers are sync (inside async tests): the admin future runs on a runtime of its
-    // own, on a thread of its own.
-    let results = std::thread::scope(|s| {
+    (admin, opts)
+}
+
+/// Runs an admin request to its end. Callers are sync (inside async tests): the future
+/// runs on a runtime of its own, on a thread of its own.
+fn finish<F>(request: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
         s.spawn(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime")
-                .block_on(admin.create_topics([&topic], &opts))
+                .block_on(request)
         })
         .join()
-        .expect("create topic thread")
+        .expect("admin thread")
     })
-    .expect("create topic");
+}
+
+/// Creates a topic through rdkafka's admin API with the broker's default replication,
+/// then waits until metadata shows a leader for every partition.
+pub fn create_topic(bootstrap: &str, name: &str, partitions: u32) {
+    let topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(-1));
+    let (admin, opts) = admin(bootstrap);
+    let results = finish(admin.create_topics([&topic], &opts)).expect("create topic");
     for r in results {
         if let Err((t, e)) = r {
             assert!(
@@ -364,23 +377,8 @@ pub fn create_topic(bootstrap: &str, name: &str, partitions: u32) {
 /// it, so a topic of the same name can be created anew.
 #[allow(dead_code)] // used by some suites only
 pub fn delete_topic(bootstrap: &str, name: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = std::thread::scope(|s| {
-        s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(admin.delete_topics(&[name], &opts))
-        })
-        .join()
-        .expect("delete topic thread")
-    })
-    .expect("delete topic");
+    let (admin, opts) = admin(bootstrap);
+    let results = finish(admin.delete_topics(&[name], &opts)).expect("delete topic");
     for r in results {
         if let Err((t, e)) = r {
             panic!("delete topic {t}: {e}");
