@@ -351,10 +351,12 @@ impl<T, L: Hash + Eq + Clone> Partition<T, L> {
     /// Only while every record received is finished. A record can also arrive below
     /// unfinished ones of the same log (the poll thread takes fetched records ahead of
     /// one held in the consumer's own queue under a flood of events); forgetting those
-    /// would let the commit pass them. Such a record is tracked below them instead, which
-    /// holds the commit: safe, and a log that starts over under unfinished records keeps
-    /// the old commit (a known gap: only a reset the consumer reports could tell the two
-    /// apart).
+    /// would let the commit pass them, so such a record is tracked below them, as
+    /// before. The cost is a known gap: a log that starts over under unfinished records
+    /// (a topic made again while its destination is down) is not recognised, an old
+    /// record and a new one at the same offset share one entry, and the commit can pass
+    /// new records not yet received. Only a reset the consumer reports
+    /// (`auto.offset.reset=error` puts one on the partition's queue) tells the two apart.
     fn starts_over(&self, offset: i64) -> bool {
         self.watermark.outstanding() == 0
             && self.watermark.committable().is_some_and(|c| offset < c)
