@@ -245,6 +245,43 @@ mod tests {
     use super::*;
     use crate::config::load::parse_settings;
 
+    /// librdkafka is built with every codec a producer may compress a batch with: a
+    /// partition holding a batch of a codec it lacks is never read past (every fetch
+    /// fails `NotImplemented`), which stops a sink.
+    #[test]
+    fn librdkafka_reads_every_compression_codec() {
+        // SAFETY: a fresh configuration, read once into a buffer of the size it asks
+        // for, then destroyed.
+        let features = unsafe {
+            let conf = rdkafka::bindings::rd_kafka_conf_new();
+            let name = c"builtin.features";
+            let mut size = 0usize;
+            rdkafka::bindings::rd_kafka_conf_get(
+                conf,
+                name.as_ptr(),
+                std::ptr::null_mut(),
+                &mut size,
+            );
+            let mut buf = vec![0u8; size];
+            rdkafka::bindings::rd_kafka_conf_get(
+                conf,
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                &mut size,
+            );
+            rdkafka::bindings::rd_kafka_conf_destroy(conf);
+            String::from_utf8_lossy(&buf)
+                .trim_end_matches('\0')
+                .to_owned()
+        };
+        for codec in ["gzip", "snappy", "lz4", "zstd"] {
+            assert!(
+                features.split(',').any(|f| f == codec),
+                "{codec}: {features}"
+            );
+        }
+    }
+
     fn check(props: &str) -> Result<Vec<(String, String)>, ConfigError> {
         let s = parse_settings(&format!("[kafka.properties]\n{props}\n")).unwrap();
         checked_properties(&s.kafka, "hookbridge.toml")
