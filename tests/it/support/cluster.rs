@@ -348,27 +348,34 @@ pub fn create_topic(bootstrap: &str, name: &str, partitions: u32) {
             );
         }
     }
+    wait_for_metadata(bootstrap, &format!("topic {name} has no leaders"), |md| {
+        md.topics().iter().any(|t| {
+            t.name() == name
+                && t.error().is_none()
+                && t.partitions().len() == partitions as usize
+                && t.partitions().iter().all(|p| p.leader() >= 0)
+        })
+    });
+}
+
+/// Asks the cluster for its metadata every 100 ms until `ready` says so; panics with
+/// `failure` after 30 s.
+fn wait_for_metadata(
+    bootstrap: &str,
+    failure: &str,
+    ready: impl Fn(&rdkafka::metadata::Metadata) -> bool,
+) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("metadata client");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let ready = consumer
-            .fetch_metadata(Some(name), Duration::from_secs(5))
-            .ok()
-            .is_some_and(|md| {
-                md.topics().iter().any(|t| {
-                    t.name() == name
-                        && t.error().is_none()
-                        && t.partitions().len() == partitions as usize
-                        && t.partitions().iter().all(|p| p.leader() >= 0)
-                })
-            });
-        if ready {
+        let md = consumer.fetch_metadata(None, Duration::from_secs(5)).ok();
+        if md.as_ref().is_some_and(&ready) {
             return;
         }
-        assert!(Instant::now() < deadline, "topic {name} has no leaders");
+        assert!(Instant::now() < deadline, "{failure}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -384,22 +391,9 @@ pub fn delete_topic(bootstrap: &str, name: &str) {
             panic!("delete topic {t}: {e}");
         }
     }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("metadata client");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let gone = consumer
-            .fetch_metadata(None, Duration::from_secs(5))
-            .ok()
-            .is_some_and(|md| md.topics().iter().all(|t| t.name() != name));
-        if gone {
-            return;
-        }
-        assert!(Instant::now() < deadline, "topic {name} is still listed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_metadata(bootstrap, &format!("topic {name} is still listed"), |md| {
+        md.topics().iter().all(|t| t.name() != name)
+    });
 }
 
 /// The live broker ids one node reports, if it answers.
