@@ -252,11 +252,10 @@ impl SinkContext {
         event.emit(&self.telemetry);
     }
 
-    /// An error a poll returned (`about`: the topic-partition it names, if any): counted
-    /// always, written at most once per kind per `client_log::EVERY`, since while a broker
-    /// is unreachable librdkafka hands one out for every reconnection failure.
-    /// `partition`: `topic/partition` of the error, `at` with its offset ("" when it is
-    /// about none); reports are limited per partition and error.
+    /// An error a poll returned (`partition`: the `topic/partition` it names, `at` that
+    /// with its offset; "" when it names none): counted always, written at most once per
+    /// partition and error per `client_log::EVERY`, since while a broker is unreachable
+    /// librdkafka hands one out for every reconnection failure.
     fn consumer_error(&self, error: &KafkaError, partition: &str, at: &str) {
         let held_back = self
             .client_log
