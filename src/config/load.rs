@@ -230,9 +230,16 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// Replaces every double-quoted segment with `"…"`, and a number or character serde
 /// shows in backticks (`` integer `123` ``) with `` `…` ``: parsers quote the offending
 /// value, and that value may be a secret written in the wrong place (a token of digits
-/// written without quotes). Backticked names (fields, variants) are kept.
+/// written without quotes). The value an enum setting did not know (`` unknown variant
+/// `…` ``) goes the same way: it is what was typed there, a secret pasted on the wrong
+/// line included. Backticked names (fields, the variants expected) are kept.
 pub(crate) fn scrub_quoted(text: &str) -> String {
-    const VALUE_KINDS: [&str; 3] = ["integer ", "floating point ", "character "];
+    const VALUE_KINDS: [&str; 4] = [
+        "integer ",
+        "floating point ",
+        "character ",
+        "unknown variant ",
+    ];
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     let mut prev = None;
@@ -509,6 +516,10 @@ mod tests {
             "invalid value: character `…`, unknown field `y`"
         );
         assert_eq!(scrub_quoted("expected `\"`"), "expected `\"`");
+        assert_eq!(
+            scrub_quoted("unknown variant `sk_live_51H`, expected `key` or `partition`"),
+            "unknown variant `…`, expected `key` or `partition`"
+        );
         assert_eq!(scrub_quoted("open \"abc"), "open \"…\"");
         assert_eq!(line_column("a\nbc\nd", 4), (2, 3));
     }
