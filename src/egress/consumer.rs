@@ -150,6 +150,11 @@ impl SinkContext {
         batch.len()
     }
 
+    /// Sends the dispatcher something other than records; false when it is gone.
+    fn report(&self, event: Event) -> bool {
+        self.events.send(event).is_ok()
+    }
+
     /// Hands the polled records to the dispatcher; false when it is gone.
     fn flush(&self) -> bool {
         let records = {

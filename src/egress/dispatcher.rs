@@ -45,6 +45,9 @@ pub struct Commit {
 pub enum Event {
     /// Records polled from Kafka, in poll order.
     Records(Vec<Record>),
+    /// The consumer's position in partitions, each with the flow epoch it was read
+    /// under, read after every record below it was handed over ([`Partition::passed`]).
+    Positions(Vec<(TopicPartition, i64, u64)>),
     /// Partitions given to this member, with what their commit metadata says was
     /// finished already (`None`: nothing known).
     /// Each comes with its assignment number, which the partition's flow changes carry.
@@ -326,6 +329,13 @@ impl Dispatcher {
     fn handle(&mut self, ev: Event, deliveries: &mut Deliveries) {
         match ev {
             Event::Records(records) => self.receive(records, deliveries),
+            Event::Positions(positions) => {
+                for (tp, to, epoch) in positions {
+                    if let Some(p) = self.partitions.get_mut(&tp) {
+                        self.dirty |= p.core.passed(to, epoch);
+                    }
+                }
+            }
             Event::Assigned(partitions) => self.assign(partitions),
             Event::Revoke {
                 partitions,

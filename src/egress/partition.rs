@@ -343,6 +343,27 @@ impl<T, L: Hash + Eq + Clone> Partition<T, L> {
         Admitted::Tracked
     }
 
+    /// The consumer's position reached `to` under flow epoch `epoch`, and every record
+    /// below it was received (the poll thread reads the position after handing over all
+    /// it took). A transaction's commit or abort marker, and aborted records, are never
+    /// received: without this the commit would stay below the last marker, and a topic
+    /// written by transactions would never show zero lag. Only while nothing is
+    /// unfinished, the position is not from before the latest rewind, and the partition
+    /// is not being revoked. (A dropped record is never the last thing owed: records are
+    /// dropped only while some are unfinished, and the last of them to finish asks for
+    /// the rewind, whose new epoch makes earlier positions stale.) True when the offset
+    /// to commit moved.
+    pub fn passed(&mut self, to: i64, epoch: u64) -> bool {
+        if self.revoked || epoch < self.epoch {
+            return false;
+        }
+        if !self.watermark.pass(to) {
+            return false;
+        }
+        self.finished_since_commit += 1;
+        true
+    }
+
     /// Whether a record at `offset` says the log starts over below what was finished:
     /// the topic was deleted and created again, or the log cut and the consumer's
     /// position reset. Left alone, the commit would stay at the old log's end, and a

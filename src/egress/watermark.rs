@@ -120,6 +120,19 @@ impl Watermark {
         forgotten
     }
 
+    /// The consumer read up to `to` and every record below it was received: what it
+    /// skipped was not records (transaction markers, aborted records). With nothing
+    /// unfinished, the offset to commit moves up to `to`; otherwise nothing changes.
+    /// True when it moved.
+    pub fn pass(&mut self, to: i64) -> bool {
+        if self.unfinished > 0 || self.committable().is_some_and(|c| c >= to) {
+            return false;
+        }
+        self.received.clear();
+        self.next = Some(to);
+        true
+    }
+
     /// One past the highest offset received.
     pub fn next(&self) -> Option<i64> {
         self.next
@@ -166,6 +179,28 @@ mod tests {
             w.track(o);
         }
         w
+    }
+
+    #[test]
+    fn passes_to_a_position_only_with_nothing_unfinished() {
+        let mut w = Watermark::default();
+        assert!(w.pass(3));
+        assert_eq!(w.committable(), Some(3));
+        w.track(3);
+        w.track(4);
+        assert!(!w.pass(6));
+        w.finish(4);
+        assert!(!w.pass(6));
+        assert_eq!(w.committable(), Some(3));
+        w.finish(3);
+        assert!(!w.pass(5), "already there");
+        assert!(w.pass(6));
+        assert_eq!(
+            (w.committable(), w.next(), w.outstanding()),
+            (Some(6), Some(6), 0)
+        );
+        w.track(6);
+        assert_eq!(w.committable(), Some(6));
     }
 
     #[test]

@@ -183,6 +183,49 @@ async fn records_in_batches_of_every_compression_codec_are_delivered() {
     drop(hb);
 }
 
+/// A topic written by transactions ends each one with a commit or abort marker that no
+/// consumer is handed, and an aborted transaction's records are never read (the consumer
+/// reads committed records only). The sink's commit still reaches the log's end, past the
+/// last marker, so its lag reads zero once everything was delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_written_by_transactions_is_committed_to_its_end() {
+    let Scenario {
+        broker,
+        topic,
+        rx,
+        hb,
+        ..
+    } = setup("transactions")
+        .sink(|_| Answer::status(200), |n| sink(&n.topic, &n.url))
+        .await;
+    let records = |what: &str| -> Vec<serde_json::Value> {
+        (0..6)
+            .map(|i| json!({"key": format!("k{}", i % 2), "value": format!("{what}-{i}")}))
+            .collect()
+    };
+    kafka::produce_in_transaction(&broker.addr(), &topic, &records("kept"), "commit").await;
+    kafka::produce_in_transaction(&broker.addr(), &topic, &records("aborted"), "abort").await;
+    rx.wait_for(Duration::from_secs(30), "the committed transaction", |s| {
+        distinct_ids(s) >= 6
+    })
+    .await;
+    let ends = wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
+    // 12 records and a marker per transaction in each partition it wrote to: the commit
+    // went past markers no consumer is handed.
+    assert!(
+        ends.values().map(|&(_, end)| end).sum::<i64>() >= 14,
+        "{ends:?}"
+    );
+    let seen = rx.seen();
+    assert!(
+        seen.iter()
+            .all(|r| !String::from_utf8_lossy(&r.body).contains("aborted")),
+        "an aborted record was delivered"
+    );
+    assert_eq!(distinct_ids(&seen), 6);
+    drop(hb);
+}
+
 /// A topic deleted and created again under a running sink starts its log over: its new
 /// records are delivered, and the sink's commit comes back down to them, so a restart
 /// resumes at the new log's next record, not at the old log's (which would skip new

@@ -59,8 +59,14 @@ def cmd_read(a):
 
 
 def cmd_produce(a):
-    p = Producer({"bootstrap.servers": a.brokers, "acks": "all", "enable.idempotence": True,
-                  "linger.ms": 5, "compression.type": a.compression})
+    conf = {"bootstrap.servers": a.brokers, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 5, "compression.type": a.compression}
+    if a.transaction:
+        conf["transactional.id"] = f"kafka-tool-{a.topic}"
+    p = Producer(conf)
+    if a.transaction:
+        p.init_transactions(30)
+        p.begin_transaction()
     errors = []
 
     def cb(err, _msg):
@@ -88,6 +94,10 @@ def cmd_produce(a):
         p.poll(0)
         n += 1
     left = p.flush(30)
+    if a.transaction == "commit":
+        p.commit_transaction(30)
+    elif a.transaction == "abort":
+        p.abort_transaction(30)
     if errors or left:
         print(json.dumps({"errors": errors[:5], "unflushed": left}), file=sys.stderr)
         sys.exit(1)
@@ -152,6 +162,8 @@ def main():
     p.add_argument("--brokers", required=True)
     p.add_argument("--topic", required=True)
     p.add_argument("--compression", default="none", help="the producer's compression.type")
+    p.add_argument("--transaction", choices=["commit", "abort"],
+                   help="produce every record in one transaction, then commit or abort it")
     c = sub.add_parser("committed")
     c.add_argument("--brokers", required=True)
     c.add_argument("--group", required=True)

@@ -15,9 +15,15 @@
 //! once the assignment is applied, and every partition held is forwarded again every
 //! [`REFORWARD`] ([`FetchedQueue::forward`] is idempotent), so a forwarding lost in a
 //! way not foreseen costs a pause, not the partition. A record that reaches the
-//! consumer's queue regardless is taken from there, before any record here.
+//! consumer's queue regardless (its partition was fetched before it was first forwarded
+//! here) is taken from there, before any record here: until the consumer's queue was
+//! found empty after a partition's first forwarding, no fetched record is taken while
+//! that queue holds anything ([`FetchedQueue::records_may_wait_there`]).
 
+use std::collections::HashSet;
 use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::bindings as rdsys;
@@ -34,6 +40,15 @@ pub struct FetchedQueue {
     /// The consumer's own queue: watched so an event there wakes a wait here.
     consumer_queue: *mut rdsys::rd_kafka_queue_t,
     client: *mut rdsys::rd_kafka_t,
+    /// Every partition forwarded here so far. Once forwarded by the application, a
+    /// partition's records never go to the consumer's queue again (librdkafka keeps them
+    /// on the partition's own queue while the forwarding is lost), so only a first
+    /// forwarding can leave records of it behind there.
+    forwarded: Mutex<HashSet<TopicPartition>>,
+    /// Set by a partition's first forwarding, cleared when the consumer's queue is next
+    /// found empty: until then a record of that partition may wait there, ahead of the
+    /// ones fetched here after it.
+    behind: AtomicBool,
 }
 
 // SAFETY: librdkafka queues and clients are thread-safe handles; `FetchedQueue` only
@@ -68,21 +83,40 @@ impl FetchedQueue {
             queue,
             consumer_queue,
             client,
+            forwarded: Mutex::default(),
+            behind: AtomicBool::new(false),
         })
     }
 
-    /// Whether the consumer's own queue holds nothing.
+    /// Whether the consumer's own queue holds nothing. Found empty, it holds no record
+    /// fetched before a partition was first forwarded here any more.
     pub fn consumer_queue_is_empty(&self) -> bool {
         // SAFETY: live until drop.
-        unsafe { rdsys::rd_kafka_queue_length(self.consumer_queue) == 0 }
+        let empty = unsafe { rdsys::rd_kafka_queue_length(self.consumer_queue) == 0 };
+        if empty {
+            self.behind.store(false, Ordering::Relaxed);
+        }
+        empty
+    }
+
+    /// Whether a record fetched before its partition was first forwarded here may still
+    /// wait on the consumer's queue: records taken here before it would overtake it, and
+    /// the watermark would pass a record the dispatcher has not seen.
+    pub fn records_may_wait_there(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
     }
 
     /// Forwards the fetched records of each of `partitions` here.
     pub fn forward<'a>(&self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
+        let mut forwarded = self.forwarded.lock().unwrap_or_else(|p| p.into_inner());
         for tp in partitions {
             let Ok(topic) = CString::new(tp.topic.as_bytes()) else {
                 continue;
             };
+            // Set before forwarding: the consumer's queue may be found empty only after.
+            if !forwarded.contains(tp) {
+                self.behind.store(true, Ordering::Relaxed);
+            }
             // SAFETY: `client` is live (see `new`); the partition's queue handle is
             // released right after forwarding, which keeps the forwarding in place.
             unsafe {
@@ -94,6 +128,7 @@ impl FetchedQueue {
                 rdsys::rd_kafka_queue_forward(partition, self.queue);
                 rdsys::rd_kafka_queue_destroy(partition);
             }
+            forwarded.insert(tp.clone());
         }
     }
 

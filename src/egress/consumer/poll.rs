@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 use rdkafka::bindings as rdsys;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::Offset;
 use tokio_util::sync::CancellationToken;
 
 use super::commit::{self, commit_sync};
 use super::fetched::{Fetched, FetchedQueue, Taken, REFORWARD};
 use super::flow::{Flow, FlowState};
 use super::{SinkContext, POLL_BATCH};
-use crate::egress::record::{topic_name, Record, Topic};
+use crate::egress::dispatcher::Event;
+use crate::egress::record::{topic_name, Record, Topic, TopicPartition};
 use crate::telemetry::control::ControlEvent;
 
 /// Turns the topic names of polled messages into [`Topic`]s. A poll's records come in
@@ -165,7 +167,8 @@ pub(super) fn poll_loop(
     };
     let mut taken = Taken::new(POLL_BATCH);
     ctx.handoff.poller();
-    let mut reforward = Reforward::new(Instant::now(), reforward_every);
+    let mut reforward = Every::new(Instant::now(), reforward_every);
+    let mut positions = Every::new(Instant::now(), POSITIONS);
     let mut flood = Flood::default();
     while !stop.is_cancelled() {
         while let Ok(change) = flow.try_recv() {
@@ -175,7 +178,8 @@ pub(super) fn poll_loop(
         if reforward.due(Instant::now()) {
             fetched.forward(&ctx.held());
         }
-        let wait = match flood.turn(taker.serve_consumer_queue(consumer, fetched)) {
+        let served = taker.serve_consumer_queue(consumer, fetched);
+        let wait = match flood.turn(served, fetched.records_may_wait_there()) {
             Turn::HoldBack => {
                 if !ctx.flush() {
                     return;
@@ -200,8 +204,16 @@ pub(super) fn poll_loop(
         if !ctx.flush() {
             return;
         }
+        // Right after a flush: every record taken so far is with the dispatcher.
+        if positions.due(Instant::now()) && !taker.report_positions(consumer) {
+            return;
+        }
     }
 }
+
+/// How often the poll thread tells the dispatcher where the consumer is in each
+/// partition (see [`Partition::passed`](crate::egress::partition::Partition::passed)).
+pub(super) const POSITIONS: Duration = Duration::from_secs(1);
 
 /// How long the poll thread waits at most for the dispatcher to make room before it
 /// serves the consumer's queue again: rebalances, commit results and errors wait at most
@@ -262,22 +274,25 @@ pub(super) enum Turn {
 /// The turns in a row events kept the consumer's own queue from emptying. Rebalances,
 /// commit results, errors, logs, statistics: all of them come first, and a record that
 /// reached the consumer's queue (before its partition was forwarded) before any fetched
-/// after it, unless events keep that queue from emptying for [`BUSY_TURNS`] turns:
-/// records are not held back by a flood of them.
+/// after it. Events that keep that queue from emptying for [`BUSY_TURNS`] turns no longer
+/// hold fetched records back, unless a record may still wait behind them
+/// ([`FetchedQueue::records_may_wait_there`](super::fetched::FetchedQueue::records_may_wait_there)):
+/// taken first, the ones fetched after it could finish and the watermark pass it.
 #[derive(Debug, Default)]
 pub(super) struct Flood {
     turns: u32,
 }
 
 impl Flood {
-    /// What this turn does, given what serving the consumer's queue left.
-    pub(super) fn turn(&mut self, served: Served) -> Turn {
+    /// What this turn does, given what serving the consumer's queue left and whether a
+    /// record may still wait there behind its events (`behind`).
+    pub(super) fn turn(&mut self, served: Served, behind: bool) -> Turn {
         match served {
             Served::Records => return Turn::HoldBack,
             Served::Empty => {}
             Served::NotEmpty => {
                 self.turns += 1;
-                if self.turns < BUSY_TURNS {
+                if self.turns < BUSY_TURNS || behind {
                     return Turn::HoldBack;
                 }
             }
@@ -290,15 +305,16 @@ impl Flood {
     }
 }
 
-/// When the poll loop forwards every held partition to the fetched queue again: every
-/// `every`, counted from the last time (see [`REFORWARD`]).
+/// When the poll loop does something periodic (forwards every held partition to the
+/// fetched queue again, [`REFORWARD`]; reports positions, [`POSITIONS`]): every `every`,
+/// counted from the last time.
 #[derive(Debug)]
-pub(super) struct Reforward {
+pub(super) struct Every {
     every: Duration,
     next: Instant,
 }
 
-impl Reforward {
+impl Every {
     /// The first time is `every` from `now`.
     pub(super) fn new(now: Instant, every: Duration) -> Self {
         Self {
@@ -352,6 +368,31 @@ impl Taker {
                 }
             })
         })
+    }
+
+    /// Tells the dispatcher the consumer's position in each partition it holds, stamped
+    /// like a record with the partition's epoch: the position is one past the last
+    /// message taken, a transaction marker or an aborted record included, and every
+    /// record below it has been handed over (call it right after a flush). False when
+    /// the dispatcher is gone.
+    fn report_positions(&mut self, consumer: &BaseConsumer<SinkContext>) -> bool {
+        let Ok(list) = consumer.position() else {
+            return true; // reported again next time
+        };
+        let positions: Vec<_> = (list.elements().iter())
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(to) => {
+                    let tp = TopicPartition {
+                        topic: self.topics.get(e.topic().as_bytes()),
+                        partition: e.partition(),
+                    };
+                    let epoch = self.state.epoch(&tp);
+                    Some((tp, to, epoch))
+                }
+                _ => None, // nothing taken since it was assigned or rewound
+            })
+            .collect();
+        positions.is_empty() || consumer.context().report(Event::Positions(positions))
     }
 
     /// A message taken from the sink's fetched queue: a record, or a consumer error.

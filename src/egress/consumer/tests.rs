@@ -1,9 +1,7 @@
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientContext;
 
-use super::poll::{
-    self, contain_panic, poll_loop, Flood, Polled, Reforward, Served, Turn, BUSY_TURNS,
-};
+use super::poll::{self, contain_panic, poll_loop, Every, Flood, Polled, Served, Turn, BUSY_TURNS};
 use super::*;
 
 /// The context of sink "orders", its dispatcher channel dropped.
@@ -328,34 +326,68 @@ fn a_turn_serves_the_consumer_s_queue_until_it_is_empty_or_a_batch_was_served() 
 #[test]
 fn a_flood_of_events_holds_fetched_records_back_for_busy_turns_turns_at_most() {
     let mut flood = Flood::default();
-    assert_eq!(flood.turn(Served::Empty), Turn::Take(poll::WAIT), "quiet");
+    assert_eq!(
+        flood.turn(Served::Empty, false),
+        Turn::Take(poll::WAIT),
+        "quiet"
+    );
     for _ in 0..2 {
         for turn in 1..BUSY_TURNS {
-            assert_eq!(flood.turn(Served::NotEmpty), Turn::HoldBack, "turn {turn}");
+            assert_eq!(
+                flood.turn(Served::NotEmpty, false),
+                Turn::HoldBack,
+                "turn {turn}"
+            );
         }
         // Taken at last, without waiting: the events still there woke no one.
-        assert_eq!(flood.turn(Served::NotEmpty), Turn::Take(Duration::ZERO));
+        assert_eq!(
+            flood.turn(Served::NotEmpty, false),
+            Turn::Take(Duration::ZERO)
+        );
     }
     // A queue that empties ends the flood: the next one is counted from its start.
     for _ in 1..BUSY_TURNS {
-        assert_eq!(flood.turn(Served::NotEmpty), Turn::HoldBack);
+        assert_eq!(flood.turn(Served::NotEmpty, false), Turn::HoldBack);
     }
     // Events were still waiting at the start of the turn that found it empty: no wait.
-    assert_eq!(flood.turn(Served::Empty), Turn::Take(Duration::ZERO));
-    assert_eq!(flood.turn(Served::NotEmpty), Turn::HoldBack);
-    assert_eq!(flood.turn(Served::Empty), Turn::Take(Duration::ZERO));
-    assert_eq!(flood.turn(Served::Empty), Turn::Take(poll::WAIT));
+    assert_eq!(flood.turn(Served::Empty, false), Turn::Take(Duration::ZERO));
+    assert_eq!(flood.turn(Served::NotEmpty, false), Turn::HoldBack);
+    assert_eq!(flood.turn(Served::Empty, false), Turn::Take(Duration::ZERO));
+    assert_eq!(flood.turn(Served::Empty, false), Turn::Take(poll::WAIT));
     // Records on the consumer's queue go before any fetched after them, however long.
     for turn in 0..4 * BUSY_TURNS {
-        assert_eq!(flood.turn(Served::Records), Turn::HoldBack, "turn {turn}");
+        assert_eq!(
+            flood.turn(Served::Records, false),
+            Turn::HoldBack,
+            "turn {turn}"
+        );
     }
+}
+
+#[test]
+fn a_record_that_may_wait_behind_a_flood_of_events_holds_fetched_records_back_however_long() {
+    let mut flood = Flood::default();
+    for turn in 0..4 * BUSY_TURNS {
+        assert_eq!(
+            flood.turn(Served::NotEmpty, true),
+            Turn::HoldBack,
+            "turn {turn}"
+        );
+    }
+    // Once it was taken, the flood no longer holds them back.
+    assert_eq!(
+        flood.turn(Served::NotEmpty, false),
+        Turn::Take(Duration::ZERO)
+    );
+    // An empty queue is never held back for it: nothing waits there.
+    assert_eq!(flood.turn(Served::Empty, true), Turn::Take(poll::WAIT));
 }
 
 #[test]
 fn held_partitions_are_forwarded_again_every_reforward_from_the_last_time() {
     let (start, every) = (Instant::now(), fetched::REFORWARD);
     let ms = Duration::from_millis(1);
-    let mut reforward = Reforward::new(start, every);
+    let mut reforward = Every::new(start, every);
     assert!(!reforward.due(start));
     assert!(!reforward.due(start + every - ms));
     assert!(reforward.due(start + every));
@@ -452,14 +484,28 @@ fn forwarding_a_partition_again_keeps_it_forwarded_and_restores_a_lost_forwardin
         !partition.is_forwarded(),
         "librdkafka's own until forwarded"
     );
+    assert!(!fetched.records_may_wait_there());
     fetched.forward([&tp]);
     assert!(partition.is_forwarded());
+    assert!(
+        fetched.records_may_wait_there(),
+        "fetched before its first forwarding, a record may wait on the consumer's queue"
+    );
+    assert!(fetched.consumer_queue_is_empty());
+    assert!(
+        !fetched.records_may_wait_there(),
+        "not once that queue was empty"
+    );
     fetched.forward([&tp]);
     assert!(partition.is_forwarded(), "forwarding again changes nothing");
     partition.lose_forwarding();
     assert!(!partition.is_forwarded());
     fetched.forward([&tp]);
     assert!(partition.is_forwarded(), "restored");
+    assert!(
+        !fetched.records_may_wait_there(),
+        "a partition forwarded before never sends records to the consumer's queue again"
+    );
     // ...to the fetched queue: a wake-up given to the partition ends a wait there.
     let mut taken = fetched::Taken::new(8);
     fetched.take(&mut taken, Duration::ZERO); // uses up the wake-ups given so far

@@ -160,6 +160,63 @@ fn a_revoked_partition_starts_nothing_and_keeps_its_watermark() {
     assert_eq!(p.final_snapshot().unwrap().base, 1);
 }
 
+#[test]
+fn a_position_past_transaction_markers_is_committed_once_nothing_is_unfinished() {
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    assert!(p.passed(4, 0), "only markers read since the assignment");
+    assert_eq!(p.commit_snapshot(false).unwrap().base, 4);
+    for o in 4..6 {
+        p.admit(o, 0, None, (), &mut out);
+    }
+    // Records 4 and 5, then the transaction's commit marker at 6.
+    assert!(!p.passed(7, 0), "record 5 is still unfinished");
+    p.finish(5, None, &mut seq, &mut out);
+    assert!(!p.passed(7, 0), "record 4 is still unfinished");
+    p.finish(4, None, &mut seq, &mut out);
+    assert_eq!(p.commit_snapshot(false).unwrap().base, 6);
+    assert!(!p.passed(6, 0), "no further than the records");
+    assert!(p.passed(7, 0));
+    assert_eq!(p.commit_snapshot(false).unwrap().base, 7, "past the marker");
+    assert!(!p.passed(5, 0), "an older position never takes it back");
+    assert_eq!(p.commit_snapshot(true).unwrap().base, 7);
+    p.revoke();
+    assert!(!p.passed(9, 0), "not while being revoked");
+}
+
+#[test]
+fn a_position_read_before_a_rewind_took_effect_is_ignored() {
+    let mut p = Partition::<(), Bytes>::new(1, 2, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    for o in 0..3 {
+        assert_eq!(p.admit(o, 0, None, (), &mut out), Admitted::Tracked);
+    }
+    assert_eq!(p.admit(3, 0, None, (), &mut out), Admitted::Dropped);
+    assert_eq!(p.admit(4, 0, None, (), &mut out), Admitted::Dropped);
+    for o in 0..3 {
+        p.finish(o, None, &mut seq, &mut out);
+    }
+    assert_eq!(
+        out.last(),
+        Some(&Step::Resume(Some(Rewind {
+            offset: 3,
+            epoch: 1
+        })))
+    );
+    // Read before the seek back to 3 took effect: records 3 and 4 were read, not kept.
+    assert!(!p.passed(5, 0), "a position from before the rewind");
+    assert_eq!(p.commit_snapshot(true).unwrap().base, 3);
+    assert_eq!(p.admit(3, 1, None, (), &mut out), Admitted::Tracked);
+    assert_eq!(p.admit(4, 1, None, (), &mut out), Admitted::Tracked);
+    assert!(!p.passed(6, 1), "records 3 and 4 are unfinished");
+    p.finish(3, None, &mut seq, &mut out);
+    p.finish(4, None, &mut seq, &mut out);
+    assert!(p.passed(6, 1), "read again, past a marker at 5");
+    assert_eq!(p.commit_snapshot(false).unwrap().base, 6);
+}
+
 /// One operation of the random interleaving.
 #[derive(Debug, Clone)]
 enum Op {
@@ -180,6 +237,10 @@ enum Op {
     /// Take a commit snapshot.
     Commit,
     Revoke,
+    /// The log holds a transaction marker at the fetch position: read, never handed over.
+    Marker,
+    /// The poll thread reports the consumer's position (one past what it read).
+    Position,
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -189,6 +250,8 @@ fn arb_op() -> impl Strategy<Value = Op> {
         2 => (0u8..6).prop_map(|key| Op::Join { key }),
         1 => Just(Op::Commit),
         1 => Just(Op::Revoke),
+        1 => Just(Op::Marker),
+        1 => Just(Op::Position),
     ]
 }
 
@@ -202,6 +265,8 @@ struct Model {
     in_flight: Vec<(i64, Option<Bytes>)>,
     finished: BTreeSet<i64>,
     last_epoch: u64,
+    /// Offsets holding a transaction marker, not a record.
+    markers: BTreeSet<i64>,
 }
 
 impl Model {
@@ -285,12 +350,14 @@ proptest! {
         let mut p = Partition::<(), Bytes>::new(1, buffer, None);
         let mut seq = Sequence::default();
         let mut out = Vec::new();
-        let mut m = Model { keys: HashMap::new(), fetch: 0, fetch_epoch: 0, paused: false, in_flight: vec![], finished: BTreeSet::new(), last_epoch: 0 };
+        let mut m = Model { keys: HashMap::new(), fetch: 0, fetch_epoch: 0, paused: false, in_flight: vec![], finished: BTreeSet::new(), last_epoch: 0, markers: BTreeSet::new() };
         let mut tracked: HashSet<i64> = HashSet::new();
         let mut revoked = false;
         for op in ops {
             match op {
                 Op::Poll { key } => {
+                    // A marker read again after a rewind is skipped again.
+                    while m.markers.contains(&m.fetch) { m.fetch += 1; }
                     let o = m.fetch;
                     let key = *m.keys.entry(o).or_insert(key);
                     // After a pause librdkafka may still hand out a few records; the model
@@ -321,6 +388,11 @@ proptest! {
                 }
                 Op::Join { key } => m.join(&mut p, key)?,
                 Op::Revoke => { p.revoke(); revoked = true; }
+                // Only where the log has no record yet (a rewind reads the same log again).
+                Op::Marker => {
+                    if !m.keys.contains_key(&m.fetch) { m.markers.insert(m.fetch); m.fetch += 1; }
+                }
+                Op::Position => { p.passed(m.fetch, m.fetch_epoch); }
             }
         }
         if !revoked {
@@ -328,7 +400,7 @@ proptest! {
             // polled but dropped or abandoned.
             while let Some((o, l)) = m.in_flight.pop() { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); m.apply(&mut out)?; }
             if let Some(s) = p.final_snapshot() {
-                let first_unfinished = (0..m.fetch).find(|o| !m.finished.contains(o));
+                let first_unfinished = (0..m.fetch).find(|o| !m.finished.contains(o) && !m.markers.contains(o));
                 if let Some(u) = first_unfinished { prop_assert!(s.base <= u); }
             }
         }
@@ -559,7 +631,7 @@ proptest! {
         let mut p = Partition::<(), Bytes>::new(1, buffer, inherited);
         let mut seq = Sequence::default();
         let mut out = Vec::new();
-        let mut m = Model { keys: HashMap::new(), fetch: 0, fetch_epoch: 0, paused: false, in_flight: vec![], finished: BTreeSet::new(), last_epoch: 0 };
+        let mut m = Model { keys: HashMap::new(), fetch: 0, fetch_epoch: 0, paused: false, in_flight: vec![], finished: BTreeSet::new(), last_epoch: 0, markers: BTreeSet::new() };
         let mut tracked: HashSet<i64> = HashSet::new();
         let mut memory = memory.into_iter();
         let mut revoked = false;
@@ -571,6 +643,8 @@ proptest! {
             }
             match op {
                 Op::Poll { key } => {
+                    // A marker read again after a rewind is skipped again.
+                    while m.markers.contains(&m.fetch) { m.fetch += 1; }
                     let o = m.fetch;
                     let key = *m.keys.entry(o).or_insert(key);
                     match p.admit_from_leader(o, m.fetch_epoch, epoch_of(o), lane(key), (), &mut out) {
@@ -611,12 +685,17 @@ proptest! {
                 }
                 Op::Join { key } => m.join(&mut p, key)?,
                 Op::Revoke => { p.revoke(); revoked = true; }
+                // Only where the log has no record yet (a rewind reads the same log again).
+                Op::Marker => {
+                    if !m.keys.contains_key(&m.fetch) { m.markers.insert(m.fetch); m.fetch += 1; }
+                }
+                Op::Position => { p.passed(m.fetch, m.fetch_epoch); }
             }
         }
         if !revoked {
             while let Some((o, l)) = m.in_flight.pop() { m.finished.insert(o); p.finish(o, l, &mut seq, &mut out); m.apply(&mut out)?; }
             if let Some(s) = p.final_snapshot() {
-                let first_unfinished = (0..m.fetch).find(|o| !m.finished.contains(o) && !earlier_finished.contains(o));
+                let first_unfinished = (0..m.fetch).find(|o| !m.finished.contains(o) && !earlier_finished.contains(o) && !m.markers.contains(o));
                 if let Some(u) = first_unfinished { prop_assert!(s.base <= u); }
             }
         }
@@ -892,6 +971,7 @@ fn lifecycle(
         in_flight: vec![],
         finished: BTreeSet::new(),
         last_epoch: 0,
+        markers: BTreeSet::new(),
     };
     let mut tracked: HashSet<i64> = HashSet::new();
     let mut last_commit: Option<i64> = None;

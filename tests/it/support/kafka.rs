@@ -119,9 +119,20 @@ pub async fn produce(brokers: &str, topic: &str, records: &[Value]) {
 
 /// [`produce`] in batches compressed with `codec` (`gzip`, `snappy`, `lz4`, `zstd`).
 pub async fn produce_compressed(brokers: &str, topic: &str, records: &[Value], codec: &str) {
+    produce_with(brokers, topic, records, &["--compression", codec]).await;
+}
+
+/// [`produce`] in one transaction, committed (`commit`) or aborted (`abort`): the log
+/// gets a commit or abort marker after the records, which no consumer is handed.
+#[allow(dead_code)] // used by the integration suite only
+pub async fn produce_in_transaction(brokers: &str, topic: &str, records: &[Value], end: &str) {
+    produce_with(brokers, topic, records, &["--transaction", end]).await;
+}
+
+async fn produce_with(brokers: &str, topic: &str, records: &[Value], options: &[&str]) {
     let mut child = Command::new("python3")
         .args([TOOL, "produce", "--brokers", brokers, "--topic", topic])
-        .args(["--compression", codec])
+        .args(options)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
