@@ -9,12 +9,14 @@
 //! each responsibility around it has its own file: [`rebalance`] (assign, revoke, lost),
 //! [`commit`] (synchronous and asynchronous commits, reading committed maps back),
 //! [`flow`] (pause, resume and seeks, applied between polls), [`fetched`] (the queue
-//! records are taken from in batches) and [`poll`] (the thread).
+//! records are taken from in batches), [`poll`] (the thread) and [`positions`] (when the
+//! consumer's position may be reported).
 
 mod commit;
 mod fetched;
 mod flow;
 mod poll;
+mod positions;
 mod rebalance;
 #[cfg(test)]
 mod tests;

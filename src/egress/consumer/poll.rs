@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::commit::{self, commit_sync};
 use super::fetched::{Fetched, FetchedQueue, Taken, REFORWARD};
 use super::flow::{Flow, FlowState};
+use super::positions::PastErrors;
 use super::{SinkContext, POLL_BATCH};
 use crate::egress::dispatcher::Event;
 use crate::egress::record::{topic_name, Record, Topic, TopicPartition};
@@ -164,6 +165,7 @@ pub(super) fn poll_loop(
         topics: Topics::default(),
         state: FlowState::default(),
         check_items,
+        errored: PastErrors::default(),
     };
     let mut taken = Taken::new(POLL_BATCH);
     ctx.handoff.poller();
@@ -338,6 +340,8 @@ struct Taker {
     topics: Topics,
     state: FlowState,
     check_items: bool,
+    /// Partitions whose position is past an error, not a record: not reported.
+    errored: PastErrors,
 }
 
 impl Taker {
@@ -371,10 +375,10 @@ impl Taker {
     }
 
     /// Tells the dispatcher the consumer's position in each partition it holds, stamped
-    /// like a record with the partition's epoch: the position is one past the last
-    /// message taken, a transaction marker or an aborted record included, and every
-    /// record below it has been handed over (call it right after a flush). False when
-    /// the dispatcher is gone.
+    /// like a record with the partition's epoch: one past the last message taken, a
+    /// transaction marker included, and every record below it has been handed over
+    /// (call it right after a flush). Not for a partition whose position is past an
+    /// error ([`PastErrors`]). False when the dispatcher is gone.
     fn report_positions(&mut self, consumer: &BaseConsumer<SinkContext>) -> bool {
         let Ok(list) = consumer.position() else {
             return true; // reported again next time
@@ -386,6 +390,9 @@ impl Taker {
                         topic: self.topics.get(e.topic().as_bytes()),
                         partition: e.partition(),
                     };
+                    if self.errored.hides(&tp) {
+                        return None;
+                    }
                     let epoch = self.state.epoch(&tp);
                     Some((tp, to, epoch))
                 }
@@ -415,6 +422,13 @@ impl Taker {
             );
             let at = format!("{partition}@{}", message.offset());
             ctx.consumer_error(&error, &partition, &at);
+            if message.offset() >= 0 && message.partition() >= 0 {
+                let tp = TopicPartition {
+                    topic: self.topics.get(message.topic()),
+                    partition: message.partition(),
+                };
+                self.errored.error(tp, message.offset());
+            }
             return;
         }
         let topic = self.topics.get(message.topic());
@@ -431,6 +445,7 @@ impl Taker {
             });
         }
         record.epoch = self.state.epoch(&record.tp);
+        self.errored.record(&record.tp, record.offset);
         if self.check_items {
             record.check_item();
         }

@@ -2,6 +2,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientContext;
 
 use super::poll::{self, contain_panic, poll_loop, Every, Flood, Polled, Served, Turn, BUSY_TURNS};
+use super::positions::PastErrors;
 use super::*;
 
 /// The context of sink "orders", its dispatcher channel dropped.
@@ -557,4 +558,23 @@ fn the_poll_loop_restores_a_lost_forwarding_of_a_held_partition() {
         polling.join().expect("the poll loop ended");
     });
     drop((partition, consumer_queue, fetched));
+}
+
+#[test]
+fn a_position_past_an_error_is_hidden_until_a_record_above_it_was_taken() {
+    let tp = |partition| TopicPartition {
+        topic: "orders".into(),
+        partition,
+    };
+    let mut errors = PastErrors::default();
+    errors.record(&tp(0), 3);
+    assert!(!errors.hides(&tp(0)));
+    errors.error(tp(0), 7);
+    errors.error(tp(0), 5);
+    assert!(errors.hides(&tp(0)) && !errors.hides(&tp(1)));
+    errors.record(&tp(1), 9);
+    errors.record(&tp(0), 7);
+    assert!(errors.hides(&tp(0)), "not above the latest error");
+    errors.record(&tp(0), 8);
+    assert!(!errors.hides(&tp(0)));
 }
