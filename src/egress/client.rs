@@ -222,10 +222,7 @@ impl Client {
         }
         if let Some(ct) = &prepared.content_type {
             h.insert(axum::http::header::CONTENT_TYPE, ct.clone());
-        } else if let Some(ct) = record
-            .header(crate::kafka::headers::CONTENT_TYPE)
-            .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
-        {
+        } else if let Some(ct) = super::request::record_content_type(record) {
             h.insert(axum::http::header::CONTENT_TYPE, ct);
         }
         self.content_encoding(&mut h, record, prepared);

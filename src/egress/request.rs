@@ -354,12 +354,9 @@ impl Shaper {
             .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
             .map(|t| humantime::format_rfc3339_millis(t).to_string());
         let time = time.as_deref();
-        let data_type = prepared.content_type.clone().unwrap_or_else(|| {
-            record
-                .header(headers::CONTENT_TYPE)
-                .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
-                .unwrap_or_else(|| self.content_type.clone())
-        });
+        let data_type = (prepared.content_type.clone())
+            .or_else(|| record_content_type(record))
+            .unwrap_or_else(|| self.content_type.clone());
         match self.format {
             Format::Raw => {}
             Format::CloudeventsBinary => {
@@ -389,22 +386,24 @@ impl Shaper {
                 let data_type_text = data_type.to_str().unwrap_or("application/octet-stream");
                 event.insert("datacontenttype".into(), data_type_text.into());
                 let data = prepared.body(record);
+                // JSON data goes in as written: numbers past 64 bits or with trailing
+                // zeros, key order and escapes stay the producer's.
                 let json_data = is_json(data_type_text)
-                    .then(|| serde_json::from_slice::<serde_json::Value>(data).ok())
-                    .flatten();
-                match json_data {
-                    Some(v) => event.insert("data".into(), v),
-                    None => {
-                        use base64::Engine;
-                        event.insert(
-                            "data_base64".into(),
-                            base64::engine::general_purpose::STANDARD
-                                .encode(data)
-                                .into(),
-                        )
-                    }
-                };
-                prepared.body = Some(Bytes::from(serde_json::Value::Object(event).to_string()));
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
+                if !json_data {
+                    use base64::Engine;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+                    event.insert("data_base64".into(), encoded.into());
+                }
+                let mut body = serde_json::Value::Object(event).to_string().into_bytes();
+                if json_data {
+                    body.pop(); // the object's closing brace
+                    body.reserve(data.len() + 9);
+                    body.extend_from_slice(b",\"data\":");
+                    body.extend_from_slice(data);
+                    body.push(b'}');
+                }
+                prepared.body = Some(Bytes::from(body));
                 prepared.content_type = Some(CLOUDEVENTS_JSON);
             }
         }
@@ -432,6 +431,14 @@ fn ce_header_value(v: &str) -> String {
         }
     }
     out
+}
+
+/// The record's own `content-type` header, when it is a usable header value (an empty
+/// one is none: the sink's `content_type` applies).
+pub(super) fn record_content_type(record: &Record) -> Option<HeaderValue> {
+    (record.header(headers::CONTENT_TYPE))
+        .filter(|v| !v.trim_ascii().is_empty())
+        .and_then(|v| HeaderValue::from_maybe_shared(v.clone()).ok())
 }
 
 /// `application/json`, `text/json` or any `+json` type.

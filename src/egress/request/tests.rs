@@ -192,6 +192,45 @@ fn binary_cloudevent_attributes_are_percent_encoded_and_time_is_rfc3339() {
     assert_eq!(p.headers["ce-time"], "2026-12-04T17:00:00.000Z");
 }
 
+/// Structured CloudEvents carry JSON data as the producer wrote it: a number past 64
+/// bits or with a trailing zero is not rounded, keys keep their order; any JSON text
+/// counts (a number no float holds included). An empty `content-type` on the record is
+/// none: the sink's type applies.
+#[test]
+fn structured_cloudevents_carry_json_data_as_written() {
+    let s = shaper("url = \"http://h/\"\nformat = \"cloudevents-structured\"");
+    let data = br#"{"id":12345678901234567890123,"amount":1.10, "b":[1e400]}"#;
+    let r = record(data, &[("content-type", b"application/json")], None);
+    let p = s.shape(&r).unwrap().unwrap();
+    let body = p.body(&r).to_vec();
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.ends_with(&format!(
+            ",\"data\":{}}}",
+            std::str::from_utf8(data).unwrap()
+        )),
+        "{text}"
+    );
+    let event: serde_json::Value = serde_json::from_str(&text.replace("1e400", "1")).unwrap();
+    assert_eq!(event["datacontenttype"], "application/json");
+    assert_eq!(event["specversion"], "1.0");
+    assert!(event.get("data_base64").is_none());
+
+    for (header, want) in [(&b""[..], "application/json"), (b" ", "application/json")] {
+        let r = record(b"{}", &[("content-type", header)], None);
+        let p = s.shape(&r).unwrap().unwrap();
+        let event: serde_json::Value = serde_json::from_slice(p.body(&r)).unwrap();
+        assert_eq!(event["datacontenttype"], want, "{header:?}");
+        assert_eq!(event["data"], serde_json::json!({}));
+    }
+    // Not JSON though typed so: sent as base64.
+    let r = record(b"{not json", &[("content-type", b"application/json")], None);
+    let p = s.shape(&r).unwrap().unwrap();
+    let event: serde_json::Value = serde_json::from_slice(p.body(&r)).unwrap();
+    assert_eq!(event["data_base64"], "e25vdCBqc29u");
+    assert!(event.get("data").is_none());
+}
+
 /// A `{json./…}` number is sent as written: an id past 64 bits is not rounded into a
 /// float (another resource's URL), and a number no float holds elsewhere in the value
 /// does not make the other placeholders missing.
