@@ -108,14 +108,15 @@ impl SinkContext {
     }
 
     /// Forwards the fetched records of `partitions` to the poll thread's queue.
-    fn forward(&self, partitions: &[TopicPartition]) {
+    /// `fetching`: librdkafka may have fetched them already (see [`fetched::FetchedQueue::forward`]).
+    fn forward(&self, partitions: &[TopicPartition], fetching: bool) {
         let queue = self
             .fetched
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .upgrade();
         if let Some(q) = queue {
-            q.forward(partitions);
+            q.forward(partitions, fetching);
         }
     }
 

@@ -144,6 +144,10 @@ pub struct Partition<T, L> {
     stale: HashMap<i64, u32>,
     /// Queues of lanes that emptied, kept to be the next new lanes' (see [`SPARE_LANES`]).
     spare: Vec<VecDeque<(i64, T)>>,
+    /// False once the log was found to start over or be truncated: the consumer's
+    /// position only ever rises, so it may still stand at the old log's end, past new
+    /// records not yet read. Positions count for nothing until the next assignment.
+    positions_trusted: bool,
 }
 
 /// Emptied lane queues kept per partition, each of at most [`SPARE_CAPACITY`] records:
@@ -200,6 +204,7 @@ impl<T, L: Hash + Eq + Clone> Partition<T, L> {
             buffer: buffer.max(1),
             stale: HashMap::new(),
             spare: Vec::new(),
+            positions_trusted: true,
         }
     }
 
@@ -348,13 +353,14 @@ impl<T, L: Hash + Eq + Clone> Partition<T, L> {
     /// it took). A transaction's commit or abort marker, and aborted records, are never
     /// received: without this the commit would stay below the last marker, and a topic
     /// written by transactions would never show zero lag. Only while nothing is
-    /// unfinished, the position is not from before the latest rewind, and the partition
-    /// is not being revoked. (A dropped record is never the last thing owed: records are
+    /// unfinished, the position is not from before the latest rewind, the partition is
+    /// not being revoked, and its log never started over in this assignment (see
+    /// `positions_trusted`). (A dropped record is never the last thing owed: records are
     /// dropped only while some are unfinished, and the last of them to finish asks for
     /// the rewind, whose new epoch makes earlier positions stale.) True when the offset
     /// to commit moved.
     pub fn passed(&mut self, to: i64, epoch: u64) -> bool {
-        if self.revoked || epoch < self.epoch {
+        if self.revoked || epoch < self.epoch || !self.positions_trusted {
             return false;
         }
         if !self.watermark.pass(to) {
@@ -405,6 +411,7 @@ impl<T, L: Hash + Eq + Clone> Partition<T, L> {
     /// their outcomes count for nothing.
     fn truncated(&mut self, from: i64) {
         self.resumed = None;
+        self.positions_trusted = false;
         for offset in self.watermark.truncate(from) {
             *self.stale.entry(offset).or_default() += 1;
         }

@@ -45,9 +45,10 @@ pub struct FetchedQueue {
     /// on the partition's own queue while the forwarding is lost), so only a first
     /// forwarding can leave records of it behind there.
     forwarded: Mutex<HashSet<TopicPartition>>,
-    /// Set by a partition's first forwarding, cleared when the consumer's queue is next
-    /// found empty: until then a record of that partition may wait there, ahead of the
-    /// ones fetched here after it.
+    /// Set by a partition's first forwarding once librdkafka may have been fetching it
+    /// (its forwarding before assignment failed), cleared when the consumer's queue is
+    /// next found empty: until then a record of that partition may wait there, ahead
+    /// of the ones fetched here after it.
     behind: AtomicBool,
 }
 
@@ -106,15 +107,20 @@ impl FetchedQueue {
         self.behind.load(Ordering::Relaxed)
     }
 
-    /// Forwards the fetched records of each of `partitions` here.
-    pub fn forward<'a>(&self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
+    /// Forwards the fetched records of each of `partitions` here. `fetching`: librdkafka
+    /// may have fetched them already (false only before they are assigned).
+    pub fn forward<'a>(
+        &self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+        fetching: bool,
+    ) {
         let mut forwarded = self.forwarded.lock().unwrap_or_else(|p| p.into_inner());
         for tp in partitions {
             let Ok(topic) = CString::new(tp.topic.as_bytes()) else {
                 continue;
             };
             // Set before forwarding: the consumer's queue may be found empty only after.
-            if !forwarded.contains(tp) {
+            if fetching && !forwarded.contains(tp) {
                 self.behind.store(true, Ordering::Relaxed);
             }
             // SAFETY: `client` is live (see `new`); the partition's queue handle is

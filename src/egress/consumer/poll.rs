@@ -178,7 +178,7 @@ pub(super) fn poll_loop(
         }
         taker.state.retry_seeks(consumer);
         if reforward.due(Instant::now()) {
-            fetched.forward(&ctx.held());
+            fetched.forward(&ctx.held(), true);
         }
         let served = taker.serve_consumer_queue(consumer, fetched);
         let wait = match flood.turn(served, fetched.records_may_wait_there()) {

@@ -3,7 +3,7 @@
 //! commit or abort marker (never handed out), or an error about an offset (a batch this
 //! build cannot read, a corrupt one) — librdkafka moves the position past the offset an
 //! error names just as past a record. Past an error, the position says nothing of what
-//! was read, so it is not reported until a record above that offset was taken.
+//! was read, so it is not reported until a record at or above that offset was taken.
 
 use foldhash::HashMap;
 
@@ -25,7 +25,7 @@ impl PastErrors {
 
     /// A record at `offset` of `tp` was taken.
     pub(super) fn record(&mut self, tp: &TopicPartition, offset: i64) {
-        if !self.at.is_empty() && self.at.get(tp).is_some_and(|&at| offset > at) {
+        if !self.at.is_empty() && self.at.get(tp).is_some_and(|&at| offset >= at) {
             self.at.remove(tp);
         }
     }

@@ -83,7 +83,7 @@ impl ConsumerContext for SinkContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             // Before librdkafka starts fetching them (see `fetched`).
-            self.forward(&partitions_of(tpl));
+            self.forward(&partitions_of(tpl), false);
         }
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = partitions_of(tpl);
@@ -120,7 +120,7 @@ impl ConsumerContext for SinkContext {
         // a rollout.
         match rebalance {
             Rebalance::Assign(tpl) => {
-                self.forward(&partitions_of(tpl));
+                self.forward(&partitions_of(tpl), true);
                 self.emit(ControlEvent::Assigned {
                     partitions: tpl.count(),
                 });

@@ -486,7 +486,16 @@ fn forwarding_a_partition_again_keeps_it_forwarded_and_restores_a_lost_forwardin
         "librdkafka's own until forwarded"
     );
     assert!(!fetched.records_may_wait_there());
-    fetched.forward([&tp]);
+    let other = TopicPartition {
+        topic: "orders".into(),
+        partition: 1,
+    };
+    fetched.forward([&other], false);
+    assert!(
+        !fetched.records_may_wait_there(),
+        "forwarded before it is fetched, none of its records can be on the consumer's queue"
+    );
+    fetched.forward([&tp], true);
     assert!(partition.is_forwarded());
     assert!(
         fetched.records_may_wait_there(),
@@ -497,11 +506,11 @@ fn forwarding_a_partition_again_keeps_it_forwarded_and_restores_a_lost_forwardin
         !fetched.records_may_wait_there(),
         "not once that queue was empty"
     );
-    fetched.forward([&tp]);
+    fetched.forward([&tp], true);
     assert!(partition.is_forwarded(), "forwarding again changes nothing");
     partition.lose_forwarding();
     assert!(!partition.is_forwarded());
-    fetched.forward([&tp]);
+    fetched.forward([&tp], true);
     assert!(partition.is_forwarded(), "restored");
     assert!(
         !fetched.records_may_wait_there(),
@@ -561,7 +570,7 @@ fn the_poll_loop_restores_a_lost_forwarding_of_a_held_partition() {
 }
 
 #[test]
-fn a_position_past_an_error_is_hidden_until_a_record_above_it_was_taken() {
+fn a_position_past_an_error_is_hidden_until_a_record_at_or_above_it_was_taken() {
     let tp = |partition| TopicPartition {
         topic: "orders".into(),
         partition,
@@ -573,8 +582,8 @@ fn a_position_past_an_error_is_hidden_until_a_record_above_it_was_taken() {
     errors.error(tp(0), 5);
     assert!(errors.hides(&tp(0)) && !errors.hides(&tp(1)));
     errors.record(&tp(1), 9);
+    errors.record(&tp(0), 6);
+    assert!(errors.hides(&tp(0)), "below the latest error");
     errors.record(&tp(0), 7);
-    assert!(errors.hides(&tp(0)), "not above the latest error");
-    errors.record(&tp(0), 8);
-    assert!(!errors.hides(&tp(0)));
+    assert!(!errors.hides(&tp(0)), "the record the error was about");
 }

@@ -185,6 +185,36 @@ fn a_position_past_transaction_markers_is_committed_once_nothing_is_unfinished()
     assert!(!p.passed(9, 0), "not while being revoked");
 }
 
+/// The consumer's position only rises: after a log starts over (a topic made again) it
+/// may still stand at the old log's end, past new records not read yet.
+#[test]
+fn positions_count_for_nothing_once_the_log_started_over() {
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
+    let mut seq = Sequence::default();
+    let mut out = Vec::new();
+    for o in 0..10 {
+        p.admit(o, 0, None, (), &mut out);
+        p.finish(o, None, &mut seq, &mut out);
+    }
+    assert!(p.passed(11, 0), "a marker at 10");
+    // The new log's first record; its 1..20 are still to come.
+    p.admit(0, 0, None, (), &mut out);
+    p.finish(0, None, &mut seq, &mut out);
+    assert_eq!(p.commit_snapshot(false).unwrap().base, 1);
+    assert!(!p.passed(11, 0), "the old log's position");
+    assert_eq!(p.commit_snapshot(true).unwrap().base, 1);
+
+    // Truncated by a newer leader alike.
+    let mut p = Partition::<(), Bytes>::new(1, 100, None);
+    p.admit_from_leader(0, 0, 1, None, (), &mut out);
+    p.admit_from_leader(1, 0, 1, None, (), &mut out);
+    p.admit_from_leader(1, 0, 2, None, (), &mut out);
+    for o in [0, 1, 1] {
+        p.finish(o, None, &mut seq, &mut out);
+    }
+    assert!(!p.passed(5, 0));
+}
+
 #[test]
 fn a_position_read_before_a_rewind_took_effect_is_ignored() {
     let mut p = Partition::<(), Bytes>::new(1, 2, None);
