@@ -197,6 +197,18 @@ impl SinkContext {
             .ok()
     }
 
+    /// librdkafka reported a subscribed topic missing from the cluster. A consumer none
+    /// of whose topics exist never joins its group (librdkafka waits for one to
+    /// appear), so it would never be assigned, and `/readyz` would keep every replica
+    /// out of its load balancer, webhooks and all. With nothing held, it counts as
+    /// holding an empty assignment: there is nothing for it to take over, and the
+    /// error is logged and counted as a consumer error.
+    fn topic_missing(&self) {
+        if self.assignments().current.is_empty() {
+            self.set_assigned(true);
+        }
+    }
+
     fn set_assigned(&self, assigned: bool) {
         if self.assigned.swap(assigned, Ordering::Relaxed) != assigned {
             if assigned {

@@ -111,6 +111,31 @@ async fn breaker_opens_during_an_outage_keeps_the_dlq_empty_and_recovers_in_orde
         .is_empty());
 }
 
+/// A sink whose topic does not exist yet never joins its group (librdkafka waits for the
+/// topic): it must not keep the replica unready, or one misspelt or not yet created topic
+/// takes every replica's webhooks out of the load balancer. Once the topic is made, the
+/// sink joins and delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_whose_topic_does_not_exist_yet_leaves_the_replica_ready() {
+    let broker = Broker::start();
+    let topic = unique("not-yet");
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let cfg = Config::new(&broker.addr())
+        .connector("out.toml", &SinkToml::new(&topic, &rx.url).render())
+        .prop("topic.metadata.refresh.interval.ms", "1000");
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    broker.create_topic(&topic, 1);
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k", "value": "{}"})],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(40), "the record", |s| !s.is_empty())
+        .await;
+}
+
 /// One process with a GitHub source and a sink reading the source's topic.
 async fn bridge(broker: &Broker, topic: &str, url: &str) -> Hookbridge {
     broker.create_topic(topic, 2);

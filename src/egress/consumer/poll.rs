@@ -368,6 +368,9 @@ impl Taker {
                 }
                 Some(Err(e)) => {
                     ctx.consumer_error(&e, "", "");
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
+                        ctx.topic_missing();
+                    }
                     Polled::Event
                 }
             })
