@@ -363,11 +363,8 @@ impl<T, L: Hash + Eq + Clone> Partition<T, L> {
         if self.revoked || epoch < self.epoch || !self.positions_trusted {
             return false;
         }
-        if !self.watermark.pass(to) {
-            return false;
-        }
-        self.finished_since_commit += 1;
-        true
+        // Moved, the offset differs from the last commit's: the next snapshot is taken.
+        self.watermark.pass(to)
     }
 
     /// Whether a record at `offset` says the log starts over below what was finished:
