@@ -194,7 +194,10 @@ impl Listening {
     /// full, asks the largest holder to give one connection up — an idle one if it has
     /// one, else one once its request is answered — and says whether to wait for it. A
     /// few addresses could otherwise fill the reserve between them and keep providers
-    /// and probes out for good.
+    /// and probes out for good. When no address holds more than a little (many addresses
+    /// with a connection or two each), the connection idle the longest gives way: a
+    /// connection with no request in progress costs its client only a reconnect, and a
+    /// kubelet's probe, once it has asked, is not idle.
     fn make_room(&self, peer: SocketAddr, why: Refused) -> bool {
         let limits = self.shares.limits();
         if why == Refused::AddressFull || !limits.is_small(self.shares.held_by(peer.ip())) {
@@ -204,7 +207,10 @@ impl Listening {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
-        let closed = (self.shares.largest(peer.ip())).is_some_and(|key| self.open.close_one(key));
+        let closed = match self.shares.largest(peer.ip()) {
+            Some(key) => self.open.close_one(key),
+            None => self.open.close_oldest_idle(address_key(peer.ip())),
+        };
         if !closed {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
         } else {
@@ -327,6 +333,31 @@ impl Open {
         };
         // Out of the map, so it is not picked twice while it closes.
         if let Some(conn) = conns.remove(&id) {
+            conn.close.cancel();
+        }
+        true
+    }
+}
+
+impl Open {
+    /// Closes the oldest connection with no request in progress of an address other than
+    /// `except`; whether there was one.
+    fn close_oldest_idle(&self, except: IpAddr) -> bool {
+        let mut by_address = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let oldest = (by_address.iter())
+            .filter(|(key, _)| **key != except)
+            .flat_map(|(key, conns)| conns.iter().map(move |(id, c)| (*key, *id, c)))
+            .filter(|(_, _, c)| c.active.load(Ordering::Relaxed) == 0)
+            .min_by_key(|(_, id, _)| *id)
+            .map(|(key, id, _)| (key, id));
+        let Some((key, id)) = oldest else {
+            return false;
+        };
+        // Out of the map, so it is not picked twice while it closes.
+        if let Some(conn) = by_address.get_mut(&key).and_then(|c| c.remove(&id)) {
             conn.close.cancel();
         }
         true

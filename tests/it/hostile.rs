@@ -818,6 +818,52 @@ async fn eight_addresses_filling_both_listeners_starve_neither_probes_nor_webhoo
     .await;
 }
 
+/// One client address holds one connection that never sends a byte, and connects again
+/// whenever it is closed.
+fn hold_silent(from: Ipv4Addr, port: u16, holding: &Arc<AtomicUsize>, stop: &CancellationToken) {
+    let holding = holding.clone();
+    spawn_attack(1, stop, move |stop| {
+        let holding = holding.clone();
+        async move {
+            let Ok(mut s) = connect_from(from, port).await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return;
+            };
+            holding.fetch_add(1, Ordering::Relaxed);
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = s.read(&mut byte) => {}
+            }
+            holding.fetch_sub(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_addresses_holding_an_idle_connection_each_starve_no_probe() {
+    let _one = SERIAL.lock().await;
+    // The admin listener's defaults (64 connections, 16 per address): 80 addresses
+    // (127.0.1.1-80) hold one silent connection each, more than the listener holds, and
+    // none holds more than a small holder may. Probes come from 127.0.0.1.
+    let Scenario { hb, .. } = start("hostile-idle", |s| s, &[]).await;
+    let stop = CancellationToken::new();
+    let holding = Arc::new(AtomicUsize::new(0));
+    for last in 1..=80 {
+        hold_silent(Ipv4Addr::new(127, 0, 1, last), hb.admin, &holding, &stop);
+    }
+    wait_until(Duration::from_secs(20), "the admin listener full", || {
+        let holding = holding.clone();
+        async move { holding.load(Ordering::Relaxed) >= 64 }
+    })
+    .await;
+    let ready = probe_readiness(&hb, 40).await;
+    stop.cancel();
+    println!("80 addresses with an idle connection each: {ready}/40 readiness probes answered 200");
+    assert!(ready >= 38, "only {ready}/40 readiness probes answered");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_from_a_provider_s_own_address_do_not_hold_its_probation_slots() {
     let _one = SERIAL.lock().await;
