@@ -80,7 +80,8 @@ impl Prepared<'_> {
 pub struct Refused {
     /// `template`, `filter`, `transform` or `tombstone`.
     pub reason: &'static str,
-    /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`, `not-json`,
+    /// `missing-value`, `host-not-allowed`, `invalid-url`, `invalid-header`,
+    /// `headers-too-large`, `not-json`,
     /// `jq-error`, `no-output`, `not-json-output`, `timeout`, `crashed`,
     /// `output-too-large`, `record-too-large` or `null-value`.
     pub error: &'static str,
@@ -277,9 +278,10 @@ impl Shaper {
                 template(match e {
                     UrlError::Missing(_) => "missing-value",
                     UrlError::HostNotAllowed => "host-not-allowed",
-                    UrlError::Invalid(_) | UrlError::DotSegment | UrlError::Userinfo => {
-                        "invalid-url"
-                    }
+                    UrlError::Invalid(_)
+                    | UrlError::DotSegment
+                    | UrlError::Userinfo
+                    | UrlError::TooLong => "invalid-url",
                 })
             })?),
         };
@@ -310,6 +312,9 @@ impl Shaper {
             value.set_sensitive(*credential);
             headers.insert(name.clone(), value);
         }
+        if header_bytes(&headers) > MAX_RECORD_HEADER_BYTES {
+            return Err(template("headers-too-large"));
+        }
         let content_type = body.is_some().then_some(APPLICATION_JSON);
         let mut prepared = Prepared {
             url,
@@ -329,9 +334,9 @@ impl Shaper {
     /// when ingress received the webhook (omitted for records not from ingress).
     fn cloudevent(&self, record: &Record, prepared: &mut Prepared<'_>) {
         let id = record.webhook_id();
-        let source = match record
-            .header(headers::SOURCE)
+        let source = match (record.header(headers::SOURCE))
             .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|s| !s.is_empty())
         {
             Some(s) => format!("/hookbridge/sources/{}", url_encode(s.as_bytes())),
             None => format!(
@@ -431,6 +436,19 @@ fn ce_header_value(v: &str) -> String {
         }
     }
     out
+}
+
+/// The most bytes of header names and values a request may take from its record
+/// (forwarded headers and filled-in templates together). A server answers a larger
+/// request with 431 over HTTP/1.1, but over HTTP/2 one such header block can break the
+/// connection every other record's request shares: the record is refused before it is
+/// sent instead.
+pub const MAX_RECORD_HEADER_BYTES: usize = 32 << 10;
+
+fn header_bytes(headers: &HeaderMap) -> usize {
+    (headers.iter())
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
 }
 
 /// The record's own `content-type` header, when it is a usable header value (an empty

@@ -179,6 +179,9 @@ impl UrlTemplate {
         }
         let text = String::from_utf8(out).map_err(|_| UrlError::HostNotAllowed)?;
         let url = url::Url::parse(&text).map_err(UrlError::Invalid)?;
+        if url.as_str().len() > MAX_URL_BYTES {
+            return Err(UrlError::TooLong);
+        }
         // Never expected (the user and password were taken out, a host value cannot
         // write `@`); checked so that no URL sent can carry them even if the parser reads
         // a URL differently: at load, the sample below refuses such a template.
@@ -290,7 +293,14 @@ pub enum UrlError {
     DotSegment,
     #[error("the URL would carry a user or password where it is not read as one")]
     Userinfo,
+    #[error("the filled-in URL is longer than {MAX_URL_BYTES} bytes")]
+    TooLong,
 }
+
+/// The longest URL a request can be sent to: the HTTP client's limit for a request
+/// target. A longer one fails as the request is built, which is the record's fault, not
+/// the destination's.
+pub const MAX_URL_BYTES: usize = u16::MAX as usize - 1;
 
 /// A path segment this long with no placeholder, after the first, is taken for a token
 /// (a Slack webhook's is 24 characters, Discord's 68) and redacted.

@@ -231,6 +231,52 @@ fn structured_cloudevents_carry_json_data_as_written() {
     assert!(event.get("data").is_none());
 }
 
+/// A record whose URL or headers no request can carry is refused before anything is
+/// sent: the client would fail building it (a URL past its limit), or a server could
+/// break the HTTP/2 connection every other request shares over one header block.
+#[test]
+fn a_record_too_large_for_a_request_is_refused_before_it_is_sent() {
+    let s = shaper(
+        "url = \"http://h/t/{header.x-t}\"\nheaders = { X-K = \"{key}\" }\nforward_headers = [\"x-f\"]",
+    );
+    let refused = |error| {
+        Err(Refused {
+            reason: TEMPLATE,
+            error,
+        })
+    };
+    let long = "a".repeat(70_000);
+    let r = record(b"{}", &[("x-t", long.as_bytes())], Some(b"k"));
+    assert_eq!(s.shape(&r).map(|_| ()), refused("invalid-url"));
+    // ~22 KB of text that triples when percent-encoded.
+    let wide = "é".repeat(11_000);
+    let r = record(b"{}", &[("x-t", wide.as_bytes())], Some(b"k"));
+    assert_eq!(s.shape(&r).map(|_| ()), refused("invalid-url"));
+    let r = record(b"{}", &[("x-t", b"t")], Some(&[b'k'; 40 << 10]));
+    assert_eq!(s.shape(&r).map(|_| ()), refused("headers-too-large"));
+    let big = vec![b'f'; 20 << 10];
+    let r = record(
+        b"{}",
+        &[("x-t", b"t"), ("x-f", &big)],
+        Some(&[b'k'; 20 << 10]),
+    );
+    assert_eq!(
+        s.shape(&r).map(|_| ()),
+        refused("headers-too-large"),
+        "forwarded and filled in together"
+    );
+    let r = record(b"{}", &[("x-t", b"t"), ("x-f", &big)], Some(b"k"));
+    assert!(s.shape(&r).unwrap().is_some(), "20 KiB is fine");
+}
+
+#[test]
+fn an_empty_source_header_names_the_topic_as_the_cloudevent_source() {
+    let s = shaper("url = \"http://h/\"\nformat = \"cloudevents-binary\"");
+    let r = record(b"{}", &[("hookbridge-source", b"")], None);
+    let p = s.shape(&r).unwrap().unwrap();
+    assert_eq!(p.headers["ce-source"], "/hookbridge/topics/t");
+}
+
 /// A `{json./…}` number is sent as written: an id past 64 bits is not rounded into a
 /// float (another resource's URL), and a number no float holds elsewhere in the value
 /// does not make the other placeholders missing.
