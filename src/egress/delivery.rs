@@ -362,7 +362,7 @@ impl Destination {
                 batch::BatchAnswer::Whole => None,
                 batch::BatchAnswer::Malformed => {
                     outcome = Outcome::Retryable {
-                        reason: BAD_ANSWER,
+                        reason: super::outcome::BAD_ANSWER,
                         status: None,
                         retry_after: None,
                     };
@@ -989,9 +989,6 @@ fn carried<M: Member>(
         batch_id(pending.iter().map(|&i| members[i].record())),
     )
 }
-
-/// The label of a batch's 2xx answer whose `results` are not one status per item.
-const BAD_ANSWER: &str = "bad-answer";
 
 /// Most of a 2xx answer to a batch read for its per-item results.
 const ANSWER_LIMIT: usize = 1 << 20;

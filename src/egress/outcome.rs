@@ -84,6 +84,10 @@ fn status_label(code: u16) -> &'static str {
 /// unreachable, whatever the record.
 pub const CONNECT: &str = "connect";
 
+/// The reason of a batch's 2xx answer whose `results` are not one status per item: the
+/// batch is tried again, but the destination is reachable.
+pub const BAD_ANSWER: &str = "bad-answer";
+
 /// Classifies a transport error: every one is retryable.
 pub fn from_error(err: &reqwest::Error) -> Outcome {
     let reason = if err.is_timeout() {

@@ -539,3 +539,34 @@ proptest! {
         prop_assert_eq!(probes, FREE_PROBES * max_attempts);
     }
 }
+
+/// A batch answered 2xx whose per-item results cannot be read is tried again, but the
+/// destination answered: its answers neither open the breaker nor keep it open, so they
+/// cannot stall the sink; the record's attempts count, and it is dead-lettered in the end.
+#[test]
+fn a_2xx_answer_that_cannot_be_read_is_retried_with_the_destination_reachable() {
+    let r = retry(2);
+    let mut s = Attempts::default();
+    let bad = failed(outcome::BAD_ANSWER);
+    let d = attempt(&with_dlq(&r), &mut s, &bad, Turn::Attempt);
+    assert_eq!(d.breaker, Health::Reachable);
+    assert!(
+        matches!(
+            d.next,
+            Next::Retry {
+                error: "bad-answer",
+                ..
+            }
+        ),
+        "{d:?}"
+    );
+    let d = attempt(&with_dlq(&r), &mut s, &bad, Turn::Probe { counts: false });
+    assert_eq!(d.breaker, Health::Reachable, "a probe that got an answer");
+    assert_eq!(
+        d.next,
+        Next::DeadLetter {
+            reason: EXHAUSTED,
+            error: "bad-answer"
+        }
+    );
+}
