@@ -1032,6 +1032,71 @@ async fn a_console_replay_whose_client_goes_away_mid_drain_still_runs_the_sink_a
     );
 }
 
+/// A redrive goes on to its end when the browser that asked for it goes away, and the
+/// audit log still says who redrove what and how it ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_redrive_whose_client_goes_away_is_still_logged() {
+    let broker = Broker::start();
+    let topic = unique("console-gone");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    // Refused first (dead-lettered), then taken after 2 s: the redrive outlasts its request.
+    let rx = Receiver::start(|r| {
+        if r.nth == 1 {
+            return Answer::status(400);
+        }
+        let mut a = Answer::status(200);
+        a.delay = Duration::from_secs(2);
+        a
+    })
+    .await;
+    let cfg = with_orders_sink(
+        &broker,
+        &topic,
+        &rx.url,
+        &format!("dlq = {{ topic = \"{dlq}\" }}"),
+    );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k0", "value": "{}"})],
+    )
+    .await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await.len(),
+        1
+    );
+
+    let c = Client::logged_in(&hb).await;
+    let (_, _, record) = c.get("/console/sinks/orders/dlq/0:0").await;
+    let token = csrf(&record);
+    let asking = tokio::spawn(async move {
+        c.post("/console/sinks/orders/dlq/0:0/redrive", &[("csrf", &token)])
+            .await
+    });
+    rx.wait_for(Duration::from_secs(30), "the redrive in flight", |seen| {
+        seen.len() == 2
+    })
+    .await;
+    asking.abort();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let logs = hb.logs();
+        if logs.lines().any(|l| {
+            l.contains("\"action\":\"redrive\"")
+                && l.contains("\"client\":\"127.0.0.1\"")
+                && l.contains("Delivered")
+        }) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{logs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A sink that cannot start is a failed sink: `/readyz` never answers 200, and the
 /// process stops with an error naming the sink, instead of running on without it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

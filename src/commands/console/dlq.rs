@@ -231,11 +231,21 @@ pub(super) async fn redrive_action(
         c.actions.clone(),
     );
     let stop = c.stop.clone();
+    let logged_at = at_text.clone();
     let result = tokio::spawn(async move {
         let _running = running;
         let said = redrive::redrive_one(&loaded, &connectors, &n, at, &stop, None).await;
-        if said.is_ok() {
-            actions.redrove(&n, at);
+        // Logged here, not by the handler: a browser that goes away drops the handler,
+        // and the redrive it asked for still runs to its end.
+        let at_text = logged_at;
+        match &said {
+            Ok(said) => {
+                actions.redrove(&n, at);
+                tracing::info!(actor = "console", %client, action = "redrive", connector = %n, at = %at_text, result = %said, "console action");
+            }
+            Err(e) => {
+                tracing::warn!(actor = "console", %client, action = "redrive", connector = %n, at = %at_text, error = %e, "console action failed");
+            }
         }
         said
     })
@@ -243,7 +253,6 @@ pub(super) async fn redrive_action(
     .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));
     match result {
         Ok(said) => {
-            tracing::info!(actor = "console", %client, action = "redrive", connector = %name, at = %at_text, result = %said, "console action");
             let body = format!(
                 "<p class=\"result\">{}</p><p><a href=\"/console/sinks/{}/dlq\">Back to the dead letters</a></p>",
                 esc(&said),
@@ -251,10 +260,7 @@ pub(super) async fn redrive_action(
             );
             ok_page(&c, &s, &title, &body)
         }
-        Err(e) => {
-            tracing::warn!(actor = "console", %client, action = "redrive", connector = %name, at = %at_text, error = %e, "console action failed");
-            failed_page(&c, &s, &title, &e)
-        }
+        Err(e) => failed_page(&c, &s, &title, &e),
     }
 }
 
@@ -263,7 +269,8 @@ const SELECTED_MAX: usize = DLQ_PAGE;
 
 /// Redrives the dead letters ticked on the DLQ page, one after the other in DLQ order,
 /// each exactly as "redrive one" does (the same checks, the same code as the CLI): one
-/// that fails or was handled already is reported and the others still go.
+/// refused or handled already is reported and the others still go; once one is
+/// dead-lettered again, the rest are reported as not sent.
 pub(super) async fn redrive_selected_action(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
@@ -420,13 +427,22 @@ pub(super) async fn redrive_all_action(
             opts,
             &mut keep,
         ));
+        // Logged here, not by the handler: a browser that goes away drops the handler,
+        // and the redrive it asked for still runs to its end.
+        match &summary {
+            Ok(summary) => {
+                tracing::info!(actor = "console", %client, action = "redrive-all", connector = %n, result = %summary, "console action");
+            }
+            Err(e) => {
+                tracing::warn!(actor = "console", %client, action = "redrive-all", connector = %n, error = %e, "console action failed");
+            }
+        }
         summary.map(|s| (lines, s))
     })
     .await
     .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));
     match ran {
         Ok((lines, summary)) => {
-            tracing::info!(actor = "console", %client, action = "redrive-all", connector = %name, result = %summary, "console action");
             let mut items: String = lines
                 .shown
                 .iter()
@@ -442,9 +458,6 @@ pub(super) async fn redrive_all_action(
             );
             ok_page(&c, &s, &title, &body)
         }
-        Err(e) => {
-            tracing::warn!(actor = "console", %client, action = "redrive-all", connector = %name, error = %e, "console action failed");
-            failed_page(&c, &s, &title, &e)
-        }
+        Err(e) => failed_page(&c, &s, &title, &e),
     }
 }
