@@ -30,7 +30,8 @@ pub async fn send(
     }
     let now = crate::clock::unix_secs();
     let body: Vec<u8> = match body {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => std::fs::read(p)
+            .map_err(|e| OpsError::Invalid(format!("--body {}: {e}", p.display())))?,
         None => source.verifier.sample_body_at(now).to_vec(),
     };
     // Mailgun signs inside the body: the body sent is the signed one.

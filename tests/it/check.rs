@@ -466,6 +466,24 @@ fn flags_from_the_environment_take_1_and_yes() {
         String::from_utf8_lossy(&out.stderr).contains("--url"),
         "{out:?}"
     );
+    let missing = dir.path().join("no-such-body.json");
+    let out = send(&[
+        "--connector",
+        "gh",
+        "--url",
+        "http://127.0.0.1:9",
+        "--body",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a body that cannot be read: {out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--body"),
+        "{out:?}"
+    );
 }
 
 /// The summary shows what changes how records are sent: batching and what becomes of a
