@@ -189,11 +189,7 @@ impl SinkConfig {
                 format!("{t:?} {TOPIC_NAME_RULE}"),
             ));
         }
-        if let Some(h) = self
-            .allowed_hosts
-            .iter()
-            .find(|h| h.is_empty() || h.contains(['/', '@', '?', '#', '{', '}', ' ']))
-        {
+        if let Some(h) = self.allowed_hosts.iter().find(|h| !is_allowed_host(h)) {
             return Err(err(
                 "allowed_hosts",
                 format!("{h:?} is not a host name (`name` or `name:port`)"),
@@ -399,4 +395,21 @@ fn validate_batch(b: &BatchConfig, format: Format) -> Result<(), (&'static str, 
         ));
     }
     Ok(())
+}
+
+/// Whether an `allowed_hosts` entry is `name`, `name:port`, `[v6]` or `[v6]:port`, with
+/// a port of 1 to 65535: an entry with a port that does not parse would never match.
+fn is_allowed_host(h: &str) -> bool {
+    if h.is_empty() || h.contains(['/', '@', '?', '#', '{', '}', ' ']) {
+        return false;
+    }
+    if h.ends_with(']') {
+        return h.starts_with('[');
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) && !host.ends_with(':')
+        }
+        None => true,
+    }
 }

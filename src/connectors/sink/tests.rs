@@ -350,3 +350,29 @@ fn dead_lettering_tombstones_needs_a_dead_letter_topic() {
     let odd: Result<SinkConfig, _> = toml::from_str(&text.replace("dead-letter", "drop"));
     assert!(odd.is_err(), "an unknown choice is refused");
 }
+
+/// An `allowed_hosts` entry whose port does not parse would never match: refused at load.
+#[test]
+fn allowed_hosts_entries_are_names_with_a_port_that_parses() {
+    for good in ["a.com", "a.com:8443", "[::1]", "[::1]:8080", "10.0.0.1:80"] {
+        let extra = format!("allowed_hosts = [\"{good}\"]");
+        assert!(sink(&extra).is_ok(), "{good}");
+    }
+    for bad in [
+        "a.com:99999",
+        "a.com:0",
+        "a.com:",
+        ":80",
+        "::1",
+        "a.com:x",
+        "[::1",
+        "",
+    ] {
+        let extra = format!("allowed_hosts = [\"{bad}\"]");
+        let e = sink(&extra).unwrap_err().to_string();
+        assert!(
+            e.contains("allowed_hosts") && e.contains("not a host name"),
+            "{bad}: {e}"
+        );
+    }
+}
