@@ -74,16 +74,18 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
         .token
         .as_ref()
         .filter(|t| t.is_literal())
-        .map(|_| (loaded.file_label(), "admin.console.token".to_owned()));
+        .map(|_| "admin.console.token".to_owned());
     let kafka_secrets = (s.kafka.properties.iter())
         .filter(|(k, v)| v.is_literal() && is_secret_property(k))
-        .map(|(k, _)| (loaded.file_label(), format!("kafka.properties.{k}")));
+        .map(|(k, _)| format!("kafka.properties.{k}"));
+    let settings_secrets = (console_token.into_iter())
+        .chain(kafka_secrets)
+        .map(|key| (loaded.written_in(&key), key));
     for (file, key) in connectors
         .literal_secrets
         .iter()
         .cloned()
-        .chain(console_token)
-        .chain(kafka_secrets)
+        .chain(settings_secrets)
     {
         let _ = writeln!(
             out,

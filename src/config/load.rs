@@ -31,6 +31,15 @@ impl Loaded {
         blame_environment(e, &self.set_by_env)
     }
 
+    /// Where setting `key` (dotted, as `admin.console.token`) was written: the
+    /// environment variable that set it, else the settings file.
+    pub fn written_in(&self, key: &str) -> String {
+        match self.set_by_env.iter().find(|(setting, _)| setting == key) {
+            Some((_, var)) => format!("environment variable {var}"),
+            None => self.file_label(),
+        }
+    }
+
     /// Name used in error messages for keys of the settings file.
     pub fn file_label(&self) -> String {
         self.file

@@ -137,6 +137,23 @@ fn literal_secret_is_accepted_with_a_warning_and_never_printed() {
         "{text}"
     );
     assert!(!text.contains("literal-kafka-pass-do-not-print"), "{text}");
+
+    // Set by the environment, the warning names the variable, not the file.
+    std::fs::write(dir.path().join("hookbridge.toml"), "").unwrap();
+    let var = "HOOKBRIDGE__ADMIN__CONSOLE__TOKEN";
+    let (code, text) = run_in(
+        dir.path(),
+        "check",
+        &[(var, "literal-env-token-do-not-print")],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "warning: environment variable {var}: key `admin.console.token` holds a literal secret"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("literal-env-token-do-not-print"), "{text}");
 }
 
 #[test]
