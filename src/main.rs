@@ -172,6 +172,7 @@ fn main() -> ExitCode {
                     .transpose()?,
                 status: status.as_deref().map(str::parse).transpose()?,
                 last_per_partition: None,
+                older_than: None,
             };
             let listing = inspect::list(&loaded, &connectors, &connector, &filter, limit)?;
             if json {

@@ -1032,6 +1032,67 @@ async fn a_console_replay_whose_client_goes_away_mid_drain_still_runs_the_sink_a
     );
 }
 
+/// The dead-letter list pages back: past the newest 100, a link lists the older ones,
+/// with the same filters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_list_pages_back_to_older_dead_letters() {
+    let broker = Broker::start();
+    let topic = unique("console-pages");
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(400)).await;
+    let cfg = with_orders_sink(
+        &broker,
+        &topic,
+        &rx.url,
+        &format!("dlq = {{ topic = \"{dlq}\" }}"),
+    );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let records: Vec<_> = (0..105)
+        .map(|i| json!({"key": format!("k{i}"), "value": "{}"}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    assert_eq!(
+        kafka::read(&broker.addr(), &dlq, Some(105), 30.0)
+            .await
+            .len(),
+        105
+    );
+
+    let c = Client::logged_in(&hb).await;
+    let (status, _, first) = c.get("/console/sinks/orders/dlq?status=4xx").await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first.contains("100 of 105 matching"), "{first}");
+    let link = first
+        .split("href=\"")
+        .filter_map(|h| h.split('"').next())
+        .find(|h| h.contains("dlq?older="))
+        .expect("a link to older dead letters")
+        .replace("&amp;", "&");
+    assert!(link.contains("status=4xx"), "the filters go along: {link}");
+    let (status, _, older) = c.get(&link).await;
+    assert_eq!(status, 200, "{older}");
+    assert!(older.contains("5 of 5 matching (older ones)"), "{older}");
+    assert!(
+        !older.contains("Older dead letters"),
+        "the oldest page links no further: {older}"
+    );
+    let shown = |page: &str| -> std::collections::HashSet<String> {
+        page.split("name=\"at\" value=\"")
+            .skip(1)
+            .filter_map(|v| v.split('"').next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let (newer, older) = (shown(&first), shown(&older));
+    assert_eq!((newer.len(), older.len()), (100, 5));
+    assert!(newer.is_disjoint(&older), "a dead letter on both pages");
+    let (status, _, bad) = c.get("/console/sinks/orders/dlq?older=yesterday").await;
+    assert_eq!(status, 400, "{bad}");
+}
+
 /// A redrive goes on to its end when the browser that asked for it goes away, and the
 /// audit log still says who redrove what and how it ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

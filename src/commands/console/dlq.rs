@@ -49,11 +49,16 @@ pub(super) async fn dlq_page(
         Ok(r) => r,
         Err(e) => return failed_page(&c, &s, &title, &e),
     };
+    let older_than = match given("older").as_deref().map(str::parse).transpose() {
+        Ok(k) => k,
+        Err(e) => return failed_page(&c, &s, &title, &e),
+    };
     let filter = Filter {
         since: None,
         reason: reason_filter,
         status: status_filter,
         last_per_partition: Some(DLQ_SCAN),
+        older_than,
     };
     let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
     let listed = tokio::task::spawn_blocking(move || {
@@ -111,11 +116,12 @@ pub(super) async fn dlq_page(
     let body = format!(
         "{redrive_all}<form method=\"get\" class=\"filters\"><label>reason <input name=\"reason\" value=\"{}\" placeholder=\"permanent, exhausted, template…\"></label>\
 <label>status <input name=\"status\" value=\"{}\" placeholder=\"400, 4xx or none\"></label><button>Filter</button></form>\
-<p>{} of {} matching among the last {DLQ_SCAN} records of each partition of <code>{}</code>, newest first; other sinks' records: {}; unreadable: {}. <code>hookbridge dlq list</code> reads them all.</p>{}",
+<p>{} of {} matching{} among the last {DLQ_SCAN} records of each partition of <code>{}</code>, newest first; other sinks' records: {}; unreadable: {}. <code>hookbridge dlq list</code> reads them all.</p>{}{}",
         esc(reason.as_deref().unwrap_or("")),
         esc(status.as_deref().unwrap_or("")),
         listing.records.len(),
         listing.matched,
+        if older_than.is_some() { " (older ones)" } else { "" },
         esc(&listing.dlq),
         listing.other_sinks,
         listing.unreadable,
@@ -124,6 +130,7 @@ pub(super) async fn dlq_page(
             &["", "time", "at", "origin", "reason", "status", "attempts", "response"],
             &rows
         ),
+        older_link(&name, &reason, &status, &listing),
     );
     ok_page(&c, &s, &title, &body)
 }
@@ -262,6 +269,34 @@ pub(super) async fn redrive_action(
         }
         Err(e) => failed_page(&c, &s, &title, &e),
     }
+}
+
+/// The link to the next page of a listing (older dead letters, the same filters) when
+/// more matched than it shows.
+fn older_link(
+    name: &str,
+    reason: &Option<String>,
+    status: &Option<String>,
+    listing: &inspect::Listing,
+) -> String {
+    // The listing is oldest first: its first record is the oldest shown.
+    let Some(oldest) = listing.records.first() else {
+        return String::new();
+    };
+    if listing.matched <= listing.records.len() {
+        return String::new();
+    }
+    let mut query = format!("older={}", oldest.page_key());
+    for (k, v) in [("reason", reason), ("status", status)] {
+        if let Some(v) = v {
+            let _ = write!(query, "&{k}={}", url(v));
+        }
+    }
+    format!(
+        "<p><a href=\"/console/sinks/{}/dlq?{}\">Older dead letters</a></p>",
+        url(name),
+        esc(&query)
+    )
 }
 
 /// Dead letters one "redrive the selected" takes: a page's worth.

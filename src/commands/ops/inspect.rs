@@ -60,6 +60,50 @@ pub struct Filter {
     /// Only among the last this many records of each DLQ partition (the console's
     /// bound on one read); `None` reads every partition from its start.
     pub last_per_partition: Option<u64>,
+    /// Only dead letters listed after this one, newest first (the console's next page).
+    pub older_than: Option<PageKey>,
+}
+
+/// Where a dead letter is in a listing, newest first: when it was dead-lettered, then
+/// where it is in the DLQ. Written `TIME_MS.PARTITION.OFFSET` in a page's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PageKey {
+    pub time_ms: i64,
+    pub dlq_partition: i32,
+    pub dlq_offset: i64,
+}
+
+impl std::fmt::Display for PageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}",
+            self.time_ms, self.dlq_partition, self.dlq_offset
+        )
+    }
+}
+
+impl std::str::FromStr for PageKey {
+    type Err = OpsError;
+
+    fn from_str(text: &str) -> Result<Self, OpsError> {
+        let bad = || {
+            OpsError::Invalid(format!(
+                "{text:?} is not a place in a listing (TIME_MS.PARTITION.OFFSET)"
+            ))
+        };
+        let mut parts = text.split('.');
+        let mut next = || parts.next().ok_or_else(bad);
+        let key = PageKey {
+            time_ms: next()?.parse().map_err(|_| bad())?,
+            dlq_partition: next()?.parse().map_err(|_| bad())?,
+            dlq_offset: next()?.parse().map_err(|_| bad())?,
+        };
+        match parts.next() {
+            Some(_) => Err(bad()),
+            None => Ok(key),
+        }
+    }
 }
 
 impl Filter {
@@ -68,6 +112,7 @@ impl Filter {
             .is_none_or(|t| s.time_ms >= crate::clock::millis_of(t))
             && self.reason.as_deref().is_none_or(|r| s.reason == r)
             && self.status.is_none_or(|f| f.admits(s.status))
+            && self.older_than.is_none_or(|k| s.page_key() < k)
     }
 }
 
@@ -180,6 +225,15 @@ impl Summary {
     pub fn at(&self) -> String {
         format!("{}:{}", self.dlq_partition, self.dlq_offset)
     }
+
+    /// Where it is in a listing.
+    pub fn page_key(&self) -> PageKey {
+        PageKey {
+            time_ms: self.time_ms,
+            dlq_partition: self.dlq_partition,
+            dlq_offset: self.dlq_offset,
+        }
+    }
 }
 
 /// What `dlq list` found.
@@ -263,8 +317,7 @@ impl Newest {
     }
 
     fn trim(&mut self) {
-        self.kept
-            .sort_by_key(|s| (s.time_ms, s.dlq_partition, s.dlq_offset));
+        self.kept.sort_by_key(Summary::page_key);
         let extra = self.kept.len().saturating_sub(self.limit);
         self.kept.drain(..extra);
     }
@@ -580,11 +633,47 @@ mod tests {
                 reason: reason.map(str::to_owned),
                 status,
                 last_per_partition: None,
+                older_than: None,
             };
         assert!(f(None, None, None).admits(&s));
         assert!(f(Some("permanent"), Some(StatusFilter::Class(4)), Some(5_000)).admits(&s));
         assert!(!f(Some("exhausted"), None, None).admits(&s));
         assert!(!f(None, Some(StatusFilter::Exact(500)), None).admits(&s));
         assert!(!f(None, None, Some(5_001)).admits(&s));
+    }
+
+    /// The console's next page: dead letters after a place in the listing (newest
+    /// first), that place written in the page's address and read back.
+    #[test]
+    fn a_page_lists_the_dead_letters_older_than_the_last_one_shown() {
+        let key: PageKey = "5000.1.7".parse().unwrap();
+        assert_eq!(key.to_string(), "5000.1.7");
+        for bad in ["", "5000.1", "5000.1.7.8", "a.1.7", "5000:1:7"] {
+            assert!(bad.parse::<PageKey>().is_err(), "{bad}");
+        }
+        let older = |k| Filter {
+            since: None,
+            reason: None,
+            status: None,
+            last_per_partition: None,
+            older_than: Some(k),
+        };
+        let at = summary(5_000, 7).page_key();
+        assert!(!older(at).admits(&summary(5_000, 7)), "not the one shown");
+        assert!(
+            older(at).admits(&summary(5_000, 6)),
+            "same time, earlier in the DLQ"
+        );
+        assert!(older(at).admits(&summary(4_999, 9)));
+        assert!(!older(at).admits(&summary(5_001, 1)));
+        let mut newest = Newest::new(2);
+        for i in 0..10 {
+            let s = summary(1_000 + i, i);
+            if older(summary(1_006, 6).page_key()).admits(&s) {
+                newest.push(s);
+            }
+        }
+        let page: Vec<i64> = newest.into_sorted().iter().map(|s| s.dlq_offset).collect();
+        assert_eq!(page, vec![4, 5]);
     }
 }
