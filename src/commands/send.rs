@@ -11,6 +11,37 @@ use crate::connectors::Connectors;
 use crate::verify::registry::{self, RoundTrip};
 use crate::verify::{twilio, SignedUrl, Verifier};
 
+/// The body file, at most the largest body any source takes (a device that never ends
+/// is not read to the end; a body over the source's own `max_body` is sent, and its
+/// 413 shown). A file that is not there, not readable or a directory is a usage error
+/// (exit 2); another read error is not.
+fn read_body(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let max_body = crate::connectors::source::MAX_MAX_BODY;
+    use std::io::{ErrorKind, Read};
+    let named = |e: std::io::Error| -> anyhow::Error {
+        let text = format!("--body {}: {e}", path.display());
+        match e.kind() {
+            ErrorKind::NotFound | ErrorKind::PermissionDenied | ErrorKind::IsADirectory => {
+                OpsError::Invalid(text).into()
+            }
+            _ => anyhow!(text),
+        }
+    };
+    let mut body = Vec::new();
+    (std::fs::File::open(path).map_err(named)?)
+        .take(max_body + 1)
+        .read_to_end(&mut body)
+        .map_err(named)?;
+    if body.len() as u64 > max_body {
+        return Err(OpsError::Invalid(format!(
+            "--body {}: longer than any source takes ({max_body} bytes)",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(body)
+}
+
 /// Signs and sends; exit code 0 on a 2xx.
 pub async fn send(
     connectors: &Connectors,
@@ -30,8 +61,7 @@ pub async fn send(
     }
     let now = crate::clock::unix_secs();
     let body: Vec<u8> = match body {
-        Some(p) => std::fs::read(p)
-            .map_err(|e| OpsError::Invalid(format!("--body {}: {e}", p.display())))?,
+        Some(p) => read_body(p)?,
         None => source.verifier.sample_body_at(now).to_vec(),
     };
     // Mailgun signs inside the body: the body sent is the signed one.

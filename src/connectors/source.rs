@@ -21,7 +21,8 @@ use crate::config::units::{ByteSize, HumanDuration};
 use crate::config::{ConfigError, SecretRef};
 use crate::verify::{SignedUrl, Verifier, VerifyConfig};
 
-const MAX_MAX_BODY: u64 = 64 << 20;
+/// The largest `max_body` a source may have.
+pub const MAX_MAX_BODY: u64 = 64 << 20;
 
 /// `[source]` in a connector file.
 #[derive(Debug, Deserialize)]

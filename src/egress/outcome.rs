@@ -32,6 +32,17 @@ impl Outcome {
         }
     }
 
+    /// A retry of a batch the destination answered with 2xx, whose answer could not be
+    /// read per item (`bad-answer`) or read whole (`cut-answer`): the destination is up.
+    pub fn is_unread_2xx(&self) -> bool {
+        match self {
+            Outcome::Retryable { reason, status, .. } => {
+                *reason == BAD_ANSWER || status.is_some_and(|s| (200..300).contains(&s))
+            }
+            _ => false,
+        }
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             Outcome::Delivered => None,

@@ -182,8 +182,9 @@ impl Policy<'_> {
             } => {
                 let breaker = match attempt.turn {
                     // The destination answered 2xx, in a shape this sink cannot read
-                    // per item: it is up, and its answers must not stall the sink.
-                    _ if *reason == outcome::BAD_ANSWER => Health::Reachable,
+                    // per item or cut short: it is up, and its answers must not stall
+                    // the sink.
+                    _ if attempt.outcome.is_unread_2xx() => Health::Reachable,
                     // Hosts never come from a record: a probe that could not connect
                     // means the destination is down, and a record waiting alone
                     // through an outage must not be dead-lettered for it.

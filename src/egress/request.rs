@@ -286,6 +286,10 @@ impl Shaper {
             })?),
         };
         let mut headers = HeaderMap::new();
+        // What the request takes from its record, counted as each header goes in: a
+        // record of 25 000 tiny headers must be refused long before a header map that
+        // large (which panics past 24 576 names) is built.
+        let mut taken = HeaderBytes::default();
         if !self.forward.is_empty() {
             for (k, v) in &record.headers {
                 if !self.forward.iter().any(|p| p.matches(k)) || is_framing(k) {
@@ -297,6 +301,7 @@ impl Shaper {
                     HeaderName::from_bytes(k.as_bytes()),
                     HeaderValue::from_maybe_shared(v.clone()),
                 ) {
+                    taken.add(name.as_str().len(), value.len())?;
                     value.set_sensitive(carries_credentials(name.as_str()));
                     headers.append(name, value);
                 }
@@ -309,11 +314,16 @@ impl Shaper {
                 .map_err(|_| template("missing-value"))?;
             let mut value =
                 HeaderValue::from_bytes(&buf).map_err(|_| template("invalid-header"))?;
+            taken.add(name.as_str().len(), value.len())?;
             value.set_sensitive(*credential);
             headers.insert(name.clone(), value);
         }
-        if header_bytes(&headers) > MAX_RECORD_HEADER_BYTES {
-            return Err(template("headers-too-large"));
+        // Sent with a body as the record holds it (client.rs), counted whether or not
+        // they end up sent.
+        for name in [headers::CONTENT_TYPE, headers::CONTENT_ENCODING] {
+            if let Some(v) = record.header(name) {
+                taken.add(name.len(), v.len())?;
+            }
         }
         let content_type = body.is_some().then_some(APPLICATION_JSON);
         let mut prepared = Prepared {
@@ -324,6 +334,12 @@ impl Shaper {
         };
         if self.format != Format::Raw {
             self.cloudevent(record, &mut prepared);
+            // The event's type and source come from the record too.
+            for name in ["ce-type", "ce-source"] {
+                if let Some(v) = prepared.headers.get(name) {
+                    taken.add(name.len(), v.len())?;
+                }
+            }
         }
         Ok(prepared)
     }
@@ -392,9 +408,10 @@ impl Shaper {
                 event.insert("datacontenttype".into(), data_type_text.into());
                 let data = prepared.body(record);
                 // JSON data goes in as written: numbers past 64 bits or with trailing
-                // zeros, key order and escapes stay the producer's.
-                let json_data = is_json(data_type_text)
-                    && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok();
+                // zeros, key order and escapes stay the producer's. What one JSON
+                // document may hold of another is what a batch holds as an item: one
+                // document, UTF-8 throughout.
+                let json_data = is_json(data_type_text) && crate::egress::batch::can_be_item(data);
                 if !json_data {
                     use base64::Engine;
                     let encoded = base64::engine::general_purpose::STANDARD.encode(data);
@@ -438,17 +455,30 @@ fn ce_header_value(v: &str) -> String {
     out
 }
 
-/// The most bytes of header names and values a request may take from its record
-/// (forwarded headers and filled-in templates together). A server answers a larger
-/// request with 431 over HTTP/1.1, but over HTTP/2 one such header block can break the
-/// connection every other record's request shares: the record is refused before it is
-/// sent instead.
+/// The most bytes of headers a request may take from its record (forwarded headers,
+/// filled-in templates, its content type and encoding, a CloudEvent's type and source),
+/// each counted as HTTP/2 counts it: name, value and 32 bytes. A server answers a
+/// larger request with 431 over HTTP/1.1, but over HTTP/2 one such header block can
+/// break the connection every other record's request shares: the record is refused
+/// before it is sent instead.
 pub const MAX_RECORD_HEADER_BYTES: usize = 32 << 10;
 
-fn header_bytes(headers: &HeaderMap) -> usize {
-    (headers.iter())
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum()
+/// The header bytes a request took from its record so far ([`MAX_RECORD_HEADER_BYTES`]).
+#[derive(Default)]
+struct HeaderBytes(usize);
+
+impl HeaderBytes {
+    /// One more header; refused once they come to more than the limit.
+    fn add(&mut self, name: usize, value: usize) -> Result<(), Refused> {
+        self.0 = self.0.saturating_add(name + value + 32);
+        if self.0 > MAX_RECORD_HEADER_BYTES {
+            return Err(Refused {
+                reason: TEMPLATE,
+                error: "headers-too-large",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The record's own `content-type` header, when it is a usable header value (an empty

@@ -1142,6 +1142,13 @@ async fn a_console_redrive_whose_client_goes_away_is_still_logged() {
         seen.len() == 2
     })
     .await;
+    // Who asked is logged before anything is sent.
+    assert!(
+        hb.logs().lines().any(|l| l.contains("\"action\":\"redrive\"")
+            && l.contains("console action requested")),
+        "{}",
+        hb.logs()
+    );
     asking.abort();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -229,6 +229,8 @@ pub(super) async fn redrive_action(
         ));
         return failed_page(&c, &s, &title, &e);
     }
+    // Before anything is sent: a process killed mid-redrive still left who asked.
+    tracing::info!(actor = "console", %client, action = "redrive", connector = %name, at = %at_text, "console action requested");
     // Its own task: a client that goes away mid-delivery neither cuts the delivery short
     // nor frees the sink for a second redrive before this one is over.
     let (loaded, connectors, n, actions) = (
@@ -344,6 +346,10 @@ pub(super) async fn redrive_selected_action(
         c.actions.clone(),
     );
     let stop = c.stop.clone();
+    let asked: Vec<String> = (picked.iter())
+        .map(|a| format!("{}:{}", a.partition, a.offset))
+        .collect();
+    tracing::info!(actor = "console", %client, action = "redrive-selected", connector = %name, at = %asked.join(","), "console action requested");
     // Its own task, as for one: the browser going away does not cut the batch short.
     let lines = tokio::spawn(async move {
         let _running = running;
@@ -443,6 +449,7 @@ pub(super) async fn redrive_all_action(
     };
     let (loaded, connectors, n) = (c.loaded.clone(), c.connectors.clone(), name.clone());
     let stop = c.stop.clone();
+    tracing::info!(actor = "console", %client, action = "redrive-all", connector = %name, "console action requested");
     // The redrive alternates blocking Kafka calls with awaited deliveries: it runs on a
     // blocking thread of its own, as the CLI runs it.
     let ran = tokio::task::spawn_blocking(move || {

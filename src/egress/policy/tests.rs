@@ -569,4 +569,19 @@ fn a_2xx_answer_that_cannot_be_read_is_retried_with_the_destination_reachable() 
             error: "bad-answer"
         }
     );
+    // An answer per item too long to read whole, or cut short, came with a 2xx too.
+    let cut = Outcome::Retryable {
+        reason: "cut-answer",
+        status: Some(207),
+        retry_after: None,
+    };
+    let d = attempt(&with_dlq(&r), &mut Attempts::default(), &cut, Turn::Attempt);
+    assert_eq!(d.breaker, Health::Reachable);
+    let d = attempt(
+        &with_dlq(&r),
+        &mut Attempts::default(),
+        &status(503),
+        Turn::Attempt,
+    );
+    assert_eq!(d.breaker, Health::Failed, "a 5xx is no answer to read");
 }

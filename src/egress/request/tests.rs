@@ -223,12 +223,43 @@ fn structured_cloudevents_carry_json_data_as_written() {
         assert_eq!(event["datacontenttype"], want, "{header:?}");
         assert_eq!(event["data"], serde_json::json!({}));
     }
-    // Not JSON though typed so: sent as base64.
+    // Not JSON though typed so, or not UTF-8 inside a string: sent as base64.
+    let r = record(
+        b"{\"a\":\"\xff\"}",
+        &[("content-type", b"application/json")],
+        None,
+    );
+    let p = s.shape(&r).unwrap().unwrap();
+    let event: serde_json::Value = serde_json::from_slice(p.body(&r)).unwrap();
+    assert!(event.get("data").is_none() && event.get("data_base64").is_some());
     let r = record(b"{not json", &[("content-type", b"application/json")], None);
     let p = s.shape(&r).unwrap().unwrap();
     let event: serde_json::Value = serde_json::from_slice(p.body(&r)).unwrap();
     assert_eq!(event["data_base64"], "e25vdCBqc29u");
     assert!(event.get("data").is_none());
+}
+
+/// A record of more headers than any header map holds (25 000 tiny ones) is refused as
+/// its headers are counted, not built into a map that panics; headers taken from the
+/// record's content type and a CloudEvent's type count too.
+#[test]
+fn a_record_of_countless_headers_is_refused_as_they_are_counted() {
+    let s = shaper("url = \"http://h/\"\nforward_headers = [\"x-*\"]");
+    let names: Vec<String> = (0..25_000).map(|i| format!("x-{i}")).collect();
+    let headers: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"1"[..])).collect();
+    let r = record(b"{}", &headers, None);
+    let refused = Err(Refused {
+        reason: TEMPLATE,
+        error: "headers-too-large",
+    });
+    assert_eq!(s.shape(&r).map(|_| ()), refused);
+    let big = vec![b'a'; 40 << 10];
+    let r = record(b"{}", &[("content-type", &big)], None);
+    assert_eq!(s.shape(&r).map(|_| ()), refused);
+    let ce = shaper("url = \"http://h/\"\nformat = \"cloudevents-binary\"");
+    let kind = vec![b'%'; 12 << 10]; // three times as long percent-encoded
+    let r = record(b"{}", &[("hookbridge-event-type", &kind)], None);
+    assert_eq!(ce.shape(&r).map(|_| ()), refused);
 }
 
 /// A record whose URL or headers no request can carry is refused before anything is
