@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::rt::{Read, Write};
@@ -169,6 +169,10 @@ pub async fn serve(
 /// Longest a new connection waits for the slot a larger holder gives up for it.
 const MAKE_ROOM_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a connection must have asked for nothing before it may be closed for a new
+/// client when no address holds more than a little.
+const SILENT: Duration = Duration::from_millis(100);
+
 /// New connections waiting for a slot at once, at most; past it they are closed.
 const MAX_WAITING: usize = 64;
 
@@ -195,9 +199,8 @@ impl Listening {
     /// one, else one once its request is answered — and says whether to wait for it. A
     /// few addresses could otherwise fill the reserve between them and keep providers
     /// and probes out for good. When no address holds more than a little (many addresses
-    /// with a connection or two each), the connection idle the longest gives way: a
-    /// connection with no request in progress costs its client only a reconnect, and a
-    /// kubelet's probe, once it has asked, is not idle.
+    /// with a connection or two each), the oldest connection that has never asked for
+    /// anything gives way ([`Open::close_oldest_silent`]).
     fn make_room(&self, peer: SocketAddr, why: Refused) -> bool {
         let limits = self.shares.limits();
         if why == Refused::AddressFull || !limits.is_small(self.shares.held_by(peer.ip())) {
@@ -209,7 +212,7 @@ impl Listening {
         }
         let closed = match self.shares.largest(peer.ip()) {
             Some(key) => self.open.close_one(key),
-            None => self.open.close_oldest_idle(address_key(peer.ip())),
+            None => self.open.close_oldest_silent(address_key(peer.ip())),
         };
         if !closed {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -239,19 +242,27 @@ impl Listening {
     async fn run(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, slot: Share) {
         let _running = self.running.clone();
         let close = self.draining.child_token();
-        let active = Arc::new(AtomicUsize::new(0));
-        let _open = self.open.insert(peer.ip(), close.clone(), active.clone());
+        let (active, served) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let _open = self
+            .open
+            .insert(peer.ip(), close.clone(), active.clone(), served.clone());
         let service = WithClient {
             inner: self.service.clone(),
             peer,
-            served: Arc::new(AtomicUsize::new(0)),
+            served,
             active,
             max_requests: self.max_requests,
         };
         match &self.tls {
             None => self.serve(TokioIo::new(stream), service, close).await,
             Some(tls) => {
-                if let Some(stream) = tls.accept(stream, self.header_timeout).await {
+                // Closed for another client (or on shutdown) before its handshake ended,
+                // it gives its slot back at once, not at the end of the handshake.
+                let accepted = tokio::select! {
+                    s = tls.accept(stream, self.header_timeout) => s,
+                    () = close.cancelled() => None,
+                };
+                if let Some(stream) = accepted {
                     self.serve(TokioIo::new(stream), service, close).await;
                 }
             }
@@ -291,6 +302,9 @@ struct Open {
 struct OpenConnection {
     close: CancellationToken,
     active: Arc<AtomicUsize>,
+    /// Requests started on it: none yet, it has never asked for anything.
+    served: Arc<AtomicUsize>,
+    opened: Instant,
 }
 
 impl Open {
@@ -299,6 +313,7 @@ impl Open {
         client: IpAddr,
         close: CancellationToken,
         active: Arc<AtomicUsize>,
+        served: Arc<AtomicUsize>,
     ) -> Registered<'_> {
         let (key, id) = (
             address_key(client),
@@ -308,7 +323,13 @@ impl Open {
             .by_address
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        (by_address.entry(key).or_default()).insert(id, OpenConnection { close, active });
+        let conn = OpenConnection {
+            close,
+            active,
+            served,
+            opened: Instant::now(),
+        };
+        (by_address.entry(key).or_default()).insert(id, conn);
         Registered {
             open: self,
             key,
@@ -340,9 +361,12 @@ impl Open {
 }
 
 impl Open {
-    /// Closes the oldest connection with no request in progress of an address other than
-    /// `except`; whether there was one.
-    fn close_oldest_idle(&self, except: IpAddr) -> bool {
+    /// Closes the oldest connection of an address other than `except` that has asked
+    /// for nothing in [`SILENT`] or more since it was opened; whether there was one. A
+    /// client that connects to be served asks within moments; one that has been served
+    /// (a provider's pooled connection, however long idle) is never picked, nor one
+    /// with a request in progress.
+    fn close_oldest_silent(&self, except: IpAddr) -> bool {
         let mut by_address = self
             .by_address
             .lock()
@@ -350,7 +374,11 @@ impl Open {
         let oldest = (by_address.iter())
             .filter(|(key, _)| **key != except)
             .flat_map(|(key, conns)| conns.iter().map(move |(id, c)| (*key, *id, c)))
-            .filter(|(_, _, c)| c.active.load(Ordering::Relaxed) == 0)
+            .filter(|(_, _, c)| {
+                c.served.load(Ordering::Relaxed) == 0
+                    && c.active.load(Ordering::Relaxed) == 0
+                    && c.opened.elapsed() >= SILENT
+            })
             .min_by_key(|(_, id, _)| *id)
             .map(|(key, id, _)| (key, id));
         let Some((key, id)) = oldest else {
