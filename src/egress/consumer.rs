@@ -9,8 +9,9 @@
 //! each responsibility around it has its own file: [`rebalance`] (assign, revoke, lost),
 //! [`commit`] (synchronous and asynchronous commits, reading committed maps back),
 //! [`flow`] (pause, resume and seeks, applied between polls), [`fetched`] (the queue
-//! records are taken from in batches), [`poll`] (the thread) and [`positions`] (when the
-//! consumer's position may be reported).
+//! records are taken from in batches), [`poll`] (the thread), [`positions`] (when the
+//! consumer's position may be reported) and [`subscription`] (whether a sink holding
+//! nothing has anything to join).
 
 mod commit;
 mod fetched;
@@ -18,6 +19,7 @@ mod flow;
 mod poll;
 mod positions;
 mod rebalance;
+mod subscription;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +51,9 @@ pub struct SinkContext {
     events: UnboundedSender<Event>,
     drain_timeout: Duration,
     assigned: AtomicBool,
+    /// Counted as assigned because none of its topics exists ([`subscription`]), not
+    /// because librdkafka assigned it.
+    without_topics: AtomicBool,
     health: Arc<Health>,
     /// When the process must be done stopping: set once, when the stop signal fires
     /// (see [`SinkContext::stopping`]). Every drain and wait after that ends by it, so a
@@ -88,6 +93,7 @@ impl SinkContext {
             events,
             drain_timeout,
             assigned: AtomicBool::new(false),
+            without_topics: AtomicBool::new(false),
             stop_deadline: Arc::default(),
             assignments: std::sync::Mutex::default(),
             health,
@@ -195,18 +201,6 @@ impl SinkContext {
         answer
             .recv_timeout(deadline.saturating_duration_since(Instant::now()) + DRAIN_GRACE)
             .ok()
-    }
-
-    /// librdkafka reported a subscribed topic missing from the cluster. A consumer none
-    /// of whose topics exist never joins its group (librdkafka waits for one to
-    /// appear), so it would never be assigned, and `/readyz` would keep every replica
-    /// out of its load balancer, webhooks and all. With nothing held, it counts as
-    /// holding an empty assignment: there is nothing for it to take over, and the
-    /// error is logged and counted as a consumer error.
-    fn topic_missing(&self) {
-        if self.assignments().current.is_empty() {
-            self.set_assigned(true);
-        }
     }
 
     fn set_assigned(&self, assigned: bool) {

@@ -134,6 +134,19 @@ async fn a_sink_whose_topic_does_not_exist_yet_leaves_the_replica_ready() {
     .await;
     rx.wait_for(Duration::from_secs(40), "the record", |s| !s.is_empty())
         .await;
+    // Deleted under the running sink, the topic takes the sink's partitions with it,
+    // and librdkafka never says again that it is missing: still ready.
+    broker.delete_topic(&topic);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !hb.logs().contains("partitions revoked") && !hb.logs().contains("assignment lost") {
+        assert!(
+            Instant::now() < deadline,
+            "the partition never left: {}",
+            hb.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hb.ready(Duration::from_secs(20)).await;
 }
 
 /// One process with a GitHub source and a sink reading the source's topic.

@@ -18,6 +18,7 @@ use super::commit::{self, commit_sync};
 use super::fetched::{Fetched, FetchedQueue, Taken, REFORWARD};
 use super::flow::{Flow, FlowState};
 use super::positions::PastErrors;
+use super::subscription;
 use super::{SinkContext, POLL_BATCH};
 use crate::egress::dispatcher::Event;
 use crate::egress::record::{topic_name, Record, Topic, TopicPartition};
@@ -166,11 +167,13 @@ pub(super) fn poll_loop(
         state: FlowState::default(),
         check_items,
         errored: PastErrors::default(),
+        check_topics: false,
     };
     let mut taken = Taken::new(POLL_BATCH);
     ctx.handoff.poller();
     let mut reforward = Every::new(Instant::now(), reforward_every);
     let mut positions = Every::new(Instant::now(), POSITIONS);
+    let mut topics = Every::new(Instant::now(), subscription::CHECK_EVERY);
     let mut flood = Flood::default();
     while !stop.is_cancelled() {
         while let Ok(change) = flow.try_recv() {
@@ -209,6 +212,9 @@ pub(super) fn poll_loop(
         // Right after a flush: every record taken so far is with the dispatcher.
         if positions.due(Instant::now()) && !taker.report_positions(consumer) {
             return;
+        }
+        if std::mem::take(&mut taker.check_topics) | topics.due(Instant::now()) {
+            ctx.check_subscription(consumer);
         }
     }
 }
@@ -342,6 +348,9 @@ struct Taker {
     check_items: bool,
     /// Partitions whose position is past an error, not a record: not reported.
     errored: PastErrors,
+    /// librdkafka reported a subscribed topic missing: ask the cluster about them all
+    /// ([`subscription`](super::subscription)) before the next periodic check.
+    check_topics: bool,
 }
 
 impl Taker {
@@ -369,7 +378,7 @@ impl Taker {
                 Some(Err(e)) => {
                     ctx.consumer_error(&e, "", "");
                     if e.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
-                        ctx.topic_missing();
+                        self.check_topics = true;
                     }
                     Polled::Event
                 }

@@ -587,3 +587,17 @@ fn a_position_past_an_error_is_hidden_until_a_record_at_or_above_it_was_taken() 
     errors.record(&tp(0), 7);
     assert!(!errors.hides(&tp(0)), "the record the error was about");
 }
+
+#[test]
+fn a_sink_has_nothing_to_join_only_when_every_topic_it_subscribes_to_is_missing() {
+    use super::subscription::Topics;
+    assert_eq!(Topics::of([Some(true)]), Topics::AllMissing);
+    assert_eq!(Topics::of([Some(true), Some(true)]), Topics::AllMissing);
+    assert_eq!(Topics::of([Some(true), Some(false)]), Topics::Joinable);
+    assert_eq!(
+        Topics::of([Some(true), None]),
+        Topics::Joinable,
+        "a pattern, or no answer"
+    );
+    assert_eq!(Topics::of([]), Topics::Joinable, "no subscription yet");
+}
