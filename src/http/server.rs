@@ -169,9 +169,10 @@ pub async fn serve(
 /// Longest a new connection waits for the slot a larger holder gives up for it.
 const MAKE_ROOM_WAIT: Duration = Duration::from_secs(1);
 
-/// How long a connection must have asked for nothing before it may be closed for a new
-/// client when no address holds more than a little.
-const SILENT: Duration = Duration::from_millis(100);
+/// How long a connection must have asked for nothing before it is closed first for a
+/// new client when no address holds more than a little: longer than a TLS handshake
+/// with a distant provider.
+const SILENT: Duration = Duration::from_secs(1);
 
 /// New connections waiting for a slot at once, at most; past it they are closed.
 const MAX_WAITING: usize = 64;
@@ -275,11 +276,18 @@ impl Listening {
         I: Read + Write + Unpin + Send + 'static,
     {
         let io = WriteDeadline::new(io, self.write_timeout);
+        let served = service.served.clone();
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let ended = tokio::select! {
             ended = conn.as_mut() => ended,
             _ = close.cancelled() => {
+                // One that never started a request is dropped at once: hyper keeps a
+                // connection with part of a request head until its header timeout,
+                // holding the slot it was closed to free.
+                if served.load(Ordering::Relaxed) == 0 {
+                    return;
+                }
                 // An idle connection closes at once; a busy one after its answer.
                 conn.as_mut().graceful_shutdown();
                 conn.await
@@ -361,11 +369,12 @@ impl Open {
 }
 
 impl Open {
-    /// Closes the oldest connection of an address other than `except` that has asked
-    /// for nothing in [`SILENT`] or more since it was opened; whether there was one. A
-    /// client that connects to be served asks within moments; one that has been served
-    /// (a provider's pooled connection, however long idle) is never picked, nor one
-    /// with a request in progress.
+    /// Closes one connection with no request in progress of an address other than
+    /// `except`; whether there was one. The oldest that has asked for nothing in
+    /// [`SILENT`] or more since it was opened goes first (a client that connects to be
+    /// served asks within moments, a TLS handshake included); else the oldest idle one
+    /// (a pooled connection between requests: its client connects again), so that
+    /// connections held idle can never keep every new client out.
     fn close_oldest_silent(&self, except: IpAddr) -> bool {
         let mut by_address = self
             .by_address
@@ -374,12 +383,12 @@ impl Open {
         let oldest = (by_address.iter())
             .filter(|(key, _)| **key != except)
             .flat_map(|(key, conns)| conns.iter().map(move |(id, c)| (*key, *id, c)))
-            .filter(|(_, _, c)| {
-                c.served.load(Ordering::Relaxed) == 0
-                    && c.active.load(Ordering::Relaxed) == 0
-                    && c.opened.elapsed() >= SILENT
+            .filter(|(_, _, c)| c.active.load(Ordering::Relaxed) == 0)
+            // Silent ones first (`false` sorts first), then the oldest.
+            .min_by_key(|(_, id, c)| {
+                let silent = c.served.load(Ordering::Relaxed) == 0 && c.opened.elapsed() >= SILENT;
+                (!silent, *id)
             })
-            .min_by_key(|(_, id, _)| *id)
             .map(|(key, id, _)| (key, id));
         let Some((key, id)) = oldest else {
             return false;
