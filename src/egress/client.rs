@@ -166,11 +166,18 @@ impl Client {
                         }) if !batch::may_answer_per_item(&start) => start,
                         // Cut off (reset, timed out), or an answer per item too long to
                         // read: which items the receiver took cannot be known, so the
-                        // batch is sent again, never taken as delivered whole.
-                        Err(Cut::TooLong { start, .. } | Cut::Broken(start)) => {
+                        // batch is sent again, never taken as delivered whole. Only an
+                        // answer read whole keeps its 2xx (the destination is up, see
+                        // `Outcome::is_unread_2xx`); one cut off is a failure like any
+                        // connection that broke.
+                        Err(cut) => {
+                            let (start, status) = match cut {
+                                Cut::TooLong { start, .. } => (start, Some(status)),
+                                Cut::Broken(start) => (start, None),
+                            };
                             let outcome = Outcome::Retryable {
                                 reason: CUT_ANSWER,
-                                status: Some(status),
+                                status,
                                 retry_after: None,
                             };
                             return (outcome, self.keep(start, authorization));
@@ -297,8 +304,7 @@ pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
 /// How much of a failed answer is read to keep its excerpt (see [`Redact::excerpt`]).
 const KEEP_READ: usize = dlq::RESPONSE_EXCERPT + super::redact::MASK_PAST;
 
-/// The label of a batch's 2xx answer that could not be read whole.
-pub const CUT_ANSWER: &str = "cut-answer";
+use super::outcome::CUT_ANSWER;
 
 /// A body not read whole, with what was read of it.
 enum Cut {

@@ -51,9 +51,6 @@ pub struct SinkContext {
     events: UnboundedSender<Event>,
     drain_timeout: Duration,
     assigned: AtomicBool,
-    /// Counted as assigned because none of its topics exists ([`subscription`]), not
-    /// because librdkafka assigned it.
-    without_topics: AtomicBool,
     health: Arc<Health>,
     /// When the process must be done stopping: set once, when the stop signal fires
     /// (see [`SinkContext::stopping`]). Every drain and wait after that ends by it, so a
@@ -93,7 +90,6 @@ impl SinkContext {
             events,
             drain_timeout,
             assigned: AtomicBool::new(false),
-            without_topics: AtomicBool::new(false),
             stop_deadline: Arc::default(),
             assignments: std::sync::Mutex::default(),
             health,

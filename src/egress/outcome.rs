@@ -33,11 +33,14 @@ impl Outcome {
     }
 
     /// A retry of a batch the destination answered with 2xx, whose answer could not be
-    /// read per item (`bad-answer`) or read whole (`cut-answer`): the destination is up.
+    /// read per item (`bad-answer`), or was too long to read whole (`cut-answer` with
+    /// its 2xx status; one cut off by a broken connection carries none): the destination
+    /// is up.
     pub fn is_unread_2xx(&self) -> bool {
         match self {
             Outcome::Retryable { reason, status, .. } => {
-                *reason == BAD_ANSWER || status.is_some_and(|s| (200..300).contains(&s))
+                *reason == BAD_ANSWER
+                    || (*reason == CUT_ANSWER && status.is_some_and(|s| (200..300).contains(&s)))
             }
             _ => false,
         }
@@ -98,6 +101,9 @@ pub const CONNECT: &str = "connect";
 /// The reason of a batch's 2xx answer whose `results` are not one status per item: the
 /// batch is tried again, but the destination is reachable.
 pub const BAD_ANSWER: &str = "bad-answer";
+
+/// The reason of a batch's 2xx answer too long to read per item, or cut off.
+pub const CUT_ANSWER: &str = "cut-answer";
 
 /// Classifies a transport error: every one is retryable.
 pub fn from_error(err: &reqwest::Error) -> Outcome {

@@ -288,8 +288,12 @@ impl Shaper {
         let mut headers = HeaderMap::new();
         // What the request takes from its record, counted as each header goes in: a
         // record of 25 000 tiny headers must be refused long before a header map that
-        // large (which panics past 24 576 names) is built.
+        // large (which panics past 24 576 names) is built. A filled-in URL travels in
+        // the same HTTP/2 header block (as `:path`).
         let mut taken = HeaderBytes::default();
+        if self.fixed_url.is_none() {
+            taken.add(":path".len(), url.as_str().len())?;
+        }
         if !self.forward.is_empty() {
             for (k, v) in &record.headers {
                 if !self.forward.iter().any(|p| p.matches(k)) || is_framing(k) {
@@ -455,8 +459,9 @@ fn ce_header_value(v: &str) -> String {
     out
 }
 
-/// The most bytes of headers a request may take from its record (forwarded headers,
-/// filled-in templates, its content type and encoding, a CloudEvent's type and source),
+/// The most bytes of headers a request may take from its record (a filled-in URL,
+/// forwarded headers, filled-in templates, its content type and encoding, a
+/// CloudEvent's type and source),
 /// each counted as HTTP/2 counts it: name, value and 32 bytes. A server answers a
 /// larger request with 431 over HTTP/1.1, but over HTTP/2 one such header block can
 /// break the connection every other record's request shares: the record is refused

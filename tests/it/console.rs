@@ -105,6 +105,16 @@ impl Client {
 
 /// A process with the console on and one sink, `orders`, from `topic` (group
 /// `g-<topic>`) to `url`, with `more` lines of the sink's table.
+/// A broker with a topic (named after `prefix`) and its DLQ topic, one partition each.
+fn broker_with_dlq(prefix: &str) -> (Broker, String, String) {
+    let broker = Broker::start();
+    let topic = unique(prefix);
+    let dlq = format!("{topic}.dlq");
+    broker.create_topic(&topic, 1);
+    broker.create_topic(&dlq, 1);
+    (broker, topic, dlq)
+}
+
 fn with_orders_sink(broker: &Broker, topic: &str, url: &str, more: &str) -> Config {
     let sink = format!(
         "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\n{more}"
@@ -441,11 +451,7 @@ async fn anonymous_forms_are_bounded_in_size_and_time() {
 /// (its dead letter stays for the next redrive) and the process exits in time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_console_redrive_in_progress_ends_with_the_process() {
-    let broker = Broker::start();
-    let topic = unique("console-stop");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
+    let (broker, topic, dlq) = broker_with_dlq("console-stop");
     // 400 until `hang` is set; then an answer that takes two minutes.
     let hang = Arc::new(AtomicBool::new(false));
     let flag = hang.clone();
@@ -591,11 +597,7 @@ impl Drop for Echoing {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_show_answers_and_the_selected_dead_letters_are_redriven() {
     const BEARER: &str = "orders-bearer-9f8e7d6c5b4a";
-    let broker = Broker::start();
-    let topic = unique("console-sel");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
+    let (broker, topic, dlq) = broker_with_dlq("console-sel");
     let dest = Echoing::start().await;
     let sink = format!(
         "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{}\"\nauth = {{ bearer = \"${{ORDERS_BEARER}}\" }}\nretry = {{ max_attempts = 3, initial = \"100ms\", max = \"200ms\" }}\ndlq = {{ topic = \"{dlq}\" }}\n",
@@ -1036,11 +1038,7 @@ async fn a_console_replay_whose_client_goes_away_mid_drain_still_runs_the_sink_a
 /// with the same filters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dead_letter_list_pages_back_to_older_dead_letters() {
-    let broker = Broker::start();
-    let topic = unique("console-pages");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
+    let (broker, topic, dlq) = broker_with_dlq("console-pages");
     let rx = Receiver::start(|_| Answer::status(400)).await;
     let cfg = with_orders_sink(
         &broker,
@@ -1097,11 +1095,7 @@ async fn the_dead_letter_list_pages_back_to_older_dead_letters() {
 /// audit log still says who redrove what and how it ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_console_redrive_whose_client_goes_away_is_still_logged() {
-    let broker = Broker::start();
-    let topic = unique("console-gone");
-    let dlq = format!("{topic}.dlq");
-    broker.create_topic(&topic, 1);
-    broker.create_topic(&dlq, 1);
+    let (broker, topic, dlq) = broker_with_dlq("console-gone");
     // Refused first (dead-lettered), then taken after 2 s: the redrive outlasts its request.
     let rx = Receiver::start(|r| {
         if r.nth == 1 {

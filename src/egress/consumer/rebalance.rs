@@ -125,8 +125,6 @@ impl ConsumerContext for SinkContext {
                     partitions: tpl.count(),
                 });
                 self.announce_assignment(consumer, tpl);
-                self.without_topics
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
                 self.set_assigned(true);
             }
             // Eager: the whole assignment goes before the next one arrives. Cooperative:

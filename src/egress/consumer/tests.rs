@@ -597,7 +597,7 @@ fn a_sink_has_nothing_to_join_only_when_every_topic_it_subscribes_to_is_missing(
     assert_eq!(
         Topics::of([Some(true), None]),
         Topics::Joinable,
-        "a pattern, or no answer"
+        "a pattern"
     );
     assert_eq!(Topics::of([]), Topics::Joinable, "no subscription yet");
 }

@@ -577,6 +577,15 @@ fn a_2xx_answer_that_cannot_be_read_is_retried_with_the_destination_reachable() 
     };
     let d = attempt(&with_dlq(&r), &mut Attempts::default(), &cut, Turn::Attempt);
     assert_eq!(d.breaker, Health::Reachable);
+    // Cut off by a broken connection, it carries no status: a failure like any other.
+    let broken = failed("cut-answer");
+    let d = attempt(
+        &with_dlq(&r),
+        &mut Attempts::default(),
+        &broken,
+        Turn::Attempt,
+    );
+    assert_eq!(d.breaker, Health::Failed);
     let d = attempt(
         &with_dlq(&r),
         &mut Attempts::default(),

@@ -283,6 +283,9 @@ fn a_record_too_large_for_a_request_is_refused_before_it_is_sent() {
     let wide = "é".repeat(11_000);
     let r = record(b"{}", &[("x-t", wide.as_bytes())], Some(b"k"));
     assert_eq!(s.shape(&r).map(|_| ()), refused("invalid-url"));
+    // A URL the client could build still goes in the HTTP/2 header block.
+    let r = record(b"{}", &[("x-t", &[b'a'; 40_000])], Some(b"k"));
+    assert_eq!(s.shape(&r).map(|_| ()), refused("headers-too-large"));
     let r = record(b"{}", &[("x-t", b"t")], Some(&[b'k'; 40 << 10]));
     assert_eq!(s.shape(&r).map(|_| ()), refused("headers-too-large"));
     let big = vec![b'f'; 20 << 10];
