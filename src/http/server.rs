@@ -169,10 +169,11 @@ pub async fn serve(
 /// Longest a new connection waits for the slot a larger holder gives up for it.
 const MAKE_ROOM_WAIT: Duration = Duration::from_secs(1);
 
-/// How long a connection must have asked for nothing before it is closed first for a
-/// new client when no address holds more than a little: longer than a TLS handshake
-/// with a distant provider.
-const SILENT: Duration = Duration::from_secs(1);
+/// How long a connection must have asked for nothing before it may be closed for a new
+/// client when no address holds more than a little. Longer protects a distant client's
+/// TLS handshake better, but lets clients that connect again at once keep every
+/// connection younger than it, and so out of reach.
+const SILENT: Duration = Duration::from_millis(100);
 
 /// New connections waiting for a slot at once, at most; past it they are closed.
 const MAX_WAITING: usize = 64;
@@ -276,16 +277,20 @@ impl Listening {
         I: Read + Write + Unpin + Send + 'static,
     {
         let io = WriteDeadline::new(io, self.write_timeout);
-        let served = service.served.clone();
+        let (served, opened) = (service.served.clone(), Instant::now());
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let ended = tokio::select! {
             ended = conn.as_mut() => ended,
             _ = close.cancelled() => {
-                // One that never started a request is dropped at once: hyper keeps a
-                // connection with part of a request head until its header timeout,
-                // holding the slot it was closed to free.
-                if served.load(Ordering::Relaxed) == 0 {
+                // Closed for another client, one silent for a while is dropped at once:
+                // hyper keeps a connection with part of a request head until its
+                // header timeout, holding the slot it was closed to free. A new one, or
+                // any on shutdown, may still finish the request it is sending.
+                if served.load(Ordering::Relaxed) == 0
+                    && opened.elapsed() >= SILENT
+                    && !self.draining.is_cancelled()
+                {
                     return;
                 }
                 // An idle connection closes at once; a busy one after its answer.
@@ -383,12 +388,14 @@ impl Open {
         let oldest = (by_address.iter())
             .filter(|(key, _)| **key != except)
             .flat_map(|(key, conns)| conns.iter().map(move |(id, c)| (*key, *id, c)))
-            .filter(|(_, _, c)| c.active.load(Ordering::Relaxed) == 0)
-            // Silent ones first (`false` sorts first), then the oldest.
-            .min_by_key(|(_, id, c)| {
-                let silent = c.served.load(Ordering::Relaxed) == 0 && c.opened.elapsed() >= SILENT;
-                (!silent, *id)
+            // Never one that is new and has not asked yet: it may be in its TLS
+            // handshake or sending its first request.
+            .filter(|(_, _, c)| {
+                c.active.load(Ordering::Relaxed) == 0
+                    && (c.served.load(Ordering::Relaxed) > 0 || c.opened.elapsed() >= SILENT)
             })
+            // Silent ones first (`false` sorts first), then the oldest.
+            .min_by_key(|(_, id, c)| (c.served.load(Ordering::Relaxed) > 0, *id))
             .map(|(key, id, _)| (key, id));
         let Some((key, id)) = oldest else {
             return false;

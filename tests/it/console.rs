@@ -103,8 +103,6 @@ impl Client {
     }
 }
 
-/// A process with the console on and one sink, `orders`, from `topic` (group
-/// `g-<topic>`) to `url`, with `more` lines of the sink's table.
 /// A broker with a topic (named after `prefix`) and its DLQ topic, one partition each.
 fn broker_with_dlq(prefix: &str) -> (Broker, String, String) {
     let broker = Broker::start();
@@ -115,6 +113,8 @@ fn broker_with_dlq(prefix: &str) -> (Broker, String, String) {
     (broker, topic, dlq)
 }
 
+/// A process with the console on and one sink, `orders`, from `topic` (group
+/// `g-<topic>`) to `url`, with `more` lines of the sink's table.
 fn with_orders_sink(broker: &Broker, topic: &str, url: &str, more: &str) -> Config {
     let sink = format!(
         "[sink]\nname = \"orders\"\ntopics = [\"{topic}\"]\ngroup_id = \"g-{topic}\"\nurl = \"{url}\"\n{more}"
