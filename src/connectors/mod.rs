@@ -202,16 +202,14 @@ fn sources_fit(settings: &Settings, sources: &[Source]) -> Result<(), ConfigErro
 
 fn check_unique(c: &Connectors) -> Result<(), ConfigError> {
     let mut names = HashSet::new();
-    let named = c
-        .sources
-        .iter()
-        .map(|s| (&s.file, &s.name))
-        .chain(c.sinks.iter().map(|s| (&s.file, &s.name)));
-    for (file, name) in named {
+    let named = (c.sources.iter())
+        .map(|s| (&s.file, "source.name", &s.name))
+        .chain(c.sinks.iter().map(|s| (&s.file, "sink.name", &s.name)));
+    for (file, key, name) in named {
         if !names.insert(name.clone()) {
             return Err(ConfigError::new(
                 file.as_str(),
-                "name",
+                key,
                 format!("connector name {name:?} is used by another file; names must be unique"),
             ));
         }
@@ -420,6 +418,19 @@ batch = { max_records = 50, max_bytes = "512KiB", max_wait = "20ms", format = "n
             sink.status.to_string(),
             r#"retry = [404, "5xx"], dead_letter = ["4xx"]"#
         );
+    }
+
+    /// Two connectors of one name: the second file is named, with its own key.
+    #[test]
+    fn a_name_used_twice_is_refused_under_the_section_s_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = "[sink]\nname = \"orders\"\ntopics = [\"t\"]\nurl = \"http://x/\"\n";
+        let source = "[source]\nname = \"orders\"\npath = \"/o\"\ntopic = \"t\"\nverify = { scheme = \"none\" }\n";
+        std::fs::write(dir.path().join("a.toml"), source).unwrap();
+        std::fs::write(dir.path().join("b.toml"), sink).unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("b.toml") && err.contains("sink.name"), "{err}");
+        assert!(err.contains("used by another file"), "{err}");
     }
 
     #[test]
