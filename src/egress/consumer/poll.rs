@@ -299,7 +299,9 @@ impl Flood {
             Served::Records => return Turn::HoldBack,
             Served::Empty => {}
             Served::NotEmpty => {
-                self.turns += 1;
+                // Saturating: while a record may wait behind them, a flood holds
+                // fetched records back for as many turns as it lasts.
+                self.turns = self.turns.saturating_add(1);
                 if self.turns < BUSY_TURNS || behind {
                     return Turn::HoldBack;
                 }
@@ -314,8 +316,9 @@ impl Flood {
 }
 
 /// When the poll loop does something periodic (forwards every held partition to the
-/// fetched queue again, [`REFORWARD`]; reports positions, [`POSITIONS`]): every `every`,
-/// counted from the last time.
+/// fetched queue again, [`REFORWARD`]; reports positions, [`POSITIONS`]; asks whether a
+/// waiting sink's topics exist, [`subscription::CHECK_EVERY`]): every `every`, counted
+/// from the last time.
 #[derive(Debug)]
 pub(super) struct Every {
     every: Duration,
