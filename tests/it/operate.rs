@@ -149,6 +149,37 @@ async fn a_sink_whose_topic_does_not_exist_yet_leaves_the_replica_ready() {
     hb.ready(Duration::from_secs(20)).await;
 }
 
+/// Under the KIP-848 consumer group protocol the broker, not a rebalance callback, hands
+/// a member its share: a replica the group gives no partition (more replicas than
+/// partitions), and a sink whose topic does not exist yet, must be ready all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_consumer_group_protocol_a_replica_with_nothing_to_read_is_ready() {
+    let broker = Broker::start();
+    let topic = unique("spare-848");
+    broker.create_topic(&topic, 1);
+    let rx = Receiver::start(|_| Answer::status(200)).await;
+    let replica = |topic: &str| {
+        Config::new(&broker.addr())
+            .default_session()
+            .prop("group.protocol", "consumer")
+            .connector("out.toml", &SinkToml::new(topic, &rx.url).render())
+    };
+    let mut first = Hookbridge::start(&replica(&topic));
+    first.ready(Duration::from_secs(40)).await;
+    let mut second = Hookbridge::start(&replica(&topic));
+    second.ready(Duration::from_secs(40)).await;
+    let mut waiting = Hookbridge::start(&replica(&unique("not-yet-848")));
+    waiting.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &topic,
+        &[json!({"key": "k", "value": "{}"})],
+    )
+    .await;
+    rx.wait_for(Duration::from_secs(40), "the record", |s| !s.is_empty())
+        .await;
+}
+
 /// One process with a GitHub source and a sink reading the source's topic.
 async fn bridge(broker: &Broker, topic: &str, url: &str) -> Hookbridge {
     broker.create_topic(topic, 2);

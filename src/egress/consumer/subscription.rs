@@ -1,11 +1,21 @@
-//! Whether a sink that holds nothing has anything to join. librdkafka does not join a
-//! group while none of the subscribed topics exist (and, once a sink's topics are
-//! deleted under it, never says so again), so such a sink would never be assigned, and
-//! `/readyz` would keep every replica out of its load balancer, webhooks and all. A
-//! sink that is waiting for its group while every topic it subscribes to is missing
-//! from the cluster counts as holding an empty assignment, until librdkafka assigns it
-//! once a topic appears. Asked of the cluster every [`CHECK_EVERY`] while the sink waits
-//! and holds nothing, and at once when librdkafka reports a subscribed topic missing.
+//! Whether a sink that holds nothing has anything to wait for. Ready once the group has
+//! given the member its share, even an empty one; two ways of holding nothing never
+//! announce it:
+//!
+//! * librdkafka does not join a group while none of the subscribed topics exist (and,
+//!   once a sink's topics are deleted under it, never says so again), so such a sink
+//!   would never be assigned. A sink that is waiting for its group while every topic it
+//!   subscribes to is missing from the cluster counts as holding an empty assignment,
+//!   until librdkafka assigns it once a topic appears.
+//! * Under the KIP-848 consumer group protocol (`group.protocol = "consumer"`) librdkafka
+//!   calls no rebalance callback for an empty target assignment (it is no different from
+//!   the empty one held), so a replica beyond the partition count would never hear from
+//!   its group. A member the group has taken in (its member epoch, the classic
+//!   protocol's generation, is above zero) holds its share.
+//!
+//! `/readyz` would otherwise keep such replicas out of their load balancer, webhooks and
+//! all. Asked every [`CHECK_EVERY`] while the sink waits and holds nothing, and at once
+//! when librdkafka reports a subscribed topic missing.
 //!
 //! Only ever from waiting to ready: a topic that appears does not take readiness away
 //! again (every replica would leave its load balancer together, for as long as
@@ -20,8 +30,8 @@ use rdkafka::metadata::Metadata;
 
 use super::SinkContext;
 
-/// How often a sink waiting for its group, holding nothing, asks whether its topics
-/// exist.
+/// How often a sink waiting for its group, holding nothing, asks whether it has been
+/// taken in and whether its topics exist.
 pub(super) const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// How long the cluster's answer is waited for (the poll thread waits).
@@ -70,12 +80,17 @@ fn missing(metadata: &Metadata, topic: &str) -> Option<bool> {
 }
 
 impl SinkContext {
-    /// Asks the cluster whether the sink's topics exist while it waits for its group
-    /// holding nothing, and counts it as assigned (nothing to join) when none does.
+    /// While the sink waits for its group holding nothing, counts it as assigned when the
+    /// group has taken it in (an empty share) or when none of its topics exists (nothing
+    /// to join).
     pub(super) fn check_subscription(&self, consumer: &BaseConsumer<SinkContext>) {
         let waiting =
             || !self.assigned.load(Ordering::Relaxed) && self.assignments().current.is_empty();
         if !waiting() {
+            return;
+        }
+        if member_epoch(consumer) > 0 {
+            self.set_assigned(true);
             return;
         }
         let Ok(subscribed) = consumer.subscription() else {
@@ -91,5 +106,22 @@ impl SinkContext {
         if found == Topics::AllMissing && waiting() {
             self.set_assigned(true);
         }
+    }
+}
+
+/// The member's epoch in its group (the classic protocol's generation): above zero once
+/// the group coordinator has taken the member in, -1 before and after.
+fn member_epoch(consumer: &BaseConsumer<SinkContext>) -> i32 {
+    // SAFETY: the client pointer lives as long as `consumer`; librdkafka hands back a
+    // copy of the group's metadata (or null without a group), which is read once and
+    // destroyed here.
+    unsafe {
+        let metadata = rdsys::rd_kafka_consumer_group_metadata(consumer.client().native_ptr());
+        if metadata.is_null() {
+            return -1;
+        }
+        let epoch = rdsys::rd_kafka_consumer_group_metadata_generation_id(metadata);
+        rdsys::rd_kafka_consumer_group_metadata_destroy(metadata);
+        epoch
     }
 }
