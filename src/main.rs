@@ -17,6 +17,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit code of `dlq show` when there is no such dead letter (2 is a configuration error).
 const NOT_FOUND: u8 = 3;
+/// Exit code of `dlq redrive` when it ran to its end but dead-lettered records again.
+const DEAD_LETTERED_AGAIN: u8 = 4;
 /// How long the runtime's leftover work is waited for once `run` has returned.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -150,7 +152,10 @@ fn main() -> ExitCode {
                 redrive::redrive(&loaded, &connectors, opts, &mut |line| println!("{line}"))
                     .await?;
             println!("{summary}");
-            Ok(ExitCode::SUCCESS)
+            Ok(match summary.dead_lettered_again {
+                0 => ExitCode::SUCCESS,
+                _ => ExitCode::from(DEAD_LETTERED_AGAIN),
+            })
         }),
         Command::Dlq {
             command:

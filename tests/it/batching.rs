@@ -558,10 +558,10 @@ async fn a_failed_item_is_dead_lettered_alone_and_an_unreadable_answer_is_sent_a
     // `dlq redrive` sends a1 as the sink sends its records, a batch of one, and reads
     // the answer per item: refused again, it is dead-lettered again, not redriven.
     let before = rx.seen().len();
-    let (ok, out) = hb
-        .command(&["dlq", "redrive", "--connector", "orders"])
+    let (code, out) = hb
+        .command_code(&["dlq", "redrive", "--connector", "orders"])
         .await;
-    assert!(ok, "{out}");
+    assert_eq!(code, 4, "dead-lettered again: {out}");
     let redriven = rx.seen()[before..].to_vec();
     assert!(!redriven.is_empty(), "{out}");
     for r in &redriven {

@@ -359,7 +359,11 @@ async fn dlq_redrive_leaves_records_dead_lettered_again_for_the_next_redrive() {
 
     // The destination still refuses: each record is dead-lettered again, after the
     // redrive started. Those copies are the next redrive's work, not skipped.
-    let out = redrive_ok(&hb, "orders").await;
+    // Exit 4: a script sees that records are still dead-lettered.
+    let (code, out) = hb
+        .command_code(&["dlq", "redrive", "--connector", "orders"])
+        .await;
+    assert_eq!(code, 4, "{out}");
     assert!(out.contains("redriven: 0; dead-lettered again: 3"), "{out}");
     assert_eq!(
         kafka::read(&broker.addr(), &dlq, Some(6), 20.0).await.len(),

@@ -479,7 +479,7 @@ pub(super) async fn redrive_all_action(
                 tracing::warn!(actor = "console", %client, action = "redrive-all", connector = %n, error = %e, "console action failed");
             }
         }
-        summary.map(|s| (lines, s))
+        summary.map(|s| (lines, s.to_string()))
     })
     .await
     .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));

@@ -68,13 +68,27 @@ pub struct Redrive<'a> {
 /// so a long run of them neither costs one commit each nor is re-read from the start.
 const COMMIT_EVERY: usize = 500;
 
-/// Runs the redrive: hands `report` a line per record and returns the summary line.
+/// What a redrive that ran to its end did: its summary line, and whether every record it
+/// handled is taken care of (none was dead-lettered again).
+#[derive(Debug)]
+pub struct Summary {
+    line: String,
+    pub dead_lettered_again: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line)
+    }
+}
+
+/// Runs the redrive: hands `report` a line per record and returns the summary.
 pub async fn redrive(
     loaded: &Loaded,
     connectors: &Connectors,
     opts: Redrive<'_>,
     report: &mut dyn FnMut(String),
-) -> Result<String, OpsError> {
+) -> Result<Summary, OpsError> {
     let sink = super::sink(connectors, opts.connector)?;
     let dlq = super::inspect::dlq_topic(connectors, opts.connector)?;
     let group = redrive_group(connectors, sink)?;
@@ -129,7 +143,10 @@ pub async fn redrive(
         }
     }
     progress.flush(&consumer)?;
-    Ok(tally.summary(opts.dry_run))
+    Ok(Summary {
+        line: tally.summary(opts.dry_run),
+        dead_lettered_again: tally.failed,
+    })
 }
 
 /// Redrives the one dead letter at `at` to the sink's destination (the console's redrive

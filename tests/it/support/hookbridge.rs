@@ -221,6 +221,13 @@ impl Hookbridge {
     /// Runs another hookbridge command (`check`, `send`, `dlq redrive`, …) with this
     /// process's config and environment; returns success and stdout+stderr.
     pub async fn command(&self, args: &[&str]) -> (bool, String) {
+        let (code, text) = self.command_code(args).await;
+        (code == 0, text)
+    }
+
+    /// Runs a hookbridge command with this process's config and environment: its exit
+    /// code (-1 when killed by a signal) and its stdout and stderr together.
+    pub async fn command_code(&self, args: &[&str]) -> (i32, String) {
         let mut cmd = tokio::process::Command::new(bin());
         cmd.args(args)
             .arg("--config")
@@ -234,7 +241,7 @@ impl Hookbridge {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        (out.status.success(), text)
+        (out.status.code().unwrap_or(-1), text)
     }
 
     /// The Prometheus text from `/metrics`.
