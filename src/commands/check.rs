@@ -92,6 +92,9 @@ pub fn summary(loaded: &Loaded, connectors: &Connectors) -> String {
             "warning: {file}: key `{key}` holds a literal secret; use \"${{ENV_VAR}}\" or \"file:/path\" outside local development"
         );
     }
+    for warning in loaded.unread_env_warnings() {
+        let _ = writeln!(out, "warning: {warning}");
+    }
     for warning in risky_settings(loaded, connectors) {
         let _ = writeln!(out, "warning: {warning}");
     }

@@ -57,6 +57,9 @@ pub async fn run(
         .await
         .with_context(|| format!("binding webhook listener {}", s.http.listen))?;
     tracing::info!(webhooks = %s.http.listen, admin = %s.admin.listen, sources = connectors.sources.len(), sinks = connectors.sinks.len(), "hookbridge started");
+    for warning in loaded.unread_env_warnings() {
+        tracing::warn!("{warning}");
+    }
 
     let tasks = TaskTracker::new();
     let admin_stop = CancellationToken::new();

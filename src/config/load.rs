@@ -22,6 +22,9 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
     /// Each setting an environment variable set, with the variable.
     pub set_by_env: Vec<(String, String)>,
+    /// Variables that look like an override written with single underscores
+    /// (`HOOKBRIDGE_KAFKA_BROKERS`), which are not read: warned about, by name.
+    pub unread_env: Vec<String>,
 }
 
 impl Loaded {
@@ -38,6 +41,15 @@ impl Loaded {
             Some((_, var)) => format!("environment variable {var}"),
             None => self.file_label(),
         }
+    }
+
+    /// What to tell the operator about [`Loaded::unread_env`]: one line per variable.
+    pub fn unread_env_warnings(&self) -> impl Iterator<Item = String> + '_ {
+        self.unread_env.iter().map(|name| {
+            format!(
+                "environment variable {name} is not read: a setting is overridden as HOOKBRIDGE__SECTION__KEY, with two underscores after HOOKBRIDGE and between the parts (as HOOKBRIDGE__KAFKA__BROKERS)"
+            )
+        })
     }
 
     /// Name used in error messages for keys of the settings file.
@@ -69,7 +81,7 @@ fn load_settings_with(
     path: Option<&Path>,
     vars: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Result<Loaded, ConfigError> {
-    let overrides = overrides(vars)?;
+    let (overrides, unread_env) = overrides(vars)?;
     let file = match path {
         Some(p) => {
             if !p.is_file() {
@@ -114,6 +126,7 @@ fn load_settings_with(
         settings,
         file,
         set_by_env,
+        unread_env,
     })
 }
 
@@ -122,16 +135,21 @@ const ENV_PREFIX: &str = "HOOKBRIDGE__";
 
 /// The overrides among `vars`: names starting with [`ENV_PREFIX`], in any case. Other
 /// variables are never read, whatever bytes they hold; an override that is not UTF-8
-/// is an error naming it (not its value).
+/// is an error naming it (not its value). Also the names of the variables that look
+/// like an override with single underscores ([`looks_like_an_override`]).
 fn overrides(
     vars: impl IntoIterator<Item = (OsString, OsString)>,
-) -> Result<config::Map<String, String>, ConfigError> {
+) -> Result<(config::Map<String, String>, Vec<String>), ConfigError> {
     let mut out = config::Map::new();
+    let mut unread = Vec::new();
     for (name, value) in vars {
         let Some(name) = name.to_str() else { continue };
         let ours =
             (name.get(..ENV_PREFIX.len())).is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX));
         if !ours {
+            if looks_like_an_override(name) {
+                unread.push(name.to_owned());
+            }
             continue;
         }
         let value = value.into_string().map_err(|_| {
@@ -139,7 +157,38 @@ fn overrides(
         })?;
         out.insert(name.to_owned(), value);
     }
-    Ok(out)
+    unread.sort();
+    Ok((out, unread))
+}
+
+/// The sections of `hookbridge.toml` (and its one top-level key), in the form an
+/// override's name spells them.
+const SECTIONS: [&str; 6] = [
+    "KAFKA",
+    "HTTP",
+    "ADMIN",
+    "LOG",
+    "SHUTDOWN",
+    "CONNECTORS_DIR",
+];
+
+/// Whether `name` is an override with single underscores, as `HOOKBRIDGE_KAFKA_BROKERS`:
+/// `HOOKBRIDGE_` and a section. Not the flags' variables (`HOOKBRIDGE_CONFIG`, none names
+/// a section), and not the service links Kubernetes sets for a Service named after a
+/// section (`HOOKBRIDGE_ADMIN_SERVICE_HOST`, `HOOKBRIDGE_ADMIN_PORT_9090_TCP`): no setting
+/// has a `SERVICE` or `PORT` part.
+fn looks_like_an_override(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    let Some(rest) = upper.strip_prefix("HOOKBRIDGE_") else {
+        return false;
+    };
+    let in_a_section = SECTIONS.iter().any(|section| {
+        (rest.strip_prefix(section)).is_some_and(|after| after.is_empty() || after.starts_with('_'))
+    });
+    in_a_section
+        && !rest
+            .split('_')
+            .any(|part| part == "SERVICE" || part == "PORT")
 }
 
 /// The setting an override names: `HOOKBRIDGE__HTTP__MAX_IN_FLIGHT` → `http.max_in_flight`.
@@ -370,6 +419,42 @@ mod tests {
             s.shutdown.drain_timeout.0,
             std::time::Duration::from_secs(31)
         );
+    }
+
+    /// A setting written with single underscores is not read, and is named for a
+    /// warning; the flags' variables and Kubernetes' service links are not.
+    #[test]
+    fn an_override_with_single_underscores_is_named_not_read() {
+        let loaded = load_settings_with(
+            None,
+            env(&[
+                ("HOOKBRIDGE_KAFKA_BROKERS", "k:9092"),
+                ("hookbridge_http_max_in_flight", "7"),
+                ("HOOKBRIDGE_ADMIN_CONSOLE__TOKEN", "x"),
+                ("HOOKBRIDGE_CONNECTORS_DIR", "/c"),
+                ("HOOKBRIDGE_CONFIG", "/etc/hookbridge.toml"),
+                ("HOOKBRIDGE_DLQ_LIMIT", "5"),
+                ("HOOKBRIDGE_ADMIN_SERVICE_HOST", "10.0.0.1"),
+                ("HOOKBRIDGE_ADMIN_PORT_9090_TCP_ADDR", "10.0.0.1"),
+                ("HOOKBRIDGE_HTTP_PORT", "tcp://10.0.0.1:8080"),
+                ("HOOKBRIDGE_KAFKAESQUE", "1"),
+                ("HOOKBRIDGE__LOG__LEVEL", "debug"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(
+            loaded.unread_env,
+            [
+                "HOOKBRIDGE_ADMIN_CONSOLE__TOKEN",
+                "HOOKBRIDGE_CONNECTORS_DIR",
+                "HOOKBRIDGE_KAFKA_BROKERS",
+                "hookbridge_http_max_in_flight",
+            ]
+        );
+        assert_ne!(loaded.settings.kafka.brokers, "k:9092");
+        let said: Vec<String> = loaded.unread_env_warnings().collect();
+        assert!(said[2].starts_with("environment variable HOOKBRIDGE_KAFKA_BROKERS is not read"));
+        assert!(!said.iter().any(|w| w.contains("k:9092")), "{said:?}");
     }
 
     /// A bad or unknown override names its variable, not the file.

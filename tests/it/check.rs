@@ -154,6 +154,19 @@ fn literal_secret_is_accepted_with_a_warning_and_never_printed() {
         "{text}"
     );
     assert!(!text.contains("literal-env-token-do-not-print"), "{text}");
+
+    // Written with single underscores, an override is not read, and `check` says so.
+    let (code, text) = run_in(
+        dir.path(),
+        "check",
+        &[("HOOKBRIDGE_KAFKA_BROKERS", "kafka-do-not-print:9092")],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("warning: environment variable HOOKBRIDGE_KAFKA_BROKERS is not read"),
+        "{text}"
+    );
+    assert!(!text.contains("kafka-do-not-print"), "{text}");
 }
 
 #[test]
