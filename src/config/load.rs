@@ -258,9 +258,43 @@ fn check_toml_syntax(path: &Path, label: &str) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(label, "", format!("cannot read file: {}", e.kind())))?;
     match text.parse::<toml::Table>() {
-        Ok(_) => Ok(()),
+        Ok(table) => whole_numbers_whole(&table, label),
         Err(e) => Err(toml_error(label, &text, "", &e)),
     }
+}
+
+/// A setting that counts (`http.max_in_flight`) written as a fraction is an error: the
+/// `config` crate would round `10.5` to 10 and run with a number nobody wrote. Which
+/// settings count is read from the built-in defaults, where each is a whole number.
+fn whole_numbers_whole(table: &toml::Table, label: &str) -> Result<(), ConfigError> {
+    let defaults: toml::Table = DEFAULTS.parse().expect("the built-in defaults are TOML");
+    fraction_where_whole(table, &defaults, "").map_or(Ok(()), |key| {
+        Err(ConfigError::new(
+            label,
+            key,
+            "expected a whole number, found a fraction",
+        ))
+    })
+}
+
+/// The first key (dotted, under `prefix`) where `table` holds a float and `defaults`
+/// an integer.
+fn fraction_where_whole(
+    table: &toml::Table,
+    defaults: &toml::Table,
+    prefix: &str,
+) -> Option<String> {
+    table.iter().find_map(|(key, value)| {
+        let path = match prefix {
+            "" => key.clone(),
+            _ => format!("{prefix}.{key}"),
+        };
+        match (value, defaults.get(key)?) {
+            (toml::Value::Float(_), toml::Value::Integer(_)) => Some(path),
+            (toml::Value::Table(t), toml::Value::Table(d)) => fraction_where_whole(t, d, &path),
+            _ => None,
+        }
+    })
 }
 
 /// A TOML error as file, key, line/column and reason — never the text of the line,
@@ -455,6 +489,39 @@ mod tests {
         let said: Vec<String> = loaded.unread_env_warnings().collect();
         assert!(said[2].starts_with("environment variable HOOKBRIDGE_KAFKA_BROKERS is not read"));
         assert!(!said.iter().any(|w| w.contains("k:9092")), "{said:?}");
+    }
+
+    /// A counting setting written as a fraction is refused by key (the `config` crate
+    /// would round it); whole numbers and fractions where one is allowed load.
+    #[test]
+    fn a_fraction_where_a_whole_number_is_expected_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookbridge.toml");
+        let cases = [
+            ("[http]\nmax_in_flight = 10.5\n", Some("http.max_in_flight")),
+            (
+                "[http]\nunverified_rate_limit = { per_second = 2.5, burst = 10 }\n",
+                Some("http.unverified_rate_limit.per_second"),
+            ),
+            (
+                "[kafka]\ncommit_metadata_max_bytes = 4e3\n",
+                Some("kafka.commit_metadata_max_bytes"),
+            ),
+            ("[http]\nmax_in_flight = 10\n", None),
+            ("[kafka.properties]\n\"linger.ms\" = \"1.5\"\n", None),
+        ];
+        for (text, key) in cases {
+            std::fs::write(&path, text).unwrap();
+            let loaded = load_settings_with(Some(&path), env(&[]));
+            match key {
+                Some(key) => {
+                    let e = loaded.unwrap_err();
+                    assert_eq!(e.key.as_deref(), Some(key), "{e}");
+                    assert!(e.reason.contains("whole number"), "{e}");
+                }
+                None => assert!(loaded.is_ok(), "{text}: {:?}", loaded.err()),
+            }
+        }
     }
 
     /// A bad or unknown override names its variable, not the file.
