@@ -179,7 +179,8 @@ def check_settings(text: str, vals: dict[str, Any]) -> dict[str, Any] | None:
                 f"[{section}] listen uses containerPorts.{port}", listen)
     # hookbridge rejects unknown keys (deny_unknown_fields): every key must be one of
     # defaults.toml's, with the same TOML type (an integer stays an integer, not 1024.0).
-    known = toml_key_paths(DEFAULTS)
+    # Settings with no default (off unless set) are known too, with their type.
+    known = toml_key_paths(DEFAULTS) | {"admin.console.token": ""}
     for key, value in toml_key_paths(settings).items():
         if not R.check(key in known, "hookbridge.toml has only known keys", key):
             continue
@@ -452,6 +453,9 @@ def main() -> int:
         ("defaults", None),
         ("scaled", {"replicaCount": 3, "serviceMonitor": {"enabled": True}, "autoscaling": {"enabled": True}}),
         ("replicas3", {"replicaCount": 3}),
+        ("ipv6", {"bindAddress": "::", "config": {"admin": {"console": {"token": "${CONSOLE_TOKEN}"}}},
+                  "secretEnv": [{"name": "GITHUB_SECRET", "secretName": "hookbridge-secrets", "key": "github-secret"},
+                                {"name": "CONSOLE_TOKEN", "secretName": "console", "key": "token"}]}),
         ("custom", {
             "drainTimeoutSeconds": 60,
             "preStopSleepSeconds": 0,
@@ -500,6 +504,11 @@ def main() -> int:
             R.check(set(kinds) == base | {"PodDisruptionBudget"}, "3 fixed replicas add a PDB only", kinds)
             dep = facts.get("deployment")
             R.check(dep is not None and dep["spec"].get("replicas") == 3, "Deployment runs 3 replicas")
+        elif label == "ipv6":
+            s = facts.get("settings") or {}
+            R.check(s.get("http", {}).get("listen") == "[::]:8080", "an IPv6 bindAddress is bracketed",
+                    s.get("http"))
+            R.check(s.get("admin", {}).get("listen") == "[::]:9090", "the admin listener too", s.get("admin"))
         elif label == "custom":
             R.check(facts.get("grace") == 70, "grace period is drain 60 + preStop 0 + 10", facts.get("grace"))
             c = facts.get("container", {})
@@ -521,6 +530,15 @@ def main() -> int:
     must_fail("config.kafka.brokers", {"config": {"kafka": {"brokers": "x:9092"}}}, "set by the chart")
     must_fail("a secretEnv entry without key", {"secretEnv": [{"name": "X", "secretName": "s"}]},
               "key is required")
+    must_fail("a literal Kafka password", {"config": {"kafka": {"properties": {"sasl.password": "hunter2"}}}},
+              "config.kafka.properties.sasl.password holds a literal secret")
+    must_fail("a literal console token", {"config": {"admin": {"console": {"token": "t0k3n-literal-000000"}}}},
+              "config.admin.console.token holds a literal secret")
+    for label, values, secret in [("a literal Kafka password", {"config": {"kafka": {"properties": {"sasl.password": "hunter2"}}}}, "hunter2")]:
+        try:
+            render(values)
+        except helm.HelmError as e:
+            R.check(secret not in str(e), f"refusing {label} does not print it", str(e)[-300:])
 
     print("rendered scenarios:")
     print("\n".join(summary))

@@ -87,10 +87,49 @@ The settings (hookbridge.toml) as JSON: .Values.config plus the keys the chart o
 {{- end }}
 {{- $_ := set $cfg "connectors_dir" "connectors" }}
 {{- $_ := set (get $cfg "kafka") "brokers" (required "kafka.brokers is required" .Values.kafka.brokers | toString) }}
-{{- $_ := set (get $cfg "http") "listen" (printf "%s:%d" .Values.bindAddress (int .Values.containerPorts.http)) }}
-{{- $_ := set (get $cfg "admin") "listen" (printf "%s:%d" .Values.bindAddress (int .Values.containerPorts.admin)) }}
+{{- $bind := include "hookbridge.bindAddress" . }}
+{{- $_ := set (get $cfg "http") "listen" (printf "%s:%d" $bind (int .Values.containerPorts.http)) }}
+{{- $_ := set (get $cfg "admin") "listen" (printf "%s:%d" $bind (int .Values.containerPorts.admin)) }}
+{{- include "hookbridge.noLiteralSecrets" $cfg }}
 {{- $_ := set (get $cfg "shutdown") "drain_timeout" (printf "%ss" (include "hookbridge.drainTimeoutSeconds" .)) }}
 {{- toJson $cfg }}
+{{- end }}
+
+{{/* bindAddress as a listen address takes it: an IPv6 address ("::") in brackets. */}}
+{{- define "hookbridge.bindAddress" -}}
+{{- $a := .Values.bindAddress | toString }}
+{{- if and (contains ":" $a) (not (hasPrefix "[" $a)) }}[{{ $a }}]{{ else }}{{ $a }}{{ end }}
+{{- end }}
+
+{{/*
+Refuses a secret written into config as it is: the settings go into a ConfigMap, which
+anyone who can read the namespace's ConfigMaps reads. The keys hookbridge check warns
+about: admin.console.token and kafka.properties whose name says password, passphrase,
+secret, jaas, key.pem or sasl.oauthbearer.config. "${ENV_VAR}" (from secretEnv) and
+"file:/path" (a mounted Secret) are references.
+*/}}
+{{- define "hookbridge.noLiteralSecrets" -}}
+{{- $secrets := list }}
+{{- $console := get (get . "admin" | default dict) "console" | default dict }}
+{{- if kindIs "map" $console }}
+{{- if hasKey $console "token" }}
+{{- $secrets = append $secrets (list "admin.console.token" (get $console "token")) }}
+{{- end }}
+{{- end }}
+{{- $props := get (get . "kafka") "properties" | default dict }}
+{{- if kindIs "map" $props }}
+{{- range $k, $v := $props }}
+{{- if regexMatch "(?i)password|passphrase|secret|jaas|key\\.pem|sasl\\.oauthbearer\\.config" $k }}
+{{- $secrets = append $secrets (list (printf "kafka.properties.%s" $k) $v) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $s := $secrets }}
+{{- $v := index $s 1 | toString }}
+{{- if not (or (regexMatch "^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$" $v) (hasPrefix "file:" $v)) }}
+{{- fail (printf "config.%s holds a literal secret, which would be stored in a ConfigMap: write \"${ENV_VAR}\" and add the variable to secretEnv, or \"file:/path\" to a mounted Secret" (index $s 0)) }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* A TOML key: bare when it can be, else a quoted (JSON-escaped, TOML-compatible) string. */}}
