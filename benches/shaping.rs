@@ -69,6 +69,7 @@ fn record() -> Record {
         offset: 1_234_567,
         leader_epoch: -1,
         checked_item: None,
+        null_headers: Vec::new(),
         null_value: false,
         key: Some(Bytes::from_static(b"ord_1234567890")),
         value: value(),

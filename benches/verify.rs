@@ -137,6 +137,7 @@ fn record(value: Bytes) -> Record {
         epoch: 0,
         leader_epoch: -1,
         checked_item: None,
+        null_headers: Vec::new(),
         null_value: false,
     }
 }

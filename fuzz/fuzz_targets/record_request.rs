@@ -95,6 +95,7 @@ fuzz_target!(|input: Input<'_>| {
         epoch: 0,
         leader_epoch: -1,
         checked_item: None,
+        null_headers: Vec::new(),
     };
     let _ = record.webhook_id();
     let Ok(Some(prepared)) = shaper.shape(&record) else {

@@ -391,6 +391,7 @@ mod tests {
             epoch: 0,
             leader_epoch: -1,
             checked_item: None,
+            null_headers: Vec::new(),
         }
     }
 

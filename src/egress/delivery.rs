@@ -944,7 +944,12 @@ impl Destination {
                 Err(e) => e,
             };
             let next = producer::is_too_large(&error)
-                .then(|| way.after_too_large(record.value.len()))
+                .then(|| {
+                    way.after_too_large(
+                        record.value.len(),
+                        record.key.as_ref().map_or(0, |k| k.len()),
+                    )
+                })
                 .flatten();
             DeadLetterFailed {
                 id,
@@ -1107,6 +1112,7 @@ mod tests {
             epoch: 0,
             leader_epoch: -1,
             checked_item: None,
+            null_headers: Vec::new(),
             null_value: false,
         }
     }
@@ -1254,6 +1260,7 @@ mod tests {
             epoch: 0,
             leader_epoch: -1,
             checked_item: None,
+            null_headers: Vec::new(),
             null_value: false,
         };
         let (r10, r11, r12, r13) = (at(10), at(11), at(12), at(13));

@@ -6,8 +6,10 @@
 //! A dead letter the producer or broker refuses for its size (the producer's
 //! `message.max.bytes` follows the sources, not what sinks consume) would be refused on
 //! every retry, holding its key forever. It is cut instead ([`Fit`]): the value halved
-//! until it fits, then the original headers left out, and marked with
-//! `hookbridge-dlq-truncated` (the original size) so it is never redriven as if whole.
+//! until it fits, then the original headers left out, then a key longer than
+//! [`KEY_KEPT`] cut to its start, and marked with `hookbridge-dlq-truncated` (the original
+//! value's size; `hookbridge-dlq-key-truncated`, the key's) so it is never redriven as if
+//! whole.
 //!
 //! A size refusal of a batched write does not say the record is too large: the broker's
 //! `max.message.bytes` applies to a whole batch, and librdkafka fails every record of a
@@ -65,16 +67,23 @@ pub enum Fit {
     Value(usize),
     /// Key and the dead-letter headers only: the original headers were too large too.
     EnvelopeOnly,
+    /// The first [`KEY_KEPT`] bytes of the key and the dead-letter headers: the key alone
+    /// was too large (a producer may write keys of megabytes).
+    KeyCut,
 }
+
+/// How much of a key too large for the DLQ topic its dead letter keeps.
+pub const KEY_KEPT: usize = 1024;
 
 impl Fit {
     /// The next smaller cut after a size refusal; `None` when nothing is left to cut.
-    pub fn smaller(self, value_len: usize) -> Option<Fit> {
+    pub fn smaller(self, value_len: usize, key_len: usize) -> Option<Fit> {
         match self {
             Fit::Whole if value_len > 0 => Some(Fit::Value(value_len / 2)),
             Fit::Value(n) if n > 0 => Some(Fit::Value(n / 2)),
             Fit::Whole | Fit::Value(_) => Some(Fit::EnvelopeOnly),
-            Fit::EnvelopeOnly => None,
+            Fit::EnvelopeOnly if key_len > KEY_KEPT => Some(Fit::KeyCut),
+            Fit::EnvelopeOnly | Fit::KeyCut => None,
         }
     }
 
@@ -109,16 +118,14 @@ impl Way {
     /// The next write after a size refusal: alone and as large first (the batch may
     /// have been too large, not the record), then cut smaller; `None` when nothing is
     /// left to cut.
-    pub fn after_too_large(self, value_len: usize) -> Option<Way> {
+    pub fn after_too_large(self, value_len: usize, key_len: usize) -> Option<Way> {
         if !self.alone {
             return Some(Way {
                 fit: self.fit,
                 alone: true,
             });
         }
-        self.fit
-            .smaller(value_len)
-            .map(|fit| Way { fit, alone: true })
+        (self.fit.smaller(value_len, key_len)).map(|fit| Way { fit, alone: true })
     }
 
     fn producer(self, producers: &Producers) -> &producer::Producer {
@@ -155,6 +162,7 @@ impl DeadLetter {
             last_attempt: self.last_attempt,
             response: self.response.clone(),
             truncated: None,
+            key_truncated: None,
         }
     }
 }
@@ -166,12 +174,14 @@ pub fn headers(record: &Record, dl: &DeadLetter, connector: &str, fit: Fit) -> O
     if fit.is_cut() {
         envelope.truncated = Some(record.value.len() as u64);
     }
-    let original: &[(String, bytes::Bytes)] = if fit == Fit::EnvelopeOnly {
-        &[]
-    } else {
-        &record.headers
+    if fit == Fit::KeyCut {
+        envelope.key_truncated = record.key.as_ref().map(|k| k.len() as u64);
+    }
+    let kept = match fit {
+        Fit::Whole | Fit::Value(_) => usize::MAX,
+        Fit::EnvelopeOnly | Fit::KeyCut => 0,
     };
-    envelope.to_headers(original)
+    envelope.to_headers(record.headers_as_produced().take(kept))
 }
 
 /// Writes the record, as much of it as `fit` keeps, to `topic` and waits for the
@@ -188,7 +198,7 @@ pub async fn write(
     let value = match fit {
         Fit::Whole => record.value.as_ref(),
         Fit::Value(n) => &record.value[..n.min(record.value.len())],
-        Fit::EnvelopeOnly => &[],
+        Fit::EnvelopeOnly | Fit::KeyCut => &[],
     };
     let mut fr: FutureRecord<'_, [u8], [u8]> =
         FutureRecord::to(topic).headers(headers(record, dl, connector, fit));
@@ -197,7 +207,10 @@ pub async fn write(
         fr = fr.payload(value);
     }
     if let Some(k) = &record.key {
-        fr = fr.key(k.as_ref());
+        fr = fr.key(match fit {
+            Fit::KeyCut => &k[..k.len().min(KEY_KEPT)],
+            _ => k.as_ref(),
+        });
     }
     way.producer(producers)
         .send_acked(fr, Duration::from_secs(5))
@@ -237,21 +250,33 @@ mod tests {
     fn a_refused_dead_letter_is_cut_in_halves_then_to_its_envelope() {
         let mut fit = Fit::Whole;
         let mut seen = vec![fit];
-        while let Some(next) = fit.smaller(1000) {
+        while let Some(next) = fit.smaller(1000, 10) {
             fit = next;
             seen.push(fit);
         }
         assert_eq!(seen[1], Fit::Value(500));
         assert_eq!(seen.last(), Some(&Fit::EnvelopeOnly));
         assert!(seen.len() < 15, "ends after a few halvings: {seen:?}");
-        assert_eq!(Fit::Whole.smaller(0), Some(Fit::EnvelopeOnly));
+        assert_eq!(Fit::Whole.smaller(0, 10), Some(Fit::EnvelopeOnly));
+    }
+
+    #[test]
+    fn a_key_too_large_is_cut_last() {
+        let cut = |key_len| Fit::EnvelopeOnly.smaller(10, key_len);
+        assert_eq!(cut(KEY_KEPT + 1), Some(Fit::KeyCut));
+        assert_eq!(
+            cut(KEY_KEPT),
+            None,
+            "a key that short is not what is too large"
+        );
+        assert_eq!(Fit::KeyCut.smaller(10, 1 << 20), None);
     }
 
     #[test]
     fn a_size_refusal_of_a_batch_writes_the_record_again_whole_alone_before_cutting_it() {
         // A 2 KB dead letter refused together with its batch (the DLQ topic's limit
         // applies to the whole batch) is written again as it is, on its own.
-        let next = Way::FIRST.after_too_large(2000);
+        let next = Way::FIRST.after_too_large(2000, 10);
         assert_eq!(
             next,
             Some(Way {
@@ -261,7 +286,7 @@ mod tests {
             "a record refused in a batch is not cut"
         );
         // Refused alone, the record itself is too large: now it is cut, and stays alone.
-        let cut = next.and_then(|w| w.after_too_large(2000));
+        let cut = next.and_then(|w| w.after_too_large(2000, 10));
         assert_eq!(
             cut,
             Some(Way {
@@ -271,7 +296,7 @@ mod tests {
         );
         let mut way = Way::FIRST;
         let mut writes = 1;
-        while let Some(next) = way.after_too_large(2000) {
+        while let Some(next) = way.after_too_large(2000, 10) {
             way = next;
             writes += 1;
         }

@@ -34,6 +34,11 @@ pub struct Record {
     /// redrive) writes it null.
     pub null_value: bool,
     pub headers: Vec<(String, Bytes)>,
+    /// Which of `headers` had a null value, not an empty one (both read as empty):
+    /// their indices, ascending. Empty for nearly every record, without an allocation;
+    /// kept so that what writes the record again (its dead letter, a redrive to its
+    /// topic) writes them null, as they were produced.
+    pub null_headers: Vec<usize>,
     /// The partition's rewind count when this record was polled; records polled before
     /// the latest rewind are stale and ignored (see `dispatcher`).
     pub epoch: u64,
@@ -62,8 +67,8 @@ impl Record {
     /// `msg` is a live message without an error, not destroyed during the call.
     pub unsafe fn from_raw(msg: *mut rdsys::rd_kafka_message_t, topic: Topic) -> (Self, usize) {
         let m = &*msg;
-        let (headers, lossy) = if unparsed::has_no_headers(msg) {
-            (Vec::new(), 0)
+        let (headers, null_headers, lossy) = if unparsed::has_no_headers(msg) {
+            (Vec::new(), Vec::new(), 0)
         } else {
             let mut hdrs: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
             // librdkafka only writes the headers pointer (owned by the message) into `hdrs`.
@@ -72,7 +77,7 @@ impl Record {
                 // `hdrs` belongs to `msg`, which outlives this call.
                 read_headers(hdrs)
             } else {
-                (Vec::new(), 0)
+                (Vec::new(), Vec::new(), 0)
             }
         };
         let bytes = |ptr: *mut std::ffi::c_void, len: usize| {
@@ -89,6 +94,7 @@ impl Record {
             value: bytes(m.payload, m.len).unwrap_or_default(),
             null_value: m.payload.is_null(),
             headers,
+            null_headers,
             epoch: 0,
             leader_epoch: rdsys::rd_kafka_message_leader_epoch(msg),
             checked_item: None,
@@ -118,6 +124,36 @@ impl Record {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
+    }
+
+    /// The headers as the record carried them, to write it again: a header whose value
+    /// was null is written null.
+    pub fn headers_as_produced(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        let mut nulls = self.null_headers.iter().peekable();
+        (self.headers.iter().enumerate()).map(move |(i, (k, v))| {
+            let null = nulls.next_if_eq(&&i).is_some();
+            (k.as_str(), (!null).then_some(v.as_ref()))
+        })
+    }
+
+    /// Keeps only the headers `keep` accepts by name, their null values still null.
+    pub fn retain_headers(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        if self.null_headers.is_empty() {
+            self.headers.retain(|(k, _)| keep(k));
+            return;
+        }
+        let (mut kept, mut nulls) = (Vec::new(), Vec::new());
+        let null_at = std::mem::take(&mut self.null_headers);
+        for (i, (k, v)) in std::mem::take(&mut self.headers).into_iter().enumerate() {
+            if keep(&k) {
+                if null_at.binary_search(&i).is_ok() {
+                    nulls.push(kept.len());
+                }
+                kept.push((k, v));
+            }
+        }
+        self.headers = kept;
+        self.null_headers = nulls;
     }
 
     /// `<topic>-<partition>-<offset>`: stable across redeliveries so receivers can dedupe.
@@ -158,16 +194,20 @@ pub unsafe fn topic_name<'a>(msg: *const rdsys::rd_kafka_message_t) -> &'a [u8] 
 }
 
 /// Every header of a librdkafka header list, in order: names read lossily (with the
-/// count of names that were not UTF-8), values copied (a null value reads as empty).
+/// count of names that were not UTF-8), values copied (a null value reads as empty, and
+/// its index is listed).
 ///
 /// # Safety
 /// `hdrs` is null or a header list that stays alive and unmodified during the call.
-unsafe fn read_headers(hdrs: *const rdsys::rd_kafka_headers_t) -> (Vec<(String, Bytes)>, usize) {
+unsafe fn read_headers(
+    hdrs: *const rdsys::rd_kafka_headers_t,
+) -> (Vec<(String, Bytes)>, Vec<usize>, usize) {
     if hdrs.is_null() {
-        return (Vec::new(), 0);
+        return (Vec::new(), Vec::new(), 0);
     }
     let count = rdsys::rd_kafka_header_cnt(hdrs);
     let mut headers = Vec::with_capacity(count);
+    let mut nulls = Vec::new();
     let mut lossy = 0;
     for idx in 0..count {
         let mut name: *const std::ffi::c_char = std::ptr::null();
@@ -187,14 +227,17 @@ unsafe fn read_headers(hdrs: *const rdsys::rd_kafka_headers_t) -> (Vec<(String, 
                 String::from_utf8_lossy(name).into_owned()
             }
         };
-        let value = if value.is_null() || size == 0 {
+        let value = if value.is_null() {
+            nulls.push(headers.len());
+            Bytes::new()
+        } else if size == 0 {
             Bytes::new()
         } else {
             Bytes::copy_from_slice(std::slice::from_raw_parts(value.cast::<u8>(), size))
         };
         headers.push((name, value));
     }
-    (headers, lossy)
+    (headers, nulls, lossy)
 }
 
 mod topic;
@@ -231,8 +274,9 @@ mod tests {
             (b"x-null", None),
         ]);
         let ptr = owned.as_borrowed() as *const _ as *const rdsys::rd_kafka_headers_t;
-        let (headers, lossy) = unsafe { read_headers(ptr) };
+        let (headers, nulls, lossy) = unsafe { read_headers(ptr) };
         assert_eq!(lossy, 1);
+        assert_eq!(nulls, [2], "the null value is told from an empty one");
         assert_eq!(
             headers,
             vec![
@@ -249,7 +293,7 @@ mod tests {
         // docs/configuration.md says forwarding and dead letters keep of such a name.
         let owned = raw_headers(&[(b"x-a\0b", Some(b"1")), (b"x-ok", Some(b"2"))]);
         let ptr = owned.as_borrowed() as *const _ as *const rdsys::rd_kafka_headers_t;
-        let (headers, lossy) = unsafe { read_headers(ptr) };
+        let (headers, _, lossy) = unsafe { read_headers(ptr) };
         assert_eq!(lossy, 0);
         assert_eq!(
             headers,
@@ -274,6 +318,7 @@ mod tests {
             leader_epoch: -1,
             checked_item: None,
             null_value: false,
+            null_headers: Vec::new(),
         }
     }
 
@@ -307,8 +352,63 @@ mod tests {
 
     #[test]
     fn no_headers_read_as_none() {
-        let (headers, lossy) = unsafe { read_headers(std::ptr::null()) };
-        assert!(headers.is_empty());
+        let (headers, nulls, lossy) = unsafe { read_headers(std::ptr::null()) };
+        assert!(headers.is_empty() && nulls.is_empty());
         assert_eq!(lossy, 0);
+    }
+
+    /// Null and empty header values are written again as they were read, through
+    /// dropping headers by name.
+    #[test]
+    fn null_header_values_stay_null_when_written_again() {
+        let owned = raw_headers(&[
+            (b"", None),
+            (b"x-a", None),
+            (b"x-a", Some(b"")),
+            (b"hookbridge-dlq-reason", None),
+            (b"x-b", Some(b"1")),
+            (b"x-c", None),
+        ]);
+        let ptr = owned.as_borrowed() as *const _ as *const rdsys::rd_kafka_headers_t;
+        let (headers, null_headers, _) = unsafe { read_headers(ptr) };
+        let mut r = Record {
+            headers,
+            null_headers,
+            ..record(b"{}")
+        };
+        let produced = |r: &Record| -> Vec<(String, Option<Vec<u8>>)> {
+            (r.headers_as_produced())
+                .map(|(k, v)| (k.to_owned(), v.map(<[u8]>::to_vec)))
+                .collect()
+        };
+        let h = |k: &str, v: Option<&[u8]>| (k.to_owned(), v.map(<[u8]>::to_vec));
+        assert_eq!(
+            produced(&r),
+            [
+                h("", None),
+                h("x-a", None),
+                h("x-a", Some(b"")),
+                h("hookbridge-dlq-reason", None),
+                h("x-b", Some(b"1")),
+                h("x-c", None),
+            ]
+        );
+        r.retain_headers(|k| !k.starts_with("hookbridge-dlq-"));
+        assert_eq!(
+            produced(&r),
+            [
+                h("", None),
+                h("x-a", None),
+                h("x-a", Some(b"")),
+                h("x-b", Some(b"1")),
+                h("x-c", None),
+            ]
+        );
+        r.retain_headers(|k| k != "x-a");
+        assert_eq!(
+            produced(&r),
+            [h("", None), h("x-b", Some(b"1")), h("x-c", None)]
+        );
+        assert_eq!(r.null_headers, [0, 2]);
     }
 }

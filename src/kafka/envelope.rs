@@ -60,20 +60,25 @@ pub struct DeadLetterEnvelope {
     /// The original value's size when the dead letter had to be cut to fit the DLQ
     /// topic: such a record is evidence, not something to redrive.
     pub truncated: Option<u64>,
+    /// The original key's size when the key had to be cut too.
+    pub key_truncated: Option<u64>,
 }
 
 impl DeadLetterEnvelope {
-    /// The dead-letter record's headers: the original ones, minus dead-letter headers of
-    /// an earlier round (a redriven record that fails again gets fresh ones), then ours.
-    pub fn to_headers(&self, original: &[(String, Bytes)]) -> OwnedHeaders {
-        let kept = original_headers(original);
+    /// The dead-letter record's headers: the original ones (a null value stays null),
+    /// minus dead-letter headers of an earlier round (a redriven record that fails again
+    /// gets fresh ones), then ours.
+    pub fn to_headers<'a>(
+        &self,
+        original: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    ) -> OwnedHeaders {
         let ours = self.header_values();
-        let mut out = OwnedHeaders::new_with_capacity(kept.len() + ours.len());
-        for (k, v) in kept.iter().map(|(k, v)| (k.as_str(), v.as_ref())) {
-            out = out.insert(Header {
-                key: k,
-                value: Some(v),
-            });
+        let mut out = OwnedHeaders::new_with_capacity(ours.len() + 4);
+        for (key, value) in original
+            .into_iter()
+            .filter(|(k, _)| !is_dead_letter_header(k))
+        {
+            out = out.insert(Header { key, value });
         }
         for (k, v) in &ours {
             out = out.insert(Header {
@@ -81,11 +86,16 @@ impl DeadLetterEnvelope {
                 value: Some(v.as_ref()),
             });
         }
-        if let Some(size) = self.truncated {
-            out = out.insert(Header {
-                key: dlq::TRUNCATED,
-                value: Some(size.to_string().as_bytes()),
-            });
+        for (key, size) in [
+            (dlq::TRUNCATED, self.truncated),
+            (dlq::KEY_TRUNCATED, self.key_truncated),
+        ] {
+            if let Some(size) = size {
+                out = out.insert(Header {
+                    key,
+                    value: Some(size.to_string().as_bytes()),
+                });
+            }
         }
         out
     }
@@ -133,14 +143,20 @@ impl DeadLetterEnvelope {
             first_attempt: time(headers, dlq::FIRST_ATTEMPT),
             last_attempt: time(headers, dlq::LAST_ATTEMPT),
             response: header(headers, dlq::RESPONSE).cloned().unwrap_or_default(),
-            // Present but unreadable still means cut: never mistaken for a whole record.
-            truncated: header(headers, dlq::TRUNCATED).map(|_| {
-                text(headers, dlq::TRUNCATED)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0)
-            }),
+            truncated: size(headers, dlq::TRUNCATED),
+            key_truncated: size(headers, dlq::KEY_TRUNCATED),
         })
     }
+}
+
+/// A cut size header: present but unreadable still means cut (0), never mistaken for a
+/// whole record.
+fn size(headers: &[(String, Bytes)], name: &str) -> Option<u64> {
+    header(headers, name).map(|_| {
+        text(headers, name)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 /// The sink that dead-lettered a record (`hookbridge-dlq-connector`).
@@ -152,15 +168,16 @@ pub fn connector(headers: &[(String, Bytes)]) -> Result<&str, EnvelopeError> {
 /// matched in any case, as they are read: a producer's `Hookbridge-DLQ-Truncated` must
 /// not pass for ours.
 pub fn original_headers(headers: &[(String, Bytes)]) -> Vec<(String, Bytes)> {
-    let prefix = headers::DLQ_PREFIX;
-    headers
-        .iter()
-        .filter(|(k, _)| {
-            !k.get(..prefix.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
-        })
+    (headers.iter())
+        .filter(|(k, _)| !is_dead_letter_header(k))
         .cloned()
         .collect()
+}
+
+/// Whether a header name is a dead-letter header's, in any case.
+pub fn is_dead_letter_header(name: &str) -> bool {
+    let prefix = headers::DLQ_PREFIX;
+    (name.get(..prefix.len())).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 fn header<'a>(headers: &'a [(String, Bytes)], name: &str) -> Option<&'a Bytes> {
@@ -315,6 +332,7 @@ mod tests {
             last_attempt: at(1_764_600_001_456),
             response: Bytes::from_static(b"{\"error\":\"bad sku\"}"),
             truncated: None,
+            key_truncated: None,
         }
     }
 
@@ -322,11 +340,17 @@ mod tests {
     fn a_cut_dead_letter_says_so_and_reads_back() {
         let mut e = envelope();
         e.truncated = Some(3_000_000);
-        let pairs = owned_pairs(&e.to_headers(&original()));
+        e.key_truncated = Some(1 << 20);
+        let pairs = owned_pairs(&e.to_headers(written(&original())));
         assert_eq!(DeadLetterEnvelope::read(&pairs), Ok(e));
         assert!(original_headers(&pairs)
             .iter()
             .all(|(k, _)| k != dlq::TRUNCATED));
+    }
+
+    /// Headers as a record carries them, for writing (none null).
+    fn written(hs: &[(String, Bytes)]) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        hs.iter().map(|(k, v)| (k.as_str(), Some(v.as_ref())))
     }
 
     fn original() -> Vec<(String, Bytes)> {
@@ -350,7 +374,7 @@ mod tests {
             "HOOKBRIDGE-DLQ-REASON".into(),
             Bytes::from_static(b"forged"),
         ));
-        let pairs = owned_pairs(&envelope().to_headers(&original));
+        let pairs = owned_pairs(&envelope().to_headers(written(&original)));
         assert_eq!(DeadLetterEnvelope::read(&pairs), Ok(envelope()));
         assert_eq!(DeadLetterEnvelope::read(&pairs).unwrap().truncated, None);
         assert!(original_headers(&pairs)
@@ -360,7 +384,7 @@ mod tests {
 
     #[test]
     fn dead_letter_headers_round_trip() {
-        let written = envelope().to_headers(&original());
+        let written = envelope().to_headers(written(&original()));
         let pairs = owned_pairs(&written);
         assert_eq!(DeadLetterEnvelope::read(&pairs), Ok(envelope()));
         assert_eq!(
@@ -382,14 +406,14 @@ mod tests {
         let mut e = envelope();
         e.status = None;
         e.response = Bytes::from(vec![b'x'; RESPONSE_EXCERPT * 3]);
-        let read = DeadLetterEnvelope::read(&owned_pairs(&e.to_headers(&[]))).unwrap();
+        let read = DeadLetterEnvelope::read(&owned_pairs(&e.to_headers([]))).unwrap();
         assert_eq!(read.status, None);
         assert_eq!(read.response.len(), RESPONSE_EXCERPT);
     }
 
     #[test]
     fn every_dlq_header_has_the_prefix_and_is_written() {
-        let pairs = owned_pairs(&envelope().to_headers(&[]));
+        let pairs = owned_pairs(&envelope().to_headers([]));
         let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(names, dlq::ALL);
         assert!(dlq::ALL.iter().all(|n| n.starts_with(headers::DLQ_PREFIX)));
@@ -397,7 +421,7 @@ mod tests {
 
     #[test]
     fn reading_needs_connector_and_origin() {
-        let pairs = owned_pairs(&envelope().to_headers(&[]));
+        let pairs = owned_pairs(&envelope().to_headers([]));
         for name in [dlq::CONNECTOR, dlq::TOPIC, dlq::PARTITION, dlq::OFFSET] {
             let without: Vec<_> = pairs.iter().filter(|(k, _)| k != name).cloned().collect();
             assert_eq!(

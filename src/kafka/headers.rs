@@ -51,6 +51,9 @@ pub mod dlq {
     /// Present only when the record was cut to fit the DLQ topic: the original value's
     /// size in bytes (the value kept is its start; original headers may be left out).
     pub const TRUNCATED: &str = "hookbridge-dlq-truncated";
+    /// Present only when the key was cut to fit too: the original key's size in bytes
+    /// (the key kept is its start).
+    pub const KEY_TRUNCATED: &str = "hookbridge-dlq-key-truncated";
 
     /// Every dead-letter header always written, in the order they are written.
     #[cfg(test)]
@@ -75,7 +78,10 @@ mod tests {
 
     #[test]
     fn every_dead_letter_header_has_the_prefix() {
-        for name in dlq::ALL.iter().chain([&dlq::TRUNCATED]) {
+        for name in dlq::ALL
+            .iter()
+            .chain([&dlq::TRUNCATED, &dlq::KEY_TRUNCATED])
+        {
             assert!(name.starts_with(DLQ_PREFIX), "{name}");
         }
         for name in [SOURCE, RECEIVED_AT, CONTENT_TYPE, EVENT_TYPE, TRACEPARENT] {

@@ -896,12 +896,24 @@ async fn a_dead_letter_too_large_for_the_producer_is_written_cut_and_marked() {
         &topic,
         &[
             json!({"key": "big", "value": big, "headers": {"x-trace": "t1"}}),
-            json!({"key": "small", "value": "{}"}),
+            json!({"key": "small", "value": "{}", "headers": {"x-null": null, "x-empty": ""}}),
+            json!({"key": "k".repeat(250_000), "value": "{}"}),
         ],
     )
     .await;
-    let dead = kafka::read(&broker.addr(), &dlq, Some(2), 30.0).await;
-    assert_eq!(dead.len(), 2, "both dead-lettered, the large one cut");
+    let dead = kafka::read(&broker.addr(), &dlq, Some(3), 30.0).await;
+    assert_eq!(dead.len(), 3, "all dead-lettered, the large ones cut");
+    // A key too large for any dead letter is cut last, and marked: the record is not
+    // left unfinished for good.
+    let long_key = dead
+        .iter()
+        .find(|d| d.key.as_ref().is_some_and(|k| k.len() > 1000))
+        .expect("the long key's dead letter");
+    assert_eq!(long_key.key.as_ref().map(Vec::len), Some(1024));
+    assert_eq!(
+        long_key.header("hookbridge-dlq-key-truncated").as_deref(),
+        Some("250000")
+    );
     let cut = dead
         .iter()
         .find(|d| d.key.as_deref() == Some(&b"big"[..]))
@@ -922,9 +934,15 @@ async fn a_dead_letter_too_large_for_the_producer_is_written_cut_and_marked() {
         .find(|d| d.key.as_deref() == Some(&b"small"[..]))
         .unwrap();
     assert_eq!(whole.header("hookbridge-dlq-truncated"), None);
+    assert_eq!(
+        whole.null_headers,
+        ["x-null"],
+        "a null header value stays null"
+    );
+    assert_eq!(whole.header("x-empty").as_deref(), Some(""));
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
     let text = hb.metrics().await;
-    assert_eq!(metric(&text, "hookbridge_dlq_truncated_total", &[]), 1.0);
+    assert_eq!(metric(&text, "hookbridge_dlq_truncated_total", &[]), 2.0);
     assert!(
         metric(
             &text,
@@ -939,6 +957,7 @@ async fn a_dead_letter_too_large_for_the_producer_is_written_cut_and_marked() {
     assert!(ok, "{out}");
     assert!(out.contains("cut to fit"), "{out}");
     assert!(out.contains("would redrive: 1;"), "{out}");
+    assert!(out.contains("its key 250000 bytes"), "{out}");
     // Nor from the console, one record at a time.
     let at = format!("{}:{}", cut.partition, cut.offset);
     let (status, body) = console_redrive(&hb, "console-token-cut-4a1b9e", &at).await;

@@ -55,6 +55,7 @@ fn record(value: &str) -> Record {
         offset: 7,
         leader_epoch: -1,
         checked_item: None,
+        null_headers: Vec::new(),
         null_value: false,
         key: Some(Bytes::from_static(b"k")),
         value: Bytes::copy_from_slice(value.as_bytes()),

@@ -2,7 +2,7 @@
 """An independent Kafka client for hookbridge's tests (confluent-kafka, not rdkafka-rs).
 
   read      --brokers B --topic T [--expect N] [--timeout S] [--to-end]   JSON line per record
-  produce   --brokers B --topic T < records.jsonl               {"key","value","headers"} per line
+  produce   --brokers B --topic T < records.jsonl               {"key","value","headers"} per line (a null header value is written null)
   committed --brokers B --group G --topic T                     {"partition": [committed, high]}
   coordinator --brokers B --group G                             {"id": broker id, "port": port}
 """
@@ -79,7 +79,7 @@ def cmd_produce(a):
             continue
         r = json.loads(line)
         key = r.get("key")
-        headers = [(k, v.encode()) for k, v in (r.get("headers") or {}).items()]
+        headers = [(k, None if v is None else v.encode()) for k, v in (r.get("headers") or {}).items()]
         kwargs = {"key": key.encode() if key is not None else None,
                   "value": None if r["value"] is None else r["value"].encode(),
                   "headers": headers, "callback": cb}

@@ -225,7 +225,7 @@ impl Entry {
             partition: env.origin.partition,
         };
         record.offset = env.origin.offset;
-        record.headers = envelope::original_headers(&record.headers);
+        record.retain_headers(|name| !envelope::is_dead_letter_header(name));
         Entry::Mine(Box::new((record, env)))
     }
 }

@@ -240,8 +240,11 @@ pub fn take_lock(
 /// record. `at` names the dead letter.
 fn cut_to_fit(at: &str, env: &DeadLetterEnvelope) -> String {
     let o = &env.origin;
+    let key = (env.key_truncated)
+        .map(|k| format!(", its key {k} bytes"))
+        .unwrap_or_default();
     format!(
-        "{at}: cut to fit the dead-letter topic ({} bytes originally); not redriven, the whole record is at {}/{}@{}",
+        "{at}: cut to fit the dead-letter topic ({} bytes originally{key}); not redriven, the whole record is at {}/{}@{}",
         env.truncated.unwrap_or_default(),
         o.topic,
         o.partition,
@@ -572,11 +575,8 @@ async fn to_source(
     partition: Option<i32>,
 ) -> Result<(), OpsError> {
     let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-    for (k, v) in &r.headers {
-        headers = headers.insert(Header {
-            key: k.as_str(),
-            value: Some(v.as_ref()),
-        });
+    for (key, value) in r.headers_as_produced() {
+        headers = headers.insert(Header { key, value });
     }
     let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.tp.topic).headers(headers);
     if !r.null_value {

@@ -266,6 +266,7 @@ fn a_flushed_batch_counts_its_bytes_as_handed_to_the_dispatcher() {
             epoch: 0,
             leader_epoch: -1,
             checked_item: None,
+            null_headers: Vec::new(),
             null_value: false,
         })
         .collect();

@@ -123,6 +123,7 @@ fn record(partition: i32, offset: i64) -> Record {
         epoch: 0,
         leader_epoch: -1,
         checked_item: None,
+        null_headers: Vec::new(),
         null_value: false,
     }
 }

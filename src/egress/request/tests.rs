@@ -34,6 +34,7 @@ fn record(value: &[u8], headers: &[(&str, &[u8])], key: Option<&[u8]>) -> Record
         offset: 7,
         leader_epoch: -1,
         checked_item: None,
+        null_headers: Vec::new(),
         null_value: false,
         key: key.map(Bytes::copy_from_slice),
         value: Bytes::copy_from_slice(value),

@@ -26,6 +26,9 @@ pub struct Read {
     #[allow(dead_code)]
     pub null_value: bool,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The names of the headers whose value was null (read as empty in `headers`).
+    #[allow(dead_code)]
+    pub null_headers: Vec<String>,
 }
 
 impl Read {
@@ -106,6 +109,10 @@ async fn read_with(
                             .collect()
                     })
                     .unwrap_or_default(),
+                null_headers: (v["headers"].as_array().into_iter().flatten())
+                    .filter(|h| h[1].is_null())
+                    .map(|h| h[0].as_str().unwrap_or("").to_owned())
+                    .collect(),
             }
         })
         .collect()
