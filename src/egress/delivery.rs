@@ -687,7 +687,8 @@ impl Destination {
                     attempts: 0,
                     first_attempt: now,
                     last_attempt: now,
-                    response: Bytes::new(),
+                    // No answer: what could not be filled in, for the operator.
+                    response: refused.detail.map(Bytes::from).unwrap_or_default(),
                 };
                 return self.dead_letter(record, &id, &dl, cancel).await;
             }

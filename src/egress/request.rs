@@ -76,7 +76,7 @@ impl Prepared<'_> {
 }
 
 /// Why a record cannot be shaped: the dead letter's reason and error class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     /// `template`, `filter`, `transform` or `tombstone`.
     pub reason: &'static str,
@@ -85,6 +85,21 @@ pub struct Refused {
     /// `jq-error`, `no-output`, `not-json-output`, `timeout`, `crashed`,
     /// `output-too-large`, `record-too-large` or `null-value`.
     pub error: &'static str,
+    /// For a template, which part could not be filled and why, in the sink's words
+    /// (`header X-Tenant: the record has no value for {header.x-tenant}`): what the
+    /// dead letter says in place of an answer. Never a value taken from the record.
+    pub detail: Option<String>,
+}
+
+impl Refused {
+    /// Refused with no more to say than the class.
+    pub fn new(reason: &'static str, error: &'static str) -> Self {
+        Refused {
+            reason,
+            error,
+            detail: None,
+        }
+    }
 }
 
 /// A dead letter's reason when a URL or header template cannot be rendered for its record.
@@ -96,10 +111,10 @@ pub const TOMBSTONE: &str = "tombstone";
 impl From<crate::egress::batch::NotJson> for Refused {
     /// What a record that cannot be a batch item is dead-lettered with.
     fn from(_: crate::egress::batch::NotJson) -> Self {
-        Refused {
-            reason: crate::egress::batch::NotJson::REASON,
-            error: crate::egress::batch::NotJson::ERROR,
-        }
+        Refused::new(
+            crate::egress::batch::NotJson::REASON,
+            crate::egress::batch::NotJson::ERROR,
+        )
     }
 }
 
@@ -239,10 +254,7 @@ impl Shaper {
         match self.tombstones {
             Tombstones::Deliver => None,
             Tombstones::Skip => Some(Ok(None)),
-            Tombstones::DeadLetter => Some(Err(Refused {
-                reason: TOMBSTONE,
-                error: "null-value",
-            })),
+            Tombstones::DeadLetter => Some(Err(Refused::new(TOMBSTONE, "null-value"))),
         }
     }
 
@@ -256,10 +268,7 @@ impl Shaper {
             Verdict::Filtered => Ok(None),
             Verdict::Passed => self.fill(record, None).map(Some),
             Verdict::Transformed(body) => self.fill(record, Some(body)).map(Some),
-            Verdict::Refused(stage, class) => Err(Refused {
-                reason: stage.as_str(),
-                error: class.as_str(),
-            }),
+            Verdict::Refused(stage, class) => Err(Refused::new(stage.as_str(), class.as_str())),
         }
     }
 
@@ -267,22 +276,24 @@ impl Shaper {
     fn fill<'a>(&'a self, record: &Record, body: Option<Bytes>) -> Result<Prepared<'a>, Refused> {
         let json = self.needs_json.then_some(&record.value[..]);
         let fields = |f: &Field| field(record, json, f);
-        let template = |error| Refused {
+        let template = |error, detail: String| Refused {
             reason: TEMPLATE,
             error,
+            detail: Some(detail),
         };
         let url = match &self.fixed_url {
             Some(u) => Cow::Borrowed(u),
             None => Cow::Owned(self.url.fill(fields).map_err(|e| {
                 use crate::connectors::template::UrlError;
-                template(match e {
+                let error = match e {
                     UrlError::Missing(_) => "missing-value",
                     UrlError::HostNotAllowed => "host-not-allowed",
                     UrlError::Invalid(_)
                     | UrlError::DotSegment
                     | UrlError::Userinfo
                     | UrlError::TooLong => "invalid-url",
-                })
+                };
+                template(error, format!("url: {e}"))
             })?),
         };
         let mut headers = HeaderMap::new();
@@ -315,9 +326,13 @@ impl Shaper {
         for (name, t, credential) in &self.headers {
             buf.clear();
             t.render(&mut buf, Escape::Raw, fields)
-                .map_err(|_| template("missing-value"))?;
-            let mut value =
-                HeaderValue::from_bytes(&buf).map_err(|_| template("invalid-header"))?;
+                .map_err(|e| template("missing-value", format!("header {name}: {e}")))?;
+            let mut value = HeaderValue::from_bytes(&buf).map_err(|_| {
+                template(
+                    "invalid-header",
+                    format!("header {name}: the filled-in value is not a header value (a line break or control character)"),
+                )
+            })?;
             taken.add(name.as_str().len(), value.len())?;
             value.set_sensitive(*credential);
             headers.insert(name.clone(), value);
@@ -480,6 +495,10 @@ impl HeaderBytes {
             return Err(Refused {
                 reason: TEMPLATE,
                 error: "headers-too-large",
+                detail: Some(format!(
+                    "the URL and headers taken from the record come to over {} KiB",
+                    MAX_RECORD_HEADER_BYTES >> 10
+                )),
             });
         }
         Ok(())

@@ -81,7 +81,7 @@ fn restarts(metrics: &Metrics, reason: &str) -> f64 {
 }
 
 fn refused(reason: &'static str, error: &'static str) -> Result<Option<Bytes>, Refused> {
-    Err(Refused { reason, error })
+    Err(Refused::new(reason, error))
 }
 
 /// A program that never ends on a record is killed at the deadline: the record is
@@ -328,13 +328,7 @@ async fn an_output_over_the_largest_body_is_refused_not_a_crash() {
     // The body's length, not the body, in a failure's message.
     let shaped = shape(&s, &record(r#"{"n":67108864}"#)).await;
     let shaped = shaped.map(|b| b.map(|b| b.len()));
-    assert_eq!(
-        shaped,
-        Err(Refused {
-            reason: "transform",
-            error: "output-too-large"
-        })
-    );
+    assert_eq!(shaped, Err(Refused::new("transform", "output-too-large")));
     assert_eq!(
         s.workers().expect("workers").idle_pids(),
         [pid],

@@ -118,6 +118,11 @@ async fn templated_url_and_headers_route_tenants_and_a_record_without_the_header
         Some("missing-value")
     );
     assert_eq!(d.header("hookbridge-dlq-attempts").as_deref(), Some("0"));
+    assert_eq!(
+        d.header("hookbridge-dlq-response").as_deref(),
+        Some("url: the record has no value for `{header.x-tenant}`"),
+        "the dead letter says what could not be filled in"
+    );
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
 
     let seen = rx.seen();

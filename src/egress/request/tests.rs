@@ -79,18 +79,20 @@ fn a_record_with_everything_is_shaped() {
     assert!(s.shape(&skip).unwrap().is_none(), "filtered");
     let no_tenant = record(br#"{"a":{"b":"x"}}"#, &[], Some(b"k"));
     assert_eq!(
-        s.shape(&no_tenant).err(),
+        s.shape(&no_tenant).err().map(classed),
         Some(Refused {
             reason: "template",
-            error: "missing-value"
+            error: "missing-value",
+            detail: None,
         })
     );
     let not_json = record(b"nope", &[("x-t", b"acme")], Some(b"k"));
     assert_eq!(
-        s.shape(&not_json).err(),
+        s.shape(&not_json).err().map(classed),
         Some(Refused {
             reason: "filter",
-            error: "not-json"
+            error: "not-json",
+            detail: None,
         })
     );
 }
@@ -101,10 +103,11 @@ fn a_dot_segment_header_is_refused_not_sent_elsewhere() {
     for bad in [&b".."[..], b"."] {
         let r = record(b"{}", &[("x-tenant", bad)], None);
         assert_eq!(
-            s.shape(&r).err(),
+            s.shape(&r).err().map(classed),
             Some(Refused {
                 reason: "template",
-                error: "invalid-url"
+                error: "invalid-url",
+                detail: None,
             })
         );
     }
@@ -123,10 +126,13 @@ fn a_transform_body_is_json_or_the_record_is_refused() {
     assert_eq!(body, serde_json::json!({"k": "\u{fffd}", "h": "\u{fffd}"}));
     let s = shaper("url = \"http://h/\"\ntransform = '[.n / 0]'");
     assert_eq!(
-        s.shape(&record(br#"{"n":0}"#, &[], None)).err(),
+        s.shape(&record(br#"{"n":0}"#, &[], None))
+            .err()
+            .map(classed),
         Some(Refused {
             reason: "transform",
-            error: "not-json-output"
+            error: "not-json-output",
+            detail: None,
         })
     );
 }
@@ -252,15 +258,16 @@ fn a_record_of_countless_headers_is_refused_as_they_are_counted() {
     let refused = Err(Refused {
         reason: TEMPLATE,
         error: "headers-too-large",
+        detail: None,
     });
-    assert_eq!(s.shape(&r).map(|_| ()), refused);
+    assert_eq!(s.shape(&r).map(|_| ()).map_err(classed), refused);
     let big = vec![b'a'; 40 << 10];
     let r = record(b"{}", &[("content-type", &big)], None);
-    assert_eq!(s.shape(&r).map(|_| ()), refused);
+    assert_eq!(s.shape(&r).map(|_| ()).map_err(classed), refused);
     let ce = shaper("url = \"http://h/\"\nformat = \"cloudevents-binary\"");
     let kind = vec![b'%'; 12 << 10]; // three times as long percent-encoded
     let r = record(b"{}", &[("hookbridge-event-type", &kind)], None);
-    assert_eq!(ce.shape(&r).map(|_| ()), refused);
+    assert_eq!(ce.shape(&r).map(|_| ()).map_err(classed), refused);
 }
 
 /// A record whose URL or headers no request can carry is refused before anything is
@@ -275,20 +282,33 @@ fn a_record_too_large_for_a_request_is_refused_before_it_is_sent() {
         Err(Refused {
             reason: TEMPLATE,
             error,
+            detail: None,
         })
     };
     let long = "a".repeat(70_000);
     let r = record(b"{}", &[("x-t", long.as_bytes())], Some(b"k"));
-    assert_eq!(s.shape(&r).map(|_| ()), refused("invalid-url"));
+    assert_eq!(
+        s.shape(&r).map(|_| ()).map_err(classed),
+        refused("invalid-url")
+    );
     // ~22 KB of text that triples when percent-encoded.
     let wide = "é".repeat(11_000);
     let r = record(b"{}", &[("x-t", wide.as_bytes())], Some(b"k"));
-    assert_eq!(s.shape(&r).map(|_| ()), refused("invalid-url"));
+    assert_eq!(
+        s.shape(&r).map(|_| ()).map_err(classed),
+        refused("invalid-url")
+    );
     // A URL the client could build still goes in the HTTP/2 header block.
     let r = record(b"{}", &[("x-t", &[b'a'; 40_000])], Some(b"k"));
-    assert_eq!(s.shape(&r).map(|_| ()), refused("headers-too-large"));
+    assert_eq!(
+        s.shape(&r).map(|_| ()).map_err(classed),
+        refused("headers-too-large")
+    );
     let r = record(b"{}", &[("x-t", b"t")], Some(&[b'k'; 40 << 10]));
-    assert_eq!(s.shape(&r).map(|_| ()), refused("headers-too-large"));
+    assert_eq!(
+        s.shape(&r).map(|_| ()).map_err(classed),
+        refused("headers-too-large")
+    );
     let big = vec![b'f'; 20 << 10];
     let r = record(
         b"{}",
@@ -296,7 +316,7 @@ fn a_record_too_large_for_a_request_is_refused_before_it_is_sent() {
         Some(&[b'k'; 20 << 10]),
     );
     assert_eq!(
-        s.shape(&r).map(|_| ()),
+        s.shape(&r).map(|_| ()).map_err(classed),
         refused("headers-too-large"),
         "forwarded and filled in together"
     );
@@ -339,11 +359,9 @@ fn a_deeply_nested_value_is_refused_as_not_json() {
         assert_eq!(
             shaper(&format!("url = \"http://h/\"\n{rules}"))
                 .shape(&r)
-                .err(),
-            Some(Refused {
-                reason,
-                error: "not-json"
-            })
+                .err()
+                .map(classed),
+            Some(Refused::new(reason, "not-json"))
         );
     }
 }
@@ -395,4 +413,37 @@ fn a_tombstone_is_delivered_skipped_or_dead_lettered_as_the_sink_says() {
         panic!("a tombstone is refused")
     };
     assert_eq!((refused.reason, refused.error), ("tombstone", "null-value"));
+}
+
+/// A refusal's reason and class, without its detail.
+fn classed(r: Refused) -> Refused {
+    Refused { detail: None, ..r }
+}
+
+/// A template's refusal says which part could not be filled and why, never the
+/// record's values.
+#[test]
+fn a_template_refusal_names_the_part_that_could_not_be_filled() {
+    let s = shaper("url = \"http://h/t/{header.x-t}\"\nheaders = { X-K = \"{header.x-k}\" }");
+    let detail = |r: &Record| s.shape(r).err().and_then(|r| r.detail);
+    let r = record(b"{}", &[("x-k", b"secret-value")], None);
+    assert_eq!(
+        detail(&r).as_deref(),
+        Some("url: the record has no value for `{header.x-t}`")
+    );
+    let r = record(b"{}", &[("x-t", b"secret-value")], None);
+    assert_eq!(
+        detail(&r).as_deref(),
+        Some("header x-k: the record has no value for `{header.x-k}`")
+    );
+    let r = record(b"{}", &[("x-t", b"secret-value"), ("x-k", b"a\nb")], None);
+    let said = detail(&r).expect("a detail");
+    assert!(
+        said.starts_with("header x-k: the filled-in value is not a header value"),
+        "{said}"
+    );
+    let r = record(b"{}", &[("x-t", b".."), ("x-k", b"secret-value")], None);
+    let said = detail(&r).expect("a detail");
+    assert!(said.starts_with("url: "), "{said}");
+    assert!(!said.contains("secret-value"), "{said}");
 }
