@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -270,8 +270,21 @@ async fn stop_on_fatal_error(
     }
 }
 
+/// How long the cluster may leave metadata requests unanswered before `/readyz` says
+/// the broker is unreachable. librdkafka asks one broker, and one that just died can
+/// let a request time out while the others answer: a single miss would take every
+/// replica out of the load balancer at once, for nothing.
+const UNANSWERED_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether the broker counts as reachable: it answered within [`UNANSWERED_GRACE`]
+/// before `now` (never, until it first answers).
+fn reachable(last_answer: Option<Instant>, now: Instant) -> bool {
+    last_answer.is_some_and(|at| now.saturating_duration_since(at) < UNANSWERED_GRACE)
+}
+
 /// Keeps `/readyz` honest: asks the broker for metadata every few seconds.
 async fn watch_broker(producer: Producer, health: Arc<Health>, stop: CancellationToken) {
+    let mut last_answer = None;
     loop {
         let p = producer.clone();
         let ok = tokio::task::spawn_blocking(move || {
@@ -281,7 +294,11 @@ async fn watch_broker(producer: Producer, health: Arc<Health>, stop: Cancellatio
         })
         .await
         .unwrap_or(false);
-        health.broker_reachable.store(ok, Ordering::Relaxed);
+        let now = Instant::now();
+        if ok {
+            last_answer = Some(now);
+        }
+        (health.broker_reachable).store(reachable(last_answer, now), Ordering::Relaxed);
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(if ok { 5 } else { 1 })) => {}
@@ -292,6 +309,18 @@ async fn watch_broker(producer: Producer, health: Arc<Health>, stop: Cancellatio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One unanswered request does not make the broker unreachable; ten seconds of
+    /// them do; nothing is reachable before a first answer.
+    #[test]
+    fn the_broker_is_unreachable_only_after_the_grace() {
+        let t = Instant::now();
+        assert!(!reachable(None, t));
+        assert!(reachable(Some(t), t));
+        assert!(reachable(Some(t), t + Duration::from_secs(4)));
+        assert!(reachable(Some(t), t + UNANSWERED_GRACE - Duration::from_millis(1)));
+        assert!(!reachable(Some(t), t + UNANSWERED_GRACE));
+    }
 
     /// A producer's fatal error takes `/readyz` down and stops the process, which then
     /// exits non-zero (`run` reads the same flag).
