@@ -318,7 +318,10 @@ mod tests {
         assert!(!reachable(None, t));
         assert!(reachable(Some(t), t));
         assert!(reachable(Some(t), t + Duration::from_secs(4)));
-        assert!(reachable(Some(t), t + UNANSWERED_GRACE - Duration::from_millis(1)));
+        assert!(reachable(
+            Some(t),
+            t + UNANSWERED_GRACE - Duration::from_millis(1)
+        ));
         assert!(!reachable(Some(t), t + UNANSWERED_GRACE));
     }
 

@@ -71,8 +71,14 @@ pub enum ControlEvent<'a> {
         partitions: usize,
     },
     /// librdkafka logged a failed commit (`COMMITFAIL`): how a refused asynchronous
-    /// commit shows, since no callback hears of it.
-    CommitRefused { message: &'a str },
+    /// commit shows, since no callback hears of it. Counted always, written when
+    /// `held_back` is `Some` (the refusals like it held back since the last written):
+    /// commits queued every interval while a group waits out a killed member's session
+    /// are all refused in the same instant once it ends.
+    CommitRefused {
+        message: &'a str,
+        held_back: Option<u64>,
+    },
     /// A flow change sent for an earlier assignment of the partition was ignored.
     StaleFlowChange { topic: &'a str, partition: i32 },
     /// The dispatcher paused a partition.
@@ -181,14 +187,17 @@ impl ControlEvent<'_> {
                 tracing::warn!(target: TARGET, connector = %connector, error = %error, partitions,
                     "offset commit failed; it is retried at the next interval");
             }
-            ControlEvent::CommitRefused { message } => {
+            ControlEvent::CommitRefused { message, held_back } => {
                 t.commit_failures.inc();
+                let Some(held_back) = held_back else {
+                    return;
+                };
                 if message.contains(METADATA_TOO_LARGE) {
                     // `check` cannot know the broker's limit; this is where it shows.
-                    tracing::warn!(target: TARGET, connector = %connector, error = %message,
+                    tracing::warn!(target: TARGET, connector = %connector, error = %message, held_back,
                         "offset commit failed: the finished-offset map is over the broker's offset.metadata.max.bytes; set kafka.commit_metadata_max_bytes below it");
                 } else {
-                    tracing::warn!(target: TARGET, connector = %connector, error = %message,
+                    tracing::warn!(target: TARGET, connector = %connector, error = %message, held_back,
                         "offset commit failed; it is retried at the next interval");
                 }
             }
@@ -329,7 +338,11 @@ mod tests {
             E::DrainCommitFailed { .. } => failed("commit of drained offsets failed; records after the last commit will be redelivered"),
             E::CommitNotQueued { .. } => failed("offset commit could not be queued"),
             E::CommitFailed { .. } => failed("offset commit failed; it is retried at the next interval"),
-            E::CommitRefused { message } if message.contains(METADATA_TOO_LARGE) => failed("offset commit failed: the finished-offset map is over the broker's offset.metadata.max.bytes; set kafka.commit_metadata_max_bytes below it"),
+            E::CommitRefused { held_back: None, .. } => Expect {
+                line: None,
+                metric: Metric::Reads(COMMIT_FAILED),
+            },
+            E::CommitRefused { message, .. } if message.contains(METADATA_TOO_LARGE) => failed("offset commit failed: the finished-offset map is over the broker's offset.metadata.max.bytes; set kafka.commit_metadata_max_bytes below it"),
             E::CommitRefused { .. } => failed("offset commit failed; it is retried at the next interval"),
             E::StaleFlowChange { .. } => log("DEBUG", "flow change of an earlier assignment ignored"),
             E::Paused { .. } => log("DEBUG", "partition paused"),
@@ -375,8 +388,9 @@ mod tests {
             E::DrainCommitFailed { error },
             E::CommitNotQueued { error },
             E::CommitFailed { error, partitions: 2 },
-            E::CommitRefused { message: "Offset commit (manual) failed for 1/2 partition(s): Broker: Offset metadata string too large" },
-            E::CommitRefused { message: "Offset commit (manual) failed for 1/1 partition(s): Broker: Not coordinator" },
+            E::CommitRefused { message: "Offset commit (manual) failed for 1/2 partition(s): Broker: Offset metadata string too large", held_back: Some(0) },
+            E::CommitRefused { message: "Offset commit (manual) failed for 1/1 partition(s): Broker: Not coordinator", held_back: Some(4) },
+            E::CommitRefused { message: "Offset commit (manual) failed for 1/1 partition(s): Broker: Not coordinator", held_back: None },
             E::StaleFlowChange { topic, partition },
             E::Paused { topic, partition },
             E::PauseFailed { error },

@@ -126,6 +126,14 @@ fn group_settling(e: &KafkaError) -> bool {
     )
 }
 
+/// The kind of a `COMMITFAIL` line: the line without its digits. librdkafka writes
+/// counts, offsets and partitions into it ("Offset commit (manual) failed for 1/2
+/// partition(s) in join-state wait-join: Broker: Specified group generation id is not
+/// valid: orders[0]@1188(…)"), which vary from one refusal to the next of the same kind.
+fn refusal(message: &str) -> String {
+    message.chars().filter(|c| !c.is_ascii_digit()).collect()
+}
+
 /// Queued commit, on the commit interval; its result comes back to the callbacks.
 pub(super) fn commit_async(consumer: &BaseConsumer<SinkContext>, commits: &[Commit]) {
     if let Err(e) = consumer.commit(&to_tpl(commits), CommitMode::Async) {
@@ -139,11 +147,14 @@ impl ClientContext for SinkContext {
     /// librdkafka answers an asynchronous `rd_kafka_commit` to no queue (rust-rdkafka
     /// sets no `offset_commit_cb`), so [`commit_callback`](ConsumerContext::commit_callback)
     /// never hears of it; a refusal (`OFFSET_METADATA_TOO_LARGE`, a lost coordinator, …)
-    /// only reaches this log as `COMMITFAIL`. Counted and warned about here, once each.
+    /// only reaches this log as `COMMITFAIL`. Counted here, and written once per kind of
+    /// refusal per `client_log::EVERY`.
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         if fac == "COMMITFAIL" {
+            let held_back = (self.client_log).admit(&format!("commit {}", refusal(log_message)));
             self.emit(ControlEvent::CommitRefused {
                 message: log_message,
+                held_back,
             });
             return;
         }
@@ -179,6 +190,19 @@ impl ClientContext for SinkContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Refusals of one kind are known as one, whatever their counts and offsets.
+    #[test]
+    fn a_commit_refusal_is_known_by_its_kind_not_its_counts() {
+        let line = |n: u32, offset: u64| {
+            format!("Offset commit (manual) failed for {n}/6 partition(s) in join-state wait-join: Broker: Specified group generation id is not valid: orders[0]@{offset}(Broker: Specified group generation id is not valid)")
+        };
+        assert_eq!(refusal(&line(1, 1188)), refusal(&line(6, 20_517)));
+        assert_ne!(
+            refusal(&line(1, 1188)),
+            refusal("Offset commit (manual) failed for 1/6 partition(s) in join-state steady: Broker: Not coordinator")
+        );
+    }
 
     /// Only a group between generations is waited out: a refusal that waiting cannot
     /// change (metadata over the broker's limit, a member the group no longer knows, a
