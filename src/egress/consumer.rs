@@ -74,6 +74,9 @@ pub struct SinkContext {
     handoff: Arc<Handoff>,
     /// librdkafka's reports and the poll's errors, each kind at most once a window.
     client_log: ClientLog,
+    /// The group is joined by the KIP-848 consumer protocol, which announces no empty
+    /// share (see [`subscription`]).
+    consumer_protocol: bool,
 }
 
 impl SinkContext {
@@ -97,7 +100,14 @@ impl SinkContext {
             fetched: std::sync::Mutex::default(),
             handoff: Arc::default(),
             client_log: ClientLog::default(),
+            consumer_protocol: false,
         }
+    }
+
+    /// The same context for a consumer that joins by the KIP-848 consumer protocol.
+    pub fn under_consumer_protocol(mut self, yes: bool) -> Self {
+        self.consumer_protocol = yes;
+        self
     }
 
     /// What the dispatcher of this sink reports the records it takes in to.

@@ -142,7 +142,8 @@ pub(crate) async fn run_sink(
         timing.drain_timeout,
         health.clone(),
         &metrics,
-    );
+    )
+    .under_consumer_protocol(crate::kafka::uses_consumer_protocol(&consumer_cfg));
     health.sink_started(&name);
     let consumer: BaseConsumer<SinkContext> = consumer_cfg
         .create_with_context(context)

@@ -111,6 +111,11 @@ fn is_consumer_protocol(value: &str) -> bool {
     value.trim().eq_ignore_ascii_case("consumer")
 }
 
+/// Whether a consumer made from `cfg` joins its group by the KIP-848 consumer protocol.
+pub(crate) fn uses_consumer_protocol(cfg: &ClientConfig) -> bool {
+    cfg.get("group.protocol").is_some_and(is_consumer_protocol)
+}
+
 /// Why librdkafka refused a property, with the value taken out of its message.
 fn property_reason(err: &KafkaError, value: &str) -> String {
     match err {

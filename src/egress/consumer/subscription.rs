@@ -10,8 +10,11 @@
 //! * Under the KIP-848 consumer group protocol (`group.protocol = "consumer"`) librdkafka
 //!   calls no rebalance callback for an empty target assignment (it is no different from
 //!   the empty one held), so a replica beyond the partition count would never hear from
-//!   its group. A member the group has taken in (its member epoch, the classic
-//!   protocol's generation, is above zero) holds its share.
+//!   its group. A member the group has taken in (a member id, and a member epoch above
+//!   zero: librdkafka sets it to 0 when the member is fenced or leaves) holds its share.
+//!   Not under the classic protocol, where every assignment is announced, empty ones
+//!   too, and the generation outlives the membership (a member whose session timed
+//!   out keeps it while it tries to join again).
 //!
 //! `/readyz` would otherwise keep such replicas out of their load balancer, webhooks and
 //! all. Asked every [`CHECK_EVERY`] while the sink waits and holds nothing, and at once
@@ -89,7 +92,7 @@ impl SinkContext {
         if !waiting() {
             return;
         }
-        if member_epoch(consumer) > 0 {
+        if self.consumer_protocol && is_member(consumer) {
             self.set_assigned(true);
             return;
         }
@@ -109,19 +112,22 @@ impl SinkContext {
     }
 }
 
-/// The member's epoch in its group (the classic protocol's generation): above zero once
-/// the group coordinator has taken the member in, -1 before and after.
-fn member_epoch(consumer: &BaseConsumer<SinkContext>) -> i32 {
+/// Whether the group coordinator has taken the member in: it has a member id and an
+/// epoch above zero (the KIP-848 member epoch; under the classic protocol the
+/// generation, which is not reset when the membership ends).
+fn is_member(consumer: &BaseConsumer<SinkContext>) -> bool {
     // SAFETY: the client pointer lives as long as `consumer`; librdkafka hands back a
-    // copy of the group's metadata (or null without a group), which is read once and
-    // destroyed here.
+    // copy of the group's metadata (or null without a group), read here and destroyed
+    // once; the member id it returns lives as long as that copy.
     unsafe {
         let metadata = rdsys::rd_kafka_consumer_group_metadata(consumer.client().native_ptr());
         if metadata.is_null() {
-            return -1;
+            return false;
         }
         let epoch = rdsys::rd_kafka_consumer_group_metadata_generation_id(metadata);
+        let id = rdsys::rd_kafka_consumer_group_metadata_member_id(metadata);
+        let has_id = !id.is_null() && *id != 0;
         rdsys::rd_kafka_consumer_group_metadata_destroy(metadata);
-        epoch
+        epoch > 0 && has_id
     }
 }
