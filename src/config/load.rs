@@ -117,9 +117,12 @@ fn load_settings_with(
             .source(Some(overrides)),
     );
     let blame = |e: ConfigError| blame_environment(e, &set_by_env);
-    let settings = builder
+    let built = builder
         .build()
-        .and_then(|c| c.try_deserialize::<Settings>())
+        .map_err(|e| blame(from_config_error(&label, e)))?;
+    whole_numbers_whole(&built, &label).map_err(blame)?;
+    let settings = built
+        .try_deserialize::<Settings>()
         .map_err(|e| blame(from_config_error(&label, e)))?;
     validate(&settings, &label).map_err(blame)?;
     Ok(Loaded {
@@ -161,34 +164,45 @@ fn overrides(
     Ok((out, unread))
 }
 
-/// The sections of `hookbridge.toml` (and its one top-level key), in the form an
-/// override's name spells them.
-const SECTIONS: [&str; 6] = [
-    "KAFKA",
-    "HTTP",
-    "ADMIN",
-    "LOG",
-    "SHUTDOWN",
-    "CONNECTORS_DIR",
-];
-
-/// Whether `name` is an override with single underscores, as `HOOKBRIDGE_KAFKA_BROKERS`:
-/// `HOOKBRIDGE_` and a section. Not the flags' variables (`HOOKBRIDGE_CONFIG`, none names
-/// a section), and not the service links Kubernetes sets for a Service named after a
-/// section (`HOOKBRIDGE_ADMIN_SERVICE_HOST`, `HOOKBRIDGE_ADMIN_PORT_9090_TCP`): no setting
-/// has a `SERVICE` or `PORT` part.
+/// Whether `name` is a setting's override written with single underscores, as
+/// `HOOKBRIDGE_KAFKA_BROKERS` or `HOOKBRIDGE_ADMIN_CONSOLE__TOKEN`: `HOOKBRIDGE_` and
+/// the dotted name of a setting of the built-in defaults (or `admin.console.token`) with
+/// underscores for its dots. Other `HOOKBRIDGE_…` variables are not settings and are
+/// left alone: the flags' (`HOOKBRIDGE_CONFIG`), Kubernetes' service links and Docker's
+/// links for a service named after a section (`HOOKBRIDGE_ADMIN_SERVICE_HOST`,
+/// `HOOKBRIDGE_KAFKA_PORT`), a variable a `${…}` reference reads.
 fn looks_like_an_override(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     let Some(rest) = upper.strip_prefix("HOOKBRIDGE_") else {
         return false;
     };
-    let in_a_section = SECTIONS.iter().any(|section| {
-        (rest.strip_prefix(section)).is_some_and(|after| after.is_empty() || after.starts_with('_'))
-    });
-    in_a_section
-        && !rest
-            .split('_')
-            .any(|part| part == "SERVICE" || part == "PORT")
+    let spelt: String = (rest.split('_').filter(|part| !part.is_empty()))
+        .collect::<Vec<_>>()
+        .join("_");
+    setting_names().contains(&spelt)
+}
+
+/// Every setting's dotted name, upper case with underscores for its dots, as
+/// [`looks_like_an_override`] compares them (`HTTP_MAX_IN_FLIGHT`).
+fn setting_names() -> Vec<String> {
+    fn leaves(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = match prefix {
+                "" => key.to_ascii_uppercase(),
+                _ => format!("{prefix}_{}", key.to_ascii_uppercase()),
+            };
+            match value {
+                // librdkafka's names hold dots, which no variable name can place.
+                toml::Value::Table(_) if path == "KAFKA_PROPERTIES" => {}
+                toml::Value::Table(t) => leaves(t, &path, out),
+                _ => out.push(path),
+            }
+        }
+    }
+    let defaults: toml::Table = DEFAULTS.parse().expect("the built-in defaults are TOML");
+    let mut out = vec!["ADMIN_CONSOLE_TOKEN".to_owned()];
+    leaves(&defaults, "", &mut out);
+    out
 }
 
 /// The setting an override names: `HOOKBRIDGE__HTTP__MAX_IN_FLIGHT` → `http.max_in_flight`.
@@ -258,40 +272,50 @@ fn check_toml_syntax(path: &Path, label: &str) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(label, "", format!("cannot read file: {}", e.kind())))?;
     match text.parse::<toml::Table>() {
-        Ok(table) => whole_numbers_whole(&table, label),
+        Ok(_) => Ok(()),
         Err(e) => Err(toml_error(label, &text, "", &e)),
     }
 }
 
-/// A setting that counts (`http.max_in_flight`) written as a fraction is an error: the
-/// `config` crate would round `10.5` to 10 and run with a number nobody wrote. Which
-/// settings count is read from the built-in defaults, where each is a whole number.
-fn whole_numbers_whole(table: &toml::Table, label: &str) -> Result<(), ConfigError> {
+/// A setting that counts (`http.max_in_flight`) written with a decimal point or an
+/// exponent, in TOML or YAML, is an error: the `config` crate would round `10.5` to 11
+/// and run with a number nobody wrote. Which settings count is read from the built-in
+/// defaults, where each is a whole number. (An environment override stays text until
+/// its setting reads it, and `10.5` does not read as a whole number there either.)
+fn whole_numbers_whole(config: &Config, label: &str) -> Result<(), ConfigError> {
     let defaults: toml::Table = DEFAULTS.parse().expect("the built-in defaults are TOML");
-    fraction_where_whole(table, &defaults, "").map_or(Ok(()), |key| {
+    let Ok(values) = config
+        .clone()
+        .try_deserialize::<config::Map<String, config::Value>>()
+    else {
+        return Ok(()); // not a table: deserializing the settings says what is wrong
+    };
+    fraction_where_whole(&values, &defaults, "").map_or(Ok(()), |key| {
         Err(ConfigError::new(
             label,
             key,
-            "expected a whole number, found a fraction",
+            "expected a whole number, written without a decimal point or exponent",
         ))
     })
 }
 
-/// The first key (dotted, under `prefix`) where `table` holds a float and `defaults`
+/// The first key (dotted, under `prefix`) where `values` hold a float and `defaults`
 /// an integer.
 fn fraction_where_whole(
-    table: &toml::Table,
+    values: &config::Map<String, config::Value>,
     defaults: &toml::Table,
     prefix: &str,
 ) -> Option<String> {
-    table.iter().find_map(|(key, value)| {
+    values.iter().find_map(|(key, value)| {
         let path = match prefix {
             "" => key.clone(),
             _ => format!("{prefix}.{key}"),
         };
-        match (value, defaults.get(key)?) {
-            (toml::Value::Float(_), toml::Value::Integer(_)) => Some(path),
-            (toml::Value::Table(t), toml::Value::Table(d)) => fraction_where_whole(t, d, &path),
+        match (&value.kind, defaults.get(key)?) {
+            (config::ValueKind::Float(_), toml::Value::Integer(_)) => Some(path),
+            (config::ValueKind::Table(t), toml::Value::Table(d)) => {
+                fraction_where_whole(t, d, &path)
+            }
             _ => None,
         }
     })
@@ -469,6 +493,9 @@ mod tests {
                 ("HOOKBRIDGE_CONFIG", "/etc/hookbridge.toml"),
                 ("HOOKBRIDGE_DLQ_LIMIT", "5"),
                 ("HOOKBRIDGE_ADMIN_SERVICE_HOST", "10.0.0.1"),
+                ("HOOKBRIDGE_KAFKA_LIBS", "/cache/libs"),
+                ("HOOKBRIDGE_KAFKA_ENV_KAFKA_HEAP_OPTS", "-Xmx1g"),
+                ("HOOKBRIDGE_KAFKA_PASSWORD", "read by a ${...} reference"),
                 ("HOOKBRIDGE_ADMIN_PORT_9090_TCP_ADDR", "10.0.0.1"),
                 ("HOOKBRIDGE_HTTP_PORT", "tcp://10.0.0.1:8080"),
                 ("HOOKBRIDGE_KAFKAESQUE", "1"),
@@ -507,6 +534,7 @@ mod tests {
                 "[kafka]\ncommit_metadata_max_bytes = 4e3\n",
                 Some("kafka.commit_metadata_max_bytes"),
             ),
+            ("[http]\nmax_in_flight = 10.0\n", Some("http.max_in_flight")),
             ("[http]\nmax_in_flight = 10\n", None),
             ("[kafka.properties]\n\"linger.ms\" = \"1.5\"\n", None),
         ];
@@ -522,6 +550,11 @@ mod tests {
                 None => assert!(loaded.is_ok(), "{text}: {:?}", loaded.err()),
             }
         }
+        // YAML too.
+        let path = dir.path().join("hookbridge.yaml");
+        std::fs::write(&path, "http:\n  max_in_flight: 10.5\n").unwrap();
+        let e = load_settings_with(Some(&path), env(&[])).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("http.max_in_flight"), "{e}");
     }
 
     /// A bad or unknown override names its variable, not the file.

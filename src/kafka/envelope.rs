@@ -65,6 +65,12 @@ pub struct DeadLetterEnvelope {
 }
 
 impl DeadLetterEnvelope {
+    /// Whether the dead letter was cut to fit its topic (its value, headers or key):
+    /// evidence, never redriven as if whole.
+    pub fn is_cut(&self) -> bool {
+        self.truncated.is_some() || self.key_truncated.is_some()
+    }
+
     /// The dead-letter record's headers: the original ones (a null value stays null),
     /// minus dead-letter headers of an earlier round (a redriven record that fails again
     /// gets fresh ones), then ours.

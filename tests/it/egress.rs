@@ -940,6 +940,16 @@ async fn a_dead_letter_too_large_for_the_producer_is_written_cut_and_marked() {
         "a null header value stays null"
     );
     assert_eq!(whole.header("x-empty").as_deref(), Some(""));
+    // And `dlq show` tells the two apart.
+    let at = format!("{}:{}", whole.partition, whole.offset);
+    let (ok, out) = hb
+        .command(&["dlq", "show", "--connector", "orders", "--at", &at])
+        .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("x-null: (null)") && out.contains("x-empty: \n"),
+        "{out}"
+    );
     wait_committed_to_end(&broker, &format!("g-{topic}"), &topic).await;
     let text = hb.metrics().await;
     assert_eq!(metric(&text, "hookbridge_dlq_truncated_total", &[]), 2.0);

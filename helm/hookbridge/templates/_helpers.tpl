@@ -126,7 +126,7 @@ secret, jaas, key.pem or sasl.oauthbearer.config. "${ENV_VAR}" (from secretEnv) 
 {{- end }}
 {{- range $s := $secrets }}
 {{- $v := index $s 1 | toString }}
-{{- if not (or (regexMatch "^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$" $v) (hasPrefix "file:" $v)) }}
+{{- if and (not (kindIs "invalid" (index $s 1))) (not (or (regexMatch "^\\$\\{[^}]+\\}$" $v) (hasPrefix "file:" $v))) }}
 {{- fail (printf "config.%s holds a literal secret, which would be stored in a ConfigMap: write \"${ENV_VAR}\" and add the variable to secretEnv, or \"file:/path\" to a mounted Secret" (index $s 0)) }}
 {{- end }}
 {{- end }}

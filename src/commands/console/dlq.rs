@@ -185,7 +185,10 @@ pub(super) async fn record_page(
     let header_rows: Vec<Vec<String>> = shown
         .headers
         .iter()
-        .map(|(k, v)| vec![esc(k), format!("<code>{}</code>", esc(v))])
+        .map(|(k, v)| match v {
+            Some(v) => vec![esc(k), format!("<code>{}</code>", esc(v))],
+            None => vec![esc(k), "<em>null</em>".to_owned()],
+        })
         .collect();
     let cut = if shown.body_truncated {
         ", preview cut"

@@ -399,8 +399,9 @@ pub struct Shown {
     pub time: String,
     /// The dead-letter envelope; `None` when the record has no readable one.
     pub summary: Option<Summary>,
-    /// Every header of the dead-letter record, in order, values escaped.
-    pub headers: Vec<(String, String)>,
+    /// Every header of the dead-letter record, in order, values escaped (`None`: null,
+    /// as a producer may write one).
+    pub headers: Vec<(String, Option<String>)>,
     pub key: Option<String>,
     /// Size of the body in bytes.
     pub body_bytes: usize,
@@ -445,14 +446,10 @@ pub fn show(
         dlq_offset: at.offset,
         time: rfc3339_ms(msg.timestamp().to_millis().unwrap_or(0)),
         summary,
-        headers: raw
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    escape_str(k),
-                    escape(&redact.bytes(v), usize::MAX, Lines::Escaped).0,
-                )
+        headers: (raw.headers.iter().zip(raw.headers_as_produced()))
+            .map(|((k, v), (_, produced))| {
+                let v = produced.map(|_| escape(&redact.bytes(v), usize::MAX, Lines::Escaped).0);
+                (escape_str(k), v)
             })
             .collect(),
         key: raw
@@ -499,7 +496,7 @@ impl Shown {
         let _ = writeln!(out, "key:      {}", self.key.as_deref().unwrap_or("(none)"));
         let _ = writeln!(out, "headers:");
         for (k, v) in &self.headers {
-            let _ = writeln!(out, "  {k}: {v}");
+            let _ = writeln!(out, "  {k}: {}", v.as_deref().unwrap_or("(null)"));
         }
         let cut = if self.body_truncated {
             ", preview cut"

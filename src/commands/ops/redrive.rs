@@ -190,7 +190,7 @@ pub async fn redrive_one(
         let (record, line) = {
             let msg = dlq_read::read_one(&consumer, &dlq, at)?;
             match Entry::read(&msg, &sink.name) {
-                Entry::Mine(mine) if mine.1.truncated.is_some() => {
+                Entry::Mine(mine) if mine.1.is_cut() => {
                     let at = format!("{dlq} {}:{}", at.partition, at.offset);
                     return Err(OpsError::Refused(cut_to_fit(&at, &mine.1)));
                 }
@@ -293,7 +293,7 @@ async fn handle(
     report: &mut dyn FnMut(String),
 ) -> Result<bool, OpsError> {
     match Entry::read(msg, connector) {
-        Entry::Mine(mine) if mine.1.truncated.is_some() => {
+        Entry::Mine(mine) if mine.1.is_cut() => {
             // Cut to fit the DLQ topic: redriving it would deliver a partial record.
             let at = format!("dlq offset {} [{}]", msg.offset(), msg.partition());
             report(cut_to_fit(&at, &mine.1));

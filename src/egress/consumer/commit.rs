@@ -131,7 +131,12 @@ fn group_settling(e: &KafkaError) -> bool {
 /// partition(s) in join-state wait-join: Broker: Specified group generation id is not
 /// valid: orders[0]@1188(…)"), which vary from one refusal to the next of the same kind.
 fn refusal(message: &str) -> String {
-    message.chars().filter(|c| !c.is_ascii_digit()).collect()
+    // From the join state on: the start is the same for every refusal, and a kind is
+    // known by its first 160 characters.
+    let why = message
+        .split_once("partition(s) ")
+        .map_or(message, |(_, why)| why);
+    why.chars().filter(|c| !c.is_ascii_digit()).collect()
 }
 
 /// Queued commit, on the commit interval; its result comes back to the callbacks.

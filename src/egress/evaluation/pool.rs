@@ -3,8 +3,9 @@
 //! (one request frame written and one answer read per record).
 //!
 //! What happens to a worker decides what happens to the record:
-//! * past [`JQ_DEADLINE`] the worker is killed and replaced, the record refused with
-//!   `timeout`;
+//! * past [`JQ_DEADLINE`] the worker is killed and replaced, and the record tried once
+//!   more on a fresh worker with [`TIMEOUT_RETRY_FACTOR`] times the deadline; past that
+//!   too, refused with `timeout`;
 //! * a worker that dies of a fault on a record (a stack overflow aborts it, a bad
 //!   access, a panic's exit code) is replaced, the record refused with `crashed`: the
 //!   same record would crash the next one;
@@ -36,6 +37,13 @@ use crate::telemetry::sink::{JqWorkerReplaced, JqWorkerSpawnFailed, Replaced, Si
 
 /// How long a sink's filter and transform together may take on one record.
 pub const JQ_DEADLINE: Duration = Duration::from_secs(1);
+
+/// How many times the deadline a record that ran past it gets on its second try. A busy
+/// machine, or a container whose CPU quota is used up, can hold a worker past the
+/// deadline on a record it evaluates in milliseconds: that record is not the program's
+/// fault, and is not dead-lettered for it. A program that never ends costs this much
+/// more per record.
+pub const TIMEOUT_RETRY_FACTOR: u32 = 4;
 
 /// Evaluations of a sink running at once, each in a worker of its own.
 pub const SLOTS: usize = 4;
@@ -176,6 +184,8 @@ impl Workers {
         // A worker ended under this record by something else than the record (killed
         // by someone, out of memory): the record is tried once more on a new worker.
         let mut killed_once = false;
+        // Past the deadline once: the second try has TIMEOUT_RETRY_FACTOR times as long.
+        let mut timed_out_once = false;
         loop {
             let idle = self.lock_idle().pop();
             let mut worker = match idle {
@@ -201,9 +211,13 @@ impl Workers {
                 },
             };
             let mut stage = self.first_stage;
+            let deadline = match timed_out_once {
+                true => self.deadline * TIMEOUT_RETRY_FACTOR,
+                false => self.deadline,
+            };
             let asked = tokio::select! {
                 _ = cancel.cancelled() => None,
-                r = tokio::time::timeout(self.deadline, worker.ask(record, &mut stage)) => Some(r),
+                r = tokio::time::timeout(deadline, worker.ask(record, &mut stage)) => Some(r),
             };
             let failed = match asked {
                 Some(Ok(Ok(verdict))) => {
@@ -223,6 +237,10 @@ impl Workers {
                 }
                 Some(Err(_elapsed)) => {
                     self.retire(worker, Replaced::Timeout).await;
+                    if !timed_out_once {
+                        timed_out_once = true;
+                        continue;
+                    }
                     return Some(Verdict::Refused(stage, Class::Timeout));
                 }
                 Some(Ok(Err(failed))) => failed,
