@@ -126,14 +126,7 @@ async fn a_sink_whose_topic_does_not_exist_yet_leaves_the_replica_ready() {
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
     broker.create_topic(&topic, 1);
-    kafka::produce(
-        &broker.addr(),
-        &topic,
-        &[json!({"key": "k", "value": "{}"})],
-    )
-    .await;
-    rx.wait_for(Duration::from_secs(40), "the record", |s| !s.is_empty())
-        .await;
+    one_record_delivered(&broker, &topic, &rx).await;
     // Deleted under the running sink, the topic takes the sink's partitions with it,
     // and librdkafka never says again that it is missing: still ready.
     broker.delete_topic(&topic);
@@ -170,12 +163,12 @@ async fn under_the_consumer_group_protocol_a_replica_with_nothing_to_read_is_rea
     second.ready(Duration::from_secs(40)).await;
     let mut waiting = Hookbridge::start(&replica(&unique("not-yet-848")));
     waiting.ready(Duration::from_secs(40)).await;
-    kafka::produce(
-        &broker.addr(),
-        &topic,
-        &[json!({"key": "k", "value": "{}"})],
-    )
-    .await;
+    one_record_delivered(&broker, &topic, &rx).await;
+}
+
+/// Produces one record to `topic` and waits until `rx` has it.
+async fn one_record_delivered(broker: &Broker, topic: &str, rx: &Receiver) {
+    kafka::produce(&broker.addr(), topic, &[json!({"key": "k", "value": "{}"})]).await;
     rx.wait_for(Duration::from_secs(40), "the record", |s| !s.is_empty())
         .await;
 }
