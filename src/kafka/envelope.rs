@@ -342,6 +342,18 @@ mod tests {
         }
     }
 
+    /// A dead letter is cut when either its value or its key was.
+    #[test]
+    fn a_dead_letter_is_cut_by_either_mark() {
+        let mut e = envelope();
+        assert!(!e.is_cut());
+        e.key_truncated = Some(4096);
+        assert!(e.is_cut());
+        e.key_truncated = None;
+        e.truncated = Some(0);
+        assert!(e.is_cut());
+    }
+
     #[test]
     fn a_cut_dead_letter_says_so_and_reads_back() {
         let mut e = envelope();
