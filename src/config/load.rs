@@ -200,7 +200,10 @@ fn setting_names() -> Vec<String> {
         }
     }
     let defaults: toml::Table = DEFAULTS.parse().expect("the built-in defaults are TOML");
-    let mut out = vec!["ADMIN_CONSOLE_TOKEN".to_owned()];
+    // Settings with no default.
+    let mut out: Vec<String> = ["ADMIN_CONSOLE_TOKEN", "HTTP_TLS_CERT", "HTTP_TLS_KEY"]
+        .map(String::from)
+        .to_vec();
     leaves(&defaults, "", &mut out);
     out
 }
@@ -496,6 +499,7 @@ mod tests {
                 ("HOOKBRIDGE_KAFKA_LIBS", "/cache/libs"),
                 ("HOOKBRIDGE_KAFKA_ENV_KAFKA_HEAP_OPTS", "-Xmx1g"),
                 ("HOOKBRIDGE_KAFKA_PASSWORD", "read by a ${...} reference"),
+                ("HOOKBRIDGE_HTTP_TLS_CERT", "/etc/tls/chain.pem"),
                 ("HOOKBRIDGE_ADMIN_PORT_9090_TCP_ADDR", "10.0.0.1"),
                 ("HOOKBRIDGE_HTTP_PORT", "tcp://10.0.0.1:8080"),
                 ("HOOKBRIDGE_KAFKAESQUE", "1"),
@@ -508,13 +512,14 @@ mod tests {
             [
                 "HOOKBRIDGE_ADMIN_CONSOLE__TOKEN",
                 "HOOKBRIDGE_CONNECTORS_DIR",
+                "HOOKBRIDGE_HTTP_TLS_CERT",
                 "HOOKBRIDGE_KAFKA_BROKERS",
                 "hookbridge_http_max_in_flight",
             ]
         );
         assert_ne!(loaded.settings.kafka.brokers, "k:9092");
         let said: Vec<String> = loaded.unread_env_warnings().collect();
-        assert!(said[2].starts_with("environment variable HOOKBRIDGE_KAFKA_BROKERS is not read"));
+        assert!(said[3].starts_with("environment variable HOOKBRIDGE_KAFKA_BROKERS is not read"));
         assert!(!said.iter().any(|w| w.contains("k:9092")), "{said:?}");
     }
 

@@ -330,11 +330,14 @@ async fn read_whole(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes,
                 let mut scan = batch::TopLevelResults::default();
                 scan.feed(&start);
                 scan.feed(&chunk[room..]);
-                // An answer that never ends is read until the request's timeout.
+                // An answer that never ends is read until the request's timeout, which
+                // ends it as cut off. One cut off before its end is not known to name no
+                // `results` past where it was cut: broken, never a whole 2xx.
                 while !scan.found() {
                     match resp.chunk().await {
                         Ok(Some(more)) => scan.feed(&more),
-                        Ok(None) | Err(_) => break,
+                        Ok(None) => break,
+                        Err(_) => return Err(Cut::Broken(start)),
                     }
                 }
                 return Err(Cut::TooLong {
@@ -585,7 +588,7 @@ mod tests {
     /// be known), never a delivery.
     #[tokio::test]
     async fn a_batch_answer_that_cannot_be_read_whole_is_not_a_delivery() {
-        let cases: [(&'static [u8], bool); 6] = [
+        let cases: [(&'static [u8], bool); 7] = [
             (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 2\r\n\r\n{}", true),
             (
                 b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 100\r\n\r\n{\"results\":[",
@@ -598,6 +601,9 @@ mod tests {
             (b"HTTP/1.1 200 OK\r\ncontent-length: 52\r\n\r\n{\"items\":[{\"x\":\"xxxxxxxxxxxxxxxxxxxxxx\",\"results\":1}]}", true),
             // `results` only past the limit (keys sorted after a long echo).
             (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 60\r\n\r\n{\"items\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxx\",\"results\":[{\"status\":500}]}", false),
+            // Longer than the limit and cut off before its end: `results` may have
+            // come past the cut.
+            (b"HTTP/1.1 207 Multi-Status\r\ncontent-length: 100\r\n\r\n{\"echo\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", false),
         ];
         for (answer, delivered) in cases {
             let url = raw_server(answer).await;

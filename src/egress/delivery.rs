@@ -796,14 +796,16 @@ impl Destination {
     /// is the record's fault, so no attempt is spent on them. `None`: cancelled, or
     /// shutting down before the breaker let it go (it is delivered after the restart).
     async fn turn(&self, key: &RecordKey, cancel: &CancellationToken) -> Option<Go<'_>> {
-        let authorization = match &self.tokens {
-            None => None,
-            Some(tokens) => tokio::select! {
+        // While the token endpoint cannot give one, wait here, holding neither the
+        // breaker's probe nor a concurrency slot (a token that goes stale during the
+        // waits below is fetched again holding them: nothing else could be sent then).
+        if let Some(tokens) = &self.tokens {
+            tokio::select! {
                 biased;
-                a = tokens.authorization(cancel, &self.telemetry) => Some(a?),
+                a = tokens.authorization(cancel, &self.telemetry) => a?,
                 _ = self.no_retry.cancelled() => return None,
-            },
-        };
+            };
+        }
         // On shutdown a record still waiting for the breaker gives up at once; one that
         // may go now still gets its attempt.
         let turn = match tokio::select! {
@@ -819,6 +821,23 @@ impl Destination {
             // Nobody else may probe while this one is out: hand the turn back.
             self.release_probe(turn);
             return None;
+        };
+        // The token to send is taken when the turn has come (the cached one, unless it
+        // went stale meanwhile): the breaker's cooldown, the rate limit or a full queue
+        // can outlast the one waited for above.
+        let authorization = match &self.tokens {
+            None => None,
+            Some(tokens) => match tokio::select! {
+                biased;
+                a = tokens.authorization(cancel, &self.telemetry) => a,
+                _ = self.no_retry.cancelled() => None,
+            } {
+                Some(a) => Some(a),
+                None => {
+                    self.release_probe(turn);
+                    return None;
+                }
+            },
         };
         Some(Go {
             authorization,

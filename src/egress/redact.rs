@@ -136,12 +136,35 @@ fn as_echoed(secrets: Vec<String>) -> Vec<String> {
 }
 
 /// A credential header's value whole, and the credential after its scheme (`Bearer <t>`,
-/// `Token <t>`, `Basic <pair>`), which a destination may echo alone.
-fn credential_forms(value: &str) -> impl Iterator<Item = String> + '_ {
-    let after_scheme = value.split_once(' ').map(|(_, c)| c.to_owned());
-    after_scheme
+/// `Token <t>`, `Basic <pair>`), which a destination may echo alone; of `Basic`
+/// credentials also the decoded `user:password` and the password, which a destination
+/// that decodes them may echo as well.
+fn credential_forms(value: &str) -> impl Iterator<Item = String> {
+    let after_scheme = value.split_once(' ').map(|(scheme, c)| (scheme, c.trim()));
+    let decoded = after_scheme
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, pair)| {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(pair)
+                .ok()?;
+            let pair = String::from_utf8(bytes).ok()?;
+            // The password; with none, the user (an API key sent as the user name).
+            let alone = match pair.split_once(':') {
+                Some((user, "")) => Some(user.to_owned()),
+                Some((_, password)) => Some(password.to_owned()),
+                None => None,
+            };
+            Some([Some(pair), alone])
+        })
         .into_iter()
+        .flatten()
+        .flatten();
+    (after_scheme.map(|(_, c)| c.to_owned()).into_iter())
+        .chain(decoded)
         .chain(std::iter::once(value.to_owned()))
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 /// Every `Bearer <token>` credential masked, whoever issued it: an OAuth2 access token is
@@ -187,6 +210,35 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `auth.basic`'s password, echoed decoded by a destination (alone or as the pair),
+    /// is masked like the header it travels in.
+    #[test]
+    fn a_basic_password_echoed_decoded_is_masked() {
+        use base64::Engine;
+        let pair = base64::engine::general_purpose::STANDARD.encode("alice:Pw-SuperSecret-9876");
+        let r = Redact(as_echoed(
+            credential_forms(&format!("Basic {pair}")).collect(),
+        ));
+        for echoed in [
+            r#"{"basic_decoded":"alice:Pw-SuperSecret-9876"}"#,
+            "password Pw-SuperSecret-9876 refused",
+            "pw=Pw-SuperSecret-9876",
+        ] {
+            let out = String::from_utf8(r.bytes(&Bytes::from(echoed)).to_vec()).unwrap();
+            assert!(!out.contains("SuperSecret"), "{echoed} -> {out}");
+        }
+        // An API key sent as the user name with no password is masked alone too.
+        let pair = base64::engine::general_purpose::STANDARD.encode("sk_live_0123456789:");
+        let r = Redact(as_echoed(
+            credential_forms(&format!("Basic {pair}")).collect(),
+        ));
+        let out = r.bytes(&Bytes::from("invalid key sk_live_0123456789"));
+        assert!(
+            !String::from_utf8_lossy(&out).contains("sk_live"),
+            "{out:?}"
+        );
+    }
 
     /// A secret echoed as a JSON string, percent-encoded or (a signing key) without its
     /// prefix is masked too.

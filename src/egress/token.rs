@@ -229,6 +229,11 @@ impl TokenSource {
         let bytes = answer(response).await?;
         let token: TokenResponse =
             serde_json::from_slice(&bytes).map_err(|_| "invalid-response")?;
+        // An empty token would be sent as `Bearer ` and refused by the destination, or
+        // worse, taken by a lenient one.
+        if token.access_token.trim().is_empty() {
+            return Err("invalid-response");
+        }
         let mut value = HeaderValue::try_from(format!("Bearer {}", token.access_token))
             .map_err(|_| "invalid-response")?;
         value.set_sensitive(true);
@@ -314,6 +319,10 @@ mod tests {
                 axum::routing::post(move || async move { token(70_000) }),
             )
             .route(
+                "/empty",
+                axum::routing::post(|| async { r#"{"access_token":" ","token_type":"Bearer"}"# }),
+            )
+            .route(
                 "/endless",
                 axum::routing::post(|| async {
                     let chunk = bytes::Bytes::from(vec![b' '; 16 * 1024]);
@@ -346,6 +355,11 @@ mod tests {
                 .unwrap_or_else(|_| panic!("{path}: read to its end"));
             assert_eq!(fetched.err(), Some("too-large"), "{path}");
         }
+        // An empty token is no token.
+        assert_eq!(
+            source("empty").fetch().await.err(),
+            Some("invalid-response")
+        );
     }
 
     #[test]

@@ -84,10 +84,10 @@ fn refused(reason: &'static str, error: &'static str) -> Result<Option<Bytes>, R
     Err(Refused::new(reason, error))
 }
 
-/// A program that never ends on a record is killed at the deadline, and again on its
-/// second try (four times as long): the record is refused with `timeout` naming the
-/// program that ran over, its worker processes are gone (no core kept), the task
-/// waiting was never blocked, and later records evaluate.
+/// A program that never ends on a record is killed at the deadline (a runaway on a core
+/// gets no second try; one starved of CPU by a loaded machine gets one): the record is
+/// refused with `timeout` naming the program that ran over, its worker process is gone
+/// (no core kept), the task waiting was never blocked, and later records evaluate.
 #[tokio::test(flavor = "current_thread")]
 async fn a_runaway_is_killed_at_the_deadline_and_later_records_evaluate() {
     let (s, metrics) = shaper(
@@ -118,10 +118,7 @@ async fn a_runaway_is_killed_at_the_deadline_and_later_records_evaluate() {
         refused("filter", "timeout")
     );
     let took = started.elapsed();
-    assert!(
-        took >= Duration::from_millis(2500) && took < Duration::from_secs(5),
-        "tried twice, then refused: {took:?}"
-    );
+    assert!(took < Duration::from_secs(5), "refused: {took:?}");
     assert!(worker.reaped(), "the runaway's worker {} is gone", pids[0]);
     assert!(
         ticks.load(std::sync::atomic::Ordering::Relaxed) > 10,
@@ -133,10 +130,10 @@ async fn a_runaway_is_killed_at_the_deadline_and_later_records_evaluate() {
         "the transform ran over"
     );
     assert_eq!(shape(&s, &record(r#"{"n":0}"#)).await, Ok(None), "filtered");
-    assert_eq!(
-        restarts(&metrics, "timeout"),
-        4.0,
-        "two workers per runaway"
+    let killed = restarts(&metrics, "timeout");
+    assert!(
+        (2.0..=4.0).contains(&killed),
+        "one worker per runaway, two if starved: {killed}"
     );
     // Given up on (a revoke): the worker is killed, the next record evaluated at once.
     let cancel = CancellationToken::new();

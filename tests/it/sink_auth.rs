@@ -85,6 +85,75 @@ fn token_number(auth: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A token is taken when the request's turn has come, not before it waits: records
+/// held by the sink's rate limit for longer than a token lives still go with a live one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_held_by_the_rate_limit_goes_with_a_token_that_is_still_live() {
+    let broker = Broker::start();
+    let topic = unique("oauth-late");
+    broker.create_topic(&topic, 1);
+    // Tokens valid for 2 s, by when each was issued.
+    let issued: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post({
+            let issued = issued.clone();
+            move || async move {
+                let mut issued = issued.lock().unwrap();
+                issued.push(std::time::Instant::now());
+                axum::Json(json!({"access_token": format!("tok-{}", issued.len()), "token_type": "Bearer", "expires_in": 2}))
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let rx = Receiver::start({
+        let issued = issued.clone();
+        move |r| {
+            let n = token_number(&r.header("authorization"));
+            let live = (n.checked_sub(1))
+                .and_then(|i| issued.lock().unwrap().get(i).copied())
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(2));
+            Answer::status(if live { 200 } else { 401 })
+        }
+    })
+    .await;
+    let sink = SinkToml::new(&topic, &rx.url)
+        .name("late")
+        .set("ordering", "\"none\"")
+        .set("rate_limit", "{ per_second = 1, burst = 1 }")
+        .set(
+            "auth",
+            &format!(
+                "{{ oauth2 = {{ token_url = {}, client_id = \"client-a\", client_secret = \"${{CLIENT_SECRET}}\" }} }}",
+                quote(&token_url)
+            ),
+        )
+        .render();
+    let cfg = Config::new(&broker.addr())
+        .connector("late.toml", &sink)
+        .env("CLIENT_SECRET", CLIENT_SECRET);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    let records: Vec<_> = (0..6)
+        .map(|i| json!({"key": format!("k{i}"), "value": format!("{{\"n\":{i}}}")}))
+        .collect();
+    kafka::produce(&broker.addr(), &topic, &records).await;
+    rx.wait_for(Duration::from_secs(40), "six deliveries", |s| {
+        s.iter().filter(|r| r.status == 200).count() >= 6
+    })
+    .await;
+    let refused = rx.seen().iter().filter(|r| r.status == 401).count();
+    assert_eq!(
+        refused, 0,
+        "a token that expired while its record waited was sent"
+    );
+    assert!(hb.terminate(Duration::from_secs(20)).await.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth2_tokens_are_cached_refreshed_on_expiry_and_on_401_and_an_endpoint_outage_only_delays(
 ) {

@@ -10,8 +10,9 @@
 //! * Under the KIP-848 consumer group protocol (`group.protocol = "consumer"`) librdkafka
 //!   calls no rebalance callback for an empty target assignment (it is no different from
 //!   the empty one held), so a replica beyond the partition count would never hear from
-//!   its group. A member the group has taken in (a member id, and a member epoch above
-//!   zero: librdkafka sets it to 0 when the member is fenced or leaves) holds its share.
+//!   its group. A member the group has taken in (a member epoch above zero, which the
+//!   coordinator's answer to its heartbeat sets; librdkafka sets it to 0 when the member
+//!   rejoins or leaves) holds its share.
 //!   Not under the classic protocol, where every assignment is announced, empty ones
 //!   too, and the generation outlives the membership (a member whose session timed
 //!   out keeps it while it tries to join again).

@@ -3,9 +3,10 @@
 //! (one request frame written and one answer read per record).
 //!
 //! What happens to a worker decides what happens to the record:
-//! * past [`JQ_DEADLINE`] the worker is killed and replaced, and the record tried once
-//!   more on a fresh worker with [`TIMEOUT_RETRY_FACTOR`] times the deadline; past that
-//!   too, refused with `timeout`;
+//! * past [`JQ_DEADLINE`] the worker is killed and replaced, the record refused with
+//!   `timeout`; unless the worker got little CPU in that time (a busy machine, a
+//!   container out of quota), when the record is tried once more on another worker
+//!   with [`TIMEOUT_RETRY_FACTOR`] times the deadline;
 //! * a worker that dies of a fault on a record (a stack overflow aborts it, a bad
 //!   access, a panic's exit code) is replaced, the record refused with `crashed`: the
 //!   same record would crash the next one;
@@ -38,12 +39,16 @@ use crate::telemetry::sink::{JqWorkerReplaced, JqWorkerSpawnFailed, Replaced, Si
 /// How long a sink's filter and transform together may take on one record.
 pub const JQ_DEADLINE: Duration = Duration::from_secs(1);
 
-/// How many times the deadline a record that ran past it gets on its second try. A busy
-/// machine, or a container whose CPU quota is used up, can hold a worker past the
-/// deadline on a record it evaluates in milliseconds: that record is not the program's
-/// fault, and is not dead-lettered for it. A program that never ends costs this much
-/// more per record.
+/// How many times the deadline a record that ran past it, starved of CPU, gets on its
+/// second try. A busy machine, or a container whose CPU quota is used up, can hold a
+/// worker past the deadline on a record it evaluates in milliseconds: that record is not
+/// the program's fault, and is not dead-lettered for it. A program that ran the whole
+/// deadline on a core (a runaway) gets no second try.
 pub const TIMEOUT_RETRY_FACTOR: u32 = 4;
+
+/// A worker that got less CPU than this share of the time it was measured over, before
+/// the deadline passed, was starved, not running away.
+const STARVED_SHARE: f64 = 0.5;
 
 /// Evaluations of a sink running at once, each in a worker of its own.
 pub const SLOTS: usize = 4;
@@ -215,9 +220,10 @@ impl Workers {
                 true => self.deadline * TIMEOUT_RETRY_FACTOR,
                 false => self.deadline,
             };
+            let pid = worker.child.id();
             let asked = tokio::select! {
                 _ = cancel.cancelled() => None,
-                r = tokio::time::timeout(deadline, worker.ask(record, &mut stage)) => Some(r),
+                r = within(deadline, pid, worker.ask(record, &mut stage)) => Some(r),
             };
             let failed = match asked {
                 Some(Ok(Ok(verdict))) => {
@@ -235,9 +241,9 @@ impl Workers {
                     self.retire(worker, Replaced::GivenUp).await;
                     return None;
                 }
-                Some(Err(_elapsed)) => {
+                Some(Err(Overran { starved })) => {
                     self.retire(worker, Replaced::Timeout).await;
-                    if !timed_out_once {
+                    if starved && !timed_out_once {
                         timed_out_once = true;
                         continue;
                     }
@@ -480,9 +486,97 @@ async fn read_frame(
     Ok(())
 }
 
+/// An evaluation that ran past its deadline; `starved` when its worker got less than
+/// [`STARVED_SHARE`] of a core over the last nine tenths of it (or that could not be
+/// told: no `/proc`).
+#[derive(Debug)]
+struct Overran {
+    starved: bool,
+}
+
+/// `evaluation` within `deadline`. The worker's CPU time is read only for an evaluation
+/// still running at a tenth of the deadline (a quick record costs nothing), and again
+/// when the deadline passes.
+async fn within<T>(
+    deadline: Duration,
+    pid: Option<u32>,
+    evaluation: impl std::future::Future<Output = T>,
+) -> Result<T, Overran> {
+    tokio::pin!(evaluation);
+    let first = deadline / 10;
+    if let Ok(done) = tokio::time::timeout(first, &mut evaluation).await {
+        return Ok(done);
+    }
+    let before = pid.and_then(cpu_time);
+    let rest = deadline - first;
+    match tokio::time::timeout(rest, &mut evaluation).await {
+        Ok(done) => Ok(done),
+        Err(_) => {
+            let used = before
+                .zip(pid.and_then(cpu_time))
+                .map(|(b, a)| a.saturating_sub(b));
+            Err(Overran {
+                starved: used.is_none_or(|u| u.as_secs_f64() < rest.as_secs_f64() * STARVED_SHARE),
+            })
+        }
+    }
+}
+
+/// CPU time (user and system) process `pid` has used, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_time_of(&stat, ticks_per_second()?)
+}
+
+/// The `utime` and `stime` fields of a `/proc/<pid>/stat` line, in `ticks` per second.
+/// Fields are counted after the command name's closing parenthesis (the name may hold
+/// spaces and parentheses).
+fn cpu_time_of(stat: &str, ticks: u64) -> Option<Duration> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    let ticks_used = utime.checked_add(stime)?;
+    Some(Duration::from_secs_f64(ticks_used as f64 / ticks as f64))
+}
+
+/// The kernel's clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+fn ticks_per_second() -> Option<u64> {
+    // SAFETY: sysconf reads a constant of the system; no memory is shared.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|t| *t > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `utime` and `stime` are the 14th and 15th fields, counted past a command name
+    /// that may hold spaces and parentheses.
+    #[test]
+    fn cpu_time_is_read_past_the_command_name() {
+        let stat = "4242 (hookbridge (jq) x) R 1 4242 4242 0 -1 4194560 120 0 0 0 250 130 0 0 20 0 1 0 99 0 0";
+        assert_eq!(cpu_time_of(stat, 100), Some(Duration::from_millis(3800)));
+        assert_eq!(cpu_time_of("4242 (x) R 1", 100), None);
+        assert_eq!(cpu_time_of("no name", 100), None);
+        let me = cpu_time(std::process::id()).expect("this process's CPU time");
+        assert!(me > Duration::ZERO);
+    }
+
+    /// A quick evaluation is its answer; one past the deadline whose process sat idle
+    /// (here: this process, sleeping) was starved, and so is one whose CPU cannot be
+    /// read.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_evaluation_past_its_deadline_on_an_idle_process_was_starved() {
+        let quick = within(Duration::from_secs(1), None, async { 7 }).await;
+        assert_eq!(quick.ok(), Some(7));
+        let slow = tokio::time::sleep(Duration::from_millis(400));
+        let over = within(Duration::from_millis(200), Some(std::process::id()), slow).await;
+        assert!(over.is_err_and(|o| o.starved));
+        let slow = tokio::time::sleep(Duration::from_millis(400));
+        let unknown = within(Duration::from_millis(100), None, slow).await;
+        assert!(unknown.is_err_and(|o| o.starved));
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn an_answer_is_read_as_its_bytes_come_not_as_its_prefix_says() {
