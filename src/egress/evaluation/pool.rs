@@ -516,10 +516,16 @@ async fn within<T>(
                 .zip(pid.and_then(cpu_time))
                 .map(|(b, a)| a.saturating_sub(b));
             Err(Overran {
-                starved: used.is_none_or(|u| u.as_secs_f64() < rest.as_secs_f64() * STARVED_SHARE),
+                starved: starved(used, rest),
             })
         }
     }
+}
+
+/// Whether a worker that used `used` CPU over `over` was starved: less than
+/// [`STARVED_SHARE`] of a core, or not known.
+fn starved(used: Option<Duration>, over: Duration) -> bool {
+    used.is_none_or(|u| u.as_secs_f64() < over.as_secs_f64() * STARVED_SHARE)
 }
 
 /// CPU time (user and system) process `pid` has used, from `/proc/<pid>/stat`.
@@ -559,7 +565,23 @@ mod tests {
         assert_eq!(cpu_time_of(stat, 100), Some(Duration::from_millis(3800)));
         assert_eq!(cpu_time_of("4242 (x) R 1", 100), None);
         assert_eq!(cpu_time_of("no name", 100), None);
-        assert!(cpu_time(std::process::id()).is_some(), "this process's CPU time");
+        assert!(
+            cpu_time(std::process::id()).is_some(),
+            "this process's CPU time"
+        );
+    }
+
+    /// Under half a core over the time measured is starved; half or more is not; not
+    /// knowing counts as starved (the record gets its second try, as without `/proc`).
+    #[test]
+    fn a_worker_under_half_a_core_was_starved() {
+        let ms = Duration::from_millis;
+        assert!(starved(Some(ms(100)), ms(900)));
+        assert!(starved(Some(ms(449)), ms(900)));
+        assert!(!starved(Some(ms(450)), ms(900)));
+        assert!(!starved(Some(ms(600)), ms(900)));
+        assert!(!starved(Some(ms(900)), ms(900)));
+        assert!(starved(None, ms(900)));
     }
 
     /// A quick evaluation is its answer; one past the deadline whose process sat idle
