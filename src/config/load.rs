@@ -145,12 +145,13 @@ fn overrides(
 ) -> Result<(config::Map<String, String>, Vec<String>), ConfigError> {
     let mut out = config::Map::new();
     let mut unread = Vec::new();
+    let settings = setting_names();
     for (name, value) in vars {
         let Some(name) = name.to_str() else { continue };
         let ours =
             (name.get(..ENV_PREFIX.len())).is_some_and(|p| p.eq_ignore_ascii_case(ENV_PREFIX));
         if !ours {
-            if looks_like_an_override(name) {
+            if looks_like_an_override(name, &settings) {
                 unread.push(name.to_owned());
             }
             continue;
@@ -171,7 +172,7 @@ fn overrides(
 /// left alone: the flags' (`HOOKBRIDGE_CONFIG`), Kubernetes' service links and Docker's
 /// links for a service named after a section (`HOOKBRIDGE_ADMIN_SERVICE_HOST`,
 /// `HOOKBRIDGE_KAFKA_PORT`), a variable a `${…}` reference reads.
-fn looks_like_an_override(name: &str) -> bool {
+fn looks_like_an_override(name: &str, settings: &[String]) -> bool {
     let upper = name.to_ascii_uppercase();
     let Some(rest) = upper.strip_prefix("HOOKBRIDGE_") else {
         return false;
@@ -179,7 +180,7 @@ fn looks_like_an_override(name: &str) -> bool {
     let spelt: String = (rest.split('_').filter(|part| !part.is_empty()))
         .collect::<Vec<_>>()
         .join("_");
-    setting_names().contains(&spelt)
+    settings.contains(&spelt)
 }
 
 /// Every setting's dotted name, upper case with underscores for its dots, as
@@ -199,7 +200,7 @@ fn setting_names() -> Vec<String> {
             }
         }
     }
-    let defaults: toml::Table = DEFAULTS.parse().expect("the built-in defaults are TOML");
+    let defaults = defaults_table();
     // Settings with no default.
     let mut out: Vec<String> = ["ADMIN_CONSOLE_TOKEN", "HTTP_TLS_CERT", "HTTP_TLS_KEY"]
         .map(String::from)
@@ -280,13 +281,18 @@ fn check_toml_syntax(path: &Path, label: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// The built-in defaults as a TOML table: which settings there are, and their types.
+fn defaults_table() -> toml::Table {
+    DEFAULTS.parse().expect("the built-in defaults are TOML")
+}
+
 /// A setting that counts (`http.max_in_flight`) written with a decimal point or an
 /// exponent, in TOML or YAML, is an error: the `config` crate would round `10.5` to 11
 /// and run with a number nobody wrote. Which settings count is read from the built-in
 /// defaults, where each is a whole number. (An environment override stays text until
 /// its setting reads it, and `10.5` does not read as a whole number there either.)
 fn whole_numbers_whole(config: &Config, label: &str) -> Result<(), ConfigError> {
-    let defaults: toml::Table = DEFAULTS.parse().expect("the built-in defaults are TOML");
+    let defaults = defaults_table();
     let Ok(values) = config
         .clone()
         .try_deserialize::<config::Map<String, config::Value>>()
