@@ -66,6 +66,9 @@ impl Client {
                 key.expose().as_bytes(),
             )?);
         }
+        if only_plain_http(sink) {
+            builder = outbound::http1_only(builder);
+        }
         let client = builder.build()?;
         let mut base_headers = HeaderMap::new();
         base_headers.insert(axum::http::header::CONTENT_TYPE, sink.content_type.clone());
@@ -267,6 +270,16 @@ impl Client {
         }
         h
     }
+}
+
+/// True when every request of the sink's client is plain `http://`: its deliveries and,
+/// with `auth.oauth2`, its token requests (they share the client).
+fn only_plain_http(sink: &Sink) -> bool {
+    let token_url_plain = match &sink.credentials {
+        Some(Credentials::OAuth2 { token_url, .. }) => token_url.scheme() == "http",
+        _ => true,
+    };
+    sink.url.is_plain_http() && token_url_plain
 }
 
 /// The Host header of a sink's URL when the URL has no placeholder and is plain HTTP,

@@ -78,7 +78,7 @@ impl Programs {
         let mut input = None;
         if let Some(filter) = &self.filter {
             let refused = |class| Verdict::Refused(Stage::Filter, class);
-            let Ok(value) = jq::parse(record.value) else {
+            let Ok(value) = read_json(record.value) else {
                 return refused(Class::NotJson);
             };
             let Ok(result) = filter.run(value.clone(), vars(record)) else {
@@ -98,7 +98,7 @@ impl Programs {
         let refused = |class| Verdict::Refused(Stage::Transform, class);
         let value = match input {
             Some(v) => v,
-            None => match jq::parse(record.value) {
+            None => match read_json(record.value) {
                 Ok(v) => v,
                 Err(_) => return refused(Class::NotJson),
             },
@@ -113,6 +113,17 @@ impl Programs {
             },
         }
     }
+}
+
+/// A record's value as the programs' input: only one JSON document in UTF-8 throughout,
+/// the same rule as a batch item's ([`crate::egress::batch::can_be_item`]). jq's reader alone would also
+/// take `NaN`, `+1`, `01` and invalid UTF-8, and such a value would pass a filter and be
+/// sent on as JSON.
+fn read_json(value: &[u8]) -> Result<Val, ()> {
+    if !crate::egress::batch::can_be_item(value) {
+        return Err(());
+    }
+    jq::parse(value).map_err(drop)
 }
 
 /// `$key`, `$headers`, `$topic`, `$event_type` (absent: `null`).
@@ -191,6 +202,29 @@ mod tests {
             Verdict::Passed
         );
         assert_eq!(programs(Some("true"), None).first_stage(), Stage::Filter);
+        // What jq's reader alone would take is not JSON: it is refused, not passed on.
+        let pass_all = programs(Some("true"), None);
+        for lenient in [
+            &br#"{"a":NaN}"#[..],
+            br#"{"a":-Infinity}"#,
+            br#"[Infinity]"#,
+            br#"{"a":+1}"#,
+            br#"{"a":01}"#,
+            b"{\"a\":\"\xc0\xaf\"}",
+            b"{\"\xff\":1}",
+        ] {
+            assert_eq!(
+                pass_all.evaluate(&request(lenient), || {}),
+                Verdict::Refused(Stage::Filter, Class::NotJson),
+                "{}",
+                String::from_utf8_lossy(lenient)
+            );
+            assert_eq!(
+                transform(".").evaluate(&request(lenient), || {}),
+                Verdict::Refused(Stage::Transform, Class::NotJson),
+                "the input is blamed, not the transform"
+            );
+        }
         assert_eq!(transform(".").first_stage(), Stage::Transform);
     }
 }

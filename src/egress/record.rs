@@ -13,7 +13,7 @@ use rdkafka::message::BorrowedMessage;
 
 use crate::egress::batch;
 
-pub use topic::Topic;
+pub use topic::{NotTaken, Topic, NAMES_FROM_RECORDS};
 
 /// One topic-partition, cheap to clone and hash.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -310,6 +310,11 @@ impl Shaper {
                 if !self.forward.iter().any(|p| p.matches(k)) || is_framing(k) {
                     continue;
                 }
+                // A CloudEvents sink writes the event's attributes itself: a record's
+                // `ce-time: yesterday` or `ce-bad_name` would make an invalid event.
+                if self.format != Format::Raw && is_ce_attribute(k) {
+                    continue;
+                }
                 // Kafka header names are free text: one that is not an HTTP header name
                 // (or whose value is not a header value) is not sent.
                 if let (Ok(name), Ok(mut value)) = (
@@ -391,7 +396,7 @@ impl Shaper {
         let time = record
             .header(headers::RECEIVED_AT)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .and_then(parse_rfc3339)
             .map(|t| humantime::format_rfc3339_millis(t).to_string());
         let time = time.as_deref();
         let data_type = (prepared.content_type.clone())
@@ -400,6 +405,13 @@ impl Shaper {
         match self.format {
             Format::Raw => {}
             Format::CloudeventsBinary => {
+                // In binary mode the Content-Type is the data's, and one that names a
+                // CloudEvents format would turn the request into a structured event (or a
+                // batch) the body's author wrote, id and source included: such data goes
+                // as the JSON or bytes it is.
+                if let Some(data_type) = binary_data_type(&data_type) {
+                    prepared.content_type = Some(data_type);
+                }
                 let h = &mut prepared.headers;
                 let mut put = |name: &'static str, v: &str| {
                     if let Ok(v) = HeaderValue::from_str(&ce_header_value(v)) {
@@ -458,6 +470,57 @@ pub const DEFAULT_EVENT_TYPE: &str = "hookbridge.record";
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const CLOUDEVENTS_JSON: HeaderValue =
     HeaderValue::from_static("application/cloudevents+json; charset=utf-8");
+
+/// Whether a header name is a CloudEvents attribute of the HTTP binding (`ce-…`).
+fn is_ce_attribute(name: &str) -> bool {
+    name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("ce-"))
+}
+
+/// The Content-Type binary mode sends for data of `data_type` when that type names a
+/// CloudEvents format (`application/cloudevents…`), which in binary mode would say the
+/// request is a structured event or a batch (HTTP binding 3.1): `application/json` for
+/// a JSON one, else `application/octet-stream`. `None`: `data_type` goes as it is.
+fn binary_data_type(data_type: &HeaderValue) -> Option<HeaderValue> {
+    let essence = data_type.as_bytes().split(|b| *b == b';').next()?.trim_ascii();
+    let prefix = b"application/cloudevents";
+    let names_cloudevents = essence.len() >= prefix.len()
+        && essence[..prefix.len()].eq_ignore_ascii_case(prefix);
+    if !names_cloudevents {
+        return None;
+    }
+    let json = essence.len() >= 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json");
+    Some(if json {
+        APPLICATION_JSON
+    } else {
+        HeaderValue::from_static("application/octet-stream")
+    })
+}
+
+/// An RFC 3339 time with `Z` or a numeric offset (`+02:00`), as the instant it names.
+/// humantime reads only `Z`; an offset is taken off here.
+fn parse_rfc3339(t: &str) -> Option<std::time::SystemTime> {
+    let b = t.as_bytes();
+    let n = b.len();
+    let has_offset = n > 6 && matches!(b[n - 6], b'+' | b'-') && b[n - 3] == b':';
+    if !has_offset {
+        return humantime::parse_rfc3339_weak(t).ok();
+    }
+    let digits = |s: &[u8]| -> Option<u64> {
+        (s.len() == 2 && s.iter().all(u8::is_ascii_digit))
+            .then(|| u64::from(s[0] - b'0') * 10 + u64::from(s[1] - b'0'))
+    };
+    let (hours, minutes) = (digits(&b[n - 5..n - 3])?, digits(&b[n - 2..])?);
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let local = humantime::parse_rfc3339_weak(&format!("{}Z", &t[..n - 6])).ok()?;
+    let offset = std::time::Duration::from_secs(hours * 3600 + minutes * 60);
+    // 12:00+02:00 is 10:00Z; 12:00-02:00 is 14:00Z.
+    match b[n - 6] {
+        b'+' => local.checked_sub(offset),
+        _ => local.checked_add(offset),
+    }
+}
 
 /// A CloudEvents attribute as an HTTP binding header value (3.1.3.2): printable ASCII
 /// as is, except `"` and `%`; every other byte of its UTF-8 percent-encoded.

@@ -29,3 +29,11 @@ pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
         .http2_keep_alive_while_idle(true)
         .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")))
 }
+
+/// For a client whose every request is plain `http://` (so HTTP/1: no prior knowledge
+/// of HTTP/2 is configured): reqwest's own retries are of HTTP/2 refusals only (a
+/// `GOAWAY`, `REFUSED_STREAM`), which such a client never meets, yet to be able to
+/// retry it keeps a copy of every request, headers and all. Off, that copy is not made.
+pub fn http1_only(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    builder.retry(reqwest::retry::never().max_retries_per_request(0))
+}

@@ -68,6 +68,8 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
     broker.create_topic(&orders, 1);
     broker.create_topic(&billing, 1);
     broker.create_topic(&dlq, 1);
+    let (quiet, quiet_dlq) = (unique("inspect-quiet"), unique("inspect-quiet.dlq"));
+    broker.create_topic(&quiet, 1);
     // 400 (permanent) for everything, except 503 (retried, then exhausted) for one record.
     let rx = Receiver::start(|r| {
         let body = String::from_utf8_lossy(&r.body);
@@ -82,6 +84,10 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
         .connector(
             "billing.toml",
             &sink("billing", &billing, &rx.url, &dlq).render(),
+        )
+        .connector(
+            "quiet.toml",
+            &sink("quiet", &quiet, &rx.url, &quiet_dlq).render(),
         );
     let mut hb = Hookbridge::start(&cfg);
     hb.ready(Duration::from_secs(40)).await;
@@ -275,14 +281,53 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
         assert!(out.contains("stray"), "the record is shown: {out}");
     }
 
-    // Inspecting moved nobody's offsets: a redrive still finds all three.
+    // Anyone who can write to the DLQ topic writes its envelope's text: a reason and an
+    // error with terminal escapes and a bidi override reach no terminal, log or JSON raw.
+    let first = dead
+        .iter()
+        .find(|r| r.header("hookbridge-dlq-connector").as_deref() == Some("orders"))
+        .expect("a dead letter of orders");
+    let mut headers = serde_json::Map::new();
+    for (k, v) in &first.headers {
+        headers.insert(k.clone(), json!(String::from_utf8_lossy(v)));
+    }
+    headers.insert("hookbridge-dlq-reason".into(), json!("\u{1b}[2Jpermanent\u{202e}"));
+    headers.insert("hookbridge-dlq-error".into(), json!("\u{1b}]0;title\u{7}"));
+    kafka::produce(
+        &broker.addr(),
+        &dlq,
+        &[json!({"key": "k0", "value": "{\"n\":0}", "headers": headers})],
+    )
+    .await;
+    kafka::read(&broker.addr(), &dlq, Some(6), 30.0).await;
+    let all = list_json(&hb, &[]).await;
+    let forged = all["records"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["reason"] != "permanent" && r["reason"] != "exhausted"))
+        .unwrap_or_else(|| panic!("the forged dead letter is listed: {all}"));
+    assert_eq!(forged["reason"], "\\u{1b}[2Jpermanent\\u{202e}", "{forged}");
+    assert_eq!(forged["error"], "\\u{1b}]0;title\\u{7}", "{forged}");
+
+    // Inspecting moved nobody's offsets: a redrive still finds all three, and the forged
+    // fourth, its reason escaped.
     let (code, out, err) = run(
         &hb,
         &["dlq", "redrive", "--connector", "orders", "--dry-run"],
     )
     .await;
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("would redrive: 3"), "{out}");
+    assert!(out.contains("would redrive: 4"), "{out}");
+    assert!(out.contains("\\u{1b}[2Jpermanent"), "{out}");
+    assert!(
+        !out.contains(['\u{1b}', '\u{202e}', '\u{7}']),
+        "no raw control character: {out:?}"
+    );
+
+    // A sink that never dead-lettered, its DLQ topic not made yet: named as not there,
+    // not a broker error.
+    let (code, _, err) = run(&hb, &["dlq", "list", "--connector", "quiet"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("topic {quiet_dlq} not found")), "{err}");
 }
 
 /// The console's DLQ page reads only the tail of each partition: a DLQ of any length

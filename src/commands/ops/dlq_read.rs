@@ -14,7 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::inspect::At;
 use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
-use crate::egress::record::{Record, Topic, TopicPartition};
+use crate::egress::record::{NotTaken, Record, Topic, TopicPartition, NAMES_FROM_RECORDS};
 use crate::kafka::envelope::{self, DeadLetterEnvelope, EnvelopeError};
 use crate::kafka::headers::dlq;
 
@@ -201,6 +201,11 @@ pub(crate) enum Entry {
     Mine(Box<(Record, DeadLetterEnvelope)>),
     /// Another sink's: left for that sink.
     OtherSink,
+    /// This sink's, but its origin topic is one more new name than one process takes
+    /// from records ([`NAMES_FROM_RECORDS`]): it can be listed and shown (from its
+    /// envelope), not redriven by this process. Never passed over: a redrive stops
+    /// before it, and the next run (a new process) goes on from there.
+    Unplaced(Box<DeadLetterEnvelope>),
     /// No readable envelope: no sink can redrive it.
     Unreadable(EnvelopeError),
 }
@@ -217,8 +222,10 @@ impl Entry {
             Ok(env) => env,
             Err(e) => return Entry::Unreadable(e),
         };
-        let Some(topic) = Topic::from_record(&env.origin.topic) else {
-            return Entry::Unreadable(EnvelopeError::Malformed(dlq::TOPIC));
+        let topic = match Topic::from_record(&env.origin.topic) {
+            Ok(topic) => topic,
+            Err(NotTaken::Illegal) => return Entry::Unreadable(EnvelopeError::Malformed(dlq::TOPIC)),
+            Err(NotTaken::TooMany) => return Entry::Unplaced(Box::new(env)),
         };
         record.tp = TopicPartition {
             topic,
@@ -228,6 +235,16 @@ impl Entry {
         record.retain_headers(|name| !envelope::is_dead_letter_header(name));
         Entry::Mine(Box::new((record, env)))
     }
+}
+
+/// Why a redrive stops at an [`Entry::Unplaced`] record at `at` (`P:OFFSET` or a line
+/// naming where it is).
+pub(crate) fn unplaced(at: &str) -> OpsError {
+    OpsError::Refused(format!(
+        "{at}: its origin topic is one more than the {NAMES_FROM_RECORDS} topic names one \
+         hookbridge process takes from dead letters; the redrive stopped before it (nothing \
+         past it is committed): run it again, in a new process, to go on from there"
+    ))
 }
 
 /// Consumer settings for [`read_one`]: never jump elsewhere on an offset the broker does

@@ -198,23 +198,23 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn new(
-        msg: &BorrowedMessage<'_>,
-        record: &Record,
-        env: &DeadLetterEnvelope,
-        redact: &Redact,
-    ) -> Self {
+    /// Where the record came from is the envelope's (the same place [`Entry::read`]
+    /// gives the record).
+    fn new(msg: &BorrowedMessage<'_>, env: &DeadLetterEnvelope, redact: &Redact) -> Self {
         let time_ms = dlq_time_ms(msg, env);
         Summary {
             dlq_partition: msg.partition(),
             dlq_offset: msg.offset(),
             time: rfc3339_ms(time_ms),
             time_ms,
-            topic: record.tp.topic.to_string(),
-            partition: record.tp.partition,
-            offset: record.offset,
-            reason: env.reason.clone(),
-            error: env.error.clone(),
+            topic: env.origin.topic.clone(),
+            partition: env.origin.partition,
+            offset: env.origin.offset,
+            // Escaped here, so every form of a summary (text, `--json`, the console)
+            // carries the same safe text: anyone who can write to the DLQ topic writes
+            // these headers.
+            reason: escape_str(&env.reason),
+            error: escape_str(&env.error),
             status: env.status,
             attempts: env.attempts,
             response: response_line(redact, &env.response),
@@ -281,7 +281,14 @@ pub fn list(
     while let Some(msg) = reader.next(&consumer)? {
         match Entry::read(&msg, connector) {
             Entry::Mine(mine) => {
-                let s = Summary::new(&msg, &mine.0, &mine.1, &redact);
+                let s = Summary::new(&msg, &mine.1, &redact);
+                if filter.admits(&s) {
+                    listing.matched += 1;
+                    newest.push(s);
+                }
+            }
+            Entry::Unplaced(env) => {
+                let s = Summary::new(&msg, &env, &redact);
                 if filter.admits(&s) {
                     listing.matched += 1;
                     newest.push(s);
@@ -426,7 +433,8 @@ pub fn show(
     let msg = dlq_read::read_one(&consumer, &dlq, at)?;
     let (raw, _) = Record::from_message(&msg, Topic::new(msg.topic()));
     let summary = match Entry::read(&msg, connector) {
-        Entry::Mine(mine) => Some(Summary::new(&msg, &mine.0, &mine.1, &redact)),
+        Entry::Mine(mine) => Some(Summary::new(&msg, &mine.1, &redact)),
+        Entry::Unplaced(env) => Some(Summary::new(&msg, &env, &redact)),
         Entry::OtherSink => {
             return Err(dlq_read::not_found(
                 &dlq,

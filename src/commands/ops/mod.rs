@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use crate::config::load::Loaded;
@@ -121,6 +122,11 @@ pub(crate) fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32
         .find(|t| t.name() == topic)
         .ok_or_else(|| OpsError::NoTopic(topic.to_owned()))?;
     if let Some(err) = t.error() {
+        // The broker lists a topic it does not have with this error, not by leaving it
+        // out (a DLQ topic no record was dead-lettered to yet).
+        if RDKafkaErrorCode::from(err) == RDKafkaErrorCode::UnknownTopicOrPartition {
+            return Err(OpsError::NoTopic(topic.to_owned()));
+        }
         return Err(OpsError::Kafka {
             what: format!("topic {topic}"),
             error: KafkaError::MetadataFetch(err.into()),

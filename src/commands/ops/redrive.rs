@@ -31,6 +31,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::dlq_read::{self, Entry, Reader};
+use super::escape::escape_str;
 use super::inspect::At;
 use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
@@ -199,6 +200,12 @@ pub async fn redrive_one(
                     let line = describe(&msg, &record, &env);
                     (record, line)
                 }
+                Entry::Unplaced(_) => {
+                    return Err(dlq_read::unplaced(&format!(
+                        "{dlq} {}:{}",
+                        at.partition, at.offset
+                    )))
+                }
                 Entry::OtherSink => {
                     return Err(dlq_read::not_found(
                         &dlq,
@@ -317,6 +324,11 @@ async fn handle(
             }
             Ok(true)
         }
+        Entry::Unplaced(_) => Err(dlq_read::unplaced(&format!(
+            "dlq offset {} [{}]",
+            msg.offset(),
+            msg.partition()
+        ))),
         Entry::OtherSink => {
             tally.other_sinks += 1;
             Ok(false)
@@ -384,7 +396,7 @@ fn describe(msg: &BorrowedMessage<'_>, r: &Record, env: &DeadLetterEnvelope) -> 
         msg.offset(),
         msg.partition(),
         r.webhook_id(),
-        env.reason
+        escape_str(&env.reason)
     )
 }
 

@@ -121,6 +121,14 @@ impl UrlTemplate {
         }
     }
 
+    /// True when every URL it fills in is plain `http://` (the scheme is never a
+    /// placeholder): requests to it can only be HTTP/1.
+    pub fn is_plain_http(&self) -> bool {
+        self.text
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http:"))
+    }
+
     /// The URL when it has no placeholder (without its user and password, like every
     /// filled-in URL).
     pub fn literal(&self) -> Option<url::Url> {

@@ -6,13 +6,24 @@
 /// reads no name: a count shared by the poll thread and the dispatcher was written from
 /// both cores for every record. What is kept is one copy of each name met, never freed:
 /// the broker's topics as [`Topic::new`] takes them, and at most [`NAMES_FROM_RECORDS`]
-/// names read from records' contents ([`Topic::from_record`]).
+/// names read from records' contents ([`Topic::from_record`]), at most 249 bytes each
+/// (about 16 MiB at the very most).
 #[derive(Clone, Copy)]
 pub struct Topic(&'static str);
 
 /// Names [`Topic::from_record`] interns at most: a record's header names any topic it
-/// likes, and each new one would be kept for good.
-const NAMES_FROM_RECORDS: usize = 4096;
+/// likes, and each new one would be kept for good. Far above the topics a cluster's
+/// dead letters come from (a pattern sink reading thousands of tenants' topics fits).
+pub const NAMES_FROM_RECORDS: usize = 65_536;
+
+/// Why [`Topic::from_record`] gave no topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotTaken {
+    /// Not a name Kafka allows.
+    Illegal,
+    /// A new name, and [`NAMES_FROM_RECORDS`] were taken from records already.
+    TooMany,
+}
 
 /// Every interned name, and how many came from records.
 #[derive(Default)]
@@ -29,18 +40,18 @@ impl Names {
     }
 
     /// See [`Topic::from_record`].
-    fn intern_named_by_record(&mut self, name: &str) -> Option<&'static str> {
+    fn intern_named_by_record(&mut self, name: &str) -> Result<&'static str, NotTaken> {
         if !crate::connectors::is_topic_name(name) {
-            return None;
+            return Err(NotTaken::Illegal);
         }
         if let Some(interned) = self.interned.get(name) {
-            return Some(interned);
+            return Ok(interned);
         }
         if self.from_records >= NAMES_FROM_RECORDS {
-            return None;
+            return Err(NotTaken::TooMany);
         }
         self.from_records += 1;
-        Some(self.intern(name))
+        Ok(self.intern(name))
     }
 }
 
@@ -65,7 +76,7 @@ impl Topic {
 
     /// The topic a record's contents name (a dead letter's origin): only a name Kafka
     /// allows, and a new one only while fewer than [`NAMES_FROM_RECORDS`] were taken so.
-    pub fn from_record(name: &str) -> Option<Self> {
+    pub fn from_record(name: &str) -> Result<Self, NotTaken> {
         names().intern_named_by_record(name).map(Topic)
     }
 }
@@ -150,9 +161,13 @@ mod tests {
             (name.clone(), format!("{name:?}"))
         );
         assert_eq!(&*a, "orders.v1");
-        assert_eq!(Topic::from_record("orders.v1"), Some(a));
+        assert_eq!(Topic::from_record("orders.v1"), Ok(a));
         for illegal in ["", ".", "..", "orders/v1", "ordérs", &"o".repeat(250)] {
-            assert_eq!(Topic::from_record(illegal), None, "{illegal:?}");
+            assert_eq!(
+                Topic::from_record(illegal),
+                Err(NotTaken::Illegal),
+                "{illegal:?}"
+            );
         }
         let tp = |topic| TopicPartition {
             topic,
@@ -167,16 +182,20 @@ mod tests {
         let mut names = Names::default();
         let known = names.intern("orders");
         for i in 0..NAMES_FROM_RECORDS {
-            assert!(names.intern_named_by_record(&format!("t{i}")).is_some());
+            assert!(names.intern_named_by_record(&format!("t{i}")).is_ok());
         }
         assert_eq!(
             names.intern_named_by_record("one-more"),
-            None,
+            Err(NotTaken::TooMany),
             "past the bound"
         );
         assert_eq!(
+            names.intern_named_by_record("not/legal"),
+            Err(NotTaken::Illegal)
+        );
+        assert_eq!(
             names.intern_named_by_record("t7"),
-            Some(names.intern_named_by_record("t7").unwrap())
+            Ok(names.intern_named_by_record("t7").unwrap())
         );
         assert!(std::ptr::eq(
             names.intern_named_by_record("orders").unwrap(),

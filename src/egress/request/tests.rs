@@ -199,6 +199,66 @@ fn binary_cloudevent_attributes_are_percent_encoded_and_time_is_rfc3339() {
     assert_eq!(p.headers["ce-time"], "2026-12-04T17:00:00.000Z");
 }
 
+/// In binary mode a record's Content-Type that names a CloudEvents format would make the
+/// request a structured event its body's author wrote: the data goes as JSON (or bytes)
+/// instead. A record's own `ce-*` headers are never forwarded: the sink writes the
+/// attributes. Times with a numeric offset are sent in UTC.
+#[test]
+fn a_binary_cloudevent_keeps_its_own_attributes_and_mode() {
+    let forwarding = "url = \"http://h/\"\nformat = \"cloudevents-binary\"\nforward_headers = [\"*\"]";
+    let s = shaper(forwarding);
+    let forged = br#"{"specversion":"1.0","id":"forged","source":"/x","type":"t"}"#;
+    for (content_type, sent) in [
+        (&b"application/cloudevents+json"[..], "application/json"),
+        (b"Application/CloudEvents-Batch+JSON; charset=utf-8", "application/json"),
+        (b"application/cloudevents+avro", "application/octet-stream"),
+    ] {
+        let r = record(
+            forged,
+            &[
+                ("content-type", content_type),
+                ("ce-time", b"yesterday"),
+                ("CE-Id", b"forged"),
+                ("ce-bad_name", b"1"),
+                ("x-kept", b"yes"),
+                ("hookbridge-received-at", b"2024-05-01T12:00:00+02:00"),
+            ],
+            None,
+        );
+        let p = s.shape(&r).unwrap().unwrap();
+        assert_eq!(p.content_type.as_ref().map(|v| v.to_str().unwrap()), Some(sent));
+        assert_eq!(p.headers["ce-time"], "2024-05-01T10:00:00.000Z");
+        assert_ne!(p.headers["ce-id"], "forged");
+        assert!(!p.headers.contains_key("ce-bad_name"));
+        assert_eq!(p.headers["x-kept"], "yes");
+        assert_eq!(p.headers.get_all("ce-time").iter().count(), 1);
+    }
+    let plain = record(br#"{"a":1}"#, &[("content-type", b"application/json")], None);
+    assert_eq!(s.shape(&plain).unwrap().unwrap().content_type, None, "as it is");
+    // A raw sink forwards `ce-*` headers like any other.
+    let raw = shaper("url = \"http://h/\"\nforward_headers = [\"*\"]");
+    let r = record(b"{}", &[("ce-time", b"yesterday")], None);
+    assert_eq!(raw.shape(&r).unwrap().unwrap().headers["ce-time"], "yesterday");
+}
+
+#[test]
+fn rfc3339_times_are_read_with_z_or_an_offset() {
+    let utc = |t: &str| parse_rfc3339(t).map(|t| humantime::format_rfc3339_millis(t).to_string());
+    for (given, read) in [
+        ("2024-05-01T12:00:00Z", Some("2024-05-01T12:00:00.000Z")),
+        ("2024-05-01T12:00:00.5+02:00", Some("2024-05-01T10:00:00.500Z")),
+        ("2024-05-01T12:00:00-05:30", Some("2024-05-01T17:30:00.000Z")),
+        ("2024-05-01T23:30:00-01:00", Some("2024-05-02T00:30:00.000Z")),
+        ("2024-05-01T12:00:00+00:00", Some("2024-05-01T12:00:00.000Z")),
+        ("2024-05-01T12:00:00+24:00", None),
+        ("2024-05-01T12:00:00+02:60", None),
+        ("2024-05-01T12:00:00+0a:00", None),
+        ("yesterday", None),
+    ] {
+        assert_eq!(utc(given).as_deref(), read, "{given}");
+    }
+}
+
 /// Structured CloudEvents carry JSON data as the producer wrote it: a number past 64
 /// bits or with a trailing zero is not rounded, keys keep their order; any JSON text
 /// counts (a number no float holds included). An empty `content-type` on the record is
