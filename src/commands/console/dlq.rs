@@ -23,6 +23,11 @@ const DLQ_SCAN: u64 = 10_000;
 /// Body bytes shown on a record page.
 const BODY_PREVIEW: usize = 8192;
 
+/// Characters of a key or header value the record page shows, as of the body: a record
+/// may carry megabytes in either, and the page would be several times that once
+/// escaped. `dlq show` prints them whole.
+const FIELD_PREVIEW: usize = BODY_PREVIEW;
+
 pub(super) async fn dlq_page(
     State(c): State<Arc<Console>>,
     headers: HeaderMap,
@@ -186,7 +191,7 @@ pub(super) async fn record_page(
         .headers
         .iter()
         .map(|(k, v)| match v {
-            Some(v) => vec![esc(k), format!("<code>{}</code>", esc(v))],
+            Some(v) => vec![esc(k), format!("<code>{}</code>", esc(&preview(v)))],
             None => vec![esc(k), "<em>null</em>".to_owned()],
         })
         .collect();
@@ -198,12 +203,25 @@ pub(super) async fn record_page(
     let _ = write!(
         body,
         "<h2>Key</h2><pre>{}</pre><h2>Headers</h2>{}<h2>Body ({} bytes{cut})</h2><pre class=\"body\">{}</pre>",
-        esc(shown.key.as_deref().unwrap_or("(none)")),
+        esc(&preview(shown.key.as_deref().unwrap_or("(none)"))),
         html::table("headers", &["name", "value"], &header_rows),
         shown.body_bytes,
         esc(&shown.body),
     );
     ok_page(&c, &s, &title, &body)
+}
+
+/// `text` up to [`FIELD_PREVIEW`] characters, saying how much more there is.
+fn preview(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(FIELD_PREVIEW) {
+        None => text.into(),
+        Some((end, _)) => format!(
+            "{}… ({} more bytes: `hookbridge dlq show` prints it whole)",
+            &text[..end],
+            text.len() - end
+        )
+        .into(),
+    }
 }
 
 pub(super) async fn redrive_action(
@@ -504,5 +522,21 @@ pub(super) async fn redrive_all_action(
             ok_page(&c, &s, &title, &body)
         }
         Err(e) => failed_page(&c, &s, &title, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_field_is_cut_on_a_character_with_what_is_left_said() {
+        assert_eq!(preview("short"), "short");
+        let exact = "é".repeat(FIELD_PREVIEW);
+        assert_eq!(preview(&exact), exact.as_str());
+        let long = format!("{exact}éé");
+        let cut = preview(&long);
+        assert!(cut.starts_with(&exact), "the first characters whole");
+        assert!(cut.ends_with("… (4 more bytes: `hookbridge dlq show` prints it whole)"), "{}", &cut[cut.len() - 80..]);
     }
 }
