@@ -221,11 +221,31 @@ fn credentials(auth: &AuthConfig) -> Result<Credentials, (&'static str, String)>
                 .client_secret
                 .resolve()
                 .map_err(|e| ("auth.oauth2.client_secret", e.to_string()))?,
-            scopes: o.scopes.clone(),
+            scopes: scopes(&o.scopes)?,
             audience: o.audience.clone(),
             client_auth: o.client_auth,
         }),
     }
+}
+
+/// The OAuth2 scopes, each one scope-token (RFC 6749 3.3: printable ASCII but space, `"`
+/// and `\`): the request joins them with spaces, so `"read write"` would silently be two,
+/// and an empty one or a character outside the set makes a request servers refuse.
+fn scopes(scopes: &[String]) -> Result<Vec<String>, (&'static str, String)> {
+    for (i, s) in scopes.iter().enumerate() {
+        let token = |c: char| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c);
+        if s.is_empty() || !s.chars().all(token) {
+            return Err((
+                "auth.oauth2.scopes",
+                format!(
+                    "scope {} ({:?}) is not one scope: list each on its own, without spaces, quotes or backslashes",
+                    i + 1,
+                    s.escape_debug().to_string()
+                ),
+            ));
+        }
+    }
+    Ok(scopes.to_vec())
 }
 
 /// `Basic` credentials of `user` and `password`, marked sensitive. Base64 is always a

@@ -61,6 +61,18 @@ fn bearer_and_basic_send_a_sensitive_authorization_header() {
             "auth = { oauth2 = { token_url = \"ftp://x\", client_id = \"c\", client_secret = \"s\" } }",
             "sink.auth.oauth2.token_url",
         ),
+        (
+            "auth = { oauth2 = { token_url = \"https://idp/t\", client_id = \"c\", client_secret = \"s\", scopes = [\"read write\"] } }",
+            "sink.auth.oauth2.scopes",
+        ),
+        (
+            "auth = { oauth2 = { token_url = \"https://idp/t\", client_id = \"c\", client_secret = \"s\", scopes = [\"a\", \"\"] } }",
+            "sink.auth.oauth2.scopes",
+        ),
+        (
+            "auth = { oauth2 = { token_url = \"https://idp/t\", client_id = \"c\", client_secret = \"s\", scopes = [\"café\"] } }",
+            "sink.auth.oauth2.scopes",
+        ),
         ("tls = { cert = \"/nonexistent\" }", "sink.tls"),
         ("tls = { ca = \"/nonexistent/ca.pem\" }", "sink.tls.ca"),
     ] {
