@@ -31,6 +31,18 @@ pub fn at_millis(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+/// The last instant RFC 3339 text holds, 9999-12-31T23:59:59Z (and the formatter
+/// panics past it, as before the epoch).
+const LAST_WRITABLE: Duration = Duration::from_secs(253_402_300_799);
+
+/// `t` as RFC 3339 with milliseconds (`2026-12-04T17:00:00.000Z`); `None` before 1970 or
+/// past 9999, which a time read from a record may be.
+pub fn rfc3339_millis(t: SystemTime) -> Option<String> {
+    let since = t.duration_since(UNIX_EPOCH).ok()?;
+    (since.as_secs() <= LAST_WRITABLE.as_secs())
+        .then(|| humantime::format_rfc3339_millis(t).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +56,20 @@ mod tests {
         assert_eq!(millis_of(UNIX_EPOCH - Duration::from_secs(1)), 0);
         assert_eq!(secs_of(UNIX_EPOCH - Duration::from_secs(1)), 0);
         assert!(unix_millis() / 1000 >= unix_secs() - 1);
+    }
+
+    #[test]
+    fn only_times_rfc3339_can_hold_are_written() {
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(
+            rfc3339_millis(at(0)).as_deref(),
+            Some("1970-01-01T00:00:00.000Z")
+        );
+        assert_eq!(
+            rfc3339_millis(at(253_402_300_799) + Duration::from_millis(999)).as_deref(),
+            Some("9999-12-31T23:59:59.999Z")
+        );
+        assert_eq!(rfc3339_millis(at(253_402_300_800)), None);
+        assert_eq!(rfc3339_millis(UNIX_EPOCH - Duration::from_secs(60)), None);
     }
 }

@@ -397,7 +397,7 @@ impl Shaper {
             .header(headers::RECEIVED_AT)
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(parse_rfc3339)
-            .map(|t| humantime::format_rfc3339_millis(t).to_string());
+            .and_then(crate::clock::rfc3339_millis);
         let time = time.as_deref();
         let data_type = (prepared.content_type.clone())
             .or_else(|| record_content_type(record))
@@ -481,10 +481,14 @@ fn is_ce_attribute(name: &str) -> bool {
 /// request is a structured event or a batch (HTTP binding 3.1): `application/json` for
 /// a JSON one, else `application/octet-stream`. `None`: `data_type` goes as it is.
 fn binary_data_type(data_type: &HeaderValue) -> Option<HeaderValue> {
-    let essence = data_type.as_bytes().split(|b| *b == b';').next()?.trim_ascii();
+    let essence = data_type
+        .as_bytes()
+        .split(|b| *b == b';')
+        .next()?
+        .trim_ascii();
     let prefix = b"application/cloudevents";
-    let names_cloudevents = essence.len() >= prefix.len()
-        && essence[..prefix.len()].eq_ignore_ascii_case(prefix);
+    let names_cloudevents =
+        essence.len() >= prefix.len() && essence[..prefix.len()].eq_ignore_ascii_case(prefix);
     if !names_cloudevents {
         return None;
     }

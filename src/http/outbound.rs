@@ -30,10 +30,13 @@ pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
         .user_agent(concat!("hookbridge/", env!("CARGO_PKG_VERSION")))
 }
 
-/// For a client whose every request is plain `http://` (so HTTP/1: no prior knowledge
-/// of HTTP/2 is configured): reqwest's own retries are of HTTP/2 refusals only (a
-/// `GOAWAY`, `REFUSED_STREAM`), which such a client never meets, yet to be able to
-/// retry it keeps a copy of every request, headers and all. Off, that copy is not made.
+/// For a client whose every request is plain `http://`: HTTP/1 only (no prior knowledge
+/// of HTTP/2 is configured, and an `https://` proxy from the environment must not
+/// negotiate it either), and without reqwest's own retries, which are of HTTP/2
+/// refusals only (a `GOAWAY`, `REFUSED_STREAM`) such a client never meets, yet to be
+/// able to retry they keep a copy of every request, headers and all.
 pub fn http1_only(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
-    builder.retry(reqwest::retry::never().max_retries_per_request(0))
+    builder
+        .http1_only()
+        .retry(reqwest::retry::never().max_retries_per_request(0))
 }

@@ -291,7 +291,10 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
     for (k, v) in &first.headers {
         headers.insert(k.clone(), json!(String::from_utf8_lossy(v)));
     }
-    headers.insert("hookbridge-dlq-reason".into(), json!("\u{1b}[2Jpermanent\u{202e}"));
+    headers.insert(
+        "hookbridge-dlq-reason".into(),
+        json!("\u{1b}[2Jpermanent\u{202e}"),
+    );
     headers.insert("hookbridge-dlq-error".into(), json!("\u{1b}]0;title\u{7}"));
     kafka::produce(
         &broker.addr(),
@@ -303,7 +306,10 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
     let all = list_json(&hb, &[]).await;
     let forged = all["records"]
         .as_array()
-        .and_then(|r| r.iter().find(|r| r["reason"] != "permanent" && r["reason"] != "exhausted"))
+        .and_then(|r| {
+            r.iter()
+                .find(|r| r["reason"] != "permanent" && r["reason"] != "exhausted")
+        })
         .unwrap_or_else(|| panic!("the forged dead letter is listed: {all}"));
     assert_eq!(forged["reason"], "\\u{1b}[2Jpermanent\\u{202e}", "{forged}");
     assert_eq!(forged["error"], "\\u{1b}]0;title\\u{7}", "{forged}");
@@ -327,7 +333,10 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
     // not a broker error.
     let (code, _, err) = run(&hb, &["dlq", "list", "--connector", "quiet"]).await;
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains(&format!("topic {quiet_dlq} not found")), "{err}");
+    assert!(
+        err.contains(&format!("topic {quiet_dlq} not found")),
+        "{err}"
+    );
 }
 
 /// The console's DLQ page reads only the tail of each partition: a DLQ of any length
@@ -470,4 +479,91 @@ async fn a_sink_secret_echoed_by_the_destination_is_masked() {
     assert!(!shown.contains("dest-token-8c1e55f0a2"), "{shown}");
     assert!(shown.contains("authorization: [redacted]"), "{shown}");
     server.abort();
+}
+
+/// Every origin topic a dead letter names is kept for the life of the process that reads
+/// it, up to 65 536 names: a dead letter past that is never passed over and committed
+/// past, as one without an envelope is. The redrive stops before it; `dlq list` lists it
+/// from its envelope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_past_the_topic_names_a_process_keeps_stops_the_redrive() {
+    const NAMES: usize = 65_536;
+    let broker = Broker::start();
+    let (orders, dlq) = (unique("names-orders"), unique("names-orders.dlq"));
+    broker.create_topic(&orders, 1);
+    broker.create_topic(&dlq, 1);
+    let rx = Receiver::start(|_| Answer::status(400)).await;
+    let cfg = Config::new(&broker.addr()).connector(
+        "orders.toml",
+        &sink("orders", &orders, &rx.url, &dlq).render(),
+    );
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(40)).await;
+    kafka::produce(
+        &broker.addr(),
+        &orders,
+        &[json!({"key": "k", "value": "{}"})],
+    )
+    .await;
+    let real = kafka::read(&broker.addr(), &dlq, Some(1), 30.0).await;
+    // The same envelope from one more origin topic than a process keeps: each its own.
+    let forged: Vec<Value> = (0..=NAMES)
+        .map(|i| {
+            let mut headers = serde_json::Map::new();
+            for (k, v) in &real[0].headers {
+                headers.insert(k.clone(), json!(String::from_utf8_lossy(v)));
+            }
+            headers.insert(
+                "hookbridge-dlq-topic".into(),
+                json!(format!("tenant-{i:05}")),
+            );
+            json!({"key": "k", "value": "{}", "headers": headers})
+        })
+        .collect();
+    kafka::produce(&broker.addr(), &dlq, &forged).await;
+
+    let (code, out, err) = run(
+        &hb,
+        &["dlq", "redrive", "--connector", "orders", "--dry-run"],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("topic names one hookbridge process takes from dead letters"),
+        "{err}"
+    );
+    let would = out
+        .lines()
+        .filter(|l| l.starts_with("would redrive dlq"))
+        .count();
+    assert_eq!(
+        would, NAMES,
+        "every dead letter before it, and not the one past"
+    );
+    assert!(!out.contains("passed over"), "none is passed over");
+
+    let all = {
+        let (code, out, err) = run(
+            &hb,
+            &[
+                "dlq",
+                "list",
+                "--connector",
+                "orders",
+                "--json",
+                "--limit",
+                "1",
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).expect("list --json")
+    };
+    assert_eq!(
+        all["matched"],
+        NAMES + 2,
+        "the real one and every forged one"
+    );
+    assert_eq!(all["unreadable"], 0, "{all}");
+    assert_eq!(all["records"][0]["topic"], format!("tenant-{NAMES:05}"));
 }

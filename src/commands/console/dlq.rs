@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 
 use super::actions;
 use super::html::{self, esc, url};
-use super::{client_ip, failed_page, ok_page, Client, Console, Form, Page};
+use super::{client_ip, failed_page, failed_page_with, ok_page, Client, Console, Form, Page};
 use crate::commands::ops::inspect::{self, At, Filter};
 use crate::commands::ops::{redrive, OpsError};
 
@@ -500,28 +500,38 @@ pub(super) async fn redrive_all_action(
                 tracing::warn!(actor = "console", %client, action = "redrive-all", connector = %n, error = %e, "console action failed");
             }
         }
-        summary.map(|s| (lines, s.to_string()))
+        // The lines go with an error too: what was redriven or passed over before it
+        // (a dead letter cut to fit, committed past) is on the page either way.
+        (lines, summary.map(|s| s.to_string()))
     })
     .await
-    .unwrap_or_else(|e| Err(OpsError::Refused(format!("redrive stopped: {e}"))));
-    match ran {
-        Ok((lines, summary)) => {
-            let mut items: String = lines
-                .shown
-                .iter()
-                .map(|l| format!("<li><code>{}</code></li>", esc(l)))
-                .collect();
-            if lines.more > 0 {
-                let _ = write!(items, "<li>… and {} more</li>", lines.more);
-            }
+    .unwrap_or_else(|e| {
+        let stopped = OpsError::Refused(format!("redrive stopped: {e}"));
+        (actions::Lines::default(), Err(stopped))
+    });
+    let (lines, summary) = ran;
+    let mut items: String = lines
+        .shown
+        .iter()
+        .map(|l| format!("<li><code>{}</code></li>", esc(l)))
+        .collect();
+    if lines.more > 0 {
+        let _ = write!(items, "<li>… and {} more</li>", lines.more);
+    }
+    let back = format!(
+        "<p><a href=\"/console/sinks/{}/dlq\">Back to the dead letters</a></p>",
+        url(&name)
+    );
+    match summary {
+        Ok(summary) => {
             let body = format!(
-                "<p class=\"result\">{}</p><ul>{items}</ul><p><a href=\"/console/sinks/{}/dlq\">Back to the dead letters</a></p>",
-                esc(&summary),
-                url(&name)
+                "<p class=\"result\">{}</p><ul>{items}</ul>{back}",
+                esc(&summary)
             );
             ok_page(&c, &s, &title, &body)
         }
-        Err(e) => failed_page(&c, &s, &title, &e),
+        Err(e) if items.is_empty() => failed_page(&c, &s, &title, &e),
+        Err(e) => failed_page_with(&c, &s, &title, &e, &format!("<ul>{items}</ul>{back}")),
     }
 }
 
@@ -537,6 +547,10 @@ mod tests {
         let long = format!("{exact}éé");
         let cut = preview(&long);
         assert!(cut.starts_with(&exact), "the first characters whole");
-        assert!(cut.ends_with("… (4 more bytes: `hookbridge dlq show` prints it whole)"), "{}", &cut[cut.len() - 80..]);
+        assert!(
+            cut.ends_with("… (4 more bytes: `hookbridge dlq show` prints it whole)"),
+            "{}",
+            &cut[cut.len() - 80..]
+        );
     }
 }

@@ -288,13 +288,18 @@ fn ok_page(c: &Console, s: &Session, title: &str, body: &str) -> Page {
 
 /// An operator command failed: its message on a page, with a status that fits.
 fn failed_page(c: &Console, s: &Session, title: &str, e: &OpsError) -> Page {
+    failed_page_with(c, s, title, e, "")
+}
+
+/// [`failed_page`] with `more` (HTML) after the error: what was done before it.
+fn failed_page_with(c: &Console, s: &Session, title: &str, e: &OpsError, more: &str) -> Page {
     let status = match e {
         OpsError::NotFound(_) | OpsError::NoSink(_) | OpsError::NoTopic(_) => StatusCode::NOT_FOUND,
         OpsError::Invalid(_) => StatusCode::BAD_REQUEST,
         OpsError::Refused(_) | OpsError::NoDlq(_) => StatusCode::CONFLICT,
         _ => StatusCode::BAD_GATEWAY,
     };
-    let body = format!("<p class=\"error\">{}</p>", esc(&e.to_string()));
+    let body = format!("<p class=\"error\">{}</p>{more}", esc(&e.to_string()));
     Ok((status, html_body(html::page(&c.frame(s), title, &body))).into_response())
 }
 

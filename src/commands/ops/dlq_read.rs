@@ -224,7 +224,9 @@ impl Entry {
         };
         let topic = match Topic::from_record(&env.origin.topic) {
             Ok(topic) => topic,
-            Err(NotTaken::Illegal) => return Entry::Unreadable(EnvelopeError::Malformed(dlq::TOPIC)),
+            Err(NotTaken::Illegal) => {
+                return Entry::Unreadable(EnvelopeError::Malformed(dlq::TOPIC))
+            }
             Err(NotTaken::TooMany) => return Entry::Unplaced(Box::new(env)),
         };
         record.tp = TopicPartition {
@@ -243,7 +245,8 @@ pub(crate) fn unplaced(at: &str) -> OpsError {
     OpsError::Refused(format!(
         "{at}: its origin topic is one more than the {NAMES_FROM_RECORDS} topic names one \
          hookbridge process takes from dead letters; the redrive stopped before it (nothing \
-         past it is committed): run it again, in a new process, to go on from there"
+         past it is committed): run it again from a new process (`hookbridge dlq redrive`, \
+         or the console after a restart) to go on from there"
     ))
 }
 

@@ -531,8 +531,11 @@ fn dlq_time_ms(msg: &BorrowedMessage<'_>, env: &DeadLetterEnvelope) -> i64 {
         .unwrap_or_else(|| crate::clock::millis_of(env.last_attempt))
 }
 
+/// A record's time as RFC 3339; one RFC 3339 cannot hold (a producer may set any
+/// timestamp) as the milliseconds it is.
 fn rfc3339_ms(ms: i64) -> String {
-    humantime::format_rfc3339_millis(crate::clock::at_millis(ms)).to_string()
+    crate::clock::rfc3339_millis(crate::clock::at_millis(ms))
+        .unwrap_or_else(|| format!("{ms} ms since 1970"))
 }
 
 #[cfg(test)]

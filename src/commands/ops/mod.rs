@@ -124,7 +124,11 @@ pub(crate) fn partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32
     if let Some(err) = t.error() {
         // The broker lists a topic it does not have with this error, not by leaving it
         // out (a DLQ topic no record was dead-lettered to yet).
-        if RDKafkaErrorCode::from(err) == RDKafkaErrorCode::UnknownTopicOrPartition {
+        let code = RDKafkaErrorCode::from(err);
+        if matches!(
+            code,
+            RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
+        ) {
             return Err(OpsError::NoTopic(topic.to_owned()));
         }
         return Err(OpsError::Kafka {
