@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hookbridge::cli::{Cli, Command, DlqCommand, RedriveTo};
 use hookbridge::commands::ops::{inspect, redrive, replay, OpsError};
-use hookbridge::commands::{check, run, send};
+use hookbridge::commands::{check, print_out, run, say, send};
 use hookbridge::config::load::{load_settings, Loaded};
 use hookbridge::connectors::{self, Connectors};
 use hookbridge::{kafka, shutdown, telemetry};
@@ -98,8 +98,8 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
-            print!("{}", check::summary(&loaded, &connectors));
-            println!("ok");
+            print_out(check::summary(&loaded, &connectors));
+            say("ok");
             ExitCode::SUCCESS
         }
         Command::Send {
@@ -110,9 +110,9 @@ fn main() -> ExitCode {
         Command::Replay { connector, from } => block_on(async {
             let from = replay::parse_from(&from)?;
             for line in replay::replay(&loaded, &connectors, &connector, from)? {
-                println!("{line}");
+                say(line);
             }
-            println!("start the sink to re-deliver");
+            say("start the sink to re-deliver");
             Ok(ExitCode::SUCCESS)
         }),
         Command::Dlq {
@@ -149,9 +149,8 @@ fn main() -> ExitCode {
                 stop,
             };
             let summary =
-                redrive::redrive(&loaded, &connectors, opts, &mut |line| println!("{line}"))
-                    .await?;
-            println!("{summary}");
+                redrive::redrive(&loaded, &connectors, opts, &mut |line| say(line)).await?;
+            say(&summary);
             Ok(match summary.dead_lettered_again {
                 0 => ExitCode::SUCCESS,
                 _ => ExitCode::from(DEAD_LETTERED_AGAIN),
@@ -181,9 +180,9 @@ fn main() -> ExitCode {
             };
             let listing = inspect::list(&loaded, &connectors, &connector, &filter, limit)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&listing)?);
+                say(serde_json::to_string_pretty(&listing)?);
             } else {
-                print!("{}", listing.text());
+                print_out(listing.text());
             }
             Ok(ExitCode::SUCCESS)
         }),
@@ -206,9 +205,9 @@ fn main() -> ExitCode {
                 Err(e) => return Err(e.into()),
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&shown)?);
+                say(serde_json::to_string_pretty(&shown)?);
             } else {
-                print!("{}", shown.text());
+                print_out(shown.text());
             }
             // A record without a readable envelope is shown as it is, for the operator
             // to see what it is, but it is no dead letter of the sink.

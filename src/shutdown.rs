@@ -1,8 +1,11 @@
-//! SIGTERM / Ctrl-C → one `CancellationToken` that every part of the process watches.
+//! SIGTERM / Ctrl-C / SIGHUP → one `CancellationToken` that every part of the process
+//! watches.
 
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `token` on the first SIGTERM or SIGINT.
+/// Cancels `token` on the first SIGTERM, SIGINT or SIGHUP. A hangup (the terminal or
+/// ssh session that started the process closed) would otherwise end it at once, as a
+/// kill -9 does: no drain, no final commit, its group waiting out its session.
 pub fn on_signal(token: CancellationToken) {
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -14,16 +17,18 @@ pub fn on_signal(token: CancellationToken) {
 #[cfg(unix)]
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+    let recv = |kind| async move {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
             }
+            Err(_) => std::future::pending().await,
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+    };
+    tokio::select! {
+        _ = recv(SignalKind::terminate()) => {}
+        _ = recv(SignalKind::hangup()) => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
 

@@ -13,3 +13,16 @@ pub(crate) mod console;
 pub mod ops;
 pub mod run;
 pub mod send;
+
+/// Writes `text` to standard output. A reader that went away (`… | head -1`) or a full
+/// disk ends the output, not the command: `print!` would panic, and a redrive would stop
+/// between a delivery and its commit because its report could not be read.
+pub fn print_out(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = write!(std::io::stdout().lock(), "{text}");
+}
+
+/// [`print_out`] of one line.
+pub fn say(line: impl std::fmt::Display) {
+    print_out(format_args!("{line}\n"));
+}

@@ -106,7 +106,7 @@ pub async fn send(
         .with_context(|| format!("POST {url}"))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    println!("{} {}", status.as_u16(), text);
+    super::say(format_args!("{} {}", status.as_u16(), text));
     Ok(if status.is_success() {
         ExitCode::SUCCESS
     } else {

@@ -59,14 +59,29 @@ pub fn load_dir(dir: &Path) -> Result<Connectors, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         ConfigError::new(&label, "", format!("cannot read connectors directory: {e}"))
     })?;
+    // Hidden files are not connectors: an editor's lock (`.#orders.toml`, a dangling
+    // link), macOS's `._orders.toml` beside a copied file.
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+        })
         .collect();
     files.sort();
 
     let mut out = Connectors::default();
     for path in files {
+        // A FIFO would be read forever, a device for as long as it gives: only a file (or
+        // a link to one, as a mounted ConfigMap's are) is read.
+        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            return Err(ConfigError::new(
+                path.display().to_string(),
+                "",
+                "not a regular file (a pipe, socket or device)",
+            ));
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| {
             ConfigError::new(
                 path.display().to_string(),
@@ -431,6 +446,30 @@ batch = { max_records = 50, max_bytes = "512KiB", max_wait = "20ms", format = "n
         let err = load_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("b.toml") && err.contains("sink.name"), "{err}");
         assert!(err.contains("used by another file"), "{err}");
+    }
+
+    /// Hidden files (an editor's lock, macOS's `._` copies) are not connectors; a pipe
+    /// named `*.toml` is refused, never read (it would block the load for good).
+    #[test]
+    fn hidden_files_are_passed_over_and_a_pipe_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = "[sink]\nname = \"orders\"\ntopics = [\"t\"]\nurl = \"http://x/\"\n";
+        std::fs::write(dir.path().join("orders.toml"), sink).unwrap();
+        std::fs::write(dir.path().join("._orders.toml"), [0xff, 0xfe, 0x00]).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.path().join(".#orders.toml")).unwrap();
+        let loaded = load_dir(dir.path()).expect("the hidden files are not read");
+        assert_eq!(loaded.sinks.len(), 1);
+        let fifo = dir.path().join("pipe.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("pipe.toml") && err.contains("not a regular file"),
+            "{err}"
+        );
     }
 
     #[test]

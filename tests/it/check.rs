@@ -43,6 +43,26 @@ fn shipped_configuration_passes_and_redacts_secrets() {
     );
 }
 
+/// Output nobody can take (a full disk, a reader gone: `check | head -1`) ends the
+/// output, not the command in a panic.
+#[test]
+fn output_that_cannot_be_written_is_no_panic() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hookbridge.toml");
+    let mut cmd = Command::new(bin());
+    cmd.args(["check", "--config"]).arg(&config);
+    for (k, v) in SECRET_VALUES {
+        cmd.env(k, v);
+    }
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = cmd.stdout(full).output().expect("run check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
 #[test]
 fn broken_connector_names_file_and_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -501,10 +501,10 @@ impl Sender {
         let Some(dest) = &self.destination else {
             let partition = self.placement(record, line)?;
             if partition.is_none() {
-                println!(
+                crate::commands::say(format_args!(
                     "{}/{} no longer exists; the record goes where the partitioner puts it",
                     record.tp.topic, record.tp.partition
-                );
+                ));
             }
             to_source(&self.producer, record, partition).await?;
             return Ok((

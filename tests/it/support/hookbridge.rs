@@ -197,9 +197,14 @@ impl Hookbridge {
 
     /// SIGTERM, then waits for the exit status.
     pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        self.terminate_by("TERM", timeout).await
+    }
+
+    /// [`Hookbridge::terminate`] with another signal (`HUP`, `INT`).
+    pub async fn terminate_by(&mut self, signal: &str, timeout: Duration) -> ExitStatus {
         let pid = self.pid();
         let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{signal}"), &pid.to_string()])
             .status();
         let deadline = Instant::now() + timeout;
         let mut child = self.child.take().expect("running");
@@ -210,7 +215,7 @@ impl Hookbridge {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!(
-                    "hookbridge did not exit within {timeout:?} of SIGTERM:\n{}",
+                    "hookbridge did not exit within {timeout:?} of SIG{signal}:\n{}",
                     self.logs()
                 );
             }
