@@ -31,6 +31,38 @@ pub fn at_millis(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+/// An RFC 3339 time: with `Z`, a numeric offset (`+02:00`, which humantime does not read)
+/// or no zone at all (read as UTC). The offset is looked for first: after a fraction of
+/// a second humantime stops reading and takes `12:00:00.5+02:00` for 12:00:00.5 UTC.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let zone_at = text.len().checked_sub(6);
+    let has_offset = zone_at
+        .and_then(|at| text.get(at..))
+        .is_some_and(|z| z.starts_with(['+', '-']) && z.as_bytes()[3] == b':');
+    if !has_offset {
+        return humantime::parse_rfc3339_weak(text).ok();
+    }
+    let (local, zone) = text.split_at_checked(zone_at?)?;
+    let (sign, hh_mm) = zone.split_at_checked(1)?;
+    let (hh, mm) = hh_mm.split_once(':')?;
+    let digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(hh) || !digits(mm) {
+        return None;
+    }
+    let (hours, minutes) = (hh.parse::<u64>().ok()?, mm.parse::<u64>().ok()?);
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let offset = Duration::from_secs(hours * 3600 + minutes * 60);
+    let at_local = humantime::parse_rfc3339_weak(local).ok()?;
+    // The local time is UTC plus the offset.
+    match sign {
+        "+" => at_local.checked_sub(offset),
+        "-" => at_local.checked_add(offset),
+        _ => None,
+    }
+}
+
 /// The last instant RFC 3339 text holds, 9999-12-31T23:59:59Z (and the formatter
 /// panics past it, as before the epoch).
 const LAST_WRITABLE: Duration = Duration::from_secs(253_402_300_799);

@@ -52,11 +52,19 @@ pub async fn send(
     let source = connectors
         .source(name)
         .ok_or_else(|| OpsError::Invalid(format!("no source connector named {name:?}")))?;
-    let is_http = |u: reqwest::Url| matches!(u.scheme(), "http" | "https") && u.has_host();
+    // An address, not a URL to append to: the source's path goes after it, so a query or
+    // fragment would end up before the path. Not repeated in the message: it may carry a
+    // password.
+    let is_http = |u: reqwest::Url| {
+        matches!(u.scheme(), "http" | "https")
+            && u.has_host()
+            && u.query().is_none()
+            && u.fragment().is_none()
+    };
     if !reqwest::Url::parse(base).is_ok_and(is_http) {
-        return Err(OpsError::Invalid(format!(
-            "--url {base:?}: expected hookbridge's webhook address, such as http://127.0.0.1:8080"
-        ))
+        return Err(OpsError::Invalid(
+            "--url: expected hookbridge's webhook address, such as http://127.0.0.1:8080 (no query or fragment)".into(),
+        )
         .into());
     }
     let now = crate::clock::unix_secs();
@@ -101,9 +109,10 @@ pub async fn send(
         .body(body)
         .send()
         .await
-        // The URL once, in the context: reqwest's own message names it too.
+        // The URL once, in the context (reqwest's own message names it too), without a
+        // user and password given in `--url`.
         .map_err(reqwest::Error::without_url)
-        .with_context(|| format!("POST {url}"))?;
+        .with_context(|| format!("POST {}", crate::connectors::template::redacted_url(&url)))?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     super::say(format_args!("{} {}", status.as_u16(), text));

@@ -396,7 +396,7 @@ impl Shaper {
         let time = record
             .header(headers::RECEIVED_AT)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(parse_rfc3339)
+            .and_then(crate::clock::parse_rfc3339)
             .and_then(crate::clock::rfc3339_millis);
         let time = time.as_deref();
         let data_type = (prepared.content_type.clone())
@@ -498,32 +498,6 @@ fn binary_data_type(data_type: &HeaderValue) -> Option<HeaderValue> {
     } else {
         HeaderValue::from_static("application/octet-stream")
     })
-}
-
-/// An RFC 3339 time with `Z` or a numeric offset (`+02:00`), as the instant it names.
-/// humantime reads only `Z`; an offset is taken off here.
-fn parse_rfc3339(t: &str) -> Option<std::time::SystemTime> {
-    let b = t.as_bytes();
-    let n = b.len();
-    let has_offset = n > 6 && matches!(b[n - 6], b'+' | b'-') && b[n - 3] == b':';
-    if !has_offset {
-        return humantime::parse_rfc3339_weak(t).ok();
-    }
-    let digits = |s: &[u8]| -> Option<u64> {
-        (s.len() == 2 && s.iter().all(u8::is_ascii_digit))
-            .then(|| u64::from(s[0] - b'0') * 10 + u64::from(s[1] - b'0'))
-    };
-    let (hours, minutes) = (digits(&b[n - 5..n - 3])?, digits(&b[n - 2..])?);
-    if hours > 23 || minutes > 59 {
-        return None;
-    }
-    let local = humantime::parse_rfc3339_weak(&format!("{}Z", &t[..n - 6])).ok()?;
-    let offset = std::time::Duration::from_secs(hours * 3600 + minutes * 60);
-    // 12:00+02:00 is 10:00Z; 12:00-02:00 is 14:00Z.
-    match b[n - 6] {
-        b'+' => local.checked_sub(offset),
-        _ => local.checked_add(offset),
-    }
 }
 
 /// A CloudEvents attribute as an HTTP binding header value (3.1.3.2): printable ASCII

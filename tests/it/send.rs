@@ -138,6 +138,22 @@ async fn send_gets_2xx_from_every_provider_source() {
     assert!(!ok, "{out}");
     assert_eq!(out.matches(&url).count(), 1, "{out}");
     assert!(out.to_lowercase().contains("refused"), "{out}");
+    // A password in `--url` is not printed with the failure; a query would go before
+    // the source's path, so it is refused (without repeating it).
+    let with_password = format!("http://user:pass-must-not-print@127.0.0.1:{port}");
+    let (ok, out) = hb
+        .command(&["send", "--connector", "github", "--url", &with_password])
+        .await;
+    assert!(!ok && !out.contains("pass-must-not-print"), "{out}");
+    let with_query = format!("http://127.0.0.1:{port}/?token=query-must-not-print");
+    let (code, out) = hb
+        .command_code(&["send", "--connector", "github", "--url", &with_query])
+        .await;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        !out.contains("query-must-not-print") && out.contains("no query"),
+        "{out}"
+    );
 }
 
 /// A GitHub source with `max_body`, its secret in `LARGE_SECRET`.

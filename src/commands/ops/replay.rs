@@ -22,7 +22,7 @@ pub fn parse_from(text: &str) -> Result<SystemTime, OpsError> {
 /// A point in time given as option `option`: an RFC 3339 time or a duration ago; the
 /// error names the option.
 pub fn parse_time(option: &str, text: &str) -> Result<SystemTime, OpsError> {
-    if let Some(t) = rfc3339(text) {
+    if let Some(t) = crate::clock::parse_rfc3339(text) {
         return Ok(t);
     }
     let ago = humantime::parse_duration(text).map_err(|_| {
@@ -33,33 +33,6 @@ pub fn parse_time(option: &str, text: &str) -> Result<SystemTime, OpsError> {
     SystemTime::now()
         .checked_sub(ago)
         .ok_or_else(|| OpsError::Invalid(format!("{option} {text:?} is too far back")))
-}
-
-/// An RFC 3339 time: with `Z`, a numeric offset (`+02:00`, which humantime does not read)
-/// or no zone at all (read as UTC).
-fn rfc3339(text: &str) -> Option<SystemTime> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
-        return Some(t);
-    }
-    let (local, zone) = text.split_at_checked(text.len().checked_sub(6)?)?;
-    let (sign, hh_mm) = zone.split_at_checked(1)?;
-    let (hh, mm) = hh_mm.split_once(':')?;
-    let digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(hh) || !digits(mm) {
-        return None;
-    }
-    let (hours, minutes) = (hh.parse::<u64>().ok()?, mm.parse::<u64>().ok()?);
-    if hours > 23 || minutes > 59 {
-        return None;
-    }
-    let offset = Duration::from_secs(hours * 3600 + minutes * 60);
-    let at_local = humantime::parse_rfc3339_weak(local).ok()?;
-    // The local time is UTC plus the offset.
-    match sign {
-        "+" => at_local.checked_sub(offset),
-        "-" => at_local.checked_add(offset),
-        _ => None,
-    }
 }
 
 /// One partition's move.
@@ -86,6 +59,23 @@ impl Move {
     }
 }
 
+/// The sink, when a replay can move its group: not one that reads topics by pattern.
+fn replayable<'c>(connectors: &'c Connectors, name: &str) -> Result<&'c Sink, OpsError> {
+    let sink = super::sink(connectors, name)?;
+    // Which topics a pattern names is the broker's subscription's answer (librdkafka's
+    // regular expressions, over metadata that changes): matched here by another engine,
+    // a replay could move a different set than the sink reads. Refused, naming the way.
+    if let Some(pattern) = sink.topics.iter().find(|t| t.starts_with('^')) {
+        return Err(OpsError::Invalid(format!(
+            "sink {:?} reads topics by pattern ({pattern}): replay moves a group over the topics a \
+             sink names; move it with Kafka's kafka-consumer-groups.sh --reset-offsets \
+             --to-datetime, per topic, while the sink is stopped",
+            sink.name
+        )));
+    }
+    Ok(sink)
+}
+
 /// The replay's dry run: each partition's move, changing nothing. A move with
 /// [`Move::skipped`] above zero means the replay would be refused.
 pub fn dry_run(
@@ -94,7 +84,7 @@ pub fn dry_run(
     name: &str,
     from: SystemTime,
 ) -> Result<Vec<Move>, OpsError> {
-    let sink = super::sink(connectors, name)?;
+    let sink = replayable(connectors, name)?;
     let consumer = super::consumer(loaded, &sink.group_id, &[])?;
     plan(&consumer, sink, from)
 }
@@ -106,7 +96,7 @@ pub fn replay(
     name: &str,
     from: SystemTime,
 ) -> Result<Vec<String>, OpsError> {
-    let sink = super::sink(connectors, name)?;
+    let sink = replayable(connectors, name)?;
     let consumer = super::consumer(loaded, &sink.group_id, &[])?;
     refuse_live_members(&consumer, sink)?;
     let moves = plan(&consumer, sink, from)?;
@@ -266,6 +256,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sink_reading_topics_by_pattern_is_not_replayed() {
+        let mut connectors = Connectors::default();
+        for (file, topics) in [("a.toml", r#"["^gh\\..*"]"#), ("b.toml", r#"["gh.push"]"#)] {
+            let name = file.trim_end_matches(".toml");
+            let text =
+                format!("[sink]\nname = \"{name}\"\ntopics = {topics}\nurl = \"http://x/\"\n");
+            crate::connectors::load_file(file, &text, &mut connectors).expect("a sink");
+        }
+        let e = replayable(&connectors, "a").unwrap_err();
+        assert!(matches!(e, OpsError::Invalid(_)), "a usage error: {e}");
+        assert!(e.to_string().contains("by pattern (^gh\\..*)"), "{e}");
+        assert!(replayable(&connectors, "b").is_ok());
+    }
+
+    #[test]
     fn a_time_is_read_as_rfc_3339_or_a_duration_ago_and_refused_naming_its_option() {
         let at = parse_time("--since", "2026-11-22T08:00:00Z").unwrap();
         assert_eq!(
@@ -277,6 +282,7 @@ mod tests {
             "2026-11-22T10:30:00+02:30",
             "2026-11-22T03:00:00-05:00",
             "2026-11-22T08:00:00.000+00:00",
+            "2026-11-22T10:30:00.000+02:30",
         ] {
             assert_eq!(parse_time("--since", same).unwrap(), at, "{same}");
         }

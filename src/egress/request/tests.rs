@@ -270,7 +270,7 @@ fn a_binary_cloudevent_keeps_its_own_attributes_and_mode() {
 
 #[test]
 fn rfc3339_times_are_read_with_z_or_an_offset() {
-    let utc = |t: &str| parse_rfc3339(t).and_then(crate::clock::rfc3339_millis);
+    let utc = |t: &str| crate::clock::parse_rfc3339(t).and_then(crate::clock::rfc3339_millis);
     for (given, read) in [
         ("2024-05-01T12:00:00Z", Some("2024-05-01T12:00:00.000Z")),
         (
