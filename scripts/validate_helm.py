@@ -167,7 +167,10 @@ def check_settings(text: str, vals: dict[str, Any]) -> dict[str, Any] | None:
     R.check(True, "")
     R.check(isinstance(settings.get("kafka"), dict), "hookbridge.toml has a [kafka] table")
     kafka = settings.get("kafka", {})
-    R.check(kafka.get("brokers") == vals["kafka"]["brokers"], "[kafka] brokers comes from kafka.brokers",
+    brokers = vals["kafka"]["brokers"]
+    if isinstance(brokers, list):
+        brokers = ",".join(brokers)
+    R.check(kafka.get("brokers") == brokers, "[kafka] brokers comes from kafka.brokers",
             kafka.get("brokers"))
     R.check(settings.get("shutdown", {}).get("drain_timeout") == f"{int(vals['drainTimeoutSeconds'])}s",
             "[shutdown] drain_timeout comes from drainTimeoutSeconds", settings.get("shutdown"))
@@ -453,6 +456,7 @@ def main() -> int:
         ("defaults", None),
         ("scaled", {"replicaCount": 3, "serviceMonitor": {"enabled": True}, "autoscaling": {"enabled": True}}),
         ("replicas3", {"replicaCount": 3}),
+        ("brokers-list", {"kafka": {"brokers": ["b-1.kafka:9092", "b-2.kafka:9092"]}}),
         ("ipv6", {"bindAddress": "::", "config": {"admin": {"console": {"token": "${CONSOLE_TOKEN}"}}},
                   "secretEnv": [{"name": "GITHUB_SECRET", "secretName": "hookbridge-secrets", "key": "github-secret"},
                                 {"name": "CONSOLE_TOKEN", "secretName": "console", "key": "token"}]}),

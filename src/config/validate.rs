@@ -20,6 +20,9 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     if s.kafka.brokers.trim().is_empty() {
         return Err(err("kafka.brokers", "must not be empty".into()));
     }
+    if let Some(problem) = broker_list_problem(&s.kafka.brokers) {
+        return Err(err("kafka.brokers", problem));
+    }
     if let Some(problem) = level_problem(&s.log.level) {
         return Err(err("log.level", problem));
     }
@@ -149,7 +152,7 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
             "must be shorter than shutdown.drain_timeout, so a webhook waiting for its ack is answered within a drain".into(),
         ));
     }
-    if s.http.listen == s.admin.listen {
+    if same_port_clash(s.http.listen, s.admin.listen) {
         return Err(err(
             "admin.listen",
             format!("{} is also http.listen; use another port", s.admin.listen),
@@ -387,6 +390,64 @@ fn edits(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// Whether two listeners could not both bind: the same address and port, or the same
+/// port where one is a wildcard (`0.0.0.0`, `[::]`) of the other's family, or `[::]`,
+/// which also takes IPv4 on Linux by default. Port 0 (the kernel picks) never clashes.
+fn same_port_clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let v6_wildcard = |x: std::net::SocketAddr| x.is_ipv6() && x.ip().is_unspecified();
+    a.ip() == b.ip()
+        || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
+        || v6_wildcard(a)
+        || v6_wildcard(b)
+}
+
+/// What is wrong with a bootstrap list, as librdkafka reads one: comma-separated
+/// `host`, `host:port` or `[ipv6]:port`, each optionally after `protocol://`. A list that
+/// is none (`[a:9092 b:9092]`, a YAML list printed whole; `a:99999`) would pass a check
+/// and leave the replica unready for good, trying to resolve it.
+fn broker_list_problem(list: &str) -> Option<String> {
+    for (i, entry) in list.split(',').map(str::trim).enumerate() {
+        let at = || format!("entry {} ({entry:?})", i + 1);
+        if entry.is_empty() {
+            return Some(format!("entry {} is empty (a stray comma?)", i + 1));
+        }
+        let address = entry.split_once("://").map_or(entry, |(_, a)| a);
+        let (host, port) = match address.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((host, "")) => (host, None),
+                Some((host, rest)) => match rest.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Some(format!("{} is not [address]:port", at())),
+                },
+                None => return Some(format!("{} opens a [ it does not close", at())),
+            },
+            None if address.matches(':').count() > 1 => {
+                return Some(format!(
+                    "{}: an IPv6 address goes in brackets, as [::1]:9092",
+                    at()
+                ))
+            }
+            None => match address.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (address, None),
+            },
+        };
+        let bad_host = |c: char| c.is_whitespace() || "[]/\\\"'@,".contains(c);
+        if host.is_empty() || host.contains(bad_host) {
+            return Some(format!("{} is not host:port", at()));
+        }
+        if let Some(port) = port {
+            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                return Some(format!("{}: the port is not 1 to 65535", at()));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +464,55 @@ mod tests {
     }
 
     #[test]
+    fn listeners_clash_on_one_port_when_either_takes_every_address() {
+        let clash = |a: &str, b: &str| same_port_clash(a.parse().unwrap(), b.parse().unwrap());
+        for (a, b) in [
+            ("127.0.0.1:80", "127.0.0.1:80"),
+            ("127.0.0.1:80", "0.0.0.0:80"),
+            ("[::]:80", "127.0.0.1:80"),
+            ("[::1]:80", "[::]:80"),
+        ] {
+            assert!(clash(a, b) && clash(b, a), "{a} {b}");
+        }
+        for (a, b) in [
+            ("127.0.0.1:80", "127.0.0.2:80"),
+            ("127.0.0.1:80", "0.0.0.0:81"),
+            ("[::1]:80", "127.0.0.1:80"),
+            ("0.0.0.0:80", "[::1]:80"),
+            ("127.0.0.1:0", "0.0.0.0:0"),
+        ] {
+            assert!(!clash(a, b) && !clash(b, a), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn bootstrap_lists_librdkafka_reads_pass() {
+        for ok in [
+            "kafka:9092",
+            "kafka",
+            "b-1.kafka:9096,b-2.kafka:9096",
+            " a:1 , b:2 ",
+            "SASL_SSL://broker.example.com:9093",
+            "[::1]:9092",
+            "[fd00::1]",
+            "127.0.0.1:65535",
+        ] {
+            assert_eq!(broker_list_problem(ok), None, "{ok}");
+        }
+        for (bad, says) in [
+            ("a:9092,", "entry 2 is empty"),
+            ("[a:9092 b:9092]", "not host:port"),
+            ("a:65536", "the port is not 1 to 65535"),
+            ("fd00::1", "in brackets"),
+            ("[::1", "does not close"),
+            ("[::1]9092", "not [address]:port"),
+        ] {
+            let problem = broker_list_problem(bad).unwrap_or_default();
+            assert!(problem.contains(says), "{bad}: {problem}");
+        }
+    }
+
+    #[test]
     fn zero_and_absurd_values_name_their_key() {
         let cases = [
             (
@@ -414,6 +524,12 @@ mod tests {
                 "kafka.produce_timeout",
             ),
             ("[kafka]\nbrokers = \" \"\n", "kafka.brokers"),
+            ("[kafka]\nbrokers = \",\"\n", "kafka.brokers"),
+            ("[kafka]\nbrokers = \"[a:9092 b:9092]\"\n", "kafka.brokers"),
+            ("[kafka]\nbrokers = \"a:99999\"\n", "kafka.brokers"),
+            ("[kafka]\nbrokers = \"a:0\"\n", "kafka.brokers"),
+            ("[kafka]\nbrokers = \"::1:9092\"\n", "kafka.brokers"),
+            ("[kafka]\nbrokers = \"a:9092,,b:9092\"\n", "kafka.brokers"),
             (
                 "[kafka]\ncommit_metadata_max_bytes = 0\n",
                 "kafka.commit_metadata_max_bytes",
@@ -453,6 +569,10 @@ mod tests {
                 "kafka.produce_timeout",
             ),
             ("[admin]\nlisten = \"0.0.0.0:8080\"\n", "admin.listen"),
+            (
+                "[http]\nlisten = \"127.0.0.1:38380\"\n[admin]\nlisten = \"0.0.0.0:38380\"\n",
+                "admin.listen",
+            ),
             (
                 "[admin.console]\ntoken = \"short-secret\"\n",
                 "admin.console.token",

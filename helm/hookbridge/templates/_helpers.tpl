@@ -86,7 +86,10 @@ The settings (hookbridge.toml) as JSON: .Values.config plus the keys the chart o
 {{- end }}
 {{- end }}
 {{- $_ := set $cfg "connectors_dir" "connectors" }}
-{{- $_ := set (get $cfg "kafka") "brokers" (required "kafka.brokers is required" .Values.kafka.brokers | toString) }}
+{{- $brokers := required "kafka.brokers is required" .Values.kafka.brokers }}
+{{- /* A YAML list of brokers is joined, not rendered as Go prints a list ("[a b]"). */}}
+{{- if kindIs "slice" $brokers }}{{- $brokers = join "," $brokers }}{{- end }}
+{{- $_ := set (get $cfg "kafka") "brokers" ($brokers | toString) }}
 {{- $bind := include "hookbridge.bindAddress" . }}
 {{- $_ := set (get $cfg "http") "listen" (printf "%s:%d" $bind (int .Values.containerPorts.http)) }}
 {{- $_ := set (get $cfg "admin") "listen" (printf "%s:%d" $bind (int .Values.containerPorts.admin)) }}
