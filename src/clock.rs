@@ -35,6 +35,14 @@ pub fn at_millis(ms: i64) -> SystemTime {
 /// or no zone at all (read as UTC). The offset is looked for first: after a fraction of
 /// a second humantime stops reading and takes `12:00:00.5+02:00` for 12:00:00.5 UTC.
 pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    // RFC 3339 allows `t` and `z` in lower case; humantime reads only upper.
+    let upper;
+    let text = if text.bytes().any(|b| b == b't' || b == b'z') {
+        upper = text.to_ascii_uppercase();
+        upper.as_str()
+    } else {
+        text
+    };
     let zone_at = text.len().checked_sub(6);
     let has_offset = zone_at
         .and_then(|at| text.get(at..))

@@ -226,7 +226,13 @@ pub fn warn_if_missing<C: rdkafka::ClientContext>(
     topic: &str,
 ) {
     let problem = match client.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-        Err(e) => Some(e.to_string()),
+        // Not an answer about the topic: the broker was not reached (it may be down at
+        // start); readiness says so, and this is no reason to call the topic missing.
+        Err(e) => {
+            tracing::warn!(connector, dlq = topic, problem = %e,
+                "dead-letter topic not checked: the broker did not answer; records to dead-letter wait unfinished until it exists");
+            return;
+        }
         Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
             None => Some("the broker does not know it".to_owned()),
             Some(t) => match t.error() {
