@@ -500,16 +500,18 @@ impl Sender {
     async fn send(&self, record: &Record, line: &str) -> Result<(Finish, String), OpsError> {
         let Some(dest) = &self.destination else {
             let partition = self.placement(record, line)?;
-            if partition.is_none() {
-                crate::commands::say(format_args!(
-                    "{}/{} no longer exists; the record goes where the partitioner puts it",
-                    record.tp.topic, record.tp.partition
-                ));
-            }
             to_source(&self.producer, record, partition).await?;
+            // Said in the line the redrive reports (the console's too), not printed.
+            let placed = match partition {
+                Some(_) => String::new(),
+                None => format!(
+                    " (partition {} no longer exists; placed by the partitioner)",
+                    record.tp.partition
+                ),
+            };
             return Ok((
                 Finish::Delivered,
-                format!("{line}: produced to {}", record.tp.topic),
+                format!("{line}: produced to {}{placed}", record.tp.topic),
             ));
         };
         let stop = Stop {
