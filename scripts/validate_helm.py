@@ -532,6 +532,9 @@ def main() -> int:
     must_fail("a connector not named *.toml", {"connectors": {"github.txt": "[source]\n"}}, "must end in .toml")
     must_fail("no connectors", {"connectors": None}, "at least one connector")
     must_fail("config.kafka.brokers", {"config": {"kafka": {"brokers": "x:9092"}}}, "set by the chart")
+    must_fail("brokers-empty-list", {"kafka": {"brokers": []}}, "an empty list")
+    must_fail("brokers-list-of-maps", {"kafka": {"brokers": [{"host": "a", "port": 9092}]}},
+              "a host:port string")
     must_fail("a secretEnv entry without key", {"secretEnv": [{"name": "X", "secretName": "s"}]},
               "key is required")
     must_fail("a literal Kafka password", {"config": {"kafka": {"properties": {"sasl.password": "hunter2"}}}},

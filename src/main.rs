@@ -90,6 +90,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let code = command(cli, loaded, connectors);
+    match hookbridge::commands::output_lost() {
+        // Said on stderr, which may be gone too: then the exit code says it alone.
+        Some(e) => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: the output could not be written whole: {e}"
+            );
+            ExitCode::FAILURE
+        }
+        None => code,
+    }
+}
+
+fn command(cli: Cli, loaded: Loaded, connectors: Connectors) -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
             // The listener's certificate and key, as `run` loads them: what it could not
@@ -124,13 +140,14 @@ fn main() -> ExitCode {
                     dry_run,
                 },
         } => block_on(async {
-            // Ctrl-C stops the redrive before its next record (an attempt in progress is
-            // cut off and left uncommitted), so it leaves its lock group on the way out;
-            // a second Ctrl-C ends the process at once.
+            // Ctrl-C (or SIGTERM, or the terminal's hangup) stops the redrive before its
+            // next record (an attempt in progress is cut off and left uncommitted), so it
+            // leaves its lock group on the way out; a second Ctrl-C ends the process at once.
             let stop = CancellationToken::new();
             let on_signal = stop.clone();
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
+                {
+                    shutdown::wait_for_signal().await;
                     on_signal.cancel();
                     eprintln!("stopping: progress so far is committed; Ctrl-C again to end now");
                     if tokio::signal::ctrl_c().await.is_ok() {

@@ -14,8 +14,10 @@ pub fn on_signal(token: CancellationToken) {
     });
 }
 
+/// The first SIGTERM, SIGINT or SIGHUP (SIGHUP only when it was not ignored at start:
+/// under `nohup` a hangup is not a reason to stop). What every long command stops on.
 #[cfg(unix)]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let recv = |kind| async move {
         match signal(kind) {
@@ -25,14 +27,33 @@ async fn wait_for_signal() {
             Err(_) => std::future::pending().await,
         }
     };
+    let hangup = async {
+        if hangup_ignored() {
+            std::future::pending::<()>().await;
+        }
+        recv(SignalKind::hangup()).await;
+    };
     tokio::select! {
         _ = recv(SignalKind::terminate()) => {}
-        _ = recv(SignalKind::hangup()) => {}
+        _ = hangup => {}
         _ = tokio::signal::ctrl_c() => {}
     }
 }
 
+/// Whether SIGHUP is ignored (`nohup` started the process so): read before anything
+/// listens for it, as listening replaces the disposition.
+#[cfg(unix)]
+fn hangup_ignored() -> bool {
+    // SAFETY: with a null new action, sigaction only writes the current disposition of
+    // SIGHUP into `old`, a zeroed struct of the type it expects.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 #[cfg(not(unix))]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }

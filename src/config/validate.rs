@@ -20,7 +20,24 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     if s.kafka.brokers.trim().is_empty() {
         return Err(err("kafka.brokers", "must not be empty".into()));
     }
-    if let Some(problem) = broker_list_problem(&s.kafka.brokers) {
+    let security_protocol = s.kafka.properties.iter().find_map(|(k, v)| match v {
+        SecretRef::Literal(p) if k.eq_ignore_ascii_case("security.protocol") => {
+            Some(p.expose().trim().to_ascii_lowercase())
+        }
+        _ => None,
+    });
+    let configured_elsewhere = s
+        .kafka
+        .properties
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("security.protocol"));
+    let protocol = match (&security_protocol, configured_elsewhere) {
+        (Some(p), _) => Some(p.as_str()),
+        // From a variable or a file: not known here.
+        (None, true) => None,
+        (None, false) => Some("plaintext"),
+    };
+    if let Some(problem) = broker_list_problem(&s.kafka.brokers, protocol) {
         return Err(err("kafka.brokers", problem));
     }
     if let Some(problem) = level_problem(&s.log.level) {
@@ -155,7 +172,10 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     if same_port_clash(s.http.listen, s.admin.listen) {
         return Err(err(
             "admin.listen",
-            format!("{} is also http.listen; use another port", s.admin.listen),
+            format!(
+                "{} takes the port of http.listen ({}); use another port",
+                s.admin.listen, s.http.listen
+            ),
         ));
     }
     check_console(&s.admin.console, file)?;
@@ -404,17 +424,47 @@ fn same_port_clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
         || v6_wildcard(b)
 }
 
-/// What is wrong with a bootstrap list, as librdkafka reads one: comma-separated
-/// `host`, `host:port` or `[ipv6]:port`, each optionally after `protocol://`. A list that
-/// is none (`[a:9092 b:9092]`, a YAML list printed whole; `a:99999`) would pass a check
-/// and leave the replica unready for good, trying to resolve it.
-fn broker_list_problem(list: &str) -> Option<String> {
-    for (i, entry) in list.split(',').map(str::trim).enumerate() {
-        let at = || format!("entry {} ({entry:?})", i + 1);
-        if entry.is_empty() {
-            return Some(format!("entry {} is empty (a stray comma?)", i + 1));
+/// What is wrong with a bootstrap list, as librdkafka reads one: `host`, `host:port`,
+/// `[ipv6]:port` or a bare IPv6 address, each optionally after `protocol://` (which must
+/// be the client's `security.protocol`, when that is known here: not a `${VAR}`) and
+/// before a `/path` librdkafka ignores, separated by commas or spaces (empty entries
+/// skipped). A list that is none (`[a:9092 b:9092]`, a YAML list printed whole;
+/// `a:99999`; entries on separate lines) would pass a check and leave every replica
+/// unready for good, trying to resolve it.
+fn broker_list_problem(list: &str, security_protocol: Option<&str>) -> Option<String> {
+    const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+    let mut any = false;
+    for (i, entry) in list.split([',', ' ']).filter(|e| !e.is_empty()).enumerate() {
+        any = true;
+        let at = || format!("entry {} ({:?})", i + 1, entry);
+        if entry.contains(char::is_whitespace) {
+            return Some(format!(
+                "{}: brokers are separated by commas, not line breaks or tabs",
+                at()
+            ));
         }
-        let address = entry.split_once("://").map_or(entry, |(_, a)| a);
+        let address = match entry.split_once("://") {
+            Some((protocol, address)) => {
+                let protocol = protocol.to_ascii_lowercase();
+                if !PROTOCOLS.contains(&protocol.as_str()) {
+                    return Some(format!(
+                        "{}: the protocol is not one of {}",
+                        at(),
+                        PROTOCOLS.join(", ")
+                    ));
+                }
+                if security_protocol.is_some_and(|p| p != protocol) {
+                    return Some(format!(
+                        "{}: its protocol is not kafka.properties' security.protocol ({})",
+                        at(),
+                        security_protocol.unwrap_or_default()
+                    ));
+                }
+                address
+            }
+            None => entry,
+        };
+        let address = address.split('/').next().unwrap_or_default();
         let (host, port) = match address.strip_prefix('[') {
             Some(v6) => match v6.split_once(']') {
                 Some((host, "")) => (host, None),
@@ -424,28 +474,25 @@ fn broker_list_problem(list: &str) -> Option<String> {
                 },
                 None => return Some(format!("{} opens a [ it does not close", at())),
             },
-            None if address.matches(':').count() > 1 => {
-                return Some(format!(
-                    "{}: an IPv6 address goes in brackets, as [::1]:9092",
-                    at()
-                ))
-            }
+            // A bare IPv6 address: librdkafka uses the default port.
+            None if address.matches(':').count() > 1 => (address, None),
             None => match address.split_once(':') {
                 Some((host, port)) => (host, Some(port)),
                 None => (address, None),
             },
         };
-        let bad_host = |c: char| c.is_whitespace() || "[]/\\\"'@,".contains(c);
-        if host.is_empty() || host.contains(bad_host) {
+        if host.is_empty() || host.contains(['[', ']', '"', '\'', '@', '\\']) {
             return Some(format!("{} is not host:port", at()));
         }
         if let Some(port) = port {
-            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            if !port.bytes().all(|b| b.is_ascii_digit())
+                || !port.parse::<u16>().is_ok_and(|p| p > 0)
+            {
                 return Some(format!("{}: the port is not 1 to 65535", at()));
             }
         }
     }
-    None
+    (!any).then(|| "names no broker".to_owned())
 }
 
 #[cfg(test)]
@@ -487,28 +534,50 @@ mod tests {
 
     #[test]
     fn bootstrap_lists_librdkafka_reads_pass() {
+        let plain = Some("plaintext");
         for ok in [
             "kafka:9092",
             "kafka",
             "b-1.kafka:9096,b-2.kafka:9096",
             " a:1 , b:2 ",
-            "SASL_SSL://broker.example.com:9093",
+            "a:9092 b:9092",
+            "a:9092,",
+            "a:9092,,b:9092",
+            "a:9092/",
+            "PLAINTEXT://broker.example.com:9093/",
             "[::1]:9092",
             "[fd00::1]",
+            "fd00::1",
+            "[fe80::1%eth0]:9092",
+            "broker_1.internal:9092",
             "127.0.0.1:65535",
         ] {
-            assert_eq!(broker_list_problem(ok), None, "{ok}");
+            assert_eq!(broker_list_problem(ok, plain), None, "{ok}");
         }
-        for (bad, says) in [
-            ("a:9092,", "entry 2 is empty"),
-            ("[a:9092 b:9092]", "not host:port"),
-            ("a:65536", "the port is not 1 to 65535"),
-            ("fd00::1", "in brackets"),
-            ("[::1", "does not close"),
-            ("[::1]9092", "not [address]:port"),
+        assert_eq!(
+            broker_list_problem("SASL_SSL://b:9093", Some("sasl_ssl")),
+            None
+        );
+        assert_eq!(
+            broker_list_problem("SSL://b:9093", None),
+            None,
+            "protocol unknown here"
+        );
+        for (bad, protocol, says) in [
+            (",", plain, "names no broker"),
+            ("[a:9092 b:9092]", plain, "opens a [ it does not close"),
+            ("a:65536", plain, "the port is not 1 to 65535"),
+            ("a:0", plain, "the port is not 1 to 65535"),
+            ("a:90x2", plain, "the port is not 1 to 65535"),
+            ("[::1]9092", plain, "not [address]:port"),
+            ("a:9092\nb:9092", plain, "not line breaks"),
+            ("SSL://b:9093", plain, "security.protocol (plaintext)"),
+            ("foo://b:9093", plain, "the protocol is not one of"),
+            ("://b:9093", plain, "the protocol is not one of"),
+            ("user@b:9093", plain, "not host:port"),
         ] {
-            let problem = broker_list_problem(bad).unwrap_or_default();
-            assert!(problem.contains(says), "{bad}: {problem}");
+            let problem = broker_list_problem(bad, protocol).unwrap_or_default();
+            assert!(problem.contains(says), "{bad:?}: {problem}");
         }
     }
 
@@ -528,8 +597,10 @@ mod tests {
             ("[kafka]\nbrokers = \"[a:9092 b:9092]\"\n", "kafka.brokers"),
             ("[kafka]\nbrokers = \"a:99999\"\n", "kafka.brokers"),
             ("[kafka]\nbrokers = \"a:0\"\n", "kafka.brokers"),
-            ("[kafka]\nbrokers = \"::1:9092\"\n", "kafka.brokers"),
-            ("[kafka]\nbrokers = \"a:9092,,b:9092\"\n", "kafka.brokers"),
+            (
+                "[kafka]\nbrokers = \"SASL_SSL://a:9093\"\n",
+                "kafka.brokers",
+            ),
             (
                 "[kafka]\ncommit_metadata_max_bytes = 0\n",
                 "kafka.commit_metadata_max_bytes",

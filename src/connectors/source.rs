@@ -371,9 +371,9 @@ pub fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
-            const STRUCTURED: &str = "application/cloudevents+json";
-            (ct.trim_start().get(..STRUCTURED.len()))
-                .is_some_and(|p| p.eq_ignore_ascii_case(STRUCTURED))
+            // The media type whole (`…+jsonx` is another), parameters after `;` aside.
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            essence.eq_ignore_ascii_case("application/cloudevents+json")
         })
 }
 
@@ -391,9 +391,12 @@ pub const MAX_ROUTED_TOPICS: usize = 256;
 pub struct Routing {
     template: Template,
     allowed: Vec<String>,
-    /// Topics a webhook was produced to: a new one is refused once there are
-    /// [`MAX_ROUTED_TOPICS`].
-    produced: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Topics a webhook was routed to, taken when it was routed (before its produce):
+    /// a new one is refused once there are [`MAX_ROUTED_TOPICS`]. Taken then, webhooks
+    /// routed at once cannot pass the bound together, and a topic once accepted is
+    /// never refused later; one Kafka would not create (a name colliding with another)
+    /// counts too, so those are bounded as well.
+    routed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Why a webhook has no topic: answered 400, nothing produced.
@@ -445,7 +448,7 @@ impl Routing {
         Ok(Some(Routing {
             template,
             allowed: allowed.to_vec(),
-            produced: Default::default(),
+            routed: Default::default(),
         }))
     }
 
@@ -469,19 +472,14 @@ impl Routing {
         if !allowed {
             return Err(RouteError::NotAllowed);
         }
-        let produced = self.produced.lock().unwrap_or_else(|p| p.into_inner());
-        if produced.len() >= MAX_ROUTED_TOPICS && !produced.contains(&topic) {
-            return Err(RouteError::TooManyTopics);
+        let mut routed = self.routed.lock().unwrap_or_else(|p| p.into_inner());
+        if !routed.contains(&topic) {
+            if routed.len() >= MAX_ROUTED_TOPICS {
+                return Err(RouteError::TooManyTopics);
+            }
+            routed.insert(topic.clone());
         }
         Ok(topic)
-    }
-
-    /// A webhook was produced to `topic` (one [`Routing::topic`] gave).
-    pub fn produced(&self, topic: &str) {
-        let mut produced = self.produced.lock().unwrap_or_else(|p| p.into_inner());
-        if produced.len() < MAX_ROUTED_TOPICS && !produced.contains(topic) {
-            produced.insert(topic.to_owned());
-        }
     }
 
     pub fn allowed(&self) -> &[String] {
@@ -601,11 +599,13 @@ mod tests {
         let r = Routing::parse("t.{event_type}", &["t.*".to_owned()], true)
             .unwrap()
             .unwrap();
+        // Taken as each is routed, before any produce: webhooks routed at the same time
+        // cannot pass the bound together.
         for i in 0..MAX_ROUTED_TOPICS {
-            let topic = r.topic(Some(format!("e{i}").as_bytes())).unwrap();
-            r.produced(&topic);
+            assert!(r.topic(Some(format!("e{i}").as_bytes())).is_ok());
         }
         assert_eq!(r.topic(Some(b"new")), Err(RouteError::TooManyTopics));
+        assert_eq!(r.topic(Some(b"other")), Err(RouteError::TooManyTopics));
         assert_eq!(
             r.topic(Some(b"e7")).as_deref(),
             Ok("t.e7"),
@@ -670,5 +670,21 @@ verify = { scheme = "token", secret = "s", header = "X-Token" }
             Some(&b"order.forged"[..]),
             "binary mode: the header is the attribute"
         );
+        for ct in [
+            "Application/CloudEvents+JSON; charset=utf-8",
+            " application/cloudevents+json",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("content-type", HeaderValue::from_str(ct).unwrap());
+            assert!(is_structured_cloudevent(&h), "{ct}");
+        }
+        for ct in [
+            "application/cloudevents+jsonx",
+            "application/cloudevents-batch+json",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("content-type", HeaderValue::from_str(ct).unwrap());
+            assert!(!is_structured_cloudevent(&h), "{ct}");
+        }
     }
 }

@@ -205,6 +205,17 @@ fn client_ip(extensions: &Extensions) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip())
 }
 
+/// Whether every `Transfer-Encoding` a request names is `chunked`: the HTTP server takes
+/// any list that ends in `chunked` as chunked (`gzip, chunked`) and hands over the body
+/// still gzipped.
+fn only_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .all(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
 async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Body) -> Reply {
     let source = &endpoint.source;
     // A provider checking the endpoint (Meta's hub.challenge, Graph's validationToken):
@@ -221,6 +232,9 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
     }
     if req.method != Method::POST {
         return Reply::MethodNotAllowed;
+    }
+    if !only_chunked(req.headers) {
+        return Reply::TransferCodingNotImplemented;
     }
     // The reservation lives until the reply: the body's memory is counted while held.
     let Some(mut reservation) = ing.budget.start(req.client) else {

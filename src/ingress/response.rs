@@ -20,6 +20,9 @@ pub enum Reply {
     OriginCheck(OriginCheck),
     NotFound,
     MethodNotAllowed,
+    /// A transfer coding other than `chunked` (RFC 9112 6.1: 501): the body would be
+    /// taken as it came, still encoded, with nothing to say so.
+    TransferCodingNotImplemented,
     /// Bad, missing or stale signature.
     Unauthorized(&'static str),
     /// The configured key is not in the request.
@@ -45,6 +48,7 @@ impl Reply {
             Reply::OriginCheck(OriginCheck::Missing) => StatusCode::BAD_REQUEST,
             Reply::NotFound => StatusCode::NOT_FOUND,
             Reply::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Reply::TransferCodingNotImplemented => StatusCode::NOT_IMPLEMENTED,
             Reply::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Reply::BadRequest(_) => StatusCode::BAD_REQUEST,
             Reply::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -98,6 +102,13 @@ impl IntoResponse for Reply {
                 let mut r = json_error(status, "webhooks are accepted with POST only");
                 r.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                r
+            }
+            Reply::TransferCodingNotImplemented => {
+                // Its body cannot be read as sent: the connection is not reused.
+                let mut r = json_error(status, "only the chunked transfer coding is accepted");
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
                 r
             }
             Reply::Unauthorized(reason) => json_error(status, reason),

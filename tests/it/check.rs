@@ -44,7 +44,7 @@ fn shipped_configuration_passes_and_redacts_secrets() {
 }
 
 /// Output nobody can take (a full disk, a reader gone: `check | head -1`) ends the
-/// output, not the command in a panic.
+/// output, not the command in a panic; the exit code says it was lost.
 #[test]
 fn output_that_cannot_be_written_is_no_panic() {
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hookbridge.toml");
@@ -60,7 +60,11 @@ fn output_that_cannot_be_written_is_no_panic() {
     let out = cmd.stdout(full).output().expect("run check");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("the output could not be written whole"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
 }
 
 #[test]

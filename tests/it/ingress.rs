@@ -302,6 +302,50 @@ async fn a_trickled_body_is_cut_off_below_the_minimum_rate() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
+/// `Transfer-Encoding: gzip, chunked` is read as chunked by the HTTP server, its body
+/// still gzipped: answered 501 (RFC 9112 6.1), never produced as it came. Plain
+/// `chunked` is taken as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_coding_other_than_chunked_is_not_implemented() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = Broker::start();
+    let topic = unique("gh-te");
+    broker.create_topic(&topic, 1);
+    let cfg = Config::new(&broker.addr())
+        .connector("github.toml", &github_source(&topic).render())
+        .env("GH_SECRET", SECRET);
+    let mut hb = Hookbridge::start(&cfg);
+    hb.ready(Duration::from_secs(30)).await;
+    let body = br#"{"zen":"te"}"#;
+    let signature = github_sig(SECRET, body);
+    let send = |coding: &'static str| {
+        let signature = signature.clone();
+        let port = hb.http;
+        async move {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let head = format!(
+                "POST /webhooks/github HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: te-{}\r\nX-Hub-Signature-256: {signature}\r\nTransfer-Encoding: {coding}\r\n\r\n{:x}\r\n",
+                coding.len(),
+                body.len()
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            s.write_all(body).await.unwrap();
+            s.write_all(b"\r\n0\r\n\r\n").await.unwrap();
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let answer = send("gzip, chunked").await;
+    assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
+    let answer = send("chunked").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let landed = kafka::read(&broker.addr(), &topic, Some(1), 20.0).await;
+    assert_eq!(landed.len(), 1, "only the chunked one");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_oversized_headers_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

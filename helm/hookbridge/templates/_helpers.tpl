@@ -86,10 +86,7 @@ The settings (hookbridge.toml) as JSON: .Values.config plus the keys the chart o
 {{- end }}
 {{- end }}
 {{- $_ := set $cfg "connectors_dir" "connectors" }}
-{{- $brokers := required "kafka.brokers is required" .Values.kafka.brokers }}
-{{- /* A YAML list of brokers is joined, not rendered as Go prints a list ("[a b]"). */}}
-{{- if kindIs "slice" $brokers }}{{- $brokers = join "," $brokers }}{{- end }}
-{{- $_ := set (get $cfg "kafka") "brokers" ($brokers | toString) }}
+{{- $_ := set (get $cfg "kafka") "brokers" (include "hookbridge.brokers" .) }}
 {{- $bind := include "hookbridge.bindAddress" . }}
 {{- $_ := set (get $cfg "http") "listen" (printf "%s:%d" $bind (int .Values.containerPorts.http)) }}
 {{- $_ := set (get $cfg "admin") "listen" (printf "%s:%d" $bind (int .Values.containerPorts.admin)) }}
@@ -204,5 +201,23 @@ Arguments: dict "prefix" "<dotted table name, empty for the root>" "map" <map>.
 {{- if not (kindIs "string" $text) }}
 {{- fail (printf "connectors.%s must be TOML text (a string)" $file) }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+kafka.brokers as hookbridge reads it: a string as written, a YAML list of host:port
+strings joined with commas (Go would print a list as "[a b]"). An empty list, or one
+holding anything but strings, fails the render rather than the pods.
+*/}}
+{{- define "hookbridge.brokers" -}}
+{{- $brokers := required "kafka.brokers is required" .Values.kafka.brokers }}
+{{- if kindIs "slice" $brokers }}
+{{- if not $brokers }}{{ fail "kafka.brokers is an empty list" }}{{ end }}
+{{- range $brokers }}
+{{- if not (kindIs "string" .) }}{{ fail (printf "kafka.brokers: each entry is a host:port string, not %v" .) }}{{ end }}
+{{- end }}
+{{- join "," $brokers }}
+{{- else }}
+{{- $brokers | toString }}
 {{- end }}
 {{- end }}

@@ -191,8 +191,11 @@ pub(super) async fn record_page(
         .headers
         .iter()
         .map(|(k, v)| match v {
-            Some(v) => vec![esc(k), format!("<code>{}</code>", esc(&preview(v)))],
-            None => vec![esc(k), "<em>null</em>".to_owned()],
+            Some(v) => vec![
+                esc(&preview(k)),
+                format!("<code>{}</code>", esc(&preview(v))),
+            ],
+            None => vec![esc(&preview(k)), "<em>null</em>".to_owned()],
         })
         .collect();
     let cut = if shown.body_truncated {

@@ -93,7 +93,9 @@ pub(super) async fn replay_page(
             // duration would move the group to another time than the one shown.
             // (Through the millisecond the dry run looked up, which also keeps a time
             // before 1970 printable: the format refuses one.)
-            esc(&humantime::format_rfc3339_millis(crate::clock::at_millis(crate::clock::millis_of(from))).to_string())
+            // (And a time past 9999, which an offset can make of 9999-12-31, is refused
+            // by the formatter: none is written, and nothing moves without one.)
+            esc(&crate::clock::rfc3339_millis(crate::clock::at_millis(crate::clock::millis_of(from))).unwrap_or_default())
         );
     }
     ok_page(&c, &s, &title, &body)

@@ -213,8 +213,8 @@ impl Summary {
             // Escaped here, so every form of a summary (text, `--json`, the console)
             // carries the same safe text: anyone who can write to the DLQ topic writes
             // these headers.
-            reason: escape_str(&env.reason),
-            error: escape_str(&env.error),
+            reason: short(escape_str(&env.reason)),
+            error: short(escape_str(&env.error)),
             status: env.status,
             attempts: env.attempts,
             response: response_line(redact, &env.response),
@@ -531,6 +531,19 @@ fn dlq_time_ms(msg: &BorrowedMessage<'_>, env: &DeadLetterEnvelope) -> i64 {
         .unwrap_or_else(|| crate::clock::millis_of(env.last_attempt))
 }
 
+/// Characters of a dead letter's reason or error a summary keeps: hookbridge writes a
+/// word or two; a hand-written header of megabytes would fill every listing line and
+/// page that shows it (`dlq show` prints the headers whole).
+const SUMMARY_FIELD: usize = 256;
+
+/// `text` up to [`SUMMARY_FIELD`] characters, saying how much more there was.
+fn short(text: String) -> String {
+    match text.char_indices().nth(SUMMARY_FIELD) {
+        None => text,
+        Some((end, _)) => format!("{}… ({} more bytes)", &text[..end], text.len() - end),
+    }
+}
+
 /// A record's time as RFC 3339; one RFC 3339 cannot hold (a producer may set any
 /// timestamp) as the milliseconds it is.
 fn rfc3339_ms(ms: i64) -> String {
@@ -541,6 +554,16 @@ fn rfc3339_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_keeps_the_start_of_a_long_reason_or_error() {
+        assert_eq!(short("permanent".into()), "permanent");
+        let long = "é".repeat(SUMMARY_FIELD + 3);
+        let cut = short(long.clone());
+        assert!(cut.starts_with(&"é".repeat(SUMMARY_FIELD)));
+        assert!(cut.ends_with("… (6 more bytes)"), "{cut}");
+        assert_eq!(short("é".repeat(SUMMARY_FIELD)), "é".repeat(SUMMARY_FIELD));
+    }
 
     #[test]
     fn a_reason_is_one_a_dead_letter_carries_or_is_refused_with_the_list() {

@@ -238,9 +238,8 @@ fn scopes(scopes: &[String]) -> Result<Vec<String>, (&'static str, String)> {
             return Err((
                 "auth.oauth2.scopes",
                 format!(
-                    "scope {} ({:?}) is not one scope: list each on its own, without spaces, quotes or backslashes",
+                    "scope {} ({s:?}) is not one scope: list each on its own, without spaces, quotes or backslashes",
                     i + 1,
-                    s.escape_debug().to_string()
                 ),
             ));
         }

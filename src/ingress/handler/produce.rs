@@ -98,9 +98,6 @@ pub(super) async fn produce(
     .await;
     match sent {
         Ok(Ok(_acked)) => {
-            if let Some(routing) = &source.routing {
-                routing.produced(topic);
-            }
             WebhookAccepted {
                 produce_seconds: started.elapsed().as_secs_f64(),
                 event_type: routed.event_type,

@@ -123,6 +123,17 @@ impl Hookbridge {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        // A hangup drains hookbridge unless it was started with SIGHUP ignored (`nohup`),
+        // which a child inherits: a suite run under nohup would change what a test's
+        // SIGHUP does. Every process starts with the default, as from a shell.
+        use std::os::unix::process::CommandExt;
+        // SAFETY: between fork and exec only `signal`, which is async-signal-safe, runs.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGHUP, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         self.child = Some(cmd.spawn().expect("start hookbridge"));
     }
 
