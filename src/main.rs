@@ -92,8 +92,9 @@ fn main() -> ExitCode {
     };
     let code = command(cli, loaded, connectors);
     match hookbridge::commands::output_lost() {
-        // Said on stderr, which may be gone too: then the exit code says it alone.
-        Some(e) => {
+        // Said on stderr, which may be gone too: then the exit code says it alone. A
+        // command that already failed keeps its own code (4: dead-lettered again).
+        Some(e) if code == ExitCode::SUCCESS => {
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),
@@ -101,7 +102,7 @@ fn main() -> ExitCode {
             );
             ExitCode::FAILURE
         }
-        None => code,
+        _ => code,
     }
 }
 
@@ -149,7 +150,12 @@ fn command(cli: Cli, loaded: Loaded, connectors: Connectors) -> ExitCode {
                 {
                     shutdown::wait_for_signal().await;
                     on_signal.cancel();
-                    eprintln!("stopping: progress so far is committed; Ctrl-C again to end now");
+                    // After a hangup the terminal is gone: writing to it fails, not panics.
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "stopping: progress so far is committed; Ctrl-C again to end now"
+                    );
                     if tokio::signal::ctrl_c().await.is_ok() {
                         std::process::exit(130);
                     }

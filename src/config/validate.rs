@@ -20,9 +20,11 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     if s.kafka.brokers.trim().is_empty() {
         return Err(err("kafka.brokers", "must not be empty".into()));
     }
+    // Only one of the protocols: any other value is refused by key with the other
+    // properties, never printed.
     let security_protocol = s.kafka.properties.iter().find_map(|(k, v)| match v {
         SecretRef::Literal(p) if k.eq_ignore_ascii_case("security.protocol") => {
-            Some(p.expose().trim().to_ascii_lowercase())
+            Some(p.expose().trim().to_ascii_lowercase()).filter(|p| PROTOCOLS.contains(&p.as_str()))
         }
         _ => None,
     });
@@ -424,24 +426,25 @@ fn same_port_clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
         || v6_wildcard(b)
 }
 
-/// What is wrong with a bootstrap list, as librdkafka reads one: `host`, `host:port`,
-/// `[ipv6]:port` or a bare IPv6 address, each optionally after `protocol://` (which must
-/// be the client's `security.protocol`, when that is known here: not a `${VAR}`) and
-/// before a `/path` librdkafka ignores, separated by commas or spaces (empty entries
-/// skipped). A list that is none (`[a:9092 b:9092]`, a YAML list printed whole;
-/// `a:99999`; entries on separate lines) would pass a check and leave every replica
-/// unready for good, trying to resolve it.
+/// The `security.protocol` values librdkafka knows, as a bootstrap entry's
+/// `protocol://` names them (any case).
+const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+
+/// What is wrong with a bootstrap list, as librdkafka reads one: entries separated by
+/// commas (empty ones and spaces around them skipped), each `host`, `host:port`,
+/// `[ipv6]:port` or a bare IPv6 address, optionally after `protocol://` (which must be
+/// the client's `security.protocol` when that is known here, not a `${VAR}`) and then
+/// before a `/path` it ignores. A list that is none (`[a:9092 b:9092]`, a YAML list
+/// printed whole; `a:99999`; two brokers on one line without a comma) would pass a check
+/// and leave every replica unready for good, trying to resolve it.
 fn broker_list_problem(list: &str, security_protocol: Option<&str>) -> Option<String> {
-    const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
     let mut any = false;
-    for (i, entry) in list.split([',', ' ']).filter(|e| !e.is_empty()).enumerate() {
+    let entries = list.split(',').map(str::trim).filter(|e| !e.is_empty());
+    for (i, entry) in entries.enumerate() {
         any = true;
         let at = || format!("entry {} ({:?})", i + 1, entry);
         if entry.contains(char::is_whitespace) {
-            return Some(format!(
-                "{}: brokers are separated by commas, not line breaks or tabs",
-                at()
-            ));
+            return Some(format!("{}: brokers are separated by commas", at()));
         }
         let address = match entry.split_once("://") {
             Some((protocol, address)) => {
@@ -460,11 +463,12 @@ fn broker_list_problem(list: &str, security_protocol: Option<&str>) -> Option<St
                         security_protocol.unwrap_or_default()
                     ));
                 }
-                address
+                // After `protocol://` librdkafka ignores a path; without one a `/` is
+                // part of the host.
+                address.split('/').next().unwrap_or_default()
             }
             None => entry,
         };
-        let address = address.split('/').next().unwrap_or_default();
         let (host, port) = match address.strip_prefix('[') {
             Some(v6) => match v6.split_once(']') {
                 Some((host, "")) => (host, None),
@@ -474,20 +478,27 @@ fn broker_list_problem(list: &str, security_protocol: Option<&str>) -> Option<St
                 },
                 None => return Some(format!("{} opens a [ it does not close", at())),
             },
-            // A bare IPv6 address: librdkafka uses the default port.
-            None if address.matches(':').count() > 1 => (address, None),
+            // A bare IPv6 address (a zone after `%`): librdkafka uses the default port.
+            None if address.matches(':').count() > 1 => {
+                let ip = address.split('%').next().unwrap_or_default();
+                if ip.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Some(format!("{} is not host:port", at()));
+                }
+                (address, None)
+            }
             None => match address.split_once(':') {
                 Some((host, port)) => (host, Some(port)),
                 None => (address, None),
             },
         };
-        if host.is_empty() || host.contains(['[', ']', '"', '\'', '@', '\\']) {
+        if host.is_empty() || host.contains(['[', ']', '"', '\'', '@', '\\', '/']) {
             return Some(format!("{} is not host:port", at()));
         }
         if let Some(port) = port {
-            if !port.bytes().all(|b| b.is_ascii_digit())
-                || !port.parse::<u16>().is_ok_and(|p| p > 0)
-            {
+            // Read as a number up to what is not a digit: `9092/` is 9092.
+            let port = port.split('/').next().unwrap_or_default();
+            let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+            if !digits || !port.parse::<u16>().is_ok_and(|p| p > 0) {
                 return Some(format!("{}: the port is not 1 to 65535", at()));
             }
         }
@@ -540,7 +551,8 @@ mod tests {
             "kafka",
             "b-1.kafka:9096,b-2.kafka:9096",
             " a:1 , b:2 ",
-            "a:9092 b:9092",
+            "a:9092,b:9092\n",
+            "a:9092\r",
             "a:9092,",
             "a:9092,,b:9092",
             "a:9092/",
@@ -565,12 +577,16 @@ mod tests {
         );
         for (bad, protocol, says) in [
             (",", plain, "names no broker"),
-            ("[a:9092 b:9092]", plain, "opens a [ it does not close"),
+            ("[a:9092 b:9092]", plain, "separated by commas"),
+            ("[::1", plain, "opens a [ it does not close"),
             ("a:65536", plain, "the port is not 1 to 65535"),
             ("a:0", plain, "the port is not 1 to 65535"),
             ("a:90x2", plain, "the port is not 1 to 65535"),
             ("[::1]9092", plain, "not [address]:port"),
-            ("a:9092\nb:9092", plain, "not line breaks"),
+            ("a:9092\nb:9092", plain, "separated by commas"),
+            ("a:9092 b:9092", plain, "separated by commas"),
+            ("a:9092:9093", plain, "not host:port"),
+            ("kafka/x:9092", plain, "not host:port"),
             ("SSL://b:9093", plain, "security.protocol (plaintext)"),
             ("foo://b:9093", plain, "the protocol is not one of"),
             ("://b:9093", plain, "the protocol is not one of"),

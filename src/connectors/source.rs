@@ -386,17 +386,65 @@ pub const MAX_EVENT_TYPE: usize = 256;
 /// topic auto-creation on the broker) it could otherwise create topics without end.
 pub const MAX_ROUTED_TOPICS: usize = 256;
 
+/// The topics of one source's routing: produced to, and routed to by webhooks not
+/// produced yet (how many of each).
+#[derive(Debug, Default)]
+struct Routes {
+    produced: std::collections::HashSet<String>,
+    pending: std::collections::HashMap<String, usize>,
+}
+
+impl Routes {
+    fn release(&mut self, topic: &str) {
+        if let Some(n) = self.pending.get_mut(topic) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(topic);
+            }
+        }
+    }
+}
+
+/// A webhook's routed topic. A new topic holds its place in the source's bound while
+/// this lives; [`Route::produced`] makes it the source's for good.
+#[derive(Debug)]
+pub struct Route {
+    topic: String,
+    /// `Some` for a topic no webhook was produced to yet.
+    pending: Option<Arc<std::sync::Mutex<Routes>>>,
+}
+
+impl Route {
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The webhook was produced to the topic (acknowledged by Kafka).
+    pub fn produced(mut self) {
+        if let Some(routes) = self.pending.take() {
+            let mut routes = routes.lock().unwrap_or_else(|p| p.into_inner());
+            routes.release(&self.topic);
+            routes.produced.insert(self.topic.clone());
+        }
+    }
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        if let Some(routes) = self.pending.take() {
+            (routes.lock().unwrap_or_else(|p| p.into_inner())).release(&self.topic);
+        }
+    }
+}
+
 /// `topic = "github.{event_type}"` with `topics_allowed = ["github.push", "github.issue*"]`.
 #[derive(Debug, Clone)]
 pub struct Routing {
     template: Template,
     allowed: Vec<String>,
-    /// Topics a webhook was routed to, taken when it was routed (before its produce):
-    /// a new one is refused once there are [`MAX_ROUTED_TOPICS`]. Taken then, webhooks
-    /// routed at once cannot pass the bound together, and a topic once accepted is
-    /// never refused later; one Kafka would not create (a name colliding with another)
-    /// counts too, so those are bounded as well.
-    routed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Topics webhooks were produced to, and those of webhooks routed but not produced
+    /// yet: see [`Routing::topic`].
+    routes: Arc<std::sync::Mutex<Routes>>,
 }
 
 /// Why a webhook has no topic: answered 400, nothing produced.
@@ -448,12 +496,13 @@ impl Routing {
         Ok(Some(Routing {
             template,
             allowed: allowed.to_vec(),
-            routed: Default::default(),
+            routes: Default::default(),
         }))
     }
 
-    /// The topic for a webhook with this event type.
-    pub fn topic(&self, event_type: Option<&[u8]>) -> Result<String, RouteError> {
+    /// The topic for a webhook with this event type. A topic no webhook was produced to
+    /// is refused once produced and pending topics come to [`MAX_ROUTED_TOPICS`].
+    pub fn topic(&self, event_type: Option<&[u8]>) -> Result<Route, RouteError> {
         let event_type = event_type.ok_or(RouteError::NoEventType)?;
         let mut out = Vec::new();
         self.template
@@ -472,14 +521,27 @@ impl Routing {
         if !allowed {
             return Err(RouteError::NotAllowed);
         }
-        let mut routed = self.routed.lock().unwrap_or_else(|p| p.into_inner());
-        if !routed.contains(&topic) {
-            if routed.len() >= MAX_ROUTED_TOPICS {
-                return Err(RouteError::TooManyTopics);
-            }
-            routed.insert(topic.clone());
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if routes.produced.contains(&topic) {
+            return Ok(Route {
+                topic,
+                pending: None,
+            });
         }
-        Ok(topic)
+        // A new topic counts from the moment a webhook is routed to it, so webhooks
+        // routed at once cannot pass the bound together; it is the source's for good
+        // only once a webhook was produced to it (one answered as a replay, or whose
+        // produce failed, takes nothing: a captured request resent with other event
+        // types cannot use the bound up).
+        let taken = routes.produced.len() + routes.pending.len();
+        if !routes.pending.contains_key(&topic) && taken >= MAX_ROUTED_TOPICS {
+            return Err(RouteError::TooManyTopics);
+        }
+        *routes.pending.entry(topic.clone()).or_default() += 1;
+        Ok(Route {
+            topic,
+            pending: Some(self.routes.clone()),
+        })
     }
 
     pub fn allowed(&self) -> &[String] {
@@ -599,17 +661,34 @@ mod tests {
         let r = Routing::parse("t.{event_type}", &["t.*".to_owned()], true)
             .unwrap()
             .unwrap();
-        // Taken as each is routed, before any produce: webhooks routed at the same time
-        // cannot pass the bound together.
-        for i in 0..MAX_ROUTED_TOPICS {
-            assert!(r.topic(Some(format!("e{i}").as_bytes())).is_ok());
-        }
-        assert_eq!(r.topic(Some(b"new")), Err(RouteError::TooManyTopics));
-        assert_eq!(r.topic(Some(b"other")), Err(RouteError::TooManyTopics));
+        let refused =
+            |r: &Routing, e: &[u8]| matches!(r.topic(Some(e)), Err(RouteError::TooManyTopics));
+        // Webhooks routed at the same time, none produced yet: they hold their places.
+        let held: Vec<Route> = (0..MAX_ROUTED_TOPICS)
+            .map(|i| r.topic(Some(format!("e{i}").as_bytes())).unwrap())
+            .collect();
+        assert!(refused(&r, b"new"), "pending ones count");
         assert_eq!(
-            r.topic(Some(b"e7")).as_deref(),
-            Ok("t.e7"),
-            "known ones go on"
+            r.topic(Some(b"e7")).unwrap().topic(),
+            "t.e7",
+            "a pending one goes on"
+        );
+        // One answered as a replay or whose produce failed takes nothing for good.
+        drop(held);
+        let again: Vec<Route> = (0..MAX_ROUTED_TOPICS)
+            .map(|i| r.topic(Some(format!("x{i}").as_bytes())).unwrap())
+            .collect();
+        drop(again);
+        for i in 0..MAX_ROUTED_TOPICS {
+            r.topic(Some(format!("e{i}").as_bytes()))
+                .unwrap()
+                .produced();
+        }
+        assert!(refused(&r, b"new"));
+        assert_eq!(
+            r.topic(Some(b"e7")).unwrap().topic(),
+            "t.e7",
+            "produced ones go on for good"
         );
     }
 

@@ -205,15 +205,22 @@ fn client_ip(extensions: &Extensions) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip())
 }
 
-/// Whether every `Transfer-Encoding` a request names is `chunked`: the HTTP server takes
-/// any list that ends in `chunked` as chunked (`gzip, chunked`) and hands over the body
-/// still gzipped.
+/// Whether a request's `Transfer-Encoding` is none or `chunked` once: the HTTP server
+/// takes any list that ends in `chunked` as chunked (`gzip, chunked`) and hands over the
+/// body still gzipped, or, for `chunked, chunked`, still in its inner chunks. Empty list
+/// elements do not count (RFC 9110 5.6.1).
 fn only_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(axum::http::header::TRANSFER_ENCODING)
+    let mut codings = headers
+        .get_all(header::TRANSFER_ENCODING)
         .iter()
         .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .all(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => true,
+        (Some(only), None) => only.eq_ignore_ascii_case(b"chunked"),
+        (Some(_), Some(_)) => false,
+    }
 }
 
 async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Body) -> Reply {
@@ -334,7 +341,7 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         },
     };
     let record = Routed {
-        topic: routed.as_deref().unwrap_or(&source.topic),
+        topic: routed.as_ref().map_or(&source.topic, |r| r.topic()),
         key: key.as_deref(),
         event_type: event_type.as_deref(),
     };
@@ -358,6 +365,9 @@ async fn receive(ing: &Ingress, endpoint: &Endpoint, req: Incoming<'_>, body: Bo
         Reply::Accepted => {
             if let (Some(guard), Some(delivery)) = (&endpoint.replay, delivery) {
                 guard.remember(delivery);
+            }
+            if let Some(route) = routed.filter(|_| !replayed) {
+                route.produced();
             }
             // The provider's own answer, only once the record is in Kafka.
             acknowledgement.map_or(Reply::Accepted, Reply::Handshake)

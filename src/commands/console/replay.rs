@@ -81,21 +81,23 @@ pub(super) async fn replay_page(
             &rows
         )
     );
+    // The time the dry run resolved, not `2h` again: applied a minute later, a duration
+    // would move the group to another time than the one shown. Through the millisecond
+    // the dry run looked up, which also keeps a time before 1970 writable; one past 9999
+    // (an offset can make one of 9999-12-31) cannot be written at all.
+    let resolved =
+        crate::clock::rfc3339_millis(crate::clock::at_millis(crate::clock::millis_of(from)));
     if forward {
         body.push_str("<p class=\"error\">Refused: that time is past records the sink has not delivered yet. Choose an earlier time.</p>");
+    } else if resolved.is_none() {
+        body.push_str("<p class=\"error\">Refused: that time is past what an RFC 3339 time holds (9999-12-31). Choose an earlier time.</p>");
     } else if !c.read_only {
         let _ = write!(
             body,
             "<form method=\"post\" data-confirm=\"Move the group back and deliver these records again? This process stops the sink for the moment of the replay.\">{}<input type=\"hidden\" name=\"from\" value=\"{}\"><button class=\"action\">Apply the replay</button></form>\
 <p class=\"note\">Applying stops this process's run of the sink (in-flight deliveries finish, the watermark is committed, it leaves the group), moves the group back exactly as <code>hookbridge replay</code> does, and starts the sink again from there. It is refused, and nothing moves, while other processes run the sink: stop them first.</p>",
             html::csrf_field(&s.csrf),
-            // The time the dry run resolved, not `2h` again: applied a minute later, a
-            // duration would move the group to another time than the one shown.
-            // (Through the millisecond the dry run looked up, which also keeps a time
-            // before 1970 printable: the format refuses one.)
-            // (And a time past 9999, which an offset can make of 9999-12-31, is refused
-            // by the formatter: none is written, and nothing moves without one.)
-            esc(&crate::clock::rfc3339_millis(crate::clock::at_millis(crate::clock::millis_of(from))).unwrap_or_default())
+            esc(resolved.as_deref().unwrap_or_default())
         );
     }
     ok_page(&c, &s, &title, &body)

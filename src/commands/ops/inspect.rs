@@ -537,7 +537,7 @@ fn dlq_time_ms(msg: &BorrowedMessage<'_>, env: &DeadLetterEnvelope) -> i64 {
 const SUMMARY_FIELD: usize = 256;
 
 /// `text` up to [`SUMMARY_FIELD`] characters, saying how much more there was.
-fn short(text: String) -> String {
+pub(crate) fn short(text: String) -> String {
     match text.char_indices().nth(SUMMARY_FIELD) {
         None => text,
         Some((end, _)) => format!("{}… ({} more bytes)", &text[..end], text.len() - end),

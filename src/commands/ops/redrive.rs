@@ -396,7 +396,7 @@ fn describe(msg: &BorrowedMessage<'_>, r: &Record, env: &DeadLetterEnvelope) -> 
         msg.offset(),
         msg.partition(),
         r.webhook_id(),
-        escape_str(&env.reason)
+        super::inspect::short(escape_str(&env.reason))
     )
 }
 
