@@ -48,6 +48,13 @@ async fn list_json(hb: &Hookbridge, extra: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
+/// A dead letter's headers as `kafka::produce` takes them: to write forged copies.
+fn headers_of(record: &kafka::Read) -> serde_json::Map<String, Value> {
+    (record.headers.iter())
+        .map(|(k, v)| (k.clone(), json!(String::from_utf8_lossy(v))))
+        .collect()
+}
+
 fn origin_offsets(listing: &Value) -> Vec<i64> {
     let mut offs: Vec<i64> = listing["records"]
         .as_array()
@@ -287,10 +294,7 @@ async fn dlq_list_and_show_read_one_sinks_dead_letters_and_commit_nothing() {
         .iter()
         .find(|r| r.header("hookbridge-dlq-connector").as_deref() == Some("orders"))
         .expect("a dead letter of orders");
-    let mut headers = serde_json::Map::new();
-    for (k, v) in &first.headers {
-        headers.insert(k.clone(), json!(String::from_utf8_lossy(v)));
-    }
+    let mut headers = headers_of(first);
     headers.insert(
         "hookbridge-dlq-reason".into(),
         json!("\u{1b}[2Jpermanent\u{202e}"),
@@ -509,10 +513,7 @@ async fn a_dead_letter_past_the_topic_names_a_process_keeps_stops_the_redrive() 
     // The same envelope from one more origin topic than a process keeps: each its own.
     let forged: Vec<Value> = (0..=NAMES)
         .map(|i| {
-            let mut headers = serde_json::Map::new();
-            for (k, v) in &real[0].headers {
-                headers.insert(k.clone(), json!(String::from_utf8_lossy(v)));
-            }
+            let mut headers = headers_of(&real[0]);
             headers.insert(
                 "hookbridge-dlq-topic".into(),
                 json!(format!("tenant-{i:05}")),
