@@ -47,7 +47,10 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) ->
     match runtime.block_on(fut) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Written without a panic when stderr is gone (a redrive stopped by the
+            // terminal's hangup ends here).
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             // What the operator gave cannot be used: a usage error, as clap's are.
             match e.downcast_ref::<OpsError>() {
                 Some(OpsError::Invalid(_) | OpsError::NoSink(_) | OpsError::NoDlq(_)) => {

@@ -50,6 +50,16 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// `brokers` as librdkafka is given it: each comma-separated entry trimmed of the
+    /// whitespace around it and empty ones left out, so a trailing line break (a value
+    /// from a file or a YAML block) is not read as part of a host name. What
+    /// `kafka.brokers` is checked as, too.
+    pub fn bootstrap_servers(&self) -> String {
+        bootstrap_entries(&self.brokers)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Resolves property values. Names only in errors, never the value.
     pub fn resolved_properties(&self, file: &str) -> Result<Vec<(String, String)>, ConfigError> {
         self.properties
@@ -176,4 +186,9 @@ pub struct ShutdownSettings {
     /// One deadline for the whole drain on SIGTERM: in-flight webhooks, in-flight
     /// deliveries, the final commit and the producer flush.
     pub drain_timeout: HumanDuration,
+}
+
+/// The entries of a bootstrap list: separated by commas, trimmed, empty ones left out.
+pub fn bootstrap_entries(brokers: &str) -> impl Iterator<Item = &str> {
+    brokers.split(',').map(str::trim).filter(|e| !e.is_empty())
 }

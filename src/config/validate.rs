@@ -439,8 +439,7 @@ const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
 /// and leave every replica unready for good, trying to resolve it.
 fn broker_list_problem(list: &str, security_protocol: Option<&str>) -> Option<String> {
     let mut any = false;
-    let entries = list.split(',').map(str::trim).filter(|e| !e.is_empty());
-    for (i, entry) in entries.enumerate() {
+    for (i, entry) in super::settings::bootstrap_entries(list).enumerate() {
         any = true;
         let at = || format!("entry {} ({:?})", i + 1, entry);
         if entry.contains(char::is_whitespace) {

@@ -419,11 +419,13 @@ impl Route {
         &self.topic
     }
 
-    /// The webhook was produced to the topic (acknowledged by Kafka).
+    /// The webhook was produced to the topic (acknowledged by Kafka). Its pending count
+    /// goes whole (other webhooks still in flight to it release nothing then), so the
+    /// topic is never counted twice.
     pub fn produced(mut self) {
         if let Some(routes) = self.pending.take() {
             let mut routes = routes.lock().unwrap_or_else(|p| p.into_inner());
-            routes.release(&self.topic);
+            routes.pending.remove(&self.topic);
             routes.produced.insert(self.topic.clone());
         }
     }
@@ -690,6 +692,20 @@ mod tests {
             "t.e7",
             "produced ones go on for good"
         );
+        // A topic produced to while another webhook to it is in flight counts once.
+        let r = Routing::parse("t.{event_type}", &["t.*".to_owned()], true)
+            .unwrap()
+            .unwrap();
+        let (first, second) = (r.topic(Some(b"t")).unwrap(), r.topic(Some(b"t")).unwrap());
+        first.produced();
+        let rest: Vec<Route> = (1..MAX_ROUTED_TOPICS)
+            .map(|i| {
+                r.topic(Some(format!("n{i}").as_bytes()))
+                    .expect("room for the rest")
+            })
+            .collect();
+        assert!(refused(&r, b"one-more"));
+        drop((second, rest));
     }
 
     /// The event type goes into every record's headers and each source's event catalog

@@ -154,7 +154,7 @@ pub(crate) fn client_config(
     defaults: &[(&str, &str)],
 ) -> ClientConfig {
     let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &kafka.brokers);
+    cfg.set("bootstrap.servers", kafka.bootstrap_servers());
     let consumer_protocol = properties
         .iter()
         .any(|(k, v)| k == "group.protocol" && is_consumer_protocol(v));
