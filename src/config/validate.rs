@@ -496,8 +496,8 @@ fn broker_list_problem(list: &str, security_protocol: Option<&str>) -> Option<St
         if let Some(port) = port {
             // Read as a number up to what is not a digit: `9092/` is 9092.
             let port = port.split('/').next().unwrap_or_default();
-            let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
-            if !digits || !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            // (`+9092` too, as librdkafka's atoi reads it.)
+            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
                 return Some(format!("{}: the port is not 1 to 65535", at()));
             }
         }
@@ -562,6 +562,7 @@ mod tests {
             "[fe80::1%eth0]:9092",
             "broker_1.internal:9092",
             "127.0.0.1:65535",
+            "a:+9092",
         ] {
             assert_eq!(broker_list_problem(ok, plain), None, "{ok}");
         }
