@@ -255,3 +255,34 @@ async fn refused_event_grid_and_graph_validations_spend_the_address_budget_like_
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+/// Only no `Transfer-Encoding` or `chunked` once is read as the body it says: any other
+/// coding (`gzip, chunked`), or chunked twice, would hand over the body still encoded.
+#[test]
+fn only_chunked_once_is_a_transfer_coding_taken() {
+    let with = |values: &[&str]| {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::TRANSFER_ENCODING, v.parse().unwrap());
+        }
+        only_chunked(&h)
+    };
+    for taken in [
+        &[][..],
+        &["chunked"],
+        &["Chunked"],
+        &[" , chunked"],
+        &["chunked", ""],
+    ] {
+        assert!(with(taken), "{taken:?}");
+    }
+    for refused in [
+        &["gzip, chunked"][..],
+        &["chunked, chunked"],
+        &["chunked", "chunked"],
+        &["gzip", "chunked"],
+        &["identity"],
+    ] {
+        assert!(!with(refused), "{refused:?}");
+    }
+}
