@@ -20,26 +20,19 @@ pub fn validate(settings: &Settings, file: &str) -> Result<(), ConfigError> {
     if s.kafka.brokers.trim().is_empty() {
         return Err(err("kafka.brokers", "must not be empty".into()));
     }
-    // Only one of the protocols: any other value is refused by key with the other
+    // The client's protocol when it is known here: unset is plaintext; a `${VAR}` or
+    // `file:` is not known; a value that is no protocol is refused by key with the other
     // properties, never printed.
-    let security_protocol = s.kafka.properties.iter().find_map(|(k, v)| match v {
-        SecretRef::Literal(p) if k.eq_ignore_ascii_case("security.protocol") => {
+    let security_protocol =
+        (s.kafka.properties.iter()).find(|(k, _)| k.eq_ignore_ascii_case("security.protocol"));
+    let protocol = match security_protocol {
+        None => Some("plaintext".to_owned()),
+        Some((_, SecretRef::Literal(p))) => {
             Some(p.expose().trim().to_ascii_lowercase()).filter(|p| PROTOCOLS.contains(&p.as_str()))
         }
-        _ => None,
-    });
-    let configured_elsewhere = s
-        .kafka
-        .properties
-        .keys()
-        .any(|k| k.eq_ignore_ascii_case("security.protocol"));
-    let protocol = match (&security_protocol, configured_elsewhere) {
-        (Some(p), _) => Some(p.as_str()),
-        // From a variable or a file: not known here.
-        (None, true) => None,
-        (None, false) => Some("plaintext"),
+        Some(_) => None,
     };
-    if let Some(problem) = broker_list_problem(&s.kafka.brokers, protocol) {
+    if let Some(problem) = broker_list_problem(&s.kafka.brokers, protocol.as_deref()) {
         return Err(err("kafka.brokers", problem));
     }
     if let Some(problem) = level_problem(&s.log.level) {

@@ -213,8 +213,8 @@ impl Summary {
             // Escaped here, so every form of a summary (text, `--json`, the console)
             // carries the same safe text: anyone who can write to the DLQ topic writes
             // these headers.
-            reason: short(escape_str(&env.reason)),
-            error: short(escape_str(&env.error)),
+            reason: shown(&env.reason),
+            error: shown(&env.error),
             status: env.status,
             attempts: env.attempts,
             response: response_line(redact, &env.response),
@@ -536,8 +536,15 @@ fn dlq_time_ms(msg: &BorrowedMessage<'_>, env: &DeadLetterEnvelope) -> i64 {
 /// page that shows it (`dlq show` prints the headers whole).
 const SUMMARY_FIELD: usize = 256;
 
+/// A dead letter's reason or error as every listing and report line shows it: escaped
+/// (anyone who may write to the DLQ topic writes these headers) and cut to
+/// [`SUMMARY_FIELD`] characters.
+pub(crate) fn shown(text: &str) -> String {
+    short(escape_str(text))
+}
+
 /// `text` up to [`SUMMARY_FIELD`] characters, saying how much more there was.
-pub(crate) fn short(text: String) -> String {
+fn short(text: String) -> String {
     match text.char_indices().nth(SUMMARY_FIELD) {
         None => text,
         Some((end, _)) => format!("{}… ({} more bytes)", &text[..end], text.len() - end),

@@ -31,7 +31,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::dlq_read::{self, Entry, Reader};
-use super::escape::escape_str;
 use super::inspect::At;
 use super::{KafkaContext, OpsError};
 use crate::config::load::Loaded;
@@ -396,7 +395,7 @@ fn describe(msg: &BorrowedMessage<'_>, r: &Record, env: &DeadLetterEnvelope) -> 
         msg.offset(),
         msg.partition(),
         r.webhook_id(),
-        super::inspect::short(escape_str(&env.reason))
+        super::inspect::shown(&env.reason)
     )
 }
 
